@@ -1,0 +1,1 @@
+"""Shared plumbing for the help-desk services."""

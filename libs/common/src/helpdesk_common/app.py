@@ -1,0 +1,177 @@
+"""Service app factory: middleware, problem handlers, health/metrics, and the bus lifecycle.
+
+Every service builds its FastAPI app here so they all behave alike: JSON logs with request
+id, HTTP metrics by route template, body-size limit, RFC 9457 errors, ``/healthz``,
+``/readyz`` (database and broker) and ``/metrics`` outside ``/v1`` (the gateway only
+forwards ``/v1``), and a lifespan that starts and stops the outbox relay and consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import ORJSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Table, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .consumer import ConsumerRunner, Handler
+from .db import create_engine
+from .identity import IdentityVerifier
+from .kafka import broker_reachable
+from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
+from .outbox import OutboxRelay
+from .problems import install_problem_handlers, problem_response
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsumerSpec:
+    name: str
+    topics: list[str]
+    handlers: dict[str, Handler]
+
+
+@dataclass
+class ServiceParts:
+    """What a service plugs into the shared factory."""
+
+    title: str
+    routers: Sequence[APIRouter]
+    outbox: Table | None = None
+    inbox: Table | None = None
+    consumers: Sequence[ConsumerSpec] = field(default_factory=list)
+    uses_broker: bool = True
+
+
+class Runtime:
+    """Per-process resources, reachable as ``request.app.state.runtime``."""
+
+    def __init__(self, settings: ServiceSettings, parts: ServiceParts) -> None:
+        self.settings = settings
+        self.parts = parts
+        self.engine: AsyncEngine = create_engine(
+            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
+        self.relay: OutboxRelay | None = None
+        if parts.outbox is not None and settings.relay_enabled:
+            self.relay = OutboxRelay(engine=self.engine, table=parts.outbox, settings=settings)
+        self.consumers: list[ConsumerRunner] = []
+        if parts.inbox is not None and settings.consumers_enabled:
+            for spec in parts.consumers:
+                self.consumers.append(
+                    ConsumerRunner(
+                        name=spec.name,
+                        topics=spec.topics,
+                        handlers=spec.handlers,
+                        engine=self.engine,
+                        inbox=parts.inbox,
+                        settings=settings,
+                        on_events_written=self.notify_relay,
+                    )
+                )
+        self._tasks: list[asyncio.Task] = []
+        self._broker_ok: tuple[bool, float] = (False, 0.0)
+
+    def notify_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.notify()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One request, one transaction; wakes the relay after a commit."""
+        async with self.engine.begin() as conn:
+            yield conn
+        self.notify_relay()
+
+    async def start(self) -> None:
+        if self.relay is not None:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        for runner in self.consumers:
+            self._tasks.append(asyncio.create_task(runner.run(), name=f"consumer-{runner.name}"))
+
+    async def stop(self) -> None:
+        for runner in self.consumers:
+            await runner.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.engine.dispose()
+
+    async def broker_ok(self) -> bool:
+        ok, checked_at = self._broker_ok
+        if time.monotonic() - checked_at > 2.0:
+            ok = await broker_reachable(self.settings)
+            self._broker_ok = (ok, time.monotonic())
+        return ok
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        try:
+            async with runtime.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+            checks["database"] = "ok"
+        except Exception:
+            checks["database"] = "unreachable"
+        if runtime.parts.uses_broker:
+            checks["broker"] = "ok" if await runtime.broker_ok() else "unreachable"
+        if all(v == "ok" for v in checks.values()):
+            return ORJSONResponse({"status": "ready", "checks": checks})
+        return problem_response(503, "not-ready", "Not ready", "A dependency is unreachable.", checks=checks)
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
+    configure_logging(settings.service_name, settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(settings, parts)
+        app.state.runtime = runtime
+        app.state.settings = settings
+        app.state.identity_verifier = IdentityVerifier(settings.internal_auth_secret.get_secret_value())
+        await runtime.start()
+        log.info("service started")
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            log.info("service stopped")
+
+    app = FastAPI(title=parts.title, version="0.1.0", lifespan=lifespan, default_response_class=ORJSONResponse)
+    install_problem_handlers(app)
+    app.include_router(_health_router())
+    for router in parts.routers:
+        app.include_router(router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime

@@ -1,0 +1,265 @@
+"""Consumer runner with an idempotent inbox.
+
+For each fetched batch the runner opens one database transaction, records
+``(consumer, event id)`` in the inbox (unique) and applies the handler only for events not
+seen before, commits, and only then commits the Kafka offsets. A crash anywhere before the
+offset commit replays the batch; the inbox turns the replay into a no-op. If the batch fails,
+each record is retried on its own with backoff; a record that still fails goes to
+``<topic>.dlq`` with error headers and the consumer moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, Uuid, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from . import events
+from .kafka import ensure_topics, new_producer
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncConnection, Any], Awaitable[None]]
+
+CONSUMED = Counter(
+    "consumer_events_total", "Events seen by consumers", ["consumer", "type", "outcome"]
+)
+CONSUMER_LAG = Gauge("consumer_lag", "Records behind the high watermark", ["consumer", "topic"])
+BATCH_SECONDS = Histogram("consumer_batch_seconds", "Time to apply one fetched batch", ["consumer"])
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", Text, primary_key=True),
+        Column("event_id", Uuid, primary_key=True),
+        Column("event_type", Text, nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class Decoded:
+    __slots__ = ("record", "event", "error")
+
+    def __init__(self, record: ConsumerRecord, event: Any = None, error: Exception | None = None):
+        self.record = record
+        self.event = event
+        self.error = error
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: list[str],
+        handlers: dict[str, Handler],
+        engine: AsyncEngine,
+        inbox: Table,
+        settings: ServiceSettings,
+        on_events_written: Callable[[], None] | None = None,
+        after_db_commit: Callable[[list[ConsumerRecord]], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._topics = topics
+        self._handlers = handlers
+        self._engine = engine
+        self._inbox = inbox
+        self._settings = settings
+        self._on_events_written = on_events_written
+        self._after_db_commit = after_db_commit  # test hook: simulate a crash before offset commit
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dlq_producer: AIOKafkaProducer | None = None
+        self._stopping = False
+        self.healthy = False
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while not self._stopping:
+            try:
+                await self._run_consumer()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.healthy = False
+                log.warning("consumer error, restarting", extra={"consumer": self.name, "error": repr(exc)})
+                await self._close()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            else:
+                backoff = 0.2
+
+    async def _run_consumer(self) -> None:
+        await ensure_topics(self._settings, self._topics)
+        consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            group_id=self.name,
+            client_id=f"{self._settings.service_name}-{self.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+        )
+        self._consumer = consumer
+        try:
+            await asyncio.wait_for(consumer.start(), 20)
+        except BaseException:
+            self._consumer = None
+            await consumer.stop()
+            raise
+        self.healthy = True
+        last_lag_update = 0.0
+        try:
+            while not self._stopping:
+                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                if batches:
+                    await self._handle_batches(consumer, batches)
+                now = time.monotonic()
+                if now - last_lag_update > 5:
+                    last_lag_update = now
+                    await self._update_lag(consumer)
+        finally:
+            await self._close()
+
+    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        per_topic: dict[str, int] = {}
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            position = await consumer.position(tp)
+            per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(0, high - position)
+        for topic, lag in per_topic.items():
+            CONSUMER_LAG.labels(self.name, topic).set(lag)
+
+    async def _handle_batches(
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        started = time.perf_counter()
+        records = [r for recs in batches.values() for r in recs]
+        decoded = [self._decode(r) for r in records]
+        wrote_events = False
+        try:
+            wrote_events = await self._apply(decoded)
+        except Exception as exc:
+            log.info("batch failed, retrying records one by one", extra={"consumer": self.name, "error": repr(exc)})
+            for item in decoded:
+                wrote_events |= await self._apply_with_retries(item)
+        if self._after_db_commit is not None:
+            self._after_db_commit(records)
+        await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+        BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        if wrote_events and self._on_events_written is not None:
+            self._on_events_written()
+
+    def _decode(self, record: ConsumerRecord) -> Decoded:
+        try:
+            return Decoded(record, events.decode(record.value))
+        except events.UnknownEventType:
+            return Decoded(record)
+        except Exception as exc:  # undecodable: poison, goes to the DLQ without retries
+            return Decoded(record, error=exc)
+
+    async def _apply(self, items: list[Decoded]) -> bool:
+        """Apply every decodable, handled, not-yet-seen event in one transaction."""
+        if any(i.error is not None for i in items):
+            raise ValueError("batch contains undecodable records")
+        wrote = False
+        async with self._engine.begin() as conn:
+            for item in items:
+                wrote |= await self._apply_one(conn, item)
+        return wrote
+
+    async def _apply_one(self, conn: AsyncConnection, item: Decoded) -> bool:
+        event = item.event
+        if event is None:
+            CONSUMED.labels(self.name, "unknown", "skipped").inc()
+            return False
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            CONSUMED.labels(self.name, event.type, "ignored").inc()
+            return False
+        fresh = await conn.scalar(
+            pg_insert(self._inbox)
+            .values(consumer=self.name, event_id=event.id, event_type=event.type)
+            .on_conflict_do_nothing()
+            .returning(self._inbox.c.event_id)
+        )
+        if fresh is None:
+            CONSUMED.labels(self.name, event.type, "duplicate").inc()
+            return False
+        await handler(conn, event)
+        CONSUMED.labels(self.name, event.type, "processed").inc()
+        return True
+
+    async def _apply_with_retries(self, item: Decoded) -> bool:
+        if item.error is not None:
+            await self._dead_letter(item, item.error, attempts=0)
+            return False
+        max_attempts = self._settings.consumer_max_attempts
+        error: Exception | None = None
+        for attempt in range(1, max_attempts + 1):
+            try:
+                async with self._engine.begin() as conn:
+                    return await self._apply_one(conn, item)
+            except Exception as exc:
+                error = exc
+                if attempt < max_attempts:
+                    await asyncio.sleep(self._settings.consumer_retry_base_s * 2 ** (attempt - 1))
+        await self._dead_letter(item, error, attempts=max_attempts)
+        return False
+
+    async def _dead_letter(self, item: Decoded, error: Exception | None, *, attempts: int) -> None:
+        rec = item.record
+        if self._dlq_producer is None:
+            self._dlq_producer = await new_producer(self._settings)
+        headers = list(rec.headers or ()) + [
+            ("dlq.consumer", self.name.encode()),
+            ("dlq.error.type", type(error).__name__.encode()),
+            ("dlq.error.message", str(error)[:1000].encode("utf-8", "replace")),
+            ("dlq.attempts", str(attempts).encode()),
+            ("dlq.original.topic", rec.topic.encode()),
+            ("dlq.original.partition", str(rec.partition).encode()),
+            ("dlq.original.offset", str(rec.offset).encode()),
+            ("dlq.id", uuid.uuid4().hex.encode()),
+        ]
+        await self._dlq_producer.send_and_wait(
+            events.dlq_topic(rec.topic), value=rec.value, key=rec.key, headers=headers
+        )
+        event_type = getattr(item.event, "type", "undecodable")
+        CONSUMED.labels(self.name, event_type, "dead_lettered").inc()
+        log.error(
+            "event dead-lettered",
+            extra={"consumer": self.name, "topic": rec.topic, "offset": rec.offset, "error": repr(error)},
+        )
+
+    async def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                await asyncio.wait_for(consumer.stop(), 10)
+            except Exception:
+                pass
+        producer, self._dlq_producer = self._dlq_producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), 5)
+            except Exception:
+                pass
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self._close()

