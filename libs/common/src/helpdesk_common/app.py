@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import ORJSONResponse
+from .responses import JSONBytesResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -136,7 +136,7 @@ def _health_router() -> APIRouter:
         if runtime.parts.uses_broker:
             checks["broker"] = "ok" if await runtime.broker_ok() else "unreachable"
         if all(v == "ok" for v in checks.values()):
-            return ORJSONResponse({"status": "ready", "checks": checks})
+            return JSONBytesResponse({"status": "ready", "checks": checks})
         return problem_response(503, "not-ready", "Not ready", "A dependency is unreachable.", checks=checks)
 
     @router.get("/metrics")
@@ -163,7 +163,7 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
             await runtime.stop()
             log.info("service stopped")
 
-    app = FastAPI(title=parts.title, version="0.1.0", lifespan=lifespan, default_response_class=ORJSONResponse)
+    app = FastAPI(title=parts.title, version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
     app.include_router(_health_router())
     for router in parts.routers:

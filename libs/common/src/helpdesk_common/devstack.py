@@ -14,7 +14,6 @@ import json
 import os
 import pwd
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -156,7 +155,8 @@ class EmbeddedPostgres:
                  "--encoding=UTF8", "--locale=C.UTF-8"],
                 user=user, check=True, capture_output=True,
             )
-        (data / "postmaster.pid").unlink(missing_ok=True) if not self._pid_alive(data) else None
+        if not self._pid_alive(data):
+            (data / "postmaster.pid").unlink(missing_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from .responses import JSONBytesResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .observability import PROBLEM_BASE, request_id_var
@@ -70,7 +70,7 @@ def problem_response(
     *,
     headers: dict[str, str] | None = None,
     **extensions: Any,
-) -> ORJSONResponse:
+) -> JSONBytesResponse:
     body: dict[str, Any] = {"type": PROBLEM_BASE + kind, "title": title, "status": status}
     if detail:
         body["detail"] = detail
@@ -78,7 +78,7 @@ def problem_response(
     if rid:
         body["request_id"] = rid
     body.update(extensions)
-    return ORJSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+    return JSONBytesResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -89,18 +89,18 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
-async def _on_problem(_: Request, exc: Problem) -> ORJSONResponse:
+async def _on_problem(_: Request, exc: Problem) -> JSONBytesResponse:
     return problem_response(exc.status, exc.kind, exc.title, exc.detail, headers=exc.headers, **exc.extensions)
 
 
-async def _on_http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONBytesResponse:
     kind = _KIND_BY_STATUS.get(exc.status_code, "error")
     title = kind.replace("-", " ").capitalize()
     detail = exc.detail if isinstance(exc.detail, str) else None
     return problem_response(exc.status_code, kind, title, detail, headers=getattr(exc, "headers", None))
 
 
-async def _on_validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+async def _on_validation(_: Request, exc: RequestValidationError) -> JSONBytesResponse:
     errors = _field_errors(exc)
     if any(e["code"] == "json_invalid" for e in errors):
         return problem_response(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON.")
@@ -109,7 +109,7 @@ async def _on_validation(_: Request, exc: RequestValidationError) -> ORJSONRespo
     )
 
 
-async def _on_unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+async def _on_unexpected(_: Request, exc: Exception) -> JSONBytesResponse:
     log.exception("unhandled error", exc_info=exc)
     return problem_response(500, "internal-error", "Internal error", "An unexpected error occurred.")
 
