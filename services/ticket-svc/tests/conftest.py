@@ -11,7 +11,9 @@ def ticket_db(infra):
 
 @pytest.fixture
 async def client(infra, ticket_db, monkeypatch):
+    """The API with its relay but without consumers (intake tests need no projections)."""
     service_env(monkeypatch, infra, "TICKET_", ticket_db)
+    monkeypatch.setenv("TICKET_CONSUMERS_ENABLED", "false")
     from ticket_svc.config import Settings
     from ticket_svc.main import create_app
 
@@ -24,3 +26,16 @@ async def db(ticket_db):
     engine = create_async_engine(ticket_db)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def full_client(infra, ticket_db, monkeypatch):
+    """The API with relay and consumers running against the test broker."""
+    service_env(monkeypatch, infra, "TICKET_", ticket_db)
+    from ticket_svc.config import Settings
+    from ticket_svc.main import create_app
+
+    app = create_app(Settings())
+    async with running_app(app) as c:
+        c.app = app
+        yield c

@@ -99,13 +99,19 @@ class Runtime:
             self._tasks.append(asyncio.create_task(runner.run(), name=f"consumer-{runner.name}"))
 
     async def stop(self) -> None:
+        """Cancel the loops first (a consumer may be mid-rebalance), then release clients."""
         for runner in self.consumers:
-            await runner.stop()
+            runner.request_stop()
         if self.relay is not None:
-            await self.relay.stop()
+            self.relay.request_stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(runner.stop() for runner in self.consumers),
+            *([self.relay.stop()] if self.relay is not None else []),
+            return_exceptions=True,
+        )
         await self.engine.dispose()
 
     async def broker_ok(self) -> bool:

@@ -250,7 +250,7 @@ class ConsumerRunner:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             try:
-                await asyncio.wait_for(consumer.stop(), 10)
+                await asyncio.wait_for(consumer.stop(), 3)
             except Exception:
                 pass
         producer, self._dlq_producer = self._dlq_producer, None
@@ -259,6 +259,9 @@ class ConsumerRunner:
                 await asyncio.wait_for(producer.stop(), 5)
             except Exception:
                 pass
+
+    def request_stop(self) -> None:
+        self._stopping = True
 
     async def stop(self) -> None:
         self._stopping = True

@@ -205,6 +205,10 @@ class OutboxRelay:
             except Exception:  # already broken; nothing else to release
                 pass
 
+    def request_stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
