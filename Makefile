@@ -1,0 +1,39 @@
+# One command to run the stack, one to test it. Everything lands in .venv and .data.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+SERVICES := gateway customer-svc ticket-svc sla-svc analytics-svc
+EDITABLES := -e 'libs/common[embedded]' $(foreach s,$(SERVICES),-e services/$(s))
+STAMP  := $(VENV)/.installed
+DATA_DIR ?= .data
+
+.PHONY: install run test test-fast bench migrate clean help
+
+help:
+	@echo "make run    - the whole stack on the embedded default (gateway http://127.0.0.1:8080)"
+	@echo "make test   - unit, integration and end-to-end tests on real PostgreSQL + broker"
+	@echo "make bench  - wrk benchmark with baselines; writes bench/results/latest.json"
+
+$(STAMP): libs/common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
+	$(UV) pip install -q --python $(PY) $(EDITABLES) -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	exec $(PY) -m helpdesk_common.devstack run --data-dir $(DATA_DIR)
+
+migrate: install
+	$(PY) -m helpdesk_common.devstack migrate --data-dir $(DATA_DIR)
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) $(DATA_DIR) bench/results/*.json

@@ -1,0 +1,94 @@
+"""Pure helpers: event contracts, identity normalisation, input hygiene."""
+
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from helpdesk_common import events
+from helpdesk_common.identities import identities_of, mask, normalize, primary_identity
+from helpdesk_common.identity import IdentitySigner, IdentityVerifier, Principal
+from helpdesk_common.problems import Problem
+from helpdesk_common.validation import StrictModel, find_nul
+
+
+def test_event_round_trip_and_cloudevents_fields():
+    tid, cid = uuid.uuid4(), uuid.uuid4()
+    e = events.TicketCustomerLinked(source="ticket-svc", subject=str(tid),
+                                    data=events.TicketCustomerLinkedData(ticket_id=tid, customer_id=cid))
+    doc = e.model_dump(mode="json")
+    assert doc["specversion"] == "1.0" and doc["type"] == "ticket.customer_linked"
+    assert {"id", "source", "subject", "time", "datacontenttype", "schemaversion", "data"} <= set(doc)
+    assert events.decode(events.encode(e)) == e
+    assert events.TOPIC_BY_TYPE[e.type] == events.TICKETS_TOPIC
+
+
+def test_unknown_types_are_skipped_and_garbage_rejected():
+    with pytest.raises(events.UnknownEventType):
+        events.decode(b'{"type": "ticket.teleported"}')
+    with pytest.raises(ValueError):
+        events.decode(b"[]")
+    with pytest.raises(ValueError):
+        events.decode(b'{"type": "ticket.customer_linked", "data": {}}')
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "expected"),
+    [
+        ("email", "  Li.Lei@Example.COM ", "li.lei@example.com"),
+        ("phone", "+86 138-0013-8000", "+8613800138000"),
+        ("phone", "0086 (138) 0013 8000", "+8613800138000"),
+        ("wechat_openid", " oAbC ", "oAbC"),
+        ("external_id", "CRM-1", "CRM-1"),
+    ],
+)
+def test_normalize(kind, raw, expected):
+    assert normalize(kind, raw) == expected
+
+
+def test_primary_identity_priority():
+    requester = {"external_id": "x", "phone": "123 456", "email": "A@B.co", "wechat_openid": "o"}
+    assert primary_identity(requester) == ("email", "a@b.co")
+    assert [k for k, _ in identities_of(requester)] == ["email", "phone", "wechat_openid", "external_id"]
+    assert primary_identity({"name": "only"}) is None
+
+
+@given(st.emails())
+def test_email_normalisation_is_idempotent(email):
+    once = normalize("email", email)
+    assert normalize("email", once) == once
+
+
+def test_mask_hides_most_of_the_value():
+    assert mask("email", "lilei@example.com") == "l***@example.com"
+    assert mask("phone", "+8613800138000") == "+8**********00"
+
+
+class Body(StrictModel):
+    name: str
+    extra: dict = {}
+
+
+def test_strict_model_rejects_unknown_fields_and_nul_anywhere():
+    with pytest.raises(ValidationError):
+        Body(name="a", other=1)
+    with pytest.raises(ValidationError):
+        Body(name="a\x00")
+    with pytest.raises(ValidationError):
+        Body(name="a", extra={"k": ["ok", "bad\x00"]})
+    assert find_nul({"a": [{"b\x00": 1}]}) is not None
+    assert Body(name="好").name == "好"
+
+
+def test_identity_token_round_trip_and_tamper():
+    signer, verifier = IdentitySigner("s1"), IdentityVerifier("s1")
+    p = Principal(kind="channel", id="k1", channel="wecom")
+    token = signer.token_for(p)
+    assert signer.token_for(p) == token  # cached per principal
+    assert verifier.verify(token) == p
+    with pytest.raises(Problem):
+        IdentityVerifier("other").verify(token)
+    with pytest.raises(Problem):
+        verifier.verify(token[:-2] + "xx")
