@@ -1,0 +1,93 @@
+"""End-to-end: the real five processes, embedded PostgreSQL and tansu, driven through the gateway."""
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from helpdesk_common.devstack import Stack, StackConfig, free_port
+
+
+def _free_block(size: int = 5) -> int:
+    """A base port with ``size`` consecutive free ports."""
+    for _ in range(50):
+        base = free_port()
+        if base + size >= 65535:
+            continue
+        try:
+            import socket
+
+            for p in range(base, base + size):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free port block")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    base = _free_block()
+    config = StackConfig(
+        data_dir=Path(tmp_path_factory.mktemp("stack")),
+        gateway_port=base,
+        service_base_port=base,
+        pg_port=free_port(),
+        kafka_port=free_port(),
+    )
+    s = Stack(config)
+    try:
+        s.creds = s.up()
+        yield s
+    finally:
+        s.stop_all()
+
+
+@pytest.fixture
+async def gw(stack):
+    async with httpx.AsyncClient(base_url=stack.creds["gateway_url"], timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def key_headers(stack):
+    return {"Authorization": f"Bearer {stack.creds['channel_api_key']}"}
+
+
+@pytest.fixture
+async def admin_headers(gw, stack):
+    r = await gw.post("/v1/auth/login", json={"email": stack.creds["admin_email"], "password": stack.creds["admin_password"]})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture
+async def sql(stack):
+    """Run one scalar query on a service's database (to prove what is and is not stored)."""
+    engines = {}
+
+    async def run(service: str, query: str, **params):
+        if service not in engines:
+            engines[service] = create_async_engine(stack.database_url(service))
+        async with engines[service].connect() as conn:
+            return await conn.scalar(text(query), params)
+
+    yield run
+    for e in engines.values():
+        await e.dispose()
+
+
+async def eventually(predicate, timeout=60.0, interval=0.25):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await predicate()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last={last!r})")

@@ -1,0 +1,35 @@
+"""Every service's /metrics is valid Prometheus text and is not reachable through the gateway."""
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from helpdesk_common.devstack import SERVICES
+
+
+@pytest.mark.parametrize("service", [s.name for s in SERVICES])
+async def test_metrics_parse(stack, service):
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"{stack.url_of(service)}/metrics")
+    assert r.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    assert "http_requests" in families  # counter family name without _total
+    assert "http_request_duration_seconds" in families
+
+
+async def test_service_metrics_not_reachable_via_gateway(gw, key_headers, admin_headers):
+    for path in ["/v1/tickets/../../metrics", "/v1/metrics", "/v1/tickets/metrics", "/v1/analytics/../metrics",
+                 "/v1/customers/%2e%2e/metrics"]:
+        for headers in (key_headers, admin_headers):
+            r = await gw.get(path, headers=headers)
+            assert "http_requests_total" not in r.text, path
+            assert r.status_code in (400, 403, 404, 422), (path, r.status_code)
+    own = await gw.get("/metrics")  # the gateway's own metrics, served locally
+    assert own.status_code == 200
+
+
+async def test_readyz_everywhere(stack):
+    async with httpx.AsyncClient() as client:
+        for s in SERVICES:
+            r = await client.get(f"{stack.url_of(s.name)}/readyz")
+            assert r.status_code == 200, (s.name, r.text)
