@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from helpdesk_common import events
 from helpdesk_common.identities import primary_identity
 from helpdesk_common.identity import Principal
 from helpdesk_common.outbox import enqueue
+from helpdesk_common.pagination import decode_cursor, page
 from helpdesk_common.problems import Problem
 
 from ..db import outbox
@@ -125,20 +125,6 @@ async def get_visible_ticket(conn: AsyncConnection, *, principal: Principal, tic
     return row
 
 
-def encode_cursor(row: Row) -> str:
-    raw = orjson.dumps([row.created_at.isoformat(), str(row.id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, ticket_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created_at), uuid.UUID(ticket_id)
-    except Exception as exc:
-        raise Problem(400, "invalid-cursor", "Invalid cursor", "The cursor is malformed or expired.") from exc
-
-
 async def list_visible_tickets(
     conn: AsyncConnection,
     *,
@@ -158,9 +144,7 @@ async def list_visible_tickets(
         priority=priority,
         customer_id=customer_id,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1]) if more and rows else None
+    return page(rows, limit)
 
 
 def to_read(row: Row) -> dict[str, Any]:

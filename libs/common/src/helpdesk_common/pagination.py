@@ -1,0 +1,35 @@
+"""Opaque keyset cursors for lists ordered by (created_at desc, id desc)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+
+import orjson
+
+from .problems import Problem
+
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 25
+
+
+def encode_cursor(created_at: datetime, item_id: uuid.UUID) -> str:
+    raw = orjson.dumps([created_at.isoformat(), str(item_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, item_id = orjson.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(created_at), uuid.UUID(item_id)
+    except Exception as exc:
+        raise Problem(400, "invalid-cursor", "Invalid cursor", "The cursor is malformed.") from exc
+
+
+def page(rows: list, limit: int) -> tuple[list, str | None]:
+    """Rows fetched with ``limit + 1`` → (the page, the cursor of the next page or None)."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None

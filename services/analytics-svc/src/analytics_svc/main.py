@@ -1,0 +1,24 @@
+from fastapi import FastAPI
+
+from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
+from helpdesk_common.events import CUSTOMERS_TOPIC, SLA_TOPIC, TICKETS_TOPIC
+
+from .config import Settings, get_settings
+from .db import inbox, outbox
+from .kpis.endpoints import router
+from .kpis.handlers import HANDLERS
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return build_app(
+        settings or get_settings(),
+        ServiceParts(
+            title="analytics-svc",
+            routers=[router],
+            outbox=outbox,
+            inbox=inbox,
+            consumers=[
+                ConsumerSpec(name="analytics-svc.facts", topics=[TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC], handlers=HANDLERS)
+            ],
+        ),
+    )

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from helpdesk_common import events
+
+from . import service
+
+
+async def handle_ticket_created(conn: AsyncConnection, event: events.TicketCreated) -> None:
+    await service.resolve_requester(
+        conn, ticket_id=event.data.ticket_id, requester=event.data.requester.model_dump(exclude_none=True)
+    )
+
+
+HANDLERS = {"ticket.created": handle_ticket_created}

@@ -1,0 +1,22 @@
+from fastapi import FastAPI
+
+from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
+from helpdesk_common.events import TICKETS_TOPIC
+
+from .config import Settings, get_settings
+from .customers.endpoints import router
+from .customers.handlers import HANDLERS
+from .db import inbox, outbox
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return build_app(
+        settings or get_settings(),
+        ServiceParts(
+            title="customer-svc",
+            routers=[router],
+            outbox=outbox,
+            inbox=inbox,
+            consumers=[ConsumerSpec(name="customer-svc.requesters", topics=[TICKETS_TOPIC], handlers=HANDLERS)],
+        ),
+    )
