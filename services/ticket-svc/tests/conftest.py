@@ -31,11 +31,12 @@ async def db(ticket_db):
 @pytest.fixture
 async def full_client(infra, ticket_db, monkeypatch):
     """The API with relay and consumers running against the test broker."""
-    service_env(monkeypatch, infra, "TICKET_", ticket_db)
+    topics = service_env(monkeypatch, infra, "TICKET_", ticket_db)
     from ticket_svc.config import Settings
     from ticket_svc.main import create_app
 
     app = create_app(Settings())
     async with running_app(app) as c:
         c.app = app
+        c.topics = topics
         yield c

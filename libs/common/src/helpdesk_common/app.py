@@ -70,7 +70,7 @@ class Runtime:
                 self.consumers.append(
                     ConsumerRunner(
                         name=spec.name,
-                        topics=spec.topics,
+                        topics=[settings.kafka_topic_prefix + t for t in spec.topics],
                         handlers=spec.handlers,
                         engine=self.engine,
                         inbox=parts.inbox,

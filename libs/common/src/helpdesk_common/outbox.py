@@ -115,7 +115,7 @@ class OutboxRelay:
         while not self._stopping:
             try:
                 if self._producer is None:
-                    await ensure_topics(self._settings, events.ALL_TOPICS)
+                    await ensure_topics(self._settings, [self._settings.kafka_topic_prefix + t for t in events.ALL_TOPICS])
                     self._producer = await new_producer(self._settings)
                 published = await self.publish_once()
                 self.healthy = True
@@ -158,18 +158,19 @@ class OutboxRelay:
                 update(t).where(t.c.seq.in_([r.seq for r in rows])).values(sent_at=func.now())
             )
         for r in rows:
-            OUTBOX_PUBLISHED.labels(r.topic).inc()
+            OUTBOX_PUBLISHED.labels(r.topic).inc()  # label: the logical topic
         return len(rows)
 
     async def _publish(self, rows: Sequence[Any]) -> None:
         assert self._producer is not None
         futures = []
+        prefix = self._settings.kafka_topic_prefix
         for r in rows:
             headers = [("ce_type", r.event_type.encode())]
             if r.traceparent:
                 headers.append(("traceparent", r.traceparent.encode()))
             futures.append(
-                await self._producer.send(r.topic, value=r.payload, key=r.key.encode(), headers=headers)
+                await self._producer.send(prefix + r.topic, value=r.payload, key=r.key.encode(), headers=headers)
             )
         await asyncio.wait_for(asyncio.gather(*futures), timeout=15)
 

@@ -33,6 +33,8 @@ class ServiceSettings(BaseSettings):
     kafka_idempotent_producer: bool = Field(
         False, validation_alias=_shared("KAFKA_IDEMPOTENT_PRODUCER")
     )
+    # namespacing on a shared cluster (and isolation between test cases)
+    kafka_topic_prefix: str = Field("", validation_alias=_shared("KAFKA_TOPIC_PREFIX"))
     kafka_topic_partitions: int = Field(12, validation_alias=_shared("KAFKA_TOPIC_PARTITIONS"))
     kafka_replication_factor: int = Field(
         1, validation_alias=_shared("KAFKA_REPLICATION_FACTOR")

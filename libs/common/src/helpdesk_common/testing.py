@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,13 @@ class Infra:
         from .migrate import ensure_database, upgrade
 
         url = f"{self.db_base}/t_{package}_{uuid.uuid4().hex[:10]}"
-        asyncio.run(ensure_database(url))
-        upgrade(package, url)
+
+        def create() -> None:  # own thread: callable from sync and async tests alike
+            asyncio.run(ensure_database(url))
+            upgrade(package, url)
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(create).result()
         return url
 
 
@@ -77,12 +83,16 @@ def identity_headers(principal: "Principal") -> dict[str, str]:
     return {IDENTITY_HEADER: IdentitySigner(TEST_SECRET).token_for(principal)}
 
 
-def service_env(monkeypatch: pytest.MonkeyPatch, infra: Infra, prefix: str, database_url: str) -> None:
-    """Point a service's settings at the test database and broker."""
+def service_env(monkeypatch: pytest.MonkeyPatch, infra: Infra, prefix: str, database_url: str) -> str:
+    """Point a service's settings at the test database and broker; returns the test's
+    topic prefix (topics are per test case, so no test sees another's events)."""
+    topic_prefix = f"t{uuid.uuid4().hex[:8]}."
+    monkeypatch.setenv("KAFKA_TOPIC_PREFIX", topic_prefix)
     monkeypatch.setenv(f"{prefix}DATABASE_URL", database_url)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", infra.kafka_bootstrap)
     monkeypatch.setenv("INTERNAL_AUTH_SECRET", TEST_SECRET)
     monkeypatch.setenv(f"{prefix}RELAY_POLL_INTERVAL_S", "0.2")
+    return topic_prefix
 
 
 class running_app:

@@ -26,12 +26,12 @@ async def wait_for(predicate, timeout=30.0, interval=0.2):
     raise AssertionError("condition not met in time")
 
 
-async def produce(bootstrap: str, *evts) -> None:
+async def produce(bootstrap: str, topics: str, *evts) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for e in evts:
-            await producer.send_and_wait(events.TOPIC_BY_TYPE[e.type], events.encode(e), key=e.subject.encode())
+            await producer.send_and_wait(topics + events.TOPIC_BY_TYPE[e.type], events.encode(e), key=e.subject.encode())
     finally:
         await producer.stop()
 
@@ -39,7 +39,7 @@ async def produce(bootstrap: str, *evts) -> None:
 async def test_relay_publishes_ticket_created(full_client, infra):
     created = (await full_client.post("/v1/tickets", json=BODY, headers=identity_headers(CHANNEL))).json()
     consumer = AIOKafkaConsumer(
-        events.TICKETS_TOPIC, bootstrap_servers=infra.kafka_bootstrap, group_id=None, auto_offset_reset="earliest"
+        full_client.topics + events.TICKETS_TOPIC, bootstrap_servers=infra.kafka_bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -79,7 +79,7 @@ async def test_resolution_links_once_and_sla_due_time_shows(full_client, infra, 
                                         created_at=datetime.now(UTC)),
     )
     # every event delivered twice: the inbox must make the second delivery a no-op
-    await produce(infra.kafka_bootstrap, identity, resolved, resolved, sla, sla)
+    await produce(infra.kafka_bootstrap, full_client.topics, identity, resolved, resolved, sla, sla)
 
     async def linked():
         r = await full_client.get(f"/v1/tickets/{ticket_id}", headers=identity_headers(CHANNEL))
