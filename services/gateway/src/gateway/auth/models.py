@@ -1,0 +1,29 @@
+from sqlalchemy import Boolean, Column, DateTime, Table, Text, Uuid, func
+
+from ..db import metadata
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("email", Text, nullable=False, unique=True),  # lower-cased
+    Column("name", Text, nullable=True),
+    Column("password_hash", Text, nullable=False),  # argon2id
+    Column("role", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="true"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("key_prefix", Text, nullable=False),  # shown in lists to recognise a key
+    Column("key_hash", Text, nullable=False, unique=True),  # SHA-256 hex of the whole key
+    Column("created_by", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)

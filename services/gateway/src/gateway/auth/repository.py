@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .models import api_keys, users
+
+
+async def user_by_email(conn: AsyncConnection, email: str) -> Row | None:
+    return (await conn.execute(select(users).where(users.c.email == email))).first()
+
+
+async def set_password_hash(conn: AsyncConnection, user_id: uuid.UUID, password_hash: str) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash, updated_at=func.now()))
+
+
+async def upsert_user(conn: AsyncConnection, *, email: str, password_hash: str, role: str, name: str | None) -> None:
+    stmt = pg_insert(users).values(id=uuid.uuid4(), email=email, password_hash=password_hash, role=role, name=name)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[users.c.email],
+        set_={"password_hash": stmt.excluded.password_hash, "role": stmt.excluded.role, "active": True, "updated_at": func.now()},
+    )
+    await conn.execute(stmt)
+
+
+async def active_key_by_hash(conn: AsyncConnection, key_hash: str) -> Row | None:
+    return (
+        await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)))
+    ).first()
+
+
+async def insert_api_key(conn: AsyncConnection, *, name: str, channel: str, key_prefix: str, key_hash: str,
+                         created_by: str | None) -> Row:
+    stmt = (
+        pg_insert(api_keys)
+        .values(id=uuid.uuid4(), name=name, channel=channel, key_prefix=key_prefix, key_hash=key_hash, created_by=created_by)
+        .on_conflict_do_update(index_elements=[api_keys.c.key_hash], set_={"revoked_at": None})
+        .returning(*api_keys.c)
+    )
+    return (await conn.execute(stmt)).one()
+
+
+async def list_api_keys(conn: AsyncConnection) -> list[Row]:
+    return list((await conn.execute(select(api_keys).order_by(api_keys.c.created_at.desc()))).all())
+
+
+async def revoke_api_key(conn: AsyncConnection, key_id: uuid.UUID) -> str | None:
+    """Revoke; returns the key's hash (to evict it from caches) or None if unknown."""
+    return await conn.scalar(
+        update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=func.now()).returning(api_keys.c.key_hash)
+    )

@@ -1,0 +1,3 @@
+from helpdesk_common.db import new_metadata
+
+metadata = new_metadata()

@@ -1,0 +1,38 @@
+"""One catch-all route per upstream prefix under /v1; anything else is never forwarded."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..deps import Caller
+from .forwarding import forward
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+#: public prefix → (settings attribute with the upstream URL, name used in errors)
+UPSTREAMS = {
+    "tickets": ("ticket_url", "ticket service"),
+    "customers": ("customer_url", "customer service"),
+    "sla": ("sla_url", "SLA service"),
+    "analytics": ("analytics_url", "analytics service"),
+}
+
+
+def _handler(setting: str, service_name: str):
+    async def proxy(request: Request, principal: Caller) -> Response:
+        state = request.app.state
+        return await forward(
+            request, upstream=getattr(state.settings, setting), service_name=service_name,
+            principal=principal, session=state.http, signer=state.signer,
+        )
+
+    return proxy
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    for prefix, (setting, service_name) in UPSTREAMS.items():
+        handler = _handler(setting, service_name)
+        router.add_api_route(f"/v1/{prefix}", handler, methods=METHODS, name=f"proxy-{prefix}")
+        router.add_api_route(f"/v1/{prefix}/{{rest:path}}", handler, methods=METHODS, name=f"proxy-{prefix}-sub")
+    return router
