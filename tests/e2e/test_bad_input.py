@@ -28,7 +28,7 @@ async def test_bad_body(gw, key_headers, sql, raw, expected):
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer hdk_not-a-real-key"}, {"Authorization": "Basic Zm9vOmJhcg=="}, {"Authorization": "Bearer "}],
+    [{}, {"Authorization": "Bearer hdk_not-a-real-key"}, {"Authorization": "Basic Zm9vOmJhcg=="}, {"Authorization": "Bearer"}],
     ids=["missing", "wrong-key", "wrong-scheme", "empty"],
 )
 async def test_missing_or_wrong_key(gw, sql, headers):

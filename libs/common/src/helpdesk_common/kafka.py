@@ -15,13 +15,36 @@ from .settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
+def _disable_implicit_topic_creation() -> None:
+    """Never let a metadata request create a topic.
+
+    Brokers that auto-create (tansu always does) would otherwise create a topic with their
+    default partition count the moment a producer or consumer asks for it, e.g. right after
+    the embedded broker restarted empty, racing our explicit creation; on tansu 0.6 that race
+    left records counted but unreadable. Topics are created explicitly by ``ensure_topics``
+    (relay and consumer start, and after every broker error), so a missing topic surfaces as
+    an error and a retry instead.
+    """
+    import aiokafka.client as client_module
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    class ExplicitTopicsMetadataRequest(MetadataRequest):
+        def __init__(self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = None):
+            super().__init__(topics, allow_auto_topic_creation=False)
+
+    client_module.MetadataRequest = ExplicitTopicsMetadataRequest  # type: ignore[misc]
+
+
+_disable_implicit_topic_creation()
+
+
 async def new_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
         enable_idempotence=settings.kafka_idempotent_producer,
         linger_ms=2,
-        request_timeout_ms=10_000,
+        request_timeout_ms=5_000,
         client_id=settings.service_name,
     )
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any, Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -153,6 +154,7 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
+            await self._verify_topics({r.topic for r in rows})
             await self._publish(rows)
             await conn.execute(
                 update(t).where(t.c.seq.in_([r.seq for r in rows])).values(sent_at=func.now())
@@ -160,6 +162,23 @@ class OutboxRelay:
         for r in rows:
             OUTBOX_PUBLISHED.labels(r.topic).inc()  # label: the logical topic
         return len(rows)
+
+    async def _verify_topics(self, topics: set[str]) -> None:
+        """Check with a fresh metadata request that the topics exist before producing.
+
+        tansu 0.6 acknowledges records produced to a topic it does not have (after an
+        in-memory restart, to a producer with stale metadata) and then loses them; one
+        metadata round trip per batch turns that into an explicit re-creation. Real Kafka
+        rejects such records, so this only costs the round trip there.
+        """
+        assert self._producer is not None
+        prefix = self._settings.kafka_topic_prefix
+        cluster = await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 5)
+        if not {prefix + t for t in topics} <= cluster.topics():
+            log.warning("topics missing on the broker, re-creating them")
+            await ensure_topics(self._settings, [prefix + t for t in events.ALL_TOPICS])
+            await self._close_producer()
+            raise RuntimeError("topics were missing; producer rebuilt")
 
     async def _publish(self, rows: Sequence[Any]) -> None:
         assert self._producer is not None
@@ -172,7 +191,7 @@ class OutboxRelay:
             futures.append(
                 await self._producer.send(prefix + r.topic, value=r.payload, key=r.key.encode(), headers=headers)
             )
-        await asyncio.wait_for(asyncio.gather(*futures), timeout=15)
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=10)
 
     async def _housekeeping(self) -> None:
         now = time.monotonic()
@@ -187,10 +206,8 @@ class OutboxRelay:
                 )
             ).one()
             OUTBOX_BACKLOG.set(row[0])
-            age = 0.0
-            if row[1] is not None:
-                age = float(await conn.scalar(select(func.extract("epoch", func.now() - row[1]))) or 0)
-            OUTBOX_OLDEST_AGE.set(age)
+            oldest = row[1]
+            OUTBOX_OLDEST_AGE.set(0.0 if oldest is None else max(0.0, (datetime.now(UTC) - oldest).total_seconds()))
             await conn.execute(
                 delete(t).where(
                     t.c.sent_at.is_not(None),
