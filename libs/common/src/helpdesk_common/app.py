@@ -62,7 +62,8 @@ class Runtime:
         self.settings = settings
         self.parts = parts
         self.engine: AsyncEngine = create_engine(
-            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_s,
         )
         self.relay: OutboxRelay | None = None
         if parts.outbox is not None and settings.relay_enabled:

@@ -4,8 +4,8 @@ from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import TICKETS_TOPIC
 
 from .config import Settings, get_settings
-from .customers.endpoints import router
-from .customers.handlers import HANDLERS
+from .customers.endpoints import router as customers_router
+from .customers.handlers import handle_ticket_created
 from .db import inbox, outbox
 
 
@@ -14,9 +14,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings or get_settings(),
         ServiceParts(
             title="customer-svc",
-            routers=[router],
+            routers=[customers_router],
             outbox=outbox,
             inbox=inbox,
-            consumers=[ConsumerSpec(name="customer-svc.requesters", topics=[TICKETS_TOPIC], handlers=HANDLERS)],
+            consumers=[
+                ConsumerSpec(
+                    name="customer-svc.requesters",
+                    topics=[TICKETS_TOPIC],
+                    handlers={"ticket.created": handle_ticket_created},
+                )
+            ],
         ),
     )

@@ -1,3 +1,5 @@
+"""Event handlers; each runs inside the consumer's transaction (with the inbox row)."""
+
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -11,6 +13,3 @@ async def handle_ticket_created(conn: AsyncConnection, event: events.TicketCreat
     await service.resolve_requester(
         conn, ticket_id=event.data.ticket_id, requester=event.data.requester.model_dump(exclude_none=True)
     )
-
-
-HANDLERS = {"ticket.created": handle_ticket_created}

@@ -1,3 +1,5 @@
+"""The only place with SQL for customers (SQLAlchemy Core on the caller's connection)."""
+
 from __future__ import annotations
 
 import uuid
@@ -10,14 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import customer_identities, customers
 
+Pair = tuple[str, str]
 
-async def owners_of(conn: AsyncConnection, identities: list[tuple[str, str]]) -> dict[tuple[str, str], uuid.UUID]:
+
+async def owners_of(conn: AsyncConnection, identities: list[Pair]) -> dict[Pair, uuid.UUID]:
+    """The customer owning each of ``identities`` (kind, normalised value) that has one."""
     if not identities:
         return {}
+    ci = customer_identities.c
     rows = await conn.execute(
-        select(customer_identities.c.kind, customer_identities.c.value, customer_identities.c.customer_id).where(
-            tuple_(customer_identities.c.kind, customer_identities.c.value).in_(identities)
-        )
+        select(ci.kind, ci.value, ci.customer_id).where(tuple_(ci.kind, ci.value).in_(identities))
     )
     return {(r.kind, r.value): r.customer_id for r in rows}
 
@@ -28,16 +32,18 @@ async def insert_customer(conn: AsyncConnection, *, customer_id: uuid.UUID, name
     ).one()
 
 
-async def add_identities(
-    conn: AsyncConnection, *, customer_id: uuid.UUID, identities: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """Insert identities; returns the ones actually inserted (others already have an owner)."""
+async def add_identities(conn: AsyncConnection, *, customer_id: uuid.UUID, identities: list[Pair]) -> list[Pair]:
+    """Insert identities for a customer; returns those actually inserted.
+
+    ``ON CONFLICT DO NOTHING`` waits for a concurrent uncommitted insert of the same
+    (kind, value) and then skips it, so a missing pair means someone else owns it now.
+    """
     if not identities:
         return []
     rows = await conn.execute(
         pg_insert(customer_identities)
         .values([{"kind": k, "value": v, "customer_id": customer_id} for k, v in identities])
-        .on_conflict_do_nothing()
+        .on_conflict_do_nothing(index_elements=[customer_identities.c.kind, customer_identities.c.value])
         .returning(customer_identities.c.kind, customer_identities.c.value)
     )
     return [(r.kind, r.value) for r in rows]
@@ -47,14 +53,15 @@ async def get_customer(conn: AsyncConnection, customer_id: uuid.UUID) -> Row | N
     return (await conn.execute(select(customers).where(customers.c.id == customer_id))).first()
 
 
-async def identities_of(conn: AsyncConnection, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[str, str]]]:
-    out: dict[uuid.UUID, list[tuple[str, str]]] = {cid: [] for cid in customer_ids}
+async def identities_of(conn: AsyncConnection, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Pair]]:
+    out: dict[uuid.UUID, list[Pair]] = {cid: [] for cid in customer_ids}
     if not customer_ids:
         return out
+    ci = customer_identities.c
     rows = await conn.execute(
-        select(customer_identities.c.customer_id, customer_identities.c.kind, customer_identities.c.value)
-        .where(customer_identities.c.customer_id.in_(customer_ids))
-        .order_by(customer_identities.c.created_at, customer_identities.c.kind)
+        select(ci.customer_id, ci.kind, ci.value)
+        .where(ci.customer_id.in_(customer_ids))
+        .order_by(ci.customer_id, ci.created_at, ci.kind, ci.value)
     )
     for r in rows:
         out[r.customer_id].append((r.kind, r.value))
@@ -62,20 +69,20 @@ async def identities_of(conn: AsyncConnection, customer_ids: list[uuid.UUID]) ->
 
 
 async def list_customers(
-    conn: AsyncConnection, *, limit: int, after: tuple[datetime, uuid.UUID] | None, identity: tuple[str, str] | None
+    conn: AsyncConnection, *, limit: int, after: tuple[datetime, uuid.UUID] | None, identities: list[Pair]
 ) -> list[Row]:
+    """Newest first, keyset-paginated on (created_at, id); every identity filter must match."""
+    c = customers.c
     stmt = select(customers)
-    if identity is not None:
+    for kind, value in identities:
         stmt = stmt.where(
-            customers.c.id.in_(
+            c.id.in_(
                 select(customer_identities.c.customer_id).where(
-                    customer_identities.c.kind == identity[0], customer_identities.c.value == identity[1]
+                    customer_identities.c.kind == kind, customer_identities.c.value == value
                 )
             )
         )
     if after is not None:
-        stmt = stmt.where(
-            or_(customers.c.created_at < after[0], and_(customers.c.created_at == after[0], customers.c.id < after[1]))
-        )
-    stmt = stmt.order_by(customers.c.created_at.desc(), customers.c.id.desc()).limit(limit)
+        stmt = stmt.where(or_(c.created_at < after[0], and_(c.created_at == after[0], c.id < after[1])))
+    stmt = stmt.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
     return list((await conn.execute(stmt)).all())

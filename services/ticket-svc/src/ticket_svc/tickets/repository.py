@@ -6,12 +6,41 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import DateTime, Text, Uuid, and_, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import customer_identities, idempotency_keys, tickets
+
+
+# The intake statements are built once: constructing Core statements per request costs more
+# CPU than the round trips themselves (see docs/ARCHITECTURE.md, "Performance choices").
+_CLAIM_KEY = text(
+    "INSERT INTO idempotency_keys (principal, key, request_hash, ticket_id) "
+    "VALUES (:principal, :key, :request_hash, :ticket_id) ON CONFLICT DO NOTHING RETURNING ticket_id, request_hash"
+).bindparams(bindparam("ticket_id", type_=Uuid))
+_KEY_OWNER = text(
+    "SELECT ticket_id, request_hash FROM idempotency_keys WHERE principal = :principal AND key = :key"
+)
+_TICKET_COLUMNS = ", ".join(c.name for c in tickets.c)
+_INSERT_TICKET = text(
+    "INSERT INTO tickets (id, subject, description, status, priority, type, channel, tags, custom_fields, requester, "
+    "requester_identity_kind, requester_identity_value, created_by, created_at, updated_at, customer_id) "
+    "VALUES (:id, :subject, :description, :status, :priority, :type, :channel, :tags, :custom_fields, :requester, "
+    ":requester_identity_kind, :requester_identity_value, :created_by, :created_at, :updated_at, "
+    "(SELECT customer_id FROM customer_identity_projection WHERE kind = :requester_identity_kind "
+    "AND value = :requester_identity_value)) "
+    f"RETURNING {_TICKET_COLUMNS}"
+).bindparams(
+    bindparam("id", type_=Uuid),
+    bindparam("tags", type_=ARRAY(Text)),
+    bindparam("custom_fields", type_=JSONB),
+    bindparam("requester", type_=JSONB),
+    bindparam("created_at", type_=DateTime(timezone=True)),
+    bindparam("updated_at", type_=DateTime(timezone=True)),
+).columns(*tickets.c)
 
 
 async def claim_idempotency_key(
@@ -22,36 +51,18 @@ async def claim_idempotency_key(
     A concurrent claim of the same key blocks on the unique index until the first
     transaction ends, then either sees its committed row or takes the key itself.
     """
+    params = {"principal": principal, "key": key}
     claimed = (
-        await conn.execute(
-            pg_insert(idempotency_keys)
-            .values(principal=principal, key=key, request_hash=request_hash, ticket_id=ticket_id)
-            .on_conflict_do_nothing()
-            .returning(idempotency_keys.c.ticket_id, idempotency_keys.c.request_hash)
-        )
+        await conn.execute(_CLAIM_KEY, {**params, "request_hash": request_hash, "ticket_id": ticket_id})
     ).first()
     if claimed is None:
-        claimed = (
-            await conn.execute(
-                select(idempotency_keys.c.ticket_id, idempotency_keys.c.request_hash).where(
-                    idempotency_keys.c.principal == principal, idempotency_keys.c.key == key
-                )
-            )
-        ).one()
-    return claimed[0], claimed[1]
+        claimed = (await conn.execute(_KEY_OWNER, params)).one()
+    return uuid.UUID(str(claimed[0])), claimed[1]
 
 
-async def insert_ticket(conn: AsyncConnection, values: dict[str, Any], *, identity: tuple[str, str] | None) -> Row:
+async def insert_ticket(conn: AsyncConnection, values: dict[str, Any]) -> Row:
     """Insert and link to a known customer in the same statement (projection lookup)."""
-    customer = None
-    if identity is not None:
-        customer = (
-            select(customer_identities.c.customer_id)
-            .where(customer_identities.c.kind == identity[0], customer_identities.c.value == identity[1])
-            .scalar_subquery()
-        )
-    stmt = tickets.insert().values(**values, customer_id=customer).returning(*tickets.c)
-    return (await conn.execute(stmt)).one()
+    return (await conn.execute(_INSERT_TICKET, values)).one()
 
 
 async def get_ticket(conn: AsyncConnection, ticket_id: uuid.UUID) -> Row | None:

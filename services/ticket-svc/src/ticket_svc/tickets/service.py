@@ -84,7 +84,6 @@ async def create_ticket(
             "created_at": now,
             "updated_at": now,
         },
-        identity=identity,
     )
     await enqueue(
         conn,

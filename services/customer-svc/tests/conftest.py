@@ -1,0 +1,42 @@
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from helpdesk_common.testing import running_app, service_env
+
+
+@pytest.fixture
+def customer_db(infra):
+    return infra.new_database("customer_svc")
+
+
+@pytest.fixture
+async def db(customer_db):
+    engine = create_async_engine(customer_db)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def api(infra, customer_db, monkeypatch):
+    """The API alone: no consumer, no relay (reads need neither; starts in milliseconds)."""
+    service_env(monkeypatch, infra, "CUSTOMER_", customer_db)
+    monkeypatch.setenv("CUSTOMER_CONSUMERS_ENABLED", "false")
+    monkeypatch.setenv("CUSTOMER_RELAY_ENABLED", "false")
+    from customer_svc.config import Settings
+    from customer_svc.main import create_app
+
+    async with running_app(create_app(Settings())) as client:
+        yield client
+
+
+@pytest.fixture
+async def full(infra, customer_db, monkeypatch):
+    """The whole service (API, consumer, relay) on the test broker; ``full.topics`` is the topic prefix."""
+    topics = service_env(monkeypatch, infra, "CUSTOMER_", customer_db)
+    monkeypatch.setenv("CUSTOMER_CONSUMER_RETRY_BASE_S", "0.05")
+    from customer_svc.config import Settings
+    from customer_svc.main import create_app
+
+    async with running_app(create_app(Settings())) as client:
+        client.topics = topics
+        yield client
