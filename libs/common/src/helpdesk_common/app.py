@@ -23,7 +23,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .consumer import ConsumerRunner, Handler
-from .db import create_engine
+from .db import create_engine, create_raw_pool
 from .identity import IdentityVerifier
 from .kafka import broker_reachable
 from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
@@ -52,6 +52,7 @@ class ServiceParts:
     consumers: Sequence[ConsumerSpec] = field(default_factory=list)
     uses_broker: bool = True
     openapi_url: str | None = "/openapi.json"
+    raw_pool: bool = False  # an asyncpg pool for hot write paths (runtime.raw_transaction)
     lifespan_hooks: Sequence[Any] = field(default_factory=list)  # async (app) -> async context manager
 
 
@@ -82,6 +83,7 @@ class Runtime:
                         on_events_written=self.notify_relay,
                     )
                 )
+        self.raw_pool: Any = None
         self._tasks: list[asyncio.Task] = []
         self._broker_ok: tuple[bool, float] = (False, 0.0)
 
@@ -96,7 +98,18 @@ class Runtime:
             yield conn
         self.notify_relay()
 
+    @contextlib.asynccontextmanager
+    async def raw_transaction(self) -> AsyncIterator[Any]:
+        """A transaction on a bare asyncpg connection, for hot paths (intake): SQLAlchemy's
+        async layer costs more CPU per statement than the database round trip."""
+        assert self.raw_pool is not None, "ServiceParts(raw_pool=True) is required"
+        async with self.raw_pool.acquire() as conn, conn.transaction():
+            yield conn
+        self.notify_relay()
+
     async def start(self) -> None:
+        if self.parts.raw_pool:
+            self.raw_pool = await create_raw_pool(self.settings.database_url, size=self.settings.db_raw_pool_size)
         if self.relay is not None:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         for runner in self.consumers:
@@ -116,6 +129,8 @@ class Runtime:
             *([self.relay.stop()] if self.relay is not None else []),
             return_exceptions=True,
         )
+        if self.raw_pool is not None:
+            await self.raw_pool.close()
         await self.engine.dispose()
 
     async def broker_ok(self) -> bool:

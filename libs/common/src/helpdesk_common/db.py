@@ -6,7 +6,8 @@ committed at the boundary); the ORM is left for places where its convenience is 
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+import orjson
+from sqlalchemy import MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 NAMING_CONVENTION = {
@@ -30,4 +31,21 @@ def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 0, pool_
         pool_timeout=pool_timeout,
         pool_recycle=1800,
         connect_args={"server_settings": {"timezone": "UTC"}},
+    )
+
+
+async def _init_raw_connection(conn) -> None:  # type: ignore[no-untyped-def]
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, schema="pg_catalog", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, format="text"
+        )
+
+
+async def create_raw_pool(url: str, *, size: int):  # type: ignore[no-untyped-def]
+    """An asyncpg pool on the same database as the engine (jsonb as Python values)."""
+    import asyncpg
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return await asyncpg.create_pool(
+        dsn, min_size=size, max_size=size, init=_init_raw_connection, server_settings={"timezone": "UTC"}
     )

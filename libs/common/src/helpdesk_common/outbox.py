@@ -104,6 +104,20 @@ async def enqueue(conn: AsyncConnection, table: Table, *evts: BaseModel) -> None
         await conn.execute(_insert_statement(table), [outbox_row(e) for e in evts])
 
 
+async def enqueue_raw(conn: Any, table: Table, *evts: BaseModel) -> None:
+    """``enqueue`` for a bare asyncpg connection (hot paths using ``raw_transaction``)."""
+    rows = [outbox_row(e) for e in evts]
+    sql = (
+        f"INSERT INTO {table.name} (event_id, event_type, topic, key, payload, traceparent) "
+        "VALUES ($1, $2, $3, $4, $5, $6)"
+    )
+    args = [(r["event_id"], r["event_type"], r["topic"], r["key"], r["payload"], r["traceparent"]) for r in rows]
+    if len(args) == 1:
+        await conn.execute(sql, *args[0])
+    elif args:
+        await conn.executemany(sql, args)
+
+
 class OutboxRelay:
     def __init__(
         self,

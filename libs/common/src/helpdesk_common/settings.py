@@ -28,6 +28,7 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = 20
     db_max_overflow: int = 0
     db_pool_timeout_s: float = 10.0
+    db_raw_pool_size: int = 20
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:19092", validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS")

@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             routers=[tickets_router],
             outbox=outbox,
             inbox=inbox,
+            raw_pool=True,
             consumers=[
                 ConsumerSpec(name="ticket-svc.projections", topics=[CUSTOMERS_TOPIC, SLA_TOPIC], handlers=HANDLERS)
             ],

@@ -31,11 +31,11 @@ IdempotencyKey = Annotated[
 async def create_ticket(
     request: Request, payload: TicketCreate, principal: CurrentPrincipal, idempotency_key: IdempotencyKey = None
 ) -> JSONBytesResponse:
-    async with runtime_of(request).transaction() as conn:
+    async with runtime_of(request).raw_transaction() as conn:
         result = await service.create_ticket(
             conn, principal=principal, payload=payload, idempotency_key=idempotency_key
         )
-    headers = {"Location": f"/v1/tickets/{result.ticket.id}", "ETag": f'W/"{result.ticket.version}"'}
+    headers = {"Location": f"/v1/tickets/{result.ticket['id']}", "ETag": f'W/"{result.ticket["version"]}"'}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONBytesResponse(service.to_read(result.ticket), status_code=201, headers=headers)
@@ -45,7 +45,7 @@ async def create_ticket(
 async def get_ticket(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
     async with runtime_of(request).engine.connect() as conn:
         row = await service.get_visible_ticket(conn, principal=principal, ticket_id=ticket_id)
-    return JSONBytesResponse(service.to_read(row), headers={"ETag": f'W/"{row.version}"'})
+    return JSONBytesResponse(service.to_read(row._mapping), headers={"ETag": f'W/"{row.version}"'})
 
 
 @router.get("", response_model=TicketPage, summary="List tickets, newest first")
@@ -63,4 +63,4 @@ async def list_tickets(
             conn, principal=principal, limit=limit, cursor=cursor,
             status=status, priority=priority, customer_id=customer_id,
         )
-    return JSONBytesResponse({"items": [service.to_read(r) for r in rows], "next_cursor": next_cursor})
+    return JSONBytesResponse({"items": [service.to_read(r._mapping) for r in rows], "next_cursor": next_cursor})

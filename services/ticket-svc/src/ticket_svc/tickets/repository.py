@@ -6,8 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Text, Uuid, and_, bindparam, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,54 +14,49 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .models import customer_identities, idempotency_keys, tickets
 
 
-# The intake statements are built once: constructing Core statements per request costs more
-# CPU than the round trips themselves (see docs/ARCHITECTURE.md, "Performance choices").
-_CLAIM_KEY = text(
-    "INSERT INTO idempotency_keys (principal, key, request_hash, ticket_id) "
-    "VALUES (:principal, :key, :request_hash, :ticket_id) ON CONFLICT DO NOTHING RETURNING ticket_id, request_hash"
-).bindparams(bindparam("ticket_id", type_=Uuid))
-_KEY_OWNER = text(
-    "SELECT ticket_id, request_hash FROM idempotency_keys WHERE principal = :principal AND key = :key"
-)
+# Intake runs on a bare asyncpg connection (runtime.raw_transaction): per statement,
+# SQLAlchemy's async layer cost more CPU than the database work (docs/ARCHITECTURE.md).
 _TICKET_COLUMNS = ", ".join(c.name for c in tickets.c)
-_INSERT_TICKET = text(
+_CLAIM_KEY = (
+    "INSERT INTO idempotency_keys (principal, key, request_hash, ticket_id) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT DO NOTHING RETURNING ticket_id, request_hash"
+)
+_KEY_OWNER = "SELECT ticket_id, request_hash FROM idempotency_keys WHERE principal = $1 AND key = $2"
+_INSERT_TICKET = (
     "INSERT INTO tickets (id, subject, description, status, priority, type, channel, tags, custom_fields, requester, "
     "requester_identity_kind, requester_identity_value, created_by, created_at, updated_at, customer_id) "
-    "VALUES (:id, :subject, :description, :status, :priority, :type, :channel, :tags, :custom_fields, :requester, "
-    ":requester_identity_kind, :requester_identity_value, :created_by, :created_at, :updated_at, "
-    "(SELECT customer_id FROM customer_identity_projection WHERE kind = :requester_identity_kind "
-    "AND value = :requester_identity_value)) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+    "(SELECT customer_id FROM customer_identity_projection WHERE kind = $11 AND value = $12)) "
     f"RETURNING {_TICKET_COLUMNS}"
-).bindparams(
-    bindparam("id", type_=Uuid),
-    bindparam("tags", type_=ARRAY(Text)),
-    bindparam("custom_fields", type_=JSONB),
-    bindparam("requester", type_=JSONB),
-    bindparam("created_at", type_=DateTime(timezone=True)),
-    bindparam("updated_at", type_=DateTime(timezone=True)),
-).columns(*tickets.c)
+)
+_GET_TICKET = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1"
 
 
 async def claim_idempotency_key(
-    conn: AsyncConnection, *, principal: str, key: str, request_hash: str, ticket_id: uuid.UUID
+    conn: Any, *, principal: str, key: str, request_hash: str, ticket_id: uuid.UUID
 ) -> tuple[uuid.UUID, str]:
     """Claim ``key`` for ``ticket_id``; returns the owner (ours or an earlier request's).
 
     A concurrent claim of the same key blocks on the unique index until the first
     transaction ends, then either sees its committed row or takes the key itself.
     """
-    params = {"principal": principal, "key": key}
-    claimed = (
-        await conn.execute(_CLAIM_KEY, {**params, "request_hash": request_hash, "ticket_id": ticket_id})
-    ).first()
+    claimed = await conn.fetchrow(_CLAIM_KEY, principal, key, request_hash, ticket_id)
     if claimed is None:
-        claimed = (await conn.execute(_KEY_OWNER, params)).one()
+        claimed = await conn.fetchrow(_KEY_OWNER, principal, key)
     return uuid.UUID(str(claimed[0])), claimed[1]
 
 
-async def insert_ticket(conn: AsyncConnection, values: dict[str, Any]) -> Row:
+async def insert_ticket(conn: Any, v: dict[str, Any]) -> Any:
     """Insert and link to a known customer in the same statement (projection lookup)."""
-    return (await conn.execute(_INSERT_TICKET, values)).one()
+    return await conn.fetchrow(
+        _INSERT_TICKET, v["id"], v["subject"], v["description"], v["status"], v["priority"], v["type"], v["channel"],
+        v["tags"], v["custom_fields"], v["requester"], v["requester_identity_kind"], v["requester_identity_value"],
+        v["created_by"], v["created_at"], v["updated_at"],
+    )
+
+
+async def get_ticket_raw(conn: Any, ticket_id: uuid.UUID) -> Any:
+    return await conn.fetchrow(_GET_TICKET, ticket_id)
 
 
 async def get_ticket(conn: AsyncConnection, ticket_id: uuid.UUID) -> Row | None:

@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from helpdesk_common import events
 from helpdesk_common.identities import primary_identity
 from helpdesk_common.identity import Principal
-from helpdesk_common.outbox import enqueue
+from helpdesk_common.outbox import enqueue, enqueue_raw
 from helpdesk_common.pagination import decode_cursor, page
 from helpdesk_common.problems import Problem
 
@@ -29,7 +30,7 @@ INITIAL_STATUS = "new"
 
 @dataclass(frozen=True, slots=True)
 class CreateResult:
-    ticket: Row
+    ticket: Mapping[str, Any]
     replayed: bool
 
 
@@ -43,7 +44,7 @@ def channel_of(principal: Principal) -> str:
 
 
 async def create_ticket(
-    conn: AsyncConnection, *, principal: Principal, payload: TicketCreate, idempotency_key: str | None
+    conn: Any, *, principal: Principal, payload: TicketCreate, idempotency_key: str | None
 ) -> CreateResult:
     ticket_id = uuid.uuid4()
     if idempotency_key is not None:
@@ -57,7 +58,7 @@ async def create_ticket(
                     422, "idempotency-key-reused", "Idempotency-Key reused",
                     "This Idempotency-Key was already used with a different request body.",
                 )
-            existing = await repository.get_ticket(conn, owner)
+            existing = await repository.get_ticket_raw(conn, owner)
             if existing is None:  # pragma: no cover - keys and tickets commit together
                 raise Problem(409, "conflict", "Conflict", "The original request is not visible yet.")
             return CreateResult(existing, replayed=True)
@@ -85,7 +86,7 @@ async def create_ticket(
             "updated_at": now,
         },
     )
-    await enqueue(
+    await enqueue_raw(
         conn,
         outbox,
         events.TicketCreated(
@@ -94,14 +95,14 @@ async def create_ticket(
             time=now,
             data=events.TicketCreatedData(
                 ticket_id=ticket_id,
-                subject=row.subject,
-                status=row.status,
-                priority=row.priority,
-                type=row.type,
-                channel=row.channel,
-                tags=row.tags,
+                subject=row["subject"],
+                status=row["status"],
+                priority=row["priority"],
+                type=row["type"],
+                channel=row["channel"],
+                tags=row["tags"],
                 requester=events.Requester(**requester),
-                customer_id=row.customer_id,
+                customer_id=row["customer_id"],
                 created_by=principal.ref,
                 created_at=now,
             ),
@@ -146,24 +147,25 @@ async def list_visible_tickets(
     return page(rows, limit)
 
 
-def to_read(row: Row) -> dict[str, Any]:
+def to_read(row: Mapping[str, Any]) -> dict[str, Any]:
+    """API shape of a ticket row (an asyncpg Record or a SQLAlchemy row mapping)."""
     return {
-        "id": row.id,
-        "number": row.number,
-        "subject": row.subject,
-        "description": row.description,
-        "status": row.status,
-        "priority": row.priority,
-        "type": row.type,
-        "channel": row.channel,
-        "tags": row.tags,
-        "custom_fields": row.custom_fields,
-        "requester": row.requester,
-        "customer_id": row.customer_id,
-        "sla": {"first_response_due_at": row.first_response_due_at},
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "version": row.version,
+        "id": row["id"],
+        "number": row["number"],
+        "subject": row["subject"],
+        "description": row["description"],
+        "status": row["status"],
+        "priority": row["priority"],
+        "type": row["type"],
+        "channel": row["channel"],
+        "tags": row["tags"],
+        "custom_fields": row["custom_fields"],
+        "requester": row["requester"],
+        "customer_id": row["customer_id"],
+        "sla": {"first_response_due_at": row["first_response_due_at"]},
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "version": row["version"],
     }
 
 
