@@ -115,7 +115,8 @@ class IdentityVerifier:
         return principal
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
+    """Async on purpose: a sync dependency would run in the thread pool on every request."""
     token = request.headers.get(IDENTITY_HEADER)
     if not token:
         raise Problem(401, "unauthorized", "Unauthorized", "Missing identity.")
