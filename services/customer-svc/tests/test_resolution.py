@@ -166,8 +166,8 @@ async def test_two_consumers_racing_for_a_new_identity_make_one_customer(full, i
     assert types.count("customer.requester_resolved") == 2
 
 
-async def test_concurrent_deliveries_of_the_same_new_person(full, infra, db):
-    """Many tickets of one new person at once (spread over partitions): still one customer."""
+async def test_a_burst_from_one_new_person_makes_one_customer(full, infra, db):
+    """Twenty tickets of one new person at once, spread over partitions and fetched together."""
     tickets = [ticket_created(email="burst@example.com", phone=f"+1 555 01{i:02d}") for i in range(20)]
     await produce(infra.kafka_bootstrap, full.topics, *tickets)
     for t in tickets:
