@@ -5,8 +5,8 @@ from helpdesk_common.events import TICKETS_TOPIC
 
 from .config import Settings, get_settings
 from .db import inbox, outbox
-from .timers.endpoints import router
-from .timers.handlers import HANDLERS
+from .timers.endpoints import router as timers_router
+from .timers.handlers import handle_ticket_created
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -14,9 +14,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings or get_settings(),
         ServiceParts(
             title="sla-svc",
-            routers=[router],
+            routers=[timers_router],
             outbox=outbox,
             inbox=inbox,
-            consumers=[ConsumerSpec(name="sla-svc.timers", topics=[TICKETS_TOPIC], handlers=HANDLERS)],
+            consumers=[
+                ConsumerSpec(name="sla-svc.timers", topics=[TICKETS_TOPIC], handlers={"ticket.created": handle_ticket_created})
+            ],
         ),
     )
