@@ -105,11 +105,13 @@ class ConsumerRunner:
         consumer = AIOKafkaConsumer(
             *self._topics,
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
-            group_id=self.name,
+            group_id=self._settings.kafka_topic_prefix + self.name,
             client_id=f"{self._settings.service_name}-{self.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=500,
+            # tansu holds a fetch for the full max wait even when data is there: keep it short
+            fetch_max_wait_ms=self._settings.consumer_fetch_max_wait_ms,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
         )

@@ -137,6 +137,8 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._stopping = False
         self._last_housekeeping = 0.0
+        self._topics_verified_at = 0.0  # reset on every error, so a reconnect always verifies
+        self._verify_interval_s = 1.0
         self.healthy = False
 
     def notify(self) -> None:
@@ -164,6 +166,7 @@ class OutboxRelay:
                 raise
             except Exception as exc:  # broker or database unavailable: back off, rebuild producer
                 self.healthy = False
+                self._topics_verified_at = 0.0
                 log.warning("outbox relay error, retrying", extra={"error": repr(exc), "backoff_s": backoff})
                 await self._close_producer()
                 await asyncio.sleep(backoff)
@@ -186,7 +189,9 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            await self._verify_topics({r.topic for r in rows})
+            if time.monotonic() - self._topics_verified_at > self._verify_interval_s:
+                await self._verify_topics({r.topic for r in rows})
+                self._topics_verified_at = time.monotonic()
             await self._publish(rows)
             await conn.execute(
                 update(t).where(t.c.seq.in_([r.seq for r in rows])).values(sent_at=func.now())
@@ -199,9 +204,10 @@ class OutboxRelay:
         """Check with a fresh metadata request that the topics exist before producing.
 
         tansu 0.6 acknowledges records produced to a topic it does not have (after an
-        in-memory restart, to a producer with stale metadata) and then loses them; one
-        metadata round trip per batch turns that into an explicit re-creation. Real Kafka
-        rejects such records, so this only costs the round trip there.
+        in-memory restart, to a producer with stale metadata) and then loses them; a fresh
+        metadata request turns that into an explicit re-creation. It runs after every
+        error (a broker outage always produces one) and at most once a second otherwise,
+        because parsing cluster metadata per batch cost more CPU than the publishing.
         """
         assert self._producer is not None
         prefix = self._settings.kafka_topic_prefix

@@ -54,4 +54,5 @@ class ServiceSettings(BaseSettings):
     consumers_enabled: bool = True
     relay_poll_interval_s: float = 1.0
     consumer_max_attempts: int = 5
+    consumer_fetch_max_wait_ms: int = 50
     consumer_retry_base_s: float = 0.2
