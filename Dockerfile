@@ -1,5 +1,5 @@
-# One image recipe for every service:
-#   docker build --build-arg SERVICE=ticket-svc --build-arg PACKAGE=ticket_svc -t helpdesk/ticket-svc .
+# One image recipe for every service (PORT only sets the default port and EXPOSE; Kubernetes sets env PORT):
+#   docker build --build-arg SERVICE=ticket-svc --build-arg PACKAGE=ticket_svc --build-arg PORT=8082 -t helpdesk/ticket-svc .
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
@@ -15,6 +15,7 @@ FROM ${PYTHON_IMAGE}
 ARG SERVICE
 ARG PACKAGE
 ARG PORT=8080
+RUN test -n "$PACKAGE" || (echo "--build-arg PACKAGE=<python package, e.g. ticket_svc> is required" && false)
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
