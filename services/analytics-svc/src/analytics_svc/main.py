@@ -5,8 +5,8 @@ from helpdesk_common.events import CUSTOMERS_TOPIC, SLA_TOPIC, TICKETS_TOPIC
 
 from .config import Settings, get_settings
 from .db import inbox, outbox
-from .kpis.endpoints import router
-from .kpis.handlers import HANDLERS
+from .kpis.endpoints import router as kpis_router
+from .kpis.handlers import handle_customer_linked, handle_sla_applied, handle_ticket_created
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -14,11 +14,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings or get_settings(),
         ServiceParts(
             title="analytics-svc",
-            routers=[router],
+            routers=[kpis_router],
             outbox=outbox,
             inbox=inbox,
             consumers=[
-                ConsumerSpec(name="analytics-svc.facts", topics=[TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC], handlers=HANDLERS)
+                ConsumerSpec(
+                    name="analytics-svc.facts",
+                    topics=[TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC],
+                    handlers={
+                        "ticket.created": handle_ticket_created,
+                        "ticket.customer_linked": handle_customer_linked,
+                        "sla.applied": handle_sla_applied,
+                    },
+                )
             ],
         ),
     )

@@ -2,19 +2,22 @@ from sqlalchemy import Column, DateTime, Index, Table, Text, Uuid, text
 
 from ..db import metadata
 
+# One row per ticket, filled by whichever event arrives first; every column except the key is
+# nullable so that events can be folded in any order (a link or an SLA may precede the
+# creation). KPIs count only rows whose ticket.created has arrived (created_at not null).
 ticket_facts = Table(
     "ticket_facts",
     metadata,
     Column("ticket_id", Uuid, primary_key=True),
-    # event time (the ticket's created_at); null while only later events have arrived
-    Column("created_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=True),  # the event's data.created_at
     Column("priority", Text, nullable=True),
     Column("status", Text, nullable=True),
     Column("channel", Text, nullable=True),
     Column("customer_id", Uuid, nullable=True),
     Column("first_response_due_at", DateTime(timezone=True), nullable=True),
-    # wall clock when ticket.created was folded in: ingested_at - created_at is the propagation lag
-    Column("ingested_at", DateTime(timezone=True), nullable=True),
+    # wall clock (not transaction start) when ticket.created was folded in: ingested_at -
+    # created_at is the propagation lag. Null while only later events have arrived.
+    Column("ingested_at", DateTime(timezone=True), nullable=True, server_default=text("clock_timestamp()")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
 )
 Index("ix_ticket_facts_created_at", ticket_facts.c.created_at)

@@ -1,16 +1,45 @@
+"""KPI rules: what "today" means in a zone (pure), and the KPI document."""
+
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpdesk_common.problems import Problem
 
+from . import repository
 
-def start_of_day(now: datetime, tz_name: str) -> datetime:
-    """Midnight of ``now``'s date in ``tz_name`` (what a manager in that zone calls today)."""
-    try:
-        zone = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise Problem(422, "validation-error", "Unknown time zone", f"{tz_name!r} is not an IANA time zone.") from exc
-    local = now.astimezone(zone)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})  # files in the tz database, not places
+
+
+def zone(name: str) -> tzinfo:
+    """An IANA zone by name; anything else (paths, 'localtime', typos) is a 422 problem."""
+    if name == "UTC":
+        return UTC  # needs no tz database
+    if name not in _NOT_ZONES:
+        try:
+            return ZoneInfo(name)
+        except (ValueError, KeyError, OSError):  # not found (ZoneInfoNotFoundError), a path, a non-TZif file
+            pass
+    raise Problem(
+        422, "validation-error", "Unknown time zone", f"{name!r} is not an IANA time zone.",
+        errors=[{"field": "query.tz", "message": "Unknown IANA time zone", "code": "unknown_time_zone"}],
+    )
+
+
+def day_bounds(now: datetime, tz: tzinfo) -> tuple[datetime, datetime]:
+    """[start, end) of ``now``'s local date in ``tz``, in UTC; 23 or 25 hours long across DST."""
+    today = now.astimezone(tz).date()
+    start = datetime.combine(today, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    return start, end
+
+
+async def kpis(conn: AsyncConnection, *, now: datetime, tz_name: str) -> dict[str, Any]:
+    start, end = day_bounds(now, zone(tz_name))
+    values = await repository.kpis(conn, day_start=start, day_end=end)
+    return {**values, "as_of": now, "tz": tz_name}
