@@ -1,39 +1,20 @@
 """analytics-svc on the real broker: events from three topics, any order, duplicates."""
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from helpdesk_common import events
 from helpdesk_common.identity import Principal
-from helpdesk_common.testing import identity_headers
+from helpdesk_common.testing import identity_headers, produce, wait_for
 
 ADMIN = identity_headers(Principal(kind="user", id="u1", role="admin"))
 
 
-async def wait_for(predicate, timeout=20.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
-async def produce(bootstrap: str, topics: str, *evts) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for e in evts:
-            await producer.send_and_wait(topics + events.TOPIC_BY_TYPE[e.type], events.encode(e), key=e.subject.encode())
-    finally:
-        await producer.stop()
 
 
 def observed() -> float:

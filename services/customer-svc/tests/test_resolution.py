@@ -1,7 +1,5 @@
 """Requester resolution end to end: ticket.created on the real broker → customers and events."""
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -11,19 +9,11 @@ from sqlalchemy import text
 from customer_svc.customers import service
 from helpdesk_common import events
 from helpdesk_common.identity import Principal
-from helpdesk_common.testing import identity_headers
+from helpdesk_common.testing import identity_headers, produce, wait_for
 
 AGENT = identity_headers(Principal(kind="user", id="u1", role="agent"))
 
 
-async def wait_for(predicate, timeout=20.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def ticket_created(**requester) -> events.TicketCreated:
@@ -37,14 +27,6 @@ def ticket_created(**requester) -> events.TicketCreated:
     )
 
 
-async def produce(bootstrap: str, topics: str, *evts) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for e in evts:
-            await producer.send_and_wait(topics + events.TOPIC_BY_TYPE[e.type], events.encode(e), key=e.subject.encode())
-    finally:
-        await producer.stop()
 
 
 async def emitted(db, event_type: str | None = None) -> list:

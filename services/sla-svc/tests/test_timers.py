@@ -1,7 +1,5 @@
 """sla-svc with the real database and broker: ticket.created → one timer and one sla.applied."""
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +8,7 @@ from sqlalchemy import text
 
 from helpdesk_common import events
 from helpdesk_common.identity import Principal
-from helpdesk_common.testing import identity_headers
+from helpdesk_common.testing import identity_headers, produce, wait_for
 from sla_svc.timers import service
 
 ADMIN = identity_headers(Principal(kind="user", id="u1", role="admin"))
@@ -19,14 +17,6 @@ CHANNEL = identity_headers(Principal(kind="channel", id="k", channel="api"))
 CREATED_AT = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 
-async def wait_for(predicate, timeout=20.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def ticket_created(priority: str, ticket_id: uuid.UUID | None = None) -> events.TicketCreated:
@@ -39,14 +29,6 @@ def ticket_created(priority: str, ticket_id: uuid.UUID | None = None) -> events.
     )
 
 
-async def produce(bootstrap: str, topics: str, *evts) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for e in evts:
-            await producer.send_and_wait(topics + events.TOPIC_BY_TYPE[e.type], events.encode(e), key=e.subject.encode())
-    finally:
-        await producer.stop()
 
 
 async def test_ticket_created_starts_one_timer_and_emits_sla_applied_once(full, infra, db):

@@ -114,3 +114,34 @@ class running_app:
     async def __aexit__(self, *exc: Any) -> None:
         await self.client.aclose()
         await self._lifespan.__aexit__(*exc)
+
+
+async def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll an async predicate until it returns something truthy (bounded in time)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await predicate()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last={last!r})")
+
+
+async def produce(bootstrap: str, topic_prefix: str, *evts: Any) -> None:
+    """Publish events to their topics (key = subject), as another service's relay would."""
+    from aiokafka import AIOKafkaProducer
+
+    from . import events
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for e in evts:
+            await producer.send_and_wait(
+                topic_prefix + events.TOPIC_BY_TYPE[e.type], events.encode(e), key=e.subject.encode()
+            )
+    finally:
+        await producer.stop()

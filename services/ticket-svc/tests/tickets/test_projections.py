@@ -1,7 +1,5 @@
 """ticket-svc against the real broker: its relay publishes, its consumers project."""
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,30 +8,14 @@ from sqlalchemy import text
 
 from helpdesk_common import events
 from helpdesk_common.identity import Principal
-from helpdesk_common.testing import identity_headers
+from helpdesk_common.testing import identity_headers, produce, wait_for
 
 CHANNEL = Principal(kind="channel", id="key-1", channel="wechat")
 BODY = {"subject": "退款进度?", "requester": {"wechat_openid": "oX_123"}, "priority": "urgent"}
 
 
-async def wait_for(predicate, timeout=30.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
-async def produce(bootstrap: str, topics: str, *evts) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for e in evts:
-            await producer.send_and_wait(topics + events.TOPIC_BY_TYPE[e.type], events.encode(e), key=e.subject.encode())
-    finally:
-        await producer.stop()
 
 
 async def test_relay_publishes_ticket_created(full_client, infra):

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .models import customer_identities, idempotency_keys, tickets
+from .models import customer_identities, tickets
 
 
 # Intake runs on a bare asyncpg connection (runtime.raw_transaction): per statement,
