@@ -1,50 +1,76 @@
-"""Baselines measured in the same `make bench` run, on the same machine.
+"""Baselines measured in the same `make bench` run, on the same machine, as subprocesses.
 
-* ``hello``: a raw ASGI app answering a JSON hello (the ceiling of uvicorn itself);
-* ``insert``: FastAPI validating a ~600-byte body with pydantic and doing one raw asyncpg
-  single-row INSERT (pool of 10): the floor any intake path is compared with.
+* ``hello_app``: a raw ASGI app (no framework) answering ``{"hello":"world"}``: the ceiling of
+  one uvicorn worker (uvloop, httptools) on this machine.
+* ``insert_app``: FastAPI validating the same ~600-byte ticket body with pydantic and doing
+  one raw asyncpg single-row INSERT (pool of 10): the floor any intake path compares with.
 
-Run with ``uvicorn --factory bench.baselines:hello_app`` / ``insert_app``; the insert app
-reads its DSN from ``BENCH_DSN``.
+Run with ``uvicorn --factory bench.baselines:hello_app`` / ``insert_app`` from the repository
+root; the insert app reads its DSN from ``BENCH_DSN`` (a plain ``postgresql://`` URL) and
+expects the table from ``SCHEMA`` (``bench/run.py`` creates it).
 """
-
-from __future__ import annotations
 
 import contextlib
 import json
 import os
 import uuid
+from typing import Any, Literal
 
-HELLO = json.dumps({"hello": "world"}).encode()
+from pydantic import BaseModel, ConfigDict, Field
+
+HELLO = json.dumps({"hello": "world"}, separators=(",", ":")).encode()
+
+SCHEMA = """
+DROP TABLE IF EXISTS bench_tickets;
+CREATE TABLE bench_tickets (
+    id uuid PRIMARY KEY,
+    subject text NOT NULL,
+    body jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+)
+"""
 
 
 def hello_app():
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(HELLO)).encode())]
+
     async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
         if scope["type"] != "http":
             return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(HELLO)).encode())]})
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": HELLO})
 
     return app
 
 
+# module level, not inside the factory: FastAPI resolves the endpoint's annotations from the
+# module's globals (a local class shows up as an unresolvable forward reference -> 422)
+class Requester(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=256)
+    email: str | None = Field(None, max_length=254)
+    phone: str | None = Field(None, max_length=32)
+
+
+class TicketIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject: str = Field(min_length=1, max_length=500)
+    description: str = Field("", max_length=65_536)
+    requester: Requester
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    type: str | None = Field(None, max_length=64)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
+
+
 def insert_app():
     import asyncpg
     from fastapi import FastAPI
-    from pydantic import BaseModel
-
-    class Requester(BaseModel):
-        name: str | None = None
-        email: str | None = None
-
-    class Body(BaseModel):
-        subject: str
-        description: str = ""
-        requester: Requester
-        priority: str = "normal"
-        tags: list[str] = []
-        custom_fields: dict = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -54,14 +80,18 @@ def insert_app():
 
     app = FastAPI(lifespan=lifespan)
 
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok"}
+
     @app.post("/v1/tickets", status_code=201)
-    async def create(body: Body):
+    async def create(body: TicketIn):
         ticket_id = uuid.uuid4()
         async with app.state.pool.acquire() as conn:
             await conn.execute(
                 "INSERT INTO bench_tickets (id, subject, body) VALUES ($1, $2, $3)",
                 ticket_id, body.subject, body.model_dump_json(),
             )
-        return {"id": str(ticket_id), "status": "new"}
+        return {"id": str(ticket_id), "status": "new", "priority": body.priority}
 
     return app

@@ -1,3 +1,5 @@
+-- wrk script for the bare uvicorn baseline: plain GET; no response() hook (it would slow wrk
+-- down at tens of thousands of req/s), so non-2xx shows only as wrk's status errors (>= 400).
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
