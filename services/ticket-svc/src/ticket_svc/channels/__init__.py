@@ -1,0 +1,1 @@
+"""Intake channels: each parser turns one channel's payload into an InboundMessage."""

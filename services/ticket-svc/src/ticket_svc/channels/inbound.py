@@ -1,0 +1,91 @@
+"""The one shape every channel's payload is normalised into before intake.
+
+Parsers (e-mail, web forms, chat, WeChat / WeCom, DingTalk, phone) are pure functions from the
+raw request to an ``InboundMessage`` (or ``Ignored`` for traffic that must create nothing, such
+as auto-replies, bounces or WeChat subscribe events). Intake then dedupes on
+``(channel, external_id)``, threads the message onto a ticket and routes it; no parser touches
+the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+#: Channel kinds a message can arrive on.
+CHANNELS = ("api", "web", "email", "chat", "wechat", "wecom", "dingtalk", "phone")
+
+
+class InvalidPayload(ValueError):
+    """The payload cannot be understood; intake answers 422 problem+json with this message."""
+
+    def __init__(self, message: str, *, field_errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.field_errors = field_errors or []
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who wrote the message, as far as the channel tells us (any identity may be missing)."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    wechat_openid: str | None = None
+    dingtalk_id: str | None = None
+    external_id: str | None = None
+
+    def identities(self) -> dict[str, str]:
+        return {k: v for k, v in (("email", self.email), ("phone", self.phone),
+                                  ("wechat_openid", self.wechat_openid), ("external_id", self.external_id
+                                  or (f"dingtalk:{self.dingtalk_id}" if self.dingtalk_id else None))) if v}
+
+
+@dataclass(frozen=True, slots=True)
+class InboundAttachment:
+    filename: str
+    content_type: str
+    content: bytes
+    inline: bool = False
+    content_id: str | None = None  # for inline images referenced as cid: in HTML
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    channel: str
+    #: The channel's own id of this message (Message-ID, WeChat MsgId, DingTalk msgId, chat
+    #: message id, call id); a second delivery with the same id has no second effect.
+    external_id: str | None
+    sender: Sender
+    body_text: str
+    subject: str | None = None
+    body_html: str | None = None  # raw; intake sanitises before storing
+    #: Channel message ids this message answers (e-mail In-Reply-To first, then References).
+    thread_refs: tuple[str, ...] = ()
+    #: A ticket number named by the message itself, e.g. "[#1234]" in an e-mail subject.
+    ticket_number_hint: int | None = None
+    #: A conversation the channel keeps open (chat session, WeChat openid, DingTalk
+    #: conversationId): a message on it joins that conversation's newest unclosed ticket.
+    conversation_key: str | None = None
+    attachments: tuple[InboundAttachment, ...] = ()
+    language: str | None = None
+    sent_at: datetime | None = None
+    #: Channel-specific facts kept on the message (call duration, recording URL, msg type...).
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """Traffic that must open no ticket and trigger no reply (auto-reply, bounce, bulk...)."""
+
+    reason: str
