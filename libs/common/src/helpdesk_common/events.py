@@ -56,6 +56,72 @@ class TicketCreatedData(_Data):
     customer_id: uuid.UUID | None = None
     created_by: str
     created_at: datetime
+    number: int | None = None
+    language: str | None = None
+    team_id: uuid.UUID | None = None
+    assignee_id: str | None = None
+
+
+class TicketRefData(_Data):
+    """Facts every ticket event after creation carries, so consumers (the live stream, SLA,
+    analytics) can decide visibility and routing without a lookup."""
+
+    ticket_id: uuid.UUID
+    number: int | None = None
+    status: str | None = None
+    priority: str | None = None
+    team_id: uuid.UUID | None = None
+    assignee_id: str | None = None
+    actor: str | None = None
+    version: int | None = None
+
+
+class TicketUpdatedData(TicketRefData):
+    #: field -> {"before": ..., "after": ...}
+    changes: dict[str, dict[str, Any]]
+
+
+class TicketStatusChangedData(TicketRefData):
+    from_status: str
+    to_status: str
+    #: the admin-defined status shown to people, when one is set
+    custom_status: str | None = None
+    changed_at: datetime
+
+
+class TicketAssignedData(TicketRefData):
+    previous_assignee_id: str | None = None
+    previous_team_id: uuid.UUID | None = None
+    #: "rule", "round_robin", "least_loaded", "skills", "reoffer", "manual"
+    reason: str
+    assigned_at: datetime
+
+
+class TicketMessageAddedData(TicketRefData):
+    message_id: uuid.UUID
+    author_kind: Literal["customer", "agent", "system"]
+    author_id: str | None = None
+    public: bool
+    channel: str | None = None
+    #: the first public agent reply on the ticket
+    first_response: bool = False
+    #: a public agent reply that answers a customer message (every such reply is a response)
+    response: bool = False
+    created_at: datetime
+
+
+class TicketMergedData(TicketRefData):
+    target_ticket_id: uuid.UUID
+    moved_messages: int
+
+
+class SlaAlertData(_Data):
+    ticket_id: uuid.UUID
+    metric: str
+    due_at: datetime
+    fraction: float | None = None
+    team_id: uuid.UUID | None = None
+    assignee_id: str | None = None
 
 
 class TicketCustomerLinkedData(_Data):
@@ -116,6 +182,41 @@ class TicketCustomerLinked(_Envelope):
     data: TicketCustomerLinkedData
 
 
+class TicketUpdated(_Envelope):
+    type: Literal["ticket.updated"] = "ticket.updated"
+    data: TicketUpdatedData
+
+
+class TicketStatusChanged(_Envelope):
+    type: Literal["ticket.status_changed"] = "ticket.status_changed"
+    data: TicketStatusChangedData
+
+
+class TicketAssigned(_Envelope):
+    type: Literal["ticket.assigned"] = "ticket.assigned"
+    data: TicketAssignedData
+
+
+class TicketMessageAdded(_Envelope):
+    type: Literal["ticket.message_added"] = "ticket.message_added"
+    data: TicketMessageAddedData
+
+
+class TicketMerged(_Envelope):
+    type: Literal["ticket.merged"] = "ticket.merged"
+    data: TicketMergedData
+
+
+class SlaWarning(_Envelope):
+    type: Literal["sla.warning"] = "sla.warning"
+    data: SlaAlertData
+
+
+class SlaBreached(_Envelope):
+    type: Literal["sla.breached"] = "sla.breached"
+    data: SlaAlertData
+
+
 class CustomerCreated(_Envelope):
     type: Literal["customer.created"] = "customer.created"
     data: CustomerCreatedData
@@ -140,10 +241,17 @@ Event = Annotated[
     Union[
         TicketCreated,
         TicketCustomerLinked,
+        TicketUpdated,
+        TicketStatusChanged,
+        TicketAssigned,
+        TicketMessageAdded,
+        TicketMerged,
         CustomerCreated,
         CustomerIdentityAdded,
         CustomerRequesterResolved,
         SlaApplied,
+        SlaWarning,
+        SlaBreached,
     ],
     Field(discriminator="type"),
 ]
@@ -154,10 +262,17 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 TOPIC_BY_TYPE: dict[str, str] = {
     "ticket.created": TICKETS_TOPIC,
     "ticket.customer_linked": TICKETS_TOPIC,
+    "ticket.updated": TICKETS_TOPIC,
+    "ticket.status_changed": TICKETS_TOPIC,
+    "ticket.assigned": TICKETS_TOPIC,
+    "ticket.message_added": TICKETS_TOPIC,
+    "ticket.merged": TICKETS_TOPIC,
     "customer.created": CUSTOMERS_TOPIC,
     "customer.identity_added": CUSTOMERS_TOPIC,
     "customer.requester_resolved": CUSTOMERS_TOPIC,
     "sla.applied": SLA_TOPIC,
+    "sla.warning": SLA_TOPIC,
+    "sla.breached": SLA_TOPIC,
 }
 KNOWN_TYPES = frozenset(TOPIC_BY_TYPE)
 
