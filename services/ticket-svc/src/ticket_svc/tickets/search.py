@@ -1,0 +1,81 @@
+"""Full-text search that works for Chinese and English alike, on stock PostgreSQL.
+
+PostgreSQL's parsers split text on spaces and punctuation, which leaves a Chinese sentence as
+one "word": ``退款`` would never find ``申请退款``. Instead of a server extension (zhparser,
+pg_jieba: not on a stock or embedded PostgreSQL) the application computes the lexemes itself:
+
+- runs of CJK characters become their single characters plus overlapping bigrams
+  (``申请退款`` → 申, 请, 退, 款, 申请, 请退, 退款), so any Chinese query of one or more characters
+  is an AND of bigrams (or one unigram) the document must contain;
+- other text becomes lower-cased words of letters and digits; the last English query word
+  matches as a prefix (``refun`` finds ``refund``).
+
+Lexemes go into a ``tsvector`` verbatim (``array_to_tsvector``) with a GIN index, and queries
+are built as quoted ``tsquery`` literals, so PostgreSQL never re-parses them.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CJK = (
+    "\u3040-\u30ff"  # Hiragana, Katakana
+    "\u3400-\u4dbf"  # CJK extension A
+    "\u4e00-\u9fff"  # CJK unified ideographs
+    "\uf900-\ufaff"  # compatibility ideographs
+    "\uac00-\ud7af"  # Hangul syllables
+    "\U00020000-\U0002ffff"  # extensions B-F
+)
+_CJK_RUN = re.compile(f"[{_CJK}]+")
+_WORD = re.compile(r"[^\W_]+")
+MAX_WORD = 64
+#: lexemes kept per document; a tsvector is capped at 1 MB and long mails repeat themselves
+MAX_LEXEMES = 4000
+
+
+def _cjk_lexemes(run: str) -> list[str]:
+    if len(run) == 1:
+        return [run]
+    return list(run) + [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def _split(text: str) -> tuple[list[str], list[str]]:
+    """(CJK runs, other words), both in order of appearance."""
+    text = text.lower()
+    runs = _CJK_RUN.findall(text)
+    words = [w[:MAX_WORD] for w in _WORD.findall(_CJK_RUN.sub(" ", text))]
+    return runs, words
+
+
+def lexemes(*texts: str | None) -> list[str]:
+    """Distinct lexemes of a document (subject, description, messages), capped."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        if not text:
+            continue
+        runs, words = _split(text)
+        for run in runs:
+            for lexeme in _cjk_lexemes(run):
+                seen.setdefault(lexeme, None)
+        for word in words:
+            seen.setdefault(word, None)
+        if len(seen) >= MAX_LEXEMES:
+            break
+    return list(seen)[:MAX_LEXEMES]
+
+
+def _quote(lexeme: str) -> str:
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def tsquery(query: str) -> str | None:
+    """A tsquery literal matching documents that contain every term of ``query``; None if empty."""
+    runs, words = _split(query[:500])
+    terms: list[str] = []
+    for run in runs:
+        grams = [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
+        terms.extend(_quote(g) for g in dict.fromkeys(grams))
+    for index, word in enumerate(words):
+        prefix = index == len(words) - 1 and not word.isdigit()
+        terms.append(_quote(word) + (":*" if prefix else ""))
+    return " & ".join(terms[:32]) or None

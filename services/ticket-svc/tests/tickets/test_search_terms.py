@@ -1,0 +1,42 @@
+"""Search lexemes and queries, Chinese and English (pure)."""
+
+from ticket_svc.tickets import search
+
+
+def matches(document: str, query: str) -> bool:
+    """Evaluate a tsquery of ANDed terms against a document's lexemes the way PostgreSQL does."""
+    lexemes = set(search.lexemes(document))
+    q = search.tsquery(query)
+    assert q is not None
+    for term in q.split(" & "):
+        prefix = term.endswith(":*")
+        word = term.removesuffix(":*").strip("'").replace("''", "'")
+        if not (any(lexeme.startswith(word) for lexeme in lexemes) if prefix else word in lexemes):
+            return False
+    return True
+
+
+def test_chinese_substring_finds_the_longer_phrase():
+    assert matches("申请退款", "退款")
+    assert matches("我想申请退款，订单号 12345", "申请退款")
+    assert matches("退款", "退")
+    assert not matches("申请退货", "退款")
+
+
+def test_english_words_and_prefixes():
+    assert matches("Refund request for order 12345", "refund")
+    assert matches("Refund request for order 12345", "REFUN")
+    assert matches("Refund request for order 12345", "order 12345")
+    assert not matches("Refund request", "invoice")
+
+
+def test_mixed_text():
+    doc = "VIP客户 complains: 打印机 offline since Monday"
+    assert matches(doc, "打印机 offline")
+    assert matches(doc, "vip")
+
+
+def test_punctuation_never_reaches_the_query_syntax():
+    assert search.tsquery("o'brien \\ '; drop table tickets; --") == "'o' & 'brien' & 'drop' & 'table' & 'tickets':*"
+    assert search.tsquery("   ,,, ") is None
+    assert search.tsquery("a:*|b") == "'a' & 'b':*"
