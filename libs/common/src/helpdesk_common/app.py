@@ -107,6 +107,13 @@ class Runtime:
             yield conn
         self.notify_relay()
 
+    @contextlib.asynccontextmanager
+    async def raw_connection(self) -> AsyncIterator[Any]:
+        """A bare asyncpg connection without a transaction, for reads on the raw pool."""
+        assert self.raw_pool is not None, "ServiceParts(raw_pool=True) is required"
+        async with self.raw_pool.acquire() as conn:
+            yield conn
+
     async def start(self) -> None:
         if self.parts.raw_pool:
             self.raw_pool = await create_raw_pool(self.settings.database_url, size=self.settings.db_raw_pool_size)

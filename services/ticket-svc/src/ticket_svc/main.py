@@ -1,25 +1,73 @@
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import CUSTOMERS_TOPIC, SLA_TOPIC
 
 from .config import Settings, get_settings
+from .conversation.endpoints import router as conversation_router
 from .db import inbox, outbox
+from .forms.endpoints import router as forms_router
+from .intake.endpoints import router as intake_router
+from .macros.endpoints import router as macros_router
+from .routing import service as routing
+from .routing.endpoints import agents_router, rules_router, teams_router
+from .statuses.endpoints import router as statuses_router
 from .tickets.endpoints import router as tickets_router
 from .tickets.handlers import HANDLERS
+from .views.endpoints import router as views_router
+
+log = logging.getLogger(__name__)
+
+
+def reoffer_loop(settings: Settings):  # type: ignore[no-untyped-def]
+    """Background re-offer of tickets not accepted within their team's timeout (every replica
+    may run it: rows are taken with SKIP LOCKED, so none is offered twice)."""
+
+    @contextlib.asynccontextmanager
+    async def hook(app: FastAPI) -> AsyncIterator[None]:
+        runtime = app.state.runtime
+
+        async def run() -> None:
+            while True:
+                await asyncio.sleep(settings.reoffer_interval_s)
+                try:
+                    async with runtime.raw_transaction() as conn:
+                        await routing.reoffer_due(conn)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # keep the loop alive across database hiccups
+                    log.exception("re-offer pass failed")
+
+        task = asyncio.create_task(run(), name="reoffer")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return hook
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
     return build_app(
-        settings or get_settings(),
+        settings,
         ServiceParts(
             title="ticket-svc",
-            routers=[tickets_router],
+            routers=[tickets_router, conversation_router, intake_router, agents_router, teams_router, rules_router,
+                     forms_router, statuses_router, macros_router, views_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
             consumers=[
                 ConsumerSpec(name="ticket-svc.projections", topics=[CUSTOMERS_TOPIC, SLA_TOPIC], handlers=HANDLERS)
             ],
+            lifespan_hooks=[reoffer_loop(settings)],
         ),
     )

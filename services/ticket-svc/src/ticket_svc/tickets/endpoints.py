@@ -7,16 +7,31 @@ the OpenAPI document exact without paying for a second validation on the hot pat
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
-from helpdesk_common.responses import JSONBytesResponse
+from starlette.responses import Response
 
 from helpdesk_common.app import runtime_of
-from helpdesk_common.identity import CurrentPrincipal
+from helpdesk_common.identity import CurrentPrincipal, require_user
+from helpdesk_common.problems import Problem
+from helpdesk_common.responses import JSONBytesResponse
 
-from . import service
-from .schemas import Priority, Status, TicketCreate, TicketPage, TicketRead
+from . import merge, repository, service
+from .schemas import (
+    AssignIn,
+    AuditPage,
+    LinkIn,
+    LinkRead,
+    MergeIn,
+    Priority,
+    Status,
+    TicketCreate,
+    TicketPage,
+    TicketPatch,
+    TicketRead,
+)
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
@@ -25,6 +40,13 @@ IdempotencyKey = Annotated[
     Header(alias="Idempotency-Key", min_length=1, max_length=255,
            description="Repeat a create safely: the same key and body return the same ticket."),
 ]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=100,
+                                       description='The ETag (W/"<version>") the change is based on.')]
+SlaState = Literal["breached", "at_risk", "on_track", "none"]
+
+
+def _etag(row) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"ETag": f'W/"{row["version"]}"'}
 
 
 @router.post("", status_code=201, response_model=TicketRead, summary="Create a ticket")
@@ -35,7 +57,7 @@ async def create_ticket(
         result = await service.create_ticket(
             conn, principal=principal, payload=payload, idempotency_key=idempotency_key
         )
-    headers = {"Location": f"/v1/tickets/{result.ticket['id']}", "ETag": f'W/"{result.ticket["version"]}"'}
+    headers = {"Location": f"/v1/tickets/{result.ticket['id']}", **_etag(result.ticket)}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONBytesResponse(service.to_read(result.ticket), status_code=201, headers=headers)
@@ -43,24 +65,140 @@ async def create_ticket(
 
 @router.get("/{ticket_id}", response_model=TicketRead, summary="Read a ticket")
 async def get_ticket(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
-    async with runtime_of(request).engine.connect() as conn:
-        row = await service.get_visible_ticket(conn, principal=principal, ticket_id=ticket_id)
-    return JSONBytesResponse(service.to_read(row._mapping), headers={"ETag": f'W/"{row.version}"'})
+    async with runtime_of(request).raw_connection() as conn:
+        row = await service.get_visible(conn, principal=principal, ticket_id=ticket_id)
+    return JSONBytesResponse(service.to_read(row), headers=_etag(row))
 
 
-@router.get("", response_model=TicketPage, summary="List tickets, newest first")
+@router.patch("/{ticket_id}", response_model=TicketRead, summary="Change status, priority, assignment, fields")
+async def patch_ticket(request: Request, ticket_id: uuid.UUID, patch: TicketPatch, principal: CurrentPrincipal,
+                       if_match: IfMatch = None) -> JSONBytesResponse:
+    async with runtime_of(request).raw_transaction() as conn:
+        row = await service.update_ticket(conn, principal=principal, ticket_id=ticket_id, patch=patch,
+                                          if_match=if_match)
+    return JSONBytesResponse(service.to_read(row), headers=_etag(row))
+
+
+@router.get("", response_model=TicketPage, summary="List and search tickets")
 async def list_tickets(
     request: Request,
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-    status: Status | None = None,
+    q: Annotated[str | None, Query(max_length=500, description="full-text search, Chinese or English")] = None,
+    status: Annotated[list[Status] | None, Query()] = None,
     priority: Priority | None = None,
     customer_id: uuid.UUID | None = None,
+    assignee_id: Annotated[str | None, Query(max_length=128, description='an agent id, or "none"')] = None,
+    team_id: uuid.UUID | None = None,
+    tag: Annotated[list[str] | None, Query(max_length=10)] = None,
+    channel: Annotated[str | None, Query(max_length=32)] = None,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    updated_after: datetime | None = None,
+    updated_before: datetime | None = None,
+    sla_state: SlaState | None = None,
+    sort: Literal["created", "updated"] = "created",
+    view_id: uuid.UUID | None = None,
 ) -> JSONBytesResponse:
-    async with runtime_of(request).engine.connect() as conn:
-        rows, next_cursor = await service.list_visible_tickets(
-            conn, principal=principal, limit=limit, cursor=cursor,
-            status=status, priority=priority, customer_id=customer_id,
+    filters = {
+        "statuses": status, "priority": priority, "customer_id": customer_id, "assignee_id": assignee_id,
+        "team_id": team_id, "tags": tag, "channel": channel, "type": type, "created_after": created_after,
+        "created_before": created_before, "updated_after": updated_after, "updated_before": updated_before,
+        "sla_state": sla_state,
+    }
+    async with runtime_of(request).raw_connection() as conn:
+        if view_id is not None:
+            from ..views import service as views
+
+            saved = await views.filters_of(conn, principal=principal, view_id=view_id)
+            filters = {**saved, **{k: v for k, v in filters.items() if v is not None}}
+            q = q or saved.get("q")
+        rows, next_cursor = await service.list_visible(
+            conn, principal=principal, limit=limit, cursor=cursor, filters=filters, q=q, sort=sort,
         )
-    return JSONBytesResponse({"items": [service.to_read(r._mapping) for r in rows], "next_cursor": next_cursor})
+    return JSONBytesResponse({"items": [service.to_read(r) for r in rows], "next_cursor": next_cursor})
+
+
+@router.get("/{ticket_id}/audit", response_model=AuditPage, summary="Every change: actor, time, before/after")
+async def audit_trail(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal,
+                      limit: Annotated[int, Query(ge=1, le=100)] = 100,
+                      cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_connection() as conn:
+        await service.get_visible(conn, principal=principal, ticket_id=ticket_id)
+        rows = await repository.list_audit(conn, ticket_id=ticket_id, after_id=int(cursor or 0), limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JSONBytesResponse({
+        "items": [dict(r) for r in rows],
+        "next_cursor": str(rows[-1]["id"]) if more and rows else None,
+    })
+
+
+@router.post("/{ticket_id}/assign", response_model=TicketRead, summary="Assign by hand (supervisors, admins)")
+async def assign(request: Request, ticket_id: uuid.UUID, body: AssignIn, principal: CurrentPrincipal,
+                 if_match: IfMatch = None) -> JSONBytesResponse:
+    require_user(principal, "admin", "supervisor")
+    from ..routing import service as routing
+
+    async with runtime_of(request).raw_transaction() as conn:
+        row = await service.get_visible(conn, principal=principal, ticket_id=ticket_id, lock=True)
+        service.check_version(row, if_match)
+        if row["status"] == "closed":
+            raise Problem(409, "ticket-closed", "Ticket closed", "A closed ticket is final.")
+        await routing.check_assignable(conn, agent_id=body.assignee_id, team_id=body.team_id)
+        row = await routing.assign(conn, row, team_id=body.team_id if "team_id" in body.model_fields_set
+                                   else row["team_id"], assignee_id=body.assignee_id, reason="manual",
+                                   actor=principal.ref, offered=False)
+    return JSONBytesResponse(service.to_read(row), headers=_etag(row))
+
+
+@router.post("/{ticket_id}/accept", response_model=TicketRead, summary="Accept a ticket offered to me")
+async def accept(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_transaction() as conn:
+        row = await service.get_visible(conn, principal=principal, ticket_id=ticket_id, lock=True)
+        if row["assignee_id"] != principal.id:
+            raise Problem(409, "not-offered", "Not offered to you", "This ticket is not assigned to you.")
+        if row["assignment_state"] == "offered":
+            from . import changes
+
+            row = await changes.apply(conn, row, {"assignment_state": "accepted", "offered_at": None},
+                                      actor=principal.ref, force=True)
+    return JSONBytesResponse(service.to_read(row), headers=_etag(row))
+
+
+@router.get("/{ticket_id}/links", response_model=list[LinkRead], summary="Related, parent/child, follow-up links")
+async def list_links(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
+    async with runtime_of(request).raw_connection() as conn:
+        await service.get_visible(conn, principal=principal, ticket_id=ticket_id)
+        rows = await repository.list_links(conn, ticket_id)
+    return JSONBytesResponse([{k: r[k] for k in ("other_id", "kind", "other_number", "other_subject",
+                                                  "other_status", "created_at")} for r in rows])
+
+
+@router.post("/{ticket_id}/links", status_code=204, summary="Link two tickets")
+async def add_link(request: Request, ticket_id: uuid.UUID, body: LinkIn, principal: CurrentPrincipal) -> Response:
+    require_user(principal)
+    async with runtime_of(request).raw_transaction() as conn:
+        await merge.link(conn, principal=principal, ticket_id=ticket_id, other_id=body.other_id, kind=body.kind)
+    return Response(status_code=204)
+
+
+@router.delete("/{ticket_id}/links/{kind}/{other_id}", status_code=204, summary="Remove a link")
+async def remove_link(request: Request, ticket_id: uuid.UUID, kind: Literal["related", "parent", "child"],
+                      other_id: uuid.UUID, principal: CurrentPrincipal) -> Response:
+    require_user(principal)
+    async with runtime_of(request).raw_transaction() as conn:
+        await merge.unlink(conn, principal=principal, ticket_id=ticket_id, other_id=other_id, kind=kind)
+    return Response(status_code=204)
+
+
+@router.post("/{ticket_id}/merge", response_model=TicketRead, summary="Merge this ticket into another")
+async def merge_into(request: Request, ticket_id: uuid.UUID, body: MergeIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_transaction() as conn:
+        target = await merge.merge(conn, principal=principal, source_id=ticket_id, target_id=body.target_id)
+    return JSONBytesResponse(service.to_read(target), headers=_etag(target))

@@ -1,16 +1,19 @@
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    ForeignKey,
     Identity,
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     Table,
     Text,
     Uuid,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 
 from ..db import metadata
 
@@ -36,6 +39,28 @@ tickets = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False, server_default="1"),
+    Column("language", Text),
+    Column("custom_status_id", Uuid),
+    Column("team_id", Uuid),
+    Column("assignee_id", Text),
+    Column("assignment_state", Text),  # offered | accepted
+    Column("offered_at", DateTime(timezone=True)),
+    Column("offered_to", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("cc", JSONB, nullable=False, server_default="[]"),
+    Column("followers", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("form_version", Integer),
+    Column("conversation_key", Text),
+    Column("follow_up_of", Uuid),
+    Column("merged_into", Uuid),
+    Column("first_response_at", DateTime(timezone=True)),
+    Column("awaiting_agent_since", DateTime(timezone=True)),
+    Column("status_changed_at", DateTime(timezone=True)),
+    Column("solved_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("updated_by", Text),
+    Column("message_count", Integer, nullable=False, server_default="0"),
+    # CJK bigrams + lower-cased words of subject, description and messages (see search.py)
+    Column("search", TSVECTOR, nullable=False, server_default="''::tsvector"),
 )
 Index("ix_tickets_created_at_id", tickets.c.created_at.desc(), tickets.c.id.desc())
 Index("ix_tickets_created_by_created_at", tickets.c.created_by, tickets.c.created_at.desc(), tickets.c.id.desc())
@@ -53,8 +78,10 @@ idempotency_keys = Table(
     Column("principal", Text, primary_key=True),
     Column("key", Text, primary_key=True),
     Column("request_hash", Text, nullable=False),
-    Column("ticket_id", Uuid, nullable=False),
+    Column("ticket_id", Uuid, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("scope", Text, nullable=False, server_default="ticket.create"),
+    Column("response", JSONB),
 )
 
 customer_identities = Table(
@@ -64,4 +91,77 @@ customer_identities = Table(
     Column("value", Text, primary_key=True),
     Column("customer_id", Uuid, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+custom_statuses = Table(
+    "custom_statuses",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("label", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="true"),
+    Column("position", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("ticket_id", Uuid, ForeignKey("tickets.id"), nullable=False),
+    Column("author_kind", Text, nullable=False),  # customer | agent | system
+    Column("author_id", Text),
+    Column("public", Boolean, nullable=False),
+    Column("body_text", Text, nullable=False),
+    Column("body_html", Text),  # sanitised
+    Column("channel", Text),
+    Column("external_id", Text),
+    Column("email_message_id", Text),
+    Column("attachments", JSONB, nullable=False, server_default="[]"),
+    Column("metadata", JSONB, nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+attachment_blobs = Table(
+    "attachment_blobs",
+    metadata,
+    Column("sha256", Text, primary_key=True),
+    Column("content", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+channel_deliveries = Table(
+    "channel_deliveries",
+    metadata,
+    Column("channel", Text, primary_key=True),
+    Column("external_id", Text, primary_key=True),
+    Column("ticket_id", Uuid),
+    Column("message_id", Uuid),
+    Column("created_ticket", Boolean, nullable=False, server_default="false"),
+    Column("ignored", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+links = Table(
+    "ticket_links",
+    metadata,
+    Column("ticket_id", Uuid, ForeignKey("tickets.id"), primary_key=True),
+    Column("other_id", Uuid, ForeignKey("tickets.id"), primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+audit = Table(
+    "ticket_audit",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("ticket_id", Uuid, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("changes", JSONB, nullable=False, server_default="{}"),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

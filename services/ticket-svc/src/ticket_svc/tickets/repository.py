@@ -6,44 +6,66 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import customer_identities, tickets
 
 
-# Intake runs on a bare asyncpg connection (runtime.raw_transaction): per statement,
-# SQLAlchemy's async layer cost more CPU than the database work (docs/ARCHITECTURE.md).
-_TICKET_COLUMNS = ", ".join(c.name for c in tickets.c)
+# Everything request-facing runs on a bare asyncpg connection (runtime.raw_transaction):
+# per statement, SQLAlchemy's async layer cost more CPU than the database work
+# (docs/ARCHITECTURE.md). Event handlers below still use SQLAlchemy Core.
+_TICKET_COLUMNS = ", ".join(c.name for c in tickets.c if c.name != "search")
+_T_COLUMNS = ", ".join(f"t.{c.name}" for c in tickets.c if c.name != "search")
 _CLAIM_KEY = (
-    "INSERT INTO idempotency_keys (principal, key, request_hash, ticket_id) VALUES ($1, $2, $3, $4) "
-    "ON CONFLICT DO NOTHING RETURNING ticket_id, request_hash"
+    "INSERT INTO idempotency_keys (principal, key, request_hash, ticket_id, scope) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT DO NOTHING RETURNING ticket_id, request_hash, response"
 )
-_KEY_OWNER = "SELECT ticket_id, request_hash FROM idempotency_keys WHERE principal = $1 AND key = $2"
+_KEY_OWNER = "SELECT ticket_id, request_hash, response, scope FROM idempotency_keys WHERE principal = $1 AND key = $2"
 _INSERT_TICKET = (
     "INSERT INTO tickets (id, subject, description, status, priority, type, channel, tags, custom_fields, requester, "
-    "requester_identity_kind, requester_identity_value, created_by, created_at, updated_at, customer_id) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+    "requester_identity_kind, requester_identity_value, created_by, created_at, updated_at, language, cc, "
+    "conversation_key, follow_up_of, form_version, search, status_changed_at, awaiting_agent_since, message_count, "
+    "customer_id) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
+    "array_to_tsvector($21::text[]), $14, $22, $23, "
     "(SELECT customer_id FROM customer_identity_projection WHERE kind = $11 AND value = $12)) "
     f"RETURNING {_TICKET_COLUMNS}"
 )
 _GET_TICKET = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1"
+_GET_TICKET_FOR_UPDATE = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1 FOR UPDATE"
+_GET_BY_NUMBER = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = $1"
+
+#: columns a service-layer update may set (names are never taken from requests)
+UPDATABLE = frozenset({
+    "subject", "status", "custom_status_id", "priority", "type", "tags", "custom_fields", "language", "team_id",
+    "assignee_id", "assignment_state", "offered_at", "offered_to", "cc", "followers", "form_version", "merged_into",
+    "first_response_at", "awaiting_agent_since", "status_changed_at", "solved_at", "closed_at", "updated_by",
+    "message_count", "customer_id",
+})
 
 
 async def claim_idempotency_key(
-    conn: Any, *, principal: str, key: str, request_hash: str, ticket_id: uuid.UUID
-) -> tuple[uuid.UUID, str]:
-    """Claim ``key`` for ``ticket_id``; returns the owner (ours or an earlier request's).
+    conn: Any, *, principal: str, key: str, request_hash: str, ticket_id: uuid.UUID | None, scope: str = "ticket.create"
+) -> tuple[bool, uuid.UUID | None, str, Any]:
+    """Claim ``key``; returns (claimed by us, owner ticket id, owner's request hash, stored response).
 
     A concurrent claim of the same key blocks on the unique index until the first
-    transaction ends, then either sees its committed row or takes the key itself.
+    transaction ends, then either sees its committed row or takes the key itself. A key
+    used for another kind of request (scope) reads as a different request body.
     """
-    claimed = await conn.fetchrow(_CLAIM_KEY, principal, key, request_hash, ticket_id)
-    if claimed is None:
-        claimed = await conn.fetchrow(_KEY_OWNER, principal, key)
-    return uuid.UUID(str(claimed[0])), claimed[1]
+    claimed = await conn.fetchrow(_CLAIM_KEY, principal, key, request_hash, ticket_id, scope)
+    if claimed is not None:
+        return True, claimed[0], claimed[1], claimed[2]
+    owner = await conn.fetchrow(_KEY_OWNER, principal, key)
+    owner_hash = owner[1] if owner[3] == scope else f"scope:{owner[3]}"
+    return False, owner[0], owner_hash, owner[2]
+
+
+async def store_idempotent_response(conn: Any, *, principal: str, key: str, response: Any) -> None:
+    await conn.execute("UPDATE idempotency_keys SET response = $3 WHERE principal = $1 AND key = $2",
+                       principal, key, response)
 
 
 async def insert_ticket(conn: Any, v: dict[str, Any]) -> Any:
@@ -51,7 +73,9 @@ async def insert_ticket(conn: Any, v: dict[str, Any]) -> Any:
     return await conn.fetchrow(
         _INSERT_TICKET, v["id"], v["subject"], v["description"], v["status"], v["priority"], v["type"], v["channel"],
         v["tags"], v["custom_fields"], v["requester"], v["requester_identity_kind"], v["requester_identity_value"],
-        v["created_by"], v["created_at"], v["updated_at"],
+        v["created_by"], v["created_at"], v["updated_at"], v.get("language"), v.get("cc", []),
+        v.get("conversation_key"), v.get("follow_up_of"), v.get("form_version"), v.get("lexemes", []),
+        v.get("awaiting_agent_since"), v.get("message_count", 0),
     )
 
 
@@ -59,39 +83,142 @@ async def get_ticket_raw(conn: Any, ticket_id: uuid.UUID) -> Any:
     return await conn.fetchrow(_GET_TICKET, ticket_id)
 
 
-async def get_ticket(conn: AsyncConnection, ticket_id: uuid.UUID) -> Row | None:
-    return (await conn.execute(select(tickets).where(tickets.c.id == ticket_id))).first()
+async def lock_ticket(conn: Any, ticket_id: uuid.UUID) -> Any:
+    return await conn.fetchrow(_GET_TICKET_FOR_UPDATE, ticket_id)
 
 
-async def list_tickets(
-    conn: AsyncConnection,
-    *,
-    limit: int,
-    after: tuple[datetime, uuid.UUID] | None,
-    created_by: str | None,
-    status: str | None,
-    priority: str | None,
-    customer_id: uuid.UUID | None,
-) -> list[Row]:
-    stmt = select(tickets)
-    if created_by is not None:
-        stmt = stmt.where(tickets.c.created_by == created_by)
-    if status is not None:
-        stmt = stmt.where(tickets.c.status == status)
-    if priority is not None:
-        stmt = stmt.where(tickets.c.priority == priority)
-    if customer_id is not None:
-        stmt = stmt.where(tickets.c.customer_id == customer_id)
+async def get_ticket_by_number(conn: Any, number: int) -> Any:
+    if not 0 < number < 2**63:
+        return None
+    return await conn.fetchrow(_GET_BY_NUMBER, number)
+
+
+async def update_ticket(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any], *,
+                        lexemes: list[str] | None = None) -> Any:
+    """Set ``values``, bump the version, optionally add search lexemes; returns the new row."""
+    names = sorted(values)
+    unknown = set(names) - UPDATABLE
+    if unknown:  # pragma: no cover - a programming error, never request input
+        raise ValueError(f"not updatable: {unknown}")
+    sets = [f"{name} = ${i + 2}" for i, name in enumerate(names)]
+    args: list[Any] = [ticket_id, *(values[n] for n in names)]
+    if lexemes:
+        args.append(lexemes)
+        sets.append(f"search = search || array_to_tsvector(${len(args)}::text[])")
+    sets += ["version = version + 1", "updated_at = clock_timestamp()"]
+    return await conn.fetchrow(
+        f"UPDATE tickets SET {', '.join(sets)} WHERE id = $1 RETURNING {_TICKET_COLUMNS}", *args
+    )
+
+
+async def newest_open_in_conversation(conn: Any, conversation_key: str) -> Any:
+    return await conn.fetchrow(
+        f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE conversation_key = $1 AND status <> 'closed' "
+        "ORDER BY created_at DESC LIMIT 1",
+        conversation_key,
+    )
+
+
+async def ticket_by_email_refs(conn: Any, refs: list[str]) -> Any:
+    """The ticket of the newest message whose e-mail Message-ID is among ``refs``."""
+    return await conn.fetchrow(
+        f"SELECT {_T_COLUMNS} FROM messages m JOIN tickets t ON t.id = m.ticket_id "
+        "WHERE m.email_message_id = ANY($1::text[]) ORDER BY m.created_at DESC LIMIT 1",
+        refs,
+    )
+
+
+async def insert_audit(conn: Any, *, ticket_id: uuid.UUID, actor: str, action: str, changes: dict[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO ticket_audit (ticket_id, actor, action, changes, at) VALUES ($1, $2, $3, $4, clock_timestamp())",
+        ticket_id, actor, action, changes,
+    )
+
+
+async def list_audit(conn: Any, *, ticket_id: uuid.UUID, after_id: int, limit: int) -> list[Any]:
+    return await conn.fetch(
+        "SELECT id, actor, action, changes, at FROM ticket_audit WHERE ticket_id = $1 AND id > $2 "
+        "ORDER BY id LIMIT $3",
+        ticket_id, after_id, limit,
+    )
+
+
+async def insert_link(conn: Any, *, ticket_id: uuid.UUID, other_id: uuid.UUID, kind: str, actor: str) -> bool:
+    done = await conn.fetchval(
+        "INSERT INTO ticket_links (ticket_id, other_id, kind, created_by) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT DO NOTHING RETURNING true",
+        ticket_id, other_id, kind, actor,
+    )
+    return bool(done)
+
+
+async def delete_link(conn: Any, *, ticket_id: uuid.UUID, other_id: uuid.UUID, kind: str) -> bool:
+    done = await conn.fetchval(
+        "DELETE FROM ticket_links WHERE ticket_id = $1 AND other_id = $2 AND kind = $3 RETURNING true",
+        ticket_id, other_id, kind,
+    )
+    return bool(done)
+
+
+async def list_links(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
+    return await conn.fetch(
+        "SELECT l.ticket_id, l.other_id, l.kind, l.created_at, o.number AS other_number, o.subject AS other_subject, "
+        "o.status AS other_status FROM ticket_links l JOIN tickets o ON o.id = l.other_id WHERE l.ticket_id = $1 "
+        "ORDER BY l.created_at",
+        ticket_id,
+    )
+
+
+def _list_where(f: dict[str, Any], args: list[Any]) -> list[str]:
+    """WHERE clauses for the list filters; every value goes in as a bind parameter."""
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    where: list[str] = []
+    simple = {"created_by": "created_by", "status": "status", "priority": "priority", "customer_id": "customer_id",
+              "team_id": "team_id", "channel": "channel", "type": "type", "custom_status_id": "custom_status_id"}
+    for key, column in simple.items():
+        if f.get(key) is not None:
+            where.append(f"{column} = {arg(f[key])}")
+    if f.get("statuses"):
+        where.append(f"status = ANY({arg(list(f['statuses']))}::text[])")
+    if f.get("assignee_id") is not None:
+        where.append("assignee_id IS NULL" if f["assignee_id"] == "none" else f"assignee_id = {arg(f['assignee_id'])}")
+    if f.get("tags"):
+        where.append(f"tags @> {arg(list(f['tags']))}::text[]")
+    for key, op, column in (("created_after", ">=", "created_at"), ("created_before", "<", "created_at"),
+                            ("updated_after", ">=", "updated_at"), ("updated_before", "<", "updated_at")):
+        if f.get(key) is not None:
+            where.append(f"{column} {op} {arg(f[key])}")
+    sla = f.get("sla_state")
+    if sla == "breached":
+        where.append("first_response_at IS NULL AND first_response_due_at < now() AND status NOT IN ('solved','closed')")
+    elif sla == "at_risk":
+        where.append("first_response_at IS NULL AND first_response_due_at >= now() "
+                     "AND first_response_due_at < now() + interval '1 hour' AND status NOT IN ('solved','closed')")
+    elif sla == "on_track":
+        where.append("first_response_at IS NULL AND first_response_due_at >= now() + interval '1 hour' "
+                     "AND status NOT IN ('solved','closed')")
+    elif sla == "none":
+        where.append("(first_response_due_at IS NULL OR first_response_at IS NOT NULL OR status IN ('solved','closed'))")
+    if f.get("tsquery"):
+        where.append(f"search @@ {arg(f['tsquery'])}::tsquery")
+    return where
+
+
+async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
+                           after: tuple[datetime, uuid.UUID] | None, sort: str = "created") -> list[Any]:
+    args: list[Any] = []
+    where = _list_where(filters, args)
+    column = "updated_at" if sort == "updated" else "created_at"
     if after is not None:
-        created_at, ticket_id = after
-        stmt = stmt.where(
-            or_(
-                tickets.c.created_at < created_at,
-                and_(tickets.c.created_at == created_at, tickets.c.id < ticket_id),
-            )
-        )
-    stmt = stmt.order_by(tickets.c.created_at.desc(), tickets.c.id.desc()).limit(limit)
-    return list((await conn.execute(stmt)).all())
+        args += [after[0], after[1]]
+        where.append(f"({column}, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    sql = (f"SELECT {_TICKET_COLUMNS} FROM tickets" + (" WHERE " + " AND ".join(where) if where else "")
+           + f" ORDER BY {column} DESC, id DESC LIMIT ${len(args)}")
+    return await conn.fetch(sql, *args)
 
 
 async def upsert_identities(conn: AsyncConnection, *, customer_id: uuid.UUID, identities: list[tuple[str, str]]) -> None:
@@ -124,3 +251,20 @@ async def set_first_response_due(conn: AsyncConnection, *, ticket_id: uuid.UUID,
         .where(tickets.c.id == ticket_id, tickets.c.first_response_due_at.is_distinct_from(due_at))
         .values(first_response_due_at=due_at)
     )
+
+
+async def copy_search(conn: Any, *, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE tickets SET search = search || (SELECT search FROM tickets WHERE id = $1) WHERE id = $2",
+        source_id, target_id,
+    )
+
+
+async def has_ancestor(conn: Any, *, ticket_id: uuid.UUID, ancestor_id: uuid.UUID) -> bool:
+    """Is ``ancestor_id`` ``ticket_id`` itself or one of its parents, transitively (bounded depth)?"""
+    return bool(await conn.fetchval(
+        "WITH RECURSIVE up(id, depth) AS (SELECT $1::uuid, 0 UNION ALL "
+        "SELECT l.other_id, up.depth + 1 FROM ticket_links l JOIN up ON l.ticket_id = up.id "
+        "WHERE l.kind = 'parent' AND up.depth < 50) SELECT EXISTS (SELECT 1 FROM up WHERE id = $2)",
+        ticket_id, ancestor_id,
+    ))

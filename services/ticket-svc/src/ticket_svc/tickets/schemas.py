@@ -33,6 +33,13 @@ class RequesterIn(StrictModel):
         return self
 
 
+Language = Annotated[str, StringConstraints(min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+CustomFields = Annotated[
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Any], Field(max_length=100)
+]
+AgentId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
 class TicketCreate(StrictModel):
     subject: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
     description: Annotated[str, StringConstraints(max_length=65_536)] = ""
@@ -40,13 +47,38 @@ class TicketCreate(StrictModel):
     priority: Priority = "normal"
     type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] = Field(default_factory=list)
-    custom_fields: Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Any], Field(max_length=100)] = Field(
-        default_factory=dict
-    )
+    custom_fields: CustomFields = Field(default_factory=dict)
+    language: Language | None = None
+    cc: Annotated[list[Email], Field(max_length=50)] = Field(default_factory=list)
+    #: agents only: assign at creation (else routing decides)
+    assignee_id: AgentId | None = None
+    team_id: uuid.UUID | None = None
+
+
+class TicketPatch(StrictModel):
+    """Fields left out stay as they are; ``null`` clears assignee_id / team_id."""
+
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)] | None = None
+    #: a status category or the key of an active custom status
+    status: Annotated[str, StringConstraints(min_length=1, max_length=48)] | None = None
+    priority: Priority | None = None
+    type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    language: Language | None = None
+    assignee_id: AgentId | None = None
+    team_id: uuid.UUID | None = None
+    tags: Annotated[list[Tag], Field(max_length=50)] | None = None
+    add_tags: Annotated[list[Tag], Field(max_length=50)] | None = None
+    remove_tags: Annotated[list[Tag], Field(max_length=50)] | None = None
+    cc: Annotated[list[Email], Field(max_length=50)] | None = None
+    followers: Annotated[list[AgentId], Field(max_length=50)] | None = None
+    #: merged into the current values; ``null`` for a key clears it
+    custom_fields: CustomFields | None = None
 
 
 class SlaRead(BaseModel):
     first_response_due_at: datetime | None = None
+    first_response_at: datetime | None = None
+    state: Literal["green", "red", "breached"] | None = None
 
 
 class TicketRead(BaseModel):
@@ -55,19 +87,68 @@ class TicketRead(BaseModel):
     subject: str
     description: str
     status: Status
+    custom_status_id: uuid.UUID | None
     priority: Priority
     type: str | None
     channel: str | None
+    language: str | None
     tags: list[str]
     custom_fields: dict[str, Any]
+    form_version: int | None
     requester: dict[str, Any]
     customer_id: uuid.UUID | None
+    cc: list[str]
+    followers: list[str]
+    team_id: uuid.UUID | None
+    assignee_id: str | None
+    assignment_state: Literal["offered", "accepted"] | None
+    follow_up_of: uuid.UUID | None
+    merged_into: uuid.UUID | None
+    message_count: int
     sla: SlaRead
     created_at: datetime
     updated_at: datetime
+    solved_at: datetime | None
+    closed_at: datetime | None
     version: int
 
 
 class TicketPage(BaseModel):
     items: list[TicketRead]
     next_cursor: str | None
+
+
+class AuditEntry(BaseModel):
+    id: int
+    actor: str
+    action: str
+    changes: dict[str, Any]
+    at: datetime
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+class LinkIn(StrictModel):
+    other_id: uuid.UUID
+    kind: Literal["related", "parent", "child"]
+
+
+class LinkRead(BaseModel):
+    other_id: uuid.UUID
+    kind: str
+    other_number: int
+    other_subject: str
+    other_status: str
+    created_at: datetime
+
+
+class MergeIn(StrictModel):
+    target_id: uuid.UUID
+
+
+class AssignIn(StrictModel):
+    assignee_id: AgentId | None = None
+    team_id: uuid.UUID | None = None

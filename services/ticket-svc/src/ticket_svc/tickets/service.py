@@ -1,31 +1,31 @@
-"""Ticket rules: intake with idempotency, visibility, listing, and projection updates."""
+"""Ticket rules: creation with idempotency, visibility, updates through the state machine,
+listing and search. Every write goes through ``changes.apply`` (audit + events)."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpdesk_common import events
-from helpdesk_common.identities import primary_identity
 from helpdesk_common.identity import Principal
-from helpdesk_common.outbox import enqueue, enqueue_raw
-from helpdesk_common.pagination import decode_cursor, page
+from helpdesk_common.outbox import enqueue
+from helpdesk_common.pagination import decode_cursor, encode_cursor
 from helpdesk_common.problems import Problem
 
 from ..db import outbox
-from . import repository
-from .schemas import TicketCreate
+from . import changes, lifecycle, repository, search
+from .schemas import TicketCreate, TicketPatch
 
-SOURCE = "ticket-svc"
+SOURCE = changes.SOURCE
 INITIAL_STATUS = "new"
+STAFF_ROLES = ("admin", "supervisor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,120 +34,195 @@ class CreateResult:
     replayed: bool
 
 
-def request_hash(payload: TicketCreate) -> str:
-    canonical = orjson.dumps(payload.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
+def request_hash(payload: Any) -> str:
+    dumped = payload.model_dump(mode="json") if hasattr(payload, "model_dump") else payload
+    return hashlib.sha256(orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def channel_of(principal: Principal) -> str:
     return principal.channel or ("agent" if principal.is_user else "api")
 
 
+def not_found(ticket_id: Any) -> Problem:
+    return Problem(404, "not-found", "Ticket not found", f"No ticket {ticket_id}.")
+
+
+def may_see(principal: Principal, ticket: Mapping[str, Any]) -> bool:
+    """Channels see only what they created; agents, supervisors and admins see all tickets."""
+    if principal.kind == "channel":
+        return ticket["created_by"] == principal.ref
+    return principal.is_user
+
+
+async def claim_key(conn: Any, *, principal: Principal, key: str | None, digest: str, scope: str,
+                    ticket_id: uuid.UUID | None) -> tuple[uuid.UUID | None, Any] | None:
+    """None when the key is new (or absent); else (ticket id, stored response) of the original request."""
+    if key is None:
+        return None
+    claimed, owner, owner_hash, response = await repository.claim_idempotency_key(
+        conn, principal=principal.ref, key=key, request_hash=digest, ticket_id=ticket_id, scope=scope
+    )
+    if claimed:
+        return None
+    if owner_hash != digest:
+        raise Problem(422, "idempotency-key-reused", "Idempotency-Key reused",
+                      "This Idempotency-Key was already used with a different request.")
+    return owner, response
+
+
 async def create_ticket(
-    conn: Any, *, principal: Principal, payload: TicketCreate, idempotency_key: str | None
+    conn: Any, *, principal: Principal, payload: TicketCreate, idempotency_key: str | None,
 ) -> CreateResult:
     ticket_id = uuid.uuid4()
-    if idempotency_key is not None:
-        digest = request_hash(payload)
-        owner, owner_hash = await repository.claim_idempotency_key(
-            conn, principal=principal.ref, key=idempotency_key, request_hash=digest, ticket_id=ticket_id
-        )
-        if owner != ticket_id:
-            if owner_hash != digest:
-                raise Problem(
-                    422, "idempotency-key-reused", "Idempotency-Key reused",
-                    "This Idempotency-Key was already used with a different request body.",
-                )
-            existing = await repository.get_ticket_raw(conn, owner)
-            if existing is None:  # pragma: no cover - keys and tickets commit together
-                raise Problem(409, "conflict", "Conflict", "The original request is not visible yet.")
-            return CreateResult(existing, replayed=True)
+    original = await claim_key(conn, principal=principal, key=idempotency_key, digest=request_hash(payload),
+                               scope="ticket.create", ticket_id=ticket_id)
+    if original is not None:
+        existing = await repository.get_ticket_raw(conn, original[0])
+        if existing is None:  # pragma: no cover - keys and tickets commit together
+            raise Problem(409, "conflict", "Conflict", "The original request is not visible yet.")
+        return CreateResult(existing, replayed=True)
+    if not principal.is_user and (payload.assignee_id or payload.team_id):
+        raise Problem(403, "forbidden", "Forbidden", "Channels cannot assign tickets.")
+    from ..intake import service as intake  # late: intake builds on this module
 
-    requester = payload.requester.model_dump(exclude_none=True)
-    identity = primary_identity(requester)
-    now = datetime.now(UTC)
-    row = await repository.insert_ticket(
-        conn,
-        {
-            "id": ticket_id,
-            "subject": payload.subject,
-            "description": payload.description,
-            "status": INITIAL_STATUS,
-            "priority": payload.priority,
-            "type": payload.type,
-            "channel": channel_of(principal),
-            "tags": payload.tags,
-            "custom_fields": payload.custom_fields,
-            "requester": requester,
-            "requester_identity_kind": identity[0] if identity else None,
-            "requester_identity_value": identity[1] if identity else None,
-            "created_by": principal.ref,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    await enqueue_raw(
-        conn,
-        outbox,
-        events.TicketCreated(
-            source=SOURCE,
-            subject=str(ticket_id),
-            time=now,
-            data=events.TicketCreatedData(
-                ticket_id=ticket_id,
-                subject=row["subject"],
-                status=row["status"],
-                priority=row["priority"],
-                type=row["type"],
-                channel=row["channel"],
-                tags=row["tags"],
-                requester=events.Requester(**requester),
-                customer_id=row["customer_id"],
-                created_by=principal.ref,
-                created_at=now,
-            ),
-        ),
+    row = await intake.open_ticket(
+        conn, principal=principal, ticket_id=ticket_id, subject=payload.subject, description=payload.description,
+        requester=payload.requester.model_dump(exclude_none=True), priority=payload.priority, type_=payload.type,
+        tags=payload.tags, custom_fields=payload.custom_fields, language=payload.language, cc=payload.cc,
+        channel=channel_of(principal), assignee_id=payload.assignee_id, team_id=payload.team_id,
     )
     return CreateResult(row, replayed=False)
 
 
-def may_see(principal: Principal, ticket: Row) -> bool:
-    """Channels see only what they created; agents, supervisors and admins see all (for now)."""
-    if principal.kind == "channel":
-        return ticket.created_by == principal.ref
-    return principal.is_user
-
-
-async def get_visible_ticket(conn: AsyncConnection, *, principal: Principal, ticket_id: uuid.UUID) -> Row:
-    row = await repository.get_ticket(conn, ticket_id)
+async def get_visible(conn: Any, *, principal: Principal, ticket_id: uuid.UUID, lock: bool = False) -> Any:
+    row = await (repository.lock_ticket if lock else repository.get_ticket_raw)(conn, ticket_id)
     if row is None or not may_see(principal, row):
-        raise Problem(404, "not-found", "Ticket not found", f"No ticket {ticket_id}.")
+        raise not_found(ticket_id)
     return row
 
 
-async def list_visible_tickets(
-    conn: AsyncConnection,
-    *,
-    principal: Principal,
-    limit: int,
-    cursor: str | None,
-    status: str | None,
-    priority: str | None,
-    customer_id: uuid.UUID | None,
-) -> tuple[list[Row], str | None]:
-    rows = await repository.list_tickets(
-        conn,
-        limit=limit + 1,
-        after=decode_cursor(cursor) if cursor else None,
-        created_by=principal.ref if principal.kind == "channel" else None,
-        status=status,
-        priority=priority,
-        customer_id=customer_id,
+def check_version(row: Mapping[str, Any], if_match: str | None) -> None:
+    """Optimistic concurrency: ``If-Match: W/"<version>"`` (or a bare version) must be current."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if str(row["version"]) not in wanted:
+        raise Problem(412, "version-conflict", "Precondition failed",
+                      f"The ticket changed: its version is {row['version']}; reload and retry.",
+                      current_version=row["version"])
+
+
+async def resolve_status(conn: Any, requested: str) -> tuple[str, uuid.UUID | None, str | None]:
+    """(category, custom status id, custom status key) for a category or a custom status key."""
+    if requested in lifecycle.CATEGORIES:
+        return requested, None, None
+    from ..statuses import repository as statuses
+
+    custom = await statuses.get_by_key(conn, requested)
+    if custom is None or not custom["active"]:
+        raise Problem(422, "validation-error", "Invalid status", f"Unknown status {requested!r}.",
+                      errors=[{"field": "status", "message": "not a status category or an active custom status"}])
+    return custom["category"], custom["id"], custom["key"]
+
+
+async def update_ticket(conn: Any, *, principal: Principal, ticket_id: uuid.UUID, patch: TicketPatch,
+                        if_match: str | None) -> Any:
+    if not principal.is_user:
+        raise Problem(403, "forbidden", "Forbidden", "Only agents update tickets.")
+    row = await get_visible(conn, principal=principal, ticket_id=ticket_id, lock=True)
+    check_version(row, if_match)
+    return await apply_patch(conn, row, patch.model_dump(exclude_unset=True), actor=principal.ref)
+
+
+async def apply_patch(conn: Any, row: Mapping[str, Any], fields: dict[str, Any], *, actor: str,
+                      action: str = "updated") -> Any:
+    """Validate and apply a patch (PATCH body or macro actions) to the locked ``row``."""
+    if row["merged_into"] is not None or (row["status"] == "closed" and set(fields) - {"status"}):
+        raise Problem(409, "ticket-closed", "Ticket closed", "A closed ticket is final; open a follow-up instead.")
+    values: dict[str, Any] = {}
+    custom_key = None
+    if "status" in fields and fields["status"] is not None:
+        category, custom_id, custom_key = await resolve_status(conn, fields["status"])
+        current = lifecycle.StatusState(row["status"], str(row["custom_status_id"]) if row["custom_status_id"] else None)
+        try:
+            decided = lifecycle.decide(current, lifecycle.StatusState(category, str(custom_id) if custom_id else None))
+        except lifecycle.IllegalTransition as exc:
+            raise Problem(409, "illegal-transition", "Illegal status change", str(exc),
+                          current_status=row["status"], requested_status=fields["status"]) from exc
+        if decided is not None:
+            values["status"] = category
+            values["custom_status_id"] = custom_id
+    for name in ("subject", "priority", "type", "language"):
+        if name in fields:
+            values[name] = fields[name]
+    tags = list(fields["tags"]) if fields.get("tags") is not None else list(row["tags"])
+    tags += [t for t in fields.get("add_tags") or () if t not in tags]
+    tags = [t for t in tags if t not in set(fields.get("remove_tags") or ())]
+    if tags != list(row["tags"]):
+        values["tags"] = tags
+    for name in ("cc", "followers"):
+        if fields.get(name) is not None:
+            values[name] = list(dict.fromkeys(fields[name]))
+    if "custom_fields" in fields and fields["custom_fields"] is not None:
+        from ..forms import service as forms
+
+        values["custom_fields"], form_version = await forms.validate_patch(
+            conn, ticket_type=values.get("type", row["type"]), ticket=row, patch=fields["custom_fields"]
+        )
+        if form_version is not None:
+            values["form_version"] = form_version
+    reason = "manual"
+    if "team_id" in fields:
+        values["team_id"] = fields["team_id"]
+    if "assignee_id" in fields:
+        from ..routing import service as routing
+
+        await routing.check_assignable(conn, agent_id=fields["assignee_id"], team_id=values.get("team_id", row["team_id"]))
+        values["assignee_id"] = fields["assignee_id"]
+        values["assignment_state"] = "accepted" if fields["assignee_id"] else None
+        values["offered_at"] = None
+    new_row = await changes.apply(conn, row, values, actor=actor, action=action, reason=reason,
+                                  custom_status_key=custom_key)
+    if "subject" in values and values["subject"] != row["subject"]:
+        new_row = await changes.apply(conn, new_row, {}, actor=actor, lexemes=search.lexemes(values["subject"]))
+    return new_row
+
+
+def _page(rows: list[Any], limit: int, sort: str) -> tuple[list[Any], str | None]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not (more and rows):
+        return rows, None
+    last = rows[-1]
+    return rows, encode_cursor(last["updated_at" if sort == "updated" else "created_at"], last["id"])
+
+
+async def list_visible(conn: Any, *, principal: Principal, limit: int, cursor: str | None,
+                       filters: dict[str, Any], q: str | None, sort: str = "created") -> tuple[list[Any], str | None]:
+    filters = dict(filters)
+    if principal.kind == "channel":
+        filters["created_by"] = principal.ref
+    if q:
+        query = search.tsquery(q)
+        if query is None:
+            return [], None
+        filters["tsquery"] = query
+    rows = await repository.list_tickets_raw(
+        conn, filters=filters, limit=limit + 1, after=decode_cursor(cursor) if cursor else None, sort=sort
     )
-    return page(rows, limit)
+    return _page(list(rows), limit, sort)
 
 
-def to_read(row: Mapping[str, Any]) -> dict[str, Any]:
+def sla_state(row: Mapping[str, Any], now: datetime | None = None) -> str | None:
+    due = row["first_response_due_at"]
+    if due is None or row["first_response_at"] is not None or row["status"] in ("solved", "closed"):
+        return None
+    now = now or datetime.now(UTC)
+    seconds = (due - now).total_seconds()
+    return "breached" if seconds < 0 else "red" if seconds < 3600 else "green"
+
+
+def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """API shape of a ticket row (an asyncpg Record or a SQLAlchemy row mapping)."""
     return {
         "id": row["id"],
@@ -155,16 +230,33 @@ def to_read(row: Mapping[str, Any]) -> dict[str, Any]:
         "subject": row["subject"],
         "description": row["description"],
         "status": row["status"],
+        "custom_status_id": row["custom_status_id"],
         "priority": row["priority"],
         "type": row["type"],
         "channel": row["channel"],
+        "language": row["language"],
         "tags": row["tags"],
         "custom_fields": row["custom_fields"],
+        "form_version": row["form_version"],
         "requester": row["requester"],
         "customer_id": row["customer_id"],
-        "sla": {"first_response_due_at": row["first_response_due_at"]},
+        "cc": row["cc"],
+        "followers": row["followers"],
+        "team_id": row["team_id"],
+        "assignee_id": row["assignee_id"],
+        "assignment_state": row["assignment_state"],
+        "follow_up_of": row["follow_up_of"],
+        "merged_into": row["merged_into"],
+        "message_count": row["message_count"],
+        "sla": {
+            "first_response_due_at": row["first_response_due_at"],
+            "first_response_at": row["first_response_at"],
+            "state": sla_state(row),
+        },
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
+        "solved_at": row["solved_at"],
+        "closed_at": row["closed_at"],
         "version": row["version"],
     }
 

@@ -1,0 +1,1 @@
+"""Messages on a ticket: customer and agent replies, internal notes, attachments."""

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from helpdesk_common.validation import StrictModel
+
+
+class AttachmentIn(StrictModel):
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    content_type: Annotated[str, StringConstraints(min_length=3, max_length=127)] = "application/octet-stream"
+    content_base64: Annotated[str, StringConstraints(max_length=36 * 1024 * 1024)]
+
+
+class MessageIn(StrictModel):
+    body: Annotated[str, StringConstraints(min_length=1, max_length=65_536)]
+    #: a reply the customer sees, or an internal note (agents only)
+    public: bool = True
+    html: Annotated[str, StringConstraints(max_length=1_000_000)] | None = None
+    attachments: Annotated[list[AttachmentIn], Field(max_length=20)] = Field(default_factory=list)
+
+
+class AttachmentRead(BaseModel):
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    storage_key: str
+    inline: bool
+    content_id: str | None
+
+
+class MessageRead(BaseModel):
+    id: uuid.UUID
+    ticket_id: uuid.UUID
+    author_kind: Literal["customer", "agent", "system"]
+    author_id: str | None
+    public: bool
+    body_text: str
+    body_html: str | None
+    channel: str | None
+    attachments: list[AttachmentRead]
+    created_at: datetime
+
+
+class MessageCreated(MessageRead):
+    #: the ticket the message landed on (a follow-up when the ticket was closed)
+    follow_up_ticket_id: uuid.UUID | None = None
+
+
+class MessagePage(BaseModel):
+    items: list[MessageRead]
+    next_cursor: str | None

@@ -1,0 +1,191 @@
+"""Adding a message to a ticket, and what a message does to the ticket.
+
+A customer message reopens pending, on-hold and solved tickets and starts the wait for an
+agent; the first public agent reply is the first response, and every public agent reply to a
+waiting customer is a response (SLA and analytics consume these flags from
+``ticket.message_added``). A customer message on a closed ticket never touches it: the caller
+opens a linked follow-up ticket instead (``lifecycle.after_customer_message``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from helpdesk_common import events
+from helpdesk_common.identity import Principal
+from helpdesk_common.outbox import enqueue_raw
+from helpdesk_common.problems import Problem
+
+from ..channels.inbound import InboundAttachment
+from ..db import outbox
+from ..tickets import changes, lifecycle, search
+from ..tickets import repository as ticket_repository
+from . import attachments as attachment_rules
+from . import repository
+from .sanitize import sanitize_html
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    author_kind: str  # customer | agent | system
+    author_id: str | None
+    public: bool
+    body_text: str
+    body_html: str | None = None
+    channel: str | None = None
+    external_id: str | None = None
+    email_message_id: str | None = None
+    attachments: Sequence[InboundAttachment] = ()
+    metadata: Mapping[str, Any] | None = None
+    #: the ticket's opening message: not a reply, so never a response
+    initial: bool = False
+
+
+async def store_attachments(conn: Any, items: Sequence[InboundAttachment]) -> list[dict[str, Any]]:
+    attachment_rules.check(items)
+    await repository.store_blobs(conn, [(a.sha256, a.content) for a in items])
+    return [attachment_rules.metadata_of(a) for a in items]
+
+
+async def insert(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: datetime) -> Any:
+    """Insert the message row only (the ticket is updated by ``add``)."""
+    return await repository.insert_message(conn, {
+        "id": uuid.uuid4(),
+        "ticket_id": ticket_id,
+        "author_kind": message.author_kind,
+        "author_id": message.author_id,
+        "public": message.public,
+        "body_text": message.body_text,
+        "body_html": sanitize_html(message.body_html),
+        "channel": message.channel,
+        "external_id": message.external_id,
+        "email_message_id": message.email_message_id,
+        "attachments": await store_attachments(conn, message.attachments),
+        "metadata": dict(message.metadata or {}),
+        "created_at": now,
+    })
+
+
+def ticket_effects(ticket: Mapping[str, Any], message: NewMessage, *, now: datetime) -> tuple[dict[str, Any], lifecycle.ReplyKind]:
+    """The ticket fields a message changes (pure)."""
+    values: dict[str, Any] = {"message_count": ticket["message_count"] + 1}
+    kind = lifecycle.ReplyKind(first_response=False, response=False)
+    if message.author_kind == "customer" and not message.initial:
+        target = lifecycle.after_customer_message(ticket["status"])
+        if target == "open":
+            values.update(status="open", custom_status_id=None)
+        if ticket["awaiting_agent_since"] is None:
+            values["awaiting_agent_since"] = now
+    elif message.author_kind == "agent" and not message.initial:
+        kind = lifecycle.classify_agent_reply(
+            public=message.public,
+            first_response_done=ticket["first_response_at"] is not None,
+            awaiting_agent=ticket["awaiting_agent_since"] is not None,
+        )
+        if message.public:
+            values["awaiting_agent_since"] = None
+            if kind.first_response:
+                values["first_response_at"] = now
+            target = lifecycle.after_agent_reply(ticket["status"])
+            if target:
+                values.update(status=target, custom_status_id=None)
+            if ticket["assignment_state"] == "offered" and ticket["assignee_id"] == message.author_id:
+                values["assignment_state"] = "accepted"
+    return values, kind
+
+
+async def add(conn: Any, ticket: Mapping[str, Any], message: NewMessage, *, actor: str) -> tuple[Any, Any]:
+    """Add ``message`` to the locked ``ticket``; returns (message row, new ticket row)."""
+    now = datetime.now(UTC)
+    row = await insert(conn, ticket["id"], message, now=now)
+    values, kind = ticket_effects(ticket, message, now=now)
+    new_ticket = await changes.apply(
+        conn, ticket, values, actor=actor, action="message_added", reason="message",
+        lexemes=search.lexemes(message.body_text, *(a.filename for a in message.attachments)), force=True,
+    )
+    await ticket_repository.insert_audit(
+        conn, ticket_id=ticket["id"], actor=actor, action="message_added",
+        changes={"message_id": str(row["id"]), "author_kind": row["author_kind"], "public": row["public"],
+                 "attachments": len(row["attachments"])},
+    )
+    await enqueue_raw(conn, outbox, events.TicketMessageAdded(
+        source=changes.SOURCE, subject=str(ticket["id"]),
+        data=events.TicketMessageAddedData(
+            **changes.ref(new_ticket, actor), message_id=row["id"], author_kind=message.author_kind,
+            author_id=message.author_id, public=message.public, channel=message.channel,
+            first_response=kind.first_response, response=kind.response, created_at=now,
+        ),
+    ))
+    return row, new_ticket
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    message: Any
+    follow_up_ticket_id: uuid.UUID | None = None
+
+
+EMAIL_DOMAIN = "helpdesk.invalid"
+
+
+async def post(conn: Any, *, ticket: Mapping[str, Any], principal: Principal, body: Any,
+               attachments: Sequence[InboundAttachment]) -> Posted:
+    """A message posted through the API: agents reply or note; channel keys write as the customer."""
+    if ticket["merged_into"] is not None:
+        raise Problem(409, "ticket-merged", "Ticket merged",
+                      f"This ticket was merged into {ticket['merged_into']}; post there.",
+                      merged_into=str(ticket["merged_into"]))
+    if principal.kind == "channel":
+        message = NewMessage(author_kind="customer", author_id=None, public=True, body_text=body.body,
+                             body_html=body.html, channel=principal.channel, attachments=attachments)
+        if ticket["status"] == "closed":
+            from ..intake import service as intake
+
+            new_id = uuid.uuid4()
+            await intake.open_ticket(
+                conn, principal=principal, ticket_id=new_id, subject=ticket["subject"], description=body.body,
+                requester=dict(ticket["requester"]), priority=ticket["priority"], type_=ticket["type"],
+                tags=ticket["tags"], custom_fields={}, language=ticket["language"], cc=ticket["cc"],
+                channel=ticket["channel"] or "api", conversation_key=ticket["conversation_key"],
+                follow_up_of=ticket["id"], first_message=replace(message, initial=True),
+            )
+            await ticket_repository.insert_link(conn, ticket_id=new_id, other_id=ticket["id"], kind="follow_up_of",
+                                                actor=principal.ref)
+            first = await repository.list_messages(conn, ticket_id=new_id, public_only=False, limit=1, after=None)
+            return Posted(first[0], follow_up_ticket_id=new_id)
+        row, _ = await add(conn, ticket, message, actor=principal.ref)
+        return Posted(row)
+    if ticket["status"] == "closed":
+        raise Problem(409, "ticket-closed", "Ticket closed", "A closed ticket is final.")
+    email_id = f"ticket-{ticket['number']}-{uuid.uuid4().hex[:16]}@{EMAIL_DOMAIN}" if body.public else None
+    message = NewMessage(author_kind="agent", author_id=principal.id, public=body.public, body_text=body.body,
+                         body_html=body.html, channel="agent", email_message_id=email_id, attachments=attachments)
+    row, _ = await add(conn, ticket, message, actor=principal.ref)
+    return Posted(row)
+
+
+def to_created(posted: Posted) -> dict[str, Any]:
+    return {**to_read(posted.message), "follow_up_ticket_id": posted.follow_up_ticket_id}
+
+
+def to_read(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "ticket_id": row["ticket_id"],
+        "author_kind": row["author_kind"],
+        "author_id": row["author_id"],
+        "public": row["public"],
+        "body_text": row["body_text"],
+        "body_html": row["body_html"],
+        "channel": row["channel"],
+        "attachments": [
+            {k: a.get(k) for k in ("id", "filename", "content_type", "size", "sha256", "storage_key", "inline",
+                                   "content_id")}
+            for a in row["attachments"]
+        ],
+        "created_at": row["created_at"],
+    }

@@ -1,0 +1,81 @@
+"""The form engine at the database edge: which version validates which write.
+
+Tickets of a type with no form (and no default form) keep free-form custom fields, so an API
+integration works before an admin designs forms; once a form exists it is enforced. Each save
+is a new immutable version and each ticket records the version it was created with
+(``form_version``); see ``validate`` for how updates treat older tickets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from helpdesk_common.problems import Problem
+
+from . import repository
+from .schemas import FieldDef
+from .validate import FieldErrors, validate_create, validate_update
+
+_FIELDS: TypeAdapter[list[FieldDef]] = TypeAdapter(list[FieldDef])
+CACHE_SECONDS = 2.0
+_cache: dict[str, tuple[float, Any]] = {}
+
+
+def invalidate() -> None:
+    _cache.clear()
+
+
+def type_key(ticket_type: str | None) -> str:
+    return ticket_type or repository.DEFAULT_TYPE
+
+
+def fields_of(row: Mapping[str, Any]) -> list[FieldDef]:
+    return _FIELDS.validate_python(row["fields"])
+
+
+async def latest_form(conn: Any, ticket_type: str | None) -> Any:
+    """The latest form for the type, else the default form, else None (cached 2 s per process)."""
+    key = type_key(ticket_type)
+    hit = _cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    row = await repository.latest(conn, key)
+    if row is None and key != repository.DEFAULT_TYPE:
+        row = await repository.latest(conn, repository.DEFAULT_TYPE)
+    _cache[key] = (time.monotonic(), row)
+    return row
+
+
+def _problem(exc: FieldErrors) -> Problem:
+    return Problem(422, "validation-error", "Invalid custom fields",
+                   "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors), errors=exc.errors)
+
+
+async def validate_new(conn: Any, *, ticket_type: str | None, values: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
+    form = await latest_form(conn, ticket_type)
+    if form is None:
+        return dict(values), None
+    try:
+        return validate_create(fields_of(form), values), form["version"]
+    except FieldErrors as exc:
+        raise _problem(exc) from exc
+
+
+async def validate_patch(conn: Any, *, ticket_type: str | None, ticket: Mapping[str, Any],
+                         patch: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
+    form = await latest_form(conn, ticket_type)
+    if form is None:
+        merged = {**ticket["custom_fields"], **patch}
+        return {k: v for k, v in merged.items() if v is not None}, None
+    own = None
+    if ticket["form_version"] is not None:
+        own = await repository.version(conn, form["ticket_type"], ticket["form_version"])
+    try:
+        values = validate_update(fields_of(form), fields_of(own) if own else [], ticket["custom_fields"], patch)
+    except FieldErrors as exc:
+        raise _problem(exc) from exc
+    return values, ticket["form_version"] or form["version"]

@@ -1,0 +1,216 @@
+"""Intake: open a ticket (API, web form, any channel) or thread a message onto one.
+
+Exactly once per channel message: the first statement of the transaction claims
+``(channel, external_id)`` in ``channel_deliveries``; a concurrent duplicate blocks on that key
+until the first transaction commits and then answers with the original ids. Threading:
+
+- e-mail: ``In-Reply-To`` / ``References`` against the Message-IDs stored on messages, then a
+  ``[#number]`` in the subject; only when the sender is the ticket's requester or on its CC
+  list (a forged Message-ID from a stranger opens a new ticket instead of writing into
+  someone else's conversation, cf. FreeScout CVE-2026-47123);
+- chat, WeChat / WeCom, DingTalk: the conversation key joins the conversation's newest ticket
+  that is not closed;
+- a customer message for a closed ticket opens a linked follow-up ticket.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from helpdesk_common import events
+from helpdesk_common.identities import primary_identity
+from helpdesk_common.identity import Principal
+from helpdesk_common.outbox import enqueue_raw
+
+from ..channels.inbound import InboundMessage, Sender
+from ..conversation import service as conversation
+from ..db import outbox
+from ..routing import service as routing
+from ..tickets import changes, repository as tickets, search
+from . import repository
+
+SUBJECT_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    ticket_id: uuid.UUID
+    message_id: uuid.UUID | None
+    created: bool
+    duplicate: bool = False
+
+
+def requester_of(sender: Sender, *, fallback_external_id: str | None) -> dict[str, Any]:
+    requester = {
+        k: v for k, v in (("name", sender.name), ("email", sender.email.lower() if sender.email else None),
+                          ("phone", sender.phone), ("wechat_openid", sender.wechat_openid)) if v
+    }
+    external = sender.external_id or (f"dingtalk:{sender.dingtalk_id}" if sender.dingtalk_id else None)
+    if external or not (requester.keys() & {"email", "phone", "wechat_openid"}):
+        requester["external_id"] = external or fallback_external_id or f"anonymous:{uuid.uuid4()}"
+    return requester
+
+
+def subject_of(message: InboundMessage) -> str:
+    if message.subject and message.subject.strip():
+        return message.subject.strip()[:SUBJECT_MAX]
+    first_line = next((line.strip() for line in message.body_text.splitlines() if line.strip()), "")
+    if first_line:
+        return first_line[:80] + ("…" if len(first_line) > 80 else "")
+    who = message.sender.name or message.sender.email or message.sender.phone or "a customer"
+    return f"{message.channel} message from {who}"
+
+
+def sender_may_thread(ticket: Mapping[str, Any], sender: Sender) -> bool:
+    if not sender.email:
+        return False
+    email = sender.email.lower()
+    requester_email = (ticket["requester"] or {}).get("email")
+    return email == (requester_email or "").lower() or email in {str(c).lower() for c in ticket["cc"]}
+
+
+async def open_ticket(
+    conn: Any, *, principal: Principal, ticket_id: uuid.UUID, subject: str, description: str,
+    requester: dict[str, Any], priority: str, type_: str | None, tags: Sequence[str], custom_fields: dict[str, Any],
+    language: str | None, cc: Sequence[str], channel: str, assignee_id: str | None = None,
+    team_id: uuid.UUID | None = None, conversation_key: str | None = None, follow_up_of: uuid.UUID | None = None,
+    first_message: conversation.NewMessage | None = None,
+) -> Any:
+    """Insert a routed ticket (and its opening message) with its events; returns the row."""
+    from ..forms import service as forms
+
+    custom_fields, form_version = await forms.validate_new(conn, ticket_type=type_, values=custom_fields)
+    decision = await routing.route_new(
+        conn,
+        facts=routing.facts_for(channel=channel, type_=type_, priority=priority, language=language, tags=tags,
+                                subject=subject, custom_fields=custom_fields, requester=requester),
+        explicit_team_id=team_id, explicit_assignee_id=assignee_id,
+    )
+    identity = primary_identity(requester)
+    now = datetime.now(UTC)
+    opening = first_message or conversation.NewMessage(
+        author_kind="customer" if principal.kind == "channel" else "agent", author_id=principal.id,
+        public=True, body_text=description, channel=channel, initial=True,
+    )
+    row = await tickets.insert_ticket(conn, {
+        "id": ticket_id, "subject": subject, "description": description, "status": "new",
+        "priority": decision.priority, "type": type_, "channel": channel, "tags": list(decision.tags),
+        "custom_fields": custom_fields, "requester": requester,
+        "requester_identity_kind": identity[0] if identity else None,
+        "requester_identity_value": identity[1] if identity else None,
+        "created_by": principal.ref, "created_at": now, "updated_at": now, "language": language, "cc": list(cc),
+        "conversation_key": conversation_key, "follow_up_of": follow_up_of, "form_version": form_version,
+        "lexemes": search.lexemes(subject, description, *(a.filename for a in opening.attachments)),
+        "awaiting_agent_since": now if opening.author_kind == "customer" else None, "message_count": 1,
+    })
+    message = await conversation.insert(conn, ticket_id, opening, now=now)
+    if decision.team_id is not None or decision.assignee_id is not None:
+        row = await routing.assign(conn, row, team_id=decision.team_id, assignee_id=decision.assignee_id,
+                                   reason=decision.reason, actor="system:routing", offered=decision.offered,
+                                   emit=False)
+    await tickets.insert_audit(conn, ticket_id=ticket_id, actor=principal.ref, action="created", changes={
+        "channel": channel, "status": "new", "priority": row["priority"], "team_id": changes.jsonable(row["team_id"]),
+        "assignee_id": row["assignee_id"], "rules": [str(r) for r in decision.matched_rule_ids],
+    })
+    evts: list[Any] = [events.TicketCreated(
+        source=changes.SOURCE, subject=str(ticket_id), time=now,
+        data=events.TicketCreatedData(
+            ticket_id=ticket_id, number=row["number"], subject=row["subject"], status=row["status"],
+            priority=row["priority"], type=row["type"], channel=row["channel"], tags=row["tags"],
+            requester=events.Requester(**requester), customer_id=row["customer_id"], created_by=principal.ref,
+            created_at=now, language=language, team_id=row["team_id"], assignee_id=row["assignee_id"],
+            message_id=message["id"], follow_up_of=follow_up_of,
+        ),
+    )]
+    if row["assignee_id"] is not None or row["team_id"] is not None:
+        evts.append(events.TicketAssigned(
+            source=changes.SOURCE, subject=str(ticket_id),
+            data=events.TicketAssignedData(**changes.ref(row, "system:routing"), reason=decision.reason,
+                                           assigned_at=now),
+        ))
+    await enqueue_raw(conn, outbox, *evts)
+    return row
+
+
+async def receive(conn: Any, *, principal: Principal, message: InboundMessage) -> IntakeResult:
+    """Take one channel message exactly once: dedupe, thread or open, route."""
+    delivery_key = message.external_id
+    if delivery_key is not None:
+        original = await repository.claim_delivery(conn, channel=message.channel, external_id=delivery_key)
+        if original is not None:
+            return IntakeResult(original["ticket_id"], original["message_id"], original["created_ticket"],
+                                duplicate=True)
+    ticket = await find_thread(conn, message)
+    if ticket is not None and ticket["status"] != "closed" and ticket["merged_into"] is None:
+        row, _ = await conversation.add(conn, ticket, customer_message(message), actor=principal.ref)
+        result = IntakeResult(ticket["id"], row["id"], created=False)
+    else:
+        follow_up_of = ticket["id"] if ticket is not None else None
+        if ticket is not None and ticket["merged_into"] is not None:
+            follow_up_of = None
+            target = await tickets.lock_ticket(conn, ticket["merged_into"])
+            if target is not None and target["status"] != "closed":
+                row, _ = await conversation.add(conn, target, customer_message(message), actor=principal.ref)
+                result = IntakeResult(target["id"], row["id"], created=False)
+                await _finish(conn, message, result)
+                return result
+        new_id = uuid.uuid4()
+        opening = customer_message(message, initial=True)
+        created = await open_ticket(
+            conn, principal=principal, ticket_id=new_id, subject=subject_of(message), description=message.body_text,
+            requester=requester_of(message.sender, fallback_external_id=message.conversation_key),
+            priority=message.metadata.get("priority", "normal") if isinstance(message.metadata, dict) else "normal",
+            type_=message.metadata.get("type"), tags=message.metadata.get("tags", ()),
+            custom_fields=message.metadata.get("custom_fields", {}), language=message.language, cc=(),
+            channel=message.channel, conversation_key=message.conversation_key, follow_up_of=follow_up_of,
+            first_message=opening,
+        )
+        if follow_up_of is not None:
+            await tickets.insert_link(conn, ticket_id=new_id, other_id=follow_up_of, kind="follow_up_of",
+                                      actor=principal.ref)
+        first = await repository.first_message_id(conn, new_id)
+        result = IntakeResult(created["id"], first, created=True)
+    await _finish(conn, message, result)
+    return result
+
+
+async def _finish(conn: Any, message: InboundMessage, result: IntakeResult) -> None:
+    if message.external_id is not None:
+        await repository.complete_delivery(conn, channel=message.channel, external_id=message.external_id,
+                                           ticket_id=result.ticket_id, message_id=result.message_id,
+                                           created_ticket=result.created)
+
+
+def customer_message(message: InboundMessage, *, initial: bool = False) -> conversation.NewMessage:
+    return conversation.NewMessage(
+        author_kind="customer", author_id=None, public=True, body_text=message.body_text,
+        body_html=message.body_html, channel=message.channel, external_id=message.external_id,
+        email_message_id=message.external_id if message.channel == "email" else None,
+        attachments=message.attachments,
+        metadata={k: v for k, v in (message.metadata or {}).items()
+                  if k not in ("custom_fields", "tags", "priority", "type", "full_text")},
+        initial=initial,
+    )
+
+
+async def find_thread(conn: Any, message: InboundMessage) -> Any:
+    """The (locked) ticket this message continues, or None."""
+    candidate = None
+    if message.channel == "email":
+        if message.thread_refs:
+            found = await tickets.ticket_by_email_refs(conn, list(message.thread_refs)[:50])
+            if found is not None and sender_may_thread(found, message.sender):
+                candidate = found
+        if candidate is None and message.ticket_number_hint is not None:
+            found = await tickets.get_ticket_by_number(conn, message.ticket_number_hint)
+            if found is not None and sender_may_thread(found, message.sender):
+                candidate = found
+    elif message.conversation_key:
+        candidate = await tickets.newest_open_in_conversation(conn, message.conversation_key)
+    if candidate is None:
+        return None
+    return await tickets.lock_ticket(conn, candidate["id"])

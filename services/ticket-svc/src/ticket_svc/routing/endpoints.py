@@ -1,0 +1,190 @@
+"""Agents, teams and routing rules (ticket-svc owns agent profiles; credentials stay in the gateway)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from helpdesk_common.app import runtime_of
+from helpdesk_common.identity import CurrentPrincipal, require_user
+from helpdesk_common.problems import Problem
+from helpdesk_common.responses import JSONBytesResponse
+
+from . import repository, rules
+from .schemas import AgentIn, AgentRead, AgentStatusIn, RuleRead, TeamIn, TeamRead
+from .service import RULES
+
+agents_router = APIRouter(prefix="/v1/agents", tags=["agents"])
+teams_router = APIRouter(prefix="/v1/teams", tags=["teams"])
+rules_router = APIRouter(prefix="/v1/routing/rules", tags=["routing"])
+
+MANAGERS = ("admin", "supervisor")
+
+
+def _agent(row: Any, team_ids: list[uuid.UUID]) -> dict[str, Any]:
+    return {"id": row["id"], "display_name": row["display_name"], "email": row["email"], "status": row["status"],
+            "capacity": row["capacity"], "skills": row["skills"], "team_ids": team_ids, "updated_at": row["updated_at"]}
+
+
+async def _agent_read(conn: Any, agent_id: str) -> dict[str, Any]:
+    row = await repository.get_agent(conn, agent_id)
+    if row is None:
+        raise Problem(404, "not-found", "Agent not found", f"No agent profile {agent_id!r}.")
+    return _agent(row, await repository.team_ids_of(conn, agent_id))
+
+
+@agents_router.get("", response_model=list[AgentRead], summary="List agents")
+async def list_agents(request: Request, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_connection() as conn:
+        return JSONBytesResponse([_agent(r, await repository.team_ids_of(conn, r["id"]))
+                                  for r in await repository.list_agents(conn)])
+
+
+@agents_router.get("/me", response_model=AgentRead, summary="My agent profile and teams")
+async def me(request: Request, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_connection() as conn:
+        return JSONBytesResponse(await _agent_read(conn, principal.id))
+
+
+@agents_router.put("/me/status", response_model=AgentRead, summary="Go online, away or offline")
+async def set_my_status(request: Request, body: AgentStatusIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_transaction() as conn:
+        if await repository.set_agent_status(conn, agent_id=principal.id, status=body.status) is None:
+            raise Problem(404, "not-found", "Agent not found", "You have no agent profile yet.")
+        return JSONBytesResponse(await _agent_read(conn, principal.id))
+
+
+@agents_router.get("/{agent_id}", response_model=AgentRead, summary="Read an agent")
+async def get_agent(request: Request, agent_id: str, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_connection() as conn:
+        return JSONBytesResponse(await _agent_read(conn, agent_id))
+
+
+@agents_router.put("/{agent_id}", response_model=AgentRead, summary="Create or replace an agent profile")
+async def put_agent(request: Request, agent_id: str, body: AgentIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal, *MANAGERS)
+    if not 0 < len(agent_id) <= 128:
+        raise Problem(422, "validation-error", "Invalid agent id", "Agent ids are 1-128 characters.")
+    async with runtime_of(request).raw_transaction() as conn:
+        await repository.upsert_agent(conn, agent_id=agent_id, values=body.model_dump())
+        return JSONBytesResponse(await _agent_read(conn, agent_id))
+
+
+def _team(row: Any, members: list[str]) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "strategy": row["strategy"],
+            "accept_timeout_s": row["accept_timeout_s"], "required_skills": row["required_skills"], "members": members}
+
+
+async def _check_members(conn: Any, members: list[str]) -> None:
+    unknown = await repository.unknown_agents(conn, members)
+    if unknown:
+        raise Problem(422, "validation-error", "Unknown agents", f"No agent profiles for: {', '.join(unknown)}.",
+                      errors=[{"field": "members", "message": f"unknown agent {a!r}"} for a in unknown])
+
+
+@teams_router.get("", response_model=list[TeamRead], summary="List teams")
+async def list_teams(request: Request, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_connection() as conn:
+        return JSONBytesResponse([_team(r, await repository.members(conn, r["id"]))
+                                  for r in await repository.list_teams(conn)])
+
+
+@teams_router.post("", status_code=201, response_model=TeamRead, summary="Create a team")
+async def create_team(request: Request, body: TeamIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal, *MANAGERS)
+    async with runtime_of(request).raw_transaction() as conn:
+        await _check_members(conn, body.members)
+        row = await repository.insert_team(conn, {"id": uuid.uuid4(), **body.model_dump()})
+        if row is None:
+            raise Problem(409, "conflict", "Team exists", f"A team named {body.name!r} exists.")
+        await repository.set_members(conn, row["id"], body.members)
+    return JSONBytesResponse(_team(row, sorted(body.members)), status_code=201)
+
+
+@teams_router.get("/{team_id}", response_model=TeamRead, summary="Read a team")
+async def get_team(request: Request, team_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_connection() as conn:
+        row = await repository.get_team(conn, team_id)
+        if row is None:
+            raise Problem(404, "not-found", "Team not found", f"No team {team_id}.")
+        return JSONBytesResponse(_team(row, await repository.members(conn, team_id)))
+
+
+@teams_router.put("/{team_id}", response_model=TeamRead, summary="Replace a team (strategy, members...)")
+async def put_team(request: Request, team_id: uuid.UUID, body: TeamIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal, *MANAGERS)
+    async with runtime_of(request).raw_transaction() as conn:
+        await _check_members(conn, body.members)
+        row = await repository.update_team(conn, team_id, body.model_dump())
+        if row is None:
+            raise Problem(404, "not-found", "Team not found", f"No team {team_id}.")
+        await repository.set_members(conn, team_id, body.members)
+    return JSONBytesResponse(_team(row, sorted(body.members)))
+
+
+def _rule(row: Any) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "position": row["position"], "enabled": row["enabled"],
+            "definition": row["definition"]}
+
+
+async def _validated(conn: Any, body: rules.RuleIn) -> dict[str, Any]:
+    definition = body.model_dump(mode="json", exclude={"name", "position", "enabled"})
+    team = (definition.get("actions") or {}).get("set_team")
+    if team is not None:
+        try:
+            exists = await repository.get_team(conn, uuid.UUID(str(team)))
+        except ValueError:
+            exists = None
+        if exists is None:
+            raise Problem(422, "validation-error", "Unknown team", f"No team {team}.",
+                          errors=[{"field": "actions.set_team", "message": "no such team"}])
+    return definition
+
+
+@rules_router.get("", response_model=list[RuleRead], summary="Routing rules in evaluation order")
+async def list_rules(request: Request, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_connection() as conn:
+        return JSONBytesResponse([_rule(r) for r in await repository.list_rules(conn, enabled_only=False)])
+
+
+@rules_router.post("", status_code=201, response_model=RuleRead, summary="Add a routing rule")
+async def create_rule(request: Request, body: rules.RuleIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal, *MANAGERS)
+    async with runtime_of(request).raw_transaction() as conn:
+        row = await repository.insert_rule(conn, rule_id=uuid.uuid4(), name=body.name, position=body.position,
+                                           definition=await _validated(conn, body), enabled=body.enabled)
+    RULES.invalidate()
+    return JSONBytesResponse(_rule(row), status_code=201)
+
+
+@rules_router.put("/{rule_id}", response_model=RuleRead, summary="Replace a routing rule")
+async def put_rule(request: Request, rule_id: uuid.UUID, body: rules.RuleIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal, *MANAGERS)
+    async with runtime_of(request).raw_transaction() as conn:
+        row = await repository.update_rule(conn, rule_id=rule_id, name=body.name, position=body.position,
+                                           definition=await _validated(conn, body), enabled=body.enabled)
+    if row is None:
+        raise Problem(404, "not-found", "Rule not found", f"No rule {rule_id}.")
+    RULES.invalidate()
+    return JSONBytesResponse(_rule(row))
+
+
+@rules_router.delete("/{rule_id}", status_code=204, summary="Delete a routing rule")
+async def delete_rule(request: Request, rule_id: uuid.UUID, principal: CurrentPrincipal) -> Response:
+    require_user(principal, *MANAGERS)
+    async with runtime_of(request).raw_transaction() as conn:
+        if not await repository.delete_rule(conn, rule_id):
+            raise Problem(404, "not-found", "Rule not found", f"No rule {rule_id}.")
+    RULES.invalidate()
+    return Response(status_code=204)
+

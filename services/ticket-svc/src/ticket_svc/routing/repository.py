@@ -1,0 +1,150 @@
+"""All SQL of routing: agents, teams, memberships, rules, loads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+_AGENT = "id, display_name, email, status, capacity, skills, last_assigned_seq, created_at, updated_at"
+_TEAM = "id, name, strategy, accept_timeout_s, required_skills, created_at, updated_at"
+
+
+async def upsert_agent(conn: Any, *, agent_id: str, values: dict[str, Any]) -> Any:
+    return await conn.fetchrow(
+        "INSERT INTO agents (id, display_name, email, status, capacity, skills) VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name, email = EXCLUDED.email, "
+        "status = EXCLUDED.status, capacity = EXCLUDED.capacity, skills = EXCLUDED.skills, updated_at = now() "
+        f"RETURNING {_AGENT}",
+        agent_id, values["display_name"], values.get("email"), values["status"], values["capacity"], values["skills"],
+    )
+
+
+async def set_agent_status(conn: Any, *, agent_id: str, status: str) -> Any:
+    return await conn.fetchrow(
+        f"UPDATE agents SET status = $2, updated_at = now() WHERE id = $1 RETURNING {_AGENT}", agent_id, status
+    )
+
+
+async def get_agent(conn: Any, agent_id: str) -> Any:
+    return await conn.fetchrow(f"SELECT {_AGENT} FROM agents WHERE id = $1", agent_id)
+
+
+async def list_agents(conn: Any) -> list[Any]:
+    return await conn.fetch(f"SELECT {_AGENT} FROM agents ORDER BY display_name, id LIMIT 1000")
+
+
+async def team_ids_of(conn: Any, agent_id: str) -> list[uuid.UUID]:
+    return [r[0] for r in await conn.fetch("SELECT team_id FROM team_members WHERE agent_id = $1", agent_id)]
+
+
+async def insert_team(conn: Any, values: dict[str, Any]) -> Any:
+    return await conn.fetchrow(
+        "INSERT INTO teams (id, name, strategy, accept_timeout_s, required_skills) VALUES ($1, $2, $3, $4, $5) "
+        f"ON CONFLICT (name) DO NOTHING RETURNING {_TEAM}",
+        values["id"], values["name"], values["strategy"], values.get("accept_timeout_s"), values["required_skills"],
+    )
+
+
+async def update_team(conn: Any, team_id: uuid.UUID, values: dict[str, Any]) -> Any:
+    return await conn.fetchrow(
+        "UPDATE teams SET name = $2, strategy = $3, accept_timeout_s = $4, required_skills = $5, updated_at = now() "
+        f"WHERE id = $1 RETURNING {_TEAM}",
+        team_id, values["name"], values["strategy"], values.get("accept_timeout_s"), values["required_skills"],
+    )
+
+
+async def get_team(conn: Any, team_id: uuid.UUID) -> Any:
+    return await conn.fetchrow(f"SELECT {_TEAM} FROM teams WHERE id = $1", team_id)
+
+
+async def list_teams(conn: Any) -> list[Any]:
+    return await conn.fetch(f"SELECT {_TEAM} FROM teams ORDER BY name LIMIT 1000")
+
+
+async def set_members(conn: Any, team_id: uuid.UUID, agent_ids: Sequence[str]) -> None:
+    await conn.execute("DELETE FROM team_members WHERE team_id = $1", team_id)
+    if agent_ids:
+        await conn.executemany("INSERT INTO team_members (team_id, agent_id) VALUES ($1, $2)",
+                               [(team_id, a) for a in agent_ids])
+
+
+async def members(conn: Any, team_id: uuid.UUID) -> list[str]:
+    return [r[0] for r in await conn.fetch(
+        "SELECT agent_id FROM team_members WHERE team_id = $1 ORDER BY agent_id", team_id)]
+
+
+async def unknown_agents(conn: Any, agent_ids: Sequence[str]) -> list[str]:
+    known = {r[0] for r in await conn.fetch("SELECT id FROM agents WHERE id = ANY($1::text[])", list(agent_ids))}
+    return [a for a in agent_ids if a not in known]
+
+
+async def lock_team_agents(conn: Any, team_id: uuid.UUID) -> list[Any]:
+    """Lock the team's agents in a fixed order: concurrent assignments to one team serialise
+    here, so loads read after this cannot be raced past an agent's capacity."""
+    return await conn.fetch(
+        f"SELECT {', '.join('a.' + c.strip() for c in _AGENT.split(','))} FROM agents a "
+        "JOIN team_members m ON m.agent_id = a.id WHERE m.team_id = $1 ORDER BY a.id FOR UPDATE OF a",
+        team_id,
+    )
+
+
+async def open_loads(conn: Any, agent_ids: Sequence[str]) -> list[Any]:
+    return await conn.fetch(
+        "SELECT assignee_id, coalesce(channel, 'api') AS channel, count(*) AS n FROM tickets "
+        "WHERE assignee_id = ANY($1::text[]) AND status NOT IN ('solved', 'closed') GROUP BY 1, 2",
+        list(agent_ids),
+    )
+
+
+async def bump_assignment_seq(conn: Any, agent_id: str) -> None:
+    await conn.execute("UPDATE agents SET last_assigned_seq = nextval('assignment_seq') WHERE id = $1", agent_id)
+
+
+async def list_rules(conn: Any, *, enabled_only: bool) -> list[Any]:
+    where = " WHERE enabled" if enabled_only else ""
+    return await conn.fetch(
+        f"SELECT id, name, position, definition, enabled, created_at, updated_at FROM routing_rules{where} "
+        "ORDER BY position, created_at, id"
+    )
+
+
+async def insert_rule(conn: Any, *, rule_id: uuid.UUID, name: str, position: int, definition: dict[str, Any],
+                      enabled: bool) -> Any:
+    return await conn.fetchrow(
+        "INSERT INTO routing_rules (id, name, position, definition, enabled) VALUES ($1, $2, $3, $4, $5) "
+        "RETURNING id, name, position, definition, enabled, created_at, updated_at",
+        rule_id, name, position, definition, enabled,
+    )
+
+
+async def update_rule(conn: Any, *, rule_id: uuid.UUID, name: str, position: int, definition: dict[str, Any],
+                      enabled: bool) -> Any:
+    return await conn.fetchrow(
+        "UPDATE routing_rules SET name = $2, position = $3, definition = $4, enabled = $5, updated_at = now() "
+        "WHERE id = $1 RETURNING id, name, position, definition, enabled, created_at, updated_at",
+        rule_id, name, position, definition, enabled,
+    )
+
+
+async def delete_rule(conn: Any, rule_id: uuid.UUID) -> bool:
+    return bool(await conn.fetchval("DELETE FROM routing_rules WHERE id = $1 RETURNING true", rule_id))
+
+
+async def customer_tier(conn: Any, *, kind: str, value: str) -> str | None:
+    return await conn.fetchval(
+        "SELECT t.tier FROM customer_identity_projection p JOIN customer_tier_projection t "
+        "ON t.customer_id = p.customer_id WHERE p.kind = $1 AND p.value = $2",
+        kind, value,
+    )
+
+
+async def due_offers(conn: Any, *, limit: int) -> list[Any]:
+    """Offered tickets whose team's accept timeout has passed, locked, skipping ones in use."""
+    return await conn.fetch(
+        "SELECT t.id FROM tickets t JOIN teams tm ON tm.id = t.team_id "
+        "WHERE t.assignment_state = 'offered' AND tm.accept_timeout_s IS NOT NULL "
+        "AND t.offered_at + make_interval(secs => tm.accept_timeout_s) <= clock_timestamp() "
+        "ORDER BY t.offered_at LIMIT $1 FOR UPDATE OF t SKIP LOCKED",
+        limit,
+    )

@@ -1,0 +1,1 @@
+"""Saved views: an agent's named list filters."""

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from helpdesk_common.validation import StrictModel
+
+from ..tickets.schemas import Priority, Status
+
+
+class ViewFilters(StrictModel):
+    status: Annotated[list[Status], Field(max_length=6)] | None = None
+    priority: Priority | None = None
+    #: an agent id, "me" (whoever opens the view) or "none" (unassigned)
+    assignee_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    team_id: uuid.UUID | None = None
+    tags: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=10)] | None = None
+    channel: Annotated[str, StringConstraints(max_length=32)] | None = None
+    type: Annotated[str, StringConstraints(max_length=64)] | None = None
+    sla_state: Literal["breached", "at_risk", "on_track", "none"] | None = None
+    q: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class ViewIn(StrictModel):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+    filters: ViewFilters
+    position: int = 0
+
+
+class ViewRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    filters: dict
+    position: int
+    created_at: datetime
