@@ -43,7 +43,7 @@ class TeamIn(StrictModel):
     name: Name
     strategy: Strategy = "round_robin"
     #: offer to the next agent when not accepted (or answered) within this many seconds
-    accept_timeout_s: Annotated[int, Field(ge=5, le=7 * 24 * 3600)] | None = None
+    accept_timeout_s: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] | None = None
     required_skills: Annotated[list[Skill], Field(max_length=20)] = Field(default_factory=list)
     members: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=128)]], Field(max_length=500)] = Field(
         default_factory=list)
