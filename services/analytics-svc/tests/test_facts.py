@@ -29,8 +29,13 @@ def applied(tid, metric="first_response"):
         ticket_id=tid, metric=metric, policy="default", target_minutes=60, started_at=NOW, due_at=NOW + timedelta(hours=1)))
 
 
+def status_changed(tid, to_status, version):
+    return events.TicketStatusChanged(source="t", subject=str(tid), data=events.TicketStatusChangedData(
+        ticket_id=tid, version=version, from_status="x", to_status=to_status, changed_at=NOW))
+
+
 HANDLE = {"ticket.created": handlers.handle_ticket_created, "ticket.customer_linked": handlers.handle_customer_linked,
-          "sla.applied": handlers.handle_sla_applied}
+          "sla.applied": handlers.handle_sla_applied, "ticket.status_changed": handlers.handle_status_changed}
 
 
 async def fold(conn, *evts):
@@ -51,6 +56,24 @@ async def test_every_arrival_order_folds_to_the_same_row(db):
             assert row.ingested_at is not None
             results.add(tuple(row)[:-1])
     assert results == {(NOW, "high", "new", "email", customer, NOW + timedelta(hours=1))}
+
+
+async def test_status_follows_the_newest_ticket_version_in_any_order(db):
+    statuses = set()
+    async with db.begin() as conn:
+        for order in itertools.permutations(["created", "open", "solved"]):
+            tid = uuid.uuid4()
+            make = {"created": lambda: created(tid), "open": lambda: status_changed(tid, "open", 2),
+                    "solved": lambda: status_changed(tid, "solved", 3)}
+            await fold(conn, *(make[name]() for name in order))
+            statuses.add(await conn.scalar(text("SELECT status FROM ticket_facts WHERE ticket_id = :t"), {"t": tid}))
+        assert statuses == {"solved"}
+        before = (await repository.kpis(conn, day_start=DAY[0], day_end=DAY[1]))["open_tickets"]
+        tid = uuid.uuid4()
+        await fold(conn, created(tid))
+        assert (await repository.kpis(conn, day_start=DAY[0], day_end=DAY[1]))["open_tickets"] == before + 1
+        await fold(conn, status_changed(tid, "solved", 2))
+        assert (await repository.kpis(conn, day_start=DAY[0], day_end=DAY[1]))["open_tickets"] == before
 
 
 async def test_partial_rows_wait_for_creation_and_ingested_at_is_the_fold_wall_clock(db):

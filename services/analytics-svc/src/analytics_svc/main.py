@@ -6,7 +6,13 @@ from helpdesk_common.events import CUSTOMERS_TOPIC, SLA_TOPIC, TICKETS_TOPIC
 from .config import Settings, get_settings
 from .db import inbox, outbox
 from .kpis.endpoints import router as kpis_router
-from .kpis.handlers import handle_customer_linked, handle_sla_applied, handle_ticket_created
+from .kpis.handlers import (
+    handle_customer_linked,
+    handle_message_added,
+    handle_sla_applied,
+    handle_status_changed,
+    handle_ticket_created,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,6 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         "ticket.created": handle_ticket_created,
                         "ticket.customer_linked": handle_customer_linked,
                         "sla.applied": handle_sla_applied,
+                        "ticket.status_changed": handle_status_changed,
+                        "ticket.message_added": handle_message_added,
                     },
                 )
             ],

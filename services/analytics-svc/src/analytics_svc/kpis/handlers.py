@@ -33,3 +33,13 @@ async def handle_customer_linked(conn: AsyncConnection, event: events.TicketCust
 async def handle_sla_applied(conn: AsyncConnection, event: events.SlaApplied) -> None:
     if event.data.metric == "first_response":
         await repository.upsert_partial(conn, ticket_id=event.data.ticket_id, first_response_due_at=event.data.due_at)
+
+
+async def handle_status_changed(conn: AsyncConnection, event: events.TicketStatusChanged) -> None:
+    d = event.data
+    await repository.upsert_status(conn, ticket_id=d.ticket_id, status=d.to_status, version=d.version or 0)
+
+
+async def handle_message_added(conn: AsyncConnection, event: events.TicketMessageAdded) -> None:
+    if event.data.first_response:
+        await repository.upsert_partial(conn, ticket_id=event.data.ticket_id, first_response_at=event.data.created_at)

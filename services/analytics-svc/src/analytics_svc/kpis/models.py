@@ -1,4 +1,4 @@
-from sqlalchemy import Column, DateTime, Index, Table, Text, Uuid, text
+from sqlalchemy import Column, DateTime, Index, Integer, Table, Text, Uuid, text
 
 from ..db import metadata
 
@@ -12,6 +12,9 @@ ticket_facts = Table(
     Column("created_at", DateTime(timezone=True), nullable=True),  # the event's data.created_at
     Column("priority", Text, nullable=True),
     Column("status", Text, nullable=True),
+    # the ticket version the status came from: the newest wins whatever the arrival order
+    Column("status_version", Integer, nullable=True),
+    Column("first_response_at", DateTime(timezone=True), nullable=True),
     Column("channel", Text, nullable=True),
     Column("customer_id", Uuid, nullable=True),
     Column("first_response_due_at", DateTime(timezone=True), nullable=True),

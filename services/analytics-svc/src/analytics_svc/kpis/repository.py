@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,7 +31,9 @@ async def upsert_created(
         stmt.on_conflict_do_update(
             index_elements=[ticket_facts.c.ticket_id],
             set_={
-                "created_at": x.created_at, "priority": x.priority, "status": x.status, "channel": x.channel,
+                "created_at": x.created_at, "priority": x.priority, "channel": x.channel,
+                # a status folded from ticket.status_changed (versioned) outranks the creation's
+                "status": case((ticket_facts.c.status_version.is_(None), x.status), else_=ticket_facts.c.status),
                 "ingested_at": func.coalesce(ticket_facts.c.ingested_at, x.ingested_at),
                 "updated_at": _NOW,
             },
@@ -46,6 +48,19 @@ async def upsert_partial(conn: AsyncConnection, *, ticket_id: uuid.UUID, **value
         stmt.on_conflict_do_update(
             index_elements=[ticket_facts.c.ticket_id],
             set_={**{k: stmt.excluded[k] for k in values}, "updated_at": _NOW},
+        )
+    )
+
+
+async def upsert_status(conn: AsyncConnection, *, ticket_id: uuid.UUID, status: str, version: int) -> None:
+    """Apply a status only if it comes from a newer ticket version than the one folded so far."""
+    stmt = pg_insert(ticket_facts).values(ticket_id=ticket_id, status=status, status_version=version, ingested_at=None)
+    x = stmt.excluded
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[ticket_facts.c.ticket_id],
+            set_={"status": x.status, "status_version": x.status_version, "updated_at": _NOW},
+            where=func.coalesce(ticket_facts.c.status_version, -1) < x.status_version,
         )
     )
 
