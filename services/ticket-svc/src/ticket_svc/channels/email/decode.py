@@ -279,8 +279,10 @@ def parse_sender(value: str | None) -> tuple[str | None, str | None]:
         found = re.search(r"[^\s<>\"',;:]+@[^\s<>\"',;:]+", unfold(value))
         address = found.group(0) if found else ""
     name = decode_header(name).strip().strip('"').strip() or None
-    address = unsurrogate(address).strip().lower()
-    return name, address if "@" in address else None
+    address = unsurrogate(address).strip()
+    if "@" not in address:
+        return name or decode_header(address) or None, None
+    return name, address.lower()
 
 
 def parse_address_list(values: list[str]) -> list[str]:

@@ -107,17 +107,24 @@ def _reply_marker(lines: list[str], index: int) -> tuple[str, int] | None:
     return None
 
 
-def _interleaved(lines: list[str]) -> bool:
-    """Whether the text after an attribution answers between quoted lines (inline replies)."""
-    seen_quote = False
-    for line in lines[:500]:  # bounded: a hostile message must not make this quadratic
-        if _SIGNATURE.match(line) or _reply_marker([line], 0) is not None:
-            break
-        if _quoted(line):
-            seen_quote = True
-        elif line.strip() and seen_quote:
-            return True
-    return False
+def _interleaving(lines: list[str]) -> list[bool]:
+    """For each line: does the text from there on answer between quoted lines (inline replies)?
+
+    Computed backwards in one pass, so that many attributions cost no more than one; the scan
+    of a position stops at the next signature or history marker.
+    """
+    result = [False] * (len(lines) + 1)
+    unquoted_after = False
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if _SIGNATURE.match(line) or _reply_marker(lines, index) is not None:
+            unquoted_after = False
+        elif _quoted(line):
+            result[index] = result[index + 1] or unquoted_after
+        else:
+            result[index] = result[index + 1]
+            unquoted_after = unquoted_after or bool(line.strip())
+    return result
 
 
 def strip_quoted(text: str) -> str:
@@ -127,6 +134,7 @@ def strip_quoted(text: str) -> str:
     a misread marker.
     """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    interleaved = _interleaving(lines)
     keep: list[str] = []
     has_content = False
     index = 0
@@ -137,7 +145,7 @@ def strip_quoted(text: str) -> str:
         marker = _reply_marker(lines, index)
         if marker is not None:
             kind, length = marker
-            if kind == "attribution" and _interleaved(lines[index + length:]):
+            if kind == "attribution" and interleaved[min(index + length, len(lines))]:
                 index += length
                 continue
             if kind == "header":
