@@ -239,6 +239,7 @@ class Phase:
     errors: int
     wrk_cpu_s: float = 0.0
     window: Window | None = None
+    p95_ms: float | None = None  # scripts that report it (search.lua, email.lua)
 
     def cpu_ms_per_req(self, group: str) -> float:
         if not self.window or not self.requests:
@@ -286,6 +287,7 @@ def wrk(name: str, url: str, *, script: str, duration: int, connections: int, th
         errors=socket_errors + timeouts + non2xx,
         wrk_cpu_s=wrk_cpu,
         window=window,
+        p95_ms=stats["p95_us"] / 1000 if "p95_us" in stats else None,
     )
 
 

@@ -1,0 +1,237 @@
+"""`make bench`, part 2: does ticketing slow down as data grows?
+
+Measures, on one private ticket-svc (embedded PostgreSQL + tansu, the other services stopped
+so only ticket-svc and PostgreSQL share the cores):
+
+  * API intake (POST /v1/tickets, bench/post.lua),
+  * e-mail intake (POST /v1/channels/email/inbound with raw MIME, bench/email.lua),
+  * search (GET /v1/tickets?q=..., Chinese and English terms, bench/search.lua) p50/p95,
+
+first on an empty database, then again after bulk-loading N tickets (default 1,000,000, each
+with its opening message and search lexemes) straight into PostgreSQL. The ratios
+loaded / empty are the point; absolute numbers move with the machine.
+
+Merges its keys (``scale_*``) into bench/results/latest.json and prints a short table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import asyncpg  # noqa: E402
+
+from bench.run import (  # noqa: E402
+    RESULTS, WRK_INSTALL_HINT, CpuSampler, Phase, free_block, free_port_outside, log, raw_dsn, remove_data_dir, wrk,
+)
+from helpdesk_common.devstack import Stack, StackConfig  # noqa: E402
+from helpdesk_common.identity import IdentitySigner, Principal  # noqa: E402
+from ticket_svc.tickets.search import lexemes  # noqa: E402
+
+PRODUCTS = [("打印机", "printer"), ("笔记本电脑", "laptop"), ("路由器", "router"), ("会员账户", "membership account"),
+            ("发票", "invoice"), ("快递包裹", "parcel"), ("手机", "phone"), ("耳机", "headphones"),
+            ("退款申请", "refund request"), ("登录", "login"), ("物流", "shipping"), ("保修", "warranty"),
+            ("优惠券", "coupon"), ("订阅", "subscription"), ("显示器", "monitor"), ("键盘", "keyboard"),
+            ("空调", "air conditioner"), ("冰箱", "fridge"), ("洗衣机", "washing machine"), ("门锁", "door lock")]
+PROBLEMS = [("无法连接", "cannot connect"), ("收到时已损坏", "arrived damaged"), ("扣款两次", "charged twice"),
+            ("登录失败", "login failed"), ("发货延迟", "shipping delay"), ("密码重置", "password reset"),
+            ("申请退款", "asks for a refund"), ("发票抬头错误", "wrong invoice title"), ("无法开机", "does not power on"),
+            ("噪音很大", "very noisy"), ("屏幕闪烁", "screen flickers"), ("少发配件", "missing accessories"),
+            ("地址错误", "wrong address"), ("自动续费", "auto renewal"), ("质量问题", "quality issue"),
+            ("安装预约", "installation appointment"), ("保修期内维修", "repair under warranty"),
+            ("价格变动", "price changed"), ("账号被锁", "account locked"), ("换货", "wants an exchange"),
+            ("物流信息不更新", "tracking not updated"), ("客服回复慢", "slow support reply"),
+            ("优惠未生效", "discount not applied"), ("重复下单", "duplicate order"), ("配送超时", "delivery late")]
+TEMPLATES = len(PRODUCTS) * len(PROBLEMS)  # 500
+
+
+def templates() -> list[tuple[int, str, str, list[str]]]:
+    rows = []
+    for i, ((p_zh, p_en), (q_zh, q_en)) in enumerate((p, q) for p in PRODUCTS for q in PROBLEMS):
+        subject = f"{p_zh}{q_zh} / {p_en} {q_en}"
+        description = (f"您好，我的{p_zh}{q_zh}，请尽快处理。Hello, my {p_en} {q_en}; please help as soon as "
+                       f"possible. Order details are in my account.")
+        rows.append((i, subject, description, lexemes(subject, description)))
+    return rows
+
+
+async def bulk_load(dsn: str, total: int, *, batch: int = 100_000) -> float:
+    """Insert ``total`` tickets with their opening messages, in batches; returns seconds."""
+    started = time.monotonic()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE TEMP TABLE tpl (n int PRIMARY KEY, subject text, description text, tsv tsvector)")
+        await conn.executemany(
+            "INSERT INTO tpl VALUES ($1, $2, $3, array_to_tsvector($4::text[]))", templates())
+        for first in range(1, total + 1, batch):
+            last = min(first + batch - 1, total)
+            await conn.execute(
+                """
+                WITH new AS (
+                  INSERT INTO tickets (id, subject, description, status, priority, type, channel, tags, custom_fields,
+                    requester, requester_identity_kind, requester_identity_value, created_by, created_at, updated_at,
+                    search, message_count, language)
+                  SELECT gen_random_uuid(), t.subject || ' B-' || g, t.description,
+                    (ARRAY['new','open','pending','on_hold','solved','closed'])[1 + g % 6],
+                    (ARRAY['low','normal','normal','high','urgent'])[1 + g % 5], 'complaint',
+                    (ARRAY['email','api','chat','wechat','web'])[1 + g % 5], ARRAY['bulk'], '{}'::jsonb,
+                    jsonb_build_object('email', 'bulk-' || g || '@example.com'), 'email', 'bulk-' || g || '@example.com',
+                    'channel:bulk', now() - make_interval(secs => $2 - g + 60), now() - make_interval(secs => $2 - g + 60),
+                    t.tsv || array_to_tsvector(ARRAY['b', g::text]), 1, 'zh'
+                  FROM generate_series($1::int, $2::int) g JOIN tpl t ON t.n = g % $3
+                  RETURNING id, description, channel, created_at
+                )
+                INSERT INTO messages (id, ticket_id, author_kind, public, body_text, channel, created_at)
+                SELECT gen_random_uuid(), id, 'customer', true, description, channel, created_at FROM new
+                """,
+                first, last, TEMPLATES,
+            )
+            log(f"  loaded {last:,} / {total:,} tickets ({time.monotonic() - started:.0f} s)")
+        await conn.execute("VACUUM ANALYZE tickets")
+        await conn.execute("VACUUM ANALYZE messages")
+    finally:
+        await conn.close()
+    return time.monotonic() - started
+
+
+def measure(label: str, url: str, tokens: dict[str, str], wrk_args: dict, run_id: str) -> dict[str, Phase]:
+    phases = {}
+    log(f"[{label}] API intake ...")
+    phases["api"] = wrk(f"api-{label}", f"{url}/v1/tickets", script="post.lua",
+                        env={"BENCH_AUTH_HEADER": "X-Internal-Identity", "BENCH_AUTH_VALUE": tokens["api"],
+                             "BENCH_TAG": f"api-{label}-{run_id}"}, **wrk_args)
+    log(f"[{label}] e-mail intake ...")
+    phases["email"] = wrk(f"email-{label}", f"{url}/v1/channels/email/inbound", script="email.lua",
+                          env={"BENCH_AUTH_HEADER": "X-Internal-Identity", "BENCH_AUTH_VALUE": tokens["email"],
+                               "BENCH_TAG": f"mail-{label}-{run_id}"}, **wrk_args)
+    log(f"[{label}] search ...")
+    phases["search"] = wrk(f"search-{label}", url, script="search.lua",
+                           env={"BENCH_AUTH_HEADER": "X-Internal-Identity", "BENCH_AUTH_VALUE": tokens["agent"]},
+                           **wrk_args)
+    return phases
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/scale.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tickets", type=int, default=1_000_000, help="tickets to bulk-load (default 1,000,000)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured wrk phase (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured wrk seconds before each phase")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--keep-data", action="store_true")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print(WRK_INSTALL_HINT, file=sys.stderr)
+        return 2
+
+    def on_signal(signum, _frame):  # unwind through the finally below
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
+    data_dir = ROOT / ".data" / "bench" / f"scale-{run_id}"
+    data_dir.mkdir(parents=True, mode=0o755)
+    os.chmod(data_dir, 0o755)
+    base = free_block(5)
+    pg_port = free_port_outside(range(base, base + 5))
+    kafka_port = free_port_outside(range(base, base + 5), {pg_port})
+    stack = Stack(StackConfig(data_dir=data_dir, gateway_port=base, service_base_port=base, pg_port=pg_port,
+                              kafka_port=kafka_port, extra_env={"LOG_LEVEL": "WARNING"}))
+    sampler = CpuSampler()
+    sampler.start()
+    wrk_args = dict(duration=args.duration, connections=args.connections, threads=1, warmup=args.warmup,
+                    sampler=sampler)
+    failed = False
+    results: dict = {}
+    started = time.monotonic()
+    try:
+        log(f"starting PostgreSQL, the broker and ticket-svc (data {data_dir.relative_to(ROOT)}) ...")
+        stack.start_infra()
+        stack.migrate()
+        stack.start_service("ticket-svc", {"TICKET_CONSUMERS_ENABLED": "false"})
+        stack.wait_service("ticket-svc")
+        url = stack.url_of("ticket-svc")
+        signer = IdentitySigner(stack.secrets["internal_auth_secret"])
+        tokens = {
+            "api": signer.token_for(Principal(kind="channel", id=str(uuid.uuid4()), channel="api", name="bench")),
+            "email": signer.token_for(Principal(kind="channel", id=str(uuid.uuid4()), channel="email", name="bench")),
+            "agent": signer.token_for(Principal(kind="user", id="bench-agent", role="agent", name="bench")),
+        }
+        empty = measure("empty", url, tokens, wrk_args, run_id)
+        log(f"bulk-loading {args.tickets:,} tickets with their messages ...")
+        load_s = asyncio.run(bulk_load(raw_dsn(stack.database_url("ticket-svc")), args.tickets))
+        loaded = measure("loaded", url, tokens, wrk_args, run_id)
+        results = {
+            "scale_tickets_stored": args.tickets,
+            "scale_load_s": round(load_s, 1),
+            "scale_connections": args.connections,
+        }
+        for key in ("api", "email"):
+            results[f"scale_intake_{key}_rps_empty"] = round(empty[key].rps, 1)
+            results[f"scale_intake_{key}_rps_loaded"] = round(loaded[key].rps, 1)
+            results[f"scale_intake_{key}_ratio"] = ratio(loaded[key].rps, empty[key].rps)
+            results[f"scale_intake_{key}_p99_ms_empty"] = round(empty[key].p99_ms, 1)
+            results[f"scale_intake_{key}_p99_ms_loaded"] = round(loaded[key].p99_ms, 1)
+        for label, phases in (("empty", empty), ("loaded", loaded)):
+            results[f"scale_search_rps_{label}"] = round(phases["search"].rps, 1)
+            results[f"scale_search_p50_ms_{label}"] = round(phases["search"].p50_ms, 2)
+            results[f"scale_search_p95_ms_{label}"] = round(phases["search"].p95_ms or 0, 2)
+        results["scale_search_p95_ratio"] = ratio(results["scale_search_p95_ms_loaded"],
+                                                  results["scale_search_p95_ms_empty"])
+        errors = {f"{label}-{k}": p.errors for label, ph in (("empty", empty), ("loaded", loaded)) for k, p in ph.items()}
+        results["scale_errors"] = sum(errors.values())
+        results["scale_errors_by_phase"] = ",".join(f"{k}={v}" for k, v in errors.items() if v) or "none"
+    except BaseException as exc:  # noqa: BLE001 - report, clean up, exit non-zero
+        failed = True
+        print(f"scale bench failed: {exc!r}", file=sys.stderr)
+    finally:
+        sampler.stop()
+        stack.stop_all()
+        if failed:
+            remove_data_dir(data_dir, keep_logs=True)
+        elif not args.keep_data:
+            remove_data_dir(data_dir)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if failed:
+        return 1
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    latest = RESULTS / "latest.json"
+    merged = json.loads(latest.read_text()) if latest.exists() else {}
+    merged.update(results)
+    latest.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
+    n = f"{args.tickets / 1e6:g}M" if args.tickets >= 1_000_000 else f"{args.tickets:,}"
+    print(f"\nticketing at scale ({n} tickets stored vs empty; {args.connections} connections, "
+          f"{args.duration} s phases; bulk load {load_s:.0f} s)")
+    print(f"{'case':<22}{'empty':>12}{'loaded':>12}{'ratio':>8}")
+    for key, label in (("api", "API intake req/s"), ("email", "e-mail intake req/s")):
+        print(f"{label:<22}{results[f'scale_intake_{key}_rps_empty']:>12,.1f}"
+              f"{results[f'scale_intake_{key}_rps_loaded']:>12,.1f}{results[f'scale_intake_{key}_ratio'] or 0:>8.2f}")
+    print(f"{'search p95 ms':<22}{results['scale_search_p95_ms_empty']:>12,.1f}"
+          f"{results['scale_search_p95_ms_loaded']:>12,.1f}{results['scale_search_p95_ratio'] or 0:>8.2f}")
+    print(f"{'search req/s':<22}{results['scale_search_rps_empty']:>12,.1f}{results['scale_search_rps_loaded']:>12,.1f}")
+    print(f"errors: {results['scale_errors_by_phase']}   (run took {time.monotonic() - started:.0f} s)")
+    return 3 if results["scale_errors"] else 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
