@@ -131,6 +131,12 @@ def test_new_outlook_date_header_block_and_bold_labels():
     assert strip_quoted(text) == "OK."
 
 
+def test_wrote_in_the_customers_own_words_is_no_attribution():
+    text = "On Monday my manager wrote:\nplease fix the VPN.\nIt is still broken."
+    assert strip_quoted(text) == text
+    assert strip_quoted("Fine.\n\nOn Mon, 5 Jan 2026,\nBob <b@x> wrote:\n\n> old") == "Fine."
+
+
 def test_a_lone_from_line_is_not_a_header_block():
     text = "From: the third floor printer again.\nIt jams."
     assert strip_quoted(text) == text
@@ -234,3 +240,10 @@ def test_text_calendar_and_nameless_parts_get_names():
     assert isinstance(result, InboundMessage)
     assert [a.filename for a in result.attachments] == ["attachment-1.ics", "attachment-2.bin"]
     assert result.body_text == "see invite"
+
+
+def test_date_without_zone_is_utc():
+    result = parse_email(mail("From: a@b.example", "Date: 13 Jan 2026 09:00:00 -0000"))
+    assert isinstance(result, InboundMessage)
+    assert result.sent_at is not None and result.sent_at.utcoffset() is not None
+    assert result.sent_at.utcoffset().total_seconds() == 0

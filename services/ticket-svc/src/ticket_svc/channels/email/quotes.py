@@ -85,9 +85,9 @@ def _attribution(lines: list[str], index: int) -> int | None:
                 return None
             joined += " " + _norm(lines[index + extra]).strip()
         if _WROTE_EN.search(joined):
-            if starts_on:
-                return extra + 1
-            following = next((x for x in lines[index + extra + 1:] if x.strip()), "")
+            # "On Monday my colleague wrote:" in someone's own text is no attribution: a real one
+            # is followed by the quote
+            following = next((x for x in lines[index + extra + 1:index + extra + 4] if x.strip()), "")
             return extra + 1 if _quoted(following) else None
         if not starts_on:
             return None
