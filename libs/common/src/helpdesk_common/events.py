@@ -122,6 +122,10 @@ class SlaAlertData(_Data):
     fraction: float | None = None
     team_id: uuid.UUID | None = None
     assignee_id: str | None = None
+    #: the policy whose target this is (added with the SLA engine; optional for old producers)
+    policy: str | None = None
+    #: when the fire point was reached (a warning's fraction of the target, or the due time)
+    fire_at: datetime | None = None
 
 
 class TicketCustomerLinkedData(_Data):
@@ -151,7 +155,7 @@ class CustomerRequesterResolvedData(_Data):
 
 class SlaAppliedData(_Data):
     ticket_id: uuid.UUID
-    metric: Literal["first_response", "next_response", "resolution"]
+    metric: Literal["first_response", "next_response", "periodic_update", "resolution"]
     policy: str
     target_minutes: int
     started_at: datetime
@@ -237,6 +241,84 @@ class SlaApplied(_Envelope):
     data: SlaAppliedData
 
 
+class SlaPausedData(_Data):
+    """A timer stopped counting because the ticket entered one of the policy's pause statuses."""
+
+    ticket_id: uuid.UUID
+    metric: str
+    paused_at: datetime
+    #: business (or calendar) seconds left on the target when it paused
+    remaining_seconds: float
+
+
+class SlaResumedData(_Data):
+    """A paused timer counts again; ``due_at`` was recomputed from the remaining time."""
+
+    ticket_id: uuid.UUID
+    metric: str
+    resumed_at: datetime
+    due_at: datetime
+    remaining_seconds: float
+
+
+class SlaFulfilledData(_Data):
+    """The metric was met (a response, a solve); ``breached`` says whether it was late."""
+
+    ticket_id: uuid.UUID
+    metric: str
+    fulfilled_at: datetime
+    due_at: datetime | None = None
+    breached: bool = False
+
+
+class SlaCancelledData(_Data):
+    """The timer no longer applies (ticket closed or merged, solved, or the policy dropped it)."""
+
+    ticket_id: uuid.UUID
+    metric: str
+    cancelled_at: datetime
+    reason: str
+
+
+class SlaEscalationActions(_Data):
+    set_priority: str | None = None
+    set_team_id: uuid.UUID | None = None
+    notify: list[str] = Field(default_factory=list)
+
+
+class SlaEscalationRequestedData(_Data):
+    """On a breach: what the policy asks ticket-svc to do to the ticket."""
+
+    ticket_id: uuid.UUID
+    metric: str
+    actions: SlaEscalationActions
+
+
+class SlaPaused(_Envelope):
+    type: Literal["sla.paused"] = "sla.paused"
+    data: SlaPausedData
+
+
+class SlaResumed(_Envelope):
+    type: Literal["sla.resumed"] = "sla.resumed"
+    data: SlaResumedData
+
+
+class SlaFulfilled(_Envelope):
+    type: Literal["sla.fulfilled"] = "sla.fulfilled"
+    data: SlaFulfilledData
+
+
+class SlaCancelled(_Envelope):
+    type: Literal["sla.cancelled"] = "sla.cancelled"
+    data: SlaCancelledData
+
+
+class SlaEscalationRequested(_Envelope):
+    type: Literal["sla.escalation_requested"] = "sla.escalation_requested"
+    data: SlaEscalationRequestedData
+
+
 Event = Annotated[
     Union[
         TicketCreated,
@@ -252,6 +334,11 @@ Event = Annotated[
         SlaApplied,
         SlaWarning,
         SlaBreached,
+        SlaPaused,
+        SlaResumed,
+        SlaFulfilled,
+        SlaCancelled,
+        SlaEscalationRequested,
     ],
     Field(discriminator="type"),
 ]
@@ -273,6 +360,11 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "sla.applied": SLA_TOPIC,
     "sla.warning": SLA_TOPIC,
     "sla.breached": SLA_TOPIC,
+    "sla.paused": SLA_TOPIC,
+    "sla.resumed": SLA_TOPIC,
+    "sla.fulfilled": SLA_TOPIC,
+    "sla.cancelled": SLA_TOPIC,
+    "sla.escalation_requested": SLA_TOPIC,
 }
 KNOWN_TYPES = frozenset(TOPIC_BY_TYPE)
 
