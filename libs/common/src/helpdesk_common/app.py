@@ -39,6 +39,8 @@ class ConsumerSpec:
     name: str
     topics: list[str]
     handlers: dict[str, Handler]
+    #: handlers get a bare asyncpg connection (needs ServiceParts(raw_pool=True))
+    raw: bool = False
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Runtime:
                         inbox=parts.inbox,
                         settings=settings,
                         on_events_written=self.notify_relay,
+                        raw_pool=(lambda: self.raw_pool) if spec.raw else None,
                     )
                 )
         self.raw_pool: Any = None

@@ -11,10 +11,11 @@ each record is retried on its own with backoff; a record that still fails goes t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -70,6 +71,7 @@ class ConsumerRunner:
         settings: ServiceSettings,
         on_events_written: Callable[[], None] | None = None,
         after_db_commit: Callable[[list[ConsumerRecord]], None] | None = None,
+        raw_pool: Callable[[], Any] | None = None,
     ) -> None:
         self.name = name
         self._topics = topics
@@ -79,6 +81,9 @@ class ConsumerRunner:
         self._settings = settings
         self._on_events_written = on_events_written
         self._after_db_commit = after_db_commit  # test hook: simulate a crash before offset commit
+        # handlers on a bare asyncpg connection (hot or write-path handlers); a callable because
+        # the pool is created at start-up, after the runner
+        self._raw_pool = raw_pool
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq_producer: AIOKafkaProducer | None = None
         self._stopping = False
@@ -175,12 +180,22 @@ class ConsumerRunner:
         except Exception as exc:  # undecodable: poison, goes to the DLQ without retries
             return Decoded(record, error=exc)
 
+    @contextlib.asynccontextmanager
+    async def _begin(self) -> AsyncIterator[Any]:
+        """One transaction: SQLAlchemy's by default, a bare asyncpg one for raw consumers."""
+        if self._raw_pool is None:
+            async with self._engine.begin() as conn:
+                yield conn
+        else:
+            async with self._raw_pool().acquire() as conn, conn.transaction():
+                yield conn
+
     async def _apply(self, items: list[Decoded]) -> bool:
         """Apply every decodable, handled, not-yet-seen event in one transaction."""
         if any(i.error is not None for i in items):
             raise ValueError("batch contains undecodable records")
         wrote = False
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             for item in items:
                 wrote |= await self._apply_one(conn, item)
         return wrote
@@ -194,12 +209,19 @@ class ConsumerRunner:
         if handler is None:
             CONSUMED.labels(self.name, event.type, "ignored").inc()
             return False
-        fresh = await conn.scalar(
-            pg_insert(self._inbox)
-            .values(consumer=self.name, event_id=event.id, event_type=event.type)
-            .on_conflict_do_nothing()
-            .returning(self._inbox.c.event_id)
-        )
+        if self._raw_pool is not None:
+            fresh = await conn.fetchval(
+                f"INSERT INTO {self._inbox.name} (consumer, event_id, event_type) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING RETURNING event_id",
+                self.name, event.id, event.type,
+            )
+        else:
+            fresh = await conn.scalar(
+                pg_insert(self._inbox)
+                .values(consumer=self.name, event_id=event.id, event_type=event.type)
+                .on_conflict_do_nothing()
+                .returning(self._inbox.c.event_id)
+            )
         if fresh is None:
             CONSUMED.labels(self.name, event.type, "duplicate").inc()
             return False
@@ -215,7 +237,7 @@ class ConsumerRunner:
         error: Exception | None = None
         for attempt in range(1, max_attempts + 1):
             try:
-                async with self._engine.begin() as conn:
+                async with self._begin() as conn:
                     return await self._apply_one(conn, item)
             except Exception as exc:
                 error = exc

@@ -66,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             inbox=inbox,
             raw_pool=True,
             consumers=[
-                ConsumerSpec(name="ticket-svc.projections", topics=[CUSTOMERS_TOPIC, SLA_TOPIC], handlers=HANDLERS)
+                ConsumerSpec(name="ticket-svc.projections", topics=[CUSTOMERS_TOPIC, SLA_TOPIC], handlers=HANDLERS,
+                             raw=True)
             ],
             lifespan_hooks=[reoffer_loop(settings)],
         ),

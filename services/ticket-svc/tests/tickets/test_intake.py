@@ -38,7 +38,8 @@ async def test_create_then_read(client, db):
     assert read.status_code == 200
     body = read.json()
     assert body["customer_id"] is None
-    assert body["sla"] == {"first_response_due_at": None, "first_response_at": None, "state": None}
+    assert body["sla"] == {"first_response_due_at": None, "first_response_at": None, "state": None,
+                           "next_due_at": None}
     assert body["subject"] == BODY["subject"]
     async with db.connect() as conn:
         row = (await conn.execute(text("SELECT requester_identity_kind, requester_identity_value FROM tickets"))).one()

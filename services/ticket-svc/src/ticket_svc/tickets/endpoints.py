@@ -42,7 +42,7 @@ IdempotencyKey = Annotated[
 ]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=100,
                                        description='The ETag (W/"<version>") the change is based on.')]
-SlaState = Literal["breached", "at_risk", "on_track", "none"]
+SlaState = Literal["green", "yellow", "red", "breached", "none"]
 
 
 def _etag(row) -> dict[str, str]:  # type: ignore[no-untyped-def]

@@ -61,6 +61,9 @@ tickets = Table(
     Column("message_count", Integer, nullable=False, server_default="0"),
     # CJK bigrams + lower-cased words of subject, description and messages (see search.py)
     Column("search", TSVECTOR, nullable=False, server_default="''::tsvector"),
+    # the worst state of the ticket's running SLA timers (green/yellow/red/breached), from sla-svc events
+    Column("sla_state", Text),
+    Column("sla_due_at", DateTime(timezone=True)),
 )
 Index("ix_tickets_created_at_id", tickets.c.created_at.desc(), tickets.c.id.desc())
 Index("ix_tickets_created_by_created_at", tickets.c.created_by, tickets.c.created_at.desc(), tickets.c.id.desc())
@@ -164,4 +167,14 @@ audit = Table(
     Column("action", Text, nullable=False),
     Column("changes", JSONB, nullable=False, server_default="{}"),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+sla_projection = Table(
+    "sla_projection",
+    metadata,
+    Column("ticket_id", Uuid, primary_key=True),
+    Column("metric", Text, primary_key=True),
+    Column("state", Text, nullable=False),  # green | yellow | red | breached | done
+    Column("due_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

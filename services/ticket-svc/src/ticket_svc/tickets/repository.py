@@ -6,11 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from .models import customer_identities, tickets
+from .models import tickets
 
 
 # Everything request-facing runs on a bare asyncpg connection (runtime.raw_transaction):
@@ -192,16 +188,10 @@ def _list_where(f: dict[str, Any], args: list[Any]) -> list[str]:
         if f.get(key) is not None:
             where.append(f"{column} {op} {arg(f[key])}")
     sla = f.get("sla_state")
-    if sla == "breached":
-        where.append("first_response_at IS NULL AND first_response_due_at < now() AND status NOT IN ('solved','closed')")
-    elif sla == "at_risk":
-        where.append("first_response_at IS NULL AND first_response_due_at >= now() "
-                     "AND first_response_due_at < now() + interval '1 hour' AND status NOT IN ('solved','closed')")
-    elif sla == "on_track":
-        where.append("first_response_at IS NULL AND first_response_due_at >= now() + interval '1 hour' "
-                     "AND status NOT IN ('solved','closed')")
-    elif sla == "none":
-        where.append("(first_response_due_at IS NULL OR first_response_at IS NOT NULL OR status IN ('solved','closed'))")
+    if sla == "none":
+        where.append("sla_state IS NULL")
+    elif sla is not None:
+        where.append(f"sla_state = {arg(sla)}")
     if f.get("tsquery"):
         where.append(f"search @@ {arg(f['tsquery'])}::tsquery")
     return where
@@ -221,35 +211,21 @@ async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
     return await conn.fetch(sql, *args)
 
 
-async def upsert_identities(conn: AsyncConnection, *, customer_id: uuid.UUID, identities: list[tuple[str, str]]) -> None:
-    if not identities:
-        return
-    stmt = pg_insert(customer_identities).values(
-        [{"kind": k, "value": v, "customer_id": customer_id} for k, v in identities]
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[customer_identities.c.kind, customer_identities.c.value],
-        set_={"customer_id": stmt.excluded.customer_id, "updated_at": func.now()},
-    )
-    await conn.execute(stmt)
+async def upsert_identities(conn: Any, *, customer_id: uuid.UUID, identities: list[tuple[str, str]]) -> None:
+    if identities:
+        await conn.executemany(
+            "INSERT INTO customer_identity_projection (kind, value, customer_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT (kind, value) DO UPDATE SET customer_id = EXCLUDED.customer_id, updated_at = now()",
+            [(kind, value, customer_id) for kind, value in identities],
+        )
 
 
-async def link_customer(conn: AsyncConnection, *, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
-    """Set the ticket's customer; True if it changed."""
-    changed = await conn.scalar(
-        update(tickets)
-        .where(tickets.c.id == ticket_id, tickets.c.customer_id.is_distinct_from(customer_id))
-        .values(customer_id=customer_id, updated_at=func.now(), version=tickets.c.version + 1)
-        .returning(tickets.c.id)
-    )
-    return changed is not None
-
-
-async def set_first_response_due(conn: AsyncConnection, *, ticket_id: uuid.UUID, due_at: datetime) -> None:
-    await conn.execute(
-        update(tickets)
-        .where(tickets.c.id == ticket_id, tickets.c.first_response_due_at.is_distinct_from(due_at))
-        .values(first_response_due_at=due_at)
+async def link_customer(conn: Any, *, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> Any:
+    """Set the ticket's customer; the new row if it changed, else None."""
+    return await conn.fetchrow(
+        "UPDATE tickets SET customer_id = $2, updated_at = clock_timestamp(), version = version + 1 "
+        f"WHERE id = $1 AND customer_id IS DISTINCT FROM $2 RETURNING {_TICKET_COLUMNS}",
+        ticket_id, customer_id,
     )
 
 

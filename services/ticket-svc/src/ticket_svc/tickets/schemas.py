@@ -78,7 +78,9 @@ class TicketPatch(StrictModel):
 class SlaRead(BaseModel):
     first_response_due_at: datetime | None = None
     first_response_at: datetime | None = None
-    state: Literal["green", "red", "breached"] | None = None
+    #: the worst of the ticket's running SLA timers
+    state: Literal["green", "yellow", "red", "breached"] | None = None
+    next_due_at: datetime | None = None
 
 
 class TicketRead(BaseModel):

@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpdesk_common import events
 from helpdesk_common.identity import Principal
-from helpdesk_common.outbox import enqueue
+from helpdesk_common.outbox import enqueue_raw
 from helpdesk_common.pagination import decode_cursor, encode_cursor
 from helpdesk_common.problems import Problem
 
@@ -214,12 +213,13 @@ async def list_visible(conn: Any, *, principal: Principal, limit: int, cursor: s
 
 
 def sla_state(row: Mapping[str, Any], now: datetime | None = None) -> str | None:
+    """The colour from sla-svc's events; before any arrives, from the first-response due time."""
+    if row["sla_state"] is not None:
+        return row["sla_state"]
     due = row["first_response_due_at"]
     if due is None or row["first_response_at"] is not None or row["status"] in ("solved", "closed"):
         return None
-    now = now or datetime.now(UTC)
-    seconds = (due - now).total_seconds()
-    return "breached" if seconds < 0 else "red" if seconds < 3600 else "green"
+    return "breached" if due < (now or datetime.now(UTC)) else "green"
 
 
 def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -252,6 +252,7 @@ def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = No
             "first_response_due_at": row["first_response_due_at"],
             "first_response_at": row["first_response_at"],
             "state": sla_state(row),
+            "next_due_at": row["sla_due_at"],
         },
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
@@ -264,14 +265,10 @@ def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = No
 # ---- projections fed by other services' events ------------------------------------------
 
 
-async def on_requester_resolved(conn: AsyncConnection, *, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
-    if await repository.link_customer(conn, ticket_id=ticket_id, customer_id=customer_id):
-        await enqueue(
-            conn,
-            outbox,
-            events.TicketCustomerLinked(
-                source=SOURCE,
-                subject=str(ticket_id),
-                data=events.TicketCustomerLinkedData(ticket_id=ticket_id, customer_id=customer_id),
-            ),
-        )
+async def on_requester_resolved(conn: Any, *, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
+    row = await repository.link_customer(conn, ticket_id=ticket_id, customer_id=customer_id)
+    if row is not None:
+        await enqueue_raw(conn, outbox, events.TicketCustomerLinked(
+            source=SOURCE, subject=str(ticket_id),
+            data=events.TicketCustomerLinkedData(ticket_id=ticket_id, customer_id=customer_id),
+        ))

@@ -20,7 +20,7 @@ class ViewFilters(StrictModel):
     tags: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=10)] | None = None
     channel: Annotated[str, StringConstraints(max_length=32)] | None = None
     type: Annotated[str, StringConstraints(max_length=64)] | None = None
-    sla_state: Literal["breached", "at_risk", "on_track", "none"] | None = None
+    sla_state: Literal["green", "yellow", "red", "breached", "none"] | None = None
     q: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 

@@ -1,0 +1,44 @@
+"""SLA colours, as plain functions.
+
+A metric is green while running, yellow after a warning below 75 % of its target, red after a
+warning at 75 % or later, breached at its due time; fulfilled, cancelled and paused metrics do
+not colour the ticket. The ticket shows its worst running metric and the nearest due time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+RANK = {"green": 0, "yellow": 1, "red": 2, "breached": 3}
+INACTIVE = frozenset({"done", "paused"})
+RED_FROM = 0.75
+
+
+def state_after(event_type: str, *, fraction: float | None = None) -> str | None:
+    """The metric's new state after an sla-svc event (None: the event does not change it)."""
+    if event_type in ("sla.applied", "sla.resumed"):
+        return "green"
+    if event_type == "sla.warning":
+        return "red" if (fraction or 0) >= RED_FROM else "yellow"
+    if event_type == "sla.breached":
+        return "breached"
+    if event_type == "sla.paused":
+        return "paused"
+    if event_type in ("sla.fulfilled", "sla.cancelled"):
+        return "done"
+    return None
+
+
+def ticket_colour(metrics: Iterable[tuple[str, datetime | None]]) -> tuple[str | None, datetime | None]:
+    """(worst state, nearest due time of the still-running metrics) over (state, due_at) pairs."""
+    worst: str | None = None
+    due: datetime | None = None
+    for state, due_at in metrics:
+        if state in INACTIVE:
+            continue
+        if worst is None or RANK[state] > RANK[worst]:
+            worst = state
+        if state != "breached" and due_at is not None and (due is None or due_at < due):
+            due = due_at
+    return worst, due

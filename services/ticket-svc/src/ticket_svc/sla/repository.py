@@ -1,0 +1,36 @@
+"""All SQL of the SLA projection (bare asyncpg)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+
+async def set_metric(conn: Any, *, ticket_id: uuid.UUID, metric: str, state: str, due_at: datetime | None) -> None:
+    await conn.execute(
+        "INSERT INTO sla_projection (ticket_id, metric, state, due_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (ticket_id, metric) DO UPDATE SET state = EXCLUDED.state, "
+        "due_at = coalesce(EXCLUDED.due_at, sla_projection.due_at), updated_at = now()",
+        ticket_id, metric, state, due_at,
+    )
+
+
+async def metrics_of(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
+    return await conn.fetch("SELECT metric, state, due_at FROM sla_projection WHERE ticket_id = $1", ticket_id)
+
+
+async def set_ticket_colour(conn: Any, *, ticket_id: uuid.UUID, state: str | None, due_at: datetime | None) -> None:
+    """Not a ticket change (no version bump, no audit): a read-side projection of sla-svc."""
+    await conn.execute(
+        "UPDATE tickets SET sla_state = $2, sla_due_at = $3 WHERE id = $1 "
+        "AND (sla_state IS DISTINCT FROM $2 OR sla_due_at IS DISTINCT FROM $3)",
+        ticket_id, state, due_at,
+    )
+
+
+async def set_first_response_due(conn: Any, *, ticket_id: uuid.UUID, due_at: datetime) -> None:
+    await conn.execute(
+        "UPDATE tickets SET first_response_due_at = $2 WHERE id = $1 AND first_response_due_at IS DISTINCT FROM $2",
+        ticket_id, due_at,
+    )
