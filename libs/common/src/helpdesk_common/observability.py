@@ -117,21 +117,58 @@ class BodyTooLarge(Exception):
     pass
 
 
-class BodySizeLimitMiddleware:
-    """Rejects bodies above ``max_bytes`` with 413 before any handler buffers them."""
+#: the default of ``MAX_INTAKE_BODY_BYTES`` (settings.py), used when the app has no settings
+DEFAULT_MAX_INTAKE_BODY_BYTES = 52_428_800
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+
+def is_intake_request(scope: dict) -> bool:
+    """Requests that carry a channel's native payload: raw e-mail with attachments, web forms.
+
+    Everything under ``/v1/channels/`` and multipart POSTs that create a ticket; every other
+    request keeps ``MAX_BODY_BYTES``, so the large limit cannot be used to push big JSON
+    bodies through ordinary endpoints.
+    """
+    path: str = scope.get("path", "")
+    if path.startswith("/v1/channels/"):
+        return True
+    if scope.get("method") == "POST" and path in ("/v1/tickets", "/v1/tickets/"):
+        ctype = _header(scope, b"content-type") or ""
+        return ctype.lower().startswith("multipart/form-data")
+    return False
+
+
+class BodySizeLimitMiddleware:
+    """Rejects bodies above the limit with 413 before any handler buffers them.
+
+    The limit is ``max_bytes`` except for intake requests (``is_intake_request``), which get
+    ``intake_max_bytes``. When that is not given, it is read from the app's settings
+    (``app.state.settings.max_intake_body_bytes``, set by ``build_app``'s lifespan), so every
+    service built by the shared factory applies the same shared setting.
+    """
+
+    def __init__(self, app: Any, max_bytes: int, intake_max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.intake_max_bytes = intake_max_bytes
+
+    def _limit(self, scope: dict) -> int:
+        if not is_intake_request(scope):
+            return self.max_bytes
+        if self.intake_max_bytes is not None:
+            return self.intake_max_bytes
+        app = scope.get("app")
+        settings = getattr(getattr(app, "state", None), "settings", None)
+        return int(getattr(settings, "max_intake_body_bytes", DEFAULT_MAX_INTAKE_BODY_BYTES))
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope)
         declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
             await send_problem(send, 413, "payload-too-large", "Payload too large",
-                               f"The request body exceeds {self.max_bytes} bytes.")
+                               f"The request body exceeds {max_bytes} bytes.")
             return
         received = 0
         started = [False]
@@ -141,7 +178,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyTooLarge()
             return message
 
@@ -155,7 +192,7 @@ class BodySizeLimitMiddleware:
         except BodyTooLarge:
             if not started[0]:
                 await send_problem(send, 413, "payload-too-large", "Payload too large",
-                                   f"The request body exceeds {self.max_bytes} bytes.")
+                                   f"The request body exceeds {max_bytes} bytes.")
 
 
 PROBLEM_BASE = "https://helpdesk.dev/problems/"

@@ -49,6 +49,9 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = Field("INFO", validation_alias=_shared("LOG_LEVEL"))
     max_body_bytes: int = Field(1_048_576, validation_alias=_shared("MAX_BODY_BYTES"))
+    # channel intake (raw e-mail with attachments, multipart web forms) needs more than an API
+    # call: applied to /v1/channels/... and to multipart POSTs to /v1/tickets (observability.py)
+    max_intake_body_bytes: int = Field(52_428_800, validation_alias=_shared("MAX_INTAKE_BODY_BYTES"))
 
     relay_enabled: bool = True
     consumers_enabled: bool = True
