@@ -28,6 +28,24 @@ class Settings(ServiceSettings):
     rate_limit_burst: int = 1000
     login_attempts_per_minute: int = 10
 
+    # live stream (GET /v1/stream): see docs/stream.md
+    stream_notify_channel: str = "stream_events"
+    stream_keepalive_s: float = 15.0
+    stream_retry_ms: int = 3000
+    stream_retention_s: float = 24 * 3600.0
+    stream_prune_interval_s: float = 600.0
+    stream_replay_max: int = 1000
+    stream_batch_size: int = 200
+    #: recent rows kept in memory per process, so live tails never query the database
+    stream_ring_size: int = 2000
+    #: a stream ends after this long; the client reconnects (re-authenticating) and resumes
+    stream_max_duration_s: float = 3600.0
+    stream_max_open: int = 10_000
+    #: while the LISTEN connection is down, the process polls for new rows this often
+    stream_fallback_poll_s: float = 2.0
+    agent_teams_cache_ttl_s: float = 30.0
+    agent_teams_timeout_s: float = 2.0
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -3,15 +3,20 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from helpdesk_common.app import ServiceParts, build_app
+from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
+from helpdesk_common.events import SLA_TOPIC, TICKETS_TOPIC
 from helpdesk_common.identity import IdentitySigner
 
 from .auth.endpoints import router as auth_router
 from .auth.service import Authenticator
 from .config import Settings, get_settings
+from .db import inbox
 from .proxy.endpoints import build_router
 from .proxy.forwarding import new_session
 from .proxy.openapi import router as openapi_router
+from .stream.endpoints import router as stream_router
+from .stream.handlers import make_handlers
+from .stream.service import StreamHub, TeamDirectory, close_streams_on_exit_signals
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,13 +33,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.http.close()
 
+    @contextlib.asynccontextmanager
+    async def live_stream(app: FastAPI) -> AsyncIterator[None]:
+        """The per-process stream hub (LISTEN, tail, pruning) and the agent-teams cache."""
+        hub = StreamHub(settings=settings, engine=app.state.runtime.engine)
+        app.state.stream_hub = hub
+        app.state.team_directory = TeamDirectory(
+            ticket_url=settings.ticket_url, signer=app.state.signer, session=lambda: app.state.http,
+            ttl_s=settings.agent_teams_cache_ttl_s, timeout_s=settings.agent_teams_timeout_s,
+        )
+        await hub.start()
+        try:
+            with close_streams_on_exit_signals(hub):
+                yield
+        finally:
+            await hub.stop()
+
     return build_app(
         settings,
         ServiceParts(
             title="Help-desk API",
-            routers=[openapi_router, auth_router, build_router()],
+            routers=[openapi_router, auth_router, stream_router, build_router()],
+            # readiness is about the gateway's database only: intake (auth + forwarding) works
+            # without Kafka, and the stream's consumer catches up once the broker is back
             uses_broker=False,
+            inbox=inbox,
+            consumers=[ConsumerSpec(name="gateway.stream", topics=[TICKETS_TOPIC, SLA_TOPIC],
+                                    handlers=make_handlers(settings))],
             openapi_url=None,
-            lifespan_hooks=[gateway_resources],
+            lifespan_hooks=[gateway_resources, live_stream],
         ),
     )

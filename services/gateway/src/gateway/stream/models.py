@@ -1,0 +1,29 @@
+"""The gateway's copy of the events the live stream serves.
+
+Every replica reads the same table, so a client may reconnect to any replica and resume with
+``Last-Event-ID`` (the ``seq``). Rows are kept for ``GATEWAY_STREAM_RETENTION_S`` (24 h).
+The visibility columns are copied out of the event data so the filter is plain SQL.
+"""
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Table, Text, Uuid, func
+from sqlalchemy.dialects.postgresql import JSONB
+
+from ..db import metadata
+
+stream_events = Table(
+    "stream_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=True),  # bigserial: the SSE id
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("type", Text, nullable=False),
+    Column("ticket_id", Uuid, nullable=False),
+    Column("team_id", Uuid, nullable=True),
+    Column("assignee_id", Text, nullable=True),
+    # ticket.assigned only: the agent / team the ticket moved away from also hears about it
+    Column("previous_team_id", Uuid, nullable=True),
+    Column("previous_assignee_id", Text, nullable=True),
+    Column("payload", JSONB, nullable=False),  # the event's data, as published
+    Column("occurred_at", DateTime(timezone=True), nullable=False),  # the event's time
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_stream_events_created_at", "created_at"),
+)

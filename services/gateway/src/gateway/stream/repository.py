@@ -1,0 +1,106 @@
+"""The only SQL of the live stream."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..db import inbox
+from .models import stream_events
+
+#: serialises appends across replicas (pg_advisory_xact_lock key): ``seq`` values are taken
+#: at insert time, so without it a transaction could commit seq 11 before another commits seq
+#: 10 and a reader that saw 11 would skip 10 for ever. With it, seq order is commit order.
+APPEND_LOCK_KEY = 0x6777_7374_7265_616D  # "gwstream"
+
+_COLUMNS = (
+    stream_events.c.seq, stream_events.c.type, stream_events.c.ticket_id, stream_events.c.team_id,
+    stream_events.c.assignee_id, stream_events.c.previous_team_id, stream_events.c.previous_assignee_id,
+    stream_events.c.payload, stream_events.c.occurred_at,
+)
+
+
+async def lock_for_append(conn: AsyncConnection) -> None:
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_KEY})
+
+
+async def append(
+    conn: AsyncConnection, *, event_id: uuid.UUID, type: str, ticket_id: uuid.UUID, team_id: uuid.UUID | None,
+    assignee_id: str | None, previous_team_id: uuid.UUID | None, previous_assignee_id: str | None,
+    payload: dict[str, Any], occurred_at: datetime,
+) -> None:
+    await conn.execute(
+        pg_insert(stream_events).values(
+            event_id=event_id, type=type, ticket_id=ticket_id, team_id=team_id, assignee_id=assignee_id,
+            previous_team_id=previous_team_id, previous_assignee_id=previous_assignee_id, payload=payload,
+            occurred_at=occurred_at,
+        ).on_conflict_do_nothing(index_elements=[stream_events.c.event_id])
+    )
+
+
+async def notify(conn: AsyncConnection, channel: str) -> None:
+    """Delivered by PostgreSQL only when the transaction commits (identical ones fold into one)."""
+    await conn.execute(text("SELECT pg_notify(:c, '')"), {"c": channel})
+
+
+async def rows_after(conn: AsyncConnection, *, after: int, limit: int) -> list[Row]:
+    """Every row after ``after`` in seq order (the per-process tail, unfiltered)."""
+    stmt = select(*_COLUMNS).where(stream_events.c.seq > after).order_by(stream_events.c.seq).limit(limit)
+    return list((await conn.execute(stmt)).all())
+
+
+def _visible(*, sees_all: bool, user_id: str, team_ids: Sequence[uuid.UUID]) -> Any:
+    if sees_all:
+        return None
+    c = stream_events.c
+    conditions = [c.assignee_id == user_id, c.previous_assignee_id == user_id]
+    if team_ids:
+        conditions += [c.team_id.in_(list(team_ids)), c.previous_team_id.in_(list(team_ids))]
+    return or_(*conditions)
+
+
+async def visible_rows(
+    conn: AsyncConnection, *, after: int, upto: int, sees_all: bool, user_id: str,
+    team_ids: Sequence[uuid.UUID], limit: int, newest: bool = False,
+) -> list[Row]:
+    """Rows in ``(after, upto]`` the viewer may see: the oldest ``limit`` ones, or the newest
+    ``limit`` ones when ``newest`` (returned in seq order either way)."""
+    stmt = select(*_COLUMNS).where(stream_events.c.seq > after, stream_events.c.seq <= upto)
+    visible = _visible(sees_all=sees_all, user_id=user_id, team_ids=team_ids)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    order = stream_events.c.seq.desc() if newest else stream_events.c.seq
+    rows = list((await conn.execute(stmt.order_by(order).limit(limit))).all())
+    return rows[::-1] if newest else rows
+
+
+async def bounds(conn: AsyncConnection) -> tuple[int | None, int | None, int]:
+    """(oldest kept seq, newest seq, the sequence's last value — 0 when never used)."""
+    oldest, newest = (await conn.execute(select(func.min(stream_events.c.seq), func.max(stream_events.c.seq)))).one()
+    last_value = await conn.scalar(text(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+        "FROM stream_events_seq_seq"
+    ))
+    return oldest, newest, int(last_value or 0)
+
+
+async def newest_seq(conn: AsyncConnection) -> int:
+    return int(await conn.scalar(select(func.coalesce(func.max(stream_events.c.seq), 0))) or 0)
+
+
+async def prune(conn: AsyncConnection, *, older_than_s: float, inbox_older_than_s: float) -> int:
+    """Delete rows past retention; returns how many stream rows went."""
+    gone = await conn.execute(
+        delete(stream_events).where(stream_events.c.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s))
+    )
+    await conn.execute(
+        delete(inbox).where(inbox.c.processed_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, inbox_older_than_s))
+    )
+    return gone.rowcount or 0

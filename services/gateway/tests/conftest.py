@@ -1,0 +1,200 @@
+"""Gateway tests: the real database and broker (``infra``), the gateway served by uvicorn on
+127.0.0.1 (SSE needs a real server: httpx's ASGI transport buffers whole responses), and a
+tiny stand-in for ticket-svc that answers ``GET /v1/agents/me`` and echoes everything else,
+so forwarding can be observed without the real service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from helpdesk_common.devstack import free_port
+from helpdesk_common.identity import IDENTITY_HEADER, IdentityVerifier
+from helpdesk_common.testing import TEST_SECRET, service_env
+
+JWT_SECRET = "gateway-test-jwt-secret-" + uuid.uuid4().hex
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any, *, lifespan: str = "on") -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    """Serve ``app`` on 127.0.0.1 in this event loop; stopped (bounded) on exit."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_config=None,
+                            loop="asyncio", timeout_graceful_shutdown=3)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("server exited during start-up")
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        server.should_exit = True
+        async with asyncio.timeout(30):
+            await task
+
+
+@dataclass
+class FakeTicketSvc:
+    """What the stand-in saw and what it answers."""
+
+    url: str = ""
+    teams: dict[str, list[str]] = field(default_factory=dict)  # user id -> team ids
+    me_calls: list[str] = field(default_factory=list)
+    forwarded: list[dict[str, Any]] = field(default_factory=list)
+    down: bool = False
+
+
+def fake_ticket_app(state: FakeTicketSvc) -> FastAPI:
+    app = FastAPI()
+    verifier = IdentityVerifier(TEST_SECRET)
+
+    @app.get("/v1/agents/me")
+    async def me(request: Request) -> JSONResponse:
+        principal = verifier.verify(request.headers[IDENTITY_HEADER])  # signed, as the proxy does
+        state.me_calls.append(principal.id)
+        if state.down:
+            return JSONResponse({"detail": "down"}, status_code=503)
+        if principal.id not in state.teams:
+            return JSONResponse({"detail": "no agent profile"}, status_code=404)
+        return JSONResponse({"id": principal.id, "team_ids": state.teams[principal.id], "status": "online"})
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def echo(path: str, request: Request) -> JSONResponse:
+        principal = verifier.verify(request.headers[IDENTITY_HEADER])
+        body = await request.body()
+        seen = {"path": "/" + path, "method": request.method, "kind": principal.kind,
+                "channel": principal.channel, "body_bytes": len(body)}
+        state.forwarded.append(seen)
+        return JSONResponse(seen, status_code=299)
+
+    return app
+
+
+@pytest.fixture
+async def ticket_svc() -> AsyncIterator[FakeTicketSvc]:
+    state = FakeTicketSvc()
+    async with serve(fake_ticket_app(state), lifespan="off") as (url, _server):
+        state.url = url
+        yield state
+
+
+@pytest.fixture
+def gateway_db(infra: Any) -> str:
+    return infra.new_database("gateway")
+
+
+@pytest.fixture
+def gateway_env(infra: Any, gateway_db: str, ticket_svc: FakeTicketSvc, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Environment for gateway apps of this test; returns the topic prefix."""
+    topics = service_env(monkeypatch, infra, "GATEWAY_", gateway_db)
+    monkeypatch.setenv("GATEWAY_JWT_SECRET", JWT_SECRET)
+    monkeypatch.setenv("GATEWAY_TICKET_URL", ticket_svc.url)
+    monkeypatch.setenv("GATEWAY_STREAM_KEEPALIVE_S", "1")
+    return topics
+
+
+def new_gateway() -> Any:
+    from gateway.config import Settings
+    from gateway.main import create_app
+
+    return create_app(Settings())
+
+
+def user_token(role: str, user_id: str | None = None) -> tuple[str, dict[str, str]]:
+    """(user id, Authorization header) for a local-issuer token."""
+    from gateway.auth import security
+
+    uid = uuid.UUID(user_id) if user_id else uuid.uuid4()
+    token = security.issue_access_token(secret=JWT_SECRET, issuer="helpdesk-local", ttl_s=3600, user_id=uid,
+                                        role=role, email=f"{uid.hex[:8]}@example.com")
+    return str(uid), {"Authorization": f"Bearer {token}"}
+
+
+class SseReader:
+    """Reads one SSE response into a queue of parsed frames (bounded waits)."""
+
+    def __init__(self, client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> None:
+        self.client = client
+        self.path = path
+        self.headers = headers
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.response: httpx.Response | None = None
+        self._cm: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> SseReader:
+        self._cm = self.client.stream("GET", self.path, headers=self.headers)
+        async with asyncio.timeout(20):
+            self.response = await self._cm.__aenter__()
+        if self.response.status_code == 200:
+            self._task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self.response is not None
+        frame: dict[str, Any] = {}
+        try:
+            async for line in self.response.aiter_lines():
+                if line == "":
+                    if frame:
+                        if "data" in frame:
+                            frame["json"] = orjson.loads(frame["data"])
+                        await self.queue.put(frame)
+                    frame = {}
+                elif line.startswith(":"):
+                    frame["comment"] = line[1:].strip()
+                else:
+                    name, _, value = line.partition(":")
+                    frame[name] = value[1:] if value.startswith(" ") else value
+            await self.queue.put({"eof": True})
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            await self.queue.put({"error": repr(exc)})
+
+    async def next(self, timeout: float = 30.0, *, skip_comments: bool = True) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.queue.get()
+                if skip_comments and set(frame) == {"comment"}:
+                    continue
+                return frame
+
+    async def until_event(self, predicate: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Every event frame up to and including the first one matching ``predicate``."""
+        seen: list[dict[str, Any]] = []
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.next(timeout)
+                assert "eof" not in frame and "error" not in frame, (frame, seen)
+                if "event" in frame:
+                    seen.append(frame)
+                    if predicate(frame):
+                        return seen
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10):
+                await self._cm.__aexit__(*exc)
+
+
+@pytest.fixture
+def sse() -> Any:
+    return SseReader
