@@ -12,6 +12,15 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 #: public prefix → (settings attribute with the upstream URL, name used in errors)
 UPSTREAMS = {
     "tickets": ("ticket_url", "ticket service"),
+    "channels": ("ticket_url", "ticket service"),
+    "agents": ("ticket_url", "ticket service"),
+    "teams": ("ticket_url", "ticket service"),
+    "routing": ("ticket_url", "ticket service"),
+    "forms": ("ticket_url", "ticket service"),
+    "macros": ("ticket_url", "ticket service"),
+    "views": ("ticket_url", "ticket service"),
+    "statuses": ("ticket_url", "ticket service"),
+    "audit": ("ticket_url", "ticket service"),
     "customers": ("customer_url", "customer service"),
     "sla": ("sla_url", "SLA service"),
     "analytics": ("analytics_url", "analytics service"),

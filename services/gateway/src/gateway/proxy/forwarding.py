@@ -27,16 +27,28 @@ FORWARD_REQUEST_HEADERS = (
 )
 RETURN_RESPONSE_HEADERS = ("content-type", "etag", "location", "retry-after", "idempotent-replayed", "cache-control")
 
-# channel API keys may create tickets, list and read their own: nothing else
+#: the channel kinds ticket-svc takes at POST /v1/channels/<kind>/inbound
+CHANNEL_KINDS = frozenset({"email", "web", "chat", "wechat", "wecom", "dingtalk", "phone"})
+
+# channel API keys may create tickets, list and read their own, and read and add messages
+# on them (ticket-svc checks ownership): nothing else
 _CHANNEL_ALLOWED = (
     ("POST", re.compile(r"^/v1/tickets/?$")),
     ("GET", re.compile(r"^/v1/tickets/?$")),
     ("GET", re.compile(r"^/v1/tickets/[^/]+/?$")),
+    ("POST", re.compile(r"^/v1/tickets/[^/]+/messages/?$")),
+    ("GET", re.compile(r"^/v1/tickets/[^/]+/messages/?$")),
 )
+# ... and post their own channel's native payload: an "email" key posts e-mail, not chat
+_CHANNEL_INBOUND = re.compile(r"^/v1/channels/([^/]+)/inbound/?$")
 _DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)")
 
 
-def channel_may(method: str, path: str) -> bool:
+def channel_may(method: str, path: str, channel: str | None) -> bool:
+    """Coarse check for channel API keys (the path is already free of dot segments)."""
+    if method == "POST" and (inbound := _CHANNEL_INBOUND.match(path)):
+        kind = inbound.group(1)
+        return kind in CHANNEL_KINDS and kind == channel
     return any(method == m and pattern.match(path) for m, pattern in _CHANNEL_ALLOWED)
 
 
@@ -63,8 +75,9 @@ async def forward(
     path = request.url.path
     if not safe_path(path):
         raise Problem(404, "not-found", "Not found", "No such resource.")
-    if principal.kind == "channel" and not channel_may(request.method, path):
-        raise Problem(403, "forbidden", "Forbidden", "Channel API keys may only create and read their own tickets.")
+    if principal.kind == "channel" and not channel_may(request.method, path, principal.channel):
+        raise Problem(403, "forbidden", "Forbidden",
+                      "Channel API keys may only post their own channel's messages and create and read their own tickets.")
     headers = {name: value for name in FORWARD_REQUEST_HEADERS if (value := request.headers.get(name)) is not None}
     headers[IDENTITY_HEADER] = signer.token_for(principal)
     rid = request_id_var.get()

@@ -47,7 +47,9 @@ async def openapi(request: Request) -> dict[str, Any]:
     if cached and cached[1] > time.monotonic():
         return cached[0]
     settings = state.settings
-    fetched = await asyncio.gather(*(_fetch(state.http, getattr(settings, s)) for s, _ in UPSTREAMS.values()))
+    # several prefixes share one upstream (ticket-svc): fetch each document once
+    urls = dict.fromkeys(getattr(settings, s) for s, _ in UPSTREAMS.values())
+    fetched = await asyncio.gather(*(_fetch(state.http, url) for url in urls))
     doc = merge(request.app.openapi(), [d for d in fetched if d])
     state.openapi_cache = (doc, time.monotonic() + _CACHE_S)
     return doc

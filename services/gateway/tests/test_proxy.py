@@ -1,0 +1,110 @@
+"""Forwarding rules for channel keys, the new ticket-svc prefixes, and the two body limits."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from helpdesk_common.testing import running_app
+
+from .conftest import new_gateway, serve, user_token
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "channel", "allowed"),
+    [
+        ("POST", "/v1/channels/email/inbound", "email", True),
+        ("POST", "/v1/channels/chat/inbound", "email", False),
+        ("POST", "/v1/channels/chat/inbound", "chat", True),
+        ("POST", "/v1/channels/api/inbound", "api", False),  # "api" is not an intake channel
+        ("GET", "/v1/channels/email/inbound", "email", False),
+        ("POST", "/v1/tickets/x/messages", "api", True),
+        ("GET", "/v1/tickets/x/messages", "api", True),
+        ("PATCH", "/v1/tickets/x", "email", False),
+        ("POST", "/v1/tickets/x/assign", "api", False),
+        ("GET", "/v1/agents/me", "api", False),
+    ],
+)
+def test_channel_key_rules(method, path, channel, allowed):
+    from gateway.proxy.forwarding import channel_may
+
+    assert channel_may(method, path, channel) is allowed
+
+
+async def test_channel_key_is_scoped_to_its_channel(gateway_env, ticket_svc):
+    _, admin = user_token("admin")
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        keys = {}
+        for channel in ("email", "api"):
+            r = await client.post("/v1/api-keys", json={"name": channel, "channel": channel}, headers=admin)
+            keys[channel] = {"Authorization": f"Bearer {r.json()['key']}"}
+        mail = b"From: a@b.co\r\nSubject: hi\r\n\r\nhello"
+        ok = await client.post("/v1/channels/email/inbound", content=mail,
+                               headers={**keys["email"], "content-type": "message/rfc822"})
+        assert ok.status_code == 299, ok.text  # reached the stand-in ticket-svc
+        assert ticket_svc.forwarded[-1] == {"path": "/v1/channels/email/inbound", "method": "POST", "kind": "channel",
+                                            "channel": "email", "body_bytes": len(mail)}
+        for path in ("/v1/channels/chat/inbound", "/v1/channels/web/inbound"):
+            denied = await client.post(path, content=b"{}", headers=keys["email"])
+            assert denied.status_code == 403 and denied.headers["content-type"] == "application/problem+json"
+        assert (await client.post("/v1/channels/email/inbound", content=mail, headers=keys["api"])).status_code == 403
+        assert (await client.patch("/v1/tickets/x", json={"status": "open"}, headers=keys["email"])).status_code == 403
+        assert (await client.post("/v1/tickets/x/messages", json={"body": "hi"}, headers=keys["email"])).status_code == 299
+        assert (await client.get("/v1/tickets/x/messages", headers=keys["email"])).status_code == 299
+        # dot segments never reach an upstream, encoded or not
+        sneaky = await client.post("/v1/channels/email/%2e%2e/chat/inbound", content=b"{}", headers=keys["email"])
+        assert sneaky.status_code == 404
+        # users reach the new ticket-svc prefixes
+        for prefix in ("channels", "agents", "teams", "routing", "forms", "macros", "views", "statuses", "audit"):
+            r = await client.get(f"/v1/{prefix}/probe", headers=admin)
+            assert r.status_code == 299 and r.json()["path"] == f"/v1/{prefix}/probe", prefix
+
+
+async def test_intake_paths_get_the_larger_body_limit(gateway_env, ticket_svc, monkeypatch):
+    monkeypatch.setenv("MAX_BODY_BYTES", "1000")
+    monkeypatch.setenv("MAX_INTAKE_BODY_BYTES", "5000")
+    _, admin = user_token("admin")
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        r = await client.post("/v1/api-keys", json={"name": "mail", "channel": "email"}, headers=admin)
+        email = {"Authorization": f"Bearer {r.json()['key']}"}
+        inbound = "/v1/channels/email/inbound"
+        assert (await client.post(inbound, content=b"x" * 4000, headers=email)).status_code == 299
+        too_big = await client.post(inbound, content=b"x" * 6000, headers=email)
+        assert too_big.status_code == 413 and too_big.headers["content-type"] == "application/problem+json"
+
+        async def chunks():  # no Content-Length: counted while streaming
+            for _ in range(6):
+                yield b"x" * 1000
+
+        assert (await client.post(inbound, content=chunks(), headers=email)).status_code == 413
+        # everything else keeps MAX_BODY_BYTES
+        assert (await client.post("/v1/tickets", content=b"x" * 2000, headers={**admin, "content-type": "application/json"})).status_code == 413
+        assert (await client.patch("/v1/tickets/x", content=b"x" * 2000, headers=admin)).status_code == 413
+        # ... except multipart web forms creating a ticket
+        form = {**admin, "content-type": "multipart/form-data; boundary=b"}
+        assert (await client.post("/v1/tickets", content=b"x" * 4000, headers=form)).status_code == 299
+        assert (await client.post("/v1/tickets", content=b"x" * 6000, headers=form)).status_code == 413
+        assert (await client.post("/v1/tickets", content=b"x" * 900, headers=admin)).status_code == 299
+
+
+async def test_upstream_down_is_a_502(gateway_env, ticket_svc, monkeypatch):
+    from helpdesk_common.devstack import free_port
+
+    monkeypatch.setenv("GATEWAY_TICKET_URL", f"http://127.0.0.1:{free_port()}")
+    _, admin = user_token("admin")
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        r = await client.get("/v1/teams", headers=admin)
+        assert r.status_code == 502 and r.headers["content-type"] == "application/problem+json"
+
+
+async def test_ready_and_serving_while_the_broker_is_down(gateway_env, ticket_svc, monkeypatch):
+    from helpdesk_common.devstack import free_port
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")  # nothing listens there
+    _, admin = user_token("admin")
+    async with running_app(new_gateway()) as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
+        assert (await client.get("/v1/tickets", headers=admin)).status_code == 299
