@@ -61,6 +61,18 @@ def key_headers(stack):
 
 
 @pytest.fixture
+def email_key_headers(stack):
+    """The dev key scoped to the e-mail channel (POST /v1/channels/email/inbound)."""
+    return {"Authorization": f"Bearer {stack.creds['email_api_key']}"}
+
+
+@pytest.fixture
+def channel_key_headers(stack):
+    """channel kind ("web", "chat", "wechat", "wecom", "dingtalk", "phone") -> that channel's dev key."""
+    return {kind: {"Authorization": f"Bearer {key}"} for kind, key in stack.creds["channel_api_keys"].items()}
+
+
+@pytest.fixture
 async def admin_headers(gw, stack):
     r = await gw.post("/v1/auth/login", json={"email": stack.creds["admin_email"], "password": stack.creds["admin_password"]})
     assert r.status_code == 200, r.text

@@ -43,6 +43,8 @@ SERVICES: tuple[ServiceDef, ...] = (
     ServiceDef("gateway", "gateway", "GATEWAY_", "gateway", 0),
 )
 SERVICE_BY_NAME = {s.name: s for s in SERVICES}
+#: dev keys written as ``channel_api_keys`` (e-mail has its own ``email_api_key``)
+DEV_CHANNEL_KINDS = ("web", "chat", "wechat", "wecom", "dingtalk", "phone")
 
 
 def _die_with_parent() -> None:
@@ -381,16 +383,22 @@ class Stack:
             proc.wait()
 
     def bootstrap(self) -> dict[str, str]:
-        """Dev admin and channel key: generated once, kept in .data/dev-credentials.json."""
+        """Dev admin and channel keys: generated once, kept in .data/dev-credentials.json."""
         path = self.data_dir / "dev-credentials.json"
         creds = json.loads(path.read_text()) if path.exists() else {}
         creds.setdefault("admin_email", "admin@example.com")
         creds.setdefault("admin_password", secrets.token_urlsafe(12))
         creds.setdefault("channel_api_key", "hdk_" + secrets.token_urlsafe(32))
+        # one key per intake channel (each may post only its own channel's payloads)
+        creds.setdefault("email_api_key", "hdk_" + secrets.token_urlsafe(32))
+        per_channel = creds.setdefault("channel_api_keys", {})
+        for kind in DEV_CHANNEL_KINDS:
+            per_channel.setdefault(kind, "hdk_" + secrets.token_urlsafe(32))
         creds["gateway_url"] = self.url_of("gateway")
         subprocess.run(
             [sys.executable, "-m", "gateway.bootstrap", "--admin-email", creds["admin_email"]],
-            input=json.dumps({"admin_password": creds["admin_password"], "channel_api_key": creds["channel_api_key"]}),
+            input=json.dumps({"admin_password": creds["admin_password"], "channel_api_key": creds["channel_api_key"],
+                              "email_api_key": creds["email_api_key"], "channel_api_keys": per_channel}),
             text=True, env=self.env(), check=True, capture_output=True,
         )
         path.write_text(json.dumps(creds, indent=2))
@@ -458,6 +466,7 @@ def main() -> None:
                 print(f"  {svc.name:<16} {stack.url_of(svc.name)}  (metrics: /metrics)")
         print(f"  admin:           {creds['admin_email']} / {creds['admin_password']}")
         print(f"  channel API key: {creds['channel_api_key']}")
+        print(f"  e-mail key:      {creds['email_api_key']}  (other channels' keys: channel_api_keys in the file)")
         print(f"  credentials:     {stack.data_dir / 'dev-credentials.json'}")
         print(f"  logs:            {stack.logs_dir}/", flush=True)
         while True:
