@@ -14,7 +14,8 @@ from sla_svc.timers import service
 ADMIN = identity_headers(Principal(kind="user", id="u1", role="admin"))
 AGENT = identity_headers(Principal(kind="user", id="u2", role="agent"))
 CHANNEL = identity_headers(Principal(kind="channel", id="k", channel="api"))
-CREATED_AT = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+# recent enough that no target (>= 1 h) has passed: the scheduler must not breach these timers
+CREATED_AT = datetime.now(UTC).replace(microsecond=0)
 
 
 
@@ -48,9 +49,10 @@ async def test_ticket_created_starts_one_timer_and_emits_sla_applied_once(full, 
 
     await wait_for(all_inbox)
     items = await timers(urgent.data.ticket_id)
+    z = lambda d: d.isoformat().replace("+00:00", "Z")  # noqa: E731
     assert items == [{
         "metric": "first_response", "policy": "default", "target_minutes": 60,
-        "started_at": "2026-11-22T08:00:00Z", "due_at": "2026-11-22T09:00:00Z", "status": "running",
+        "started_at": z(CREATED_AT), "due_at": z(CREATED_AT + timedelta(hours=1)), "status": "running",
     }]
     for e, hours in zip(others, (4, 8, 24)):
         [timer] = await timers(e.data.ticket_id)

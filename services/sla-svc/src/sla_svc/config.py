@@ -10,6 +10,16 @@ class Settings(ServiceSettings):
 
     service_name: str = "sla-svc"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/sla"
+    db_raw_pool_size: int = 4
+
+    #: fire due timers in this process (every replica may; they share the work safely)
+    scheduler_enabled: bool = True
+    #: timers claimed per firing transaction (one UPDATE ... RETURNING, one outbox INSERT)
+    scheduler_batch_size: int = 1000
+    #: longest sleep without a NOTIFY: the safety net if the listener connection is lost
+    scheduler_max_idle_s: float = 2.0
+    #: tickets re-targeted per transaction by the sweep after a policy or calendar edit
+    recalc_batch_size: int = 200
 
 
 @lru_cache

@@ -1,24 +1,56 @@
+"""sla-svc: policies, business calendars, timers, and the firing loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import TICKETS_TOPIC
 
+from .calendars_api.endpoints import router as calendars_router
 from .config import Settings, get_settings
 from .db import inbox, outbox
+from .policies.endpoints import router as policies_router
 from .timers.endpoints import router as timers_router
-from .timers.handlers import handle_ticket_created
+from .timers.handlers import HANDLERS
+from .timers.scheduler import Scheduler
+
+
+def _scheduler_hook(settings: Settings):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def hook(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.scheduler_enabled:
+            yield
+            return
+        scheduler = Scheduler(app.state.runtime, settings)
+        app.state.scheduler = scheduler
+        task = asyncio.create_task(scheduler.run(), name="sla-scheduler")
+        try:
+            yield
+        finally:
+            scheduler.request_stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await scheduler.stop()
+
+    return hook
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
     return build_app(
-        settings or get_settings(),
+        settings,
         ServiceParts(
             title="sla-svc",
-            routers=[timers_router],
+            routers=[timers_router, policies_router, calendars_router],
             outbox=outbox,
             inbox=inbox,
-            consumers=[
-                ConsumerSpec(name="sla-svc.timers", topics=[TICKETS_TOPIC], handlers={"ticket.created": handle_ticket_created})
-            ],
+            raw_pool=True,
+            consumers=[ConsumerSpec(name="sla-svc.timers", topics=[TICKETS_TOPIC], handlers=dict(HANDLERS))],
+            lifespan_hooks=[_scheduler_hook(settings)],
         ),
     )

@@ -1,30 +1,54 @@
-"""SLA reads for users (channels get 403)."""
+"""SLA reads for users (channels get 403): per-ticket status and the compliance summary."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
 
 from helpdesk_common.app import runtime_of
-from helpdesk_common.identity import CurrentPrincipal, require_user
+from helpdesk_common.identity import CurrentPrincipal
+from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 
-from . import policies, service
-from .schemas import DefaultPolicyRead, TimerList
+from ..http import require_reader
+from . import service
+from .schemas import ComplianceRead, TicketSlaRead, TimerList
 
 router = APIRouter(prefix="/v1/sla", tags=["sla"])
 
 
-@router.get("/tickets/{ticket_id}/timers", response_model=TimerList, summary="A ticket's SLA timers")
+@router.get("/tickets/{ticket_id}", response_model=TicketSlaRead, summary="A ticket's SLA status per metric")
+async def ticket_status(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_reader(principal)
+    async with runtime_of(request).engine.connect() as conn:
+        body = await service.status_of(conn, ticket_id=ticket_id)
+    return JSONBytesResponse(body)
+
+
+@router.get("/tickets/{ticket_id}/timers", response_model=TimerList, summary="A ticket's SLA timers (raw)")
 async def ticket_timers(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
-    require_user(principal)
+    require_reader(principal)
     async with runtime_of(request).engine.connect() as conn:
         body = await service.timers_of(conn, ticket_id=ticket_id)
     return JSONBytesResponse(body)
 
 
-@router.get("/policies/default", response_model=DefaultPolicyRead, summary="Default targets by priority")
-async def default_policy(principal: CurrentPrincipal) -> JSONBytesResponse:
-    require_user(principal)
-    return JSONBytesResponse(policies.default_policy_table())
+@router.get("/compliance", response_model=ComplianceRead, summary="Fulfilled on time vs breached, per metric")
+async def compliance(
+    request: Request, principal: CurrentPrincipal,
+    start: Annotated[AwareDatetime, Query(alias="from")], end: Annotated[AwareDatetime, Query(alias="to")],
+) -> JSONBytesResponse:
+    require_reader(principal)
+    if end <= start:
+        raise Problem(422, "validation-error", "Validation failed", "'to' must be after 'from'.",
+                      errors=[{"field": "query.to", "message": "must be after from", "code": "range"}])
+    async with runtime_of(request).engine.connect() as conn:
+        body = await service.compliance(conn, start=start, end=end)
+    return JSONBytesResponse(body)
+
+
+

@@ -1,15 +1,146 @@
-"""Event handlers; each runs inside the consumer's transaction (with the inbox row)."""
+"""Ticket events → timer transitions. Each handler runs inside the consumer's transaction
+(with its inbox row), so a redelivered event has no second effect.
+
+Every event first refreshes sla-svc's ticket projection (status, priority, team, assignee
+ride along on every ticket event), then applies the transition rules of ``service``.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpdesk_common import events
 
-from . import service
+from ..tickets import repository as tickets
+from . import repository, service
+
+PAUSE_EXEMPT = ("solved", "closed")
+#: ticket fields whose change can change the matching policy
+RETARGET_FIELDS = frozenset({"priority", "type", "tags", "custom_fields", "channel", "customer_tier"})
+
+
+def _ref_values(data: Any) -> dict[str, Any]:
+    values = {"status": data.status, "priority": data.priority, "team_id": data.team_id,
+              "assignee_id": data.assignee_id}
+    return {k: v for k, v in values.items() if v is not None or k in ("team_id", "assignee_id")}
 
 
 async def handle_ticket_created(conn: AsyncConnection, event: events.TicketCreated) -> None:
-    await service.apply_first_response(
-        conn, ticket_id=event.data.ticket_id, priority=event.data.priority, created_at=event.data.created_at
+    d = event.data
+    extra = d.model_extra or {}
+    await tickets.upsert_created(
+        conn, ticket_id=d.ticket_id, status=d.status, priority=d.priority, type=d.type, channel=d.channel,
+        tags=list(d.tags), customer_tier=extra.get("customer_tier"), custom_fields=extra.get("custom_fields") or {},
+        team_id=d.team_id, assignee_id=d.assignee_id, created_at=d.created_at,
     )
+    ticket = await tickets.get(conn, d.ticket_id)
+    generation = await repository.current_generation(conn)  # before reading policies: see docs/sla.md
+    policy = await service.policy_for(conn, ticket)
+    for metric in ("first_response", "resolution"):
+        await service.start(conn, ticket=ticket, policy=policy, metric=metric, started_at=d.created_at,
+                            generation=generation)
+
+
+async def handle_status_changed(conn: AsyncConnection, event: events.TicketStatusChanged) -> None:
+    d = event.data
+    await tickets.update(conn, d.ticket_id, {**_ref_values(d), "status": d.to_status})
+    at = d.changed_at
+    live = await repository.live_of(conn, d.ticket_id)
+    if d.to_status == "closed":
+        for timer in live:
+            await service.cancel(conn, timer, at=at, reason="closed")
+        return
+    if d.to_status == "solved":
+        for timer in live:
+            if timer.metric == "resolution":
+                await service.fulfil(conn, timer, at=at)
+            else:
+                await service.cancel(conn, timer, at=at, reason="solved")
+        return
+    if d.from_status == "solved":
+        ticket = await tickets.get(conn, d.ticket_id)
+        if ticket is not None:
+            generation = await repository.current_generation(conn)
+            policy = await service.policy_for(conn, ticket)
+            await service.start(conn, ticket=ticket, policy=policy, metric="resolution", started_at=at,
+                                generation=generation, restart=True)
+        return
+    for timer in live:
+        pausing = d.to_status in (timer.pause_statuses or ())
+        if timer.status == "running" and pausing:
+            await service.pause(conn, timer, at=at)
+        elif timer.status == "paused" and not pausing:
+            await service.resume(conn, timer, at=at)
+
+
+async def handle_message_added(conn: AsyncConnection, event: events.TicketMessageAdded) -> None:
+    d = event.data
+    await tickets.update(conn, d.ticket_id, _ref_values(d))
+    at = d.created_at
+    if d.author_kind == "customer":
+        first = await repository.get(conn, d.ticket_id, "first_response", lock=True)
+        nxt = await repository.get(conn, d.ticket_id, "next_response", lock=True)
+        awaiting_first = first is not None and first.status in ("running", "paused")
+        if awaiting_first or (nxt is not None and nxt.status in ("running", "paused")):
+            return
+        ticket = await tickets.get(conn, d.ticket_id)
+        if ticket is None or ticket.status in PAUSE_EXEMPT:
+            return
+        generation = await repository.current_generation(conn)
+        policy = await service.policy_for(conn, ticket)
+        await service.start(conn, ticket=ticket, policy=policy, metric="next_response", started_at=at,
+                            generation=generation, restart=True)
+        return
+    if d.author_kind != "agent" or not d.public:
+        return
+    for metric, flag in (("first_response", d.first_response), ("next_response", d.response)):
+        if flag:
+            timer = await repository.get(conn, d.ticket_id, metric, lock=True)
+            if timer is not None and (timer.status in ("running", "paused") or timer.status == "breached"):
+                await service.fulfil(conn, timer, at=at)
+    periodic = await repository.get(conn, d.ticket_id, "periodic_update", lock=True)
+    if periodic is not None and periodic.status in ("running", "paused", "breached"):
+        await service.fulfil(conn, periodic, at=at)
+    ticket = await tickets.get(conn, d.ticket_id)
+    if ticket is not None and ticket.status not in PAUSE_EXEMPT:
+        generation = await repository.current_generation(conn)
+        policy = await service.policy_for(conn, ticket)
+        await service.start(conn, ticket=ticket, policy=policy, metric="periodic_update", started_at=at,
+                            generation=generation, restart=True)
+
+
+async def handle_updated(conn: AsyncConnection, event: events.TicketUpdated) -> None:
+    d = event.data
+    values = _ref_values(d)
+    for name, change in d.changes.items():
+        if name in RETARGET_FIELDS:
+            values[name] = change.get("after") if name != "tags" else list(change.get("after") or [])
+    await tickets.update(conn, d.ticket_id, values)
+    if d.changes.keys() & RETARGET_FIELDS:
+        from datetime import UTC, datetime
+
+        at = event.time if event.time else datetime.now(UTC)
+        await service.retarget(conn, ticket_id=d.ticket_id, at=at,
+                               generation=await repository.current_generation(conn))
+
+
+async def handle_assigned(conn: AsyncConnection, event: events.TicketAssigned) -> None:
+    await tickets.update(conn, event.data.ticket_id, _ref_values(event.data))
+
+
+async def handle_merged(conn: AsyncConnection, event: events.TicketMerged) -> None:
+    d = event.data
+    for timer in await repository.live_of(conn, d.ticket_id):
+        await service.cancel(conn, timer, at=event.time, reason="merged")
+
+
+HANDLERS = {
+    "ticket.created": handle_ticket_created,
+    "ticket.status_changed": handle_status_changed,
+    "ticket.message_added": handle_message_added,
+    "ticket.updated": handle_updated,
+    "ticket.assigned": handle_assigned,
+    "ticket.merged": handle_merged,
+}

@@ -1,31 +1,121 @@
-"""The only place with SQL for timers."""
+"""The only place with SQL for timers on the event-handler and API side (SQLAlchemy Core on
+the caller's transaction). The scheduler's hot path is in ``firing.py`` on bare asyncpg."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import orjson
+from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .models import sla_timers
-from .policies import Timer
+TIMERS_CHANNEL = "sla_timers"
+RECALC_CHANNEL = "sla_recalc"
+
+_WRITABLE = (
+    "policy", "policy_id", "target_minutes", "calendar_id", "started_at", "running_since", "consumed_s", "due_at",
+    "fire_at", "fractions", "fired_count", "next_fire_at", "status", "pause_statuses", "escalation", "generation",
+    "paused_at", "fulfilled_at", "breached_at", "cancelled_at",
+)
 
 
-async def insert_timer(conn: AsyncConnection, *, ticket_id: uuid.UUID, timer: Timer) -> bool:
-    """True if the timer is new (a second ticket.created for the ticket finds it already there)."""
-    inserted = await conn.scalar(
-        pg_insert(sla_timers)
-        .values(ticket_id=ticket_id, metric=timer.metric, policy=timer.policy, target_minutes=timer.target_minutes,
-                started_at=timer.started_at, due_at=timer.due_at)
-        .on_conflict_do_nothing(index_elements=[sla_timers.c.ticket_id, sla_timers.c.metric])
-        .returning(sla_timers.c.ticket_id)
+def _params(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (orjson.dumps(v).decode() if k == "escalation" and v is not None else v) for k, v in values.items()}
+
+
+def _value_sql(name: str) -> str:
+    return f"CAST(:{name} AS jsonb)" if name == "escalation" else f":{name}"
+
+
+async def start(conn: AsyncConnection, values: dict[str, Any], *, restart: bool) -> Row | None:
+    """Insert the (ticket, metric) timer. ``restart`` turns an existing row into a fresh cycle
+    (cycle + 1); without it an existing row wins and None is returned (a replayed start)."""
+    names = ["ticket_id", "metric", *[k for k in values if k in _WRITABLE]]
+    cols = ", ".join(names)
+    vals = ", ".join(_value_sql(n) for n in names)
+    if restart:
+        sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in names[2:])
+        conflict = (f"DO UPDATE SET {sets}, cycle = sla_timers.cycle + 1, breached_at = NULL, fulfilled_at = NULL,"
+                    " cancelled_at = NULL, paused_at = NULL, updated_at = now()")
+    else:
+        conflict = "DO NOTHING"
+    return (await conn.execute(
+        text(f"INSERT INTO sla_timers ({cols}) VALUES ({vals}) ON CONFLICT (ticket_id, metric) {conflict} RETURNING *"),
+        _params(values),
+    )).first()
+
+
+async def get(conn: AsyncConnection, ticket_id: uuid.UUID, metric: str, *, lock: bool = False) -> Row | None:
+    return (await conn.execute(
+        text("SELECT * FROM sla_timers WHERE ticket_id = :t AND metric = :m" + (" FOR UPDATE" if lock else "")),
+        {"t": ticket_id, "m": metric},
+    )).first()
+
+
+async def live_of(conn: AsyncConnection, ticket_id: uuid.UUID) -> list[Row]:
+    """The ticket's running and paused timers, locked (the scheduler skips locked rows)."""
+    return list((await conn.execute(
+        text("SELECT * FROM sla_timers WHERE ticket_id = :t AND status IN ('running', 'paused') "
+             "ORDER BY metric FOR UPDATE"), {"t": ticket_id})).all())
+
+
+async def all_of(conn: AsyncConnection, ticket_id: uuid.UUID) -> list[Row]:
+    return list((await conn.execute(
+        text("SELECT * FROM sla_timers WHERE ticket_id = :t ORDER BY metric"), {"t": ticket_id})).all())
+
+
+async def update(conn: AsyncConnection, timer_id: int, values: dict[str, Any]) -> Row:
+    names = [k for k in values if k in _WRITABLE]
+    sets = ", ".join(f"{n} = {_value_sql(n)}" for n in names)
+    return (await conn.execute(
+        text(f"UPDATE sla_timers SET {sets}, updated_at = now() WHERE id = :timer_id RETURNING *"),
+        {**_params({n: values[n] for n in names}), "timer_id": timer_id},
+    )).one()
+
+
+async def record_outcome(conn: AsyncConnection, *, ticket_id: uuid.UUID, metric: str, cycle: int, outcome: str,
+                         due_at: datetime | None, at: datetime, overwrite: bool = False) -> None:
+    """One outcome per cycle; ``overwrite`` corrects a breach that a late-arriving but on-time
+    fulfilment disproves (the consumer lagged behind the scheduler)."""
+    conflict = "DO UPDATE SET outcome = EXCLUDED.outcome, at = EXCLUDED.at" if overwrite else "DO NOTHING"
+    await conn.execute(
+        text("INSERT INTO sla_outcomes (ticket_id, metric, cycle, outcome, due_at, at) "
+             f"VALUES (:t, :m, :c, :o, :d, :a) ON CONFLICT (ticket_id, metric, cycle) {conflict}"),
+        {"t": ticket_id, "m": metric, "c": cycle, "o": outcome, "d": due_at, "a": at},
     )
-    return inserted is not None
 
 
-async def timers_of(conn: AsyncConnection, ticket_id: uuid.UUID) -> list[Row]:
-    t = sla_timers.c
-    stmt = select(t.metric, t.policy, t.target_minutes, t.started_at, t.due_at, t.status)
-    return list((await conn.execute(stmt.where(t.ticket_id == ticket_id).order_by(t.metric))).all())
+async def notify_timers(conn: AsyncConnection, earliest: datetime) -> None:
+    """Wake the schedulers (delivered at commit) when a timer may fire sooner than they sleep."""
+    await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": TIMERS_CHANNEL, "p": repr(earliest.timestamp())})
+
+
+async def current_generation(conn: AsyncConnection) -> int:
+    return int(await conn.scalar(text("SELECT generation FROM sla_state WHERE id = 1")))
+
+
+async def bump_generation(conn: AsyncConnection) -> int:
+    """Every policy or calendar write: live timers computed before it get recalculated."""
+    generation = int(await conn.scalar(
+        text("UPDATE sla_state SET generation = generation + 1 WHERE id = 1 RETURNING generation")))
+    await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": RECALC_CHANNEL, "p": str(generation)})
+    return generation
+
+
+async def stale_tickets(conn: AsyncConnection, *, generation: int, limit: int) -> list[uuid.UUID]:
+    """Tickets with a live timer computed under an older generation, claimed for this sweep."""
+    rows = (await conn.execute(
+        text("SELECT ticket_id FROM sla_timers WHERE status IN ('running', 'paused') AND generation < :g "
+             "ORDER BY generation LIMIT :n FOR UPDATE SKIP LOCKED"), {"g": generation, "n": limit})).all()
+    return list(dict.fromkeys(r.ticket_id for r in rows))
+
+
+async def compliance(conn: AsyncConnection, *, start: datetime, end: datetime) -> list[Row]:
+    return list((await conn.execute(
+        text("SELECT metric, count(*) FILTER (WHERE outcome = 'fulfilled') AS fulfilled, "
+             "count(*) FILTER (WHERE outcome = 'breached') AS breached "
+             "FROM sla_outcomes WHERE at >= :s AND at < :e GROUP BY metric ORDER BY metric"),
+        {"s": start, "e": end})).all())

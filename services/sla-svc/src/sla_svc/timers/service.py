@@ -1,9 +1,26 @@
-"""SLA rules on the caller's connection; never commits (the consumer owns the transaction)."""
+"""Timer lifecycle on the caller's transaction (the consumer's, with its inbox row); never
+commits. Starting, pausing, resuming, fulfilling, cancelling and re-targeting all end in
+the same place: a row whose precomputed fire points the scheduler compares with the clock.
+
+Rules (docs/sla.md has the full table):
+- ticket.created starts first_response and resolution (when the policy has a target);
+- a customer message starts next_response once the first response is behind us (it is not
+  restarted by further customer messages while it runs); a response fulfils it;
+- every public agent reply fulfils the running periodic_update cycle and starts the next;
+- a pause status pauses every live timer; leaving it resumes them with the time left;
+- solved fulfils resolution and cancels the other live timers; reopening starts a *fresh*
+  resolution cycle (the time already spent is not carried over: each solve answered the
+  request as it stood, and compliance counts each cycle);
+- closed and merged cancel every live timer;
+- a change of priority / type / tags / custom fields, and any policy or calendar edit,
+  re-targets live timers keeping the time already consumed.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -11,40 +28,242 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from helpdesk_common import events
 from helpdesk_common.outbox import enqueue
 
+from ..calendars.business_time import NoWorkingTime
+from ..calendars_api.service import clock_for
 from ..db import outbox
-from . import policies, repository
+from ..policies import matching
+from ..policies.service import active_policies
+from ..tickets import repository as tickets
+from . import plan as plans
+from . import repository
+from .clock import CALENDAR_TIME, Clock
 
+log = logging.getLogger(__name__)
 SOURCE = "sla-svc"
 
 
-async def apply_first_response(
-    conn: AsyncConnection, *, ticket_id: uuid.UUID, priority: str, created_at: datetime
-) -> bool:
-    """Start the ticket's first-response timer and emit sla.applied; False if it already exists."""
-    timer = policies.first_response_timer(priority=priority, created_at=created_at)
-    if not await repository.insert_timer(conn, ticket_id=ticket_id, timer=timer):
+# ----------------------------------------------------------------------------- helpers
+
+
+def facts_of(row: Any) -> matching.TicketFacts:
+    return matching.TicketFacts(priority=row.priority, type=row.type, channel=row.channel, tags=tuple(row.tags or ()),
+                                customer_tier=row.customer_tier, custom_fields=row.custom_fields or {})
+
+
+async def policy_for(conn: AsyncConnection, ticket: Any) -> matching.Policy:
+    return matching.select(await active_policies(conn), facts_of(ticket))
+
+
+async def _clock(conn: AsyncConnection, calendar_id: uuid.UUID | None) -> Clock:
+    return await clock_for(conn, calendar_id)
+
+
+def _plan(clock: Clock, **kwargs: Any) -> tuple[plans.Plan, Clock]:
+    """A plan on ``clock``; a calendar with no working time left falls back to calendar time
+    (logged) rather than failing the event handler and dead-lettering the ticket's events."""
+    try:
+        return plans.plan(clock, **kwargs), clock
+    except NoWorkingTime:
+        log.warning("calendar has no working time left; timing in calendar time")
+        return plans.plan(CALENDAR_TIME, **kwargs), CALENDAR_TIME
+
+
+async def _emit(conn: AsyncConnection, *evts: Any) -> None:
+    await enqueue(conn, outbox, *evts)
+
+
+def _ev(cls: type, data_cls: type, ticket_id: uuid.UUID, **data: Any) -> Any:
+    return cls(source=SOURCE, subject=str(ticket_id), data=data_cls(ticket_id=ticket_id, **data))
+
+
+async def _applied(conn: AsyncConnection, row: Any) -> None:
+    await _emit(conn, _ev(events.SlaApplied, events.SlaAppliedData, row.ticket_id, metric=row.metric,
+                          policy=row.policy, target_minutes=row.target_minutes, started_at=row.started_at,
+                          due_at=row.due_at))
+    if row.next_fire_at is not None:
+        await repository.notify_timers(conn, row.next_fire_at)
+
+
+# ----------------------------------------------------------------------------- transitions
+
+
+async def start(conn: AsyncConnection, *, ticket: Any, policy: matching.Policy, metric: str, started_at: datetime,
+                generation: int, restart: bool = False) -> bool:
+    """Start ``metric`` for the ticket under ``policy``; False when the policy has no target
+    for it, or (without ``restart``) when the timer already exists."""
+    target = policy.targets.get(metric)
+    if target is None:
         return False
-    await enqueue(
-        conn,
-        outbox,
-        events.SlaApplied(
-            source=SOURCE,
-            subject=str(ticket_id),  # keyed by the ticket: ordered with the ticket's events
-            data=events.SlaAppliedData(
-                ticket_id=ticket_id, metric=timer.metric, policy=timer.policy, target_minutes=timer.target_minutes,
-                started_at=timer.started_at, due_at=timer.due_at,
-            ),
-        ),
-    )
+    clock = await _clock(conn, target.calendar_id)
+    p, clock = _plan(clock, anchor=started_at, target_s=target.minutes * 60.0, consumed_s=0.0,
+                     warning_fractions=list(policy.warning_fractions))
+    escalation = policy.escalations.get(metric)
+    paused = ticket.status in policy.pause_statuses
+    values = {
+        "ticket_id": ticket.ticket_id, "metric": metric, "policy": policy.name, "policy_id": policy.id,
+        "target_minutes": target.minutes, "calendar_id": target.calendar_id if clock is not CALENDAR_TIME else None,
+        "started_at": started_at, "running_since": started_at, "consumed_s": 0.0, "due_at": p.due_at,
+        "fire_at": p.fire_at, "fractions": p.fractions, "fired_count": 0,
+        "next_fire_at": p.fire_at[0], "status": "running", "pause_statuses": list(policy.pause_statuses),
+        "escalation": escalation.as_actions() if escalation else None, "generation": generation,
+        "paused_at": None, "fulfilled_at": None, "breached_at": None, "cancelled_at": None,
+    }
+    row = await repository.start(conn, values, restart=restart)
+    if row is None:
+        return False
+    await _applied(conn, row)
+    if paused:
+        await pause(conn, row, at=started_at)
     return True
 
 
+async def pause(conn: AsyncConnection, timer: Any, *, at: datetime) -> None:
+    clock = await _clock(conn, timer.calendar_id)
+    consumed = timer.consumed_s + max(0.0, clock.between(timer.running_since, at))
+    row = await repository.update(conn, timer.id, {
+        "status": "paused", "consumed_s": consumed, "paused_at": at, "next_fire_at": None, "due_at": None,
+        "fire_at": None,
+    })
+    await _emit(conn, _ev(events.SlaPaused, events.SlaPausedData, row.ticket_id, metric=row.metric, paused_at=at,
+                          remaining_seconds=row.target_minutes * 60.0 - consumed))
+
+
+async def resume(conn: AsyncConnection, timer: Any, *, at: datetime) -> None:
+    clock = await _clock(conn, timer.calendar_id)
+    p, clock = _plan(clock, anchor=at, target_s=timer.target_minutes * 60.0, consumed_s=timer.consumed_s,
+                     warning_fractions=list(timer.fractions[:-1]))
+    fired = plans.clamp_fired(timer.fired_count, len(p.fire_at))
+    row = await repository.update(conn, timer.id, {
+        "status": "running", "running_since": at, "paused_at": None, "due_at": p.due_at, "fire_at": p.fire_at,
+        "fractions": p.fractions, "fired_count": fired, "next_fire_at": plans.next_fire(p.fire_at, fired),
+    })
+    await _emit(conn, _ev(events.SlaResumed, events.SlaResumedData, row.ticket_id, metric=row.metric, resumed_at=at,
+                          due_at=p.due_at, remaining_seconds=row.target_minutes * 60.0 - row.consumed_s))
+    await repository.notify_timers(conn, row.next_fire_at)
+
+
+async def fulfil(conn: AsyncConnection, timer: Any, *, at: datetime) -> None:
+    """Met at ``at``. On time when ``at`` is not after the due time. A breached timer stays
+    breached, but if ``at`` proves the reply came in time (the consumer lagged behind the
+    scheduler) its outcome is corrected to fulfilled."""
+    on_time = timer.due_at is None or at <= timer.due_at
+    if timer.status == "breached":
+        if timer.fulfilled_at is not None:
+            return
+        await repository.update(conn, timer.id, {"fulfilled_at": at})
+        if on_time:
+            await repository.record_outcome(conn, ticket_id=timer.ticket_id, metric=timer.metric, cycle=timer.cycle,
+                                            outcome="fulfilled", due_at=timer.due_at, at=at, overwrite=True)
+    else:
+        await repository.update(conn, timer.id, {"status": "fulfilled", "fulfilled_at": at, "next_fire_at": None})
+        await repository.record_outcome(conn, ticket_id=timer.ticket_id, metric=timer.metric, cycle=timer.cycle,
+                                        outcome="fulfilled" if on_time else "breached", due_at=timer.due_at, at=at)
+    await _emit(conn, _ev(events.SlaFulfilled, events.SlaFulfilledData, timer.ticket_id, metric=timer.metric,
+                          fulfilled_at=at, due_at=timer.due_at, breached=not on_time))
+
+
+async def cancel(conn: AsyncConnection, timer: Any, *, at: datetime, reason: str) -> None:
+    await repository.update(conn, timer.id, {"status": "cancelled", "cancelled_at": at, "next_fire_at": None})
+    await _emit(conn, _ev(events.SlaCancelled, events.SlaCancelledData, timer.ticket_id, metric=timer.metric,
+                          cancelled_at=at, reason=reason))
+
+
+async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime, generation: int) -> None:
+    """Recompute the ticket's live timers under the policy that matches it now, keeping the
+    time already consumed. Warnings already sent are not sent again; a timer whose new due
+    time has passed breaches at once (the scheduler is notified)."""
+    ticket = await tickets.get(conn, ticket_id)
+    live = await repository.live_of(conn, ticket_id)
+    if ticket is None:
+        for timer in live:
+            await repository.update(conn, timer.id, {"generation": generation})
+        return
+    policy = await policy_for(conn, ticket)
+    for timer in live:
+        target = policy.targets.get(timer.metric)
+        if target is None:
+            await cancel(conn, timer, at=at, reason="policy")
+            continue
+        escalation = policy.escalations.get(timer.metric)
+        common = {"policy": policy.name, "policy_id": policy.id, "target_minutes": target.minutes,
+                  "calendar_id": target.calendar_id, "pause_statuses": list(policy.pause_statuses),
+                  "escalation": escalation.as_actions() if escalation else None, "generation": generation}
+        fractions = sorted(f for f in policy.warning_fractions if 0 < f < 1) + [1.0]
+        if timer.status == "paused":
+            fired = plans.clamp_fired(timer.fired_count, len(fractions))
+            await repository.update(conn, timer.id, {**common, "fractions": fractions, "fired_count": fired})
+            continue
+        old_clock = await _clock(conn, timer.calendar_id)
+        consumed = timer.consumed_s + max(0.0, old_clock.between(timer.running_since, at))
+        p, clock = _plan(await _clock(conn, target.calendar_id), anchor=at, target_s=target.minutes * 60.0,
+                         consumed_s=consumed, warning_fractions=list(policy.warning_fractions))
+        unchanged = (timer.policy_id == policy.id and timer.target_minutes == target.minutes
+                     and timer.calendar_id == common["calendar_id"] and list(timer.fractions) == p.fractions
+                     and timer.due_at == p.due_at)
+        if unchanged:
+            await repository.update(conn, timer.id, {**common})
+            continue
+        fired = plans.clamp_fired(timer.fired_count, len(p.fire_at))
+        row = await repository.update(conn, timer.id, {
+            **common, "calendar_id": target.calendar_id if clock is not CALENDAR_TIME else None,
+            "running_since": at, "consumed_s": consumed, "due_at": p.due_at, "fire_at": p.fire_at,
+            "fractions": p.fractions, "fired_count": fired, "next_fire_at": plans.next_fire(p.fire_at, fired),
+        })
+        await _applied(conn, row)
+
+
+# ----------------------------------------------------------------------------- reads
+
+
+async def status_of(conn: AsyncConnection, *, ticket_id: uuid.UUID, now: datetime | None = None) -> dict[str, Any]:
+    """Each metric's state, due time, business seconds left and colour."""
+    now = now or datetime.now(UTC)
+    items = []
+    for r in await repository.all_of(conn, ticket_id):
+        try:
+            clock = await _clock(conn, r.calendar_id)
+            left = plans.remaining_seconds(
+                clock, status=r.status, target_s=r.target_minutes * 60.0, consumed_s=r.consumed_s,
+                running_since=r.running_since, now=min(now, r.fulfilled_at) if r.fulfilled_at else now)
+        except NoWorkingTime:
+            left = None
+        warnings = max(0, len(r.fractions or [1.0]) - 1)
+        items.append({
+            "metric": r.metric, "state": r.status, "policy": r.policy, "policy_id": r.policy_id,
+            "target_minutes": r.target_minutes, "time": "business" if r.calendar_id else "calendar",
+            "calendar_id": r.calendar_id, "cycle": r.cycle, "started_at": r.started_at, "due_at": r.due_at,
+            "remaining_seconds": None if r.status in ("fulfilled", "cancelled") or left is None else round(left, 3),
+            "colour": plans.colour(status=r.status, fired_count=r.fired_count, warnings=warnings),
+            "warnings_fired": min(r.fired_count, warnings), "paused_at": r.paused_at, "breached_at": r.breached_at,
+            "fulfilled_at": r.fulfilled_at, "cancelled_at": r.cancelled_at,
+        })
+    return {"ticket_id": ticket_id, "metrics": items}
+
+
 async def timers_of(conn: AsyncConnection, *, ticket_id: uuid.UUID) -> dict[str, Any]:
-    rows = await repository.timers_of(conn, ticket_id)
-    return {
-        "items": [
-            {"metric": r.metric, "policy": r.policy, "target_minutes": r.target_minutes,
-             "started_at": r.started_at, "due_at": r.due_at, "status": r.status}
-            for r in rows
-        ]
-    }
+    """The original timer list (kept for compatibility with the first API)."""
+    rows = await repository.all_of(conn, ticket_id)
+    return {"items": [{"metric": r.metric, "policy": r.policy, "target_minutes": r.target_minutes,
+                       "started_at": r.started_at, "due_at": r.due_at, "status": r.status} for r in rows]}
+
+
+async def compliance(conn: AsyncConnection, *, start: datetime, end: datetime) -> dict[str, Any]:
+    counts = {r.metric: (r.fulfilled, r.breached) for r in await repository.compliance(conn, start=start, end=end)}
+    metrics = {}
+    for metric in plans.METRICS:
+        ok, late = counts.get(metric, (0, 0))
+        total = ok + late
+        metrics[metric] = {"fulfilled_on_time": ok, "breached": late,
+                           "compliance_pct": round(100.0 * ok / total, 2) if total else None}
+    return {"from": start, "to": end, "metrics": metrics}
+
+
+async def apply_first_response(conn: AsyncConnection, *, ticket_id: uuid.UUID, priority: str,
+                               created_at: datetime) -> bool:
+    """The first API's entry point (kept for its tests): the ticket under the default policy."""
+    await tickets.upsert_created(conn, ticket_id=ticket_id, status="new", priority=priority, type=None, channel=None,
+                                 tags=[], customer_tier=None, custom_fields={}, team_id=None, assignee_id=None,
+                                 created_at=created_at)
+    ticket = await tickets.get(conn, ticket_id)
+    return await start(conn, ticket=ticket, policy=matching.default_policy(priority), metric="first_response",
+                       started_at=created_at, generation=await repository.current_generation(conn))

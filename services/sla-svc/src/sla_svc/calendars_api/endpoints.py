@@ -1,0 +1,78 @@
+"""Business calendars: admins write, users read and compute due times, channels get 403."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+
+from helpdesk_common.app import runtime_of
+from helpdesk_common.identity import CurrentPrincipal
+from helpdesk_common.responses import JSONBytesResponse
+
+from ..calendars.schemas import CalendarIn, DueIn, DueOut
+from ..http import DEFAULT, Limit, decode_cursor, encode_cursor, etag, expected_version, require_admin, require_reader
+from ..timers import repository as timers
+from . import repository, service
+
+router = APIRouter(prefix="/v1/sla/calendars", tags=["sla calendars"])
+
+
+@router.post("", status_code=201, summary="Create a business calendar")
+async def create_calendar(request: Request, body: CalendarIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_admin(principal)
+    async with runtime_of(request).transaction() as conn:
+        calendar = await service.create(conn, body=body)
+    return JSONBytesResponse(calendar, status_code=201, headers={"ETag": etag(calendar["version"]),
+                                                                  "Location": f"/v1/sla/calendars/{calendar['id']}"})
+
+
+@router.get("", summary="Calendars, oldest first")
+async def list_calendars(request: Request, principal: CurrentPrincipal, limit: Limit = DEFAULT,
+                         cursor: str | None = None) -> JSONBytesResponse:
+    require_reader(principal)
+    after = None
+    if cursor:
+        created, last_id = decode_cursor(cursor)
+        try:
+            after = (datetime.fromisoformat(created), last_id)
+        except (TypeError, ValueError):
+            after = None
+    async with runtime_of(request).engine.connect() as conn:
+        rows = await repository.page(conn, after=after, limit=limit)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JSONBytesResponse({"items": [service.as_read(r) for r in rows],
+                              "next_cursor": encode_cursor(rows[-1].created_at, rows[-1].id) if more else None})
+
+
+@router.get("/{calendar_id}", summary="One calendar")
+async def get_calendar(request: Request, calendar_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_reader(principal)
+    async with runtime_of(request).engine.connect() as conn:
+        row = await repository.get(conn, calendar_id)
+    if row is None:
+        raise service.not_found()
+    return JSONBytesResponse(service.as_read(row), headers={"ETag": etag(row.version)})
+
+
+@router.put("/{calendar_id}", summary="Replace a calendar (If-Match: its version); timers on it are recalculated")
+async def replace_calendar(request: Request, calendar_id: uuid.UUID, body: CalendarIn,
+                           principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_admin(principal)
+    async with runtime_of(request).transaction() as conn:
+        row = await service.replace(conn, calendar_id=calendar_id, body=body,
+                                    expected_version=expected_version(request))
+        await timers.bump_generation(conn)
+    return JSONBytesResponse(service.as_read(row), headers={"ETag": etag(row.version)})
+
+
+@router.post("/{calendar_id}/due", response_model=DueOut, summary="When N business minutes from a start end")
+async def due(request: Request, calendar_id: uuid.UUID, body: DueIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_reader(principal)
+    async with runtime_of(request).engine.connect() as conn:
+        row = await repository.get(conn, calendar_id)
+    if row is None:
+        raise service.not_found()
+    return JSONBytesResponse({"due_at": service.due(row, start=body.start, minutes=body.minutes)})

@@ -1,0 +1,53 @@
+"""The only place with SQL for calendars."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_COLUMNS = "id, name, timezone, definition, version, created_at, updated_at"
+
+
+async def insert(conn: AsyncConnection, *, calendar_id: uuid.UUID, name: str, timezone: str,
+                 definition: dict[str, Any]) -> Any:
+    return (await conn.execute(
+        text(f"INSERT INTO calendars (id, name, timezone, definition) VALUES (:id, :name, :tz, CAST(:d AS jsonb)) "
+             f"RETURNING {_COLUMNS}"),
+        {"id": calendar_id, "name": name, "tz": timezone, "d": _json(definition)},
+    )).one()
+
+
+async def get(conn: AsyncConnection, calendar_id: uuid.UUID) -> Any:
+    return (await conn.execute(text(f"SELECT {_COLUMNS} FROM calendars WHERE id = :id"), {"id": calendar_id})).first()
+
+
+async def update(conn: AsyncConnection, *, calendar_id: uuid.UUID, name: str, timezone: str,
+                 definition: dict[str, Any], expected_version: int | None) -> Any:
+    return (await conn.execute(
+        text(f"UPDATE calendars SET name = :name, timezone = :tz, definition = CAST(:d AS jsonb), "
+             f"version = version + 1, updated_at = now() "
+             f"WHERE id = :id AND (CAST(:v AS int) IS NULL OR version = CAST(:v AS int)) RETURNING {_COLUMNS}"),
+        {"id": calendar_id, "name": name, "tz": timezone, "d": _json(definition), "v": expected_version},
+    )).first()
+
+
+async def exists(conn: AsyncConnection, calendar_id: uuid.UUID) -> bool:
+    return bool(await conn.scalar(text("SELECT 1 FROM calendars WHERE id = :id"), {"id": calendar_id}))
+
+
+async def page(conn: AsyncConnection, *, after: tuple[Any, uuid.UUID] | None, limit: int) -> list[Any]:
+    where = "WHERE (created_at, id) > (:c, :i)" if after else ""
+    params: dict[str, Any] = {"n": limit + 1}
+    if after:
+        params.update(c=after[0], i=after[1])
+    return list((await conn.execute(
+        text(f"SELECT {_COLUMNS} FROM calendars {where} ORDER BY created_at, id LIMIT :n"), params)).all())
+
+
+def _json(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()

@@ -1,0 +1,106 @@
+"""Policy API shapes. The stored definition is ``PolicyIn`` minus name/position/enabled."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StrictInt, StringConstraints, field_validator, model_validator
+
+from helpdesk_common.validation import StrictModel
+
+Metric = Literal["first_response", "next_response", "periodic_update", "resolution"]
+Priority = Literal["urgent", "high", "normal", "low"]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Scalar = str | int | float | bool
+
+MAX_TARGET_MINUTES = 525_600 * 2  # two years
+
+
+class Conditions(StrictModel):
+    """Every given condition must hold; an empty or missing list matches anything.
+
+    ``tags``: the ticket has at least one of them. ``custom_fields``: field -> accepted values.
+    """
+
+    priority: list[Priority] | None = Field(None, max_length=4)
+    customer_tier: list[Text] | None = Field(None, max_length=50)
+    channel: list[Text] | None = Field(None, max_length=50)
+    type: list[Text] | None = Field(None, max_length=50)
+    tags: list[Text] | None = Field(None, max_length=50)
+    custom_fields: dict[Text, list[Scalar]] | None = Field(None, max_length=20)
+
+
+class TargetIn(StrictModel):
+    minutes: StrictInt = Field(ge=1, le=MAX_TARGET_MINUTES)
+    time: Literal["business", "calendar"] = "calendar"
+    calendar_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _calendar_for_business(self) -> TargetIn:
+        if self.time == "business" and self.calendar_id is None:
+            raise ValueError("a business-time target needs a calendar_id")
+        if self.time == "calendar" and self.calendar_id is not None:
+            raise ValueError("calendar_id is only used by business-time targets")
+        return self
+
+
+class EscalationIn(StrictModel):
+    set_priority: Priority | None = None
+    set_team_id: uuid.UUID | None = None
+    notify: list[Text] = Field(default_factory=list, max_length=20)
+
+
+class PolicyIn(StrictModel):
+    name: Text
+    #: lower comes first; ties by id. Missing: after the last policy.
+    position: StrictInt | None = Field(None, ge=0, le=1_000_000)
+    enabled: bool = True
+    conditions: Conditions = Field(default_factory=Conditions)
+    targets: dict[Metric, TargetIn] = Field(min_length=1)
+    pause_statuses: list[Text] = Field(default_factory=lambda: ["pending", "on_hold"], max_length=20)
+    warning_fractions: list[float] = Field(default_factory=lambda: [0.5, 0.75, 0.9], max_length=10)
+    escalations: dict[Metric, EscalationIn] = Field(default_factory=dict)
+
+    @field_validator("warning_fractions")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in value):
+            raise ValueError("warning fractions are between 0 and 1 (exclusive)")
+        if len(set(value)) != len(value):
+            raise ValueError("warning fractions must be distinct")
+        return sorted(value)
+
+    @field_validator("pause_statuses")
+    @classmethod
+    def _pauses(cls, value: list[str]) -> list[str]:
+        if {"solved", "closed"} & set(value):
+            raise ValueError("solved and closed end timers; they cannot pause them")
+        return list(dict.fromkeys(value))
+
+
+class PolicyRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    position: int
+    enabled: bool
+    conditions: dict
+    targets: dict
+    pause_statuses: list[str]
+    warning_fractions: list[float]
+    escalations: dict
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PolicyList(BaseModel):
+    items: list[PolicyRead]
+    next_cursor: str | None
+
+
+class DefaultPolicyRead(BaseModel):
+    name: str
+    calendar: str
+    first_response_minutes: dict[str, int]

@@ -1,0 +1,65 @@
+"""Policy rules; flushes, never commits (endpoints own the transaction)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from helpdesk_common.problems import Problem
+
+from ..calendars_api import repository as calendars
+from . import matching, repository
+from .schemas import PolicyIn
+
+_DEFINITION_FIELDS = ("conditions", "targets", "pause_statuses", "warning_fractions", "escalations")
+
+
+def as_read(row: Any) -> dict[str, Any]:
+    d = row.definition
+    return {"id": row.id, "name": row.name, "position": row.position, "enabled": row.enabled,
+            **{k: d[k] for k in _DEFINITION_FIELDS}, "version": row.version,
+            "created_at": row.created_at, "updated_at": row.updated_at}
+
+
+async def _definition(conn: AsyncConnection, body: PolicyIn) -> dict[str, Any]:
+    """The stored document; refuses business targets on calendars that do not exist (422)."""
+    for metric, target in body.targets.items():
+        if target.calendar_id is not None and not await calendars.exists(conn, target.calendar_id):
+            raise Problem(422, "validation-error", "Validation failed", "One or more fields are invalid.",
+                          errors=[{"field": f"body.targets.{metric}.calendar_id", "message": "no such calendar",
+                                   "code": "unknown_calendar"}])
+    dumped = body.model_dump(mode="json")
+    dumped["conditions"] = {k: v for k, v in dumped["conditions"].items() if v}
+    return {k: dumped[k] for k in _DEFINITION_FIELDS}
+
+
+async def create(conn: AsyncConnection, *, body: PolicyIn) -> dict[str, Any]:
+    position = body.position if body.position is not None else await repository.next_position(conn)
+    row = await repository.insert(conn, policy_id=uuid.uuid4(), name=body.name, position=position,
+                                  enabled=body.enabled, definition=await _definition(conn, body))
+    return as_read(row)
+
+
+async def replace(conn: AsyncConnection, *, policy_id: uuid.UUID, body: PolicyIn,
+                  expected_version: int | None) -> dict[str, Any]:
+    current = await repository.get(conn, policy_id)
+    if current is None:
+        raise not_found()
+    position = body.position if body.position is not None else current.position
+    row = await repository.update(conn, policy_id=policy_id, name=body.name, position=position,
+                                  enabled=body.enabled, definition=await _definition(conn, body),
+                                  expected_version=expected_version)
+    if row is None:
+        raise Problem(412, "precondition-failed", "Precondition failed", "The policy was changed meanwhile.")
+    return as_read(row)
+
+
+def not_found() -> Problem:
+    return Problem(404, "not-found", "Not found", "No such policy.")
+
+
+async def active_policies(conn: AsyncConnection) -> list[matching.Policy]:
+    """Enabled policies in matching order."""
+    return [matching.from_definition(r.id, r.name, r.definition) for r in await repository.enabled_in_order(conn)]

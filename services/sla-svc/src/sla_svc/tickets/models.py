@@ -1,0 +1,24 @@
+"""sla-svc's own projection of tickets, fed by ticket events: what policy matching and
+alerts need (no reads of ticket-svc's tables)."""
+
+from sqlalchemy import Column, DateTime, Table, Text, Uuid, func
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from ..db import metadata
+
+sla_tickets = Table(
+    "sla_tickets",
+    metadata,
+    Column("ticket_id", Uuid, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("priority", Text, nullable=False),
+    Column("type", Text, nullable=True),
+    Column("channel", Text, nullable=True),
+    Column("tags", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("customer_tier", Text, nullable=True),
+    Column("custom_fields", JSONB, nullable=False, server_default="{}"),
+    Column("team_id", Uuid, nullable=True),
+    Column("assignee_id", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

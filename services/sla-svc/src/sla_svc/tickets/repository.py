@@ -1,0 +1,43 @@
+"""The only place with SQL for the ticket projection."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_COLUMNS = ("status", "priority", "type", "channel", "tags", "customer_tier", "custom_fields", "team_id", "assignee_id")
+
+
+async def upsert_created(conn: AsyncConnection, *, ticket_id: uuid.UUID, status: str, priority: str,
+                         type: str | None, channel: str | None, tags: list[str], customer_tier: str | None,
+                         custom_fields: dict[str, Any], team_id: uuid.UUID | None, assignee_id: str | None,
+                         created_at: datetime) -> None:
+    """First sight of a ticket; a replayed ticket.created keeps what later events changed."""
+    await conn.execute(
+        text("INSERT INTO sla_tickets (ticket_id, status, priority, type, channel, tags, customer_tier, custom_fields,"
+             " team_id, assignee_id, created_at) VALUES (:id, :status, :priority, :type, :channel, :tags, :tier,"
+             " CAST(:cf AS jsonb), :team, :assignee, :created) ON CONFLICT (ticket_id) DO NOTHING"),
+        {"id": ticket_id, "status": status, "priority": priority, "type": type, "channel": channel, "tags": tags,
+         "tier": customer_tier, "cf": orjson.dumps(custom_fields).decode(), "team": team_id, "assignee": assignee_id,
+         "created": created_at},
+    )
+
+
+async def get(conn: AsyncConnection, ticket_id: uuid.UUID) -> Any:
+    return (await conn.execute(text("SELECT * FROM sla_tickets WHERE ticket_id = :id"), {"id": ticket_id})).first()
+
+
+async def update(conn: AsyncConnection, ticket_id: uuid.UUID, values: dict[str, Any]) -> None:
+    """Set the given projection columns (unknown names are ignored, never interpolated)."""
+    values = {k: v for k, v in values.items() if k in _COLUMNS}
+    if not values:
+        return
+    sets = ", ".join(f"{k} = CAST(:{k} AS jsonb)" if k == "custom_fields" else f"{k} = :{k}" for k in values)
+    params = {k: orjson.dumps(v).decode() if k == "custom_fields" else v for k, v in values.items()}
+    await conn.execute(text(f"UPDATE sla_tickets SET {sets}, updated_at = now() WHERE ticket_id = :id"),
+                       {**params, "id": ticket_id})

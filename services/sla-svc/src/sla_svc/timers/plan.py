@@ -1,0 +1,70 @@
+"""A timer's fire points and colour: pure functions over plain values.
+
+The scheduler never computes calendars on the hot path: whenever a timer starts, resumes or
+is re-targeted we precompute every future fire point here (a warning at each fraction of
+the target, then the due time), and the database only compares timestamps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .clock import Clock
+
+METRICS = ("first_response", "next_response", "periodic_update", "resolution")
+LIVE = ("running", "paused")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    fire_at: list[datetime]  # sorted; the last one is the due time
+    fractions: list[float]  # same length; the last one is 1.0
+    due_at: datetime
+
+
+def plan(clock: Clock, *, anchor: datetime, target_s: float, consumed_s: float, warning_fractions: list[float]) -> Plan:
+    """Fire points of a target of ``target_s`` seconds of which ``consumed_s`` are used up,
+    counting on from ``anchor``. Points already behind (fraction reached before ``anchor``)
+    are placed at ``anchor``: whether they still fire depends on ``fired_count``, not on time.
+    """
+    fractions = sorted(f for f in warning_fractions if 0 < f < 1) + [1.0]
+    points = [clock.add(anchor, f * target_s - consumed_s) if f * target_s > consumed_s else clock.add(anchor, 0)
+              for f in fractions]
+    # business arithmetic is monotonic, but keep the invariant explicit for the SQL side
+    for i in range(1, len(points)):
+        if points[i] < points[i - 1]:
+            points[i] = points[i - 1]
+    return Plan(fire_at=points, fractions=fractions, due_at=points[-1])
+
+
+def next_fire(fire_at: list[datetime], fired_count: int) -> datetime | None:
+    """The next point still to fire (None when the due time has fired)."""
+    return fire_at[fired_count] if fired_count < len(fire_at) else None
+
+
+def clamp_fired(fired_count: int, fire_points: int) -> int:
+    """After a re-target with fewer warnings: warnings already sent are not sent again, but
+    the breach (the last point) always stays ahead of a timer that has not breached."""
+    return min(fired_count, fire_points - 1)
+
+
+def colour(*, status: str, fired_count: int, warnings: int) -> str | None:
+    """green until the first warning, yellow after it, red after the last one, breached at
+    the due time; fulfilled and cancelled timers have no colour."""
+    if status == "breached":
+        return "breached"
+    if status not in LIVE:
+        return None
+    if warnings == 0 or fired_count == 0:
+        return "green"
+    return "red" if fired_count >= warnings else "yellow"
+
+
+def remaining_seconds(clock: Clock, *, status: str, target_s: float, consumed_s: float,
+                      running_since: datetime | None, now: datetime) -> float:
+    """Target seconds left (business seconds for business targets); negative once overdue."""
+    used = consumed_s
+    if status in ("running", "breached") and running_since is not None:
+        used += clock.between(running_since, now)
+    return target_s - used
