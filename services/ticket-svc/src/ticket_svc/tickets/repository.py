@@ -197,18 +197,45 @@ def _list_where(f: dict[str, Any], args: list[Any]) -> list[str]:
     return where
 
 
+#: newest rows a search first looks through before asking the full-text index (see below)
+SEARCH_WINDOW = 10_000
+
+
 async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
                            after: tuple[datetime, uuid.UUID] | None, sort: str = "created") -> list[Any]:
+    """A page of tickets, newest first.
+
+    With a full-text query, PostgreSQL underestimates how many rows an AND of Chinese bigrams
+    matches (it multiplies their frequencies as if independent: 300 estimated for 40,000 real
+    on a million tickets) and then reads and sorts every match instead of walking the date
+    index. So a search first looks for a full page among the newest ``SEARCH_WINDOW`` rows
+    that pass the other filters — exact whenever it finds one, since every older row is older
+    than all of them — and only a rarer query, which matches few rows anyway, goes to the
+    GIN index for all matches.
+    """
     args: list[Any] = []
-    where = _list_where(filters, args)
     column = "updated_at" if sort == "updated" else "created_at"
+    search = filters.get("tsquery")
+    where = _list_where({k: v for k, v in filters.items() if k != "tsquery"}, args)
     if after is not None:
         args += [after[0], after[1]]
         where.append(f"({column}, id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit)
-    sql = (f"SELECT {_TICKET_COLUMNS} FROM tickets" + (" WHERE " + " AND ".join(where) if where else "")
-           + f" ORDER BY {column} DESC, id DESC LIMIT ${len(args)}")
-    return await conn.fetch(sql, *args)
+    where_sql = " WHERE " + " AND ".join(where) if where else ""
+    order = f" ORDER BY {column} DESC, id DESC"
+    if search is None:
+        args.append(limit)
+        return await conn.fetch(f"SELECT {_TICKET_COLUMNS} FROM tickets{where_sql}{order} LIMIT ${len(args)}", *args)
+    window_args = [*args, search, limit]
+    rows = await conn.fetch(
+        f"SELECT {_TICKET_COLUMNS} FROM (SELECT {_TICKET_COLUMNS}, search FROM tickets{where_sql}{order} "
+        f"LIMIT {SEARCH_WINDOW}) recent WHERE search @@ ${len(args) + 1}::tsquery{order} LIMIT ${len(args) + 2}",
+        *window_args,
+    )
+    if len(rows) >= limit:
+        return rows
+    full_where = where_sql + (" AND " if where else " WHERE ") + f"search @@ ${len(args) + 1}::tsquery"
+    return await conn.fetch(f"SELECT {_TICKET_COLUMNS} FROM tickets{full_where}{order} LIMIT ${len(args) + 2}",
+                            *window_args)
 
 
 async def upsert_identities(conn: Any, *, customer_id: uuid.UUID, identities: list[tuple[str, str]]) -> None:
