@@ -58,3 +58,29 @@ async def test_warnings_and_breach_colour_the_ticket_and_filter_the_list(full_cl
     assert [t["id"] for t in listed["items"]] == [created["id"]]
     none = (await full_client.get("/v1/tickets", params={"sla_state": "none"}, headers=identity_headers(AGENT))).json()
     assert [t["id"] for t in none["items"]] == [other["id"]]
+
+
+async def test_escalation_raises_priority_moves_team_and_notes(full_client, infra):
+    admin = identity_headers(Principal(kind="user", id="u-admin", role="admin"))
+    await full_client.put("/v1/agents/esc-1", json={"display_name": "Escalation desk", "status": "online"}, headers=admin)
+    team = (await full_client.post("/v1/teams", json={"name": "escalations", "members": ["esc-1"]},
+                                   headers=admin)).json()
+    created = (await full_client.post("/v1/tickets", json={"subject": "超时未回复", "requester": {"email": "e@x.cn"}},
+                                      headers=identity_headers(CHANNEL))).json()
+    tid = uuid.UUID(created["id"])
+    escalation = events.SlaEscalationRequested(source="test", subject=str(tid), data=events.SlaEscalationRequestedData(
+        ticket_id=tid, metric="first_response",
+        actions=events.SlaEscalationActions(set_priority="urgent", set_team_id=uuid.UUID(team["id"]), notify=["supervisor"])))
+    await produce(infra.kafka_bootstrap, full_client.topics, escalation, escalation)  # twice: applied once
+
+    async def escalated():
+        body = (await full_client.get(f"/v1/tickets/{tid}", headers=identity_headers(AGENT))).json()
+        return body if body["team_id"] == team["id"] else None
+
+    body = await wait_for(escalated)
+    assert body["priority"] == "urgent" and body["assignee_id"] == "esc-1"
+    notes = [m for m in (await full_client.get(f"/v1/tickets/{tid}/messages", headers=identity_headers(AGENT))).json()["items"]
+             if m["author_kind"] == "system"]
+    assert len(notes) == 1 and "supervisor" in notes[0]["body_text"] and notes[0]["public"] is False
+    audit = (await full_client.get(f"/v1/tickets/{tid}/audit", headers=identity_headers(AGENT))).json()["items"]
+    assert any(a["actor"] == "system:sla" and a["changes"].get("priority") for a in audit)
