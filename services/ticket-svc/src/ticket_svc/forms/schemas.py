@@ -1,0 +1,213 @@
+"""Admin API models of the form engine: one ``FieldDef`` per custom field, ``FormIn`` per save.
+
+``FieldDef`` is one model for every type rather than a discriminated union: callers build and
+copy it the same way whatever the type, and the per-type rules live in the
+``fieldtypes.FIELD_TYPES`` table, so a new type needs no new model. The model validator
+refuses attributes that do not apply to the type (``options`` on an integer) so a typo in an
+admin's JSON is an error, not a silently ignored setting.
+
+Definitions round-trip: ``model_dump(mode="json")`` is what gets stored, and it validates
+again to an equal ``FieldDef`` when a stored version is read. That is why unset attributes
+are ``None`` (not absent) and why ``default``, ``min`` and ``max`` are stored normalised
+(decimal bounds and defaults as strings).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from helpdesk_common.validation import StrictModel
+
+from .fieldtypes import (
+    DECIMAL_MAX_SCALE,
+    FIELD_TYPES,
+    INT64_MAX,
+    INT64_MIN,
+    TYPE_SPECIFIC_ATTRIBUTES,
+    Invalid,
+    check_pattern,
+    format_decimal,
+    is_blank,
+    parse_decimal,
+    validate_value,
+)
+
+MAX_FIELDS = 200
+MAX_ACTIVE_FIELDS = 100  # a ticket's custom_fields object holds at most 100 keys
+MAX_OPTIONS = 500
+
+FieldKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+OptionValue = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S(?:.*\S)?$")]
+
+
+class OptionDef(StrictModel):
+    """One choice of a select: ``value`` is stored on tickets, ``label`` is shown (any language)."""
+
+    value: OptionValue
+    label: Label
+
+
+class FieldDef(StrictModel):
+    """One custom field of a form version.
+
+    ``active: false`` keeps the definition (old tickets still have values and readers still
+    need its label) while refusing new values. ``default`` fills the field on ticket creation
+    when no value is given.
+    """
+
+    key: FieldKey
+    label: Label
+    type: str
+    required: bool = False
+    default: Any = None
+    help_text: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    active: bool = True
+    #: text, long_text, pattern: longest value in characters
+    max_length: int | None = None
+    #: integer (int) and decimal (decimal string) bounds, inclusive
+    min: Any = None
+    max: Any = None
+    #: decimal: most digits after the point; values are stored with exactly this many
+    scale: int | None = None
+    #: single_select, multi_select
+    options: Annotated[list[OptionDef], Field(max_length=MAX_OPTIONS)] | None = None
+    #: multi_select: most values one ticket may pick
+    max_selected: int | None = None
+    #: pattern: a Python regular expression the whole value must match
+    pattern: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in FIELD_TYPES:
+            raise ValueError(f"must be one of: {', '.join(FIELD_TYPES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldDef:
+        """Check every type-specific rule and report all problems of the field at once."""
+        problems: list[str] = []
+        kind = FIELD_TYPES[self.type]
+        for name in sorted(TYPE_SPECIFIC_ATTRIBUTES - kind.attributes):
+            if getattr(self, name) is not None:
+                problems.append(f"{name} does not apply to fields of type {self.type}")
+        for name in sorted(kind.attributes):
+            try:
+                _ATTRIBUTE_CHECKS[name](self)
+            except Invalid as exc:
+                problems.append(exc.message)
+        if not problems and not is_blank(self.default):
+            try:
+                self.default = validate_value(self, self.default)
+            except Invalid as exc:
+                problems.append(f"default {exc.message}")
+        elif is_blank(self.default):
+            self.default = None
+        if problems:
+            raise ValueError(f"field {self.key!r}: " + "; ".join(problems))
+        return self
+
+
+# --- per-attribute checks (run only for types that take the attribute) ----------------------
+
+
+def _check_max_length(field: FieldDef) -> None:
+    cap = FIELD_TYPES[field.type].max_length_cap or 0
+    value = field.max_length
+    if value is not None and (isinstance(value, bool) or not 1 <= value <= cap):
+        raise Invalid(f"max_length must be between 1 and {cap}")
+
+
+def _integer_bound(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not INT64_MIN <= value <= INT64_MAX:
+        raise Invalid(f"{name} must be an integer between {INT64_MIN} and {INT64_MAX}")
+    return value
+
+
+def _decimal_bound(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return format_decimal(parse_decimal(value), None)
+    except Invalid as exc:
+        raise Invalid(f"{name} {exc.message}") from None
+
+
+def _check_bounds(field: FieldDef) -> None:
+    """Normalise min/max for the type (ints, or decimal strings) and require min <= max."""
+    convert = _integer_bound if field.type == "integer" else _decimal_bound
+    low, high = convert("min", field.min), convert("max", field.max)
+    field.min, field.max = low, high
+    if low is not None and high is not None:
+        in_order = low <= high if field.type == "integer" else parse_decimal(low) <= parse_decimal(high)
+        if not in_order:
+            raise Invalid("min must not be greater than max")
+    scale = field.scale
+    if field.type == "decimal" and isinstance(scale, int) and 0 <= scale <= DECIMAL_MAX_SCALE:
+        for name, bound in (("min", low), ("max", high)):
+            if bound is not None:
+                try:
+                    parse_decimal(bound, scale)
+                except Invalid:
+                    raise Invalid(f"{name} must have at most {scale} decimal places") from None
+
+
+def _check_scale(field: FieldDef) -> None:
+    if field.scale is not None and (isinstance(field.scale, bool) or not 0 <= field.scale <= DECIMAL_MAX_SCALE):
+        raise Invalid(f"scale must be between 0 and {DECIMAL_MAX_SCALE}")
+
+
+def _check_options(field: FieldDef) -> None:
+    if not field.options:
+        raise Invalid("options must list at least one option")
+    values = [o.value for o in field.options]
+    duplicates = sorted({v for v in values if values.count(v) > 1})
+    if duplicates:
+        raise Invalid(f"options must have unique values (repeated: {', '.join(duplicates)})")
+
+
+def _check_max_selected(field: FieldDef) -> None:
+    if field.max_selected is None:
+        return
+    count = len(field.options or ())
+    if isinstance(field.max_selected, bool) or not 1 <= field.max_selected <= max(count, 1):
+        raise Invalid(f"max_selected must be between 1 and the number of options ({count})")
+
+
+def _check_pattern(field: FieldDef) -> None:
+    if not field.pattern:
+        raise Invalid("pattern is required for fields of type pattern")
+    check_pattern(field.pattern)
+
+
+_ATTRIBUTE_CHECKS = {
+    "max_length": _check_max_length,
+    "min": _check_bounds,
+    "max": lambda field: None,  # checked together with min
+    "scale": _check_scale,
+    "options": _check_options,
+    "max_selected": _check_max_selected,
+    "pattern": _check_pattern,
+}
+
+
+class FormIn(StrictModel):
+    """One save of a ticket type's form (``ticket_type: null`` is the default form)."""
+
+    ticket_type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    fields: Annotated[list[FieldDef], Field(max_length=MAX_FIELDS)] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> FormIn:
+        keys = [f.key for f in self.fields]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise ValueError(f"field keys must be unique (repeated: {', '.join(duplicates)})")
+        if sum(f.active for f in self.fields) > MAX_ACTIVE_FIELDS:
+            raise ValueError(f"a form may have at most {MAX_ACTIVE_FIELDS} active fields")
+        return self
