@@ -38,8 +38,8 @@ async def start(conn: AsyncConnection, values: dict[str, Any], *, restart: bool)
     vals = ", ".join(_value_sql(n) for n in names)
     if restart:
         sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in names[2:])
-        conflict = (f"DO UPDATE SET {sets}, cycle = sla_timers.cycle + 1, breached_at = NULL, fulfilled_at = NULL,"
-                    " cancelled_at = NULL, paused_at = NULL, updated_at = now()")
+        # the caller passes every column of a fresh timer (the *_at markers as None)
+        conflict = f"DO UPDATE SET {sets}, cycle = sla_timers.cycle + 1, updated_at = now()"
     else:
         conflict = "DO NOTHING"
     return (await conn.execute(

@@ -1,0 +1,206 @@
+"""Timer lifecycle on the real database: ticket events through the handlers (as the consumer
+applies them), the scheduler of the ``api`` app running alongside."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from helpdesk_common.identity import Principal
+from helpdesk_common.testing import identity_headers, wait_for
+
+ADMIN = identity_headers(Principal(kind="user", id="admin", role="admin"))
+AGENT = identity_headers(Principal(kind="user", id="agent", role="agent"))
+M = timedelta(minutes=1)
+
+
+def now_s() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+async def create_policy(api, **body):
+    body.setdefault("name", "p")
+    r = await api.post("/v1/sla/policies", json=body, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def of_type(evts, kind):
+    return [e for e in evts if e.type == kind]
+
+
+async def test_pause_and_resume_carry_the_remaining_time(api, make, handle, timers, sla_events):
+    await create_policy(api, targets={"first_response": {"minutes": 30}, "resolution": {"minutes": 120}})
+    t = now_s()
+    created = make.created(at=t)
+    tid = created.data.ticket_id
+    await handle(created, make.status(tid, "new", "pending", t + 10 * M))
+    rows = await timers(tid)
+    assert {m: (r["status"], r["consumed_s"], r["next_fire_at"]) for m, r in rows.items()} == {
+        "first_response": ("paused", 600.0, None), "resolution": ("paused", 600.0, None)}
+    await handle(make.status(tid, "pending", "open", t + 70 * M))
+    rows = await timers(tid)
+    assert rows["first_response"]["status"] == rows["resolution"]["status"] == "running"
+    assert rows["first_response"]["due_at"] == t + 90 * M  # 20 minutes were left at the pause
+    assert rows["resolution"]["due_at"] == t + 180 * M
+    assert rows["resolution"]["next_fire_at"] == t + 70 * M + 50 * M  # the 50 % point: 60 min in, 10 before
+    evts = await sla_events(tid)
+    assert [e.type for e in evts] == ["sla.applied", "sla.applied", "sla.paused", "sla.paused",
+                                      "sla.resumed", "sla.resumed"]
+    paused = {e.data.metric: e.data.remaining_seconds for e in of_type(evts, "sla.paused")}
+    assert paused == {"first_response": 1200.0, "resolution": 6600.0}
+    resumed = {e.data.metric: e.data.due_at for e in of_type(evts, "sla.resumed")}
+    assert resumed == {"first_response": t + 90 * M, "resolution": t + 180 * M}
+    # a move between two pause statuses changes nothing; the status API shows the live state
+    await handle(make.status(tid, "open", "on_hold", t + 80 * M), make.status(tid, "on_hold", "pending", t + 85 * M))
+    status = (await api.get(f"/v1/sla/tickets/{tid}", headers=AGENT)).json()
+    metrics = {m["metric"]: m for m in status["metrics"]}
+    assert metrics["resolution"]["state"] == "paused" and metrics["resolution"]["due_at"] is None
+    assert metrics["resolution"]["remaining_seconds"] == 7200 - 600 - 600
+    assert metrics["resolution"]["colour"] == "green"
+
+
+async def test_priority_and_tag_changes_recalculate_keeping_consumed_time(api, make, handle, timers, sla_events):
+    await create_policy(api, name="urgent", conditions={"priority": ["urgent"]},
+                        targets={"first_response": {"minutes": 60}})
+    await create_policy(api, name="outage", conditions={"tags": ["outage"]},
+                        targets={"first_response": {"minutes": 15}})
+    t = now_s() - 45 * M  # the events happened over the last 45 minutes
+    created = make.created(at=t, priority="normal")
+    tid = created.data.ticket_id
+    await handle(created)
+    assert (await timers(tid))["first_response"]["due_at"] == t + 480 * M  # nothing matches: the default
+    await handle(make.updated(tid, t + 30 * M, priority=("normal", "urgent")))
+    row = (await timers(tid))["first_response"]
+    assert (row["policy"], row["target_minutes"], row["due_at"]) == ("urgent", 60, t + 60 * M)
+    assert row["consumed_s"] == 1800.0 and row["running_since"] == t + 30 * M
+    await handle(make.updated(tid, t + 35 * M, priority=("urgent", "low")))  # matching on the projection: default
+    row = (await timers(tid))["first_response"]
+    assert (row["policy"], row["due_at"]) == ("default", t + 1440 * M)
+    await handle(make.updated(tid, t + 40 * M, tags=([], ["outage", "vip"])))
+    row = (await timers(tid))["first_response"]
+    # 15-minute target with 40 minutes used: overdue, so its due time is the re-target moment
+    assert (row["policy"], row["due_at"]) == ("outage", t + 40 * M)
+    await wait_for(lambda: _status(timers, tid, "first_response", "breached"), timeout=10)
+    applied = [e.data.due_at for e in of_type(await sla_events(tid), "sla.applied")]
+    assert applied == [t + 480 * M, t + 60 * M, t + 1440 * M, t + 40 * M]
+
+
+async def _status(timers, tid, metric, state):
+    return (await timers(tid))[metric]["status"] == state
+
+
+async def test_policy_and_calendar_edits_recalculate_live_timers(api, make, handle, timers):
+    calendar = (await api.post("/v1/sla/calendars", headers=ADMIN, json={
+        "name": "all week", "timezone": "UTC", "weekly_hours": {d: [["00:00", "24:00"]] for d in
+                                                                ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    })).json()
+    policy = await create_policy(api, targets={"first_response": {"minutes": 480},
+                                               "resolution": {"minutes": 600, "time": "business",
+                                                              "calendar_id": calendar["id"]}})
+    t = now_s()
+    created = make.created(at=t)
+    tid = created.data.ticket_id
+    await handle(created)
+    assert (await timers(tid))["resolution"]["due_at"] == t + 600 * M
+    body = {k: policy[k] for k in ("name", "conditions", "targets", "pause_statuses", "warning_fractions")}
+    body["targets"] = {**body["targets"], "first_response": {"minutes": 120}}
+    r = await api.put(f"/v1/sla/policies/{policy['id']}", json=body, headers={**ADMIN, "If-Match": 'W/"1"'})
+    assert r.status_code == 200 and r.headers["etag"] == 'W/"2"'
+
+    async def first_response_retargeted():
+        row = (await timers(tid))["first_response"]
+        return row["target_minutes"] == 120 and row["due_at"] < t + 125 * M
+    await wait_for(first_response_retargeted, timeout=15)
+    # the calendar now has no Sunday-to-Saturday hours except 00:00-00:01 each day: the due time moves far out
+    r = await api.put(f"/v1/sla/calendars/{calendar['id']}", headers=ADMIN, json={
+        "name": "all week", "timezone": "UTC", "weekly_hours": {d: [["00:00", "00:01"]] for d in
+                                                                ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    })
+    assert r.status_code == 200, r.text
+
+    async def resolution_moved():
+        return (await timers(tid))["resolution"]["due_at"] > t + timedelta(days=100)
+    await wait_for(resolution_moved, timeout=15)
+
+
+async def test_solve_fulfils_resolution_and_reopen_starts_a_fresh_cycle(api, make, handle, timers, sla_events):
+    await create_policy(api, targets={"first_response": {"minutes": 30}, "next_response": {"minutes": 60},
+                                      "periodic_update": {"minutes": 240}, "resolution": {"minutes": 240}})
+    t = now_s()
+    created = make.created(at=t)
+    tid = created.data.ticket_id
+    await handle(created)
+    await handle(make.message(tid, t + 2 * M))  # customer again before the first response: no next_response
+    assert set(await timers(tid)) == {"first_response", "resolution"}
+    await handle(make.message(tid, t + 5 * M, author="agent", first_response=True, response=True))
+    rows = await timers(tid)
+    assert rows["first_response"]["status"] == "fulfilled"
+    assert rows["periodic_update"]["status"] == "running"  # started by the first public agent reply
+    await handle(make.message(tid, t + 10 * M))
+    assert (await timers(tid))["next_response"]["due_at"] == t + 70 * M
+    await handle(make.message(tid, t + 12 * M))  # still waiting: the clock keeps its start
+    assert (await timers(tid))["next_response"]["due_at"] == t + 70 * M
+    await handle(make.message(tid, t + 20 * M, author="agent", public=False))  # internal note: not a response
+    assert (await timers(tid))["next_response"]["status"] == "running"
+    await handle(make.message(tid, t + 25 * M, author="agent", response=True))
+    rows = await timers(tid)
+    assert rows["next_response"]["status"] == "fulfilled"
+    assert (rows["periodic_update"]["cycle"], rows["periodic_update"]["due_at"]) == (2, t + 265 * M)
+    await handle(make.status(tid, "open", "solved", t + 30 * M))
+    rows = await timers(tid)
+    assert rows["resolution"]["status"] == "fulfilled" and rows["resolution"]["fulfilled_at"] == t + 30 * M
+    assert rows["periodic_update"]["status"] == "cancelled"
+    await handle(make.status(tid, "solved", "open", t + 50 * M))
+    rows = await timers(tid)
+    assert (rows["resolution"]["status"], rows["resolution"]["cycle"]) == ("running", 2)
+    assert rows["resolution"]["due_at"] == t + 290 * M  # a fresh 240-minute target from the reopening
+    await handle(make.message(tid, t + 51 * M))  # the customer's message that came with the reopening
+    assert (await timers(tid))["next_response"]["status"] == "running"
+    await handle(make.status(tid, "open", "closed", t + 60 * M))
+    rows = await timers(tid)
+    assert {m: r["status"] for m, r in rows.items()} == {
+        "first_response": "fulfilled", "next_response": "cancelled", "periodic_update": "cancelled",
+        "resolution": "cancelled"}
+    types = [e.type for e in await sla_events(tid)]
+    assert types.count("sla.fulfilled") == 4 and types.count("sla.cancelled") == 3
+
+    r = await api.get("/v1/sla/compliance", params={"from": (t - M).isoformat(), "to": (t + 2 * 60 * M).isoformat()},
+                      headers=AGENT)
+    assert r.status_code == 200, r.text
+    assert r.json()["metrics"] == {
+        "first_response": {"fulfilled_on_time": 1, "breached": 0, "compliance_pct": 100.0},
+        "next_response": {"fulfilled_on_time": 1, "breached": 0, "compliance_pct": 100.0},
+        "periodic_update": {"fulfilled_on_time": 1, "breached": 0, "compliance_pct": 100.0},
+        "resolution": {"fulfilled_on_time": 1, "breached": 0, "compliance_pct": 100.0},
+    }
+
+
+async def test_merge_cancels_and_a_breach_requests_the_escalation(api, make, handle, timers, sla_events, db):
+    team = "2b9f8a3c-1d5e-4f6a-9b7c-0d1e2f3a4b5c"
+    await create_policy(api, targets={"first_response": {"minutes": 1}, "resolution": {"minutes": 600}},
+                        escalations={"first_response": {"set_priority": "urgent", "set_team_id": team,
+                                                        "notify": ["supervisor"]}})
+    t = now_s()
+    created = make.created(at=t - 2 * M)  # arrives late: already past its one-minute target
+    tid = created.data.ticket_id
+    await handle(created)
+    await wait_for(lambda: _status(timers, tid, "first_response", "breached"), timeout=10)
+    evts = await sla_events(tid)
+    breach, escalation = of_type(evts, "sla.breached"), of_type(evts, "sla.escalation_requested")
+    assert len(breach) == 1 and breach[0].data.metric == "first_response"
+    assert [e.data.actions.model_dump(mode="json") for e in escalation] == [
+        {"set_priority": "urgent", "set_team_id": team, "notify": ["supervisor"]}]
+    assert not of_type(evts, "sla.warning")  # all warnings were behind the breach: skipped, not sent late
+    status = {m["metric"]: m for m in (await api.get(f"/v1/sla/tickets/{tid}", headers=AGENT)).json()["metrics"]}
+    assert status["first_response"]["colour"] == "breached" and status["first_response"]["remaining_seconds"] < -59
+    # the agent had answered in time; the consumer only delivered it after the breach: the outcome is corrected
+    await handle(make.message(tid, t - 90 * timedelta(seconds=1), author="agent", first_response=True))
+    async with db.connect() as conn:
+        outcome = await conn.scalar(text("SELECT outcome FROM sla_outcomes WHERE ticket_id = :t"), {"t": tid})
+    assert outcome == "fulfilled"
+    merged = make.status(tid, "new", "closed", t)  # merging closes the source ticket
+    await handle(merged)
+    rows = await timers(tid)
+    assert rows["resolution"]["status"] == "cancelled" and rows["first_response"]["status"] == "breached"
