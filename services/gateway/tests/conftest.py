@@ -73,7 +73,7 @@ def fake_ticket_app(state: FakeTicketSvc) -> FastAPI:
             return JSONResponse({"detail": "no agent profile"}, status_code=404)
         return JSONResponse({"id": principal.id, "team_ids": state.teams[principal.id], "status": "online"})
 
-    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def echo(path: str, request: Request) -> JSONResponse:
         principal = verifier.verify(request.headers[IDENTITY_HEADER])
         body = await request.body()

@@ -108,3 +108,10 @@ async def test_ready_and_serving_while_the_broker_is_down(gateway_env, ticket_sv
         ready = await client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
         assert (await client.get("/v1/tickets", headers=admin)).status_code == 299
+
+
+async def test_own_openapi_document_includes_the_stream(gateway_env, ticket_svc):
+    async with running_app(new_gateway()) as client:
+        doc = (await client.get("/openapi.json")).json()
+    stream = doc["paths"]["/v1/stream"]["get"]
+    assert "text/event-stream" in stream["responses"]["200"]["content"]

@@ -280,3 +280,21 @@ async def test_old_events_are_not_stored_and_rows_past_retention_are_pruned(infr
         assert await app.state.stream_hub.prune_once() == 1
         await engine.dispose()
     assert await stored(gateway_db) == 0
+
+
+async def test_a_long_absence_replays_the_newest_events_after_a_reset(infra, gateway_env, gateway_db, ticket_svc,
+                                                                      monkeypatch):
+    monkeypatch.setenv("GATEWAY_STREAM_REPLAY_MAX", "3")
+    _, admin = user_token("admin")
+    tid = uuid.uuid4()
+    batch = [created(tid, team=uuid.uuid4())] + [message(tid, team=None, assignee=None, public=True) for _ in range(5)]
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        await produce(infra.kafka_bootstrap, gateway_env, *batch)
+        await wait_stored(gateway_db, len(batch))
+        async with SseReader(client, "/v1/stream", {**admin, "Last-Event-ID": "0"}) as s:
+            await s.next(10)
+            reset = await s.next(10)
+            assert reset["event"] == "stream.reset" and reset["json"]["reason"] == "too-many"
+            newest = [await s.next(10) for _ in range(3)]
+    assert [f["json"]["data"]["message_id"] for f in newest] == [str(e.data.message_id) for e in batch[-3:]]
+    assert int(reset["id"]) == int(newest[0]["id"]) - 1 or int(reset["id"]) < int(newest[0]["id"])

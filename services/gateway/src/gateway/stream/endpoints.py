@@ -64,10 +64,11 @@ class EventStreamResponse(Response):
                     *self.raw_headers,
                 ],
             })
-            async for chunk in stream.frames():
-                if stream.closed and stream.close_reason == "client-disconnect":
-                    break
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            async with contextlib.aclosing(stream.frames()) as frames:
+                async for chunk in frames:
+                    if stream.closed and stream.close_reason == "client-disconnect":
+                        break
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if stream.close_reason != "client-disconnect":
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:  # the client went away mid-write
@@ -95,6 +96,7 @@ def _last_event_id(header: str | None, query: int | None) -> int | None:
     "/stream",
     summary="Live stream (Server-Sent Events) of the ticket and SLA events you may see",
     response_class=EventStreamResponse,
+    status_code=200,
     responses={
         200: {"description": "text/event-stream; see docs/stream.md", "content": {"text/event-stream": {}}},
         403: {"description": "channel API keys cannot stream"},
