@@ -105,7 +105,38 @@ def gateway_env(infra: Any, gateway_db: str, ticket_svc: FakeTicketSvc, monkeypa
     monkeypatch.setenv("GATEWAY_JWT_SECRET", JWT_SECRET)
     monkeypatch.setenv("GATEWAY_TICKET_URL", ticket_svc.url)
     monkeypatch.setenv("GATEWAY_STREAM_KEEPALIVE_S", "1")
+    _USERS_DB["url"] = gateway_db
     return topics
+
+
+#: the gateway database of the running test: user tokens need an active user row behind them
+_USERS_DB: dict[str, str] = {}
+
+
+def _register_user(user_id: uuid.UUID, role: str) -> None:
+    """Insert the user synchronously (tokens are made in sync helpers inside async tests)."""
+    import asyncio
+    import re
+    import threading
+
+    import asyncpg
+
+    url = _USERS_DB.get("url")
+    if url is None:
+        return
+
+    async def insert() -> None:
+        conn = await asyncpg.connect(re.sub(r"^postgresql\+\w+://", "postgresql://", url))
+        try:
+            await conn.execute(
+                "INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, 'not-a-hash', $3) "
+                "ON CONFLICT (id) DO UPDATE SET role = EXCLUDED.role", user_id, f"{user_id.hex}@example.com", role)
+        finally:
+            await conn.close()
+
+    thread = threading.Thread(target=lambda: asyncio.run(insert()))
+    thread.start()
+    thread.join(30)
 
 
 def new_gateway() -> Any:
@@ -120,6 +151,7 @@ def user_token(role: str, user_id: str | None = None) -> tuple[str, dict[str, st
     from gateway.auth import security
 
     uid = uuid.UUID(user_id) if user_id else uuid.uuid4()
+    _register_user(uid, role)
     token = security.issue_access_token(secret=JWT_SECRET, issuer="helpdesk-local", ttl_s=3600, user_id=uid,
                                         role=role, email=f"{uid.hex[:8]}@example.com")
     return str(uid), {"Authorization": f"Bearer {token}"}

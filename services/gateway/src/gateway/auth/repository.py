@@ -14,6 +14,10 @@ async def user_by_email(conn: AsyncConnection, email: str) -> Row | None:
     return (await conn.execute(select(users).where(users.c.email == email))).first()
 
 
+async def user_by_id(conn: AsyncConnection, user_id: uuid.UUID) -> Row | None:
+    return (await conn.execute(select(users.c.role, users.c.active).where(users.c.id == user_id))).first()
+
+
 async def set_password_hash(conn: AsyncConnection, user_id: uuid.UUID, password_hash: str) -> None:
     await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash, updated_at=func.now()))
 
@@ -54,3 +58,22 @@ async def revoke_api_key(conn: AsyncConnection, key_id: uuid.UUID) -> str | None
         update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=func.now()).returning(api_keys.c.key_hash)
     )
+
+
+async def insert_user(conn: AsyncConnection, *, email: str, password_hash: str, role: str, name: str | None) -> Row | None:
+    """A new user, or None when the e-mail is taken."""
+    stmt = (pg_insert(users).values(id=uuid.uuid4(), email=email, password_hash=password_hash, role=role, name=name)
+            .on_conflict_do_nothing(index_elements=[users.c.email]).returning(*_USER_COLUMNS))
+    return (await conn.execute(stmt)).first()
+
+
+async def list_users(conn: AsyncConnection) -> list[Row]:
+    return list((await conn.execute(select(*_USER_COLUMNS).order_by(users.c.email).limit(1000))).all())
+
+
+async def update_user(conn: AsyncConnection, user_id: uuid.UUID, values: dict) -> Row | None:
+    stmt = update(users).where(users.c.id == user_id).values(**values, updated_at=func.now()).returning(*_USER_COLUMNS)
+    return (await conn.execute(stmt)).first()
+
+
+_USER_COLUMNS = (users.c.id, users.c.email, users.c.name, users.c.role, users.c.active, users.c.created_at)

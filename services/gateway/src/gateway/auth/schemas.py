@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, StringConstraints
 
@@ -36,3 +36,30 @@ class ApiKeyRead(BaseModel):
 
 class ApiKeyCreated(ApiKeyRead):
     key: str
+
+
+UserRole = Literal["admin", "supervisor", "agent"]
+
+
+class UserCreate(StrictModel):
+    email: Annotated[str, StringConstraints(max_length=254, strip_whitespace=True, to_lower=True,
+                                            pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)] | None = None
+    role: UserRole = "agent"
+    password: Annotated[str, StringConstraints(min_length=12, max_length=256)]
+
+
+class UserPatch(StrictModel):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)] | None = None
+    role: UserRole | None = None
+    active: bool | None = None
+    password: Annotated[str, StringConstraints(min_length=12, max_length=256)] | None = None
+
+
+class UserRead(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str | None
+    role: UserRole
+    active: bool
+    created_at: datetime

@@ -39,6 +39,7 @@ class Authenticator:
             raise RuntimeError("GATEWAY_JWT_SECRET is not set")
         self._keys: dict[str, tuple[Principal | None, float]] = {}
         self._tokens: dict[str, tuple[Principal, float]] = {}
+        self._users: dict[str, tuple[str | None, float]] = {}
         self.requests = TokenBuckets(settings.rate_limit_rps, settings.rate_limit_burst)
         self.logins = TokenBuckets(settings.login_attempts_per_minute / 60.0, settings.login_attempts_per_minute)
 
@@ -53,7 +54,7 @@ class Authenticator:
         if token.startswith(security.API_KEY_PREFIX):
             principal = await self._api_key(token)
         else:
-            principal = self._user_token(token)
+            principal = await self._current_user(self._user_token(token))
         wait = self.requests.take(principal.ref)
         if wait:
             raise rate_limited(wait)
@@ -91,6 +92,26 @@ class Authenticator:
             self._tokens.clear()
         self._tokens[token] = (principal, float(claims["exp"]))
         return principal
+
+    async def _current_user(self, principal: Principal) -> Principal:
+        """The user as they are now: a deactivated user or a changed role takes effect within
+        the key-cache TTL (30 s), not when the token expires."""
+        now = time.monotonic()
+        cached = self._users.get(principal.id)
+        if cached is None or cached[1] < now:
+            async with self.engine.connect() as conn:
+                row = await repository.user_by_id(conn, uuid.UUID(principal.id))
+            state = (row.role if row is not None and row.active else None)
+            if len(self._users) > 100_000:
+                self._users.clear()
+            cached = (state, now + self.settings.api_key_cache_ttl_s)
+            self._users[principal.id] = cached
+        if cached[0] is None:
+            raise unauthorized("This user is deactivated.")
+        return principal if cached[0] == principal.role else Principal(kind="user", id=principal.id, role=cached[0])
+
+    def forget_user(self, user_id: str) -> None:
+        self._users.pop(user_id, None)
 
     def forget_key(self, key_hash: str) -> None:
         self._keys.pop(key_hash, None)

@@ -1,0 +1,106 @@
+"""The live stream through the whole stack: an agent sees a ticket routed to their team and the
+customer's reply; another agent of another team does not; resuming replays what was missed."""
+
+import asyncio
+import json
+import uuid
+
+import httpx
+
+from .conftest import eventually
+
+
+async def read_events(client: httpx.AsyncClient, headers: dict, *, until, seconds: float = 45.0) -> list[dict]:
+    """Collect SSE events until ``until(events)`` holds or time runs out (bounded)."""
+    events: list[dict] = []
+
+    async def collect() -> None:
+        async with client.stream("GET", "/v1/stream", headers=headers, timeout=None) as response:
+            assert response.status_code == 200, await response.aread()
+            current: dict = {}
+            async for line in response.aiter_lines():
+                if line.startswith("id: "):
+                    current["id"] = int(line[4:])
+                elif line.startswith("event: "):
+                    current["event"] = line[7:]
+                elif line.startswith("data: "):
+                    current["data"] = json.loads(line[6:])
+                elif line == "" and current:
+                    events.append(current)
+                    current = {}
+                    if until(events):
+                        return
+
+    try:
+        await asyncio.wait_for(collect(), seconds)
+    except TimeoutError:
+        pass
+    return events
+
+
+def mail(msg_id: str, subject: str, body: str, in_reply_to: str | None = None) -> bytes:
+    lines = ["From: <stream.customer@example.com>", f"Subject: {subject}", f"Message-ID: <{msg_id}>",
+             "Content-Type: text/plain; charset=UTF-8"] + ([f"In-Reply-To: <{in_reply_to}>"] if in_reply_to else [])
+    return ("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n").encode()
+
+
+async def new_agent(gw, admin_headers, name: str) -> tuple[str, dict]:
+    """A gateway user with an agent profile in ticket-svc; returns (user id, its auth header)."""
+    password = uuid.uuid4().hex
+    email = f"{name}@example.com"
+    created = await gw.post("/v1/users", json={"email": email, "password": password, "role": "agent", "name": name},
+                            headers=admin_headers)
+    assert created.status_code == 201, created.text
+    user_id = created.json()["id"]
+    profile = await gw.put(f"/v1/agents/{user_id}", json={"display_name": name, "status": "online"},
+                           headers=admin_headers)
+    assert profile.status_code == 200, profile.text
+    login = await gw.post("/v1/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    return user_id, {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def test_agents_see_their_teams_events_and_resume(gw, admin_headers, email_key_headers):
+    suffix = uuid.uuid4().hex[:6]
+    cn_id, cn = await new_agent(gw, admin_headers, f"cn-{suffix}")
+    en_id, en = await new_agent(gw, admin_headers, f"en-{suffix}")
+    team = (await gw.post("/v1/teams", json={"name": f"zh-{suffix}", "members": [cn_id]}, headers=admin_headers)).json()
+    assert (await gw.post("/v1/teams", json={"name": f"en-{suffix}", "members": [en_id]},
+                          headers=admin_headers)).status_code == 201
+    rule = await gw.post("/v1/routing/rules", json={
+        "name": f"zh {suffix}", "position": 0,
+        "conditions": [{"field": "channel", "op": "eq", "value": "email"},
+                       {"field": "subject", "op": "contains", "value": suffix}],
+        "actions": {"set_team": team["id"]}}, headers=admin_headers)
+    assert rule.status_code == 201, rule.text
+
+    headers = {**email_key_headers, "Content-Type": "message/rfc822"}
+    first = f"{uuid.uuid4()}@mail.example.com"
+    created = await gw.post("/v1/channels/email/inbound", content=mail(first, f"快递丢了 {suffix}", "三天没有物流信息"),
+                            headers=headers)
+    assert created.status_code == 201, created.text
+    ticket_id = created.json()["ticket_id"]
+
+    async def seen_by_cn():
+        evs = await read_events(gw, cn, until=lambda evs: any(e["data"].get("ticket_id") == ticket_id for e in evs),
+                                seconds=5)
+        return evs if any(e["data"].get("ticket_id") == ticket_id for e in evs) else None
+
+    # the first connection may come before the gateway's consumer has joined its group
+    seen = await eventually(seen_by_cn, timeout=60)
+    assert any(e["event"] == "ticket.created" and e["data"]["team_id"] == team["id"] for e in seen)
+    others = await read_events(gw, en, until=lambda evs: False, seconds=3)
+    assert all(e["data"].get("ticket_id") != ticket_id for e in others)
+    last_id = max(e["id"] for e in seen)
+
+    reply = mail(f"{uuid.uuid4()}@mail.example.com", f"Re: 快递丢了 {suffix}", "找到了吗？", in_reply_to=first)
+    assert (await gw.post("/v1/channels/email/inbound", content=reply, headers=headers)).json()["created"] is False
+
+    async def replayed():
+        evs = await read_events(gw, {**cn, "Last-Event-ID": str(last_id)},
+                                until=lambda evs: any(e["event"] == "ticket.message_added" for e in evs), seconds=5)
+        return [e for e in evs if e["event"] == "ticket.message_added"] or None
+
+    messages = await eventually(replayed, timeout=60)
+    assert messages[0]["data"]["data"]["author_kind"] == "customer" and messages[0]["id"] > last_id
+    assert (await gw.get("/v1/stream", headers=email_key_headers)).status_code == 403
