@@ -28,13 +28,15 @@ def _scheduler_hook(settings: Settings):  # type: ignore[no-untyped-def]
             return
         scheduler = Scheduler(app.state.runtime, settings)
         app.state.scheduler = scheduler
-        task = asyncio.create_task(scheduler.run(), name="sla-scheduler")
+        tasks = [asyncio.create_task(scheduler.run(), name="sla-scheduler"),
+                 asyncio.create_task(scheduler.run_gauge(), name="sla-gauge")]
         try:
             yield
         finally:
             scheduler.request_stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await scheduler.stop()
 
     return hook

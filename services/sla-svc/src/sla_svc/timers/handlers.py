@@ -119,10 +119,8 @@ async def handle_updated(conn: AsyncConnection, event: events.TicketUpdated) -> 
             values[name] = change.get("after") if name != "tags" else list(change.get("after") or [])
     await tickets.update(conn, d.ticket_id, values)
     if d.changes.keys() & RETARGET_FIELDS:
-        from datetime import UTC, datetime
-
-        at = event.time if event.time else datetime.now(UTC)
-        await service.retarget(conn, ticket_id=d.ticket_id, at=at,
+        # ticket.updated carries no change time of its own: the envelope's time is when it happened
+        await service.retarget(conn, ticket_id=d.ticket_id, at=event.time,
                                generation=await repository.current_generation(conn))
 
 

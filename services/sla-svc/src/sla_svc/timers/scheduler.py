@@ -73,7 +73,6 @@ class Scheduler:
         self._recalc_wanted = True
         self._listener: Any = None
         self._stopping = False
-        self._last_gauge = 0.0
         self.fired_total = 0
 
     # ---- notifications ---------------------------------------------------------------
@@ -112,7 +111,6 @@ class Scheduler:
                     while await self.sweep_once() and not self._stopping:
                         while await self.fire_once() >= self._batch:
                             pass
-                await self._gauge()
                 await self._sleep()
                 backoff = 0.1
             except asyncio.CancelledError:
@@ -169,12 +167,18 @@ class Scheduler:
                 await service.retarget(conn, ticket_id=ticket_id, at=now, generation=generation)
         return len(stale)
 
-    async def _gauge(self) -> None:
-        if time.monotonic() - self._last_gauge < 10:
-            return
-        self._last_gauge = time.monotonic()
-        async with self._runtime.raw_connection() as conn:
-            TIMERS_RUNNING.set(await firing.running_count(conn))
+    async def run_gauge(self, interval_s: float = 10.0) -> None:
+        """Refresh ``sla_timers_running`` in its own task: counting a million index entries
+        takes ~100 ms, which must never delay the firing loop."""
+        while not self._stopping:
+            try:
+                async with self._runtime.raw_connection() as conn:
+                    TIMERS_RUNNING.set(await firing.running_count(conn))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("sla gauge refresh failed", extra={"error": repr(exc)})
+            await asyncio.sleep(interval_s)
 
     # ---- lifecycle ---------------------------------------------------------------------
     async def _close_listener(self) -> None:
