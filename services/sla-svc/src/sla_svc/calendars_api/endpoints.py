@@ -15,11 +15,12 @@ from ..calendars.schemas import CalendarIn, DueIn, DueOut
 from ..http import DEFAULT, Limit, decode_cursor, encode_cursor, etag, expected_version, require_admin, require_reader
 from ..timers import repository as timers
 from . import repository, service
+from .schemas import CalendarList, CalendarRead
 
 router = APIRouter(prefix="/v1/sla/calendars", tags=["sla calendars"])
 
 
-@router.post("", status_code=201, summary="Create a business calendar")
+@router.post("", response_model=CalendarRead, status_code=201, summary="Create a business calendar")
 async def create_calendar(request: Request, body: CalendarIn, principal: CurrentPrincipal) -> JSONBytesResponse:
     require_admin(principal)
     async with runtime_of(request).transaction() as conn:
@@ -28,7 +29,7 @@ async def create_calendar(request: Request, body: CalendarIn, principal: Current
                                                                   "Location": f"/v1/sla/calendars/{calendar['id']}"})
 
 
-@router.get("", summary="Calendars, oldest first")
+@router.get("", response_model=CalendarList, summary="Calendars, oldest first")
 async def list_calendars(request: Request, principal: CurrentPrincipal, limit: Limit = DEFAULT,
                          cursor: str | None = None) -> JSONBytesResponse:
     require_reader(principal)
@@ -47,7 +48,7 @@ async def list_calendars(request: Request, principal: CurrentPrincipal, limit: L
                               "next_cursor": encode_cursor(rows[-1].created_at, rows[-1].id) if more else None})
 
 
-@router.get("/{calendar_id}", summary="One calendar")
+@router.get("/{calendar_id}", response_model=CalendarRead, summary="One calendar")
 async def get_calendar(request: Request, calendar_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
     require_reader(principal)
     async with runtime_of(request).engine.connect() as conn:
@@ -57,7 +58,7 @@ async def get_calendar(request: Request, calendar_id: uuid.UUID, principal: Curr
     return JSONBytesResponse(service.as_read(row), headers={"ETag": etag(row.version)})
 
 
-@router.put("/{calendar_id}", summary="Replace a calendar (If-Match: its version); timers on it are recalculated")
+@router.put("/{calendar_id}", response_model=CalendarRead, summary="Replace a calendar (If-Match: its version); timers on it are recalculated")
 async def replace_calendar(request: Request, calendar_id: uuid.UUID, body: CalendarIn,
                            principal: CurrentPrincipal) -> JSONBytesResponse:
     require_admin(principal)
