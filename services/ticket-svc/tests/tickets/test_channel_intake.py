@@ -183,3 +183,23 @@ async def test_attachments_arrive_with_the_web_form(client):
     got = await client.get(f"/v1/tickets/{created['ticket_id']}/attachments/{attachment['id']}",
                            headers=identity_headers(AGENT))
     assert got.content == b"\x89PNG fake"
+
+
+@pytest.mark.parametrize("kind", ["email", "chat", "wechat", "dingtalk"])
+async def test_twenty_concurrent_deliveries_of_a_reply_add_one_message(client, db, kind):
+    unique = uuid.uuid4().hex[:10]
+    first, second = {
+        "email": (email(f"{unique}-1@m.example.com"), email(f"{unique}-2@m.example.com", subject="Re: 订单",
+                                                            in_reply_to=f"{unique}-1@m.example.com", body="还没到")),
+        "chat": (chat(f"c-{unique}", "m-1"), chat(f"c-{unique}", "m-2", "还在吗")),
+        "wechat": (wechat(f"{unique}1", openid=f"o{unique}"), wechat(f"{unique}2", openid=f"o{unique}", body="单号?")),
+        "dingtalk": (dingtalk(f"{unique}-1", conversation=f"cid-{unique}"),
+                     dingtalk(f"{unique}-2", conversation=f"cid-{unique}")),
+    }[kind]
+    opened = await post(client, kind, first, CONTENT_TYPES[kind])
+    assert opened.status_code == 201
+    results = await asyncio.gather(*[post(client, kind, second, CONTENT_TYPES[kind]) for _ in range(20)])
+    assert Counter(r.status_code for r in results) == {201: 1, 200: 19}
+    assert {(r.json()["ticket_id"], r.json()["message_id"], r.json()["created"]) for r in results} == {
+        (opened.json()["ticket_id"], results[0].json()["message_id"], False)}
+    assert await counts(db) == (1, 2)
