@@ -142,3 +142,24 @@ async def test_malformed_json_and_bad_queries(api):
                       headers=AGENT)
     assert r.status_code == 422  # no offset: ambiguous
     assert (await api.get("/v1/sla/tickets/12345", headers=AGENT)).status_code == 422
+
+
+async def test_idempotency_key_on_creates(api):
+    body = {"name": "once", "targets": {"resolution": {"minutes": 60}}}
+    headers = {**ADMIN, "Idempotency-Key": "k-1"}
+    first = await api.post("/v1/sla/policies", json=body, headers=headers)
+    again = await api.post("/v1/sla/policies", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert len((await api.get("/v1/sla/policies", headers=AGENT)).json()["items"]) == 1
+    other = await api.post("/v1/sla/policies", json={**body, "name": "twice"}, headers=headers)
+    assert other.status_code == 422 and other.json()["type"].endswith("/idempotency-key-reused")
+    # the same key from another caller, or for a calendar, is another request
+    admin2 = identity_headers(Principal(kind="user", id="admin2", role="admin"))
+    assert (await api.post("/v1/sla/policies", json=body, headers={**admin2, "Idempotency-Key": "k-1"})).json()[
+        "id"] != first.json()["id"]
+    cal = await api.post("/v1/sla/calendars", json=CN_OFFICE, headers=headers)
+    assert cal.status_code == 422  # k-1 is this admin's policy create
+    cal = await api.post("/v1/sla/calendars", json=CN_OFFICE, headers={**ADMIN, "Idempotency-Key": "k-2"})
+    again = await api.post("/v1/sla/calendars", json=CN_OFFICE, headers={**ADMIN, "Idempotency-Key": "k-2"})
+    assert cal.status_code == again.status_code == 201 and cal.json() == again.json()

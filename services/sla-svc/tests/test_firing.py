@@ -82,8 +82,11 @@ async def test_warnings_fire_in_order_and_never_after_the_breach(db, bulk_timers
 async def test_a_timer_written_while_the_scheduler_sleeps_wakes_it(db, bulk_timers, sla_app_factory, monkeypatch):
     """NOTIFY, not the idle poll, gets a sooner timer fired: the idle poll is set to 30 s."""
     monkeypatch.setenv("SLA_SCHEDULER_MAX_IDLE_S", "30")
-    async with running_app(sla_app_factory()):
+    async with running_app(sla_app_factory()) as client:
         await asyncio.sleep(0.3)  # the loop is asleep now
         await bulk_timers(1, datetime.now(UTC) + timedelta(seconds=0.5), ["0 seconds"], [1.0])
         await wait_for(lambda: _count(db, "SELECT count(*) = 1 FROM sla_timers WHERE status = 'breached'"),
                        timeout=10, interval=0.05)
+        metrics = (await client.get("/metrics")).text
+    for name in ("sla_fire_lag_seconds_bucket", "sla_breaches_total", "sla_timers_running"):
+        assert name in metrics

@@ -8,13 +8,18 @@ import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Query, Request
+from fastapi import Header, Query, Request
 
 from helpdesk_common.identity import Principal, require_user
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from helpdesk_common.problems import Problem
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255,
+           description="Repeat a create safely: the same key and body return the first answer."),
+]
 DEFAULT = DEFAULT_LIMIT
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
 

@@ -12,8 +12,9 @@ from helpdesk_common.identity import CurrentPrincipal
 from helpdesk_common.responses import JSONBytesResponse
 
 from ..calendars.schemas import CalendarIn, DueIn, DueOut
-from ..http import DEFAULT, Limit, decode_cursor, encode_cursor, etag, expected_version, require_admin, require_reader
+from ..http import DEFAULT, IdempotencyKey, Limit, decode_cursor, encode_cursor, etag, expected_version, require_admin, require_reader
 from ..timers import repository as timers
+from ..idempotency import service as idempotency
 from . import repository, service
 from .schemas import CalendarList, CalendarRead
 
@@ -21,10 +22,18 @@ router = APIRouter(prefix="/v1/sla/calendars", tags=["sla calendars"])
 
 
 @router.post("", response_model=CalendarRead, status_code=201, summary="Create a business calendar")
-async def create_calendar(request: Request, body: CalendarIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+async def create_calendar(request: Request, body: CalendarIn, principal: CurrentPrincipal,
+                          idempotency_key: IdempotencyKey = None) -> JSONBytesResponse:
     require_admin(principal)
     async with runtime_of(request).transaction() as conn:
+        replayed = await idempotency.replay_or_claim(conn, caller=principal.ref, key=idempotency_key,
+                                                     scope="calendar.create", body=body)
+        if replayed is not None:
+            return JSONBytesResponse(replayed, status_code=201, headers={
+                "Idempotent-Replayed": "true", "ETag": etag(replayed["version"]),
+                "Location": f"{request.url.path}/{replayed['id']}"})
         calendar = await service.create(conn, body=body)
+        await idempotency.remember(conn, caller=principal.ref, key=idempotency_key, response=calendar)
     return JSONBytesResponse(calendar, status_code=201, headers={"ETag": etag(calendar["version"]),
                                                                   "Location": f"/v1/sla/calendars/{calendar['id']}"})
 

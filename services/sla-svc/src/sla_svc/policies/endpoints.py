@@ -10,9 +10,10 @@ from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal
 from helpdesk_common.responses import JSONBytesResponse
 
-from ..http import DEFAULT, Limit, decode_cursor, encode_cursor, etag, expected_version, require_admin, require_reader
+from ..http import DEFAULT, IdempotencyKey, Limit, decode_cursor, encode_cursor, etag, expected_version, require_admin, require_reader
 from ..timers import repository as timers
 from ..timers.policies import default_policy_table
+from ..idempotency import service as idempotency
 from . import repository, service
 from .schemas import DefaultPolicyRead, PolicyIn, PolicyList, PolicyRead
 
@@ -42,10 +43,18 @@ async def list_policies(request: Request, principal: CurrentPrincipal, limit: Li
 
 
 @router.post("", response_model=PolicyRead, status_code=201, summary="Create a policy")
-async def create_policy(request: Request, body: PolicyIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+async def create_policy(request: Request, body: PolicyIn, principal: CurrentPrincipal,
+                        idempotency_key: IdempotencyKey = None) -> JSONBytesResponse:
     require_admin(principal)
     async with runtime_of(request).transaction() as conn:
+        replayed = await idempotency.replay_or_claim(conn, caller=principal.ref, key=idempotency_key,
+                                                     scope="policy.create", body=body)
+        if replayed is not None:
+            return JSONBytesResponse(replayed, status_code=201, headers={
+                "Idempotent-Replayed": "true", "ETag": etag(replayed["version"]),
+                "Location": f"{request.url.path}/{replayed['id']}"})
         policy = await service.create(conn, body=body)
+        await idempotency.remember(conn, caller=principal.ref, key=idempotency_key, response=policy)
         await timers.bump_generation(conn)
     return JSONBytesResponse(policy, status_code=201, headers={"ETag": etag(policy["version"]),
                                                                 "Location": f"/v1/sla/policies/{policy['id']}"})

@@ -1,7 +1,7 @@
-"""Default SLA targets: pure functions over plain data.
+"""The built-in default policy's targets: pure functions over plain data.
 
-Calendar minutes for now; business calendars (hours, holidays, make-up days), pauses and
-breaches come with the SLA engine. Values follow common help-desk defaults.
+It applies when no configured policy matches (``policies/matching.py``): first response by
+priority, in calendar time. Values follow common help-desk defaults.
 """
 
 from __future__ import annotations
