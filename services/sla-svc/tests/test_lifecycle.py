@@ -204,3 +204,20 @@ async def test_merge_cancels_and_a_breach_requests_the_escalation(api, make, han
     await handle(merged)
     rows = await timers(tid)
     assert rows["resolution"]["status"] == "cancelled" and rows["first_response"]["status"] == "breached"
+
+
+async def test_a_late_solve_is_recorded_and_a_reopen_starts_resolution_afresh(api, make, handle, timers, sla_events):
+    await create_policy(api, targets={"resolution": {"minutes": 1}}, warning_fractions=[])
+    t = now_s()
+    created = make.created(at=t - 3 * M)
+    tid = created.data.ticket_id
+    await handle(created)
+    await wait_for(lambda: _status(timers, tid, "resolution", "breached"), timeout=10)
+    await handle(make.status(tid, "open", "solved", t))
+    row = (await timers(tid))["resolution"]
+    assert (row["status"], row["fulfilled_at"]) == ("breached", t)
+    fulfilled = of_type(await sla_events(tid), "sla.fulfilled")
+    assert [(e.data.metric, e.data.breached) for e in fulfilled] == [("resolution", True)]
+    await handle(make.status(tid, "solved", "open", t + M))
+    row = (await timers(tid))["resolution"]
+    assert (row["status"], row["cycle"], row["due_at"], row["fulfilled_at"]) == ("running", 2, t + 2 * M, None)

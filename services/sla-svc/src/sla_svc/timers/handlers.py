@@ -58,6 +58,9 @@ async def handle_status_changed(conn: AsyncConnection, event: events.TicketStatu
                 await service.fulfil(conn, timer, at=at)
             else:
                 await service.cancel(conn, timer, at=at, reason="solved")
+        resolution = await repository.get(conn, d.ticket_id, "resolution", lock=True)
+        if resolution is not None and resolution.status == "breached" and resolution.fulfilled_at is None:
+            await service.fulfil(conn, resolution, at=at)  # solved late: recorded, still a breach
         return
     if d.from_status == "solved":
         ticket = await tickets.get(conn, d.ticket_id)
