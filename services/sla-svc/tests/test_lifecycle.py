@@ -221,3 +221,22 @@ async def test_a_late_solve_is_recorded_and_a_reopen_starts_resolution_afresh(ap
     await handle(make.status(tid, "solved", "open", t + M))
     row = (await timers(tid))["resolution"]
     assert (row["status"], row["cycle"], row["due_at"], row["fulfilled_at"]) == ("running", 2, t + 2 * M, None)
+
+
+async def test_a_policy_edit_that_changes_pause_statuses_pauses_and_resumes_live_timers(api, make, handle, timers):
+    policy = await create_policy(api, targets={"resolution": {"minutes": 600}}, pause_statuses=["pending"])
+    t = now_s()
+    waiting, held = make.created(at=t), make.created(at=t)
+    await handle(waiting, held, make.status(waiting.data.ticket_id, "new", "pending", t),
+                 make.status(held.data.ticket_id, "new", "on_hold", t))
+    assert (await timers(waiting.data.ticket_id))["resolution"]["status"] == "paused"
+    assert (await timers(held.data.ticket_id))["resolution"]["status"] == "running"
+    body = {k: policy[k] for k in ("name", "conditions", "targets", "warning_fractions")}
+    r = await api.put(f"/v1/sla/policies/{policy['id']}", json={**body, "pause_statuses": ["on_hold"]},
+                      headers=ADMIN)
+    assert r.status_code == 200, r.text
+
+    async def swapped():
+        return ((await timers(waiting.data.ticket_id))["resolution"]["status"] == "running"
+                and (await timers(held.data.ticket_id))["resolution"]["status"] == "paused")
+    await wait_for(swapped, timeout=15)

@@ -189,9 +189,12 @@ async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime,
                   "calendar_id": target.calendar_id, "pause_statuses": list(policy.pause_statuses),
                   "escalation": escalation.as_actions() if escalation else None, "generation": generation}
         fractions = sorted(f for f in policy.warning_fractions if 0 < f < 1) + [1.0]
+        pausing = ticket.status in policy.pause_statuses
         if timer.status == "paused":
             fired = plans.clamp_fired(timer.fired_count, len(fractions))
-            await repository.update(conn, timer.id, {**common, "fractions": fractions, "fired_count": fired})
+            row = await repository.update(conn, timer.id, {**common, "fractions": fractions, "fired_count": fired})
+            if not pausing:  # the new policy does not pause in this status
+                await resume(conn, row, at=at)
             continue
         old_clock = await _clock(conn, timer.calendar_id)
         consumed = timer.consumed_s + max(0.0, old_clock.between(timer.running_since, at))
@@ -201,7 +204,9 @@ async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime,
                      and timer.calendar_id == common["calendar_id"] and list(timer.fractions) == p.fractions
                      and timer.due_at == p.due_at)
         if unchanged:
-            await repository.update(conn, timer.id, {**common})
+            row = await repository.update(conn, timer.id, {**common})
+            if pausing:
+                await pause(conn, row, at=at)
             continue
         fired = plans.clamp_fired(timer.fired_count, len(p.fire_at))
         row = await repository.update(conn, timer.id, {
@@ -210,6 +215,8 @@ async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime,
             "fractions": p.fractions, "fired_count": fired, "next_fire_at": plans.next_fire(p.fire_at, fired),
         })
         await _applied(conn, row)
+        if pausing:  # the new policy pauses in the ticket's current status
+            await pause(conn, row, at=at)
 
 
 # ----------------------------------------------------------------------------- reads
