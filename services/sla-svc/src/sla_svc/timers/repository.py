@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 TIMERS_CHANNEL = "sla_timers"
 RECALC_CHANNEL = "sla_recalc"
+_SWEEP_LOCK_ID = 0x736C6173776570  # "slaswep"
 
 _WRITABLE = (
     "policy", "policy_id", "target_minutes", "calendar_id", "started_at", "running_since", "consumed_s", "due_at",
@@ -105,11 +106,18 @@ async def bump_generation(conn: AsyncConnection) -> int:
     return generation
 
 
+async def try_sweep_lock(conn: AsyncConnection) -> bool:
+    """One sweeping replica at a time (transaction-scoped advisory lock): a sweep that locked
+    some of a ticket's rows with SKIP LOCKED while a handler held the others could deadlock."""
+    return bool(await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _SWEEP_LOCK_ID}))
+
+
 async def stale_tickets(conn: AsyncConnection, *, generation: int, limit: int) -> list[uuid.UUID]:
-    """Tickets with a live timer computed under an older generation, claimed for this sweep."""
+    """Tickets with a live timer computed under an older generation (partial-index probe).
+    Not locked here: ``retarget`` locks each ticket's rows in the handlers' order."""
     rows = (await conn.execute(
         text("SELECT ticket_id FROM sla_timers WHERE status IN ('running', 'paused') AND generation < :g "
-             "ORDER BY generation LIMIT :n FOR UPDATE SKIP LOCKED"), {"g": generation, "n": limit})).all()
+             "ORDER BY generation LIMIT :n"), {"g": generation, "n": limit})).all()
     return list(dict.fromkeys(r.ticket_id for r in rows))
 
 

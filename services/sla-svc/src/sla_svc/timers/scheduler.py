@@ -135,7 +135,8 @@ class Scheduler:
         try:
             await asyncio.wait_for(self._wake.wait(), delay)
         except TimeoutError:
-            pass
+            if nxt is None or nxt.timestamp() > target:
+                self._recalc_wanted = True  # an idle wake: re-check for stale timers (one index probe)
 
     async def fire_once(self) -> int:
         """Claim, advance and announce up to one batch of due timers; returns how many."""
@@ -159,12 +160,14 @@ class Scheduler:
         """Recalculate one batch of tickets whose live timers predate the latest policy or
         calendar edit; returns how many tickets it handled (0: nothing stale is left)."""
         async with self._runtime.transaction() as conn:
+            if not await repository.try_sweep_lock(conn):
+                return 0  # another replica sweeps; our idle polls re-check in case it dies
             generation = await repository.current_generation(conn)
             stale = await repository.stale_tickets(conn, generation=generation,
                                                    limit=self._settings.recalc_batch_size)
             now = datetime.now(UTC)
             for ticket_id in stale:
-                await service.retarget(conn, ticket_id=ticket_id, at=now, generation=generation)
+                await service.retarget(conn, ticket_id=ticket_id, at=now, generation=generation, only_stale=True)
         return len(stale)
 
     async def run_gauge(self, interval_s: float = 10.0) -> None:

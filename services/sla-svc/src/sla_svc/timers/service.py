@@ -168,12 +168,16 @@ async def cancel(conn: AsyncConnection, timer: Any, *, at: datetime, reason: str
                           cancelled_at=at, reason=reason))
 
 
-async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime, generation: int) -> None:
+async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime, generation: int,
+                   only_stale: bool = False) -> None:
     """Recompute the ticket's live timers under the policy that matches it now, keeping the
     time already consumed. Warnings already sent are not sent again; a timer whose new due
-    time has passed breaches at once (the scheduler is notified)."""
+    time has passed breaches at once (the scheduler is notified). ``only_stale`` (the sweep)
+    skips timers already computed under ``generation``."""
     ticket = await tickets.get(conn, ticket_id)
     live = await repository.live_of(conn, ticket_id)
+    if only_stale:
+        live = [t for t in live if t.generation < generation]
     if ticket is None:
         for timer in live:
             await repository.update(conn, timer.id, {"generation": generation})
