@@ -90,3 +90,27 @@ async def test_a_timer_written_while_the_scheduler_sleeps_wakes_it(db, bulk_time
         metrics = (await client.get("/metrics")).text
     for name in ("sla_fire_lag_seconds_bucket", "sla_breaches_total", "sla_timers_running"):
         assert name in metrics
+
+
+async def test_scheduler_stopped_for_60_seconds_fires_everything_once_within_10_s_of_restart(
+        db, bulk_timers, sla_app_factory):
+    """Real downtime: a running sla-svc is stopped, timers fall due during 60 s without it, and
+    the restarted service fires every one of them exactly once within 10 s."""
+    async with running_app(sla_app_factory()):
+        start = datetime.now(UTC)
+        # 1,200 timers falling due across the downtime: due at +3 s ... +58 s (200 per offset)
+        for offset in (3, 13, 23, 33, 43, 58):
+            await bulk_timers(200, start, [f"{offset} seconds"], [1.0])
+        await asyncio.sleep(0.5)
+        assert await _count(db, "SELECT count(*) FROM outbox") == 0  # nothing was due yet
+    stopped = time.monotonic()
+    await asyncio.sleep(max(0.0, 60 - (time.monotonic() - stopped)))
+    assert await _count(db, "SELECT count(*) FROM sla_timers WHERE status = 'running'") == 1200
+    restarted = time.monotonic()
+    async with running_app(sla_app_factory()):
+        await wait_for(lambda: _count(db, "SELECT count(*) = 1200 FROM sla_timers WHERE status = 'breached'"),
+                       timeout=10, interval=0.1)
+        caught_up = time.monotonic() - restarted
+    assert caught_up < 10
+    assert await _count(db, "SELECT count(DISTINCT key) FROM outbox WHERE event_type = 'sla.breached'") == 1200
+    assert await _count(db, "SELECT count(*) FROM outbox") == 1200  # once each
