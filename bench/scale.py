@@ -85,8 +85,8 @@ async def bulk_load(dsn: str, total: int, *, batch: int = 100_000) -> float:
                     requester, requester_identity_kind, requester_identity_value, created_by, created_at, updated_at,
                     search, message_count, language)
                   SELECT gen_random_uuid(), t.subject || ' B-' || g, t.description,
-                    (ARRAY['new','open','pending','on_hold','solved','closed'])[1 + g % 6],
-                    (ARRAY['low','normal','normal','high','urgent'])[1 + g % 5], 'complaint',
+                    (ARRAY['new','open','pending','on_hold','solved','closed'])[1 + abs(hashint4(g)) % 6],
+                    (ARRAY['low','normal','normal','high','urgent'])[1 + abs(hashint4(g + 1)) % 5], 'complaint',
                     (ARRAY['email','api','chat','wechat','web'])[1 + g % 5], ARRAY['bulk'], '{}'::jsonb,
                     jsonb_build_object('email', 'bulk-' || g || '@example.com'), 'email', 'bulk-' || g || '@example.com',
                     'channel:bulk', now() - make_interval(secs => $2 - g + 60), now() - make_interval(secs => $2 - g + 60),

@@ -40,3 +40,11 @@ def test_punctuation_never_reaches_the_query_syntax():
     assert search.tsquery("o'brien \\ '; drop table tickets; --") == "'o' & 'brien' & 'drop' & 'table' & 'tickets':*"
     assert search.tsquery("   ,,, ") is None
     assert search.tsquery("a:*|b") == "'a' & 'b':*"
+
+
+def test_estimated_share_is_bounded_by_the_rarest_term():
+    freqs = {"申请": 0.09, "请退": 0.04, "退款": 0.09, "refund": 0.05, "refunded": 0.02, "b": 1.0}
+    assert search.estimated_share("申请退款", freqs) == 0.04  # not 0.09 * 0.04 * 0.09
+    assert search.estimated_share("refu", freqs) == 0.05  # a prefix is as common as its commonest word
+    assert search.estimated_share("B-4242", freqs) == 0.0  # "4242" is not among the common lexemes
+    assert search.estimated_share("退款", {}) == 0.0

@@ -197,45 +197,47 @@ def _list_where(f: dict[str, Any], args: list[Any]) -> list[str]:
     return where
 
 
-#: newest rows a search first looks through before asking the full-text index (see below)
-SEARCH_WINDOW = 10_000
+#: a search whose terms may match at least this share of tickets walks the date index
+#: (it finds a page after ~1/share rows); a rarer one reads its few matches from the GIN index
+COMMON_SHARE = 0.002
+
+
+async def lexeme_frequencies(conn: Any) -> dict[str, float]:
+    """The search column's most common lexemes and their document frequencies (ANALYZE stats)."""
+    row = await conn.fetchrow(
+        "SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs FROM pg_stats "
+        "WHERE schemaname = current_schema() AND tablename = 'tickets' AND attname = 'search'"
+    )
+    if row is None or row["elems"] is None:
+        return {}
+    return dict(zip(row["elems"], row["freqs"]))
 
 
 async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
-                           after: tuple[datetime, uuid.UUID] | None, sort: str = "created") -> list[Any]:
+                           after: tuple[datetime, uuid.UUID] | None, sort: str = "created",
+                           search_share: float | None = None) -> list[Any]:
     """A page of tickets, newest first.
 
-    With a full-text query, PostgreSQL underestimates how many rows an AND of Chinese bigrams
-    matches (it multiplies their frequencies as if independent: 300 estimated for 40,000 real
-    on a million tickets) and then reads and sorts every match instead of walking the date
-    index. So a search first looks for a full page among the newest ``SEARCH_WINDOW`` rows
-    that pass the other filters — exact whenever it finds one, since every older row is older
-    than all of them — and only a rarer query, which matches few rows anyway, goes to the
-    GIN index for all matches.
+    With a full-text query the plan is chosen here, from ``search_share`` (see
+    ``search.estimated_share``), because PostgreSQL's own estimate for ANDed CJK bigrams is
+    off by two orders of magnitude: a common query walks the date index and stops after a page,
+    a rare one uses the GIN index and sorts its few matches.
     """
     args: list[Any] = []
     column = "updated_at" if sort == "updated" else "created_at"
-    search = filters.get("tsquery")
-    where = _list_where({k: v for k, v in filters.items() if k != "tsquery"}, args)
+    where = _list_where(filters, args)
     if after is not None:
         args += [after[0], after[1]]
         where.append(f"({column}, id) < (${len(args) - 1}, ${len(args)})")
-    where_sql = " WHERE " + " AND ".join(where) if where else ""
-    order = f" ORDER BY {column} DESC, id DESC"
-    if search is None:
-        args.append(limit)
-        return await conn.fetch(f"SELECT {_TICKET_COLUMNS} FROM tickets{where_sql}{order} LIMIT ${len(args)}", *args)
-    window_args = [*args, search, limit]
-    rows = await conn.fetch(
-        f"SELECT {_TICKET_COLUMNS} FROM (SELECT {_TICKET_COLUMNS}, search FROM tickets{where_sql}{order} "
-        f"LIMIT {SEARCH_WINDOW}) recent WHERE search @@ ${len(args) + 1}::tsquery{order} LIMIT ${len(args) + 2}",
-        *window_args,
-    )
-    if len(rows) >= limit:
-        return rows
-    full_where = where_sql + (" AND " if where else " WHERE ") + f"search @@ ${len(args) + 1}::tsquery"
-    return await conn.fetch(f"SELECT {_TICKET_COLUMNS} FROM tickets{full_where}{order} LIMIT ${len(args) + 2}",
-                            *window_args)
+    args.append(limit)
+    sql = (f"SELECT {_TICKET_COLUMNS} FROM tickets" + (" WHERE " + " AND ".join(where) if where else "")
+           + f" ORDER BY {column} DESC, id DESC LIMIT ${len(args)}")
+    if filters.get("tsquery") is None:
+        return await conn.fetch(sql, *args)
+    common = (search_share or 0.0) >= COMMON_SHARE
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_bitmapscan = off" if common else "SET LOCAL enable_indexscan = off")
+        return await conn.fetch(sql, *args)
 
 
 async def upsert_identities(conn: Any, *, customer_id: uuid.UUID, identities: list[tuple[str, str]]) -> None:

@@ -68,14 +68,38 @@ def _quote(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def tsquery(query: str) -> str | None:
-    """A tsquery literal matching documents that contain every term of ``query``; None if empty."""
+def terms(query: str) -> list[tuple[str, bool]]:
+    """(lexeme, is_prefix) pairs a document must all contain to match ``query``."""
     runs, words = _split(query[:500])
-    terms: list[str] = []
+    found: list[tuple[str, bool]] = []
     for run in runs:
         grams = [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
-        terms.extend(_quote(g) for g in dict.fromkeys(grams))
+        found.extend((g, False) for g in dict.fromkeys(grams))
     for index, word in enumerate(words):
-        prefix = index == len(words) - 1 and not word.isdigit()
-        terms.append(_quote(word) + (":*" if prefix else ""))
-    return " & ".join(terms[:32]) or None
+        found.append((word, index == len(words) - 1 and not word.isdigit()))
+    return found[:32]
+
+
+def tsquery(query: str) -> str | None:
+    """A tsquery literal matching documents that contain every term of ``query``; None if empty."""
+    return " & ".join(_quote(lexeme) + (":*" if prefix else "") for lexeme, prefix in terms(query)) or None
+
+
+def estimated_share(query: str, frequencies: dict[str, float]) -> float:
+    """An upper bound of the share of tickets matching ``query``, from PostgreSQL's lexeme
+    statistics (``most_common_elems`` of the search column).
+
+    PostgreSQL multiplies the frequencies of ANDed lexemes as if they were independent, but
+    the bigrams of one Chinese word always come together (申请退款 = 申请 & 请退 & 退款), so it
+    guesses hundreds of matches where there are tens of thousands and sorts them all. The
+    rarest term bounds the AND from above, whatever the correlation; a lexeme absent from the
+    statistics is rarer than every one listed.
+    """
+    share = 1.0
+    for lexeme, prefix in terms(query):
+        if prefix:
+            freq = max((f for word, f in frequencies.items() if word.startswith(lexeme)), default=0.0)
+        else:
+            freq = frequencies.get(lexeme, 0.0)
+        share = min(share, freq)
+    return share

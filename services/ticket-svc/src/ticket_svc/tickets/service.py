@@ -4,6 +4,7 @@ listing and search. Every write goes through ``changes.apply`` (audit + events).
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -187,6 +188,23 @@ async def apply_patch(conn: Any, row: Mapping[str, Any], fields: dict[str, Any],
     return new_row
 
 
+class _LexemeStats:
+    """The search column's lexeme frequencies, re-read every 5 minutes (they move with ANALYZE)."""
+
+    def __init__(self) -> None:
+        self.loaded_at = -1e9
+        self.frequencies: dict[str, float] = {}
+
+    async def get(self, conn: Any) -> dict[str, float]:
+        if time.monotonic() - self.loaded_at > 300:
+            self.frequencies = await repository.lexeme_frequencies(conn)
+            self.loaded_at = time.monotonic()
+        return self.frequencies
+
+
+LEXEME_STATS = _LexemeStats()
+
+
 def _page(rows: list[Any], limit: int, sort: str) -> tuple[list[Any], str | None]:
     more = len(rows) > limit
     rows = rows[:limit]
@@ -201,13 +219,16 @@ async def list_visible(conn: Any, *, principal: Principal, limit: int, cursor: s
     filters = dict(filters)
     if principal.kind == "channel":
         filters["created_by"] = principal.ref
+    share = None
     if q:
         query = search.tsquery(q)
         if query is None:
             return [], None
         filters["tsquery"] = query
+        share = search.estimated_share(q, await LEXEME_STATS.get(conn))
     rows = await repository.list_tickets_raw(
-        conn, filters=filters, limit=limit + 1, after=decode_cursor(cursor) if cursor else None, sort=sort
+        conn, filters=filters, limit=limit + 1, after=decode_cursor(cursor) if cursor else None, sort=sort,
+        search_share=share,
     )
     return _page(list(rows), limit, sort)
 
