@@ -189,14 +189,15 @@ async def apply_patch(conn: Any, row: Mapping[str, Any], fields: dict[str, Any],
 
 
 class _LexemeStats:
-    """The search column's lexeme frequencies, re-read every 5 minutes (they move with ANALYZE)."""
+    """The search column's lexeme frequencies, re-read every 30 s (they move with ANALYZE; one
+    small catalog read per process and interval)."""
 
     def __init__(self) -> None:
         self.loaded_at = -1e9
         self.frequencies: dict[str, float] = {}
 
     async def get(self, conn: Any) -> dict[str, float]:
-        if time.monotonic() - self.loaded_at > 300:
+        if time.monotonic() - self.loaded_at > 30:
             self.frequencies = await repository.lexeme_frequencies(conn)
             self.loaded_at = time.monotonic()
         return self.frequencies
