@@ -3,9 +3,17 @@
 ``{"msgtype": "text", "text": {"content"}, "msgId", "createAt" (ms), "conversationType": "1"
 (single chat) | "2" (group), "conversationId", "conversationTitle", "senderId", "senderNick",
 "senderStaffId", "senderCorpId", "chatbotUserId", "isAdmin", "sessionWebhook", "atUsers"}``;
-also ``richText``, ``picture``, ``audio`` (with recognition) and ``file``. ``msgId`` dedupes;
-the conversation threads onto its open ticket. Signature: headers ``timestamp`` (ms) and
-``sign`` = base64(HMAC-SHA256(app secret, timestamp + "\\n" + app secret)), at most an hour old.
+also ``richText`` (``content.richText``: ``{"text"}`` and ``{"type": "picture",
+"downloadCode"}`` items), ``picture``, ``audio`` (``content.recognition``), ``file`` and
+``video``.
+
+The payload is DingTalk's, not ours: fields DingTalk adds later are ignored rather than refused,
+but the fields we use are type-checked. ``msgId`` dedupes (DingTalk retries a callback that was
+not answered in time); the conversation threads onto its open ticket. ``sessionWebhook`` is a
+bearer URL (anyone holding it can post into the chat until it expires), so only its host is kept.
+
+Signature: headers ``timestamp`` (ms) and ``sign`` = base64(HMAC-SHA256(app secret, timestamp +
+"\\n" + app secret)); DingTalk documents that a timestamp more than an hour off must be refused.
 """
 
 from __future__ import annotations
@@ -14,88 +22,180 @@ import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from .inbound import Ignored, InboundMessage, InvalidPayload, Sender
 
 MAX_BYTES = 1024 * 1024
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Text = Annotated[str, StringConstraints(max_length=65_536)]
 
 
-def _text(msgtype: str, doc: dict[str, Any]) -> str:
-    if msgtype == "text":
-        return str((doc.get("text") or {}).get("content", "")).strip()
-    content = doc.get("content") or {}
-    if not isinstance(content, dict):
-        raise InvalidPayload("content must be an object.", field_errors=[{"field": "content", "message": "not an object"}])
-    if msgtype == "richText":
-        pieces = []
-        for item in content.get("richText") or []:
-            if isinstance(item, dict):
-                pieces.append(str(item["text"]) if "text" in item else "[picture]" if item.get("type") == "picture" else "")
-        return "".join(pieces).strip()
-    if msgtype == "picture":
-        return "[picture]"
-    if msgtype == "audio":
-        return str(content.get("recognition") or "[voice message]")
-    if msgtype == "file":
-        return f"[file] {content.get('fileName', '')}".strip()
-    if msgtype == "video":
-        return "[video]"
-    raise InvalidPayload(f"Unsupported DingTalk message type {msgtype!r}.",
-                         field_errors=[{"field": "msgtype", "message": "unsupported"}])
+class _Lenient(BaseModel):
+    """DingTalk's objects: unknown keys ignored, known keys checked (no str/number coercion)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
-def parse_dingtalk(body: bytes) -> InboundMessage | Ignored:
+class _TextBody(_Lenient):
+    content: Text = ""
+
+
+class _RichItem(_Lenient):
+    text: Text | None = None
+    type: str | None = None
+    downloadCode: str | None = None
+
+
+class _Content(_Lenient):
+    """``content`` of the non-text types; which keys are present depends on ``msgtype``."""
+
+    richText: list[_RichItem] = Field(default_factory=list, max_length=500)
+    downloadCode: str | None = None
+    pictureDownloadCode: str | None = None
+    recognition: Text | None = None
+    fileName: Annotated[str, StringConstraints(max_length=255)] | None = None
+    duration: int | str | None = None
+
+
+class _AtUser(_Lenient):
+    dingtalkId: str | None = None
+    staffId: str | None = None
+
+
+class Callback(_Lenient):
+    msgtype: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    msgId: Id
+    conversationId: Id
+    createAt: Annotated[int, Field(ge=0, lt=10**14)] | None = None
+    conversationType: Literal["1", "2"] | None = None
+    conversationTitle: Annotated[str, StringConstraints(max_length=256)] | None = None
+    senderId: Id | None = None
+    senderNick: Annotated[str, StringConstraints(max_length=256)] | None = None
+    senderStaffId: Id | None = None
+    senderCorpId: Id | None = None
+    chatbotUserId: Id | None = None
+    isAdmin: bool | None = None
+    sessionWebhook: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    atUsers: list[_AtUser] = Field(default_factory=list, max_length=500)
+    text: _TextBody | None = None
+    content: _Content | None = None
+
+
+def _load(body: bytes) -> Callback:
     if len(body) > MAX_BYTES:
-        raise InvalidPayload("The callback is too large.")
+        raise InvalidPayload(f"The callback is larger than {MAX_BYTES} bytes.")
     try:
-        doc = orjson.loads(body)
+        doc: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidPayload(f"The body is not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise InvalidPayload("The body must be a JSON object.")
-    errors = [{"field": f, "message": "required"} for f in ("msgtype", "msgId", "conversationId")
-              if not isinstance(doc.get(f), str) or not doc.get(f)]
-    if errors:
-        raise InvalidPayload("The callback misses required fields.", field_errors=errors)
-    text = _text(doc["msgtype"], doc)
+    try:
+        return Callback.model_validate(doc)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
+        raise InvalidPayload("The callback has invalid fields.", field_errors=errors) from exc
+
+
+def _text_and_codes(cb: Callback) -> tuple[str, list[str]]:
+    """(body text, download codes of the media). Media stay on DingTalk; a download code and the
+    robot's access token fetch them, so the codes are kept for a worker that wants to."""
+    content = cb.content or _Content()
+    codes = [c for c in (content.downloadCode, content.pictureDownloadCode) if c]
+    if cb.msgtype == "text":
+        return (cb.text.content if cb.text else "").strip(), []
+    if cb.msgtype == "richText":
+        pieces = []
+        for item in content.richText:
+            if item.text is not None:
+                pieces.append(item.text)
+            elif item.type == "picture":
+                pieces.append("[picture]")
+                if item.downloadCode:
+                    codes.append(item.downloadCode)
+        return "".join(pieces).strip(), codes
+    if cb.msgtype == "picture":
+        return "[picture]", codes
+    if cb.msgtype == "audio":
+        return (content.recognition or "").strip() or "[voice message]", codes
+    if cb.msgtype == "file":
+        return f"[file] {content.fileName or ''}".strip(), codes
+    if cb.msgtype == "video":
+        return "[video]", codes
+    raise InvalidPayload(f"Unsupported DingTalk message type {cb.msgtype!r}.",
+                         field_errors=[{"field": "msgtype", "message": f"{cb.msgtype!r} is not supported"}])
+
+
+def _sent_at(create_at_ms: int | None) -> datetime | None:
+    if create_at_ms is None:
+        return None
+    try:
+        return datetime.fromtimestamp(create_at_ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise InvalidPayload("createAt is out of range.",
+                             field_errors=[{"field": "createAt", "message": "is out of range"}]) from exc
+
+
+def _host(url: str) -> str:
+    """The host of a URL, or "" for one that does not parse (``http://[`` raises in urlsplit)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+def parse_dingtalk(body: bytes) -> InboundMessage | Ignored:
+    """A robot callback -> a customer message on ``dingtalk:<conversationId>``; a message with
+    nothing in it (a bare @-mention of the robot) is ``Ignored``."""
+    cb = _load(body)
+    text, codes = _text_and_codes(cb)
     if not text:
         return Ignored("dingtalk-empty-message")
-    staff = doc.get("senderStaffId") or doc.get("senderId")
-    try:
-        sent_at = datetime.fromtimestamp(int(doc.get("createAt")) / 1000, UTC) if doc.get("createAt") else None
-    except (TypeError, ValueError, OverflowError, OSError):
-        sent_at = None
-    webhook = doc.get("sessionWebhook")
-    meta = {"conversation_type": str(doc.get("conversationType", "")), "msgtype": doc["msgtype"],
-            "conversation_title": str(doc.get("conversationTitle") or "")[:200]}
-    if isinstance(webhook, str) and webhook:
-        meta["session_webhook_host"] = urlsplit(webhook).hostname or ""
+    metadata: dict[str, Any] = {"msgtype": cb.msgtype}
+    if cb.conversationType is not None:
+        metadata["conversation_type"] = cb.conversationType
+    if cb.conversationTitle:
+        metadata["conversation_title"] = cb.conversationTitle
+    if cb.senderCorpId:
+        metadata["sender_corp_id"] = cb.senderCorpId
+    if cb.isAdmin is not None:
+        metadata["is_admin"] = cb.isAdmin
+    if cb.sessionWebhook:
+        # the full URL is a bearer credential: only the host is kept
+        metadata["session_webhook_host"] = _host(cb.sessionWebhook)
+    if codes:
+        metadata["download_codes"] = codes
     return InboundMessage(
         channel="dingtalk",
-        external_id=doc["msgId"][:200],
-        sender=Sender(name=str(doc.get("senderNick") or "")[:256] or None,
-                      dingtalk_id=str(staff)[:128] if staff else None),
+        external_id=cb.msgId,
+        # senderStaffId is stable within the company; external users only have senderId
+        sender=Sender(name=(cb.senderNick or "").strip() or None, dingtalk_id=cb.senderStaffId or cb.senderId),
         body_text=text,
-        conversation_key=f"dingtalk:{doc['conversationId'][:200]}",
-        sent_at=sent_at,
-        metadata=meta,
+        conversation_key=f"dingtalk:{cb.conversationId}",
+        sent_at=_sent_at(cb.createAt),
+        metadata=metadata,
     )
 
 
 def dingtalk_sign(app_secret: str, timestamp_ms: str) -> str:
-    digest = hmac.new(app_secret.encode(), f"{timestamp_ms}\n{app_secret}".encode(), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
+    """base64(HMAC-SHA256(key=app secret, message=timestamp + "\\n" + app secret))."""
+    digest = hmac.new(app_secret.encode("utf-8"), f"{timestamp_ms}\n{app_secret}".encode("utf-8"),
+                      hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
 
 
 def verify_dingtalk_sign(app_secret: str, timestamp_ms: str, sign: str, *, now_ms: int,
                          tolerance_ms: int = 3_600_000) -> bool:
-    try:
-        if abs(now_ms - int(timestamp_ms)) > tolerance_ms:
-            return False
-    except ValueError:
+    """True when ``sign`` matches and ``timestamp_ms`` is within ``tolerance_ms`` of ``now_ms``
+    (either way: a timestamp from the future is as suspicious as a stale one). A stale but
+    correctly signed request is a replay and is refused the same as a forgery."""
+    if not (timestamp_ms.isascii() and timestamp_ms.isdigit()) or len(timestamp_ms) > 16:
         return False
-    return hmac.compare_digest(dingtalk_sign(app_secret, timestamp_ms).encode(), sign.encode())
+    if abs(now_ms - int(timestamp_ms)) > tolerance_ms:
+        return False
+    return hmac.compare_digest(dingtalk_sign(app_secret, timestamp_ms).encode("ascii"), sign.strip().encode("utf-8"))
