@@ -22,7 +22,7 @@ from pydantic import AwareDatetime, Field, StringConstraints, field_validator
 from helpdesk_common.validation import StrictModel
 
 from .inbound import InboundAttachment, InboundMessage, InvalidPayload, Sender
-from .phone import check_number, load, normalise_number, _rfc3339
+from .phone import check_number, check_rfc3339, load, normalise_number
 
 MAX_ATTACHMENTS = 10
 #: Ids are opaque, but printable and without spaces: they end up in dedupe keys and logs.
@@ -61,7 +61,7 @@ class ChatMessage(StrictModel):
     attachments: Annotated[list[ChatAttachment], Field(max_length=MAX_ATTACHMENTS)] = Field(default_factory=list)
     page_url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://\S+$")] | None = None
 
-    _sent_at = field_validator("sent_at", mode="before")(_rfc3339)
+    _sent_at = field_validator("sent_at", mode="before")(check_rfc3339)
 
 
 def _decode(index: int, attachment: ChatAttachment) -> InboundAttachment:

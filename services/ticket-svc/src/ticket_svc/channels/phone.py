@@ -76,7 +76,7 @@ def load(body: bytes, model: type[Model]) -> Model:
         raise
 
 
-def _rfc3339(value: Any) -> Any:
+def check_rfc3339(value: Any) -> Any:
     """Before-validator for timestamps: only RFC 3339 strings (``None`` passes to the type)."""
     if value is not None and (not isinstance(value, str) or not RFC3339.fullmatch(value)):
         raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-11-23T09:30:00+08:00")
@@ -100,7 +100,7 @@ class CallRecord(StrictModel):
     subject: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)] | None = None
 
     _numbers = field_validator("from_", "to")(check_number)
-    _times = field_validator("started_at", "ended_at", mode="before")(_rfc3339)
+    _times = field_validator("started_at", "ended_at", mode="before")(check_rfc3339)
 
     @field_validator("recording_url")
     @classmethod
