@@ -10,7 +10,6 @@ origin (the bridge checked the platform signature itself).
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,13 +37,14 @@ def _wecom(body: bytes, query: Mapping[str, str], settings: Any) -> InboundMessa
 
     token = _secret(settings, "wecom_token")
     aes_key = _secret(settings, "wecom_encoding_aes_key")
-    if token is not None and aes_key is not None:
-        try:
-            encrypted = (ET.fromstring(body).findtext("Encrypt") or "") if b"<!DOCTYPE" not in body.upper() else ""
-        except ET.ParseError as exc:
-            raise InvalidPayload("The WeCom callback is not XML.") from exc
+    if token is not None or aes_key is not None:
+        # WeCom callbacks are always encrypted: a token without its key (or the reverse) is a
+        # misconfiguration that must not silently accept unsigned bodies
+        if token is None or aes_key is None:
+            raise InvalidPayload("WeCom needs both TICKET_WECOM_TOKEN and TICKET_WECOM_ENCODING_AES_KEY.")
+        encrypted = wechat.encrypted_part(body)
         expected = wechat.wecom_signature(token, query.get("timestamp", ""), query.get("nonce", ""), encrypted)
-        if not encrypted or not _equal(expected, query.get("msg_signature", "")):
+        if not _equal(expected, query.get("msg_signature", "")):
             raise InvalidPayload("WeCom signature does not verify.")
         body = wechat.decrypt_wechat_message(aes_key, encrypted,
                                              expected_receiver_id=_secret(settings, "wecom_corp_id") or "")
