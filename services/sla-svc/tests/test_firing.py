@@ -77,6 +77,7 @@ async def test_warnings_fire_in_order_and_never_after_the_breach(db, bulk_timers
         assert [(e.type, e.data.fraction) for e in seq] == [
             ("sla.warning", 0.25), ("sla.warning", 0.5), ("sla.warning", 0.75), ("sla.breached", 1.0)]
         assert [e.data.fire_at for e in seq] == sorted(e.data.fire_at for e in seq)
+        assert [e.data.colour for e in seq] == ["yellow", "yellow", "red", "breached"]
 
 
 async def test_a_timer_written_while_the_scheduler_sleeps_wakes_it(db, bulk_timers, sla_app_factory, monkeypatch):

@@ -126,6 +126,8 @@ class SlaAlertData(_Data):
     policy: str | None = None
     #: when the fire point was reached (a warning's fraction of the target, or the due time)
     fire_at: datetime | None = None
+    #: the timer's colour after this point (yellow after the first warning, red after the last)
+    colour: Literal["green", "yellow", "red", "breached"] | None = None
 
 
 class TicketCustomerLinkedData(_Data):

@@ -84,3 +84,8 @@ async def test_escalation_raises_priority_moves_team_and_notes(full_client, infr
     assert len(notes) == 1 and "supervisor" in notes[0]["body_text"] and notes[0]["public"] is False
     audit = (await full_client.get(f"/v1/tickets/{tid}/audit", headers=identity_headers(AGENT))).json()["items"]
     assert any(a["actor"] == "system:sla" and a["changes"].get("priority") for a in audit)
+
+
+def test_the_colour_sla_svc_names_wins():
+    assert colour.state_after("sla.warning", fraction=0.75, colour="yellow") == "yellow"
+    assert colour.state_after("sla.warning", fraction=0.5, colour="red") == "red"

@@ -34,7 +34,8 @@ fired AS (
     FROM due
     WHERE t.id = due.id
     RETURNING t.id, t.ticket_id, t.metric, t.cycle, t.policy, t.due_at, t.status, t.escalation,
-              t.fire_at[due.reached] AS point_at, t.fractions[due.reached] AS fraction
+              t.fire_at[due.reached] AS point_at, t.fractions[due.reached] AS fraction,
+              due.reached AS fired_count, cardinality(t.fire_at) - 1 AS warnings
 ),
 outcomes AS (
     INSERT INTO sla_outcomes (ticket_id, metric, cycle, outcome, due_at, at)

@@ -26,7 +26,7 @@ from sqlalchemy import make_url
 
 from helpdesk_common import events
 
-from . import firing, repository, service
+from . import firing, plan, repository, service
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def build_events(row: Any) -> list[Any]:
     data = events.SlaAlertData(
         ticket_id=ticket_id, metric=row["metric"], due_at=row["due_at"], fraction=row["fraction"],
         team_id=row["team_id"], assignee_id=row["assignee_id"], policy=row["policy"], fire_at=row["point_at"],
+        colour=plan.colour(status=row["status"], fired_count=row["fired_count"], warnings=row["warnings"]),
     )
     if row["status"] != "breached":
         return [events.SlaWarning(source=SOURCE, subject=str(ticket_id), data=data)]

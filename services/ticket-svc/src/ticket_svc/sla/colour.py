@@ -1,7 +1,7 @@
 """SLA colours, as plain functions.
 
-A metric is green while running, yellow after a warning below 75 % of its target, red after a
-warning at 75 % or later, breached at its due time; fulfilled, cancelled and paused metrics do
+A metric is green while running, yellow after its first warning and red after its last (as
+sla-svc says in the event), breached at its due time; fulfilled, cancelled and paused metrics do
 not colour the ticket. The ticket shows its worst running metric and the nearest due time.
 """
 
@@ -15,8 +15,13 @@ INACTIVE = frozenset({"done", "paused"})
 RED_FROM = 0.75
 
 
-def state_after(event_type: str, *, fraction: float | None = None) -> str | None:
-    """The metric's new state after an sla-svc event (None: the event does not change it)."""
+def state_after(event_type: str, *, fraction: float | None = None, colour: str | None = None) -> str | None:
+    """The metric's new state after an sla-svc event (None: the event does not change it).
+
+    sla-svc names the colour of a warning (yellow after the first, red after the last of the
+    policy's warnings); for events without it, a warning at 75 % or later counts as red."""
+    if event_type == "sla.warning" and colour in RANK:
+        return colour
     if event_type in ("sla.applied", "sla.resumed"):
         return "green"
     if event_type == "sla.warning":

@@ -18,7 +18,8 @@ ACTOR = "system:sla"
 
 async def handle_timer_event(conn: Any, event: Any) -> None:
     data = event.data
-    state = colour.state_after(event.type, fraction=getattr(data, "fraction", None))
+    state = colour.state_after(event.type, fraction=getattr(data, "fraction", None),
+                               colour=getattr(data, "colour", None))
     if state is None:
         return
     due_at = getattr(data, "due_at", None)
