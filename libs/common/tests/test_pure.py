@@ -92,3 +92,21 @@ def test_identity_token_round_trip_and_tamper():
         IdentityVerifier("other").verify(token)
     with pytest.raises(Problem):
         verifier.verify(token[:-2] + "xx")
+
+
+def test_identity_token_lifetime_follows_the_signer():
+    """The gateway's tokens live five minutes; the test helper's a day, so module-level
+    headers survive a slow suite."""
+    import jwt
+
+    from helpdesk_common.identity import AUDIENCE, IDENTITY_HEADER, TOKEN_TTL_S
+    from helpdesk_common.testing import TEST_SECRET, identity_headers
+
+    p = Principal(kind="user", id="u", role="agent")
+
+    def lifetime(token: str, secret: str) -> int:
+        claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE)
+        return claims["exp"] - claims["iat"]
+
+    assert lifetime(IdentitySigner("s1").token_for(p), "s1") == TOKEN_TTL_S == 300
+    assert lifetime(identity_headers(p)[IDENTITY_HEADER], TEST_SECRET) == 24 * 3600

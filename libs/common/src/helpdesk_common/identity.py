@@ -51,10 +51,11 @@ class Principal:
 
 
 class IdentitySigner:
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, *, ttl_s: int = TOKEN_TTL_S) -> None:
         if not secret:
             raise RuntimeError("INTERNAL_AUTH_SECRET is not set")
         self._secret = secret
+        self._ttl_s = ttl_s
         self._cache: dict[Principal, tuple[str, float]] = {}
 
     def token_for(self, principal: Principal) -> str:
@@ -62,7 +63,7 @@ class IdentitySigner:
         cached = self._cache.get(principal)
         if cached and cached[1] - _REFRESH_MARGIN_S > now:
             return cached[0]
-        exp = now + TOKEN_TTL_S
+        exp = now + self._ttl_s
         claims = {
             "sub": principal.id,
             "knd": principal.kind,

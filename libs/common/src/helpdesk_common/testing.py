@@ -77,10 +77,14 @@ TEST_SECRET = "test-internal-secret-" + uuid.uuid4().hex
 
 
 def identity_headers(principal: "Principal") -> dict[str, str]:
-    """The signed identity header the gateway would add for ``principal``."""
+    """The signed identity header the gateway would add for ``principal``.
+
+    Tests build these once at import time and a full suite runs for many minutes, so the
+    token lives for a day instead of the gateway's five minutes (an expired module-level
+    header once failed CI runs that happened to be slow)."""
     from .identity import IDENTITY_HEADER, IdentitySigner
 
-    return {IDENTITY_HEADER: IdentitySigner(TEST_SECRET).token_for(principal)}
+    return {IDENTITY_HEADER: IdentitySigner(TEST_SECRET, ttl_s=24 * 3600).token_for(principal)}
 
 
 def service_env(monkeypatch: pytest.MonkeyPatch, infra: Infra, prefix: str, database_url: str) -> str:
