@@ -31,7 +31,8 @@ async def test_read_customer_with_identities(api, db):
     r = await api.get(f"/v1/customers/{cid}", headers=AGENT)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"id", "name", "identities", "created_at", "updated_at", "version"}
+    assert set(body) == {"id", "name", "tier", "identities", "created_at", "updated_at", "version"}
+    assert body["tier"] is None and r.headers["etag"] == 'W/"1"'
     assert body["id"] == str(cid) and body["name"] == "李雷"
     assert body["identities"] == [
         {"kind": "email", "value": "li.lei@example.com"},

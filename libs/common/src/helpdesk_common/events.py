@@ -60,6 +60,10 @@ class TicketCreatedData(_Data):
     language: str | None = None
     team_id: uuid.UUID | None = None
     assignee_id: str | None = None
+    #: the requester's customer tier when ticket-svc already knew it (SLA policy matching)
+    customer_tier: str | None = None
+    #: validated custom-field values at creation (SLA policy matching)
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
 
 
 class TicketRefData(_Data):
@@ -147,6 +151,20 @@ class CustomerIdentityAddedData(_Data):
     identity: Identity
 
 
+class CustomerUpdatedData(_Data):
+    """A customer's own fields changed; carries their current values, so a consumer that
+    missed an earlier update still ends up right (it keeps the highest ``version``)."""
+
+    customer_id: uuid.UUID
+    version: int
+    name: str | None = None
+    tier: str | None = None
+    #: field -> {"before": ..., "after": ...}
+    changes: dict[str, dict[str, Any]]
+    actor: str | None = None
+    updated_at: datetime
+
+
 class CustomerRequesterResolvedData(_Data):
     """customer-svc's answer to a ticket.created: which customer the requester is."""
 
@@ -231,6 +249,11 @@ class CustomerCreated(_Envelope):
 class CustomerIdentityAdded(_Envelope):
     type: Literal["customer.identity_added"] = "customer.identity_added"
     data: CustomerIdentityAddedData
+
+
+class CustomerUpdated(_Envelope):
+    type: Literal["customer.updated"] = "customer.updated"
+    data: CustomerUpdatedData
 
 
 class CustomerRequesterResolved(_Envelope):
@@ -332,6 +355,7 @@ Event = Annotated[
         TicketMerged,
         CustomerCreated,
         CustomerIdentityAdded,
+        CustomerUpdated,
         CustomerRequesterResolved,
         SlaApplied,
         SlaWarning,
@@ -358,6 +382,7 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "ticket.merged": TICKETS_TOPIC,
     "customer.created": CUSTOMERS_TOPIC,
     "customer.identity_added": CUSTOMERS_TOPIC,
+    "customer.updated": CUSTOMERS_TOPIC,
     "customer.requester_resolved": CUSTOMERS_TOPIC,
     "sla.applied": SLA_TOPIC,
     "sla.warning": SLA_TOPIC,

@@ -1,18 +1,18 @@
-"""Customer reads for agents and supervisors (channels get 403)."""
+"""Customer reads and edits for users (channel keys get 403)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 
 from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.responses import JSONBytesResponse
 
 from . import service
-from .schemas import CustomerListQuery, CustomerPage, CustomerRead
+from .schemas import CustomerListQuery, CustomerPage, CustomerRead, CustomerUpdate
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -24,7 +24,8 @@ async def list_customers(
     require_user(principal)
     async with runtime_of(request).engine.connect() as conn:
         body = await service.list_customers(
-            conn, principal=principal, limit=query.limit, cursor=query.cursor, email=query.email, phone=query.phone
+            conn, principal=principal, limit=query.limit, cursor=query.cursor, email=query.email, phone=query.phone,
+            tier=query.tier,
         )
     return JSONBytesResponse(body)
 
@@ -34,4 +35,21 @@ async def get_customer(request: Request, customer_id: uuid.UUID, principal: Curr
     require_user(principal)
     async with runtime_of(request).engine.connect() as conn:
         body = await service.get_customer(conn, customer_id=customer_id, principal=principal)
-    return JSONBytesResponse(body)
+    return JSONBytesResponse(body, headers={"ETag": etag(body["version"])})
+
+
+@router.patch("/{customer_id}", response_model=CustomerRead,
+              summary="Change a customer's name or tier (If-Match: its version; the tier needs a supervisor)")
+async def update_customer(
+    request: Request, customer_id: uuid.UUID, update: CustomerUpdate, principal: CurrentPrincipal,
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=100)] = None,
+) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).engine.begin() as conn:
+        body = await service.update_customer(conn, customer_id=customer_id, update=update, principal=principal,
+                                             if_match=if_match)
+    return JSONBytesResponse(body, headers={"ETag": etag(body["version"])})
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'

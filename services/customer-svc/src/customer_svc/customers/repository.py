@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,8 +50,17 @@ async def add_identities(conn: AsyncConnection, *, customer_id: uuid.UUID, ident
     return [(r.kind, r.value) for r in rows]
 
 
-async def get_customer(conn: AsyncConnection, customer_id: uuid.UUID) -> Row | None:
-    return (await conn.execute(select(customers).where(customers.c.id == customer_id))).first()
+async def get_customer(conn: AsyncConnection, customer_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+    stmt = select(customers).where(customers.c.id == customer_id)
+    return (await conn.execute(stmt.with_for_update() if lock else stmt)).first()
+
+
+async def update_customer(conn: AsyncConnection, customer_id: uuid.UUID, values: dict[str, Any]) -> Row:
+    """Write ``values`` and move the version on (the caller holds the row lock)."""
+    c = customers.c
+    stmt = (customers.update().where(c.id == customer_id)
+            .values(**values, version=c.version + 1, updated_at=func.clock_timestamp()).returning(*customers.c))
+    return (await conn.execute(stmt)).one()
 
 
 async def identities_of(conn: AsyncConnection, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Pair]]:
@@ -69,11 +79,14 @@ async def identities_of(conn: AsyncConnection, customer_ids: list[uuid.UUID]) ->
 
 
 async def list_customers(
-    conn: AsyncConnection, *, limit: int, after: tuple[datetime, uuid.UUID] | None, identities: list[Pair]
+    conn: AsyncConnection, *, limit: int, after: tuple[datetime, uuid.UUID] | None, identities: list[Pair],
+    tier: str | None = None,
 ) -> list[Row]:
-    """Newest first, keyset-paginated on (created_at, id); every identity filter must match."""
+    """Newest first, keyset-paginated on (created_at, id); every filter must match."""
     c = customers.c
     stmt = select(customers)
+    if tier is not None:
+        stmt = stmt.where(c.tier == tier)
     for kind, value in identities:
         stmt = stmt.where(
             c.id.in_(

@@ -6,12 +6,26 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
+import unicodedata
+
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from helpdesk_common.validation import StrictModel
 
 NO_NUL = r"^[^\x00]*$"
+
+
+def fold_tier(value: str) -> str:
+    """Tiers compare the way routing rules compare text: NFKC (full-width → ASCII), case-folded,
+    so ``VIP``, ``vip`` and ``ＶＩＰ`` are one tier; Chinese tiers (``金牌``) stay as they are."""
+    return unicodedata.normalize("NFKC", value).strip().casefold()
+
+
+Tier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^\x00-\x1f]*$"),
+                 AfterValidator(fold_tier)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class IdentityRead(BaseModel):
@@ -22,10 +36,20 @@ class IdentityRead(BaseModel):
 class CustomerRead(BaseModel):
     id: uuid.UUID
     name: str | None
+    tier: str | None
     identities: list[IdentityRead]
     created_at: datetime
     updated_at: datetime
     version: int
+
+
+class CustomerUpdate(StrictModel):
+    """``PATCH /v1/customers/{id}``: only the fields sent change; ``null`` clears them.
+
+    The tier drives routing and SLA targets, so only supervisors and admins set it."""
+
+    name: Name | None = None
+    tier: Tier | None = None
 
 
 class CustomerPage(BaseModel):
@@ -42,3 +66,5 @@ class CustomerListQuery(BaseModel):
     cursor: Annotated[str | None, Query(max_length=512, pattern=NO_NUL)] = None
     email: Annotated[str | None, Query(max_length=254, pattern=NO_NUL, description="exact, case-insensitive")] = None
     phone: Annotated[str | None, Query(max_length=32, pattern=NO_NUL, description="exact, separators ignored")] = None
+    tier: Annotated[str | None, Query(min_length=1, max_length=50, pattern=NO_NUL,
+                                      description="exact, compared like the stored tier (case-folded)")] = None

@@ -22,11 +22,14 @@ from helpdesk_common.problems import Problem
 from ..db import outbox
 from . import repository
 from .repository import Pair
+from .schemas import CustomerUpdate, fold_tier
 
 log = logging.getLogger(__name__)
 
 SOURCE = "customer-svc"
 PII_ROLES = ("admin", "supervisor", "agent")
+#: who may change a customer's tier: it moves routing and SLA targets of every open ticket
+TIER_ROLES = ("admin", "supervisor")
 
 
 class IdentityTakenConcurrently(Exception):
@@ -114,6 +117,7 @@ def to_read(row: Any, identities: list[Pair], *, unmasked: bool) -> dict[str, An
     return {
         "id": row.id,
         "name": row.name,
+        "tier": row.tier,
         "identities": [{"kind": k, "value": v if unmasked else mask(k, v)} for k, v in identities],
         "created_at": row.created_at,
         "updated_at": row.updated_at,
@@ -146,14 +150,63 @@ async def list_customers(
     cursor: str | None,
     email: str | None = None,
     phone: str | None = None,
+    tier: str | None = None,
 ) -> dict[str, Any]:
     rows = await repository.list_customers(
         conn,
         limit=limit + 1,
         after=decode_cursor(cursor) if cursor else None,
         identities=identity_filters(email=email, phone=phone),
+        tier=fold_tier(tier) if tier is not None else None,
     )
     rows, next_cursor = page(rows, limit)
     identities = await repository.identities_of(conn, [r.id for r in rows])
     unmasked = can_see_pii(principal)
     return {"items": [to_read(r, identities[r.id], unmasked=unmasked) for r in rows], "next_cursor": next_cursor}
+
+
+def check_version(current: int, if_match: str | None) -> None:
+    """Optimistic concurrency: ``If-Match: W/"<version>"`` (or a bare version) must be current."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if str(current) not in wanted:
+        raise Problem(412, "version-conflict", "Precondition failed",
+                      f"The customer changed: its version is {current}; reload and retry.", current_version=current)
+
+
+def changed_fields(row: Any, update: CustomerUpdate) -> dict[str, Any]:
+    """The fields the request sets to a value different from the stored one."""
+    sent = update.model_dump(exclude_unset=True)
+    return {name: value for name, value in sent.items() if getattr(row, name) != value}
+
+
+async def update_customer(
+    conn: AsyncConnection, *, customer_id: uuid.UUID, update: CustomerUpdate, principal: Principal,
+    if_match: str | None,
+) -> dict[str, Any]:
+    """Change a customer's name or tier; emits one ``customer.updated`` when something changed.
+
+    ticket-svc keeps the tier on every open ticket of the customer (routing, SLA re-targeting),
+    so a tier change here reaches live SLA timers without anyone touching the tickets.
+    """
+    if "tier" in update.model_fields_set and not principal.has_role(*TIER_ROLES):
+        raise Problem(403, "forbidden", "Forbidden", "Only supervisors and admins change a customer's tier.")
+    row = await repository.get_customer(conn, customer_id, lock=True)
+    if row is None:
+        raise Problem(404, "not-found", "Customer not found", f"No customer {customer_id}.")
+    check_version(row.version, if_match)
+    values = changed_fields(row, update)
+    if values:
+        before = row
+        row = await repository.update_customer(conn, customer_id, values)
+        await enqueue(conn, outbox, events.CustomerUpdated(
+            source=SOURCE, subject=str(customer_id),
+            data=events.CustomerUpdatedData(
+                customer_id=customer_id, version=row.version, name=row.name, tier=row.tier,
+                changes={k: {"before": getattr(before, k), "after": v} for k, v in values.items()},
+                actor=principal.ref, updated_at=row.updated_at,
+            ),
+        ))
+    identities = (await repository.identities_of(conn, [customer_id]))[customer_id]
+    return to_read(row, identities, unmasked=can_see_pii(principal))
