@@ -240,3 +240,30 @@ async def test_a_policy_edit_that_changes_pause_statuses_pauses_and_resumes_live
         return ((await timers(waiting.data.ticket_id))["resolution"]["status"] == "running"
                 and (await timers(held.data.ticket_id))["resolution"]["status"] == "paused")
     await wait_for(swapped, timeout=15)
+
+
+async def test_customer_tier_and_custom_fields_choose_the_policy_and_a_tier_change_retargets(api, make, handle, timers):
+    """ticket-svc sends the tier and custom fields on ticket.created and the tier again on
+    ticket.updated when customer-svc changes it; conditions compare tiers case-folded."""
+    await create_policy(api, name="vip", conditions={"customer_tier": ["VIP"]},
+                        targets={"first_response": {"minutes": 30}})
+    await create_policy(api, name="enterprise", conditions={"custom_fields": {"plan": ["enterprise"]}},
+                        targets={"first_response": {"minutes": 120}})
+    t = now_s() - 20 * M
+    vip = make.created(at=t, customer_tier="vip")
+    plan = make.created(at=t, custom_fields={"plan": "enterprise"})
+    plain = make.created(at=t)
+    await handle(vip, plan, plain)
+    assert (await timers(vip.data.ticket_id))["first_response"]["policy"] == "vip"
+    assert (await timers(plan.data.ticket_id))["first_response"]["policy"] == "enterprise"
+    assert (await timers(plain.data.ticket_id))["first_response"]["policy"] == "default"
+
+    # customer-svc makes the plain ticket's customer a VIP ten minutes in: re-targeted, time kept
+    tid = plain.data.ticket_id
+    await handle(make.updated(tid, t + 10 * M, customer_tier=(None, "vip")))
+    row = (await timers(tid))["first_response"]
+    assert (row["policy"], row["target_minutes"], row["due_at"]) == ("vip", 30, t + 30 * M)
+    assert row["consumed_s"] == 600.0
+    # and back: the tier is cleared, the default target returns
+    await handle(make.updated(tid, t + 15 * M, customer_tier=("vip", None)))
+    assert (await timers(tid))["first_response"]["policy"] == "default"

@@ -6,6 +6,7 @@ surface as a 500 at insert time; rejecting it here turns it into a clear 422.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -42,3 +43,10 @@ class StrictModel(BaseModel):
         if where:
             raise ValueError(f"NUL characters are not allowed (at {where})")
         return data
+
+
+def fold_key(value: str) -> str:
+    """Comparison form of an admin-chosen key such as a customer tier: NFKC (full-width → ASCII),
+    trimmed, case-folded, so ``VIP``, ``vip`` and ``ＶＩＰ`` are one key and ``金牌`` stays ``金牌``.
+    Every service that stores or matches tiers folds them with this one function."""
+    return unicodedata.normalize("NFKC", value).strip().casefold()

@@ -6,25 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-import unicodedata
-
 from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import StrictModel, fold_key
 
 NO_NUL = r"^[^\x00]*$"
 
 
-def fold_tier(value: str) -> str:
-    """Tiers compare the way routing rules compare text: NFKC (full-width → ASCII), case-folded,
-    so ``VIP``, ``vip`` and ``ＶＩＰ`` are one tier; Chinese tiers (``金牌``) stay as they are."""
-    return unicodedata.normalize("NFKC", value).strip().casefold()
-
-
 Tier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^\x00-\x1f]*$"),
-                 AfterValidator(fold_tier)]
+                 AfterValidator(fold_key)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 

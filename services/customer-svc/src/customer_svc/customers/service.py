@@ -18,11 +18,12 @@ from helpdesk_common.identity import Principal
 from helpdesk_common.outbox import enqueue
 from helpdesk_common.pagination import decode_cursor, page
 from helpdesk_common.problems import Problem
+from helpdesk_common.validation import fold_key
 
 from ..db import outbox
 from . import repository
 from .repository import Pair
-from .schemas import CustomerUpdate, fold_tier
+from .schemas import CustomerUpdate
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ async def list_customers(
         limit=limit + 1,
         after=decode_cursor(cursor) if cursor else None,
         identities=identity_filters(email=email, phone=phone),
-        tier=fold_tier(tier) if tier is not None else None,
+        tier=fold_key(tier) if tier is not None else None,
     )
     rows, next_cursor = page(rows, limit)
     identities = await repository.identities_of(conn, [r.id for r in rows])

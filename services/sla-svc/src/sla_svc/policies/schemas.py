@@ -6,13 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictInt, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StrictInt, StringConstraints, field_validator, model_validator
 
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import StrictModel, fold_key
 
 Metric = Literal["first_response", "next_response", "periodic_update", "resolution"]
 Priority = Literal["urgent", "high", "normal", "low"]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+#: tiers are stored folded by customer-svc (``VIP`` is ``vip``), so conditions are folded the same way
+Tier = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(fold_key)]
 Scalar = str | int | float | bool
 
 MAX_TARGET_MINUTES = 525_600 * 2  # two years
@@ -25,7 +27,7 @@ class Conditions(StrictModel):
     """
 
     priority: list[Priority] | None = Field(None, max_length=4)
-    customer_tier: list[Text] | None = Field(None, max_length=50)
+    customer_tier: list[Tier] | None = Field(None, max_length=50)
     channel: list[Text] | None = Field(None, max_length=50)
     type: list[Text] | None = Field(None, max_length=50)
     tags: list[Text] | None = Field(None, max_length=50)

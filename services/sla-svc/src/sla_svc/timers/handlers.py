@@ -29,10 +29,9 @@ def _ref_values(data: Any) -> dict[str, Any]:
 
 async def handle_ticket_created(conn: AsyncConnection, event: events.TicketCreated) -> None:
     d = event.data
-    extra = d.model_extra or {}
     await tickets.upsert_created(
         conn, ticket_id=d.ticket_id, status=d.status, priority=d.priority, type=d.type, channel=d.channel,
-        tags=list(d.tags), customer_tier=extra.get("customer_tier"), custom_fields=extra.get("custom_fields") or {},
+        tags=list(d.tags), customer_tier=d.customer_tier, custom_fields=d.custom_fields,
         team_id=d.team_id, assignee_id=d.assignee_id, created_at=d.created_at,
     )
     ticket = await tickets.get(conn, d.ticket_id)

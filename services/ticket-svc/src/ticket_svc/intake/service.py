@@ -123,6 +123,7 @@ async def open_ticket(
             priority=row["priority"], type=row["type"], channel=row["channel"], tags=row["tags"],
             requester=events.Requester(**requester), customer_id=row["customer_id"], created_by=principal.ref,
             created_at=now, language=language, team_id=row["team_id"], assignee_id=row["assignee_id"],
+            customer_tier=row["customer_tier"], custom_fields=row["custom_fields"],
             message_id=message["id"], follow_up_of=follow_up_of,
         ),
     )]

@@ -24,7 +24,7 @@ SOURCE = "ticket-svc"
 #: fields whose change is worth an audit entry and a ticket.updated event
 AUDITED = (
     "subject", "status", "custom_status_id", "priority", "type", "tags", "custom_fields", "language", "team_id",
-    "assignee_id", "cc", "followers", "merged_into", "customer_id",
+    "assignee_id", "cc", "followers", "merged_into", "customer_id", "customer_tier",
 )
 _STATUS_FIELDS = frozenset({"status", "custom_status_id"})
 _ASSIGN_FIELDS = frozenset({"assignee_id", "team_id"})

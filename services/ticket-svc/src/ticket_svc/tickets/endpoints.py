@@ -17,6 +17,7 @@ from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
+from helpdesk_common.validation import fold_key
 
 from . import merge, repository, service
 from .schemas import (
@@ -99,6 +100,8 @@ async def list_tickets(
     updated_after: datetime | None = None,
     updated_before: datetime | None = None,
     sla_state: SlaState | None = None,
+    customer_tier: Annotated[str | None, Query(min_length=1, max_length=50,
+                                               description="the customer's tier, compared case-folded")] = None,
     sort: Literal["created", "updated"] = "created",
     view_id: uuid.UUID | None = None,
 ) -> JSONBytesResponse:
@@ -106,7 +109,7 @@ async def list_tickets(
         "statuses": status, "priority": priority, "customer_id": customer_id, "assignee_id": assignee_id,
         "team_id": team_id, "tags": tag, "channel": channel, "type": type, "created_after": created_after,
         "created_before": created_before, "updated_after": updated_after, "updated_before": updated_before,
-        "sla_state": sla_state,
+        "sla_state": sla_state, "customer_tier": fold_key(customer_tier) if customer_tier is not None else None,
     }
     async with runtime_of(request).raw_connection() as conn:
         if view_id is not None:

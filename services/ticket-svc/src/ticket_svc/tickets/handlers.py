@@ -23,6 +23,11 @@ async def handle_identity_added(conn: Any, event: events.CustomerIdentityAdded) 
                                        identities=[(identity.kind, identity.value)])
 
 
+async def handle_customer_updated(conn: Any, event: events.CustomerUpdated) -> None:
+    d = event.data
+    await service.on_customer_updated(conn, customer_id=d.customer_id, tier=d.tier, version=d.version)
+
+
 async def handle_requester_resolved(conn: Any, event: events.CustomerRequesterResolved) -> None:
     await service.on_requester_resolved(conn, ticket_id=event.data.ticket_id, customer_id=event.data.customer_id)
 
@@ -30,6 +35,7 @@ async def handle_requester_resolved(conn: Any, event: events.CustomerRequesterRe
 HANDLERS = {
     "customer.created": handle_customer_created,
     "customer.identity_added": handle_identity_added,
+    "customer.updated": handle_customer_updated,
     "customer.requester_resolved": handle_requester_resolved,
     **SLA_HANDLERS,
 }

@@ -64,6 +64,8 @@ tickets = Table(
     # the worst state of the ticket's running SLA timers (green/yellow/red/breached), from sla-svc events
     Column("sla_state", Text),
     Column("sla_due_at", DateTime(timezone=True)),
+    # the customer's tier (vip, gold, ...) as customer-svc last said; kept on open tickets for routing and SLA
+    Column("customer_tier", Text),
 )
 Index("ix_tickets_created_at_id", tickets.c.created_at.desc(), tickets.c.id.desc())
 Index("ix_tickets_created_by_created_at", tickets.c.created_by, tickets.c.created_at.desc(), tickets.c.id.desc())

@@ -23,10 +23,12 @@ _INSERT_TICKET = (
     "INSERT INTO tickets (id, subject, description, status, priority, type, channel, tags, custom_fields, requester, "
     "requester_identity_kind, requester_identity_value, created_by, created_at, updated_at, language, cc, "
     "conversation_key, follow_up_of, form_version, search, status_changed_at, awaiting_agent_since, message_count, "
-    "customer_id) "
+    "customer_id, customer_tier) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
     "array_to_tsvector($21::text[]), $14, $22, $23, "
-    "(SELECT customer_id FROM customer_identity_projection WHERE kind = $11 AND value = $12)) "
+    "(SELECT customer_id FROM customer_identity_projection WHERE kind = $11 AND value = $12), "
+    "(SELECT t.tier FROM customer_identity_projection p JOIN customer_tier_projection t "
+    "ON t.customer_id = p.customer_id WHERE p.kind = $11 AND p.value = $12)) "
     f"RETURNING {_TICKET_COLUMNS}"
 )
 _GET_TICKET = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1"
@@ -38,7 +40,7 @@ UPDATABLE = frozenset({
     "subject", "status", "custom_status_id", "priority", "type", "tags", "custom_fields", "language", "team_id",
     "assignee_id", "assignment_state", "offered_at", "offered_to", "cc", "followers", "form_version", "merged_into",
     "first_response_at", "awaiting_agent_since", "status_changed_at", "solved_at", "closed_at", "updated_by",
-    "message_count", "customer_id",
+    "message_count", "customer_id", "customer_tier",
 })
 
 
@@ -65,7 +67,7 @@ async def store_idempotent_response(conn: Any, *, principal: str, key: str, resp
 
 
 async def insert_ticket(conn: Any, v: dict[str, Any]) -> Any:
-    """Insert and link to a known customer in the same statement (projection lookup)."""
+    """Insert and link to a known customer, with its tier, in the same statement (projection lookups)."""
     return await conn.fetchrow(
         _INSERT_TICKET, v["id"], v["subject"], v["description"], v["status"], v["priority"], v["type"], v["channel"],
         v["tags"], v["custom_fields"], v["requester"], v["requester_identity_kind"], v["requester_identity_value"],
@@ -173,6 +175,7 @@ def _list_where(f: dict[str, Any], args: list[Any]) -> list[str]:
 
     where: list[str] = []
     simple = {"created_by": "created_by", "status": "status", "priority": "priority", "customer_id": "customer_id",
+              "customer_tier": "customer_tier",
               "team_id": "team_id", "channel": "channel", "type": "type", "custom_status_id": "custom_status_id"}
     for key, column in simple.items():
         if f.get(key) is not None:
@@ -255,6 +258,29 @@ async def link_customer(conn: Any, *, ticket_id: uuid.UUID, customer_id: uuid.UU
         "UPDATE tickets SET customer_id = $2, updated_at = clock_timestamp(), version = version + 1 "
         f"WHERE id = $1 AND customer_id IS DISTINCT FROM $2 RETURNING {_TICKET_COLUMNS}",
         ticket_id, customer_id,
+    )
+
+
+async def upsert_customer_tier(conn: Any, *, customer_id: uuid.UUID, tier: str | None, version: int) -> bool:
+    """Record a customer's tier unless a newer version is already known; True when written."""
+    return bool(await conn.fetchval(
+        "INSERT INTO customer_tier_projection (customer_id, tier, version) VALUES ($1, $2, $3) "
+        "ON CONFLICT (customer_id) DO UPDATE SET tier = EXCLUDED.tier, version = EXCLUDED.version, updated_at = now() "
+        "WHERE customer_tier_projection.version < EXCLUDED.version RETURNING true",
+        customer_id, tier, version,
+    ))
+
+
+async def customer_tier_of(conn: Any, customer_id: uuid.UUID) -> str | None:
+    return await conn.fetchval("SELECT tier FROM customer_tier_projection WHERE customer_id = $1", customer_id)
+
+
+async def lock_tickets_with_stale_tier(conn: Any, *, customer_id: uuid.UUID, tier: str | None) -> list[Any]:
+    """The customer's tickets that are not closed (nor merged away) and show another tier, locked."""
+    return await conn.fetch(
+        f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE customer_id = $1 AND status <> 'closed' "
+        "AND merged_into IS NULL AND customer_tier IS DISTINCT FROM $2 ORDER BY id FOR UPDATE",
+        customer_id, tier,
     )
 
 

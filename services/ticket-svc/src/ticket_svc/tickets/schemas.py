@@ -99,6 +99,8 @@ class TicketRead(BaseModel):
     form_version: int | None
     requester: dict[str, Any]
     customer_id: uuid.UUID | None
+    #: the customer's tier as customer-svc last announced it (routing and SLA policies match on it)
+    customer_tier: str | None = None
     cc: list[str]
     followers: list[str]
     team_id: uuid.UUID | None

@@ -24,6 +24,8 @@ from . import changes, lifecycle, repository, search
 from .schemas import TicketCreate, TicketPatch
 
 SOURCE = changes.SOURCE
+#: the actor of changes that follow customer-svc's events (tier on open tickets)
+CUSTOMER_ACTOR = "system:customer"
 INITIAL_STATUS = "new"
 STAFF_ROLES = ("admin", "supervisor")
 
@@ -262,6 +264,7 @@ def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = No
         "form_version": row["form_version"],
         "requester": row["requester"],
         "customer_id": row["customer_id"],
+        "customer_tier": row["customer_tier"],
         "cc": row["cc"],
         "followers": row["followers"],
         "team_id": row["team_id"],
@@ -288,9 +291,29 @@ def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = No
 
 
 async def on_requester_resolved(conn: Any, *, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
+    """Link the ticket to its customer and take the customer's tier (a ticket opened before
+    customer-svc knew the requester gets its tier here, and its SLA re-targets on the change)."""
     row = await repository.link_customer(conn, ticket_id=ticket_id, customer_id=customer_id)
     if row is not None:
         await enqueue_raw(conn, outbox, events.TicketCustomerLinked(
             source=SOURCE, subject=str(ticket_id),
             data=events.TicketCustomerLinkedData(ticket_id=ticket_id, customer_id=customer_id),
         ))
+        tier = await repository.customer_tier_of(conn, customer_id)
+        if row["status"] != "closed" and row["customer_tier"] != tier:
+            await changes.apply(conn, row, {"customer_tier": tier}, actor=CUSTOMER_ACTOR, action="customer_tier_changed")
+
+
+async def on_customer_updated(conn: Any, *, customer_id: uuid.UUID, tier: str | None, version: int) -> int:
+    """Keep the newest tier customer-svc announced and put it on the customer's open tickets.
+
+    Each ticket whose tier changes gets an audit entry and a ``ticket.updated`` (sla-svc
+    re-targets its live timers on it). Older versions arriving late change nothing.
+    Returns how many tickets changed.
+    """
+    if not await repository.upsert_customer_tier(conn, customer_id=customer_id, tier=tier, version=version):
+        return 0
+    stale = await repository.lock_tickets_with_stale_tier(conn, customer_id=customer_id, tier=tier)
+    for row in stale:
+        await changes.apply(conn, row, {"customer_tier": tier}, actor=CUSTOMER_ACTOR, action="customer_tier_changed")
+    return len(stale)

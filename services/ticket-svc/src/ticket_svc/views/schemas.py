@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import StrictModel, fold_key
 
 from ..tickets.schemas import Priority, Status
 
@@ -21,6 +21,7 @@ class ViewFilters(StrictModel):
     channel: Annotated[str, StringConstraints(max_length=32)] | None = None
     type: Annotated[str, StringConstraints(max_length=64)] | None = None
     sla_state: Literal["green", "yellow", "red", "breached", "none"] | None = None
+    customer_tier: Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(fold_key)] | None = None
     q: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 

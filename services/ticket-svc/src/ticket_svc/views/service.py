@@ -24,4 +24,5 @@ async def filters_of(conn: Any, *, principal: Principal, view_id: uuid.UUID) -> 
         "statuses": saved.get("status"), "priority": saved.get("priority"), "assignee_id": saved.get("assignee_id"),
         "team_id": saved.get("team_id"), "tags": saved.get("tags"), "channel": saved.get("channel"),
         "type": saved.get("type"), "sla_state": saved.get("sla_state"), "q": saved.get("q"),
+        "customer_tier": saved.get("customer_tier"),
     }
