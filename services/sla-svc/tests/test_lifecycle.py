@@ -267,3 +267,110 @@ async def test_customer_tier_and_custom_fields_choose_the_policy_and_a_tier_chan
     # and back: the tier is cleared, the default target returns
     await handle(make.updated(tid, t + 15 * M, customer_tier=("vip", None)))
     assert (await timers(tid))["first_response"]["policy"] == "default"
+
+
+def assigned(ticket_id, at, team_id, previous_team_id=None):
+    from helpdesk_common import events as ev
+
+    return ev.TicketAssigned(source="test", subject=str(ticket_id), data=ev.TicketAssignedData(
+        ticket_id=ticket_id, team_id=team_id, previous_team_id=previous_team_id, reason="manual", assigned_at=at))
+
+
+def step(kind, ticket_id, key, at):
+    import uuid as _uuid
+
+    from helpdesk_common import events as ev
+
+    if kind == "started":
+        return ev.TicketStepStarted(source="test", subject=str(ticket_id), data=ev.TicketStepStartedData(
+            ticket_id=ticket_id, step_id=_uuid.uuid5(_uuid.NAMESPACE_URL, key), step=key, started_at=at))
+    return ev.TicketStepCompleted(source="test", subject=str(ticket_id), data=ev.TicketStepCompletedData(
+        ticket_id=ticket_id, step_id=_uuid.uuid5(_uuid.NAMESPACE_URL, key), step=key, outcome="approved",
+        completed_at=at))
+
+
+async def test_business_targets_without_a_calendar_count_in_the_teams_calendar(api, make, handle, timers):
+    import uuid as _uuid
+
+    # one working minute a day: 600 business minutes end more than a year out
+    sparse = (await api.post("/v1/sla/calendars", headers=ADMIN, json={
+        "name": "a minute a day", "timezone": "Asia/Shanghai",
+        "weekly_hours": {d: [["09:00", "09:01"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    })).json()
+    team, other_team = _uuid.uuid4(), _uuid.uuid4()
+    r = await api.put(f"/v1/sla/teams/{team}/calendar", json={"calendar_id": sparse["id"]}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["calendar_id"] == sparse["id"]
+    got = await api.get(f"/v1/sla/teams/{team}/calendar", headers=AGENT)
+    assert got.status_code == 200 and got.json()["team_id"] == str(team)
+    assert (await api.get(f"/v1/sla/teams/{other_team}/calendar", headers=AGENT)).status_code == 404
+    await create_policy(api, targets={"resolution": {"minutes": 600, "time": "business"}})
+
+    t = now_s()
+    in_team = make.created(at=t, team_id=team)
+    no_team = make.created(at=t)
+    await handle(in_team, no_team)
+    row = (await timers(in_team.data.ticket_id))["resolution"]
+    assert str(row["calendar_id"]) == sparse["id"] and row["due_at"] > t + timedelta(days=365)
+    row = (await timers(no_team.data.ticket_id))["resolution"]
+    assert row["calendar_id"] is None and row["due_at"] == t + 600 * M  # no team calendar: calendar time
+
+    # moving tickets between teams re-targets them, keeping the time already used
+    await handle(assigned(no_team.data.ticket_id, t + 10 * M, team),
+                 assigned(in_team.data.ticket_id, t + 10 * M, other_team, previous_team_id=team))
+    moved_in = (await timers(no_team.data.ticket_id))["resolution"]
+    assert str(moved_in["calendar_id"]) == sparse["id"] and moved_in["consumed_s"] == 600.0
+    assert moved_in["due_at"] > t + timedelta(days=365)
+    moved_out = (await timers(in_team.data.ticket_id))["resolution"]
+    assert moved_out["calendar_id"] is None and moved_out["due_at"] == t + 10 * M + 600 * M  # ~0 business s used
+
+    # removing the team's calendar re-targets its live timers (the recalculation sweep)
+    assert (await api.delete(f"/v1/sla/teams/{team}/calendar", headers=ADMIN)).status_code == 204
+    assert (await api.get(f"/v1/sla/teams/{team}/calendar", headers=AGENT)).status_code == 404
+
+    async def back_in_calendar_time():
+        return (await timers(no_team.data.ticket_id))["resolution"]["calendar_id"] is None
+    await wait_for(back_in_calendar_time, timeout=15)
+
+    # bad requests
+    r = await api.put(f"/v1/sla/teams/{team}/calendar", json={"calendar_id": str(_uuid.uuid4())}, headers=ADMIN)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.calendar_id"
+    r = await api.put(f"/v1/sla/teams/{team}/calendar", json={"calendar_id": sparse["id"]}, headers=AGENT)
+    assert r.status_code == 403
+    r = await api.put(f"/v1/sla/teams/{team}/calendar", json={"calendar": sparse["id"]}, headers=ADMIN)
+    assert r.status_code == 422
+    assert (await api.delete(f"/v1/sla/teams/{team}/calendar", headers=ADMIN)).status_code == 404
+
+
+async def test_workflow_steps_have_their_own_targets(api, make, handle, timers, sla_events):
+    await create_policy(api, targets={"resolution": {"minutes": 600}, "step:approval": {"minutes": 60}},
+                        escalations={"step:approval": {"notify": ["supervisor"]}})
+    t = now_s()
+    created = make.created(at=t)
+    tid = created.data.ticket_id
+    await handle(created, step("started", tid, "approval", t), step("started", tid, "legal_review", t))
+    rows = await timers(tid)
+    assert set(rows) == {"resolution", "step:approval"}  # no target for legal_review: not timed
+    assert rows["step:approval"]["due_at"] == t + 60 * M and rows["step:approval"]["status"] == "running"
+    assert rows["step:approval"]["escalation"] == {"set_priority": None, "set_team_id": None, "notify": ["supervisor"]}
+
+    await handle(step("completed", tid, "approval", t + 30 * M))
+    assert (await timers(tid))["step:approval"]["status"] == "fulfilled"
+    # a second approval round is a new cycle with the full target; it pauses with the ticket
+    await handle(step("started", tid, "approval", t + 40 * M))
+    again = (await timers(tid))["step:approval"]
+    assert again["status"] == "running" and again["due_at"] == t + 100 * M and again["cycle"] == 2
+    await handle(make.status(tid, "open", "pending", t + 50 * M))
+    assert (await timers(tid))["step:approval"]["status"] == "paused"
+    await handle(make.status(tid, "pending", "solved", t + 55 * M))
+    assert (await timers(tid))["step:approval"]["status"] == "cancelled"
+
+    evts = await sla_events(tid)
+    applied = [e.data.metric for e in evts if e.type == "sla.applied"]
+    assert applied == ["resolution", "step:approval", "step:approval"]
+    [fulfilled] = [e for e in evts if e.type == "sla.fulfilled" and e.data.metric == "step:approval"]
+    assert fulfilled.data.breached is False
+    r = await api.get("/v1/sla/compliance", params={"from": (t - M).isoformat(), "to": (t + 600 * M).isoformat()},
+                      headers=AGENT)
+    assert r.status_code == 200
+    assert r.json()["metrics"]["step:approval"] == {"fulfilled_on_time": 1, "breached": 0, "compliance_pct": 100.0}

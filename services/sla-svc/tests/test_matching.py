@@ -71,7 +71,7 @@ def test_empty_conditions_match_everything_and_stored_definitions_round_trip():
         "escalations": {"resolution": {"set_priority": "urgent", "set_team_id": str(team), "notify": ["supervisor"]}},
     })
     assert matching.select([p], TicketFacts(priority="low")) is p
-    assert p.targets["resolution"] == matching.Target(600, cal) and p.targets["first_response"] == matching.Target(30)
+    assert p.targets["resolution"] == matching.Target(600, cal, business=True) and p.targets["first_response"] == matching.Target(30)
     assert p.escalations["resolution"].as_actions() == {"set_priority": "urgent", "set_team_id": str(team),
                                                         "notify": ["supervisor"]}
     assert matching.Escalation().as_actions() is None

@@ -114,6 +114,25 @@ class TicketMessageAddedData(TicketRefData):
     created_at: datetime
 
 
+class TicketStepStartedData(TicketRefData):
+    """A workflow step (approval, countersign, customer confirmation, ...) began on the ticket.
+    sla-svc times it when the ticket's policy has a ``step:<step>`` target."""
+
+    step_id: uuid.UUID
+    #: the step's key in the workflow definition (``approval``, ``customer_confirmation``)
+    step: str
+    kind: str | None = None
+    started_at: datetime
+
+
+class TicketStepCompletedData(TicketRefData):
+    step_id: uuid.UUID
+    step: str
+    #: approved / rejected / confirmed / timed_out / skipped ...
+    outcome: str | None = None
+    completed_at: datetime
+
+
 class TicketMergedData(TicketRefData):
     target_ticket_id: uuid.UUID
     moved_messages: int
@@ -175,7 +194,8 @@ class CustomerRequesterResolvedData(_Data):
 
 class SlaAppliedData(_Data):
     ticket_id: uuid.UUID
-    metric: Literal["first_response", "next_response", "periodic_update", "resolution"]
+    #: first_response, next_response, periodic_update, resolution, or ``step:<key>`` for a workflow step
+    metric: str
     policy: str
     target_minutes: int
     started_at: datetime
@@ -224,6 +244,16 @@ class TicketAssigned(_Envelope):
 class TicketMessageAdded(_Envelope):
     type: Literal["ticket.message_added"] = "ticket.message_added"
     data: TicketMessageAddedData
+
+
+class TicketStepStarted(_Envelope):
+    type: Literal["ticket.step_started"] = "ticket.step_started"
+    data: TicketStepStartedData
+
+
+class TicketStepCompleted(_Envelope):
+    type: Literal["ticket.step_completed"] = "ticket.step_completed"
+    data: TicketStepCompletedData
 
 
 class TicketMerged(_Envelope):
@@ -353,6 +383,8 @@ Event = Annotated[
         TicketAssigned,
         TicketMessageAdded,
         TicketMerged,
+        TicketStepStarted,
+        TicketStepCompleted,
         CustomerCreated,
         CustomerIdentityAdded,
         CustomerUpdated,
@@ -380,6 +412,8 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "ticket.assigned": TICKETS_TOPIC,
     "ticket.message_added": TICKETS_TOPIC,
     "ticket.merged": TICKETS_TOPIC,
+    "ticket.step_started": TICKETS_TOPIC,
+    "ticket.step_completed": TICKETS_TOPIC,
     "customer.created": CUSTOMERS_TOPIC,
     "customer.identity_added": CUSTOMERS_TOPIC,
     "customer.updated": CUSTOMERS_TOPIC,

@@ -12,6 +12,7 @@ from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import TICKETS_TOPIC
 
 from .calendars_api.endpoints import router as calendars_router
+from .calendars_api.endpoints import teams_router
 from .config import Settings, get_settings
 from .db import inbox, outbox
 from .policies.endpoints import router as policies_router
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         ServiceParts(
             title="sla-svc",
-            routers=[timers_router, policies_router, calendars_router],
+            routers=[timers_router, policies_router, calendars_router, teams_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,

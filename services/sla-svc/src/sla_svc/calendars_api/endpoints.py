@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal
+from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 
 from ..calendars.schemas import CalendarIn, DueIn, DueOut
@@ -16,9 +17,10 @@ from ..http import DEFAULT, IdempotencyKey, Limit, decode_cursor, encode_cursor,
 from ..timers import repository as timers
 from ..idempotency import service as idempotency
 from . import repository, service
-from .schemas import CalendarList, CalendarRead
+from .schemas import CalendarList, CalendarRead, TeamCalendarIn, TeamCalendarRead
 
 router = APIRouter(prefix="/v1/sla/calendars", tags=["sla calendars"])
+teams_router = APIRouter(prefix="/v1/sla/teams", tags=["sla calendars"])
 
 
 @router.post("", response_model=CalendarRead, status_code=201, summary="Create a business calendar")
@@ -86,3 +88,35 @@ async def due(request: Request, calendar_id: uuid.UUID, body: DueIn, principal: 
     if row is None:
         raise service.not_found()
     return JSONBytesResponse({"due_at": service.due(row, start=body.start, minutes=body.minutes)})
+
+
+@teams_router.put("/{team_id}/calendar", response_model=TeamCalendarRead,
+                  summary="Set the calendar a team's business-time targets count in; its live timers re-target")
+async def set_team_calendar(request: Request, team_id: uuid.UUID, body: TeamCalendarIn,
+                            principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_admin(principal)
+    async with runtime_of(request).transaction() as conn:
+        answer = await service.set_team_calendar(conn, team_id=team_id, calendar_id=body.calendar_id)
+        await timers.bump_generation(conn)
+    return JSONBytesResponse(answer)
+
+
+@teams_router.get("/{team_id}/calendar", response_model=TeamCalendarRead, summary="A team's calendar")
+async def get_team_calendar(request: Request, team_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_reader(principal)
+    async with runtime_of(request).engine.connect() as conn:
+        row = await repository.get_team_calendar(conn, team_id)
+    if row is None:
+        raise Problem(404, "not-found", "Not found", "The team has no calendar of its own.")
+    return JSONBytesResponse({"team_id": row.team_id, "calendar_id": row.calendar_id, "updated_at": row.updated_at})
+
+
+@teams_router.delete("/{team_id}/calendar", status_code=204,
+                     summary="Remove a team's calendar (its business targets without a calendar count 24x7)")
+async def delete_team_calendar(request: Request, team_id: uuid.UUID, principal: CurrentPrincipal) -> Response:
+    require_admin(principal)
+    async with runtime_of(request).transaction() as conn:
+        if not await repository.delete_team_calendar(conn, team_id):
+            raise Problem(404, "not-found", "Not found", "The team has no calendar of its own.")
+        await timers.bump_generation(conn)
+    return Response(status_code=204)

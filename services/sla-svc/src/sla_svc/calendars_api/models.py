@@ -1,6 +1,6 @@
 """Business calendars as stored: the validated ``CalendarIn`` document in ``definition``."""
 
-from sqlalchemy import Column, DateTime, Integer, Table, Text, Uuid, func
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, Table, Text, Uuid, func
 from sqlalchemy.dialects.postgresql import JSONB
 
 from ..db import metadata
@@ -14,5 +14,14 @@ calendars = Table(
     Column("definition", JSONB, nullable=False),
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+#: a team's calendar: business-time targets without a calendar of their own count in it
+team_calendars = Table(
+    "team_calendars",
+    metadata,
+    Column("team_id", Uuid, primary_key=True),
+    Column("calendar_id", Uuid, ForeignKey("calendars.id"), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

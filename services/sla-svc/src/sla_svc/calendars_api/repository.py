@@ -47,6 +47,25 @@ async def page(conn: AsyncConnection, *, after: tuple[Any, uuid.UUID] | None, li
         text(f"SELECT {_COLUMNS} FROM calendars {where} ORDER BY created_at, id LIMIT :n"), params)).all())
 
 
+async def set_team_calendar(conn: AsyncConnection, *, team_id: uuid.UUID, calendar_id: uuid.UUID) -> Any:
+    return (await conn.execute(
+        text("INSERT INTO team_calendars (team_id, calendar_id) VALUES (:t, :c) ON CONFLICT (team_id) "
+             "DO UPDATE SET calendar_id = EXCLUDED.calendar_id, updated_at = now() "
+             "RETURNING team_id, calendar_id, updated_at"),
+        {"t": team_id, "c": calendar_id},
+    )).one()
+
+
+async def get_team_calendar(conn: AsyncConnection, team_id: uuid.UUID) -> Any:
+    return (await conn.execute(text("SELECT team_id, calendar_id, updated_at FROM team_calendars WHERE team_id = :t"),
+                               {"t": team_id})).first()
+
+
+async def delete_team_calendar(conn: AsyncConnection, team_id: uuid.UUID) -> bool:
+    return bool(await conn.scalar(text("DELETE FROM team_calendars WHERE team_id = :t RETURNING true"),
+                                  {"t": team_id}))
+
+
 def _json(value: Any) -> str:
     import orjson
 

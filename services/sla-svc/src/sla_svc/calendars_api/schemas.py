@@ -26,3 +26,15 @@ class CalendarRead(BaseModel):
 class CalendarList(BaseModel):
     items: list[CalendarRead]
     next_cursor: str | None
+
+
+class TeamCalendarIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    calendar_id: uuid.UUID
+
+
+class TeamCalendarRead(BaseModel):
+    team_id: uuid.UUID
+    calendar_id: uuid.UUID
+    updated_at: datetime

@@ -75,6 +75,23 @@ async def clock_for(conn: AsyncConnection, calendar_id: uuid.UUID | None) -> Clo
     return CALENDAR_TIME if row is None else BusinessClock(calendar_of(row))
 
 
+async def team_calendar_id(conn: AsyncConnection, team_id: uuid.UUID | None) -> uuid.UUID | None:
+    if team_id is None:
+        return None
+    row = await repository.get_team_calendar(conn, team_id)
+    return row.calendar_id if row is not None else None
+
+
+async def set_team_calendar(conn: AsyncConnection, *, team_id: uuid.UUID, calendar_id: uuid.UUID) -> dict[str, Any]:
+    """Which calendar a team's business-time targets count in; 422 for an unknown calendar.
+    The caller bumps the recalculation generation, so live timers of the team re-target."""
+    if not await repository.exists(conn, calendar_id):
+        raise Problem(422, "validation-error", "Validation failed", "One or more fields are invalid.",
+                      errors=[{"field": "body.calendar_id", "message": "no such calendar", "code": "unknown_calendar"}])
+    row = await repository.set_team_calendar(conn, team_id=team_id, calendar_id=calendar_id)
+    return {"team_id": row.team_id, "calendar_id": row.calendar_id, "updated_at": row.updated_at}
+
+
 def due(row: Any, *, start: datetime, minutes: int) -> datetime:
     try:
         return add_business_minutes(calendar_of(row), start, minutes)

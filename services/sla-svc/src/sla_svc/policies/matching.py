@@ -30,7 +30,9 @@ class TicketFacts:
 @dataclass(frozen=True, slots=True)
 class Target:
     minutes: int
-    calendar_id: uuid.UUID | None = None  # None: calendar time (24x7)
+    calendar_id: uuid.UUID | None = None  # a business target's own calendar
+    #: business time; without ``calendar_id`` the ticket's team's calendar (24x7 when it has none)
+    business: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +66,9 @@ class Policy:
 def from_definition(policy_id: uuid.UUID, name: str, definition: Mapping[str, Any]) -> Policy:
     """A stored (already validated) definition as a :class:`Policy`."""
     targets = {
-        metric: Target(minutes=int(t["minutes"]),
-                       calendar_id=uuid.UUID(str(t["calendar_id"])) if t.get("time") == "business" else None)
+        metric: Target(minutes=int(t["minutes"]), business=t.get("time") == "business",
+                       calendar_id=uuid.UUID(str(t["calendar_id"]))
+                       if t.get("time") == "business" and t.get("calendar_id") else None)
         for metric, t in definition["targets"].items()
     }
     escalations = {

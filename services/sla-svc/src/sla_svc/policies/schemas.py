@@ -10,7 +10,17 @@ from pydantic import AfterValidator, BaseModel, Field, StrictInt, StringConstrai
 
 from helpdesk_common.validation import StrictModel, fold_key
 
-Metric = Literal["first_response", "next_response", "periodic_update", "resolution"]
+from ..timers.plan import is_metric
+
+def _metric(name: str) -> str:
+    if not is_metric(name):
+        raise ValueError("a metric is first_response, next_response, periodic_update, resolution "
+                         "or step:<key> (a workflow step; key: a-z, 0-9, '_', '.', '-', at most 64)")
+    return name
+
+
+#: the four ticket metrics, or ``step:<key>`` for a workflow step's own target
+Metric = Annotated[str, StringConstraints(min_length=1, max_length=69), AfterValidator(_metric)]
 Priority = Literal["urgent", "high", "normal", "low"]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 #: tiers are stored folded by customer-svc (``VIP`` is ``vip``), so conditions are folded the same way
@@ -41,8 +51,8 @@ class TargetIn(StrictModel):
 
     @model_validator(mode="after")
     def _calendar_for_business(self) -> TargetIn:
-        if self.time == "business" and self.calendar_id is None:
-            raise ValueError("a business-time target needs a calendar_id")
+        # business time without a calendar_id counts in the calendar of the ticket's team
+        # (PUT /v1/sla/teams/{id}/calendar), and in calendar time when the team has none
         if self.time == "calendar" and self.calendar_id is not None:
             raise ValueError("calendar_id is only used by business-time targets")
         return self

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from helpdesk_common import events
 
 from ..tickets import repository as tickets
+from . import plan as plans
 from . import repository, service
 
 PAUSE_EXEMPT = ("solved", "closed")
@@ -127,7 +128,33 @@ async def handle_updated(conn: AsyncConnection, event: events.TicketUpdated) -> 
 
 
 async def handle_assigned(conn: AsyncConnection, event: events.TicketAssigned) -> None:
-    await tickets.update(conn, event.data.ticket_id, _ref_values(event.data))
+    d = event.data
+    before = await tickets.get(conn, d.ticket_id)
+    await tickets.update(conn, d.ticket_id, _ref_values(d))
+    if before is not None and before.team_id != d.team_id:  # business targets may count in the team's calendar
+        await service.retarget(conn, ticket_id=d.ticket_id, at=d.assigned_at,
+                               generation=await repository.current_generation(conn))
+
+
+async def handle_step_started(conn: AsyncConnection, event: events.TicketStepStarted) -> None:
+    """A workflow step began: its ``step:<key>`` target (if the policy has one) starts afresh."""
+    d = event.data
+    await tickets.update(conn, d.ticket_id, _ref_values(d))
+    ticket = await tickets.get(conn, d.ticket_id)
+    if ticket is None or ticket.status in PAUSE_EXEMPT or not plans.is_metric(plans.step_metric(d.step)):
+        return
+    generation = await repository.current_generation(conn)
+    policy = await service.policy_for(conn, ticket)
+    await service.start(conn, ticket=ticket, policy=policy, metric=plans.step_metric(d.step), started_at=d.started_at,
+                        generation=generation, restart=True)
+
+
+async def handle_step_completed(conn: AsyncConnection, event: events.TicketStepCompleted) -> None:
+    d = event.data
+    await tickets.update(conn, d.ticket_id, _ref_values(d))
+    timer = await repository.get(conn, d.ticket_id, plans.step_metric(d.step), lock=True)
+    if timer is not None and timer.status in ("running", "paused", "breached"):
+        await service.fulfil(conn, timer, at=d.completed_at)
 
 
 async def handle_merged(conn: AsyncConnection, event: events.TicketMerged) -> None:
@@ -143,4 +170,6 @@ HANDLERS = {
     "ticket.updated": handle_updated,
     "ticket.assigned": handle_assigned,
     "ticket.merged": handle_merged,
+    "ticket.step_started": handle_step_started,
+    "ticket.step_completed": handle_step_completed,
 }

@@ -7,12 +7,27 @@ the target, then the due time), and the database only compares timestamps.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from .clock import Clock
 
 METRICS = ("first_response", "next_response", "periodic_update", "resolution")
+#: a workflow step's metric is ``step:<key>`` (``step:approval``, ``step:customer_confirmation``)
+STEP_PREFIX = "step:"
+_STEP_KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def step_metric(step: str) -> str:
+    return STEP_PREFIX + step
+
+
+def is_metric(name: str) -> bool:
+    """One of the four ticket metrics, or ``step:<key>`` with a lower-case key of 1–64 characters."""
+    if name in METRICS:
+        return True
+    return name.startswith(STEP_PREFIX) and bool(_STEP_KEY.match(name[len(STEP_PREFIX):]))
 LIVE = ("running", "paused")
 
 

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Metric = Literal["first_response", "next_response", "periodic_update", "resolution"]
+#: first_response, next_response, periodic_update, resolution, or step:<key> (a workflow step)
+Metric = str
 State = Literal["running", "paused", "fulfilled", "breached", "cancelled"]
 
 

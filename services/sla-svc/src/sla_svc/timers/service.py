@@ -29,7 +29,7 @@ from helpdesk_common import events
 from helpdesk_common.outbox import enqueue
 
 from ..calendars.business_time import NoWorkingTime
-from ..calendars_api.service import clock_for
+from ..calendars_api.service import clock_for, team_calendar_id
 from ..db import outbox
 from ..policies import matching
 from ..policies.service import active_policies
@@ -56,6 +56,17 @@ async def policy_for(conn: AsyncConnection, ticket: Any) -> matching.Policy:
 
 async def _clock(conn: AsyncConnection, calendar_id: uuid.UUID | None) -> Clock:
     return await clock_for(conn, calendar_id)
+
+
+async def calendar_for(conn: AsyncConnection, target: matching.Target, ticket: Any) -> uuid.UUID | None:
+    """The calendar a target counts in for this ticket: none (calendar time), the target's own,
+    or, for a business target without one, the calendar of the ticket's team (calendar time
+    when the team has none). A team change therefore re-targets the ticket's timers."""
+    if not target.business:
+        return None
+    if target.calendar_id is not None:
+        return target.calendar_id
+    return await team_calendar_id(conn, ticket.team_id)
 
 
 def _plan(clock: Clock, **kwargs: Any) -> tuple[plans.Plan, Clock]:
@@ -94,14 +105,15 @@ async def start(conn: AsyncConnection, *, ticket: Any, policy: matching.Policy, 
     target = policy.targets.get(metric)
     if target is None:
         return False
-    clock = await _clock(conn, target.calendar_id)
+    calendar_id = await calendar_for(conn, target, ticket)
+    clock = await _clock(conn, calendar_id)
     p, clock = _plan(clock, anchor=started_at, target_s=target.minutes * 60.0, consumed_s=0.0,
                      warning_fractions=list(policy.warning_fractions))
     escalation = policy.escalations.get(metric)
     paused = ticket.status in policy.pause_statuses
     values = {
         "ticket_id": ticket.ticket_id, "metric": metric, "policy": policy.name, "policy_id": policy.id,
-        "target_minutes": target.minutes, "calendar_id": target.calendar_id if clock is not CALENDAR_TIME else None,
+        "target_minutes": target.minutes, "calendar_id": calendar_id if clock is not CALENDAR_TIME else None,
         "started_at": started_at, "running_since": started_at, "consumed_s": 0.0, "due_at": p.due_at,
         "fire_at": p.fire_at, "fractions": p.fractions, "fired_count": 0,
         "next_fire_at": p.fire_at[0], "status": "running", "pause_statuses": list(policy.pause_statuses),
@@ -189,8 +201,9 @@ async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime,
             await cancel(conn, timer, at=at, reason="policy")
             continue
         escalation = policy.escalations.get(timer.metric)
+        calendar_id = await calendar_for(conn, target, ticket)
         common = {"policy": policy.name, "policy_id": policy.id, "target_minutes": target.minutes,
-                  "calendar_id": target.calendar_id, "pause_statuses": list(policy.pause_statuses),
+                  "calendar_id": calendar_id, "pause_statuses": list(policy.pause_statuses),
                   "escalation": escalation.as_actions() if escalation else None, "generation": generation}
         fractions = sorted(f for f in policy.warning_fractions if 0 < f < 1) + [1.0]
         pausing = ticket.status in policy.pause_statuses
@@ -202,7 +215,7 @@ async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime,
             continue
         old_clock = await _clock(conn, timer.calendar_id)
         consumed = timer.consumed_s + max(0.0, old_clock.between(timer.running_since, at))
-        p, clock = _plan(await _clock(conn, target.calendar_id), anchor=at, target_s=target.minutes * 60.0,
+        p, clock = _plan(await _clock(conn, calendar_id), anchor=at, target_s=target.minutes * 60.0,
                          consumed_s=consumed, warning_fractions=list(policy.warning_fractions))
         unchanged = (timer.policy_id == policy.id and timer.target_minutes == target.minutes
                      and timer.calendar_id == common["calendar_id"] and list(timer.fractions) == p.fractions
@@ -214,7 +227,7 @@ async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime,
             continue
         fired = plans.clamp_fired(timer.fired_count, len(p.fire_at))
         row = await repository.update(conn, timer.id, {
-            **common, "calendar_id": target.calendar_id if clock is not CALENDAR_TIME else None,
+            **common, "calendar_id": calendar_id if clock is not CALENDAR_TIME else None,
             "running_since": at, "consumed_s": consumed, "due_at": p.due_at, "fire_at": p.fire_at,
             "fractions": p.fractions, "fired_count": fired, "next_fire_at": plans.next_fire(p.fire_at, fired),
         })
@@ -261,7 +274,8 @@ async def timers_of(conn: AsyncConnection, *, ticket_id: uuid.UUID) -> dict[str,
 async def compliance(conn: AsyncConnection, *, start: datetime, end: datetime) -> dict[str, Any]:
     counts = {r.metric: (r.fulfilled, r.breached) for r in await repository.compliance(conn, start=start, end=end)}
     metrics = {}
-    for metric in plans.METRICS:
+    steps = sorted(m for m in counts if m not in plans.METRICS)
+    for metric in (*plans.METRICS, *steps):
         ok, late = counts.get(metric, (0, 0))
         total = ok + late
         metrics[metric] = {"fulfilled_on_time": ok, "breached": late,
