@@ -110,3 +110,28 @@ def test_identity_token_lifetime_follows_the_signer():
 
     assert lifetime(IdentitySigner("s1").token_for(p), "s1") == TOKEN_TTL_S == 300
     assert lifetime(identity_headers(p)[IDENTITY_HEADER], TEST_SECRET) == 24 * 3600
+
+
+def test_consumer_skips_types_it_does_not_handle_by_header_without_parsing_the_body():
+    from types import SimpleNamespace
+
+    from helpdesk_common import events
+    from helpdesk_common.consumer import ConsumerRunner
+
+    runner = ConsumerRunner(name="c", topics=["t"], handlers={"ticket.customer_linked": None}, engine=None,
+                            inbox=None, settings=None)
+
+    def record(value: bytes, headers):
+        return SimpleNamespace(value=value, headers=headers)
+
+    tid = uuid.uuid4()
+    linked = events.TicketCustomerLinked(source="t", subject=str(tid), data=events.TicketCustomerLinkedData(
+        ticket_id=tid, customer_id=uuid.uuid4()))
+    skipped = runner._decode(record(b"{not json", [("ce_type", b"ticket.updated")]))
+    assert (skipped.ignored_type, skipped.event, skipped.error) == ("ticket.updated", None, None)
+    handled = runner._decode(record(events.encode(linked), [("ce_type", b"ticket.customer_linked")]))
+    assert handled.event == linked and handled.ignored_type is None
+    # a handled type, or a record without the header, is parsed: a broken body is poison (DLQ)
+    assert runner._decode(record(b"{not json", [("ce_type", b"ticket.customer_linked")])).error is not None
+    assert runner._decode(record(b"{not json", [])).error is not None
+    assert runner._decode(record(events.encode(linked), None)).event == linked
