@@ -39,3 +39,14 @@ async def full(infra, analytics_db, monkeypatch):
     async with running_app(create_app(Settings())) as client:
         client.topics = topics
         yield client
+
+
+@pytest.fixture
+async def raw(analytics_db):
+    """A bare asyncpg connection: what the raw consumer hands its handlers."""
+    from helpdesk_common.db import create_raw_pool
+
+    pool = await create_raw_pool(analytics_db, size=1)
+    async with pool.acquire() as conn:
+        yield conn
+    await pool.close()

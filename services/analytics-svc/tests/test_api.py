@@ -14,10 +14,10 @@ SUPERVISOR = identity_headers(Principal(kind="user", id="u1", role="supervisor")
 CHANNEL = identity_headers(Principal(kind="channel", id="k", channel="api"))
 
 
-async def test_kpis_document(api, db):
+async def test_kpis_document(api, raw):
     tid = uuid.uuid4()
-    async with db.begin() as conn:
-        await handlers.handle_ticket_created(conn, events.TicketCreated(
+    async with raw.transaction():
+        await handlers.handle_ticket_created(raw, events.TicketCreated(
             source="t", subject=str(tid), data=events.TicketCreatedData(
                 ticket_id=tid, subject="s", status="new", priority="low", requester=events.Requester(phone="+1 555"),
                 created_by="channel:k", created_at=datetime.now(UTC))))

@@ -4,8 +4,6 @@ import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
-
 from analytics_svc.kpis import handlers, repository
 from helpdesk_common import events
 
@@ -43,30 +41,32 @@ async def fold(conn, *evts):
         await HANDLE[e.type](conn, e)
 
 
-async def test_every_arrival_order_folds_to_the_same_row(db):
+async def test_every_arrival_order_folds_to_the_same_row(raw):
     customer = uuid.uuid4()
     cols = "created_at, priority, status, channel, customer_id, first_response_due_at"
     results = set()
-    async with db.begin() as conn:
+    conn = raw
+    async with raw.transaction():
         for order in itertools.permutations(["created", "linked", "applied"]):
             tid = uuid.uuid4()
             make = {"created": lambda: created(tid), "linked": lambda: linked(tid, customer), "applied": lambda: applied(tid)}
             await fold(conn, *(make[name]() for name in order))
-            row = (await conn.execute(text(f"SELECT {cols}, ingested_at FROM ticket_facts WHERE ticket_id = :t"), {"t": tid})).one()
-            assert row.ingested_at is not None
+            row = await conn.fetchrow(f"SELECT {cols}, ingested_at FROM ticket_facts WHERE ticket_id = $1", tid)
+            assert row["ingested_at"] is not None
             results.add(tuple(row)[:-1])
     assert results == {(NOW, "high", "new", "email", customer, NOW + timedelta(hours=1))}
 
 
-async def test_status_follows_the_newest_ticket_version_in_any_order(db):
+async def test_status_follows_the_newest_ticket_version_in_any_order(raw):
     statuses = set()
-    async with db.begin() as conn:
+    conn = raw
+    async with raw.transaction():
         for order in itertools.permutations(["created", "open", "solved"]):
             tid = uuid.uuid4()
             make = {"created": lambda: created(tid), "open": lambda: status_changed(tid, "open", 2),
                     "solved": lambda: status_changed(tid, "solved", 3)}
             await fold(conn, *(make[name]() for name in order))
-            statuses.add(await conn.scalar(text("SELECT status FROM ticket_facts WHERE ticket_id = :t"), {"t": tid}))
+            statuses.add(await conn.fetchval("SELECT status FROM ticket_facts WHERE ticket_id = $1", tid))
         assert statuses == {"solved"}
         before = (await repository.kpis(conn, day_start=DAY[0], day_end=DAY[1]))["open_tickets"]
         tid = uuid.uuid4()
@@ -76,27 +76,29 @@ async def test_status_follows_the_newest_ticket_version_in_any_order(db):
         assert (await repository.kpis(conn, day_start=DAY[0], day_end=DAY[1]))["open_tickets"] == before
 
 
-async def test_partial_rows_wait_for_creation_and_ingested_at_is_the_fold_wall_clock(db):
+async def test_partial_rows_wait_for_creation_and_ingested_at_is_the_fold_wall_clock(raw):
     tid = uuid.uuid4()
-    async with db.begin() as conn:
+    conn = raw
+    async with raw.transaction():
         await fold(conn, linked(tid, uuid.uuid4()), applied(tid), applied(tid, metric="resolution"))
-        row = (await conn.execute(text("SELECT created_at, ingested_at FROM ticket_facts"))).one()
-        assert row == (None, None)
+        row = await conn.fetchrow("SELECT created_at, ingested_at FROM ticket_facts")
+        assert tuple(row) == (None, None)
         assert (await repository.kpis(conn, day_start=DAY[0], day_end=DAY[1]))["tickets_total"] == 0
         await fold(conn, created(tid))
-        first = await conn.scalar(text("SELECT ingested_at FROM ticket_facts"))
-        assert first > await conn.scalar(text("SELECT now()"))  # clock_timestamp(), not the transaction start
+        first = await conn.fetchval("SELECT ingested_at FROM ticket_facts")
+        assert first > await conn.fetchval("SELECT now()")  # clock_timestamp(), not the transaction start
         await fold(conn, created(tid, status="open"))  # folded again: data updated, first fold time kept
-        assert await conn.scalar(text("SELECT ingested_at FROM ticket_facts")) == first
-        assert await conn.scalar(text("SELECT status FROM ticket_facts")) == "open"
-        assert await conn.scalar(text(
+        assert await conn.fetchval("SELECT ingested_at FROM ticket_facts") == first
+        assert await conn.fetchval("SELECT status FROM ticket_facts") == "open"
+        assert await conn.fetchval(
             "SELECT column_default FROM information_schema.columns "
-            "WHERE table_name = 'ticket_facts' AND column_name = 'ingested_at'")) == "clock_timestamp()"
+            "WHERE table_name = 'ticket_facts' AND column_name = 'ingested_at'") == "clock_timestamp()"
 
 
-async def test_kpis_count_with_one_statement(db):
+async def test_kpis_count_with_one_statement(raw):
     customer = uuid.uuid4()
-    async with db.begin() as conn:
+    conn = raw
+    async with raw.transaction():
         t = [uuid.uuid4() for _ in range(7)]
         await fold(
             conn,

@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             routers=[kpis_router],
             outbox=outbox,
             inbox=inbox,
+            raw_pool=True,
             consumers=[
                 ConsumerSpec(
                     name="analytics-svc.facts",
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         "ticket.status_changed": handle_status_changed,
                         "ticket.message_added": handle_message_added,
                     },
+                    raw=True,
                 )
             ],
         ),

@@ -24,6 +24,6 @@ async def get_kpis(
     tz: Annotated[str, Query(min_length=1, max_length=64, description="IANA zone that defines 'today'")] = "UTC",
 ) -> JSONBytesResponse:
     require_user(principal)
-    async with runtime_of(request).engine.connect() as conn:
+    async with runtime_of(request).raw_connection() as conn:
         body = await service.kpis(conn, now=datetime.now(UTC), tz_name=tz)
     return JSONBytesResponse(body)

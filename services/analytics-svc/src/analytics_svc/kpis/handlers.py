@@ -1,11 +1,12 @@
-"""Fold events into ticket_facts; each handler runs inside the consumer's transaction."""
+"""Fold events into ticket_facts; each handler runs inside the consumer's transaction, on its
+bare asyncpg connection."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import Histogram
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpdesk_common import events
 
@@ -18,7 +19,7 @@ EVENT_PROPAGATION = Histogram(
 )
 
 
-async def handle_ticket_created(conn: AsyncConnection, event: events.TicketCreated) -> None:
+async def handle_ticket_created(conn: Any, event: events.TicketCreated) -> None:
     d = event.data
     await repository.upsert_created(
         conn, ticket_id=d.ticket_id, created_at=d.created_at, priority=d.priority, status=d.status, channel=d.channel
@@ -26,20 +27,20 @@ async def handle_ticket_created(conn: AsyncConnection, event: events.TicketCreat
     EVENT_PROPAGATION.observe(max(0.0, (datetime.now(UTC) - d.created_at).total_seconds()))
 
 
-async def handle_customer_linked(conn: AsyncConnection, event: events.TicketCustomerLinked) -> None:
+async def handle_customer_linked(conn: Any, event: events.TicketCustomerLinked) -> None:
     await repository.upsert_partial(conn, ticket_id=event.data.ticket_id, customer_id=event.data.customer_id)
 
 
-async def handle_sla_applied(conn: AsyncConnection, event: events.SlaApplied) -> None:
+async def handle_sla_applied(conn: Any, event: events.SlaApplied) -> None:
     if event.data.metric == "first_response":
         await repository.upsert_partial(conn, ticket_id=event.data.ticket_id, first_response_due_at=event.data.due_at)
 
 
-async def handle_status_changed(conn: AsyncConnection, event: events.TicketStatusChanged) -> None:
+async def handle_status_changed(conn: Any, event: events.TicketStatusChanged) -> None:
     d = event.data
     await repository.upsert_status(conn, ticket_id=d.ticket_id, status=d.to_status, version=d.version or 0)
 
 
-async def handle_message_added(conn: AsyncConnection, event: events.TicketMessageAdded) -> None:
+async def handle_message_added(conn: Any, event: events.TicketMessageAdded) -> None:
     if event.data.first_response:
         await repository.upsert_partial(conn, ticket_id=event.data.ticket_id, first_response_at=event.data.created_at)
