@@ -40,3 +40,14 @@ async def full(infra, customer_db, monkeypatch):
     async with running_app(create_app(Settings())) as client:
         client.topics = topics
         yield client
+
+
+@pytest.fixture
+async def raw(customer_db):
+    """A bare asyncpg connection: what the raw consumer and the endpoints work on."""
+    from helpdesk_common.db import create_raw_pool
+
+    pool = await create_raw_pool(customer_db, size=1)
+    async with pool.acquire() as conn:
+        yield conn
+    await pool.close()

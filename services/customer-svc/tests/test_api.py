@@ -15,10 +15,11 @@ AGENT = identity_headers(Principal(kind="user", id="u2", role="agent"))
 CHANNEL = identity_headers(Principal(kind="channel", id="k1", channel="wechat"))
 
 
-async def seed(db, *requesters) -> list[uuid.UUID]:
+async def seed(raw, *requesters) -> list[uuid.UUID]:
     """Customers created the way the consumer creates them, all in one transaction (same created_at)."""
     ids = []
-    async with db.begin() as conn:
+    conn = raw
+    async with raw.transaction():
         for requester in requesters:
             customer_id, created = await service.resolve_requester(conn, ticket_id=uuid.uuid4(), requester=requester)
             assert created
@@ -26,8 +27,8 @@ async def seed(db, *requesters) -> list[uuid.UUID]:
     return ids
 
 
-async def test_read_customer_with_identities(api, db):
-    [cid] = await seed(db, {"name": "李雷", "email": "Li.Lei@Example.com", "phone": "+86 138-0013-8000"})
+async def test_read_customer_with_identities(api, raw):
+    [cid] = await seed(raw, {"name": "李雷", "email": "Li.Lei@Example.com", "phone": "+86 138-0013-8000"})
     r = await api.get(f"/v1/customers/{cid}", headers=AGENT)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -41,8 +42,8 @@ async def test_read_customer_with_identities(api, db):
     assert body["created_at"].endswith("Z")
 
 
-async def test_errors_are_problems(api, db):
-    [cid] = await seed(db, {"email": "a@example.com"})
+async def test_errors_are_problems(api, raw):
+    [cid] = await seed(raw, {"email": "a@example.com"})
     missing = await api.get(f"/v1/customers/{uuid.uuid4()}", headers=ADMIN)
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
@@ -57,9 +58,9 @@ async def test_errors_are_problems(api, db):
         assert (await api.get(path, headers={"x-internal-identity": "forged"})).status_code == 401
 
 
-async def test_list_pages_newest_first_without_gaps_or_repeats(api, db):
-    older = await seed(db, *({"email": f"old{i}@example.com"} for i in range(3)))
-    newer = await seed(db, *({"email": f"new{i}@example.com"} for i in range(4)))  # same created_at: ties on id
+async def test_list_pages_newest_first_without_gaps_or_repeats(api, raw):
+    older = await seed(raw, *({"email": f"old{i}@example.com"} for i in range(3)))
+    newer = await seed(raw, *({"email": f"new{i}@example.com"} for i in range(4)))  # same created_at: ties on id
     seen, cursor, pages = [], None, 0
     while True:
         params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
@@ -79,8 +80,8 @@ async def test_list_pages_newest_first_without_gaps_or_repeats(api, db):
     assert len(default["items"]) == 7 and default["next_cursor"] is None
 
 
-async def test_list_filters_by_normalised_identity(api, db):
-    a, b = await seed(db, {"email": "Zhang.Wei@Example.com", "phone": "+86 139 0000 0000"}, {"phone": "+8613911112222"})
+async def test_list_filters_by_normalised_identity(api, raw):
+    a, b = await seed(raw, {"email": "Zhang.Wei@Example.com", "phone": "+86 139 0000 0000"}, {"phone": "+8613911112222"})
 
     async def ids(**params):
         r = await api.get("/v1/customers", params=params, headers=ADMIN)

@@ -115,7 +115,7 @@ async def test_requesters_resolve_to_one_customer_per_person(full, infra, db):
     assert published == {str(e.id): key.encode() for key, e in log}
 
 
-async def test_two_consumers_racing_for_a_new_identity_make_one_customer(full, infra, db):
+async def test_two_consumers_racing_for_a_new_identity_make_one_customer(full, infra, db, raw):
     """Another instance is mid-transaction creating the same person when our consumer starts.
 
     Our insert of the identity waits on the other's uncommitted row, then finds it taken:
@@ -124,19 +124,19 @@ async def test_two_consumers_racing_for_a_new_identity_make_one_customer(full, i
     """
     other_instance = ticket_created(name="Race", email="race@example.com")
     ours = ticket_created(email="RACE@example.com", phone="+1 555 0100")
-    async with db.connect() as conn:
-        tx = await conn.begin()
-        winner, created = await service.resolve_requester(
-            conn, ticket_id=other_instance.data.ticket_id, requester={"name": "Race", "email": "race@example.com"})
-        assert created
-        await produce(infra.kafka_bootstrap, full.topics, ours)
+    tx = raw.transaction()
+    await tx.start()
+    winner, created = await service.resolve_requester(
+        raw, ticket_id=other_instance.data.ticket_id, requester={"name": "Race", "email": "race@example.com"})
+    assert created
+    await produce(infra.kafka_bootstrap, full.topics, ours)
 
-        async def consumer_blocked():
-            return await scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                    "AND wait_event_type = 'Lock'")
+    async def consumer_blocked():
+        return await scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND wait_event_type = 'Lock'")
 
-        await wait_for(consumer_blocked)
-        await tx.commit()
+    await wait_for(consumer_blocked)
+    await tx.commit()
 
     resolved = await resolution_of(db, ours)
     assert (resolved.data.customer_id, resolved.data.created) == (winner, False)

@@ -2,7 +2,6 @@
 
 import uuid
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 
@@ -34,7 +33,8 @@ def test_can_see_pii(principal, sees):
 
 
 def test_to_read_masks_only_when_asked():
-    row = SimpleNamespace(id=uuid.uuid4(), name="n", tier="vip", created_at=datetime.now(UTC), updated_at=datetime.now(UTC), version=1)
+    row = {"id": uuid.uuid4(), "name": "n", "tier": "vip", "created_at": datetime.now(UTC), "updated_at": datetime.now(UTC),
+           "version": 1}
     ids = [("email", "zhang.wei@example.com"), ("phone", "+8613900000000")]
     assert to_read(row, ids, unmasked=True)["identities"] == [
         {"kind": "email", "value": "zhang.wei@example.com"},

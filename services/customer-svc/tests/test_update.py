@@ -18,9 +18,9 @@ AGENT = identity_headers(Principal(kind="user", id="u2", role="agent"))
 CHANNEL = identity_headers(Principal(kind="channel", id="k1", channel="wechat"))
 
 
-async def seed(db, *requesters) -> list[uuid.UUID]:
-    async with db.begin() as conn:
-        return [(await service.resolve_requester(conn, ticket_id=uuid.uuid4(), requester=r))[0] for r in requesters]
+async def seed(raw, *requesters) -> list[uuid.UUID]:
+    async with raw.transaction():
+        return [(await service.resolve_requester(raw, ticket_id=uuid.uuid4(), requester=r))[0] for r in requesters]
 
 
 async def updates(db) -> list[events.CustomerUpdated]:
@@ -30,8 +30,8 @@ async def updates(db) -> list[events.CustomerUpdated]:
     return [events.decode(r.payload) for r in rows]
 
 
-async def test_supervisor_sets_tier_once_and_the_event_carries_the_change(api, db):
-    [cid] = await seed(db, {"name": "王芳", "email": "wang@example.com"})
+async def test_supervisor_sets_tier_once_and_the_event_carries_the_change(api, raw, db):
+    [cid] = await seed(raw, {"name": "王芳", "email": "wang@example.com"})
     r = await api.patch(f"/v1/customers/{cid}", json={"tier": " VIP "}, headers={**SUPERVISOR, "If-Match": 'W/"1"'})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -56,8 +56,8 @@ async def test_supervisor_sets_tier_once_and_the_event_carries_the_change(api, d
     assert [e.data.changes["tier"]["after"] for e in await updates(db)] == ["vip", "金牌", None]
 
 
-async def test_agents_edit_names_but_not_tiers(api, db):
-    [cid] = await seed(db, {"email": "li@example.com"})
+async def test_agents_edit_names_but_not_tiers(api, raw, db):
+    [cid] = await seed(raw, {"email": "li@example.com"})
     denied = await api.patch(f"/v1/customers/{cid}", json={"tier": "vip"}, headers=AGENT)
     assert denied.status_code == 403 and denied.headers["content-type"] == "application/problem+json"
     named = await api.patch(f"/v1/customers/{cid}", json={"name": "Li Lei"}, headers=AGENT)
@@ -76,8 +76,8 @@ async def test_agents_edit_names_but_not_tiers(api, db):
     ({"colour": "red"}, "body.colour"),
     ({"name": "a\x00b"}, "body"),
 ])
-async def test_bad_edits_are_422_problems_naming_the_field(api, db, body, field):
-    [cid] = await seed(db, {"email": f"{uuid.uuid4().hex}@example.com"})
+async def test_bad_edits_are_422_problems_naming_the_field(api, raw, db, body, field):
+    [cid] = await seed(raw, {"email": f"{uuid.uuid4().hex}@example.com"})
     r = await api.patch(f"/v1/customers/{cid}", json=body, headers=ADMIN)
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == "application/problem+json"
@@ -85,8 +85,8 @@ async def test_bad_edits_are_422_problems_naming_the_field(api, db, body, field)
     assert await updates(db) == []
 
 
-async def test_if_match_conflicts_and_missing_customers(api, db):
-    [cid] = await seed(db, {"email": "c@example.com"})
+async def test_if_match_conflicts_and_missing_customers(api, raw, db):
+    [cid] = await seed(raw, {"email": "c@example.com"})
     stale = await api.patch(f"/v1/customers/{cid}", json={"tier": "gold"}, headers={**ADMIN, "If-Match": 'W/"7"'})
     assert stale.status_code == 412 and stale.json()["current_version"] == 1
     missing = await api.patch(f"/v1/customers/{uuid.uuid4()}", json={"tier": "gold"}, headers=ADMIN)
@@ -94,8 +94,8 @@ async def test_if_match_conflicts_and_missing_customers(api, db):
     assert await updates(db) == []
 
 
-async def test_concurrent_edits_with_the_same_version_let_exactly_one_through(api, db):
-    [cid] = await seed(db, {"email": "race@example.com"})
+async def test_concurrent_edits_with_the_same_version_let_exactly_one_through(api, raw, db):
+    [cid] = await seed(raw, {"email": "race@example.com"})
     answers = await asyncio.gather(*(
         api.patch(f"/v1/customers/{cid}", json={"tier": f"t{i}"}, headers={**ADMIN, "If-Match": 'W/"1"'})
         for i in range(10)
@@ -104,8 +104,8 @@ async def test_concurrent_edits_with_the_same_version_let_exactly_one_through(ap
     assert len(await updates(db)) == 1
 
 
-async def test_list_filters_by_tier(api, db):
-    a, b, c = await seed(db, {"email": "a@t.example"}, {"email": "b@t.example"}, {"email": "c@t.example"})
+async def test_list_filters_by_tier(api, raw, db):
+    a, b, c = await seed(raw, {"email": "a@t.example"}, {"email": "b@t.example"}, {"email": "c@t.example"})
     for cid, tier in ((a, "vip"), (c, "vip"), (b, "gold")):
         assert (await api.patch(f"/v1/customers/{cid}", json={"tier": tier}, headers=ADMIN)).status_code == 200
     vip = (await api.get("/v1/customers", params={"tier": "VIP"}, headers=AGENT)).json()

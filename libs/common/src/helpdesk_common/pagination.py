@@ -29,7 +29,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def page(rows: list, limit: int) -> tuple[list, str | None]:
-    """Rows fetched with ``limit + 1`` → (the page, the cursor of the next page or None)."""
+    """Rows fetched with ``limit + 1`` → (the page, the cursor of the next page or None).
+    Rows are mappings with ``created_at`` and ``id`` (asyncpg records, dicts)."""
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return rows, encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None

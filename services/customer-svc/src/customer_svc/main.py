@@ -17,11 +17,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             routers=[customers_router],
             outbox=outbox,
             inbox=inbox,
+            raw_pool=True,
             consumers=[
                 ConsumerSpec(
                     name="customer-svc.requesters",
                     topics=[TICKETS_TOPIC],
                     handlers={"ticket.created": handle_ticket_created},
+                    raw=True,
                 )
             ],
         ),

@@ -22,7 +22,7 @@ async def list_customers(
     request: Request, principal: CurrentPrincipal, query: Annotated[CustomerListQuery, Query()]
 ) -> JSONBytesResponse:
     require_user(principal)
-    async with runtime_of(request).engine.connect() as conn:
+    async with runtime_of(request).raw_connection() as conn:
         body = await service.list_customers(
             conn, principal=principal, limit=query.limit, cursor=query.cursor, email=query.email, phone=query.phone,
             tier=query.tier,
@@ -33,7 +33,7 @@ async def list_customers(
 @router.get("/{customer_id}", response_model=CustomerRead, summary="Read a customer with its identities")
 async def get_customer(request: Request, customer_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
     require_user(principal)
-    async with runtime_of(request).engine.connect() as conn:
+    async with runtime_of(request).raw_connection() as conn:
         body = await service.get_customer(conn, customer_id=customer_id, principal=principal)
     return JSONBytesResponse(body, headers={"ETag": etag(body["version"])})
 
@@ -45,7 +45,7 @@ async def update_customer(
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=100)] = None,
 ) -> JSONBytesResponse:
     require_user(principal)
-    async with runtime_of(request).engine.begin() as conn:
+    async with runtime_of(request).raw_transaction() as conn:
         body = await service.update_customer(conn, customer_id=customer_id, update=update, principal=principal,
                                              if_match=if_match)
     return JSONBytesResponse(body, headers={"ETag": etag(body["version"])})

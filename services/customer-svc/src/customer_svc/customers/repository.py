@@ -1,4 +1,8 @@
-"""The only place with SQL for customers (SQLAlchemy Core on the caller's connection)."""
+"""The only place with SQL for customers: plain SQL on a bare asyncpg connection.
+
+Requester resolution runs for every ticket customer-svc sees, and SQLAlchemy's statement
+building cost more CPU than PostgreSQL's work (the same finding as ticket-svc's intake).
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,30 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from .models import customer_identities, customers
-
 Pair = tuple[str, str]
+_COLUMNS = "id, name, tier, created_at, updated_at, version"
+#: columns an update may set (names never come from requests)
+UPDATABLE = frozenset({"name", "tier"})
 
 
-async def owners_of(conn: AsyncConnection, identities: list[Pair]) -> dict[Pair, uuid.UUID]:
+async def owners_of(conn: Any, identities: list[Pair]) -> dict[Pair, uuid.UUID]:
     """The customer owning each of ``identities`` (kind, normalised value) that has one."""
     if not identities:
         return {}
-    ci = customer_identities.c
-    rows = await conn.execute(
-        select(ci.kind, ci.value, ci.customer_id).where(tuple_(ci.kind, ci.value).in_(identities))
+    rows = await conn.fetch(
+        "SELECT c.kind, c.value, c.customer_id FROM customer_identities c "
+        "JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)",
+        [k for k, _ in identities], [v for _, v in identities],
     )
-    return {(r.kind, r.value): r.customer_id for r in rows}
+    return {(r["kind"], r["value"]): r["customer_id"] for r in rows}
 
 
-async def insert_customer(conn: AsyncConnection, *, customer_id: uuid.UUID, name: str | None) -> Row:
-    return (
-        await conn.execute(customers.insert().values(id=customer_id, name=name).returning(*customers.c))
-    ).one()
+async def insert_customer(conn: Any, *, customer_id: uuid.UUID, name: str | None) -> Any:
+    return await conn.fetchrow(f"INSERT INTO customers (id, name) VALUES ($1, $2) RETURNING {_COLUMNS}",
+                               customer_id, name)
 
 
-async def add_identities(conn: AsyncConnection, *, customer_id: uuid.UUID, identities: list[Pair]) -> list[Pair]:
+async def add_identities(conn: Any, *, customer_id: uuid.UUID, identities: list[Pair]) -> list[Pair]:
     """Insert identities for a customer; returns those actually inserted.
 
     ``ON CONFLICT DO NOTHING`` waits for a concurrent uncommitted insert of the same
@@ -41,61 +41,63 @@ async def add_identities(conn: AsyncConnection, *, customer_id: uuid.UUID, ident
     """
     if not identities:
         return []
-    rows = await conn.execute(
-        pg_insert(customer_identities)
-        .values([{"kind": k, "value": v, "customer_id": customer_id} for k, v in identities])
-        .on_conflict_do_nothing(index_elements=[customer_identities.c.kind, customer_identities.c.value])
-        .returning(customer_identities.c.kind, customer_identities.c.value)
+    rows = await conn.fetch(
+        "INSERT INTO customer_identities (kind, value, customer_id) "
+        "SELECT kind, value, $3 FROM unnest($1::text[], $2::text[]) AS u(kind, value) "
+        "ON CONFLICT (kind, value) DO NOTHING RETURNING kind, value",
+        [k for k, _ in identities], [v for _, v in identities], customer_id,
     )
-    return [(r.kind, r.value) for r in rows]
+    return [(r["kind"], r["value"]) for r in rows]
 
 
-async def get_customer(conn: AsyncConnection, customer_id: uuid.UUID, *, lock: bool = False) -> Row | None:
-    stmt = select(customers).where(customers.c.id == customer_id)
-    return (await conn.execute(stmt.with_for_update() if lock else stmt)).first()
+async def get_customer(conn: Any, customer_id: uuid.UUID, *, lock: bool = False) -> Any:
+    return await conn.fetchrow(f"SELECT {_COLUMNS} FROM customers WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+                               customer_id)
 
 
-async def update_customer(conn: AsyncConnection, customer_id: uuid.UUID, values: dict[str, Any]) -> Row:
+async def update_customer(conn: Any, customer_id: uuid.UUID, values: dict[str, Any]) -> Any:
     """Write ``values`` and move the version on (the caller holds the row lock)."""
-    c = customers.c
-    stmt = (customers.update().where(c.id == customer_id)
-            .values(**values, version=c.version + 1, updated_at=func.clock_timestamp()).returning(*customers.c))
-    return (await conn.execute(stmt)).one()
+    names = [n for n in values if n in UPDATABLE]
+    sets = ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names))
+    return await conn.fetchrow(
+        f"UPDATE customers SET {sets}, version = version + 1, updated_at = clock_timestamp() "
+        f"WHERE id = $1 RETURNING {_COLUMNS}",
+        customer_id, *(values[n] for n in names),
+    )
 
 
-async def identities_of(conn: AsyncConnection, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Pair]]:
+async def identities_of(conn: Any, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Pair]]:
     out: dict[uuid.UUID, list[Pair]] = {cid: [] for cid in customer_ids}
     if not customer_ids:
         return out
-    ci = customer_identities.c
-    rows = await conn.execute(
-        select(ci.customer_id, ci.kind, ci.value)
-        .where(ci.customer_id.in_(customer_ids))
-        .order_by(ci.customer_id, ci.created_at, ci.kind, ci.value)
+    rows = await conn.fetch(
+        "SELECT customer_id, kind, value FROM customer_identities WHERE customer_id = ANY($1::uuid[]) "
+        "ORDER BY customer_id, created_at, kind, value",
+        customer_ids,
     )
     for r in rows:
-        out[r.customer_id].append((r.kind, r.value))
+        out[r["customer_id"]].append((r["kind"], r["value"]))
     return out
 
 
 async def list_customers(
-    conn: AsyncConnection, *, limit: int, after: tuple[datetime, uuid.UUID] | None, identities: list[Pair],
+    conn: Any, *, limit: int, after: tuple[datetime, uuid.UUID] | None, identities: list[Pair],
     tier: str | None = None,
-) -> list[Row]:
+) -> list[Any]:
     """Newest first, keyset-paginated on (created_at, id); every filter must match."""
-    c = customers.c
-    stmt = select(customers)
-    if tier is not None:
-        stmt = stmt.where(c.tier == tier)
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    where = []
     for kind, value in identities:
-        stmt = stmt.where(
-            c.id.in_(
-                select(customer_identities.c.customer_id).where(
-                    customer_identities.c.kind == kind, customer_identities.c.value == value
-                )
-            )
-        )
+        where.append(f"id IN (SELECT customer_id FROM customer_identities WHERE kind = {arg(kind)} "
+                     f"AND value = {arg(value)})")
+    if tier is not None:
+        where.append(f"tier = {arg(tier)}")
     if after is not None:
-        stmt = stmt.where(or_(c.created_at < after[0], and_(c.created_at == after[0], c.id < after[1])))
-    stmt = stmt.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
-    return list((await conn.execute(stmt)).all())
+        where.append(f"(created_at, id) < ({arg(after[0])}, {arg(after[1])})")
+    sql = f"SELECT {_COLUMNS} FROM customers" + (" WHERE " + " AND ".join(where) if where else "")
+    return await conn.fetch(sql + f" ORDER BY created_at DESC, id DESC LIMIT {arg(limit)}", *args)

@@ -10,12 +10,10 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from helpdesk_common import events
 from helpdesk_common.identities import identities_of, mask, normalize
 from helpdesk_common.identity import Principal
-from helpdesk_common.outbox import enqueue
+from helpdesk_common.outbox import enqueue_raw
 from helpdesk_common.pagination import decode_cursor, page
 from helpdesk_common.problems import Problem
 from helpdesk_common.validation import fold_key
@@ -50,7 +48,7 @@ def pick_existing(identities: list[Pair], owners: dict[Pair, uuid.UUID]) -> uuid
 
 
 async def resolve_requester(
-    conn: AsyncConnection, *, ticket_id: uuid.UUID, requester: dict[str, Any]
+    conn: Any, *, ticket_id: uuid.UUID, requester: dict[str, Any]
 ) -> tuple[uuid.UUID, bool] | None:
     """Find or create the requester's customer; emits customer.* and customer.requester_resolved.
 
@@ -76,8 +74,8 @@ async def resolve_requester(
                 subject=str(customer_id),
                 data=events.CustomerCreatedData(
                     customer_id=customer_id,
-                    name=row.name,
-                    created_at=row.created_at,
+                    name=row["name"],
+                    created_at=row["created_at"],
                     identities=[events.Identity(kind=k, value=v) for k, v in identities],
                 ),
             )
@@ -104,7 +102,7 @@ async def resolve_requester(
             data=events.CustomerRequesterResolvedData(ticket_id=ticket_id, customer_id=customer_id, created=created),
         )
     )
-    await enqueue(conn, outbox, *emitted)
+    await enqueue_raw(conn, outbox, *emitted)
     return customer_id, created
 
 
@@ -116,17 +114,17 @@ def can_see_pii(principal: Principal) -> bool:
 def to_read(row: Any, identities: list[Pair], *, unmasked: bool) -> dict[str, Any]:
     """A customer as the API shows it (``schemas.CustomerRead``), rendered straight by orjson."""
     return {
-        "id": row.id,
-        "name": row.name,
-        "tier": row.tier,
+        "id": row["id"],
+        "name": row["name"],
+        "tier": row["tier"],
         "identities": [{"kind": k, "value": v if unmasked else mask(k, v)} for k, v in identities],
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "version": row.version,
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "version": row["version"],
     }
 
 
-async def get_customer(conn: AsyncConnection, *, customer_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
+async def get_customer(conn: Any, *, customer_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
     row = await repository.get_customer(conn, customer_id)
     if row is None:
         raise Problem(404, "not-found", "Customer not found", f"No customer {customer_id}.")
@@ -144,7 +142,7 @@ def identity_filters(*, email: str | None, phone: str | None) -> list[Pair]:
 
 
 async def list_customers(
-    conn: AsyncConnection,
+    conn: Any,
     *,
     principal: Principal,
     limit: int,
@@ -161,9 +159,9 @@ async def list_customers(
         tier=fold_key(tier) if tier is not None else None,
     )
     rows, next_cursor = page(rows, limit)
-    identities = await repository.identities_of(conn, [r.id for r in rows])
+    identities = await repository.identities_of(conn, [r["id"] for r in rows])
     unmasked = can_see_pii(principal)
-    return {"items": [to_read(r, identities[r.id], unmasked=unmasked) for r in rows], "next_cursor": next_cursor}
+    return {"items": [to_read(r, identities[r["id"]], unmasked=unmasked) for r in rows], "next_cursor": next_cursor}
 
 
 def check_version(current: int, if_match: str | None) -> None:
@@ -179,11 +177,11 @@ def check_version(current: int, if_match: str | None) -> None:
 def changed_fields(row: Any, update: CustomerUpdate) -> dict[str, Any]:
     """The fields the request sets to a value different from the stored one."""
     sent = update.model_dump(exclude_unset=True)
-    return {name: value for name, value in sent.items() if getattr(row, name) != value}
+    return {name: value for name, value in sent.items() if row[name] != value}
 
 
 async def update_customer(
-    conn: AsyncConnection, *, customer_id: uuid.UUID, update: CustomerUpdate, principal: Principal,
+    conn: Any, *, customer_id: uuid.UUID, update: CustomerUpdate, principal: Principal,
     if_match: str | None,
 ) -> dict[str, Any]:
     """Change a customer's name or tier; emits one ``customer.updated`` when something changed.
@@ -196,17 +194,17 @@ async def update_customer(
     row = await repository.get_customer(conn, customer_id, lock=True)
     if row is None:
         raise Problem(404, "not-found", "Customer not found", f"No customer {customer_id}.")
-    check_version(row.version, if_match)
+    check_version(row["version"], if_match)
     values = changed_fields(row, update)
     if values:
         before = row
         row = await repository.update_customer(conn, customer_id, values)
-        await enqueue(conn, outbox, events.CustomerUpdated(
+        await enqueue_raw(conn, outbox, events.CustomerUpdated(
             source=SOURCE, subject=str(customer_id),
             data=events.CustomerUpdatedData(
-                customer_id=customer_id, version=row.version, name=row.name, tier=row.tier,
-                changes={k: {"before": getattr(before, k), "after": v} for k, v in values.items()},
-                actor=principal.ref, updated_at=row.updated_at,
+                customer_id=customer_id, version=row["version"], name=row["name"], tier=row["tier"],
+                changes={k: {"before": before[k], "after": v} for k, v in values.items()},
+                actor=principal.ref, updated_at=row["updated_at"],
             ),
         ))
     identities = (await repository.identities_of(conn, [customer_id]))[customer_id]
