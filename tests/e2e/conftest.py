@@ -9,25 +9,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from helpdesk_common.devstack import Stack, StackConfig, free_port
+from helpdesk_common.devstack import Stack, StackConfig, free_block, free_port
 
 
 def _free_block(size: int = 5) -> int:
-    """A base port with ``size`` consecutive free ports."""
-    for _ in range(50):
-        base = free_port()
-        if base + size >= 65535:
-            continue
-        try:
-            import socket
-
-            for p in range(base, base + size):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free port block")
+    """A base port with ``size`` consecutive free ports (see devstack.free_block)."""
+    return free_block(size)
 
 
 @pytest.fixture(scope="session")

@@ -83,10 +83,49 @@ def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None = None)
     raise TimeoutError(f"{url} not ready within {timeout}s")
 
 
+#: ports handed out by this process, so two picks never overlap
+_HANDED_OUT: set[int] = set()
+
+
+def _server_port_range() -> tuple[int, int]:
+    """Where servers started by tests may listen: below the kernel's ephemeral range.
+
+    A port in the ephemeral range that is free when we look can be taken by any outgoing
+    connection (a test's client to PostgreSQL, the broker, a service) before our server binds
+    it; a CI run once lost a service to exactly that ("address already in use").
+    """
+    low = 32768
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    low = min(low, 32768)
+    return max(1024, low - 12000), low
+
+
+def free_block(size: int = 1) -> int:
+    """The first of ``size`` consecutive free ports on 127.0.0.1, outside the ephemeral range."""
+    import random
+
+    start, end = _server_port_range()
+    for _ in range(500):
+        base = random.randrange(start, end - size)
+        ports = range(base, base + size)
+        if _HANDED_OUT.intersection(ports):
+            continue
+        try:
+            for port in ports:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _HANDED_OUT.update(ports)
+        return base
+    raise RuntimeError("no free port block below the ephemeral range")
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_block(1)
 
 
 def _traversable_by(path: Path, uid: int, gid: int) -> bool:
