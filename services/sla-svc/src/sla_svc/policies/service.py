@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import weakref
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -60,6 +61,21 @@ def not_found() -> Problem:
     return Problem(404, "not-found", "Not found", "No such policy.")
 
 
-async def active_policies(conn: AsyncConnection) -> list[matching.Policy]:
-    """Enabled policies in matching order."""
-    return [matching.from_definition(r.id, r.name, r.definition) for r in await repository.enabled_in_order(conn)]
+#: per engine (one database): (generation, policies). Every policy write bumps the
+#: recalculation generation in its own transaction, so policies read at one generation stay
+#: valid for every caller that reads the same generation from the same database; the cache
+#: saves a query and a rebuild per ticket event
+_ACTIVE: weakref.WeakKeyDictionary[Any, tuple[int, list[matching.Policy]]] = weakref.WeakKeyDictionary()
+
+
+async def active_policies(conn: AsyncConnection, *, generation: int | None = None) -> list[matching.Policy]:
+    """Enabled policies in matching order; ``generation`` (read by the caller before this call,
+    in the same transaction) lets repeated calls share one read."""
+    engine = conn.sync_engine
+    cached = _ACTIVE.get(engine) if generation is not None else None
+    if cached is not None and cached[0] == generation:
+        return cached[1]
+    policies = [matching.from_definition(r.id, r.name, r.definition) for r in await repository.enabled_in_order(conn)]
+    if generation is not None:
+        _ACTIVE[engine] = (generation, policies)
+    return policies

@@ -37,7 +37,7 @@ async def handle_ticket_created(conn: AsyncConnection, event: events.TicketCreat
     )
     ticket = await tickets.get(conn, d.ticket_id)
     generation = await repository.current_generation(conn)  # before reading policies: see docs/sla.md
-    policy = await service.policy_for(conn, ticket)
+    policy = await service.policy_for(conn, ticket, generation)
     for metric in ("first_response", "resolution"):
         await service.start(conn, ticket=ticket, policy=policy, metric=metric, started_at=d.created_at,
                             generation=generation)
@@ -66,7 +66,7 @@ async def handle_status_changed(conn: AsyncConnection, event: events.TicketStatu
         ticket = await tickets.get(conn, d.ticket_id)
         if ticket is not None:
             generation = await repository.current_generation(conn)
-            policy = await service.policy_for(conn, ticket)
+            policy = await service.policy_for(conn, ticket, generation)
             await service.start(conn, ticket=ticket, policy=policy, metric="resolution", started_at=at,
                                 generation=generation, restart=True)
         return
@@ -92,7 +92,7 @@ async def handle_message_added(conn: AsyncConnection, event: events.TicketMessag
         if ticket is None or ticket.status in PAUSE_EXEMPT:
             return
         generation = await repository.current_generation(conn)
-        policy = await service.policy_for(conn, ticket)
+        policy = await service.policy_for(conn, ticket, generation)
         await service.start(conn, ticket=ticket, policy=policy, metric="next_response", started_at=at,
                             generation=generation, restart=True)
         return
@@ -109,7 +109,7 @@ async def handle_message_added(conn: AsyncConnection, event: events.TicketMessag
     ticket = await tickets.get(conn, d.ticket_id)
     if ticket is not None and ticket.status not in PAUSE_EXEMPT:
         generation = await repository.current_generation(conn)
-        policy = await service.policy_for(conn, ticket)
+        policy = await service.policy_for(conn, ticket, generation)
         await service.start(conn, ticket=ticket, policy=policy, metric="periodic_update", started_at=at,
                             generation=generation, restart=True)
 
@@ -144,7 +144,7 @@ async def handle_step_started(conn: AsyncConnection, event: events.TicketStepSta
     if ticket is None or ticket.status in PAUSE_EXEMPT or not plans.is_metric(plans.step_metric(d.step)):
         return
     generation = await repository.current_generation(conn)
-    policy = await service.policy_for(conn, ticket)
+    policy = await service.policy_for(conn, ticket, generation)
     await service.start(conn, ticket=ticket, policy=policy, metric=plans.step_metric(d.step), started_at=d.started_at,
                         generation=generation, restart=True)
 

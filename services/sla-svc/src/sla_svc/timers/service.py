@@ -50,8 +50,10 @@ def facts_of(row: Any) -> matching.TicketFacts:
                                 customer_tier=row.customer_tier, custom_fields=row.custom_fields or {})
 
 
-async def policy_for(conn: AsyncConnection, ticket: Any) -> matching.Policy:
-    return matching.select(await active_policies(conn), facts_of(ticket))
+async def policy_for(conn: AsyncConnection, ticket: Any, generation: int | None = None) -> matching.Policy:
+    """The policy matching the ticket now; pass the generation read earlier in the transaction
+    (handlers read it before the policies, see docs/sla.md) to use the per-generation cache."""
+    return matching.select(await active_policies(conn, generation=generation), facts_of(ticket))
 
 
 async def _clock(conn: AsyncConnection, calendar_id: uuid.UUID | None) -> Clock:
@@ -194,7 +196,7 @@ async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime,
         for timer in live:
             await repository.update(conn, timer.id, {"generation": generation})
         return
-    policy = await policy_for(conn, ticket)
+    policy = await policy_for(conn, ticket, generation)
     for timer in live:
         target = policy.targets.get(timer.metric)
         if target is None:
