@@ -26,7 +26,7 @@ from .consumer import ConsumerRunner, Handler
 from .db import create_engine, create_raw_pool
 from .identity import IdentityVerifier
 from .kafka import broker_reachable
-from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, configure_logging
+from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, UrlNulMiddleware, configure_logging
 from .outbox import OutboxRelay
 from .problems import install_problem_handlers, problem_response
 from .settings import ServiceSettings
@@ -206,6 +206,8 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
     app.include_router(_health_router())
     for router in parts.routers:
         app.include_router(router)
+    # innermost first: NUL in the URL is refused before routing, inside the request id and metrics
+    app.add_middleware(UrlNulMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

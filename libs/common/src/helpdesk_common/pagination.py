@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 
@@ -23,7 +23,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, item_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created_at), uuid.UUID(item_id)
+        at = datetime.fromisoformat(created_at)
+        # in UTC here: asyncpg converts when it sends the value, and a forged date that
+        # overflows there (year 9999 at -14:00) must be a bad cursor, not a 500
+        return (at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)), uuid.UUID(item_id)
     except Exception as exc:
         raise Problem(400, "invalid-cursor", "Invalid cursor", "The cursor is malformed.") from exc
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
+import orjson
+from asyncpg.exceptions import _base as asyncpg_base
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from .responses import JSONBytesResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -114,8 +118,74 @@ async def _on_unexpected(_: Request, exc: Exception) -> JSONBytesResponse:
     return problem_response(500, "internal-error", "Internal error", "An unexpected error occurred.")
 
 
+# --- the safety net: errors that bad input causes below the schema ------------------------------
+#
+# Validation at the schema (helpdesk_common.validation, each service's models) is the guard;
+# these handlers only keep a missing check from answering 500. Each hit is logged as a warning
+# with the route and SQLSTATE, because it names a validation someone still has to add. The
+# answer never carries the database's message (it may quote SQL, schema names or other rows).
+
+#: SQLSTATEs caused by the values a request sent: class 22 (data exception: numeric value out of
+#: range, invalid text representation, character not in repertoire, untranslatable character,
+#: datetime overflow...) and the integrity violations a client can provoke
+_CONFLICT_STATES = frozenset({"23505", "23P01"})  # unique, exclusion: the value is taken
+_INVALID_STATES = frozenset({"23503", "23514"})  # foreign key (no such thing), check constraint
+
+
+def _asyncpg_error(exc: BaseException) -> BaseException | None:
+    """The asyncpg exception behind ``exc``: itself, or the one SQLAlchemy wrapped (``.orig``,
+    whose ``__cause__`` is asyncpg's own)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        if isinstance(current, (asyncpg.PostgresError, asyncpg_base.DataError)):
+            return current
+        current = getattr(current, "orig", None) or current.__cause__
+        seen += 1
+    return None
+
+
+def input_error_status(exc: BaseException) -> int | None:
+    """409 / 422 when ``exc`` is the database (or its driver) refusing a value the request
+    sent; None for anything else, which stays a 500."""
+    if isinstance(exc, UnicodeEncodeError):
+        return 422 if exc.reason == "surrogates not allowed" else None
+    if isinstance(exc, orjson.JSONEncodeError):
+        return 422 if "surrogates not allowed" in str(exc) else None
+    error = _asyncpg_error(exc)
+    if error is None:
+        return None
+    if isinstance(error, asyncpg_base.DataError):  # the driver refused a query argument (int out of range)
+        return 422
+    state = getattr(error, "sqlstate", None) or ""
+    if state in _CONFLICT_STATES:
+        return 409
+    if state.startswith("22") or state in _INVALID_STATES:
+        return 422
+    return None
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONBytesResponse:
+    status = input_error_status(exc)
+    if status is None:
+        raise exc  # a real failure: the 500 handler logs it with its stack
+    route = getattr(request.scope.get("route"), "path", None) or request.url.path
+    error = _asyncpg_error(exc) or exc
+    log.warning("input refused by the database: a validation is missing", extra={
+        "route": route, "method": request.method, "error_class": type(error).__name__,
+        "sqlstate": getattr(error, "sqlstate", None), "error_message": str(error)[:300],
+    })
+    if status == 409:
+        return problem_response(409, "conflict", "Conflict", "A value that must be unique is already taken.")
+    return problem_response(422, "validation-error", "Validation failed",
+                            "A value is out of range or is not text the database can store.")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    for database_error in (asyncpg.PostgresError, asyncpg_base.DataError, DBAPIError, UnicodeEncodeError,
+                           orjson.JSONEncodeError):
+        app.add_exception_handler(database_error, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
