@@ -6,14 +6,30 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import Column, Integer, Table, Text, Uuid, func, insert, select
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, RequestTimedOutError
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+from sqlalchemy import Column, Integer, Table, Text, Uuid, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpdesk_common import events
 from helpdesk_common.consumer import ConsumerRunner, inbox_table
 from helpdesk_common.db import new_metadata
 from helpdesk_common.migrate import ensure_database
-from helpdesk_common.outbox import OUTBOX_BACKLOG, OutboxRelay, enqueue, outbox_table
+from helpdesk_common import outbox_admin
+from helpdesk_common.app import ServiceParts, build_app
+from helpdesk_common.devstack import free_port
+from helpdesk_common.outbox import (
+    OUTBOX_BACKLOG,
+    OUTBOX_DEAD,
+    OUTBOX_OLDEST_AGE,
+    EventTooLarge,
+    OutboxRelay,
+    enqueue,
+    outbox_row,
+    outbox_table,
+)
+from helpdesk_common.testing import TEST_SECRET, running_app
 from helpdesk_common.settings import ServiceSettings
 
 metadata = new_metadata()
@@ -42,6 +58,7 @@ def settings(infra):
     return ServiceSettings(
         service_name="bus-test", KAFKA_BOOTSTRAP_SERVERS=infra.kafka_bootstrap, KAFKA_TOPIC_PARTITIONS=3,
         consumer_max_attempts=2, consumer_retry_base_s=0.05, relay_poll_interval_s=0.1,
+        relay_gauge_interval_s=0.1,
     )
 
 
@@ -165,20 +182,210 @@ async def test_relay_publishes_backlog_in_order_and_marks_sent(engine, settings,
             async with engine.connect() as conn:
                 return await conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))) == 0
         await eventually(drained)
+
+        async def gauge_drained():  # read on the gauge loop's own clock
+            return OUTBOX_BACKLOG._value.get() == 0
+        await eventually(gauge_drained, timeout=5)
     finally:
         await relay.stop()
         task.cancel()
-    reader = AIOKafkaConsumer(events.TICKETS_TOPIC, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest")
+    wanted = {e.id for e in evts}
+    assert wanted <= await read_ids(infra.kafka_bootstrap, events.TICKETS_TOPIC, wanted)
+    assert OUTBOX_BACKLOG._value.get() == 0
+
+
+def oversized_linked_event(padding: int) -> events.TicketCustomerLinked:
+    """A valid event whose encoding is ``padding`` bytes bigger than usual (the contract allows
+    extra data fields, as the incident's custom field was)."""
+    tid = uuid.uuid4()
+    return events.TicketCustomerLinked(
+        source="test", subject=str(tid),
+        data=events.TicketCustomerLinkedData(ticket_id=tid, customer_id=uuid.uuid4(), padding="x" * padding),
+    )
+
+
+async def outbox_rows(engine, event_ids) -> dict:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(outbox).where(outbox.c.event_id.in_(list(event_ids))))).all()
+    return {r.event_id: r for r in rows}
+
+
+async def read_ids(bootstrap, topic, wanted, timeout=20.0) -> set:
+    reader = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await reader.start()
+    ids = set()
     try:
-        ids = set()
-        deadline = time.monotonic() + 20
-        wanted = {e.id for e in evts}
+        deadline = time.monotonic() + timeout
         while not wanted <= ids and time.monotonic() < deadline:
             for recs in (await reader.getmany(timeout_ms=500)).values():
-                for r in recs:
-                    ids.add(events.decode(r.value).id)
+                ids.update(events.decode(r.value).id for r in recs)
     finally:
         await reader.stop()
-    assert wanted <= ids
-    assert OUTBOX_BACKLOG._value.get() == 0
+    return ids
+
+
+def dead_lettered_total(reason: str) -> float:
+    return REGISTRY.get_sample_value(
+        "outbox_dead_lettered_total", {"topic": events.TICKETS_TOPIC, "reason": reason}
+    ) or 0.0
+
+
+async def running(relay):
+    task = asyncio.create_task(relay.run())
+    await asyncio.sleep(0)
+    return task
+
+
+async def stopped(relay, task):
+    await relay.stop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_record_too_large_for_the_producer_is_dead_lettered_and_the_rest_flow(engine, settings, infra):
+    """Issue 9, High 2: one ticket.created above the producer's 1 MiB max request size was
+    retried forever, in order, and every later event waited behind it (this test timed out
+    on the relay before dead letters existed). Now the row is set aside with its reason, the
+    rows behind it are published, the metrics say so, and a replay sends it once the limit
+    that refused it was raised."""
+    big = oversized_linked_event(1_100_000)
+    normal = [linked_event() for _ in range(5)]
+    async with engine.begin() as conn:  # a row written before enqueue had a size guard
+        await conn.execute(insert(outbox).values(outbox_row(big)))
+        await enqueue(conn, outbox, *normal)
+    counted_before = dead_lettered_total("MessageSizeTooLargeError")
+    relay = OutboxRelay(engine=engine, table=outbox, settings=settings)
+    task = await running(relay)
+    try:
+        async def settled():
+            rows = await outbox_rows(engine, [big.id, *(e.id for e in normal)])
+            return rows[big.id].failed_at is not None and all(rows[e.id].sent_at is not None for e in normal)
+        await eventually(settled, timeout=30)
+
+        async def gauge_counts_it():
+            return OUTBOX_DEAD._value.get() == 1 and relay.dead_letters == 1
+        await eventually(gauge_counts_it, timeout=10)
+    finally:
+        await stopped(relay, task)
+    dead = (await outbox_rows(engine, [big.id]))[big.id]
+    assert dead.sent_at is None and dead.attempts == 1
+    assert dead.error.startswith("MessageSizeTooLargeError")
+    assert dead_lettered_total("MessageSizeTooLargeError") == counted_before + 1
+    wanted = {e.id for e in normal}
+    assert wanted <= await read_ids(infra.kafka_bootstrap, events.TICKETS_TOPIC, wanted)
+
+    # replay by the command ops run; then a relay whose producer admits the record sends it
+    url = engine.url.render_as_string(hide_password=False)
+    assert await asyncio.to_thread(outbox_admin.main, ["replay", "--url", url]) == 0
+    replayed = (await outbox_rows(engine, [big.id]))[big.id]
+    assert replayed.failed_at is None and replayed.sent_at is None and replayed.attempts == 0
+    roomy = settings.model_copy(update={"kafka_max_request_bytes": 4 * 1024 * 1024})
+    relay = OutboxRelay(engine=engine, table=outbox, settings=roomy)
+    task = await running(relay)
+    try:
+        async def big_sent():
+            return (await outbox_rows(engine, [big.id]))[big.id].sent_at is not None
+        await eventually(big_sent, timeout=30)
+        await relay.read_gauges()
+        assert OUTBOX_DEAD._value.get() == 0
+    finally:
+        await stopped(relay, task)
+
+
+async def test_backlog_gauges_move_while_the_broker_is_unreachable(engine, infra):
+    """The gauges used to be read only after a successful publish: a dead broker (or a stuck
+    row) showed a backlog of 0 and /readyz said ready."""
+    dead_broker = ServiceSettings(
+        service_name="bus-test", KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
+        relay_poll_interval_s=0.1, relay_gauge_interval_s=0.1, outbox_stuck_after_s=60,
+    )
+    evts = [linked_event() for _ in range(3)]
+    async with engine.begin() as conn:
+        await enqueue(conn, outbox, *evts)
+        await conn.execute(update(outbox).values(created_at=func.now() - text("interval '10 minutes'")))
+    OUTBOX_BACKLOG.set(0)
+    OUTBOX_OLDEST_AGE.set(0)
+    relay = OutboxRelay(engine=engine, table=outbox, settings=dead_broker)
+    task = await running(relay)
+    try:
+        async def gauges_read():
+            return OUTBOX_BACKLOG._value.get() == 3 and OUTBOX_OLDEST_AGE._value.get() >= 600
+        await eventually(gauges_read, timeout=10)
+        assert relay.stuck() and not relay.healthy
+    finally:
+        await stopped(relay, task)
+
+
+async def test_enqueue_refuses_an_event_above_the_hard_maximum(engine):
+    """The primary bound is upstream (what services put into events); this is the backstop:
+    the write is refused with a 422 problem instead of committing an event nobody receives."""
+    too_big = oversized_linked_event(300_000)
+    with pytest.raises(EventTooLarge) as refused:
+        async with engine.begin() as conn:
+            await enqueue(conn, outbox, linked_event(), too_big)
+    assert refused.value.status == 422 and refused.value.extensions["event_type"] == "ticket.customer_linked"
+    assert refused.value.extensions["size"] > refused.value.extensions["limit"] == 262_144
+    async with engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(outbox)) == 0
+
+
+async def test_failure_classification_record_errors_isolated_failures_and_outages(engine, settings):
+    """Which failures dead-letter a row: a record error at once; another failure while other
+    rows were acknowledged after ``relay_max_attempts``; a failure of every row never (an
+    outage: the pass is retried and nothing is counted against the rows)."""
+    evts = [linked_event() for _ in range(3)]
+    async with engine.begin() as conn:
+        await enqueue(conn, outbox, *evts)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.payload, outbox.c.event_type)
+            .order_by(outbox.c.seq))).all()
+    relay = OutboxRelay(engine=engine, table=outbox, settings=settings.model_copy(update={"relay_max_attempts": 2}))
+    outage = [KafkaConnectionError("down")] * 3
+    async with engine.begin() as conn:
+        with pytest.raises(KafkaConnectionError):
+            await relay._settle_failures(conn, rows, outage)
+    for attempt in (1, 2):
+        async with engine.begin() as conn:
+            sent = await relay._settle_failures(
+                conn, rows, [None, RequestTimedOutError(), MessageSizeTooLargeError("too big")] if attempt == 1
+                else [None, RequestTimedOutError(), None])
+        assert [r.seq for r in sent] == ([rows[0].seq] if attempt == 1 else [rows[0].seq, rows[2].seq])
+        state = await outbox_rows(engine, [e.id for e in evts])
+        flaky, big = state[evts[1].id], state[evts[2].id]
+        assert flaky.attempts == attempt and flaky.error.startswith("RequestTimedOutError")
+        assert (flaky.failed_at is not None) == (attempt == 2)  # dead after relay_max_attempts
+        assert big.failed_at is not None and big.attempts == 1
+
+
+async def test_readyz_reports_a_stuck_outbox_and_fails_only_when_configured(engine, settings):
+    """A stuck outbox is reported in /readyz's body (the pod stays in the load balancer:
+    intake works and the outbox buffers) unless READYZ_FAIL_ON_STUCK_OUTBOX says otherwise."""
+    async with engine.begin() as conn:
+        await enqueue(conn, outbox, linked_event())
+        await conn.execute(update(outbox).values(created_at=func.now() - text("interval '10 minutes'")))
+    app_settings = settings.model_copy(update={
+        "database_url": engine.url.render_as_string(hide_password=False),
+        "relay_gauge_interval_s": 0.1, "outbox_stuck_after_s": 60.0,
+        "internal_auth_secret": SecretStr(TEST_SECRET),
+    })
+    app = build_app(app_settings, ServiceParts(title="bus-test", routers=[], outbox=outbox))
+    holder = await engine.connect()  # another "relay" holds the lock: nothing is published
+    await holder.execute(select(func.pg_advisory_lock(0x6F7574626F78)))
+    try:
+        async with running_app(app) as client:
+            relay = app.state.runtime.relay
+
+            async def gauges_read():
+                return relay.gauges_read_at is not None
+            await eventually(gauges_read, timeout=10)
+            r = await client.get("/readyz")
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["status"] == "degraded" and body["checks"]["outbox"] == "stuck"
+            assert body["outbox"]["backlog"] == 1 and body["outbox"]["oldest_unsent_age_seconds"] >= 600
+            app.state.runtime.settings.readyz_fail_on_stuck_outbox = True
+            r = await client.get("/readyz")
+            assert r.status_code == 503 and r.json()["checks"]["outbox"] == "stuck"
+    finally:
+        await holder.close()

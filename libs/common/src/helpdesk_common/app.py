@@ -27,7 +27,7 @@ from .db import create_engine, create_raw_pool
 from .identity import IdentityVerifier
 from .kafka import broker_reachable
 from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, UrlNulMiddleware, configure_logging
-from .outbox import OutboxRelay
+from .outbox import OutboxRelay, set_max_event_bytes
 from .problems import install_problem_handlers, problem_response
 from .settings import ServiceSettings
 
@@ -68,6 +68,7 @@ class Runtime:
             settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_s,
         )
+        set_max_event_bytes(settings.event_max_bytes)
         self.relay: OutboxRelay | None = None
         if parts.outbox is not None and settings.relay_enabled:
             self.relay = OutboxRelay(engine=self.engine, table=parts.outbox, settings=settings)
@@ -170,9 +171,26 @@ def _health_router() -> APIRouter:
             checks["database"] = "unreachable"
         if runtime.parts.uses_broker:
             checks["broker"] = "ok" if await runtime.broker_ok() else "unreachable"
-        if all(v == "ok" for v in checks.values()):
-            return JSONBytesResponse({"status": "ready", "checks": checks})
-        return problem_response(503, "not-ready", "Not ready", "A dependency is unreachable.", checks=checks)
+        failing = [name for name, state in checks.items() if state != "ok"]
+        extra: dict[str, Any] = {}
+        relay = runtime.relay
+        if relay is not None:
+            # from the relay's gauge loop: no query per probe. A stuck outbox keeps the pod in the
+            # load balancer unless configured otherwise: intake still works and the outbox buffers
+            # (alert on outbox_oldest_unsent_age_seconds); dead letters never fail readiness.
+            checks["outbox"] = "stuck" if relay.stuck() else "ok"
+            if relay.stuck() and runtime.settings.readyz_fail_on_stuck_outbox:
+                failing.append("outbox")
+            extra["outbox"] = {
+                "backlog": relay.backlog,
+                "oldest_unsent_age_seconds": round(relay.oldest_unsent_age_s, 3),
+                "dead_letters": relay.dead_letters,
+            }
+        if not failing:
+            status = "degraded" if any(v != "ok" for v in checks.values()) else "ready"
+            return JSONBytesResponse({"status": status, "checks": checks, **extra})
+        return problem_response(503, "not-ready", "Not ready", f"Failing: {', '.join(failing)}.",
+                                checks=checks, **extra)
 
     @router.get("/metrics")
     async def metrics() -> Response:

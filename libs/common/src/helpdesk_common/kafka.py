@@ -44,6 +44,7 @@ async def new_producer(settings: ServiceSettings) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=settings.kafka_idempotent_producer,
         linger_ms=2,
+        max_request_size=settings.kafka_max_request_bytes,
         request_timeout_ms=5_000,
         client_id=settings.service_name,
     )

@@ -5,6 +5,15 @@ database transaction that claimed them, and re-scans from the oldest unsent row 
 start, so a crash between publish and mark only causes a re-publish (consumers dedupe by
 event id through their inbox). One relay per database is active at a time (advisory lock),
 which keeps the per-key order of the log.
+
+A row that cannot be published because of the row itself (too large for the producer or the
+broker, not serialisable), or that keeps failing while the rows around it are acknowledged, is
+dead-lettered: it stays in the table with ``failed_at`` and ``error`` set and the queue moves
+on, so one bad event can no longer hold back every later one. A failure of every row of a pass
+is a broker outage and is retried without limit, as before. ``python -m
+helpdesk_common.outbox_admin replay`` puts dead-lettered rows back in the queue. The backlog
+and dead-letter gauges are read from the database by their own loop, so they keep moving
+while publishing fails.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import CorruptRecordException, MessageSizeTooLargeError, RecordTooLargeError
 from pydantic import BaseModel
 from prometheus_client import Counter, Gauge
 from sqlalchemy import (
@@ -23,12 +33,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     Table,
     Text,
     Uuid,
     bindparam,
+    case,
     delete,
     func,
     select,
@@ -39,15 +51,58 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import events
 from .kafka import ensure_topics, new_producer
+from .problems import Problem
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published")
+OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published (dead-lettered rows excluded)")
 OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published", ["topic"])
-OUTBOX_OLDEST_AGE = Gauge("outbox_oldest_unsent_age_seconds", "Age of the oldest unsent outbox row")
+OUTBOX_OLDEST_AGE = Gauge(
+    "outbox_oldest_unsent_age_seconds", "Age of the oldest unsent outbox row (dead-lettered rows excluded)"
+)
+OUTBOX_DEAD_LETTERED = Counter(
+    "outbox_dead_lettered_total", "Outbox rows set aside after a per-record publish failure", ["topic", "reason"]
+)
+OUTBOX_DEAD = Gauge("outbox_dead_letters", "Dead-lettered outbox rows present (waiting for a replay)")
 
 _RELAY_LOCK_ID = 0x6F7574626F78  # "outbox"; one database per service, so one id suffices
+
+#: Errors that are about the record, not the broker: retrying cannot help, so the row is
+#: dead-lettered at once. aiokafka raises MessageSizeTooLargeError from ``send`` itself when the
+#: record exceeds ``max_request_size``; the broker answers MESSAGE_SIZE_TOO_LARGE (the same
+#: class) or CORRUPT_MESSAGE for the batch; TypeError / ValueError are serialisation failures.
+#: Other non-retriable Kafka errors (authorization, unsupported versions) concern every record
+#: alike, so they block and retry like an outage and show up as a stuck outbox.
+RECORD_ERRORS: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    CorruptRecordException,
+    TypeError,
+    ValueError,
+)
+
+#: Hard cap on one encoded event (``EVENT_MAX_BYTES``); the Runtime sets it from the settings.
+_max_event_bytes = ServiceSettings.model_fields["event_max_bytes"].default
+
+
+def set_max_event_bytes(limit: int) -> None:
+    """Called once per process by the app Runtime (enqueue has no settings at hand)."""
+    global _max_event_bytes
+    _max_event_bytes = limit
+
+
+class EventTooLarge(Problem):
+    """An event would exceed ``EVENT_MAX_BYTES``: the write that caused it is refused (422)
+    rather than committed with an event that no consumer would ever receive."""
+
+    def __init__(self, event_type: str, size: int, limit: int) -> None:
+        super().__init__(
+            422, "event-too-large", "Change too large to announce",
+            f"The {event_type} event for this change would be {size} bytes; events are limited to "
+            f"{limit} bytes. Shorten the largest values (custom fields, names) and retry.",
+            event_type=event_type, size=size, limit=limit,
+        )
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -63,9 +118,40 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("traceparent", Text, nullable=True),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("sent_at", DateTime(timezone=True), nullable=True),
+        # publish failures: attempts and the last error; failed_at set = dead-lettered (kept,
+        # skipped by the relay until replayed)
+        Column("attempts", Integer, nullable=False, server_default=text("0")),
+        Column("error", Text, nullable=True),
+        Column("failed_at", DateTime(timezone=True), nullable=True),
     )
-    Index("ix_outbox_unsent", table.c.seq, postgresql_where=table.c.sent_at.is_(None))
+    # the relay's claim scans this one; dead rows are out of it, so they cost the hot path nothing
+    Index("ix_outbox_unsent", table.c.seq, postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"))
+    Index("ix_outbox_dead", table.c.seq, postgresql_where=text("failed_at IS NOT NULL"))
     return table
+
+
+def upgrade_outbox_dead_letters(op: Any, table: str = "outbox") -> None:
+    """Migration step every service with an outbox runs (one DDL, shared): the dead-letter
+    columns, and the unsent index narrowed to rows the relay may still publish."""
+    import sqlalchemy as sa
+
+    op.add_column(table, sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False))
+    op.add_column(table, sa.Column("error", sa.Text(), nullable=True))
+    op.add_column(table, sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True))
+    op.drop_index("ix_outbox_unsent", table_name=table)
+    op.create_index("ix_outbox_unsent", table, ["seq"], postgresql_where=sa.text("sent_at IS NULL AND failed_at IS NULL"))
+    op.create_index("ix_outbox_dead", table, ["seq"], postgresql_where=sa.text("failed_at IS NOT NULL"))
+
+
+def downgrade_outbox_dead_letters(op: Any, table: str = "outbox") -> None:
+    import sqlalchemy as sa
+
+    op.drop_index("ix_outbox_dead", table_name=table)
+    op.drop_index("ix_outbox_unsent", table_name=table)
+    op.create_index("ix_outbox_unsent", table, ["seq"], postgresql_where=sa.text("sent_at IS NULL"))
+    op.drop_column(table, "failed_at")
+    op.drop_column(table, "error")
+    op.drop_column(table, "attempts")
 
 
 def outbox_row(event: BaseModel, *, traceparent: str | None = None) -> dict[str, Any]:
@@ -96,17 +182,30 @@ def _insert_statement(table: Table) -> Any:
     return stmt
 
 
+def _checked_rows(evts: Sequence[BaseModel]) -> list[dict[str, Any]]:
+    """Outbox rows of ``evts``, refusing one above ``EVENT_MAX_BYTES`` (a length check on the
+    bytes already encoded for the row: no extra work on the intake path)."""
+    rows = [outbox_row(e) for e in evts]
+    limit = _max_event_bytes
+    for row in rows:
+        if len(row["payload"]) > limit:
+            raise EventTooLarge(row["event_type"], len(row["payload"]), limit)
+    return rows
+
+
 async def enqueue(conn: AsyncConnection, table: Table, *evts: BaseModel) -> None:
-    """Add events to the outbox inside the caller's transaction."""
-    if len(evts) == 1:
-        await conn.execute(_insert_statement(table), outbox_row(evts[0]))
-    elif evts:
-        await conn.execute(_insert_statement(table), [outbox_row(e) for e in evts])
+    """Add events to the outbox inside the caller's transaction; EventTooLarge (422) if one
+    is above ``EVENT_MAX_BYTES``."""
+    rows = _checked_rows(evts)
+    if len(rows) == 1:
+        await conn.execute(_insert_statement(table), rows[0])
+    elif rows:
+        await conn.execute(_insert_statement(table), rows)
 
 
 async def enqueue_raw(conn: Any, table: Table, *evts: BaseModel) -> None:
     """``enqueue`` for a bare asyncpg connection (hot paths using ``raw_transaction``)."""
-    rows = [outbox_row(e) for e in evts]
+    rows = _checked_rows(evts)
     sql = (
         f"INSERT INTO {table.name} (event_id, event_type, topic, key, payload, traceparent) "
         "VALUES ($1, $2, $3, $4, $5, $6)"
@@ -136,16 +235,32 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._stopping = False
-        self._last_housekeeping = 0.0
         self._topics_verified_at = 0.0  # reset on every error, so a reconnect always verifies
         self._verify_interval_s = 1.0
         self.healthy = False
+        #: last values read by the gauge loop (also what /readyz reports; no query per probe)
+        self.backlog = 0
+        self.oldest_unsent_age_s = 0.0
+        self.dead_letters = 0
+        self.gauges_read_at: float | None = None  # monotonic; None until the first read
 
     def notify(self) -> None:
         """Called after a commit that wrote outbox rows: publish now instead of at the next poll."""
         self._wake.set()
 
+    def stuck(self) -> bool:
+        """The oldest unsent (not dead-lettered) row has waited longer than the threshold."""
+        return self.oldest_unsent_age_s > self._settings.outbox_stuck_after_s
+
     async def run(self) -> None:
+        gauges = asyncio.create_task(self._gauge_loop(), name="outbox-gauges")
+        try:
+            await self._publish_loop()
+        finally:
+            gauges.cancel()
+            await asyncio.gather(gauges, return_exceptions=True)
+
+    async def _publish_loop(self) -> None:
         backoff = 0.2
         while not self._stopping:
             try:
@@ -155,7 +270,6 @@ class OutboxRelay:
                 published = await self.publish_once()
                 self.healthy = True
                 backoff = 0.2
-                await self._housekeeping()
                 if published < self._batch_size:
                     self._wake.clear()
                     try:
@@ -173,6 +287,7 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
 
     async def publish_once(self) -> int:
+        """Publish one batch; returns how many rows it settled (sent or dead-lettered)."""
         t = self._table
         async with self._engine.begin() as conn:
             locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(_RELAY_LOCK_ID)))
@@ -181,7 +296,7 @@ class OutboxRelay:
             rows = (
                 await conn.execute(
                     select(t.c.seq, t.c.topic, t.c.key, t.c.payload, t.c.traceparent, t.c.event_type)
-                    .where(t.c.sent_at.is_(None))
+                    .where(t.c.sent_at.is_(None), t.c.failed_at.is_(None))
                     .order_by(t.c.seq)
                     .limit(self._batch_size)
                     .with_for_update(skip_locked=True)
@@ -192,13 +307,66 @@ class OutboxRelay:
             if time.monotonic() - self._topics_verified_at > self._verify_interval_s:
                 await self._verify_topics({r.topic for r in rows})
                 self._topics_verified_at = time.monotonic()
-            await self._publish(rows)
-            await conn.execute(
-                update(t).where(t.c.seq.in_([r.seq for r in rows])).values(sent_at=func.now())
-            )
-        for r in rows:
+            outcomes = await self._publish(rows)
+            if any(o is not None for o in outcomes):
+                sent = await self._settle_failures(conn, rows, outcomes)
+            else:
+                sent = rows
+            if sent:
+                await conn.execute(
+                    update(t).where(t.c.seq.in_([r.seq for r in sent])).values(sent_at=func.now())
+                )
+        for r in sent:
             OUTBOX_PUBLISHED.labels(r.topic).inc()  # label: the logical topic
         return len(rows)
+
+    async def _settle_failures(
+        self, conn: AsyncConnection, rows: Sequence[Any], outcomes: Sequence[BaseException | None]
+    ) -> list[Any]:
+        """Sort a pass with failures: returns the acknowledged rows (to mark sent), records the
+        failed ones, dead-letters those that cannot succeed, or raises for a broker outage.
+
+        * a record error (``RECORD_ERRORS``) dead-letters the row at once;
+        * any other failure, while some row of the pass was acknowledged, is about that row
+          (or its partition): it counts an attempt, and the row is dead-lettered after
+          ``relay_max_attempts``;
+        * any other failure with nothing acknowledged is the broker: raise, so the whole pass
+          is retried with backoff and nothing is counted against the rows.
+        """
+        sent = [r for r, o in zip(rows, outcomes) if o is None]
+        failed = [(r, o) for r, o in zip(rows, outcomes) if o is not None]
+        transient = [o for _, o in failed if not isinstance(o, RECORD_ERRORS)]
+        if transient and not sent:
+            exc = transient[0]
+            if not isinstance(exc, Exception):  # a cancelled ack must not cancel the relay itself
+                raise RuntimeError(f"publish failed: {exc!r}")
+            raise exc
+        t = self._table
+        max_attempts = self._settings.relay_max_attempts
+        for r, exc in failed:
+            permanent = isinstance(exc, RECORD_ERRORS)
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            dead = await conn.scalar(
+                update(t)
+                .where(t.c.seq == r.seq)
+                .values(
+                    attempts=t.c.attempts + 1,
+                    error=error,
+                    failed_at=func.now() if permanent else
+                    case((t.c.attempts + 1 >= max_attempts, func.now()), else_=None),
+                )
+                .returning(t.c.failed_at.is_not(None))
+            )
+            if dead:
+                OUTBOX_DEAD_LETTERED.labels(r.topic, type(exc).__name__).inc()
+                log.error("outbox row dead-lettered", extra={
+                    "seq": r.seq, "event_type": r.event_type, "key": r.key, "bytes": len(r.payload), "error": error,
+                })
+            else:
+                log.warning("outbox row failed, will retry", extra={
+                    "seq": r.seq, "event_type": r.event_type, "key": r.key, "error": error,
+                })
+        return sent
 
     async def _verify_topics(self, topics: set[str]) -> None:
         """Check with a fresh metadata request that the topics exist before producing.
@@ -218,40 +386,78 @@ class OutboxRelay:
             await self._close_producer()
             raise RuntimeError("topics were missing; producer rebuilt")
 
-    async def _publish(self, rows: Sequence[Any]) -> None:
-        assert self._producer is not None
-        futures = []
-        prefix = self._settings.kafka_topic_prefix
-        for r in rows:
-            headers = [("ce_type", r.event_type.encode())]
-            if r.traceparent:
-                headers.append(("traceparent", r.traceparent.encode()))
-            futures.append(
-                await self._producer.send(prefix + r.topic, value=r.payload, key=r.key.encode(), headers=headers)
-            )
-        await asyncio.wait_for(asyncio.gather(*futures), timeout=10)
+    async def _publish(self, rows: Sequence[Any]) -> list[BaseException | None]:
+        """Send every row, wait for every ack; the outcome per row (None = acknowledged).
 
-    async def _housekeeping(self) -> None:
-        now = time.monotonic()
-        if now - self._last_housekeeping < 5:
-            return
-        self._last_housekeeping = now
+        A record error raised by ``send`` itself (too large for ``max_request_size``) is that
+        row's outcome and the others still go out; anything else ``send`` raises (no metadata,
+        buffer full, producer closed) is not about one row and propagates.
+        """
+        assert self._producer is not None
+        outcomes: list[BaseException | None] = [None] * len(rows)
+        pending: list[tuple[int, Any]] = []
+        prefix = self._settings.kafka_topic_prefix
+        for i, r in enumerate(rows):
+            try:
+                headers = [("ce_type", r.event_type.encode())]
+                if r.traceparent:
+                    headers.append(("traceparent", r.traceparent.encode()))
+                future = await self._producer.send(prefix + r.topic, value=r.payload, key=r.key.encode(), headers=headers)
+            except RECORD_ERRORS as exc:
+                outcomes[i] = exc
+                continue
+            pending.append((i, future))
+        if pending:
+            acks = await asyncio.wait_for(asyncio.gather(*(f for _, f in pending), return_exceptions=True), timeout=10)
+            for (i, _), ack in zip(pending, acks):
+                if isinstance(ack, BaseException):
+                    outcomes[i] = ack
+        return outcomes
+
+    async def _gauge_loop(self) -> None:
+        """Read the backlog and dead-letter gauges from the database on their own clock.
+
+        They used to be read only after a successful publish, so an outbox stuck behind one
+        record (or a dead broker) showed a backlog of 0; now they move whatever the broker does.
+        """
+        while not self._stopping:
+            try:
+                await self.read_gauges()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database unavailable: /readyz says so; try again later
+                log.warning("outbox gauges not read", extra={"error": repr(exc)})
+            await asyncio.sleep(self._settings.relay_gauge_interval_s)
+
+    async def read_gauges(self) -> None:
+        """One statement: backlog, oldest unsent age, dead rows (each on its partial index);
+        then delete sent rows past retention."""
         t = self._table
+        queue = (t.c.sent_at.is_(None), t.c.failed_at.is_(None))
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
-                    select(func.count(), func.min(t.c.created_at)).where(t.c.sent_at.is_(None))
+                    select(
+                        select(func.count()).select_from(t).where(*queue).scalar_subquery(),
+                        select(func.min(t.c.created_at)).where(*queue).scalar_subquery(),
+                        select(func.count()).select_from(t).where(t.c.failed_at.is_not(None)).scalar_subquery(),
+                    )
                 )
             ).one()
-            OUTBOX_BACKLOG.set(row[0])
-            oldest = row[1]
-            OUTBOX_OLDEST_AGE.set(0.0 if oldest is None else max(0.0, (datetime.now(UTC) - oldest).total_seconds()))
             await conn.execute(
                 delete(t).where(
                     t.c.sent_at.is_not(None),
                     t.c.sent_at < func.now() - text(f"interval '{int(self._retention_s)} seconds'"),
                 )
             )
+        oldest = row[1]
+        self.backlog = row[0]
+        self.oldest_unsent_age_s = 0.0 if oldest is None else max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+        self.dead_letters = row[2]
+        self.gauges_read_at = time.monotonic()
+        OUTBOX_BACKLOG.set(self.backlog)
+        OUTBOX_OLDEST_AGE.set(self.oldest_unsent_age_s)
+        OUTBOX_DEAD.set(self.dead_letters)
 
     async def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
@@ -269,3 +475,37 @@ class OutboxRelay:
         self._stopping = True
         self._wake.set()
         await self._close_producer()
+
+
+# --- dead letters: inspection and replay (SQL here; the command is outbox_admin) ------------
+
+
+async def list_dead(conn: AsyncConnection, table: Table, *, limit: int = 100) -> list[Any]:
+    """Dead-lettered rows, oldest first, without their payloads."""
+    t = table
+    return list(
+        (
+            await conn.execute(
+                select(t.c.seq, t.c.event_id, t.c.event_type, t.c.topic, t.c.key, func.length(t.c.payload).label("bytes"),
+                       t.c.attempts, t.c.error, t.c.created_at, t.c.failed_at)
+                .where(t.c.failed_at.is_not(None))
+                .order_by(t.c.seq)
+                .limit(limit)
+            )
+        ).all()
+    )
+
+
+async def replay_dead(conn: AsyncConnection, table: Table, *, seqs: Sequence[int] | None = None) -> list[int]:
+    """Put dead-lettered rows (all, or those ``seqs``) back in the queue: ``failed_at`` cleared,
+    attempts reset, the last error kept for the record. Returns the replayed seqs.
+
+    They go out in their original ``seq`` order, i.e. ahead of the queue but after events of
+    the same key that were published while they waited; consumers are order-tolerant (inbox,
+    versions), which is what makes a late replay safe."""
+    t = table
+    stmt = update(t).where(t.c.failed_at.is_not(None))
+    if seqs is not None:
+        stmt = stmt.where(t.c.seq.in_(list(seqs)))
+    result = await conn.execute(stmt.values(failed_at=None, attempts=0).returning(t.c.seq))
+    return sorted(r[0] for r in result)

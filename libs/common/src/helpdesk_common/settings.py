@@ -43,6 +43,12 @@ class ServiceSettings(BaseSettings):
     kafka_replication_factor: int = Field(
         1, validation_alias=_shared("KAFKA_REPLICATION_FACTOR")
     )
+    # the producer refuses a record above this (aiokafka's default; Kafka's message.max.bytes is
+    # about the same); the outbox relay dead-letters such a row instead of retrying it forever
+    kafka_max_request_bytes: int = Field(1_048_576, validation_alias=_shared("KAFKA_MAX_REQUEST_BYTES"))
+    # hard cap on one encoded event, checked when it is enqueued (docs/security.md "Event size");
+    # keep it well below kafka_max_request_bytes and the broker's message.max.bytes
+    event_max_bytes: int = Field(262_144, validation_alias=_shared("EVENT_MAX_BYTES"))
 
     internal_auth_secret: SecretStr = Field(
         SecretStr(""), validation_alias=_shared("INTERNAL_AUTH_SECRET")
@@ -56,6 +62,17 @@ class ServiceSettings(BaseSettings):
     relay_enabled: bool = True
     consumers_enabled: bool = True
     relay_poll_interval_s: float = 1.0
+    #: publish attempts of a row that fails while rows around it are acknowledged, before it is
+    #: dead-lettered (a failure of every row is a broker outage: retried without limit)
+    relay_max_attempts: int = 5
+    #: how often the backlog and dead-letter gauges are read from the database (with or without
+    #: a working broker), and sent rows past retention are deleted
+    relay_gauge_interval_s: float = 5.0
+    #: /readyz reports the outbox "stuck" when its oldest unsent row is older than this
+    outbox_stuck_after_s: float = 300.0
+    #: answer /readyz 503 while the outbox is stuck (default: report it, stay in the load balancer,
+    #: because intake still works and the outbox buffers; alert on the gauge instead)
+    readyz_fail_on_stuck_outbox: bool = False
     consumer_max_attempts: int = 5
     consumer_fetch_max_wait_ms: int = 50
     consumer_retry_base_s: float = 0.2
