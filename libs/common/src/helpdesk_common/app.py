@@ -199,6 +199,34 @@ def _health_router() -> APIRouter:
     return router
 
 
+class ServiceApp(FastAPI):
+    """FastAPI that keeps the connection open after an unexpected error it already answered.
+
+    Starlette answers an unhandled exception with the 500 problem and then re-raises it, and
+    uvicorn closes the connection when an exception reaches it after the response. The
+    gateway's pool would then hand that dead connection to the next request, someone else's
+    (it retries once, but the close is needless). The error is logged by the problem handler.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        answered = False
+
+        async def send_tracking(message: Any) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, send_tracking)
+        except Exception:
+            if not answered:
+                raise
+
+
 def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
 
@@ -219,7 +247,7 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
                 await runtime.stop()
             log.info("service stopped")
 
-    app = FastAPI(title=parts.title, version="0.1.0", lifespan=lifespan, openapi_url=parts.openapi_url)
+    app = ServiceApp(title=parts.title, version="0.1.0", lifespan=lifespan, openapi_url=parts.openapi_url)
     install_problem_handlers(app)
     app.include_router(_health_router())
     for router in parts.routers:

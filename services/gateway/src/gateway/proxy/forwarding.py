@@ -17,6 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from yarl import URL
 
+from prometheus_client import Counter
+
+from helpdesk_common.channels import CHANNEL_KINDS, CHANNEL_SIGNATURE_HEADERS
 from helpdesk_common.identity import IDENTITY_HEADER, IdentitySigner, Principal
 from helpdesk_common.observability import request_id_var
 from helpdesk_common.problems import Problem
@@ -25,10 +28,16 @@ FORWARD_REQUEST_HEADERS = (
     "content-type", "accept", "accept-language", "idempotency-key", "if-match", "if-none-match",
     "traceparent", "tracestate",
 )
-RETURN_RESPONSE_HEADERS = ("content-type", "etag", "location", "retry-after", "idempotent-replayed", "cache-control")
+RETURN_RESPONSE_HEADERS = (
+    "content-type", "etag", "location", "retry-after", "idempotent-replayed", "cache-control",
+    # downloads: the file name, and no content sniffing or scripting of user-supplied bytes
+    "content-disposition", "x-content-type-options", "content-security-policy",
+)
 
-#: the channel kinds ticket-svc takes at POST /v1/channels/<kind>/inbound
-CHANNEL_KINDS = frozenset({"email", "web", "chat", "wechat", "wecom", "dingtalk", "phone"})
+UPSTREAM_RETRIES = Counter("gateway_upstream_retries_total",
+                           "Requests re-sent once because a pooled upstream connection was dead", ["service"])
+#: failures that happen before any response byte arrived: the connection was dead on reuse
+_DEAD_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 # channel API keys may create tickets, list and read their own, and read and add messages
 # on them (ticket-svc checks ownership): nothing else
@@ -79,6 +88,11 @@ async def forward(
         raise Problem(403, "forbidden", "Forbidden",
                       "Channel API keys may only post their own channel's messages and create and read their own tickets.")
     headers = {name: value for name in FORWARD_REQUEST_HEADERS if (value := request.headers.get(name)) is not None}
+    if principal.kind == "channel" and (inbound := _CHANNEL_INBOUND.match(path)):
+        # the platform's signature travels in headers of its own (DingTalk: timestamp, sign)
+        for name in CHANNEL_SIGNATURE_HEADERS.get(inbound.group(1), ()):
+            if (value := request.headers.get(name)) is not None:
+                headers[name] = value
     headers[IDENTITY_HEADER] = signer.token_for(principal)
     rid = request_id_var.get()
     if rid:
@@ -87,16 +101,26 @@ async def forward(
     query = request.scope.get("query_string") or b""
     target = URL(upstream + raw_path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else ""), encoded=True)
     body = await request.body()
-    try:
-        async with session.request(request.method, target, data=body or None, headers=headers,
-                                   allow_redirects=False) as upstream_response:
-            content = await upstream_response.read()
-            out_headers = {
-                name: value for name in RETURN_RESPONSE_HEADERS
-                if (value := upstream_response.headers.get(name)) is not None
-            }
-            return Response(content, status_code=upstream_response.status, headers=out_headers)
-    except asyncio.TimeoutError as exc:
-        raise Problem(504, "gateway-timeout", "Upstream timeout", f"The {service_name} did not answer in time.") from exc
-    except aiohttp.ClientError as exc:
-        raise Problem(502, "bad-gateway", "Upstream unavailable", f"The {service_name} is unavailable.") from exc
+    for attempt in (1, 2):
+        try:
+            async with session.request(request.method, target, data=body or None, headers=headers,
+                                       allow_redirects=False) as upstream_response:
+                content = await upstream_response.read()
+                out_headers = {
+                    name: value for name in RETURN_RESPONSE_HEADERS
+                    if (value := upstream_response.headers.get(name)) is not None
+                }
+                return Response(content, status_code=upstream_response.status, headers=out_headers)
+        except asyncio.TimeoutError as exc:
+            raise Problem(504, "gateway-timeout", "Upstream timeout", f"The {service_name} did not answer in time.") from exc
+        except _DEAD_CONNECTION as exc:
+            # a pooled keep-alive connection the upstream had closed (after answering someone
+            # else, or on restart): nothing of this request was answered, so it is sent once
+            # more on a fresh connection rather than failed; a second failure is real
+            if attempt == 1:
+                UPSTREAM_RETRIES.labels(service_name).inc()
+                continue
+            raise Problem(502, "bad-gateway", "Upstream unavailable", f"The {service_name} is unavailable.") from exc
+        except aiohttp.ClientError as exc:
+            raise Problem(502, "bad-gateway", "Upstream unavailable", f"The {service_name} is unavailable.") from exc
+    raise AssertionError("unreachable")  # pragma: no cover
