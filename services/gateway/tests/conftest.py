@@ -82,7 +82,27 @@ def fake_ticket_app(state: FakeTicketSvc) -> FastAPI:
         state.forwarded.append(seen)
         return JSONResponse(seen, status_code=299)
 
-    return app
+    return closing_after_500(app)
+
+
+def closing_after_500(app: Any) -> Any:
+    """``/v1/tickets/explode`` answers 500 and then fails as an unhandled error does: uvicorn
+    logs it and closes the keep-alive connection a moment after the response went out, with
+    whatever request the client had sent on it meanwhile (``/v1/tickets/slow``, still being
+    worked on) unanswered."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/tickets/explode":
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/problem+json")]})
+            await send({"type": "http.response.body", "body": b'{"status": 500}'})
+            await asyncio.sleep(0.05)
+            raise RuntimeError("boom")
+        if scope["type"] == "http" and scope["path"] == "/v1/tickets/slow":
+            await asyncio.sleep(0.2)
+        await app(scope, receive, send)
+
+    return wrapped
 
 
 @pytest.fixture
@@ -113,8 +133,9 @@ def gateway_env(infra: Any, gateway_db: str, ticket_svc: FakeTicketSvc, monkeypa
 _USERS_DB: dict[str, str] = {}
 
 
-def _register_user(user_id: uuid.UUID, role: str) -> None:
-    """Insert the user synchronously (tokens are made in sync helpers inside async tests)."""
+def _register_user(user_id: uuid.UUID, role: str, session_id: uuid.UUID) -> None:
+    """Insert the user and a live session synchronously (tokens are made in sync helpers inside
+    async tests)."""
     import asyncio
     import re
     import threading
@@ -131,6 +152,9 @@ def _register_user(user_id: uuid.UUID, role: str) -> None:
             await conn.execute(
                 "INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, 'not-a-hash', $3) "
                 "ON CONFLICT (id) DO UPDATE SET role = EXCLUDED.role", user_id, f"{user_id.hex}@example.com", role)
+            await conn.execute(
+                "INSERT INTO sessions (id, user_id, refresh_hash, expires_at) "
+                "VALUES ($1, $2, $3, now() + interval '1 day')", session_id, user_id, session_id.hex)
         finally:
             await conn.close()
 
@@ -151,9 +175,10 @@ def user_token(role: str, user_id: str | None = None) -> tuple[str, dict[str, st
     from gateway.auth import security
 
     uid = uuid.UUID(user_id) if user_id else uuid.uuid4()
-    _register_user(uid, role)
+    sid = uuid.uuid4()
+    _register_user(uid, role, sid)
     token = security.issue_access_token(secret=JWT_SECRET, issuer="helpdesk-local", ttl_s=3600, user_id=uid,
-                                        role=role, email=f"{uid.hex[:8]}@example.com")
+                                        role=role, email=f"{uid.hex[:8]}@example.com", session_id=sid)
     return str(uid), {"Authorization": f"Bearer {token}"}
 
 

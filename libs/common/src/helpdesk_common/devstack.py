@@ -424,7 +424,7 @@ class Stack:
         cmd = [
             sys.executable, "-m", "uvicorn", "--factory", f"{svc.package}.main:create_app",
             "--host", "127.0.0.1", "--port", str(self.port_of(name)),
-            "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers",
             "--timeout-graceful-shutdown", "10",
         ]
         self.procs[name] = subprocess.Popen(

@@ -22,6 +22,12 @@ from .auth import repository, security
 from .config import get_settings
 
 
+def _passwords() -> security.Passwords:
+    s = get_settings()
+    return security.Passwords(memory_kib=s.argon2_memory_kib, time_cost=s.argon2_time_cost,
+                              parallelism=s.argon2_parallelism)
+
+
 async def bootstrap(*, admin_email: str, admin_password: str, channel_api_key: str,
                     channel_keys: dict[str, str] | None = None) -> None:
     """``channel_keys``: channel kind → key, for the per-channel dev keys."""
@@ -29,7 +35,7 @@ async def bootstrap(*, admin_email: str, admin_password: str, channel_api_key: s
     keys = {"api": channel_api_key, **(channel_keys or {})}
     try:
         async with engine.begin() as conn:
-            await repository.upsert_user(conn, email=admin_email.lower(), password_hash=security.hash_password(admin_password),
+            await repository.upsert_user(conn, email=admin_email.lower(), password_hash=_passwords().hash(admin_password),
                                          role="admin", name="Dev admin")
             for channel, key in keys.items():
                 await repository.insert_api_key(

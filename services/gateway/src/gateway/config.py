@@ -13,7 +13,21 @@ class Settings(ServiceSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/gateway"
     jwt_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("GATEWAY_JWT_SECRET"))
     jwt_issuer: str = "helpdesk-local"
-    access_token_ttl_s: int = 3600
+    #: short-lived access tokens; a session's refresh token (rotated on use) gets new ones
+    access_token_ttl_s: int = 900
+    #: a session (login) ends this long after it started, refreshed or not
+    session_ttl_s: int = 14 * 24 * 3600
+
+    # argon2id cost, OWASP's password storage guidance (m=19 MiB, t=2, p=1): a verification
+    # costs ~19 MiB for ~20 ms; hashes made with other parameters are upgraded at the next login
+    argon2_memory_kib: int = 19_456
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+    #: argon2 computations running at once (each holds argon2_memory_kib): the memory bound
+    password_hash_concurrency: int = 2
+    #: logins queued for a slot before the gateway answers 503 at once
+    password_hash_max_waiting: int = 16
+    password_hash_wait_s: float = 2.0
 
     ticket_url: str = "http://127.0.0.1:8082"
     customer_url: str = "http://127.0.0.1:8081"
@@ -23,10 +37,20 @@ class Settings(ServiceSettings):
     upstream_max_connections: int = 200
 
     api_key_cache_ttl_s: float = 30.0
-    # per principal token bucket; 0 disables (e.g. for benchmarks)
-    rate_limit_rps: float = 500.0
-    rate_limit_burst: int = 1000
-    login_attempts_per_minute: int = 10
+    #: proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For is believed;
+    #: empty: the peer address is the client (uvicorn runs with --no-proxy-headers)
+    trusted_proxies: str = ""
+    # per principal token buckets (requests per second, burst); rate 0 disables all request
+    # limits (benchmarks). Users are people clicking; channel keys are bridges posting traffic.
+    rate_limit_rps: float = 20.0
+    rate_limit_burst: int = 200
+    channel_rate_limit_rps: float = 200.0
+    channel_rate_limit_burst: int = 1000
+    #: requests with a wrong, unknown or expired credential, per client address
+    auth_failures_per_minute_per_address: int = 120
+    #: failed sign-ins (successful ones never count) per client address and per account
+    login_failures_per_minute_per_address: int = 30
+    login_failures_per_minute_per_account: int = 10
 
     # live stream (GET /v1/stream): see docs/stream.md
     stream_notify_channel: str = "stream_events"

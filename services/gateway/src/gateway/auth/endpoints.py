@@ -2,19 +2,21 @@ from __future__ import annotations
 
 import uuid
 
-import anyio
 from fastapi import APIRouter, Request, Response
 
 from helpdesk_common.identity import require_user
 from helpdesk_common.problems import Problem
 
-from ..deps import Admin, Caller
-from . import repository, security
+from ..deps import Admin, Caller, ClientAddress
+from . import repository
 from .schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyRead,
     LoginRequest,
+    LogoutRequest,
+    PasswordChange,
+    RefreshRequest,
     TokenResponse,
     UserCreate,
     UserPatch,
@@ -29,10 +31,25 @@ def _read(row) -> dict:
             "created_at": row.created_at, "revoked_at": row.revoked_at}
 
 
-@router.post("/auth/login", response_model=TokenResponse, summary="Exchange e-mail and password for a token")
-async def login(request: Request, body: LoginRequest) -> dict:
-    client_ip = request.client.host if request.client else "?"
-    return await request.app.state.auth.login(email=body.email, password=body.password, client_ip=client_ip)
+@router.post("/auth/login", response_model=TokenResponse, summary="Exchange e-mail and password for tokens")
+async def login(request: Request, body: LoginRequest, client_address: ClientAddress) -> dict:
+    return await request.app.state.auth.login(email=body.email, password=body.password, client_address=client_address)
+
+
+@router.post("/auth/refresh", response_model=TokenResponse, summary="Exchange a refresh token for new tokens")
+async def refresh(request: Request, body: RefreshRequest, client_address: ClientAddress) -> dict:
+    return await request.app.state.auth.refresh(refresh_token=body.refresh_token, client_address=client_address)
+
+
+@router.post("/auth/logout", status_code=204, summary="End this session (or all of the caller's sessions)")
+async def logout(request: Request, caller: Caller, body: LogoutRequest | None = None) -> Response:
+    require_user(caller)
+    auth = request.app.state.auth
+    session_id = auth.session_of(request.headers.get("authorization"))
+    if session_id is None:  # pragma: no cover - an authenticated user token is always cached
+        raise Problem(401, "unauthorized", "Unauthorized", "Sign in again.")
+    await auth.logout(user_id=caller.id, session_id=session_id, all_sessions=bool(body and body.all_sessions))
+    return Response(status_code=204)
 
 
 @router.post("/api-keys", status_code=201, response_model=ApiKeyCreated, summary="Create a channel API key (shown once)")
@@ -62,7 +79,7 @@ def _user(row) -> dict:
 async def create_user(request: Request, body: UserCreate, caller: Admin) -> dict:
     """Credentials live here; the agent profile (teams, skills, capacity) is ticket-svc's
     ``PUT /v1/agents/{user id}``."""
-    password_hash = await anyio.to_thread.run_sync(security.hash_password, body.password)
+    password_hash = await request.app.state.auth.hash_password(body.password)
     async with request.app.state.runtime.engine.begin() as conn:
         row = await repository.insert_user(conn, email=body.email, password_hash=password_hash, role=body.role,
                                            name=body.name)
@@ -78,18 +95,73 @@ async def list_users(request: Request, caller: Caller) -> list[dict]:
         return [_user(r) for r in await repository.list_users(conn)]
 
 
+@router.get("/users/me", response_model=UserRead, summary="The signed-in user")
+async def me(request: Request, caller: Caller) -> dict:
+    require_user(caller)
+    async with request.app.state.runtime.engine.connect() as conn:
+        row = await repository.user_by_id(conn, uuid.UUID(caller.id))
+    if row is None:  # pragma: no cover - the session check found the user a moment ago
+        raise Problem(401, "unauthorized", "Unauthorized", "Sign in again.")
+    return _user(row)
+
+
+@router.post("/users/me/password", status_code=204, summary="Change one's own password (ends the other sessions)")
+async def change_own_password(request: Request, body: PasswordChange, caller: Caller,
+                              client_address: ClientAddress) -> Response:
+    require_user(caller)
+    auth = request.app.state.auth
+    async with request.app.state.runtime.engine.connect() as conn:
+        row = await repository.user_by_id(conn, uuid.UUID(caller.id))
+    auth.check_login_limits(email=row.email, client_address=client_address)  # a stolen token must not guess
+    valid, _ = await auth.check_password(row.password_hash, body.current_password)
+    if not valid:
+        auth.record_login_failure(email=row.email, client_address=client_address)
+        raise Problem(403, "wrong-password", "Wrong password", "The current password is not right.")
+    new_hash = await auth.hash_password(body.new_password)
+    keep = auth.session_of(request.headers.get("authorization"))
+    async with request.app.state.runtime.engine.begin() as conn:
+        await repository.set_password_hash(conn, row.id, new_hash)
+        await repository.revoke_user_sessions(conn, row.id, keep=keep)
+    auth.forget_sessions(user_id=caller.id)
+    return Response(status_code=204)
+
+
+async def _guard_last_admin(conn, user_id: uuid.UUID, values: dict) -> None:  # type: ignore[no-untyped-def]
+    """An admin demoted or deactivated must leave at least one active admin behind."""
+    if values.get("role", "admin") == "admin" and values.get("active", True):
+        return
+    admins = await repository.lock_active_admins(conn)
+    if admins == [user_id]:
+        raise Problem(409, "last-admin", "Last admin",
+                      "This is the only active admin: make someone else admin first.")
+
+
+async def _change_user(request: Request, user_id: uuid.UUID, values: dict) -> dict:
+    """Apply ``values``; a new password or a deactivation ends the user's sessions."""
+    async with request.app.state.runtime.engine.begin() as conn:
+        await _guard_last_admin(conn, user_id, values)
+        row = await repository.update_user(conn, user_id, values)
+        if row is None:
+            raise Problem(404, "not-found", "User not found", f"No user {user_id}.")
+        if "password_hash" in values or values.get("active") is False:
+            await repository.revoke_user_sessions(conn, user_id)
+    request.app.state.auth.forget_sessions(user_id=str(user_id))
+    return _user(row)
+
+
 @router.patch("/users/{user_id}", response_model=UserRead, summary="Rename, change role, deactivate, reset password")
 async def update_user(request: Request, user_id: uuid.UUID, body: UserPatch, caller: Admin) -> dict:
     values = body.model_dump(exclude_unset=True, exclude={"password"})
     if any(v is None for v in values.values()):
         raise Problem(422, "validation-error", "Invalid value", "Fields may be omitted, not set to null.")
     if body.password is not None:
-        values["password_hash"] = await anyio.to_thread.run_sync(security.hash_password, body.password)
+        values["password_hash"] = await request.app.state.auth.hash_password(body.password)
     if not values:
         raise Problem(422, "validation-error", "Nothing to change", "Send at least one field.")
-    async with request.app.state.runtime.engine.begin() as conn:
-        row = await repository.update_user(conn, user_id, values)
-    if row is None:
-        raise Problem(404, "not-found", "User not found", f"No user {user_id}.")
-    request.app.state.auth.forget_user(str(user_id))  # this replica at once; others within the cache TTL
-    return _user(row)
+    return await _change_user(request, user_id, values)
+
+
+@router.delete("/users/{user_id}", status_code=204, summary="Deactivate a user (kept for the audit trail)")
+async def delete_user(request: Request, user_id: uuid.UUID, caller: Admin) -> Response:
+    await _change_user(request, user_id, {"active": False})
+    return Response(status_code=204)

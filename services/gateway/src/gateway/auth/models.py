@@ -1,4 +1,4 @@
-from sqlalchemy import Boolean, Column, DateTime, Table, Text, Uuid, func
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Table, Text, Uuid, func
 
 from ..db import metadata
 
@@ -25,5 +25,20 @@ api_keys = Table(
     Column("key_hash", Text, nullable=False, unique=True),  # SHA-256 hex of the whole key
     Column("created_by", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("refresh_hash", Text, nullable=False, unique=True),  # SHA-256 hex of the current refresh token
+    # the token it replaced: presenting it again means it was stolen, and ends the session
+    Column("previous_refresh_hash", Text, nullable=True, index=True),
+    Column("client_address", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("refreshed_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )

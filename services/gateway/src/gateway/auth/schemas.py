@@ -18,6 +18,22 @@ class TokenResponse(BaseModel):
     access_token: str
     token_type: str
     expires_in: int
+    #: exchange at POST /v1/auth/refresh for new tokens; each refresh token works once
+    refresh_token: str
+
+
+class RefreshRequest(StrictModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class LogoutRequest(StrictModel):
+    #: end every session of the caller, not only this one
+    all_sessions: bool = False
+
+
+class PasswordChange(StrictModel):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    new_password: Annotated[str, StringConstraints(min_length=12, max_length=256)]
 
 
 class ApiKeyCreate(StrictModel):

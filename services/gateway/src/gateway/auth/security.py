@@ -1,4 +1,5 @@
-"""Credentials: API keys (random, SHA-256 at rest), argon2id passwords, local-issuer JWTs."""
+"""Credentials: API keys (random, SHA-256 at rest), argon2id passwords, local-issuer JWTs,
+refresh tokens (random, SHA-256 at rest)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 API_KEY_PREFIX = "hdk_"
+REFRESH_TOKEN_PREFIX = "hdr_"
 AUDIENCE = "helpdesk-api"
-_hasher = PasswordHasher()
-# verified against when the e-mail is unknown, so both failures take the same time
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def new_api_key() -> str:
@@ -27,28 +26,47 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def new_refresh_token() -> str:
+    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def verify_password(password_hash: str | None, password: str) -> tuple[bool, bool]:
-    """(valid, needs_rehash). Always does one argon2 verification."""
-    try:
-        _hasher.verify(password_hash or _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
-        return False, False
-    if password_hash is None:
-        return False, False
-    return True, _hasher.check_needs_rehash(password_hash)
+hash_refresh_token = hash_api_key  # the same reasoning: 256 random bits
 
 
-def issue_access_token(*, secret: str, issuer: str, ttl_s: int, user_id: uuid.UUID, role: str, email: str) -> str:
+class Passwords:
+    """argon2id with the deployment's cost parameters.
+
+    Every verification costs ``memory_kib`` of memory for its duration, which is why callers
+    run them through ``HashingGate`` rather than straight in the thread pool.
+    """
+
+    def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+        # verified against when the e-mail is unknown, so both failures take the same time
+        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> tuple[bool, bool]:
+        """(valid, needs_rehash). Always does one argon2 verification."""
+        try:
+            self._hasher.verify(password_hash or self._dummy_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False, False
+        if password_hash is None:
+            return False, False
+        return True, self._hasher.check_needs_rehash(password_hash)
+
+
+def issue_access_token(*, secret: str, issuer: str, ttl_s: int, user_id: uuid.UUID, role: str, email: str,
+                       session_id: uuid.UUID) -> str:
     now = int(time.time())
-    claims = {"sub": str(user_id), "role": role, "email": email, "iss": issuer, "aud": AUDIENCE,
-              "iat": now, "exp": now + ttl_s, "jti": uuid.uuid4().hex}
+    claims = {"sub": str(user_id), "sid": str(session_id), "role": role, "email": email, "iss": issuer,
+              "aud": AUDIENCE, "iat": now, "exp": now + ttl_s, "jti": uuid.uuid4().hex}
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def decode_access_token(token: str, *, secret: str, issuer: str) -> dict:
     return jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE, issuer=issuer,
-                      options={"require": ["exp", "sub", "iss", "aud"]})
+                      options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]})

@@ -1,4 +1,5 @@
-"""Who is calling: API keys and user tokens → Principal, with caches for the hot path."""
+"""Who is calling: API keys and user tokens → Principal, with caches for the hot path; sign-in,
+sessions and the limits that keep sign-in from being turned against the gateway."""
 
 from __future__ import annotations
 
@@ -7,18 +8,22 @@ import time
 import uuid
 from typing import Any
 
-import anyio
 import jwt
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpdesk_common.identity import USER_ROLES, Principal
 from helpdesk_common.problems import Problem
 
+from ..clientaddr import parse_networks
 from ..config import Settings
 from ..ratelimit import TokenBuckets
 from . import repository, security
+from .gate import HashingGate
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="helpdesk"'}
+LOGINS = Counter("gateway_logins_total", "Sign-in attempts by outcome", ["outcome"])
+AUTH_FAILURES = Counter("gateway_auth_failures_total", "Requests refused for a missing or invalid credential")
 
 
 def unauthorized(detail: str) -> Problem:
@@ -37,14 +42,45 @@ class Authenticator:
         self._jwt_secret = settings.jwt_secret.get_secret_value()
         if not self._jwt_secret:
             raise RuntimeError("GATEWAY_JWT_SECRET is not set")
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self.passwords = security.Passwords(memory_kib=settings.argon2_memory_kib, time_cost=settings.argon2_time_cost,
+                                            parallelism=settings.argon2_parallelism)
+        self.hashing = HashingGate(concurrency=settings.password_hash_concurrency,
+                                   max_waiting=settings.password_hash_max_waiting, wait_s=settings.password_hash_wait_s)
         self._keys: dict[str, tuple[Principal | None, float]] = {}
-        self._tokens: dict[str, tuple[Principal, float]] = {}
-        self._users: dict[str, tuple[str | None, float]] = {}
-        self.requests = TokenBuckets(settings.rate_limit_rps, settings.rate_limit_burst)
-        self.logins = TokenBuckets(settings.login_attempts_per_minute / 60.0, settings.login_attempts_per_minute)
+        self._tokens: dict[str, tuple[Principal, float, str]] = {}  # token → (principal, exp, session id)
+        self._sessions: dict[str, tuple[str | None, float]] = {}  # session id → (current role or None, cached until)
+        self.user_requests = TokenBuckets(settings.rate_limit_rps, settings.rate_limit_burst)
+        channel_rps = settings.channel_rate_limit_rps if settings.rate_limit_rps > 0 else 0.0
+        self.channel_requests = TokenBuckets(channel_rps, settings.channel_rate_limit_burst)
+        self.failures_by_address = TokenBuckets(settings.auth_failures_per_minute_per_address / 60.0,
+                                                settings.auth_failures_per_minute_per_address)
+        self.login_failures_by_address = TokenBuckets(settings.login_failures_per_minute_per_address / 60.0,
+                                                      settings.login_failures_per_minute_per_address)
+        self.login_failures_by_account = TokenBuckets(settings.login_failures_per_minute_per_account / 60.0,
+                                                      settings.login_failures_per_minute_per_account)
 
     # ---- authentication ------------------------------------------------------------
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, client_address: str = "unknown") -> Principal:
+        """The caller behind ``Authorization``. A client that keeps presenting bad credentials
+        is refused with 429 before any lookup (unknown API keys each cost a database query)."""
+        wait = self.failures_by_address.peek(client_address)
+        if wait:
+            raise rate_limited(wait)
+        try:
+            principal = await self._principal(authorization)
+        except Problem as exc:
+            if exc.status == 401:
+                self.failures_by_address.take(client_address)
+                AUTH_FAILURES.inc()
+            raise
+        buckets = self.user_requests if principal.is_user else self.channel_requests
+        wait = buckets.take(principal.ref)
+        if wait:
+            raise rate_limited(wait)
+        return principal
+
+    async def _principal(self, authorization: str | None) -> Principal:
         if not authorization:
             raise unauthorized("Missing bearer token.")
         scheme, _, token = authorization.partition(" ")
@@ -52,13 +88,9 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token:
             raise unauthorized("Use 'Authorization: Bearer <token>'.")
         if token.startswith(security.API_KEY_PREFIX):
-            principal = await self._api_key(token)
-        else:
-            principal = await self._current_user(self._user_token(token))
-        wait = self.requests.take(principal.ref)
-        if wait:
-            raise rate_limited(wait)
-        return principal
+            return await self._api_key(token)
+        principal, session_id = self._user_token(token)
+        return await self._current_user(principal, session_id)
 
     async def _api_key(self, key: str) -> Principal:
         digest = security.hash_api_key(key)
@@ -76,67 +108,143 @@ class Authenticator:
             raise unauthorized("Unknown or revoked API key.")
         return cached[0]
 
-    def _user_token(self, token: str) -> Principal:
+    def _user_token(self, token: str) -> tuple[Principal, str]:
         now = time.time()
         cached = self._tokens.get(token)
         if cached and cached[1] > now:
-            return cached[0]
+            return cached[0], cached[2]
         try:
             claims = security.decode_access_token(token, secret=self._jwt_secret, issuer=self.settings.jwt_issuer)
-        except jwt.PyJWTError as exc:
+            user_id, session_id = str(uuid.UUID(str(claims["sub"]))), str(uuid.UUID(str(claims["sid"])))
+        except (jwt.PyJWTError, ValueError, TypeError, AttributeError) as exc:
             raise unauthorized("Invalid or expired token.") from exc
         if claims.get("role") not in USER_ROLES:
             raise unauthorized("Invalid token role.")
-        principal = Principal(kind="user", id=str(claims["sub"]), role=claims["role"])
+        principal = Principal(kind="user", id=user_id, role=claims["role"])
         if len(self._tokens) > 100_000:
             self._tokens.clear()
-        self._tokens[token] = (principal, float(claims["exp"]))
-        return principal
+        self._tokens[token] = (principal, float(claims["exp"]), session_id)
+        return principal, session_id
 
-    async def _current_user(self, principal: Principal) -> Principal:
-        """The user as they are now: a deactivated user or a changed role takes effect within
-        the key-cache TTL (30 s), not when the token expires."""
+    async def _current_user(self, principal: Principal, session_id: str) -> Principal:
+        """The user as they are now: a logout, a password reset, a deactivation or a role change
+        applies at once on this replica and within ``api_key_cache_ttl_s`` on the others."""
         now = time.monotonic()
-        cached = self._users.get(principal.id)
+        cached = self._sessions.get(session_id)
         if cached is None or cached[1] < now:
             async with self.engine.connect() as conn:
-                row = await repository.user_by_id(conn, uuid.UUID(principal.id))
-            state = (row.role if row is not None and row.active else None)
-            if len(self._users) > 100_000:
-                self._users.clear()
+                row = await repository.session_state(conn, uuid.UUID(session_id), uuid.UUID(principal.id))
+            state = row.role if row is not None and row.live else None
+            if len(self._sessions) > 100_000:
+                self._sessions.clear()
             cached = (state, now + self.settings.api_key_cache_ttl_s)
-            self._users[principal.id] = cached
+            self._sessions[session_id] = cached
         if cached[0] is None:
-            raise unauthorized("This user is deactivated.")
+            raise unauthorized("This session has ended; sign in again.")
         return principal if cached[0] == principal.role else Principal(kind="user", id=principal.id, role=cached[0])
 
-    def forget_user(self, user_id: str) -> None:
-        self._users.pop(user_id, None)
+    def session_of(self, authorization: str | None) -> uuid.UUID | None:
+        """The session id of an already authenticated user token."""
+        token = (authorization or "").partition(" ")[2].strip()
+        cached = self._tokens.get(token)
+        return uuid.UUID(cached[2]) if cached else None
+
+    def forget_sessions(self, *, user_id: str | None = None, session_id: str | None = None) -> None:
+        """Drop cached session states (this replica at once; others within the cache TTL)."""
+        if session_id is not None:
+            self._sessions.pop(session_id, None)
+        if user_id is not None:
+            stale = {sid for _, _, sid in (v for v in self._tokens.values() if v[0].id == user_id)}
+            for sid in stale:
+                self._sessions.pop(sid, None)
 
     def forget_key(self, key_hash: str) -> None:
         self._keys.pop(key_hash, None)
 
-    # ---- login ---------------------------------------------------------------------
-    async def login(self, *, email: str, password: str, client_ip: str) -> dict[str, Any]:
+    # ---- passwords -------------------------------------------------------------------
+    async def hash_password(self, password: str) -> str:
+        return await self.hashing.run(self.passwords.hash, password)
+
+    async def check_password(self, stored_hash: str | None, password: str) -> tuple[bool, bool]:
+        return await self.hashing.run(self.passwords.verify, stored_hash, password)
+
+    def check_login_limits(self, *, email: str, client_address: str) -> None:
+        """Refuse before any hashing when this address or this account has failed too often:
+        per address against a flood of new e-mails, per account against guessing one password.
+        Only failures count, so a whole office signing in from one address is never limited."""
+        for buckets, key in ((self.login_failures_by_address, client_address), (self.login_failures_by_account, email)):
+            wait = buckets.peek(key)
+            if wait:
+                LOGINS.labels("rate_limited").inc()
+                raise rate_limited(wait)
+
+    def record_login_failure(self, *, email: str, client_address: str) -> None:
+        LOGINS.labels("failed").inc()
+        self.login_failures_by_address.take(client_address)
+        self.login_failures_by_account.take(email)
+
+    # ---- sign-in and sessions ------------------------------------------------------
+    async def login(self, *, email: str, password: str, client_address: str) -> dict[str, Any]:
         email = email.strip().lower()
-        wait = self.logins.take(f"{email}|{client_ip}")
-        if wait:
-            raise rate_limited(wait)
+        self.check_login_limits(email=email, client_address=client_address)
         async with self.engine.connect() as conn:
             user = await repository.user_by_email(conn, email)
         stored = user.password_hash if user is not None and user.active else None
-        valid, rehash = await anyio.to_thread.run_sync(security.verify_password, stored, password)
+        valid, rehash = await self.check_password(stored, password)
         if not valid or user is None:
+            self.record_login_failure(email=email, client_address=client_address)
             raise unauthorized("Wrong e-mail or password.")
-        if rehash:
-            new_hash = await anyio.to_thread.run_sync(security.hash_password, password)
-            async with self.engine.begin() as conn:
+        new_hash = await self.hash_password(password) if rehash else None
+        refresh = security.new_refresh_token()
+        async with self.engine.begin() as conn:
+            if new_hash is not None:
                 await repository.set_password_hash(conn, user.id, new_hash)
+            session_id = await repository.insert_session(
+                conn, user_id=user.id, refresh_hash=security.hash_refresh_token(refresh),
+                ttl_s=self.settings.session_ttl_s, client_address=client_address)
+        LOGINS.labels("ok").inc()
+        return self._tokens_for(user_id=user.id, role=user.role, email=user.email, session_id=session_id,
+                                refresh=refresh)
+
+    async def refresh(self, *, refresh_token: str, client_address: str) -> dict[str, Any]:
+        """A new access token and a new refresh token for a live session. A refresh token can be
+        used once: presenting a replaced one again ends the session (it was copied)."""
+        wait = self.failures_by_address.peek(client_address)
+        if wait:
+            raise rate_limited(wait)
+        digest = security.hash_refresh_token(refresh_token)
+        new_refresh = security.new_refresh_token()
+        async with self.engine.begin() as conn:
+            row = await repository.session_by_refresh_hash(conn, digest)
+            if row is not None:
+                await repository.rotate_refresh(conn, row.id, old_hash=digest,
+                                                new_hash=security.hash_refresh_token(new_refresh))
+            else:
+                reused = await repository.revoke_session_by_previous_hash(conn, digest)
+                if reused is not None:
+                    self.forget_sessions(session_id=str(reused))
+        if row is None:
+            self.failures_by_address.take(client_address)
+            raise unauthorized("Invalid, used or expired refresh token; sign in again.")
+        return self._tokens_for(user_id=row.user_id, role=row.role, email=row.email, session_id=row.id,
+                                refresh=new_refresh)
+
+    def _tokens_for(self, *, user_id: uuid.UUID, role: str, email: str, session_id: uuid.UUID,
+                    refresh: str) -> dict[str, Any]:
         token = security.issue_access_token(
             secret=self._jwt_secret, issuer=self.settings.jwt_issuer, ttl_s=self.settings.access_token_ttl_s,
-            user_id=user.id, role=user.role, email=user.email,
+            user_id=user_id, role=role, email=email, session_id=session_id,
         )
-        return {"access_token": token, "token_type": "bearer", "expires_in": self.settings.access_token_ttl_s}
+        return {"access_token": token, "token_type": "bearer", "expires_in": self.settings.access_token_ttl_s,
+                "refresh_token": refresh}
+
+    async def logout(self, *, user_id: str, session_id: uuid.UUID, all_sessions: bool) -> None:
+        async with self.engine.begin() as conn:
+            if all_sessions:
+                await repository.revoke_user_sessions(conn, uuid.UUID(user_id))
+            else:
+                await repository.revoke_session(conn, session_id)
+        self.forget_sessions(session_id=str(session_id), user_id=user_id if all_sessions else None)
 
     # ---- API keys ------------------------------------------------------------------
     async def create_api_key(self, *, name: str, channel: str, created_by: str) -> tuple[Any, str]:
