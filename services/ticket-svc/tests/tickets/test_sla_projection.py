@@ -73,16 +73,20 @@ async def test_escalation_raises_priority_moves_team_and_notes(full_client, infr
         actions=events.SlaEscalationActions(set_priority="urgent", set_team_id=uuid.UUID(team["id"]), notify=["supervisor"])))
     await produce(infra.kafka_bootstrap, full_client.topics, escalation, escalation)  # twice: applied once
 
+    # the escalation team's agent reads it (an agent of no team lost it with the triage queue)
+    desk = identity_headers(Principal(kind="user", id="esc-1", role="agent"))
+
     async def escalated():
-        body = (await full_client.get(f"/v1/tickets/{tid}", headers=identity_headers(AGENT))).json()
+        body = (await full_client.get(f"/v1/tickets/{tid}", headers=desk)).json()
         return body if body["team_id"] == team["id"] else None
 
     body = await wait_for(escalated)
     assert body["priority"] == "urgent" and body["assignee_id"] == "esc-1"
-    notes = [m for m in (await full_client.get(f"/v1/tickets/{tid}/messages", headers=identity_headers(AGENT))).json()["items"]
+    assert (await full_client.get(f"/v1/tickets/{tid}", headers=identity_headers(AGENT))).status_code == 404
+    notes = [m for m in (await full_client.get(f"/v1/tickets/{tid}/messages", headers=desk)).json()["items"]
              if m["author_kind"] == "system"]
     assert len(notes) == 1 and "supervisor" in notes[0]["body_text"] and notes[0]["public"] is False
-    audit = (await full_client.get(f"/v1/tickets/{tid}/audit", headers=identity_headers(AGENT))).json()["items"]
+    audit = (await full_client.get(f"/v1/tickets/{tid}/audit", headers=desk)).json()["items"]
     assert any(a["actor"] == "system:sla" and a["changes"].get("priority") for a in audit)
 
 

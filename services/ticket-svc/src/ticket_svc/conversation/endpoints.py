@@ -57,7 +57,7 @@ async def post_message(request: Request, ticket_id: uuid.UUID, body: MessageIn, 
                                            ticket_id=ticket_id)
         if original is not None and original[1] is not None:
             return JSONBytesResponse(original[1], status_code=201, headers={"Idempotent-Replayed": "true"})
-        ticket = await tickets.get_visible(conn, principal=principal, ticket_id=ticket_id, lock=True)
+        ticket = await tickets.get_writable(conn, principal=principal, ticket_id=ticket_id)
         try:
             result = await service.post(conn, ticket=ticket, principal=principal, body=body, attachments=attachments)
         except InvalidPayload as exc:

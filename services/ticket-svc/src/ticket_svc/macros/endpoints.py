@@ -75,7 +75,7 @@ async def apply_macro(request: Request, ticket_id: uuid.UUID, macro_id: uuid.UUI
         macro = await repository.get(conn, macro_id)
         if macro is None or not _may_use(principal, macro):
             raise Problem(404, "not-found", "Macro not found", f"No macro {macro_id}.")
-        row = await tickets.get_visible(conn, principal=principal, ticket_id=ticket_id, lock=True)
+        row = await tickets.get_writable(conn, principal=principal, ticket_id=ticket_id)
         tickets.check_version(row, if_match)
         definition = macro["definition"]
         reply = definition.get("reply")
@@ -87,8 +87,8 @@ async def apply_macro(request: Request, ticket_id: uuid.UUID, macro_id: uuid.UUI
 
             posted = await conversation.post(conn, ticket=row, principal=principal,
                                              body=MessageIn(body=text, public=reply.get("public", True)), attachments=())
-            row = await tickets.get_visible(conn, principal=principal, ticket_id=posted.message["ticket_id"], lock=True)
+            row = await tickets.get_writable(conn, principal=principal, ticket_id=posted.message["ticket_id"])
         actions = TicketPatch.model_validate(definition.get("actions") or {}).model_dump(exclude_unset=True)
-        if actions:
-            row = await tickets.apply_patch(conn, row, actions, actor=principal.ref, action=f"macro:{macro['name']}")
+        if actions:  # apply_patch applies the access rule to the actions, as for a PATCH
+            row = await tickets.apply_patch(conn, row, actions, principal=principal, action=f"macro:{macro['name']}")
     return JSONBytesResponse(tickets.to_read(row), headers={"ETag": f'W/"{row["version"]}"'})

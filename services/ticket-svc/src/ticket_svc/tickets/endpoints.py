@@ -149,11 +149,13 @@ async def assign(request: Request, ticket_id: uuid.UUID, body: AssignIn, princip
     async with runtime_of(request).raw_transaction() as conn:
         row = await service.get_visible(conn, principal=principal, ticket_id=ticket_id, lock=True)
         service.check_version(row, if_match)
+        team_id = body.team_id if "team_id" in body.model_fields_set else row["team_id"]
+        await service.authorize_change(conn, principal=principal, row=row,
+                                       changes={"team_id": team_id, "assignee_id": body.assignee_id})
         if row["status"] == "closed":
             raise Problem(409, "ticket-closed", "Ticket closed", "A closed ticket is final.")
         await routing.check_assignable(conn, agent_id=body.assignee_id, team_id=body.team_id)
-        row = await routing.assign(conn, row, team_id=body.team_id if "team_id" in body.model_fields_set
-                                   else row["team_id"], assignee_id=body.assignee_id, reason="manual",
+        row = await routing.assign(conn, row, team_id=team_id, assignee_id=body.assignee_id, reason="manual",
                                    actor=principal.ref, offered=False)
     return JSONBytesResponse(service.to_read(row), headers=_etag(row))
 
@@ -176,8 +178,7 @@ async def accept(request: Request, ticket_id: uuid.UUID, principal: CurrentPrinc
 @router.get("/{ticket_id}/links", response_model=list[LinkRead], summary="Related, parent/child, follow-up links")
 async def list_links(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
     async with runtime_of(request).raw_connection() as conn:
-        await service.get_visible(conn, principal=principal, ticket_id=ticket_id)
-        rows = await repository.list_links(conn, ticket_id)
+        rows = await merge.visible_links(conn, principal=principal, ticket_id=ticket_id)
     return JSONBytesResponse([{k: r[k] for k in ("other_id", "kind", "other_number", "other_subject",
                                                   "other_status", "created_at")} for r in rows])
 

@@ -4,6 +4,10 @@ Merging moves every message of the source onto the target, notes it on both, and
 source as merged. It bypasses the state machine on purpose (an open ticket is closed without
 being solved), which is the one place a ticket reaches ``closed`` from anywhere; the move is
 still one ``ticket.status_changed`` plus one ``ticket.merged`` event.
+
+Access (``policy``): linking, unlinking and merging write both tickets, so the caller must be
+allowed to write both; a ticket they may not read answers 404 whichever side it is on, and a
+link list shows only the linked tickets the caller may read.
 """
 
 from __future__ import annotations
@@ -19,20 +23,34 @@ from helpdesk_common.problems import Problem
 from ..conversation import repository as messages
 from ..conversation import service as conversation
 from ..db import outbox
-from . import changes, repository, service
+from . import changes, policy, repository, service
 
 INVERSE = {"related": "related", "parent": "child", "child": "parent"}
 
 
-async def _pair(conn: Any, principal: Principal, a: uuid.UUID, b: uuid.UUID) -> tuple[Any, Any]:
+async def _pair(conn: Any, principal: Principal, a: uuid.UUID, b: uuid.UUID) -> tuple[Any, Any, policy.Viewer]:
+    """Both tickets locked, each one writable by the caller (else 404), and the caller's viewer."""
     if a == b:
         raise Problem(422, "validation-error", "Same ticket", "A ticket cannot be linked or merged with itself.",
                       errors=[{"field": "other_id", "message": "must be another ticket"}])
+    viewer = await service.viewer_for(conn, principal)
     first, second = sorted((a, b))  # lock in a fixed order: no deadlock between opposite merges
     rows = {}
     for ticket_id in (first, second):
-        rows[ticket_id] = await service.get_visible(conn, principal=principal, ticket_id=ticket_id, lock=True)
-    return rows[a], rows[b]
+        row = await repository.lock_ticket(conn, ticket_id)
+        if row is None or policy.check_write(viewer, row) is not None:
+            raise service.not_found(ticket_id)
+        rows[ticket_id] = row
+    return rows[a], rows[b], viewer
+
+
+async def visible_links(conn: Any, *, principal: Principal, ticket_id: uuid.UUID) -> list[Any]:
+    """The ticket's links to tickets the caller may read (a link must not reveal another team's
+    ticket, not even its number and subject)."""
+    row, viewer = await service.load_with_viewer(conn, principal=principal, ticket_id=ticket_id)
+    if row is None or not policy.may_read(viewer, row):
+        raise service.not_found(ticket_id)
+    return [r for r in await repository.list_links(conn, ticket_id) if policy.may_read(viewer, r)]
 
 
 async def link(conn: Any, *, principal: Principal, ticket_id: uuid.UUID, other_id: uuid.UUID, kind: str) -> None:
@@ -60,7 +78,10 @@ async def unlink(conn: Any, *, principal: Principal, ticket_id: uuid.UUID, other
 
 
 async def merge(conn: Any, *, principal: Principal, source_id: uuid.UUID, target_id: uuid.UUID) -> Any:
-    source, target = await _pair(conn, principal, source_id, target_id)
+    source, target, viewer = await _pair(conn, principal, source_id, target_id)
+    refusal = policy.check_merge(viewer, source, target)
+    if refusal is not None:
+        raise refusal.problem(source_id)
     for row, role in ((source, "source"), (target, "target")):
         if row["status"] == "closed" or row["merged_into"] is not None:
             raise Problem(409, "ticket-closed", "Ticket closed", f"The {role} ticket is closed or merged.")

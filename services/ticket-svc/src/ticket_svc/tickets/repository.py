@@ -34,6 +34,10 @@ _INSERT_TICKET = (
 _GET_TICKET = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1"
 _GET_TICKET_FOR_UPDATE = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1 FOR UPDATE"
 _GET_BY_NUMBER = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = $1"
+#: the ticket plus the caller's teams in the same statement (agents' reads: no second round trip)
+_AGENT_TEAMS = "ARRAY(SELECT m.team_id FROM team_members m WHERE m.agent_id = $2) AS viewer_team_ids"
+_GET_TICKET_AS_AGENT = f"SELECT {_TICKET_COLUMNS}, {_AGENT_TEAMS} FROM tickets WHERE id = $1"
+_GET_TICKET_AS_AGENT_FOR_UPDATE = f"{_GET_TICKET_AS_AGENT} FOR UPDATE OF tickets"
 
 #: columns a service-layer update may set (names are never taken from requests)
 UPDATABLE = frozenset({
@@ -83,6 +87,12 @@ async def get_ticket_raw(conn: Any, ticket_id: uuid.UUID) -> Any:
 
 async def lock_ticket(conn: Any, ticket_id: uuid.UUID) -> Any:
     return await conn.fetchrow(_GET_TICKET_FOR_UPDATE, ticket_id)
+
+
+async def get_ticket_as_agent(conn: Any, ticket_id: uuid.UUID, *, agent_id: str, lock: bool = False) -> Any:
+    """The ticket (optionally locked) with ``viewer_team_ids``: the agent's current team ids,
+    read in the same statement so the access check costs no extra round trip."""
+    return await conn.fetchrow(_GET_TICKET_AS_AGENT_FOR_UPDATE if lock else _GET_TICKET_AS_AGENT, ticket_id, agent_id)
 
 
 async def get_ticket_by_number(conn: Any, number: int) -> Any:
@@ -161,8 +171,8 @@ async def delete_link(conn: Any, *, ticket_id: uuid.UUID, other_id: uuid.UUID, k
 async def list_links(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
     return await conn.fetch(
         "SELECT l.ticket_id, l.other_id, l.kind, l.created_at, o.number AS other_number, o.subject AS other_subject, "
-        "o.status AS other_status FROM ticket_links l JOIN tickets o ON o.id = l.other_id WHERE l.ticket_id = $1 "
-        "ORDER BY l.created_at",
+        "o.status AS other_status, o.team_id, o.assignee_id, o.created_by "
+        "FROM ticket_links l JOIN tickets o ON o.id = l.other_id WHERE l.ticket_id = $1 ORDER BY l.created_at",
         ticket_id,
     )
 
@@ -197,6 +207,11 @@ def _list_where(f: dict[str, Any], args: list[Any]) -> list[str]:
         where.append(f"sla_state = {arg(sla)}")
     if f.get("tsquery"):
         where.append(f"search @@ {arg(f['tsquery'])}::tsquery")
+    if f.get("visible_to_agent") is not None:
+        # policy.may_read for an agent, as SQL: triage, theirs, or one of their teams (read fresh)
+        agent = arg(f["visible_to_agent"])
+        where.append(f"(team_id IS NULL OR assignee_id = {agent} OR team_id IN "
+                     f"(SELECT m.team_id FROM team_members m WHERE m.agent_id = {agent}))")
     return where
 
 

@@ -1,5 +1,6 @@
 """Ticket rules: creation with idempotency, visibility, updates through the state machine,
-listing and search. Every write goes through ``changes.apply`` (audit + events)."""
+listing and search. Every write goes through ``changes.apply`` (audit + events); who may read
+and change what is ``policy`` (pure), applied here to every read and write."""
 
 from __future__ import annotations
 
@@ -20,14 +21,14 @@ from helpdesk_common.pagination import decode_cursor, encode_cursor
 from helpdesk_common.problems import Problem
 
 from ..db import outbox
-from . import changes, lifecycle, repository, search
+from ..routing import repository as routing_repository
+from . import changes, lifecycle, policy, repository, search
 from .schemas import TicketCreate, TicketPatch
 
 SOURCE = changes.SOURCE
 #: the actor of changes that follow customer-svc's events (tier on open tickets)
 CUSTOMER_ACTOR = "system:customer"
 INITIAL_STATUS = "new"
-STAFF_ROLES = ("admin", "supervisor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +50,21 @@ def not_found(ticket_id: Any) -> Problem:
     return Problem(404, "not-found", "Ticket not found", f"No ticket {ticket_id}.")
 
 
-def may_see(principal: Principal, ticket: Mapping[str, Any]) -> bool:
-    """Channels see only what they created; agents, supervisors and admins see all tickets."""
-    if principal.kind == "channel":
-        return ticket["created_by"] == principal.ref
-    return principal.is_user
+async def viewer_for(conn: Any, principal: Principal) -> policy.Viewer:
+    """The caller as the access rule sees it; reads an agent's teams (fresh: a removal from a
+    team applies to the next request), nothing for staff and channel keys."""
+    if not policy.needs_teams(principal):
+        return policy.viewer_of(principal)
+    return policy.viewer_of(principal, await routing_repository.team_ids_of(conn, principal.id))
+
+
+async def authorize_change(conn: Any, *, principal: Principal, row: Mapping[str, Any],
+                           changes: Mapping[str, Any]) -> None:
+    """Raise the rule's problem (404 unseen, 403 forbidden field) unless ``principal`` may set
+    ``changes`` on ``row``. Every user-driven write of ticket fields comes through here."""
+    refusal = policy.check_change(await viewer_for(conn, principal), row, changes)
+    if refusal is not None:
+        raise refusal.problem(row["id"])
 
 
 async def claim_key(conn: Any, *, principal: Principal, key: str | None, digest: str, scope: str,
@@ -83,8 +94,11 @@ async def create_ticket(
         if existing is None:  # pragma: no cover - keys and tickets commit together
             raise Problem(409, "conflict", "Conflict", "The original request is not visible yet.")
         return CreateResult(existing, replayed=True)
-    if not principal.is_user and (payload.assignee_id or payload.team_id):
-        raise Problem(403, "forbidden", "Forbidden", "Channels cannot assign tickets.")
+    if payload.assignee_id is not None or payload.team_id is not None:
+        refusal = policy.check_create(await viewer_for(conn, principal), team_id=payload.team_id,
+                                      assignee_id=payload.assignee_id)
+        if refusal is not None:
+            raise refusal.problem()
     from ..intake import service as intake  # late: intake builds on this module
 
     row = await intake.open_ticket(
@@ -96,9 +110,31 @@ async def create_ticket(
     return CreateResult(row, replayed=False)
 
 
-async def get_visible(conn: Any, *, principal: Principal, ticket_id: uuid.UUID, lock: bool = False) -> Any:
+async def load_with_viewer(conn: Any, *, principal: Principal, ticket_id: uuid.UUID,
+                           lock: bool = False) -> tuple[Any, policy.Viewer]:
+    """The ticket row (None if there is none; no access check) and the caller's viewer, in one
+    statement: an agent's teams are read by a subquery of the ticket's SELECT, since this is
+    the hot path of every ticket read."""
+    if policy.needs_teams(principal):
+        row = await repository.get_ticket_as_agent(conn, ticket_id, agent_id=principal.id, lock=lock)
+        return row, policy.viewer_of(principal, row["viewer_team_ids"] if row is not None else ())
     row = await (repository.lock_ticket if lock else repository.get_ticket_raw)(conn, ticket_id)
-    if row is None or not may_see(principal, row):
+    return row, policy.viewer_of(principal)
+
+
+async def get_visible(conn: Any, *, principal: Principal, ticket_id: uuid.UUID, lock: bool = False) -> Any:
+    """The ticket if the caller may read it, else 404 (existence stays private)."""
+    row, viewer = await load_with_viewer(conn, principal=principal, ticket_id=ticket_id, lock=lock)
+    if row is None or not policy.may_read(viewer, row):
+        raise not_found(ticket_id)
+    return row
+
+
+async def get_writable(conn: Any, *, principal: Principal, ticket_id: uuid.UUID) -> Any:
+    """The locked ticket if the caller may write to it (a message, a macro, a PATCH), else 404.
+    Field-level limits are ``authorize_change``'s."""
+    row, viewer = await load_with_viewer(conn, principal=principal, ticket_id=ticket_id, lock=True)
+    if row is None or policy.check_write(viewer, row) is not None:
         raise not_found(ticket_id)
     return row
 
@@ -129,16 +165,20 @@ async def resolve_status(conn: Any, requested: str) -> tuple[str, uuid.UUID | No
 
 async def update_ticket(conn: Any, *, principal: Principal, ticket_id: uuid.UUID, patch: TicketPatch,
                         if_match: str | None) -> Any:
-    if not principal.is_user:
-        raise Problem(403, "forbidden", "Forbidden", "Only agents update tickets.")
-    row = await get_visible(conn, principal=principal, ticket_id=ticket_id, lock=True)
+    row = await get_writable(conn, principal=principal, ticket_id=ticket_id)
     check_version(row, if_match)
-    return await apply_patch(conn, row, patch.model_dump(exclude_unset=True), actor=principal.ref)
+    return await apply_patch(conn, row, patch.model_dump(exclude_unset=True), principal=principal)
 
 
-async def apply_patch(conn: Any, row: Mapping[str, Any], fields: dict[str, Any], *, actor: str,
+async def apply_patch(conn: Any, row: Mapping[str, Any], fields: dict[str, Any], *, principal: Principal,
                       action: str = "updated") -> Any:
-    """Validate and apply a patch (PATCH body or macro actions) to the locked ``row``."""
+    """Authorize, validate and apply a patch (PATCH body or macro actions) to the locked ``row``.
+
+    The access rule is checked here, not by the callers, so every path that sets ticket fields
+    on a user's behalf (PATCH, macros, whatever comes next) gets the same answer.
+    """
+    await authorize_change(conn, principal=principal, row=row, changes=fields)
+    actor = principal.ref
     if row["merged_into"] is not None or (row["status"] == "closed" and set(fields) - {"status"}):
         raise Problem(409, "ticket-closed", "Ticket closed", "A closed ticket is final; open a follow-up instead.")
     values: dict[str, Any] = {}
@@ -219,9 +259,7 @@ def _page(rows: list[Any], limit: int, sort: str) -> tuple[list[Any], str | None
 
 async def list_visible(conn: Any, *, principal: Principal, limit: int, cursor: str | None,
                        filters: dict[str, Any], q: str | None, sort: str = "created") -> tuple[list[Any], str | None]:
-    filters = dict(filters)
-    if principal.kind == "channel":
-        filters["created_by"] = principal.ref
+    filters = {**filters, **policy.list_scope(principal)}  # last: a request cannot widen its scope
     share = None
     if q:
         query = search.tsquery(q)
