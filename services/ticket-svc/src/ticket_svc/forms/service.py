@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 
 from helpdesk_common.problems import Problem
 
-from . import repository
+from . import limits, repository
 from .schemas import FieldDef
 from .validate import FieldErrors, validate_create, validate_update
 
@@ -55,14 +55,23 @@ def _problem(exc: FieldErrors) -> Problem:
                    "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors), errors=exc.errors)
 
 
+def _bounded(values: dict[str, Any], *, written: Any, free_form: bool) -> dict[str, Any]:
+    """``values`` if they fit the bounds every event-carried value needs (``limits``), else 422."""
+    errors = limits.check(values, written=written, free_form=free_form)
+    if errors:
+        raise _problem(FieldErrors(errors))
+    return values
+
+
 async def validate_new(conn: Any, *, ticket_type: str | None, values: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
     form = await latest_form(conn, ticket_type)
     if form is None:
-        return dict(values), None
+        return _bounded(dict(values), written=values.keys(), free_form=True), None
     try:
-        return validate_create(fields_of(form), values), form["version"]
+        created = validate_create(fields_of(form), values)
     except FieldErrors as exc:
         raise _problem(exc) from exc
+    return _bounded(created, written=created.keys(), free_form=False), form["version"]
 
 
 async def validate_patch(conn: Any, *, ticket_type: str | None, ticket: Mapping[str, Any],
@@ -70,7 +79,7 @@ async def validate_patch(conn: Any, *, ticket_type: str | None, ticket: Mapping[
     form = await latest_form(conn, ticket_type)
     if form is None:
         merged = {**ticket["custom_fields"], **patch}
-        return {k: v for k, v in merged.items() if v is not None}, None
+        return _bounded({k: v for k, v in merged.items() if v is not None}, written=patch.keys(), free_form=True), None
     own = None
     if ticket["form_version"] is not None:
         own = await repository.version(conn, form["ticket_type"], ticket["form_version"])
@@ -78,4 +87,4 @@ async def validate_patch(conn: Any, *, ticket_type: str | None, ticket: Mapping[
         values = validate_update(fields_of(form), fields_of(own) if own else [], ticket["custom_fields"], patch)
     except FieldErrors as exc:
         raise _problem(exc) from exc
-    return values, ticket["form_version"] or form["version"]
+    return _bounded(values, written=patch.keys(), free_form=False), ticket["form_version"] or form["version"]

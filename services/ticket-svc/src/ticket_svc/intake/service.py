@@ -34,6 +34,9 @@ from ..tickets import changes, repository as tickets, search
 from . import repository
 
 SUBJECT_MAX = 500
+#: the API's limit on a requester's name (RequesterIn); a channel's display name (an e-mail
+#: From header can be megabytes) is cut to it, because the name travels in ticket.created
+REQUESTER_NAME_MAX = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,8 @@ class IntakeResult:
 
 def requester_of(sender: Sender, *, fallback_external_id: str | None) -> dict[str, Any]:
     requester = {
-        k: v for k, v in (("name", sender.name), ("email", sender.email.lower() if sender.email else None),
+        k: v for k, v in (("name", sender.name[:REQUESTER_NAME_MAX] if sender.name else None),
+                          ("email", sender.email.lower() if sender.email else None),
                           ("phone", sender.phone), ("wechat_openid", sender.wechat_openid)) if v
     }
     external = sender.external_id or (f"dingtalk:{sender.dingtalk_id}" if sender.dingtalk_id else None)

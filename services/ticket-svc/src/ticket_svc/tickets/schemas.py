@@ -4,9 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
 from helpdesk_common.validation import StrictModel
+
+from ..forms.limits import value_problem
 
 Priority = Literal["low", "normal", "high", "urgent"]
 Status = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
@@ -34,8 +36,21 @@ class RequesterIn(StrictModel):
 
 
 Language = Annotated[str, StringConstraints(min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+
+
+def _custom_value(value: Any) -> Any:
+    """Depth and 64-bit integers checked per value before the request goes any further (the
+    idempotency hash and the event encoder cannot take larger integers); sizes are checked by
+    the form engine, which knows which fields a form defines (``forms/limits.py``)."""
+    problem = value_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 CustomFields = Annotated[
-    dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Any], Field(max_length=100)
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Annotated[Any, AfterValidator(_custom_value)]],
+    Field(max_length=100),
 ]
 AgentId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
