@@ -16,7 +16,7 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 #: the ranges of PostgreSQL ``integer`` and ``bigint``: bound every int that reaches such a column
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -112,6 +112,17 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
+def _fits_int64(value: str) -> str:
+    if int(value) > INT64_MAX:
+        raise ValueError(f"must be at most {INT64_MAX}")
+    return value
+
+
+#: a non-negative bigint written in decimal, e.g. a keyset cursor made of a bigserial id: the
+#: pattern alone let 20-digit values through to asyncpg, which refused them with a 500
+Int64Digits = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,19}$"), AfterValidator(_fits_int64)]
+
+
 #: a query or path parameter that reaches SQL: NUL refused at the parameter, with its name
 #: (the URL middleware refuses it earlier for every route; this keeps the schema honest)
 SafeStr = Annotated[str, AfterValidator(_no_nul)]
@@ -132,6 +143,8 @@ def _in_utc(value: datetime | None) -> datetime | None:
 #: asyncpg converts to UTC when it sends the value, and one that overflows there (year 1 or
 #: 9999 with an offset) was a 500
 UtcDatetime = Annotated[datetime, AfterValidator(_in_utc)]
+#: the same for parameters that must carry an offset (RFC 3339)
+AwareUtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 def fold_key(value: str) -> str:
