@@ -24,7 +24,7 @@ class Settings(ServiceSettings):
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
     #: argon2 computations running at once (each holds argon2_memory_kib): the memory bound
-    password_hash_concurrency: int = 2
+    password_hash_concurrency: int = 1
     #: logins queued for a slot before the gateway answers 503 at once
     password_hash_max_waiting: int = 16
     password_hash_wait_s: float = 2.0

@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.http.close()
+            app.state.auth.hashing.close()
 
     @contextlib.asynccontextmanager
     async def live_stream(app: FastAPI) -> AsyncIterator[None]:

@@ -31,7 +31,7 @@ FORWARD_REQUEST_HEADERS = (
 RETURN_RESPONSE_HEADERS = (
     "content-type", "etag", "location", "retry-after", "idempotent-replayed", "cache-control",
     # downloads: the file name, and no content sniffing or scripting of user-supplied bytes
-    "content-disposition", "x-content-type-options", "content-security-policy",
+    "content-disposition", "x-content-type-options", "content-security-policy", "x-attachment-content-type",
 )
 
 UPSTREAM_RETRIES = Counter("gateway_upstream_retries_total",
