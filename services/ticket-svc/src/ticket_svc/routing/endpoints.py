@@ -12,6 +12,7 @@ from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
+from helpdesk_common.validation import SafeStr
 
 from . import repository, rules
 from .schemas import AgentIn, AgentRead, AgentStatusIn, RuleRead, TeamIn, TeamRead
@@ -61,14 +62,14 @@ async def set_my_status(request: Request, body: AgentStatusIn, principal: Curren
 
 
 @agents_router.get("/{agent_id}", response_model=AgentRead, summary="Read an agent")
-async def get_agent(request: Request, agent_id: str, principal: CurrentPrincipal) -> JSONBytesResponse:
+async def get_agent(request: Request, agent_id: SafeStr, principal: CurrentPrincipal) -> JSONBytesResponse:
     require_user(principal)
     async with runtime_of(request).raw_connection() as conn:
         return JSONBytesResponse(await _agent_read(conn, agent_id))
 
 
 @agents_router.put("/{agent_id}", response_model=AgentRead, summary="Create or replace an agent profile")
-async def put_agent(request: Request, agent_id: str, body: AgentIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+async def put_agent(request: Request, agent_id: SafeStr, body: AgentIn, principal: CurrentPrincipal) -> JSONBytesResponse:
     require_user(principal, *MANAGERS)
     if not 0 < len(agent_id) <= 128:
         raise Problem(422, "validation-error", "Invalid agent id", "Agent ids are 1-128 characters.")
@@ -124,7 +125,10 @@ async def put_team(request: Request, team_id: uuid.UUID, body: TeamIn, principal
     require_user(principal, *MANAGERS)
     async with runtime_of(request).raw_transaction() as conn:
         await _check_members(conn, body.members)
-        row = await repository.update_team(conn, team_id, body.model_dump())
+        try:
+            row = await repository.update_team(conn, team_id, body.model_dump())
+        except repository.NameTaken:
+            raise Problem(409, "conflict", "Team exists", f"A team named {body.name!r} exists.") from None
         if row is None:
             raise Problem(404, "not-found", "Team not found", f"No team {team_id}.")
         await repository.set_members(conn, team_id, body.members)

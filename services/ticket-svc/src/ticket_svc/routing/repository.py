@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
+
 _AGENT = "id, display_name, email, status, capacity, skills, last_assigned_seq, created_at, updated_at"
 _TEAM = "id, name, strategy, accept_timeout_s, required_skills, created_at, updated_at"
 
@@ -46,12 +48,22 @@ async def insert_team(conn: Any, values: dict[str, Any]) -> Any:
     )
 
 
+class NameTaken(Exception):
+    """Another team already has the name (``teams.name`` is unique)."""
+
+
 async def update_team(conn: Any, team_id: uuid.UUID, values: dict[str, Any]) -> Any:
-    return await conn.fetchrow(
-        "UPDATE teams SET name = $2, strategy = $3, accept_timeout_s = $4, required_skills = $5, updated_at = now() "
-        f"WHERE id = $1 RETURNING {_TEAM}",
-        team_id, values["name"], values["strategy"], values.get("accept_timeout_s"), values["required_skills"],
-    )
+    """The updated row, or None when there is no such team; NameTaken when renamed onto another
+    team's name. The constraint decides (no read-then-write race); the transaction is aborted then,
+    so the caller answers without further statements."""
+    try:
+        return await conn.fetchrow(
+            "UPDATE teams SET name = $2, strategy = $3, accept_timeout_s = $4, required_skills = $5, updated_at = now() "
+            f"WHERE id = $1 RETURNING {_TEAM}",
+            team_id, values["name"], values["strategy"], values.get("accept_timeout_s"), values["required_skills"],
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise NameTaken(values["name"]) from exc
 
 
 async def get_team(conn: Any, team_id: uuid.UUID) -> Any:

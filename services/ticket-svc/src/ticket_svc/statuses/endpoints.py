@@ -12,7 +12,7 @@ from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import Int32, StrictModel
 
 from . import repository
 
@@ -26,13 +26,14 @@ class StatusIn(StrictModel):
     key: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,47}$")]
     label: Label
     category: Category
-    position: int = 0
+    #: the column is an integer: a wider value was a 500 at insert
+    position: Int32 = 0
 
 
 class StatusPatch(StrictModel):
     label: Label | None = None
     active: bool | None = None
-    position: int | None = None
+    position: Int32 | None = None
 
 
 class StatusRead(BaseModel):

@@ -7,7 +7,6 @@ the OpenAPI document exact without paying for a second validation on the hot pat
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -17,7 +16,7 @@ from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
-from helpdesk_common.validation import fold_key
+from helpdesk_common.validation import Int64Digits, SafeStr, UtcDatetime, fold_key
 
 from . import merge, repository, service
 from .schemas import (
@@ -86,21 +85,21 @@ async def list_tickets(
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-    q: Annotated[str | None, Query(max_length=500, description="full-text search, Chinese or English")] = None,
+    q: Annotated[SafeStr | None, Query(max_length=500, description="full-text search, Chinese or English")] = None,
     status: Annotated[list[Status] | None, Query()] = None,
     priority: Priority | None = None,
     customer_id: uuid.UUID | None = None,
-    assignee_id: Annotated[str | None, Query(max_length=128, description='an agent id, or "none"')] = None,
+    assignee_id: Annotated[SafeStr | None, Query(max_length=128, description='an agent id, or "none"')] = None,
     team_id: uuid.UUID | None = None,
-    tag: Annotated[list[str] | None, Query(max_length=10)] = None,
-    channel: Annotated[str | None, Query(max_length=32)] = None,
-    type: Annotated[str | None, Query(max_length=64)] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    updated_after: datetime | None = None,
-    updated_before: datetime | None = None,
+    tag: Annotated[list[SafeStr] | None, Query(max_length=10)] = None,
+    channel: Annotated[SafeStr | None, Query(max_length=32)] = None,
+    type: Annotated[SafeStr | None, Query(max_length=64)] = None,
+    created_after: UtcDatetime | None = None,
+    created_before: UtcDatetime | None = None,
+    updated_after: UtcDatetime | None = None,
+    updated_before: UtcDatetime | None = None,
     sla_state: SlaState | None = None,
-    customer_tier: Annotated[str | None, Query(min_length=1, max_length=50,
+    customer_tier: Annotated[SafeStr | None, Query(min_length=1, max_length=50,
                                                description="the customer's tier, compared case-folded")] = None,
     sort: Literal["created", "updated"] = "created",
     view_id: uuid.UUID | None = None,
@@ -127,7 +126,7 @@ async def list_tickets(
 @router.get("/{ticket_id}/audit", response_model=AuditPage, summary="Every change: actor, time, before/after")
 async def audit_trail(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal,
                       limit: Annotated[int, Query(ge=1, le=100)] = 100,
-                      cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None) -> JSONBytesResponse:
+                      cursor: Annotated[Int64Digits | None, Query(max_length=19)] = None) -> JSONBytesResponse:
     require_user(principal)
     async with runtime_of(request).raw_connection() as conn:
         await service.get_visible(conn, principal=principal, ticket_id=ticket_id)
