@@ -22,6 +22,7 @@ from ..tickets import repository as ticket_repository
 from ..tickets import service as tickets
 from ..tickets.changes import jsonable
 from . import repository, service
+from .attachments import content_disposition, safe_content_type
 from .schemas import MessageCreated, MessageIn, MessagePage
 
 router = APIRouter(prefix="/v1/tickets", tags=["conversation"])
@@ -100,9 +101,10 @@ async def download_attachment(request: Request, ticket_id: uuid.UUID, attachment
         content = await repository.blob(conn, meta["sha256"])
     if content is None:  # pragma: no cover - blobs are written with their message
         raise Problem(404, "not-found", "Attachment not found", "The attachment content is gone.")
-    filename = meta["filename"].encode("ascii", "ignore").decode() or "attachment"
+    # both headers come from stored metadata: sanitised again here, for rows stored before
+    # upload-time sanitising (a non-Latin-1 type was a 500, CR/LF an injected header)
     return Response(content, media_type="application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Content-Disposition": content_disposition(meta.get("filename") or ""),
         "X-Content-Type-Options": "nosniff",
-        "X-Attachment-Content-Type": meta["content_type"],
+        "X-Attachment-Content-Type": safe_content_type(meta.get("content_type"), meta.get("filename") or ""),
     })
