@@ -242,7 +242,7 @@ async def stopped(relay, task):
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_a_record_too_large_for_the_producer_is_dead_lettered_and_the_rest_flow(engine, settings, infra):
+async def test_a_record_too_large_for_the_producer_is_dead_lettered_and_the_rest_flow(engine, settings, infra, capsys):
     """Issue 9, High 2: one ticket.created above the producer's 1 MiB max request size was
     retried forever, in order, and every later event waited behind it (this test timed out
     on the relay before dead letters existed). Now the row is set aside with its reason, the
@@ -276,7 +276,12 @@ async def test_a_record_too_large_for_the_producer_is_dead_lettered_and_the_rest
 
     # replay by the command ops run; then a relay whose producer admits the record sends it
     url = engine.url.render_as_string(hide_password=False)
+    capsys.readouterr()
+    assert await asyncio.to_thread(outbox_admin.main, ["list", "--url", url]) == 0
+    listed = capsys.readouterr().out
+    assert f"{dead.seq}\tticket.customer_linked" in listed and "MessageSizeTooLargeError" in listed
     assert await asyncio.to_thread(outbox_admin.main, ["replay", "--url", url]) == 0
+    assert f"replayed 1 row(s): {dead.seq}" in capsys.readouterr().out
     replayed = (await outbox_rows(engine, [big.id]))[big.id]
     assert replayed.failed_at is None and replayed.sent_at is None and replayed.attempts == 0
     roomy = settings.model_copy(update={"kafka_max_request_bytes": 4 * 1024 * 1024})
