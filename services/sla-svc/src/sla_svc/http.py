@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -13,8 +14,11 @@ from fastapi import Header, Query, Request
 from helpdesk_common.identity import Principal, require_user
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from helpdesk_common.problems import Problem
+from helpdesk_common.validation import INT32_MAX
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+#: an opaque keyset cursor as this API hands them out (a few dozen characters)
+Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=255,
@@ -44,12 +48,37 @@ def encode_cursor(first: Any, item_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([value, str(item_id)])).decode().rstrip("=")
 
 
+def _invalid_cursor() -> Problem:
+    return Problem(400, "invalid-cursor", "Invalid cursor", "The cursor is malformed.")
+
+
 def decode_cursor(cursor: str) -> tuple[Any, uuid.UUID]:
     try:
         first, item_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return first, uuid.UUID(item_id)
     except Exception as exc:
-        raise Problem(400, "invalid-cursor", "Invalid cursor", "The cursor is malformed.") from exc
+        raise _invalid_cursor() from exc
+
+
+def decode_position_cursor(cursor: str) -> tuple[int, uuid.UUID]:
+    """``(position, id)`` of a cursor over an ``integer`` position column. The cursor is client
+    input: a position that is not an int (``int("abc")``, ``int(None)``) or beyond the column was
+    a 500, and is a 400 like any other malformed cursor."""
+    position, item_id = decode_cursor(cursor)
+    if type(position) is not int or not 0 <= position <= INT32_MAX:
+        raise _invalid_cursor()
+    return position, item_id
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """``(created_at, id)`` of a cursor over a timestamptz column, in UTC: a forged date that
+    overflows once converted (year 9999 at -14:00) is a bad cursor, not a 500 in the driver."""
+    first, item_id = decode_cursor(cursor)
+    try:
+        at = datetime.fromisoformat(first)
+        return (at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)), item_id
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _invalid_cursor() from exc
 
 
 def require_reader(principal: Principal) -> None:

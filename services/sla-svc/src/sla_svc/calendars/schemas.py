@@ -15,9 +15,9 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 import holidays
-from pydantic import AwareDatetime, BaseModel, Field, StrictInt, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictInt, StringConstraints, field_validator, model_validator
 
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import AwareUtcDatetime, StrictModel
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
@@ -172,7 +172,8 @@ CALENDAR_24X7 = CalendarIn(
 class DueIn(StrictModel):
     """Body of ``POST /v1/sla/calendars/{id}/due``."""
 
-    start: AwareDatetime
+    #: in UTC once validated: a start that overflows there (9999-12-31T23:00-14:00) is a 422
+    start: AwareUtcDatetime
     minutes: StrictInt = Field(ge=0, le=MAX_DUE_MINUTES)
 
 

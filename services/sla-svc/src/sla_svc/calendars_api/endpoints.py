@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 
@@ -13,7 +12,8 @@ from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 
 from ..calendars.schemas import CalendarIn, DueIn, DueOut
-from ..http import DEFAULT, IdempotencyKey, Limit, decode_cursor, encode_cursor, etag, expected_version, require_admin, require_reader
+from ..http import (DEFAULT, Cursor, IdempotencyKey, Limit, decode_time_cursor, encode_cursor, etag, expected_version,
+                    require_admin, require_reader)
 from ..timers import repository as timers
 from ..idempotency import service as idempotency
 from . import repository, service
@@ -42,15 +42,9 @@ async def create_calendar(request: Request, body: CalendarIn, principal: Current
 
 @router.get("", response_model=CalendarList, summary="Calendars, oldest first")
 async def list_calendars(request: Request, principal: CurrentPrincipal, limit: Limit = DEFAULT,
-                         cursor: str | None = None) -> JSONBytesResponse:
+                         cursor: Cursor = None) -> JSONBytesResponse:
     require_reader(principal)
-    after = None
-    if cursor:
-        created, last_id = decode_cursor(cursor)
-        try:
-            after = (datetime.fromisoformat(created), last_id)
-        except (TypeError, ValueError):
-            after = None
+    after = decode_time_cursor(cursor) if cursor else None
     async with runtime_of(request).engine.connect() as conn:
         rows = await repository.page(conn, after=after, limit=limit)
     more = len(rows) > limit

@@ -97,3 +97,7 @@ def due(row: Any, *, start: datetime, minutes: int) -> datetime:
         return add_business_minutes(calendar_of(row), start, minutes)
     except NoWorkingTime as exc:
         raise Problem(422, "no-working-time", "No working time", str(exc)) from exc
+    except OverflowError as exc:  # the due time falls after 9999-12-31, beyond any datetime
+        raise Problem(422, "validation-error", "Validation failed", "The due time would fall after the year 9999.",
+                      errors=[{"field": "body.minutes", "message": "the due time is out of range",
+                               "code": "out_of_range"}]) from exc

@@ -10,7 +10,8 @@ from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal
 from helpdesk_common.responses import JSONBytesResponse
 
-from ..http import DEFAULT, IdempotencyKey, Limit, decode_cursor, encode_cursor, etag, expected_version, require_admin, require_reader
+from ..http import (DEFAULT, Cursor, IdempotencyKey, Limit, decode_position_cursor, encode_cursor, etag, expected_version,
+                    require_admin, require_reader)
 from ..timers import repository as timers
 from ..timers.policies import default_policy_table
 from ..idempotency import service as idempotency
@@ -28,12 +29,9 @@ async def default_policy(principal: CurrentPrincipal) -> JSONBytesResponse:
 
 @router.get("", response_model=PolicyList, summary="Policies in matching order")
 async def list_policies(request: Request, principal: CurrentPrincipal, limit: Limit = DEFAULT,
-                        cursor: str | None = None) -> JSONBytesResponse:
+                        cursor: Cursor = None) -> JSONBytesResponse:
     require_reader(principal)
-    after = None
-    if cursor:
-        position, last_id = decode_cursor(cursor)
-        after = (int(position), last_id)
+    after = decode_position_cursor(cursor) if cursor else None
     async with runtime_of(request).engine.connect() as conn:
         rows = await repository.page(conn, after=after, limit=limit)
     more = len(rows) > limit

@@ -7,12 +7,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
 
 from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
+from helpdesk_common.validation import AwareUtcDatetime
 
 from ..http import require_reader
 from . import service
@@ -40,7 +40,7 @@ async def ticket_timers(request: Request, ticket_id: uuid.UUID, principal: Curre
 @router.get("/compliance", response_model=ComplianceRead, summary="Fulfilled on time vs breached, per metric")
 async def compliance(
     request: Request, principal: CurrentPrincipal,
-    start: Annotated[AwareDatetime, Query(alias="from")], end: Annotated[AwareDatetime, Query(alias="to")],
+    start: Annotated[AwareUtcDatetime, Query(alias="from")], end: Annotated[AwareUtcDatetime, Query(alias="to")],
 ) -> JSONBytesResponse:
     require_reader(principal)
     if end <= start:
