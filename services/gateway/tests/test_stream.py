@@ -74,7 +74,7 @@ async def test_agents_see_their_teams_and_assignments_admins_see_all(infra, gate
     _, admin = user_token("admin")
     _, supervisor = user_token("supervisor")
     ticket_svc.teams[agent_id] = [str(team_a)]
-    t = [uuid.uuid4() for _ in range(7)]
+    t = [uuid.uuid4() for _ in range(8)]
     batch = [
         created(t[0], team=team_a),                                     # agent: own team
         created(t[1], team=team_b, assignee=agent_id),                  # agent: assigned to them
@@ -83,6 +83,7 @@ async def test_agents_see_their_teams_and_assignments_admins_see_all(infra, gate
         breached(t[4], team=team_c),                                    # nobody but admins
         assigned(t[5], team=team_b, assignee=loner_id, previous=agent_id),  # agent: moved away; loner: now theirs
         message(t[6], team=team_c, assignee=loner_id, public=True),     # loner's
+        created(t[7]),                                                  # no team: triage, every agent (as in REST)
     ]
     marker = created(uuid.uuid4(), team=team_a, assignee=loner_id)      # everyone sees it, stored last
     async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -104,8 +105,8 @@ async def test_agents_see_their_teams_and_assignments_admins_see_all(infra, gate
     def tickets(frames: list[dict[str, Any]]) -> set[str]:
         return {f["json"]["ticket_id"] for f in frames}
 
-    assert tickets(seen_agent) == {str(t[i]) for i in (0, 1, 3, 5)}
-    assert tickets(seen_loner) == {str(t[5]), str(t[6])}
+    assert tickets(seen_agent) == {str(t[i]) for i in (0, 1, 3, 5, 7)}
+    assert tickets(seen_loner) == {str(t[5]), str(t[6]), str(t[7])}
     assert tickets(seen_admin) == tickets(seen_sup) == {str(x) for x in t}
     # the frame format: id = seq (increasing), event = type, compact JSON data
     seqs = [int(f["id"]) for f in seen_admin]

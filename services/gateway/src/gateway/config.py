@@ -52,7 +52,15 @@ class Settings(ServiceSettings):
     login_failures_per_minute_per_address: int = 30
     login_failures_per_minute_per_account: int = 10
 
+    #: browser origins allowed to call the API (CORS), comma-separated; empty: none
+    cors_origins: str = ""
+    #: serve Swagger UI for the composed API document at /docs
+    docs_enabled: bool = True
+
     # live stream (GET /v1/stream): see docs/stream.md
+    #: a stream ticket (POST /v1/stream/tickets) opens a stream within this long; browsers'
+    #: EventSource cannot send Authorization, so it carries the ticket in the URL instead
+    stream_ticket_ttl_s: int = 60
     stream_notify_channel: str = "stream_events"
     stream_keepalive_s: float = 15.0
     stream_retry_ms: int = 3000

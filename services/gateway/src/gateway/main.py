@@ -2,6 +2,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import SLA_TOPIC, TICKETS_TOPIC
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await hub.stop()
 
-    return build_app(
+    app = build_app(
         settings,
         ServiceParts(
             title="Help-desk API",
@@ -65,3 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lifespan_hooks=[gateway_resources, live_stream],
         ),
     )
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:  # browsers elsewhere than these origins get no CORS headers (default: none at all)
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "Last-Event-ID",
+                           "traceparent"],
+            expose_headers=["ETag", "Location", "Retry-After", "Idempotent-Replayed", "Content-Disposition"],
+            max_age=600,
+        )
+    return app

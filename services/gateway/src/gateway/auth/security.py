@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 API_KEY_PREFIX = "hdk_"
 REFRESH_TOKEN_PREFIX = "hdr_"
 AUDIENCE = "helpdesk-api"
+STREAM_AUDIENCE = "helpdesk-stream"  # a stream ticket opens the stream and is refused anywhere else
 
 
 def new_api_key() -> str:
@@ -67,6 +68,13 @@ def issue_access_token(*, secret: str, issuer: str, ttl_s: int, user_id: uuid.UU
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def decode_access_token(token: str, *, secret: str, issuer: str) -> dict:
-    return jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE, issuer=issuer,
+def decode_access_token(token: str, *, secret: str, issuer: str, audience: str = AUDIENCE) -> dict:
+    return jwt.decode(token, secret, algorithms=["HS256"], audience=audience, issuer=issuer,
                       options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]})
+
+
+def issue_stream_ticket(*, secret: str, issuer: str, ttl_s: int, user_id: str, role: str, session_id: str) -> str:
+    now = int(time.time())
+    claims = {"sub": user_id, "sid": session_id, "role": role, "iss": issuer, "aud": STREAM_AUDIENCE,
+              "iat": now, "exp": now + ttl_s}
+    return jwt.encode(claims, secret, algorithm="HS256")

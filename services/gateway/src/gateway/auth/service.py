@@ -108,22 +108,26 @@ class Authenticator:
             raise unauthorized("Unknown or revoked API key.")
         return cached[0]
 
-    def _user_token(self, token: str) -> tuple[Principal, str]:
-        now = time.time()
-        cached = self._tokens.get(token)
-        if cached and cached[1] > now:
+    def _user_token(self, token: str, audience: str = security.AUDIENCE) -> tuple[Principal, str]:
+        """The user and session a token names. Only access tokens are cached: a stream ticket is
+        read once per stream, and sharing the cache would let it pass as a bearer token."""
+        api = audience == security.AUDIENCE
+        cached = self._tokens.get(token) if api else None
+        if cached and cached[1] > time.time():
             return cached[0], cached[2]
         try:
-            claims = security.decode_access_token(token, secret=self._jwt_secret, issuer=self.settings.jwt_issuer)
+            claims = security.decode_access_token(token, secret=self._jwt_secret, issuer=self.settings.jwt_issuer,
+                                                  audience=audience)
             user_id, session_id = str(uuid.UUID(str(claims["sub"]))), str(uuid.UUID(str(claims["sid"])))
         except (jwt.PyJWTError, ValueError, TypeError, AttributeError) as exc:
             raise unauthorized("Invalid or expired token.") from exc
         if claims.get("role") not in USER_ROLES:
             raise unauthorized("Invalid token role.")
         principal = Principal(kind="user", id=user_id, role=claims["role"])
-        if len(self._tokens) > 100_000:
-            self._tokens.clear()
-        self._tokens[token] = (principal, float(claims["exp"]), session_id)
+        if api:
+            if len(self._tokens) > 100_000:
+                self._tokens.clear()
+            self._tokens[token] = (principal, float(claims["exp"]), session_id)
         return principal, session_id
 
     async def _current_user(self, principal: Principal, session_id: str) -> Principal:
@@ -142,6 +146,29 @@ class Authenticator:
         if cached[0] is None:
             raise unauthorized("This session has ended; sign in again.")
         return principal if cached[0] == principal.role else Principal(kind="user", id=principal.id, role=cached[0])
+
+    async def authenticate_stream_ticket(self, ticket: str, client_address: str) -> Principal:
+        """A user from a stream ticket (valid for ``stream_ticket_ttl_s``, only for the stream,
+        and only while the session it was issued in stands)."""
+        wait = self.failures_by_address.peek(client_address)
+        if wait:
+            raise rate_limited(wait)
+        try:
+            principal, session_id = self._user_token(ticket, audience=security.STREAM_AUDIENCE)
+            return await self._current_user(principal, session_id)
+        except Problem as exc:
+            if exc.status == 401:
+                self.failures_by_address.take(client_address)
+                AUTH_FAILURES.inc()
+            raise
+
+    def stream_ticket(self, principal: Principal, authorization: str | None) -> str:
+        session_id = self.session_of(authorization)
+        if session_id is None or principal.role is None:  # pragma: no cover - authenticated just before
+            raise unauthorized("Sign in again.")
+        return security.issue_stream_ticket(secret=self._jwt_secret, issuer=self.settings.jwt_issuer,
+                                            ttl_s=self.settings.stream_ticket_ttl_s, user_id=principal.id,
+                                            role=principal.role, session_id=str(session_id))
 
     def session_of(self, authorization: str | None) -> uuid.UUID | None:
         """The session id of an already authenticated user token."""

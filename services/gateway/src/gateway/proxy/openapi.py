@@ -8,6 +8,10 @@ from typing import Any
 
 import aiohttp
 from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+
+from helpdesk_common.problems import Problem
 
 from .endpoints import UPSTREAMS
 
@@ -38,6 +42,14 @@ def merge(own: dict[str, Any], upstream_docs: list[dict[str, Any]]) -> dict[str,
     }
     doc["security"] = [{"bearer": []}]
     return doc
+
+
+@router.get("/docs")
+async def docs(request: Request) -> HTMLResponse:
+    """Swagger UI for the composed document (GATEWAY_DOCS_ENABLED=false turns it off)."""
+    if not request.app.state.settings.docs_enabled:
+        raise Problem(404, "not-found", "Not found", "No such resource.")
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="Help-desk API")
 
 
 @router.get("/openapi.json")

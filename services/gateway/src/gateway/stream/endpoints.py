@@ -8,16 +8,22 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from helpdesk_common.problems import Problem
 
-from ..deps import Caller
+from ..deps import Caller, ClientAddress, authenticated
 from .service import Stream, start_point
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["stream"])
+
+
+class StreamTicket(BaseModel):
+    ticket: str
+    expires_in: int
 
 _MAX_SEQ = 2**63 - 1
 
@@ -104,10 +110,17 @@ def _last_event_id(header: str | None, query: int | None) -> int | None:
 )
 async def stream_events(
     request: Request,
-    caller: Caller,
+    client_address: ClientAddress,
     last_event_id: Annotated[int | None, Query(ge=0, le=_MAX_SEQ, description="resume after this event id")] = None,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
+    ticket: Annotated[str | None, Query(max_length=2048, description=(
+        "a stream ticket from POST /v1/stream/tickets, for clients that cannot send Authorization "
+        "(a browser's EventSource)"))] = None,
 ) -> EventStreamResponse:
+    if ticket is not None and not request.headers.get("authorization"):
+        caller = await request.app.state.auth.authenticate_stream_ticket(ticket, client_address)
+    else:
+        caller = await authenticated(request)
     if not caller.is_user:
         raise Problem(403, "forbidden", "Forbidden", "Only users may open the live stream; channel API keys cannot.")
     state = request.app.state
@@ -123,3 +136,16 @@ async def stream_events(
         raise Problem(503, "stream-unavailable", "Stream unavailable", "Retry later.",
                       headers={"Retry-After": "3"}) from exc
     return EventStreamResponse(Stream(hub=hub, directory=state.team_directory, principal=caller, start=start))
+
+
+@router.post("/stream/tickets", status_code=201, response_model=StreamTicket,
+             summary="A short-lived ticket that opens the live stream without an Authorization header")
+async def stream_ticket(request: Request, caller: Caller) -> dict:
+    """For ``new EventSource("/v1/stream?ticket=...")``: the ticket works only for the stream, for
+    ``GATEWAY_STREAM_TICKET_TTL_S`` (60 s), and only while the session it came from stands. An
+    open stream outlives it; a reconnect after that needs a new ticket (pass ``last_event_id``)."""
+    if not caller.is_user:
+        raise Problem(403, "forbidden", "Forbidden", "Only users may open the live stream; channel API keys cannot.")
+    auth = request.app.state.auth
+    return {"ticket": auth.stream_ticket(caller, request.headers.get("authorization")),
+            "expires_in": request.app.state.settings.stream_ticket_ttl_s}

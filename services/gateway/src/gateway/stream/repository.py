@@ -60,7 +60,8 @@ def _visible(*, sees_all: bool, user_id: str, team_ids: Sequence[uuid.UUID]) -> 
     if sees_all:
         return None
     c = stream_events.c
-    conditions = [c.assignee_id == user_id, c.previous_assignee_id == user_id]
+    # no team: the triage queue every agent may read (ticket-svc tickets/policy.py)
+    conditions = [c.assignee_id == user_id, c.previous_assignee_id == user_id, c.team_id.is_(None)]
     if team_ids:
         conditions += [c.team_id.in_(list(team_ids)), c.previous_team_id.in_(list(team_ids))]
     return or_(*conditions)

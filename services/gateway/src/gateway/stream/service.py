@@ -2,7 +2,8 @@
 
 - **Visibility** (``Viewer`` / ``may_see``, pure): admins and supervisors see every event; an
   agent sees an event when they are its assignee (or, for ``ticket.assigned``, the previous
-  assignee) or when its team (or previous team) is one of their teams. Internal notes are no
+  assignee), when its team (or previous team) is one of their teams, or when its ticket has no
+  team (the triage queue) — the rule REST applies (ticket-svc ``tickets/policy.py``). Internal notes are no
   exception: the ticket's team and assignee see them like any other event. Channel keys never
   stream (the endpoint answers 403 before any of this runs).
 - **Teams** (``TeamDirectory``): an agent's teams come from ticket-svc ``GET /v1/agents/me``,
@@ -90,7 +91,9 @@ def may_see(viewer: Viewer, row: StreamRow) -> bool:
     if viewer.user_id in (row.assignee_id, row.previous_assignee_id):
         return True
     teams = viewer.team_ids
-    return (row.team_id is not None and row.team_id in teams) or (
+    if row.team_id is None:  # the triage queue: every agent reads it, as in REST
+        return True
+    return row.team_id in teams or (
         row.previous_team_id is not None and row.previous_team_id in teams
     )
 
