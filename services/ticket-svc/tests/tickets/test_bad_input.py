@@ -225,3 +225,51 @@ async def test_content_disposition_escapes_the_name(client, rows, filename, fall
 async def test_unknown_ids_still_404(client):
     r = await client.get(f"/v1/tickets/{uuid.uuid4()}/audit", params={"cursor": "5"}, headers=identity_headers(AGENT))
     assert r.status_code == 404
+
+
+# --- channel intake: NUL in third-party payloads ----------------------------------------------------
+#
+# E-mail (RFC 5322 forbids NUL, broken mailers still send it) and DingTalk carry text we cannot
+# send back for correction: NUL is dropped from every text field of the parsed message, so the
+# customer's message is kept instead of a 500 (or a 4xx that loses it). Our own JSON contracts
+# (API, chat, phone, web form) keep refusing NUL with a 422.
+
+def _key(kind: str) -> Principal:
+    return Principal(kind="channel", id=f"{kind}-key", channel=kind)
+
+
+_PLAIN = b"To: support@example.cn\r\nContent-Type: text/plain; charset=utf-8\r\n"
+NUL_IN_CHANNELS = [
+    ("email-message-id", "email", b"From: a@b.cn\r\nSubject: hi\r\nMessage-ID: <n\x001@x.cn>\r\n" + _PLAIN + b"\r\nbody\r\n"),
+    ("email-from-address", "email", b"From: a\x00@b.cn\r\nSubject: hi\r\nMessage-ID: <n2@x.cn>\r\n" + _PLAIN + b"\r\nbody\r\n"),
+    ("email-in-reply-to", "email", b"From: a@b.cn\r\nSubject: hi\r\nMessage-ID: <n3@x.cn>\r\nIn-Reply-To: <x\x00y@z>\r\n"
+     + _PLAIN + b"\r\nbody\r\n"),
+    ("email-cc", "email", b"From: a@b.cn\r\nCc: c\x00@d.cn\r\nSubject: hi\r\nMessage-ID: <n4@x.cn>\r\n" + _PLAIN
+     + b"\r\nbody\r\n"),
+    ("email-html-body", "email", b"From: a@b.cn\r\nSubject: hi\r\nMessage-ID: <n5@x.cn>\r\nTo: s@x.cn\r\n"
+     b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>a\x00b</p>\r\n"),
+    ("email-quoted-printable-body", "email", b"From: a@b.cn\r\nSubject: hi\r\nMessage-ID: <n6@x.cn>\r\nTo: s@x.cn\r\n"
+     b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\na=00b\r\n"),
+    ("email-plain-body", "email", b"From: a@b.cn\r\nSubject: hi\r\nMessage-ID: <n7@x.cn>\r\n" + _PLAIN + b"\r\nab\x00cd\r\n"),
+    ("email-nul-in-charset", "email", b"From: a@b.cn\r\nSubject: hi\r\nMessage-ID: <n8@x.cn>\r\nTo: s@x.cn\r\n"
+     b"Content-Type: text/plain; charset=\x00ISO-8859-1\r\n\r\nR\xe9sum\xe9\r\n"),
+    ("dingtalk-text-and-nick", "dingtalk", orjson.dumps({
+        "msgtype": "text", "text": {"content": "打印机\u0000坏了"}, "msgId": "nul-1", "conversationType": "1",
+        "conversationId": "cid-nul", "senderId": "s-1", "senderNick": "王\u0000五"})),
+]
+
+
+@pytest.mark.parametrize(("kind", "payload"), [c[1:] for c in NUL_IN_CHANNELS], ids=[c[0] for c in NUL_IN_CHANNELS])
+async def test_nul_in_a_channel_message_is_dropped_not_a_500(client, db, kind, payload):
+    ctype = {"email": "message/rfc822", "dingtalk": "application/json"}[kind]
+    headers = {**identity_headers(_key(kind)), "Content-Type": ctype}
+    first = await client.post(f"/v1/channels/{kind}/inbound", content=payload, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await client.post(f"/v1/channels/{kind}/inbound", content=payload, headers=headers)
+    assert again.status_code == 200 and again.json()["ticket_id"] == first.json()["ticket_id"]  # still exactly once
+    async with db.connect() as conn:
+        stored = await conn.scalar(text(
+            "SELECT concat_ws('|', t.subject, t.requester::text, m.body_text, m.body_html, m.external_id, "
+            "m.metadata::text, d.external_id) FROM tickets t JOIN messages m ON m.ticket_id = t.id "
+            "JOIN channel_deliveries d ON d.ticket_id = t.id WHERE t.id = :t"), {"t": first.json()["ticket_id"]})
+    assert stored and "\x00" not in stored and "\\u0000" not in stored

@@ -9,6 +9,7 @@ the database.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,6 +83,39 @@ class InboundMessage:
     sent_at: datetime | None = None
     #: Channel-specific facts kept on the message (call duration, recording URL, msg type...).
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _no_nul(value: Any) -> Any:
+    """``value`` with U+0000 removed from every string in it (dict keys included)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_no_nul(k): _no_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_no_nul(v) for v in value)
+    return value
+
+
+def without_nul(message: InboundMessage) -> InboundMessage:
+    """The message with NUL dropped from every text field, ids and addresses included.
+
+    PostgreSQL text and jsonb cannot hold U+0000, and a third-party format (e-mail, where RFC
+    5322 forbids it and broken mailers still send it, a DingTalk callback) cannot be sent back
+    for correction: refusing would lose the customer's message, and storing it was a 500. The
+    text reads the same without it; ids stay stable (the same delivery strips to the same id),
+    so dedupe and threading keep working. Our own JSON contracts refuse NUL with a 422 before
+    they get here."""
+    sender = message.sender
+    return dataclasses.replace(
+        message,
+        external_id=_no_nul(message.external_id),
+        sender=Sender(**{f.name: _no_nul(getattr(sender, f.name)) for f in dataclasses.fields(sender)}),
+        body_text=_no_nul(message.body_text), subject=_no_nul(message.subject), body_html=_no_nul(message.body_html),
+        thread_refs=_no_nul(message.thread_refs), conversation_key=_no_nul(message.conversation_key),
+        language=_no_nul(message.language), metadata=_no_nul(message.metadata),
+        attachments=tuple(dataclasses.replace(a, filename=_no_nul(a.filename), content_type=_no_nul(a.content_type),
+                                              content_id=_no_nul(a.content_id)) for a in message.attachments),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from helpdesk_common.identity import CurrentPrincipal, Principal
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 
-from ..channels.inbound import Ignored, InboundMessage, InvalidPayload
+from ..channels.inbound import Ignored, InboundMessage, InvalidPayload, without_nul
 from . import parsers, service
 
 router = APIRouter(prefix="/v1/channels", tags=["intake"])
@@ -82,7 +82,7 @@ async def inbound(
         raise invalid_payload(exc) from exc
     if isinstance(parsed, Ignored):
         return JSONBytesResponse({"ignored": parsed.reason}, status_code=202)
-    message: InboundMessage = parsed
+    message: InboundMessage = without_nul(parsed)
     if message.external_id is None and idempotency_key is not None:
         message = dataclasses.replace(message, external_id=f"idempotency:{principal.ref}:{idempotency_key}")
     try:

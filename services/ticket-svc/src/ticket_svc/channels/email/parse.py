@@ -133,6 +133,15 @@ def _serialise(inner: Message) -> bytes:
     return b""
 
 
+def _children(part: Message) -> list | None:
+    """The sub-parts of a multipart (or message/*) part, None for a leaf.
+
+    ``get_payload()`` on an 8-bit leaf decodes it with the declared charset, and a hostile
+    charset parameter (``charset="\\x00ISO-8859-1"``) made that raise ValueError, a 500 at intake;
+    leaves are read by ``_payload`` instead."""
+    return part.get_payload() if part.is_multipart() else None
+
+
 def _collect(part: Message, depth: int = 0) -> _Collected:
     """Body candidates and attachment parts of a MIME (sub)tree."""
     result = _Collected()
@@ -143,7 +152,7 @@ def _collect(part: Message, depth: int = 0) -> _Collected:
     disposition, disposition_params = parse_mime_header(_first(headers, "content-disposition"))
     disposition = disposition.split()[0] if disposition.split() else ""
     filename = disposition_params.get("filename") or params.get("name") or None
-    payload = part.get_payload()
+    payload = _children(part)
 
     if isinstance(payload, list):
         if ctype.startswith("message/"):
@@ -189,7 +198,7 @@ def _outer_types(part: Message, depth: int = 0) -> list[str]:
     """
     ctype = _content_type(_headers(part))[0]
     found = [ctype]
-    payload = part.get_payload()
+    payload = _children(part)
     if isinstance(payload, list) and not ctype.startswith("message/rfc822") and depth < _MAX_DEPTH:
         for child in payload:
             if isinstance(child, Message):
