@@ -10,6 +10,7 @@ from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from helpdesk_common.text import OneLine
 from helpdesk_common.validation import StrictModel, fold_key
 
 NO_NUL = r"^[^\x00]*$"
@@ -17,7 +18,8 @@ NO_NUL = r"^[^\x00]*$"
 
 Tier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^\x00-\x1f]*$"),
                  AfterValidator(fold_key)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+#: the display name of the To: of every mail to the customer: one line (helpdesk_common.text)
+Name = OneLine(200)
 
 
 class IdentityRead(BaseModel):

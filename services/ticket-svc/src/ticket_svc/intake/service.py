@@ -25,6 +25,7 @@ from helpdesk_common import events
 from helpdesk_common.identities import primary_identity
 from helpdesk_common.identity import Principal
 from helpdesk_common.outbox import enqueue_raw
+from helpdesk_common.text import one_line
 
 from ..channels.inbound import InboundMessage, Sender
 from ..conversation import service as conversation
@@ -49,7 +50,7 @@ class IntakeResult:
 
 def requester_of(sender: Sender, *, fallback_external_id: str | None) -> dict[str, Any]:
     requester = {
-        k: v for k, v in (("name", sender.name[:REQUESTER_NAME_MAX] if sender.name else None),
+        k: v for k, v in (("name", one_line(sender.name)[:REQUESTER_NAME_MAX] if sender.name else None),
                           ("email", sender.email.lower() if sender.email else None),
                           ("phone", sender.phone), ("wechat_openid", sender.wechat_openid)) if v
     }
@@ -60,13 +61,18 @@ def requester_of(sender: Sender, *, fallback_external_id: str | None) -> dict[st
 
 
 def subject_of(message: InboundMessage) -> str:
-    if message.subject and message.subject.strip():
-        return message.subject.strip()[:SUBJECT_MAX]
-    first_line = next((line.strip() for line in message.body_text.splitlines() if line.strip()), "")
+    """The new ticket's subject, one clean line (``helpdesk_common.text.one_line``, the rule the
+    API's ``Subject`` type applies) whatever the channel sent: a mail's encoded-word subject can
+    carry CR/LF and bidi controls past the header parser. A channel message is never refused for
+    its subject: with nothing visible left, the body's first line or the sender names it."""
+    subject = one_line(message.subject or "")
+    if subject:
+        return subject[:SUBJECT_MAX]
+    first_line = next((clean for line in message.body_text.splitlines() if (clean := one_line(line))), "")
     if first_line:
         return first_line[:80] + ("…" if len(first_line) > 80 else "")
-    who = message.sender.name or message.sender.email or message.sender.phone or "a customer"
-    return f"{message.channel} message from {who}"
+    who = one_line(message.sender.name or message.sender.email or message.sender.phone or "") or "a customer"
+    return f"{message.channel} message from {who}"[:SUBJECT_MAX]
 
 
 def sender_may_thread(ticket: Mapping[str, Any], sender: Sender) -> bool:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from helpdesk_common.text import OneLine
 from helpdesk_common.validation import StrictModel
 
 from ..tickets.schemas import TicketPatch
@@ -17,7 +18,7 @@ class MacroReply(StrictModel):
 
 
 class MacroIn(StrictModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+    name: OneLine(128)
     #: the same fields as PATCH /v1/tickets/{id}
     actions: TicketPatch = Field(default_factory=TicketPatch)
     reply: MacroReply | None = None

@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from helpdesk_common.text import OneLine
 from helpdesk_common.validation import StrictModel
 
 from ..channels.inbound import CHANNELS
@@ -412,7 +413,7 @@ def evaluate(rules: Iterable[Rule], facts: TicketFacts) -> RoutingOutcome:
 
 # --------------------------------------------------------------------------- API models
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+Name = OneLine(128)
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 Priority = Literal["low", "normal", "high", "urgent"]

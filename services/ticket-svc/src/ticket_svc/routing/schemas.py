@@ -6,12 +6,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from helpdesk_common.text import OneLine
 from helpdesk_common.validation import StrictModel
 
 AgentStatus = Literal["online", "away", "offline"]
 Strategy = Literal["round_robin", "least_loaded", "skills", "manual"]
 Skill = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+#: team and agent display names: one line (helpdesk_common.text)
+Name = OneLine(128)
 
 
 class AgentIn(StrictModel):

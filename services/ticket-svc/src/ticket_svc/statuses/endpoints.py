@@ -12,6 +12,7 @@ from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
+from helpdesk_common.text import OneLine
 from helpdesk_common.validation import Int32, StrictModel
 
 from . import repository
@@ -19,7 +20,7 @@ from . import repository
 router = APIRouter(prefix="/v1/statuses", tags=["statuses"])
 
 Category = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+Label = OneLine(100)
 
 
 class StatusIn(StrictModel):

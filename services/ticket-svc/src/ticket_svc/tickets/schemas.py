@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
+from helpdesk_common.text import OneLine, one_line
 from helpdesk_common.validation import StrictModel
 
 from ..forms.limits import value_problem
@@ -22,7 +23,8 @@ Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whites
 
 
 class RequesterIn(StrictModel):
-    name: Annotated[str, StringConstraints(max_length=256, strip_whitespace=True)] | None = None
+    #: the display name of a mail address: one line (a CR/LF would be a header injection), empty → none
+    name: Annotated[str, StringConstraints(max_length=256), AfterValidator(lambda v: one_line(v) or None)] | None = None
     email: Email | None = None
     phone: Phone | None = None
     wechat_openid: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)] | None = None
@@ -53,10 +55,12 @@ CustomFields = Annotated[
     Field(max_length=100),
 ]
 AgentId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+#: the subject of every mail about the ticket: one line, no bidi controls (helpdesk_common.text)
+Subject = OneLine(500)
 
 
 class TicketCreate(StrictModel):
-    subject: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+    subject: Subject
     description: Annotated[str, StringConstraints(max_length=65_536)] = ""
     requester: RequesterIn
     priority: Priority = "normal"
@@ -73,7 +77,7 @@ class TicketCreate(StrictModel):
 class TicketPatch(StrictModel):
     """Fields left out stay as they are; ``null`` clears assignee_id / team_id."""
 
-    subject: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)] | None = None
+    subject: Subject | None = None
     #: a status category or the key of an active custom status
     status: Annotated[str, StringConstraints(min_length=1, max_length=48)] | None = None
     priority: Priority | None = None

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
+from helpdesk_common.text import OneLine
 from helpdesk_common.validation import StrictModel, fold_key
 
 from ..tickets.schemas import Priority, Status
@@ -26,7 +27,7 @@ class ViewFilters(StrictModel):
 
 
 class ViewIn(StrictModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+    name: OneLine(128)
     filters: ViewFilters
     position: int = 0
 
