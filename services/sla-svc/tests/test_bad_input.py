@@ -62,6 +62,8 @@ CASES = [
     ("policy-condition-nan", "POST", "/v1/sla/policies",
      _raw('{"name": "x", "targets": {"first_response": {"minutes": 5}}, '
           '"conditions": {"custom_fields": {"k": [NaN]}}}'), 422, "NaN"),
+    ("policy-condition-int-beyond-64-bits", "POST", "/v1/sla/policies",
+     {"json": {**POLICY, "conditions": {"custom_fields": {"k": [2**70]}}}}, 422, "custom_fields"),
     ("policy-position-beyond-int32", "POST", "/v1/sla/policies",
      {"json": {**POLICY, "position": 2**31}}, 422, "position"),
 ]

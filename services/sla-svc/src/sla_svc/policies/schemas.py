@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictInt, StringConstraints, field_validator, model_validator
 
-from helpdesk_common.validation import StrictModel, fold_key
+from helpdesk_common.validation import INT64_MAX, INT64_MIN, StrictModel, fold_key
 
 from ..timers.plan import is_metric
 
@@ -25,7 +25,16 @@ Priority = Literal["urgent", "high", "normal", "low"]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 #: tiers are stored folded by customer-svc (``VIP`` is ``vip``), so conditions are folded the same way
 Tier = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(fold_key)]
-Scalar = str | int | float | bool
+
+
+def _fits_64_bits(value: str | int | float | bool) -> str | int | float | bool:
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("integers beyond 64 bits are not supported")  # orjson renders none of them: a 500
+    return value
+
+
+#: a custom-field value a condition accepts (an int is kept an int, so it is bounded, not turned into a float)
+Scalar = Annotated[str | int | float | bool, AfterValidator(_fits_64_bits)]
 
 MAX_TARGET_MINUTES = 525_600 * 2  # two years
 
