@@ -83,6 +83,12 @@ CASES = [
     ("status-patch-position-beyond-int32", "PATCH", "/v1/statuses/{status}",
      {"json": {"position": 99999999999999999999}}, ADMIN, 422, "position"),
     ("team-rename-to-taken-name", "PUT", "/v1/teams/{team}", {"json": {"name": "Taken"}}, ADMIN, 409, "Team exists"),
+    ("rule-operand-beyond-64-bits", "POST", "/v1/routing/rules",
+     {"json": {"name": "r", "conditions": [{"field": "custom_fields.n", "op": "gt", "value": 2**70}],
+               "actions": {"set_priority": "high"}}}, ADMIN, 422, "64 bits"),
+    ("rule-list-operand-beyond-64-bits", "POST", "/v1/routing/rules",
+     {"json": {"name": "r", "conditions": [{"field": "custom_fields.n", "op": "in", "value": [1, -(2**64)]}],
+               "actions": {"set_priority": "high"}}}, ADMIN, 422, "64 bits"),
 ]
 
 

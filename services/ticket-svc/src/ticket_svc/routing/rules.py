@@ -131,6 +131,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _in_64_bits(value: Any) -> Any:
+    """A rule's operands are stored in jsonb and rendered by orjson, which has no integers beyond
+    64 bits: one such operand was a 500 when the rule was saved."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value <= 2**63 - 1:
+        raise RuleError("invalid_value", "integers beyond 64 bits are not supported")
+    return value
+
+
 def _check_scalar(base: str, op: str, value: Any) -> Any:
     """One comparison operand, normalised (priority lower-cased); RuleError if its type is wrong."""
     if base == "priority":
@@ -144,7 +152,7 @@ def _check_scalar(base: str, op: str, value: Any) -> Any:
                 raise RuleError("invalid_value", f"value is longer than {MAX_TEXT} characters")
             return value
         if isinstance(value, bool) or _is_number(value):
-            return value
+            return _in_64_bits(value)
         raise RuleError("invalid_value", f"op {op!r} needs a string, number or boolean, got {value!r}")
     if not isinstance(value, str) or not value.strip():
         raise RuleError("invalid_value", f"op {op!r} on {base} needs a non-empty string, got {value!r}")
@@ -190,7 +198,7 @@ def check_value(name: str, op: str, value: Any) -> Any:
             return _check_scalar(base, op, value)
         if not _is_number(value):
             raise RuleError("invalid_value", f"op {op!r} needs a number, got {value!r}")
-        return value
+        return _in_64_bits(value)
     return _check_scalar(base, op, value)  # eq / ne
 
 
