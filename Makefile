@@ -8,7 +8,7 @@ EDITABLES := -e 'libs/common[embedded]' $(foreach s,$(SERVICES),-e services/$(s)
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= .data
 
-.PHONY: install run test test-fast bench migrate clean help
+.PHONY: install run test test-fast bench migrate clean help wrk
 
 help:
 	@echo "make run    - the whole stack on the embedded default (gateway http://127.0.0.1:8080)"
@@ -32,7 +32,15 @@ migrate: install
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench: install
+# wrk comes from Debian like every other system dependency: installed here when missing (as
+# root, or through sudo); without either, bench/run.py exits 2 with the command to run
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else exit 0; fi; \
+	  echo "installing wrk (apt-get install -y wrk)"; \
+	  $$SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }; }
+
+bench: install wrk
 	$(PY) bench/run.py; rc=$$?; $(PY) bench/scale.py; rc2=$$?; $(PY) bench/sla.py; rc3=$$?; \
 	[ $$rc -eq 0 ] && [ $$rc2 -eq 0 ] && [ $$rc3 -eq 0 ] || { echo "bench exit codes: run=$$rc scale=$$rc2 sla=$$rc3"; exit 1; }
 

@@ -604,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- intake straight to ticket-svc ------------------------------------------------------
         pipeline = Pipeline(stack)
-        token = IdentitySigner(stack.secrets["internal_auth_secret"]).token_for(
+        token = IdentitySigner(stack.secrets["internal_auth_private_key"]).token_for(
             Principal(kind="channel", id=str(uuid.uuid4()), channel="api", name="bench"))
         unsettled = [] if pipeline.settle(sampler, idle=idle) else ["before direct"]
         log("intake straight to ticket-svc ...")

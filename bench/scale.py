@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_service("ticket-svc", {"TICKET_CONSUMERS_ENABLED": "false"})
         stack.wait_service("ticket-svc")
         url = stack.url_of("ticket-svc")
-        signer = IdentitySigner(stack.secrets["internal_auth_secret"])
+        signer = IdentitySigner(stack.secrets["internal_auth_private_key"])
         tokens = {
             "api": signer.token_for(Principal(kind="channel", id=str(uuid.uuid4()), channel="api", name="bench")),
             "email": signer.token_for(Principal(kind="channel", id=str(uuid.uuid4()), channel="email", name="bench")),

@@ -157,9 +157,10 @@ def test_service_has_deployment_service_migrations_and_its_port(name):
     assert len(migrate) == 1, "one init container running the migrations"
     assert migrate[0]["command"][3:] == [package]
     assert migrate[0]["image"] == app["image"]
-    for container in (app, migrate[0]):
+    for container, needed in ((app, (f"{prefix}DATABASE_URL", "INTERNAL_AUTH_PUBLIC_KEY")),
+                              (migrate[0], (f"{prefix}DATABASE_URL",))):
         env = _env(container)
-        for var in (f"{prefix}DATABASE_URL", "INTERNAL_AUTH_SECRET"):
+        for var in needed:
             assert env[var]["valueFrom"]["secretKeyRef"]["name"] == SECRET_NAME, (container["name"], var)
     svc_ports = K8S_SERVICES[name]["spec"]["ports"]
     assert [p["port"] for p in svc_ports] == [port]
@@ -169,6 +170,15 @@ def test_only_the_gateway_gets_the_jwt_secret():
     for name, dep in DEPLOYMENTS.items():
         has_jwt = any("GATEWAY_JWT_SECRET" in _env(c) for c in containers(dep))
         assert has_jwt == (name == "gateway"), name
+
+
+def test_only_the_gateway_app_can_sign_identities():
+    """The private identity key mints identities for every service: the gateway's app
+    container has it, no other container (nor the gateway's migration step) does."""
+    for name, dep in DEPLOYMENTS.items():
+        for c in containers(dep):
+            signs = "INTERNAL_AUTH_PRIVATE_KEY" in _env(c)
+            assert signs == (name == "gateway" and c["name"] == "app"), (name, c["name"])
 
 
 @pytest.mark.parametrize("name", sorted(K8S_SERVICES))

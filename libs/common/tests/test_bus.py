@@ -29,7 +29,7 @@ from helpdesk_common.outbox import (
     outbox_row,
     outbox_table,
 )
-from helpdesk_common.testing import TEST_SECRET, running_app
+from helpdesk_common.testing import TEST_PUBLIC_KEY, running_app
 from helpdesk_common.settings import ServiceSettings
 
 metadata = new_metadata()
@@ -372,7 +372,7 @@ async def test_readyz_reports_a_stuck_outbox_and_fails_only_when_configured(engi
     app_settings = settings.model_copy(update={
         "database_url": engine.url.render_as_string(hide_password=False),
         "relay_gauge_interval_s": 0.1, "outbox_stuck_after_s": 60.0,
-        "internal_auth_secret": SecretStr(TEST_SECRET),
+        "internal_auth_public_key": TEST_PUBLIC_KEY,
     })
     app = build_app(app_settings, ServiceParts(title="bus-test", routers=[], outbox=outbox))
     holder = await engine.connect()  # another "relay" holds the lock: nothing is published

@@ -83,33 +83,79 @@ def test_strict_model_rejects_unknown_fields_and_nul_anywhere():
 
 
 def test_identity_token_round_trip_and_tamper():
-    signer, verifier = IdentitySigner("s1"), IdentityVerifier("s1")
+    from helpdesk_common.identity import generate_keypair
+
+    private, public = generate_keypair()
+    signer, verifier = IdentitySigner(private), IdentityVerifier(public)
     p = Principal(kind="channel", id="k1", channel="wecom")
     token = signer.token_for(p)
     assert signer.token_for(p) == token  # cached per principal
     assert verifier.verify(token) == p
     with pytest.raises(Problem):
-        IdentityVerifier("other").verify(token)
+        IdentityVerifier(generate_keypair()[1]).verify(token)  # another gateway's key
     with pytest.raises(Problem):
         verifier.verify(token[:-2] + "xx")
 
 
-def test_identity_token_lifetime_follows_the_signer():
-    """The gateway's tokens live five minutes; the test helper's a day, so module-level
-    headers survive a slow suite."""
+def _forged(claims: dict, key: object, algorithm: str = "EdDSA") -> str:
     import jwt
 
-    from helpdesk_common.identity import AUDIENCE, IDENTITY_HEADER, TOKEN_TTL_S
-    from helpdesk_common.testing import TEST_SECRET, identity_headers
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def test_identity_tokens_need_the_issuer_a_short_lifetime_and_the_private_key():
+    """A 10-year exp, a missing or foreign issuer, an HMAC token made with any string (the
+    old shared-secret scheme: every service could mint), a public-key-as-HMAC-secret
+    confusion: each refused."""
+    import time
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from helpdesk_common.identity import AUDIENCE, ISSUER, _unb64, generate_keypair
+
+    private, public = generate_keypair()
+    verifier = IdentityVerifier(public)
+    key = Ed25519PrivateKey.from_private_bytes(_unb64(private))
+    now = int(time.time())
+    good = {"sub": "u1", "knd": "user", "rol": "admin", "aud": AUDIENCE, "iss": ISSUER, "iat": now, "exp": now + 300}
+    assert verifier.verify(_forged(good, key)).role == "admin"
+    for bad in (
+        {**good, "exp": now + 10 * 365 * 86400},  # ten years
+        {**good, "iat": now - 3600, "exp": now + 300},  # an hour-long lifetime
+        {k: v for k, v in good.items() if k != "iss"},
+        {**good, "iss": "customer-svc"},
+        {k: v for k, v in good.items() if k != "iat"},
+        {**good, "exp": now - 60},
+        {**good, "knd": "robot"},
+    ):
+        with pytest.raises(Problem):
+            verifier.verify(_forged(bad, key))
+    with pytest.raises(Problem):
+        verifier.verify(_forged(good, "any shared secret", "HS256"))
+    with pytest.raises(Problem):
+        verifier.verify(_forged(good, public, "HS256"))
+    with pytest.raises(RuntimeError):
+        IdentityVerifier("")
+    with pytest.raises(RuntimeError):
+        IdentitySigner("not a key")
+
+
+def test_identity_token_lifetime_follows_the_signer():
+    """The gateway's tokens live five minutes; the test helper's a day, so module-level
+    headers survive a slow suite (test services raise their cap to match)."""
+    import jwt
+
+    from helpdesk_common.identity import AUDIENCE, IDENTITY_HEADER, TOKEN_TTL_S, generate_keypair
+    from helpdesk_common.testing import identity_headers
 
     p = Principal(kind="user", id="u", role="agent")
 
-    def lifetime(token: str, secret: str) -> int:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE)
+    def lifetime(token: str) -> int:
+        claims = jwt.decode(token, options={"verify_signature": False}, audience=AUDIENCE)
         return claims["exp"] - claims["iat"]
 
-    assert lifetime(IdentitySigner("s1").token_for(p), "s1") == TOKEN_TTL_S == 300
-    assert lifetime(identity_headers(p)[IDENTITY_HEADER], TEST_SECRET) == 24 * 3600
+    assert lifetime(IdentitySigner(generate_keypair()[0]).token_for(p)) == TOKEN_TTL_S == 300
+    assert lifetime(identity_headers(p)[IDENTITY_HEADER]) == 24 * 3600
 
 
 def test_consumer_skips_types_it_does_not_handle_by_header_without_parsing_the_body():

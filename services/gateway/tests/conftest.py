@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 
 from helpdesk_common.devstack import free_port
 from helpdesk_common.identity import IDENTITY_HEADER, IdentityVerifier
-from helpdesk_common.testing import TEST_SECRET, service_env
+from helpdesk_common.testing import TEST_PUBLIC_KEY, service_env
 
 JWT_SECRET = "gateway-test-jwt-secret-" + uuid.uuid4().hex
 
@@ -61,7 +61,7 @@ class FakeTicketSvc:
 
 def fake_ticket_app(state: FakeTicketSvc) -> FastAPI:
     app = FastAPI()
-    verifier = IdentityVerifier(TEST_SECRET)
+    verifier = IdentityVerifier(TEST_PUBLIC_KEY)
 
     @app.get("/v1/agents/me")
     async def me(request: Request) -> JSONResponse:

@@ -30,7 +30,9 @@ ADMIN = Viewer(user_id="boss", sees_all=True, team_ids=frozenset())
         (AGENT, row(team=OTHER_TEAM), False),
         (AGENT, row(team=OTHER_TEAM, assignee=ME), True),
         (AGENT, row(team=OTHER_TEAM, assignee=OTHER), False),
-        (AGENT, row(), False),  # unrouted: admins and supervisors only
+        (AGENT, row(), True),  # no team: the triage queue, every agent (as in REST)
+        (AGENT, row(assignee=OTHER), True),
+        (NO_TEAMS, row(), True),
         (AGENT, row(team=OTHER_TEAM, assignee=OTHER, previous_assignee=ME), True),  # moved away from me
         (AGENT, row(team=OTHER_TEAM, previous_team=MY_TEAM), True),  # moved away from my team
         (NO_TEAMS, row(team=MY_TEAM), False),

@@ -235,7 +235,8 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
         runtime = Runtime(settings, parts)
         app.state.runtime = runtime
         app.state.settings = settings
-        app.state.identity_verifier = IdentityVerifier(settings.internal_auth_secret.get_secret_value())
+        app.state.identity_verifier = IdentityVerifier(settings.internal_auth_public_key,
+                                                       max_lifetime_s=settings.internal_token_max_lifetime_s)
         await runtime.start()
         async with contextlib.AsyncExitStack() as hooks:
             for hook in parts.lifespan_hooks:

@@ -353,14 +353,15 @@ class Stack:
     def _load_secrets(self) -> dict[str, str]:
         path = self.data_dir / "secrets.json"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            return json.loads(path.read_text())
-        values = {
-            "internal_auth_secret": secrets.token_urlsafe(48),
-            "gateway_jwt_secret": secrets.token_urlsafe(48),
-        }
-        path.write_text(json.dumps(values))
-        path.chmod(0o600)
+        from .identity import generate_keypair
+
+        values = json.loads(path.read_text()) if path.exists() else {}
+        if "internal_auth_private_key" not in values:  # new, or written before the keys were asymmetric
+            values.pop("internal_auth_secret", None)
+            values["internal_auth_private_key"], values["internal_auth_public_key"] = generate_keypair()
+            values.setdefault("gateway_jwt_secret", secrets.token_urlsafe(48))
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         return values
 
     @property
@@ -386,7 +387,7 @@ class Stack:
         env = dict(os.environ)
         env.update(
             KAFKA_BOOTSTRAP_SERVERS=self.kafka,
-            INTERNAL_AUTH_SECRET=self.secrets["internal_auth_secret"],
+            INTERNAL_AUTH_PUBLIC_KEY=self.secrets["internal_auth_public_key"],
             GATEWAY_JWT_SECRET=self.secrets["gateway_jwt_secret"],
             GATEWAY_TICKET_URL=self.url_of("ticket-svc"),
             GATEWAY_CUSTOMER_URL=self.url_of("customer-svc"),
@@ -420,6 +421,8 @@ class Stack:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.logs_dir / f"{name}.log", "ab")
         env = self.env()
+        if name == "gateway":  # the one process that signs identities for the others
+            env["INTERNAL_AUTH_PRIVATE_KEY"] = self.secrets["internal_auth_private_key"]
         env.update(extra_env or {})
         cmd = [
             sys.executable, "-m", "uvicorn", "--factory", f"{svc.package}.main:create_app",

@@ -1,27 +1,74 @@
 """Identity propagation from the gateway to the services.
 
-The gateway authenticates the caller and forwards a short-lived HS256 token in
-``X-Internal-Identity``, signed with a secret shared only by the deployment's processes.
-Services verify it on every request (with a small cache) and never trust bare identity
-headers. A token is minted per principal and reused until shortly before it expires, so
-signing costs nothing on the hot path.
+The gateway authenticates the caller and forwards a short-lived token in
+``X-Internal-Identity``, signed with Ed25519 (EdDSA). Only the gateway holds the private key
+(``INTERNAL_AUTH_PRIVATE_KEY``); every service holds the public key
+(``INTERNAL_AUTH_PUBLIC_KEY``), so a compromised service can verify identities but cannot mint
+them for the others — which one shared HMAC secret allowed. Services check the signature, the
+audience, the issuer and the lifetime (at most ``INTERNAL_TOKEN_MAX_LIFETIME_S``, 10 minutes:
+a token with a far ``exp`` is refused however it was signed), with a small cache, and never
+trust bare identity headers. A token is minted per principal and reused until shortly before
+it expires, so signing costs nothing on the hot path.
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat, NoEncryption
 from fastapi import Depends, Request
 
 from .problems import Problem
 
 IDENTITY_HEADER = "x-internal-identity"
 AUDIENCE = "helpdesk-internal"
+ISSUER = "helpdesk-gateway"
 TOKEN_TTL_S = 300
+#: the longest lifetime (exp - iat) a service accepts
+TOKEN_MAX_LIFETIME_S = 600
+_CLOCK_SKEW_S = 30
 _REFRESH_MARGIN_S = 60
+_ALGORITHM = "EdDSA"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    text = text.strip()
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def generate_keypair() -> tuple[str, str]:
+    """(private key, public key), each the base64url of its 32 raw bytes (one env line each)."""
+    private = Ed25519PrivateKey.generate()
+    raw_private = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    raw_public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return _b64(raw_private), _b64(raw_public)
+
+
+def _private_key(text: str) -> Ed25519PrivateKey:
+    if not text:
+        raise RuntimeError("INTERNAL_AUTH_PRIVATE_KEY is not set (the gateway signs identities with it)")
+    try:
+        return Ed25519PrivateKey.from_private_bytes(_unb64(text))
+    except ValueError as exc:
+        raise RuntimeError("INTERNAL_AUTH_PRIVATE_KEY is not a base64url Ed25519 private key") from exc
+
+
+def _public_key(text: str) -> Ed25519PublicKey:
+    if not text:
+        raise RuntimeError("INTERNAL_AUTH_PUBLIC_KEY is not set (services verify identities with it)")
+    try:
+        return Ed25519PublicKey.from_public_bytes(_unb64(text))
+    except ValueError as exc:
+        raise RuntimeError("INTERNAL_AUTH_PUBLIC_KEY is not a base64url Ed25519 public key") from exc
 
 Role = Literal["admin", "supervisor", "agent"]
 USER_ROLES: tuple[str, ...] = ("admin", "supervisor", "agent")
@@ -51,10 +98,10 @@ class Principal:
 
 
 class IdentitySigner:
-    def __init__(self, secret: str, *, ttl_s: int = TOKEN_TTL_S) -> None:
-        if not secret:
-            raise RuntimeError("INTERNAL_AUTH_SECRET is not set")
-        self._secret = secret
+    """Mints identity tokens with the gateway's private key."""
+
+    def __init__(self, private_key: str, *, ttl_s: int = TOKEN_TTL_S) -> None:
+        self._key = _private_key(private_key)
         self._ttl_s = ttl_s
         self._cache: dict[Principal, tuple[str, float]] = {}
 
@@ -68,6 +115,7 @@ class IdentitySigner:
             "sub": principal.id,
             "knd": principal.kind,
             "aud": AUDIENCE,
+            "iss": ISSUER,
             "iat": int(now),
             "exp": int(exp),
         }
@@ -77,7 +125,7 @@ class IdentitySigner:
             claims["chn"] = principal.channel
         if principal.name:
             claims["nam"] = principal.name
-        token = jwt.encode(claims, self._secret, algorithm="HS256")
+        token = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[principal] = (token, exp)
@@ -85,10 +133,11 @@ class IdentitySigner:
 
 
 class IdentityVerifier:
-    def __init__(self, secret: str) -> None:
-        if not secret:
-            raise RuntimeError("INTERNAL_AUTH_SECRET is not set")
-        self._secret = secret
+    """Checks identity tokens with the gateway's public key."""
+
+    def __init__(self, public_key: str, *, max_lifetime_s: int = TOKEN_MAX_LIFETIME_S) -> None:
+        self._key = _public_key(public_key)
+        self._max_lifetime_s = max_lifetime_s
         self._cache: dict[str, tuple[Principal, float]] = {}
 
     def verify(self, token: str) -> Principal:
@@ -98,13 +147,14 @@ class IdentityVerifier:
             return cached[0]
         try:
             claims = jwt.decode(
-                token, self._secret, algorithms=["HS256"], audience=AUDIENCE,
-                options={"require": ["exp", "sub", "aud"]},
+                token, self._key, algorithms=[_ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]}, leeway=_CLOCK_SKEW_S,
             )
         except jwt.PyJWTError as exc:
             raise Problem(401, "unauthorized", "Unauthorized", "Invalid internal identity.") from exc
         kind = claims.get("knd")
-        if kind not in ("user", "channel"):
+        lifetime = claims["exp"] - claims["iat"]
+        if kind not in ("user", "channel") or not 0 < lifetime <= self._max_lifetime_s:
             raise Problem(401, "unauthorized", "Unauthorized", "Invalid internal identity.")
         principal = Principal(
             kind=kind, id=str(claims["sub"]), role=claims.get("rol"),
@@ -132,3 +182,8 @@ def require_user(principal: Principal, *roles: str) -> None:
     """Coarse check used by endpoints that channels must not reach."""
     if not principal.is_user or (roles and principal.role not in roles):
         raise Problem(403, "forbidden", "Forbidden", "This operation is not allowed for the caller.")
+
+
+if __name__ == "__main__":  # a new key pair, as env-file lines for a Kubernetes Secret
+    _private, _public = generate_keypair()
+    print(f"internal-auth-private-key={_private}\ninternal-auth-public-key={_public}")

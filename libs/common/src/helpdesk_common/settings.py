@@ -50,9 +50,11 @@ class ServiceSettings(BaseSettings):
     # keep it well below kafka_max_request_bytes and the broker's message.max.bytes
     event_max_bytes: int = Field(262_144, validation_alias=_shared("EVENT_MAX_BYTES"))
 
-    internal_auth_secret: SecretStr = Field(
-        SecretStr(""), validation_alias=_shared("INTERNAL_AUTH_SECRET")
-    )
+    # identities forwarded by the gateway (identity.py): services verify with the public key;
+    # only the gateway's deployment is given the private key
+    internal_auth_public_key: str = Field("", validation_alias=_shared("INTERNAL_AUTH_PUBLIC_KEY"))
+    internal_auth_private_key: SecretStr = Field(SecretStr(""), validation_alias=_shared("INTERNAL_AUTH_PRIVATE_KEY"))
+    internal_token_max_lifetime_s: int = Field(600, validation_alias=_shared("INTERNAL_TOKEN_MAX_LIFETIME_S"))
     log_level: str = Field("INFO", validation_alias=_shared("LOG_LEVEL"))
     max_body_bytes: int = Field(1_048_576, validation_alias=_shared("MAX_BODY_BYTES"))
     # channel intake (raw e-mail with attachments, multipart web forms) needs more than an API

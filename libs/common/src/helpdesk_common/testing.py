@@ -73,7 +73,16 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
             pg.stop()
 
 
-TEST_SECRET = "test-internal-secret-" + uuid.uuid4().hex
+def _test_keypair() -> tuple[str, str]:
+    from .identity import generate_keypair
+
+    return generate_keypair()
+
+
+#: the test session's identity keys (the gateway's private key, the services' public key)
+TEST_PRIVATE_KEY, TEST_PUBLIC_KEY = _test_keypair()
+#: identity headers made by ``identity_headers`` live this long, and test services accept it
+TEST_TOKEN_LIFETIME_S = 24 * 3600
 
 
 def identity_headers(principal: "Principal") -> dict[str, str]:
@@ -81,10 +90,11 @@ def identity_headers(principal: "Principal") -> dict[str, str]:
 
     Tests build these once at import time and a full suite runs for many minutes, so the
     token lives for a day instead of the gateway's five minutes (an expired module-level
-    header once failed CI runs that happened to be slow)."""
+    header once failed CI runs that happened to be slow); ``service_env`` raises the services'
+    lifetime cap to match — only in tests."""
     from .identity import IDENTITY_HEADER, IdentitySigner
 
-    return {IDENTITY_HEADER: IdentitySigner(TEST_SECRET, ttl_s=24 * 3600).token_for(principal)}
+    return {IDENTITY_HEADER: IdentitySigner(TEST_PRIVATE_KEY, ttl_s=TEST_TOKEN_LIFETIME_S).token_for(principal)}
 
 
 def service_env(monkeypatch: pytest.MonkeyPatch, infra: Infra, prefix: str, database_url: str) -> str:
@@ -94,7 +104,9 @@ def service_env(monkeypatch: pytest.MonkeyPatch, infra: Infra, prefix: str, data
     monkeypatch.setenv("KAFKA_TOPIC_PREFIX", topic_prefix)
     monkeypatch.setenv(f"{prefix}DATABASE_URL", database_url)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", infra.kafka_bootstrap)
-    monkeypatch.setenv("INTERNAL_AUTH_SECRET", TEST_SECRET)
+    monkeypatch.setenv("INTERNAL_AUTH_PUBLIC_KEY", TEST_PUBLIC_KEY)
+    monkeypatch.setenv("INTERNAL_AUTH_PRIVATE_KEY", TEST_PRIVATE_KEY)  # read by the gateway only
+    monkeypatch.setenv("INTERNAL_TOKEN_MAX_LIFETIME_S", str(TEST_TOKEN_LIFETIME_S))
     monkeypatch.setenv(f"{prefix}RELAY_POLL_INTERVAL_S", "0.2")
     return topic_prefix
 

@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def gateway_resources(app: FastAPI) -> AsyncIterator[None]:
         app.state.auth = Authenticator(settings, app.state.runtime.engine)
-        app.state.signer = IdentitySigner(settings.internal_auth_secret.get_secret_value())
+        app.state.signer = IdentitySigner(settings.internal_auth_private_key.get_secret_value())
         app.state.http = new_session(max_connections=settings.upstream_max_connections,
                                      timeout_s=settings.upstream_timeout_s)
         try:
