@@ -48,3 +48,31 @@ def test_estimated_share_is_bounded_by_the_rarest_term():
     assert search.estimated_share("refu", freqs) == 0.05  # a prefix is as common as its commonest word
     assert search.estimated_share("B-4242", freqs) == 0.0  # "4242" is not among the common lexemes
     assert search.estimated_share("退款", {}) == 0.0
+
+
+# --- issue 9, "Also fix" 4: full-width Latin and digits fold (NFKC) at index and query time ------
+
+
+def test_full_width_latin_and_digits_fold_both_ways():
+    assert search.lexemes("ｐｒｉｎｔｅｒ ＯＦＦＬＩＮＥ １２３") == ["printer", "offline", "123"]
+    assert search.terms("ｐｒｉｎｔｅｒ") == search.terms("printer")
+    assert matches("ｐｒｉｎｔｅｒ broken", "printer")
+    assert matches("printer broken", "ｐｒｉｎｔｅｒ")
+    assert matches("订单１２３４５", "12345")
+    assert matches("ﾌﾟﾘﾝﾀｰ", "プリンター")  # half-width katakana fold to full width
+
+
+def test_document_weights_subject_public_and_internal_text():
+    """A tsvector literal: the subject at weight A, public text B, internal notes C (channel
+    searches see A and B only; a subject change drops exactly the A positions)."""
+    doc = search.document(subject="Printer", public=["printer jam", None], internal=["secret"])
+    assert doc == "'printer':1A,2B 'jam':2B 'secret':3C"
+    assert search.document(public=["o'brien \\ 退款"], internal=["退款"]) == \
+        "'退':2B,3C '款':2B,3C '退款':2B,3C 'o':2B 'brien':2B"
+    assert search.document() == ""
+
+
+def test_public_only_queries_are_restricted_to_subject_and_public_text():
+    assert search.tsquery("jam printer", public_only=True) == "'jam':AB & 'printer':*AB"
+    assert search.tsquery("退款", public_only=True) == "'退款':AB"
+    assert search.tsquery("jam printer") == "'jam' & 'printer':*"

@@ -58,6 +58,11 @@ async def find_attachment(conn: Any, *, ticket_id: uuid.UUID, attachment_id: str
     )
 
 
-async def move_messages(conn: Any, *, source_id: uuid.UUID, target_id: uuid.UUID) -> int:
-    status = await conn.execute("UPDATE messages SET ticket_id = $2 WHERE ticket_id = $1", source_id, target_id)
-    return int(status.split()[-1])
+async def move_messages(conn: Any, *, source_id: uuid.UUID, target_id: uuid.UUID) -> tuple[int, int]:
+    """Move every message; returns (moved, of which public)."""
+    row = await conn.fetchrow(
+        "WITH moved AS (UPDATE messages SET ticket_id = $2 WHERE ticket_id = $1 RETURNING public) "
+        "SELECT count(*), count(*) FILTER (WHERE public) FROM moved",
+        source_id, target_id,
+    )
+    return int(row[0]), int(row[1])

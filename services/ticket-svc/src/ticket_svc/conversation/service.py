@@ -73,6 +73,8 @@ async def insert(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: d
 def ticket_effects(ticket: Mapping[str, Any], message: NewMessage, *, now: datetime) -> tuple[dict[str, Any], lifecycle.ReplyKind]:
     """The ticket fields a message changes (pure)."""
     values: dict[str, Any] = {"message_count": ticket["message_count"] + 1}
+    if message.public:
+        values["public_message_count"] = ticket["public_message_count"] + 1
     kind = lifecycle.ReplyKind(first_response=False, response=False)
     if message.author_kind == "customer" and not message.initial:
         target = lifecycle.after_customer_message(ticket["status"])
@@ -103,9 +105,11 @@ async def add(conn: Any, ticket: Mapping[str, Any], message: NewMessage, *, acto
     now = datetime.now(UTC)
     row = await insert(conn, ticket["id"], message, now=now)
     values, kind = ticket_effects(ticket, message, now=now)
+    text = [message.body_text, *(a.filename for a in message.attachments)]
     new_ticket = await changes.apply(
         conn, ticket, values, actor=actor, action="message_added", reason="message",
-        lexemes=search.lexemes(message.body_text, *(a.filename for a in message.attachments)), force=True,
+        search=search.document(public=text if message.public else (), internal=() if message.public else text),
+        force=True,
     )
     await ticket_repository.insert_audit(
         conn, ticket_id=ticket["id"], actor=actor, action="message_added",

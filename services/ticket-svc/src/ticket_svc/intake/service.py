@@ -106,6 +106,7 @@ async def open_ticket(
         author_kind="customer" if principal.kind == "channel" else "agent", author_id=principal.id,
         public=True, body_text=description, channel=channel, initial=True,
     )
+    opening_text = [opening.body_text, *(a.filename for a in opening.attachments)]
     row = await tickets.insert_ticket(conn, {
         "id": ticket_id, "subject": subject, "description": description, "status": "new",
         "priority": decision.priority, "type": type_, "channel": channel, "tags": list(decision.tags),
@@ -114,8 +115,10 @@ async def open_ticket(
         "requester_identity_value": identity[1] if identity else None,
         "created_by": principal.ref, "created_at": now, "updated_at": now, "language": language, "cc": list(cc),
         "conversation_key": conversation_key, "follow_up_of": follow_up_of, "form_version": form_version,
-        "lexemes": search.lexemes(subject, description, *(a.filename for a in opening.attachments)),
+        "search": search.document(subject=subject, public=[description, *(opening_text if opening.public else ())],
+                                  internal=() if opening.public else opening_text),
         "awaiting_agent_since": now if opening.author_kind == "customer" else None, "message_count": 1,
+        "public_message_count": 1 if opening.public else 0,
     })
     message = await conversation.insert(conn, ticket_id, opening, now=now)
     if decision.team_id is not None or decision.assignee_id is not None:

@@ -66,15 +66,18 @@ async def apply(
     action: str = "updated",
     reason: str = "manual",
     custom_status_key: str | None = None,
-    lexemes: list[str] | None = None,
+    search: str | None = None,
+    subject_search: str | None = None,
     force: bool = False,
 ) -> Any:
     """Write ``values`` (only those that differ), audit and emit; returns the new row.
 
-    ``force`` writes even without a visible change (e.g. a message bumps the version).
+    ``search`` (a ``search.document``) is appended to the search vector; ``subject_search``
+    replaces the subject's lexemes (``repository.update_ticket``). ``force`` writes even
+    without a visible change (e.g. a message bumps the version).
     """
     values = {k: v for k, v in values.items() if before[k] != v}
-    if not values and not lexemes and not force:
+    if not values and not search and subject_search is None and not force:
         return before
     changes = diff(before, values)
     if "updated_by" not in values:
@@ -88,7 +91,7 @@ async def apply(
             values.setdefault("closed_at", now)
         if values["status"] == "open" and before["status"] == "solved":
             values.setdefault("solved_at", None)
-    row = await repository.update_ticket(conn, before["id"], values, lexemes=lexemes)
+    row = await repository.update_ticket(conn, before["id"], values, search=search, subject_search=subject_search)
     if changes:
         await repository.insert_audit(conn, ticket_id=row["id"], actor=actor, action=action, changes=changes)
     evts: list[Any] = []

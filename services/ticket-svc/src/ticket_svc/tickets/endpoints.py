@@ -60,14 +60,15 @@ async def create_ticket(
     headers = {"Location": f"/v1/tickets/{result.ticket['id']}", **_etag(result.ticket)}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONBytesResponse(service.to_read(result.ticket), status_code=201, headers=headers)
+    return JSONBytesResponse(service.to_read(result.ticket, public=service.public_view(principal)), status_code=201,
+                             headers=headers)
 
 
 @router.get("/{ticket_id}", response_model=TicketRead, summary="Read a ticket")
 async def get_ticket(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
     async with runtime_of(request).raw_connection() as conn:
         row = await service.get_visible(conn, principal=principal, ticket_id=ticket_id)
-    return JSONBytesResponse(service.to_read(row), headers=_etag(row))
+    return JSONBytesResponse(service.to_read(row, public=service.public_view(principal)), headers=_etag(row))
 
 
 @router.patch("/{ticket_id}", response_model=TicketRead, summary="Change status, priority, assignment, fields")
@@ -120,7 +121,8 @@ async def list_tickets(
         rows, next_cursor = await service.list_visible(
             conn, principal=principal, limit=limit, cursor=cursor, filters=filters, q=q, sort=sort,
         )
-    return JSONBytesResponse({"items": [service.to_read(r) for r in rows], "next_cursor": next_cursor})
+    public = service.public_view(principal)
+    return JSONBytesResponse({"items": [service.to_read(r, public=public) for r in rows], "next_cursor": next_cursor})
 
 
 @router.get("/{ticket_id}/audit", response_model=AuditPage, summary="Every change: actor, time, before/after")

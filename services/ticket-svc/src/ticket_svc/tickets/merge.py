@@ -85,11 +85,12 @@ async def merge(conn: Any, *, principal: Principal, source_id: uuid.UUID, target
     for row, role in ((source, "source"), (target, "target")):
         if row["status"] == "closed" or row["merged_into"] is not None:
             raise Problem(409, "ticket-closed", "Ticket closed", f"The {role} ticket is closed or merged.")
-    moved = await messages.move_messages(conn, source_id=source_id, target_id=target_id)
+    moved, moved_public = await messages.move_messages(conn, source_id=source_id, target_id=target_id)
     actor = principal.ref
     target = await changes.apply(
-        conn, target, {"message_count": target["message_count"] + moved}, actor=actor, action="merged_in",
-        force=True,
+        conn, target, {"message_count": target["message_count"] + moved,
+                       "public_message_count": target["public_message_count"] + moved_public},
+        actor=actor, action="merged_in", force=True,
     )
     await repository.copy_search(conn, source_id=source_id, target_id=target_id)
     note_target = conversation.NewMessage(
@@ -98,7 +99,8 @@ async def merge(conn: Any, *, principal: Principal, source_id: uuid.UUID, target
     )
     _, target = await conversation.add(conn, target, note_target, actor=actor)
     source = await changes.apply(
-        conn, source, {"status": "closed", "custom_status_id": None, "merged_into": target_id, "message_count": 0},
+        conn, source, {"status": "closed", "custom_status_id": None, "merged_into": target_id, "message_count": 0,
+                 "public_message_count": 0},
         actor=actor, action="merged",
     )
     note_source = conversation.NewMessage(

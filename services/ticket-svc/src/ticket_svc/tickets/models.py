@@ -59,7 +59,9 @@ tickets = Table(
     Column("closed_at", DateTime(timezone=True)),
     Column("updated_by", Text),
     Column("message_count", Integer, nullable=False, server_default="0"),
-    # CJK bigrams + lower-cased words of subject, description and messages (see search.py)
+    # public messages only: the count a channel key (the customer's side) is shown
+    Column("public_message_count", Integer, nullable=False, server_default="0"),
+    # CJK bigrams + folded words of subject (weight A), public text (B), internal notes (C); see search.py
     Column("search", TSVECTOR, nullable=False, server_default="''::tsvector"),
     # the worst state of the ticket's running SLA timers (green/yellow/red/breached), from sla-svc events
     Column("sla_state", Text),

@@ -23,9 +23,9 @@ _INSERT_TICKET = (
     "INSERT INTO tickets (id, subject, description, status, priority, type, channel, tags, custom_fields, requester, "
     "requester_identity_kind, requester_identity_value, created_by, created_at, updated_at, language, cc, "
     "conversation_key, follow_up_of, form_version, search, status_changed_at, awaiting_agent_since, message_count, "
-    "customer_id, customer_tier) "
+    "public_message_count, customer_id, customer_tier) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
-    "array_to_tsvector($21::text[]), $14, $22, $23, "
+    "$21::text::tsvector, $14, $22, $23, $24, "
     "(SELECT customer_id FROM customer_identity_projection WHERE kind = $11 AND value = $12), "
     "(SELECT t.tier FROM customer_identity_projection p JOIN customer_tier_projection t "
     "ON t.customer_id = p.customer_id WHERE p.kind = $11 AND p.value = $12)) "
@@ -44,7 +44,7 @@ UPDATABLE = frozenset({
     "subject", "status", "custom_status_id", "priority", "type", "tags", "custom_fields", "language", "team_id",
     "assignee_id", "assignment_state", "offered_at", "offered_to", "cc", "followers", "form_version", "merged_into",
     "first_response_at", "awaiting_agent_since", "status_changed_at", "solved_at", "closed_at", "updated_by",
-    "message_count", "customer_id", "customer_tier",
+    "message_count", "public_message_count", "customer_id", "customer_tier",
 })
 
 
@@ -76,8 +76,8 @@ async def insert_ticket(conn: Any, v: dict[str, Any]) -> Any:
         _INSERT_TICKET, v["id"], v["subject"], v["description"], v["status"], v["priority"], v["type"], v["channel"],
         v["tags"], v["custom_fields"], v["requester"], v["requester_identity_kind"], v["requester_identity_value"],
         v["created_by"], v["created_at"], v["updated_at"], v.get("language"), v.get("cc", []),
-        v.get("conversation_key"), v.get("follow_up_of"), v.get("form_version"), v.get("lexemes", []),
-        v.get("awaiting_agent_since"), v.get("message_count", 0),
+        v.get("conversation_key"), v.get("follow_up_of"), v.get("form_version"), v.get("search", ""),
+        v.get("awaiting_agent_since"), v.get("message_count", 0), v.get("public_message_count", 0),
     )
 
 
@@ -102,17 +102,25 @@ async def get_ticket_by_number(conn: Any, number: int) -> Any:
 
 
 async def update_ticket(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any], *,
-                        lexemes: list[str] | None = None) -> Any:
-    """Set ``values``, bump the version, optionally add search lexemes; returns the new row."""
+                        search: str | None = None, subject_search: str | None = None) -> Any:
+    """Set ``values``, bump the version, and update the search vector: ``subject_search`` (a
+    ``search.document`` of the new subject) replaces the subject's lexemes, which are the ones
+    of weight A, and ``search`` (a document of new text) is appended. Returns the new row."""
     names = sorted(values)
     unknown = set(names) - UPDATABLE
     if unknown:  # pragma: no cover - a programming error, never request input
         raise ValueError(f"not updatable: {unknown}")
     sets = [f"{name} = ${i + 2}" for i, name in enumerate(names)]
     args: list[Any] = [ticket_id, *(values[n] for n in names)]
-    if lexemes:
-        args.append(lexemes)
-        sets.append(f"search = search || array_to_tsvector(${len(args)}::text[])")
+    vector = "search"
+    if subject_search is not None:
+        args.append(subject_search)
+        vector = f"ts_filter(search, '{{b,c,d}}') || ${len(args)}::text::tsvector"  # search.NOT_SUBJECT
+    if search:
+        args.append(search)
+        vector = f"{vector} || ${len(args)}::text::tsvector"
+    if vector != "search":
+        sets.append(f"search = {vector}")
     sets += ["version = version + 1", "updated_at = clock_timestamp()"]
     return await conn.fetchrow(
         f"UPDATE tickets SET {', '.join(sets)} WHERE id = $1 RETURNING {_TICKET_COLUMNS}", *args
@@ -300,8 +308,11 @@ async def lock_tickets_with_stale_tier(conn: Any, *, customer_id: uuid.UUID, tie
 
 
 async def copy_search(conn: Any, *, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    """Add a merged ticket's lexemes to its target; the source's subject (weight A) becomes public
+    text (B) there, so a later subject change of the target keeps it."""
     await conn.execute(
-        "UPDATE tickets SET search = search || (SELECT search FROM tickets WHERE id = $1) WHERE id = $2",
+        "UPDATE tickets SET search = search || (SELECT setweight(ts_filter(s.search, '{a}'), 'B') "
+        "|| ts_filter(s.search, '{b,c,d}') FROM tickets s WHERE s.id = $1) WHERE id = $2",
         source_id, target_id,
     )
 

@@ -10,13 +10,34 @@ pg_jieba: not on a stock or embedded PostgreSQL) the application computes the le
 - other text becomes lower-cased words of letters and digits; the last English query word
   matches as a prefix (``refun`` finds ``refund``).
 
-Lexemes go into a ``tsvector`` verbatim (``array_to_tsvector``) with a GIN index, and queries
-are built as quoted ``tsquery`` literals, so PostgreSQL never re-parses them.
+Text is NFKC-normalised and lower-cased first, at index and at query time alike, so
+full-width Latin letters and digits (``ｐｒｉｎｔｅｒ``, ``１２３``, what Chinese and Japanese input
+methods type) and half-width katakana find their ordinary forms and the other way round.
+
+Lexemes go into a ``tsvector`` as a literal (``document``) with a GIN index, and queries are
+built as quoted ``tsquery`` literals, so PostgreSQL never re-parses them. Each lexeme carries a
+weight for where it came from: ``A`` the subject, ``B`` what the customer may read (the
+description, public messages and their attachments' names), ``C`` internal notes. Two things
+follow, each one SQL expression on the stored vector:
+
+- a channel key's search (``tsquery(..., public_only=True)``) matches ``A`` and ``B`` only, so
+  it cannot learn the words of an internal note by searching for them;
+- a subject change drops the ``A`` positions (``ts_filter(search, '{b,c,d}')``) before adding the
+  new subject's, so a ticket stops matching its old subject's words unless they also occur
+  elsewhere in it.
+
+Weights live on positions, so every lexeme gets one (1 for the subject, 2 public, 3 internal);
+appending shifts the new positions past the old ones, and PostgreSQL caps them at 16,383 and
+256 per lexeme. A ticket beyond that (thousands of messages) can miss a word in a channel's
+search or keep an old subject word; it never shows a channel an internal note's word, because
+a ``B`` position is only ever written for public text.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Iterable
 
 _CJK = (
     "\u3040-\u30ff"  # Hiragana, Katakana
@@ -39,9 +60,23 @@ def _cjk_lexemes(run: str) -> list[str]:
     return list(run) + [run[i : i + 2] for i in range(len(run) - 1)]
 
 
+SUBJECT, PUBLIC, INTERNAL = "A", "B", "C"
+_POSITION = {SUBJECT: 1, PUBLIC: 2, INTERNAL: 3}
+#: the weights everything but the subject is stored with (``ts_filter`` keeps these on a subject change)
+NOT_SUBJECT = "{b,c,d}"
+
+
+def fold(text: str) -> str:
+    """The comparison form of text: NFKC (full-width → ASCII, half-width katakana → full
+    width, compatibility ideographs → unified), lower-cased."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return text.lower()
+
+
 def _split(text: str) -> tuple[list[str], list[str]]:
     """(CJK runs, other words), both in order of appearance."""
-    text = text.lower()
+    text = fold(text)
     runs = _CJK_RUN.findall(text)
     words = [w[:MAX_WORD] for w in _WORD.findall(_CJK_RUN.sub(" ", text))]
     return runs, words
@@ -68,6 +103,23 @@ def _quote(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+def document(*, subject: str | None = None, public: Iterable[str | None] = (),
+             internal: Iterable[str | None] = ()) -> str:
+    """A ``tsvector`` literal of a document's lexemes, each with the weights of the parts it
+    occurs in (subject ``A``, public text ``B``, internal notes ``C``); at most ``MAX_LEXEMES``
+    distinct lexemes. Cast in SQL with ``$n::text::tsvector``; ``""`` is the empty vector."""
+    weights: dict[str, list[str]] = {}
+    for weight, texts in ((SUBJECT, (subject,)), (PUBLIC, public), (INTERNAL, internal)):
+        for lexeme in lexemes(*texts):
+            if lexeme in weights:
+                if weights[lexeme][-1] != weight:
+                    weights[lexeme].append(weight)
+            elif len(weights) < MAX_LEXEMES:
+                weights[lexeme] = [weight]
+    return " ".join(_quote(lexeme) + ":" + ",".join(f"{_POSITION[w]}{w}" for w in found)
+                    for lexeme, found in weights.items())
+
+
 def terms(query: str) -> list[tuple[str, bool]]:
     """(lexeme, is_prefix) pairs a document must all contain to match ``query``."""
     runs, words = _split(query[:500])
@@ -80,9 +132,13 @@ def terms(query: str) -> list[tuple[str, bool]]:
     return found[:32]
 
 
-def tsquery(query: str) -> str | None:
-    """A tsquery literal matching documents that contain every term of ``query``; None if empty."""
-    return " & ".join(_quote(lexeme) + (":*" if prefix else "") for lexeme, prefix in terms(query)) or None
+def tsquery(query: str, *, public_only: bool = False) -> str | None:
+    """A tsquery literal matching documents that contain every term of ``query``; None if empty.
+    ``public_only`` matches the subject and public text only (weights A and B): a channel key's
+    search, which must not find words that occur only in internal notes."""
+    weights = "AB" if public_only else ""
+    return " & ".join(_quote(lexeme) + (":*" if prefix else (":" if weights else "")) + weights
+                      for lexeme, prefix in terms(query)) or None
 
 
 def estimated_share(query: str, frequencies: dict[str, float]) -> float:

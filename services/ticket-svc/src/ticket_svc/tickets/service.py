@@ -223,11 +223,12 @@ async def apply_patch(conn: Any, row: Mapping[str, Any], fields: dict[str, Any],
         values["assignee_id"] = fields["assignee_id"]
         values["assignment_state"] = "accepted" if fields["assignee_id"] else None
         values["offered_at"] = None
-    new_row = await changes.apply(conn, row, values, actor=actor, action=action, reason=reason,
-                                  custom_status_key=custom_key)
-    if "subject" in values and values["subject"] != row["subject"]:
-        new_row = await changes.apply(conn, new_row, {}, actor=actor, lexemes=search.lexemes(values["subject"]))
-    return new_row
+    # a new subject replaces the old one's lexemes, in the same UPDATE (an edited subject used to
+    # keep matching its old words)
+    subject_search = (search.document(subject=values["subject"])
+                      if "subject" in values and values["subject"] != row["subject"] else None)
+    return await changes.apply(conn, row, values, actor=actor, action=action, reason=reason,
+                               custom_status_key=custom_key, subject_search=subject_search)
 
 
 class _LexemeStats:
@@ -262,7 +263,7 @@ async def list_visible(conn: Any, *, principal: Principal, limit: int, cursor: s
     filters = {**filters, **policy.list_scope(principal)}  # last: a request cannot widen its scope
     share = None
     if q:
-        query = search.tsquery(q)
+        query = search.tsquery(q, public_only=public_view(principal))
         if query is None:
             return [], None
         filters["tsquery"] = query
@@ -284,8 +285,16 @@ def sla_state(row: Mapping[str, Any], now: datetime | None = None) -> str | None
     return "breached" if due < (now or datetime.now(UTC)) else "green"
 
 
-def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """API shape of a ticket row (an asyncpg Record or a SQLAlchemy row mapping)."""
+def public_view(principal: Principal) -> bool:
+    """Does ``principal`` read tickets from the customer's side (a channel key), where internal
+    notes do not exist? Then ``to_read`` counts public messages only."""
+    return principal.kind == "channel"
+
+
+def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = None, *,
+            public: bool = False) -> dict[str, Any]:
+    """API shape of a ticket row (an asyncpg Record or a SQLAlchemy row mapping); ``public``
+    (``public_view``) for the customer's side: ``message_count`` counts public messages only."""
     return {
         "id": row["id"],
         "number": row["number"],
@@ -310,7 +319,7 @@ def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = No
         "assignment_state": row["assignment_state"],
         "follow_up_of": row["follow_up_of"],
         "merged_into": row["merged_into"],
-        "message_count": row["message_count"],
+        "message_count": row["public_message_count" if public else "message_count"],
         "sla": {
             "first_response_due_at": row["first_response_due_at"],
             "first_response_at": row["first_response_at"],
