@@ -9,13 +9,14 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from helpdesk_common.app import runtime_of
+from helpdesk_common.concurrency import IfMatch, check_version, etag_header
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 from helpdesk_common.validation import SafeStr
 
 from . import repository, rules
-from .schemas import AgentIn, AgentRead, AgentStatusIn, RuleRead, TeamIn, TeamRead
+from .schemas import AgentIn, AgentRead, AgentStatusIn, RuleRead, TeamIn, TeamPatch, TeamRead, TeamReplace
 from .service import RULES
 
 agents_router = APIRouter(prefix="/v1/agents", tags=["agents"])
@@ -80,7 +81,16 @@ async def put_agent(request: Request, agent_id: SafeStr, body: AgentIn, principa
 
 def _team(row: Any, members: list[str]) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "strategy": row["strategy"],
-            "accept_timeout_s": row["accept_timeout_s"], "required_skills": row["required_skills"], "members": members}
+            "accept_timeout_s": row["accept_timeout_s"], "required_skills": row["required_skills"], "members": members,
+            "version": row["version"]}
+
+
+def _team_response(row: Any, members: list[str], status_code: int = 200) -> JSONBytesResponse:
+    return JSONBytesResponse(_team(row, members), status_code=status_code, headers=etag_header(row["version"]))
+
+
+def _team_not_found(team_id: uuid.UUID) -> Problem:
+    return Problem(404, "not-found", "Team not found", f"No team {team_id}.")
 
 
 async def _check_members(conn: Any, members: list[str]) -> None:
@@ -107,7 +117,7 @@ async def create_team(request: Request, body: TeamIn, principal: CurrentPrincipa
         if row is None:
             raise Problem(409, "conflict", "Team exists", f"A team named {body.name!r} exists.")
         await repository.set_members(conn, row["id"], body.members)
-    return JSONBytesResponse(_team(row, sorted(body.members)), status_code=201)
+    return _team_response(row, sorted(body.members), status_code=201)
 
 
 @teams_router.get("/{team_id}", response_model=TeamRead, summary="Read a team")
@@ -116,23 +126,71 @@ async def get_team(request: Request, team_id: uuid.UUID, principal: CurrentPrinc
     async with runtime_of(request).raw_connection() as conn:
         row = await repository.get_team(conn, team_id)
         if row is None:
-            raise Problem(404, "not-found", "Team not found", f"No team {team_id}.")
-        return JSONBytesResponse(_team(row, await repository.members(conn, team_id)))
+            raise _team_not_found(team_id)
+        return _team_response(row, await repository.members(conn, team_id))
 
 
-@teams_router.put("/{team_id}", response_model=TeamRead, summary="Replace a team (strategy, members...)")
-async def put_team(request: Request, team_id: uuid.UUID, body: TeamIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+async def _write_team(conn: Any, team_id: uuid.UUID, changes: dict[str, Any], if_match: str | None) -> JSONBytesResponse:
+    """Apply ``changes`` (team fields and/or ``members``) to the locked team; If-Match is
+    compared under the lock. Nothing to change: the team as it is, version unchanged."""
+    current = await repository.lock_team(conn, team_id)
+    if current is None:
+        raise _team_not_found(team_id)
+    check_version(current["version"], if_match, what="team")
+    members = changes.pop("members", None)
+    if members is not None:
+        await _check_members(conn, members)
+    if not changes and members is None:
+        return _team_response(current, await repository.members(conn, team_id))
+    try:
+        row = await repository.update_team(conn, team_id, changes)
+    except repository.NameTaken:
+        raise Problem(409, "conflict", "Team exists", f"A team named {changes.get('name')!r} exists.") from None
+    if members is not None:
+        await repository.set_members(conn, team_id, members)
+    return _team_response(row, sorted(members) if members is not None else await repository.members(conn, team_id))
+
+
+@teams_router.put("/{team_id}", response_model=TeamRead,
+                  summary="Replace a team: every field is required (PATCH changes some); If-Match: its version")
+async def put_team(request: Request, team_id: uuid.UUID, body: TeamReplace, principal: CurrentPrincipal,
+                   if_match: IfMatch = None) -> JSONBytesResponse:
     require_user(principal, *MANAGERS)
     async with runtime_of(request).raw_transaction() as conn:
-        await _check_members(conn, body.members)
-        try:
-            row = await repository.update_team(conn, team_id, body.model_dump())
-        except repository.NameTaken:
-            raise Problem(409, "conflict", "Team exists", f"A team named {body.name!r} exists.") from None
-        if row is None:
-            raise Problem(404, "not-found", "Team not found", f"No team {team_id}.")
-        await repository.set_members(conn, team_id, body.members)
-    return JSONBytesResponse(_team(row, sorted(body.members)))
+        return await _write_team(conn, team_id, body.model_dump(), if_match)
+
+
+@teams_router.patch("/{team_id}", response_model=TeamRead,
+                    summary="Change some of a team's fields (the others stay); If-Match: its version")
+async def patch_team(request: Request, team_id: uuid.UUID, body: TeamPatch, principal: CurrentPrincipal,
+                     if_match: IfMatch = None) -> JSONBytesResponse:
+    require_user(principal, *MANAGERS)
+    async with runtime_of(request).raw_transaction() as conn:
+        return await _write_team(conn, team_id, body.model_dump(exclude_unset=True), if_match)
+
+
+@teams_router.delete("/{team_id}", status_code=204,
+                     summary="Delete a team (409 while tickets that are not closed or routing rules use it)")
+async def delete_team(request: Request, team_id: uuid.UUID, principal: CurrentPrincipal,
+                      if_match: IfMatch = None) -> Response:
+    """A team is deleted only when nothing live points to it: its tickets that are not closed
+    would sit in a queue nobody sees, and a rule would route new ones there. Move or close
+    those tickets and change the rules first (409 lists what is left). Closed tickets keep the
+    team's id as history; memberships go with the team; the name is free again."""
+    require_user(principal, *MANAGERS)
+    async with runtime_of(request).raw_transaction() as conn:
+        current = await repository.lock_team(conn, team_id)
+        if current is None:
+            raise _team_not_found(team_id)
+        check_version(current["version"], if_match, what="team")
+        open_tickets, rule_ids = await repository.team_usage(conn, team_id)
+        if open_tickets or rule_ids:
+            raise Problem(409, "team-in-use", "Team in use",
+                          f"{open_tickets} tickets that are not closed and {len(rule_ids)} routing rules use this "
+                          "team; move or close the tickets and change the rules first.",
+                          open_tickets=open_tickets, routing_rules=[str(r) for r in rule_ids])
+        await repository.delete_team(conn, team_id)
+    return Response(status_code=204)
 
 
 def _rule(row: Any) -> dict[str, Any]:

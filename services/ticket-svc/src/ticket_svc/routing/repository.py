@@ -9,7 +9,9 @@ from typing import Any
 import asyncpg
 
 _AGENT = "id, display_name, email, status, capacity, skills, last_assigned_seq, created_at, updated_at"
-_TEAM = "id, name, strategy, accept_timeout_s, required_skills, created_at, updated_at"
+_TEAM = "id, name, strategy, accept_timeout_s, required_skills, version, created_at, updated_at"
+#: the team columns a write may set (names never come from requests)
+TEAM_FIELDS = ("name", "strategy", "accept_timeout_s", "required_skills")
 
 
 async def upsert_agent(conn: Any, *, agent_id: str, values: dict[str, Any]) -> Any:
@@ -53,21 +55,53 @@ class NameTaken(Exception):
 
 
 async def update_team(conn: Any, team_id: uuid.UUID, values: dict[str, Any]) -> Any:
-    """The updated row, or None when there is no such team; NameTaken when renamed onto another
-    team's name. The constraint decides (no read-then-write race); the transaction is aborted then,
-    so the caller answers without further statements."""
+    """Set the ``TEAM_FIELDS`` in ``values`` (the others stay) and move the version on; the
+    updated row, or None when there is no such team; NameTaken when renamed onto another team's
+    name. The constraint decides (no read-then-write race); the transaction is aborted then, so
+    the caller answers without further statements."""
+    names = [n for n in TEAM_FIELDS if n in values]
+    sets = [f"{name} = ${i + 2}" for i, name in enumerate(names)]
     try:
         return await conn.fetchrow(
-            "UPDATE teams SET name = $2, strategy = $3, accept_timeout_s = $4, required_skills = $5, updated_at = now() "
+            f"UPDATE teams SET {', '.join([*sets, 'version = version + 1', 'updated_at = now()'])} "
             f"WHERE id = $1 RETURNING {_TEAM}",
-            team_id, values["name"], values["strategy"], values.get("accept_timeout_s"), values["required_skills"],
+            team_id, *(values[n] for n in names),
         )
     except asyncpg.UniqueViolationError as exc:
-        raise NameTaken(values["name"]) from exc
+        raise NameTaken(values.get("name")) from exc
 
 
-async def get_team(conn: Any, team_id: uuid.UUID) -> Any:
-    return await conn.fetchrow(f"SELECT {_TEAM} FROM teams WHERE id = $1", team_id)
+async def get_team(conn: Any, team_id: uuid.UUID, *, key_share: bool = False) -> Any:
+    """The team; ``key_share`` keeps it from being deleted until the transaction ends (a ticket
+    is being put into it: see ``team_exists_shared``)."""
+    return await conn.fetchrow(f"SELECT {_TEAM} FROM teams WHERE id = $1" + (" FOR KEY SHARE" if key_share else ""),
+                               team_id)
+
+
+async def lock_team(conn: Any, team_id: uuid.UUID) -> Any:
+    """The team, locked for a write (its version is compared under this lock)."""
+    return await conn.fetchrow(f"SELECT {_TEAM} FROM teams WHERE id = $1 FOR UPDATE", team_id)
+
+
+async def team_exists_shared(conn: Any, team_id: uuid.UUID) -> bool:
+    """Does the team exist? The row stays key-share locked until the transaction ends, so a
+    concurrent delete waits for the ticket that names it and then sees that ticket."""
+    return bool(await conn.fetchval("SELECT true FROM teams WHERE id = $1 FOR KEY SHARE", team_id))
+
+
+async def team_usage(conn: Any, team_id: uuid.UUID) -> tuple[int, list[uuid.UUID]]:
+    """(tickets of the team that are not closed, ids of routing rules that set it)."""
+    open_tickets = await conn.fetchval(
+        "SELECT count(*) FROM tickets WHERE team_id = $1 AND status <> 'closed'", team_id)
+    rules = await conn.fetch(
+        "SELECT id FROM routing_rules WHERE definition -> 'actions' ->> 'set_team' = $1 ORDER BY position, id",
+        str(team_id))
+    return int(open_tickets), [r[0] for r in rules]
+
+
+async def delete_team(conn: Any, team_id: uuid.UUID) -> None:
+    """Delete the team; its memberships go with it (ON DELETE CASCADE)."""
+    await conn.execute("DELETE FROM teams WHERE id = $1", team_id)
 
 
 async def list_teams(conn: Any) -> list[Any]:

@@ -41,19 +41,60 @@ class AgentRead(BaseModel):
     updated_at: datetime
 
 
+AcceptTimeout = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
+Skills = Annotated[list[Skill], Field(max_length=20)]
+Members = Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=128)]], Field(max_length=500)]
+
+
+def _unique(value: list[str] | None) -> list[str] | None:
+    return None if value is None else list(dict.fromkeys(value))
+
+
 class TeamIn(StrictModel):
+    """``POST /v1/teams``: what is left out takes its default."""
+
     name: Name
     strategy: Strategy = "round_robin"
     #: offer to the next agent when not accepted (or answered) within this many seconds
-    accept_timeout_s: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] | None = None
-    required_skills: Annotated[list[Skill], Field(max_length=20)] = Field(default_factory=list)
-    members: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=128)]], Field(max_length=500)] = Field(
-        default_factory=list)
+    accept_timeout_s: AcceptTimeout | None = None
+    required_skills: Skills = Field(default_factory=list)
+    members: Members = Field(default_factory=list)
 
-    @field_validator("members")
+    _members = field_validator("members")(_unique)
+
+
+class TeamReplace(StrictModel):
+    """``PUT /v1/teams/{id}``: a full replacement, so every field is required (``accept_timeout_s``
+    may be null). A PUT with only a name used to take the defaults for the rest and emptied the
+    team; to change some fields, PATCH."""
+
+    name: Name
+    strategy: Strategy
+    accept_timeout_s: AcceptTimeout | None
+    required_skills: Skills
+    members: Members
+
+    _members = field_validator("members")(_unique)
+
+
+class TeamPatch(StrictModel):
+    """``PATCH /v1/teams/{id}``: the fields sent change, the others stay; ``accept_timeout_s: null``
+    turns re-offers off, the other fields cannot be null."""
+
+    name: Name | None = None
+    strategy: Strategy | None = None
+    accept_timeout_s: AcceptTimeout | None = None
+    required_skills: Skills | None = None
+    members: Members | None = None
+
+    _members = field_validator("members")(_unique)
+
+    @field_validator("name", "strategy", "required_skills", "members", mode="before")
     @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
+    def _not_null(cls, value: Any) -> Any:  # runs only for fields that were sent
+        if value is None:
+            raise ValueError("cannot be null (leave the field out to keep it)")
+        return value
 
 
 class TeamRead(BaseModel):
@@ -63,6 +104,8 @@ class TeamRead(BaseModel):
     accept_timeout_s: int | None
     required_skills: list[str]
     members: list[str]
+    #: the ETag's version: If-Match on PUT, PATCH and DELETE
+    version: int
 
 
 class RuleRead(BaseModel):

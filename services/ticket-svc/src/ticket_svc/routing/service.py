@@ -97,11 +97,14 @@ async def route_new(conn: Any, *, facts: PendingFacts, explicit_team_id: uuid.UU
             explicit_assignee_id, ()
     if assignee_id is not None:
         await check_assignable(conn, agent_id=assignee_id, team_id=team_id)
+        if explicit_team_id is not None:
+            await check_team(conn, explicit_team_id)
         return Decision(team_id, assignee_id, priority, tags, "manual" if explicit_assignee_id else "rule",
                         matched_rule_ids=matched)
     if team_id is None:
         return Decision(None, None, priority, tags, "none", matched_rule_ids=matched)
-    team = await repository.get_team(conn, team_id)
+    # a team the caller named is key-share locked by the same read (see check_team)
+    team = await repository.get_team(conn, team_id, key_share=explicit_team_id is not None)
     if team is None:
         if explicit_team_id is not None:
             raise Problem(422, "validation-error", "Unknown team", f"No team {team_id}.",
@@ -138,6 +141,24 @@ async def check_assignable(conn: Any, *, agent_id: str | None, team_id: uuid.UUI
     if await repository.get_agent(conn, agent_id) is None:
         raise Problem(422, "validation-error", "Unknown agent", f"No agent {agent_id!r}.",
                       errors=[{"field": "assignee_id", "message": "no such agent"}])
+
+
+async def check_team(conn: Any, team_id: uuid.UUID | None) -> None:
+    """A team a user puts a ticket into must exist (teams can be deleted); 422 naming ``team_id``.
+    The row is key-share locked, so a concurrent delete waits and then counts this ticket."""
+    if team_id is not None and not await repository.team_exists_shared(conn, team_id):
+        raise Problem(422, "validation-error", "Unknown team", f"No team {team_id}.",
+                      errors=[{"field": "team_id", "message": "no such team"}])
+
+
+async def check_followers(conn: Any, followers: Sequence[str]) -> None:
+    """Followers are agents with a profile here; 422 naming ``followers`` and each unknown id."""
+    if not followers:
+        return
+    unknown = await repository.unknown_agents(conn, list(followers))
+    if unknown:
+        raise Problem(422, "validation-error", "Unknown followers", f"No agent profiles for: {', '.join(unknown)}.",
+                      errors=[{"field": "followers", "message": f"unknown agent {a!r}"} for a in unknown])
 
 
 async def assign(conn: Any, row: Mapping[str, Any], *, team_id: uuid.UUID | None, assignee_id: str | None,

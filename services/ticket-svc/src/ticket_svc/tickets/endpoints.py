@@ -156,6 +156,8 @@ async def assign(request: Request, ticket_id: uuid.UUID, body: AssignIn, princip
         if row["status"] == "closed":
             raise Problem(409, "ticket-closed", "Ticket closed", "A closed ticket is final.")
         await routing.check_assignable(conn, agent_id=body.assignee_id, team_id=body.team_id)
+        if team_id != row["team_id"]:
+            await routing.check_team(conn, team_id)
         row = await routing.assign(conn, row, team_id=team_id, assignee_id=body.assignee_id, reason="manual",
                                    actor=principal.ref, offered=False)
     return JSONBytesResponse(service.to_read(row), headers=_etag(row))

@@ -177,6 +177,8 @@ async def apply_patch(conn: Any, row: Mapping[str, Any], fields: dict[str, Any],
     The access rule is checked here, not by the callers, so every path that sets ticket fields
     on a user's behalf (PATCH, macros, whatever comes next) gets the same answer.
     """
+    from ..routing import service as routing  # late: routing builds on this module
+
     await authorize_change(conn, principal=principal, row=row, changes=fields)
     actor = principal.ref
     if row["merged_into"] is not None or (row["status"] == "closed" and set(fields) - {"status"}):
@@ -205,6 +207,8 @@ async def apply_patch(conn: Any, row: Mapping[str, Any], fields: dict[str, Any],
     for name in ("cc", "followers"):
         if fields.get(name) is not None:
             values[name] = list(dict.fromkeys(fields[name]))
+    if values.get("followers"):  # agents that exist; the ones already following are not asked again
+        await routing.check_followers(conn, [f for f in values["followers"] if f not in row["followers"]])
     if "custom_fields" in fields and fields["custom_fields"] is not None:
         from ..forms import service as forms
 
@@ -215,10 +219,10 @@ async def apply_patch(conn: Any, row: Mapping[str, Any], fields: dict[str, Any],
             values["form_version"] = form_version
     reason = "manual"
     if "team_id" in fields:
+        if fields["team_id"] != row["team_id"]:
+            await routing.check_team(conn, fields["team_id"])
         values["team_id"] = fields["team_id"]
     if "assignee_id" in fields:
-        from ..routing import service as routing
-
         await routing.check_assignable(conn, agent_id=fields["assignee_id"], team_id=values.get("team_id", row["team_id"]))
         values["assignee_id"] = fields["assignee_id"]
         values["assignment_state"] = "accepted" if fields["assignee_id"] else None

@@ -1,12 +1,13 @@
-"""issue 9 rough edges: public message counts; search vectors rebuilt with weights and NFKC
-folding; one-line subjects and remote-free HTML for rows stored before the rules
+"""issue 9 rough edges: public message counts; versions of teams and custom statuses; search
+vectors rebuilt with weights and NFKC folding; one-line subjects and remote-free HTML for rows
+stored before the rules
 
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-29 23:30:00
 
 Schema: ``tickets.public_message_count`` (what a channel key is shown), counted from the stored
-messages.
+messages; ``teams.version`` and ``custom_statuses.version`` (ETag / If-Match, like tickets).
 
 Data, for rows written before this release (the rules now applied on the way in):
 
@@ -46,12 +47,16 @@ def upgrade() -> None:
     op.execute("UPDATE tickets t SET public_message_count = c.n FROM "
                "(SELECT ticket_id, count(*) AS n FROM messages WHERE public GROUP BY ticket_id) c "
                "WHERE c.ticket_id = t.id")
+    op.execute("ALTER TABLE teams ADD COLUMN version integer NOT NULL DEFAULT 1")
+    op.execute("ALTER TABLE custom_statuses ADD COLUMN version integer NOT NULL DEFAULT 1")
     bind = op.get_bind()
     rebuild_tickets(bind)
     resanitise_messages(bind)
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE custom_statuses DROP COLUMN version")
+    op.execute("ALTER TABLE teams DROP COLUMN version")
     op.execute("ALTER TABLE tickets DROP COLUMN public_message_count")
 
 
