@@ -107,7 +107,10 @@ BAD_INPUTS = [
      {"json": {"key": "bad_position", "label": "x", "category": "pending", "position": INT32_OVER}}, 422),
     ("status-patch-position-beyond-int32", "admin", "PATCH", "/v1/statuses/{status}",
      {"json": {"position": INT32_OVER}}, 422),
-    ("team-rename-to-taken-name", "admin", "PUT", "/v1/teams/{team}", {"json": {"name": "{taken}"}}, 409),
+    ("team-rename-to-taken-name", "admin", "PUT", "/v1/teams/{team}",
+     {"json": {"name": "{taken}", "strategy": "manual", "accept_timeout_s": None, "required_skills": [],
+               "members": []}}, 409),
+    ("team-patch-to-taken-name", "admin", "PATCH", "/v1/teams/{team}", {"json": {"name": "{taken}"}}, 409),
 ]
 
 

@@ -82,7 +82,10 @@ CASES = [
      "position"),
     ("status-patch-position-beyond-int32", "PATCH", "/v1/statuses/{status}",
      {"json": {"position": 99999999999999999999}}, ADMIN, 422, "position"),
-    ("team-rename-to-taken-name", "PUT", "/v1/teams/{team}", {"json": {"name": "Taken"}}, ADMIN, 409, "Team exists"),
+    ("team-rename-to-taken-name", "PUT", "/v1/teams/{team}",
+     {"json": {"name": "Taken", "strategy": "manual", "accept_timeout_s": None, "required_skills": [], "members": []}},
+     ADMIN, 409, "Team exists"),
+    ("team-patch-to-taken-name", "PATCH", "/v1/teams/{team}", {"json": {"name": "Taken"}}, ADMIN, 409, "Team exists"),
     ("rule-operand-beyond-64-bits", "POST", "/v1/routing/rules",
      {"json": {"name": "r", "conditions": [{"field": "custom_fields.n", "op": "gt", "value": 2**70}],
                "actions": {"set_priority": "high"}}}, ADMIN, 422, "64 bits"),
@@ -162,8 +165,9 @@ async def test_edges_that_fit_are_accepted(client, rows):
 
 
 async def test_renaming_a_team_to_its_own_name_is_not_a_conflict(client, rows):
-    r = await client.put(f"/v1/teams/{rows['team']}", json={"name": "Renamed", "strategy": "manual"},
-                         headers=identity_headers(ADMIN))
+    r = await client.put(f"/v1/teams/{rows['team']}", json={"name": "Renamed", "strategy": "manual",
+                                                             "accept_timeout_s": None, "required_skills": [],
+                                                             "members": []}, headers=identity_headers(ADMIN))
     assert r.status_code == 200, r.text
 
 
