@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Header, Query, Request
 
+from helpdesk_common import concurrency
 from helpdesk_common.identity import Principal, require_user
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from helpdesk_common.problems import Problem
@@ -25,22 +25,15 @@ IdempotencyKey = Annotated[
            description="Repeat a create safely: the same key and body return the first answer."),
 ]
 DEFAULT = DEFAULT_LIMIT
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
+etag = concurrency.etag
 
 
-def etag(version: int) -> str:
-    return f'W/"{version}"'
-
-
-def expected_version(request: Request) -> int | None:
-    """The version in ``If-Match`` (None when absent: last writer wins); 412 when unreadable."""
-    raw = request.headers.get("if-match")
-    if raw is None or raw.strip() == "*":
-        return None
-    match = _ETAG.match(raw)
-    if not match:
-        raise Problem(412, "precondition-failed", "Precondition failed", "If-Match does not name a version.")
-    return int(match.group(1))
+def expected_versions(request: Request) -> list[int] | None:
+    """The versions ``If-Match`` names (the shared rule, ``helpdesk_common.concurrency``): None
+    when absent or ``*`` (last writer wins); an empty list (matching nothing) when unreadable.
+    Writes compare them in their own ``WHERE version = ANY(...)``."""
+    wanted = concurrency.wanted_versions(request.headers.get("if-match"))
+    return None if wanted is None else sorted(wanted)
 
 
 def encode_cursor(first: Any, item_id: uuid.UUID) -> str:

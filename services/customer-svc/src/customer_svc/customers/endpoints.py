@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 
+from helpdesk_common import concurrency
 from helpdesk_common.app import runtime_of
+from helpdesk_common.concurrency import IfMatch
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.responses import JSONBytesResponse
 
@@ -42,7 +44,7 @@ async def get_customer(request: Request, customer_id: uuid.UUID, principal: Curr
               summary="Change a customer's name or tier (If-Match: its version; the tier needs a supervisor)")
 async def update_customer(
     request: Request, customer_id: uuid.UUID, update: CustomerUpdate, principal: CurrentPrincipal,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=100)] = None,
+    if_match: IfMatch = None,
 ) -> JSONBytesResponse:
     require_user(principal)
     async with runtime_of(request).raw_transaction() as conn:
@@ -51,5 +53,4 @@ async def update_customer(
     return JSONBytesResponse(body, headers={"ETag": etag(body["version"])})
 
 
-def etag(version: int) -> str:
-    return f'W/"{version}"'
+etag = concurrency.etag

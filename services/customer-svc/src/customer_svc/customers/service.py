@@ -10,7 +10,7 @@ import logging
 import uuid
 from typing import Any
 
-from helpdesk_common import events
+from helpdesk_common import concurrency, events
 from helpdesk_common.identities import identities_of, mask, normalize
 from helpdesk_common.identity import Principal
 from helpdesk_common.outbox import enqueue_raw
@@ -165,13 +165,8 @@ async def list_customers(
 
 
 def check_version(current: int, if_match: str | None) -> None:
-    """Optimistic concurrency: ``If-Match: W/"<version>"`` (or a bare version) must be current."""
-    if if_match is None or if_match.strip() == "*":
-        return
-    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    if str(current) not in wanted:
-        raise Problem(412, "version-conflict", "Precondition failed",
-                      f"The customer changed: its version is {current}; reload and retry.", current_version=current)
+    """Optimistic concurrency: the shared rule (``helpdesk_common.concurrency``), on the locked row."""
+    concurrency.check_version(current, if_match, what="customer")
 
 
 def changed_fields(row: Any, update: CustomerUpdate) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 
 from ..calendars.schemas import CalendarIn, DueIn, DueOut
-from ..http import (DEFAULT, Cursor, IdempotencyKey, Limit, decode_time_cursor, encode_cursor, etag, expected_version,
-                    require_admin, require_reader)
+from ..http import (DEFAULT, Cursor, IdempotencyKey, Limit, decode_time_cursor, encode_cursor, etag,
+                    expected_versions, require_admin, require_reader)
 from ..timers import repository as timers
 from ..idempotency import service as idempotency
 from . import repository, service
@@ -69,7 +69,7 @@ async def replace_calendar(request: Request, calendar_id: uuid.UUID, body: Calen
     require_admin(principal)
     async with runtime_of(request).transaction() as conn:
         row = await service.replace(conn, calendar_id=calendar_id, body=body,
-                                    expected_version=expected_version(request))
+                                    expected_versions=expected_versions(request))
         await timers.bump_generation(conn)
     return JSONBytesResponse(service.as_read(row), headers={"ETag": etag(row.version)})
 

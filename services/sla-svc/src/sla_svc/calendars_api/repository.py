@@ -25,12 +25,14 @@ async def get(conn: AsyncConnection, calendar_id: uuid.UUID) -> Any:
 
 
 async def update(conn: AsyncConnection, *, calendar_id: uuid.UUID, name: str, timezone: str,
-                 definition: dict[str, Any], expected_version: int | None) -> Any:
+                 definition: dict[str, Any], expected_versions: list[int] | None) -> Any:
+    """The updated row; None when there is no such row or its version is not one of
+    ``expected_versions`` (None: any version, last writer wins)."""
     return (await conn.execute(
         text(f"UPDATE calendars SET name = :name, timezone = :tz, definition = CAST(:d AS jsonb), "
              f"version = version + 1, updated_at = now() "
-             f"WHERE id = :id AND (CAST(:v AS int) IS NULL OR version = CAST(:v AS int)) RETURNING {_COLUMNS}"),
-        {"id": calendar_id, "name": name, "tz": timezone, "d": _json(definition), "v": expected_version},
+             f"WHERE id = :id AND (CAST(:v AS int[]) IS NULL OR version = ANY(CAST(:v AS int[]))) RETURNING {_COLUMNS}"),
+        {"id": calendar_id, "name": name, "tz": timezone, "d": _json(definition), "v": expected_versions},
     )).first()
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from helpdesk_common.concurrency import conflict
 from helpdesk_common.problems import Problem
 
 from ..calendars.business_time import BusinessCalendar, NoWorkingTime, add_business_minutes
@@ -40,14 +41,16 @@ async def create(conn: AsyncConnection, *, body: CalendarIn) -> dict[str, Any]:
 
 
 async def replace(conn: AsyncConnection, *, calendar_id: uuid.UUID, body: CalendarIn,
-                  expected_version: int | None) -> Any:
-    """The updated row; raises 404 / 412. The caller bumps the recalculation generation."""
+                  expected_versions: list[int] | None) -> Any:
+    """The updated row; raises 404 / 412 (the shared If-Match rule). The caller bumps the
+    recalculation generation."""
     row = await repository.update(conn, calendar_id=calendar_id, name=body.name, timezone=body.timezone,
-                                  definition=_definition(body), expected_version=expected_version)
+                                  definition=_definition(body), expected_versions=expected_versions)
     if row is None:
-        if await repository.exists(conn, calendar_id):
-            raise Problem(412, "precondition-failed", "Precondition failed", "The calendar was changed meanwhile.")
-        raise not_found()
+        current = await repository.get(conn, calendar_id)
+        if current is None:
+            raise not_found()
+        raise conflict(current.version, "calendar")
     return row
 
 

@@ -10,8 +10,8 @@ from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal
 from helpdesk_common.responses import JSONBytesResponse
 
-from ..http import (DEFAULT, Cursor, IdempotencyKey, Limit, decode_position_cursor, encode_cursor, etag, expected_version,
-                    require_admin, require_reader)
+from ..http import (DEFAULT, Cursor, IdempotencyKey, Limit, decode_position_cursor, encode_cursor, etag,
+                    expected_versions, require_admin, require_reader)
 from ..timers import repository as timers
 from ..timers.policies import default_policy_table
 from ..idempotency import service as idempotency
@@ -74,16 +74,15 @@ async def replace_policy(request: Request, policy_id: uuid.UUID, body: PolicyIn,
     require_admin(principal)
     async with runtime_of(request).transaction() as conn:
         policy = await service.replace(conn, policy_id=policy_id, body=body,
-                                       expected_version=expected_version(request))
+                                       expected_versions=expected_versions(request))
         await timers.bump_generation(conn)
     return JSONBytesResponse(policy, headers={"ETag": etag(policy["version"])})
 
 
-@router.delete("/{policy_id}", status_code=204, summary="Delete a policy")
+@router.delete("/{policy_id}", status_code=204, summary="Delete a policy (If-Match: its version)")
 async def delete_policy(request: Request, policy_id: uuid.UUID, principal: CurrentPrincipal) -> Response:
     require_admin(principal)
     async with runtime_of(request).transaction() as conn:
-        if not await repository.delete(conn, policy_id):
-            raise service.not_found()
+        await service.delete(conn, policy_id=policy_id, expected_versions=expected_versions(request))
         await timers.bump_generation(conn)
     return Response(status_code=204)

@@ -34,18 +34,23 @@ async def exists(conn: AsyncConnection, policy_id: uuid.UUID) -> bool:
 
 
 async def update(conn: AsyncConnection, *, policy_id: uuid.UUID, name: str, position: int, enabled: bool,
-                 definition: dict[str, Any], expected_version: int | None) -> Any:
+                 definition: dict[str, Any], expected_versions: list[int] | None) -> Any:
+    """The updated row; None when there is no such row or its version is not one of
+    ``expected_versions`` (None: any version, last writer wins)."""
     return (await conn.execute(
         text(f"UPDATE policies SET name = :name, position = :pos, enabled = :en, definition = CAST(:d AS jsonb), "
              f"version = version + 1, updated_at = now() "
-             f"WHERE id = :id AND (CAST(:v AS int) IS NULL OR version = CAST(:v AS int)) RETURNING {_COLUMNS}"),
+             f"WHERE id = :id AND (CAST(:v AS int[]) IS NULL OR version = ANY(CAST(:v AS int[]))) RETURNING {_COLUMNS}"),
         {"id": policy_id, "name": name, "pos": position, "en": enabled, "d": orjson.dumps(definition).decode(),
-         "v": expected_version},
+         "v": expected_versions},
     )).first()
 
 
-async def delete(conn: AsyncConnection, policy_id: uuid.UUID) -> bool:
-    return bool(await conn.scalar(text("DELETE FROM policies WHERE id = :id RETURNING 1"), {"id": policy_id}))
+async def delete(conn: AsyncConnection, policy_id: uuid.UUID, *, expected_versions: list[int] | None = None) -> bool:
+    """Delete the policy if it exists and (when given) its version is one of ``expected_versions``."""
+    return bool(await conn.scalar(text(
+        "DELETE FROM policies WHERE id = :id AND (CAST(:v AS int[]) IS NULL OR version = ANY(CAST(:v AS int[]))) "
+        "RETURNING 1"), {"id": policy_id, "v": expected_versions}))
 
 
 async def page(conn: AsyncConnection, *, after: tuple[int, uuid.UUID] | None, limit: int) -> list[Any]:

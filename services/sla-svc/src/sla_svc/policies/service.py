@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from helpdesk_common.concurrency import conflict
 from helpdesk_common.problems import Problem
 
 from ..calendars_api import repository as calendars
@@ -44,17 +45,31 @@ async def create(conn: AsyncConnection, *, body: PolicyIn) -> dict[str, Any]:
 
 
 async def replace(conn: AsyncConnection, *, policy_id: uuid.UUID, body: PolicyIn,
-                  expected_version: int | None) -> dict[str, Any]:
+                  expected_versions: list[int] | None) -> dict[str, Any]:
     current = await repository.get(conn, policy_id)
     if current is None:
         raise not_found()
     position = body.position if body.position is not None else current.position
     row = await repository.update(conn, policy_id=policy_id, name=body.name, position=position,
                                   enabled=body.enabled, definition=await _definition(conn, body),
-                                  expected_version=expected_version)
+                                  expected_versions=expected_versions)
     if row is None:
-        raise Problem(412, "precondition-failed", "Precondition failed", "The policy was changed meanwhile.")
+        await raise_conflict(conn, policy_id)
     return as_read(row)
+
+
+async def delete(conn: AsyncConnection, *, policy_id: uuid.UUID, expected_versions: list[int] | None) -> None:
+    if not await repository.delete(conn, policy_id, expected_versions=expected_versions):
+        await raise_conflict(conn, policy_id)
+
+
+async def raise_conflict(conn: AsyncConnection, policy_id: uuid.UUID) -> None:
+    """A conditional write changed nothing: 404 when the policy is gone, else the 412 of the
+    shared If-Match rule with the version it has now."""
+    current = await repository.get(conn, policy_id)
+    if current is None:
+        raise not_found()
+    raise conflict(current.version, "policy")
 
 
 def not_found() -> Problem:

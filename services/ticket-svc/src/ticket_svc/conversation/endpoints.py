@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from helpdesk_common.app import runtime_of
+from helpdesk_common.concurrency import IfMatch
 from helpdesk_common.identity import CurrentPrincipal
 from helpdesk_common.pagination import decode_cursor, encode_cursor
 from helpdesk_common.problems import Problem
@@ -45,7 +46,7 @@ def _attachments(body: MessageIn) -> list[InboundAttachment]:
 @router.post("/{ticket_id}/messages", status_code=201, response_model=MessageCreated,
              summary="Reply, add an internal note (agents) or a customer message (channel keys)")
 async def post_message(request: Request, ticket_id: uuid.UUID, body: MessageIn, principal: CurrentPrincipal,
-                       idempotency_key: IdempotencyKey = None) -> JSONBytesResponse:
+                       idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> JSONBytesResponse:
     if principal.kind == "channel" and not body.public:
         raise Problem(403, "forbidden", "Forbidden", "Channels post customer messages, which are always public.")
     try:
@@ -59,6 +60,7 @@ async def post_message(request: Request, ticket_id: uuid.UUID, body: MessageIn, 
         if original is not None and original[1] is not None:
             return JSONBytesResponse(original[1], status_code=201, headers={"Idempotent-Replayed": "true"})
         ticket = await tickets.get_writable(conn, principal=principal, ticket_id=ticket_id)
+        tickets.check_version(ticket, if_match)  # optional: the ticket's version the reply was written against
         try:
             result = await service.post(conn, ticket=ticket, principal=principal, body=body, attachments=attachments)
         except InvalidPayload as exc:

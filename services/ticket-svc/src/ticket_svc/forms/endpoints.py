@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 
 from helpdesk_common.app import runtime_of
+from helpdesk_common.concurrency import IfMatch, check_version, etag_header
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
@@ -38,15 +39,21 @@ async def list_forms(request: Request, principal: CurrentPrincipal) -> JSONBytes
         return JSONBytesResponse([_read(r) for r in await repository.list_latest(conn)])
 
 
-@router.put("/{ticket_type}", summary="Save a new version of a ticket type's form (admin)")
-async def save_form(request: Request, ticket_type: TicketType, body: FormIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+@router.put("/{ticket_type}", summary="Save a new version of a ticket type's form (admin); If-Match: the latest version")
+async def save_form(request: Request, ticket_type: TicketType, body: FormIn, principal: CurrentPrincipal,
+                    if_match: IfMatch = None) -> JSONBytesResponse:
+    """Versions are immutable and each save adds the next; ``If-Match`` names the latest version
+    the admin edited (412 when someone saved another since; 0 when the type has no form yet)."""
     require_user(principal, "admin")
     fields = body.model_dump(mode="json")["fields"]
     async with runtime_of(request).raw_transaction() as conn:
+        latest = await repository.lock_type(conn, _key(ticket_type))
+        check_version(latest, if_match, what="form")
         row = await repository.insert_next(conn, ticket_type=_key(ticket_type), fields=fields,
                                            created_by=principal.ref)
     service.invalidate()
-    return JSONBytesResponse(_read(row), status_code=201 if row["version"] == 1 else 200)
+    return JSONBytesResponse(_read(row), status_code=201 if row["version"] == 1 else 200,
+                             headers=etag_header(row["version"]))
 
 
 @router.get("/{ticket_type}", summary="The latest version of a ticket type's form")
@@ -55,7 +62,7 @@ async def get_form(request: Request, ticket_type: TicketType, principal: Current
         row = await repository.latest(conn, _key(ticket_type))
     if row is None:
         raise Problem(404, "not-found", "Form not found", f"No form for ticket type {ticket_type!r}.")
-    return JSONBytesResponse(_read(row))
+    return JSONBytesResponse(_read(row), headers=etag_header(row["version"]))
 
 
 @router.get("/{ticket_type}/versions/{version}", summary="One version of a form")

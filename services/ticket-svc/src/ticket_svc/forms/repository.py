@@ -22,9 +22,15 @@ async def version(conn: Any, ticket_type: str, number: int) -> Any:
     )
 
 
-async def insert_next(conn: Any, *, ticket_type: str, fields: list[dict[str, Any]], created_by: str) -> Any:
-    """Append the next version; the per-type advisory lock keeps concurrent saves numbered in order."""
+async def lock_type(conn: Any, ticket_type: str) -> int:
+    """Take the per-type advisory lock (concurrent saves of one type are numbered in order) and
+    return the latest version, 0 when the type has no form yet."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('forms:' || $1))", ticket_type)
+    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM forms WHERE ticket_type = $1", ticket_type))
+
+
+async def insert_next(conn: Any, *, ticket_type: str, fields: list[dict[str, Any]], created_by: str) -> Any:
+    """Append the next version (the caller holds ``lock_type``)."""
     return await conn.fetchrow(
         "INSERT INTO forms (ticket_type, version, fields, created_by) "
         "SELECT $1, coalesce(max(version), 0) + 1, $2, $3 FROM forms WHERE ticket_type = $1 "

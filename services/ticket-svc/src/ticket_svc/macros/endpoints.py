@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from helpdesk_common.app import runtime_of
+from helpdesk_common.concurrency import IfMatch
 from helpdesk_common.identity import CurrentPrincipal, Principal, require_user
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
@@ -69,7 +70,7 @@ async def delete_macro(request: Request, macro_id: uuid.UUID, principal: Current
 @router.post("/v1/tickets/{ticket_id}/macros/{macro_id}", response_model=TicketRead,
              summary="Apply a macro: its field changes and its reply, in one transaction")
 async def apply_macro(request: Request, ticket_id: uuid.UUID, macro_id: uuid.UUID, principal: CurrentPrincipal,
-                      if_match: Annotated[str | None, Header(alias="If-Match", max_length=100)] = None) -> JSONBytesResponse:
+                      if_match: IfMatch = None) -> JSONBytesResponse:
     require_user(principal)
     async with runtime_of(request).raw_transaction() as conn:
         macro = await repository.get(conn, macro_id)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, StringConstraints
 
 from helpdesk_common.app import runtime_of
+from helpdesk_common.concurrency import IfMatch, check_version, etag_header
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
@@ -44,10 +45,12 @@ class StatusRead(BaseModel):
     category: Category
     active: bool
     position: int
+    #: the ETag's version: If-Match on PATCH
+    version: int
 
 
 def _read(row) -> dict:  # type: ignore[no-untyped-def]
-    return {k: row[k] for k in ("id", "key", "label", "category", "active", "position")}
+    return {k: row[k] for k in ("id", "key", "label", "category", "active", "position", "version")}
 
 
 @router.get("", response_model=list[StatusRead], summary="List custom statuses")
@@ -68,20 +71,22 @@ async def create_status(request: Request, body: StatusIn, principal: CurrentPrin
                                       category=body.category, position=body.position)
     if row is None:
         raise Problem(409, "conflict", "Status exists", f"A status with key {body.key!r} exists.")
-    return JSONBytesResponse(_read(row), status_code=201)
+    return JSONBytesResponse(_read(row), status_code=201, headers=etag_header(row["version"]))
 
 
-@router.patch("/{status_id}", response_model=StatusRead, summary="Rename, reorder or deactivate (admin)")
+@router.patch("/{status_id}", response_model=StatusRead,
+              summary="Rename, reorder or deactivate (admin); If-Match: its version")
 async def update_status(request: Request, status_id: uuid.UUID, body: StatusPatch,
-                        principal: CurrentPrincipal) -> JSONBytesResponse:
+                        principal: CurrentPrincipal, if_match: IfMatch = None) -> JSONBytesResponse:
     require_user(principal, "admin")
     async with runtime_of(request).raw_transaction() as conn:
-        current = await repository.get(conn, status_id)
+        current = await repository.lock(conn, status_id)
         if current is None:
             raise Problem(404, "not-found", "Status not found", f"No status {status_id}.")
+        check_version(current["version"], if_match, what="status")
         row = await repository.update(
             conn, status_id, label=body.label or current["label"],
             active=current["active"] if body.active is None else body.active,
             position=current["position"] if body.position is None else body.position,
         )
-    return JSONBytesResponse(_read(row))
+    return JSONBytesResponse(_read(row), headers=etag_header(row["version"]))

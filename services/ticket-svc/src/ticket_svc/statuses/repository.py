@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-_COLUMNS = "id, key, label, category, active, position, created_at"
+_COLUMNS = "id, key, label, category, active, position, version, created_at"
 
 
 async def get_by_key(conn: Any, key: str) -> Any:
@@ -14,6 +14,11 @@ async def get_by_key(conn: Any, key: str) -> Any:
 
 async def get(conn: Any, status_id: uuid.UUID) -> Any:
     return await conn.fetchrow(f"SELECT {_COLUMNS} FROM custom_statuses WHERE id = $1", status_id)
+
+
+async def lock(conn: Any, status_id: uuid.UUID) -> Any:
+    """The status, locked for a write (its version is compared under this lock)."""
+    return await conn.fetchrow(f"SELECT {_COLUMNS} FROM custom_statuses WHERE id = $1 FOR UPDATE", status_id)
 
 
 async def list_all(conn: Any) -> list[Any]:
@@ -30,6 +35,7 @@ async def insert(conn: Any, *, status_id: uuid.UUID, key: str, label: str, categ
 
 async def update(conn: Any, status_id: uuid.UUID, *, label: str, active: bool, position: int) -> Any:
     return await conn.fetchrow(
-        f"UPDATE custom_statuses SET label = $2, active = $3, position = $4 WHERE id = $1 RETURNING {_COLUMNS}",
+        "UPDATE custom_statuses SET label = $2, active = $3, position = $4, version = version + 1 WHERE id = $1 "
+        f"RETURNING {_COLUMNS}",
         status_id, label, active, position,
     )

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
+from helpdesk_common import concurrency
 from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.problems import Problem
@@ -40,13 +41,12 @@ IdempotencyKey = Annotated[
     Header(alias="Idempotency-Key", min_length=1, max_length=255,
            description="Repeat a create safely: the same key and body return the same ticket."),
 ]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=100,
-                                       description='The ETag (W/"<version>") the change is based on.')]
+IfMatch = concurrency.IfMatch
 SlaState = Literal["green", "yellow", "red", "breached", "none"]
 
 
 def _etag(row) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {"ETag": f'W/"{row["version"]}"'}
+    return concurrency.etag_header(row["version"])
 
 
 @router.post("", status_code=201, response_model=TicketRead, summary="Create a ticket")
@@ -164,10 +164,12 @@ async def assign(request: Request, ticket_id: uuid.UUID, body: AssignIn, princip
 
 
 @router.post("/{ticket_id}/accept", response_model=TicketRead, summary="Accept a ticket offered to me")
-async def accept(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
+async def accept(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal,
+                 if_match: IfMatch = None) -> JSONBytesResponse:
     require_user(principal)
     async with runtime_of(request).raw_transaction() as conn:
         row = await service.get_visible(conn, principal=principal, ticket_id=ticket_id, lock=True)
+        service.check_version(row, if_match)
         if row["assignee_id"] != principal.id:
             raise Problem(409, "not-offered", "Not offered to you", "This ticket is not assigned to you.")
         if row["assignment_state"] == "offered":
@@ -203,9 +205,12 @@ async def remove_link(request: Request, ticket_id: uuid.UUID, kind: Literal["rel
     return Response(status_code=204)
 
 
-@router.post("/{ticket_id}/merge", response_model=TicketRead, summary="Merge this ticket into another")
-async def merge_into(request: Request, ticket_id: uuid.UUID, body: MergeIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+@router.post("/{ticket_id}/merge", response_model=TicketRead,
+             summary="Merge this ticket into another (If-Match: this ticket's version)")
+async def merge_into(request: Request, ticket_id: uuid.UUID, body: MergeIn, principal: CurrentPrincipal,
+                     if_match: IfMatch = None) -> JSONBytesResponse:
     require_user(principal)
     async with runtime_of(request).raw_transaction() as conn:
-        target = await merge.merge(conn, principal=principal, source_id=ticket_id, target_id=body.target_id)
+        target = await merge.merge(conn, principal=principal, source_id=ticket_id, target_id=body.target_id,
+                                   if_match=if_match)
     return JSONBytesResponse(service.to_read(target), headers=_etag(target))

@@ -77,8 +77,11 @@ async def unlink(conn: Any, *, principal: Principal, ticket_id: uuid.UUID, other
                                   changes={"kind": kind, "other_id": str(other_id)})
 
 
-async def merge(conn: Any, *, principal: Principal, source_id: uuid.UUID, target_id: uuid.UUID) -> Any:
+async def merge(conn: Any, *, principal: Principal, source_id: uuid.UUID, target_id: uuid.UUID,
+                if_match: str | None = None) -> Any:
+    """Merge ``source`` into ``target``; ``if_match`` is the source's (the request's resource)."""
     source, target, viewer = await _pair(conn, principal, source_id, target_id)
+    service.check_version(source, if_match)
     refusal = policy.check_merge(viewer, source, target)
     if refusal is not None:
         raise refusal.problem(source_id)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from helpdesk_common import events
+from helpdesk_common import concurrency, events
 from helpdesk_common.identity import Principal
 from helpdesk_common.outbox import enqueue_raw
 from helpdesk_common.pagination import decode_cursor, encode_cursor
@@ -140,14 +140,9 @@ async def get_writable(conn: Any, *, principal: Principal, ticket_id: uuid.UUID)
 
 
 def check_version(row: Mapping[str, Any], if_match: str | None) -> None:
-    """Optimistic concurrency: ``If-Match: W/"<version>"`` (or a bare version) must be current."""
-    if if_match is None or if_match.strip() == "*":
-        return
-    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    if str(row["version"]) not in wanted:
-        raise Problem(412, "version-conflict", "Precondition failed",
-                      f"The ticket changed: its version is {row['version']}; reload and retry.",
-                      current_version=row["version"])
+    """Optimistic concurrency on the locked ticket: the shared rule (``helpdesk_common.concurrency``):
+    no If-Match or ``*`` passes, one naming the current version passes, anything else is a 412."""
+    concurrency.check_version(row["version"], if_match, what="ticket")
 
 
 async def resolve_status(conn: Any, requested: str) -> tuple[str, uuid.UUID | None, str | None]:
