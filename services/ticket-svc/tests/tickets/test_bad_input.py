@@ -82,6 +82,8 @@ CASES = [
      "position"),
     ("status-patch-position-beyond-int32", "PATCH", "/v1/statuses/{status}",
      {"json": {"position": 99999999999999999999}}, ADMIN, 422, "position"),
+    ("view-position-beyond-int32", "POST", "/v1/views",
+     {"json": {"name": "v", "filters": {}, "position": INT32_MAX + 1}}, AGENT, 422, "position"),
     ("team-rename-to-taken-name", "PUT", "/v1/teams/{team}",
      {"json": {"name": "Taken", "strategy": "manual", "accept_timeout_s": None, "required_skills": [], "members": []}},
      ADMIN, 409, "Team exists"),

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from helpdesk_common.text import OneLine
-from helpdesk_common.validation import StrictModel, fold_key
+from helpdesk_common.validation import Int32, StrictModel, fold_key
 
 from ..tickets.schemas import Priority, Status
 
@@ -29,7 +29,7 @@ class ViewFilters(StrictModel):
 class ViewIn(StrictModel):
     name: OneLine(128)
     filters: ViewFilters
-    position: int = 0
+    position: Int32 = 0
 
 
 class ViewRead(BaseModel):
