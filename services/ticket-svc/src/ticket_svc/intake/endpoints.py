@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Request
 from pydantic import BaseModel
 
-from helpdesk_common.app import runtime_of
+from helpdesk_common.app import ACCEPTS_ANY_QUERY, runtime_of
 from helpdesk_common.identity import CurrentPrincipal, Principal
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
@@ -57,7 +57,9 @@ def may_post(principal: Principal, kind: str) -> bool:
     responses={200: {"model": IntakeRead, "description": "duplicate delivery: the original result"},
                202: {"model": IgnoredRead, "description": "auto-reply, bounce, bulk mail or platform event"}},
     summary="Take a message from a channel in its native format",
-    openapi_extra={"requestBody": {"required": True, "content": {
+    # platforms sign callbacks with query parameters of their own (WeChat / WeCom: timestamp, nonce,
+    # signature, msg_signature, echostr; DingTalk and others may add more): any query is accepted
+    openapi_extra={**ACCEPTS_ANY_QUERY, "requestBody": {"required": True, "content": {
         "message/rfc822": {"schema": {"type": "string", "format": "binary"}},
         "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
         "multipart/form-data": {"schema": {"type": "object"}},
