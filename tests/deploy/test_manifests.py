@@ -32,7 +32,7 @@ SERVICES: dict[str, tuple[str, int, str]] = {
     "sla-svc": ("sla_svc", 8083, "SLA_"),
     "analytics-svc": ("analytics_svc", 8084, "ANALYTICS_"),
 }
-TOPICS = ("tickets.events", "customers.events", "sla.events", "insights.events")
+TOPICS = ("tickets.events", "customers.events", "sla.events", "insights.events", "users.events")
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SENSITIVE = ("SECRET", "PASSWORD", "TOKEN", "DATABASE_URL", "PRIVATE_KEY", "API_KEY")
 

@@ -1,7 +1,8 @@
 """Gateway tests: the real database and broker (``infra``), the gateway served by uvicorn on
 127.0.0.1 (SSE needs a real server: httpx's ASGI transport buffers whole responses), and a
-tiny stand-in for ticket-svc that answers ``GET /v1/agents/me`` and echoes everything else,
-so forwarding can be observed without the real service."""
+tiny stand-in for ticket-svc that answers ``GET /v1/agents/me`` and the user provisioning call
+(``PUT /internal/users/{id}``) and echoes everything else, so forwarding can be observed without
+the real service."""
 
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ class FakeTicketSvc:
     teams: dict[str, list[str]] = field(default_factory=dict)  # user id -> team ids
     me_calls: list[str] = field(default_factory=list)
     forwarded: list[dict[str, Any]] = field(default_factory=list)
+    #: user provisioning calls: {"user_id", "caller" (principal ref), "event" (the user event)}
+    provisioned: list[dict[str, Any]] = field(default_factory=list)
     down: bool = False
 
 
@@ -72,6 +75,15 @@ def fake_ticket_app(state: FakeTicketSvc) -> FastAPI:
         if principal.id not in state.teams:
             return JSONResponse({"detail": "no agent profile"}, status_code=404)
         return JSONResponse({"id": principal.id, "team_ids": state.teams[principal.id], "status": "online"})
+
+    @app.put("/internal/users/{user_id}")
+    async def provision(user_id: str, request: Request) -> JSONResponse:
+        principal = verifier.verify(request.headers[IDENTITY_HEADER])
+        if state.down:
+            return JSONResponse({"detail": "down"}, status_code=503)
+        event = orjson.loads(await request.body())
+        state.provisioned.append({"user_id": user_id, "caller": principal.ref, "event": event})
+        return JSONResponse({"id": user_id, "display_name": event["data"]["display_name"], "team_ids": []})
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def echo(path: str, request: Request) -> JSONResponse:

@@ -20,7 +20,8 @@ TICKETS_TOPIC = "tickets.events"
 CUSTOMERS_TOPIC = "customers.events"
 SLA_TOPIC = "sla.events"
 INSIGHTS_TOPIC = "insights.events"
-ALL_TOPICS = (TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, INSIGHTS_TOPIC)
+USERS_TOPIC = "users.events"
+ALL_TOPICS = (TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, INSIGHTS_TOPIC, USERS_TOPIC)
 
 
 def dlq_topic(topic: str) -> str:
@@ -192,6 +193,32 @@ class CustomerRequesterResolvedData(_Data):
     created: bool
 
 
+class UserData(_Data):
+    """A gateway user as the other services see it: no credentials, no e-mail. Every user event
+    carries the user's current state and ``version`` (bumped by each change), so a consumer keeps
+    the highest version it saw and ignores older ones, and the latest event of a user is all a
+    rebuild needs."""
+
+    user_id: uuid.UUID
+    version: int
+    #: the user's name (at most 128 characters); None when the user has none
+    display_name: str | None = None
+    #: admin, supervisor, agent
+    role: str
+    #: False once deactivated (``DELETE /v1/users/{id}``); a deactivated user signs in nowhere
+    active: bool
+    actor: str | None = None
+
+
+class UserCreatedData(UserData):
+    pass
+
+
+class UserUpdatedData(UserData):
+    #: field (``display_name``, ``role``, ``active``) -> {"before": ..., "after": ...}
+    changes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class SlaAppliedData(_Data):
     ticket_id: uuid.UUID
     #: first_response, next_response, periodic_update, resolution, or ``step:<key>`` for a workflow step
@@ -296,6 +323,16 @@ class SlaApplied(_Envelope):
     data: SlaAppliedData
 
 
+class UserCreated(_Envelope):
+    type: Literal["user.created"] = "user.created"
+    data: UserCreatedData
+
+
+class UserUpdated(_Envelope):
+    type: Literal["user.updated"] = "user.updated"
+    data: UserUpdatedData
+
+
 class SlaPausedData(_Data):
     """A timer stopped counting because the ticket entered one of the policy's pause statuses."""
 
@@ -397,6 +434,8 @@ Event = Annotated[
         SlaFulfilled,
         SlaCancelled,
         SlaEscalationRequested,
+        UserCreated,
+        UserUpdated,
     ],
     Field(discriminator="type"),
 ]
@@ -426,6 +465,8 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "sla.fulfilled": SLA_TOPIC,
     "sla.cancelled": SLA_TOPIC,
     "sla.escalation_requested": SLA_TOPIC,
+    "user.created": USERS_TOPIC,
+    "user.updated": USERS_TOPIC,
 }
 KNOWN_TYPES = frozenset(TOPIC_BY_TYPE)
 

@@ -130,6 +130,18 @@ def outbox_table(metadata: MetaData) -> Table:
     return table
 
 
+def create_outbox_table(op: Any) -> None:
+    """Migration step for a service that gets an outbox: the table and its indexes exactly as
+    ``outbox_table`` defines them (one DDL for every service, not a copy per migration)."""
+    from .db import new_metadata
+
+    outbox_table(new_metadata()).create(op.get_bind())
+
+
+def drop_outbox_table(op: Any) -> None:
+    op.drop_table("outbox")
+
+
 def upgrade_outbox_dead_letters(op: Any, table: str = "outbox") -> None:
     """Migration step every service with an outbox runs (one DDL, shared): the dead-letter
     columns, and the unsent index narrowed to rows the relay may still publish."""

@@ -34,6 +34,9 @@ class Settings(ServiceSettings):
     sla_url: str = "http://127.0.0.1:8083"
     analytics_url: str = "http://127.0.0.1:8084"
     upstream_timeout_s: float = 10.0
+    #: creating or changing a user waits this long for ticket-svc to apply it to the agent
+    #: profile; then the answer says "pending" and the user event applies it (gateway/auth/users.py)
+    user_provision_timeout_s: float = 3.0
     upstream_max_connections: int = 200
 
     api_key_cache_ttl_s: float = 30.0

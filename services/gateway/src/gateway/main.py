@@ -10,8 +10,9 @@ from helpdesk_common.identity import IdentitySigner
 
 from .auth.endpoints import router as auth_router
 from .auth.service import Authenticator
+from .auth.users import Provisioner
 from .config import Settings, get_settings
-from .db import inbox
+from .db import inbox, outbox
 from .proxy.endpoints import build_router
 from .proxy.forwarding import new_session
 from .proxy.openapi import router as openapi_router
@@ -29,6 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.signer = IdentitySigner(settings.internal_auth_private_key.get_secret_value())
         app.state.http = new_session(max_connections=settings.upstream_max_connections,
                                      timeout_s=settings.upstream_timeout_s)
+        app.state.provisioner = Provisioner(ticket_url=settings.ticket_url, signer=app.state.signer,
+                                            session=lambda: app.state.http, timeout_s=settings.user_provision_timeout_s)
         try:
             yield
         finally:
@@ -57,8 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             title="Help-desk API",
             routers=[openapi_router, auth_router, stream_router, build_router()],
             # readiness is about the gateway's database only: intake (auth + forwarding) works
-            # without Kafka, and the stream's consumer catches up once the broker is back
+            # without Kafka, the stream's consumer catches up once the broker is back, and the
+            # outbox (users.events) holds user events until then
             uses_broker=False,
+            outbox=outbox,
             inbox=inbox,
             consumers=[ConsumerSpec(name="gateway.stream", topics=[TICKETS_TOPIC, SLA_TOPIC],
                                     handlers=make_handlers(settings))],

@@ -4,11 +4,14 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
-from helpdesk_common.identity import require_user
+from helpdesk_common import events
+from helpdesk_common.identity import Principal, require_user
+from helpdesk_common.outbox import enqueue
 from helpdesk_common.problems import Problem
 
+from ..db import outbox
 from ..deps import Admin, Caller, ClientAddress
-from . import repository
+from . import repository, users
 from .schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -21,6 +24,7 @@ from .schemas import (
     UserCreate,
     UserPatch,
     UserRead,
+    UserWritten,
 )
 
 router = APIRouter(prefix="/v1", tags=["auth"])
@@ -75,17 +79,29 @@ def _user(row) -> dict:
             "created_at": row.created_at}
 
 
-@router.post("/users", status_code=201, response_model=UserRead, summary="Create a user (admin)")
+async def _provisioned(request: Request, event: events.UserCreated | events.UserUpdated | None,
+                       caller: Principal) -> str | None:
+    """Send the committed change to ticket-svc now (gateway/auth/users.py): "ready" or "pending"."""
+    if event is None:
+        return None
+    return "ready" if await request.app.state.provisioner.provision(event, caller) else "pending"
+
+
+@router.post("/users", status_code=201, response_model=UserWritten, summary="Create a user (admin)")
 async def create_user(request: Request, body: UserCreate, caller: Admin) -> dict:
-    """Credentials live here; the agent profile (teams, skills, capacity) is ticket-svc's
-    ``PUT /v1/agents/{user id}``."""
+    """Credentials live here; the user's agent profile (ticket-svc, ``/v1/agents/{user id}``:
+    teams, skills, capacity) exists when this answers with ``"agent_profile": "ready"`` (offline,
+    no teams). ``"pending"``: ticket-svc did not answer in time; the ``user.created`` event
+    creates the profile when ticket-svc is back, and ``PUT /v1/agents/{id}`` is a 404 until then."""
     password_hash = await request.app.state.auth.hash_password(body.password)
-    async with request.app.state.runtime.engine.begin() as conn:
+    async with request.app.state.runtime.transaction() as conn:
         row = await repository.insert_user(conn, email=body.email, password_hash=password_hash, role=body.role,
                                            name=body.name)
-    if row is None:
-        raise Problem(409, "conflict", "User exists", "A user with this e-mail exists.")
-    return _user(row)
+        if row is None:
+            raise Problem(409, "conflict", "User exists", "A user with this e-mail exists.")
+        event = users.user_created(row, actor=caller.ref)
+        await enqueue(conn, outbox, event)
+    return {**_user(row), "agent_profile": await _provisioned(request, event, caller)}
 
 
 @router.get("/users", response_model=list[UserRead], summary="List users (admins, supervisors)")
@@ -136,20 +152,27 @@ async def _guard_last_admin(conn, user_id: uuid.UUID, values: dict) -> None:  # 
                       "This is the only active admin: make someone else admin first.")
 
 
-async def _change_user(request: Request, user_id: uuid.UUID, values: dict) -> dict:
-    """Apply ``values``; a new password or a deactivation ends the user's sessions."""
-    async with request.app.state.runtime.engine.begin() as conn:
+async def _change_user(request: Request, caller: Principal, user_id: uuid.UUID, values: dict) -> dict:
+    """Apply ``values``; a new password or a deactivation ends the user's sessions. A change of
+    name, role or state is a new version and a ``user.updated`` in the same transaction."""
+    event = None
+    async with request.app.state.runtime.transaction() as conn:
         await _guard_last_admin(conn, user_id, values)
-        row = await repository.update_user(conn, user_id, values)
-        if row is None:
+        before = await repository.lock_user(conn, user_id)
+        if before is None:
             raise Problem(404, "not-found", "User not found", f"No user {user_id}.")
+        changes = users.announced_changes(before, values)
+        row = await repository.update_user(conn, user_id, values, new_version=bool(changes))
+        if changes:
+            event = users.user_updated(row, changes, actor=caller.ref)
+            await enqueue(conn, outbox, event)
         if "password_hash" in values or values.get("active") is False:
             await repository.revoke_user_sessions(conn, user_id)
     request.app.state.auth.forget_sessions(user_id=str(user_id))
-    return _user(row)
+    return {**_user(row), "agent_profile": await _provisioned(request, event, caller)}
 
 
-@router.patch("/users/{user_id}", response_model=UserRead, summary="Rename, change role, deactivate, reset password")
+@router.patch("/users/{user_id}", response_model=UserWritten, summary="Rename, change role, deactivate, reset password")
 async def update_user(request: Request, user_id: uuid.UUID, body: UserPatch, caller: Admin) -> dict:
     values = body.model_dump(exclude_unset=True, exclude={"password"})
     if any(v is None for v in values.values()):
@@ -158,10 +181,11 @@ async def update_user(request: Request, user_id: uuid.UUID, body: UserPatch, cal
         values["password_hash"] = await request.app.state.auth.hash_password(body.password)
     if not values:
         raise Problem(422, "validation-error", "Nothing to change", "Send at least one field.")
-    return await _change_user(request, user_id, values)
+    return await _change_user(request, caller, user_id, values)
 
 
 @router.delete("/users/{user_id}", status_code=204, summary="Deactivate a user (kept for the audit trail)")
 async def delete_user(request: Request, user_id: uuid.UUID, caller: Admin) -> Response:
-    await _change_user(request, user_id, {"active": False})
+    """The agent is taken out of routing (docs/ARCHITECTURE.md, "Identity and authorization")."""
+    await _change_user(request, caller, user_id, {"active": False})
     return Response(status_code=204)

@@ -1,4 +1,4 @@
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Table, Text, Uuid, func
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, ForeignKey, Table, Text, Uuid, func
 
 from ..db import metadata
 
@@ -13,6 +13,9 @@ users = Table(
     Column("active", Boolean, nullable=False, server_default="true"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # bumped by every change other services hear of (name, role, active; not a password): the
+    # ``version`` of the user.* events, so their consumers can ignore an older one
+    Column("version", BigInteger, nullable=False, server_default="1"),
 )
 
 api_keys = Table(

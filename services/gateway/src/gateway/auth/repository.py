@@ -88,13 +88,8 @@ async def set_password_hash(conn: AsyncConnection, user_id: uuid.UUID, password_
     await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash, updated_at=func.now()))
 
 
-async def upsert_user(conn: AsyncConnection, *, email: str, password_hash: str, role: str, name: str | None) -> None:
-    stmt = pg_insert(users).values(id=uuid.uuid4(), email=email, password_hash=password_hash, role=role, name=name)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[users.c.email],
-        set_={"password_hash": stmt.excluded.password_hash, "role": stmt.excluded.role, "active": True, "updated_at": func.now()},
-    )
-    await conn.execute(stmt)
+async def lock_user_by_email(conn: AsyncConnection, email: str) -> Row | None:
+    return (await conn.execute(select(*_USER_COLUMNS).where(users.c.email == email).with_for_update())).first()
 
 
 async def active_key_by_hash(conn: AsyncConnection, key_hash: str) -> Row | None:
@@ -137,9 +132,18 @@ async def list_users(conn: AsyncConnection) -> list[Row]:
     return list((await conn.execute(select(*_USER_COLUMNS).order_by(users.c.email).limit(1000))).all())
 
 
-async def update_user(conn: AsyncConnection, user_id: uuid.UUID, values: dict) -> Row | None:
+async def lock_user(conn: AsyncConnection, user_id: uuid.UUID) -> Row | None:
+    """The user as it is before a change, locked until the change commits."""
+    return (await conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id).with_for_update())).first()
+
+
+async def update_user(conn: AsyncConnection, user_id: uuid.UUID, values: dict, *, new_version: bool) -> Row | None:
+    """``new_version``: the change is one other services hear of (a user.updated event)."""
+    if new_version:
+        values = {**values, "version": users.c.version + 1}
     stmt = update(users).where(users.c.id == user_id).values(**values, updated_at=func.now()).returning(*_USER_COLUMNS)
     return (await conn.execute(stmt)).first()
 
 
-_USER_COLUMNS = (users.c.id, users.c.email, users.c.name, users.c.role, users.c.active, users.c.created_at)
+_USER_COLUMNS = (users.c.id, users.c.email, users.c.name, users.c.role, users.c.active, users.c.created_at,
+                 users.c.version)

@@ -79,3 +79,10 @@ class UserRead(BaseModel):
     role: UserRole
     active: bool
     created_at: datetime
+
+
+class UserWritten(UserRead):
+    #: "ready": ticket-svc has applied the creation (or the change of name, role or state) to the
+    #: user's agent profile already; "pending": ticket-svc did not answer in time and the user's
+    #: event will apply it; null: nothing to apply (a password reset)
+    agent_profile: Literal["ready", "pending"] | None = None
