@@ -1,4 +1,5 @@
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpdesk_common.testing import running_app, service_env
@@ -19,6 +20,27 @@ async def client(infra, ticket_db, monkeypatch):
 
     async with running_app(create_app(Settings())) as c:
         yield c
+
+
+@pytest.fixture
+def known_users(ticket_db):
+    """``await known_users("a1", "a2", role=..., active=...)``: make ids gateway users, as the
+    gateway's ``users.events`` would (rows of ticket-svc's user projection): agent profiles
+    (``PUT /v1/agents/{id}``) are only for users."""
+
+    async def add(*user_ids: str, role: str = "agent", active: bool = True) -> None:
+        engine = create_async_engine(ticket_db)
+        try:
+            async with engine.begin() as conn:
+                for user_id in user_ids:
+                    await conn.execute(text(
+                        "INSERT INTO user_projection (id, display_name, role, active, version) "
+                        "VALUES (:id, :id, :role, :active, 1) ON CONFLICT (id) DO NOTHING"),
+                        {"id": user_id, "role": role, "active": active})
+        finally:
+            await engine.dispose()
+
+    return add
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
-from helpdesk_common.events import CUSTOMERS_TOPIC, SLA_TOPIC
+from helpdesk_common.events import CUSTOMERS_TOPIC, SLA_TOPIC, USERS_TOPIC
 
 from .config import Settings, get_settings
 from .conversation.endpoints import router as conversation_router
@@ -15,7 +15,8 @@ from .forms.endpoints import router as forms_router
 from .intake.endpoints import router as intake_router
 from .macros.endpoints import router as macros_router
 from .routing import service as routing
-from .routing.endpoints import agents_router, rules_router, teams_router
+from .routing.endpoints import agents_router, internal_router, rules_router, teams_router
+from .routing.handlers import USER_HANDLERS
 from .statuses.endpoints import router as statuses_router
 from .tickets.endpoints import router as tickets_router
 from .tickets.handlers import HANDLERS
@@ -61,13 +62,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ServiceParts(
             title="ticket-svc",
             routers=[tickets_router, conversation_router, intake_router, agents_router, teams_router, rules_router,
-                     forms_router, statuses_router, macros_router, views_router],
+                     forms_router, statuses_router, macros_router, views_router, internal_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
             consumers=[
                 ConsumerSpec(name="ticket-svc.projections", topics=[CUSTOMERS_TOPIC, SLA_TOPIC], handlers=HANDLERS,
-                             raw=True)
+                             raw=True),
+                # the gateway's users (agent profiles): a group of its own, so a user is never
+                # queued behind a backlog of customer or SLA events
+                ConsumerSpec(name="ticket-svc.users", topics=[USERS_TOPIC], handlers=USER_HANDLERS, raw=True),
             ],
             lifespan_hooks=[reoffer_loop(settings)],
         ),

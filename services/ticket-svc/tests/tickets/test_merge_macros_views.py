@@ -94,7 +94,8 @@ async def test_macro_applies_fields_and_reply_with_placeholders(client):
     assert hidden.status_code == 404
 
 
-async def test_saved_views_are_private_and_filter_the_list(client):
+async def test_saved_views_are_private_and_filter_the_list(client, known_users):
+    await known_users("u-agent")
     mine = await new_ticket(client, "登录失败 login failed")
     await new_ticket(client, "发票问题")
     await client.put("/v1/agents/u-agent", json={"display_name": "李雷", "status": "online"},

@@ -18,9 +18,10 @@ def ticket(n: int, **extra) -> dict:
     return {"subject": f"路由测试 {n}", "requester": {"email": f"route-{n}@example.com"}, **extra}
 
 
-async def setup_team(client, *, strategy: str, capacities: list[int], timeout: int | None = None,
+async def setup_team(client, known_users, *, strategy: str, capacities: list[int], timeout: int | None = None,
                      status: str = "online", name: str = "support") -> tuple[str, list[str]]:
     agents = []
+    await known_users(*(f"{name}-agent-{i}" for i in range(len(capacities))))  # agent profiles are for users
     for i, capacity in enumerate(capacities):
         agent_id = f"{name}-agent-{i}"
         r = await client.put(f"/v1/agents/{agent_id}", json={"display_name": f"Agent {i}", "status": status,
@@ -55,9 +56,9 @@ async def intake_concurrently(client, n: int) -> None:
     assert Counter(codes) == {201: n}
 
 
-async def test_least_loaded_never_exceeds_capacity_under_200_concurrent_intakes(client, db):
+async def test_least_loaded_never_exceeds_capacity_under_200_concurrent_intakes(client, db, known_users):
     capacities = [10, 20, 30, 40, 50]
-    _, agents = await setup_team(client, strategy="least_loaded", capacities=capacities)
+    _, agents = await setup_team(client, known_users, strategy="least_loaded", capacities=capacities)
     await intake_concurrently(client, 200)
     counts = await assignments(db)
     for agent, capacity in zip(agents, capacities):
@@ -65,8 +66,8 @@ async def test_least_loaded_never_exceeds_capacity_under_200_concurrent_intakes(
     assert counts[None] == 200 - sum(capacities)  # the rest wait in the team queue
 
 
-async def test_round_robin_is_fair_within_one_under_200_concurrent_intakes(client, db):
-    _, agents = await setup_team(client, strategy="round_robin", capacities=[1000] * 7)
+async def test_round_robin_is_fair_within_one_under_200_concurrent_intakes(client, db, known_users):
+    _, agents = await setup_team(client, known_users, strategy="round_robin", capacities=[1000] * 7)
     await intake_concurrently(client, 200)
     counts = await assignments(db)
     per_agent = [counts[a] for a in agents]
@@ -74,8 +75,8 @@ async def test_round_robin_is_fair_within_one_under_200_concurrent_intakes(clien
     assert max(per_agent) - min(per_agent) <= 1, per_agent
 
 
-async def test_offline_agents_get_nothing_and_rules_set_priority_and_tags(client, db):
-    team_id, agents = await setup_team(client, strategy="round_robin", capacities=[5, 5], status="offline")
+async def test_offline_agents_get_nothing_and_rules_set_priority_and_tags(client, db, known_users):
+    team_id, agents = await setup_team(client, known_users, strategy="round_robin", capacities=[5, 5], status="offline")
     vip = await client.post("/v1/routing/rules", json={
         "name": "vip", "position": 0, "stop": False,
         "conditions": [{"field": "subject", "op": "contains", "value": "紧急"}],
@@ -93,8 +94,8 @@ def fast_reoffer(monkeypatch):
     monkeypatch.setenv("TICKET_REOFFER_INTERVAL_S", "0.2")
 
 
-async def test_not_accepted_in_time_is_offered_to_the_next_agent(fast_reoffer, client, db):
-    _, agents = await setup_team(client, strategy="round_robin", capacities=[5, 5], timeout=1)
+async def test_not_accepted_in_time_is_offered_to_the_next_agent(fast_reoffer, client, db, known_users):
+    _, agents = await setup_team(client, known_users, strategy="round_robin", capacities=[5, 5], timeout=1)
     created = (await client.post("/v1/tickets", json=ticket(1), headers=identity_headers(CHANNEL))).json()
     first = created["assignee_id"]
     assert first in agents and created["assignment_state"] == "offered"
@@ -116,8 +117,8 @@ async def _changed(read, first):
     return body if body["assignee_id"] != first else None
 
 
-async def test_supervisor_assigns_by_hand_and_agents_cannot(client):
-    _, agents = await setup_team(client, strategy="manual", capacities=[5])
+async def test_supervisor_assigns_by_hand_and_agents_cannot(client, known_users):
+    _, agents = await setup_team(client, known_users, strategy="manual", capacities=[5])
     created = (await client.post("/v1/tickets", json=ticket(1), headers=identity_headers(CHANNEL))).json()
     assert created["assignee_id"] is None
     url = f"/v1/tickets/{created['id']}/assign"

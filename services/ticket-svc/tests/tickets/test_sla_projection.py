@@ -60,8 +60,9 @@ async def test_warnings_and_breach_colour_the_ticket_and_filter_the_list(full_cl
     assert [t["id"] for t in none["items"]] == [other["id"]]
 
 
-async def test_escalation_raises_priority_moves_team_and_notes(full_client, infra):
+async def test_escalation_raises_priority_moves_team_and_notes(full_client, infra, known_users):
     admin = identity_headers(Principal(kind="user", id="u-admin", role="admin"))
+    await known_users("esc-1")
     await full_client.put("/v1/agents/esc-1", json={"display_name": "Escalation desk", "status": "online"}, headers=admin)
     team = (await full_client.post("/v1/teams", json={"name": "escalations", "members": ["esc-1"]},
                                    headers=admin)).json()

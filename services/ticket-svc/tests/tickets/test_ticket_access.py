@@ -49,7 +49,8 @@ async def _route(client, ticket: dict, **fields) -> dict:
 
 
 @pytest.fixture
-async def desk(client) -> Desk:
+async def desk(client, known_users) -> Desk:
+    await known_users(A1.id, A2.id, B1.id)  # agent profiles are for users
     for agent in (A1, A2, B1):
         r = await client.put(f"/v1/agents/{agent.id}", json={"display_name": agent.name, "status": "online"},
                              headers=H_ADMIN)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from helpdesk_common import events
 from helpdesk_common.app import runtime_of
 from helpdesk_common.concurrency import IfMatch, check_version, etag_header
 from helpdesk_common.identity import CurrentPrincipal, require_user
@@ -16,6 +17,7 @@ from helpdesk_common.responses import JSONBytesResponse
 from helpdesk_common.validation import SafeStr
 
 from . import repository, rules
+from .handlers import USER_HANDLERS
 from .schemas import AgentIn, AgentRead, AgentStatusIn, RuleRead, TeamIn, TeamPatch, TeamRead, TeamReplace
 from .service import RULES
 
@@ -28,7 +30,8 @@ MANAGERS = ("admin", "supervisor")
 
 def _agent(row: Any, team_ids: list[uuid.UUID]) -> dict[str, Any]:
     return {"id": row["id"], "display_name": row["display_name"], "email": row["email"], "status": row["status"],
-            "capacity": row["capacity"], "skills": row["skills"], "team_ids": team_ids, "updated_at": row["updated_at"]}
+            "capacity": row["capacity"], "skills": row["skills"], "team_ids": team_ids, "updated_at": row["updated_at"],
+            "active": row["active"]}
 
 
 async def _agent_read(conn: Any, agent_id: str) -> dict[str, Any]:
@@ -36,6 +39,14 @@ async def _agent_read(conn: Any, agent_id: str) -> dict[str, Any]:
     if row is None:
         raise Problem(404, "not-found", "Agent not found", f"No agent profile {agent_id!r}.")
     return _agent(row, await repository.team_ids_of(conn, agent_id))
+
+
+def _check_active(active: bool, agent_id: str, status: str) -> None:
+    """A deactivated user's profile may be edited but stays offline (routing skips it anyway)."""
+    if not active and status != "offline":
+        raise Problem(409, "user-inactive", "User deactivated",
+                      f"User {agent_id!r} is deactivated: the agent profile stays offline until the user is "
+                      "active again.")
 
 
 @agents_router.get("", response_model=list[AgentRead], summary="List agents")
@@ -57,8 +68,11 @@ async def me(request: Request, principal: CurrentPrincipal) -> JSONBytesResponse
 async def set_my_status(request: Request, body: AgentStatusIn, principal: CurrentPrincipal) -> JSONBytesResponse:
     require_user(principal)
     async with runtime_of(request).raw_transaction() as conn:
-        if await repository.set_agent_status(conn, agent_id=principal.id, status=body.status) is None:
+        agent = await repository.get_agent(conn, principal.id)
+        if agent is None:
             raise Problem(404, "not-found", "Agent not found", "You have no agent profile yet.")
+        _check_active(agent["active"], principal.id, body.status)
+        await repository.set_agent_status(conn, agent_id=principal.id, status=body.status)
         return JSONBytesResponse(await _agent_read(conn, principal.id))
 
 
@@ -69,12 +83,19 @@ async def get_agent(request: Request, agent_id: SafeStr, principal: CurrentPrinc
         return JSONBytesResponse(await _agent_read(conn, agent_id))
 
 
-@agents_router.put("/{agent_id}", response_model=AgentRead, summary="Create or replace an agent profile")
+@agents_router.put("/{agent_id}", response_model=AgentRead,
+                   summary="Replace a user's agent profile (404 for an id that is no user)")
 async def put_agent(request: Request, agent_id: SafeStr, body: AgentIn, principal: CurrentPrincipal) -> JSONBytesResponse:
     require_user(principal, *MANAGERS)
     if not 0 < len(agent_id) <= 128:
         raise Problem(422, "validation-error", "Invalid agent id", "Agent ids are 1-128 characters.")
     async with runtime_of(request).raw_transaction() as conn:
+        user = await repository.user_of(conn, agent_id)
+        if user is None:
+            raise Problem(404, "not-found", "User not found",
+                          f"No user {agent_id!r}: agent profiles are for the gateway's users (POST /v1/users "
+                          "creates the user and its profile).")
+        _check_active(user["active"], agent_id, body.status)
         await repository.upsert_agent(conn, agent_id=agent_id, values=body.model_dump())
         return JSONBytesResponse(await _agent_read(conn, agent_id))
 
@@ -250,3 +271,26 @@ async def delete_rule(request: Request, rule_id: uuid.UUID, principal: CurrentPr
     RULES.invalidate()
     return Response(status_code=204)
 
+
+# --- the gateway's synchronous user provisioning (gateway/auth/users.py) ------------------------
+#: not under /v1: the gateway forwards /v1/<prefix> paths only, so no client reaches this; the
+#: gateway calls it with the signed identity of the admin who made the change
+internal_router = APIRouter(prefix="/internal/users", include_in_schema=False)
+
+
+@internal_router.put("/{user_id}", response_model=AgentRead)
+async def provision_user(request: Request, user_id: SafeStr, principal: CurrentPrincipal) -> JSONBytesResponse:
+    """Apply a user event (the body: the ``user.created`` / ``user.updated`` the gateway has just
+    committed to its outbox) with the consumer's own handler, and answer the agent profile. The
+    same event arriving later from ``users.events`` is then an older-or-equal version: no effect."""
+    require_user(principal, "admin")
+    try:
+        event = events.decode(await request.body())
+    except (events.UnknownEventType, ValueError) as exc:
+        raise Problem(422, "validation-error", "Not a user event", "The body must be a user.* event.") from exc
+    if event.type not in USER_HANDLERS or event.subject != user_id or str(event.data.user_id) != user_id:
+        raise Problem(422, "validation-error", "Not this user's event",
+                      f"The body must be a user.* event about user {user_id!r}.")
+    async with runtime_of(request).raw_transaction() as conn:
+        await USER_HANDLERS[event.type](conn, event)
+        return JSONBytesResponse(await _agent_read(conn, user_id))

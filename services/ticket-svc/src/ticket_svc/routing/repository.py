@@ -30,12 +30,19 @@ async def set_agent_status(conn: Any, *, agent_id: str, status: str) -> Any:
     )
 
 
+#: agent profiles of users (the gateway's, projected from users.events) with the user's state;
+#: a profile whose id is no user (made before users were projected) is not one of them
+_AGENT_OF_USER = ", ".join("a." + c.strip() for c in _AGENT.split(",")) + ", u.active"
+_AGENTS_OF_USERS = "agents a JOIN user_projection u ON u.id = a.id"
+
+
 async def get_agent(conn: Any, agent_id: str) -> Any:
-    return await conn.fetchrow(f"SELECT {_AGENT} FROM agents WHERE id = $1", agent_id)
+    """The profile with ``active``, or None (no profile, or the id is no user)."""
+    return await conn.fetchrow(f"SELECT {_AGENT_OF_USER} FROM {_AGENTS_OF_USERS} WHERE a.id = $1", agent_id)
 
 
 async def list_agents(conn: Any) -> list[Any]:
-    return await conn.fetch(f"SELECT {_AGENT} FROM agents ORDER BY display_name, id LIMIT 1000")
+    return await conn.fetch(f"SELECT {_AGENT_OF_USER} FROM {_AGENTS_OF_USERS} ORDER BY a.display_name, a.id LIMIT 1000")
 
 
 async def team_ids_of(conn: Any, agent_id: str) -> list[uuid.UUID]:
@@ -121,16 +128,20 @@ async def members(conn: Any, team_id: uuid.UUID) -> list[str]:
 
 
 async def unknown_agents(conn: Any, agent_ids: Sequence[str]) -> list[str]:
-    known = {r[0] for r in await conn.fetch("SELECT id FROM agents WHERE id = ANY($1::text[])", list(agent_ids))}
+    """The ids that have no agent profile of a user."""
+    known = {r[0] for r in await conn.fetch(
+        f"SELECT a.id FROM {_AGENTS_OF_USERS} WHERE a.id = ANY($1::text[])", list(agent_ids))}
     return [a for a in agent_ids if a not in known]
 
 
 async def lock_team_agents(conn: Any, team_id: uuid.UUID) -> list[Any]:
     """Lock the team's agents in a fixed order: concurrent assignments to one team serialise
-    here, so loads read after this cannot be raced past an agent's capacity."""
+    here, so loads read after this cannot be raced past an agent's capacity. Only agents of
+    active users: a deactivated user (or an id that is no user) is offered nothing."""
     return await conn.fetch(
         f"SELECT {', '.join('a.' + c.strip() for c in _AGENT.split(','))} FROM agents a "
-        "JOIN team_members m ON m.agent_id = a.id WHERE m.team_id = $1 ORDER BY a.id FOR UPDATE OF a",
+        "JOIN team_members m ON m.agent_id = a.id JOIN user_projection u ON u.id = a.id AND u.active "
+        "WHERE m.team_id = $1 ORDER BY a.id FOR UPDATE OF a",
         team_id,
     )
 
@@ -194,3 +205,50 @@ async def due_offers(conn: Any, *, limit: int) -> list[Any]:
         "ORDER BY t.offered_at LIMIT $1 FOR UPDATE OF t SKIP LOCKED",
         limit,
     )
+
+
+# --- the gateway's users (users.events; routing/users.py) -------------------------------------
+
+_USER = "id, display_name, role, active, version"
+
+
+async def user_of(conn: Any, user_id: str) -> Any:
+    return await conn.fetchrow(f"SELECT {_USER} FROM user_projection WHERE id = $1", user_id)
+
+
+async def lock_user(conn: Any, user_id: str) -> Any:
+    return await conn.fetchrow(f"SELECT {_USER} FROM user_projection WHERE id = $1 FOR UPDATE", user_id)
+
+
+async def store_user(conn: Any, *, user_id: str, display_name: str | None, role: str, active: bool,
+                     version: int) -> bool:
+    """Store the user if ``version`` is newer than the stored one; False: older or the same, kept."""
+    return bool(await conn.fetchval(
+        "INSERT INTO user_projection (id, display_name, role, active, version) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name, role = EXCLUDED.role, "
+        "active = EXCLUDED.active, version = EXCLUDED.version, updated_at = now() "
+        "WHERE user_projection.version < EXCLUDED.version RETURNING true",
+        user_id, display_name, role, active, version,
+    ))
+
+
+async def insert_agent_of_user(conn: Any, *, agent_id: str, display_name: str) -> bool:
+    """A new user's profile (offline, default capacity, no skills, no teams); False: one exists."""
+    return bool(await conn.fetchval(
+        "INSERT INTO agents (id, display_name, status) VALUES ($1, $2, 'offline') "
+        "ON CONFLICT (id) DO NOTHING RETURNING true", agent_id, display_name))
+
+
+async def rename_agent(conn: Any, *, agent_id: str, display_name: str) -> None:
+    await conn.execute("UPDATE agents SET display_name = $2, updated_at = now() WHERE id = $1 AND display_name <> $2",
+                       agent_id, display_name)
+
+
+async def take_agent_offline(conn: Any, agent_id: str) -> None:
+    await conn.execute("UPDATE agents SET status = 'offline', updated_at = now() WHERE id = $1 AND status <> 'offline'",
+                       agent_id)
+
+
+async def open_tickets_assigned_to(conn: Any, agent_id: str) -> list[uuid.UUID]:
+    return [r[0] for r in await conn.fetch(
+        "SELECT id FROM tickets WHERE assignee_id = $1 AND status NOT IN ('solved', 'closed') ORDER BY id", agent_id)]

@@ -39,6 +39,8 @@ class AgentRead(BaseModel):
     skills: list[str]
     team_ids: list[uuid.UUID] = Field(default_factory=list)
     updated_at: datetime
+    #: False once the user is deactivated at the gateway: offline, and offered no tickets
+    active: bool
 
 
 AcceptTimeout = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]

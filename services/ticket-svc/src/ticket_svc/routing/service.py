@@ -95,8 +95,12 @@ async def route_new(conn: Any, *, facts: PendingFacts, explicit_team_id: uuid.UU
     else:
         priority, tags, team_id, assignee_id, matched = base.priority, base.tags, explicit_team_id, \
             explicit_assignee_id, ()
-    if assignee_id is not None:
+    if assignee_id is not None and explicit_assignee_id is None:
+        # a rule's assignee who was deactivated (or is no user): the team's strategy decides instead
+        assignee_id = assignee_id if await is_routable(conn, assignee_id) else None
+    elif assignee_id is not None:
         await check_assignable(conn, agent_id=assignee_id, team_id=team_id)
+    if assignee_id is not None:
         if explicit_team_id is not None:
             await check_team(conn, explicit_team_id)
         return Decision(team_id, assignee_id, priority, tags, "manual" if explicit_assignee_id else "rule",
@@ -135,12 +139,24 @@ async def pick_in_team(conn: Any, team: Mapping[str, Any], *, channel: str, excl
                                  required_skills=frozenset(team["required_skills"]), exclude=frozenset(exclude))
 
 
+async def is_routable(conn: Any, agent_id: str) -> bool:
+    """The agent has a profile and is an active user."""
+    agent = await repository.get_agent(conn, agent_id)
+    return agent is not None and agent["active"]
+
+
 async def check_assignable(conn: Any, *, agent_id: str | None, team_id: uuid.UUID | None) -> None:
+    """Someone assigns a ticket to ``agent_id``: an agent profile of an active user (422 naming
+    ``assignee_id`` otherwise). Releasing (None) is always allowed."""
     if agent_id is None:
         return
-    if await repository.get_agent(conn, agent_id) is None:
+    agent = await repository.get_agent(conn, agent_id)
+    if agent is None:
         raise Problem(422, "validation-error", "Unknown agent", f"No agent {agent_id!r}.",
                       errors=[{"field": "assignee_id", "message": "no such agent"}])
+    if not agent["active"]:
+        raise Problem(422, "validation-error", "Deactivated agent", f"Agent {agent_id!r} is deactivated.",
+                      errors=[{"field": "assignee_id", "message": "deactivated agent"}])
 
 
 async def check_team(conn: Any, team_id: uuid.UUID | None) -> None:
