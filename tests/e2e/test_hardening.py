@@ -97,11 +97,15 @@ async def test_an_anonymous_sign_in_flood_is_bounded(gw, stack, admin_headers):
 async def test_forwarded_for_does_not_dodge_the_sign_in_limit(stack):
     """Without GATEWAY_TRUSTED_PROXIES, a client cannot pick the address it is limited by."""
     transport = httpx.AsyncHTTPTransport(local_address="127.0.4.1")
+    started = time.monotonic()
     async with httpx.AsyncClient(base_url=stack.creds["gateway_url"], timeout=30, transport=transport) as client:
         codes = [(await client.post("/v1/auth/login", json={"email": f"x{i}@example.com", "password": "no"},
                                     headers={"X-Forwarded-For": f"198.51.100.{i}", "Forwarded": f"for=198.51.100.{i}"})
                   ).status_code for i in range(40)]
-    assert codes.count(401) == 30 and codes[30:] == [429] * 10, codes
+    # 30 failures a minute per address: the bucket refills by one every 2 s while we send
+    refilled = int((time.monotonic() - started) / 2) + 1
+    assert codes[:30] == [401] * 30 and set(codes[30:]) <= {401, 429}, codes
+    assert codes.count(429) >= 10 - refilled, (codes, refilled)
 
 
 # ---- every signed channel through the gateway -------------------------------------------
