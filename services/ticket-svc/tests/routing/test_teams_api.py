@@ -15,19 +15,10 @@ FULL = {"name": "Billing", "strategy": "least_loaded", "accept_timeout_s": 300, 
 
 
 
-async def as_users(db, *user_ids: str) -> None:
-    """Make ids gateway users where ticket-svc keeps a user projection (agent profiles are only
-    for users there); a no-op on a schema without it."""
-    async with db.begin() as conn:
-        if await conn.scalar(text("SELECT to_regclass('user_projection') IS NOT NULL")):
-            for user_id in user_ids:
-                await conn.execute(text(
-                    "INSERT INTO user_projection (id, display_name, role, active, version) "
-                    "VALUES (:id, :id, 'agent', true, 1) ON CONFLICT (id) DO NOTHING"), {"id": user_id})
 
 @pytest.fixture(autouse=True)
-async def _users(db):
-    await as_users(db, "ann", "bob", "cid")
+async def _users(known_users):
+    await known_users("ann", "bob", "cid")
 
 
 async def agents(client, *ids: str) -> None:

@@ -1,6 +1,5 @@
 """Followers are agents that exist (issue 9, "Also fix" 6): PATCH and macros alike."""
 
-from sqlalchemy import text
 
 from helpdesk_common.identity import Principal
 from helpdesk_common.testing import identity_headers
@@ -9,18 +8,9 @@ ADMIN = identity_headers(Principal(kind="user", id="u-admin", role="admin"))
 
 
 
-async def as_users(db, *user_ids: str) -> None:
-    """Make ids gateway users where ticket-svc keeps a user projection (agent profiles are only
-    for users there); a no-op on a schema without it."""
-    async with db.begin() as conn:
-        if await conn.scalar(text("SELECT to_regclass('user_projection') IS NOT NULL")):
-            for user_id in user_ids:
-                await conn.execute(text(
-                    "INSERT INTO user_projection (id, display_name, role, active, version) "
-                    "VALUES (:id, :id, 'agent', true, 1) ON CONFLICT (id) DO NOTHING"), {"id": user_id})
 
-async def test_unknown_followers_are_422_naming_the_field(client, db):
-    await as_users(db, "ann")
+async def test_unknown_followers_are_422_naming_the_field(client, db, known_users):
+    await known_users("ann")
     assert (await client.put("/v1/agents/ann", json={"display_name": "Ann"}, headers=ADMIN)).status_code == 200
     ticket = (await client.post("/v1/tickets", json={"subject": "s", "requester": {"email": "a@example.com"}},
                                 headers=ADMIN)).json()

@@ -4,7 +4,6 @@ problem with the current version and changes nothing. Teams: tests/routing/test_
 
 import pytest
 
-from sqlalchemy import text
 
 from helpdesk_common.identity import Principal
 from helpdesk_common.testing import identity_headers
@@ -15,15 +14,6 @@ STALE = 'W/"999"'
 
 
 
-async def as_users(db, *user_ids: str) -> None:
-    """Make ids gateway users where ticket-svc keeps a user projection (agent profiles are only
-    for users there); a no-op on a schema without it."""
-    async with db.begin() as conn:
-        if await conn.scalar(text("SELECT to_regclass('user_projection') IS NOT NULL")):
-            for user_id in user_ids:
-                await conn.execute(text(
-                    "INSERT INTO user_projection (id, display_name, role, active, version) "
-                    "VALUES (:id, :id, 'agent', true, 1) ON CONFLICT (id) DO NOTHING"), {"id": user_id})
 
 async def ticket(client, **extra) -> dict:
     r = await client.post("/v1/tickets", json={"subject": "s", "requester": {"email": "a@example.com"}, **extra},
@@ -33,9 +23,9 @@ async def ticket(client, **extra) -> dict:
     return r.json()
 
 
-async def ticket_writes(client, db) -> list[tuple[str, str, dict, dict, str]]:
+async def ticket_writes(client, known_users) -> list[tuple[str, str, dict, dict, str]]:
     """(method, url, json, headers, url to read the version back) of every ticket write."""
-    await as_users(db, "u-agent")
+    await known_users("u-agent")
     assert (await client.put("/v1/agents/u-agent", json={"display_name": "A"}, headers=ADMIN)).status_code == 200
     macro = (await client.post("/v1/macros", json={"name": "m", "actions": {"priority": "high"}},
                                headers=ADMIN)).json()
@@ -53,8 +43,8 @@ async def ticket_writes(client, db) -> list[tuple[str, str, dict, dict, str]]:
 
 
 @pytest.mark.parametrize("if_match", [STALE, 'W/"999", W/"998"', "garbage"])
-async def test_a_stale_if_match_is_412_on_every_ticket_write(client, db, if_match):
-    for method, url, body, headers, ticket_id in await ticket_writes(client, db):
+async def test_a_stale_if_match_is_412_on_every_ticket_write(client, known_users, if_match):
+    for method, url, body, headers, ticket_id in await ticket_writes(client, known_users):
         before = (await client.get(f"/v1/tickets/{ticket_id}", headers=ADMIN)).json()
         r = await client.request(method, url, json=body, headers={**headers, "If-Match": if_match})
         assert r.status_code == 412, (url, r.text)
@@ -64,8 +54,8 @@ async def test_a_stale_if_match_is_412_on_every_ticket_write(client, db, if_matc
         assert after == before, url
 
 
-async def test_a_current_if_match_passes_and_every_answer_has_an_etag(client, db):
-    for method, url, body, headers, ticket_id in await ticket_writes(client, db):
+async def test_a_current_if_match_passes_and_every_answer_has_an_etag(client, known_users):
+    for method, url, body, headers, ticket_id in await ticket_writes(client, known_users):
         current = await client.get(f"/v1/tickets/{ticket_id}", headers=ADMIN)
         etag = current.headers["etag"]
         r = await client.request(method, url, json=body, headers={**headers, "If-Match": etag})

@@ -20,15 +20,6 @@ EMPTY = ["", " \r\n\t", "\u202e\u2069", "\x85\x1c"]
 
 
 
-async def as_users(db, *user_ids: str) -> None:
-    """Make ids gateway users where ticket-svc keeps a user projection (agent profiles are only
-    for users there); a no-op on a schema without it."""
-    async with db.begin() as conn:
-        if await conn.scalar(text("SELECT to_regclass('user_projection') IS NOT NULL")):
-            for user_id in user_ids:
-                await conn.execute(text(
-                    "INSERT INTO user_projection (id, display_name, role, active, version) "
-                    "VALUES (:id, :id, 'agent', true, 1) ON CONFLICT (id) DO NOTHING"), {"id": user_id})
 
 def body(subject: str) -> dict:
     return {"subject": subject, "description": "d", "requester": {"name": "A\r\nB\u202e", "email": "a@example.com"}}
@@ -103,8 +94,8 @@ async def test_a_channel_subject_with_nothing_visible_falls_back_to_the_body(cli
     assert mail["subject"] == "First line"
 
 
-async def test_names_are_cleaned_and_empty_ones_refused(client, db):
-    await as_users(db, "u-agent")
+async def test_names_are_cleaned_and_empty_ones_refused(client, db, known_users):
+    await known_users("u-agent")
     headers = identity_headers(ADMIN)
     team = await client.post("/v1/teams", json={"name": "Tier\r\n2\u202e"}, headers=headers)
     assert team.status_code == 201, team.text
