@@ -50,6 +50,14 @@ def inbox_table(metadata: MetaData) -> Table:
     )
 
 
+def create_inbox_table(op: Any) -> None:
+    """Migration step for a new service: the inbox exactly as ``inbox_table`` defines it (one
+    DDL for every service, not a copy per migration)."""
+    from .db import new_metadata
+
+    inbox_table(new_metadata()).create(op.get_bind())
+
+
 class Decoded:
     __slots__ = ("record", "event", "error", "ignored_type")
 

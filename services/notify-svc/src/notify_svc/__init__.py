@@ -1,0 +1,1 @@
+"""notify-svc: everything that leaves the system (docs/ARCHITECTURE.md, "notify-svc")."""

@@ -1,0 +1,1 @@
+"""One adapter per outbound channel, all behind ``base.Adapter``."""
