@@ -21,7 +21,8 @@ CUSTOMERS_TOPIC = "customers.events"
 SLA_TOPIC = "sla.events"
 INSIGHTS_TOPIC = "insights.events"
 USERS_TOPIC = "users.events"
-ALL_TOPICS = (TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, INSIGHTS_TOPIC, USERS_TOPIC)
+DELIVERIES_TOPIC = "deliveries.events"
+ALL_TOPICS = (TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, INSIGHTS_TOPIC, USERS_TOPIC, DELIVERIES_TOPIC)
 
 
 def dlq_topic(topic: str) -> str:
@@ -386,6 +387,97 @@ class SlaEscalationRequestedData(_Data):
     actions: SlaEscalationActions
 
 
+class ReplyAttachment(_Data):
+    """An attachment of a reply, by reference: the bytes stay in ticket-svc, and ``url`` (a path
+    on ticket-svc with a capability token ticket-svc minted for this file) lets notify-svc fetch
+    them when it sends. Events stay small (EVENT_MAX_BYTES) whatever the files weigh."""
+
+    sha256: str
+    filename: str
+    content_type: str
+    size: int
+    url: str
+
+
+class TicketReplyRequestedData(_Data):
+    """A public agent message to deliver to the customer on the channel they used.
+
+    ticket-svc owns messages and knows the customer's side of the conversation; it says here
+    everything notify-svc needs to send without calling back: the recipient, the channel's own
+    addressing in ``route`` (docs/channels/outbound.md: e-mail ``to``/``cc``/``from``, WeChat
+    ``openid``/``app_id``, WeCom ``external_userid``/``open_kfid``, DingTalk
+    ``session_webhook``/``session_webhook_expires_at``/``conversation_id``/``sender_staff_id``/
+    ``robot_code``, chat ``conversation_key``), the text, and e-mail threading.
+    ``message_id`` + ``channel`` is the delivery's identity: one delivery per pair."""
+
+    ticket_id: uuid.UUID
+    number: int | None = None
+    message_id: uuid.UUID
+    subject: str
+    language: str | None = None
+    #: the channel to answer on (the customer's): email, wechat, wecom, dingtalk, chat; web and
+    #: phone requesters are answered by e-mail when they have an address
+    channel: str
+    recipient: Requester
+    route: dict[str, Any] = Field(default_factory=dict)
+    body_text: str
+    body_html: str | None = None
+    attachments: list[ReplyAttachment] = Field(default_factory=list)
+    #: our Message-ID for this reply, and the customer's ids it answers
+    email_message_id: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = Field(default_factory=list)
+    author_id: str | None = None
+    author_name: str | None = None
+    team_id: uuid.UUID | None = None
+    requested_at: datetime
+
+
+class DeliveryStatusData(_Data):
+    """What happened to one outbound delivery (notify-svc), for whoever shows it: ticket-svc keeps
+    ``delivery_status`` on the message, analytics counts outcomes.
+
+    ``status``: ``queued`` (accepted, or a transient failure with another attempt planned:
+    ``next_attempt_at``), ``sent``, ``failed`` (a permanent error, or retries exhausted: dead,
+    retryable by hand), ``undeliverable`` (the recipient cannot be reached on this channel, with
+    ``reason``: no address, WeChat's 48-hour window...)."""
+
+    delivery_id: uuid.UUID
+    kind: Literal["reply", "notification", "webhook"]
+    channel: str
+    status: Literal["queued", "sent", "failed", "undeliverable"]
+    attempts: int
+    ticket_id: uuid.UUID | None = None
+    message_id: uuid.UUID | None = None
+    reason: str | None = None
+    next_attempt_at: datetime | None = None
+    at: datetime
+
+
+class TicketReplyRequested(_Envelope):
+    type: Literal["ticket.reply_requested"] = "ticket.reply_requested"
+    data: TicketReplyRequestedData
+
+
+class DeliverySucceeded(_Envelope):
+    type: Literal["delivery.succeeded"] = "delivery.succeeded"
+    data: DeliveryStatusData
+
+
+class DeliveryDeferred(_Envelope):
+    """A transient failure: another attempt is planned (``next_attempt_at``)."""
+
+    type: Literal["delivery.deferred"] = "delivery.deferred"
+    data: DeliveryStatusData
+
+
+class DeliveryFailed(_Envelope):
+    """Final until retried by hand: ``status`` is ``failed`` or ``undeliverable``."""
+
+    type: Literal["delivery.failed"] = "delivery.failed"
+    data: DeliveryStatusData
+
+
 class SlaPaused(_Envelope):
     type: Literal["sla.paused"] = "sla.paused"
     data: SlaPausedData
@@ -436,6 +528,10 @@ Event = Annotated[
         SlaEscalationRequested,
         UserCreated,
         UserUpdated,
+        TicketReplyRequested,
+        DeliverySucceeded,
+        DeliveryDeferred,
+        DeliveryFailed,
     ],
     Field(discriminator="type"),
 ]
@@ -453,6 +549,10 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "ticket.merged": TICKETS_TOPIC,
     "ticket.step_started": TICKETS_TOPIC,
     "ticket.step_completed": TICKETS_TOPIC,
+    "ticket.reply_requested": TICKETS_TOPIC,
+    "delivery.succeeded": DELIVERIES_TOPIC,
+    "delivery.deferred": DELIVERIES_TOPIC,
+    "delivery.failed": DELIVERIES_TOPIC,
     "customer.created": CUSTOMERS_TOPIC,
     "customer.identity_added": CUSTOMERS_TOPIC,
     "customer.updated": CUSTOMERS_TOPIC,
