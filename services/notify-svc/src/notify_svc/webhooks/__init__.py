@@ -1,0 +1,1 @@
+"""Webhook subscriptions: signed CloudEvents posted to URLs that admins register (docs/webhooks.md)."""
