@@ -27,6 +27,35 @@ class Settings(ServiceSettings):
     #: encrypts, all decrypt). No default: without it webhook subscriptions answer 503.
     secret_key: SecretStr = SecretStr("")
 
+    # ---- chat channel adapters (channels/wechat.py, wecom.py, dingtalk.py;
+    # docs/channels/outbound.md). Base URLs are settings so tests point them at local fakes.
+    channel_http_timeout_s: float = Field(10.0, gt=0, le=120)
+    channel_http_connect_timeout_s: float = Field(5.0, gt=0, le=60)
+    channel_http_max_response_bytes: int = Field(1_048_576, ge=1024, le=16_777_216)
+    #: WeChat Official Account: one account (app id + secret), and/or several as a JSON object
+    #: ``{"<app id>": "<secret>"}`` picked by the route's ``app_id``
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_app_id: str = ""
+    wechat_app_secret: SecretStr = SecretStr("")
+    wechat_app_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    wechat_text_max_bytes: int = Field(2048, ge=64, le=65_536)
+    #: WeCom customer contact (微信客服): the corp id, the secret of the 微信客服 application,
+    #: and the customer-service account used when a route names none
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    wecom_corp_id: str = ""
+    wecom_corp_secret: SecretStr = SecretStr("")
+    wecom_open_kfid: str = ""
+    wecom_text_max_bytes: int = Field(2048, ge=64, le=65_536)
+    #: DingTalk: the v1.0 API (tokens, robot one-to-one messages) and the origin session
+    #: webhooks must have (a route's ``session_webhook`` elsewhere is not used)
+    dingtalk_api_base: str = "https://api.dingtalk.com"
+    dingtalk_oapi_base: str = "https://oapi.dingtalk.com"
+    dingtalk_app_key: str = ""
+    dingtalk_app_secret: SecretStr = SecretStr("")
+    #: the robot's code; empty: the app key (an enterprise-internal robot's default)
+    dingtalk_robot_code: str = ""
+    dingtalk_text_max_bytes: int = Field(4000, ge=64, le=65_536)
+
     @field_validator("webhook_allow_networks")
     @classmethod
     def _allow_networks(cls, value: str) -> str:
