@@ -730,3 +730,71 @@ def test_adapters_build_from_settings():
     assert wechat._accounts == {"wx-1": "s1", "wx-2": "s2"} and wechat._default_app_id == "wx-1"
     assert wc.WeComAdapter.from_settings(settings)._default_open_kfid == "wk"
     assert dt.DingTalkAdapter.from_settings(settings)._robot_code == "k"  # the app key by default
+
+
+# --------------------------------------------------------------------------- the default transport
+
+
+@pytest.fixture
+async def odd_server():
+    """A loopback server with the answers a provider should never give."""
+    from aiohttp import web
+
+    async def redirect(_request):
+        raise web.HTTPFound("http://127.0.0.1:9/elsewhere")
+
+    async def huge(_request):
+        return web.Response(body=b"{" + b" " * 200_000 + b"}", content_type="application/json")
+
+    async def streamed(request):
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(40):
+            await response.write(b" " * 8192)
+        await response.write_eof()
+        return response
+
+    async def slow(_request):
+        await asyncio.sleep(1)
+        return web.json_response({"errcode": 0})
+
+    async def html(_request):
+        return web.Response(status=502, text="<html>bad gateway</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/redirect", redirect)
+    app.router.add_get("/huge", huge)
+    app.router.add_get("/streamed", streamed)
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/html", html)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}"
+    await runner.cleanup()
+
+
+async def test_default_transport_follows_no_redirect_and_bounds_reads(odd_server):
+    from notify_svc.channels.http import TransportError
+
+    client = AiohttpClient(timeout_s=1.0, connect_timeout_s=1.0, max_response_bytes=100_000)
+    try:
+        redirected = await client.request("GET", f"{odd_server}/redirect")
+        assert redirected.status == 302 and redirected.data is None
+        with pytest.raises(TransportError, match="larger than"):
+            await client.request("GET", f"{odd_server}/huge")
+        with pytest.raises(TransportError, match="larger than"):
+            await client.request("GET", f"{odd_server}/streamed")  # no Content-Length
+        impatient = AiohttpClient(timeout_s=0.3, connect_timeout_s=0.3)
+        try:
+            with pytest.raises(TransportError, match="timed out") as raised:
+                await impatient.request("GET", f"{odd_server}/slow?access_token=secret-token")
+            assert "secret-token" not in str(raised.value)
+        finally:
+            await impatient.close()
+        status, data = await client.request("GET", f"{odd_server}/html")
+        assert (status, data) == (502, None)
+    finally:
+        await client.close()

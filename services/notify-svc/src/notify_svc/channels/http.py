@@ -133,11 +133,7 @@ class AiohttpClient:
                 allow_redirects=False,
                 timeout=self._timeout,
             ) as response:
-                body = await response.content.read(self._max_response_bytes + 1)
-                if len(body) > self._max_response_bytes:
-                    raise TransportError(
-                        f"response larger than {self._max_response_bytes} bytes"
-                    )
+                body = await self._read_bounded(response)
                 return HttpResponse(response.status, parse_json(body))
         except TransportError:
             raise
@@ -146,6 +142,23 @@ class AiohttpClient:
         except aiohttp.ClientError as exc:
             # the exception text of a connection error names host and port, never the query
             raise TransportError(f"{type(exc).__name__}: {_without_url(exc)}") from exc
+
+    async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
+        """The body, or ``TransportError`` as soon as it passes the bound (declared or read):
+        a provider's answer is small, and an endless one must not hold a worker or its memory."""
+        limit = self._max_response_bytes
+        if response.content_length is not None and response.content_length > limit:
+            raise TransportError(f"response larger than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await response.content.read(65_536)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise TransportError(f"response larger than {limit} bytes")
+            chunks.append(chunk)
 
     async def close(self) -> None:
         if self._session is not None and self._owns_session and not self._session.closed:
