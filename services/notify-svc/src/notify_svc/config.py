@@ -64,6 +64,14 @@ class Settings(ServiceSettings):
         parse_allow_networks(value)  # a typo stops the service instead of allowing nothing
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr) -> SecretStr:
+        from .webhooks.crypto import parse_keys
+
+        parse_keys(value.get_secret_value())  # a malformed key stops the service at start-up
+        return value
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -4,6 +4,7 @@ from helpdesk_common.app import ServiceParts, build_app
 
 from .config import Settings, get_settings
 from .db import inbox, outbox
+from .webhooks.endpoints import router as webhooks_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -11,7 +12,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings or get_settings(),
         ServiceParts(
             title="notify-svc",
-            routers=[],
+            routers=[webhooks_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,

@@ -1,0 +1,70 @@
+"""Webhook subscription API shapes. The secret appears only in ``WebhookWithSecret``: the
+answers of the create and rotate-secret calls, once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+
+from helpdesk_common.events import TOPIC_BY_TYPE
+from helpdesk_common.validation import StrictModel
+
+#: every event type the system publishes (helpdesk_common.events)
+EventType = Literal[tuple(sorted(TOPIC_BY_TYPE))]  # type: ignore[valid-type]
+Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+Description = Annotated[str, StringConstraints(max_length=500)]
+EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=len(TOPIC_BY_TYPE),
+                                              json_schema_extra={"uniqueItems": True})]
+
+
+def _distinct(value: list[str] | None) -> list[str] | None:
+    return None if value is None else list(dict.fromkeys(value))
+
+
+class WebhookCreate(StrictModel):
+    #: http or https; refused (422) when it names an address the egress policy refuses
+    #: (docs/webhooks.md "SSRF"); names are checked again at every delivery
+    url: Url
+    event_types: EventTypes
+    description: Description = ""
+
+    _types = field_validator("event_types")(classmethod(lambda cls, v: _distinct(v)))
+
+
+class WebhookPatch(StrictModel):
+    """Fields to change; absent fields stay. Enabling a subscription clears its disabled reason
+    and its failure history."""
+
+    url: Url | None = None
+    event_types: EventTypes | None = None
+    description: Description | None = None
+    enabled: bool | None = None
+
+    _types = field_validator("event_types")(classmethod(lambda cls, v: _distinct(v)))
+
+
+class WebhookRead(BaseModel):
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str
+    enabled: bool
+    disabled_reason: str | None
+    #: while a rotated-out secret still signs (24 h after a rotation)
+    previous_secret_expires_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookWithSecret(WebhookRead):
+    #: ``whsec_`` + base64: shown in this answer only, never again
+    secret: str
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookRead]
+    next_cursor: str | None
