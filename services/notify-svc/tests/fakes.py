@@ -167,7 +167,12 @@ class _TokenIssuer:
 
 
 class FakeWeChat(FakeServer):
-    """``api.weixin.qq.com``: ``GET /cgi-bin/token`` and ``POST /cgi-bin/message/custom/send``."""
+    """``api.weixin.qq.com``: ``GET /cgi-bin/token``, ``POST /cgi-bin/stable_token`` and
+    ``POST /cgi-bin/message/custom/send``.
+
+    ``stable_token`` answers every caller with the account's current token until it expires (or
+    is expired by ``expire_tokens``); ``force_refresh: true`` issues a new one and invalidates the
+    previous one."""
 
     TEXT_MAX_BYTES = 2048
 
@@ -182,14 +187,37 @@ class FakeWeChat(FakeServer):
         #: openids that unfollowed the account (43004)
         self.unfollowed: set[str] = set()
         self.app.router.add_get("/cgi-bin/token", self._token)
+        self.app.router.add_post("/cgi-bin/stable_token", self._stable_token)
+        self._stable: dict[str, str] = {}
         self.app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
 
     @property
     def token_requests(self) -> int:
-        return len(self.requests_to("/cgi-bin/token"))
+        return len(self.requests_to("/cgi-bin/token")) + len(self.requests_to("/cgi-bin/stable_token"))
 
     def expire_tokens(self) -> None:
         self.tokens.expire_all()
+
+    async def _stable_token(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads((await request.read()).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return _json_response({"errcode": 47001, "errmsg": "data format error"})
+        if body.get("grant_type") != "client_credential":
+            return _json_response({"errcode": 40002, "errmsg": "invalid grant_type"})
+        app_id = body.get("appid", "")
+        if app_id not in self.accounts:
+            return _json_response({"errcode": 40013, "errmsg": "invalid appid"})
+        if body.get("secret") != self.accounts[app_id]:
+            return _json_response({"errcode": 40125, "errmsg": "invalid appsecret"})
+        current = self._stable.get(app_id)
+        if body.get("force_refresh") is True and current is not None:
+            self.tokens.valid.pop(current, None)
+            current = None
+        if current is None or self.tokens.state(current) != "valid":
+            current = self.tokens.issue(self._new_token(f"wx-stable-{app_id}"), app_id)
+            self._stable[app_id] = current
+        return _json_response({"access_token": current, "expires_in": self.token_ttl_s})
 
     async def _token(self, request: web.Request) -> web.Response:
         query = request.query

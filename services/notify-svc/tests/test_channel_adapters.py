@@ -372,8 +372,11 @@ async def test_token_cache_refreshes_before_expiry_and_once_for_concurrent_calle
     clock = [1000.0]
     issued = []
 
-    async def fetch():
+    forced = []
+
+    async def fetch(refused):
         await asyncio.sleep(0.01)
+        forced.append(refused)
         issued.append(f"t{len(issued) + 1}")
         return issued[-1], 7200
 
@@ -387,6 +390,7 @@ async def test_token_cache_refreshes_before_expiry_and_once_for_concurrent_calle
     assert await cache.get() == "t2"
     cache.invalidate("t2")
     assert await cache.get() == "t3"
+    assert forced == [None, None, "t2"]  # only the fetch after a refusal names the refused token
 
 
 def test_bodies_keep_chinese_unescaped():
@@ -507,6 +511,34 @@ async def test_wechat_long_reply_is_split_and_a_retry_does_not_repeat_parts(wech
     assert len(bodies) == 3 and bodies[1] == bodies[2]  # part 1 went once, part 2 was retried
     assert all(utf8_len(b) <= 2048 for b in bodies)
     assert "".join(bodies[0] + bodies[2]).replace("\n", "") == text.replace("\n", "")
+
+
+async def test_wechat_stable_token_is_shared_and_forced_only_after_a_refusal(wechat_fake, adapters):
+    replicas = [
+        wx.WeChatAdapter(api_base=wechat_fake.base_url, accounts=wechat_fake.accounts, http=LoopbackOnly(), use_stable_token=True)
+        for _ in range(2)
+    ]
+    adapters.extend(replicas)
+    for replica in replicas:
+        assert (await replica.send(message("wechat", {"openid": "o-1"}))).outcome == "sent"
+    stable = wechat_fake.requests_to("/cgi-bin/stable_token")
+    assert [r.json["force_refresh"] for r in stable] == [False, False]
+    used = [r.query["access_token"] for r in wechat_fake.requests_to("/cgi-bin/message/custom/send")]
+    assert used[0] == used[1]  # the replicas share one token instead of revoking each other's
+    wechat_fake.script("/cgi-bin/message/custom/send", fakes.errcode(40001, "invalid credential"))
+    assert (await replicas[0].send(message("wechat", {"openid": "o-1"}))).outcome == "sent"
+    stable = wechat_fake.requests_to("/cgi-bin/stable_token")
+    # asked normally first; the same (refused) token came back, so forced
+    assert [r.json["force_refresh"] for r in stable] == [False, False, False, True]
+    assert wechat_fake.requests_to("/cgi-bin/token") == []
+    # the other replica's token was revoked by the forced refresh: it picks up the new one
+    # without forcing again (no ping-pong of forced refreshes between replicas)
+    assert (await replicas[1].send(message("wechat", {"openid": "o-1"}))).outcome == "sent"
+    stable = wechat_fake.requests_to("/cgi-bin/stable_token")
+    assert [r.json["force_refresh"] for r in stable] == [False, False, False, True, False]
+    used = [r.query["access_token"] for r in wechat_fake.requests_to("/cgi-bin/message/custom/send")]
+    assert used[-1] == used[-3] != used[0]
+    assert len(wechat_fake.messages) == 4
 
 
 async def test_wechat_unreachable_provider_is_transient(adapters):
@@ -719,7 +751,7 @@ def test_adapters_build_from_settings():
 
     settings = SimpleNamespace(
         wechat_api_base="http://127.0.0.1:1", wechat_app_id="wx-1", wechat_app_secret=SecretStr("s1"),
-        wechat_app_secrets={"wx-2": SecretStr("s2")}, wechat_text_max_bytes=2048,
+        wechat_app_secrets={"wx-2": SecretStr("s2")}, wechat_text_max_bytes=2048, wechat_stable_token=True,
         wecom_api_base="http://127.0.0.1:1", wecom_corp_id="ww", wecom_corp_secret=SecretStr("s"),
         wecom_open_kfid="wk", wecom_text_max_bytes=2048,
         dingtalk_api_base="http://127.0.0.1:1", dingtalk_oapi_base="http://127.0.0.1:2",
@@ -728,6 +760,7 @@ def test_adapters_build_from_settings():
     )
     wechat = wx.WeChatAdapter.from_settings(settings)
     assert wechat._accounts == {"wx-1": "s1", "wx-2": "s2"} and wechat._default_app_id == "wx-1"
+    assert wechat._use_stable_token is True
     assert wc.WeComAdapter.from_settings(settings)._default_open_kfid == "wk"
     assert dt.DingTalkAdapter.from_settings(settings)._robot_code == "k"  # the app key by default
 

@@ -39,6 +39,9 @@ class Settings(ServiceSettings):
     wechat_app_secret: SecretStr = SecretStr("")
     wechat_app_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     wechat_text_max_bytes: int = Field(2048, ge=64, le=65_536)
+    #: ``POST /cgi-bin/stable_token`` instead of ``/cgi-bin/token``: one token shared by every
+    #: caller of the account (several replicas stop invalidating each other's tokens)
+    wechat_stable_token: bool = False
     #: WeCom customer contact (微信客服): the corp id, the secret of the 微信客服 application,
     #: and the customer-service account used when a route names none
     wecom_api_base: str = "https://qyapi.weixin.qq.com"

@@ -199,7 +199,7 @@ class DingTalkAdapter:
             text_max_bytes=settings.dingtalk_text_max_bytes,
         )
 
-    async def _fetch_token(self) -> tuple[str, float]:
+    async def _fetch_token(self, _refused: str | None) -> tuple[str, float]:
         try:
             response = await self._http.request(
                 "POST",

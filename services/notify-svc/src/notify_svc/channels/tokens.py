@@ -32,11 +32,14 @@ class TokenUnavailable(Exception):
         self.result = result
 
 
-TokenFetcher = Callable[[], Awaitable[tuple[str, float]]]
+#: ``fetch(refused)``: ``refused`` is the token the provider just refused, ``None`` for a plain
+#: expiry (WeChat's stable-token endpoint may hand the refused token back and must then be asked
+#: to force a new one)
+TokenFetcher = Callable[[str | None], Awaitable[tuple[str, float]]]
 
 
 class TokenCache:
-    """One account's token. ``fetch`` returns ``(token, expires_in seconds)`` or raises
+    """One account's token. ``fetch(refused)`` returns ``(token, expires_in seconds)`` or raises
     ``TokenUnavailable``."""
 
     def __init__(
@@ -52,6 +55,7 @@ class TokenCache:
         self._token: str | None = None
         self._valid_until = 0.0
         self._lock = asyncio.Lock()
+        self._refused: str | None = None
         self.fetches = 0
 
     def _current(self) -> str | None:
@@ -68,7 +72,8 @@ class TokenCache:
             if token is not None:
                 return token
             self.fetches += 1
-            token, expires_in = await self._fetch()
+            token, expires_in = await self._fetch(self._refused)
+            self._refused = None
             margin = min(self._refresh_margin_s, max(expires_in, 0.0) / 2)
             self._token = token
             self._valid_until = self._clock() + max(expires_in, 0.0) - margin
@@ -79,3 +84,4 @@ class TokenCache:
         if self._token == token:
             self._token = None
             self._valid_until = 0.0
+            self._refused = token

@@ -5,6 +5,13 @@
 ``GET {api_base}/cgi-bin/token?grant_type=client_credential&appid=...&secret=...`` and is cached
 per account until shortly before its ``expires_in`` (tokens.py).
 
+With ``use_stable_token`` the token comes from ``POST {api_base}/cgi-bin/stable_token`` instead,
+which hands every caller the same token until it expires: several notify-svc replicas (or other
+systems using the same official account) then stop invalidating each other's tokens. After a
+refusal the endpoint is asked normally first (another replica may already have replaced the
+token) and with ``force_refresh: true`` only if it hands back the very token that was refused:
+WeChat allows few forced refreshes a day, and each revokes the token the other replicas hold.
+
 An account may only send customer-service messages to a customer who wrote to it within the last
 48 hours, and only a bounded number of them; outside that window WeChat answers 45015 (or 45047
 when the count is used up). Retrying cannot open the window, only the customer writing again can,
@@ -149,10 +156,12 @@ class WeChatAdapter:
         http: HttpClient | None = None,
         text_max_bytes: int = TEXT_MAX_BYTES,
         max_parts: int = MAX_PARTS,
+        use_stable_token: bool = False,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._api_base = api_base.rstrip("/")
+        self._use_stable_token = use_stable_token
         self._accounts = dict(accounts)
         self._default_app_id = default_app_id or (next(iter(self._accounts)) if len(self._accounts) == 1 else None)
         self._http = http or AiohttpClient()
@@ -174,21 +183,29 @@ class WeChatAdapter:
             default_app_id=settings.wechat_app_id or None,
             http=http or client_from_settings(settings),
             text_max_bytes=settings.wechat_text_max_bytes,
+            use_stable_token=settings.wechat_stable_token,
         )
 
     def token_cache(self, app_id: str) -> TokenCache:
         cache = self._tokens.get(app_id)
         if cache is None:
-            cache = TokenCache(lambda: self._fetch_token(app_id), clock=self._clock)
+            cache = TokenCache(lambda refused: self._fetch_token(app_id, refused), clock=self._clock)
             self._tokens[app_id] = cache
         return cache
 
-    async def _fetch_token(self, app_id: str) -> tuple[str, float]:
-        query = urlencode(
-            {"grant_type": "client_credential", "appid": app_id, "secret": self._accounts[app_id]}
-        )
+    async def _fetch_token(self, app_id: str, refused: str | None) -> tuple[str, float]:
+        credentials = {"grant_type": "client_credential", "appid": app_id, "secret": self._accounts[app_id]}
+        if not self._use_stable_token:
+            return await self._token_call("GET", f"{self._api_base}/cgi-bin/token?{urlencode(credentials)}")
+        url = f"{self._api_base}/cgi-bin/stable_token"
+        token, expires_in = await self._token_call("POST", url, {**credentials, "force_refresh": False})
+        if refused is not None and token == refused:
+            token, expires_in = await self._token_call("POST", url, {**credentials, "force_refresh": True})
+        return token, expires_in
+
+    async def _token_call(self, method: str, url: str, body: dict | None = None) -> tuple[str, float]:
         try:
-            response = await self._http.request("GET", f"{self._api_base}/cgi-bin/token?{query}")
+            response = await self._http.request(method, url, json=body)
         except TransportError as exc:
             raise TokenUnavailable(transport_failure(exc)) from exc
         answer = classify_token_answer(response, now=self._now())

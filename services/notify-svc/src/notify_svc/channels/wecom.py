@@ -158,7 +158,7 @@ class WeComAdapter:
             text_max_bytes=settings.wecom_text_max_bytes,
         )
 
-    async def _fetch_token(self) -> tuple[str, float]:
+    async def _fetch_token(self, _refused: str | None) -> tuple[str, float]:
         query = urlencode({"corpid": self._corp_id, "corpsecret": self._corp_secret})
         try:
             response = await self._http.request("GET", f"{self._api_base}/cgi-bin/gettoken?{query}")
