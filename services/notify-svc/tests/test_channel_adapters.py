@@ -831,3 +831,30 @@ async def test_default_transport_follows_no_redirect_and_bounds_reads(odd_server
         assert (status, data) == (502, None)
     finally:
         await client.close()
+
+
+async def test_chat_adapters_from_the_environment(monkeypatch, wechat_fake, dingtalk_fake):
+    """The NOTIFY_* settings reach the adapters (JSON map of WeChat accounts included)."""
+    from notify_svc.channels.providers import chat_adapters
+    from notify_svc.config import Settings
+
+    monkeypatch.setenv("NOTIFY_WECHAT_API_BASE", wechat_fake.base_url)
+    monkeypatch.setenv("NOTIFY_WECHAT_APP_SECRETS", '{"wx-test-app": "wx-test-secret"}')
+    monkeypatch.setenv("NOTIFY_DINGTALK_API_BASE", dingtalk_fake.base_url)
+    monkeypatch.setenv("NOTIFY_DINGTALK_OAPI_BASE", dingtalk_fake.base_url)
+    monkeypatch.setenv("NOTIFY_DINGTALK_APP_KEY", dingtalk_fake.app_key)
+    monkeypatch.setenv("NOTIFY_DINGTALK_APP_SECRET", dingtalk_fake.app_secret)
+    monkeypatch.setenv("NOTIFY_DINGTALK_ROBOT_CODE", dingtalk_fake.robot_code)
+    monkeypatch.setenv("NOTIFY_CHANNEL_HTTP_TIMEOUT_S", "5")
+    settings = Settings()
+    built = chat_adapters(settings, http=LoopbackOnly())
+    try:
+        assert set(built) == {"wechat", "wecom", "dingtalk"}
+        assert all(adapter.channel == name for name, adapter in built.items())
+        assert (await built["wechat"].send(message("wechat", {"openid": "o-1"}))).outcome == "sent"
+        assert (await built["dingtalk"].send(message("dingtalk", {"sender_staff_id": "staff-5"}))).outcome == "sent"
+        unconfigured = await built["wecom"].send(message("wecom", {"external_userid": "wm-1", "open_kfid": "kf"}))
+        assert unconfigured.outcome == "permanent" and "NOTIFY_WECOM_CORP_ID" in unconfigured.reason
+    finally:
+        for adapter in built.values():
+            await adapter.close()
