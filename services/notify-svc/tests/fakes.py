@@ -22,9 +22,11 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import secrets
+import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -97,6 +99,32 @@ class FakeServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def start_in_thread(self) -> str:
+        """Serve from a daemon thread with its own event loop, for tests whose loop is busy or
+        that are not async (end-to-end tests driving other processes); ``stop_thread`` ends it.
+        Recordings and scripts stay plain lists and deques, safe to read and extend from the
+        test's thread."""
+        started = threading.Event()
+        self._thread_loop = asyncio.new_event_loop()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._thread_loop)
+            self._thread_loop.run_until_complete(self.start())
+            started.set()
+            self._thread_loop.run_forever()
+            self._thread_loop.run_until_complete(self.close())
+            self._thread_loop.close()
+
+        self._thread = threading.Thread(target=serve, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError(f"{type(self).__name__} did not start")
+        return self.base_url
+
+    def stop_thread(self) -> None:
+        self._thread_loop.call_soon_threadsafe(self._thread_loop.stop)
+        self._thread.join(10)
 
     async def __aenter__(self):
         await self.start()

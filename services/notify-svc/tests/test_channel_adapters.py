@@ -858,3 +858,20 @@ async def test_chat_adapters_from_the_environment(monkeypatch, wechat_fake, ding
     finally:
         for adapter in built.values():
             await adapter.close()
+
+
+def test_a_fake_can_serve_from_its_own_thread():
+    """For end-to-end tests where notify-svc is another process and the test is not async."""
+    import urllib.request
+
+    fake = fakes.FakeWeChat()
+    base_url = fake.start_in_thread()
+    try:
+        assert base_url.startswith("http://127.0.0.1:")
+        query = f"grant_type=client_credential&appid={fake.app_id}&secret={fake.secret}"
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never an env proxy
+        with direct.open(f"{base_url}/cgi-bin/token?{query}", timeout=5) as answer:
+            assert b"access_token" in answer.read()
+        assert fake.token_requests == 1
+    finally:
+        fake.stop_thread()

@@ -63,7 +63,8 @@ class HttpClient(Protocol):
 
 def encode_json(payload: Any) -> bytes:
     """UTF-8 JSON with Chinese kept as characters (see the module docstring for why)."""
-    return jsonlib.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # a lone surrogate (legal in JSON escapes, not in UTF-8) becomes "?" instead of an exception
+    return jsonlib.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 def parse_json(body: bytes) -> Any:

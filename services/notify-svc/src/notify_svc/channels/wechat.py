@@ -218,7 +218,7 @@ class WeChatAdapter:
         if not isinstance(openid, str) or not openid.strip():
             return SendResult("undeliverable", reason="no WeChat openid for this customer")
         app_id = message.route.get("app_id") or self._default_app_id
-        if not app_id:
+        if not isinstance(app_id, str) or not app_id:
             return SendResult("permanent", reason="WeChat is not configured (NOTIFY_WECHAT_APP_ID)")
         if app_id not in self._accounts:
             return SendResult("permanent", reason=f"no credentials for WeChat official account {app_id}")
