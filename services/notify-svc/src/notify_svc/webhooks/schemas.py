@@ -38,10 +38,11 @@ class WebhookPatch(StrictModel):
     """Fields to change; absent fields stay. Enabling a subscription clears its disabled reason
     and its failure history."""
 
-    url: Url | None = None
-    event_types: EventTypes | None = None
-    description: Description | None = None
-    enabled: bool | None = None
+    # typed without null: an explicit null is a 422; an absent field keeps its value
+    url: Url = None  # type: ignore[assignment]
+    event_types: EventTypes = None  # type: ignore[assignment]
+    description: Description = None  # type: ignore[assignment]
+    enabled: bool = None  # type: ignore[assignment]
 
     _types = field_validator("event_types")(classmethod(lambda cls, v: _distinct(v)))
 

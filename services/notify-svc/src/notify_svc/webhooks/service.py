@@ -120,10 +120,6 @@ async def update(conn: AsyncConnection, *, subscription_id: uuid.UUID, body: Web
                  allow: tuple[IPNetwork, ...], if_match: str | None) -> dict[str, Any]:
     row = await _locked(conn, subscription_id, if_match)
     changes = body.model_dump(exclude_unset=True)
-    if any(changes.get(k, "") is None for k in ("url", "event_types", "description", "enabled")):
-        raise Problem(422, "validation-error", "Validation failed", "One or more fields are invalid.",
-                      errors=[{"field": f"body.{k}", "message": "may not be null", "code": "null"}
-                              for k, v in changes.items() if v is None])
     if "url" in changes:
         check_subscription_url(changes["url"], allow)
     enabled = changes.get("enabled", row["enabled"])
