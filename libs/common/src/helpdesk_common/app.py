@@ -29,6 +29,7 @@ from .consumer import ConsumerRunner, Handler
 from .db import create_engine, create_raw_pool
 from .identity import IdentityVerifier
 from .kafka import broker_reachable
+from . import openapi
 from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, UrlNulMiddleware, configure_logging
 from .outbox import OutboxRelay, set_max_event_bytes
 from .problems import install_problem_handlers, problem_response
@@ -369,6 +370,7 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
     for router in parts.routers:
         app.include_router(router)
     install_query_rule(app)  # undeclared query parameters are a 422, in every service
+    openapi.install(app)  # every operation declares its error answers (problem+json)
     # innermost first: NUL in the URL is refused before routing, inside the request id and metrics
     app.add_middleware(UrlNulMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat, NoEncryption
 from fastapi import Depends, Request
 
+from .openapi import authenticates
 from .problems import Problem
 
 IDENTITY_HEADER = "x-internal-identity"
@@ -166,6 +167,7 @@ class IdentityVerifier:
         return principal
 
 
+@authenticates
 async def current_principal(request: Request) -> Principal:
     """Async on purpose: a sync dependency would run in the thread pool on every request."""
     token = request.headers.get(IDENTITY_HEADER)

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import orjson
 from asyncpg.exceptions import _base as asyncpg_base
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from .responses import JSONBytesResponse
@@ -97,11 +97,27 @@ async def _on_problem(_: Request, exc: Problem) -> JSONBytesResponse:
     return problem_response(exc.status, exc.kind, exc.title, exc.detail, headers=exc.headers, **exc.extensions)
 
 
-async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONBytesResponse:
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the app takes at this path (RFC 9110: a 405 lists them all).
+    Starlette names only the first route whose path matched, but a path is often served by
+    several routes, one per method (``GET`` and ``POST /v1/tickets``)."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in routing.iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and route.methods and regex.match(path):
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
+
+
+async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONBytesResponse:
     kind = _KIND_BY_STATUS.get(exc.status_code, "error")
     title = kind.replace("-", " ").capitalize()
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(exc.status_code, kind, title, detail, headers=getattr(exc, "headers", None))
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
+    return problem_response(exc.status_code, kind, title, detail, headers=headers)
 
 
 async def _on_validation(_: Request, exc: RequestValidationError) -> JSONBytesResponse:

@@ -39,6 +39,9 @@ BIDI_CONTROLS = frozenset(
 LINE_BREAKERS = frozenset(
     [chr(c) for c in range(0x00, 0x20)] + ["\x7f"] + [chr(c) for c in range(0x80, 0xA0)] + ["\u2028", "\u2029"]
 )
+#: what the document states of a one-line value: at least one character that is none of those,
+#: nor whitespace (an ECMA-262 regex, unanchored: "contains one")
+VISIBLE_PATTERN = r"[^\s\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufeff]"
 _TABLE = str.maketrans({**{c: " " for c in LINE_BREAKERS}, **{c: None for c in BIDI_CONTROLS}})
 
 
@@ -78,6 +81,7 @@ def OneLine(max_length: int) -> Any:  # noqa: N802 - used like a type: ``name: O
     return Annotated[
         str,
         AfterValidator(_OneLineValidator(max_length)),
-        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": max_length,
-                        "description": "one line: control and bidi characters are removed, spaces collapsed"}),
+        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": max_length, "pattern": VISIBLE_PATTERN,
+                        "description": "one line: control and bidi characters are removed, spaces collapsed; "
+                                       "at least one other character"}),
     ]

@@ -12,11 +12,26 @@ here turns each into a clear 422 naming the field. The database error handlers i
 from __future__ import annotations
 
 import math
+import re
+import types
 import unicodedata
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NaiveDatetime,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 #: the ranges of PostgreSQL ``integer`` and ``bigint``: bound every int that reaches such a column
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -89,10 +104,61 @@ def find_nul(value: Any, path: str = "") -> str | None:
     return None
 
 
+Check = Callable[[Any], bool]
+_DATES = (datetime, date, time, timedelta, AwareDatetime, NaiveDatetime)
+
+
+def _is_int(value: Any) -> bool:
+    """A JSON integer: ``1`` or ``1.0`` (JSON Schema's ``integer`` is any number without a
+    fraction), never ``true`` or ``"1"``."""
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def json_kind_check(annotation: Any) -> tuple[Check, str] | None:
+    """For a field type, a test of the JSON value it may be given, and what that is, where
+    pydantic's lax mode would convert across JSON types: ``true`` → 1, ``1`` → True, ``1.0`` → 1,
+    ``"1"`` → 1, a number → a datetime. The document says ``integer``, ``boolean``,
+    ``date-time``, so the server takes exactly that. None: no such conversion to guard."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return json_kind_check(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        members = [json_kind_check(member) for member in get_args(annotation)]
+        if any(member is None for member in members):
+            return None
+        checks = [member[0] for member in members if member]
+        return (lambda value: any(check(value) for check in checks)), " or ".join(m[1] for m in members if m)
+    if annotation is type(None):
+        return (lambda value: value is None), "null"
+    if annotation is bool:
+        return (lambda value: isinstance(value, bool)), "a boolean"
+    if annotation is int:
+        return _is_int, "an integer"
+    if annotation is float:
+        return (lambda value: isinstance(value, (int, float)) and not isinstance(value, bool)), "a number"
+    if isinstance(annotation, type) and issubclass(annotation, _DATES):
+        return (lambda value: isinstance(value, str)), "a string"
+    if origin in (list, set, frozenset):
+        item = json_kind_check(get_args(annotation)[0]) if get_args(annotation) else None
+        if item is None:
+            return None
+        return (lambda value: not isinstance(value, list) or all(item[0](v) for v in value)), f"a list, each item {item[1]}"
+    if origin is dict and len(get_args(annotation)) == 2:
+        member = json_kind_check(get_args(annotation)[1])
+        if member is None:
+            return None
+        return (lambda value: not isinstance(value, dict) or all(member[0](v) for v in value.values())), (
+            f"an object, each value {member[1]}")
+    return None
+
+
 class StrictModel(BaseModel):
     """Request body base: unknown fields are errors; so are NUL characters, lone surrogates
     and NaN/Infinity anywhere in the document (free-form ``dict[str, Any]`` values included,
-    which pydantic passes through unchecked)."""
+    which pydantic passes through unchecked), and a JSON value of another type than the field's
+    where pydantic would convert it (``json_kind_check``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -104,6 +170,46 @@ class StrictModel(BaseModel):
             where, why = hit
             raise ValueError(f"{why} (at {where})")
         return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_kind(cls, value: Any, info: ValidationInfo) -> Any:
+        key = (cls, info.field_name)
+        check = _KIND_CHECKS.get(key, _UNSET)
+        if check is _UNSET:
+            field = cls.model_fields.get(info.field_name or "")
+            check = _KIND_CHECKS[key] = json_kind_check(field.annotation) if field is not None else None
+        if check is not None and not check[0](value):
+            raise ValueError(f"must be {check[1]}")
+        return value
+
+
+_UNSET: Any = object()
+_KIND_CHECKS: dict[tuple[type, str | None], tuple[Check, str] | None] = {}
+
+
+#: whitespace as Python strips it (str.isspace), a superset of what pydantic strips (Unicode
+#: White_Space); spelled out because ``\s`` means three different sets in Python, in pydantic's
+#: Rust regex and in ECMA-262 (the API document's dialect), and one pattern is both the check
+#: and what the document states
+WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: "contains something besides whitespace": a value that is not empty once stripped
+NOT_BLANK = f"[^{WHITESPACE}]"
+#: an e-mail address, with the whitespace around it that stripping removes
+EMAIL_PATTERN = f"^[{WHITESPACE}]*[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\\.[^@{WHITESPACE}]+[{WHITESPACE}]*$"
+
+
+def not_null(schema: dict[str, Any]) -> None:
+    """``json_schema_extra`` of a field that may be left out but not sent as null (a PATCH field
+    whose absence means "unchanged"): the document drops the ``null`` the ``| None`` put there."""
+    branches = [branch for branch in schema.get("anyOf", []) if branch.get("type") != "null"]
+    if "anyOf" in schema and len(branches) == 1:
+        del schema["anyOf"]
+        schema.update({**branches[0], **schema})
+    elif "anyOf" in schema:
+        schema["anyOf"] = branches
+    if schema.get("default", 0) is None:
+        del schema["default"]
 
 
 def _no_nul(value: str | None) -> str | None:
@@ -139,12 +245,23 @@ def _in_utc(value: datetime | None) -> datetime | None:
         raise ValueError("the date is out of range once converted to UTC") from exc
 
 
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: Any) -> Any:
+    """pydantic reads a number, or a query string that is one (``?after=0.5``), as seconds
+    since 1970; the document says ``date-time`` (RFC 3339), so that is what is taken."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-11-29T12:00:00Z")
+    return value
+
+
 #: a datetime parameter converted to UTC at validation (one without an offset is read as UTC):
 #: asyncpg converts to UTC when it sends the value, and one that overflows there (year 1 or
 #: 9999 with an offset) was a 500
-UtcDatetime = Annotated[datetime, AfterValidator(_in_utc)]
+UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_in_utc)]
 #: the same for parameters that must carry an offset (RFC 3339)
-AwareUtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+AwareUtcDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_in_utc)]
 
 
 def fold_key(value: str) -> str:

@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from helpdesk_common.identity import Principal, require_user
+from helpdesk_common.openapi import authenticates
 
 from .clientaddr import client_address
 
@@ -13,10 +14,12 @@ def client_address_of(request: Request) -> str:
     return client_address(peer, request.headers.get("x-forwarded-for"), request.app.state.auth.trusted_proxies)
 
 
+@authenticates
 async def authenticated(request: Request) -> Principal:
     return await request.app.state.auth.authenticate(request.headers.get("authorization"), client_address_of(request))
 
 
+@authenticates
 async def admin(request: Request) -> Principal:
     principal = await authenticated(request)
     require_user(principal, "admin")

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from helpdesk_common import events
 from helpdesk_common.identity import Principal, require_user
 from helpdesk_common.outbox import enqueue
+from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
 
 from ..db import outbox
@@ -28,6 +29,8 @@ from .schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["auth"])
+#: the password-hashing gate is full (auth/gate.py)
+SIGN_IN_BUSY = "`busy`: too many password checks at once; retry after `Retry-After` seconds."
 
 
 def _read(row) -> dict:
@@ -35,12 +38,14 @@ def _read(row) -> dict:
             "created_at": row.created_at, "revoked_at": row.revoked_at}
 
 
-@router.post("/auth/login", response_model=TokenResponse, summary="Exchange e-mail and password for tokens")
+@router.post("/auth/login", response_model=TokenResponse, summary="Exchange e-mail and password for tokens",
+             responses=problem_responses(401, 429, 503, _401="wrong e-mail or password", _503=SIGN_IN_BUSY))
 async def login(request: Request, body: LoginRequest, client_address: ClientAddress) -> dict:
     return await request.app.state.auth.login(email=body.email, password=body.password, client_address=client_address)
 
 
-@router.post("/auth/refresh", response_model=TokenResponse, summary="Exchange a refresh token for new tokens")
+@router.post("/auth/refresh", response_model=TokenResponse, summary="Exchange a refresh token for new tokens",
+             responses=problem_responses(401, 429, _401="invalid, used or expired refresh token"))
 async def refresh(request: Request, body: RefreshRequest, client_address: ClientAddress) -> dict:
     return await request.app.state.auth.refresh(refresh_token=body.refresh_token, client_address=client_address)
 
@@ -87,7 +92,8 @@ async def _provisioned(request: Request, event: events.UserCreated | events.User
     return "ready" if await request.app.state.provisioner.provision(event, caller) else "pending"
 
 
-@router.post("/users", status_code=201, response_model=UserWritten, summary="Create a user (admin)")
+@router.post("/users", status_code=201, response_model=UserWritten, summary="Create a user (admin)",
+             responses=problem_responses(503, _503=SIGN_IN_BUSY))
 async def create_user(request: Request, body: UserCreate, caller: Admin) -> dict:
     """Credentials live here; the user's agent profile (ticket-svc, ``/v1/agents/{user id}``:
     teams, skills, capacity) exists when this answers with ``"agent_profile": "ready"`` (offline,
@@ -121,7 +127,8 @@ async def me(request: Request, caller: Caller) -> dict:
     return _user(row)
 
 
-@router.post("/users/me/password", status_code=204, summary="Change one's own password (ends the other sessions)")
+@router.post("/users/me/password", status_code=204, summary="Change one's own password (ends the other sessions)",
+             responses=problem_responses(503, _503=SIGN_IN_BUSY))
 async def change_own_password(request: Request, body: PasswordChange, caller: Caller,
                               client_address: ClientAddress) -> Response:
     require_user(caller)
@@ -172,11 +179,12 @@ async def _change_user(request: Request, caller: Principal, user_id: uuid.UUID, 
     return {**_user(row), "agent_profile": await _provisioned(request, event, caller)}
 
 
-@router.patch("/users/{user_id}", response_model=UserWritten, summary="Rename, change role, deactivate, reset password")
+@router.patch("/users/{user_id:uuid}", response_model=UserWritten, summary="Rename, change role, deactivate, reset password",
+              responses=problem_responses(503, _503=SIGN_IN_BUSY))
 async def update_user(request: Request, user_id: uuid.UUID, body: UserPatch, caller: Admin) -> dict:
-    values = body.model_dump(exclude_unset=True, exclude={"password"})
-    if any(v is None for v in values.values()):
+    if any(v is None for v in body.model_dump(exclude_unset=True).values()):  # password too (the document says so)
         raise Problem(422, "validation-error", "Invalid value", "Fields may be omitted, not set to null.")
+    values = body.model_dump(exclude_unset=True, exclude={"password"})
     if body.password is not None:
         values["password_hash"] = await request.app.state.auth.hash_password(body.password)
     if not values:
@@ -184,7 +192,7 @@ async def update_user(request: Request, user_id: uuid.UUID, body: UserPatch, cal
     return await _change_user(request, caller, user_id, values)
 
 
-@router.delete("/users/{user_id}", status_code=204, summary="Deactivate a user (kept for the audit trail)")
+@router.delete("/users/{user_id:uuid}", status_code=204, summary="Deactivate a user (kept for the audit trail)")
 async def delete_user(request: Request, user_id: uuid.UUID, caller: Admin) -> Response:
     """The agent is taken out of routing (docs/ARCHITECTURE.md, "Identity and authorization")."""
     await _change_user(request, caller, user_id, {"active": False})

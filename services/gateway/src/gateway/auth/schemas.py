@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import EMAIL_PATTERN, NOT_BLANK, StrictModel, not_null
 
 
 class LoginRequest(StrictModel):
@@ -37,7 +37,7 @@ class PasswordChange(StrictModel):
 
 
 class ApiKeyCreate(StrictModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True, pattern=NOT_BLANK)]
     channel: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")]
 
 
@@ -59,17 +59,23 @@ UserRole = Literal["admin", "supervisor", "agent"]
 
 class UserCreate(StrictModel):
     email: Annotated[str, StringConstraints(max_length=254, strip_whitespace=True, to_lower=True,
-                                            pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-    name: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)] | None = None
+                                            pattern=EMAIL_PATTERN)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True, pattern=NOT_BLANK)] | None = None
     role: UserRole = "agent"
     password: Annotated[str, StringConstraints(min_length=12, max_length=256)]
 
 
 class UserPatch(StrictModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)] | None = None
-    role: UserRole | None = None
-    active: bool | None = None
-    password: Annotated[str, StringConstraints(min_length=12, max_length=256)] | None = None
+    """At least one field; a field may be left out, not sent as null."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True, pattern=NOT_BLANK)] | None = Field(
+        None, json_schema_extra=not_null)
+    role: UserRole | None = Field(None, json_schema_extra=not_null)
+    active: bool | None = Field(None, json_schema_extra=not_null)
+    password: Annotated[str, StringConstraints(min_length=12, max_length=256)] | None = Field(
+        None, json_schema_extra=not_null)
 
 
 class UserRead(BaseModel):

@@ -8,7 +8,9 @@ from starlette.responses import Response
 from ..deps import Caller
 from .forwarding import forward
 
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+#: every method is forwarded: the service answers one it does not take with a 405 naming those
+#: it does (Allow), which only it knows (HEAD comes with GET)
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY"]
 #: public prefix → (settings attribute with the upstream URL, name used in errors)
 UPSTREAMS = {
     "tickets": ("ticket_url", "ticket service"),

@@ -29,7 +29,7 @@ FORWARD_REQUEST_HEADERS = (
     "traceparent", "tracestate",
 )
 RETURN_RESPONSE_HEADERS = (
-    "content-type", "etag", "location", "retry-after", "idempotent-replayed", "cache-control",
+    "content-type", "etag", "location", "retry-after", "idempotent-replayed", "cache-control", "allow",
     # downloads: the file name, and no content sniffing or scripting of user-supplied bytes
     "content-disposition", "x-content-type-options", "content-security-policy", "x-attachment-content-type",
 )

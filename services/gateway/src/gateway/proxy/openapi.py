@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from typing import Any
 
@@ -11,12 +12,14 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
+from helpdesk_common.openapi import problem
 from helpdesk_common.problems import Problem
 
 from .endpoints import UPSTREAMS
 
 router = APIRouter(include_in_schema=False)
 _CACHE_S = 60.0
+_SCHEMA_REF = "#/components/schemas/"
 
 
 async def _fetch(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
@@ -27,21 +30,77 @@ async def _fetch(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | N
         return None
 
 
-def merge(own: dict[str, Any], upstream_docs: list[dict[str, Any]]) -> dict[str, Any]:
-    doc = {**own, "paths": dict(own.get("paths", {}))}
-    components = doc.setdefault("components", {})
-    schemas = components.setdefault("schemas", {})
-    for up in upstream_docs:
+def _rename_refs(node: Any, renamed: dict[str, str]) -> Any:
+    """``node`` with every ``$ref`` to a renamed component schema pointing at its new name."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith(_SCHEMA_REF):
+                name = value[len(_SCHEMA_REF):]
+                out[key] = _SCHEMA_REF + renamed.get(name, name)
+            else:
+                out[key] = _rename_refs(value, renamed)
+        return out
+    if isinstance(node, list):
+        return [_rename_refs(item, renamed) for item in node]
+    return node
+
+
+def _gateway_answers(operation: dict[str, Any], *, forwarded: bool) -> None:
+    """What the gateway itself may answer on an operation: 429 (its rate limits) on every
+    authenticated one, 502/504 (the service unreachable or too slow) on forwarded ones."""
+    responses = operation.setdefault("responses", {})
+    statuses = ([429] if operation.get("security") != [] else []) + ([502, 504] if forwarded else [])
+    for status in statuses:
+        responses.setdefault(str(status), problem(status))
+    operation["responses"] = dict(sorted(responses.items()))
+
+
+def merge(own: dict[str, Any], upstream_docs: list[tuple[str, dict[str, Any], set[str]]]) -> dict[str, Any]:
+    """The gateway's own document plus, for each upstream (name, document, the /v1 prefixes the
+    gateway forwards to it), the paths under those prefixes and the component schemas they use.
+
+    Services name their schemas independently, so two may use one name for different shapes
+    (``TicketRead``, ``Problem``, ...). A name already taken by a different schema is renamed
+    for that upstream (``<Service>_<Name>``) and its ``$ref``s rewritten, so no service's
+    schema overwrites another's; identical schemas are kept once.
+    """
+    doc = copy.deepcopy(own)
+    doc["paths"] = dict(doc.get("paths", {}))
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            _gateway_answers(operation, forwarded=False)
+    for name, up, prefixes in upstream_docs:
+        up_schemas = up.get("components", {}).get("schemas", {})
+        renamed: dict[str, str] = {}
+        while True:  # a schema that refers to a renamed one differs too: until nothing changes
+            clashing = {schema_name for schema_name, schema in up_schemas.items()
+                        if schema_name in schemas and schemas[schema_name] != _rename_refs(schema, renamed)}
+            if clashing <= renamed.keys():
+                break
+            renamed.update({schema_name: f"{_pascal(name)}_{schema_name}" for schema_name in clashing})
+        for schema_name, schema in up_schemas.items():
+            schemas[renamed.get(schema_name, schema_name)] = _rename_refs(schema, renamed)
         for path, item in up.get("paths", {}).items():
-            if path.startswith("/v1/"):
+            parts = path.split("/")
+            if len(parts) > 2 and parts[1] == "v1" and parts[2] in prefixes:
+                item = _rename_refs(item, renamed)
+                for operation in item.values():
+                    _gateway_answers(operation, forwarded=True)
                 doc["paths"][path] = item
-        schemas.update(up.get("components", {}).get("schemas", {}))
-    components.setdefault("securitySchemes", {})["bearer"] = {
+    doc["components"]["schemas"] = dict(sorted(schemas.items()))
+    doc["components"].setdefault("securitySchemes", {})["bearer"] = {
         "type": "http", "scheme": "bearer",
         "description": "A user access token from POST /v1/auth/login, or a channel API key (hdk_...).",
     }
     doc["security"] = [{"bearer": []}]
     return doc
+
+
+def _pascal(name: str) -> str:
+    """A service's name as a schema name prefix: ``ticket service`` -> ``TicketService``."""
+    return "".join(part.capitalize() for part in name.replace("-", " ").split())
 
 
 @router.get("/docs")
@@ -60,8 +119,11 @@ async def openapi(request: Request) -> dict[str, Any]:
         return cached[0]
     settings = state.settings
     # several prefixes share one upstream (ticket-svc): fetch each document once
-    urls = dict.fromkeys(getattr(settings, s) for s, _ in UPSTREAMS.values())
-    fetched = await asyncio.gather(*(_fetch(state.http, url) for url in urls))
-    doc = merge(request.app.openapi(), [d for d in fetched if d])
+    upstreams: dict[str, tuple[str, set[str]]] = {}
+    for prefix, (setting, service_name) in UPSTREAMS.items():
+        upstreams.setdefault(getattr(settings, setting), (service_name, set()))[1].add(prefix)
+    fetched = await asyncio.gather(*(_fetch(state.http, url) for url in upstreams))
+    doc = merge(request.app.openapi(), [(name, up, prefixes)
+                                        for (name, prefixes), up in zip(upstreams.values(), fetched) if up])
     state.openapi_cache = (doc, time.monotonic() + _CACHE_S)
     return doc

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
 
 from ..deps import Caller, ClientAddress, authenticated
@@ -105,8 +106,11 @@ def _last_event_id(header: str | None, query: int | None) -> int | None:
     status_code=200,
     responses={
         200: {"description": "text/event-stream; see docs/stream.md", "content": {"text/event-stream": {}}},
-        403: {"description": "channel API keys cannot stream"},
+        **problem_responses(401, 403, 429, 503, _403="channel API keys cannot stream",
+                            _503="too many open streams, or the stream cannot start now"),
     },
+    # Authorization, or a stream ticket in the query (a browser's EventSource sends no headers)
+    openapi_extra={"security": [{"bearer": []}, {}]},
 )
 async def stream_events(
     request: Request,
