@@ -393,6 +393,27 @@ async def test_token_cache_refreshes_before_expiry_and_once_for_concurrent_calle
     assert forced == [None, None, "t2"]  # only the fetch after a refusal names the refused token
 
 
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(7200, 7200.0), (60.5, 60.5), (10**9, 86400.0), (0, 7200.0), (-5, 7200.0), (float("nan"), 7200.0),
+     (float("inf"), 7200.0), (True, 7200.0), ("7200", 7200.0), (None, 7200.0)],
+)
+def test_token_lifetime_table(value, seconds):
+    from notify_svc.channels.tokens import lifetime_s
+
+    assert lifetime_s(value) == seconds
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"invalidStaffIdList": 5}, {"invalidStaffIdList": "xs1x"}, {"flowControlledStaffIdList": {"s1": 1}},
+     {"processQueryKey": {"a": 1}}, {}],
+)
+def test_dingtalk_batch_send_odd_lists_are_not_matches(data):
+    result = dt.classify_batch_send(HttpResponse(200, data), "s1")
+    assert result.outcome == "sent" and result.provider_id is None
+
+
 def test_bodies_keep_chinese_unescaped():
     body = encode_json({"text": {"content": CHINESE}})
     assert CHINESE.encode("utf-8") in body and b"\\u" not in body
@@ -875,3 +896,69 @@ def test_a_fake_can_serve_from_its_own_thread():
         assert fake.token_requests == 1
     finally:
         fake.stop_thread()
+
+
+# --------------------------------------------------------------------------- never raises
+
+
+class ScriptedClient:
+    """A transport answering from a list (no network), for the property below."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    async def request(self, method, url, *, json=None, headers=None):
+        if not self.answers:
+            return HttpResponse(200, {"errcode": 0, "access_token": "t", "accessToken": "t"})
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def close(self):
+        pass
+
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63),
+    st.floats(allow_nan=True), st.text(max_size=8),
+)
+_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+_keys = st.sampled_from(
+    ["errcode", "errmsg", "access_token", "expires_in", "msgid", "accessToken", "expireIn", "code",
+     "message", "processQueryKey", "invalidStaffIdList", "flowControlledStaffIdList"]
+)
+_answers = st.one_of(
+    st.builds(
+        HttpResponse,
+        st.sampled_from([200, 201, 204, 302, 400, 401, 403, 404, 429, 500, 503]),
+        st.one_of(_values, st.dictionaries(_keys, _values, max_size=5)),
+    ),
+    st.builds(lambda: __import__("notify_svc.channels.http", fromlist=["TransportError"]).TransportError("boom")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    answers=st.lists(_answers, max_size=6),
+    channel=st.sampled_from(["wechat", "wecom", "dingtalk"]),
+    stable=st.booleans(),
+    token_first=st.booleans(),
+)
+def test_no_provider_answer_makes_an_adapter_raise(answers, channel, stable, token_first):
+    if token_first:  # get past the token endpoint to the send call's odd answers
+        answers = [HttpResponse(200, {"errcode": 0, "access_token": "t", "accessToken": "t"}), *answers]
+    client = ScriptedClient(answers)
+    if channel == "wechat":
+        adapter = wx.WeChatAdapter(api_base="http://127.0.0.1:9", accounts={"wx": "s"}, http=client, use_stable_token=stable)
+        route = {"openid": "o-1"}
+    elif channel == "wecom":
+        adapter = wc.WeComAdapter(api_base="http://127.0.0.1:9", corp_id="c", corp_secret="s", default_open_kfid="k", http=client)
+        route = {"external_userid": "wm-1"}
+    else:
+        adapter = dt.DingTalkAdapter(api_base="http://127.0.0.1:9", oapi_base="http://127.0.0.1:9", app_key="k", app_secret="s", http=client)
+        route = {"sender_staff_id": "s1", "session_webhook": "http://127.0.0.1:9/robot/sendBySession?session=x"} if stable else {"sender_staff_id": "s1"}
+    result = asyncio.run(adapter.send(message(channel, route, "短" * 1000)))
+    assert isinstance(result, SendResult)
+    assert result.outcome in ("sent", "transient", "permanent", "undeliverable")
+    assert result.outcome == "sent" or result.reason

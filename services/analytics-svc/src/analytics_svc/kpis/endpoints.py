@@ -21,7 +21,8 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 async def get_kpis(
     request: Request,
     principal: CurrentPrincipal,
-    tz: Annotated[str, Query(min_length=1, max_length=64, description="IANA zone that defines 'today'")] = "UTC",
+    tz: Annotated[str, Query(min_length=1, max_length=64, description="IANA zone that defines 'today'",
+                             json_schema_extra={"enum": service.zone_names()})] = "UTC",
 ) -> JSONBytesResponse:
     require_user(principal)
     async with runtime_of(request).raw_connection() as conn:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
+import functools
+import zoneinfo
 from zoneinfo import ZoneInfo
 
 from helpdesk_common.problems import Problem
@@ -14,11 +16,17 @@ from . import repository
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})  # files in the tz database, not places
 
 
+@functools.cache
+def zone_names() -> list[str]:
+    """The zones ``zone`` takes, sorted: the API document lists them (the tz database is scanned once)."""
+    return sorted((zoneinfo.available_timezones() - _NOT_ZONES) | {"UTC"})
+
+
 def zone(name: str) -> tzinfo:
     """An IANA zone by name; anything else (paths, 'localtime', typos) is a 422 problem."""
     if name == "UTC":
         return UTC  # needs no tz database
-    if name not in _NOT_ZONES:
+    if name in zone_names():
         try:
             return ZoneInfo(name)
         except (ValueError, KeyError, OSError):  # not found (ZoneInfoNotFoundError), a path, a non-TZif file

@@ -40,7 +40,7 @@ from ._common import (
 )
 from .http import AiohttpClient, HttpClient, HttpResponse, TransportError, client_from_settings
 from .text import split_text, truncation_note
-from .tokens import TokenCache, TokenUnavailable
+from .tokens import TokenCache, TokenUnavailable, lifetime_s
 
 PROVIDER = "DingTalk"
 #: our cut for one text message; DingTalk documents its limits loosely, this stays well inside
@@ -138,13 +138,13 @@ def classify_batch_send(response: HttpResponse, staff_id: str) -> SendResult:
     data = response.data
     if not isinstance(data, dict):
         return classify_http_status(response.status, PROVIDER)
-    if staff_id in (data.get("invalidStaffIdList") or []):
+    if staff_id in _id_list(data.get("invalidStaffIdList")):
         return SendResult(
             "undeliverable",
             reason="DingTalk cannot deliver to this staff id (unknown, left the company, or outside the robot's reach)",
             code="invalidStaffId",
         )
-    if staff_id in (data.get("flowControlledStaffIdList") or []):
+    if staff_id in _id_list(data.get("flowControlledStaffIdList")):
         return SendResult(
             "transient",
             reason="DingTalk held the message back (flow control for this staff member)",
@@ -152,7 +152,13 @@ def classify_batch_send(response: HttpResponse, staff_id: str) -> SendResult:
             retry_after=RATE_LIMITED_RETRY_AFTER_S,
         )
     query_key = data.get("processQueryKey")
-    return SendResult("sent", provider_id=str(query_key) if query_key else None, code="0")
+    return SendResult("sent", provider_id=query_key[:200] if isinstance(query_key, str) and query_key else None, code="0")
+
+
+def _id_list(value: object) -> list[str]:
+    """A list of ids from the answer, or none when the field is missing or not a list (a string
+    would otherwise match by substring)."""
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 class DingTalkAdapter:
@@ -210,8 +216,7 @@ class DingTalkAdapter:
             raise TokenUnavailable(transport_failure(exc)) from exc
         data = response.data
         if 200 <= response.status < 300 and isinstance(data, dict) and isinstance(data.get("accessToken"), str):
-            expire_in = data.get("expireIn")
-            return data["accessToken"], float(expire_in) if isinstance(expire_in, int | float) else 7200.0
+            return data["accessToken"], lifetime_s(data.get("expireIn"))
         result = classify_api_error(response) if response.status >= 300 else classify_http_status(response.status, PROVIDER)
         if result.outcome == "permanent":
             result = SendResult(

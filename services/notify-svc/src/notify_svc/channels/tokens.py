@@ -23,6 +23,22 @@ from .base import SendResult
 DEFAULT_REFRESH_MARGIN_S = 300.0
 
 
+#: a token lifetime the provider did not state usably (all three document two hours)
+DEFAULT_LIFETIME_S = 7200.0
+#: never keep a token longer than this, whatever the provider says
+MAX_LIFETIME_S = 86_400.0
+
+
+def lifetime_s(value: object) -> float:
+    """The provider's ``expires_in`` as seconds to keep the token: a finite positive number
+    (capped at a day), else the documented two hours."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return DEFAULT_LIFETIME_S
+    if not 0 < value < float("inf"):  # also false for NaN
+        return DEFAULT_LIFETIME_S
+    return min(float(value), MAX_LIFETIME_S)
+
+
 class TokenUnavailable(Exception):
     """The token endpoint refused or failed; ``result`` is what the send answers instead
     (``permanent`` for bad credentials, ``transient`` for an outage)."""

@@ -41,7 +41,7 @@ from ._common import (
 )
 from .http import AiohttpClient, HttpClient, HttpResponse, TransportError, client_from_settings
 from .text import split_text, truncation_note
-from .tokens import TokenCache, TokenUnavailable
+from .tokens import TokenCache, TokenUnavailable, lifetime_s
 
 PROVIDER = "WeChat"
 #: WeChat's limit for the text of one customer-service message, in UTF-8 bytes
@@ -119,8 +119,7 @@ def classify_token_answer(response: HttpResponse, *, now: datetime) -> tuple[str
     errors transient."""
     data = response.data
     if isinstance(data, dict) and isinstance(data.get("access_token"), str) and data["access_token"]:
-        expires_in = data.get("expires_in")
-        return data["access_token"], float(expires_in) if isinstance(expires_in, int | float) else 7200.0
+        return data["access_token"], lifetime_s(data.get("expires_in"))
     errcode = errcode_of(data)
     if errcode is None:
         return classify_http_status(response.status, PROVIDER)
@@ -252,8 +251,8 @@ class WeChatAdapter:
                 return classify_http_status(answer.status, PROVIDER)
             result = classify_send_errcode(errcode, errmsg_of(answer.data), now=self._now())
             msgid = answer.data.get("msgid") if isinstance(answer.data, dict) else None
-            if result.outcome == "sent" and msgid is not None:
-                return SendResult("sent", code=result.code, provider_id=str(msgid))
+            if result.outcome == "sent" and isinstance(msgid, int | str) and not isinstance(msgid, bool):
+                return SendResult("sent", code=result.code, provider_id=str(msgid)[:200])
             return result
 
         return await send_parts(

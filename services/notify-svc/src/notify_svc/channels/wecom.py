@@ -36,7 +36,7 @@ from ._common import (
 )
 from .http import AiohttpClient, HttpClient, HttpResponse, TransportError, client_from_settings
 from .text import split_text, truncation_note
-from .tokens import TokenCache, TokenUnavailable
+from .tokens import TokenCache, TokenUnavailable, lifetime_s
 
 PROVIDER = "WeCom"
 #: WeCom's documented limit of a text message's content, in UTF-8 bytes
@@ -96,8 +96,7 @@ def classify_token_answer(response: HttpResponse) -> tuple[str, float] | SendRes
     data = response.data
     errcode = errcode_of(data)
     if isinstance(data, dict) and isinstance(data.get("access_token"), str) and data["access_token"] and not errcode:
-        expires_in = data.get("expires_in")
-        return data["access_token"], float(expires_in) if isinstance(expires_in, int | float) else 7200.0
+        return data["access_token"], lifetime_s(data.get("expires_in"))
     if errcode is None:
         return classify_http_status(response.status, PROVIDER)
     code = str(errcode)
@@ -215,8 +214,9 @@ class WeComAdapter:
                 return classify_http_status(answer.status, PROVIDER)
             result = classify_send_errcode(errcode, errmsg_of(answer.data))
             if result.outcome == "sent":
-                msgid = answer.data.get("msgid") or payload["msgid"]
-                return SendResult("sent", code=result.code, provider_id=str(msgid))
+                msgid = answer.data.get("msgid")
+                msgid = msgid[:200] if isinstance(msgid, str) and msgid else payload["msgid"]
+                return SendResult("sent", code=result.code, provider_id=msgid)
             return result
 
         return await send_parts(

@@ -15,9 +15,10 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 import holidays
-from pydantic import BaseModel, Field, StrictInt, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from helpdesk_common.validation import AwareUtcDatetime, StrictModel
+from helpdesk_common.validation import NOT_BLANK, AwareUtcDatetime, StrictModel
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
@@ -27,10 +28,13 @@ MAX_INTERVALS_PER_DAY = 24
 MAX_EXTRA_DATES = 1000
 MAX_DUE_MINUTES = 10_000_000  # ~19 years of 24x7; bounds the work of one due-date request
 
-_HHMM = re.compile(r"^(?:([01]\d|2[0-3]):([0-5]\d)|(24):(00))$")
+_HHMM = re.compile(r"(?:([01]\d|2[0-3]):([0-5]\d)|(24):(00))")  # fullmatch: "$" would let a final newline in
+#: the same rule for the API document (ECMA-262)
+HHMM_PATTERN = r"^(?:([01]\d|2[0-3]):([0-5]\d)|(24):(00))$"
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Interval = tuple[str, str]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK)]
+HHMM = Annotated[str, Field(json_schema_extra={"pattern": HHMM_PATTERN})]
+Interval = tuple[HHMM, HHMM]
 
 
 def parse_hhmm(text: str) -> int:
@@ -39,7 +43,7 @@ def parse_hhmm(text: str) -> int:
     "24:00" is allowed (as an interval end) so a shift can run to midnight without the
     off-by-one "23:59" workaround that would lose the last minute of every day.
     """
-    match = _HHMM.match(text) if isinstance(text, str) else None
+    match = _HHMM.fullmatch(text) if isinstance(text, str) else None
     if not match:
         raise ValueError(f"{text!r} is not a wall-clock time HH:MM between 00:00 and 24:00")
     hours, minutes = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
@@ -49,6 +53,16 @@ def parse_hhmm(text: str) -> int:
 def format_hhmm(minutes: int) -> str:
     """Inverse of :func:`parse_hhmm`."""
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+class IntervalOrderError(ValueError):
+    """Intervals out of order or overlapping: a rule across values, which no schema states."""
+
+
+def cross_field(message: str) -> PydanticCustomError:
+    """A 422 error with code ``cross_field``: a rule across several values (the API document
+    cannot state it; tests/e2e/schemathesis_hooks.py accepts exactly these)."""
+    return PydanticCustomError("cross_field", message)
 
 
 def normalize_day(day: str, intervals: list[Interval]) -> list[Interval]:
@@ -65,13 +79,13 @@ def normalize_day(day: str, intervals: list[Interval]) -> list[Interval]:
         except ValueError as exc:
             raise ValueError(f"weekly_hours.{day}[{i}]: {exc}") from None
         if start >= end:
-            raise ValueError(f"weekly_hours.{day}[{i}]: start {start_text} must be before end {end_text}"
+            raise IntervalOrderError(f"weekly_hours.{day}[{i}]: start {start_text} must be before end {end_text}"
                              " (an overnight shift is two intervals: 22:00-24:00 and 00:00-06:00 of the next day)")
         parsed.append((start, end))
     parsed.sort()
     for (s1, e1), (s2, e2) in zip(parsed, parsed[1:]):
         if s2 < e1:
-            raise ValueError(f"weekly_hours.{day}: intervals {format_hhmm(s1)}-{format_hhmm(e1)}"
+            raise IntervalOrderError(f"weekly_hours.{day}: intervals {format_hhmm(s1)}-{format_hhmm(e1)}"
                              f" and {format_hhmm(s2)}-{format_hhmm(e2)} overlap")
     return [(format_hhmm(s), format_hhmm(e)) for s, e in parsed]
 
@@ -120,9 +134,11 @@ class CalendarIn(StrictModel):
     """
 
     name: Name
-    timezone: str
-    weekly_hours: dict[Weekday, list[Interval]] = Field(default_factory=dict)
-    holiday_country: str | None = None
+    timezone: Annotated[str, Field(json_schema_extra=lambda schema: schema.update(enum=sorted(_known_zones())))]
+    weekly_hours: dict[Weekday, Annotated[list[Interval], Field(json_schema_extra={"maxItems": MAX_INTERVALS_PER_DAY})]] = (
+        Field(default_factory=dict))
+    holiday_country: Annotated[str, Field(json_schema_extra=lambda schema: schema.update(
+        enum=sorted(holidays.list_supported_countries())))] | None = None
     holiday_subdivision: str | None = None
     extra_holidays: list[date] = Field(default_factory=list, max_length=MAX_EXTRA_DATES)
     extra_working_days: list[date] = Field(default_factory=list, max_length=MAX_EXTRA_DATES)
@@ -136,7 +152,10 @@ class CalendarIn(StrictModel):
     @field_validator("weekly_hours")
     @classmethod
     def _hours(cls, value: dict[Weekday, list[Interval]]) -> dict[Weekday, list[Interval]]:
-        return {day: normalize_day(day, value[day]) for day in WEEKDAYS if day in value}
+        try:
+            return {day: normalize_day(day, value[day]) for day in WEEKDAYS if day in value}
+        except IntervalOrderError as exc:
+            raise PydanticCustomError("range", str(exc)) from None
 
     @field_validator("extra_holidays", "extra_working_days")
     @classmethod
@@ -146,17 +165,20 @@ class CalendarIn(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> CalendarIn:
         if self.holiday_subdivision is not None and self.holiday_country is None:
-            raise ValueError("holiday_subdivision needs holiday_country")
+            raise cross_field("holiday_subdivision needs holiday_country")
         if self.holiday_country is not None:
-            check_holiday_region(self.holiday_country, self.holiday_subdivision)
+            try:
+                check_holiday_region(self.holiday_country, self.holiday_subdivision)
+            except ValueError as exc:
+                raise cross_field(str(exc)) from None
         both = sorted(set(self.extra_holidays) & set(self.extra_working_days))
         if both:
-            raise ValueError("dates both in extra_holidays and extra_working_days: "
-                             + ", ".join(d.isoformat() for d in both))
+            raise cross_field("dates both in extra_holidays and extra_working_days: "
+                              + ", ".join(d.isoformat() for d in both))
         fallback = self.weekly_hours.get(self.makeup_day_hours_from)
         hourless = [d for d in self.extra_working_days if not self.weekly_hours.get(WEEKDAYS[d.weekday()])]
         if hourless and not fallback:
-            raise ValueError(f"extra working day {hourless[0].isoformat()} has no hours: its weekday has none"
+            raise cross_field(f"extra working day {hourless[0].isoformat()} has no hours: its weekday has none"
                              f" and neither has makeup_day_hours_from={self.makeup_day_hours_from!r}")
         return self
 
@@ -174,7 +196,7 @@ class DueIn(StrictModel):
 
     #: in UTC once validated: a start that overflows there (9999-12-31T23:00-14:00) is a 422
     start: AwareUtcDatetime
-    minutes: StrictInt = Field(ge=0, le=MAX_DUE_MINUTES)
+    minutes: int = Field(ge=0, le=MAX_DUE_MINUTES)
 
 
 class DueOut(BaseModel):

@@ -5,14 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from pydantic import BaseModel
+from typing import Annotated
+
+from pydantic import BaseModel, Field
 
 
 class CalendarRead(BaseModel):
     id: uuid.UUID
     name: str
     timezone: str
-    weekly_hours: dict[str, list[tuple[str, str]]]
+    #: day -> [["09:00", "12:00"], ...]: lists of two strings (a tuple's prefixItems were turned into
+    #: Draft 4 array items by schemathesis 4.32's response check, which then refused its own schema)
+    weekly_hours: dict[str, list[Annotated[list[str], Field(min_length=2, max_length=2)]]]
     holiday_country: str | None
     holiday_subdivision: str | None
     extra_holidays: list[date]

@@ -90,7 +90,7 @@ async def set_team_calendar(conn: AsyncConnection, *, team_id: uuid.UUID, calend
     The caller bumps the recalculation generation, so live timers of the team re-target."""
     if not await repository.exists(conn, calendar_id):
         raise Problem(422, "validation-error", "Validation failed", "One or more fields are invalid.",
-                      errors=[{"field": "body.calendar_id", "message": "no such calendar", "code": "unknown_calendar"}])
+                      errors=[{"field": "body.calendar_id", "message": "no such calendar", "code": "not_found"}])
     row = await repository.set_team_calendar(conn, team_id=team_id, calendar_id=calendar_id)
     return {"team_id": row.team_id, "calendar_id": row.calendar_id, "updated_at": row.updated_at}
 

@@ -58,7 +58,7 @@ async def create_policy(request: Request, body: PolicyIn, principal: CurrentPrin
                                                                 "Location": f"/v1/sla/policies/{policy['id']}"})
 
 
-@router.get("/{policy_id}", response_model=PolicyRead, summary="One policy")
+@router.get("/{policy_id:uuid}", response_model=PolicyRead, summary="One policy")
 async def get_policy(request: Request, policy_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
     require_reader(principal)
     async with runtime_of(request).engine.connect() as conn:
@@ -68,7 +68,7 @@ async def get_policy(request: Request, policy_id: uuid.UUID, principal: CurrentP
     return JSONBytesResponse(service.as_read(row), headers={"ETag": etag(row.version)})
 
 
-@router.put("/{policy_id}", response_model=PolicyRead, summary="Replace a policy (If-Match: its version)")
+@router.put("/{policy_id:uuid}", response_model=PolicyRead, summary="Replace a policy (If-Match: its version)")
 async def replace_policy(request: Request, policy_id: uuid.UUID, body: PolicyIn,
                          principal: CurrentPrincipal) -> JSONBytesResponse:
     require_admin(principal)
@@ -79,7 +79,7 @@ async def replace_policy(request: Request, policy_id: uuid.UUID, body: PolicyIn,
     return JSONBytesResponse(policy, headers={"ETag": etag(policy["version"])})
 
 
-@router.delete("/{policy_id}", status_code=204, summary="Delete a policy (If-Match: its version)")
+@router.delete("/{policy_id:uuid}", status_code=204, summary="Delete a policy (If-Match: its version)")
 async def delete_policy(request: Request, policy_id: uuid.UUID, principal: CurrentPrincipal) -> Response:
     require_admin(principal)
     async with runtime_of(request).transaction() as conn:

@@ -6,11 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StrictInt, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from helpdesk_common.validation import INT64_MAX, INT64_MIN, StrictModel, fold_key
 
-from ..timers.plan import is_metric
+from ..timers.plan import METRIC_PATTERN, is_metric
 
 def _metric(name: str) -> str:
     if not is_metric(name):
@@ -21,6 +30,11 @@ def _metric(name: str) -> str:
 
 #: the four ticket metrics, or ``step:<key>`` for a workflow step's own target
 Metric = Annotated[str, StringConstraints(min_length=1, max_length=69), AfterValidator(_metric)]
+
+
+def _metric_keys(schema: dict) -> None:
+    """The document states the metric rule on the keys of a map by metric."""
+    schema.setdefault("propertyNames", {})["pattern"] = METRIC_PATTERN
 Priority = Literal["urgent", "high", "normal", "low"]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 #: tiers are stored folded by customer-svc (``VIP`` is ``vip``), so conditions are folded the same way
@@ -28,13 +42,16 @@ Tier = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValid
 
 
 def _fits_64_bits(value: str | int | float | bool) -> str | int | float | bool:
-    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-        raise ValueError("integers beyond 64 bits are not supported")  # orjson renders none of them: a 500
+    # orjson renders no integer beyond 64 bits: a 500. A float beyond them came back from jsonb as
+    # such an integer (3.9e81 is stored as a numeric and read as an int): the same 500, on read
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("numbers beyond 64 bits are not supported")
     return value
 
 
 #: a custom-field value a condition accepts (an int is kept an int, so it is bounded, not turned into a float)
-Scalar = Annotated[str | int | float | bool, AfterValidator(_fits_64_bits)]
+Scalar = Annotated[str | int | float | bool, AfterValidator(_fits_64_bits), WithJsonSchema({"anyOf": [
+    {"type": "string"}, {"type": "number", "minimum": INT64_MIN, "maximum": INT64_MAX}, {"type": "boolean"}]})]
 
 MAX_TARGET_MINUTES = 525_600 * 2  # two years
 
@@ -54,7 +71,13 @@ class Conditions(StrictModel):
 
 
 class TargetIn(StrictModel):
-    minutes: StrictInt = Field(ge=1, le=MAX_TARGET_MINUTES)
+    # calendar_id only with business time (time defaults to calendar)
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"time": {"const": "calendar"}}},
+        "then": {"properties": {"calendar_id": {"type": "null"}}},
+    })
+
+    minutes: int = Field(ge=1, le=MAX_TARGET_MINUTES)
     time: Literal["business", "calendar"] = "calendar"
     calendar_id: uuid.UUID | None = None
 
@@ -76,13 +99,15 @@ class EscalationIn(StrictModel):
 class PolicyIn(StrictModel):
     name: Text
     #: lower comes first; ties by id. Missing: after the last policy.
-    position: StrictInt | None = Field(None, ge=0, le=1_000_000)
+    position: int | None = Field(None, ge=0, le=1_000_000)
     enabled: bool = True
     conditions: Conditions = Field(default_factory=Conditions)
-    targets: dict[Metric, TargetIn] = Field(min_length=1)
-    pause_statuses: list[Text] = Field(default_factory=lambda: ["pending", "on_hold"], max_length=20)
-    warning_fractions: list[float] = Field(default_factory=lambda: [0.5, 0.75, 0.9], max_length=10)
-    escalations: dict[Metric, EscalationIn] = Field(default_factory=dict)
+    targets: dict[Metric, TargetIn] = Field(min_length=1, json_schema_extra=_metric_keys)
+    pause_statuses: list[Annotated[Text, Field(json_schema_extra={"not": {"enum": ["solved", "closed"]}})]] = Field(
+        default_factory=lambda: ["pending", "on_hold"], max_length=20)
+    warning_fractions: list[Annotated[float, Field(json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 1})]] = Field(
+        default_factory=lambda: [0.5, 0.75, 0.9], max_length=10, json_schema_extra={"uniqueItems": True})
+    escalations: dict[Metric, EscalationIn] = Field(default_factory=dict, json_schema_extra=_metric_keys)
 
     @field_validator("warning_fractions")
     @classmethod

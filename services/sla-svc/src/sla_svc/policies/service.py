@@ -31,7 +31,7 @@ async def _definition(conn: AsyncConnection, body: PolicyIn) -> dict[str, Any]:
         if target.calendar_id is not None and not await calendars.exists(conn, target.calendar_id):
             raise Problem(422, "validation-error", "Validation failed", "One or more fields are invalid.",
                           errors=[{"field": f"body.targets.{metric}.calendar_id", "message": "no such calendar",
-                                   "code": "unknown_calendar"}])
+                                   "code": "not_found"}])
     dumped = body.model_dump(mode="json")
     dumped["conditions"] = {k: v for k, v in dumped["conditions"].items() if v}
     return {k: dumped[k] for k in _DEFINITION_FIELDS}

@@ -16,7 +16,9 @@ from .clock import Clock
 METRICS = ("first_response", "next_response", "periodic_update", "resolution")
 #: a workflow step's metric is ``step:<key>`` (``step:approval``, ``step:customer_confirmation``)
 STEP_PREFIX = "step:"
-_STEP_KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_STEP_KEY = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")  # fullmatch: "$" would let a final newline in
+#: the same rule as an ECMA-262 pattern, for the API document
+METRIC_PATTERN = "^(" + "|".join(METRICS) + r"|step:[a-z0-9][a-z0-9_.-]{0,63})$"
 
 
 def step_metric(step: str) -> str:
@@ -27,7 +29,7 @@ def is_metric(name: str) -> bool:
     """One of the four ticket metrics, or ``step:<key>`` with a lower-case key of 1–64 characters."""
     if name in METRICS:
         return True
-    return name.startswith(STEP_PREFIX) and bool(_STEP_KEY.match(name[len(STEP_PREFIX):]))
+    return name.startswith(STEP_PREFIX) and bool(_STEP_KEY.fullmatch(name[len(STEP_PREFIX):]))
 LIVE = ("running", "paused")
 
 

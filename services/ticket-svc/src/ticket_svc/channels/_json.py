@@ -27,5 +27,6 @@ def load(body: bytes, model: type[Model]) -> Model:
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"], "code": e["type"]}
+                  for e in exc.errors()]
         raise InvalidPayload("The payload has invalid fields.", field_errors=errors) from exc

@@ -17,17 +17,17 @@ import binascii
 import re
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator
 
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import EMAIL_PATTERN, NOT_BLANK, StrictModel
 
-from .inbound import InboundAttachment, InboundMessage, InvalidPayload, Sender
-from .phone import check_number, check_rfc3339, load, normalise_number
+from .inbound import BASE64_PATTERN, InboundAttachment, InboundMessage, InvalidPayload, Sender
+from .phone import PHONE_PATTERN, check_number, check_rfc3339, load, normalise_number
 
 MAX_ATTACHMENTS = 10
 #: Ids are opaque, but printable and without spaces: they end up in dedupe keys and logs.
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
-_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_EMAIL = EMAIL_PATTERN
 _LANGUAGE = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 
 
@@ -36,7 +36,7 @@ class Visitor(StrictModel):
 
     name: Annotated[str, StringConstraints(max_length=256, strip_whitespace=True)] | None = None
     email: Annotated[str, StringConstraints(max_length=254, strip_whitespace=True, pattern=_EMAIL)] | None = None
-    phone: Annotated[str, StringConstraints(max_length=64)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra={"pattern": PHONE_PATTERN})] | None = None
     external_id: Id | None = None
 
     _phone = field_validator("phone")(lambda value: None if value is None else check_number(value))
@@ -46,10 +46,15 @@ class ChatAttachment(StrictModel):
     filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     content_type: Annotated[str, StringConstraints(min_length=3, max_length=127,
                                                    pattern=r"^[\w.+-]+/[\w.+-]+$")] = "application/octet-stream"
-    content_base64: str
+    content_base64: Annotated[str, Field(json_schema_extra={"pattern": BASE64_PATTERN, "contentEncoding": "base64"})]
 
 
 class ChatMessage(StrictModel):
+    # text, or at least one attachment
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"properties": {"text": {"pattern": NOT_BLANK}}},
+        {"required": ["attachments"], "properties": {"attachments": {"minItems": 1}}}]})
+
     conversation_id: Id
     message_id: Id
     visitor: Visitor

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
 from .inbound import Ignored, InboundMessage, InvalidPayload, Sender
 
@@ -39,6 +39,15 @@ class _Lenient(BaseModel):
     """DingTalk's objects: unknown keys ignored, known keys checked (no str/number coercion)."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
+
+
+def _integral(value: Any) -> Any:
+    """A float without a fraction as the int it is (the model is strict otherwise)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: the message types taken (others are a 422 naming msgtype)
+MSGTYPES = ("text", "richText", "picture", "audio", "file", "video")
 
 
 class _TextBody(_Lenient):
@@ -68,10 +77,12 @@ class _AtUser(_Lenient):
 
 
 class Callback(_Lenient):
-    msgtype: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    msgtype: Annotated[str, StringConstraints(min_length=1, max_length=32),
+                       Field(json_schema_extra={"enum": list(MSGTYPES)})]
     msgId: Id
     conversationId: Id
-    createAt: Annotated[int, Field(ge=0, lt=10**14)] | None = None
+    #: milliseconds; ``1536359159000.0`` is that integer too (as JSON Schema's "integer" says)
+    createAt: Annotated[int, BeforeValidator(_integral), Field(ge=0, lt=10**14)] | None = None
     conversationType: Literal["1", "2"] | None = None
     conversationTitle: Annotated[str, StringConstraints(max_length=256)] | None = None
     senderId: Id | None = None

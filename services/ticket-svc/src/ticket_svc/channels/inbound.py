@@ -18,6 +18,10 @@ from typing import Any
 #: Channel kinds a message can arrive on.
 CHANNELS = ("api", "web", "email", "chat", "wechat", "wecom", "dingtalk", "phone")
 
+#: standard base64 with padding, what base64.b64decode(validate=True) takes (ECMA-262, for the
+#: API document of every body that carries a file as base64)
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
 
 class InvalidPayload(ValueError):
     """The payload cannot be understood; intake answers 422 problem+json with this message."""

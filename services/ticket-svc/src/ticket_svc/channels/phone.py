@@ -19,8 +19,9 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import NOT_BLANK, WHITESPACE, StrictModel
 
 from . import _json
 from .inbound import InboundMessage, InvalidPayload, Sender
@@ -34,6 +35,9 @@ Model = TypeVar("Model", bound=BaseModel)
 _NUMBER_CHARS = re.compile(r"\(?\+?[0-9 ()\-./]+")
 MIN_DIGITS = 3  # short codes such as 110 / 911 are numbers too
 MAX_DIGITS = 20  # E.164 allows 15; extensions and national prefixes push real records past it
+#: what check_number takes, for the API document (ECMA-262)
+PHONE_PATTERN = f"^[{WHITESPACE}]*\\(?\\+?(?:[ ()\\-./]*[0-9]){{{MIN_DIGITS},{MAX_DIGITS}}}[ ()\\-./]*[{WHITESPACE}]*$"
+HTTPS_PATTERN = r"^https://(?:[^\s/?#@]*@)?[^\s/?#:@\[\]]+"
 
 
 def normalise_number(number: str) -> str:
@@ -84,20 +88,20 @@ def check_rfc3339(value: Any) -> Any:
 
 
 class CallRecord(StrictModel):
-    call_id: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+    call_id: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True, pattern=NOT_BLANK)]
     direction: Literal["inbound", "outbound"]
-    from_: str = Field(alias="from", max_length=64)
-    to: str = Field(max_length=64)
+    from_: str = Field(alias="from", max_length=64, json_schema_extra={"pattern": PHONE_PATTERN})
+    to: str = Field(max_length=64, json_schema_extra={"pattern": PHONE_PATTERN})
     started_at: AwareDatetime
     ended_at: AwareDatetime | None = None
-    duration_s: Annotated[int, Field(ge=0, le=7 * 24 * 3600, strict=True)] | None = None
+    duration_s: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] | None = None  # 60.0 is 60; true is refused
     status: Literal["answered", "missed", "voicemail"]
     caller_name: Annotated[str, StringConstraints(max_length=256, strip_whitespace=True)] | None = None
     agent_id: Annotated[str, StringConstraints(max_length=128)] | None = None
-    recording_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    recording_url: Annotated[str, StringConstraints(max_length=2048), Field(json_schema_extra={"pattern": HTTPS_PATTERN})] | None = None
     transcript: Annotated[str, StringConstraints(max_length=200_000)] | None = None
     summary: Annotated[str, StringConstraints(max_length=65_536)] | None = None
-    subject: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)] | None = None
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True, pattern=NOT_BLANK)] | None = None
 
     _numbers = field_validator("from_", "to")(check_number)
     _times = field_validator("started_at", "ended_at", mode="before")(check_rfc3339)
@@ -118,7 +122,7 @@ class CallRecord(StrictModel):
     def _ended_after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         started = info.data.get("started_at")
         if value is not None and started is not None and value < started:
-            raise ValueError("is before started_at")
+            raise PydanticCustomError("cross_field", "is before started_at")
         return value
 
 

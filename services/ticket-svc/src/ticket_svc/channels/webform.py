@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl, unquote
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from helpdesk_common.validation import EMAIL_PATTERN
+
 from .inbound import InboundAttachment, InboundMessage, InvalidPayload, Sender
 from .phone import check_number, normalise_number
 
@@ -34,7 +36,7 @@ MAX_TAG_CHARS = 64
 PRIORITIES = ("low", "normal", "high", "urgent")
 _CUSTOM = re.compile(r"custom_fields\[([^\]]*)\]")
 _CUSTOM_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_EMAIL = re.compile(EMAIL_PATTERN)
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 #: RFC 5987 ext-value: charset'language'percent-encoded
 _EXT_VALUE = re.compile(r"""filename\*\s*=\s*"?([A-Za-z0-9!#$%&+^_`{}~-]+)'[^']*'([^";\s]*)"?""", re.IGNORECASE)
@@ -179,13 +181,13 @@ class _Form:
         self.custom: dict[str, str] = {}
         self.errors: list[dict[str, str]] = []
 
-    def error(self, field: str, message: str) -> None:
-        self.errors.append({"field": field, "message": message})
+    def error(self, field: str, message: str, code: str | None = None) -> None:
+        self.errors.append({"field": field, "message": message, **({"code": code} if code else {})})
 
     def add(self, name: str, value: str) -> None:
         value = value.strip()
-        if "\x00" in value:
-            self.error(name, "contains a NUL character")
+        if "\x00" in value or "\x00" in name:
+            self.error(name.replace("\x00", "\\x00"), "contains a NUL character")
         elif len(value) > MAX_FIELD_CHARS:
             self.error(name, f"is longer than {MAX_FIELD_CHARS} characters")
         elif name in ("tags", "tags[]"):
@@ -217,7 +219,7 @@ def _check(form: _Form, files: list[InboundAttachment]) -> None:
         except ValueError as exc:
             form.error("phone", str(exc))
     if not (email or phone):
-        form.error("email", "an e-mail address or a phone number is required")
+        form.error("email", "an e-mail address or a phone number is required", "cross_field")
     if (form.get("priority") or "normal").lower() not in PRIORITIES:
         form.error("priority", f"must be one of: {', '.join(PRIORITIES)}")
     if len(form.get("type") or "") > 64:

@@ -91,7 +91,9 @@ async def list_messages(
 
 
 @router.get("/{ticket_id}/attachments/{attachment_id}", summary="Download an attachment",
-            response_class=Response, responses={200: {"content": {"application/octet-stream": {}}}})
+            response_class=Response,
+            responses={200: {"description": "the file, with the media type it was stored with",
+                             "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
 async def download_attachment(request: Request, ticket_id: uuid.UUID, attachment_id: uuid.UUID,
                               principal: CurrentPrincipal) -> Response:
     async with runtime_of(request).raw_connection() as conn:

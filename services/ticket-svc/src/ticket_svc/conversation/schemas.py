@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
@@ -8,11 +9,29 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from helpdesk_common.validation import StrictModel
 
+from ..channels.inbound import BASE64_PATTERN
+from .attachments import MAX_ATTACHMENT_BYTES, REFUSED_EXTENSIONS, REFUSED_TYPES
+
+
+def _any_case(text: str) -> str:
+    """``text`` as an ECMA-262 pattern matching it in any letter case (``exe`` -> ``[eE][xX][eE]``)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in text)
+
+
+#: what attachments.check refuses as executable, stated for the document
+_EXECUTABLE_NAME = r"\.(?:" + "|".join(_any_case(e[1:]) for e in sorted(REFUSED_EXTENSIONS)) + r")\s*$"
+_EXECUTABLE_TYPE = r"^\s*(?:" + "|".join(_any_case(t) for t in sorted(REFUSED_TYPES)) + r")\s*(?:;|$)"
+
 
 class AttachmentIn(StrictModel):
-    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    content_type: Annotated[str, StringConstraints(min_length=3, max_length=127)] = "application/octet-stream"
-    content_base64: Annotated[str, StringConstraints(max_length=36 * 1024 * 1024)]
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255),
+                        Field(json_schema_extra={"not": {"pattern": _EXECUTABLE_NAME},
+                                                 "description": "executables and scripts are refused"})]
+    content_type: Annotated[str, StringConstraints(min_length=3, max_length=127),
+                            Field(json_schema_extra={"not": {"pattern": _EXECUTABLE_TYPE}})] = "application/octet-stream"
+    content_base64: Annotated[str, StringConstraints(max_length=36 * 1024 * 1024),
+                              Field(json_schema_extra={"pattern": BASE64_PATTERN, "contentEncoding": "base64",
+                                                       "maxLength": 4 * -(-MAX_ATTACHMENT_BYTES // 3)})]
 
 
 class MessageIn(StrictModel):

@@ -16,7 +16,7 @@ from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 
 from . import repository, service
-from .schemas import FormIn
+from .schemas import FormIn, FormRead
 
 router = APIRouter(prefix="/v1/forms", tags=["forms"])
 
@@ -32,14 +32,16 @@ def _read(row: Any) -> dict[str, Any]:
             "created_by": row["created_by"], "created_at": row["created_at"]}
 
 
-@router.get("", summary="The latest form of every ticket type")
+@router.get("", response_model=list[FormRead], summary="The latest form of every ticket type")
 async def list_forms(request: Request, principal: CurrentPrincipal) -> JSONBytesResponse:
     require_user(principal)
     async with runtime_of(request).raw_connection() as conn:
         return JSONBytesResponse([_read(r) for r in await repository.list_latest(conn)])
 
 
-@router.put("/{ticket_type}", summary="Save a new version of a ticket type's form (admin); If-Match: the latest version")
+@router.put("/{ticket_type}", response_model=FormRead,
+            responses={201: {"model": FormRead, "description": "the first version of this type's form"}},
+            summary="Save a new version of a ticket type's form (admin); If-Match: the latest version")
 async def save_form(request: Request, ticket_type: TicketType, body: FormIn, principal: CurrentPrincipal,
                     if_match: IfMatch = None) -> JSONBytesResponse:
     """Versions are immutable and each save adds the next; ``If-Match`` names the latest version
@@ -56,7 +58,7 @@ async def save_form(request: Request, ticket_type: TicketType, body: FormIn, pri
                              headers=etag_header(row["version"]))
 
 
-@router.get("/{ticket_type}", summary="The latest version of a ticket type's form")
+@router.get("/{ticket_type}", response_model=FormRead, summary="The latest version of a ticket type's form")
 async def get_form(request: Request, ticket_type: TicketType, principal: CurrentPrincipal) -> JSONBytesResponse:
     async with runtime_of(request).raw_connection() as conn:
         row = await repository.latest(conn, _key(ticket_type))
@@ -65,7 +67,7 @@ async def get_form(request: Request, ticket_type: TicketType, principal: Current
     return JSONBytesResponse(_read(row), headers=etag_header(row["version"]))
 
 
-@router.get("/{ticket_type}/versions/{version}", summary="One version of a form")
+@router.get("/{ticket_type}/versions/{version}", response_model=FormRead, summary="One version of a form")
 async def get_form_version(request: Request, ticket_type: TicketType, version: Annotated[int, Path(ge=1, le=2**31 - 1)],
                            principal: CurrentPrincipal) -> JSONBytesResponse:
     async with runtime_of(request).raw_connection() as conn:

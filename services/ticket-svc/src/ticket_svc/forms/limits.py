@@ -45,10 +45,11 @@ def value_problem(value: Any, *, max_string: int | None = None, depth: int = 0) 
         if max_string is not None and len(value) > max_string:
             return f"a text value must be at most {max_string} characters"
         return None
-    if isinstance(value, bool) or value is None or isinstance(value, float):
+    if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int):
-        return None if INT64_MIN <= value <= INT64_MAX else "integers must be within 64 bits"
+    if isinstance(value, (int, float)):
+        # floats too: JSON does not tell 1e30 from the integer it equals (the document says so)
+        return None if INT64_MIN <= value <= INT64_MAX else "numbers must be within 64 bits"
     if isinstance(value, (list, dict)):
         if depth >= FREE_FORM_DEPTH_MAX:
             return f"must not nest lists or objects more than {FREE_FORM_DEPTH_MAX} deep"

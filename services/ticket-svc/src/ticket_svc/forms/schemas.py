@@ -14,13 +14,17 @@ are ``None`` (not absent) and why ``default``, ``min`` and ``max`` are stored no
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.openapi import NO_NUL_PATTERN
+from helpdesk_common.validation import NOT_BLANK, StrictModel
 
 from .fieldtypes import (
+    DECIMAL_MAX_INT_DIGITS,
     DECIMAL_MAX_SCALE,
     FIELD_TYPES,
     INT64_MAX,
@@ -39,7 +43,7 @@ MAX_ACTIVE_FIELDS = 100  # a ticket's custom_fields object holds at most 100 key
 MAX_OPTIONS = 500
 
 FieldKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK)]
 OptionValue = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S(?:.*\S)?$")]
 
 
@@ -50,6 +54,46 @@ class OptionDef(StrictModel):
     label: Label
 
 
+_SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean", "null"], "pattern": NO_NUL_PATTERN,
+                           "minimum": INT64_MIN, "maximum": INT64_MAX}
+DEFAULT_SCHEMA: dict[str, Any] = {**_SCALAR, "type": [*_SCALAR["type"], "array"], "items": _SCALAR}
+
+
+def _attribute_schema(name: str, type_name: str) -> dict[str, Any]:
+    """What the document states of a type-specific attribute of a field of ``type_name``."""
+    if name == "max_length":
+        return {"type": ["integer", "null"], "minimum": 1, "maximum": FIELD_TYPES[type_name].max_length_cap}
+    if name == "scale":
+        return {"type": ["integer", "null"], "minimum": 0, "maximum": DECIMAL_MAX_SCALE}
+    if name in ("min", "max") and type_name == "integer":
+        return {"type": ["integer", "null"], "minimum": INT64_MIN, "maximum": INT64_MAX}
+    if name in ("min", "max"):  # decimal: a decimal string (lossless), or a number
+        bound = 10**DECIMAL_MAX_INT_DIGITS  # at most that many digits before the point (exact as a float)
+        return {"anyOf": [{"type": "string", "maxLength": 64, "pattern": r"^\s*[+-]?0*(?:\d{1,20}(?:\.\d{0,18}0*)?|\.\d{1,18}0*)\s*$"},
+                          {"type": "number", "exclusiveMinimum": -bound, "exclusiveMaximum": bound}, {"type": "null"}]}
+    if name == "options":
+        return {"type": "array", "minItems": 1, "maxItems": MAX_OPTIONS, "items": {"$ref": "#/components/schemas/OptionDef"}}
+    if name == "max_selected":
+        return {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_OPTIONS}
+    return {"type": "string", "minLength": 1}  # pattern
+
+
+def _field_def_schema(schema: dict[str, Any]) -> None:
+    """``FieldDef``'s document: the type is one of ``FIELD_TYPES``, and per type which attributes
+    apply (the others are null or left out) within which ranges. What depends on several
+    attributes at once (min <= max, unique option values, max_selected <= the options, a default
+    valid for the field, a pattern that compiles) is checked by the server: 422 ``cross_field``."""
+    schema["properties"]["type"] = {"type": "string", "enum": list(FIELD_TYPES), "title": "Type"}
+    variants = []
+    for type_name, kind in FIELD_TYPES.items():
+        properties: dict[str, Any] = {"type": {"const": type_name}}
+        for name in sorted(TYPE_SPECIFIC_ATTRIBUTES):
+            properties[name] = _attribute_schema(name, type_name) if name in kind.attributes else {"type": "null"}
+        required = [name for name in ("options", "pattern") if name in kind.attributes]
+        variants.append({"properties": properties, "required": ["type", *required]})
+    schema["anyOf"] = variants
+
+
 class FieldDef(StrictModel):
     """One custom field of a form version.
 
@@ -58,11 +102,15 @@ class FieldDef(StrictModel):
     when no value is given.
     """
 
+    model_config = ConfigDict(json_schema_extra=_field_def_schema)
+
     key: FieldKey
     label: Label
     type: str
     required: bool = False
-    default: Any = None
+    #: a value of the field's type (a list of option values for multi_select): checked against the
+    #: field (422 cross_field), so the document says only its shape
+    default: Annotated[Any, WithJsonSchema(DEFAULT_SCHEMA)] = None
     help_text: Annotated[str, StringConstraints(max_length=2000)] | None = None
     active: bool = True
     #: text, long_text, pattern: longest value in characters
@@ -90,15 +138,18 @@ class FieldDef(StrictModel):
     def _consistent(self) -> FieldDef:
         """Check every type-specific rule and report all problems of the field at once."""
         problems: list[str] = []
+        stated = False  # a problem with a rule the API document states (see _field_def_schema)
         kind = FIELD_TYPES[self.type]
         for name in sorted(TYPE_SPECIFIC_ATTRIBUTES - kind.attributes):
             if getattr(self, name) is not None:
                 problems.append(f"{name} does not apply to fields of type {self.type}")
+                stated = True
         for name in sorted(kind.attributes):
             try:
                 _ATTRIBUTE_CHECKS[name](self)
             except Invalid as exc:
                 problems.append(exc.message)
+                stated = stated or name in ("max_length", "scale")
         if not problems and not is_blank(self.default):
             try:
                 self.default = validate_value(self, self.default)
@@ -107,7 +158,10 @@ class FieldDef(StrictModel):
         elif is_blank(self.default):
             self.default = None
         if problems:
-            raise ValueError(f"field {self.key!r}: " + "; ".join(problems))
+            message = f"field {self.key!r}: " + "; ".join(problems)
+            if stated:
+                raise ValueError(message)
+            raise PydanticCustomError("cross_field", message.replace("{", "{{").replace("}", "}}"))
         return self
 
 
@@ -207,7 +261,18 @@ class FormIn(StrictModel):
         keys = [f.key for f in self.fields]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
-            raise ValueError(f"field keys must be unique (repeated: {', '.join(duplicates)})")
+            raise PydanticCustomError("cross_field", "field keys must be unique (repeated: {keys})",
+                                      {"keys": ", ".join(duplicates)})
         if sum(f.active for f in self.fields) > MAX_ACTIVE_FIELDS:
             raise ValueError(f"a form may have at most {MAX_ACTIVE_FIELDS} active fields")
         return self
+
+
+class FormRead(BaseModel):
+    """One version of a ticket type's form (``ticket_type`` ``default``: tickets without a type)."""
+
+    ticket_type: str
+    version: int
+    fields: list[FieldDef]
+    created_by: str
+    created_at: datetime

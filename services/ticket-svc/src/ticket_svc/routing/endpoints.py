@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.responses import Response
 
 from helpdesk_common import events
@@ -22,6 +23,16 @@ from .schemas import AgentIn, AgentRead, AgentStatusIn, RuleRead, TeamIn, TeamPa
 from .service import RULES
 
 agents_router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+
+class _AgentIdConvertor(StringConvertor):
+    """An agent id in a path is any segment but ``me``, which names the caller's own routes: so
+    ``PUT /v1/agents/me`` is a 405 (Allow: GET), not a profile for a user called "me"."""
+
+    regex = "(?!me$)[^/]+"
+
+
+register_url_convertor("agent_id", _AgentIdConvertor())
 teams_router = APIRouter(prefix="/v1/teams", tags=["teams"])
 rules_router = APIRouter(prefix="/v1/routing/rules", tags=["routing"])
 
@@ -76,16 +87,17 @@ async def set_my_status(request: Request, body: AgentStatusIn, principal: Curren
         return JSONBytesResponse(await _agent_read(conn, principal.id))
 
 
-@agents_router.get("/{agent_id}", response_model=AgentRead, summary="Read an agent")
+@agents_router.get("/{agent_id:agent_id}", response_model=AgentRead, summary="Read an agent")
 async def get_agent(request: Request, agent_id: SafeStr, principal: CurrentPrincipal) -> JSONBytesResponse:
     require_user(principal)
     async with runtime_of(request).raw_connection() as conn:
         return JSONBytesResponse(await _agent_read(conn, agent_id))
 
 
-@agents_router.put("/{agent_id}", response_model=AgentRead,
+@agents_router.put("/{agent_id:agent_id}", response_model=AgentRead,
                    summary="Replace a user's agent profile (404 for an id that is no user)")
-async def put_agent(request: Request, agent_id: SafeStr, body: AgentIn, principal: CurrentPrincipal) -> JSONBytesResponse:
+async def put_agent(request: Request, agent_id: Annotated[SafeStr, Path(max_length=128)], body: AgentIn,
+                    principal: CurrentPrincipal) -> JSONBytesResponse:
     require_user(principal, *MANAGERS)
     if not 0 < len(agent_id) <= 128:
         raise Problem(422, "validation-error", "Invalid agent id", "Agent ids are 1-128 characters.")
@@ -118,7 +130,8 @@ async def _check_members(conn: Any, members: list[str]) -> None:
     unknown = await repository.unknown_agents(conn, members)
     if unknown:
         raise Problem(422, "validation-error", "Unknown agents", f"No agent profiles for: {', '.join(unknown)}.",
-                      errors=[{"field": "members", "message": f"unknown agent {a!r}"} for a in unknown])
+                      errors=[{"field": "members", "message": f"unknown agent {a!r}", "code": "not_found"}
+                              for a in unknown])
 
 
 @teams_router.get("", response_model=list[TeamRead], summary="List teams")
@@ -229,7 +242,7 @@ async def _validated(conn: Any, body: rules.RuleIn) -> dict[str, Any]:
             exists = None
         if exists is None:
             raise Problem(422, "validation-error", "Unknown team", f"No team {team}.",
-                          errors=[{"field": "actions.set_team", "message": "no such team"}])
+                          errors=[{"field": "actions.set_team", "message": "no such team", "code": "not_found"}])
     return definition
 
 

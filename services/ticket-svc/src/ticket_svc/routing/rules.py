@@ -28,11 +28,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from helpdesk_common.text import OneLine
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import NOT_BLANK, StrictModel
 
 from ..channels.inbound import CHANNELS
 
@@ -133,9 +133,10 @@ def _is_number(value: Any) -> bool:
 
 def _in_64_bits(value: Any) -> Any:
     """A rule's operands are stored in jsonb and rendered by orjson, which has no integers beyond
-    64 bits: one such operand was a 500 when the rule was saved."""
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value <= 2**63 - 1:
-        raise RuleError("invalid_value", "integers beyond 64 bits are not supported")
+    64 bits: one such operand was a 500 when the rule was saved. Floats are held to the same
+    range: JSON does not tell ``1e30`` from the integer it equals (the document says so)."""
+    if _is_number(value) and not -(2**63) <= value <= 2**63 - 1:
+        raise RuleError("invalid_value", "numbers beyond 64 bits are not supported")
     return value
 
 
@@ -422,8 +423,8 @@ def evaluate(rules: Iterable[Rule], facts: TicketFacts) -> RoutingOutcome:
 # --------------------------------------------------------------------------- API models
 
 Name = OneLine(128)
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
-Ref = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=NOT_BLANK)]
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True, pattern=NOT_BLANK)]
 Priority = Literal["low", "normal", "high", "urgent"]
 
 
@@ -432,8 +433,59 @@ def _api_error(exc: RuleError) -> PydanticCustomError:
     return PydanticCustomError(exc.code, exc.message)
 
 
+def _operand_schemas(base: str) -> dict[str, Any]:
+    """JSON Schemas of what ``check_value`` takes, per op, for a field: the document states the
+    table ``FIELD_OPS`` and the operand rules exactly, so a client (or a test generator) can
+    tell a valid condition from an invalid one without asking the server."""
+    text = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
+    tag = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK}
+    number = {"type": "number", "minimum": -(2**63), "maximum": 2**63 - 1}
+    if base == "priority":
+        scalar: dict[str, Any] = {"type": "string", "enum": list(PRIORITIES)}
+    elif base == "custom_fields":
+        scalar = {"anyOf": [{"type": "string", "maxLength": MAX_TEXT}, {"type": "boolean"}, number]}
+    elif base == "channel":
+        scalar = {"type": "string", "enum": sorted(CHANNELS)}
+    else:
+        scalar = {**text, "pattern": NOT_BLANK}
+    operands: dict[str, Any] = {}
+    for op in sorted(FIELD_OPS[base]):
+        if op == "exists":
+            operands[op] = {"type": ["boolean", "null"]}
+        elif op in ("in", "not_in"):
+            operands[op] = {"type": "array", "minItems": 1, "maxItems": MAX_LIST,
+                            "items": tag if base == "tags" else scalar}
+        elif op == "has_tag":
+            operands[op] = tag
+        elif op in _TEXT:
+            operands[op] = text
+        elif op in _ORDER:
+            operands[op] = scalar if base == "priority" else number
+        else:
+            operands[op] = scalar
+    return operands
+
+
+def _condition_schema(schema: dict[str, Any]) -> None:
+    """``ConditionIn``'s document: one alternative per field and op (``FIELD_OPS``)."""
+    variants = []
+    for base in FIELD_OPS:
+        field_schema = ({"type": "string", "pattern": r"^custom_fields\.[\s\S]{1,%d}$" % MAX_KEY}
+                        if base == "custom_fields" else {"const": base})
+        for op, operand in _operand_schemas(base).items():
+            variants.append({"properties": {"field": field_schema, "op": {"const": op}, "value": operand},
+                             "required": ["field", "op"] + ([] if op == "exists" else ["value"])})
+    schema["properties"] = {"field": {"type": "string", "description": f"one of {', '.join(FIELDS)}"},
+                            "op": {"type": "string", "enum": sorted(OPS)},
+                            "value": {"description": "the operand: its type depends on field and op"}}
+    schema["required"] = ["field", "op"]
+    schema["anyOf"] = variants
+
+
 class ConditionIn(StrictModel):
     """One condition as sent to the API; errors point at ``field``, ``op`` or ``value``."""
+
+    model_config = ConfigDict(json_schema_extra=_condition_schema)
 
     field: Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY + len(CUSTOM_PREFIX))]
     op: str

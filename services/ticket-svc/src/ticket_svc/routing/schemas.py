@@ -7,18 +7,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from helpdesk_common.text import OneLine
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import EMAIL_PATTERN, NOT_BLANK, StrictModel, not_null
 
 AgentStatus = Literal["online", "away", "offline"]
 Strategy = Literal["round_robin", "least_loaded", "skills", "manual"]
-Skill = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Skill = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=NOT_BLANK)]
 #: team and agent display names: one line (helpdesk_common.text)
 Name = OneLine(128)
 
 
 class AgentIn(StrictModel):
     display_name: Name
-    email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    email: Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)] | None = None
     status: AgentStatus = "offline"
     #: open tickets per channel; "default" applies to channels not listed
     capacity: dict[Annotated[str, StringConstraints(min_length=1, max_length=32)], Annotated[int, Field(ge=0, le=1000)]] = Field(
@@ -83,11 +83,11 @@ class TeamPatch(StrictModel):
     """``PATCH /v1/teams/{id}``: the fields sent change, the others stay; ``accept_timeout_s: null``
     turns re-offers off, the other fields cannot be null."""
 
-    name: Name | None = None
-    strategy: Strategy | None = None
+    name: Name | None = Field(None, json_schema_extra=not_null)
+    strategy: Strategy | None = Field(None, json_schema_extra=not_null)
     accept_timeout_s: AcceptTimeout | None = None
-    required_skills: Skills | None = None
-    members: Members | None = None
+    required_skills: Skills | None = Field(None, json_schema_extra=not_null)
+    members: Members | None = Field(None, json_schema_extra=not_null)
 
     _members = field_validator("members")(_unique)
 

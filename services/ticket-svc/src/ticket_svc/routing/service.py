@@ -112,7 +112,7 @@ async def route_new(conn: Any, *, facts: PendingFacts, explicit_team_id: uuid.UU
     if team is None:
         if explicit_team_id is not None:
             raise Problem(422, "validation-error", "Unknown team", f"No team {team_id}.",
-                          errors=[{"field": "team_id", "message": "no such team"}])
+                          errors=[{"field": "team_id", "message": "no such team", "code": "not_found"}])
         return Decision(None, None, priority, tags, "none", matched_rule_ids=matched)
     picked = await pick_in_team(conn, team, channel=base.channel, exclude=())
     return Decision(team_id, picked, priority, tags, team["strategy"] if picked else "queued",
@@ -153,7 +153,7 @@ async def check_assignable(conn: Any, *, agent_id: str | None, team_id: uuid.UUI
     agent = await repository.get_agent(conn, agent_id)
     if agent is None:
         raise Problem(422, "validation-error", "Unknown agent", f"No agent {agent_id!r}.",
-                      errors=[{"field": "assignee_id", "message": "no such agent"}])
+                      errors=[{"field": "assignee_id", "message": "no such agent", "code": "not_found"}])
     if not agent["active"]:
         raise Problem(422, "validation-error", "Deactivated agent", f"Agent {agent_id!r} is deactivated.",
                       errors=[{"field": "assignee_id", "message": "deactivated agent"}])
@@ -164,7 +164,7 @@ async def check_team(conn: Any, team_id: uuid.UUID | None) -> None:
     The row is key-share locked, so a concurrent delete waits and then counts this ticket."""
     if team_id is not None and not await repository.team_exists_shared(conn, team_id):
         raise Problem(422, "validation-error", "Unknown team", f"No team {team_id}.",
-                      errors=[{"field": "team_id", "message": "no such team"}])
+                      errors=[{"field": "team_id", "message": "no such team", "code": "not_found"}])
 
 
 async def check_followers(conn: Any, followers: Sequence[str]) -> None:
@@ -174,7 +174,8 @@ async def check_followers(conn: Any, followers: Sequence[str]) -> None:
     unknown = await repository.unknown_agents(conn, list(followers))
     if unknown:
         raise Problem(422, "validation-error", "Unknown followers", f"No agent profiles for: {', '.join(unknown)}.",
-                      errors=[{"field": "followers", "message": f"unknown agent {a!r}"} for a in unknown])
+                      errors=[{"field": "followers", "message": f"unknown agent {a!r}", "code": "not_found"}
+                              for a in unknown])
 
 
 async def assign(conn: Any, row: Mapping[str, Any], *, team_id: uuid.UUID | None, assignee_id: str | None,

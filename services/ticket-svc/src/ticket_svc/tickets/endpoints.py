@@ -15,6 +15,7 @@ from starlette.responses import Response
 from helpdesk_common import concurrency
 from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal, require_user
+from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 from helpdesk_common.validation import Int64Digits, SafeStr, UtcDatetime, fold_key
@@ -80,7 +81,8 @@ async def patch_ticket(request: Request, ticket_id: uuid.UUID, patch: TicketPatc
     return JSONBytesResponse(service.to_read(row), headers=_etag(row))
 
 
-@router.get("", response_model=TicketPage, summary="List and search tickets")
+@router.get("", response_model=TicketPage, summary="List and search tickets",
+            responses=problem_responses(404, _404="no saved view `view_id` of the caller's"))
 async def list_tickets(
     request: Request,
     principal: CurrentPrincipal,

@@ -32,7 +32,7 @@ async def _pair(conn: Any, principal: Principal, a: uuid.UUID, b: uuid.UUID) -> 
     """Both tickets locked, each one writable by the caller (else 404), and the caller's viewer."""
     if a == b:
         raise Problem(422, "validation-error", "Same ticket", "A ticket cannot be linked or merged with itself.",
-                      errors=[{"field": "other_id", "message": "must be another ticket"}])
+                      errors=[{"field": "other_id", "message": "must be another ticket", "code": "cross_field"}])
     viewer = await service.viewer_for(conn, principal)
     first, second = sorted((a, b))  # lock in a fixed order: no deadlock between opposite merges
     rows = {}
@@ -68,6 +68,8 @@ async def link(conn: Any, *, principal: Principal, ticket_id: uuid.UUID, other_i
 
 
 async def unlink(conn: Any, *, principal: Principal, ticket_id: uuid.UUID, other_id: uuid.UUID, kind: str) -> None:
+    if ticket_id == other_id:  # a ticket is never linked to itself: there is no such link to remove
+        raise Problem(404, "not-found", "Link not found", "There is no such link.")
     await _pair(conn, principal, ticket_id, other_id)
     removed = await repository.delete_link(conn, ticket_id=ticket_id, other_id=other_id, kind=kind)
     await repository.delete_link(conn, ticket_id=other_id, other_id=ticket_id, kind=INVERSE[kind])

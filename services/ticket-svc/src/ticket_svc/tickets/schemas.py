@@ -4,30 +4,40 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
+from helpdesk_common.openapi import JSON_VALUE_REF
 from helpdesk_common.text import OneLine, one_line
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import EMAIL_PATTERN, NOT_BLANK, WHITESPACE, StrictModel
 
 from ..forms.limits import value_problem
 
 Priority = Literal["low", "normal", "high", "urgent"]
 Status = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
 
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True, pattern=NOT_BLANK)]
 Email = Annotated[
-    str, StringConstraints(max_length=254, strip_whitespace=True, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    str, StringConstraints(max_length=254, strip_whitespace=True, pattern=EMAIL_PATTERN)
 ]
-Phone = Annotated[str, StringConstraints(max_length=32, strip_whitespace=True, pattern=r"^\+?[0-9 ()\-.]{3,32}$")]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+#: 3 to 32 of digits, spaces and ( ) - . after an optional +, once stripped (the pattern takes the
+#: whitespace stripping removes, so it says the same in the API document as here)
+Phone = Annotated[str, StringConstraints(max_length=32, strip_whitespace=True, pattern=(
+    f"^[{WHITESPACE}]*(?:\\+[0-9 ()\\-.]{{2,30}}[0-9()\\-.]|[0-9()\\-.][0-9 ()\\-.]{{1,30}}[0-9()\\-.])[{WHITESPACE}]*$"))]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=NOT_BLANK)]
 
 
 class RequesterIn(StrictModel):
+    """Who asked: at least one of email, phone, wechat_openid, external_id identifies them."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("email", "phone", "wechat_openid", "external_id")]})
+
     #: the display name of a mail address: one line (a CR/LF would be a header injection), empty → none
     name: Annotated[str, StringConstraints(max_length=256), AfterValidator(lambda v: one_line(v) or None)] | None = None
     email: Email | None = None
     phone: Phone | None = None
-    wechat_openid: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)] | None = None
+    wechat_openid: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True, pattern=NOT_BLANK)] | None = None
     external_id: ShortText | None = None
 
     @model_validator(mode="after")
@@ -51,7 +61,8 @@ def _custom_value(value: Any) -> Any:
 
 
 CustomFields = Annotated[
-    dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Annotated[Any, AfterValidator(_custom_value)]],
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
+         Annotated[Any, AfterValidator(_custom_value), WithJsonSchema({"allOf": [{"$ref": JSON_VALUE_REF}]})]],
     Field(max_length=100),
 ]
 AgentId = Annotated[str, StringConstraints(min_length=1, max_length=128)]

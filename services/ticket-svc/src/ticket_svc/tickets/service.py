@@ -154,7 +154,8 @@ async def resolve_status(conn: Any, requested: str) -> tuple[str, uuid.UUID | No
     custom = await statuses.get_by_key(conn, requested)
     if custom is None or not custom["active"]:
         raise Problem(422, "validation-error", "Invalid status", f"Unknown status {requested!r}.",
-                      errors=[{"field": "status", "message": "not a status category or an active custom status"}])
+                      errors=[{"field": "status", "message": "not a status category or an active custom status",
+                               "code": "not_found"}])
     return custom["category"], custom["id"], custom["key"]
 
 
