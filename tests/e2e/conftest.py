@@ -12,6 +12,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from helpdesk_common.devstack import Stack, StackConfig, free_block, free_port
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "run_last: runs after every other test of the session (it changes "
+                                       "the shared stack's data as it pleases)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``run_last`` tests go to the end, whatever their file's name (tests/e2e/test_schemathesis.py)."""
+    items.sort(key=lambda item: item.get_closest_marker("run_last") is not None)
+
+
 def _free_block(size: int = 5) -> int:
     """A base port with ``size`` consecutive free ports (see devstack.free_block)."""
     return free_block(size)
