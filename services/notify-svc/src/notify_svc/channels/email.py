@@ -1,0 +1,342 @@
+"""E-mail replies and notifications over SMTP (aiosmtplib), behind ``base.Adapter``.
+
+Building the message is a pure function (``build_message``) so that headers, encodings and
+threading are tested without a server; ``EmailAdapter.send`` makes one SMTP transaction and
+classifies its result (docs/channels/outbound.md "E-mail"):
+
+- accepted by the server (even if some of several recipients were refused): ``sent``;
+- no recipient address at all: ``undeliverable``;
+- connection errors, timeouts, disconnects, any 4xx: ``transient`` (the server or the mailbox
+  may come back; greylisting answers 450/451);
+- any 5xx: ``permanent``, with the server's text when it refused the recipient (550/551/553),
+  so the agent reads why;
+- a malformed address or a message that cannot be encoded: ``permanent``.
+
+The SMTP URL carries credentials: it is a ``SecretStr`` in the settings, and neither the URL nor
+the password appears in a reason, a log line or a ``repr``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import ssl
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, getaddresses, parseaddr
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+from .base import OutboundMessage, SendResult
+
+#: subject prefixes of answers (English, German, French, Chinese), stripped before ours is added
+_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|aw|sv|antw|réf|回复|答复)\s*(?:\[\d+\])?\s*[:：]\s*)+", re.IGNORECASE)
+_TICKET_TAG = re.compile(r"\s*\[#\d+\]\s*$")
+_LINE_BREAKS = re.compile(r"[\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
+_MAX_REASON = 300
+
+
+class SmtpConfigError(ValueError):
+    """The SMTP URL cannot be used; the message never includes the URL (it holds a password)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServer:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    #: implicit TLS (``smtps://``)
+    use_tls: bool = False
+    #: True: STARTTLS required; False: never; None: when the server offers it
+    start_tls: bool | None = None
+    validate_certs: bool = True
+
+    def __repr__(self) -> str:  # never the password
+        return f"SmtpServer(host={self.host!r}, port={self.port}, tls={self.use_tls}, starttls={self.start_tls})"
+
+    @property
+    def key(self) -> str:
+        """The destination key of per-destination limits: one SMTP server."""
+        return f"smtp:{self.host}:{self.port}"
+
+
+def _flag(values: dict[str, list[str]], name: str) -> bool | None:
+    if name not in values:
+        return None
+    value = values[name][-1].strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SmtpConfigError(f"the SMTP URL's {name} must be true or false")
+
+
+def parse_smtp_url(url: str) -> SmtpServer:
+    """``smtp://[user[:pass]@]host[:port][?starttls=true|false&verify=false]`` or ``smtps://``.
+
+    Defaults: port 25 for ``smtp``, 465 for ``smtps``; STARTTLS when offered unless ``starttls``
+    says otherwise (``true`` makes it required). User and password are percent-decoded."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise SmtpConfigError("the SMTP URL is malformed") from exc
+    if parts.scheme not in ("smtp", "smtps"):
+        raise SmtpConfigError("the SMTP URL's scheme must be smtp or smtps")
+    if not parts.hostname:
+        raise SmtpConfigError("the SMTP URL has no host")
+    query = parse_qs(parts.query)
+    use_tls = parts.scheme == "smtps"
+    start_tls = _flag(query, "starttls")
+    if use_tls and start_tls:
+        raise SmtpConfigError("smtps:// is implicit TLS: starttls=true does not apply")
+    verify = _flag(query, "verify")
+    return SmtpServer(
+        host=parts.hostname,
+        port=port or (465 if use_tls else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        use_tls=use_tls,
+        start_tls=False if use_tls else start_tls,
+        validate_certs=verify is not False,
+    )
+
+
+# ---- building the message (pure) -----------------------------------------------------------------
+
+
+def _one_line(value: str) -> str:
+    """Header text on one line: a CR/LF in a subject or name would be refused by the policy (and
+    is how header injection works)."""
+    return _LINE_BREAKS.sub(" ", value).strip()
+
+
+def reply_subject(subject: str | None, number: int | None, *, automatic: bool = False) -> str:
+    """``Re: <subject> [#<number>]``: one ``Re:`` whatever the customer's client added (``Re: Re:``,
+    ``AW:``, ``回复：``), one ticket tag. Notifications are not answers: no ``Re:``."""
+    text = _one_line(subject or "")
+    text = _REPLY_PREFIX.sub("", text)
+    text = _TICKET_TAG.sub("", text).strip()
+    if not text:
+        text = "Your request"
+    if not automatic:
+        text = f"Re: {text}"
+    if number is not None:
+        text = f"{text} [#{number}]"
+    return text
+
+
+def _msg_id(value: str | None) -> str | None:
+    if not value:
+        return None
+    value = _one_line(value)
+    if not value:
+        return None
+    return value if value.startswith("<") else f"<{value.strip('<>')}>"
+
+
+def _addresses(value: Any) -> list[tuple[str, str]]:
+    """(name, addr) pairs from a route field: a string (``"A <a@x>, b@y"``) or a list of them."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
+        if isinstance(value, (list, tuple)) else []
+    pairs = getaddresses([_one_line(v) for v in items])
+    return [(name, addr) for name, addr in pairs if addr and "@" in addr]
+
+
+def _address(name: str, addr: str) -> Address:
+    local, _, domain = addr.rpartition("@")
+    return Address(display_name=_one_line(name or ""), username=local, domain=domain)
+
+
+def recipients_of(message: OutboundMessage, *, fallback: str | None = None) -> list[tuple[str, str]]:
+    """To: the route's ``to`` (what ticket-svc recorded), else the requester's address."""
+    to = _addresses(message.route.get("to"))
+    if not to and fallback:
+        to = _addresses(fallback)
+    return to
+
+
+def choose_from(route_from: Any, *, support_address: str, support_addresses: Iterable[str]) -> str:
+    """The address the customer wrote to when it is one of ours (so a customer of sales@ hears
+    from sales@), else the configured support address: never an address the event merely
+    names, or a forged ``from`` would make us send as anyone."""
+    allowed = {a.strip().lower() for a in support_addresses if a.strip()}
+    allowed.add(support_address.strip().lower())
+    for _, addr in _addresses(route_from):
+        if addr.lower() in allowed:
+            return addr
+    return support_address
+
+
+def text_to_html(text: str) -> str:
+    """A minimal HTML part from the text: escaped, paragraphs and line breaks kept."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
+    body = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    return f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>{body}</body></html>'
+
+
+def build_message(message: OutboundMessage, *, from_address: str, from_name: str = "",
+                  fallback_to: str | None = None, now: datetime | None = None) -> EmailMessage:
+    """The MIME message for ``message``: UTF-8 text and HTML alternatives, attachments, our
+    ``Message-ID`` and the threading headers. Non-ASCII subjects and display names are RFC 2047
+    encoded and non-ASCII file names RFC 2231 encoded by the standard library's policy (no
+    SMTPUTF8 needed). Raises ValueError when there is no recipient (the caller answers
+    ``undeliverable``)."""
+    to = recipients_of(message, fallback=fallback_to)
+    if not to:
+        raise ValueError("no e-mail address to send to")
+    msg = EmailMessage(policy=SMTP_POLICY)
+    msg["From"] = _address(from_name, from_address)
+    msg["To"] = [_address(n, a) for n, a in to]
+    cc = _addresses(message.route.get("cc"))
+    if cc:
+        msg["Cc"] = [_address(n, a) for n, a in cc]
+    number = message.extra.get("number") if isinstance(message.extra.get("number"), int) else None
+    msg["Subject"] = reply_subject(message.subject, number, automatic=message.automatic)
+    msg["Date"] = format_datetime(now or datetime.now(UTC))
+    message_id = _msg_id(message.email_message_id) or f"<{message.delivery_id}@{from_address.rpartition('@')[2]}>"
+    msg["Message-ID"] = message_id
+    in_reply_to = _msg_id(message.in_reply_to)
+    references = [r for r in (_msg_id(x) for x in message.references) if r]
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        if in_reply_to not in references:
+            references.append(in_reply_to)
+    if references:
+        msg["References"] = " ".join(references)
+    if message.automatic:
+        msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Helpdesk-Delivery-Id"] = str(message.delivery_id)
+    msg.set_content(message.body_text, subtype="plain", charset="utf-8")
+    msg.add_alternative(message.body_html or text_to_html(message.body_text), subtype="html", charset="utf-8")
+    for attachment in message.attachments:
+        maintype, _, subtype = (attachment.content_type or "").partition("/")
+        if not maintype or not subtype or maintype == "multipart":
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(attachment.content, maintype=maintype, subtype=subtype,
+                           filename=_one_line(attachment.filename) or "attachment")
+    if message.language:  # last: set_content and add_attachment move the Content-* headers
+        msg["Content-Language"] = _one_line(message.language)
+    return msg
+
+
+# ---- sending --------------------------------------------------------------------------------
+
+
+def _reason(text: Any) -> str:
+    value = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return _one_line(value)[:_MAX_REASON]
+
+
+def classify_code(code: int, text: str, *, what: str) -> SendResult:
+    """An SMTP reply code: 4xx transient, 5xx permanent (with the server's words)."""
+    detail = f"{what}: {code} {_reason(text)}".strip()
+    if 400 <= code < 500:
+        return SendResult("transient", reason=detail, code=str(code))
+    if 500 <= code < 600:
+        return SendResult("permanent", reason=detail, code=str(code))
+    return SendResult("transient", reason=detail, code=str(code))
+
+
+class EmailAdapter:
+    """SMTP, one connection per message (simple, and the per-destination limit of the dispatcher
+    bounds the connections a server sees)."""
+
+    channel = "email"
+
+    def __init__(self, *, smtp_url: str, support_address: str = "support@localhost",
+                 support_addresses: Sequence[str] = (), support_name: str = "", timeout_s: float = 30.0,
+                 tls_context: ssl.SSLContext | None = None) -> None:
+        self._config_error: str | None = None
+        self.server: SmtpServer | None = None
+        if not smtp_url.strip():
+            self._config_error = "e-mail is not configured (NOTIFY_SMTP_URL / SMTP_URL)"
+        else:
+            try:
+                self.server = parse_smtp_url(smtp_url)
+            except SmtpConfigError as exc:
+                self._config_error = f"NOTIFY_SMTP_URL: {exc}"
+        self._support_address = parseaddr(support_address)[1] or "support@localhost"
+        self._support_addresses = tuple(support_addresses)
+        self._support_name = support_name
+        self._timeout_s = timeout_s
+        self._tls_context = tls_context
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EmailAdapter:
+        return cls(
+            smtp_url=settings.smtp_url.get_secret_value(),
+            support_address=settings.support_address,
+            support_addresses=[a for a in settings.support_addresses.split(",") if a.strip()],
+            support_name=settings.support_name,
+            timeout_s=settings.smtp_timeout_s,
+        )
+
+    @property
+    def destination(self) -> str:
+        return self.server.key if self.server else "smtp:unconfigured"
+
+    def from_address(self, route: Mapping[str, Any]) -> str:
+        return choose_from(route.get("from"), support_address=self._support_address,
+                           support_addresses=self._support_addresses)
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        fallback = message.extra.get("recipient_email")
+        try:
+            mime = build_message(message, from_address=self.from_address(message.route), from_name=self._support_name,
+                                 fallback_to=fallback if isinstance(fallback, str) else None)
+        except ValueError as exc:
+            if not recipients_of(message, fallback=fallback if isinstance(fallback, str) else None):
+                return SendResult("undeliverable", reason="no e-mail address for the recipient")
+            return SendResult("permanent", reason=f"the message cannot be built: {_reason(exc)}")
+        if self.server is None:
+            return SendResult("permanent", reason=self._config_error)
+        server = self.server
+        try:
+            errors, _response = await aiosmtplib.send(
+                mime, hostname=server.host, port=server.port, username=server.username, password=server.password,
+                use_tls=server.use_tls, start_tls=server.start_tls, validate_certs=server.validate_certs,
+                tls_context=self._tls_context, timeout=self._timeout_s,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients
+            codes = [r.code for r in refused]
+            first = refused[0] if refused else None
+            text = "; ".join(f"{r.recipient}: {r.code} {_reason(r.message)}" for r in refused)[:_MAX_REASON]
+            if any(400 <= c < 500 for c in codes):
+                return SendResult("transient", reason=f"recipient refused for now: {text}",
+                                  code=str(first.code) if first else None)
+            return SendResult("permanent", reason=f"recipient refused: {text}", code=str(first.code) if first else None)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            return classify_code(exc.code, exc.message, what="authentication refused")
+        except aiosmtplib.SMTPSenderRefused as exc:
+            return classify_code(exc.code, exc.message, what="sender refused")
+        except aiosmtplib.SMTPNotSupported as exc:
+            return SendResult("permanent", reason=f"the server does not support what the message needs: {_reason(exc)}")
+        except (aiosmtplib.SMTPTimeoutError, TimeoutError):
+            return SendResult("transient", reason="the SMTP server timed out")
+        except aiosmtplib.SMTPConnectError:
+            return SendResult("transient", reason=f"cannot connect to the SMTP server {server.host}:{server.port}")
+        except aiosmtplib.SMTPServerDisconnected:
+            return SendResult("transient", reason="the SMTP server closed the connection")
+        except aiosmtplib.SMTPResponseException as exc:
+            return classify_code(exc.code, exc.message, what="the SMTP server answered")
+        except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            return SendResult("transient", reason=f"SMTP error: {type(exc).__name__}")
+        except (UnicodeError, ValueError) as exc:
+            return SendResult("permanent", reason=f"the message cannot be sent: {_reason(exc)}")
+        refused = "; ".join(f"{addr}: {r.code} {_reason(r.message)}" for addr, r in errors.items())
+        return SendResult("sent", provider_id=str(mime["Message-ID"]),
+                          reason=f"some recipients refused: {refused}"[:_MAX_REASON] if refused else None)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,273 @@
+"""The e-mail adapter: message building (headers, encodings, threading) as tables, and sending
+to a real aiosmtpd server on 127.0.0.1 (accepting, refusing, temporarily failing, down)."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import uuid
+from collections.abc import Iterator
+from email.header import decode_header, make_header
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from helpdesk_common.devstack import free_port
+from notify_svc.channels.base import Attachment, OutboundMessage
+from notify_svc.channels.email import (EmailAdapter, SmtpConfigError, build_message, choose_from, parse_smtp_url,
+                                       reply_subject)
+
+pytestmark = pytest.mark.timeout(60)
+
+DELIVERY_ID = uuid.UUID("6f1c4a52-3d1b-4c57-9a8e-0b4a1c2d3e4f")
+
+
+def reply(**overrides) -> OutboundMessage:
+    values = dict(
+        delivery_id=DELIVERY_ID, channel="email", route={"to": ["Li Lei <li@example.com>"], "from": "support@acme.test"},
+        body_text="Hello,\n\nwe fixed it.", subject="Printer broken", email_message_id="<reply-1@acme.test>",
+        in_reply_to="<customer-1@example.com>", references=["<customer-0@example.com>", "<customer-1@example.com>"],
+        extra={"number": 42},
+    )
+    values.update(overrides)
+    return OutboundMessage(**values)
+
+
+def parsed(message: OutboundMessage, **kwargs) -> email.message.EmailMessage:
+    raw = build_message(message, from_address=kwargs.pop("from_address", "support@acme.test"), **kwargs).as_bytes()
+    raw.decode("ascii")  # 7-bit on the wire: no SMTPUTF8 needed
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+@pytest.mark.parametrize(("subject", "number", "automatic", "expected"), [
+    ("Printer broken", 42, False, "Re: Printer broken [#42]"),
+    ("Re: Printer broken", 42, False, "Re: Printer broken [#42]"),
+    ("RE: re: Printer broken [#42]", 42, False, "Re: Printer broken [#42]"),
+    ("AW: Drucker", 7, False, "Re: Drucker [#7]"),
+    ("回复：打印机坏了", 8, False, "Re: 打印机坏了 [#8]"),
+    ("打印机坏了", None, False, "Re: 打印机坏了"),
+    ("", 9, False, "Re: Your request [#9]"),
+    ("line\r\nBcc: evil@example.com", 1, False, "Re: line Bcc: evil@example.com [#1]"),
+    ("We received your request", 5, True, "We received your request [#5]"),
+])
+def test_reply_subject(subject, number, automatic, expected) -> None:
+    assert reply_subject(subject, number, automatic=automatic) == expected
+
+
+@pytest.mark.parametrize(("route_from", "expected"), [
+    ("support@acme.test", "support@acme.test"),
+    ("Sales <SALES@acme.test>", "SALES@acme.test"),
+    (["billing@acme.test"], "billing@acme.test"),
+    ("ceo@elsewhere.test", "support@acme.test"),  # not ours: never send as an address the event names
+    (None, "support@acme.test"),
+    (123, "support@acme.test"),
+])
+def test_from_is_one_of_ours(route_from, expected) -> None:
+    assert choose_from(route_from, support_address="support@acme.test",
+                       support_addresses=["sales@acme.test", "billing@acme.test"]) == expected
+
+
+def test_threading_headers_and_parts() -> None:
+    msg = parsed(reply())
+    assert msg["Message-ID"] == "<reply-1@acme.test>"
+    assert msg["In-Reply-To"] == "<customer-1@example.com>"
+    assert msg["References"].split() == ["<customer-0@example.com>", "<customer-1@example.com>"]
+    assert msg["Subject"] == "Re: Printer broken [#42]"
+    assert msg["To"] == "Li Lei <li@example.com>"
+    assert msg["From"] == "support@acme.test"
+    assert msg["Auto-Submitted"] is None  # a reply is written by a person
+    assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n").strip() == "Hello,\n\nwe fixed it."
+    assert "<p>we fixed it.</p>" in msg.get_body(("html",)).get_content()
+
+
+def test_in_reply_to_is_added_to_references_and_ids_get_brackets() -> None:
+    msg = parsed(reply(email_message_id="abc@acme.test", in_reply_to="c2@example.com", references=["c1@example.com"]))
+    assert msg["Message-ID"] == "<abc@acme.test>"
+    assert msg["References"].split() == ["<c1@example.com>", "<c2@example.com>"]
+
+
+def test_without_our_message_id_the_delivery_id_is_stable() -> None:
+    first = parsed(reply(email_message_id=None))
+    again = parsed(reply(email_message_id=None))
+    assert first["Message-ID"] == again["Message-ID"] == f"<{DELIVERY_ID}@acme.test>"
+
+
+def test_chinese_subject_names_body_and_attachment_are_encoded() -> None:
+    message = reply(
+        subject="关于订单 #123 的问题", route={"to": ["李雷 <li@example.com>"], "cc": "韩梅梅 <han@example.com>"},
+        body_text="您好，问题已经解决。\n\n客服团队", body_html="<p>您好，问题已经<b>解决</b>。</p>",
+        attachments=[Attachment(filename="发票.pdf", content_type="application/pdf", content=b"%PDF-1.4 x")],
+        language="zh-CN",
+    )
+    built = build_message(message, from_address="support@acme.test", from_name="客服中心")
+    raw = built.as_bytes()
+    assert "关于".encode() not in raw  # encoded words, not raw UTF-8 in headers
+    assert b"=?utf-8?" in raw.lower()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == "Re: 关于订单 #123 的问题 [#42]"
+    assert str(make_header(decode_header(raw.split(b"\nSubject: ")[1].split(b"\n")[0].decode()))).startswith("Re: 关于")
+    assert msg["To"].addresses[0].display_name == "李雷"
+    assert msg["Cc"].addresses[0].addr_spec == "han@example.com"
+    assert msg["From"].addresses[0].display_name == "客服中心"
+    assert msg["Content-Language"] == "zh-CN"
+    assert msg.get_body(("plain",)).get_content().startswith("您好，问题已经解决。")
+    assert "<b>解决</b>" in msg.get_body(("html",)).get_content()
+    [attachment] = list(msg.iter_attachments())
+    assert attachment.get_filename() == "发票.pdf"
+    assert attachment.get_content() == b"%PDF-1.4 x"
+
+
+def test_notifications_are_auto_submitted() -> None:
+    msg = parsed(reply(automatic=True, subject="We received your request", in_reply_to=None, references=[]))
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["Subject"] == "We received your request [#42]"
+    assert msg["In-Reply-To"] is None and msg["References"] is None
+
+
+def test_no_recipient_is_an_error_and_the_requester_address_is_the_fallback() -> None:
+    with pytest.raises(ValueError):
+        build_message(reply(route={}), from_address="support@acme.test")
+    msg = parsed(reply(route={"to": "not an address"}), fallback_to="han@example.com")
+    assert msg["To"] == "han@example.com"
+
+
+@pytest.mark.parametrize(("url", "host", "port", "user", "password", "tls", "starttls"), [
+    ("smtp://mail.test", "mail.test", 25, None, None, False, None),
+    ("smtp://u%40x:p%3Aw@mail.test:587?starttls=true", "mail.test", 587, "u@x", "p:w", False, True),
+    ("smtp://mail.test:2525?starttls=false", "mail.test", 2525, None, None, False, False),
+    ("smtps://u:p@mail.test", "mail.test", 465, "u", "p", True, False),
+])
+def test_parse_smtp_url(url, host, port, user, password, tls, starttls) -> None:
+    server = parse_smtp_url(url)
+    assert (server.host, server.port, server.username, server.password, server.use_tls, server.start_tls) == (
+        host, port, user, password, tls, starttls)
+    assert password is None or f"'{password}'" not in repr(server)
+
+
+@pytest.mark.parametrize("url", ["http://mail.test", "smtp://", "smtp://h:99999", "smtps://h?starttls=true",
+                                 "smtp://h?starttls=maybe"])
+def test_bad_smtp_urls(url) -> None:
+    with pytest.raises(SmtpConfigError) as info:
+        parse_smtp_url(url)
+    assert "secret" not in str(info.value)
+
+
+# ---- a real SMTP server -----------------------------------------------------------------------
+
+
+class Recorder:
+    """aiosmtpd handler: records messages; refuses or delays recipients by their local part."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        local = address.split("@")[0]
+        if local == "unknown":
+            return "550 5.1.1 No such user here"
+        if local == "greylisted":
+            return "451 4.7.1 Greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if any(r.startswith("full@") for r in envelope.rcpt_tos):
+            return "552 5.2.2 Mailbox full"
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 Message accepted for delivery"
+
+
+def _authenticator(server, session, envelope, mechanism, auth_data):
+    def text(value):
+        return value.decode() if isinstance(value, bytes) else value
+
+    ok = isinstance(auth_data, LoginPassword) and (text(auth_data.login), text(auth_data.password)) == ("agent", "s3cret")
+    return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535 itself
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Controller, Recorder]]:
+    recorder = Recorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port(), authenticator=_authenticator,
+                            auth_require_tls=False, auth_required=False)
+    controller.start()
+    try:
+        yield controller, recorder
+    finally:
+        controller.stop()
+
+
+def _port(controller: Controller) -> int:
+    return controller.port
+
+
+async def test_sends_to_a_real_server(smtp_server) -> None:
+    controller, recorder = smtp_server
+    adapter = EmailAdapter(smtp_url=f"smtp://agent:s3cret@127.0.0.1:{_port(controller)}?starttls=false",
+                           support_address="support@acme.test", timeout_s=5)
+    result = await adapter.send(reply(subject="退款问题", body_text="已退款。"))
+    assert result.outcome == "sent", result
+    assert result.provider_id == "<reply-1@acme.test>"
+    [(mail_from, rcpts, raw)] = recorder.messages
+    assert mail_from == "support@acme.test" and rcpts == ["li@example.com"]
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == "Re: 退款问题 [#42]"
+    assert msg["In-Reply-To"] == "<customer-1@example.com>"
+
+
+@pytest.mark.parametrize(("to", "outcome", "code"), [
+    ("unknown@example.com", "permanent", "550"),
+    ("greylisted@example.com", "transient", "451"),
+    ("full@example.com", "permanent", "552"),
+])
+async def test_server_refusals_are_classified(smtp_server, to, outcome, code) -> None:
+    controller, recorder = smtp_server
+    adapter = EmailAdapter(smtp_url=f"smtp://127.0.0.1:{_port(controller)}", timeout_s=5)
+    result = await adapter.send(reply(route={"to": to}))
+    assert (result.outcome, result.code) == (outcome, code), result
+    if code == "550":
+        assert "No such user here" in (result.reason or "")
+    assert recorder.messages == []
+
+
+async def test_wrong_password_is_permanent_and_not_in_the_reason(smtp_server) -> None:
+    controller, _ = smtp_server
+    adapter = EmailAdapter(smtp_url=f"smtp://agent:wrong-pass-xyz@127.0.0.1:{_port(controller)}", timeout_s=5)
+    result = await adapter.send(reply())
+    assert result.outcome == "permanent" and result.code == "535", result
+    assert "wrong-pass-xyz" not in repr(result) and "wrong-pass-xyz" not in repr(adapter.server)
+
+
+async def test_a_server_that_is_down_is_transient() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    adapter = EmailAdapter(smtp_url=f"smtp://u:topsecret@127.0.0.1:{port}", timeout_s=2)
+    result = await adapter.send(reply())
+    assert result.outcome == "transient", result
+    assert "topsecret" not in (result.reason or "")
+
+
+async def test_a_server_that_never_answers_times_out_as_transient() -> None:
+    async def silent(reader, writer):
+        await asyncio.sleep(10)
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        adapter = EmailAdapter(smtp_url=f"smtp://127.0.0.1:{port}", timeout_s=0.5)
+        result = await adapter.send(reply())
+        assert result.outcome == "transient", result
+    finally:
+        server.close()
+
+
+async def test_no_address_is_undeliverable_and_no_config_is_permanent() -> None:
+    adapter = EmailAdapter(smtp_url="")
+    assert (await adapter.send(reply(route={}))).outcome == "undeliverable"
+    result = await adapter.send(reply())
+    assert result.outcome == "permanent" and "NOTIFY_SMTP_URL" in (result.reason or "")
