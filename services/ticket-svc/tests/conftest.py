@@ -4,6 +4,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpdesk_common.testing import running_app, service_env
 
+#: the key of reply attachment links (conversation/outbound.py) in every test app
+ATTACHMENT_URL_KEY = "test-attachment-url-key-0123456789abcdef"
+
 
 @pytest.fixture
 def ticket_db(infra):
@@ -15,6 +18,7 @@ async def client(infra, ticket_db, monkeypatch):
     """The API with its relay but without consumers (intake tests need no projections)."""
     service_env(monkeypatch, infra, "TICKET_", ticket_db)
     monkeypatch.setenv("TICKET_CONSUMERS_ENABLED", "false")
+    monkeypatch.setenv("TICKET_ATTACHMENT_URL_KEY", ATTACHMENT_URL_KEY)
     from ticket_svc.config import Settings
     from ticket_svc.main import create_app
 
@@ -54,6 +58,7 @@ async def db(ticket_db):
 async def full_client(infra, ticket_db, monkeypatch):
     """The API with relay and consumers running against the test broker."""
     topics = service_env(monkeypatch, infra, "TICKET_", ticket_db)
+    monkeypatch.setenv("TICKET_ATTACHMENT_URL_KEY", ATTACHMENT_URL_KEY)
     from ticket_svc.config import Settings
     from ticket_svc.main import create_app
 

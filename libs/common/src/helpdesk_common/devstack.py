@@ -362,6 +362,10 @@ class Stack:
             values.setdefault("gateway_jwt_secret", secrets.token_urlsafe(48))
             path.write_text(json.dumps(values))
             path.chmod(0o600)
+        if "ticket_attachment_url_key" not in values:  # ticket-svc's reply attachment links (issue 10)
+            values["ticket_attachment_url_key"] = secrets.token_urlsafe(48)
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         return values
 
     @property
@@ -423,6 +427,8 @@ class Stack:
         env = self.env()
         if name == "gateway":  # the one process that signs identities for the others
             env["INTERNAL_AUTH_PRIVATE_KEY"] = self.secrets["internal_auth_private_key"]
+        if name == "ticket-svc":  # mints and verifies its own attachment links; no other process needs it
+            env["TICKET_ATTACHMENT_URL_KEY"] = self.secrets["ticket_attachment_url_key"]
         env.update(extra_env or {})
         cmd = [
             sys.executable, "-m", "uvicorn", "--factory", f"{svc.package}.main:create_app",

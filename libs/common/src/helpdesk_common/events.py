@@ -396,7 +396,9 @@ class ReplyAttachment(_Data):
     filename: str
     content_type: str
     size: int
-    url: str
+    #: null when ticket-svc has no capability key configured (TICKET_ATTACHMENT_URL_KEY): the
+    #: file is named but cannot be fetched (additive change, issue 10: was required)
+    url: str | None = None
 
 
 class TicketReplyRequestedData(_Data):

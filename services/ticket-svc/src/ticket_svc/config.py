@@ -1,6 +1,6 @@
 from functools import lru_cache
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from helpdesk_common.settings import ServiceSettings
@@ -19,6 +19,30 @@ class Settings(ServiceSettings):
     dingtalk_app_secret: SecretStr | None = None
     #: how often offered-but-not-accepted tickets are checked for re-offer
     reoffer_interval_s: float = 1.0
+
+    # --- replies (docs/channels/outbound.md, "What ticket-svc sends") ---
+    #: HMAC key of the attachment capability URLs in ``ticket.reply_requested``
+    #: (``/internal/attachments/{sha256}?type=&exp=&sig=``); at least 32 characters. Without
+    #: it replies still go out, with their attachments listed but ``url`` null (logged at start).
+    attachment_url_key: SecretStr | None = None
+    #: how long such a URL works: notify-svc retries for days, and a dead delivery may be retried
+    #: by hand, so a week
+    attachment_url_ttl_s: int = 7 * 86_400
+    #: origins a DingTalk session webhook may point to (scheme://host[:port]); anything else
+    #: from a callback is dropped at intake, so a forged callback cannot make us post elsewhere
+    dingtalk_webhook_origins: list[str] = ["https://oapi.dingtalk.com", "https://api.dingtalk.com"]
+    #: WeChat official accounts: original id (``gh_...``, the callbacks' ToUserName) -> AppID
+    #: (``wx...``, what notify-svc's credentials are keyed by)
+    wechat_app_ids: dict[str, str] = {}
+
+    @field_validator("attachment_url_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("TICKET_ATTACHMENT_URL_KEY must be at least 32 characters")
+        return value
 
 
 @lru_cache

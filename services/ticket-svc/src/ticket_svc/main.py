@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
-from helpdesk_common.events import CUSTOMERS_TOPIC, SLA_TOPIC, USERS_TOPIC
+from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, SLA_TOPIC, USERS_TOPIC
 
 from .config import Settings, get_settings
+from .conversation.endpoints import internal_router as attachments_internal_router
 from .conversation.endpoints import router as conversation_router
+from .conversation.handlers import DELIVERY_HANDLERS
 from .db import inbox, outbox
 from .forms.endpoints import router as forms_router
 from .intake.endpoints import router as intake_router
@@ -57,18 +59,24 @@ def reoffer_loop(settings: Settings):  # type: ignore[no-untyped-def]
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    if settings.attachment_url_key is None:
+        log.warning("TICKET_ATTACHMENT_URL_KEY is not set: replies' attachments go to notify-svc without a "
+                    "download URL, so they cannot be sent with the reply")
     return build_app(
         settings,
         ServiceParts(
             title="ticket-svc",
             routers=[tickets_router, conversation_router, intake_router, agents_router, teams_router, rules_router,
-                     forms_router, statuses_router, macros_router, views_router, internal_router],
+                     forms_router, statuses_router, macros_router, views_router, internal_router,
+                     attachments_internal_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
             consumers=[
-                ConsumerSpec(name="ticket-svc.projections", topics=[CUSTOMERS_TOPIC, SLA_TOPIC], handlers=HANDLERS,
-                             raw=True),
+                # notify-svc's reports on replies ride the projections consumer: a handful of events
+                # per reply, a group of its own would be one more idle consumer per replica
+                ConsumerSpec(name="ticket-svc.projections", topics=[CUSTOMERS_TOPIC, SLA_TOPIC, DELIVERIES_TOPIC],
+                             handlers={**HANDLERS, **DELIVERY_HANDLERS}, raw=True),
                 # the gateway's users (agent profiles): a group of its own, so a user is never
                 # queued behind a backlog of customer or SLA events
                 ConsumerSpec(name="ticket-svc.users", topics=[USERS_TOPIC], handlers=USER_HANDLERS, raw=True),

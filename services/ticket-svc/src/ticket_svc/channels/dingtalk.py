@@ -5,12 +5,14 @@
 "senderStaffId", "senderCorpId", "chatbotUserId", "isAdmin", "sessionWebhook", "atUsers"}``;
 also ``richText`` (``content.richText``: ``{"text"}`` and ``{"type": "picture",
 "downloadCode"}`` items), ``picture``, ``audio`` (``content.recognition``), ``file`` and
-``video``.
+``video``; ``sessionWebhookExpiredTime`` (ms) and ``robotCode`` tell how to answer.
 
 The payload is DingTalk's, not ours: fields DingTalk adds later are ignored rather than refused,
 but the fields we use are type-checked. ``msgId`` dedupes (DingTalk retries a callback that was
 not answered in time); the conversation threads onto its open ticket. ``sessionWebhook`` is a
-bearer URL (anyone holding it can post into the chat until it expires), so only its host is kept.
+bearer URL (anyone holding it can post into the chat until it expires), so the message keeps
+only its host; the full URL and its expiry travel in ``reply_route``, which intake checks against
+the allowed origins and stores in ``reply_routes`` only (never in anything an API answer shows).
 
 Signature: headers ``timestamp`` (ms) and ``sign`` = base64(HMAC-SHA256(app secret, timestamp +
 "\\n" + app secret)); DingTalk documents that a timestamp more than an hour off must be refused.
@@ -92,6 +94,9 @@ class Callback(_Lenient):
     chatbotUserId: Id | None = None
     isAdmin: bool | None = None
     sessionWebhook: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    #: when the session webhook stops working (epoch milliseconds)
+    sessionWebhookExpiredTime: Annotated[int, BeforeValidator(_integral), Field(ge=0, lt=10**14)] | None = None
+    robotCode: Id | None = None
     atUsers: list[_AtUser] = Field(default_factory=list, max_length=500)
     text: _TextBody | None = None
     content: _Content | None = None
@@ -181,6 +186,9 @@ def parse_dingtalk(body: bytes) -> InboundMessage | Ignored:
         metadata["session_webhook_host"] = _host(cb.sessionWebhook)
     if codes:
         metadata["download_codes"] = codes
+    route = {"session_webhook": cb.sessionWebhook or None,
+             "session_webhook_expires_at": cb.sessionWebhookExpiredTime if cb.sessionWebhook else None,
+             "conversation_id": cb.conversationId, "sender_staff_id": cb.senderStaffId, "robot_code": cb.robotCode}
     return InboundMessage(
         channel="dingtalk",
         external_id=cb.msgId,
@@ -190,7 +198,35 @@ def parse_dingtalk(body: bytes) -> InboundMessage | Ignored:
         conversation_key=f"dingtalk:{cb.conversationId}",
         sent_at=_sent_at(cb.createAt),
         metadata=metadata,
+        reply_route={k: v for k, v in route.items() if v is not None},
     )
+
+
+def webhook_origin_allowed(url: str, origins: list[str] | tuple[str, ...]) -> bool:
+    """True when ``url`` is on one of ``origins`` (``scheme://host[:port]``: same scheme, host and
+    port, default ports filled in) and carries no user info. The webhook comes from a callback,
+    and we post replies to it: a forged callback must not be able to point us anywhere else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None or not parts.hostname:
+        return False
+    default = {"https": 443, "http": 80}
+
+    def origin(scheme: str, host: str, port_: int | None) -> tuple[str, str, int | None]:
+        return scheme.lower(), host.lower().rstrip("."), port_ or default.get(scheme.lower())
+
+    mine = origin(parts.scheme, parts.hostname, port)
+    for allowed in origins:
+        try:
+            a = urlsplit(allowed)
+            if a.hostname and origin(a.scheme, a.hostname, a.port) == mine:
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def dingtalk_sign(app_secret: str, timestamp_ms: str) -> str:

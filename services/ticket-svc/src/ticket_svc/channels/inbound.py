@@ -87,6 +87,10 @@ class InboundMessage:
     sent_at: datetime | None = None
     #: Channel-specific facts kept on the message (call duration, recording URL, msg type...).
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: How to answer on this channel (``ticket.reply_requested``'s ``route``: WeChat openid and
+    #: account, WeCom user, DingTalk session webhook...). Kept only in ``reply_routes``, never on
+    #: the message: a DingTalk session webhook is a bearer URL no API answer may show.
+    reply_route: dict[str, Any] | None = None
 
 
 def _no_nul(value: Any) -> Any:
@@ -117,6 +121,7 @@ def without_nul(message: InboundMessage) -> InboundMessage:
         body_text=_no_nul(message.body_text), subject=_no_nul(message.subject), body_html=_no_nul(message.body_html),
         thread_refs=_no_nul(message.thread_refs), conversation_key=_no_nul(message.conversation_key),
         language=_no_nul(message.language), metadata=_no_nul(message.metadata),
+        reply_route=_no_nul(message.reply_route),
         attachments=tuple(dataclasses.replace(a, filename=_no_nul(a.filename), content_type=_no_nul(a.content_type),
                                               content_id=_no_nul(a.content_id)) for a in message.attachments),
     )

@@ -184,6 +184,15 @@ def parse_wechat_xml(body: bytes, *, channel: str = "wechat") -> InboundMessage 
     if len(msg_id) > MAX_ID_CHARS:
         raise _invalid("MsgId", f"is longer than {MAX_ID_CHARS} characters")
     sender = Sender(wechat_openid=sender_id) if channel == "wechat" else Sender(external_id=f"wecom:{sender_id}")
+    # how to answer: WeChat's customer-service API takes the openid and the account (ToUserName is
+    # its original id, gh_...); WeCom's takes the user and, for 微信客服, the open_kfid when the
+    # bridge passed it on
+    to_user = fields.get("ToUserName") or None
+    if channel == "wechat":
+        route: dict[str, Any] = {"openid": sender_id, "original_id": to_user}
+    else:
+        route = {"external_userid": sender_id, "corp_id": to_user, "agent_id": fields.get("AgentID") or None,
+                 "open_kfid": fields.get("OpenKfId") or None}
     return InboundMessage(
         channel=channel,
         # without a MsgId, one sender cannot send two messages in the same second: that pair is
@@ -194,6 +203,7 @@ def parse_wechat_xml(body: bytes, *, channel: str = "wechat") -> InboundMessage 
         conversation_key=f"{channel}:{sender_id}",
         sent_at=sent_at,
         metadata=meta,
+        reply_route={k: v for k, v in route.items() if v},
     )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import Response
 
 from helpdesk_common.app import runtime_of
@@ -22,7 +23,7 @@ from ..intake.endpoints import invalid_payload
 from ..tickets import repository as ticket_repository
 from ..tickets import service as tickets
 from ..tickets.changes import jsonable
-from . import repository, service
+from . import outbound, repository, service
 from .attachments import content_disposition, safe_content_type
 from .schemas import MessageCreated, MessageIn, MessagePage
 
@@ -62,10 +63,11 @@ async def post_message(request: Request, ticket_id: uuid.UUID, body: MessageIn, 
         ticket = await tickets.get_writable(conn, principal=principal, ticket_id=ticket_id)
         tickets.check_version(ticket, if_match)  # optional: the ticket's version the reply was written against
         try:
-            result = await service.post(conn, ticket=ticket, principal=principal, body=body, attachments=attachments)
+            result = await service.post(conn, ticket=ticket, principal=principal, body=body, attachments=attachments,
+                                        settings=runtime_of(request).settings)
         except InvalidPayload as exc:
             raise invalid_payload(exc) from exc
-        response = service.to_created(result)
+        response = service.to_created(result, to_customer=not principal.is_user)
         if idempotency_key is not None:
             await ticket_repository.store_idempotent_response(
                 conn, principal=principal.ref, key=idempotency_key, response=jsonable(response))
@@ -87,7 +89,7 @@ async def list_messages(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None
-    return JSONBytesResponse({"items": [service.to_read(r) for r in rows], "next_cursor": next_cursor})
+    return JSONBytesResponse({"items": [service.to_read(r, to_customer=not principal.is_user) for r in rows], "next_cursor": next_cursor})
 
 
 @router.get("/{ticket_id}/attachments/{attachment_id}", summary="Download an attachment",
@@ -112,3 +114,31 @@ async def download_attachment(request: Request, ticket_id: uuid.UUID, attachment
         "X-Content-Type-Options": "nosniff",
         "X-Attachment-Content-Type": safe_content_type(meta.get("content_type"), meta.get("filename") or ""),
     })
+
+
+# --- notify-svc fetches a reply's attachments -------------------------------------------------
+#: not under /v1: the gateway forwards /v1/<prefix> paths only, so no client reaches this, and it
+#: is absent from the API document. The capability in the URL is the credential: ticket-svc
+#: minted it for ``ticket.reply_requested`` (conversation/outbound.py) and alone verifies it.
+internal_router = APIRouter(prefix="/internal/attachments", include_in_schema=False)
+
+
+@internal_router.get("/{sha256}")
+async def fetch_attachment(
+    request: Request, sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+    type_: Annotated[str, Query(alias="type", max_length=255)] = "",
+    exp: Annotated[int, Query(ge=0, lt=2**53)] = 0,
+    sig: Annotated[str, Query(max_length=128)] = "",
+) -> Response:
+    """The bytes of one stored file for an unexpired, correctly signed capability: 403 otherwise
+    (a tampered hash, type or expiry is a bad signature), 404 when no file has that hash."""
+    settings = runtime_of(request).settings
+    key = settings.attachment_url_key
+    if key is None or not outbound.verify_attachment(key.get_secret_value().encode(), sha256=sha256,
+                                                     content_type=type_, expires=exp, sig=sig, now=time.time()):
+        raise Problem(403, "forbidden", "Forbidden", "The attachment link is invalid or has expired.")
+    async with runtime_of(request).raw_connection() as conn:
+        content = await repository.blob(conn, sha256)
+    if content is None:
+        raise Problem(404, "not-found", "Attachment not found", "No file with this checksum.")
+    return Response(content, media_type=safe_content_type(type_, ""), headers={"X-Content-Type-Options": "nosniff"})

@@ -8,17 +8,22 @@ from datetime import datetime
 from typing import Any
 
 _COLUMNS = ("id, ticket_id, author_kind, author_id, public, body_text, body_html, channel, external_id, "
-            "email_message_id, attachments, metadata, created_at")
+            "email_message_id, attachments, metadata, created_at, delivery_status, delivery_reason, "
+            "delivery_attempts, delivery_updated_at")
 
 
 async def insert_message(conn: Any, v: dict[str, Any]) -> Any:
     return await conn.fetchrow(
         "INSERT INTO messages (id, ticket_id, author_kind, author_id, public, body_text, body_html, channel, "
-        "external_id, email_message_id, attachments, metadata, created_at) "
-        f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {_COLUMNS}",
+        "external_id, email_message_id, attachments, metadata, created_at, delivery_status, delivery_reason, "
+        "delivery_attempts, delivery_updated_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+        f"RETURNING {_COLUMNS}",
         v["id"], v["ticket_id"], v["author_kind"], v.get("author_id"), v["public"], v["body_text"],
         v.get("body_html"), v.get("channel"), v.get("external_id"), v.get("email_message_id"),
-        v.get("attachments", []), v.get("metadata", {}), v["created_at"],
+        v.get("attachments", []), v.get("metadata", {}), v["created_at"], v.get("delivery_status"),
+        v.get("delivery_reason"), 0 if v.get("delivery_status") else None,
+        v["created_at"] if v.get("delivery_status") else None,
     )
 
 
@@ -66,3 +71,55 @@ async def move_messages(conn: Any, *, source_id: uuid.UUID, target_id: uuid.UUID
         source_id, target_id,
     )
     return int(row[0]), int(row[1])
+
+
+# --- replies: the customer's side of the conversation, and what became of each delivery ----------
+
+async def upsert_reply_route(conn: Any, *, ticket_id: uuid.UUID, channel: str, route: dict[str, Any]) -> None:
+    """Keep the newest way to answer: the new route's keys win, keys it lacks keep their older
+    value (a callback without a session webhook leaves the last valid one in place)."""
+    await conn.execute(
+        "INSERT INTO reply_routes (ticket_id, channel, route, updated_at) VALUES ($1, $2, $3, now()) "
+        "ON CONFLICT (ticket_id, channel) DO UPDATE SET route = reply_routes.route || EXCLUDED.route, "
+        "updated_at = EXCLUDED.updated_at",
+        ticket_id, channel, route,
+    )
+
+
+async def reply_route(conn: Any, *, ticket_id: uuid.UUID, channel: str) -> dict[str, Any] | None:
+    return await conn.fetchval("SELECT route FROM reply_routes WHERE ticket_id = $1 AND channel = $2",
+                               ticket_id, channel)
+
+
+async def email_thread(conn: Any, *, ticket_id: uuid.UUID, limit: int) -> list[Any]:
+    """The ticket's newest public e-mail ids (customer mails and our replies), newest first, with
+    the addresses a customer mail was sent to (our support address is among them). Mails
+    without a Message-ID got a synthetic one at intake: never a threading reference."""
+    return await conn.fetch(
+        "SELECT email_message_id, author_kind, "
+        "CASE WHEN author_kind = 'customer' THEN metadata->'to' END AS sent_to FROM messages "
+        "WHERE ticket_id = $1 AND public AND email_message_id IS NOT NULL "
+        "AND NOT coalesce((metadata->>'synthetic_message_id')::boolean, false) "
+        "ORDER BY created_at DESC, id DESC LIMIT $2",
+        ticket_id, limit,
+    )
+
+
+async def apply_delivery(conn: Any, *, message_id: uuid.UUID, status: str, reason: str | None, attempts: int,
+                         at: datetime) -> bool:
+    """Record notify-svc's report on a reply unless it is stale; True when it changed the row.
+
+    Stale: older than the state shown (``at`` before ``delivery_updated_at``), or, at the same
+    instant, a ``queued`` report over a final state. A final state can be replaced by a newer
+    report (a delivery retried by hand). Until notify-svc's first report (``delivery_attempts``
+    still 0, ``queued`` as ticket-svc set it) any report applies: ``delivery_updated_at`` is then
+    ticket-svc's own clock, which must not make notify-svc's first answer look old."""
+    result = await conn.execute(
+        "UPDATE messages SET delivery_status = $2, delivery_reason = $3, delivery_attempts = $4, "
+        "delivery_updated_at = $5 WHERE id = $1 AND delivery_status IS NOT NULL "
+        "AND ((delivery_status = 'queued' AND delivery_attempts = 0) "
+        "     OR delivery_updated_at < $5 "
+        "     OR (delivery_updated_at = $5 AND NOT ($2 = 'queued' AND delivery_status <> 'queued')))",
+        message_id, status, reason, attempts, at,
+    )
+    return result.endswith(" 1")

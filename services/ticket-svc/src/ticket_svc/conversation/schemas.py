@@ -64,6 +64,12 @@ class MessageRead(BaseModel):
     channel: str | None
     attachments: list[AttachmentRead]
     created_at: datetime
+    #: public agent replies only (null otherwise): what notify-svc did with it
+    delivery_status: Literal["queued", "sent", "failed", "undeliverable"] | None = None
+    #: why it failed or cannot be delivered; never shown to channel keys (the customer's side)
+    delivery_reason: str | None = None
+    delivery_attempts: int | None = None
+    delivery_updated_at: datetime | None = None
 
 
 class MessageCreated(MessageRead):

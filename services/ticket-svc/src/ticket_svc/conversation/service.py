@@ -25,7 +25,7 @@ from ..db import outbox
 from ..tickets import changes, lifecycle, search
 from ..tickets import repository as ticket_repository
 from . import attachments as attachment_rules
-from . import repository
+from . import outbound, repository
 from .sanitize import sanitize_html
 
 
@@ -43,6 +43,19 @@ class NewMessage:
     metadata: Mapping[str, Any] | None = None
     #: the ticket's opening message: not a reply, so never a response
     initial: bool = False
+    #: a public agent reply: where it goes (or why it cannot), sent as ``ticket.reply_requested``
+    reply: ReplyRequest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRequest:
+    plan: outbound.Plan
+    author_name: str | None = None
+    #: the attachment capability key (``TICKET_ATTACHMENT_URL_KEY``); None: no ``url``
+    url_key: bytes | None = None
+    url_ttl_s: int = 7 * 86_400
+    #: ``EVENT_MAX_BYTES``
+    event_limit: int = 262_144
 
 
 async def store_attachments(conn: Any, items: Sequence[InboundAttachment]) -> list[dict[str, Any]]:
@@ -53,6 +66,7 @@ async def store_attachments(conn: Any, items: Sequence[InboundAttachment]) -> li
 
 async def insert(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: datetime) -> Any:
     """Insert the message row only (the ticket is updated by ``add``)."""
+    reply = message.reply
     return await repository.insert_message(conn, {
         "id": uuid.uuid4(),
         "ticket_id": ticket_id,
@@ -67,6 +81,8 @@ async def insert(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: d
         "attachments": await store_attachments(conn, message.attachments),
         "metadata": dict(message.metadata or {}),
         "created_at": now,
+        "delivery_status": None if reply is None else "queued" if reply.plan.deliverable else "undeliverable",
+        "delivery_reason": None if reply is None else reply.plan.reason,
     })
 
 
@@ -116,15 +132,74 @@ async def add(conn: Any, ticket: Mapping[str, Any], message: NewMessage, *, acto
         changes={"message_id": str(row["id"]), "author_kind": row["author_kind"], "public": row["public"],
                  "attachments": len(row["attachments"])},
     )
-    await enqueue_raw(conn, outbox, events.TicketMessageAdded(
+    evts: list[Any] = [events.TicketMessageAdded(
         source=changes.SOURCE, subject=str(ticket["id"]),
         data=events.TicketMessageAddedData(
             **changes.ref(new_ticket, actor), message_id=row["id"], author_kind=message.author_kind,
             author_id=message.author_id, public=message.public, channel=message.channel,
             first_response=kind.first_response, response=kind.response, created_at=now,
         ),
-    ))
+    )]
+    if message.reply is not None and message.reply.plan.deliverable:
+        evts.append(reply_requested(new_ticket, row, message, message.reply, now=now))
+    await enqueue_raw(conn, outbox, *evts)
     return row, new_ticket
+
+
+def reply_requested(ticket: Mapping[str, Any], row: Mapping[str, Any], message: NewMessage, reply: ReplyRequest, *,
+                    now: datetime) -> events.TicketReplyRequested:
+    """The delivery order for notify-svc, within ``EVENT_MAX_BYTES`` (``outbound.fitted``)."""
+    plan = reply.plan
+    expires = int(now.timestamp()) + reply.url_ttl_s
+    attachments = [
+        events.ReplyAttachment(
+            sha256=a["sha256"], filename=a["filename"], content_type=a["content_type"], size=a["size"],
+            url=outbound.attachment_url(reply.url_key, sha256=a["sha256"], content_type=a["content_type"],
+                                        expires=expires) if reply.url_key else None,
+        )
+        for a in row["attachments"]
+    ]
+    requester = {k: v for k, v in (ticket["requester"] or {}).items() if v is not None}
+
+    def build(text: str, html: str | None) -> events.TicketReplyRequested:
+        return events.TicketReplyRequested(
+            source=changes.SOURCE, subject=str(ticket["id"]), time=now,
+            data=events.TicketReplyRequestedData(
+                ticket_id=ticket["id"], number=ticket["number"], message_id=row["id"], subject=ticket["subject"],
+                language=ticket["language"], channel=plan.channel, recipient=events.Requester(**requester),
+                route=plan.route, body_text=text, body_html=html, attachments=attachments,
+                email_message_id=message.email_message_id if plan.channel == "email" else None,
+                in_reply_to=plan.in_reply_to, references=list(plan.references), author_id=message.author_id,
+                author_name=reply.author_name, team_id=ticket["team_id"], requested_at=now,
+            ),
+        )
+
+    return outbound.fitted(build, body_text=row["body_text"], body_html=row["body_html"], limit=reply.event_limit)
+
+
+async def plan_reply(conn: Any, ticket: Mapping[str, Any], *, settings: Any = None) -> outbound.Plan:
+    """Where a reply on ``ticket`` goes. Reads only what the channel needs: nothing for chat or an
+    unreachable requester, the e-mail thread (one indexed read) for e-mail, the stored route (a
+    primary-key read) for WeChat, WeCom and DingTalk."""
+    channel, _ = outbound.reply_channel(ticket)
+    thread: list[Any] = []
+    stored = None
+    if outbound.needs_thread(channel):
+        thread = await repository.email_thread(conn, ticket_id=ticket["id"], limit=outbound.REFERENCES_MAX)
+    elif channel in outbound.ROUTED_CHANNELS:
+        stored = await repository.reply_route(conn, ticket_id=ticket["id"], channel=channel)
+    return outbound.plan(ticket, stored_route=stored, thread=thread,
+                         wechat_app_ids=getattr(settings, "wechat_app_ids", None))
+
+
+def reply_request(plan: outbound.Plan, *, principal: Principal, settings: Any = None) -> ReplyRequest:
+    key = getattr(settings, "attachment_url_key", None)
+    return ReplyRequest(
+        plan=plan, author_name=principal.name,
+        url_key=key.get_secret_value().encode() if key is not None else None,
+        url_ttl_s=getattr(settings, "attachment_url_ttl_s", 7 * 86_400),
+        event_limit=getattr(settings, "event_max_bytes", 262_144),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +212,11 @@ EMAIL_DOMAIN = "helpdesk.invalid"
 
 
 async def post(conn: Any, *, ticket: Mapping[str, Any], principal: Principal, body: Any,
-               attachments: Sequence[InboundAttachment]) -> Posted:
-    """A message posted through the API: agents reply or note; channel keys write as the customer."""
+               attachments: Sequence[InboundAttachment], settings: Any = None) -> Posted:
+    """A message posted through the API: agents reply or note; channel keys write as the customer.
+
+    A public agent reply is also a delivery order for notify-svc (``ticket.reply_requested``, in
+    this transaction), or ``undeliverable`` at once when the customer cannot be reached."""
     if ticket["merged_into"] is not None:
         raise Problem(409, "ticket-merged", "Ticket merged",
                       f"This ticket was merged into {ticket['merged_into']}; post there.",
@@ -166,17 +244,22 @@ async def post(conn: Any, *, ticket: Mapping[str, Any], principal: Principal, bo
     if ticket["status"] == "closed":
         raise Problem(409, "ticket-closed", "Ticket closed", "A closed ticket is final.")
     email_id = f"ticket-{ticket['number']}-{uuid.uuid4().hex[:16]}@{EMAIL_DOMAIN}" if body.public else None
+    reply = None
+    if body.public:
+        reply = reply_request(await plan_reply(conn, ticket, settings=settings), principal=principal,
+                              settings=settings)
     message = NewMessage(author_kind="agent", author_id=principal.id, public=body.public, body_text=body.body,
-                         body_html=body.html, channel="agent", email_message_id=email_id, attachments=attachments)
+                         body_html=body.html, channel="agent", email_message_id=email_id, attachments=attachments,
+                         reply=reply)
     row, _ = await add(conn, ticket, message, actor=principal.ref)
     return Posted(row)
 
 
-def to_created(posted: Posted) -> dict[str, Any]:
-    return {**to_read(posted.message), "follow_up_ticket_id": posted.follow_up_ticket_id}
+def to_created(posted: Posted, *, to_customer: bool = False) -> dict[str, Any]:
+    return {**to_read(posted.message, to_customer=to_customer), "follow_up_ticket_id": posted.follow_up_ticket_id}
 
 
-def to_read(row: Mapping[str, Any]) -> dict[str, Any]:
+def to_read(row: Mapping[str, Any], *, to_customer: bool = False) -> dict[str, Any]:
     return {
         "id": row["id"],
         "ticket_id": row["ticket_id"],
@@ -192,4 +275,20 @@ def to_read(row: Mapping[str, Any]) -> dict[str, Any]:
             for a in row["attachments"]
         ],
         "created_at": row["created_at"],
+        **delivery_of(row, to_customer=to_customer),
     }
+
+
+_NO_DELIVERY = {"delivery_status": None, "delivery_reason": None, "delivery_attempts": None,
+                "delivery_updated_at": None}
+
+
+def delivery_of(row: Mapping[str, Any], *, to_customer: bool = False) -> dict[str, Any]:
+    """The delivery fields of a message (all null but for public agent replies). The customer's
+    side (channel keys) sees the state, never the reason: notify-svc's reasons name providers'
+    error codes and our configuration, which are ours to read."""
+    status = row["delivery_status"]
+    if status is None:
+        return _NO_DELIVERY
+    return {"delivery_status": status, "delivery_reason": None if to_customer else row["delivery_reason"],
+            "delivery_attempts": row["delivery_attempts"], "delivery_updated_at": row["delivery_updated_at"]}

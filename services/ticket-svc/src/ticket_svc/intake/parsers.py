@@ -9,11 +9,15 @@ origin (the bridge checked the platform signature itself).
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..channels.inbound import Ignored, InboundMessage, InvalidPayload
+
+log = logging.getLogger(__name__)
 
 
 def _secret(settings: Any, name: str) -> str | None:
@@ -59,7 +63,16 @@ def _dingtalk(body: bytes, headers: Mapping[str, str], settings: Any) -> Inbound
         secret, headers.get("timestamp", ""), headers.get("sign", ""), now_ms=int(time.time() * 1000)
     ):
         raise InvalidPayload("DingTalk signature does not verify.")
-    return dingtalk.parse_dingtalk(body)
+    message = dingtalk.parse_dingtalk(body)
+    route = message.reply_route if isinstance(message, InboundMessage) else None
+    if route and "session_webhook" in route and not dingtalk.webhook_origin_allowed(
+            route["session_webhook"], getattr(settings, "dingtalk_webhook_origins", ())):
+        # not DingTalk's: never stored, so never posted to (the message itself is still taken)
+        log.warning("DingTalk session webhook on a foreign origin dropped (host %r)",
+                    message.metadata.get("session_webhook_host"))
+        kept = {k: v for k, v in route.items() if k not in ("session_webhook", "session_webhook_expires_at")}
+        message = dataclasses.replace(message, reply_route=kept)
+    return message
 
 
 def _equal(a: str, b: str) -> bool:

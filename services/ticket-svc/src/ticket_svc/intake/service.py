@@ -28,6 +28,7 @@ from helpdesk_common.outbox import enqueue_raw
 from helpdesk_common.text import one_line
 
 from ..channels.inbound import InboundMessage, Sender
+from ..conversation import repository as conversation_repository
 from ..conversation import service as conversation
 from ..db import outbox
 from ..routing import service as routing
@@ -193,6 +194,11 @@ async def receive(conn: Any, *, principal: Principal, message: InboundMessage) -
 
 
 async def _finish(conn: Any, message: InboundMessage, result: IntakeResult) -> None:
+    if message.reply_route:
+        # the newest way to answer this customer (only channels whose parser gives one: WeChat,
+        # WeCom, DingTalk; e-mail threading and chat keys live on messages and tickets already)
+        await conversation_repository.upsert_reply_route(conn, ticket_id=result.ticket_id, channel=message.channel,
+                                                         route=message.reply_route)
     if message.external_id is not None:
         await repository.complete_delivery(conn, channel=message.channel, external_id=message.external_id,
                                            ticket_id=result.ticket_id, message_id=result.message_id,

@@ -87,7 +87,8 @@ async def apply_macro(request: Request, ticket_id: uuid.UUID, macro_id: uuid.UUI
             from ..conversation.schemas import MessageIn
 
             posted = await conversation.post(conn, ticket=row, principal=principal,
-                                             body=MessageIn(body=text, public=reply.get("public", True)), attachments=())
+                                             body=MessageIn(body=text, public=reply.get("public", True)), attachments=(),
+                                             settings=runtime_of(request).settings)
             row = await tickets.get_writable(conn, principal=principal, ticket_id=posted.message["ticket_id"])
         actions = TicketPatch.model_validate(definition.get("actions") or {}).model_dump(exclude_unset=True)
         if actions:  # apply_patch applies the access rule to the actions, as for a PATCH

@@ -129,6 +129,22 @@ messages = Table(
     Column("attachments", JSONB, nullable=False, server_default="[]"),
     Column("metadata", JSONB, nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # public agent messages only (null otherwise): queued | sent | failed | undeliverable (migration 0008)
+    Column("delivery_status", Text),
+    Column("delivery_reason", Text),
+    Column("delivery_attempts", Integer),
+    Column("delivery_updated_at", DateTime(timezone=True)),
+)
+
+# the newest way to reach the customer per ticket and channel (a DingTalk session webhook is a
+# bearer URL: kept only here, never in message metadata an API answer could show)
+reply_routes = Table(
+    "reply_routes",
+    metadata,
+    Column("ticket_id", Uuid, ForeignKey("tickets.id"), primary_key=True),
+    Column("channel", Text, primary_key=True),
+    Column("route", JSONB, nullable=False, server_default="{}"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 attachment_blobs = Table(
