@@ -59,6 +59,39 @@ class Settings(ServiceSettings):
     dingtalk_robot_code: str = ""
     dingtalk_text_max_bytes: int = Field(4000, ge=64, le=65_536)
 
+    # ---- e-mail (channels/email.py, docs/channels/outbound.md "E-mail") ----
+    #: ``smtp://user:pass@host:587?starttls=true``, ``smtps://`` for implicit TLS; the issue's
+    #: ``SMTP_URL`` is read too. Empty: e-mail deliveries fail as permanent, naming the setting.
+    smtp_url: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("NOTIFY_SMTP_URL", "SMTP_URL"))
+    smtp_timeout_s: float = Field(30.0, gt=0, le=300)
+    #: the From of replies when the customer wrote to none of ``support_addresses``
+    support_address: str = "support@localhost"
+    #: comma-separated addresses we answer from when the customer wrote to one of them
+    support_addresses: str = ""
+    #: the display name of From (empty: the bare address)
+    support_name: str = ""
+    #: where attachment URLs of ``ticket.reply_requested`` are fetched (ticket-svc)
+    ticket_url: str = "http://127.0.0.1:8082"
+    attachment_max_bytes: int = Field(26_214_400, ge=1024, le=104_857_600)
+
+    # ---- the delivery dispatcher (deliveries/dispatcher.py) ----
+    dispatcher_enabled: bool = True
+    #: rows claimed and sent at once by one replica
+    dispatcher_concurrency: int = Field(16, ge=1, le=512)
+    #: a claim lasts this long; a replica that dies mid-send lets it expire and another resends
+    dispatcher_lease_s: float = Field(120.0, ge=5, le=3600)
+    #: the poll when nothing woke the dispatcher (a row queued by another replica, a due retry)
+    dispatcher_poll_interval_s: float = Field(0.5, gt=0, le=60)
+    #: sends in flight per destination (one SMTP server, one WeChat app, one webhook host)
+    destination_concurrency: int = Field(4, ge=1, le=256)
+    #: token bucket per destination: sustained sends per second, and the burst
+    destination_rate_per_s: float = Field(20.0, gt=0, le=10_000)
+    destination_burst: int = Field(40, ge=1, le=100_000)
+    #: replies and notifications: attempts, and full-jitter exponential backoff (base * 4^n, capped)
+    reply_max_attempts: int = Field(8, ge=1, le=50)
+    reply_backoff_base_s: float = Field(60.0, gt=0, le=3600)
+    reply_backoff_cap_s: float = Field(21_600.0, gt=0, le=86_400)
+
     @field_validator("webhook_allow_networks")
     @classmethod
     def _allow_networks(cls, value: str) -> str:

@@ -1,21 +1,80 @@
+"""notify-svc: webhook subscriptions, deliveries (the consumer that queues replies, the dispatcher
+that sends them through the channel adapters), and the API over both."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
 from fastapi import FastAPI
 
-from helpdesk_common.app import ServiceParts, build_app
+from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
+from helpdesk_common.events import TICKETS_TOPIC
 
+from .channels.base import Adapter
+from .channels.email import EmailAdapter
+from .channels.providers import chat_adapters
 from .config import Settings, get_settings
 from .db import inbox, outbox
+from .deliveries.dispatcher import Dispatcher, ticket_attachment_fetcher
+from .deliveries.endpoints import router as deliveries_router
+from .deliveries.handlers import handlers as delivery_handlers
 from .webhooks.endpoints import router as webhooks_router
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return build_app(
-        settings or get_settings(),
+def build_adapters(settings: Settings) -> dict[str, Adapter]:
+    """Every outbound channel: e-mail, and WeChat, WeCom and DingTalk on one shared transport."""
+    return {"email": EmailAdapter.from_settings(settings), **chat_adapters(settings)}
+
+
+def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Adapter] | None) -> None:
+    """Run the dispatcher inside the shared lifespan: it starts after the database pools and
+    stops (finishing and recording the sends in flight) before they close."""
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with inner(app):
+            if not settings.dispatcher_enabled:
+                yield
+                return
+            import asyncio
+
+            channel_adapters = dict(adapters) if adapters is not None else build_adapters(settings)
+            fetch, close_fetcher = ticket_attachment_fetcher(settings.ticket_url,
+                                                             max_bytes=settings.attachment_max_bytes)
+            dispatcher = Dispatcher(runtime=app.state.runtime, settings=settings, adapters=channel_adapters,
+                                    fetch_attachment=fetch)
+            app.state.dispatcher = dispatcher
+            task = asyncio.create_task(dispatcher.run(), name="notify-dispatcher")
+            try:
+                yield
+            finally:
+                await dispatcher.stop()
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await close_fetcher()
+                for adapter in {id(a): a for a in channel_adapters.values()}.values():
+                    with contextlib.suppress(Exception):
+                        await adapter.close()
+
+    app.router.lifespan_context = lifespan
+
+
+def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapter] | None = None) -> FastAPI:
+    """``adapters``: tests replace the channels (the default builds them from the settings)."""
+    settings = settings or get_settings()
+    app = build_app(
+        settings,
         ServiceParts(
             title="notify-svc",
-            routers=[webhooks_router],
+            routers=[webhooks_router, deliveries_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
-            consumers=[],
+            consumers=[ConsumerSpec(name="notify-svc.deliveries", topics=[TICKETS_TOPIC],
+                                    handlers=delivery_handlers(settings), raw=True)],
         ),
     )
+    _with_dispatcher(app, settings, adapters)
+    return app

@@ -1,0 +1,165 @@
+"""Delivery rules: what a reply request becomes, what an attempt's outcome leads to, what the
+API shows. Pure functions over plain data where possible; the SQL is in repository.py."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from helpdesk_common import events
+from helpdesk_common.problems import Problem
+
+from ..webhooks import schedule as webhook_schedule
+from . import repository
+
+SOURCE = "notify-svc"
+#: channels a reply can go out on; web-form and phone requesters are answered by e-mail
+ADAPTER_CHANNELS = ("email", "wechat", "wecom", "dingtalk")
+EMAIL_FALLBACK_CHANNELS = ("web", "phone", "api")
+MAX_REASON = 500
+
+
+def answer_channel(channel: str, *, recipient_email: str | None, route: Mapping[str, Any]) -> str:
+    """The channel a reply goes out on: the customer's, except that web-form, phone and API
+    requesters are answered by e-mail when they have an address (else the delivery stays on
+    their channel and is recorded as undeliverable there)."""
+    if channel in EMAIL_FALLBACK_CHANNELS and (recipient_email or route.get("to")):
+        return "email"
+    return channel
+
+
+def destination_of(channel: str, route: Mapping[str, Any], *, settings: Any) -> str:
+    """The key of per-destination limits: the SMTP server (one per deployment), the WeChat app,
+    the WeCom corp, the DingTalk app, a webhook's host."""
+    if channel == "email":
+        return "smtp"
+    if channel == "wechat":
+        app_id = route.get("app_id")
+        return f"wechat:{app_id if isinstance(app_id, str) and app_id else settings.wechat_app_id}"
+    if channel == "wecom":
+        return f"wecom:{settings.wecom_corp_id}"
+    if channel == "dingtalk":
+        return f"dingtalk:{settings.dingtalk_app_key}"
+    return channel
+
+
+def reply_dedupe_key(message_id: uuid.UUID, channel: str) -> str:
+    """One delivery per (message, channel)."""
+    return f"reply:{message_id}:{channel}"
+
+
+def webhook_dedupe_key(event_id: uuid.UUID, subscription_id: uuid.UUID) -> str:
+    """One delivery per (event, subscription)."""
+    return f"webhook:{event_id}:{subscription_id}"
+
+
+async def queue_reply(conn: Any, *, event: events.TicketReplyRequested, settings: Any) -> uuid.UUID | None:
+    """A queued delivery for a reply request, in the caller's (the consumer's) transaction; None
+    when the same message already has its delivery on that channel."""
+    data = event.data
+    channel = answer_channel(data.channel, recipient_email=data.recipient.email, route=data.route)
+    return await repository.insert(
+        conn, delivery_id=uuid.uuid4(), kind="reply", channel=channel,
+        destination=destination_of(channel, data.route, settings=settings),
+        dedupe_key=reply_dedupe_key(data.message_id, channel), payload=data.model_dump(mode="json"),
+        max_attempts=settings.reply_max_attempts, ticket_id=data.ticket_id, message_id=data.message_id,
+        event_id=event.id)
+
+
+# ---- after an attempt -----------------------------------------------------------------------------
+
+
+def backoff_s(attempt: int, *, base_s: float, cap_s: float, draw: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 4^(attempt-1))],
+    at least a second. Full jitter spreads the retries of deliveries that failed together (one
+    SMTP server down) over the whole window instead of bringing them back as one wave."""
+    ceiling = min(cap_s, base_s * (4.0 ** max(0, attempt - 1)))
+    return max(1.0, draw() * ceiling)
+
+
+def after_attempt(*, kind: str, outcome: str, attempt: int, max_attempts: int, retry_after: float | None,
+                  now: datetime, settings: Any, draw: Callable[[], float] = random.random
+                  ) -> tuple[str, datetime | None]:
+    """(new status, next attempt time) after attempt number ``attempt``.
+
+    sent → sent; permanent → failed at once; undeliverable → undeliverable; transient → queued
+    again after the backoff (webhooks: the Standard Webhooks schedule), or failed when the
+    attempts are used up. A provider's ``retry_after`` can only lengthen the wait, up to the cap."""
+    if outcome == "sent":
+        return "sent", None
+    if outcome == "undeliverable":
+        return "undeliverable", None
+    if outcome != "transient" or attempt >= max_attempts:
+        return "failed", None
+    if kind == "webhook":
+        delay = webhook_schedule.next_delay_s(min(attempt, webhook_schedule.MAX_ATTEMPTS - 1),
+                                              retry_after_s=retry_after, jitter=min(draw(), 0.999))
+        delay = float(delay or webhook_schedule.MAX_RETRY_AFTER_S)
+    else:
+        delay = backoff_s(attempt, base_s=settings.reply_backoff_base_s, cap_s=settings.reply_backoff_cap_s,
+                          draw=draw)
+        if retry_after is not None and retry_after > delay:
+            delay = min(float(retry_after), settings.reply_backoff_cap_s)
+    return "queued", now + timedelta(seconds=delay)
+
+
+def status_event(row: Mapping[str, Any]) -> events.DeliverySucceeded | events.DeliveryDeferred | events.DeliveryFailed:
+    """The event telling ticket-svc (and analytics) what became of a delivery. Keyed by the
+    ticket, so a message's status events stay in order with the ticket's other events."""
+    status = row["status"]
+    data = events.DeliveryStatusData(
+        delivery_id=row["id"], kind=row["kind"], channel=row["channel"],
+        status="queued" if status == "sending" else status, attempts=row["attempts"], ticket_id=row["ticket_id"],
+        message_id=row["message_id"], reason=row["reason"],
+        next_attempt_at=row["next_attempt_at"] if status == "queued" else None, at=datetime.now(UTC))
+    subject = str(row["ticket_id"] or row["id"])
+    if status == "sent":
+        return events.DeliverySucceeded(source=SOURCE, subject=subject, data=data)
+    if status in ("failed", "undeliverable"):
+        return events.DeliveryFailed(source=SOURCE, subject=subject, data=data)
+    return events.DeliveryDeferred(source=SOURCE, subject=subject, data=data)
+
+
+# ---- the API --------------------------------------------------------------------------------------
+
+
+def as_read(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "kind": row["kind"], "channel": row["channel"], "destination": row["destination"],
+        "status": row["status"], "attempts": row["attempts"], "max_attempts": row["max_attempts"],
+        "next_attempt_at": row["next_attempt_at"] if row["status"] in ("queued", "sending") else None,
+        "reason": row["reason"], "last_code": row["last_code"], "provider_id": row["provider_id"],
+        "ticket_id": row["ticket_id"], "message_id": row["message_id"], "subscription_id": row["subscription_id"],
+        "event_id": row["event_id"], "created_at": row["created_at"], "updated_at": row["updated_at"],
+        "sent_at": row["sent_at"],
+    }
+
+
+def attempt_as_read(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"number": row["number"], "started_at": row["started_at"], "duration_ms": row["duration_ms"],
+            "outcome": row["outcome"], "code": row["code"], "error": row["error"]}
+
+
+def not_found() -> Problem:
+    return Problem(404, "not-found", "Not found", "No such delivery.")
+
+
+async def retry(conn: Any, *, delivery_id: uuid.UUID, settings: Any, outbox: Any) -> dict[str, Any]:
+    """Queue a dead delivery again (``failed`` or ``undeliverable``) with a fresh budget of
+    attempts, and say so (``delivery.deferred``: the message shows ``queued`` again). A delivery
+    that is queued, in flight or sent is a 409: retrying it could only send it twice."""
+    from helpdesk_common.outbox import enqueue_raw
+
+    row = await repository.get(conn, delivery_id, for_update=True)
+    if row is None:
+        raise not_found()
+    if row["status"] not in ("failed", "undeliverable"):
+        raise Problem(409, "delivery-not-dead", "Delivery not retryable",
+                      f"Only failed or undeliverable deliveries can be retried; this one is {row['status']}.")
+    budget = webhook_schedule.MAX_ATTEMPTS if row["kind"] == "webhook" else settings.reply_max_attempts
+    updated = await repository.requeue(conn, delivery_id, max_attempts=row["attempts"] + budget)
+    await enqueue_raw(conn, outbox, status_event(updated))
+    return as_read(updated)

@@ -1,0 +1,262 @@
+"""Deliveries end to end inside notify-svc, on the real database and broker: a
+``ticket.reply_requested`` event becomes one delivery, the dispatcher sends it through the channel
+adapter and records the attempt, the status and a ``delivery.*`` event; retries, dead letters and
+the manual retry; the claim with several dispatchers; a lease that expires resends with the same
+id. The channel adapters are scripted fakes (the real ones have their own tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from helpdesk_common import events
+from helpdesk_common.identity import Principal
+from helpdesk_common.testing import identity_headers, produce, running_app, service_env, wait_for
+
+from notify_svc.channels.base import OutboundMessage, SendResult
+from notify_svc.deliveries import repository
+
+pytestmark = pytest.mark.timeout(120)
+
+ADMIN = identity_headers(Principal(kind="user", id=str(uuid.uuid4()), role="admin"))
+SUPERVISOR = identity_headers(Principal(kind="user", id=str(uuid.uuid4()), role="supervisor"))
+AGENT = identity_headers(Principal(kind="user", id=str(uuid.uuid4()), role="agent"))
+CHANNEL = identity_headers(Principal(kind="channel", id=str(uuid.uuid4()), channel="api"))
+
+
+class ScriptedAdapter:
+    """Answers by the recipient: a list of outcomes to give in turn (the last one repeats)."""
+
+    def __init__(self, channel: str, script: dict[str, list[str]] | None = None) -> None:
+        self.channel = channel
+        self.script = script or {}
+        self.sent: list[OutboundMessage] = []
+        self.calls: dict[str, int] = defaultdict(int)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.delay = 0.0
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        to = message.route.get("to") or message.route.get("openid") or ""
+        to = to[0] if isinstance(to, list) else to
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            outcomes = self.script.get(to, ["sent"])
+            outcome = outcomes[min(self.calls[to], len(outcomes) - 1)]
+            self.calls[to] += 1
+            if outcome == "sent":
+                self.sent.append(message)
+                return SendResult("sent", provider_id=f"p-{len(self.sent)}")
+            return SendResult(outcome, reason=f"scripted {outcome}", code="999", retry_after=None)
+        finally:
+            self.in_flight -= 1
+
+    async def close(self) -> None:
+        return None
+
+
+def reply_event(*, to: str = "li@example.com", channel: str = "email", message_id: uuid.UUID | None = None,
+                ticket_id: uuid.UUID | None = None) -> events.TicketReplyRequested:
+    ticket_id = ticket_id or uuid.uuid4()
+    message_id = message_id or uuid.uuid4()
+    return events.TicketReplyRequested(
+        source="ticket-svc", subject=str(ticket_id),
+        data=events.TicketReplyRequestedData(
+            ticket_id=ticket_id, number=7, message_id=message_id, subject="Printer", channel=channel,
+            recipient=events.Requester(email=to if "@" in to else None),
+            route={"to": [to]} if channel == "email" else {"openid": to},
+            body_text="We fixed it.", email_message_id=f"<{message_id}@support.test>",
+            in_reply_to="<c1@example.com>", references=["<c1@example.com>"], requested_at=datetime.now(UTC)))
+
+
+@pytest.fixture
+async def notify(infra, notify_db, secret_key, monkeypatch):
+    """The whole service on the test broker, with scripted adapters; fast retries."""
+    topics = service_env(monkeypatch, infra, "NOTIFY_", notify_db)
+    monkeypatch.setenv("NOTIFY_SECRET_KEY", secret_key)
+    monkeypatch.setenv("NOTIFY_REPLY_BACKOFF_BASE_S", "0.5")
+    monkeypatch.setenv("NOTIFY_REPLY_BACKOFF_CAP_S", "1")
+    monkeypatch.setenv("NOTIFY_REPLY_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("NOTIFY_DESTINATION_CONCURRENCY", "2")
+    monkeypatch.setenv("NOTIFY_DISPATCHER_POLL_INTERVAL_S", "0.2")
+    from notify_svc.config import Settings
+    from notify_svc.main import create_app
+
+    email = ScriptedAdapter("email")
+    wechat = ScriptedAdapter("wechat")
+    async with running_app(create_app(Settings(), adapters={"email": email, "wechat": wechat})) as client:
+        client.topics = topics
+        client.email = email
+        client.wechat = wechat
+        client.bootstrap = infra.kafka_bootstrap
+        yield client
+
+
+async def _delivery_of(client, message_id: uuid.UUID, status: str | None = None) -> dict | None:
+    answer = await client.get("/v1/deliveries", headers=ADMIN)
+    for item in answer.json()["items"]:
+        if item["message_id"] == str(message_id) and (status is None or item["status"] == status):
+            return item
+    return None
+
+
+async def _outbox_types(db, delivery_id: str) -> list[str]:
+    async with db.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT event_type, payload FROM outbox WHERE topic = 'deliveries.events' ORDER BY seq"))).all()
+    import orjson
+
+    return [r.event_type for r in rows if orjson.loads(r.payload)["data"]["delivery_id"] == delivery_id]
+
+
+async def test_a_reply_is_delivered_once_and_reported(notify, db) -> None:
+    event = reply_event()
+    started = asyncio.get_running_loop().time()
+    await produce(notify.bootstrap, notify.topics, event)
+    delivery = await wait_for(lambda: _delivery_of(notify, event.data.message_id, "sent"), timeout=30)
+    assert asyncio.get_running_loop().time() - started < 15
+    [sent] = notify.email.sent
+    assert sent.delivery_id == uuid.UUID(delivery["id"])
+    assert sent.email_message_id == f"<{event.data.message_id}@support.test>"
+    assert sent.extra["number"] == 7
+    assert (delivery["kind"], delivery["channel"], delivery["attempts"], delivery["ticket_id"]) == (
+        "reply", "email", 1, str(event.data.ticket_id))
+    detail = (await notify.get(f"/v1/deliveries/{delivery['id']}", headers=SUPERVISOR)).json()
+    assert [(a["number"], a["outcome"]) for a in detail["attempts_log"]] == [(1, "sent")]
+    assert await _outbox_types(db, delivery["id"]) == ["delivery.succeeded"]
+
+    # the same event again (a redelivery past the inbox) and another event for the same message:
+    # no second delivery, nothing sent again
+    again = reply_event(message_id=event.data.message_id, ticket_id=event.data.ticket_id)
+    await produce(notify.bootstrap, notify.topics, event, again)
+    await asyncio.sleep(1.5)
+    assert len(notify.email.sent) == 1
+    listed = (await notify.get(f"/v1/deliveries?ticket_id={event.data.ticket_id}", headers=ADMIN)).json()
+    assert len(listed["items"]) == 1
+
+
+async def test_transient_failures_are_retried_then_dead_then_retried_by_hand(notify, db) -> None:
+    notify.email.script = {"flaky@example.com": ["transient", "sent"],
+                           "down@example.com": ["transient"],
+                           "refused@example.com": ["permanent"]}
+    flaky, down, refused = (reply_event(to=f"{name}@example.com") for name in ("flaky", "down", "refused"))
+    await produce(notify.bootstrap, notify.topics, flaky, down, refused)
+
+    ok = await wait_for(lambda: _delivery_of(notify, flaky.data.message_id, "sent"), timeout=30)
+    assert ok["attempts"] == 2
+    assert await _outbox_types(db, ok["id"]) == ["delivery.deferred", "delivery.succeeded"]
+
+    dead = await wait_for(lambda: _delivery_of(notify, refused.data.message_id, "failed"), timeout=30)
+    assert dead["attempts"] == 1 and dead["reason"] == "scripted permanent" and dead["last_code"] == "999"
+
+    exhausted = await wait_for(lambda: _delivery_of(notify, down.data.message_id, "failed"), timeout=30)
+    assert exhausted["attempts"] == 3 and exhausted["reason"].startswith("gave up after 3 attempts")
+    assert await _outbox_types(db, exhausted["id"]) == ["delivery.deferred", "delivery.deferred", "delivery.failed"]
+
+    # only dead deliveries can be retried; agents and channel keys cannot
+    assert (await notify.post(f"/v1/deliveries/{ok['id']}/retry", headers=ADMIN)).status_code == 409
+    assert (await notify.post(f"/v1/deliveries/{dead['id']}/retry", headers=AGENT)).status_code == 403
+    assert (await notify.post(f"/v1/deliveries/{dead['id']}/retry", headers=CHANNEL)).status_code == 403
+    assert (await notify.post(f"/v1/deliveries/{uuid.uuid4()}/retry", headers=ADMIN)).status_code == 404
+    notify.email.script["refused@example.com"] = ["sent"]
+    answer = await notify.post(f"/v1/deliveries/{dead['id']}/retry", headers=SUPERVISOR)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "queued" and answer.json()["max_attempts"] == 4
+    revived = await wait_for(lambda: _delivery_of(notify, refused.data.message_id, "sent"), timeout=30)
+    assert revived["attempts"] == 2 and revived["reason"] is None
+    assert await _outbox_types(db, dead["id"]) == ["delivery.failed", "delivery.deferred", "delivery.succeeded"]
+
+
+async def test_unknown_channels_and_missing_addresses_are_undeliverable(notify) -> None:
+    chat = reply_event(channel="chat", to="visitor-1")
+    phone = reply_event(channel="phone", to="no-address")
+    await produce(notify.bootstrap, notify.topics, chat, phone)
+    for event in (chat, phone):
+        found = await wait_for(lambda e=event: _delivery_of(notify, e.data.message_id, "undeliverable"), timeout=30)
+        assert "no outbound adapter" in found["reason"]
+
+
+async def test_per_destination_concurrency(notify) -> None:
+    notify.email.delay = 0.3
+    evts = [reply_event(to=f"c{i}@example.com") for i in range(8)]
+    await produce(notify.bootstrap, notify.topics, *evts)
+    await wait_for(lambda: asyncio.sleep(0, len(notify.email.sent) == 8), timeout=30)
+    assert notify.email.max_in_flight == 2  # NOTIFY_DESTINATION_CONCURRENCY
+
+
+async def test_list_and_read_rules(notify) -> None:
+    for headers, status in ((AGENT, 403), (CHANNEL, 403), (ADMIN, 200), (SUPERVISOR, 200)):
+        assert (await notify.get("/v1/deliveries", headers=headers)).status_code == status
+    assert (await notify.get("/v1/deliveries?status=bogus", headers=ADMIN)).status_code == 422
+    assert (await notify.get("/v1/deliveries?cursor=xyz", headers=ADMIN)).status_code == 400
+    assert (await notify.get(f"/v1/deliveries/{uuid.uuid4()}", headers=ADMIN)).status_code == 404
+    assert (await notify.get("/v1/deliveries?bogus=1", headers=ADMIN)).status_code == 422
+
+    evts = [reply_event(to=f"p{i}@example.com") for i in range(3)]
+    await produce(notify.bootstrap, notify.topics, *evts)
+    for event in evts:  # recorded, not only handed to the adapter
+        await wait_for(lambda e=event: _delivery_of(notify, e.data.message_id, "sent"), timeout=30)
+    first = (await notify.get("/v1/deliveries?limit=2&status=sent&channel=email", headers=ADMIN)).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    rest = (await notify.get(f"/v1/deliveries?limit=2&cursor={first['next_cursor']}", headers=ADMIN)).json()
+    ids = [i["id"] for i in first["items"] + rest["items"]]
+    assert len(ids) == len(set(ids)) == 3
+
+
+# ---- the claim, directly on the database ------------------------------------------------------
+
+
+async def _raw(notify_db: str) -> asyncpg.Connection:
+    from sqlalchemy.engine import make_url
+
+    from helpdesk_common.db import _init_raw_connection
+
+    conn = await asyncpg.connect(make_url(notify_db).set(drivername="postgresql").render_as_string(
+        hide_password=False))
+    await _init_raw_connection(conn)
+    return conn
+
+
+@pytest.mark.usefixtures("db")
+async def test_concurrent_claims_take_disjoint_rows_and_an_expired_lease_is_taken_again(notify_db) -> None:
+    from alembic import command
+
+    from helpdesk_common.migrate import alembic_config
+
+    await asyncio.to_thread(command.upgrade, alembic_config("notify_svc", notify_db), "head")
+    conns = [await _raw(notify_db) for _ in range(3)]
+    try:
+        for i in range(30):
+            await repository.insert(conns[0], delivery_id=uuid.uuid4(), kind="reply", channel="email",
+                                    destination="smtp", dedupe_key=f"k{i}", payload={"i": i}, max_attempts=8)
+
+        async def claim(conn):
+            async with conn.transaction():
+                return await repository.claim_due(conn, limit=12, lease_s=60)
+
+        batches = await asyncio.gather(*(claim(c) for c in conns))
+        ids = [r["id"] for batch in batches for r in batch]
+        assert len(ids) == len(set(ids)) == 30  # nobody took a row twice
+        assert await claim(conns[0]) == []  # all leased
+
+        # a dispatcher died after sending: its lease runs out and the row is claimed again, with
+        # the same id (the receiver sees the same Message-ID / webhook-id) and the next attempt number
+        victim = ids[0]
+        await conns[0].execute("UPDATE deliveries SET lease_until = now() - interval '1 second' WHERE id = $1", victim)
+        [again] = await claim(conns[1])
+        assert again["id"] == victim and again["attempts"] == 2
+        # the dead dispatcher's late record does not overwrite the new claim
+        assert await repository.finish(conns[0], victim, attempt=1, status="sent", next_attempt_at=None,
+                                       reason=None, code=None, provider_id=None) is None
+    finally:
+        for c in conns:
+            await c.close()

@@ -1,0 +1,105 @@
+"""Pure delivery rules: backoff, the state after an attempt, the token bucket, channel choice."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from notify_svc.deliveries import service
+from notify_svc.deliveries.dispatcher import TokenBucket, reply_message
+from notify_svc.webhooks import schedule
+
+SETTINGS = SimpleNamespace(reply_backoff_base_s=60.0, reply_backoff_cap_s=21_600.0, reply_max_attempts=8,
+                           wechat_app_id="wx-default", wecom_corp_id="corp", dingtalk_app_key="ding")
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+@given(attempt=st.integers(1, 60), draw=st.floats(0, 1, exclude_max=True))
+def test_backoff_is_full_jitter_within_the_exponential_ceiling(attempt, draw) -> None:
+    delay = service.backoff_s(attempt, base_s=60, cap_s=21_600, draw=lambda: draw)
+    ceiling = min(21_600, 60 * 4 ** (attempt - 1))
+    assert 1.0 <= delay <= max(1.0, ceiling)
+
+
+def test_eight_attempts_span_at_most_about_a_day() -> None:
+    worst = sum(service.backoff_s(n, base_s=60, cap_s=21_600, draw=lambda: 0.9999) for n in range(1, 8))
+    assert 12 * 3600 < worst < 24 * 3600
+
+
+@pytest.mark.parametrize(("kind", "outcome", "attempt", "status", "retry"), [
+    ("reply", "sent", 1, "sent", False),
+    ("reply", "permanent", 1, "failed", False),
+    ("reply", "undeliverable", 1, "undeliverable", False),
+    ("reply", "transient", 1, "queued", True),
+    ("reply", "transient", 7, "queued", True),
+    ("reply", "transient", 8, "failed", False),  # the budget is used up: dead, retryable by hand
+    ("webhook", "transient", 1, "queued", True),
+    ("webhook", "permanent", 3, "failed", False),
+])
+def test_after_attempt(kind, outcome, attempt, status, retry) -> None:
+    got, next_at = service.after_attempt(kind=kind, outcome=outcome, attempt=attempt, max_attempts=8,
+                                         retry_after=None, now=NOW, settings=SETTINGS, draw=lambda: 0.5)
+    assert got == status
+    assert (next_at is not None) == retry
+    if retry:
+        assert next_at > NOW
+
+
+def test_retry_after_lengthens_the_wait_up_to_the_cap() -> None:
+    _, next_at = service.after_attempt(kind="reply", outcome="transient", attempt=1, max_attempts=8,
+                                       retry_after=600, now=NOW, settings=SETTINGS, draw=lambda: 0.0)
+    assert next_at == NOW + timedelta(seconds=600)
+    _, capped = service.after_attempt(kind="reply", outcome="transient", attempt=1, max_attempts=8,
+                                      retry_after=10**9, now=NOW, settings=SETTINGS, draw=lambda: 0.0)
+    assert capped == NOW + timedelta(seconds=21_600)
+
+
+def test_webhooks_follow_the_standard_webhooks_schedule() -> None:
+    _, next_at = service.after_attempt(kind="webhook", outcome="transient", attempt=2, max_attempts=8,
+                                       retry_after=None, now=NOW, settings=SETTINGS, draw=lambda: 0.0)
+    assert next_at == NOW + timedelta(seconds=schedule.RETRY_SCHEDULE_S[2])
+
+
+def test_token_bucket() -> None:
+    clock = [0.0]
+    bucket = TokenBucket(2.0, 3, clock=lambda: clock[0])
+    assert [bucket.reserve() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.reserve() == pytest.approx(0.5)  # the 4th waits for half a second's refill
+    assert bucket.reserve() == pytest.approx(1.0)
+    clock[0] = 10.0
+    assert bucket.reserve() == 0.0  # refilled, up to the burst
+
+
+@pytest.mark.parametrize(("channel", "email", "route", "expected"), [
+    ("email", "a@x.test", {}, "email"),
+    ("web", "a@x.test", {}, "email"),
+    ("phone", None, {"to": "b@x.test"}, "email"),
+    ("phone", None, {}, "phone"),  # no address: stays on its channel, undeliverable there
+    ("wechat", "a@x.test", {"openid": "o"}, "wechat"),
+])
+def test_answer_channel(channel, email, route, expected) -> None:
+    assert service.answer_channel(channel, recipient_email=email, route=route) == expected
+
+
+def test_destinations() -> None:
+    assert service.destination_of("email", {}, settings=SETTINGS) == "smtp"
+    assert service.destination_of("wechat", {"app_id": "wx1"}, settings=SETTINGS) == "wechat:wx1"
+    assert service.destination_of("wechat", {}, settings=SETTINGS) == "wechat:wx-default"
+    assert service.destination_of("dingtalk", {}, settings=SETTINGS) == "dingtalk:ding"
+
+
+def test_reply_message_from_a_row() -> None:
+    delivery_id = uuid.uuid4()
+    row = {"id": delivery_id, "kind": "reply", "channel": "email", "payload": {
+        "subject": "Hi", "number": 3, "body_text": "text", "route": {"to": ["a@x.test"]},
+        "recipient": {"email": "a@x.test"}, "email_message_id": "<m@x>", "in_reply_to": "<c@x>",
+        "references": ["<c@x>"]}}
+    message = reply_message(row, [])
+    assert message.delivery_id == delivery_id and message.extra["number"] == 3
+    assert message.email_message_id == "<m@x>" and message.references == ("<c@x>",)
+    assert message.automatic is False
