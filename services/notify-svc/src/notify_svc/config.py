@@ -27,6 +27,14 @@ class Settings(ServiceSettings):
     #: encrypts, all decrypt). No default: without it webhook subscriptions answer 503.
     secret_key: SecretStr = SecretStr("")
 
+    # ---- notifications (notifications/, docs/notifications.md) ----
+    #: the template language when the customer's has no template, and for agents' notifications
+    notification_default_language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
+    #: the customer portal's address, offered to templates as ``portal_url`` (empty: none)
+    notification_portal_url: str = ""
+    #: the agents' app; templates get ``ticket.url`` = ``<this>/tickets/<id>`` in agents' messages
+    notification_agent_url: str = ""
+
     # ---- chat channel adapters (channels/wechat.py, wecom.py, dingtalk.py;
     # docs/channels/outbound.md). Base URLs are settings so tests point them at local fakes.
     channel_http_timeout_s: float = Field(10.0, gt=0, le=120)

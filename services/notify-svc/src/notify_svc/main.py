@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
-from helpdesk_common.events import TICKETS_TOPIC
+from helpdesk_common.events import SLA_TOPIC, TICKETS_TOPIC, USERS_TOPIC
 
 from .channels.base import Adapter
 from .channels.email import EmailAdapter
@@ -19,6 +19,8 @@ from .db import inbox, outbox
 from .deliveries.dispatcher import Dispatcher, ticket_attachment_fetcher
 from .deliveries.endpoints import router as deliveries_router
 from .deliveries.handlers import handlers as delivery_handlers
+from .notifications.endpoints import router as notifications_router
+from .notifications.handlers import handlers as notification_handlers
 from .webhooks.endpoints import router as webhooks_router
 
 
@@ -68,11 +70,13 @@ def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapt
         settings,
         ServiceParts(
             title="notify-svc",
-            routers=[webhooks_router, deliveries_router],
+            routers=[webhooks_router, notifications_router, deliveries_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
-            consumers=[ConsumerSpec(name="notify-svc.deliveries", topics=[TICKETS_TOPIC],
+            consumers=[ConsumerSpec(name="notify-svc.notifications", topics=[TICKETS_TOPIC, SLA_TOPIC, USERS_TOPIC],
+                                    handlers=notification_handlers(settings), raw=True),
+                       ConsumerSpec(name="notify-svc.deliveries", topics=[TICKETS_TOPIC],
                                     handlers=delivery_handlers(settings), raw=True)],
         ),
     )
