@@ -67,7 +67,7 @@ def log(msg: str) -> None:
 
 # ---- ports and processes -------------------------------------------------------------------
 
-def free_block(size: int = 5) -> int:
+def free_block(size: int = 6) -> int:
     """A base port such that base .. base+size-1 are all free (services listen on base+offset)."""
     for _ in range(200):
         base = free_port()
@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = ROOT / ".data" / "bench" / run_id
     data_dir.mkdir(parents=True, mode=0o755)
     os.chmod(data_dir, 0o755)
-    base = free_block(5)
+    base = free_block(6)
     pg_port = free_port_outside(range(base, base + 5))
     kafka_port = free_port_outside(range(base, base + 5), {pg_port})
     stack = Stack(StackConfig(

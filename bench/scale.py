@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = ROOT / ".data" / "bench" / f"scale-{run_id}"
     data_dir.mkdir(parents=True, mode=0o755)
     os.chmod(data_dir, 0o755)
-    base = free_block(5)
+    base = free_block(6)
     pg_port = free_port_outside(range(base, base + 5))
     kafka_port = free_port_outside(range(base, base + 5), {pg_port})
     stack = Stack(StackConfig(data_dir=data_dir, gateway_port=base, service_base_port=base, pg_port=pg_port,

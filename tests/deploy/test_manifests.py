@@ -31,8 +31,9 @@ SERVICES: dict[str, tuple[str, int, str]] = {
     "ticket-svc": ("ticket_svc", 8082, "TICKET_"),
     "sla-svc": ("sla_svc", 8083, "SLA_"),
     "analytics-svc": ("analytics_svc", 8084, "ANALYTICS_"),
+    "notify-svc": ("notify_svc", 8085, "NOTIFY_"),
 }
-TOPICS = ("tickets.events", "customers.events", "sla.events", "insights.events", "users.events")
+TOPICS = ("tickets.events", "customers.events", "sla.events", "insights.events", "users.events", "deliveries.events")
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SENSITIVE = ("SECRET", "PASSWORD", "TOKEN", "DATABASE_URL", "PRIVATE_KEY", "API_KEY")
 

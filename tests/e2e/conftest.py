@@ -1,4 +1,4 @@
-"""End-to-end: the real five processes, embedded PostgreSQL and tansu, driven through the gateway."""
+"""End-to-end: the real six processes, embedded PostgreSQL and tansu, driven through the gateway."""
 
 import asyncio
 import time
@@ -22,13 +22,40 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("run_last") is not None)
 
 
-def _free_block(size: int = 5) -> int:
+def _free_block(size: int = 6) -> int:
     """A base port with ``size`` consecutive free ports (see devstack.free_block)."""
     return free_block(size)
 
 
+class SmtpSink:
+    """aiosmtpd handler: every message the stack sends by e-mail, as (envelope recipients, raw bytes)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.messages.append((list(envelope.rcpt_tos), envelope.original_content))
+        return "250 Message accepted for delivery"
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
+def smtp_sink():
+    """A real SMTP server on 127.0.0.1 for the whole session, started before the stack so that
+    notify-svc gets its SMTP_URL (tests/e2e/test_outbound_email.py reads what arrives)."""
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    sink.url = f"smtp://127.0.0.1:{controller.port}?starttls=false"
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, smtp_sink):
     base = _free_block()
     config = StackConfig(
         data_dir=Path(tmp_path_factory.mktemp("stack")),
@@ -37,6 +64,8 @@ def stack(tmp_path_factory):
         pg_port=free_port(),
         kafka_port=free_port(),
         ephemeral=True,
+        # notify-svc answers from the address customers write to in the tests
+        extra_env={"SMTP_URL": smtp_sink.url, "NOTIFY_SUPPORT_ADDRESSES": "support@example.com"},
     )
     s = Stack(config)
     try:

@@ -52,6 +52,8 @@ def parsed(message: OutboundMessage, **kwargs) -> email.message.EmailMessage:
     ("", 9, False, "Re: Your request [#9]"),
     ("line\r\nBcc: evil@example.com", 1, False, "Re: line Bcc: evil@example.com [#1]"),
     ("We received your request", 5, True, "We received your request [#5]"),
+    ("[#5] 我们已收到您的请求：打印机", 5, True, "[#5] 我们已收到您的请求：打印机"),
+    ("Re: solved", 5, True, "Re: solved [#5]"),  # a template's words are its own
 ])
 def test_reply_subject(subject, number, automatic, expected) -> None:
     assert reply_subject(subject, number, automatic=automatic) == expected

@@ -41,6 +41,7 @@ SERVICES: tuple[ServiceDef, ...] = (
     ServiceDef("ticket-svc", "ticket_svc", "TICKET_", "ticket", 2),
     ServiceDef("sla-svc", "sla_svc", "SLA_", "sla", 3),
     ServiceDef("analytics-svc", "analytics_svc", "ANALYTICS_", "analytics", 4),
+    ServiceDef("notify-svc", "notify_svc", "NOTIFY_", "notify", 5),
     ServiceDef("gateway", "gateway", "GATEWAY_", "gateway", 0),
 )
 SERVICE_BY_NAME = {s.name: s for s in SERVICES}
@@ -362,6 +363,12 @@ class Stack:
             values.setdefault("gateway_jwt_secret", secrets.token_urlsafe(48))
             path.write_text(json.dumps(values))
             path.chmod(0o600)
+        if "notify_secret_key" not in values:  # notify-svc's key for webhook secrets at rest (issue 10)
+            from notify_svc.webhooks.crypto import generate_key
+
+            values.setdefault("notify_secret_key", generate_key())
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         if "ticket_attachment_url_key" not in values:  # ticket-svc's reply attachment links (issue 10)
             values["ticket_attachment_url_key"] = secrets.token_urlsafe(48)
             path.write_text(json.dumps(values))
@@ -397,6 +404,10 @@ class Stack:
             GATEWAY_CUSTOMER_URL=self.url_of("customer-svc"),
             GATEWAY_SLA_URL=self.url_of("sla-svc"),
             GATEWAY_ANALYTICS_URL=self.url_of("analytics-svc"),
+            GATEWAY_NOTIFY_URL=self.url_of("notify-svc"),
+            # notify-svc fetches reply attachments from ticket-svc; SMTP_URL / NOTIFY_SMTP_URL
+            # come from the caller's environment (os.environ above) or StackConfig.extra_env
+            NOTIFY_TICKET_URL=self.url_of("ticket-svc"),
         )
         for svc in SERVICES:
             env[f"{svc.env_prefix}DATABASE_URL"] = self.database_url(svc.name)
@@ -427,6 +438,8 @@ class Stack:
         env = self.env()
         if name == "gateway":  # the one process that signs identities for the others
             env["INTERNAL_AUTH_PRIVATE_KEY"] = self.secrets["internal_auth_private_key"]
+        if name == "notify-svc":  # encrypts webhook secrets at rest; no other process needs it
+            env["NOTIFY_SECRET_KEY"] = self.secrets["notify_secret_key"]
         if name == "ticket-svc":  # mints and verifies its own attachment links; no other process needs it
             env["TICKET_ATTACHMENT_URL_KEY"] = self.secrets["ticket_attachment_url_key"]
         env.update(extra_env or {})

@@ -33,6 +33,7 @@ class Settings(ServiceSettings):
     customer_url: str = "http://127.0.0.1:8081"
     sla_url: str = "http://127.0.0.1:8083"
     analytics_url: str = "http://127.0.0.1:8084"
+    notify_url: str = "http://127.0.0.1:8085"
     upstream_timeout_s: float = 10.0
     #: creating or changing a user waits this long for ticket-svc to apply it to the agent
     #: profile; then the answer says "pending" and the user event applies it (gateway/auth/users.py)

@@ -26,6 +26,8 @@ UPSTREAMS = {
     "customers": ("customer_url", "customer service"),
     "sla": ("sla_url", "SLA service"),
     "analytics": ("analytics_url", "analytics service"),
+    "webhooks": ("notify_url", "notify service"),
+    "deliveries": ("notify_url", "notify service"),
 }
 
 

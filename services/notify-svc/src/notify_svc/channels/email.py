@@ -122,12 +122,14 @@ def reply_subject(subject: str | None, number: int | None, *, automatic: bool = 
     """``Re: <subject> [#<number>]``: one ``Re:`` whatever the customer's client added (``Re: Re:``,
     ``AW:``, ``回复：``), one ticket tag. Notifications are not answers: no ``Re:``."""
     text = _one_line(subject or "")
+    if automatic:  # a template's subject: kept as written, the tag added unless it has one
+        text = text or "Your request"
+        return text if number is None or f"[#{number}]" in text else f"{text} [#{number}]"
     text = _REPLY_PREFIX.sub("", text)
     text = _TICKET_TAG.sub("", text).strip()
     if not text:
         text = "Your request"
-    if not automatic:
-        text = f"Re: {text}"
+    text = f"Re: {text}"
     if number is not None:
         text = f"{text} [#{number}]"
     return text

@@ -115,6 +115,11 @@ class AttachmentError(Exception):
     """An attachment could not be fetched from ticket-svc (retried: ticket-svc may be down)."""
 
 
+class AttachmentUnavailable(Exception):
+    """An attachment that can never be fetched (no capability URL: ticket-svc has no
+    TICKET_ATTACHMENT_URL_KEY): the reply fails rather than going out without its file."""
+
+
 def ticket_attachment_fetcher(base_url: str, *, max_bytes: int, timeout_s: float = 30.0
                               ) -> tuple[AttachmentFetcher, Callable[[], Awaitable[None]]]:
     """(fetch, close): fetch one attachment of a reply from ticket-svc (``base_url + url``; the
@@ -126,9 +131,10 @@ def ticket_attachment_fetcher(base_url: str, *, max_bytes: int, timeout_s: float
 
     async def fetch(ref: Mapping[str, Any]) -> Attachment:
         nonlocal session
-        url = str(ref.get("url") or "")
-        if not url.startswith("/"):
-            raise AttachmentError("an attachment URL is not a path on ticket-svc")
+        url = ref.get("url")
+        if not isinstance(url, str) or not url.startswith("/"):
+            raise AttachmentUnavailable(f"attachment {ref.get('filename')!r} has no URL on ticket-svc "
+                                        "(is TICKET_ATTACHMENT_URL_KEY configured?)")
         if session is None or session.closed:
             session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
         try:
@@ -267,6 +273,8 @@ class Dispatcher:
                         attachments = [await self._fetch_attachment(ref) for ref in refs]
                     except AttachmentError as exc:
                         return SendResult("transient", reason=str(exc)[:_MAX_ERROR])
+                    except AttachmentUnavailable as exc:
+                        return SendResult("permanent", reason=str(exc)[:_MAX_ERROR])
                 message = reply_message(row, attachments)
             else:
                 message = OutboundMessage(delivery_id=row["id"], channel=row["channel"], route=row["payload"],
