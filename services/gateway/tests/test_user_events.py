@@ -73,6 +73,8 @@ async def test_every_user_change_is_an_event_in_the_outbox_with_a_growing_versio
             ("user.updated", 5, "Li Na", "supervisor", True),
         ]
         assert {r["topic"] for r in rows} == {"users.events"}
+        # the sign-in address, lower-cased, for notify-svc's notifications to agents
+        assert {r["event"]["data"]["email"] for r in rows} == {"li.na@example.com"}
         assert [r["event"]["data"].get("changes") for r in rows[1:]] == [
             {"display_name": {"before": "李娜", "after": "Li Na"}},
             {"role": {"before": "agent", "after": "supervisor"}},
@@ -81,8 +83,9 @@ async def test_every_user_change_is_an_event_in_the_outbox_with_a_growing_versio
         ]
         assert all(r["event"]["subject"] == user_id and r["event"]["source"] == "gateway" for r in rows)
         assert all(r["event"]["data"]["actor"] == f"user:{admin_id}" for r in rows)
-        # nothing ticket-svc does not need: no e-mail, no password hash
-        assert not any(b"example.com" in r["raw"].lower() or b"argon2" in r["raw"] for r in rows)
+        # no credential; the address only in ``email`` (for notify-svc), nowhere else
+        assert not any(b"argon2" in r["raw"] or b"password" in r["raw"] for r in rows)
+        assert all(r["raw"].lower().count(b"example.com") == 1 for r in rows)
         # the same events went to ticket-svc synchronously, in the same order
         assert [p["event"]["data"]["version"] for p in ticket_svc.provisioned] == [1, 2, 3, 4, 5]
         assert [p["event"]["id"] for p in ticket_svc.provisioned] == [r["event"]["id"] for r in rows]

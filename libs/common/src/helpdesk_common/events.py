@@ -195,10 +195,9 @@ class CustomerRequesterResolvedData(_Data):
 
 
 class UserData(_Data):
-    """A gateway user as the other services see it: no credentials, no e-mail. Every user event
-    carries the user's current state and ``version`` (bumped by each change), so a consumer keeps
-    the highest version it saw and ignores older ones, and the latest event of a user is all a
-    rebuild needs."""
+    """A gateway user as the other services see it: no credentials. Every user event carries the
+    user's current state and ``version`` (bumped by each change), so a consumer keeps the highest
+    version it saw and ignores older ones, and the latest event of a user is all a rebuild needs."""
 
     user_id: uuid.UUID
     version: int
@@ -209,6 +208,10 @@ class UserData(_Data):
     #: False once deactivated (``DELETE /v1/users/{id}``); a deactivated user signs in nowhere
     active: bool
     actor: str | None = None
+    #: the user's sign-in address (lower-cased; it cannot change). Only notify-svc uses it, to send
+    #: agents their notifications (assignments, SLA warnings and breaches, escalations); other
+    #: consumers must not copy it. None from gateways older than the field (additive, issue 10).
+    email: str | None = None
 
 
 class UserCreatedData(UserData):

@@ -4,9 +4,10 @@
   re-activation), is a ``user.created`` / ``user.updated`` event on ``users.events``, written to
   the gateway's outbox in the transaction of the change (endpoints, the dev bootstrap, and
   migration 0004 for the users that existed before). An event carries the user's current state
-  and ``users.version`` (bumped by each such change), never the e-mail or a credential; a
-  password change is no event. ticket-svc keeps its user projection and the agent profiles from
-  them (docs/ARCHITECTURE.md, "Identity and authorization").
+  and ``users.version`` (bumped by each such change) and the sign-in address (for notify-svc,
+  which e-mails agents their notifications), never a credential; a password change is no event.
+  ticket-svc keeps its user projection and the agent profiles from them (docs/ARCHITECTURE.md,
+  "Identity and authorization").
 - **Provisioning** (``Provisioner``). The admin who creates a user waits for the agent profile:
   after the commit the gateway sends the same event to ticket-svc (``PUT /internal/users/{id}``,
   with the admin's signed identity; ticket-svc runs its consumer's handler on it), so the SPA's
@@ -42,8 +43,10 @@ PROVISIONING = Counter("gateway_user_provisioning_total",
 
 
 def _data(row: Any, actor: str) -> dict[str, Any]:
+    # the address is for notify-svc only (agents' notifications: helpdesk_common.events.UserData);
+    # rows read without it (the backfill of migration 0004) announce none
     return {"user_id": row.id, "version": row.version, "display_name": row.name, "role": row.role,
-            "active": row.active, "actor": actor}
+            "active": row.active, "actor": actor, "email": getattr(row, "email", None)}
 
 
 def user_created(row: Any, *, actor: str) -> events.UserCreated:
