@@ -125,6 +125,11 @@ async def test_email_reply_carries_route_and_threading(reply_client, db):
     assert customer and all(m["delivery_status"] is None and m["delivery_updated_at"] is None for m in customer)
     assert two["delivery_status"] == "queued"  # the POST's own answer too
 
+    # the customer's answer to our mail (In-Reply-To: our Message-ID) threads back onto the ticket
+    answer = await inbound(client, "email", email("c3@mail.example", in_reply_to=our_id, body="收到，谢谢"),
+                           "message/rfc822")
+    assert answer["ticket_id"] == ticket_id and not answer.get("created", False)
+
 
 async def test_wechat_and_wecom_routes(reply_client, db):
     client = reply_client

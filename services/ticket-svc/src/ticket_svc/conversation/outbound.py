@@ -108,7 +108,7 @@ def plan(ticket: Mapping[str, Any], *, stored_route: Mapping[str, Any] | None = 
                          and len(r["email_message_id"]) <= MESSAGE_ID_MAX), None)
         route: dict[str, Any] = {"to": to, "cc": [str(c) for c in ticket["cc"] or ()]}
         sender = _first_address(customer["sent_to"]) if customer is not None else None
-        if sender:
+        if sender and len(sender) <= 254:  # a header address (RFC 5321's limit); else notify-svc's default
             route["from"] = sender
         return Plan("email", route, in_reply_to=customer["email_message_id"] if customer is not None else None,
                     references=tuple(reversed(ids[:REFERENCES_MAX])))
