@@ -148,3 +148,45 @@ def test_a_cut_reply_is_within_the_limit_and_says_so(text, limit):
 ])
 def test_dingtalk_session_webhook_origins(url, allowed):
     assert webhook_origin_allowed(url, ["https://oapi.dingtalk.com", "https://api.dingtalk.com"]) is allowed
+
+
+def _dingtalk_callback(**extra):
+    import json
+
+    return json.dumps({"msgtype": "text", "text": {"content": "打印机坏了"}, "msgId": "m1", "conversationId": "cid-1",
+                       "senderStaffId": "staff-5", "senderId": "$:abc", **extra}).encode()
+
+
+@pytest.mark.parametrize("expires, kept", [
+    (1_900_000_000_000, 1_900_000_000_000), ("1900000000000", 1_900_000_000_000), (1.9e12, 1_900_000_000_000),
+    ("soon", None), (True, None), (-1, None), (None, None), ([1], None),
+])
+def test_dingtalk_parser_keeps_the_route_apart_from_the_message(expires, kept):
+    from ticket_svc.channels.dingtalk import parse_dingtalk
+
+    hook = "https://oapi.dingtalk.com/robot/sendBySession?session=s3cret"
+    message = parse_dingtalk(_dingtalk_callback(sessionWebhook=hook, sessionWebhookExpiredTime=expires,
+                                                robotCode="dingbot"))
+    expected = {"session_webhook": hook, "conversation_id": "cid-1", "sender_staff_id": "staff-5",
+                "robot_code": "dingbot"}
+    expected["session_webhook_expires_at"] = kept  # null when unknown: never an older webhook's expiry
+    assert message.reply_route == expected
+    assert "s3cret" not in repr(message.metadata) and message.metadata["session_webhook_host"] == "oapi.dingtalk.com"
+
+
+def test_dingtalk_odd_robot_code_and_no_webhook():
+    from ticket_svc.channels.dingtalk import parse_dingtalk
+
+    message = parse_dingtalk(_dingtalk_callback(robotCode=12, sessionWebhookExpiredTime=5))
+    assert message.reply_route == {"conversation_id": "cid-1", "sender_staff_id": "staff-5"}
+
+
+def test_wechat_and_wecom_parsers_give_their_routes():
+    from ticket_svc.channels.wechat import parse_wechat_xml
+
+    xml = (b"<xml><ToUserName>gh_acc</ToUserName><FromUserName>o123</FromUserName><CreateTime>1763861400"
+           b"</CreateTime><MsgType>text</MsgType><Content>hi</Content><MsgId>1</MsgId></xml>")
+    assert parse_wechat_xml(xml).reply_route == {"openid": "o123", "original_id": "gh_acc"}
+    wecom = xml.replace(b"</xml>", b"<AgentID>1000002</AgentID></xml>")
+    assert parse_wechat_xml(wecom, channel="wecom").reply_route == {
+        "external_userid": "o123", "corp_id": "gh_acc", "agent_id": "1000002"}

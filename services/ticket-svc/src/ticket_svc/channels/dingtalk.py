@@ -48,6 +48,19 @@ def _integral(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
+def _epoch_ms_or_none(value: Any) -> int | None:
+    """Milliseconds as a number or a string of digits; anything else is None (not a 422)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 14:
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**14 else None
+
+
+def _short_text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= 256 else None
+
+
 #: the message types taken (others are a 422 naming msgtype)
 MSGTYPES = ("text", "richText", "picture", "audio", "file", "video")
 
@@ -94,9 +107,10 @@ class Callback(_Lenient):
     chatbotUserId: Id | None = None
     isAdmin: bool | None = None
     sessionWebhook: Annotated[str, StringConstraints(max_length=2048)] | None = None
-    #: when the session webhook stops working (epoch milliseconds)
-    sessionWebhookExpiredTime: Annotated[int, BeforeValidator(_integral), Field(ge=0, lt=10**14)] | None = None
-    robotCode: Id | None = None
+    #: when the session webhook stops working (epoch milliseconds); only used to answer, so an odd
+    #: value is dropped rather than refusing the customer's message
+    sessionWebhookExpiredTime: Annotated[int | None, BeforeValidator(_epoch_ms_or_none)] = None
+    robotCode: Annotated[str | None, BeforeValidator(_short_text_or_none)] = None
     atUsers: list[_AtUser] = Field(default_factory=list, max_length=500)
     text: _TextBody | None = None
     content: _Content | None = None
@@ -198,7 +212,9 @@ def parse_dingtalk(body: bytes) -> InboundMessage | Ignored:
         conversation_key=f"dingtalk:{cb.conversationId}",
         sent_at=_sent_at(cb.createAt),
         metadata=metadata,
-        reply_route={k: v for k, v in route.items() if v is not None},
+        # a new webhook replaces the stored one with its own expiry, even an unknown one (null)
+        reply_route={k: v for k, v in route.items()
+                     if v is not None or (k == "session_webhook_expires_at" and cb.sessionWebhook)},
     )
 
 
