@@ -195,6 +195,21 @@ async def test_dingtalk_session_webhook_is_in_the_event_and_reply_routes_only(re
     assert not any("bearer-token" in a or "sendBySession" in a for a in answers)
 
 
+async def test_a_follow_up_of_a_closed_dingtalk_ticket_answers_on_the_same_route(reply_client, db):
+    client = reply_client
+    created = await inbound(client, "dingtalk", dingtalk(uuid.uuid4().hex, f"cid-{uuid.uuid4().hex[:8]}"),
+                            "application/json")
+    url = f"/v1/tickets/{created['ticket_id']}"
+    for status in ("solved", "closed"):
+        assert (await client.patch(url, json={"status": status}, headers=identity_headers(AGENT))).status_code == 200
+    later = await reply(client, created["ticket_id"], {"body": "又坏了"}, principal=key("dingtalk"))
+    follow_up = later["follow_up_ticket_id"]
+    assert follow_up and follow_up != created["ticket_id"]
+    await reply(client, follow_up, {"body": "马上处理"})
+    (event,) = await reply_events(db, follow_up)
+    assert event["channel"] == "dingtalk" and event["route"]["session_webhook"] == SECRET_HOOK
+
+
 async def test_no_way_to_reach_the_customer_is_undeliverable_without_an_event(reply_client, db):
     client = reply_client
     call = json.dumps({"call_id": uuid.uuid4().hex, "direction": "inbound", "from": "+86 138 0013 8000",

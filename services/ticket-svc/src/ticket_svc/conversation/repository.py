@@ -86,6 +86,15 @@ async def upsert_reply_route(conn: Any, *, ticket_id: uuid.UUID, channel: str, r
     )
 
 
+async def copy_reply_routes(conn: Any, *, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    """A follow-up ticket answers where its closed predecessor did."""
+    await conn.execute(
+        "INSERT INTO reply_routes (ticket_id, channel, route, updated_at) "
+        "SELECT $2, channel, route, updated_at FROM reply_routes WHERE ticket_id = $1 ON CONFLICT DO NOTHING",
+        source_id, target_id,
+    )
+
+
 async def reply_route(conn: Any, *, ticket_id: uuid.UUID, channel: str) -> dict[str, Any] | None:
     return await conn.fetchval("SELECT route FROM reply_routes WHERE ticket_id = $1 AND channel = $2",
                                ticket_id, channel)

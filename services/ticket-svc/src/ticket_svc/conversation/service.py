@@ -237,6 +237,8 @@ async def post(conn: Any, *, ticket: Mapping[str, Any], principal: Principal, bo
             )
             await ticket_repository.insert_link(conn, ticket_id=new_id, other_id=ticket["id"], kind="follow_up_of",
                                                 actor=principal.ref)
+            if ticket["channel"] in outbound.ROUTED_CHANNELS:
+                await repository.copy_reply_routes(conn, source_id=ticket["id"], target_id=new_id)
             first = await repository.list_messages(conn, ticket_id=new_id, public_only=False, limit=1, after=None)
             return Posted(first[0], follow_up_ticket_id=new_id)
         row, _ = await add(conn, ticket, message, actor=principal.ref)
