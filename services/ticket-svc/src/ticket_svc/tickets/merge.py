@@ -98,6 +98,8 @@ async def merge(conn: Any, *, principal: Principal, source_id: uuid.UUID, target
         actor=actor, action="merged_in", force=True,
     )
     await repository.copy_search(conn, source_id=source_id, target_id=target_id)
+    # the target answers on its own channel's route; one it lacks comes from the source
+    await messages.copy_reply_routes(conn, source_id=source_id, target_id=target_id)
     note_target = conversation.NewMessage(
         author_kind="system", author_id=None, public=False,
         body_text=f"Ticket #{source['number']} ({source['subject']}) was merged into this ticket; {moved} messages moved.",
