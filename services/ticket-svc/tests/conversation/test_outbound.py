@@ -190,3 +190,19 @@ def test_wechat_and_wecom_parsers_give_their_routes():
     wecom = xml.replace(b"</xml>", b"<AgentID>1000002</AgentID></xml>")
     assert parse_wechat_xml(wecom, channel="wecom").reply_route == {
         "external_userid": "o123", "corp_id": "gh_acc", "agent_id": "1000002"}
+
+
+def test_the_attachment_key_setting(monkeypatch):
+    from pydantic import ValidationError
+
+    from ticket_svc.config import Settings
+
+    monkeypatch.setenv("TICKET_ATTACHMENT_URL_KEY", "too-short")
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        Settings()
+    monkeypatch.setenv("TICKET_ATTACHMENT_URL_KEY", "")
+    assert Settings().attachment_url_key is None  # unset: links are null, and the app says so at start
+    monkeypatch.setenv("TICKET_ATTACHMENT_URL_KEY", "k" * 32)
+    assert Settings().attachment_url_key.get_secret_value() == "k" * 32
+    monkeypatch.setenv("TICKET_DINGTALK_WEBHOOK_ORIGINS", '["http://127.0.0.1:9999"]')
+    assert Settings().dingtalk_webhook_origins == ["http://127.0.0.1:9999"]

@@ -418,3 +418,23 @@ async def _equal(get, expected):
 async def _inbox_has(db, event_id) -> bool:
     async with db.connect() as conn:
         return bool(await conn.scalar(text("SELECT count(*) FROM inbox WHERE event_id = :id"), {"id": event_id}))
+
+
+async def test_without_a_key_attachments_are_named_without_a_link(infra, ticket_db, monkeypatch, db):
+    service_env(monkeypatch, infra, "TICKET_", ticket_db)
+    monkeypatch.setenv("TICKET_CONSUMERS_ENABLED", "false")
+    monkeypatch.delenv("TICKET_ATTACHMENT_URL_KEY", raising=False)
+    from ticket_svc.config import Settings
+    from ticket_svc.main import create_app
+
+    async with running_app(create_app(Settings())) as client:
+        created = await client.post("/v1/tickets", json={"subject": "s", "requester": {"email": "n@example.com"}},
+                                    headers=identity_headers(key("web")))
+        ticket_id = created.json()["id"]
+        await reply(client, ticket_id, {"body": "附件", "attachments": [
+            {"filename": "a.txt", "content_type": "text/plain", "content_base64": base64.b64encode(b"abc").decode()}]})
+        (event,) = await reply_events(db, ticket_id)
+        assert [(a["filename"], a["url"]) for a in event["attachments"]] == [("a.txt", None)]
+        forged = outbound.attachment_url(b"x" * 32, sha256=hashlib.sha256(b"abc").hexdigest(),
+                                         content_type="text/plain", expires=2**40)
+        assert (await client.get(forged)).status_code == 403
