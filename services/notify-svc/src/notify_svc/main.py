@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
-from helpdesk_common.events import SLA_TOPIC, TICKETS_TOPIC, USERS_TOPIC
+from helpdesk_common.events import ALL_TOPICS, SLA_TOPIC, TICKETS_TOPIC, USERS_TOPIC
 
 from .channels.base import Adapter
 from .channels.email import EmailAdapter
@@ -19,6 +19,8 @@ from .db import inbox, outbox
 from .deliveries.dispatcher import Dispatcher, ticket_attachment_fetcher
 from .deliveries.endpoints import router as deliveries_router
 from .deliveries.handlers import handlers as delivery_handlers
+from .deliveries.handlers import webhook_handlers
+from .deliveries.webhook_sender import WebhookSender
 from .notifications.endpoints import router as notifications_router
 from .notifications.handlers import handlers as notification_handlers
 from .webhooks.endpoints import router as webhooks_router
@@ -43,6 +45,7 @@ def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Ad
             import asyncio
 
             channel_adapters = dict(adapters) if adapters is not None else build_adapters(settings)
+            channel_adapters.setdefault("webhook", WebhookSender(runtime=app.state.runtime, settings=settings))
             fetch, close_fetcher = ticket_attachment_fetcher(settings.ticket_url,
                                                              max_bytes=settings.attachment_max_bytes)
             dispatcher = Dispatcher(runtime=app.state.runtime, settings=settings, adapters=channel_adapters,
@@ -77,7 +80,10 @@ def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapt
             consumers=[ConsumerSpec(name="notify-svc.notifications", topics=[TICKETS_TOPIC, SLA_TOPIC, USERS_TOPIC],
                                     handlers=notification_handlers(settings), raw=True),
                        ConsumerSpec(name="notify-svc.deliveries", topics=[TICKETS_TOPIC],
-                                    handlers=delivery_handlers(settings), raw=True)],
+                                    handlers=delivery_handlers(settings), raw=True),
+                       # every event fans out to the webhook subscriptions of its type
+                       ConsumerSpec(name="notify-svc.webhooks", topics=list(ALL_TOPICS),
+                                    handlers=webhook_handlers(), raw=True)],
         ),
     )
     _with_dispatcher(app, settings, adapters)

@@ -83,6 +83,7 @@ async def notify(infra, notify_db, secret_key, monkeypatch):
     """The whole service on the test broker, with scripted adapters; fast retries."""
     topics = service_env(monkeypatch, infra, "NOTIFY_", notify_db)
     monkeypatch.setenv("NOTIFY_SECRET_KEY", secret_key)
+    monkeypatch.setenv("NOTIFY_WEBHOOK_ALLOW_NETWORKS", "127.0.0.1/32")
     monkeypatch.setenv("NOTIFY_REPLY_BACKOFF_BASE_S", "0.5")
     monkeypatch.setenv("NOTIFY_REPLY_BACKOFF_CAP_S", "1")
     monkeypatch.setenv("NOTIFY_REPLY_MAX_ATTEMPTS", "3")
@@ -260,3 +261,87 @@ async def test_concurrent_claims_take_disjoint_rows_and_an_expired_lease_is_take
     finally:
         for c in conns:
             await c.close()
+
+
+# ---- webhooks --------------------------------------------------------------------------------
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 answering the statuses of ``script`` in turn (the last repeats)."""
+
+    def __init__(self, *script: int) -> None:
+        self.script = list(script) or [204]
+        self.got: list[tuple[dict[str, str], bytes]] = []
+
+    async def handle(self, request):
+        from aiohttp import web
+
+        self.got.append((dict(request.headers), await request.read()))
+        return web.Response(status=self.script[min(len(self.got) - 1, len(self.script) - 1)])
+
+    async def __aenter__(self):
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_post("/hook", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook"
+        return self
+
+    async def __aexit__(self, *exc):
+        await self._runner.cleanup()
+
+
+async def _subscribe(client, url: str, *types: str) -> dict:
+    answer = await client.post("/v1/webhooks", headers=ADMIN, json={"url": url, "event_types": list(types)})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+async def _webhook_deliveries(client, subscription_id: str, status: str | None = None) -> list[dict]:
+    params = {"kind": "webhook", "subscription_id": subscription_id, "limit": 100}
+    items = (await client.get("/v1/deliveries", params=params, headers=ADMIN)).json()["items"]
+    assert all(d["subscription_id"] == subscription_id for d in items)
+    return [d for d in items if status is None or d["status"] == status]
+
+
+async def test_events_fan_out_to_signed_webhook_deliveries(notify) -> None:
+    from standardwebhooks.webhooks import Webhook
+
+    ticket_id = uuid.uuid4()
+    created = events.TicketCreated(source="ticket-svc", subject=str(ticket_id), data=events.TicketCreatedData(
+        ticket_id=ticket_id, subject="打印机坏了 / printer broken", status="new", priority="normal",
+        requester=events.Requester(name="张三", email="zhang@example.com"), created_by="channel:x",
+        created_at=datetime.now(UTC), number=42))
+    async with Receiver(204) as ok, Receiver(500, 204) as flaky, Receiver(410) as gone, Receiver(204) as replies:
+        sub_ok = await _subscribe(notify, ok.url, "ticket.created")
+        sub_flaky = await _subscribe(notify, flaky.url, "ticket.created")
+        sub_gone = await _subscribe(notify, gone.url, "ticket.created")
+        sub_replies = await _subscribe(notify, replies.url, "ticket.reply_requested")
+        await produce(notify.bootstrap, notify.topics, created, reply_event())
+
+        [delivered] = await wait_for(lambda: _webhook_deliveries(notify, sub_ok["id"], "sent"), timeout=30)
+        [(headers, body)] = ok.got
+        assert headers["webhook-id"] == delivered["id"]  # the delivery id: stable across attempts
+        event = Webhook(sub_ok["secret"]).verify(body, headers)
+        assert event["type"] == "ticket.created" and event["data"]["number"] == 42
+        assert delivered["ticket_id"] == str(ticket_id) and delivered["event_id"] == str(created.id)
+
+        # 500 then 204: one retry on the Standard Webhooks schedule (5 s), the same webhook-id twice
+        [retried] = await wait_for(lambda: _webhook_deliveries(notify, sub_flaky["id"], "sent"), timeout=40)
+        assert retried["attempts"] == 2
+        assert [h["webhook-id"] for h, _ in flaky.got] == [retried["id"]] * 2
+
+        # 410 Gone: the delivery fails and the subscription is disabled
+        [dead] = await wait_for(lambda: _webhook_deliveries(notify, sub_gone["id"], "failed"), timeout=30)
+        assert dead["attempts"] == 1 and "410" in dead["reason"]
+        subscription = (await notify.get(f"/v1/webhooks/{sub_gone['id']}", headers=ADMIN)).json()
+        assert subscription["enabled"] is False and "410" in subscription["disabled_reason"]
+
+        # the same event again queues nothing new; reply requests are never offered to receivers
+        await produce(notify.bootstrap, notify.topics, created)
+        await asyncio.sleep(1.5)
+        assert len(ok.got) == 1
+        assert await _webhook_deliveries(notify, sub_replies["id"]) == [] and replies.got == []

@@ -278,7 +278,7 @@ class Dispatcher:
                 message = reply_message(row, attachments)
             else:
                 message = OutboundMessage(delivery_id=row["id"], channel=row["channel"], route=row["payload"],
-                                          body_text="")
+                                          body_text="", extra={"subscription_id": row["subscription_id"]})
             timeout = max(1.0, self._settings.dispatcher_lease_s * 0.8)
             return await asyncio.wait_for(adapter.send(message), timeout)
         except TimeoutError:

@@ -32,12 +32,13 @@ def _staff(principal: Principal) -> None:
 @router.get("", response_model=DeliveryList, summary="Deliveries, newest first")
 async def list_deliveries(request: Request, principal: CurrentPrincipal, ticket_id: uuid.UUID | None = None,
                           status: Status | None = None, channel: Channel = None, kind: Kind | None = None,
-                          limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> JSONBytesResponse:
+                          subscription_id: uuid.UUID | None = None, limit: Limit = DEFAULT_LIMIT,
+                          cursor: Cursor = None) -> JSONBytesResponse:
     _staff(principal)
     after = decode_cursor(cursor) if cursor else None
     async with runtime_of(request).raw_connection() as conn:
         rows = await repository.page(conn, after=after, limit=limit, ticket_id=ticket_id, status=status,
-                                     channel=channel, kind=kind)
+                                     channel=channel, kind=kind, subscription_id=subscription_id)
     rows, next_cursor = page(rows, limit)
     return JSONBytesResponse({"items": [service.as_read(r) for r in rows], "next_cursor": next_cursor})
 

@@ -20,3 +20,15 @@ def handlers(settings: Any) -> dict[str, Any]:
             dispatcher.wake_all()
 
     return {"ticket.reply_requested": handle_reply_requested}
+
+
+def webhook_handlers() -> dict[str, Any]:
+    """Every published event type (but those never offered to receivers) fans out to the
+    subscriptions of its type."""
+
+    async def fan_out(conn: Any, event: Any) -> None:
+        if await service.queue_webhooks(conn, event=event):
+            dispatcher.wake_all()
+
+    return {event_type: fan_out for event_type in events.TOPIC_BY_TYPE
+            if event_type not in service.WEBHOOK_EXCLUDED_TYPES}

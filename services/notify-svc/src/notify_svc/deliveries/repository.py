@@ -92,10 +92,12 @@ async def requeue(conn: Any, delivery_id: uuid.UUID, *, max_attempts: int) -> An
 
 
 async def page(conn: Any, *, after: tuple[datetime, uuid.UUID] | None, limit: int, ticket_id: uuid.UUID | None,
-               status: str | None, channel: str | None, kind: str | None) -> list[Any]:
+               status: str | None, channel: str | None, kind: str | None,
+               subscription_id: uuid.UUID | None = None) -> list[Any]:
     """Newest first: (created_at desc, id desc), as other lists."""
     where, args = [], []
-    for column, value in (("ticket_id", ticket_id), ("status", status), ("channel", channel), ("kind", kind)):
+    for column, value in (("ticket_id", ticket_id), ("status", status), ("channel", channel), ("kind", kind),
+                          ("subscription_id", subscription_id)):
         if value is not None:
             args.append(value)
             where.append(f"{column} = ${len(args)}")
@@ -111,3 +113,24 @@ async def page(conn: Any, *, after: tuple[datetime, uuid.UUID] | None, limit: in
 async def backlog(conn: Any) -> int:
     """Rows still to send (queued or in flight)."""
     return await conn.fetchval("SELECT count(*) FROM deliveries WHERE status IN ('queued', 'sending')")
+
+
+# ---- webhooks: the subscriptions an event fans out to (the webhooks domain owns the table) -----
+
+
+async def enabled_subscriptions(conn: Any, event_type: str) -> list[Any]:
+    """The enabled subscriptions of ``event_type`` (the GIN index on ``event_types``)."""
+    return await conn.fetch(
+        "SELECT id, url FROM webhook_subscriptions WHERE enabled AND event_types @> ARRAY[$1]::text[]", event_type)
+
+
+async def subscription_for_send(conn: Any, subscription_id: uuid.UUID) -> Any:
+    return await conn.fetchrow(
+        "SELECT id, url, enabled, secret_encrypted, previous_secret_encrypted, previous_secret_expires_at "
+        "FROM webhook_subscriptions WHERE id = $1", subscription_id)
+
+
+async def disable_subscription(conn: Any, subscription_id: uuid.UUID, *, reason: str) -> None:
+    await conn.execute(
+        "UPDATE webhook_subscriptions SET enabled = false, disabled_reason = $2, version = version + 1, "
+        "updated_at = now() WHERE id = $1 AND enabled", subscription_id, reason)

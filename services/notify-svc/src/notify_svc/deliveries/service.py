@@ -69,6 +69,49 @@ async def queue_reply(conn: Any, *, event: events.TicketReplyRequested, settings
         event_id=event.id)
 
 
+#: events never offered to webhook receivers: a reply request carries a DingTalk session webhook
+#: (a bearer URL) and attachment capability links (docs/channels/outbound.md)
+WEBHOOK_EXCLUDED_TYPES = frozenset({"ticket.reply_requested"})
+
+
+def webhook_destination(url: str) -> str:
+    """Per-destination limits for webhooks: one receiving host."""
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or "unknown"
+    except ValueError:
+        host = "unknown"
+    return f"webhook:{host}"
+
+
+async def queue_webhooks(conn: Any, *, event: Any) -> int:
+    """One queued delivery per enabled subscription of the event's type, in the consumer's
+    transaction; the number queued (a redelivered event queues none: (event, subscription) is
+    unique). The body is kept as the exact bytes to sign and post on every attempt."""
+    if event.type in WEBHOOK_EXCLUDED_TYPES:
+        return 0
+    subscriptions = await repository.enabled_subscriptions(conn, event.type)
+    if not subscriptions:
+        return 0
+    body = events.encode(event).decode()
+    queued = 0
+    for subscription in subscriptions:
+        created = await repository.insert(
+            conn, delivery_id=uuid.uuid4(), kind="webhook", channel="webhook",
+            destination=webhook_destination(subscription["url"]),
+            dedupe_key=webhook_dedupe_key(event.id, subscription["id"]),
+            payload={"event_type": event.type, "body": body}, max_attempts=webhook_schedule.MAX_ATTEMPTS,
+            ticket_id=_ticket_id(event), subscription_id=subscription["id"], event_id=event.id)
+        queued += created is not None
+    return queued
+
+
+def _ticket_id(event: Any) -> uuid.UUID | None:
+    value = getattr(getattr(event, "data", None), "ticket_id", None)
+    return value if isinstance(value, uuid.UUID) else None
+
+
 # ---- after an attempt -----------------------------------------------------------------------------
 
 

@@ -1,0 +1,62 @@
+"""The dispatcher's adapter for webhook deliveries: look the subscription up, sign with its
+secrets, post one attempt through the SSRF-safe egress (webhooks/delivery.py).
+
+The delivery id is the ``webhook-id``: the same on every attempt and on a resend after a crash,
+as Standard Webhooks receivers expect for deduplication. A subscription deleted or disabled since
+the event was queued makes the delivery ``undeliverable``; a receiver answering 410 Gone disables
+its subscription (with the reason) and fails the delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..channels.base import OutboundMessage, SendResult
+from ..egress import Egress
+from ..webhooks import delivery as webhook_delivery
+from ..webhooks.crypto import SecretBox
+from ..webhooks import service as webhooks
+from . import repository
+
+log = logging.getLogger(__name__)
+
+
+class WebhookSender:
+    channel = "webhook"
+
+    def __init__(self, *, runtime: Any, settings: Any, egress: Egress | None = None) -> None:
+        self._runtime = runtime
+        self._settings = settings
+        self._egress = egress
+
+    def _client(self) -> Egress:
+        if self._egress is None:  # created inside the running loop, on first use
+            self._egress = Egress.from_settings(self._settings)
+        return self._egress
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        subscription_id = message.extra.get("subscription_id")
+        body = message.route.get("body")
+        if subscription_id is None or not isinstance(body, str):
+            return SendResult("permanent", reason="not a webhook delivery")
+        async with self._runtime.raw_connection() as conn:
+            subscription = await repository.subscription_for_send(conn, subscription_id)
+        if subscription is None:
+            return SendResult("undeliverable", reason="the webhook subscription was deleted")
+        if not subscription["enabled"]:
+            return SendResult("undeliverable", reason="the webhook subscription is disabled")
+        box = SecretBox.from_setting(self._settings.secret_key.get_secret_value())
+        if box is None:
+            return SendResult("transient", reason="NOTIFY_SECRET_KEY is not configured: cannot sign")
+        secrets = webhooks.signing_secrets(subscription, box)
+        answer = await webhook_delivery.attempt(self._client(), url=subscription["url"], secrets=secrets,
+                                                msg_id=str(message.delivery_id), body=body.encode())
+        if answer.disable:
+            async with self._runtime.raw_transaction() as conn:
+                await repository.disable_subscription(conn, subscription_id, reason="the receiver answered 410 Gone")
+        return answer.result
+
+    async def close(self) -> None:
+        if self._egress is not None:
+            await self._egress.close()
