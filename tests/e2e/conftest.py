@@ -27,6 +27,12 @@ def _free_block(size: int = 6) -> int:
     return free_block(size)
 
 
+#: the chat providers' API bases in the test stack: a loopback port nobody listens on (DingTalk
+#: session webhooks on other origins are not used), so no reply leaves 127.0.0.0/8
+CLOSED_PROVIDER_APIS = {name: "http://127.0.0.1:9" for name in (
+    "NOTIFY_WECHAT_API_BASE", "NOTIFY_WECOM_API_BASE", "NOTIFY_DINGTALK_API_BASE", "NOTIFY_DINGTALK_OAPI_BASE")}
+
+
 class SmtpSink:
     """aiosmtpd handler: every message the stack sends by e-mail, as (envelope recipients, raw bytes)."""
 
@@ -64,8 +70,11 @@ def stack(tmp_path_factory, smtp_sink):
         pg_port=free_port(),
         kafka_port=free_port(),
         ephemeral=True,
-        # notify-svc answers from the address customers write to in the tests
-        extra_env={"SMTP_URL": smtp_sink.url, "NOTIFY_SUPPORT_ADDRESSES": "support@example.com"},
+        # notify-svc answers from the address customers write to in the tests, and never calls out:
+        # webhooks reach only allow-listed literal addresses (none here: schemathesis subscribes
+        # any URL), the chat providers' APIs are a closed loopback port
+        extra_env={"SMTP_URL": smtp_sink.url, "NOTIFY_SUPPORT_ADDRESSES": "support@example.com",
+                   "NOTIFY_EGRESS_ALLOWLIST_ONLY": "true", **CLOSED_PROVIDER_APIS},
     )
     s = Stack(config)
     try:

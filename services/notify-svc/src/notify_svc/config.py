@@ -18,6 +18,9 @@ class Settings(ServiceSettings):
     #: ``WEBHOOK_ALLOW_NETWORKS`` is read too.
     webhook_allow_networks: str = Field("", validation_alias=AliasChoices(
         "NOTIFY_WEBHOOK_ALLOW_NETWORKS", "WEBHOOK_ALLOW_NETWORKS"))
+    #: webhooks reach only literal addresses inside ``webhook_allow_networks`` (no DNS lookup, no
+    #: public address): closed test stacks and private deployments that must never call out
+    egress_allowlist_only: bool = False
     egress_connect_timeout_s: float = Field(3.0, gt=0, le=60)
     egress_total_timeout_s: float = Field(10.0, gt=0, le=300)
     egress_max_response_bytes: int = Field(65_536, ge=1, le=16_777_216)

@@ -103,3 +103,17 @@ def test_reply_message_from_a_row() -> None:
     assert message.delivery_id == delivery_id and message.extra["number"] == 3
     assert message.email_message_id == "<m@x>" and message.references == ("<c@x>",)
     assert message.automatic is False
+
+
+@pytest.mark.parametrize(("url", "refused"), [
+    ("http://127.0.0.1:8080/hook", False),
+    ("http://[::1]/hook", True),  # not in the allow-list below
+    ("http://8.8.8.8/hook", True),  # public: never in a closed stack
+    ("https://example.com/hook", True),  # a name would need DNS
+    ("ftp://127.0.0.1/", True),
+])
+def test_allowlist_only_egress(url, refused) -> None:
+    from notify_svc.deliveries.webhook_sender import allowlist_only_refusal
+    from notify_svc.egress import parse_allow_networks
+
+    assert (allowlist_only_refusal(url, parse_allow_networks("127.0.0.1/32")) is not None) is refused

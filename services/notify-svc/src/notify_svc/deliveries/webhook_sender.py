@@ -13,13 +13,29 @@ import logging
 from typing import Any
 
 from ..channels.base import OutboundMessage, SendResult
-from ..egress import Egress
+from ..egress import Egress, EgressRefused, parse_url
 from ..webhooks import delivery as webhook_delivery
 from ..webhooks.crypto import SecretBox
 from ..webhooks import service as webhooks
 from . import repository
 
 log = logging.getLogger(__name__)
+
+
+def allowlist_only_refusal(url: str, allow: Any) -> str | None:
+    """With ``NOTIFY_EGRESS_ALLOWLIST_ONLY``: why ``url`` may not be reached (None: it may). Only
+    a literal address inside the allow-list passes: a name would need a DNS query, and any other
+    address would leave the closed network."""
+    import ipaddress
+
+    try:
+        host = (parse_url(url).raw_host or "").strip("[]")
+        address = ipaddress.ip_address(host)
+    except (EgressRefused, ValueError):
+        return "only literal allow-listed addresses are reachable (NOTIFY_EGRESS_ALLOWLIST_ONLY)"
+    if not any(address in network for network in allow):
+        return f"{address} is not allow-listed (NOTIFY_EGRESS_ALLOWLIST_ONLY)"
+    return None
 
 
 class WebhookSender:
@@ -49,6 +65,10 @@ class WebhookSender:
         box = SecretBox.from_setting(self._settings.secret_key.get_secret_value())
         if box is None:
             return SendResult("transient", reason="NOTIFY_SECRET_KEY is not configured: cannot sign")
+        if self._settings.egress_allowlist_only:
+            refused = allowlist_only_refusal(subscription["url"], self._client().allow)
+            if refused:
+                return SendResult("permanent", reason=f"refused by the egress policy: {refused}", code="refused")
         secrets = webhooks.signing_secrets(subscription, box)
         answer = await webhook_delivery.attempt(self._client(), url=subscription["url"], secrets=secrets,
                                                 msg_id=str(message.delivery_id), body=body.encode())
