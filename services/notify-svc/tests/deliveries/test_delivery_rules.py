@@ -117,3 +117,19 @@ def test_allowlist_only_egress(url, refused) -> None:
     from notify_svc.egress import parse_allow_networks
 
     assert (allowlist_only_refusal(url, parse_allow_networks("127.0.0.1/32")) is not None) is refused
+
+
+@pytest.mark.parametrize(("kind", "event_type", "offered"), [
+    ("reply", "delivery.succeeded", True),
+    ("notification", "delivery.failed", True),
+    ("webhook", "delivery.succeeded", False),  # a webhook reporting on itself would never end
+    ("webhook", "delivery.deferred", False),
+])
+def test_which_delivery_reports_are_offered_to_webhooks(kind, event_type, offered) -> None:
+    from helpdesk_common import events
+
+    data = events.DeliveryStatusData(delivery_id=uuid.uuid4(), kind=kind, channel="email", status="sent",
+                                     attempts=1, at=NOW)
+    cls = {"delivery.succeeded": events.DeliverySucceeded, "delivery.failed": events.DeliveryFailed,
+           "delivery.deferred": events.DeliveryDeferred}[event_type]
+    assert service.offered_to_webhooks(cls(source="notify-svc", subject="x", data=data)) is offered

@@ -74,6 +74,15 @@ async def queue_reply(conn: Any, *, event: events.TicketReplyRequested, settings
 WEBHOOK_EXCLUDED_TYPES = frozenset({"ticket.reply_requested"})
 
 
+def offered_to_webhooks(event: Any) -> bool:
+    """Whether receivers may get ``event``. Not a reply request (bearer URLs), and not the status
+    of a webhook delivery: each such report would be a webhook delivery reporting its own status,
+    without end."""
+    if event.type in WEBHOOK_EXCLUDED_TYPES:
+        return False
+    return not (event.type.startswith("delivery.") and getattr(event.data, "kind", None) == "webhook")
+
+
 def webhook_destination(url: str) -> str:
     """Per-destination limits for webhooks: one receiving host."""
     from urllib.parse import urlsplit
@@ -89,7 +98,7 @@ async def queue_webhooks(conn: Any, *, event: Any) -> int:
     """One queued delivery per enabled subscription of the event's type, in the consumer's
     transaction; the number queued (a redelivered event queues none: (event, subscription) is
     unique). The body is kept as the exact bytes to sign and post on every attempt."""
-    if event.type in WEBHOOK_EXCLUDED_TYPES:
+    if not offered_to_webhooks(event):
         return 0
     subscriptions = await repository.enabled_subscriptions(conn, event.type)
     if not subscriptions:
