@@ -15,7 +15,7 @@ from helpdesk_common.testing import produce, running_app, service_env, wait_for
 
 from notify_svc.channels.base import OutboundMessage, SendResult
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
 
 class RecordingAdapter:
@@ -41,8 +41,22 @@ async def notify(infra, notify_db, secret_key, monkeypatch):
     from notify_svc.main import create_app
 
     email = RecordingAdapter("email")
-    async with running_app(create_app(Settings(), adapters={"email": email})) as client:
+    app = create_app(Settings(), adapters={"email": email})
+    async with running_app(app) as client:
         client.topics, client.email, client.bootstrap = topics, email, infra.kafka_bootstrap
+
+        async def raw_state():
+            async with app.state.runtime.raw_connection() as conn:
+                return {"inbox": [tuple(r) for r in await conn.fetch("SELECT consumer, event_type FROM inbox")],
+                        "deliveries": [tuple(r) for r in await conn.fetch("SELECT kind, status, attempts FROM deliveries")],
+                        "consumers": [(c.name, c.healthy) for c in app.state.runtime.consumers]}
+
+        async def agent_known():
+            async with app.state.runtime.raw_connection() as conn:
+                return await conn.fetchval("SELECT count(*) FROM notification_users") > 0
+
+        client.raw_state = raw_state
+        client.agent_known = agent_known
         yield client
 
 
@@ -58,13 +72,19 @@ async def test_events_become_notifications_sent_once(notify) -> None:
         ticket_id=ticket_id, number=101, status="open", priority="normal", assignee_id=str(agent_id),
         actor="system:routing", reason="round_robin", assigned_at=datetime.now(UTC), version=2))
     await produce(notify.bootstrap, notify.topics, agent)
-    await asyncio.sleep(0.5)  # users.events and tickets.events are separate topics: the agent first
+    # users.events and tickets.events are separate topics, in no order to each other: the agent
+    # must be known before the assignment (else it is skipped as "unknown user", and logged)
+    await wait_for(notify.agent_known, timeout=90)
     await produce(notify.bootstrap, notify.topics, created, created, assigned)  # a redelivered ticket.created
 
     async def both_sent():
         return len(notify.email.sent) >= 2 and notify.email.sent
 
-    sent = await wait_for(both_sent)
+    try:
+        sent = await wait_for(both_sent, timeout=90)
+    except AssertionError:
+        rows = await notify.raw_state()
+        raise AssertionError(f"not sent; state: {rows}") from None
     await asyncio.sleep(1.0)  # nothing more comes
     assert len(notify.email.sent) == 2
     by_to = {m.route["to"]: m for m in sent}

@@ -121,3 +121,31 @@ def test_any_subject_and_name_render_and_the_subject_stays_one_line(subject: str
         assert "\n" not in out.subject and "\r" not in out.subject
         assert "<" not in (out.body_html or "").replace("<p", "").replace("</p", "").replace("<br", "").replace(
             "<strong", "").replace("</strong", "").replace("<a ", "").replace("</a", "")
+
+
+@pytest.mark.parametrize("source", [
+    "{{ " + "(" * 300 + "ticket.subject" + ")" * 300 + " }}",
+    "{{ ticket.subject" + "|upper" * 5000 + " }}",
+    "{% if ticket.number %}" * 100 + "x" + "{% endif %}" * 100,
+])
+def test_deep_nesting_is_a_problem_not_a_crash(source: str) -> None:
+    assert "nested too deeply" in render.check_source("body_text", source)[0].message
+
+
+_PIECES = st.sampled_from([
+    "{{ ticket.subject }}", "{{ ticket.number }}", "{{ requester.name|default('x', true) }}", "{% if ticket.priority == 'high' %}",
+    "{% else %}", "{% endif %}", "{{ sla.due_at }}", "{{", "}}", "{%", "%}", "{{ x }}", "{{ ticket.zz }}", "|upper", "(",
+    ")", "~", "'", "\n", "text ", "中文", "{{ ''.__class__ }}", "{% for a in b %}", "{% endfor %}", "{{ 1 * 2 }}",
+    "{# c #}", "{{ ticket['number'] }}", "{{ agent.name|truncate(3) }}", "{% raw %}", "{% endraw %}",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=12).map("".join), st.text(max_size=40))
+def test_any_source_is_either_refused_with_problems_or_renders(source: str, subject: str) -> None:
+    """Never an exception other than RenderError, whatever an admin types."""
+    for part in render.PARTS:
+        try:
+            render.render_part(part, source, render.sample_context({"ticket": {"subject": subject}}))
+        except render.RenderError as exc:
+            assert exc.problems and all(p.part == part for p in exc.problems)

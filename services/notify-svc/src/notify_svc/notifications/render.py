@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
@@ -40,6 +41,8 @@ PARTS = ("subject", "body_text", "body_html")
 #: characters a rendered part may have (a subject is one line; bodies are mail-sized)
 OUTPUT_LIMITS = {"subject": 998, "body_text": 65_536, "body_html": 262_144}
 
+#: how deep expressions and blocks may nest (Python's compiler allows 200 parentheses)
+MAX_DEPTH = 60
 ALLOWED_FILTERS = ("default", "d", "upper", "lower", "title", "capitalize", "trim", "truncate", "escape", "e",
                    "length", "count", "wordcount", "first", "last", "striptags", "string", "int", "round", "abs")
 ALLOWED_NODES: tuple[type[nodes.Node], ...] = (
@@ -128,7 +131,9 @@ def _static_problems(part: str, tree: nodes.Template) -> list[TemplateProblem]:
             return node.node, node.arg.value
         return None
 
-    def visit(node: nodes.Node) -> None:
+    def visit(node: nodes.Node, depth: int = 0) -> None:
+        if depth > MAX_DEPTH:
+            raise RecursionError
         if not isinstance(node, ALLOWED_NODES):
             what = next((name for kind, name in _NODE_NAMES.items() if isinstance(node, kind)), type(node).__name__)
             refuse(node, f"{what}: not allowed in notification templates")
@@ -152,7 +157,7 @@ def _static_problems(part: str, tree: nodes.Template) -> list[TemplateProblem]:
                 refuse(node, f"{base.name!r} has no field {field[1]!r} (fields: {known})")
             return
         for child in node.iter_child_nodes():
-            visit(child)
+            visit(child, depth + 1)
 
     visit(tree)
     return found
@@ -161,6 +166,18 @@ def _static_problems(part: str, tree: nodes.Template) -> list[TemplateProblem]:
 def check_source(part: str, source: str) -> list[TemplateProblem]:
     """Problems of one part's source: syntax, disallowed constructs, unknown names, fields,
     filters or tests. Empty when it may be saved (it is then rendered with the sample too)."""
+    return list(_checked(part, source))
+
+
+@lru_cache(maxsize=512)
+def _checked(part: str, source: str) -> tuple[TemplateProblem, ...]:
+    try:
+        return tuple(_check(part, source))
+    except (RecursionError, SyntaxError, MemoryError):  # ((((...)))) or |upper|upper|... hundreds deep
+        return (TemplateProblem(part, None, f"the template is nested too deeply (at most {MAX_DEPTH} levels)"),)
+
+
+def _check(part: str, source: str) -> list[TemplateProblem]:
     env = _env(part)
     try:
         tree = env.parse(source)
@@ -170,10 +187,16 @@ def check_source(part: str, source: str) -> list[TemplateProblem]:
     if problems:
         return problems
     try:
-        env.from_string(source)  # unknown filters and tests are found when compiling
+        _compiled(part, source)  # unknown filters and tests are found when compiling
     except TemplateSyntaxError as exc:  # TemplateAssertionError is one
         return [TemplateProblem(part, exc.lineno, exc.message or "invalid template")]
     return []
+
+
+@lru_cache(maxsize=512)
+def _compiled(part: str, source: str) -> Any:
+    """Compiling costs far more than rendering: each stored template is compiled once per process."""
+    return _env(part).from_string(source)
 
 
 _LINE = re.compile(r'line (\d+)')
@@ -201,14 +224,14 @@ def render_part(part: str, source: str, context: Mapping[str, Any]) -> str:
     pieces: list[str] = []
     size = 0
     try:
-        for piece in _env(part).from_string(source).generate(dict(context)):
+        for piece in _compiled(part, source).generate(dict(context)):
             size += len(piece)
             if size > limit:
                 raise RenderError([TemplateProblem(part, None, f"the result is longer than {limit} characters")])
             pieces.append(piece)
     except RenderError:
         raise
-    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, RecursionError) as exc:
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         raise RenderError([TemplateProblem(part, _line_of(exc), message)]) from None
     text = "".join(pieces)
