@@ -147,7 +147,9 @@ async def test_bootstrap_announces_the_dev_admin_once(gateway_env, gateway_db):
 
 async def test_users_from_before_the_outbox_are_announced_by_the_migration(infra):
     """Migration 0004 creates the outbox and writes one ``user.created`` per existing user, so
-    ticket-svc learns the users it had never heard of (and their agent profiles stay usable)."""
+    ticket-svc learns the users it had never heard of (and their agent profiles stay usable);
+    0005 announces their addresses at the same version (ticket-svc ignores it; notify-svc takes
+    the address)."""
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
@@ -176,7 +178,12 @@ async def test_users_from_before_the_outbox_are_announced_by_the_migration(infra
     assert sorted((r["key"], *summary([r])[0]) for r in rows) == sorted([
         (str(old[0]), "user.created", 1, "Old 0", "agent", True),
         (str(old[1]), "user.created", 1, "Old 1", "agent", False),
+        # migration 0005: each once more at the same version, now with the address (for notify-svc)
+        (str(old[0]), "user.updated", 1, "Old 0", "agent", True),
+        (str(old[1]), "user.updated", 1, "Old 1", "agent", False),
     ])
+    assert sorted((r["event"]["data"].get("email"), r["event"]["data"].get("changes")) for r in rows
+                  if r["type"] == "user.updated") == [("old0@example.com", {}), ("old1@example.com", {})]
 
 
 async def test_models_match_the_migrated_schema(gateway_db):

@@ -155,3 +155,23 @@ async def test_assignment_and_breach_reach_agents_by_their_channel(raw) -> None:
     assert f"https://desk.example.com/tickets/{tid}" in assigned_row["payload"]["body_text"]
     breach_row = next(r for r in rows if r["channel"] == "dingtalk")
     assert "2026-11-30 06:00 UTC" in breach_row["payload"]["body_text"] and "Li Na" in breach_row["payload"]["body_text"]
+
+
+async def test_the_user_projection_keeps_the_newest_version_and_takes_an_address_announced_later(raw) -> None:
+    uid = uuid.uuid4()
+
+    async def state():
+        row = await raw.fetchrow("SELECT version, name, role, email FROM notification_users WHERE user_id = $1", uid)
+        return tuple(row)
+
+    await _apply(raw, user(uid, "agent", version=2, name="New"))  # from a gateway before the field: no address
+    assert await state() == (2, "New", "agent", None)
+    await _apply(raw, user(uid, "supervisor", version=1, name="Old", email="old@example.com"))  # older: nothing
+    assert await state() == (2, "New", "agent", None)
+    # the gateway's migration 0005: the same version again, with the address
+    await _apply(raw, user(uid, "supervisor", version=2, name="ignored", email="Li.Na@Example.com"))
+    assert await state() == (2, "New", "agent", "li.na@example.com")
+    await _apply(raw, user(uid, "agent", version=2, email="other@example.com"))  # an address is not replaced so
+    assert await state() == (2, "New", "agent", "li.na@example.com")
+    await _apply(raw, user(uid, "admin", version=3, name="Newer"))  # a newer event without one keeps it
+    assert await state() == (3, "Newer", "admin", "li.na@example.com")

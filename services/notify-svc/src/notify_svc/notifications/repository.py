@@ -145,12 +145,20 @@ async def put_contact(conn: Any, user_id: uuid.UUID, *, wecom_userid: str | None
 async def upsert_user(conn: Any, *, user_id: uuid.UUID, version: int, name: str | None, role: str, active: bool,
                       email: str | None) -> None:
     """Keep the highest version. An event without ``email`` (from a gateway older than the field)
-    keeps the address already known."""
+    keeps the address already known; an event of the version we have fills a missing address and
+    changes nothing else (the gateway's migration 0005 re-announces existing users so)."""
     await conn.execute(
         "INSERT INTO notification_users (user_id, version, name, role, active, email) VALUES ($1, $2, $3, $4, $5, $6) "
-        "ON CONFLICT (user_id) DO UPDATE SET version = EXCLUDED.version, name = EXCLUDED.name, role = EXCLUDED.role, "
-        "active = EXCLUDED.active, email = COALESCE(EXCLUDED.email, notification_users.email), updated_at = now() "
-        "WHERE notification_users.version < EXCLUDED.version",
+        "ON CONFLICT (user_id) DO UPDATE SET "
+        "name = CASE WHEN notification_users.version < EXCLUDED.version THEN EXCLUDED.name ELSE notification_users.name END, "
+        "role = CASE WHEN notification_users.version < EXCLUDED.version THEN EXCLUDED.role ELSE notification_users.role END, "
+        "active = CASE WHEN notification_users.version < EXCLUDED.version THEN EXCLUDED.active "
+        "ELSE notification_users.active END, "
+        "email = COALESCE(EXCLUDED.email, notification_users.email), "
+        "version = GREATEST(EXCLUDED.version, notification_users.version), updated_at = now() "
+        "WHERE notification_users.version < EXCLUDED.version "
+        "OR (notification_users.version = EXCLUDED.version AND notification_users.email IS NULL "
+        "AND EXCLUDED.email IS NOT NULL)",
         user_id, version, name, role, active, email)
 
 
