@@ -176,3 +176,17 @@ async def test_only_admins_edit(notifications_api, headers) -> None:
     reads = [api.get("/v1/notification-templates", headers=headers), api.get("/v1/notification-rules", headers=headers)]
     for read in reads:
         assert (await read).status_code == (403 if headers is CHANNEL else 200)
+
+
+async def test_the_log_of_a_ticket_is_for_supervisors_and_admins(notifications_api, raw) -> None:
+    ticket_id, event_id = uuid.uuid4(), uuid.uuid4()
+    await raw.execute("INSERT INTO notification_log (event_id, key, recipient, ticket_id, status, reason) "
+                      "VALUES ($1, 'ticket_received', 'customer', $2, 'skipped', 'the customer opted out of notifications')",
+                      event_id, ticket_id)
+    answer = await notifications_api.get(f"/v1/notification-log?ticket_id={ticket_id}", headers=SUPERVISOR)
+    assert answer.status_code == 200
+    assert [(i["key"], i["status"], i["reason"]) for i in answer.json()["items"]] == [
+        ("ticket_received", "skipped", "the customer opted out of notifications")]
+    assert (await notifications_api.get(f"/v1/notification-log?ticket_id={ticket_id}",
+                                        headers=AGENT)).status_code == 403
+    assert (await notifications_api.get("/v1/notification-log?ticket_id=x", headers=ADMIN)).status_code == 422

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from helpdesk_common.app import runtime_of
 from helpdesk_common.concurrency import IfMatch, etag
@@ -17,7 +17,7 @@ from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 
 from . import repository, service
-from .schemas import (ContactIn, ContactRead, PreferenceIn, PreferenceRead, PreviewIn, PreviewRead, RuleList,
+from .schemas import (ContactIn, ContactRead, LogList, PreferenceIn, PreferenceRead, PreviewIn, PreviewRead, RuleList,
                       RulePatch, RuleRead, TeamOverrideIn, TemplateIn, TemplateList, TemplateRead)
 
 router = APIRouter(tags=["notifications"])
@@ -201,3 +201,16 @@ async def put_contact(request: Request, user_id: uuid.UUID, body: ContactIn, pri
         return _answer(await service.put_contact(conn, user_id=user_id, wecom_userid=body.wecom_userid,
                                                  dingtalk_userid=body.dingtalk_userid, by=principal.ref,
                                                  if_match=if_match))
+
+
+# ---- what events sent or skipped ------------------------------------------------------------------------
+
+@router.get("/v1/notification-log", response_model=LogList,
+            summary="What the events of a ticket notified, and who was skipped and why (supervisors, admins)")
+async def notification_log(request: Request, principal: CurrentPrincipal,
+                           ticket_id: Annotated[uuid.UUID, Query(description="the ticket")]) -> JSONBytesResponse:
+    # supervisors and admins see every ticket; agents' ticket visibility is ticket-svc's to decide
+    require_user(principal, "admin", "supervisor")
+    async with runtime_of(request).raw_connection() as conn:
+        rows = await repository.log_of_ticket(conn, ticket_id)
+    return JSONBytesResponse({"items": [dict(r) for r in rows], "next_cursor": None})

@@ -153,3 +153,22 @@ class ContactRead(BaseModel):
     version: int
     updated_at: datetime | None
     updated_by: str | None
+
+
+class LogEntry(BaseModel):
+    event_id: uuid.UUID
+    key: str
+    #: ``customer``, ``user:<id>`` or ``email:<address>``
+    recipient: str
+    status: Literal["queued", "skipped"]
+    #: why it was skipped (opted out, no address, deactivated ...)
+    reason: str | None
+    channel: str | None
+    #: the queued delivery (``GET /v1/deliveries/{id}``); null when skipped
+    delivery_id: uuid.UUID | None
+    created_at: datetime
+
+
+class LogList(BaseModel):
+    items: list[LogEntry]
+    next_cursor: str | None
