@@ -77,9 +77,11 @@ USER_ROLES: tuple[str, ...] = ("admin", "supervisor", "agent")
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a user (with a role) or a channel API key (with a channel)."""
+    """Who is calling: a user (with a role), a channel API key (with a channel), or a chat
+    visitor (``visitor``: the gateway forwards a visitor token to the one route that takes it,
+    where the owning service verifies it; the id is a digest of that token)."""
 
-    kind: Literal["user", "channel"]
+    kind: Literal["user", "channel", "visitor"]
     id: str
     role: str | None = None
     channel: str | None = None
@@ -155,7 +157,7 @@ class IdentityVerifier:
             raise Problem(401, "unauthorized", "Unauthorized", "Invalid internal identity.") from exc
         kind = claims.get("knd")
         lifetime = claims["exp"] - claims["iat"]
-        if kind not in ("user", "channel") or not 0 < lifetime <= self._max_lifetime_s:
+        if kind not in ("user", "channel", "visitor") or not 0 < lifetime <= self._max_lifetime_s:
             raise Problem(401, "unauthorized", "Unauthorized", "Invalid internal identity.")
         principal = Principal(
             kind=kind, id=str(claims["sub"]), role=claims.get("rol"),
@@ -174,10 +176,27 @@ async def current_principal(request: Request) -> Principal:
     if not token:
         raise Problem(401, "unauthorized", "Unauthorized", "Missing identity.")
     verifier: IdentityVerifier = request.app.state.identity_verifier
-    return verifier.verify(token)
+    principal = verifier.verify(token)
+    if principal.kind == "visitor":  # a visitor reads its conversation (current_visitor), nothing else
+        raise Problem(403, "forbidden", "Forbidden", "This operation is not allowed for the caller.")
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def current_visitor(request: Request) -> Principal:
+    """A chat visitor, as the gateway marked it (the visitor's token itself is the owning
+    service's to verify); any other caller is refused."""
+    token = request.headers.get(IDENTITY_HEADER)
+    if not token:
+        raise Problem(401, "unauthorized", "Unauthorized", "Missing identity.")
+    verifier: IdentityVerifier = request.app.state.identity_verifier
+    principal = verifier.verify(token)
+    if principal.kind != "visitor":
+        raise Problem(401, "unauthorized", "Unauthorized", "A visitor token is required.",
+                      headers={"WWW-Authenticate": "Bearer"})
+    return principal
 
 
 def require_user(principal: Principal, *roles: str) -> None:

@@ -35,6 +35,17 @@ class Settings(ServiceSettings):
     #: (``wx...``, what notify-svc's credentials are keyed by)
     wechat_app_ids: dict[str, str] = {}
 
+    # --- chat visitors (docs/channels/outbound.md, "Chat widget") ---
+    #: HMAC key of visitor tokens (visitor/tokens.py); at least 32 characters. Without it chat
+    #: intake answers no token and the visitor's endpoint refuses every caller (401)
+    visitor_token_key: SecretStr | None = None
+    #: a token's lifetime; each visitor message (and each mint) gives a fresh one
+    visitor_token_ttl_s: int = 86_400
+    #: long-polls parked at once in one process; past it a visitor gets 503 with Retry-After
+    visitor_max_waiters: int = 1000
+    #: parked long-polls re-read this often while the LISTEN connection is down (5x when up)
+    visitor_poll_s: float = 2.0
+
     @field_validator("attachment_url_key")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -42,6 +53,15 @@ class Settings(ServiceSettings):
             return None
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("TICKET_ATTACHMENT_URL_KEY must be at least 32 characters")
+        return value
+
+    @field_validator("visitor_token_key")
+    @classmethod
+    def _visitor_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("TICKET_VISITOR_TOKEN_KEY must be at least 32 characters")
         return value
 
 

@@ -23,6 +23,9 @@ from .statuses.endpoints import router as statuses_router
 from .tickets.endpoints import router as tickets_router
 from .tickets.handlers import HANDLERS
 from .views.endpoints import router as views_router
+from .visitor.endpoints import channel_router as visitor_token_router
+from .visitor.endpoints import router as visitor_router
+from .visitor.endpoints import visitor_waiters
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             title="ticket-svc",
             routers=[tickets_router, conversation_router, intake_router, agents_router, teams_router, rules_router,
                      forms_router, statuses_router, macros_router, views_router, internal_router,
-                     attachments_internal_router],
+                     attachments_internal_router, visitor_router, visitor_token_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
@@ -81,6 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # queued behind a backlog of customer or SLA events
                 ConsumerSpec(name="ticket-svc.users", topics=[USERS_TOPIC], handlers=USER_HANDLERS, raw=True),
             ],
-            lifespan_hooks=[reoffer_loop(settings)],
+            lifespan_hooks=[reoffer_loop(settings), visitor_waiters(settings)],
         ),
     )

@@ -11,6 +11,7 @@ cannot be understood. Formats: docs/channels/.
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request
@@ -36,6 +37,9 @@ class IntakeRead(BaseModel):
     ticket_id: str
     message_id: str | None
     created: bool
+    #: chat only: the conversation's visitor token, renewed with each message (visitor/)
+    visitor_token: str | None = None
+    visitor_token_expires_at: datetime | None = None
 
 
 class IgnoredRead(BaseModel):
@@ -155,6 +159,11 @@ async def inbound(request: Request, kind: ChannelKind, principal: Principal, ide
         "message_id": str(result.message_id) if result.message_id else None,
         "created": result.created,
     }
+    if kind == "chat" and message.conversation_key:
+        from ..visitor.endpoints import mint_for
+
+        if (minted := mint_for(settings, message.conversation_key)) is not None:
+            payload["visitor_token"], payload["visitor_token_expires_at"] = minted
     headers = {"Location": f"/v1/tickets/{result.ticket_id}"}
     if result.duplicate:
         headers["Idempotent-Replayed"] = "true"

@@ -1,0 +1,1 @@
+"""The chat visitor's side: visitor tokens and the visitor's read of its conversation."""
