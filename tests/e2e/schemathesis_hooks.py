@@ -79,6 +79,9 @@ STATE_CODES = {
     # other rules across values: a holiday subdivision of the chosen country, a form field's
     # default valid for its type and options, min <= max, not linking a ticket to itself, ...
     "cross_field": "a rule across several values",
+    # a webhook URL notify-svc's egress policy refuses (docs/webhooks.md "SSRF"): which addresses
+    # are reachable is the deployment's allow-list and address classes, not something a schema states
+    "url_refused": "a URL the deployment's egress policy refuses",
 }
 
 
