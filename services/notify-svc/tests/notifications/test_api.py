@@ -97,6 +97,14 @@ async def test_preview_renders_without_saving(notifications_api) -> None:
     unknown = await api.post("/v1/notification-templates/preview", headers=ADMIN, json={
         "key": "sla_warning", "language": "en", "sample": {"secrets": 1}})
     assert _problem(unknown, 422, "validation-error")["errors"][0]["field"] == "body.sample.secrets"
+    for sample in ({"ticket": None}, {"ticket": {"number": "1" * 3000}}, {"ticket": {"nope": 1}},
+                   {"requester": {"name": {"nested": 1}}}):
+        refused = await api.post("/v1/notification-templates/preview", headers=ADMIN,
+                                 json={"key": "sla_warning", "language": "en", "sample": sample})
+        assert refused.status_code == 422, (sample, refused.text)
+    not_there = await api.post("/v1/notification-templates/preview", headers=ADMIN,
+                               json={"key": "sla_warning", "language": "fr"})
+    _problem(not_there, 404, "not-found")  # no French template, and none given to preview
     assert (await api.get("/v1/notification-templates/sla_warning/zh-CN", headers=ADMIN)).json()["version"] == 0
 
 

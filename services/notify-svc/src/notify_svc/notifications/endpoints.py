@@ -26,7 +26,8 @@ KeyPath = Annotated[str, Path(max_length=64, pattern=r"^[a-z_]+$", description="
                               "ticket_solved, ticket_assigned, sla_warning, sla_breached, escalation")]
 LanguagePath = Annotated[str, Path(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$",
                                    description="a language tag: zh-CN, en, ...")]
-EmailPath = Annotated[str, Path(max_length=254, description="the customer's e-mail address (case does not matter)")]
+EmailPath = Annotated[str, Path(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+                                description="the customer's e-mail address (case does not matter)")]
 _TEMPLATE_422 = problem_responses(422, _422="The template does not render: `errors` names each part and line.")
 
 
@@ -82,7 +83,10 @@ async def delete_template(request: Request, key: KeyPath, language: LanguagePath
     return Response(status_code=204)
 
 
-@router.post("/v1/notification-templates/preview", response_model=PreviewRead, responses=_TEMPLATE_422,
+@router.post("/v1/notification-templates/preview", response_model=PreviewRead,
+             responses={**_TEMPLATE_422, **problem_responses(
+                 404, _404="No template of this key in this language, and the body does not give subject and "
+                           "body_text (`not-found`).")},
              summary="Render a template with sample values (nothing is sent or saved)")
 async def preview_template(request: Request, body: PreviewIn, principal: CurrentPrincipal) -> JSONBytesResponse:
     _user(principal)

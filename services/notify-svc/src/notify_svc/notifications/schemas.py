@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr, StringConstraints, field_validator
 
+from helpdesk_common.text import VISIBLE_PATTERN
 from helpdesk_common.validation import StrictModel
 
-from .catalogue import AGENT_CHANNELS, KEYS
+from .catalogue import AGENT_CHANNELS, KEYS, VARIABLES
 
 KeyName = Literal[tuple(KEYS)]  # type: ignore[valid-type]
 RecipientKind = Literal["customer", "assignee", "team_supervisors", "users"]
@@ -19,7 +20,8 @@ AgentChannelName = Literal[AGENT_CHANNELS]  # type: ignore[valid-type]
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$"
 Language = Annotated[str, StringConstraints(pattern=LANGUAGE_PATTERN, max_length=35)]
 #: template sources: bounded, so a render stays bounded (render.py)
-SubjectSource = Annotated[str, StringConstraints(min_length=1, max_length=1_000)]
+#: a subject must show something (it is made one line, control characters removed, when rendered)
+SubjectSource = Annotated[str, StringConstraints(min_length=1, max_length=1_000, pattern=VISIBLE_PATTERN)]
 BodySource = Annotated[str, StringConstraints(min_length=1, max_length=32_000)]
 HtmlSource = Annotated[str, StringConstraints(max_length=64_000)]
 ChatId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
@@ -54,6 +56,29 @@ class TemplateList(BaseModel):
     next_cursor: str | None
 
 
+#: a sample value: what the real variables hold (text, numbers, null)
+Scalar = Annotated[StrictStr, StringConstraints(max_length=2_000)] | StrictInt | StrictFloat | None
+
+
+def _fields(variable: str) -> object:
+    names = sorted(VARIABLES[variable] or ())
+    return Annotated[dict[Literal[tuple(names)], Scalar], Field(max_length=len(names))]  # type: ignore[valid-type]
+
+
+class PreviewSample(StrictModel):
+    """Values laid over the built-in sample (catalogue.SAMPLE); fields left out keep it."""
+
+    ticket: _fields("ticket") = None  # type: ignore[valid-type]
+    requester: _fields("requester") = None  # type: ignore[valid-type]
+    agent: _fields("agent") = None  # type: ignore[valid-type]
+    recipient: _fields("recipient") = None  # type: ignore[valid-type]
+    team: _fields("team") = None  # type: ignore[valid-type]
+    sla: _fields("sla") = None  # type: ignore[valid-type]
+    portal_url: Scalar = None
+    reply_hint: Scalar = None
+    language: Scalar = None
+
+
 class PreviewIn(StrictModel):
     """Render without sending. Parts left out are taken from the template of ``key`` and
     ``language`` (stored or built-in); ``sample`` values replace those of the built-in sample."""
@@ -64,7 +89,7 @@ class PreviewIn(StrictModel):
     body_text: BodySource | None = None
     body_html: HtmlSource | None = None
     #: e.g. ``{"ticket": {"subject": "..."}, "requester": {"name": "..."}}``: only documented variables
-    sample: dict[str, Any] = Field(default_factory=dict, max_length=20)
+    sample: PreviewSample = Field(default_factory=PreviewSample)
 
 
 class PreviewRead(BaseModel):
