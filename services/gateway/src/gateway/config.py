@@ -50,6 +50,13 @@ class Settings(ServiceSettings):
     rate_limit_burst: int = 200
     channel_rate_limit_rps: float = 200.0
     channel_rate_limit_burst: int = 1000
+    #: the chat visitor's long-poll (proxy/visitor.py): per visitor token (a widget polls in a
+    #: loop, each answer at once when a message is there) and per client address (many visitors
+    #: share an office's or a carrier's NAT address)
+    visitor_rate_limit_rps: float = 2.0
+    visitor_rate_limit_burst: int = 30
+    visitor_address_rate_limit_rps: float = 50.0
+    visitor_address_rate_limit_burst: int = 500
     #: requests with a wrong, unknown or expired credential, per client address
     auth_failures_per_minute_per_address: int = 120
     #: failed sign-ins (successful ones never count) per client address and per account

@@ -23,6 +23,9 @@ UPSTREAMS = {
     "views": ("ticket_url", "ticket service"),
     "statuses": ("ticket_url", "ticket service"),
     "audit": ("ticket_url", "ticket service"),
+    # only GET .../conversations/{id}/messages, with a visitor token (proxy/visitor.py, routed
+    # first); anything else under /v1/chat comes here with ordinary credentials and is ticket-svc's 404/405
+    "chat": ("ticket_url", "ticket service"),
     "customers": ("customer_url", "customer service"),
     "sla": ("sla_url", "SLA service"),
     "analytics": ("analytics_url", "analytics service"),

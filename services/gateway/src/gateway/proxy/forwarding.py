@@ -50,6 +50,8 @@ _CHANNEL_ALLOWED = (
 )
 # ... and post their own channel's native payload: an "email" key posts e-mail, not chat
 _CHANNEL_INBOUND = re.compile(r"^/v1/channels/([^/]+)/inbound/?$")
+# ... and the chat key mints visitor tokens for its conversations (ticket-svc checks the rest)
+_CHAT_VISITOR_TOKEN = re.compile(r"^/v1/channels/chat/conversations/[^/]+/visitor-token/?$")
 _DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)")
 
 
@@ -58,6 +60,8 @@ def channel_may(method: str, path: str, channel: str | None) -> bool:
     if method == "POST" and (inbound := _CHANNEL_INBOUND.match(path)):
         kind = inbound.group(1)
         return kind in CHANNEL_KINDS and kind == channel
+    if method == "POST" and _CHAT_VISITOR_TOKEN.match(path):
+        return channel == "chat"
     return any(method == m and pattern.match(path) for m, pattern in _CHANNEL_ALLOWED)
 
 
@@ -80,7 +84,10 @@ def new_session(*, max_connections: int, timeout_s: float) -> aiohttp.ClientSess
 async def forward(
     request: Request, *, upstream: str, service_name: str, principal: Principal,
     session: aiohttp.ClientSession, signer: IdentitySigner,
+    extra_headers: dict[str, str] | None = None, timeout: aiohttp.ClientTimeout | None = None,
 ) -> Response:
+    """``extra_headers`` and ``timeout``: for the chat visitor's route (proxy/visitor.py), which
+    hands its token to ticket-svc and long-polls past the usual upstream timeout."""
     path = request.url.path
     if not safe_path(path):
         raise Problem(404, "not-found", "Not found", "No such resource.")
@@ -93,6 +100,7 @@ async def forward(
         for name in CHANNEL_SIGNATURE_HEADERS.get(inbound.group(1), ()):
             if (value := request.headers.get(name)) is not None:
                 headers[name] = value
+    headers.update(extra_headers or {})
     headers[IDENTITY_HEADER] = signer.token_for(principal)
     rid = request_id_var.get()
     if rid:
@@ -104,7 +112,8 @@ async def forward(
     for attempt in (1, 2):
         try:
             async with session.request(request.method, target, data=body or None, headers=headers,
-                                       allow_redirects=False) as upstream_response:
+                                       allow_redirects=False,
+                                       **({"timeout": timeout} if timeout else {})) as upstream_response:
                 content = await upstream_response.read()
                 out_headers = {
                     name: value for name in RETURN_RESPONSE_HEADERS

@@ -90,6 +90,9 @@ def merge(own: dict[str, Any], upstream_docs: list[tuple[str, dict[str, Any], se
                     _gateway_answers(operation, forwarded=True)
                 doc["paths"][path] = item
     doc["components"]["schemas"] = dict(sorted(schemas.items()))
+    for _name, up, _prefixes in upstream_docs:  # a service's own schemes (ticket-svc: visitorToken)
+        for scheme_name, scheme in up.get("components", {}).get("securitySchemes", {}).items():
+            doc["components"].setdefault("securitySchemes", {}).setdefault(scheme_name, scheme)
     doc["components"].setdefault("securitySchemes", {})["bearer"] = {
         "type": "http", "scheme": "bearer",
         "description": "A user access token from POST /v1/auth/login, or a channel API key (hdk_...).",
