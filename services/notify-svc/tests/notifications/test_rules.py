@@ -126,3 +126,44 @@ def test_which_events_notify() -> None:
     esc = _event(events.SlaEscalationRequested, events.SlaEscalationRequestedData, ticket_id=tid, metric="resolution",
                  actions=events.SlaEscalationActions(notify=["ops@example.com"]))
     assert occurrence_of(esc).notify == ("ops@example.com",)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from notify_svc.notifications.catalogue import KEYS  # noqa: E402
+
+_USER_IDS = st.sampled_from([AGENT, SUPER, BOSS, GONE, NOMAIL, str(uuid.UUID(int=7))])
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(list(KEYS)), enabled=st.booleans(), team_switch=st.sampled_from([None, True, False]),
+       recipients=st.lists(st.sampled_from(["customer", "assignee", "team_supervisors", "users"]), unique=True),
+       user_ids=st.lists(_USER_IDS, max_size=4), assignee=st.one_of(st.none(), _USER_IDS),
+       opted_out=st.booleans(), age_h=st.sampled_from([0, 23, 25]),
+       notify=st.lists(st.sampled_from([BOSS, "ops@example.com", "supervisors", "x"]), max_size=3))
+def test_laws(key, enabled, team_switch, recipients, user_ids, assignee, opted_out, age_h, notify) -> None:
+    teams = {} if team_switch is None else {TEAM: team_switch}
+    r = Rule(key=key, enabled=enabled, recipients=tuple(recipients), user_ids=tuple(user_ids), teams=teams)
+    o = occ(key, time=NOW - timedelta(hours=age_h), assignee_id=assignee, notify=tuple(notify),
+            actor="system:routing", created_by="channel:web")
+    intents = evaluate(o, rule=r, ticket=TICKET, users=USERS, supervisors=[SUPER], customer_opted_out=opted_out,
+                       now=NOW)
+    sent = [i for i in intents if i.skip is None]
+    # the team's switch wins over the rule's; off means nothing at all, not even a skip record
+    if not (team_switch if team_switch is not None else enabled):
+        assert intents == []
+    # one intent per recipient: the dedupe key (event, key, recipient) never collides
+    assert len({i.recipient for i in intents}) == len(intents)
+    # an opted-out customer, and anyone after 24 hours, gets nothing
+    if opted_out:
+        assert all(i.recipient != "customer" for i in sent)
+    if age_h > 24:
+        assert sent == []
+    # customers' keys go to the customer only, agents' keys never to the customer
+    if KEYS[key].audience == "customer":
+        assert all(i.recipient == "customer" for i in intents)
+    else:
+        assert all(i.recipient != "customer" for i in intents)
+    # whatever is sent has a channel and an address on it
+    for i in sent:
+        assert i.channel in ("email", "wechat", "wecom", "dingtalk") and i.route
