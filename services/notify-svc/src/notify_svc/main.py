@@ -12,6 +12,7 @@ from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import ALL_TOPICS, SLA_TOPIC, TICKETS_TOPIC, USERS_TOPIC
 
 from .channels.base import Adapter
+from .channels.chat import ChatAdapter
 from .channels.email import EmailAdapter
 from .channels.providers import chat_adapters
 from .config import Settings, get_settings
@@ -28,7 +29,7 @@ from .webhooks.endpoints import router as webhooks_router
 
 def build_adapters(settings: Settings) -> dict[str, Adapter]:
     """Every outbound channel: e-mail, and WeChat, WeCom and DingTalk on one shared transport."""
-    return {"email": EmailAdapter.from_settings(settings), **chat_adapters(settings)}
+    return {"email": EmailAdapter.from_settings(settings), **chat_adapters(settings), "chat": ChatAdapter()}
 
 
 def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Adapter] | None) -> None:
