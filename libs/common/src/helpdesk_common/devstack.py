@@ -373,6 +373,10 @@ class Stack:
             values["ticket_attachment_url_key"] = secrets.token_urlsafe(48)
             path.write_text(json.dumps(values))
             path.chmod(0o600)
+        if "ticket_visitor_token_key" not in values:  # ticket-svc's chat visitor tokens (issue 10)
+            values["ticket_visitor_token_key"] = secrets.token_urlsafe(48)
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         return values
 
     @property
@@ -442,6 +446,7 @@ class Stack:
             env["NOTIFY_SECRET_KEY"] = self.secrets["notify_secret_key"]
         if name == "ticket-svc":  # mints and verifies its own attachment links; no other process needs it
             env["TICKET_ATTACHMENT_URL_KEY"] = self.secrets["ticket_attachment_url_key"]
+            env["TICKET_VISITOR_TOKEN_KEY"] = self.secrets["ticket_visitor_token_key"]
         env.update(extra_env or {})
         cmd = [
             sys.executable, "-m", "uvicorn", "--factory", f"{svc.package}.main:create_app",
