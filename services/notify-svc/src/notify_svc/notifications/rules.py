@@ -214,8 +214,11 @@ def evaluate(occ: Occurrence, *, rule: Rule, ticket: TicketView, users: Mapping[
 
     wanted: list[str] = []  # user ids, then e-mail addresses, in order, without repeats
     others: list[Intent] = []
-    if "assignee" in rule.recipients and assignee:
-        wanted.append(assignee)
+    if "assignee" in rule.recipients:
+        if assignee:
+            wanted.append(assignee)
+        else:  # an unassigned ticket's SLA warning reaches nobody by this recipient: say so
+            others.append(Intent(occ.key, "assignee", skip="the ticket has no assignee"))
     if "team_supervisors" in rule.recipients:
         wanted.extend(supervisors)
     if "users" in rule.recipients:
