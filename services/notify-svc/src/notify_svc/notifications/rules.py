@@ -184,15 +184,15 @@ def evaluate(occ: Occurrence, *, rule: Rule, ticket: TicketView, users: Mapping[
     team_id = occ.team_id or ticket.team_id
     if not rule.enabled_for(team_id):
         return []
-    assignee = occ.assignee_id if occ.assignee_id is not None else ticket.assignee_id
+    assignee = canon_user_id(occ.assignee_id if occ.assignee_id is not None else ticket.assignee_id)
     if occ.key == "ticket_received":
         created_by = occ.created_by or ticket.created_by or ""
         if created_by.startswith("user:"):
             return []
     if occ.key == "ticket_assigned":
-        if assignee is None or assignee == occ.previous_assignee_id:
+        if assignee is None or assignee == canon_user_id(occ.previous_assignee_id):
             return []
-        if occ.actor == f"user:{assignee}":
+        if occ.actor and occ.actor.startswith("user:") and canon_user_id(occ.actor[5:]) == assignee:
             return []
 
     stale = now - occ.time > MAX_EVENT_AGE
@@ -237,7 +237,7 @@ def evaluate(occ: Occurrence, *, rule: Rule, ticket: TicketView, users: Mapping[
         else:
             others.append(Intent(occ.key, f"notify:{entry[:100]}", skip="not a user id, role or e-mail address"))
     seen: set[str] = set()
-    for user_id in wanted:
+    for user_id in (canon_user_id(w) for w in wanted):
         if user_id in seen:
             continue
         seen.add(user_id)
@@ -249,6 +249,16 @@ def evaluate(occ: Occurrence, *, rule: Rule, ticket: TicketView, users: Mapping[
     if stale:
         return [Intent(i.key, i.recipient, name=i.name, skip="stale event") for i in intents]
     return intents
+
+
+def canon_user_id(user_id: str | None) -> str | None:
+    """A user id as the projections key it (a lower-case UUID), whatever case the event used."""
+    if user_id is None:
+        return None
+    try:
+        return str(uuid.UUID(user_id))
+    except ValueError:
+        return user_id
 
 
 def _is_uuid(value: str) -> bool:

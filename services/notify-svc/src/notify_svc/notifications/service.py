@@ -338,7 +338,7 @@ async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None =
     if audience == "agent" and ("team_supervisors" in rule.recipients
                                 or any(n.strip() in ("supervisors", "team_supervisors") for n in occ.notify)):
         supervisors = [str(u) for u in await repository.active_supervisors(conn)]
-    assignee = occ.assignee_id if occ.assignee_id is not None else ticket.assignee_id
+    assignee = rules.canon_user_id(occ.assignee_id if occ.assignee_id is not None else ticket.assignee_id)
     ids = {*supervisors, *rule.user_ids, *(n.strip() for n in occ.notify)}
     if assignee:
         ids.add(assignee)
