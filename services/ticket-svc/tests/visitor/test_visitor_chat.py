@@ -7,6 +7,8 @@ import json
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpdesk_common.identity import Principal
 from helpdesk_common.testing import identity_headers, running_app
@@ -74,10 +76,29 @@ def test_token_round_trip_expiry_and_tampering():
         ".".join((prefix, tokens._b64(b"chat:c-2"), expires, sig)),  # another conversation
         ".".join((prefix, conversation, expires, sig[:-2] + ("AA" if sig[-2:] != "AA" else "BB"))),
         token[:-1], "hvt1", "", "a.b.c.d", "hvt1.!!!.1.x", "x" * 1000, token + ".x",
+        ".".join((prefix, conversation, "²", sig)), ".".join((prefix, conversation, "١٢", sig)),
     ]
     for bad in forged:
         with pytest.raises(tokens.InvalidToken):
             tokens.verify(key, bad, now=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=600),
+                 st.lists(st.text(max_size=40), min_size=3, max_size=3).map(lambda p: ".".join(["hvt1", *p]))),
+       st.text(min_size=1, max_size=140))
+def test_any_string_is_a_grant_only_when_we_minted_it(candidate, conversation):
+    """Whatever arrives as a token: a grant only when minted with our key, else InvalidToken
+    (never another exception, which would be a 500)."""
+    key = b"k" * 32
+    try:
+        tokens.verify(key, candidate, now=0)
+    except tokens.InvalidToken:
+        pass
+    else:
+        raise AssertionError(f"accepted {candidate!r}")
+    minted = tokens.mint(key, conversation_key=conversation, expires=10)
+    assert tokens.verify(key, minted, now=0).conversation_key == conversation
 
 
 # --- through the service ------------------------------------------------------------------------

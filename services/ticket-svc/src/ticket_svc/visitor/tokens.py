@@ -58,7 +58,8 @@ def verify(key: bytes, token: str, *, now: float) -> VisitorGrant:
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("too long")
     parts = token.split(".")
-    if len(parts) != 4 or parts[0] != PREFIX or not parts[2].isdigit() or len(parts[2]) > 12:
+    # ASCII digits only: str.isdigit() is also true for "²", which int() refuses
+    if len(parts) != 4 or parts[0] != PREFIX or not (parts[2].isascii() and parts[2].isdigit()) or len(parts[2]) > 12:
         raise InvalidToken("malformed")
     try:
         conversation_key = _unb64(parts[1]).decode()
