@@ -43,6 +43,10 @@ async def chat_svc(monkeypatch) -> AsyncIterator[list[dict[str, Any]]]:
         await asyncio.sleep(float(request.query_params.get("wait", 0)))
         return JSONResponse({"items": [], "cursor": None})
 
+    @app.get("/v1/tickets")
+    async def tickets() -> JSONResponse:
+        return JSONResponse({"items": [], "next_cursor": None})
+
     async with serve(app, lifespan="off") as (url, _):
         monkeypatch.setenv("GATEWAY_TICKET_URL", url)
         yield seen
@@ -91,6 +95,22 @@ async def test_a_long_poll_outlives_the_usual_upstream_timeout(gateway_env, chat
     async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
         r = await client.get(PATH, params={"wait": "2"}, headers=visitor("hvt1.a.1.b"))
         assert r.status_code == 200, r.text
+
+
+async def test_parked_visitors_have_their_own_bounded_connections(gateway_env, chat_svc, monkeypatch):
+    monkeypatch.setenv("GATEWAY_UPSTREAM_MAX_CONNECTIONS", "1")
+    monkeypatch.setenv("GATEWAY_VISITOR_MAX_CONNECTIONS", "2")
+    _, admin = user_token("admin")
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        parked = [asyncio.create_task(client.get(PATH, params={"wait": "3"}, headers=visitor(f"t-{i}")))
+                  for i in range(2)]
+        await asyncio.sleep(0.5)
+        # a third visitor is told to come back; an agent's request does not wait behind the visitors
+        busy = await client.get(PATH, params={"wait": "3"}, headers=visitor("t-3"))
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
+        r = await asyncio.wait_for(client.get("/v1/tickets", headers=admin), 2)
+        assert r.status_code == 200
+        assert [(await task).status_code for task in parked] == [200, 200]
 
 
 async def test_bad_tokens_count_against_the_address(gateway_env, chat_svc, monkeypatch):

@@ -57,6 +57,9 @@ class Settings(ServiceSettings):
     visitor_rate_limit_burst: int = 30
     visitor_address_rate_limit_rps: float = 50.0
     visitor_address_rate_limit_burst: int = 500
+    #: visitors' requests in flight to ticket-svc (mostly parked long-polls), on a connection pool
+    #: of their own; past it a visitor gets 503 with Retry-After
+    visitor_max_connections: int = 1000
     #: requests with a wrong, unknown or expired credential, per client address
     auth_failures_per_minute_per_address: int = 120
     #: failed sign-ins (successful ones never count) per client address and per account

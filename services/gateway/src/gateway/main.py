@@ -17,6 +17,7 @@ from .proxy.endpoints import build_router
 from .proxy.forwarding import new_session
 from .proxy.openapi import router as openapi_router
 from .proxy.visitor import router as visitor_router
+from .proxy.visitor import visitor_resources
 from .stream.endpoints import router as stream_router
 from .stream.handlers import make_handlers
 from .stream.service import StreamHub, TeamDirectory, close_streams_on_exit_signals
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             consumers=[ConsumerSpec(name="gateway.stream", topics=[TICKETS_TOPIC, SLA_TOPIC],
                                     handlers=make_handlers(settings))],
             openapi_url=None,
-            lifespan_hooks=[gateway_resources, live_stream],
+            lifespan_hooks=[gateway_resources, visitor_resources(settings), live_stream],
         ),
     )
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
