@@ -102,6 +102,8 @@ class Settings(ServiceSettings):
     reply_max_attempts: int = Field(8, ge=1, le=50)
     reply_backoff_base_s: float = Field(60.0, gt=0, le=3600)
     reply_backoff_cap_s: float = Field(21_600.0, gt=0, le=86_400)
+    #: how often the webhook consumer re-reads which event types have subscribers
+    webhook_types_refresh_s: float = Field(2.0, gt=0, le=300)
 
     @field_validator("webhook_allow_networks")
     @classmethod

@@ -20,7 +20,7 @@ from .db import inbox, outbox
 from .deliveries.dispatcher import Dispatcher, ticket_attachment_fetcher
 from .deliveries.endpoints import router as deliveries_router
 from .deliveries.handlers import handlers as delivery_handlers
-from .deliveries.handlers import webhook_handlers
+from .deliveries.handlers import WebhookRouting
 from .deliveries.webhook_sender import WebhookSender
 from .notifications.endpoints import router as notifications_router
 from .notifications.handlers import handlers as notification_handlers
@@ -32,7 +32,24 @@ def build_adapters(settings: Settings) -> dict[str, Adapter]:
     return {"email": EmailAdapter.from_settings(settings), **chat_adapters(settings), "chat": ChatAdapter()}
 
 
-def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Adapter] | None) -> None:
+async def _refresh_webhook_types(app: FastAPI, settings: Settings, routing: WebhookRouting) -> None:
+    """Keep the webhook consumer's handlers to the subscribed event types (deliveries/handlers.py)."""
+    import asyncio
+    import logging
+
+    while True:
+        try:
+            async with app.state.runtime.raw_connection() as conn:
+                await routing.refresh(conn)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database is away: keep the last set (or all types)
+            logging.getLogger(__name__).warning("webhook types refresh failed", extra={"error": repr(exc)})
+        await asyncio.sleep(settings.webhook_types_refresh_s)
+
+
+def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Adapter] | None,
+                     webhook_routing: WebhookRouting) -> None:
     """Run the dispatcher inside the shared lifespan: it starts after the database pools and
     stops (finishing and recording the sends in flight) before they close."""
     inner = app.router.lifespan_context
@@ -53,12 +70,15 @@ def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Ad
                                     fetch_attachment=fetch)
             app.state.dispatcher = dispatcher
             task = asyncio.create_task(dispatcher.run(), name="notify-dispatcher")
+            refresher = asyncio.create_task(_refresh_webhook_types(app, settings, webhook_routing),
+                                            name="notify-webhook-types")
             try:
                 yield
             finally:
+                refresher.cancel()
                 await dispatcher.stop()
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await asyncio.gather(task, refresher, return_exceptions=True)
                 await close_fetcher()
                 for adapter in {id(a): a for a in channel_adapters.values()}.values():
                     with contextlib.suppress(Exception):
@@ -70,6 +90,7 @@ def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Ad
 def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapter] | None = None) -> FastAPI:
     """``adapters``: tests replace the channels (the default builds them from the settings)."""
     settings = settings or get_settings()
+    webhook_routing = WebhookRouting()
     app = build_app(
         settings,
         ServiceParts(
@@ -84,8 +105,8 @@ def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapt
                                     handlers=delivery_handlers(settings), raw=True),
                        # every event fans out to the webhook subscriptions of its type
                        ConsumerSpec(name="notify-svc.webhooks", topics=list(ALL_TOPICS),
-                                    handlers=webhook_handlers(), raw=True)],
+                                    handlers=webhook_routing.handlers, raw=True)],
         ),
     )
-    _with_dispatcher(app, settings, adapters)
+    _with_dispatcher(app, settings, adapters, webhook_routing)
     return app

@@ -84,6 +84,7 @@ async def notify(infra, notify_db, secret_key, monkeypatch):
     topics = service_env(monkeypatch, infra, "NOTIFY_", notify_db)
     monkeypatch.setenv("NOTIFY_SECRET_KEY", secret_key)
     monkeypatch.setenv("NOTIFY_WEBHOOK_ALLOW_NETWORKS", "127.0.0.1/32")
+    monkeypatch.setenv("NOTIFY_WEBHOOK_TYPES_REFRESH_S", "0.2")
     monkeypatch.setenv("NOTIFY_REPLY_BACKOFF_BASE_S", "0.5")
     monkeypatch.setenv("NOTIFY_REPLY_BACKOFF_CAP_S", "1")
     monkeypatch.setenv("NOTIFY_REPLY_MAX_ATTEMPTS", "3")
@@ -320,6 +321,7 @@ async def test_events_fan_out_to_signed_webhook_deliveries(notify) -> None:
         sub_flaky = await _subscribe(notify, flaky.url, "ticket.created")
         sub_gone = await _subscribe(notify, gone.url, "ticket.created")
         sub_replies = await _subscribe(notify, replies.url, "ticket.reply_requested")
+        await asyncio.sleep(0.6)  # the consumer takes the newly subscribed types (NOTIFY_WEBHOOK_TYPES_REFRESH_S)
         await produce(notify.bootstrap, notify.topics, created, reply_event())
 
         [delivered] = await wait_for(lambda: _webhook_deliveries(notify, sub_ok["id"], "sent"), timeout=30)

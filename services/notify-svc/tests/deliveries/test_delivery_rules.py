@@ -133,3 +133,23 @@ def test_which_delivery_reports_are_offered_to_webhooks(kind, event_type, offere
     cls = {"delivery.succeeded": events.DeliverySucceeded, "delivery.failed": events.DeliveryFailed,
            "delivery.deferred": events.DeliveryDeferred}[event_type]
     assert service.offered_to_webhooks(cls(source="notify-svc", subject="x", data=data)) is offered
+
+
+async def test_webhook_routing_narrows_the_handlers_in_place() -> None:
+    from notify_svc.deliveries import handlers as delivery_handlers
+
+    routing = delivery_handlers.WebhookRouting()
+    held = routing.handlers  # what the consumer holds
+    assert "ticket.created" in held and "ticket.reply_requested" not in held  # everything, before a refresh
+
+    class Conn:
+        def __init__(self, types):
+            self.types = types
+
+        async def fetch(self, sql):
+            return [{"t": t} for t in self.types]
+
+    await routing.refresh(Conn({"ticket.created", "sla.breached", "ticket.reply_requested", "no.such"}))
+    assert routing.handlers is held and set(held) == {"ticket.created", "sla.breached"}
+    await routing.refresh(Conn(set()))
+    assert held == {}

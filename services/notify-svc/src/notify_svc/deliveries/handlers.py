@@ -8,7 +8,7 @@ from typing import Any
 
 from helpdesk_common import events
 
-from . import dispatcher, service
+from . import dispatcher, repository, service
 
 
 def handlers(settings: Any) -> dict[str, Any]:
@@ -22,13 +22,29 @@ def handlers(settings: Any) -> dict[str, Any]:
     return {"ticket.reply_requested": handle_reply_requested}
 
 
-def webhook_handlers() -> dict[str, Any]:
-    """Every published event type (but those never offered to receivers) fans out to the
-    subscriptions of its type."""
+class WebhookRouting:
+    """The webhook consumer's handlers, narrowed to the event types some enabled subscription
+    wants. The consumer skips a type it has no handler for without parsing the record or writing
+    an inbox row, so with few subscriptions notify-svc does almost nothing per event of the
+    system instead of a transaction each.
 
-    async def fan_out(conn: Any, event: Any) -> None:
-        if await service.queue_webhooks(conn, event=event):
-            dispatcher.wake_all()
+    ``handlers`` is the very dict the consumer holds, changed in place (one synchronous
+    clear-and-update: the consumer never sees it half-done). It starts with every type, so
+    nothing is skipped before the first ``refresh`` has read the subscriptions; a subscription
+    created since the last refresh (every ``NOTIFY_WEBHOOK_TYPES_REFRESH_S``) misses the events
+    of that interval."""
 
-    return {event_type: fan_out for event_type in events.TOPIC_BY_TYPE
-            if event_type not in service.WEBHOOK_EXCLUDED_TYPES}
+    def __init__(self) -> None:
+        async def fan_out(conn: Any, event: Any) -> None:
+            if await service.queue_webhooks(conn, event=event):
+                dispatcher.wake_all()
+
+        self._all = {event_type: fan_out for event_type in events.TOPIC_BY_TYPE
+                     if event_type not in service.WEBHOOK_EXCLUDED_TYPES}
+        self.handlers: dict[str, Any] = dict(self._all)
+
+    async def refresh(self, conn: Any) -> None:
+        wanted = await repository.subscribed_event_types(conn)
+        narrowed = {t: h for t, h in self._all.items() if t in wanted}
+        self.handlers.clear()
+        self.handlers.update(narrowed)

@@ -134,3 +134,9 @@ async def disable_subscription(conn: Any, subscription_id: uuid.UUID, *, reason:
     await conn.execute(
         "UPDATE webhook_subscriptions SET enabled = false, disabled_reason = $2, version = version + 1, "
         "updated_at = now() WHERE id = $1 AND enabled", subscription_id, reason)
+
+
+async def subscribed_event_types(conn: Any) -> set[str]:
+    """Every event type at least one enabled subscription wants."""
+    rows = await conn.fetch("SELECT DISTINCT unnest(event_types) AS t FROM webhook_subscriptions WHERE enabled")
+    return {r["t"] for r in rows}
