@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, WithJsonSchema
 
 from .inbound import Ignored, InboundMessage, InvalidPayload, Sender
 
@@ -97,7 +97,9 @@ class Callback(_Lenient):
     msgId: Id
     conversationId: Id
     #: milliseconds; ``1536359159000.0`` is that integer too (as JSON Schema's "integer" says)
-    createAt: Annotated[int, BeforeValidator(_integral), Field(ge=0, lt=10**14)] | None = None
+    #: the bounds before the validator: after it, pydantic renders them as unknown keywords (``ge``)
+    #: and the document stated no minimum
+    createAt: Annotated[int, Field(ge=0, lt=10**14), BeforeValidator(_integral)] | None = None
     conversationType: Literal["1", "2"] | None = None
     conversationTitle: Annotated[str, StringConstraints(max_length=256)] | None = None
     senderId: Id | None = None
@@ -109,8 +111,12 @@ class Callback(_Lenient):
     sessionWebhook: Annotated[str, StringConstraints(max_length=2048)] | None = None
     #: when the session webhook stops working (epoch milliseconds); only used to answer, so an odd
     #: value is dropped rather than refusing the customer's message
-    sessionWebhookExpiredTime: Annotated[int | None, BeforeValidator(_epoch_ms_or_none)] = None
-    robotCode: Annotated[str | None, BeforeValidator(_short_text_or_none)] = None
+    #: read leniently (an odd value is dropped, never a 422 that loses the customer's message), so
+    #: the document says any value is taken
+    sessionWebhookExpiredTime: Annotated[int | None, BeforeValidator(_epoch_ms_or_none), WithJsonSchema(
+        {"description": "milliseconds since 1970, as a number or digits; any other value is ignored"})] = None
+    robotCode: Annotated[str | None, BeforeValidator(_short_text_or_none), WithJsonSchema(
+        {"description": "the robot's code (1-256 characters); any other value is ignored"})] = None
     atUsers: list[_AtUser] = Field(default_factory=list, max_length=500)
     text: _TextBody | None = None
     content: _Content | None = None
