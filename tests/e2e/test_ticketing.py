@@ -40,7 +40,13 @@ async def test_email_ticket_lifecycle_through_the_gateway(gw, email_key_headers,
     assert ticket["subject"] == "申请退款" and ticket["channel"] == "email"
     answered = await gw.post(f"/v1/tickets/{ticket_id}/messages", json={"body": "已为您办理退款。"}, headers=admin_headers)
     assert answered.status_code == 201
-    current = (await gw.get(f"/v1/tickets/{ticket_id}", headers=admin_headers))
+
+    async def linked():
+        # customer-svc links the requester asynchronously, which moves the version: read the ETag after
+        r = await gw.get(f"/v1/tickets/{ticket_id}", headers=admin_headers)
+        return r if r.json().get("customer_id") else None
+
+    current = await eventually(linked)
     solved = await gw.patch(f"/v1/tickets/{ticket_id}", json={"status": "solved"},
                             headers={**admin_headers, "If-Match": current.headers["etag"]})
     assert solved.status_code == 200, solved.text
