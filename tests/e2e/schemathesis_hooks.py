@@ -82,6 +82,9 @@ STATE_CODES = {
     # a webhook URL notify-svc's egress policy refuses (docs/webhooks.md "SSRF"): which addresses
     # are reachable is the deployment's allow-list and address classes, not something a schema states
     "url_refused": "a URL the deployment's egress policy refuses",
+    # a notification template that is text but not a template (``{{``), or uses what the sandbox
+    # refuses (docs/notifications.md): the template language is not something a schema states
+    "template_error": "a template the sandboxed renderer refuses",
 }
 
 

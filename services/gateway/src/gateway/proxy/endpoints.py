@@ -31,6 +31,11 @@ UPSTREAMS = {
     "analytics": ("analytics_url", "analytics service"),
     "webhooks": ("notify_url", "notify service"),
     "deliveries": ("notify_url", "notify service"),
+    "notification-templates": ("notify_url", "notify service"),
+    "notification-rules": ("notify_url", "notify service"),
+    "notification-preferences": ("notify_url", "notify service"),
+    "notification-contacts": ("notify_url", "notify service"),
+    "notification-log": ("notify_url", "notify service"),
 }
 
 
