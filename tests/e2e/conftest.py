@@ -1,8 +1,12 @@
 """End-to-end: the real six processes, embedded PostgreSQL and tansu, driven through the gateway."""
 
 import asyncio
+import importlib.util
+import json
+import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -27,10 +31,54 @@ def _free_block(size: int = 6) -> int:
     return free_block(size)
 
 
-#: the chat providers' API bases in the test stack: a loopback port nobody listens on (DingTalk
-#: session webhooks on other origins are not used), so no reply leaves 127.0.0.0/8
-CLOSED_PROVIDER_APIS = {name: "http://127.0.0.1:9" for name in (
-    "NOTIFY_WECHAT_API_BASE", "NOTIFY_WECOM_API_BASE", "NOTIFY_DINGTALK_API_BASE", "NOTIFY_DINGTALK_OAPI_BASE")}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_chat_fakes():
+    """notify-svc's fake WeChat / WeCom / DingTalk servers (services/notify-svc/tests/fakes.py:
+    self-contained, not an importable package), loaded once by path."""
+    name = "helpdesk_e2e_chat_fakes"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "services/notify-svc/tests/fakes.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # its dataclasses look their module up while being built
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def chat_fakes():
+    """The chat providers' APIs for the whole session, each on 127.0.0.1 in its own thread and
+    started before the stack, which is pointed at them (tests/e2e/test_outbound_chat_channels.py
+    scripts them): no reply on a chat channel leaves 127.0.0.0/8."""
+    fakes = _load_chat_fakes()
+    servers = SimpleNamespace(module=fakes, wechat=fakes.FakeWeChat(), wecom=fakes.FakeWeCom(),
+                              dingtalk=fakes.FakeDingTalk())
+    started = []
+    try:
+        for server in (servers.wechat, servers.wecom, servers.dingtalk):
+            server.start_in_thread()
+            started.append(server)
+        yield servers
+    finally:
+        for server in started:
+            server.stop_thread()
+
+
+def chat_provider_env(fakes) -> dict[str, str]:
+    """notify-svc's provider API bases and credentials, and ticket-svc's allowed DingTalk session
+    webhook origin, all on the session's fakes."""
+    wechat, wecom, ding = fakes.wechat, fakes.wecom, fakes.dingtalk
+    return {
+        "NOTIFY_WECHAT_API_BASE": wechat.base_url, "NOTIFY_WECHAT_APP_ID": wechat.app_id,
+        "NOTIFY_WECHAT_APP_SECRET": wechat.secret,
+        "NOTIFY_WECOM_API_BASE": wecom.base_url, "NOTIFY_WECOM_CORP_ID": wecom.corp_id,
+        "NOTIFY_WECOM_CORP_SECRET": wecom.corp_secret, "NOTIFY_WECOM_OPEN_KFID": wecom.open_kfid,
+        "NOTIFY_DINGTALK_API_BASE": ding.base_url, "NOTIFY_DINGTALK_OAPI_BASE": ding.base_url,
+        "NOTIFY_DINGTALK_APP_KEY": ding.app_key, "NOTIFY_DINGTALK_APP_SECRET": ding.app_secret,
+        "NOTIFY_DINGTALK_ROBOT_CODE": ding.robot_code,
+        "TICKET_DINGTALK_WEBHOOK_ORIGINS": json.dumps([ding.base_url]),
+    }
 
 
 class SmtpSink:
@@ -61,7 +109,7 @@ def smtp_sink():
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory, smtp_sink):
+def stack(tmp_path_factory, smtp_sink, chat_fakes):
     base = _free_block()
     config = StackConfig(
         data_dir=Path(tmp_path_factory.mktemp("stack")),
@@ -72,9 +120,11 @@ def stack(tmp_path_factory, smtp_sink):
         ephemeral=True,
         # notify-svc answers from the address customers write to in the tests, and never calls out:
         # webhooks reach only allow-listed literal addresses (none here: schemathesis subscribes
-        # any URL), the chat providers' APIs are a closed loopback port
+        # any URL), the chat providers' APIs are the session's fakes on 127.0.0.1; a reply's
+        # retries wait about a second, not minutes (NOTIFY_REPLY_BACKOFF_BASE_S)
         extra_env={"SMTP_URL": smtp_sink.url, "NOTIFY_SUPPORT_ADDRESSES": "support@example.com",
-                   "NOTIFY_EGRESS_ALLOWLIST_ONLY": "true", **CLOSED_PROVIDER_APIS},
+                   "NOTIFY_EGRESS_ALLOWLIST_ONLY": "true", "NOTIFY_REPLY_BACKOFF_BASE_S": "0.25",
+                   **chat_provider_env(chat_fakes)},
     )
     s = Stack(config)
     try:
