@@ -5,8 +5,10 @@ notify-svc is pointed at — addressed to that customer with its Chinese text in
 message ends ``delivery_status: "sent"``. Then the providers' hard cases, where only the real
 processes show the whole chain (adapter, dispatcher, delivery record, ticket-svc's status):
 
-- the cached access token refused once (42001): one refresh, one delivery, one attempt;
-- WeChat's 48-hour window (45015): ``undeliverable`` with its reason at once, no retry;
+- the cached access token refused once (WeChat and WeCom 42001, DingTalk's API 401): one
+  refresh, one delivery, one attempt;
+- the 48-hour window (WeChat and WeCom 45015): ``undeliverable`` with its reason at once, no retry;
+- a DingTalk session webhook refused: the reply goes through the robot's one-to-one API instead;
 - HTTP 500 three times then 200: retried by the dispatcher (the stack's backoff base is short),
   delivered once — four sends seen, one message kept.
 
@@ -227,3 +229,51 @@ async def _quiet(gw, admin_headers, ticket_id: str) -> None:
         busy = [d for d in r.json()["items"] if d["status"] in ("queued", "sending")]
         calm = 0 if busy else calm + 1
         await asyncio.sleep(1.0)
+
+
+async def test_wecom_48_hour_window_is_undeliverable_without_retries(gw, chat_fakes, channel_key_headers,
+                                                                     admin_headers):
+    """WeCom answers 45015 too outside the window (the fake has no window of its own: scripted)."""
+    wecom = chat_fakes.wecom
+    ticket_id, user = await open_wecom_ticket(gw, channel_key_headers, wecom.open_kfid)
+    await _quiet(gw, admin_headers, ticket_id)  # the scripted answer must meet the reply
+    wecom.script(WECOM_SEND, chat_fakes.module.errcode(45015, "response out of time limit"))
+    answer = f"您好，这条消息在 48 小时之外。{uuid.uuid4().hex[:6]}"
+    message_id = await reply(gw, admin_headers, ticket_id, answer)
+    message = await final_status(gw, admin_headers, ticket_id, message_id)
+    assert message["delivery_status"] == "undeliverable", message
+    delivery = await reply_delivery(gw, admin_headers, ticket_id, message_id)
+    assert "48" in (delivery.get("reason") or ""), delivery
+    assert [(a["outcome"], a["code"]) for a in delivery["attempts_log"]] == [("undeliverable", "45015")]
+    await asyncio.sleep(3)  # no retry follows
+    assert len(sends_to(wecom, WECOM_SEND, "touser", user, answer)) == 1
+    assert not [m for m in list(wecom.messages) if answer in m["content"]]
+
+
+async def test_dingtalk_falls_back_to_the_api_and_refreshes_a_refused_token(gw, chat_fakes, channel_key_headers,
+                                                                             admin_headers):
+    """The session webhook refused (expired early on DingTalk's side): the reply goes to the
+    customer's staff id through the robot's one-to-one API; then the API's cached token is
+    refused (401) once: one refresh, one delivery."""
+    ding = chat_fakes.dingtalk
+    ticket_id, session = await open_dingtalk_ticket(gw, channel_key_headers, ding)
+    await _quiet(gw, admin_headers, ticket_id)
+    ding.sessions.pop(session)  # the fake now answers this session as expired
+    first = f"您好，会话已过期，改用机器人单聊发送。{uuid.uuid4().hex[:6]}"
+    message_id = await reply(gw, admin_headers, ticket_id, first)
+    assert (await final_status(gw, admin_headers, ticket_id, message_id))["delivery_status"] == "sent"
+    via_api = [m for m in list(ding.messages) if first in m["content"]]
+    assert [m["via"] for m in via_api] == ["api"], ding.messages
+    staff_id = via_api[0]["staff_id"]
+    assert staff_id.startswith("staff-ding-e2e-")
+
+    tokens_before = ding.token_requests
+    ding.expire_tokens()
+    second = f"令牌过期后依然送达。{uuid.uuid4().hex[:6]}"
+    message_id = await reply(gw, admin_headers, ticket_id, second)
+    assert (await final_status(gw, admin_headers, ticket_id, message_id))["delivery_status"] == "sent"
+    assert ding.token_requests - tokens_before == 1
+    tried = [r for r in list(ding.requests) if r.path == "/v1.0/robot/oToMessages/batchSend"
+             and isinstance(r.json, dict) and second in (r.json.get("msgParam") or "")]
+    assert len(tried) == 2  # refused once, then accepted
+    assert [(m["via"], m["staff_id"]) for m in list(ding.messages) if second in m["content"]] == [("api", staff_id)]
