@@ -91,9 +91,11 @@ async def test_the_token_is_forwarded_as_a_visitor(gateway_env, chat_svc):
 
 
 async def test_a_long_poll_outlives_the_usual_upstream_timeout(gateway_env, chat_svc, monkeypatch):
-    monkeypatch.setenv("GATEWAY_UPSTREAM_TIMEOUT_S", "1")
+    # the fake answers after ``wait`` (4 s), twice the usual timeout (2 s); the gateway allows
+    # 2 + 4 s, so a loaded machine has 2 s of margin (with 1 + 2 s a busy CI runner went over)
+    monkeypatch.setenv("GATEWAY_UPSTREAM_TIMEOUT_S", "2")
     async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
-        r = await client.get(PATH, params={"wait": "2"}, headers=visitor("hvt1.a.1.b"))
+        r = await client.get(PATH, params={"wait": "4"}, headers=visitor("hvt1.a.1.b"))
         assert r.status_code == 200, r.text
 
 
