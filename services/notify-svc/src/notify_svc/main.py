@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
-from helpdesk_common.events import ALL_TOPICS, SLA_TOPIC, TICKETS_TOPIC, USERS_TOPIC
+from helpdesk_common.events import ALL_TOPICS
 
 from .channels.base import Adapter
 from .channels.chat import ChatAdapter
@@ -24,6 +24,7 @@ from .deliveries.handlers import WebhookRouting
 from .deliveries.webhook_sender import WebhookSender
 from .notifications.endpoints import router as notifications_router
 from .notifications.handlers import handlers as notification_handlers
+from .routing import EventRouting, compose
 from .webhooks.endpoints import router as webhooks_router
 
 
@@ -32,8 +33,8 @@ def build_adapters(settings: Settings) -> dict[str, Adapter]:
     return {"email": EmailAdapter.from_settings(settings), **chat_adapters(settings), "chat": ChatAdapter()}
 
 
-async def _refresh_webhook_types(app: FastAPI, settings: Settings, routing: WebhookRouting) -> None:
-    """Keep the webhook consumer's handlers to the subscribed event types (deliveries/handlers.py)."""
+async def _refresh_webhook_types(app: FastAPI, settings: Settings, routing: EventRouting) -> None:
+    """Keep the consumer's webhook fan-out to the subscribed event types (deliveries/handlers.py)."""
     import asyncio
     import logging
 
@@ -49,7 +50,7 @@ async def _refresh_webhook_types(app: FastAPI, settings: Settings, routing: Webh
 
 
 def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Adapter] | None,
-                     webhook_routing: WebhookRouting) -> None:
+                     webhook_routing: EventRouting) -> None:
     """Run the dispatcher inside the shared lifespan: it starts after the database pools and
     stops (finishing and recording the sends in flight) before they close."""
     inner = app.router.lifespan_context
@@ -90,7 +91,8 @@ def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Ad
 def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapter] | None = None) -> FastAPI:
     """``adapters``: tests replace the channels (the default builds them from the settings)."""
     settings = settings or get_settings()
-    webhook_routing = WebhookRouting()
+    # one consumer group for everything notify-svc reads (routing.py says why)
+    routing = EventRouting(compose(notification_handlers(settings), delivery_handlers(settings)), WebhookRouting())
     app = build_app(
         settings,
         ServiceParts(
@@ -99,14 +101,9 @@ def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapt
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
-            consumers=[ConsumerSpec(name="notify-svc.notifications", topics=[TICKETS_TOPIC, SLA_TOPIC, USERS_TOPIC],
-                                    handlers=notification_handlers(settings), raw=True),
-                       ConsumerSpec(name="notify-svc.deliveries", topics=[TICKETS_TOPIC],
-                                    handlers=delivery_handlers(settings), raw=True),
-                       # every event fans out to the webhook subscriptions of its type
-                       ConsumerSpec(name="notify-svc.webhooks", topics=list(ALL_TOPICS),
-                                    handlers=webhook_routing.handlers, raw=True)],
+            consumers=[ConsumerSpec(name="notify-svc.events", topics=list(ALL_TOPICS), handlers=routing.handlers,
+                                    raw=True)],
         ),
     )
-    _with_dispatcher(app, settings, adapters, webhook_routing)
+    _with_dispatcher(app, settings, adapters, routing)
     return app
