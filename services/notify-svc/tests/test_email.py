@@ -273,3 +273,69 @@ async def test_no_address_is_undeliverable_and_no_config_is_permanent() -> None:
     assert (await adapter.send(reply(route={}))).outcome == "undeliverable"
     result = await adapter.send(reply())
     assert result.outcome == "permanent" and "NOTIFY_SMTP_URL" in (result.reason or "")
+
+
+# ---- the connection pool ------------------------------------------------------------------------
+
+
+def _numbered(n: int) -> OutboundMessage:
+    return reply(email_message_id=f"<pooled-{n}@acme.test>", subject=f"pooled {n}")
+
+
+async def test_one_connection_carries_many_messages(smtp_server) -> None:
+    controller, recorder = smtp_server
+    adapter = EmailAdapter(smtp_url=f"smtp://agent:s3cret@127.0.0.1:{_port(controller)}?starttls=false", timeout_s=5)
+    try:
+        for n in range(5):
+            assert (await adapter.send(_numbered(n))).outcome == "sent"
+        assert len(recorder.messages) == 5
+        assert adapter.pool.opened == 1  # connect, EHLO and AUTH once for five messages
+    finally:
+        await adapter.close()
+
+
+async def test_a_connection_is_retired_after_max_messages(smtp_server) -> None:
+    controller, recorder = smtp_server
+    adapter = EmailAdapter(smtp_url=f"smtp://127.0.0.1:{_port(controller)}", timeout_s=5)
+    adapter.pool.max_messages = 2
+    try:
+        for n in range(5):
+            assert (await adapter.send(_numbered(n))).outcome == "sent"
+        assert len(recorder.messages) == 5 and adapter.pool.opened == 3
+    finally:
+        await adapter.close()
+
+
+async def test_a_connection_that_saw_an_error_is_not_reused(smtp_server) -> None:
+    controller, recorder = smtp_server
+    adapter = EmailAdapter(smtp_url=f"smtp://127.0.0.1:{_port(controller)}", timeout_s=5)
+    try:
+        assert (await adapter.send(_numbered(1))).outcome == "sent"
+        refused = await adapter.send(reply(route={"to": "unknown@example.com"}))
+        assert refused.outcome == "permanent"
+        assert (await adapter.send(_numbered(2))).outcome == "sent"
+        assert adapter.pool.opened == 2 and len(recorder.messages) == 2
+    finally:
+        await adapter.close()
+
+
+async def test_a_connection_the_server_dropped_is_replaced_not_failed() -> None:
+    recorder = Recorder()
+    port = free_port()
+    first = Controller(recorder, hostname="127.0.0.1", port=port)
+    first.start()
+    adapter = EmailAdapter(smtp_url=f"smtp://127.0.0.1:{port}", timeout_s=5)
+    adapter.pool.check_after_s = 0.0  # ask NOOP before every reuse
+    try:
+        assert (await adapter.send(_numbered(1))).outcome == "sent"
+        first.stop()  # the server goes away and comes back: the pooled session is dead
+        second = Controller(recorder, hostname="127.0.0.1", port=port)
+        second.start()
+        try:
+            result = await adapter.send(_numbered(2))
+            assert result.outcome == "sent", result
+            assert adapter.pool.opened == 2 and len(recorder.messages) == 2
+        finally:
+            second.stop()
+    finally:
+        await adapter.close()

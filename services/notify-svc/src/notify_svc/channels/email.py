@@ -1,8 +1,9 @@
 """E-mail replies and notifications over SMTP (aiosmtplib), behind ``base.Adapter``.
 
 Building the message is a pure function (``build_message``) so that headers, encodings and
-threading are tested without a server; ``EmailAdapter.send`` makes one SMTP transaction and
-classifies its result (docs/channels/outbound.md "E-mail"):
+threading are tested without a server; ``EmailAdapter.send`` makes one SMTP transaction, on a
+connection kept open between messages (``SmtpPool``), and classifies its result
+(docs/channels/outbound.md "E-mail"):
 
 - accepted by the server (even if some of several recipients were refused): ``sent``;
 - no recipient address at all: ``undeliverable``;
@@ -18,10 +19,13 @@ the password appears in a reason, a log line or a ``repr``.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import ssl
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -40,6 +44,20 @@ _REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|aw|sv|antw|réf|回复|答复)\s*(?:\[
 _TICKET_TAG = re.compile(r"\s*\[#\d+\]\s*$")
 _LINE_BREAKS = re.compile(r"[\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
 _MAX_REASON = 300
+#: the name we give in EHLO: this host's FQDN, as aiosmtplib would send, but looked up once per
+#: process in a thread (aiosmtplib asks ``socket.getfqdn()`` on every connection, inside the
+#: event loop: a DNS lookup that can stall everything for seconds where DNS is slow)
+_local_hostname: str | None = None
+
+
+async def local_hostname() -> str:
+    global _local_hostname
+    if _local_hostname is None:
+        import asyncio
+        import socket
+
+        _local_hostname = await asyncio.to_thread(socket.getfqdn)
+    return _local_hostname
 
 
 class SmtpConfigError(ValueError):
@@ -249,15 +267,97 @@ def classify_code(code: int, text: str, *, what: str) -> SendResult:
     return SendResult("transient", reason=detail, code=str(code))
 
 
+class _Connection:
+    __slots__ = ("client", "messages", "idle_since")
+
+    def __init__(self, client: aiosmtplib.SMTP, now: float) -> None:
+        self.client = client
+        self.messages = 0
+        self.idle_since = now
+
+
+class SmtpPool:
+    """Connections to one SMTP server, kept open between messages.
+
+    Opening a connection costs a TCP handshake, the greeting, EHLO, often STARTTLS and AUTH: many
+    round trips and most of the CPU of sending a short notification, on both sides. Servers expect
+    clients to reuse a session for several messages, within limits, so a connection is reused
+    while it is younger than ``max_idle_s`` idle and has carried fewer than ``max_messages``
+    (Postfix, Exchange and the big providers cap messages per session); at most ``max_idle``
+    wait between messages (the dispatcher's per-destination concurrency bounds how many are in
+    use at once). A connection idle for more than ``check_after_s`` is asked for a ``NOOP``
+    before it carries a message, so one the server closed meanwhile is replaced instead of
+    failing the delivery. A connection that saw any error is closed, never reused: its SMTP
+    state is unknown."""
+
+    def __init__(self, connect: Callable[[], Awaitable[aiosmtplib.SMTP]], *, max_idle: int = 4,
+                 max_idle_s: float = 30.0, max_messages: int = 100, check_after_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._connect = connect
+        self._idle: deque[_Connection] = deque()
+        self.max_idle = max_idle
+        self.max_idle_s = max_idle_s
+        self.max_messages = max_messages
+        self.check_after_s = check_after_s
+        self._clock = clock
+        #: connections opened so far (tests and metrics read it)
+        self.opened = 0
+
+    async def acquire(self) -> _Connection:
+        """A usable connection: an idle one that is still fit, else a new one (connect errors
+        propagate, classified by the caller)."""
+        while self._idle:
+            connection = self._idle.pop()  # the most recently used: the likeliest to be alive
+            idle_for = self._clock() - connection.idle_since
+            if idle_for > self.max_idle_s or not connection.client.is_connected:
+                await self._quit(connection)
+                continue
+            if idle_for > self.check_after_s:
+                try:
+                    await connection.client.noop()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    await self._quit(connection)
+                    continue
+            return connection
+        client = await self._connect()
+        self.opened += 1
+        return _Connection(client, self._clock())
+
+    async def release(self, connection: _Connection) -> None:
+        """Back to the idle set after a message the server accepted."""
+        connection.messages += 1
+        connection.idle_since = self._clock()
+        if connection.messages >= self.max_messages or len(self._idle) >= self.max_idle:
+            await self._quit(connection)
+        else:
+            self._idle.append(connection)
+
+    async def discard(self, connection: _Connection) -> None:
+        await self._quit(connection, polite=False)
+
+    async def close(self) -> None:
+        while self._idle:
+            await self._quit(self._idle.pop())
+
+    @staticmethod
+    async def _quit(connection: _Connection, *, polite: bool = True) -> None:
+        client = connection.client
+        if polite and client.is_connected:
+            with contextlib.suppress(Exception):
+                await client.quit()
+        if client.is_connected:
+            client.close()
+
+
 class EmailAdapter:
-    """SMTP, one connection per message (simple, and the per-destination limit of the dispatcher
-    bounds the connections a server sees)."""
+    """SMTP over a small pool of connections to the one configured server (``SmtpPool``); the
+    dispatcher's per-destination limit bounds how many a server sees at once."""
 
     channel = "email"
 
     def __init__(self, *, smtp_url: str, support_address: str = "support@localhost",
                  support_addresses: Sequence[str] = (), support_name: str = "", timeout_s: float = 30.0,
-                 tls_context: ssl.SSLContext | None = None) -> None:
+                 tls_context: ssl.SSLContext | None = None, pool_size: int = 4) -> None:
         self._config_error: str | None = None
         self.server: SmtpServer | None = None
         if not smtp_url.strip():
@@ -272,6 +372,7 @@ class EmailAdapter:
         self._support_name = support_name
         self._timeout_s = timeout_s
         self._tls_context = tls_context
+        self.pool = SmtpPool(self._open, max_idle=pool_size)
 
     @classmethod
     def from_settings(cls, settings: Any) -> EmailAdapter:
@@ -281,7 +382,37 @@ class EmailAdapter:
             support_addresses=[a for a in settings.support_addresses.split(",") if a.strip()],
             support_name=settings.support_name,
             timeout_s=settings.smtp_timeout_s,
+            pool_size=settings.destination_concurrency,
         )
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        """A connected (and, with credentials, authenticated) session; connect errors propagate."""
+        server = self.server
+        assert server is not None
+        client = aiosmtplib.SMTP(
+            hostname=server.host, port=server.port, username=server.username, password=server.password,
+            use_tls=server.use_tls, start_tls=server.start_tls, validate_certs=server.validate_certs,
+            tls_context=self._tls_context, timeout=self._timeout_s, local_hostname=await local_hostname(),
+        )
+        try:
+            await client.connect()
+        except BaseException:
+            if client.is_connected:
+                client.close()
+            raise
+        return client
+
+    async def _transmit(self, mime: EmailMessage) -> dict[str, Any]:
+        """One message on a pooled connection: the recipients the server refused while accepting
+        the message (aiosmtplib's exceptions propagate; the connection is then dropped)."""
+        connection = await self.pool.acquire()
+        try:
+            errors, _response = await connection.client.send_message(mime)
+        except BaseException:
+            await self.pool.discard(connection)
+            raise
+        await self.pool.release(connection)
+        return errors
 
     @property
     def destination(self) -> str:
@@ -304,11 +435,7 @@ class EmailAdapter:
             return SendResult("permanent", reason=self._config_error)
         server = self.server
         try:
-            errors, _response = await aiosmtplib.send(
-                mime, hostname=server.host, port=server.port, username=server.username, password=server.password,
-                use_tls=server.use_tls, start_tls=server.start_tls, validate_certs=server.validate_certs,
-                tls_context=self._tls_context, timeout=self._timeout_s,
-            )
+            errors = await self._transmit(mime)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients
             codes = [r.code for r in refused]
@@ -341,4 +468,4 @@ class EmailAdapter:
                           reason=f"some recipients refused: {refused}"[:_MAX_REASON] if refused else None)
 
     async def close(self) -> None:
-        return None
+        await self.pool.close()
