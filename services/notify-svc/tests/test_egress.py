@@ -1,15 +1,18 @@
 """The SSRF policy and the egress client.
 
 No test here sends a packet to an address outside 127.0.0.0/8: refused addresses are never
-connected to (that is what is being proved), names are resolved by a fake resolver, and the
-receivers listen on 127.0.0.1 only.
+connected to (that is what is being proved), names are resolved by a fake resolver or by a DNS
+server of the test's own on 127.0.0.1 (local_dns.py), and the receivers listen on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import ipaddress
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -19,9 +22,11 @@ from notify_svc.egress import (
     Egress,
     EgressError,
     EgressRefused,
+    NameserverResolver,
     check_address,
     check_url,
     parse_allow_networks,
+    parse_nameservers,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -437,3 +442,140 @@ async def test_an_unknown_name_is_a_network_error() -> None:
 def test_ipv6_literal_host_is_checked_without_brackets() -> None:
     assert ipaddress.ip_address("::1")  # sanity
     assert "loopback" in check_url("http://[0:0:0:0:0:0:0:1]:80/")
+
+
+# ---- names asked of the operator's DNS servers (NOTIFY_EGRESS_NAMESERVERS) --------------------------
+
+def _local_dns_module():
+    """local_dns.py, loaded by path (the tests directory is not a package)."""
+    name = "notify_svc_test_local_dns"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("local_dns.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def local_dns():
+    with _local_dns_module().LocalDNS() as server:
+        yield server
+
+
+@pytest.mark.parametrize(("text", "servers"), [
+    ("", ()), (None, ()), (" , ", ()),
+    ("10.0.0.53", (("10.0.0.53", 53),)),
+    ("127.0.0.1:5353", (("127.0.0.1", 5353),)),
+    ("fd00::53", (("fd00::53", 53),)),
+    ("[fd00::53]", (("fd00::53", 53),)),
+    ("[::1]:5353", (("::1", 5353),)),
+    (" 10.0.0.53 ; 127.0.0.1:5353 ,", (("10.0.0.53", 53), ("127.0.0.1", 5353))),
+])
+def test_parse_nameservers(text: str | None, servers: tuple) -> None:
+    assert parse_nameservers(text) == servers
+
+
+@pytest.mark.parametrize("text", ["dns.example", "dns.example:53", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+                                  "127.0.0.1:５３", "127.0.0.1:53:53", "[::1]:", "[::1", "[::1]53", "10.0.0.0/8",
+                                  "10.0.0.53,nope"])
+def test_parse_nameservers_refuses_typos(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_nameservers(text)
+
+
+def test_nameservers_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from notify_svc.config import Settings
+
+    assert Settings().egress_nameservers == ""
+    monkeypatch.setenv("NOTIFY_EGRESS_NAMESERVERS", "127.0.0.1:5353, [::1]:53")
+    assert parse_nameservers(Settings().egress_nameservers) == (("127.0.0.1", 5353), ("::1", 53))
+    monkeypatch.setenv("NOTIFY_EGRESS_NAMESERVERS", "dns.internal")
+    with pytest.raises(ValueError, match="DNS server"):
+        Settings()
+
+
+def test_nameserver_resolver_needs_a_server() -> None:
+    with pytest.raises(ValueError):
+        NameserverResolver(())
+
+
+async def test_from_settings_resolves_through_the_named_servers(local_dns, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The setting end to end inside the process: a name only the test's DNS server knows
+    reaches the allow-listed receiver it resolves to, after one question to that server."""
+    from notify_svc.config import Settings
+
+    local_dns.set("hooks.example.test", ["127.0.0.1"])
+    monkeypatch.setenv("NOTIFY_EGRESS_NAMESERVERS", local_dns.nameserver)
+    monkeypatch.setenv("NOTIFY_WEBHOOK_ALLOW_NETWORKS", "127.0.0.1/32")
+    async with Receiver(_ok) as receiver:
+        client = Egress.from_settings(Settings())
+        try:
+            answer = await client.post(f"http://hooks.example.test:{receiver.port}/hook", b"{}")
+        finally:
+            await client.close()
+    assert answer.status == 204
+    assert receiver.requests[0][2]["Host"] == f"hooks.example.test:{receiver.port}"
+    assert {name for name, _ in local_dns.queries} == {"hooks.example.test"}
+
+
+@pytest.mark.parametrize(("records", "refused"), [
+    (["127.0.0.1"], "evil.example.test resolves to 127.0.0.1: loopback address"),
+    (["::1"], "evil.example.test resolves to ::1: loopback address"),
+    (["169.254.169.254"], "evil.example.test resolves to 169.254.169.254: link-local address (incl. cloud metadata)"),
+    (["10.1.2.3"], "evil.example.test resolves to 10.1.2.3: private address (RFC 1918)"),
+])
+async def test_answers_of_the_named_servers_are_checked(local_dns, records: list[str], refused: str) -> None:
+    """What the operator's DNS server answers is checked like the system resolver's: a name
+    resolving to a refused address is refused, and the listener there gets nothing."""
+    local_dns.set("evil.example.test", records)
+    async with Receiver(_ok) as receiver:
+        client = Egress(allow_networks=(), nameservers=parse_nameservers(local_dns.nameserver),
+                        connect_timeout_s=2, total_timeout_s=5)
+        try:
+            assert client.check_url(f"http://evil.example.test:{receiver.port}/hook") is None  # passes at save time
+            with pytest.raises(EgressRefused) as refusal:
+                await client.post(f"http://evil.example.test:{receiver.port}/hook", b"{}")
+        finally:
+            await client.close()
+    assert refusal.value.reason == refused
+    assert receiver.requests == []
+    assert local_dns.queries and {name for name, _ in local_dns.queries} == {"evil.example.test"}
+
+
+async def test_one_refused_answer_refuses_the_name(local_dns) -> None:
+    """An allowed A record does not carry a refused AAAA record through."""
+    local_dns.set("mixed.example.test", ["127.0.0.1", "::1"])
+    async with Receiver(_ok) as receiver:
+        client = Egress(allow_networks=LOOPBACK_ONLY, nameservers=parse_nameservers(local_dns.nameserver),
+                        connect_timeout_s=2, total_timeout_s=5)
+        try:
+            with pytest.raises(EgressRefused, match=r"resolves to ::1: loopback"):
+                await client.post(f"http://mixed.example.test:{receiver.port}/hook", b"{}")
+        finally:
+            await client.close()
+    assert receiver.requests == []
+    assert {kind for _, kind in local_dns.queries} == {"A", "AAAA"}
+
+
+async def test_a_name_the_named_servers_do_not_know_is_a_network_error(local_dns) -> None:
+    client = Egress(nameservers=parse_nameservers(local_dns.nameserver), connect_timeout_s=2, total_timeout_s=5)
+    try:
+        with pytest.raises(EgressError, match="nowhere.example.test: no such name"):
+            await client.post("http://nowhere.example.test/hook", b"{}")
+    finally:
+        await client.close()
+    assert {name for name, _ in local_dns.queries} == {"nowhere.example.test"}
+
+
+async def test_a_silent_dns_server_is_a_network_error() -> None:
+    """A DNS server that never answers: an error within the connect timeout, not a hang."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        client = Egress(nameservers=(("127.0.0.1", silent.getsockname()[1]),), connect_timeout_s=0.5,
+                        total_timeout_s=1)
+        try:
+            with pytest.raises(EgressError):
+                await asyncio.wait_for(client.post("http://quiet.example.test/hook", b"{}"), 5)
+        finally:
+            await client.close()

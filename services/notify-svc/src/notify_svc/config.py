@@ -21,6 +21,10 @@ class Settings(ServiceSettings):
     #: webhooks reach only literal addresses inside ``webhook_allow_networks`` (no DNS lookup, no
     #: public address): closed test stacks and private deployments that must never call out
     egress_allowlist_only: bool = False
+    #: DNS servers that outbound requests resolve names through, comma-separated ``ip``,
+    #: ``ip:port`` or ``[ipv6]:port``; empty: the system resolver. Either way every answer is
+    #: checked against the policy before connecting (internal zones, closed networks, tests).
+    egress_nameservers: str = ""
     egress_connect_timeout_s: float = Field(3.0, gt=0, le=60)
     egress_total_timeout_s: float = Field(10.0, gt=0, le=300)
     egress_max_response_bytes: int = Field(65_536, ge=1, le=16_777_216)
@@ -111,6 +115,14 @@ class Settings(ServiceSettings):
         from .egress import parse_allow_networks
 
         parse_allow_networks(value)  # a typo stops the service instead of allowing nothing
+        return value
+
+    @field_validator("egress_nameservers")
+    @classmethod
+    def _nameservers(cls, value: str) -> str:
+        from .egress import parse_nameservers
+
+        parse_nameservers(value)  # a typo stops the service instead of asking the system resolver
         return value
 
     @field_validator("secret_key")

@@ -16,8 +16,12 @@ own admin port. So every outbound request goes through ``Egress``, which:
 - keeps timeouts short, ignores proxy variables from the environment, asks for no compression
   and reads at most ``max_response_bytes`` of an answer, then drops the connection.
 
-The checks are pure functions (``check_address``, ``check_url``, ``parse_allow_networks``) so
-they are table-tested without a network.
+Names are looked up by the system resolver, or, when an operator names DNS servers
+(``NOTIFY_EGRESS_NAMESERVERS``), by asking those servers directly (``NameserverResolver``); the
+answers are checked the same way either way.
+
+The checks are pure functions (``check_address``, ``check_url``, ``parse_allow_networks``,
+``parse_nameservers``) so they are table-tested without a network.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import dns.asyncresolver
+import dns.exception
+import dns.nameserver
+import dns.resolver
 import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -133,6 +141,36 @@ def parse_allow_networks(text: str | None) -> tuple[IPNetwork, ...]:
         except ValueError as exc:
             raise ValueError(f"not a network (CIDR or address): {item!r}") from exc
     return tuple(networks)
+
+
+def parse_nameservers(text: str | None) -> tuple[tuple[str, int], ...]:
+    """``"10.0.0.53, 127.0.0.1:5353, [fd00::53]:53"`` → ``(address, port)`` pairs, port 53 when
+    none is given (a bare IPv6 address takes no port; bracket it to give one). Addresses only:
+    a DNS server known by a name would need a lookup of its own, through the resolver this
+    setting replaces. Raises ``ValueError`` naming the entry, so a typo stops the service at
+    start-up instead of silently falling back to the system resolver."""
+    servers: list[tuple[str, int]] = []
+    for raw in (text or "").replace(";", ",").split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        host, port_text = item, None
+        if item.startswith("["):
+            host, closed, rest = item[1:].partition("]")
+            if not closed or (rest and not rest.startswith(":")):
+                raise ValueError(f"not a DNS server address (ip, ip:port or [ipv6]:port): {item!r}")
+            port_text = rest[1:] if rest else None
+        elif item.count(":") == 1:
+            host, port_text = item.split(":")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError as exc:
+            raise ValueError(f"not a DNS server address (ip, ip:port or [ipv6]:port): {item!r}") from exc
+        if port_text is not None and not (port_text.isascii() and port_text.isdigit()
+                                          and 1 <= int(port_text) <= 65_535):
+            raise ValueError(f"not a DNS server port (1-65535): {item!r}")
+        servers.append((str(address), 53 if port_text is None else int(port_text)))
+    return tuple(servers)
 
 
 def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -271,6 +309,44 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+class NameserverResolver(AbstractResolver):
+    """Looks names up by asking the configured DNS servers (dnspython), not the system resolver.
+
+    For deployments whose receivers are named in an internal zone that the host's resolver does
+    not serve, for closed networks where no DNS question may leave, and for tests that control
+    DNS. Only DNS is asked: no hosts file, no search domains (a webhook URL names a host in full).
+    Answers are not cached, and ``GuardedResolver`` checks every one of them as it would the
+    system resolver's. A DNS failure is an ``OSError``, as ``AbstractResolver`` asks, so the
+    egress reports it as a network error (retried later), never as a refusal."""
+
+    def __init__(self, nameservers: Sequence[tuple[str, int]], *, lifetime_s: float = 3.0) -> None:
+        if not nameservers:
+            raise ValueError("NameserverResolver needs at least one DNS server")
+        self._resolver = dns.asyncresolver.Resolver(configure=False)
+        self._resolver.nameservers = [dns.nameserver.Do53Nameserver(address, port) for address, port in nameservers]
+        self._resolver.lifetime = lifetime_s
+        self._resolver.timeout = min(2.0, lifetime_s)
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        try:
+            answer = await self._resolver.resolve_name(host, family=family)
+        except dns.resolver.NXDOMAIN as exc:
+            raise OSError(None, f"{host}: no such name") from exc
+        except dns.resolver.NoAnswer as exc:
+            raise OSError(None, f"{host}: no address") from exc
+        except dns.exception.Timeout as exc:
+            raise OSError(None, f"{host}: the DNS servers did not answer in time") from exc
+        except dns.exception.DNSException as exc:
+            raise OSError(None, f"{host}: DNS lookup failed ({type(exc).__name__})") from exc
+        return [ResolveResult(hostname=host, host=address, port=port, family=address_family, proto=0,
+                              flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
+                for address, address_family in answer.addresses_and_families()]
+
+    async def close(self) -> None:
+        return None
+
+
 # ---- the client -------------------------------------------------------------------------------
 
 _HOP_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "accept-encoding"})
@@ -279,11 +355,12 @@ _HOP_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connec
 class Egress:
     """A shared outbound HTTP client (one connection pool) with the policy above.
 
-    ``resolver`` is the lookup to guard (tests pass a fake one that controls DNS); by default
-    the system resolver, in a thread. Create it inside the running event loop; ``close`` it at
-    shutdown."""
+    ``resolver`` is the lookup to guard (tests pass a fake one that controls DNS); else, with
+    ``nameservers``, those DNS servers are asked (``NameserverResolver``); by default the system
+    resolver, in a thread. Create it inside the running event loop; ``close`` it at shutdown."""
 
     def __init__(self, *, allow_networks: Iterable[IPNetwork] = (), resolver: AbstractResolver | None = None,
+                 nameservers: Sequence[tuple[str, int]] = (),
                  connect_timeout_s: float = 3.0, total_timeout_s: float = 10.0,
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, max_connections: int = 100,
                  user_agent: str = "helpdesk-notify/0.1") -> None:
@@ -291,7 +368,10 @@ class Egress:
         self.max_response_bytes = max_response_bytes
         self._timeout = aiohttp.ClientTimeout(total=total_timeout_s, connect=connect_timeout_s,
                                               sock_connect=connect_timeout_s, sock_read=total_timeout_s)
-        self._resolver = GuardedResolver(resolver or aiohttp.ThreadedResolver(), self.allow)
+        if resolver is None:
+            resolver = (NameserverResolver(nameservers, lifetime_s=connect_timeout_s) if nameservers
+                        else aiohttp.ThreadedResolver())
+        self._resolver = GuardedResolver(resolver, self.allow)
         self._max_connections = max_connections
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
@@ -299,6 +379,7 @@ class Egress:
     @classmethod
     def from_settings(cls, settings: Any, *, resolver: AbstractResolver | None = None) -> Egress:
         return cls(allow_networks=parse_allow_networks(settings.webhook_allow_networks), resolver=resolver,
+                   nameservers=parse_nameservers(settings.egress_nameservers),
                    connect_timeout_s=settings.egress_connect_timeout_s,
                    total_timeout_s=settings.egress_total_timeout_s,
                    max_response_bytes=settings.egress_max_response_bytes)
