@@ -459,6 +459,21 @@ class DeliveryStatusData(_Data):
     at: datetime
 
 
+class WebhookDisabledData(_Data):
+    """A webhook subscription stopped receiving events (notify-svc, docs/webhooks.md).
+
+    ``cause``: ``failing`` (no successful delivery for 5 days since ``failing_since``), ``gone``
+    (the receiver answered 410 Gone), ``admin`` (disabled through the API). Only the URL's host
+    is carried, never the URL: its path or query may hold the receiver's token."""
+
+    subscription_id: uuid.UUID
+    url_host: str
+    cause: Literal["failing", "gone", "admin"]
+    reason: str
+    failing_since: datetime | None = None
+    at: datetime
+
+
 class TicketReplyRequested(_Envelope):
     type: Literal["ticket.reply_requested"] = "ticket.reply_requested"
     data: TicketReplyRequestedData
@@ -481,6 +496,13 @@ class DeliveryFailed(_Envelope):
 
     type: Literal["delivery.failed"] = "delivery.failed"
     data: DeliveryStatusData
+
+
+class WebhookDisabled(_Envelope):
+    """Keyed by the subscription id, on notify-svc's topic (``deliveries.events``)."""
+
+    type: Literal["webhook.disabled"] = "webhook.disabled"
+    data: WebhookDisabledData
 
 
 class SlaPaused(_Envelope):
@@ -537,6 +559,7 @@ Event = Annotated[
         DeliverySucceeded,
         DeliveryDeferred,
         DeliveryFailed,
+        WebhookDisabled,
     ],
     Field(discriminator="type"),
 ]
@@ -558,6 +581,7 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "delivery.succeeded": DELIVERIES_TOPIC,
     "delivery.deferred": DELIVERIES_TOPIC,
     "delivery.failed": DELIVERIES_TOPIC,
+    "webhook.disabled": DELIVERIES_TOPIC,
     "customer.created": CUSTOMERS_TOPIC,
     "customer.identity_added": CUSTOMERS_TOPIC,
     "customer.updated": CUSTOMERS_TOPIC,
