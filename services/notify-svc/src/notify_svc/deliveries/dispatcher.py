@@ -2,8 +2,10 @@
 
 One loop per replica. Each turn it claims due rows (``repository.claim_due``: ``FOR UPDATE SKIP
 LOCKED`` and a lease, committed at once), sends each *outside* any transaction through the
-adapter of its channel, then records, in one transaction, the attempt, the row's new status and
-the ``delivery.*`` event for ticket-svc (outbox). Several replicas are safe: a row is claimed by
+adapter of its channel, then records, in one transaction, the attempt, the row's new status,
+for a reply the ``delivery.*`` event for ticket-svc (outbox), and for a webhook what the answer
+means for its subscription (``failing_since``; disabled after a 410 or 5 days of failures, with
+``webhook.disabled``). Several replicas are safe: a row is claimed by
 one of them, and a claim expires only after ``NOTIFY_DISPATCHER_LEASE_S``.
 
 **A crash between send and record resends, with the same id.** If the process dies after the
@@ -296,15 +298,24 @@ class Dispatcher:
         if status == "failed" and result.outcome == "transient":
             reason = f"gave up after {row['attempts']} attempts: {result.reason or 'transient failure'}"
         reason = reason[:service.MAX_REASON] if reason else None
+        verdict = service.endpoint_verdict(kind=row["kind"], outcome=result.outcome, code=result.code)
+        outbox = self._runtime.parts.outbox
         async with self._runtime.raw_transaction() as conn:
+            if verdict is not None and row["subscription_id"] is not None:
+                # the subscription before the delivery row: the lock order of every writer of both
+                enabled = await service.note_endpoint_attempt(conn, subscription_id=row["subscription_id"],
+                                                              verdict=verdict, at=started_at, now=now, outbox=outbox)
+                status, next_at, reason = service.settle_for_subscription(status, next_at, reason,
+                                                                          subscription_enabled=enabled)
             await repository.record_attempt(
                 conn, delivery_id=row["id"], number=row["attempts"], started_at=started_at, duration_ms=duration_ms,
-                outcome=result.outcome, code=result.code, error=(result.reason or "")[:_MAX_ERROR] or None)
+                outcome=result.outcome, code=result.code, error=(result.reason or "")[:_MAX_ERROR] or None,
+                trigger=row["next_trigger"])
             updated = await repository.finish(
                 conn, row["id"], attempt=row["attempts"], status=status, next_attempt_at=next_at,
                 reason=None if status == "sent" else reason, code=result.code, provider_id=result.provider_id)
-            if updated is not None:
-                await enqueue_raw(conn, self._runtime.parts.outbox, service.status_event(updated))
+            if updated is not None and service.reports_status(updated["kind"]):
+                await enqueue_raw(conn, outbox, service.status_event(updated))
         if updated is None:
             log.warning("a delivery's claim was taken over before its attempt was recorded",
                         extra={"delivery_id": str(row["id"])})

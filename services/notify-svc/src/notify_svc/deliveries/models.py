@@ -14,6 +14,8 @@ from ..db import metadata
 
 KINDS = ("reply", "notification", "webhook")
 STATUSES = ("queued", "sending", "sent", "failed", "undeliverable")
+#: what asked for an attempt: the retry schedule, a manual retry, a webhook replay
+TRIGGERS = ("schedule", "retry", "replay")
 
 deliveries = Table(
     "deliveries",
@@ -45,8 +47,14 @@ deliveries = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("sent_at", DateTime(timezone=True), nullable=True),
+    #: what asked for the next attempt; written into that attempt's log row, then back to
+    #: ``schedule`` (so the log tells a replay or a manual retry from the schedule's attempts)
+    Column("next_trigger", Text, nullable=False, server_default="schedule"),
+    #: how many times an admin replayed this webhook delivery
+    Column("replays", Integer, nullable=False, server_default="0"),
     CheckConstraint("kind IN ('reply', 'notification', 'webhook')", name="kind"),
     CheckConstraint("status IN ('queued', 'sending', 'sent', 'failed', 'undeliverable')", name="status"),
+    CheckConstraint("next_trigger IN ('schedule', 'retry', 'replay')", name="next_trigger"),
 )
 Index("uq_deliveries_dedupe_key", deliveries.c.dedupe_key, unique=True)
 #: the dispatcher's claim: due queued rows and expired leases
@@ -55,6 +63,9 @@ Index("ix_deliveries_due", deliveries.c.next_attempt_at,
 Index("ix_deliveries_created", deliveries.c.created_at, deliveries.c.id)
 Index("ix_deliveries_ticket", deliveries.c.ticket_id, deliveries.c.created_at,
       postgresql_where=text("ticket_id IS NOT NULL"))
+#: a webhook subscription's delivery log (newest first), and ending its queued rows when disabled
+Index("ix_deliveries_subscription", deliveries.c.subscription_id, deliveries.c.created_at, deliveries.c.id,
+      postgresql_where=text("subscription_id IS NOT NULL"))
 
 delivery_attempts = Table(
     "delivery_attempts",
@@ -67,4 +78,7 @@ delivery_attempts = Table(
     Column("outcome", Text, nullable=False),
     Column("code", Text, nullable=True),
     Column("error", Text, nullable=True),
+    #: schedule | retry | replay (``deliveries.next_trigger`` when the attempt was claimed)
+    Column("trigger", Text, nullable=False, server_default="schedule"),
+    CheckConstraint("trigger IN ('schedule', 'retry', 'replay')", name="trigger"),
 )

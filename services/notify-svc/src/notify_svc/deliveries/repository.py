@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 _COLUMNS = ("id, kind, channel, destination, ticket_id, message_id, subscription_id, event_id, status, attempts, "
-            "max_attempts, next_attempt_at, lease_until, reason, last_code, provider_id, created_at, updated_at, sent_at")
+            "max_attempts, next_attempt_at, lease_until, reason, last_code, provider_id, created_at, updated_at, sent_at, "
+            "next_trigger, replays")
 
 
 async def insert(conn: Any, *, delivery_id: uuid.UUID, kind: str, channel: str, destination: str,
@@ -39,7 +40,7 @@ async def claim_due(conn: Any, *, limit: int, lease_s: float) -> list[Any]:
         "  lease_until = now() + make_interval(secs => $2), updated_at = now() "
         "FROM due WHERE d.id = due.id "
         "RETURNING d.id, d.kind, d.channel, d.destination, d.ticket_id, d.message_id, d.subscription_id, "
-        "  d.event_id, d.payload, d.attempts, d.max_attempts, d.created_at",
+        "  d.event_id, d.payload, d.attempts, d.max_attempts, d.created_at, d.next_trigger",
         limit, lease_s)
 
 
@@ -52,13 +53,14 @@ async def release(conn: Any, delivery_id: uuid.UUID, *, attempt: int, not_before
 
 
 async def record_attempt(conn: Any, *, delivery_id: uuid.UUID, number: int, started_at: datetime,
-                         duration_ms: float, outcome: str, code: str | None, error: str | None) -> None:
+                         duration_ms: float, outcome: str, code: str | None, error: str | None,
+                         trigger: str = "schedule") -> None:
     await conn.execute(
-        "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, code, error) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (delivery_id, number) DO UPDATE SET "
+        "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, code, error, trigger) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id, number) DO UPDATE SET "
         "started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms, outcome = EXCLUDED.outcome, "
-        "code = EXCLUDED.code, error = EXCLUDED.error",
-        delivery_id, number, started_at, duration_ms, outcome, code, error)
+        "code = EXCLUDED.code, error = EXCLUDED.error, trigger = EXCLUDED.trigger",
+        delivery_id, number, started_at, duration_ms, outcome, code, error, trigger)
 
 
 async def finish(conn: Any, delivery_id: uuid.UUID, *, attempt: int, status: str, next_attempt_at: datetime | None,
@@ -68,7 +70,7 @@ async def finish(conn: Any, delivery_id: uuid.UUID, *, attempt: int, status: str
     return await conn.fetchrow(
         f"UPDATE deliveries SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at), lease_until = NULL, "
         f"reason = $5, last_code = $6, provider_id = COALESCE($7, provider_id), updated_at = now(), "
-        f"sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END "
+        f"sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END, next_trigger = 'schedule' "
         f"WHERE id = $1 AND status = 'sending' AND attempts = $2 RETURNING {_COLUMNS}",
         delivery_id, attempt, status, next_attempt_at, reason, code, provider_id)
 
@@ -80,15 +82,18 @@ async def get(conn: Any, delivery_id: uuid.UUID, *, for_update: bool = False) ->
 
 async def attempts_of(conn: Any, delivery_id: uuid.UUID) -> list[Any]:
     return await conn.fetch(
-        "SELECT number, started_at, duration_ms, outcome, code, error FROM delivery_attempts "
+        "SELECT number, started_at, duration_ms, outcome, code, error, trigger FROM delivery_attempts "
         "WHERE delivery_id = $1 ORDER BY number", delivery_id)
 
 
-async def requeue(conn: Any, delivery_id: uuid.UUID, *, max_attempts: int) -> Any:
+async def requeue(conn: Any, delivery_id: uuid.UUID, *, max_attempts: int, trigger: str = "retry") -> Any:
+    """Queue the row now with a fresh budget; ``trigger`` marks its next attempt in the log
+    (``retry``; ``replay`` also counts the replay)."""
     return await conn.fetchrow(
         f"UPDATE deliveries SET status = 'queued', next_attempt_at = now(), lease_until = NULL, reason = NULL, "
-        f"max_attempts = $2, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
-        delivery_id, max_attempts)
+        f"max_attempts = $2, next_trigger = $3, replays = replays + (CASE WHEN $3 = 'replay' THEN 1 ELSE 0 END), "
+        f"updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
+        delivery_id, max_attempts, trigger)
 
 
 async def page(conn: Any, *, after: tuple[datetime, uuid.UUID] | None, limit: int, ticket_id: uuid.UUID | None,
@@ -130,10 +135,51 @@ async def subscription_for_send(conn: Any, subscription_id: uuid.UUID) -> Any:
         "FROM webhook_subscriptions WHERE id = $1", subscription_id)
 
 
-async def disable_subscription(conn: Any, subscription_id: uuid.UUID, *, reason: str) -> None:
-    await conn.execute(
-        "UPDATE webhook_subscriptions SET enabled = false, disabled_reason = $2, version = version + 1, "
-        "updated_at = now() WHERE id = $1 AND enabled", subscription_id, reason)
+async def subscription_state(conn: Any, subscription_id: uuid.UUID, *, lock: str | None = None) -> Any:
+    """id, url, enabled, failing_since; ``lock``: ``"update"`` (the dispatcher's record, which may
+    change it) or ``"share"`` (a replay, which must not race a disable). Every transaction that
+    writes both a subscription and its deliveries locks the subscription first."""
+    suffix = {None: "", "update": " FOR UPDATE", "share": " FOR SHARE"}[lock]
+    return await conn.fetchrow(
+        f"SELECT id, url, enabled, failing_since FROM webhook_subscriptions WHERE id = $1{suffix}", subscription_id)
+
+
+async def set_failing_since(conn: Any, subscription_id: uuid.UUID, failing_since: datetime | None) -> None:
+    """Delivery state, not configuration: the version (``If-Match``) does not move, so an admin's
+    edit is not refused because a delivery failed meanwhile."""
+    await conn.execute("UPDATE webhook_subscriptions SET failing_since = $2 WHERE id = $1",
+                       subscription_id, failing_since)
+
+
+async def disable_subscription(conn: Any, subscription_id: uuid.UUID, *, reason: str,
+                               failing_since: datetime | None) -> bool:
+    """True when this call disabled it (it was enabled)."""
+    return bool(await conn.fetchval(
+        "UPDATE webhook_subscriptions SET enabled = false, disabled_reason = $2, failing_since = $3, "
+        "version = version + 1, updated_at = now() WHERE id = $1 AND enabled RETURNING 1",
+        subscription_id, reason, failing_since))
+
+
+async def end_queued_webhook_deliveries(conn: Any, subscription_id: uuid.UUID, *, reason: str) -> int:
+    """Queued deliveries of a subscription that will not be sent (it was disabled or deleted):
+    ``undeliverable`` now rather than when their next attempt comes, hours later. Rows in flight
+    finish their attempt and are settled by their own record."""
+    result = await conn.execute(
+        "UPDATE deliveries SET status = 'undeliverable', reason = $2, lease_until = NULL, updated_at = now() "
+        "WHERE subscription_id = $1 AND status = 'queued'", subscription_id, reason)
+    return int(result.split()[-1])
+
+
+async def claim_replay_key(conn: Any, *, caller: str, key: str, request_hash: str) -> str | None:
+    """None when the key is new (ours now); else the hash of the request that used it first.
+    Shares the table of subscription creates' keys: a key names one request of its caller."""
+    claimed = await conn.fetchval(
+        "INSERT INTO webhook_idempotency_keys (caller, key, request_hash) VALUES ($1, $2, $3) "
+        "ON CONFLICT DO NOTHING RETURNING 1", caller, key, request_hash)
+    if claimed:
+        return None
+    return await conn.fetchval(
+        "SELECT request_hash FROM webhook_idempotency_keys WHERE caller = $1 AND key = $2", caller, key)
 
 
 async def subscribed_event_types(conn: Any) -> set[str]:

@@ -11,6 +11,9 @@ from pydantic import BaseModel
 
 Kind = Literal["reply", "notification", "webhook"]
 Status = Literal["queued", "sending", "sent", "failed", "undeliverable"]
+#: what asked for an attempt: the retry schedule (the first attempt included), a manual retry
+#: (POST /v1/deliveries/{id}/retry), a webhook replay
+Trigger = Literal["schedule", "retry", "replay"]
 
 
 class AttemptRead(BaseModel):
@@ -22,6 +25,7 @@ class AttemptRead(BaseModel):
     #: the provider's status or error code ("550", "45015", "503")
     code: str | None
     error: str | None
+    trigger: Trigger
 
 
 class DeliveryRead(BaseModel):
@@ -44,7 +48,10 @@ class DeliveryRead(BaseModel):
     event_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    #: when the provider last accepted it
     sent_at: datetime | None
+    #: how many times it was replayed (webhooks: POST /v1/webhooks/{id}/deliveries/{id}/replay)
+    replays: int
 
 
 class DeliveryDetail(DeliveryRead):

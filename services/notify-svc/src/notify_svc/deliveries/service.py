@@ -13,6 +13,7 @@ from helpdesk_common import events
 from helpdesk_common.problems import Problem
 
 from ..webhooks import schedule as webhook_schedule
+from ..webhooks import service as webhooks
 from . import repository
 
 SOURCE = "notify-svc"
@@ -85,13 +86,7 @@ def offered_to_webhooks(event: Any) -> bool:
 
 def webhook_destination(url: str) -> str:
     """Per-destination limits for webhooks: one receiving host."""
-    from urllib.parse import urlsplit
-
-    try:
-        host = urlsplit(url).hostname or "unknown"
-    except ValueError:
-        host = "unknown"
-    return f"webhook:{host}"
+    return f"webhook:{webhooks.url_host(url)}"
 
 
 async def queue_webhooks(conn: Any, *, event: Any) -> int:
@@ -132,6 +127,18 @@ def backoff_s(attempt: int, *, base_s: float, cap_s: float, draw: Callable[[], f
     return max(1.0, draw() * ceiling)
 
 
+def attempt_budget(kind: str, *, settings: Any) -> int:
+    """Attempts a delivery gets at first, and again after each manual retry or replay."""
+    return webhook_schedule.MAX_ATTEMPTS if kind == "webhook" else settings.reply_max_attempts
+
+
+def attempts_in_budget(attempt: int, *, max_attempts: int, budget: int) -> int:
+    """Attempt number ``attempt`` counted from the start of its budget: a manual retry or a
+    replay grants a fresh budget (``max_attempts`` = attempts so far + budget), and its retries
+    start the schedule again instead of continuing at its longest step."""
+    return max(1, attempt - max(0, max_attempts - budget))
+
+
 def after_attempt(*, kind: str, outcome: str, attempt: int, max_attempts: int, retry_after: float | None,
                   now: datetime, settings: Any, draw: Callable[[], float] = random.random
                   ) -> tuple[str, datetime | None]:
@@ -146,21 +153,31 @@ def after_attempt(*, kind: str, outcome: str, attempt: int, max_attempts: int, r
         return "undeliverable", None
     if outcome != "transient" or attempt >= max_attempts:
         return "failed", None
+    made = attempts_in_budget(attempt, max_attempts=max_attempts, budget=attempt_budget(kind, settings=settings))
     if kind == "webhook":
-        delay = webhook_schedule.next_delay_s(min(attempt, webhook_schedule.MAX_ATTEMPTS - 1),
+        delay = webhook_schedule.next_delay_s(min(made, webhook_schedule.MAX_ATTEMPTS - 1),
                                               retry_after_s=retry_after, jitter=min(draw(), 0.999))
         delay = float(delay or webhook_schedule.MAX_RETRY_AFTER_S)
     else:
-        delay = backoff_s(attempt, base_s=settings.reply_backoff_base_s, cap_s=settings.reply_backoff_cap_s,
+        delay = backoff_s(made, base_s=settings.reply_backoff_base_s, cap_s=settings.reply_backoff_cap_s,
                           draw=draw)
         if retry_after is not None and retry_after > delay:
             delay = min(float(retry_after), settings.reply_backoff_cap_s)
     return "queued", now + timedelta(seconds=delay)
 
 
+def reports_status(kind: str) -> bool:
+    """Whether a delivery's outcomes are published (``delivery.*``). Only replies: ticket-svc shows
+    each public agent message's ``delivery_status``, and nothing consumes the others. A
+    notification's or a webhook's outcome is notify-svc's own record (the notification log, the
+    webhook delivery log); publishing it cost a Kafka record and a ticket-svc inbox row per
+    delivery for nothing, on every new ticket (its acknowledgement is a notification)."""
+    return kind == "reply"
+
+
 def status_event(row: Mapping[str, Any]) -> events.DeliverySucceeded | events.DeliveryDeferred | events.DeliveryFailed:
-    """The event telling ticket-svc (and analytics) what became of a delivery. Keyed by the
-    ticket, so a message's status events stay in order with the ticket's other events."""
+    """The event telling ticket-svc what became of a reply. Keyed by the ticket, so a message's
+    status events stay in order with the ticket's other events."""
     status = row["status"]
     data = events.DeliveryStatusData(
         delivery_id=row["id"], kind=row["kind"], channel=row["channel"],
@@ -175,6 +192,64 @@ def status_event(row: Mapping[str, Any]) -> events.DeliverySucceeded | events.De
     return events.DeliveryDeferred(source=SOURCE, subject=subject, data=data)
 
 
+# ---- a webhook attempt and its subscription ---------------------------------------------------------
+
+
+def endpoint_verdict(*, kind: str, outcome: str, code: str | None) -> webhook_schedule.EndpointVerdict | None:
+    """What a webhook attempt says about the receiving endpoint, for the auto-disable rule; None
+    when it says nothing. Any answer outside 2xx (3xx included), a network error and a refusal by
+    the egress policy are the endpoint's failures (the sender gives each a ``code``: the status,
+    ``network``, ``refused``); an attempt that never tried the endpoint (the subscription is gone
+    or disabled, no key to sign with, an internal error) has no code and counts for nothing."""
+    if kind != "webhook":
+        return None
+    if outcome == "sent":
+        return "success"
+    if code is None:
+        return None
+    if outcome == "permanent" and code == "410":
+        return "gone"
+    return "failure"
+
+
+async def note_endpoint_attempt(conn: Any, *, subscription_id: uuid.UUID, verdict: webhook_schedule.EndpointVerdict,
+                                at: datetime, now: datetime, outbox: Any) -> bool | None:
+    """Apply an attempt's verdict to its subscription, in the record's transaction: keep
+    ``failing_since``, and disable the subscription when the rule says so — with
+    ``webhook.disabled`` in the outbox and its queued deliveries ended. Locks the subscription
+    before the delivery row is touched (the order every writer of both keeps). Answers whether
+    the subscription is enabled now (None: it was deleted)."""
+    from helpdesk_common.outbox import enqueue_raw
+
+    subscription = await repository.subscription_state(conn, subscription_id, lock="update")
+    if subscription is None:
+        return None
+    if not subscription["enabled"]:
+        return False
+    failing_since, cause = webhook_schedule.endpoint_after_attempt(subscription["failing_since"], verdict=verdict,
+                                                                   at=at, now=now)
+    if cause is None:
+        if failing_since != subscription["failing_since"]:
+            await repository.set_failing_since(conn, subscription_id, failing_since)
+        return True
+    reason = webhook_schedule.disabled_reason(cause, failing_since=failing_since)
+    await repository.disable_subscription(conn, subscription_id, reason=reason, failing_since=failing_since)
+    await repository.end_queued_webhook_deliveries(conn, subscription_id, reason=webhooks.DISABLED_UNDELIVERABLE)
+    await enqueue_raw(conn, outbox, webhooks.disabled_event(subscription_id=subscription_id, url=subscription["url"],
+                                                            cause=cause, failing_since=failing_since, at=now))
+    return False
+
+
+def settle_for_subscription(status: str, next_at: datetime | None, reason: str | None, *,
+                            subscription_enabled: bool | None) -> tuple[str, datetime | None, str | None]:
+    """A webhook delivery that would wait for another attempt ends ``undeliverable`` when its
+    subscription is disabled or deleted: no attempt will be made."""
+    if status != "queued" or subscription_enabled is True:
+        return status, next_at, reason
+    gone = webhooks.DELETED_UNDELIVERABLE if subscription_enabled is None else webhooks.DISABLED_UNDELIVERABLE
+    return "undeliverable", None, gone
+
+
 # ---- the API --------------------------------------------------------------------------------------
 
 
@@ -186,13 +261,13 @@ def as_read(row: Mapping[str, Any]) -> dict[str, Any]:
         "reason": row["reason"], "last_code": row["last_code"], "provider_id": row["provider_id"],
         "ticket_id": row["ticket_id"], "message_id": row["message_id"], "subscription_id": row["subscription_id"],
         "event_id": row["event_id"], "created_at": row["created_at"], "updated_at": row["updated_at"],
-        "sent_at": row["sent_at"],
+        "sent_at": row["sent_at"], "replays": row["replays"],
     }
 
 
 def attempt_as_read(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"number": row["number"], "started_at": row["started_at"], "duration_ms": row["duration_ms"],
-            "outcome": row["outcome"], "code": row["code"], "error": row["error"]}
+            "outcome": row["outcome"], "code": row["code"], "error": row["error"], "trigger": row["trigger"]}
 
 
 def not_found() -> Problem:
@@ -201,8 +276,9 @@ def not_found() -> Problem:
 
 async def retry(conn: Any, *, delivery_id: uuid.UUID, settings: Any, outbox: Any) -> dict[str, Any]:
     """Queue a dead delivery again (``failed`` or ``undeliverable``) with a fresh budget of
-    attempts, and say so (``delivery.deferred``: the message shows ``queued`` again). A delivery
-    that is queued, in flight or sent is a 409: retrying it could only send it twice."""
+    attempts, and, for a reply, say so (``delivery.deferred``: the message shows ``queued``
+    again). A delivery that is queued, in flight or sent is a 409: retrying it could only send it
+    twice (a webhook delivery that was sent is replayed instead, ``replay_webhook``)."""
     from helpdesk_common.outbox import enqueue_raw
 
     row = await repository.get(conn, delivery_id, for_update=True)
@@ -211,7 +287,60 @@ async def retry(conn: Any, *, delivery_id: uuid.UUID, settings: Any, outbox: Any
     if row["status"] not in ("failed", "undeliverable"):
         raise Problem(409, "delivery-not-dead", "Delivery not retryable",
                       f"Only failed or undeliverable deliveries can be retried; this one is {row['status']}.")
-    budget = webhook_schedule.MAX_ATTEMPTS if row["kind"] == "webhook" else settings.reply_max_attempts
+    budget = attempt_budget(row["kind"], settings=settings)
     updated = await repository.requeue(conn, delivery_id, max_attempts=row["attempts"] + budget)
-    await enqueue_raw(conn, outbox, status_event(updated))
+    if reports_status(updated["kind"]):
+        await enqueue_raw(conn, outbox, status_event(updated))
     return as_read(updated)
+
+
+def replay_request_hash(subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"webhook.replay\n{subscription_id}\n{delivery_id}".encode()).hexdigest()
+
+
+async def webhook_delivery(conn: Any, *, subscription_id: uuid.UUID, delivery_id: uuid.UUID,
+                           lock: str | None = None) -> tuple[Any, Any]:
+    """(subscription, delivery) of a subscription's delivery log: 404 for an unknown subscription,
+    and for a delivery that is not this subscription's (whether or not it exists elsewhere)."""
+    subscription = await repository.subscription_state(conn, subscription_id, lock=lock)
+    if subscription is None:
+        raise webhooks.not_found()
+    row = await repository.get(conn, delivery_id, for_update=lock is not None)
+    if row is None or row["subscription_id"] != subscription_id:
+        raise not_found()
+    return subscription, row
+
+
+async def replay_webhook(conn: Any, *, subscription_id: uuid.UUID, delivery_id: uuid.UUID, caller: str,
+                         idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+    """Send a webhook delivery's event again, whatever became of it (sent, failed, undeliverable):
+    the same row, so the same ``webhook-id`` (receivers drop it if they already have it), signed
+    anew at the attempt, with a fresh budget of attempts; its next attempt is logged as a
+    ``replay``. (delivery, whether this answers an earlier request with the same
+    ``Idempotency-Key``, which queues nothing.)
+
+    409 ``webhook-disabled`` while the subscription is disabled (the send would only end
+    undeliverable); 409 ``delivery-in-progress`` while the delivery is queued or in flight (a
+    second send would race the first)."""
+    if idempotency_key is not None:
+        digest = replay_request_hash(subscription_id, delivery_id)
+        prior = await repository.claim_replay_key(conn, caller=caller, key=idempotency_key, request_hash=digest)
+        if prior is not None:
+            if prior != digest:
+                raise Problem(422, "idempotency-key-reused", "Idempotency key reused",
+                              "This Idempotency-Key was used for a different request.")
+            _, row = await webhook_delivery(conn, subscription_id=subscription_id, delivery_id=delivery_id)
+            return as_read(row), True
+    subscription, row = await webhook_delivery(conn, subscription_id=subscription_id, delivery_id=delivery_id,
+                                               lock="share")
+    if not subscription["enabled"]:
+        raise Problem(409, "webhook-disabled", "Webhook subscription disabled",
+                      "The subscription is disabled: enable it (PATCH enabled=true) before replaying.")
+    if row["status"] in ("queued", "sending"):
+        raise Problem(409, "delivery-in-progress", "Delivery in progress",
+                      f"The delivery is {row['status']}: it is about to be sent; replay it once it has been.")
+    updated = await repository.requeue(conn, delivery_id, max_attempts=row["attempts"] + webhook_schedule.MAX_ATTEMPTS,
+                                       trigger="replay")
+    return as_read(updated), False

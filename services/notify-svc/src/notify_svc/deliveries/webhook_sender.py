@@ -1,10 +1,13 @@
 """The dispatcher's adapter for webhook deliveries: look the subscription up, sign with its
 secrets, post one attempt through the SSRF-safe egress (webhooks/delivery.py).
 
-The delivery id is the ``webhook-id``: the same on every attempt and on a resend after a crash,
-as Standard Webhooks receivers expect for deduplication. A subscription deleted or disabled since
-the event was queued makes the delivery ``undeliverable``; a receiver answering 410 Gone disables
-its subscription (with the reason) and fails the delivery.
+The delivery id is the ``webhook-id``: the same on every attempt, on a resend after a crash and
+on a replay, as Standard Webhooks receivers expect for deduplication. A subscription deleted or
+disabled since the event was queued makes the delivery ``undeliverable``. What an answer means
+for the subscription (a 410 Gone, 5 days of failures: disabled, with ``webhook.disabled``) is
+decided when the dispatcher records the attempt, in the same transaction
+(``service.note_endpoint_attempt``): the sender only classifies, so that the attempt, the
+delivery's state and the subscription's change commit together or not at all.
 """
 
 from __future__ import annotations
@@ -59,9 +62,9 @@ class WebhookSender:
         async with self._runtime.raw_connection() as conn:
             subscription = await repository.subscription_for_send(conn, subscription_id)
         if subscription is None:
-            return SendResult("undeliverable", reason="the webhook subscription was deleted")
+            return SendResult("undeliverable", reason=webhooks.DELETED_UNDELIVERABLE)
         if not subscription["enabled"]:
-            return SendResult("undeliverable", reason="the webhook subscription is disabled")
+            return SendResult("undeliverable", reason=webhooks.DISABLED_UNDELIVERABLE)
         box = SecretBox.from_setting(self._settings.secret_key.get_secret_value())
         if box is None:
             return SendResult("transient", reason="NOTIFY_SECRET_KEY is not configured: cannot sign")
@@ -72,9 +75,6 @@ class WebhookSender:
         secrets = webhooks.signing_secrets(subscription, box)
         answer = await webhook_delivery.attempt(self._client(), url=subscription["url"], secrets=secrets,
                                                 msg_id=str(message.delivery_id), body=body.encode())
-        if answer.disable:
-            async with self._runtime.raw_transaction() as conn:
-                await repository.disable_subscription(conn, subscription_id, reason="the receiver answered 410 Gone")
         return answer.result
 
     async def close(self) -> None:

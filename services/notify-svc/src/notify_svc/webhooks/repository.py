@@ -49,6 +49,15 @@ async def rotate_secret(conn: AsyncConnection, subscription_id: uuid.UUID, *, se
          "expires": previous_expires_at})).mappings().one()
 
 
+async def end_queued_deliveries(conn: AsyncConnection, subscription_id: uuid.UUID, *, reason: str) -> None:
+    """The subscription's queued deliveries will not be sent (it is being disabled or deleted):
+    ``undeliverable`` now, not when their next attempt comes (up to 10 h later). Those in flight
+    are settled by their own record."""
+    await conn.execute(text(
+        "UPDATE deliveries SET status = 'undeliverable', reason = :reason, lease_until = NULL, updated_at = now() "
+        "WHERE subscription_id = :id AND status = 'queued'"), {"id": subscription_id, "reason": reason})
+
+
 async def delete(conn: AsyncConnection, subscription_id: uuid.UUID) -> None:
     await conn.execute(text("DELETE FROM webhook_subscriptions WHERE id = :id"), {"id": subscription_id})
 

@@ -10,7 +10,7 @@ that has failed without a single success for 5 days is disabled, with an event.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 #: the delay before attempt n+1 (index n = attempts already made): attempt 1 is immediate
@@ -70,3 +70,32 @@ def failing_since_after(failing_since: datetime | None, *, succeeded: bool, at: 
 def should_auto_disable(failing_since: datetime | None, *, now: datetime) -> bool:
     """True when the endpoint has failed continuously for ``AUTO_DISABLE_AFTER`` or longer."""
     return failing_since is not None and now - failing_since >= AUTO_DISABLE_AFTER
+
+
+#: why a subscription is disabled: no success for ``AUTO_DISABLE_AFTER``, a 410 Gone, an admin
+DisableCause = Literal["failing", "gone", "admin"]
+#: what one attempt said about the receiving endpoint
+EndpointVerdict = Literal["success", "failure", "gone"]
+
+
+def endpoint_after_attempt(failing_since: datetime | None, *, verdict: EndpointVerdict, at: datetime,
+                           now: datetime) -> tuple[datetime | None, DisableCause | None]:
+    """(the endpoint's ``failing_since`` after an attempt made at ``at``, and why it must be
+    disabled now, if it must). A 410 Gone is a failure that disables at once; any other failure
+    disables once the run of failures has lasted ``AUTO_DISABLE_AFTER``."""
+    since = failing_since_after(failing_since, succeeded=verdict == "success", at=at)
+    if verdict == "gone":
+        return since, "gone"
+    if should_auto_disable(since, now=now):
+        return since, "failing"
+    return since, None
+
+
+def disabled_reason(cause: DisableCause, *, failing_since: datetime | None) -> str:
+    """The ``disabled_reason`` an admin reads (and the event carries)."""
+    if cause == "gone":
+        return "the receiver answered 410 Gone"
+    if cause == "admin":
+        return "disabled by an admin"
+    stamp = failing_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if failing_since else "an unknown time"
+    return f"failing since {stamp}: no successful delivery for {AUTO_DISABLE_AFTER.days} days"

@@ -54,6 +54,9 @@ class WebhookRead(BaseModel):
     description: str
     enabled: bool
     disabled_reason: str | None
+    #: start of the current run of failed deliveries (none since the last success); after 5 days
+    #: of it the subscription is disabled (docs/webhooks.md)
+    failing_since: datetime | None
     #: while a rotated-out secret still signs (24 h after a rotation)
     previous_secret_expires_at: datetime | None
     version: int

@@ -12,16 +12,23 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from helpdesk_common import events
 from helpdesk_common.concurrency import check_version
+from helpdesk_common.outbox import enqueue
 from helpdesk_common.problems import Problem
 
+from ..db import outbox
 from ..egress import IPNetwork, check_url, parse_allow_networks
-from . import repository, signing
+from . import repository, schedule, signing
 from .crypto import SecretBox
 from .schemas import WebhookCreate, WebhookPatch
 
 #: after a rotation the replaced secret keeps signing for this long (docs/webhooks.md)
 ROTATION_GRACE = timedelta(hours=24)
+#: the reason of a delivery that will not be sent because of its subscription
+DISABLED_UNDELIVERABLE = "the webhook subscription is disabled"
+DELETED_UNDELIVERABLE = "the webhook subscription was deleted"
+SOURCE = "notify-svc"
 
 
 @lru_cache(maxsize=4)
@@ -52,7 +59,7 @@ def as_read(row: Mapping[str, Any]) -> dict[str, Any]:
     """The public view: no secret, encrypted or not, ever."""
     return {"id": row["id"], "url": row["url"], "event_types": list(row["event_types"]),
             "description": row["description"], "enabled": row["enabled"],
-            "disabled_reason": row["disabled_reason"],
+            "disabled_reason": row["disabled_reason"], "failing_since": row["failing_since"],
             "previous_secret_expires_at": row["previous_secret_expires_at"], "version": row["version"],
             "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
@@ -116,8 +123,29 @@ async def _locked(conn: AsyncConnection, subscription_id: uuid.UUID, if_match: s
     return row
 
 
+def url_host(url: str) -> str:
+    """The host of a subscription's URL: what may be shown where the URL may not (its path or
+    query can carry the receiver's token)."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).hostname or "unknown"
+    except ValueError:
+        return "unknown"
+
+
+def disabled_event(*, subscription_id: uuid.UUID, url: str, cause: schedule.DisableCause,
+                   failing_since: datetime | None, at: datetime) -> events.WebhookDisabled:
+    """``webhook.disabled``, keyed by the subscription: the host only, never the URL."""
+    return events.WebhookDisabled(source=SOURCE, subject=str(subscription_id), data=events.WebhookDisabledData(
+        subscription_id=subscription_id, url_host=url_host(url), cause=cause,
+        reason=schedule.disabled_reason(cause, failing_since=failing_since), failing_since=failing_since, at=at))
+
+
 async def update(conn: AsyncConnection, *, subscription_id: uuid.UUID, body: WebhookPatch,
                  allow: tuple[IPNetwork, ...], if_match: str | None) -> dict[str, Any]:
+    """Disabling publishes ``webhook.disabled`` (``cause: admin``) and ends the queued deliveries,
+    as an automatic disable does, so whoever watches for disabled subscriptions sees all of them."""
     row = await _locked(conn, subscription_id, if_match)
     changes = body.model_dump(exclude_unset=True)
     if "url" in changes:
@@ -127,12 +155,16 @@ async def update(conn: AsyncConnection, *, subscription_id: uuid.UUID, body: Web
     if enabled and not row["enabled"]:
         reason, failing_since = None, None  # re-enabled: a fresh start for the auto-disable rule
     elif not enabled and row["enabled"]:
-        reason = "disabled by an admin"
+        reason = schedule.disabled_reason("admin", failing_since=failing_since)
     updated = await repository.update(
         conn, subscription_id, url=changes.get("url", row["url"]),
         event_types=list(changes.get("event_types", row["event_types"])),
         description=changes.get("description", row["description"]), enabled=enabled,
         disabled_reason=reason, failing_since=failing_since)
+    if row["enabled"] and not enabled:
+        await repository.end_queued_deliveries(conn, subscription_id, reason=DISABLED_UNDELIVERABLE)
+        await enqueue(conn, outbox, disabled_event(subscription_id=subscription_id, url=updated["url"], cause="admin",
+                                                   failing_since=failing_since, at=datetime.now(UTC)))
     return as_read(updated)
 
 
@@ -152,7 +184,10 @@ async def rotate_secret(conn: AsyncConnection, *, subscription_id: uuid.UUID, bo
 
 
 async def delete(conn: AsyncConnection, *, subscription_id: uuid.UUID, if_match: str | None) -> None:
+    """Its deliveries stay (the log of what was sent) but are no longer reachable through the
+    subscription; the queued ones end ``undeliverable`` now."""
     await _locked(conn, subscription_id, if_match)
+    await repository.end_queued_deliveries(conn, subscription_id, reason=DELETED_UNDELIVERABLE)
     await repository.delete(conn, subscription_id)
 
 
