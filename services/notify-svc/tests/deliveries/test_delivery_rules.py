@@ -153,3 +153,82 @@ async def test_webhook_routing_narrows_the_handlers_in_place() -> None:
     assert routing.handlers is held and set(held) == {"ticket.created", "sla.breached"}
     await routing.refresh(Conn(set()))
     assert held == {}
+
+
+@pytest.mark.parametrize(("kind", "outcome", "code", "verdict"), [
+    ("webhook", "sent", "204", "success"),
+    ("webhook", "transient", "500", "failure"),
+    ("webhook", "transient", "302", "failure"),  # redirects are never followed
+    ("webhook", "transient", "network", "failure"),  # no answer, a timeout
+    ("webhook", "permanent", "refused", "failure"),  # the egress policy refused the address
+    ("webhook", "permanent", "410", "gone"),
+    ("webhook", "undeliverable", None, None),  # the subscription is gone or disabled: nothing tried
+    ("webhook", "transient", None, None),  # no key to sign with, an internal error
+    ("reply", "transient", "500", None),
+    ("notification", "sent", None, None),
+])
+def test_endpoint_verdict(kind, outcome, code, verdict) -> None:
+    assert service.endpoint_verdict(kind=kind, outcome=outcome, code=code) == verdict
+
+
+@pytest.mark.parametrize(("status", "enabled", "expected"), [
+    ("queued", True, "queued"),
+    ("queued", False, "undeliverable"),
+    ("queued", None, "undeliverable"),  # deleted
+    ("failed", False, "failed"),  # a dead delivery keeps its own reason (the 410 that disabled it)
+    ("sent", False, "sent"),
+])
+def test_a_delivery_of_a_disabled_subscription_waits_for_nothing(status, enabled, expected) -> None:
+    next_at = NOW if status == "queued" else None
+    got, got_next, reason = service.settle_for_subscription(status, next_at, "the receiver answered 500",
+                                                            subscription_enabled=enabled)
+    assert got == expected
+    if expected == "undeliverable":
+        assert got_next is None and reason in ("the webhook subscription is disabled",
+                                               "the webhook subscription was deleted")
+    else:
+        assert (got_next, reason) == (next_at, "the receiver answered 500")
+
+
+def test_only_replies_report_their_outcome() -> None:
+    assert [k for k in ("reply", "notification", "webhook") if service.reports_status(k)] == ["reply"]
+
+
+@pytest.mark.parametrize(("attempt", "max_attempts", "budget", "made"), [
+    (1, 8, 8, 1), (7, 8, 8, 7),
+    (9, 16, 8, 1),  # the first attempt after a manual retry or a replay of an 8-attempt row
+    (10, 16, 8, 2),
+    (3, 3, 8, 3),  # the budget setting was raised since the row was queued
+    (5, 10, 3, 5),  # ... or lowered: queued with 10, never retried
+])
+def test_attempts_are_counted_from_the_start_of_their_budget(attempt, max_attempts, budget, made) -> None:
+    assert service.attempts_in_budget(attempt, max_attempts=max_attempts, budget=budget) == made
+
+
+def test_after_a_replay_the_webhook_schedule_starts_again() -> None:
+    # 8 attempts used up, then a replay (max_attempts 16): its first retry waits 5 s, not 10 h
+    _, next_at = service.after_attempt(kind="webhook", outcome="transient", attempt=9, max_attempts=16,
+                                       retry_after=None, now=NOW, settings=SETTINGS, draw=lambda: 0.0)
+    assert next_at == NOW + timedelta(seconds=5)
+    _, next_at = service.after_attempt(kind="reply", outcome="transient", attempt=9, max_attempts=16,
+                                       retry_after=None, now=NOW, settings=SETTINGS, draw=lambda: 0.5)
+    assert next_at == NOW + timedelta(seconds=30)  # half of the first ceiling (60 s)
+
+
+def test_the_disabled_event_carries_the_host_never_the_url() -> None:
+    from helpdesk_common import events
+    from notify_svc.webhooks import service as webhooks
+
+    subscription_id = uuid.uuid4()
+    event = webhooks.disabled_event(subscription_id=subscription_id, cause="failing", at=NOW,
+                                    url="https://hooks.example.com:8443/in/tok_secret?key=also-secret",
+                                    failing_since=NOW - timedelta(days=5))
+    raw = events.encode(event)
+    assert b"tok_secret" not in raw and b"also-secret" not in raw and b"8443" not in raw
+    assert events.decode(raw) == event
+    assert (event.subject, event.data.url_host, event.data.cause) == (str(subscription_id), "hooks.example.com",
+                                                                      "failing")
+    assert events.TOPIC_BY_TYPE[event.type] == events.DELIVERIES_TOPIC
+    assert event.data.reason.startswith("failing since 2026-11-25T12:00:00Z")
+    assert webhooks.url_host("http://[2001:db8::1]:80/x") == "2001:db8::1"
+    assert webhooks.url_host("http://[not an address/") == "unknown"

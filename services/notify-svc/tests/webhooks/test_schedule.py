@@ -75,3 +75,39 @@ def test_failing_since_is_the_first_failure_after_the_last_success(steps: list[t
         since = schedule.failing_since_after(since, succeeded=ok, at=at)
         expected = None if ok else (expected or at)
         assert since == expected
+
+
+@pytest.mark.parametrize(("since", "verdict", "expected_since", "cause"), [
+    (None, "success", None, None),
+    (T0, "success", None, None),  # a success ends the run, however long
+    (None, "failure", T0 + timedelta(days=6), None),  # the first failure starts it
+    (T0 + timedelta(days=1, seconds=1), "failure", T0 + timedelta(days=1, seconds=1), None),  # 4 days, 23:59:59
+    (T0 + timedelta(days=1), "failure", T0 + timedelta(days=1), "failing"),  # 5 days exactly
+    (T0, "failure", T0, "failing"),
+    (None, "gone", T0 + timedelta(days=6), "gone"),  # 410: at once, without a history
+    (T0, "gone", T0, "gone"),
+])
+def test_endpoint_after_attempt(since, verdict, expected_since, cause) -> None:
+    at = now = T0 + timedelta(days=6)
+    assert schedule.endpoint_after_attempt(since, verdict=verdict, at=at, now=now) == (expected_since, cause)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["success", "failure"]), st.integers(0, 3600 * 30)), max_size=40))
+def test_disabled_exactly_when_the_failures_have_lasted_five_days(steps: list[tuple[str, int]]) -> None:
+    since, at = None, T0
+    for verdict, gap in steps:
+        at = at + timedelta(seconds=gap)
+        since, cause = schedule.endpoint_after_attempt(since, verdict=verdict, at=at, now=at)
+        assert (cause == "failing") == (since is not None and at - since >= timedelta(days=5))
+        if cause:
+            break
+
+
+def test_disabled_reasons() -> None:
+    assert schedule.disabled_reason("gone", failing_since=None) == "the receiver answered 410 Gone"
+    assert schedule.disabled_reason("admin", failing_since=T0) == "disabled by an admin"
+    from zoneinfo import ZoneInfo
+
+    shanghai = T0.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert schedule.disabled_reason("failing", failing_since=shanghai) == (
+        "failing since 2026-11-30T03:00:00Z: no successful delivery for 5 days")

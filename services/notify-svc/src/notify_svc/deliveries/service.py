@@ -135,8 +135,11 @@ def attempt_budget(kind: str, *, settings: Any) -> int:
 def attempts_in_budget(attempt: int, *, max_attempts: int, budget: int) -> int:
     """Attempt number ``attempt`` counted from the start of its budget: a manual retry or a
     replay grants a fresh budget (``max_attempts`` = attempts so far + budget), and its retries
-    start the schedule again instead of continuing at its longest step."""
-    return max(1, attempt - max(0, max_attempts - budget))
+    start the schedule again instead of continuing at its longest step. When the budget setting
+    changed since the row was queued the offset can be wrong; a count below 1 falls back to
+    ``attempt`` (the row was never retried by hand)."""
+    made = attempt - max(0, max_attempts - budget)
+    return made if made >= 1 else attempt
 
 
 def after_attempt(*, kind: str, outcome: str, attempt: int, max_attempts: int, retry_after: float | None,
