@@ -178,6 +178,41 @@ async def test_transient_failures_are_retried_then_dead_then_retried_by_hand(not
     assert await _outbox_types(db, dead["id"]) == ["delivery.failed", "delivery.deferred", "delivery.succeeded"]
 
 
+async def test_only_replies_report_their_outcome(notify, db, notify_db) -> None:
+    """delivery.* is for ticket-svc's delivery_status of agent messages; a notification's outcome
+    is notify-svc's own record (the notification log, GET /v1/deliveries), published to nobody."""
+    notify.email.script = {"broken@example.com": ["transient", "permanent"]}
+    reply = reply_event()
+    await produce(notify.bootstrap, notify.topics, reply)
+    conn = await _raw(notify_db)
+    try:
+        notified = []
+        for to in ("agent@example.com", "broken@example.com"):
+            notified.append(await repository.insert(
+                conn, delivery_id=uuid.uuid4(), kind="notification", channel="email", destination="smtp",
+                dedupe_key=f"notification:{to}", payload={"route": {"to": [to]}, "subject": "New ticket",
+                                                           "body_text": "Ticket #7"},
+                max_attempts=3, ticket_id=reply.data.ticket_id))
+    finally:
+        await conn.close()
+    sent = await wait_for(lambda: _delivery_of(notify, reply.data.message_id, "sent"), timeout=30)
+
+    async def settled() -> list[dict] | None:
+        items = (await notify.get("/v1/deliveries", params={"kind": "notification"}, headers=ADMIN)).json()["items"]
+        return items if sorted(i["status"] for i in items) == ["failed", "sent"] else None
+
+    notifications = await wait_for(settled, timeout=30)
+    assert {i["id"] for i in notifications} == {str(i) for i in notified}
+    assert max(i["attempts"] for i in notifications) == 2  # one deferred, then dead: still nothing published
+    assert await _outbox_types(db, sent["id"]) == ["delivery.succeeded"]
+    for item in notifications:
+        assert await _outbox_types(db, item["id"]) == []
+    [dead] = [i for i in notifications if i["status"] == "failed"]
+    retried = await notify.post(f"/v1/deliveries/{dead['id']}/retry", headers=ADMIN)
+    assert retried.status_code == 200 and retried.json()["status"] == "queued"
+    assert await _outbox_types(db, retried.json()["id"]) == []
+
+
 async def test_unknown_channels_and_missing_addresses_are_undeliverable(notify) -> None:
     chat = reply_event(channel="chat", to="visitor-1")
     phone = reply_event(channel="phone", to="no-address")

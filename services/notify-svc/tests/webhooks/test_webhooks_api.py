@@ -43,6 +43,7 @@ async def test_create_shows_the_secret_once(api, db, caplog) -> None:
     assert secret.startswith("whsec_")
     assert created["url"] == GOOD["url"] and created["event_types"] == ["ticket.created"]
     assert created["enabled"] is True and created["description"] == "CRM" and created["version"] == 1
+    assert created["failing_since"] is None and created["disabled_reason"] is None
 
     one = await api.get(f"/v1/webhooks/{created['id']}", headers=ADMIN)
     listed = await api.get("/v1/webhooks", headers=ADMIN)
@@ -84,7 +85,10 @@ async def test_only_admins(api, headers) -> None:
                    await api.get(f"/v1/webhooks/{wid}", headers=headers),
                    await api.patch(f"/v1/webhooks/{wid}", json={"enabled": False}, headers=headers),
                    await api.delete(f"/v1/webhooks/{wid}", headers=headers),
-                   await api.post(f"/v1/webhooks/{wid}/rotate-secret", headers=headers)):
+                   await api.post(f"/v1/webhooks/{wid}/rotate-secret", headers=headers),
+                   await api.get(f"/v1/webhooks/{wid}/deliveries", headers=headers),
+                   await api.get(f"/v1/webhooks/{wid}/deliveries/{uuid.uuid4()}", headers=headers),
+                   await api.post(f"/v1/webhooks/{wid}/deliveries/{uuid.uuid4()}/replay", headers=headers)):
         _problem(answer, 403, "forbidden")
 
 
@@ -277,3 +281,47 @@ async def test_the_document_declares_the_routes(api) -> None:
     assert {"/v1/webhooks", "/v1/webhooks/{subscription_id}", "/v1/webhooks/{subscription_id}/rotate-secret"} \
         <= set(doc["paths"])
     assert "503" in doc["paths"]["/v1/webhooks"]["post"]["responses"]
+    log = "/v1/webhooks/{subscription_id}/deliveries"
+    assert {log, log + "/{delivery_id}", log + "/{delivery_id}/replay"} <= set(doc["paths"])
+    replay = doc["paths"][log + "/{delivery_id}/replay"]["post"]
+    assert {"202", "403", "404", "409"} <= set(replay["responses"]) and "200" not in replay["responses"]
+    assert "webhook-disabled" in replay["responses"]["409"]["description"]
+    assert "Idempotency-Key" in {p["name"] for p in replay["parameters"]}
+    assert {"404", "400", "422"} <= set(doc["paths"][log]["get"]["responses"])
+
+
+async def _queue(db, subscription_id: str, status: str) -> str:
+    delivery_id = str(uuid.uuid4())
+    async with db.begin() as conn:
+        await conn.execute(text(
+            "INSERT INTO deliveries (id, kind, channel, destination, dedupe_key, payload, max_attempts, status, "
+            "subscription_id, next_attempt_at) VALUES (:id, 'webhook', 'webhook', 'webhook:x', :key, '{}', 8, :s, "
+            ":sub, now() + interval '1 hour')"), {"id": delivery_id, "key": delivery_id, "s": status, "sub": subscription_id})
+    return delivery_id
+
+
+async def _statuses(db, *ids: str) -> list[tuple[str, str | None]]:
+    async with db.connect() as conn:
+        rows = {str(r.id): (r.status, r.reason) for r in (await conn.execute(text(
+            "SELECT id, status, reason FROM deliveries"))).all()}
+    return [rows[i] for i in ids]
+
+
+async def test_disabling_or_deleting_ends_the_queued_deliveries(api, db) -> None:
+    """Queued deliveries would otherwise wait for their next attempt (up to 10 h) to find out."""
+    disabled, deleted, kept = [await _create(api) for _ in range(3)]
+    waiting = await _queue(db, disabled["id"], "queued")
+    dead = await _queue(db, disabled["id"], "failed")
+    in_flight = await _queue(db, disabled["id"], "sending")  # its own record settles it
+    orphan = await _queue(db, deleted["id"], "queued")
+    other = await _queue(db, kept["id"], "queued")
+    assert (await api.patch(f"/v1/webhooks/{disabled['id']}", json={"enabled": False}, headers=ADMIN)).status_code == 200
+    assert (await api.delete(f"/v1/webhooks/{deleted['id']}", headers=ADMIN)).status_code == 204
+    assert await _statuses(db, waiting, dead, in_flight, orphan, other) == [
+        ("undeliverable", "the webhook subscription is disabled"), ("failed", None), ("sending", None),
+        ("undeliverable", "the webhook subscription was deleted"), ("queued", None)]
+    # the disable by an admin is announced like an automatic one
+    async with db.connect() as conn:
+        announced = (await conn.execute(text(
+            "SELECT key, topic FROM outbox WHERE event_type = 'webhook.disabled'"))).all()
+    assert [(r.key, r.topic) for r in announced] == [(disabled["id"], "deliveries.events")]
