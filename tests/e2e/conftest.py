@@ -32,6 +32,10 @@ def _free_block(size: int = 6) -> int:
 
 
 REPO = Path(__file__).resolve().parents[2]
+#: the one loopback address the stack's notify-svc may post webhooks to (a /32 allow-list): not
+#: 127.0.0.1, where the stack's services listen, so that other loopback addresses, 127.0.0.1
+#: included, are refused targets the tests can show refused
+WEBHOOK_RECEIVER_HOST = "127.0.0.8"
 
 
 def _load_chat_fakes():
@@ -119,11 +123,14 @@ def stack(tmp_path_factory, smtp_sink, chat_fakes):
         kafka_port=free_port(),
         ephemeral=True,
         # notify-svc answers from the address customers write to in the tests, and never calls out:
-        # webhooks reach only allow-listed literal addresses (none here: schemathesis subscribes
-        # any URL), the chat providers' APIs are the session's fakes on 127.0.0.1; a reply's
-        # retries wait about a second, not minutes (NOTIFY_REPLY_BACKOFF_BASE_S)
+        # webhooks reach only allow-listed literal addresses, and only WEBHOOK_RECEIVER_HOST is
+        # allowed, where nothing listens but tests/e2e/test_webhooks.py's receivers (schemathesis
+        # subscribes any URL; the stack's own ports on 127.0.0.1 stay refused); the chat
+        # providers' APIs are the session's fakes on 127.0.0.1; a reply's retries wait about a
+        # second, not minutes (NOTIFY_REPLY_BACKOFF_BASE_S)
         extra_env={"SMTP_URL": smtp_sink.url, "NOTIFY_SUPPORT_ADDRESSES": "support@example.com",
                    "NOTIFY_EGRESS_ALLOWLIST_ONLY": "true", "NOTIFY_REPLY_BACKOFF_BASE_S": "0.25",
+                   "NOTIFY_WEBHOOK_ALLOW_NETWORKS": f"{WEBHOOK_RECEIVER_HOST}/32",
                    **chat_provider_env(chat_fakes)},
     )
     s = Stack(config)
