@@ -269,6 +269,63 @@ async def test_after_a_rotation_both_secrets_sign(gw, admin_headers, key_headers
             await unsubscribe(gw, admin_headers, subscription)
 
 
+# ---- the delivery log and replays ------------------------------------------------------------------
+
+async def test_the_delivery_log_shows_attempts_and_a_replay_resends_with_the_same_webhook_id(
+        gw, admin_headers, key_headers):
+    async with Receiver(WEBHOOK_RECEIVER_HOST) as receiver:
+        subscription = await subscribe(gw, admin_headers, receiver.url(), ["ticket.created"])
+        base = f"/v1/webhooks/{subscription['id']}/deliveries"
+        try:
+            await until_live(gw, key_headers, receiver)
+            ticket_id = await open_ticket(gw, key_headers, "replay me")
+            [first] = await eventually(lambda: _ready(receiver.events(ticket_id, "ticket.created")), timeout=60)
+            delivery_id = first.headers["webhook-id"]
+
+            async def logged(attempts: int):
+                listed = await gw.get(base, headers=admin_headers, params={"limit": 100})
+                assert listed.status_code == 200, listed.text
+                items = listed.json()["items"]
+                assert {d["subscription_id"] for d in items} == {subscription["id"]}  # this subscription's only
+                found = [d for d in items if d["id"] == delivery_id]
+                return found[0] if found and found[0]["status"] == "sent" and found[0]["attempts"] == attempts else None
+
+            entry = await eventually(lambda: logged(1), timeout=60)
+            assert (entry["ticket_id"], entry["kind"]) == (ticket_id, "webhook")
+            detail = await gw.get(f"{base}/{delivery_id}", headers=admin_headers)
+            assert detail.status_code == 200, detail.text
+            assert [(a["number"], a["outcome"], a["code"], a["trigger"]) for a in detail.json()["attempts_log"]] == [
+                (1, "sent", "204", "schedule")]
+
+            replay = await gw.post(f"{base}/{delivery_id}/replay", headers={**admin_headers, "Idempotency-Key": "r-1"})
+            assert replay.status_code == 202, replay.text
+            assert replay.json()["id"] == delivery_id and replay.json()["status"] in ("queued", "sending", "sent")
+            again_received = await eventually(
+                lambda: _ready(receiver.events(ticket_id, "ticket.created")[1:]), timeout=60)
+            [again] = again_received
+            assert again.headers["webhook-id"] == delivery_id  # receivers drop it if they have it
+            assert again.body == first.body
+            assert int(again.headers["webhook-timestamp"]) >= int(first.headers["webhook-timestamp"])
+            Webhook(subscription["secret"]).verify(again.body, again.headers)  # signed anew, and recent
+
+            repeated = await gw.post(f"{base}/{delivery_id}/replay", headers={**admin_headers, "Idempotency-Key": "r-1"})
+            assert repeated.status_code == 202 and repeated.headers["idempotent-replayed"] == "true"
+
+            await eventually(lambda: logged(2), timeout=60)
+            detail = (await gw.get(f"{base}/{delivery_id}", headers=admin_headers)).json()
+            assert [(a["number"], a["outcome"], a["code"], a["trigger"]) for a in detail["attempts_log"]] == [
+                (1, "sent", "204", "schedule"), (2, "sent", "204", "replay")]
+            assert detail["replays"] == 1
+            assert len(receiver.events(ticket_id, "ticket.created")) == 2  # the repeated key sent nothing
+
+            unknown = await gw.get(f"/v1/webhooks/{uuid.uuid4()}/deliveries", headers=admin_headers)
+            assert unknown.status_code == 404 and unknown.headers["content-type"].startswith("application/problem+json")
+            elsewhere = await gw.get(f"{base}/{uuid.uuid4()}", headers=admin_headers)
+            assert elsewhere.status_code == 404
+        finally:
+            await unsubscribe(gw, admin_headers, subscription)
+
+
 # ---- refusals decided when subscribing ----------------------------------------------------------
 
 REFUSED_URLS = [
