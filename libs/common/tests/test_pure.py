@@ -51,7 +51,7 @@ def test_normalize(kind, raw, expected):
 def test_primary_identity_priority():
     requester = {"external_id": "x", "phone": "123 456", "email": "A@B.co", "wechat_openid": "o"}
     assert primary_identity(requester) == ("email", "a@b.co")
-    assert [k for k, _ in identities_of(requester)] == ["email", "phone", "wechat_openid", "external_id"]
+    assert [k for k, _ in identities_of(requester)] == ["email", "phone", "wechat_openid", "external:api"]
     assert primary_identity({"name": "only"}) is None
 
 

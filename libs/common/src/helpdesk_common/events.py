@@ -42,7 +42,10 @@ class Requester(_Data):
 
 
 class Identity(_Data):
-    kind: Literal["email", "phone", "wechat_openid", "external_id"]
+    """A normalised identity (``helpdesk_common.identities``): a kind of ``IDENTITY_KINDS`` or
+    ``external:<system>``, and its key."""
+
+    kind: str
     value: str
 
 
@@ -165,6 +168,8 @@ class CustomerCreatedData(_Data):
     name: str | None = None
     identities: list[Identity]
     created_at: datetime
+    #: the organisation the customer joined at creation (its e-mail domain, or the API's choice)
+    organization_id: uuid.UUID | None = None
 
 
 class CustomerIdentityAddedData(_Data):
@@ -180,10 +185,39 @@ class CustomerUpdatedData(_Data):
     version: int
     name: str | None = None
     tier: str | None = None
-    #: field -> {"before": ..., "after": ...}
+    #: field -> {"before": ..., "after": ...} (``notes`` -> {}: its text is not carried)
     changes: dict[str, dict[str, Any]]
     actor: str | None = None
     updated_at: datetime
+    # the profile's current values (added with organisations; absent from older producers)
+    organization_id: uuid.UUID | None = None
+    account_owner_id: uuid.UUID | None = None
+    language: str | None = None
+    time_zone: str | None = None
+    tags: list[str] | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class CustomerIdentityRemovedData(_Data):
+    customer_id: uuid.UUID
+    identity: Identity
+    actor: str | None = None
+
+
+class OrganizationData(_Data):
+    """An organisation's current state (customer-svc), on every ``organization.*`` event: a
+    consumer keeps the highest ``version``. ``deleted`` events carry the last state."""
+
+    organization_id: uuid.UUID
+    version: int
+    name: str
+    domains: list[str] = Field(default_factory=list)
+    tier: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    #: field -> {"before": ..., "after": ...} on updates (``notes`` -> {})
+    changes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    actor: str | None = None
+    at: datetime
 
 
 class CustomerRequesterResolvedData(_Data):
@@ -320,6 +354,28 @@ class CustomerUpdated(_Envelope):
 class CustomerRequesterResolved(_Envelope):
     type: Literal["customer.requester_resolved"] = "customer.requester_resolved"
     data: CustomerRequesterResolvedData
+
+
+class CustomerIdentityRemoved(_Envelope):
+    type: Literal["customer.identity_removed"] = "customer.identity_removed"
+    data: CustomerIdentityRemovedData
+
+
+class OrganizationCreated(_Envelope):
+    """Keyed by the organisation id, on ``customers.events``."""
+
+    type: Literal["organization.created"] = "organization.created"
+    data: OrganizationData
+
+
+class OrganizationUpdated(_Envelope):
+    type: Literal["organization.updated"] = "organization.updated"
+    data: OrganizationData
+
+
+class OrganizationDeleted(_Envelope):
+    type: Literal["organization.deleted"] = "organization.deleted"
+    data: OrganizationData
 
 
 class SlaApplied(_Envelope):
@@ -545,6 +601,10 @@ Event = Annotated[
         CustomerIdentityAdded,
         CustomerUpdated,
         CustomerRequesterResolved,
+        CustomerIdentityRemoved,
+        OrganizationCreated,
+        OrganizationUpdated,
+        OrganizationDeleted,
         SlaApplied,
         SlaWarning,
         SlaBreached,
@@ -586,6 +646,10 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "customer.identity_added": CUSTOMERS_TOPIC,
     "customer.updated": CUSTOMERS_TOPIC,
     "customer.requester_resolved": CUSTOMERS_TOPIC,
+    "customer.identity_removed": CUSTOMERS_TOPIC,
+    "organization.created": CUSTOMERS_TOPIC,
+    "organization.updated": CUSTOMERS_TOPIC,
+    "organization.deleted": CUSTOMERS_TOPIC,
     "sla.applied": SLA_TOPIC,
     "sla.warning": SLA_TOPIC,
     "sla.breached": SLA_TOPIC,
