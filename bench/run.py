@@ -8,7 +8,11 @@ Phases (each bounded in time):
      (channel API key), both driven by wrk with the same ~600-byte bodies;
   4. propagation lag: under the saturated gateway phase (and how long analytics takes to catch
      up), and under a light steady load (~50 req/s);
-  5. CPU seconds per 1000 requests for each process group, sampled with psutil.
+  5. CPU seconds per 1000 requests for each process group, sampled with psutil;
+  6. the whole pipeline's CPU per ticket with notify-svc running and without it, in the same run
+     (with, without, with again: the mean of the two "with" phases against "without");
+  7. outbound: e-mails per second to a local SMTP server and webhook deliveries per second to a
+     local receiver (bench/outbound.py), with notify-svc's CPU per e-mail and per delivery.
 
 Writes bench/results/latest.json (flat keys) and a timestamped copy, prints a short table.
 Numbers move +-20 % from run to run on shared machines: compare the ratios.
@@ -54,11 +58,29 @@ from helpdesk_common.identity import IdentitySigner, Principal  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from bench.baselines import SCHEMA  # noqa: E402
+from bench.outbound import NotifyDb, OutboundSinks, per_second, verify_samples  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # platformdirs noise on headless boxes
 
 PROPAGATION_TIMEOUT_S = 120.0
-CPU_GROUPS = ("gateway", "ticket-svc", "customer-svc", "sla-svc", "analytics-svc", "postgres", "broker")
+CPU_GROUPS = ("gateway", "ticket-svc", "customer-svc", "sla-svc", "analytics-svc", "notify-svc", "postgres", "broker")
+#: the event side running beside intake (the table's and JSON's "consumers")
+CONSUMER_GROUPS = ("customer-svc", "sla-svc", "analytics-svc", "notify-svc", "broker")
+#: the process of bench/outbound.py: measured, never counted in the pipeline
+SINKS_GROUP = "outbound-sinks"
+#: how long a group's idle level is sampled just before a measured phase
+IDLE_SAMPLE_S = 2.0
+#: bounds of the outbound phases: queueing the work behind a closed gate (and the stack settling
+#: before it opens), then draining it. The sends held at the gate must outlive the closed time:
+#: the bench stack's SMTP and egress timeouts are OUTBOUND_TIMEOUT_S, its lease OUTBOUND_LEASE_S
+#: (a send is abandoned at 0.8 x the lease)
+QUEUE_TIMEOUT_S = 60.0
+GATED_SETTLE_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 120.0
+OUTBOUND_TIMEOUT_S = 240
+OUTBOUND_LEASE_S = 300
+#: notify-svc re-reads which event types have webhook subscribers every 2 s (its default)
+WEBHOOK_TYPES_WAIT_S = 3.0
 
 
 def log(msg: str) -> None:
@@ -195,11 +217,16 @@ class CpuSampler(threading.Thread):
 
 @dataclass
 class Window:
-    """CPU used per group, machine busy share, wall time and wall clock between start and end."""
+    """CPU used per group, machine busy share, wall time and wall clock between start and end.
+
+    ``other_cores``: what the machine was busy with beyond the watched groups, this harness and
+    its finished children (wrk): other people's work on a shared machine, or a neighbour VM's
+    steal. A phase with a high figure measured on a crowded machine."""
 
     sampler: CpuSampler
     cpu: dict[str, float] = field(default_factory=dict)
     busy_pct: float = 0.0
+    other_cores: float = 0.0
     seconds: float = 0.0
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -207,6 +234,7 @@ class Window:
     def __enter__(self) -> "Window":
         self._cpu0 = self.sampler.snapshot()
         self._sys0 = psutil.cpu_times()
+        self._own0 = _own_cpu()
         self._t0 = time.monotonic()
         self.started_at = datetime.now(UTC)
         return self
@@ -220,6 +248,15 @@ class Window:
         total = sum(sys1) - sum(self._sys0)
         idle = (sys1.idle + getattr(sys1, "iowait", 0.0)) - (self._sys0.idle + getattr(self._sys0, "iowait", 0.0))
         self.busy_pct = 100.0 * (1 - idle / total) if total > 0 else 0.0
+        own = _own_cpu() - self._own0
+        if self.seconds > 0:
+            self.other_cores = max(0.0, (total - idle - sum(self.cpu.values()) - own) / self.seconds)
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process and its waited-for children (wrk runs)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 # ---- wrk -----------------------------------------------------------------------------------
@@ -330,32 +367,43 @@ class Pipeline:
     def __init__(self, stack: Stack) -> None:
         self.tickets_dsn = raw_dsn(stack.database_url("ticket-svc"))
         self.analytics_dsn = raw_dsn(stack.database_url("analytics-svc"))
+        self.notify_dsn = raw_dsn(stack.database_url("notify-svc"))
         self.outbox_dsns = [raw_dsn(stack.database_url(s)) for s in ("ticket-svc", "customer-svc", "sla-svc",
-                                                                      "analytics-svc")]
+                                                                      "analytics-svc", "notify-svc")]
 
-    async def unsent_everywhere(self) -> int:
-        """Unsent outbox rows over every service that has an outbox."""
+    async def unsent_everywhere(self, *, deliveries: bool = True) -> int:
+        """Unsent outbox rows over every service that has an outbox, plus (``deliveries``)
+        notify-svc's deliveries due or in flight: each new ticket's acknowledgement is work of the
+        pipeline too. A retry not yet due does not hold the harness up (the outbound phases
+        count whatever was not sent)."""
         total = 0
         for dsn in self.outbox_dsns:
             conn = await asyncpg.connect(dsn)
             try:
                 if await conn.fetchval("SELECT to_regclass('outbox') IS NOT NULL"):
                     total += await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+                if deliveries and dsn == self.notify_dsn and await conn.fetchval(
+                        "SELECT to_regclass('deliveries') IS NOT NULL"):
+                    total += await conn.fetchval("SELECT count(*) FROM deliveries WHERE status IN ('queued', "
+                                                 "'sending') AND next_attempt_at <= now()")
             finally:
                 await conn.close()
         return total
 
-    def settle(self, sampler: CpuSampler, *, idle: dict[str, float], timeout: float = 60.0) -> bool:
+    def settle(self, sampler: CpuSampler, *, idle: dict[str, float], timeout: float = 60.0,
+               deliveries: bool = True) -> bool:
         """Wait until the event side has finished the previous phase's work: every ticket counted,
-        every outbox drained, and each service and PostgreSQL back at its idle CPU for a second
-        (projections keep folding links after analytics counted the tickets). Then the next
-        phase neither competes with a leftover backlog nor measures it. The broker is left out:
-        its idle CPU (consumers' fetch polling) grows with the data it holds."""
+        every outbox drained, every due delivery sent (unless ``deliveries`` is off: the outbound
+        phases hold them at a closed gate on purpose), and each service and PostgreSQL back at its
+        idle CPU for a second (projections keep folding links after analytics counted the
+        tickets). Then the next phase neither competes with a leftover backlog nor measures it.
+        The broker is left out: its idle CPU (consumers' fetch polling) grows with the data it
+        holds."""
         started = time.monotonic()
         self.wait_caught_up(timeout)
         busy: dict[str, float] = {}
         while time.monotonic() - started < timeout:
-            if asyncio.run(self.unsent_everywhere()) == 0:
+            if asyncio.run(self.unsent_everywhere(deliveries=deliveries)) == 0:
                 levels = stack_cpu_levels(sampler, 1.0)
                 busy = {g: round(v, 2) for g, v in levels.items() if g != "broker" and v > idle.get(g, 0.0) + 0.05}
                 if not busy:
@@ -462,6 +510,312 @@ async def light_load(gateway_url: str, key: str, *, rate: float, seconds: float,
     return statuses
 
 
+# ---- the whole pipeline, with and without notify-svc ---------------------------------------
+
+def net_cpu(cpu: dict[str, float], idle: dict[str, float], seconds: float, *,
+            groups: tuple[str, ...] = CPU_GROUPS, gross: tuple[str, ...] = ()) -> dict[str, float]:
+    """CPU seconds per group net of what the group burns idle over the same ``seconds``
+    (``idle`` in cores); groups in ``gross`` are taken as measured."""
+    return {g: cpu.get(g, 0.0) if g in gross else max(0.0, cpu.get(g, 0.0) - idle.get(g, 0.0) * seconds)
+            for g in groups}
+
+
+@dataclass
+class PipelineRun:
+    """One intake phase through the gateway, measured from its start (warm-up included) until
+    the event side had finished its tickets: what the whole thin path costs per ticket."""
+
+    phase: Phase
+    cpu: dict[str, float]  # CPU seconds per group over the whole window
+    idle: dict[str, float]  # cores per group, sampled just before the phase
+    seconds: float
+    tickets: int
+    catch_up: float | None
+    settled: bool
+    other_cores: float = 0.0  # the machine's other load meanwhile (Window.other_cores)
+
+    def per_ticket(self, *, broker_net: bool = False) -> dict[str, float]:
+        """ms per ticket and group: services and PostgreSQL net of their idle level; the broker
+        gross (its idle polling is a cost of every consumer running) unless ``broker_net``."""
+        net = net_cpu(self.cpu, self.idle, self.seconds, gross=() if broker_net else ("broker",))
+        return {g: v * 1000 / max(1, self.tickets) for g, v in net.items()}
+
+    def total(self, *, broker_net: bool = False) -> float:
+        return round(sum(self.per_ticket(broker_net=broker_net).values()), 3)
+
+
+def pipeline_phase(name: str, *, gateway: str, key: str, pipeline: Pipeline, sampler: CpuSampler,
+                   idle: dict[str, float], tag: str, wrk_args: dict) -> tuple[PipelineRun, bool]:
+    """Settle, sample each group's idle level, then one wrk intake phase through the gateway and
+    everything the event side does for its tickets. Returns the run and whether the stack had
+    settled before it started."""
+    settled_before = pipeline.settle(sampler, idle=idle)
+    levels = stack_cpu_levels(sampler, IDLE_SAMPLE_S)
+    auth = f"Bearer {key}"
+    smoke(name, f"{gateway}/v1/tickets", {"Authorization": auth})
+    tickets_before = asyncio.run(pipeline.counts())[0]
+    with Window(sampler) as whole:
+        phase = wrk(name, f"{gateway}/v1/tickets", script="post.lua",
+                    env={"BENCH_AUTH_HEADER": "Authorization", "BENCH_AUTH_VALUE": auth, "BENCH_TAG": tag},
+                    **wrk_args)
+        log("waiting until analytics has counted every ticket ...")
+        catch_up = pipeline.wait_caught_up()
+        settled = pipeline.settle(sampler, idle=idle)
+    tickets = asyncio.run(pipeline.counts())[0] - tickets_before
+    return PipelineRun(phase=phase, cpu=whole.cpu, idle=levels, seconds=whole.seconds, tickets=tickets,
+                       catch_up=catch_up, settled=settled, other_cores=whole.other_cores), settled_before
+
+
+def pipeline_keys(run: PipelineRun, suffix: str) -> dict:
+    """``pipeline_cpu_ms_per_ticket<suffix>`` with its groups, and the phase's own figures."""
+    per = run.per_ticket()
+    return {
+        f"pipeline_cpu_ms_per_ticket{suffix}": run.total(),
+        **{f"pipeline_cpu_ms_per_ticket{suffix}_{g.replace('-', '_')}": round(per[g], 3) for g in CPU_GROUPS},
+        f"pipeline_net_cpu_ms_per_ticket{suffix}": run.total(broker_net=True),
+        f"pipeline_broker_idle_cores{suffix}": round(run.idle.get("broker", 0.0), 3),
+        f"pipeline_other_cores{suffix}": round(run.other_cores, 3),
+        f"pipeline_tickets{suffix}": run.tickets,
+    }
+
+
+# ---- outbound: e-mails and webhooks through notify-svc -------------------------------------
+
+def outbound_env(sinks: OutboundSinks, args: argparse.Namespace) -> dict[str, str]:
+    """notify-svc's settings for the bench stack: the local SMTP server, the receiver's address
+    allowed (nothing else reachable), per-destination limits raised above the defaults that
+    protect real providers, and timeouts and a lease long enough for sends held at a gate."""
+    return {
+        "SMTP_URL": sinks.smtp_url,
+        "NOTIFY_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32",
+        "NOTIFY_EGRESS_ALLOWLIST_ONLY": "true",
+        "NOTIFY_DESTINATION_RATE_PER_S": str(args.notify_rate),
+        "NOTIFY_DESTINATION_BURST": str(args.notify_burst),
+        "NOTIFY_DESTINATION_CONCURRENCY": str(args.notify_destination_concurrency),
+        "NOTIFY_DISPATCHER_CONCURRENCY": str(args.notify_concurrency),
+        "NOTIFY_SMTP_TIMEOUT_S": str(OUTBOUND_TIMEOUT_S),
+        "NOTIFY_EGRESS_TOTAL_TIMEOUT_S": str(OUTBOUND_TIMEOUT_S),
+        "NOTIFY_DISPATCHER_LEASE_S": str(OUTBOUND_LEASE_S),
+    }
+
+
+@dataclass
+class OutboundRun:
+    """notify-svc emptying a full queue of one kind of delivery through an opened gate."""
+
+    expected: int  # deliveries waiting when the gate opened
+    opened_at: float  # unix time the gate opened
+    received: dict  # the sink's view: count, first, last, duplicates, missing_id
+    dispatcher: dict  # notify-svc's records: count, first, last sent_at, retried
+    not_sent: int  # rows of the phase not sent in the end
+    cpu: dict[str, float]
+    idle: dict[str, float]
+    seconds: float
+    drained: bool
+    busy_pct: float = 0.0
+    other_cores: float = 0.0
+    queued: int = 0
+    queue_s: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return self.received["count"]
+
+    def rate(self) -> float | None:
+        return per_second(self.count, self.received["first"], self.received["last"])
+
+    def dispatcher_rate(self) -> float | None:
+        return per_second(self.dispatcher["count"], self.dispatcher["first"], self.dispatcher["last"])
+
+    def ms_per_item(self, group: str | None = None, *, gross: bool = False) -> float | None:
+        """CPU ms per delivery of one group (None: the whole stack), net of idle unless ``gross``."""
+        if not self.count:
+            return None
+        groups = (group,) if group else CPU_GROUPS
+        cpu = net_cpu(self.cpu, self.idle, self.seconds, groups=groups, gross=groups if gross else ())
+        return round(sum(cpu.values()) * 1000 / self.count, 3)
+
+
+def wait_queued(notify_db: NotifyDb, kind: str, since, expected: int) -> tuple[int, float]:
+    """Until notify-svc's consumer has queued ``expected`` deliveries of ``kind`` since ``since``,
+    or stopped queueing (nothing new for 5 s), within QUEUE_TIMEOUT_S: (queued, seconds)."""
+    started = time.monotonic()
+    last, last_change = -1, started
+    while True:
+        queued = asyncio.run(notify_db.created_since(kind, since))
+        now = time.monotonic()
+        if queued != last:
+            last, last_change = queued, now
+        if queued >= expected:
+            return queued, now - started
+        if now - started > QUEUE_TIMEOUT_S or (queued > 0 and now - last_change > 5.0):
+            log(f"only {queued} of {expected} {kind} deliveries were queued; going on with those")
+            return queued, now - started
+        time.sleep(0.2)
+
+
+def drain_through_gate(gate: str, kind: str, since, *, sinks: OutboundSinks, notify_db: NotifyDb,
+                       pipeline: Pipeline, sampler: CpuSampler, idle: dict[str, float]) -> OutboundRun:
+    """With the queue full behind the closed gate and the rest of the stack quiet, sample idle
+    levels, open the gate and time notify-svc emptying the queue; the window ends when the
+    stack has settled again (delivery events recorded and consumed)."""
+    pipeline.settle(sampler, idle=idle, timeout=GATED_SETTLE_TIMEOUT_S, deliveries=False)
+    levels = stack_cpu_levels(sampler, IDLE_SAMPLE_S)
+    expected = asyncio.run(notify_db.pending())
+    opened_db = asyncio.run(notify_db.now())
+    drained = False
+    with Window(sampler) as window:
+        opened_at = time.time()
+        sinks.gate(gate, True)
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            # the sink is cheap to ask; the database only once everything has arrived
+            if sinks.stats(gate)["count"] >= expected and asyncio.run(notify_db.pending()) == 0:
+                drained = True
+                break
+            time.sleep(0.1)
+        if not drained:
+            log(f"notify-svc did not deliver {expected} {kind} deliveries within {DRAIN_TIMEOUT_S:.0f}s")
+        pipeline.settle(sampler, idle=idle)
+    return OutboundRun(
+        expected=expected, opened_at=opened_at, received=sinks.stats(gate),
+        dispatcher=asyncio.run(notify_db.sent_between(kind, opened_db)),
+        not_sent=asyncio.run(notify_db.not_sent(kind, since)),
+        cpu=window.cpu, idle=levels, seconds=window.seconds, drained=drained, busy_pct=window.busy_pct,
+        other_cores=window.other_cores)
+
+
+def email_phase(*, stack: Stack, sinks: OutboundSinks, notify_db: NotifyDb, pipeline: Pipeline,
+                sampler: CpuSampler, idle: dict[str, float], down_since, expected: int) -> OutboundRun:
+    """E-mails per second: the acknowledgements of the tickets created while notify-svc was
+    stopped (one per ticket: every bench requester has an address), queued by its consumer
+    behind the closed SMTP gate once it is back, then sent."""
+    sinks.gate("smtp", False)
+    sinks.reset("smtp")
+    log("starting notify-svc again; its consumer queues the acknowledgements behind the closed SMTP gate ...")
+    stack.start_service("notify-svc")
+    stack.wait_service("notify-svc")
+    sampler.watch("notify-svc", stack.procs["notify-svc"].pid)
+    queued, queue_s = wait_queued(notify_db, "notification", down_since, expected)
+    log(f"e-mail: {queued} acknowledgements queued in {queue_s:.1f} s; opening the SMTP gate ...")
+    run = drain_through_gate("smtp", "notification", down_since, sinks=sinks, notify_db=notify_db,
+                             pipeline=pipeline, sampler=sampler, idle=idle)
+    run.queued, run.queue_s = queued, queue_s
+    return run
+
+
+def phone_ticket_body(tag: str, n: int) -> dict:
+    """A bench ticket whose requester has a phone and no e-mail: no acknowledgement is sent,
+    so the webhook phase's queue holds webhook deliveries only."""
+    body = ticket_body(tag, n)
+    body["requester"] = {k: v for k, v in body["requester"].items() if k != "email"}
+    return body
+
+
+async def ticket_burst(gateway_url: str, key: str, *, count: int, tag: str, concurrency: int = 16) -> dict[str, int]:
+    statuses: dict[str, int] = {}
+    limit = asyncio.Semaphore(concurrency)
+
+    async def post(client: httpx.AsyncClient, n: int) -> None:
+        async with limit:
+            try:
+                r = await client.post("/v1/tickets", json=phone_ticket_body(tag, n))
+                code = str(r.status_code)
+            except httpx.HTTPError as exc:
+                code = type(exc).__name__
+        statuses[code] = statuses.get(code, 0) + 1
+
+    async with httpx.AsyncClient(base_url=gateway_url, headers={"Authorization": f"Bearer {key}"},
+                                 timeout=30) as client:
+        await asyncio.gather(*(post(client, n) for n in range(count)))
+    return statuses
+
+
+def webhook_phase(*, creds: dict, sinks: OutboundSinks, notify_db: NotifyDb, pipeline: Pipeline,
+                  sampler: CpuSampler, idle: dict[str, float], count: int, tag: str,
+                  samples: int = 20) -> tuple[OutboundRun, dict]:
+    """Webhook deliveries per second: one subscription to ticket.created (the admin, through the
+    gateway), a burst of ``count`` tickets queued behind the receiver's closed gate, then sent;
+    a spread sample of what arrived is verified with the subscription's secret."""
+    gateway = creds["gateway_url"]
+    r = httpx.post(f"{gateway}/v1/auth/login", json={"email": creds["admin_email"], "password": creds["admin_password"]},
+                   timeout=10)
+    if r.status_code != 200:
+        raise RuntimeError(f"admin login answered {r.status_code}: {r.text[:300]}")
+    admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    r = httpx.post(f"{gateway}/v1/webhooks", headers=admin, timeout=10,
+                   json={"url": sinks.hook_url, "event_types": ["ticket.created"], "description": "make bench"})
+    if r.status_code != 201:
+        raise RuntimeError(f"POST /v1/webhooks answered {r.status_code}: {r.text[:300]}")
+    secret = r.json()["secret"]
+    time.sleep(WEBHOOK_TYPES_WAIT_S)  # until notify-svc's webhook consumer knows ticket.created has a subscriber
+    sinks.gate("webhook", False)
+    sinks.reset("webhook")
+    since = asyncio.run(notify_db.now())
+    log(f"webhooks: {count} tickets through the gateway behind the receiver's closed gate ...")
+    statuses = asyncio.run(ticket_burst(gateway, creds["channel_api_key"], count=count, tag=tag))
+    created = statuses.get("201", 0)
+    queued, queue_s = wait_queued(notify_db, "webhook", since, created)
+    pipeline.wait_caught_up()
+    log(f"webhooks: {queued} deliveries queued; opening the receiver's gate ...")
+    run = drain_through_gate("webhook", "webhook", since, sinks=sinks, notify_db=notify_db, pipeline=pipeline,
+                             sampler=sampler, idle=idle)
+    run.queued, run.queue_s = queued, queue_s
+    verified, problems = verify_samples(secret, sinks.samples(samples))
+    for problem in problems[:5]:
+        log(f"webhook signature check failed: {problem}")
+    return run, {"tickets": created, "statuses": statuses, "verified": verified,
+                 "checked": verified + len(problems)}
+
+
+def outbound_keys(prefix: str, run: OutboundRun, *, notify_key: str, stack_key: str, sink_key: str) -> dict:
+    """Flat keys of one outbound phase (``prefix`` = outbound_email / outbound_webhook) and its
+    CPU per delivery: notify-svc's, the whole stack's, the sink's."""
+    rate, dispatcher_rate = run.rate(), run.dispatcher_rate()
+    last = run.received["last"]
+    return {
+        f"{prefix}_per_s": None if rate is None else round(rate, 1),
+        f"{prefix}_per_s_dispatcher": None if dispatcher_rate is None else round(dispatcher_rate, 1),
+        f"{prefix}_count": run.count,
+        f"{prefix}_expected": run.expected,
+        f"{prefix}_drain_s": None if last is None else round(last - run.opened_at, 2),
+        f"{prefix}_duplicates": run.received["duplicates"],
+        f"{prefix}_not_sent": run.not_sent,
+        f"{prefix}_retried": run.dispatcher["retried"],
+        f"{prefix}_queued": run.queued,
+        f"{prefix}_queue_s": round(run.queue_s, 2),
+        f"{prefix}_machine_busy_pct": round(run.busy_pct, 1),
+        f"{prefix}_other_cores": round(run.other_cores, 3),
+        notify_key: run.ms_per_item("notify-svc"),
+        stack_key: run.ms_per_item(),
+        sink_key: run.ms_per_item(SINKS_GROUP, gross=True),
+    }
+
+
+def outbound_problems(r: dict, *, webhooks_wanted: int) -> list[str]:
+    """What makes the outbound figures untrustworthy: everything queued must arrive once, be
+    recorded as sent at the first attempt, and the sampled webhook signatures must verify."""
+    problems = []
+    for kind in ("email", "webhook"):
+        k = f"outbound_{kind}"
+        if r[f"{k}_count"] < r[f"{k}_expected"] or not r[f"{k}_expected"]:
+            problems.append(f"{kind}: {r[f'{k}_count']} of {r[f'{k}_expected']} received")
+        for what in ("duplicates", "not_sent", "retried"):
+            if r[f"{k}_{what}"]:
+                problems.append(f"{kind}: {r[f'{k}_{what}']} {what.replace('_', ' ')}")
+    if r["outbound_email_queued"] < r["outbound_email_tickets"]:
+        problems.append(f"email: {r['outbound_email_queued']} acknowledgements queued for "
+                        f"{r['outbound_email_tickets']} tickets")
+    if r["outbound_webhook_tickets"] < webhooks_wanted:
+        problems.append(f"webhook: {r['outbound_webhook_tickets']} of {webhooks_wanted} tickets created "
+                        f"({r['outbound_webhook_ticket_statuses']})")
+    if not r["outbound_webhook_signatures_checked"] or (
+            r["outbound_webhook_signatures_verified"] < r["outbound_webhook_signatures_checked"]):
+        problems.append(f"webhook: signatures verified {r['outbound_webhook_signatures_verified']} of "
+                        f"{r['outbound_webhook_signatures_checked']}")
+    return problems
+
+
 # ---- output --------------------------------------------------------------------------------
 
 def statuses_text(statuses: dict[str, int]) -> str:
@@ -497,12 +851,43 @@ def print_table(r: dict, phases: dict[str, Phase]) -> None:
     print()
     print(f"{'CPU ms per request':<34}{'gateway':>9}{'ticket':>9}{'postgres':>9}{'consumers':>10}{'wrk':>7}{'busy':>7}")
     for label, p in (("  intake straight to ticket-svc", direct), ("  intake through the gateway", intake)):
-        consumers = sum(p.cpu_ms_per_req(g) for g in ("customer-svc", "sla-svc", "analytics-svc", "broker"))
+        consumers = sum(p.cpu_ms_per_req(g) for g in CONSUMER_GROUPS)
         wrk_ms = p.wrk_cpu_s * 1000 / max(1, p.requests)
         print(f"{label:<34}{p.cpu_ms_per_req('gateway'):>9.3f}{p.cpu_ms_per_req('ticket-svc'):>9.3f}"
               f"{p.cpu_ms_per_req('postgres'):>9.3f}{consumers:>10.3f}{wrk_ms:>7.3f}{p.window.busy_pct:>6.0f}%")
-    parts = ", ".join(f"{g} {r['pipeline_cpu_ms_per_ticket_' + g.replace('-', '_')]:.2f}" for g in CPU_GROUPS)
-    print(f"whole thin path, CPU ms per ticket until settled: {r['pipeline_cpu_ms_per_ticket']:.2f}  ({parts})")
+    print()
+    print("whole thin path, CPU ms per ticket until settled (services and PostgreSQL net of idle, broker gross):")
+    short = {"gateway": "gateway", "ticket-svc": "ticket", "customer-svc": "customer", "sla-svc": "sla",
+             "analytics-svc": "analyt.", "notify-svc": "notify", "postgres": "postgres", "broker": "broker"}
+    print(f"{'':<26}{'total':>7}" + "".join(f"{short[g]:>9}" for g in CPU_GROUPS)
+          + f"{'net':>7}{'tickets':>8}{'req/s':>7}{'other':>7}")
+    for label, suffix, phase in (("  with notify-svc", "", intake),
+                                 ("  without notify-svc", "_without_notify", phases["intake_without_notify"]),
+                                 ("  with notify-svc again", "_with_notify_again", phases["intake_with_notify_again"])):
+        key = f"pipeline_cpu_ms_per_ticket{suffix}"
+        print(f"{label:<26}{r[key]:>7.2f}" + "".join(f"{r[key + '_' + g.replace('-', '_')]:>9.2f}" for g in CPU_GROUPS)
+              + f"{r['pipeline_net_cpu_ms_per_ticket' + suffix]:>7.2f}{r['pipeline_tickets' + suffix]:>8}"
+              f"{phase.rps:>7.0f}{r['pipeline_other_cores' + suffix]:>7.2f}{flag(phase)}")
+    print(f"  with (mean of both) / without: {r['ratio_pipeline_cpu_with_vs_without_notify']:.3f}"
+          f"  ({r['pipeline_cpu_ms_per_ticket_with_notify_mean']:.2f} / {r['pipeline_cpu_ms_per_ticket_without_notify']:.2f});"
+          f"  everything net of idle ('net'): {r['ratio_pipeline_net_cpu_with_vs_without_notify']:.3f};"
+          f"  drift, again / first: {r['ratio_pipeline_cpu_with_notify_again_vs_first']:.3f}")
+    print()
+    print(f"outbound through notify-svc, from a full queue (per destination {r['outbound_destination_rate_per_s']:.0f}/s, "
+          f"burst {r['outbound_destination_burst']}, {r['outbound_destination_concurrency']} in flight; "
+          f"{r['outbound_dispatcher_concurrency']} in all):")
+    print(f"{'':<26}{'count':>7}{'per s':>8}{'(records)':>10}{'drain s':>9}{'notify ms':>10}{'stack ms':>9}"
+          f"{'sink ms':>9}{'busy':>6}{'other':>7}")
+    for label, k, item in (("  e-mail to SMTP on lo", "outbound_email", "email"),
+                           ("  webhook to 127.0.0.1", "outbound_webhook", "webhook")):
+        notify_key, stack_key = f"notify_cpu_ms_per_{item}", f"stack_cpu_ms_per_{item}"
+        sink_key = "smtp_sink_cpu_ms_per_email" if item == "email" else "webhook_receiver_cpu_ms_per_webhook"
+        print(f"{label:<26}{r[k + '_count']:>7}{fmt(r[k + '_per_s']):>8}{fmt(r[k + '_per_s_dispatcher']):>10}"
+              f"{fmt(r[k + '_drain_s'], '.2f'):>9}{fmt(r[notify_key], '.2f'):>10}{fmt(r[stack_key], '.2f'):>9}"
+              f"{fmt(r[sink_key], '.2f'):>9}{r[k + '_machine_busy_pct']:>5.0f}%{r[k + '_other_cores']:>7.2f}")
+    print(f"  webhook signatures verified (Standard Webhooks): {r['outbound_webhook_signatures_verified']}"
+          f"/{r['outbound_webhook_signatures_checked']}"
+          + (f"  !! {r['outbound_problems']}" if r["outbound_problems"] else ""))
     print()
     print("propagation (ticket created -> counted by analytics-svc):")
     print(f"  light load ({r['propagation_light_rate_rps']:.0f} req/s for {r['propagation_light_seconds']:.0f} s):"
@@ -526,6 +911,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, choices=(1, 2), help="wrk threads (default 1)")
     parser.add_argument("--light-rate", type=float, default=50.0, help="req/s of the light-load phase (default 50)")
     parser.add_argument("--light-seconds", type=float, default=5.0, help="length of the light-load phase (default 5)")
+    parser.add_argument("--webhooks", type=int, default=500,
+                        help="tickets (so webhook deliveries) of the webhook phase (default 500)")
+    parser.add_argument("--notify-rate", type=float, default=1000.0,
+                        help="notify-svc's per-destination sends/s for the run (default 1000; the service's 20 "
+                             "protects real providers)")
+    parser.add_argument("--notify-burst", type=int, default=1000, help="its per-destination burst (default 1000)")
+    parser.add_argument("--notify-destination-concurrency", type=int, default=16,
+                        help="sends in flight per destination (default 16; the service's default is 4)")
+    parser.add_argument("--notify-concurrency", type=int, default=16,
+                        help="sends in flight in all (NOTIFY_DISPATCHER_CONCURRENCY, default 16 as the service's)")
     parser.add_argument("--keep-data", action="store_true", help="keep the bench stack's data dir (logs, databases)")
     args = parser.parse_args(argv)
     if args.connections < args.threads:
@@ -553,11 +948,17 @@ def main(argv: list[str] | None = None) -> int:
     data_dir.mkdir(parents=True, mode=0o755)
     os.chmod(data_dir, 0o755)
     base = free_block(6)
-    pg_port = free_port_outside(range(base, base + 5))
-    kafka_port = free_port_outside(range(base, base + 5), {pg_port})
+    block = range(base, base + 6)  # the gateway at base, the five services at base + 1 .. base + 5
+    pg_port = free_port_outside(block)
+    kafka_port = free_port_outside(block, {pg_port})
+    smtp_port = free_port_outside(block, {pg_port, kafka_port})
+    sinks_http_port = free_port_outside(block, {pg_port, kafka_port, smtp_port})
+    taken = {pg_port, kafka_port, smtp_port, sinks_http_port}
+    sinks = OutboundSinks(smtp_port=smtp_port, http_port=sinks_http_port, log_path=data_dir / "logs" / "outbound-sinks.log",
+                          cwd=ROOT)
     stack = Stack(StackConfig(
         data_dir=data_dir, gateway_port=base, service_base_port=base, pg_port=pg_port, kafka_port=kafka_port,
-        extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "WARNING"},
+        extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "WARNING", **outbound_env(sinks, args)},
     ))
     baselines: list[subprocess.Popen] = []
     phases: dict[str, Phase] = {}
@@ -567,8 +968,10 @@ def main(argv: list[str] | None = None) -> int:
                     warmup=args.warmup, sampler=sampler)
     started = time.monotonic()
     try:
-        log(f"starting a private stack (gateway :{base}, services :{base + 1}-{base + 4}, "
-            f"data {data_dir.relative_to(ROOT)}) ...")
+        # before the stack: notify-svc is given the SMTP server's address when it starts
+        sampler.watch(SINKS_GROUP, sinks.start(preexec_fn=_die_with_parent).pid)
+        log(f"starting a private stack (gateway :{base}, services :{base + 1}-{base + 5}, "
+            f"SMTP sink :{smtp_port}, webhook receiver :{sinks_http_port}, data {data_dir.relative_to(ROOT)}) ...")
         creds = stack.up()
         gateway = creds["gateway_url"]
         for name, proc in stack.procs.items():
@@ -584,8 +987,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- baselines ----------------------------------------------------------------------
         bench_dsn = asyncio.run(prepare_bench_db(stack.db_base))
-        hello_port = free_port_outside(range(base, base + 5), {pg_port, kafka_port})
-        insert_port = free_port_outside(range(base, base + 5), {pg_port, kafka_port, hello_port})
+        hello_port = free_port_outside(block, taken)
+        insert_port = free_port_outside(block, taken | {hello_port})
         baselines.append(start_baseline("hello_app", hello_port, {}, stack.logs_dir / "baseline-hello.log"))
         baselines.append(start_baseline("insert_app", insert_port, {"BENCH_DSN": bench_dsn},
                                         stack.logs_dir / "baseline-insert.log"))
@@ -614,41 +1017,64 @@ def main(argv: list[str] | None = None) -> int:
                                     "BENCH_TAG": f"direct-{run_id}"}, **wrk_args)
         log("waiting for the pipeline to drain before the gateway phase ...")
         drained_direct = pipeline.wait_caught_up()
-        if not pipeline.settle(sampler, idle=idle):
-            unsettled.append("before gateway")
 
-        # -- intake through the gateway -----------------------------------------------------------
+        # -- intake through the gateway (notify-svc running): the intake figures, and the first
+        # of the three pipeline phases --------------------------------------------------------------
+        key = creds["channel_api_key"]
+        pipe_args = dict(gateway=gateway, key=key, pipeline=pipeline, sampler=sampler, idle=idle, wrk_args=wrk_args)
         log("intake through the gateway ...")
-        smoke("intake", f"{gateway}/v1/tickets", {"Authorization": f"Bearer {creds['channel_api_key']}"})
-        tickets_before = asyncio.run(pipeline.counts())[0]
-        with Window(sampler) as whole:  # warm-up + phase + the event side finishing its tickets
-            phases["intake"] = intake = wrk(
-                "intake", f"{gateway}/v1/tickets", script="post.lua",
-                env={"BENCH_AUTH_HEADER": "Authorization", "BENCH_AUTH_VALUE": f"Bearer {creds['channel_api_key']}",
-                     "BENCH_TAG": f"gw-{run_id}"}, **wrk_args)
-            log("waiting until analytics has counted every ticket ...")
-            catch_up = pipeline.wait_caught_up()
-            if not pipeline.settle(sampler, idle=idle):
-                unsettled.append("before light load")
-        pipeline_tickets = asyncio.run(pipeline.counts())[0] - tickets_before
+        with_first, settled = pipeline_phase("intake", tag=f"gw-{run_id}", **pipe_args)
+        phases["intake"] = intake = with_first.phase
+        unsettled += [] if settled else ["before gateway"]
+        unsettled += [] if with_first.settled else ["before light load"]
+        catch_up = with_first.catch_up
         assert intake.window and intake.window.started_at and intake.window.ended_at
         p50, p99, counted = asyncio.run(pipeline.lag(intake.window.started_at, intake.window.ended_at))
 
         # -- propagation under light load --------------------------------------------------------
         log(f"propagation under light load ({args.light_rate:.0f} req/s for {args.light_seconds:.0f} s) ...")
         light_start = datetime.now(UTC)
-        light_statuses = asyncio.run(light_load(gateway, creds["channel_api_key"], rate=args.light_rate,
+        light_statuses = asyncio.run(light_load(gateway, key, rate=args.light_rate,
                                                 seconds=args.light_seconds, tag=f"light-{run_id}"))
         light_end = datetime.now(UTC)
         light_caught_up = pipeline.wait_caught_up()
         light_p50, light_p99, light_n = asyncio.run(pipeline.lag(light_start, light_end))
         light_errors = sum(n for code, n in light_statuses.items() if not code.startswith("2"))
+        if not pipeline.settle(sampler, idle=idle):
+            unsettled.append("before stopping notify-svc")
+
+        # -- the same intake phase without notify-svc ----------------------------------------------
+        log("stopping notify-svc; intake through the gateway without it ...")
+        notify_db = NotifyDb(pipeline.notify_dsn)
+        sampler.unwatch("notify-svc")  # its pid is not ours to follow once it has exited
+        stack.stop_service("notify-svc")
+        down_since = asyncio.run(notify_db.now())
+        tickets_down = asyncio.run(pipeline.counts())[0]
+        without, settled = pipeline_phase("intake_without_notify", tag=f"gw-wo-{run_id}", **pipe_args)
+        phases["intake_without_notify"] = without.phase
+        unsettled += [] if settled else ["before the phase without notify-svc"]
+        acknowledgements = asyncio.run(pipeline.counts())[0] - tickets_down
+
+        # -- e-mail: notify-svc back, the acknowledgements of those tickets sent -------------------
+        email = email_phase(stack=stack, sinks=sinks, notify_db=notify_db, pipeline=pipeline, sampler=sampler,
+                            idle=idle, down_since=down_since, expected=acknowledgements)
+        log(f"e-mail: {email.count} received, {fmt(email.rate())}/s")
+
+        # -- the intake phase with notify-svc again (the "with" figure is the mean of both) --------
+        log("intake through the gateway with notify-svc again ...")
+        with_again, settled = pipeline_phase("intake_with_notify_again", tag=f"gw-again-{run_id}", **pipe_args)
+        phases["intake_with_notify_again"] = with_again.phase
+        unsettled += [] if settled else ["before the phase with notify-svc again"]
+
+        # -- webhooks -------------------------------------------------------------------------------
+        hooks, hooks_info = webhook_phase(creds=creds, sinks=sinks, notify_db=notify_db, pipeline=pipeline,
+                                          sampler=sampler, idle=idle, count=args.webhooks, tag=f"hook-{run_id}")
+        log(f"webhooks: {hooks.count} received, {fmt(hooks.rate())}/s, signatures verified "
+            f"{hooks_info['verified']}/{hooks_info['checked']}")
 
         hello, insert, direct = phases["uvicorn"], phases["asyncpg"], phases["direct"]
-        # services and PostgreSQL net of what they burn when idle (consumers polling) over that
-        # time; the broker gross: its idle polling cost grows with the data it holds
-        pipeline_cpu = {g: whole.cpu.get(g, 0.0) if g == "broker" else
-                        max(0.0, whole.cpu.get(g, 0.0) - idle.get(g, 0.0) * whole.seconds) for g in CPU_GROUPS}
+        with_mean = (with_first.total() + with_again.total()) / 2
+        with_mean_net = (with_first.total(broker_net=True) + with_again.total(broker_net=True)) / 2
         now = datetime.now(UTC)
         results = {
             "intake_rps": round(intake.rps, 1),
@@ -695,21 +1121,43 @@ def main(argv: list[str] | None = None) -> int:
             "gateway_cpu_ms_per_req": intake.cpu_ms_per_req("gateway"),
             "ticket_cpu_ms_per_req": intake.cpu_ms_per_req("ticket-svc"),
             "postgres_cpu_ms_per_req": intake.cpu_ms_per_req("postgres"),
-            "consumers_cpu_ms_per_req": round(sum(intake.cpu_ms_per_req(g) for g in
-                                                  ("customer-svc", "sla-svc", "analytics-svc", "broker")), 3),
+            "consumers_cpu_ms_per_req": round(sum(intake.cpu_ms_per_req(g) for g in CONSUMER_GROUPS), 3),
+            "notify_cpu_ms_per_req": intake.cpu_ms_per_req("notify-svc"),
             "wrk_cpu_ms_per_req": round(intake.wrk_cpu_s * 1000 / max(1, intake.requests), 3),
             "machine_busy_pct": round(intake.window.busy_pct, 1),
             # the same during the direct phase
             "direct_ticket_cpu_ms_per_req": direct.cpu_ms_per_req("ticket-svc"),
             "direct_postgres_cpu_ms_per_req": direct.cpu_ms_per_req("postgres"),
-            "direct_consumers_cpu_ms_per_req": round(sum(direct.cpu_ms_per_req(g) for g in
-                                                         ("customer-svc", "sla-svc", "analytics-svc", "broker")), 3),
+            "direct_consumers_cpu_ms_per_req": round(sum(direct.cpu_ms_per_req(g) for g in CONSUMER_GROUPS), 3),
             "direct_machine_busy_pct": round(direct.window.busy_pct, 1) if direct.window else None,
             # every process of the stack, from the start of the gateway phase until it settled again
-            "pipeline_cpu_ms_per_ticket": round(sum(pipeline_cpu.values()) * 1000 / max(1, pipeline_tickets), 3),
-            **{f"pipeline_cpu_ms_per_ticket_{g.replace('-', '_')}":
-               round(pipeline_cpu[g] * 1000 / max(1, pipeline_tickets), 3) for g in CPU_GROUPS},
-            "pipeline_tickets": pipeline_tickets,
+            # (notify-svc running, sending each ticket's acknowledgement), then the same phase
+            # without notify-svc, then with it again
+            **pipeline_keys(with_first, ""),
+            **pipeline_keys(without, "_without_notify"),
+            **pipeline_keys(with_again, "_with_notify_again"),
+            "intake_rps_without_notify": round(without.phase.rps, 1),
+            "intake_rps_with_notify_again": round(with_again.phase.rps, 1),
+            "pipeline_cpu_ms_per_ticket_with_notify_mean": round(with_mean, 3),
+            "ratio_pipeline_cpu_with_vs_without_notify": round(with_mean / max(1e-9, without.total()), 3),
+            "ratio_pipeline_net_cpu_with_vs_without_notify": round(
+                with_mean_net / max(1e-9, without.total(broker_net=True)), 3),
+            "ratio_pipeline_cpu_with_notify_again_vs_first": round(
+                with_again.total() / max(1e-9, with_first.total()), 3),
+            # outbound: notify-svc emptying a full queue (limits raised for the run, see below)
+            **outbound_keys("outbound_email", email, notify_key="notify_cpu_ms_per_email",
+                            stack_key="stack_cpu_ms_per_email", sink_key="smtp_sink_cpu_ms_per_email"),
+            **outbound_keys("outbound_webhook", hooks, notify_key="notify_cpu_ms_per_webhook",
+                            stack_key="stack_cpu_ms_per_webhook", sink_key="webhook_receiver_cpu_ms_per_webhook"),
+            "outbound_email_tickets": acknowledgements,
+            "outbound_webhook_tickets": hooks_info["tickets"],
+            "outbound_webhook_ticket_statuses": statuses_text(hooks_info["statuses"]),
+            "outbound_webhook_signatures_checked": hooks_info["checked"],
+            "outbound_webhook_signatures_verified": hooks_info["verified"],
+            "outbound_destination_rate_per_s": args.notify_rate,
+            "outbound_destination_burst": args.notify_burst,
+            "outbound_destination_concurrency": args.notify_destination_concurrency,
+            "outbound_dispatcher_concurrency": args.notify_concurrency,
             "baseline_uvicorn_cpu_ms_per_req": hello.cpu_ms_per_req("baseline-hello"),
             "baseline_asyncpg_insert_cpu_ms_per_req": insert.cpu_ms_per_req("baseline-insert"),
             "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}",
@@ -725,7 +1173,10 @@ def main(argv: list[str] | None = None) -> int:
             "stack_idle_cores": round(idle_cores, 3),
             "unsettled": ", ".join(unsettled),  # phases that started before the stack was idle again
             "light_caught_up_s": None if light_caught_up is None else round(light_caught_up, 2),
+            "catch_up_s_without_notify": None if without.catch_up is None else round(without.catch_up, 2),
+            "catch_up_s_with_notify_again": None if with_again.catch_up is None else round(with_again.catch_up, 2),
         }
+        results["outbound_problems"] = "; ".join(outbound_problems(results, webhooks_wanted=args.webhooks))
     except KeyboardInterrupt:
         log("interrupted; stopping everything ...")
         return 130
@@ -741,6 +1192,7 @@ def main(argv: list[str] | None = None) -> int:
             for p in baselines:
                 stop_proc(p)
             stack.stop_all()
+            sinks.stop()
             if failed:
                 remove_data_dir(data_dir, keep_logs=True)
             elif not args.keep_data:
@@ -752,6 +1204,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
+    results["run_s"] = round(time.monotonic() - started)
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
     (RESULTS / "latest.json").write_text(text)
@@ -760,11 +1213,14 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results, phases)
     clean = (all(p.errors == 0 for p in phases.values()) and results["propagation_light_errors"] == 0
              and results["catch_up_s"] is not None and results["light_caught_up_s"] is not None
-             and results["drained_before_gateway_s"] is not None)
+             and results["drained_before_gateway_s"] is not None
+             and results["catch_up_s_without_notify"] is not None
+             and results["catch_up_s_with_notify_again"] is not None and not results["outbound_problems"])
     print(f"\nwritten: {(RESULTS / 'latest.json').relative_to(ROOT)} and {stamped.relative_to(ROOT)}"
           f"  (run took {time.monotonic() - started:.0f} s)")
     if not clean:
-        print("!! some phases had errors or analytics did not catch up: see the flags above", file=sys.stderr)
+        print("!! some phases had errors, analytics did not catch up or outbound was not clean: see the flags "
+              "above", file=sys.stderr)
         return 3
     return 0
 
