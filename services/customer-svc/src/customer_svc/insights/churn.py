@@ -287,8 +287,9 @@ def churn_risk(inputs: ChurnInputs, settings: ChurnSettings) -> ChurnRisk:
     """The score, its band and its reasons (largest first, summing to the score)."""
     raw = contributions(inputs, settings)
     shares = share_capped([raw[factor] for factor in FACTORS])
-    ranked = sorted((share, -i, factor) for i, (factor, share) in enumerate(zip(FACTORS, shares)) if share > 0)
-    reasons = tuple(Reason(factor, share, *_sentences(factor, inputs, settings)) for share, _, factor in reversed(ranked))
+    # largest first, equal shares in FACTORS order; sentences only for the factors shown
+    ranked = sorted((i for i, share in enumerate(shares) if share > 0), key=lambda i: (-shares[i], i))
+    reasons = tuple(Reason(FACTORS[i], shares[i], *_sentences(FACTORS[i], inputs, settings)) for i in ranked)
     score = sum(shares)
     return ChurnRisk(score=score, band=risk_band(score, settings), reasons=reasons)
 

@@ -108,7 +108,8 @@ class QuintileBoundaries:
 
 def cut_ranks(population: int) -> tuple[int, int, int, int]:
     """1-based ranks (worst first) of the four cut points: ``ceil(k * n / 5)``."""
-    return tuple((k * population + QUINTILES - 1) // QUINTILES for k in range(1, QUINTILES))  # type: ignore[return-value]
+    ranks = tuple((k * population + QUINTILES - 1) // QUINTILES for k in range(1, QUINTILES))
+    return ranks  # type: ignore[return-value]
 
 
 def quintile_boundaries(values: Iterable[V], *, direction: Direction,
