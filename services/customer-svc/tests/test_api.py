@@ -32,13 +32,18 @@ async def test_read_customer_with_identities(api, raw):
     r = await api.get(f"/v1/customers/{cid}", headers=AGENT)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"id", "name", "tier", "identities", "created_at", "updated_at", "version"}
+    assert set(body) == {"id", "name", "tier", "organization_id", "account_owner_id", "language", "time_zone", "tags",
+                         "notes", "attributes", "identities", "created_at", "updated_at", "version"}
     assert body["tier"] is None and r.headers["etag"] == 'W/"1"'
     assert body["id"] == str(cid) and body["name"] == "李雷"
-    assert body["identities"] == [
+    assert (body["organization_id"], body["account_owner_id"], body["language"], body["time_zone"], body["notes"]) == (
+        None, None, None, None, None)
+    assert body["tags"] == [] and body["attributes"] == {}
+    assert [{k: i[k] for k in ("kind", "value")} for i in body["identities"]] == [
         {"kind": "email", "value": "li.lei@example.com"},
         {"kind": "phone", "value": "+8613800138000"},
     ]
+    assert all(uuid.UUID(i["id"]) for i in body["identities"])
     assert body["created_at"].endswith("Z")
 
 

@@ -33,12 +33,15 @@ def test_can_see_pii(principal, sees):
 
 
 def test_to_read_masks_only_when_asked():
-    row = {"id": uuid.uuid4(), "name": "n", "tier": "vip", "created_at": datetime.now(UTC), "updated_at": datetime.now(UTC),
-           "version": 1}
-    ids = [("email", "zhang.wei@example.com"), ("phone", "+8613900000000")]
+    row = {"id": uuid.uuid4(), "name": "n", "tier": "vip", "organization_id": None, "account_owner_id": None,
+           "language": None, "time_zone": None, "tags": [], "notes": None, "attributes": {},
+           "created_at": datetime.now(UTC), "updated_at": datetime.now(UTC), "version": 1}
+    a, b = uuid.uuid4(), uuid.uuid4()
+    ids = [{"id": a, "kind": "email", "value": "zhang.wei@example.com"},
+           {"id": b, "kind": "phone", "value": "+8613900000000"}]
     assert to_read(row, ids, unmasked=True)["identities"] == [
-        {"kind": "email", "value": "zhang.wei@example.com"},
-        {"kind": "phone", "value": "+8613900000000"},
+        {"id": a, "kind": "email", "value": "zhang.wei@example.com"},
+        {"id": b, "kind": "phone", "value": "+8613900000000"},
     ]
     masked = [i["value"] for i in to_read(row, ids, unmasked=False)["identities"]]
     assert masked == ["z***@example.com", "+8" + "*" * 10 + "00"]

@@ -3,10 +3,13 @@ from fastapi import FastAPI
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import TICKETS_TOPIC
 
+from .attributes.endpoints import customer_attributes, organization_attributes
 from .config import Settings, get_settings
 from .customers.endpoints import router as customers_router
 from .customers.handlers import handle_ticket_created
 from .db import inbox, outbox
+from .identities.endpoints import router as identities_router
+from .organizations.endpoints import router as organizations_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -14,7 +17,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings or get_settings(),
         ServiceParts(
             title="customer-svc",
-            routers=[customers_router],
+            routers=[customers_router, identities_router, organizations_router, customer_attributes,
+                     organization_attributes],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,

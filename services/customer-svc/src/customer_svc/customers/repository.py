@@ -1,7 +1,9 @@
 """The only place with SQL for customers: plain SQL on a bare asyncpg connection.
 
 Requester resolution runs for every ticket customer-svc sees, and SQLAlchemy's statement
-building cost more CPU than PostgreSQL's work (the same finding as ticket-svc's intake).
+building cost more CPU than PostgreSQL's work (the same finding as ticket-svc's intake). The
+organisation a new customer joins by e-mail domain is looked up inside the insert itself, so a
+new requester costs no extra round trip.
 """
 
 from __future__ import annotations
@@ -10,81 +12,77 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-Pair = tuple[str, str]
-_COLUMNS = "id, name, tier, created_at, updated_at, version"
+COLUMNS = ("id, name, tier, organization_id, account_owner_id, language, time_zone, tags, notes, attributes, "
+           "created_at, updated_at, version")
 #: columns an update may set (names never come from requests)
-UPDATABLE = frozenset({"name", "tier"})
+UPDATABLE = ("name", "search", "tier", "organization_id", "account_owner_id", "language", "time_zone", "tags",
+             "notes", "attributes")
+_BY_DOMAIN = "(SELECT organization_id FROM organization_domains WHERE domain = {})"
 
 
-async def owners_of(conn: Any, identities: list[Pair]) -> dict[Pair, uuid.UUID]:
-    """The customer owning each of ``identities`` (kind, normalised value) that has one."""
-    if not identities:
-        return {}
-    rows = await conn.fetch(
-        "SELECT c.kind, c.value, c.customer_id FROM customer_identities c "
-        "JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)",
-        [k for k, _ in identities], [v for _, v in identities],
+async def insert_customer(conn: Any, *, customer_id: uuid.UUID, name: str | None, search: str,
+                          join_domain: str | None) -> Any:
+    """A customer from a requester; it joins the organisation owning ``join_domain`` if any."""
+    return await conn.fetchrow(
+        "INSERT INTO customers (id, name, search, organization_id) "
+        f"VALUES ($1, $2, $3::text::tsvector, {_BY_DOMAIN.format('$4')}) RETURNING {COLUMNS}",
+        customer_id, name, search, join_domain,
     )
-    return {(r["kind"], r["value"]): r["customer_id"] for r in rows}
 
 
-async def insert_customer(conn: Any, *, customer_id: uuid.UUID, name: str | None) -> Any:
-    return await conn.fetchrow(f"INSERT INTO customers (id, name) VALUES ($1, $2) RETURNING {_COLUMNS}",
-                               customer_id, name)
-
-
-async def add_identities(conn: Any, *, customer_id: uuid.UUID, identities: list[Pair]) -> list[Pair]:
-    """Insert identities for a customer; returns those actually inserted.
-
-    ``ON CONFLICT DO NOTHING`` waits for a concurrent uncommitted insert of the same
-    (kind, value) and then skips it, so a missing pair means someone else owns it now.
-    """
-    if not identities:
-        return []
-    rows = await conn.fetch(
-        "INSERT INTO customer_identities (kind, value, customer_id) "
-        "SELECT kind, value, $3 FROM unnest($1::text[], $2::text[]) AS u(kind, value) "
-        "ON CONFLICT (kind, value) DO NOTHING RETURNING kind, value",
-        [k for k, _ in identities], [v for _, v in identities], customer_id,
+async def insert_full(conn: Any, values: dict[str, Any], *, join_domain: str | None) -> Any:
+    """A customer from the API; without an organisation it joins the one owning ``join_domain``."""
+    return await conn.fetchrow(
+        "INSERT INTO customers (id, name, search, tier, organization_id, account_owner_id, language, time_zone, "
+        "tags, notes, attributes) VALUES ($1, $2, $3::text::tsvector, $4, "
+        f"COALESCE($5, {_BY_DOMAIN.format('$11')}), $6, $7, $8, $9, $10, $12) RETURNING {COLUMNS}",
+        values["id"], values["name"], values["search"], values["tier"], values["organization_id"],
+        values["account_owner_id"], values["language"], values["time_zone"], values["tags"], values["notes"],
+        join_domain, values["attributes"],
     )
-    return [(r["kind"], r["value"]) for r in rows]
 
 
 async def get_customer(conn: Any, customer_id: uuid.UUID, *, lock: bool = False) -> Any:
-    return await conn.fetchrow(f"SELECT {_COLUMNS} FROM customers WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+    return await conn.fetchrow(f"SELECT {COLUMNS} FROM customers WHERE id = $1" + (" FOR UPDATE" if lock else ""),
                                customer_id)
 
 
 async def update_customer(conn: Any, customer_id: uuid.UUID, values: dict[str, Any]) -> Any:
     """Write ``values`` and move the version on (the caller holds the row lock)."""
-    names = [n for n in values if n in UPDATABLE]
-    sets = ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names))
+    names = [n for n in UPDATABLE if n in values]
+    sets = ", ".join(f"{n} = ${i + 2}" + ("::text::tsvector" if n == "search" else "") for i, n in enumerate(names))
     return await conn.fetchrow(
-        f"UPDATE customers SET {sets}, version = version + 1, updated_at = clock_timestamp() "
-        f"WHERE id = $1 RETURNING {_COLUMNS}",
+        f"UPDATE customers SET {sets}{', ' if sets else ''}version = version + 1, updated_at = clock_timestamp() "
+        f"WHERE id = $1 RETURNING {COLUMNS}",
         customer_id, *(values[n] for n in names),
     )
 
 
-async def identities_of(conn: Any, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Pair]]:
-    out: dict[uuid.UUID, list[Pair]] = {cid: [] for cid in customer_ids}
-    if not customer_ids:
-        return out
-    rows = await conn.fetch(
-        "SELECT customer_id, kind, value FROM customer_identities WHERE customer_id = ANY($1::uuid[]) "
-        "ORDER BY customer_id, created_at, kind, value",
-        customer_ids,
+async def touch_joining(conn: Any, customer_id: uuid.UUID, *, join_domain: str | None) -> Any:
+    """Move the version on after identities were added, joining the organisation of
+    ``join_domain`` when the customer has none; the row with ``previous_organization_id``."""
+    return await conn.fetchrow(
+        f"WITH old AS (SELECT id, organization_id FROM customers WHERE id = $1 FOR UPDATE) "
+        f"UPDATE customers c SET version = c.version + 1, updated_at = clock_timestamp(), "
+        f"organization_id = COALESCE(c.organization_id, {_BY_DOMAIN.format('$2')}) FROM old WHERE c.id = old.id "
+        f"RETURNING {', '.join('c.' + col for col in COLUMNS.split(', '))}, old.organization_id AS previous_organization_id",
+        customer_id, join_domain,
     )
-    for r in rows:
-        out[r["customer_id"]].append((r["kind"], r["value"]))
-    return out
 
 
-async def list_customers(
-    conn: Any, *, limit: int, after: tuple[datetime, uuid.UUID] | None, identities: list[Pair],
-    tier: str | None = None,
+async def search(
+    conn: Any, *, limit: int, after: tuple[datetime, uuid.UUID] | None, identities: list[tuple[str, str]],
+    tier: str | None = None, organization_id: uuid.UUID | None = None, account_owner_id: uuid.UUID | None = None,
+    tags: list[str] | None = None, attributes: list[dict[str, Any]] | None = None,
+    name_query: str | None = None, identity_values: list[str] | None = None,
 ) -> list[Any]:
-    """Newest first, keyset-paginated on (created_at, id); every filter must match."""
+    """Newest first, keyset-paginated on (created_at, id); every filter must match.
+
+    ``name_query`` (a tsquery literal) and ``identity_values`` are one filter, ``?q=``: the name
+    matches (GIN on ``search``) or an identity of any kind has one of the values (index on
+    ``customer_identities.value``); the two id sets are unioned so each side keeps its index.
+    Attribute filters are jsonb containment (GIN on ``attributes``), tags array containment
+    (GIN on ``tags``)."""
     args: list[Any] = []
 
     def arg(value: Any) -> str:
@@ -95,9 +93,24 @@ async def list_customers(
     for kind, value in identities:
         where.append(f"id IN (SELECT customer_id FROM customer_identities WHERE kind = {arg(kind)} "
                      f"AND value = {arg(value)})")
+    if name_query is not None or identity_values:
+        branches = []
+        if name_query is not None:
+            branches.append(f"SELECT id FROM customers WHERE search @@ {arg(name_query)}::text::tsquery")
+        if identity_values:
+            branches.append(f"SELECT customer_id FROM customer_identities WHERE value = ANY({arg(identity_values)}::text[])")
+        where.append(f"id IN ({' UNION '.join(branches)})")
     if tier is not None:
         where.append(f"tier = {arg(tier)}")
+    if organization_id is not None:
+        where.append(f"organization_id = {arg(organization_id)}")
+    if account_owner_id is not None:
+        where.append(f"account_owner_id = {arg(account_owner_id)}")
+    if tags:
+        where.append(f"tags @> {arg(tags)}::text[]")
+    for containment in attributes or ():
+        where.append(f"attributes @> {arg(containment)}::jsonb")
     if after is not None:
         where.append(f"(created_at, id) < ({arg(after[0])}, {arg(after[1])})")
-    sql = f"SELECT {_COLUMNS} FROM customers" + (" WHERE " + " AND ".join(where) if where else "")
+    sql = f"SELECT {COLUMNS} FROM customers" + (" WHERE " + " AND ".join(where) if where else "")
     return await conn.fetch(sql + f" ORDER BY created_at DESC, id DESC LIMIT {arg(limit)}", *args)

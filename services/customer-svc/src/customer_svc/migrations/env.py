@@ -1,5 +1,9 @@
 from helpdesk_common.migrate import run_env
 from customer_svc.db import metadata
-from customer_svc.customers import models  # noqa: F401  (registers the tables)
+# register the tables
+from customer_svc.organizations import models as _organizations  # noqa: F401
+from customer_svc.customers import models  # noqa: F401
+from customer_svc.attributes import models as _attributes  # noqa: F401
+from customer_svc.idempotency import models as _idempotency  # noqa: F401
 
 run_env(metadata)
