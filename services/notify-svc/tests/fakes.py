@@ -1,5 +1,6 @@
 """Local fake servers of the chat providers' APIs: WeChat Official Account, WeCom customer contact
-(微信客服) and DingTalk (robot session webhooks, v1.0 token and one-to-one messages).
+(微信客服) and application messages to employees, and DingTalk (robot session webhooks, v1.0 token
+and one-to-one messages, and the work notifications of an internal app).
 
 Self-contained (aiohttp only, no project imports) so that adapter tests and end-to-end tests can
 both use them. Each fake listens on 127.0.0.1 on an ephemeral port, answers like the published
@@ -11,8 +12,9 @@ API (paths, parameters, JSON shapes, error codes), records every request it rece
 - ``expire_tokens()``: every token issued so far is answered as expired (42001 / WeCom 42001 /
   DingTalk 401) while tokens fetched afterwards are accepted;
 - per-recipient states: WeChat openids outside the 48-hour window (45015), WeCom conversations
-  in a state that refuses API messages (95018...), DingTalk staff ids unknown or flow-controlled,
-  session webhooks and their expiry.
+  in a state that refuses API messages (95018...), WeCom employees outside the application's
+  visible range (81013), DingTalk staff ids unknown or flow-controlled (33012 for a work
+  notification), session webhooks and their expiry.
 
 Usage::
 
@@ -295,9 +297,20 @@ class FakeWeChat(FakeServer):
 
 
 class FakeWeCom(FakeServer):
-    """``qyapi.weixin.qq.com``: ``GET /cgi-bin/gettoken`` and ``POST /cgi-bin/kf/send_msg``."""
+    """``qyapi.weixin.qq.com``: ``GET /cgi-bin/gettoken``, ``POST /cgi-bin/kf/send_msg`` (微信客服,
+    to customers) and ``POST /cgi-bin/message/send`` (application messages, to employees).
+
+    As in WeCom, a token belongs to the application whose secret fetched it: the 微信客服 secret's
+    token is refused by ``message/send`` for the self-built application (301002), and the
+    application's by ``kf/send_msg``. ``message/send`` splits ``touser`` on ``|`` like WeCom
+    (``@all`` is everyone in the visible range), answers 81013 when no recipient is in the
+    application's visible range (``users``; ``None``: everyone) and ``errcode`` 0 with
+    ``invaliduser`` when only some are, and honours ``enable_duplicate_check``: the same content to
+    the same recipients within ``duplicate_check_interval`` is answered ``ok`` but not delivered
+    again (``duplicates_dropped``). Delivered application messages are in ``app_messages``."""
 
     TEXT_MAX_BYTES = 2048
+    MARKDOWN_MAX_BYTES = 2048
 
     def __init__(
         self,
@@ -305,22 +318,39 @@ class FakeWeCom(FakeServer):
         corp_id: str = "ww-test-corp",
         corp_secret: str = "ww-test-secret",
         open_kfids: tuple[str, ...] = ("wk-test-kf",),
+        agent_id: int = 1000002,
+        agent_secret: str = "ww-test-agent-secret",
+        users: tuple[str, ...] | None = None,
         token_ttl_s: int = 7200,
     ) -> None:
         super().__init__()
         self.corp_id, self.corp_secret = corp_id, corp_secret
         self.open_kfids = set(open_kfids)
         self.open_kfid = open_kfids[0]
+        self.agent_id, self.agent_secret = agent_id, agent_secret
+        #: the employees in the application's visible range; ``None``: everyone
+        self.users = set(users) if users is not None else None
+        #: answer 60020 (this server's IP is not trusted by the application) to every message/send
+        self.ip_untrusted = False
         self.token_ttl_s = token_ttl_s
         self.tokens = _TokenIssuer()
         #: external_userid -> the session-state errcode its conversation answers (95018, 95013...)
         self.session_errors: dict[str, int] = {}
+        #: application messages delivered: {"userid", "agentid", "msgtype", "content", "msgid"}
+        self.app_messages: list[dict[str, Any]] = []
+        #: application messages answered ``ok`` but dropped by WeCom's duplicate check
+        self.duplicates_dropped: list[dict[str, Any]] = []
+        self._recent: dict[tuple[str, str, str], float] = {}
         self.app.router.add_get("/cgi-bin/gettoken", self._gettoken)
         self.app.router.add_post("/cgi-bin/kf/send_msg", self._send_msg)
+        self.app.router.add_post("/cgi-bin/message/send", self._message_send)
 
     @property
     def token_requests(self) -> int:
         return len(self.requests_to("/cgi-bin/gettoken"))
+
+    def token_requests_for(self, secret: str) -> int:
+        return sum(1 for r in self.requests_to("/cgi-bin/gettoken") if r.query.get("corpsecret") == secret)
 
     def expire_tokens(self) -> None:
         self.tokens.expire_all()
@@ -328,15 +358,19 @@ class FakeWeCom(FakeServer):
     async def _gettoken(self, request: web.Request) -> web.Response:
         if request.query.get("corpid") != self.corp_id:
             return _json_response({"errcode": 40013, "errmsg": "invalid corpid"})
-        if request.query.get("corpsecret") != self.corp_secret:
+        secret = request.query.get("corpsecret")
+        if secret == self.corp_secret:
+            owner = "kf"
+        elif secret == self.agent_secret:
+            owner = "agent"
+        else:
             return _json_response({"errcode": 40001, "errmsg": "invalid credential"})
-        token = self.tokens.issue(self._new_token("ww"), self.corp_id)
+        token = self.tokens.issue(self._new_token(f"ww-{owner}"), owner)
         return _json_response(
             {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": self.token_ttl_s}
         )
 
-    async def _send_msg(self, request: web.Request) -> web.Response:
-        token = request.query.get("access_token")
+    def _token_error(self, token: str | None) -> web.Response | None:
         if not token:
             return _json_response({"errcode": 41001, "errmsg": "access_token missing"})
         state = self.tokens.state(token)
@@ -344,6 +378,15 @@ class FakeWeCom(FakeServer):
             return _json_response({"errcode": 42001, "errmsg": "access_token expired"})
         if state == "invalid":
             return _json_response({"errcode": 40014, "errmsg": "invalid access_token"})
+        return None
+
+    async def _send_msg(self, request: web.Request) -> web.Response:
+        token = request.query.get("access_token")
+        refused = self._token_error(token)
+        if refused is not None:
+            return refused
+        if self.tokens.valid[token] != "kf":
+            return _json_response({"errcode": 48002, "errmsg": "api forbidden"})
         try:
             body = json.loads((await request.read()).decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -369,11 +412,70 @@ class FakeWeCom(FakeServer):
         )
         return _json_response({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
+    async def _message_send(self, request: web.Request) -> web.Response:
+        token = request.query.get("access_token")
+        refused = self._token_error(token)
+        if refused is not None:
+            return refused
+        if self.ip_untrusted:
+            return _json_response({"errcode": 60020, "errmsg": "not allow to access from your ip"})
+        try:
+            body = json.loads((await request.read()).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return _json_response({"errcode": 47001, "errmsg": "data format error"})
+        if not isinstance(body, dict):
+            return _json_response({"errcode": 47001, "errmsg": "data format error"})
+        if "agentid" not in body:
+            return _json_response({"errcode": 41011, "errmsg": "missing agentid"})
+        if self.tokens.valid[token] != "agent" or body.get("agentid") != self.agent_id:
+            return _json_response({"errcode": 301002, "errmsg": "not allow operate another agent with this accesstoken"})
+        msgtype = body.get("msgtype")
+        if msgtype not in ("text", "markdown"):
+            return _json_response({"errcode": 40008, "errmsg": "invalid message type"})
+        content = (body.get(msgtype) or {}).get("content")
+        if not isinstance(content, str) or not content:
+            return _json_response({"errcode": 44004, "errmsg": "empty content"})
+        limit = self.MARKDOWN_MAX_BYTES if msgtype == "markdown" else self.TEXT_MAX_BYTES
+        if len(content.encode("utf-8")) > limit:
+            return _json_response({"errcode": 45002, "errmsg": "content size out of limit"})
+        touser = body.get("touser")
+        if not isinstance(touser, str) or not touser:
+            return _json_response({"errcode": 40003, "errmsg": "invalid userid"})
+        wanted = list(self.users or ()) if touser == "@all" else touser.split("|")
+        invalid = [u for u in wanted if self.users is not None and u not in self.users]
+        reached = [u for u in wanted if u not in invalid]
+        if not reached:
+            return _json_response({"errcode": 81013, "errmsg": "user & party & tag all invalid",
+                                   "invaliduser": "|".join(invalid)})
+        msgid = secrets.token_hex(16)
+        interval = body.get("duplicate_check_interval", 1800)
+        key = (touser, msgtype, content)
+        now = time.monotonic()
+        if body.get("enable_duplicate_check") == 1 and now - self._recent.get(key, -1e9) < interval:
+            self.duplicates_dropped.append({"touser": touser, "content": content})
+        else:
+            self._recent[key] = now
+            for user in reached:
+                self.app_messages.append({"userid": user, "agentid": body["agentid"], "msgtype": msgtype,
+                                          "content": content, "msgid": msgid})
+        answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "msgid": msgid}
+        if invalid:
+            answer["invaliduser"] = "|".join(invalid)
+        return _json_response(answer)
+
 
 class FakeDingTalk(FakeServer):
     """``api.dingtalk.com`` and ``oapi.dingtalk.com`` in one server: ``POST
-    /v1.0/oauth2/accessToken``, ``POST /v1.0/robot/oToMessages/batchSend`` and the session
-    webhooks ``POST /robot/sendBySession?session=...``."""
+    /v1.0/oauth2/accessToken``, ``POST /v1.0/robot/oToMessages/batchSend``, the session
+    webhooks ``POST /robot/sendBySession?session=...``, and the internal app's work notifications:
+    ``GET /gettoken?appkey&appsecret`` and ``POST
+    /topapi/message/corpconversation/asyncsend_v2?access_token=...``.
+
+    The work-notification endpoint answers like DingTalk's oapi: ``{"errcode": 0, "task_id",
+    "request_id"}``; an invalid token ``errcode`` 88 with ``sub_code`` 40014, an expired one 42001;
+    no known user in ``userid_list`` (comma-separated) 33012; another ``agent_id`` 40035. As
+    DingTalk does, it drops (answering ``ok``) a message whose content the same user already got
+    from the app that day (``duplicates_dropped``). Delivered ones are in ``work_notices``."""
 
     def __init__(
         self,
@@ -381,11 +483,21 @@ class FakeDingTalk(FakeServer):
         app_key: str = "ding-test-key",
         app_secret: str = "ding-test-secret",
         robot_code: str = "ding-test-robot",
+        agent_id: int = 3000001,
         staff_ids: tuple[str, ...] | None = None,
         token_ttl_s: int = 7200,
     ) -> None:
         super().__init__()
         self.app_key, self.app_secret, self.robot_code = app_key, app_secret, robot_code
+        self.agent_id = agent_id
+        #: tokens of the oapi ``/gettoken`` (work notifications), apart from the v1.0 ones
+        self.oapi_tokens = _TokenIssuer()
+        #: work notifications delivered: {"userid", "agent_id", "msgtype", "title", "text", "task_id"}
+        self.work_notices: list[dict[str, Any]] = []
+        self.duplicates_dropped: list[dict[str, Any]] = []
+        self._task_ids = itertools.count(256_271_667_526)
+        self.app.router.add_get("/gettoken", self._oapi_gettoken)
+        self.app.router.add_post("/topapi/message/corpconversation/asyncsend_v2", self._asyncsend_v2)
         #: the staff ids the robot can reach; ``None``: all
         self.staff_ids = set(staff_ids) if staff_ids is not None else None
         #: staff ids answered as flow-controlled
@@ -402,8 +514,13 @@ class FakeDingTalk(FakeServer):
     def token_requests(self) -> int:
         return len(self.requests_to("/v1.0/oauth2/accessToken"))
 
+    @property
+    def oapi_token_requests(self) -> int:
+        return len(self.requests_to("/gettoken"))
+
     def expire_tokens(self) -> None:
         self.tokens.expire_all()
+        self.oapi_tokens.expire_all()
 
     def new_session(self, *, valid_for_ms: int = 3_600_000) -> tuple[str, int]:
         """A session webhook URL and its expiry (epoch ms), as a robot callback would carry them."""
@@ -466,6 +583,46 @@ class FakeDingTalk(FakeServer):
             return _json_response({"errcode": 40035, "errmsg": "缺少参数 content"})
         self.messages.append({"via": "webhook", "session": session, "content": content})
         return _json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _oapi_gettoken(self, request: web.Request) -> web.Response:
+        if request.query.get("appkey") != self.app_key or request.query.get("appsecret") != self.app_secret:
+            return _json_response({"errcode": 40089, "errmsg": "不合法的appKey或appSecret"})
+        token = self.oapi_tokens.issue(self._new_token("ding-oapi"), self.app_key)
+        return _json_response({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": self.token_ttl_s})
+
+    async def _asyncsend_v2(self, request: web.Request) -> web.Response:
+        state = self.oapi_tokens.state(request.query.get("access_token"))
+        if state == "expired":
+            return _json_response({"errcode": 42001, "errmsg": "access_token expired"})
+        if state == "invalid":
+            return _json_response({"errcode": 88, "sub_code": "40014", "sub_msg": "不合法的access_token",
+                                   "errmsg": "ding talk error[subcode=40014,submsg=不合法的access_token]",
+                                   "request_id": secrets.token_hex(6)})
+        body = await self._json(request)
+        if not isinstance(body, dict) or body.get("agent_id") != self.agent_id:
+            return _json_response({"errcode": 40035, "errmsg": "不合法的参数 agent_id"})
+        msg = body.get("msg")
+        if not isinstance(msg, dict) or msg.get("msgtype") not in ("text", "markdown"):
+            return _json_response({"errcode": 40035, "errmsg": "不合法的参数 msg"})
+        if msg["msgtype"] == "markdown":
+            part = msg.get("markdown") or {}
+            title, text = part.get("title"), part.get("text")
+        else:
+            title, text = None, (msg.get("text") or {}).get("content")
+        if not isinstance(text, str) or not text or (msg["msgtype"] == "markdown" and not title):
+            return _json_response({"errcode": 40035, "errmsg": "缺少参数 msg"})
+        user_list = body.get("userid_list")
+        wanted = [u for u in user_list.split(",") if u] if isinstance(user_list, str) else []
+        reached = [u for u in wanted if self.staff_ids is None or u in self.staff_ids]
+        if not reached:
+            return _json_response({"errcode": 33012, "errmsg": "无效的USERID"})
+        task_id = next(self._task_ids)
+        for user in reached:
+            notice = {"userid": user, "agent_id": body["agent_id"], "msgtype": msg["msgtype"], "title": title,
+                      "text": text, "task_id": task_id}
+            same_day = any(n["userid"] == user and n["text"] == text for n in self.work_notices)
+            (self.duplicates_dropped if same_day else self.work_notices).append(notice)
+        return _json_response({"errcode": 0, "errmsg": "ok", "task_id": task_id, "request_id": secrets.token_hex(6)})
 
     @staticmethod
     async def _json(request: web.Request) -> Any:
