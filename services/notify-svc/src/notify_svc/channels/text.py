@@ -19,13 +19,20 @@ TRUNCATION_NOTES = {
     "zh": "…（回复过长，后续内容已省略）",
     "en": "… (reply too long, the rest was left out)",
 }
+#: the same for a notification, which is not a reply (and whose note must read well in markdown)
+NOTIFICATION_TRUNCATION_NOTES = {
+    "zh": "…（通知过长，后续内容已省略）",
+    "en": "… (notification too long, the rest was left out)",
+}
 
 
-def truncation_note(language: str | None) -> str:
-    """The note that ends a truncated reply: Chinese for ``zh*``, English otherwise."""
+def truncation_note(language: str | None, *, notification: bool = False) -> str:
+    """The note that ends a truncated reply (or notification): Chinese for ``zh*``, English
+    otherwise."""
+    notes = NOTIFICATION_TRUNCATION_NOTES if notification else TRUNCATION_NOTES
     if language and language.lower().startswith("zh"):
-        return TRUNCATION_NOTES["zh"]
-    return TRUNCATION_NOTES["en"]
+        return notes["zh"]
+    return notes["en"]
 
 
 def utf8_len(text: str) -> int:
