@@ -774,16 +774,21 @@ def test_adapters_build_from_settings():
         wechat_api_base="http://127.0.0.1:1", wechat_app_id="wx-1", wechat_app_secret=SecretStr("s1"),
         wechat_app_secrets={"wx-2": SecretStr("s2")}, wechat_text_max_bytes=2048, wechat_stable_token=True,
         wecom_api_base="http://127.0.0.1:1", wecom_corp_id="ww", wecom_corp_secret=SecretStr("s"),
-        wecom_open_kfid="wk", wecom_text_max_bytes=2048,
+        wecom_open_kfid="wk", wecom_text_max_bytes=2048, wecom_agent_id="1000002",
+        wecom_agent_secret=SecretStr("as"), wecom_agent_msgtype="text",
         dingtalk_api_base="http://127.0.0.1:1", dingtalk_oapi_base="http://127.0.0.1:2",
         dingtalk_app_key="k", dingtalk_app_secret=SecretStr("s"), dingtalk_robot_code="",
-        dingtalk_text_max_bytes=4000, channel_http_timeout_s=3.0,
+        dingtalk_text_max_bytes=4000, dingtalk_agent_id="3000001", channel_http_timeout_s=3.0,
     )
     wechat = wx.WeChatAdapter.from_settings(settings)
     assert wechat._accounts == {"wx-1": "s1", "wx-2": "s2"} and wechat._default_app_id == "wx-1"
     assert wechat._use_stable_token is True
-    assert wc.WeComAdapter.from_settings(settings)._default_open_kfid == "wk"
-    assert dt.DingTalkAdapter.from_settings(settings)._robot_code == "k"  # the app key by default
+    wecom = wc.WeComAdapter.from_settings(settings)
+    assert wecom._default_open_kfid == "wk"
+    assert (wecom._agent_id, wecom._agent_secret, wecom._agent_msgtype) == (1000002, "as", "text")
+    dingtalk = dt.DingTalkAdapter.from_settings(settings)
+    assert dingtalk._robot_code == "k"  # the app key by default
+    assert dingtalk._agent_id == 3000001
 
 
 # --------------------------------------------------------------------------- the default transport
@@ -926,7 +931,8 @@ _scalars = st.one_of(
 _values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
 _keys = st.sampled_from(
     ["errcode", "errmsg", "access_token", "expires_in", "msgid", "accessToken", "expireIn", "code",
-     "message", "processQueryKey", "invalidStaffIdList", "flowControlledStaffIdList"]
+     "message", "processQueryKey", "invalidStaffIdList", "flowControlledStaffIdList", "invaliduser",
+     "unlicenseduser", "task_id", "sub_code", "sub_msg"]
 )
 _answers = st.one_of(
     st.builds(
@@ -941,7 +947,7 @@ _answers = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(
     answers=st.lists(_answers, max_size=6),
-    channel=st.sampled_from(["wechat", "wecom", "dingtalk"]),
+    channel=st.sampled_from(["wechat", "wecom", "dingtalk", "wecom-member", "dingtalk-member"]),
     stable=st.booleans(),
     token_first=st.booleans(),
 )
@@ -955,10 +961,18 @@ def test_no_provider_answer_makes_an_adapter_raise(answers, channel, stable, tok
     elif channel == "wecom":
         adapter = wc.WeComAdapter(api_base="http://127.0.0.1:9", corp_id="c", corp_secret="s", default_open_kfid="k", http=client)
         route = {"external_userid": "wm-1"}
+    elif channel == "wecom-member":  # an agent's notification: application message
+        adapter = wc.WeComAdapter(api_base="http://127.0.0.1:9", corp_id="c", corp_secret="", agent_id="1000002",
+                                  agent_secret="as", agent_msgtype="markdown" if stable else "text", http=client)
+        route = {"userid": "LiNa"}
+    elif channel == "dingtalk-member":  # an agent's notification: work notification
+        adapter = dt.DingTalkAdapter(api_base="http://127.0.0.1:9", oapi_base="http://127.0.0.1:9", app_key="k",
+                                     app_secret="s", agent_id="3000001", http=client)
+        route = {"userid": "staff-5"}
     else:
         adapter = dt.DingTalkAdapter(api_base="http://127.0.0.1:9", oapi_base="http://127.0.0.1:9", app_key="k", app_secret="s", http=client)
         route = {"sender_staff_id": "s1", "session_webhook": "http://127.0.0.1:9/robot/sendBySession?session=x"} if stable else {"sender_staff_id": "s1"}
-    result = asyncio.run(adapter.send(message(channel, route, "短" * 1000)))
+    result = asyncio.run(adapter.send(message(channel.split("-")[0], route, "短" * 1000)))
     assert isinstance(result, SendResult)
     assert result.outcome in ("sent", "transient", "permanent", "undeliverable")
     assert result.outcome == "sent" or result.reason

@@ -64,6 +64,12 @@ class Settings(ServiceSettings):
     wecom_corp_secret: SecretStr = SecretStr("")
     wecom_open_kfid: str = ""
     wecom_text_max_bytes: int = Field(2048, ge=64, le=65_536)
+    #: WeCom application messages to employees (agents' notifications): the self-built
+    #: application's AgentId and its own secret (not the 微信客服 one), and ``markdown`` or ``text``
+    #: (members reading WeCom in WeChat see no markdown)
+    wecom_agent_id: str = Field("", pattern=r"^[0-9]{0,18}$")
+    wecom_agent_secret: SecretStr = SecretStr("")
+    wecom_agent_msgtype: str = Field("markdown", pattern=r"^(markdown|text)$")
     #: DingTalk: the v1.0 API (tokens, robot one-to-one messages) and the origin session
     #: webhooks must have (a route's ``session_webhook`` elsewhere is not used)
     dingtalk_api_base: str = "https://api.dingtalk.com"
@@ -73,6 +79,8 @@ class Settings(ServiceSettings):
     #: the robot's code; empty: the app key (an enterprise-internal robot's default)
     dingtalk_robot_code: str = ""
     dingtalk_text_max_bytes: int = Field(4000, ge=64, le=65_536)
+    #: the internal app's AgentId: agents' notifications go out as its work notifications (工作通知)
+    dingtalk_agent_id: str = Field("", pattern=r"^[0-9]{0,18}$")
 
     # ---- e-mail (channels/email.py, docs/channels/outbound.md "E-mail") ----
     #: ``smtp://user:pass@host:587?starttls=true``, ``smtps://`` for implicit TLS; the issue's

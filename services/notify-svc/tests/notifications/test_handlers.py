@@ -147,7 +147,7 @@ async def test_assignment_and_breach_reach_agents_by_their_channel(raw) -> None:
     assert sorted(summary[1:], key=str) == sorted([
         ("ticket_assigned", "email", {"to": "li.na@example.com"}),
         ("sla_breached", "email", {"to": "li.na@example.com"}),
-        ("sla_breached", "dingtalk", {"sender_staff_id": "staff-7"}),
+        ("sla_breached", "dingtalk", {"userid": "staff-7"}),
     ], key=str)
     assigned_row = next(r for r in rows if r["payload"]["key"] == "ticket_assigned")
     # agents get the tenant default language (zh-CN here) and a link to the ticket

@@ -1,6 +1,20 @@
-"""Replies to DingTalk (钉钉) robot conversations.
+"""DingTalk (钉钉): replies to customers in robot conversations, and work notifications (工作通知)
+to members of the company (agents).
 
-Two ways out, in this order:
+A route with ``userid`` is a member (from ``PUT /v1/notification-contacts``): the message is a
+**work notification** of the internal app ``NOTIFY_DINGTALK_AGENT_ID``: ``POST
+{oapi_base}/topapi/message/corpconversation/asyncsend_v2?access_token=...`` with ``{"agent_id",
+"userid_list": userid, "msg": {"msgtype": "markdown", "markdown": {"title", "text"}}}``, answered
+``{"errcode": 0, "task_id", "request_id"}``; the token comes from ``GET
+{oapi_base}/gettoken?appkey=...&appsecret=...`` (the same app's key and secret, its own cache).
+The subject and body are plain text with customers' words in them, so they are escaped into
+markdown (markdown.py). ``userid_list`` is comma-separated: a contact id with a comma would reach
+several people, and is not sent. The call is asynchronous: ``sent`` means DingTalk accepted the
+task (``provider_id`` is its ``task_id``); DingTalk itself drops the same content to the same
+member within a day and past its daily per-member allowance, answering ``ok`` all the same. An
+unknown userid (33012) is ``undeliverable``; rate limits (90002, 90006, 90018, 90019) transient.
+
+Replies to customers have two ways out, in this order:
 
 1. **The session webhook** the robot's callback carried (route ``session_webhook``, valid until
    ``session_webhook_expires_at``, epoch milliseconds): ``POST`` ``{"msgtype": "text", "text":
@@ -22,10 +36,11 @@ functions below and docs/channels/outbound.md.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from .base import OutboundMessage, SendResult
 from ._common import (
@@ -39,6 +54,7 @@ from ._common import (
     transport_failure,
 )
 from .http import AiohttpClient, HttpClient, HttpResponse, TransportError, client_from_settings
+from .markdown import notification_markdown, plain_title
 from .text import split_text, truncation_note
 from .tokens import TokenCache, TokenUnavailable, lifetime_s
 
@@ -56,6 +72,112 @@ TOKEN_ERROR_CODES = frozenset({"InvalidAuthentication", "invalidParameter.token.
 #: substrings of v1.0 API error codes that mean a rate limit ("Forbidden.AccessDenied.QpsLimitForApi",
 #: "Throttling.Api", ...)
 RATE_CODE_MARKERS = ("QpsLimit", "Throttling", "RateLimit")
+
+#: oapi errcodes of a refused token (40014 invalid, 42001 expired, 40001 "secret wrong or token
+#: invalid"); 88 ("鉴权异常") names its cause in ``sub_code``: one of these, or another (60011: no
+#: permission for the API), and without a sub_code it is taken for the token
+WORK_NOTICE_TOKEN_CODES = frozenset({40001, 40014, 42001})
+#: oapi rate limits: the platform's (90002), the server's (90006), the app's per-second / per-minute
+#: (90018), a third-party app's per-company (90019)
+WORK_NOTICE_RATE_CODES = frozenset({90002, 90006, 90018, 90019})
+#: the company's monthly API allowance is used up: retrying within minutes cannot help
+MONTHLY_QUOTA_ERRCODE = 90020
+MONTHLY_QUOTA_RETRY_AFTER_S = 3600.0
+#: the line break DingTalk documents for markdown (a hard break, spaces on both sides)
+MARKDOWN_LINE_BREAK = "  \n  "
+_WORK_NOTICE_ENDPOINT = "/topapi/message/corpconversation/asyncsend_v2"
+#: a DingTalk userid: printable ASCII, no blank, no comma (``userid_list`` is comma-separated)
+_USERID = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,128}")
+_AGENT_ID = re.compile(r"[0-9]{1,18}")
+
+
+def single_userid(value: object) -> str | None:
+    """``value`` as one DingTalk userid (trimmed), or ``None`` when it is not one."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if _USERID.fullmatch(value) else None
+
+
+def _sub_code(data: object) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    value = data.get("sub_code")
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        return None
+    return str(value)
+
+
+def work_notice_token_rejected(response: HttpResponse) -> bool:
+    """Whether an oapi answer says the access token is invalid or expired."""
+    errcode = errcode_of(response.data)
+    if errcode in WORK_NOTICE_TOKEN_CODES:
+        return True
+    if errcode == 88:
+        sub = _sub_code(response.data)
+        return sub is None or sub in {str(code) for code in WORK_NOTICE_TOKEN_CODES}
+    return False
+
+
+def _oapi_limits(errcode: int, code: str) -> SendResult | None:
+    """The transient answers shared by the token endpoint and the send."""
+    if errcode == -1:
+        return SendResult("transient", reason="DingTalk is busy (-1)", code=code, retry_after=5.0)
+    if errcode in WORK_NOTICE_RATE_CODES:
+        return SendResult("transient", reason=f"DingTalk rate limit ({errcode})", code=code,
+                          retry_after=RATE_LIMITED_RETRY_AFTER_S)
+    if errcode == MONTHLY_QUOTA_ERRCODE:
+        return SendResult("transient", reason="the company's monthly DingTalk API allowance is used up (90020)",
+                          code=code, retry_after=MONTHLY_QUOTA_RETRY_AFTER_S)
+    if errcode == 60020:
+        return SendResult("permanent", reason="this server's IP address is not on the DingTalk app's IP whitelist "
+                          "(60020)", code=code)
+    return None
+
+
+def classify_work_notice(response: HttpResponse) -> SendResult:
+    """``asyncsend_v2`` answered (after any token refresh)."""
+    data = response.data
+    errcode = errcode_of(data)
+    if errcode is None or response.status >= 400:
+        return classify_http_status(response.status, PROVIDER)
+    sub = _sub_code(data)
+    code = f"{errcode}/{sub}" if errcode == 88 and sub else str(errcode)
+    if errcode == 0:
+        task_id = data.get("task_id")
+        ok = isinstance(task_id, int | str) and not isinstance(task_id, bool) and str(task_id) != ""
+        return SendResult("sent", code=code, provider_id=str(task_id)[:200] if ok else None)
+    if work_notice_token_rejected(response):
+        return SendResult("transient", reason=f"DingTalk refused the access token ({code})", code=code)
+    if errcode == 33012:
+        return SendResult("undeliverable", reason="DingTalk does not know this userid in the company (33012): "
+                          "correct the user's notification contact", code=code)
+    limited = _oapi_limits(errcode, code)
+    if limited is not None:
+        return limited
+    message = errmsg_of(data)
+    if errcode == 88:
+        detail = data.get("sub_msg") if isinstance(data.get("sub_msg"), str) else message
+        return SendResult("permanent", reason=f"DingTalk refused the call ({code}: {str(detail)[:200]})", code=code)
+    return SendResult("permanent", reason=f"DingTalk error {errcode}{': ' + message if message else ''}", code=code)
+
+
+def classify_oapi_token_answer(response: HttpResponse) -> tuple[str, float] | SendResult:
+    """``(token, expires_in)`` from an oapi ``/gettoken`` answer, or the send's result without one."""
+    data = response.data
+    errcode = errcode_of(data)
+    if isinstance(data, dict) and isinstance(data.get("access_token"), str) and data["access_token"] and not errcode:
+        return data["access_token"], lifetime_s(data.get("expires_in"))
+    if errcode is None or response.status >= 400:
+        return classify_http_status(response.status, PROVIDER)
+    code = str(errcode)
+    limited = _oapi_limits(errcode, code)
+    if limited is not None:
+        return SendResult(limited.outcome, reason=f"token: {limited.reason}", code=code,
+                          retry_after=limited.retry_after)
+    return SendResult(
+        "permanent", reason=f"DingTalk refused the app key or secret when asked for a token ({errcode})", code=code
+    )
 
 
 def webhook_usable(url: object, expires_at_ms: object, *, now_ms: int, allowed_origin: str) -> bool:
@@ -162,7 +284,8 @@ def _id_list(value: object) -> list[str]:
 
 
 class DingTalkAdapter:
-    """``Adapter`` for channel ``dingtalk`` (see the module docstring for the order of ways out)."""
+    """``Adapter`` for channel ``dingtalk``: members by work notification (route ``userid``),
+    customers by session webhook or robot (see the module docstring for the order of ways out)."""
 
     channel = "dingtalk"
 
@@ -174,6 +297,7 @@ class DingTalkAdapter:
         app_key: str,
         app_secret: str,
         robot_code: str | None = None,
+        agent_id: str | int | None = None,
         http: HttpClient | None = None,
         text_max_bytes: int = TEXT_MAX_BYTES,
         max_parts: int = MAX_PARTS,
@@ -186,11 +310,15 @@ class DingTalkAdapter:
         self._app_secret = app_secret
         # an enterprise-internal robot's code is its app key unless configured otherwise
         self._robot_code = robot_code or app_key or None
+        agent = str(agent_id).strip() if agent_id is not None else ""
+        self._agent_id = int(agent) if _AGENT_ID.fullmatch(agent) else None
         self._http = http or AiohttpClient()
         self._text_max_bytes = text_max_bytes
         self._max_parts = max_parts
         self._now_ms = now_ms
+        #: the v1.0 API's token (robot), and the oapi's (work notifications)
         self.tokens = TokenCache(self._fetch_token, clock=clock)
+        self.oapi_tokens = TokenCache(self._fetch_oapi_token, clock=clock)
         self._progress = PartProgress()
 
     @classmethod
@@ -201,6 +329,7 @@ class DingTalkAdapter:
             app_key=settings.dingtalk_app_key,
             app_secret=settings.dingtalk_app_secret.get_secret_value(),
             robot_code=settings.dingtalk_robot_code or None,
+            agent_id=settings.dingtalk_agent_id,
             http=http or client_from_settings(settings),
             text_max_bytes=settings.dingtalk_text_max_bytes,
         )
@@ -225,6 +354,61 @@ class DingTalkAdapter:
                 code=result.code,
             )
         raise TokenUnavailable(result)
+
+    async def _fetch_oapi_token(self, _refused: str | None) -> tuple[str, float]:
+        query = urlencode({"appkey": self._app_key, "appsecret": self._app_secret})
+        try:
+            response = await self._http.request("GET", f"{self._oapi_base}/gettoken?{query}")
+        except TransportError as exc:
+            raise TokenUnavailable(transport_failure(exc)) from exc
+        answer = classify_oapi_token_answer(response)
+        if isinstance(answer, SendResult):
+            raise TokenUnavailable(answer)
+        return answer
+
+    async def _work_notice(self, message: OutboundMessage) -> SendResult:
+        userid = single_userid(message.route.get("userid"))
+        if userid is None:
+            return SendResult(
+                "undeliverable",
+                reason="no single DingTalk userid for this user (printable, no blank, no comma): correct the "
+                "user's notification contact",
+            )
+        if self._agent_id is None or not self._app_key or not self._app_secret:
+            return SendResult(
+                "permanent",
+                reason="DingTalk work notifications are not configured (NOTIFY_DINGTALK_AGENT_ID / _APP_KEY / "
+                "_APP_SECRET)",
+            )
+        content = notification_markdown(message.subject, message.body_text, line_break=MARKDOWN_LINE_BREAK)
+        parts = split_text(content, max_bytes=self._text_max_bytes, max_parts=self._max_parts,
+                           note=truncation_note(message.language, notification=True))
+        if not parts:
+            return SendResult("permanent", reason="the notification has no text to send")
+        title = plain_title(message.subject, fallback=message.body_text.strip().split("\n", 1)[0])
+
+        async def send_one(index: int, text: str) -> SendResult:
+            numbered = title if len(parts) == 1 else plain_title(f"{title} ({index + 1}/{len(parts)})")
+            payload = {
+                "agent_id": self._agent_id,
+                "userid_list": userid,
+                "msg": {"msgtype": "markdown", "markdown": {"title": numbered or "-", "text": text}},
+            }
+
+            async def attempt(token: str) -> HttpResponse:
+                url = f"{self._oapi_base}{_WORK_NOTICE_ENDPOINT}?{urlencode({'access_token': token})}"
+                return await self._http.request("POST", url, json=payload)
+
+            answer = await call_with_token(
+                tokens=self.oapi_tokens, attempt=attempt, token_rejected=work_notice_token_rejected, provider=PROVIDER
+            )
+            if isinstance(answer, SendResult):
+                return answer
+            return classify_work_notice(answer)
+
+        return await send_parts(
+            delivery_id=message.delivery_id, parts=parts, progress=self._progress, send_one=send_one
+        )
 
     async def _via_webhook(self, url: str, text: str) -> SendResult:
         try:
@@ -259,6 +443,8 @@ class DingTalkAdapter:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         route = message.route
+        if "userid" in route:
+            return await self._work_notice(message)
         webhook = route.get("session_webhook")
         staff_id = route.get("sender_staff_id")
         staff_id = staff_id if isinstance(staff_id, str) and staff_id.strip() else None

@@ -154,7 +154,8 @@ def _agent_intent(key: str, ref: str, user: UserView | None, channel: str) -> In
     if channel == "wecom" and chat_id:
         return Intent(key, ref, "wecom", {"userid": chat_id}, name=user.name, email=user.email)
     if channel == "dingtalk" and chat_id:
-        return Intent(key, ref, "dingtalk", {"sender_staff_id": chat_id}, name=user.name, email=user.email)
+        # ``userid``: a member of the company, sent a work notification (not a robot chat's staff id)
+        return Intent(key, ref, "dingtalk", {"userid": chat_id}, name=user.name, email=user.email)
     # e-mail, and the fallback of a chat channel for which the agent has no id
     if user.email:
         return Intent(key, ref, "email", {"to": user.email}, name=user.name, email=user.email)
