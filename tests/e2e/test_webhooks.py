@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -439,9 +440,13 @@ def notify_with_local_dns(stack, only_loopback_literals):
 def _literal_outside_loopback(url: str) -> bool:
     host = (urlsplit(url).hostname or "").strip("[]")
     try:
-        return not ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
-        return False  # a name: asked of the local DNS server only, while the fixture runs
+        try:  # legacy numeric forms (134744072, 0x8.8.8.8): the HTTP client connects to them as addresses
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False  # a name: asked of the local DNS server only, while the fixture runs
+    return not address.is_loopback
 
 
 @pytest.mark.timeout(360)
