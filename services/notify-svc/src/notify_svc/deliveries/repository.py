@@ -151,6 +151,12 @@ async def set_failing_since(conn: Any, subscription_id: uuid.UUID, failing_since
                        subscription_id, failing_since)
 
 
+async def clear_failing_since(conn: Any, subscription_id: uuid.UUID) -> None:
+    """A success ends the run of failures; a no-op (no lock, no write) when there is none."""
+    await conn.execute("UPDATE webhook_subscriptions SET failing_since = NULL "
+                       "WHERE id = $1 AND failing_since IS NOT NULL", subscription_id)
+
+
 async def disable_subscription(conn: Any, subscription_id: uuid.UUID, *, reason: str,
                                failing_since: datetime | None) -> bool:
     """True when this call disabled it (it was enabled)."""

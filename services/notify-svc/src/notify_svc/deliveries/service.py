@@ -221,9 +221,16 @@ async def note_endpoint_attempt(conn: Any, *, subscription_id: uuid.UUID, verdic
     ``failing_since``, and disable the subscription when the rule says so — with
     ``webhook.disabled`` in the outbox and its queued deliveries ended. Locks the subscription
     before the delivery row is touched (the order every writer of both keeps). Answers whether
-    the subscription is enabled now (None: it was deleted)."""
+    the subscription is enabled now (None: it was deleted), which matters only to a delivery that
+    would wait for another attempt: a success answers True unread.
+
+    A success only ends a run of failures: one conditional UPDATE, which neither locks nor writes
+    the row of a healthy endpoint, so successful deliveries to one receiver never queue on it."""
     from helpdesk_common.outbox import enqueue_raw
 
+    if verdict == "success":
+        await repository.clear_failing_since(conn, subscription_id)
+        return True
     subscription = await repository.subscription_state(conn, subscription_id, lock="update")
     if subscription is None:
         return None
