@@ -117,9 +117,10 @@ class CustomerPage(BaseModel):
 
 class CustomerListQuery(BaseModel):
     """Query string of ``GET /v1/customers``; filters combine with AND. Attribute filters are
-    ``attr.<key>=<value>`` (a multiselect matches when it holds the value)."""
+    ``attr.<key>=<value>`` (a multiselect matches when it holds the value). Other names are
+    refused by the route itself (``endpoints.attribute_pairs``), hence ``extra="ignore"`` here."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
     cursor: Annotated[str | None, Query(max_length=512, pattern=NO_NUL)] = None

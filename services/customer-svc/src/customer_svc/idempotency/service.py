@@ -16,6 +16,7 @@ from fastapi import Header
 from pydantic import BaseModel
 
 from helpdesk_common.problems import Problem
+from helpdesk_common.responses import dumps
 
 from . import repository
 
@@ -49,4 +50,4 @@ async def replay_or_claim(conn: Any, *, caller: str, key: str | None, scope: str
 async def remember(conn: Any, *, caller: str, key: str | None, response: Any) -> None:
     """Store the answer (JSON-ready: UUIDs and datetimes as orjson renders them)."""
     if key is not None:
-        await repository.store(conn, caller=caller, key=key, response=orjson.loads(orjson.dumps(response)))
+        await repository.store(conn, caller=caller, key=key, response=orjson.loads(dumps(response)))
