@@ -27,6 +27,9 @@ UPSTREAMS = {
     # first); anything else under /v1/chat comes here with ordinary credentials and is ticket-svc's 404/405
     "chat": ("ticket_url", "ticket service"),
     "customers": ("customer_url", "customer service"),
+    "organizations": ("customer_url", "customer service"),
+    "customer-attributes": ("customer_url", "customer service"),
+    "organization-attributes": ("customer_url", "customer service"),
     "sla": ("sla_url", "SLA service"),
     "analytics": ("analytics_url", "analytics service"),
     "webhooks": ("notify_url", "notify service"),
