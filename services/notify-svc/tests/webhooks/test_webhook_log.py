@@ -338,10 +338,22 @@ async def test_a_success_ends_the_run_of_failures(notify, db) -> None:
 
 
 async def test_410_gone_disables_at_once_with_the_same_event(notify, db) -> None:
-    async with Receiver(410) as receiver:
+    from standardwebhooks.webhooks import Webhook
+
+    async with Receiver(410) as receiver, Receiver(204) as watcher:
         sub = await _subscribe(notify, receiver.url)
+        # another subscription watches for disabled ones: the event goes out like any other
+        watching = await notify.post("/v1/webhooks", headers=ADMIN,
+                                     json={"url": watcher.url, "event_types": ["webhook.disabled"]})
+        assert watching.status_code == 201, watching.text
+        await asyncio.sleep(0.6)
         await produce(notify.bootstrap, notify.topics, ticket_created())
         [dead] = await wait_for(lambda: _items(notify, sub["id"], "failed"), timeout=30)
+        await wait_for(lambda: _items(notify, watching.json()["id"], "sent"), timeout=30)
+    [(headers, body)] = watcher.got
+    announced = Webhook(watching.json()["secret"]).verify(body, headers)
+    assert announced["type"] == "webhook.disabled" and announced["data"]["subscription_id"] == sub["id"]
+    assert TOKEN_PATH.encode() not in body and TOKEN_QUERY.encode() not in body
     assert dead["attempts"] == 1 and dead["last_code"] == "410"
     subscription = await _subscription(notify, sub["id"])
     assert subscription["enabled"] is False and subscription["disabled_reason"] == "the receiver answered 410 Gone"
