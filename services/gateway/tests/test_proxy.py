@@ -119,3 +119,13 @@ async def test_own_openapi_document_includes_the_stream(gateway_env, ticket_svc)
         doc = (await client.get("/openapi.json")).json()
     stream = doc["paths"]["/v1/stream"]["get"]
     assert "text/event-stream" in stream["responses"]["200"]["content"]
+
+
+async def test_a_document_missing_a_service_is_not_cached(gateway_env, ticket_svc):
+    """Only the stand-in ticket-svc answers here: the composed document lacks the others, so the
+    gateway serves it but asks again next time rather than hiding them for a minute."""
+    app = new_gateway()
+    async with running_app(app) as client:
+        doc = (await client.get("/openapi.json")).json()
+        assert "/v1/stream" in doc["paths"]
+        assert getattr(app.state, "openapi_cache", None) is None

@@ -19,12 +19,14 @@ from .endpoints import UPSTREAMS
 
 router = APIRouter(include_in_schema=False)
 _CACHE_S = 60.0
+#: a service builds its document on first request: seconds on a loaded machine, so be patient
+_FETCH_TIMEOUT_S = 10.0
 _SCHEMA_REF = "#/components/schemas/"
 
 
 async def _fetch(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
     try:
-        async with session.get(url + "/openapi.json", timeout=aiohttp.ClientTimeout(total=3)) as r:
+        async with session.get(url + "/openapi.json", timeout=aiohttp.ClientTimeout(total=_FETCH_TIMEOUT_S)) as r:
             return await r.json() if r.status == 200 else None
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
         return None
@@ -128,5 +130,8 @@ async def openapi(request: Request) -> dict[str, Any]:
     fetched = await asyncio.gather(*(_fetch(state.http, url) for url in upstreams))
     doc = merge(request.app.openapi(), [(name, up, prefixes)
                                         for (name, prefixes), up in zip(upstreams.values(), fetched) if up])
-    state.openapi_cache = (doc, time.monotonic() + _CACHE_S)
+    if all(up is not None for up in fetched):
+        # a document missing a service (down, or slow to answer) is served but not kept: the
+        # next request asks again instead of hiding that service's operations for a minute
+        state.openapi_cache = (doc, time.monotonic() + _CACHE_S)
     return doc
