@@ -56,6 +56,7 @@ ATTRIBUTE_VALUE_SCHEMA = {
 AttributeValue = Annotated[Any, AfterValidator(_attribute_value), WithJsonSchema(ATTRIBUTE_VALUE_SCHEMA)]
 Attributes = Annotated[
     dict[Annotated[str, StringConstraints(pattern=KEY_PATTERN)], AttributeValue],
-    Field(max_length=MAX_DEFINITIONS, description="Custom attribute values by key (admins define them); in a "
-                                                  "PATCH only the keys sent change, null clears one."),
+    Field(max_length=MAX_DEFINITIONS, json_schema_extra={"additionalProperties": False},
+          description="Custom attribute values by key (admins define them); in a PATCH only the keys sent change, "
+                      "null clears one."),
 ]
