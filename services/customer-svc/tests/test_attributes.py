@@ -140,7 +140,7 @@ async def test_required_attributes_apply_to_api_writes(api, raw):
     missing = await api.post("/v1/customers", json={"identities": [{"kind": "email", "value": "r@example.com"}]},
                              headers=ADMIN)
     assert missing.status_code == 422
-    assert missing.json()["errors"] == [{"field": "body.attributes.industry", "message": "is required",
+    assert missing.json()["errors"] == [{"field": "body.attributes.industry", "message": "needs a value (a mandatory attribute)",
                                          "code": "cross_field"}]
     made = await api.post("/v1/customers", json={"identities": [{"kind": "email", "value": "r@example.com"}],
                                                  "attributes": {"industry": "it"}}, headers=ADMIN)

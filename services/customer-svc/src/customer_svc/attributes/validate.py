@@ -2,11 +2,11 @@
 (pure; the definitions come in as a mapping by key).
 
 Create (``values_for_create``): every key must be defined ("unknown attribute"); blank values
-(``null``, ``""``, ``[]``) are dropped; a required attribute left blank is "is required".
+(``null``, ``""``, ``[]``) are dropped; a required attribute left blank is refused (``REQUIRED``).
 
 Update (``values_for_update``), only the keys the request sends are looked at:
 - a value equal to the stored one is accepted unchecked (a client may send back what it read);
-- a blank value clears the key, except a required one ("is required");
+- a blank value clears the key, except a required one;
 - any other value must be valid for the definition's type; a multiselect may keep the elements it
   already holds even when their option was removed since.
 Required attributes the request does not touch are not enforced: customers created from tickets
@@ -26,7 +26,9 @@ import orjson
 from .types import Invalid, is_blank, validate_value
 
 UNKNOWN = "unknown attribute"
-REQUIRED = "is required"
+#: worded without "is required": API test generators read "<field> is required" as "add this
+#: property" and took ``body.`` (the location) for a property of the body
+REQUIRED = "needs a value (a mandatory attribute)"
 MAX_BYTES = 16_384
 FIELD = "body.attributes"
 
