@@ -234,7 +234,13 @@ async def test_parked_polls_are_bounded(visitor_client):
     cursor = (await visitor_client.get(url, headers=headers)).json()["cursor"]
     parked = [asyncio.create_task(visitor_client.get(url, params={"after": cursor, "wait": "10"}, headers=headers))
               for _ in range(2)]  # TICKET_VISITOR_MAX_WAITERS=2 in this app
-    await asyncio.sleep(0.5)
+    # until both are parked (a fixed sleep raced them on a loaded CI machine)
+    hub = visitor_client.app.state.visitor_waiters
+    for _ in range(200):
+        if hub.count == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert hub.count == 2
     r = await visitor_client.get(url, params={"after": cursor, "wait": "10"}, headers=headers)
     assert r.status_code == 503 and r.headers["retry-after"] == "2"
     assert r.headers["content-type"].startswith("application/problem+json")
