@@ -181,3 +181,42 @@ def test_consumer_skips_types_it_does_not_handle_by_header_without_parsing_the_b
     assert runner._decode(record(b"{not json", [("ce_type", b"ticket.customer_linked")])).error is not None
     assert runner._decode(record(b"{not json", [])).error is not None
     assert runner._decode(record(events.encode(linked), None)).event == linked
+
+
+def _issue_11_events():
+    """One of each issue-11 contract ticket-svc consumes, with its expected topic."""
+    from datetime import UTC, datetime
+
+    now, cid, sid, tid = datetime.now(UTC), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    return [
+        (events.CustomerMerged(source="customer-svc", subject=str(cid), data=events.CustomerMergedData(
+            survivor_id=cid, merged_id=uuid.uuid4(), identities=[{"kind": "email", "value": "a@b.co"}],
+            actor="user:1", at=now)), events.CUSTOMERS_TOPIC),
+        (events.SurveySent(source="customer-svc", subject=str(sid), data=events.SurveySentData(
+            survey_id=sid, kind="csat", customer_id=cid, ticket_id=tid, channel="email", at=now)),
+         events.CUSTOMERS_TOPIC),
+        (events.SurveyAnswered(source="customer-svc", subject=str(sid), data=events.SurveyAnsweredData(
+            survey_id=sid, kind="csat", customer_id=cid, ticket_id=tid, rating=1, comment="太慢了", at=now)),
+         events.CUSTOMERS_TOPIC),
+        (events.InsightChurnRiskChanged(source="customer-svc", subject=str(cid), data=events.ChurnRiskChangedData(
+            customer_id=cid, score=72, previous_score=55, band="high", episode="started",
+            reasons=[{"factor": "order_overdue", "points": 72, "en": "No order for 200 days", "zh_cn": "已200天未下单"}],
+            account_owner_id=uuid.uuid4(), language="zh-CN", at=now)), events.INSIGHTS_TOPIC),
+    ]
+
+
+@pytest.mark.parametrize(("event", "topic"), _issue_11_events(), ids=lambda v: getattr(v, "type", v))
+def test_issue_11_contracts_round_trip_on_their_topics(event, topic):
+    assert events.decode(events.encode(event)) == event
+    assert events.TOPIC_BY_TYPE[event.type] == topic and event.type in events.KNOWN_TYPES
+
+
+@pytest.mark.parametrize("data", [
+    {"rating": 6}, {"rating": 0}, {"score": 11}, {"score": -1},
+    {"comment": "x" * (events.SURVEY_COMMENT_MAX_CHARS + 1)},
+])
+def test_survey_answers_are_bounded(data):
+    base = {"survey_id": uuid.uuid4(), "kind": "csat", "customer_id": uuid.uuid4(), "at": "2026-11-30T00:00:00Z"}
+    with pytest.raises(ValidationError):
+        events.SurveyAnsweredData(**base, **data)
+    events.SurveyAnsweredData(**base, comment="x" * events.SURVEY_COMMENT_MAX_CHARS)

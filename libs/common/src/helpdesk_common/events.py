@@ -267,6 +267,86 @@ class SlaAppliedData(_Data):
     due_at: datetime
 
 
+#: the longest survey comment an event carries (characters); customer-svc bounds its answer API
+#: to the same number, so an accepted answer always fits its event (docs/security.md, "Event size")
+SURVEY_COMMENT_MAX_CHARS = 2000
+
+
+class CustomerMergedData(_Data):
+    """Two customers became one (customer-svc, a supervisor's merge): ``merged_id`` is gone and
+    everything that pointed at it (tickets, identities, orders, surveys, history) belongs to
+    ``survivor_id``. Every service re-points its projections; a replay must find nothing left to
+    move. ``identities`` are the ones moved, so a consumer that missed their ``identity_added``
+    still ends up with the right lookup."""
+
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID
+    identities: list[Identity] = Field(default_factory=list)
+    #: who merged (``user:<id>``)
+    actor: str | None = None
+    at: datetime
+
+
+class SurveySentData(_Data):
+    """A CSAT (about one ticket) or NPS (about the relationship) survey went out to a customer."""
+
+    survey_id: uuid.UUID
+    kind: Literal["csat", "nps"]
+    customer_id: uuid.UUID
+    #: the ticket a CSAT survey asks about; None for NPS
+    ticket_id: uuid.UUID | None = None
+    #: the channel it was sent on (email, wechat, ...)
+    channel: str
+    at: datetime
+
+
+class SurveyAnsweredData(_Data):
+    """A customer answered a survey (once: customer-svc refuses a second answer, so one survey has
+    at most one such event, redeliveries aside). CSAT carries ``rating`` 1-5, NPS ``score`` 0-10.
+
+    ``comment`` is the customer's own text, carried (bounded) because ticket-svc shows it on the
+    ticket beside the rating and an agent acts on it; like a message body it is personal data,
+    so consumers keep it only where the ticket's readers see it and webhook subscribers to this
+    type receive it (docs/security.md)."""
+
+    survey_id: uuid.UUID
+    kind: Literal["csat", "nps"]
+    customer_id: uuid.UUID
+    ticket_id: uuid.UUID | None = None
+    rating: int | None = Field(default=None, ge=1, le=5)
+    score: int | None = Field(default=None, ge=0, le=10)
+    comment: str | None = Field(default=None, max_length=SURVEY_COMMENT_MAX_CHARS)
+    at: datetime
+
+
+class ChurnReason(_Data):
+    """One factor of a churn-risk score and the points it contributed (they sum to the score),
+    with its sentence in both languages the product speaks."""
+
+    factor: str = Field(max_length=64)
+    points: int = Field(ge=0, le=100)
+    en: str = Field(max_length=500)
+    zh_cn: str = Field(max_length=500)
+
+
+class ChurnRiskChangedData(_Data):
+    """A customer's churn-risk score changed across a threshold (customer-svc insights). An
+    ``episode`` starts when the score reaches the enter threshold and ends when it falls below the
+    leave threshold (docs/customers.md, "Churn risk"); ticket-svc opens one care ticket per
+    episode. Keyed by the customer."""
+
+    customer_id: uuid.UUID
+    score: int = Field(ge=0, le=100)
+    previous_score: int | None = Field(default=None, ge=0, le=100)
+    band: Literal["low", "medium", "high"]
+    episode: Literal["started", "ended", "ongoing"]
+    reasons: list[ChurnReason] = Field(default_factory=list, max_length=20)
+    #: the customer's account owner (a gateway user id), who gets the care ticket
+    account_owner_id: uuid.UUID | None = None
+    #: the customer's language (BCP 47, ``zh-CN``), for the care ticket's text
+    language: str | None = Field(default=None, max_length=35)
+    at: datetime
+
 class _Envelope(BaseModel):
     """CloudEvents 1.0 structured-mode envelope."""
 
@@ -586,6 +666,31 @@ class SlaEscalationRequested(_Envelope):
     data: SlaEscalationRequestedData
 
 
+class CustomerMerged(_Envelope):
+    """Keyed by the survivor, on ``customers.events``."""
+
+    type: Literal["customer.merged"] = "customer.merged"
+    data: CustomerMergedData
+
+
+class SurveySent(_Envelope):
+    """Keyed by the survey id, on ``customers.events`` (customer-svc owns surveys)."""
+
+    type: Literal["survey.sent"] = "survey.sent"
+    data: SurveySentData
+
+
+class SurveyAnswered(_Envelope):
+    type: Literal["survey.answered"] = "survey.answered"
+    data: SurveyAnsweredData
+
+
+class InsightChurnRiskChanged(_Envelope):
+    """Keyed by the customer, on ``insights.events``."""
+
+    type: Literal["insight.churn_risk_changed"] = "insight.churn_risk_changed"
+    data: ChurnRiskChangedData
+
 Event = Annotated[
     Union[
         TicketCreated,
@@ -620,6 +725,10 @@ Event = Annotated[
         DeliveryDeferred,
         DeliveryFailed,
         WebhookDisabled,
+        CustomerMerged,
+        SurveySent,
+        SurveyAnswered,
+        InsightChurnRiskChanged,
     ],
     Field(discriminator="type"),
 ]
@@ -660,6 +769,10 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "sla.escalation_requested": SLA_TOPIC,
     "user.created": USERS_TOPIC,
     "user.updated": USERS_TOPIC,
+    "customer.merged": CUSTOMERS_TOPIC,
+    "survey.sent": CUSTOMERS_TOPIC,
+    "survey.answered": CUSTOMERS_TOPIC,
+    "insight.churn_risk_changed": INSIGHTS_TOPIC,
 }
 KNOWN_TYPES = frozenset(TOPIC_BY_TYPE)
 
