@@ -220,6 +220,45 @@ class OrganizationData(_Data):
     at: datetime
 
 
+class OrderItem(_Data):
+    sku: str | None = None
+    name: str | None = None
+    quantity: int
+    unit_price: str | None = None
+
+
+class OrderData(_Data):
+    """An order's current state (customer-svc) on ``order.recorded`` / ``order.updated``: a
+    consumer keeps the highest ``version``. ``amount`` is a decimal string in the currency's
+    minor units ("12.50", "1200" for JPY)."""
+
+    order_id: uuid.UUID
+    customer_id: uuid.UUID
+    source: str
+    external_id: str
+    ordered_at: datetime
+    amount: str
+    currency: str
+    status: str
+    items: list[OrderItem] = Field(default_factory=list)
+    version: int
+    #: field -> {"before": ..., "after": ...} on updates
+    changes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    actor: str | None = None
+
+
+class BehaviorRecordedData(_Data):
+    """A behaviour event of a customer (login, purchase, page_view, coupon, custom ...)."""
+
+    interaction_id: uuid.UUID
+    customer_id: uuid.UUID
+    kind: str
+    occurred_at: datetime
+    external_id: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+    actor: str | None = None
+
+
 class CustomerRequesterResolvedData(_Data):
     """customer-svc's answer to a ticket.created: which customer the requester is."""
 
@@ -456,6 +495,21 @@ class OrganizationUpdated(_Envelope):
 class OrganizationDeleted(_Envelope):
     type: Literal["organization.deleted"] = "organization.deleted"
     data: OrganizationData
+
+
+class OrderRecorded(_Envelope):
+    type: Literal["order.recorded"] = "order.recorded"
+    data: OrderData
+
+
+class OrderUpdated(_Envelope):
+    type: Literal["order.updated"] = "order.updated"
+    data: OrderData
+
+
+class BehaviorRecorded(_Envelope):
+    type: Literal["behavior.recorded"] = "behavior.recorded"
+    data: BehaviorRecordedData
 
 
 class SlaApplied(_Envelope):
@@ -710,6 +764,9 @@ Event = Annotated[
         OrganizationCreated,
         OrganizationUpdated,
         OrganizationDeleted,
+        OrderRecorded,
+        OrderUpdated,
+        BehaviorRecorded,
         SlaApplied,
         SlaWarning,
         SlaBreached,
@@ -759,6 +816,9 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "organization.created": CUSTOMERS_TOPIC,
     "organization.updated": CUSTOMERS_TOPIC,
     "organization.deleted": CUSTOMERS_TOPIC,
+    "order.recorded": CUSTOMERS_TOPIC,
+    "order.updated": CUSTOMERS_TOPIC,
+    "behavior.recorded": CUSTOMERS_TOPIC,
     "sla.applied": SLA_TOPIC,
     "sla.warning": SLA_TOPIC,
     "sla.breached": SLA_TOPIC,

@@ -124,14 +124,14 @@ DEFAULT_MAX_INTAKE_BODY_BYTES = 52_428_800
 def is_intake_request(scope: dict) -> bool:
     """Requests that carry a channel's native payload: raw e-mail with attachments, web forms.
 
-    Everything under ``/v1/channels/`` and multipart POSTs that create a ticket; every other
-    request keeps ``MAX_BODY_BYTES``, so the large limit cannot be used to push big JSON
-    bodies through ordinary endpoints.
+    Everything under ``/v1/channels/`` and multipart POSTs that create a ticket or an import
+    (customer-svc's spreadsheets); every other request keeps ``MAX_BODY_BYTES``, so the large
+    limit cannot be used to push big JSON bodies through ordinary endpoints.
     """
     path: str = scope.get("path", "")
     if path.startswith("/v1/channels/"):
         return True
-    if scope.get("method") == "POST" and path in ("/v1/tickets", "/v1/tickets/"):
+    if scope.get("method") == "POST" and path in ("/v1/tickets", "/v1/tickets/", "/v1/imports", "/v1/imports/"):
         ctype = _header(scope, b"content-type") or ""
         return ctype.lower().startswith("multipart/form-data")
     return False

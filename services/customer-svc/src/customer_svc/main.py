@@ -9,16 +9,22 @@ from .customers.endpoints import router as customers_router
 from .customers.handlers import handle_ticket_created
 from .db import inbox, outbox
 from .identities.endpoints import router as identities_router
+from .imports.endpoints import router as imports_router
+from .imports.worker import import_worker_hook
+from .interactions.endpoints import router as interactions_router
+from .orders.endpoints import router as orders_router
 from .organizations.endpoints import router as organizations_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
     return build_app(
-        settings or get_settings(),
+        settings,
         ServiceParts(
             title="customer-svc",
             routers=[customers_router, identities_router, organizations_router, customer_attributes,
-                     organization_attributes],
+                     organization_attributes, orders_router, interactions_router, imports_router],
+            lifespan_hooks=[import_worker_hook(settings)],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,

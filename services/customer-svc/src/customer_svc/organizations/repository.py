@@ -95,3 +95,7 @@ async def page(conn: Any, *, limit: int, after: tuple[datetime, uuid.UUID] | Non
         where.append(f"(created_at, id) < ({arg(after[0])}, {arg(after[1])})")
     sql = f"SELECT {_COLUMNS} FROM organizations" + (" WHERE " + " AND ".join(where) if where else "")
     return await conn.fetch(sql + f" ORDER BY created_at DESC, id DESC LIMIT {arg(limit)}", *args)
+
+
+async def by_name_key(conn: Any, name_key: str) -> Any:
+    return await conn.fetchrow(f"SELECT {_COLUMNS} FROM organizations WHERE name_key = $1", name_key)

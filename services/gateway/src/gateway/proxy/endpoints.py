@@ -30,6 +30,8 @@ UPSTREAMS = {
     "organizations": ("customer_url", "customer service"),
     "customer-attributes": ("customer_url", "customer service"),
     "organization-attributes": ("customer_url", "customer service"),
+    "orders": ("customer_url", "customer service"),
+    "imports": ("customer_url", "customer service"),
     "sla": ("sla_url", "SLA service"),
     "analytics": ("analytics_url", "analytics service"),
     "webhooks": ("notify_url", "notify service"),
