@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
-from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, SLA_TOPIC, USERS_TOPIC
+from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, INSIGHTS_TOPIC, SLA_TOPIC, USERS_TOPIC
 
 from .config import Settings, get_settings
 from .conversation.endpoints import internal_router as attachments_internal_router
 from .conversation.endpoints import router as conversation_router
 from .conversation.handlers import DELIVERY_HANDLERS
+from .customers.handlers import CUSTOMER_LOOP_HANDLERS
 from .db import inbox, outbox
 from .forms.endpoints import router as forms_router
 from .intake.endpoints import router as intake_router
@@ -77,9 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raw_pool=True,
             consumers=[
                 # notify-svc's reports on replies ride the projections consumer: a handful of events
-                # per reply, a group of its own would be one more idle consumer per replica
-                ConsumerSpec(name="ticket-svc.projections", topics=[CUSTOMERS_TOPIC, SLA_TOPIC, DELIVERIES_TOPIC],
-                             handlers={**HANDLERS, **DELIVERY_HANDLERS}, raw=True),
+                # per reply, a group of its own would be one more idle consumer per replica; so do
+                # customer-svc's insights (care tickets), a few events per customer and day
+                ConsumerSpec(name="ticket-svc.projections",
+                             topics=[CUSTOMERS_TOPIC, SLA_TOPIC, DELIVERIES_TOPIC, INSIGHTS_TOPIC],
+                             handlers={**HANDLERS, **DELIVERY_HANDLERS, **CUSTOMER_LOOP_HANDLERS}, raw=True),
                 # the gateway's users (agent profiles): a group of its own, so a user is never
                 # queued behind a backlog of customer or SLA events
                 ConsumerSpec(name="ticket-svc.users", topics=[USERS_TOPIC], handlers=USER_HANDLERS, raw=True),

@@ -25,6 +25,7 @@ from helpdesk_common import events
 from helpdesk_common.identities import primary_identity
 from helpdesk_common.identity import Principal
 from helpdesk_common.outbox import enqueue_raw
+from helpdesk_common.problems import Problem
 from helpdesk_common.text import one_line
 
 from ..channels.inbound import InboundMessage, Sender
@@ -39,6 +40,16 @@ SUBJECT_MAX = 500
 #: the API's limit on a requester's name (RequesterIn); a channel's display name (an e-mail
 #: From header can be megabytes) is cut to it, because the name travels in ticket.created
 REQUESTER_NAME_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SystemTask:
+    """A ticket ticket-svc opens on its own (``customers/``): who opens it (``system:...``, its
+    ``created_by``), for which customer, and ``care_of`` for a care ticket."""
+
+    actor: str
+    customer_id: uuid.UUID | None
+    care_of: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,16 +96,25 @@ def sender_may_thread(ticket: Mapping[str, Any], sender: Sender) -> bool:
 
 
 async def open_ticket(
-    conn: Any, *, principal: Principal, ticket_id: uuid.UUID, subject: str, description: str,
+    conn: Any, *, principal: Principal | None, ticket_id: uuid.UUID, subject: str, description: str,
     requester: dict[str, Any], priority: str, type_: str | None, tags: Sequence[str], custom_fields: dict[str, Any],
     language: str | None, cc: Sequence[str], channel: str, assignee_id: str | None = None,
     team_id: uuid.UUID | None = None, conversation_key: str | None = None, follow_up_of: uuid.UUID | None = None,
-    first_message: conversation.NewMessage | None = None,
+    first_message: conversation.NewMessage | None = None, for_customer: SystemTask | None = None,
 ) -> Any:
-    """Insert a routed ticket (and its opening message) with its events; returns the row."""
+    """Insert a routed ticket (and its opening message) with its events; returns the row.
+
+    ``for_customer``: a task ticket-svc opens itself (care, follow-up) for a known customer; its
+    form's required fields cannot be asked of anyone, so an unsatisfiable form leaves the custom
+    fields empty instead of refusing the event that asked for the task."""
     from ..forms import service as forms
 
-    custom_fields, form_version = await forms.validate_new(conn, ticket_type=type_, values=custom_fields)
+    try:
+        custom_fields, form_version = await forms.validate_new(conn, ticket_type=type_, values=custom_fields)
+    except Problem:
+        if for_customer is None:
+            raise
+        custom_fields, form_version = {}, None
     decision = await routing.route_new(
         conn,
         facts=routing.facts_for(channel=channel, type_=type_, priority=priority, language=language, tags=tags,
@@ -103,6 +123,11 @@ async def open_ticket(
     )
     identity = primary_identity(requester)
     now = datetime.now(UTC)
+    if for_customer is not None:
+        created_by = for_customer.actor
+    else:
+        assert principal is not None, "a ticket is opened by a caller, or by ticket-svc for a customer"
+        created_by = principal.ref
     opening = first_message or conversation.NewMessage(
         author_kind="customer" if principal.kind == "channel" else "agent", author_id=principal.id,
         public=True, body_text=description, channel=channel, initial=True,
@@ -114,19 +139,20 @@ async def open_ticket(
         "custom_fields": custom_fields, "requester": requester,
         "requester_identity_kind": identity[0] if identity else None,
         "requester_identity_value": identity[1] if identity else None,
-        "created_by": principal.ref, "created_at": now, "updated_at": now, "language": language, "cc": list(cc),
+        "created_by": created_by, "created_at": now, "updated_at": now, "language": language, "cc": list(cc),
         "conversation_key": conversation_key, "follow_up_of": follow_up_of, "form_version": form_version,
         "search": search.document(subject=subject, public=[description, *(opening_text if opening.public else ())],
                                   internal=() if opening.public else opening_text),
         "awaiting_agent_since": now if opening.author_kind == "customer" else None, "message_count": 1,
         "public_message_count": 1 if opening.public else 0,
+        **({"customer_id": for_customer.customer_id, "care_of": for_customer.care_of} if for_customer else {}),
     })
     message = await conversation.insert(conn, ticket_id, opening, now=now)
     if decision.team_id is not None or decision.assignee_id is not None:
         row = await routing.assign(conn, row, team_id=decision.team_id, assignee_id=decision.assignee_id,
                                    reason=decision.reason, actor="system:routing", offered=decision.offered,
                                    emit=False)
-    await tickets.insert_audit(conn, ticket_id=ticket_id, actor=principal.ref, action="created", changes={
+    await tickets.insert_audit(conn, ticket_id=ticket_id, actor=created_by, action="created", changes={
         "channel": channel, "status": "new", "priority": row["priority"], "team_id": changes.jsonable(row["team_id"]),
         "assignee_id": row["assignee_id"], "rules": [str(r) for r in decision.matched_rule_ids],
     })
@@ -135,7 +161,7 @@ async def open_ticket(
         data=events.TicketCreatedData(
             ticket_id=ticket_id, number=row["number"], subject=row["subject"], status=row["status"],
             priority=row["priority"], type=row["type"], channel=row["channel"], tags=row["tags"],
-            requester=events.Requester(**requester), customer_id=row["customer_id"], created_by=principal.ref,
+            requester=events.Requester(**requester), customer_id=row["customer_id"], created_by=created_by,
             created_at=now, language=language, team_id=row["team_id"], assignee_id=row["assignee_id"],
             customer_tier=row["customer_tier"], custom_fields=row["custom_fields"],
             message_id=message["id"], follow_up_of=follow_up_of,

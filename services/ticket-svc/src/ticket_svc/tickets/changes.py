@@ -50,6 +50,13 @@ def diff(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, dict
     }
 
 
+def ends_care(values: Mapping[str, Any]) -> bool:
+    """Does this change end a care ticket's claim on its customer (``care_of``, unique while set)?
+    Solving, closing or merging it does; a reopened care ticket does not claim again, so it never
+    collides with a newer one and a customer's message on it is never refused."""
+    return values.get("status") in ("solved", "closed") or values.get("merged_into") is not None
+
+
 def ref(row: Mapping[str, Any], actor: str | None) -> dict[str, Any]:
     return {
         "ticket_id": row["id"], "number": row["number"], "status": row["status"], "priority": row["priority"],
@@ -79,6 +86,8 @@ async def apply(
     values = {k: v for k, v in values.items() if before[k] != v}
     if not values and not search and subject_search is None and not force:
         return before
+    if before.get("care_of") is not None and ends_care(values):
+        values["care_of"] = None  # the customer's next churn episode may open a new care ticket
     changes = diff(before, values)
     if "updated_by" not in values:
         values["updated_by"] = actor

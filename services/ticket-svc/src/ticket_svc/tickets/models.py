@@ -8,6 +8,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     Table,
     Text,
     Uuid,
@@ -68,6 +69,14 @@ tickets = Table(
     Column("sla_due_at", DateTime(timezone=True)),
     # the customer's tier (vip, gold, ...) as customer-svc last said; kept on open tickets for routing and SLA
     Column("customer_tier", Text),
+    # the answer to the ticket's CSAT survey (customer-svc's survey.answered; migration 0010)
+    Column("csat_rating", SmallInteger),
+    Column("csat_comment", Text),
+    Column("csat_answered_at", DateTime(timezone=True)),
+    Column("csat_survey_id", Uuid),
+    # a care ticket's customer while the ticket is not solved or closed (unique: one open care
+    # ticket per customer; migration 0010)
+    Column("care_of", Uuid),
 )
 Index("ix_tickets_created_at_id", tickets.c.created_at.desc(), tickets.c.id.desc())
 Index("ix_tickets_created_by_created_at", tickets.c.created_by, tickets.c.created_at.desc(), tickets.c.id.desc())
@@ -78,6 +87,16 @@ Index(
     postgresql_where=tickets.c.customer_id.is_(None),
 )
 Index("ix_tickets_customer_id", tickets.c.customer_id)
+Index("ux_tickets_open_care", tickets.c.care_of, unique=True, postgresql_where=tickets.c.care_of.isnot(None))
+
+# what opened a system task (``survey:<id>``), claimed with it: never a second for one origin
+task_origins = Table(
+    "ticket_task_origins",
+    metadata,
+    Column("origin", Text, primary_key=True),
+    Column("ticket_id", Uuid, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
 
 idempotency_keys = Table(
     "idempotency_keys",
@@ -99,6 +118,7 @@ customer_identities = Table(
     Column("customer_id", Uuid, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+Index("ix_customer_identity_projection_customer", customer_identities.c.customer_id)
 
 
 custom_statuses = Table(

@@ -31,6 +31,18 @@ _INSERT_TICKET = (
     "ON t.customer_id = p.customer_id WHERE p.kind = $11 AND p.value = $12)) "
     f"RETURNING {_TICKET_COLUMNS}"
 )
+#: a ticket ticket-svc opens for a known customer (care, follow-up): the customer is given, not
+#: looked up by the requester's identity; ``care_of`` claims the customer's one open care ticket
+_INSERT_TICKET_FOR_CUSTOMER = (
+    _INSERT_TICKET
+    .replace("public_message_count, customer_id, customer_tier)",
+             "public_message_count, customer_id, customer_tier, care_of)")
+    .replace("(SELECT customer_id FROM customer_identity_projection WHERE kind = $11 AND value = $12), "
+             "(SELECT t.tier FROM customer_identity_projection p JOIN customer_tier_projection t "
+             "ON t.customer_id = p.customer_id WHERE p.kind = $11 AND p.value = $12))",
+             "$25::uuid, (SELECT tier FROM customer_tier_projection WHERE customer_id = $25::uuid), $26::uuid)")
+)
+assert "$26::uuid" in _INSERT_TICKET_FOR_CUSTOMER, "the intake insert changed: rewrite this variant"
 _GET_TICKET = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1"
 _GET_TICKET_FOR_UPDATE = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1 FOR UPDATE"
 _GET_BY_NUMBER = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = $1"
@@ -44,7 +56,7 @@ UPDATABLE = frozenset({
     "subject", "status", "custom_status_id", "priority", "type", "tags", "custom_fields", "language", "team_id",
     "assignee_id", "assignment_state", "offered_at", "offered_to", "cc", "followers", "form_version", "merged_into",
     "first_response_at", "awaiting_agent_since", "status_changed_at", "solved_at", "closed_at", "updated_by",
-    "message_count", "public_message_count", "customer_id", "customer_tier",
+    "message_count", "public_message_count", "customer_id", "customer_tier", "care_of",
 })
 
 
@@ -71,13 +83,17 @@ async def store_idempotent_response(conn: Any, *, principal: str, key: str, resp
 
 
 async def insert_ticket(conn: Any, v: dict[str, Any]) -> Any:
-    """Insert and link to a known customer, with its tier, in the same statement (projection lookups)."""
+    """Insert and link to a known customer, with its tier, in the same statement (projection
+    lookups); with ``customer_id`` in ``v`` that customer instead (and ``care_of``)."""
+    known = "customer_id" in v
+    extra = (v["customer_id"], v.get("care_of")) if known else ()
     return await conn.fetchrow(
-        _INSERT_TICKET, v["id"], v["subject"], v["description"], v["status"], v["priority"], v["type"], v["channel"],
-        v["tags"], v["custom_fields"], v["requester"], v["requester_identity_kind"], v["requester_identity_value"],
+        _INSERT_TICKET_FOR_CUSTOMER if known else _INSERT_TICKET,
+        v["id"], v["subject"], v["description"], v["status"], v["priority"], v["type"], v["channel"], v["tags"],
+        v["custom_fields"], v["requester"], v["requester_identity_kind"], v["requester_identity_value"],
         v["created_by"], v["created_at"], v["updated_at"], v.get("language"), v.get("cc", []),
         v.get("conversation_key"), v.get("follow_up_of"), v.get("form_version"), v.get("search", ""),
-        v.get("awaiting_agent_since"), v.get("message_count", 0), v.get("public_message_count", 0),
+        v.get("awaiting_agent_since"), v.get("message_count", 0), v.get("public_message_count", 0), *extra,
     )
 
 

@@ -113,6 +113,14 @@ class SlaRead(BaseModel):
     next_due_at: datetime | None = None
 
 
+class CsatRead(BaseModel):
+    #: 1 (very unsatisfied) to 5 (very satisfied)
+    rating: int = Field(ge=1, le=5)
+    #: the customer's own words, if any (at most 2,000 characters)
+    comment: str | None = None
+    answered_at: datetime
+
+
 class TicketRead(BaseModel):
     id: uuid.UUID
     number: int
@@ -145,6 +153,8 @@ class TicketRead(BaseModel):
     solved_at: datetime | None
     closed_at: datetime | None
     version: int
+    #: the customer's answer to the CSAT survey about this ticket; null until they answer
+    csat: CsatRead | None = None
 
 
 class TicketPage(BaseModel):

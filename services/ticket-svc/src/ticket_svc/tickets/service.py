@@ -331,7 +331,15 @@ def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = No
         "solved_at": row["solved_at"],
         "closed_at": row["closed_at"],
         "version": row["version"],
+        "csat": csat_of(row),
     }
+
+
+def csat_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The customer's answer to the ticket's CSAT survey (customer-svc's ``survey.answered``)."""
+    if row["csat_answered_at"] is None:
+        return None
+    return {"rating": row["csat_rating"], "comment": row["csat_comment"], "answered_at": row["csat_answered_at"]}
 
 
 # ---- projections fed by other services' events ------------------------------------------
