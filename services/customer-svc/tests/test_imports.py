@@ -173,13 +173,21 @@ async def test_mappings_organizations_and_whole_file_failures(api, db):
                                  data={"kind": "organizations", "mapping": '{"Company": "password"}'},
                                  headers=SUPERVISOR)
     assert bad_mapping.status_code == 422 and bad_mapping.json()["errors"][0]["field"] == "body.mapping"
+    nul_key = await api.post("/v1/imports", files={"file": ("x.csv", content)},
+                             data={"kind": "organizations", "mapping": '{"Com\\u0000pany": "name"}'}, headers=SUPERVISOR)
+    assert nul_key.status_code == 422, nul_key.text
+    for zone in ("Mars/Olympus", "../../etc/passwd"):
+        r = await api.post("/v1/imports", files={"file": ("x.csv", content)},
+                           data={"kind": "organizations", "time_zone": zone}, headers=SUPERVISOR)
+        assert r.status_code == 422, (zone, r.text)
     assert (await api.post("/v1/imports", files={"file": ("x.csv", content)}, data={"kind": "tickets"},
                            headers=SUPERVISOR)).status_code == 422
     assert (await api.post("/v1/imports", files={"file": ("x.csv", b"")}, data={"kind": "orders"},
                            headers=SUPERVISOR)).status_code == 422
     assert (await api.post("/v1/imports", files={"file": ("x.csv", content)}, data={"kind": "orders"},
                            headers=AGENT)).status_code == 403
-    no_column = await finished(api, await upload(api, csv_bytes([["name"], ["x"]], "utf-8"), "c.csv", "customers"))
+    no_column = await finished(api, await upload(api, csv_bytes([["na\x00me"], ["x"]], "utf-8"), "c\x01.csv",
+                                                 "customers"))
     assert no_column["status"] == "failed" and "external_id" in no_column["failure"]
     not_xlsx = await finished(api, await upload(api, b"PK\x03\x04garbage", "x.xlsx", "customers"))
     assert not_xlsx["status"] == "failed" and "xlsx" in not_xlsx["failure"]

@@ -89,6 +89,7 @@ async def test_money_and_currency(api):
         ({"currency": "RMB"}, "body.currency"),
         ({"currency": "CN"}, "body.currency"),
         ({"ordered_at": "2026-11-01T10:00:00"}, "body.ordered_at"),  # no offset
+        ({"ordered_at": "9999-12-31T23:59:59-14:00"}, "body.ordered_at"),  # past year 9999 in UTC
         ({"status": "lost"}, "body.status"),
         ({"items": [{"quantity": 0}]}, "body.items"),
         ({"items": [{"unit_price": "1.001"}]}, "body.items"),
@@ -165,7 +166,8 @@ async def test_behaviour_events_once_per_external_id(api, db):
                            headers=SUPERVISOR)).status_code == 201
     assert (await api.post(url, json={**body, "external_id": None, "kind": "custom:wishlist",
                                       "occurred_at": "2026-11-01T00:00:00Z"}, headers=SUPERVISOR)).status_code == 201
-    for bad in ({"kind": "hack"}, {"properties": {"x": "a" * 5000}}, {"occurred_at": "yesterday"}):
+    for bad in ({"kind": "hack"}, {"properties": {"x": "a" * 5000}}, {"occurred_at": "yesterday"},
+                {"properties": {"n": 2 ** 70}}, {"occurred_at": "0001-01-01T00:00:00+14:00"}):
         r = await api.post(url, json={**body, **bad}, headers=SUPERVISOR)
         assert r.status_code == 422, (bad, r.text)
     assert (await api.post(url, json=body, headers=AGENT)).status_code == 403

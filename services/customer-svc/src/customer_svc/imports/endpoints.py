@@ -16,6 +16,7 @@ from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal, Principal
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
+from helpdesk_common.validation import text_problem
 
 from ..orders.schemas import SOURCE_PATTERN
 from . import files, repository
@@ -73,7 +74,8 @@ def parse_mapping(kind: str, text: str | None) -> dict[str, str]:
     except orjson.JSONDecodeError:
         raise _invalid("body.mapping", "must be a JSON object {\"<file column>\": \"<field>\"}") from None
     if not isinstance(mapping, dict) or len(mapping) > 100 or not all(
-            isinstance(k, str) and isinstance(v, str) and len(k) <= 200 for k, v in mapping.items()):
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 200 and text_problem(k) is None
+            for k, v in mapping.items()):
         raise _invalid("body.mapping", "must be a JSON object of at most 100 column names to field names")
     unknown = files.check_mapping(kind, mapping)
     if unknown:
@@ -120,7 +122,7 @@ async def create_import(
     async with runtime_of(request).raw_transaction() as conn:
         await repository.insert(conn, {
             "id": import_id, "kind": kind, "source": source, "time_zone": time_zone,
-            "filename": (file.filename or "")[:255] or None, "format": fmt, "mapping": columns, "content": content,
+            "filename": files.clean_text(file.filename or "", 255) or None, "format": fmt, "mapping": columns, "content": content,
             "created_by": principal.ref, "created_by_role": principal.role,
         })
     worker = getattr(request.app.state, "import_worker", None)

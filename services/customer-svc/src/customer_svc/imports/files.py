@@ -144,6 +144,13 @@ def _csv_rows(content: bytes) -> Iterator[list[str | None]]:
         raise FileError(f"the CSV is malformed: {exc}") from exc
 
 
+def clean_text(text: str, limit: int) -> str:
+    """A file name or header as stored and reported: no control characters (PostgreSQL refuses
+    NUL), no lone surrogates, at most ``limit`` characters."""
+    cleaned = "".join(c for c in text if c >= " " and c != "\x7f")
+    return cleaned.encode("utf-8", "replace").decode("utf-8")[:limit]
+
+
 def fold_header(text: str | None) -> str:
     """Headers compare NFKC-folded, case-folded, with spaces and hyphens as underscores."""
     if not text:

@@ -85,6 +85,7 @@ class ImportWorker:
         return True
 
     async def _finish(self, import_id: Any, status: str, failure: str | None = None) -> None:
+        failure = files.clean_text(failure, 2000) if failure is not None else None
         async with self.pool.acquire() as conn:
             await repository.finish(conn, import_id, status=status, failure=failure)
 
@@ -101,7 +102,8 @@ class ImportWorker:
         ctx = rows.Context(kind=job["kind"], source=job["source"], zone=ZoneInfo(job["time_zone"]),
                            principal=Principal(kind="user", id=job["created_by"].split(":", 1)[-1],
                                                role=job["created_by_role"]),
-                           columns={field: header[i] or field for i, field in columns.items()})
+                           columns={field: files.clean_text(header[i] or "", 200) or field
+                                    for i, field in columns.items()})
         done, ok, failed = job["rows_done"], job["rows_ok"], job["rows_failed"]
         async with self.pool.acquire() as conn:
             await repository.progress(conn, job["id"], done=done, ok=ok, failed=failed, total=total,
@@ -127,7 +129,7 @@ class ImportWorker:
                         ok += 1
                     except rows.RowInvalid as exc:
                         failed += 1
-                        errors += [(row_number, ctx.columns.get(field, field), message)
+                        errors += [(row_number, ctx.columns.get(field, field), files.clean_text(message, 1000))
                                    for field, message in exc.errors]
                     except asyncpg.PostgresError as exc:
                         failed += 1

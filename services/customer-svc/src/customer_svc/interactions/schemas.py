@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import AwareUtcDatetime, StrictModel
 
 KINDS = ("login", "purchase", "page_view", "coupon", "signup", "search", "cart", "custom")
 #: a known kind, or custom:<name> for anything else
@@ -20,7 +20,7 @@ MAX_PROPERTIES_BYTES = 4096
 class InteractionIn(StrictModel):
     kind: Annotated[str, StringConstraints(pattern=KIND_PATTERN)] = Field(
         description="login, purchase, page_view, coupon, signup, search, cart, custom or custom:<name>")
-    occurred_at: AwareDatetime = Field(description="RFC 3339 with offset.")
+    occurred_at: AwareUtcDatetime = Field(description="RFC 3339 with offset.")
     external_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
                                                   pattern=r"^[^\x00-\x1f\x7f]+$")] | None = Field(
         None, description="The event's id at its source: the same id again for the customer records nothing.")
@@ -30,7 +30,11 @@ class InteractionIn(StrictModel):
     @field_validator("properties")
     @classmethod
     def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(orjson.dumps(value)) > MAX_PROPERTIES_BYTES:
+        try:
+            encoded = orjson.dumps(value)
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits: jsonb would take it, the events could not
+            raise ValueError("numbers must fit in 64 bits") from None
+        if len(encoded) > MAX_PROPERTIES_BYTES:
             raise ValueError(f"must be at most {MAX_PROPERTIES_BYTES} bytes as JSON")
         return value
 

@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
-from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
                       model_validator)
 
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from helpdesk_common.text import OneLine
-from helpdesk_common.validation import NOT_BLANK, StrictModel
+from helpdesk_common.validation import NOT_BLANK, AwareUtcDatetime, StrictModel
 
 from ..fields import NO_NUL
 from .money import InvalidMoney, currency_code, parse_amount
@@ -45,7 +45,7 @@ class OrderIn(StrictModel):
 
     external_id: ExternalId = Field(description="The order's id in the source system; unique per source.")
     source: Source = Field("api", description="The source system (lower case), e.g. erp, shopify; default api.")
-    ordered_at: AwareDatetime = Field(description="RFC 3339 with offset.")
+    ordered_at: AwareUtcDatetime = Field(description="RFC 3339 with offset.")
     currency: Currency
     amount: AmountText
     status: Status = "pending"
