@@ -239,3 +239,16 @@ async def test_a_job_whose_replica_stopped_is_resumed_after_its_last_batch(api, 
     async with db.connect() as conn:
         values = (await conn.execute(text("SELECT value FROM customer_identities ORDER BY value"))).scalars().all()
     assert values == ["R3", "R4"]  # rows 2 and 3 of the file were done before the stop
+
+
+async def test_uploads_get_the_intake_body_limit_and_nothing_else_does(api):
+    """A 2 MiB spreadsheet passes MAX_BODY_BYTES (1 MiB): multipart POSTs to /v1/imports get the
+    intake limit; a JSON body of the same size elsewhere is still a 413."""
+    padding = b"".join(b"x%06d,y\r\n" % n for n in range(200_000))  # ~2 MiB, no external_id column
+    content = b"name,other\r\n" + padding
+    assert len(content) > 2 * 1024 * 1024
+    job = await finished(api, await upload(api, content, "big.csv", "customers"))
+    assert job["status"] == "failed" and "external_id" in job["failure"]
+    r = await api.post("/v1/orders", content=b'{"external_id": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+                       headers={**SUPERVISOR, "content-type": "application/json"})
+    assert r.status_code == 413
