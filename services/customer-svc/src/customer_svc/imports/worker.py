@@ -78,6 +78,10 @@ class ImportWorker:
             await self._finish(job["id"], "failed", str(exc))
         except asyncio.CancelledError:
             raise  # shutting down: the lease runs out and a replica resumes the job
+        except (asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError, OSError):
+            # the database went away (or the pool closes at shutdown): not the job's fault, so it
+            # stays running and is resumed after its last batch once its lease runs out
+            log.warning("import interrupted", extra={"import_id": str(job["id"])}, exc_info=True)
         except Exception as exc:
             log.exception("import failed", extra={"import_id": str(job["id"])})
             await self._finish(job["id"], "failed", f"internal error ({type(exc).__name__}); the rows before "
