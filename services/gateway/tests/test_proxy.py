@@ -129,3 +129,26 @@ async def test_a_document_missing_a_service_is_not_cached(gateway_env, ticket_sv
         doc = (await client.get("/openapi.json")).json()
         assert "/v1/stream" in doc["paths"]
         assert getattr(app.state, "openapi_cache", None) is None
+
+
+async def test_imports_and_orders_reach_customer_svc_with_the_upload_limit(gateway_env, ticket_svc, monkeypatch):
+    """/v1/orders and /v1/imports are forwarded; a multipart upload to /v1/imports gets the intake
+    limit (spreadsheets), anything else there keeps MAX_BODY_BYTES; channel keys stay out."""
+    monkeypatch.setenv("GATEWAY_CUSTOMER_URL", ticket_svc.url)
+    monkeypatch.setenv("MAX_BODY_BYTES", "1000")
+    monkeypatch.setenv("MAX_INTAKE_BODY_BYTES", "5000")
+    _, admin = user_token("admin")
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for path in ("/v1/orders", "/v1/orders/x", "/v1/imports/x/errors.csv"):
+            r = await client.get(path, headers=admin)
+            assert r.status_code == 299 and r.json()["path"] == path, path
+        form = {**admin, "content-type": "multipart/form-data; boundary=b"}
+        assert (await client.post("/v1/imports", content=b"x" * 4000, headers=form)).status_code == 299
+        assert (await client.post("/v1/imports", content=b"x" * 6000, headers=form)).status_code == 413
+        json_body = {**admin, "content-type": "application/json"}
+        assert (await client.post("/v1/imports", content=b"x" * 2000, headers=json_body)).status_code == 413
+        assert (await client.post("/v1/orders", content=b"x" * 2000, headers=form)).status_code == 413
+        r = await client.post("/v1/api-keys", json={"name": "web", "channel": "web"}, headers=admin)
+        key = {"Authorization": f"Bearer {r.json()['key']}"}
+        assert (await client.post("/v1/orders", json={}, headers=key)).status_code == 403
+        assert (await client.get("/v1/imports/x", headers=key)).status_code == 403
