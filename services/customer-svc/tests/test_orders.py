@@ -30,7 +30,7 @@ async def customer(api, external_id: str = "C1") -> str:
     return r.json()["id"]
 
 
-ORDER = {"external_id": "SO-1", "ordered_at": "2026-11-01T10:00:00+08:00", "amount": "12.5", "currency": "cny",
+ORDER = {"external_id": "SO-1", "ordered_at": "2026-11-01T10:00:00+08:00", "amount": "12.5", "currency": "CNY",
          "status": "paid", "items": [{"sku": "A-1", "name": "茶叶", "quantity": 2, "unit_price": "6.25"}]}
 
 
@@ -88,6 +88,8 @@ async def test_money_and_currency(api):
         ({"currency": "ABC"}, "body.currency"),
         ({"currency": "RMB"}, "body.currency"),
         ({"currency": "CN"}, "body.currency"),
+        ({"currency": "cny"}, "body.currency"),  # the document's enum is upper case
+        ({"amount": " 12.5"}, "body.amount"),
         ({"ordered_at": "2026-11-01T10:00:00"}, "body.ordered_at"),  # no offset
         ({"ordered_at": "9999-12-31T23:59:59-14:00"}, "body.ordered_at"),  # past year 9999 in UTC
         ({"status": "lost"}, "body.status"),
@@ -100,8 +102,11 @@ async def test_money_and_currency(api):
         assert r.status_code == 422, (change, r.text)
         assert r.headers["content-type"] == "application/problem+json"
         assert any(e["field"].startswith(field) for e in r.json()["errors"]), (change, r.json()["errors"])
+        if change.get("amount") in ("12.345", "100.5") or "unit_price" in str(change):
+            # schema-valid, refused by a rule across amount and currency: said so (the document cannot)
+            assert {e["code"] for e in r.json()["errors"]} == {"cross_field"}, r.json()["errors"]
     good = [({"amount": "1200", "currency": "JPY"}, "1200"), ({"amount": "1.25", "currency": "KWD"}, "1.250"),
-            ({"amount": 7, "currency": "usd"}, "7.00"), ({"amount": "0"}, "0.00"), ({"amount": "12.500"}, "12.50")]
+            ({"amount": 7, "currency": "USD"}, "7.00"), ({"amount": "0"}, "0.00"), ({"amount": "12.500"}, "12.50")]
     for index, (change, shown) in enumerate(good):
         r = await api.post(url, json={**ORDER, "external_id": f"good-{index}", "items": [], **change},
                            headers=SUPERVISOR)
@@ -124,6 +129,9 @@ async def test_who_may_and_the_customer_lookup(api):
     nobody = await api.post("/v1/orders", json={**ORDER, "external_id": "x", "customer_external_id": "nobody"},
                             headers=SUPERVISOR)
     assert nobody.status_code == 422 and nobody.json()["errors"][0]["field"] == "body.customer_external_id"
+    unknown = await api.post("/v1/orders", json={**ORDER, "external_id": "x", "customer_id": str(uuid.uuid4())},
+                             headers=SUPERVISOR)
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["code"] == "not_found"
     two = await api.post("/v1/orders", json={**ORDER, "customer_id": customer_id, "customer_external_id": "C1"},
                          headers=SUPERVISOR)
     assert two.status_code == 422

@@ -201,8 +201,8 @@ async def order_row(conn: Any, ctx: Context, values: dict[str, str]) -> Outcome:
         status = known["status"] if known is not None else "pending"
     try:
         body = OrderIn(external_id=values["external_id"], source=ctx.source,
-                       ordered_at=read_time(values["ordered_at"], ctx.zone), amount=values["amount"],
-                       currency=values["currency"], status=status.strip().lower())
+                       ordered_at=read_time(values["ordered_at"], ctx.zone), amount=values["amount"].strip(),
+                       currency=values["currency"].strip().upper(), status=status.strip().lower())
     except ValidationError as exc:
         raise _from_validation(exc) from None
     pair = (f"external:{ctx.source}", values["customer_external_id"].strip())

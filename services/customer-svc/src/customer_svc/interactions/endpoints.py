@@ -20,6 +20,7 @@ router = APIRouter(prefix="/v1/customers/{customer_id}/interactions", tags=["int
 
 
 @router.post("", response_model=InteractionRead, status_code=201,
+             responses={200: {"model": InteractionRead, "description": "Recorded before under this external id."}},
              summary="Record a behaviour event (201; 200 when its external id was recorded before)")
 async def record_interaction(request: Request, customer_id: uuid.UUID, body: InteractionIn,
                              principal: CurrentPrincipal) -> JSONBytesResponse:

@@ -18,6 +18,8 @@ router = APIRouter(tags=["orders"])
 _RECORD_SUMMARY = ("Record an order, or update it by its external id (201 created, 200 updated or unchanged; "
                    "supervisors and admins)")
 
+_UPDATED = {200: {"model": OrderRead, "description": "The order was known: updated, or unchanged (nothing written)."}}
+
 
 def _answer(found: dict, outcome: str) -> JSONBytesResponse:
     return JSONBytesResponse(found, status_code=201 if outcome == "created" else 200,
@@ -25,7 +27,7 @@ def _answer(found: dict, outcome: str) -> JSONBytesResponse:
 
 
 @router.post("/v1/customers/{customer_id}/orders", response_model=OrderRead, status_code=201,
-             summary=_RECORD_SUMMARY)
+             summary=_RECORD_SUMMARY, responses=_UPDATED)
 async def record_customer_order(request: Request, customer_id: uuid.UUID, body: OrderIn,
                                 principal: CurrentPrincipal) -> JSONBytesResponse:
     service.require_writer(principal)
@@ -34,7 +36,7 @@ async def record_customer_order(request: Request, customer_id: uuid.UUID, body: 
     return _answer(found, outcome)
 
 
-@router.post("/v1/orders", response_model=OrderRead, status_code=201, summary=_RECORD_SUMMARY
+@router.post("/v1/orders", response_model=OrderRead, status_code=201, responses=_UPDATED, summary=_RECORD_SUMMARY
              + "; the customer by id, by its external id in the same source, or by an identity")
 async def record_order(request: Request, body: OrderForCustomerIn, principal: CurrentPrincipal) -> JSONBytesResponse:
     service.require_writer(principal)

@@ -12,10 +12,11 @@ from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, Validatio
 
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from helpdesk_common.text import OneLine
-from helpdesk_common.validation import NOT_BLANK, AwareUtcDatetime, StrictModel
+from helpdesk_common.validation import NOT_BLANK, WHITESPACE, AwareUtcDatetime, StrictModel
+from pydantic_core import PydanticCustomError
 
 from ..fields import NO_NUL
-from .money import InvalidMoney, currency_code, parse_amount
+from .money import MINOR_UNITS, InvalidMoney, parse_amount
 
 STATUSES = ("pending", "paid", "shipped", "completed", "cancelled", "refunded")
 Status = Literal["pending", "paid", "shipped", "completed", "cancelled", "refunded"]
@@ -23,17 +24,23 @@ MAX_ITEMS = 100
 #: a source system (erp, shopify, import): the namespace of external ids, as identities' external:<system>
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,39}$"
 Source = Annotated[str, StringConstraints(pattern=SOURCE_PATTERN)]
+#: one line with something visible (the document states what stripping would leave empty)
+VISIBLE_LINE = f"^[^\\x00-\\x1f\\x7f]*[^\\x00-\\x1f\\x7f{WHITESPACE}][^\\x00-\\x1f\\x7f]*$"
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
-                                              pattern=r"^[^\x00-\x1f\x7f]+$")]
-AmountText = Annotated[str | int, Field(description="A decimal as text (\"12.50\"), at most the currency's "
-                                                    "minor digits, not negative; an integer is taken too.")]
-Currency = Annotated[str, StringConstraints(min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$"),
-                     Field(description="ISO 4217 code (CNY, USD, JPY ...)")]
+                                              pattern=VISIBLE_LINE)]
+#: the shape is the document's; the places the currency allows are a rule across the two (cross_field)
+AMOUNT_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,3})?$"
+AmountText = Annotated[
+    Annotated[str, StringConstraints(pattern=AMOUNT_PATTERN)] | Annotated[int, Field(ge=0, le=10**15 - 1)],
+    Field(description="A decimal as text (\"12.50\"), not negative, with at most the currency's minor digits "
+                      "(2 for CNY, 0 for JPY, 3 for KWD); an integer is taken too.")]
+Currency = Annotated[str, Field(description="ISO 4217 code, upper case (CNY, USD, JPY ...)",
+                                json_schema_extra={"enum": sorted(MINOR_UNITS)})]
 
 
 class OrderItemIn(StrictModel):
     sku: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100,
-                                          pattern=r"^[^\x00-\x1f\x7f]+$")] | None = None
+                                          pattern=VISIBLE_LINE)] | None = None
     name: OneLine(200) | None = None
     quantity: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     unit_price: AmountText | None = None
@@ -54,10 +61,9 @@ class OrderIn(StrictModel):
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
-        try:
-            return currency_code(value)
-        except InvalidMoney as exc:
-            raise ValueError(str(exc)) from None
+        if value not in MINOR_UNITS:
+            raise ValueError("must be an ISO 4217 currency code in upper case")
+        return value
 
     @field_validator("amount")
     @classmethod
@@ -70,7 +76,7 @@ class OrderIn(StrictModel):
         try:
             return str(parse_amount(value, currency))
         except InvalidMoney as exc:
-            raise ValueError(str(exc)) from None
+            raise PydanticCustomError("cross_field", str(exc)) from None
 
     @field_validator("items")
     @classmethod
@@ -83,7 +89,7 @@ class OrderIn(StrictModel):
                 try:
                     item.unit_price = str(parse_amount(item.unit_price, currency))
                 except InvalidMoney as exc:
-                    raise ValueError(f"items.{index}.unit_price: {exc}") from None
+                    raise PydanticCustomError("cross_field", f"items.{index}.unit_price: {exc}") from None
         return items
 
 
@@ -99,7 +105,8 @@ class OrderForCustomerIn(OrderIn):
     def _one_customer(self) -> "OrderForCustomerIn":
         given = [n for n in ("customer_id", "customer_external_id", "customer_identity") if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of customer_id, customer_external_id, customer_identity")
+            raise PydanticCustomError("cross_field",
+                                      "give exactly one of customer_id, customer_external_id, customer_identity")
         return self
 
 

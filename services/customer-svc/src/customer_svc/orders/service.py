@@ -126,6 +126,9 @@ async def record(conn: Any, *, customer_id: uuid.UUID, body: OrderIn,
 async def customer_of(conn: Any, body: OrderForCustomerIn) -> uuid.UUID:
     """The customer a ``POST /v1/orders`` names; 422 naming the field when nobody matches."""
     if body.customer_id is not None:
+        if not await repository.customer_exists(conn, body.customer_id):  # a reference in the body: 422, not 404
+            raise Problem(422, "validation-error", "Validation failed", f"body.customer_id: no customer {body.customer_id}",
+                          errors=[{"field": "body.customer_id", "message": "no such customer", "code": "not_found"}])
         return body.customer_id
     if body.customer_external_id is not None:
         field, pair = "body.customer_external_id", (f"external:{body.source}", body.customer_external_id)
