@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from helpdesk_common.validation import AwareUtcDatetime, StrictModel
 
+from ..orders.schemas import ExternalId
+
 KINDS = ("login", "purchase", "page_view", "coupon", "signup", "search", "cart", "custom")
 #: a known kind, or custom:<name> for anything else
 KIND_PATTERN = r"^(login|purchase|page_view|coupon|signup|search|cart|custom(:[a-z0-9][a-z0-9_.-]{0,39})?)$"
@@ -21,8 +23,7 @@ class InteractionIn(StrictModel):
     kind: Annotated[str, StringConstraints(pattern=KIND_PATTERN)] = Field(
         description="login, purchase, page_view, coupon, signup, search, cart, custom or custom:<name>")
     occurred_at: AwareUtcDatetime = Field(description="RFC 3339 with offset.")
-    external_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
-                                                  pattern=r"^[^\x00-\x1f\x7f]+$")] | None = Field(
+    external_id: ExternalId | None = Field(
         None, description="The event's id at its source: the same id again for the customer records nothing.")
     properties: dict[str, Any] = Field(default_factory=dict,
                                        description=f"Free JSON, at most {MAX_PROPERTIES_BYTES} bytes encoded.")
