@@ -68,6 +68,19 @@ async def test_recording_again_updates_or_changes_nothing(api, db):
     assert log[0][1].data.amount == "12.50" and log[0][1].data.items[0].name == "茶叶"
 
 
+async def test_the_largest_order_and_its_change_fit_an_event(api, db):
+    """100 items of the longest Chinese names and SKUs, then all of them changed: both events are
+    under EVENT_MAX_BYTES because an update names the items' change without carrying them twice."""
+    url = f"/v1/customers/{await customer(api)}/orders"
+    items = [{"sku": "货" * 100, "name": "茶" * 200, "quantity": 1, "unit_price": "1.00"} for _ in range(100)]
+    assert (await api.post(url, json={**ORDER, "items": items}, headers=SUPERVISOR)).status_code == 201
+    changed = [{**item, "name": "咖" * 200} for item in items]
+    r = await api.post(url, json={**ORDER, "items": changed}, headers=SUPERVISOR)
+    assert r.status_code == 200 and r.json()["version"] == 2, r.text
+    log = await outbox(db, "order.")
+    assert log[-1][1].data.changes == {"items": {}} and log[-1][1].data.items[0].name == "咖" * 200
+
+
 async def test_an_external_id_belongs_to_one_customer(api):
     first, second = await customer(api, "C1"), await customer(api, "C2")
     assert (await api.post(f"/v1/customers/{first}/orders", json=ORDER, headers=SUPERVISOR)).status_code == 201
