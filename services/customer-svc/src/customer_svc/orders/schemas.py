@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
                       model_validator)
 
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -30,8 +30,16 @@ ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
                                               pattern=VISIBLE_LINE)]
 #: the shape is the document's; the places the currency allows are a rule across the two (cross_field)
 AMOUNT_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,3})?$"
+def _not_a_boolean(value: Any) -> Any:
+    """JSON ``false`` is no amount (pydantic would read it as the integer 0)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a decimal as text or an integer")
+    return value
+
+
 AmountText = Annotated[
     Annotated[str, StringConstraints(pattern=AMOUNT_PATTERN)] | Annotated[int, Field(ge=0, le=10**15 - 1)],
+    BeforeValidator(_not_a_boolean),
     Field(description="A decimal as text (\"12.50\"), not negative, with at most the currency's minor digits "
                       "(2 for CNY, 0 for JPY, 3 for KWD); an integer is taken too.")]
 Currency = Annotated[str, Field(description="ISO 4217 code, upper case (CNY, USD, JPY ...)",
