@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import unicodedata
 
-#: label characters are anything visible but a dot, @, / or a backslash (IDN labels in Unicode too)
-DOMAIN_PATTERN = r"^[^\s.@/\\\x00-\x1f\x7f]{1,63}(?:\.[^\s.@/\\\x00-\x1f\x7f]{1,63})+\.?$"
+#: label characters are anything visible but a dot, @, / or a backslash (IDN labels in Unicode too);
+#: \x85 and \ufeff are named because ``\s`` differs between pydantic's Rust regex (NEL is space) and
+#: ECMA-262, the document's dialect (BOM is space): with both, every engine refuses the same labels
+_LABEL = r"[^\s\x85\ufeff.@/\\\x00-\x1f\x7f]{1,63}"
+DOMAIN_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})+\.?$"
 MAX_DOMAINS = 50
 
 #: consumer mailbox providers (China first, then international); lower case, as stored
