@@ -106,3 +106,20 @@ async def test_random_request_sequences_emit_one_event_per_legal_change(client, 
             assert r.status_code != 500
         assert (await client.get(url, headers=identity_headers(AGENT))).json()["status"] == state
         assert await events_of(db, ticket["id"], "ticket.status_changed") == legal_changes
+
+
+async def test_subject_status_and_priority_cannot_be_null(client):
+    """Left out they stay; sent as null they are a 422 naming the field, never a 500 from the
+    NOT NULL column (schemathesis sent {"priority": null})."""
+    ticket = await new_ticket(client)
+    url = f"/v1/tickets/{ticket['id']}"
+    for field in ("subject", "status", "priority"):
+        r = await client.patch(url, json={field: None}, headers=identity_headers(AGENT))
+        assert r.status_code == 422, (field, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in r.json()["errors"]] == [f"body.{field}"], r.text
+    kept = (await client.get(url, headers=identity_headers(AGENT))).json()
+    assert (kept["subject"], kept["status"], kept["priority"]) == (ticket["subject"], ticket["status"],
+                                                                    ticket["priority"])
+    # the fields that may be cleared still clear
+    assert (await client.patch(url, json={"team_id": None}, headers=identity_headers(AGENT))).status_code == 200

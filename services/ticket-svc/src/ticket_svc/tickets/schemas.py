@@ -4,11 +4,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator,
+                      model_validator)
 
 from helpdesk_common.openapi import JSON_VALUE_REF
 from helpdesk_common.text import OneLine, one_line
-from helpdesk_common.validation import EMAIL_PATTERN, NOT_BLANK, WHITESPACE, StrictModel
+from helpdesk_common.validation import EMAIL_PATTERN, NOT_BLANK, WHITESPACE, StrictModel, not_null
 
 from ..forms.limits import value_problem
 
@@ -86,12 +87,15 @@ class TicketCreate(StrictModel):
 
 
 class TicketPatch(StrictModel):
-    """Fields left out stay as they are; ``null`` clears assignee_id / team_id."""
+    """Fields left out stay as they are; ``null`` clears assignee_id / team_id. Subject, status
+    and priority cannot be null: every ticket has them (a null priority reached the NOT NULL
+    column as a 500, found by schemathesis)."""
 
-    subject: Subject | None = None
+    subject: Subject | None = Field(None, json_schema_extra=not_null)
     #: a status category or the key of an active custom status
-    status: Annotated[str, StringConstraints(min_length=1, max_length=48)] | None = None
-    priority: Priority | None = None
+    status: Annotated[str, StringConstraints(min_length=1, max_length=48)] | None = Field(
+        None, json_schema_extra=not_null)
+    priority: Priority | None = Field(None, json_schema_extra=not_null)
     type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     language: Language | None = None
     assignee_id: AgentId | None = None
@@ -103,6 +107,13 @@ class TicketPatch(StrictModel):
     followers: Annotated[list[AgentId], Field(max_length=50)] | None = None
     #: merged into the current values; ``null`` for a key clears it
     custom_fields: CustomFields | None = None
+
+    @field_validator("subject", "status", "priority", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:  # runs only for fields that were sent
+        if value is None:
+            raise ValueError("cannot be null (leave the field out to keep it)")
+        return value
 
 
 class SlaRead(BaseModel):
