@@ -1,0 +1,27 @@
+"""The only place with SQL for the timeline (bare asyncpg)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+#: the namespace of timeline row ids (uuid5 of the causing event or row and the entry kind)
+_NAMESPACE = uuid.UUID("6d1f6a52-3c1e-4c57-9a55-0e6f3c1b7d21")
+
+
+def entry_id(cause: uuid.UUID | str, kind: str) -> uuid.UUID:
+    """The same cause (an event id, or a row id and its version) and kind always give the same id:
+    a redelivered event or a re-run job inserts nothing the second time."""
+    return uuid.uuid5(_NAMESPACE, f"{cause}:{kind}")
+
+
+async def record(conn: Any, *, entry: uuid.UUID, customer_id: uuid.UUID, at: datetime, kind: str,
+                 ref_id: uuid.UUID | None = None, summary: dict[str, Any] | None = None) -> bool:
+    """Append one entry; False when it was already there. ``summary`` is what a reader shows
+    (small: ids, numbers, a subject), never a message body. jsonb values go as Python values (the pool's codec encodes them)."""
+    status = await conn.execute(
+        "INSERT INTO customer_timeline (id, customer_id, at, kind, ref_id, summary) VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT (id) DO NOTHING",
+        entry, customer_id, at, kind, ref_id, summary or {})
+    return status.endswith(" 1")
