@@ -358,6 +358,31 @@ class SurveyAnsweredData(_Data):
     at: datetime
 
 
+class SurveyDeliveryRequestedData(_Data):
+    """customer-svc asks notify-svc to send a survey (it owns the survey, notify-svc everything that
+    leaves the system). It carries what notify-svc needs to send without calling back: the
+    recipient's addressing on ``channel`` (e-mail ``to``; WeChat ``openid``; WeCom
+    ``external_userid``), the language, the ticket a CSAT asks about, and the signed answer
+    ``link``. The link is a bearer capability until it expires or is used, so this type is for
+    notify-svc alone: it is never offered to webhook subscribers and never logged.
+    ``survey_id`` + ``channel`` is the delivery's identity: one delivery per pair."""
+
+    survey_id: uuid.UUID
+    kind: Literal["csat", "nps"]
+    customer_id: uuid.UUID
+    ticket_id: uuid.UUID | None = None
+    #: the ticket's number and subject, for the e-mail's text (CSAT)
+    number: int | None = None
+    subject: str | None = Field(default=None, max_length=1000)
+    language: str | None = Field(default=None, max_length=35)
+    channel: str
+    recipient: Requester
+    route: dict[str, Any] = Field(default_factory=dict)
+    link: str = Field(max_length=2000)
+    expires_at: datetime
+    at: datetime
+
+
 class ChurnReason(_Data):
     """One factor of a churn-risk score and the points it contributed (they sum to the score),
     with its sentence in both languages the product speaks."""
@@ -739,6 +764,13 @@ class SurveyAnswered(_Envelope):
     data: SurveyAnsweredData
 
 
+class SurveyDeliveryRequested(_Envelope):
+    """Keyed by the survey id, on ``customers.events``; notify-svc's alone (see the data)."""
+
+    type: Literal["survey.delivery_requested"] = "survey.delivery_requested"
+    data: SurveyDeliveryRequestedData
+
+
 class InsightChurnRiskChanged(_Envelope):
     """Keyed by the customer, on ``insights.events``."""
 
@@ -785,6 +817,7 @@ Event = Annotated[
         CustomerMerged,
         SurveySent,
         SurveyAnswered,
+        SurveyDeliveryRequested,
         InsightChurnRiskChanged,
     ],
     Field(discriminator="type"),
@@ -832,6 +865,7 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "customer.merged": CUSTOMERS_TOPIC,
     "survey.sent": CUSTOMERS_TOPIC,
     "survey.answered": CUSTOMERS_TOPIC,
+    "survey.delivery_requested": CUSTOMERS_TOPIC,
     "insight.churn_risk_changed": INSIGHTS_TOPIC,
 }
 KNOWN_TYPES = frozenset(TOPIC_BY_TYPE)
