@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -31,6 +31,27 @@ from .settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncConnection, Any], Awaitable[None]]
+
+
+def compose_handlers(*maps: Mapping[str, Handler]) -> dict[str, Handler]:
+    """One handler per event type, running every map's handler of that type in order, in the
+    consumer's one transaction (pure). Several domains of a service share one consumer group this
+    way: each group long-polls every partition of its topics, which the broker pays for even when
+    nothing happens, and an event two domains want is fetched, parsed and recorded in the inbox once."""
+    chains: dict[str, list[Handler]] = {}
+    for handlers in maps:
+        for event_type, handler in handlers.items():
+            chains.setdefault(event_type, []).append(handler)
+    return {event_type: chain[0] if len(chain) == 1 else _chained(tuple(chain))
+            for event_type, chain in chains.items()}
+
+
+def _chained(chain: tuple[Handler, ...]) -> Handler:
+    async def run_all(conn: Any, event: Any) -> None:
+        for handler in chain:
+            await handler(conn, event)
+
+    return run_all
 
 CONSUMED = Counter(
     "consumer_events_total", "Events seen by consumers", ["consumer", "type", "outcome"]

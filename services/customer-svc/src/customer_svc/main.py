@@ -1,12 +1,11 @@
 from fastapi import FastAPI
 
-from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
-from helpdesk_common.events import TICKETS_TOPIC
+from helpdesk_common.app import ServiceParts, build_app
 
 from .attributes.endpoints import customer_attributes, organization_attributes
 from .config import Settings, get_settings
 from .customers.endpoints import router as customers_router
-from .customers.handlers import handle_ticket_created
+from .consumers import consumer_spec
 from .db import inbox, outbox
 from .identities.endpoints import router as identities_router
 from .imports.endpoints import router as imports_router
@@ -28,13 +27,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
-            consumers=[
-                ConsumerSpec(
-                    name="customer-svc.requesters",
-                    topics=[TICKETS_TOPIC],
-                    handlers={"ticket.created": handle_ticket_created},
-                    raw=True,
-                )
-            ],
+            consumers=[consumer_spec()],
         ),
     )

@@ -18,25 +18,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from helpdesk_common.consumer import compose_handlers as compose
+
 Handler = Callable[[Any, Any], Awaitable[None]]
 
-
-def compose(*maps: Mapping[str, Handler]) -> dict[str, Handler]:
-    """One handler per event type, running every map's handler of that type in order (pure)."""
-    chains: dict[str, list[Handler]] = {}
-    for handlers in maps:
-        for event_type, handler in handlers.items():
-            chains.setdefault(event_type, []).append(handler)
-    return {event_type: chain[0] if len(chain) == 1 else _chained(tuple(chain))
-            for event_type, chain in chains.items()}
-
-
-def _chained(chain: tuple[Handler, ...]) -> Handler:
-    async def run_all(conn: Any, event: Any) -> None:
-        for handler in chain:
-            await handler(conn, event)
-
-    return run_all
+__all__ = ["EventRouting", "compose"]
 
 
 class EventRouting:

@@ -14,3 +14,6 @@ async def handle_ticket_created(conn: Any, event: events.TicketCreated) -> None:
     await service.resolve_requester(
         conn, ticket_id=event.data.ticket_id, requester=event.data.requester.model_dump(exclude_none=True)
     )
+
+
+HANDLERS = {"ticket.created": handle_ticket_created}

@@ -1,0 +1,21 @@
+"""customer-svc's one consumer group over the topics it reads: every package that follows other
+services' events (requester resolution, the ticket projection, surveys, insight scoring) adds its
+handler map here, and the maps are composed, so each event is fetched, parsed and recorded in the
+inbox once and every package's effect commits in the same transaction."""
+
+from __future__ import annotations
+
+from helpdesk_common.app import ConsumerSpec
+from helpdesk_common.consumer import compose_handlers
+from helpdesk_common.events import TICKETS_TOPIC
+
+from .customers.handlers import HANDLERS as requester_handlers
+
+#: the consumer group's name stays what it was when it resolved requesters alone: a renamed
+#: group would start from the committed offsets of nobody
+GROUP = "customer-svc.requesters"
+TOPICS = [TICKETS_TOPIC]
+
+
+def consumer_spec() -> ConsumerSpec:
+    return ConsumerSpec(name=GROUP, topics=list(TOPICS), handlers=compose_handlers(requester_handlers), raw=True)
