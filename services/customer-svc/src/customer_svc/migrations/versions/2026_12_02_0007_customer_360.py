@@ -54,7 +54,10 @@ def upgrade() -> None:
             last_customer_message_at timestamptz NULL,
             last_customer_channel text NULL,
             last_message_at timestamptz NULL,
-            merged_into uuid NULL
+            merged_into uuid NULL,
+            -- the highest ticket version applied: an older event replayed late (a DLQ replay)
+            -- does not move status, priority, team or assignee back
+            version integer NULL
         )""")
     op.execute("CREATE INDEX ix_customer_tickets_customer_created ON customer_tickets "
                "(customer_id, created_at DESC, ticket_id DESC)")
