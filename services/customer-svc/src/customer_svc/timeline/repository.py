@@ -25,3 +25,14 @@ async def record(conn: Any, *, entry: uuid.UUID, customer_id: uuid.UUID, at: dat
         "ON CONFLICT (id) DO NOTHING",
         entry, customer_id, at, kind, ref_id, summary or {})
     return status.endswith(" 1")
+
+
+async def record_many(conn: Any, entries: list[dict[str, Any]]) -> None:
+    """:func:`record` for a batch (the nightly insight run may move thousands of segments at
+    once): one statement, the same idempotent ids. Each entry has ``record``'s keyword arguments."""
+    if not entries:
+        return
+    await conn.executemany(
+        "INSERT INTO customer_timeline (id, customer_id, at, kind, ref_id, summary) VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT (id) DO NOTHING",
+        [(e["entry"], e["customer_id"], e["at"], e["kind"], e.get("ref_id"), e.get("summary") or {}) for e in entries])

@@ -10,7 +10,8 @@ that each package reads a schema that already exists (docs/customers.md describe
 - ``surveys`` and ``survey_settings``: CSAT (one per ticket) and NPS surveys and their answers.
 - ``customer_insights``, ``rfm_boundaries``, ``insight_settings``, ``insight_dirty``: stored RFM
   and churn scores, the quintile cuts of the last full run, tier rules, and the customers whose
-  facts changed since they were last scored (coalesced, scored by the insight worker).
+  facts changed since they were last scored (coalesced, leased and scored by the insight worker);
+  ``insight_runs``: full recomputes (nightly or asked for), one row per run.
 - ``customer_merges`` and ``duplicate_dismissals``: the audit of merges, the pairs a supervisor
   said are not duplicates; ``customers.merged_into`` keeps a merged id answering with its survivor.
 
@@ -146,8 +147,26 @@ def upgrade() -> None:
     op.execute("""
         CREATE TABLE insight_dirty (
             customer_id uuid PRIMARY KEY,
-            since timestamptz NOT NULL DEFAULT clock_timestamp()
+            since timestamptz NOT NULL DEFAULT clock_timestamp(),
+            leased_until timestamptz NULL
         )""")
+    op.execute("CREATE INDEX ix_insight_dirty_since ON insight_dirty (since)")
+    op.execute("""
+        CREATE TABLE insight_runs (
+            id uuid PRIMARY KEY,
+            status text NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'completed', 'failed')),
+            trigger text NOT NULL,
+            scheduled_for timestamptz NULL UNIQUE,
+            requested_by text NULL,
+            as_of timestamptz NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            started_at timestamptz NULL,
+            finished_at timestamptz NULL,
+            leased_until timestamptz NULL,
+            customers_scored integer NOT NULL DEFAULT 0,
+            failure text NULL
+        )""")
+    op.execute("CREATE INDEX ix_insight_runs_open ON insight_runs (created_at) WHERE status IN ('queued', 'running')")
     op.execute("""
         CREATE TABLE customer_merges (
             id uuid PRIMARY KEY,
@@ -171,7 +190,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("duplicate_dismissals", "customer_merges", "insight_dirty", "insight_settings", "rfm_boundaries",
+    for table in ("duplicate_dismissals", "customer_merges", "insight_runs", "insight_dirty", "insight_settings", "rfm_boundaries",
                   "customer_insights", "survey_settings", "surveys", "customer_timeline", "customer_tickets"):
         op.execute(f"DROP TABLE {table}")
     op.execute("ALTER TABLE customers DROP COLUMN merged_into")
