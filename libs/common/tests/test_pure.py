@@ -202,6 +202,9 @@ def _issue_11_events():
             customer_id=cid, score=72, previous_score=55, band="high", episode="started",
             reasons=[{"factor": "order_overdue", "points": 72, "en": "No order for 200 days", "zh_cn": "已200天未下单"}],
             account_owner_id=uuid.uuid4(), language="zh-CN", at=now)), events.INSIGHTS_TOPIC),
+        (events.CustomerSegmentChanged(source="customer-svc", subject=str(cid), data=events.SegmentChangedData(
+            customer_id=cid, previous="important_value", segment="important_retention", r=2, f=5, m=5, at=now)),
+         events.CUSTOMERS_TOPIC),
     ]
 
 

@@ -383,6 +383,20 @@ class SurveyDeliveryRequestedData(_Data):
     at: datetime
 
 
+class SegmentChangedData(_Data):
+    """A customer's RFM segment moved (customer-svc insights: a rescoring after new facts, or the
+    nightly run). ``previous`` is None the first time a customer is ranked, ``segment`` None when
+    they can no longer be (docs/customers.md, "Insights"). Keyed by the customer."""
+
+    customer_id: uuid.UUID
+    previous: str | None = Field(default=None, max_length=64)
+    segment: str | None = Field(default=None, max_length=64)
+    r: int | None = Field(default=None, ge=1, le=5)
+    f: int | None = Field(default=None, ge=1, le=5)
+    m: int | None = Field(default=None, ge=1, le=5)
+    at: datetime
+
+
 class ChurnReason(_Data):
     """One factor of a churn-risk score and the points it contributed (they sum to the score),
     with its sentence in both languages the product speaks."""
@@ -771,6 +785,13 @@ class SurveyDeliveryRequested(_Envelope):
     data: SurveyDeliveryRequestedData
 
 
+class CustomerSegmentChanged(_Envelope):
+    """Keyed by the customer, on ``customers.events`` (the segment is a customer attribute)."""
+
+    type: Literal["customer.segment_changed"] = "customer.segment_changed"
+    data: SegmentChangedData
+
+
 class InsightChurnRiskChanged(_Envelope):
     """Keyed by the customer, on ``insights.events``."""
 
@@ -819,6 +840,7 @@ Event = Annotated[
         SurveyAnswered,
         SurveyDeliveryRequested,
         InsightChurnRiskChanged,
+        CustomerSegmentChanged,
     ],
     Field(discriminator="type"),
 ]
@@ -867,6 +889,7 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "survey.answered": CUSTOMERS_TOPIC,
     "survey.delivery_requested": CUSTOMERS_TOPIC,
     "insight.churn_risk_changed": INSIGHTS_TOPIC,
+    "customer.segment_changed": CUSTOMERS_TOPIC,
 }
 KNOWN_TYPES = frozenset(TOPIC_BY_TYPE)
 
