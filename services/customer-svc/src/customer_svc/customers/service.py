@@ -27,6 +27,7 @@ from ..identities.repository import Pair
 from ..identities.rules import email_domain, strict_key
 from ..organizations import repository as organizations
 from ..organizations.domains import joinable
+from ..ticket_facts import service as ticket_facts
 from . import profile, repository, search
 from .schemas import CustomerCreate, CustomerUpdate
 
@@ -118,6 +119,7 @@ async def resolve_requester(
         if inserted:  # rare: a known person writing from a new address or number
             emitted += await after_identities_added(conn, customer_id, inserted, actor="system:requester")
     created = existing is None
+    await ticket_facts.customer_resolved(conn, ticket_id=ticket_id, customer_id=customer_id)
     emitted.append(events.CustomerRequesterResolved(
         source=SOURCE,
         subject=str(ticket_id),  # keyed by the ticket: ordered with the ticket's own events

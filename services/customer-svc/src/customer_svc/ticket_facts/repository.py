@@ -1,0 +1,33 @@
+"""The only place with SQL for the ticket projection (bare asyncpg)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+#: what a handler may write (names never come from events)
+UPDATABLE = ("customer_id", "number", "subject", "status", "priority", "type", "channel", "tags", "team_id",
+             "assignee_id", "language", "created_at", "first_response_at", "solved_at", "closed_at", "reopened",
+             "breaches", "first_breached_at", "last_breached_at", "last_customer_message_at",
+             "last_customer_channel", "last_message_at", "merged_into", "version")
+
+
+async def lock_or_placeholder(conn: Any, ticket_id: uuid.UUID, *, at: datetime) -> tuple[Any, bool]:
+    """The ticket's row, locked; a placeholder (status ``new``, created ``at``, no subject) when
+    this is the first event of the ticket seen here. True when the row was inserted now.
+
+    The no-op ``DO UPDATE`` locks and returns an existing row in the same round trip."""
+    row = await conn.fetchrow(
+        "INSERT INTO customer_tickets (ticket_id, status, created_at, updated_at) VALUES ($1, 'new', $2, $2) "
+        "ON CONFLICT (ticket_id) DO UPDATE SET ticket_id = EXCLUDED.ticket_id RETURNING *, (xmax = 0) AS inserted",
+        ticket_id, at)
+    return row, row["inserted"]
+
+
+async def update(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any]) -> Any:
+    names = [n for n in UPDATABLE if n in values]
+    sets = "".join(f"{n} = ${i + 2}, " for i, n in enumerate(names))
+    return await conn.fetchrow(
+        f"UPDATE customer_tickets SET {sets}updated_at = clock_timestamp() WHERE ticket_id = $1 RETURNING *",
+        ticket_id, *(values[n] for n in names))
