@@ -25,6 +25,7 @@ from .deliveries.webhook_sender import WebhookSender
 from .notifications.endpoints import router as notifications_router
 from .notifications.handlers import handlers as notification_handlers
 from .routing import EventRouting, compose
+from .surveys.handlers import handlers as survey_handlers
 from .webhooks.endpoints import router as webhooks_router
 
 
@@ -92,7 +93,8 @@ def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapt
     """``adapters``: tests replace the channels (the default builds them from the settings)."""
     settings = settings or get_settings()
     # one consumer group for everything notify-svc reads (routing.py says why)
-    routing = EventRouting(compose(notification_handlers(settings), delivery_handlers(settings)), WebhookRouting())
+    routing = EventRouting(compose(notification_handlers(settings), delivery_handlers(settings),
+                                   survey_handlers(settings)), WebhookRouting())
     app = build_app(
         settings,
         ServiceParts(

@@ -129,6 +129,27 @@ async def test_bad_bodies_are_422(api, body, field) -> None:
     assert any(e["field"].startswith(field) for e in problem["errors"]), problem
 
 
+@pytest.mark.parametrize("event_type", ["survey.delivery_requested", "ticket.reply_requested"])
+async def test_bearer_carrying_types_cannot_be_subscribed(api, event_type) -> None:
+    """A survey delivery request carries the signed answer link, a reply request session-webhook
+    and attachment capability URLs: a subscriber would receive what lets it act as the customer
+    or read their files. Refused on create and on PATCH, and absent from the document's enum."""
+    problem = _problem(await api.post("/v1/webhooks", json={**GOOD, "event_types": ["ticket.created", event_type]},
+                                      headers=ADMIN), 422, "validation-error")
+    assert any(e["field"] == "body.event_types.1" for e in problem["errors"]), problem
+    wid = (await _create(api))["id"]
+    _problem(await api.patch(f"/v1/webhooks/{wid}", json={"event_types": [event_type]}, headers=ADMIN), 422,
+             "validation-error")
+    assert (await api.get(f"/v1/webhooks/{wid}", headers=ADMIN)).json()["event_types"] == ["ticket.created"]
+    doc = (await api.get("/openapi.json")).json()
+    offered = set()
+    for schema in doc["components"]["schemas"].values():
+        items = schema.get("properties", {}).get("event_types", {})
+        for variant in [items, *items.get("anyOf", [])]:
+            offered |= set(variant.get("items", {}).get("enum", []))
+    assert "ticket.created" in offered and event_type not in offered
+
+
 async def test_malformed_json_is_400(api) -> None:
     _problem(await api.post("/v1/webhooks", content=b"{", headers={**ADMIN, "content-type": "application/json"}),
              400, "malformed-json")

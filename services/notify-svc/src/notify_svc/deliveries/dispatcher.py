@@ -99,7 +99,8 @@ class Destination:
 
 
 def reply_message(row: Mapping[str, Any], attachments: list[Attachment]) -> OutboundMessage:
-    """What an adapter sends for a reply row (its payload is ``TicketReplyRequestedData``)."""
+    """What an adapter sends for a reply row (its payload is ``TicketReplyRequestedData``); a
+    notification's and a survey's payloads have the same fields."""
     payload = row["payload"]
     recipient = payload.get("recipient") or {}
     return OutboundMessage(
@@ -107,7 +108,7 @@ def reply_message(row: Mapping[str, Any], attachments: list[Attachment]) -> Outb
         body_text=payload.get("body_text") or "", body_html=payload.get("body_html"),
         subject=payload.get("subject"), language=payload.get("language"), attachments=tuple(attachments),
         email_message_id=payload.get("email_message_id"), in_reply_to=payload.get("in_reply_to"),
-        references=tuple(payload.get("references") or ()), automatic=row["kind"] == "notification",
+        references=tuple(payload.get("references") or ()), automatic=row["kind"] in ("notification", "survey"),
         extra={"number": payload.get("number"), "recipient_email": recipient.get("email"),
                "ticket_id": payload.get("ticket_id"), "author_name": payload.get("author_name")},
     )
@@ -265,7 +266,7 @@ class Dispatcher:
         if adapter is None:
             return SendResult("undeliverable", reason=f"no outbound adapter for the {row['channel']!r} channel")
         try:
-            if row["kind"] in ("reply", "notification"):
+            if row["kind"] in ("reply", "notification", "survey"):
                 attachments: list[Attachment] = []
                 refs = row["payload"].get("attachments") or []
                 if refs and row["channel"] == "email":

@@ -15,14 +15,17 @@ _COLUMNS = ("id, kind, channel, destination, ticket_id, message_id, subscription
 async def insert(conn: Any, *, delivery_id: uuid.UUID, kind: str, channel: str, destination: str,
                  dedupe_key: str, payload: dict[str, Any], max_attempts: int, ticket_id: uuid.UUID | None = None,
                  message_id: uuid.UUID | None = None, subscription_id: uuid.UUID | None = None,
-                 event_id: uuid.UUID | None = None) -> uuid.UUID | None:
-    """The new row's id, or None when ``dedupe_key`` already has a delivery (a redelivered event)."""
+                 event_id: uuid.UUID | None = None, status: str = "queued",
+                 reason: str | None = None) -> uuid.UUID | None:
+    """The new row's id, or None when ``dedupe_key`` already has a delivery (a redelivered event).
+    ``status`` ``undeliverable`` (with its ``reason``) records one that can never be attempted."""
     return await conn.fetchval(
         "INSERT INTO deliveries (id, kind, channel, destination, dedupe_key, payload, max_attempts, ticket_id, "
-        "message_id, subscription_id, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+        "message_id, subscription_id, event_id, status, reason) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
         "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
         delivery_id, kind, channel, destination, dedupe_key, payload, max_attempts, ticket_id, message_id,
-        subscription_id, event_id)
+        subscription_id, event_id, status, reason)
 
 
 async def claim_due(conn: Any, *, limit: int, lease_s: float) -> list[Any]:

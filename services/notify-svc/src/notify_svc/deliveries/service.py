@@ -14,6 +14,7 @@ from helpdesk_common.problems import Problem
 
 from ..webhooks import schedule as webhook_schedule
 from ..webhooks import service as webhooks
+from ..webhooks.schemas import NOT_FOR_WEBHOOKS
 from . import repository
 
 SOURCE = "notify-svc"
@@ -70,9 +71,8 @@ async def queue_reply(conn: Any, *, event: events.TicketReplyRequested, settings
         event_id=event.id)
 
 
-#: events never offered to webhook receivers: a reply request carries a DingTalk session webhook
-#: (a bearer URL) and attachment capability links (docs/channels/outbound.md)
-WEBHOOK_EXCLUDED_TYPES = frozenset({"ticket.reply_requested"})
+#: events never offered to webhook receivers (bearer URLs inside; the subscription API refuses them too)
+WEBHOOK_EXCLUDED_TYPES = NOT_FOR_WEBHOOKS
 
 
 def offered_to_webhooks(event: Any) -> bool:

@@ -12,11 +12,15 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from helpdesk_common.events import TOPIC_BY_TYPE
 from helpdesk_common.validation import StrictModel
 
-#: every event type the system publishes (helpdesk_common.events)
-EventType = Literal[tuple(sorted(TOPIC_BY_TYPE))]  # type: ignore[valid-type]
+#: events never offered to webhook receivers, so never subscribable: a reply request carries a
+#: DingTalk session webhook and attachment capability URLs (docs/channels/outbound.md), a survey
+#: delivery request the signed answer link (whoever holds it answers for the customer)
+NOT_FOR_WEBHOOKS = frozenset({"ticket.reply_requested", "survey.delivery_requested"})
+#: every other event type the system publishes (helpdesk_common.events)
+EventType = Literal[tuple(sorted(set(TOPIC_BY_TYPE) - NOT_FOR_WEBHOOKS))]  # type: ignore[valid-type]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 Description = Annotated[str, StringConstraints(max_length=500)]
-EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=len(TOPIC_BY_TYPE),
+EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=len(TOPIC_BY_TYPE) - len(NOT_FOR_WEBHOOKS),
                                               json_schema_extra={"uniqueItems": True})]
 
 
