@@ -38,6 +38,12 @@ def answered(survey_id, ticket_id, customer_id, rating, comment=None, *, key=Non
         comment=comment, at=now()))
 
 
+def nps(survey_id, customer_id, score, comment=None, *, ticket_id=None, key=None):
+    return events.SurveyAnswered(source="test", subject=str(key or survey_id), data=events.SurveyAnsweredData(
+        survey_id=survey_id, kind="nps", customer_id=customer_id, ticket_id=ticket_id, score=score,
+        comment=comment, at=now()))
+
+
 def churn(customer_id, episode, score, *, owner=None, language=None):
     reasons = [{"factor": "order_overdue", "points": min(score, 50), "en": "No order for 200 days",
                 "zh_cn": "已200天未下单"},
@@ -176,6 +182,47 @@ async def test_a_bad_csat_opens_one_follow_up_in_the_team_and_a_good_one_none(fu
     audit = await rows(db, "SELECT count(*) AS n FROM ticket_audit WHERE ticket_id = :t AND action = 'csat_answered'",
                        t=uuid.UUID(bad["id"]))
     assert audit[0]["n"] == 1
+
+
+async def test_an_nps_detractor_opens_one_follow_up_on_the_triggering_ticket_or_routed(full_client, infra, db):
+    team = await full_client.post("/v1/teams", json={"name": "客户成功", "strategy": "manual", "members": []},
+                                  headers=ADMIN)
+    assert team.status_code == 201, team.text
+    team_id = team.json()["id"]
+    cid, other = uuid.uuid4(), uuid.uuid4()
+    trigger = await open_ticket(full_client, "nps@example.com", headers=ADMIN, team_id=team_id, language="zh-CN")
+    on_ticket, without, promoter, passive = (uuid.uuid4() for _ in range(4))
+    first = nps(on_ticket, cid, 3, "推荐？不会。", ticket_id=uuid.UUID(trigger["id"]))
+    replayed = nps(on_ticket, cid, 3, "推荐？不会。", ticket_id=uuid.UUID(trigger["id"]))  # new event id
+    # the rest ride the first one's key, so they are consumed after both duplicates
+    lone = nps(without, other, 0, None, key=on_ticket)
+    happy = nps(promoter, cid, 10, "great", key=on_ticket)
+    lukewarm = nps(passive, cid, 7, None, key=on_ticket, ticket_id=uuid.UUID(trigger["id"]))
+    await produce(infra.kafka_bootstrap, full_client.topics, first, first, replayed, lone, happy, lukewarm)
+    await wait_for(lambda: _inbox_count(db, 5))  # five events, the first one delivered twice
+    follow_ups = await rows(db, "SELECT id, type, team_id, customer_id, follow_up_of, subject, created_by, requester, "
+                                "priority FROM tickets WHERE type = 'follow_up' ORDER BY created_at")
+    assert len(follow_ups) == 2, follow_ups
+    by_customer = {f["customer_id"]: f for f in follow_ups}
+    f = by_customer[cid]
+    assert str(f["follow_up_of"]) == trigger["id"] and str(f["team_id"]) == team_id
+    assert f["created_by"] == "system:surveys" and f["requester"] == {} and f["priority"] == "normal"
+    assert f["subject"] == f"NPS 回访：推荐意愿 3/10（贬损者） —— 工单 #{trigger['number']} 发票问题"
+    link = await rows(db, "SELECT kind FROM ticket_links WHERE ticket_id = :a AND other_id = :b",
+                      a=f["id"], b=uuid.UUID(trigger["id"]))
+    assert [r["kind"] for r in link] == ["follow_up_of"]
+    note = await rows(db, "SELECT author_kind, public, body_text FROM messages WHERE ticket_id = :t", t=f["id"])
+    assert [(m["author_kind"], m["public"]) for m in note] == [("system", False)]
+    assert "推荐？不会。" in note[0]["body_text"]
+    g = by_customer[other]  # no ticket: routed (no rule here, so no team), linked to nothing
+    assert g["follow_up_of"] is None and g["team_id"] is None and g["subject"] == "Follow-up: NPS 0/10 (detractor)"
+    # an NPS answer is not a CSAT: the triggering ticket shows none
+    assert (await get(full_client, trigger["id"]))["csat"] is None
+
+
+async def _inbox_count(db, n):
+    found = await rows(db, "SELECT count(*) AS n FROM inbox WHERE event_type = 'survey.answered'")
+    return found[0]["n"] >= n or None
 
 
 async def test_a_churn_episode_opens_one_care_ticket_for_the_owner_until_it_is_solved(

@@ -4,7 +4,7 @@ import pytest
 
 from helpdesk_common.events import ChurnReason
 from ticket_svc.customers import texts
-from ticket_svc.customers.service import bad_csat
+from ticket_svc.customers.service import bad_csat, detractor
 
 
 @pytest.mark.parametrize(("tag", "language"), [
@@ -46,3 +46,23 @@ def test_subjects_stay_one_bounded_line():
 ])
 def test_which_answers_ask_for_a_follow_up(kind, rating, ticket, expected):
     assert bad_csat(kind, rating, ticket) is expected
+
+
+@pytest.mark.parametrize(("kind", "score", "expected"), [
+    ("nps", 0, True), ("nps", 3, True), ("nps", 6, True), ("nps", 7, False), ("nps", 10, False),
+    ("nps", None, False), ("csat", 1, False),
+])
+def test_which_nps_answers_ask_for_a_follow_up(kind, score, expected):
+    assert detractor(kind, score) is expected
+
+
+def test_an_nps_follow_up_names_the_score_and_the_ticket_when_there_is_one():
+    subject, body = texts.nps_follow_up_ticket(score=3, comment="太慢了", number=12, subject="发票问题",
+                                               language="zh-CN")
+    assert subject == "NPS 回访：推荐意愿 3/10（贬损者） —— 工单 #12 发票问题"
+    assert "3/10" in body and "#12" in body and body.endswith("客户留言：太慢了")
+    subject, body = texts.nps_follow_up_ticket(score=0, comment=None, number=None, subject=None, language="en")
+    assert subject == "Follow-up: NPS 0/10 (detractor)"
+    assert "#" not in body and body.endswith("Their comment: (none)")
+    subject, _ = texts.nps_follow_up_ticket(score=6, comment=None, number=7, subject="s\n" * 400, language="en")
+    assert len(subject) == texts.SUBJECT_MAX and "\n" not in subject and subject.startswith("Follow-up: NPS 6/10")

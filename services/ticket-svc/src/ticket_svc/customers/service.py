@@ -6,7 +6,8 @@ docs/customers.md, "What ticket-svc does with customer events").
   and notify-svc already project a ticket's customer from. Open tickets take the survivor's tier.
 - ``customer.identity_removed``: the key leaves the identity lookup, so intake stops linking it.
 - ``survey.answered`` (CSAT of a ticket): the answer shows on the ticket; a rating of 1-2 opens
-  one follow-up ticket (type ``follow_up``) in the ticket's team.
+  one follow-up ticket (type ``follow_up``) in the ticket's team. An NPS detractor (0-6) opens
+  one too: on the team of the ticket that triggered the survey when it names one, else routed.
 - ``insight.churn_risk_changed``: an episode that starts opens one care ticket (type ``care``)
   for the account owner, never a second while one is open; one that ends notes it on that ticket.
 """
@@ -38,12 +39,20 @@ CARE_TYPE = "care"
 FOLLOW_UP_TYPE = "follow_up"
 #: CSAT ratings that open a follow-up (1-5 scale)
 BAD_CSAT_AT_MOST = 2
+#: NPS scores that open a follow-up (0-10 scale): the detractors of the NPS definition
+DETRACTOR_AT_MOST = 6
 
 
 def bad_csat(kind: str, rating: int | None, ticket_id: uuid.UUID | None) -> bool:
     """Does this answer ask for a follow-up on its ticket? A CSAT about a ticket rated 1-2.
     (An NPS detractor has no ticket: customer-svc's side, not a ticket of ours.)"""
     return kind == "csat" and ticket_id is not None and rating is not None and rating <= BAD_CSAT_AT_MOST
+
+
+def detractor(kind: str, score: int | None) -> bool:
+    """Does this NPS answer ask for a follow-up? A detractor (0-6) is a customer telling us they
+    would warn others off: worth a call, with or without a ticket to hang it on."""
+    return kind == "nps" and score is not None and score <= DETRACTOR_AT_MOST
 
 
 async def on_customer_merged(conn: Any, *, merged_id: uuid.UUID, survivor_id: uuid.UUID,
@@ -74,8 +83,10 @@ async def on_identity_removed(conn: Any, *, customer_id: uuid.UUID, kind: str, v
 
 
 async def on_survey_answered(conn: Any, data: events.SurveyAnsweredData) -> uuid.UUID | None:
-    """Store a CSAT answer on its ticket and open the follow-up of a bad one; returns the
-    follow-up's id when one was opened."""
+    """Store a CSAT answer on its ticket and open the follow-up of a bad one, or of an NPS
+    detractor; returns the follow-up's id when one was opened."""
+    if data.kind == "nps":
+        return await _on_nps_answered(conn, data)
     if data.kind != "csat" or data.ticket_id is None or data.rating is None:
         return None
     ticket = await repository.store_csat(conn, ticket_id=data.ticket_id, survey_id=data.survey_id,
@@ -105,6 +116,34 @@ async def on_survey_answered(conn: Any, data: events.SurveyAnsweredData) -> uuid
                      priority="high", follow_up_of=original["id"])
     await tickets.insert_link(conn, ticket_id=follow_up_id, other_id=original["id"], kind="follow_up_of",
                               actor=SURVEY_ACTOR)
+    return follow_up_id
+
+
+async def _on_nps_answered(conn: Any, data: events.SurveyAnsweredData) -> uuid.UUID | None:
+    """A detractor's follow-up: on the team of the ticket that triggered the survey (linked to it)
+    when the answer names one we know, else routed like any ticket. One per survey, claimed as the
+    CSAT follow-up is, so the same answer delivered again as another event opens nothing."""
+    if not detractor(data.kind, data.score):
+        return None
+    original = await tickets.get_ticket_raw(conn, data.ticket_id) if data.ticket_id is not None else None
+    follow_up_id = uuid.uuid4()
+    if not await repository.claim_task_origin(conn, origin=f"survey:{data.survey_id}", ticket_id=follow_up_id):
+        return None
+    tag = original["language"] if original is not None else await repository.recent_language(conn, data.customer_id)
+    language = texts.language_of(tag)
+    subject, description = texts.nps_follow_up_ticket(
+        score=data.score, comment=data.comment, number=original["number"] if original is not None else None,
+        subject=original["subject"] if original is not None else None, language=language)
+    team_id = original["team_id"] if original is not None else None
+    if team_id is not None and await routing_repository.get_team(conn, team_id) is None:
+        team_id = None  # the team was deleted since: routing decides
+    await _open_task(conn, ticket_id=follow_up_id, actor=SURVEY_ACTOR, subject=subject, description=description,
+                     type_=FOLLOW_UP_TYPE, customer_id=data.customer_id, channel="system", language=tag or language,
+                     team_id=team_id, priority="normal",
+                     follow_up_of=original["id"] if original is not None else None)
+    if original is not None:
+        await tickets.insert_link(conn, ticket_id=follow_up_id, other_id=original["id"], kind="follow_up_of",
+                                  actor=SURVEY_ACTOR)
     return follow_up_id
 
 

@@ -66,3 +66,23 @@ def follow_up_ticket(*, rating: int, comment: str | None, number: int, subject: 
         body = [f"The customer rated ticket #{number} {rating}/5: follow up with them.", "",
                 "Their comment: " + (comment if comment else "(none)")]
     return _cut(head), "\n".join(body)
+
+
+def nps_follow_up_ticket(*, score: int, comment: str | None, number: int | None, subject: str | None,
+                         language: str) -> tuple[str, str]:
+    """(subject, description) of the follow-up of an NPS detractor (0-6), naming the ticket that
+    triggered the survey when there is one."""
+    if language == "zh-CN":
+        head = f"NPS 回访：推荐意愿 {score}/10（贬损者）" + (f" —— 工单 #{number} {subject or ''}" if number else "")
+        body = [f"客户在“向朋友或同事推荐我们的可能性”一项中评分 {score}/10（贬损者），请跟进。"]
+        if number:
+            body.append(f"触发本次调查的工单：#{number}")
+        body += ["", "客户留言：" + (comment if comment else "（无）")]
+    else:
+        head = f"Follow-up: NPS {score}/10 (detractor)" + (f" after #{number} — {subject or ''}" if number else "")
+        body = [f"Asked how likely they are to recommend us, the customer answered {score}/10 (a detractor): "
+                "follow up with them."]
+        if number:
+            body.append(f"The survey followed ticket #{number}.")
+        body += ["", "Their comment: " + (comment if comment else "(none)")]
+    return _cut(head), "\n".join(body)
