@@ -10,7 +10,9 @@ from .db import inbox, outbox
 from .identities.endpoints import router as identities_router
 from .imports.endpoints import router as imports_router
 from .imports.worker import import_worker_hook
+from .duplicates.endpoints import router as duplicates_router
 from .interactions.endpoints import router as interactions_router
+from .merges.endpoints import router as merges_router
 from .orders.endpoints import router as orders_router
 from .organizations.endpoints import router as organizations_router
 
@@ -22,7 +24,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ServiceParts(
             title="customer-svc",
             routers=[customers_router, identities_router, organizations_router, customer_attributes,
-                     organization_attributes, orders_router, interactions_router, imports_router],
+                     organization_attributes, orders_router, interactions_router, imports_router,
+                     merges_router, duplicates_router],
             lifespan_hooks=[import_worker_hook(settings)],
             outbox=outbox,
             inbox=inbox,

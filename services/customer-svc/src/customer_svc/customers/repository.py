@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 COLUMNS = ("id, name, tier, organization_id, account_owner_id, language, time_zone, tags, notes, attributes, "
-           "created_at, updated_at, version")
+           "created_at, updated_at, version, merged_into")
 #: columns an update may set (names never come from requests)
 UPDATABLE = ("name", "search", "tier", "organization_id", "account_owner_id", "language", "time_zone", "tags",
              "notes", "attributes")
@@ -91,7 +91,7 @@ async def search(
         args.append(value)
         return f"${len(args)}"
 
-    where = []
+    where = ["merged_into IS NULL"]  # a merged customer is a tombstone: found through its survivor only
     for kind, value in identities:
         where.append(f"id IN (SELECT customer_id FROM customer_identities WHERE kind = {arg(kind)} "
                      f"AND value = {arg(value)})")
@@ -109,8 +109,7 @@ async def search(
         where.append(f"(created_at, id) < ({arg(after[0])}, {arg(after[1])})")
     order = f" ORDER BY created_at DESC, id DESC LIMIT {arg(limit)}"
     if name_query is None and not identity_values:
-        return await conn.fetch(f"SELECT {COLUMNS} FROM customers" + (" WHERE " + " AND ".join(where) if where else "")
-                                + order, *args)
+        return await conn.fetch(f"SELECT {COLUMNS} FROM customers WHERE " + " AND ".join(where) + order, *args)
     branches = []
     if name_query is not None:
         branches.append([f"search @@ {arg(name_query)}::text::tsquery"])

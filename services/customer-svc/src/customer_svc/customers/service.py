@@ -179,15 +179,30 @@ def _not_found(customer_id: uuid.UUID) -> Problem:
     return Problem(404, "not-found", "Customer not found", f"No customer {customer_id}.")
 
 
+def merged_away(customer_id: uuid.UUID, survivor_id: uuid.UUID) -> Problem:
+    """A merged customer is a tombstone: 410 naming the survivor rather than a redirect, so that a
+    write meant for the merged record (a PATCH with its version, an identity) is never applied to
+    another customer by a client that follows redirects (docs/customers.md, "Merge")."""
+    return Problem(410, "customer-merged", "Customer merged",
+                   f"Customer {customer_id} was merged into {survivor_id}.", survivor_id=str(survivor_id))
+
+
+def live(row: Any, customer_id: uuid.UUID) -> Any:
+    """The row of a customer that exists and was not merged away; 404 or 410 otherwise."""
+    if row is None:
+        raise _not_found(customer_id)
+    if row["merged_into"] is not None:
+        raise merged_away(customer_id, row["merged_into"])
+    return row
+
+
 async def read(conn: Any, row: Any, principal: Principal) -> dict[str, Any]:
     identity_rows = (await identities.identities_of(conn, [row["id"]]))[row["id"]]
     return to_read(row, identity_rows, unmasked=can_see_pii(principal))
 
 
 async def get_customer(conn: Any, *, customer_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
-    row = await repository.get_customer(conn, customer_id)
-    if row is None:
-        raise _not_found(customer_id)
+    row = live(await repository.get_customer(conn, customer_id), customer_id)
     return await read(conn, row, principal)
 
 
@@ -332,9 +347,7 @@ async def update_customer(
     denied = forbidden_fields(sent, principal)
     if denied:
         raise _forbid(denied)
-    row = await repository.get_customer(conn, customer_id, lock=True)
-    if row is None:
-        raise _not_found(customer_id)
+    row = live(await repository.get_customer(conn, customer_id, lock=True), customer_id)
     check_version(row["version"], if_match)
     wanted: dict[str, Any] = {}
     for name in ("name", "tier", "organization_id", "account_owner_id", "language", "time_zone", "notes"):
@@ -428,8 +441,6 @@ async def create_customer(conn: Any, *, body: CustomerCreate, principal: Princip
 
 
 async def lock_for_change(conn: Any, customer_id: uuid.UUID, *, if_match: str | None) -> Any:
-    row = await repository.get_customer(conn, customer_id, lock=True)
-    if row is None:
-        raise _not_found(customer_id)
+    row = live(await repository.get_customer(conn, customer_id, lock=True), customer_id)
     check_version(row["version"], if_match)
     return row

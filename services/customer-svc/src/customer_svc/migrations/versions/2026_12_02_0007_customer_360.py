@@ -178,6 +178,16 @@ def upgrade() -> None:
             moved jsonb NOT NULL DEFAULT '{}'
         )""")
     op.execute("CREATE INDEX ix_customer_merges_survivor ON customer_merges (survivor_id, at DESC)")
+    # merges: older tombstones re-pointed at a new survivor; duplicate suggestions: the keys two
+    # customers may share (the expressions are duplicates/repository.py's, written identically)
+    op.execute("CREATE INDEX ix_customers_merged_into ON customers (merged_into) WHERE merged_into IS NOT NULL")
+    op.execute("CREATE INDEX ix_customer_identities_phone_digits ON customer_identities "
+               "(right(regexp_replace(value, '[^0-9]', '', 'g'), 10)) WHERE kind = 'phone'")
+    op.execute("CREATE INDEX ix_customer_identities_email_local ON customer_identities "
+               "(split_part(value, '@', 1)) WHERE kind = 'email'")
+    op.execute("CREATE INDEX ix_customers_org_name_key ON customers "
+               "(organization_id, lower(normalize(btrim(name), NFKC))) "
+               "WHERE merged_into IS NULL AND organization_id IS NOT NULL AND name IS NOT NULL")
     op.execute("""
         CREATE TABLE duplicate_dismissals (
             first_id uuid NOT NULL,
@@ -193,4 +203,6 @@ def downgrade() -> None:
     for table in ("duplicate_dismissals", "customer_merges", "insight_runs", "insight_dirty", "insight_settings", "rfm_boundaries",
                   "customer_insights", "survey_settings", "surveys", "customer_timeline", "customer_tickets"):
         op.execute(f"DROP TABLE {table}")
+    for index in ("ix_customer_identities_phone_digits", "ix_customer_identities_email_local"):
+        op.execute(f"DROP INDEX {index}")
     op.execute("ALTER TABLE customers DROP COLUMN merged_into")
