@@ -68,6 +68,7 @@ async def list_customers(
             conn, principal=principal, limit=query.limit, cursor=query.cursor, email=query.email, phone=query.phone,
             tier=query.tier, q=query.q, organization_id=query.organization_id,
             account_owner_id=query.account_owner_id, tags=query.tag, attribute_pairs=pairs,
+            segment=query.segment, risk_band=query.risk_band,
         )
     return JSONBytesResponse(body)
 

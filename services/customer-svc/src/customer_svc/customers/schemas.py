@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -133,6 +133,11 @@ class CustomerListQuery(BaseModel):
                                       description="exact, compared like the stored tier (case-folded)")] = None
     organization_id: uuid.UUID | None = None
     account_owner_id: uuid.UUID | None = None
+    segment: Annotated[str | None, Query(
+        pattern="^(important|general)_(value|development|retention|win_back)$",
+        description="customers in this RFM segment (docs/customers.md, \"Segments\")")] = None
+    risk_band: Annotated[Literal["low", "medium", "high"] | None, Query(
+        description="customers whose stored churn-risk score is in this band")] = None
     tag: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=TAG_MAX_LENGTH,
                                                          pattern=NO_NUL)]] | None,
                    Query(max_length=10, description="customers with every one of these tags")] = None

@@ -21,6 +21,7 @@ from helpdesk_common.problems import Problem
 from ..db import outbox
 from ..identities import repository as identities
 from ..identities.rules import strict_key
+from ..scoring import repository as scoring
 from . import repository
 from .money import format_amount
 from .schemas import OrderForCustomerIn, OrderIn
@@ -113,6 +114,7 @@ async def record(conn: Any, *, customer_id: uuid.UUID, body: OrderIn,
             if row is None:
                 continue  # recorded concurrently: read it and update instead
             await enqueue_raw(conn, outbox, _event(events.OrderRecorded, row, principal=principal))
+            await scoring.mark_dirty(conn, customer_id)
             return to_read(row), "created"
         if row["customer_id"] != customer_id:
             raise _conflict(body, row["customer_id"])
@@ -123,6 +125,7 @@ async def record(conn: Any, *, customer_id: uuid.UUID, body: OrderIn,
         row = await repository.update(conn, row["id"], values)
         await enqueue_raw(conn, outbox, _event(events.OrderUpdated, row, principal=principal,
                                                changes=changes_of(before, values)))
+        await scoring.mark_dirty(conn, customer_id)
         return to_read(row), "updated"
     raise Problem(409, "conflict", "Concurrent change", "The order changed concurrently; retry.")
 

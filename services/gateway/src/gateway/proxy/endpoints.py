@@ -32,6 +32,7 @@ UPSTREAMS = {
     "organization-attributes": ("customer_url", "customer service"),
     "orders": ("customer_url", "customer service"),
     "imports": ("customer_url", "customer service"),
+    "insights": ("customer_url", "customer service"),
     "customer-duplicates": ("customer_url", "customer service"),
     "sla": ("sla_url", "SLA service"),
     "analytics": ("analytics_url", "analytics service"),
