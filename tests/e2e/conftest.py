@@ -3,6 +3,7 @@
 import asyncio
 import importlib.util
 import json
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -127,8 +128,10 @@ def stack(tmp_path_factory, smtp_sink, chat_fakes):
         # allowed, where nothing listens but tests/e2e/test_webhooks.py's receivers (schemathesis
         # subscribes any URL; the stack's own ports on 127.0.0.1 stay refused); the chat
         # providers' APIs are the session's fakes on 127.0.0.1; a reply's retries wait about a
-        # second, not minutes (NOTIFY_REPLY_BACKOFF_BASE_S)
+        # second, not minutes (NOTIFY_REPLY_BACKOFF_BASE_S); survey links start with the gateway's
+        # URL, where tests/e2e/test_surveys.py's browser opens them, signed with a key of this run
         extra_env={"SMTP_URL": smtp_sink.url, "NOTIFY_SUPPORT_ADDRESSES": "support@example.com",
+                   "PUBLIC_BASE_URL": f"http://127.0.0.1:{base}", "CUSTOMER_SURVEY_TOKEN_KEY": secrets.token_urlsafe(48),
                    "NOTIFY_EGRESS_ALLOWLIST_ONLY": "true", "NOTIFY_REPLY_BACKOFF_BASE_S": "0.25",
                    "NOTIFY_WEBHOOK_ALLOW_NETWORKS": f"{WEBHOOK_RECEIVER_HOST}/32",
                    **chat_provider_env(chat_fakes)},

@@ -1,5 +1,6 @@
 from functools import lru_cache
 
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from helpdesk_common.settings import ServiceSettings
@@ -21,6 +22,30 @@ class Settings(ServiceSettings):
     #: a running job not renewed for this long (its replica stopped) is resumed by another
     import_lease_s: float = 60.0
     import_poll_interval_s: float = 2.0
+
+    # --- surveys (surveys/; docs/customers.md, "Surveys") ---
+    #: HMAC key of survey answer links (surveys/tokens.py); at least 32 characters. Without it no
+    #: survey is sent (they stay scheduled until a key is configured; logged at start)
+    survey_token_key: SecretStr | None = None
+    #: how long an answer link works once sent
+    survey_link_ttl_s: int = Field(7 * 86_400, ge=60)
+    #: the public base URL the links start with (the gateway's URL as customers reach it); read
+    #: without the service prefix because every service builds public links from the same one
+    public_base_url: str = Field("http://127.0.0.1:8080",
+                                 validation_alias=AliasChoices("PUBLIC_BASE_URL", "CUSTOMER_PUBLIC_BASE_URL"))
+    surveys_enabled: bool = True
+    #: surveys sent per transaction of the worker, and how often it looks for due ones
+    survey_batch: int = Field(50, ge=1, le=1000)
+    survey_poll_interval_s: float = 1.0
+
+    @field_validator("survey_token_key")
+    @classmethod
+    def _survey_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("CUSTOMER_SURVEY_TOKEN_KEY must be at least 32 characters")
+        return value
 
 
 @lru_cache

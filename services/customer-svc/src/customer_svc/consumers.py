@@ -10,6 +10,7 @@ from helpdesk_common.consumer import compose_handlers
 from helpdesk_common.events import SLA_TOPIC, TICKETS_TOPIC
 
 from .customers.handlers import HANDLERS as requester_handlers
+from .surveys.handlers import HANDLERS as survey_handlers
 from .ticket_facts.handlers import HANDLERS as ticket_fact_handlers
 
 #: the consumer group's name stays what it was when it resolved requesters alone: a renamed
@@ -20,4 +21,5 @@ TOPICS = [TICKETS_TOPIC, SLA_TOPIC]
 
 def consumer_spec() -> ConsumerSpec:
     # the ticket projection first: its ticket.created row exists when requester resolution links it
-    return ConsumerSpec(name=GROUP, topics=list(TOPICS), handlers=compose_handlers(ticket_fact_handlers, requester_handlers), raw=True)
+    return ConsumerSpec(name=GROUP, topics=list(TOPICS), handlers=compose_handlers(ticket_fact_handlers, requester_handlers,
+                                                                                        survey_handlers), raw=True)
