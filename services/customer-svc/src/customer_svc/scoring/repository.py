@@ -307,3 +307,9 @@ async def finish_run(conn: Any, run_id: uuid.UUID, *, status: str, scored: int, 
 
 async def last_scheduled_run(conn: Any) -> datetime | None:
     return await conn.fetchval("SELECT max(scheduled_for) FROM insight_runs")
+
+
+async def queued_manual_run(conn: Any) -> Any:
+    """A manual run still waiting: asking again joins it rather than queueing a second."""
+    return await conn.fetchrow(f"SELECT {_RUN_COLUMNS} FROM insight_runs WHERE status = 'queued' AND trigger = 'manual' "
+                               "ORDER BY created_at LIMIT 1")
