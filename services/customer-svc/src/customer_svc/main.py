@@ -15,6 +15,8 @@ from .interactions.endpoints import router as interactions_router
 from .merges.endpoints import router as merges_router
 from .orders.endpoints import router as orders_router
 from .organizations.endpoints import router as organizations_router
+from .scoring.endpoints import router as insights_router
+from .scoring.worker import insight_worker_hook
 from .surveys.endpoints import public as surveys_public_router
 from .surveys.endpoints import router as surveys_router
 from .surveys.worker import survey_worker_hook
@@ -28,10 +30,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             title="customer-svc",
             routers=[customers_router, identities_router, organizations_router, customer_attributes,
                      organization_attributes, orders_router, interactions_router, imports_router,
-                     merges_router, duplicates_router,
+                     merges_router, duplicates_router, insights_router,
                      # settings and lists before the public /v1/surveys/{token}, which would match them
                      surveys_router, surveys_public_router],
-            lifespan_hooks=[import_worker_hook(settings), survey_worker_hook(settings)],
+            lifespan_hooks=[import_worker_hook(settings), insight_worker_hook(), survey_worker_hook(settings)],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,

@@ -75,6 +75,7 @@ async def search(
     tier: str | None = None, organization_id: uuid.UUID | None = None, account_owner_id: uuid.UUID | None = None,
     tags: list[str] | None = None, attributes: list[dict[str, Any]] | None = None,
     name_query: str | None = None, identity_values: list[str] | None = None,
+    segment: str | None = None, risk_band: str | None = None,
 ) -> list[Any]:
     """Newest first, keyset-paginated on (created_at, id); every filter must match.
 
@@ -101,6 +102,11 @@ async def search(
         where.append(f"organization_id = {arg(organization_id)}")
     if account_owner_id is not None:
         where.append(f"account_owner_id = {arg(account_owner_id)}")
+    # the stored insight scores (scoring/): indexes on segment and (churn_band, churn_score)
+    if segment is not None:
+        where.append(f"id IN (SELECT customer_id FROM customer_insights WHERE segment = {arg(segment)})")
+    if risk_band is not None:
+        where.append(f"id IN (SELECT customer_id FROM customer_insights WHERE churn_band = {arg(risk_band)})")
     if tags:
         where.append(f"tags @> {arg(tags)}::text[]")
     for containment in attributes or ():

@@ -268,6 +268,8 @@ async def list_customers(
     account_owner_id: uuid.UUID | None = None,
     tags: list[str] | None = None,
     attribute_pairs: list[tuple[str, str]] | None = None,
+    segment: str | None = None,
+    risk_band: str | None = None,
 ) -> dict[str, Any]:
     name_query = search.tsquery(q) if q is not None else None
     values = identity_candidates(q) if q is not None else None
@@ -281,6 +283,8 @@ async def list_customers(
         tier=fold_key(tier) if tier is not None else None,
         organization_id=organization_id,
         account_owner_id=account_owner_id,
+        segment=segment,
+        risk_band=risk_band,
         tags=profile.normalise_tags(tags) if tags else None,
         attributes=await attribute_filters(conn, attribute_pairs or []),
         name_query=name_query,
