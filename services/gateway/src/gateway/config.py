@@ -60,6 +60,10 @@ class Settings(ServiceSettings):
     #: visitors' requests in flight to ticket-svc (mostly parked long-polls), on a connection pool
     #: of their own; past it a visitor gets 503 with Retry-After
     visitor_max_connections: int = 1000
+    #: the public survey link (proxy/survey.py), per client address: a customer opens the page and
+    #: posts one answer; an office behind one NAT address answers a handful at a time
+    survey_address_rate_limit_rps: float = 1.0
+    survey_address_rate_limit_burst: int = 30
     #: requests with a wrong, unknown or expired credential, per client address
     auth_failures_per_minute_per_address: int = 120
     #: failed sign-ins (successful ones never count) per client address and per account

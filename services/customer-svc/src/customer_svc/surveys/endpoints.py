@@ -122,7 +122,9 @@ def _form_view(survey: Any, title: Any, **extra: Any) -> page.FormView:
 
 
 _CLOSED = {"_409": "The survey was answered already (`survey-answered`): the answer stands.",
-           "_410": "The survey's link expired (`survey-expired`)."}
+           "_410": "The survey's link expired (`survey-expired`).",
+           # the link takes no login, so the gateway limits it per client address
+           "_429": "Too many requests from this address (the gateway's limit; `Retry-After`)."}
 _HTML_OK = {"content": {"text/html": {"schema": {"type": "string"}}},
             "description": "The survey's page (a form posting back to this URL)."}
 _ANSWER_BODY = {
@@ -138,7 +140,7 @@ _ANSWER_BODY = {
 }
 
 
-@public.get("/v1/surveys/{token}", response_class=HTMLResponse, responses={200: _HTML_OK, **problem_responses(409, 410, **_CLOSED)},
+@public.get("/v1/surveys/{token}", response_class=HTMLResponse, responses={200: _HTML_OK, **problem_responses(409, 410, 429, **_CLOSED)},
             summary="The survey's answer page (no login: the link's token is the credential)")
 async def survey_page(request: Request, token: str) -> Response:
     """A page in the survey's language (zh-CN or en) with the ticket's number and subject (CSAT).
@@ -180,7 +182,7 @@ def _json_values(raw: bytes) -> Any:
 @public.post("/v1/surveys/{token}", response_model=SurveyAnswerRead, openapi_extra=_ANSWER_BODY,
              responses={200: {"content": {"text/html": {"schema": {"type": "string"}}},
                               "description": "Answered (a thank-you page for a browser's form)."},
-                        **problem_responses(400, 409, 410, 413, 422, **_CLOSED)},
+                        **problem_responses(400, 409, 410, 413, 422, 429, **_CLOSED)},
              summary="Answer a survey once: CSAT {\"rating\": 1-5, \"comment\"}, NPS {\"score\": 0-10, \"comment\"}")
 async def answer_survey(request: Request, token: str) -> Response:
     """JSON or the page's form. A second answer changes nothing and is a 409; an expired link a

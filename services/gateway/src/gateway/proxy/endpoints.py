@@ -32,6 +32,9 @@ UPSTREAMS = {
     "organization-attributes": ("customer_url", "customer service"),
     "orders": ("customer_url", "customer service"),
     "imports": ("customer_url", "customer service"),
+    # GET/POST /v1/surveys/{token} without a login (proxy/survey.py, routed first); the settings
+    # and lists come here with ordinary credentials
+    "surveys": ("customer_url", "customer service"),
     "insights": ("customer_url", "customer service"),
     "customer-duplicates": ("customer_url", "customer service"),
     "sla": ("sla_url", "SLA service"),

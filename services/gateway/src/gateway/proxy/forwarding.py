@@ -32,6 +32,8 @@ RETURN_RESPONSE_HEADERS = (
     "content-type", "etag", "location", "retry-after", "idempotent-replayed", "cache-control", "allow",
     # downloads: the file name, and no content sniffing or scripting of user-supplied bytes
     "content-disposition", "x-content-type-options", "content-security-policy", "x-attachment-content-type",
+    # the survey page (its token is in the URL): no Referer onwards, never framed
+    "referrer-policy", "x-frame-options",
 )
 
 UPSTREAM_RETRIES = Counter("gateway_upstream_retries_total",
