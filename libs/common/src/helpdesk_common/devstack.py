@@ -377,6 +377,10 @@ class Stack:
             values["ticket_visitor_token_key"] = secrets.token_urlsafe(48)
             path.write_text(json.dumps(values))
             path.chmod(0o600)
+        if "customer_survey_token_key" not in values:  # customer-svc's survey answer links (issue 11)
+            values["customer_survey_token_key"] = secrets.token_urlsafe(48)
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         return values
 
     @property
@@ -413,6 +417,9 @@ class Stack:
             # come from the caller's environment (os.environ above) or StackConfig.extra_env
             NOTIFY_TICKET_URL=self.url_of("ticket-svc"),
         )
+        # public links (survey answer links in e-mails) start with the gateway's URL unless the
+        # deployment says where customers reach it
+        env.setdefault("PUBLIC_BASE_URL", self.url_of("gateway"))
         for svc in SERVICES:
             env[f"{svc.env_prefix}DATABASE_URL"] = self.database_url(svc.name)
         env.update(self.config.extra_env)
@@ -447,6 +454,8 @@ class Stack:
         if name == "ticket-svc":  # mints and verifies its own attachment links; no other process needs it
             env["TICKET_ATTACHMENT_URL_KEY"] = self.secrets["ticket_attachment_url_key"]
             env["TICKET_VISITOR_TOKEN_KEY"] = self.secrets["ticket_visitor_token_key"]
+        if name == "customer-svc":  # signs and alone verifies survey answer links
+            env.setdefault("CUSTOMER_SURVEY_TOKEN_KEY", self.secrets["customer_survey_token_key"])
         env.update(extra_env or {})
         cmd = [
             sys.executable, "-m", "uvicorn", "--factory", f"{svc.package}.main:create_app",
