@@ -183,7 +183,7 @@ async def test_churn_crossing_emits_one_started_then_one_ended(quiet, pool, db):
     assert started.data.reasons[0].zh_cn.startswith("近90天下单0次")
     async with pool.acquire() as conn:
         kinds = await conn.fetch("SELECT kind, summary FROM customer_timeline WHERE customer_id = $1 "
-                                 "AND kind = 'churn_risk_changed' ORDER BY at", uuid.UUID(cid))
+                                 "AND kind = 'churn_risk.changed' ORDER BY at", uuid.UUID(cid))
     assert [k["summary"]["episode"] for k in kinds] == ["started", "ended"]
 
 
@@ -246,6 +246,8 @@ async def test_full_run_segments_events_filters_and_distribution(quiet, pool, db
     assert sorted((e.data.previous, e.data.segment) for _, e in log) == sorted(
         [(None, "general_win_back")] * 3 + [(None, "important_value")] * 2)
     assert {key for key, _ in log} == set(ids.values())
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM customer_timeline WHERE kind = 'segment.changed'") == 5
 
     r = await quiet.get("/v1/insights/segments", headers=AGENT)
     assert r.status_code == 200, r.text
@@ -336,6 +338,11 @@ async def test_tier_rules_change_the_tier_through_customer_updated(quiet, pool, 
     assert updates[-1].data.changes == {"tier": {"before": "silver", "after": "gold"}}
     assert updates[-1].data.actor == "system:insights" and updates[-1].data.tier == "gold"
     assert (await score_now(pool, [cid])).tier_changes == 0  # gold now: the rule no longer matches
+    async with pool.acquire() as conn:
+        entry = await conn.fetchrow("SELECT summary FROM customer_timeline WHERE customer_id = $1 AND kind = 'tier.changed' "
+                                    "AND summary->>'actor' = 'system:insights'",
+                                    uuid.UUID(cid))
+    assert entry["summary"] == {"before": "silver", "after": "gold", "actor": "system:insights", "rule": 0}
 
 
 # --------------------------------------------------------------------------- nightly = incremental

@@ -307,15 +307,16 @@ def churn_event(result: Result, previous: int | None, at: datetime) -> events.In
         language=result.facts.language, at=at))
 
 
-async def set_tier(conn: Any, *, customer_id: uuid.UUID, tier: str | None) -> Any | None:
+async def set_tier(conn: Any, *, customer_id: uuid.UUID, tier: str | None) -> tuple[Any, Any] | None:
     """The tier a rule decided, written as a supervisor's PATCH writes it (version, ``customer.updated``
-    with the tier in ``changes``), so ticket-svc's routing and sla-svc follow; actor ``system:insights``."""
+    with the tier in ``changes``), so ticket-svc's routing and sla-svc follow; actor ``system:insights``.
+    (before, after) rows, or None when there was nothing to change."""
     row = await customers.get_customer(conn, customer_id, lock=True)
     if row is None or row["tier"] == tier:
         return None
     updated = await customers.update_customer(conn, customer_id, {"tier": tier})
     await enqueue_raw(conn, outbox, updated_event(updated, changes_of(row, {"tier": tier}), actor=ACTOR))
-    return row
+    return row, updated
 
 
 async def apply_effects(conn: Any, results: Sequence[Result], stored: dict[uuid.UUID, Stored], *,
@@ -330,15 +331,15 @@ async def apply_effects(conn: Any, results: Sequence[Result], stored: dict[uuid.
         if segment != before.segment:
             event = segment_event(result, before.segment, at)
             emitted.append(event)
-            entries.append({"entry": timeline.entry_id(event.id, "segment_changed"), "customer_id": cid, "at": at,
-                            "kind": "segment_changed", "summary": event.data.model_dump(
+            entries.append({"entry": timeline.entry_id(event.id, "segment.changed"), "customer_id": cid, "at": at,
+                            "kind": "segment.changed", "summary": event.data.model_dump(
                                 mode="json", include={"previous", "segment", "r", "f", "m"})})
             outcome.segment_changes += 1
         if result.episode.change is not None:
             event = churn_event(result, before.churn_score, at)
             emitted.append(event)
-            entries.append({"entry": timeline.entry_id(event.id, "churn_risk_changed"), "customer_id": cid, "at": at,
-                            "kind": "churn_risk_changed", "summary": {
+            entries.append({"entry": timeline.entry_id(event.id, "churn_risk.changed"), "customer_id": cid, "at": at,
+                            "kind": "churn_risk.changed", "summary": {
                                 "episode": result.episode.change.value, "score": result.risk.score,
                                 "band": result.risk.band, "reasons": [r.factor for r in result.risk.reasons]}})
             if result.episode.change is EpisodeChange.STARTED:
@@ -346,13 +347,15 @@ async def apply_effects(conn: Any, results: Sequence[Result], stored: dict[uuid.
             else:
                 outcome.episodes_ended += 1
         if result.tier.changed:
-            previous = await set_tier(conn, customer_id=cid, tier=result.tier.tier)
-            if previous is not None:
+            changed = await set_tier(conn, customer_id=cid, tier=result.tier.tier)
+            if changed is not None:
+                before_row, after_row = changed
                 outcome.tier_changes += 1
-                entries.append({"entry": timeline.entry_id(uuid.uuid4(), "tier_changed"), "customer_id": cid,
-                                "at": at, "kind": "tier_changed", "summary": {
-                                    "before": previous["tier"], "after": result.tier.tier, "actor": ACTOR,
-                                    "rule": result.tier.rule_index}})
+                # the entry a tier change by hand writes (one per customer version), with the rule
+                entries.append({"entry": timeline.entry_id(f"{cid}:{after_row['version']}", "tier.changed"),
+                                "customer_id": cid, "at": after_row["updated_at"], "kind": "tier.changed",
+                                "summary": {"before": before_row["tier"], "after": after_row["tier"], "actor": ACTOR,
+                                            "rule": result.tier.rule_index}})
     if emitted:
         await enqueue_raw(conn, outbox, *emitted)
     await timeline.record_many(conn, entries)
