@@ -15,11 +15,13 @@ from .interactions.endpoints import router as interactions_router
 from .merges.endpoints import router as merges_router
 from .orders.endpoints import router as orders_router
 from .organizations.endpoints import router as organizations_router
+from .overview.endpoints import router as overview_router
 from .scoring.endpoints import router as insights_router
 from .scoring.worker import insight_worker_hook
 from .surveys.endpoints import public as surveys_public_router
 from .surveys.endpoints import router as surveys_router
 from .surveys.worker import survey_worker_hook
+from .timeline.endpoints import router as timeline_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,8 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         ServiceParts(
             title="customer-svc",
-            routers=[customers_router, identities_router, organizations_router, customer_attributes,
-                     organization_attributes, orders_router, interactions_router, imports_router,
+            routers=[customers_router, overview_router, timeline_router, identities_router, organizations_router,
+                     customer_attributes, organization_attributes, orders_router, interactions_router, imports_router,
                      merges_router, duplicates_router, insights_router,
                      # settings and lists before the public /v1/surveys/{token}, which would match them
                      surveys_router, surveys_public_router],

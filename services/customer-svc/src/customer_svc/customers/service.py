@@ -28,6 +28,7 @@ from ..identities.rules import email_domain, strict_key
 from ..organizations import repository as organizations
 from ..organizations.domains import joinable
 from ..ticket_facts import service as ticket_facts
+from ..timeline import repository as timeline
 from . import profile, repository, search
 from .schemas import CustomerCreate, CustomerUpdate
 
@@ -338,6 +339,14 @@ def changes_of(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str
     return out
 
 
+async def note_tier(conn: Any, row: Any, *, before: str | None, actor: str | None) -> None:
+    """A tier change on the customer's timeline (by hand here; tier rules call it too), one entry
+    per customer version."""
+    await timeline.record(conn, entry=timeline.entry_id(f"{row['id']}:{row['version']}", "tier.changed"),
+                          customer_id=row["id"], at=row["updated_at"], kind="tier.changed",
+                          summary={"before": before, "after": row["tier"], "actor": actor})
+
+
 async def update_customer(
     conn: Any, *, customer_id: uuid.UUID, update: CustomerUpdate, principal: Principal,
     if_match: str | None,
@@ -379,6 +388,8 @@ async def update_customer(
             values["search"] = search.document(values["name"])
         row = await repository.update_customer(conn, customer_id, values)
         await enqueue_raw(conn, outbox, updated_event(row, changes_of(before, values), actor=principal.ref))
+        if "tier" in values:
+            await note_tier(conn, row, before=before["tier"], actor=principal.ref)
     return await read(conn, row, principal)
 
 

@@ -18,6 +18,7 @@ from helpdesk_common.problems import Problem
 from ..db import outbox
 from ..orders import repository as orders
 from ..orders.service import require_reader, require_writer
+from ..timeline import repository as timeline
 from . import repository
 from .schemas import InteractionIn
 
@@ -53,6 +54,11 @@ async def record(conn: Any, *, customer_id: uuid.UUID, body: InteractionIn,
         source=SOURCE, subject=str(customer_id), data=events.BehaviorRecordedData(
             interaction_id=row["id"], customer_id=customer_id, kind=row["kind"], occurred_at=row["occurred_at"],
             external_id=row["external_id"], properties=row["properties"], actor=principal.ref)))
+    # on the timeline by kind and external id only: properties are the source system's and may
+    # hold anything (addresses, search terms)
+    await timeline.record(conn, entry=timeline.entry_id(row["id"], "behavior.recorded"), customer_id=customer_id,
+                          at=row["occurred_at"], kind="behavior.recorded", ref_id=row["id"],
+                          summary={"behavior": row["kind"], "external_id": row["external_id"]})
     return to_read(row), True
 
 

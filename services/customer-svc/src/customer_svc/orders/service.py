@@ -22,6 +22,7 @@ from ..db import outbox
 from ..identities import repository as identities
 from ..identities.rules import strict_key
 from ..scoring import repository as scoring
+from ..timeline import repository as timeline
 from . import repository
 from .money import format_amount
 from .schemas import OrderForCustomerIn, OrderIn
@@ -98,6 +99,20 @@ def _conflict(body: OrderIn, owner: uuid.UUID) -> Problem:
                             "code": "unique"}])
 
 
+async def note_on_timeline(conn: Any, row: Any, *, kind: str, changed: list[str] | None = None) -> None:
+    """The order on its customer's timeline, in the order's transaction: recorded when it was
+    ordered, updated when it changed; the entry's id is the order's version, so a repeat of the
+    same request (which writes no version) writes no entry."""
+    summary: dict[str, Any] = {"order_id": str(row["id"]), "source": row["source"], "external_id": row["external_id"],
+                               "amount": format_amount(row["amount"], row["currency"]), "currency": row["currency"],
+                               "status": row["status"]}
+    if changed is not None:
+        summary["changed"] = changed
+    await timeline.record(conn, entry=timeline.entry_id(f"{row['id']}:{row['version']}", kind),
+                          customer_id=row["customer_id"], at=row["ordered_at"] if changed is None else row["updated_at"],
+                          kind=kind, ref_id=row["id"], summary=summary)
+
+
 async def record(conn: Any, *, customer_id: uuid.UUID, body: OrderIn,
                  principal: Principal) -> tuple[dict[str, Any], Outcome]:
     """Create the order or bring it up to date; the event goes to the customer's key, so a
@@ -114,6 +129,7 @@ async def record(conn: Any, *, customer_id: uuid.UUID, body: OrderIn,
             if row is None:
                 continue  # recorded concurrently: read it and update instead
             await enqueue_raw(conn, outbox, _event(events.OrderRecorded, row, principal=principal))
+            await note_on_timeline(conn, row, kind="order.recorded")
             await scoring.mark_dirty(conn, customer_id)
             return to_read(row), "created"
         if row["customer_id"] != customer_id:
@@ -125,6 +141,7 @@ async def record(conn: Any, *, customer_id: uuid.UUID, body: OrderIn,
         row = await repository.update(conn, row["id"], values)
         await enqueue_raw(conn, outbox, _event(events.OrderUpdated, row, principal=principal,
                                                changes=changes_of(before, values)))
+        await note_on_timeline(conn, row, kind="order.updated", changed=sorted(values))
         await scoring.mark_dirty(conn, customer_id)
         return to_read(row), "updated"
     raise Problem(409, "conflict", "Concurrent change", "The order changed concurrently; retry.")

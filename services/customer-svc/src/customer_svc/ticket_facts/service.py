@@ -269,7 +269,7 @@ async def assigned(conn: Any, data: events.TicketAssignedData) -> None:
 async def merged(conn: Any, data: events.TicketMergedData, *, at: datetime) -> None:
     """A ticket merged into another no longer counts as open (the partial index leaves it out)."""
     row, _ = await repository.lock_or_placeholder(conn, data.ticket_id, at=at)
-    row = await _apply(conn, row, {"merged_into": data.target_ticket_id})
+    row = await _apply(conn, row, {"merged_into": data.target_ticket_id, "version": bumped(row["version"], data.version)})
     if row["customer_id"] is not None:
         await scoring.mark_dirty(conn, row["customer_id"])
 

@@ -36,3 +36,22 @@ async def record_many(conn: Any, entries: list[dict[str, Any]]) -> None:
         "INSERT INTO customer_timeline (id, customer_id, at, kind, ref_id, summary) VALUES ($1, $2, $3, $4, $5, $6) "
         "ON CONFLICT (id) DO NOTHING",
         [(e["entry"], e["customer_id"], e["at"], e["kind"], e.get("ref_id"), e.get("summary") or {}) for e in entries])
+
+
+async def page_of_customer(conn: Any, customer_id: uuid.UUID, *, limit: int,
+                           after: tuple[datetime, uuid.UUID] | None, kinds: list[str] | None) -> list[Any]:
+    """Newest first on (at, id): the index ``ix_customer_timeline_customer_at``. ``kinds`` keeps
+    the entries whose kind, or whose family (the part before the dot: ``ticket`` for
+    ``ticket.solved``), is listed; it filters along the customer's own index range."""
+    args: list[Any] = [customer_id]
+    where = ["customer_id = $1"]
+    if kinds:
+        args.append(kinds)
+        where.append(f"(kind = ANY(${len(args)}::text[]) OR split_part(kind, '.', 1) = ANY(${len(args)}::text[]))")
+    if after is not None:
+        args += [after[0], after[1]]
+        where.append(f"(at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    return await conn.fetch(
+        f"SELECT id, at, kind, ref_id, summary FROM customer_timeline WHERE {' AND '.join(where)} "
+        f"ORDER BY at DESC, id DESC LIMIT ${len(args)}", *args)

@@ -1,0 +1,28 @@
+"""The customer 360 view for users (channel keys get 403)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+
+from helpdesk_common.app import runtime_of
+from helpdesk_common.identity import CurrentPrincipal, require_user
+from helpdesk_common.responses import JSONBytesResponse
+
+from ..insights.settings import RfmSettings
+from . import service
+from .schemas import Customer360
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+
+@router.get("/{customer_id}/360", response_model=Customer360,
+            summary="One read of a customer: profile, identities, organisation, tickets, surveys, RFM, churn risk, "
+                    "orders, last contact")
+async def get_customer_360(request: Request, customer_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_connection() as conn:
+        body = await service.view(conn, customer_id=customer_id, principal=principal,
+                                  base_currency=RfmSettings().base_currency, rates={})
+    return JSONBytesResponse(body)

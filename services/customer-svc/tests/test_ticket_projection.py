@@ -1,0 +1,214 @@
+"""The ticket projection (customer_tickets): real events through the real consumer, handlers on a
+connection for orders the broker would not produce, and the pure rules."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from customer_svc.customers.handlers import HANDLERS as requester_handlers
+from customer_svc.ticket_facts import service as facts
+from customer_svc.ticket_facts.handlers import HANDLERS as fact_handlers
+from helpdesk_common.consumer import compose_handlers
+from helpdesk_common import events
+from helpdesk_common.testing import produce, wait_for
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def created(ticket_id: uuid.UUID, *, customer_id: uuid.UUID | None = None, ticket_type: str | None = None,
+            email: str | None = None, at: datetime = T0) -> events.TicketCreated:
+    return events.TicketCreated(source="test", subject=str(ticket_id), data=events.TicketCreatedData(
+        ticket_id=ticket_id, subject="订单没有收到 / parcel missing", status="new", priority="normal",
+        type=ticket_type, channel="email", tags=["delivery"], requester=events.Requester(email=email),
+        customer_id=customer_id, created_by="channel:k", created_at=at, number=42, language="zh-CN"))
+
+
+def status(ticket_id: uuid.UUID, before: str, after: str, *, version: int | None, at: datetime) -> events.TicketStatusChanged:
+    return events.TicketStatusChanged(source="test", subject=str(ticket_id), data=events.TicketStatusChangedData(
+        ticket_id=ticket_id, number=42, status=after, version=version, from_status=before, to_status=after,
+        changed_at=at))
+
+
+def message(ticket_id: uuid.UUID, author: str, *, public: bool = True, channel: str | None = None,
+            at: datetime) -> events.TicketMessageAdded:
+    return events.TicketMessageAdded(source="test", subject=str(ticket_id), data=events.TicketMessageAddedData(
+        ticket_id=ticket_id, number=42, message_id=uuid.uuid4(), author_kind=author, public=public, channel=channel,
+        created_at=at))
+
+
+def breached(ticket_id: uuid.UUID, *, at: datetime) -> events.SlaBreached:
+    return events.SlaBreached(source="test", subject=str(ticket_id), data=events.SlaAlertData(
+        ticket_id=ticket_id, metric="first_response", due_at=at, fire_at=at))
+
+
+async def rows(db, sql: str, **params) -> list:
+    async with db.connect() as conn:
+        return (await conn.execute(text(sql), params)).mappings().all()
+
+
+async def projected(db, ticket_id: uuid.UUID):
+    found = await rows(db, "SELECT * FROM customer_tickets WHERE ticket_id = :t", t=ticket_id)
+    return found[0] if found else None
+
+
+async def timeline_kinds(db, customer_id: uuid.UUID) -> list[str]:
+    return [r["kind"] for r in await rows(db, "SELECT kind FROM customer_timeline WHERE customer_id = :c "
+                                               "ORDER BY at, kind", c=customer_id)]
+
+
+async def test_a_ticket_life_is_projected_once_through_the_consumer(full, infra, db):
+    ticket_id = uuid.uuid4()
+    life = [
+        created(ticket_id, email="li.na@example.com"),
+        status(ticket_id, "new", "open", version=2, at=T0 + timedelta(minutes=1)),
+        message(ticket_id, "customer", channel="wechat", at=T0 + timedelta(minutes=2)),
+        message(ticket_id, "agent", public=False, at=T0 + timedelta(minutes=3)),  # an internal note
+        message(ticket_id, "agent", at=T0 + timedelta(minutes=5)),
+        status(ticket_id, "open", "solved", version=4, at=T0 + timedelta(hours=1)),
+        status(ticket_id, "solved", "open", version=5, at=T0 + timedelta(hours=2)),
+        breached(ticket_id, at=T0 + timedelta(hours=3)),
+    ]
+    await produce(infra.kafka_bootstrap, full.topics, *life)
+
+    async def settled():
+        row = await projected(db, ticket_id)
+        return row if row is not None and row["breaches"] == 1 and row["reopened"] == 1 else None
+
+    row = await wait_for(settled)
+    customer_id = row["customer_id"]
+    assert customer_id is not None  # linked by the requester resolution in the same transaction
+    assert (row["status"], row["subject"], row["number"], row["channel"], row["created_at"]) == (
+        "open", "订单没有收到 / parcel missing", 42, "email", T0)
+    assert row["first_response_at"] == T0 + timedelta(minutes=5)
+    assert (row["last_customer_message_at"], row["last_customer_channel"]) == (T0 + timedelta(minutes=2), "wechat")
+    assert row["last_message_at"] == T0 + timedelta(minutes=5)
+    assert row["solved_at"] is None  # reopened: no longer solved
+    assert row["first_breached_at"] == row["last_breached_at"] == T0 + timedelta(hours=3)
+    kinds = ["ticket.created", "message.customer", "message.agent", "ticket.solved", "ticket.reopened"]
+    assert await timeline_kinds(db, customer_id) == kinds
+    summaries = await rows(db, "SELECT summary FROM customer_timeline WHERE customer_id = :c", c=customer_id)
+    assert all("body" not in s["summary"] for s in summaries)
+    assert await rows(db, "SELECT 1 FROM insight_dirty WHERE customer_id = :c", c=customer_id)
+
+    # the same events again (a redelivery), then one new message to know the replay was consumed
+    marker = message(ticket_id, "customer", channel="email", at=T0 + timedelta(hours=4))
+    await produce(infra.kafka_bootstrap, full.topics, *life, marker)
+
+    async def marker_seen():
+        row = await projected(db, ticket_id)
+        return row if row["last_customer_message_at"] == T0 + timedelta(hours=4) else None
+
+    row = await wait_for(marker_seen)
+    assert (row["breaches"], row["reopened"], row["status"]) == (1, 1, "open")
+    assert await timeline_kinds(db, customer_id) == [*kinds, "message.customer"]
+    assert len(await rows(db, "SELECT 1 FROM customers")) == 1
+
+
+async def apply(raw, *evts) -> None:
+    """Each event through the projection's and the requester resolution's handlers composed as
+    consumers.py composes them, one transaction each (other packages' handlers are theirs to test)."""
+    handlers = compose_handlers(fact_handlers, requester_handlers)
+    for e in evts:
+        async with raw.transaction():
+            await handlers[e.type](raw, e)
+
+
+async def insert_customer(raw) -> uuid.UUID:
+    customer_id = uuid.uuid4()
+    await raw.execute("INSERT INTO customers (id, name, search) VALUES ($1, 'Wang', ''::tsvector)", customer_id)
+    return customer_id
+
+
+async def test_events_before_ticket_created_leave_a_placeholder_that_creation_completes(raw, db):
+    customer_id = await insert_customer(raw)
+    ticket_id = uuid.uuid4()
+    await apply(raw,
+                breached(ticket_id, at=T0 + timedelta(hours=2)),
+                status(ticket_id, "open", "solved", version=3, at=T0 + timedelta(hours=1)),
+                message(ticket_id, "agent", at=T0 + timedelta(minutes=30)))
+    row = await projected(db, ticket_id)
+    assert (row["customer_id"], row["subject"], row["status"], row["breaches"]) == (None, None, "solved", 1)
+
+    await apply(raw, created(ticket_id, customer_id=customer_id))
+    row = await projected(db, ticket_id)
+    # creation fills what is unknown; the later status stays
+    assert (row["customer_id"], row["subject"], row["status"], row["created_at"], row["tags"]) == (
+        customer_id, "订单没有收到 / parcel missing", "solved", T0, ["delivery"])
+    assert (row["breaches"], row["solved_at"], row["first_response_at"]) == (
+        1, T0 + timedelta(hours=1), T0 + timedelta(minutes=30))
+    # what happened before the customer was known is projected, not on the timeline
+    assert await timeline_kinds(db, customer_id) == ["ticket.created"]
+
+    # an older status change replayed late (a DLQ replay) does not move the status back
+    await apply(raw, status(ticket_id, "new", "open", version=2, at=T0 + timedelta(minutes=10)))
+    assert (await projected(db, ticket_id))["status"] == "solved"
+
+
+async def test_resolution_links_the_ticket_and_ticket_svc_relinks_it(raw, db):
+    first, second = await insert_customer(raw), await insert_customer(raw)
+    ticket_id = uuid.uuid4()
+    async with raw.transaction():
+        await facts.ticket_created(raw, created(ticket_id).data)
+        await facts.customer_resolved(raw, ticket_id=ticket_id, customer_id=first)
+    assert (await projected(db, ticket_id))["customer_id"] == first
+    async with raw.transaction():  # a second resolution does not override a known customer
+        await facts.customer_resolved(raw, ticket_id=ticket_id, customer_id=second)
+    assert (await projected(db, ticket_id))["customer_id"] == first
+    await apply(raw, events.TicketCustomerLinked(source="test", subject=str(ticket_id),
+                                                 data=events.TicketCustomerLinkedData(ticket_id=ticket_id,
+                                                                                      customer_id=second)))
+    assert (await projected(db, ticket_id))["customer_id"] == second
+    dirty = {r["customer_id"] for r in await rows(db, "SELECT customer_id FROM insight_dirty")}
+    assert {first, second} <= dirty
+
+
+async def test_updates_assignment_merge_and_care_tasks(raw, db):
+    customer_id = await insert_customer(raw)
+    ticket_id, care_id, target = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    team = uuid.uuid4()
+    await apply(
+        raw,
+        created(ticket_id, customer_id=customer_id),
+        events.TicketUpdated(source="test", subject=str(ticket_id), data=events.TicketUpdatedData(
+            ticket_id=ticket_id, version=2, changes={"subject": {"before": "x", "after": "新的主题"},
+                                                     "tags": {"before": ["delivery"], "after": ["refund", "vip"]},
+                                                     "priority": {"before": "normal", "after": "high"},
+                                                     "type": {"before": None, "after": 7}})),
+        events.TicketAssigned(source="test", subject=str(ticket_id), data=events.TicketAssignedData(
+            ticket_id=ticket_id, version=3, team_id=team, assignee_id="u-9", reason="manual",
+            assigned_at=T0 + timedelta(minutes=1))),
+        events.TicketMerged(source="test", subject=str(ticket_id), data=events.TicketMergedData(
+            ticket_id=ticket_id, version=4, target_ticket_id=target, moved_messages=2)),
+        created(care_id, customer_id=customer_id, ticket_type="care", at=T0 + timedelta(days=1)),
+    )
+    row = await projected(db, ticket_id)
+    assert (row["subject"], row["tags"], row["priority"], row["type"]) == ("新的主题", ["refund", "vip"], "high", None)
+    assert (row["team_id"], row["assignee_id"], row["merged_into"], row["version"]) == (team, "u-9", target, 4)
+    assert await timeline_kinds(db, customer_id) == ["ticket.created", "care_task.created"]
+
+
+def test_status_rules():
+    row = {"version": 4, "reopened": 0, "solved_at": T0, "closed_at": None}
+    values, kind = facts.status_values(row, from_status="solved", to_status="open", at=T0, version=5)
+    assert kind == "ticket.reopened"
+    assert values == {"version": 5, "reopened": 1, "status": "open", "solved_at": None, "closed_at": None}
+    stale, kind = facts.status_values(row, from_status="open", to_status="solved", at=T0, version=3)
+    assert (stale, kind) == ({"version": 4}, "ticket.solved")
+    values, kind = facts.status_values({**row, "version": None}, from_status="open", to_status="pending", at=T0,
+                                       version=None)
+    assert (values, kind) == ({"version": 0, "status": "pending"}, None)
+
+
+def test_message_rules():
+    empty = {"last_message_at": None, "first_response_at": None, "last_customer_message_at": None, "channel": "email"}
+    assert facts.message_values(empty, author_kind="customer", public=True, channel=None, at=T0) == {
+        "last_message_at": T0, "last_customer_message_at": T0, "last_customer_channel": "email"}
+    assert facts.message_values(empty, author_kind="agent", public=False, channel=None, at=T0) == {"last_message_at": T0}
+    later = {**empty, "last_message_at": T0, "first_response_at": T0}
+    earlier = T0 - timedelta(minutes=1)
+    assert facts.message_values(later, author_kind="agent", public=True, channel=None, at=earlier) == {
+        "first_response_at": earlier}
+    assert facts.message_kind("system", True) is None
+    assert facts.message_kind("agent", False) is None
+    assert facts.is_fresh(None, 1) and facts.is_fresh(3, None) and facts.is_fresh(3, 3) and not facts.is_fresh(3, 2)
