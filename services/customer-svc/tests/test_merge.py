@@ -65,6 +65,7 @@ async def test_merge_moves_everything_once(api, db):
         assert r.status_code == 201, r.text
     await facts_of(db, b)
     before = await outbox(db)
+    timeline_of_b = await scalar(db, "SELECT count(*) FROM customer_timeline WHERE customer_id = :c", c=b)
 
     r = await api.post(f"/v1/customers/{a}/merge", json={"source_id": b}, headers=SUPERVISOR)
     assert r.status_code == 200, r.text
@@ -84,6 +85,7 @@ async def test_merge_moves_everything_once(api, db):
     assert await scalar(db, "SELECT count(*) FROM interactions WHERE customer_id = :c", c=a) == 2  # ev-1 once
     assert await scalar(db, "SELECT count(*) FROM customer_timeline WHERE customer_id = :c AND kind = 'ticket.created'",
                         c=a) == 1
+    assert await scalar(db, "SELECT count(*) FROM customer_timeline WHERE customer_id = :c", c=b) == 0
     assert await scalar(db, "SELECT count(*) FROM customer_insights WHERE customer_id = :c", c=b) == 0
     assert await scalar(db, "SELECT array_agg(customer_id::text) FROM insight_dirty") == [a]
     assert str(await scalar(db, "SELECT merged_into FROM customers WHERE id = :c", c=b)) == a
@@ -94,7 +96,7 @@ async def test_merge_moves_everything_once(api, db):
     assert (str(audit.survivor_id), str(audit.merged_id), audit.actor) == (a, b, "user:u3")
     assert {(i["kind"], i["value"]) for i in audit.identities} == {("phone", "+8613800138000"),
                                                                   ("wechat_openid", "o-zhang")}
-    assert audit.moved == {"orders": 1, "surveys": 1, "customer_tickets": 1, "customer_timeline": 1,
+    assert audit.moved == {"orders": 1, "surveys": 1, "customer_tickets": 1, "customer_timeline": timeline_of_b,
                            "interactions": 1, "interactions_dropped": 1, "identities": 2}
     assert (str(merged_entry.customer_id), str(merged_entry.ref_id)) == (a, b)
 

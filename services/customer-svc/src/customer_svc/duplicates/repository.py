@@ -61,19 +61,19 @@ async def candidates_of(conn: Any, customer_id: uuid.UUID, *, limit: int) -> lis
 
 
 #: groups of customers sharing one key, walked in key order from the cursor's key; each returns
-#: (key text, second key text or '', customer ids); at most ``$3`` customers per group
+#: (key text, second key text or '', customer ids), at most ``members`` customers per group
 _GROUPS = {
     "same_wechat_unionid": """
-        SELECT u.value AS key, '' AS key2, (array_agg(DISTINCT o.customer_id))[1:$3] AS ids
+        SELECT u.value AS key, '' AS key2, (array_agg(DISTINCT o.customer_id))[1:$2] AS ids
           FROM customer_identities u JOIN customer_identities o ON o.value = u.value
          WHERE u.kind = 'wechat_unionid' AND u.value > $1
-         GROUP BY u.value HAVING count(DISTINCT o.customer_id) > 1 ORDER BY u.value LIMIT $4""",
+         GROUP BY u.value HAVING count(DISTINCT o.customer_id) > 1 ORDER BY u.value LIMIT $3""",
     "same_phone": f"""
-        SELECT k AS key, '' AS key2, (array_agg(DISTINCT customer_id))[1:$3] AS ids
+        SELECT k AS key, '' AS key2, (array_agg(DISTINCT customer_id))[1:$2] AS ids
           FROM (SELECT {_k(PHONE_KEY, 'i')} AS k, i.customer_id FROM customer_identities i
                  WHERE i.kind = 'phone' AND {_k(PHONE_KEY, 'i')} > $1 ORDER BY 1) s
          WHERE length(k) >= {PHONE_MIN_DIGITS}
-         GROUP BY k HAVING count(DISTINCT customer_id) > 1 ORDER BY k LIMIT $4""",
+         GROUP BY k HAVING count(DISTINCT customer_id) > 1 ORDER BY k LIMIT $3""",
     "same_email_local_part_and_name": f"""
         SELECT lp AS key, nk AS key2, (array_agg(DISTINCT customer_id))[1:$3] AS ids
           FROM (SELECT {_k(LOCAL_PART, 'i')} AS lp, {_k(NAME_KEY, 'c')} AS nk, i.customer_id
@@ -90,12 +90,16 @@ _GROUPS = {
         HAVING count(*) > 1 AND {_k(NAME_KEY, 'c')} <> ''
          ORDER BY c.organization_id, {_k(NAME_KEY, 'c')} LIMIT $4""",
 }
+#: reasons whose groups have a one-part key ($1; then members $2, limit $3)
+_ONE_KEY = frozenset({"same_wechat_unionid", "same_phone"})
 _NO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
 async def groups(conn: Any, reason: str, *, after: tuple[str, str] | None, members: int, limit: int) -> list[Any]:
     """The next ``limit`` groups of customers sharing ``reason``'s key, after the key ``after``."""
     key, key2 = after if after is not None else ((_NO_UUID if reason == "same_name_and_organization" else ""), "")
+    if reason in _ONE_KEY:
+        return await conn.fetch(_GROUPS[reason], key, members, limit)
     return await conn.fetch(_GROUPS[reason], key, key2, members, limit)
 
 

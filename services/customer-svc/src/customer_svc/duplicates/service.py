@@ -67,15 +67,20 @@ async def candidates(conn: Any, *, customer_id: uuid.UUID, principal: Principal)
     return {"items": items, "next_cursor": None}
 
 
-def encode_cursor(reason_index: int, key: tuple[str, str] | None) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([reason_index, list(key) if key else None])).decode().rstrip("=")
+def encode_cursor(reason_index: int, key: tuple[str, str] | None, skip: int = 0) -> str:
+    """Where the walk goes on: the reason, the key of the last group fully listed (None: from the
+    start of the reason) and how many pairs of the next group were listed already."""
+    raw = orjson.dumps([reason_index, list(key) if key else None, skip])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[int, tuple[str, str] | None]:
+def decode_cursor(cursor: str) -> tuple[int, tuple[str, str] | None, int]:
     try:
-        index, key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        index, key, skip = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(index, int) or not 0 <= index < len(REASONS):
             raise ValueError("reason")
+        if not isinstance(skip, int) or not 0 <= skip < GROUP_MEMBERS * GROUP_MEMBERS:
+            raise ValueError("skip")
         if key is not None:
             first, second = key
             if not isinstance(first, str) or not isinstance(second, str) or "\x00" in first + second:
@@ -83,7 +88,7 @@ def decode_cursor(cursor: str) -> tuple[int, tuple[str, str] | None]:
             if _REASON_NAMES[index] == "same_name_and_organization":
                 uuid.UUID(first)
             key = (first, second)
-        return index, key
+        return index, key, skip
     except Exception as exc:
         raise Problem(400, "invalid-cursor", "Invalid cursor", "The cursor is malformed.") from exc
 
@@ -92,7 +97,7 @@ async def pairs(conn: Any, *, limit: int, cursor: str | None, principal: Princip
     """Pairs across the base, strongest reason first, then by the shared key; each pair once,
     under its strongest reason, with all its reasons; dismissed pairs left out."""
     require_supervisor(principal)
-    index, after = decode_cursor(cursor) if cursor else (0, None)
+    index, after, skip = decode_cursor(cursor) if cursor else (0, None, 0)
     found: list[tuple[uuid.UUID, uuid.UUID, dict[str, str | None]]] = []
     next_cursor = None
     for _ in range(MAX_ROUNDS):
@@ -101,20 +106,23 @@ async def pairs(conn: Any, *, limit: int, cursor: str | None, principal: Princip
         reason = _REASON_NAMES[index]
         groups = await repository.groups(conn, reason, after=after, members=GROUP_MEMBERS, limit=limit)
         for group in groups:
-            page = await _pairs_of_group(conn, reason, sorted(group["ids"]))
-            found += page[:limit - len(found)]
+            listed = (await _pairs_of_group(conn, reason, sorted(group["ids"])))[skip:]
+            taken = listed[:limit - len(found)]
+            found += taken
+            if len(taken) < len(listed):  # the page ends inside this group
+                next_cursor = encode_cursor(index, after, skip + len(taken))
+                break
+            after, skip = (group["key"], group["key2"]), 0
             if len(found) >= limit:
-                next_cursor = encode_cursor(index, (group["key"], group["key2"]))
+                next_cursor = encode_cursor(index, after)
                 break
         if next_cursor is not None:
             break
-        if len(groups) == limit:  # more groups of this reason may follow
-            after = (groups[-1]["key"], groups[-1]["key2"])
-        else:
-            index, after = index + 1, None
+        if len(groups) < limit:  # this reason is done
+            index, after, skip = index + 1, None, 0
     else:  # a page of mostly dismissed pairs: stop here, the cursor goes on from where the walk is
         if index < len(REASONS):
-            next_cursor = encode_cursor(index, after)
+            next_cursor = encode_cursor(index, after, skip)
     ids = list({cid for a, b, _ in found for cid in (a, b)})
     rendered = await _render(conn, await repository.live_customers(conn, ids), principal)
     items = [{"first": rendered[a], "second": rendered[b], "confidence": combined(reasons),
