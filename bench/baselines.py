@@ -4,10 +4,14 @@
   one uvicorn worker (uvloop, httptools) on this machine.
 * ``insert_app``: FastAPI validating the same ~600-byte ticket body with pydantic and doing
   one raw asyncpg single-row INSERT (pool of 10): the floor any intake path compares with.
+* ``select_app``: FastAPI reading one customer row by primary key with raw asyncpg (pool of
+  10) and answering it as JSON: the floor any single-customer read (the 360 view,
+  ``bench/customers.py``) compares with.
 
 Run with ``uvicorn --factory bench.baselines:hello_app`` / ``insert_app`` from the repository
 root; the insert app reads its DSN from ``BENCH_DSN`` (a plain ``postgresql://`` URL) and
-expects the table from ``SCHEMA`` (``bench/run.py`` creates it).
+expects the table from ``SCHEMA`` (``bench/run.py`` creates it); the select app reads
+customer-svc's ``customers`` table at ``BENCH_DSN``.
 """
 
 import contextlib
@@ -93,5 +97,35 @@ def insert_app():
                 ticket_id, body.subject, body.model_dump_json(),
             )
         return {"id": str(ticket_id), "status": "new", "priority": body.priority}
+
+    return app
+
+
+def select_app():
+    import asyncpg
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        app.state.pool = await asyncpg.create_pool(os.environ["BENCH_DSN"], min_size=10, max_size=10)
+        yield
+        await app.state.pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/v1/customers/{customer_id}")
+    async def read(customer_id: uuid.UUID):
+        async with app.state.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT id, name, tier, language, created_at FROM customers WHERE id = $1",
+                                      customer_id)
+        if row is None:
+            return JSONResponse({"title": "Not found"}, status_code=404)
+        return {"id": str(row["id"]), "name": row["name"], "tier": row["tier"], "language": row["language"],
+                "created_at": row["created_at"].isoformat()}
 
     return app
