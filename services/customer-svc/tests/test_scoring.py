@@ -139,6 +139,32 @@ async def test_a_customer_marked_again_while_scored_stays_dirty(quiet, pool):
         assert await conn.fetchval("SELECT count(*) FROM insight_dirty") == 0
 
 
+async def test_a_customer_whose_scoring_fails_does_not_hold_back_the_batch(quiet, pool, monkeypatch):
+    from customer_svc.insights import ChurnSettings, RfmSettings
+    from customer_svc.scoring import repository, service
+
+    bad, good = uuid.UUID(await customer(quiet, "P1")), uuid.UUID(await customer(quiet, "P2"))
+    merged = uuid.UUID(await customer(quiet, "P3"))
+    real = service.score
+
+    def failing(facts, stored, ctx):
+        if facts.customer_id == bad:
+            raise ValueError("broken facts")
+        return real(facts, stored, ctx)
+
+    monkeypatch.setattr(service, "score", failing)
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE customers SET merged_into = $1 WHERE id = $2", good, merged)
+        await repository.mark_many_dirty(conn, [bad, good, merged])
+    leased = await service.score_dirty(pool, limit=10, lease_s=60, rfm=RfmSettings(), churn=ChurnSettings(), rates={},
+                                       as_of=AS_OF)
+    assert leased == 3
+    async with pool.acquire() as conn:
+        # the failing customer stays leased for a later try; the merged one is forgotten unscored
+        assert [r["customer_id"] for r in await conn.fetch("SELECT customer_id FROM insight_dirty")] == [bad]
+        assert await conn.fetchval("SELECT array_agg(customer_id) FROM customer_insights") == [good]
+
+
 # --------------------------------------------------------------------------- churn episodes
 
 

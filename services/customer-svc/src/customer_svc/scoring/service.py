@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
+
 from helpdesk_common import events
 from helpdesk_common.outbox import enqueue_raw
 
@@ -60,6 +62,7 @@ from .settings import InsightRunSettings
 log = logging.getLogger(__name__)
 
 SOURCE = "customer-svc"
+_CONNECTION_ERRORS = (asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError, OSError)
 #: who changes a tier when a rule decides it (customer.updated's actor, the timeline's)
 ACTOR = "system:insights"
 _DAY = timedelta(days=1)
@@ -365,12 +368,13 @@ async def apply_effects(conn: Any, results: Sequence[Result], stored: dict[uuid.
 async def score_customers(conn: Any, customer_ids: Sequence[uuid.UUID], ctx: Context) -> Outcome:
     """Rescore these customers in the caller's transaction: lock their stored scores (so two
     replicas take turns), read their facts, write the new scores and what follows."""
-    if not customer_ids:
+    # a customer merged away (or gone) is not scored: its survivor is
+    rows = await repository.customers_of(conn, customer_ids)
+    if not rows:
         return Outcome()
-    locked = await repository.lock_insights(conn, customer_ids)
+    locked = await repository.lock_insights(conn, [r["id"] for r in rows])
     stored = {r["customer_id"]: Stored(segment=r["segment"], churn_score=r["churn_score"],
                                        episode_active=r["churn_episode_active"]) for r in locked}
-    rows = await repository.customers_of(conn, customer_ids)
     facts = await gather(conn, rows, ctx)
     results = [score(f, stored.get(f.customer_id, Stored()), ctx) for f in facts]
     await repository.write_insights(conn, [stored_row(r) for r in results], at=ctx.as_of)
@@ -393,11 +397,28 @@ async def score_dirty(pool: Any, *, limit: int, lease_s: float, rfm: RfmSettings
                                                                                       lease_s=lease_s)]
         if not leased:
             return 0
-        async with conn.transaction():
-            ctx = await load_context(conn, as_of=as_of or _now(), rfm=rfm, churn=churn, rates=rates)
-            outcome = await score_customers(conn, [c for c, _ in leased], ctx)
-            await repository.release_dirty(conn, leased)
-    log.debug("insights scored", extra={"scored": outcome.scored, "segments": outcome.segment_changes})
+        moment = as_of or _now()
+        try:
+            async with conn.transaction():
+                ctx = await load_context(conn, as_of=moment, rfm=rfm, churn=churn, rates=rates)
+                await score_customers(conn, [c for c, _ in leased], ctx)
+                await repository.release_dirty(conn, leased)
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception:
+            # one customer's facts break the batch: score them one by one, so the others are not
+            # held back; the failing one keeps its lease and is tried again when it runs out
+            log.exception("insight batch failed; scoring its customers one by one")
+            for pair in leased:
+                try:
+                    async with conn.transaction():
+                        ctx = await load_context(conn, as_of=moment, rfm=rfm, churn=churn, rates=rates)
+                        await score_customers(conn, [pair[0]], ctx)
+                        await repository.release_dirty(conn, [pair])
+                except _CONNECTION_ERRORS:
+                    raise
+                except Exception:
+                    log.exception("insight scoring failed", extra={"customer_id": str(pair[0])})
     return len(leased)
 
 
