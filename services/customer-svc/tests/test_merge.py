@@ -124,6 +124,8 @@ async def test_merge_moves_everything_once(api, db):
     added = await api.post(f"/v1/customers/{b}/identities", json={"kind": "email", "value": "b@example.com"},
                            headers=SUPERVISOR)
     assert added.status_code == 410
+    late_order = await api.post(f"/v1/customers/{b}/orders", json={**order, "external_id": "SO-2"}, headers=SUPERVISOR)
+    assert late_order.status_code == 404  # recorded for the survivor, never onto a tombstone
     listed = (await api.get("/v1/customers", params={"q": "Zhang San"}, headers=AGENT)).json()["items"]
     assert listed == []
     by_phone = (await api.get("/v1/customers", params={"phone": "13800138000"}, headers=AGENT)).json()["items"]

@@ -50,4 +50,7 @@ async def page_of_customer(conn: Any, customer_id: uuid.UUID, *, limit: int,
 
 
 async def customer_exists(conn: Any, customer_id: uuid.UUID) -> bool:
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)", customer_id))
+    """A customer that orders and behaviour events may be recorded for: not a merged tombstone
+    (they would sit where no reader looks; the survivor is the one to record them for)."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1 AND merged_into IS NULL)",
+                                    customer_id))
