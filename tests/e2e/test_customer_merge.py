@@ -77,6 +77,11 @@ async def test_email_and_wechat_tickets_land_on_one_customer_after_a_merge(
 
     assert await eventually(both_on_survivor, timeout=60)
 
+    # duplicate suggestions are routed by the gateway, for supervisors
+    listed = await gw.get("/v1/customer-duplicates", params={"limit": 5}, headers=supervisor)
+    assert listed.status_code == 200 and "next_cursor" in listed.json(), listed.text
+    assert (await gw.get("/v1/customer-duplicates", headers=agent)).status_code == 403
+
     gone = await gw.get(f"/v1/customers/{merged}", headers=supervisor)
     assert gone.status_code == 410, gone.text
     assert gone.headers["content-type"] == "application/problem+json"

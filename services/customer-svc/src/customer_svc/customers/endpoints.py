@@ -13,6 +13,7 @@ from helpdesk_common import concurrency
 from helpdesk_common.app import ACCEPTS_ANY_QUERY, runtime_of, unknown_query_names
 from helpdesk_common.concurrency import IfMatch
 from helpdesk_common.identity import CurrentPrincipal, require_user
+from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 
@@ -23,6 +24,9 @@ from . import service
 from .schemas import CustomerCreate, CustomerListQuery, CustomerPage, CustomerRead, CustomerUpdate
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
+#: what a route naming a merged customer answers (docs/customers.md, "Merge")
+MERGED = problem_responses(410, _410="The customer was merged into another: `survivor_id` names it "
+                                     "(`customer-merged`).")
 etag = concurrency.etag
 
 _LIST_PARAMETERS = frozenset(CustomerListQuery.model_fields)
@@ -91,7 +95,8 @@ async def create_customer(request: Request, body: CustomerCreate, principal: Cur
     return JSONBytesResponse(found, status_code=201, headers=headers)
 
 
-@router.get("/{customer_id}", response_model=CustomerRead, summary="Read a customer with its identities")
+@router.get("/{customer_id}", response_model=CustomerRead, responses=MERGED,
+            summary="Read a customer with its identities")
 async def get_customer(request: Request, customer_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
     require_user(principal)
     async with runtime_of(request).raw_connection() as conn:
@@ -99,7 +104,7 @@ async def get_customer(request: Request, customer_id: uuid.UUID, principal: Curr
     return JSONBytesResponse(body, headers={"ETag": etag(body["version"])})
 
 
-@router.patch("/{customer_id}", response_model=CustomerRead,
+@router.patch("/{customer_id}", response_model=CustomerRead, responses=MERGED,
               summary="Change a customer's profile (If-Match: its version; agents change name and notes only)")
 async def update_customer(
     request: Request, customer_id: uuid.UUID, update: CustomerUpdate, principal: CurrentPrincipal,

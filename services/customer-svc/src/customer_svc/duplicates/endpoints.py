@@ -13,13 +13,14 @@ from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.responses import JSONBytesResponse
 
+from ..customers.endpoints import MERGED
 from . import service
 from .schemas import CandidatePage, DismissIn, PairPage, PairQuery
 
 router = APIRouter(tags=["customers"])
 
 
-@router.get("/v1/customers/{customer_id}/duplicates", response_model=CandidatePage,
+@router.get("/v1/customers/{customer_id}/duplicates", response_model=CandidatePage, responses=MERGED,
             summary="Customers that are probably the same person, most probable first (supervisors and admins)")
 async def customer_duplicates(request: Request, customer_id: uuid.UUID,
                               principal: CurrentPrincipal) -> JSONBytesResponse:

@@ -13,6 +13,7 @@ from helpdesk_common.concurrency import IfMatch, etag
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.responses import JSONBytesResponse
 
+from ..customers.endpoints import MERGED
 from ..customers.schemas import CustomerRead, IdentityIn
 from ..idempotency import service as idempotency
 from ..idempotency.service import IdempotencyKey
@@ -23,7 +24,8 @@ router = APIRouter(prefix="/v1/customers/{customer_id}/identities", tags=["custo
 
 @router.post("", response_model=CustomerRead, status_code=201,
              summary="Add an identity (unique across customers: 409 when another customer has it)",
-             responses={200: {"description": "The customer had the identity already", "model": CustomerRead}})
+             responses={200: {"description": "The customer had the identity already", "model": CustomerRead},
+                        **MERGED})
 async def add_identity(request: Request, customer_id: uuid.UUID, body: IdentityIn, principal: CurrentPrincipal,
                        if_match: IfMatch = None, idempotency_key: IdempotencyKey = None) -> JSONBytesResponse:
     require_user(principal)
@@ -42,7 +44,7 @@ async def add_identity(request: Request, customer_id: uuid.UUID, body: IdentityI
     return JSONBytesResponse(found, status_code=201 if added else 200, headers=headers)
 
 
-@router.delete("/{identity_id}", response_model=CustomerRead,
+@router.delete("/{identity_id}", response_model=CustomerRead, responses=MERGED,
                summary="Remove an identity (never the customer's last one: 409)")
 async def remove_identity(request: Request, customer_id: uuid.UUID, identity_id: uuid.UUID,
                           principal: CurrentPrincipal, if_match: IfMatch = None) -> JSONBytesResponse:

@@ -12,6 +12,7 @@ from helpdesk_common.concurrency import etag
 from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.responses import JSONBytesResponse
 
+from ..customers.endpoints import MERGED
 from ..customers.schemas import CustomerRead
 from ..idempotency import service as idempotency
 from ..idempotency.service import IdempotencyKey
@@ -45,7 +46,7 @@ async def merge_customer(request: Request, customer_id: uuid.UUID, body: MergeIn
 
 
 @router.post("/identities/{identity_id}/unmerge", response_model=CustomerRead, status_code=201,
-             responses={200: {"description": "Moved to target_customer_id", "model": CustomerRead}},
+             responses={200: {"description": "Moved to target_customer_id", "model": CustomerRead}, **MERGED},
              summary="Split an identity off onto another or a new customer (supervisors and admins); "
                      "the customer that holds it now")
 async def split_identity(request: Request, customer_id: uuid.UUID, identity_id: uuid.UUID, body: SplitIn,
