@@ -162,12 +162,14 @@ async def test_who_may_read_it(api):
 def test_totals_convert_what_has_a_rate():
     from decimal import Decimal
 
-    rows = [{"currency": "CNY", "count": 2, "amount": Decimal("10.5"), "last_at": NOW, "scanned": 4},
-            {"currency": "JPY", "count": 1, "amount": Decimal("1000"), "last_at": NOW, "scanned": 4},
-            {"currency": "USD", "count": 1, "amount": Decimal("3"), "last_at": NOW, "scanned": 4}]
+    rows = [{"currency": "CNY", "count": 2, "amount": Decimal("10.5"), "last_at": NOW, "scanned": 3},
+            {"currency": "EUR", "count": 0, "amount": Decimal("0"), "last_at": None, "scanned": 2},  # all cancelled
+            {"currency": "JPY", "count": 1, "amount": Decimal("1000"), "last_at": NOW, "scanned": 1},
+            {"currency": "USD", "count": 1, "amount": Decimal("3"), "last_at": NOW, "scanned": 1}]
     part = overview.orders_part(rows, None, base_currency="CNY", rates={"USD": Decimal("7.1")})
     assert (part["count"], part["total_amount"], part["unconverted_currencies"]) == (4, "31.80", ["JPY"])
+    assert [c["currency"] for c in part["by_currency"]] == ["CNY", "JPY", "USD"] and part["complete"] is True
     assert orjson.loads(orjson.dumps(part["by_currency"]))[1] == {"currency": "JPY", "count": 1, "amount": "1000"}
-    full = overview.orders_part([{**rows[0], "scanned": overview.ORDER_SCAN_LIMIT}], None, base_currency="CNY",
-                                rates={})
+    full = overview.orders_part([{**rows[0], "scanned": overview.ORDER_SCAN_LIMIT - 1}, rows[1]], None,
+                                base_currency="CNY", rates={})
     assert full["complete"] is False
