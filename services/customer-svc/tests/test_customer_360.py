@@ -93,7 +93,7 @@ async def test_the_360_view_gathers_every_part(no_insight_worker, api, raw):
     await raw.execute("INSERT INTO surveys (id, kind, customer_id, status, send_at, answered_at, score, comment) "
                       "VALUES ($1, 'nps', $2, 'answered', $3, $3, 6, 'ok')", uuid.uuid4(), customer_id,
                       NOW - timedelta(days=7))
-    reasons = [{"factor": "sla_breaches", "contribution": 20,
+    reasons = [{"factor": "sla_breaches", "points": 20,  # the stored shape (scoring.service.stored_reason)
                 "message": {"en": "2 tickets breached an SLA", "zh-CN": "2个工单违反了SLA"}}]
     await raw.execute(
         "INSERT INTO customer_insights (customer_id, recency_days, frequency, monetary, r, f, m, segment, rfm_at, "
