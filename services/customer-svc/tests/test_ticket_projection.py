@@ -162,6 +162,11 @@ async def test_resolution_links_the_ticket_and_ticket_svc_relinks_it(raw, db):
     dirty = {r["customer_id"] for r in await rows(db, "SELECT customer_id FROM insight_dirty")}
     assert {first, second} <= dirty
 
+    unknown = uuid.uuid4()  # a resolution without a projected ticket makes no row (no phantom open ticket)
+    async with raw.transaction():
+        await facts.customer_resolved(raw, ticket_id=unknown, customer_id=first)
+    assert await projected(db, unknown) is None
+
 
 async def test_updates_assignment_merge_and_care_tasks(raw, db):
     customer_id = await insert_customer(raw)

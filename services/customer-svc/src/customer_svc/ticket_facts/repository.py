@@ -31,3 +31,10 @@ async def update(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any]) -> Any
     return await conn.fetchrow(
         f"UPDATE customer_tickets SET {sets}updated_at = clock_timestamp() WHERE ticket_id = $1 RETURNING *",
         ticket_id, *(values[n] for n in names))
+
+
+async def link_if_unknown(conn: Any, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> Any:
+    """Give a projected ticket its customer unless it has one; the row when it changed, else None."""
+    return await conn.fetchrow(
+        "UPDATE customer_tickets SET customer_id = $2, updated_at = clock_timestamp() "
+        "WHERE ticket_id = $1 AND customer_id IS NULL RETURNING *", ticket_id, customer_id)

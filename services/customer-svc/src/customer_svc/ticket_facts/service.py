@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from helpdesk_common import events
@@ -197,11 +197,12 @@ async def ticket_created(conn: Any, data: events.TicketCreatedData) -> None:
 
 
 async def customer_resolved(conn: Any, *, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
-    """customer-svc resolved the ticket's requester (in the transaction of ``ticket.created``):
-    the ticket is that customer's unless the ticket already named one (ticket-svc's link wins)."""
-    row, _ = await repository.lock_or_placeholder(conn, ticket_id, at=datetime.now(UTC))
-    if row["customer_id"] is None:
-        row = await repository.update(conn, ticket_id, {"customer_id": customer_id})
+    """customer-svc resolved the ticket's requester (in the transaction of ``ticket.created``,
+    after the projection's own handler made the row): the ticket is that customer's unless it
+    already names one (ticket-svc's link wins). Without a projected ticket (a resolution outside
+    the consumer) nothing is made up: a placeholder here would be an open ticket nobody has."""
+    row = await repository.link_if_unknown(conn, ticket_id, customer_id)
+    if row is not None:
         await _note_creation(conn, row)
 
 
