@@ -101,7 +101,11 @@ async def test_merge_moves_everything_once(api, db):
     assert (str(merged_entry.customer_id), str(merged_entry.ref_id)) == (a, b)
 
     emitted = (await outbox(db))[len(before):]
-    assert [(key, e.type) for key, e in emitted] == [(a, "customer.merged"), (a, "customer.updated")]
+    async with db.connect() as conn:
+        moved_ticket = str((await conn.execute(text("SELECT ticket_id FROM customer_tickets"))).scalar())
+    assert [(key, e.type) for key, e in emitted] == [(a, "customer.merged"), (a, "customer.updated"),
+                                                     (moved_ticket, "customer.requester_resolved")]
+    assert (str(emitted[2][1].data.customer_id), emitted[2][1].data.created) == (a, False)
     event = emitted[0][1].data
     assert (str(event.survivor_id), str(event.merged_id), event.actor) == (a, b, "user:u3")
     assert {(i.kind, i.value) for i in event.identities} == {("phone", "+8613800138000"), ("wechat_openid", "o-zhang")}
@@ -112,7 +116,7 @@ async def test_merge_moves_everything_once(api, db):
     # a retry answers the survivor and changes nothing
     again = await api.post(f"/v1/customers/{a}/merge", json={"source_id": b}, headers=ADMIN)
     assert again.status_code == 200 and again.json() == body
-    assert len(await outbox(db)) == len(before) + 2
+    assert len(await outbox(db)) == len(before) + 3
     assert await scalar(db, "SELECT count(*) FROM customer_merges") == 1
 
     # the merged id is a tombstone naming the survivor; searches leave it out

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 #: tables whose rows simply change owner (the name is the audit's key in ``moved``)
-_MOVED_TABLES = ("orders", "surveys", "customer_tickets", "customer_timeline")
+_MOVED_TABLES = ("orders", "surveys", "customer_timeline")
 
 
 def _count(status: str) -> int:
@@ -32,6 +32,13 @@ async def move_rows(conn: Any, *, merged_id: uuid.UUID, survivor_id: uuid.UUID) 
         moved[table] = _count(await conn.execute(
             f"UPDATE {table} SET customer_id = $2 WHERE customer_id = $1", merged_id, survivor_id))
     return moved
+
+
+async def move_tickets(conn: Any, *, merged_id: uuid.UUID, survivor_id: uuid.UUID) -> list[uuid.UUID]:
+    """The ticket projection follows the survivor; the ids of the tickets moved."""
+    rows = await conn.fetch("UPDATE customer_tickets SET customer_id = $2 WHERE customer_id = $1 RETURNING ticket_id",
+                            merged_id, survivor_id)
+    return [r["ticket_id"] for r in rows]
 
 
 async def move_interactions(conn: Any, *, merged_id: uuid.UUID, survivor_id: uuid.UUID) -> tuple[int, int]:

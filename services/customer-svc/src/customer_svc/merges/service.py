@@ -87,6 +87,8 @@ async def merge(conn: Any, *, survivor_id: uuid.UUID, merged_id: uuid.UUID,
 
     moved_identities = await repository.move_identities(conn, merged_id=merged_id, survivor_id=survivor_id)
     moved = await repository.move_rows(conn, merged_id=merged_id, survivor_id=survivor_id)
+    tickets = await repository.move_tickets(conn, merged_id=merged_id, survivor_id=survivor_id)
+    moved["customer_tickets"] = len(tickets)
     moved["interactions"], moved["interactions_dropped"] = await repository.move_interactions(
         conn, merged_id=merged_id, survivor_id=survivor_id)
     moved["identities"] = len(moved_identities)
@@ -113,8 +115,23 @@ async def merge(conn: Any, *, survivor_id: uuid.UUID, merged_id: uuid.UUID,
         source=customers.SOURCE, subject=str(survivor_id),
         data=events.CustomerMergedData(survivor_id=survivor_id, merged_id=merged_id, actor=principal.ref,
                                        at=audit["at"], identities=[events.Identity(**p) for p in pairs]),
-    ), customers.updated_event(row, customers.changes_of(survivor, values), actor=principal.ref))
+    ), customers.updated_event(row, customers.changes_of(survivor, values), actor=principal.ref),
+        *relinked(tickets, survivor_id))
     return await customers.read(conn, row, principal)
+
+
+def relinked(ticket_ids: list[uuid.UUID], survivor_id: uuid.UUID) -> list[events.CustomerRequesterResolved]:
+    """The survivor as the requester of each ticket the merged customer had, keyed by the ticket.
+
+    ticket-svc re-points tickets on ``customer.merged`` already; these close a race it cannot see:
+    a resolution to the merged customer committed just before the merge is on the ticket's key,
+    ``customer.merged`` on the survivor's, and ticket-svc may apply them in either order. On the
+    ticket's key this event comes after that resolution, so the ticket ends on the survivor (and
+    ticket-svc changes nothing where it is there already)."""
+    return [events.CustomerRequesterResolved(
+        source=customers.SOURCE, subject=str(ticket_id),
+        data=events.CustomerRequesterResolvedData(ticket_id=ticket_id, customer_id=survivor_id, created=False),
+    ) for ticket_id in ticket_ids]
 
 
 async def split_identity(conn: Any, *, customer_id: uuid.UUID, identity_id: uuid.UUID,
