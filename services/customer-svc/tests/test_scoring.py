@@ -404,6 +404,27 @@ async def test_the_full_run_and_the_incremental_path_agree(quiet, pool, db):
     assert ranked == 6 and len(await outbox(db, "customer.segment_changed")) - events_before == ranked
 
 
+async def test_the_full_runs_read_ahead_never_overwrites_a_newer_score(quiet, pool):
+    """The full run reads a batch's facts before its transaction; a customer the incremental
+    worker scored in between (from newer facts) is read again under the lock."""
+    from customer_svc.insights import ChurnSettings, RfmSettings
+    from customer_svc.scoring import service
+
+    cid = await customer(quiet, "A1")
+    await regular_buyer(quiet, cid, last_days_ago=100)
+    async with pool.acquire() as conn:
+        ctx = await service.load_context(conn, as_of=AS_OF, rfm=RfmSettings(), churn=ChurnSettings(), rates={})
+        ahead = await service.prefetch(conn, [uuid.UUID(cid)], ctx)
+    assert ahead.facts[0].breached_recent == 0
+    for days in (20, 10):  # new facts, scored by the incremental path meanwhile
+        await ticket(pool, cid, created_at=AS_OF - timedelta(days=days), breached_at=AS_OF - timedelta(days=days - 1))
+    await score_now(pool, [cid], as_of=AS_OF - timedelta(seconds=1))
+    assert (await stored(pool, cid))["churn_score"] == 77
+    async with pool.acquire() as conn, conn.transaction():
+        outcome = await service.score_customers(conn, [uuid.UUID(cid)], ctx, ahead)
+    assert outcome.episodes_ended == 0 and (await stored(pool, cid))["churn_score"] == 77
+
+
 # --------------------------------------------------------------------------- full runs through the API
 
 

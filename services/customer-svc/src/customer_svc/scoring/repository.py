@@ -194,8 +194,15 @@ async def lock_insights(conn: Any, customer_ids: Sequence[uuid.UUID]) -> list[An
     await conn.execute("INSERT INTO customer_insights (customer_id) SELECT unnest($1::uuid[]) "
                        "ON CONFLICT (customer_id) DO NOTHING", ids)
     return await conn.fetch(
-        "SELECT customer_id, segment, r, f, m, churn_score, churn_episode_active FROM customer_insights "
+        "SELECT customer_id, segment, r, f, m, churn_score, churn_episode_active, churn_at FROM customer_insights "
         "WHERE customer_id = ANY($1::uuid[]) ORDER BY customer_id FOR UPDATE", ids)
+
+
+async def scored_at(conn: Any, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime | None]:
+    """When each customer was last scored (the full run's read-ahead compares it under the lock)."""
+    rows = await conn.fetch("SELECT customer_id, churn_at FROM customer_insights WHERE customer_id = ANY($1::uuid[])",
+                            list(customer_ids))
+    return {r["customer_id"]: r["churn_at"] for r in rows}
 
 
 async def write_insights(conn: Any, rows: Sequence[dict[str, Any]], *, at: datetime) -> None:

@@ -12,6 +12,7 @@ which owns its batches' transactions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import defaultdict
@@ -292,12 +293,14 @@ class Outcome:
 
 
 def segment_event(result: Result, previous: str | None, at: datetime) -> events.CustomerSegmentChanged:
+    """Built without validation (``model_construct``): every value is a segment key or a 1-5 score
+    made here, and the first full run emits one per ranked customer (a million at most)."""
     scores = result.scores
-    return events.CustomerSegmentChanged(source=SOURCE, subject=str(result.facts.customer_id),
-                                         data=events.SegmentChangedData(
-        customer_id=result.facts.customer_id, previous=previous,
-        segment=result.segment.key if result.segment else None, r=scores.r if scores else None,
-        f=scores.f if scores else None, m=scores.m if scores else None, at=at))
+    return events.CustomerSegmentChanged.model_construct(
+        source=SOURCE, subject=str(result.facts.customer_id), data=events.SegmentChangedData.model_construct(
+            customer_id=result.facts.customer_id, previous=previous,
+            segment=result.segment.key if result.segment else None, r=scores.r if scores else None,
+            f=scores.f if scores else None, m=scores.m if scores else None, at=at))
 
 
 def churn_event(result: Result, previous: int | None, at: datetime) -> events.InsightChurnRiskChanged:
@@ -365,18 +368,57 @@ async def apply_effects(conn: Any, results: Sequence[Result], stored: dict[uuid.
     return outcome
 
 
-async def score_customers(conn: Any, customer_ids: Sequence[uuid.UUID], ctx: Context) -> Outcome:
-    """Rescore these customers in the caller's transaction: lock their stored scores (so two
-    replicas take turns), read their facts, write the new scores and what follows."""
-    # a customer merged away (or gone) is not scored: its survivor is
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """A batch's customers and facts read ahead of its transaction (the full run reads the next
+    batch while it writes this one), with when each was last scored: a customer scored by the
+    incremental worker in between is read again under the lock, so a newer score is never
+    overwritten from older facts."""
+
+    rows: list[Any]
+    facts: list[Facts]
+    scored_at: dict[uuid.UUID, datetime | None]
+
+
+async def prefetch(conn: Any, customer_ids: Sequence[uuid.UUID], ctx: Context) -> Prefetched:
     rows = await repository.customers_of(conn, customer_ids)
+    scored_at = await repository.scored_at(conn, [r["id"] for r in rows])
+    return Prefetched(rows=list(rows), facts=await gather(conn, rows, ctx), scored_at=scored_at)
+
+
+def _score_all(facts: Sequence[Facts], stored: dict[uuid.UUID, Stored], ctx: Context) -> list[Result]:
+    return [score(f, stored.get(f.customer_id, Stored()), ctx) for f in facts]
+
+
+#: batches at least this large are scored in a worker thread, so the event loop keeps the
+#: database busy meanwhile (the full run's read-ahead)
+_THREAD_FROM = 200
+
+
+async def score_customers(conn: Any, customer_ids: Sequence[uuid.UUID], ctx: Context,
+                          prefetched: Prefetched | None = None) -> Outcome:
+    """Rescore these customers in the caller's transaction: lock their stored scores (so two
+    replicas take turns), read their facts (or take them read ahead), write the new scores and
+    what follows."""
+    # a customer merged away (or gone) is not scored: its survivor is
+    rows = prefetched.rows if prefetched is not None else await repository.customers_of(conn, customer_ids)
     if not rows:
         return Outcome()
     locked = await repository.lock_insights(conn, [r["id"] for r in rows])
     stored = {r["customer_id"]: Stored(segment=r["segment"], churn_score=r["churn_score"],
                                        episode_active=r["churn_episode_active"]) for r in locked}
-    facts = await gather(conn, rows, ctx)
-    results = [score(f, stored.get(f.customer_id, Stored()), ctx) for f in facts]
+    if prefetched is None:
+        facts = await gather(conn, rows, ctx)
+    else:
+        now_scored = {r["customer_id"]: r["churn_at"] for r in locked}
+        stale = {cid for cid, at in now_scored.items() if at != prefetched.scored_at.get(cid)}
+        facts = [f for f in prefetched.facts if f.customer_id not in stale]
+        if stale:
+            facts += await gather(conn, [r for r in rows if r["id"] in stale], ctx)
+    if len(facts) >= _THREAD_FROM:
+        results = await asyncio.to_thread(_score_all, facts, stored, ctx)
+    else:
+        results = _score_all(facts, stored, ctx)
     await repository.write_insights(conn, [stored_row(r) for r in results], at=ctx.as_of)
     return await apply_effects(conn, results, stored, at=ctx.as_of)
 
@@ -458,22 +500,45 @@ async def recompute_all(pool_or_conn: Any, as_of: datetime | None = None, *, rfm
     as_of = as_of or _now()
     pool = as_pool(pool_or_conn)
     total = Outcome()
+
+    def add(outcome: Outcome) -> None:
+        for name in ("scored", "segment_changes", "episodes_started", "episodes_ended", "tier_changes"):
+            setattr(total, name, getattr(total, name) + getattr(outcome, name))
+
     async with pool.acquire() as conn:
         async with conn.transaction():
             await recompute_boundaries(conn, as_of=as_of, rfm=rfm, rates=settings.rates)
             ctx = await load_context(conn, as_of=as_of, rfm=rfm, churn=churn, rates=settings.rates)
-        after: uuid.UUID | None = None
-        while True:
-            ids = await repository.customer_ids_after(conn, after, settings.full_batch)
-            if not ids:
-                break
-            async with conn.transaction():
-                outcome = await score_customers(conn, ids, ctx)
-            after = ids[-1]
-            for name in ("scored", "segment_changes", "episodes_started", "episodes_ended", "tier_changes"):
-                setattr(total, name, getattr(total, name) + getattr(outcome, name))
-            if on_batch is not None:
-                await on_batch(total.scored, as_of)
+        if isinstance(pool, _Single) or pool.get_max_size() < 2:
+            after: uuid.UUID | None = None
+            while ids := await repository.customer_ids_after(conn, after, settings.full_batch):
+                async with conn.transaction():
+                    add(await score_customers(conn, ids, ctx))
+                after = ids[-1]
+                if on_batch is not None:
+                    await on_batch(total.scored, as_of)
+        else:
+            # a second connection reads the next batch's facts while this one writes
+            async with pool.acquire() as reader:
+                async def read(after: uuid.UUID | None) -> tuple[list[uuid.UUID], Prefetched | None]:
+                    ids = await repository.customer_ids_after(reader, after, settings.full_batch)
+                    return ids, (await prefetch(reader, ids, ctx) if ids else None)
+
+                pending = asyncio.create_task(read(None))
+                try:
+                    while True:
+                        ids, ahead = await pending
+                        if not ids:
+                            break
+                        pending = asyncio.create_task(read(ids[-1]))
+                        async with conn.transaction():
+                            add(await score_customers(conn, ids, ctx, ahead))
+                        if on_batch is not None:
+                            await on_batch(total.scored, as_of)
+                finally:
+                    if not pending.done():
+                        pending.cancel()
+                    await asyncio.gather(pending, return_exceptions=True)
         await repository.note_full_run(conn, _now())
     log.info("insights full run", extra={"scored": total.scored, "segment_changes": total.segment_changes,
                                          "episodes_started": total.episodes_started,
