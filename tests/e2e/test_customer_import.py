@@ -50,11 +50,12 @@ def file_row(index: int) -> int:
     return index + 2
 
 
-def customer_rows(run: str, organization: str) -> tuple[list[list], dict[int, str], list[str]]:
-    """(rows with header, {file row: bad column header}, external ids of the good customers)."""
+def customer_rows(run: str, organization: str) -> tuple[list[list], dict[int, tuple[str, str]], list[str]]:
+    """(rows with header, {file row: (bad column header, part of the message)}, external ids of
+    the good customers)."""
     bad = bad_positions(seed=0)
     kinds = ["email", "phone", "external_id", "organization", "taken_email"]
-    expected: dict[int, str] = {}
+    expected: dict[int, tuple[str, str]] = {}
     good: list[str] = []
     rows: list[list] = [CUSTOMER_HEADER]
     for n in range(ROWS):
@@ -66,27 +67,28 @@ def customer_rows(run: str, organization: str) -> tuple[list[list], dict[int, st
         if n in bad:
             kind = kinds[bad.index(n) % len(kinds)]
             if kind == "email":
-                row[2], column = f"m{n}-at-shop.example", "联络邮箱"
+                row[2], column, says = f"m{n}-at-shop.example", "联络邮箱", "e-mail address"
             elif kind == "phone":
-                row[3], column = "12", "手机号"
+                row[3], column, says = "12", "手机号", "phone number"
             elif kind == "external_id":
-                row[0], column = None, "会员号"
+                row[0], column, says = None, "会员号", "is required"
             elif kind == "organization":
-                row[5], column = f"没有这家公司 {run}", "所属机构"
+                row[5], column, says = f"没有这家公司 {run}", "所属机构", f"没有这家公司 {run}"
             else:  # the e-mail of the first (good) customer: it belongs to another customer
-                row[2], column = f"m1.{run}@shop-{run}.example", "联络邮箱"
-            expected[file_row(n)] = column
+                row[2], column, says = f"m1.{run}@shop-{run}.example", "联络邮箱", "belongs to another customer"
+            expected[file_row(n)] = (column, says)
         else:
             good.append(external_id)
         rows.append(row)
     return rows, expected, good
 
 
-def order_rows(run: str, customers: list[str]) -> tuple[list[list], dict[int, str]]:
-    """(rows with header, {file row: bad column header}); good orders go round the good customers."""
+def order_rows(run: str, customers: list[str]) -> tuple[list[list], dict[int, tuple[str, str]]]:
+    """(rows with header, {file row: (bad column header, part of the message)}); good orders go
+    round the good customers."""
     bad = bad_positions(seed=3)
     kinds = ["amount", "currency", "customer", "date", "status", "minor_units", "missing_customer"]
-    expected: dict[int, str] = {}
+    expected: dict[int, tuple[str, str]] = {}
     rows: list[list] = [ORDER_HEADER]
     for n in range(ROWS):
         when = datetime(2026, 1 + n % 11, 1 + n % 28, n % 24, n % 60) if n % 2 else f"2026-{1 + n % 11:02d}-{1 + n % 28:02d} 10:30"
@@ -98,20 +100,20 @@ def order_rows(run: str, customers: list[str]) -> tuple[list[list], dict[int, st
         if n in bad:
             kind = kinds[bad.index(n) % len(kinds)]
             if kind == "amount":
-                row[3], column = "12.3.4", "金额"
+                row[3], column, says = "12.3.4", "金额", "pattern"
             elif kind == "currency":
-                row[4], column = "RMB", "币种"
+                row[4], column, says = "RMB", "币种", "ISO 4217"
             elif kind == "customer":
-                row[1], column = f"M{run}-nobody", "会员号"
+                row[1], column, says = f"M{run}-nobody", "会员号", f"no customer has the external id 'M{run}-nobody'"
             elif kind == "date":
-                row[2], column = "下周二", "下单日期"
+                row[2], column, says = "下周二", "下单日期", "must be a date and time"
             elif kind == "status":
-                row[5], column = "lost", "状态"
+                row[5], column, says = "lost", "状态", "'refunded'"
             elif kind == "minor_units":
-                row[3], row[4], column = "100.5", "JPY", "金额"
+                row[3], row[4], column, says = "100.5", "JPY", "金额", "JPY has 0 decimal places"
             else:
-                row[1], column = None, "会员号"
-            expected[file_row(n)] = column
+                row[1], column, says = None, "会员号", "is required"
+            expected[file_row(n)] = (column, says)
         rows.append(row)
     return rows, expected
 
@@ -153,19 +155,21 @@ async def errors_csv(gw, headers, import_id: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
 
 
-async def import_and_check(gw, headers, content: bytes, name: str, kind: str, expected: dict[int, str],
-                           **form) -> dict:
+async def import_and_check(gw, headers, content: bytes, name: str, kind: str,
+                           expected: dict[int, tuple[str, str]], **form) -> dict:
     """One import: completed, every row counted, and the report naming exactly the bad rows."""
     started = time.monotonic()
     job = await finished(gw, headers, await upload(gw, headers, content, name, kind, **form))
     job["seconds"] = time.monotonic() - started
     assert job["status"] == "completed", job
     reported = {e["row"]: e["column"] for e in job["errors"]}
-    assert reported == expected, ({r: c for r, c in expected.items() if reported.get(r) != c},
-                                  {r: c for r, c in reported.items() if expected.get(r) != c})
+    columns = {row: column for row, (column, _) in expected.items()}
+    assert reported == columns, ({r: c for r, c in columns.items() if reported.get(r) != c},
+                                 {r: c for r, c in reported.items() if columns.get(r) != c})
     assert (job["rows_total"], job["rows_ok"], job["rows_failed"]) == (ROWS, ROWS - BAD_PER_FILE, BAD_PER_FILE), job
-    assert [(e["row"], e["column"]) for e in job["errors"]] == sorted(expected.items())
-    assert all(e["message"].strip() for e in job["errors"])
+    assert [(e["row"], e["column"]) for e in job["errors"]] == sorted(columns.items())
+    wrong = [(e["row"], e["message"]) for e in job["errors"] if expected[e["row"]][1] not in e["message"]]
+    assert not wrong, wrong
     report = await errors_csv(gw, headers, job["id"])
     assert report[0] == ["row", "column", "message"]
     assert [(int(r[0]), r[1], r[2]) for r in report[1:]] == [(e["row"], e["column"], e["message"])
