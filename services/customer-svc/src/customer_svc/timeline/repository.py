@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 #: the namespace of timeline row ids (uuid5 of the causing event or row and the entry kind)
 _NAMESPACE = uuid.UUID("6d1f6a52-3c1e-4c57-9a55-0e6f3c1b7d21")
 
@@ -32,10 +34,14 @@ async def record_many(conn: Any, entries: list[dict[str, Any]]) -> None:
     once): one statement, the same idempotent ids. Each entry has ``record``'s keyword arguments."""
     if not entries:
         return
-    await conn.executemany(
-        "INSERT INTO customer_timeline (id, customer_id, at, kind, ref_id, summary) VALUES ($1, $2, $3, $4, $5, $6) "
+    await conn.execute(
+        "INSERT INTO customer_timeline (id, customer_id, at, kind, ref_id, summary) "
+        "SELECT id, customer_id, at, kind, ref_id, summary::jsonb FROM unnest($1::uuid[], $2::uuid[], "
+        "$3::timestamptz[], $4::text[], $5::uuid[], $6::text[]) AS e(id, customer_id, at, kind, ref_id, summary) "
         "ON CONFLICT (id) DO NOTHING",
-        [(e["entry"], e["customer_id"], e["at"], e["kind"], e.get("ref_id"), e.get("summary") or {}) for e in entries])
+        [e["entry"] for e in entries], [e["customer_id"] for e in entries], [e["at"] for e in entries],
+        [e["kind"] for e in entries], [e.get("ref_id") for e in entries],
+        [orjson.dumps(e.get("summary") or {}).decode() for e in entries])
 
 
 async def page_of_customer(conn: Any, customer_id: uuid.UUID, *, limit: int,
