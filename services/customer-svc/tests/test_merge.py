@@ -99,6 +99,8 @@ async def test_merge_moves_everything_once(api, db):
     assert audit.moved == {"orders": 1, "surveys": 1, "customer_tickets": 1, "customer_timeline": timeline_of_b,
                            "interactions": 1, "interactions_dropped": 1, "identities": 2}
     assert (str(merged_entry.customer_id), str(merged_entry.ref_id)) == (a, b)
+    assert await scalar(db, "SELECT summary->>'after' FROM customer_timeline WHERE kind = 'tier.changed' "
+                            "AND customer_id = :c", c=a) == "gold"
 
     emitted = (await outbox(db))[len(before):]
     async with db.connect() as conn:

@@ -103,6 +103,8 @@ async def merge(conn: Any, *, survivor_id: uuid.UUID, merged_id: uuid.UUID,
         values["search"] = search.document(values["name"])
     await repository.mark_merged(conn, merged_id=merged_id, survivor_id=survivor_id)
     row = await customer_rows.update_customer(conn, survivor_id, values)  # the version moves even when no field does
+    if "tier" in values:  # a tier taken from the merged customer is a tier change like any other
+        await customers.note_tier(conn, row, before=survivor["tier"], actor=principal.ref)
 
     merge_id = uuid.uuid4()
     pairs = [{"kind": i["kind"], "value": i["value"]} for i in moved_identities]
