@@ -104,3 +104,25 @@ def test_the_nps_page_offers_0_to_10_in_english():
     html = page.form(page.FormView(kind="nps", language="en"))
     assert [int(v) for v in re.findall(r'name="score" value="(\d+)"', html)] == list(range(11))
     assert 'lang="en"' in html and "recommend" in html
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(survey_id=st.uuids(), expires=st.integers(min_value=1, max_value=10**11), position=st.integers(min_value=0),
+       replacement=st.sampled_from("AQgw_-.0129xyz"))
+def test_any_changed_character_breaks_the_token(survey_id, expires, position, replacement):
+    """Law: a minted token verifies to what it was minted for; changing any one character never
+    yields a grant (base64's unused low bits aside, which decode to the same bytes and grant the same)."""
+    token = tokens.mint(KEY, survey_id=survey_id, expires=expires)
+    assert tokens.verify(KEY, token, now=expires - 1) == tokens.SurveyGrant(survey_id, expires)
+    index = position % len(token)
+    changed = token[:index] + replacement + token[index + 1:]
+    if changed == token:
+        return
+    try:
+        grant = tokens.verify(KEY, changed, now=0)
+    except tokens.InvalidToken:
+        return
+    assert grant == tokens.SurveyGrant(survey_id, expires)  # only a non-canonical spelling of the same bytes
