@@ -246,7 +246,9 @@ def summarize(report: dict[str, Any], events: Path, elapsed_s: float, accepted: 
 #: (tests/e2e/test_hardening.py, services/gateway/tests)
 ROBOT_LIMITS = {"GATEWAY_RATE_LIMIT_RPS": "1000", "GATEWAY_RATE_LIMIT_BURST": "2000",
                 "GATEWAY_AUTH_FAILURES_PER_MINUTE_PER_ADDRESS": "100000",
-                "GATEWAY_LOGIN_FAILURES_PER_MINUTE_PER_ADDRESS": "100000"}
+                "GATEWAY_LOGIN_FAILURES_PER_MINUTE_PER_ADDRESS": "100000",
+                # the survey link's per-address limit (people answer one survey at a time)
+                "GATEWAY_SURVEY_ADDRESS_RATE_LIMIT_RPS": "1000", "GATEWAY_SURVEY_ADDRESS_RATE_LIMIT_BURST": "2000"}
 
 
 @pytest.fixture

@@ -136,6 +136,9 @@ async def test_settings_read_by_supervisors_changed_by_admins(quiet):
     assert ok.status_code == 200 and ok.headers["etag"] == 'W/"2"'
     assert {k: ok.json()[k] for k in body} == body
     assert (await quiet.get("/v1/surveys/settings", headers=ADMIN)).json()["version"] == 2
+    # the settings' path is theirs alone: a 405 there names their methods, not the link's POST
+    other = await quiet.post("/v1/surveys/settings", json=body, headers=ADMIN)
+    assert other.status_code == 405 and set(other.headers["allow"].split(", ")) == {"GET", "PUT"}
     edges = {**body, "csat_delay_minutes": 10_080, "nps_interval_days": 3_650}
     assert (await quiet.put("/v1/surveys/settings", json=edges, headers=ADMIN)).status_code == 200
 

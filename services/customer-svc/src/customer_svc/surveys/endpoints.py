@@ -15,8 +15,9 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import HTMLResponse, Response
 
 from helpdesk_common.app import runtime_of
@@ -36,7 +37,24 @@ public = APIRouter(tags=["surveys"])
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 _SMALL_INT = re.compile(r"^[0-9]{1,2}$")
-_TOKEN_DOC = "The signed token from the survey's link (the link is the only credential)."
+
+
+class _TokenConvertor(Convertor[str]):
+    """A path segment other than ``settings``: ``/v1/surveys/settings`` is the settings' resource
+    alone, so a 405 there lists only its methods (``Allow``), not the link's."""
+
+    regex = r"(?!settings$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("survey_token", _TokenConvertor())
+Token = Annotated[str, Path(description="The signed token from the survey's link (the link is the only credential).",
+                            json_schema_extra={"not": {"const": "settings"}})]
 
 
 # --- settings and lists (signed-in users) -----------------------------------------------------
@@ -140,9 +158,9 @@ _ANSWER_BODY = {
 }
 
 
-@public.get("/v1/surveys/{token}", response_class=HTMLResponse, responses={200: _HTML_OK, **problem_responses(409, 410, 429, **_CLOSED)},
+@public.get("/v1/surveys/{token:survey_token}", response_class=HTMLResponse, responses={200: _HTML_OK, **problem_responses(409, 410, 429, **_CLOSED)},
             summary="The survey's answer page (no login: the link's token is the credential)")
-async def survey_page(request: Request, token: str) -> Response:
+async def survey_page(request: Request, token: Token) -> Response:
     """A page in the survey's language (zh-CN or en) with the ticket's number and subject (CSAT).
     A browser is shown an invalid, expired or answered link as a page; other clients get the
     problem (404, 410, 409)."""
@@ -179,12 +197,12 @@ def _json_values(raw: bytes) -> Any:
         raise Problem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON.") from None
 
 
-@public.post("/v1/surveys/{token}", response_model=SurveyAnswerRead, openapi_extra=_ANSWER_BODY,
+@public.post("/v1/surveys/{token:survey_token}", response_model=SurveyAnswerRead, openapi_extra=_ANSWER_BODY,
              responses={200: {"content": {"text/html": {"schema": {"type": "string"}}},
                               "description": "Answered (a thank-you page for a browser's form)."},
                         **problem_responses(400, 409, 410, 413, 422, 429, **_CLOSED)},
              summary="Answer a survey once: CSAT {\"rating\": 1-5, \"comment\"}, NPS {\"score\": 0-10, \"comment\"}")
-async def answer_survey(request: Request, token: str) -> Response:
+async def answer_survey(request: Request, token: Token) -> Response:
     """JSON or the page's form. A second answer changes nothing and is a 409; an expired link a
     410; an invalid one a 404."""
     form = request.headers.get("content-type", "").split(";", 1)[0].strip().lower() == FORM_TYPE

@@ -6,8 +6,9 @@ path is the only credential, and customer-svc alone holds the key that verifies 
 gateway keeps no logic here and only:
 
 - routes ``/v1/surveys/settings`` first, through the ordinary proxy with its authentication
-  (it would otherwise match ``{token}``); every other method and path under ``/v1/surveys``
-  stays with the ordinary proxy too;
+  (it would otherwise match ``{token}``); every other path under ``/v1/surveys`` stays with the
+  ordinary proxy too, while every method of the link goes to customer-svc as is (a method the
+  link does not take is its 405 with ``Allow``, not a 401 asking for a login that would not help);
 - limits: refused at once while the client address is locked out for bad credentials (the
   same per-address bucket as every route; customer-svc's 404 for a token that is not one counts
   into it, so guessing tokens is as slow as guessing keys), then per address;
@@ -52,7 +53,8 @@ def _limits(request: Request) -> TokenBuckets:
     return buckets
 
 
-@router.api_route(PATH, methods=["GET", "POST"], name="survey-answer")
+# every method: customer-svc answers the ones the link does not take with 405 and its Allow
+@router.api_route(PATH, methods=METHODS, name="survey-answer")
 async def survey_answer(request: Request, token: str) -> Response:
     state = request.app.state
     auth = state.auth
