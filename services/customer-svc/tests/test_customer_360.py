@@ -25,6 +25,7 @@ def no_insight_worker(monkeypatch):
 
 
 async def ticket(raw, customer_id: uuid.UUID, *, number: int, created: datetime, ticket_type: str | None = None,
+                 channel: str = "email",
                  responded_after: timedelta | None = None, solved_after: timedelta | None = None,
                  customer_message: tuple[datetime, str] | None = None) -> uuid.UUID:
     """A ticket's life through the projection's handlers, as the consumer would apply it."""
@@ -32,7 +33,7 @@ async def ticket(raw, customer_id: uuid.UUID, *, number: int, created: datetime,
     async with raw.transaction():
         await facts.ticket_created(raw, events.TicketCreatedData(
             ticket_id=ticket_id, subject=f"问题 {number}", status="new", priority="normal", type=ticket_type,
-            channel="email", requester=events.Requester(), customer_id=customer_id, created_by="channel:k",
+            channel=channel, requester=events.Requester(), customer_id=customer_id, created_by="channel:k",
             created_at=created, number=number))
         if responded_after is not None:
             await facts.message_added(raw, events.TicketMessageAddedData(
@@ -63,7 +64,7 @@ async def test_the_360_view_gathers_every_part(no_insight_worker, api, raw):
     customer_id = uuid.UUID(r.json()["id"])
 
     # tickets: two solved in the window (first responses 10 and 30 min, resolutions 60 and 180 min),
-    # one solved long ago, two open, one care task
+    # one solved long ago, two open, a care task and a system ticket (tasks, counted apart)
     t1 = await ticket(raw, customer_id, number=1, created=NOW - timedelta(days=10),
                       responded_after=timedelta(minutes=10), solved_after=timedelta(minutes=60))
     await ticket(raw, customer_id, number=2, created=NOW - timedelta(days=5),
@@ -73,7 +74,8 @@ async def test_the_360_view_gathers_every_part(no_insight_worker, api, raw):
     await ticket(raw, customer_id, number=4, created=NOW - timedelta(days=2))
     await ticket(raw, customer_id, number=5, created=NOW - timedelta(days=1),
                  customer_message=(NOW - timedelta(hours=3), "wechat"))
-    await ticket(raw, customer_id, number=6, created=NOW - timedelta(hours=1), ticket_type="care")
+    await ticket(raw, customer_id, number=6, created=NOW - timedelta(hours=1), ticket_type="care", channel="system")
+    await ticket(raw, customer_id, number=7, created=NOW - timedelta(minutes=30), channel="system")  # an automation's
 
     orders = f"/v1/customers/{customer_id}/orders"
     for external_id, amount, currency, status, days in (("A", "100.50", "CNY", "paid", 30), ("B", "20", "USD", "paid", 20),
@@ -111,8 +113,8 @@ async def test_the_360_view_gathers_every_part(no_insight_worker, api, raw):
     assert body["organization"] == {"id": org.json()["id"], "name": "上海茶叶有限公司", "tier": "gold"}
 
     tickets = body["tickets"]
-    assert (tickets["open"], tickets["total"], tickets["solved_recently"], tickets["open_tasks"]) == (2, 5, 2, 1)
-    assert [t["number"] for t in tickets["recent"]] == [6, 5, 4, 2, 1, 3]  # open newest first, then last solved
+    assert (tickets["open"], tickets["total"], tickets["solved_recently"], tickets["open_tasks"]) == (2, 5, 2, 2)
+    assert [t["number"] for t in tickets["recent"]] == [7, 6, 5, 4, 2, 1, 3]  # open newest first, then last solved
     assert set(tickets["recent"][0]) == {"id", "number", "subject", "status", "priority", "type", "channel",
                                          "created_at", "first_response_at", "solved_at", "closed_at"}
     assert tickets["first_response_minutes"] == {"median": 20.0, "average": 20.0}

@@ -16,8 +16,9 @@ from typing import Any
 
 from ..customers.repository import COLUMNS
 
-_TASK = "(t.type IS NOT NULL AND t.type = ANY($3::text[]))"
-_DONE = "t.status IN ('solved', 'closed')"
+#: a ticket the system opened about the customer (care, follow-up: channel ``system``, as the churn
+#: score's contact rule says) rather than one they raised
+_TASK = "(t.channel IS NOT DISTINCT FROM 'system' OR (t.type IS NOT NULL AND t.type = ANY($3::text[])))"
 
 
 async def customer(conn: Any, customer_id: uuid.UUID) -> Any:
