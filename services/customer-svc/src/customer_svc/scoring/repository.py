@@ -236,10 +236,10 @@ async def customer_exists(conn: Any, customer_id: uuid.UUID) -> bool:
 
 
 async def segment_counts(conn: Any) -> list[Any]:
-    """Scored customers per segment (index ``ix_customer_insights_segment``)."""
+    """Scored customers per segment, from ``ix_customer_insights_segment`` alone (a merge deletes
+    the merged customer's scores, so no join with customers is needed)."""
     return await conn.fetch(
-        "SELECT ci.segment, count(*) AS n FROM customer_insights ci JOIN customers c ON c.id = ci.customer_id "
-        "WHERE ci.segment IS NOT NULL AND c.merged_into IS NULL GROUP BY ci.segment")
+        "SELECT segment, count(*) AS n FROM customer_insights WHERE segment IS NOT NULL GROUP BY segment")
 
 
 async def at_risk(conn: Any, *, band: str | None, limit: int, after: tuple[int, uuid.UUID] | None) -> list[Any]:
