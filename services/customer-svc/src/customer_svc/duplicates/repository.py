@@ -74,19 +74,16 @@ _GROUPS = {
                  WHERE i.kind = 'phone' AND {_k(PHONE_KEY, 'i')} > $1 ORDER BY 1) s
          WHERE length(k) >= {PHONE_MIN_DIGITS}
          GROUP BY k HAVING count(DISTINCT customer_id) > 1 ORDER BY k LIMIT $3""",
-    # local parts held by two customers or more first (the identity index alone), then their
-    # customers' names: a local part nobody shares costs no customer lookup
+    # one walk of the local-part index joining each customer's name (an ordered index scan, cut by
+    # the limit): a two-step form (shared local parts first, then names) made the planner sort
+    # every e-mail first (scripts/duplicate_plans.py: 1.4 s against 0.4 s at 1,000,000)
     "same_email_local_part_and_name": f"""
-        SELECT shared.lp AS key, g.nk AS key2, g.ids
-          FROM (SELECT {_k(LOCAL_PART, 'i')} AS lp, array_agg(DISTINCT i.customer_id) AS members
-                  FROM customer_identities i
-                 WHERE i.kind = 'email' AND {_k(LOCAL_PART, 'i')} >= $1
-                 GROUP BY 1 HAVING count(DISTINCT i.customer_id) > 1 ORDER BY 1) shared,
-       LATERAL (SELECT {_k(NAME_KEY, 'c')} AS nk, (array_agg(c.id ORDER BY c.id))[1:$3] AS ids
-                  FROM customers c WHERE c.id = ANY(shared.members) AND c.name IS NOT NULL
-                 GROUP BY 1 HAVING count(*) > 1) g
-         WHERE g.nk <> '' AND (shared.lp, g.nk) > ($1, $2)
-         ORDER BY shared.lp, g.nk LIMIT $4""",
+        SELECT lp AS key, nk AS key2, (array_agg(DISTINCT customer_id))[1:$3] AS ids
+          FROM (SELECT {_k(LOCAL_PART, 'i')} AS lp, {_k(NAME_KEY, 'c')} AS nk, i.customer_id
+                  FROM customer_identities i JOIN customers c ON c.id = i.customer_id
+                 WHERE i.kind = 'email' AND {_k(LOCAL_PART, 'i')} >= $1 ORDER BY 1) s
+         WHERE nk <> '' AND (lp, nk) > ($1, $2)
+         GROUP BY lp, nk HAVING count(DISTINCT customer_id) > 1 ORDER BY lp, nk LIMIT $4""",
     "same_name_and_organization": f"""
         SELECT c.organization_id::text AS key, {_k(NAME_KEY, 'c')} AS key2, (array_agg(c.id ORDER BY c.id))[1:$3] AS ids
           FROM customers c
