@@ -37,8 +37,8 @@ async def ticket(raw, customer_id: uuid.UUID, *, number: int, created: datetime,
             created_at=created, number=number))
         if responded_after is not None:
             await facts.message_added(raw, events.TicketMessageAddedData(
-                ticket_id=ticket_id, message_id=uuid.uuid4(), author_kind="agent", public=True,
-                created_at=created + responded_after))
+                ticket_id=ticket_id, message_id=uuid.uuid4(), author_kind="agent", public=True, first_response=True,
+                response=True, created_at=created + responded_after))
         if customer_message is not None:
             await facts.message_added(raw, events.TicketMessageAddedData(
                 ticket_id=ticket_id, message_id=uuid.uuid4(), author_kind="customer", public=True,

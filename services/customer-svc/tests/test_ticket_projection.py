@@ -31,10 +31,10 @@ def status(ticket_id: uuid.UUID, before: str, after: str, *, version: int | None
 
 
 def message(ticket_id: uuid.UUID, author: str, *, public: bool = True, channel: str | None = None,
-            at: datetime) -> events.TicketMessageAdded:
+            at: datetime, first_response: bool = False) -> events.TicketMessageAdded:
     return events.TicketMessageAdded(source="test", subject=str(ticket_id), data=events.TicketMessageAddedData(
         ticket_id=ticket_id, number=42, message_id=uuid.uuid4(), author_kind=author, public=public, channel=channel,
-        created_at=at))
+        created_at=at, first_response=first_response, response=first_response))
 
 
 def breached(ticket_id: uuid.UUID, *, at: datetime) -> events.SlaBreached:
@@ -64,7 +64,7 @@ async def test_a_ticket_life_is_projected_once_through_the_consumer(full, infra,
         status(ticket_id, "new", "open", version=2, at=T0 + timedelta(minutes=1)),
         message(ticket_id, "customer", channel="wechat", at=T0 + timedelta(minutes=2)),
         message(ticket_id, "agent", public=False, at=T0 + timedelta(minutes=3)),  # an internal note
-        message(ticket_id, "agent", at=T0 + timedelta(minutes=5)),
+        message(ticket_id, "agent", at=T0 + timedelta(minutes=5), first_response=True),
         status(ticket_id, "open", "solved", version=4, at=T0 + timedelta(hours=1)),
         status(ticket_id, "solved", "open", version=5, at=T0 + timedelta(hours=2)),
         breached(ticket_id, at=T0 + timedelta(hours=3)),
@@ -126,7 +126,7 @@ async def test_events_before_ticket_created_leave_a_placeholder_that_creation_co
     await apply(raw,
                 breached(ticket_id, at=T0 + timedelta(hours=2)),
                 status(ticket_id, "open", "solved", version=3, at=T0 + timedelta(hours=1)),
-                message(ticket_id, "agent", at=T0 + timedelta(minutes=30)))
+                message(ticket_id, "agent", at=T0 + timedelta(minutes=30), first_response=True))
     row = await projected(db, ticket_id)
     assert (row["customer_id"], row["subject"], row["status"], row["breaches"]) == (None, None, "solved", 1)
 
@@ -207,12 +207,16 @@ def test_status_rules():
 
 def test_message_rules():
     empty = {"last_message_at": None, "first_response_at": None, "last_customer_message_at": None, "channel": "email"}
-    assert facts.message_values(empty, author_kind="customer", public=True, channel=None, at=T0) == {
+    assert facts.message_values(empty, author_kind="customer", public=True, channel=None, at=T0, responds=False) == {
         "last_message_at": T0, "last_customer_message_at": T0, "last_customer_channel": "email"}
-    assert facts.message_values(empty, author_kind="agent", public=False, channel=None, at=T0) == {"last_message_at": T0}
+    assert facts.message_values(empty, author_kind="agent", public=False, channel=None, at=T0,
+                                responds=False) == {"last_message_at": T0}
+    # an agent's public message that answers nobody (an opening message) is not a response
+    assert facts.message_values(empty, author_kind="agent", public=True, channel=None, at=T0,
+                                responds=False) == {"last_message_at": T0}
     later = {**empty, "last_message_at": T0, "first_response_at": T0}
     earlier = T0 - timedelta(minutes=1)
-    assert facts.message_values(later, author_kind="agent", public=True, channel=None, at=earlier) == {
+    assert facts.message_values(later, author_kind="agent", public=True, channel=None, at=earlier, responds=True) == {
         "first_response_at": earlier}
     assert facts.message_kind("system", True) is None
     assert facts.message_kind("agent", False) is None

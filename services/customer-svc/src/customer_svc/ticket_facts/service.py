@@ -102,13 +102,15 @@ def status_values(row: Mapping[str, Any], *, from_status: str, to_status: str, a
 
 
 def message_values(row: Mapping[str, Any], *, author_kind: str, public: bool, channel: str | None,
-                   at: datetime) -> dict[str, Any]:
-    """Last message, first public agent response (the earliest), last customer message and its
-    channel (the latest; the ticket's channel when the message names none)."""
+                   at: datetime, responds: bool) -> dict[str, Any]:
+    """Last message, first response (the earliest public agent reply ticket-svc flags as a
+    response, as its SLA and analytics count it: not an agent's opening message), last customer
+    message and its channel (the latest; the ticket's channel when the message names none)."""
     values: dict[str, Any] = {}
     if row["last_message_at"] is None or at > row["last_message_at"]:
         values["last_message_at"] = at
-    if author_kind == "agent" and public and (row["first_response_at"] is None or at < row["first_response_at"]):
+    if (author_kind == "agent" and public and responds
+            and (row["first_response_at"] is None or at < row["first_response_at"])):
         values["first_response_at"] = at
     if author_kind == "customer" and (row["last_customer_message_at"] is None or at >= row["last_customer_message_at"]):
         values["last_customer_message_at"] = at
@@ -243,7 +245,8 @@ async def status_changed(conn: Any, event: events.TicketStatusChanged) -> None:
 async def message_added(conn: Any, data: events.TicketMessageAddedData) -> None:
     row, _ = await repository.lock_or_placeholder(conn, data.ticket_id, at=data.created_at)
     row = await _apply(conn, row, message_values(row, author_kind=data.author_kind, public=data.public,
-                                                 channel=data.channel, at=data.created_at))
+                                                 channel=data.channel, at=data.created_at,
+                                                 responds=data.first_response or data.response))
     kind = message_kind(data.author_kind, data.public)
     if kind is None or row["customer_id"] is None:
         return
