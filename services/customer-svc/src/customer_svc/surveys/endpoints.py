@@ -53,8 +53,9 @@ class _TokenConvertor(Convertor[str]):
 
 
 register_url_convertor("survey_token", _TokenConvertor())
-Token = Annotated[str, Path(description="The signed token from the survey's link (the link is the only credential).",
-                            json_schema_extra={"not": {"const": "settings"}})]
+#: not ``not: {const: settings}`` in the document: OpenAPI already gives the concrete path
+#: precedence, and a generator would send ``settings`` as an invalid token and meet the settings
+Token = Annotated[str, Path(description="The signed token from the survey's link (the link is the only credential).")]
 
 
 # --- settings and lists (signed-in users) -----------------------------------------------------
