@@ -97,6 +97,9 @@ def upgrade() -> None:
     op.execute("CREATE UNIQUE INDEX uq_surveys_csat_ticket ON surveys (ticket_id) WHERE kind = 'csat'")
     op.execute("CREATE INDEX ix_surveys_due ON surveys (send_at) WHERE status = 'scheduled'")
     op.execute("CREATE INDEX ix_surveys_customer ON surveys (customer_id, kind, created_at DESC)")
+    # the supervisors' list (GET /v1/surveys, newest first, by ticket)
+    op.execute("CREATE INDEX ix_surveys_created ON surveys (created_at DESC, id DESC)")
+    op.execute("CREATE INDEX ix_surveys_ticket ON surveys (ticket_id, created_at DESC, id DESC) WHERE ticket_id IS NOT NULL")
     op.execute("""
         CREATE TABLE survey_settings (
             id smallint PRIMARY KEY CHECK (id = 1),
