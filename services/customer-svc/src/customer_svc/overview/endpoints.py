@@ -14,6 +14,7 @@ from helpdesk_common.responses import JSONBytesResponse
 
 from ..insights.settings import RfmSettings
 from ..scoring.settings import InsightRunSettings
+from ..customers.endpoints import MERGED
 from . import service
 from .schemas import Customer360
 
@@ -28,7 +29,7 @@ def money() -> tuple[str, dict[str, Decimal]]:
     return RfmSettings().base_currency, dict(InsightRunSettings().rates)
 
 
-@router.get("/{customer_id}/360", response_model=Customer360,
+@router.get("/{customer_id}/360", response_model=Customer360, responses=MERGED,
             summary="One read of a customer: profile, identities, organisation, tickets, surveys, RFM, churn risk, "
                     "orders, last contact")
 async def get_customer_360(request: Request, customer_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
