@@ -195,6 +195,22 @@ async def test_opposite_merges_race_without_deadlock(api, db):
     assert len(await outbox(db, "customer.merged")) == 5
 
 
+async def test_two_survivors_racing_for_one_customer(api, db):
+    """A←B and C←B at once: B goes to exactly one of them, the other answers 409 naming it."""
+    a = (await create(api, [("email", "race-a@example.com")]))["id"]
+    b = (await create(api, [("email", "race-b@example.com")]))["id"]
+    c = (await create(api, [("email", "race-c@example.com")]))["id"]
+    results = await asyncio.gather(
+        api.post(f"/v1/customers/{a}/merge", json={"source_id": b}, headers=SUPERVISOR),
+        api.post(f"/v1/customers/{c}/merge", json={"source_id": b}, headers=ADMIN))
+    assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
+    winner = next(r for r in results if r.status_code == 200).json()["id"]
+    loser = next(r for r in results if r.status_code == 409).json()
+    assert (loser["customer_id"], loser["survivor_id"]) == (b, winner)
+    assert str(await scalar(db, "SELECT merged_into FROM customers WHERE id = :c", c=b)) == winner
+    assert await scalar(db, "SELECT count(*) FROM customer_identities WHERE customer_id = :c", c=winner) == 2
+
+
 async def test_split_identity_to_a_new_or_given_customer(api, db):
     customer = await create(api, [("email", "zhang@example.com"), ("phone", "+8613800138000"),
                                   ("wechat_openid", "o-li")], name="张三")
