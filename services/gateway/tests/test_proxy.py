@@ -152,3 +152,17 @@ async def test_imports_and_orders_reach_customer_svc_with_the_upload_limit(gatew
         key = {"Authorization": f"Bearer {r.json()['key']}"}
         assert (await client.post("/v1/orders", json={}, headers=key)).status_code == 403
         assert (await client.get("/v1/imports/x", headers=key)).status_code == 403
+
+
+async def test_customer_duplicates_reach_customer_svc(gateway_env, ticket_svc, monkeypatch):
+    """/v1/customer-duplicates (duplicate suggestions across the base, dismissals) is customer-svc's;
+    channel keys stay out, as on every customer route."""
+    monkeypatch.setenv("GATEWAY_CUSTOMER_URL", ticket_svc.url)
+    _, admin = user_token("admin")
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for method, path in (("GET", "/v1/customer-duplicates"), ("POST", "/v1/customer-duplicates/dismiss")):
+            r = await client.request(method, path, json={} if method == "POST" else None, headers=admin)
+            assert r.status_code == 299 and r.json()["path"] == path, path
+        r = await client.post("/v1/api-keys", json={"name": "web", "channel": "web"}, headers=admin)
+        key = {"Authorization": f"Bearer {r.json()['key']}"}
+        assert (await client.get("/v1/customer-duplicates", headers=key)).status_code == 403
