@@ -260,3 +260,19 @@ async def test_split_identity_to_a_new_or_given_customer(api, db):
     into_gone = await api.post(f"/v1/customers/{other}/identities/{ids['phone']}/unmerge",
                                json={"target_customer_id": new["id"]}, headers=SUPERVISOR)
     assert into_gone.status_code == 409 and into_gone.json()["survivor_id"] == cid
+
+
+async def test_a_resolution_racing_a_merge_follows_the_survivor(api, raw):
+    """What a resolution sees when it read an identity's owner just before a merge of that owner
+    committed (the identity still names the merged customer in its snapshot): it links the ticket
+    to the survivor, not to the tombstone. The state is made by hand, the race's moment frozen."""
+    from customer_svc.customers import service
+
+    survivor = (await create(api, [("email", "keep@example.com")]))["id"]
+    merged = (await create(api, [("email", "gone@example.com")]))["id"]
+    await raw.execute("UPDATE customers SET merged_into = $1 WHERE id = $2", uuid.UUID(survivor), uuid.UUID(merged))
+    customer_id, created = await service.resolve_requester(
+        raw, ticket_id=uuid.uuid4(), requester={"email": "gone@example.com", "phone": "+8613800138111"})
+    assert (str(customer_id), created) == (survivor, False)
+    owner = await raw.fetchval("SELECT customer_id FROM customer_identities WHERE kind = 'phone'")
+    assert str(owner) == survivor  # a new identity of the person goes to the survivor too

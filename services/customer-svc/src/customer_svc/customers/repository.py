@@ -47,6 +47,14 @@ async def get_customer(conn: Any, customer_id: uuid.UUID, *, lock: bool = False)
                                customer_id)
 
 
+async def live_id(conn: Any, customer_id: uuid.UUID) -> uuid.UUID | None:
+    """The customer a requester resolves to: ``customer_id``, or its survivor once merged. The row
+    is key-share locked: a merge of it in progress (which locks it FOR UPDATE) is waited for and
+    then seen, and a merge starting now waits for this resolution, whose ticket it then moves."""
+    return await conn.fetchval("SELECT COALESCE(merged_into, id) FROM customers WHERE id = $1 FOR KEY SHARE",
+                               customer_id)
+
+
 async def update_customer(conn: Any, customer_id: uuid.UUID, values: dict[str, Any]) -> Any:
     """Write ``values`` and move the version on (the caller holds the row lock)."""
     names = [n for n in UPDATABLE if n in values]

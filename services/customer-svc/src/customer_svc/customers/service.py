@@ -111,7 +111,8 @@ async def resolve_requester(
             ),
         ))
     else:
-        customer_id = existing
+        # the owner read above may be a customer being merged right now: follow it to its survivor
+        customer_id = await repository.live_id(conn, existing) or existing
         unknown = [i for i in found if i not in owners]
         inserted = await identities.add_identities(conn, customer_id=customer_id, identities=unknown)
         if len(inserted) != len(unknown):
