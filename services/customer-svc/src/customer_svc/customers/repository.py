@@ -49,9 +49,12 @@ async def get_customer(conn: Any, customer_id: uuid.UUID, *, lock: bool = False)
 
 async def live_id(conn: Any, customer_id: uuid.UUID) -> uuid.UUID | None:
     """The customer a requester resolves to: ``customer_id``, or its survivor once merged. The row
-    is key-share locked: a merge of it in progress (which locks it FOR UPDATE) is waited for and
-    then seen, and a merge starting now waits for this resolution, whose ticket it then moves."""
-    return await conn.fetchval("SELECT COALESCE(merged_into, id) FROM customers WHERE id = $1 FOR KEY SHARE",
+    is locked: a merge of it in progress (which locks it FOR UPDATE) is waited for and then seen,
+    and a merge starting now waits for this resolution, whose ticket it then moves. FOR NO KEY
+    UPDATE rather than a share lock: two resolutions of one customer that both add an identity
+    upgrade to FOR UPDATE (``touch_joining``), and two share locks upgrading would deadlock; an
+    order's foreign-key check (KEY SHARE) is not blocked."""
+    return await conn.fetchval("SELECT COALESCE(merged_into, id) FROM customers WHERE id = $1 FOR NO KEY UPDATE",
                                customer_id)
 
 
