@@ -347,7 +347,10 @@ async def test_tier_rules_change_the_tier_through_customer_updated(quiet, pool, 
                           headers=ADMIN)
     assert bad.status_code == 422 and "segment_in" in bad.json()["errors"][0]["field"]
     empty = await quiet.put("/v1/insights/tier-rules", json={"rules": [{"when": {}, "tier": "x"}]}, headers=ADMIN)
-    assert empty.status_code == 422
+    assert empty.status_code == 422 and [e["code"] for e in empty.json()["errors"]] == ["cross_field"]
+    never = await quiet.put("/v1/insights/tier-rules", headers=ADMIN, json={
+        "rules": [{"when": {"monetary_at_least": 5, "monetary_below": 5}, "tier": "x"}]})
+    assert never.status_code == 422 and [e["code"] for e in never.json()["errors"]] == ["range"]
     r = await quiet.put("/v1/insights/tier-rules", json=rules, headers={**ADMIN, "If-Match": 'W/"1"'})
     assert r.status_code == 200, r.text
     assert r.json()["rules"][0]["tier"] == "gold" and r.headers["etag"] == 'W/"2"'

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from customer_svc.customers.schemas import Tier
 from customer_svc.insights.segments import SegmentKey
@@ -48,11 +49,13 @@ class TierCondition(StrictModel):
 
     @model_validator(mode="after")
     def _meaningful(self) -> TierCondition:
+        """Rules across the fields, which no JSON Schema states: their error codes (``cross_field``,
+        ``range``) say so, as the other resources' do."""
         if all(value is None for value in self.__dict__.values()):
-            raise ValueError("a rule needs at least one condition")
+            raise PydanticCustomError("cross_field", "a rule needs at least one condition")
         if (self.monetary_at_least is not None and self.monetary_below is not None
                 and self.monetary_at_least >= self.monetary_below):
-            raise ValueError("monetary_at_least must be below monetary_below, or the rule never matches")
+            raise PydanticCustomError("range", "monetary_at_least must be below monetary_below, or the rule never matches")
         return self
 
 
