@@ -26,7 +26,7 @@ async def test_kpis_document(api, raw):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body.keys() == {"tickets_created_today", "open_tickets", "tickets_total", "tickets_linked_to_customer",
-                           "tickets_with_sla", "as_of", "tz"}
+                           "tickets_with_sla", "csat", "nps", "as_of", "tz"}
     assert (body["tickets_total"], body["open_tickets"], body["tickets_with_sla"]) == (1, 1, 0)
     as_of = datetime.fromisoformat(body["as_of"])
     assert body["as_of"].endswith("Z") and before - timedelta(seconds=1) <= as_of <= datetime.now(UTC)

@@ -62,3 +62,32 @@ async def test_kpis_from_events_in_any_order(full, infra, db):
         else:
             assert row.ingested_at >= row.created_at
     assert observed() - seen_before == 3  # the duplicate was not folded (nor observed) twice
+
+
+async def test_survey_answers_are_counted_once_from_customers_events(full, infra, db):
+    now = datetime.now(UTC)
+
+    def answered(kind, *, rating=None, score=None, survey_id=None):
+        sid = survey_id or uuid.uuid4()
+        return events.SurveyAnswered(source="customer-svc", subject=str(sid), data=events.SurveyAnsweredData(
+            survey_id=sid, kind=kind, customer_id=uuid.uuid4(), rating=rating, score=score, comment="慢 slow", at=now))
+
+    first = answered("csat", rating=2)
+    again = first.model_copy(update={"id": uuid.uuid4()})  # the same answer re-published under another id
+    # a redelivery (the same event twice) and a re-publication count once; an NPS detractor
+    batch = [first, first, again, answered("csat", rating=5), answered("nps", score=3)]
+    await produce(infra.kafka_bootstrap, full.topics, *batch)
+
+    async def folded():
+        k = (await full.get("/v1/analytics/kpis", headers=ADMIN)).json()
+        async with db.connect() as conn:
+            seen = await conn.scalar(text("SELECT count(*) FROM inbox WHERE event_type = 'survey.answered'"))
+        return k if seen == len(batch) - 1 else None
+
+    kpis = await wait_for(folded)
+    if now.date() != datetime.now(UTC).date():
+        return  # the UTC day changed while folding: the figures belong to yesterday
+    assert kpis["csat"] == {"responses": 2, "average": 3.5, "satisfied_share": 0.5}
+    assert kpis["nps"] == {"responses": 1, "promoters": 0, "passives": 0, "detractors": 1, "score": -100}
+    async with db.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM survey_answers")) == 3

@@ -11,6 +11,7 @@ from .kpis.handlers import (
     handle_message_added,
     handle_sla_applied,
     handle_status_changed,
+    handle_survey_answered,
     handle_ticket_created,
 )
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         "sla.applied": handle_sla_applied,
                         "ticket.status_changed": handle_status_changed,
                         "ticket.message_added": handle_message_added,
+                        "survey.answered": handle_survey_answered,
                     },
                     raw=True,
                 )

@@ -1,4 +1,4 @@
-"""Fold events into ticket_facts; each handler runs inside the consumer's transaction, on its
+"""Fold events into ticket_facts and survey_answers; each handler runs inside the consumer's transaction, on its
 bare asyncpg connection."""
 
 from __future__ import annotations
@@ -44,3 +44,12 @@ async def handle_status_changed(conn: Any, event: events.TicketStatusChanged) ->
 async def handle_message_added(conn: Any, event: events.TicketMessageAdded) -> None:
     if event.data.first_response:
         await repository.upsert_partial(conn, ticket_id=event.data.ticket_id, first_response_at=event.data.created_at)
+
+
+async def handle_survey_answered(conn: Any, event: events.SurveyAnswered) -> None:
+    # the comment is deliberately dropped: the figures need the rating or score only
+    d = event.data
+    await repository.insert_survey_answer(
+        conn, survey_id=d.survey_id, kind=d.kind, customer_id=d.customer_id, ticket_id=d.ticket_id,
+        rating=d.rating, score=d.score, answered_at=d.at,
+    )

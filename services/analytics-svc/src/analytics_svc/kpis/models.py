@@ -1,4 +1,4 @@
-from sqlalchemy import Column, DateTime, Index, Integer, Table, Text, Uuid, text
+from sqlalchemy import Column, DateTime, Index, Integer, SmallInteger, Table, Text, Uuid, text
 
 from ..db import metadata
 
@@ -24,3 +24,20 @@ ticket_facts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
 )
 Index("ix_ticket_facts_created_at", ticket_facts.c.created_at)
+
+# One row per answered survey (customer-svc answers a survey once, so survey_id is the answer's
+# identity and a redelivery or re-publication folds to nothing). The comment is not kept:
+# counting needs the figure only, and the text is personal data.
+survey_answers = Table(
+    "survey_answers",
+    metadata,
+    Column("survey_id", Uuid, primary_key=True),
+    Column("kind", Text, nullable=False),  # csat | nps
+    Column("customer_id", Uuid, nullable=False),
+    Column("ticket_id", Uuid, nullable=True),
+    Column("rating", SmallInteger, nullable=True),  # CSAT 1-5
+    Column("score", SmallInteger, nullable=True),  # NPS 0-10
+    Column("answered_at", DateTime(timezone=True), nullable=False),  # the event's data.at
+    Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
+)
+Index("ix_survey_answers_answered_at", survey_answers.c.answered_at)

@@ -37,6 +37,21 @@ _KPIS = (
     "count(*) FILTER (WHERE first_response_due_at IS NOT NULL) AS tickets_with_sla "
     "FROM ticket_facts WHERE created_at IS NOT NULL"
 )
+_INSERT_SURVEY_ANSWER = (
+    "INSERT INTO survey_answers (survey_id, kind, customer_id, ticket_id, rating, score, answered_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (survey_id) DO NOTHING"
+)
+# NPS bands: promoters 9-10, passives 7-8, detractors 0-6; CSAT "satisfied" is a rating of 4-5
+_SURVEY_COUNTS = (
+    "SELECT count(*) FILTER (WHERE kind = 'csat' AND rating IS NOT NULL) AS csat_responses, "
+    "coalesce(sum(rating) FILTER (WHERE kind = 'csat'), 0) AS csat_rating_sum, "
+    "count(*) FILTER (WHERE kind = 'csat' AND rating >= 4) AS csat_satisfied, "
+    "count(*) FILTER (WHERE kind = 'nps' AND score IS NOT NULL) AS nps_responses, "
+    "count(*) FILTER (WHERE kind = 'nps' AND score >= 9) AS nps_promoters, "
+    "count(*) FILTER (WHERE kind = 'nps' AND score BETWEEN 7 AND 8) AS nps_passives, "
+    "count(*) FILTER (WHERE kind = 'nps' AND score <= 6) AS nps_detractors "
+    "FROM survey_answers WHERE answered_at >= $1 AND answered_at < $2"
+)
 
 
 async def upsert_created(
@@ -71,3 +86,19 @@ async def kpis(conn: Any, *, day_start: datetime, day_end: datetime) -> dict[str
     """All headline numbers in one scan with FILTER clauses (only tickets whose creation arrived)."""
     row = await conn.fetchrow(_KPIS, day_start, day_end, list(CLOSED_STATUSES))
     return dict(row)
+
+
+async def insert_survey_answer(
+    conn: Any, *, survey_id: uuid.UUID, kind: str, customer_id: uuid.UUID, ticket_id: uuid.UUID | None,
+    rating: int | None, score: int | None, answered_at: datetime,
+) -> None:
+    """The first answer of a survey stays; the same survey again (a redelivery, a re-published
+    event with a new id) changes nothing, so each survey is counted once."""
+    await conn.execute(_INSERT_SURVEY_ANSWER, survey_id, kind, customer_id, ticket_id, rating, score, answered_at)
+
+
+async def survey_counts(conn: Any, *, start: datetime, end: datetime) -> dict[str, int]:
+    """Raw CSAT and NPS counts of the answers given in [start, end), in one scan (the figures
+    derived from them are the service's)."""
+    row = await conn.fetchrow(_SURVEY_COUNTS, start, end)
+    return {k: int(v) for k, v in row.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 import functools
 import zoneinfo
@@ -45,7 +46,42 @@ def day_bounds(now: datetime, tz: tzinfo) -> tuple[datetime, datetime]:
     return start, end
 
 
+def _ratio(numerator: int, denominator: int, places: str) -> Decimal:
+    """Half-up rounding (not Python's half-even): 4.125 reads 4.13 as people compute it by hand."""
+    return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal(places), rounding=ROUND_HALF_UP)
+
+
+def csat_figures(*, responses: int, rating_sum: int, satisfied: int) -> dict[str, Any]:
+    """CSAT over a window; with no answer there is no average, and null says so where 0 would lie."""
+    if responses == 0:
+        return {"responses": 0, "average": None, "satisfied_share": None}
+    return {
+        "responses": responses,
+        "average": float(_ratio(rating_sum, responses, "0.01")),
+        "satisfied_share": float(_ratio(satisfied, responses, "0.0001")),
+    }
+
+
+def nps_figures(*, responses: int, promoters: int, passives: int, detractors: int) -> dict[str, Any]:
+    """NPS = promoters% - detractors%, a whole number in -100..100 (null without answers)."""
+    score = None if responses == 0 else int(_ratio(100 * (promoters - detractors), responses, "1"))
+    return {"responses": responses, "promoters": promoters, "passives": passives, "detractors": detractors,
+            "score": score}
+
+
+def survey_figures(counts: dict[str, int]) -> dict[str, Any]:
+    """The ``csat`` and ``nps`` parts of the KPI document from the repository's raw counts."""
+    return {
+        "csat": csat_figures(responses=counts["csat_responses"], rating_sum=counts["csat_rating_sum"],
+                             satisfied=counts["csat_satisfied"]),
+        "nps": nps_figures(responses=counts["nps_responses"], promoters=counts["nps_promoters"],
+                           passives=counts["nps_passives"], detractors=counts["nps_detractors"]),
+    }
+
+
 async def kpis(conn: Any, *, now: datetime, tz_name: str) -> dict[str, Any]:
     start, end = day_bounds(now, zone(tz_name))
     values = await repository.kpis(conn, day_start=start, day_end=end)
-    return {**values, "as_of": now, "tz": tz_name}
+    # survey figures count the answers given on the same local day as tickets_created_today
+    surveys = survey_figures(await repository.survey_counts(conn, start=start, end=end))
+    return {**values, **surveys, "as_of": now, "tz": tz_name}
