@@ -59,6 +59,7 @@ import time
 import traceback
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -555,7 +556,7 @@ class RssPeak(threading.Thread):
         return self.peak
 
 
-def run_import(base_url: str, headers: dict[str, str], *, kind: str, filename: str, content: bytes,
+def run_import(base_url: str, identity: Callable[[], str], *, kind: str, filename: str, content: bytes,
                source: str, pid: int, sampler: CpuSampler) -> dict:
     """One job through the API until it ends; rows/s from the job's own timestamps, CPU per row
     of customer-svc and PostgreSQL over the whole job (the incremental scoring of the imported
@@ -565,7 +566,10 @@ def run_import(base_url: str, headers: dict[str, str], *, kind: str, filename: s
     watcher.start()
     window = Window(sampler).__enter__()
     try:
-        with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
+        # a signed identity lives minutes and a large import longer: a fresh one per request
+        with httpx.Client(base_url=base_url, timeout=120,
+                          event_hooks={"request": [lambda req: req.headers.update({"X-Internal-Identity": identity()})]}
+                          ) as client:
             r = client.post("/v1/imports", data={"kind": kind, "source": source},
                             files={"file": (filename, content)})
             if r.status_code != 202:
@@ -573,8 +577,11 @@ def run_import(base_url: str, headers: dict[str, str], *, kind: str, filename: s
             import_id = r.json()["id"]
             deadline = time.monotonic() + IMPORT_TIMEOUT_S
             while True:
-                job = client.get(f"/v1/imports/{import_id}").json()
-                if job.get("status") in ("completed", "failed"):
+                r = client.get(f"/v1/imports/{import_id}")
+                if r.status_code != 200:
+                    raise RuntimeError(f"GET /v1/imports/{import_id} answered {r.status_code}: {r.text[:300]}")
+                job = r.json()
+                if job["status"] in ("completed", "failed"):
                     break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"import {filename} not finished within {IMPORT_TIMEOUT_S:.0f} s: {job}")
@@ -823,9 +830,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, kind, filename, content in files:
             log(f"import of {sizes.import_rows:,} {kind} from {filename} ({len(content) / 2**20:.1f} MB) ...")
             try:
-                headers = {"X-Internal-Identity": signer.token_for(supervisor)}
-                job = run_import(svc, headers, kind=kind, filename=filename, content=content,
-                                 source=f"bench{tag.lower()}", pid=svc_pid, sampler=sampler)
+                job = run_import(svc, lambda: signer.token_for(supervisor), kind=kind, filename=filename,
+                                 content=content, source=f"bench{tag.lower()}", pid=svc_pid, sampler=sampler)
                 results |= {f"{key}_rows": job["rows"], f"{key}_failed": job["failed"],
                             f"{key}_s": round(job["seconds"], 2),
                             f"{key}_rows_per_s": None if job["rows_per_s"] is None else round(job["rows_per_s"], 1),
