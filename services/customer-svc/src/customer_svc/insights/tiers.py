@@ -14,12 +14,13 @@ e.g. ``rules[2].when.segment_in[0]``); :func:`decide_tier` is the evaluation.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from customer_svc.customers.schemas import Tier
@@ -27,7 +28,44 @@ from customer_svc.insights.segments import SegmentKey
 from helpdesk_common.validation import StrictModel, fold_key
 
 MAX_RULES = 100
-Amount = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=4, allow_inf_nan=False)]
+
+
+_AMOUNT_TEXT = re.compile(r"[0-9]{1,16}(\.[0-9]{1,4})?")
+_AMOUNT_MAX = 10**16 - 1
+
+
+def _amount(value: object) -> Decimal:
+    """An amount in the RFM base currency, from a decimal as text or an integer (JSON's 5.0 is
+    an integer too). Checked here in one place rather than as a union of types, so an error names
+    the field itself, and the document states exactly this shape (a 20-digit number or a text
+    pydantic's Decimal refuses would otherwise be schema-valid and refused)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a Decimal as text or an integer, not a boolean")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must be greater than or equal to 0")
+        if value > _AMOUNT_MAX:
+            raise ValueError("must have at most 16 digits")
+        return Decimal(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a Decimal as text (\"5000.00\") or an integer")
+    if _AMOUNT_TEXT.fullmatch(value):
+        return Decimal(value)
+    if value.strip().lstrip("+-").casefold() in {"nan", "snan", "inf", "infinity"}:
+        raise ValueError("must be a finite decimal")
+    if value.strip().startswith("-"):
+        raise ValueError("must be greater than or equal to 0")
+    raise ValueError("must be digits (at most 16) with at most 4 decimals, as \"5000.00\"")
+
+
+Amount = Annotated[
+    Decimal, BeforeValidator(_amount), PlainSerializer(str, return_type=str),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": "^" + _AMOUNT_TEXT.pattern + "$"},
+                              {"type": "integer", "minimum": 0, "maximum": _AMOUNT_MAX}],
+                    "description": "A decimal as text (\"5000.00\") or an integer, not negative, at most 4 decimals."}),
+]
 Count = Annotated[int, Field(ge=0, le=1_000_000_000)]
 QuintileScore = Annotated[int, Field(ge=1, le=5)]
 RiskScore = Annotated[int, Field(ge=0, le=100)]
