@@ -114,3 +114,19 @@ def test_the_decision_is_the_first_matching_rule(customer):
     else:
         assert decision.tier == RULES[decision.rule_index].tier
         assert alone.index(True) == decision.rule_index
+
+
+@pytest.mark.parametrize(("amount", "value"), [
+    ("5000.50", Decimal("5000.50")), (5000, Decimal(5000)), (5000.0, Decimal(5000)),
+    (10**15 - 1, Decimal(10**15 - 1)), ("999999999999999.9999", Decimal("999999999999999.9999")),
+])
+def test_amounts_the_document_allows_are_taken(amount, value):
+    rules = TierRules.model_validate({"rules": [{"when": {"monetary_at_least": amount}, "tier": "gold"}]})
+    assert rules.rules[0].when.monetary_at_least == value
+    assert rules.model_dump(mode="json")["rules"][0]["when"]["monetary_at_least"] == str(value)
+
+
+@pytest.mark.parametrize("amount", [10**15, "1000000000000000", 5.5, "5.12345", "-1", -1, True, [], "NaN"])
+def test_amounts_beyond_the_document_are_refused(amount):
+    body = {"rules": [{"when": {"monetary_at_least": amount}, "tier": "gold"}]}
+    assert [loc for loc, _ in errors(body)] == [("rules", 0, "when", "monetary_at_least")]

@@ -30,8 +30,10 @@ from helpdesk_common.validation import StrictModel, fold_key
 MAX_RULES = 100
 
 
-_AMOUNT_TEXT = re.compile(r"[0-9]{1,16}(\.[0-9]{1,4})?")
-_AMOUNT_MAX = 10**16 - 1
+_AMOUNT_TEXT = re.compile(r"[0-9]{1,15}(\.[0-9]{1,4})?")
+#: 15 digits: every integer up to it is exact in a double, so a client (or a test generator) that
+#: reads the document's maximum as a float gets this very number back, not the next power of ten
+_AMOUNT_MAX = 10**15 - 1
 
 
 def _amount(value: object) -> Decimal:
@@ -47,7 +49,7 @@ def _amount(value: object) -> Decimal:
         if value < 0:
             raise ValueError("must be greater than or equal to 0")
         if value > _AMOUNT_MAX:
-            raise ValueError("must have at most 16 digits")
+            raise ValueError("must have at most 15 digits")
         return Decimal(value)
     if not isinstance(value, str):
         raise ValueError("must be a Decimal as text (\"5000.00\") or an integer")
@@ -57,7 +59,7 @@ def _amount(value: object) -> Decimal:
         raise ValueError("must be a finite decimal")
     if value.strip().startswith("-"):
         raise ValueError("must be greater than or equal to 0")
-    raise ValueError("must be digits (at most 16) with at most 4 decimals, as \"5000.00\"")
+    raise ValueError("must be digits (at most 15) with at most 4 decimals, as \"5000.00\"")
 
 
 Amount = Annotated[
