@@ -57,7 +57,8 @@ async def test_channel_key_is_scoped_to_its_channel(gateway_env, ticket_svc):
         sneaky = await client.post("/v1/channels/email/%2e%2e/chat/inbound", content=b"{}", headers=keys["email"])
         assert sneaky.status_code == 404
         # users reach the new ticket-svc prefixes
-        for prefix in ("channels", "agents", "teams", "routing", "forms", "macros", "views", "statuses", "audit"):
+        for prefix in ("channels", "agents", "teams", "routing", "forms", "processes", "macros", "views", "statuses",
+                       "audit"):
             r = await client.get(f"/v1/{prefix}/probe", headers=admin)
             assert r.status_code == 299 and r.json()["path"] == f"/v1/{prefix}/probe", prefix
 

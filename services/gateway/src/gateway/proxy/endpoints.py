@@ -19,6 +19,7 @@ UPSTREAMS = {
     "teams": ("ticket_url", "ticket service"),
     "routing": ("ticket_url", "ticket service"),
     "forms": ("ticket_url", "ticket service"),
+    "processes": ("ticket_url", "ticket service"),
     "macros": ("ticket_url", "ticket service"),
     "views": ("ticket_url", "ticket service"),
     "statuses": ("ticket_url", "ticket service"),
