@@ -421,3 +421,41 @@ def test_advance_takes_any_object_with_key_and_kind():
     steps = [Ref("a", "task"), Ref("b", "customer_confirmation")]
     assert advance(steps, 0, DONE, ()) == Goto(1)
     assert advance(steps, 1, Outcome("completed", "confirmed"), ()) == Closed("confirmed")
+
+
+# --------------------------------------------------------------------------- from a stored definition
+
+
+def test_from_definition_builds_each_kind():
+    from ticket_svc.processes.definitions import parse_steps
+    from ticket_svc.processes.machine import from_definition
+
+    team = "6f1c1d2e-0000-4000-8000-000000000001"
+    steps = parse_steps([
+        {"key": "triage", "name": "Triage", "kind": "task"},
+        {"key": "approval", "name": "Approval", "kind": "approval", "approvers": {"users": ["sup-1"], "teams": [team]},
+         "rule": "n_of_m", "n": 2, "on_reject": {"return_to": "triage"}, "expires_after_minutes": 90},
+        {"key": "sign", "name": "Sign", "kind": "countersign", "parties": [{"team": team}, {"user": "legal-1"}],
+         "order": "parallel", "on_reject": "continue_flagged"},
+        {"key": "confirm", "name": "Confirm", "kind": "customer_confirmation", "timeout_minutes": 4320,
+         "on_timeout": "reopen"},
+    ])
+    task = from_definition(steps[0], assignees={"agent-7"})
+    assert task == TaskStep("triage", assignees=frozenset({"agent-7"}))
+    approval = from_definition(steps[1], approvers={"sup-1", "fin-1", "fin-2"})
+    assert approval == ApprovalStep("approval", frozenset({"sup-1", "fin-1", "fin-2"}), rule="n_of_m", n=2,
+                                    on_reject=FollowUp("return_to", "triage"), expires_after=timedelta(minutes=90))
+    sign = from_definition(steps[2], parties=[{"fin-1", "fin-2"}, {"legal-1"}])
+    assert sign == CountersignStep("sign", (frozenset({"fin-1", "fin-2"}), frozenset({"legal-1"})), order="parallel",
+                                   on_reject=CONTINUE_FLAGGED)
+    confirm = from_definition(steps[3])
+    assert confirm == CustomerConfirmationStep("confirm", timeout=timedelta(days=3), on_timeout="reopen")
+    # the definitions' own models drive advance as they are
+    assert advance(steps, 3, Outcome("expired", follow_up=REOPEN), frozenset({"sign"})) == Goto(1)
+    # a team that resolved to nobody leaves an impossible step: refused, not stuck
+    with pytest.raises(InvalidStep, match="n must be"):
+        from_definition(steps[1], approvers={"sup-1"})
+    with pytest.raises(InvalidStep, match="one set of signers"):
+        from_definition(steps[2], parties=[{"legal-1"}])
+    with pytest.raises(InvalidStep, match="nobody"):
+        from_definition(steps[2], parties=[set(), {"legal-1"}])

@@ -567,3 +567,36 @@ def _check_keys(steps: Sequence[StepRef]) -> None:
     keys = [s.key for s in steps]
     if len(set(keys)) != len(keys):
         raise InvalidStep("step keys must be unique within a process")
+
+
+# --------------------------------------------------------------------------- from a definition
+
+
+def from_definition(step: StepRef, *, approvers: Collection[str] = (), parties: Sequence[Collection[str]] = (),
+                    customers: Collection[str] | None = None, assignees: Collection[str] | None = None) -> Step:
+    """The machine's step for one step of a stored definition (``definitions.Step``).
+
+    The caller passes what only the database knows, already resolved to user ids: the
+    approval's ``approvers`` (named users plus the members of its teams and the holders of its
+    roles) and, for a countersign, one set of user ids per listed party, in the listed order.
+    Raises ``InvalidStep`` when the resolution left the step impossible (an empty team...).
+    """
+    from .definitions import follow_up_text  # the definitions' spelling of on_reject, kept there
+
+    if step.kind == "approval":
+        minutes = step.expires_after_minutes  # type: ignore[attr-defined]
+        return ApprovalStep(step.key, frozenset(approvers), rule=step.rule, n=step.n,  # type: ignore[attr-defined]
+                            on_reject=FollowUp.parse(follow_up_text(step.on_reject)),  # type: ignore[attr-defined]
+                            expires_after=None if minutes is None else timedelta(minutes=minutes))
+    if step.kind == "countersign":
+        if len(parties) != len(step.parties):  # type: ignore[attr-defined]
+            raise InvalidStep(f"countersign step {step.key!r}: one set of signers per listed party is needed")
+        return CountersignStep(step.key, tuple(frozenset(p) for p in parties), order=step.order,  # type: ignore[attr-defined]
+                               on_reject=FollowUp.parse(follow_up_text(step.on_reject)))  # type: ignore[attr-defined]
+    if step.kind == "customer_confirmation":
+        return CustomerConfirmationStep(step.key, timeout=timedelta(minutes=step.timeout_minutes),  # type: ignore[attr-defined]
+                                        on_timeout=step.on_timeout,  # type: ignore[attr-defined]
+                                        customers=None if customers is None else frozenset(customers))
+    if step.kind == "task":
+        return TaskStep(step.key, assignees=None if assignees is None else frozenset(assignees))
+    raise InvalidStep(f"unknown step kind {step.kind!r}")
