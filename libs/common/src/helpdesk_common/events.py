@@ -127,6 +127,11 @@ class TicketStepStartedData(TicketRefData):
     #: the step's key in the workflow definition (``approval``, ``customer_confirmation``)
     step: str
     kind: str | None = None
+    #: the step's own target from the process definition (``target_minutes``); sla-svc times
+    #: ``step:<step>`` against it when the ticket's policy names no target for that metric
+    target_minutes: int | None = Field(default=None, ge=1)
+    #: the process definition's version the ticket runs (it keeps it when admins edit the type)
+    process_version: int | None = None
     started_at: datetime
 
 
@@ -136,6 +141,111 @@ class TicketStepCompletedData(TicketRefData):
     #: approved / rejected / confirmed / timed_out / skipped ...
     outcome: str | None = None
     completed_at: datetime
+
+
+STEP_COMMENT_MAX_CHARS = 2000
+
+
+class TicketApprovalRequestedData(TicketRefData):
+    """An approval or countersign step asks people to decide: notify-svc tells them, the
+    approval queue lists the step for them. ``approvers`` are the resolved user ids (a team or
+    a role in the definition becomes its members when the step starts); for a sequential
+    countersign it is the party whose turn it is, and the event is emitted again per turn."""
+
+    step_id: uuid.UUID
+    step: str
+    #: the step's display name from the definition
+    name: str | None = Field(default=None, max_length=128)
+    kind: Literal["approval", "countersign"]
+    approvers: list[str] = Field(default_factory=list, max_length=500)
+    #: approval: all / any / n_of_m (with ``n``); countersign: sequential / parallel
+    rule: str | None = None
+    n: int | None = None
+    expires_at: datetime | None = None
+    requested_at: datetime
+
+
+class TicketApprovalDecidedData(TicketRefData):
+    """One person's decision on an approval or countersign step (``approve``, ``reject``, ``sign``).
+    ``step_status`` is the step after the decision: ``pending`` while more are needed,
+    ``completed`` or ``rejected`` when this decision ended it."""
+
+    step_id: uuid.UUID
+    step: str
+    kind: Literal["approval", "countersign"]
+    decision: Literal["approve", "reject", "sign"]
+    decided_by: str
+    comment: str | None = Field(default=None, max_length=STEP_COMMENT_MAX_CHARS)
+    step_status: Literal["pending", "completed", "rejected", "expired"]
+    decided_at: datetime
+
+
+class TicketCustomerConfirmedData(TicketRefData):
+    """The end of a customer-confirmation step: the customer confirmed, said it is not resolved
+    (``rejected``), wrote back instead of answering (``replied``), or never answered
+    (``timed_out``). ``via`` says how the answer came: ``link`` (the signed page), ``email`` or
+    another channel's reply, ``timeout``, or ``agent`` (recorded on the customer's behalf)."""
+
+    step_id: uuid.UUID
+    step: str
+    answer: Literal["confirmed", "rejected", "replied", "timed_out"]
+    via: str = Field(max_length=32)
+    customer_id: uuid.UUID | None = None
+    comment: str | None = Field(default=None, max_length=STEP_COMMENT_MAX_CHARS)
+    confirmed_at: datetime
+
+
+class TicketConfirmationRequestedData(_Data):
+    """ticket-svc asks notify-svc to ask the customer to confirm the resolution, by the channel
+    they used (e-mail carries ``[#number]`` so a reply threads back; chat channels get a text)
+    with the signed ``link`` to a confirm / not-resolved page. Like a survey invitation the link
+    is a bearer capability until the step ends or expires: this type is notify-svc's alone, never
+    offered to webhook subscribers and never logged. ``step_id`` + ``channel`` is the delivery's
+    identity: one delivery per pair."""
+
+    ticket_id: uuid.UUID
+    number: int | None = None
+    step_id: uuid.UUID
+    step: str
+    subject: str | None = Field(default=None, max_length=1000)
+    language: str | None = Field(default=None, max_length=35)
+    channel: str
+    recipient: Requester
+    route: dict[str, Any] = Field(default_factory=dict)
+    link: str = Field(max_length=2000)
+    expires_at: datetime
+    at: datetime
+
+
+class TicketNotificationRequestedData(_Data):
+    """A trigger's or automation's ``notify`` action: notify-svc sends ``subject``/``body`` (already
+    rendered by ticket-svc) to each entry of ``to`` (``assignee``, ``team_supervisors``,
+    ``requester``, or ``user:<id>``). ``rule`` names the trigger or automation for the record;
+    the event id is the dedupe key, one delivery per recipient."""
+
+    ticket_id: uuid.UUID
+    number: int | None = None
+    rule: str = Field(max_length=200)
+    to: list[str] = Field(min_length=1, max_length=20)
+    subject: str = Field(max_length=200)
+    body: str = Field(max_length=20000)
+    team_id: uuid.UUID | None = None
+    assignee_id: uuid.UUID | None = None
+    at: datetime
+
+
+class TicketWebhookRequestedData(_Data):
+    """A trigger's or automation's ``call_webhook`` action: notify-svc posts ``payload`` (the
+    action's own members plus the ticket's reference) to the subscription ``webhook_id``, signed
+    and retried like every webhook delivery, even if the subscription's event filter would not
+    select this ticket's events. The event id is the delivery's identity."""
+
+    ticket_id: uuid.UUID
+    number: int | None = None
+    rule: str = Field(max_length=200)
+    webhook_id: uuid.UUID
+    payload: dict[str, Any] = Field(default_factory=dict)
+    at: datetime
 
 
 class TicketMergedData(TicketRefData):
@@ -479,6 +589,40 @@ class TicketStepCompleted(_Envelope):
     data: TicketStepCompletedData
 
 
+class TicketApprovalRequested(_Envelope):
+    type: Literal["ticket.approval_requested"] = "ticket.approval_requested"
+    data: TicketApprovalRequestedData
+
+
+class TicketApprovalDecided(_Envelope):
+    type: Literal["ticket.approval_decided"] = "ticket.approval_decided"
+    data: TicketApprovalDecidedData
+
+
+class TicketCustomerConfirmed(_Envelope):
+    type: Literal["ticket.customer_confirmed"] = "ticket.customer_confirmed"
+    data: TicketCustomerConfirmedData
+
+
+class TicketConfirmationRequested(_Envelope):
+    """Keyed by the ticket; notify-svc's alone (see the data)."""
+
+    type: Literal["ticket.confirmation_requested"] = "ticket.confirmation_requested"
+    data: TicketConfirmationRequestedData
+
+
+class TicketNotificationRequested(_Envelope):
+    type: Literal["ticket.notification_requested"] = "ticket.notification_requested"
+    data: TicketNotificationRequestedData
+
+
+class TicketWebhookRequested(_Envelope):
+    """Keyed by the ticket; notify-svc's alone (it is a delivery order, not a fact to publish)."""
+
+    type: Literal["ticket.webhook_requested"] = "ticket.webhook_requested"
+    data: TicketWebhookRequestedData
+
+
 class TicketMerged(_Envelope):
     type: Literal["ticket.merged"] = "ticket.merged"
     data: TicketMergedData
@@ -809,6 +953,12 @@ Event = Annotated[
         TicketMerged,
         TicketStepStarted,
         TicketStepCompleted,
+        TicketApprovalRequested,
+        TicketApprovalDecided,
+        TicketCustomerConfirmed,
+        TicketConfirmationRequested,
+        TicketNotificationRequested,
+        TicketWebhookRequested,
         CustomerCreated,
         CustomerIdentityAdded,
         CustomerUpdated,
@@ -858,6 +1008,12 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "ticket.merged": TICKETS_TOPIC,
     "ticket.step_started": TICKETS_TOPIC,
     "ticket.step_completed": TICKETS_TOPIC,
+    "ticket.approval_requested": TICKETS_TOPIC,
+    "ticket.approval_decided": TICKETS_TOPIC,
+    "ticket.customer_confirmed": TICKETS_TOPIC,
+    "ticket.confirmation_requested": TICKETS_TOPIC,
+    "ticket.notification_requested": TICKETS_TOPIC,
+    "ticket.webhook_requested": TICKETS_TOPIC,
     "ticket.reply_requested": TICKETS_TOPIC,
     "delivery.succeeded": DELIVERIES_TOPIC,
     "delivery.deferred": DELIVERIES_TOPIC,

@@ -14,8 +14,10 @@ from helpdesk_common.validation import StrictModel
 
 #: events never offered to webhook receivers, so never subscribable: a reply request carries a
 #: DingTalk session webhook and attachment capability URLs (docs/channels/outbound.md), a survey
-#: delivery request the signed answer link (whoever holds it answers for the customer)
-NOT_FOR_WEBHOOKS = frozenset({"ticket.reply_requested", "survey.delivery_requested"})
+#: delivery request the signed answer link (whoever holds it answers for the customer), and so does a
+#: confirmation request; notification and webhook requests are orders to notify-svc, not facts
+NOT_FOR_WEBHOOKS = frozenset({"ticket.reply_requested", "survey.delivery_requested", "ticket.confirmation_requested",
+                              "ticket.notification_requested", "ticket.webhook_requested"})
 #: every other event type the system publishes (helpdesk_common.events)
 EventType = Literal[tuple(sorted(set(TOPIC_BY_TYPE) - NOT_FOR_WEBHOOKS))]  # type: ignore[valid-type]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
