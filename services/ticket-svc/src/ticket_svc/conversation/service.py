@@ -22,7 +22,7 @@ from helpdesk_common.problems import Problem
 
 from ..channels.inbound import InboundAttachment
 from ..db import outbox
-from ..tickets import changes, lifecycle, search
+from ..tickets import changes, hooks, lifecycle, search
 from ..tickets import repository as ticket_repository
 from . import attachments as attachment_rules
 from . import outbound, repository
@@ -143,6 +143,7 @@ async def add(conn: Any, ticket: Mapping[str, Any], message: NewMessage, *, acto
     if message.reply is not None and message.reply.plan.deliverable:
         evts.append(reply_requested(new_ticket, row, message, message.reply, now=now))
     await enqueue_raw(conn, outbox, *evts)
+    await hooks.run_after_message(conn, ticket, row, new_ticket, actor)
     return row, new_ticket
 
 

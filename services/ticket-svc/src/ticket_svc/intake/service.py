@@ -33,7 +33,8 @@ from ..conversation import repository as conversation_repository
 from ..conversation import service as conversation
 from ..db import outbox
 from ..routing import service as routing
-from ..tickets import changes, repository as tickets, search
+from ..tickets import changes, hooks, search
+from ..tickets import repository as tickets
 from . import repository
 
 SUBJECT_MAX = 500
@@ -174,6 +175,7 @@ async def open_ticket(
                                            assigned_at=now),
         ))
     await enqueue_raw(conn, outbox, *evts)
+    await hooks.run_after_create(conn, row, created_by)
     return row
 
 

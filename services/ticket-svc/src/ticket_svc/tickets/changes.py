@@ -18,7 +18,7 @@ from helpdesk_common import events
 from helpdesk_common.outbox import enqueue_raw
 
 from ..db import outbox
-from . import repository
+from . import hooks, repository
 
 SOURCE = "ticket-svc"
 #: fields whose change is worth an audit entry and a ticket.updated event
@@ -88,6 +88,8 @@ async def apply(
         return before
     if before.get("care_of") is not None and ends_care(values):
         values["care_of"] = None  # the customer's next churn episode may open a new care ticket
+    if values:
+        await hooks.run_before_change(conn, before, values, actor)
     changes = diff(before, values)
     if "updated_by" not in values:
         values["updated_by"] = actor
@@ -127,4 +129,6 @@ async def apply(
         ))
     if evts:
         await enqueue_raw(conn, outbox, *evts)
+    if changes:
+        await hooks.run_after_change(conn, before, row, changes, actor)
     return row

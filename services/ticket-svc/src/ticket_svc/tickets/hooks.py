@@ -1,0 +1,85 @@
+"""Extension points in the ticket lifecycle, for the packages that react to every ticket change
+(processes, triggers, automations) without the core depending on them.
+
+Why a registry and not direct calls: ``changes.apply``, ``intake.service.open_ticket`` and
+``conversation.service.add`` are the only three paths that create or change a ticket, and they
+sit below the packages that react (a process may change the ticket through ``changes.apply``
+itself). Importing those packages from here would make a cycle; instead each reacting package
+registers its hook at import time (``main`` imports them), and a hook runs inside the caller's
+transaction, so its writes commit or roll back with the change that caused them.
+
+Contract for a hook:
+
+- it is cheap when it has nothing to do (a cached "nothing is configured" check first: these
+  run on every ticket change, and the pipeline's CPU per ticket is measured by ``make bench``);
+- it may raise a ``Problem`` (``before_change`` only) to refuse the change, which aborts the
+  request with nothing written;
+- it may change the ticket again through ``changes.apply``, which runs the hooks again: a hook
+  must be idempotent and must bound its own recursion (triggers count their passes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+#: (conn, ticket row just inserted, actor ref) -> None; after the ticket, its opening message and
+#: its routing are written, before ``open_ticket`` returns
+AfterCreate = Callable[[Any, Mapping[str, Any], str], Awaitable[None]]
+#: (conn, row before, values about to be written (only those that differ), actor ref) -> None;
+#: may raise a Problem to refuse the change
+BeforeChange = Callable[[Any, Mapping[str, Any], Mapping[str, Any], str], Awaitable[None]]
+#: (conn, row before, row after, audited changes {field: {"before", "after"}}, actor ref) -> None;
+#: only when something was written
+AfterChange = Callable[[Any, Mapping[str, Any], Mapping[str, Any], Mapping[str, Any], str], Awaitable[None]]
+#: (conn, ticket row before the message, message row, ticket row after, actor ref) -> None
+AfterMessage = Callable[[Any, Mapping[str, Any], Mapping[str, Any], Mapping[str, Any], str], Awaitable[None]]
+
+_after_create: list[AfterCreate] = []
+_before_change: list[BeforeChange] = []
+_after_change: list[AfterChange] = []
+_after_message: list[AfterMessage] = []
+
+
+def _register(hooks: list[Any], hook: Any) -> Any:
+    if hook not in hooks:  # importing a module twice (tests) must not run its hook twice
+        hooks.append(hook)
+    return hook
+
+
+def after_create(hook: AfterCreate) -> AfterCreate:
+    return _register(_after_create, hook)
+
+
+def before_change(hook: BeforeChange) -> BeforeChange:
+    return _register(_before_change, hook)
+
+
+def after_change(hook: AfterChange) -> AfterChange:
+    return _register(_after_change, hook)
+
+
+def after_message(hook: AfterMessage) -> AfterMessage:
+    return _register(_after_message, hook)
+
+
+async def run_after_create(conn: Any, row: Mapping[str, Any], actor: str) -> None:
+    for hook in _after_create:
+        await hook(conn, row, actor)
+
+
+async def run_before_change(conn: Any, before: Mapping[str, Any], values: Mapping[str, Any], actor: str) -> None:
+    for hook in _before_change:
+        await hook(conn, before, values, actor)
+
+
+async def run_after_change(conn: Any, before: Mapping[str, Any], row: Mapping[str, Any],
+                           changes: Mapping[str, Any], actor: str) -> None:
+    for hook in _after_change:
+        await hook(conn, before, row, changes, actor)
+
+
+async def run_after_message(conn: Any, before: Mapping[str, Any], message: Mapping[str, Any],
+                            row: Mapping[str, Any], actor: str) -> None:
+    for hook in _after_message:
+        await hook(conn, before, message, row, actor)
