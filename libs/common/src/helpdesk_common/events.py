@@ -720,6 +720,22 @@ class SlaPausedData(_Data):
     remaining_seconds: float
 
 
+class SlaTeamCalendarData(_Data):
+    """The business calendar a team's business-time rules count in, as sla-svc holds it, so other
+    services (ticket-svc's time-based automations) compute business hours exactly as sla-svc
+    does (``helpdesk_common.business_time``) without calling it. ``team_id`` null is the default
+    calendar (tickets with no team, teams with no calendar of their own); ``calendar`` null means
+    the team no longer has a calendar of its own (the default applies). Keyed by the team (or
+    ``default``); ``version`` grows with every change so a consumer keeps the newest."""
+
+    team_id: uuid.UUID | None = None
+    calendar_id: uuid.UUID | None = None
+    #: the calendar's definition (time zone, weekly hours, holidays...) in sla-svc's API shape
+    calendar: dict[str, Any] | None = None
+    version: int
+    at: datetime
+
+
 class SlaResumedData(_Data):
     """A paused timer counts again; ``due_at`` was recomputed from the remaining time."""
 
@@ -878,6 +894,11 @@ class WebhookDisabled(_Envelope):
     data: WebhookDisabledData
 
 
+class SlaTeamCalendarChanged(_Envelope):
+    type: Literal["sla.team_calendar_changed"] = "sla.team_calendar_changed"
+    data: SlaTeamCalendarData
+
+
 class SlaPaused(_Envelope):
     type: Literal["sla.paused"] = "sla.paused"
     data: SlaPausedData
@@ -974,6 +995,7 @@ Event = Annotated[
         SlaWarning,
         SlaBreached,
         SlaPaused,
+        SlaTeamCalendarChanged,
         SlaResumed,
         SlaFulfilled,
         SlaCancelled,
@@ -1034,6 +1056,7 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "sla.warning": SLA_TOPIC,
     "sla.breached": SLA_TOPIC,
     "sla.paused": SLA_TOPIC,
+    "sla.team_calendar_changed": SLA_TOPIC,
     "sla.resumed": SLA_TOPIC,
     "sla.fulfilled": SLA_TOPIC,
     "sla.cancelled": SLA_TOPIC,
