@@ -58,7 +58,7 @@ async def test_channel_key_is_scoped_to_its_channel(gateway_env, ticket_svc):
         assert sneaky.status_code == 404
         # users reach the new ticket-svc prefixes
         for prefix in ("channels", "agents", "teams", "routing", "forms", "processes", "macros", "views", "statuses",
-                       "audit"):
+                       "audit", "approvals", "triggers", "automations", "rules"):
             r = await client.get(f"/v1/{prefix}/probe", headers=admin)
             assert r.status_code == 299 and r.json()["path"] == f"/v1/{prefix}/probe", prefix
 
