@@ -10,7 +10,7 @@ from ..routing import service as routing
 from ..tickets import changes
 from ..tickets import repository as tickets
 from ..conversation import service as conversation
-from . import colour, repository
+from . import calendars, colour, repository
 
 PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
 ACTOR = "system:sla"
@@ -64,6 +64,10 @@ async def handle_escalation(conn: Any, event: Any) -> None:
     await conversation.add(conn, row, note, actor=ACTOR)
 
 
+async def handle_team_calendar(conn: Any, event: Any) -> None:
+    await calendars.on_team_calendar_changed(conn, event.data)
+
+
 SLA_HANDLERS = {
     "sla.applied": handle_timer_event,
     "sla.warning": handle_timer_event,
@@ -73,4 +77,5 @@ SLA_HANDLERS = {
     "sla.fulfilled": handle_timer_event,
     "sla.cancelled": handle_timer_event,
     "sla.escalation_requested": handle_escalation,
+    "sla.team_calendar_changed": handle_team_calendar,
 }

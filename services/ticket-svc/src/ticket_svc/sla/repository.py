@@ -34,3 +34,33 @@ async def set_first_response_due(conn: Any, *, ticket_id: uuid.UUID, due_at: dat
         "UPDATE tickets SET first_response_due_at = $2 WHERE id = $1 AND first_response_due_at IS DISTINCT FROM $2",
         ticket_id, due_at,
     )
+
+
+async def upsert_team_calendar(conn: Any, *, team_key: str, team_id: uuid.UUID | None, calendar_id: uuid.UUID | None,
+                               calendar: dict[str, Any] | None, version: int) -> bool:
+    """Keep the event only if it is newer than the stored one (events of one team come in
+    order, but a replay or a start-up republish may bring an old version again); True if kept."""
+    return bool(await conn.fetchval(
+        "INSERT INTO team_calendars (team_key, team_id, calendar_id, calendar, version) "
+        "VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (team_key) DO UPDATE SET team_id = EXCLUDED.team_id, calendar_id = EXCLUDED.calendar_id, "
+        "calendar = EXCLUDED.calendar, version = EXCLUDED.version, updated_at = now() "
+        "WHERE team_calendars.version < EXCLUDED.version RETURNING true",
+        team_key, team_id, calendar_id, calendar, version,
+    ))
+
+
+async def team_calendar_versions(conn: Any, team_keys: list[str]) -> list[Any]:
+    """(team_key, version, has_calendar) of the given keys: cheap enough to ask on every use."""
+    return await conn.fetch(
+        "SELECT team_key, version, calendar IS NOT NULL AS has_calendar FROM team_calendars "
+        "WHERE team_key = ANY($1::text[])", team_keys)
+
+
+async def team_calendar(conn: Any, team_key: str) -> Any:
+    return await conn.fetchrow("SELECT team_key, version, calendar FROM team_calendars WHERE team_key = $1", team_key)
+
+
+async def notify_automations_changed(conn: Any) -> None:
+    """Business-hour automations count in these calendars: the scheduler re-plans open tickets."""
+    await conn.execute("SELECT pg_notify('ticket_automations_changed', '')")
