@@ -64,6 +64,10 @@ class Settings(ServiceSettings):
     #: posts one answer; an office behind one NAT address answers a handful at a time
     survey_address_rate_limit_rps: float = 1.0
     survey_address_rate_limit_burst: int = 30
+    #: the customer-confirmation link (proxy/confirmation.py), per client address: the same shape
+    #: of traffic as a survey's (a page, one answer)
+    confirmation_address_rate_limit_rps: float = 1.0
+    confirmation_address_rate_limit_burst: int = 30
     #: requests with a wrong, unknown or expired credential, per client address
     auth_failures_per_minute_per_address: int = 120
     #: failed sign-ins (successful ones never count) per client address and per account

@@ -32,8 +32,9 @@ RETURN_RESPONSE_HEADERS = (
     "content-type", "etag", "location", "retry-after", "idempotent-replayed", "cache-control", "allow",
     # downloads: the file name, and no content sniffing or scripting of user-supplied bytes
     "content-disposition", "x-content-type-options", "content-security-policy", "x-attachment-content-type",
-    # the survey page (its token is in the URL): no Referer onwards, never framed
-    "referrer-policy", "x-frame-options",
+    # the survey and confirmation pages (their token is in the URL): no Referer onwards, never
+    # framed, never indexed
+    "referrer-policy", "x-frame-options", "x-robots-tag",
 )
 
 UPSTREAM_RETRIES = Counter("gateway_upstream_retries_total",
