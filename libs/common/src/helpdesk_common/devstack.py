@@ -377,6 +377,10 @@ class Stack:
             values["ticket_visitor_token_key"] = secrets.token_urlsafe(48)
             path.write_text(json.dumps(values))
             path.chmod(0o600)
+        if "ticket_confirmation_token_key" not in values:  # ticket-svc's customer-confirmation links (issue 12)
+            values["ticket_confirmation_token_key"] = secrets.token_urlsafe(48)
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         if "customer_survey_token_key" not in values:  # customer-svc's survey answer links (issue 11)
             values["customer_survey_token_key"] = secrets.token_urlsafe(48)
             path.write_text(json.dumps(values))
@@ -454,6 +458,7 @@ class Stack:
         if name == "ticket-svc":  # mints and verifies its own attachment links; no other process needs it
             env["TICKET_ATTACHMENT_URL_KEY"] = self.secrets["ticket_attachment_url_key"]
             env["TICKET_VISITOR_TOKEN_KEY"] = self.secrets["ticket_visitor_token_key"]
+            env.setdefault("TICKET_CONFIRMATION_TOKEN_KEY", self.secrets["ticket_confirmation_token_key"])
         if name == "customer-svc":  # signs and alone verifies survey answer links
             env.setdefault("CUSTOMER_SURVEY_TOKEN_KEY", self.secrets["customer_survey_token_key"])
         env.update(extra_env or {})

@@ -1,6 +1,6 @@
 from functools import lru_cache
 
-from pydantic import SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from helpdesk_common.settings import ServiceSettings
@@ -46,6 +46,16 @@ class Settings(ServiceSettings):
     #: parked long-polls re-read this often while the LISTEN connection is down (5x when up)
     visitor_poll_s: float = 2.0
 
+    # --- customer confirmation (confirmations/; docs/workflow.md, "Customer confirmation") ---
+    #: HMAC key of the confirmation links (confirmations/tokens.py); at least 32 characters.
+    #: Without it no confirmation request is sent (the customer can still answer by replying,
+    #: and the step's timeout still runs; logged at start)
+    confirmation_token_key: SecretStr | None = None
+    #: the public base URL links start with (the gateway's URL as customers reach it); read
+    #: without the service prefix because every service builds public links from the same one
+    public_base_url: str = Field("http://127.0.0.1:8080",
+                                 validation_alias=AliasChoices("PUBLIC_BASE_URL", "TICKET_PUBLIC_BASE_URL"))
+
     @field_validator("attachment_url_key")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -55,13 +65,13 @@ class Settings(ServiceSettings):
             raise ValueError("TICKET_ATTACHMENT_URL_KEY must be at least 32 characters")
         return value
 
-    @field_validator("visitor_token_key")
+    @field_validator("visitor_token_key", "confirmation_token_key")
     @classmethod
-    def _visitor_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+    def _token_key_long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and not value.get_secret_value():
             return None
         if value is not None and len(value.get_secret_value()) < 32:
-            raise ValueError("TICKET_VISITOR_TOKEN_KEY must be at least 32 characters")
+            raise ValueError(f"TICKET_{str(info.field_name).upper()} must be at least 32 characters")
         return value
 
 
