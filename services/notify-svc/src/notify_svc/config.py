@@ -1,4 +1,5 @@
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -41,6 +42,10 @@ class Settings(ServiceSettings):
     notification_portal_url: str = ""
     #: the agents' app; templates get ``ticket.url`` = ``<this>/tickets/<id>`` in agents' messages
     notification_agent_url: str = ""
+    #: how agents get a trigger's or an automation's ``notify`` message (there is no rule per
+    #: trigger to say it): ``email``, ``wecom`` or ``dingtalk``, falling back to e-mail for an
+    #: agent without an id on that chat channel, as rules' ``agent_channel`` does
+    notification_requested_agent_channel: Literal["email", "wecom", "dingtalk"] = "email"
 
     # ---- chat channel adapters (channels/wechat.py, wecom.py, dingtalk.py;
     # docs/channels/outbound.md). Base URLs are settings so tests point them at local fakes.

@@ -112,8 +112,10 @@ async def test_rules_and_team_overrides(notifications_api) -> None:
     api = notifications_api
     rules = {r["key"]: r for r in (await api.get("/v1/notification-rules", headers=AGENT)).json()["items"]}
     assert set(rules) == {"ticket_received", "ticket_solved", "ticket_assigned", "sla_warning", "sla_breached",
-                          "escalation"}
+                          "escalation", "approval_requested", "approval_decided"}
     assert rules["ticket_received"]["recipients"] == ["customer"] and rules["ticket_received"]["enabled"]
+    assert rules["approval_requested"]["recipients"] == ["approvers"] and rules["approval_requested"]["enabled"]
+    assert rules["approval_decided"]["recipients"] == ["assignee"]
     assert rules["sla_breached"]["recipients"] == ["assignee", "team_supervisors"]
 
     patched = await api.patch("/v1/notification-rules/sla_warning", headers={**ADMIN, "If-Match": 'W/"1"'},
@@ -124,6 +126,13 @@ async def test_rules_and_team_overrides(notifications_api) -> None:
     assert patched.json()["version"] == 2
     wrong = await api.patch("/v1/notification-rules/ticket_received", headers=ADMIN, json={"recipients": ["assignee"]})
     assert _problem(wrong, 422, "validation-error")["errors"][0]["field"] == "body.recipients"
+    # only the approval request has approvers to send to
+    wrong = await api.patch("/v1/notification-rules/sla_warning", headers=ADMIN, json={"recipients": ["approvers"]})
+    assert _problem(wrong, 422, "validation-error")["errors"][0]["field"] == "body.recipients"
+    redirected = await api.patch("/v1/notification-rules/approval_requested", headers=ADMIN,
+                                 json={"recipients": ["approvers", "team_supervisors"], "agent_channel": "dingtalk"})
+    assert redirected.status_code == 200, redirected.text
+    assert redirected.json()["recipients"] == ["approvers", "team_supervisors"]
     assert (await api.patch("/v1/notification-rules/sla_warning", headers=ADMIN,
                             json={"agent_channel": "fax"})).status_code == 422
     assert (await api.patch("/v1/notification-rules/sla_warning", headers=ADMIN,

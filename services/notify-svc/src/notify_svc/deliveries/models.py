@@ -3,8 +3,9 @@
 ``deliveries.id`` is the stable id carried to the receiver (the e-mail ``Message-ID`` comes from
 ticket-svc's event, a webhook's ``webhook-id`` is this id), so a resend after a crash is
 recognisably the same message. ``dedupe_key`` makes a redelivered event harmless: one delivery
-per (message, channel) for replies, per (event, subscription) for webhooks, per (survey,
-channel) for survey invitations.
+per (message, channel) for replies, per (event, subscription) for webhooks (a trigger's
+``call_webhook`` included), per (survey, channel) for survey invitations, per (step, channel) for
+confirmation requests.
 """
 
 from sqlalchemy import (CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer, Table,
@@ -13,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from ..db import metadata
 
-KINDS = ("reply", "notification", "webhook", "survey")
+KINDS = ("reply", "notification", "webhook", "survey", "confirmation")
 STATUSES = ("queued", "sending", "sent", "failed", "undeliverable")
 #: what asked for an attempt: the retry schedule, a manual retry, a webhook replay
 TRIGGERS = ("schedule", "retry", "replay")
@@ -53,7 +54,7 @@ deliveries = Table(
     Column("next_trigger", Text, nullable=False, server_default="schedule"),
     #: how many times an admin replayed this webhook delivery
     Column("replays", Integer, nullable=False, server_default="0"),
-    CheckConstraint("kind IN ('reply', 'notification', 'webhook', 'survey')", name="kind"),
+    CheckConstraint("kind IN ('reply', 'notification', 'webhook', 'survey', 'confirmation')", name="kind"),
     CheckConstraint("status IN ('queued', 'sending', 'sent', 'failed', 'undeliverable')", name="status"),
     CheckConstraint("next_trigger IN ('schedule', 'retry', 'replay')", name="next_trigger"),
 )

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-Kind = Literal["reply", "notification", "webhook", "survey"]
+Kind = Literal["reply", "notification", "webhook", "survey", "confirmation"]
 Status = Literal["queued", "sending", "sent", "failed", "undeliverable"]
 #: what asked for an attempt: the retry schedule (the first attempt included), a manual retry
 #: (POST /v1/deliveries/{id}/retry), a webhook replay

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 Audience = Literal["customer", "agent"]
-Recipient = Literal["customer", "assignee", "team_supervisors", "users"]
+Recipient = Literal["customer", "assignee", "team_supervisors", "users", "approvers"]
 AgentChannel = Literal["email", "wecom", "dingtalk"]
 
 CUSTOMER_RECIPIENTS: tuple[Recipient, ...] = ("customer",)
 AGENT_RECIPIENTS: tuple[Recipient, ...] = ("assignee", "team_supervisors", "users")
+#: the people an approval or countersign step waits for (the event names them): only the
+#: approval request has them, every other agent key would have nobody there
+APPROVAL_RECIPIENTS: tuple[Recipient, ...] = ("approvers", *AGENT_RECIPIENTS)
 AGENT_CHANNELS: tuple[AgentChannel, ...] = ("email", "wecom", "dingtalk")
 
 
@@ -47,7 +50,21 @@ KEYS: dict[str, Key] = {k.key: k for k in (
     Key("escalation", "sla.escalation_requested", "agent",
         "An SLA policy escalated the ticket (plus whoever the policy's notify list names).", True,
         ("assignee", "team_supervisors")),
+    Key("approval_requested", "ticket.approval_requested", "agent",
+        "An approval or countersign step waits for these people's decision (each sequential party in turn).",
+        True, ("approvers",)),
+    Key("approval_decided", "ticket.approval_decided", "agent",
+        "An approval or countersign step was completed or rejected (not told to whoever decided it).", True,
+        ("assignee",)),
 )}
+
+
+def allowed_recipients(key: str) -> tuple[Recipient, ...]:
+    """The recipients a rule of ``key`` may name."""
+    spec = KEYS[key]
+    if spec.audience == "customer":
+        return CUSTOMER_RECIPIENTS
+    return APPROVAL_RECIPIENTS if key == "approval_requested" else AGENT_RECIPIENTS
 
 #: the template languages every key has built in
 BUILTIN_LANGUAGES = ("zh-CN", "en")
@@ -65,6 +82,12 @@ VARIABLES: dict[str, frozenset[str] | None] = {
     #: SLA keys: the metric (first_response, resolution, ...), its due time ("2026-11-30 14:00 UTC"),
     #: the warning's fraction of the target, the policy's name
     "sla": frozenset({"metric", "due_at", "fraction", "policy"}),
+    #: approval keys: the process step (its key and name in the definition, ``approval`` or
+    #: ``countersign``), its rule (all / any / n_of_m / sequential / parallel), when it expires
+    #: ("2026-11-30 14:00 UTC"), and for a decision: approve / reject / sign, who decided (a name),
+    #: the step's status after it (completed / rejected) and the decider's comment
+    "step": frozenset({"key", "name", "kind", "rule", "expires_at", "decision", "decided_by", "status",
+                       "comment"}),
     #: the customer portal's address (NOTIFY_PORTAL_URL), or null
     "portal_url": None,
     #: how the customer answers, in the message's language ("Reply to this e-mail ...")
@@ -82,6 +105,9 @@ SAMPLE: dict[str, object] = {
     "recipient": {"name": "Li Na"},
     "team": {"id": "0f6c1c1e-3a52-4d7e-9a43-5c2d8b7e6f01", "name": "Support"},
     "sla": {"metric": "first_response", "due_at": "2026-11-30 14:00 UTC", "fraction": 0.75, "policy": "Standard"},
+    "step": {"key": "refund_approval", "name": "退款审批 / Refund approval", "kind": "approval", "rule": "any",
+             "expires_at": "2026-12-02 14:00 UTC", "decision": "approve", "decided_by": "Zhang Wei",
+             "status": "completed", "comment": "OK"},
     "portal_url": "https://support.example.com",
     "reply_hint": "Reply to this e-mail to add information to your request.",
     "language": "en",
@@ -251,5 +277,87 @@ BUILTIN: dict[tuple[str, str], Template] = {
             "<p>Ticket <strong>#{{ ticket.number }}</strong> ({{ ticket.subject }}) was escalated: its "
             "<strong>{{ sla.metric }}</strong> target was missed.</p>"
             "<p>Priority: {{ ticket.priority }}<br>Assignee: {{ agent.name|default('nobody', true) }}</p>"
+            "{% if ticket.url %}<p><a href=\"{{ ticket.url }}\">Open the ticket</a></p>{% endif %}")),
+    ("approval_requested", "zh-CN"): Template(
+        subject="[#{{ ticket.number }}] 待您审批：{{ step.name|default(step.key, true) }} — {{ ticket.subject }}",
+        body_text=(
+            "{{ recipient.name|default('您好', true) }}，\n\n"
+            "工单 #{{ ticket.number }}（{{ ticket.subject }}）的步骤「{{ step.name|default(step.key, true) }}」"
+            "{% if step.kind == 'countersign' %}需要您会签{% else %}需要您审批{% endif %}。\n"
+            "{% if step.rule == 'all' %}规则：所有审批人均须同意。\n"
+            "{% elif step.rule == 'any' %}规则：任一审批人同意即可。\n"
+            "{% elif step.rule == 'n_of_m' %}规则：须达到规定人数同意。\n"
+            "{% elif step.rule == 'sequential' %}规则：按顺序依次会签，现在轮到您。\n"
+            "{% elif step.rule == 'parallel' %}规则：各方均须会签。\n{% endif %}"
+            "{% if step.expires_at %}截止时间：{{ step.expires_at }}\n{% endif %}"
+            "优先级：{{ ticket.priority }}\n"
+            "{% if ticket.url %}请在工单中作出决定：{{ ticket.url }}\n{% else %}请在客服工作台的“待我审批”中作出决定。\n{% endif %}"),
+        body_html=(
+            "<p>{{ recipient.name|default('您好', true) }}，</p>"
+            "<p>工单 <strong>#{{ ticket.number }}</strong>（{{ ticket.subject }}）的步骤"
+            "「<strong>{{ step.name|default(step.key, true) }}</strong>」"
+            "{% if step.kind == 'countersign' %}需要您会签{% else %}需要您审批{% endif %}。</p>"
+            "<p>{% if step.rule %}规则：{{ step.rule }}<br>{% endif %}"
+            "{% if step.expires_at %}截止时间：{{ step.expires_at }}<br>{% endif %}优先级：{{ ticket.priority }}</p>"
+            "{% if ticket.url %}<p><a href=\"{{ ticket.url }}\">打开工单并作出决定</a></p>"
+            "{% else %}<p>请在客服工作台的“待我审批”中作出决定。</p>{% endif %}")),
+    ("approval_requested", "en"): Template(
+        subject="[#{{ ticket.number }}] Your decision is needed: {{ step.name|default(step.key, true) }} — {{ ticket.subject }}",
+        body_text=(
+            "Hello {{ recipient.name|default('there', true) }},\n\n"
+            "The step \"{{ step.name|default(step.key, true) }}\" of ticket #{{ ticket.number }} ({{ ticket.subject }}) "
+            "{% if step.kind == 'countersign' %}needs your signature{% else %}needs your approval{% endif %}.\n"
+            "{% if step.rule == 'all' %}Rule: every approver must approve.\n"
+            "{% elif step.rule == 'any' %}Rule: one approval is enough.\n"
+            "{% elif step.rule == 'n_of_m' %}Rule: a set number of approvers must approve.\n"
+            "{% elif step.rule == 'sequential' %}Rule: the parties sign in order; it is your turn.\n"
+            "{% elif step.rule == 'parallel' %}Rule: every party must sign.\n{% endif %}"
+            "{% if step.expires_at %}Decide by: {{ step.expires_at }}\n{% endif %}"
+            "Priority: {{ ticket.priority }}\n"
+            "{% if ticket.url %}Decide on the ticket: {{ ticket.url }}\n{% else %}Decide from your approval queue in the agent desk.\n{% endif %}"),
+        body_html=(
+            "<p>Hello {{ recipient.name|default('there', true) }},</p>"
+            "<p>The step <strong>{{ step.name|default(step.key, true) }}</strong> of ticket "
+            "<strong>#{{ ticket.number }}</strong> ({{ ticket.subject }}) "
+            "{% if step.kind == 'countersign' %}needs your signature{% else %}needs your approval{% endif %}.</p>"
+            "<p>{% if step.rule %}Rule: {{ step.rule }}<br>{% endif %}"
+            "{% if step.expires_at %}Decide by: {{ step.expires_at }}<br>{% endif %}Priority: {{ ticket.priority }}</p>"
+            "{% if ticket.url %}<p><a href=\"{{ ticket.url }}\">Open the ticket and decide</a></p>"
+            "{% else %}<p>Decide from your approval queue in the agent desk.</p>{% endif %}")),
+    ("approval_decided", "zh-CN"): Template(
+        subject="[#{{ ticket.number }}] {{ step.name|default(step.key, true) }}"
+                "{% if step.status == 'rejected' %}已被驳回{% else %}已通过{% endif %}：{{ ticket.subject }}",
+        body_text=(
+            "{{ recipient.name|default('您好', true) }}，\n\n"
+            "工单 #{{ ticket.number }}（{{ ticket.subject }}）的步骤「{{ step.name|default(step.key, true) }}」"
+            "{% if step.status == 'rejected' %}已被驳回{% else %}已完成{% endif %}"
+            "{% if step.decided_by %}（由 {{ step.decided_by }} 作出最终决定）{% endif %}。\n"
+            "{% if step.comment %}意见：{{ step.comment }}\n{% endif %}"
+            "{% if ticket.url %}{{ ticket.url }}\n{% endif %}"),
+        body_html=(
+            "<p>{{ recipient.name|default('您好', true) }}，</p>"
+            "<p>工单 <strong>#{{ ticket.number }}</strong>（{{ ticket.subject }}）的步骤"
+            "「<strong>{{ step.name|default(step.key, true) }}</strong>」"
+            "{% if step.status == 'rejected' %}已被驳回{% else %}已完成{% endif %}"
+            "{% if step.decided_by %}（由 {{ step.decided_by }} 作出最终决定）{% endif %}。</p>"
+            "{% if step.comment %}<p>意见：{{ step.comment }}</p>{% endif %}"
+            "{% if ticket.url %}<p><a href=\"{{ ticket.url }}\">打开工单</a></p>{% endif %}")),
+    ("approval_decided", "en"): Template(
+        subject="[#{{ ticket.number }}] {{ step.name|default(step.key, true) }} "
+                "{% if step.status == 'rejected' %}rejected{% else %}approved{% endif %}: {{ ticket.subject }}",
+        body_text=(
+            "Hello {{ recipient.name|default('there', true) }},\n\n"
+            "The step \"{{ step.name|default(step.key, true) }}\" of ticket #{{ ticket.number }} ({{ ticket.subject }}) "
+            "{% if step.status == 'rejected' %}was rejected{% else %}was completed{% endif %}"
+            "{% if step.decided_by %} (final decision by {{ step.decided_by }}){% endif %}.\n"
+            "{% if step.comment %}Comment: {{ step.comment }}\n{% endif %}"
+            "{% if ticket.url %}{{ ticket.url }}\n{% endif %}"),
+        body_html=(
+            "<p>Hello {{ recipient.name|default('there', true) }},</p>"
+            "<p>The step <strong>{{ step.name|default(step.key, true) }}</strong> of ticket "
+            "<strong>#{{ ticket.number }}</strong> ({{ ticket.subject }}) "
+            "{% if step.status == 'rejected' %}was rejected{% else %}was completed{% endif %}"
+            "{% if step.decided_by %} (final decision by {{ step.decided_by }}){% endif %}.</p>"
+            "{% if step.comment %}<p>Comment: {{ step.comment }}</p>{% endif %}"
             "{% if ticket.url %}<p><a href=\"{{ ticket.url }}\">Open the ticket</a></p>{% endif %}")),
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..deliveries import dispatcher
 from . import repository, service
 
 Handler = Callable[[Any, Any], Awaitable[None]]
@@ -47,6 +48,15 @@ def handlers(settings: Any) -> dict[str, Handler]:
     async def sla_event(conn: Any, event: Any) -> None:
         await service.notify(conn, event=event, settings=settings)
 
+    async def approval_event(conn: Any, event: Any) -> None:
+        # the ticket projection is left to the ticket's own events: these carry its reference
+        # only as far as ticket-svc filled it, and a partial one must not blank the team
+        await service.notify(conn, event=event, settings=settings)
+
+    async def notification_requested(conn: Any, event: Any) -> None:
+        if await service.notify_requested(conn, event=event, settings=settings):
+            dispatcher.wake_all()
+
     async def user_event(conn: Any, event: Any) -> None:
         d = event.data
         email = getattr(d, "email", None)
@@ -60,6 +70,9 @@ def handlers(settings: Any) -> dict[str, Handler]:
         "ticket.assigned": ticket_ref_then_notify,
         "ticket.merged": ticket_merged,
         "ticket.customer_linked": customer_linked,
+        "ticket.approval_requested": approval_event,
+        "ticket.approval_decided": approval_event,
+        "ticket.notification_requested": notification_requested,
         "sla.warning": sla_event,
         "sla.breached": sla_event,
         "sla.escalation_requested": sla_event,

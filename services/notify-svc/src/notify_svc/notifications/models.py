@@ -128,6 +128,8 @@ notification_log = Table(
     Column("channel", Text, nullable=True),
     Column("delivery_id", Uuid, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    #: the trigger or automation whose ``notify`` action asked for it (ticket.notification_requested)
+    Column("rule", Text, nullable=True),
     CheckConstraint("status IN ('queued', 'skipped')", name="status"),
 )
 Index("ix_notification_log_ticket", notification_log.c.ticket_id, notification_log.c.created_at)

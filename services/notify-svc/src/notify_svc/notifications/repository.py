@@ -230,16 +230,17 @@ async def ticket(conn: Any, ticket_id: uuid.UUID) -> Any:
 # ---- the log -----------------------------------------------------------------------------------------
 
 async def log(conn: Any, *, event_id: uuid.UUID, key: str, recipient: str, ticket_id: uuid.UUID | None,
-              status: str, reason: str | None, channel: str | None, delivery_id: uuid.UUID | None) -> bool:
+              status: str, reason: str | None, channel: str | None, delivery_id: uuid.UUID | None,
+              rule: str | None = None) -> bool:
     """False when this (event, key, recipient) was handled before: nothing more to do."""
     return await conn.fetchval(
-        "INSERT INTO notification_log (event_id, key, recipient, ticket_id, status, reason, channel, delivery_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING true",
-        event_id, key, recipient, ticket_id, status, reason, channel, delivery_id) is True
+        "INSERT INTO notification_log (event_id, key, recipient, ticket_id, status, reason, channel, delivery_id, "
+        "rule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING true",
+        event_id, key, recipient, ticket_id, status, reason, channel, delivery_id, rule) is True
 
 
 async def log_of_ticket(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
     return list(await conn.fetch(
-        "SELECT event_id, key, recipient, status, reason, channel, delivery_id, created_at FROM notification_log "
+        "SELECT event_id, key, recipient, status, reason, channel, delivery_id, created_at, rule FROM notification_log "
         "WHERE ticket_id = $1 ORDER BY created_at, key, recipient LIMIT 500", ticket_id))
 

@@ -13,6 +13,10 @@ Decisions (docs/notifications.md):
   switches it on sends even when the rule is off for everyone else.
 - A customer who opted out gets no notification (the skip is recorded with its reason); replies
   are not notifications and are never affected.
+- ``approval_requested`` goes to the approvers the event names (ticket-svc resolved a team or a
+  role to its members when the step started; a sequential countersign names the party whose turn
+  it is, once per turn); ``approval_decided`` only when the decision ended the step (completed or
+  rejected, not each of several approvals) and not to an assignee who made that decision.
 - An event older than ``MAX_EVENT_AGE`` sends nothing (recorded as stale): replaying topics from
   the start to rebuild projections must not mail last month's acknowledgements again.
 """
@@ -95,6 +99,12 @@ class Occurrence:
     sla: Mapping[str, Any] | None = None
     #: sla.escalation_requested: the policy's ``notify`` entries
     notify: tuple[str, ...] = ()
+    #: ticket.approval_requested: the user ids the step waits for
+    approvers: tuple[str, ...] = ()
+    #: approval keys: the step's facts (catalogue.VARIABLES["step"]; ``decided_by`` is a user id here)
+    step: Mapping[str, Any] | None = None
+    #: the ticket's number as the event carried it, for a ticket not (yet) in the projection
+    number: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +148,19 @@ def occurrence_of(event: Any) -> Occurrence | None:
                           team_id=_s(data.team_id), assignee_id=data.assignee_id,
                           sla={"metric": data.metric, "due_at": data.due_at, "fraction": data.fraction,
                                "policy": data.policy})
+    if event.type == "ticket.approval_requested":
+        return Occurrence("approval_requested", **common, team_id=_s(data.team_id), assignee_id=data.assignee_id,
+                          actor=data.actor, number=data.number, approvers=tuple(data.approvers),
+                          step={"id": str(data.step_id), "key": data.step, "name": data.name, "kind": data.kind,
+                                "rule": data.rule, "expires_at": data.expires_at})
+    if event.type == "ticket.approval_decided":
+        if data.step_status not in ("completed", "rejected"):
+            return None
+        return Occurrence("approval_decided", **common, team_id=_s(data.team_id), assignee_id=data.assignee_id,
+                          actor=data.actor, number=data.number,
+                          step={"id": str(data.step_id), "key": data.step, "kind": data.kind,
+                                "decision": data.decision, "decided_by": data.decided_by,
+                                "status": data.step_status, "comment": data.comment})
     if event.type == "sla.escalation_requested":
         return Occurrence("escalation", **common, sla={"metric": data.metric, "due_at": None, "fraction": None,
                                                        "policy": None},
@@ -195,6 +218,8 @@ def evaluate(occ: Occurrence, *, rule: Rule, ticket: TicketView, users: Mapping[
             return []
         if occ.actor and occ.actor.startswith("user:") and canon_user_id(occ.actor[5:]) == assignee:
             return []
+    if occ.key == "approval_decided" and assignee is not None and assignee == user_ref((occ.step or {}).get("decided_by")):
+        return []  # the assignee decided it: nothing to tell them
 
     stale = now - occ.time > MAX_EVENT_AGE
     intents: list[Intent] = []
@@ -215,6 +240,8 @@ def evaluate(occ: Occurrence, *, rule: Rule, ticket: TicketView, users: Mapping[
 
     wanted: list[str] = []  # user ids, then e-mail addresses, in order, without repeats
     others: list[Intent] = []
+    if "approvers" in rule.recipients:
+        wanted.extend(u for u in (user_ref(a) for a in occ.approvers) if u)
     if "assignee" in rule.recipients:
         if assignee:
             wanted.append(assignee)
@@ -250,6 +277,71 @@ def evaluate(occ: Occurrence, *, rule: Rule, ticket: TicketView, users: Mapping[
     if stale:
         return [Intent(i.key, i.recipient, name=i.name, skip="stale event") for i in intents]
     return intents
+
+
+#: the log's key of a trigger's or automation's ``notify`` action (ticket.notification_requested):
+#: not a catalogue key, since ticket-svc rendered the message and the trigger is its rule
+REQUESTED_KEY = "notification_requested"
+
+
+def requested_intents(to: Sequence[str], *, ticket: TicketView, assignee: str | None, users: Mapping[str, UserView],
+                      supervisors: Sequence[str], agent_channel: str, customer_opted_out: bool,
+                      stale: bool) -> list[Intent]:
+    """Who a trigger's or automation's ``notify`` action reaches: the same recipient resolution
+    as the notifications (agents through ``_agent_intent``, the requester through
+    ``customer_route`` and the opt-out), one intent per distinct recipient, each entry that
+    reaches nobody recorded with the reason."""
+    key = REQUESTED_KEY
+    intents: list[Intent] = []
+    seen: set[str] = set()
+
+    def agent(user_id: str) -> None:
+        ref = f"user:{user_id}"
+        if ref not in seen:
+            seen.add(ref)
+            intents.append(_agent_intent(key, ref, users.get(user_id), agent_channel))
+
+    for entry in (e.strip() for e in to):
+        if entry == "assignee":
+            if assignee:
+                agent(assignee)
+            elif "assignee" not in seen:
+                seen.add("assignee")
+                intents.append(Intent(key, "assignee", skip="the ticket has no assignee"))
+        elif entry in ("team_supervisors", "supervisors"):
+            for supervisor in supervisors:
+                agent(canon_user_id(supervisor) or supervisor)
+        elif entry in ("requester", "customer"):
+            if "customer" in seen:
+                continue
+            seen.add("customer")
+            requester = ticket.requester or {}
+            name, email = requester.get("name"), requester.get("email")
+            channel, route, why = customer_route(ticket)
+            if customer_opted_out:
+                intents.append(Intent(key, "customer", name=name, email=email,
+                                      skip="the customer opted out of notifications"))
+            elif channel is None:
+                intents.append(Intent(key, "customer", name=name, skip=why))
+            else:
+                intents.append(Intent(key, "customer", channel, route, name=name, email=email,
+                                      language=ticket.language))
+        elif entry.startswith("user:") and _is_uuid(entry[5:]):
+            agent(str(uuid.UUID(entry[5:])))
+        elif f"notify:{entry[:100]}" not in seen:
+            seen.add(f"notify:{entry[:100]}")
+            intents.append(Intent(key, f"notify:{entry[:100]}",
+                                  skip="not assignee, team_supervisors, requester or user:<id>"))
+    if stale:
+        return [Intent(i.key, i.recipient, name=i.name, skip="stale event") for i in intents]
+    return intents
+
+
+def user_ref(value: str | None) -> str | None:
+    """A user id from ``user:<id>`` or a bare id (events name people both ways), canonical."""
+    if not value:
+        return None
+    return canon_user_id(value[5:] if value.startswith("user:") else value)
 
 
 def canon_user_id(user_id: str | None) -> str | None:

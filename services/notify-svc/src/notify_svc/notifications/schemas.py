@@ -14,7 +14,7 @@ from helpdesk_common.validation import StrictModel
 from .catalogue import AGENT_CHANNELS, KEYS, VARIABLES
 
 KeyName = Literal[tuple(KEYS)]  # type: ignore[valid-type]
-RecipientKind = Literal["customer", "assignee", "team_supervisors", "users"]
+RecipientKind = Literal["customer", "assignee", "team_supervisors", "users", "approvers"]
 AgentChannelName = Literal[AGENT_CHANNELS]  # type: ignore[valid-type]
 #: a BCP 47-like tag: zh-CN, en, en-US, zh-Hant-TW
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$"
@@ -74,6 +74,7 @@ class PreviewSample(StrictModel):
     recipient: _fields("recipient") = None  # type: ignore[valid-type]
     team: _fields("team") = None  # type: ignore[valid-type]
     sla: _fields("sla") = None  # type: ignore[valid-type]
+    step: _fields("step") = None  # type: ignore[valid-type]
     portal_url: Scalar = None
     reply_hint: Scalar = None
     language: Scalar = None
@@ -105,7 +106,7 @@ class RulePatch(StrictModel):
     ticket_solved) take ``customer`` only; agent notifications the other recipients."""
 
     enabled: bool = None  # type: ignore[assignment]
-    recipients: Annotated[list[RecipientKind], Field(min_length=0, max_length=4)] = None  # type: ignore[assignment]
+    recipients: Annotated[list[RecipientKind], Field(min_length=0, max_length=5)] = None  # type: ignore[assignment]
     #: the ``users`` recipient: gateway user ids
     user_ids: Annotated[list[uuid.UUID], Field(max_length=50)] = None  # type: ignore[assignment]
     agent_channel: AgentChannelName = None  # type: ignore[assignment]
@@ -192,6 +193,8 @@ class LogEntry(BaseModel):
     #: the queued delivery (``GET /v1/deliveries/{id}``); null when skipped
     delivery_id: uuid.UUID | None
     created_at: datetime
+    #: ``notification_requested``: the trigger or automation whose action asked for it
+    rule: str | None = None
 
 
 class LogList(BaseModel):

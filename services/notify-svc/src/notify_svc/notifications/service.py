@@ -14,7 +14,7 @@ from helpdesk_common.problems import Problem
 from ..deliveries import repository as deliveries
 from ..deliveries.service import destination_of
 from . import render, repository, rules
-from .catalogue import AGENT_RECIPIENTS, BUILTIN, BUILTIN_LANGUAGES, CUSTOMER_RECIPIENTS, KEYS, Template
+from .catalogue import BUILTIN, BUILTIN_LANGUAGES, KEYS, Template, allowed_recipients
 from .schemas import PreviewIn, RulePatch, TemplateIn
 
 #: notifications share the replies' attempt budget (deliveries) unless the settings say otherwise
@@ -165,7 +165,7 @@ async def patch_rule(conn: Any, *, key: str, body: RulePatch, by: str, if_match:
     row = await _locked_rule(conn, key, if_match)
     changes = body.model_dump(exclude_unset=True)
     recipients = changes.get("recipients", list(row["recipients"]))
-    allowed = CUSTOMER_RECIPIENTS if KEYS[key].audience == "customer" else AGENT_RECIPIENTS
+    allowed = allowed_recipients(key)
     wrong = [r for r in recipients if r not in allowed]
     if wrong:
         raise Problem(422, "validation-error", "Validation failed", "Recipients this notification cannot have.",
@@ -264,8 +264,18 @@ def _due(value: Any) -> str | None:
     return None
 
 
+def step_context(step: Mapping[str, Any] | None, *, decider_name: str | None) -> dict[str, Any]:
+    """The ``step`` variable: every field present, times as the SLA's are shown, the decider by
+    name (a template must not show a bare user id to people)."""
+    step = step or {}
+    return {"key": step.get("key"), "name": step.get("name"), "kind": step.get("kind"), "rule": step.get("rule"),
+            "expires_at": _due(step.get("expires_at")), "decision": step.get("decision"),
+            "decided_by": decider_name if step.get("decided_by") else None, "status": step.get("status"),
+            "comment": step.get("comment")}
+
+
 def context_for(intent: rules.Intent, *, ticket: rules.TicketView, occ: rules.Occurrence, language: str,
-                agent_name: str | None, settings: Any) -> dict[str, Any]:
+                agent_name: str | None, settings: Any, decider_name: str | None = None) -> dict[str, Any]:
     """The variables of ``catalogue.VARIABLES``, all present (null where unknown)."""
     agent_url = (getattr(settings, "notification_agent_url", "") or "").rstrip("/")
     requester = ticket.requester or {}
@@ -281,6 +291,7 @@ def context_for(intent: rules.Intent, *, ticket: rules.TicketView, occ: rules.Oc
         "team": {"id": ticket.team_id, "name": None},
         "sla": {"metric": sla.get("metric"), "due_at": _due(sla.get("due_at")), "fraction": sla.get("fraction"),
                 "policy": sla.get("policy")},
+        "step": step_context(occ.step, decider_name=decider_name),
         "portal_url": getattr(settings, "notification_portal_url", "") or None,
         "reply_hint": render.reply_hint(intent.channel if intent.recipient == "customer" else "email", language),
         "language": language,
@@ -289,7 +300,8 @@ def context_for(intent: rules.Intent, *, ticket: rules.TicketView, occ: rules.Oc
 
 def ticket_view(row: Mapping[str, Any] | None, occ: rules.Occurrence) -> rules.TicketView:
     if row is None:  # an SLA event about a ticket this service has not seen (yet): what the event says
-        return rules.TicketView(ticket_id=occ.ticket_id, team_id=occ.team_id, assignee_id=occ.assignee_id)
+        return rules.TicketView(ticket_id=occ.ticket_id, number=occ.number, team_id=occ.team_id,
+                                assignee_id=occ.assignee_id)
     return rules.TicketView(
         ticket_id=str(row["ticket_id"]), number=row["number"], subject=row["subject"], status=row["status"],
         priority=row["priority"], channel=row["channel"], language=row["language"],
@@ -339,9 +351,10 @@ async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None =
                                 or any(n.strip() in ("supervisors", "team_supervisors") for n in occ.notify)):
         supervisors = [str(u) for u in await repository.active_supervisors(conn)]
     assignee = rules.canon_user_id(occ.assignee_id if occ.assignee_id is not None else ticket.assignee_id)
-    ids = {*supervisors, *rule.user_ids, *(n.strip() for n in occ.notify)}
-    if assignee:
-        ids.add(assignee)
+    decider = rules.user_ref((occ.step or {}).get("decided_by"))
+    ids = {*supervisors, *rule.user_ids, *(n.strip() for n in occ.notify),
+           *(u for u in (rules.user_ref(a) for a in occ.approvers) if u)}
+    ids.update(u for u in (assignee, decider) if u)
     users = await _users(conn, ids)
     opted_out = False
     if audience == "customer":
@@ -350,6 +363,7 @@ async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None =
     intents = rules.evaluate(occ, rule=rule, ticket=ticket, users=users, supervisors=supervisors,
                              customer_opted_out=opted_out, now=now or datetime.now(UTC))
     agent_name = users[assignee].name if assignee and assignee in users else None
+    decider_name = users[decider].name if decider and decider in users else None
     ticket_uuid = uuid.UUID(occ.ticket_id)
     for intent in intents:
         if intent.skip is not None:
@@ -357,18 +371,19 @@ async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None =
                                  ticket_id=ticket_uuid, status="skipped", reason=intent.skip, channel=None,
                                  delivery_id=None)
             continue
-        await _enqueue(conn, intent=intent, occ=occ, ticket=ticket, agent_name=agent_name, settings=settings)
+        await _enqueue(conn, intent=intent, occ=occ, ticket=ticket, agent_name=agent_name, settings=settings,
+                       decider_name=decider_name)
     return intents
 
 
 async def _enqueue(conn: Any, *, intent: rules.Intent, occ: rules.Occurrence, ticket: rules.TicketView,
-                   agent_name: str | None, settings: Any) -> None:
+                   agent_name: str | None, settings: Any, decider_name: str | None = None) -> None:
     default_language = getattr(settings, "notification_default_language", "en")
     available = sorted({lang for k, lang in BUILTIN if k == occ.key}
                        | set(await repository.template_languages(conn, occ.key)))
     language = render.choose_language(intent.language, available, default_language) or BUILTIN_LANGUAGES[-1]
     context = context_for(intent, ticket=ticket, occ=occ, language=language, agent_name=agent_name,
-                          settings=settings)
+                          settings=settings, decider_name=decider_name)
     template = await template_for(conn, key=occ.key, language=language)
     note = None
     try:
@@ -395,3 +410,70 @@ async def _enqueue(conn: Any, *, intent: rules.Intent, occ: rules.Occurrence, ti
     await repository.log(conn, event_id=occ.event_id, key=occ.key, recipient=intent.recipient,
                          ticket_id=uuid.UUID(occ.ticket_id), status="queued", reason=note, channel=intent.channel,
                          delivery_id=inserted)
+
+
+# ---- a trigger's or an automation's notify action ---------------------------------------------------------
+
+def requested_payload(intent: rules.Intent, *, data: Any, ticket: rules.TicketView, language: str) -> dict[str, Any]:
+    """What the dispatcher sends: ticket-svc rendered ``subject`` and ``body`` already (the
+    trigger's text), so they go as written, text only; the e-mail adapter adds ``[#number]``
+    to the subject of an automatic message that lacks it, so an answer threads."""
+    return {
+        "ticket_id": str(data.ticket_id), "number": ticket.number, "key": rules.REQUESTED_KEY, "rule": data.rule,
+        "recipient_ref": intent.recipient, "channel": intent.channel, "route": dict(intent.route),
+        "subject": data.subject, "body_text": data.body, "body_html": "", "language": language,
+        "recipient": {"name": intent.name, "email": intent.email}, "automatic": True,
+    }
+
+
+async def notify_requested(conn: Any, *, event: Any, settings: Any, now: datetime | None = None) -> int:
+    """Queue a trigger's or automation's message to each recipient of ``data.to``, in the
+    caller's transaction, and log each one (queued or skipped, with the rule's name); the number
+    queued. One delivery per (event, recipient): a redelivered event sends nothing twice."""
+    data = event.data
+    ticket_uuid = data.ticket_id
+    row = await repository.ticket(conn, ticket_uuid)
+    fallback = rules.Occurrence(rules.REQUESTED_KEY, event.id, event.time, str(ticket_uuid), team_id=_s(data.team_id),
+                                assignee_id=_s(data.assignee_id), number=data.number)
+    ticket = ticket_view(row, fallback)
+    wants = {e.strip() for e in data.to}
+    supervisors = ([str(u) for u in await repository.active_supervisors(conn)]
+                   if wants & {"team_supervisors", "supervisors"} else [])
+    assignee = rules.canon_user_id(_s(data.assignee_id) or ticket.assignee_id)
+    ids = {*supervisors, *(e[5:] for e in wants if e.startswith("user:"))}
+    if assignee:
+        ids.add(assignee)
+    users = await _users(conn, ids)
+    opted_out = False
+    if wants & {"requester", "customer"}:
+        opted_out = await repository.is_opted_out(
+            conn, customer_id=_uuid(ticket.customer_id), email=(ticket.requester or {}).get("email")) is not None
+    intents = rules.requested_intents(
+        data.to, ticket=ticket, assignee=assignee, users=users, supervisors=supervisors,
+        agent_channel=getattr(settings, "notification_requested_agent_channel", "email"),
+        customer_opted_out=opted_out, stale=(now or datetime.now(UTC)) - event.time > rules.MAX_EVENT_AGE)
+    default_language = getattr(settings, "notification_default_language", "en")
+    queued = 0
+    for intent in intents:
+        if intent.skip is not None:
+            await repository.log(conn, event_id=event.id, key=rules.REQUESTED_KEY, recipient=intent.recipient,
+                                 ticket_id=ticket_uuid, status="skipped", reason=intent.skip, channel=None,
+                                 delivery_id=None, rule=data.rule)
+            continue
+        language = render.normalise_language(intent.language) or default_language
+        inserted = await enqueue_notification(
+            conn, delivery_id=uuid.uuid4(), channel=intent.channel or "email",
+            destination=destination_of(intent.channel or "email", intent.route, settings=settings),
+            dedupe_key=dedupe_key(event.id, rules.REQUESTED_KEY, intent.recipient),
+            payload=requested_payload(intent, data=data, ticket=ticket, language=language),
+            max_attempts=getattr(settings, "reply_max_attempts", DEFAULT_MAX_ATTEMPTS), ticket_id=ticket_uuid,
+            event_id=event.id)
+        await repository.log(conn, event_id=event.id, key=rules.REQUESTED_KEY, recipient=intent.recipient,
+                             ticket_id=ticket_uuid, status="queued", reason=None, channel=intent.channel,
+                             delivery_id=inserted, rule=data.rule)
+        queued += inserted is not None
+    return queued
+
+
+def _s(value: Any) -> str | None:
+    return None if value is None else str(value)
