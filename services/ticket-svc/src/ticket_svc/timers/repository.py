@@ -123,6 +123,11 @@ async def record_failure(conn: Any, *, timer_id: int, error: str, retry_in_s: fl
     return int(await conn.fetchval(_FAILED, timer_id, error[:2000], retry_in_s))
 
 
+async def forget(conn: Any, timer_id: int) -> None:
+    """Drop one row outright (a fired timer that turned out not to be its episode's firing)."""
+    await conn.execute("DELETE FROM ticket_timers WHERE id = $1", timer_id)
+
+
 async def existing_tickets(conn: Any, ticket_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     return {r["id"] for r in await conn.fetch(_EXISTING, list(ticket_ids))}
 
