@@ -86,13 +86,16 @@ async def insert(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: d
     })
 
 
-def ticket_effects(ticket: Mapping[str, Any], message: NewMessage, *, now: datetime) -> tuple[dict[str, Any], lifecycle.ReplyKind]:
-    """The ticket fields a message changes (pure)."""
+def ticket_effects(ticket: Mapping[str, Any], message: NewMessage, *, now: datetime,
+                   holds_status: bool = False) -> tuple[dict[str, Any], lifecycle.ReplyKind]:
+    """The ticket fields a message changes (pure). ``holds_status``: the customer's message is an
+    answer the ticket waits for (``hooks.holds_status``), so it neither reopens the ticket nor
+    waits for an agent; the answer's hook decides."""
     values: dict[str, Any] = {"message_count": ticket["message_count"] + 1}
     if message.public:
         values["public_message_count"] = ticket["public_message_count"] + 1
     kind = lifecycle.ReplyKind(first_response=False, response=False)
-    if message.author_kind == "customer" and not message.initial:
+    if message.author_kind == "customer" and not message.initial and not holds_status:
         target = lifecycle.after_customer_message(ticket["status"])
         if target == "open":
             values.update(status="open", custom_status_id=None)
@@ -120,7 +123,8 @@ async def add(conn: Any, ticket: Mapping[str, Any], message: NewMessage, *, acto
     """Add ``message`` to the locked ``ticket``; returns (message row, new ticket row)."""
     now = datetime.now(UTC)
     row = await insert(conn, ticket["id"], message, now=now)
-    values, kind = ticket_effects(ticket, message, now=now)
+    held = message.author_kind == "customer" and await hooks.run_holds_status(conn, ticket, message)
+    values, kind = ticket_effects(ticket, message, now=now, holds_status=held)
     text = [message.body_text, *(a.filename for a in message.attachments)]
     new_ticket = await changes.apply(
         conn, ticket, values, actor=actor, action="message_added", reason="message",

@@ -34,11 +34,16 @@ BeforeChange = Callable[[Any, Mapping[str, Any], Mapping[str, Any], str], Awaita
 AfterChange = Callable[[Any, Mapping[str, Any], Mapping[str, Any], Mapping[str, Any], str], Awaitable[None]]
 #: (conn, ticket row before the message, message row, ticket row after, actor ref) -> None
 AfterMessage = Callable[[Any, Mapping[str, Any], Mapping[str, Any], Mapping[str, Any], str], Awaitable[None]]
+#: (conn, locked ticket row, the customer's ``conversation.service.NewMessage``) -> bool: True when
+#: the message answers a question the ticket waits on (a customer confirmation) and must not
+#: reopen the ticket itself, because the answer's own hook decides what becomes of it
+HoldsStatus = Callable[[Any, Mapping[str, Any], Any], Awaitable[bool]]
 
 _after_create: list[AfterCreate] = []
 _before_change: list[BeforeChange] = []
 _after_change: list[AfterChange] = []
 _after_message: list[AfterMessage] = []
+_holds_status: list[HoldsStatus] = []
 
 
 def _register(hooks: list[Any], hook: Any) -> Any:
@@ -63,6 +68,10 @@ def after_message(hook: AfterMessage) -> AfterMessage:
     return _register(_after_message, hook)
 
 
+def holds_status(hook: HoldsStatus) -> HoldsStatus:
+    return _register(_holds_status, hook)
+
+
 async def run_after_create(conn: Any, row: Mapping[str, Any], actor: str) -> None:
     for hook in _after_create:
         await hook(conn, row, actor)
@@ -83,3 +92,10 @@ async def run_after_message(conn: Any, before: Mapping[str, Any], message: Mappi
                             row: Mapping[str, Any], actor: str) -> None:
     for hook in _after_message:
         await hook(conn, before, message, row, actor)
+
+
+async def run_holds_status(conn: Any, ticket: Mapping[str, Any], message: Any) -> bool:
+    for hook in _holds_status:
+        if await hook(conn, ticket, message):
+            return True
+    return False
