@@ -16,6 +16,7 @@ from .channels.chat import ChatAdapter
 from .channels.email import EmailAdapter
 from .channels.providers import chat_adapters
 from .config import Settings, get_settings
+from .confirmations.handlers import handlers as confirmation_handlers
 from .db import inbox, outbox
 from .deliveries.dispatcher import Dispatcher, ticket_attachment_fetcher
 from .deliveries.endpoints import router as deliveries_router
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapt
     settings = settings or get_settings()
     # one consumer group for everything notify-svc reads (routing.py says why)
     routing = EventRouting(compose(notification_handlers(settings), delivery_handlers(settings),
-                                   survey_handlers(settings)), WebhookRouting())
+                                   survey_handlers(settings), confirmation_handlers(settings)), WebhookRouting())
     app = build_app(
         settings,
         ServiceParts(

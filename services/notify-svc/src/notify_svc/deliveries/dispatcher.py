@@ -98,9 +98,15 @@ class Destination:
         self.bucket = TokenBucket(rate, burst)
 
 
+#: deliveries whose payload is a message (a reply's fields), sent by a channel adapter
+MESSAGE_KINDS = ("reply", "notification", "survey", "confirmation")
+#: the ones nobody wrote by hand: e-mail says ``Auto-Submitted: auto-generated``
+AUTOMATIC_KINDS = ("notification", "survey", "confirmation")
+
+
 def reply_message(row: Mapping[str, Any], attachments: list[Attachment]) -> OutboundMessage:
     """What an adapter sends for a reply row (its payload is ``TicketReplyRequestedData``); a
-    notification's and a survey's payloads have the same fields."""
+    notification's, a survey's and a confirmation request's payloads have the same fields."""
     payload = row["payload"]
     recipient = payload.get("recipient") or {}
     return OutboundMessage(
@@ -108,7 +114,7 @@ def reply_message(row: Mapping[str, Any], attachments: list[Attachment]) -> Outb
         body_text=payload.get("body_text") or "", body_html=payload.get("body_html"),
         subject=payload.get("subject"), language=payload.get("language"), attachments=tuple(attachments),
         email_message_id=payload.get("email_message_id"), in_reply_to=payload.get("in_reply_to"),
-        references=tuple(payload.get("references") or ()), automatic=row["kind"] in ("notification", "survey"),
+        references=tuple(payload.get("references") or ()), automatic=row["kind"] in AUTOMATIC_KINDS,
         extra={"number": payload.get("number"), "recipient_email": recipient.get("email"),
                "ticket_id": payload.get("ticket_id"), "author_name": payload.get("author_name")},
     )
@@ -266,7 +272,7 @@ class Dispatcher:
         if adapter is None:
             return SendResult("undeliverable", reason=f"no outbound adapter for the {row['channel']!r} channel")
         try:
-            if row["kind"] in ("reply", "notification", "survey"):
+            if row["kind"] in MESSAGE_KINDS:
                 attachments: list[Attachment] = []
                 refs = row["payload"].get("attachments") or []
                 if refs and row["channel"] == "email":

@@ -66,12 +66,13 @@ def plan(channel: str, *, recipient: events.Requester, route: Mapping[str, Any])
                                            f"external_userid)")
 
 
-def link_problem(link: str, *, expires_at: datetime, now: datetime) -> str | None:
-    """Why the link cannot be sent (never quoting it), or None."""
+def link_problem(link: str, *, expires_at: datetime, now: datetime, what: str = "survey link") -> str | None:
+    """Why the link cannot be sent (never quoting it), or None. ``what`` names it in the reason
+    (confirmation requests carry such links too)."""
     if not link.startswith(("https://", "http://")):
-        return "the survey link is not a full http(s) URL (is PUBLIC_BASE_URL set?)"
+        return f"the {what} is not a full http(s) URL (is PUBLIC_BASE_URL set?)"
     if expires_at <= now:
-        return "the survey link expired before it could be sent"
+        return f"the {what} expired before it could be sent"
     return None
 
 
