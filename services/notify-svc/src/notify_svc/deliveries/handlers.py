@@ -19,7 +19,11 @@ def handlers(settings: Any) -> dict[str, Any]:
         if created is not None:
             dispatcher.wake_all()
 
-    return {"ticket.reply_requested": handle_reply_requested}
+    async def handle_webhook_requested(conn: Any, event: events.TicketWebhookRequested) -> None:
+        if await service.queue_requested_webhook(conn, event=event) is not None:
+            dispatcher.wake_all()
+
+    return {"ticket.reply_requested": handle_reply_requested, "ticket.webhook_requested": handle_webhook_requested}
 
 
 class WebhookRouting:

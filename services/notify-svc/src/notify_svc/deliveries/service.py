@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from helpdesk_common import events
 from helpdesk_common.problems import Problem
 
@@ -109,6 +111,47 @@ async def queue_webhooks(conn: Any, *, event: Any) -> int:
             ticket_id=_ticket_id(event), subscription_id=subscription["id"], event_id=event.id)
         queued += created is not None
     return queued
+
+
+REQUESTED_WEBHOOK_TYPE = "ticket.webhook_requested"
+UNKNOWN_SUBSCRIPTION = "no webhook subscription with this id (deleted, or never created)"
+
+
+def requested_webhook_body(event: events.TicketWebhookRequested) -> str:
+    """The exact body a trigger's ``call_webhook`` posts: the event's own CloudEvent envelope
+    (``type`` ``ticket.webhook_requested``, its ``id``, ``time``, ``subject``), whose ``data`` is
+    the action's ``payload`` with the ticket's reference and the rule's name laid over it, so
+    that a payload cannot pass itself off as another ticket."""
+    envelope = event.model_dump(mode="json")
+    data = envelope["data"]
+    envelope["data"] = {**data.get("payload", {}), "ticket_id": data["ticket_id"], "number": data.get("number"),
+                        "rule": data["rule"]}
+    return orjson.dumps(envelope).decode()
+
+
+async def queue_requested_webhook(conn: Any, *, event: events.TicketWebhookRequested) -> uuid.UUID | None:
+    """One delivery of a trigger's ``call_webhook`` to the subscription it names, whatever event
+    types that subscription selects, signed and retried like every webhook delivery. An unknown
+    subscription is recorded ``failed`` and a disabled one ``undeliverable``, each with its reason
+    and never attempted (no error loop in the consumer). The id when queued, else None; a
+    redelivered event adds nothing ((event, subscription) is unique)."""
+    data = event.data
+    subscription = await repository.subscription_for_send(conn, data.webhook_id)
+    status, reason, destination = "queued", None, "webhook:unknown"
+    if subscription is None:
+        status, reason = "failed", UNKNOWN_SUBSCRIPTION
+    else:
+        destination = webhook_destination(subscription["url"])
+        if not subscription["enabled"]:
+            status, reason = "undeliverable", webhooks.DISABLED_UNDELIVERABLE
+    created = await repository.insert(
+        conn, delivery_id=uuid.uuid4(), kind="webhook", channel="webhook", destination=destination,
+        dedupe_key=webhook_dedupe_key(event.id, data.webhook_id),
+        payload={"event_type": REQUESTED_WEBHOOK_TYPE, "body": requested_webhook_body(event),
+                 "rule": data.rule},
+        max_attempts=webhook_schedule.MAX_ATTEMPTS, ticket_id=data.ticket_id, subscription_id=data.webhook_id,
+        event_id=event.id, status=status, reason=reason)
+    return created if status == "queued" else None
 
 
 def _ticket_id(event: Any) -> uuid.UUID | None:
