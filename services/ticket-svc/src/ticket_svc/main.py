@@ -18,6 +18,8 @@ from .forms.endpoints import router as forms_router
 from .intake.endpoints import router as intake_router
 from .macros.endpoints import router as macros_router
 from .processes.endpoints import router as processes_router
+from .processes import runtime as process_runtime  # noqa: F401  (registers its lifecycle hooks and timer)
+from .processes.runs_endpoints import approvals_router, tickets_router as process_runs_router
 from .routing import service as routing
 from .routing.endpoints import agents_router, internal_router, rules_router, teams_router
 from .routing.handlers import USER_HANDLERS
@@ -72,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ServiceParts(
             title="ticket-svc",
             routers=[tickets_router, conversation_router, intake_router, agents_router, teams_router, rules_router,
-                     forms_router, processes_router, statuses_router, macros_router, views_router, internal_router,
+                     forms_router, processes_router, process_runs_router, approvals_router, statuses_router,
+                     macros_router, views_router, internal_router,
                      attachments_internal_router, visitor_router, visitor_token_router],
             outbox=outbox,
             inbox=inbox,

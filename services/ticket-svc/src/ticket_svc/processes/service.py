@@ -24,10 +24,14 @@ from .definitions import (NOT_FOUND, DefinitionError, ProcessIn, StepDef, defini
 
 CACHE_SECONDS = 2.0
 _cache: dict[str, tuple[float, Any]] = {}
+#: bumped by every save here, so caches derived from definitions (runtime.DEFINED) look again
+GENERATION = 0
 
 
 def invalidate() -> None:
     """Forget cached current definitions (this process's; others expire within CACHE_SECONDS)."""
+    global GENERATION
+    GENERATION += 1
     _cache.clear()
 
 
