@@ -102,6 +102,19 @@ async def test_preview_renders_without_saving(notifications_api) -> None:
         refused = await api.post("/v1/notification-templates/preview", headers=ADMIN,
                                  json={"key": "sla_warning", "language": "en", "sample": sample})
         assert refused.status_code == 422, (sample, refused.text)
+    # the approval keys and their step variable, overlaid by the caller's sample
+    approval = await api.post("/v1/notification-templates/preview", headers=ADMIN, json={
+        "key": "approval_requested", "language": "zh-CN",
+        "sample": {"step": {"name": "合同会签", "kind": "countersign", "rule": "parallel", "expires_at": None}}})
+    assert approval.status_code == 200, approval.text
+    assert approval.json()["subject"] == "[#10042] 待您审批：合同会签 — 打印机无法连接 / Printer offline"
+    assert "需要您会签" in approval.json()["body_text"] and "截止时间" not in approval.json()["body_text"]
+    decided = await api.post("/v1/notification-templates/preview", headers=ADMIN, json={
+        "key": "approval_decided", "language": "en", "body_text": "{{ step.decided_by }} said {{ step.decision }}"})
+    assert decided.json()["body_text"] == "Zhang Wei said approve"
+    wrong_field = await api.post("/v1/notification-templates/preview", headers=ADMIN, json={
+        "key": "approval_decided", "language": "en", "sample": {"step": {"approvers": "x"}}})
+    assert wrong_field.status_code == 422, wrong_field.text
     not_there = await api.post("/v1/notification-templates/preview", headers=ADMIN,
                                json={"key": "sla_warning", "language": "fr"})
     _problem(not_there, 404, "not-found")  # no French template, and none given to preview
