@@ -13,7 +13,10 @@ from .kpis.handlers import (
     handle_status_changed,
     handle_survey_answered,
     handle_ticket_created,
+    handle_ticket_updated,
 )
+from .steps.endpoints import router as steps_router
+from .steps.handlers import HANDLERS as STEP_HANDLERS
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -21,7 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings or get_settings(),
         ServiceParts(
             title="analytics-svc",
-            routers=[kpis_router],
+            routers=[kpis_router, steps_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
@@ -36,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         "ticket.status_changed": handle_status_changed,
                         "ticket.message_added": handle_message_added,
                         "survey.answered": handle_survey_answered,
+                        "ticket.updated": handle_ticket_updated,
+                        **STEP_HANDLERS,
                     },
                     raw=True,
                 )

@@ -22,9 +22,17 @@ EVENT_PROPAGATION = Histogram(
 async def handle_ticket_created(conn: Any, event: events.TicketCreated) -> None:
     d = event.data
     await repository.upsert_created(
-        conn, ticket_id=d.ticket_id, created_at=d.created_at, priority=d.priority, status=d.status, channel=d.channel
+        conn, ticket_id=d.ticket_id, created_at=d.created_at, priority=d.priority, status=d.status, channel=d.channel,
+        ticket_type=d.type,
     )
     EVENT_PROPAGATION.observe(max(0.0, (datetime.now(UTC) - d.created_at).total_seconds()))
+
+
+async def handle_ticket_updated(conn: Any, event: events.TicketUpdated) -> None:
+    """Only a change of type matters here (the steps' figures are per ticket type)."""
+    change = event.data.changes.get("type")
+    if change is not None:
+        await repository.upsert_partial(conn, ticket_id=event.data.ticket_id, ticket_type=change.get("after"))
 
 
 async def handle_customer_linked(conn: Any, event: events.TicketCustomerLinked) -> None:

@@ -18,6 +18,8 @@ ticket_facts = Table(
     Column("channel", Text, nullable=True),
     Column("customer_id", Uuid, nullable=True),
     Column("first_response_due_at", DateTime(timezone=True), nullable=True),
+    # ticket.created's type, then ticket.updated's changes of it (process steps are per type)
+    Column("ticket_type", Text, nullable=True),
     # wall clock (not transaction start) when ticket.created was folded in: ingested_at -
     # created_at is the propagation lag. Null while only later events have arrived.
     Column("ingested_at", DateTime(timezone=True), nullable=True, server_default=text("clock_timestamp()")),

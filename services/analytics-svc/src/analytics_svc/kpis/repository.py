@@ -13,13 +13,13 @@ from typing import Any
 
 CLOSED_STATUSES = ("solved", "closed")
 #: the columns a later event may fill (names never come from events)
-PARTIAL_COLUMNS = frozenset({"customer_id", "first_response_due_at", "first_response_at"})
+PARTIAL_COLUMNS = frozenset({"customer_id", "first_response_due_at", "first_response_at", "ticket_type"})
 
 _UPSERT_CREATED = (
-    "INSERT INTO ticket_facts (ticket_id, created_at, priority, status, channel, ingested_at) "
-    "VALUES ($1, $2, $3, $4, $5, clock_timestamp()) "
+    "INSERT INTO ticket_facts (ticket_id, created_at, priority, status, channel, ticket_type, ingested_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp()) "
     "ON CONFLICT (ticket_id) DO UPDATE SET created_at = EXCLUDED.created_at, priority = EXCLUDED.priority, "
-    "channel = EXCLUDED.channel, "
+    "channel = EXCLUDED.channel, ticket_type = coalesce(ticket_facts.ticket_type, EXCLUDED.ticket_type), "
     # a status folded from ticket.status_changed (versioned) outranks the creation's
     "status = CASE WHEN ticket_facts.status_version IS NULL THEN EXCLUDED.status ELSE ticket_facts.status END, "
     "ingested_at = coalesce(ticket_facts.ingested_at, EXCLUDED.ingested_at), updated_at = clock_timestamp()"
@@ -56,10 +56,11 @@ _SURVEY_COUNTS = (
 
 async def upsert_created(
     conn: Any, *, ticket_id: uuid.UUID, created_at: datetime, priority: str, status: str, channel: str | None,
+    ticket_type: str | None = None,
 ) -> None:
     """The ticket.created columns; ``ingested_at`` is the wall clock of the first fold (kept if
     the creation is ever folded again, e.g. a re-published event with a new id)."""
-    await conn.execute(_UPSERT_CREATED, ticket_id, created_at, priority, status, channel)
+    await conn.execute(_UPSERT_CREATED, ticket_id, created_at, priority, status, channel, ticket_type)
 
 
 async def upsert_partial(conn: Any, *, ticket_id: uuid.UUID, **values: Any) -> None:
