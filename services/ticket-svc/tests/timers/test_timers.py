@@ -222,7 +222,7 @@ async def test_failing_handler_retries_with_backoff_without_blocking_others(pool
     assert (await sched.fire_once())[0] == 1
     assert (await rows_of(pool, tickets[1]))[0]["fired_at"] is not None
     assert set((await fires_per_timer(pool)).values()) == {1} and len(await fires_per_timer(pool)) == 3
-    assert calls.count("bad") == 2
+    assert calls.count("bad") == 3  # the batch's fast try, its redo with savepoints, the retry
 
 
 async def test_a_timer_whose_ticket_is_held_waits_and_an_unknown_kind_is_retried(pool, make_tickets) -> None:

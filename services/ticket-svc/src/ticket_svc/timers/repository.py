@@ -56,7 +56,7 @@ WHERE ticket_timers.fired_at IS NULL AND ticket_timers.attempts = 0
 
 #: the tickets of the earliest due timers, then those of them nobody holds, locked: a ticket
 #: another transaction holds is skipped this round (its timers wait for the next claim)
-_LOCK_TICKETS = "SELECT id FROM tickets WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE SKIP LOCKED"
+_LOCK_TICKETS = "SELECT id FROM tickets WHERE id = ANY($1::uuid[]) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
 _CANDIDATES = (
     "SELECT DISTINCT ticket_id FROM (SELECT ticket_id FROM ticket_timers WHERE fired_at IS NULL "
     "AND due_at <= now() ORDER BY due_at LIMIT $1) d"
@@ -103,8 +103,8 @@ async def notify_due(conn: Any, due_at: datetime) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", TIMERS_CHANNEL, repr(due_at.timestamp()))
 
 
-async def lock_free_tickets(conn: Any, ticket_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
-    return [r["id"] for r in await conn.fetch(_LOCK_TICKETS, list(ticket_ids))]
+async def lock_free_tickets(conn: Any, ticket_ids: Sequence[uuid.UUID], limit: int) -> list[uuid.UUID]:
+    return [r["id"] for r in await conn.fetch(_LOCK_TICKETS, list(ticket_ids), limit)]
 
 
 async def due_candidates(conn: Any, limit: int) -> list[uuid.UUID]:
