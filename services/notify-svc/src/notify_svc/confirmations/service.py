@@ -17,8 +17,6 @@ from typing import Any
 
 from helpdesk_common import events
 
-from ..deliveries import repository as deliveries
-from ..deliveries.service import destination_of
 from ..notifications import repository as notifications
 from ..surveys import service as surveys
 from . import texts
@@ -96,12 +94,6 @@ async def queue_request(conn: Any, *, event: events.TicketConfirmationRequested,
         "recipient": {"name": data.recipient.name, "email": (target.route.get("to") or [None])[0]},
         "automatic": True, **threading(target.channel, data.route),
     }
-    if reason is not None:  # nothing to send: keep no copy of the link
-        payload.update(body_text="", body_html="")
-    delivery_id = await deliveries.insert(
-        conn, delivery_id=uuid.uuid4(), kind=KIND, channel=target.channel,
-        destination=destination_of(target.channel, target.route, settings=settings),
-        dedupe_key=dedupe_key(data.step_id, target.channel), payload=payload,
-        max_attempts=settings.reply_max_attempts, ticket_id=data.ticket_id, event_id=event.id,
-        status="queued" if reason is None else "undeliverable", reason=reason)
-    return delivery_id if reason is None else None
+    return await surveys.record(conn, kind=KIND, target=target, dedupe_key=dedupe_key(data.step_id, target.channel),
+                                payload=payload, reason=reason, settings=settings, ticket_id=data.ticket_id,
+                                event_id=event.id)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from helpdesk_common.text import one_line
 
-from ..surveys.texts import SUBJECT_QUOTE_MAX, language_of
+from ..surveys.texts import language_of, quote_subject
 
 __all__ = ["Request", "language_of", "request"]
 
@@ -25,11 +25,6 @@ class Request:
     subject: str
     body_text: str
     body_html: str
-
-
-def _quote(subject: str | None) -> str:
-    text = one_line(subject or "")
-    return text if len(text) <= SUBJECT_QUOTE_MAX else text[: SUBJECT_QUOTE_MAX - 1] + "…"
 
 
 def _parts(language: str, *, name: str, number: int | None, subject: str,
@@ -60,7 +55,7 @@ def request(*, language: str | None, link: str, expires_at: datetime, name: str 
     lang = language_of(language)
     expires = expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     title, greeting, about, choices, after = _parts(lang, name=one_line(name or ""), number=number,
-                                                    subject=_quote(subject), expires=expires)
+                                                    subject=quote_subject(subject), expires=expires)
     text = "\n\n".join([greeting, about, "\n".join(f"- {c}" for c in choices), link, after]) + "\n"
     button = "确认或反馈未解决" if lang == "zh-CN" else "Confirm, or tell us it is not resolved"
     escaped = html.escape(link, quote=True)

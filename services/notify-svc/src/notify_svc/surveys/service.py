@@ -101,12 +101,23 @@ async def queue_invitation(conn: Any, *, event: events.SurveyDeliveryRequested, 
         "language": texts.language_of(data.language),
         "recipient": {"name": data.recipient.name, "email": target.route.get("to", [None])[0]}, "automatic": True,
     }
-    if reason is not None:  # nothing to send: keep no copy of the link
-        payload.update(body_text="", body_html="")
+    return await record(conn, kind=KIND, target=target, dedupe_key=dedupe_key(data.survey_id, target.channel),
+                        payload=payload, reason=reason, settings=settings, ticket_id=data.ticket_id,
+                        event_id=event.id)
+
+
+async def record(conn: Any, *, kind: str, target: Plan, dedupe_key: str, payload: dict[str, Any],
+                 reason: str | None, settings: Any, ticket_id: uuid.UUID | None,
+                 event_id: uuid.UUID) -> uuid.UUID | None:
+    """The delivery of a message that carries a bearer link (a survey invitation, a confirmation
+    request): ``queued``, or ``undeliverable`` with ``reason`` and without the texts, so that a
+    message never sent keeps no copy of the link. The id only when queued; None also when
+    ``dedupe_key`` has its delivery already."""
+    if reason is not None:
+        payload = {**payload, "body_text": "", "body_html": ""}
     delivery_id = await deliveries.insert(
-        conn, delivery_id=uuid.uuid4(), kind=KIND, channel=target.channel,
-        destination=destination_of(target.channel, target.route, settings=settings),
-        dedupe_key=dedupe_key(data.survey_id, target.channel), payload=payload,
-        max_attempts=settings.reply_max_attempts, ticket_id=data.ticket_id, event_id=event.id,
+        conn, delivery_id=uuid.uuid4(), kind=kind, channel=target.channel,
+        destination=destination_of(target.channel, target.route, settings=settings), dedupe_key=dedupe_key,
+        payload=payload, max_attempts=settings.reply_max_attempts, ticket_id=ticket_id, event_id=event_id,
         status="queued" if reason is None else "undeliverable", reason=reason)
     return delivery_id if reason is None else None

@@ -31,7 +31,8 @@ def language_of(tag: str | None) -> str:
     return "zh-CN" if tag and tag.replace("_", "-").lower().split("-")[0] == "zh" else "en"
 
 
-def _quote(subject: str | None) -> str:
+def quote_subject(subject: str | None) -> str:
+    """A ticket subject as a message quotes it: one line, cut so what follows stays visible."""
     text = one_line(subject or "")
     return text if len(text) <= SUBJECT_QUOTE_MAX else text[: SUBJECT_QUOTE_MAX - 1] + "…"
 
@@ -72,7 +73,7 @@ def invitation(*, kind: str, language: str | None, link: str, expires_at: dateti
     """The subject, text and HTML of a CSAT (``kind`` ``csat``) or NPS (``nps``) invitation."""
     lang = language_of(language)
     title, greeting, before, after = _lines(kind, lang, name=one_line(name or ""), number=number,
-                                             subject=_quote(subject), expires=_expiry(expires_at))
+                                             subject=quote_subject(subject), expires=_expiry(expires_at))
     text = "\n\n".join([greeting, *before, link, after]) + "\n"
     button = "去评价" if lang == "zh-CN" else ("Rate our service" if kind == "csat" else "Answer the survey")
     escaped = html.escape(link, quote=True)
