@@ -20,6 +20,8 @@ class Settings(ServiceSettings):
     scheduler_max_idle_s: float = 2.0
     #: tickets re-targeted per transaction by the sweep after a policy or calendar edit
     recalc_batch_size: int = 200
+    #: republish every team's ``sla.team_calendar_changed`` (unchanged versions) at start-up
+    calendar_events_at_start: bool = True
 
 
 @lru_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -13,12 +14,15 @@ from helpdesk_common.events import TICKETS_TOPIC
 
 from .calendars_api.endpoints import router as calendars_router
 from .calendars_api.endpoints import teams_router
+from .calendars_api.publishing import republish_all
 from .config import Settings, get_settings
 from .db import inbox, outbox
 from .policies.endpoints import router as policies_router
 from .timers.endpoints import router as timers_router
 from .timers.handlers import HANDLERS
 from .timers.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
 
 
 def _scheduler_hook(settings: Settings):  # type: ignore[no-untyped-def]
@@ -43,6 +47,23 @@ def _scheduler_hook(settings: Settings):  # type: ignore[no-untyped-def]
     return hook
 
 
+def _calendar_events_hook(settings: Settings):  # type: ignore[no-untyped-def]
+    """Republish every team's calendar event at start-up (versions unchanged: idempotent for
+    consumers), so a consumer whose projection is new or rebuilt catches up without a replay."""
+
+    @contextlib.asynccontextmanager
+    async def hook(app: FastAPI) -> AsyncIterator[None]:
+        if settings.calendar_events_at_start:
+            try:
+                async with app.state.runtime.transaction() as conn:
+                    await republish_all(conn)
+            except Exception:  # a catch-up, not a reason to stay down: the next start retries
+                log.exception("could not republish the team calendar events")
+        yield
+
+    return hook
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     return build_app(
@@ -54,6 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             inbox=inbox,
             raw_pool=True,
             consumers=[ConsumerSpec(name="sla-svc.timers", topics=[TICKETS_TOPIC], handlers=dict(HANDLERS))],
-            lifespan_hooks=[_scheduler_hook(settings)],
+            lifespan_hooks=[_calendar_events_hook(settings), _scheduler_hook(settings)],
         ),
     )

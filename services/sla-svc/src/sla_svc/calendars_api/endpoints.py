@@ -16,7 +16,7 @@ from ..http import (DEFAULT, Cursor, IdempotencyKey, Limit, decode_time_cursor, 
                     expected_versions, require_admin, require_reader)
 from ..timers import repository as timers
 from ..idempotency import service as idempotency
-from . import repository, service
+from . import publishing, repository, service
 from .schemas import CalendarList, CalendarRead, TeamCalendarIn, TeamCalendarRead
 
 router = APIRouter(prefix="/v1/sla/calendars", tags=["sla calendars"])
@@ -35,6 +35,7 @@ async def create_calendar(request: Request, body: CalendarIn, principal: Current
                 "Idempotent-Replayed": "true", "ETag": etag(replayed["version"]),
                 "Location": f"{request.url.path}/{replayed['id']}"})
         calendar = await service.create(conn, body=body)
+        await publishing.publish_default_once(conn)
         await idempotency.remember(conn, caller=principal.ref, key=idempotency_key, response=calendar)
     return JSONBytesResponse(calendar, status_code=201, headers={"ETag": etag(calendar["version"]),
                                                                   "Location": f"/v1/sla/calendars/{calendar['id']}"})
@@ -70,6 +71,7 @@ async def replace_calendar(request: Request, calendar_id: uuid.UUID, body: Calen
     async with runtime_of(request).transaction() as conn:
         row = await service.replace(conn, calendar_id=calendar_id, body=body,
                                     expected_versions=expected_versions(request))
+        await publishing.publish_users_of(conn, calendar_id)
         await timers.bump_generation(conn)
     return JSONBytesResponse(service.as_read(row), headers={"ETag": etag(row.version)})
 
@@ -91,6 +93,8 @@ async def set_team_calendar(request: Request, team_id: uuid.UUID, body: TeamCale
     require_admin(principal)
     async with runtime_of(request).transaction() as conn:
         answer = await service.set_team_calendar(conn, team_id=team_id, calendar_id=body.calendar_id)
+        await publishing.publish_default_once(conn)
+        await publishing.publish_team(conn, team_id)
         await timers.bump_generation(conn)
     return JSONBytesResponse(answer)
 
@@ -112,5 +116,6 @@ async def delete_team_calendar(request: Request, team_id: uuid.UUID, principal: 
     async with runtime_of(request).transaction() as conn:
         if not await repository.delete_team_calendar(conn, team_id):
             raise Problem(404, "not-found", "Not found", "The team has no calendar of its own.")
+        await publishing.publish_team(conn, team_id)
         await timers.bump_generation(conn)
     return Response(status_code=204)

@@ -72,3 +72,44 @@ def _json(value: Any) -> str:
     import orjson
 
     return orjson.dumps(value).decode()
+
+
+# --------------------------------------------------------------------------- calendar events
+
+
+async def bump_team_version(conn: AsyncConnection, team_key: str) -> int:
+    """The next version of the team's calendar event; row-locks the counter until commit, so
+    changes to one team are ordered and the last to commit carries the highest version."""
+    return int(await conn.scalar(text(
+        "INSERT INTO team_calendar_versions (team_key) VALUES (:k) "
+        "ON CONFLICT (team_key) DO UPDATE SET version = team_calendar_versions.version + 1 RETURNING version"),
+        {"k": team_key}))
+
+
+async def claim_default_version(conn: AsyncConnection) -> bool:
+    """Record that the default calendar's event exists (version 1, it never changes); True the
+    first time, when the caller publishes it."""
+    return bool(await conn.scalar(text(
+        "INSERT INTO team_calendar_versions (team_key) VALUES ('default') ON CONFLICT DO NOTHING RETURNING true")))
+
+
+async def team_calendar_state(conn: AsyncConnection, team_id: uuid.UUID) -> Any:
+    """(calendar_id, definition) of the team's calendar now, or None. ``FOR SHARE`` of the
+    calendar waits for an edit of it in flight, so the definition published is the committed one."""
+    return (await conn.execute(text(
+        "SELECT tc.calendar_id, c.definition FROM team_calendars tc JOIN calendars c ON c.id = tc.calendar_id "
+        "WHERE tc.team_id = :t FOR SHARE OF c"), {"t": team_id})).first()
+
+
+async def teams_using(conn: AsyncConnection, calendar_id: uuid.UUID) -> list[uuid.UUID]:
+    return list((await conn.execute(text("SELECT team_id FROM team_calendars WHERE calendar_id = :c ORDER BY team_id"),
+                                    {"c": calendar_id})).scalars())
+
+
+async def published_calendars(conn: AsyncConnection) -> list[Any]:
+    """Every key with an event, its current version and state, read in one statement (one
+    snapshot), for the start-up republish."""
+    return list((await conn.execute(text(
+        "SELECT v.team_key, v.version, tc.calendar_id, c.definition FROM team_calendar_versions v "
+        "LEFT JOIN team_calendars tc ON CAST(tc.team_id AS text) = v.team_key "
+        "LEFT JOIN calendars c ON c.id = tc.calendar_id ORDER BY v.team_key"))).all())

@@ -42,6 +42,8 @@ sla_timers = Table(
     Column("breached_at", DateTime(timezone=True), nullable=True),
     Column("cancelled_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    #: "policy", or "step": a workflow step's own target from its process definition
+    Column("target_from", Text, nullable=False, server_default="policy"),
     UniqueConstraint("id", name="uq_sla_timers_id"),
 )
 Index("ix_sla_timers_next_fire", sla_timers.c.next_fire_at, postgresql_where=text("status = 'running'"))
