@@ -35,6 +35,18 @@ class Target:
     business: bool = False
 
 
+def step_target(policy: "Policy", minutes: int) -> Target:
+    """A workflow step's own target (``target_minutes`` of its process definition), for a
+    policy that names no ``step:<key>`` target: it counts the way the policy counts the
+    ticket's resolution (business time in the same calendar, or calendar time), so a step
+    and the ticket it belongs to are timed on one clock; calendar time when the policy has no
+    resolution target (the built-in default)."""
+    resolution = policy.targets.get("resolution")
+    if resolution is None or not resolution.business:
+        return Target(minutes=minutes)
+    return Target(minutes=minutes, calendar_id=resolution.calendar_id, business=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Escalation:
     set_priority: str | None = None

@@ -18,6 +18,8 @@ from . import plan as plans
 from . import repository, service
 
 PAUSE_EXEMPT = ("solved", "closed")
+#: step outcomes that end a step without its work being done: its timer is cancelled, not met
+NOT_DONE_OUTCOMES = frozenset({"cancelled", "skipped"})
 #: ticket fields whose change can change the matching policy
 RETARGET_FIELDS = frozenset({"priority", "type", "tags", "custom_fields", "channel", "customer_tier"})
 
@@ -56,6 +58,8 @@ async def handle_status_changed(conn: AsyncConnection, event: events.TicketStatu
         for timer in live:
             if timer.metric == "resolution":
                 await service.fulfil(conn, timer, at=at)
+            elif plans.started_by(timer.metric, timer.started_at, at):
+                continue  # a step the solve itself started (the customer confirmation) runs on
             else:
                 await service.cancel(conn, timer, at=at, reason="solved")
         resolution = await repository.get(conn, d.ticket_id, "resolution", lock=True)
@@ -137,24 +141,35 @@ async def handle_assigned(conn: AsyncConnection, event: events.TicketAssigned) -
 
 
 async def handle_step_started(conn: AsyncConnection, event: events.TicketStepStarted) -> None:
-    """A workflow step began: its ``step:<key>`` target (if the policy has one) starts afresh."""
+    """A workflow step began: its ``step:<key>`` timer starts afresh, against the policy's
+    target for it, else the step's own ``target_minutes`` from the process definition. A
+    solved ticket still times its steps (the customer confirmation runs while it is solved);
+    a closed one does not."""
     d = event.data
     await tickets.update(conn, d.ticket_id, _ref_values(d))
     ticket = await tickets.get(conn, d.ticket_id)
-    if ticket is None or ticket.status in PAUSE_EXEMPT or not plans.is_metric(plans.step_metric(d.step)):
+    if ticket is None or ticket.status == "closed" or not plans.is_metric(plans.step_metric(d.step)):
         return
     generation = await repository.current_generation(conn)
     policy = await service.policy_for(conn, ticket, generation)
     await service.start(conn, ticket=ticket, policy=policy, metric=plans.step_metric(d.step), started_at=d.started_at,
-                        generation=generation, restart=True)
+                        generation=generation, restart=True, step_target_minutes=d.target_minutes)
 
 
 async def handle_step_completed(conn: AsyncConnection, event: events.TicketStepCompleted) -> None:
+    """The step ended: its timer is met (on time or late), unless the step did not really run
+    to an end (``cancelled`` / ``skipped``): then the timer is cancelled and counts in no
+    compliance figure, like the timers of a closed ticket."""
     d = event.data
     await tickets.update(conn, d.ticket_id, _ref_values(d))
     timer = await repository.get(conn, d.ticket_id, plans.step_metric(d.step), lock=True)
-    if timer is not None and timer.status in ("running", "paused", "breached"):
-        await service.fulfil(conn, timer, at=d.completed_at)
+    if timer is None or timer.status not in ("running", "paused", "breached"):
+        return
+    if d.outcome in NOT_DONE_OUTCOMES:
+        if timer.status != "breached":
+            await service.cancel(conn, timer, at=d.completed_at, reason=d.outcome)
+        return
+    await service.fulfil(conn, timer, at=d.completed_at)
 
 
 async def handle_merged(conn: AsyncConnection, event: events.TicketMerged) -> None:

@@ -30,6 +30,12 @@ def is_metric(name: str) -> bool:
     if name in METRICS:
         return True
     return name.startswith(STEP_PREFIX) and bool(_STEP_KEY.fullmatch(name[len(STEP_PREFIX):]))
+def started_by(metric: str, started_at: datetime, at: datetime) -> bool:
+    """Whether a step timer started at or after ``at``, i.e. by the status change at ``at``
+    (a customer-confirmation step begins with the solve, in either order of the events)."""
+    return metric.startswith(STEP_PREFIX) and started_at >= at
+
+
 LIVE = ("running", "paused")
 
 
@@ -85,3 +91,29 @@ def remaining_seconds(clock: Clock, *, status: str, target_s: float, consumed_s:
     if status in ("running", "breached") and running_since is not None:
         used += clock.between(running_since, now)
     return target_s - used
+
+
+def outcome(*, status: str, due_at: datetime | None, fulfilled_at: datetime | None) -> str | None:
+    """How the target went: ``achieved`` (met by its due time), ``breached`` (the due time
+    passed first, met late or not yet), or None while it is still open in time or was
+    cancelled (a closed ticket, a skipped step: no verdict, as in compliance)."""
+    if fulfilled_at is not None:
+        return "achieved" if due_at is None or fulfilled_at <= due_at else "breached"
+    return "breached" if status == "breached" else None
+
+
+def elapsed(clock: Clock, *, started_at: datetime, ended_at: datetime) -> float:
+    """Seconds from start to end on ``clock`` (business seconds on a business clock), pauses included."""
+    return max(0.0, clock.between(started_at, ended_at))
+
+
+def counted_seconds(clock: Clock, *, consumed_s: float, running_since: datetime | None, paused_at: datetime | None,
+                    ended_at: datetime) -> float:
+    """Seconds counted against the target up to ``ended_at`` (met, cancelled, or now): what was
+    consumed before the last pause or resume, plus the running spell unless it is paused.
+    Meeting or cancelling a timer does not fold the last spell into ``consumed_s``, so this
+    is the one place that adds it."""
+    if paused_at is not None or running_since is None:
+        return consumed_s
+    return consumed_s + max(0.0, clock.between(running_since, ended_at))
+

@@ -19,7 +19,7 @@ _SWEEP_LOCK_ID = 0x736C6173776570  # "slaswep"
 _WRITABLE = (
     "policy", "policy_id", "target_minutes", "calendar_id", "started_at", "running_since", "consumed_s", "due_at",
     "fire_at", "fractions", "fired_count", "next_fire_at", "status", "pause_statuses", "escalation", "generation",
-    "paused_at", "fulfilled_at", "breached_at", "cancelled_at",
+    "paused_at", "fulfilled_at", "breached_at", "cancelled_at", "target_from",
 )
 
 

@@ -46,6 +46,19 @@ class MetricStatus(BaseModel):
     breached_at: datetime | None
     fulfilled_at: datetime | None
     cancelled_at: datetime | None
+    #: "policy" (the ticket's policy names the metric) or "step" (a step's own target from its
+    #: process definition)
+    target_from: Literal["policy", "step"] = "policy"
+    #: when it stopped counting: met (fulfilled_at) or cancelled
+    completed_at: datetime | None = None
+    #: wall-clock seconds from started_at to completed_at (or now), pauses included
+    elapsed_seconds: float
+    #: the same span in business seconds of the timer's calendar; None for calendar-time targets
+    elapsed_business_seconds: float | None = None
+    #: seconds counted against the target (business seconds for business targets, pauses excluded)
+    counted_seconds: float | None = None
+    #: achieved (met by the due time), breached (due time passed first), None while open or cancelled
+    outcome: Literal["achieved", "breached"] | None = None
 
 
 class TicketSlaRead(BaseModel):

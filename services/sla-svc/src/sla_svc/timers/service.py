@@ -101,10 +101,14 @@ async def _applied(conn: AsyncConnection, row: Any) -> None:
 
 
 async def start(conn: AsyncConnection, *, ticket: Any, policy: matching.Policy, metric: str, started_at: datetime,
-                generation: int, restart: bool = False) -> bool:
+                generation: int, restart: bool = False, step_target_minutes: int | None = None) -> bool:
     """Start ``metric`` for the ticket under ``policy``; False when the policy has no target
-    for it, or (without ``restart``) when the timer already exists."""
+    for it (nor the step its own ``step_target_minutes``), or (without ``restart``) when the
+    timer already exists. The policy's target wins over the step's own."""
     target = policy.targets.get(metric)
+    target_from = "policy"
+    if target is None and step_target_minutes:
+        target, target_from = matching.step_target(policy, step_target_minutes), "step"
     if target is None:
         return False
     calendar_id = await calendar_for(conn, target, ticket)
@@ -121,6 +125,7 @@ async def start(conn: AsyncConnection, *, ticket: Any, policy: matching.Policy, 
         "next_fire_at": p.fire_at[0], "status": "running", "pause_statuses": list(policy.pause_statuses),
         "escalation": escalation.as_actions() if escalation else None, "generation": generation,
         "paused_at": None, "fulfilled_at": None, "breached_at": None, "cancelled_at": None,
+        "target_from": target_from,
     }
     row = await repository.start(conn, values, restart=restart)
     if row is None:
@@ -199,6 +204,9 @@ async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime,
     policy = await policy_for(conn, ticket, generation)
     for timer in live:
         target = policy.targets.get(timer.metric)
+        target_from = "policy"
+        if target is None and timer.target_from == "step":  # the step's own target, on the new policy's clock
+            target, target_from = matching.step_target(policy, timer.target_minutes), "step"
         if target is None:
             await cancel(conn, timer, at=at, reason="policy")
             continue
@@ -206,7 +214,8 @@ async def retarget(conn: AsyncConnection, *, ticket_id: uuid.UUID, at: datetime,
         calendar_id = await calendar_for(conn, target, ticket)
         common = {"policy": policy.name, "policy_id": policy.id, "target_minutes": target.minutes,
                   "calendar_id": calendar_id, "pause_statuses": list(policy.pause_statuses),
-                  "escalation": escalation.as_actions() if escalation else None, "generation": generation}
+                  "escalation": escalation.as_actions() if escalation else None, "generation": generation,
+                  "target_from": target_from}
         fractions = sorted(f for f in policy.warning_fractions if 0 < f < 1) + [1.0]
         pausing = ticket.status in policy.pause_statuses
         if timer.status == "paused":
@@ -254,6 +263,12 @@ async def status_of(conn: AsyncConnection, *, ticket_id: uuid.UUID, now: datetim
         except NoWorkingTime:
             left = None
         warnings = max(0, len(r.fractions or [1.0]) - 1)
+        ended = r.fulfilled_at or r.cancelled_at or now
+        try:
+            business = None if r.calendar_id is None else round(
+                plans.elapsed(clock, started_at=r.started_at, ended_at=ended), 3)
+        except NoWorkingTime:
+            business = None
         items.append({
             "metric": r.metric, "state": r.status, "policy": r.policy, "policy_id": r.policy_id,
             "target_minutes": r.target_minutes, "time": "business" if r.calendar_id else "calendar",
@@ -262,6 +277,12 @@ async def status_of(conn: AsyncConnection, *, ticket_id: uuid.UUID, now: datetim
             "colour": plans.colour(status=r.status, fired_count=r.fired_count, warnings=warnings),
             "warnings_fired": min(r.fired_count, warnings), "paused_at": r.paused_at, "breached_at": r.breached_at,
             "fulfilled_at": r.fulfilled_at, "cancelled_at": r.cancelled_at,
+            "target_from": r.target_from, "completed_at": r.fulfilled_at or r.cancelled_at,
+            "elapsed_seconds": round(plans.elapsed(CALENDAR_TIME, started_at=r.started_at, ended_at=ended), 3),
+            "elapsed_business_seconds": business,
+            "counted_seconds": round(plans.counted_seconds(clock, consumed_s=r.consumed_s, running_since=r.running_since,
+                                                           paused_at=r.paused_at, ended_at=ended), 3),
+            "outcome": plans.outcome(status=r.status, due_at=r.due_at, fulfilled_at=r.fulfilled_at),
         })
     return {"ticket_id": ticket_id, "metrics": items}
 
