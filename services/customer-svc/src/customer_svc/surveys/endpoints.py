@@ -20,13 +20,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import HTMLResponse, Response
 
+from helpdesk_common import link_pages
 from helpdesk_common.app import runtime_of
 from helpdesk_common.concurrency import IfMatch, etag
 from helpdesk_common.events import SURVEY_COMMENT_MAX_CHARS
 from helpdesk_common.identity import CurrentPrincipal
 from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
-from helpdesk_common.responses import JSONBytesResponse, dumps
+from helpdesk_common.responses import JSONBytesResponse
 
 from . import page, rules, service
 from .schemas import (CsatAnswer, NpsAnswer, PageQuery, SurveyAnswerRead, SurveyListQuery, SurveyPage,
@@ -106,8 +107,7 @@ def _key(request: Request) -> bytes | None:
     return secret.get_secret_value().encode() if secret is not None else None
 
 
-def _wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "")
+_wants_html = link_pages.wants_html
 
 
 def _browser_language(request: Request) -> str:
@@ -115,16 +115,15 @@ def _browser_language(request: Request) -> str:
 
 
 def _html(body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(body, status_code=status, headers=page.SECURITY_HEADERS)
+    return link_pages.html(body, page.SECURITY_HEADERS, status)
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(dumps(body), status_code=status, media_type="application/json", headers=page.SECURITY_HEADERS)
+    return link_pages.json(body, page.SECURITY_HEADERS, status)
 
 
 def _problem(problem: Problem) -> Problem:
-    problem.headers = {**(problem.headers or {}), **page.SECURITY_HEADERS}
-    return problem
+    return link_pages.problem(problem, page.SECURITY_HEADERS)
 
 
 def _closed(request: Request, closed: service.SurveyClosed) -> Response:

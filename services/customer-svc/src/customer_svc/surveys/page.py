@@ -9,11 +9,10 @@ comes from elsewhere (the ticket's subject) is escaped.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 from html import escape
 
+from helpdesk_common import link_pages
 from helpdesk_common.events import SURVEY_COMMENT_MAX_CHARS
 
 _STYLE = (
@@ -25,18 +24,10 @@ _STYLE = (
     "button{margin-top:1rem;padding:.6rem 1.4rem;font-size:1rem}.hint{color:#59636e;font-size:.9rem}"
     ".error{color:#b42318}"
 )
-_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
-
 #: headers of every answer of the public survey routes: the token is in the URL, so nothing may
-#: leak it onwards (Referer), keep it (caches) or frame the page (clickjacking an answer)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
-                                "base-uri 'none'; frame-ancestors 'none'"),
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
+#: leak it onwards (Referer), keep it (caches, search engines) or frame the page (clickjacking an
+#: answer) (``link_pages``, shared with ticket-svc's confirmation link)
+SECURITY_HEADERS = link_pages.security_headers(_STYLE)
 
 _TEXT = {
     "en": {
@@ -91,10 +82,7 @@ def text(language: str, key: str) -> str:
 
 
 def _document(language: str, title: str, body: str) -> str:
-    return (f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width,initial-scale=1">'
-            '<meta name="referrer" content="no-referrer">'
-            f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body><main>{body}</main></body></html>")
+    return link_pages.document(language=language, title=title, style=_STYLE, body=body)
 
 
 def form(view: FormView) -> str:
