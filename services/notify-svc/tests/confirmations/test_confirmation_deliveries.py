@@ -3,8 +3,8 @@ server on 127.0.0.1: ticket-svc's ``ticket.confirmation_requested`` goes through
 consumer and becomes one delivery of kind ``confirmation`` per (step, channel); the e-mail threads
 into the customer's conversation (``[#number]`` and the ticket's subject, In-Reply-To and
 References as for replies) and says how to answer; a redelivered request sends nothing again;
-the link is in no log record and no API answer; customers that cannot be reached are recorded
-as undeliverable with the reason."""
+the link is in no log record and no API answer; customers that cannot be reached, or opted out
+of notifications, are recorded as undeliverable with the reason."""
 
 from __future__ import annotations
 
@@ -148,18 +148,23 @@ async def test_chat_customers_and_the_ones_that_cannot_be_asked(notify) -> None:
                  route={"conversation_key": "conv-9"})
     nowhere = asked(channel="dingtalk", recipient=events.Requester(name="韩梅梅"), route={"userid": "member"})
     expired = asked(expires_in=timedelta(seconds=-1))
-    await produce(notify.bootstrap, notify.topics, chat, nowhere, expired)
+    opted = asked(recipient=events.Requester(email="Quiet@Example.com"), route={"to": ["Quiet@Example.com"]})
+    answer = await notify.put("/v1/notification-preferences/emails/quiet@example.com", json={"opted_out": True},
+                              headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    await produce(notify.bootstrap, notify.topics, chat, nowhere, expired, opted)
 
     async def settled():
         found = await _deliveries(notify)
-        return found if len(found) == 3 and not [d for d in found if d["status"] in ("queued", "sending")] else None
+        return found if len(found) == 4 and not [d for d in found if d["status"] in ("queued", "sending")] else None
 
     found = {d["event_id"]: d for d in await wait_for(settled, timeout=60)}
     assert (found[str(chat.id)]["status"], found[str(chat.id)]["channel"]) == ("sent", "chat")
     [message] = notify.chat.sent
     assert message.route == {"conversation_key": "conv-9"} and chat.data.link in message.body_text
     assert 'Reply "confirm"' in message.body_text and message.automatic
-    for undeliverable, why in ((nowhere, "no e-mail address"), (expired, "the confirmation link expired")):
+    for undeliverable, why in ((nowhere, "no e-mail address"), (expired, "the confirmation link expired"),
+                               (opted, "the customer opted out of notifications")):
         row = found[str(undeliverable.id)]
         assert (row["status"], row["attempts"]) == ("undeliverable", 0) and why in row["reason"]
         assert "ctok-" not in row["reason"]
