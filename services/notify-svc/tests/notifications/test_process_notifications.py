@@ -203,14 +203,25 @@ async def test_a_triggers_notify_action_reaches_the_assignee_a_user_and_the_requ
     assert await _log(raw, tid) == sorted([
         ("notification_requested", "customer", "queued", None, "VIP 工单提醒"),
         ("notification_requested", "notify:the boss", "skipped",
-         "not assignee, team_supervisors, requester or user:<id>", "VIP 工单提醒"),
+         "not assignee, team_supervisors, supervisors, requester or user:<id>", "VIP 工单提醒"),
         ("notification_requested", f"user:{agent}", "queued", None, "VIP 工单提醒"),
         ("notification_requested", f"user:{other}", "queued", None, "VIP 工单提醒")])
 
 
 async def test_a_notify_action_respects_the_opt_out_and_says_who_could_not_be_reached(raw) -> None:
+    boss = uuid.uuid4()
+    await _apply(raw, _user(boss, "Zhang Wei", "supervisor"))
     ticket = _ticket(email="quiet@example.com")
     await _apply(raw, ticket)
+    supervised = _notify(ticket.data.ticket_id, ["supervisors", "followers"])
+    await _apply(raw, supervised)
+    [row] = await _deliveries(raw, ticket.data.ticket_id)
+    assert row["payload"]["recipient_ref"] == f"user:{boss}" and row["payload"]["route"] == {"to": "zhang.wei@example.com"}
+    assert [(r, s, why) for _, r, s, why, _ in await _log(raw, ticket.data.ticket_id)] == [
+        ("notify:followers", "skipped", "followers are not known to notify-svc: name them as user:<id>"),
+        (f"user:{boss}", "queued", None)]
+    await raw.execute("DELETE FROM notification_log WHERE event_id = $1", supervised.id)
+    await raw.execute("DELETE FROM deliveries WHERE event_id = $1", supervised.id)
     await raw.execute("INSERT INTO notification_opt_outs (kind, value, opted_out) VALUES ('email', 'quiet@example.com', true)")
     tid = ticket.data.ticket_id
     await _apply(raw, _notify(tid, ["requester", "assignee"]))

@@ -330,8 +330,9 @@ def requested_intents(to: Sequence[str], *, ticket: TicketView, assignee: str | 
             agent(str(uuid.UUID(entry[5:])))
         elif f"notify:{entry[:100]}" not in seen:
             seen.add(f"notify:{entry[:100]}")
-            intents.append(Intent(key, f"notify:{entry[:100]}",
-                                  skip="not assignee, team_supervisors, requester or user:<id>"))
+            intents.append(Intent(key, f"notify:{entry[:100]}", skip=(
+                "followers are not known to notify-svc: name them as user:<id>" if entry == "followers"
+                else "not assignee, team_supervisors, supervisors, requester or user:<id>")))
     if stale:
         return [Intent(i.key, i.recipient, name=i.name, skip="stale event") for i in intents]
     return intents
