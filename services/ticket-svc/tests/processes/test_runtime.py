@@ -324,3 +324,18 @@ async def test_a_first_step_nobody_can_decide_does_not_refuse_the_ticket(client:
     assert (await client.get(f"/v1/tickets/{ticket['id']}/process", headers=as_(ADMIN))).status_code == 404
     assert "process_not_started" in await audit_actions(db, ticket["id"])
     assert await events_of(db, ticket["id"], "ticket.step_started") == []
+
+
+async def test_an_agent_reopening_withdraws_the_confirmation(client: Any, known_users: Any, db: Any) -> None:
+    await setup(client, known_users)
+    ticket = await new_ticket(client, amount=10)
+    assert (await client.patch(f"/v1/tickets/{ticket['id']}", headers=as_(ADMIN),
+                               json={"status": "solved"})).status_code == 200
+    reopened = await client.patch(f"/v1/tickets/{ticket['id']}", headers=as_(ADMIN), json={"status": "open"})
+    assert reopened.status_code == 200 and reopened.json()["status"] == "open"
+    process = await process_of(client, ticket)
+    assert [(s["key"], s["status"]) for s in process["steps"]] == [
+        ("triage", "completed"), ("approval", "skipped"), ("confirm", "rejected"), ("triage", "active")]
+    answer = await events_of(db, ticket["id"], "ticket.customer_confirmed")
+    assert [(e["answer"], e["via"]) for e in answer] == [("rejected", "agent")]
+    assert "step_decision" in await audit_actions(db, ticket["id"])

@@ -505,7 +505,8 @@ async def _advance(conn: Any, ticket: Mapping[str, Any], process: Mapping[str, A
             await _record_skipped(conn, ticket, process, steps, range(position + 1, nxt.index), actor=actor)
         if flagged:
             await repository.set_current_step(conn, process["id"], None, flagged=True)
-        if row["kind"] == "customer_confirmation":  # the customer said no (or never answered): work again
+        if row["kind"] == "customer_confirmation" and ticket["status"] == "solved":
+            # the customer said no (or never answered): work again
             ticket = await _change(conn, ticket, {"status": "open"}, actor=actor, action="reopened_by_process")
         await _start_step(conn, ticket, process, steps, nxt.index, actor=actor)
         return ticket
@@ -589,6 +590,16 @@ async def _on_solved(conn: Any, ticket: Mapping[str, Any], *, actor: str) -> Non
         await _activate(conn, ticket, process, row, machine_step(row), actor=actor)
 
 
+async def _on_reopened_by_agent(conn: Any, ticket: Mapping[str, Any], *, actor: str) -> None:
+    """An agent reopening a ticket whose resolution the customer was asked to confirm withdraws
+    the question: the confirmation ends ``rejected`` on the customer's behalf (``via`` agent) and
+    the process goes back to the step before it, as a customer's no would. (A customer's own
+    message reopens the ticket too, but its answer is the message's: ``confirmations``.)"""
+    current = await current_step(conn, ticket["id"])
+    if current is not None and current["kind"] == "customer_confirmation" and current["status"] == "active":
+        await decide(conn, ticket, step_key=current["key"], actor=actor, decision="reject", via="agent")
+
+
 # --------------------------------------------------------------------------- lifecycle hooks
 
 
@@ -635,6 +646,8 @@ async def _follow_ticket(conn: Any, before: Mapping[str, Any], row: Mapping[str,
         return
     if "status" in audited and row["status"] == "solved":
         await _on_solved(conn, row, actor=actor)
+    elif "status" in audited and before["status"] == "solved" and actor.startswith("user:"):
+        await _on_reopened_by_agent(conn, row, actor=actor)
     if "type" in audited and row["type"]:
         await start_process(conn, row, actor=actor)
 
