@@ -18,10 +18,10 @@ from datetime import date
 from typing import Annotated, Literal
 
 import holidays
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from helpdesk_common.validation import NOT_BLANK, AwareUtcDatetime, StrictModel
+from helpdesk_common.validation import NOT_BLANK, StrictModel
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
