@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -43,6 +42,9 @@ RESULTS = ROOT / "bench" / "results"
 from helpdesk_common.db import create_raw_pool  # noqa: E402
 from helpdesk_common.devstack import EmbeddedPostgres, free_port  # noqa: E402
 from helpdesk_common.migrate import ensure_database, upgrade  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from bench.sla import merge_results, percentile  # noqa: E402  (the same merge and percentile as the SLA bench)
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
@@ -68,11 +70,6 @@ SELECT count(*) FROM (SELECT changes->>'timer' FROM ticket_audit WHERE action = 
 
 def log(msg: str) -> None:
     print(f"[timers-bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 async def measure(url: str, args: argparse.Namespace) -> dict:
@@ -137,14 +134,6 @@ async def measure(url: str, args: argparse.Namespace) -> dict:
         "automation_timers_scheduler_cpu_ms_per_1000": round(cpu * 1000 / (total / 1000), 1),
         "automation_timers_fired_once": int(audits) == total and int(duplicates) == 0 and int(pending) == 0,
     }
-
-
-def merge_results(values: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "latest.json"
-    current = json.loads(path.read_text()) if path.exists() else {}
-    current.update(values)
-    path.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
