@@ -261,6 +261,8 @@ async def test_the_approvals_queue_lists_what_waits_for_the_caller(client: Any, 
     decided = (await client.get("/v1/approvals?state=decided", headers=as_(SUP_A))).json()["items"]
     assert [i["ticket"]["id"] for i in decided] == [tickets[0]["id"]]
     assert decided[0]["decisions"][0]["actor"] == SUP_A.id
+    # completing the triage tasks is no approval: the admin's decided queue is empty
+    assert (await client.get("/v1/approvals?state=decided", headers=as_(ADMIN))).json()["items"] == []
     theirs = await client.get(f"/v1/approvals?user_id={SUP_A.id}", headers=as_(ADMIN))
     assert theirs.status_code == 200 and len(theirs.json()["items"]) == 2
     refused = await client.get(f"/v1/approvals?user_id={SUP_A.id}", headers=as_(AGENT))

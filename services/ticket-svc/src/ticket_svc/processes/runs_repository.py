@@ -134,9 +134,11 @@ async def active_role_holders(conn: Any, roles: Sequence[str]) -> dict[str, list
 
 async def queue(conn: Any, *, user_id: str, decided: bool, after: tuple[datetime, uuid.UUID] | None,
                 limit: int) -> list[Any]:
-    """The steps waiting for ``user_id`` (active, in ``waiting_for``), or those they decided,
-    newest first, keyset-paginated on (created_at, id)."""
-    where = "$1 = ANY(s.decided_by)" if decided else "s.status = 'active' AND $1 = ANY(s.waiting_for)"
+    """The steps waiting for ``user_id`` (active, in ``waiting_for``: only approvals and
+    countersigns have anyone there), or the approvals and countersigns they decided, newest
+    first, keyset-paginated on (created_at, id)."""
+    where = ("$1 = ANY(s.decided_by) AND s.kind IN ('approval', 'countersign')" if decided
+             else "s.status = 'active' AND $1 = ANY(s.waiting_for)")
     return list(await conn.fetch(
         f"SELECT s.id, s.process_id, s.ticket_id, s.position, s.key, s.kind, s.name, s.status, s.outcome, s.approvers, "
         "s.parties, s.settings, s.state, s.waiting_for, s.decided_by, s.target_minutes, s.deadline, s.created_at, "
