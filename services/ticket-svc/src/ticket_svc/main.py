@@ -9,6 +9,8 @@ from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, INSIGHTS_TOPIC, SLA_TOPIC, USERS_TOPIC
 
 from .config import Settings, get_settings
+from .confirmations import service as confirmations  # registers the customer-confirmation hooks
+from .confirmations.endpoints import router as confirmations_router
 from .conversation.endpoints import internal_router as attachments_internal_router
 from .conversation.endpoints import router as conversation_router
 from .conversation.handlers import DELIVERY_HANDLERS
@@ -66,6 +68,7 @@ def reoffer_loop(settings: Settings):  # type: ignore[no-untyped-def]
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    confirmations.configure(settings)
     if settings.attachment_url_key is None:
         log.warning("TICKET_ATTACHMENT_URL_KEY is not set: replies' attachments go to notify-svc without a "
                     "download URL, so they cannot be sent with the reply")
@@ -76,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             routers=[tickets_router, conversation_router, intake_router, agents_router, teams_router, rules_router,
                      forms_router, processes_router, process_runs_router, approvals_router, statuses_router,
                      macros_router, views_router, internal_router,
-                     attachments_internal_router, visitor_router, visitor_token_router],
+                     attachments_internal_router, visitor_router, visitor_token_router, confirmations_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,

@@ -10,11 +10,10 @@ scanner that follows the link answers nothing. Every text from elsewhere (the su
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 from html import escape
 
+from helpdesk_common import link_pages
 from helpdesk_common.events import STEP_COMMENT_MAX_CHARS
 
 STYLE = (
@@ -25,19 +24,9 @@ STYLE = (
     "font-size:1rem;border-radius:6px;border:1px solid #c9ced6}button.yes{background:#1a7f37;color:#fff;"
     "border-color:#1a7f37}.error{color:#b42318}"
 )
-_STYLE_SHA = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-
-#: every answer of the public routes: the token is in the URL, so nothing may pass it on
-#: (Referer), keep it (caches, search engines) or frame the page (clickjacking an answer)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (f"default-src 'none'; style-src 'sha256-{_STYLE_SHA}'; form-action 'self'; "
-                                "base-uri 'none'; frame-ancestors 'none'"),
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-}
+#: every answer of the public routes (``link_pages.security_headers``: no Referer, no cache, no
+#: index, no frame, nothing loaded but this style)
+SECURITY_HEADERS = link_pages.security_headers(STYLE)
 
 WORDS = {
     "en": {
@@ -87,11 +76,7 @@ def words(language: str) -> dict[str, str]:
 
 
 def _html(language: str, body: str) -> str:
-    return (f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width,initial-scale=1">'
-            '<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex,nofollow">'
-            f"<title>{escape(words(language)['title'])}</title><style>{STYLE}</style></head>"
-            f"<body><main>{body}</main></body></html>")
+    return link_pages.document(language=language, title=words(language)["title"], style=STYLE, body=body)
 
 
 def ticket_line(language: str, number: int | None, subject: str | None) -> str:
