@@ -341,3 +341,29 @@ async def test_an_agent_reopening_withdraws_the_confirmation(client: Any, known_
     answer = await events_of(db, ticket["id"], "ticket.customer_confirmed")
     assert [(e["answer"], e["via"]) for e in answer] == [("rejected", "agent")]
     assert "step_decision" in await audit_actions(db, ticket["id"])
+
+
+async def test_merging_cancels_the_running_step_and_decisions_are_counted(client: Any, known_users: Any,
+                                                                         db: Any) -> None:
+    from prometheus_client import REGISTRY
+
+    def completed_tasks() -> float:
+        return REGISTRY.get_sample_value("ticket_process_decisions_total",
+                                         {"kind": "task", "decision": "complete"}) or 0.0
+
+    await setup(client, known_users)
+    source, target = await new_ticket(client), await new_ticket(client)
+    before = completed_tasks()
+    assert (await decide(client, source, "triage", ADMIN, "complete")).status_code == 200
+    assert completed_tasks() == before + 1
+    merged = await client.post(f"/v1/tickets/{source['id']}/merge", headers=as_(ADMIN),
+                               json={"target_id": target["id"]})
+    assert merged.status_code == 200, merged.text
+    process = await process_of(client, source)
+    assert process["state"] == "cancelled" and process["steps"][-1]["status"] == "cancelled"
+    completed = await events_of(db, source["id"], "ticket.step_completed")
+    assert (completed[-1]["step"], completed[-1]["outcome"]) == ("approval", "cancelled")
+    late = await decide(client, source, "approval", SUP_A, "approve")
+    assert late.status_code == 409 and late.json()["code"] == "step_finished"
+    # the target's own process runs on
+    assert (await process_of(client, target))["state"] == "running"
