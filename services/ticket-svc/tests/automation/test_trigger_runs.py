@@ -83,6 +83,8 @@ async def test_a_vip_urgent_wechat_ticket_is_assigned_tagged_and_noted_by_the_ru
 
     now = await ticket(client, vip["id"])
     assert now["team_id"] == team["id"] and now["tags"] == ["VIP-urgent"]
+    # the creation's own answer shows what the trigger did in its transaction
+    assert (vip["team_id"], vip["tags"], vip["version"]) == (now["team_id"], now["tags"], now["version"])
     messages = (await client.get(f"/v1/tickets/{vip['id']}/messages", headers=ADMIN)).json()["items"]
     note = messages[-1]
     assert (note["author_kind"], note["public"]) == ("system", False)
@@ -180,6 +182,9 @@ async def test_the_dry_run_says_what_a_real_update_then_does_and_writes_nothing(
 
     real = await client.patch(f"/v1/tickets/{made['id']}", json={"priority": "urgent"}, headers=AGENT)
     assert real.status_code == 200, real.text
+    assert (real.json()["status"], real.json()["tags"]) == ("open", ["attention"])  # the answer is up to date
+    assert real.headers["etag"] == f'W/"{real.json()["version"]}"'
+    assert (await ticket(client, made["id"]))["version"] == real.json()["version"]
     fired = await runs(client, made["id"])
     assert [(r["rule_name"], r["pass_number"]) for r in fired] == [
         (v["name"], v["pass_number"]) for v in plan["triggers"] if v["fires"]]

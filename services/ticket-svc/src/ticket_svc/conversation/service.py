@@ -147,8 +147,7 @@ async def add(conn: Any, ticket: Mapping[str, Any], message: NewMessage, *, acto
     if message.reply is not None and message.reply.plan.deliverable:
         evts.append(reply_requested(new_ticket, row, message, message.reply, now=now))
     await enqueue_raw(conn, outbox, *evts)
-    await hooks.run_after_message(conn, ticket, row, new_ticket, actor)
-    return row, new_ticket
+    return row, await hooks.run_after_message(conn, ticket, row, new_ticket, actor)
 
 
 def reply_requested(ticket: Mapping[str, Any], row: Mapping[str, Any], message: NewMessage, reply: ReplyRequest, *,

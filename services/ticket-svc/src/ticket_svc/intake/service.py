@@ -175,8 +175,7 @@ async def open_ticket(
                                            assigned_at=now),
         ))
     await enqueue_raw(conn, outbox, *evts)
-    await hooks.run_after_create(conn, row, created_by)
-    return row
+    return await hooks.run_after_create(conn, row, created_by)
 
 
 async def receive(conn: Any, *, principal: Principal, message: InboundMessage) -> IntakeResult:

@@ -103,6 +103,7 @@ async def apply(
         if values["status"] == "open" and before["status"] == "solved":
             values.setdefault("solved_at", None)
     row = await repository.update_ticket(conn, before["id"], values, search=search, subject_search=subject_search)
+    hooks.wrote()
     if changes:
         await repository.insert_audit(conn, ticket_id=row["id"], actor=actor, action=action, changes=changes)
     evts: list[Any] = []
@@ -130,5 +131,5 @@ async def apply(
     if evts:
         await enqueue_raw(conn, outbox, *evts)
     if changes:
-        await hooks.run_after_change(conn, before, row, changes, actor)
+        row = await hooks.run_after_change(conn, before, row, changes, actor)
     return row

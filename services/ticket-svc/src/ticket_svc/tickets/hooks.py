@@ -15,12 +15,15 @@ Contract for a hook:
 - it may raise a ``Problem`` (``before_change`` only) to refuse the change, which aborts the
   request with nothing written;
 - it may change the ticket again through ``changes.apply``, which runs the hooks again: a hook
-  must be idempotent and must bound its own recursion (triggers count their passes).
+  must be idempotent and must bound its own recursion (triggers count their passes). The
+  ``run_after_*`` functions then answer the ticket as the hooks left it (re-read once, only when
+  one of them wrote), so the caller's answer (a PATCH, a new ticket) shows what they did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 #: (conn, ticket row just inserted, actor ref) -> None; after the ticket, its opening message and
@@ -44,6 +47,23 @@ _before_change: list[BeforeChange] = []
 _after_change: list[AfterChange] = []
 _after_message: list[AfterMessage] = []
 _holds_status: list[HoldsStatus] = []
+#: ticket writes made in this task (``changes.apply`` counts them): a hook that wrote makes the
+#: row the caller holds stale
+_writes: ContextVar[int] = ContextVar("ticket_writes", default=0)
+
+
+def wrote() -> None:
+    """Called by ``changes.apply`` after each write of a ticket row."""
+    _writes.set(_writes.get() + 1)
+
+
+async def _newest(conn: Any, row: Mapping[str, Any], mark: int) -> Mapping[str, Any]:
+    """``row`` when no hook wrote since ``mark``, else the ticket as the hooks left it."""
+    if _writes.get() == mark:
+        return row
+    from . import repository  # late: the repository sits below every caller of these hooks
+
+    return await repository.get_ticket_raw(conn, row["id"]) or row
 
 
 def _register(hooks: list[Any], hook: Any) -> Any:
@@ -72,9 +92,11 @@ def holds_status(hook: HoldsStatus) -> HoldsStatus:
     return _register(_holds_status, hook)
 
 
-async def run_after_create(conn: Any, row: Mapping[str, Any], actor: str) -> None:
+async def run_after_create(conn: Any, row: Mapping[str, Any], actor: str) -> Mapping[str, Any]:
+    mark = _writes.get()
     for hook in _after_create:
         await hook(conn, row, actor)
+    return await _newest(conn, row, mark)
 
 
 async def run_before_change(conn: Any, before: Mapping[str, Any], values: Mapping[str, Any], actor: str) -> None:
@@ -83,15 +105,19 @@ async def run_before_change(conn: Any, before: Mapping[str, Any], values: Mappin
 
 
 async def run_after_change(conn: Any, before: Mapping[str, Any], row: Mapping[str, Any],
-                           changes: Mapping[str, Any], actor: str) -> None:
+                           changes: Mapping[str, Any], actor: str) -> Mapping[str, Any]:
+    mark = _writes.get()
     for hook in _after_change:
         await hook(conn, before, row, changes, actor)
+    return await _newest(conn, row, mark)
 
 
 async def run_after_message(conn: Any, before: Mapping[str, Any], message: Mapping[str, Any],
-                            row: Mapping[str, Any], actor: str) -> None:
+                            row: Mapping[str, Any], actor: str) -> Mapping[str, Any]:
+    mark = _writes.get()
     for hook in _after_message:
         await hook(conn, before, message, row, actor)
+    return await _newest(conn, row, mark)
 
 
 async def run_holds_status(conn: Any, ticket: Mapping[str, Any], message: Any) -> bool:
