@@ -107,7 +107,7 @@ async def test_preview_renders_without_saving(notifications_api) -> None:
         "key": "approval_requested", "language": "zh-CN",
         "sample": {"step": {"name": "合同会签", "kind": "countersign", "rule": "parallel", "expires_at": None}}})
     assert approval.status_code == 200, approval.text
-    assert approval.json()["subject"] == "[#10042] 待您审批：合同会签 — 打印机无法连接 / Printer offline"
+    assert approval.json()["subject"] == "[#10042] 待您会签：合同会签"
     assert "需要您会签" in approval.json()["body_text"] and "截止时间" not in approval.json()["body_text"]
     decided = await api.post("/v1/notification-templates/preview", headers=ADMIN, json={
         "key": "approval_decided", "language": "en", "body_text": "{{ step.decided_by }} said {{ step.decision }}"})

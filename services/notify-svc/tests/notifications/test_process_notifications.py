@@ -94,7 +94,7 @@ async def test_an_approval_request_tells_both_approvers_once_in_the_tenants_lang
         payload = row["payload"]
         assert row["dedupe_key"] == f"notification:{asked.id}:approval_requested:{payload['recipient_ref']}"
         assert payload["language"] == "zh-CN" and payload["number"] == 77
-        assert payload["subject"] == "[#77] 待您审批：退款审批 — 退款申请 / Refund request"
+        assert payload["subject"] == "[#77] 待您审批：退款审批"
         assert "规则：所有审批人均须同意。" in payload["body_text"]
         assert "截止时间：2026-12-02 14:00 UTC" in payload["body_text"]
         assert f"https://desk.example.com/tickets/{ticket.data.ticket_id}" in payload["body_text"]
@@ -112,7 +112,7 @@ async def test_an_approval_request_tells_both_approvers_once_in_the_tenants_lang
     await _apply(raw, turn, language="en")
     [row] = [r for r in await _deliveries(raw, ticket.data.ticket_id) if str(turn.id) in r["dedupe_key"]]
     assert row["channel"] == "wecom" and row["payload"]["route"] == {"userid": "chenjing"}
-    assert row["payload"]["subject"] == "[#77] Your decision is needed: 退款审批 — 退款申请 / Refund request"
+    assert row["payload"]["subject"] == "[#77] Signature needed: 退款审批"
     assert "needs your signature" in row["payload"]["body_text"]
     assert "the parties sign in order; it is your turn" in row["payload"]["body_text"]
     assert "Decide by: 2026-12-02 14:00 UTC" in row["payload"]["body_text"]
@@ -159,13 +159,13 @@ async def test_the_assignee_learns_the_step_ended_but_not_from_each_vote_nor_the
     await _apply(raw, approved, language="en")
     [row] = await _deliveries(raw, tid)
     assert row["payload"]["route"] == {"to": "li.na@example.com"}
-    assert row["payload"]["subject"] == "[#77] refund_approval approved: 退款申请 / Refund request"
+    assert row["payload"]["subject"] == "[#77] Approved: refund_approval"
     assert "was completed (final decision by Zhang Wei)" in row["payload"]["body_text"]
     assert "Comment: 金额核对无误" in row["payload"]["body_text"]
     rejected = _decided(tid, by=boss, status="rejected", assignee=agent, decision="reject")
     await _apply(raw, rejected)  # zh-CN tenant
     [row] = [r for r in await _deliveries(raw, tid) if str(rejected.id) in r["dedupe_key"]]
-    assert row["payload"]["subject"] == "[#77] refund_approval已被驳回：退款申请 / Refund request"
+    assert row["payload"]["subject"] == "[#77] 已驳回：refund_approval"
     assert "（由 Zhang Wei 作出最终决定）" in row["payload"]["body_text"]
 
 

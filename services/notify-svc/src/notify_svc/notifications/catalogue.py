@@ -279,7 +279,8 @@ BUILTIN: dict[tuple[str, str], Template] = {
             "<p>Priority: {{ ticket.priority }}<br>Assignee: {{ agent.name|default('nobody', true) }}</p>"
             "{% if ticket.url %}<p><a href=\"{{ ticket.url }}\">Open the ticket</a></p>{% endif %}")),
     ("approval_requested", "zh-CN"): Template(
-        subject="[#{{ ticket.number }}] 待您审批：{{ step.name|default(step.key, true) }} — {{ ticket.subject }}",
+        subject="[#{{ ticket.number }}] {% if step.kind == 'countersign' %}待您会签{% else %}待您审批{% endif %}："
+                "{{ step.name|default(step.key, true) }}",
         body_text=(
             "{{ recipient.name|default('您好', true) }}，\n\n"
             "工单 #{{ ticket.number }}（{{ ticket.subject }}）的步骤「{{ step.name|default(step.key, true) }}」"
@@ -291,7 +292,7 @@ BUILTIN: dict[tuple[str, str], Template] = {
             "{% elif step.rule == 'parallel' %}规则：各方均须会签。\n{% endif %}"
             "{% if step.expires_at %}截止时间：{{ step.expires_at }}\n{% endif %}"
             "优先级：{{ ticket.priority }}\n"
-            "{% if ticket.url %}请在工单中作出决定：{{ ticket.url }}\n{% else %}请在客服工作台的“待我审批”中作出决定。\n{% endif %}"),
+            "{% if ticket.url %}请在工单中作出决定：\n{{ ticket.url }}\n{% else %}请在客服工作台的“待我审批”中作出决定。\n{% endif %}"),
         body_html=(
             "<p>{{ recipient.name|default('您好', true) }}，</p>"
             "<p>工单 <strong>#{{ ticket.number }}</strong>（{{ ticket.subject }}）的步骤"
@@ -302,7 +303,8 @@ BUILTIN: dict[tuple[str, str], Template] = {
             "{% if ticket.url %}<p><a href=\"{{ ticket.url }}\">打开工单并作出决定</a></p>"
             "{% else %}<p>请在客服工作台的“待我审批”中作出决定。</p>{% endif %}")),
     ("approval_requested", "en"): Template(
-        subject="[#{{ ticket.number }}] Your decision is needed: {{ step.name|default(step.key, true) }} — {{ ticket.subject }}",
+        subject="[#{{ ticket.number }}] {% if step.kind == 'countersign' %}Signature{% else %}Approval{% endif %} "
+                "needed: {{ step.name|default(step.key, true) }}",
         body_text=(
             "Hello {{ recipient.name|default('there', true) }},\n\n"
             "The step \"{{ step.name|default(step.key, true) }}\" of ticket #{{ ticket.number }} ({{ ticket.subject }}) "
@@ -314,7 +316,7 @@ BUILTIN: dict[tuple[str, str], Template] = {
             "{% elif step.rule == 'parallel' %}Rule: every party must sign.\n{% endif %}"
             "{% if step.expires_at %}Decide by: {{ step.expires_at }}\n{% endif %}"
             "Priority: {{ ticket.priority }}\n"
-            "{% if ticket.url %}Decide on the ticket: {{ ticket.url }}\n{% else %}Decide from your approval queue in the agent desk.\n{% endif %}"),
+            "{% if ticket.url %}Decide on the ticket:\n{{ ticket.url }}\n{% else %}Decide from your approval queue in the agent desk.\n{% endif %}"),
         body_html=(
             "<p>Hello {{ recipient.name|default('there', true) }},</p>"
             "<p>The step <strong>{{ step.name|default(step.key, true) }}</strong> of ticket "
@@ -325,8 +327,8 @@ BUILTIN: dict[tuple[str, str], Template] = {
             "{% if ticket.url %}<p><a href=\"{{ ticket.url }}\">Open the ticket and decide</a></p>"
             "{% else %}<p>Decide from your approval queue in the agent desk.</p>{% endif %}")),
     ("approval_decided", "zh-CN"): Template(
-        subject="[#{{ ticket.number }}] {{ step.name|default(step.key, true) }}"
-                "{% if step.status == 'rejected' %}已被驳回{% else %}已通过{% endif %}：{{ ticket.subject }}",
+        subject="[#{{ ticket.number }}] {% if step.status == 'rejected' %}已驳回{% else %}已通过{% endif %}："
+                "{{ step.name|default(step.key, true) }}",
         body_text=(
             "{{ recipient.name|default('您好', true) }}，\n\n"
             "工单 #{{ ticket.number }}（{{ ticket.subject }}）的步骤「{{ step.name|default(step.key, true) }}」"
@@ -343,8 +345,8 @@ BUILTIN: dict[tuple[str, str], Template] = {
             "{% if step.comment %}<p>意见：{{ step.comment }}</p>{% endif %}"
             "{% if ticket.url %}<p><a href=\"{{ ticket.url }}\">打开工单</a></p>{% endif %}")),
     ("approval_decided", "en"): Template(
-        subject="[#{{ ticket.number }}] {{ step.name|default(step.key, true) }} "
-                "{% if step.status == 'rejected' %}rejected{% else %}approved{% endif %}: {{ ticket.subject }}",
+        subject="[#{{ ticket.number }}] {% if step.status == 'rejected' %}Rejected{% else %}Approved{% endif %}: "
+                "{{ step.name|default(step.key, true) }}",
         body_text=(
             "Hello {{ recipient.name|default('there', true) }},\n\n"
             "The step \"{{ step.name|default(step.key, true) }}\" of ticket #{{ ticket.number }} ({{ ticket.subject }}) "
