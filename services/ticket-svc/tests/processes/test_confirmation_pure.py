@@ -80,6 +80,8 @@ CONFIRMATIONS = [
     "yes", "Yes!", "YES!!!", "Yep, thanks", "confirmed", "Confirmed, thank you!", "resolved", "It's resolved now.",
     "Thanks it works", "It works now, thank you so much!", "fixed, thanks", "all good", "no problem, thanks",
     "The problem is fixed, you can close the ticket.", "OK 谢谢", "👍", "Sorted, cheers",
+    # opening with a confirmation and going on without a hedge
+    "确认，已经收到退款了", "是的，已经收到了", "Yes, please close it", "works for me", "Thanks, yes it is fixed",
     # the greeting line is passed over, the answer is the next line
     "Hi,\nyes fixed thanks", "Dear Support Team,\n\nConfirmed, thank you!", "王先生您好，\n已经好了",
     "您好！\n确认已解决",
@@ -95,6 +97,11 @@ REPLIES = [
     # questions and anything beyond a plain answer
     "resolved?", "Yes, and one more question: how do I export?", "Can you call me tomorrow",
     "I have another issue with my invoice", "请问什么时候发货", "收到",
+    # a confirmation that goes on with a request, a hedge or a "later"
+    "yes please call me", "ok I will try later", "好的，我试试", "Yes, and one more thing", "可以，明天再看看",
+    "好了，顺便问一下发票", "mostly fixed",
+    # a statement without a confirming phrase, however positive (read narrowly on purpose)
+    "I got the refund, thanks", "已收到退款，谢谢",
     # courtesy alone is not a confirmation
     "thanks", "Thank you!", "谢谢", "感谢",
     # nothing said

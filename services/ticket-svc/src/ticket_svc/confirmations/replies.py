@@ -12,9 +12,10 @@ one an agent then solves again; so the reading is deliberately narrow:
   resolved", "still broken", "yes but…", "还没解决", "不行", "好了吗？"), after lifting the
   idioms that only look negative ("no problem", "没问题", "不客气", "不错");
 - the line must contain a confirming phrase ("yes", "confirmed", "it works", "确认", "已解决",
-  "好了", …) and nothing but confirming phrases, courtesy ("thanks", "谢谢") and punctuation.
-  "Thanks" alone is not a confirmation, and neither is a line with anything else in it
-  ("yes, and one more question" reads as a reply).
+  "好了", …) and either say nothing else but courtesy ("thanks", "谢谢") and punctuation, or
+  *open* with the confirming phrase and go on without a hedge, a request or a "later" ("确认，
+  已经收到退款了" confirms; "yes please call me", "ok I will try later", "好的，我试试", "yes, and
+  one more thing" do not). "Thanks" alone is not a confirmation.
 """
 
 from __future__ import annotations
@@ -66,6 +67,15 @@ _NEGATIONS_EN = (
 #: negation and doubt in Chinese: no word boundaries, so any occurrence counts
 _NEGATIONS_ZH = ("没", "不", "未", "别", "仍", "还是", "还有", "依然", "依旧", "仍然", "无法", "失败", "错误", "但",
                  "可是", "不过", "重新", "再次", "吗", "么")
+#: after the confirming phrases are lifted, any of these left makes the line more than an answer
+_HEDGES_EN = (
+    "and", "also", "another", "one more", "more", "question", "questions", "please", "could", "would", "can you",
+    "when", "how", "why", "what", "where", "call", "contact", "try", "trying", "later", "will", "i'll", "we'll",
+    "check", "test", "see", "let you know", "tomorrow", "wait", "waiting", "need", "want", "if", "maybe", "partly",
+    "partially", "mostly", "almost",
+)
+_HEDGES_ZH = ("还", "另外", "顺便", "再", "请", "帮", "怎么", "什么", "为什么", "何时", "呢", "试试", "试一下", "稍后",
+              "晚点", "明天", "看看", "等", "需要", "想", "如果", "也许", "可能", "部分", "基本", "差不多")
 _QUESTION = re.compile(r"[?？]")
 #: a line that only greets: a bare greeting, or one with a name before a comma ("Dear Li Wei,")
 _GREETING = re.compile(r"^(?:(?:hi|hello|hey|dear)\b[^,，!！.。:：?？]{0,40}[,，:：]|(?:hi|hello|hey)(?: there| team)?"
@@ -89,6 +99,7 @@ _COURTESY = _alternation(sorted(_en(_COURTESY_EN) + _zh(_COURTESY_ZH), key=len, 
 _IDIOM = _alternation(sorted(_en(tuple(i for i in _IDIOMS if i.isascii())) + _zh(tuple(i for i in _IDIOMS if not i.isascii())),
                              key=len, reverse=True))
 _NEGATION = _alternation(_en(_NEGATIONS_EN) + [r"n't(?![a-z])"] + _zh(_NEGATIONS_ZH))
+_HEDGE = _alternation(_en(_HEDGES_EN) + _zh(_HEDGES_ZH))
 
 
 def normalise(text: str) -> str:
@@ -121,5 +132,25 @@ def read(text: str) -> Reading:
         return "reply"
     if not _CONFIRM.search(line):
         return "reply"
-    rest = _COURTESY.sub(" ", _CONFIRM.sub(" ", line))
-    return "confirm" if _only_noise(rest) else "reply"
+    lifted = _CONFIRM.sub(" ", _IDIOM.sub(" ", line))
+    if _HEDGE.search(lifted):
+        return "reply"
+    if _only_noise(_COURTESY.sub(" ", lifted)):
+        return "confirm"
+    return "confirm" if _opens_with_confirmation(line) else "reply"
+
+
+def _opens_with_confirmation(line: str) -> bool:
+    """The line starts (after courtesy and punctuation) with a confirming phrase."""
+    position = 0
+    while position < len(line):
+        if _only_noise(line[position]):
+            position += 1
+            continue
+        if _CONFIRM.match(line, position):
+            return True
+        courtesy = _COURTESY.match(line, position)
+        if courtesy is None or courtesy.end() == position:
+            return False
+        position = courtesy.end()
+    return False
