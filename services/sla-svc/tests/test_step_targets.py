@@ -137,3 +137,39 @@ async def test_the_customer_confirmation_started_by_the_solve_keeps_running(api,
         closed_step = started(tid, "late", MONDAY + 122 * M, target_minutes=5)
         await handle(closed_step)
         assert "step:late" not in await timers(tid)  # a closed ticket times nothing
+
+
+# -- the pure pieces ------------------------------------------------------------------------
+
+
+def test_outcome_counted_time_and_the_step_a_solve_starts():
+    from sla_svc.policies import matching
+    from sla_svc.timers import plan
+    from sla_svc.timers.clock import CALENDAR_TIME
+
+    due = MONDAY + 60 * M
+    assert plan.outcome(status="running", due_at=due, fulfilled_at=None) is None
+    assert plan.outcome(status="cancelled", due_at=due, fulfilled_at=None) is None
+    assert plan.outcome(status="fulfilled", due_at=due, fulfilled_at=due) == "achieved"  # the due instant is in time
+    assert plan.outcome(status="fulfilled", due_at=due, fulfilled_at=due + timedelta(microseconds=1)) == "breached"
+    assert plan.outcome(status="breached", due_at=due, fulfilled_at=None) == "breached"
+    # breached by the scheduler, but the reply's own time proves it came in time
+    assert plan.outcome(status="breached", due_at=due, fulfilled_at=due - M) == "achieved"
+
+    running = dict(consumed_s=120.0, running_since=MONDAY, ended_at=MONDAY + 10 * M)
+    assert plan.counted_seconds(CALENDAR_TIME, paused_at=None, **running) == 720.0
+    assert plan.counted_seconds(CALENDAR_TIME, paused_at=MONDAY + 5 * M, **running) == 120.0  # paused: spell folded
+    assert plan.counted_seconds(CALENDAR_TIME, consumed_s=0.0, running_since=None, paused_at=None,
+                                ended_at=MONDAY) == 0.0
+
+    assert plan.started_by("step:confirm", MONDAY, MONDAY) and plan.started_by("step:confirm", MONDAY + M, MONDAY)
+    assert not plan.started_by("step:review", MONDAY - M, MONDAY)
+    assert not plan.started_by("next_response", MONDAY + M, MONDAY)  # only steps
+
+    calendar_id = uuid.uuid4()
+    business = matching.Policy(id=None, name="b", conditions={}, targets={
+        "resolution": matching.Target(minutes=600, calendar_id=calendar_id, business=True)})
+    calendar = matching.Policy(id=None, name="c", conditions={}, targets={"resolution": matching.Target(minutes=600)})
+    bare = matching.Policy(id=None, name="d", conditions={}, targets={})
+    assert matching.step_target(business, 45) == matching.Target(minutes=45, calendar_id=calendar_id, business=True)
+    assert matching.step_target(calendar, 45) == matching.step_target(bare, 45) == matching.Target(minutes=45)
