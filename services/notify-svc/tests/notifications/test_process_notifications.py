@@ -45,12 +45,12 @@ def _ticket(*, assignee: uuid.UUID | None = None, email: str | None = "wang.fang
         assignee_id=str(assignee) if assignee else None))
 
 
-def _requested(ticket_id: uuid.UUID, approvers: list[str], *, kind: str = "approval",
-               rule: str = "all") -> events.TicketApprovalRequested:
+def _requested(ticket_id: uuid.UUID, approvers: list[str], *, kind: str = "approval", rule: str = "all",
+               n: int | None = None) -> events.TicketApprovalRequested:
     return events.TicketApprovalRequested(source="ticket-svc", subject=str(ticket_id),
                                           data=events.TicketApprovalRequestedData(
         ticket_id=ticket_id, number=77, step_id=uuid.uuid4(), step="refund_approval", name="退款审批",
-        kind=kind, approvers=approvers, rule=rule, expires_at=EXPIRES, requested_at=datetime.now(UTC)))
+        kind=kind, approvers=approvers, rule=rule, n=n, expires_at=EXPIRES, requested_at=datetime.now(UTC)))
 
 
 def _decided(ticket_id: uuid.UUID, *, by: uuid.UUID, status: str = "completed", assignee: uuid.UUID | None = None,
@@ -116,6 +116,10 @@ async def test_an_approval_request_tells_both_approvers_once_in_the_tenants_lang
     assert "needs your signature" in row["payload"]["body_text"]
     assert "the parties sign in order; it is your turn" in row["payload"]["body_text"]
     assert "Decide by: 2026-12-02 14:00 UTC" in row["payload"]["body_text"]
+    two_of_three = _requested(ticket.data.ticket_id, [str(finance)], rule="n_of_m", n=2)
+    await _apply(raw, two_of_three)
+    [row] = [r for r in await _deliveries(raw, ticket.data.ticket_id) if str(two_of_three.id) in r["dedupe_key"]]
+    assert "规则：须有 2 位审批人同意。" in row["payload"]["body_text"]
 
 
 async def test_a_disabled_rule_or_team_override_sends_nothing(raw) -> None:

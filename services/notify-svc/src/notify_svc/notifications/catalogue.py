@@ -83,10 +83,10 @@ VARIABLES: dict[str, frozenset[str] | None] = {
     #: the warning's fraction of the target, the policy's name
     "sla": frozenset({"metric", "due_at", "fraction", "policy"}),
     #: approval keys: the process step (its key and name in the definition, ``approval`` or
-    #: ``countersign``), its rule (all / any / n_of_m / sequential / parallel), when it expires
+    #: ``countersign``), its rule (all / any / n_of_m with ``n`` / sequential / parallel), when it expires
     #: ("2026-11-30 14:00 UTC"), and for a decision: approve / reject / sign, who decided (a name),
     #: the step's status after it (completed / rejected) and the decider's comment
-    "step": frozenset({"key", "name", "kind", "rule", "expires_at", "decision", "decided_by", "status",
+    "step": frozenset({"key", "name", "kind", "rule", "n", "expires_at", "decision", "decided_by", "status",
                        "comment"}),
     #: the customer portal's address (NOTIFY_PORTAL_URL), or null
     "portal_url": None,
@@ -106,7 +106,7 @@ SAMPLE: dict[str, object] = {
     "team": {"id": "0f6c1c1e-3a52-4d7e-9a43-5c2d8b7e6f01", "name": "Support"},
     "sla": {"metric": "first_response", "due_at": "2026-11-30 14:00 UTC", "fraction": 0.75, "policy": "Standard"},
     "step": {"key": "refund_approval", "name": "退款审批 / Refund approval", "kind": "approval", "rule": "any",
-             "expires_at": "2026-12-02 14:00 UTC", "decision": "approve", "decided_by": "Zhang Wei",
+             "n": None, "expires_at": "2026-12-02 14:00 UTC", "decision": "approve", "decided_by": "Zhang Wei",
              "status": "completed", "comment": "OK"},
     "portal_url": "https://support.example.com",
     "reply_hint": "Reply to this e-mail to add information to your request.",
@@ -287,7 +287,7 @@ BUILTIN: dict[tuple[str, str], Template] = {
             "{% if step.kind == 'countersign' %}需要您会签{% else %}需要您审批{% endif %}。\n"
             "{% if step.rule == 'all' %}规则：所有审批人均须同意。\n"
             "{% elif step.rule == 'any' %}规则：任一审批人同意即可。\n"
-            "{% elif step.rule == 'n_of_m' %}规则：须达到规定人数同意。\n"
+            "{% elif step.rule == 'n_of_m' %}规则：须有 {{ step.n }} 位审批人同意。\n"
             "{% elif step.rule == 'sequential' %}规则：按顺序依次会签，现在轮到您。\n"
             "{% elif step.rule == 'parallel' %}规则：各方均须会签。\n{% endif %}"
             "{% if step.expires_at %}截止时间：{{ step.expires_at }}\n{% endif %}"
@@ -311,7 +311,7 @@ BUILTIN: dict[tuple[str, str], Template] = {
             "{% if step.kind == 'countersign' %}needs your signature{% else %}needs your approval{% endif %}.\n"
             "{% if step.rule == 'all' %}Rule: every approver must approve.\n"
             "{% elif step.rule == 'any' %}Rule: one approval is enough.\n"
-            "{% elif step.rule == 'n_of_m' %}Rule: a set number of approvers must approve.\n"
+            "{% elif step.rule == 'n_of_m' %}Rule: {{ step.n }} approvers must approve.\n"
             "{% elif step.rule == 'sequential' %}Rule: the parties sign in order; it is your turn.\n"
             "{% elif step.rule == 'parallel' %}Rule: every party must sign.\n{% endif %}"
             "{% if step.expires_at %}Decide by: {{ step.expires_at }}\n{% endif %}"

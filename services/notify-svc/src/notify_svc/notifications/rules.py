@@ -152,7 +152,7 @@ def occurrence_of(event: Any) -> Occurrence | None:
         return Occurrence("approval_requested", **common, team_id=_s(data.team_id), assignee_id=data.assignee_id,
                           actor=data.actor, number=data.number, approvers=tuple(data.approvers),
                           step={"id": str(data.step_id), "key": data.step, "name": data.name, "kind": data.kind,
-                                "rule": data.rule, "expires_at": data.expires_at})
+                                "rule": data.rule, "n": data.n, "expires_at": data.expires_at})
     if event.type == "ticket.approval_decided":
         if data.step_status not in ("completed", "rejected"):
             return None

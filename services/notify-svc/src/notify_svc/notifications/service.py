@@ -269,7 +269,7 @@ def step_context(step: Mapping[str, Any] | None, *, decider_name: str | None) ->
     name (a template must not show a bare user id to people)."""
     step = step or {}
     return {"key": step.get("key"), "name": step.get("name"), "kind": step.get("kind"), "rule": step.get("rule"),
-            "expires_at": _due(step.get("expires_at")), "decision": step.get("decision"),
+            "n": step.get("n"), "expires_at": _due(step.get("expires_at")), "decision": step.get("decision"),
             "decided_by": decider_name if step.get("decided_by") else None, "status": step.get("status"),
             "comment": step.get("comment")}
 
