@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import Response
 
 from helpdesk_common.app import runtime_of
@@ -27,6 +27,16 @@ router = APIRouter(prefix="/v1/processes", tags=["processes"])
 TicketType = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$",
                                  description="the ticket type (a ticket's `type`)")]
 Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
+#: docs/workflow.md's refund: the example schemathesis and readers start from (it names no team,
+#: so any stack accepts it)
+REFUND_EXAMPLE = {"steps": [
+    {"key": "approval", "name": "Supervisor approval", "kind": "approval",
+     "when": {"conditions": [{"field": "custom_fields.refund_amount", "op": "gt", "value": 1000}]},
+     "approvers": {"roles": ["supervisor"]}, "rule": "any", "on_reject": "close", "target_minutes": 240},
+    {"key": "refund", "name": "Pay the refund", "kind": "task", "target_minutes": 480},
+    {"key": "confirm", "name": "Customer confirms", "kind": "customer_confirmation", "timeout_minutes": 2880,
+     "on_timeout": "close", "via": "reply_or_link"},
+]}
 
 
 @router.get("", response_model=ProcessPage, summary="The current process of every ticket type that has one")
@@ -43,7 +53,8 @@ async def list_processes(request: Request, principal: CurrentPrincipal,
 @router.put("/{ticket_type}", response_model=ProcessRead,
             responses={201: {"model": ProcessRead, "description": "the first version of this type's process"}},
             summary="Save a new version of a ticket type's process (admin); If-Match: the latest version")
-async def save_process(request: Request, ticket_type: TicketType, body: ProcessIn, principal: CurrentPrincipal,
+async def save_process(request: Request, ticket_type: TicketType,
+                       body: Annotated[ProcessIn, Body(examples=[REFUND_EXAMPLE])], principal: CurrentPrincipal,
                        if_match: IfMatch = None) -> JSONBytesResponse:
     """Tickets already running a process keep their version; new ones start with this one.
     A deactivated type is activated again by a save (``If-Match``: the deactivation's version)."""
