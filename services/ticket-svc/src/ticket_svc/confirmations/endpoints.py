@@ -2,8 +2,8 @@
 
 The signed token in the path is the only credential. The gateway forwards these two routes, and
 only these, with a ``visitor`` identity whose id is a digest of the token; this service accepts
-that kind nowhere else and checks the digest names this very token. A browser
-(``Accept: text/html``) gets pages, anything else JSON and problems; the page's form posts
+that kind nowhere else and checks the digest names this very token. A browser gets
+pages, a client asking for JSON (``Accept``, or a JSON body) JSON and problems; the page's form posts
 ``application/x-www-form-urlencoded`` to the same URL, an API client JSON. Nothing changes on GET
 (a mail scanner following the link answers nothing), and the token is never logged; no answer
 may be cached, indexed, framed or pass the URL on (``page.SECURITY_HEADERS``).
@@ -45,6 +45,18 @@ async def _visitor_for(request: Request, token: str) -> None:
         raise Problem(401, "unauthorized", "Unauthorized", "The identity was not issued for this link.")
 
 
+def _wants_html(request: Request) -> bool:
+    """A page unless the client asks for JSON: ``Accept`` naming JSON (and not HTML), or, with no
+    preference (``*/*``, none), a JSON body. The link opens in whatever a mail or chat app uses,
+    which may send no useful ``Accept`` at all."""
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept:
+        return True
+    if "json" in accept:
+        return False
+    return not request.headers.get("content-type", "").split(";", 1)[0].strip().lower().endswith("json")
+
+
 def _language(request: Request, ticket: Any) -> str:
     if ticket is not None and ticket["language"]:
         return language_of(ticket["language"])
@@ -60,7 +72,7 @@ def _problem(problem: Problem) -> Problem:
 
 
 def _closed(request: Request, closed: service.LinkClosed) -> Response:
-    if not link_pages.wants_html(request):
+    if not _wants_html(request):
         raise _problem(service.problem_of(closed))
     language = _language(request, closed.ticket)
     key = closed.reason
@@ -101,7 +113,7 @@ async def confirmation_page(request: Request, token: Token) -> Response:
             ticket, step = await service.open_link(conn, token)
         except service.LinkClosed as closed:
             return _closed(request, closed)
-    if link_pages.wants_html(request):
+    if _wants_html(request):
         return _html(page.form(page.View(language=_language(request, ticket), number=ticket["number"],
                                          subject=ticket["subject"])))
     return link_pages.json(service.link_view(ticket, step), page.SECURITY_HEADERS)
@@ -145,7 +157,7 @@ async def answer_confirmation(request: Request, token: Token) -> Response:
     await _visitor_for(request, token)
     form = request.headers.get("content-type", "").split(";", 1)[0].strip().lower() == FORM_TYPE
     raw = await request.body()
-    html = link_pages.wants_html(request)
+    html = _wants_html(request)
     values, body, error = _parse(raw, form=form)
     async with runtime_of(request).raw_connection() as conn:
         if body is None:
