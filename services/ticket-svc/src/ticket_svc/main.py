@@ -8,6 +8,8 @@ from fastapi import FastAPI
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, INSIGHTS_TOPIC, SLA_TOPIC, USERS_TOPIC
 
+from .automation.endpoints import automations_router, triggers_router
+from .automation.endpoints import router as automation_router
 from .config import Settings, get_settings
 from .confirmations import service as confirmations  # registers the customer-confirmation hooks
 from .confirmations.endpoints import router as confirmations_router
@@ -21,6 +23,7 @@ from .intake.endpoints import router as intake_router
 from .macros.endpoints import router as macros_router
 from .processes.endpoints import router as processes_router
 from .processes import runtime as process_runtime  # noqa: F401  (registers its lifecycle hooks and timer)
+from .automation import runner as trigger_runner  # noqa: F401, I001  (the trigger hooks, after the processes')
 from .processes.runs_endpoints import approvals_router, tickets_router as process_runs_router
 from .routing import service as routing
 from .routing.endpoints import agents_router, internal_router, rules_router, teams_router
@@ -28,6 +31,7 @@ from .routing.handlers import USER_HANDLERS
 from .statuses.endpoints import router as statuses_router
 from .tickets.endpoints import router as tickets_router
 from .tickets.handlers import HANDLERS
+from .timers.runner import timers_loop  # also registers the automation planning hooks and timer handler
 from .views.endpoints import router as views_router
 from .visitor.endpoints import channel_router as visitor_token_router
 from .visitor.endpoints import router as visitor_router
@@ -79,7 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             routers=[tickets_router, conversation_router, intake_router, agents_router, teams_router, rules_router,
                      forms_router, processes_router, process_runs_router, approvals_router, statuses_router,
                      macros_router, views_router, internal_router,
-                     attachments_internal_router, visitor_router, visitor_token_router, confirmations_router],
+                     attachments_internal_router, visitor_router, visitor_token_router, confirmations_router,
+                     triggers_router, automations_router, automation_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
@@ -94,6 +99,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # queued behind a backlog of customer or SLA events
                 ConsumerSpec(name="ticket-svc.users", topics=[USERS_TOPIC], handlers=USER_HANDLERS, raw=True),
             ],
-            lifespan_hooks=[reoffer_loop(settings), visitor_waiters(settings)],
+            lifespan_hooks=[reoffer_loop(settings), visitor_waiters(settings), timers_loop(settings)],
         ),
     )
