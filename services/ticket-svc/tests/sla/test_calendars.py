@@ -148,3 +148,54 @@ async def test_the_event_through_the_broker_reaches_the_projection(full_client, 
             assert await c.fetchval("SELECT count(*) FROM team_calendars") == 1
     finally:
         await pool.close()
+
+
+async def test_sla_svcs_calendar_events_reach_the_projection_and_a_new_one_catches_up_at_start(
+        infra, monkeypatch, ticket_db):
+    """The real sla-svc (its outbox and relay) and the real ticket-svc consumer on one broker:
+    a team's calendar set in sla-svc counts in ticket-svc exactly as sla-svc's due times; a
+    rebuilt (empty) projection catches up from sla-svc's start-up republish, without a replay."""
+    from helpdesk_common.identity import Principal
+    from helpdesk_common.testing import identity_headers, running_app, service_env
+    from sla_svc.config import Settings as SlaSettings
+    from sla_svc.main import create_app as create_sla
+    from ticket_svc.config import Settings as TicketSettings
+    from ticket_svc.main import create_app as create_ticket
+
+    admin = identity_headers(Principal(kind="user", id="admin", role="admin"))
+    service_env(monkeypatch, infra, "TICKET_", ticket_db)  # sets the one topic prefix both use
+    monkeypatch.setenv("SLA_DATABASE_URL", infra.new_database("sla_svc"))
+    monkeypatch.setenv("SLA_RELAY_POLL_INTERVAL_S", "0.2")
+    monkeypatch.setenv("SLA_CONSUMERS_ENABLED", "false")
+    monkeypatch.setenv("SLA_SCHEDULER_ENABLED", "false")
+    team = uuid.uuid4()
+    start = datetime(2026, 12, 23, 20, 0, tzinfo=UTC)  # 15:00 in New York, the day before a company holiday
+
+    async def projected(database_url):
+        pool = await create_raw_pool(database_url, size=1)
+        try:
+            async with pool.acquire() as c:
+                fn = await calendars.business_time_fn(c, team)
+                return None if fn is None else fn(start, timedelta(minutes=240))
+        finally:
+            await pool.close()
+
+    async with running_app(create_sla(SlaSettings())) as sla, running_app(create_ticket(TicketSettings())):
+        cal = (await sla.post("/v1/sla/calendars", json=DOCUMENTS["us-ny"].model_dump(mode="json"),
+                              headers=admin)).json()
+        r = await sla.put(f"/v1/sla/teams/{team}/calendar", json={"calendar_id": cal["id"]}, headers=admin)
+        assert r.status_code == 200, r.text
+        due = await sla.post(f"/v1/sla/calendars/{cal['id']}/due", json={"start": start.isoformat(), "minutes": 240},
+                             headers=admin)
+        expected = datetime.fromisoformat(due.json()["due_at"].replace("Z", "+00:00"))
+        # 2.5 h on the 23rd; the 24th (company) and 25th (Christmas) closed; 1.5 h on Saturday the 26th,
+        # a make-up working day
+        assert expected == datetime(2026, 12, 26, 15, 30, tzinfo=UTC)
+        assert await wait_for(lambda: projected(ticket_db)) == expected
+
+    rebuilt = infra.new_database("ticket_svc")
+    monkeypatch.setenv("TICKET_DATABASE_URL", rebuilt)
+    async with running_app(create_ticket(TicketSettings())):
+        assert await projected(rebuilt) is None
+        async with running_app(create_sla(SlaSettings())):  # a restart of sla-svc republishes
+            assert await wait_for(lambda: projected(rebuilt)) == expected
