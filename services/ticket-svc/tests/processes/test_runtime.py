@@ -367,3 +367,27 @@ async def test_merging_cancels_the_running_step_and_decisions_are_counted(client
     assert late.status_code == 409 and late.json()["code"] == "step_finished"
     # the target's own process runs on
     assert (await process_of(client, target))["state"] == "running"
+
+
+async def test_a_decision_whose_next_step_nobody_can_decide_is_refused_whole(client: Any, known_users: Any,
+                                                                            db: Any) -> None:
+    await known_users(AGENT.id)
+    team = await client.post("/v1/teams", headers=as_(ADMIN), json={"name": "Nobody yet"})
+    body = {"steps": [{"key": "triage", "name": "Triage", "kind": "task"},
+                      {"key": "approval", "name": "Approval", "kind": "approval", "rule": "any",
+                       "approvers": {"teams": [team.json()["id"]]}}]}
+    assert (await client.put("/v1/processes/refund", json=body, headers=as_(ADMIN))).status_code == 201
+    ticket = await new_ticket(client)
+    refused = await decide(client, ticket, "triage", ADMIN, "complete")
+    assert refused.status_code == 409 and refused.json()["code"] == "step_unstaffed"
+    assert refused.json()["step"] == "approval"
+    process = await process_of(client, ticket)
+    assert [(s["key"], s["status"]) for s in process["steps"]] == [("triage", "active")]
+    assert await events_of(db, ticket["id"], "ticket.step_completed") == []
+    # once the team has a member, the same decision goes through
+    profile = await client.put(f"/v1/agents/{AGENT.id}", json={"display_name": "Agent"}, headers=as_(ADMIN))
+    assert profile.status_code in (200, 201)
+    staffed = await client.patch(f"/v1/teams/{team.json()['id']}", headers=as_(ADMIN), json={"members": [AGENT.id]})
+    assert staffed.status_code == 200, staffed.text
+    assert (await decide(client, ticket, "triage", ADMIN, "complete")).status_code == 200
+    assert (await process_of(client, ticket))["steps"][-1]["approvers"] == [AGENT.id]
