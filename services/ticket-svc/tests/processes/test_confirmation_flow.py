@@ -282,3 +282,29 @@ async def test_any_other_reply_reopens_to_the_previous_step(client, db):
     token = token_of((await outbox_data(db, ticket["id"], "ticket.confirmation_requested"))[0])
     r = await client.post(f"/v1/confirmations/{token}", json={"answer": "confirm"}, headers=visitor(token))
     assert r.status_code == 409
+
+
+async def test_a_chat_ticket_is_asked_in_its_conversation_and_a_chat_answer_confirms(client, db):
+    saved = await client.put("/v1/processes/refund", json=PROCESS, headers=as_(ADMIN))
+    assert saved.status_code in (200, 201)
+    chat_key = as_(Principal(kind="channel", id="chat-key", channel="chat"), **{"Content-Type": "application/json"})
+    conversation = f"conv-{uuid.uuid4().hex[:8]}"
+
+    def chat(message_id: str, body: str) -> bytes:
+        return json.dumps({"conversation_id": conversation, "message_id": message_id, "text": body,
+                           "visitor": {"name": "访客", "email": "v@example.com"},
+                           "sent_at": "2026-11-30T09:30:00+08:00"}, ensure_ascii=False).encode()
+
+    opened = await client.post("/v1/channels/chat/inbound", content=chat("m-1", "退款还没到"), headers=chat_key)
+    assert opened.status_code == 201, opened.text
+    ticket_id = opened.json()["ticket_id"]
+    assert (await client.patch(f"/v1/tickets/{ticket_id}", headers=as_(ADMIN), json={"type": "refund"})).status_code == 200
+    assert (await client.patch(f"/v1/tickets/{ticket_id}", headers=as_(ADMIN), json={"status": "solved"})).status_code == 200
+    request = await request_of(db, {"id": ticket_id})
+    assert request["channel"] == "chat" and request["route"] == {"conversation_key": f"chat:{conversation}"}
+    answer = await client.post("/v1/channels/chat/inbound", content=chat("m-2", "好了，谢谢！"), headers=chat_key)
+    assert answer.status_code == 201 and answer.json()["ticket_id"] == ticket_id, answer.text
+    assert await ticket_status(client, {"id": ticket_id}) == "closed"
+    assert ("solved", "open") not in await statuses(db, ticket_id)
+    confirmed = await outbox_data(db, ticket_id, "ticket.customer_confirmed")
+    assert [(c["answer"], c["via"]) for c in confirmed] == [("confirmed", "chat")]
