@@ -308,3 +308,40 @@ async def test_a_chat_ticket_is_asked_in_its_conversation_and_a_chat_answer_conf
     assert ("solved", "open") not in await statuses(db, ticket_id)
     confirmed = await outbox_data(db, ticket_id, "ticket.customer_confirmed")
     assert [(c["answer"], c["via"]) for c in confirmed] == [("confirmed", "chat")]
+
+
+async def test_after_a_timeout_the_link_says_it_expired(client, db):
+    ticket = await solved_ticket(client)
+    request = await request_of(db, ticket)
+    token = token_of(request)
+    # the step as the deadline timer leaves it (runtime.on_deadline; its own tests drive the clock)
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE ticket_steps SET status = 'expired', outcome = 'timed_out', "
+                                "finished_at = now() WHERE id = :id"), {"id": uuid.UUID(request["step_id"])})
+    page = await client.post(f"/v1/confirmations/{token}", content="answer=confirm",
+                             headers=visitor(token, **{"Content-Type": "application/x-www-form-urlencoded"}))
+    assert page.status_code == 409 and "此链接已过期" in page.text
+    problem = await client.post(f"/v1/confirmations/{token}", json={"answer": "confirm"}, headers=visitor(token))
+    assert problem.status_code == 409 and problem.json()["code"] == "step_finished"
+
+
+async def test_without_a_key_nobody_is_asked_and_the_audit_says_why(infra, ticket_db, monkeypatch, db):
+    service_env(monkeypatch, infra, "TICKET_", ticket_db)
+    monkeypatch.setenv("TICKET_CONSUMERS_ENABLED", "false")
+    monkeypatch.delenv("TICKET_CONFIRMATION_TOKEN_KEY", raising=False)
+    from ticket_svc.config import Settings
+    from ticket_svc.main import create_app
+
+    async with running_app(create_app(Settings())) as bare:
+        ticket = await solved_ticket(bare)
+        assert await outbox_data(db, ticket["id"], "ticket.confirmation_requested") == []
+        async with db.connect() as conn:
+            found = (await conn.execute(text(
+                "SELECT changes FROM ticket_audit WHERE ticket_id = :t AND action = 'confirmation_not_requested'"),
+                {"t": uuid.UUID(ticket["id"])})).scalar_one()
+        assert "TICKET_CONFIRMATION_TOKEN_KEY" in json.dumps(found)
+        # and no link can be genuine: every token is a 404
+        token = tokens.mint(KEY.encode(), ticket_id=uuid.UUID(ticket["id"]), step_id=uuid.uuid4(),
+                            expires=int(time.time()) + 60)
+        r = await bare.get(f"/v1/confirmations/{token}", headers=visitor(token, Accept="application/json"))
+        assert r.status_code == 404
