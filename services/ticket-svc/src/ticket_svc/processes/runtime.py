@@ -429,6 +429,8 @@ async def decide(conn: Any, ticket: Mapping[str, Any], *, step_key: str, actor: 
     / ``already_decided`` / ``out_of_turn`` / ``expired`` / ``step_not_current``, 422
     ``wrong_decision_for_kind``, 404 ``no_step``). Returns the step run's new state (``step_view``)."""
     process, row = await _step_to_decide(conn, ticket, step_key)
+    if comment is not None:  # the events' bound, whatever path the comment came by
+        comment = comment[:events.STEP_COMMENT_MAX_CHARS]
     step = machine_step(row)
     state = machine_state(row)
     who = user_id_of(actor)
