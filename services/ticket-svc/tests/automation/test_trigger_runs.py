@@ -230,3 +230,31 @@ async def test_webhook_calls_and_process_starts_leave_as_events_or_skips(client:
                              headers=AGENT)
     assert note.status_code == 201, note.text
     assert len(await runs(client, made["id"])) == 1
+
+
+async def test_the_dry_run_counts_from_the_last_customer_and_agent_messages(client: Any, db: Any) -> None:
+    from datetime import datetime, timedelta
+
+    for anchor in ("customer_replied", "agent_replied"):
+        made = await client.post("/v1/automations", json={
+            "name": f"{anchor} an hour ago",
+            "conditions": {"all": [{"field": f"hours_since.{anchor}", "op": "gte", "value": 1}]},
+            "actions": [{"type": "add_tags", "tags": [anchor]}]}, headers=ADMIN)
+        assert made.status_code == 201, made.text
+    ticket_ = await new_ticket(client)
+    plan = (await client.post("/v1/rules/dry-run", json={"ticket_id": ticket_["id"]}, headers=ADMIN)).json()
+    by_name = {a["name"]: a for a in plan["automations"]}
+    messages = (await client.get(f"/v1/tickets/{ticket_['id']}/messages", headers=ADMIN)).json()["items"]
+    opened = datetime.fromisoformat(messages[0]["created_at"])
+    assert datetime.fromisoformat(by_name["customer_replied an hour ago"]["due_at"]) == opened + timedelta(hours=1)
+    assert by_name["agent_replied an hour ago"]["state"] == "never"  # no agent has written yet
+
+    reply = await client.post(f"/v1/tickets/{ticket_['id']}/messages", json={"body": "我们在处理 / on it"},
+                              headers=ADMIN)
+    assert reply.status_code == 201, reply.text
+    plan = (await client.post("/v1/rules/dry-run", json={"ticket_id": ticket_["id"]}, headers=ADMIN)).json()
+    agent = next(a for a in plan["automations"] if a["name"] == "agent_replied an hour ago")
+    assert agent["state"] == "scheduled"
+    assert datetime.fromisoformat(agent["due_at"]) == datetime.fromisoformat(reply.json()["created_at"]) + timedelta(
+        hours=1)
+    assert agent["episode_key"] == f"agent_replied={datetime.fromisoformat(reply.json()['created_at']).isoformat()}"

@@ -50,12 +50,8 @@ def state_from_row(ticket: Mapping[str, Any], *, step: str | None = None,
 
 async def current_step_key(conn: Any, ticket_id: Any) -> str | None:
     """The key of the ticket's running process step, None outside a process."""
-    try:  # imported here: processes import the ticket core, as this module does
-        from ..processes import runtime
-    except ModuleNotFoundError as exc:  # until the runtime lands in this tree
-        if exc.name != "ticket_svc.processes.runtime":
-            raise
-        return None
+    from ..processes import runtime  # late: processes build on the ticket core, as this module does
+
     step = await runtime.current_step(conn, ticket_id)
     return None if step is None else step["key"]
 

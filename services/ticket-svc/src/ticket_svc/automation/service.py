@@ -26,6 +26,7 @@ from helpdesk_common.problems import Problem
 
 from ..routing import repository as routing_repository
 from ..routing import rules as routing
+from ..sla import calendars
 from . import actions as action_models
 from . import conditions, dry_run, facts, repository
 from .conditions import TicketState, UpdateContext
@@ -264,16 +265,6 @@ def hypothetical(state: TicketState, changes: HypotheticalChanges) -> TicketStat
     return conditions.with_changes(state, values)
 
 
-async def business_time_for(conn: Any, team_id: Any) -> Any:
-    """The team's business-time function (sla-svc's calendars, projected), or None."""
-    try:
-        from ..sla import calendars
-    except ImportError:  # pragma: no cover - the projection ships with issue 12
-        return None
-    fn = getattr(calendars, "business_time_fn", None)
-    return None if fn is None else await fn(conn, team_id)
-
-
 async def dry_run_on(conn: Any, ticket: Mapping[str, Any], body: DryRunIn, *, now: datetime) -> dry_run.DryRun:
     """The dry run of ``body`` on the stored ``ticket``, with the rules as stored now."""
     triggers = _parse_all(TRIGGER, await repository.list_rules(conn, TRIGGER, active_only=True))
@@ -282,5 +273,6 @@ async def dry_run_on(conn: Any, ticket: Mapping[str, Any], body: DryRunIn, *, no
     after = state if body.changes is None else hypothetical(state, body.changes)
     before = conditions.NOTHING if body.event == "created" else state
     context = UpdateContext(event=body.event, actor_kind=body.actor_kind, message=body.message)
-    business_time_fn = await business_time_for(conn, ticket["team_id"]) if automations else None
+    business = any(c.calendar == "business" for a in automations for c in a.time_conditions)
+    business_time_fn = await calendars.business_time_fn(conn, ticket["team_id"]) if business else None
     return dry_run.dry_run(triggers, automations, after, now, business_time_fn, before=before, context=context)
