@@ -112,6 +112,9 @@ async def test_invalid_rules_are_422_naming_the_field_and_store_nothing(client: 
     change_op = await client.post("/v1/automations", json={**AUTOMATION, "conditions": {"all": [
         *AUTOMATION["conditions"]["all"], {"field": "priority", "op": "changed", "value": True}]}}, headers=as_(ADMIN))
     assert fields(change_op) == {("body.conditions.all.2.op", "op_not_allowed")}
+    huge = await client.post("/v1/triggers", json={**TRIGGER, "actions": [
+        {"type": "call_webhook", "webhook_id": str(uuid.uuid4()), "payload": {"amount": 2**70}}]}, headers=as_(ADMIN))
+    assert fields(huge) == {("body.actions.0.call_webhook.payload", "invalid_value")}
     unknown_member = await client.post("/v1/triggers", json={**TRIGGER, "colour": "red"}, headers=as_(ADMIN))
     assert unknown_member.status_code == 422
     for path in ("/v1/triggers", "/v1/automations"):
@@ -171,3 +174,17 @@ async def test_automation_writes_wake_the_schedulers(client: Any, ticket_db: str
         assert heard.empty()
     finally:
         await listener.close()
+
+
+async def test_a_dry_run_refuses_what_no_ticket_could_hold(client: Any) -> None:
+    made = await client.post("/v1/tickets", json={"subject": "s", "requester": {"email": "a@example.com"}},
+                             headers=as_(CHANNEL))
+    assert made.status_code == 201, made.text
+    for bad, field in (({"custom_fields": {"n": 2**70}}, "body.changes.custom_fields"),
+                       ({"custom_fields": {"n": {"deep": [1]}}}, "body.changes.custom_fields"),
+                       ({"priority": "asap"}, "body.changes.priority"),
+                       ({"status": "new"}, "body.changes.status")):
+        refused = await client.post("/v1/rules/dry-run", json={"ticket_id": made.json()["id"], "changes": bad},
+                                    headers=as_(ADMIN))
+        assert refused.status_code == 422, (bad, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == [field]

@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 from helpdesk_common.text import OneLine
 from helpdesk_common.validation import NOT_BLANK, StrictModel
 
+from ..forms.limits import value_problem
 from ..routing import rules as routing
 from ..routing.rules import RuleError
 from ..tickets.lifecycle import CATEGORIES, is_legal
@@ -166,6 +167,16 @@ class CallWebhook(_Action):
     type: Literal["call_webhook"]
     webhook_id: uuid.UUID
     payload: Annotated[dict[str, Any], Field(max_length=50)] = Field(default_factory=dict)
+
+    @field_validator("payload")
+    @classmethod
+    def _storable(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        """Values jsonb and the event encoder take: the form engine's rule for free-form values
+        (integers within 64 bits, nesting bounded)."""
+        problem = value_problem(payload)
+        if problem is not None:
+            raise PydanticCustomError("invalid_value", "payload: {problem}", {"problem": problem})
+        return payload
 
 
 class StartProcess(_Action):

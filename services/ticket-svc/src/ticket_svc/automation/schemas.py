@@ -13,11 +13,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 from helpdesk_common.validation import StrictModel
 
 from ..tickets.schemas import AgentId, Language, Priority, Subject, Tag
+from ..routing.rules import RuleError
+from .actions import check_set_value
 from .schedule import AutomationIn
 from .triggers import TriggerIn
 
@@ -109,6 +112,18 @@ class HypotheticalChanges(StrictModel):
                              Field(max_length=100)] | None = None
     team_id: uuid.UUID | None = None
     assignee_id: AgentId | None = None
+
+    @field_validator("custom_fields")
+    @classmethod
+    def _values_set_field_could_write(cls, values: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The values a trigger's ``set_field`` could write (a string, a number, a boolean, a list
+        of strings, null), so the dry run judges nothing a real ticket cannot hold."""
+        for key, value in (values or {}).items():
+            try:
+                check_set_value(f"custom_fields.{key}", value)
+            except RuleError as exc:
+                raise PydanticCustomError(exc.code, "{key}: {message}", {"key": key, "message": exc.message}) from None
+        return values
 
 
 class DryRunIn(StrictModel):
