@@ -195,7 +195,7 @@ async def test_sla_svcs_calendar_events_reach_the_projection_and_a_new_one_catch
 
     rebuilt = infra.new_database("ticket_svc")
     monkeypatch.setenv("TICKET_DATABASE_URL", rebuilt)
+    assert await projected(rebuilt) is None
     async with running_app(create_ticket(TicketSettings())):
-        assert await projected(rebuilt) is None
         async with running_app(create_sla(SlaSettings())):  # a restart of sla-svc republishes
             assert await wait_for(lambda: projected(rebuilt)) == expected
