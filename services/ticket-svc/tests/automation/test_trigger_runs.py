@@ -258,3 +258,24 @@ async def test_the_dry_run_counts_from_the_last_customer_and_agent_messages(clie
     assert datetime.fromisoformat(agent["due_at"]) == datetime.fromisoformat(reply.json()["created_at"]) + timedelta(
         hours=1)
     assert agent["episode_key"] == f"agent_replied={datetime.fromisoformat(reply.json()['created_at']).isoformat()}"
+
+
+async def test_what_the_ticket_refuses_is_skipped_with_the_reason_and_the_write_still_succeeds(
+        client: Any, db: Any) -> None:
+    team = (await client.post("/v1/teams", json={"name": "Gone soon"}, headers=ADMIN)).json()
+    rule = await new_trigger(client, {
+        "name": "to a team that will be deleted",
+        "conditions": {"all": [{"field": "update.event", "op": "eq", "value": "created"}]},
+        "actions": [{"type": "assign", "team_id": team["id"]}, {"type": "add_tags", "tags": ["seen"]}]})
+    other = await new_trigger(client, {
+        "name": "to nobody", "position": 5,
+        "conditions": {"all": [{"field": "update.event", "op": "eq", "value": "created"}]},
+        "actions": [{"type": "assign", "assignee_id": "no-such-agent"}]})
+    assert (await client.delete(f"/v1/teams/{team['id']}", headers=ADMIN)).status_code == 204
+    made = await new_ticket(client)
+    assert (made["team_id"], made["tags"]) == (None, ["seen"])
+    fired = {r["rule_id"]: r for r in await runs(client, made["id"])}
+    assert fired[rule["id"]]["effects"] == [{"type": "skipped", "action": "assign",
+                                             "reason": f"no team {team['id']}"}]
+    assert fired[other["id"]]["effects"] == [{"type": "skipped", "action": "assign",
+                                              "reason": "no active agent no-such-agent"}]

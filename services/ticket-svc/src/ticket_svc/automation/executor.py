@@ -12,7 +12,8 @@ process through ``processes.runtime.start_process``. The actor is ``trigger:<id>
 
 A rule must never make the write that fired it fail: each write runs in a savepoint, and one the
 ticket refuses (a closed ticket, a team deleted since the rule was saved, a custom field the
-form refuses, a hook's 409) is rolled back alone and recorded as skipped, with the reason.
+form refuses, a hook's 409) or the database refuses is rolled back alone and recorded as
+skipped, with the reason.
 
 While a rule's actions are carried out, ``running()`` is true: the trigger hooks return at once
 when the executor's own writes run the ticket hooks again (the trigger run's passes already
@@ -24,11 +25,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from prometheus_client import Counter
 
 from helpdesk_common import events
@@ -130,10 +132,17 @@ def rule_ref(rule: str) -> tuple[str, uuid.UUID | None]:
 # --------------------------------------------------------------------------- writes
 
 
-@contextlib.asynccontextmanager
-async def _savepoint(conn: Any) -> Any:
-    async with conn.transaction():
-        yield
+async def _attempt(conn: Any, action: str, write: Callable[[], Awaitable[Any]]) -> tuple[Any, dict[str, Any] | None]:
+    """Run ``write`` in a savepoint: (its result, None), or (None, the skip record) when the ticket
+    or the database refuses it; the refused write is rolled back alone."""
+    try:
+        async with conn.transaction():
+            return await write(), None
+    except Problem as exc:
+        return None, skipped(action, exc.detail or exc.title)
+    except asyncpg.PostgresError as exc:
+        log.exception("a rule's %s was refused by the database", action)
+        return None, skipped(action, f"refused by the database ({exc.sqlstate})")
 
 
 async def _write_fields(conn: Any, row: Mapping[str, Any], values: Mapping[str, Any], *,
@@ -141,7 +150,6 @@ async def _write_fields(conn: Any, row: Mapping[str, Any], values: Mapping[str, 
     """Status, priority, type, language, tags and custom fields through ``changes.apply``."""
     from ..forms import service as forms  # late: forms builds on the ticket core, as this module does
 
-    done: list[dict[str, Any]] = []
     write: dict[str, Any] = {}
     for name in ("status", "priority", "type", "language"):
         if name in values:
@@ -150,21 +158,24 @@ async def _write_fields(conn: Any, row: Mapping[str, Any], values: Mapping[str, 
         write["custom_status_id"] = None
     if "tags" in values:
         write["tags"] = list(values["tags"])
-    try:
-        async with _savepoint(conn):
-            if "custom_fields" in values:
-                wanted = dict(values["custom_fields"])
-                patch = {k: v for k, v in wanted.items() if row["custom_fields"].get(k) != v}
-                patch.update({k: None for k in row["custom_fields"] if k not in wanted})
-                if patch:
-                    write["custom_fields"], form_version = await forms.validate_patch(
-                        conn, ticket_type=write.get("type", row["type"]), ticket=row, patch=patch)
-                    if form_version is not None:
-                        write["form_version"] = form_version
-            row = await ticket_changes.apply(conn, row, write, actor=actor, action="rule_applied", reason="rule")
-    except Problem as exc:
-        done.append(skipped("set_field", f"{', '.join(sorted(values))}: {exc.detail or exc.title}"))
-    return row, done
+
+    async def apply() -> Any:
+        if "custom_fields" in values:
+            wanted = dict(values["custom_fields"])
+            patch = {k: v for k, v in wanted.items() if row["custom_fields"].get(k) != v}
+            patch.update({k: None for k in row["custom_fields"] if k not in wanted})
+            if patch:
+                write["custom_fields"], form_version = await forms.validate_patch(
+                    conn, ticket_type=write.get("type", row["type"]), ticket=row, patch=patch)
+                if form_version is not None:
+                    write["form_version"] = form_version
+        return await ticket_changes.apply(conn, row, write, actor=actor, action="rule_applied", reason="rule")
+
+    new, refused = await _attempt(conn, "set_field", apply)
+    if refused is not None:
+        refused["reason"] = f"{', '.join(sorted(values))}: {refused['reason']}"
+        return row, [refused]
+    return new, []
 
 
 async def _assign(conn: Any, row: Mapping[str, Any], values: Mapping[str, Any], *,
@@ -185,13 +196,9 @@ async def _assign(conn: Any, row: Mapping[str, Any], values: Mapping[str, Any], 
     elif team is not None:
         assignee = await routing.pick_in_team(conn, team, channel=row["channel"] or "api", exclude=())
         reason = team["strategy"] if assignee is not None else "rule"
-    try:
-        async with _savepoint(conn):
-            row = await routing.assign(conn, row, team_id=team_id, assignee_id=assignee, reason=reason, actor=actor,
-                                       offered=False)
-    except Problem as exc:
-        return row, [skipped("assign", exc.detail or exc.title)]
-    return row, []
+    new, refused = await _attempt(conn, "assign", lambda: routing.assign(
+        conn, row, team_id=team_id, assignee_id=assignee, reason=reason, actor=actor, offered=False))
+    return (row, [refused]) if refused is not None else (new, [])
 
 
 async def _perform(conn: Any, row: Mapping[str, Any], effect: SideEffect, *, rule: str, actor: str,
@@ -205,8 +212,9 @@ async def _perform(conn: Any, row: Mapping[str, Any], effect: SideEffect, *, rul
     if isinstance(effect, InternalNote):
         note = conversation.NewMessage(author_kind="system", author_id=None, public=False,
                                        body_text=rendered(effect.body, row), metadata={"rule": rule})
-        _, row = await conversation.add(conn, row, note, actor=actor)
-        return row, record
+        added, refused = await _attempt(conn, "add_internal_note", lambda: conversation.add(conn, row, note,
+                                                                                            actor=actor))
+        return (row, refused) if refused is not None else (added[1], record)
     if isinstance(effect, Notification):
         to = recipients(effect.recipients, row)
         if not to:
@@ -231,11 +239,11 @@ async def _perform(conn: Any, row: Mapping[str, Any], effect: SideEffect, *, rul
     if isinstance(effect, ProcessStart):
         from ..processes import runtime  # late: processes build on the ticket core, as this module does
 
-        try:
-            async with _savepoint(conn):
-                started = await runtime.start_process(conn, row, actor=actor, ticket_type=effect.process)
-        except Problem as exc:
-            return row, skipped("start_process", f"{effect.process}: {exc.detail or exc.title}")
+        started, refused = await _attempt(conn, "start_process", lambda: runtime.start_process(
+            conn, row, actor=actor, ticket_type=effect.process))
+        if refused is not None:
+            refused["reason"] = f"{effect.process}: {refused['reason']}"
+            return row, refused
         if not started:
             return row, skipped("start_process", f"{effect.process}: no active process of that type, or one "
                                                  f"already runs on the ticket")
