@@ -85,7 +85,8 @@ async def run_on(conn: Any, rules: Sequence[Trigger], *, before: Mapping[str, An
         actor = f"trigger:{firing.rule.id}"
         row, done = await executor.carry_out(conn, row, firing.result, rule=actor, actor=actor)
         runs.append(executor.run_record(
-            ticket_id=row["id"], run_id=run_id, kind="trigger", rule_id=firing.rule.id, rule_name=firing.rule.name,
+            ticket_id=row["id"], run_id=run_id, kind="trigger", rule_id=uuid.UUID(str(firing.rule.id)),
+            rule_name=firing.rule.name,
             pass_number=firing.pass_number, changes=firing.result.changes, effects=done, bounded=run.bounded,
             actor=actor))
     await executor.record(conn, runs)

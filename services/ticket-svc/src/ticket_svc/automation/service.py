@@ -65,7 +65,7 @@ def _validated(kind: str, row: Mapping[str, Any]) -> TriggerIn | AutomationIn:
 def trigger_of(row: Mapping[str, Any]) -> Trigger:
     body = _validated(TRIGGER, row)
     assert isinstance(body, TriggerIn)
-    return body.to_trigger(trigger_id=row["id"])
+    return body.to_trigger(trigger_id=str(row["id"]))  # text: the run's order compares ids as text
 
 
 def automation_of(row: Mapping[str, Any]) -> Automation:

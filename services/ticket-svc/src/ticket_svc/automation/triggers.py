@@ -144,6 +144,7 @@ def run_triggers(
     fired: set[str] = set()
     records: list[FiringRecord] = []
     current = ticket_after
+    changed = changed_fields(before, current, declared)  # recomputed only when a rule changes the ticket
     passes = 0
     changed_in_pass = False
     while passes < max_passes:
@@ -152,7 +153,6 @@ def run_triggers(
         for rule in ordered:
             if rule.key in fired:
                 continue
-            changed = changed_fields(before, current, declared)
             if not rule.conditions.matches(before, current, changed, context):
                 continue
             fired.add(rule.key)
@@ -160,6 +160,7 @@ def run_triggers(
             records.append(FiringRecord(rule, passes, result, current))
             if result.changes:
                 current = with_changes(current, result.changes)
+                changed = changed_fields(before, current, declared)
                 changed_in_pass = True
         if not changed_in_pass:
             break
