@@ -279,3 +279,38 @@ async def test_what_the_ticket_refuses_is_skipped_with_the_reason_and_the_write_
                                              "reason": f"no team {team['id']}"}]
     assert fired[other["id"]]["effects"] == [{"type": "skipped", "action": "assign",
                                               "reason": "no active agent no-such-agent"}]
+
+
+async def test_a_trigger_starts_a_process_and_another_reacts_to_its_current_step(client: Any, db: Any) -> None:
+    saved = await client.put("/v1/processes/refund", json={"steps": [
+        {"key": "triage", "name": "分诊 / triage", "kind": "task"},
+        {"key": "pay", "name": "Pay", "kind": "task"}]}, headers=ADMIN)
+    assert saved.status_code == 201, saved.text
+    starter = await new_trigger(client, {
+        "name": "refund requests run the refund process",
+        "conditions": {"all": [{"field": "update.event", "op": "eq", "value": "created"},
+                               {"field": "subject", "op": "contains", "value": "refund"}]},
+        "actions": [{"type": "start_process", "process": "refund"}]})
+    triage = await new_trigger(client, {
+        "name": "tag tickets in triage",
+        "conditions": {"all": [{"field": "step", "op": "eq", "value": "triage"}]},
+        "actions": [{"type": "add_tags", "tags": ["in-triage"]}]})
+    made = await new_ticket(client)
+    process = await client.get(f"/v1/tickets/{made['id']}/process", headers=ADMIN)
+    assert process.status_code == 200, process.text
+    assert process.json()["ticket_type"] == "refund"
+    [fired] = await runs(client, made["id"])
+    assert fired["rule_id"] == starter["id"] and fired["effects"] == [
+        {"type": "start_process", "process": "refund", "started": True}]
+    # the next update sees the step the process is on
+    changed = await client.patch(f"/v1/tickets/{made['id']}", json={"priority": "high"}, headers=ADMIN)
+    assert changed.status_code == 200 and changed.json()["tags"] == ["in-triage"]
+    assert [r["rule_id"] for r in await runs(client, made["id"])] == [starter["id"], triage["id"]]
+    # a second start is refused (a process runs) and recorded, never an error
+    again = await new_trigger(client, {"name": "start again", "conditions": {"all": [
+        {"field": "priority", "op": "changed_to", "value": "urgent"}]},
+        "actions": [{"type": "start_process", "process": "refund"}]})
+    urgent = await client.patch(f"/v1/tickets/{made['id']}", json={"priority": "urgent"}, headers=ADMIN)
+    assert urgent.status_code == 200, urgent.text
+    last = (await runs(client, made["id"]))[-1]
+    assert last["rule_id"] == again["id"] and last["effects"][0]["type"] == "skipped"

@@ -29,6 +29,7 @@ from typing import Any
 from prometheus_client import Histogram
 
 from ..tickets import hooks
+from ..tickets import repository as tickets_repository
 from . import executor, facts, service
 from .conditions import TicketState, UpdateContext
 from .triggers import Trigger, TriggerRun, run_triggers
@@ -79,6 +80,8 @@ async def run_on(conn: Any, rules: Sequence[Trigger], *, before: Mapping[str, An
     run = evaluate(rules, state_before, state_after, declared, context)
     if not run.records:
         return row
+    # the newest row: another hook of this change may have written since ``row`` was read
+    row = await tickets_repository.get_ticket_raw(conn, row["id"]) or row
     run_id = uuid.uuid4()
     runs = []
     for firing in run.records:
