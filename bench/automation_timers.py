@@ -103,6 +103,9 @@ async def measure(url: str, args: argparse.Namespace) -> dict:
             await conn.execute("ANALYZE tickets; ANALYZE ticket_timers")
             log(f"{args.tickets:,} tickets, {args.timers:,} timers due over {args.window:.0f} s from "
                 f"{start:%H:%M:%S} and {args.burst:,} due at {burst_at:%H:%M:%S} inserted in {time.monotonic() - t:.1f} s")
+        overran = max(0.0, time.time() - start.timestamp())
+        if overran:  # the first timers were overdue before the scheduler ran: their lag says so
+            log(f"!! setting up took {overran:.1f} s longer than --lead; raise --lead on a loaded machine")
         sched = scheduler.TimerScheduler(pool, scheduler.asyncpg_dsn(url), on_fired=on_fired)
         cpu0 = time.process_time()
         async with scheduler.running(sched):
@@ -132,6 +135,7 @@ async def measure(url: str, args: argparse.Namespace) -> dict:
         "automation_timers_burst_per_s": round(args.burst / burst_span) if burst_span > 0 else None,
         "automation_timers_burst_last_after_s": round(burst_span, 3),
         "automation_timers_scheduler_cpu_ms_per_1000": round(cpu * 1000 / (total / 1000), 1),
+        "automation_timers_setup_overran_s": round(overran, 3),
         "automation_timers_fired_once": int(audits) == total and int(duplicates) == 0 and int(pending) == 0,
     }
 
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timers", type=int, default=100_000, help="automation timers scheduled (default 1e5)")
     parser.add_argument("--tickets", type=int, default=25_000, help="tickets they belong to (default 25,000)")
     parser.add_argument("--window", type=float, default=60.0, help="seconds their due times spread over")
-    parser.add_argument("--lead", type=float, default=10.0, help="seconds from insertion to the first due time")
+    parser.add_argument("--lead", type=float, default=20.0, help="seconds from insertion to the first due time")
     parser.add_argument("--burst", type=int, default=10_000, help="timers due in the same instant after the window")
     args = parser.parse_args(argv)
 
@@ -193,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
     print(f"\nmerged into {(RESULTS / 'latest.json').relative_to(ROOT)}  (run took {time.monotonic() - started:.0f} s)")
-    ok = results["automation_timers_fire_lag_p99_ms"] <= 1000 and results["automation_timers_fired_once"]
+    ok = (results["automation_timers_fire_lag_p99_ms"] <= 1000 and results["automation_timers_fired_once"]
+          and not results["automation_timers_setup_overran_s"])
     return 0 if ok else 3
 
 

@@ -140,8 +140,8 @@ async def test_two_schedulers_fire_each_timer_exactly_once(pool, make_tickets, t
     total = await schedule_many(pool, tickets, 3, now() + timedelta(milliseconds=500))
     other_pool = await create_raw_pool(ticket_db, size=2)
     try:
-        one = scheduler.TimerScheduler(pool, scheduler.asyncpg_dsn(ticket_db), batch_size=40)
-        two = scheduler.TimerScheduler(other_pool, scheduler.asyncpg_dsn(ticket_db), batch_size=40)
+        one = scheduler.TimerScheduler(pool, scheduler.asyncpg_dsn(ticket_db), batch_size=20)
+        two = scheduler.TimerScheduler(other_pool, scheduler.asyncpg_dsn(ticket_db), batch_size=20)
         async with scheduler.running(one), scheduler.running(two):
             await wait_until(lambda: _no_pending(pool), timeout=60)
     finally:

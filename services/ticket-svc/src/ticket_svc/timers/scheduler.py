@@ -44,6 +44,8 @@ FIRED = Counter("ticket_timers_fired_total", "Ticket timers fired", ["kind"])
 FAILURES = Counter("ticket_timer_failures_total", "Ticket timer handler failures (retried)", ["kind"])
 PENDING = Gauge("ticket_timers_pending", "Ticket timers not fired yet")
 
+#: due timers looked at per claim, per ticket a claim may take
+CANDIDATE_SPREAD = 4
 #: how long to wait before claiming again when every due timer's ticket is held by a transaction
 BUSY_PAUSE_S = 0.02
 
@@ -179,7 +181,9 @@ class TimerScheduler:
         fired: list[service.Timer] = []
         busy = False
         async with self._pool.acquire() as conn, conn.transaction():
-            candidates = await repository.due_candidates(conn, self._batch * self._workers)
+            # a window wider than one claim: the other loops (and replicas) hold some of its
+            # tickets, and a ticket often has several due timers
+            candidates = await repository.due_candidates(conn, self._batch * (self._workers + 1) * CANDIDATE_SPREAD)
             if not candidates:
                 return 0, False
             locked = await repository.lock_free_tickets(conn, candidates, self._batch)
