@@ -132,6 +132,26 @@ async def test_pending_reminded_once_then_solved_then_closed(api, pool, timers) 
     assert sorted(r["ref"] for r in fired) == sorted([remind, solve, close]) and pending == 0
 
 
+async def test_an_automation_due_in_two_seconds_acts_within_one_second(api, pool, timers) -> None:
+    tag = await save_automation(pool, "tag after 2 s pending", pending_for(2),
+                                [{"type": "add_tags", "tags": ["waited"]}])
+    ticket = await new_ticket(api)
+    await patch(api, ticket["id"], {"status": "pending"})
+    await eventually(lambda: tagged(pool, ticket["id"]), True)
+    async with pool.acquire() as conn:
+        due = await conn.fetchval("SELECT status_changed_at + interval '2 seconds' FROM tickets WHERE id = $1::uuid",
+                                  ticket["id"])
+        acted = await conn.fetchval("SELECT at FROM ticket_audit WHERE ticket_id = $1::uuid AND actor = $2 "
+                                    "AND action <> 'automation_fired'", ticket["id"], f"automation:{tag}")
+    lag = (acted - due).total_seconds()
+    assert 0 <= lag < 1.0, f"acted {lag:.3f} s after its due time"
+
+
+async def tagged(pool, ticket_id: str) -> bool:  # type: ignore[no-untyped-def]
+    async with pool.acquire() as conn:
+        return "waited" in await conn.fetchval("SELECT tags FROM tickets WHERE id = $1::uuid", ticket_id)
+
+
 async def test_a_new_episode_fires_again_and_a_left_episode_does_not(api, pool, timers) -> None:
     await save_automation(pool, "remind", pending_for(2), REMIND)
     ticket = await new_ticket(api)
