@@ -33,8 +33,11 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from ..automation import executor, facts
+from ..automation import service as automation_service
 from ..automation.conditions import TicketState, time_anchor
 from ..automation.schedule import Automation, BusinessCalendarRequired, BusinessTimeFn, due_at, episode_key
+from ..sla import calendars
 from ..tickets import hooks
 from ..tickets import repository as tickets_repository
 from . import repository, service
@@ -92,41 +95,24 @@ def is_due(automation: Automation, state: TicketState, business_time_fn: Busines
 
 
 async def active_automations(conn: Any) -> list[Automation]:
-    """The rules part's cached list (``automation.service``); none until that part is installed."""
-    try:
-        from ..automation import service as automation_service
-    except ImportError:
-        return []
+    """The rules' cached list: one dictionary read per ticket change while nothing changed."""
     return list(await automation_service.active_automations(conn))
 
 
 def invalidate_automation_cache() -> None:
-    """Another replica saved an automation: drop this process's cached list, if it keeps one."""
-    try:
-        from ..automation import service as automation_service
-    except ImportError:
-        return
-    for name in ("invalidate", "invalidate_cache", "invalidate_automations"):
-        invalidate = getattr(automation_service, name, None)
-        if callable(invalidate):
-            invalidate()
-            return
+    """Another replica saved an automation: this process's cached list is stale now, not in
+    ``CACHE_SECONDS``."""
+    automation_service.invalidate()
 
 
 async def business_time_fn_for(conn: Any, ticket: Mapping[str, Any],
                                automations: Sequence[Automation]) -> BusinessTimeFn | None:
     if not uses_business_hours(automations):
         return None
-    try:
-        from ..sla import calendars
-    except ImportError:
-        return None
     return await calendars.business_time_fn(conn, ticket["team_id"])
 
 
 async def _state(conn: Any, ticket: Mapping[str, Any], automations: Sequence[Automation]) -> TicketState:
-    from ..automation import facts  # the rules part's; imported late like the executor
-
     return await facts.state_of(conn, ticket, message_anchors=uses_message_anchors(automations))
 
 
@@ -185,8 +171,6 @@ async def fire(conn: Any, timer: service.Timer) -> None:
         await repository.forget(conn, timer.id)
         await plan(conn, timer.ticket_id)
         return
-    from ..automation import executor
-
     label = f"automation:{automation.id}"
     await executor.execute(conn, ticket, list(automation.actions), rule=label, actor=label)
     RUNS.labels("fired").inc()
