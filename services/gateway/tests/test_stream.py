@@ -299,3 +299,65 @@ async def test_a_long_absence_replays_the_newest_events_after_a_reset(infra, gat
             newest = [await s.next(10) for _ in range(3)]
     assert [f["json"]["data"]["message_id"] for f in newest] == [str(e.data.message_id) for e in batch[-3:]]
     assert int(reset["id"]) == int(newest[0]["id"]) - 1 or int(reset["id"]) < int(newest[0]["id"])
+
+
+def step_events(tid: uuid.UUID, *, team: uuid.UUID, approver: str) -> list[Any]:
+    """One approval step's life, then a customer confirmation asked and answered: what a refund
+    ticket's process publishes (docs/workflow.md, "Running a process")."""
+    step_id, confirm_id = uuid.uuid4(), uuid.uuid4()
+    ref = {"ticket_id": tid, "team_id": team, "number": 7}
+    return [
+        events.TicketStepStarted(source="ticket-svc", subject=str(tid), data=events.TicketStepStartedData(
+            **ref, step_id=step_id, step="approval", kind="approval", target_minutes=240, started_at=NOW)),
+        events.TicketApprovalRequested(source="ticket-svc", subject=str(tid), data=events.TicketApprovalRequestedData(
+            **ref, step_id=step_id, step="approval", kind="approval", approvers=[approver], rule="any",
+            requested_at=NOW)),
+        events.TicketApprovalDecided(source="ticket-svc", subject=str(tid), data=events.TicketApprovalDecidedData(
+            **ref, step_id=step_id, step="approval", kind="approval", decision="approve", decided_by=approver,
+            step_status="completed", decided_at=NOW)),
+        events.TicketStepCompleted(source="ticket-svc", subject=str(tid), data=events.TicketStepCompletedData(
+            **ref, step_id=step_id, step="approval", outcome="approved", completed_at=NOW)),
+        events.TicketConfirmationRequested(source="ticket-svc", subject=str(tid), data=events.TicketConfirmationRequestedData(
+            ticket_id=tid, number=7, step_id=confirm_id, step="confirm", channel="email",
+            recipient=events.Requester(email="a@b.co"), link="https://help.example.com/v1/confirmations/hcf1.secret",
+            expires_at=NOW, at=NOW)),
+        events.TicketCustomerConfirmed(source="ticket-svc", subject=str(tid), data=events.TicketCustomerConfirmedData(
+            **ref, step_id=confirm_id, step="confirm", answer="confirmed", via="link", confirmed_at=NOW)),
+    ]
+
+
+async def test_process_steps_reach_the_team_and_supervisors_but_never_the_confirmation_link(
+        infra, gateway_env, gateway_db, ticket_svc):
+    team_a, team_b = uuid.uuid4(), uuid.uuid4()
+    agent_id, agent = user_token("agent")
+    other_id, other = user_token("agent")
+    supervisor_id, supervisor = user_token("supervisor")
+    ticket_svc.teams[agent_id] = [str(team_a)]
+    ticket_svc.teams[other_id] = [str(team_b)]
+    tid = uuid.uuid4()  # one ticket: one partition, in order
+    batch = step_events(tid, team=team_a, approver=supervisor_id)
+    marker = created(uuid.uuid4())  # no team: every agent's triage queue, so all three see it, last
+    is_marker = lambda f: f["json"]["ticket_id"] == str(marker.data.ticket_id)  # noqa: E731
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        async with SseReader(client, "/v1/stream", agent) as s_agent, SseReader(client, "/v1/stream", other) as s_other, \
+                SseReader(client, "/v1/stream", supervisor) as s_sup:
+            for s in (s_agent, s_other, s_sup):
+                assert (await s.next(10)) == {"retry": "3000"}
+            await produce(infra.kafka_bootstrap, gateway_env, *batch, marker)
+            seen_agent = (await s_agent.until_event(is_marker))[:-1]
+            seen_sup = (await s_sup.until_event(is_marker))[:-1]
+            seen_other = (await s_other.until_event(is_marker))[:-1]
+    expected = ["ticket.step_started", "ticket.approval_requested", "ticket.approval_decided", "ticket.step_completed",
+                "ticket.customer_confirmed"]
+    assert [f["event"] for f in seen_agent] == [f["event"] for f in seen_sup] == expected
+    assert seen_other == []  # another team's agent sees none of it
+    decided = seen_sup[2]["json"]
+    assert (decided["team_id"], decided["data"]["decided_by"], decided["data"]["step_status"]) == (
+        str(team_a), supervisor_id, "completed")
+    # the customer's link is a bearer capability: it was never stored for the stream
+    engine = create_async_engine(gateway_db)
+    async with engine.connect() as conn:
+        kinds = set(await conn.scalars(text("SELECT type FROM stream_events WHERE ticket_id = :t"), {"t": tid}))
+        leaked = await conn.scalar(text("SELECT count(*) FROM stream_events WHERE payload::text LIKE '%hcf1.secret%'"))
+    await engine.dispose()
+    assert kinds == set(expected) and leaked == 0

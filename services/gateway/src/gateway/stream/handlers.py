@@ -17,10 +17,14 @@ from helpdesk_common.consumer import Handler
 from ..config import Settings
 from . import repository
 
-#: what the stream carries (docs/stream.md); every one has ticket_id, team_id, assignee_id
+#: what the stream carries (docs/stream.md); every one has ticket_id, team_id, assignee_id. The
+#: process steps' events let an approver's queue and a ticket's step show change live; never
+#: ticket.confirmation_requested, whose link is the customer's bearer capability
 STREAM_TYPES = (
     "ticket.created", "ticket.assigned", "ticket.status_changed", "ticket.updated", "ticket.message_added",
     "ticket.merged", "sla.warning", "sla.breached",
+    "ticket.step_started", "ticket.step_completed", "ticket.approval_requested", "ticket.approval_decided",
+    "ticket.customer_confirmed",
 )
 
 
