@@ -188,3 +188,16 @@ async def test_a_dry_run_refuses_what_no_ticket_could_hold(client: Any) -> None:
                                     headers=as_(ADMIN))
         assert refused.status_code == 422, (bad, refused.text)
         assert [e["field"] for e in refused.json()["errors"]] == [field]
+
+
+async def test_a_create_retried_with_its_idempotency_key_makes_one_rule(client: Any) -> None:
+    for path, body in (("/v1/triggers", TRIGGER), ("/v1/automations", AUTOMATION)):
+        key = {"Idempotency-Key": f"create-{path}"}
+        first = await client.post(path, json=body, headers=as_(ADMIN, **key))
+        again = await client.post(path, json=body, headers=as_(ADMIN, **key))
+        assert first.status_code == again.status_code == 201, again.text
+        assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+        assert again.headers["etag"] == first.headers["etag"]
+        assert len((await client.get(path, headers=as_(ADMIN))).json()["items"]) == 1
+        other = await client.post(path, json={**body, "name": "another"}, headers=as_(ADMIN, **key))
+        assert other.status_code == 422 and other.json()["type"].endswith("idempotency-key-reused")

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+import orjson
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from helpdesk_common.app import runtime_of
@@ -22,13 +23,16 @@ from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.responses import JSONBytesResponse
 from helpdesk_common.validation import Int64Digits
 
+from ..tickets import repository as ticket_repository
 from ..tickets import service as tickets
+from ..tickets.changes import jsonable
 from . import executor, repository, service
 from .dry_run import DryRun
 from .schemas import (AutomationWrite, DryRunIn, DryRunRead, RuleOrder, RulePage, RuleRead, RuleRunPage,
                       TriggerWrite)
 
 ADMIN = "admin"
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "not an admin (writes), or not a user"},
     404: {"description": "no such rule"},
@@ -52,12 +56,24 @@ def _rule_routes(kind: str, body_model: type[Any]) -> APIRouter:
 
     @router.post("", status_code=201, response_model=RuleRead, responses=_ERRORS,
                  summary=f"Add a {kind} (admin); without position: after the last one")
-    async def create_rule(request: Request, body: Body, principal: CurrentPrincipal) -> JSONBytesResponse:  # type: ignore[valid-type]
+    async def create_rule(request: Request, body: Body, principal: CurrentPrincipal,  # type: ignore[valid-type]
+                          idempotency_key: IdempotencyKey = None) -> JSONBytesResponse:
+        """A retry with the same ``Idempotency-Key`` and body answers the rule it created."""
         require_user(principal, ADMIN)
         async with runtime_of(request).raw_transaction() as conn:
+            original = await tickets.claim_key(conn, principal=principal, key=idempotency_key,
+                                               digest=tickets.request_hash(body), scope=f"{kind}.create",
+                                               ticket_id=None)
+            if original is not None and original[1] is not None:
+                return JSONBytesResponse(original[1], status_code=201,
+                                         headers={**etag_header(original[1]["version"]), "Idempotent-Replayed": "true"})
             row = await service.create(conn, kind, body, actor=principal.ref)
+            answer = JSONBytesResponse(service.to_read(row), status_code=201, headers=etag_header(row["version"]))
+            if idempotency_key is not None:  # the answer as sent, so a replay is byte for byte the same
+                await ticket_repository.store_idempotent_response(conn, principal=principal.ref, key=idempotency_key,
+                                                                  response=orjson.loads(answer.body))
         service.invalidate(kind)
-        return JSONBytesResponse(service.to_read(row), status_code=201, headers=etag_header(row["version"]))
+        return answer
 
     @router.put("/order", response_model=RulePage, responses=_ERRORS,
                 summary=f"Set the evaluation order of every {kind} (admin): the whole list of ids")
@@ -131,8 +147,6 @@ def dry_run_read(ticket_id: uuid.UUID, result: DryRun, jsonable: Callable[[Any],
              summary="Which triggers an update of a ticket would fire, and when each automation is due; "
                      "nothing is written or sent")
 async def dry_run(request: Request, body: DryRunIn, principal: CurrentPrincipal) -> JSONBytesResponse:
-    from ..tickets.changes import jsonable
-
     require_user(principal)
     async with runtime_of(request).raw_connection() as conn:
         ticket = await tickets.get_visible(conn, principal=principal, ticket_id=body.ticket_id)
