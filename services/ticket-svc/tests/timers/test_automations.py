@@ -206,3 +206,19 @@ def rules_id(value: str):  # type: ignore[no-untyped-def]
     import uuid
 
     return uuid.UUID(value)
+
+
+async def test_start_up_sweeps_only_when_the_rules_changed(api, pool) -> None:
+    await save_automation(pool, "remind", pending_for(3600), REMIND)
+    for _ in range(3):
+        await patch(api, (await new_ticket(api))["id"], {"status": "pending"})
+    # never planned under these rules: the start-up sweep walks the open tickets
+    assert await timer_automations.sweep(pool, only_if_stale=True) >= 3
+    assert await timer_automations.sweep(pool, only_if_stale=True) == 0  # a restart: nothing changed
+    assert await timer_automations.sweep(pool) == 0  # a notified replica: another one finished already
+
+    second = await save_automation(pool, "remind again", pending_for(7200), REMIND)
+    assert await timer_automations.sweep(pool, only_if_stale=True) >= 3
+    async with pool.acquire() as conn:
+        planned = await conn.fetchval("SELECT count(*) FROM ticket_timers WHERE ref = $1 AND fired_at IS NULL", second)
+    assert planned >= 3

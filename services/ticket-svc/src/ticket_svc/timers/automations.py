@@ -40,7 +40,7 @@ from ..automation.schedule import Automation, BusinessCalendarRequired, Business
 from ..sla import calendars
 from ..tickets import hooks
 from ..tickets import repository as tickets_repository
-from . import repository, service
+from . import repository, scheduler, service
 
 log = logging.getLogger(__name__)
 
@@ -182,16 +182,25 @@ service.register(KIND, fire)
 # --------------------------------------------------------------------------- re-planning sweep
 
 
-async def sweep(pool: Any, *, batch_size: int = 200, pause_s: float = 0.2) -> int:
-    """Re-plan every open ticket after an automation edit; returns how many were re-planned.
+async def sweep(pool: Any, *, batch_size: int = 200, pause_s: float = 0.2, only_if_stale: bool = False) -> int:
+    """Re-plan every open ticket after an automation or calendar change; returns how many were
+    re-planned.
 
-    Each batch is one transaction holding the sweep's advisory lock, so sweeps of several
-    replicas take turns batch by batch instead of planning the same tickets side by side."""
+    The plan depends on the automations and the team calendars, summed up by their fingerprint.
+    A complete sweep records the fingerprint it planned under (``automation_planning``), so
+    ``only_if_stale`` (start-up, reconnect) does nothing when it is current, and a sweep stops
+    early once another replica has completed one under the same fingerprint. Each batch is one
+    transaction holding the sweep's advisory lock: sweeps of several replicas take turns."""
     async with pool.acquire() as conn, conn.transaction():
         while not await repository.try_sweep_lock(conn):
             await asyncio.sleep(pause_s)
+        fingerprint = await repository.plan_fingerprint(conn)
+        if only_if_stale and await repository.planned_fingerprint(conn) == fingerprint:
+            return 0
         automations = await active_automations(conn)
         dropped = await repository.drop_stray(conn, kind=KIND, keep_refs=[str(a.id) for a in automations])
+        if not automations:
+            await repository.set_planned_fingerprint(conn, fingerprint)
     if dropped:
         log.info("pending timers of removed automations dropped", extra={"timers": dropped})
     if not automations:
@@ -202,8 +211,11 @@ async def sweep(pool: Any, *, batch_size: int = 200, pause_s: float = 0.2) -> in
             if not await repository.try_sweep_lock(conn):
                 await asyncio.sleep(pause_s)
                 continue
+            if await repository.planned_fingerprint(conn) == fingerprint:
+                return done  # another replica has planned every open ticket under these rules
             ids = await repository.open_ticket_ids(conn, after=cursor, limit=batch_size)
             if not ids:
+                await repository.set_planned_fingerprint(conn, fingerprint)
                 return done
             automations = await active_automations(conn)
             for ticket_id in ids:
@@ -213,25 +225,30 @@ async def sweep(pool: Any, *, batch_size: int = 200, pause_s: float = 0.2) -> in
 
 
 class Sweeper:
-    """Runs ``sweep`` when the automations change (and once at start): fed by the scheduler's
-    LISTEN connection (``TimerScheduler.listen``)."""
+    """Runs ``sweep`` when the automations or calendars change, and at start and after a
+    reconnect when what the timers were planned under is stale: fed by the scheduler's LISTEN
+    connection (``TimerScheduler.listen``)."""
 
     def __init__(self, pool: Any, *, batch_size: int = 200) -> None:
         self._pool = pool
         self._batch = batch_size
         self._wanted = asyncio.Event()
+        self._forced = False
         self.sweeps = 0
 
     def on_notify(self, payload: str) -> None:
         invalidate_automation_cache()
+        if payload != scheduler.RECONNECTED:
+            self._forced = True
         self._wanted.set()
 
     async def run(self) -> None:
         while True:
             await self._wanted.wait()
             self._wanted.clear()
+            forced, self._forced = self._forced, False
             try:
-                planned = await sweep(self._pool, batch_size=self._batch)
+                planned = await sweep(self._pool, batch_size=self._batch, only_if_stale=not forced)
                 self.sweeps += 1
                 if planned:
                     log.info("automations re-planned on open tickets", extra={"tickets": planned})
@@ -240,4 +257,5 @@ class Sweeper:
             except Exception:
                 log.exception("automation re-planning sweep failed, retrying")
                 await asyncio.sleep(1.0)
+                self._forced = self._forced or forced
                 self._wanted.set()

@@ -154,6 +154,32 @@ _DROP_STRAY = (
 )
 
 
+#: the automations and team calendars a plan depends on, as one value (migration 0016)
+_FINGERPRINT = """
+SELECT md5(coalesce((SELECT string_agg(id::text || ':' || version || ':' || active, ',' ORDER BY id)
+                     FROM automations), '')
+           || '|' || coalesce((SELECT string_agg(team_key || ':' || version, ',' ORDER BY team_key)
+                               FROM team_calendars), ''))
+"""
+_PLANNED = "SELECT fingerprint FROM automation_planning WHERE id = 1"
+_SET_PLANNED = (
+    "INSERT INTO automation_planning (id, fingerprint) VALUES (1, $1) "
+    "ON CONFLICT (id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, planned_at = now()"
+)
+
+
+async def plan_fingerprint(conn: Any) -> str:
+    return str(await conn.fetchval(_FINGERPRINT))
+
+
+async def planned_fingerprint(conn: Any) -> str | None:
+    return await conn.fetchval(_PLANNED)
+
+
+async def set_planned_fingerprint(conn: Any, fingerprint: str) -> None:
+    await conn.execute(_SET_PLANNED, fingerprint)
+
+
 async def try_sweep_lock(conn: Any) -> bool:
     """One sweeping replica at a time per batch (transaction-scoped)."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SWEEP_LOCK_ID))

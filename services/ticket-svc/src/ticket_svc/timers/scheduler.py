@@ -50,6 +50,9 @@ CANDIDATE_SPREAD = 4
 BUSY_PAUSE_S = 0.02
 
 Listener = Callable[[str], None]
+#: the payload ``listen`` callbacks get after the LISTEN connection (re)connects: notifications
+#: may have been missed meanwhile (NUL cannot be in a real NOTIFY payload)
+RECONNECTED = "\x00reconnected"
 
 
 class _HandlerFailed(Exception):
@@ -62,8 +65,8 @@ def asyncpg_dsn(database_url: str) -> str:
 
 class TimerScheduler:
     """``run()`` fires timers until ``stop()``; ``listen(channel, cb)`` shares its LISTEN
-    connection with other background work (``cb(payload)``, and ``cb("")`` after a reconnect,
-    since notifications may have been missed while it was down)."""
+    connection with other background work (``cb(payload)``, and ``cb(RECONNECTED)`` after each
+    (re)connect, since notifications may have been missed while it was down)."""
 
     def __init__(self, pool: Any, dsn: str, *, batch_size: int = 100, workers: int = 3,
                  max_sleep_s: float = service.MAX_SLEEP_S,
@@ -106,7 +109,7 @@ class TimerScheduler:
         for channel, callbacks in self._channels.items():
             await conn.add_listener(channel, self._on_other)
             for callback in callbacks:
-                callback("")
+                callback(RECONNECTED)
         self._listener = conn
 
     async def _close_listener(self) -> None:
