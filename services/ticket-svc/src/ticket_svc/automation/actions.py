@@ -17,9 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import ConfigDict, Discriminator, Field, StringConstraints, Tag, ValidationInfo, field_validator, model_validator
+from pydantic import (ConfigDict, Discriminator, Field, StringConstraints, Tag, ValidationInfo, WithJsonSchema,
+                      field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
+from helpdesk_common.openapi import JSON_VALUE_REF, NO_NUL_PATTERN
 from helpdesk_common.text import OneLine
 from helpdesk_common.validation import NOT_BLANK, StrictModel
 
@@ -44,9 +46,36 @@ class _Action(StrictModel):
     model_config = ConfigDict(frozen=True)
 
 
+def custom_value_schema() -> dict[str, Any]:
+    """What ``check_set_value`` takes for a custom field, as a JSON Schema."""
+    return {"anyOf": [{"type": "null"}, {"type": "boolean"}, routing._operand_schemas("custom_fields")["eq"],
+                      {"type": "array", "maxItems": routing.MAX_LIST,
+                       "items": {"type": "string", "maxLength": routing.MAX_TEXT}}]}
+
+
+def _set_field_schema(schema: dict[str, Any]) -> None:
+    """One alternative per field ``set_field`` writes, with the values ``check_set_value`` takes."""
+    def text(limit: int) -> dict[str, Any]:
+        return {"anyOf": [{"type": "string", "maxLength": limit, "pattern": NOT_BLANK}, {"type": "null"}]}
+
+    custom = custom_value_schema()
+    schema["anyOf"] = [
+        {"properties": {"field": {"const": "status"}, "value": {"enum": list(CATEGORIES[1:])}},
+         "required": ["field", "value"]},
+        {"properties": {"field": {"const": "priority"}, "value": {"enum": list(routing.PRIORITIES)}},
+         "required": ["field", "value"]},
+        {"properties": {"field": {"const": "type"}, "value": text(64)}, "required": ["field"]},
+        {"properties": {"field": {"const": "language"}, "value": text(35)}, "required": ["field"]},
+        {"properties": {"field": {"type": "string", "pattern": r"^custom_fields\.[\s\S]{1,%d}$" % routing.MAX_KEY},
+                        "value": custom}, "required": ["field"]},
+    ]
+
+
 class SetField(_Action):
     """``{"type": "set_field", "field": "priority", "value": "high"}``; a custom field by
     ``custom_fields.<key>`` (a string, number, boolean, list of strings, or null to clear)."""
+
+    model_config = ConfigDict(frozen=True, json_schema_extra=_set_field_schema)
 
     type: Literal["set_field"]
     field: Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -63,8 +92,8 @@ class SetField(_Action):
             return name
         if name not in SETTABLE:
             raise PydanticCustomError("unknown_field", "set_field can set {fields} or custom_fields.<key>; "
-                                                       "got {name!r} (team and assignee: the assign action)",
-                                      {"fields": ", ".join(SETTABLE), "name": name})
+                                                       "got {name} (team and assignee: the assign action)",
+                                      {"fields": ", ".join(SETTABLE), "name": repr(name)})
         return name
 
     @field_validator("value")
@@ -122,8 +151,13 @@ class RemoveTags(_Action):
 class Assign(_Action):
     """Team, agent or both; the caller assigns through the assignment path (capacity, events)."""
 
+    model_config = ConfigDict(frozen=True, json_schema_extra={"anyOf": [
+        {"properties": {"team_id": {"type": "string"}}, "required": ["team_id"]},
+        {"properties": {"assignee_id": {"type": "string"}}, "required": ["assignee_id"]}]})
+
     type: Literal["assign"]
-    team_id: Ref | None = None
+    #: a team's id (a UUID: a rule naming anything else is refused when saved)
+    team_id: Annotated[Ref, Field(json_schema_extra={"format": "uuid"})] | None = None
     assignee_id: Ref | None = None
 
     @model_validator(mode="after")
@@ -151,7 +185,10 @@ class Notify(_Action):
     """A notification through notify-svc: to the ticket's roles or named users."""
 
     type: Literal["notify"]
-    to: Annotated[list[Annotated[str, StringConstraints(max_length=140)]], Field(min_length=1, max_length=20)]
+    to: Annotated[list[Annotated[str, StringConstraints(max_length=140), WithJsonSchema({"anyOf": [
+        {"type": "string", "enum": list(RECIPIENTS)},
+        {"type": "string", "maxLength": len(USER_PREFIX) + 128, "pattern": f"^{USER_PREFIX}[\\s\\S]*{NOT_BLANK}"}]})]],
+        Field(min_length=1, max_length=20)]
     subject: OneLine(200)
     body: Body
 
@@ -166,7 +203,10 @@ class CallWebhook(_Action):
 
     type: Literal["call_webhook"]
     webhook_id: uuid.UUID
-    payload: Annotated[dict[str, Any], Field(max_length=50)] = Field(default_factory=dict)
+    #: free-form values one level below a custom field's (the payload itself is the first level)
+    payload: Annotated[dict[str, Annotated[Any, WithJsonSchema({"allOf": [{"$ref": JSON_VALUE_REF + "1"}]})]],
+                       Field(max_length=50, json_schema_extra={"propertyNames": {"pattern": NO_NUL_PATTERN}})
+                       ] = Field(default_factory=dict)
 
     @field_validator("payload")
     @classmethod

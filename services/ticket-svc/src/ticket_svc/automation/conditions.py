@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from helpdesk_common.validation import StrictModel
+from helpdesk_common.validation import NOT_BLANK, StrictModel
 
 from ..routing import rules as routing
 from ..routing.rules import RuleError
@@ -428,8 +428,73 @@ def _api_error(exc: RuleError) -> PydanticCustomError:
     return PydanticCustomError(exc.code, exc.message)
 
 
+_ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_ID, "pattern": NOT_BLANK}
+_FLAG_SCHEMA = {"type": ["boolean", "null"]}
+_CHANGED_SCHEMA = {"enum": [True, None]}
+_CUSTOM_FIELD_PATTERN = r"^custom_fields\.[\s\S]{1,%d}$" % routing.MAX_KEY
+
+
+def _list_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "minItems": 1, "maxItems": routing.MAX_LIST, "items": item}
+
+
+def _field_operands(name: str, kind: str) -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the operand ``check_value`` takes, per op, for a field of a rule of ``kind``
+    (routing's own for routing's fields and ops), so the document states what is valid."""
+    base = base_of(name)
+    if name in UPDATE_VALUES:
+        choice = {"type": "string", "enum": list(UPDATE_VALUES[name])}
+        return {"eq": choice, "ne": choice, "in": _list_of(choice), "not_in": _list_of(choice)}
+    if base in TICKET_FIELD_OPS:
+        scalar = {"type": "string", "enum": list(CATEGORIES)} if base == "status" else _ID_SCHEMA
+        operands = {op: _list_of(scalar) if op in ("in", "not_in") else scalar for op in ("eq", "ne", "in", "not_in")}
+        if "exists" in TICKET_FIELD_OPS[base]:
+            operands["exists"] = _FLAG_SCHEMA
+    else:
+        operands = routing._operand_schemas(base)
+        scalar = operands["has_tag"] if base == "tags" else operands["eq"]
+    if kind == TRIGGER and base in CHANGEABLE:
+        for op in CHANGE_OPS:
+            operands[op] = _CHANGED_SCHEMA if op in _VALUELESS_CHANGE else scalar
+    return operands
+
+
+def condition_variants(kind: str) -> list[dict[str, Any]]:
+    """One JSON Schema alternative per field and op a rule of ``kind`` may use (with the operand
+    it takes): what ``check_field``, ``check_op`` and ``check_value`` accept, stated."""
+    no_calendar = {"type": "null"}
+    names = [*routing.FIELD_OPS, *TICKET_FIELD_OPS, *(UPDATE_VALUES if kind == TRIGGER else ())]
+    variants = []
+    for name in names:
+        field_schema = ({"type": "string", "pattern": _CUSTOM_FIELD_PATTERN} if name == "custom_fields"
+                        else {"const": name})
+        for op, operand in sorted(_field_operands(name, kind).items()):
+            optional = op == "exists" or op in _VALUELESS_CHANGE
+            variants.append({"properties": {"field": field_schema, "op": {"const": op}, "value": operand,
+                                            "calendar": no_calendar},
+                             "required": ["field", "op"] + ([] if optional else ["value"])})
+    if kind == AUTOMATION:
+        hours = {"type": "number", "minimum": 0, "maximum": MAX_HOURS}
+        calendar = {"enum": [*CALENDARS, None]}
+        anchors = [{"const": TIME_PREFIX + a} for a in ANCHORS]
+        anchors.append({"type": "string", "pattern": r"^hours_since\.custom_fields\.[\s\S]{1,%d}$" % routing.MAX_KEY})
+        variants += [{"properties": {"field": anchor, "op": {"const": "gte"}, "value": hours, "calendar": calendar},
+                      "required": ["field", "op", "value"]} for anchor in anchors]
+    return variants
+
+
+def _condition_schema(schema: dict[str, Any], model: Any) -> None:
+    """A condition's document: one alternative per field and op of the model's rule kind."""
+    kind = getattr(model, "KIND", TRIGGER)
+    schema["properties"]["field"]["description"] = f"one of {known_fields(kind)}"
+    schema["properties"]["value"]["description"] = "the operand: its type depends on field and op"
+    schema["anyOf"] = condition_variants(kind)
+
+
 class ConditionIn(StrictModel):
     """One condition as sent to the API; errors point at ``field``, ``op``, ``value`` or ``calendar``."""
+
+    model_config = ConfigDict(json_schema_extra=_condition_schema)
 
     KIND: ClassVar[str] = TRIGGER
 
@@ -496,10 +561,19 @@ class ConditionsIn(StrictModel):
                           any=tuple(c.to_condition() for c in self.any))
 
 
+def _time_in_all_only(schema: dict[str, Any]) -> None:
+    """``all`` contains a time condition; ``any`` holds none (as the validators below say)."""
+    time = {"properties": {"field": {"type": "string", "pattern": r"^hours_since\."}}, "required": ["field"]}
+    schema["properties"]["all"]["contains"] = time
+    schema["properties"]["any"]["items"] = {"allOf": [schema["properties"]["any"]["items"], {"not": time}]}
+
+
 class AutomationConditionsIn(StrictModel):
     """``{"all": [...], "any": [...]}`` of an automation: time conditions belong in ``all``, and
     there must be at least one, because its instants define when the automation fires and
     which episode a firing belongs to."""
+
+    model_config = ConfigDict(json_schema_extra=_time_in_all_only)
 
     all: Annotated[list[AutomationConditionIn], Field(min_length=1, max_length=50)]
     any: Annotated[list[AutomationConditionIn], Field(max_length=50)] = Field(default_factory=list)

@@ -13,14 +13,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
+from helpdesk_common.openapi import NO_NUL_PATTERN
 from helpdesk_common.validation import StrictModel
 
 from ..tickets.schemas import AgentId, Language, Priority, Subject, Tag
 from ..routing.rules import RuleError
-from .actions import check_set_value
+from .actions import check_set_value, custom_value_schema
 from .schedule import AutomationIn
 from .triggers import TriggerIn
 
@@ -108,8 +109,11 @@ class HypotheticalChanges(StrictModel):
     add_tags: Annotated[list[Tag], Field(max_length=50)] = Field(default_factory=list)
     remove_tags: Annotated[list[Tag], Field(max_length=50)] = Field(default_factory=list)
     #: merged into the ticket's custom fields (null removes a key)
-    custom_fields: Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Any],
-                             Field(max_length=100)] | None = None
+    custom_fields: Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
+                                  Annotated[Any, WithJsonSchema(custom_value_schema())]],
+                             Field(max_length=100, json_schema_extra={
+                                 "propertyNames": {"minLength": 1, "maxLength": 64, "pattern": NO_NUL_PATTERN}})
+                             ] | None = None
     team_id: uuid.UUID | None = None
     assignee_id: AgentId | None = None
 
