@@ -75,6 +75,11 @@ COVERAGE_MODE = {
     ("POST", "/v1/routing/rules"): "positive",  # conditions: one alternative per field and op
     ("PUT", "/v1/routing/rules/{rule_id}"): "positive",
     ("PUT", "/v1/forms/{ticket_type}"): "positive",  # fields: one alternative per field type
+    # conditions: one alternative per field and op of each rule kind (about 150 for a trigger)
+    ("POST", "/v1/triggers"): "positive",
+    ("PUT", "/v1/triggers/{rule_id}"): "positive",
+    ("POST", "/v1/automations"): "positive",
+    ("PUT", "/v1/automations/{rule_id}"): "positive",
     # custom_fields: free-form values, one schema per nesting level (JsonValue... JsonValue8)
     ("POST", "/v1/tickets"): "negative",
     ("PATCH", "/v1/tickets/{ticket_id}"): "negative",
