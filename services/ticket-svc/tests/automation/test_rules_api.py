@@ -201,3 +201,14 @@ async def test_a_create_retried_with_its_idempotency_key_makes_one_rule(client: 
         assert len((await client.get(path, headers=as_(ADMIN))).json()["items"]) == 1
         other = await client.post(path, json={**body, "name": "another"}, headers=as_(ADMIN, **key))
         assert other.status_code == 422 and other.json()["type"].endswith("idempotency-key-reused")
+
+
+async def test_the_order_path_is_no_rule_id(client: Any) -> None:
+    """``/order`` takes PUT only: other methods are 405, never read as a rule id."""
+    for path in ("/v1/triggers/order", "/v1/automations/order"):
+        for method in ("GET", "DELETE", "POST"):
+            answer = await client.request(method, path, headers=as_(ADMIN))
+            assert answer.status_code == 405, (method, path, answer.text)
+    assert (await client.get("/v1/triggers/not-a-rule", headers=as_(ADMIN))).status_code == 404
+    doc = (await client.get("/openapi.json")).json()
+    assert "/v1/triggers/{rule_id}" in doc["paths"] and "/v1/automations/{rule_id}" in doc["paths"]

@@ -84,7 +84,7 @@ def _rule_routes(kind: str, body_model: type[Any]) -> APIRouter:
         service.invalidate(kind)
         return JSONBytesResponse({"items": [service.to_read(r) for r in rows], "next_cursor": None})
 
-    @router.get("/{rule_id}", response_model=RuleRead, responses=_ERRORS, summary=f"One {kind}")
+    @router.get("/{rule_id:uuid}", response_model=RuleRead, responses=_ERRORS, summary=f"One {kind}")
     async def get_rule(request: Request, rule_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
         require_user(principal)
         async with runtime_of(request).raw_connection() as conn:
@@ -93,7 +93,7 @@ def _rule_routes(kind: str, body_model: type[Any]) -> APIRouter:
             raise service.not_found(kind, rule_id)
         return JSONBytesResponse(service.to_read(row), headers=etag_header(row["version"]))
 
-    @router.put("/{rule_id}", response_model=RuleRead, responses=_ERRORS,
+    @router.put("/{rule_id:uuid}", response_model=RuleRead, responses=_ERRORS,
                 summary=f"Replace a {kind} (admin); If-Match: its version")
     async def put_rule(request: Request, rule_id: uuid.UUID, body: Body,  # type: ignore[valid-type]
                        principal: CurrentPrincipal, if_match: IfMatch = None) -> JSONBytesResponse:
@@ -103,7 +103,7 @@ def _rule_routes(kind: str, body_model: type[Any]) -> APIRouter:
         service.invalidate(kind)
         return JSONBytesResponse(service.to_read(row), headers=etag_header(row["version"]))
 
-    @router.delete("/{rule_id}", status_code=204, responses=_ERRORS,
+    @router.delete("/{rule_id:uuid}", status_code=204, responses=_ERRORS,
                    summary=f"Delete a {kind} (admin); If-Match: its version")
     async def delete_rule(request: Request, rule_id: uuid.UUID, principal: CurrentPrincipal,
                           if_match: IfMatch = None) -> Response:
