@@ -336,16 +336,20 @@ async def test_process_steps_reach_the_team_and_supervisors_but_never_the_confir
     ticket_svc.teams[other_id] = [str(team_b)]
     tid = uuid.uuid4()  # one ticket: one partition, in order
     batch = step_events(tid, team=team_a, approver=supervisor_id)
-    marker = created(uuid.uuid4())  # no team: every agent's triage queue, so all three see it, last
+    # the marker is another ticket, so another partition: it is produced only once the batch has
+    # reached the stream, so the other team's agent would have seen any of it before the marker
+    marker = created(uuid.uuid4())  # no team: every agent's triage queue
     is_marker = lambda f: f["json"]["ticket_id"] == str(marker.data.ticket_id)  # noqa: E731
+    is_last = lambda f: f["event"] == "ticket.customer_confirmed"  # noqa: E731
     async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
         async with SseReader(client, "/v1/stream", agent) as s_agent, SseReader(client, "/v1/stream", other) as s_other, \
                 SseReader(client, "/v1/stream", supervisor) as s_sup:
             for s in (s_agent, s_other, s_sup):
                 assert (await s.next(10)) == {"retry": "3000"}
-            await produce(infra.kafka_bootstrap, gateway_env, *batch, marker)
-            seen_agent = (await s_agent.until_event(is_marker))[:-1]
-            seen_sup = (await s_sup.until_event(is_marker))[:-1]
+            await produce(infra.kafka_bootstrap, gateway_env, *batch)
+            seen_agent = await s_agent.until_event(is_last)
+            seen_sup = await s_sup.until_event(is_last)
+            await produce(infra.kafka_bootstrap, gateway_env, marker)
             seen_other = (await s_other.until_event(is_marker))[:-1]
     expected = ["ticket.step_started", "ticket.approval_requested", "ticket.approval_decided", "ticket.step_completed",
                 "ticket.customer_confirmed"]
