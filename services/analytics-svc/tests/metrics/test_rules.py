@@ -233,6 +233,24 @@ def test_business_minutes_skip_a_holiday():
     assert got.full_resolution.business_minutes == 30 + 9 * 60 + 20  # Tue 30, Thu 540, Fri 20
 
 
+def test_the_worked_example_of_docs_metrics_md():
+    got = fold([Created(at=sh(1, 17, 30)), reply(sh(3, 9, 30)), status(sh(3, 9, 30), "pending"),
+                cust(sh(3, 17, 50)), status(sh(3, 17, 50), "open"), reply(sh(4, 9, 10)),
+                status(sh(4, 9, 20), "solved")], calendar=SHANGHAI)
+    table = {
+        "first_reply": (got.first_reply.calendar_minutes, got.first_reply.business_minutes),
+        "next_reply": (got.next_replies[0].calendar_minutes, got.next_replies[0].business_minutes),
+        "full_resolution": (got.full_resolution.calendar_minutes, got.full_resolution.business_minutes),
+        "requester_wait": (got.requester_wait.calendar_minutes, got.requester_wait.business_minutes),
+        "agent_wait": (got.agent_wait.calendar_minutes, got.agent_wait.business_minutes),
+        "on_hold": (got.on_hold.calendar_minutes, got.on_hold.business_minutes),
+    }
+    assert table == {"first_reply": (2400, 60), "next_reply": (920, 20), "full_resolution": (3830, 590),
+                     "requester_wait": (3330, 90), "agent_wait": (500, 500), "on_hold": (0, 0)}
+    assert (got.reopens, got.replies, got.assignee_hops, got.team_hops) == (0, 2, 0, 0)
+    assert (got.one_touch, got.first_contact) == (False, False)
+
+
 def test_out_of_hours_exchange_is_zero_business_minutes():
     got = fold([Created(at=sh(30, 20)), reply(sh(30, 21))], calendar=SHANGHAI)
     assert (got.first_reply.calendar_minutes, got.first_reply.business_minutes) == (60, 0)
