@@ -104,22 +104,52 @@ def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return wall_to_utc(datetime.combine(day, time()), zone)
 
 
+def _offset_change(after: datetime, until: datetime, zone: ZoneInfo) -> datetime | None:
+    """The instant in ``(after, until]`` where the zone's UTC offset changes, if it does.
+
+    Found by bisection between the two readings; callers look at spans under an hour, which
+    holds at most one transition in real tz data.
+    """
+    offset = after.astimezone(zone).utcoffset()
+    if until.astimezone(zone).utcoffset() == offset:
+        return None
+    low, high = after, until  # low reads the old offset, high the new one
+    while high - low > timedelta(microseconds=1):
+        middle = low + (high - low) // 2
+        if middle.astimezone(zone).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def _hour_bucket(utc: datetime, zone: ZoneInfo) -> Bucket:
+    """The hour bucket of ``utc``: from the last local hour mark or offset change to the next one.
+
+    In whole-hour zones an offset change falls on an hour mark and this is plain local-hour
+    flooring; where an offset moves by part of an hour (Australia/Lord_Howe's 30 minutes), the
+    hour around the change is cut at the change, so buckets still tile time without overlaps.
+    """
+    local = utc.astimezone(zone)
+    offset = local.utcoffset()
+    assert offset is not None
+    mark = (utc + offset).replace(minute=0, second=0, microsecond=0) - offset  # in this offset
+    start = max(mark, _offset_change(utc - timedelta(hours=1), utc, zone) or mark)
+    following = mark + timedelta(hours=1)
+    end = _offset_change(utc, following, zone) or following
+    return Bucket(start=start, end=end, local_start=start.astimezone(zone))
+
+
 def bucket_of(instant: datetime, interval: Interval, zone: ZoneInfo) -> Bucket:
     """The bucket holding ``instant``.
 
-    Hour buckets are the 60 real minutes from a local hour mark, so the repeated hour of a
-    fall-back night is two buckets (same wall time, different offsets) and the skipped hour of a
-    spring-forward night is none. Longer buckets run local midnight to local midnight.
+    Hour buckets start at local hour marks, so the repeated hour of a fall-back night is two
+    buckets (same wall time, different offsets) and the skipped hour of a spring-forward night
+    is none. Longer buckets run local midnight to local midnight.
     """
     utc = _aware_utc(instant, "instant")
     if interval == "hour":
-        local = utc.astimezone(zone)
-        local_start = local.replace(minute=0, second=0, microsecond=0)
-        start = local_start.astimezone(UTC)
-        if start > utc:  # an offset shifted by a part of an hour (e.g. Lord Howe's 30 minutes)
-            start = utc.replace(minute=0, second=0, microsecond=0)
-            local_start = start.astimezone(zone)
-        return Bucket(start=start, end=start + timedelta(hours=1), local_start=local_start)
+        return _hour_bucket(utc, zone)
     parse_interval(interval)
     first = _first_day(utc.astimezone(zone).date(), interval)
     start = _local_midnight(first, zone)
@@ -156,7 +186,10 @@ def buckets_between(start: datetime, end: datetime, interval: Interval, zone: Zo
     bucket = bucket_of(start_utc, interval, zone)
     while bucket.start < end_utc:
         buckets.append(bucket)
-        bucket = bucket_of(bucket.end, interval, zone)
+        following = bucket_of(bucket.end, interval, zone)
+        if following.start != bucket.end:  # buckets must tile time; never loop on a bad zone rule
+            raise RuntimeError(f"{interval} buckets in {zone.key} do not tile at {bucket.end.isoformat()}")
+        bucket = following
     return buckets
 
 
