@@ -203,6 +203,23 @@ def test_sla_and_survey_latest_outcome_wins():
     assert (got.csat, got.nps) == (5, 3)
 
 
+def test_facts_stamped_before_creation_count_at_creation():
+    got = fold([Created(at=m(10)), reply(m(5)), status(m(8), "open"), status(m(40), "solved")])
+    assert minutes(got.first_reply) == 0
+    assert minutes(got.full_resolution) == 30 and got.requester_wait.calendar_minutes == 30
+
+
+def test_as_of_before_the_newest_fact_is_the_newest_fact():
+    got = fold([Created(at=m(0)), reply(m(30))], as_of=m(10))
+    assert got.requester_wait.calendar_minutes == 30
+
+
+def test_history_without_creation_starts_at_its_earliest_fact():
+    got = fold([cust(m(10)), reply(m(25)), status(m(40), "solved")])
+    assert minutes(got.first_reply) == 15 and minutes(got.full_resolution) == 30
+    assert got.first_contact is True  # no opening is assumed: the message is the first contact
+
+
 def test_empty_history_is_an_error():
     with pytest.raises(ValueError):
         fold([])

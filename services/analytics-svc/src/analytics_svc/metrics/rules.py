@@ -222,32 +222,36 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
     """Compute one ticket's metrics from its facts, in any order (docs/metrics.md).
 
     Status spells still running at the end are counted up to ``as_of`` (default: the newest
-    fact's time), so an unresolved ticket's waits grow as the board is refreshed. Facts before
-    the ticket's creation are ordered before it only if their clock says so; a history without
-    ``Created`` starts at its earliest fact, in status ``new``.
+    fact's time; an ``as_of`` older than the newest fact is taken as that fact's time), so an
+    unresolved ticket's waits grow as the board is refreshed. A fact stamped before the ticket's
+    creation (another service's clock running behind) counts as happening at the creation, so no
+    duration is ever negative. A history without ``Created`` (its event not folded yet) starts at
+    its earliest fact, in status ``new``, and assumes no customer request at that start. Facts are not de-duplicated: two customer messages in the same instant are
+    two messages; redelivered events are the inbox's business, before facts are made.
     """
     facts = sorted(history, key=order_key)
     if not facts:
         raise ValueError("a ticket's history needs at least one fact")
     created = next((f for f in facts if isinstance(f, Created)), None)
     start = to_utc(created.at) if created else to_utc(facts[0].at)
-    end = to_utc(as_of) if as_of is not None else to_utc(facts[-1].at)
-    end = max(end, start)
+    newest = max(to_utc(f.at) for f in facts)
+    end = max(start, newest, to_utc(as_of) if as_of is not None else newest)
 
     status = created.status if created else "new"
     spell_start = start
     spells: dict[str, list[tuple[datetime, datetime]]] = {}
-    by_agent = created.by_agent if created else False
+    # a customer's opening text is their first request; an agent's (or an unknown) opening is not
+    opening_is_request = created is not None and not created.by_agent
     assignee = created.assignee_id if created else None
     team = created.team_id if created else None
     assignee_hops = team_hops = 0
 
     # first and next replies: the instant the oldest unanswered public customer message arrived
-    awaiting: datetime | None = None if by_agent else start
+    awaiting: datetime | None = start if opening_is_request else None
     first_reply: Duration | None = None
     next_replies: list[Duration] = []
     replies = 0
-    customer_messages = 0 if by_agent else 1  # a customer-created ticket's opening is its first contact
+    customer_messages = 1 if opening_is_request else 0
     resolved_at: datetime | None = None
     reopens = 0
     merged_at: datetime | None = None
@@ -255,7 +259,7 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
     csat = nps = None
 
     for fact in facts:
-        at = to_utc(fact.at)
+        at = max(to_utc(fact.at), start)
         if merged_at is not None and not isinstance(fact, SlaOutcome | SurveyAnswer):
             continue  # a merged-away ticket's clocks have stopped
         match fact:
