@@ -44,6 +44,8 @@ def test_cell_values():
     assert cell_value(None) == ""
     assert cell_value(-5) == -5 and cell_value(-1.5) == -1.5 and cell_value(Decimal("-2.50")) == Decimal("-2.50")
     assert cell_value(True) == "true"
+    assert cell_value(float("nan")) == "nan" and cell_value(float("-inf")) == "'-inf"
+    assert cell_value(Decimal("NaN")) == "NaN"
     assert cell_value(datetime(2026, 3, 1, 8, tzinfo=timezone(timedelta(hours=8)))) == "2026-03-01T00:00:00Z"
     assert cell_value(["vip", "=bad"]) == "vip;=bad"
     assert cell_value(["=bad", "vip"]) == "'=bad;vip"
@@ -102,7 +104,7 @@ def test_csv_is_lazy():
 
 
 def test_xlsx_strings_never_formulas():
-    rows = [[text, -4, "客户 中文"] for text in DANGEROUS] + [["bell\x07char", 1.5, None]]
+    rows = [[text, -4, "客户 中文"] for text in DANGEROUS] + [["bell\x07char", 1.5, None], ["x", float("inf"), 0]]
     workbook = load_workbook(io.BytesIO(xlsx_bytes(["value", "number", "名称"], rows)))
     sheet = workbook.active
     values = [[cell.value for cell in row] for row in sheet.iter_rows()]
@@ -111,7 +113,8 @@ def test_xlsx_strings_never_formulas():
         assert row[0].data_type == "s"
         assert row[0].value == "'" + text.replace("\r\n", "\n")  # XML reads CRLF back as LF
         assert row[1].value == -4 and row[1].data_type == "n"
-    assert values[-1] == ["bellchar", 1.5, None]
+    assert values[-2] == ["bellchar", 1.5, None]
+    assert values[-1] == ["x", "inf", 0]
     assert not any(cell.data_type == "f" for row in sheet.iter_rows() for cell in row)
 
 

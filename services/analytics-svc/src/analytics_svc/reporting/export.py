@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import io
 import json
+import math
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,8 +62,12 @@ def cell_value(value: Any) -> str | int | float | Decimal:
         return ""
     if isinstance(value, bool):  # before int: bool is an int subclass
         return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
+    if isinstance(value, int):
         return value
+    if isinstance(value, float | Decimal):
+        # NaN and infinities have no spreadsheet number (Excel calls such a file corrupt): text.
+        finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+        return value if finite else escape_text(str(value))
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC)
