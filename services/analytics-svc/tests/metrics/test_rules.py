@@ -24,6 +24,7 @@ from analytics_svc.metrics.rules import (
     csat_percent,
     facts_from_event,
     fold,
+    metric_values,
     nps,
     p50,
     p90,
@@ -31,7 +32,17 @@ from analytics_svc.metrics.rules import (
     sla_compliance_percent,
 )
 from helpdesk_common.business_time import BusinessCalendar
-from helpdesk_common.events import SlaBreached, SlaFulfilled, SurveyAnswered, TicketCreated, TicketMessageAdded
+from helpdesk_common.events import (
+    SlaBreached,
+    SlaFulfilled,
+    SurveyAnswered,
+    TicketAssigned,
+    TicketCreated,
+    TicketMerged,
+    TicketMessageAdded,
+    TicketStatusChanged,
+    TicketUpdated,
+)
 
 # Monday 30 November 2026, 09:00 in Shanghai (01:00 UTC)
 T0 = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
@@ -311,6 +322,41 @@ def test_facts_from_events():
     assert facts_from_event(relationship) == ()  # an NPS about no ticket is no ticket fact
 
 
+def test_facts_from_ticket_lifecycle_events():
+    ticket = uuid.uuid4()
+    team = uuid.uuid4()
+    changed = _envelope(TicketStatusChanged, {"ticket_id": ticket, "from_status": "open", "to_status": "pending",
+                                              "changed_at": m(4)})
+    assert facts_from_event(changed) == (status(m(4), "pending"),)
+    assigned = _envelope(TicketAssigned, {"ticket_id": ticket, "assignee_id": "a1", "team_id": team,
+                                          "reason": "manual", "assigned_at": m(5)})
+    assert facts_from_event(assigned) == (Assigned(at=m(5), assignee_id="a1", team_id=str(team)),)
+    merged = TicketMerged.model_validate({"source": "test", "subject": str(ticket), "time": m(6), "data": {
+        "ticket_id": ticket, "target_ticket_id": uuid.uuid4(), "moved_messages": 2}})
+    assert facts_from_event(merged) == (Merged(at=m(6)),)
+    created = _envelope(TicketCreated, {"ticket_id": ticket, "subject": "s", "status": "new", "priority": "normal",
+                                        "requester": {}, "created_by": "channel:web", "created_at": m(0),
+                                        "team_id": team})
+    assert facts_from_event(created) == (Created(at=m(0), team_id=str(team)),)
+    updated = _envelope(TicketUpdated, {"ticket_id": ticket, "changes": {"priority": {"before": "low",
+                                                                                     "after": "high"}}})
+    assert facts_from_event(updated) == ()
+
+
+def test_metric_values_are_flat_and_stable():
+    got = fold([Created(at=sh(1, 17, 30)), reply(sh(3, 9, 30)), status(sh(3, 9, 30), "pending"),
+                cust(sh(3, 17, 50)), status(sh(3, 17, 50), "open"), reply(sh(4, 9, 10)),
+                status(sh(4, 9, 20), "solved")], calendar=SHANGHAI)
+    values = metric_values(got)
+    assert values["first_reply_minutes"] == 2400 and values["first_reply_business_minutes"] == 60
+    assert values["next_replies"] == 1 and values["next_replies_total_business_minutes"] == 20
+    assert values["full_resolution_business_minutes"] == 590 and values["resolved"] is True
+    unreplied = metric_values(fold([Created(at=m(0))]))
+    assert unreplied["first_reply_minutes"] is None and unreplied["next_replies_total_minutes"] is None
+    assert unreplied["requester_wait_business_minutes"] is None  # no calendar
+    assert set(values) == set(unreplied)
+
+
 # --------------------------------------------------------------------------- aggregates
 
 
@@ -373,7 +419,8 @@ def histories(draw):
     """Realistic histories: ticket-svc's lifecycle (a public message on a solved ticket reopens
     it first; closed is final) with random gaps, including zero (same-instant facts)."""
     by_agent = draw(st.booleans())
-    now = T0 + timedelta(minutes=draw(st.integers(0, 60 * 24 * 10)))
+    # from late October to late March: both of New York's daylight-saving jumps are reachable
+    now = T0 + timedelta(minutes=draw(st.integers(-60 * 24 * 40, 60 * 24 * 115)))
     facts = [Created(at=now, by_agent=by_agent)]
     state = "new"
     for _ in range(draw(st.integers(0, 14))):
@@ -425,12 +472,27 @@ def test_order_does_not_matter(facts, rnd):
     assert fold(shuffled, calendar=SHANGHAI) == fold(facts, calendar=SHANGHAI)
 
 
+# split shifts in a zone with daylight-saving jumps, open on Saturday morning
+NEW_YORK = BusinessCalendar(timezone=ZoneInfo("America/New_York"),
+                            weekly_hours=(((60, 180), (8 * 60, 12 * 60), (13 * 60, 17 * 60)),) * 5
+                            + (((9 * 60, 13 * 60),), ()),
+                            holiday_country="US")
+
+
 @settings(max_examples=150, deadline=None)
-@given(histories())
-def test_business_never_exceeds_calendar_and_nothing_is_negative(facts):
-    result = fold(facts, calendar=SHANGHAI)
+@given(histories(), st.sampled_from([SHANGHAI, NEW_YORK]))
+def test_business_never_exceeds_calendar_and_nothing_is_negative(facts, calendar):
+    result = fold(facts, calendar=calendar)
     for duration in _durations(result):
         assert timedelta(0) <= duration.business <= duration.calendar
+
+
+@settings(max_examples=100, deadline=None)
+@given(histories())
+def test_the_calendar_changes_only_business_minutes(facts):
+    with_calendar, without = fold(facts, calendar=SHANGHAI), fold(facts)
+    assert [d.calendar for d in _durations(with_calendar)] == [d.calendar for d in _durations(without)]
+    assert all(d.business is None for d in _durations(without))
 
 
 @settings(max_examples=150, deadline=None)

@@ -336,6 +336,37 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
     )
 
 
+def metric_values(metrics: TicketMetrics) -> dict[str, float | int | bool | str | None]:
+    """One ticket's metrics as flat, stable column names (a per-ticket fact row's figures).
+
+    Durations become ``<name>_minutes`` and ``<name>_business_minutes`` (None when absent or
+    without a calendar); next replies are summarised by count and total, since a row has no
+    lists. Keeping the names here means the read model and the exports cannot drift apart.
+    """
+    values: dict[str, float | int | bool | str | None] = {}
+    durations: dict[str, Duration | None] = {
+        "first_reply": metrics.first_reply,
+        "full_resolution": metrics.full_resolution,
+        "requester_wait": metrics.requester_wait,
+        "agent_wait": metrics.agent_wait,
+        "on_hold": metrics.on_hold,
+    }
+    next_total: Duration | None = None
+    for waited in metrics.next_replies:
+        next_total = waited if next_total is None else next_total + waited
+    durations["next_replies_total"] = next_total
+    for name, duration in durations.items():
+        values[f"{name}_minutes"] = None if duration is None else duration.calendar_minutes
+        values[f"{name}_business_minutes"] = None if duration is None else duration.business_minutes
+    values.update(
+        next_replies=len(metrics.next_replies), reopens=metrics.reopens, replies=metrics.replies,
+        assignee_hops=metrics.assignee_hops, team_hops=metrics.team_hops, resolved=metrics.resolved,
+        one_touch=metrics.one_touch, first_contact=metrics.first_contact, merged=metrics.merged,
+        status=metrics.status, csat=metrics.csat, nps=metrics.nps,
+    )
+    return values
+
+
 # --------------------------------------------------------------------------- aggregates
 
 
