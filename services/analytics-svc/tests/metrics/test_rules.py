@@ -174,6 +174,12 @@ def test_agent_created_ticket_solved_without_customer_message():
     assert minutes(got.full_resolution) == 10
 
 
+def test_ticket_logged_as_solved_is_resolved_at_creation():
+    got = fold([Created(at=m(0), status="solved", by_agent=True)], as_of=m(60))
+    assert got.resolved and minutes(got.full_resolution) == 0 and got.one_touch and got.first_contact
+    assert got.requester_wait.calendar_minutes == 0
+
+
 def test_solved_without_any_reply_is_one_touch():
     got = fold([Created(at=m(0)), status(m(10), "solved")])
     assert got.one_touch and got.replies == 0 and got.first_reply is None

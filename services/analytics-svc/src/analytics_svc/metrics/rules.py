@@ -173,9 +173,6 @@ class Duration:
         return Duration(self.calendar + other.calendar, business)
 
 
-ZERO = Duration(timedelta(0), None)
-
-
 @dataclass(frozen=True, slots=True)
 class TicketMetrics:
     """Every per-ticket figure of docs/metrics.md, for one ticket."""
@@ -252,7 +249,8 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
     next_replies: list[Duration] = []
     replies = 0
     customer_messages = 1 if opening_is_request else 0
-    resolved_at: datetime | None = None
+    # a ticket logged as already solved (a phone call settled on the spot) resolved at creation
+    resolved_at: datetime | None = start if status in RESOLVED else None
     reopens = 0
     merged_at: datetime | None = None
     sla: dict[str, bool] = {}
