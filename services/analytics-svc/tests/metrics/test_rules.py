@@ -237,6 +237,19 @@ def test_history_without_creation_starts_at_its_earliest_fact():
     assert got.first_contact is True  # no opening is assumed: the message is the first contact
 
 
+def test_sla_cycles_count_a_breach_and_its_late_fulfilment_once():
+    got = fold([Created(at=m(0)),
+                SlaOutcome(at=m(10), metric="first_response", breached=False),
+                SlaOutcome(at=m(60), metric="next_response", breached=True, final=False),   # due passed
+                SlaOutcome(at=m(90), metric="next_response", breached=True),                # answered late
+                SlaOutcome(at=m(200), metric="next_response", breached=False),              # next cycle on time
+                SlaOutcome(at=m(300), metric="resolution", breached=True, final=False)])    # still running
+    assert got.sla_outcomes == (("first_response", True), ("next_response", False), ("next_response", True),
+                                ("resolution", False))
+    assert got.sla == {"first_response": True, "next_response": True, "resolution": False}
+    assert sla_compliance_percent(achieved for _, achieved in got.sla_outcomes) == 50.0
+
+
 def test_empty_history_is_an_error():
     with pytest.raises(ValueError):
         fold([])
@@ -319,7 +332,7 @@ def test_facts_from_events():
                                          "breached": True})
     assert facts_from_event(fulfilled) == (SlaOutcome(at=m(9), metric="resolution", breached=True),)
     breached = _envelope(SlaBreached, {"ticket_id": ticket, "metric": "first_response", "due_at": m(8)})
-    assert facts_from_event(breached) == (SlaOutcome(at=m(8), metric="first_response", breached=True),)
+    assert facts_from_event(breached) == (SlaOutcome(at=m(8), metric="first_response", breached=True, final=False),)
     answered = _envelope(SurveyAnswered, {"survey_id": uuid.uuid4(), "kind": "nps", "customer_id": uuid.uuid4(),
                                           "ticket_id": ticket, "score": 9, "at": m(20)})
     assert facts_from_event(answered) == (SurveyAnswer(at=m(20), kind="nps", value=9),)
@@ -361,6 +374,7 @@ def test_metric_values_are_flat_and_stable():
     assert unreplied["first_reply_minutes"] is None and unreplied["next_replies_total_minutes"] is None
     assert unreplied["requester_wait_business_minutes"] is None  # no calendar
     assert set(values) == set(unreplied)
+    assert (unreplied["sla_achieved"], unreplied["sla_breached"]) == (0, 0)
 
 
 # --------------------------------------------------------------------------- aggregates
@@ -458,7 +472,7 @@ def histories(draw):
                                   team_id=draw(st.sampled_from([None, "A", "B"]))))
         elif op == "sla":
             facts.append(SlaOutcome(at=now, metric=draw(st.sampled_from(["first_response", "resolution"])),
-                                    breached=draw(st.booleans())))
+                                    breached=draw(st.booleans()), final=draw(st.booleans())))
         elif op == "merge":
             facts.append(Merged(at=now))
             state = "merged"

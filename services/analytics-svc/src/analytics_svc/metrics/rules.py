@@ -78,11 +78,17 @@ class Merged:
 
 @dataclass(frozen=True, slots=True)
 class SlaOutcome:
-    """An SLA target's outcome for ``metric`` (``first_response``, ``resolution``, ``step:<key>``...)."""
+    """An SLA target's outcome for ``metric`` (``first_response``, ``resolution``, ``step:<key>``...).
+
+    ``final`` is True for a fulfilment (the target's cycle ended, on time or late) and False for
+    a breach seen while the target still runs (``sla.breached`` at the due time): the late
+    fulfilment that follows such a breach ends the same cycle and must not count twice.
+    """
 
     at: datetime
     metric: str
     breached: bool
+    final: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +143,7 @@ def facts_from_event(event: Any) -> tuple[Fact, ...]:
         case "sla.fulfilled":
             return (SlaOutcome(at=data.fulfilled_at, metric=data.metric, breached=data.breached),)
         case "sla.breached":
-            return (SlaOutcome(at=data.fire_at or data.due_at, metric=data.metric, breached=True),)
+            return (SlaOutcome(at=data.fire_at or data.due_at, metric=data.metric, breached=True, final=False),)
         case "survey.answered" if data.ticket_id is not None:
             value = data.rating if data.kind == "csat" else data.score
             if value is None:
@@ -194,6 +200,9 @@ class TicketMetrics:
     status: str | None
     sla: dict[str, bool] = field(default_factory=dict)
     """metric -> achieved (True) / breached (False); the latest outcome per metric wins"""
+    sla_outcomes: tuple[tuple[str, bool], ...] = ()
+    """(metric, achieved) per target cycle, in time order: ``next_response`` has one per answered
+    customer message, so compliance counts cycles, not just the last one"""
     csat: int | None = None
     nps: int | None = None
 
@@ -254,6 +263,8 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
     reopens = 0
     merged_at: datetime | None = None
     sla: dict[str, bool] = {}
+    cycles: list[tuple[str, bool]] = []
+    open_breach: dict[str, int] = {}  # metric -> index in cycles of a breach whose cycle still runs
     csat = nps = None
 
     for fact in facts:
@@ -297,8 +308,16 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
                     awaiting = None
             case Merged():
                 merged_at = at
-            case SlaOutcome(metric=metric, breached=breached):
+            case SlaOutcome(metric=metric, breached=breached, final=final):
                 sla[metric] = not breached
+                if metric in open_breach:
+                    # the fulfilment (or a repeated breach) of a cycle already counted as breached
+                    if final:
+                        del open_breach[metric]
+                    continue
+                cycles.append((metric, not breached))
+                if not final:
+                    open_breach[metric] = len(cycles) - 1
             case SurveyAnswer(kind="csat", value=value):
                 csat = value
             case SurveyAnswer(kind="nps", value=value):
@@ -329,6 +348,7 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
         merged=merged_at is not None,
         status=status,
         sla=sla,
+        sla_outcomes=tuple(cycles),
         csat=csat,
         nps=nps,
     )
@@ -361,6 +381,8 @@ def metric_values(metrics: TicketMetrics) -> dict[str, float | int | bool | str 
         assignee_hops=metrics.assignee_hops, team_hops=metrics.team_hops, resolved=metrics.resolved,
         one_touch=metrics.one_touch, first_contact=metrics.first_contact, merged=metrics.merged,
         status=metrics.status, csat=metrics.csat, nps=metrics.nps,
+        sla_achieved=sum(1 for _, achieved in metrics.sla_outcomes if achieved),
+        sla_breached=sum(1 for _, achieved in metrics.sla_outcomes if not achieved),
     )
     return values
 
