@@ -175,20 +175,25 @@ def _signature(payload: str, key: bytes) -> str:
     return _b64(hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest())
 
 
-def encode_cursor(position: ExportPosition, *, key: bytes) -> str:
-    """``position`` as an opaque, URL-safe token ``<payload>.<HMAC-SHA256>``."""
+def encode_signed(body: Mapping[str, Any], *, key: bytes) -> str:
+    """A JSON object as an opaque, URL-safe token ``<base64url JSON>.<base64url HMAC-SHA256>``.
+
+    The general form of the export cursor, for positions that are not ``(updated_at, ticket_id)``
+    (ticket-svc's incremental export pages on a transaction id); the client can read nothing it
+    could usefully change, and any change breaks the signature.
+    """
     if not key:
         raise ValueError("the cursor key must not be empty")
-    instant = position.updated_at
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError("updated_at must be timezone-aware")
-    body = {"u": instant.astimezone(UTC).isoformat(), "t": str(position.ticket_id)}
     payload = _b64(json.dumps(body, separators=(",", ":")).encode("utf-8"))
     return f"{payload}.{_signature(payload, key)}"
 
 
-def decode_cursor(token: str, *, key: bytes) -> ExportPosition:
-    """The position in a token from :func:`encode_cursor`; anything else raises :class:`InvalidCursor`."""
+def decode_signed(token: str, *, key: bytes) -> dict[str, Any]:
+    """The object in a token from :func:`encode_signed`; :class:`InvalidCursor` for anything else.
+
+    The signature is checked (in constant time) before the payload is parsed, so a forged
+    payload never reaches the JSON parser.
+    """
     if not isinstance(token, str) or len(token) > 512:
         raise InvalidCursor("the cursor is not one this service issued")
     payload, dot, signature = token.partition(".")
@@ -198,6 +203,28 @@ def decode_cursor(token: str, *, key: bytes) -> ExportPosition:
         raise InvalidCursor("the cursor's signature does not match")
     try:
         body = json.loads(_unb64(payload))
+    except (binascii.Error, ValueError) as error:
+        raise InvalidCursor("the cursor's content is malformed") from error
+    if not isinstance(body, dict):
+        raise InvalidCursor("the cursor's content is malformed")
+    return body
+
+
+def encode_cursor(position: ExportPosition, *, key: bytes) -> str:
+    """``position`` as an opaque, URL-safe token ``<payload>.<HMAC-SHA256>``."""
+    if not key:
+        raise ValueError("the cursor key must not be empty")
+    instant = position.updated_at
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError("updated_at must be timezone-aware")
+    body = {"u": instant.astimezone(UTC).isoformat(), "t": str(position.ticket_id)}
+    return encode_signed(body, key=key)
+
+
+def decode_cursor(token: str, *, key: bytes) -> ExportPosition:
+    """The position in a token from :func:`encode_cursor`; anything else raises :class:`InvalidCursor`."""
+    body = decode_signed(token, key=key)
+    try:
         instant = datetime.fromisoformat(body["u"])
         ticket_id = uuid.UUID(body["t"])
     except (binascii.Error, ValueError, KeyError, TypeError) as error:
