@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -45,6 +45,9 @@ class ConsumerSpec:
     handlers: dict[str, Handler]
     #: handlers get a bare asyncpg connection (needs ServiceParts(raw_pool=True))
     raw: bool = False
+    #: awaited first in every consumer transaction, before the inbox and the handlers (e.g. a
+    #: shared advisory lock that a read-model rebuild takes exclusively to swap tables)
+    on_begin: Callable[[Any], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Runtime:
                         settings=settings,
                         on_events_written=self.notify_relay,
                         raw_pool=(lambda: self.raw_pool) if spec.raw else None,
+                        on_begin=spec.on_begin,
                     )
                 )
         self.raw_pool: Any = None

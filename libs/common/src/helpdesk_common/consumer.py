@@ -114,6 +114,7 @@ class ConsumerRunner:
         on_events_written: Callable[[], None] | None = None,
         after_db_commit: Callable[[list[ConsumerRecord]], None] | None = None,
         raw_pool: Callable[[], Any] | None = None,
+        on_begin: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self._topics = topics
@@ -126,6 +127,8 @@ class ConsumerRunner:
         # handlers on a bare asyncpg connection (hot or write-path handlers); a callable because
         # the pool is created at start-up, after the runner
         self._raw_pool = raw_pool
+        # first statement of every transaction (analytics-svc: the rebuild's shared swap lock)
+        self._on_begin = on_begin
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq_producer: AIOKafkaProducer | None = None
         self._stopping = False
@@ -233,9 +236,13 @@ class ConsumerRunner:
         """One transaction: SQLAlchemy's by default, a bare asyncpg one for raw consumers."""
         if self._raw_pool is None:
             async with self._engine.begin() as conn:
+                if self._on_begin is not None:
+                    await self._on_begin(conn)
                 yield conn
         else:
             async with self._raw_pool().acquire() as conn, conn.transaction():
+                if self._on_begin is not None:
+                    await self._on_begin(conn)
                 yield conn
 
     async def _apply(self, items: list[Decoded]) -> bool:

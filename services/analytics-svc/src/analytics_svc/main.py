@@ -1,6 +1,7 @@
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
+from helpdesk_common.consumer import Handler
 from helpdesk_common.events import CUSTOMERS_TOPIC, SLA_TOPIC, TICKETS_TOPIC
 
 from .config import Settings, get_settings
@@ -15,8 +16,29 @@ from .kpis.handlers import (
     handle_ticket_created,
     handle_ticket_updated,
 )
+from .rebuild.repository import hold_fold_lock
 from .steps.endpoints import router as steps_router
 from .steps.handlers import HANDLERS as STEP_HANDLERS
+
+#: the consumer that folds every read model; ``analytics_svc.rebuild`` replays the same topics
+#: through the same handlers (``fold_handlers``) and marks what it folded in this consumer's inbox
+FOLD_CONSUMER = "analytics-svc.facts"
+FOLD_TOPICS = [TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC]
+
+
+def fold_handlers() -> dict[str, Handler]:
+    """Event type -> handler of the read-model fold: the live consumer's map, and the rebuild's,
+    so a replay folds exactly what the live consumer folds."""
+    return {
+        "ticket.created": handle_ticket_created,
+        "ticket.customer_linked": handle_customer_linked,
+        "sla.applied": handle_sla_applied,
+        "ticket.status_changed": handle_status_changed,
+        "ticket.message_added": handle_message_added,
+        "survey.answered": handle_survey_answered,
+        "ticket.updated": handle_ticket_updated,
+        **STEP_HANDLERS,
+    }
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,19 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raw_pool=True,
             consumers=[
                 ConsumerSpec(
-                    name="analytics-svc.facts",
-                    topics=[TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC],
-                    handlers={
-                        "ticket.created": handle_ticket_created,
-                        "ticket.customer_linked": handle_customer_linked,
-                        "sla.applied": handle_sla_applied,
-                        "ticket.status_changed": handle_status_changed,
-                        "ticket.message_added": handle_message_added,
-                        "survey.answered": handle_survey_answered,
-                        "ticket.updated": handle_ticket_updated,
-                        **STEP_HANDLERS,
-                    },
+                    name=FOLD_CONSUMER,
+                    topics=FOLD_TOPICS,
+                    handlers=fold_handlers(),
                     raw=True,
+                    # shared: a rebuild swaps tables under the same lock taken exclusively
+                    on_begin=hold_fold_lock,
                 )
             ],
         ),
