@@ -10,6 +10,10 @@ class Settings(ServiceSettings):
 
     service_name: str = "analytics-svc"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/analytics"
+    # ticket-svc answers which teams a caller belongs to (access.py: the reports' role scoping)
+    ticket_url: str = "http://127.0.0.1:8082"
+    team_cache_ttl_s: float = 30.0
+    ticket_timeout_s: float = 3.0
 
 
 @lru_cache
