@@ -28,9 +28,10 @@ JWT_SECRET = "gateway-test-jwt-secret-" + uuid.uuid4().hex
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, *, lifespan: str = "on") -> AsyncIterator[tuple[str, uvicorn.Server]]:
-    """Serve ``app`` on 127.0.0.1 in this event loop; stopped (bounded) on exit."""
-    port = free_port()
+async def serve(app: Any, *, lifespan: str = "on", port: int | None = None) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    """Serve ``app`` on 127.0.0.1 in this event loop (on ``port``, e.g. to restart a service
+    where its clients expect it; else a free one); stopped (bounded) on exit."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_config=None,
                             loop="asyncio", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
@@ -137,6 +138,9 @@ def gateway_env(infra: Any, gateway_db: str, ticket_svc: FakeTicketSvc, monkeypa
     monkeypatch.setenv("GATEWAY_JWT_SECRET", JWT_SECRET)
     monkeypatch.setenv("GATEWAY_TICKET_URL", ticket_svc.url)
     monkeypatch.setenv("GATEWAY_STREAM_KEEPALIVE_S", "1")
+    # no analytics-svc here (nothing listens on the discard port): streams carry no KPI board
+    # unless a test serves one (test_stream_kpis.py)
+    monkeypatch.setenv("GATEWAY_ANALYTICS_URL", "http://127.0.0.1:9")
     _USERS_DB["url"] = gateway_db
     return topics
 

@@ -99,6 +99,13 @@ class Settings(ServiceSettings):
     stream_fallback_poll_s: float = 2.0
     agent_teams_cache_ttl_s: float = 30.0
     agent_teams_timeout_s: float = 2.0
+    #: the live board (``event: kpis`` frames, stream/kpis.py): fetched from analytics-svc at most
+    #: this often per scope and process, and never sent twice within it on one connection;
+    #: below 1 s is refused (the issue's "at most once a second")
+    stream_kpis_interval_s: float = Field(1.0, ge=1.0)
+    stream_kpis_timeout_s: float = Field(2.0, gt=0)
+    #: roles whose streams carry the board, comma-separated (agents read GET /v1/analytics/kpis)
+    stream_kpis_roles: str = "admin,supervisor"
 
 
 @lru_cache

@@ -22,6 +22,7 @@ from .proxy.visitor import router as visitor_router
 from .proxy.visitor import visitor_resources
 from .stream.endpoints import router as stream_router
 from .stream.handlers import make_handlers
+from .stream.kpis import KpiBoards, kpi_roles
 from .stream.service import StreamHub, TeamDirectory, close_streams_on_exit_signals
 
 
@@ -44,12 +45,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def live_stream(app: FastAPI) -> AsyncIterator[None]:
-        """The per-process stream hub (LISTEN, tail, pruning) and the agent-teams cache."""
+        """The per-process stream hub (LISTEN, tail, pruning), the agent-teams cache and the KPI pollers."""
         hub = StreamHub(settings=settings, engine=app.state.runtime.engine)
         app.state.stream_hub = hub
         app.state.team_directory = TeamDirectory(
             ticket_url=settings.ticket_url, signer=app.state.signer, session=lambda: app.state.http,
             ttl_s=settings.agent_teams_cache_ttl_s, timeout_s=settings.agent_teams_timeout_s,
+        )
+        app.state.kpi_boards = KpiBoards(
+            analytics_url=settings.analytics_url, signer=app.state.signer, session=lambda: app.state.http,
+            interval_s=settings.stream_kpis_interval_s, timeout_s=settings.stream_kpis_timeout_s,
+            roles=kpi_roles(settings.stream_kpis_roles),
         )
         await hub.start()
         try:
@@ -57,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             await hub.stop()
+            await app.state.kpi_boards.stop()
 
     app = build_app(
         settings,

@@ -1,4 +1,5 @@
-"""``GET /v1/stream``: Server-Sent Events of the ticket and SLA events the caller may see."""
+"""``GET /v1/stream``: Server-Sent Events of the ticket and SLA events the caller may see, and
+the live KPI board for supervisors and admins."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
 
 from ..deps import Caller, ClientAddress, authenticated
+from .kpis import check_tz
 from .service import Stream, start_point
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,8 @@ async def stream_events(
     ticket: Annotated[str | None, Query(max_length=2048, description=(
         "a stream ticket from POST /v1/stream/tickets, for clients that cannot send Authorization "
         "(a browser's EventSource)"))] = None,
+    tz: Annotated[str, Query(min_length=1, max_length=64, description=(
+        "IANA zone that defines 'today' on the live board (the kpis frames of supervisors and admins)"))] = "UTC",
 ) -> EventStreamResponse:
     if ticket is not None and not request.headers.get("authorization"):
         caller = await request.app.state.auth.authenticate_stream_ticket(ticket, client_address)
@@ -132,6 +136,7 @@ async def stream_events(
     if len(hub.streams) >= state.settings.stream_max_open:
         raise Problem(503, "too-many-streams", "Too many open streams", "Retry later.", headers={"Retry-After": "5"})
     resume = _last_event_id(last_event_id_header, last_event_id)
+    tz = check_tz(tz)
     viewer = await state.team_directory.viewer(caller)
     try:
         start = await start_point(hub=hub, viewer=viewer, last_event_id=resume)
@@ -139,7 +144,8 @@ async def stream_events(
         log.warning("stream start failed", extra={"error": repr(exc)})
         raise Problem(503, "stream-unavailable", "Stream unavailable", "Retry later.",
                       headers={"Retry-After": "3"}) from exc
-    return EventStreamResponse(Stream(hub=hub, directory=state.team_directory, principal=caller, start=start))
+    return EventStreamResponse(Stream(hub=hub, directory=state.team_directory, principal=caller, start=start,
+                                      kpis=state.kpi_boards, tz=tz))
 
 
 @router.post("/stream/tickets", status_code=201, response_model=StreamTicket,

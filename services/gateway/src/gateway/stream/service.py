@@ -46,6 +46,7 @@ from helpdesk_common.observability import request_id_var
 
 from ..config import Settings
 from . import repository
+from .kpis import KPI_FRAMES_SENT, KpiBoards, KpiSubscription
 
 log = logging.getLogger(__name__)
 
@@ -390,11 +391,14 @@ class StartPoint:
 class Stream:
     """One client's stream: a cursor into ``stream_events`` and a wake-up event."""
 
-    def __init__(self, *, hub: StreamHub, directory: TeamDirectory, principal: Principal, start: StartPoint) -> None:
+    def __init__(self, *, hub: StreamHub, directory: TeamDirectory, principal: Principal, start: StartPoint,
+                 kpis: KpiBoards | None = None, tz: str = "UTC") -> None:
         self.hub = hub
         self.directory = directory
         self.principal = principal
         self.start = start
+        self.kpis = kpis  # the live board's pollers (stream/kpis.py); None: no board on this stream
+        self.tz = tz
         self.last = start.cursor
         self.wakeup = asyncio.Event()
         self.closed = False
@@ -407,7 +411,17 @@ class Stream:
             self.wakeup.set()
 
     async def frames(self) -> AsyncIterator[bytes]:
-        """Chunks to write: retry hint, reset, replay, then live batches and keep-alives."""
+        """Chunks to write: retry hint, reset, replay, then live batches, KPI boards and keep-alives."""
+        kpi = self.kpis.subscribe(self, self.principal, self.tz) if self.kpis is not None else None
+        try:
+            async with contextlib.aclosing(self._frames(kpi)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            if kpi is not None and self.kpis is not None:
+                self.kpis.unsubscribe(self, kpi)
+
+    async def _frames(self, kpi: KpiSubscription | None) -> AsyncIterator[bytes]:
         settings = self.hub.settings
         deadline = time.monotonic() + settings.stream_max_duration_s
         yield retry_frame(settings.stream_retry_ms)
@@ -418,6 +432,11 @@ class Stream:
             yield b"".join(self.start.replay)
         while not self.closed:
             self.wakeup.clear()
+            if kpi is not None:
+                board = kpi.take(time.monotonic())
+                if board is not None:
+                    KPI_FRAMES_SENT.inc()
+                    yield board
             tail = self.hub.tail
             if tail is not None and tail > self.last:
                 try:
@@ -429,14 +448,18 @@ class Stream:
                     STREAM_EVENTS_SENT.inc(len(batch))
                     yield b"".join(batch)
                 continue
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 return
+            wait = min(settings.stream_keepalive_s, left)
+            board_due = kpi.wait_s(now) if kpi is not None else None
             try:
-                async with asyncio.timeout(min(settings.stream_keepalive_s, left)):
+                async with asyncio.timeout(wait if board_due is None else min(wait, board_due)):
                     await self.wakeup.wait()
             except TimeoutError:
-                if time.monotonic() < deadline:
+                # a board held back by the rate limit is due: it goes out on the next turn
+                if (board_due is None or board_due >= wait) and time.monotonic() < deadline:
                     yield KEEPALIVE_FRAME
 
     async def _next_batch(self, tail: int) -> list[bytes]:
