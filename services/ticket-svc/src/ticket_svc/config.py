@@ -56,6 +56,15 @@ class Settings(ServiceSettings):
     public_base_url: str = Field("http://127.0.0.1:8080",
                                  validation_alias=AliasChoices("PUBLIC_BASE_URL", "TICKET_PUBLIC_BASE_URL"))
 
+    # --- ticket exports (exports/; docs/exports.md) ---
+    #: HMAC key of the incremental export's cursors; at least 32 characters. Without it each
+    #: process signs with a random key of its own (logged at start): cursors then do not survive
+    #: a restart or another replica (they answer 422 and the export restarts from start_time)
+    export_cursor_key: SecretStr | None = None
+    #: the most rows an .xlsx download holds (a workbook is built whole in memory); beyond it 422
+    #: and the caller narrows the filters or takes the streamed .csv
+    export_xlsx_max_rows: int = Field(50_000, ge=1, le=1_000_000)
+
     @field_validator("attachment_url_key")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -65,7 +74,7 @@ class Settings(ServiceSettings):
             raise ValueError("TICKET_ATTACHMENT_URL_KEY must be at least 32 characters")
         return value
 
-    @field_validator("visitor_token_key", "confirmation_token_key")
+    @field_validator("visitor_token_key", "confirmation_token_key", "export_cursor_key")
     @classmethod
     def _token_key_long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and not value.get_secret_value():

@@ -18,6 +18,7 @@ from .conversation.endpoints import router as conversation_router
 from .conversation.handlers import DELIVERY_HANDLERS
 from .customers.handlers import CUSTOMER_LOOP_HANDLERS
 from .db import inbox, outbox
+from .exports.endpoints import router as exports_router
 from .forms.endpoints import router as forms_router
 from .intake.endpoints import router as intake_router
 from .macros.endpoints import router as macros_router
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                      forms_router, processes_router, process_runs_router, approvals_router, statuses_router,
                      macros_router, views_router, internal_router,
                      attachments_internal_router, visitor_router, visitor_token_router, confirmations_router,
-                     triggers_router, automations_router, automation_router],
+                     triggers_router, automations_router, automation_router, exports_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,

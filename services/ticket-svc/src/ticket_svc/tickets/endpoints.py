@@ -7,9 +7,9 @@ the OpenAPI document exact without paying for a second validation on the hot pat
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
 
 from helpdesk_common import concurrency
@@ -81,14 +81,7 @@ async def patch_ticket(request: Request, ticket_id: uuid.UUID, patch: TicketPatc
     return JSONBytesResponse(service.to_read(row), headers=_etag(row))
 
 
-@router.get("", response_model=TicketPage, summary="List and search tickets",
-            responses=problem_responses(404, _404="no saved view `view_id` of the caller's"))
-async def list_tickets(
-    request: Request,
-    principal: CurrentPrincipal,
-    limit: Annotated[int, Query(ge=1, le=100)] = 25,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    q: Annotated[SafeStr | None, Query(max_length=500, description="full-text search, Chinese or English")] = None,
+def list_filters(
     status: Annotated[list[Status] | None, Query()] = None,
     priority: Priority | None = None,
     customer_id: uuid.UUID | None = None,
@@ -104,15 +97,33 @@ async def list_tickets(
     sla_state: SlaState | None = None,
     customer_tier: Annotated[SafeStr | None, Query(min_length=1, max_length=50,
                                                description="the customer's tier, compared case-folded")] = None,
-    sort: Literal["created", "updated"] = "created",
-    view_id: uuid.UUID | None = None,
-) -> JSONBytesResponse:
-    filters = {
+) -> dict[str, Any]:
+    """The list's filters as ``repository.list_tickets_raw`` takes them; a dependency so the
+    ticket list and the report downloads (``/v1/export/tickets.csv``, ``.xlsx``) accept exactly
+    the same parameters with the same checks."""
+    return {
         "statuses": status, "priority": priority, "customer_id": customer_id, "assignee_id": assignee_id,
         "team_id": team_id, "tags": tag, "channel": channel, "type": type, "created_after": created_after,
         "created_before": created_before, "updated_after": updated_after, "updated_before": updated_before,
         "sla_state": sla_state, "customer_tier": fold_key(customer_tier) if customer_tier is not None else None,
     }
+
+
+ListFilters = Annotated[dict[str, Any], Depends(list_filters)]
+
+
+@router.get("", response_model=TicketPage, summary="List and search tickets",
+            responses=problem_responses(404, _404="no saved view `view_id` of the caller's"))
+async def list_tickets(
+    request: Request,
+    principal: CurrentPrincipal,
+    filters: ListFilters,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    q: Annotated[SafeStr | None, Query(max_length=500, description="full-text search, Chinese or English")] = None,
+    sort: Literal["created", "updated"] = "created",
+    view_id: uuid.UUID | None = None,
+) -> JSONBytesResponse:
     async with runtime_of(request).raw_connection() as conn:
         if view_id is not None:
             from ..views import service as views

@@ -1,0 +1,143 @@
+"""Ticket exports: who may export, the incremental export's pages, the downloads' rows.
+
+Who may export (docs/exports.md, "Who may export"): users only. Admins and supervisors export
+every ticket; an agent exports exactly what their ticket list shows (their teams', their own and
+the triage queue), because an export is a list that leaves the system and must not be a way
+round the visibility rule. Channel keys get 403: they are integrations that post tickets for
+customers, not reporting clients, and the gateway refuses them too.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from helpdesk_common.exports import InvalidCursor
+from helpdesk_common.identity import Principal, require_user
+from helpdesk_common.problems import Problem
+
+from ..tickets import policy, repository as tickets_repository, service as tickets
+from . import position, repository
+
+log = logging.getLogger(__name__)
+
+#: rows per keyset read of a download (one short connection use each, so a slow client holds no
+#: connection while it reads)
+DOWNLOAD_BATCH = 1000
+
+
+class _ProcessKey:
+    """The cursor key when none is configured: random per process, announced once."""
+
+    def __init__(self) -> None:
+        self.key = secrets.token_bytes(32)
+        self.warned = False
+
+    def get(self) -> bytes:
+        if not self.warned:
+            self.warned = True
+            log.warning("TICKET_EXPORT_CURSOR_KEY is not set: incremental-export cursors are signed with a key of "
+                        "this process and do not survive a restart or reach another replica")
+        return self.key
+
+
+_PROCESS_KEY = _ProcessKey()
+
+
+def cursor_key(settings: Any) -> bytes:
+    configured = getattr(settings, "export_cursor_key", None)
+    return configured.get_secret_value().encode() if configured is not None else _PROCESS_KEY.get()
+
+
+def check_may_export(principal: Principal) -> None:
+    """Users only (403 for channel keys and anything else); what each user sees is the list scope."""
+    require_user(principal)
+
+
+def bad_parameter(parameter: str, message: str, code: str = "invalid") -> Problem:
+    return Problem(422, "validation-error", "Invalid parameter", message,
+                   errors=[{"field": f"query.{parameter}", "message": message, "code": code}])
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    items: list[dict[str, Any]]
+    next_cursor: str
+    end_of_stream: bool
+
+
+def start_of(*, cursor: str | None, start_time: str | None, key: bytes, now: datetime) -> position.ExportCursor | None:
+    """The export's state from the request: a cursor's, or a fresh one from ``start_time``
+    (``None`` position xid: the repository finds where that time starts). 422 for a cursor this
+    service did not sign, a malformed start_time, or both at once."""
+    if cursor is not None and start_time is not None:
+        raise bad_parameter("start_time", "Give either start_time (a new export) or cursor (a running one), not both.",
+                            "conflict")
+    if cursor is not None:
+        try:
+            return position.decode(cursor, key=key)
+        except InvalidCursor as error:
+            raise Problem(422, "invalid-cursor", "Invalid cursor",
+                          "The cursor is not one this service issued, or it was changed; restart the export "
+                          "from a start_time.", errors=[{"field": "query.cursor", "message": str(error),
+                                                         "code": "invalid"}]) from error
+    if start_time is not None:
+        try:
+            return position.ExportCursor(None, position.parse_start_time(start_time, now=now))
+        except ValueError as error:
+            raise bad_parameter("start_time", str(error)) from error
+    return None
+
+
+async def change_page(conn: Any, *, principal: Principal, state: position.ExportCursor | None, limit: int,
+                      key: bytes) -> ChangePage:
+    """One page of the incremental export: the tickets written after ``state``, oldest change
+    first, each in the API's shape; ``next_cursor`` is where the next page (or a later run) starts."""
+    start_time = state.start_time if state is not None else None
+    from_start_time = state is not None and state.position is None
+    after = state.position if state is not None and state.position is not None else position.START
+    horizon, rows = await repository.change_page(
+        conn, after_xid=None if from_start_time else after.xid, after_id=after.ticket_id, start_time=start_time,
+        scope=policy.list_scope(principal), limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = position.ChangePosition(int(rows[-1]["export_xid"]), rows[-1]["id"]) if rows else None
+    reached, end = position.next_cursor(after=after, last_row=last, more=more, horizon=horizon)
+    public = tickets.public_view(principal)
+    return ChangePage(
+        items=[tickets.to_read(row, public=public) for row in rows],
+        next_cursor=position.encode(position.ExportCursor(reached, start_time), key=key),
+        end_of_stream=end,
+    )
+
+
+async def download_rows(runtime: Any, *, principal: Principal, filters: Mapping[str, Any],
+                        max_rows: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    """Every ticket the caller's list shows with ``filters``, newest first, in the API's shape.
+
+    Read in keyset batches on ``(created_at, id)`` (the list's own order and index), each on a
+    connection taken for that read only: a ticket created during the download is above the first
+    batch and not included, one changed during it is included once. ``max_rows``: stop after
+    that many (the caller asked for one more than it accepts, to tell "exactly" from "more").
+    """
+    scoped = {**filters, **policy.list_scope(principal)}  # last: a filter cannot widen the scope
+    public = tickets.public_view(principal)
+    after = None
+    sent = 0
+    while True:
+        batch = DOWNLOAD_BATCH if max_rows is None else min(DOWNLOAD_BATCH, max_rows - sent)
+        if batch <= 0:
+            return
+        async with runtime.raw_connection() as conn:
+            rows = await tickets_repository.list_tickets_raw(conn, filters=scoped, limit=batch, after=after)
+        for row in rows:
+            yield tickets.to_read(row, public=public)
+        sent += len(rows)
+        if len(rows) < batch:
+            return
+        after = (rows[-1]["created_at"], rows[-1]["id"])
