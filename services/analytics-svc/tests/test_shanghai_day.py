@@ -205,5 +205,162 @@ async def test_the_scripted_shanghai_day(full, infra, db):
         problems.append(f"sla_rollups per metric: expected {S.SLA_BY_METRIC}, got {got_sla}")
     assert not problems, "\n".join(problems)
 
+    # (b) the same day through the API, in the caller's zone
+    api_checked = await check_reports(full)
+    api_checked += await check_board(full)
+
     print(f"\nshanghai day: {len(tickets)} tickets, {len(stream)} events delivered ({copies} duplicates), "
-          f"{facts} facts, {checked} per-ticket figures checked")
+          f"{facts} facts, {checked} per-ticket figures and {api_checked} API figures checked")
+
+
+# --------------------------------------------------------------------------- (b) through the API
+
+RANGE = {"tz": "Asia/Shanghai", "from": "2026-11-24T00:00:00+08:00", "to": "2026-11-25T00:00:00+08:00"}
+#: the day's figures as the catalogue names them, from the hand sums of fixtures/shanghai_day.py
+#: (value, n); means and shares are the exact fractions of those sums (the API rounds to 2 decimals)
+DAY_FIGURES = {
+    "tickets_created": (200, 200),
+    "tickets_solved": (160, 160),
+    "first_reply_minutes": (8000 / 180, 180),
+    "first_reply_business_minutes": (6800 / 180, 180),
+    "resolution_minutes": (28400 / 160, 160),
+    "resolution_business_minutes": (23410 / 160, 160),
+    "next_reply_minutes": (3700 / 60, 60),
+    "next_reply_business_minutes": (2310 / 60, 60),
+    "one_touch_percent": (100 * 60 / 160, 160),
+    "first_contact_percent": (100 * 100 / 160, 160),
+    "csat_percent": (100 * 40 / 100, 100),
+    "nps": (100 * (40 - 20) / 80, 80),
+    "sla_compliance_percent": (100 * 320 / 380, 380),
+}
+TEAM_FIGURES = {
+    # metric -> {team: (value, n)}: presales, support, escalations
+    "tickets_created": {"presales": (100, 100), "support": (80, 80), "escalations": (20, 20)},
+    "first_reply_minutes": {"presales": (2600 / 100, 100), "support": (4200 / 60, 60), "escalations": (60, 20)},
+    "first_reply_business_minutes": {"presales": (2600 / 100, 100), "support": (3000 / 60, 60),
+                                     "escalations": (60, 20)},
+    "resolution_minutes": {"presales": (12800 / 100, 100), "support": (9600 / 40, 40), "escalations": (300, 20)},
+    "resolution_business_minutes": {"presales": (10210 / 100, 100), "support": (7200 / 40, 40),
+                                    "escalations": (300, 20)},
+}
+#: tickets created per value of the other dimensions (a ticket with no tier or brand has no row)
+CREATED_BY = {
+    "channel": {"email": 80, "web": 60, "chat": 20, "wechat": 20, "phone": 20},
+    "tier": {"gold": 60, "vip": 60, "金牌": 20},
+    "tag": {"billing": 60, "退款": 60, "发票": 20, "outage": 40, "回访": 20, "bug": 20, "duplicate": 10},
+    "brand": {"acme": 100, "星辰": 40},
+    "priority": {"normal": 90, "high": 60, "urgent": 20, "low": 30},
+    "type": {"question": 100, "problem": 40, "incident": 40, "task": 20},
+}
+
+
+def close(expected: float, got: Any) -> bool:
+    return got is not None and abs(float(got) - expected) <= 0.005 + 1e-9
+
+
+async def get_json(client: Any, path: str, **params: Any) -> Any:
+    response = await client.get(path, params=params, headers=ADMIN)
+    assert response.status_code == 200, (path, params, response.status_code, response.text[:500])
+    return response.json()
+
+
+async def check_reports(client: Any) -> int:
+    """Trends (day and hour buckets in Shanghai, and a UTC day), breakdowns and SLA compliance."""
+    wrong: list[str] = []
+    checked = 0
+    for metric, (value, n) in DAY_FIGURES.items():
+        body = await get_json(client, "/v1/analytics/trends", metric=metric, interval="day", **RANGE)
+        points = body["series"][0]["points"]
+        checked += 1
+        if len(points) != 1 or not close(value, points[0]["value"]) or points[0]["n"] != n:
+            wrong.append(f"trends {metric} day: expected {value} (n={n}), got {points}")
+    for metric, expected_by_hour in (("tickets_created", S.CREATED_BY_HOUR), ("tickets_solved", S.SOLVED_BY_HOUR)):
+        body = await get_json(client, "/v1/analytics/trends", metric=metric, interval="hour", **RANGE)
+        got = {datetime.fromisoformat(p["bucket"]).hour: p["value"] or 0 for p in body["series"][0]["points"]}
+        checked += 24
+        if got != {h: expected_by_hour.get(h, 0) for h in range(24)}:
+            wrong.append(f"trends {metric} by Shanghai hour: expected {expected_by_hour}, got {got}")
+    body = await get_json(client, "/v1/analytics/trends", metric="tickets_created", interval="day", tz="UTC",
+                          **{"from": "2026-11-23T00:00:00Z", "to": "2026-11-25T00:00:00Z"})
+    got = [p["value"] or 0 for p in body["series"][0]["points"]]
+    checked += 2
+    if got != [10, 190]:
+        wrong.append(f"trends tickets_created per UTC day 23-24 Nov: expected [10, 190], got {got}")
+    team_key = {str(team): name for team, name in S.TEAM_NAMES.items()}
+    for metric, expected in TEAM_FIGURES.items():
+        body = await get_json(client, "/v1/analytics/breakdown", metric=metric, by="team", **RANGE)
+        got = {team_key.get(i["key"], i["key"]): (i["value"], i["n"]) for i in body["items"]}
+        for team, (value, n) in expected.items():
+            checked += 1
+            if team not in got or not close(value, got[team][0]) or got[team][1] != n:
+                wrong.append(f"breakdown {metric} by team {team}: expected {value} (n={n}), got {got.get(team)}")
+        body = await get_json(client, "/v1/analytics/trends", metric=metric, interval="day", by="team", **RANGE)
+        series = {team_key.get(s["key"], s["key"]): s["points"] for s in body["series"]}
+        for team, (value, n) in expected.items():
+            checked += 1
+            points = series.get(team) or [{}]
+            if not close(value, points[0].get("value")) or points[0].get("n") != n:
+                wrong.append(f"trends {metric} by team {team}: expected {value} (n={n}), got {points}")
+    for dim, expected in CREATED_BY.items():
+        body = await get_json(client, "/v1/analytics/breakdown", metric="tickets_created", by=dim, **RANGE)
+        got = {i["key"]: i["value"] for i in body["items"]}
+        checked += len(expected)
+        if got != expected:
+            wrong.append(f"breakdown tickets_created by {dim}: expected {expected}, got {got}")
+    body = await get_json(client, "/v1/analytics/sla", **RANGE)
+    per_metric: dict[str, list[int]] = {}
+    for item in body["items"]:
+        sums = per_metric.setdefault(item["metric"], [0, 0])
+        sums[0] += item["achieved"]
+        sums[1] += item["breached"]
+    checked += 2 * len(S.SLA_BY_METRIC) + 4
+    if {m: tuple(v) for m, v in per_metric.items()} != S.SLA_BY_METRIC:
+        wrong.append(f"sla per metric: expected {S.SLA_BY_METRIC}, got {per_metric}")
+    total = body["total"]
+    if (total["achieved"], total["breached"], total["n"]) != (320, 60, 380) or not close(
+            100 * 320 / 380, total["compliance_percent"]):
+        wrong.append(f"sla total: expected 320 achieved, 60 breached, {100 * 320 / 380:.2f} %, got {total}")
+    assert not wrong, "\n".join(wrong)
+    return checked
+
+
+#: backlog age buckets (docs/metrics.md), upper bounds exclusive, written out here rather than taken
+#: from the code under test
+BACKLOG_EDGES = (("lt_1h", timedelta(hours=1)), ("1h_8h", timedelta(hours=8)), ("8h_24h", timedelta(days=1)),
+                 ("1d_3d", timedelta(days=3)), ("3d_7d", timedelta(days=7)), ("7d_30d", timedelta(days=30)),
+                 ("ge_30d", timedelta.max))
+
+
+async def check_board(client: Any) -> int:
+    """The live board's state figures. The day is in the past, so the wall clock decides nothing
+    but the backlog's age buckets: every running target (the unanswered tickets' first response,
+    due 18:00 on the day) is overdue and none is at risk, whenever the test runs. The backlog is
+    checked against the ages of the 30 open tickets at the clock read around the request (an age
+    bucket boundary crossed between the two reads is retried)."""
+    open_created = [S.sh(16, 30, i) for i in range(20)] + [S.sh(7, 30, i) for i in range(10)]
+
+    def backlog_at(now: datetime) -> dict[str, int]:
+        counts = {name: 0 for name, _ in BACKLOG_EDGES}
+        for created in open_created:
+            counts[next(name for name, upper in BACKLOG_EDGES if now - created < upper)] += 1
+        return counts
+
+    for _ in range(3):
+        before = datetime.now(UTC)
+        kpis = await get_json(client, "/v1/analytics/kpis", tz="Asia/Shanghai")
+        if backlog_at(before) == backlog_at(datetime.now(UTC)):
+            break
+    wrong = [f"kpis {k}: expected {v}, got {kpis.get(k)}" for k, v in S.BOARD.items() if kpis.get(k) != v]
+    if kpis.get("backlog") != backlog_at(before):
+        wrong.append(f"kpis backlog: expected {backlog_at(before)}, got {kpis.get('backlog')}")
+    # as_of: the newest event folded in, the last survey answer (20:00+19 in Shanghai)
+    if kpis.get("as_of") is None or datetime.fromisoformat(kpis["as_of"]) != S.sh(20, 19):
+        wrong.append(f"kpis as_of: expected {S.sh(20, 19).isoformat()}, got {kpis.get('as_of')}")
+    at_risk = await get_json(client, "/v1/analytics/at-risk", limit=100)
+    overdue = sorted((t["ticket_id"], t["metric"]) for t in at_risk["overdue"])
+    expected_overdue = sorted((str(S.uid("ticket", "unanswered", i)), "first_response") for i in range(10))
+    if overdue != expected_overdue or at_risk["at_risk"]:
+        wrong.append(f"at-risk: expected the 10 unanswered first responses overdue and none at risk, got "
+                     f"overdue {overdue}, at risk {at_risk['at_risk']}")
+    assert not wrong, "\n".join(wrong)
+    return len(S.BOARD) + len(BACKLOG_EDGES) + 1 + 10
