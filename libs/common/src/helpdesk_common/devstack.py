@@ -381,6 +381,10 @@ class Stack:
             values["ticket_confirmation_token_key"] = secrets.token_urlsafe(48)
             path.write_text(json.dumps(values))
             path.chmod(0o600)
+        if "ticket_export_cursor_key" not in values:  # ticket-svc's incremental-export cursors (issue 13)
+            values["ticket_export_cursor_key"] = secrets.token_urlsafe(48)
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         if "customer_survey_token_key" not in values:  # customer-svc's survey answer links (issue 11)
             values["customer_survey_token_key"] = secrets.token_urlsafe(48)
             path.write_text(json.dumps(values))
@@ -459,6 +463,8 @@ class Stack:
             env["TICKET_ATTACHMENT_URL_KEY"] = self.secrets["ticket_attachment_url_key"]
             env["TICKET_VISITOR_TOKEN_KEY"] = self.secrets["ticket_visitor_token_key"]
             env.setdefault("TICKET_CONFIRMATION_TOKEN_KEY", self.secrets["ticket_confirmation_token_key"])
+            # one key for both workers: a cursor one signed must be good at the other
+            env.setdefault("TICKET_EXPORT_CURSOR_KEY", self.secrets["ticket_export_cursor_key"])
         if name == "customer-svc":  # signs and alone verifies survey answer links
             env.setdefault("CUSTOMER_SURVEY_TOKEN_KEY", self.secrets["customer_survey_token_key"])
         env.update(extra_env or {})
