@@ -1,8 +1,8 @@
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
-from helpdesk_common.consumer import Handler
-from helpdesk_common.events import CUSTOMERS_TOPIC, SLA_TOPIC, TICKETS_TOPIC
+from helpdesk_common.consumer import Handler, compose_handlers
+from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, SLA_TOPIC, TICKETS_TOPIC
 
 from .config import Settings, get_settings
 from .db import inbox, outbox
@@ -16,6 +16,7 @@ from .kpis.handlers import (
     handle_ticket_created,
     handle_ticket_updated,
 )
+from .readmodel.handlers import HANDLERS as READMODEL_HANDLERS
 from .rebuild.repository import hold_fold_lock
 from .steps.endpoints import router as steps_router
 from .steps.handlers import HANDLERS as STEP_HANDLERS
@@ -23,13 +24,14 @@ from .steps.handlers import HANDLERS as STEP_HANDLERS
 #: the consumer that folds every read model; ``analytics_svc.rebuild`` replays the same topics
 #: through the same handlers (``fold_handlers``) and marks what it folded in this consumer's inbox
 FOLD_CONSUMER = "analytics-svc.facts"
-FOLD_TOPICS = [TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC]
+FOLD_TOPICS = [TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, DELIVERIES_TOPIC]
 
 
 def fold_handlers() -> dict[str, Handler]:
     """Event type -> handler of the read-model fold: the live consumer's map, and the rebuild's,
-    so a replay folds exactly what the live consumer folds."""
-    return {
+    so a replay folds exactly what the live consumer folds. The kpis / steps tables and the
+    metric read model (``readmodel.handlers``) fold the same events in one transaction."""
+    return compose_handlers({
         "ticket.created": handle_ticket_created,
         "ticket.customer_linked": handle_customer_linked,
         "sla.applied": handle_sla_applied,
@@ -38,7 +40,7 @@ def fold_handlers() -> dict[str, Handler]:
         "survey.answered": handle_survey_answered,
         "ticket.updated": handle_ticket_updated,
         **STEP_HANDLERS,
-    }
+    }, READMODEL_HANDLERS)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

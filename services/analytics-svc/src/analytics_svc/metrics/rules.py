@@ -205,6 +205,16 @@ class TicketMetrics:
     customer message, so compliance counts cycles, not just the last one"""
     csat: int | None = None
     nps: int | None = None
+    first_reply_at: datetime | None = None
+    """the instant of the reply that ended the first reply wait (the read model's hour for it)"""
+    resolved_at: datetime | None = None
+    """the instant the ticket was last resolved, only while it is resolved now"""
+    sla_outcome_at: tuple[datetime, ...] = ()
+    """the instant each cycle of ``sla_outcomes`` was decided (same order): a breach counts at the
+    breach, a fulfilment at the fulfilment"""
+    csat_at: datetime | None = None
+    nps_at: datetime | None = None
+    """the instants of the answers kept in ``csat`` / ``nps``"""
 
 
 # --------------------------------------------------------------------------- fold
@@ -255,6 +265,7 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
     # first and next replies: the instant the oldest unanswered public customer message arrived
     awaiting: datetime | None = start if opening_is_request else None
     first_reply: Duration | None = None
+    first_reply_at: datetime | None = None
     next_replies: list[Duration] = []
     replies = 0
     customer_messages = 1 if opening_is_request else 0
@@ -264,8 +275,11 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
     merged_at: datetime | None = None
     sla: dict[str, bool] = {}
     cycles: list[tuple[str, bool]] = []
+    cycle_at: list[datetime] = []
     open_breach: dict[str, int] = {}  # metric -> index in cycles of a breach whose cycle still runs
     csat = nps = None
+    csat_at: datetime | None = None
+    nps_at: datetime | None = None
 
     for fact in facts:
         at = max(to_utc(fact.at), start)
@@ -302,7 +316,7 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
                 if awaiting is not None:
                     waited = span(awaiting, at, calendar)
                     if first_reply is None:
-                        first_reply = waited
+                        first_reply, first_reply_at = waited, at
                     else:
                         next_replies.append(waited)
                     awaiting = None
@@ -316,12 +330,13 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
                         del open_breach[metric]
                     continue
                 cycles.append((metric, not breached))
+                cycle_at.append(at)
                 if not final:
                     open_breach[metric] = len(cycles) - 1
             case SurveyAnswer(kind="csat", value=value):
-                csat = value
+                csat, csat_at = value, at
             case SurveyAnswer(kind="nps", value=value):
-                nps = value
+                nps, nps_at = value, at
 
     stop = merged_at if merged_at is not None else end
     if stop > spell_start:
@@ -351,6 +366,11 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
         sla_outcomes=tuple(cycles),
         csat=csat,
         nps=nps,
+        first_reply_at=first_reply_at,
+        resolved_at=resolved_at if resolved else None,
+        sla_outcome_at=tuple(cycle_at),
+        csat_at=csat_at,
+        nps_at=nps_at,
     )
 
 

@@ -1,0 +1,256 @@
+"""Fold events into the metric read model, inside the consumer's transaction (bare asyncpg).
+
+Each ticket event becomes facts with a natural key in ``ticket_history``; when one is new, the
+ticket is re-folded from all its facts (``metrics.rules.fold`` with no ``as_of``, so the result
+depends only on the facts and a rebuild reproduces it), its contributions recomputed, and only
+the difference to what it contributed before is added to the rollups. A redelivered or
+re-published event inserts nothing and changes nothing: the read model is idempotent without
+the inbox, and order-tolerant because a fold never depends on arrival order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..metrics import rules
+from . import calendars, facts, ops, repository
+from .contributions import (
+    Contributions, Dimensions, contributions, cycle_policies, delta, hour, survey_amounts, ticket_state,
+)
+
+Handler = Callable[[Any, Any], Awaitable[None]]
+
+
+# --------------------------------------------------------------------------- ticket folds
+
+
+async def fold_ticket_event(conn: Any, event: Any) -> None:
+    """Record the event's facts; re-fold the ticket if any of them is new."""
+    pairs = facts.ticket_facts(event)
+    if pairs:
+        ticket_id = event.data.ticket_id
+        rows = [(key, facts.kind_of(fact), fact.at, facts.to_body(fact)) for key, fact in pairs]
+        if await repository.insert_facts(conn, ticket_id, rows):
+            await refold(conn, ticket_id)
+    ops.folded(event.type, event.time)
+
+
+async def refold(conn: Any, ticket_id: uuid.UUID) -> None:
+    """Fold one ticket from all its facts and move the rollups from its old contributions to
+    its new ones. The ticket's row is locked first, so folds of one ticket never interleave."""
+    old = Contributions.from_json(await repository.lock_ticket(conn, ticket_id))
+    history = [facts.from_body(r["kind"], r["body"]) for r in await repository.load_history(conn, ticket_id)]
+    state = ticket_state(history)
+    metric_facts = [f for f in history if facts.kind_of(f) in facts.METRIC_KINDS]
+    created = next((f for f in metric_facts if isinstance(f, rules.Created)), None)
+
+    tier, organization = state.ticket_tier, None
+    if state.customer_id is not None:
+        row = await repository.customer_dims(conn, uuid.UUID(state.customer_id))
+        if row is not None:
+            tier = tier if tier is not None else row["tier"]
+            organization = None if row["organization_id"] is None else str(row["organization_id"])
+    dims = dataclasses.replace(state.dims, tier=tier, organization_id=organization)
+    calendar_id, calendar = await calendars.calendar_for(conn, dims.team_id)
+
+    metrics = rules.fold(metric_facts, calendar=calendar) if metric_facts else None
+    new = contributions(
+        created_at=None if created is None else created.at, metrics=metrics, dims=dims,
+        policies=() if metrics is None else cycle_policies(metrics, state.targets), failures=state.failures,
+    )
+    change = delta(old, new)
+    if change:
+        await repository.apply_delta(conn, change)
+    await repository.store_ticket(conn, ticket_id, ticket_row(
+        state_number=state.number, created=created, metrics=metrics, dims=dims, customer_id=state.customer_id,
+        calendar_id=calendar_id, contributions=new, event_at=state.newest,
+    ))
+
+
+def ticket_row(*, state_number: int | None, created: rules.Created | None, metrics: rules.TicketMetrics | None,
+               dims: Dimensions, customer_id: str | None, calendar_id: uuid.UUID | None, contributions: Contributions,
+               event_at: Any) -> dict[str, Any]:
+    """The ticket_metrics values of a fold (pure). Without a calendar, business minutes are the
+    calendar minutes (24x7), as in the rollups."""
+    values: dict[str, Any] = dict(rules.metric_values(metrics)) if metrics is not None else {}
+    for name in list(values):
+        if name.endswith("_business_minutes") and values[name] is None:
+            values[name] = values.get(name.replace("_business_minutes", "_minutes"))
+    values.update(
+        number=state_number, created_at=None if created is None else created.at,
+        first_reply_at=None if metrics is None else metrics.first_reply_at,
+        resolved_at=None if metrics is None else metrics.resolved_at,
+        team_id=None if dims.team_id is None else uuid.UUID(dims.team_id), assignee_id=dims.assignee_id,
+        channel=dims.channel, ticket_type=dims.ticket_type, priority=dims.priority,
+        customer_id=None if customer_id is None else uuid.UUID(customer_id), customer_tier=dims.tier,
+        organization_id=None if dims.organization_id is None else uuid.UUID(dims.organization_id), brand=dims.brand,
+        tags=list(dims.tags), calendar_id=calendar_id, contributions=contributions.to_json(), event_at=event_at,
+    )
+    for name in ("next_replies", "reopens", "replies", "assignee_hops", "team_hops", "sla_achieved", "sla_breached"):
+        values[name] = values.get(name) or 0
+    for name in ("resolved", "one_touch", "first_contact", "merged"):
+        values[name] = bool(values.get(name))
+    return values
+
+
+# --------------------------------------------------------------------------- SLA targets
+
+
+async def _target(conn: Any, event: Any, **values: Any) -> None:
+    d = event.data
+    await repository.upsert_sla_target(conn, ticket_id=d.ticket_id, metric=d.metric, event_at=event.time, **values)
+
+
+async def handle_sla_applied(conn: Any, event: Any) -> None:
+    d = event.data
+    await _target(conn, event, policy=d.policy, target_minutes=d.target_minutes, started_at=d.started_at,
+                  due_at=d.due_at, state="running", colour="green")
+    await fold_ticket_event(conn, event)
+
+
+async def handle_sla_warning(conn: Any, event: Any) -> None:
+    d = event.data
+    await _target(conn, event, policy=d.policy, due_at=d.due_at, colour=d.colour or "yellow")
+    ops.folded(event.type, event.time)
+
+
+async def handle_sla_breached(conn: Any, event: Any) -> None:
+    d = event.data
+    await _target(conn, event, policy=d.policy, due_at=d.due_at, colour="breached")
+    await fold_ticket_event(conn, event)
+
+
+async def handle_sla_paused(conn: Any, event: Any) -> None:
+    await _target(conn, event, state="paused")
+    ops.folded(event.type, event.time)
+
+
+async def handle_sla_resumed(conn: Any, event: Any) -> None:
+    await _target(conn, event, state="running", due_at=event.data.due_at)
+    ops.folded(event.type, event.time)
+
+
+async def handle_sla_fulfilled(conn: Any, event: Any) -> None:
+    await _target(conn, event, state="fulfilled", due_at=event.data.due_at)
+    await fold_ticket_event(conn, event)
+
+
+async def handle_sla_cancelled(conn: Any, event: Any) -> None:
+    await _target(conn, event, state="cancelled")
+    ops.folded(event.type, event.time)
+
+
+async def handle_team_calendar(conn: Any, event: Any) -> None:
+    """Project the calendar (newest version wins); tickets folded afterwards count in it."""
+    d = event.data
+    await repository.upsert_calendar(conn, team_key=calendars.team_key(d.team_id), calendar_id=d.calendar_id,
+                                     calendar=d.calendar, version=d.version)
+    ops.folded(event.type, event.time)
+
+
+# --------------------------------------------------------------------------- customers, surveys, deliveries
+
+
+async def handle_customer_created(conn: Any, event: Any) -> None:
+    d = event.data
+    fields = {"organization_id"} | ({"tier"} if "tier" in (d.model_extra or {}) else set())
+    await repository.upsert_customer_dims(
+        conn, customer_id=d.customer_id, event_at=d.created_at, tier=(d.model_extra or {}).get("tier"),
+        organization_id=d.organization_id, fields=frozenset(fields))
+    ops.folded(event.type, event.time)
+
+
+async def handle_customer_updated(conn: Any, event: Any) -> None:
+    """``tier`` is the customer's current tier on every update; ``organization_id`` counts when
+    the event carries it."""
+    d = event.data
+    fields = {"tier"}
+    if "organization_id" in d.model_fields_set or "organization_id" in d.changes:
+        fields.add("organization_id")
+    await repository.upsert_customer_dims(conn, customer_id=d.customer_id, event_at=d.updated_at, tier=d.tier,
+                                          organization_id=d.organization_id, fields=frozenset(fields))
+    ops.folded(event.type, event.time)
+
+
+async def handle_customer_merged(conn: Any, event: Any) -> None:
+    d = event.data
+    await repository.copy_customer_dims(conn, survivor_id=d.survivor_id, merged_id=d.merged_id, event_at=d.at)
+    ops.folded(event.type, event.time)
+
+
+async def _customer_rollup(conn: Any, customer_id: uuid.UUID, at: Any, amounts: dict[str, float],
+                           extra_pairs: tuple[tuple[str, str], ...] = ()) -> None:
+    """Add figures that belong to no ticket: under ``all``, the customer's tier and organisation
+    as known now, and ``extra_pairs``."""
+    pairs = [("all", "")]
+    row = await repository.customer_dims(conn, customer_id) if customer_id is not None else None
+    if row is not None:
+        if row["tier"]:
+            pairs.append(("tier", row["tier"]))
+        if row["organization_id"] is not None:
+            pairs.append(("organization", str(row["organization_id"])))
+    pairs.extend(extra_pairs)
+    await repository.apply_delta(conn, delta(Contributions(), Contributions(
+        pairs=tuple(pairs), metric={hour(at): amounts})))
+
+
+async def handle_survey_answered(conn: Any, event: Any) -> None:
+    """About a ticket: a fact of the ticket. About the relationship (no ticket): counted once per
+    survey under ``all`` and the customer's tier and organisation; the survey's key is kept in
+    ``ticket_history`` under the customer's id (a customer id is never a ticket id)."""
+    d = event.data
+    if d.ticket_id is not None:
+        await fold_ticket_event(conn, event)
+        return
+    value = d.rating if d.kind == "csat" else d.score
+    if value is not None:
+        fact = rules.SurveyAnswer(at=d.at, kind=d.kind, value=value)
+        row = (f"customer-survey:{d.survey_id}", "survey", fact.at, facts.to_body(fact))
+        if await repository.insert_facts(conn, d.customer_id, [row]):
+            await _customer_rollup(conn, d.customer_id, d.at, survey_amounts(d.kind, value))
+    ops.folded(event.type, event.time)
+
+
+async def handle_delivery_failed(conn: Any, event: Any) -> None:
+    """Counted once per delivery: with the ticket's dimensions when it names one (a fact of the
+    ticket, so it follows the ticket's team), else under ``all`` and its channel."""
+    d = event.data
+    if not await repository.insert_delivery_failure(conn, delivery_id=d.delivery_id, ticket_id=d.ticket_id,
+                                                    channel=d.channel, kind=d.kind, at=d.at):
+        ops.folded(event.type, event.time)
+        return
+    if d.ticket_id is not None:
+        await fold_ticket_event(conn, event)
+        return
+    await repository.apply_delta(conn, delta(Contributions(), Contributions(
+        pairs=(("all", ""), ("channel", d.channel)), metric={hour(d.at): {"delivery_failures": 1}})))
+    ops.folded(event.type, event.time)
+
+
+HANDLERS: dict[str, Handler] = {
+    "ticket.created": fold_ticket_event,
+    "ticket.updated": fold_ticket_event,
+    "ticket.status_changed": fold_ticket_event,
+    "ticket.assigned": fold_ticket_event,
+    "ticket.message_added": fold_ticket_event,
+    "ticket.merged": fold_ticket_event,
+    "ticket.customer_linked": fold_ticket_event,
+    "survey.answered": handle_survey_answered,
+    "sla.applied": handle_sla_applied,
+    "sla.warning": handle_sla_warning,
+    "sla.breached": handle_sla_breached,
+    "sla.paused": handle_sla_paused,
+    "sla.resumed": handle_sla_resumed,
+    "sla.fulfilled": handle_sla_fulfilled,
+    "sla.cancelled": handle_sla_cancelled,
+    "sla.team_calendar_changed": handle_team_calendar,
+    "customer.created": handle_customer_created,
+    "customer.updated": handle_customer_updated,
+    "customer.merged": handle_customer_merged,
+    "delivery.failed": handle_delivery_failed,
+}
+"""Every event type the read model folds; each handler is ``async (conn, event) -> None`` and
+idempotent on its own (natural keys, versions), without the inbox."""

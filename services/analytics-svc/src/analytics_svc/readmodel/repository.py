@@ -1,0 +1,217 @@
+"""All SQL of the metric read model's writes (plain SQL on the consumer's bare asyncpg connection).
+
+Rollup upserts take every row of a delta in one statement (``unnest`` of one array per column),
+in key order, so two transactions touching the same rows lock them in the same order. A rollup
+row whose sums went back to zero (a ticket moved to another team) stays: it is harmless to every
+sum, and deleting it would race with a concurrent upsert of the same key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from .contributions import COUNT_COLUMNS, HIST_COLUMNS, SUM_COLUMNS, Delta, hist_arrays
+
+# --------------------------------------------------------------------------- ticket history
+
+_INSERT_FACTS = (
+    "INSERT INTO ticket_history (ticket_id, fact_key, kind, at, body) "
+    "SELECT $1, u.k, u.kind, u.at, u.body::jsonb FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[]) "
+    "AS u(k, kind, at, body) ON CONFLICT (ticket_id, fact_key) DO NOTHING RETURNING fact_key"
+)
+
+
+async def insert_facts(conn: Any, ticket_id: uuid.UUID, rows: Sequence[tuple[str, str, datetime, dict[str, Any]]]) -> int:
+    """Insert ``(fact_key, kind, at, body)`` rows of one ticket; the number that were new (0: a
+    redelivery or re-publication, nothing to fold)."""
+    if not rows:
+        return 0
+    new = await conn.fetch(
+        _INSERT_FACTS, ticket_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+        [orjson.dumps(r[3]).decode() for r in rows],
+    )
+    return len(new)
+
+
+async def lock_ticket(conn: Any, ticket_id: uuid.UUID) -> Any:
+    """Lock the ticket's row (creating an empty one) and return its stored contributions: two
+    folds of one ticket (events of another topic on another replica) run one after the other, and
+    the second one reads the first one's facts and contributions."""
+    return await conn.fetchval(
+        "INSERT INTO ticket_metrics (ticket_id) VALUES ($1) ON CONFLICT (ticket_id) DO UPDATE "
+        "SET ticket_id = EXCLUDED.ticket_id RETURNING contributions", ticket_id)
+
+
+async def load_history(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
+    return await conn.fetch("SELECT kind, body FROM ticket_history WHERE ticket_id = $1", ticket_id)
+
+
+async def customer_dims(conn: Any, customer_id: uuid.UUID) -> Any:
+    return await conn.fetchrow("SELECT tier, organization_id FROM customer_dims WHERE customer_id = $1", customer_id)
+
+
+async def calendar_versions(conn: Any, keys: list[str]) -> list[Any]:
+    return await conn.fetch(
+        "SELECT team_key, version, calendar_id, calendar IS NOT NULL AS has_calendar FROM business_calendars "
+        "WHERE team_key = ANY($1::text[])", keys)
+
+
+async def calendar_definition(conn: Any, key: str) -> Any:
+    return await conn.fetchrow("SELECT version, calendar FROM business_calendars WHERE team_key = $1", key)
+
+
+#: ticket_metrics columns written by a fold, in this order
+TICKET_COLUMNS = (
+    "number", "created_at", "status", "first_reply_at", "resolved_at", "team_id", "assignee_id", "channel",
+    "ticket_type", "priority", "customer_id", "customer_tier", "organization_id", "brand", "tags", "calendar_id",
+    "first_reply_minutes", "first_reply_business_minutes", "full_resolution_minutes",
+    "full_resolution_business_minutes", "requester_wait_minutes", "requester_wait_business_minutes",
+    "agent_wait_minutes", "agent_wait_business_minutes", "on_hold_minutes", "on_hold_business_minutes",
+    "next_replies_total_minutes", "next_replies_total_business_minutes", "next_replies", "reopens", "replies",
+    "assignee_hops", "team_hops", "resolved", "one_touch", "first_contact", "merged", "csat", "nps",
+    "sla_achieved", "sla_breached", "contributions", "event_at",
+)
+_STORE_TICKET = (
+    f"UPDATE ticket_metrics SET {', '.join(f'{c} = ${i + 2}' for i, c in enumerate(TICKET_COLUMNS))}, "
+    "folded_at = clock_timestamp() WHERE ticket_id = $1"
+)
+
+
+async def store_ticket(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any]) -> None:
+    """Write the folded row (locked and created by ``lock_ticket`` in the same transaction)."""
+    await conn.execute(_STORE_TICKET, ticket_id, *(values.get(c) for c in TICKET_COLUMNS))
+
+
+# --------------------------------------------------------------------------- rollups
+
+_M_COLS = COUNT_COLUMNS + SUM_COLUMNS
+_APPLY_METRIC = (
+    f"INSERT INTO metric_rollups (dim, bucket, dim_value, {', '.join(_M_COLS)}, {', '.join(HIST_COLUMNS)}) "
+    f"SELECT u.dim, u.bucket, u.dim_value, {', '.join(f'u.{c}' for c in _M_COLS)}, "
+    f"{', '.join(f'u.{c}::int[]' for c in HIST_COLUMNS)} "
+    "FROM unnest($1::text[], $2::timestamptz[], $3::text[], "
+    + ", ".join(f"${i + 4}::{'int8' if c in COUNT_COLUMNS else 'float8'}[]" for i, c in enumerate(_M_COLS))
+    + ", " + ", ".join(f"${len(_M_COLS) + 4 + i}::text[]" for i in range(len(HIST_COLUMNS)))
+    + f") WITH ORDINALITY AS u(dim, bucket, dim_value, {', '.join(_M_COLS)}, {', '.join(HIST_COLUMNS)}, ord) "
+    "ORDER BY u.ord "
+    "ON CONFLICT (dim, bucket, dim_value) DO UPDATE SET "
+    + ", ".join(f"{c} = metric_rollups.{c} + EXCLUDED.{c}" for c in _M_COLS) + ", "
+    + ", ".join(f"{c} = hist_add(metric_rollups.{c}, EXCLUDED.{c})" for c in HIST_COLUMNS)
+)
+_APPLY_SLA = (
+    "INSERT INTO sla_rollups (dim, bucket, dim_value, policy, metric, achieved, breached) "
+    "SELECT u.dim, u.bucket, u.dim_value, u.policy, u.metric, u.achieved, u.breached "
+    "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[]) "
+    "WITH ORDINALITY AS u(dim, bucket, dim_value, policy, metric, achieved, breached, ord) ORDER BY u.ord "
+    "ON CONFLICT (dim, bucket, dim_value, policy, metric) DO UPDATE SET "
+    "achieved = sla_rollups.achieved + EXCLUDED.achieved, breached = sla_rollups.breached + EXCLUDED.breached"
+)
+
+
+def _pg_array(values: list[int] | None) -> str | None:
+    return None if values is None else "{" + ",".join(str(v) for v in values) + "}"
+
+
+async def apply_delta(conn: Any, delta: Delta) -> None:
+    """Add a delta to metric_rollups and sla_rollups: one statement per table, rows in key order."""
+    if delta.metric:
+        rows = delta.metric
+        columns: list[list[Any]] = [[k[0] for k, _ in rows], [datetime.fromisoformat(k[1]) for k, _ in rows],
+                                    [k[2] for k, _ in rows]]
+        for c in _M_COLS:
+            if c in COUNT_COLUMNS:
+                columns.append([int(cols.get(c, 0)) for _, cols in rows])
+            else:
+                columns.append([float(cols.get(c, 0.0)) for _, cols in rows])
+        hists = [hist_arrays(cols) for _, cols in rows]
+        for h in HIST_COLUMNS:
+            columns.append([_pg_array(x[h]) for x in hists])
+        await conn.execute(_APPLY_METRIC, *columns)
+    if delta.sla:
+        rows_s = delta.sla
+        await conn.execute(
+            _APPLY_SLA, [k[0] for k, _ in rows_s], [datetime.fromisoformat(k[1]) for k, _ in rows_s],
+            [k[2] for k, _ in rows_s], [k[3] for k, _ in rows_s], [k[4] for k, _ in rows_s],
+            [v[0] for _, v in rows_s], [v[1] for _, v in rows_s],
+        )
+
+
+# --------------------------------------------------------------------------- projections
+
+async def upsert_sla_target(conn: Any, *, ticket_id: uuid.UUID, metric: str, event_at: datetime,
+                            policy: str | None = None, target_minutes: int | None = None,
+                            started_at: datetime | None = None, due_at: datetime | None = None,
+                            state: str | None = None, colour: str | None = None) -> None:
+    """Merge one sla.* event into the target's row. The newest event (by its time) decides the
+    state and colour and overrides the attributes it carries; an older one only fills attributes
+    still unknown (an ``sla.applied`` overtaken by its warning still gives the policy)."""
+    await conn.execute(
+        "INSERT INTO sla_targets AS t (ticket_id, metric, policy, target_minutes, started_at, due_at, state, colour, "
+        "event_at) VALUES ($1, $2, $3::text, $4::int, $5::timestamptz, $6::timestamptz, coalesce($7::text, 'running'), "
+        "coalesce($8::text, 'green'), $9) "
+        "ON CONFLICT (ticket_id, metric) DO UPDATE SET "
+        "policy = CASE WHEN EXCLUDED.event_at >= t.event_at THEN coalesce($3, t.policy) ELSE coalesce(t.policy, $3) END, "
+        "target_minutes = CASE WHEN EXCLUDED.event_at >= t.event_at THEN coalesce($4, t.target_minutes) "
+        "ELSE coalesce(t.target_minutes, $4) END, "
+        "started_at = CASE WHEN EXCLUDED.event_at >= t.event_at THEN coalesce($5, t.started_at) "
+        "ELSE coalesce(t.started_at, $5) END, "
+        "due_at = CASE WHEN EXCLUDED.event_at >= t.event_at THEN coalesce($6, t.due_at) ELSE coalesce(t.due_at, $6) END, "
+        "state = CASE WHEN EXCLUDED.event_at >= t.event_at AND $7::text IS NOT NULL THEN $7 ELSE t.state END, "
+        "colour = CASE WHEN EXCLUDED.event_at >= t.event_at AND $8::text IS NOT NULL THEN $8 ELSE t.colour END, "
+        "event_at = greatest(t.event_at, EXCLUDED.event_at)",
+        ticket_id, metric, policy, target_minutes, started_at, due_at, state, colour, event_at,
+    )
+
+
+async def upsert_calendar(conn: Any, *, team_key: str, calendar_id: uuid.UUID | None, calendar: Any,
+                          version: int) -> bool:
+    """Keep the announced calendar only if its version is newer than the stored one."""
+    return bool(await conn.fetchval(
+        "INSERT INTO business_calendars (team_key, calendar_id, calendar, version) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (team_key) DO UPDATE SET calendar_id = EXCLUDED.calendar_id, calendar = EXCLUDED.calendar, "
+        "version = EXCLUDED.version WHERE business_calendars.version < EXCLUDED.version RETURNING true",
+        team_key, calendar_id, calendar, version,
+    ))
+
+
+async def upsert_customer_dims(conn: Any, *, customer_id: uuid.UUID, event_at: datetime, tier: str | None,
+                               organization_id: uuid.UUID | None, fields: frozenset[str]) -> None:
+    """A customer's tier / organisation as of ``event_at``: a newer event sets the ``fields`` it
+    carries; an older one is ignored (customer-svc's events of one customer are in order, this
+    guards against replays of old ones)."""
+    await conn.execute(
+        "INSERT INTO customer_dims AS c (customer_id, tier, organization_id, event_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (customer_id) DO UPDATE SET "
+        "tier = CASE WHEN $5::boolean THEN EXCLUDED.tier ELSE c.tier END, "
+        "organization_id = CASE WHEN $6::boolean THEN EXCLUDED.organization_id ELSE c.organization_id END, "
+        "event_at = EXCLUDED.event_at WHERE c.event_at <= EXCLUDED.event_at",
+        customer_id, tier, organization_id, event_at, "tier" in fields, "organization_id" in fields,
+    )
+
+
+async def copy_customer_dims(conn: Any, *, survivor_id: uuid.UUID, merged_id: uuid.UUID, event_at: datetime) -> None:
+    """After a customer merge, tickets still pointing at the merged customer take the survivor's
+    tier and organisation."""
+    await conn.execute(
+        "INSERT INTO customer_dims AS c (customer_id, tier, organization_id, event_at) "
+        "SELECT $2, s.tier, s.organization_id, $3 FROM customer_dims s WHERE s.customer_id = $1 "
+        "ON CONFLICT (customer_id) DO UPDATE SET tier = EXCLUDED.tier, organization_id = EXCLUDED.organization_id, "
+        "event_at = EXCLUDED.event_at WHERE c.event_at <= EXCLUDED.event_at",
+        survivor_id, merged_id, event_at,
+    )
+
+
+async def insert_delivery_failure(conn: Any, *, delivery_id: uuid.UUID, ticket_id: uuid.UUID | None, channel: str,
+                                  kind: str, at: datetime) -> bool:
+    """Record one failed delivery; False when it was already recorded (a redelivery, a retry by
+    hand that failed again keeps its first failure)."""
+    return bool(await conn.fetchval(
+        "INSERT INTO delivery_failures (delivery_id, ticket_id, channel, kind, at) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (delivery_id) DO NOTHING RETURNING true",
+        delivery_id, ticket_id, channel, kind, at,
+    ))
