@@ -1,6 +1,6 @@
 """Gateway tests: the real database and broker (``infra``), the gateway served by uvicorn on
 127.0.0.1 (SSE needs a real server: httpx's ASGI transport buffers whole responses), and a
-tiny stand-in for ticket-svc that answers ``GET /v1/agents/me`` and the user provisioning call
+tiny stand-in for ticket-svc that answers ``GET /v1/agents/me``, ``GET /v1/agents`` and the user provisioning call
 (``PUT /internal/users/{id}``) and echoes everything else, so forwarding can be observed without
 the real service."""
 
@@ -76,6 +76,14 @@ def fake_ticket_app(state: FakeTicketSvc) -> FastAPI:
         if principal.id not in state.teams:
             return JSONResponse({"detail": "no agent profile"}, status_code=404)
         return JSONResponse({"id": principal.id, "team_ids": state.teams[principal.id], "status": "online"})
+
+    @app.get("/v1/agents")
+    async def agents(request: Request) -> JSONResponse:
+        """The agent directory, as analytics-svc asks it for a supervisor's team members."""
+        verifier.verify(request.headers[IDENTITY_HEADER])
+        if state.down:
+            return JSONResponse({"detail": "down"}, status_code=503)
+        return JSONResponse([{"id": uid, "team_ids": teams, "status": "online"} for uid, teams in state.teams.items()])
 
     @app.put("/internal/users/{user_id}")
     async def provision(user_id: str, request: Request) -> JSONResponse:

@@ -68,10 +68,11 @@ async def serve_analytics(seen: Analytics) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def analytics(infra: Any, gateway_env: str, monkeypatch: pytest.MonkeyPatch) -> Analytics:
-    """analytics-svc's settings on this test's broker topics (the gateway's prefix) and database;
-    the gateway pointed at it."""
+def analytics(infra: Any, gateway_env: str, ticket_svc: Any, monkeypatch: pytest.MonkeyPatch) -> Analytics:
+    """analytics-svc's settings on this test's broker topics (the gateway's prefix) and database,
+    asking the ticket-svc stand-in for a supervisor's teams; the gateway pointed at it."""
     database_url = infra.new_database("analytics_svc")
+    monkeypatch.setenv("ANALYTICS_TICKET_URL", ticket_svc.url)
     monkeypatch.setenv("ANALYTICS_DATABASE_URL", database_url)
     monkeypatch.setenv("ANALYTICS_RELAY_POLL_INTERVAL_S", "0.2")
     port = free_port()
@@ -173,8 +174,8 @@ async def test_a_supervisor_gets_the_board_at_once_then_within_2s_of_a_change_ne
         infra, gateway_env, ticket_svc, analytics):
     team = uuid.uuid4()
     agent_id, agent = user_token("agent")
-    ticket_svc.teams[agent_id] = [str(team)]
-    _, supervisor = user_token("supervisor")
+    supervisor_id, supervisor = user_token("supervisor")
+    ticket_svc.teams[agent_id] = ticket_svc.teams[supervisor_id] = [str(team)]  # the supervisor's board: their team
     async with serve_analytics(analytics), serve(new_gateway()) as (url, _), \
             httpx.AsyncClient(base_url=url, timeout=30) as client, producer(infra.kafka_bootstrap) as kafka:
         async with Frames(client, "/v1/stream", supervisor) as sup, Frames(client, "/v1/stream", agent) as agt:
@@ -224,6 +225,7 @@ async def test_a_supervisor_gets_the_board_at_once_then_within_2s_of_a_change_ne
 
 async def test_one_fetch_per_second_per_scope_however_many_streams(infra, gateway_env, ticket_svc, analytics):
     supervisor_id, supervisor = user_token("supervisor")
+    ticket_svc.teams[supervisor_id] = [str(uuid.uuid4())]
     admin_1, admin_1_headers = user_token("admin")
     admin_2, admin_2_headers = user_token("admin")
     app = new_gateway()
@@ -258,7 +260,9 @@ async def test_one_fetch_per_second_per_scope_however_many_streams(infra, gatewa
 
 
 async def test_the_stream_outlives_analytics_and_the_board_comes_back(infra, gateway_env, ticket_svc, analytics):
-    _, supervisor = user_token("supervisor")
+    team = uuid.uuid4()
+    supervisor_id, supervisor = user_token("supervisor")
+    ticket_svc.teams[supervisor_id] = [str(team)]
     async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client, \
             producer(infra.kafka_bootstrap) as kafka:
         # the zone is checked before the stream opens, as analytics-svc checks it
@@ -272,17 +276,17 @@ async def test_the_stream_outlives_analytics_and_the_board_comes_back(infra, gat
                 first = await sup.until(is_board, 15)
                 assert first["json"]["tz"] == "Asia/Shanghai"
                 base = first["json"]["tickets_created_today"]
-                warm_up = created()
+                warm_up = created(team=team)
                 await publish(kafka, gateway_env, warm_up)
                 await sup.until(created_today(base + 1), 60)
             # analytics-svc is gone: ticket events keep coming, the stream stays open
-            during = created()
+            during = created(team=team)
             await publish(kafka, gateway_env, during)
             got = await sup.until(ticket_event(during), 30)
             assert got["json"]["data"]["subject"] == "打印机坏了"
             boards_while_down = len(sup.boards())
             await asyncio.sleep(2.5)
-            after = created()
+            after = created(team=team)
             await publish(kafka, gateway_env, after)
             await sup.until(ticket_event(after), 30)
             assert len(sup.boards()) == boards_while_down  # nothing new to show
