@@ -46,13 +46,14 @@ DAY_START, DAY_END = S.sh(0, 0), S.sh(0, 0) + timedelta(days=1)
 DURATIONS = ("first_reply", "next_replies_total", "full_resolution", "requester_wait", "agent_wait", "on_hold")
 
 
-def delivery(tickets: list[Any], seed: int = 20261124) -> tuple[list[Any], int]:
-    """The order the consumer sees: tickets interleaved at random (each ticket's events keep
-    their order, as one Kafka key does), every fifth ticket's events reversed (a solve before
-    the creation), every eleventh event delivered again with the same id, and every
-    thirteenth message or survey answer re-published under a new id. Returns (events, copies)."""
+def delivery(tickets: list[Any], others: list[Any], seed: int = 20261124) -> tuple[list[Any], int]:
+    """The order the consumer sees: tickets (and ``others``, events about no ticket's stream)
+    interleaved at random (each ticket's events keep their order, as one Kafka key does), every
+    fifth ticket's events reversed (a solve before the creation), every eleventh event delivered
+    again with the same id, and every thirteenth message, survey answer or delivery failure
+    re-published under a new id. Returns (events, copies)."""
     rng = random.Random(seed)
-    queues = []
+    queues = [[e] for e in others]
     for n, t in enumerate(tickets):
         evts = list(t.events)
         if n % 5 == 2:
@@ -69,7 +70,7 @@ def delivery(tickets: list[Any], seed: int = 20261124) -> tuple[list[Any], int]:
         if n % 11 == 5:
             out.append(e)  # a redelivery: same envelope id
             copies += 1
-        if n % 13 == 7 and e.type in ("ticket.message_added", "survey.answered"):
+        if n % 13 == 7 and e.type in ("ticket.message_added", "survey.answered", "delivery.failed"):
             out.append(e.model_copy(update={"id": uuid.uuid5(S.NS, f"republished/{e.id}")}))
             copies += 1
     return out, copies
@@ -150,7 +151,7 @@ async def test_the_scripted_shanghai_day(full, infra, db):
     handled = set(fold_handlers())
 
     # the calendars were announced days before (stale versions last): folded before the day starts
-    calendars = S.calendar_events()
+    calendars = S.calendar_events() + S.customer_events()
     await publish(infra.kafka_bootstrap, full.topics, calendars)
     calendar_ids = {e.id for e in calendars if e.type in handled}
 
@@ -159,7 +160,7 @@ async def test_the_scripted_shanghai_day(full, infra, db):
 
     await wait_for(calendars_folded, timeout=60)
 
-    stream, copies = delivery(tickets)
+    stream, copies = delivery(tickets, S.relationship_nps() + S.delivery_failures())
     await publish(infra.kafka_bootstrap, full.topics, stream)
     expected_inbox = len(calendar_ids) + len({e.id for e in stream if e.type in handled})
 
@@ -230,7 +231,8 @@ DAY_FIGURES = {
     "one_touch_percent": (100 * 60 / 160, 160),
     "first_contact_percent": (100 * 100 / 160, 160),
     "csat_percent": (100 * 40 / 100, 100),
-    "nps": (100 * (40 - 20) / 80, 80),
+    "nps": (100 * (45 - 25) / 90, 90),
+    "delivery_failures": (7, 7),
     "sla_compliance_percent": (100 * 320 / 380, 380),
 }
 TEAM_FIGURES = {
@@ -251,6 +253,13 @@ CREATED_BY = {
     "brand": {"acme": 100, "星辰": 40},
     "priority": {"normal": 90, "high": 60, "urgent": 20, "low": 30},
     "type": {"question": 100, "problem": 40, "incident": 40, "task": 20},
+    "organization": {str(S.O1): 40, str(S.O2): 20},
+}
+#: (metric, dimension) -> {value: (figure, n)} for the figures that also count events about no ticket
+OTHER_BREAKDOWNS = {
+    ("nps", "organization"): {str(S.O1): (0.0, 30), str(S.O2): (100.0, 20)},
+    ("delivery_failures", "channel"): {"wechat": (5, 5), "webhook": (2, 2)},
+    ("delivery_failures", "team"): {str(S.T2): (5, 5)},
 }
 
 
@@ -303,10 +312,17 @@ async def check_reports(client: Any) -> int:
                 wrong.append(f"trends {metric} by team {team}: expected {value} (n={n}), got {points}")
     for dim, expected in CREATED_BY.items():
         body = await get_json(client, "/v1/analytics/breakdown", metric="tickets_created", by=dim, **RANGE)
-        got = {i["key"]: i["value"] for i in body["items"]}
+        got = {i["key"]: i["value"] for i in body["items"] if i["n"]}  # a value seen only in other figures: n 0
         checked += len(expected)
         if got != expected:
             wrong.append(f"breakdown tickets_created by {dim}: expected {expected}, got {got}")
+    for (metric, dim), expected in OTHER_BREAKDOWNS.items():
+        body = await get_json(client, "/v1/analytics/breakdown", metric=metric, by=dim, **RANGE)
+        got = {i["key"]: (i["value"], i["n"]) for i in body["items"] if i["n"]}
+        checked += len(expected)
+        if set(got) != set(expected) or any(not close(v, got[k][0]) or got[k][1] != n
+                                            for k, (v, n) in expected.items()):
+            wrong.append(f"breakdown {metric} by {dim}: expected {expected}, got {got}")
     body = await get_json(client, "/v1/analytics/sla", **RANGE)
     per_metric: dict[str, list[int]] = {}
     for item in body["items"]:
