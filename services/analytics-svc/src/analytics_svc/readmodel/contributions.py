@@ -96,8 +96,8 @@ class TicketState:
 def ticket_state(history: Iterable[HistoryFact]) -> TicketState:
     """Resolve the current dimensions from the facts, independent of their arrival order:
     ``Dims`` apply in (version, time) order field by field; the team and assignee are those of
-    the latest assignment (by ``rules.order_key``), else the creation's; the customer is the
-    latest link, else the one the ticket was created or updated with."""
+    the latest assignment (by ``rules.order_key``), else the creation's; the customer is the one
+    of the latest link or of the latest creation / update naming one, whichever is newer."""
     dims_facts: list[Dims] = []
     assignments: list[Created | Assigned] = []
     links: list[Linked] = []
@@ -119,15 +119,22 @@ def ticket_state(history: Iterable[HistoryFact]) -> TicketState:
             case DeliveryFailure():
                 failures[fact.delivery_id] = fact
     values: dict[str, Any] = {}
+    customer_set_at: datetime | None = None
     for d in sorted(dims_facts, key=lambda d: (d.version, d.at.astimezone(UTC), sorted(d.values.items(), key=str))):
         values.update(d.values)
+        if "customer_id" in d.values:
+            customer_set_at = d.at.astimezone(UTC)
     team = assignee = None
     if assignments:
         latest = max(assignments, key=lambda f: (isinstance(f, Assigned), order_key(f)))
         team, assignee = latest.team_id, latest.assignee_id
     customer = values.get("customer_id")
     if links:
-        customer = max(links, key=lambda f: (f.at.astimezone(UTC), f.customer_id)).customer_id
+        # a link newer than the ticket's own customer change wins (a requester resolved later);
+        # a customer change after it (a merge re-pointing the ticket) wins over the link
+        link = max(links, key=lambda f: (f.at.astimezone(UTC), f.customer_id))
+        if customer is None or customer_set_at is None or link.at.astimezone(UTC) > customer_set_at:
+            customer = link.customer_id
     tags = values.get("tags") or ()
     dims = Dimensions(
         team_id=team, assignee_id=assignee, channel=values.get("channel"), ticket_type=values.get("type"),
