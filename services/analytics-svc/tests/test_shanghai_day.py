@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from helpdesk_common import events
@@ -38,6 +39,8 @@ def _load_scenario() -> Any:
 
 
 S = _load_scenario()
+# about a minute alone; the consumer folds ~2,400 events, which takes longer on a busy machine
+pytestmark = pytest.mark.timeout(900)
 ADMIN = identity_headers(Principal(kind="user", id=str(uuid.uuid5(S.NS, "admin")), role="admin"))
 FOLD_CONSUMER = "analytics-svc.facts"
 #: the scripted day in Shanghai, [00:00, 24:00) local, as UTC instants
