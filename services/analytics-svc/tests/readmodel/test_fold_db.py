@@ -376,3 +376,31 @@ async def test_events_from_the_broker_are_folded_once(full, infra, db):
     assert after - before == 2  # the creation and its re-publication (which inserted nothing)
     age = REGISTRY.get_sample_value("analytics_newest_event_age_seconds")
     assert age is not None and age >= 0
+
+
+def calendar_changed(team, version, *, holidays=("2026-12-02",), calendar_id=None):
+    definition = {"name": "上海 Shanghai", "timezone": "Asia/Shanghai",
+                  "weekly_hours": {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+                  "extra_holidays": list(holidays)}
+    return events.SlaTeamCalendarChanged(source="sla-svc", subject=str(team or "default"),
+                                         data=events.SlaTeamCalendarData(
+                                             team_id=team, calendar_id=calendar_id or uuid.uuid4(),
+                                             calendar=definition, version=version, at=T0))
+
+
+async def test_business_minutes_use_the_team_calendar_else_the_default(raw):
+    # docs/metrics.md's worked example: Tue 1 Dec 17:30 Shanghai (09:30 UTC) to Thu 3 Dec 09:30,
+    # Wednesday an extra holiday: 2,400 calendar minutes, 60 business minutes
+    cal_x = uuid.uuid4()
+    await fold(raw, calendar_changed(TEAM_X, 2, calendar_id=cal_x),
+               calendar_changed(TEAM_X, 1, holidays=()),  # an older version changes nothing
+               calendar_changed(None, 1, holidays=()))
+    tid, other = uuid.uuid4(), uuid.uuid4()
+    await fold(raw, created(tid), message(tid, "agent", T0 + 2400 * M))
+    row = await ticket_row(raw, tid)
+    assert row["first_reply_minutes"] == 2400 and row["first_reply_business_minutes"] == 60
+    assert row["calendar_id"] == cal_x
+    assert rollup(await rollups(raw), "team", str(TEAM_X), T0 + 2400 * M)["first_reply_bsum"] == 60
+    # a team without a calendar of its own counts in the default one (no holiday on Wednesday)
+    await fold(raw, created(other, team=TEAM_Y), message(other, "agent", T0 + 2400 * M))
+    assert (await ticket_row(raw, other))["first_reply_business_minutes"] == 60 + 540
