@@ -12,7 +12,8 @@ from helpdesk_common import events
 from helpdesk_common.identity import Principal
 from helpdesk_common.testing import identity_headers
 
-SUPERVISOR = identity_headers(Principal(kind="user", id="u1", role="supervisor"))
+# an admin: supervisors and agents are scoped by team (ticket-svc lookups; tests/reports/)
+ADMIN = identity_headers(Principal(kind="user", id="u1", role="admin"))
 CHANNEL = identity_headers(Principal(kind="channel", id="k", channel="api"))
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -83,7 +84,7 @@ def refund_runs():
 
 
 async def steps(api, **params):
-    r = await api.get("/v1/analytics/steps", params=params, headers=SUPERVISOR)
+    r = await api.get("/v1/analytics/steps", params=params, headers=ADMIN)
     assert r.status_code == 200, r.text
     return {item["step"]: item for item in r.json()["items"]}
 
@@ -127,9 +128,9 @@ async def test_a_completion_before_its_start_and_a_changed_type_fold_to_one_row(
 
 async def test_bad_queries_are_4xx(api):
     r = await api.get("/v1/analytics/steps", params={"from": "2026-11-02T10:00:00Z", "to": "2026-11-02T09:00:00Z"},
-                      headers=SUPERVISOR)
+                      headers=ADMIN)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "query.to"
-    r = await api.get("/v1/analytics/steps", params={"from": "yesterday"}, headers=SUPERVISOR)
+    r = await api.get("/v1/analytics/steps", params={"from": "yesterday"}, headers=ADMIN)
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
     assert (await api.get("/v1/analytics/steps", headers=CHANNEL)).status_code == 403
     assert (await api.get("/v1/analytics/steps")).status_code == 401

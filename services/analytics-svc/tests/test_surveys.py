@@ -12,7 +12,8 @@ from helpdesk_common import events
 from helpdesk_common.identity import Principal
 from helpdesk_common.testing import identity_headers
 
-SUPERVISOR = identity_headers(Principal(kind="user", id="u1", role="supervisor"))
+# an admin: supervisors and agents are scoped by team (ticket-svc lookups; tests/reports/)
+ADMIN = identity_headers(Principal(kind="user", id="u1", role="admin"))
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DAY = (datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC))
 
@@ -101,18 +102,18 @@ async def test_answers_fold_once_and_count_within_the_window(raw):
 
 async def test_kpis_carry_survey_figures_for_the_local_day(api, raw):
     now = datetime.now(UTC)
-    empty = (await api.get("/v1/analytics/kpis", headers=SUPERVISOR)).json()
+    empty = (await api.get("/v1/analytics/kpis", headers=ADMIN)).json()
     assert empty["csat"] == {"responses": 0, "average": None, "satisfied_share": None}
     assert empty["nps"] == {"responses": 0, "promoters": 0, "passives": 0, "detractors": 0, "score": None}
     async with raw.transaction():
         for e in [answered(rating=5, at=now), answered(rating=2, at=now), answered(kind="nps", score=9, at=now),
                   answered(rating=1, at=now - timedelta(days=3)), answered(kind="nps", score=0, at=now - timedelta(days=3))]:
             await handlers.handle_survey_answered(raw, e)
-    body = (await api.get("/v1/analytics/kpis", headers=SUPERVISOR)).json()
+    body = (await api.get("/v1/analytics/kpis", headers=ADMIN)).json()
     if now.date() != datetime.now(UTC).date():
         pytest.skip("the UTC day changed during the test")
     assert body["csat"] == {"responses": 2, "average": 3.5, "satisfied_share": 0.5}
     assert body["nps"] == {"responses": 1, "promoters": 1, "passives": 0, "detractors": 0, "score": 100}
     # the same answers seen from a zone whose day ends elsewhere: at least none of three days ago
-    kiritimati = (await api.get("/v1/analytics/kpis", params={"tz": "Pacific/Kiritimati"}, headers=SUPERVISOR)).json()
+    kiritimati = (await api.get("/v1/analytics/kpis", params={"tz": "Pacific/Kiritimati"}, headers=ADMIN)).json()
     assert kiritimati["csat"]["responses"] <= 2 and kiritimati["nps"]["detractors"] == 0

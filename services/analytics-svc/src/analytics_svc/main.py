@@ -4,6 +4,7 @@ from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.consumer import Handler, compose_handlers
 from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, SLA_TOPIC, TICKETS_TOPIC
 
+from .access import team_directory_hook
 from .config import Settings, get_settings
 from .db import inbox, outbox
 from .kpis.endpoints import router as kpis_router
@@ -18,6 +19,7 @@ from .kpis.handlers import (
 )
 from .readmodel.handlers import HANDLERS as READMODEL_HANDLERS
 from .rebuild.repository import hold_fold_lock
+from .reports.endpoints import router as reports_router
 from .steps.endpoints import router as steps_router
 from .steps.handlers import HANDLERS as STEP_HANDLERS
 
@@ -44,11 +46,13 @@ def fold_handlers() -> dict[str, Handler]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
     return build_app(
-        settings or get_settings(),
+        settings,
         ServiceParts(
             title="analytics-svc",
-            routers=[kpis_router, steps_router],
+            routers=[kpis_router, steps_router, reports_router],
+            lifespan_hooks=[team_directory_hook(settings)],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,

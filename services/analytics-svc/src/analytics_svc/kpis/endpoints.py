@@ -1,16 +1,18 @@
-"""KPI reads for users (channels get 403)."""
+"""The live KPI board for users (channels get 403), scoped by role like every report (access.py)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from helpdesk_common.app import runtime_of
-from helpdesk_common.identity import CurrentPrincipal, require_user
+from helpdesk_common.identity import CurrentPrincipal
 from helpdesk_common.responses import JSONBytesResponse
 
+from .. import access
 from . import service
 from .schemas import Kpis
 
@@ -23,8 +25,11 @@ async def get_kpis(
     principal: CurrentPrincipal,
     tz: Annotated[str, Query(min_length=1, max_length=64, description="IANA zone that defines 'today'",
                              json_schema_extra={"enum": service.zone_names()})] = "UTC",
+    team_id: Annotated[uuid.UUID | None, Query(description="one team's board (within the caller's scope)")] = None,
 ) -> JSONBytesResponse:
-    require_user(principal)
+    service.zone(tz)  # a bad zone is a 422 before anything is looked up
+    scope = await access.caller_scope(request, principal)
+    selection = access.filtered_selection(scope, team_id=team_id, agent_id=None)
     async with runtime_of(request).raw_connection() as conn:
-        body = await service.kpis(conn, now=datetime.now(UTC), tz_name=tz)
+        body = await service.kpis(conn, now=datetime.now(UTC), tz_name=tz, selection=selection)
     return JSONBytesResponse(body)

@@ -103,3 +103,68 @@ async def survey_counts(conn: Any, *, start: datetime, end: datetime) -> dict[st
     derived from them are the service's)."""
     row = await conn.fetchrow(_SURVEY_COUNTS, start, end)
     return {k: int(v) for k, v in row.items()}
+
+
+# --------------------------------------------------------------------------- the live board (read model)
+
+def _board_statement(scope_sql: str, first_free: int) -> str:
+    """The live board in one statement over the metric read model.
+
+    Counts over a period come from the hourly rollups ($1 dim, $2 values, $3-$4 today's hours);
+    "now" figures from the open-ticket partial indexes and the running-target index; today's exact
+    percentiles from an index range on first_reply_at / resolved_at ($5-$6 the local day); the
+    backlog ages are FILTERs on the same open-ticket scan ($8 the age thresholds, youngest first).
+    ``scope_sql`` restricts ticket rows (``m``) with arguments from ``$first_free`` on.
+    """
+    from ..reports.repository import AT_RISK_TARGET, OPEN_TICKET, OVERDUE_TARGET
+
+    del first_free  # the scope's arguments are numbered by the caller
+    targets_from = ("sla_targets t" if scope_sql == "true"
+                    else "sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id")
+    backlog = ", ".join(
+        f"count(*) FILTER (WHERE m.created_at > ($8::timestamptz[])[{i + 1}]" + (f" AND m.created_at <= ($8::timestamptz[])[{i}]" if i else "") + f") AS b{i}"
+        for i in range(6)
+    )
+    return (
+        "WITH today AS (SELECT coalesce(sum(created), 0) AS created, coalesce(sum(csat_n), 0) AS csat_n, "
+        "  coalesce(sum(csat_satisfied), 0) AS csat_satisfied, coalesce(sum(sla_n), 0) AS sla_n, "
+        "  coalesce(sum(sla_achieved), 0) AS sla_achieved, coalesce(sum(csat_rating_sum), 0) AS csat_rating_sum, "
+        "  coalesce(sum(nps_n), 0) AS nps_n, coalesce(sum(nps_promoters), 0) AS nps_promoters, "
+        "  coalesce(sum(nps_detractors), 0) AS nps_detractors FROM metric_rollups "
+        "  WHERE dim = $1 AND dim_value = ANY($2::text[]) AND bucket >= $3 AND bucket < $4), "
+        "total AS (SELECT coalesce(sum(created), 0) AS n FROM metric_rollups WHERE dim = $1 AND dim_value = ANY($2::text[])), "
+        f"open AS (SELECT count(*) AS n, count(*) FILTER (WHERE m.assignee_id IS NULL) AS unassigned, {backlog} "
+        f"  FROM ticket_metrics m WHERE {OPEN_TICKET} AND {scope_sql}), "
+        "unlinked AS (SELECT count(*) AS n FROM ticket_metrics m WHERE m.customer_id IS NULL "
+        f"  AND m.created_at IS NOT NULL AND {scope_sql}), "
+        f"with_sla AS (SELECT count(*) AS n FROM {targets_from} WHERE t.metric = 'first_response' AND {scope_sql}), "
+        f"overdue AS (SELECT count(*) AS n FROM sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id "
+        f"  WHERE {OVERDUE_TARGET.replace('$1', '$7')} AND {OPEN_TICKET} AND {scope_sql}), "
+        f"at_risk AS (SELECT count(*) AS n FROM sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id "
+        f"  WHERE {AT_RISK_TARGET.replace('$1', '$7')} AND {OPEN_TICKET} AND {scope_sql}), "
+        "first_replies AS (SELECT array_agg(m.first_reply_minutes) AS v FROM ticket_metrics m "
+        f"  WHERE m.first_reply_at >= $5 AND m.first_reply_at < $6 AND m.first_reply_minutes IS NOT NULL AND {scope_sql}), "
+        "resolutions AS (SELECT array_agg(m.full_resolution_minutes) AS v FROM ticket_metrics m "
+        f"  WHERE m.resolved_at >= $5 AND m.resolved_at < $6 AND m.resolved AND m.full_resolution_minutes IS NOT NULL "
+        f"  AND {scope_sql}), "
+        "newest AS (SELECT max(event_at) AS at FROM ticket_metrics) "
+        "SELECT today.*, total.n AS tickets_total, open.*, unlinked.n AS unlinked, with_sla.n AS with_sla, "
+        "  overdue.n AS overdue, at_risk.n AS at_risk, first_replies.v AS first_replies, resolutions.v AS resolutions, "
+        "  newest.at AS as_of "
+        "FROM today, total, open, unlinked, with_sla, overdue, at_risk, first_replies, resolutions, newest"
+    )
+
+
+async def board(conn: Any, *, dim: str, values: list[str], hour_start: datetime, hour_end: datetime,
+                day_start: datetime, day_end: datetime, now: datetime, age_thresholds: list[datetime],
+                scope_sql: str, scope_args: list[Any]) -> dict[str, Any]:
+    """The read model's figures for the live board (one round trip); ``as_of`` is None while the
+    read model is empty."""
+    row = await conn.fetchrow(_board_statement(scope_sql, 9), dim, values, hour_start, hour_end, day_start, day_end,
+                              now, age_thresholds, *scope_args)
+    return dict(row)
+
+
+async def legacy_as_of(conn: Any) -> datetime | None:
+    """When the old ticket_facts table last folded an event (the board's as_of until the read model fills)."""
+    return await conn.fetchval("SELECT max(updated_at) FROM ticket_facts")

@@ -29,5 +29,14 @@ class Kpis(BaseModel):
     tickets_with_sla: int
     csat: CsatFigures = Field(description="CSAT answers given on the same local day as tickets_created_today")
     nps: NpsFigures = Field(description="NPS answers given on the same local day as tickets_created_today")
-    as_of: datetime
+    unassigned_tickets: int = Field(description="open tickets with no assignee")
+    overdue_tickets: int = Field(description="open tickets' running SLA targets past due or breached")
+    at_risk_tickets: int = Field(description="running SLA targets warned (yellow/red) or in their last quarter")
+    first_reply_minutes_p50_today: float | None = Field(description="exact median of today's first replies")
+    resolution_minutes_p50_today: float | None = Field(description="exact median of today's resolutions")
+    csat_percent_today: float | None = Field(description="share of today's CSAT ratings 4-5, x 100")
+    sla_compliance_percent_today: float | None = Field(description="achieved / all SLA outcomes today, x 100")
+    backlog: dict[str, int] = Field(description="open tickets by age: lt_1h, 1h_8h, 8h_24h, 1d_3d, 3d_7d, 7d_30d, "
+                                                "ge_30d")
+    as_of: datetime | None = Field(description="the time of the newest event folded in; null before any")
     tz: str

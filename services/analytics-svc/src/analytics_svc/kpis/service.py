@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo
 
 from helpdesk_common.problems import Problem
 
+from ..access import Selection, ticket_filter
+from ..metrics.rules import BACKLOG_BUCKETS, percentile
+from ..reports.repository import ticket_scope_sql
 from . import repository
 
 
@@ -79,9 +82,84 @@ def survey_figures(counts: dict[str, int]) -> dict[str, Any]:
     }
 
 
-async def kpis(conn: Any, *, now: datetime, tz_name: str) -> dict[str, Any]:
+def _floor_hour(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def age_thresholds(now: datetime) -> list[datetime]:
+    """The creation instants that bound the backlog's age buckets (metrics.rules.BACKLOG_BUCKETS),
+    youngest first: a ticket created after ``now - 1 h`` is in ``lt_1h``."""
+    return [now - upper for _, upper in BACKLOG_BUCKETS if upper is not None]
+
+
+def backlog(row: dict[str, Any]) -> dict[str, int]:
+    """Open tickets per age bucket, every bucket listed (the last is what the others leave)."""
+    names = [name for name, _ in BACKLOG_BUCKETS]
+    counts = {name: int(row[f"b{i}"]) for i, name in enumerate(names[:-1])}
+    counts[names[-1]] = int(row["n"]) - sum(counts.values())
+    return counts
+
+
+def _exact(values: list[float] | None, q: float) -> float | None:
+    found = percentile(values or [], q)
+    return None if found is None else round(found, 2)
+
+
+def _percent(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(100 * part / whole, 2)
+
+
+def board_figures(row: dict[str, Any]) -> dict[str, Any]:
+    """The KPI document's figures from the read model's one-row answer (pure)."""
+    total = int(row["tickets_total"])
+    return {
+        "tickets_created_today": int(row["created"]),
+        "open_tickets": int(row["n"]),
+        "tickets_total": total,
+        "tickets_linked_to_customer": total - int(row["unlinked"]),
+        "tickets_with_sla": int(row["with_sla"]),
+        "unassigned_tickets": int(row["unassigned"]),
+        "overdue_tickets": int(row["overdue"]),
+        "at_risk_tickets": int(row["at_risk"]),
+        "first_reply_minutes_p50_today": _exact(row["first_replies"], 50),
+        "resolution_minutes_p50_today": _exact(row["resolutions"], 50),
+        "csat_percent_today": _percent(int(row["csat_satisfied"]), int(row["csat_n"])),
+        "sla_compliance_percent_today": _percent(int(row["sla_achieved"]), int(row["sla_n"])),
+        "backlog": backlog(row),
+    }
+
+
+def rollup_surveys(row: dict[str, Any]) -> dict[str, Any]:
+    """The ``csat`` and ``nps`` objects from today's rollup sums (passives are the rest of the answers)."""
+    nps_n, promoters, detractors = int(row["nps_n"]), int(row["nps_promoters"]), int(row["nps_detractors"])
+    return {
+        "csat": csat_figures(responses=int(row["csat_n"]), rating_sum=int(row["csat_rating_sum"]),
+                             satisfied=int(row["csat_satisfied"])),
+        "nps": nps_figures(responses=nps_n, promoters=promoters, passives=nps_n - promoters - detractors,
+                           detractors=detractors),
+    }
+
+
+async def kpis(conn: Any, *, now: datetime, tz_name: str, selection: Selection | None = None) -> dict[str, Any]:
+    """The live board for a scope (default: everything).
+
+    Figures come from the metric read model. While it is still empty (before the fold ran or a
+    rebuild filled it), an admin's original counters come from the older ticket_facts and
+    survey_answers tables, as they always did, so the board never goes blank during an upgrade.
+    """
+    selection = selection or Selection("all", ("",))
     start, end = day_bounds(now, zone(tz_name))
-    values = await repository.kpis(conn, day_start=start, day_end=end)
-    # survey figures count the answers given on the same local day as tickets_created_today
-    surveys = survey_figures(await repository.survey_counts(conn, start=start, end=end))
-    return {**values, **surveys, "as_of": now, "tz": tz_name}
+    scope_sql, scope_args = ticket_scope_sql(ticket_filter(selection), "m", 9)
+    row = await repository.board(
+        conn, dim=selection.dim, values=list(selection.values or ()), hour_start=_floor_hour(start),
+        hour_end=_floor_hour(end), day_start=start, day_end=end, now=now, age_thresholds=age_thresholds(now),
+        scope_sql=scope_sql, scope_args=scope_args)
+    body = {**board_figures(row), **rollup_surveys(row)}
+    as_of = row["as_of"]
+    if as_of is None and selection.dim == "all":
+        values = await repository.kpis(conn, day_start=start, day_end=end)
+        # survey figures count the answers given on the same local day as tickets_created_today
+        surveys = survey_figures(await repository.survey_counts(conn, start=start, end=end))
+        body.update(values, **surveys)
+        as_of = await repository.legacy_as_of(conn)
+    return {**body, "as_of": as_of, "tz": tz_name}

@@ -1,16 +1,23 @@
-"""Step figures for users (channels get 403): where processes wait, and which steps say no."""
+"""Step figures for users (channels get 403), scoped by role (access.py): where processes wait, and which steps
+say no; ``format=csv|xlsx`` for a download."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from helpdesk_common.app import runtime_of
-from helpdesk_common.identity import CurrentPrincipal, require_user
+from helpdesk_common.identity import CurrentPrincipal
 from helpdesk_common.responses import JSONBytesResponse
 from helpdesk_common.validation import AwareUtcDatetime
 
+from .. import access
+from ..reports import formats
+from ..reports.repository import ticket_scope_sql
+from ..reports.service import choose
 from . import service
 from .schemas import StepsRead
 
@@ -24,8 +31,19 @@ async def get_steps(
     ticket_type: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     start: Annotated[AwareUtcDatetime | None, Query(alias="from", description="runs started at or after")] = None,
     end: Annotated[AwareUtcDatetime | None, Query(alias="to", description="runs started before")] = None,
-) -> JSONBytesResponse:
-    require_user(principal)
+    team_id: Annotated[uuid.UUID | None, Query(description="only this team's tickets")] = None,
+    agent_id: Annotated[str | None, Query(min_length=1, max_length=128, description="only this agent's tickets")] = None,
+    format: Annotated[str, Query(max_length=8, description="json (default), csv or xlsx",
+                                 json_schema_extra={"enum": list(formats.FORMATS)})] = "json",
+) -> Response:
+    fmt = choose("format", format, formats.FORMATS)
+    scope = await access.caller_scope(request, principal)
+    selection = access.filtered_selection(scope, team_id=team_id, agent_id=agent_id)
+    scope_sql, scope_args = ticket_scope_sql(access.ticket_filter(selection), "m", 4)
     async with runtime_of(request).raw_connection() as conn:
-        body = await service.steps(conn, ticket_type=ticket_type, start=start, end=end)
-    return JSONBytesResponse(body)
+        body = await service.steps(conn, ticket_type=ticket_type, start=start, end=end, scope_sql=scope_sql,
+                                   scope_args=scope_args)
+    if fmt == "json":
+        return JSONBytesResponse(body)
+    header, rows = service.step_rows(body)
+    return formats.download(fmt, name="steps", header=header, rows=rows)

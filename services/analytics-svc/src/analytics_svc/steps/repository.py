@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 _DURATION = "extract(epoch FROM (step_runs.completed_at - step_runs.started_at))::float8"
@@ -39,10 +40,11 @@ _SET_DURATION = (
 # per step key: runs started in the window, their finished ones' median / p90 duration and
 # rejection share; "open" counts the key's runs not finished now, whenever they started
 _SUMMARY = (
-    "WITH runs AS (SELECT * FROM step_runs WHERE started_at IS NOT NULL "
+    "WITH runs AS (SELECT * FROM step_runs WHERE started_at IS NOT NULL AND {scope} "
     "  AND ($1::text IS NULL OR ticket_type = $1) "
     "  AND ($2::timestamptz IS NULL OR started_at >= $2) AND ($3::timestamptz IS NULL OR started_at < $3)), "
     "open_now AS (SELECT step, count(*) AS n FROM step_runs WHERE completed_at IS NULL AND started_at IS NOT NULL "
+    "  AND {scope} "
     "  AND ($1::text IS NULL OR ticket_type = $1) GROUP BY step), "
     "decisions AS (SELECT r.step, count(*) AS n, count(*) FILTER (WHERE d.decision = 'reject') AS rejects "
     "  FROM runs r JOIN step_decisions d ON d.step_id = r.step_id GROUP BY r.step), "
@@ -78,5 +80,10 @@ async def decision(conn: Any, *, step_id: uuid.UUID, ticket_id: uuid.UUID, step:
         await conn.execute(_MARK_REJECTED, step_id, ticket_id, step, kind)
 
 
-async def summary(conn: Any, *, ticket_type: str | None, start: datetime | None, end: datetime | None) -> list[Any]:
-    return await conn.fetch(_SUMMARY, ticket_type, start, end)
+async def summary(conn: Any, *, ticket_type: str | None, start: datetime | None, end: datetime | None,
+                  scope_sql: str = "true", scope_args: Sequence[Any] = ()) -> list[Any]:
+    """Per step key figures; ``scope_sql`` (on ticket_metrics ``m``, arguments from $4) keeps the
+    runs of the tickets a caller may see (access.py), "true" for everything."""
+    scope = "true" if scope_sql == "true" else (
+        f"ticket_id IN (SELECT m.ticket_id FROM ticket_metrics m WHERE {scope_sql})")
+    return await conn.fetch(_SUMMARY.format(scope=scope), ticket_type, start, end, *scope_args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,18 @@ def check_window(start: datetime | None, end: datetime | None) -> None:
                       errors=[{"field": "query.to", "message": "must be after from", "code": "range"}])
 
 
-async def steps(conn: Any, *, ticket_type: str | None, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+async def steps(conn: Any, *, ticket_type: str | None, start: datetime | None, end: datetime | None,
+                scope_sql: str = "true", scope_args: Sequence[Any] = ()) -> dict[str, Any]:
     check_window(start, end)
-    rows = await repository.summary(conn, ticket_type=ticket_type, start=start, end=end)
+    rows = await repository.summary(conn, ticket_type=ticket_type, start=start, end=end, scope_sql=scope_sql,
+                                    scope_args=scope_args)
     return {"ticket_type": ticket_type, "from": start, "to": end, "items": [step_figures(r) for r in rows]}
+
+
+STEP_COLUMNS = ["step", "kind", "started", "completed", "open_now", "median_duration_s", "p90_duration_s",
+                "max_duration_s", "rejected", "rejection_rate", "decisions", "reject_decisions"]
+
+
+def step_rows(body: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The document as spreadsheet rows (one per step key)."""
+    return STEP_COLUMNS, [[item[c] for c in STEP_COLUMNS] for item in body["items"]]
