@@ -10,12 +10,13 @@ import httpx
 from .conftest import eventually
 
 
-async def read_events(client: httpx.AsyncClient, headers: dict, *, until, seconds: float = 45.0) -> list[dict]:
+async def read_events(client: httpx.AsyncClient, headers: dict, *, until, seconds: float = 45.0,
+                      path: str = "/v1/stream") -> list[dict]:
     """Collect SSE events until ``until(events)`` holds or time runs out (bounded)."""
     events: list[dict] = []
 
     async def collect() -> None:
-        async with client.stream("GET", "/v1/stream", headers=headers, timeout=None) as response:
+        async with client.stream("GET", path, headers=headers, timeout=None) as response:
             assert response.status_code == 200, await response.aread()
             current: dict = {}
             async for line in response.aiter_lines():
@@ -104,3 +105,29 @@ async def test_agents_see_their_teams_events_and_resume(gw, admin_headers, email
     messages = await eventually(replayed, timeout=60)
     assert messages[0]["data"]["data"]["author_kind"] == "customer" and messages[0]["id"] > last_id
     assert (await gw.get("/v1/stream", headers=email_key_headers)).status_code == 403
+
+
+async def test_an_admins_stream_carries_the_board_and_it_moves_when_a_ticket_comes_in(gw, admin_headers,
+                                                                                     email_key_headers):
+    """The whole path: intake (ticket-svc) -> tickets.events -> analytics-svc's fold -> the gateway's
+    poller -> the admin's stream. Other tests create tickets meanwhile, hence "at least one more";
+    and the total rather than today's count, which a local midnight during the test would reset."""
+
+    async def board() -> dict | None:
+        """The first board of a new connection: the current one, sent at once."""
+        evs = await read_events(gw, admin_headers, path="/v1/stream?tz=Asia/Shanghai",
+                                until=lambda evs: any(e["event"] == "kpis" for e in evs), seconds=10)
+        return next((e for e in evs if e["event"] == "kpis"), None)
+
+    first = await eventually(board, timeout=60)
+    assert "id" not in first and first["data"]["tz"] == "Asia/Shanghai"
+    before = first["data"]["tickets_total"]
+    created = await gw.post("/v1/channels/email/inbound", content=mail(f"{uuid.uuid4()}@mail.example.com",
+                            "发票开错了", "请重开发票"), headers={**email_key_headers, "Content-Type": "message/rfc822"})
+    assert created.status_code == 201, created.text
+
+    async def moved() -> dict | None:
+        now = await board()
+        return now if now is not None and now["data"]["tickets_total"] > before else None
+
+    assert await eventually(moved, timeout=60)
