@@ -424,6 +424,8 @@ class Stack:
             # notify-svc fetches reply attachments from ticket-svc; SMTP_URL / NOTIFY_SMTP_URL
             # come from the caller's environment (os.environ above) or StackConfig.extra_env
             NOTIFY_TICKET_URL=self.url_of("ticket-svc"),
+            # analytics-svc asks ticket-svc for a caller's teams (the reports' role scoping)
+            ANALYTICS_TICKET_URL=self.url_of("ticket-svc"),
         )
         # public links (survey answer links in e-mails) start with the gateway's URL unless the
         # deployment says where customers reach it
