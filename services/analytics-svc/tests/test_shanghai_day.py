@@ -343,7 +343,10 @@ async def check_reports(client: Any) -> int:
         sums = per_metric.setdefault(item["metric"], [0, 0])
         sums[0] += item["achieved"]
         sums[1] += item["breached"]
-    checked += 2 * len(S.SLA_BY_METRIC) + 4
+    by_policy = {(i["policy"], i["metric"]): (i["achieved"], i["breached"]) for i in body["items"]}
+    checked += 2 * len(S.SLA_BY_POLICY) + 2 * len(S.SLA_BY_METRIC) + 4
+    if by_policy != S.SLA_BY_POLICY:
+        wrong.append(f"sla per policy and metric: expected {S.SLA_BY_POLICY}, got {by_policy}")
     if {m: tuple(v) for m, v in per_metric.items()} != S.SLA_BY_METRIC:
         wrong.append(f"sla per metric: expected {S.SLA_BY_METRIC}, got {per_metric}")
     total = body["total"]
