@@ -250,8 +250,8 @@ async def test_one_fetch_per_second_per_scope_however_many_streams(infra, gatewa
     by_supervisor = analytics.fetches_by(supervisor_id)
     by_admins = analytics.fetches_by(admin_1) + analytics.fetches_by(admin_2)
     assert len(analytics.requests) == len(by_supervisor) + len(by_admins)
-    # one scope's fetches carry one identity: all admins share one board
-    assert {who for _, who in analytics.requests if who != supervisor_id} in ({admin_1}, {admin_2})
+    # the admins' fetches carry an admin's identity: all admins share one board (and one fetch a second)
+    assert {who for _, who in analytics.requests if who != supervisor_id} <= {admin_1, admin_2}
     for times in (by_supervisor, sorted(by_admins)):
         gaps = [b - a for a, b in zip(times, times[1:])]
         assert gaps and min(gaps) >= 0.95, gaps

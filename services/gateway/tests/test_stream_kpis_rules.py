@@ -113,3 +113,14 @@ def test_each_connection_has_its_own_last_frame():
     assert late.take(10.5) == poller.board.frame  # a newcomer paints at once
     assert early.take(10.5) is None and early.wait_s(10.5) == pytest.approx(0.5)
     assert early.take(11.0) == poller.board.frame
+
+
+def test_the_fetch_is_made_in_the_name_of_a_viewer_still_watching():
+    poller = _poller()  # started by admin "u1"
+    assert poller.viewer().id == "u1"
+    stream = _Stream()
+    stream.principal = user("admin", "u2")  # type: ignore[attr-defined]
+    poller.subscribers.add(stream)
+    assert poller.viewer().id == "u2"
+    poller.subscribers.discard(stream)
+    assert poller.viewer().id == "u2"  # nobody left: the last one known (the poller ends at its next tick)

@@ -148,7 +148,7 @@ class KpiPoller:
     def __init__(self, *, boards: KpiBoards, key: tuple[str, str], principal: Principal, tz: str) -> None:
         self.boards = boards
         self.key = key
-        self.principal = principal  # whose identity the fetch carries (any admin for "all")
+        self.principal = principal  # the first viewer: whose identity the fetch carries when no stream is left
         self.tz = tz
         self.board: Board | None = None
         self.subscribers: set[Any] = set()  # streams: each has a ``wakeup`` event
@@ -170,9 +170,20 @@ class KpiPoller:
         finally:
             self.boards.forget(self)
 
+    def viewer(self) -> Principal:
+        """Whose identity the next fetch carries: one of the viewers still watching (for ``all``
+        any admin sees the same board), so a board is never asked for in the name of a user
+        who has left."""
+        for stream in self.subscribers:
+            principal = getattr(stream, "principal", None)
+            if principal is not None:
+                self.principal = principal
+                break
+        return self.principal
+
     async def poll_once(self) -> None:
         try:
-            document = await self.boards.fetch(self.principal, self.tz)
+            document = await self.boards.fetch(self.viewer(), self.tz)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # down, slow or refusing: keep the last board, retry later
