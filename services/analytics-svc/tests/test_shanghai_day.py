@@ -146,33 +146,8 @@ def differences(expected: dict[str, float], got: dict[str, float], where: str) -
             if not _same(float(v), got.get(k))]
 
 
-async def test_the_scripted_shanghai_day(full, infra, db):
-    from analytics_svc.main import fold_handlers
-
-    tickets = S.build_day()
-    assert len(tickets) == 200
-    handled = set(fold_handlers())
-
-    # the calendars were announced days before (stale versions last): folded before the day starts
-    calendars = S.calendar_events() + S.customer_events()
-    await publish(infra.kafka_bootstrap, full.topics, calendars)
-    calendar_ids = {e.id for e in calendars if e.type in handled}
-
-    async def calendars_folded():
-        return await folded_count(db) >= len(calendar_ids)
-
-    await wait_for(calendars_folded, timeout=60)
-
-    stream, copies = delivery(tickets, S.relationship_nps() + S.delivery_failures())
-    await publish(infra.kafka_bootstrap, full.topics, stream)
-    expected_inbox = len(calendar_ids) + len({e.id for e in stream if e.type in handled})
-
-    async def everything_folded():
-        return await folded_count(db) >= expected_inbox
-
-    await wait_for(everything_folded, timeout=600, interval=0.5)
-
-    # (a) every ticket's row, figure by figure
+async def check_read_model(db: Any, tickets: list[Any]) -> tuple[int, int]:
+    """(a) every ticket's row, figure by figure, then the day's rollups; (figures checked, facts)."""
     async with db.connect() as conn:
         rows = {r.ticket_id: r for r in (await conn.execute(text("SELECT * FROM ticket_metrics"))).all()}
         facts = await conn.scalar(text("SELECT count(*) FROM ticket_history"))
@@ -209,12 +184,54 @@ async def test_the_scripted_shanghai_day(full, infra, db):
         problems.append(f"sla_rollups per metric: expected {S.SLA_BY_METRIC}, got {got_sla}")
     assert not problems, "\n".join(problems)
 
+    return checked, facts
+
+
+async def test_the_scripted_shanghai_day(full, infra, db):
+    from analytics_svc.main import fold_handlers
+
+    tickets = S.build_day()
+    assert len(tickets) == 200
+    handled = set(fold_handlers())
+
+    # the calendars were announced days before (stale versions last): folded before the day starts
+    calendars = S.calendar_events() + S.customer_events()
+    await publish(infra.kafka_bootstrap, full.topics, calendars)
+    calendar_ids = {e.id for e in calendars if e.type in handled}
+
+    async def calendars_folded():
+        return await folded_count(db) >= len(calendar_ids)
+
+    await wait_for(calendars_folded, timeout=60)
+
+    stream, copies = delivery(tickets, S.relationship_nps() + S.delivery_failures())
+    await publish(infra.kafka_bootstrap, full.topics, stream)
+    expected_inbox = len(calendar_ids) + len({e.id for e in stream if e.type in handled})
+
+    async def everything_folded():
+        return await folded_count(db) >= expected_inbox
+
+    await wait_for(everything_folded, timeout=600, interval=0.5)
+
+    checked, facts = await check_read_model(db, tickets)
+
     # (b) the same day through the API, in the caller's zone
     api_checked = await check_reports(full)
     api_checked += await check_board(full)
 
+    # a relay that lost its sent marks publishes the whole day again under new envelope ids: the
+    # inbox cannot recognise them, the facts' natural keys must (nothing changes)
+    replay = [e.model_copy(update={"id": uuid.uuid5(S.NS, f"replay/{e.id}")})
+              for e in {e.id: e for e in stream}.values()]
+    await publish(infra.kafka_bootstrap, full.topics, replay)
+    expected_inbox += len({e.id for e in replay if e.type in handled})
+    await wait_for(everything_folded, timeout=600, interval=0.5)
+    _, facts_after_replay = await check_read_model(db, tickets)
+    assert facts_after_replay == facts, "a re-published event became a second fact"
+
     print(f"\nshanghai day: {len(tickets)} tickets, {len(stream)} events delivered ({copies} duplicates), "
-          f"{facts} facts, {checked} per-ticket figures and {api_checked} API figures checked")
+          f"{facts} facts, {checked} per-ticket figures and {api_checked} API figures checked; "
+          f"the same after a replay of {len(replay)} events under new ids")
 
 
 # --------------------------------------------------------------------------- (b) through the API
@@ -343,7 +360,9 @@ async def check_reports(client: Any) -> int:
         sums = per_metric.setdefault(item["metric"], [0, 0])
         sums[0] += item["achieved"]
         sums[1] += item["breached"]
-    by_policy = {(i["policy"], i["metric"]): (i["achieved"], i["breached"]) for i in body["items"]}
+    # an outcome folded before its target's sla.applied counts under policy '' until the target is
+    # known, and moves then: the emptied row may stay listed with n 0
+    by_policy = {(i["policy"], i["metric"]): (i["achieved"], i["breached"]) for i in body["items"] if i["n"]}
     checked += 2 * len(S.SLA_BY_POLICY) + 2 * len(S.SLA_BY_METRIC) + 4
     if by_policy != S.SLA_BY_POLICY:
         wrong.append(f"sla per policy and metric: expected {S.SLA_BY_POLICY}, got {by_policy}")
