@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from analytics_svc.reporting.export import (
+from helpdesk_common.exports import (
     UTF8_BOM,
     ExportPosition,
     InvalidCursor,
@@ -161,7 +161,7 @@ def test_cursor_tampering_and_garbage_are_refused():
 
 
 def test_cursor_signed_garbage_payload_is_refused():
-    from analytics_svc.reporting.export import _b64, _signature
+    from helpdesk_common.exports import _b64, _signature
 
     for body in [b"not json", b"{}", b'{"u":"yesterday","t":"x"}', b'{"u":"2026-01-01T00:00:00","t":"00000000-0000-0000-0000-000000000001"}', b"[]"]:
         payload = _b64(body)

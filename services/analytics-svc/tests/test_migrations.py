@@ -15,6 +15,7 @@ async def test_models_match_the_migrated_schema(db):
 def _diff(sync_conn):
     from analytics_svc.db import metadata
     from analytics_svc.kpis import models as _k  # noqa: F401
+    from analytics_svc.readmodel import models as _r  # noqa: F401
     from analytics_svc.steps import models as _s  # noqa: F401
 
     ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})

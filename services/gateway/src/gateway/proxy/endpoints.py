@@ -28,6 +28,8 @@ UPSTREAMS = {
     "views": ("ticket_url", "ticket service"),
     "statuses": ("ticket_url", "ticket service"),
     "audit": ("ticket_url", "ticket service"),
+    # ticket exports: the incremental export and the .csv / .xlsx downloads (ticket-svc owns tickets)
+    "export": ("ticket_url", "ticket service"),
     # only GET .../conversations/{id}/messages, with a visitor token (proxy/visitor.py, routed
     # first); anything else under /v1/chat comes here with ordinary credentials and is ticket-svc's 404/405
     "chat": ("ticket_url", "ticket service"),
