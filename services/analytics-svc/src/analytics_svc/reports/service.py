@@ -98,6 +98,8 @@ def window(start: datetime | None, end: datetime | None, interval: str, zone: Zo
         buckets = buckets_between(start, end, interval, zone)
     except ReportParameterError as error:
         raise from_parameter_error(error) from None
+    except (OverflowError, ValueError):  # a bucket edge beyond year 1..9999 in the zone
+        raise invalid("to", "the range's buckets fall outside the supported calendar (years 1-9999)") from None
     return Window(start=start, end=end, interval=interval, zone=zone, buckets=tuple(buckets))
 
 
@@ -172,7 +174,10 @@ async def trends(conn: Any, *, metric: catalogue.Metric, win: Window, selection:
         series = assemble_series(rows, win.buckets, metric, split=True)
     previous = None
     if compare:
-        prev_start, prev_end = previous_period(win.start, win.end, win.interval, win.zone)  # type: ignore[arg-type]
+        try:
+            prev_start, prev_end = previous_period(win.start, win.end, win.interval, win.zone)  # type: ignore[arg-type]
+        except (OverflowError, ValueError):
+            raise invalid("compare", "the previous period falls before year 1") from None
         prev = window(prev_start, prev_end, win.interval, win.zone, now=win.end)
         if by is None:
             prev_rows = await repository.rollup_groups(
