@@ -41,11 +41,13 @@ async def _init_raw_connection(conn) -> None:  # type: ignore[no-untyped-def]
         )
 
 
-async def create_raw_pool(url: str, *, size: int):  # type: ignore[no-untyped-def]
-    """An asyncpg pool on the same database as the engine (jsonb as Python values)."""
+async def create_raw_pool(url: str, *, size: int, server_settings: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """An asyncpg pool on the same database as the engine (jsonb as Python values);
+    ``server_settings`` adds session settings (e.g. a read-model rebuild's ``search_path``)."""
     import asyncpg
 
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     return await asyncpg.create_pool(
-        dsn, min_size=size, max_size=size, init=_init_raw_connection, server_settings={"timezone": "UTC"}
+        dsn, min_size=size, max_size=size, init=_init_raw_connection,
+        server_settings={"timezone": "UTC", **(server_settings or {})},
     )
