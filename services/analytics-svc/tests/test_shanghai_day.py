@@ -11,7 +11,9 @@ scenario, in calendar and in business minutes.
 from __future__ import annotations
 
 import asyncio
+import csv
 import importlib.util
+import io
 import random
 import sys
 import uuid
@@ -19,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from sqlalchemy import text
 
@@ -304,6 +307,16 @@ async def get_json(client: Any, path: str, **params: Any) -> Any:
     return response.json()
 
 
+def download_rows(fmt: str, content: bytes) -> list[dict[str, Any]]:
+    """A report download's rows as dicts by header name."""
+    if fmt == "csv":
+        text_ = content.decode("utf-8-sig")
+        return list(csv.DictReader(io.StringIO(text_)))
+    sheet = openpyxl.load_workbook(io.BytesIO(content), read_only=True).active
+    values = [list(r) for r in sheet.iter_rows(values_only=True)]
+    return [dict(zip(values[0], r, strict=False)) for r in values[1:]]
+
+
 async def check_reports(client: Any) -> int:
     """Trends (day and hour buckets in Shanghai, and a UTC day), breakdowns and SLA compliance."""
     wrong: list[str] = []
@@ -347,6 +360,16 @@ async def check_reports(client: Any) -> int:
         checked += len(expected)
         if got != expected:
             wrong.append(f"breakdown tickets_created by {dim}: expected {expected}, got {got}")
+    # the downloads carry the same figures, Chinese tag values intact (UTF-8 CSV with BOM, XLSX)
+    for fmt in ("csv", "xlsx"):
+        response = await client.get("/v1/analytics/breakdown", headers=ADMIN, params={
+            "metric": "tickets_created", "by": "tag", "format": fmt, **RANGE})
+        assert response.status_code == 200, (fmt, response.status_code, response.text[:300])
+        table = download_rows(fmt, response.content)
+        got = {row["key"]: float(row["value"]) for row in table if float(row["n"] or 0)}
+        checked += len(CREATED_BY["tag"])
+        if got != {k: float(v) for k, v in CREATED_BY["tag"].items()}:
+            wrong.append(f"breakdown tickets_created by tag as {fmt}: expected {CREATED_BY['tag']}, got {got}")
     for (metric, dim), expected in OTHER_BREAKDOWNS.items():
         body = await get_json(client, "/v1/analytics/breakdown", metric=metric, by=dim, **RANGE)
         got = {i["key"]: (i["value"], i["n"]) for i in body["items"] if i["n"]}
