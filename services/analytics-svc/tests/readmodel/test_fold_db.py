@@ -325,6 +325,7 @@ async def test_surveys_without_a_ticket_and_delivery_failures_count_once(raw):
     state = await rollups(raw)
     assert rollup(state, "all", "", T0) == {"nps_n": 1, "nps_promoters": 1, "delivery_failures": 1}
     assert rollup(state, "channel", "email", T0) == {"delivery_failures": 1}
+    assert await raw.fetchval("SELECT count(*) FROM ticket_metrics") == 0  # no ticket row for a customer
     tid = uuid.uuid4()
     about_ticket = delivery_failed(tid, T0 + 2 * M)
     await fold(raw, about_ticket, created(tid), republished(about_ticket))

@@ -37,19 +37,26 @@ def build(definition: Any) -> BusinessCalendar:
     return BusinessCalendar.from_schema(CalendarIn.model_validate(definition))
 
 
+def keys_for(team_id: str | None) -> list[str]:
+    """The ``business_calendars`` keys that may apply to a ticket of ``team_id``, in preference order."""
+    return [DEFAULT_KEY] if team_id is None else [team_key(team_id), DEFAULT_KEY]
+
+
 def pick(team_id: str | None, rows: list[Any]) -> Any | None:
-    """The row that applies: the team's own calendar, else the default one (pure)."""
-    by_key = {r["team_key"]: r for r in rows if r["has_calendar"]}
-    for key in (team_key(team_id), DEFAULT_KEY):
+    """The row that applies among rows *with* a calendar: the team's own, else the default (pure)."""
+    by_key = {r["team_key"]: r for r in rows}
+    for key in keys_for(team_id):
         if key in by_key:
             return by_key[key]
     return None
 
 
-async def calendar_for(conn: Any, team_id: str | None) -> tuple[uuid.UUID | None, BusinessCalendar | None]:
-    """(calendar id, calendar) for a ticket of ``team_id``; (None, None) when none is known."""
-    keys = [DEFAULT_KEY] if team_id is None else [team_key(team_id), DEFAULT_KEY]
-    chosen = pick(team_id, await repository.calendar_versions(conn, keys))
+async def calendar_for(conn: Any, team_id: str | None,
+                       versions: list[Any]) -> tuple[uuid.UUID | None, BusinessCalendar | None]:
+    """(calendar id, calendar) for a ticket of ``team_id`` given the ``versions`` rows read with
+    the fold's context (``repository.fold_context``); (None, None) when none applies. The
+    definition is read only when this (key, version) is not cached yet."""
+    chosen = pick(team_id, versions)
     if chosen is None:
         return None, None
     cache_key = (chosen["team_key"], chosen["version"])

@@ -33,38 +33,36 @@ async def fold_ticket_event(conn: Any, event: Any) -> None:
     if pairs:
         ticket_id = event.data.ticket_id
         rows = [(key, facts.kind_of(fact), fact.at, facts.to_body(fact)) for key, fact in pairs]
-        if await repository.insert_facts(conn, ticket_id, rows):
-            await refold(conn, ticket_id)
+        new, stored = await repository.insert_facts(conn, ticket_id, rows)
+        if new:
+            await refold(conn, ticket_id, Contributions.from_json(stored))
     ops.folded(event.type, event.time)
 
 
-async def refold(conn: Any, ticket_id: uuid.UUID) -> None:
-    """Fold one ticket from all its facts and move the rollups from its old contributions to
-    its new ones. The ticket's row is locked first, so folds of one ticket never interleave."""
-    old = Contributions.from_json(await repository.lock_ticket(conn, ticket_id))
+async def refold(conn: Any, ticket_id: uuid.UUID, old: Contributions) -> None:
+    """Fold one ticket from all its facts and move the rollups from its ``old`` contributions to
+    its new ones. The caller locked the ticket's row (``repository.insert_facts``), so folds of
+    one ticket never interleave."""
     history = [facts.from_body(r["kind"], r["body"]) for r in await repository.load_history(conn, ticket_id)]
     state = ticket_state(history)
     metric_facts = [f for f in history if facts.kind_of(f) in facts.METRIC_KINDS]
     created = next((f for f in metric_facts if isinstance(f, rules.Created)), None)
 
+    customer, versions = await repository.fold_context(
+        conn, None if state.customer_id is None else uuid.UUID(state.customer_id), calendars.keys_for(state.dims.team_id))
     tier, organization = state.ticket_tier, None
-    if state.customer_id is not None:
-        row = await repository.customer_dims(conn, uuid.UUID(state.customer_id))
-        if row is not None:
-            tier = tier if tier is not None else row["tier"]
-            organization = None if row["organization_id"] is None else str(row["organization_id"])
+    if customer is not None:
+        tier = tier if tier is not None else customer["tier"]
+        organization = None if customer["organization_id"] is None else str(customer["organization_id"])
     dims = dataclasses.replace(state.dims, tier=tier, organization_id=organization)
-    calendar_id, calendar = await calendars.calendar_for(conn, dims.team_id)
+    calendar_id, calendar = await calendars.calendar_for(conn, dims.team_id, versions)
 
     metrics = rules.fold(metric_facts, calendar=calendar) if metric_facts else None
     new = contributions(
         created_at=None if created is None else created.at, metrics=metrics, dims=dims,
         policies=() if metrics is None else cycle_policies(metrics, state.targets), failures=state.failures,
     )
-    change = delta(old, new)
-    if change:
-        await repository.apply_delta(conn, change)
-    await repository.store_ticket(conn, ticket_id, ticket_row(
+    await repository.write_fold(conn, ticket_id, delta(old, new), ticket_row(
         state_number=state.number, created=created, metrics=metrics, dims=dims, customer_id=state.customer_id,
         calendar_id=calendar_id, contributions=new, event_at=state.newest,
     ))
@@ -209,7 +207,7 @@ async def handle_survey_answered(conn: Any, event: Any) -> None:
     if value is not None:
         fact = rules.SurveyAnswer(at=d.at, kind=d.kind, value=value)
         row = (f"customer-survey:{d.survey_id}", "survey", fact.at, facts.to_body(fact))
-        if await repository.insert_facts(conn, d.customer_id, [row]):
+        if await repository.record_facts(conn, d.customer_id, [row]):
             await _customer_rollup(conn, d.customer_id, d.at, survey_amounts(d.kind, value))
     ops.folded(event.type, event.time)
 

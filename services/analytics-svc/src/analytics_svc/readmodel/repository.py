@@ -17,48 +17,74 @@ import orjson
 
 from .contributions import COUNT_COLUMNS, HIST_COLUMNS, SUM_COLUMNS, Delta, hist_arrays
 
-# --------------------------------------------------------------------------- ticket history
+# --------------------------------------------------------------------------- the fold's statements
+#
+# A fold is four round trips: record the facts and lock the ticket (one statement), load its
+# history, load its customer's dimensions and calendar versions (one statement), and write the
+# rollup deltas and the row (one statement of data-modifying CTEs). The history is read in its
+# own statement *after* the lock, so a fold that waited for another one's lock sees its facts.
+
+_INSERT_FACTS_AND_LOCK = (
+    "WITH ins AS (INSERT INTO ticket_history (ticket_id, fact_key, kind, at, body) "
+    "SELECT $1, u.k, u.kind, u.at, u.body::jsonb FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[]) "
+    "AS u(k, kind, at, body) ON CONFLICT (ticket_id, fact_key) DO NOTHING RETURNING 1), "
+    "lock AS (INSERT INTO ticket_metrics (ticket_id) SELECT $1 WHERE EXISTS (SELECT 1 FROM ins) "
+    "ON CONFLICT (ticket_id) DO UPDATE SET ticket_id = EXCLUDED.ticket_id RETURNING contributions) "
+    "SELECT (SELECT count(*) FROM ins) AS new, (SELECT contributions FROM lock) AS contributions"
+)
+
+
+async def insert_facts(conn: Any, ticket_id: uuid.UUID,
+                       rows: Sequence[tuple[str, str, datetime, dict[str, Any]]]) -> tuple[int, Any]:
+    """Insert ``(fact_key, kind, at, body)`` rows of one ticket and, when any was new, lock the
+    ticket's ``ticket_metrics`` row (creating an empty one). Returns (new facts, the row's stored
+    contributions); (0, None) for a redelivery or re-publication: nothing to fold. The lock makes
+    two folds of one ticket (events of another topic on another replica) run one after the other."""
+    if not rows:
+        return 0, None
+    row = await conn.fetchrow(
+        _INSERT_FACTS_AND_LOCK, ticket_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+        [orjson.dumps(r[3]).decode() for r in rows],
+    )
+    return int(row["new"]), row["contributions"]
+
 
 _INSERT_FACTS = (
     "INSERT INTO ticket_history (ticket_id, fact_key, kind, at, body) "
     "SELECT $1, u.k, u.kind, u.at, u.body::jsonb FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[]) "
-    "AS u(k, kind, at, body) ON CONFLICT (ticket_id, fact_key) DO NOTHING RETURNING fact_key"
+    "AS u(k, kind, at, body) ON CONFLICT (ticket_id, fact_key) DO NOTHING RETURNING 1"
 )
 
 
-async def insert_facts(conn: Any, ticket_id: uuid.UUID, rows: Sequence[tuple[str, str, datetime, dict[str, Any]]]) -> int:
-    """Insert ``(fact_key, kind, at, body)`` rows of one ticket; the number that were new (0: a
-    redelivery or re-publication, nothing to fold)."""
-    if not rows:
-        return 0
-    new = await conn.fetch(
-        _INSERT_FACTS, ticket_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-        [orjson.dumps(r[3]).decode() for r in rows],
-    )
+async def record_facts(conn: Any, owner_id: uuid.UUID, rows: Sequence[tuple[str, str, datetime, dict[str, Any]]]) -> int:
+    """Insert facts without locking or creating a ticket row (facts about no ticket, kept under
+    their customer's id only so that they count once); the number that were new."""
+    new = await conn.fetch(_INSERT_FACTS, owner_id, [r[0] for r in rows], [r[1] for r in rows],
+                           [r[2] for r in rows], [orjson.dumps(r[3]).decode() for r in rows])
     return len(new)
-
-
-async def lock_ticket(conn: Any, ticket_id: uuid.UUID) -> Any:
-    """Lock the ticket's row (creating an empty one) and return its stored contributions: two
-    folds of one ticket (events of another topic on another replica) run one after the other, and
-    the second one reads the first one's facts and contributions."""
-    return await conn.fetchval(
-        "INSERT INTO ticket_metrics (ticket_id) VALUES ($1) ON CONFLICT (ticket_id) DO UPDATE "
-        "SET ticket_id = EXCLUDED.ticket_id RETURNING contributions", ticket_id)
 
 
 async def load_history(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
     return await conn.fetch("SELECT kind, body FROM ticket_history WHERE ticket_id = $1", ticket_id)
 
 
+_CONTEXT = (
+    "SELECT 'calendar' AS src, team_key, version, calendar_id, NULL::text AS tier, NULL::uuid AS organization_id "
+    "FROM business_calendars WHERE team_key = ANY($2::text[]) AND calendar IS NOT NULL "
+    "UNION ALL SELECT 'customer', NULL, NULL, NULL, tier, organization_id FROM customer_dims WHERE customer_id = $1"
+)
+
+
+async def fold_context(conn: Any, customer_id: uuid.UUID | None, calendar_keys: list[str]) -> tuple[Any, list[Any]]:
+    """(the customer's dims row or None, the calendar versions of ``calendar_keys`` that have a
+    calendar) in one round trip."""
+    rows = await conn.fetch(_CONTEXT, customer_id, calendar_keys)
+    customer = next((r for r in rows if r["src"] == "customer"), None)
+    return customer, [r for r in rows if r["src"] == "calendar"]
+
+
 async def customer_dims(conn: Any, customer_id: uuid.UUID) -> Any:
     return await conn.fetchrow("SELECT tier, organization_id FROM customer_dims WHERE customer_id = $1", customer_id)
-
-
-async def calendar_versions(conn: Any, keys: list[str]) -> list[Any]:
-    return await conn.fetch(
-        "SELECT team_key, version, calendar_id, calendar IS NOT NULL AS has_calendar FROM business_calendars "
-        "WHERE team_key = ANY($1::text[])", keys)
 
 
 async def calendar_definition(conn: Any, key: str) -> Any:
@@ -76,40 +102,50 @@ TICKET_COLUMNS = (
     "assignee_hops", "team_hops", "resolved", "one_touch", "first_contact", "merged", "csat", "nps",
     "sla_achieved", "sla_breached", "contributions", "event_at",
 )
-_STORE_TICKET = (
-    f"UPDATE ticket_metrics SET {', '.join(f'{c} = ${i + 2}' for i, c in enumerate(TICKET_COLUMNS))}, "
-    "folded_at = clock_timestamp() WHERE ticket_id = $1"
-)
-
-
-async def store_ticket(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any]) -> None:
-    """Write the folded row (locked and created by ``lock_ticket`` in the same transaction)."""
-    await conn.execute(_STORE_TICKET, ticket_id, *(values.get(c) for c in TICKET_COLUMNS))
-
 
 # --------------------------------------------------------------------------- rollups
 
 _M_COLS = COUNT_COLUMNS + SUM_COLUMNS
-_APPLY_METRIC = (
-    f"INSERT INTO metric_rollups (dim, bucket, dim_value, {', '.join(_M_COLS)}, {', '.join(HIST_COLUMNS)}) "
-    f"SELECT u.dim, u.bucket, u.dim_value, {', '.join(f'u.{c}' for c in _M_COLS)}, "
-    f"{', '.join(f'u.{c}::int[]' for c in HIST_COLUMNS)} "
-    "FROM unnest($1::text[], $2::timestamptz[], $3::text[], "
-    + ", ".join(f"${i + 4}::{'int8' if c in COUNT_COLUMNS else 'float8'}[]" for i, c in enumerate(_M_COLS))
-    + ", " + ", ".join(f"${len(_M_COLS) + 4 + i}::text[]" for i in range(len(HIST_COLUMNS)))
-    + f") WITH ORDINALITY AS u(dim, bucket, dim_value, {', '.join(_M_COLS)}, {', '.join(HIST_COLUMNS)}, ord) "
-    "ORDER BY u.ord "
-    "ON CONFLICT (dim, bucket, dim_value) DO UPDATE SET "
-    + ", ".join(f"{c} = metric_rollups.{c} + EXCLUDED.{c}" for c in _M_COLS) + ", "
-    + ", ".join(f"{c} = hist_add(metric_rollups.{c}, EXCLUDED.{c})" for c in HIST_COLUMNS)
-)
-_APPLY_SLA = (
-    "INSERT INTO sla_rollups (dim, bucket, dim_value, policy, metric, achieved, breached) "
-    "SELECT u.dim, u.bucket, u.dim_value, u.policy, u.metric, u.achieved, u.breached "
-    "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[]) "
-    "WITH ORDINALITY AS u(dim, bucket, dim_value, policy, metric, achieved, breached, ord) ORDER BY u.ord "
-    "ON CONFLICT (dim, bucket, dim_value, policy, metric) DO UPDATE SET "
-    "achieved = sla_rollups.achieved + EXCLUDED.achieved, breached = sla_rollups.breached + EXCLUDED.breached"
+_M_PARAMS = 3 + len(_M_COLS) + len(HIST_COLUMNS)
+_S_PARAMS = 7
+
+
+def _metric_sql(first: int) -> str:
+    """Upsert of metric_rollups rows from parameter arrays ``$first...`` (unnest, in key order)."""
+    types = ["text", "timestamptz", "text"] + ["int8" if c in COUNT_COLUMNS else "float8" for c in _M_COLS] \
+        + ["text"] * len(HIST_COLUMNS)
+    return (
+        f"INSERT INTO metric_rollups (dim, bucket, dim_value, {', '.join(_M_COLS)}, {', '.join(HIST_COLUMNS)}) "
+        f"SELECT u.dim, u.bucket, u.dim_value, {', '.join(f'u.{c}' for c in _M_COLS)}, "
+        f"{', '.join(f'u.{c}::int[]' for c in HIST_COLUMNS)} "
+        f"FROM unnest({', '.join(f'${first + i}::{t}[]' for i, t in enumerate(types))}) "
+        f"WITH ORDINALITY AS u(dim, bucket, dim_value, {', '.join(_M_COLS)}, {', '.join(HIST_COLUMNS)}, ord) "
+        "ORDER BY u.ord "
+        "ON CONFLICT (dim, bucket, dim_value) DO UPDATE SET "
+        + ", ".join(f"{c} = metric_rollups.{c} + EXCLUDED.{c}" for c in _M_COLS) + ", "
+        + ", ".join(f"{c} = hist_add(metric_rollups.{c}, EXCLUDED.{c})" for c in HIST_COLUMNS)
+    )
+
+
+def _sla_sql(first: int) -> str:
+    types = ("text", "timestamptz", "text", "text", "text", "int8", "int8")
+    return (
+        "INSERT INTO sla_rollups (dim, bucket, dim_value, policy, metric, achieved, breached) "
+        "SELECT u.dim, u.bucket, u.dim_value, u.policy, u.metric, u.achieved, u.breached "
+        f"FROM unnest({', '.join(f'${first + i}::{t}[]' for i, t in enumerate(types))}) "
+        "WITH ORDINALITY AS u(dim, bucket, dim_value, policy, metric, achieved, breached, ord) ORDER BY u.ord "
+        "ON CONFLICT (dim, bucket, dim_value, policy, metric) DO UPDATE SET "
+        "achieved = sla_rollups.achieved + EXCLUDED.achieved, breached = sla_rollups.breached + EXCLUDED.breached"
+    )
+
+
+_APPLY_METRIC = _metric_sql(1)
+_APPLY_SLA = _sla_sql(1)
+_WRITE_FOLD = (
+    f"WITH m AS ({_metric_sql(2)}), s AS ({_sla_sql(2 + _M_PARAMS)}) "
+    "UPDATE ticket_metrics SET "
+    + ", ".join(f"{c} = ${2 + _M_PARAMS + _S_PARAMS + i}" for i, c in enumerate(TICKET_COLUMNS))
+    + ", folded_at = clock_timestamp() WHERE ticket_id = $1"
 )
 
 
@@ -117,28 +153,41 @@ def _pg_array(values: list[int] | None) -> str | None:
     return None if values is None else "{" + ",".join(str(v) for v in values) + "}"
 
 
+def _metric_args(delta: Delta) -> list[list[Any]]:
+    rows = delta.metric
+    columns: list[list[Any]] = [[k[0] for k, _ in rows], [datetime.fromisoformat(k[1]) for k, _ in rows],
+                                [k[2] for k, _ in rows]]
+    for c in _M_COLS:
+        if c in COUNT_COLUMNS:
+            columns.append([int(cols.get(c, 0)) for _, cols in rows])
+        else:
+            columns.append([float(cols.get(c, 0.0)) for _, cols in rows])
+    hists = [hist_arrays(cols) for _, cols in rows]
+    for h in HIST_COLUMNS:
+        columns.append([_pg_array(x[h]) for x in hists])
+    return columns
+
+
+def _sla_args(delta: Delta) -> list[list[Any]]:
+    rows = delta.sla
+    return [[k[0] for k, _ in rows], [datetime.fromisoformat(k[1]) for k, _ in rows], [k[2] for k, _ in rows],
+            [k[3] for k, _ in rows], [k[4] for k, _ in rows], [v[0] for _, v in rows], [v[1] for _, v in rows]]
+
+
+async def write_fold(conn: Any, ticket_id: uuid.UUID, delta: Delta, values: dict[str, Any]) -> None:
+    """Add the delta to metric_rollups and sla_rollups and store the folded row, in one statement
+    (the row was locked and created by ``insert_facts`` in the same transaction); an empty delta
+    inserts no rollup row."""
+    await conn.execute(_WRITE_FOLD, ticket_id, *_metric_args(delta), *_sla_args(delta),
+                       *(values.get(c) for c in TICKET_COLUMNS))
+
+
 async def apply_delta(conn: Any, delta: Delta) -> None:
-    """Add a delta to metric_rollups and sla_rollups: one statement per table, rows in key order."""
+    """Add a delta to metric_rollups and sla_rollups (figures of no ticket): rows in key order."""
     if delta.metric:
-        rows = delta.metric
-        columns: list[list[Any]] = [[k[0] for k, _ in rows], [datetime.fromisoformat(k[1]) for k, _ in rows],
-                                    [k[2] for k, _ in rows]]
-        for c in _M_COLS:
-            if c in COUNT_COLUMNS:
-                columns.append([int(cols.get(c, 0)) for _, cols in rows])
-            else:
-                columns.append([float(cols.get(c, 0.0)) for _, cols in rows])
-        hists = [hist_arrays(cols) for _, cols in rows]
-        for h in HIST_COLUMNS:
-            columns.append([_pg_array(x[h]) for x in hists])
-        await conn.execute(_APPLY_METRIC, *columns)
+        await conn.execute(_APPLY_METRIC, *_metric_args(delta))
     if delta.sla:
-        rows_s = delta.sla
-        await conn.execute(
-            _APPLY_SLA, [k[0] for k, _ in rows_s], [datetime.fromisoformat(k[1]) for k, _ in rows_s],
-            [k[2] for k, _ in rows_s], [k[3] for k, _ in rows_s], [k[4] for k, _ in rows_s],
-            [v[0] for _, v in rows_s], [v[1] for _, v in rows_s],
-        )
+        await conn.execute(_APPLY_SLA, *_sla_args(delta))
 
 
 # --------------------------------------------------------------------------- projections
