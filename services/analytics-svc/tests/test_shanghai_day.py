@@ -29,6 +29,8 @@ from helpdesk_common import events
 from helpdesk_common.identity import Principal
 from helpdesk_common.testing import identity_headers, wait_for
 
+from analytics_svc.main import FOLD_CONSUMER, fold_handlers
+
 
 def _load_scenario() -> Any:
     """The scenario module (pytest runs with --import-mode=importlib: no sys.path for tests)."""
@@ -45,11 +47,8 @@ S = _load_scenario()
 # about a minute alone; the consumer folds ~2,400 events, which takes longer on a busy machine
 pytestmark = pytest.mark.timeout(900)
 ADMIN = identity_headers(Principal(kind="user", id=str(uuid.uuid5(S.NS, "admin")), role="admin"))
-FOLD_CONSUMER = "analytics-svc.facts"
 #: the scripted day in Shanghai, [00:00, 24:00) local, as UTC instants
 DAY_START, DAY_END = S.sh(0, 0), S.sh(0, 0) + timedelta(days=1)
-#: per-ticket columns compared (everything the scenario states for a ticket)
-DURATIONS = ("first_reply", "next_replies_total", "full_resolution", "requester_wait", "agent_wait", "on_hold")
 
 
 def delivery(tickets: list[Any], others: list[Any], seed: int = 20261124) -> tuple[list[Any], int]:
@@ -191,8 +190,6 @@ async def check_read_model(db: Any, tickets: list[Any]) -> tuple[int, int]:
 
 
 async def test_the_scripted_shanghai_day(full, infra, db):
-    from analytics_svc.main import fold_handlers
-
     tickets = S.build_day()
     assert len(tickets) == 200
     handled = set(fold_handlers())
