@@ -301,56 +301,125 @@ ROLLUP_SUMS = [c for c in PART_COLUMNS if c not in ("policy", "fr_met", "fr_miss
                                                     "first_reply_hist", "resolution_hist")]
 
 
-def partial_sums_sql(dim: str) -> str:
-    """A temporary table of one dimension's partial sums: each branch reads ticket_metrics once
-    and aggregates only its own columns by (UTC hour, value[, policy]); a null value writes no
-    row, as in the fold; the tag dimension has one row per tag."""
-    value = DIMENSIONS[dim]
-    source = "ticket_metrics t" + (" CROSS JOIN LATERAL unnest(t.tags) AS tg(tag)" if dim == "tag" else "")
-    selects = []
-    for instant, where, by_policy, sums in BRANCHES:
-        cells = [f'{(POLICY if by_policy else "NULL::text") if c == "policy" else sums.get(c, default)} AS {c}'
-                 for c, default in PART_COLUMNS.items()]
-        group = "1, 2, 3" if by_policy else "1, 2"
-        selects.append(f"SELECT date_trunc('hour', {instant}) AS hour, {value} AS value, {', '.join(cells)} "
-                       f"FROM {source} WHERE t.created_at IS NOT NULL AND {where} AND {value} IS NOT NULL "
-                       f"GROUP BY {group}")
-    # a dense array of counts per bin, one FILTER per bin over the precomputed bin (much cheaper
-    # than any per-row array arithmetic)
-    dense = "ARRAY[" + ", ".join(f"count(*) FILTER (WHERE h.bin = {i})" for i in range(len(HIST_EDGES_MINUTES))) + "]::int[]"
-    for column, instant, where, minutes in HIST_BRANCHES:
-        cells = [f"{dense if c == column else default} AS {c}" for c, default in PART_COLUMNS.items()]
-        selects.append(
-            f"SELECT h.hour, h.value, {', '.join(cells)} FROM (SELECT date_trunc('hour', {instant}) AS hour, "
-            f"{value} AS value, bench_bin({minutes}) AS bin FROM {source} "
-            f"WHERE t.created_at IS NOT NULL AND {where} AND {value} IS NOT NULL OFFSET 0) AS h "
-            f"GROUP BY h.hour, h.value")
-    # the histograms sort instead of hashing: 44 counters per (hour, value) would not fit in memory
-    # for agents and organisations, and a sorted group is done as soon as the next one starts
-    hists, selects = selects[len(BRANCHES):], selects[:len(BRANCHES)]
-    return ("DROP TABLE IF EXISTS bench_part; CREATE TEMP TABLE bench_part AS "
-            + "\nUNION ALL\n".join(selects) + "; SET enable_hashagg = off; "
-            + "; ".join(f"INSERT INTO bench_part {h}" for h in hists) + "; RESET enable_hashagg")
+#: the dimensions but tags as columns of a ticket row (tags multiply rows: their own pass)
+PLAIN_DIMS = [d for d in DIMENSIONS if d not in ("all", "tag")]
+PART_SUMS = [c for c in PART_COLUMNS if c not in ("policy", "first_reply_hist", "resolution_hist")]
 
 
-def rollups_from_parts_sql(dim: str) -> str:
-    """metric_rollups and sla_rollups rows of one dimension from its partial sums."""
-    sums = ", ".join(f"coalesce(sum({c}), 0)" for c in ROLLUP_SUMS)
+def staging_sql() -> str:
+    """Partial sums and histogram counts, partitioned by dimension so each dimension's final
+    statement reads only its own rows (unlogged: scratch space of the load)."""
+    # counts as int: sum(int) accumulates in a bigint, sum(bigint) in numeric (several times slower)
+    cols = ", ".join(f"{c} {'float8' if 'sum' in c and c != 'csat_rating_sum' else 'int'}" for c in PART_SUMS)
+    out = ["DROP TABLE IF EXISTS bench_part, bench_hist",
+           f"CREATE TABLE bench_part (dim text, hour timestamptz, value text, policy text, {cols}) PARTITION BY LIST (dim)",
+           "CREATE TABLE bench_hist (dim text, which text, hour timestamptz, value text, bin int, n int) "
+           "PARTITION BY LIST (dim)"]
+    for dim in DIMENSIONS:
+        out.append(f"CREATE UNLOGGED TABLE bench_part_{dim} PARTITION OF bench_part FOR VALUES IN ('{dim}')")
+        out.append(f"CREATE UNLOGGED TABLE bench_hist_{dim} PARTITION OF bench_hist FOR VALUES IN ('{dim}')")
+    return "; ".join(out)
+
+
+def _sets(extra: list[str], *, tag: bool) -> tuple[str, str, str]:
+    """(GROUP BY clause, dim label, value) for one pass: every plain dimension in one scan with
+    GROUPING SETS (plus 'all'), or the tag dimension from the unnested tags."""
+    if tag:
+        return "GROUP BY " + ", ".join(["hour", "tag", *extra]), "'tag'", "tag"
+    base = ", ".join(["hour", *extra])
+    sets = [f"({base})"] + [f"({base}, {d})" for d in PLAIN_DIMS]
+    label = "CASE " + " ".join(f"WHEN GROUPING({d}) = 0 THEN '{d}'" for d in PLAIN_DIMS) + " ELSE 'all' END"
+    value = "CASE " + " ".join(f"WHEN GROUPING({d}) = 0 THEN {d}" for d in PLAIN_DIMS) + " ELSE '' END"
+    return f"GROUP BY GROUPING SETS ({', '.join(sets)})", label, value
+
+
+def _source(instant: str, where: str, measures: str, *, tag: bool) -> str:
+    """One row per ticket (per tag) with its event's hour, its policy, its dimension values."""
+    dims = ", ".join(f"{DIMENSIONS[d]} AS {d}" for d in PLAIN_DIMS)
+    unnest = " CROSS JOIN LATERAL unnest(t.tags) AS tg(tag)" if tag else ""
+    tag_col = ", tg.tag AS tag" if tag else ""
+    return (f"(SELECT date_trunc('hour', {instant}) AS hour, {POLICY} AS policy, {dims}{tag_col}, {measures} "
+            f"FROM ticket_metrics t{unnest} WHERE t.created_at IS NOT NULL AND {where} OFFSET 0) AS e")
+
+
+def pass_sql(branch: int, *, tag: bool) -> str:
+    """One scan of ticket_metrics for one kind of event: its partial sums for every dimension
+    (GROUPING SETS) or for tags; a null dimension value writes no row, as in the fold."""
+    instant, where, by_policy, sums = BRANCHES[branch]
+    group, label, value = _sets(["policy"] if by_policy else [], tag=tag)
+    # the branch's aggregates read the ticket row's columns through the source's "m_*" columns
+    inputs = sorted({col for expr in sums.values() for col in _columns(expr)})
+    measures = ", ".join(f"t.{c} AS m_{c}" for c in inputs) or "1 AS m_none"
+    aggs = ", ".join(_rename(expr) for expr in sums.values())
+    cols = ", ".join(sums)
+    policy = "policy" if by_policy else "NULL::text"
+    return (f"INSERT INTO bench_part (dim, hour, value, policy, {cols}) SELECT dim, hour, value, policy, {cols} FROM "
+            f"(SELECT {label} AS dim, hour, {value} AS value, {policy} AS policy, {aggs} "
+            f"FROM {_source(instant, where, measures, tag=tag)} {group}) AS g({_out_names(sums)}) "
+            f"WHERE value IS NOT NULL")
+
+
+def _out_names(sums: dict[str, str]) -> str:
+    return ", ".join(["dim", "hour", "value", "policy", *sums])
+
+
+_COLUMN_NAMES = ("first_reply_business_minutes", "first_reply_minutes", "full_resolution_business_minutes",
+                 "full_resolution_minutes", "requester_wait_business_minutes", "requester_wait_minutes",
+                 "agent_wait_business_minutes", "agent_wait_minutes", "on_hold_business_minutes", "on_hold_minutes",
+                 "next_replies_total_business_minutes", "next_replies_total_minutes", "next_replies", "reopens",
+                 "replies", "assignee_hops", "team_hops", "one_touch", "first_contact", "csat", "nps", "priority")
+
+
+def _columns(expr: str) -> list[str]:
+    found, rest = [], expr
+    for name in _COLUMN_NAMES:  # longest names first within each family, so prefixes do not match twice
+        if f"t.{name}" in rest:
+            found.append(name)
+            rest = rest.replace(f"t.{name}", "")
+    return found
+
+
+def _rename(expr: str) -> str:
+    for name in _COLUMN_NAMES:
+        expr = expr.replace(f"t.{name}", f"m_{name}")
+    return expr
+
+
+def hist_pass_sql(which: int, *, tag: bool) -> str:
+    """Counts per (dimension, hour, value, bin) of one histogram, every dimension in one scan."""
+    column, instant, where, minutes = HIST_BRANCHES[which]
+    group, label, value = _sets(["bin"], tag=tag)
+    return (f"INSERT INTO bench_hist (dim, which, hour, value, bin, n) SELECT dim, '{column}', hour, value, bin, n FROM "
+            f"(SELECT {label} AS dim, hour, {value} AS value, bin, count(*) AS n "
+            f"FROM {_source(instant, where, f'bench_bin({minutes}) AS bin', tag=tag)} {group}) AS g "
+            f"WHERE value IS NOT NULL")
+
+
+def final_sql(dim: str) -> str:
+    """One dimension's metric_rollups and sla_rollups rows from its staged partial sums and
+    histogram counts (dense arrays of counts per bin)."""
+    sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in ROLLUP_SUMS)
+    dense = "ARRAY[" + ", ".join(f"coalesce(sum(n) FILTER (WHERE bin = {i}), 0)"
+                                 for i in range(len(HIST_EDGES_MINUTES))) + "]::int[]"
     return f"""
 INSERT INTO metric_rollups (dim, bucket, dim_value, {', '.join(ROLLUP_SUMS)}, sla_n, sla_achieved,
   first_reply_hist, resolution_hist)
-SELECT '{dim}', hour, value, {sums},
-  coalesce(sum(fr_met), 0) + coalesce(sum(fr_missed), 0) + coalesce(sum(res_met), 0) + coalesce(sum(res_missed), 0),
-  coalesce(sum(fr_met), 0) + coalesce(sum(res_met), 0),
-  max(first_reply_hist), max(resolution_hist)
-FROM bench_part GROUP BY hour, value;
+SELECT '{dim}', p.hour, p.value, {', '.join(f'p.{c}' for c in ROLLUP_SUMS)}, p.sla_n, p.sla_achieved, f.hist, r.hist
+FROM (SELECT hour, value, {sums},
+        coalesce(sum(fr_met), 0) + coalesce(sum(fr_missed), 0) + coalesce(sum(res_met), 0)
+          + coalesce(sum(res_missed), 0) AS sla_n,
+        coalesce(sum(fr_met), 0) + coalesce(sum(res_met), 0) AS sla_achieved
+      FROM bench_part_{dim} GROUP BY hour, value) AS p
+LEFT JOIN (SELECT hour, value, {dense} AS hist FROM bench_hist_{dim} WHERE which = 'first_reply_hist'
+           GROUP BY hour, value) AS f ON f.hour = p.hour AND f.value = p.value
+LEFT JOIN (SELECT hour, value, {dense} AS hist FROM bench_hist_{dim} WHERE which = 'resolution_hist'
+           GROUP BY hour, value) AS r ON r.hour = p.hour AND r.value = p.value;
 INSERT INTO sla_rollups (dim, bucket, dim_value, policy, metric, achieved, breached)
-SELECT '{dim}', hour, value, policy, 'first_response', sum(fr_met), sum(fr_missed) FROM bench_part
-WHERE policy IS NOT NULL AND fr_met IS NOT NULL GROUP BY hour, value, policy
+SELECT '{dim}', hour, value, policy, 'first_response', sum(fr_met), sum(fr_missed) FROM bench_part_{dim}
+WHERE fr_met IS NOT NULL GROUP BY hour, value, policy
 UNION ALL
-SELECT '{dim}', hour, value, policy, 'resolution', sum(res_met), sum(res_missed) FROM bench_part
-WHERE policy IS NOT NULL AND res_met IS NOT NULL GROUP BY hour, value, policy;
-DROP TABLE bench_part;
+SELECT '{dim}', hour, value, policy, 'resolution', sum(res_met), sum(res_missed) FROM bench_part_{dim}
+WHERE res_met IS NOT NULL GROUP BY hour, value, policy;
 """
 
 
@@ -381,11 +450,11 @@ async def bulk_load(dsn: str, total: int, *, now: datetime, jobs: int = 2) -> tu
     try:
         await conn.execute(session)
         await conn.execute(HELPERS)
-        dropped: list[tuple[str, str]] = []
+        dropped: list[tuple[str, str]] = []  # (table, CREATE INDEX ...)
         for table in ("ticket_metrics", "metric_rollups", "sla_rollups", "sla_targets"):
             for name, definition in await index_definitions(conn, table):
                 await conn.execute(f'DROP INDEX "{name}"')
-                dropped.append((name, definition))
+                dropped.append((table, definition))
         # the primary keys as well (rebuilt at the end): a random-uuid key costs a random btree
         # insert per row otherwise
         pkeys = await conn.fetch(
@@ -407,37 +476,59 @@ async def bulk_load(dsn: str, total: int, *, now: datetime, jobs: int = 2) -> tu
                 while not queue.empty():
                     table, what, statement = queue.get_nowait()
                     t0 = time.monotonic()
-                    if isinstance(statement, tuple):
+                    if isinstance(statement, tuple):  # with arguments
                         await c.execute(*statement)
+                    elif isinstance(statement, list):  # one by one (VACUUM is no part of a script)
+                        for one in statement:
+                            await c.execute(one)
                     else:
                         await c.execute(statement)
-                    if table != "ticket_metrics":
-                        steps[f"{table}:{what}"] = round(time.monotonic() - t0, 1)
+                    if table == "final":
+                        steps[f"final:{what}"] = round(time.monotonic() - t0, 1)
                     log(f"  {table} {what}: {time.monotonic() - t0:.0f} s ({time.monotonic() - started:.0f} s)")
             finally:
                 await c.close()
 
         t0 = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(max(1, jobs))))
+        # hint bits and the visibility map set once, before the scans read the table again and again
         await conn.execute("VACUUM ANALYZE ticket_metrics")
         steps["ticket_metrics"] = round(time.monotonic() - t0, 1)
         await timed(conn, LOAD_TARGETS, now, label="sla_targets", steps=steps)
 
-        for dim in sorted(DIMENSIONS, key=lambda d: d not in ("tag", "agent", "organization")):  # biggest first
-            queue.put_nowait(("rollups", dim, partial_sums_sql(dim) + ";" + rollups_from_parts_sql(dim)))
+        # the rollups: one scan per kind of event for all plain dimensions at once (and one for
+        # tags), then one final statement per dimension from its staged rows
+        await conn.execute(staging_sql())
+        for tag in (False, True):
+            for i in range(len(BRANCHES)):
+                queue.put_nowait(("scan", f"{'tag ' if tag else ''}{BRANCHES[i][0]}", pass_sql(i, tag=tag)))
+            for i in range(len(HIST_BRANCHES)):
+                queue.put_nowait(("scan", f"{'tag ' if tag else ''}{HIST_BRANCHES[i][0]}", hist_pass_sql(i, tag=tag)))
         t0 = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(max(1, jobs))))
-        steps["rollups"] = round(time.monotonic() - t0, 1)
+        steps["rollup_scans"] = round(time.monotonic() - t0, 1)
+        for dim in sorted(DIMENSIONS, key=lambda d: d not in ("tag", "agent", "organization")):  # biggest first
+            queue.put_nowait(("final", dim, final_sql(dim)))
         t0 = time.monotonic()
-        for pk in pkeys:
-            await conn.execute(f'ALTER TABLE {pk["tbl"]} ADD CONSTRAINT "{pk["conname"]}" {pk["def"]}')
-        for _name, definition in dropped:
-            await conn.execute(definition)
-        steps["indexes"] = round(time.monotonic() - t0, 1)
+        await asyncio.gather(*(worker() for _ in range(max(1, jobs))))
+        steps["rollup_finals"] = round(time.monotonic() - t0, 1)
+        await conn.execute("DROP TABLE bench_part, bench_hist")
+        # keys and indexes from their own definitions, one script per table, ``jobs`` tables at a time
         t0 = time.monotonic()
         for table in ("ticket_metrics", "metric_rollups", "sla_rollups", "sla_targets"):
-            await conn.execute(f"VACUUM ANALYZE {table}")
-        steps["analyze"] = round(time.monotonic() - t0, 1)
+            script = [f'ALTER TABLE {pk["tbl"]} ADD CONSTRAINT "{pk["conname"]}" {pk["def"]}'
+                      for pk in pkeys if pk["tbl"] == table]
+            script += [definition for owner, definition in dropped if owner == table]
+            script.append(f"ANALYZE {table}" if table == "ticket_metrics" else f"VACUUM ANALYZE {table}")
+            queue.put_nowait(("indexes", table, script))
+        await asyncio.gather(*(worker() for _ in range(max(1, jobs))))
+        steps["indexes"] = round(time.monotonic() - t0, 1)
+        for table in ("ticket_metrics", "metric_rollups", "sla_rollups", "sla_targets"):
+            now_defined = {d for _n, d in await index_definitions(conn, table)}
+            missing = {d for owner, d in dropped if owner == table} - now_defined
+            if missing or not await conn.fetchval(
+                    "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid = $1::regclass", table):
+                raise RuntimeError(f"{table}: indexes not rebuilt: {sorted(missing)} (or no primary key)")
         await conn.execute(DROP_HELPERS)
     finally:
         await conn.close()
