@@ -443,3 +443,30 @@ def test_history_verdict(replay, live, truncated, force, ok):
     assert allowed is ok
     assert bool(messages) is (replay.get("ticket_facts", 0) < live.get("ticket_facts", 0)
                               or "ticket_metrics" in live or truncated > 0)
+
+
+async def test_the_replay_merges_topics_and_partitions_in_event_time_order(infra, monkeypatch):
+    """Published topic by topic (all SLA events, then all ticket events, as a lagging consumer
+    could meet them), replayed interleaved by envelope time; events of other types are skipped."""
+    from helpdesk_common.testing import service_env
+
+    from analytics_svc.main import FOLD_TOPICS, fold_handlers
+    from analytics_svc.rebuild.replay import TopicReplay
+
+    prefix = service_env(monkeypatch, infra, "ANALYTICS_", "postgresql+asyncpg://unused/unused")
+    s = Script(datetime(2026, 11, 2, 1, 0, tzinfo=UTC))
+    for i in range(20):
+        tid = uuid.uuid4()
+        s.created(tid, i * 3, team=T1, assignee=None)
+        s.sla(tid, i * 3 + 1, target=60)
+    in_time_order = sorted(s.out, key=lambda e: e.time)
+    sla_first = [e for e in in_time_order if e.type == "sla.applied"] + [
+        e for e in in_time_order if e.type == "ticket.created"]
+
+    async with TopicReplay(_settings(), [prefix + t for t in FOLD_TOPICS], fold_handlers()) as replay:
+        await produce(infra.kafka_bootstrap, prefix, *sla_first)  # the topics exist now
+        targets = await replay.end_offsets()
+        assert sum(targets.values()) == len(s.out)
+        got = [item.event.id async for item in replay.until(targets)]
+        assert replay.done() == targets
+    assert got == [e.id for e in in_time_order]
