@@ -491,3 +491,44 @@ async def test_the_replay_merges_topics_and_partitions_in_event_time_order(infra
         got = [item.event.id async for item in replay.until(targets)]
         assert replay.done() == targets
     assert got == [e.id for e in in_time_order]
+
+
+async def test_the_command_prints_a_summary_and_exits_by_outcome(full, infra, analytics_db):
+    """``python -m analytics_svc.rebuild`` as ops run it (the service's settings from the
+    environment the fixture set): a dry run of an equal model exits 0 with its JSON summary on
+    stdout and logs on stderr; bad arguments exit 2; a refusal exits 3 and says why."""
+    import os
+    import sys
+
+    from analytics_svc.kpis import repository as kpis_repository
+
+    history = scripted_history(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2))
+    await publish_reference_first(infra, full, analytics_db, history)
+
+    async def command(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "analytics_svc.rebuild", *args, env=dict(os.environ),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, err = await command("--dry-run")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "dry-run" and summary["events_folded"] >= len(history)
+    assert summary["differences"] and not any(summary["differences"].values())
+    assert "rebuild replay starts" in err
+
+    code, _, err = await command("--batch-size", "0")
+    assert code == 2 and "must be positive" in err
+
+    pool = await create_raw_pool(analytics_db, size=1)
+    try:
+        async with pool.acquire() as conn:  # a ticket the topics do not hold
+            await kpis_repository.upsert_created(conn, ticket_id=uuid.uuid4(), created_at=datetime.now(UTC),
+                                                 priority="low", status="new", channel="email")
+    finally:
+        await pool.close()
+    code, out, err = await command()
+    assert code == 3 and json.loads(out)["status"] == "refused"
+    assert "does not hold the whole history" in err

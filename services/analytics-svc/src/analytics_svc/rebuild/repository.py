@@ -106,8 +106,9 @@ async def table_shapes(conn: Any, schema: str, tables: Sequence[str]) -> dict[st
     )
     shapes: dict[str, list[Any]] = {t: [] for t in tables}
     for c in cols:
+        default = (c["column_default"] or "").replace(f'"{schema}".', "").replace(f"{schema}.", "")
         shapes[c["table_name"]].append(
-            ("column", c["column_name"], c["data_type"], c["udt_name"], c["is_nullable"], c["column_default"]))
+            ("column", c["column_name"], c["data_type"], c["udt_name"], c["is_nullable"], default))
     for i in idx:
         shapes[i["tablename"]].append(("index", i["indexname"], i["def"].replace(f'"{schema}".', "")))
     return {t: tuple(v) for t, v in shapes.items()}
