@@ -19,8 +19,9 @@ from analytics_svc.readmodel.contributions import (
     Contributions, Dimensions, contributions, cycle_policies, delta, expand, hist_arrays, hour, quantize, ticket_state,
 )
 from analytics_svc.readmodel.facts import (
-    DeliveryFailure, Dims, Linked, SlaTarget, from_body, kind_of, ticket_facts, to_body,
+    DeliveryFailure, Dims, Linked, SlaState, SlaTarget, from_body, kind_of, ticket_facts, to_body,
 )
+from analytics_svc.readmodel.targets import target_row
 from helpdesk_common import events
 
 T0 = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
@@ -197,7 +198,7 @@ fact_st = st.one_of(
 
 def state_of(history) -> Contributions:
     ticket = ticket_state(history)
-    metric_facts = [f for f in history if not isinstance(f, Dims | Linked | SlaTarget | DeliveryFailure)]
+    metric_facts = [f for f in history if not isinstance(f, Dims | Linked | SlaTarget | DeliveryFailure | SlaState)]
     created = next((f for f in metric_facts if isinstance(f, Created)), None)
     metrics = fold(metric_facts) if metric_facts else None
     return contributions(created_at=None if created is None else created.at, metrics=metrics, dims=ticket.dims,
@@ -297,3 +298,38 @@ def test_the_creation_and_updates_carry_dimensions():
     assert key == "dims:4" and upd.values == {"brand": None}  # the subject is no dimension
     no_dims = updated.model_copy(update={"data": updated.data.model_copy(update={"changes": {"subject": {}}})})
     assert ticket_facts(no_dims) == []
+
+
+# --------------------------------------------------------------------------- SLA targets
+
+state_st = st.builds(
+    lambda n, event, colour, due: SlaState(
+        at=T0 + n * M, metric="resolution", event=event,
+        state={"applied": "running", "paused": "paused", "resumed": "running", "fulfilled": "fulfilled",
+               "cancelled": "cancelled"}.get(event),
+        colour={"applied": "green", "warning": colour, "breached": "breached"}.get(event),
+        policy="p" if event == "applied" else None, target_minutes=60 if event == "applied" else None,
+        started_at=T0 + n * M if event == "applied" else None,
+        due_at=None if event in ("paused", "cancelled") else T0 + due * M),
+    st.integers(0, 30), st.sampled_from(["applied", "warning", "breached", "paused", "resumed", "fulfilled",
+                                         "cancelled"]),
+    st.sampled_from(["yellow", "red"]), st.integers(30, 90))
+
+
+@given(st.lists(state_st, min_size=1, max_size=7), st.randoms(use_true_random=False))
+def test_a_target_row_does_not_depend_on_arrival_order(states, rnd):
+    shuffled = list(states)
+    rnd.shuffle(shuffled)
+    assert target_row(shuffled) == target_row(states)
+
+
+def test_each_target_attribute_comes_from_the_newest_event_carrying_it():
+    row = target_row([
+        SlaState(at=T0 + 10 * M, metric="m", event="paused", state="paused"),
+        SlaState(at=T0, metric="m", event="applied", state="running", colour="green", policy="p", target_minutes=60,
+                 started_at=T0, due_at=T0 + 60 * M),
+        SlaState(at=T0 + 5 * M, metric="m", event="warning", colour="red", due_at=T0 + 60 * M),
+    ])
+    assert row == {"state": "paused", "colour": "red", "policy": "p", "target_minutes": 60, "started_at": T0,
+                   "due_at": T0 + 60 * M, "event_at": T0 + 10 * M}
+    assert target_row([]) is None

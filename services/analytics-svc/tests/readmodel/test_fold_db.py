@@ -405,3 +405,58 @@ async def test_business_minutes_use_the_team_calendar_else_the_default(raw):
     # a team without a calendar of its own counts in the default one (no holiday on Wednesday)
     await fold(raw, created(other, team=TEAM_Y), message(other, "agent", T0 + 2400 * M))
     assert (await ticket_row(raw, other))["first_reply_business_minutes"] == 60 + 540
+
+
+def sla_event(kind, tid, metric, at, **data):
+    cls, data_cls, field = {
+        "warning": (events.SlaWarning, events.SlaAlertData, None),
+        "paused": (events.SlaPaused, events.SlaPausedData, "paused_at"),
+        "resumed": (events.SlaResumed, events.SlaResumedData, "resumed_at"),
+        "cancelled": (events.SlaCancelled, events.SlaCancelledData, "cancelled_at"),
+    }[kind]
+    if field:
+        data[field] = at
+    return cls(source="sla-svc", subject=str(tid), time=at, data=data_cls(ticket_id=tid, metric=metric, **data))
+
+
+async def test_sla_targets_keep_the_newest_state_in_any_order(raw):
+    tid = uuid.uuid4()
+    evts = [
+        sla_applied(tid, "resolution", T0, policy="金牌", minutes=240),
+        sla_event("warning", tid, "resolution", T0 + 180 * M, due_at=T0 + 240 * M, colour="yellow", policy="金牌"),
+        sla_event("paused", tid, "resolution", T0 + 190 * M, remaining_seconds=3000),
+        sla_event("resumed", tid, "resolution", T0 + 300 * M, due_at=T0 + 350 * M, remaining_seconds=3000),
+    ]
+    rows = set()
+    for order in (evts, list(reversed(evts)), [evts[2], evts[0], evts[3], evts[1]]):
+        await reset(raw)
+        await fold(raw, *order)
+        row = await raw.fetchrow("SELECT policy, target_minutes, started_at, due_at, state, colour, event_at "
+                                 "FROM sla_targets WHERE ticket_id = $1 AND metric = 'resolution'", tid)
+        rows.add(tuple(row.values()))
+    assert rows == {("金牌", 240, T0, T0 + 350 * M, "running", "yellow", T0 + 300 * M)}
+    await fold(raw, sla_event("cancelled", tid, "resolution", T0 + 400 * M, reason="merged"))
+    assert await raw.fetchval("SELECT state FROM sla_targets WHERE ticket_id = $1", tid) == "cancelled"
+    # a new cycle of next_response starts green again
+    await fold(raw, sla_breached(tid, "next_response", T0 + 10 * M),
+               sla_applied(tid, "next_response", T0 + 20 * M))
+    assert tuple(await raw.fetchrow("SELECT state, colour FROM sla_targets WHERE ticket_id = $1 "
+                                    "AND metric = 'next_response'", tid)) == ("running", "green")
+
+
+async def test_a_tier_change_on_the_ticket_and_a_customer_merge_move_dimensions(raw):
+    tid, customer, survivor, org = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await fold(raw, created(tid, customer=customer, tier="silver"),
+               updated(tid, 3, customer_tier=("silver", "金牌")))
+    state = await rollups(raw)
+    assert rollup(state, "tier", "金牌", T0)["created"] == 1 and rollup(state, "tier", "silver", T0) == {}
+    # the survivor's organisation reaches tickets still pointing at the merged customer when
+    # they are folded next
+    await fold(raw, events.CustomerUpdated(source="c", subject=str(survivor), data=events.CustomerUpdatedData(
+        customer_id=survivor, version=2, tier="vip", changes={}, updated_at=T0, organization_id=org)))
+    await fold(raw, events.CustomerMerged(source="c", subject=str(survivor), data=events.CustomerMergedData(
+        survivor_id=survivor, merged_id=customer, at=T0 + M)))
+    await fold(raw, message(tid, "agent", T0 + 5 * M))
+    row = await ticket_row(raw, tid)
+    assert row["organization_id"] == org and row["customer_tier"] == "金牌"  # the ticket's own tier wins
+    assert rollup(await rollups(raw), "organization", str(org), T0)["created"] == 1

@@ -62,12 +62,28 @@ class DeliveryFailure:
     channel: str
 
 
-HistoryFact = rules.Fact | Dims | Linked | SlaTarget | DeliveryFailure
+@dataclass(frozen=True, slots=True)
+class SlaState:
+    """One ``sla.*`` event about a target, as far as ``sla_targets`` needs it: ``at`` is the
+    event's time; the fields it does not carry are None (``readmodel.targets`` folds them)."""
+
+    at: datetime
+    metric: str
+    event: str
+    state: str | None = None
+    colour: str | None = None
+    policy: str | None = None
+    target_minutes: int | None = None
+    started_at: datetime | None = None
+    due_at: datetime | None = None
+
+
+HistoryFact = rules.Fact | Dims | Linked | SlaTarget | DeliveryFailure | SlaState
 
 KINDS: dict[str, type] = {
     "created": Created, "status": StatusChanged, "assigned": Assigned, "message": Message, "merged": Merged,
     "sla_outcome": SlaOutcome, "survey": SurveyAnswer, "dims": Dims, "linked": Linked, "sla_target": SlaTarget,
-    "delivery_failure": DeliveryFailure,
+    "delivery_failure": DeliveryFailure, "sla_state": SlaState,
 }
 _KIND_OF: dict[type, str] = {cls: kind for kind, cls in KINDS.items()}
 #: the kinds ``metrics.rules.fold`` reads
@@ -87,7 +103,9 @@ def to_body(fact: HistoryFact) -> dict[str, Any]:
 def from_body(kind: str, body: dict[str, Any]) -> HistoryFact:
     cls = KINDS[kind]
     values = dict(body)
-    values["at"] = datetime.fromisoformat(values["at"])
+    for name, value in body.items():
+        if (name == "at" or name.endswith("_at")) and isinstance(value, str):
+            values[name] = datetime.fromisoformat(value)
     return cls(**values)
 
 
@@ -155,11 +173,13 @@ def ticket_facts(event: Any) -> list[tuple[str, HistoryFact]]:
             return [(f"link:{data.customer_id}", Linked(at=event.time, customer_id=str(data.customer_id)))]
         case "sla.applied":
             return [(f"target:{data.metric}:{_iso(data.started_at)}:{data.policy}",
-                     SlaTarget(at=data.started_at, metric=data.metric, policy=data.policy))]
+                     SlaTarget(at=data.started_at, metric=data.metric, policy=data.policy)), sla_state(event)]
         case "sla.fulfilled" | "sla.breached":
             fact = metric_facts[0]
             verb = "breached" if kind == "sla.breached" else "fulfilled"
-            return [(f"sla:{fact.metric}:{verb}:{_iso(fact.at)}", fact)]
+            return [(f"sla:{fact.metric}:{verb}:{_iso(fact.at)}", fact), sla_state(event)]
+        case "sla.warning" | "sla.paused" | "sla.resumed" | "sla.cancelled":
+            return [sla_state(event)]
         case "survey.answered" if metric_facts:
             return [(f"survey:{data.survey_id}", metric_facts[0])]
         case "delivery.failed" if data.ticket_id is not None:
@@ -174,3 +194,28 @@ def _brand(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def sla_state(event: Any) -> tuple[str, SlaState]:
+    """The ``sla_targets`` view of an ``sla.*`` event, keyed by metric, event type and time."""
+    data = event.data
+    verb = event.type.removeprefix("sla.")
+    values: dict[str, Any] = {}
+    match verb:
+        case "applied":
+            values = dict(state="running", colour="green", policy=data.policy, target_minutes=data.target_minutes,
+                          started_at=data.started_at, due_at=data.due_at)
+        case "warning":
+            values = dict(colour=data.colour or "yellow", policy=data.policy, due_at=data.due_at)
+        case "breached":
+            values = dict(colour="breached", policy=data.policy, due_at=data.due_at)
+        case "paused":
+            values = dict(state="paused")
+        case "resumed":
+            values = dict(state="running", due_at=data.due_at)
+        case "fulfilled":
+            values = dict(state="fulfilled", due_at=data.due_at)
+        case "cancelled":
+            values = dict(state="cancelled")
+    return (f"slastate:{data.metric}:{verb}:{_iso(event.time)}",
+            SlaState(at=event.time, metric=data.metric, event=verb, **values))

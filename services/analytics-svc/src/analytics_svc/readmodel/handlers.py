@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..metrics import rules
-from . import calendars, facts, ops, repository
+from . import calendars, facts, ops, repository, targets
 from .contributions import (
     Contributions, Dimensions, contributions, cycle_policies, delta, hour, survey_amounts, ticket_state,
 )
@@ -97,48 +97,28 @@ def ticket_row(*, state_number: int | None, created: rules.Created | None, metri
 # --------------------------------------------------------------------------- SLA targets
 
 
-async def _target(conn: Any, event: Any, **values: Any) -> None:
-    d = event.data
-    await repository.upsert_sla_target(conn, ticket_id=d.ticket_id, metric=d.metric, event_at=event.time, **values)
-
-
-async def handle_sla_applied(conn: Any, event: Any) -> None:
-    d = event.data
-    await _target(conn, event, policy=d.policy, target_minutes=d.target_minutes, started_at=d.started_at,
-                  due_at=d.due_at, state="running", colour="green")
-    await fold_ticket_event(conn, event)
-
-
-async def handle_sla_warning(conn: Any, event: Any) -> None:
-    d = event.data
-    await _target(conn, event, policy=d.policy, due_at=d.due_at, colour=d.colour or "yellow")
+async def handle_sla_event(conn: Any, event: Any) -> None:
+    """Record the event; if it is new, re-fold the target's row from all its events (order-
+    tolerant, ``targets.target_row``) and, for events that are metric facts (applied: the policy
+    of later outcomes; breached, fulfilled: outcomes), the ticket."""
+    pairs = facts.ticket_facts(event)
+    ticket_id, metric = event.data.ticket_id, event.data.metric
+    rows = [(key, facts.kind_of(fact), fact.at, facts.to_body(fact)) for key, fact in pairs]
+    if event.type in _SLA_METRIC_EVENTS:
+        new, stored = await repository.insert_facts(conn, ticket_id, rows)
+    else:
+        new, stored = await repository.record_facts(conn, ticket_id, rows), None
+    if new:
+        states = [facts.from_body(r["kind"], r["body"]) for r in await repository.sla_states(conn, ticket_id, metric)]
+        row = targets.target_row(s for s in states if isinstance(s, facts.SlaState))
+        if row is not None:
+            await repository.store_sla_target(conn, ticket_id=ticket_id, metric=metric, row=row)
+        if event.type in _SLA_METRIC_EVENTS:
+            await refold(conn, ticket_id, Contributions.from_json(stored))
     ops.folded(event.type, event.time)
 
 
-async def handle_sla_breached(conn: Any, event: Any) -> None:
-    d = event.data
-    await _target(conn, event, policy=d.policy, due_at=d.due_at, colour="breached")
-    await fold_ticket_event(conn, event)
-
-
-async def handle_sla_paused(conn: Any, event: Any) -> None:
-    await _target(conn, event, state="paused")
-    ops.folded(event.type, event.time)
-
-
-async def handle_sla_resumed(conn: Any, event: Any) -> None:
-    await _target(conn, event, state="running", due_at=event.data.due_at)
-    ops.folded(event.type, event.time)
-
-
-async def handle_sla_fulfilled(conn: Any, event: Any) -> None:
-    await _target(conn, event, state="fulfilled", due_at=event.data.due_at)
-    await fold_ticket_event(conn, event)
-
-
-async def handle_sla_cancelled(conn: Any, event: Any) -> None:
-    await _target(conn, event, state="cancelled")
-    ops.folded(event.type, event.time)
+_SLA_METRIC_EVENTS = frozenset({"sla.applied", "sla.breached", "sla.fulfilled"})
 
 
 async def handle_team_calendar(conn: Any, event: Any) -> None:
@@ -237,13 +217,13 @@ HANDLERS: dict[str, Handler] = {
     "ticket.merged": fold_ticket_event,
     "ticket.customer_linked": fold_ticket_event,
     "survey.answered": handle_survey_answered,
-    "sla.applied": handle_sla_applied,
-    "sla.warning": handle_sla_warning,
-    "sla.breached": handle_sla_breached,
-    "sla.paused": handle_sla_paused,
-    "sla.resumed": handle_sla_resumed,
-    "sla.fulfilled": handle_sla_fulfilled,
-    "sla.cancelled": handle_sla_cancelled,
+    "sla.applied": handle_sla_event,
+    "sla.warning": handle_sla_event,
+    "sla.breached": handle_sla_event,
+    "sla.paused": handle_sla_event,
+    "sla.resumed": handle_sla_event,
+    "sla.fulfilled": handle_sla_event,
+    "sla.cancelled": handle_sla_event,
     "sla.team_calendar_changed": handle_team_calendar,
     "customer.created": handle_customer_created,
     "customer.updated": handle_customer_updated,

@@ -192,28 +192,22 @@ async def apply_delta(conn: Any, delta: Delta) -> None:
 
 # --------------------------------------------------------------------------- projections
 
-async def upsert_sla_target(conn: Any, *, ticket_id: uuid.UUID, metric: str, event_at: datetime,
-                            policy: str | None = None, target_minutes: int | None = None,
-                            started_at: datetime | None = None, due_at: datetime | None = None,
-                            state: str | None = None, colour: str | None = None) -> None:
-    """Merge one sla.* event into the target's row. The newest event (by its time) decides the
-    state and colour and overrides the attributes it carries; an older one only fills attributes
-    still unknown (an ``sla.applied`` overtaken by its warning still gives the policy)."""
+async def sla_states(conn: Any, ticket_id: uuid.UUID, metric: str) -> list[Any]:
+    """The recorded ``sla.*`` events of one target (facts of kind ``sla_state``)."""
+    return await conn.fetch(
+        "SELECT kind, body FROM ticket_history WHERE ticket_id = $1 AND kind = 'sla_state' AND body->>'metric' = $2",
+        ticket_id, metric)
+
+
+async def store_sla_target(conn: Any, *, ticket_id: uuid.UUID, metric: str, row: dict[str, Any]) -> None:
+    """Write the target's row as folded from all its events (``targets.target_row``)."""
     await conn.execute(
-        "INSERT INTO sla_targets AS t (ticket_id, metric, policy, target_minutes, started_at, due_at, state, colour, "
-        "event_at) VALUES ($1, $2, $3::text, $4::int, $5::timestamptz, $6::timestamptz, coalesce($7::text, 'running'), "
-        "coalesce($8::text, 'green'), $9) "
-        "ON CONFLICT (ticket_id, metric) DO UPDATE SET "
-        "policy = CASE WHEN EXCLUDED.event_at >= t.event_at THEN coalesce($3, t.policy) ELSE coalesce(t.policy, $3) END, "
-        "target_minutes = CASE WHEN EXCLUDED.event_at >= t.event_at THEN coalesce($4, t.target_minutes) "
-        "ELSE coalesce(t.target_minutes, $4) END, "
-        "started_at = CASE WHEN EXCLUDED.event_at >= t.event_at THEN coalesce($5, t.started_at) "
-        "ELSE coalesce(t.started_at, $5) END, "
-        "due_at = CASE WHEN EXCLUDED.event_at >= t.event_at THEN coalesce($6, t.due_at) ELSE coalesce(t.due_at, $6) END, "
-        "state = CASE WHEN EXCLUDED.event_at >= t.event_at AND $7::text IS NOT NULL THEN $7 ELSE t.state END, "
-        "colour = CASE WHEN EXCLUDED.event_at >= t.event_at AND $8::text IS NOT NULL THEN $8 ELSE t.colour END, "
-        "event_at = greatest(t.event_at, EXCLUDED.event_at)",
-        ticket_id, metric, policy, target_minutes, started_at, due_at, state, colour, event_at,
+        "INSERT INTO sla_targets (ticket_id, metric, policy, target_minutes, started_at, due_at, state, colour, "
+        "event_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (ticket_id, metric) DO UPDATE SET "
+        "policy = EXCLUDED.policy, target_minutes = EXCLUDED.target_minutes, started_at = EXCLUDED.started_at, "
+        "due_at = EXCLUDED.due_at, state = EXCLUDED.state, colour = EXCLUDED.colour, event_at = EXCLUDED.event_at",
+        ticket_id, metric, row["policy"], row["target_minutes"], row["started_at"], row["due_at"], row["state"],
+        row["colour"], row["event_at"],
     )
 
 
