@@ -14,6 +14,9 @@ class Settings(ServiceSettings):
     ticket_url: str = "http://127.0.0.1:8082"
     team_cache_ttl_s: float = 30.0
     ticket_timeout_s: float = 3.0
+    # the board's all-time counters (tickets linked to a customer, tickets with an SLA) read ticket
+    # rows, so they are recomputed at most this often per scope (kpis/service.py AllTimeCounts)
+    kpis_all_time_ttl_s: float = 30.0
 
 
 @lru_cache

@@ -119,8 +119,13 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
     from ..reports.repository import AT_RISK_TARGET, OPEN_TICKET, OVERDUE_TARGET
 
     del first_free  # the scope's arguments are numbered by the caller
-    targets_from = ("sla_targets t" if scope_sql == "true"
-                    else "sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id")
+    # an admin's overdue / at-risk counts are the running targets' (read on their partial index
+    # alone: a running target belongs to an open ticket); a scope needs the ticket's team
+    if scope_sql == "true":
+        targets, ticket_part = "sla_targets t", ""
+    else:
+        targets = "sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id"
+        ticket_part = f"AND {OPEN_TICKET} AND {scope_sql}"
     backlog = ", ".join(
         f"count(*) FILTER (WHERE m.created_at > ($8::timestamptz[])[{i + 1}]" + (f" AND m.created_at <= ($8::timestamptz[])[{i}]" if i else "") + f") AS b{i}"
         for i in range(6)
@@ -135,23 +140,18 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
         "total AS (SELECT coalesce(sum(created), 0) AS n FROM metric_rollups WHERE dim = $1 AND dim_value = ANY($2::text[])), "
         f"open AS (SELECT count(*) AS n, count(*) FILTER (WHERE m.assignee_id IS NULL) AS unassigned, {backlog} "
         f"  FROM ticket_metrics m WHERE {OPEN_TICKET} AND {scope_sql}), "
-        "unlinked AS (SELECT count(*) AS n FROM ticket_metrics m WHERE m.customer_id IS NULL "
-        f"  AND m.created_at IS NOT NULL AND {scope_sql}), "
-        f"with_sla AS (SELECT count(*) AS n FROM {targets_from} WHERE t.metric = 'first_response' AND {scope_sql}), "
-        f"overdue AS (SELECT count(*) AS n FROM sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id "
-        f"  WHERE {OVERDUE_TARGET.replace('$1', '$7')} AND {OPEN_TICKET} AND {scope_sql}), "
-        f"at_risk AS (SELECT count(*) AS n FROM sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id "
-        f"  WHERE {AT_RISK_TARGET.replace('$1', '$7')} AND {OPEN_TICKET} AND {scope_sql}), "
+        f"overdue AS (SELECT count(*) AS n FROM {targets} WHERE {OVERDUE_TARGET.replace('$1', '$7')} {ticket_part}), "
+        f"at_risk AS (SELECT count(*) AS n FROM {targets} WHERE {AT_RISK_TARGET.replace('$1', '$7')} {ticket_part}), "
         "first_replies AS (SELECT array_agg(m.first_reply_minutes) AS v FROM ticket_metrics m "
         f"  WHERE m.first_reply_at >= $5 AND m.first_reply_at < $6 AND m.first_reply_minutes IS NOT NULL AND {scope_sql}), "
         "resolutions AS (SELECT array_agg(m.full_resolution_minutes) AS v FROM ticket_metrics m "
         f"  WHERE m.resolved_at >= $5 AND m.resolved_at < $6 AND m.resolved AND m.full_resolution_minutes IS NOT NULL "
         f"  AND {scope_sql}), "
         "newest AS (SELECT max(event_at) AS at FROM ticket_metrics) "
-        "SELECT today.*, total.n AS tickets_total, open.*, unlinked.n AS unlinked, with_sla.n AS with_sla, "
+        "SELECT today.*, total.n AS tickets_total, open.*, "
         "  overdue.n AS overdue, at_risk.n AS at_risk, first_replies.v AS first_replies, resolutions.v AS resolutions, "
         "  newest.at AS as_of "
-        "FROM today, total, open, unlinked, with_sla, overdue, at_risk, first_replies, resolutions, newest"
+        "FROM today, total, open, overdue, at_risk, first_replies, resolutions, newest"
     )
 
 
@@ -163,6 +163,25 @@ async def board(conn: Any, *, dim: str, values: list[str], hour_start: datetime,
     row = await conn.fetchrow(_board_statement(scope_sql, 9), dim, values, hour_start, hour_end, day_start, day_end,
                               now, age_thresholds, *scope_args)
     return dict(row)
+
+
+def _all_time_statement(scope_sql: str) -> str:
+    """Tickets without a customer and tickets with a first-response target, ever: no rollup keeps
+    these, so they read ticket rows (the null part of the customer index; sla_targets by metric)
+    and the service caches them briefly instead of paying that on every board."""
+    targets_from = ("sla_targets t" if scope_sql == "true"
+                    else "sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id")
+    return (
+        "SELECT (SELECT count(*) FROM ticket_metrics m WHERE m.customer_id IS NULL AND m.created_at IS NOT NULL "
+        f"  AND {scope_sql}) AS unlinked, "
+        f"(SELECT count(*) FROM {targets_from} WHERE t.metric = 'first_response' AND {scope_sql}) AS with_sla"
+    )
+
+
+async def all_time_counts(conn: Any, *, scope_sql: str, scope_args: list[Any]) -> dict[str, int]:
+    """``unlinked`` and ``with_sla`` for a scope (arguments from $1)."""
+    row = await conn.fetchrow(_all_time_statement(scope_sql), *scope_args)
+    return {k: int(v) for k, v in row.items()}
 
 
 async def legacy_as_of(conn: Any) -> datetime | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
+from time import monotonic
 from typing import Any
+import asyncio
 import functools
 import zoneinfo
 from zoneinfo import ZoneInfo
@@ -109,6 +111,37 @@ def _percent(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(100 * part / whole, 2)
 
 
+class AllTimeCounts:
+    """``unlinked`` / ``with_sla`` per scope, kept ``ttl_s`` seconds.
+
+    They count every ticket ever (no rollup holds them), so they cost a read proportional to the
+    store; the board's live figures are computed on every request, these two lag by at most the
+    TTL. One computation per scope at a time, however many boards ask.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self._ttl_s = ttl_s
+        self._values: dict[Selection, tuple[dict[str, int], float]] = {}
+        self._locks: dict[Selection, asyncio.Lock] = {}
+
+    async def get(self, conn: Any, selection: Selection) -> dict[str, int]:
+        hit = self._values.get(selection)
+        if hit is not None and hit[1] > monotonic():
+            return hit[0]
+        lock = self._locks.setdefault(selection, asyncio.Lock())
+        async with lock:
+            hit = self._values.get(selection)
+            if hit is not None and hit[1] > monotonic():
+                return hit[0]
+            scope_sql, scope_args = ticket_scope_sql(ticket_filter(selection), "m", 1)
+            values = await repository.all_time_counts(conn, scope_sql=scope_sql, scope_args=scope_args)
+            if len(self._values) > 10_000:
+                self._values.clear()
+                self._locks.clear()
+            self._values[selection] = (values, monotonic() + self._ttl_s)
+            return values
+
+
 def board_figures(row: dict[str, Any]) -> dict[str, Any]:
     """The KPI document's figures from the read model's one-row answer (pure)."""
     total = int(row["tickets_total"])
@@ -140,7 +173,8 @@ def rollup_surveys(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def kpis(conn: Any, *, now: datetime, tz_name: str, selection: Selection | None = None) -> dict[str, Any]:
+async def kpis(conn: Any, *, now: datetime, tz_name: str, selection: Selection | None = None,
+               all_time: AllTimeCounts | None = None) -> dict[str, Any]:
     """The live board for a scope (default: everything).
 
     Figures come from the metric read model. While it is still empty (before the fold ran or a
@@ -154,6 +188,7 @@ async def kpis(conn: Any, *, now: datetime, tz_name: str, selection: Selection |
         conn, dim=selection.dim, values=list(selection.values or ()), hour_start=_floor_hour(start),
         hour_end=_floor_hour(end), day_start=start, day_end=end, now=now, age_thresholds=age_thresholds(now),
         scope_sql=scope_sql, scope_args=scope_args)
+    row = {**row, **await (all_time or AllTimeCounts(0)).get(conn, selection)}
     body = {**board_figures(row), **rollup_surveys(row)}
     as_of = row["as_of"]
     if as_of is None and selection.dim == "all":

@@ -54,8 +54,10 @@ def _rollup_statement(*, columns: list[str], hist_column: str | None, split: str
     """
     needed = sorted(set(columns) | {n_column})
     selected = ", ".join(needed + ([hist_column] if hist_column else []))
+    # materialised only when read twice (the top-N pick and the grouping); otherwise inlined
+    materialized = "MATERIALIZED " if split == "top" else "NOT MATERIALIZED "
     base = (
-        f"WITH r AS MATERIALIZED (SELECT bucket, dim_value, {selected} FROM metric_rollups "
+        f"WITH r AS {materialized}(SELECT bucket, dim_value, {selected} FROM metric_rollups "
         "WHERE dim = $1 AND bucket >= $2 AND bucket < $3 AND ($4::text[] IS NULL OR dim_value = ANY($4::text[])))"
     )
     if split == "top":
