@@ -535,3 +535,44 @@ async def test_the_command_prints_a_summary_and_exits_by_outcome(full, infra, an
     code, out, err = await command()
     assert code == 3 and json.loads(out)["status"] == "refused"
     assert "does not hold the whole history" in err
+
+
+async def test_the_swap_waits_for_a_long_reader_and_retries(full, infra, analytics_db):
+    """A report transaction holding a read-model table longer than the swap's lock timeout: the
+    swap gives up that attempt (readers are not queued behind it for long), rolls back, retries,
+    and swaps once the reader is done; the result still equals the live model."""
+    from analytics_svc.rebuild.service import Options, Rebuilder
+    from analytics_svc.main import FOLD_CONSUMER, FOLD_TOPICS, fold_handlers
+
+    history = scripted_history(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4))
+    await publish_reference_first(infra, full, analytics_db, history)
+    live = await snapshot(analytics_db)
+
+    pool = await create_raw_pool(analytics_db, size=1)
+    reader = await pool.acquire()
+    tx = reader.transaction()
+    released = asyncio.Event()
+
+    async def a_long_report() -> None:
+        await tx.start()
+        await reader.fetchval("SELECT count(*) FROM metric_rollups")  # ACCESS SHARE until the end
+
+        async def finish() -> None:
+            await asyncio.sleep(1.5)
+            await tx.rollback()
+            released.set()
+
+        asyncio.get_running_loop().create_task(finish())
+
+    try:
+        rebuilder = Rebuilder(_settings(), Options(lock_timeout_ms=300), handlers=fold_handlers(),
+                              consumer=FOLD_CONSUMER, topics=FOLD_TOPICS)
+        rebuilder.before_swap = a_long_report
+        outcome = await rebuilder.run()
+    finally:
+        await released.wait()
+        await pool.release(reader)
+        await pool.close()
+    assert (outcome.status, outcome.exit_code) == ("swapped", 0), outcome
+    assert outcome.swap_attempts >= 2
+    assert await snapshot(analytics_db) == live

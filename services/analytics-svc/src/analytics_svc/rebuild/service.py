@@ -73,6 +73,7 @@ class Outcome:
     live_tickets: dict[str, int] = field(default_factory=dict)
     differences: dict[str, int] = field(default_factory=dict)
     marked_in_inbox: int = 0
+    swap_attempts: int = 0
     messages: list[str] = field(default_factory=list)
 
 
@@ -330,6 +331,7 @@ class Rebuilder:
                     progress: _Progress) -> None:
         opts = self.options
         for attempt in range(1, opts.swap_attempts + 1):
+            self.outcome.swap_attempts = attempt
             await self._refresh_floor()
             checkpoint = replay.checkpoint()
             folded_before, recent_before = self.outcome.events_folded, len(self._recent)
@@ -350,7 +352,9 @@ class Rebuilder:
                 log.info("rebuild swapped in", extra={"schema": live, "tables": tables, "attempt": attempt,
                                                       "marked_in_inbox": self.outcome.marked_in_inbox})
                 return
-            except asyncpg.LockNotAvailableError:
+            # a reader holding one table while asking for another the swap has locked makes a
+            # deadlock; the swap waited first, so PostgreSQL's check picks it, never the reader
+            except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
                 replay.rewind(checkpoint)
                 self.outcome.events_folded = folded_before
                 del self._recent[recent_before:]
