@@ -53,7 +53,8 @@ def _answer(fmt: str, name: str, body: dict[str, Any], rows: Any) -> Response:
     return formats.download(fmt, name=name, header=header, rows=data)
 
 
-@router.get("/trends", response_model=schemas.TrendsRead, summary="A metric per time bucket in the caller's zone")
+@router.get("/trends", response_model=schemas.TrendsRead, responses=formats.DOWNLOAD_RESPONSES,
+             summary="A metric per time bucket in the caller's zone")
 async def get_trends(
     request: Request, principal: CurrentPrincipal, metric: MetricParam,
     interval: Annotated[str, Query(max_length=16, json_schema_extra={"enum": ["hour", "day", "week", "month"]})] = "day",
@@ -83,7 +84,8 @@ async def get_trends(
     return _answer(fmt, f"trends-{chosen.name}", body, service.trend_rows)
 
 
-@router.get("/breakdown", response_model=schemas.BreakdownRead, summary="A metric per value of a dimension")
+@router.get("/breakdown", response_model=schemas.BreakdownRead, responses=formats.DOWNLOAD_RESPONSES,
+             summary="A metric per value of a dimension")
 async def get_breakdown(
     request: Request, principal: CurrentPrincipal, metric: MetricParam,
     by: Annotated[str, Query(max_length=32, json_schema_extra={"enum": list(catalogue.DIMENSIONS)})],
@@ -103,7 +105,8 @@ async def get_breakdown(
     return _answer(fmt, f"breakdown-{chosen.name}-{dim}", body, service.breakdown_rows)
 
 
-@router.get("/leaderboard", response_model=schemas.LeaderboardRead, summary="Agents or teams ranked by a metric")
+@router.get("/leaderboard", response_model=schemas.LeaderboardRead, responses=formats.DOWNLOAD_RESPONSES,
+             summary="Agents or teams ranked by a metric")
 async def get_leaderboard(
     request: Request, principal: CurrentPrincipal, metric: MetricParam,
     entity: Annotated[str, Query(max_length=16, json_schema_extra={"enum": ["agent", "team"]})] = "agent",
@@ -126,7 +129,8 @@ async def get_leaderboard(
     return _answer(fmt, f"leaderboard-{chosen.name}-{entity}", body, service.leaderboard_rows)
 
 
-@router.get("/sla", response_model=schemas.SlaRead, summary="SLA compliance per policy, metric and step")
+@router.get("/sla", response_model=schemas.SlaRead, responses=formats.DOWNLOAD_RESPONSES,
+             summary="SLA compliance per policy, metric and step")
 async def get_sla(
     request: Request, principal: CurrentPrincipal, tz: TzParam = "UTC", start: FromParam = None,
     end: ToParam = None, by: ByParam = None, team_id: TeamParam = None, agent_id: AgentParam = None,
@@ -149,7 +153,8 @@ async def get_sla(
     return _answer(fmt, "sla-compliance", body, service.sla_rows)
 
 
-@router.get("/at-risk", response_model=schemas.AtRiskRead, summary="Open tickets about to breach, and overdue")
+@router.get("/at-risk", response_model=schemas.AtRiskRead, responses=formats.DOWNLOAD_RESPONSES,
+             summary="Open tickets about to breach, and overdue")
 async def get_at_risk(
     request: Request, principal: CurrentPrincipal, limit: Annotated[int, Query(ge=1, le=500)] = 50,
     team_id: TeamParam = None, agent_id: AgentParam = None, format: FormatParam = "json",

@@ -25,3 +25,11 @@ def download(fmt: str, *, name: str, header: Sequence[str], rows: Sequence[Seque
     if fmt == "csv":
         return StreamingResponse(csv_chunks(header, rows), media_type=CSV_MEDIA_TYPE, headers=headers)
     return Response(xlsx_bytes(header, rows, sheet_title=name[:31]), media_type=XLSX_MEDIA_TYPE, headers=headers)
+
+
+#: the download media types in the OpenAPI document (``format=csv|xlsx``), beside the JSON model
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}},
+                      XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+          "description": "JSON, or with format=csv|xlsx the same rows as a download"},
+}

@@ -24,7 +24,8 @@ from .schemas import StepsRead
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 
-@router.get("/steps", response_model=StepsRead, summary="Per process step: durations, rejections, open runs")
+@router.get("/steps", response_model=StepsRead, responses=formats.DOWNLOAD_RESPONSES,
+             summary="Per process step: durations, rejections, open runs")
 async def get_steps(
     request: Request,
     principal: CurrentPrincipal,
