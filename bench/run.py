@@ -12,12 +12,15 @@ Phases (each bounded in time):
   6. the whole pipeline's CPU per ticket with notify-svc running and without it, in the same run
      (with, without, with again: the mean of the two "with" phases against "without");
   7. outbound: e-mails per second to a local SMTP server and webhook deliveries per second to a
-     local receiver (bench/outbound.py), with notify-svc's CPU per e-mail and per delivery.
+     local receiver (bench/outbound.py), with notify-svc's CPU per e-mail and per delivery;
+  8. the board's freshness: during the gateway phase, marked tickets posted through the gateway
+     and GET /v1/analytics/kpis polled as the admin until it reflects each (bench/analytics_freshness.py);
+     --freshness-only runs this phase alone.
 
 Writes bench/results/latest.json (flat keys) and a timestamped copy, prints a short table.
 Numbers move +-20 % from run to run on shared machines: compare the ratios.
-Exit status: 0 when every phase ran clean, 3 when a phase had errors or analytics did not
-catch up (results are still written and the table flags it), 2 when wrk is missing, 1 on failure.
+Exit status: 0 when every phase ran clean, 3 when a phase had errors, analytics did not
+catch up or the board's freshness p99 exceeded 2 s (results are still written and the table flags it), 2 when wrk is missing, 1 on failure.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from helpdesk_common.identity import IdentitySigner, Principal  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from bench.baselines import SCHEMA  # noqa: E402
+from bench.analytics_freshness import FreshnessSampler, admin_token, print_freshness  # noqa: E402
 from bench.outbound import NotifyDb, OutboundSinks, per_second, verify_samples  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # platformdirs noise on headless boxes
@@ -545,19 +549,22 @@ class PipelineRun:
 
 
 def pipeline_phase(name: str, *, gateway: str, key: str, pipeline: Pipeline, sampler: CpuSampler,
-                   idle: dict[str, float], tag: str, wrk_args: dict) -> tuple[PipelineRun, bool]:
+                   idle: dict[str, float], tag: str, wrk_args: dict,
+                   during: contextlib.AbstractContextManager | None = None) -> tuple[PipelineRun, bool]:
     """Settle, sample each group's idle level, then one wrk intake phase through the gateway and
     everything the event side does for its tickets. Returns the run and whether the stack had
-    settled before it started."""
+    settled before it started. ``during`` is entered just before wrk starts and left when it
+    ends (the freshness sampler rides on the load this way)."""
     settled_before = pipeline.settle(sampler, idle=idle)
     levels = stack_cpu_levels(sampler, IDLE_SAMPLE_S)
     auth = f"Bearer {key}"
     smoke(name, f"{gateway}/v1/tickets", {"Authorization": auth})
     tickets_before = asyncio.run(pipeline.counts())[0]
     with Window(sampler) as whole:
-        phase = wrk(name, f"{gateway}/v1/tickets", script="post.lua",
-                    env={"BENCH_AUTH_HEADER": "Authorization", "BENCH_AUTH_VALUE": auth, "BENCH_TAG": tag},
-                    **wrk_args)
+        with during or contextlib.nullcontext():
+            phase = wrk(name, f"{gateway}/v1/tickets", script="post.lua",
+                        env={"BENCH_AUTH_HEADER": "Authorization", "BENCH_AUTH_VALUE": auth, "BENCH_TAG": tag},
+                        **wrk_args)
         log("waiting until analytics has counted every ticket ...")
         catch_up = pipeline.wait_caught_up()
         settled = pipeline.settle(sampler, idle=idle)
@@ -898,6 +905,41 @@ def print_table(r: dict, phases: dict[str, Phase]) -> None:
     print(f"  saturated gateway phase:       p50 {fmt(r['propagation_p50_ms'])} ms   p99 {fmt(r['propagation_p99_ms'])} ms"
           f"   ({r['propagation_samples']} tickets), caught up {fmt(r['catch_up_s'], '.2f')} s after the phase"
           + ("" if r["catch_up_s"] is not None else f"  !! not within {PROPAGATION_TIMEOUT_S:.0f} s"))
+    print_freshness(r)
+
+
+# ---- the board's freshness alone ---------------------------------------------------------------
+
+def freshness_only(*, stack: Stack, creds: dict, sampler: CpuSampler, idle: dict[str, float],
+                   args: argparse.Namespace, run_id: str, wrk_args: dict) -> int:
+    """``--freshness-only``: the saturated gateway intake phase with the freshness sampler and
+    nothing else (no baselines, no direct or outbound phases); merges ``freshness_*`` keys into
+    latest.json. The caller's ``finally`` stops the stack."""
+    gateway = creds["gateway_url"]
+    pipeline = Pipeline(stack)
+    freshness = FreshnessSampler(gateway, channel_key=creds["channel_api_key"],
+                                 admin_token=admin_token(gateway, creds), tickets_dsn=pipeline.tickets_dsn, analytics_dsn=pipeline.analytics_dsn,
+                                 tag=f"fresh-{run_id}", rate=args.freshness_rate, poll_hz=args.freshness_poll_hz)
+    log("intake through the gateway with the board's freshness sampled ...")
+    run, _settled = pipeline_phase("intake", gateway=gateway, key=creds["channel_api_key"], pipeline=pipeline,
+                                   sampler=sampler, idle=idle, tag=f"gw-{run_id}", wrk_args=wrk_args,
+                                   during=freshness)
+    results = {**freshness.result.keys(rate=args.freshness_rate, poll_hz=args.freshness_poll_hz),
+               "freshness_problems": "; ".join(freshness.result.problems()),
+               "freshness_intake_rps": round(run.phase.rps, 1),
+               "freshness_intake_errors": run.phase.errors,
+               "freshness_catch_up_s": None if run.catch_up is None else round(run.catch_up, 2),
+               "freshness_timestamp": datetime.now(UTC).isoformat(timespec="seconds")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    latest = RESULTS / "latest.json"
+    merged = json.loads(latest.read_text()) if latest.exists() else {}
+    merged.update(results)
+    latest.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
+    print()
+    print(f"intake through the gateway: {run.phase.rps:.1f} req/s, p99 {run.phase.p99_ms:.1f} ms, "
+          f"{run.phase.errors} errors; analytics caught up {fmt(run.catch_up, '.2f')} s after the phase")
+    print_freshness(results)
+    return 3 if results["freshness_problems"] or run.phase.errors else 0
 
 
 # ---- main ----------------------------------------------------------------------------------
@@ -921,6 +963,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="sends in flight per destination (default 16; the service's default is 4)")
     parser.add_argument("--notify-concurrency", type=int, default=16,
                         help="sends in flight in all (NOTIFY_DISPATCHER_CONCURRENCY, default 16 as the service's)")
+    parser.add_argument("--freshness-rate", type=float, default=5.0,
+                        help="marked tickets per second the freshness sampler posts during the gateway phase "
+                             "(default 5)")
+    parser.add_argument("--freshness-poll-hz", type=float, default=20.0,
+                        help="how often its one reader polls GET /v1/analytics/kpis (default 20)")
+    parser.add_argument("--freshness-only", action="store_true",
+                        help="only the gateway intake phase with the freshness sampler (no baselines, direct or "
+                             "outbound phases); merges freshness_* into bench/results/latest.json")
     parser.add_argument("--keep-data", action="store_true", help="keep the bench stack's data dir (logs, databases)")
     args = parser.parse_args(argv)
     if args.connections < args.threads:
@@ -984,6 +1034,9 @@ def main(argv: list[str] | None = None) -> int:
         # idle consumers poll the broker, which costs some CPU even with no traffic
         idle = stack_cpu_levels(sampler, 2.0)
         idle_cores = sum(idle.values())
+        if args.freshness_only:
+            return freshness_only(stack=stack, creds=creds, sampler=sampler, idle=idle, args=args, run_id=run_id,
+                                  wrk_args=wrk_args)
 
         # -- baselines ----------------------------------------------------------------------
         bench_dsn = asyncio.run(prepare_bench_db(stack.db_base))
@@ -1022,8 +1075,14 @@ def main(argv: list[str] | None = None) -> int:
         # of the three pipeline phases --------------------------------------------------------------
         key = creds["channel_api_key"]
         pipe_args = dict(gateway=gateway, key=key, pipeline=pipeline, sampler=sampler, idle=idle, wrk_args=wrk_args)
-        log("intake through the gateway ...")
-        with_first, settled = pipeline_phase("intake", tag=f"gw-{run_id}", **pipe_args)
+        log("intake through the gateway (with the board's freshness sampled) ...")
+        freshness = FreshnessSampler(gateway, channel_key=key, admin_token=admin_token(gateway, creds),
+                                     tickets_dsn=pipeline.tickets_dsn, analytics_dsn=pipeline.analytics_dsn, tag=f"fresh-{run_id}",
+                                     rate=args.freshness_rate, poll_hz=args.freshness_poll_hz)
+        with_first, settled = pipeline_phase("intake", tag=f"gw-{run_id}", during=freshness, **pipe_args)
+        fresh_keys = freshness.result.keys(rate=args.freshness_rate, poll_hz=args.freshness_poll_hz)
+        fresh_keys["freshness_problems"] = "; ".join(freshness.result.problems())
+        log(f"freshness: p99 {fresh_keys['freshness_p99_s']} s over {fresh_keys['freshness_samples']} samples")
         phases["intake"] = intake = with_first.phase
         unsettled += [] if settled else ["before gateway"]
         unsettled += [] if with_first.settled else ["before light load"]
@@ -1093,6 +1152,7 @@ def main(argv: list[str] | None = None) -> int:
             "direct_intake_errors": direct.errors,
             "direct_intake_non2xx": direct.non2xx,
             "direct_intake_statuses": statuses_text(direct.statuses),
+            **fresh_keys,
             "propagation_p50_ms": p50,
             "propagation_p99_ms": p99,
             "propagation_samples": counted,
@@ -1215,7 +1275,8 @@ def main(argv: list[str] | None = None) -> int:
              and results["catch_up_s"] is not None and results["light_caught_up_s"] is not None
              and results["drained_before_gateway_s"] is not None
              and results["catch_up_s_without_notify"] is not None
-             and results["catch_up_s_with_notify_again"] is not None and not results["outbound_problems"])
+             and results["catch_up_s_with_notify_again"] is not None and not results["outbound_problems"]
+             and not results["freshness_problems"])
     print(f"\nwritten: {(RESULTS / 'latest.json').relative_to(ROOT)} and {stamped.relative_to(ROOT)}"
           f"  (run took {time.monotonic() - started:.0f} s)")
     if not clean:
