@@ -70,6 +70,10 @@ NEGATIVE_STATUSES = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 #: alternatives of a routing condition (or 14 field types of a form) multiply the wrong types.
 COVERAGE_MODE = {
     ("GET", "/v1/analytics/kpis"): "negative",  # tz: an enum of every IANA zone
+    ("GET", "/v1/analytics/trends"): "negative",  # the same tz enum
+    ("GET", "/v1/analytics/breakdown"): "negative",
+    ("GET", "/v1/analytics/leaderboard"): "negative",
+    ("GET", "/v1/analytics/sla"): "negative",
     ("POST", "/v1/sla/calendars"): "negative",  # timezone and holiday_country enums
     ("PUT", "/v1/sla/calendars/{calendar_id}"): "negative",
     ("POST", "/v1/routing/rules"): "positive",  # conditions: one alternative per field and op

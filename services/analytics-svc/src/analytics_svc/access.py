@@ -142,6 +142,17 @@ def ticket_filter(selection: Selection) -> TicketFilter:
     raise ValueError(f"not a scopable dimension: {selection.dim}")
 
 
+def ticket_scope(scope: Scope, *, team_id: uuid.UUID | None, agent_id: str | None) -> TicketFilter:
+    """The ticket rows a caller asks for: ticket rows carry team and assignee together, so unlike
+    the rollups both filters may be given (one agent's tickets in one team), each checked as in
+    :func:`filtered_selection`."""
+    if team_id is None or agent_id is None:
+        return ticket_filter(filtered_selection(scope, team_id=team_id, agent_id=agent_id))
+    team = ticket_filter(filtered_selection(scope, team_id=team_id, agent_id=None))
+    agent = ticket_filter(filtered_selection(scope, team_id=None, agent_id=agent_id))
+    return TicketFilter(team.team_ids, agent.assignee_ids)
+
+
 # --------------------------------------------------------------------------- ticket-svc lookups
 
 

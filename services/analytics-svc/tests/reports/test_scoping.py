@@ -101,6 +101,12 @@ async def test_sla_and_at_risk_are_scoped(reports_api, raw):
     assert [i["number"] for i in mine["at_risk"]] == [1]
     everyone = (await reports_api.get("/v1/analytics/at-risk", headers=ADMIN)).json()
     assert [i["number"] for i in everyone["at_risk"]] == [1, 2]
+    # ticket rows carry team and assignee together: both filters apply, each within the scope
+    both = await reports_api.get("/v1/analytics/at-risk", headers=AGENT_X1,
+                                 params={"team_id": str(TEAM_X), "agent_id": "agent-x1"})
+    assert both.status_code == 200 and both.json()["at_risk"] == []  # those tickets have no assignee
+    assert (await reports_api.get("/v1/analytics/at-risk", headers=AGENT_X1,
+                                  params={"team_id": str(TEAM_X), "agent_id": "agent-y1"})).status_code == 404
 
 
 async def test_an_agent_in_no_team_sees_their_own_figures(reports_api, raw):

@@ -21,13 +21,15 @@ from helpdesk_common.responses import JSONBytesResponse
 from helpdesk_common.validation import AwareUtcDatetime
 
 from .. import access
+from ..kpis.service import zone_names
 from . import catalogue, formats, schemas, service
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 MetricParam = Annotated[str, Query(max_length=64, description="a metric of the catalogue (docs/metrics.md, API)",
                                    json_schema_extra={"enum": catalogue.metric_names()})]
-TzParam = Annotated[str, Query(min_length=1, max_length=64, description="IANA zone of the buckets, e.g. Asia/Shanghai")]
+TzParam = Annotated[str, Query(min_length=1, max_length=64, description="IANA zone of the buckets, e.g. Asia/Shanghai",
+                               json_schema_extra={"enum": zone_names()})]
 FromParam = Annotated[AwareUtcDatetime | None, Query(alias="from", description="range start (RFC 3339, inclusive)")]
 ToParam = Annotated[AwareUtcDatetime | None, Query(alias="to", description="range end (RFC 3339, exclusive)")]
 ByParam = Annotated[str | None, Query(max_length=32, description="split by a dimension",
@@ -161,8 +163,7 @@ async def get_at_risk(
 ) -> Response:
     scope = await access.caller_scope(request, principal)
     fmt = _format(format)
-    selection = access.filtered_selection(scope, team_id=team_id, agent_id=agent_id)
+    tickets = access.ticket_scope(scope, team_id=team_id, agent_id=agent_id)
     async with runtime_of(request).raw_connection() as conn:
-        body = await service.at_risk(conn, now=datetime.now(UTC), limit=limit,
-                                     scope=access.ticket_filter(selection))
+        body = await service.at_risk(conn, now=datetime.now(UTC), limit=limit, scope=tickets)
     return _answer(fmt, "at-risk", body, service.at_risk_rows)

@@ -121,11 +121,15 @@ def ticket_scope_sql(scope: TicketFilter, alias: str, first: int) -> tuple[str, 
     """The WHERE part restricting ticket_metrics rows to a :class:`TicketFilter`, and its arguments
     (numbered from ``$first``). The text differs per shape rather than ``$n IS NULL OR ...``, so a
     prepared statement's generic plan can still use the open-ticket indexes."""
+    conditions: list[str] = []
+    args: list[Any] = []
     if scope.team_ids is not None:
-        return f"{alias}.team_id = ANY(${first}::uuid[])", [list(scope.team_ids)]
+        conditions.append(f"{alias}.team_id = ANY(${first + len(args)}::uuid[])")
+        args.append(list(scope.team_ids))
     if scope.assignee_ids is not None:
-        return f"{alias}.assignee_id = ANY(${first}::text[])", [list(scope.assignee_ids)]
-    return "true", []
+        conditions.append(f"{alias}.assignee_id = ANY(${first + len(args)}::text[])")
+        args.append(list(scope.assignee_ids))
+    return (" AND ".join(conditions) or "true"), args
 
 
 _TARGET_COLUMNS = (

@@ -39,8 +39,7 @@ async def get_steps(
 ) -> Response:
     fmt = choose("format", format, formats.FORMATS)
     scope = await access.caller_scope(request, principal)
-    selection = access.filtered_selection(scope, team_id=team_id, agent_id=agent_id)
-    scope_sql, scope_args = ticket_scope_sql(access.ticket_filter(selection), "m", 4)
+    scope_sql, scope_args = ticket_scope_sql(access.ticket_scope(scope, team_id=team_id, agent_id=agent_id), "m", 4)
     async with runtime_of(request).raw_connection() as conn:
         body = await service.steps(conn, ticket_type=ticket_type, start=start, end=end, scope_sql=scope_sql,
                                    scope_args=scope_args)
