@@ -196,3 +196,32 @@ async def test_unknown_metric_lists_the_catalogue(reports_api):
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "query.period"
     r = await reports_api.get("/v1/analytics/leaderboard", headers=ADMIN, params={"metric": "nps", "entity": "tag"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "query.entity"
+
+
+async def test_hourly_trend_shows_the_repeated_fall_back_hour_twice(reports_api, raw):
+    for hour in range(4):  # 04:00Z..07:00Z = 00:00-04, 01:00-04, 01:00-05, 02:00-05 in New York
+        await ticket_rollups(raw, bucket=at("2026-11-01T04:00:00Z") + hour * H, created=hour + 1)
+    r = await reports_api.get("/v1/analytics/trends", headers=ADMIN, params={
+        "metric": "tickets_created", "interval": "hour", "tz": "America/New_York",
+        "from": "2026-11-01T00:00:00-04:00", "to": "2026-11-01T03:00:00-05:00"})
+    points = r.json()["series"][0]["points"]
+    assert [(p["bucket"], p["value"]) for p in points] == [
+        ("2026-11-01T00:00:00-04:00", 1), ("2026-11-01T01:00:00-04:00", 2), ("2026-11-01T01:00:00-05:00", 3),
+        ("2026-11-01T02:00:00-05:00", 4)]
+
+
+async def test_weekly_and_monthly_buckets_in_shanghai(reports_api, raw):
+    # Monday 30 Nov 2026 00:00 in Shanghai is Sunday 29 Nov 16:00Z; 1 Dec 00:00 is 30 Nov 16:00Z
+    await ticket_rollups(raw, bucket=at("2026-11-29T15:00:00Z"), created=1)  # Sunday 23:00 local: week 48
+    await ticket_rollups(raw, bucket=at("2026-11-29T16:00:00Z"), created=2)  # Monday 00:00 local: week 49
+    await ticket_rollups(raw, bucket=at("2026-11-30T16:00:00Z"), created=4)  # 1 Dec local
+    weeks = (await reports_api.get("/v1/analytics/trends", headers=ADMIN, params={
+        "metric": "tickets_created", "interval": "week", "tz": "Asia/Shanghai",
+        "from": "2026-11-23T00:00:00+08:00", "to": "2026-12-07T00:00:00+08:00"})).json()
+    assert [(p["bucket"], p["value"]) for p in weeks["series"][0]["points"]] == [
+        ("2026-11-23T00:00:00+08:00", 1), ("2026-11-30T00:00:00+08:00", 6)]
+    months = (await reports_api.get("/v1/analytics/trends", headers=ADMIN, params={
+        "metric": "tickets_created", "interval": "month", "tz": "Asia/Shanghai",
+        "from": "2026-11-01T00:00:00+08:00", "to": "2027-01-01T00:00:00+08:00"})).json()
+    assert [(p["bucket"], p["value"]) for p in months["series"][0]["points"]] == [
+        ("2026-11-01T00:00:00+08:00", 3), ("2026-12-01T00:00:00+08:00", 4)]
