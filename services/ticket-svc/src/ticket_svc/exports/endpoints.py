@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import Field
 from starlette.responses import Response, StreamingResponse
 
 from helpdesk_common.app import runtime_of
@@ -17,35 +18,39 @@ from helpdesk_common.identity import CurrentPrincipal
 from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
-from helpdesk_common.validation import SafeStr
+from helpdesk_common.validation import AwareUtcDatetime
 
 from ..conversation.attachments import content_disposition
 from ..tickets.endpoints import ListFilters
 from . import service
 from .columns import COLUMNS, row_of
+from .position import MAX_EPOCH
 from .schemas import TicketExportPage
 
 router = APIRouter(prefix="/v1/export", tags=["exports"])
+
+#: Zendesk's start_time: whole seconds since 1970, up to the end of year 9999
+UnixSeconds = Annotated[int, Field(ge=0, le=MAX_EPOCH)]
 
 
 @router.get("/tickets", response_model=TicketExportPage, summary="Incremental ticket export (what changed since)",
             description="Tickets in the order their changes committed, resumable by `next_cursor`: every change "
                         "after the cursor is returned once, a ticket changed again appears again. Start with "
-                        "`start_time` (Unix seconds or ISO-8601 with offset) or nothing (everything); continue "
+                        "`start_time` (Unix seconds or RFC 3339 with offset) or nothing (everything); continue "
                         "with `cursor`. Admins and supervisors export every ticket, agents what their list shows.",
-            responses=problem_responses(422, _422="a cursor this service did not sign, or a malformed start_time"))
+            responses=problem_responses(422, _422="a cursor this service did not sign, or start_time with a cursor"))
 async def export_tickets(
     request: Request,
     principal: CurrentPrincipal,
-    start_time: Annotated[SafeStr | None, Query(min_length=1, max_length=64,
-                                                description="Unix seconds or ISO-8601 with offset")] = None,
+    start_time: Annotated[UnixSeconds | AwareUtcDatetime | None,
+                          Query(description="a new export from this time: Unix seconds, or RFC 3339 with offset")] = None,
     cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONBytesResponse:
     service.check_may_export(principal)
     runtime = runtime_of(request)
     key = service.cursor_key(runtime.settings)
-    state = service.start_of(cursor=cursor, start_time=start_time, key=key, now=datetime.now(UTC))
+    state = service.start_of(cursor=cursor, start_time=start_time, key=key)
     async with runtime.raw_connection() as conn:
         page = await service.change_page(conn, principal=principal, state=state, limit=limit, key=key)
     return JSONBytesResponse({"items": page.items, "next_cursor": page.next_cursor,

@@ -70,13 +70,13 @@ class ChangePage:
     end_of_stream: bool
 
 
-def start_of(*, cursor: str | None, start_time: str | None, key: bytes, now: datetime) -> position.ExportCursor | None:
+def start_of(*, cursor: str | None, start_time: int | datetime | None, key: bytes) -> position.ExportCursor | None:
     """The export's state from the request: a cursor's, or a fresh one from ``start_time``
-    (``None`` position xid: the repository finds where that time starts). 422 for a cursor this
-    service did not sign, a malformed start_time, or both at once."""
+    (``None`` position: the repository finds where that time starts). 422 for a cursor this
+    service did not sign, or for both at once (``cross_field``: a rule across two values)."""
     if cursor is not None and start_time is not None:
         raise bad_parameter("start_time", "Give either start_time (a new export) or cursor (a running one), not both.",
-                            "conflict")
+                            "cross_field")
     if cursor is not None:
         try:
             return position.decode(cursor, key=key)
@@ -87,8 +87,8 @@ def start_of(*, cursor: str | None, start_time: str | None, key: bytes, now: dat
                                                          "code": "invalid"}]) from error
     if start_time is not None:
         try:
-            return position.ExportCursor(None, position.parse_start_time(start_time, now=now))
-        except ValueError as error:
+            return position.ExportCursor(None, position.start_instant(start_time))
+        except ValueError as error:  # the endpoint's types already refuse these; kept for other callers
             raise bad_parameter("start_time", str(error)) from error
     return None
 
