@@ -67,13 +67,19 @@ async def test_compare_previous_period_and_null_without_denominator(reports_api,
 async def test_percentile_trend_from_histograms(reports_api, raw):
     bucket = at("2026-12-01T10:00:00Z")
     for minutes in (3.5, 3.5, 3.5, 500):
-        await ticket_rollups(raw, bucket=bucket, first_reply_n=1, first_reply_sum=minutes,
-                             first_reply_hist=one_hot(minutes))
+        await ticket_rollups(raw, bucket=bucket, team=TEAM_X if minutes < 100 else TEAM_Y, first_reply_n=1,
+                             first_reply_sum=minutes, first_reply_hist=one_hot(minutes))
     r = await reports_api.get("/v1/analytics/trends", headers=ADMIN, params={
         "metric": "first_reply_minutes_p50", "from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z"})
     assert r.status_code == 200, r.text
     point = r.json()["series"][0]["points"][0]
     assert point["n"] == 4 and 3 <= point["value"] < 4  # the median lies in the [3, 4) bin
+    by_team = (await reports_api.get("/v1/analytics/breakdown", headers=ADMIN, params={
+        "metric": "first_reply_minutes_p90", "by": "team", "from": "2026-12-01T00:00:00Z",
+        "to": "2026-12-02T00:00:00Z"})).json()
+    figures = {i["key"]: (i["value"], i["n"]) for i in by_team["items"]}
+    assert figures[str(TEAM_X)][1] == 3 and 3 <= figures[str(TEAM_X)][0] < 4
+    assert figures[str(TEAM_Y)][1] == 1 and 480 <= figures[str(TEAM_Y)][0] < 600  # 500 is in [480, 600)
 
 
 async def test_kolkata_days_start_at_the_utc_hour_holding_local_midnight(reports_api, raw):

@@ -90,15 +90,18 @@ async def rollup_groups(
     if split in ("top", "keys"):
         args.append(extra)
     statement = _rollup_statement(columns=columns, hist_column=None, split=split, n_column=metric.n_column)
-    rows = [dict(r) for r in await conn.fetch(statement, *args)]
-    if metric.hist_column:
-        if metric.hist_column not in _HIST_COLUMNS:
-            raise ValueError(metric.hist_column)
-        hist_statement = _rollup_statement(columns=columns, hist_column=metric.hist_column, split=split,
-                                           n_column=metric.n_column)
+    if not metric.hist_column:
+        return [dict(r) for r in await conn.fetch(statement, *args)]
+    if metric.hist_column not in _HIST_COLUMNS:
+        raise ValueError(metric.hist_column)
+    hist_statement = _rollup_statement(columns=columns, hist_column=metric.hist_column, split=split,
+                                       n_column=metric.n_column)
+    # one snapshot for both reads, so the sums and the histograms (and a top-N pick) agree
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = [dict(r) for r in await conn.fetch(statement, *args)]
         hists = {(r["g"], r["key"]): list(r[metric.hist_column]) for r in await conn.fetch(hist_statement, *args)}
-        for row in rows:
-            row[metric.hist_column] = hists.get((row["g"], row["key"]))
+    for row in rows:
+        row[metric.hist_column] = hists.get((row["g"], row["key"]))
     return rows
 
 
