@@ -460,3 +460,15 @@ async def test_a_tier_change_on_the_ticket_and_a_customer_merge_move_dimensions(
     row = await ticket_row(raw, tid)
     assert row["organization_id"] == org and row["customer_tier"] == "金牌"  # the ticket's own tier wins
     assert rollup(await rollups(raw), "organization", str(org), T0)["created"] == 1
+
+
+async def test_a_calendar_of_the_same_version_in_another_database_is_not_taken_from_the_cache(raw):
+    # a process may fold into several databases (tests, a rebuild's fresh schema): the cache of
+    # built calendars must tell two default calendars of version 1 apart
+    tid, other = uuid.uuid4(), uuid.uuid4()
+    await fold(raw, calendar_changed(None, 1), created(tid, team=None), message(tid, "agent", T0 + 2400 * M))
+    assert (await ticket_row(raw, tid))["first_reply_business_minutes"] == 60
+    await reset(raw)
+    await fold(raw, calendar_changed(None, 1, holidays=()), created(other, team=None),
+               message(other, "agent", T0 + 2400 * M))
+    assert (await ticket_row(raw, other))["first_reply_business_minutes"] == 60 + 540

@@ -5,8 +5,10 @@ A ticket's business minutes are counted in its team's calendar, else the default
 none (24x7: business minutes equal calendar minutes). The calendar is read when the ticket is
 folded: a calendar change applies to tickets folded afterwards; figures already folded (resolved
 tickets) keep the calendar they were folded with until another fact of theirs arrives or the
-read model is rebuilt. Built calendars are cached per process by (key, version); the versions
-are read on every fold (one index probe), so a change is seen at once.
+read model is rebuilt. Built calendars are cached per process by the digest of their definition
+(read with the fold's context, one index probe), so a change is seen at once, and a process that
+reads several databases (tests, a rebuild's fresh schema) never takes one's calendar for
+another's of the same version.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from . import repository
 
 DEFAULT_KEY = "default"
 _CACHE_LIMIT = 1000
-_BUILT: dict[tuple[str, int], BusinessCalendar] = {}
+_BUILT: dict[str, BusinessCalendar] = {}
 
 
 def team_key(team_id: uuid.UUID | str | None) -> str:
@@ -53,14 +55,13 @@ def pick(team_id: str | None, rows: list[Any]) -> Any | None:
 
 async def calendar_for(conn: Any, team_id: str | None,
                        versions: list[Any]) -> tuple[uuid.UUID | None, BusinessCalendar | None]:
-    """(calendar id, calendar) for a ticket of ``team_id`` given the ``versions`` rows read with
-    the fold's context (``repository.fold_context``); (None, None) when none applies. The
-    definition is read only when this (key, version) is not cached yet."""
+    """(calendar id, calendar) for a ticket of ``team_id`` given the ``versions`` rows (key and
+    digest) read with the fold's context (``repository.fold_context``); (None, None) when none
+    applies. The definition is read only when its digest is not cached yet."""
     chosen = pick(team_id, versions)
     if chosen is None:
         return None, None
-    cache_key = (chosen["team_key"], chosen["version"])
-    cal = _BUILT.get(cache_key)
+    cal = _BUILT.get(chosen["digest"])
     if cal is None:
         row = await repository.calendar_definition(conn, chosen["team_key"])
         if row is None or row["calendar"] is None:
@@ -68,5 +69,5 @@ async def calendar_for(conn: Any, team_id: str | None,
         cal = build(row["calendar"])
         if len(_BUILT) >= _CACHE_LIMIT:
             _BUILT.clear()
-        _BUILT[(chosen["team_key"], row["version"])] = cal
+        _BUILT[row["digest"]] = cal
     return chosen["calendar_id"], cal

@@ -69,15 +69,16 @@ async def load_history(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
 
 
 _CONTEXT = (
-    "SELECT 'calendar' AS src, team_key, version, calendar_id, NULL::text AS tier, NULL::uuid AS organization_id "
+    "SELECT 'calendar' AS src, team_key, md5(calendar::text) AS digest, calendar_id, NULL::text AS tier, "
+    "NULL::uuid AS organization_id "
     "FROM business_calendars WHERE team_key = ANY($2::text[]) AND calendar IS NOT NULL "
     "UNION ALL SELECT 'customer', NULL, NULL, NULL, tier, organization_id FROM customer_dims WHERE customer_id = $1"
 )
 
 
 async def fold_context(conn: Any, customer_id: uuid.UUID | None, calendar_keys: list[str]) -> tuple[Any, list[Any]]:
-    """(the customer's dims row or None, the calendar versions of ``calendar_keys`` that have a
-    calendar) in one round trip."""
+    """(the customer's dims row or None, the digests of the calendars of ``calendar_keys`` that
+    have one) in one round trip."""
     rows = await conn.fetch(_CONTEXT, customer_id, calendar_keys)
     customer = next((r for r in rows if r["src"] == "customer"), None)
     return customer, [r for r in rows if r["src"] == "calendar"]
@@ -88,7 +89,8 @@ async def customer_dims(conn: Any, customer_id: uuid.UUID) -> Any:
 
 
 async def calendar_definition(conn: Any, key: str) -> Any:
-    return await conn.fetchrow("SELECT version, calendar FROM business_calendars WHERE team_key = $1", key)
+    return await conn.fetchrow(
+        "SELECT md5(calendar::text) AS digest, calendar FROM business_calendars WHERE team_key = $1", key)
 
 
 #: ticket_metrics columns written by a fold, in this order
