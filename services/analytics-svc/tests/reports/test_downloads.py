@@ -121,3 +121,17 @@ async def test_steps_download_is_scoped_too(reports_api, raw):
     assert [row[0] for row in csv_cells(r.content)[1:]] == ["approve"]
     everyone = (await reports_api.get("/v1/analytics/steps", headers=ADMIN)).json()
     assert [i["step"] for i in everyone["items"]] == ["approve", "secret-step"]
+
+
+async def test_the_board_downloads_as_figure_value_rows(reports_api, raw):
+    await ticket_rollups(raw, bucket=datetime.now(UTC).replace(minute=0, second=0, microsecond=0), created=2,
+                         csat_n=1, csat_satisfied=1, csat_rating_sum=5)
+    await ticket_row(raw, created_at=datetime.now(UTC), status="open", event_at=datetime.now(UTC))
+    body = (await reports_api.get("/v1/analytics/kpis", headers=ADMIN, params={"tz": "Asia/Shanghai"})).json()
+    r = await reports_api.get("/v1/analytics/kpis", headers=ADMIN, params={"tz": "Asia/Shanghai", "format": "csv"})
+    assert r.status_code == 200 and r.headers["content-disposition"] == 'attachment; filename="kpis.csv"'
+    cells = dict(csv_cells(r.content)[1:])
+    assert cells["tickets_total"] == str(body["tickets_total"]) == "2"
+    assert cells["csat.responses"] == "1" and cells["backlog.lt_1h"] == "1" and cells["tz"] == "Asia/Shanghai"
+    x = await reports_api.get("/v1/analytics/kpis", headers=ADMIN, params={"format": "xlsx"})
+    assert x.status_code == 200 and xlsx_cells(x.content)[0] == ["figure", "value"]

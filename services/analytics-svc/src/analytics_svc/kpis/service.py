@@ -198,3 +198,14 @@ async def kpis(conn: Any, *, now: datetime, tz_name: str, selection: Selection |
         body.update(values, **surveys)
         as_of = await repository.legacy_as_of(conn)
     return {**body, "as_of": as_of, "tz": tz_name}
+
+
+def board_rows(body: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The board as (figure, value) rows for a download; nested figures as ``csat.average``."""
+    rows: list[list[Any]] = []
+    for key, value in body.items():
+        if isinstance(value, dict):
+            rows.extend([f"{key}.{inner}", item] for inner, item in value.items())
+        else:
+            rows.append([key, value])
+    return ["figure", "value"], rows
