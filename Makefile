@@ -8,12 +8,13 @@ EDITABLES := -e 'libs/common[embedded]' $(foreach s,$(SERVICES),-e services/$(s)
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= .data
 
-.PHONY: install run test test-fast bench migrate clean help wrk chromium
+.PHONY: install run test test-fast bench migrate clean help wrk chromium analytics-rebuild
 
 help:
 	@echo "make run    - the whole stack on the embedded default (gateway http://127.0.0.1:8080)"
 	@echo "make test   - unit, integration and end-to-end tests on real PostgreSQL + broker"
 	@echo "make bench  - wrk benchmarks with baselines, intake/search with 1M tickets stored, SLA firing at 1M timers, 100k automation timers' fire lag, customer 360/import/RFM (BENCH_CUSTOMERS=1000000 for the full size), the board's freshness, dashboards over 10M tickets' read model (BENCH_ANALYTICS_TICKETS); bench/results/latest.json"
+	@echo "make analytics-rebuild - rebuild analytics-svc's read models from the topics and swap them in while the stack runs (REBUILD_ARGS=--dry-run compares only; docs/metrics.md 'Rebuild')"
 
 $(STAMP): libs/common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,11 @@ install: $(STAMP)
 
 run: install
 	exec $(PY) -m helpdesk_common.devstack run --data-dir $(DATA_DIR)
+
+# analytics-svc's settings from the environment (the make run stack by default); exit codes and
+# options: python -m analytics_svc.rebuild --help
+analytics-rebuild: install
+	$(PY) -m analytics_svc.rebuild $(REBUILD_ARGS)
 
 migrate: install
 	$(PY) -m helpdesk_common.devstack migrate --data-dir $(DATA_DIR)
