@@ -574,3 +574,32 @@ async def test_the_swap_waits_for_a_long_reader_and_retries(full, infra, analyti
     assert (outcome.status, outcome.exit_code) == ("swapped", 0), outcome
     assert outcome.swap_attempts >= 2
     assert await snapshot(analytics_db) == live
+
+
+def test_names_reach_ddl_only_when_plain_identifiers():
+    from analytics_svc.rebuild.repository import ident
+
+    assert ident("analytics_rebuild_20261130150000") == '"analytics_rebuild_20261130150000"'
+    for bad in ('public"; DROP TABLE inbox; --', "Ticket_Metrics", "1abc", "a" * 64, "", "票"):
+        with pytest.raises(ValueError):
+            ident(bad)
+
+
+def test_rollup_rows_of_zeros_are_left_out_of_comparisons_and_nothing_else():
+    from analytics_svc.rebuild.repository import figures_only
+
+    columns = [("dim", "text"), ("bucket", "timestamp with time zone"), ("created", "bigint"),
+               ("first_reply_sum", "double precision"), ("first_reply_hist", "ARRAY")]
+    assert figures_only("metric_rollups", columns) == (
+        'NOT ("created" = 0 AND "first_reply_sum" = 0 AND ("first_reply_hist" IS NULL OR 0 = ALL("first_reply_hist")))')
+    assert figures_only("ticket_metrics", columns) == "true"
+
+
+def test_records_left_between_positions_and_targets():
+    from aiokafka import TopicPartition
+
+    from analytics_svc.rebuild.replay import remaining
+
+    a, b, c = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("u", 0)
+    assert remaining({a: 5, b: 10}, {a: 8, b: 10, c: 4}) == 3 + 0 + 4
+    assert remaining({a: 9}, {a: 8}) == 0  # read past a target: nothing left, never negative
