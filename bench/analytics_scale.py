@@ -695,6 +695,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     results: dict = {}
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     try:
         log(f"starting PostgreSQL and analytics-svc alone (data {data_dir.relative_to(ROOT)}) ...")
         assert stack.pg is not None
@@ -731,6 +732,9 @@ def main(argv: list[str] | None = None) -> int:
             "analytics_scale_requests": args.requests,
             "analytics_scale_consistency": "; ".join(problems) or "ok",
             "analytics_scale_goal_p95_ms": GOAL_P95_MS,
+            # the machine's 1-minute load average before the run and after the load: on a shared
+            # machine, how crowded it was (2 cores: above 2 the run waited for CPU)
+            "analytics_scale_loadavg": f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}",
         }
         for table, s in sizes.items():
             results[f"analytics_scale_{table}_rows"] = s["rows"]
@@ -796,6 +800,7 @@ def print_table(r: dict, paths: dict[str, str]) -> None:
     print("tables: " + ", ".join(f"{t} {r[f'analytics_scale_{t}_rows']:,} rows / {r[f'analytics_scale_{t}_mb']:,} MB"
                                  for t in ("ticket_metrics", "metric_rollups", "sla_rollups", "sla_targets")))
     print(f"load steps (s): {r['analytics_scale_load_steps']}")
+    print(f"machine load average (before -> after the load): {r['analytics_scale_loadavg']}")
     print(f"rollups vs ticket_metrics: {r['analytics_scale_consistency']}"
           + ("" if r["analytics_scale_consistency"] == "ok" else "  !!"))
 
