@@ -20,7 +20,8 @@ Phases (each bounded in time):
 Writes bench/results/latest.json (flat keys) and a timestamped copy, prints a short table.
 Numbers move +-20 % from run to run on shared machines: compare the ratios.
 Exit status: 0 when every phase ran clean, 3 when a phase had errors, analytics did not
-catch up or the board's freshness p99 exceeded 2 s (results are still written and the table flags it), 2 when wrk is missing, 1 on failure.
+catch up or the board's freshness p99 exceeded 2 s (results are still written and the table
+flags it), 2 when wrk is missing, 1 on failure.
 """
 
 from __future__ import annotations
@@ -918,8 +919,9 @@ def freshness_only(*, stack: Stack, creds: dict, sampler: CpuSampler, idle: dict
     gateway = creds["gateway_url"]
     pipeline = Pipeline(stack)
     freshness = FreshnessSampler(gateway, channel_key=creds["channel_api_key"],
-                                 admin_token=admin_token(gateway, creds), tickets_dsn=pipeline.tickets_dsn, analytics_dsn=pipeline.analytics_dsn,
-                                 tag=f"fresh-{run_id}", rate=args.freshness_rate, poll_hz=args.freshness_poll_hz)
+                                 admin_token=admin_token(gateway, creds), tickets_dsn=pipeline.tickets_dsn,
+                                 analytics_dsn=pipeline.analytics_dsn, tag=f"fresh-{run_id}",
+                                 rate=args.freshness_rate, poll_hz=args.freshness_poll_hz)
     log("intake through the gateway with the board's freshness sampled ...")
     run, _settled = pipeline_phase("intake", gateway=gateway, key=creds["channel_api_key"], pipeline=pipeline,
                                    sampler=sampler, idle=idle, tag=f"gw-{run_id}", wrk_args=wrk_args,
@@ -1077,8 +1079,9 @@ def main(argv: list[str] | None = None) -> int:
         pipe_args = dict(gateway=gateway, key=key, pipeline=pipeline, sampler=sampler, idle=idle, wrk_args=wrk_args)
         log("intake through the gateway (with the board's freshness sampled) ...")
         freshness = FreshnessSampler(gateway, channel_key=key, admin_token=admin_token(gateway, creds),
-                                     tickets_dsn=pipeline.tickets_dsn, analytics_dsn=pipeline.analytics_dsn, tag=f"fresh-{run_id}",
-                                     rate=args.freshness_rate, poll_hz=args.freshness_poll_hz)
+                                     tickets_dsn=pipeline.tickets_dsn, analytics_dsn=pipeline.analytics_dsn,
+                                     tag=f"fresh-{run_id}", rate=args.freshness_rate,
+                                     poll_hz=args.freshness_poll_hz)
         with_first, settled = pipeline_phase("intake", tag=f"gw-{run_id}", during=freshness, **pipe_args)
         fresh_keys = freshness.result.keys(rate=args.freshness_rate, poll_hz=args.freshness_poll_hz)
         fresh_keys["freshness_problems"] = "; ".join(freshness.result.problems())
