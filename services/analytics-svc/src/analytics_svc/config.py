@@ -15,8 +15,9 @@ class Settings(ServiceSettings):
     team_cache_ttl_s: float = 30.0
     ticket_timeout_s: float = 3.0
     # the board's all-time counters (tickets linked to a customer, tickets with an SLA) read ticket
-    # rows, so they are recomputed at most this often per scope (kpis/service.py AllTimeCounts)
-    kpis_all_time_ttl_s: float = 30.0
+    # rows: reused while nothing new is folded, else recomputed at most this often per scope
+    # (kpis/service.py AllTimeCounts)
+    kpis_all_time_ttl_s: float = 5.0
 
 
 @lru_cache

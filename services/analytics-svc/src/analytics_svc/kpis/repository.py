@@ -169,12 +169,12 @@ def _all_time_statement(scope_sql: str) -> str:
     """Tickets without a customer and tickets with a first-response target, ever: no rollup keeps
     these, so they read ticket rows (the null part of the customer index; sla_targets by metric)
     and the service caches them briefly instead of paying that on every board."""
-    targets_from = ("sla_targets t" if scope_sql == "true"
-                    else "sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id")
+    # as ever, only tickets whose creation was folded count (an SLA may arrive before its ticket)
     return (
         "SELECT (SELECT count(*) FROM ticket_metrics m WHERE m.customer_id IS NULL AND m.created_at IS NOT NULL "
         f"  AND {scope_sql}) AS unlinked, "
-        f"(SELECT count(*) FROM {targets_from} WHERE t.metric = 'first_response' AND {scope_sql}) AS with_sla"
+        "(SELECT count(*) FROM sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id "
+        f"  WHERE t.metric = 'first_response' AND m.created_at IS NOT NULL AND {scope_sql}) AS with_sla"
     )
 
 

@@ -112,33 +112,41 @@ def _percent(part: int, whole: int) -> float | None:
 
 
 class AllTimeCounts:
-    """``unlinked`` / ``with_sla`` per scope, kept ``ttl_s`` seconds.
+    """``unlinked`` / ``with_sla`` per scope, reused while nothing new was folded.
 
     They count every ticket ever (no rollup holds them), so they cost a read proportional to the
-    store; the board's live figures are computed on every request, these two lag by at most the
-    TTL. One computation per scope at a time, however many boards ask.
+    store. A value is reused as long as the read model's ``as_of`` has not moved (nothing new was
+    folded: it is exact), and otherwise for at most ``ttl_s`` seconds, so under a steady stream
+    of events they are recomputed at most once per TTL and scope while every other figure of the
+    board is computed on each request. One computation per scope at a time.
     """
 
     def __init__(self, ttl_s: float) -> None:
         self._ttl_s = ttl_s
-        self._values: dict[Selection, tuple[dict[str, int], float]] = {}
+        self._values: dict[Selection, tuple[dict[str, int], float, datetime | None]] = {}
         self._locks: dict[Selection, asyncio.Lock] = {}
 
-    async def get(self, conn: Any, selection: Selection) -> dict[str, int]:
+    def _fresh(self, selection: Selection, as_of: datetime | None) -> dict[str, int] | None:
         hit = self._values.get(selection)
-        if hit is not None and hit[1] > monotonic():
-            return hit[0]
+        if hit is None or (hit[2] != as_of and hit[1] <= monotonic()):
+            return None
+        return hit[0]
+
+    async def get(self, conn: Any, selection: Selection, as_of: datetime | None = None) -> dict[str, int]:
+        found = self._fresh(selection, as_of)
+        if found is not None:
+            return found
         lock = self._locks.setdefault(selection, asyncio.Lock())
         async with lock:
-            hit = self._values.get(selection)
-            if hit is not None and hit[1] > monotonic():
-                return hit[0]
+            found = self._fresh(selection, as_of)
+            if found is not None:
+                return found
             scope_sql, scope_args = ticket_scope_sql(ticket_filter(selection), "m", 1)
             values = await repository.all_time_counts(conn, scope_sql=scope_sql, scope_args=scope_args)
             if len(self._values) > 10_000:
                 self._values.clear()
                 self._locks.clear()
-            self._values[selection] = (values, monotonic() + self._ttl_s)
+            self._values[selection] = (values, monotonic() + self._ttl_s, as_of)
             return values
 
 
@@ -188,7 +196,7 @@ async def kpis(conn: Any, *, now: datetime, tz_name: str, selection: Selection |
         conn, dim=selection.dim, values=list(selection.values or ()), hour_start=_floor_hour(start),
         hour_end=_floor_hour(end), day_start=start, day_end=end, now=now, age_thresholds=age_thresholds(now),
         scope_sql=scope_sql, scope_args=scope_args)
-    row = {**row, **await (all_time or AllTimeCounts(0)).get(conn, selection)}
+    row = {**row, **await (all_time or AllTimeCounts(0)).get(conn, selection, row["as_of"])}
     body = {**board_figures(row), **rollup_surveys(row)}
     as_of = row["as_of"]
     if as_of is None and selection.dim == "all":
