@@ -575,7 +575,7 @@ async def consistency(dsn: str, *, now: datetime, days: int = 5) -> list[str]:
         totals = {r["dim"]: (r["created"], r["solved"], r["fr"]) for r in per_dim}
         facts = await conn.fetchrow(
             "SELECT count(*) FILTER (WHERE created_at IS NOT NULL) AS created, count(*) FILTER (WHERE resolved) AS solved, "
-            "count(first_reply_at) AS fr, count(*) FILTER (WHERE team_id IS NULL) AS no_team FROM ticket_metrics")
+            "count(first_reply_at) AS fr FROM ticket_metrics")
         if totals.get("all") != (facts["created"], facts["solved"], facts["fr"]):
             problems.append(f"all: rollups {totals.get('all')} vs ticket_metrics "
                             f"{(facts['created'], facts['solved'], facts['fr'])}")
