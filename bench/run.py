@@ -931,6 +931,11 @@ def freshness_only(*, stack: Stack, creds: dict, sampler: CpuSampler, idle: dict
                "freshness_intake_rps": round(run.phase.rps, 1),
                "freshness_intake_errors": run.phase.errors,
                "freshness_catch_up_s": None if run.catch_up is None else round(run.catch_up, 2),
+               # what the phase cost per ticket (services and PostgreSQL net of idle): how much of
+               # the machine the fold needs to keep up with intake
+               "freshness_analytics_cpu_ms_per_ticket": round(run.per_ticket()["analytics-svc"], 2),
+               "freshness_pipeline_cpu_ms_per_ticket": run.total(),
+               "freshness_other_cores": round(run.other_cores, 2),
                "freshness_timestamp": datetime.now(UTC).isoformat(timespec="seconds")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     latest = RESULTS / "latest.json"
@@ -939,7 +944,10 @@ def freshness_only(*, stack: Stack, creds: dict, sampler: CpuSampler, idle: dict
     latest.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
     print()
     print(f"intake through the gateway: {run.phase.rps:.1f} req/s, p99 {run.phase.p99_ms:.1f} ms, "
-          f"{run.phase.errors} errors; analytics caught up {fmt(run.catch_up, '.2f')} s after the phase")
+          f"{run.phase.errors} errors; analytics caught up {fmt(run.catch_up, '.2f')} s after the phase; CPU per "
+          f"ticket: analytics-svc {results['freshness_analytics_cpu_ms_per_ticket']:.2f} ms, whole pipeline "
+          f"{results['freshness_pipeline_cpu_ms_per_ticket']:.2f} ms; other people's load "
+          f"{results['freshness_other_cores']:.2f} cores")
     print_freshness(results)
     return 3 if results["freshness_problems"] or run.phase.errors else 0
 
