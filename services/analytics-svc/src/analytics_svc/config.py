@@ -14,10 +14,6 @@ class Settings(ServiceSettings):
     ticket_url: str = "http://127.0.0.1:8082"
     team_cache_ttl_s: float = 30.0
     ticket_timeout_s: float = 3.0
-    # the board's all-time counters (tickets linked to a customer, tickets with an SLA) read ticket
-    # rows: reused while nothing new is folded, else recomputed at most this often per scope
-    # (kpis/service.py AllTimeCounts)
-    kpis_all_time_ttl_s: float = 5.0
 
 
 @lru_cache

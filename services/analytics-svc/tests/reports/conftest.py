@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -98,16 +98,19 @@ async def reports_api(infra, analytics_db, monkeypatch, ticket_svc):
 
 
 async def rollup(conn: Any, *, dim: str, bucket: datetime, value: str = "", **sums: Any) -> None:
-    """Add ``sums`` to one metric_rollups row (what the fold's upsert does)."""
+    """Add ``sums`` to one metric_rollups row and to its UTC day's metric_rollups_daily row (what
+    the fold's upserts do)."""
     columns = list(sums)
-    sets = ", ".join(
-        f"{c} = hist_add(metric_rollups.{c}, EXCLUDED.{c})" if c.endswith("_hist") else f"{c} = metric_rollups.{c} + EXCLUDED.{c}"
-        for c in columns)
     placeholders = ", ".join(f"${i + 4}" for i in range(len(columns)))
-    await conn.execute(
-        f"INSERT INTO metric_rollups (dim, bucket, dim_value, {', '.join(columns)}) VALUES ($1, $2, $3, {placeholders}) "
-        f"ON CONFLICT (dim, bucket, dim_value) DO UPDATE SET {sets}",
-        dim, bucket, value, *sums.values())
+    day = bucket.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    for table, at in (("metric_rollups", bucket), ("metric_rollups_daily", day)):
+        sets = ", ".join(
+            f"{c} = hist_add({table}.{c}, EXCLUDED.{c})" if c.endswith("_hist") else f"{c} = {table}.{c} + EXCLUDED.{c}"
+            for c in columns)
+        await conn.execute(
+            f"INSERT INTO {table} (dim, bucket, dim_value, {', '.join(columns)}) VALUES ($1, $2, $3, {placeholders}) "
+            f"ON CONFLICT (dim, bucket, dim_value) DO UPDATE SET {sets}",
+            dim, at, value, *sums.values())
 
 
 async def ticket_rollups(conn: Any, *, bucket: datetime, team: uuid.UUID | None = None, agent: str | None = None,

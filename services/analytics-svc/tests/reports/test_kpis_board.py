@@ -39,11 +39,12 @@ async def test_board_from_the_read_model(reports_api, raw):
                      colour="breached", event_at=now)
     await sla_target(raw, ticket_id=open_ids[2], metric="resolution", due_at=now + timedelta(days=2),
                      target_minutes=4320, event_at=now)
-    # today's rollups (the ticket counts, CSAT and SLA outcomes)
+    # today's rollups (the ticket counts, CSAT and SLA outcomes) and an old one; the all-time
+    # counters come from the daily rows' created / linked / with_sla, not from ticket rows
     await ticket_rollups(raw, bucket=hour, team=TEAM_X, created=5, csat_n=4, csat_satisfied=3, csat_rating_sum=16,
-                         sla_n=4, sla_achieved=3, nps_n=2, nps_promoters=1, nps_detractors=1)
-    await ticket_rollups(raw, bucket=hour - timedelta(days=60), team=TEAM_X, created=1)
-    await ticket_rollups(raw, bucket=hour, team=TEAM_Y, created=1)
+                         sla_n=4, sla_achieved=3, nps_n=2, nps_promoters=1, nps_detractors=1, linked=2, with_sla=1)
+    await ticket_rollups(raw, bucket=hour - timedelta(days=60), team=TEAM_X, created=1, linked=1, with_sla=1)
+    await ticket_rollups(raw, bucket=hour, team=TEAM_Y, created=1, linked=1)
 
     r = await reports_api.get("/v1/analytics/kpis", headers=ADMIN)
     assert r.status_code == 200, r.text
@@ -56,7 +57,7 @@ async def test_board_from_the_read_model(reports_api, raw):
     assert body["tickets_total"] == 7
     assert body["open_tickets"] == 4
     assert body["unassigned_tickets"] == 1
-    assert body["tickets_linked_to_customer"] == 7 - 3  # three rows have no customer
+    assert body["tickets_linked_to_customer"] == 4
     assert body["tickets_with_sla"] == 2
     assert (body["overdue_tickets"], body["at_risk_tickets"]) == (1, 1)
     assert body["backlog"] == {"lt_1h": 1, "1h_8h": 1, "8h_24h": 0, "1d_3d": 1, "3d_7d": 0, "7d_30d": 0, "ge_30d": 1}
@@ -69,6 +70,7 @@ async def test_board_from_the_read_model(reports_api, raw):
 
     sup = (await reports_api.get("/v1/analytics/kpis", headers=SUPERVISOR_X)).json()
     assert (sup["tickets_total"], sup["open_tickets"], sup["overdue_tickets"]) == (6, 4, 1)
+    assert (sup["tickets_linked_to_customer"], sup["tickets_with_sla"]) == (3, 2)
     agent = (await reports_api.get("/v1/analytics/kpis", headers=AGENT_X1)).json()
     assert agent["open_tickets"] == 4  # an agent's board is their team's
     assert (await reports_api.get("/v1/analytics/kpis", headers=AGENT_X1,

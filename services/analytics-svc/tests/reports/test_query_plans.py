@@ -4,6 +4,7 @@ and nothing scans ticket_metrics whole. (Timings belong to `make bench`; this pi
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -37,7 +38,12 @@ async def populate(conn) -> None:
         "$1::timestamptz - i * interval '8 minutes', 30, 60, $1::timestamptz - i * interval '8 minutes', "
         "CASE WHEN i % 40 <> 0 THEN gen_random_uuid() END "
         "FROM generate_series(1, 60000) AS i", NOW, TEAMS)
-    await conn.execute("ANALYZE metric_rollups; ANALYZE ticket_metrics; ANALYZE sla_targets")
+    await conn.execute(
+        "INSERT INTO metric_rollups_daily (dim, bucket, dim_value, created) "
+        "SELECT 'agent', date_trunc('day', $1::timestamptz, 'UTC') - d * interval '1 day', 'agent-' || a, 24 "
+        "FROM generate_series(0, 365) AS d, generate_series(1, 30) AS a", NOW)
+    await conn.execute("ANALYZE metric_rollups; ANALYZE metric_rollups_daily; ANALYZE ticket_metrics; "
+                       "ANALYZE sla_targets")
 
 
 async def test_report_plans_use_the_keys(raw):
@@ -46,8 +52,17 @@ async def test_report_plans_use_the_keys(raw):
     thresholds = [NOW - timedelta(days=90 - d) for d in range(90)]
     trend = repository._rollup_statement(columns=list(metric.columns), hist_column=None, split="top",
                                          n_column=metric.n_column)
-    plan = await repository.explain(raw, trend, "team", NOW - timedelta(days=90), NOW, None, thresholds, 10)
+    plan = await repository.explain(raw, trend, "team", NOW - timedelta(days=90), NOW, None, thresholds, NOW, NOW, 10)
     assert "pk_metric_rollups" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    # a leaderboard's whole UTC days come from the daily rollups' key, its edge hours from the hourly one
+    board = repository._rollup_statement(columns=list(metric.columns), hist_column=None, split="each",
+                                         n_column=metric.n_column)
+    start = NOW - timedelta(days=30)
+    first_day, end_day = repository.daily_span(start, NOW, None)
+    assert (first_day, end_day) == (start.replace(hour=0) + timedelta(days=1), NOW.replace(hour=0))
+    plan = await repository.explain(raw, board, "agent", start, NOW, None, None, first_day, end_day)
+    assert "pk_metric_rollups_daily" in plan and re.search(r"pk_metric_rollups\b(?!_daily)", plan), plan
     assert "Seq Scan" not in plan, plan
 
     everyone = kpis_repository._board_statement("true", 9)

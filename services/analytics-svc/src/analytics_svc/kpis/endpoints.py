@@ -22,15 +22,6 @@ from .schemas import Kpis
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 
-def _all_time_cache(request: Request) -> service.AllTimeCounts:
-    """One cache per app (and so per database), made on first use."""
-    state = request.app.state
-    cache = getattr(state, "kpis_all_time", None)
-    if cache is None:
-        cache = state.kpis_all_time = service.AllTimeCounts(state.settings.kpis_all_time_ttl_s)
-    return cache
-
-
 @router.get("/kpis", response_model=Kpis, responses=formats.DOWNLOAD_RESPONSES,
              summary="Headline KPIs, built from events")
 async def get_kpis(
@@ -47,8 +38,7 @@ async def get_kpis(
     scope = await access.caller_scope(request, principal)
     selection = access.filtered_selection(scope, team_id=team_id, agent_id=None)
     async with runtime_of(request).raw_connection() as conn:
-        body = await service.kpis(conn, now=datetime.now(UTC), tz_name=tz, selection=selection,
-                                  all_time=_all_time_cache(request))
+        body = await service.kpis(conn, now=datetime.now(UTC), tz_name=tz, selection=selection)
     if fmt == "json":
         return JSONBytesResponse(body)
     header, rows = service.board_rows(body)

@@ -111,7 +111,9 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
     """The live board in one statement over the metric read model.
 
     Counts over a period come from the hourly rollups ($1 dim, $2 values, $3-$4 today's hours);
-    "now" figures from the open-ticket partial indexes and the running-target index; today's exact
+    the all-time counters (tickets, linked to a customer, with an SLA) are the daily rollups'
+    ``created`` / ``linked`` / ``with_sla`` summed over every UTC day (written with the hourly
+    rows, today's included: ~365 rows per value and year, whatever the ticket volume); "now" figures from the open-ticket partial indexes and the running-target index; today's exact
     percentiles from an index range on first_reply_at / resolved_at ($5-$6 the local day); the
     backlog ages are FILTERs on the same open-ticket scan ($8 the age thresholds, youngest first).
     ``scope_sql`` restricts ticket rows (``m``) with arguments from ``$first_free`` on.
@@ -137,7 +139,9 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
         "  coalesce(sum(nps_n), 0) AS nps_n, coalesce(sum(nps_promoters), 0) AS nps_promoters, "
         "  coalesce(sum(nps_detractors), 0) AS nps_detractors FROM metric_rollups "
         "  WHERE dim = $1 AND dim_value = ANY($2::text[]) AND bucket >= $3 AND bucket < $4), "
-        "total AS (SELECT coalesce(sum(created), 0) AS n FROM metric_rollups WHERE dim = $1 AND dim_value = ANY($2::text[])), "
+        "total AS (SELECT coalesce(sum(created), 0) AS n, coalesce(sum(linked), 0) AS linked, "
+        "  coalesce(sum(with_sla), 0) AS with_sla FROM metric_rollups_daily "
+        "  WHERE dim = $1 AND dim_value = ANY($2::text[])), "
         f"open AS (SELECT count(*) AS n, count(*) FILTER (WHERE m.assignee_id IS NULL) AS unassigned, {backlog} "
         f"  FROM ticket_metrics m WHERE {OPEN_TICKET} AND {scope_sql}), "
         f"overdue AS (SELECT count(*) AS n FROM {targets} WHERE {OVERDUE_TARGET.replace('$1', '$7')} {ticket_part}), "
@@ -148,7 +152,7 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
         f"  WHERE m.resolved_at >= $5 AND m.resolved_at < $6 AND m.resolved AND m.full_resolution_minutes IS NOT NULL "
         f"  AND {scope_sql}), "
         "newest AS (SELECT max(event_at) AS at FROM ticket_metrics) "
-        "SELECT today.*, total.n AS tickets_total, open.*, "
+        "SELECT today.*, total.n AS tickets_total, total.linked, total.with_sla, open.*, "
         "  overdue.n AS overdue, at_risk.n AS at_risk, first_replies.v AS first_replies, resolutions.v AS resolutions, "
         "  newest.at AS as_of "
         "FROM today, total, open, overdue, at_risk, first_replies, resolutions, newest"
@@ -163,25 +167,6 @@ async def board(conn: Any, *, dim: str, values: list[str], hour_start: datetime,
     row = await conn.fetchrow(_board_statement(scope_sql, 9), dim, values, hour_start, hour_end, day_start, day_end,
                               now, age_thresholds, *scope_args)
     return dict(row)
-
-
-def _all_time_statement(scope_sql: str) -> str:
-    """Tickets without a customer and tickets with a first-response target, ever: no rollup keeps
-    these, so they read ticket rows (the null part of the customer index; sla_targets by metric)
-    and the service caches them briefly instead of paying that on every board."""
-    # as ever, only tickets whose creation was folded count (an SLA may arrive before its ticket)
-    return (
-        "SELECT (SELECT count(*) FROM ticket_metrics m WHERE m.customer_id IS NULL AND m.created_at IS NOT NULL "
-        f"  AND {scope_sql}) AS unlinked, "
-        "(SELECT count(*) FROM sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id "
-        f"  WHERE t.metric = 'first_response' AND m.created_at IS NOT NULL AND {scope_sql}) AS with_sla"
-    )
-
-
-async def all_time_counts(conn: Any, *, scope_sql: str, scope_args: list[Any]) -> dict[str, int]:
-    """``unlinked`` and ``with_sla`` for a scope (arguments from $1)."""
-    row = await conn.fetchrow(_all_time_statement(scope_sql), *scope_args)
-    return {k: int(v) for k, v in row.items()}
 
 
 async def legacy_as_of(conn: Any) -> datetime | None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
-from time import monotonic
 from typing import Any
-import asyncio
 import functools
 import zoneinfo
 from zoneinfo import ZoneInfo
@@ -111,45 +109,6 @@ def _percent(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(100 * part / whole, 2)
 
 
-class AllTimeCounts:
-    """``unlinked`` / ``with_sla`` per scope, reused while nothing new was folded.
-
-    They count every ticket ever (no rollup holds them), so they cost a read proportional to the
-    store. A value is reused as long as the read model's ``as_of`` has not moved (nothing new was
-    folded: it is exact), and otherwise for at most ``ttl_s`` seconds, so under a steady stream
-    of events they are recomputed at most once per TTL and scope while every other figure of the
-    board is computed on each request. One computation per scope at a time.
-    """
-
-    def __init__(self, ttl_s: float) -> None:
-        self._ttl_s = ttl_s
-        self._values: dict[Selection, tuple[dict[str, int], float, datetime | None]] = {}
-        self._locks: dict[Selection, asyncio.Lock] = {}
-
-    def _fresh(self, selection: Selection, as_of: datetime | None) -> dict[str, int] | None:
-        hit = self._values.get(selection)
-        if hit is None or (hit[2] != as_of and hit[1] <= monotonic()):
-            return None
-        return hit[0]
-
-    async def get(self, conn: Any, selection: Selection, as_of: datetime | None = None) -> dict[str, int]:
-        found = self._fresh(selection, as_of)
-        if found is not None:
-            return found
-        lock = self._locks.setdefault(selection, asyncio.Lock())
-        async with lock:
-            found = self._fresh(selection, as_of)
-            if found is not None:
-                return found
-            scope_sql, scope_args = ticket_scope_sql(ticket_filter(selection), "m", 1)
-            values = await repository.all_time_counts(conn, scope_sql=scope_sql, scope_args=scope_args)
-            if len(self._values) > 10_000:
-                self._values.clear()
-                self._locks.clear()
-            self._values[selection] = (values, monotonic() + self._ttl_s, as_of)
-            return values
-
-
 def board_figures(row: dict[str, Any]) -> dict[str, Any]:
     """The KPI document's figures from the read model's one-row answer (pure)."""
     total = int(row["tickets_total"])
@@ -157,7 +116,7 @@ def board_figures(row: dict[str, Any]) -> dict[str, Any]:
         "tickets_created_today": int(row["created"]),
         "open_tickets": int(row["n"]),
         "tickets_total": total,
-        "tickets_linked_to_customer": total - int(row["unlinked"]),
+        "tickets_linked_to_customer": int(row["linked"]),
         "tickets_with_sla": int(row["with_sla"]),
         "unassigned_tickets": int(row["unassigned"]),
         "overdue_tickets": int(row["overdue"]),
@@ -181,8 +140,7 @@ def rollup_surveys(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def kpis(conn: Any, *, now: datetime, tz_name: str, selection: Selection | None = None,
-               all_time: AllTimeCounts | None = None) -> dict[str, Any]:
+async def kpis(conn: Any, *, now: datetime, tz_name: str, selection: Selection | None = None) -> dict[str, Any]:
     """The live board for a scope (default: everything).
 
     Figures come from the metric read model. While it is still empty (before the fold ran or a
@@ -196,7 +154,6 @@ async def kpis(conn: Any, *, now: datetime, tz_name: str, selection: Selection |
         conn, dim=selection.dim, values=list(selection.values or ()), hour_start=_floor_hour(start),
         hour_end=_floor_hour(end), day_start=start, day_end=end, now=now, age_thresholds=age_thresholds(now),
         scope_sql=scope_sql, scope_args=scope_args)
-    row = {**row, **await (all_time or AllTimeCounts(0)).get(conn, selection, row["as_of"])}
     body = {**board_figures(row), **rollup_surveys(row)}
     as_of = row["as_of"]
     if as_of is None and selection.dim == "all":
