@@ -48,6 +48,9 @@ class ConsumerSpec:
     #: awaited first in every consumer transaction, before the inbox and the handlers (e.g. a
     #: shared advisory lock that a read-model rebuild takes exclusively to swap tables)
     on_begin: Callable[[Any], Awaitable[None]] | None = None
+    #: awaited last in every consumer transaction, after the batch's (or a retried single
+    #: event's) handlers and before the commit (e.g. work a read model does once per batch)
+    before_commit: Callable[[Any], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -93,6 +96,7 @@ class Runtime:
                         on_events_written=self.notify_relay,
                         raw_pool=(lambda: self.raw_pool) if spec.raw else None,
                         on_begin=spec.on_begin,
+                        before_commit=spec.before_commit,
                     )
                 )
         self.raw_pool: Any = None

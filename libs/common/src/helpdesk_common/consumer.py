@@ -115,6 +115,7 @@ class ConsumerRunner:
         after_db_commit: Callable[[list[ConsumerRecord]], None] | None = None,
         raw_pool: Callable[[], Any] | None = None,
         on_begin: Callable[[Any], Awaitable[None]] | None = None,
+        before_commit: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self._topics = topics
@@ -129,6 +130,9 @@ class ConsumerRunner:
         self._raw_pool = raw_pool
         # first statement of every transaction (analytics-svc: the rebuild's shared swap lock)
         self._on_begin = on_begin
+        # last statement(s) of every transaction, after the handlers (analytics-svc: the fold
+        # of every ticket the batch touched, once per batch)
+        self._before_commit = before_commit
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq_producer: AIOKafkaProducer | None = None
         self._stopping = False
@@ -233,17 +237,22 @@ class ConsumerRunner:
 
     @contextlib.asynccontextmanager
     async def _begin(self) -> AsyncIterator[Any]:
-        """One transaction: SQLAlchemy's by default, a bare asyncpg one for raw consumers."""
+        """One transaction: SQLAlchemy's by default, a bare asyncpg one for raw consumers;
+        ``on_begin`` first, ``before_commit`` after the body (not when it raised)."""
         if self._raw_pool is None:
             async with self._engine.begin() as conn:
                 if self._on_begin is not None:
                     await self._on_begin(conn)
                 yield conn
+                if self._before_commit is not None:
+                    await self._before_commit(conn)
         else:
             async with self._raw_pool().acquire() as conn, conn.transaction():
                 if self._on_begin is not None:
                     await self._on_begin(conn)
                 yield conn
+                if self._before_commit is not None:
+                    await self._before_commit(conn)
 
     async def _apply(self, items: list[Decoded]) -> bool:
         """Apply every decodable, handled, not-yet-seen event in one transaction."""

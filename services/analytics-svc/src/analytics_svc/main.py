@@ -1,3 +1,5 @@
+from typing import Any
+
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
@@ -18,6 +20,7 @@ from .kpis.handlers import (
     handle_ticket_updated,
 )
 from .readmodel.handlers import HANDLERS as READMODEL_HANDLERS
+from .readmodel.handlers import begin_batch, end_batch
 from .rebuild.repository import hold_fold_lock
 from .reports.endpoints import router as reports_router
 from .steps.endpoints import router as steps_router
@@ -45,6 +48,18 @@ def fold_handlers() -> dict[str, Handler]:
     }, READMODEL_HANDLERS)
 
 
+async def begin_fold(conn: Any) -> None:
+    """First in every fold transaction: the rebuild's shared swap lock, and an empty set of
+    tickets to re-fold."""
+    await hold_fold_lock(conn)
+    await begin_batch(conn)
+
+
+#: last in every fold transaction (the live consumer's and the rebuild's): re-fold, once, every
+#: ticket the transaction's events recorded a new fact of
+end_fold = end_batch
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     return build_app(
@@ -63,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     handlers=fold_handlers(),
                     raw=True,
                     # shared: a rebuild swaps tables under the same lock taken exclusively
-                    on_begin=hold_fold_lock,
+                    on_begin=begin_fold,
+                    before_commit=end_fold,
                 )
             ],
         ),

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from analytics_svc.readmodel.handlers import HANDLERS
+from analytics_svc.readmodel.handlers import HANDLERS, end_batch
 from helpdesk_common import events
 from helpdesk_common.testing import produce, wait_for
 
@@ -107,11 +107,12 @@ async def fold(raw, *evts):
     for e in evts:
         async with raw.transaction():
             await HANDLERS[e.type](raw, e)
+            await end_batch(raw)
 
 
 async def reset(raw):
-    await raw.execute("TRUNCATE ticket_history, ticket_metrics, metric_rollups, sla_rollups, sla_targets, "
-                      "delivery_failures, customer_dims, business_calendars")
+    await raw.execute("TRUNCATE ticket_history, ticket_metrics, metric_rollups, metric_rollups_daily, sla_rollups, "
+                      "sla_targets, delivery_failures, customer_dims, business_calendars")
 
 
 
@@ -344,6 +345,57 @@ async def test_many_tickets_in_any_interleaving_sum_up(raw, seed):
     assert rollup(state, "all", "", T0)["created"] == 5
     assert rollup(state, "all", "", T0 + 101 * M)["solved"] == 5
     assert rollup(state, "all", "", T0 + 101 * M)["resolution_sum"] == 5 * 101
+
+async def fold_batches(raw, evts, size):
+    """As the consumer does: ``size`` events per transaction, each ticket re-folded once at its end."""
+    for i in range(0, len(evts), size):
+        async with raw.transaction():
+            for e in evts[i:i + size]:
+                await HANDLERS[e.type](raw, e)
+            await end_batch(raw)
+
+
+async def daily_rollups(raw):
+    rows = await raw.fetch("SELECT * FROM metric_rollups_daily ORDER BY dim, bucket, dim_value")
+    return {(r["dim"], r["bucket"], r["dim_value"]): {k: v for k, v in r.items()
+                                                      if k not in ("dim", "bucket", "dim_value") and v}
+            for r in rows}
+
+
+async def test_a_batch_folds_like_one_event_per_transaction_and_fills_the_daily_table(raw):
+    """Many tickets' events in batches (with redeliveries inside a batch and across batches) give
+    the same rows and rollups as one event per transaction; the daily table holds the hourly sums
+    per UTC day; ``linked`` and ``with_sla`` count at creation."""
+    rng = random.Random(7)
+    tickets = [uuid.uuid4() for _ in range(6)]
+    customer = uuid.uuid4()
+    evts = [e for t in tickets for e in history(t)] + [linked(tickets[0], customer), linked(tickets[1], customer)]
+    evts.append(created(tickets[5], at=T0 + 15 * 60 * M))  # ticket 5's creation is also a day later
+    evts = [e for e in evts if not (e.type == "ticket.created" and e.data.ticket_id == tickets[5]
+                                    and e.data.created_at == T0)]
+    order = rng.sample(evts, len(evts))
+    await reset(raw)
+    await fold(raw, *order)
+    expected_rows = [await ticket_row(raw, t) for t in tickets]
+    expected = await rollups(raw)
+    assert rollup(expected, "all", "", T0)["linked"] == 2 and rollup(expected, "all", "", T0)["with_sla"] == 5
+    for size in (3, 500):
+        await reset(raw)
+        replayed = order[:10]
+        await fold_batches(raw, order + replayed + [republished(e) for e in order[5:12]], size)
+        assert [await ticket_row(raw, t) for t in tickets] == expected_rows
+        assert await rollups(raw) == expected
+        by_day: dict = {}
+        for (dim, bucket, value), cols in expected[0].items():
+            day = by_day.setdefault((dim, bucket.replace(hour=0), value), {})
+            for k, v in cols.items():
+                if k.endswith("_hist"):
+                    day[k] = [a + b for a, b in zip(day.get(k, [0] * len(v)), v, strict=True)]
+                else:
+                    day[k] = day.get(k, 0) + v
+        assert await daily_rollups(raw) == by_day
+        assert len({k[1] for k in by_day}) == 2  # two UTC days
+
 
 async def test_events_from_the_broker_are_folded_once(full, infra, db):
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from analytics_svc.readmodel.handlers import HANDLERS
+from analytics_svc.readmodel.handlers import HANDLERS, end_batch
 from helpdesk_common import events
 
 from .conftest import ADMIN, SUPERVISOR_X, TEAM_X, TEAM_Y
@@ -37,6 +37,7 @@ async def fold(conn, *evts) -> None:
     for event in evts:
         async with conn.transaction():
             await HANDLERS[event.type](conn, event)
+            await end_batch(conn)
 
 
 async def test_reports_read_what_the_fold_writes(reports_api, raw):

@@ -56,7 +56,7 @@ def pick(team_id: str | None, rows: list[Any]) -> Any | None:
 async def calendar_for(conn: Any, team_id: str | None,
                        versions: list[Any]) -> tuple[uuid.UUID | None, BusinessCalendar | None]:
     """(calendar id, calendar) for a ticket of ``team_id`` given the ``versions`` rows (key and
-    digest) read with the fold's context (``repository.fold_context``); (None, None) when none
+    digest) read with the fold's context (``repository.fold_contexts``); (None, None) when none
     applies. The definition is read only when its digest is not cached yet."""
     chosen = pick(team_id, versions)
     if chosen is None:

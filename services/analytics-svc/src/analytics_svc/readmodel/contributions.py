@@ -33,7 +33,7 @@ SUM_COLUMNS = (
 COUNT_COLUMNS = (
     "created", "solved", "first_reply_n", "next_reply_n", "reopens", "replies", "assignee_hops", "team_hops",
     "one_touch", "first_contact", "csat_n", "csat_satisfied", "csat_rating_sum", "nps_n", "nps_promoters",
-    "nps_detractors", "sla_n", "sla_achieved", "delivery_failures", "deflections",
+    "nps_detractors", "sla_n", "sla_achieved", "delivery_failures", "deflections", "linked", "with_sla",
 )
 HIST_COLUMNS = ("first_reply_hist", "resolution_hist")
 QUANTUM = 1024
@@ -194,11 +194,13 @@ class Contributions:
 
 
 def contributions(*, created_at: datetime | None, metrics: TicketMetrics | None, dims: Dimensions,
-                  policies: Sequence[str] = (), failures: Sequence[DeliveryFailure] = ()) -> Contributions:
+                  policies: Sequence[str] = (), failures: Sequence[DeliveryFailure] = (), linked: bool = False,
+                  with_sla: bool = False) -> Contributions:
     """The rollup sums of one ticket, attributed as docs/metrics.md "Read model" states: created
     at creation; the resolution figures at the resolution, for resolved tickets; the first reply
     at the first reply; survey answers at the answer; each SLA cycle at its outcome; delivery
-    failures at the failure. A ticket whose creation is not folded yet contributes nothing.
+    failures at the failure; ``linked`` (linked to a customer) and ``with_sla`` (at least one
+    SLA target) at creation. A ticket whose creation is not folded yet contributes nothing.
     Business sums without a calendar are the calendar ones (24x7)."""
     if created_at is None or metrics is None:
         return Contributions()
@@ -209,7 +211,7 @@ def contributions(*, created_at: datetime | None, metrics: TicketMetrics | None,
         for name, amount in amounts.items():
             cols[name] += amount
 
-    add(created_at, created=1)
+    add(created_at, created=1, linked=int(linked), with_sla=int(with_sla))
     m = metrics
     if m.first_reply is not None and m.first_reply_at is not None:
         cal = m.first_reply.calendar_minutes
@@ -322,3 +324,46 @@ def hist_arrays(cols: Mapping[str, float]) -> dict[str, list[int] | None]:
             arr[int(index)] += int(amount)
             out[name] = arr
     return out
+
+
+def day(bucket: str) -> str:
+    """The UTC day of an hourly bucket (ISO text, as ``hour`` writes it)."""
+    return bucket[:10] + "T00:00:00+00:00"
+
+
+class DeltaSum:
+    """The sum of many tickets' deltas (one batch's fold): rows per key, zeros dropped, in key
+    order; ``daily`` is the same sums per UTC day (``metric_rollups_daily``)."""
+
+    def __init__(self) -> None:
+        self._metric: dict[MetricKey, Counter[str]] = {}
+        self._sla: dict[SlaKey, list[int]] = {}
+
+    def add(self, d: Delta) -> None:
+        for key, cols in d.metric:
+            self._metric.setdefault(key, Counter()).update(cols)
+        for key, (a, b) in d.sla:
+            acc = self._sla.setdefault(key, [0, 0])
+            acc[0] += a
+            acc[1] += b
+
+    @staticmethod
+    def _rows(metric: Mapping[MetricKey, Counter[str]]) -> tuple[tuple[MetricKey, dict[str, float]], ...]:
+        out = []
+        for key in sorted(metric):
+            cols = {name: amount for name, amount in sorted(metric[key].items()) if amount}
+            if cols:
+                out.append((key, cols))
+        return tuple(out)
+
+    def hourly(self) -> Delta:
+        return Delta(metric=self._rows(self._metric))
+
+    def daily(self) -> Delta:
+        days: dict[MetricKey, Counter[str]] = {}
+        for (dim, bucket, value), cols in self._metric.items():
+            days.setdefault((dim, day(bucket), value), Counter()).update(cols)
+        return Delta(metric=self._rows(days))
+
+    def sla_rows(self) -> Delta:
+        return Delta(sla=tuple((key, (a, b)) for key, (a, b) in sorted(self._sla.items()) if (a, b) != (0, 0)))

@@ -1,7 +1,8 @@
 """Fold events into the metric read model, inside the consumer's transaction (bare asyncpg).
 
 Each ticket event becomes facts with a natural key in ``ticket_history``; when one is new, the
-ticket is re-folded from all its facts (``metrics.rules.fold`` with no ``as_of``, so the result
+ticket is marked, and at the end of the batch's transaction (``end_batch``) every marked ticket
+is re-folded once from all its facts (``metrics.rules.fold`` with no ``as_of``, so the result
 depends only on the facts and a rebuild reproduces it), its contributions recomputed, and only
 the difference to what it contributed before is added to the rollups. A redelivered or
 re-published event inserts nothing and changes nothing: the read model is idempotent without
@@ -18,7 +19,7 @@ from typing import Any
 from ..metrics import rules
 from . import calendars, facts, ops, repository, targets
 from .contributions import (
-    Contributions, Dimensions, contributions, cycle_policies, delta, hour, survey_amounts, ticket_state,
+    Contributions, DeltaSum, Dimensions, contributions, cycle_policies, delta, hour, survey_amounts, ticket_state,
 )
 
 Handler = Callable[[Any, Any], Awaitable[None]]
@@ -28,44 +29,91 @@ Handler = Callable[[Any, Any], Awaitable[None]]
 
 
 async def fold_ticket_event(conn: Any, event: Any) -> None:
-    """Record the event's facts; re-fold the ticket if any of them is new."""
+    """Record the event's facts; mark the ticket for the end-of-batch fold if any of them is new."""
     pairs = facts.ticket_facts(event)
     if pairs:
         ticket_id = event.data.ticket_id
         rows = [(key, facts.kind_of(fact), fact.at, facts.to_body(fact)) for key, fact in pairs]
-        new, stored = await repository.insert_facts(conn, ticket_id, rows)
-        if new:
-            await refold(conn, ticket_id, Contributions.from_json(stored))
+        if await repository.record_facts(conn, ticket_id, rows):
+            mark_dirty(conn, ticket_id)
     ops.folded(event.type, event.time)
 
 
-async def refold(conn: Any, ticket_id: uuid.UUID, old: Contributions) -> None:
-    """Fold one ticket from all its facts and move the rollups from its ``old`` contributions to
-    its new ones. The caller locked the ticket's row (``repository.insert_facts``), so folds of
-    one ticket never interleave."""
-    history = [facts.from_body(r["kind"], r["body"]) for r in await repository.load_history(conn, ticket_id)]
-    state = ticket_state(history)
-    metric_facts = [f for f in history if facts.kind_of(f) in facts.METRIC_KINDS]
-    created = next((f for f in metric_facts if isinstance(f, rules.Created)), None)
+# --------------------------------------------------------------------------- the per-batch fold
+#
+# Handlers only record facts and mark their ticket dirty; ``end_batch`` (the consumer's
+# ``before_commit``, the rebuild's end of each batch transaction) re-folds every dirty ticket
+# once, in a constant number of statements per batch. The dirty set belongs to the connection's
+# open transaction: ``begin_batch`` (``on_begin``) starts it empty, ``end_batch`` takes it.
 
-    customer, versions = await repository.fold_context(
-        conn, None if state.customer_id is None else uuid.UUID(state.customer_id), calendars.keys_for(state.dims.team_id))
-    tier, organization = state.ticket_tier, None
-    if customer is not None:
-        tier = tier if tier is not None else customer["tier"]
-        organization = None if customer["organization_id"] is None else str(customer["organization_id"])
-    dims = dataclasses.replace(state.dims, tier=tier, organization_id=organization)
-    calendar_id, calendar = await calendars.calendar_for(conn, dims.team_id, versions)
+_DIRTY: dict[int, set[uuid.UUID]] = {}
 
-    metrics = rules.fold(metric_facts, calendar=calendar) if metric_facts else None
-    new = contributions(
-        created_at=None if created is None else created.at, metrics=metrics, dims=dims,
-        policies=() if metrics is None else cycle_policies(metrics, state.targets), failures=state.failures,
-    )
-    await repository.write_fold(conn, ticket_id, delta(old, new), ticket_row(
-        state_number=state.number, created=created, metrics=metrics, dims=dims, customer_id=state.customer_id,
-        calendar_id=calendar_id, contributions=new, event_at=state.newest,
-    ))
+
+def mark_dirty(conn: Any, ticket_id: uuid.UUID) -> None:
+    _DIRTY.setdefault(id(conn), set()).add(ticket_id)
+
+
+async def begin_batch(conn: Any) -> None:
+    """Forget what a failed transaction on this connection left marked (its facts rolled back)."""
+    _DIRTY.pop(id(conn), None)
+
+
+async def end_batch(conn: Any) -> None:
+    """Re-fold every ticket the transaction recorded a new fact of (before it commits)."""
+    dirty = _DIRTY.pop(id(conn), None)
+    if dirty:
+        await refold_many(conn, dirty)
+
+
+async def refold(conn: Any, ticket_id: uuid.UUID) -> None:
+    """Fold one ticket from all its facts (``refold_many`` of one)."""
+    await refold_many(conn, {ticket_id})
+
+
+async def refold_many(conn: Any, ticket_ids: Any) -> None:
+    """Fold tickets from all their facts and move the rollups from their stored contributions to
+    the new ones: lock (and create) their ticket_metrics rows in id order, then load every fact
+    and the customers' and calendars' context in one statement each, fold in Python, and write
+    the sum of all deltas (hourly, daily, SLA) and the rows with one statement each. The rows are
+    locked before the facts are read, so a fold that waited for another transaction's lock sees
+    that transaction's facts; a fold depends only on the facts, never on their arrival order."""
+    ids = sorted(ticket_ids)
+    stored = await repository.lock_tickets(conn, ids)
+    histories = await repository.load_histories(conn, ids)
+    states: dict[uuid.UUID, Any] = {}
+    for tid in ids:
+        history = [facts.from_body(kind, body) for kind, body in histories.get(tid, ())]
+        states[tid] = (history, ticket_state(history))
+    customer_ids = sorted({uuid.UUID(st.customer_id) for _, st in states.values() if st.customer_id is not None})
+    keys = sorted({k for _, st in states.values() for k in calendars.keys_for(st.dims.team_id)})
+    customers, versions = await repository.fold_contexts(conn, customer_ids, keys)
+    total = DeltaSum()
+    rows: list[dict[str, Any]] = []
+    for tid in ids:
+        history, state = states[tid]
+        metric_facts = [f for f in history if facts.kind_of(f) in facts.METRIC_KINDS]
+        created = next((f for f in metric_facts if isinstance(f, rules.Created)), None)
+        customer = None if state.customer_id is None else customers.get(uuid.UUID(state.customer_id))
+        tier, organization = state.ticket_tier, None
+        if customer is not None:
+            tier = tier if tier is not None else customer["tier"]
+            organization = None if customer["organization_id"] is None else str(customer["organization_id"])
+        dims = dataclasses.replace(state.dims, tier=tier, organization_id=organization)
+        calendar_id, calendar = await calendars.calendar_for(conn, dims.team_id, versions)
+        metrics = rules.fold(metric_facts, calendar=calendar) if metric_facts else None
+        new = contributions(
+            created_at=None if created is None else created.at, metrics=metrics, dims=dims,
+            policies=() if metrics is None else cycle_policies(metrics, state.targets), failures=state.failures,
+            linked=state.customer_id is not None, with_sla=bool(state.targets),
+        )
+        total.add(delta(Contributions.from_json(stored.get(tid)), new))
+        row = ticket_row(
+            state_number=state.number, created=created, metrics=metrics, dims=dims, customer_id=state.customer_id,
+            calendar_id=calendar_id, contributions=new, event_at=state.newest,
+        )
+        row["ticket_id"] = tid
+        rows.append(row)
+    await repository.write_folds(conn, total.hourly(), total.daily(), total.sla_rows(), rows)
 
 
 def ticket_row(*, state_number: int | None, created: rules.Created | None, metrics: rules.TicketMetrics | None,
@@ -104,17 +152,13 @@ async def handle_sla_event(conn: Any, event: Any) -> None:
     pairs = facts.ticket_facts(event)
     ticket_id, metric = event.data.ticket_id, event.data.metric
     rows = [(key, facts.kind_of(fact), fact.at, facts.to_body(fact)) for key, fact in pairs]
-    if event.type in _SLA_METRIC_EVENTS:
-        new, stored = await repository.insert_facts(conn, ticket_id, rows)
-    else:
-        new, stored = await repository.record_facts(conn, ticket_id, rows), None
-    if new:
+    if await repository.record_facts(conn, ticket_id, rows):
         states = [facts.from_body(r["kind"], r["body"]) for r in await repository.sla_states(conn, ticket_id, metric)]
         row = targets.target_row(s for s in states if isinstance(s, facts.SlaState))
         if row is not None:
             await repository.store_sla_target(conn, ticket_id=ticket_id, metric=metric, row=row)
         if event.type in _SLA_METRIC_EVENTS:
-            await refold(conn, ticket_id, Contributions.from_json(stored))
+            mark_dirty(conn, ticket_id)
     ops.folded(event.type, event.time)
 
 

@@ -15,39 +15,15 @@ from typing import Any
 
 import orjson
 
-from .contributions import COUNT_COLUMNS, HIST_COLUMNS, SUM_COLUMNS, Delta, hist_arrays
+from .contributions import COUNT_COLUMNS, HIST_COLUMNS, SUM_COLUMNS, Delta, DeltaSum, hist_arrays
 
 # --------------------------------------------------------------------------- the fold's statements
 #
-# A fold is four round trips: record the facts and lock the ticket (one statement), load its
-# history, load its customer's dimensions and calendar versions (one statement), and write the
-# rollup deltas and the row (one statement of data-modifying CTEs). The history is read in its
-# own statement *after* the lock, so a fold that waited for another one's lock sees its facts.
-
-_INSERT_FACTS_AND_LOCK = (
-    "WITH ins AS (INSERT INTO ticket_history (ticket_id, fact_key, kind, at, body) "
-    "SELECT $1, u.k, u.kind, u.at, u.body::jsonb FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[]) "
-    "AS u(k, kind, at, body) ON CONFLICT (ticket_id, fact_key) DO NOTHING RETURNING 1), "
-    "lock AS (INSERT INTO ticket_metrics (ticket_id) SELECT $1 WHERE EXISTS (SELECT 1 FROM ins) "
-    "ON CONFLICT (ticket_id) DO UPDATE SET ticket_id = EXCLUDED.ticket_id RETURNING contributions) "
-    "SELECT (SELECT count(*) FROM ins) AS new, (SELECT contributions FROM lock) AS contributions"
-)
-
-
-async def insert_facts(conn: Any, ticket_id: uuid.UUID,
-                       rows: Sequence[tuple[str, str, datetime, dict[str, Any]]]) -> tuple[int, Any]:
-    """Insert ``(fact_key, kind, at, body)`` rows of one ticket and, when any was new, lock the
-    ticket's ``ticket_metrics`` row (creating an empty one). Returns (new facts, the row's stored
-    contributions); (0, None) for a redelivery or re-publication: nothing to fold. The lock makes
-    two folds of one ticket (events of another topic on another replica) run one after the other."""
-    if not rows:
-        return 0, None
-    row = await conn.fetchrow(
-        _INSERT_FACTS_AND_LOCK, ticket_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-        [orjson.dumps(r[3]).decode() for r in rows],
-    )
-    return int(row["new"]), row["contributions"]
-
+# A batch's fold is a constant number of statements (``handlers.refold_many``): each event
+# records its facts (one statement); at the end of the batch the dirty tickets' rows are locked
+# in id order, all their facts loaded, the customers' dimensions and calendar versions loaded,
+# and the summed rollup deltas (hourly, daily, SLA) and the rows written, one statement each.
+# The facts are read *after* the lock, so a fold that waited for another one's lock sees its facts.
 
 _INSERT_FACTS = (
     "INSERT INTO ticket_history (ticket_id, fact_key, kind, at, body) "
@@ -57,8 +33,8 @@ _INSERT_FACTS = (
 
 
 async def record_facts(conn: Any, owner_id: uuid.UUID, rows: Sequence[tuple[str, str, datetime, dict[str, Any]]]) -> int:
-    """Insert facts without locking or creating a ticket row (facts about no ticket, kept under
-    their customer's id only so that they count once); the number that were new."""
+    """Insert facts (of a ticket, or about no ticket, kept under their customer's id only so
+    that they count once) without locking anything; the number that were new."""
     new = await conn.fetch(_INSERT_FACTS, owner_id, [r[0] for r in rows], [r[1] for r in rows],
                            [r[2] for r in rows], [orjson.dumps(r[3]).decode() for r in rows])
     return len(new)
@@ -66,22 +42,6 @@ async def record_facts(conn: Any, owner_id: uuid.UUID, rows: Sequence[tuple[str,
 
 async def load_history(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
     return await conn.fetch("SELECT kind, body FROM ticket_history WHERE ticket_id = $1", ticket_id)
-
-
-_CONTEXT = (
-    "SELECT 'calendar' AS src, team_key, md5(calendar::text) AS digest, calendar_id, NULL::text AS tier, "
-    "NULL::uuid AS organization_id "
-    "FROM business_calendars WHERE team_key = ANY($2::text[]) AND calendar IS NOT NULL "
-    "UNION ALL SELECT 'customer', NULL, NULL, NULL, tier, organization_id FROM customer_dims WHERE customer_id = $1"
-)
-
-
-async def fold_context(conn: Any, customer_id: uuid.UUID | None, calendar_keys: list[str]) -> tuple[Any, list[Any]]:
-    """(the customer's dims row or None, the digests of the calendars of ``calendar_keys`` that
-    have one) in one round trip."""
-    rows = await conn.fetch(_CONTEXT, customer_id, calendar_keys)
-    customer = next((r for r in rows if r["src"] == "customer"), None)
-    return customer, [r for r in rows if r["src"] == "calendar"]
 
 
 async def customer_dims(conn: Any, customer_id: uuid.UUID) -> Any:
@@ -108,24 +68,23 @@ TICKET_COLUMNS = (
 # --------------------------------------------------------------------------- rollups
 
 _M_COLS = COUNT_COLUMNS + SUM_COLUMNS
-_M_PARAMS = 3 + len(_M_COLS) + len(HIST_COLUMNS)
-_S_PARAMS = 7
 
 
-def _metric_sql(first: int) -> str:
-    """Upsert of metric_rollups rows from parameter arrays ``$first...`` (unnest, in key order)."""
+def _metric_sql(first: int, table: str = "metric_rollups") -> str:
+    """Upsert of ``table`` (metric_rollups or metric_rollups_daily) rows from parameter arrays
+    ``$first...`` (unnest, in key order)."""
     types = ["text", "timestamptz", "text"] + ["int8" if c in COUNT_COLUMNS else "float8" for c in _M_COLS] \
         + ["text"] * len(HIST_COLUMNS)
     return (
-        f"INSERT INTO metric_rollups (dim, bucket, dim_value, {', '.join(_M_COLS)}, {', '.join(HIST_COLUMNS)}) "
+        f"INSERT INTO {table} (dim, bucket, dim_value, {', '.join(_M_COLS)}, {', '.join(HIST_COLUMNS)}) "
         f"SELECT u.dim, u.bucket, u.dim_value, {', '.join(f'u.{c}' for c in _M_COLS)}, "
         f"{', '.join(f'u.{c}::int[]' for c in HIST_COLUMNS)} "
         f"FROM unnest({', '.join(f'${first + i}::{t}[]' for i, t in enumerate(types))}) "
         f"WITH ORDINALITY AS u(dim, bucket, dim_value, {', '.join(_M_COLS)}, {', '.join(HIST_COLUMNS)}, ord) "
         "ORDER BY u.ord "
         "ON CONFLICT (dim, bucket, dim_value) DO UPDATE SET "
-        + ", ".join(f"{c} = metric_rollups.{c} + EXCLUDED.{c}" for c in _M_COLS) + ", "
-        + ", ".join(f"{c} = hist_add(metric_rollups.{c}, EXCLUDED.{c})" for c in HIST_COLUMNS)
+        + ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in _M_COLS) + ", "
+        + ", ".join(f"{c} = hist_add({table}.{c}, EXCLUDED.{c})" for c in HIST_COLUMNS)
     )
 
 
@@ -142,15 +101,8 @@ def _sla_sql(first: int) -> str:
 
 
 _APPLY_METRIC = _metric_sql(1)
+_APPLY_DAILY = _metric_sql(1, "metric_rollups_daily")
 _APPLY_SLA = _sla_sql(1)
-_WRITE_FOLD = (
-    f"WITH m AS ({_metric_sql(2)}), s AS ({_sla_sql(2 + _M_PARAMS)}) "
-    "UPDATE ticket_metrics SET "
-    + ", ".join(f"{c} = ${2 + _M_PARAMS + _S_PARAMS + i}" for i, c in enumerate(TICKET_COLUMNS))
-    + ", folded_at = clock_timestamp() WHERE ticket_id = $1"
-)
-
-
 def _pg_array(values: list[int] | None) -> str | None:
     return None if values is None else "{" + ",".join(str(v) for v in values) + "}"
 
@@ -176,18 +128,79 @@ def _sla_args(delta: Delta) -> list[list[Any]]:
             [k[3] for k, _ in rows], [k[4] for k, _ in rows], [v[0] for _, v in rows], [v[1] for _, v in rows]]
 
 
-async def write_fold(conn: Any, ticket_id: uuid.UUID, delta: Delta, values: dict[str, Any]) -> None:
-    """Add the delta to metric_rollups and sla_rollups and store the folded row, in one statement
-    (the row was locked and created by ``insert_facts`` in the same transaction); an empty delta
-    inserts no rollup row."""
-    await conn.execute(_WRITE_FOLD, ticket_id, *_metric_args(delta), *_sla_args(delta),
-                       *(values.get(c) for c in TICKET_COLUMNS))
+_LOCK_TICKETS = (
+    "INSERT INTO ticket_metrics (ticket_id) SELECT t FROM unnest($1::uuid[]) AS t ORDER BY t "
+    "ON CONFLICT (ticket_id) DO UPDATE SET ticket_id = EXCLUDED.ticket_id RETURNING ticket_id, contributions"
+)
+
+
+async def lock_tickets(conn: Any, ticket_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Lock (creating empty ones) the ticket_metrics rows of ``ticket_ids`` in id order, so two
+    transactions folding common tickets wait for each other without deadlock; each row's
+    stored contributions."""
+    rows = await conn.fetch(_LOCK_TICKETS, list(ticket_ids))
+    return {r["ticket_id"]: r["contributions"] for r in rows}
+
+
+async def load_histories(conn: Any, ticket_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[tuple[str, Any]]]:
+    """Every fact of ``ticket_ids``: ticket id -> [(kind, body)], one statement."""
+    out: dict[uuid.UUID, list[tuple[str, Any]]] = {}
+    for r in await conn.fetch("SELECT ticket_id, kind, body FROM ticket_history WHERE ticket_id = ANY($1::uuid[])",
+                              list(ticket_ids)):
+        out.setdefault(r["ticket_id"], []).append((r["kind"], r["body"]))
+    return out
+
+
+_CONTEXTS = (
+    "SELECT 'calendar' AS src, team_key, md5(calendar::text) AS digest, calendar_id, NULL::uuid AS customer_id, "
+    "NULL::text AS tier, NULL::uuid AS organization_id "
+    "FROM business_calendars WHERE team_key = ANY($2::text[]) AND calendar IS NOT NULL "
+    "UNION ALL SELECT 'customer', NULL, NULL, NULL, customer_id, tier, organization_id FROM customer_dims "
+    "WHERE customer_id = ANY($1::uuid[])"
+)
+
+
+async def fold_contexts(conn: Any, customer_ids: Sequence[uuid.UUID],
+                        calendar_keys: Sequence[str]) -> tuple[dict[uuid.UUID, Any], list[Any]]:
+    """(customer id -> dims row, the digests of the calendars of ``calendar_keys`` that have
+    one) in one round trip."""
+    rows = await conn.fetch(_CONTEXTS, list(customer_ids), list(calendar_keys))
+    return ({r["customer_id"]: r for r in rows if r["src"] == "customer"},
+            [r for r in rows if r["src"] == "calendar"])
+
+
+_WRITE_ROWS = (
+    "UPDATE ticket_metrics t SET "
+    + ", ".join(f"{c} = r.{c}" for c in TICKET_COLUMNS)
+    + ", folded_at = clock_timestamp() FROM jsonb_populate_recordset(NULL::ticket_metrics, $1::text::jsonb) AS r "
+    "WHERE t.ticket_id = r.ticket_id"
+)
+
+
+async def write_folds(conn: Any, hourly: Delta, daily: Delta, sla: Delta, rows: Sequence[dict[str, Any]]) -> None:
+    """Add a batch's summed deltas to metric_rollups, metric_rollups_daily and sla_rollups (one
+    statement each, rows in key order) and store the folded ticket_metrics rows (locked by
+    ``lock_tickets``) in one statement."""
+    if hourly.metric:
+        await conn.execute(_APPLY_METRIC, *_metric_args(hourly))
+    if daily.metric:
+        await conn.execute(_APPLY_DAILY, *_metric_args(daily))
+    if sla.sla:
+        await conn.execute(_APPLY_SLA, *_sla_args(sla))
+    if rows:
+        await conn.execute(_WRITE_ROWS, orjson.dumps(
+            [{"ticket_id": r["ticket_id"], **{c: r.get(c) for c in TICKET_COLUMNS}} for r in rows],
+            default=str).decode())
 
 
 async def apply_delta(conn: Any, delta: Delta) -> None:
-    """Add a delta to metric_rollups and sla_rollups (figures of no ticket): rows in key order."""
+    """Add a delta to metric_rollups, metric_rollups_daily and sla_rollups (figures of no
+    ticket): rows in key order."""
     if delta.metric:
         await conn.execute(_APPLY_METRIC, *_metric_args(delta))
+        total = DeltaSum()
+        total.add(delta)
+        await conn.execute(_APPLY_DAILY, *_metric_args(total.daily()))
     if delta.sla:
         await conn.execute(_APPLY_SLA, *_sla_args(delta))
 

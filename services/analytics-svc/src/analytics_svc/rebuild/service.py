@@ -28,6 +28,7 @@ from helpdesk_common.consumer import Handler
 from helpdesk_common.db import create_raw_pool
 from helpdesk_common.migrate import alembic_config
 
+from ..readmodel.handlers import begin_batch, end_batch
 from . import repository
 from .replay import Offsets, Replayed, TopicReplay, committed_offsets, remaining
 
@@ -155,14 +156,18 @@ class Rebuilder:
         dead-letters it."""
         try:
             async with conn.transaction():
+                await begin_batch(conn)
                 for item in batch:
                     await self._fold_one(conn, item)
+                await end_batch(conn)
         except Exception as exc:
             log.info("rebuild batch failed, folding its events one by one", extra={"error": repr(exc)})
             for item in batch:
                 try:
                     async with conn.transaction():
+                        await begin_batch(conn)
                         await self._fold_one(conn, item)
+                        await end_batch(conn)
                 except Exception as one:
                     self.outcome.events_failed += 1
                     log.error("rebuild could not fold an event", extra={
