@@ -56,6 +56,8 @@ DEFAULT_TICKETS = 10_000_000
 SPAN_DAYS = 365
 TEAMS, AGENTS, ORGANIZATIONS, CUSTOMERS = 20, 200, 1000, 2_000_000
 BATCH = 1_000_000
+#: the read model's tables the load fills
+TABLES = ("ticket_metrics", "metric_rollups", "metric_rollups_daily", "sla_rollups", "sla_targets")
 
 # ---- the synthetic tickets ------------------------------------------------------------------
 
@@ -259,6 +261,7 @@ PART_COLUMNS = {
     "csat_n": "NULL::bigint", "csat_satisfied": "NULL::bigint", "csat_rating_sum": "NULL::bigint",
     "nps_n": "NULL::bigint", "nps_promoters": "NULL::bigint", "nps_detractors": "NULL::bigint",
     "fr_met": "NULL::bigint", "fr_missed": "NULL::bigint", "res_met": "NULL::bigint", "res_missed": "NULL::bigint",
+    "linked": "NULL::bigint", "with_sla": "NULL::bigint",
     "first_reply_hist": "NULL::int[]", "resolution_hist": "NULL::int[]",
 }
 #: one branch per kind of event a ticket row stands for: its instant, its filter, whether it is
@@ -266,7 +269,11 @@ PART_COLUMNS = {
 #: created_at; solved and the resolution figures at resolved_at; the first reply at first_reply_at;
 #: survey answers at their answer time; SLA outcomes at the cycle's outcome)
 BRANCHES = [
-    ("t.created_at", "true", False, {"created": "count(*)"}),
+    # linked / with_sla at created_at (the board's all-time counters): a customer on the row; an SLA
+    # target, which the load gives the open tickets (LOAD_TARGETS)
+    ("t.created_at", "true", False, {"created": "count(*)",
+                                     "linked": "count(*) FILTER (WHERE t.customer_id IS NOT NULL)",
+                                     "with_sla": "count(*) FILTER (WHERE NOT t.resolved AND NOT t.merged)"}),
     ("t.resolved_at", "t.resolved", True, {
         "solved": "count(*)",
         "resolution_sum": "sum(t.full_resolution_minutes)", "resolution_bsum": "sum(t.full_resolution_business_minutes)",
@@ -313,7 +320,7 @@ def staging_sql() -> str:
     cols = ", ".join(f"{c} {'float8' if 'sum' in c and c != 'csat_rating_sum' else 'int'}" for c in PART_SUMS)
     out = ["DROP TABLE IF EXISTS bench_part, bench_hist",
            f"CREATE TABLE bench_part (dim text, hour timestamptz, value text, policy text, {cols}) PARTITION BY LIST (dim)",
-           "CREATE TABLE bench_hist (dim text, which text, hour timestamptz, value text, hist int[]) "
+           "CREATE TABLE bench_hist (dim text, which text, grain text, hour timestamptz, value text, hist int[]) "
            "PARTITION BY LIST (dim)"]
     for dim in DIMENSIONS:
         out.append(f"CREATE UNLOGGED TABLE bench_part_{dim} PARTITION OF bench_part FOR VALUES IN ('{dim}')")
@@ -333,12 +340,12 @@ def _sets(extra: list[str], *, tag: bool) -> tuple[str, str, str]:
     return f"GROUP BY GROUPING SETS ({', '.join(sets)})", label, value
 
 
-def _source(instant: str, where: str, measures: str, *, tag: bool) -> str:
-    """One row per ticket (per tag) with its event's hour, its policy, its dimension values."""
+def _source(instant: str, where: str, measures: str, *, tag: bool, grain: str = "hour") -> str:
+    """One row per ticket (per tag) with its event's hour (or UTC day), its policy, its dimension values."""
     dims = ", ".join(f"{DIMENSIONS[d]} AS {d}" for d in PLAIN_DIMS)
     unnest = " CROSS JOIN LATERAL unnest(t.tags) AS tg(tag)" if tag else ""
     tag_col = ", tg.tag AS tag" if tag else ""
-    return (f"(SELECT date_trunc('hour', {instant}) AS hour, {POLICY} AS policy, {dims}{tag_col}, {measures} "
+    return (f"(SELECT date_trunc('{grain}', {instant}, 'UTC') AS hour, {POLICY} AS policy, {dims}{tag_col}, {measures} "
             f"FROM ticket_metrics t{unnest} WHERE t.created_at IS NOT NULL AND {where} OFFSET 0) AS e")
 
 
@@ -367,7 +374,8 @@ _COLUMN_NAMES = ("first_reply_business_minutes", "first_reply_minutes", "full_re
                  "full_resolution_minutes", "requester_wait_business_minutes", "requester_wait_minutes",
                  "agent_wait_business_minutes", "agent_wait_minutes", "on_hold_business_minutes", "on_hold_minutes",
                  "next_replies_total_business_minutes", "next_replies_total_minutes", "next_replies", "reopens",
-                 "replies", "assignee_hops", "team_hops", "one_touch", "first_contact", "csat", "nps", "priority")
+                 "replies", "assignee_hops", "team_hops", "one_touch", "first_contact", "csat", "nps", "priority",
+                 "customer_id", "resolved", "merged")
 
 
 def _columns(expr: str) -> list[str]:
@@ -385,33 +393,45 @@ def _rename(expr: str) -> str:
     return expr
 
 
-def hist_pass_sql(which: int, *, tag: bool) -> str:
-    """One histogram's dense array per (dimension, hour, value), every dimension in one scan: a
-    count per bin, each a FILTER on the row's precomputed bin."""
+def hist_pass_sql(which: int, *, tag: bool, grain: str = "hour") -> str:
+    """One histogram's dense array per (dimension, hour or UTC day, value), every dimension in one
+    scan: a count per bin, each a FILTER on the row's precomputed bin (PostgreSQL has no
+    element-wise array sum, so the daily arrays are counted from the rows too, not from the hours)."""
     column, instant, where, minutes = HIST_BRANCHES[which]
     group, label, value = _sets([], tag=tag)
     dense = "ARRAY[" + ", ".join(f"count(*) FILTER (WHERE bin = {i})" for i in range(len(HIST_EDGES_MINUTES))) + "]::int[]"
-    return (f"INSERT INTO bench_hist (dim, which, hour, value, hist) SELECT dim, '{column}', hour, value, hist FROM "
+    source = _source(instant, where, f"bench_bin({minutes}) AS bin", tag=tag, grain=grain)
+    return (f"INSERT INTO bench_hist (dim, which, grain, hour, value, hist) "
+            f"SELECT dim, '{column}', '{grain}', hour, value, hist FROM "
             f"(SELECT {label} AS dim, hour, {value} AS value, {dense} AS hist "
-            f"FROM {_source(instant, where, f'bench_bin({minutes}) AS bin', tag=tag)} {group}) AS g "
+            f"FROM {source} {group}) AS g "
             f"WHERE value IS NOT NULL")
 
 
-def final_sql(dim: str) -> str:
-    """One dimension's metric_rollups and sla_rollups rows from its staged partial sums and
-    histogram counts (dense arrays of counts per bin)."""
+def final_sql(dim: str, *, daily: bool = False) -> str:
+    """One dimension's metric_rollups and sla_rollups rows (``daily``: its metric_rollups_daily
+    rows, the same sums per UTC day) from its staged partial sums and histogram counts (dense
+    arrays of counts per bin)."""
     sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in ROLLUP_SUMS)
-    return f"""
-INSERT INTO metric_rollups (dim, bucket, dim_value, {', '.join(ROLLUP_SUMS)}, sla_n, sla_achieved,
+    table, grain = ("metric_rollups_daily", "day") if daily else ("metric_rollups", "hour")
+    bucket = "date_trunc('day', hour, 'UTC')" if daily else "hour"
+    rollups = f"""
+INSERT INTO {table} (dim, bucket, dim_value, {', '.join(ROLLUP_SUMS)}, sla_n, sla_achieved,
   first_reply_hist, resolution_hist)
 SELECT '{dim}', p.hour, p.value, {', '.join(f'p.{c}' for c in ROLLUP_SUMS)}, p.sla_n, p.sla_achieved, f.hist, r.hist
-FROM (SELECT hour, value, {sums},
+FROM (SELECT {bucket} AS hour, value, {sums},
         coalesce(sum(fr_met), 0) + coalesce(sum(fr_missed), 0) + coalesce(sum(res_met), 0)
           + coalesce(sum(res_missed), 0) AS sla_n,
         coalesce(sum(fr_met), 0) + coalesce(sum(res_met), 0) AS sla_achieved
-      FROM bench_part_{dim} GROUP BY hour, value) AS p
-LEFT JOIN bench_hist_{dim} AS f ON f.which = 'first_reply_hist' AND f.hour = p.hour AND f.value = p.value
-LEFT JOIN bench_hist_{dim} AS r ON r.which = 'resolution_hist' AND r.hour = p.hour AND r.value = p.value;
+      FROM bench_part_{dim} GROUP BY 1, 2) AS p
+LEFT JOIN bench_hist_{dim} AS f ON f.which = 'first_reply_hist' AND f.grain = '{grain}' AND f.hour = p.hour
+  AND f.value = p.value
+LEFT JOIN bench_hist_{dim} AS r ON r.which = 'resolution_hist' AND r.grain = '{grain}' AND r.hour = p.hour
+  AND r.value = p.value;
+"""
+    if daily:
+        return rollups
+    return rollups + f"""
 INSERT INTO sla_rollups (dim, bucket, dim_value, policy, metric, achieved, breached)
 SELECT '{dim}', hour, value, policy, 'first_response', sum(fr_met), sum(fr_missed) FROM bench_part_{dim}
 WHERE fr_met IS NOT NULL GROUP BY hour, value, policy
@@ -449,7 +469,7 @@ async def bulk_load(dsn: str, total: int, *, now: datetime, jobs: int = 2) -> tu
         await conn.execute(session)
         await conn.execute(HELPERS)
         dropped: list[tuple[str, str]] = []  # (table, CREATE INDEX ...)
-        for table in ("ticket_metrics", "metric_rollups", "sla_rollups", "sla_targets"):
+        for table in TABLES:
             for name, definition in await index_definitions(conn, table):
                 await conn.execute(f'DROP INDEX "{name}"')
                 dropped.append((table, definition))
@@ -458,7 +478,7 @@ async def bulk_load(dsn: str, total: int, *, now: datetime, jobs: int = 2) -> tu
         pkeys = await conn.fetch(
             "SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(oid) AS def FROM pg_constraint "
             "WHERE contype = 'p' AND conrelid::regclass::text = ANY($1::text[])",
-            ["ticket_metrics", "metric_rollups", "sla_rollups", "sla_targets"])
+            list(TABLES))
         for pk in pkeys:
             await conn.execute(f'ALTER TABLE {pk["tbl"]} DROP CONSTRAINT "{pk["conname"]}"')
         # ``jobs`` statements at a time, each on its own connection: the ticket batches, then the
@@ -501,19 +521,23 @@ async def bulk_load(dsn: str, total: int, *, now: datetime, jobs: int = 2) -> tu
             for i in range(len(BRANCHES)):
                 queue.put_nowait(("scan", f"{'tag ' if tag else ''}{BRANCHES[i][0]}", pass_sql(i, tag=tag)))
             for i in range(len(HIST_BRANCHES)):
-                queue.put_nowait(("scan", f"{'tag ' if tag else ''}{HIST_BRANCHES[i][0]}", hist_pass_sql(i, tag=tag)))
+                for grain in ("hour", "day"):
+                    queue.put_nowait(("scan", f"{'tag ' if tag else ''}{HIST_BRANCHES[i][0]} by {grain}",
+                                      hist_pass_sql(i, tag=tag, grain=grain)))
         t0 = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(max(1, jobs))))
         steps["rollup_scans"] = round(time.monotonic() - t0, 1)
         for dim in sorted(DIMENSIONS, key=lambda d: d not in ("tag", "agent", "organization")):  # biggest first
             queue.put_nowait(("final", dim, final_sql(dim)))
+        for dim in DIMENSIONS:
+            queue.put_nowait(("final", f"{dim} daily", final_sql(dim, daily=True)))
         t0 = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(max(1, jobs))))
         steps["rollup_finals"] = round(time.monotonic() - t0, 1)
         await conn.execute("DROP TABLE bench_part, bench_hist")
         # keys and indexes from their own definitions, one script per table, ``jobs`` tables at a time
         t0 = time.monotonic()
-        for table in ("ticket_metrics", "metric_rollups", "sla_rollups", "sla_targets"):
+        for table in TABLES:
             script = [f'ALTER TABLE {pk["tbl"]} ADD CONSTRAINT "{pk["conname"]}" {pk["def"]}'
                       for pk in pkeys if pk["tbl"] == table]
             script += [definition for owner, definition in dropped if owner == table]
@@ -521,7 +545,7 @@ async def bulk_load(dsn: str, total: int, *, now: datetime, jobs: int = 2) -> tu
             queue.put_nowait(("indexes", table, script))
         await asyncio.gather(*(worker() for _ in range(max(1, jobs))))
         steps["indexes"] = round(time.monotonic() - t0, 1)
-        for table in ("ticket_metrics", "metric_rollups", "sla_rollups", "sla_targets"):
+        for table in TABLES:
             now_defined = {d for _n, d in await index_definitions(conn, table)}
             missing = {d for owner, d in dropped if owner == table} - now_defined
             if missing or not await conn.fetchval(
@@ -537,13 +561,32 @@ async def table_sizes(dsn: str) -> dict[str, dict[str, int]]:
     conn = await asyncpg.connect(dsn)
     try:
         out = {}
-        for table in ("ticket_metrics", "metric_rollups", "sla_rollups", "sla_targets"):
+        for table in TABLES:
             rows = await conn.fetchval(f"SELECT count(*) FROM {table}")
             size = await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", table)
             out[table] = {"rows": int(rows), "mb": round(size / 2**20)}
         return out
     finally:
         await conn.close()
+
+
+#: one UTC day of a dimension ($1, $2 its midnight, $3 the next): the hourly rows summed (histograms
+#: element-wise) against the daily rows, as comparable text
+DAY_VS_HOURS = """
+WITH hours AS (SELECT dim_value, sum(created) AS created, sum(solved) AS solved, sum(linked) AS linked,
+    sum(with_sla) AS with_sla, sum(csat_n) AS csat_n FROM metric_rollups
+    WHERE dim = $1 AND bucket >= $2 AND bucket < $3 GROUP BY 1),
+  bins AS (SELECT dim_value, u.i, sum(u.x) AS x FROM metric_rollups
+    CROSS JOIN LATERAL unnest(first_reply_hist) WITH ORDINALITY AS u(x, i)
+    WHERE dim = $1 AND bucket >= $2 AND bucket < $3 GROUP BY 1, 2),
+  hist AS (SELECT dim_value, array_agg(x::int ORDER BY i) AS h FROM bins GROUP BY 1)
+SELECT (SELECT string_agg(concat_ws(' ', h.dim_value, h.created, h.solved, h.linked, h.with_sla, h.csat_n, hi.h),
+          '; ' ORDER BY h.dim_value)
+        FROM hours h LEFT JOIN hist hi USING (dim_value)) AS hours,
+  (SELECT string_agg(concat_ws(' ', dim_value, created, solved, linked, with_sla, csat_n, first_reply_hist),
+          '; ' ORDER BY dim_value)
+        FROM metric_rollups_daily WHERE dim = $1 AND bucket = $2) AS daily
+"""
 
 
 async def consistency(dsn: str, *, now: datetime, days: int = 5) -> list[str]:
@@ -569,9 +612,32 @@ async def consistency(dsn: str, *, now: datetime, days: int = 5) -> list[str]:
                                 f"rollups {rolled['created']}/{rolled['solved']}")
             if not facts["created"]:
                 problems.append(f"{day:%Y-%m-%d}: no ticket created (the sample day is empty)")
+            # the daily table holds that UTC day's hours summed, histograms bin by bin
+            for dim in ("all", "team"):
+                pair = await conn.fetchrow(DAY_VS_HOURS, dim, day, end)
+                if pair["hours"] != pair["daily"]:
+                    problems.append(f"{day:%Y-%m-%d} {dim}: daily rollup {pair['daily']} vs its hours {pair['hours']}")
         per_dim = await conn.fetch(
             "SELECT dim, sum(created) AS created, sum(solved) AS solved, sum(first_reply_n) AS fr FROM metric_rollups "
             "GROUP BY dim")
+        per_dim_daily = await conn.fetch(
+            "SELECT dim, sum(created) AS created, sum(solved) AS solved, sum(first_reply_n) AS fr "
+            "FROM metric_rollups_daily GROUP BY dim")
+        if sorted(map(tuple, per_dim)) != sorted(map(tuple, per_dim_daily)):
+            problems.append("daily: per-dimension totals differ from the hourly rollups'")
+        counters = await conn.fetchrow(
+            "SELECT (SELECT sum(linked) FROM metric_rollups WHERE dim = 'all') AS linked, "
+            "(SELECT sum(with_sla) FROM metric_rollups WHERE dim = 'all') AS with_sla, "
+            "(SELECT sum(linked) FROM metric_rollups_daily WHERE dim = 'all') AS linked_daily, "
+            "(SELECT sum(with_sla) FROM metric_rollups_daily WHERE dim = 'all') AS with_sla_daily, "
+            "(SELECT count(customer_id) FROM ticket_metrics WHERE created_at IS NOT NULL) AS linked_facts, "
+            "(SELECT count(DISTINCT ticket_id) FROM sla_targets) AS with_sla_facts")
+        if not counters["linked"] == counters["linked_daily"] == counters["linked_facts"]:
+            problems.append(f"linked: hourly {counters['linked']}, daily {counters['linked_daily']}, "
+                            f"ticket_metrics {counters['linked_facts']}")
+        if not counters["with_sla"] == counters["with_sla_daily"] == counters["with_sla_facts"]:
+            problems.append(f"with_sla: hourly {counters['with_sla']}, daily {counters['with_sla_daily']}, "
+                            f"sla_targets {counters['with_sla_facts']}")
         totals = {r["dim"]: (r["created"], r["solved"], r["fr"]) for r in per_dim}
         facts = await conn.fetchrow(
             "SELECT count(*) FILTER (WHERE created_at IS NOT NULL) AS created, count(*) FILTER (WHERE resolved) AS solved, "
@@ -672,6 +738,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured requests per endpoint first (default 5)")
     parser.add_argument("--jobs", type=int, default=2, help="rollup statements run at once (default 2)")
     parser.add_argument("--keep-data", action="store_true")
+    parser.add_argument("--hold-s", type=float, default=0.0,
+                        help="keep PostgreSQL and analytics-svc running this long after the measurements, "
+                             "their addresses logged (to EXPLAIN on a loaded store)")
     args = parser.parse_args(argv)
     if args.tickets <= 0:
         log("analytics scale: skipped (0 tickets)")
@@ -725,6 +794,9 @@ def main(argv: list[str] | None = None) -> int:
         sizes = asyncio.run(table_sizes(dsn))
         log(f"loaded store: {args.requests} requests per endpoint ...")
         loaded = measure(service_url, headers(), paths, requests=args.requests, warmup=args.warmup)
+        if args.hold_s > 0:
+            log(f"holding {args.hold_s:.0f} s: database {dsn}, analytics-svc {service_url}")
+            time.sleep(args.hold_s)
         results = {
             "analytics_scale_tickets": args.tickets,
             "analytics_scale_load_s": round(load_s, 1),
@@ -798,7 +870,7 @@ def print_table(r: dict, paths: dict[str, str]) -> None:
         print(f"{name:<28}{r[f'{k}_p50_ms_empty']:>10.1f}{r[f'{k}_p95_ms_empty']:>10.1f}"
               f"{r[f'{k}_p50_ms_loaded']:>11.1f}{r[f'{k}_p95_ms_loaded']:>11.1f}{ratio or 0:>7.2f}{flag}")
     print("tables: " + ", ".join(f"{t} {r[f'analytics_scale_{t}_rows']:,} rows / {r[f'analytics_scale_{t}_mb']:,} MB"
-                                 for t in ("ticket_metrics", "metric_rollups", "sla_rollups", "sla_targets")))
+                                 for t in TABLES))
     print(f"load steps (s): {r['analytics_scale_load_steps']}")
     print(f"machine load average (before -> after the load): {r['analytics_scale_loadavg']}")
     print(f"rollups vs ticket_metrics: {r['analytics_scale_consistency']}"

@@ -106,10 +106,31 @@ async def test_the_bulk_load_adds_up_and_the_check_catches_a_rollup_that_does_no
                 row["h"])
             assert list(stored) == expected
         assert await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname LIKE 'bench\\_%'") == 0
-        # one created ticket too many in one hour of one team: the check must say so
+        # the daily rows: every dimension, and a day's first-reply histogram is its hours' bin by bin
+        daily_dims = {r["dim"] for r in await conn.fetch("SELECT DISTINCT dim FROM metric_rollups_daily")}
+        assert daily_dims == dims
+        day = await conn.fetchval("SELECT max(bucket) FROM metric_rollups_daily WHERE dim = 'all' "
+                                  "AND first_reply_n > 0")
+        hourly = await conn.fetch("SELECT first_reply_hist FROM metric_rollups WHERE dim = 'all' AND bucket >= $1 "
+                                  "AND bucket < $1 + interval '1 day' AND first_reply_hist IS NOT NULL", day)
+        summed = [sum(col) for col in zip(*(r["first_reply_hist"] for r in hourly))]
+        assert summed and list(await conn.fetchval(
+            "SELECT first_reply_hist FROM metric_rollups_daily WHERE dim = 'all' AND bucket = $1", day)) == summed
+        # linked / with_sla: tickets with a customer, tickets with an SLA target
+        assert await conn.fetchval("SELECT sum(linked) FROM metric_rollups_daily WHERE dim = 'all'") == \
+            await conn.fetchval("SELECT count(customer_id) FROM ticket_metrics")
+        assert await conn.fetchval("SELECT sum(with_sla) FROM metric_rollups WHERE dim = 'all'") == \
+            await conn.fetchval("SELECT count(DISTINCT ticket_id) FROM sla_targets") > 0
+        # one created ticket too many in one hour of one team, one linked too few in one day of
+        # the daily table: the check must say so
         await conn.execute(
             "UPDATE metric_rollups SET created = created + 1 WHERE (dim, bucket, dim_value) = "
             "(SELECT dim, bucket, dim_value FROM metric_rollups WHERE dim = 'team' AND created > 0 LIMIT 1)")
+        await conn.execute(
+            "UPDATE metric_rollups_daily SET linked = linked - 1 WHERE (dim, bucket, dim_value) = "
+            "(SELECT dim, bucket, dim_value FROM metric_rollups_daily WHERE dim = 'all' AND linked > 0 LIMIT 1)")
     finally:
         await conn.close()
-    assert any(p.startswith("team:") for p in await consistency(analytics_dsn, now=now))
+    problems = await consistency(analytics_dsn, now=now)
+    assert any(p.startswith("team:") for p in problems), problems
+    assert any(p.startswith("linked:") for p in problems), problems
