@@ -260,11 +260,30 @@ class ConsumerRunner:
             raise ValueError("batch contains undecodable records")
         wrote = False
         async with self._begin() as conn:
+            fresh = await self._record_batch(conn, items) if self._raw_pool is not None else None
             for item in items:
-                wrote |= await self._apply_one(conn, item)
+                wrote |= await self._apply_one(conn, item, fresh)
         return wrote
 
-    async def _apply_one(self, conn: AsyncConnection, item: Decoded) -> bool:
+    async def _record_batch(self, conn: Any, items: list[Decoded]) -> set[Any]:
+        """Raw consumers: record every handled event of the batch in the inbox with one statement
+        (one round trip per batch instead of one per event); the ids that were new. An id twice in
+        the batch is new at most once (``_apply_one`` takes it out of the set)."""
+        handled = [i.event for i in items
+                   if i.ignored_type is None and i.event is not None and i.event.type in self._handlers]
+        if not handled:
+            return set()
+        rows = await conn.fetch(
+            f"INSERT INTO {self._inbox.name} (consumer, event_id, event_type) "
+            "SELECT $1, u.id, u.type FROM unnest($2::uuid[], $3::text[]) AS u(id, type) "
+            "ON CONFLICT DO NOTHING RETURNING event_id",
+            self.name, [e.id for e in handled], [e.type for e in handled],
+        )
+        return {r["event_id"] for r in rows}
+
+    async def _apply_one(self, conn: AsyncConnection, item: Decoded, recorded: set[Any] | None = None) -> bool:
+        """Apply one event unless the inbox has it; ``recorded``: the batch's ids already
+        recorded as new by ``_record_batch`` (None: record this one here)."""
         event = item.event
         if item.ignored_type is not None:
             label = item.ignored_type if item.ignored_type in events.KNOWN_TYPES else "unknown"
@@ -277,7 +296,10 @@ class ConsumerRunner:
         if handler is None:
             CONSUMED.labels(self.name, event.type, "ignored").inc()
             return False
-        if self._raw_pool is not None:
+        if recorded is not None:
+            fresh = event.id if event.id in recorded else None
+            recorded.discard(event.id)
+        elif self._raw_pool is not None:
             fresh = await conn.fetchval(
                 f"INSERT INTO {self._inbox.name} (consumer, event_id, event_type) VALUES ($1, $2, $3) "
                 "ON CONFLICT DO NOTHING RETURNING event_id",
