@@ -61,6 +61,9 @@ class FreshnessResult:
     #: seconds from each sample's creation until analytics-svc first folded it (ticket_facts'
     #: ingested_at, written in the fold's transaction): tells a slow fold from a slow board
     fold_seconds: list[float] = field(default_factory=list)
+    #: seconds from each sample's creation until ticket-svc's outbox relay sent its
+    #: ticket.created (outbox.sent_at): the part of the fold's lag before the broker
+    relay_seconds: list[float] = field(default_factory=list)
 
     def quantile(self, q: float) -> float | None:
         return _quantile(self.seconds, q)
@@ -82,6 +85,8 @@ class FreshnessResult:
             "freshness_fold_p50_s": r(_quantile(self.fold_seconds, 0.5)),
             "freshness_fold_p99_s": r(_quantile(self.fold_seconds, 0.99)),
             "freshness_fold_samples": len(self.fold_seconds),
+            "freshness_relay_p50_s": r(_quantile(self.relay_seconds, 0.5)),
+            "freshness_relay_p99_s": r(_quantile(self.relay_seconds, 0.99)),
             "freshness_rate_per_s": rate,
             "freshness_poll_hz": poll_hz,
         }
@@ -225,6 +230,14 @@ class FreshnessSampler(threading.Thread):
                 res.fold_seconds = [float(r["s"]) for r in rows]
             finally:
                 await analytics.close()
+            try:
+                rows = await db.fetch(
+                    "SELECT extract(epoch FROM o.sent_at - t.created_at) AS s FROM outbox o "
+                    "JOIN tickets t ON o.key = t.id::text WHERE o.event_type = 'ticket.created' "
+                    "AND t.id = ANY($1::uuid[]) AND o.sent_at IS NOT NULL", [s.ticket_id for s in self.samples])
+                res.relay_seconds = [float(r["s"]) for r in rows]
+            except asyncpg.PostgresError:
+                res.relay_seconds = []
         finally:
             await poster.aclose()
             await reader.aclose()
@@ -251,3 +264,5 @@ def print_freshness(r: dict) -> None:
           + (f"  !! {problems}" if problems else ""))
     print(f"  the same tickets' fold (created -> first folded by analytics-svc): p50 {f(r['freshness_fold_p50_s'])} s"
           f"   p99 {f(r['freshness_fold_p99_s'])} s   ({r['freshness_fold_samples']} tickets)")
+    print(f"  of which created -> sent by ticket-svc's outbox relay: p50 {f(r.get('freshness_relay_p50_s'))} s"
+          f"   p99 {f(r.get('freshness_relay_p99_s'))} s")
