@@ -1,11 +1,11 @@
 """Fold events into the metric read model, inside the consumer's transaction (bare asyncpg).
 
-Each ticket event becomes facts with a natural key in ``ticket_history``; when one is new, the
-ticket is marked, and at the end of the batch's transaction (``end_batch``) every marked ticket
-is re-folded once from all its facts (``metrics.rules.fold`` with no ``as_of``, so the result
-depends only on the facts and a rebuild reproduces it), its contributions recomputed, and only
-the difference to what it contributed before is added to the rollups. A redelivered or
-re-published event inserts nothing and changes nothing: the read model is idempotent without
+Each ticket event becomes facts with a natural key in ``ticket_history``, inserted at the end of
+the batch's transaction (``end_batch``), where every ticket that got a new one is re-folded once
+from all its facts (``metrics.rules.fold`` with no ``as_of``, so the result depends only on the
+facts and a rebuild reproduces it), its contributions recomputed, and only the difference to what
+it contributed before is added to the rollups. A redelivered or re-published event inserts
+nothing and changes nothing: the read model is idempotent without
 the inbox, and order-tolerant because a fold never depends on arrival order.
 """
 
@@ -29,38 +29,57 @@ Handler = Callable[[Any, Any], Awaitable[None]]
 
 
 async def fold_ticket_event(conn: Any, event: Any) -> None:
-    """Record the event's facts; mark the ticket for the end-of-batch fold if any of them is new."""
+    """Collect the event's facts: ``end_batch`` inserts them and re-folds the ticket if any is new."""
     pairs = facts.ticket_facts(event)
     if pairs:
         ticket_id = event.data.ticket_id
-        rows = [(key, facts.kind_of(fact), fact.at, facts.to_body(fact)) for key, fact in pairs]
-        if await repository.record_facts(conn, ticket_id, rows):
-            mark_dirty(conn, ticket_id)
+        _batch(conn).facts.extend(
+            (ticket_id, key, facts.kind_of(fact), fact.at, facts.to_body(fact)) for key, fact in pairs)
     ops.folded(event.type, event.time)
 
 
 # --------------------------------------------------------------------------- the per-batch fold
 #
-# Handlers only record facts and mark their ticket dirty; ``end_batch`` (the consumer's
-# ``before_commit``, the rebuild's end of each batch transaction) re-folds every dirty ticket
-# once, in a constant number of statements per batch. The dirty set belongs to the connection's
-# open transaction: ``begin_batch`` (``on_begin``) starts it empty, ``end_batch`` takes it.
+# Ticket-event handlers only collect facts (``sla.*`` ones record theirs and mark the ticket);
+# ``end_batch`` (the consumer's ``before_commit``, the rebuild's end of each batch transaction)
+# inserts them and re-folds every ticket with a new fact once, in a constant number of statements
+# per batch. The pending facts and marks belong to the connection's open transaction:
+# ``begin_batch`` (``on_begin``) starts them empty, ``end_batch`` takes them.
 
-_DIRTY: dict[int, set[uuid.UUID]] = {}
+
+@dataclasses.dataclass
+class _Batch:
+    #: tickets with a new fact recorded in this transaction
+    dirty: set[uuid.UUID] = dataclasses.field(default_factory=set)
+    #: ticket facts of the batch's events, inserted together by ``end_batch``
+    facts: list[tuple[uuid.UUID, str, str, Any, Any]] = dataclasses.field(default_factory=list)
+
+
+_BATCHES: dict[int, _Batch] = {}
+
+
+def _batch(conn: Any) -> _Batch:
+    return _BATCHES.setdefault(id(conn), _Batch())
 
 
 def mark_dirty(conn: Any, ticket_id: uuid.UUID) -> None:
-    _DIRTY.setdefault(id(conn), set()).add(ticket_id)
+    _batch(conn).dirty.add(ticket_id)
 
 
 async def begin_batch(conn: Any) -> None:
-    """Forget what a failed transaction on this connection left marked (its facts rolled back)."""
-    _DIRTY.pop(id(conn), None)
+    """Forget what a failed transaction on this connection left pending (it rolled back)."""
+    _BATCHES.pop(id(conn), None)
 
 
 async def end_batch(conn: Any) -> None:
-    """Re-fold every ticket the transaction recorded a new fact of (before it commits)."""
-    dirty = _DIRTY.pop(id(conn), None)
+    """Insert the batch's ticket facts (one statement) and re-fold every ticket the transaction
+    recorded a new fact of (before it commits)."""
+    batch = _BATCHES.pop(id(conn), None)
+    if batch is None:
+        return
+    dirty = set(batch.dirty)
+    if batch.facts:
+        dirty |= await repository.record_ticket_facts(conn, sorted(batch.facts, key=lambda r: (r[0], r[1])))
     if dirty:
         await refold_many(conn, dirty)
 

@@ -40,6 +40,25 @@ async def record_facts(conn: Any, owner_id: uuid.UUID, rows: Sequence[tuple[str,
     return len(new)
 
 
+_INSERT_TICKET_FACTS = (
+    "INSERT INTO ticket_history (ticket_id, fact_key, kind, at, body) "
+    "SELECT u.t, u.k, u.kind, u.at, u.body::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[], "
+    "$4::timestamptz[], $5::text[]) WITH ORDINALITY AS u(t, k, kind, at, body, ord) ORDER BY u.ord "
+    "ON CONFLICT (ticket_id, fact_key) DO NOTHING RETURNING ticket_id"
+)
+
+
+TicketFactRow = tuple[uuid.UUID, str, str, datetime, dict[str, Any]]
+
+
+async def record_ticket_facts(conn: Any, rows: Sequence[TicketFactRow]) -> set[uuid.UUID]:
+    """Insert ``(ticket_id, fact_key, kind, at, body)`` rows of many tickets in one statement
+    (in the given order); the tickets that got a new fact."""
+    new = await conn.fetch(_INSERT_TICKET_FACTS, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                           [r[3] for r in rows], [orjson.dumps(r[4]).decode() for r in rows])
+    return {r["ticket_id"] for r in new}
+
+
 async def load_history(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
     return await conn.fetch("SELECT kind, body FROM ticket_history WHERE ticket_id = $1", ticket_id)
 
