@@ -17,7 +17,7 @@ CREATED = datetime(2026, 11, 30, 8, 0, 0, 500_000, tzinfo=UTC)
 
 
 def sample(needed: int = 120) -> Sample:
-    return Sample(ticket_id="t", sent=0.0, created_at=CREATED, needed=needed)
+    return Sample(ticket_id="t", sent=0.0, accepted=0.0, created_at=CREATED, needed=needed)
 
 
 @pytest.mark.parametrize(
@@ -35,9 +35,12 @@ def test_a_sample_is_reflected_only_when_the_board_has_its_instant_and_its_count
 
 
 def test_the_phase_fails_on_a_slow_p99_a_timeout_an_error_or_no_sample():
-    clean = FreshnessResult(seconds=[0.2] * 99 + [1.9])
+    clean = FreshnessResult(seconds=[0.2] * 99 + [1.9], accepted_seconds=[0.1] * 99 + [1.8])
     assert clean.problems() == []
-    assert FreshnessResult(seconds=[0.2] * 90 + [2.5] * 10).problems() == ["p99 2.50 s > 2 s"]
+    slow = FreshnessResult(seconds=[0.2] * 90 + [2.6] * 10, accepted_seconds=[0.1] * 90 + [2.5] * 10)
+    assert slow.problems() == ["p99 from posted 2.50 s > 2 s"]
+    # a slow intake (the POST itself) is the intake's figure: judged from the 201
+    assert FreshnessResult(seconds=[3.0] * 100, accepted_seconds=[0.5] * 100).problems() == []
     assert "1 samples not reflected in time" in FreshnessResult(seconds=[0.2], timeouts=1).problems()
     assert "request errors" in FreshnessResult(seconds=[0.2], post_errors={"503": 1}).problems()
     assert FreshnessResult().problems() == ["no sample reflected"]
