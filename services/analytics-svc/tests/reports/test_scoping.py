@@ -95,8 +95,9 @@ async def test_sla_and_at_risk_are_scoped(reports_api, raw):
     now = datetime.now(UTC)
     for team, number in ((TEAM_X, 1), (TEAM_Y, 2)):
         ticket = await ticket_row(raw, created_at=now - timedelta(hours=1), team_id=team, number=number)
-        await sla_target(raw, ticket_id=ticket, metric="first_response", due_at=now + timedelta(minutes=5),
-                         event_at=now)
+        # due one after the other (on equal due times the list's order is the random ticket ids')
+        await sla_target(raw, ticket_id=ticket, metric="first_response",
+                         due_at=now + timedelta(minutes=4 + number), event_at=now)
     mine = (await reports_api.get("/v1/analytics/at-risk", headers=AGENT_X1)).json()
     assert [i["number"] for i in mine["at_risk"]] == [1]
     everyone = (await reports_api.get("/v1/analytics/at-risk", headers=ADMIN)).json()
