@@ -233,6 +233,17 @@ DIMENSIONS = {
     "organization": "t.organization_id::text",
     "tag": "tg.tag",
 }
+#: the open backlog per dimension value and UTC hour of creation, as the fold keeps it (an open
+#: ticket adds open = 1, and unassigned = 1 without an assignee, under each of its dimension values)
+LOAD_OPEN = (
+    "INSERT INTO open_rollups (dim, bucket, dim_value, open, unassigned) "
+    "SELECT d.dim, date_trunc('hour', t.created_at, 'UTC'), d.value, count(*), count(*) FILTER (WHERE t.assignee_id IS NULL) "
+    "FROM ticket_metrics t CROSS JOIN LATERAL (VALUES "
+    + ", ".join(f"('{dim}', {expr})" for dim, expr in DIMENSIONS.items() if dim != "tag")
+    + " UNION SELECT 'tag', tg FROM unnest(t.tags) AS tg WHERE tg <> '') AS d(dim, value) "
+    "WHERE t.created_at IS NOT NULL AND NOT t.resolved AND NOT t.merged AND d.value IS NOT NULL "
+    "AND (d.dim = 'all' OR d.value <> '') GROUP BY 1, 2, 3"
+)
 #: the synthetic SLA: policy by tier, targets in business minutes by priority; each ticket has a
 #: first-response cycle (outcome at its first reply) and a resolution cycle (outcome at resolution)
 POLICY = "CASE WHEN t.customer_tier IN ('gold', 'vip') THEN 'Premium' ELSE 'Standard' END"
@@ -513,6 +524,8 @@ async def bulk_load(dsn: str, total: int, *, now: datetime, jobs: int = 2) -> tu
         await conn.execute("VACUUM ANALYZE ticket_metrics")
         steps["ticket_metrics"] = round(time.monotonic() - t0, 1)
         await timed(conn, LOAD_TARGETS, now, label="sla_targets", steps=steps)
+        await timed(conn, LOAD_OPEN, label="open_rollups", steps=steps)
+        await conn.execute("VACUUM ANALYZE open_rollups")
 
         # the rollups: one scan per kind of event for all plain dimensions at once (and one for
         # tags), then one final statement per dimension from its staged rows
@@ -638,6 +651,24 @@ async def consistency(dsn: str, *, now: datetime, days: int = 5) -> list[str]:
         if not counters["with_sla"] == counters["with_sla_daily"] == counters["with_sla_facts"]:
             problems.append(f"with_sla: hourly {counters['with_sla']}, daily {counters['with_sla_daily']}, "
                             f"sla_targets {counters['with_sla_facts']}")
+        # the open backlog: open_rollups' 'all' rows are the open tickets per creation hour, every
+        # other dimension (tags aside) adds up to the same totals
+        wrong_hours = await conn.fetchval(
+            "WITH f AS (SELECT date_trunc('hour', created_at, 'UTC') AS bucket, count(*) AS open, "
+            "count(*) FILTER (WHERE assignee_id IS NULL) AS unassigned FROM ticket_metrics "
+            "WHERE created_at IS NOT NULL AND NOT resolved AND NOT merged GROUP BY 1), "
+            "r AS (SELECT bucket, open, unassigned FROM open_rollups WHERE dim = 'all' AND open <> 0) "
+            "SELECT count(*) FROM ((SELECT * FROM f EXCEPT ALL SELECT * FROM r) UNION ALL "
+            "(SELECT * FROM r EXCEPT ALL SELECT * FROM f)) AS d")
+        if wrong_hours:
+            problems.append(f"open_rollups: {wrong_hours} 'all' hours differ from ticket_metrics' open tickets")
+        open_dims = {r["dim"]: (r["open"], r["unassigned"]) for r in await conn.fetch(
+            "SELECT dim, sum(open) AS open, sum(unassigned) AS unassigned FROM open_rollups GROUP BY dim")}
+        if not open_dims.get("all") or not open_dims["all"][0]:
+            problems.append("open_rollups: no open ticket (the bench's backlog is empty)")
+        for dim in ("team", "channel", "type", "priority"):
+            if open_dims.get(dim) != open_dims.get("all"):
+                problems.append(f"open_rollups {dim}: totals {open_dims.get(dim)} differ from all {open_dims.get('all')}")
         totals = {r["dim"]: (r["created"], r["solved"], r["fr"]) for r in per_dim}
         facts = await conn.fetchrow(
             "SELECT count(*) FILTER (WHERE created_at IS NOT NULL) AS created, count(*) FILTER (WHERE resolved) AS solved, "

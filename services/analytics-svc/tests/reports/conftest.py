@@ -135,12 +135,26 @@ async def sla_rollup(conn: Any, *, dim: str, bucket: datetime, value: str = "", 
 
 
 async def ticket_row(conn: Any, **values: Any) -> uuid.UUID:
-    """A ticket_metrics row (only the columns given; the schema's defaults for the rest)."""
+    """A ticket_metrics row (only the columns given; the schema's defaults for the rest) and, for
+    an open ticket, its open_rollups rows under each of its dimensions (what the fold writes)."""
     values.setdefault("ticket_id", uuid.uuid4())
     columns = list(values)
     await conn.execute(
         f"INSERT INTO ticket_metrics ({', '.join(columns)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(columns)))})",
         *values.values())
+    await conn.execute(
+        "INSERT INTO open_rollups (dim, bucket, dim_value, open, unassigned) "
+        "SELECT d.dim, date_trunc('hour', m.created_at, 'UTC'), d.value, 1, (m.assignee_id IS NULL)::int "
+        "FROM ticket_metrics m, LATERAL (VALUES ('all', ''), ('team', m.team_id::text), ('agent', m.assignee_id), "
+        "('channel', m.channel), ('type', m.ticket_type), ('priority', m.priority), ('tier', m.customer_tier), "
+        "('brand', m.brand), ('organization', m.organization_id::text)) AS d(dim, value) "
+        "WHERE m.ticket_id = $1 AND m.created_at IS NOT NULL AND NOT m.resolved AND NOT m.merged "
+        "AND (d.dim = 'all' OR d.value <> '') "
+        "UNION ALL SELECT 'tag', date_trunc('hour', m.created_at, 'UTC'), t, 1, (m.assignee_id IS NULL)::int "
+        "FROM ticket_metrics m, LATERAL (SELECT DISTINCT t FROM unnest(m.tags) AS t WHERE t <> '') AS tags(t) "
+        "WHERE m.ticket_id = $1 AND m.created_at IS NOT NULL AND NOT m.resolved AND NOT m.merged "
+        "ON CONFLICT (dim, bucket, dim_value) DO UPDATE SET open = open_rollups.open + EXCLUDED.open, "
+        "unassigned = open_rollups.unassigned + EXCLUDED.unassigned", values["ticket_id"])
     return values["ticket_id"]
 
 

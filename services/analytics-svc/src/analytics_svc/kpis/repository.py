@@ -114,8 +114,12 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
     the all-time counters (tickets, linked to a customer, with an SLA) are the daily rollups'
     ``created`` / ``linked`` / ``with_sla`` summed over every UTC day (written with the hourly
     rows, today's included: ~365 rows per value and year, whatever the ticket volume); "now" figures from the open-ticket partial indexes and the running-target index; today's exact
-    percentiles from an index range on first_reply_at / resolved_at ($5-$6 the local day); the
-    backlog ages are FILTERs on the same open-ticket scan ($8 the age thresholds, youngest first).
+    percentiles from an index range on first_reply_at / resolved_at ($5-$6 the local day).
+    The open backlog (open, unassigned, ages) is summed from ``open_rollups`` (the fold keeps each
+    open ticket there at its creation hour): the tickets created after an age bound ($8, youngest
+    first) are the rows of the hours from the next whole hour on ($9, the bounds rounded up to the
+    hour) plus an exact count of the straddling hour's part after the bound, read on the open-ticket
+    partial indexes of ticket_metrics (a few rows each), so the ages are exact to the second.
     ``scope_sql`` restricts ticket rows (``m``) with arguments from ``$first_free`` on.
     """
     from ..reports.repository import AT_RISK_TARGET, OPEN_TICKET, OVERDUE_TARGET
@@ -128,10 +132,15 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
     else:
         targets = "sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id"
         ticket_part = f"AND {OPEN_TICKET} AND {scope_sql}"
-    backlog = ", ".join(
-        f"count(*) FILTER (WHERE m.created_at > ($8::timestamptz[])[{i + 1}]" + (f" AND m.created_at <= ($8::timestamptz[])[{i}]" if i else "") + f") AS b{i}"
-        for i in range(6)
-    )
+    later = ", ".join(
+        f"coalesce(sum(o.open) FILTER (WHERE o.bucket >= ($9::timestamptz[])[{i + 1}]), 0) AS r{i}" for i in range(6))
+    edges = ", ".join(
+        f"(SELECT count(*) FROM ticket_metrics m WHERE {OPEN_TICKET} AND {scope_sql} "
+        f"AND m.created_at > ($8::timestamptz[])[{i + 1}] AND m.created_at < ($9::timestamptz[])[{i + 1}]) AS e{i}"
+        for i in range(6))
+    # open tickets created after bound i, then each bucket as the difference of two of them
+    after = [f"(open.r{i} + edges.e{i})" for i in range(6)]
+    backlog = ", ".join([f"{after[0]} AS b0"] + [f"{after[i]} - {after[i - 1]} AS b{i}" for i in range(1, 6)])
     return (
         "WITH today AS (SELECT coalesce(sum(created), 0) AS created, coalesce(sum(csat_n), 0) AS csat_n, "
         "  coalesce(sum(csat_satisfied), 0) AS csat_satisfied, coalesce(sum(sla_n), 0) AS sla_n, "
@@ -142,8 +151,9 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
         "total AS (SELECT coalesce(sum(created), 0) AS n, coalesce(sum(linked), 0) AS linked, "
         "  coalesce(sum(with_sla), 0) AS with_sla FROM metric_rollups_daily "
         "  WHERE dim = $1 AND dim_value = ANY($2::text[])), "
-        f"open AS (SELECT count(*) AS n, count(*) FILTER (WHERE m.assignee_id IS NULL) AS unassigned, {backlog} "
-        f"  FROM ticket_metrics m WHERE {OPEN_TICKET} AND {scope_sql}), "
+        "open AS (SELECT coalesce(sum(o.open), 0) AS n, coalesce(sum(o.unassigned), 0) AS unassigned, "
+        f"  {later} FROM open_rollups o WHERE o.dim = $1 AND o.dim_value = ANY($2::text[])), "
+        f"edges AS (SELECT {edges}), "
         f"overdue AS (SELECT count(*) AS n FROM {targets} WHERE {OVERDUE_TARGET.replace('$1', '$7')} {ticket_part}), "
         f"at_risk AS (SELECT count(*) AS n FROM {targets} WHERE {AT_RISK_TARGET.replace('$1', '$7')} {ticket_part}), "
         "first_replies AS (SELECT array_agg(m.first_reply_minutes) AS v FROM ticket_metrics m "
@@ -152,20 +162,21 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
         f"  WHERE m.resolved_at >= $5 AND m.resolved_at < $6 AND m.resolved AND m.full_resolution_minutes IS NOT NULL "
         f"  AND {scope_sql}), "
         "newest AS (SELECT max(event_at) AS at FROM ticket_metrics) "
-        "SELECT today.*, total.n AS tickets_total, total.linked, total.with_sla, open.*, "
+        "SELECT today.*, total.n AS tickets_total, total.linked, total.with_sla, open.n, open.unassigned, "
+        f"  {backlog}, "
         "  overdue.n AS overdue, at_risk.n AS at_risk, first_replies.v AS first_replies, resolutions.v AS resolutions, "
         "  newest.at AS as_of "
-        "FROM today, total, open, overdue, at_risk, first_replies, resolutions, newest"
+        "FROM today, total, open, edges, overdue, at_risk, first_replies, resolutions, newest"
     )
 
 
 async def board(conn: Any, *, dim: str, values: list[str], hour_start: datetime, hour_end: datetime,
                 day_start: datetime, day_end: datetime, now: datetime, age_thresholds: list[datetime],
-                scope_sql: str, scope_args: list[Any]) -> dict[str, Any]:
+                age_edges: list[datetime], scope_sql: str, scope_args: list[Any]) -> dict[str, Any]:
     """The read model's figures for the live board (one round trip); ``as_of`` is None while the
-    read model is empty."""
-    row = await conn.fetchrow(_board_statement(scope_sql, 9), dim, values, hour_start, hour_end, day_start, day_end,
-                              now, age_thresholds, *scope_args)
+    read model is empty. ``age_edges``: each age threshold rounded up to the next whole UTC hour."""
+    row = await conn.fetchrow(_board_statement(scope_sql, 10), dim, values, hour_start, hour_end, day_start, day_end,
+                              now, age_thresholds, age_edges, *scope_args)
     return dict(row)
 
 

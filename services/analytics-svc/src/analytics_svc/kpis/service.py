@@ -92,6 +92,12 @@ def age_thresholds(now: datetime) -> list[datetime]:
     return [now - upper for _, upper in BACKLOG_BUCKETS if upper is not None]
 
 
+def age_edges(thresholds: list[datetime]) -> list[datetime]:
+    """The first whole UTC hour after each age threshold: open_rollups' hours from there on are
+    wholly younger than the threshold; the hour before it straddles it and is counted exactly."""
+    return [_floor_hour(t) + timedelta(hours=1) for t in thresholds]
+
+
 def backlog(row: dict[str, Any]) -> dict[str, int]:
     """Open tickets per age bucket, every bucket listed (the last is what the others leave)."""
     names = [name for name, _ in BACKLOG_BUCKETS]
@@ -149,11 +155,12 @@ async def kpis(conn: Any, *, now: datetime, tz_name: str, selection: Selection |
     """
     selection = selection or Selection("all", ("",))
     start, end = day_bounds(now, zone(tz_name))
-    scope_sql, scope_args = ticket_scope_sql(ticket_filter(selection), "m", 9)
+    scope_sql, scope_args = ticket_scope_sql(ticket_filter(selection), "m", 10)
+    thresholds = age_thresholds(now)
     row = await repository.board(
         conn, dim=selection.dim, values=list(selection.values or ()), hour_start=_floor_hour(start),
-        hour_end=_floor_hour(end), day_start=start, day_end=end, now=now, age_thresholds=age_thresholds(now),
-        scope_sql=scope_sql, scope_args=scope_args)
+        hour_end=_floor_hour(end), day_start=start, day_end=end, now=now, age_thresholds=thresholds,
+        age_edges=age_edges(thresholds), scope_sql=scope_sql, scope_args=scope_args)
     body = {**board_figures(row), **rollup_surveys(row)}
     as_of = row["as_of"]
     if as_of is None and selection.dim == "all":

@@ -168,18 +168,24 @@ def cycle_policies(metrics: TicketMetrics, targets: Sequence[SlaTarget]) -> tupl
 class Contributions:
     """What one ticket holds in the rollups: for each of its dimension ``pairs``, the same sums
     per hour (``metric``: bucket -> column -> amount, histogram bins as ``<column>:<bin>``) and
-    SLA outcomes (``sla``: (bucket, policy, metric) -> (achieved, breached))."""
+    SLA outcomes (``sla``: (bucket, policy, metric) -> (achieved, breached)) and, while the
+    ticket is open, its place in the open backlog (``open``: created_at's bucket -> ``open`` /
+    ``unassigned`` counts, the ``open_rollups`` row it adds to)."""
 
     pairs: tuple[tuple[str, str], ...] = ()
     metric: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     sla: Mapping[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
+    open: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "pairs": [list(p) for p in self.pairs],
             "metric": {b: dict(cols) for b, cols in self.metric.items()},
             "sla": [[b, p, m, a, x] for (b, p, m), (a, x) in self.sla.items()],
         }
+        if self.open:
+            out["open"] = {b: dict(cols) for b, cols in self.open.items()}
+        return out
 
     @classmethod
     def from_json(cls, value: Any) -> Contributions:
@@ -190,17 +196,20 @@ class Contributions:
             pairs=tuple((p[0], p[1]) for p in value["pairs"]),
             metric={b: dict(cols) for b, cols in value["metric"].items()},
             sla={(b, p, m): (a, x) for b, p, m, a, x in value["sla"]},
+            open={b: dict(cols) for b, cols in value.get("open", {}).items()},
         )
 
 
 def contributions(*, created_at: datetime | None, metrics: TicketMetrics | None, dims: Dimensions,
                   policies: Sequence[str] = (), failures: Sequence[DeliveryFailure] = (), linked: bool = False,
-                  with_sla: bool = False) -> Contributions:
+                  with_sla: bool = False, assigned: bool = False) -> Contributions:
     """The rollup sums of one ticket, attributed as docs/metrics.md "Read model" states: created
     at creation; the resolution figures at the resolution, for resolved tickets; the first reply
     at the first reply; survey answers at the answer; each SLA cycle at its outcome; delivery
     failures at the failure; ``linked`` (linked to a customer) and ``with_sla`` (at least one
-    SLA target) at creation. A ticket whose creation is not folded yet contributes nothing.
+    SLA target) at creation; an open ticket (neither resolved nor merged) counts in the open
+    backlog at creation, and as unassigned unless ``assigned``. A ticket whose creation is not
+    folded yet contributes nothing.
     Business sums without a calendar are the calendar ones (24x7)."""
     if created_at is None or metrics is None:
         return Contributions()
@@ -246,10 +255,12 @@ def contributions(*, created_at: datetime | None, metrics: TicketMetrics | None,
     for failure in failures:
         add(failure.at, delivery_failures=1)
     metric = {b: {k: v for k, v in sorted(cols.items()) if v} for b, cols in sorted(buckets.items())}
+    is_open = not m.resolved and not m.merged
     return Contributions(
         pairs=tuple(dims.pairs()),
         metric={b: cols for b, cols in metric.items() if cols},
         sla={key: (sla[key], breached[key]) for key in sorted(sla.keys() | breached.keys())},
+        open={hour(created_at): {"open": 1, "unassigned": int(not assigned)}} if is_open else {},
     )
 
 
@@ -277,9 +288,10 @@ class Delta:
 
     metric: tuple[tuple[MetricKey, dict[str, float]], ...] = ()
     sla: tuple[tuple[SlaKey, tuple[int, int]], ...] = ()
+    open: tuple[tuple[MetricKey, dict[str, float]], ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.metric or self.sla)
+        return bool(self.metric or self.sla or self.open)
 
 
 def expand(c: Contributions) -> tuple[dict[MetricKey, Counter[str]], dict[SlaKey, tuple[int, int]]]:
@@ -294,24 +306,35 @@ def expand(c: Contributions) -> tuple[dict[MetricKey, Counter[str]], dict[SlaKey
     return metric, sla
 
 
+def expand_open(c: Contributions) -> dict[MetricKey, Counter[str]]:
+    """The open_rollups rows of one state: every pair times its (at most one) bucket."""
+    return {(dim, bucket, value): Counter(cols) for dim, value in c.pairs for bucket, cols in c.open.items()}
+
+
+def _diff_rows(old: Mapping[MetricKey, Counter[str]],
+               new: Mapping[MetricKey, Counter[str]]) -> tuple[tuple[MetricKey, dict[str, float]], ...]:
+    out = []
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key, Counter()), new.get(key, Counter())
+        diff = {name: after.get(name, 0) - before.get(name, 0) for name in sorted(before.keys() | after.keys())}
+        diff = {name: amount for name, amount in diff.items() if amount}
+        if diff:
+            out.append((key, diff))
+    return tuple(out)
+
+
 def delta(old: Contributions, new: Contributions) -> Delta:
     """What to add to the rollups so that they hold ``new`` instead of ``old`` for this ticket."""
     old_m, old_s = expand(old)
     new_m, new_s = expand(new)
-    metric = []
-    for key in sorted(old_m.keys() | new_m.keys()):
-        before, after = old_m.get(key, Counter()), new_m.get(key, Counter())
-        diff = {name: after.get(name, 0) - before.get(name, 0) for name in sorted(before.keys() | after.keys())}
-        diff = {name: amount for name, amount in diff.items() if amount}
-        if diff:
-            metric.append((key, diff))
+    metric = _diff_rows(old_m, new_m)
     sla = []
     for key in sorted(old_s.keys() | new_s.keys()):
         a0, b0 = old_s.get(key, (0, 0))
         a1, b1 = new_s.get(key, (0, 0))
         if (a1 - a0, b1 - b0) != (0, 0):
             sla.append((key, (a1 - a0, b1 - b0)))
-    return Delta(metric=tuple(metric), sla=tuple(sla))
+    return Delta(metric=metric, sla=tuple(sla), open=_diff_rows(expand_open(old), expand_open(new)))
 
 
 def hist_arrays(cols: Mapping[str, float]) -> dict[str, list[int] | None]:
@@ -338,10 +361,13 @@ class DeltaSum:
     def __init__(self) -> None:
         self._metric: dict[MetricKey, Counter[str]] = {}
         self._sla: dict[SlaKey, list[int]] = {}
+        self._open: dict[MetricKey, Counter[str]] = {}
 
     def add(self, d: Delta) -> None:
         for key, cols in d.metric:
             self._metric.setdefault(key, Counter()).update(cols)
+        for key, cols in d.open:
+            self._open.setdefault(key, Counter()).update(cols)
         for key, (a, b) in d.sla:
             acc = self._sla.setdefault(key, [0, 0])
             acc[0] += a
@@ -364,6 +390,10 @@ class DeltaSum:
         for (dim, bucket, value), cols in self._metric.items():
             days.setdefault((dim, day(bucket), value), Counter()).update(cols)
         return Delta(metric=self._rows(days))
+
+    def open_rows(self) -> Delta:
+        """The open_rollups rows (``open``)."""
+        return Delta(open=self._rows(self._open))
 
     def sla_rows(self) -> Delta:
         return Delta(sla=tuple((key, (a, b)) for key, (a, b) in sorted(self._sla.items()) if (a, b) != (0, 0)))

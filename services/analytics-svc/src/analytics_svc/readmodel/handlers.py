@@ -124,6 +124,7 @@ async def refold_many(conn: Any, ticket_ids: Any) -> None:
             created_at=None if created is None else created.at, metrics=metrics, dims=dims,
             policies=() if metrics is None else cycle_policies(metrics, state.targets), failures=state.failures,
             linked=state.customer_id is not None, with_sla=bool(state.targets),
+            assigned=dims.assignee_id is not None,
         )
         total.add(delta(Contributions.from_json(stored.get(tid)), new))
         row = ticket_row(
@@ -132,7 +133,8 @@ async def refold_many(conn: Any, ticket_ids: Any) -> None:
         )
         row["ticket_id"] = tid
         rows.append(row)
-    await repository.write_folds(conn, total.hourly(), total.daily(), total.sla_rows(), rows)
+    await repository.write_folds(conn, total.hourly(), total.daily(), total.sla_rows(), rows,
+                                 open_rows=total.open_rows())
 
 
 def ticket_row(*, state_number: int | None, created: rules.Created | None, metrics: rules.TicketMetrics | None,

@@ -92,6 +92,9 @@ Index("ix_ticket_metrics_customer", ticket_metrics.c.customer_id)
 Index("ix_ticket_metrics_open_team", ticket_metrics.c.team_id, ticket_metrics.c.created_at, postgresql_where=_OPEN)
 Index("ix_ticket_metrics_open_assignee", ticket_metrics.c.assignee_id, ticket_metrics.c.created_at,
       postgresql_where=_OPEN)
+# the board's backlog ages count the hour that straddles an age bound exactly here (open_rollups
+# holds the other hours)
+Index("ix_ticket_metrics_open_created", ticket_metrics.c.created_at, postgresql_where=_OPEN)
 
 
 def _sum(name: str) -> Column:
@@ -151,6 +154,20 @@ metric_rollups_daily = Table(
     Column("bucket", DateTime(timezone=True), primary_key=True),
     Column("dim_value", Text, primary_key=True),
     *_rollup_columns(),
+)
+
+#: the open backlog per dimension value x UTC hour of creation (migration 0009), maintained by the
+#: fold like the rollups: an open ticket (created, not resolved, not merged) adds ``open`` = 1 and,
+#: without an assignee, ``unassigned`` = 1 at its created_at hour for each of its dimension values;
+#: the board sums it instead of counting the open tickets
+open_rollups = Table(
+    "open_rollups",
+    metadata,
+    Column("dim", Text, primary_key=True),
+    Column("bucket", DateTime(timezone=True), primary_key=True),
+    Column("dim_value", Text, primary_key=True),
+    _count("open"),
+    _count("unassigned"),
 )
 
 #: SLA outcomes per UTC hour x dimension value x policy x SLA metric (``step:<key>`` for steps)

@@ -119,6 +119,14 @@ def _sla_sql(first: int) -> str:
     )
 
 
+_APPLY_OPEN = (
+    "INSERT INTO open_rollups (dim, bucket, dim_value, open, unassigned) "
+    "SELECT u.dim, u.bucket, u.dim_value, u.open, u.unassigned "
+    "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int8[], $5::int8[]) "
+    "WITH ORDINALITY AS u(dim, bucket, dim_value, open, unassigned, ord) ORDER BY u.ord "
+    "ON CONFLICT (dim, bucket, dim_value) DO UPDATE SET "
+    "open = open_rollups.open + EXCLUDED.open, unassigned = open_rollups.unassigned + EXCLUDED.unassigned"
+)
 _APPLY_METRIC = _metric_sql(1)
 _APPLY_DAILY = _metric_sql(1, "metric_rollups_daily")
 _APPLY_SLA = _sla_sql(1)
@@ -196,16 +204,22 @@ _WRITE_ROWS = (
 )
 
 
-async def write_folds(conn: Any, hourly: Delta, daily: Delta, sla: Delta, rows: Sequence[dict[str, Any]]) -> None:
-    """Add a batch's summed deltas to metric_rollups, metric_rollups_daily and sla_rollups (one
-    statement each, rows in key order) and store the folded ticket_metrics rows (locked by
-    ``lock_tickets``) in one statement."""
+async def write_folds(conn: Any, hourly: Delta, daily: Delta, sla: Delta, rows: Sequence[dict[str, Any]],
+                      open_rows: Delta | None = None) -> None:
+    """Add a batch's summed deltas to metric_rollups, metric_rollups_daily, sla_rollups and
+    open_rollups (one statement each, rows in key order) and store the folded ticket_metrics rows
+    (locked by ``lock_tickets``) in one statement."""
     if hourly.metric:
         await conn.execute(_APPLY_METRIC, *_metric_args(hourly))
     if daily.metric:
         await conn.execute(_APPLY_DAILY, *_metric_args(daily))
     if sla.sla:
         await conn.execute(_APPLY_SLA, *_sla_args(sla))
+    if open_rows is not None and open_rows.open:
+        o = open_rows.open
+        await conn.execute(_APPLY_OPEN, [k[0] for k, _ in o], [datetime.fromisoformat(k[1]) for k, _ in o],
+                           [k[2] for k, _ in o], [int(c.get("open", 0)) for _, c in o],
+                           [int(c.get("unassigned", 0)) for _, c in o])
     if rows:
         await conn.execute(_WRITE_ROWS, orjson.dumps(
             [{"ticket_id": r["ticket_id"], **{c: r.get(c) for c in TICKET_COLUMNS}} for r in rows],
