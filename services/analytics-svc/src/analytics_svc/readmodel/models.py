@@ -93,8 +93,10 @@ Index("ix_ticket_metrics_open_team", ticket_metrics.c.team_id, ticket_metrics.c.
 Index("ix_ticket_metrics_open_assignee", ticket_metrics.c.assignee_id, ticket_metrics.c.created_at,
       postgresql_where=_OPEN)
 # the board's backlog ages count the hour that straddles an age bound exactly here (open_rollups
-# holds the other hours)
-Index("ix_ticket_metrics_open_created", ticket_metrics.c.created_at, postgresql_where=_OPEN)
+# holds the other hours); team and assignee included so that a scoped count, or a scoped join that
+# picks this index, reads no ticket row
+Index("ix_ticket_metrics_open_created", ticket_metrics.c.created_at, postgresql_where=_OPEN,
+      postgresql_include=["team_id", "assignee_id"])
 
 
 def _sum(name: str) -> Column:

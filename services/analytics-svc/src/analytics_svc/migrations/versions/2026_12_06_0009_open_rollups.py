@@ -26,7 +26,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('dim', 'bucket', 'dim_value', name=op.f('pk_open_rollups'))
     )
     op.create_index('ix_ticket_metrics_open_created', 'ticket_metrics', ['created_at'], unique=False,
-                    postgresql_where=sa.text('created_at IS NOT NULL AND NOT resolved AND NOT merged'))
+                    postgresql_where=sa.text('created_at IS NOT NULL AND NOT resolved AND NOT merged'),
+                    postgresql_include=['team_id', 'assignee_id'])
 
 
 def downgrade() -> None:
