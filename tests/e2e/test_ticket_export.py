@@ -35,8 +35,12 @@ async def test_incremental_export_and_csv_through_the_gateway(gw, admin_headers,
         if body["end_of_stream"]:
             break
     assert body is not None and body["end_of_stream"] is True
-    assert len(seen) == len(set(seen))
-    assert set(ids) <= {ticket_id for ticket_id, _ in seen}
+    # only this test's tickets are checked for repeats: other tickets of the shared stack may be
+    # exported again meanwhile without a new version (an SLA colour or a CSAT written by another
+    # test's flow re-stamps the row), which is the export's documented behaviour, not a repeat;
+    # the strict exactly-once proof under concurrent writers is ticket-svc's tests/exports
+    own = [(ticket_id, version) for ticket_id, version in seen if ticket_id in set(ids)]
+    assert len(own) == len(set(own)) == len(ids), own
 
     # a change after the end appears once on resumption: as soon as every transaction of the
     # cluster older than the PATCH has ended (the stack's consumers and relays keep a few short
