@@ -11,13 +11,17 @@ from .conftest import eventually
 
 
 async def read_events(client: httpx.AsyncClient, headers: dict, *, until, seconds: float = 45.0,
-                      path: str = "/v1/stream") -> list[dict]:
-    """Collect SSE events until ``until(events)`` holds or time runs out (bounded)."""
+                      path: str = "/v1/stream", opened: asyncio.Event | None = None) -> list[dict]:
+    """Collect SSE events until ``until(events)`` holds or time runs out (bounded). ``opened`` is
+    set once the stream has answered: a stream without Last-Event-ID starts at that moment, so a
+    caller that wants an event it is about to cause waits for it before causing the event."""
     events: list[dict] = []
 
     async def collect() -> None:
         async with client.stream("GET", path, headers=headers, timeout=None) as response:
             assert response.status_code == 200, await response.aread()
+            if opened is not None:
+                opened.set()
             current: dict = {}
             async for line in response.aiter_lines():
                 if line.startswith("id: "):
@@ -75,20 +79,24 @@ async def test_agents_see_their_teams_events_and_resume(gw, admin_headers, email
         "actions": {"set_team": team["id"]}}, headers=admin_headers)
     assert rule.status_code == 201, rule.text
 
+    # the agent's stream is open before the ticket exists: a stream without Last-Event-ID starts
+    # where the log is when it opens, so one opened after the event (however soon) never shows it
+    ticket: dict = {}
+    opened = asyncio.Event()
+    watching = asyncio.create_task(read_events(
+        gw, cn, opened=opened, seconds=90,
+        until=lambda evs: "id" in ticket and any(e["data"].get("ticket_id") == ticket["id"] for e in evs)))
+    await asyncio.wait_for(opened.wait(), 30)
+
     headers = {**email_key_headers, "Content-Type": "message/rfc822"}
     first = f"{uuid.uuid4()}@mail.example.com"
     created = await gw.post("/v1/channels/email/inbound", content=mail(first, f"快递丢了 {suffix}", "三天没有物流信息"),
                             headers=headers)
     assert created.status_code == 201, created.text
-    ticket_id = created.json()["ticket_id"]
+    ticket_id = ticket["id"] = created.json()["ticket_id"]
 
-    async def seen_by_cn():
-        evs = await read_events(gw, cn, until=lambda evs: any(e["data"].get("ticket_id") == ticket_id for e in evs),
-                                seconds=5)
-        return evs if any(e["data"].get("ticket_id") == ticket_id for e in evs) else None
-
-    # the first connection may come before the gateway's consumer has joined its group
-    seen = await eventually(seen_by_cn, timeout=60)
+    seen = await watching
+    assert any(e["data"].get("ticket_id") == ticket_id for e in seen), "the ticket never reached the agent's stream"
     assert any(e["event"] == "ticket.created" and e["data"]["team_id"] == team["id"] for e in seen)
     others = await read_events(gw, en, until=lambda evs: False, seconds=3)
     assert all(e["data"].get("ticket_id") != ticket_id for e in others)
