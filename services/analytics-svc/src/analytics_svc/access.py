@@ -98,7 +98,7 @@ def filtered_selection(scope: Scope, *, team_id: uuid.UUID | None, agent_id: str
         raise Problem(422, "validation-error", "Validation failed", "Give team_id or agent_id, not both: "
                       "the rollups hold one dimension at a time.",
                       errors=[{"field": "query.agent_id", "message": "not combinable with team_id",
-                               "code": "conflict"}])
+                               "code": "cross_field"}])
     if team_id is not None:
         if not scope.sees_all and str(team_id) not in scope.team_ids:
             raise _not_found("team")

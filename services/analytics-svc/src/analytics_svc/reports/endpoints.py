@@ -78,7 +78,7 @@ async def get_trends(
     if dim is not None:
         if team_id is not None or agent_id is not None:
             raise service.invalid("by", "cannot be combined with team_id or agent_id: the rollups hold one "
-                                        "dimension at a time", "conflict")
+                                        "dimension at a time", "cross_field")
         by_values = access.visible_values(scope, dim)
     async with runtime_of(request).raw_connection() as conn:
         body = await service.trends(conn, metric=chosen, win=win, selection=selection, by=dim, by_values=by_values,
@@ -144,7 +144,7 @@ async def get_sla(
     win = service.window(start, end, "day", service.parse_zone(tz), now=datetime.now(UTC))
     if dim is not None:
         if team_id is not None or agent_id is not None:
-            raise service.invalid("by", "cannot be combined with team_id or agent_id", "conflict")
+            raise service.invalid("by", "cannot be combined with team_id or agent_id", "cross_field")
         rollup_dim, values = dim, access.visible_values(scope, dim)
     else:
         selection = access.filtered_selection(scope, team_id=team_id, agent_id=agent_id)
