@@ -220,6 +220,20 @@ CROSS JOIN LATERAL (VALUES
 WHERE t.created_at IS NOT NULL AND NOT t.resolved AND NOT t.merged AND m.wanted
 """
 
+#: each open ticket's overdue / at-risk instants from its running targets, as the fold derives them
+#: (readmodel.targets.sla_clock; a warned target's warning time is taken as the ticket's newest event)
+LOAD_CLOCK = """
+UPDATE ticket_metrics t SET sla_overdue_at = c.overdue, sla_at_risk_at = least(c.overdue, c.risk)
+FROM (SELECT ticket_id,
+        min(CASE WHEN colour = 'breached' THEN least(due_at, event_at) ELSE due_at END) AS overdue,
+        min(CASE WHEN colour = 'breached' THEN NULL
+                 WHEN colour IN ('yellow', 'red')
+                 THEN least(due_at - make_interval(secs => coalesce(target_minutes, 0) * 15), event_at)
+                 ELSE due_at - make_interval(secs => coalesce(target_minutes, 0) * 15) END) AS risk
+      FROM sla_targets WHERE state = 'running' AND due_at IS NOT NULL GROUP BY ticket_id) AS c
+WHERE t.ticket_id = c.ticket_id AND t.created_at IS NOT NULL AND NOT t.resolved AND NOT t.merged
+"""
+
 #: the dimensions the fold writes, as expressions over a ticket_metrics row ``t`` (tags separately)
 DIMENSIONS = {
     "all": "''",
@@ -233,16 +247,21 @@ DIMENSIONS = {
     "organization": "t.organization_id::text",
     "tag": "tg.tag",
 }
-#: the open backlog per dimension value and UTC hour of creation, as the fold keeps it (an open
-#: ticket adds open = 1, and unassigned = 1 without an assignee, under each of its dimension values)
+#: the open backlog per dimension value and UTC hour, as the fold keeps it: an open ticket adds
+#: open = 1, and unassigned = 1 without an assignee, at its creation hour, overdue_from = 1 at the
+#: hour it becomes overdue and at_risk_from = 1 at the hour it becomes at risk, under each of its
+#: dimension values
 LOAD_OPEN = (
-    "INSERT INTO open_rollups (dim, bucket, dim_value, open, unassigned) "
-    "SELECT d.dim, date_trunc('hour', t.created_at, 'UTC'), d.value, count(*), count(*) FILTER (WHERE t.assignee_id IS NULL) "
+    "INSERT INTO open_rollups (dim, bucket, dim_value, open, unassigned, overdue_from, at_risk_from) "
+    "SELECT d.dim, date_trunc('hour', k.at, 'UTC'), d.value, sum(k.open), sum(k.unassigned), sum(k.overdue), "
+    "sum(k.at_risk) "
     "FROM ticket_metrics t CROSS JOIN LATERAL (VALUES "
     + ", ".join(f"('{dim}', {expr})" for dim, expr in DIMENSIONS.items() if dim != "tag")
     + " UNION SELECT 'tag', tg FROM unnest(t.tags) AS tg WHERE tg <> '') AS d(dim, value) "
+    "CROSS JOIN LATERAL (VALUES (t.created_at, 1, (t.assignee_id IS NULL)::int, 0, 0), "
+    "(t.sla_overdue_at, 0, 0, 1, 0), (t.sla_at_risk_at, 0, 0, 0, 1)) AS k(at, open, unassigned, overdue, at_risk) "
     "WHERE t.created_at IS NOT NULL AND NOT t.resolved AND NOT t.merged AND d.value IS NOT NULL "
-    "AND (d.dim = 'all' OR d.value <> '') GROUP BY 1, 2, 3"
+    "AND (d.dim = 'all' OR d.value <> '') AND k.at IS NOT NULL GROUP BY 1, 2, 3"
 )
 #: the synthetic SLA: policy by tier, targets in business minutes by priority; each ticket has a
 #: first-response cycle (outcome at its first reply) and a resolution cycle (outcome at resolution)
@@ -524,6 +543,8 @@ async def bulk_load(dsn: str, total: int, *, now: datetime, jobs: int = 2) -> tu
         await conn.execute("VACUUM ANALYZE ticket_metrics")
         steps["ticket_metrics"] = round(time.monotonic() - t0, 1)
         await timed(conn, LOAD_TARGETS, now, label="sla_targets", steps=steps)
+        await timed(conn, LOAD_CLOCK, label="sla clocks", steps=steps)
+        await conn.execute("VACUUM ANALYZE ticket_metrics")  # the open rows just updated
         await timed(conn, LOAD_OPEN, label="open_rollups", steps=steps)
         await conn.execute("VACUUM ANALYZE open_rollups")
 
@@ -662,6 +683,16 @@ async def consistency(dsn: str, *, now: datetime, days: int = 5) -> list[str]:
             "(SELECT * FROM r EXCEPT ALL SELECT * FROM f)) AS d")
         if wrong_hours:
             problems.append(f"open_rollups: {wrong_hours} 'all' hours differ from ticket_metrics' open tickets")
+        # overdue / at risk: open_rollups' 'all' clocks are the open tickets per hour of their instants
+        for column, at in (("overdue_from", "sla_overdue_at"), ("at_risk_from", "sla_at_risk_at")):
+            wrong_clock = await conn.fetchval(
+                f"WITH f AS (SELECT date_trunc('hour', {at}, 'UTC') AS bucket, count(*) AS n FROM ticket_metrics "
+                f"WHERE created_at IS NOT NULL AND NOT resolved AND NOT merged AND {at} IS NOT NULL GROUP BY 1), "
+                f"r AS (SELECT bucket, {column} AS n FROM open_rollups WHERE dim = 'all' AND {column} <> 0) "
+                "SELECT count(*) FROM ((SELECT * FROM f EXCEPT ALL SELECT * FROM r) UNION ALL "
+                "(SELECT * FROM r EXCEPT ALL SELECT * FROM f)) AS d")
+            if wrong_clock:
+                problems.append(f"open_rollups: {wrong_clock} 'all' hours of {column} differ from ticket_metrics' {at}")
         open_dims = {r["dim"]: (r["open"], r["unassigned"]) for r in await conn.fetch(
             "SELECT dim, sum(open) AS open, sum(unassigned) AS unassigned FROM open_rollups GROUP BY dim")}
         if not open_dims.get("all") or not open_dims["all"][0]:

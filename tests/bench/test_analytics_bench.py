@@ -130,6 +130,19 @@ async def test_the_bulk_load_adds_up_and_the_check_catches_a_rollup_that_does_no
         assert await conn.fetchval("SELECT sum(unassigned) FROM open_rollups WHERE dim = 'all'") == \
             await conn.fetchval("SELECT count(*) FROM ticket_metrics WHERE NOT resolved AND NOT merged "
                                 "AND assignee_id IS NULL")
+        # overdue / at risk on the loaded board: the open tickets with such a running target, each once
+        from analytics_svc.access import Selection
+        from analytics_svc.kpis import service as kpis_service
+        from analytics_svc.reports.repository import AT_RISK_TARGET, OPEN_TICKET, OVERDUE_TARGET
+
+        overdue = f"EXISTS (SELECT 1 FROM sla_targets t WHERE t.ticket_id = m.ticket_id AND {OVERDUE_TARGET})"
+        at_risk = f"EXISTS (SELECT 1 FROM sla_targets t WHERE t.ticket_id = m.ticket_id AND {AT_RISK_TARGET})"
+        for at in (now, now + timedelta(hours=3, minutes=17)):
+            expected = await conn.fetchrow(
+                f"SELECT count(*) FILTER (WHERE {overdue}) AS overdue, count(*) FILTER (WHERE {at_risk} "
+                f"AND NOT {overdue}) AS at_risk FROM ticket_metrics m WHERE {OPEN_TICKET}", at)
+            board = await kpis_service.kpis(conn, now=at, tz_name="UTC", selection=Selection("all", ("",)))
+            assert (board["overdue_tickets"], board["at_risk_tickets"]) == tuple(expected) and expected[0] > 0
         # one created ticket too many in one hour of one team, one linked too few in one day of
         # the daily table, an open ticket moved to another hour: the check must say so
         await conn.execute(

@@ -134,6 +134,30 @@ async def sla_rollup(conn: Any, *, dim: str, bucket: datetime, value: str = "", 
         dim, bucket, value, policy, metric, achieved, breached)
 
 
+_DIMS_OF_OPEN_TICKET = (
+    "SELECT d.dim, d.value FROM ticket_metrics m, LATERAL (VALUES ('all', ''), ('team', m.team_id::text), "
+    "('agent', m.assignee_id), ('channel', m.channel), ('type', m.ticket_type), ('priority', m.priority), "
+    "('tier', m.customer_tier), ('brand', m.brand), ('organization', m.organization_id::text)) AS d(dim, value) "
+    "WHERE m.ticket_id = $1 AND m.created_at IS NOT NULL AND NOT m.resolved AND NOT m.merged "
+    "AND (d.dim = 'all' OR d.value <> '') "
+    "UNION ALL SELECT 'tag', t FROM ticket_metrics m, "
+    "LATERAL (SELECT DISTINCT t FROM unnest(m.tags) AS t WHERE t <> '') AS tags(t) "
+    "WHERE m.ticket_id = $1 AND m.created_at IS NOT NULL AND NOT m.resolved AND NOT m.merged"
+)
+
+
+async def _add_open(conn: Any, ticket_id: uuid.UUID, at: datetime, **amounts: int) -> None:
+    """Add to the open_rollups row of the hour of ``at`` under each dimension of an open ticket."""
+    names = list(amounts)
+    await conn.execute(
+        f"INSERT INTO open_rollups (dim, bucket, dim_value, {', '.join(names)}) "
+        f"SELECT d.dim, date_trunc('hour', $2::timestamptz, 'UTC'), d.value, "
+        f"{', '.join(f'${i + 3}::int8' for i in range(len(names)))} FROM ({_DIMS_OF_OPEN_TICKET}) AS d "
+        "ON CONFLICT (dim, bucket, dim_value) DO UPDATE SET "
+        + ", ".join(f"{n} = open_rollups.{n} + EXCLUDED.{n}" for n in names),
+        ticket_id, at, *amounts.values())
+
+
 async def ticket_row(conn: Any, **values: Any) -> uuid.UUID:
     """A ticket_metrics row (only the columns given; the schema's defaults for the rest) and, for
     an open ticket, its open_rollups rows under each of its dimensions (what the fold writes)."""
@@ -142,26 +166,44 @@ async def ticket_row(conn: Any, **values: Any) -> uuid.UUID:
     await conn.execute(
         f"INSERT INTO ticket_metrics ({', '.join(columns)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(columns)))})",
         *values.values())
-    await conn.execute(
-        "INSERT INTO open_rollups (dim, bucket, dim_value, open, unassigned) "
-        "SELECT d.dim, date_trunc('hour', m.created_at, 'UTC'), d.value, 1, (m.assignee_id IS NULL)::int "
-        "FROM ticket_metrics m, LATERAL (VALUES ('all', ''), ('team', m.team_id::text), ('agent', m.assignee_id), "
-        "('channel', m.channel), ('type', m.ticket_type), ('priority', m.priority), ('tier', m.customer_tier), "
-        "('brand', m.brand), ('organization', m.organization_id::text)) AS d(dim, value) "
-        "WHERE m.ticket_id = $1 AND m.created_at IS NOT NULL AND NOT m.resolved AND NOT m.merged "
-        "AND (d.dim = 'all' OR d.value <> '') "
-        "UNION ALL SELECT 'tag', date_trunc('hour', m.created_at, 'UTC'), t, 1, (m.assignee_id IS NULL)::int "
-        "FROM ticket_metrics m, LATERAL (SELECT DISTINCT t FROM unnest(m.tags) AS t WHERE t <> '') AS tags(t) "
-        "WHERE m.ticket_id = $1 AND m.created_at IS NOT NULL AND NOT m.resolved AND NOT m.merged "
-        "ON CONFLICT (dim, bucket, dim_value) DO UPDATE SET open = open_rollups.open + EXCLUDED.open, "
-        "unassigned = open_rollups.unassigned + EXCLUDED.unassigned", values["ticket_id"])
+    if values.get("created_at") is not None:
+        await _add_open(conn, values["ticket_id"], values["created_at"], open=1,
+                        unassigned=int(values.get("assignee_id") is None))
     return values["ticket_id"]
+
+
+#: an open ticket's overdue / at-risk instants from its sla_targets rows (what the fold derives
+#: from the events, readmodel.targets.sla_clock; a warning's time is the row's event_at here)
+_CLOCK = (
+    "WITH t AS (SELECT CASE WHEN colour = 'breached' THEN least(due_at, event_at) ELSE due_at END AS overdue, "
+    "  CASE WHEN colour = 'breached' THEN NULL "
+    "       WHEN colour IN ('yellow', 'red') THEN least(due_at - make_interval(secs => coalesce(target_minutes, 0) * 15), "
+    "                                             event_at) "
+    "       ELSE due_at - make_interval(secs => coalesce(target_minutes, 0) * 15) END AS risk "
+    "  FROM sla_targets WHERE ticket_id = $1 AND state = 'running' AND (due_at IS NOT NULL OR colour = 'breached')) "
+    "SELECT min(overdue) AS overdue, least(min(overdue), min(risk)) AS risk FROM t"
+)
 
 
 async def sla_target(conn: Any, *, ticket_id: uuid.UUID, metric: str, due_at: datetime | None, state: str = "running",
                      colour: str = "green", target_minutes: int | None = 60, policy: str | None = "gold",
                      event_at: datetime) -> None:
+    """An sla_targets row, and the ticket's overdue / at-risk instants moved in ticket_metrics and
+    open_rollups as the fold would."""
+    before = await conn.fetchrow(_CLOCK, ticket_id)
     await conn.execute(
         "INSERT INTO sla_targets (ticket_id, metric, policy, target_minutes, started_at, due_at, state, colour, event_at) "
         "VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8)",
         ticket_id, metric, policy, target_minutes, due_at, state, colour, event_at)
+    after = await conn.fetchrow(_CLOCK, ticket_id)
+    if before["overdue"] is not None:
+        await _add_open(conn, ticket_id, before["overdue"], overdue_from=-1)
+        await _add_open(conn, ticket_id, before["risk"], at_risk_from=-1)
+    if after["overdue"] is not None:
+        await _add_open(conn, ticket_id, after["overdue"], overdue_from=1)
+        await _add_open(conn, ticket_id, after["risk"], at_risk_from=1)
+    await conn.execute(
+        "UPDATE ticket_metrics SET sla_overdue_at = $2, sla_at_risk_at = $3 WHERE ticket_id = $1 "
+        "AND created_at IS NOT NULL AND NOT resolved AND NOT merged", ticket_id, after["overdue"], after["risk"])
+
+

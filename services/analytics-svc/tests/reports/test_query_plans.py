@@ -70,22 +70,24 @@ async def test_report_plans_use_the_keys(raw):
     assert "pk_metric_rollups_daily" in plan and re.search(r"pk_metric_rollups\b(?!_daily)", plan), plan
     assert "Seq Scan" not in plan, plan
 
-    # the open backlog is summed from open_rollups' key; only the hours straddling an age bound
-    # are counted on an open-ticket partial index
-    everyone = kpis_repository._board_statement("true", 10)
+    # the open backlog, overdue and at risk are summed from open_rollups' key; only the hours
+    # straddling an age bound, and the current hour of the SLA clocks, are counted on open-ticket
+    # partial indexes; sla_targets is not read at all
+    everyone = kpis_repository._board_statement("true", 11)
     day = NOW.replace(hour=0)
     args = ["all", [""], day, day + timedelta(days=1), day, day + timedelta(days=1), NOW, age_thresholds(NOW),
-            age_edges(age_thresholds(NOW))]
+            age_edges(age_thresholds(NOW)), NOW.replace(minute=0, second=0, microsecond=0)]
     plan = await repository.explain(raw, everyone, *args)
     assert "Seq Scan on ticket_metrics" not in plan, plan
-    assert "open_rollups" in plan, plan
+    assert "open_rollups" in plan and "sla_targets" not in plan, plan
     assert "ix_ticket_metrics_open_created" in plan and "ix_ticket_metrics_first_reply_at" in plan, plan
+    assert "ix_ticket_metrics_open_overdue" in plan and "ix_ticket_metrics_open_at_risk" in plan, plan
 
-    scoped_sql, scoped_args = repository.ticket_scope_sql(TicketFilter(tuple(TEAMS[:2]), None), "m", 10)
-    plan = await repository.explain(raw, kpis_repository._board_statement(scoped_sql, 10),
+    scoped_sql, scoped_args = repository.ticket_scope_sql(TicketFilter(tuple(TEAMS[:2]), None), "m", 11)
+    plan = await repository.explain(raw, kpis_repository._board_statement(scoped_sql, 11),
                                     "team", [str(t) for t in TEAMS[:2]], *args[2:], *scoped_args)
     assert "Seq Scan on ticket_metrics" not in plan, plan
-    assert "ix_ticket_metrics_open_" in plan and "open_rollups" in plan, plan
+    assert "ix_ticket_metrics_open_" in plan and "open_rollups" in plan and "sla_targets" not in plan, plan
 
     at_risk_sql, overdue_sql, extra = repository.at_risk_statements(TicketFilter(None, None))
     for statement in (at_risk_sql, overdue_sql):

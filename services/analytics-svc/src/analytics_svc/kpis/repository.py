@@ -8,7 +8,7 @@ ticket's events, and SQLAlchemy's statement building cost more CPU than PostgreS
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 CLOSED_STATUSES = ("solved", "closed")
@@ -120,18 +120,16 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
     first) are the rows of the hours from the next whole hour on ($9, the bounds rounded up to the
     hour) plus an exact count of the straddling hour's part after the bound, read on the open-ticket
     partial indexes of ticket_metrics (a few rows each), so the ages are exact to the second.
+    Overdue and at risk are open tickets, each counted once (``readmodel.targets.sla_clock``):
+    those that became overdue (at risk) before now, i.e. ``open_rollups.overdue_from``
+    (``at_risk_from``) of the hours before the current one ($10) plus an exact count of the current
+    hour's part up to now ($7) on the open-ticket partial indexes of ``sla_overdue_at`` /
+    ``sla_at_risk_at``; at risk excludes the overdue (a ticket at risk stays so until overdue).
     ``scope_sql`` restricts ticket rows (``m``) with arguments from ``$first_free`` on.
     """
-    from ..reports.repository import AT_RISK_TARGET, OPEN_TICKET, OVERDUE_TARGET
+    from ..reports.repository import OPEN_TICKET
 
     del first_free  # the scope's arguments are numbered by the caller
-    # an admin's overdue / at-risk counts are the running targets' (read on their partial index
-    # alone: a running target belongs to an open ticket); a scope needs the ticket's team
-    if scope_sql == "true":
-        targets, ticket_part = "sla_targets t", ""
-    else:
-        targets = "sla_targets t JOIN ticket_metrics m ON m.ticket_id = t.ticket_id"
-        ticket_part = f"AND {OPEN_TICKET} AND {scope_sql}"
     later = ", ".join(
         f"coalesce(sum(o.open) FILTER (WHERE o.bucket >= ($9::timestamptz[])[{i + 1}]), 0) AS r{i}" for i in range(6))
     edges = ", ".join(
@@ -152,10 +150,15 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
         "  coalesce(sum(with_sla), 0) AS with_sla FROM metric_rollups_daily "
         "  WHERE dim = $1 AND dim_value = ANY($2::text[])), "
         "open AS (SELECT coalesce(sum(o.open), 0) AS n, coalesce(sum(o.unassigned), 0) AS unassigned, "
-        f"  {later} FROM open_rollups o WHERE o.dim = $1 AND o.dim_value = ANY($2::text[])), "
-        f"edges AS (SELECT {edges}), "
-        f"overdue AS (SELECT count(*) AS n FROM {targets} WHERE {OVERDUE_TARGET.replace('$1', '$7')} {ticket_part}), "
-        f"at_risk AS (SELECT count(*) AS n FROM {targets} WHERE {AT_RISK_TARGET.replace('$1', '$7')} {ticket_part}), "
+        f"  {later}, "
+        "  coalesce(sum(o.overdue_from) FILTER (WHERE o.bucket < $10), 0) AS overdue_before, "
+        "  coalesce(sum(o.at_risk_from) FILTER (WHERE o.bucket < $10), 0) AS at_risk_before "
+        "  FROM open_rollups o WHERE o.dim = $1 AND o.dim_value = ANY($2::text[])), "
+        f"edges AS (SELECT {edges}, "
+        f"  (SELECT count(*) FROM ticket_metrics m WHERE {OPEN_TICKET} AND {scope_sql} "
+        "    AND m.sla_overdue_at >= $10 AND m.sla_overdue_at <= $7) AS overdue_now, "
+        f"  (SELECT count(*) FROM ticket_metrics m WHERE {OPEN_TICKET} AND {scope_sql} "
+        "    AND m.sla_at_risk_at >= $10 AND m.sla_at_risk_at <= $7) AS at_risk_now), "
         "first_replies AS (SELECT array_agg(m.first_reply_minutes) AS v FROM ticket_metrics m "
         f"  WHERE m.first_reply_at >= $5 AND m.first_reply_at < $6 AND m.first_reply_minutes IS NOT NULL AND {scope_sql}), "
         "resolutions AS (SELECT array_agg(m.full_resolution_minutes) AS v FROM ticket_metrics m "
@@ -164,9 +167,10 @@ def _board_statement(scope_sql: str, first_free: int) -> str:
         "newest AS (SELECT max(event_at) AS at FROM ticket_metrics) "
         "SELECT today.*, total.n AS tickets_total, total.linked, total.with_sla, open.n, open.unassigned, "
         f"  {backlog}, "
-        "  overdue.n AS overdue, at_risk.n AS at_risk, first_replies.v AS first_replies, resolutions.v AS resolutions, "
-        "  newest.at AS as_of "
-        "FROM today, total, open, edges, overdue, at_risk, first_replies, resolutions, newest"
+        "  open.overdue_before + edges.overdue_now AS overdue, "
+        "  open.at_risk_before + edges.at_risk_now - open.overdue_before - edges.overdue_now AS at_risk, "
+        "  first_replies.v AS first_replies, resolutions.v AS resolutions, newest.at AS as_of "
+        "FROM today, total, open, edges, first_replies, resolutions, newest"
     )
 
 
@@ -175,8 +179,9 @@ async def board(conn: Any, *, dim: str, values: list[str], hour_start: datetime,
                 age_edges: list[datetime], scope_sql: str, scope_args: list[Any]) -> dict[str, Any]:
     """The read model's figures for the live board (one round trip); ``as_of`` is None while the
     read model is empty. ``age_edges``: each age threshold rounded up to the next whole UTC hour."""
-    row = await conn.fetchrow(_board_statement(scope_sql, 10), dim, values, hour_start, hour_end, day_start, day_end,
-                              now, age_thresholds, age_edges, *scope_args)
+    now_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)  # the buckets are UTC hours
+    row = await conn.fetchrow(_board_statement(scope_sql, 11), dim, values, hour_start, hour_end, day_start, day_end,
+                              now, age_thresholds, age_edges, now_hour, *scope_args)
     return dict(row)
 
 

@@ -30,8 +30,10 @@ class Kpis(BaseModel):
     csat: CsatFigures = Field(description="CSAT answers given on the same local day as tickets_created_today")
     nps: NpsFigures = Field(description="NPS answers given on the same local day as tickets_created_today")
     unassigned_tickets: int = Field(description="open tickets with no assignee")
-    overdue_tickets: int = Field(description="open tickets' running SLA targets past due or breached")
-    at_risk_tickets: int = Field(description="running SLA targets warned (yellow/red) or in their last quarter")
+    overdue_tickets: int = Field(description="open tickets with a running SLA target past due or breached "
+                                 "(each ticket once)")
+    at_risk_tickets: int = Field(description="open tickets not overdue with a running SLA target warned "
+                                 "(yellow/red) or in its last quarter (each ticket once)")
     first_reply_minutes_p50_today: float | None = Field(description="exact median of today's first replies")
     resolution_minutes_p50_today: float | None = Field(description="exact median of today's resolutions")
     csat_percent_today: float | None = Field(description="share of today's CSAT ratings 4-5, x 100")

@@ -155,7 +155,7 @@ async def kpis(conn: Any, *, now: datetime, tz_name: str, selection: Selection |
     """
     selection = selection or Selection("all", ("",))
     start, end = day_bounds(now, zone(tz_name))
-    scope_sql, scope_args = ticket_scope_sql(ticket_filter(selection), "m", 10)
+    scope_sql, scope_args = ticket_scope_sql(ticket_filter(selection), "m", 11)
     thresholds = age_thresholds(now)
     row = await repository.board(
         conn, dim=selection.dim, values=list(selection.values or ()), hour_start=_floor_hour(start),

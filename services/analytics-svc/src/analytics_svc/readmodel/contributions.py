@@ -170,7 +170,8 @@ class Contributions:
     per hour (``metric``: bucket -> column -> amount, histogram bins as ``<column>:<bin>``) and
     SLA outcomes (``sla``: (bucket, policy, metric) -> (achieved, breached)) and, while the
     ticket is open, its place in the open backlog (``open``: created_at's bucket -> ``open`` /
-    ``unassigned`` counts, the ``open_rollups`` row it adds to)."""
+    ``unassigned`` counts; and the bucket of the instant it becomes overdue -> ``overdue_from``,
+    of the instant it becomes at risk -> ``at_risk_from``: the ``open_rollups`` rows it adds to)."""
 
     pairs: tuple[tuple[str, str], ...] = ()
     metric: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
@@ -202,14 +203,16 @@ class Contributions:
 
 def contributions(*, created_at: datetime | None, metrics: TicketMetrics | None, dims: Dimensions,
                   policies: Sequence[str] = (), failures: Sequence[DeliveryFailure] = (), linked: bool = False,
-                  with_sla: bool = False, assigned: bool = False) -> Contributions:
+                  with_sla: bool = False, assigned: bool = False,
+                  sla_clock: tuple[datetime | None, datetime | None] = (None, None)) -> Contributions:
     """The rollup sums of one ticket, attributed as docs/metrics.md "Read model" states: created
     at creation; the resolution figures at the resolution, for resolved tickets; the first reply
     at the first reply; survey answers at the answer; each SLA cycle at its outcome; delivery
     failures at the failure; ``linked`` (linked to a customer) and ``with_sla`` (at least one
     SLA target) at creation; an open ticket (neither resolved nor merged) counts in the open
-    backlog at creation, and as unassigned unless ``assigned``. A ticket whose creation is not
-    folded yet contributes nothing.
+    backlog at creation, as unassigned unless ``assigned``, and in the overdue / at-risk clocks at
+    the hours of ``sla_clock`` (``targets.sla_clock``). A ticket whose creation is not folded yet
+    contributes nothing.
     Business sums without a calendar are the calendar ones (24x7)."""
     if created_at is None or metrics is None:
         return Contributions()
@@ -255,13 +258,25 @@ def contributions(*, created_at: datetime | None, metrics: TicketMetrics | None,
     for failure in failures:
         add(failure.at, delivery_failures=1)
     metric = {b: {k: v for k, v in sorted(cols.items()) if v} for b, cols in sorted(buckets.items())}
-    is_open = not m.resolved and not m.merged
     return Contributions(
         pairs=tuple(dims.pairs()),
         metric={b: cols for b, cols in metric.items() if cols},
         sla={key: (sla[key], breached[key]) for key in sorted(sla.keys() | breached.keys())},
-        open={hour(created_at): {"open": 1, "unassigned": int(not assigned)}} if is_open else {},
+        open=open_contribution(m, created_at, assigned=assigned, sla_clock=sla_clock),
     )
+
+
+def open_contribution(m: TicketMetrics, created_at: datetime, *, assigned: bool,
+                      sla_clock: tuple[datetime | None, datetime | None]) -> dict[str, dict[str, int]]:
+    """An open ticket's ``open_rollups`` counts by bucket (nothing once resolved or merged)."""
+    if m.resolved or m.merged:
+        return {}
+    out: dict[str, Counter[str]] = {hour(created_at): Counter(open=1, unassigned=int(not assigned))}
+    overdue_at, at_risk_at = sla_clock
+    if overdue_at is not None and at_risk_at is not None:
+        out.setdefault(hour(overdue_at), Counter())["overdue_from"] += 1
+        out.setdefault(hour(at_risk_at), Counter())["at_risk_from"] += 1
+    return {b: {k: v for k, v in sorted(cols.items()) if v} for b, cols in sorted(out.items())}
 
 
 def survey_amounts(kind: str, value: int) -> dict[str, int]:
@@ -307,7 +322,7 @@ def expand(c: Contributions) -> tuple[dict[MetricKey, Counter[str]], dict[SlaKey
 
 
 def expand_open(c: Contributions) -> dict[MetricKey, Counter[str]]:
-    """The open_rollups rows of one state: every pair times its (at most one) bucket."""
+    """The open_rollups rows of one state: every pair times each of its (at most three) buckets."""
     return {(dim, bucket, value): Counter(cols) for dim, value in c.pairs for bucket, cols in c.open.items()}
 
 

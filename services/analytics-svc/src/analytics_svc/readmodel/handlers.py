@@ -120,17 +120,22 @@ async def refold_many(conn: Any, ticket_ids: Any) -> None:
         dims = dataclasses.replace(state.dims, tier=tier, organization_id=organization)
         calendar_id, calendar = await calendars.calendar_for(conn, dims.team_id, versions)
         metrics = rules.fold(metric_facts, calendar=calendar) if metric_facts else None
+        clock = targets.sla_clock(f for f in history if isinstance(f, facts.SlaState))
         new = contributions(
             created_at=None if created is None else created.at, metrics=metrics, dims=dims,
             policies=() if metrics is None else cycle_policies(metrics, state.targets), failures=state.failures,
             linked=state.customer_id is not None, with_sla=bool(state.targets),
             assigned=dims.assignee_id is not None,
+            sla_clock=clock,
         )
         total.add(delta(Contributions.from_json(stored.get(tid)), new))
         row = ticket_row(
             state_number=state.number, created=created, metrics=metrics, dims=dims, customer_id=state.customer_id,
             calendar_id=calendar_id, contributions=new, event_at=state.newest,
         )
+        # the instants the open_rollups clocks were counted from (the board counts the current
+        # hour's part on these columns), none once the ticket is closed
+        row["sla_overdue_at"], row["sla_at_risk_at"] = clock if new.open else (None, None)
         row["ticket_id"] = tid
         rows.append(row)
     await repository.write_folds(conn, total.hourly(), total.daily(), total.sla_rows(), rows,
@@ -168,8 +173,9 @@ def ticket_row(*, state_number: int | None, created: rules.Created | None, metri
 
 async def handle_sla_event(conn: Any, event: Any) -> None:
     """Record the event; if it is new, re-fold the target's row from all its events (order-
-    tolerant, ``targets.target_row``) and, for events that are metric facts (applied: the policy
-    of later outcomes; breached, fulfilled: outcomes), the ticket."""
+    tolerant, ``targets.target_row``) and the ticket: applied gives the policy of later outcomes,
+    breached and fulfilled are outcomes, and every one of them may move the instants the ticket
+    becomes overdue or at risk (``targets.sla_clock``)."""
     pairs = facts.ticket_facts(event)
     ticket_id, metric = event.data.ticket_id, event.data.metric
     rows = [(key, facts.kind_of(fact), fact.at, facts.to_body(fact)) for key, fact in pairs]
@@ -178,12 +184,8 @@ async def handle_sla_event(conn: Any, event: Any) -> None:
         row = targets.target_row(s for s in states if isinstance(s, facts.SlaState))
         if row is not None:
             await repository.store_sla_target(conn, ticket_id=ticket_id, metric=metric, row=row)
-        if event.type in _SLA_METRIC_EVENTS:
-            mark_dirty(conn, ticket_id)
+        mark_dirty(conn, ticket_id)
     ops.folded(event.type, event.time)
-
-
-_SLA_METRIC_EVENTS = frozenset({"sla.applied", "sla.breached", "sla.fulfilled"})
 
 
 async def handle_team_calendar(conn: Any, event: Any) -> None:

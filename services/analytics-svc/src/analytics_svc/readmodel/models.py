@@ -78,6 +78,10 @@ ticket_metrics = Table(
     Column("nps", SmallInteger, nullable=True),
     Column("sla_achieved", Integer, nullable=False, server_default=text("0")),
     Column("sla_breached", Integer, nullable=False, server_default=text("0")),
+    # while open: when the ticket becomes overdue / at risk (readmodel.targets.sla_clock; None
+    # without a running target with a due time); the board counts the current hour's exactly here
+    Column("sla_overdue_at", DateTime(timezone=True), nullable=True),
+    Column("sla_at_risk_at", DateTime(timezone=True), nullable=True),
     # what this row last added to metric_rollups / sla_rollups (the re-fold subtracts exactly it)
     Column("contributions", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     # the newest folded fact's time (kpis' as_of), and the wall clock of the last fold
@@ -96,6 +100,12 @@ Index("ix_ticket_metrics_open_assignee", ticket_metrics.c.assignee_id, ticket_me
 # holds the other hours); team and assignee included so that a scoped count, or a scoped join that
 # picks this index, reads no ticket row
 Index("ix_ticket_metrics_open_created", ticket_metrics.c.created_at, postgresql_where=_OPEN,
+      postgresql_include=["team_id", "assignee_id"])
+# the board's overdue / at-risk counts: the current hour's part exactly here (open_rollups holds
+# the earlier hours)
+Index("ix_ticket_metrics_open_overdue", ticket_metrics.c.sla_overdue_at, postgresql_where=_OPEN,
+      postgresql_include=["team_id", "assignee_id"])
+Index("ix_ticket_metrics_open_at_risk", ticket_metrics.c.sla_at_risk_at, postgresql_where=_OPEN,
       postgresql_include=["team_id", "assignee_id"])
 
 
@@ -170,6 +180,9 @@ open_rollups = Table(
     Column("dim_value", Text, primary_key=True),
     _count("open"),
     _count("unassigned"),
+    # (migration 0010) open tickets becoming overdue / at risk in this hour (``sla_clock``)
+    _count("overdue_from"),
+    _count("at_risk_from"),
 )
 
 #: SLA outcomes per UTC hour x dimension value x policy x SLA metric (``step:<key>`` for steps)

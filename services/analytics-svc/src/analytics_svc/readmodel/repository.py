@@ -81,7 +81,7 @@ TICKET_COLUMNS = (
     "agent_wait_minutes", "agent_wait_business_minutes", "on_hold_minutes", "on_hold_business_minutes",
     "next_replies_total_minutes", "next_replies_total_business_minutes", "next_replies", "reopens", "replies",
     "assignee_hops", "team_hops", "resolved", "one_touch", "first_contact", "merged", "csat", "nps",
-    "sla_achieved", "sla_breached", "contributions", "event_at",
+    "sla_achieved", "sla_breached", "sla_overdue_at", "sla_at_risk_at", "contributions", "event_at",
 )
 
 # --------------------------------------------------------------------------- rollups
@@ -119,13 +119,14 @@ def _sla_sql(first: int) -> str:
     )
 
 
+OPEN_COLUMNS = ("open", "unassigned", "overdue_from", "at_risk_from")
 _APPLY_OPEN = (
-    "INSERT INTO open_rollups (dim, bucket, dim_value, open, unassigned) "
-    "SELECT u.dim, u.bucket, u.dim_value, u.open, u.unassigned "
-    "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int8[], $5::int8[]) "
-    "WITH ORDINALITY AS u(dim, bucket, dim_value, open, unassigned, ord) ORDER BY u.ord "
+    f"INSERT INTO open_rollups (dim, bucket, dim_value, {', '.join(OPEN_COLUMNS)}) "
+    f"SELECT u.dim, u.bucket, u.dim_value, {', '.join('u.' + c for c in OPEN_COLUMNS)} "
+    "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]) "
+    f"WITH ORDINALITY AS u(dim, bucket, dim_value, {', '.join(OPEN_COLUMNS)}, ord) ORDER BY u.ord "
     "ON CONFLICT (dim, bucket, dim_value) DO UPDATE SET "
-    "open = open_rollups.open + EXCLUDED.open, unassigned = open_rollups.unassigned + EXCLUDED.unassigned"
+    + ", ".join(f"{c} = open_rollups.{c} + EXCLUDED.{c}" for c in OPEN_COLUMNS)
 )
 _APPLY_METRIC = _metric_sql(1)
 _APPLY_DAILY = _metric_sql(1, "metric_rollups_daily")
@@ -218,8 +219,7 @@ async def write_folds(conn: Any, hourly: Delta, daily: Delta, sla: Delta, rows: 
     if open_rows is not None and open_rows.open:
         o = open_rows.open
         await conn.execute(_APPLY_OPEN, [k[0] for k, _ in o], [datetime.fromisoformat(k[1]) for k, _ in o],
-                           [k[2] for k, _ in o], [int(c.get("open", 0)) for _, c in o],
-                           [int(c.get("unassigned", 0)) for _, c in o])
+                           [k[2] for k, _ in o], *([int(c.get(name, 0)) for _, c in o] for name in OPEN_COLUMNS))
     if rows:
         await conn.execute(_WRITE_ROWS, orjson.dumps(
             [{"ticket_id": r["ticket_id"], **{c: r.get(c) for c in TICKET_COLUMNS}} for r in rows],
