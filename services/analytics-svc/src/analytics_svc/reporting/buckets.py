@@ -35,12 +35,16 @@ MAX_RANGE: dict[Interval, timedelta] = {
 
 
 class ReportParameterError(ValueError):
-    """A query parameter the API must refuse with 422; ``parameter`` names it for the problem detail."""
+    """A query parameter the API must refuse with 422; ``parameter`` names it for the problem detail,
+    ``code`` says what kind of rule it broke (``invalid`` for the value alone; ``range`` for values
+    out of order with each other, ``cross_field`` for another rule across values: the codes of
+    the other services' problems)."""
 
-    def __init__(self, parameter: str, message: str) -> None:
+    def __init__(self, parameter: str, message: str, code: str = "invalid") -> None:
         super().__init__(f"{parameter}: {message}")
         self.parameter = parameter
         self.message = message
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +167,11 @@ def validate_range(start: datetime, end: datetime, interval: Interval) -> tuple[
     start_utc = _aware_utc(start, "from")
     end_utc = _aware_utc(end, "to")
     if start_utc > end_utc:
-        raise ReportParameterError("from", "must not be after 'to'")
+        raise ReportParameterError("from", "must not be after 'to'", "range")
     limit = MAX_RANGE[interval]
     if end_utc - start_utc > limit:
         raise ReportParameterError(
-            "to", f"the range may span at most {limit.days} days with interval={interval}"
+            "to", f"the range may span at most {limit.days} days with interval={interval}", "cross_field"
         )
     return start_utc, end_utc
 

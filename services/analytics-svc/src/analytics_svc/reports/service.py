@@ -38,7 +38,7 @@ def invalid(parameter: str, message: str, code: str = "invalid") -> Problem:
 
 
 def from_parameter_error(error: ReportParameterError) -> Problem:
-    return invalid(error.parameter, error.message)
+    return invalid(error.parameter, error.message, error.code)
 
 
 def choose(parameter: str, value: str, allowed: Sequence[str]) -> str:
@@ -99,7 +99,8 @@ def window(start: datetime | None, end: datetime | None, interval: str, zone: Zo
     except ReportParameterError as error:
         raise from_parameter_error(error) from None
     except (OverflowError, ValueError):  # a bucket edge beyond year 1..9999 in the zone
-        raise invalid("to", "the range's buckets fall outside the supported calendar (years 1-9999)") from None
+        raise invalid("to", "the range's buckets fall outside the supported calendar (years 1-9999)",
+                      "out_of_range") from None
     return Window(start=start, end=end, interval=interval, zone=zone, buckets=tuple(buckets))
 
 
@@ -177,7 +178,7 @@ async def trends(conn: Any, *, metric: catalogue.Metric, win: Window, selection:
         try:
             prev_start, prev_end = previous_period(win.start, win.end, win.interval, win.zone)  # type: ignore[arg-type]
         except (OverflowError, ValueError):
-            raise invalid("compare", "the previous period falls before year 1") from None
+            raise invalid("compare", "the previous period falls before year 1", "out_of_range") from None
         prev = window(prev_start, prev_end, win.interval, win.zone, now=win.end)
         if by is None:
             prev_rows = await repository.rollup_groups(
