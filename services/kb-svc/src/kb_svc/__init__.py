@@ -1,0 +1,1 @@
+"""kb-svc: the knowledge base and self-service deflection (docs/kb.md)."""

@@ -1,0 +1,25 @@
+"""kb-svc: the knowledge base (content, search, suggestions, feedback) and the events it reads
+to tell deflected visits from those a ticket followed."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
+
+from .config import Settings, get_settings
+from .db import inbox, outbox
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    # each domain package adds its router here (content, search, suggestions, feedback)
+    routers: list = []
+    # and its event handlers (event type -> handler) to the one consumer
+    handlers: dict = {}
+    consumers = [ConsumerSpec(name="kb-svc.events", topics=["tickets.events"], handlers=handlers, raw=True)] \
+        if handlers else []
+    return build_app(
+        settings,
+        ServiceParts(title="kb-svc", routers=routers, outbox=outbox, inbox=inbox, raw_pool=True, consumers=consumers),
+    )

@@ -1,0 +1,7 @@
+from helpdesk_common.migrate import run_env
+from kb_svc.db import metadata
+
+# each domain package registers its tables here as it lands:
+# from kb_svc.<domain> import models as _<domain>  # noqa: F401  (registers the tables)
+
+run_env(metadata)
