@@ -66,6 +66,19 @@ def ticket_events(rng: random.Random, tid: uuid.UUID, others: list[uuid.UUID]) -
     return out
 
 
+async def fold_random_tickets(raw, rng: random.Random, count: int, events_of) -> None:
+    """``count`` tickets' events (``events_of(rng, ticket, earlier tickets)``), shuffled and folded
+    in batches of random size, as the consumer's."""
+    tickets = [uuid.uuid4() for _ in range(count)]
+    evts = [e for i, t in enumerate(tickets) for e in events_of(rng, t, tickets[:i])]
+    rng.shuffle(evts)
+    i = 0
+    while i < len(evts):
+        size = rng.randint(1, 40)
+        await fold_batches(raw, evts[i:i + size], size)
+        i += size
+
+
 SCOPES = [
     Selection("all", ("",)),
     Selection("team", (str(TEAM_X),)),
@@ -79,14 +92,7 @@ SCOPES = [
 @pytest.mark.parametrize("seed", [7, 20261201])
 async def test_open_backlog_from_open_rollups_equals_the_open_ticket_count(raw, seed):
     rng = random.Random(seed)
-    tickets = [uuid.uuid4() for _ in range(120)]
-    evts = [e for i, t in enumerate(tickets) for e in ticket_events(rng, t, tickets[:i])]
-    rng.shuffle(evts)
-    i = 0
-    while i < len(evts):  # batches of random size, as the consumer's
-        size = rng.randint(1, 40)
-        await fold_batches(raw, evts[i:i + size], size)
-        i += size
+    await fold_random_tickets(raw, rng, 120, ticket_events)
     assert await raw.fetchval(f"SELECT count(*) FROM ticket_metrics m WHERE {OPEN_TICKET}") > 20
     assert await raw.fetchval(f"SELECT count(*) FROM ticket_metrics m WHERE NOT ({OPEN_TICKET})") > 10
     names = [name for name, _ in BACKLOG_BUCKETS]

@@ -22,10 +22,9 @@ from analytics_svc.readmodel.facts import SlaState
 from analytics_svc.reports.repository import AT_RISK_TARGET, OPEN_TICKET, OVERDUE_TARGET, ticket_scope_sql
 
 from .test_fold_db import (
-    TEAM_X, TEAM_Y, assigned, created, fold_batches, merged, sla_applied, sla_breached, sla_event, sla_fulfilled,
-    status,
+    TEAM_X, TEAM_Y, assigned, created, merged, sla_applied, sla_breached, sla_event, sla_fulfilled, status,
 )
-from .test_open_backlog import SCOPES
+from .test_open_backlog import SCOPES, fold_random_tickets
 
 NOW = datetime(2026, 12, 1, 9, 41, 17, 250000, tzinfo=UTC)
 #: every event happens before this (a warning or a breach is in the past at every instant compared)
@@ -103,14 +102,7 @@ def ticket_events(rng: random.Random, tid: uuid.UUID, others: list[uuid.UUID]) -
 @pytest.mark.parametrize("seed", [3, 20261130])
 async def test_overdue_and_at_risk_from_open_rollups_equal_the_open_tickets_targets(raw, seed):
     rng = random.Random(seed)
-    tickets = [uuid.uuid4() for _ in range(150)]
-    evts = [e for i, t in enumerate(tickets) for e in ticket_events(rng, t, tickets[:i])]
-    rng.shuffle(evts)
-    i = 0
-    while i < len(evts):  # batches of random size, as the consumer's
-        size = rng.randint(1, 40)
-        await fold_batches(raw, evts[i:i + size], size)
-        i += size
+    await fold_random_tickets(raw, rng, 150, ticket_events)
     instants = [NOW, NOW + timedelta(seconds=1), NOW - timedelta(seconds=1), H0, H0 + 60 * M,
                 H0 + 60 * M - timedelta(microseconds=1), NOW + 30 * M, NOW + timedelta(hours=5, seconds=3)]
     seen = {"overdue": 0, "at_risk": 0}
