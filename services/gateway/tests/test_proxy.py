@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -167,3 +169,41 @@ async def test_customer_duplicates_reach_customer_svc(gateway_env, ticket_svc, m
         r = await client.post("/v1/api-keys", json={"name": "web", "channel": "web"}, headers=admin)
         key = {"Authorization": f"Bearer {r.json()['key']}"}
         assert (await client.get("/v1/customer-duplicates", headers=key)).status_code == 403
+
+
+async def test_a_csv_download_is_relayed_as_it_comes(gateway_env, ticket_svc, monkeypatch):
+    """ticket-svc streams /v1/export/tickets.csv (no Content-Length); the gateway sends each chunk on
+    at once instead of reading the whole answer first, and a download may outlast the upstream
+    timeout as long as every read is within it."""
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    release = asyncio.Event()
+    app = FastAPI()
+
+    @app.get("/v1/export/tickets.csv")
+    async def export() -> StreamingResponse:
+        async def rows():
+            yield "\ufeffid,subject\r\n".encode()
+            await release.wait()  # the rest only once the client has the header
+            for i in range(3):
+                await asyncio.sleep(0.8)  # 2.4 s in all: longer than the 2 s upstream timeout
+                yield f"{i},退款 {i}\r\n".encode()
+        return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": 'attachment; filename="tickets.csv"'})
+
+    monkeypatch.setenv("GATEWAY_UPSTREAM_TIMEOUT_S", "2")
+    _, admin = user_token("admin")
+    async with serve(app, lifespan="off") as (upstream, _):
+        monkeypatch.setenv("GATEWAY_TICKET_URL", upstream)
+        async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+            async with client.stream("GET", "/v1/export/tickets.csv", headers=admin) as response:
+                assert response.status_code == 200
+                assert response.headers["content-disposition"] == 'attachment; filename="tickets.csv"'
+                assert "content-length" not in response.headers
+                chunks = response.aiter_bytes()
+                first = await asyncio.wait_for(chunks.__anext__(), 10)  # before the upstream is done
+                assert first.startswith("\ufeffid,subject".encode())
+                release.set()
+                rest = b"".join([chunk async for chunk in chunks])
+            assert (first + rest).decode().splitlines()[1:] == ["0,退款 0", "1,退款 1", "2,退款 2"]

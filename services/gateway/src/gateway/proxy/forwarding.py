@@ -14,7 +14,7 @@ import re
 
 import aiohttp
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from yarl import URL
 
 from prometheus_client import Counter
@@ -56,6 +56,9 @@ _CHANNEL_INBOUND = re.compile(r"^/v1/channels/([^/]+)/inbound/?$")
 # ... and the chat key mints visitor tokens for its conversations (ticket-svc checks the rest)
 _CHAT_VISITOR_TOKEN = re.compile(r"^/v1/channels/chat/conversations/[^/]+/visitor-token/?$")
 _DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)")
+#: downloads of any size (ticket-svc's ``/v1/export/tickets.csv``): relayed chunk by chunk as they
+#: arrive, each read bounded by the upstream timeout rather than the whole answer
+_STREAMED_DOWNLOAD = re.compile(r"^/v1/[^?]*\.csv$")
 
 
 def channel_may(method: str, path: str, channel: str | None) -> bool:
@@ -66,6 +69,21 @@ def channel_may(method: str, path: str, channel: str | None) -> bool:
     if method == "POST" and _CHAT_VISITOR_TOKEN.match(path):
         return channel == "chat"
     return any(method == m and pattern.match(path) for m, pattern in _CHANNEL_ALLOWED)
+
+
+async def _relay(upstream_response: aiohttp.ClientResponse):
+    """The upstream's chunks as they come. A failure half-way ends the chunked answer without its
+    last chunk, so the client sees an incomplete download rather than a short file that looks
+    whole; the connection is released (closed, if the body was not read to the end) either way,
+    also when the client goes away first."""
+    try:
+        async for chunk in upstream_response.content.iter_any():
+            yield chunk
+    finally:
+        if upstream_response.content.at_eof():
+            upstream_response.release()  # back to the pool
+        else:
+            upstream_response.close()  # a half-read answer: the connection cannot be reused
 
 
 def safe_path(path: str) -> bool:
@@ -112,17 +130,25 @@ async def forward(
     query = request.scope.get("query_string") or b""
     target = URL(upstream + raw_path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else ""), encoded=True)
     body = await request.body()
+    streamed = request.method == "GET" and _STREAMED_DOWNLOAD.match(path) is not None
+    if streamed and timeout is None:
+        timeout = aiohttp.ClientTimeout(total=None, connect=2, sock_read=session.timeout.total)
     for attempt in (1, 2):
         try:
-            async with session.request(request.method, target, data=body or None, headers=headers,
-                                       allow_redirects=False,
-                                       **({"timeout": timeout} if timeout else {})) as upstream_response:
+            upstream_response = await session.request(request.method, target, data=body or None, headers=headers,
+                                                      allow_redirects=False,
+                                                      **({"timeout": timeout} if timeout else {}))
+            out_headers = {
+                name: value for name in RETURN_RESPONSE_HEADERS
+                if (value := upstream_response.headers.get(name)) is not None
+            }
+            if streamed and upstream_response.status == 200 and upstream_response.content_length is None:
+                return StreamingResponse(_relay(upstream_response), status_code=200, headers=out_headers)
+            try:
                 content = await upstream_response.read()
-                out_headers = {
-                    name: value for name in RETURN_RESPONSE_HEADERS
-                    if (value := upstream_response.headers.get(name)) is not None
-                }
-                return Response(content, status_code=upstream_response.status, headers=out_headers)
+            finally:
+                upstream_response.release()
+            return Response(content, status_code=upstream_response.status, headers=out_headers)
         except asyncio.TimeoutError as exc:
             raise Problem(504, "gateway-timeout", "Upstream timeout", f"The {service_name} did not answer in time.") from exc
         except _DEAD_CONNECTION as exc:
