@@ -33,7 +33,8 @@ SERVICES: dict[str, tuple[str, int, str]] = {
     "analytics-svc": ("analytics_svc", 8084, "ANALYTICS_"),
     "notify-svc": ("notify_svc", 8085, "NOTIFY_"),
 }
-TOPICS = ("tickets.events", "customers.events", "sla.events", "insights.events", "users.events", "deliveries.events")
+TOPICS = ("tickets.events", "customers.events", "sla.events", "insights.events", "users.events", "deliveries.events",
+          "kb.events")
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SENSITIVE = ("SECRET", "PASSWORD", "TOKEN", "DATABASE_URL", "PRIVATE_KEY", "API_KEY")
 

@@ -1,5 +1,6 @@
 """Pure helpers: event contracts, identity normalisation, input hygiene."""
 
+import typing
 import uuid
 
 import pytest
@@ -223,3 +224,61 @@ def test_survey_answers_are_bounded(data):
     with pytest.raises(ValidationError):
         events.SurveyAnsweredData(**base, **data)
     events.SurveyAnsweredData(**base, comment="x" * events.SURVEY_COMMENT_MAX_CHARS)
+
+
+def _issue_14_events():
+    """One of each knowledge-base contract (kb-svc publishes them on ``kb.events``)."""
+    from datetime import UTC, datetime
+
+    now, aid, sid = datetime.now(UTC), uuid.uuid4(), uuid.uuid4()
+    return [
+        events.KbArticlePublished(source="kb-svc", subject=str(aid), data=events.KbArticlePublishedData(
+            article_id=aid, locale="zh-CN", version=1, title="如何申请退款", visibility="public",
+            labels=["退款", "billing"], section_id=uuid.uuid4(), category_id=uuid.uuid4(), published_by="7", at=now)),
+        events.KbArticleUnpublished(source="kb-svc", subject=str(aid), data=events.KbArticleUnpublishedData(
+            article_id=aid, locale="en", at=now, by="7")),
+        events.KbArticleFeedback(source="kb-svc", subject=str(aid), data=events.KbArticleFeedbackData(
+            article_id=aid, locale="en", helpful=False, has_comment=True, viewer_kind="customer", at=now)),
+        events.KbSuggestionOutcome(source="kb-svc", subject=str(sid), data=events.KbSuggestionOutcomeData(
+            suggestion_id=sid, deflected=True, article_ids=[aid, uuid.uuid4()], viewed_article_ids=[aid],
+            ticket_id=None, channel="web", at=now)),
+    ]
+
+
+@pytest.mark.parametrize("event", _issue_14_events(), ids=lambda v: v.type)
+def test_issue_14_contracts_round_trip_on_the_kb_topic(event):
+    assert events.decode(events.encode(event)) == event
+    assert events.TOPIC_BY_TYPE[event.type] == events.KB_TOPIC and event.type in events.KNOWN_TYPES
+
+
+def test_every_event_type_has_a_listed_topic_and_a_union_member():
+    union_types = {m.model_fields["type"].default for m in typing.get_args(typing.get_args(events.Event)[0])}
+    assert union_types == set(events.TOPIC_BY_TYPE)
+    assert set(events.TOPIC_BY_TYPE.values()) == set(events.ALL_TOPICS)
+
+
+@pytest.mark.parametrize(("model", "data"), [
+    (events.KbArticlePublishedData, {"visibility": "everyone"}),
+    (events.KbArticlePublishedData, {"version": 0}),
+    (events.KbArticlePublishedData, {"title": "x" * (events.KB_TITLE_MAX_CHARS + 1)}),
+    (events.KbArticlePublishedData, {"labels": ["x"] * (events.KB_LABELS_MAX + 1)}),
+    (events.KbArticlePublishedData, {"labels": ["x" * (events.KB_LABEL_MAX_CHARS + 1)]}),
+    (events.KbArticlePublishedData, {"locale": ""}),
+    (events.KbSuggestionOutcomeData, {"article_ids": [uuid.uuid4() for _ in range(events.KB_SUGGESTED_MAX + 1)]}),
+    (events.KbSuggestionOutcomeData, {"channel": ""}),
+    (events.KbArticleFeedbackData, {"viewer_kind": "robot"}),
+])
+def test_kb_event_data_is_bounded(model, data):
+    aid = uuid.uuid4()
+    base = {
+        events.KbArticlePublishedData: {"article_id": aid, "locale": "en", "version": 1, "title": "Refund policy",
+                                        "visibility": "public", "section_id": aid, "category_id": aid,
+                                        "published_by": "1", "at": "2026-11-30T00:00:00Z"},
+        events.KbSuggestionOutcomeData: {"suggestion_id": aid, "deflected": False, "channel": "web",
+                                         "at": "2026-11-30T00:00:00Z"},
+        events.KbArticleFeedbackData: {"article_id": aid, "locale": "en", "helpful": True, "viewer_kind": "public",
+                                       "at": "2026-11-30T00:00:00Z"},
+    }[model]
+    model(**base)
+    with pytest.raises(ValidationError):
+        model(**{**base, **data})

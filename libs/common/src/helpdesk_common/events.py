@@ -22,7 +22,8 @@ SLA_TOPIC = "sla.events"
 INSIGHTS_TOPIC = "insights.events"
 USERS_TOPIC = "users.events"
 DELIVERIES_TOPIC = "deliveries.events"
-ALL_TOPICS = (TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, INSIGHTS_TOPIC, USERS_TOPIC, DELIVERIES_TOPIC)
+KB_TOPIC = "kb.events"
+ALL_TOPICS = (TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, INSIGHTS_TOPIC, USERS_TOPIC, DELIVERIES_TOPIC, KB_TOPIC)
 
 
 def dlq_topic(topic: str) -> str:
@@ -963,6 +964,111 @@ class InsightChurnRiskChanged(_Envelope):
     type: Literal["insight.churn_risk_changed"] = "insight.churn_risk_changed"
     data: ChurnRiskChangedData
 
+#: bounds of the knowledge base's event fields (kb-svc validates the same bounds on input)
+KB_TITLE_MAX_CHARS = 500
+KB_LOCALE_MAX_CHARS = 35
+KB_LABEL_MAX_CHARS = 100
+KB_LABELS_MAX = 50
+KB_ACTOR_MAX_CHARS = 200
+KB_CHANNEL_MAX_CHARS = 32
+KB_SUGGESTED_MAX = 5
+
+KbVisibility = Literal["public", "customers", "agents"]
+KbLocale = Annotated[str, Field(min_length=1, max_length=KB_LOCALE_MAX_CHARS)]
+KbActor = Annotated[str, Field(min_length=1, max_length=KB_ACTOR_MAX_CHARS)]
+KbLabel = Annotated[str, Field(min_length=1, max_length=KB_LABEL_MAX_CHARS)]
+
+
+class KbArticlePublishedData(_Data):
+    """One translation of a knowledge-base article went live (kb-svc): customers of its
+    ``visibility`` now read ``title`` at ``version`` (the translation's published version number,
+    1 at the first publish). A re-publish of the same translation is a new event with a higher
+    version; consumers keep the highest. The body is not carried (readers fetch it from kb-svc)."""
+
+    article_id: uuid.UUID
+    locale: KbLocale
+    version: int = Field(ge=1)
+    title: str = Field(max_length=KB_TITLE_MAX_CHARS)
+    #: ``public`` (anyone), ``customers`` (signed-in customers), ``agents`` (staff only)
+    visibility: KbVisibility
+    labels: list[KbLabel] = Field(default_factory=list, max_length=KB_LABELS_MAX)
+    section_id: uuid.UUID
+    category_id: uuid.UUID
+    #: the user who published (their user id)
+    published_by: KbActor
+    at: datetime
+
+
+class KbArticleUnpublishedData(_Data):
+    """One translation stopped being readable (unpublished, or its article archived: kb-svc
+    sends one per translation that was published)."""
+
+    article_id: uuid.UUID
+    locale: KbLocale
+    at: datetime
+    #: the user who unpublished (their user id)
+    by: KbActor
+
+
+class KbArticleFeedbackData(_Data):
+    """A reader voted on a translation (helpful or not). A viewer votes once per article; a
+    changed vote is a new event with the new ``helpful``. The comment's text stays in kb-svc
+    (personal data): only whether there was one is carried."""
+
+    article_id: uuid.UUID
+    locale: KbLocale
+    helpful: bool
+    has_comment: bool = False
+    #: who voted: ``public`` (anonymous), ``customer`` (a customer token), ``staff``, ``editor``
+    viewer_kind: Literal["public", "customer", "staff", "editor"]
+    at: datetime
+
+
+class KbSuggestionOutcomeData(_Data):
+    """What came of a set of suggested articles (kb-svc's deflection): ``deflected`` when the
+    caller saw the suggestions and no ticket followed within the deflection window, not deflected
+    when a ticket followed (``ticket_id``). ``article_ids`` were suggested (at most 5, in rank
+    order), ``viewed_article_ids`` opened from the suggestion. One outcome per suggestion id
+    (a later correction is a new event for the same suggestion: consumers keep the last)."""
+
+    suggestion_id: uuid.UUID
+    deflected: bool
+    article_ids: list[uuid.UUID] = Field(default_factory=list, max_length=KB_SUGGESTED_MAX)
+    viewed_article_ids: list[uuid.UUID] = Field(default_factory=list, max_length=KB_SUGGESTED_MAX)
+    ticket_id: uuid.UUID | None = None
+    #: where the suggestion was shown: ``web`` (the new-ticket form), ``agent`` (while answering), ...
+    channel: str = Field(min_length=1, max_length=KB_CHANNEL_MAX_CHARS)
+    at: datetime
+
+
+class KbArticlePublished(_Envelope):
+    """Keyed by the article id, on ``kb.events`` (kb-svc owns the knowledge base)."""
+
+    type: Literal["kb.article_published"] = "kb.article_published"
+    data: KbArticlePublishedData
+
+
+class KbArticleUnpublished(_Envelope):
+    """Keyed by the article id, on ``kb.events``."""
+
+    type: Literal["kb.article_unpublished"] = "kb.article_unpublished"
+    data: KbArticleUnpublishedData
+
+
+class KbArticleFeedback(_Envelope):
+    """Keyed by the article id, on ``kb.events``."""
+
+    type: Literal["kb.article_feedback"] = "kb.article_feedback"
+    data: KbArticleFeedbackData
+
+
+class KbSuggestionOutcome(_Envelope):
+    """Keyed by the suggestion id, on ``kb.events``; analytics counts the self-service rate."""
+
+    type: Literal["kb.suggestion_outcome"] = "kb.suggestion_outcome"
+    data: KbSuggestionOutcomeData
+
+
 Event = Annotated[
     Union[
         TicketCreated,
@@ -1013,6 +1119,10 @@ Event = Annotated[
         SurveyDeliveryRequested,
         InsightChurnRiskChanged,
         CustomerSegmentChanged,
+        KbArticlePublished,
+        KbArticleUnpublished,
+        KbArticleFeedback,
+        KbSuggestionOutcome,
     ],
     Field(discriminator="type"),
 ]
@@ -1069,6 +1179,10 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "survey.delivery_requested": CUSTOMERS_TOPIC,
     "insight.churn_risk_changed": INSIGHTS_TOPIC,
     "customer.segment_changed": CUSTOMERS_TOPIC,
+    "kb.article_published": KB_TOPIC,
+    "kb.article_unpublished": KB_TOPIC,
+    "kb.article_feedback": KB_TOPIC,
+    "kb.suggestion_outcome": KB_TOPIC,
 }
 KNOWN_TYPES = frozenset(TOPIC_BY_TYPE)
 
