@@ -4,4 +4,6 @@ from kb_svc.db import metadata
 # each domain package registers its tables here as it lands:
 # from kb_svc.<domain> import models as _<domain>  # noqa: F401  (registers the tables)
 
+from kb_svc.content import models as _content  # noqa: F401  (registers the tables)
+
 run_env(metadata)
