@@ -1,72 +1,26 @@
 """Attachment limits and metadata.
 
-Content is stored once per checksum (``attachment_blobs``: PostgreSQL bytea, so the embedded
-stack needs no object store); a message keeps only metadata pointing at it by storage key.
+The limits, names, media types and download headers are shared with kb-svc
+(``helpdesk_common.attachments``). Content is stored once per checksum (``attachment_blobs``:
+PostgreSQL bytea, so the embedded stack needs no object store); a message keeps only metadata
+pointing at it by storage key.
 """
 
 from __future__ import annotations
 
-import mimetypes
-import re
 import uuid
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote
+
+from helpdesk_common.attachments import (MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, MAX_MESSAGE_ATTACHMENT_BYTES,
+                                        REFUSED_EXTENSIONS, REFUSED_TYPES, content_disposition, safe_content_type,
+                                        safe_filename)
 
 from ..channels.inbound import InboundAttachment, InvalidPayload
 
-MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
-MAX_MESSAGE_ATTACHMENT_BYTES = 40 * 1024 * 1024
-MAX_ATTACHMENTS = 20
-#: executables and scripts a customer could hand an agent to run
-REFUSED_EXTENSIONS = frozenset({
-    ".exe", ".bat", ".cmd", ".com", ".js", ".jse", ".vbs", ".vbe", ".scr", ".msi", ".msp", ".ps1", ".psm1",
-    ".jar", ".hta", ".cpl", ".lnk", ".reg", ".pif", ".wsf", ".dll", ".sh", ".apk",
-})
-REFUSED_TYPES = frozenset({
-    "application/x-msdownload", "application/x-msdos-program", "application/x-ms-installer",
-    "application/vnd.microsoft.portable-executable", "application/x-sh", "application/java-archive",
-    "application/javascript", "text/javascript", "application/hta",
-})
-
-
-def safe_filename(name: str) -> str:
-    """Keep the last path segment, no control characters, bounded length; never empty."""
-    base = PurePosixPath(name.replace("\\", "/")).name
-    base = "".join(ch for ch in base if ch.isprintable()).strip() or "attachment"
-    return base[-255:]
-
-
-#: ``type/subtype`` with RFC 6838 restricted names, lower case, no parameters: nothing that can
-#: break or extend a response header (CR/LF) or fail to encode in one (non-Latin-1)
-_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
-#: RFC 5987 attr-char beyond letters and digits (quote() keeps "_.-~" anyway)
-_ATTR_CHARS = "!#$&+-.^_`|~"
-
-
-def safe_content_type(content_type: str | None, filename: str) -> str:
-    r"""The declared media type without parameters when it is a well-formed ``type/subtype``,
-    else the one the file name suggests, else ``application/octet-stream``.
-
-    Channels pass on whatever a sender declared (a MIME part's header, a JSON field), and the
-    type is echoed in a download header: ``图片/png`` could not be encoded there (a 500) and
-    ``text/plain\r\nSet-Cookie: ...`` would have injected a header."""
-    essence = (content_type or "").split(";")[0].strip().lower()
-    if _MEDIA_TYPE.fullmatch(essence):
-        return essence
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
-
-
-def content_disposition(filename: str) -> str:
-    r"""``attachment`` with the name twice (RFC 6266): ``filename*`` in UTF-8 percent-encoding
-    (RFC 5987/8187) for every current client, and an ASCII ``filename`` quoted-string for old
-    ones, with ``\`` and ``"`` escaped and other characters replaced by ``_``. The name goes
-    through ``safe_filename`` again, so a row stored before that existed cannot carry CR/LF."""
-    name = safe_filename(filename)
-    fallback = "".join(ch if " " <= ch <= "~" else "_" for ch in name)
-    fallback = fallback.replace("\\", "\\\\").replace('"', '\\"')
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe=_ATTR_CHARS)}"
+__all__ = ["MAX_ATTACHMENT_BYTES", "MAX_ATTACHMENTS", "MAX_MESSAGE_ATTACHMENT_BYTES", "REFUSED_EXTENSIONS",
+           "REFUSED_TYPES", "check", "content_disposition", "metadata_of", "safe_content_type", "safe_filename"]
 
 
 def check(attachments: Sequence[InboundAttachment]) -> None:
