@@ -1,0 +1,131 @@
+"""The search package's SQL: reading what to index, writing documents and the vocabulary, and
+the ranked query itself. Works on an ``AsyncConnection`` or an ``AsyncSession`` alike (only
+``execute`` is used), so the indexer runs inside the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import text
+
+#: the weighted document: A title, B labels, C body, D the Chinese bigrams (fallback only);
+#: Latin text goes through the ``english`` configuration (stems, stop words), Chinese words
+#: through ``simple`` (they are already words)
+DOCUMENT_SQL = """
+    setweight(to_tsvector('english', :title_latin) || to_tsvector('simple', :title_zh), 'A')
+    || setweight(to_tsvector('english', :labels_latin) || to_tsvector('simple', :labels_zh), 'B')
+    || setweight(to_tsvector('english', :body_latin) || to_tsvector('simple', :body_zh), 'C')
+    || setweight(to_tsvector('simple', :bigrams), 'D')
+"""
+
+UPSERT_DOCUMENT = text(f"""
+    INSERT INTO kb_search_documents (article_id, locale, visibility, labels, section_id, category_id, title,
+                                     body_text, document, words_en, words_zh, published_at, updated_at)
+    VALUES (:article_id, :locale, :visibility, :labels, :section_id, :category_id, :title, :body_text,
+            {DOCUMENT_SQL}, :words_en, :words_zh, :published_at, now())
+    ON CONFLICT (article_id, locale) DO UPDATE SET
+        visibility = excluded.visibility, labels = excluded.labels, section_id = excluded.section_id,
+        category_id = excluded.category_id, title = excluded.title, body_text = excluded.body_text,
+        document = excluded.document, words_en = excluded.words_en, words_zh = excluded.words_zh,
+        published_at = excluded.published_at, updated_at = now()
+""")
+
+
+async def source(conn: Any, *, article_id: uuid.UUID, locale: str) -> Any:
+    """The published translation and its article's place and visibility, or None."""
+    result = await conn.execute(text("""
+        SELECT t.status, t.published_title, t.published_body_text, t.published_at,
+               a.visibility, a.labels, a.state, a.section_id, s.category_id
+          FROM kb_article_translations t
+          JOIN kb_articles a ON a.id = t.article_id
+          JOIN kb_sections s ON s.id = a.section_id
+         WHERE t.article_id = :article_id AND t.locale = :locale
+    """), {"article_id": article_id, "locale": locale})
+    return result.first()
+
+
+async def lock_document_words(conn: Any, *, article_id: uuid.UUID, locale: str) -> Any:
+    """The current document's words (locked until the transaction ends), or None."""
+    result = await conn.execute(text("""
+        SELECT words_en, words_zh FROM kb_search_documents
+         WHERE article_id = :article_id AND locale = :locale FOR UPDATE
+    """), {"article_id": article_id, "locale": locale})
+    return result.first()
+
+
+async def upsert_document(conn: Any, params: dict[str, Any]) -> None:
+    await conn.execute(UPSERT_DOCUMENT, params)
+
+
+async def delete_document(conn: Any, *, article_id: uuid.UUID, locale: str) -> None:
+    await conn.execute(text("DELETE FROM kb_search_documents WHERE article_id = :article_id AND locale = :locale"),
+                       {"article_id": article_id, "locale": locale})
+
+
+async def adjust_vocabulary(conn: Any, *, language: str, added: Iterable[str], removed: Iterable[str]) -> None:
+    """Count a document's new words in and its dropped words out (in word order, so two
+    concurrent publishes lock the shared rows in the same order)."""
+    added, removed = sorted(set(added)), sorted(set(removed))
+    if added:
+        await conn.execute(text("""
+            INSERT INTO kb_search_vocabulary (language, word, df)
+            SELECT :language, w, 1 FROM unnest(CAST(:words AS text[])) AS w ORDER BY w
+            ON CONFLICT (language, word) DO UPDATE SET df = kb_search_vocabulary.df + 1
+        """), {"language": language, "words": added})
+    if removed:
+        await conn.execute(text("""
+            UPDATE kb_search_vocabulary SET df = df - 1
+             WHERE language = :language AND word = ANY(CAST(:words AS text[]))
+        """), {"language": language, "words": removed})
+        await conn.execute(text("""
+            DELETE FROM kb_search_vocabulary
+             WHERE language = :language AND word = ANY(CAST(:words AS text[])) AND df <= 0
+        """), {"language": language, "words": removed})
+
+
+async def rebuild_vocabulary(conn: Any) -> None:
+    """Recount the vocabulary from every document (after a bulk load)."""
+    await conn.execute(text("DELETE FROM kb_search_vocabulary"))
+    await conn.execute(text("""
+        INSERT INTO kb_search_vocabulary (language, word, df)
+        SELECT 'en', w, count(*) FROM kb_search_documents, unnest(words_en) AS w GROUP BY w
+        UNION ALL
+        SELECT 'zh', w, count(*) FROM kb_search_documents, unnest(words_zh) AS w GROUP BY w
+    """))
+
+
+async def known_words(conn: Any, *, language: str, words: Sequence[str]) -> set[str]:
+    if not words:
+        return set()
+    result = await conn.execute(text("""
+        SELECT word FROM kb_search_vocabulary WHERE language = :language AND word = ANY(CAST(:words AS text[]))
+    """), {"language": language, "words": list(words)})
+    return {row.word for row in result}
+
+
+async def similar_words(conn: Any, *, word: str, limit: int = 30) -> list[tuple[str, int]]:
+    """English vocabulary words sharing trigrams with ``word`` (similarity ≥ 0.2, through the
+    trigram index), with their document frequency."""
+    result = await conn.execute(text("""
+        SELECT word, df FROM kb_search_vocabulary
+         WHERE language = 'en' AND word % :word AND similarity(word, :word) >= 0.2
+         ORDER BY similarity(word, :word) DESC, df DESC, word
+         LIMIT :limit
+    """), {"word": word, "limit": limit})
+    return [(row.word, row.df) for row in result]
+
+
+async def set_similarity_threshold(conn: Any, threshold: float = 0.2) -> None:
+    """``%`` (the indexable operator) uses this threshold for the rest of the transaction."""
+    await conn.execute(text("SELECT set_config('pg_trgm.similarity_threshold', :t, true)"), {"t": str(threshold)})
+
+
+async def stems(conn: Any, words: Sequence[str]) -> list[str]:
+    """What PostgreSQL's ``english`` configuration makes of ``words`` (for highlighting)."""
+    if not words:
+        return []
+    result = await conn.execute(text("SELECT unnest(tsvector_to_array(to_tsvector('english', :t))) AS lexeme"),
+                                {"t": " ".join(words)})
+    return [row.lexeme for row in result]
