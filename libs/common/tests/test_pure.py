@@ -282,3 +282,26 @@ def test_kb_event_data_is_bounded(model, data):
     model(**base)
     with pytest.raises(ValidationError):
         model(**{**base, **data})
+
+
+@pytest.mark.parametrize(("role", "allowed"), [
+    ("admin", True), ("supervisor", True), ("agent", True), ("editor", False), ("owner", False), (None, False),
+])
+async def test_ticketing_services_take_agent_roles_only(role, allowed):
+    """Every service but kb-svc reads the caller through ``current_principal``: an editor (who
+    writes the knowledge base only) or an unknown role is refused there even with a genuine
+    identity, so a route the gateway forwarded by mistake still gives nothing away."""
+    from types import SimpleNamespace
+
+    from helpdesk_common.identity import IDENTITY_HEADER, current_principal, generate_keypair
+
+    private, public = generate_keypair()
+    token = IdentitySigner(private).token_for(Principal(kind="user", id="u1", role=role))
+    request = SimpleNamespace(headers={IDENTITY_HEADER: token},
+                              app=SimpleNamespace(state=SimpleNamespace(identity_verifier=IdentityVerifier(public))))
+    if allowed:
+        assert (await current_principal(request)).role == role
+    else:
+        with pytest.raises(Problem) as refused:
+            await current_principal(request)
+        assert refused.value.status == 403

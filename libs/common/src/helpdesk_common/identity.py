@@ -71,8 +71,11 @@ def _public_key(text: str) -> Ed25519PublicKey:
     except ValueError as exc:
         raise RuntimeError("INTERNAL_AUTH_PUBLIC_KEY is not a base64url Ed25519 public key") from exc
 
-Role = Literal["admin", "supervisor", "agent"]
-USER_ROLES: tuple[str, ...] = ("admin", "supervisor", "agent")
+Role = Literal["admin", "supervisor", "agent", "editor"]
+USER_ROLES: tuple[str, ...] = ("admin", "supervisor", "agent", "editor")
+#: the roles that work tickets (every service but kb-svc takes only these): an ``editor`` writes
+#: the knowledge base (kb-svc, which reads the identity itself) and is an agent nowhere
+AGENT_ROLES: tuple[str, ...] = ("admin", "supervisor", "agent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +181,10 @@ async def current_principal(request: Request) -> Principal:
     verifier: IdentityVerifier = request.app.state.identity_verifier
     principal = verifier.verify(token)
     if principal.kind == "visitor":  # a visitor reads its conversation (current_visitor), nothing else
+        raise Problem(403, "forbidden", "Forbidden", "This operation is not allowed for the caller.")
+    if principal.kind == "user" and principal.role not in AGENT_ROLES:
+        # an editor (or a role this build does not know) has no rights in the ticketing services;
+        # the gateway already keeps editors to /v1/kb, this is the second line
         raise Problem(403, "forbidden", "Forbidden", "This operation is not allowed for the caller.")
     return principal
 

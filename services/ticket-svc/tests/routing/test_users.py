@@ -208,3 +208,24 @@ async def test_a_deactivated_agent_is_offered_nothing_and_their_open_tickets_go_
                           headers=identity_headers(Principal(kind="user", id=a, role="agent")))
     assert me.status_code == 200, me.text
     assert {(await new_ticket(20 + i))["assignee_id"] for i in range(4)} == {a, b}
+
+
+async def test_an_editor_gets_no_agent_profile_and_ticket_svc_refuses_their_calls(client):
+    """Editors write the knowledge base (kb-svc) only (issue 14): no agent profile, and an agent
+    who becomes an editor is offline; with a genuine identity, ticket-svc still refuses them."""
+    editor, agent = str(uuid.uuid4()), str(uuid.uuid4())
+    # applied, with no profile to answer (the gateway does not call this for an editor's own events)
+    assert (await provision(client, user_event(editor, 1, role="editor", created=True))).status_code == 204
+    assert (await client.get(f"/v1/agents/{editor}", headers=H_ADMIN)).status_code == 404
+    again = await client.put(f"/v1/agents/{editor}", json={"display_name": "E", "status": "online"}, headers=H_ADMIN)
+    assert again.status_code == 409 and again.json()["type"].endswith("/not-an-agent"), again.text
+    assert (await provision(client, user_event(agent, 1, created=True))).status_code == 200
+    online = await client.put(f"/v1/agents/{agent}", json={"display_name": "A", "status": "online"}, headers=H_ADMIN)
+    assert online.status_code == 200, online.text
+    assert (await provision(client, user_event(agent, 2, role="editor"))).status_code == 200
+    assert (await client.get(f"/v1/agents/{agent}", headers=H_ADMIN)).json()["status"] == "offline"
+    as_editor = identity_headers(Principal(kind="user", id=editor, role="editor"))
+    for method, path in (("GET", "/v1/tickets"), ("GET", f"/v1/agents/{editor}"), ("GET", "/v1/macros")):
+        assert (await client.request(method, path, headers=as_editor)).status_code == 403, path
+    created = await client.post("/v1/tickets", json={"subject": "x", "requester": {"email": "a@b.cn"}}, headers=as_editor)
+    assert created.status_code == 403

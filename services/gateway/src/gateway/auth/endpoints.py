@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter, Request, Response
 
 from helpdesk_common import events
-from helpdesk_common.identity import Principal, require_user
+from helpdesk_common.identity import AGENT_ROLES, Principal, require_user
 from helpdesk_common.outbox import enqueue
 from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
@@ -87,8 +87,8 @@ def _user(row) -> dict:
 async def _provisioned(request: Request, event: events.UserCreated | events.UserUpdated | None,
                        caller: Principal) -> str | None:
     """Send the committed change to ticket-svc now (gateway/auth/users.py): "ready" or "pending"."""
-    if event is None:
-        return None
+    if event is None or event.data.role not in AGENT_ROLES:
+        return None  # an editor has no agent profile; the user event still tells ticket-svc (offline)
     return "ready" if await request.app.state.provisioner.provision(event, caller) else "pending"
 
 

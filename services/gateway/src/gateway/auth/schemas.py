@@ -54,7 +54,8 @@ class ApiKeyCreated(ApiKeyRead):
     key: str
 
 
-UserRole = Literal["admin", "supervisor", "agent"]
+#: ``editor``: writes the knowledge base (/v1/kb) and nothing else
+UserRole = Literal["admin", "supervisor", "agent", "editor"]
 
 
 class UserCreate(StrictModel):
@@ -90,5 +91,5 @@ class UserRead(BaseModel):
 class UserWritten(UserRead):
     #: "ready": ticket-svc has applied the creation (or the change of name, role or state) to the
     #: user's agent profile already; "pending": ticket-svc did not answer in time and the user's
-    #: event will apply it; null: nothing to apply (a password reset)
+    #: event will apply it; null: nothing to apply (a password reset) or no profile (an editor)
     agent_profile: Literal["ready", "pending"] | None = None

@@ -20,7 +20,7 @@ from yarl import URL
 from prometheus_client import Counter
 
 from helpdesk_common.channels import CHANNEL_KINDS, CHANNEL_SIGNATURE_HEADERS
-from helpdesk_common.identity import IDENTITY_HEADER, IdentitySigner, Principal
+from helpdesk_common.identity import AGENT_ROLES, IDENTITY_HEADER, IdentitySigner, Principal
 from helpdesk_common.observability import request_id_var
 from helpdesk_common.problems import Problem
 
@@ -55,6 +55,8 @@ _CHANNEL_ALLOWED = (
 _CHANNEL_INBOUND = re.compile(r"^/v1/channels/([^/]+)/inbound/?$")
 # ... and the chat key mints visitor tokens for its conversations (ticket-svc checks the rest)
 _CHAT_VISITOR_TOKEN = re.compile(r"^/v1/channels/chat/conversations/[^/]+/visitor-token/?$")
+#: the one prefix a user of a role outside AGENT_ROLES (an ``editor``) is forwarded to: kb-svc
+_KB_PATH = re.compile(r"^/v1/kb(/|$)")
 _DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)")
 #: downloads of any size (ticket-svc's ``/v1/export/tickets.csv``): relayed chunk by chunk as they
 #: arrive, each read bounded by the upstream timeout rather than the whole answer
@@ -115,6 +117,8 @@ async def forward(
     if principal.kind == "channel" and not channel_may(request.method, path, principal.channel):
         raise Problem(403, "forbidden", "Forbidden",
                       "Channel API keys may only post their own channel's messages and create and read their own tickets.")
+    if principal.kind == "user" and principal.role not in AGENT_ROLES and not _KB_PATH.match(path):
+        raise Problem(403, "forbidden", "Forbidden", "Editors may only use the knowledge base (/v1/kb).")
     headers = {name: value for name in FORWARD_REQUEST_HEADERS if (value := request.headers.get(name)) is not None}
     if principal.kind == "channel" and (inbound := _CHANNEL_INBOUND.match(path)):
         # the platform's signature travels in headers of its own (DingTalk: timestamp, sign)

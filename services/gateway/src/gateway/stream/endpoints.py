@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from helpdesk_common.identity import AGENT_ROLES
 from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
 
@@ -129,8 +130,8 @@ async def stream_events(
         caller = await request.app.state.auth.authenticate_stream_ticket(ticket, client_address)
     else:
         caller = await authenticated(request)
-    if not caller.is_user:
-        raise Problem(403, "forbidden", "Forbidden", "Only users may open the live stream; channel API keys cannot.")
+    if not caller.has_role(*AGENT_ROLES):
+        raise Problem(403, "forbidden", "Forbidden", "Only agents, supervisors and admins may open the live stream.")
     state = request.app.state
     hub = state.stream_hub
     if len(hub.streams) >= state.settings.stream_max_open:
@@ -154,8 +155,8 @@ async def stream_ticket(request: Request, caller: Caller) -> dict:
     """For ``new EventSource("/v1/stream?ticket=...")``: the ticket works only for the stream, for
     ``GATEWAY_STREAM_TICKET_TTL_S`` (60 s), and only while the session it came from stands. An
     open stream outlives it; a reconnect after that needs a new ticket (pass ``last_event_id``)."""
-    if not caller.is_user:
-        raise Problem(403, "forbidden", "Forbidden", "Only users may open the live stream; channel API keys cannot.")
+    if not caller.has_role(*AGENT_ROLES):
+        raise Problem(403, "forbidden", "Forbidden", "Only agents, supervisors and admins may open the live stream.")
     auth = request.app.state.auth
     return {"ticket": auth.stream_ticket(caller, request.headers.get("authorization")),
             "expires_in": request.app.state.settings.stream_ticket_ttl_s}

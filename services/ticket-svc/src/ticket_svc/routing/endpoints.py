@@ -12,7 +12,7 @@ from starlette.responses import Response
 from helpdesk_common import events
 from helpdesk_common.app import runtime_of
 from helpdesk_common.concurrency import IfMatch, check_version, etag_header
-from helpdesk_common.identity import CurrentPrincipal, require_user
+from helpdesk_common.identity import AGENT_ROLES, CurrentPrincipal, require_user
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 from helpdesk_common.validation import SafeStr
@@ -107,6 +107,10 @@ async def put_agent(request: Request, agent_id: Annotated[SafeStr, Path(max_leng
             raise Problem(404, "not-found", "User not found",
                           f"No user {agent_id!r}: agent profiles are for the gateway's users (POST /v1/users "
                           "creates the user and its profile).")
+        if user["role"] not in AGENT_ROLES:
+            raise Problem(409, "not-an-agent", "Not an agent",
+                          f"User {agent_id!r} is an {user['role']}: editors write the knowledge base and work no "
+                          "tickets; change the user's role first (PATCH /v1/users/{id}).")
         _check_active(user["active"], agent_id, body.status)
         await repository.upsert_agent(conn, agent_id=agent_id, values=body.model_dump())
         return JSONBytesResponse(await _agent_read(conn, agent_id))
@@ -306,4 +310,6 @@ async def provision_user(request: Request, user_id: SafeStr, principal: CurrentP
                       f"The body must be a user.* event about user {user_id!r}.")
     async with runtime_of(request).raw_transaction() as conn:
         await USER_HANDLERS[event.type](conn, event)
+        if event.data.role not in AGENT_ROLES and await repository.get_agent(conn, user_id) is None:
+            return Response(status_code=204)  # an editor: applied, and no agent profile to show
         return JSONBytesResponse(await _agent_read(conn, user_id))

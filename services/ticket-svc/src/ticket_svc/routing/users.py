@@ -10,6 +10,8 @@ user's life means for their agent profile.
 - A user (created, or first heard of) gets an agent profile if they have none: their name (or
   ``user <id prefix>`` without one), offline, default capacity, no skills, no teams. A rename
   renames the profile; other changes leave what admins set on the profile alone.
+- An ``editor`` (the knowledge base's writers: no ticket rights anywhere) gets no profile; a user
+  who becomes one is taken out of routing like a deactivated user (below), profile kept.
 - A deactivated user is taken out of routing: offline, never picked by a team's strategy (the
   routing lock joins active users), refused as an assignee and skipped when a rule names them;
   each of their open tickets (not solved or closed) goes back to its team and to the next
@@ -21,6 +23,8 @@ user's life means for their agent profile.
 from __future__ import annotations
 
 from typing import Any
+
+from helpdesk_common.identity import AGENT_ROLES
 
 from ..tickets import repository as tickets
 from . import repository
@@ -48,10 +52,11 @@ async def apply_user(conn: Any, *, user_id: str, display_name: str | None, role:
                                        version=version):
         return False  # a concurrent newer version won the row
     name = profile_name(display_name, user_id)
-    created = await repository.insert_agent_of_user(conn, agent_id=user_id, display_name=name)
+    works_tickets = role in AGENT_ROLES
+    created = works_tickets and await repository.insert_agent_of_user(conn, agent_id=user_id, display_name=name)
     if not created and before is not None and before["display_name"] != display_name:
         await repository.rename_agent(conn, agent_id=user_id, display_name=name)
-    if not active:
+    if not active or not works_tickets:
         await repository.take_agent_offline(conn, user_id)
         await hand_on_open_tickets(conn, user_id)
     return True
