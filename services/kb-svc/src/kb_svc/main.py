@@ -8,13 +8,14 @@ from fastapi import FastAPI
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 
 from .config import Settings, get_settings
+from .content.endpoints import router as content_router
 from .db import inbox, outbox
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # each domain package adds its router here (content, search, suggestions, feedback)
-    routers: list = []
+    routers: list = [content_router]
     # and its event handlers (event type -> handler) to the one consumer
     handlers: dict = {}
     consumers = [ConsumerSpec(name="kb-svc.events", topics=["tickets.events"], handlers=handlers, raw=True)] \
