@@ -122,10 +122,70 @@ async def set_similarity_threshold(conn: Any, threshold: float = 0.2) -> None:
     await conn.execute(text("SELECT set_config('pg_trgm.similarity_threshold', :t, true)"), {"t": str(threshold)})
 
 
-async def stems(conn: Any, words: Sequence[str]) -> list[str]:
-    """What PostgreSQL's ``english`` configuration makes of ``words`` (for highlighting)."""
-    if not words:
-        return []
-    result = await conn.execute(text("SELECT unnest(tsvector_to_array(to_tsvector('english', :t))) AS lexeme"),
-                                {"t": " ".join(words)})
-    return [row.lexeme for row in result]
+def _ranked_sql(*, terms: int, locale_mode: str, filters: Sequence[str], after: bool) -> str:
+    """The ranked search: each term's tsquery (``q0`` …) matched against the document; the
+    score is the share of terms matched (coverage first: an article matching every word beats
+    one repeating a single word), plus ``ts_rank_cd`` over the weights (title first), plus a boost
+    when the title holds every term and another when it holds them as a phrase. One row per
+    article: with ``locale_mode`` ``only`` that locale's translation, ``prefer`` that locale's
+    if it matched else the best other, ``any`` the best."""
+    names = [f"q.q{i}" for i in range(terms)]
+    definitions = ", ".join(f"to_tsquery(CAST(:cfg{i} AS regconfig), :q{i}) AS q{i}" for i in range(terms))
+    any_query = "(" + " || ".join(names) + ")"
+    all_query = "(" + " && ".join(names) + ")"
+    phrase_query = "(" + " <-> ".join(names) + ")"
+    coverage = " + ".join(f"(d.document @@ {n})::int" for n in names)
+    where = [f"d.document @@ {any_query}", "d.visibility = ANY(CAST(:visibilities AS text[]))", *filters]
+    if locale_mode == "only":
+        where.append("d.locale = :locale")
+    preference = "(d.locale = :locale) DESC," if locale_mode == "prefer" else ""
+    phrase_boost = f"+ 0.3 * (ts_filter(d.document, '{{a}}') @@ {phrase_query})::int" if terms > 1 else ""
+    return f"""
+        WITH q AS MATERIALIZED (SELECT {definitions}),
+        matched AS (
+            SELECT DISTINCT ON (d.article_id)
+                   d.article_id, d.locale, d.title, d.body_text, d.labels, d.section_id, d.category_id, d.visibility,
+                   round(CAST(
+                       ({coverage})::float8 / {terms}
+                       + ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', d.document, {any_query}, 32)
+                       + 0.5 * (ts_filter(d.document, '{{a}}') @@ {all_query})::int
+                       {phrase_boost}
+                   AS numeric), 6) AS score
+              FROM q, kb_search_documents d
+             WHERE {' AND '.join(where)}
+             ORDER BY d.article_id, {preference} score DESC, d.locale
+        )
+        SELECT * FROM matched
+         {"WHERE score < :after_score OR (score = :after_score AND article_id > :after_id)" if after else ""}
+         ORDER BY score DESC, article_id
+         LIMIT :limit
+    """
+
+
+async def ranked(conn: Any, *, term_queries: Sequence[tuple[str, str]], visibilities: Sequence[str],
+                 locale: str | None, locale_mode: str, category_id: uuid.UUID | None,
+                 section_id: uuid.UUID | None, label: str | None, visibility: str | None,
+                 after: tuple[Any, uuid.UUID] | None, limit: int) -> list[Any]:
+    """One page of matching documents, best first (``term_queries``: ``(config, tsquery text)``
+    per query term)."""
+    params: dict[str, Any] = {"visibilities": list(visibilities), "limit": limit, "locale": locale}
+    for i, (config, query) in enumerate(term_queries):
+        params[f"cfg{i}"], params[f"q{i}"] = config, query
+    filters = []
+    if category_id is not None:
+        filters.append("d.category_id = :category_id")
+        params["category_id"] = category_id
+    if section_id is not None:
+        filters.append("d.section_id = :section_id")
+        params["section_id"] = section_id
+    if label is not None:
+        filters.append("d.labels @> ARRAY[CAST(:label AS text)]")
+        params["label"] = label
+    if visibility is not None:
+        filters.append("d.visibility = :visibility")
+        params["visibility"] = visibility
+    if after is not None:
+        params["after_score"], params["after_id"] = after
+    sql = _ranked_sql(terms=len(term_queries), locale_mode=locale_mode, filters=filters, after=after is not None)
+    result = await conn.execute(text(sql), params)
+    return list(result)

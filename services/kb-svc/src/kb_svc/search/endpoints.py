@@ -1,0 +1,59 @@
+"""``GET /v1/kb/search``: public (anonymous callers find public articles, a customer token adds
+the customers' ones, staff find all). Read-only: one connection, no transaction to commit."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from helpdesk_common.app import runtime_of
+from helpdesk_common.responses import JSONBytesResponse
+
+from ..access import viewer
+from . import service
+from .schemas import SearchPage
+from .text import MAX_QUERY_CHARS
+
+router = APIRouter(prefix="/v1/kb", tags=["knowledge base search"])
+
+MAX_LIMIT = 50
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+Q = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS,
+                         description="Words in Chinese and/or English (at most 12 terms are used)")]
+Locale = Annotated[str | None, Query(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$",
+                                     description="Search this translation (e.g. zh-CN, en)")]
+Label = Annotated[str | None, Query(min_length=1, max_length=64)]
+
+
+@router.get("/search", response_model=SearchPage, summary="Search published articles (relevance ranked)")
+async def search(
+    request: Request,
+    q: Q,
+    locale: Locale = None,
+    fallback: Annotated[bool, Query(description="With locale: other translations where it has none")] = False,
+    category_id: uuid.UUID | None = None,
+    section_id: uuid.UUID | None = None,
+    label: Label = None,
+    visibility: Literal["public", "customers", "agents"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
+    cursor: Annotated[str | None, Query(max_length=256)] = None,
+) -> JSONBytesResponse:
+    if _CONTROL.search(q):
+        raise service.invalid("q", "The query must not contain control characters.", "control_character")
+    if not q.strip():
+        raise service.invalid("q", "The query is empty.", "empty")
+    if label is not None and _CONTROL.search(label):
+        raise service.invalid("label", "The label must not contain control characters.", "control_character")
+    who = await viewer(request)
+    search_request = service.SearchRequest(
+        q=q, visibilities=service.visible_to(who.kind), locale=locale, fallback=fallback,
+        category_id=category_id, section_id=section_id, label=label, visibility=visibility, limit=limit,
+        cursor=cursor)
+    async with runtime_of(request).engine.connect() as conn:
+        page = await service.search(conn, search_request)
+    return JSONBytesResponse(page, headers={"Cache-Control": "private, no-store" if who.kind != "public"
+                                            else "public, max-age=30"})

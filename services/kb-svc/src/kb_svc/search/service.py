@@ -1,0 +1,134 @@
+"""Search: from a query string to a ranked, visibility-checked page of snippets.
+
+The query is parsed into terms (:mod:`.text`), English words the index has never seen are
+corrected from the vocabulary, each term becomes a tsquery of its alternatives, and the
+repository ranks the documents the caller may see. Only the page's rows get snippets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from helpdesk_common.problems import Problem
+
+from . import repository
+from .text import EN_STOPWORDS, QueryTerm, choose_corrections, needs_correction, parse_query, snippet, tsquery_text, with_corrections
+
+VISIBILITIES = ("public", "customers", "agents")
+#: what each kind of caller may find: anonymous callers public articles, a signed-in customer
+#: (customer token) also the customers' ones, staff (agents, supervisors, editors, admins) all
+VISIBLE_TO = {"public": ("public",), "customer": ("public", "customers"),
+              "staff": VISIBILITIES, "editor": VISIBILITIES}
+
+
+def visible_to(viewer_kind: str) -> tuple[str, ...]:
+    """The visibilities a kind of viewer may search (an unknown kind: public only)."""
+    return VISIBLE_TO.get(viewer_kind, ("public",))
+
+
+def invalid(field: str, message: str, code: str = "invalid") -> Problem:
+    return Problem(422, "validation-error", "Invalid search request", message,
+                   errors=[{"field": field, "message": message, "code": code}])
+
+
+def encode_cursor(score: Decimal, article_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([str(score), str(article_id)])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Decimal, uuid.UUID]:
+    """A ``next_cursor`` back into the last row's (score, article id); 422 for anything else."""
+    try:
+        score, article_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        parsed = Decimal(score), uuid.UUID(article_id)
+        if not parsed[0].is_finite():
+            raise ValueError("not a finite score")
+        return parsed
+    except (ValueError, TypeError, AttributeError, binascii.Error, InvalidOperation, orjson.JSONDecodeError):
+        raise invalid("cursor", "The cursor is not one this service issued.", "invalid_cursor") from None
+
+
+def article_url(*, article_id: uuid.UUID, locale: str, visibility: str) -> str:
+    """Where a reader opens the hit: the public read for public and customer articles (a
+    customer token opens the latter), the staff read for agents-only ones."""
+    if visibility == "agents":
+        return f"/v1/kb/articles/{article_id}?locale={locale}"
+    return f"/v1/kb/public/articles/{article_id}?locale={locale}"
+
+
+async def corrected_terms(conn: Any, terms: Sequence[QueryTerm]) -> list[QueryTerm]:
+    """English words missing from the vocabulary widened with their nearest vocabulary words."""
+    candidates = [t for t in terms if needs_correction(t)]
+    if not candidates:
+        return list(terms)
+    known = await repository.known_words(conn, language="en", words=[t.source for t in candidates])
+    out: list[QueryTerm] = []
+    threshold_set = False
+    for term in terms:
+        if term in candidates and term.source not in known:
+            if not threshold_set:
+                await repository.set_similarity_threshold(conn)
+                threshold_set = True
+            similar = await repository.similar_words(conn, word=term.source)
+            term = with_corrections(term, choose_corrections(term.source, similar))
+        out.append(term)
+    return out
+
+
+def highlight_words(terms: Sequence[QueryTerm]) -> list[str]:
+    """The words a snippet marks: every alternative's words (inflections are matched by the
+    snippet itself)."""
+    words: list[str] = []
+    for term in terms:
+        for alternative in term.alternatives:
+            if term.language == "en":
+                words.extend(w for w in alternative.split() if w not in EN_STOPWORDS)
+            else:
+                words.append(alternative)
+    return list(dict.fromkeys(words))
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    q: str
+    visibilities: tuple[str, ...]
+    locale: str | None = None
+    fallback: bool = False
+    category_id: uuid.UUID | None = None
+    section_id: uuid.UUID | None = None
+    label: str | None = None
+    visibility: str | None = None
+    limit: int = 10
+    cursor: str | None = None
+
+
+async def search(conn: Any, request: SearchRequest) -> dict[str, Any]:
+    """One page of ``{"items": [...], "next_cursor"}`` for ``request``."""
+    after = decode_cursor(request.cursor) if request.cursor else None
+    terms = parse_query(request.q)
+    if not terms or (request.visibility is not None and request.visibility not in request.visibilities):
+        return {"items": [], "next_cursor": None}
+    terms = await corrected_terms(conn, terms)
+    term_queries = [("english" if t.language == "en" else "simple", tsquery_text(t)) for t in terms]
+    locale_mode = "any" if request.locale is None else "prefer" if request.fallback else "only"
+    rows = await repository.ranked(
+        conn, term_queries=term_queries, visibilities=request.visibilities, locale=request.locale,
+        locale_mode=locale_mode, category_id=request.category_id, section_id=request.section_id,
+        label=request.label, visibility=request.visibility, after=after, limit=request.limit + 1)
+    more = len(rows) > request.limit
+    rows = rows[:request.limit]
+    words = highlight_words(terms)
+    items = [{
+        "id": row.article_id, "title": row.title, "snippet": snippet(row.body_text, words),
+        "score": float(row.score), "locale": row.locale, "section_id": row.section_id,
+        "category_id": row.category_id, "labels": list(row.labels), "visibility": row.visibility,
+        "url": article_url(article_id=row.article_id, locale=row.locale, visibility=row.visibility),
+    } for row in rows]
+    return {"items": items, "next_cursor": encode_cursor(rows[-1].score, rows[-1].article_id) if more else None}
