@@ -1,5 +1,6 @@
 """Content API for staff: editors and admins write; supervisors and agents read everything
-(drafts and agents-only articles too); channel keys get 403. One request, one transaction.
+(drafts and agents-only articles too); anyone else is refused (access.py: 401 unsigned, 403 a
+customer or a reader writing). One request, one transaction.
 The public reads are in ``public_endpoints.py``."""
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 from helpdesk_common.validation import SafeStr
 
+from ..access import EditorViewer, StaffViewer
 from . import rules, service
-from .deps import KbPrincipal as CurrentPrincipal
 from .schemas import (ArticleIn, ArticleList, ArticlePatch, ArticleRead, AttachmentList, AttachmentRead,
                       CategoryIn, CategoryList, CategoryPatch, CategoryRead, LocaleIn, SectionIn, SectionList,
                       SectionPatch, SectionRead, TranslationIn, VersionDetail, VersionList)
@@ -86,8 +87,7 @@ def _article_response(article: dict, status_code: int = 200) -> JSONBytesRespons
 # --- categories ------------------------------------------------------------------------------------------------
 
 @router.post("/categories", response_model=CategoryRead, status_code=201, summary="Create a category")
-async def create_category(request: Request, body: CategoryIn, principal: CurrentPrincipal) -> JSONBytesResponse:
-    service.require_writer(principal)
+async def create_category(request: Request, body: CategoryIn, viewer: EditorViewer) -> JSONBytesResponse:
     async with runtime_of(request).transaction() as conn:
         category = await service.create_category(conn, body=body)
     return JSONBytesResponse(category, status_code=201, headers={
@@ -95,9 +95,8 @@ async def create_category(request: Request, body: CategoryIn, principal: Current
 
 
 @router.get("/categories", response_model=CategoryList, summary="Categories in display order")
-async def list_categories(request: Request, principal: CurrentPrincipal, locale: LocaleQuery = None,
+async def list_categories(request: Request, viewer: StaffViewer, locale: LocaleQuery = None,
                           limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> JSONBytesResponse:
-    service.require_reader(principal)
     after = decode_position_cursor(cursor) if cursor else None
     async with runtime_of(request).engine.connect() as conn:
         rows = await service.repository.page_categories(conn, locale=locale_param(locale, "query.locale"),
@@ -109,26 +108,23 @@ async def list_categories(request: Request, principal: CurrentPrincipal, locale:
 
 
 @router.get("/categories/{category_id}", response_model=CategoryRead, summary="One category")
-async def get_category(request: Request, category_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
-    service.require_reader(principal)
+async def get_category(request: Request, category_id: uuid.UUID, viewer: StaffViewer) -> JSONBytesResponse:
     async with runtime_of(request).engine.connect() as conn:
         category = await service.get_category(conn, category_id)
     return JSONBytesResponse(category, headers={"ETag": etag(category["version"])})
 
 
 @router.patch("/categories/{category_id}", response_model=CategoryRead, summary="Change a category")
-async def patch_category(request: Request, category_id: uuid.UUID, body: CategoryPatch, principal: CurrentPrincipal,
+async def patch_category(request: Request, category_id: uuid.UUID, body: CategoryPatch, viewer: EditorViewer,
                          if_match: IfMatch = None) -> JSONBytesResponse:
-    service.require_writer(principal)
     async with runtime_of(request).transaction() as conn:
         category = await service.patch_category(conn, category_id=category_id, body=body, if_match=if_match)
     return JSONBytesResponse(category, headers={"ETag": etag(category["version"])})
 
 
 @router.delete("/categories/{category_id}", status_code=204, summary="Delete an empty category (409 otherwise)")
-async def delete_category(request: Request, category_id: uuid.UUID, principal: CurrentPrincipal,
+async def delete_category(request: Request, category_id: uuid.UUID, viewer: EditorViewer,
                           if_match: IfMatch = None) -> Response:
-    service.require_writer(principal)
     async with runtime_of(request).transaction() as conn:
         await service.delete_category(conn, category_id=category_id, if_match=if_match)
     return Response(status_code=204)
@@ -137,8 +133,7 @@ async def delete_category(request: Request, category_id: uuid.UUID, principal: C
 # --- sections ------------------------------------------------------------------------------------------------
 
 @router.post("/sections", response_model=SectionRead, status_code=201, summary="Create a section in a category")
-async def create_section(request: Request, body: SectionIn, principal: CurrentPrincipal) -> JSONBytesResponse:
-    service.require_writer(principal)
+async def create_section(request: Request, body: SectionIn, viewer: EditorViewer) -> JSONBytesResponse:
     async with runtime_of(request).transaction() as conn:
         section = await service.create_section(conn, body=body)
     return JSONBytesResponse(section, status_code=201, headers={
@@ -146,10 +141,9 @@ async def create_section(request: Request, body: SectionIn, principal: CurrentPr
 
 
 @router.get("/sections", response_model=SectionList, summary="Sections in display order")
-async def list_sections(request: Request, principal: CurrentPrincipal, category_id: uuid.UUID | None = None,
+async def list_sections(request: Request, viewer: StaffViewer, category_id: uuid.UUID | None = None,
                         locale: LocaleQuery = None, limit: Limit = DEFAULT_LIMIT,
                         cursor: Cursor = None) -> JSONBytesResponse:
-    service.require_reader(principal)
     after = decode_position_cursor(cursor) if cursor else None
     async with runtime_of(request).engine.connect() as conn:
         rows = await service.repository.page_sections(conn, category_id=category_id,
@@ -162,26 +156,23 @@ async def list_sections(request: Request, principal: CurrentPrincipal, category_
 
 
 @router.get("/sections/{section_id}", response_model=SectionRead, summary="One section")
-async def get_section(request: Request, section_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
-    service.require_reader(principal)
+async def get_section(request: Request, section_id: uuid.UUID, viewer: StaffViewer) -> JSONBytesResponse:
     async with runtime_of(request).engine.connect() as conn:
         section = await service.get_section(conn, section_id)
     return JSONBytesResponse(section, headers={"ETag": etag(section["version"])})
 
 
 @router.patch("/sections/{section_id}", response_model=SectionRead, summary="Change or move a section")
-async def patch_section(request: Request, section_id: uuid.UUID, body: SectionPatch, principal: CurrentPrincipal,
+async def patch_section(request: Request, section_id: uuid.UUID, body: SectionPatch, viewer: EditorViewer,
                         if_match: IfMatch = None) -> JSONBytesResponse:
-    service.require_writer(principal)
     async with runtime_of(request).transaction() as conn:
         section = await service.patch_section(conn, section_id=section_id, body=body, if_match=if_match)
     return JSONBytesResponse(section, headers={"ETag": etag(section["version"])})
 
 
 @router.delete("/sections/{section_id}", status_code=204, summary="Delete an empty section (409 otherwise)")
-async def delete_section(request: Request, section_id: uuid.UUID, principal: CurrentPrincipal,
+async def delete_section(request: Request, section_id: uuid.UUID, viewer: EditorViewer,
                          if_match: IfMatch = None) -> Response:
-    service.require_writer(principal)
     async with runtime_of(request).transaction() as conn:
         await service.delete_section(conn, section_id=section_id, if_match=if_match)
     return Response(status_code=204)
@@ -191,10 +182,9 @@ async def delete_section(request: Request, section_id: uuid.UUID, principal: Cur
 
 @router.post("/articles", response_model=ArticleRead, status_code=201,
              summary="Create an article with its first translation, as a draft")
-async def create_article(request: Request, body: ArticleIn, principal: CurrentPrincipal) -> JSONBytesResponse:
-    service.require_writer(principal)
+async def create_article(request: Request, body: ArticleIn, viewer: EditorViewer) -> JSONBytesResponse:
     async with runtime_of(request).transaction() as conn:
-        article = await service.create_article(conn, body=body, actor=principal.id)
+        article = await service.create_article(conn, body=body, actor=viewer.user_id)
     response = _article_response(article, 201)
     response.headers["Location"] = f"/v1/kb/articles/{article['id']}"
     return response
@@ -202,7 +192,7 @@ async def create_article(request: Request, body: ArticleIn, principal: CurrentPr
 
 @router.get("/articles", response_model=ArticleList, summary="Articles, newest first, with filters")
 async def list_articles(
-    request: Request, principal: CurrentPrincipal,
+    request: Request, viewer: StaffViewer,
     section_id: uuid.UUID | None = None, category_id: uuid.UUID | None = None,
     label: Annotated[SafeStr | None, Query(max_length=100)] = None,
     state: Literal["active", "archived"] | None = None,
@@ -214,7 +204,6 @@ async def list_articles(
     review_due: Annotated[bool | None, Query(description="true: the review date has passed")] = None,
     limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
 ) -> JSONBytesResponse:
-    service.require_reader(principal)
     after = decode_cursor(cursor) if cursor else None
     filters = {"section_id": section_id, "category_id": category_id, "label": label, "state": state,
                "locale": locale_param(locale, "query.locale"), "status": status, "owner_id": owner_id,
@@ -227,8 +216,7 @@ async def list_articles(
 
 @router.get("/articles/{article_id}", response_model=ArticleRead,
             summary="An article with every translation's draft and published copy")
-async def get_article(request: Request, article_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
-    service.require_reader(principal)
+async def get_article(request: Request, article_id: uuid.UUID, viewer: StaffViewer) -> JSONBytesResponse:
     async with runtime_of(request).engine.connect() as conn:
         article = await service.article_read(conn, article_id)
     return _article_response(article)
@@ -238,12 +226,11 @@ async def get_article(request: Request, article_id: uuid.UUID, principal: Curren
               summary="Change an article's place, labels, visibility, owner or review date (If-Match required)",
               responses={412: {"description": "If-Match names an old version"},
                          428: {"description": "If-Match is missing"}})
-async def patch_article(request: Request, article_id: uuid.UUID, body: ArticlePatch, principal: CurrentPrincipal,
+async def patch_article(request: Request, article_id: uuid.UUID, body: ArticlePatch, viewer: EditorViewer,
                         if_match: IfMatch = None) -> JSONBytesResponse:
-    service.require_writer(principal)
     async with runtime_of(request).transaction() as conn:
         article = await service.patch_article(conn, article_id=article_id, body=body, if_match=if_match,
-                                              actor=principal.id)
+                                              actor=viewer.user_id)
     return _article_response(article)
 
 
@@ -252,63 +239,57 @@ async def patch_article(request: Request, article_id: uuid.UUID, body: ArticlePa
             responses={201: {"description": "a new translation"}, 412: {"description": "stale If-Match"},
                        428: {"description": "If-Match is missing"}})
 async def put_translation(request: Request, article_id: uuid.UUID, locale: LocalePath, body: TranslationIn,
-                          principal: CurrentPrincipal, if_match: IfMatch = None) -> JSONBytesResponse:
-    service.require_writer(principal)
+                          viewer: EditorViewer, if_match: IfMatch = None) -> JSONBytesResponse:
     canonical = locale_param(locale, "path.locale")
     async with runtime_of(request).transaction() as conn:
         article, created = await service.save_translation(conn, article_id=article_id, locale=canonical,
-                                                          body=body, if_match=if_match, actor=principal.id)
+                                                          body=body, if_match=if_match, actor=viewer.user_id)
     return _article_response(article, 201 if created else 200)
 
 
 @router.post("/articles/{article_id}/publish", response_model=ArticleRead,
              summary="Publish a translation's draft (If-Match optional)")
-async def publish(request: Request, article_id: uuid.UUID, body: LocaleIn, principal: CurrentPrincipal,
+async def publish(request: Request, article_id: uuid.UUID, body: LocaleIn, viewer: EditorViewer,
                   if_match: IfMatch = None) -> JSONBytesResponse:
-    service.require_writer(principal)
     async with runtime_of(request).transaction() as conn:
         article = await service.publish(conn, article_id=article_id, locale=body.locale, if_match=if_match,
-                                        actor=principal.id)
+                                        actor=viewer.user_id)
     return _article_response(article)
 
 
 @router.post("/articles/{article_id}/unpublish", response_model=ArticleRead,
              summary="Take a translation away from readers (its draft stays)")
-async def unpublish(request: Request, article_id: uuid.UUID, body: LocaleIn, principal: CurrentPrincipal,
+async def unpublish(request: Request, article_id: uuid.UUID, body: LocaleIn, viewer: EditorViewer,
                     if_match: IfMatch = None) -> JSONBytesResponse:
-    service.require_writer(principal)
     async with runtime_of(request).transaction() as conn:
         article = await service.unpublish(conn, article_id=article_id, locale=body.locale, if_match=if_match,
-                                          actor=principal.id)
+                                          actor=viewer.user_id)
     return _article_response(article)
 
 
 @router.post("/articles/{article_id}/archive", response_model=ArticleRead,
              summary="Archive an article: readers and search lose every translation")
-async def archive(request: Request, article_id: uuid.UUID, principal: CurrentPrincipal,
+async def archive(request: Request, article_id: uuid.UUID, viewer: EditorViewer,
                   if_match: IfMatch = None) -> JSONBytesResponse:
-    service.require_writer(principal)
     async with runtime_of(request).transaction() as conn:
-        article = await service.archive(conn, article_id=article_id, if_match=if_match, actor=principal.id)
+        article = await service.archive(conn, article_id=article_id, if_match=if_match, actor=viewer.user_id)
     return _article_response(article)
 
 
 @router.post("/articles/{article_id}/restore", response_model=ArticleRead,
              summary="Restore an archived article: what was published is live again")
-async def restore(request: Request, article_id: uuid.UUID, principal: CurrentPrincipal,
+async def restore(request: Request, article_id: uuid.UUID, viewer: EditorViewer,
                   if_match: IfMatch = None) -> JSONBytesResponse:
-    service.require_writer(principal)
     async with runtime_of(request).transaction() as conn:
-        article = await service.restore(conn, article_id=article_id, if_match=if_match, actor=principal.id)
+        article = await service.restore(conn, article_id=article_id, if_match=if_match, actor=viewer.user_id)
     return _article_response(article)
 
 
 @router.get("/articles/{article_id}/versions", response_model=VersionList,
             summary="The article's history, newest first: who did what, when, with which title")
-async def list_versions(request: Request, article_id: uuid.UUID, principal: CurrentPrincipal,
+async def list_versions(request: Request, article_id: uuid.UUID, viewer: StaffViewer,
                         locale: LocaleQuery = None, limit: Limit = DEFAULT_LIMIT,
                         cursor: Cursor = None) -> JSONBytesResponse:
-    service.require_reader(principal)
     before = decode_number_cursor(cursor) if cursor else None
     async with runtime_of(request).engine.connect() as conn:
         items, last = await service.versions(conn, article_id=article_id, locale=locale_param(locale, "query.locale"),
@@ -319,8 +300,7 @@ async def list_versions(request: Request, article_id: uuid.UUID, principal: Curr
 @router.get("/articles/{article_id}/versions/{number}", response_model=VersionDetail,
             summary="One history entry with its body")
 async def get_version(request: Request, article_id: uuid.UUID, number: Annotated[int, Path(ge=1, lt=2**31)],
-                      principal: CurrentPrincipal) -> JSONBytesResponse:
-    service.require_reader(principal)
+                      viewer: StaffViewer) -> JSONBytesResponse:
     async with runtime_of(request).engine.connect() as conn:
         return JSONBytesResponse(await service.version(conn, article_id=article_id, number=number))
 
@@ -348,21 +328,19 @@ async def _read_body(request: Request) -> bytes:
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                  "image/*": {"schema": {"type": "string", "format": "binary"}}}}})
-async def upload_attachment(request: Request, article_id: uuid.UUID, principal: CurrentPrincipal,
+async def upload_attachment(request: Request, article_id: uuid.UUID, viewer: EditorViewer,
                             filename: Annotated[SafeStr, Query(min_length=1, max_length=255)],
                             content_type: Annotated[str | None, Header(max_length=255)] = None) -> JSONBytesResponse:
-    service.require_writer(principal)
     content = await _read_body(request)
     async with runtime_of(request).transaction() as conn:
         attachment = await service.add_attachment(conn, article_id=article_id, filename=filename,
-                                                  declared_type=content_type, content=content, actor=principal.id)
+                                                  declared_type=content_type, content=content, actor=viewer.user_id)
     return JSONBytesResponse(attachment, status_code=201, headers={
         "Location": f"/v1/kb/articles/{article_id}/attachments/{attachment['id']}"})
 
 
 @router.get("/articles/{article_id}/attachments", response_model=AttachmentList, summary="An article's files")
-async def list_attachments(request: Request, article_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
-    service.require_reader(principal)
+async def list_attachments(request: Request, article_id: uuid.UUID, viewer: StaffViewer) -> JSONBytesResponse:
     async with runtime_of(request).engine.connect() as conn:
         if await service.repository.get_article(conn, article_id) is None:
             raise service.not_found("article")
@@ -374,8 +352,7 @@ async def list_attachments(request: Request, article_id: uuid.UUID, principal: C
             summary="Download a file (staff: any article)",
             responses={200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
 async def download_attachment(request: Request, article_id: uuid.UUID, attachment_id: uuid.UUID,
-                              principal: CurrentPrincipal) -> Response:
-    service.require_reader(principal)
+                              viewer: StaffViewer) -> Response:
     async with runtime_of(request).engine.connect() as conn:
         row = await service.repository.attachment_with_content(conn, article_id=article_id,
                                                                attachment_id=attachment_id)
@@ -387,8 +364,7 @@ async def download_attachment(request: Request, article_id: uuid.UUID, attachmen
 
 @router.delete("/articles/{article_id}/attachments/{attachment_id}", status_code=204, summary="Delete a file")
 async def delete_attachment(request: Request, article_id: uuid.UUID, attachment_id: uuid.UUID,
-                            principal: CurrentPrincipal) -> Response:
-    service.require_writer(principal)
+                            viewer: EditorViewer) -> Response:
     async with runtime_of(request).transaction() as conn:
         if not await service.repository.delete_attachment(conn, article_id=article_id, attachment_id=attachment_id):
             raise service.not_found("attachment")

@@ -1,6 +1,6 @@
-"""Pure rules of the content model: locales, who may do what, which articles a viewer may read,
-the article HTML policy and the text of a published body. No I/O: table and property tests in
-tests/content/test_rules.py."""
+"""Pure rules of the content model: locales, caching by visibility, labels, the article HTML
+policy and the text of a published body (who may read what is access.py's). No I/O: table and
+property tests in tests/content/test_rules.py."""
 
 from __future__ import annotations
 
@@ -11,13 +11,6 @@ from html.parser import HTMLParser
 
 from helpdesk_common.events import KB_LABEL_MAX_CHARS
 from helpdesk_common.html_sanitize import mail_image_source, sanitize_html
-
-#: who writes the knowledge base (gateway user roles)
-WRITER_ROLES = frozenset({"admin", "editor"})
-#: who reads everything, drafts and agents-only articles included (and writes nothing unless a writer)
-READER_ROLES = frozenset({"admin", "editor", "supervisor", "agent"})
-
-VISIBILITIES = ("public", "customers", "agents")
 
 # ---------------------------------------------------------------------------------------------
 # Locales: BCP 47 language tags (RFC 5646), stored in their canonical case so that ``zh-cn`` and
@@ -85,25 +78,7 @@ def preferred_locale(available: Iterable[str], accept_language: str | None) -> s
 
 
 # ---------------------------------------------------------------------------------------------
-# Who may do what
-
-
-def may_write(role: str | None) -> bool:
-    return role in WRITER_ROLES
-
-
-def may_read_everything(role: str | None) -> bool:
-    return role in READER_ROLES
-
-
-def visible_to(viewer_kind: str) -> tuple[str, ...]:
-    """The visibilities a viewer reads published articles of: anyone sees ``public``; a caller
-    with a customer token also ``customers``; staff (and editors) everything."""
-    if viewer_kind in ("staff", "editor"):
-        return VISIBILITIES
-    if viewer_kind == "customer":
-        return ("public", "customers")
-    return ("public",)
+# Caching
 
 
 def cache_control(visibility: str) -> str:

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from helpdesk_common import attachments as attachment_rules
 from helpdesk_common import concurrency
 from helpdesk_common import events as ev
-from helpdesk_common.identity import Principal
 from helpdesk_common.outbox import enqueue
 from helpdesk_common.problems import Problem
 
@@ -23,21 +22,6 @@ from . import repository, rules
 from .schemas import ArticleIn, ArticlePatch, CategoryIn, CategoryPatch, SectionIn, SectionPatch, TranslationIn
 
 SOURCE = "kb-svc"
-
-# --- roles -------------------------------------------------------------------------------------------
-
-
-def require_reader(principal: Principal) -> None:
-    """Staff reads (drafts, agents-only articles): any user role of the help desk; channel keys 403."""
-    if not principal.is_user or not rules.may_read_everything(principal.role):
-        raise Problem(403, "forbidden", "Forbidden", "This operation is not allowed for the caller.")
-
-
-def require_writer(principal: Principal) -> None:
-    """Writes: editors and admins; supervisors and agents read only."""
-    if not principal.is_user or not rules.may_write(principal.role):
-        raise Problem(403, "forbidden", "Forbidden", "Only editors and admins change the knowledge base.")
-
 
 # --- problems ------------------------------------------------------------------------------------------
 
