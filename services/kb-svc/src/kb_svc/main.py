@@ -12,12 +12,13 @@ from .content.endpoints import router as content_router
 from .content.public_endpoints import router as content_public_router
 from .customer_tokens import router as customer_tokens_router
 from .db import inbox, outbox
+from .search.endpoints import router as search_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # each domain package adds its router here (content, search, suggestions, feedback)
-    routers: list = [content_router, content_public_router, customer_tokens_router]
+    routers: list = [content_router, content_public_router, customer_tokens_router, search_router]
     # and its event handlers (event type -> handler) to the one consumer
     handlers: dict = {}
     consumers = [ConsumerSpec(name="kb-svc.events", topics=["tickets.events"], handlers=handlers, raw=True)] \

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from helpdesk_common.app import runtime_of
 from helpdesk_common.responses import JSONBytesResponse
 
-from ..access import viewer
+from ..access import PUBLIC_ROUTE, CurrentViewer
 from . import service
 from .schemas import SearchPage
 from .text import MAX_QUERY_CHARS
@@ -29,9 +29,11 @@ Locale = Annotated[str | None, Query(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})
 Label = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
-@router.get("/search", response_model=SearchPage, summary="Search published articles (relevance ranked)")
+@router.get("/search", response_model=SearchPage, summary="Search published articles (relevance ranked)",
+            **PUBLIC_ROUTE)
 async def search(
     request: Request,
+    who: CurrentViewer,
     q: Q,
     locale: Locale = None,
     fallback: Annotated[bool, Query(description="With locale: other translations where it has none")] = False,
@@ -48,12 +50,12 @@ async def search(
         raise service.invalid("q", "The query is empty.", "empty")
     if label is not None and _CONTROL.search(label):
         raise service.invalid("label", "The label must not contain control characters.", "control_character")
-    who = await viewer(request)
     search_request = service.SearchRequest(
-        q=q, visibilities=service.visible_to(who.kind), locale=locale, fallback=fallback,
+        q=q, visibilities=who.visibilities, locale=locale, fallback=fallback,
         category_id=category_id, section_id=section_id, label=label, visibility=visibility, limit=limit,
         cursor=cursor)
     async with runtime_of(request).engine.connect() as conn:
         page = await service.search(conn, search_request)
-    return JSONBytesResponse(page, headers={"Cache-Control": "private, no-store" if who.kind != "public"
-                                            else "public, max-age=30"})
+    # anonymous answers are the same for everyone: a shared cache may keep them briefly
+    cache = "public, max-age=30" if who.kind == "public" else "private, no-store"
+    return JSONBytesResponse(page, headers={"Cache-Control": cache, "Vary": "Authorization"})

@@ -22,18 +22,6 @@ from helpdesk_common.problems import Problem
 from . import repository
 from .text import EN_STOPWORDS, QueryTerm, choose_corrections, needs_correction, parse_query, snippet, tsquery_text, with_corrections
 
-VISIBILITIES = ("public", "customers", "agents")
-#: what each kind of caller may find: anonymous callers public articles, a signed-in customer
-#: (customer token) also the customers' ones, staff (agents, supervisors, editors, admins) all
-VISIBLE_TO = {"public": ("public",), "customer": ("public", "customers"),
-              "staff": VISIBILITIES, "editor": VISIBILITIES}
-
-
-def visible_to(viewer_kind: str) -> tuple[str, ...]:
-    """The visibilities a kind of viewer may search (an unknown kind: public only)."""
-    return VISIBLE_TO.get(viewer_kind, ("public",))
-
-
 def invalid(field: str, message: str, code: str = "invalid") -> Problem:
     return Problem(422, "validation-error", "Invalid search request", message,
                    errors=[{"field": field, "message": message, "code": code}])
