@@ -47,7 +47,7 @@ import httpx  # noqa: E402
 
 from analytics_svc.readmodel.histogram import HIST_EDGES_MINUTES  # noqa: E402
 from bench.run import RESULTS, free_block, free_port_outside, log, raw_dsn, remove_data_dir  # noqa: E402
-from helpdesk_common.devstack import Stack, StackConfig  # noqa: E402
+from helpdesk_common.devstack import PORT_BLOCK, Stack, StackConfig  # noqa: E402
 from helpdesk_common.identity import IdentitySigner, Principal  # noqa: E402
 from helpdesk_common.migrate import ensure_database, upgrade  # noqa: E402
 
@@ -822,10 +822,10 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = ROOT / ".data" / "bench" / f"analytics-{run_id}"
     data_dir.mkdir(parents=True, mode=0o755)
     os.chmod(data_dir, 0o755)
-    base = free_block(6)
-    pg_port = free_port_outside(range(base, base + 6))
+    base = free_block(PORT_BLOCK)
+    pg_port = free_port_outside(range(base, base + PORT_BLOCK))
     # the broker's port is only named (relay and consumers are off, nothing connects to it)
-    kafka_port = free_port_outside(range(base, base + 6), {pg_port})
+    kafka_port = free_port_outside(range(base, base + PORT_BLOCK), {pg_port})
     stack = Stack(StackConfig(data_dir=data_dir, gateway_port=base, service_base_port=base, pg_port=pg_port,
                               kafka_port=kafka_port, extra_env={"LOG_LEVEL": "WARNING"}))
     failed = False

@@ -75,7 +75,7 @@ from bench.run import (  # noqa: E402
     RESULTS, WRK_INSTALL_HINT, CpuSampler, Phase, Window, free_block, free_port_outside, raw_dsn, start_baseline,
     stop_proc, wrk,
 )
-from helpdesk_common.devstack import Stack, StackConfig, wait_http_ok  # noqa: E402
+from helpdesk_common.devstack import PORT_BLOCK, Stack, StackConfig, wait_http_ok  # noqa: E402
 from helpdesk_common.identity import IdentitySigner, Principal  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -709,8 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = KEPT_DIR if args.keep else ROOT / ".data" / "bench" / run_id
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o755)  # not a 0700 temp dir: PostgreSQL runs as its own user
     os.chmod(data_dir, 0o755)
-    base = free_block(6)
-    block = range(base, base + 6)
+    base = free_block(PORT_BLOCK)
+    block = range(base, base + PORT_BLOCK)
     pg_port = free_port_outside(block)
     kafka_port = free_port_outside(block, {pg_port})
     stack = Stack(StackConfig(data_dir=data_dir, gateway_port=base, service_base_port=base, pg_port=pg_port,

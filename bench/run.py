@@ -57,7 +57,7 @@ import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
-from helpdesk_common.devstack import Stack, StackConfig, free_port, wait_http_ok  # noqa: E402
+from helpdesk_common.devstack import PORT_BLOCK, Stack, StackConfig, free_port, wait_http_ok  # noqa: E402
 from helpdesk_common.identity import IdentitySigner, Principal  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
@@ -94,7 +94,7 @@ def log(msg: str) -> None:
 
 # ---- ports and processes -------------------------------------------------------------------
 
-def free_block(size: int = 6) -> int:
+def free_block(size: int = PORT_BLOCK) -> int:
     """A base port such that base .. base+size-1 are all free (services listen on base+offset)."""
     for _ in range(200):
         base = free_port()
@@ -1007,8 +1007,8 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = ROOT / ".data" / "bench" / run_id
     data_dir.mkdir(parents=True, mode=0o755)
     os.chmod(data_dir, 0o755)
-    base = free_block(6)
-    block = range(base, base + 6)  # the gateway at base, the five services at base + 1 .. base + 5
+    base = free_block(PORT_BLOCK)
+    block = range(base, base + PORT_BLOCK)  # the gateway at base, the services at base + 1 .. base + PORT_BLOCK - 1
     pg_port = free_port_outside(block)
     kafka_port = free_port_outside(block, {pg_port})
     smtp_port = free_port_outside(block, {pg_port, kafka_port})
@@ -1030,7 +1030,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # before the stack: notify-svc is given the SMTP server's address when it starts
         sampler.watch(SINKS_GROUP, sinks.start(preexec_fn=_die_with_parent).pid)
-        log(f"starting a private stack (gateway :{base}, services :{base + 1}-{base + 5}, "
+        log(f"starting a private stack (gateway :{base}, services :{base + 1}-{base + PORT_BLOCK - 1}, "
             f"SMTP sink :{smtp_port}, webhook receiver :{sinks_http_port}, data {data_dir.relative_to(ROOT)}) ...")
         creds = stack.up()
         gateway = creds["gateway_url"]

@@ -37,7 +37,7 @@ import asyncpg  # noqa: E402
 from bench.run import (  # noqa: E402
     RESULTS, WRK_INSTALL_HINT, CpuSampler, Phase, free_block, free_port_outside, log, raw_dsn, remove_data_dir, wrk,
 )
-from helpdesk_common.devstack import Stack, StackConfig  # noqa: E402
+from helpdesk_common.devstack import PORT_BLOCK, Stack, StackConfig  # noqa: E402
 from helpdesk_common.identity import IdentitySigner, Principal  # noqa: E402
 from ticket_svc.tickets.search import lexemes  # noqa: E402
 
@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = ROOT / ".data" / "bench" / f"scale-{run_id}"
     data_dir.mkdir(parents=True, mode=0o755)
     os.chmod(data_dir, 0o755)
-    base = free_block(6)
-    pg_port = free_port_outside(range(base, base + 5))
-    kafka_port = free_port_outside(range(base, base + 5), {pg_port})
+    base = free_block(PORT_BLOCK)
+    pg_port = free_port_outside(range(base, base + PORT_BLOCK))
+    kafka_port = free_port_outside(range(base, base + PORT_BLOCK), {pg_port})
     stack = Stack(StackConfig(data_dir=data_dir, gateway_port=base, service_base_port=base, pg_port=pg_port,
                               kafka_port=kafka_port, extra_env={"LOG_LEVEL": "WARNING"}))
     sampler = CpuSampler()

@@ -32,6 +32,7 @@ SERVICES: dict[str, tuple[str, int, str]] = {
     "sla-svc": ("sla_svc", 8083, "SLA_"),
     "analytics-svc": ("analytics_svc", 8084, "ANALYTICS_"),
     "notify-svc": ("notify_svc", 8085, "NOTIFY_"),
+    "kb-svc": ("kb_svc", 8086, "KB_"),
 }
 TOPICS = ("tickets.events", "customers.events", "sla.events", "insights.events", "users.events", "deliveries.events",
           "kb.events")

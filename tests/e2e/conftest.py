@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from helpdesk_common.devstack import Stack, StackConfig, free_block, free_port
+from helpdesk_common.devstack import PORT_BLOCK, Stack, StackConfig, free_block, free_port
 
 
 def pytest_configure(config):
@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("run_last") is not None)
 
 
-def _free_block(size: int = 6) -> int:
+def _free_block(size: int = PORT_BLOCK) -> int:
     """A base port with ``size`` consecutive free ports (see devstack.free_block)."""
     return free_block(size)
 

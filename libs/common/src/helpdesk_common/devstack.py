@@ -42,9 +42,13 @@ SERVICES: tuple[ServiceDef, ...] = (
     ServiceDef("sla-svc", "sla_svc", "SLA_", "sla", 3),
     ServiceDef("analytics-svc", "analytics_svc", "ANALYTICS_", "analytics", 4),
     ServiceDef("notify-svc", "notify_svc", "NOTIFY_", "notify", 5),
+    ServiceDef("kb-svc", "kb_svc", "KB_", "kb", 6),
     ServiceDef("gateway", "gateway", "GATEWAY_", "gateway", 0),
 )
 SERVICE_BY_NAME = {s.name: s for s in SERVICES}
+#: how many consecutive ports a stack takes from its base (the gateway at base + 0, each service at
+#: base + its offset): tests and benchmarks reserve blocks of this size
+PORT_BLOCK = max(s.port_offset for s in SERVICES) + 1
 #: dev keys written as ``channel_api_keys`` (e-mail has its own ``email_api_key``)
 DEV_CHANNEL_KINDS = ("web", "chat", "wechat", "wecom", "dingtalk", "phone")
 
@@ -389,6 +393,10 @@ class Stack:
             values["customer_survey_token_key"] = secrets.token_urlsafe(48)
             path.write_text(json.dumps(values))
             path.chmod(0o600)
+        if "kb_customer_token_key" not in values:  # kb-svc's signed-in customer tokens (issue 14)
+            values["kb_customer_token_key"] = secrets.token_urlsafe(48)
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         return values
 
     @property
@@ -421,6 +429,7 @@ class Stack:
             GATEWAY_SLA_URL=self.url_of("sla-svc"),
             GATEWAY_ANALYTICS_URL=self.url_of("analytics-svc"),
             GATEWAY_NOTIFY_URL=self.url_of("notify-svc"),
+            GATEWAY_KB_URL=self.url_of("kb-svc"),
             # notify-svc fetches reply attachments from ticket-svc; SMTP_URL / NOTIFY_SMTP_URL
             # come from the caller's environment (os.environ above) or StackConfig.extra_env
             NOTIFY_TICKET_URL=self.url_of("ticket-svc"),
@@ -469,6 +478,8 @@ class Stack:
             env.setdefault("TICKET_EXPORT_CURSOR_KEY", self.secrets["ticket_export_cursor_key"])
         if name == "customer-svc":  # signs and alone verifies survey answer links
             env.setdefault("CUSTOMER_SURVEY_TOKEN_KEY", self.secrets["customer_survey_token_key"])
+        if name == "kb-svc":  # mints and alone verifies its customer tokens
+            env.setdefault("KB_CUSTOMER_TOKEN_KEY", self.secrets["kb_customer_token_key"])
         env.update(extra_env or {})
         cmd = [
             sys.executable, "-m", "uvicorn", "--factory", f"{svc.package}.main:create_app",

@@ -34,6 +34,7 @@ class Settings(ServiceSettings):
     sla_url: str = "http://127.0.0.1:8083"
     analytics_url: str = "http://127.0.0.1:8084"
     notify_url: str = "http://127.0.0.1:8085"
+    kb_url: str = "http://127.0.0.1:8086"
     upstream_timeout_s: float = 10.0
     #: creating or changing a user waits this long for ticket-svc to apply it to the agent
     #: profile; then the answer says "pending" and the user event applies it (gateway/auth/users.py)
@@ -68,6 +69,11 @@ class Settings(ServiceSettings):
     #: of traffic as a survey's (a page, one answer)
     confirmation_address_rate_limit_rps: float = 1.0
     confirmation_address_rate_limit_burst: int = 30
+    #: the knowledge base's public routes (proxy/kb.py) for anonymous readers and customer tokens,
+    #: per client address: a reader opens pages and searches as they type; an office or a carrier
+    #: NAT puts many readers behind one address
+    kb_public_address_rate_limit_rps: float = 10.0
+    kb_public_address_rate_limit_burst: int = 100
     #: requests with a wrong, unknown or expired credential, per client address
     auth_failures_per_minute_per_address: int = 120
     #: failed sign-ins (successful ones never count) per client address and per account

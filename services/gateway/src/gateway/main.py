@@ -17,6 +17,7 @@ from .proxy.endpoints import build_router
 from .proxy.forwarding import new_session
 from .proxy.openapi import router as openapi_router
 from .proxy.confirmation import router as confirmation_router
+from .proxy.kb import router as kb_router
 from .proxy.survey import router as survey_router
 from .proxy.visitor import router as visitor_router
 from .proxy.visitor import visitor_resources
@@ -69,8 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         ServiceParts(
             title="Help-desk API",
-            # the visitor's, the survey and confirmation links' routes before the catch-all proxy of their prefixes
+            # the visitor's, the survey and confirmation links' and the knowledge base's public routes before
+            # the catch-all proxy of their prefixes
             routers=[openapi_router, auth_router, stream_router, visitor_router, survey_router, confirmation_router,
+                     kb_router,
                      build_router()],
             # readiness is about the gateway's database only: intake (auth + forwarding) works
             # without Kafka, the stream's consumer catches up once the broker is back, and the

@@ -53,6 +53,9 @@ UPSTREAMS = {
     "notification-preferences": ("notify_url", "notify service"),
     "notification-contacts": ("notify_url", "notify service"),
     "notification-log": ("notify_url", "notify service"),
+    # the knowledge base; its public reads, search, suggestions, views and votes go without a
+    # login (proxy/kb.py, routed first), everything else needs a user
+    "kb": ("kb_url", "knowledge-base service"),
 }
 
 

@@ -50,6 +50,13 @@ _CHANNEL_ALLOWED = (
     ("GET", re.compile(r"^/v1/tickets/[^/]+/?$")),
     ("POST", re.compile(r"^/v1/tickets/[^/]+/messages/?$")),
     ("GET", re.compile(r"^/v1/tickets/[^/]+/messages/?$")),
+    # ... and the knowledge base's public routes (a web form's backend suggesting articles before
+    # its ticket, reading and voting): kb-svc treats a key as an anonymous reader
+    ("GET", re.compile(r"^/v1/kb/public(/.*)?$")),
+    ("GET", re.compile(r"^/v1/kb/search/?$")),
+    ("POST", re.compile(r"^/v1/kb/suggestions/?$")),
+    ("POST", re.compile(r"^/v1/kb/suggestions/[^/]+/views/?$")),
+    ("POST", re.compile(r"^/v1/kb/articles/[^/]+/votes/?$")),
 )
 # ... and post their own channel's native payload: an "email" key posts e-mail, not chat
 _CHANNEL_INBOUND = re.compile(r"^/v1/channels/([^/]+)/inbound/?$")
