@@ -84,10 +84,14 @@ async def test_bad_paths_and_queries(api, headers, section):
                            headers=headers["editor"])).status_code == 404
     assert (await api.post(f"/v1/kb/articles/{aid}/publish", json={"locale": "en", "x": 1},
                            headers=headers["editor"])).status_code == 422
-    assert (await api.patch(f"/v1/kb/articles/{aid}", json={"visibility": None},
-                            headers={**headers["editor"], "If-Match": 'W/"1"'})).status_code in (200, 422)
-    assert (await api.patch(f"/v1/kb/articles/{aid}", json={"state": "archived"},
-                            headers={**headers["editor"], "If-Match": 'W/"2"'})).status_code == 422
+    for patch in ({"visibility": None}, {"labels": None}, {"section_id": None}, {"state": "archived"}):
+        assert (await api.patch(f"/v1/kb/articles/{aid}", json=patch,
+                                headers={**headers["editor"], "If-Match": 'W/"1"'})).status_code == 422, patch
+    cleared = await api.patch(f"/v1/kb/articles/{aid}", json={"review_at": None},
+                              headers={**headers["editor"], "If-Match": 'W/"1"'})
+    assert cleared.status_code == 200 and cleared.json()["review_at"] is None
+    assert (await api.patch(f"/v1/kb/categories/{section['category_id']}", json={"name": None},
+                            headers=headers["editor"])).status_code == 422
 
 
 async def test_locales_are_stored_in_canonical_case(api, headers, section):

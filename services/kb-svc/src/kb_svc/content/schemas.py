@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, WithJsonSchema, model_validator
 
 from helpdesk_common.events import KB_LABEL_MAX_CHARS, KB_LABELS_MAX, KB_TITLE_MAX_CHARS
 from helpdesk_common.html_sanitize import MAX_HTML
@@ -39,6 +39,21 @@ UserId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=
 Position = Annotated[Int32, Field(ge=0)]
 
 
+class _Patch(StrictModel):
+    """A partial update: a field left out is unchanged; ``null`` is refused (422) for fields that
+    cannot be empty (the document says so with ``not_null``), rather than silently ignored."""
+
+    _NULLABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> "_Patch":
+        nulls = sorted(name for name in self.model_fields_set
+                       if getattr(self, name) is None and name not in self._NULLABLE)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)}: may be left out but not null")
+        return self
+
+
 class CategoryIn(StrictModel):
     name: Name
     locale: Locale
@@ -46,7 +61,7 @@ class CategoryIn(StrictModel):
     position: Position | None = Field(None, description="Order among categories; default: after the last.")
 
 
-class CategoryPatch(StrictModel):
+class CategoryPatch(_Patch):
     name: Name | None = Field(None, json_schema_extra=not_null)
     locale: Locale | None = Field(None, json_schema_extra=not_null)
     description: Description | None = Field(None, json_schema_extra=not_null)
@@ -61,7 +76,7 @@ class SectionIn(StrictModel):
     position: Position | None = Field(None, description="Order within the category; default: after the last.")
 
 
-class SectionPatch(StrictModel):
+class SectionPatch(_Patch):
     category_id: uuid.UUID | None = Field(None, json_schema_extra=not_null)
     name: Name | None = Field(None, json_schema_extra=not_null)
     locale: Locale | None = Field(None, json_schema_extra=not_null)
@@ -105,9 +120,11 @@ class ArticleIn(StrictModel):
     review_at: AwareUtcDatetime | None = Field(None, description="When the content is due for review.")
 
 
-class ArticlePatch(StrictModel):
+class ArticlePatch(_Patch):
     """Article-level fields; drafts are edited with PUT .../translations/{locale}. ``If-Match``
     (the article's ETag) is required."""
+
+    _NULLABLE: ClassVar[frozenset[str]] = frozenset({"review_at"})
 
     section_id: uuid.UUID | None = Field(None, json_schema_extra=not_null)
     labels: Labels | None = Field(None, json_schema_extra=not_null)
