@@ -257,7 +257,11 @@ ROBOT_LIMITS = {"GATEWAY_RATE_LIMIT_RPS": "1000", "GATEWAY_RATE_LIMIT_BURST": "2
                 "GATEWAY_AUTH_FAILURES_PER_MINUTE_PER_ADDRESS": "100000",
                 "GATEWAY_LOGIN_FAILURES_PER_MINUTE_PER_ADDRESS": "100000",
                 # the survey link's per-address limit (people answer one survey at a time)
-                "GATEWAY_SURVEY_ADDRESS_RATE_LIMIT_RPS": "1000", "GATEWAY_SURVEY_ADDRESS_RATE_LIMIT_BURST": "2000"}
+                "GATEWAY_SURVEY_ADDRESS_RATE_LIMIT_RPS": "1000", "GATEWAY_SURVEY_ADDRESS_RATE_LIMIT_BURST": "2000",
+                # the knowledge base's anonymous readers (a case sent without credentials, e.g. by
+                # the ignored_auth check, counts there)
+                "GATEWAY_KB_PUBLIC_ADDRESS_RATE_LIMIT_RPS": "1000",
+                "GATEWAY_KB_PUBLIC_ADDRESS_RATE_LIMIT_BURST": "2000"}
 
 
 @pytest.fixture
