@@ -231,3 +231,26 @@ async def test_article_list_filters_and_pages(api, headers):
     assert (await api.get("/v1/kb/articles?cursor=bm9wZQ", headers=headers["agent"])).status_code == 400
     assert (await api.get("/v1/kb/articles?limit=1000", headers=headers["agent"])).status_code == 422
     assert (await api.get("/v1/kb/articles?locale=not a tag", headers=headers["agent"])).status_code == 422
+
+
+async def test_idempotency_key_on_creates(api, headers, db):
+    _, section = await _place(api, headers)
+    body = {"section_id": section["id"], "locale": "en", "title": "Refund policy and timelines"}
+    key = {"Idempotency-Key": "create-refund-article-1"}
+    first = await api.post("/v1/kb/articles", json=body, headers={**headers["editor"], **key})
+    again = await api.post("/v1/kb/articles", json=body, headers={**headers["editor"], **key})
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
+    other = await api.post("/v1/kb/articles", json={**body, "title": "Another"}, headers={**headers["editor"], **key})
+    assert other.status_code == 422 and other.json()["type"].endswith("idempotency-key-reused")
+    # keys are per caller: another editor's same key is their own
+    mine = await api.post("/v1/kb/articles", json=body, headers={**headers["editor2"], **key})
+    assert mine.status_code == 201 and mine.json()["id"] != first.json()["id"]
+    async with db.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM kb_articles")) == 2
+    upload = {"Content-Type": "text/plain", "Idempotency-Key": "up-1"}
+    url = f"/v1/kb/articles/{first.json()['id']}/attachments?filename=a.txt"
+    a1 = await api.post(url, content=b"hello", headers={**headers["editor"], **upload})
+    a2 = await api.post(url, content=b"hello", headers={**headers["editor"], **upload})
+    assert a1.status_code == a2.status_code == 201 and a1.json()["id"] == a2.json()["id"]
+    assert (await api.post(url, content=b"other", headers={**headers["editor"], **upload})).status_code == 422

@@ -6,6 +6,7 @@ The public reads are in ``public_endpoints.py``."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 
 from typing import Annotated, Literal
@@ -22,6 +23,8 @@ from helpdesk_common.responses import JSONBytesResponse
 from helpdesk_common.validation import SafeStr
 
 from ..access import EditorViewer, StaffViewer
+from ..idempotency import service as idempotency
+from ..idempotency.service import IdempotencyKey
 from . import rules, service
 from .schemas import (ArticleIn, ArticleList, ArticlePatch, ArticleRead, AttachmentList, AttachmentRead,
                       CategoryIn, CategoryList, CategoryPatch, CategoryRead, LocaleIn, SectionIn, SectionList,
@@ -84,14 +87,28 @@ def _article_response(article: dict, status_code: int = 200) -> JSONBytesRespons
     return JSONBytesResponse(article, status_code=status_code, headers={"ETag": etag(article["version"])})
 
 
+def _created(item: dict, location: str, *, replayed: bool = False, versioned: bool = True) -> JSONBytesResponse:
+    headers = {"Location": location}
+    if versioned:
+        headers["ETag"] = etag(item["version"])
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONBytesResponse(item, status_code=201, headers=headers)
+
+
 # --- categories ------------------------------------------------------------------------------------------------
 
 @router.post("/categories", response_model=CategoryRead, status_code=201, summary="Create a category")
-async def create_category(request: Request, body: CategoryIn, viewer: EditorViewer) -> JSONBytesResponse:
+async def create_category(request: Request, body: CategoryIn, viewer: EditorViewer,
+                          idempotency_key: IdempotencyKey = None) -> JSONBytesResponse:
     async with runtime_of(request).transaction() as conn:
-        category = await service.create_category(conn, body=body)
-    return JSONBytesResponse(category, status_code=201, headers={
-        "ETag": etag(category["version"]), "Location": f"/v1/kb/categories/{category['id']}"})
+        category = await idempotency.replay_or_claim(conn, caller=viewer.ref, key=idempotency_key,
+                                                     scope="kb.category.create", body=body)
+        replayed = category is not None
+        if not replayed:
+            category = await service.create_category(conn, body=body)
+            await idempotency.remember(conn, caller=viewer.ref, key=idempotency_key, response=category)
+    return _created(category, f"/v1/kb/categories/{category['id']}", replayed=replayed)
 
 
 @router.get("/categories", response_model=CategoryList, summary="Categories in display order")
@@ -133,11 +150,16 @@ async def delete_category(request: Request, category_id: uuid.UUID, viewer: Edit
 # --- sections ------------------------------------------------------------------------------------------------
 
 @router.post("/sections", response_model=SectionRead, status_code=201, summary="Create a section in a category")
-async def create_section(request: Request, body: SectionIn, viewer: EditorViewer) -> JSONBytesResponse:
+async def create_section(request: Request, body: SectionIn, viewer: EditorViewer,
+                         idempotency_key: IdempotencyKey = None) -> JSONBytesResponse:
     async with runtime_of(request).transaction() as conn:
-        section = await service.create_section(conn, body=body)
-    return JSONBytesResponse(section, status_code=201, headers={
-        "ETag": etag(section["version"]), "Location": f"/v1/kb/sections/{section['id']}"})
+        section = await idempotency.replay_or_claim(conn, caller=viewer.ref, key=idempotency_key,
+                                                    scope="kb.section.create", body=body)
+        replayed = section is not None
+        if not replayed:
+            section = await service.create_section(conn, body=body)
+            await idempotency.remember(conn, caller=viewer.ref, key=idempotency_key, response=section)
+    return _created(section, f"/v1/kb/sections/{section['id']}", replayed=replayed)
 
 
 @router.get("/sections", response_model=SectionList, summary="Sections in display order")
@@ -182,12 +204,16 @@ async def delete_section(request: Request, section_id: uuid.UUID, viewer: Editor
 
 @router.post("/articles", response_model=ArticleRead, status_code=201,
              summary="Create an article with its first translation, as a draft")
-async def create_article(request: Request, body: ArticleIn, viewer: EditorViewer) -> JSONBytesResponse:
+async def create_article(request: Request, body: ArticleIn, viewer: EditorViewer,
+                         idempotency_key: IdempotencyKey = None) -> JSONBytesResponse:
     async with runtime_of(request).transaction() as conn:
-        article = await service.create_article(conn, body=body, actor=viewer.user_id)
-    response = _article_response(article, 201)
-    response.headers["Location"] = f"/v1/kb/articles/{article['id']}"
-    return response
+        article = await idempotency.replay_or_claim(conn, caller=viewer.ref, key=idempotency_key,
+                                                    scope="kb.article.create", body=body)
+        replayed = article is not None
+        if not replayed:
+            article = await service.create_article(conn, body=body, actor=viewer.user_id)
+            await idempotency.remember(conn, caller=viewer.ref, key=idempotency_key, response=article)
+    return _created(article, f"/v1/kb/articles/{article['id']}", replayed=replayed)
 
 
 @router.get("/articles", response_model=ArticleList, summary="Articles, newest first, with filters")
@@ -330,13 +356,21 @@ async def _read_body(request: Request) -> bytes:
                  "image/*": {"schema": {"type": "string", "format": "binary"}}}}})
 async def upload_attachment(request: Request, article_id: uuid.UUID, viewer: EditorViewer,
                             filename: Annotated[SafeStr, Query(min_length=1, max_length=255)],
-                            content_type: Annotated[str | None, Header(max_length=255)] = None) -> JSONBytesResponse:
+                            content_type: Annotated[str | None, Header(max_length=255)] = None,
+                            idempotency_key: IdempotencyKey = None) -> JSONBytesResponse:
     content = await _read_body(request)
+    fingerprint = orjson.dumps([str(article_id), filename, content_type, hashlib.sha256(content).hexdigest()])
     async with runtime_of(request).transaction() as conn:
-        attachment = await service.add_attachment(conn, article_id=article_id, filename=filename,
-                                                  declared_type=content_type, content=content, actor=viewer.user_id)
-    return JSONBytesResponse(attachment, status_code=201, headers={
-        "Location": f"/v1/kb/articles/{article_id}/attachments/{attachment['id']}"})
+        attachment = await idempotency.replay_or_claim(conn, caller=viewer.ref, key=idempotency_key,
+                                                       scope="kb.attachment.create", body=fingerprint)
+        replayed = attachment is not None
+        if not replayed:
+            attachment = await service.add_attachment(conn, article_id=article_id, filename=filename,
+                                                      declared_type=content_type, content=content,
+                                                      actor=viewer.user_id)
+            await idempotency.remember(conn, caller=viewer.ref, key=idempotency_key, response=attachment)
+    return _created(attachment, f"/v1/kb/articles/{article_id}/attachments/{attachment['id']}",
+                    replayed=replayed, versioned=False)
 
 
 @router.get("/articles/{article_id}/attachments", response_model=AttachmentList, summary="An article's files")

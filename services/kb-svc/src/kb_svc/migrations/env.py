@@ -5,6 +5,7 @@ from kb_svc.db import metadata
 # from kb_svc.<domain> import models as _<domain>  # noqa: F401  (registers the tables)
 
 from kb_svc.content import models as _content  # noqa: F401  (registers the tables)
+from kb_svc.idempotency import models as _idempotency  # noqa: F401
 from kb_svc.search import models as _search  # noqa: F401  (registers the tables)
 
 run_env(metadata)

@@ -1,4 +1,5 @@
-"""content: categories, sections, articles, translations (draft + published), versions, attachments
+"""content: categories, sections, articles, translations (draft + published), versions, attachments;
+idempotency keys of creating POSTs
 
 Revision ID: 0002
 Revises: 0001
@@ -124,9 +125,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_kb_article_attachments')),
     )
     op.create_index('ix_kb_article_attachments_article', 'kb_article_attachments', ['article_id', 'created_at'])
+    op.create_table(
+        'idempotency_keys',
+        sa.Column('caller', sa.Text(), nullable=False),
+        sa.Column('key', sa.Text(), nullable=False),
+        sa.Column('request_hash', sa.Text(), nullable=False),
+        sa.Column('response', pg.JSONB(), nullable=True),
+        sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+        sa.PrimaryKeyConstraint('caller', 'key', name=op.f('pk_idempotency_keys')),
+    )
+    op.create_index('ix_idempotency_keys_created', 'idempotency_keys', ['created_at'])
 
 
 def downgrade() -> None:
+    op.drop_table('idempotency_keys')
     op.drop_table('kb_article_attachments')
     op.drop_table('kb_article_versions')
     op.drop_table('kb_article_translations')
