@@ -35,7 +35,8 @@ def fake_kb() -> tuple[FastAPI, list[dict[str, Any]]]:
                      "role": principal.role, "authorization": request.headers.get("authorization")})
         if request.headers.get("authorization") == "Bearer hkc1.bad":
             return JSONResponse({"title": "Unauthorized"}, status_code=401)
-        headers = {"etag": '"a1-v3"', "cache-control": "public, max-age=60"}
+        headers = {"etag": '"a1-v3"', "cache-control": "public, max-age=60", "vary": "Authorization, Accept-Language",
+                   "content-language": "zh-CN"}
         if request.headers.get("if-none-match") == '"a1-v3"':
             return Response(status_code=304, headers=headers)
         return JSONResponse({"ok": True}, headers=headers)
@@ -69,6 +70,8 @@ async def test_public_routes_need_no_login_and_keep_a_customer_token(kb):
         cached = await client.get("/v1/kb/public/articles/a1", headers={"If-None-Match": '"a1-v3"'})
         assert cached.status_code == 304 and cached.headers["etag"] == '"a1-v3"'
         assert cached.headers["cache-control"] == "public, max-age=60"
+        first = await client.get("/v1/kb/public/articles/a1", headers={"Accept-Language": "zh-CN"})
+        assert first.headers["vary"] == "Authorization, Accept-Language" and first.headers["content-language"] == "zh-CN"
         # a customer token goes to kb-svc as it came, with an identity naming a digest of it
         customer = await client.post("/v1/kb/articles/a1/votes", json={"helpful": True},
                                      headers={"Authorization": f"Bearer {CUSTOMER_TOKEN}"})

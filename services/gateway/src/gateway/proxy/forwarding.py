@@ -35,6 +35,9 @@ RETURN_RESPONSE_HEADERS = (
     # the survey and confirmation pages (their token is in the URL): no Referer onwards, never
     # framed, never indexed
     "referrer-policy", "x-frame-options", "x-robots-tag",
+    # the knowledge base's cached public reads: what the answer depends on (the caller's credential,
+    # the reader's language), so no shared cache serves one caller's copy to another
+    "vary", "content-language",
 )
 
 UPSTREAM_RETRIES = Counter("gateway_upstream_retries_total",
