@@ -67,6 +67,7 @@ async def test_a_draft_edit_is_invisible_until_published(kb, headers):
     after = await kb.get(url)
     assert after.json()["title"] == "退款流程（草稿）" and after.json()["version"] == 2
     assert after.json()["available_locales"] == ["zh-CN"]
+    assert (after.json()["category_name"], after.json()["section_name"]) == ("帮助", "退款")  # breadcrumbs
 
 
 async def test_a_never_published_article_is_a_404_like_an_unknown_one(kb, headers):

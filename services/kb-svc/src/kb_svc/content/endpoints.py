@@ -17,6 +17,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from helpdesk_common import attachments as attachment_rules
 from helpdesk_common.app import runtime_of
 from helpdesk_common.concurrency import IfMatch, etag
+from helpdesk_common.openapi import problem_responses
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
@@ -250,8 +251,7 @@ async def get_article(request: Request, article_id: uuid.UUID, viewer: StaffView
 
 @router.patch("/articles/{article_id}", response_model=ArticleRead,
               summary="Change an article's place, labels, visibility, owner or review date (If-Match required)",
-              responses={412: {"description": "If-Match names an old version"},
-                         428: {"description": "If-Match is missing"}})
+              responses=problem_responses(428, _428="If-Match is missing"))
 async def patch_article(request: Request, article_id: uuid.UUID, body: ArticlePatch, viewer: EditorViewer,
                         if_match: IfMatch = None) -> JSONBytesResponse:
     async with runtime_of(request).transaction() as conn:
@@ -262,8 +262,8 @@ async def patch_article(request: Request, article_id: uuid.UUID, body: ArticlePa
 
 @router.put("/articles/{article_id}/translations/{locale}", response_model=ArticleRead,
             summary="Create or edit a translation's draft (If-Match required); readers keep the published copy",
-            responses={201: {"description": "a new translation"}, 412: {"description": "stale If-Match"},
-                       428: {"description": "If-Match is missing"}})
+            responses={201: {"description": "A new translation"},
+                       **problem_responses(428, _428="If-Match is missing")})
 async def put_translation(request: Request, article_id: uuid.UUID, locale: LocalePath, body: TranslationIn,
                           viewer: EditorViewer, if_match: IfMatch = None) -> JSONBytesResponse:
     canonical = locale_param(locale, "path.locale")
@@ -351,6 +351,7 @@ async def _read_body(request: Request) -> bytes:
 
 @router.post("/articles/{article_id}/attachments", response_model=AttachmentRead, status_code=201,
              summary="Upload a file or image (the request body is the file; its name in ?filename=)",
+             responses=problem_responses(413, _413="The file is larger than 25 MiB"),
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                  "image/*": {"schema": {"type": "string", "format": "binary"}}}}})

@@ -294,9 +294,9 @@ async def public_article(conn: AsyncConnection, *, article_id: uuid.UUID, locale
                          visible_to: tuple[str, ...]) -> Any:
     return (await conn.execute(text(
         "SELECT a.id, t.locale, t.published_title AS title, t.published_body_html AS body_html, a.section_id, "
-        "s.category_id, a.labels, a.visibility, t.published_version AS version, t.published_at, "
-        "a.version AS article_version "
-        "FROM kb_articles a JOIN kb_sections s ON s.id = a.section_id "
+        "s.name AS section_name, s.category_id, c.name AS category_name, a.labels, a.visibility, "
+        "t.published_version AS version, t.published_at, a.version AS article_version "
+        "FROM kb_articles a JOIN kb_sections s ON s.id = a.section_id JOIN kb_categories c ON c.id = s.category_id "
         "JOIN kb_article_translations t ON t.article_id = a.id AND t.locale = :l "
         "WHERE a.id = :a AND a.state = 'active' AND t.status = 'published' AND a.visibility = ANY(:vis)"),
         {"a": article_id, "l": locale, "vis": list(visible_to)})).first()

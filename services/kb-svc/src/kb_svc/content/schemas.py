@@ -221,7 +221,10 @@ class PublicArticle(BaseModel):
     title: str
     body_html: str
     section_id: uuid.UUID
+    #: for a reader's breadcrumbs
+    section_name: str
     category_id: uuid.UUID
+    category_name: str
     labels: list[str]
     visibility: Visibility
     version: int
