@@ -254,3 +254,19 @@ async def test_idempotency_key_on_creates(api, headers, db):
     a2 = await api.post(url, content=b"hello", headers={**headers["editor"], **upload})
     assert a1.status_code == a2.status_code == 201 and a1.json()["id"] == a2.json()["id"]
     assert (await api.post(url, content=b"other", headers={**headers["editor"], **upload})).status_code == 422
+
+
+async def test_repeating_a_save_or_a_publish_changes_nothing(api, headers, db):
+    _, section = await _place(api, headers)
+    article = (await _article(api, headers, section["id"])).json()
+    url = f"/v1/kb/articles/{article['id']}"
+    body = {"title": "如何申请退款", "body_html": "<p>在订单页点击<b>申请退款</b>。</p>"}
+    same = await api.put(f"{url}/translations/zh-CN", json=body, headers={**headers["editor"], "If-Match": 'W/"1"'})
+    assert same.status_code == 200 and same.headers["etag"] == 'W/"1"'
+    for _ in range(2):
+        r = await api.post(f"{url}/publish", json={"locale": "zh-CN"}, headers=headers["editor"])
+        assert r.status_code == 200 and r.json()["translations"][0]["published_version"] == 1
+    history = (await api.get(f"{url}/versions", headers=headers["agent"])).json()["items"]
+    assert [v["action"] for v in history] == ["published", "draft"]
+    async with db.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 1

@@ -223,6 +223,9 @@ async def save_translation(conn: AsyncConnection, *, article_id: uuid.UUID, loca
     current = await _locked_article(conn, article_id)
     require_if_match(if_match, current.version)
     html = rules.sanitize_article_html(body.body_html)
+    existing = await repository.get_translation(conn, article_id, locale)
+    if existing is not None and (existing.draft_title, existing.draft_body_html) == (body.title, html):
+        return await article_read(conn, article_id), False  # a repeated save: no new history entry
     created = await repository.upsert_draft(conn, article_id=article_id, locale=locale, title=body.title,
                                             body_html=html, by=actor)
     await repository.add_version(conn, article_id=article_id, locale=locale, action="draft", title=body.title,
@@ -244,6 +247,9 @@ async def publish(conn: AsyncConnection, *, article_id: uuid.UUID, locale: str, 
     if translation is None:
         raise not_found("translation")
     html = rules.sanitize_article_html(translation.draft_body_html)
+    if translation.status == "published" and (translation.published_title, translation.published_body_html) == (
+            translation.draft_title, html):
+        return await article_read(conn, article_id)  # already live as drafted: a retry publishes nothing new
     published = await repository.publish(conn, article_id=article_id, locale=locale, body_html=html,
                                          body_text=rules.body_text(html), by=actor)
     await repository.add_version(conn, article_id=article_id, locale=locale, action="published",
