@@ -1,4 +1,4 @@
-"""The embedded stack: PostgreSQL and tansu as child processes, the five services, bootstrap.
+"""The embedded stack: PostgreSQL and tansu as child processes, the services (SERVICES), bootstrap.
 
 ``make run`` calls ``python -m helpdesk_common.devstack run``; the test session and the
 benchmark use the same ``Stack`` class, so what tests exercise is what developers run.
