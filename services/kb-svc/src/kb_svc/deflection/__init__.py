@@ -1,0 +1,1 @@
+"""Suggestions for deflection, their outcomes, and articles linked to tickets."""

@@ -1,0 +1,1 @@
+"""Readers' feedback: votes, view counts, the review queue."""
