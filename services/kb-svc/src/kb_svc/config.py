@@ -17,8 +17,26 @@ class Settings(ServiceSettings):
     #: Without it no token is minted (503) and a presented one is refused (503): readers see
     #: public articles only
     customer_token_key: SecretStr | None = None
-    #: the longest a customer token may live (``ttl_minutes`` above it is a 422)
-    customer_token_max_ttl_minutes: int = Field(43_200, ge=1, le=525_600)
+    #: the longest a customer token may live (``ttl_minutes`` above it is a 422); at most the API's
+    #: own bound, 30 days (customer_tokens.MAX_TTL_MINUTES), which a deployment may only lower
+    customer_token_max_ttl_minutes: int = Field(43_200, ge=1, le=43_200)
+
+    # --- suggestions and deflection (deflection/; docs/kb.md, "Suggestions and deflection") ---
+    #: a suggestion no ticket followed within this many minutes is decided: deflected when a
+    #: suggested article was opened, abandoned otherwise (fractions allowed: tests use seconds)
+    deflection_window_minutes: float = Field(60.0, ge=0, le=43_200)
+    #: how often the sweep decides the suggestions whose window closed
+    deflection_sweep_interval_s: float = Field(30.0, gt=0, le=3600)
+    #: per client address (the gateway's forwarded one): suggestions a second and burst, for
+    #: callers without a user login (staff are limited by the gateway per user)
+    suggestions_rate_per_second: float = Field(1.0, gt=0)
+    suggestions_burst: int = Field(20, ge=1)
+
+    # --- feedback (feedback/; docs/kb.md, "Feedback") ---
+    #: an article is flagged for review when the share of "not helpful" votes passes this ...
+    review_negative_share: float = Field(0.3, ge=0, le=1)
+    #: ... over at least this many votes
+    review_min_votes: int = Field(10, ge=1)
 
     @field_validator("customer_token_key")
     @classmethod

@@ -21,14 +21,17 @@ from helpdesk_common.validation import StrictModel
 from .access import StaffViewer, customer_token_key, mint_customer_token
 
 router = APIRouter(prefix="/v1/kb", tags=["kb"])
+#: 30 days: a token cannot be revoked, so it never lives longer (a deployment may lower it:
+#: KB_CUSTOMER_TOKEN_MAX_TTL_MINUTES)
+MAX_TTL_MINUTES = 43_200
 
 
 class CustomerTokenCreate(StrictModel):
     #: the customer (customer-svc's id) the token signs in
     customer_id: uuid.UUID
-    #: how long the token lives, in minutes (at most ``KB_CUSTOMER_TOKEN_MAX_TTL_MINUTES``, 30 days
-    #: by default)
-    ttl_minutes: Annotated[int, Field(ge=1, le=525_600)] = 60
+    #: how long the token lives, in minutes: at most 30 days, or the deployment's lower
+    #: ``KB_CUSTOMER_TOKEN_MAX_TTL_MINUTES`` (above it: 422 ``out_of_range``)
+    ttl_minutes: Annotated[int, Field(ge=1, le=MAX_TTL_MINUTES)] = 60
 
 
 class CustomerToken(BaseModel):
