@@ -70,6 +70,9 @@ class TicketCreatedData(_Data):
     customer_tier: str | None = None
     #: validated custom-field values at creation (SLA policy matching)
     custom_fields: dict[str, Any] = Field(default_factory=dict)
+    #: the knowledge-base suggestion the requester saw before writing (the web form's
+    #: ``kb_suggestion_id``): kb-svc counts the suggestion as not deflected
+    kb_suggestion_id: uuid.UUID | None = None
 
 
 class TicketRefData(_Data):
