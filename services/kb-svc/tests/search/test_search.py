@@ -107,3 +107,15 @@ async def test_snippets_are_escaped_and_marked(db, library):
 async def test_stop_words_only_find_nothing(db, library):
     await library.publish(title="The best of the rest", body="How to do it.")
     assert (await _search(db, "the of"))["items"] == []
+
+
+async def test_a_common_word_ranks_bounded_pools_and_titles_stay_first(db, library, monkeypatch):
+    from kb_svc.search import repository
+
+    monkeypatch.setattr(repository, "CANDIDATE_POOL", 3)
+    for i in range(8):
+        await library.publish(title=f"Shipping note {i}", body="Contact support about your voucher if needed.")
+    titled = await library.publish(title="Voucher rules", body="One voucher per order.")
+    page = await _search(db, "voucher", limit=50)
+    assert page["items"][0]["id"] == titled
+    assert len(page["items"]) <= 3 * 3  # three pools of three at most, not all nine matches

@@ -164,14 +164,16 @@ def test_corrections_widen_a_term():
     assert "money back" in fixed.alternatives
 
 
-@pytest.mark.parametrize(("q", "expected"), [
-    ("refund", "'refund' | 'money' <-> 'back' | 'reimburse' | 'reimbursement' | 'repayment'"),
-    ("订单号", "'订单号' | ('订单' & '单号')"),
-    ("it's", "'it' <-> 's'"),
+@pytest.mark.parametrize(("q", "unknown", "expected"), [
+    ("refund", set(), "'refund' | 'money' <-> 'back' | 'reimburse' | 'reimbursement' | 'repayment'"),
+    ("订单号", set(), "'订单号'"),
+    ("订单号", {"订单号"}, "'订单号' | ('订单' & '单号')"),
+    ("退钱", {"退钱"}, "'退钱' | '退款' | '退费' | '返款'"),  # two characters: the word is its bigram
+    ("it's", set(), "'it' <-> 's'"),
 ])
-def test_tsquery_text(q, expected):
+def test_tsquery_text(q, unknown, expected):
     (term,) = text.parse_query(q) or [text.QueryTerm("en", q, (q,))]
-    assert text.tsquery_text(term) == expected
+    assert text.tsquery_text(term, unknown) == expected
 
 
 def test_tsquery_text_quotes_what_to_tsquery_would_parse():

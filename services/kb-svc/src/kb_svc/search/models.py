@@ -26,6 +26,9 @@ kb_search_documents = Table(
     Column("title", Text, nullable=False),
     Column("body_text", Text, nullable=False),
     Column("document", TSVECTOR, nullable=False),
+    # the title's lexemes alone: a small vector whose index finds the title matches of a common
+    # word without reading every document that mentions it
+    Column("title_document", TSVECTOR, nullable=False),
     Column("words_en", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
     Column("words_zh", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
     Column("published_at", DateTime(timezone=True)),
@@ -37,6 +40,7 @@ kb_search_documents = Table(
     CheckConstraint("visibility IN ('public', 'customers', 'agents')", name="visibility"),
 )
 Index("ix_kb_search_documents_document", kb_search_documents.c.document, postgresql_using="gin")
+Index("ix_kb_search_documents_title_document", kb_search_documents.c.title_document, postgresql_using="gin")
 Index("ix_kb_search_documents_section", kb_search_documents.c.section_id)
 Index("ix_kb_search_documents_category", kb_search_documents.c.category_id)
 

@@ -22,13 +22,15 @@ DOCUMENT_SQL = """
 
 UPSERT_DOCUMENT = text(f"""
     INSERT INTO kb_search_documents (article_id, locale, visibility, labels, section_id, category_id, title,
-                                     body_text, document, words_en, words_zh, published_at, updated_at)
+                                     body_text, document, title_document, words_en, words_zh, published_at,
+                                     updated_at)
     VALUES (:article_id, :locale, :visibility, :labels, :section_id, :category_id, :title, :body_text,
-            {DOCUMENT_SQL}, :words_en, :words_zh, :published_at, now())
+            {DOCUMENT_SQL}, to_tsvector('english', :title_latin) || to_tsvector('simple', :title_zh),
+            :words_en, :words_zh, :published_at, now())
     ON CONFLICT (article_id, locale) DO UPDATE SET
         visibility = excluded.visibility, labels = excluded.labels, section_id = excluded.section_id,
         category_id = excluded.category_id, title = excluded.title, body_text = excluded.body_text,
-        document = excluded.document, words_en = excluded.words_en, words_zh = excluded.words_zh,
+        document = excluded.document, title_document = excluded.title_document, words_en = excluded.words_en, words_zh = excluded.words_zh,
         published_at = excluded.published_at, updated_at = now()
 """)
 
@@ -122,37 +124,62 @@ async def set_similarity_threshold(conn: Any, threshold: float = 0.2) -> None:
     await conn.execute(text("SELECT set_config('pg_trgm.similarity_threshold', :t, true)"), {"t": str(threshold)})
 
 
+#: the articles ranked per query are at most three pools of this size: the titles holding the most
+#: query terms (by the small title vectors), and articles matching all terms / any term anywhere;
+#: a word in half the articles would otherwise rank half the index on every query
+CANDIDATE_POOL = 500
+
+
 def _ranked_sql(*, terms: int, locale_mode: str, filters: Sequence[str], after: bool) -> str:
-    """The ranked search: each term's tsquery (``q0`` …) matched against the document; the
+    """The ranked search. Candidates: at most :data:`CANDIDATE_POOL` articles whose titles hold
+    the most terms (the small title index), as many matching all terms and as many matching any
+    term elsewhere. Each term's tsquery (``q0`` …) is matched against the document; the
     score is the share of terms matched (coverage first: an article matching every word beats
     one repeating a single word), plus ``ts_rank_cd`` over the weights (title first), plus a boost
     when the title holds every term and another when it holds them as a phrase. One row per
     article: with ``locale_mode`` ``only`` that locale's translation, ``prefer`` that locale's
     if it matched else the best other, ``any`` the best."""
     names = [f"q.q{i}" for i in range(terms)]
-    definitions = ", ".join(f"to_tsquery(CAST(:cfg{i} AS regconfig), :q{i}) AS q{i}" for i in range(terms))
+    titles = [f"q.t{i}" for i in range(terms)]
+    definitions = ", ".join(f"to_tsquery(CAST(:cfg{i} AS regconfig), :q{i}) AS q{i}, "
+                            f"to_tsquery(CAST(:cfg{i} AS regconfig), :t{i}) AS t{i}" for i in range(terms))
     any_query = "(" + " || ".join(names) + ")"
-    all_query = "(" + " && ".join(names) + ")"
-    phrase_query = "(" + " <-> ".join(names) + ")"
+    # the title-restricted terms (every lexeme :A): all of them in the title, and as a phrase
+    all_query = "(" + " && ".join(titles) + ")"
+    phrase_query = "(" + " <-> ".join(titles) + ")"
     coverage = " + ".join(f"(d.document @@ {n})::int" for n in names)
-    where = [f"d.document @@ {any_query}", "d.visibility = ANY(CAST(:visibilities AS text[]))", *filters]
+    body_all = "(" + " && ".join(names) + ")"
+    title_coverage = "(" + " + ".join(f"(d.title_document @@ {n})::int" for n in names) + ")"
+    scope = ["d.visibility = ANY(CAST(:visibilities AS text[]))", *filters]
     if locale_mode == "only":
-        where.append("d.locale = :locale")
+        scope.append("d.locale = :locale")
+    where = " AND ".join(scope)
     preference = "(d.locale = :locale) DESC," if locale_mode == "prefer" else ""
-    phrase_boost = f"+ 0.3 * (ts_filter(d.document, '{{a}}') @@ {phrase_query})::int" if terms > 1 else ""
+    phrase_boost = f"+ 0.3 * (d.document @@ {phrase_query})::int" if terms > 1 else ""
     return f"""
         WITH q AS MATERIALIZED (SELECT {definitions}),
+        candidates AS (
+            (SELECT d.article_id, d.locale FROM q, kb_search_documents d
+              WHERE d.title_document @@ {any_query} AND {where}
+              ORDER BY {title_coverage} DESC, d.article_id, d.locale LIMIT :pool)
+            UNION
+            (SELECT d.article_id, d.locale FROM q, kb_search_documents d
+              WHERE d.document @@ {body_all} AND {where} LIMIT :pool)
+            UNION
+            (SELECT d.article_id, d.locale FROM q, kb_search_documents d
+              WHERE d.document @@ {any_query} AND {where} LIMIT :pool)
+        ),
         matched AS (
             SELECT DISTINCT ON (d.article_id)
                    d.article_id, d.locale, d.title, d.body_text, d.labels, d.section_id, d.category_id, d.visibility,
                    round(CAST(
                        ({coverage})::float8 / {terms}
                        + ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', d.document, {any_query}, 32)
-                       + 0.5 * (ts_filter(d.document, '{{a}}') @@ {all_query})::int
+                       + 0.5 * (d.document @@ {all_query})::int
                        {phrase_boost}
                    AS numeric), 6) AS score
-              FROM q, kb_search_documents d
-             WHERE {' AND '.join(where)}
+              FROM q, candidates c
+              JOIN kb_search_documents d ON d.article_id = c.article_id AND d.locale = c.locale
              ORDER BY d.article_id, {preference} score DESC, d.locale
         )
         SELECT * FROM matched
@@ -162,15 +189,16 @@ def _ranked_sql(*, terms: int, locale_mode: str, filters: Sequence[str], after: 
     """
 
 
-async def ranked(conn: Any, *, term_queries: Sequence[tuple[str, str]], visibilities: Sequence[str],
+async def ranked(conn: Any, *, term_queries: Sequence[tuple[str, str, str]], visibilities: Sequence[str],
                  locale: str | None, locale_mode: str, category_id: uuid.UUID | None,
                  section_id: uuid.UUID | None, label: str | None, visibility: str | None,
                  after: tuple[Any, uuid.UUID] | None, limit: int) -> list[Any]:
-    """One page of matching documents, best first (``term_queries``: ``(config, tsquery text)``
-    per query term)."""
-    params: dict[str, Any] = {"visibilities": list(visibilities), "limit": limit, "locale": locale}
-    for i, (config, query) in enumerate(term_queries):
-        params[f"cfg{i}"], params[f"q{i}"] = config, query
+    """One page of matching documents, best first (``term_queries``: ``(config, tsquery text,
+    title-only tsquery text)`` per query term)."""
+    params: dict[str, Any] = {"visibilities": list(visibilities), "limit": limit, "locale": locale,
+                              "pool": CANDIDATE_POOL}
+    for i, (config, query, title_query) in enumerate(term_queries):
+        params[f"cfg{i}"], params[f"q{i}"], params[f"t{i}"] = config, query, title_query
     filters = []
     if category_id is not None:
         filters.append("d.category_id = :category_id")

@@ -20,7 +20,8 @@ import orjson
 from helpdesk_common.problems import Problem
 
 from . import repository
-from .text import EN_STOPWORDS, QueryTerm, choose_corrections, needs_correction, parse_query, snippet, tsquery_text, with_corrections
+from .text import (EN_STOPWORDS, QueryTerm, choose_corrections, needs_correction, parse_query, snippet, tsquery_text,
+                   with_corrections)
 
 def invalid(field: str, message: str, code: str = "invalid") -> Problem:
     return Problem(422, "validation-error", "Invalid search request", message,
@@ -51,22 +52,28 @@ def article_url(*, article_id: uuid.UUID, locale: str, visibility: str) -> str:
     return f"/v1/kb/public/articles/{article_id}?locale={locale}"
 
 
-async def corrected_terms(conn: Any, terms: Sequence[QueryTerm]) -> list[QueryTerm]:
-    """English words missing from the vocabulary widened with their nearest vocabulary words."""
-    candidates = [t for t in terms if needs_correction(t)]
-    if not candidates:
-        return list(terms)
-    known = await repository.known_words(conn, language="en", words=[t.source for t in candidates])
-    out: list[QueryTerm] = []
+async def prepared_terms(conn: Any, terms: Sequence[QueryTerm]) -> list[tuple[str, str, str]]:
+    """Each term's ``(configuration, tsquery text, the same restricted to the title)``: English words missing from the vocabulary
+    widened with their nearest vocabulary words; Chinese words missing from it widened with their
+    bigrams. One vocabulary look-up per language, trigram look-ups only for unknown English."""
+    english = [t.source for t in terms if needs_correction(t)]
+    chinese = [alt for t in terms if t.language == "zh" for alt in t.alternatives if len(alt) >= 3]
+    known_en = await repository.known_words(conn, language="en", words=english)
+    known_zh = await repository.known_words(conn, language="zh", words=chinese)
+    unknown_zh = set(chinese) - known_zh
+    out: list[tuple[str, str, str]] = []
     threshold_set = False
     for term in terms:
-        if term in candidates and term.source not in known:
-            if not threshold_set:
-                await repository.set_similarity_threshold(conn)
-                threshold_set = True
-            similar = await repository.similar_words(conn, word=term.source)
-            term = with_corrections(term, choose_corrections(term.source, similar))
-        out.append(term)
+        if term.language == "en":
+            if needs_correction(term) and term.source not in known_en:
+                if not threshold_set:
+                    await repository.set_similarity_threshold(conn)
+                    threshold_set = True
+                similar = await repository.similar_words(conn, word=term.source)
+                term = with_corrections(term, choose_corrections(term.source, similar))
+            out.append(("english", tsquery_text(term), tsquery_text(term, weight="A")))
+        else:
+            out.append(("simple", tsquery_text(term, unknown_zh), tsquery_text(term, unknown_zh, weight="A")))
     return out
 
 
@@ -103,8 +110,7 @@ async def search(conn: Any, request: SearchRequest) -> dict[str, Any]:
     terms = parse_query(request.q)
     if not terms or (request.visibility is not None and request.visibility not in request.visibilities):
         return {"items": [], "next_cursor": None}
-    terms = await corrected_terms(conn, terms)
-    term_queries = [("english" if t.language == "en" else "simple", tsquery_text(t)) for t in terms]
+    term_queries = await prepared_terms(conn, terms)
     locale_mode = "any" if request.locale is None else "prefer" if request.fallback else "only"
     rows = await repository.ranked(
         conn, term_queries=term_queries, visibilities=request.visibilities, locale=request.locale,

@@ -344,27 +344,29 @@ def choose_corrections(word: str, candidates: Iterable[tuple[str, int]], *, limi
 _TSQUERY_UNSAFE = re.compile(r"[^\w]+", re.UNICODE)
 
 
-def _lexeme(word: str) -> str:
-    return "'" + word.replace("'", "''").replace("\\", "") + "'"
+def _lexeme(word: str, weight: str = "") -> str:
+    return "'" + word.replace("'", "''").replace("\\", "") + "'" + (":" + weight if weight else "")
 
 
-def tsquery_text(term: QueryTerm) -> str:
+def tsquery_text(term: QueryTerm, unknown: frozenset[str] | set[str] = frozenset(), *, weight: str = "") -> str:
     """The ``to_tsquery`` input for one term: alternatives OR-ed; an English phrase's words
-    followed by each other (``<->``); a Chinese word also as its bigrams AND-ed, so words
-    jieba cut differently in the article (or did not know) still match. Run through
-    ``english`` for English terms and ``simple`` for Chinese ones."""
+    followed by each other (``<->``); a Chinese word the index does not know (in ``unknown``)
+    also as its bigrams AND-ed, so a word jieba cut differently in the articles still matches
+    (only then: bigram conjunctions make ranking several times slower). Run through
+    ``english`` for English terms and ``simple`` for Chinese ones. ``weight="A"`` restricts
+    every lexeme to the title."""
     parts: list[str] = []
     for alt in term.alternatives:
         if term.language == "en":
             words = [w for w in _TSQUERY_UNSAFE.split(alt.lower()) if w]
             if words:
-                parts.append(" <-> ".join(_lexeme(w) for w in words))
+                parts.append(" <-> ".join(_lexeme(w, weight) for w in words))
         else:
             words = [w for w in _CJK_RUN.findall(alt)] or [w for w in _TSQUERY_UNSAFE.split(alt.lower()) if w]
             for word in words:
-                parts.append(_lexeme(word))
-                if len(word) >= 3:
-                    parts.append("(" + " & ".join(_lexeme(b) for b in bigrams(word)) + ")")
+                parts.append(_lexeme(word, weight))
+                if len(word) >= 3 and word in unknown:
+                    parts.append("(" + " & ".join(_lexeme(b, weight) for b in bigrams(word)) + ")")
     return " | ".join(dict.fromkeys(parts))
 
 

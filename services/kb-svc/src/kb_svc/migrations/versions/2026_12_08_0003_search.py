@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column('title', sa.Text(), nullable=False),
         sa.Column('body_text', sa.Text(), nullable=False),
         sa.Column('document', pg.TSVECTOR(), nullable=False),
+        sa.Column('title_document', pg.TSVECTOR(), nullable=False),
         sa.Column('words_en', pg.ARRAY(sa.Text()), server_default=sa.text("'{}'::text[]"), nullable=False),
         sa.Column('words_zh', pg.ARRAY(sa.Text()), server_default=sa.text("'{}'::text[]"), nullable=False),
         sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
@@ -38,6 +39,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('article_id', 'locale', name='pk_kb_search_documents'),
     )
     op.create_index('ix_kb_search_documents_document', 'kb_search_documents', ['document'], postgresql_using='gin')
+    op.create_index('ix_kb_search_documents_title_document', 'kb_search_documents', ['title_document'],
+                    postgresql_using='gin')
     op.create_index('ix_kb_search_documents_section', 'kb_search_documents', ['section_id'])
     op.create_index('ix_kb_search_documents_category', 'kb_search_documents', ['category_id'])
     op.create_table(
@@ -57,5 +60,6 @@ def downgrade() -> None:
     op.drop_table('kb_search_vocabulary')
     op.drop_index('ix_kb_search_documents_category', table_name='kb_search_documents')
     op.drop_index('ix_kb_search_documents_section', table_name='kb_search_documents')
+    op.drop_index('ix_kb_search_documents_title_document', table_name='kb_search_documents')
     op.drop_index('ix_kb_search_documents_document', table_name='kb_search_documents')
     op.drop_table('kb_search_documents')
