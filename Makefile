@@ -13,7 +13,7 @@ DATA_DIR ?= .data
 help:
 	@echo "make run    - the whole stack on the embedded default (gateway http://127.0.0.1:8080)"
 	@echo "make test   - unit, integration and end-to-end tests on real PostgreSQL + broker"
-	@echo "make bench  - wrk benchmarks with baselines, intake/search with 1M tickets stored, SLA firing at 1M timers, 100k automation timers' fire lag, customer 360/import/RFM (BENCH_CUSTOMERS=1000000 for the full size), the board's freshness, dashboards over 10M tickets' read model (BENCH_ANALYTICS_TICKETS); bench/results/latest.json"
+	@echo "make bench  - wrk benchmarks with baselines, intake/search with 1M tickets stored, SLA firing at 1M timers, 100k automation timers' fire lag, customer 360/import/RFM (BENCH_CUSTOMERS=1000000 for the full size), the board's freshness, dashboards over 10M tickets' read model (BENCH_ANALYTICS_TICKETS), knowledge-base search/suggestions over 100k articles and search relevance (BENCH_KB_ARTICLES); bench/results/latest.json"
 	@echo "make analytics-rebuild - rebuild analytics-svc's read models from the topics and swap them in while the stack runs (REBUILD_ARGS=--dry-run compares only; docs/metrics.md 'Rebuild')"
 
 $(STAMP): libs/common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt
@@ -58,7 +58,8 @@ wrk:
 bench: install wrk
 	$(PY) bench/run.py; rc=$$?; $(PY) bench/scale.py; rc2=$$?; $(PY) bench/sla.py; rc3=$$?; $(PY) bench/customers.py; rc4=$$?; \
 	$(PY) bench/automation_timers.py; rc5=$$?; $(PY) bench/analytics_scale.py; rc6=$$?; \
-	[ $$rc -eq 0 ] && [ $$rc2 -eq 0 ] && [ $$rc3 -eq 0 ] && [ $$rc4 -eq 0 ] && [ $$rc5 -eq 0 ] && [ $$rc6 -eq 0 ] || { echo "bench exit codes: run=$$rc scale=$$rc2 sla=$$rc3 customers=$$rc4 timers=$$rc5 analytics=$$rc6"; exit 1; }
+	$(PY) bench/kb_scale.py; rc7=$$?; \
+	[ $$rc -eq 0 ] && [ $$rc2 -eq 0 ] && [ $$rc3 -eq 0 ] && [ $$rc4 -eq 0 ] && [ $$rc5 -eq 0 ] && [ $$rc6 -eq 0 ] && [ $$rc7 -eq 0 ] || { echo "bench exit codes: run=$$rc scale=$$rc2 sla=$$rc3 customers=$$rc4 timers=$$rc5 analytics=$$rc6 kb=$$rc7"; exit 1; }
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) bench/results/*.json
