@@ -156,4 +156,11 @@ async def test_the_translation_follows_accept_language(kb, headers):
     assert en.json()["available_locales"] == ["en", "zh-CN"]
     assert zh.headers["etag"] != en.headers["etag"] and "Accept-Language" in zh.headers["vary"]
     assert (await kb.get(url + "?locale=de")).status_code == 404
+    listing = f"/v1/kb/public/sections/{article['section_id']}/articles"
+    zh_list = await kb.get(listing, headers={"Accept-Language": "zh"})
+    assert [(i["locale"], i["title"]) for i in zh_list.json()["items"]] == [("zh-CN", "退款政策与时效")]
+    en_list = await kb.get(listing, headers={"Accept-Language": "ja"})
+    assert [i["locale"] for i in en_list.json()["items"]] == ["en"]
+    only = await kb.get(listing + "?locale=zh-cn")
+    assert [i["locale"] for i in only.json()["items"]] == ["zh-CN"]
     assert (await kb.get(url + "?locale=%E4%B8%AD%E6%96%87")).status_code == 422

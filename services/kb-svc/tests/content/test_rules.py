@@ -45,6 +45,14 @@ def test_preferred_locale(available, accept, chosen):
     assert rules.preferred_locale(available, accept) == chosen
 
 
+@pytest.mark.parametrize(("accept", "first"), [
+    ("zh-TW,zh;q=0.9", "zh-TW"), ("en;q=0.2, zh_cn;q=0.8", "zh-CN"), ("*", None), (None, None), ("", None),
+    ("zh;q=0", None), ("中文, en", "en"),
+])
+def test_first_accepted(accept, first):
+    assert rules.first_accepted(accept) == first
+
+
 @given(st.lists(st.sampled_from(["en", "zh-CN", "ja", "de-CH"]), unique=True, min_size=1), st.text(max_size=60))
 def test_preferred_locale_always_picks_an_available_one(available, accept):
     assert rules.preferred_locale(available, accept) in available
@@ -111,8 +119,9 @@ def test_sanitised_html_never_keeps_script_or_handlers(html):
     lowered = clean.lower()
     assert "<script" not in lowered and "<iframe" not in lowered and "<svg" not in lowered
     assert not re.search(r"<[^>]*\son[a-z]+=", lowered)  # no event handler attribute in any tag
-    for url in re.findall(r'(?:href|src)="([^"]*)"', clean):
-        assert not html_lib.unescape(url).strip().lower().startswith("javascript:")
+    for tag in re.findall(r"<[a-z][^<>]*>", clean):  # attributes of real tags, not escaped text
+        for url in re.findall(r'\s(?:href|src)="([^"]*)"', tag):
+            assert not html_lib.unescape(url).strip().lower().startswith("javascript:")
     assert rules.sanitize_article_html(rules.sanitize_article_html(html)) == rules.sanitize_article_html(html)
 
 

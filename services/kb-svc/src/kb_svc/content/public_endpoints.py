@@ -100,14 +100,17 @@ async def list_sections(request: Request, category_id: uuid.UUID, viewer: Curren
 
 
 @router.get("/sections/{section_id}/articles", response_model=PublicArticleList,
-            summary="The articles of a section the caller may read, newest publish first", **_public())
+            summary="The articles of a section the caller may read, newest publish first (one translation "
+                    "each without `locale`: the Accept-Language one when there is one)", **_public())
 async def list_articles(request: Request, section_id: uuid.UUID, viewer: CurrentViewer, locale: LocaleQuery = None,
-                        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> JSONBytesResponse:
+                        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+                        accept_language: Annotated[str | None, Header(max_length=500)] = None) -> JSONBytesResponse:
     after = decode_cursor(cursor) if cursor else None
     async with runtime_of(request).engine.connect() as conn:
         rows = await repository.page_public_articles(conn, section_id=section_id,
                                                      locale=locale_param(locale, "query.locale"),
-                                                     visible_to=viewer.visibilities, after=after, limit=limit)
+                                                     visible_to=viewer.visibilities, after=after, limit=limit,
+                                                     preferred=rules.first_accepted(accept_language))
     more = len(rows) > limit
     rows = rows[:limit]
     items = [{**r._mapping, "labels": list(r.labels or [])} for r in rows]

@@ -284,10 +284,13 @@ async def page_articles(conn: AsyncConnection, *, filters: dict[str, Any], after
 
 # --- public reads ----------------------------------------------------------------------------------
 
-async def published_locales(conn: AsyncConnection, article_id: uuid.UUID) -> list[str]:
+async def readable_locales(conn: AsyncConnection, *, article_id: uuid.UUID, visible_to: tuple[str, ...]) -> list[str]:
+    """The published translations of an active article a reader of ``visible_to`` may read
+    (none: the article is not theirs to see, or does not exist)."""
     return list((await conn.scalars(text(
-        "SELECT locale FROM kb_article_translations WHERE article_id = :a AND status = 'published' ORDER BY locale"),
-        {"a": article_id})).all())
+        "SELECT t.locale FROM kb_articles a JOIN kb_article_translations t ON t.article_id = a.id "
+        "WHERE a.id = :a AND a.state = 'active' AND a.visibility = ANY(:vis) AND t.status = 'published' "
+        "ORDER BY t.locale"), {"a": article_id, "vis": list(visible_to)})).all())
 
 
 async def public_article(conn: AsyncConnection, *, article_id: uuid.UUID, locale: str,
@@ -313,17 +316,20 @@ async def readable_article(conn: AsyncConnection, *, article_id: uuid.UUID, visi
 
 async def page_public_articles(conn: AsyncConnection, *, section_id: uuid.UUID, locale: str | None,
                                visible_to: tuple[str, ...], after: tuple[datetime, uuid.UUID] | None,
-                               limit: int) -> list[Any]:
+                               limit: int, preferred: str | None = None) -> list[Any]:
     """Published translations in a section, newest publish first; without ``locale``, one row
-    per article (its translations in locale order, the first)."""
-    params: dict[str, Any] = {"s": section_id, "vis": list(visible_to), "n": limit + 1}
+    per article: the ``preferred`` locale, else one of the same language, else English, else
+    the first in locale order."""
+    params: dict[str, Any] = {"s": section_id, "vis": list(visible_to), "n": limit + 1,
+                              "pref": preferred or "", "lang": (preferred or "").split("-")[0]}
     where = ["a.section_id = :s", "a.state = 'active'", "t.status = 'published'", "a.visibility = ANY(:vis)"]
     if locale is not None:
         where.append("t.locale = :l")
         params["l"] = locale
     inner = (f"SELECT DISTINCT ON (a.id) a.id, t.locale, t.published_title AS title, a.labels, t.published_at "
              f"FROM kb_articles a JOIN kb_article_translations t ON t.article_id = a.id {_where(where)} "
-             f"ORDER BY a.id, t.locale")
+             f"ORDER BY a.id, t.locale = :pref DESC, split_part(t.locale, '-', 1) = :lang DESC, "
+             f"t.locale = 'en' DESC, t.locale")
     outer_where = ""
     if after is not None:
         outer_where = "WHERE (published_at, id) < (:at, :aid)"

@@ -48,13 +48,14 @@ def canonical_locale(tag: str) -> str | None:
     return "-".join(parts)
 
 
-def preferred_locale(available: Iterable[str], accept_language: str | None) -> str | None:
-    """The translation to show a reader who named no locale: the best ``Accept-Language`` match
-    (exact tag, then same language: ``zh`` and ``zh-TW`` pick ``zh-CN`` when that is all there
-    is), else ``en``, else the first in sort order; None when nothing is available."""
-    choices = sorted(available)
-    if not choices:
-        return None
+def first_accepted(accept_language: str | None) -> str | None:
+    """The reader's most wanted language tag (canonical) from ``Accept-Language``, or None."""
+    wanted = _accepted(accept_language)
+    return wanted[0] if wanted else None
+
+
+def _accepted(accept_language: str | None) -> list[str]:
+    """The acceptable tags of ``Accept-Language`` (canonical), best first (ties in order)."""
     wanted: list[tuple[float, int, str]] = []
     for index, part in enumerate((accept_language or "").split(",")[:20]):
         tag, _, params = part.strip().partition(";")
@@ -67,7 +68,17 @@ def preferred_locale(available: Iterable[str], accept_language: str | None) -> s
         canonical = canonical_locale(tag) if tag.strip() != "*" else None
         if canonical and quality > 0:
             wanted.append((-quality, index, canonical))
-    for _, _, tag in sorted(wanted):
+    return [tag for _, _, tag in sorted(wanted)]
+
+
+def preferred_locale(available: Iterable[str], accept_language: str | None) -> str | None:
+    """The translation to show a reader who named no locale: the best ``Accept-Language`` match
+    (exact tag, then same language: ``zh`` and ``zh-TW`` pick ``zh-CN`` when that is all there
+    is), else ``en``, else the first in sort order; None when nothing is available."""
+    choices = sorted(available)
+    if not choices:
+        return None
+    for tag in _accepted(accept_language):
         if tag in choices:
             return tag
         language = tag.split("-")[0]

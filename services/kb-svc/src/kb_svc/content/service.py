@@ -387,9 +387,9 @@ async def public_article(conn: AsyncConnection, *, article_id: uuid.UUID, locale
                          accept_language: str | None, visible_to: tuple[str, ...]) -> dict[str, Any]:
     """The published translation a reader may see; anything else (a draft, an archived or
     hidden article, an unknown id) is the same 404: existence is private."""
-    if await repository.readable_article(conn, article_id=article_id, visible_to=visible_to) is None:
+    available = await repository.readable_locales(conn, article_id=article_id, visible_to=visible_to)
+    if not available:
         raise not_found("article")
-    available = await repository.published_locales(conn, article_id)
     chosen = locale if locale is not None else rules.preferred_locale(available, accept_language)
     row = None if chosen is None else await repository.public_article(conn, article_id=article_id, locale=chosen,
                                                                       visible_to=visible_to)
