@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
@@ -72,6 +72,11 @@ class Viewer:
     customer_id: uuid.UUID | None = None
     #: the channel of a channel API key (a public caller through a channel's backend)
     channel: str | None = None
+    #: a stable key of the caller for limits and one-per-caller rules, never a credential or an
+    #: address: ``user:<id>``, ``channel:<key id>``, ``customer:<id>``, an anonymous caller's
+    #: ``anon:<digest of the client address>`` (the gateway's signed identity); None for a call
+    #: that did not come through the gateway (tests, internal tools)
+    caller: str | None = field(default=None, compare=False)
 
     @property
     def is_user(self) -> bool:
@@ -118,9 +123,9 @@ def may_read(kind: ViewerKind, visibility: str) -> bool:
 def viewer_of_user(user_id: str, role: str | None) -> Viewer:
     """A user's viewer by role; a role this build does not know reads nothing (403)."""
     if role in WRITER_ROLES:
-        return Viewer(kind="editor", user_id=user_id, role=role)
+        return Viewer(kind="editor", user_id=user_id, role=role, caller=f"user:{user_id}")
     if role in READER_ROLES:
-        return Viewer(kind="staff", user_id=user_id, role=role)
+        return Viewer(kind="staff", user_id=user_id, role=role, caller=f"user:{user_id}")
     raise Problem(403, "forbidden", "Forbidden", "This operation is not allowed for the caller.")
 
 
@@ -178,7 +183,7 @@ def _customer(request: Request, authorization: str) -> Viewer:
         customer_id = verify_customer_token(key, token, now=time.time())
     except InvalidCustomerToken:
         raise _unauthorized("The customer token is malformed, forged or expired.") from None
-    return Viewer(kind="customer", customer_id=customer_id)
+    return Viewer(kind="customer", customer_id=customer_id, caller=f"customer:{customer_id}")
 
 
 async def viewer(request: Request) -> Viewer:
@@ -186,18 +191,21 @@ async def viewer(request: Request) -> Viewer:
     channel key's a public one; otherwise a customer token in ``Authorization`` makes a customer
     (401 when it is not a genuine, unexpired one), and no credential at all the public."""
     token = request.headers.get(IDENTITY_HEADER)
+    caller = None
     if token:
         verifier: IdentityVerifier = request.app.state.identity_verifier
         principal = verifier.verify(token)  # 401 for anything the gateway did not sign
         if principal.kind == "user":
             return viewer_of_user(principal.id, principal.role)
         if principal.kind == "channel":
-            return Viewer(kind="public", channel=principal.channel)
-        # "visitor": an anonymous caller of a public route, maybe with a customer token
+            return Viewer(kind="public", channel=principal.channel, caller=f"channel:{principal.id}")
+        # "visitor": an anonymous caller of a public route (id ``anon:<address digest>``), or a
+        # customer token's bearer (id: a digest of the token)
+        caller = principal.id if principal.id.startswith("anon:") else None
     authorization = request.headers.get("authorization")
     if authorization:
         return _customer(request, authorization)
-    return Viewer(kind="public")
+    return Viewer(kind="public", caller=caller)
 
 
 def require_staff(viewer: Viewer) -> Viewer:

@@ -230,3 +230,16 @@ async def test_without_a_key_minting_is_a_503(api, headers):
     answer = await api.post("/v1/kb/customer-tokens", json={"customer_id": str(CUSTOMER)}, headers=headers["agent"])
     assert answer.status_code == 503 and answer.headers["content-type"].startswith("application/problem+json")
     assert answer.headers.get("retry-after")
+
+
+async def test_each_viewer_has_a_stable_caller_key_and_never_a_credential():
+    token = mint_customer_token(KEY, customer_id=CUSTOMER, expires=int(time.time()) + 60)
+    cases = [
+        (identity_headers(Principal(kind="user", id="u1", role="agent")), "user:u1"),
+        (identity_headers(Principal(kind="channel", id="k1", channel="web")), "channel:k1"),
+        ({**identity_headers(Principal(kind="visitor", id="d" * 32)), **bearer(token)}, f"customer:{CUSTOMER}"),
+        (identity_headers(Principal(kind="visitor", id="anon:" + "a" * 32)), "anon:" + "a" * 32),
+        ({}, None),
+    ]
+    for headers, caller in cases:
+        assert (await viewer(request_with(headers))).caller == caller

@@ -11,7 +11,8 @@ tells three kinds of caller apart by the ``Authorization`` header:
 - none: an anonymous reader. Refused at once while the client address is locked out for bad
   credentials, then limited per client address (``GATEWAY_KB_PUBLIC_ADDRESS_RATE_LIMIT_*``; 429
   with ``Retry-After``), and forwarded with a signed identity of kind ``visitor`` (which every
-  other route of every service refuses);
+  other route of every service refuses) whose id, ``anon:<digest of the client address>``, lets
+  kb-svc key limits of its own on the address without ever seeing it;
 - ``Bearer hkc1.…``: a customer token kb-svc minted (``POST /v1/kb/customer-tokens``). The gateway
   holds no key for it: it goes to kb-svc untouched beside the ``visitor`` identity (id: a digest
   of the token), under the same per-address limit; kb-svc's 401 for a forged or expired one
@@ -67,7 +68,8 @@ async def kb_public(request: Request) -> Response:
         auth.failures_by_address.take(address)
         AUTH_FAILURES.inc()
         raise unauthorized("Invalid customer token.")
-    digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32] if customer_token else "anonymous"
+    digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32] if customer_token \
+        else "anon:" + hashlib.sha256(address.encode("utf-8", "replace")).hexdigest()[:32]
     response = await forward(request, upstream=settings.kb_url, service_name=SERVICE_NAME,
                              principal=Principal(kind="visitor", id=digest), session=state.http, signer=state.signer,
                              extra_headers={"authorization": f"Bearer {token}"} if customer_token else None)
