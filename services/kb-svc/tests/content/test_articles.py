@@ -270,3 +270,40 @@ async def test_repeating_a_save_or_a_publish_changes_nothing(api, headers, db):
     assert [v["action"] for v in history] == ["published", "draft"]
     async with db.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 1
+
+
+async def test_revert_a_draft_and_delete_a_translation(api, headers):
+    _, section = await _place(api, headers)
+    article = (await _article(api, headers, section["id"])).json()
+    url = f"/v1/kb/articles/{article['id']}"
+    await api.post(f"{url}/publish", json={"locale": "zh-CN"}, headers=headers["editor"])  # history 2
+    etag = (await api.get(url, headers=headers["editor"])).headers["etag"]
+    edited = await api.put(f"{url}/translations/zh-CN", json={"title": "改坏了", "body_html": "<p>错误</p>"},
+                           headers={**headers["editor"], "If-Match": etag})  # history 3
+    assert (await api.post(f"{url}/versions/2/revert", headers=headers["editor"])).status_code == 428
+    assert (await api.post(f"{url}/versions/2/revert", headers=headers["agent"])).status_code == 403
+    reverted = await api.post(f"{url}/versions/2/revert", headers={**headers["editor2"],
+                                                                   "If-Match": edited.headers["etag"]})
+    assert reverted.status_code == 200, reverted.text
+    [t] = reverted.json()["translations"]
+    assert (t["draft_title"], t["draft_body_html"], t["draft_updated_by"]) == (
+        "如何申请退款", "<p>在订单页点击<b>申请退款</b>。</p>", "u-editor-2")
+    assert not t["has_unpublished_changes"]
+    assert (await api.post(f"{url}/versions/99/revert", headers={**headers["editor"],
+                                                                 "If-Match": reverted.headers["etag"]})).status_code == 404
+
+    # translations: a published one or the last one cannot go; a draft one can, its history stays
+    en = await api.put(f"{url}/translations/en", json={"title": "How to get a refund"},
+                       headers={**headers["editor"], "If-Match": reverted.headers["etag"]})
+    tag = en.headers["etag"]
+    assert (await api.delete(f"{url}/translations/zh-CN", headers={**headers["editor"], "If-Match": tag})
+            ).status_code == 409
+    assert (await api.delete(f"{url}/translations/en", headers=headers["editor"])).status_code == 428
+    gone = await api.delete(f"{url}/translations/en", headers={**headers["editor"], "If-Match": tag})
+    assert gone.status_code == 200 and [t["locale"] for t in gone.json()["translations"]] == ["zh-CN"]
+    history = (await api.get(f"{url}/versions?locale=en", headers=headers["agent"])).json()["items"]
+    assert [(v["action"], v["title"]) for v in history] == [("draft", "How to get a refund")]
+    unpublished = await api.post(f"{url}/unpublish", json={"locale": "zh-CN"}, headers=headers["editor"])
+    assert (await api.delete(f"{url}/translations/zh-CN", headers={**headers["editor"],
+                                                                   "If-Match": unpublished.headers["etag"]})
+            ).status_code == 409  # the last one

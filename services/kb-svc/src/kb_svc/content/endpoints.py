@@ -273,6 +273,18 @@ async def put_translation(request: Request, article_id: uuid.UUID, locale: Local
     return _article_response(article, 201 if created else 200)
 
 
+@router.delete("/articles/{article_id}/translations/{locale}", response_model=ArticleRead,
+               summary="Delete a translation readers do not see (If-Match required; its history stays)",
+               responses=problem_responses(428, _428="If-Match is missing"))
+async def delete_translation(request: Request, article_id: uuid.UUID, locale: LocalePath, viewer: EditorViewer,
+                             if_match: IfMatch = None) -> JSONBytesResponse:
+    canonical = locale_param(locale, "path.locale")
+    async with runtime_of(request).transaction() as conn:
+        article = await service.delete_translation(conn, article_id=article_id, locale=canonical,
+                                                   if_match=if_match, actor=viewer.user_id)
+    return _article_response(article)
+
+
 @router.post("/articles/{article_id}/publish", response_model=ArticleRead,
              summary="Publish a translation's draft (If-Match optional)")
 async def publish(request: Request, article_id: uuid.UUID, body: LocaleIn, viewer: EditorViewer,
@@ -329,6 +341,17 @@ async def get_version(request: Request, article_id: uuid.UUID, number: Annotated
                       viewer: StaffViewer) -> JSONBytesResponse:
     async with runtime_of(request).engine.connect() as conn:
         return JSONBytesResponse(await service.version(conn, article_id=article_id, number=number))
+
+
+@router.post("/articles/{article_id}/versions/{number}/revert", response_model=ArticleRead,
+             summary="Copy a history entry's title and body into its translation's draft (If-Match required)",
+             responses=problem_responses(428, _428="If-Match is missing"))
+async def revert_to_version(request: Request, article_id: uuid.UUID, number: Annotated[int, Path(ge=1, lt=2**31)],
+                            viewer: EditorViewer, if_match: IfMatch = None) -> JSONBytesResponse:
+    async with runtime_of(request).transaction() as conn:
+        article = await service.revert_draft(conn, article_id=article_id, number=number, if_match=if_match,
+                                             actor=viewer.user_id)
+    return _article_response(article)
 
 
 # --- attachments -----------------------------------------------------------------------------------------------

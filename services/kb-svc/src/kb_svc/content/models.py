@@ -95,9 +95,9 @@ kb_article_versions = Table(
     Column("actor", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("article_id", "locale", "number", name="pk_kb_article_versions"),
-    ForeignKeyConstraint(["article_id", "locale"], ["kb_article_translations.article_id",
-                                                    "kb_article_translations.locale"],
-                         ondelete="CASCADE", name="fk_kb_article_versions_translation"),
+    # on the article, not the translation: a deleted translation's history stays
+    ForeignKeyConstraint(["article_id"], ["kb_articles.id"], ondelete="CASCADE",
+                         name="fk_kb_article_versions_article_id_kb_articles"),
     CheckConstraint("action IN ('draft', 'published', 'unpublished', 'archived', 'restored')", name="action"),
 )
 

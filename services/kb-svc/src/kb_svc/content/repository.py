@@ -209,6 +209,11 @@ async def unpublish(conn: AsyncConnection, *, article_id: uuid.UUID, locale: str
         {"a": article_id, "l": locale})
 
 
+async def delete_translation(conn: AsyncConnection, *, article_id: uuid.UUID, locale: str) -> None:
+    await conn.execute(text("DELETE FROM kb_article_translations WHERE article_id = :a AND locale = :l"),
+                       {"a": article_id, "l": locale})
+
+
 async def bump_published_version(conn: AsyncConnection, *, article_id: uuid.UUID, locale: str) -> int:
     return int(await conn.scalar(text(
         "UPDATE kb_article_translations SET published_version = published_version + 1, published_at = now() "

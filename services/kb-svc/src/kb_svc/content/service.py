@@ -234,6 +234,43 @@ async def save_translation(conn: AsyncConnection, *, article_id: uuid.UUID, loca
     return await article_read(conn, article_id), created
 
 
+async def delete_translation(conn: AsyncConnection, *, article_id: uuid.UUID, locale: str, if_match: str | None,
+                             actor: str) -> dict[str, Any]:
+    """Drop a translation that readers do not see (unpublish it first); an article keeps at least
+    one. Its history stays (``/versions``)."""
+    current = await _locked_article(conn, article_id)
+    require_if_match(if_match, current.version)
+    translations = await repository.translations(conn, article_id)
+    translation = next((t for t in translations if t.locale == locale), None)
+    if translation is None:
+        raise not_found("translation")
+    if translation.status == "published":
+        raise _conflict(f"The {locale} translation is published: unpublish it first.")
+    if len(translations) == 1:
+        raise _conflict("An article keeps at least one translation: archive the article instead.")
+    await repository.delete_translation(conn, article_id=article_id, locale=locale)
+    await repository.update_article(conn, article_id, {})
+    return await article_read(conn, article_id)
+
+
+async def revert_draft(conn: AsyncConnection, *, article_id: uuid.UUID, number: int, if_match: str | None,
+                       actor: str) -> dict[str, Any]:
+    """Copy history entry ``number`` (its title and body) into its translation's draft, as a new
+    draft entry; readers see it only once published."""
+    current = await _locked_article(conn, article_id)
+    require_if_match(if_match, current.version)
+    entry = await repository.get_version(conn, article_id=article_id, number=number)
+    if entry is None:
+        raise not_found("version")
+    html = rules.sanitize_article_html(entry.body_html)
+    await repository.upsert_draft(conn, article_id=article_id, locale=entry.locale, title=entry.title,
+                                  body_html=html, by=actor)
+    await repository.add_version(conn, article_id=article_id, locale=entry.locale, action="draft", title=entry.title,
+                                 body_html=html, actor=actor)
+    await repository.update_article(conn, article_id, {})
+    return await article_read(conn, article_id)
+
+
 async def publish(conn: AsyncConnection, *, article_id: uuid.UUID, locale: str, if_match: str | None,
                   actor: str) -> dict[str, Any]:
     """The draft becomes what readers see: sanitised (again: the allow-list may have tightened

@@ -104,9 +104,8 @@ def upgrade() -> None:
         sa.Column('at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.CheckConstraint("action IN ('draft', 'published', 'unpublished', 'archived', 'restored')",
                            name=op.f('ck_kb_article_versions_action')),
-        sa.ForeignKeyConstraint(['article_id', 'locale'],
-                                ['kb_article_translations.article_id', 'kb_article_translations.locale'],
-                                ondelete='CASCADE', name='fk_kb_article_versions_translation'),
+        sa.ForeignKeyConstraint(['article_id'], ['kb_articles.id'], ondelete='CASCADE',
+                                name=op.f('fk_kb_article_versions_article_id_kb_articles')),
         sa.PrimaryKeyConstraint('article_id', 'locale', 'number', name='pk_kb_article_versions'),
     )
     op.create_table(
