@@ -12,18 +12,24 @@ from .content.endpoints import router as content_router
 from .content.public_endpoints import router as content_public_router
 from .customer_tokens import router as customer_tokens_router
 from .db import inbox, outbox
+from .deflection.endpoints import router as deflection_router
+from .deflection.handlers import make_handlers as deflection_handlers
+from .deflection.sweep import sweep_loop
+from .feedback.endpoints import router as feedback_router
 from .search.endpoints import router as search_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # each domain package adds its router here (content, search, suggestions, feedback)
-    routers: list = [content_router, content_public_router, customer_tokens_router, search_router]
+    routers: list = [content_router, content_public_router, customer_tokens_router, search_router,
+                     deflection_router, feedback_router]
     # and its event handlers (event type -> handler) to the one consumer
-    handlers: dict = {}
+    handlers: dict = {**deflection_handlers(settings)}
     consumers = [ConsumerSpec(name="kb-svc.events", topics=["tickets.events"], handlers=handlers, raw=True)] \
         if handlers else []
     return build_app(
         settings,
-        ServiceParts(title="kb-svc", routers=routers, outbox=outbox, inbox=inbox, raw_pool=True, consumers=consumers),
+        ServiceParts(title="kb-svc", routers=routers, outbox=outbox, inbox=inbox, raw_pool=True, consumers=consumers,
+                     lifespan_hooks=[sweep_loop(settings)]),
     )

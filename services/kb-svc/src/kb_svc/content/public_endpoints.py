@@ -15,6 +15,7 @@ from helpdesk_common.pagination import DEFAULT_LIMIT, decode_cursor, encode_curs
 from helpdesk_common.responses import JSONBytesResponse
 
 from ..access import PUBLIC_ROUTE, CurrentViewer
+from ..feedback import service as feedback_service
 from . import repository, rules, service
 from .endpoints import (Cursor, Limit, LocaleQuery, decode_position_cursor, encode_position_cursor,
                         locale_param)
@@ -53,10 +54,19 @@ def not_modified(if_none_match: str | None, current: str) -> bool:
             **_public(_NOT_MODIFIED))
 async def read_article(request: Request, article_id: uuid.UUID, viewer: CurrentViewer, locale: LocaleQuery = None,
                        accept_language: Annotated[str | None, Header(max_length=500)] = None,
-                       if_none_match: Annotated[str | None, Header(max_length=500)] = None) -> Response:
-    async with runtime_of(request).engine.connect() as conn:
+                       if_none_match: Annotated[str | None, Header(max_length=500)] = None,
+                       suggestion_id: Annotated[uuid.UUID | None, Query(
+                           description="The suggestion the reader came from (counts as its view)")] = None,
+                       ) -> Response:
+    runtime = runtime_of(request)
+    async with runtime.engine.connect() as conn:
         article = await service.public_article(conn, article_id=article_id, locale=locale_param(locale, "query.locale"),
                                                accept_language=accept_language, visible_to=viewer.visibilities)
+    # a read (a revalidation too) counts as a view of the translation (feedback/), and as the
+    # suggestion's view when the reader came from one (deflection/)
+    async with runtime.engine.begin() as conn:
+        await feedback_service.record_read(conn, article_id=article_id, locale=article["locale"],
+                                           suggestion_id=suggestion_id)
     tag = article_etag(article)
     headers = {"ETag": tag, "Cache-Control": rules.cache_control(article["visibility"]), "Vary": _VARY,
                "Content-Language": article["locale"]}

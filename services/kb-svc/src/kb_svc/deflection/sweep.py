@@ -1,0 +1,57 @@
+"""The outcome sweep: a background loop in every replica that decides the suggestions whose
+deflection window has passed (rows taken with ``FOR UPDATE SKIP LOCKED``, so replicas share the
+work and none is decided twice), and emits one ``kb.suggestion_outcome`` each via the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from . import service
+from .handlers import window
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_once(runtime: Any, settings: Any) -> int:
+    """One pass: batches until nothing is due; how many suggestions were decided."""
+    total = 0
+    while True:
+        async with runtime.raw_transaction() as conn:
+            done = await service.sweep(conn, window=window(settings))
+        total += done
+        if done:
+            runtime.notify_relay()
+        if done < service.SWEEP_BATCH:
+            return total
+
+
+def sweep_loop(settings: Any):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def hook(app: FastAPI) -> AsyncIterator[None]:
+        runtime = app.state.runtime
+
+        async def run() -> None:
+            while True:
+                await asyncio.sleep(settings.deflection_sweep_interval_s)
+                try:
+                    await sweep_once(runtime, settings)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # keep the loop alive across database hiccups
+                    log.exception("deflection sweep failed")
+
+        task = asyncio.create_task(run(), name="kb-deflection-sweep")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return hook
