@@ -158,7 +158,8 @@ async def test_the_translation_follows_accept_language(kb, headers):
     assert (await kb.get(url + "?locale=de")).status_code == 404
     listing = f"/v1/kb/public/sections/{article['section_id']}/articles"
     zh_list = await kb.get(listing, headers={"Accept-Language": "zh"})
-    assert [(i["locale"], i["title"]) for i in zh_list.json()["items"]] == [("zh-CN", "退款政策与时效")]
+    assert [(i["locale"], i["title"], i["excerpt"]) for i in zh_list.json()["items"]] == [
+        ("zh-CN", "退款政策与时效", "退款需5个工作日。")]
     en_list = await kb.get(listing, headers={"Accept-Language": "ja"})
     assert [i["locale"] for i in en_list.json()["items"]] == ["en"]
     only = await kb.get(listing + "?locale=zh-cn")

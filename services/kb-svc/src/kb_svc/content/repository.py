@@ -289,6 +289,10 @@ async def page_articles(conn: AsyncConnection, *, filters: dict[str, Any], after
 
 # --- public reads ----------------------------------------------------------------------------------
 
+#: the start of a published text a list shows under each title
+EXCERPT_CHARS = 200
+
+
 async def readable_locales(conn: AsyncConnection, *, article_id: uuid.UUID, visible_to: tuple[str, ...]) -> list[str]:
     """The published translations of an active article a reader of ``visible_to`` may read
     (none: the article is not theirs to see, or does not exist)."""
@@ -331,7 +335,8 @@ async def page_public_articles(conn: AsyncConnection, *, section_id: uuid.UUID, 
     if locale is not None:
         where.append("t.locale = :l")
         params["l"] = locale
-    inner = (f"SELECT DISTINCT ON (a.id) a.id, t.locale, t.published_title AS title, a.labels, t.published_at "
+    inner = (f"SELECT DISTINCT ON (a.id) a.id, t.locale, t.published_title AS title, "
+             f"left(t.published_body_text, {EXCERPT_CHARS}) AS excerpt, a.labels, t.published_at "
              f"FROM kb_articles a JOIN kb_article_translations t ON t.article_id = a.id {_where(where)} "
              f"ORDER BY a.id, t.locale = :pref DESC, split_part(t.locale, '-', 1) = :lang DESC, "
              f"t.locale = 'en' DESC, t.locale")

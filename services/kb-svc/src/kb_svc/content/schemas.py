@@ -237,6 +237,8 @@ class PublicArticleSummary(BaseModel):
     id: uuid.UUID
     locale: str
     title: str
+    #: the first 200 characters of the published text
+    excerpt: str
     labels: list[str]
     published_at: datetime
 
