@@ -32,7 +32,8 @@ def fake_kb() -> tuple[FastAPI, list[dict[str, Any]]]:
     async def echo(path: str, request: Request) -> Response:
         principal = verifier.verify(request.headers[IDENTITY_HEADER])
         seen.append({"path": "/" + path, "method": request.method, "kind": principal.kind, "id": principal.id,
-                     "role": principal.role, "authorization": request.headers.get("authorization")})
+                     "role": principal.role, "authorization": request.headers.get("authorization"),
+                     "client": request.headers.get("x-kb-client"), "voter": request.headers.get("x-kb-voter")})
         if request.headers.get("authorization") == "Bearer hkc1.bad":
             return JSONResponse({"title": "Unauthorized"}, status_code=401)
         headers = {"etag": '"a1-v3"', "cache-control": "public, max-age=60", "vary": "Authorization, Accept-Language",
@@ -80,6 +81,12 @@ async def test_public_routes_need_no_login_and_keep_a_customer_token(kb):
         assert customer.status_code == 200, customer.text
         assert kb[-1]["authorization"] == f"Bearer {CUSTOMER_TOKEN}" and kb[-1]["kind"] == "visitor"
         assert not kb[-1]["id"].startswith("anon:") and CUSTOMER_TOKEN not in kb[-1]["id"]
+        # an anonymous vote carries the reader's vote id and a digest of the address (never the
+        # address itself), which kb-svc keys its own limit on
+        voted = await client.post("/v1/kb/articles/a1/votes", json={"helpful": True},
+                                  headers={"X-KB-Voter": "v" * 20, "X-KB-Client": "spoofed"})
+        assert voted.status_code == 200 and kb[-1]["voter"] == "v" * 20
+        assert kb[-1]["client"] == kb[0]["id"].removeprefix("anon:") and "127.0.0.1" not in kb[-1]["client"]
         # kb-svc's 401 for a bad one reaches the caller
         bad = await client.get("/v1/kb/search", headers={"Authorization": "Bearer hkc1.bad"})
         assert bad.status_code == 401

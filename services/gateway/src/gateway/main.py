@@ -92,9 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware, allow_origins=origins, allow_credentials=False,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            # If-None-Match: a help-center page revalidating the knowledge base's public reads
+            # If-None-Match: a help-center page revalidating the knowledge base's public reads;
+            # X-KB-Voter: its anonymous reader's vote id
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match",
-                           "Last-Event-ID", "traceparent"],
+                           "Last-Event-ID", "traceparent", "X-KB-Voter"],
             expose_headers=["ETag", "Location", "Retry-After", "Idempotent-Replayed", "Content-Disposition"],
             max_age=600,
         )

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from .conftest import customer_headers, publish
 
-CLIENT = "x-kb-client-address"
+CLIENT = "x-kb-client"
 
 
 async def _suggest(kb, body, headers=None, address="203.0.113.7"):

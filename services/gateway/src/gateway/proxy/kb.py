@@ -55,7 +55,7 @@ async def kb_public(request: Request) -> Response:
     if authorization is not None and not customer_token:
         principal = await authenticated(request)  # a user or a channel key, as usual (401 if bad)
         return await forward(request, upstream=settings.kb_url, service_name=SERVICE_NAME, principal=principal,
-                             session=state.http, signer=state.signer)
+                             session=state.http, signer=state.signer, extra_headers=_voter(request))
     auth = state.auth
     address = client_address_of(request)
     if wait := auth.failures_by_address.peek(address):
@@ -68,15 +68,26 @@ async def kb_public(request: Request) -> Response:
         auth.failures_by_address.take(address)
         AUTH_FAILURES.inc()
         raise unauthorized("Invalid customer token.")
+    address_digest = hashlib.sha256(address.encode("utf-8", "replace")).hexdigest()[:32]
     digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32] if customer_token \
-        else "anon:" + hashlib.sha256(address.encode("utf-8", "replace")).hexdigest()[:32]
+        else "anon:" + address_digest
     response = await forward(request, upstream=settings.kb_url, service_name=SERVICE_NAME,
                              principal=Principal(kind="visitor", id=digest), session=state.http, signer=state.signer,
-                             extra_headers={"authorization": f"Bearer {token}"} if customer_token else None)
+                             extra_headers={**({"authorization": f"Bearer {token}"} if customer_token else {}),
+                                            # kb-svc's own per-address limit of suggestions and votes
+                                            # (a digest: kb-svc never sees the address itself)
+                                            "x-kb-client": address_digest, **_voter(request)})
     if customer_token and response.status_code == 401:  # forged or expired: a bad credential
         auth.failures_by_address.take(address)
         AUTH_FAILURES.inc()
     return response
+
+
+def _voter(request: Request) -> dict[str, str]:
+    """An anonymous reader's vote id (``X-KB-Voter``, one vote per reader and article), bounded;
+    kb-svc checks its form."""
+    voter = request.headers.get("x-kb-voter")
+    return {"x-kb-voter": voter} if voter and len(voter) <= 128 else {}
 
 
 # the public reads (HEAD comes with GET)

@@ -23,9 +23,9 @@ from .schemas import (Channel, DeflectionReport, LinkCreate, LinkedArticleList, 
 
 router = APIRouter(prefix="/v1/kb", tags=["knowledge base deflection"])
 
-#: the client address the gateway saw (its trusted-proxy rules applied), for the per-address
-#: limit; a caller reaching kb-svc directly is keyed by its peer address
-CLIENT_ADDRESS_HEADER = "x-kb-client-address"
+#: an opaque key of the client address the gateway saw (a digest, its trusted-proxy rules
+#: applied), for the per-address limit; a caller reaching kb-svc directly is keyed by its peer
+CLIENT_ADDRESS_HEADER = "x-kb-client"
 MAX_LINKS = 100
 
 
@@ -41,9 +41,10 @@ def client_address(request: Request) -> str:
 
 
 def limit_public(request: Request, viewer: Viewer) -> None:
-    """Callers without a login (anonymous, customer tokens, channel keys) get a token bucket per
-    client address in this process (429 with Retry-After); users are limited by the gateway."""
-    if viewer.is_user:
+    """Callers without a login (anonymous readers, customer tokens) get a token bucket per client
+    address in this process (429 with Retry-After); users and channel keys are limited by the
+    gateway per user and per key (a channel's backend asks for many customers from one address)."""
+    if viewer.is_user or viewer.channel is not None:
         return
     state = request.app.state
     buckets = getattr(state, "kb_suggestion_buckets", None)
