@@ -1,8 +1,7 @@
 """The content model's pure rules: BCP 47 locales, language choice, labels, article HTML and
 its text (table-driven and property-based)."""
 
-import html as html_lib
-import re
+from html.parser import HTMLParser
 
 import pytest
 from hypothesis import given
@@ -113,15 +112,31 @@ _MARKUP = st.lists(st.sampled_from([
 ]), max_size=30).map("".join)
 
 
+class _Tags(HTMLParser):
+    """Every start tag of a document with its attributes, as a browser's tokenizer reads them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+
+    handle_startendtag = handle_starttag
+
+
 @given(st.one_of(_MARKUP, st.text(max_size=300)))
 def test_sanitised_html_never_keeps_script_or_handlers(html):
     clean = rules.sanitize_article_html(html)
-    lowered = clean.lower()
-    assert "<script" not in lowered and "<iframe" not in lowered and "<svg" not in lowered
-    assert not re.search(r"<[^>]*\son[a-z]+=", lowered)  # no event handler attribute in any tag
-    for tag in re.findall(r"<[a-z][^<>]*>", clean):  # attributes of real tags, not escaped text
-        for url in re.findall(r'\s(?:href|src)="([^"]*)"', tag):
-            assert not html_lib.unescape(url).strip().lower().startswith("javascript:")
+    parser = _Tags()
+    parser.feed(clean)
+    parser.close()
+    for tag, attrs in parser.tags:
+        assert tag not in ("script", "iframe", "svg", "style", "object", "embed", "form")
+        for name, value in attrs:
+            assert not name.startswith("on"), (tag, name)
+            if name in ("href", "src"):
+                assert not (value or "").strip().lower().startswith("javascript:"), (tag, value)
     assert rules.sanitize_article_html(rules.sanitize_article_html(html)) == rules.sanitize_article_html(html)
 
 
