@@ -3,7 +3,8 @@
 The form a company embeds on its site posts to intake through its channel bridge. Fields:
 ``subject`` (required), ``description`` (or ``body``), ``name``, ``email``, ``phone``,
 ``priority``, ``type``, ``tags`` (comma-separated or repeated), ``custom_fields[<key>]``,
-``language``, ``form_submission_id`` (the dedupe key of a double submit); every file part is an
+``language``, ``form_submission_id`` (the dedupe key of a double submit), ``kb_suggestion_id`` (the
+knowledge-base suggestion the form showed before submitting: kb-svc's deflection); every file part is an
 attachment. Unknown fields are ignored, because real forms carry CSRF tokens, submit buttons and
 honeypots the help desk has no use for. Every invalid field is reported at once, so the form
 can mark all of them in one round trip.
@@ -16,6 +17,7 @@ the content type the browser gave it); urlencoded bodies with the standard libra
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -37,6 +39,7 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 _CUSTOM = re.compile(r"custom_fields\[([^\]]*)\]")
 _CUSTOM_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _EMAIL = re.compile(EMAIL_PATTERN)
+_SUGGESTION_ID = re.compile(r"[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 #: RFC 5987 ext-value: charset'language'percent-encoded
 _EXT_VALUE = re.compile(r"""filename\*\s*=\s*"?([A-Za-z0-9!#$%&+^_`{}~-]+)'[^']*'([^";\s]*)"?""", re.IGNORECASE)
@@ -234,6 +237,14 @@ def _check(form: _Form, files: list[InboundAttachment]) -> None:
         form.error("files", f"at most {MAX_FILES} files")
     if len(form.get("form_submission_id") or "") > 128:
         form.error("form_submission_id", "is longer than 128 characters")
+    if (suggestion := form.get("kb_suggestion_id")) is not None and suggestion_id(suggestion) is None:
+        form.error("kb_suggestion_id", "is not a suggestion id (a UUID)")
+
+
+def suggestion_id(value: str) -> uuid.UUID | None:
+    """The knowledge-base suggestion id a form carries (a UUID, surrounding blanks ignored)."""
+    value = value.strip()
+    return uuid.UUID(value) if _SUGGESTION_ID.fullmatch(value) else None
 
 
 def parse_webform(body: bytes, content_type: str) -> InboundMessage:
@@ -253,6 +264,8 @@ def parse_webform(body: bytes, content_type: str) -> InboundMessage:
     }
     if form.get("type"):
         metadata["type"] = form.get("type")
+    if (suggestion := form.get("kb_suggestion_id")) is not None and suggestion.strip():
+        metadata["kb_suggestion_id"] = str(suggestion_id(suggestion))
     phone = form.get("phone")
     return InboundMessage(
         channel="web",

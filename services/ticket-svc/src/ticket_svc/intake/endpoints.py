@@ -81,6 +81,10 @@ def _web_form(files: bool) -> dict[str, Any]:
         "language": {"type": "string", "pattern": r"^\s*(?:[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*)?\s*$"},
         "form_submission_id": {"type": "string", "maxLength": 128,
                                "description": "the dedupe key of a double submit"},
+        "kb_suggestion_id": {"type": "string", "pattern": r"^\s*(?:[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?"
+                                                          r"[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12})?\s*$",
+                             "description": "the knowledge-base suggestion shown before submitting "
+                                            "(POST /v1/kb/suggestions' suggestion_id)"},
     }
     schema: dict[str, Any] = {
         # at most 200 fields (a 422 past them): not stated as maxProperties, which with the anyOf

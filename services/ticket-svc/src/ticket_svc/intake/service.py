@@ -102,8 +102,12 @@ async def open_ticket(
     language: str | None, cc: Sequence[str], channel: str, assignee_id: str | None = None,
     team_id: uuid.UUID | None = None, conversation_key: str | None = None, follow_up_of: uuid.UUID | None = None,
     first_message: conversation.NewMessage | None = None, for_customer: SystemTask | None = None,
+    kb_suggestion_id: uuid.UUID | None = None,
 ) -> Any:
     """Insert a routed ticket (and its opening message) with its events; returns the row.
+
+    ``kb_suggestion_id``: the knowledge-base suggestion the web form showed before this ticket
+    (carried on ``ticket.created`` only: kb-svc counts the suggestion as not deflected).
 
     ``for_customer``: a task ticket-svc opens itself (care, follow-up) for a known customer; its
     form's required fields cannot be asked of anyone, so an unsatisfiable form leaves the custom
@@ -165,7 +169,7 @@ async def open_ticket(
             requester=events.Requester(**requester), customer_id=row["customer_id"], created_by=created_by,
             created_at=now, language=language, team_id=row["team_id"], assignee_id=row["assignee_id"],
             customer_tier=row["customer_tier"], custom_fields=row["custom_fields"],
-            message_id=message["id"], follow_up_of=follow_up_of,
+            message_id=message["id"], follow_up_of=follow_up_of, kb_suggestion_id=kb_suggestion_id,
         ),
     )]
     if row["assignee_id"] is not None or row["team_id"] is not None:
@@ -209,7 +213,7 @@ async def receive(conn: Any, *, principal: Principal, message: InboundMessage) -
             type_=message.metadata.get("type"), tags=message.metadata.get("tags", ()),
             custom_fields=message.metadata.get("custom_fields", {}), language=message.language, cc=(),
             channel=message.channel, conversation_key=message.conversation_key, follow_up_of=follow_up_of,
-            first_message=opening,
+            first_message=opening, kb_suggestion_id=_suggestion_of(message),
         )
         if follow_up_of is not None:
             await tickets.insert_link(conn, ticket_id=new_id, other_id=follow_up_of, kind="follow_up_of",
@@ -218,6 +222,12 @@ async def receive(conn: Any, *, principal: Principal, message: InboundMessage) -
         result = IntakeResult(created["id"], first, created=True)
     await _finish(conn, message, result)
     return result
+
+
+def _suggestion_of(message: InboundMessage) -> uuid.UUID | None:
+    """The knowledge-base suggestion a web form carried (channels/webform.py checked its form)."""
+    value = (message.metadata or {}).get("kb_suggestion_id") if isinstance(message.metadata, dict) else None
+    return uuid.UUID(value) if isinstance(value, str) else None
 
 
 async def _finish(conn: Any, message: InboundMessage, result: IntakeResult) -> None:
@@ -239,7 +249,7 @@ def customer_message(message: InboundMessage, *, initial: bool = False) -> conve
         email_message_id=message.external_id if message.channel == "email" else None,
         attachments=message.attachments,
         metadata={k: v for k, v in (message.metadata or {}).items()
-                  if k not in ("custom_fields", "tags", "priority", "type", "full_text")},
+                  if k not in ("custom_fields", "tags", "priority", "type", "full_text", "kb_suggestion_id")},
         initial=initial,
     )
 
