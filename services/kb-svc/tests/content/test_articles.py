@@ -307,3 +307,17 @@ async def test_revert_a_draft_and_delete_a_translation(api, headers):
     assert (await api.delete(f"{url}/translations/zh-CN", headers={**headers["editor"],
                                                                    "If-Match": unpublished.headers["etag"]})
             ).status_code == 409  # the last one
+
+
+async def test_a_body_at_the_size_limit_is_published_whole(api, headers):
+    from helpdesk_common.html_sanitize import MAX_HTML
+
+    _, section = await _place(api, headers)
+    body = ("1 < 2 & 3 > 2 " * (MAX_HTML // 14 + 1))[:MAX_HTML]  # escaping makes it longer than the limit
+    article = (await _article(api, headers, section["id"], body_html=body)).json()
+    draft = article["translations"][0]["draft_body_html"]
+    assert len(draft) > MAX_HTML
+    published = await api.post(f"/v1/kb/articles/{article['id']}/publish", json={"locale": "zh-CN"},
+                               headers=headers["editor"])
+    [t] = published.json()["translations"]
+    assert t["published_body_html"] == draft and not t["has_unpublished_changes"]

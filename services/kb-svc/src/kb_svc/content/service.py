@@ -262,7 +262,7 @@ async def revert_draft(conn: AsyncConnection, *, article_id: uuid.UUID, number: 
     entry = await repository.get_version(conn, article_id=article_id, number=number)
     if entry is None:
         raise not_found("version")
-    html = rules.sanitize_article_html(entry.body_html)
+    html = entry.body_html  # stored sanitised (see ``publish``)
     await repository.upsert_draft(conn, article_id=article_id, locale=entry.locale, title=entry.title,
                                   body_html=html, by=actor)
     await repository.add_version(conn, article_id=article_id, locale=entry.locale, action="draft", title=entry.title,
@@ -273,9 +273,10 @@ async def revert_draft(conn: AsyncConnection, *, article_id: uuid.UUID, number: 
 
 async def publish(conn: AsyncConnection, *, article_id: uuid.UUID, locale: str, if_match: str | None,
                   actor: str) -> dict[str, Any]:
-    """The draft becomes what readers see: sanitised (again: the allow-list may have tightened
-    since the draft was saved) with its text for search, a new published version, a history
-    row, the search document and ``kb.article_published``, all in the caller's transaction."""
+    """The draft becomes what readers see, with its text for search, a new published version, a
+    history row, the search document and ``kb.article_published``, all in the caller's
+    transaction. The draft was sanitised when it was saved (the allow-list is idempotent, and
+    cleaning again could cut a body that escaping grew past the input bound)."""
     article = await _locked_article(conn, article_id)
     concurrency.check_version(article.version, if_match, what="article")
     if article.state != "active":
@@ -283,7 +284,7 @@ async def publish(conn: AsyncConnection, *, article_id: uuid.UUID, locale: str, 
     translation = await repository.get_translation(conn, article_id, locale)
     if translation is None:
         raise not_found("translation")
-    html = rules.sanitize_article_html(translation.draft_body_html)
+    html = translation.draft_body_html
     if translation.status == "published" and (translation.published_title, translation.published_body_html) == (
             translation.draft_title, html):
         return await article_read(conn, article_id)  # already live as drafted: a retry publishes nothing new
