@@ -87,10 +87,10 @@ async def review_queue(conn: AsyncConnection, *, now: datetime, share: float, mi
         "COALESCE((SELECT jsonb_object_agg(t.locale, COALESCE(t.published_title, t.draft_title)) "
         "          FROM kb_article_translations t WHERE t.article_id = a.id), '{}'::jsonb) AS titles, "
         "(a.review_at IS NOT NULL AND a.review_at <= :now) AS review_due, "
-        "(COALESCE(v.votes, 0) >= :min AND v.not_helpful > :share * v.votes) AS negative_feedback "
+        "(COALESCE(v.votes, 0) >= :min AND v.not_helpful > CAST(:share AS float8) * v.votes) AS negative_feedback "
         "FROM kb_articles a LEFT JOIN v ON v.article_id = a.id "
         "WHERE a.state = 'active' AND ((a.review_at IS NOT NULL AND a.review_at <= :now) "
-        "      OR (COALESCE(v.votes, 0) >= :min AND v.not_helpful > :share * v.votes)) "
+        "      OR (COALESCE(v.votes, 0) >= :min AND v.not_helpful > CAST(:share AS float8) * v.votes)) "
         "ORDER BY (a.review_at IS NOT NULL AND a.review_at <= :now) DESC, a.review_at NULLS LAST, "
         "COALESCE(v.not_helpful, 0)::float8 / GREATEST(COALESCE(v.votes, 0), 1) DESC, a.id LIMIT :n"),
         {"now": now, "share": share, "min": min_votes, "n": limit}))
