@@ -60,3 +60,16 @@ def test_refused_reasons(name, content_type, size, refused):
 def test_inline_disposition_keeps_the_encoded_name():
     assert content_disposition("图.png", inline=True) == "inline; filename=\"_.png\"; filename*=UTF-8''%E5%9B%BE.png"
     assert content_disposition('a"\r\nb.txt').startswith('attachment; filename="a\\"b.txt"')
+
+
+@pytest.mark.parametrize(("method", "path", "intake"), [
+    ("POST", "/v1/kb/articles/6f1c2b9e-0000-4000-8000-000000000000/attachments", True),
+    ("GET", "/v1/kb/articles/6f1c2b9e-0000-4000-8000-000000000000/attachments", False),
+    ("POST", "/v1/kb/articles", False),
+    ("POST", "/v1/kb/articles/6f1c2b9e-0000-4000-8000-000000000000/publish", False),
+    ("POST", "/v1/kb/articles/x/attachments", False),
+])
+def test_kb_uploads_take_the_larger_body_limit(method, path, intake):
+    from helpdesk_common.observability import is_intake_request
+
+    assert is_intake_request({"type": "http", "method": method, "path": path, "headers": []}) is intake

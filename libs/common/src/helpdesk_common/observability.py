@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 import uuid
@@ -121,15 +122,23 @@ class BodyTooLarge(Exception):
 DEFAULT_MAX_INTAKE_BODY_BYTES = 52_428_800
 
 
+#: ``POST /v1/kb/articles/{id}/attachments``: the request body is the file
+_KB_UPLOAD = re.compile(r"/v1/kb/articles/[0-9A-Fa-f-]{32,36}/attachments/?")
+
+
 def is_intake_request(scope: dict) -> bool:
     """Requests that carry a channel's native payload: raw e-mail with attachments, web forms.
 
-    Everything under ``/v1/channels/`` and multipart POSTs that create a ticket or an import
-    (customer-svc's spreadsheets); every other request keeps ``MAX_BODY_BYTES``, so the large
-    limit cannot be used to push big JSON bodies through ordinary endpoints.
+    Everything under ``/v1/channels/``, multipart POSTs that create a ticket or an import
+    (customer-svc's spreadsheets) and the file uploads of knowledge-base articles (kb-svc caps
+    each file at the ticket attachment size itself); every other request keeps
+    ``MAX_BODY_BYTES``, so the large limit cannot be used to push big JSON bodies through
+    ordinary endpoints.
     """
     path: str = scope.get("path", "")
     if path.startswith("/v1/channels/"):
+        return True
+    if scope.get("method") == "POST" and _KB_UPLOAD.fullmatch(path):
         return True
     if scope.get("method") == "POST" and path in ("/v1/tickets", "/v1/tickets/", "/v1/imports", "/v1/imports/"):
         ctype = _header(scope, b"content-type") or ""
