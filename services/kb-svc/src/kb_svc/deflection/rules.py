@@ -39,7 +39,11 @@ def english_stem(word: str) -> str:
     for suffix in _EN_SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             stem = word[: -len(suffix)]
-            return stem + "y" if suffix == "ies" else stem
+            if suffix == "ies":
+                return stem + "y"
+            if suffix in ("ing", "ed") and len(stem) >= 4 and stem[-1] == stem[-2] and stem[-1] not in "aeiouslz":
+                return stem[:-1]  # jammed, stopping -> jam, stop
+            return stem
     return word
 
 
