@@ -297,7 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         url = stack.database_url("kb-svc")
         asyncio.run(ensure_database(url))
         upgrade("kb_svc", url)
-        stack.start_service("kb-svc", {"KB_CONSUMERS_ENABLED": "false", "KB_RELAY_ENABLED": "false"})
+        # the bench is one client address asking hundreds of suggestions: the per-address limit
+        # (1/s by default) is raised so the route's own cost is measured, not the limiter
+        stack.start_service("kb-svc", {"KB_CONSUMERS_ENABLED": "false", "KB_RELAY_ENABLED": "false",
+                                       "KB_SUGGESTIONS_RATE_PER_SECOND": "100000",
+                                       "KB_SUGGESTIONS_BURST": "100000"})
         stack.wait_service("kb-svc")
         service_url = stack.url_of("kb-svc")
         with_suggestions = suggestions_available(service_url)
