@@ -119,3 +119,17 @@ async def test_a_common_word_ranks_bounded_pools_and_titles_stay_first(db, libra
     page = await _search(db, "voucher", limit=50)
     assert page["items"][0]["id"] == titled
     assert len(page["items"]) <= 3 * 3  # three pools of three at most, not all nine matches
+
+
+async def test_random_queries_never_break_the_tsquery(db, library):
+    """Seeded random queries of operators, quotes, backslashes, CJK, emoji and letters: every one
+    answers (the text never reaches to_tsquery as syntax)."""
+    import random
+
+    await library.publish(title="Refund 退款 policy", body="Refunds: 退款 within 7 days.")
+    alphabet = list("&|!():*<->'\"\\ -_.,;%$#@`~^[]{}") + list("refundpasswordabc") + list("退款发票快递的了") + ["😀", "é", "ß"]
+    rng = random.Random(14)
+    for _ in range(150):
+        q = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+        page = await _search(db, q)
+        assert isinstance(page["items"], list)
