@@ -97,7 +97,8 @@ def merge(own: dict[str, Any], upstream_docs: list[tuple[str, dict[str, Any], se
             doc["components"].setdefault("securitySchemes", {}).setdefault(scheme_name, scheme)
     doc["components"].setdefault("securitySchemes", {})["bearer"] = {
         "type": "http", "scheme": "bearer",
-        "description": "A user access token from POST /v1/auth/login, or a channel API key (hdk_...).",
+        "description": ("A user access token from POST /v1/auth/login, or a channel API key (hdk_...); on the "
+                        "knowledge base's public routes also a customer token (hkc1..., POST /v1/kb/customer-tokens)."),
     }
     doc["security"] = [{"bearer": []}]
     return doc
