@@ -134,6 +134,9 @@ def stack(tmp_path_factory, smtp_sink, chat_fakes):
                    "PUBLIC_BASE_URL": f"http://127.0.0.1:{base}", "CUSTOMER_SURVEY_TOKEN_KEY": secrets.token_urlsafe(48),
                    "NOTIFY_EGRESS_ALLOWLIST_ONLY": "true", "NOTIFY_REPLY_BACKOFF_BASE_S": "0.25",
                    "NOTIFY_WEBHOOK_ALLOW_NETWORKS": f"{WEBHOOK_RECEIVER_HOST}/32",
+                   # the knowledge base decides a suggestion with no ticket after 12 s, not an hour,
+                   # and looks every second (tests/e2e/test_kb_deflection.py)
+                   "KB_DEFLECTION_WINDOW_MINUTES": "0.2", "KB_DEFLECTION_SWEEP_INTERVAL_S": "1",
                    **chat_provider_env(chat_fakes)},
     )
     s = Stack(config)
