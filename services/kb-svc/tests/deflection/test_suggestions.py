@@ -122,3 +122,17 @@ async def test_rate_limited_per_address_with_retry_after(kb, headers):
     # users are not limited here (the gateway limits them per user)
     for _ in range(6):
         assert (await _suggest(kb, {"subject": "退款"}, headers["agent"], address="198.51.100.1")).status_code == 200
+
+
+async def test_anonymous_callers_through_the_gateway_are_limited_by_their_signed_address_digest(kb):
+    from helpdesk_common.identity import Principal
+    from helpdesk_common.testing import identity_headers
+
+    visitor = identity_headers(Principal(kind="visitor", id="anon:" + "a" * 32))
+    other = identity_headers(Principal(kind="visitor", id="anon:" + "b" * 32))
+    for i in range(5):  # a spoofed X-KB-Client does not move a signed caller to another bucket
+        r = await kb.post("/v1/kb/suggestions", json={"subject": "退款"}, headers={**visitor, CLIENT: f"x{i}"})
+        assert r.status_code == 200, r.text
+    assert (await kb.post("/v1/kb/suggestions", json={"subject": "退款"},
+                          headers={**visitor, CLIENT: "fresh"})).status_code == 429
+    assert (await kb.post("/v1/kb/suggestions", json={"subject": "退款"}, headers=other)).status_code == 200

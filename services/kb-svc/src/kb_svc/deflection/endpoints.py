@@ -33,10 +33,17 @@ def _public(*statuses: int) -> dict:
     return {**PUBLIC_ROUTE, "responses": {**PUBLIC_ROUTE["responses"], **problem_responses(*statuses)}}
 
 
-def client_address(request: Request) -> str:
+def client_key(request: Request, viewer: Viewer) -> str:
+    """What the per-address limit counts under: an anonymous caller's signed ``anon:<address
+    digest>`` (Viewer.caller), else the gateway's address digest (customer tokens), else the
+    caller's key or the peer's address (calls that did not come through the gateway)."""
+    if viewer.caller and viewer.caller.startswith("anon:"):
+        return viewer.caller.removeprefix("anon:")
     forwarded = request.headers.get(CLIENT_ADDRESS_HEADER)
     if forwarded and len(forwarded) <= 64:
         return forwarded.strip()
+    if viewer.caller:
+        return viewer.caller
     return request.client.host if request.client else "unknown"
 
 
@@ -52,7 +59,7 @@ def limit_public(request: Request, viewer: Viewer) -> None:
         settings = state.settings
         buckets = state.kb_suggestion_buckets = rules.TokenBuckets(
             rate=settings.suggestions_rate_per_second, burst=settings.suggestions_burst)
-    if wait := buckets.take(client_address(request)):
+    if wait := buckets.take(client_key(request, viewer)):
         raise Problem(429, "rate-limited", "Too many requests",
                       "Too many suggestions from this address; retry later.",
                       headers={"Retry-After": rules.retry_after(wait)})
