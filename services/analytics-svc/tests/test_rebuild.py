@@ -145,10 +145,19 @@ class Script:
                                                                        at=self.at(minute))))
 
 
+    def suggestion_outcome(self, minute: float, *, deflected: bool, sid: uuid.UUID | None = None) -> uuid.UUID:
+        sid = sid or uuid.uuid4()
+        self._add(events.KbSuggestionOutcome(source="kb-svc", subject=str(sid), time=self.at(minute),
+                                             data=events.KbSuggestionOutcomeData(
+                                                 suggestion_id=sid, deflected=deflected, article_ids=[uuid.uuid4()],
+                                                 channel="web", at=self.at(minute))))
+        return sid
+
+
 def scripted_history(base: datetime) -> list[Any]:
     """Several tickets' lives: replies, pending, solves, a reopen, a reassignment across teams, SLA
     outcomes (one late), an approval step, CSAT and NPS, a team calendar and a customer tier, a
-    failed delivery."""
+    failed delivery, knowledge-base suggestions (one deflected, one corrected)."""
     s = Script(base)
     c1, c2 = uuid.uuid4(), uuid.uuid4()
     s.calendar(None, CALENDAR_24X7, 1, 0)
@@ -187,6 +196,10 @@ def scripted_history(base: datetime) -> list[Any]:
     s.created(t[3], 50, team=T2, assignee="a2", channel="email")
     s.sla(t[3], 50, target=24 * 60)
     s.delivery_failed(t[3], 55)
+    # knowledge-base suggestions: one deflected; one deflected, then corrected (a ticket after all)
+    s.suggestion_outcome(56, deflected=True)
+    corrected = s.suggestion_outcome(57, deflected=True)
+    s.suggestion_outcome(58, deflected=False, sid=corrected)
     # t4: created solved; t5: created, then assigned from nobody
     s.created(t[4], 70, team=None, assignee=None, status="solved", ticket_type="incident")
     s.created(t[5], 80, team=T2, assignee=None)

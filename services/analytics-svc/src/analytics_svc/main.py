@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.consumer import Handler, compose_handlers
-from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, SLA_TOPIC, TICKETS_TOPIC
+from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, KB_TOPIC, SLA_TOPIC, TICKETS_TOPIC
 
 from .access import team_directory_hook
 from .config import Settings, get_settings
@@ -29,7 +29,7 @@ from .steps.handlers import HANDLERS as STEP_HANDLERS
 #: the consumer that folds every read model; ``analytics_svc.rebuild`` replays the same topics
 #: through the same handlers (``fold_handlers``) and marks what it folded in this consumer's inbox
 FOLD_CONSUMER = "analytics-svc.facts"
-FOLD_TOPICS = [TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, DELIVERIES_TOPIC]
+FOLD_TOPICS = [TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, DELIVERIES_TOPIC, KB_TOPIC]
 
 
 def fold_handlers() -> dict[str, Handler]:

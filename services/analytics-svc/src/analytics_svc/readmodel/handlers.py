@@ -275,6 +275,27 @@ async def handle_delivery_failed(conn: Any, event: Any) -> None:
     ops.folded(event.type, event.time)
 
 
+def _deflection(deflected: bool, channel: str, at: Any) -> Contributions:
+    if not deflected:
+        return Contributions()
+    return Contributions(pairs=(("all", ""), ("channel", channel)), metric={hour(at): {"deflections": 1}})
+
+
+async def handle_suggestion_outcome(conn: Any, event: Any) -> None:
+    """A knowledge-base suggestion's outcome (kb-svc): a deflected one counts once in
+    ``deflections`` at the hour it was decided, under ``all`` and its channel (``web``,
+    ``agent``, ...). A later outcome for the same suggestion (kb-svc's correction when a ticket
+    turned up late) replaces the earlier one; a replay changes nothing."""
+    d = event.data
+    changed, previous = await repository.record_suggestion_outcome(
+        conn, suggestion_id=d.suggestion_id, deflected=d.deflected, channel=d.channel, at=d.at)
+    if changed:
+        old = Contributions() if previous is None else _deflection(previous["deflected"], previous["channel"],
+                                                                   previous["at"])
+        await repository.apply_delta(conn, delta(old, _deflection(d.deflected, d.channel, d.at)))
+    ops.folded(event.type, event.time)
+
+
 HANDLERS: dict[str, Handler] = {
     "ticket.created": fold_ticket_event,
     "ticket.updated": fold_ticket_event,
@@ -296,6 +317,7 @@ HANDLERS: dict[str, Handler] = {
     "customer.updated": handle_customer_updated,
     "customer.merged": handle_customer_merged,
     "delivery.failed": handle_delivery_failed,
+    "kb.suggestion_outcome": handle_suggestion_outcome,
 }
 """Every event type the read model folds; each handler is ``async (conn, event) -> None`` and
 idempotent on its own (natural keys, versions), without the inbox."""

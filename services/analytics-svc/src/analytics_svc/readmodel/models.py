@@ -248,3 +248,14 @@ delivery_failures = Table(
     Column("kind", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+#: the last outcome of each knowledge-base suggestion (kb.suggestion_outcome): a correction moves
+#: its deflection from the old outcome's hour to the new one's, a replay changes nothing
+kb_suggestion_outcomes = Table(
+    "kb_suggestion_outcomes",
+    metadata,
+    Column("suggestion_id", Uuid, primary_key=True),
+    Column("deflected", Boolean, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

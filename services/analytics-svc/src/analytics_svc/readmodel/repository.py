@@ -306,3 +306,20 @@ async def insert_delivery_failure(conn: Any, *, delivery_id: uuid.UUID, ticket_i
         "ON CONFLICT (delivery_id) DO NOTHING RETURNING true",
         delivery_id, ticket_id, channel, kind, at,
     ))
+
+
+async def record_suggestion_outcome(conn: Any, *, suggestion_id: uuid.UUID, deflected: bool, channel: str,
+                                    at: datetime) -> tuple[bool, Any]:
+    """Keep a suggestion's latest outcome (by ``at``); ``(changed, previous row or None)``: an
+    outcome at or before the kept one changes nothing."""
+    previous = await conn.fetchrow(
+        "SELECT deflected, channel, at FROM kb_suggestion_outcomes WHERE suggestion_id = $1 FOR UPDATE",
+        suggestion_id)
+    if previous is not None and (previous["at"] >= at or
+                                 (previous["deflected"], previous["channel"]) == (deflected, channel)):
+        return False, previous
+    await conn.execute(
+        "INSERT INTO kb_suggestion_outcomes (suggestion_id, deflected, channel, at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (suggestion_id) DO UPDATE SET deflected = EXCLUDED.deflected, channel = EXCLUDED.channel, "
+        "at = EXCLUDED.at", suggestion_id, deflected, channel, at)
+    return True, previous

@@ -153,7 +153,7 @@ _METRICS: tuple[Metric, ...] = (
             ["sla_n", "sla_achieved"], "sla_n", _percent("sla_achieved", "sla_n")),
     _metric("delivery_failures", "outbound deliveries that failed", "deliveries", _LOWER, ["delivery_failures"],
             "delivery_failures", _count("delivery_failures")),
-    _metric("deflections", "requests answered by the knowledge base (0 until it reports them)", "requests", _HIGHER,
+    _metric("deflections", "knowledge-base suggestions that answered the question (no ticket followed)", "requests", _HIGHER,
             ["deflections"], "deflections", _count("deflections")),
 )
 
