@@ -35,9 +35,10 @@ router = APIRouter(prefix="/v1/kb", tags=["knowledge base"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
-LocaleQuery = Annotated[SafeStr | None, Query(max_length=rules.LOCALE_MAX_CHARS,
+LocaleQuery = Annotated[SafeStr | None, Query(max_length=rules.LOCALE_MAX_CHARS, pattern=rules.LOCALE_PATTERN,
                                               description="A BCP 47 tag, e.g. zh-CN or en")]
-LocalePath = Annotated[str, Path(max_length=rules.LOCALE_MAX_CHARS, description="A BCP 47 tag, e.g. zh-CN or en")]
+LocalePath = Annotated[str, Path(max_length=rules.LOCALE_MAX_CHARS, pattern=rules.LOCALE_PATTERN,
+                                 description="A BCP 47 tag, e.g. zh-CN or en")]
 
 
 def _invalid_cursor() -> Problem:

@@ -25,6 +25,9 @@ _TAG = re.compile(
     r"(?P<private>-[Xx](?:-[A-Za-z0-9]{1,8})+)?"
 )
 LOCALE_MAX_CHARS = 35
+#: the same tags as a JSON Schema pattern (ECMA-262, no named groups), for the API documents:
+#: ``_`` or ``-`` between subtags and whitespace around, as :func:`canonical_locale` accepts them
+LOCALE_PATTERN = "^\\s*" + re.sub(r"\(\?P<\w+>", "(?:", _TAG.pattern).replace("(?:-", "(?:[-_]") + "\\s*$"
 
 
 def canonical_locale(tag: str) -> str | None:

@@ -12,7 +12,7 @@ from helpdesk_common.events import KB_LABEL_MAX_CHARS, KB_LABELS_MAX, KB_TITLE_M
 from helpdesk_common.html_sanitize import MAX_HTML
 from helpdesk_common.validation import NOT_BLANK, AwareUtcDatetime, Int32, StrictModel, not_null
 
-from .rules import LOCALE_MAX_CHARS, canonical_locale
+from .rules import LOCALE_MAX_CHARS, LOCALE_PATTERN, canonical_locale
 
 
 def _locale(value: str) -> str:
@@ -25,7 +25,7 @@ def _locale(value: str) -> str:
 #: a BCP 47 language tag, stored in canonical case (``zh-cn`` is ``zh-CN``)
 Locale = Annotated[str, StringConstraints(min_length=2, max_length=LOCALE_MAX_CHARS), AfterValidator(_locale),
                    WithJsonSchema({"type": "string", "minLength": 2, "maxLength": LOCALE_MAX_CHARS,
-                                   "examples": ["zh-CN", "en"]})]
+                                   "pattern": LOCALE_PATTERN, "examples": ["zh-CN", "en"]})]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=NOT_BLANK)]
 Description = Annotated[str, StringConstraints(max_length=2000)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=KB_TITLE_MAX_CHARS, strip_whitespace=True,
