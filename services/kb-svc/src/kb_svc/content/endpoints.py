@@ -35,7 +35,8 @@ router = APIRouter(prefix="/v1/kb", tags=["knowledge base"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
-LocaleQuery = Annotated[SafeStr | None, Query(max_length=rules.LOCALE_MAX_CHARS, pattern=rules.LOCALE_PATTERN,
+# (the pattern admits no NUL; a plain str keeps it in the API document, which an after-validator hides)
+LocaleQuery = Annotated[str | None, Query(max_length=rules.LOCALE_MAX_CHARS, pattern=rules.LOCALE_PATTERN,
                                               description="A BCP 47 tag, e.g. zh-CN or en")]
 LocalePath = Annotated[str, Path(max_length=rules.LOCALE_MAX_CHARS, pattern=rules.LOCALE_PATTERN,
                                  description="A BCP 47 tag, e.g. zh-CN or en")]

@@ -33,7 +33,8 @@ def encode_cursor(score: Decimal, article_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[Decimal, uuid.UUID]:
-    """A ``next_cursor`` back into the last row's (score, article id); 422 for anything else."""
+    """A ``next_cursor`` back into the last row's (score, article id); a 400 ``invalid-cursor``
+    problem (as every service answers a cursor it did not issue) for anything else."""
     try:
         score, article_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         parsed = Decimal(score), uuid.UUID(article_id)
@@ -41,7 +42,8 @@ def decode_cursor(cursor: str) -> tuple[Decimal, uuid.UUID]:
             raise ValueError("not a finite score")
         return parsed
     except (ValueError, TypeError, AttributeError, binascii.Error, InvalidOperation, orjson.JSONDecodeError):
-        raise invalid("cursor", "The cursor is not one this service issued.", "invalid_cursor") from None
+        raise Problem(400, "invalid-cursor", "Invalid cursor",
+                      "The cursor is not one this service issued.") from None
 
 
 def article_url(*, article_id: uuid.UUID, locale: str, visibility: str) -> str:
