@@ -435,6 +435,8 @@ class Stack:
             NOTIFY_TICKET_URL=self.url_of("ticket-svc"),
             # analytics-svc asks ticket-svc for a caller's teams (the reports' role scoping)
             ANALYTICS_TICKET_URL=self.url_of("ticket-svc"),
+            # ticket-svc asks kb-svc for reply snippets (macros' kb.article placeholders)
+            TICKET_KB_URL=self.url_of("kb-svc"),
         )
         # public links (survey answer links in e-mails) start with the gateway's URL unless the
         # deployment says where customers reach it

@@ -56,6 +56,12 @@ class Settings(ServiceSettings):
     public_base_url: str = Field("http://127.0.0.1:8080",
                                  validation_alias=AliasChoices("PUBLIC_BASE_URL", "TICKET_PUBLIC_BASE_URL"))
 
+    # --- knowledge-base placeholders in macro replies (macros/kb.py; docs/kb.md) ---
+    #: kb-svc, asked for reply snippets with the acting agent's identity
+    kb_url: str = "http://127.0.0.1:8086"
+    #: the bound of one article's snippet; past it the macro applies with the placeholder empty
+    kb_timeout_s: float = Field(2.0, gt=0, le=30)
+
     # --- ticket exports (exports/; docs/exports.md) ---
     #: HMAC key of the incremental export's cursors; at least 32 characters. Without it each
     #: process signs with a random key of its own (logged at start): cursors then do not survive

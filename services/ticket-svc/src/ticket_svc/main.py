@@ -22,6 +22,7 @@ from .exports.endpoints import router as exports_router
 from .forms.endpoints import router as forms_router
 from .intake.endpoints import router as intake_router
 from .macros.endpoints import router as macros_router
+from .macros.kb import kb_snippets_hook
 from .processes.endpoints import router as processes_router
 from .processes import runtime as process_runtime  # noqa: F401  (registers its lifecycle hooks and timer)
 from .automation import runner as trigger_runner  # noqa: F401, I001  (the trigger hooks, after the processes')
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # queued behind a backlog of customer or SLA events
                 ConsumerSpec(name="ticket-svc.users", topics=[USERS_TOPIC], handlers=USER_HANDLERS, raw=True),
             ],
-            lifespan_hooks=[reoffer_loop(settings), visitor_waiters(settings), timers_loop(settings)],
+            lifespan_hooks=[reoffer_loop(settings), visitor_waiters(settings), timers_loop(settings),
+                            kb_snippets_hook(settings)],
         ),
     )

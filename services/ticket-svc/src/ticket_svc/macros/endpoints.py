@@ -18,8 +18,8 @@ from ..conversation import service as conversation
 from ..routing import repository as agents
 from ..tickets import service as tickets
 from ..tickets.schemas import TicketRead, TicketPatch
-from . import render, repository
-from .schemas import MacroIn, MacroRead
+from . import kb, render, repository
+from .schemas import MacroApplied, MacroIn, MacroPreview, MacroRead
 
 router = APIRouter(tags=["macros"])
 
@@ -67,23 +67,72 @@ async def delete_macro(request: Request, macro_id: uuid.UUID, principal: Current
     return Response(status_code=204)
 
 
-@router.post("/v1/tickets/{ticket_id}/macros/{macro_id}", response_model=TicketRead,
+async def _usable_macro(conn: Any, principal: Principal, macro_id: uuid.UUID) -> Any:
+    macro = await repository.get(conn, macro_id)
+    if macro is None or not _may_use(principal, macro):
+        raise Problem(404, "not-found", "Macro not found", f"No macro {macro_id}.")
+    return macro
+
+
+async def _kb_snippets(request: Request, reply: dict[str, Any] | None,
+                       ticket: Any) -> dict[render.KbRef, Any]:
+    """The reply snippets its knowledge-base placeholders name, asked of kb-svc as the agent
+    (outside any transaction: kb-svc may take up to its timeout)."""
+    refs = render.kb_refs(reply["body"]) if reply else []
+    if not refs:
+        return {}
+    return await kb.snippets_of(request).fetch(refs, token=kb.identity_token(request),
+                                               language=ticket["language"])
+
+
+async def _reply_text(conn: Any, principal: Principal, reply: dict[str, Any], ticket: Any,
+                      snippets: dict[render.KbRef, Any]) -> tuple[str, list[dict[str, str]]]:
+    agent = await agents.get_agent(conn, principal.id)
+    context = render.context_for(ticket, agent_id=principal.id,
+                                 agent_name=agent["display_name"] if agent else principal.name)
+    return render.render_with_kb(reply["body"], context, snippets)
+
+
+@router.get("/v1/tickets/{ticket_id}/macros/{macro_id}/preview", response_model=MacroPreview,
+            summary="What applying a macro would post and change (placeholders filled), without applying it")
+async def preview_macro(request: Request, ticket_id: uuid.UUID, macro_id: uuid.UUID,
+                        principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_connection() as conn:
+        macro = await _usable_macro(conn, principal, macro_id)
+        ticket = await tickets.get_visible(conn, principal=principal, ticket_id=ticket_id)
+    reply = macro["definition"].get("reply")
+    snippets = await _kb_snippets(request, reply, ticket)
+    body, warnings = None, []
+    if reply:
+        async with runtime_of(request).raw_connection() as conn:
+            text, warnings = await _reply_text(conn, principal, reply, ticket, snippets)
+        body = {"body": text, "public": reply.get("public", True)}
+    return JSONBytesResponse({"reply": body, "actions": macro["definition"].get("actions") or {},
+                              "warnings": warnings})
+
+
+@router.post("/v1/tickets/{ticket_id}/macros/{macro_id}", response_model=MacroApplied,
              summary="Apply a macro: its field changes and its reply, in one transaction")
 async def apply_macro(request: Request, ticket_id: uuid.UUID, macro_id: uuid.UUID, principal: CurrentPrincipal,
                       if_match: IfMatch = None) -> JSONBytesResponse:
     require_user(principal)
+    # kb-svc is asked before the transaction, so the ticket's row lock is not held while it answers
+    async with runtime_of(request).raw_connection() as conn:
+        macro = await _usable_macro(conn, principal, macro_id)
+        reply = macro["definition"].get("reply")
+        ticket = await tickets.get_visible(conn, principal=principal, ticket_id=ticket_id) \
+            if reply and render.kb_refs(reply["body"]) else None
+    snippets = await _kb_snippets(request, reply, ticket) if ticket is not None else {}
+    warnings: list[dict[str, str]] = []
     async with runtime_of(request).raw_transaction() as conn:
-        macro = await repository.get(conn, macro_id)
-        if macro is None or not _may_use(principal, macro):
-            raise Problem(404, "not-found", "Macro not found", f"No macro {macro_id}.")
+        macro = await _usable_macro(conn, principal, macro_id)
         row = await tickets.get_writable(conn, principal=principal, ticket_id=ticket_id)
         tickets.check_version(row, if_match)
         definition = macro["definition"]
         reply = definition.get("reply")
         if reply:
-            agent = await agents.get_agent(conn, principal.id)
-            text = render.render(reply["body"], render.context_for(
-                row, agent_id=principal.id, agent_name=agent["display_name"] if agent else principal.name))
+            text, warnings = await _reply_text(conn, principal, reply, row, snippets)
             from ..conversation.schemas import MessageIn
 
             posted = await conversation.post(conn, ticket=row, principal=principal,
@@ -93,4 +142,5 @@ async def apply_macro(request: Request, ticket_id: uuid.UUID, macro_id: uuid.UUI
         actions = TicketPatch.model_validate(definition.get("actions") or {}).model_dump(exclude_unset=True)
         if actions:  # apply_patch applies the access rule to the actions, as for a PATCH
             row = await tickets.apply_patch(conn, row, actions, principal=principal, action=f"macro:{macro['name']}")
-    return JSONBytesResponse(tickets.to_read(row), headers={"ETag": f'W/"{row["version"]}"'})
+    return JSONBytesResponse({**tickets.to_read(row), "warnings": warnings},
+                             headers={"ETag": f'W/"{row["version"]}"'})
