@@ -170,6 +170,14 @@ async def test_kb_down_or_slow_still_applies_with_warnings(infra, ticket_db, mon
         assert applied.json()["tags"] == ["kb"]
         assert await last_message(client, ticket["id"]) == "您好 韩梅梅，。"
         assert applied.json()["warnings"] == [{"placeholder": ph(PUBLIC_ID, "text"), "reason": "unavailable"}]
+        # the preview is a user's, of a macro and a ticket they may use
+        preview = f"/v1/tickets/{ticket['id']}/macros/{macro['id']}/preview"
+        assert (await client.get(preview, headers=identity_headers(CHANNEL))).status_code == 403
+        missing = await client.get(f"/v1/tickets/{ticket['id']}/macros/{uuid.uuid4()}/preview",
+                                   headers=identity_headers(AGENT))
+        assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+        assert (await client.get(f"/v1/tickets/{uuid.uuid4()}/macros/{macro['id']}/preview",
+                                 headers=identity_headers(AGENT))).status_code == 404
         # a macro without knowledge-base placeholders answers an empty list
         _, plain = await ticket_and_macro(client, "谢谢 {{requester.name}}")
         again = await client.post(f"/v1/tickets/{ticket['id']}/macros/{plain['id']}", headers=identity_headers(AGENT))
