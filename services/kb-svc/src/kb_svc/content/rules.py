@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 
 from helpdesk_common.events import KB_LABEL_MAX_CHARS
 from helpdesk_common.html_sanitize import mail_image_source, sanitize_html
+from helpdesk_common.validation import WHITESPACE
 
 # ---------------------------------------------------------------------------------------------
 # Locales: BCP 47 language tags (RFC 5646), stored in their canonical case so that ``zh-cn`` and
@@ -25,9 +26,11 @@ _TAG = re.compile(
     r"(?P<private>-[Xx](?:-[A-Za-z0-9]{1,8})+)?"
 )
 LOCALE_MAX_CHARS = 35
-#: the same tags as a JSON Schema pattern (ECMA-262, no named groups), for the API documents:
-#: ``_`` or ``-`` between subtags and whitespace around, as :func:`canonical_locale` accepts them
-LOCALE_PATTERN = "^\\s*" + re.sub(r"\(\?P<\w+>", "(?:", _TAG.pattern).replace("(?:-", "(?:[-_]") + "\\s*$"
+#: the same tags as a JSON Schema pattern (ECMA-262, no named groups; whitespace spelled out as
+#: Python strips it), for the API documents and the query checks: ``_`` or ``-`` between subtags
+#: and whitespace around, as :func:`canonical_locale` accepts them
+LOCALE_PATTERN = (f"^[{WHITESPACE}]*" + re.sub(r"\(\?P<\w+>", "(?:", _TAG.pattern).replace("(?:-", "(?:[-_]")
+                  + f"[{WHITESPACE}]*$")
 
 
 def canonical_locale(tag: str) -> str | None:
