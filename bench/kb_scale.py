@@ -250,11 +250,6 @@ def score_relevance(base_url: str, labelled: dict, keys: dict) -> relevance.Scor
     return relevance.evaluate(results, {q["q"]: q["relevant"] for q in labelled["queries"]})
 
 
-def suggestions_available(base_url: str) -> bool:
-    r = httpx.post(f"{base_url}/v1/kb/suggestions", json=SUGGESTION_FORMS[0], timeout=30)
-    return r.status_code not in (404, 405)
-
-
 # ---- main -------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,13 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                                        "KB_SUGGESTIONS_BURST": "100000"})
         stack.wait_service("kb-svc")
         service_url = stack.url_of("kb-svc")
-        with_suggestions = suggestions_available(service_url)
-        if not with_suggestions:
-            # TODO(lead): POST /v1/kb/suggestions had not landed when this ran: search measured alone
-            log("POST /v1/kb/suggestions is not there (404): measuring search only")
         log(f"empty knowledge base: {args.requests} requests per endpoint ...")
         empty = measure(service_url, queries=queries, requests=args.requests, warmup=args.warmup,
-                        suggestions=with_suggestions)
+                        suggestions=True)
         keys: dict = {}
         asyncio.run(load(url, labelled["articles"], keys=keys))
         small = score_relevance(service_url, labelled, keys)
@@ -324,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"relevance among {args.articles:,} generated articles: {big.line()}")
         log(f"loaded knowledge base: {args.requests} requests per endpoint ...")
         loaded = measure(service_url, queries=queries, requests=args.requests, warmup=args.warmup,
-                         suggestions=with_suggestions)
+                         suggestions=True)
         sizes = asyncio.run(table_sizes(raw_dsn(url)))
         results = {
             "kb_scale_articles": args.articles,
@@ -332,7 +323,6 @@ def main(argv: list[str] | None = None) -> int:
             "kb_scale_requests": args.requests,
             "kb_scale_goal_p95_ms": GOAL_P95_MS,
             "kb_scale_loadavg": f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}",
-            "kb_scale_suggestions": "measured" if with_suggestions else "not available (POST /v1/kb/suggestions 404)",
             "kb_scale_relevance_queries": small.queries,
             "kb_scale_relevance_p_at_5": round(small.precision_at_k, 3),
             "kb_scale_relevance_p_at_5_achievable": round(small.achievable_precision_at_k, 3),
@@ -402,8 +392,6 @@ def print_table(r: dict, names: list[str]) -> None:
         print(f"{name:<14}{r[f'{k}_p50_ms_empty']:>10.1f}{r[f'{k}_p95_ms_empty']:>10.1f}"
               f"{r[f'{k}_p50_ms_loaded']:>11.1f}{r[f'{k}_p95_ms_loaded']:>11.1f}"
               f"{r[f'{k}_hits_per_request_loaded']:>9.2f}{flag}")
-    if "suggestions" not in names:
-        print("suggestions: not measured (POST /v1/kb/suggestions not available in this build)")
     print(f"relevance ({r['kb_scale_relevance_queries']} labelled queries): P@5 {r['kb_scale_relevance_p_at_5']:.3f} "
           f"of {r['kb_scale_relevance_p_at_5_achievable']:.3f} achievable (ratio "
           f"{r['kb_scale_relevance_p_at_5_ratio']:.3f}), R@5 {r['kb_scale_relevance_recall_at_5']:.3f}, "

@@ -1,9 +1,8 @@
 """The pure rules of deflection, table-driven and with hypothesis: the query built from a form,
-the question's hash, the fusion of rankings, the token buckets, outcomes and the report."""
+the question's hash, the token buckets, outcomes and the report."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -55,30 +54,6 @@ def test_the_hash_hides_the_question_and_ignores_case_and_spacing(subject, descr
     assert h == rules.query_hash(f"  {subject.upper()} ", description + "  ", language)
     if subject.strip():
         assert subject.strip() not in h or len(subject.strip()) < 3
-
-
-def _hit(i, score):
-    return {"id": uuid.UUID(int=i), "title": f"t{i}", "snippet": "", "score": score, "url": "u"}
-
-
-def test_fusion_counts_the_subject_double_and_keeps_five():
-    subject = [_hit(1, 0.5), _hit(2, 0.4)]
-    full = [_hit(3, 1.4), _hit(2, 1.0), _hit(4, 0.9), _hit(5, 0.8), _hit(6, 0.7), _hit(7, 0.6)]
-    fused = rules.fuse(subject, full)
-    assert [h["id"].int for h in fused] == [2, 3, 1, 4, 5]  # 2: 0.8 + 1.0; 3: 1.4; 1: 1.0
-    assert fused[0]["score"] == 1.8
-
-
-@given(st.lists(st.tuples(st.integers(0, 20), st.floats(0, 5)), max_size=12),
-       st.lists(st.tuples(st.integers(0, 20), st.floats(0, 5)), max_size=12))
-def test_fusion_laws(a, b):
-    subject = list({i: _hit(i, s) for i, s in a}.values())
-    full = list({i: _hit(i, s) for i, s in b}.values())
-    fused = rules.fuse(subject, full)
-    ids = [h["id"] for h in fused]
-    assert len(ids) == len(set(ids)) <= rules.MAX_SUGGESTIONS
-    assert set(ids) <= {h["id"] for h in subject + full}
-    assert [h["score"] for h in fused] == sorted((h["score"] for h in fused), reverse=True)
 
 
 class Clock:

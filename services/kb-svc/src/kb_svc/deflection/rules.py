@@ -1,7 +1,6 @@
 """Pure rules of deflection: the search query built from what a customer typed into the
-new-ticket form, the privacy-preserving hash kept instead of that text, the fusion of the
-subject's and the whole text's rankings, the per-address token bucket, and the figures of the
-deflection report. No I/O."""
+new-ticket form, the privacy-preserving hash kept instead of that text, the per-address token bucket, and the
+figures of the deflection report. No I/O."""
 
 from __future__ import annotations
 
@@ -9,9 +8,8 @@ import hashlib
 import math
 import time
 import unicodedata
-import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,10 +17,6 @@ from ..search.text import MAX_QUERY_CHARS, MAX_QUERY_TERMS, chinese_terms, latin
 
 #: at most this many articles are suggested (Frappe Helpdesk's new-ticket form shows 5 too)
 MAX_SUGGESTIONS = 5
-#: how many of each ranking are fused (a few more than shown, so the fusion can reorder)
-RANKING_DEPTH = 10
-#: the subject's ranking counts this many times the whole text's
-SUBJECT_WEIGHT = 2.0
 #: the words taken from the description once the subject's are in
 MAX_DESCRIPTION_TERMS = 6
 #: only the first characters of a long description are read (the salient words of a ticket are
@@ -130,23 +124,6 @@ def query_hash(subject: str, description: str, language: str | None) -> str:
     twice has the same hash, and the text itself is never stored."""
     material = "\x1f".join((_normalised(subject), _normalised(description), (language or "").lower()))
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
-
-
-def fuse(subject_hits: Sequence[Mapping], full_hits: Sequence[Mapping], *, limit: int = MAX_SUGGESTIONS,
-         subject_weight: float = SUBJECT_WEIGHT) -> list[dict]:
-    """One ranking from the subject's and the whole text's: each article's score is
-    ``subject_weight`` × its subject score + its whole-text score (0 where it is missing), best
-    first, ties by id; the hit's fields from the whole-text ranking where it is there."""
-    by_id: dict[uuid.UUID, dict] = {}
-    scores: dict[uuid.UUID, float] = {}
-    for hit in full_hits:
-        by_id[hit["id"]] = dict(hit)
-        scores[hit["id"]] = float(hit["score"])
-    for hit in subject_hits:
-        by_id.setdefault(hit["id"], dict(hit))
-        scores[hit["id"]] = scores.get(hit["id"], 0.0) + subject_weight * float(hit["score"])
-    ranked = sorted(scores, key=lambda i: (-scores[i], str(i)))[:limit]
-    return [{**by_id[i], "score": round(scores[i], 6)} for i in ranked]
 
 
 # --- the per-address limit -------------------------------------------------------------------

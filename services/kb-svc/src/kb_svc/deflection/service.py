@@ -39,23 +39,18 @@ def _with_suggestion(url: str, suggestion_id: uuid.UUID) -> str:
 
 async def suggest(conn: Any, *, viewer: Viewer, subject: str, description: str, language: str | None,
                   channel: str | None, ticket_id: uuid.UUID | None) -> dict[str, Any]:
-    """Search with the subject (counted double) and with the subject plus the description's
-    salient words, fuse the rankings, keep at most 5, and record what was shown."""
+    """One search with the subject's words and the description's salient ones, the subject's
+    weighing double and alone deciding the title boosts; keep at most 5, and record what was
+    shown."""
     if ticket_id is not None and not viewer.is_user:
         raise invalid("body.ticket_id", "Only the help desk's users suggest for a ticket.", "users_only")
     query = rules.build_query(subject, description)
-    hits_subject: list[dict] = []
-    hits_full: list[dict] = []
-    for q, into in ((query.subject, hits_subject), (query.full, hits_full)):
-        if not q or (into is hits_full and q == query.subject and hits_subject):
-            continue
+    items: list[dict] = []
+    if query.full:
         page = await search_service.search(conn, search_service.SearchRequest(
-            q=q, visibilities=viewer.visibilities, locale=language, fallback=language is not None,
-            limit=rules.RANKING_DEPTH))
-        into.extend(page["items"])
-    if query.full == query.subject:
-        hits_full = hits_subject
-    items = rules.fuse(hits_subject, hits_full)
+            q=query.full, core=query.subject or None, visibilities=viewer.visibilities, locale=language,
+            fallback=language is not None, limit=rules.MAX_SUGGESTIONS))
+        items = page["items"]
     suggestion_id = uuid.uuid4()
     await repository.insert_suggestion(
         conn, suggestion_id=suggestion_id, channel=channel or ("agent" if viewer.is_user else "web"),

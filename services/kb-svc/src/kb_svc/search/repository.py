@@ -128,39 +128,51 @@ async def set_similarity_threshold(conn: Any, threshold: float = 0.2) -> None:
 #: query terms (by the small title vectors), and articles matching all terms / any term anywhere;
 #: a word in half the articles would otherwise rank half the index on every query
 CANDIDATE_POOL = 500
+#: with core terms (a suggestion's subject among its description's words), a core term counts
+#: this many times another in the coverage share
+CORE_WEIGHT = 2.0
 
 
-def _ranked_sql(*, terms: int, locale_mode: str, filters: Sequence[str], after: bool) -> str:
+def _ranked_sql(*, terms: int, locale_mode: str, filters: Sequence[str], after: bool,
+                core: Sequence[bool] | None = None) -> str:
     """The ranked search. Candidates: at most :data:`CANDIDATE_POOL` articles whose titles hold
     the most terms (the small title index), as many matching all terms and as many matching any
     term elsewhere. Each term's tsquery (``q0`` …) is matched against the document; the
     score is the share of terms matched (coverage first: an article matching every word beats
     one repeating a single word), plus ``ts_rank_cd`` over the weights (title first), plus a boost
-    when the title holds every term and another when it holds them as a phrase. One row per
+    when the title holds every term and another when it holds them as a phrase. With ``core``
+    (a flag per term; a suggestion's subject among its description's words), core terms weigh
+    :data:`CORE_WEIGHT` in the coverage and alone decide the all-terms candidates and the title
+    boosts, so one query ranks what two fused rankings did. One row per
     article: with ``locale_mode`` ``only`` that locale's translation, ``prefer`` that locale's
     if it matched else the best other, ``any`` the best."""
+    core = list(core) if core is not None and any(core) else [True] * terms
+    weights = [CORE_WEIGHT if c else 1.0 for c in core] if not all(core) else [1.0] * terms
     names = [f"q.q{i}" for i in range(terms)]
-    titles = [f"q.t{i}" for i in range(terms)]
+    titles = [f"q.t{i}" for i in range(terms) if core[i]]
+    core_names = [n for n, c in zip(names, core, strict=True) if c]
     definitions = ", ".join(f"to_tsquery(CAST(:cfg{i} AS regconfig), :q{i}) AS q{i}, "
                             f"to_tsquery(CAST(:cfg{i} AS regconfig), :t{i}) AS t{i}" for i in range(terms))
     any_query = "(" + " || ".join(names) + ")"
+    core_any = "(" + " || ".join(core_names) + ")"
     # the title-restricted terms (every lexeme :A): all of them in the title, and as a phrase
     all_query = "(" + " && ".join(titles) + ")"
     phrase_query = "(" + " <-> ".join(titles) + ")"
-    coverage = " + ".join(f"(d.document @@ {n})::int" for n in names)
-    body_all = "(" + " && ".join(names) + ")"
-    title_coverage = "(" + " + ".join(f"(d.title_document @@ {n})::int" for n in names) + ")"
+    coverage = " + ".join(f"{w} * (d.document @@ {n})::int" for n, w in zip(names, weights, strict=True))
+    body_all = "(" + " && ".join(core_names) + ")"
+    title_coverage = "(" + " + ".join(f"{w} * (d.title_document @@ {n})::int"
+                                      for n, w in zip(names, weights, strict=True)) + ")"
     scope = ["d.visibility = ANY(CAST(:visibilities AS text[]))", *filters]
     if locale_mode == "only":
         scope.append("d.locale = :locale")
     where = " AND ".join(scope)
     preference = "(d.locale = :locale) DESC," if locale_mode == "prefer" else ""
-    phrase_boost = f"+ 0.3 * (d.document @@ {phrase_query})::int" if terms > 1 else ""
+    phrase_boost = f"+ 0.3 * (d.document @@ {phrase_query})::int" if len(titles) > 1 else ""
     return f"""
         WITH q AS MATERIALIZED (SELECT {definitions}),
         candidates AS (
             (SELECT d.article_id, d.locale FROM q, kb_search_documents d
-              WHERE d.title_document @@ {any_query} AND {where}
+              WHERE d.title_document @@ {core_any} AND {where}
               ORDER BY {title_coverage} DESC, d.article_id, d.locale LIMIT :pool)
             UNION
             (SELECT d.article_id, d.locale FROM q, kb_search_documents d
@@ -173,7 +185,7 @@ def _ranked_sql(*, terms: int, locale_mode: str, filters: Sequence[str], after: 
             SELECT DISTINCT ON (d.article_id)
                    d.article_id, d.locale, d.title, d.body_text, d.labels, d.section_id, d.category_id, d.visibility,
                    round(CAST(
-                       ({coverage})::float8 / {terms}
+                       ({coverage})::float8 / {sum(weights)}
                        + ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', d.document, {any_query}, 32)
                        + 0.5 * (d.document @@ {all_query})::int
                        {phrase_boost}
@@ -192,7 +204,7 @@ def _ranked_sql(*, terms: int, locale_mode: str, filters: Sequence[str], after: 
 async def ranked(conn: Any, *, term_queries: Sequence[tuple[str, str, str]], visibilities: Sequence[str],
                  locale: str | None, locale_mode: str, category_id: uuid.UUID | None,
                  section_id: uuid.UUID | None, label: str | None, visibility: str | None,
-                 after: tuple[Any, uuid.UUID] | None, limit: int) -> list[Any]:
+                 after: tuple[Any, uuid.UUID] | None, limit: int, core: Sequence[bool] | None = None) -> list[Any]:
     """One page of matching documents, best first (``term_queries``: ``(config, tsquery text,
     title-only tsquery text)`` per query term)."""
     params: dict[str, Any] = {"visibilities": list(visibilities), "limit": limit, "locale": locale,
@@ -214,6 +226,7 @@ async def ranked(conn: Any, *, term_queries: Sequence[tuple[str, str, str]], vis
         params["visibility"] = visibility
     if after is not None:
         params["after_score"], params["after_id"] = after
-    sql = _ranked_sql(terms=len(term_queries), locale_mode=locale_mode, filters=filters, after=after is not None)
+    sql = _ranked_sql(terms=len(term_queries), locale_mode=locale_mode, filters=filters, after=after is not None,
+                      core=core)
     result = await conn.execute(text(sql), params)
     return list(result)

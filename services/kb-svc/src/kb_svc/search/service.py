@@ -104,6 +104,9 @@ class SearchRequest:
     visibility: str | None = None
     limit: int = 10
     cursor: str | None = None
+    #: the part of ``q`` that matters most (a suggestion's subject): its terms weigh double and
+    #: alone decide the title boosts (repository.ranked's ``core``)
+    core: str | None = None
 
 
 async def search(conn: Any, request: SearchRequest) -> dict[str, Any]:
@@ -112,12 +115,16 @@ async def search(conn: Any, request: SearchRequest) -> dict[str, Any]:
     terms = parse_query(request.q)
     if not terms or (request.visibility is not None and request.visibility not in request.visibilities):
         return {"items": [], "next_cursor": None}
+    core = None
+    if request.core is not None:
+        wanted = {(t.language, t.source) for t in parse_query(request.core)}
+        core = [(t.language, t.source) in wanted for t in terms]
     term_queries = await prepared_terms(conn, terms)
     locale_mode = "any" if request.locale is None else "prefer" if request.fallback else "only"
     rows = await repository.ranked(
         conn, term_queries=term_queries, visibilities=request.visibilities, locale=request.locale,
         locale_mode=locale_mode, category_id=request.category_id, section_id=request.section_id,
-        label=request.label, visibility=request.visibility, after=after, limit=request.limit + 1)
+        label=request.label, visibility=request.visibility, after=after, limit=request.limit + 1, core=core)
     more = len(rows) > request.limit
     rows = rows[:request.limit]
     words = highlight_words(terms)
