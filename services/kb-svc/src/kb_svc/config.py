@@ -31,6 +31,9 @@ class Settings(ServiceSettings):
     #: callers without a user login (staff are limited by the gateway per user)
     suggestions_rate_per_second: float = Field(1.0, gt=0)
     suggestions_burst: int = Field(20, ge=1)
+    #: decided suggestions (and their views) older than this many days are deleted by the sweep;
+    #: the long-term deflection figures live in analytics-svc, which keeps its own counts
+    suggestions_retention_days: float = Field(400.0, gt=0, le=3650)
 
     # --- feedback (feedback/; docs/kb.md, "Feedback") ---
     #: an article is flagged for review when the share of "not helpful" votes passes this ...

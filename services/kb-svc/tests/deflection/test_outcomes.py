@@ -143,3 +143,29 @@ async def test_report_is_for_users_and_checks_its_range(kb, headers):
     for bad in ({"from": "yesterday"}, {"from": "2026-01-01T00:00:00"}, {"channel": "Not A Channel"}):
         r = await kb.get("/v1/kb/deflection", params=bad, headers=headers["agent"])
         assert r.status_code == 422, bad
+
+
+async def test_decided_suggestions_past_the_retention_are_deleted_undecided_ones_kept(kb, headers, db):
+    """The purge deletes decided suggestions older than the retention (their views with them) and
+    never one whose window is still open, however old."""
+    from kb_svc.deflection import service
+
+    article = await publish(kb, headers["editor"], title="如何申请退款", body="<p>退款</p>")
+    old_decided, old_open, recent = await _suggest(kb), await _suggest(kb), await _suggest(kb)
+    viewed = await kb.post(f"/v1/kb/suggestions/{old_decided['suggestion_id']}/views",
+                           json={"article_id": article["id"]}, headers={"x-kb-client": uuid.uuid4().hex})
+    assert viewed.status_code == 204, viewed.text
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE kb_suggestions SET created_at = now() - interval '500 days', "
+                                "outcome = CASE WHEN id = :d THEN 'deflected' END WHERE id IN (:d, :o)"),
+                           {"d": old_decided["suggestion_id"], "o": old_open["suggestion_id"]})
+    runtime = kb.app.state.runtime
+    async with runtime.raw_transaction() as conn:
+        assert await service.purge(conn, retention=timedelta(days=400)) == 1
+    async with runtime.raw_transaction() as conn:
+        assert await service.purge(conn, retention=timedelta(days=400)) == 0
+    async with db.connect() as conn:
+        left = set((await conn.execute(text("SELECT id::text FROM kb_suggestions"))).scalars().all())
+        views = (await conn.execute(text("SELECT count(*) FROM kb_suggestion_views"))).scalar_one()
+    assert left == {old_open["suggestion_id"], recent["suggestion_id"]}
+    assert views == 0

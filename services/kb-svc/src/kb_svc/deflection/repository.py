@@ -151,3 +151,12 @@ async def decide(conn: Any, *, ids: list[uuid.UUID], outcomes: list[str]) -> Non
     await conn.execute(
         "UPDATE kb_suggestions s SET outcome = u.outcome, decided_at = now() "
         "FROM unnest($1::uuid[], $2::text[]) AS u(id, outcome) WHERE s.id = u.id", ids, outcomes)
+
+
+async def purge_decided(conn: Any, *, before: datetime, limit: int) -> int:
+    """Delete at most ``limit`` decided suggestions created before ``before`` (their views go
+    with them); how many."""
+    status = await conn.execute(
+        "DELETE FROM kb_suggestions WHERE id IN (SELECT id FROM kb_suggestions WHERE created_at < $1 "
+        "AND outcome IS NOT NULL ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)", before, limit)
+    return int(status.split()[-1])

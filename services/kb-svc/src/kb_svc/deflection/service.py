@@ -129,6 +129,11 @@ async def sweep(conn: Any, *, window: timedelta, now: datetime | None = None, li
     return len(rows)
 
 
+async def purge(conn: Any, *, retention: timedelta, now: datetime | None = None, limit: int = SWEEP_BATCH) -> int:
+    """Delete one batch of decided suggestions older than the retention; how many."""
+    return await repository.purge_decided(conn, before=(now or datetime.now(UTC)) - retention, limit=limit)
+
+
 # --- links and reply snippets ----------------------------------------------------------------
 
 async def link(conn: Any, *, article_id: uuid.UUID, ticket_id: uuid.UUID, by: str) -> tuple[dict, bool]:

@@ -1,6 +1,7 @@
 """The outcome sweep: a background loop in every replica that decides the suggestions whose
 deflection window has passed (rows taken with ``FOR UPDATE SKIP LOCKED``, so replicas share the
-work and none is decided twice), and emits one ``kb.suggestion_outcome`` each via the outbox."""
+work and none is decided twice), and emits one ``kb.suggestion_outcome`` each via the outbox;
+then deletes the decided suggestions older than the retention (``KB_SUGGESTIONS_RETENTION_DAYS``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 async def sweep_once(runtime: Any, settings: Any) -> int:
-    """One pass: batches until nothing is due; how many suggestions were decided."""
+    """One pass: batches until nothing is due, then the decided suggestions past their retention
+    deleted in batches; how many suggestions were decided."""
     total = 0
     while True:
         async with runtime.raw_transaction() as conn:
@@ -28,6 +31,12 @@ async def sweep_once(runtime: Any, settings: Any) -> int:
         if done:
             runtime.notify_relay()
         if done < service.SWEEP_BATCH:
+            break
+    retention = timedelta(days=settings.suggestions_retention_days)
+    while True:
+        async with runtime.raw_transaction() as conn:
+            purged = await service.purge(conn, retention=retention)
+        if purged < service.SWEEP_BATCH:
             return total
 
 
