@@ -397,6 +397,14 @@ class Stack:
             values["kb_customer_token_key"] = secrets.token_urlsafe(48)
             path.write_text(json.dumps(values))
             path.chmod(0o600)
+        if "customer_pii_keys" not in values:  # customer-svc's personal data at rest (issue 15)
+            from .pii_crypto import new_settings
+
+            generated = new_settings("CUSTOMER_")
+            values["customer_pii_keys"] = generated["CUSTOMER_PII_KEYS"]
+            values["customer_pii_index_key"] = generated["CUSTOMER_PII_INDEX_KEY"]
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         return values
 
     @property
@@ -480,6 +488,9 @@ class Stack:
             env.setdefault("TICKET_EXPORT_CURSOR_KEY", self.secrets["ticket_export_cursor_key"])
         if name == "customer-svc":  # signs and alone verifies survey answer links
             env.setdefault("CUSTOMER_SURVEY_TOKEN_KEY", self.secrets["customer_survey_token_key"])
+            # encrypts customers' personal data at rest; no other process needs these keys
+            env.setdefault("CUSTOMER_PII_KEYS", self.secrets["customer_pii_keys"])
+            env.setdefault("CUSTOMER_PII_INDEX_KEY", self.secrets["customer_pii_index_key"])
         if name == "kb-svc":  # mints and alone verifies its customer tokens
             env.setdefault("KB_CUSTOMER_TOKEN_KEY", self.secrets["kb_customer_token_key"])
         env.update(extra_env or {})
