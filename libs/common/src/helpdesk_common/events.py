@@ -23,7 +23,10 @@ INSIGHTS_TOPIC = "insights.events"
 USERS_TOPIC = "users.events"
 DELIVERIES_TOPIC = "deliveries.events"
 KB_TOPIC = "kb.events"
-ALL_TOPICS = (TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, INSIGHTS_TOPIC, USERS_TOPIC, DELIVERIES_TOPIC, KB_TOPIC)
+#: data subject requests (customer-svc asks, every service acknowledges): docs/security.md "Erasure"
+PRIVACY_TOPIC = "privacy.events"
+ALL_TOPICS = (TICKETS_TOPIC, CUSTOMERS_TOPIC, SLA_TOPIC, INSIGHTS_TOPIC, USERS_TOPIC, DELIVERIES_TOPIC, KB_TOPIC,
+              PRIVACY_TOPIC)
 
 
 def dlq_topic(topic: str) -> str:
@@ -1072,6 +1075,42 @@ class KbSuggestionOutcome(_Envelope):
     data: KbSuggestionOutcomeData
 
 
+class ErasureRequestedData(_Data):
+    """customer-svc asks every service to anonymise what it holds on one customer (a data subject's
+    erasure request, docs/security.md "Erasure"). ``identities`` are blind indexes only
+    (``kind`` + HMAC hex, the same index customer-svc keeps), never the values: the event log is
+    what erasure must clean, so the request must not add to it. A service that needs the values
+    to find free text mentioning the person reads them from its own rows of that customer."""
+
+    request_id: uuid.UUID
+    customer_id: uuid.UUID
+    identities: list[Identity] = Field(default_factory=list, max_length=200)
+    requested_at: datetime
+
+
+class ErasureCompletedData(_Data):
+    """One service finished anonymising (or had nothing): ``service`` is its name."""
+
+    request_id: uuid.UUID
+    customer_id: uuid.UUID | None = None
+    service: str = Field(max_length=64)
+    at: datetime
+
+
+class PrivacyErasureRequested(_Envelope):
+    """Keyed by the customer id, on ``privacy.events``; every service consumes it."""
+
+    type: Literal["privacy.erasure_requested"] = "privacy.erasure_requested"
+    data: ErasureRequestedData
+
+
+class PrivacyErasureCompleted(_Envelope):
+    """Keyed by the request id, on ``privacy.events``; customer-svc counts the acknowledgements."""
+
+    type: Literal["privacy.erasure_completed"] = "privacy.erasure_completed"
+    data: ErasureCompletedData
+
+
 Event = Annotated[
     Union[
         TicketCreated,
@@ -1126,6 +1165,8 @@ Event = Annotated[
         KbArticleUnpublished,
         KbArticleFeedback,
         KbSuggestionOutcome,
+        PrivacyErasureRequested,
+        PrivacyErasureCompleted,
     ],
     Field(discriminator="type"),
 ]
@@ -1186,6 +1227,8 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "kb.article_unpublished": KB_TOPIC,
     "kb.article_feedback": KB_TOPIC,
     "kb.suggestion_outcome": KB_TOPIC,
+    "privacy.erasure_requested": PRIVACY_TOPIC,
+    "privacy.erasure_completed": PRIVACY_TOPIC,
 }
 KNOWN_TYPES = frozenset(TOPIC_BY_TYPE)
 
