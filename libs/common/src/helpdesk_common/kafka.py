@@ -56,6 +56,13 @@ async def new_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     return producer
 
 
+def topic_configs(settings: ServiceSettings) -> dict[str, str]:
+    """Configs of a topic we create (pure): the bounded retention of personal data in the log."""
+    if settings.kafka_topic_retention_ms:
+        return {"retention.ms": str(settings.kafka_topic_retention_ms)}
+    return {}
+
+
 async def ensure_topics(settings: ServiceSettings, topics: Iterable[str], *, with_dlq: bool = True) -> None:
     """Create the topics (and their DLQs) if missing; the embedded broker forgets them on restart."""
     wanted = []
@@ -77,6 +84,7 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str], *, wit
                 name=t,
                 num_partitions=1 if t.endswith(".dlq") else settings.kafka_topic_partitions,
                 replication_factor=settings.kafka_replication_factor,
+                topic_configs=topic_configs(settings),
             )
             for t in missing
         ]

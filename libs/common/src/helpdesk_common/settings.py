@@ -43,6 +43,12 @@ class ServiceSettings(BaseSettings):
     kafka_replication_factor: int = Field(
         1, validation_alias=_shared("KAFKA_REPLICATION_FACTOR")
     )
+    # how long the broker keeps an event topic's records (retention.ms, set when the topic is
+    # created): the bound on how long personal data stays in the event log when no erasure purges
+    # it sooner (docs/security.md "Erasure"); 0 = the broker's default. DLQs get the same bound.
+    kafka_topic_retention_ms: int = Field(
+        2_592_000_000, ge=0, validation_alias=_shared("KAFKA_TOPIC_RETENTION_MS")
+    )
     # the producer refuses a record above this (aiokafka's default; Kafka's message.max.bytes is
     # about the same); the outbox relay dead-letters such a row instead of retrying it forever
     kafka_max_request_bytes: int = Field(1_048_576, validation_alias=_shared("KAFKA_MAX_REQUEST_BYTES"))
@@ -60,6 +66,13 @@ class ServiceSettings(BaseSettings):
     # channel intake (raw e-mail with attachments, multipart web forms) needs more than an API
     # call: applied to /v1/channels/... and to multipart POSTs to /v1/tickets (observability.py)
     max_intake_body_bytes: int = Field(52_428_800, validation_alias=_shared("MAX_INTAKE_BODY_BYTES"))
+    # the API document (/openapi.json, and the gateway's /docs page): off unless the deployment asks
+    # (the dev stack and the tests do); one switch for every process, because the gateway composes
+    # its document from the services' (docs/security.md "Headers and exposure")
+    api_docs_enabled: bool = Field(False, validation_alias=_shared("API_DOCS_ENABLED"))
+    # Strict-Transport-Security max-age on every answer; 0 (default): none. Set it (e.g. 31536000)
+    # only where clients reach the gateway over HTTPS
+    hsts_max_age_s: int = Field(0, ge=0, validation_alias=_shared("HSTS_MAX_AGE_S"))
 
     relay_enabled: bool = True
     consumers_enabled: bool = True
