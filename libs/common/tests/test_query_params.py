@@ -47,7 +47,7 @@ def _app():  # type: ignore[no-untyped-def]
     async def proxy(rest: str) -> dict:
         return {"rest": rest}
 
-    return build_app(ServiceSettings(service_name="query-test"), ServiceParts(title="t", routers=[router]))
+    return build_app(ServiceSettings(service_name="query-test", api_docs_enabled=True), ServiceParts(title="t", routers=[router]))
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import httpx
@@ -91,10 +92,34 @@ async def test_cors_allow_list(gateway_env, ticket_svc, monkeypatch):
 
 
 async def test_api_docs_are_served_and_can_be_turned_off(gateway_env, ticket_svc, monkeypatch):
+    """API_DOCS_ENABLED (the tests' and the dev stack's environment) serves /docs and the composed
+    /openapi.json; without it (the default) both are 404 problems; GATEWAY_DOCS_ENABLED wins."""
+    import base64
+    import hashlib
+    import re
+
+    assert os.environ["API_DOCS_ENABLED"] == "true"
     async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
         page = await client.get("/docs")
         assert page.status_code == 200 and "swagger" in page.text.lower() and "/openapi.json" in page.text
-    monkeypatch.setenv("GATEWAY_DOCS_ENABLED", "false")
+        # its own policy: the CDN's assets and its one inline script by hash; never framed
+        csp = page.headers["content-security-policy"]
+        (script,) = re.findall(r"<script>(.*?)</script>", page.text, re.S)
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in csp and "frame-ancestors 'none'" in csp and "'unsafe-eval'" not in csp
+        assert "'unsafe-inline'" not in csp.split("script-src", 1)[1].split(";", 1)[0]
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["x-content-type-options"] == "nosniff"
+        assert (await client.get("/openapi.json")).status_code == 200
+        assert (await client.get("/redoc")).status_code == 404
+    for name in ("GATEWAY_DOCS_ENABLED", "API_DOCS_ENABLED"):
+        monkeypatch.setenv(name, "false")
+        async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+            for path in ("/docs", "/openapi.json", "/redoc"):
+                answer = await client.get(path)
+                assert answer.status_code == 404 and answer.headers["content-type"] == "application/problem+json"
+                assert answer.json()["request_id"] == answer.headers["x-request-id"]
+    monkeypatch.delenv("GATEWAY_DOCS_ENABLED")
+    monkeypatch.delenv("API_DOCS_ENABLED")
     async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
-        assert (await client.get("/docs")).status_code == 404
+        assert (await client.get("/openapi.json")).status_code == 404  # the default: off
     await asyncio.sleep(0)

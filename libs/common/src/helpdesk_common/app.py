@@ -26,6 +26,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .consumer import ConsumerRunner, Handler
+from .edge import EdgeMiddleware, security_headers
 from .db import create_engine, create_raw_pool
 from .identity import IdentityVerifier
 from .kafka import broker_reachable
@@ -324,13 +325,24 @@ def install_query_rule(app: FastAPI) -> None:
 
 
 class ServiceApp(FastAPI):
-    """FastAPI that keeps the connection open after an unexpected error it already answered.
+    """FastAPI with ``EdgeMiddleware`` outside its whole stack, that keeps the connection open
+    after an unexpected error it already answered.
+
+    The edge layer (request id, security headers, no banners: helpdesk_common/edge.py) wraps
+    Starlette's ``ServerErrorMiddleware`` and any middleware added after ``build_app`` (the
+    gateway's CORS), so the 500 problem and a CORS preflight carry them too.
 
     Starlette answers an unhandled exception with the 500 problem and then re-raises it, and
     uvicorn closes the connection when an exception reaches it after the response. The
     gateway's pool would then hand that dead connection to the next request, someone else's
     (it retries once, but the close is needless). The error is logged by the problem handler.
     """
+
+    #: the default response headers (``edge.security_headers``), set by ``build_app``
+    edge_defaults: tuple[tuple[bytes, bytes], ...] = security_headers()
+
+    def build_middleware_stack(self) -> Any:
+        return EdgeMiddleware(super().build_middleware_stack(), defaults=self.edge_defaults)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -372,14 +384,20 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
                 await runtime.stop()
             log.info("service stopped")
 
-    app = ServiceApp(title=parts.title, version="0.1.0", lifespan=lifespan, openapi_url=parts.openapi_url)
+    # the API document only when the deployment enables it; a service's Swagger UI and ReDoc pages
+    # never (the gateway's /docs shows the composed document)
+    app = ServiceApp(title=parts.title, version="0.1.0", lifespan=lifespan,
+                     openapi_url=parts.openapi_url if settings.api_docs_enabled else None,
+                     docs_url=None, redoc_url=None)
+    app.edge_defaults = security_headers(hsts_max_age_s=settings.hsts_max_age_s)
     install_problem_handlers(app)
     app.include_router(_health_router())
     for router in parts.routers:
         app.include_router(router)
     install_query_rule(app)  # undeclared query parameters are a 422, in every service
     openapi.install(app)  # every operation declares its error answers (problem+json)
-    # innermost first: NUL in the URL is refused before routing, inside the request id and metrics
+    # innermost first: NUL in the URL is refused before routing, inside the metrics; the request id
+    # and the response headers are outside everything (ServiceApp.build_middleware_stack)
     app.add_middleware(UrlNulMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -449,6 +449,8 @@ class Stack:
         # public links (survey answer links in e-mails) start with the gateway's URL unless the
         # deployment says where customers reach it
         env.setdefault("PUBLIC_BASE_URL", self.url_of("gateway"))
+        # the dev stack serves the API document and the gateway's /docs (off by default elsewhere)
+        env.setdefault("API_DOCS_ENABLED", "true")
         for svc in SERVICES:
             env[f"{svc.env_prefix}DATABASE_URL"] = self.database_url(svc.name)
         env.update(self.config.extra_env)
@@ -498,7 +500,7 @@ class Stack:
             sys.executable, "-m", "uvicorn", "--factory", f"{svc.package}.main:create_app",
             "--host", "127.0.0.1", "--port", str(self.port_of(name)),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers",
-            "--timeout-graceful-shutdown", "10",
+            "--no-server-header", "--timeout-graceful-shutdown", "10",
         ]
         self.procs[name] = subprocess.Popen(
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

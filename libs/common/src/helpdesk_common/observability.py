@@ -11,7 +11,6 @@ import logging
 import re
 import sys
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -81,7 +80,9 @@ def _header(scope: dict, name: bytes) -> str | None:
 
 
 class RequestContextMiddleware:
-    """Request id (X-Request-ID in and out) and HTTP metrics labelled by route template."""
+    """HTTP metrics labelled by route template. The request id (X-Request-ID in and out, and
+    ``request_id_var``) is set by ``helpdesk_common.edge.EdgeMiddleware``, outside every other
+    layer, so that the 500 answer of an unexpected error carries it too."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -90,17 +91,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
-        rid = incoming if incoming and len(incoming) <= 128 else uuid.uuid4().hex
-        token = request_id_var.set(rid)
         started = time.perf_counter()
         status_holder = [500]
-        rid_header = (b"x-request-id", rid.encode("latin-1"))
 
         async def send_wrapper(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
-                message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
         try:
@@ -111,7 +107,6 @@ class RequestContextMiddleware:
             method = scope["method"]
             HTTP_REQUESTS.labels(method, template, str(status_holder[0])).inc()
             HTTP_DURATION.labels(method, template).observe(time.perf_counter() - started)
-            request_id_var.reset(token)
 
 
 class BodyTooLarge(Exception):

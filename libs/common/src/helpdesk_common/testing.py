@@ -108,6 +108,7 @@ def service_env(monkeypatch: pytest.MonkeyPatch, infra: Infra, prefix: str, data
     monkeypatch.setenv("INTERNAL_AUTH_PRIVATE_KEY", TEST_PRIVATE_KEY)  # read by the gateway only
     monkeypatch.setenv("INTERNAL_TOKEN_MAX_LIFETIME_S", str(TEST_TOKEN_LIFETIME_S))
     monkeypatch.setenv(f"{prefix}RELAY_POLL_INTERVAL_S", "0.2")
+    monkeypatch.setenv("API_DOCS_ENABLED", "true")  # as in the dev stack: tests read the API document
     return topic_prefix
 
 

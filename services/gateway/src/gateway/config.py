@@ -82,8 +82,9 @@ class Settings(ServiceSettings):
 
     #: browser origins allowed to call the API (CORS), comma-separated; empty: none
     cors_origins: str = ""
-    #: serve Swagger UI for the composed API document at /docs
-    docs_enabled: bool = True
+    #: the composed API document (/openapi.json) and its Swagger UI (/docs): API_DOCS_ENABLED, shared
+    #: with the services (whose documents the gateway composes); GATEWAY_DOCS_ENABLED still wins
+    api_docs_enabled: bool = Field(False, validation_alias=AliasChoices("GATEWAY_DOCS_ENABLED", "API_DOCS_ENABLED"))
 
     # live stream (GET /v1/stream): see docs/stream.md
     #: a stream ticket (POST /v1/stream/tickets) opens a stream within this long; browsers'

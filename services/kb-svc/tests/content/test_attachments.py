@@ -48,6 +48,8 @@ async def test_an_image_in_a_published_public_article(api, headers):
     assert served.headers["x-content-type-options"] == "nosniff"
     assert "sandbox" in served.headers["content-security-policy"]
     assert served.headers["cache-control"] == "public, max-age=300"
+    # help-center pages on other sites may embed a public image; everything else is same-origin
+    assert served.headers["cross-origin-resource-policy"] == "cross-origin"
     assert (await api.get(url, headers={"If-None-Match": served.headers["etag"]})).status_code == 304
 
     listed = await api.get(f"/v1/kb/articles/{article['id']}/attachments", headers=headers["agent"])
@@ -70,6 +72,7 @@ async def test_agents_only_files_stay_with_staff(api, headers):
     assert staff.headers["content-disposition"] == "attachment; filename=\"runbook.pdf\"; filename*=UTF-8''runbook.pdf"
     assert staff.headers["x-attachment-content-type"] == "application/pdf"
     assert staff.headers["cache-control"] == "private, no-cache"
+    assert staff.headers["cross-origin-resource-policy"] == "same-origin"
 
 
 async def test_a_file_that_claims_to_be_an_image_is_only_ever_a_download(api, headers):

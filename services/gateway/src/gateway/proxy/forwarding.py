@@ -38,6 +38,8 @@ RETURN_RESPONSE_HEADERS = (
     # the knowledge base's cached public reads: what the answer depends on (the caller's credential,
     # the reader's language), so no shared cache serves one caller's copy to another
     "vary", "content-language",
+    # a public article's images may be embedded by other sites (every other answer is same-origin)
+    "cross-origin-resource-policy",
 )
 
 UPSTREAM_RETRIES = Counter("gateway_upstream_retries_total",

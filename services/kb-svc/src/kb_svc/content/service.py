@@ -498,4 +498,8 @@ def download_headers(row: Any, *, cache_control: str) -> tuple[str, dict[str, st
     }
     if not inline:
         headers["X-Attachment-Content-Type"] = attachment_rules.safe_content_type(row.content_type, row.filename)
+    if cache_control.startswith("public"):
+        # a public article's images are embedded by help-center pages on other sites (every other
+        # answer is same-origin: helpdesk_common/edge.py)
+        headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     return media_type, headers
