@@ -16,6 +16,11 @@ from .merges.endpoints import router as merges_router
 from .orders.endpoints import router as orders_router
 from .organizations.endpoints import router as organizations_router
 from .overview.endpoints import router as overview_router
+from .pii import access as pii_access
+from .pii import codec as pii_codec
+from .pii.endpoints import router as pii_router
+from .privacy.endpoints import router as privacy_router
+from .privacy.worker import privacy_worker_hook
 from .scoring.endpoints import router as insights_router
 from .scoring.worker import insight_worker_hook
 from .surveys.endpoints import public as surveys_public_router
@@ -26,16 +31,21 @@ from .timeline.endpoints import router as timeline_router
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # personal data at rest: no start without the keys (a clear error naming the setting)
+    pii_codec.configure(settings.pii_keys_value, settings.pii_index_key_value)
+    pii_access.configure(unmasked_roles=settings.pii_unmasked_roles, assignee_sees=settings.pii_unmask_assignee)
     return build_app(
         settings,
         ServiceParts(
             title="customer-svc",
-            routers=[customers_router, overview_router, timeline_router, identities_router, organizations_router,
+            # the audit's /v1/customers/pii-access before /v1/customers/{id}, which would match it
+            routers=[pii_router, customers_router, overview_router, timeline_router, identities_router, organizations_router,
                      customer_attributes, organization_attributes, orders_router, interactions_router, imports_router,
-                     merges_router, duplicates_router, insights_router,
+                     merges_router, duplicates_router, insights_router, privacy_router,
                      # settings and lists before the public /v1/surveys/{token}, which would match them
                      surveys_router, surveys_public_router],
-            lifespan_hooks=[import_worker_hook(settings), insight_worker_hook(), survey_worker_hook(settings)],
+            lifespan_hooks=[import_worker_hook(settings), insight_worker_hook(), survey_worker_hook(settings),
+                             privacy_worker_hook(settings)],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,

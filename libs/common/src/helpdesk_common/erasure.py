@@ -1,0 +1,158 @@
+"""What every service needs to erase one customer's data (docs/security.md "Erasure").
+
+Pure helpers (the needles to look for, redaction of free text) and the two pieces of SQL every
+service runs the same way on its bus tables: deleting published outbox rows that mention the
+person, and the acknowledgement event. Each service's own tables are its business: its handler
+of ``privacy.erasure_requested`` anonymises them in its consumer transaction and then calls
+``acknowledge``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from . import events
+
+#: the tombstone's display name, wherever a person's name was kept for display
+ERASED_NAME = "Erased customer"
+#: what replaces a mention of the person in free text
+REDACTED = "[redacted]"
+#: the shortest needle searched for in free text: shorter names ("Li", "Wu") would redact every
+#: word containing them; they are still removed from fields that hold only the name
+MIN_NEEDLE_CHARS = 3
+
+
+def _phone_variants(value: str) -> set[str]:
+    digits = re.sub(r"\D", "", value)
+    out = {value}
+    if len(digits) >= 6:
+        out.add(digits)
+        if value.startswith("+"):
+            out.add("+" + digits)
+        # a Chinese mobile number written without its country code, and with it
+        if digits.startswith("86") and len(digits) == 13:
+            out.add(digits[2:])
+        elif len(digits) == 11 and digits.startswith("1"):
+            out.add("+86" + digits)
+            out.add("86" + digits)
+    return out
+
+
+def needles(*, name: str | None, identities: Iterable[tuple[str, str]]) -> list[str]:
+    """Every string whose presence in free text reveals the person (pure): the name, each
+    identity value (an e-mail address, an openid...), phone numbers also as bare digits.
+    Longest first, so that a redaction of a long needle is not pre-empted by a shorter one
+    inside it; duplicates and needles shorter than ``MIN_NEEDLE_CHARS`` are dropped."""
+    found: set[str] = set()
+    if name and name.strip() and name.strip() != ERASED_NAME:
+        found.add(name.strip())
+    for kind, value in identities:
+        if not value or not value.strip():
+            continue
+        value = value.strip()
+        if kind == "phone":
+            found |= _phone_variants(value)
+        else:
+            found.add(value)
+            if kind == "email" and "@" in value:
+                found.add(value.lower())
+    return sorted((n for n in found if len(n) >= MIN_NEEDLE_CHARS), key=lambda n: (-len(n), n))
+
+
+def _pattern(found: list[str]) -> re.Pattern[str] | None:
+    if not found:
+        return None
+    return re.compile("|".join(re.escape(n) for n in found), re.IGNORECASE)
+
+
+def redact(text: str | None, found: list[str]) -> str | None:
+    """``text`` with every case-insensitive occurrence of a needle replaced by ``REDACTED``
+    (pure; None stays None)."""
+    if text is None:
+        return None
+    pattern = _pattern(found)
+    return text if pattern is None else pattern.sub(REDACTED, text)
+
+
+def mentions(text: str | None, found: list[str]) -> bool:
+    pattern = _pattern(found)
+    return bool(text) and pattern is not None and pattern.search(text) is not None
+
+
+def redact_json(value: Any, found: list[str]) -> Any:
+    """A JSON value with every string (keys included) redacted (pure)."""
+    if isinstance(value, str):
+        return redact(value, found)
+    if isinstance(value, list):
+        return [redact_json(v, found) for v in value]
+    if isinstance(value, dict):
+        return {redact(k, found): redact_json(v, found) for k, v in value.items()}
+    return value
+
+
+async def purge_published_outbox(conn: Any, *, table: str, customer_id: uuid.UUID, found: list[str]) -> int:
+    """Delete the published rows of an outbox (bare asyncpg connection) whose payload names the
+    customer or any needle: once published, a row is only kept for audit and replay, and an
+    erased person must not stay in it. Unpublished rows stay: they are published (and then
+    purged from the log like every other record, docs/security.md "Erasure"). Returns how many."""
+    terms = [str(customer_id), *found]
+    status = await conn.execute(
+        f"DELETE FROM {table} WHERE sent_at IS NOT NULL AND EXISTS ("
+        "SELECT 1 FROM unnest($1::text[]) AS t(term) "
+        "WHERE position(lower(t.term) IN lower(convert_from(payload, 'UTF8'))) > 0)", terms)
+    return int(status.split()[-1])
+
+
+def completed_event(*, request_id: uuid.UUID, customer_id: uuid.UUID, service: str) -> events.PrivacyErasureCompleted:
+    return events.PrivacyErasureCompleted(
+        source=service, subject=str(request_id),
+        data=events.ErasureCompletedData(request_id=request_id, customer_id=customer_id, service=service,
+                                         at=datetime.now(UTC)))
+
+
+async def purge_log(settings: Any, *, topics: list[str], point: dict[str, int] | None) -> tuple[str, dict[str, int]]:
+    """The event-log step of an erasure on a broker with DeleteRecords (Kafka).
+
+    ``point`` ("topic:partition" -> end offset when the step began; None the first time: it is
+    read now and returned) is the erasure point. When every consumer group that committed on a
+    partition has committed at or past the point, the records below the lowest committed offset are
+    deleted (no consumer loses an event it has not processed). Returns ("purged" | "waiting", point).
+    """
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.records_to_delete import RecordsToDelete
+    from aiokafka.consumer import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=10_000)
+    await consumer.start()
+    await admin.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        if point is None:
+            ends = await consumer.end_offsets(partitions)
+            point = {f"{tp.topic}:{tp.partition}": offset for tp, offset in ends.items()}
+        lowest: dict[TopicPartition, int] = {}
+        for group in await admin.list_consumer_groups():
+            group_id = group[0]
+            committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+            for tp, meta in committed.items():
+                if meta.offset >= 0:
+                    lowest[tp] = min(lowest.get(tp, meta.offset), meta.offset)
+        waiting = [tp for tp in partitions if f"{tp.topic}:{tp.partition}" in point
+                   and tp in lowest and lowest[tp] < point[f"{tp.topic}:{tp.partition}"]]
+        if waiting:
+            return "waiting", point
+        targets = {tp: RecordsToDelete(before_offset=min(lowest.get(tp, point[f"{tp.topic}:{tp.partition}"]),
+                                                         point[f"{tp.topic}:{tp.partition}"]))
+                   for tp in partitions if f"{tp.topic}:{tp.partition}" in point}
+        if targets:
+            await admin.delete_records(targets)
+        return "purged", point
+    finally:
+        await admin.close()
+        await consumer.stop()

@@ -1,0 +1,112 @@
+"""Test helper: find a person's data anywhere it may remain (docs/security.md "Erasure").
+
+``scan_database`` looks at every text, character, json/jsonb, array, tsvector and bytea column of
+every table of a database (bytea raw and as UTF-8); ``scan_broker`` reads every record the broker
+still holds on every topic (keys, values, headers). Both answer the places where a needle was
+found, so an erasure test asserts an empty list and prints where the leak is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_TEXTUAL = ("text", "character varying", "character", "json", "jsonb", "ARRAY", "tsvector", "USER-DEFINED", "xml")
+
+
+@dataclass(frozen=True)
+class Finding:
+    where: str  # "<database>.<table>.<column>" or "topic <name> partition <p> offset <o>"
+    needle: str
+    sample: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.needle!r} in {self.sample!r}"
+
+
+def _sample(text: str, needle: str) -> str:
+    at = text.lower().find(needle.lower())
+    return text[max(0, at - 40): at + len(needle) + 40] if at >= 0 else text[:80]
+
+
+async def scan_database(url: str, needles: list[str], *, label: str | None = None) -> list[Finding]:
+    """Every (table, column) of the ``public`` schema holding a needle (case-insensitive)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    label = label or make_url(url).database or "db"
+    conn = await asyncpg.connect(dsn)
+    findings: list[Finding] = []
+    try:
+        columns = await conn.fetch(
+            "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
+            "JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
+            "WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' ORDER BY 1, 2")
+        for col in columns:
+            table, column, kind = col["table_name"], col["column_name"], col["data_type"]
+            ident = f'"{table}"."{column}"'
+            for needle in needles:
+                if kind == "bytea":
+                    sql = (f'SELECT convert_from({ident}, \'SQL_ASCII\')::text AS v FROM "{table}" '
+                           f"WHERE position(convert_to($1, 'UTF8') IN {ident}) > 0 "
+                           f"OR position(convert_to(lower($1), 'UTF8') IN {ident}) > 0 LIMIT 1")
+                elif kind in _TEXTUAL:
+                    sql = (f'SELECT {ident}::text AS v FROM "{table}" '
+                           f"WHERE position(lower($1) IN lower({ident}::text)) > 0 LIMIT 1")
+                else:
+                    continue
+                try:
+                    row = await conn.fetchrow(sql, needle)
+                except asyncpg.PostgresError:
+                    row = await conn.fetchrow(
+                        f'SELECT encode({ident}, \'escape\') AS v FROM "{table}" '
+                        f"WHERE position(convert_to($1, 'UTF8') IN {ident}) > 0 LIMIT 1", needle) \
+                        if kind == "bytea" else None
+                if row is not None:
+                    findings.append(Finding(f"{label}.{table}.{column}", needle, _sample(str(row["v"]), needle)))
+    finally:
+        await conn.close()
+    return findings
+
+
+async def scan_broker(bootstrap: str, needles: list[str], *, topic_prefix: str = "") -> list[Finding]:
+    """Every record still held on every topic (whose name starts with ``topic_prefix``) that
+    holds a needle in its key, value or headers (UTF-8, case-insensitive)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    findings: list[Finding] = []
+    lowered = [n.lower() for n in needles]
+    try:
+        topics = [t for t in await consumer.topics() if t.startswith(topic_prefix) and not t.startswith("__")]
+        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        if not partitions:
+            return findings
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        begins = await consumer.beginning_offsets(partitions)
+        remaining = {tp for tp in partitions if ends[tp] > begins[tp]}
+        for tp in remaining:
+            consumer.seek(tp, begins[tp])
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=2000, max_records=2000)
+            if not batch:
+                break
+            for tp, records in batch.items():
+                for record in records:
+                    parts: list[Any] = [record.key or b"", record.value or b""]
+                    parts += [v or b"" for _, v in (record.headers or ())]
+                    text = b"\n".join(p if isinstance(p, bytes) else str(p).encode() for p in parts).decode(
+                        "utf-8", "replace")
+                    low = text.lower()
+                    for needle, low_needle in zip(needles, lowered, strict=True):
+                        if low_needle in low:
+                            findings.append(Finding(f"topic {tp.topic} partition {tp.partition} offset {record.offset}",
+                                                    needle, _sample(text, needle)))
+                    if record.offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return findings
