@@ -171,6 +171,21 @@ async def test_customer_duplicates_reach_customer_svc(gateway_env, ticket_svc, m
         assert (await client.get("/v1/customer-duplicates", headers=key)).status_code == 403
 
 
+async def test_privacy_requests_reach_customer_svc(gateway_env, ticket_svc, monkeypatch):
+    """/v1/privacy/... (data subject requests) is customer-svc's, which lets admins only; channel
+    keys stay out at the gateway."""
+    monkeypatch.setenv("GATEWAY_CUSTOMER_URL", ticket_svc.url)
+    _, admin = user_token("admin")
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for method, path in (("GET", "/v1/privacy/requests"), ("POST", "/v1/privacy/requests"),
+                             ("POST", "/v1/privacy/requests/x/suspend")):
+            r = await client.request(method, path, json={} if method == "POST" else None, headers=admin)
+            assert r.status_code == 299 and r.json()["path"] == path, path
+        r = await client.post("/v1/api-keys", json={"name": "web", "channel": "web"}, headers=admin)
+        key = {"Authorization": f"Bearer {r.json()['key']}"}
+        assert (await client.get("/v1/privacy/requests", headers=key)).status_code == 403
+
+
 async def test_a_csv_download_is_relayed_as_it_comes(gateway_env, ticket_svc, monkeypatch):
     """ticket-svc streams /v1/export/tickets.csv (no Content-Length); the gateway sends each chunk on
     at once instead of reading the whole answer first, and a download may outlast the upstream

@@ -44,6 +44,8 @@ UPSTREAMS = {
     "surveys": ("customer_url", "customer service"),
     "insights": ("customer_url", "customer service"),
     "customer-duplicates": ("customer_url", "customer service"),
+    # data subject requests (admins; customer-svc's privacy/): export and erasure across services
+    "privacy": ("customer_url", "customer service"),
     "sla": ("sla_url", "SLA service"),
     "analytics": ("analytics_url", "analytics service"),
     "webhooks": ("notify_url", "notify service"),
