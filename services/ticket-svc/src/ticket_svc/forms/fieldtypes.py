@@ -28,6 +28,10 @@ from urllib.parse import urlsplit
 # way to inspect a pattern's structure without writing a second regex parser.
 from re import _constants as sre_constants, _parser as sre_parse
 
+# Admin patterns are matched by the ``regex`` module (re's syntax and semantics in its VERSION0
+# mode) because it can stop a match after a time limit; ``re`` cannot (it holds the GIL).
+import regex
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 TEXT_MAX = 1000
@@ -38,6 +42,12 @@ DECIMAL_MAX_SCALE = 18
 DECIMAL_MAX_INT_DIGITS = 20
 #: rough upper bound on backtracking steps for one value of at most PATTERN_INPUT_MAX chars
 PATTERN_COST_BUDGET = 10_000_000
+#: the second bound: one match of an admin pattern against one value is stopped after this long
+#: (seconds of wall time; a well-formed pattern takes microseconds). It covers what the
+#: definition-time check cannot see: patterns stored before that check existed, or a shape it
+#: misjudges. The engine checks its clock periodically, so a stopped match ends within a few
+#: times this on a loaded machine (tests/security/test_patterns.py: under 100 ms).
+PATTERN_MATCH_TIMEOUT_S = 0.02
 CHOICES_SHOWN = 20
 
 
@@ -417,20 +427,31 @@ def check_pattern(pattern: str) -> None:
     try:
         parsed = sre_parse.parse(pattern)
         compiled(pattern)
-    except (re.error, RecursionError, OverflowError, ValueError) as exc:
+    except (re.error, regex.error, RecursionError, OverflowError, ValueError) as exc:
         raise Invalid(f"pattern does not compile: {exc}") from None
     _pattern_cost(parsed, inside_repeat=False)
 
 
 @lru_cache(maxsize=512)
-def compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def compiled(pattern: str) -> Any:
+    """The pattern for ``regex`` with ``re``'s rules (VERSION0); ``check_pattern`` has already
+    parsed it with ``re``'s own parser, so only ``re`` syntax gets here."""
+    return regex.compile(pattern, regex.VERSION0)
+
+
+def pattern_matches(pattern: str, text: str, *, timeout_s: float = PATTERN_MATCH_TIMEOUT_S) -> bool:
+    """Whether ``text`` matches ``pattern`` as a whole; Invalid when the match runs out of time
+    (the value is refused: a value the engine cannot decide on quickly is not accepted)."""
+    try:
+        return compiled(pattern).fullmatch(text, timeout=timeout_s) is not None
+    except TimeoutError:
+        raise Invalid(f"could not be checked against the pattern {pattern} in time") from None
 
 
 def validate_pattern(field: FieldLike, value: Any) -> str:
     """Text that matches the admin's pattern as a whole (``fullmatch``: no anchors needed)."""
     text = _check_length(_string(value).strip(), min(field.max_length or PATTERN_INPUT_MAX, PATTERN_INPUT_MAX))
-    if not field.pattern or not compiled(field.pattern).fullmatch(text):
+    if not field.pattern or not pattern_matches(field.pattern, text):
         raise Invalid(f"must match the pattern {field.pattern}")
     return text
 

@@ -34,7 +34,8 @@ def type_key(ticket_type: str | None) -> str:
 
 
 def fields_of(row: Mapping[str, Any]) -> list[FieldDef]:
-    return _FIELDS.validate_python(row["fields"])
+    """A stored form's definitions, as saved (not checked again against today's rules)."""
+    return _FIELDS.validate_python(row["fields"], context={"stored": True})
 
 
 async def latest_form(conn: Any, ticket_type: str | None) -> Any:

@@ -1,0 +1,168 @@
+"""Admin-supplied patterns cannot stall a service (no ReDoS).
+
+The only patterns an admin writes that the services evaluate are the custom-field regexes of
+ticket-svc's forms (rule conditions compare values and test substrings: no regex). Two bounds:
+
+* at save time ``forms.fieldtypes.check_pattern`` refuses the shapes that backtrack
+  exponentially (nested repetitions, repeated alternations, back-references) and sequences
+  whose cost exceeds a budget: a 422 naming the field, answered quickly, nothing stored;
+* at evaluation every match runs in the ``regex`` engine with a time limit
+  (``PATTERN_MATCH_TIMEOUT_S``), so a pattern that got stored anyway (before the check
+  existed, or a shape it misjudges) refuses the value within 100 ms instead of holding the
+  worker.
+
+Both are measured in wall time here, through the API on a real database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from helpdesk_common.identity import Principal
+from helpdesk_common.testing import identity_headers, running_app, service_env
+
+ADMIN = Principal(kind="user", id=str(uuid.uuid4()), role="admin")
+CHANNEL = Principal(kind="channel", id=str(uuid.uuid4()), channel="api")
+
+#: (pattern, a hostile value for it): classic catastrophic-backtracking shapes
+PATHOLOGICAL = [
+    (r"(a+)+$", "a" * 40 + "!"),
+    (r"(.*a){20}", "a" * 40 + "!"),
+    (r"(a|aa)+$", "a" * 40 + "!"),
+    (r"(a|a)*b", "a" * 40),
+    (r"(\w+\s?)+$", "订单" * 20 + "!"),
+    (r"^(([a-z])+.)+[A-Z]([a-z])+$", "a" * 40 + "!"),
+    (r"(x+x+)+y", "x" * 40),
+    (r"(a*)*b", "a" * 40),
+    (r"(\d+)*\1", "1" * 40 + "x"),
+    (r"(?:a?){30}a{30}", "a" * 29),
+    (r".*.*.*.*=.*", "x" * 1000),
+]
+
+BOUND_S = 0.1
+
+
+@pytest.fixture
+async def ticket_api(infra: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    url = infra.new_database("ticket_svc")
+    service_env(monkeypatch, infra, "TICKET_", url)
+    monkeypatch.setenv("TICKET_CONSUMERS_ENABLED", "false")
+    monkeypatch.setenv("TICKET_RELAY_ENABLED", "false")
+    from ticket_svc.config import Settings
+    from ticket_svc.main import create_app
+
+    async with running_app(create_app(Settings())) as client:
+        client.database_url = url
+        yield client
+
+
+def _form(pattern: str) -> dict[str, Any]:
+    return {"fields": [{"key": "order_no", "label": "订单号", "type": "pattern", "pattern": pattern}]}
+
+
+@pytest.mark.parametrize(("pattern", "_value"), PATHOLOGICAL)
+def test_the_definition_check_refuses_pathological_patterns_quickly(pattern: str, _value: str) -> None:
+    from ticket_svc.forms.fieldtypes import Invalid, check_pattern
+
+    started = time.perf_counter()
+    with pytest.raises(Invalid):
+        check_pattern(pattern)
+    assert time.perf_counter() - started < BOUND_S
+
+
+@pytest.mark.parametrize(("pattern", "value"), PATHOLOGICAL)
+def test_evaluation_is_cut_off_within_the_bound(pattern: str, value: str) -> None:
+    """The engine itself, without the definition check (a pattern stored before it): each
+    hostile value is refused or decided within 100 ms. Best of three, so that a moment of
+    scheduler noise on a shared CI machine does not decide; a match the limit did not stop
+    would take seconds to minutes on every attempt."""
+    from ticket_svc.forms.fieldtypes import Invalid, pattern_matches
+
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        try:
+            assert pattern_matches(pattern, value) is False
+        except Invalid as refused:
+            assert "in time" in str(refused)
+        times.append(time.perf_counter() - started)
+    assert min(times) < BOUND_S, times
+    assert max(times) < 1.0, times
+
+
+def test_the_time_limit_is_what_stops_a_slow_match() -> None:
+    """Without the limit this match takes far longer than the bound: the limit is doing the work."""
+    from ticket_svc.forms.fieldtypes import Invalid, pattern_matches
+
+    started = time.perf_counter()
+    with pytest.raises(Invalid, match="in time"):
+        pattern_matches(r"(a|aa)+$", "a" * 60 + "!")
+    assert time.perf_counter() - started < 1.0
+    started = time.perf_counter()
+    with pytest.raises(Invalid):
+        pattern_matches(r"(a|aa)+$", "a" * 60 + "!", timeout_s=0.3)
+    assert time.perf_counter() - started >= 0.3  # it really was still running when stopped
+
+
+def test_ordinary_patterns_still_match() -> None:
+    from ticket_svc.forms.fieldtypes import pattern_matches
+
+    assert pattern_matches(r"[A-Z]{2}-\d{4,8}", "AB-12345")
+    assert pattern_matches(r"[\u4e00-\u9fff]{2,4}", "张三丰")
+    assert not pattern_matches(r"[A-Z]{2}-\d{4,8}", "xAB-12345")  # the whole value
+    assert pattern_matches(r"^ORD\d+$", "ORD42")
+
+
+async def test_saving_a_pathological_pattern_is_a_quick_422_and_stores_nothing(ticket_api: Any) -> None:
+    """Each request timed after a warm-up request (the first one of a fresh app opens its pools)."""
+    assert (await ticket_api.get("/v1/forms/refund", headers=identity_headers(ADMIN))).status_code == 404
+    slow = {}
+    for pattern, _value in PATHOLOGICAL:
+        started = time.perf_counter()
+        answer = await ticket_api.put("/v1/forms/refund", json=_form(pattern), headers=identity_headers(ADMIN))
+        elapsed = time.perf_counter() - started
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert any("pattern" in e["message"] for e in answer.json()["errors"]), answer.text
+        if elapsed >= BOUND_S:
+            slow[pattern] = elapsed
+    assert not slow, slow  # whole requests, each answered within the bound
+    assert (await ticket_api.get("/v1/forms/refund", headers=identity_headers(ADMIN))).status_code == 404
+
+
+async def test_a_stored_pathological_pattern_refuses_the_value_within_the_bound(ticket_api: Any) -> None:
+    """A form saved with a harmless pattern, then changed in the database to a catastrophic one
+    (as a row written before the definition check would be): a ticket with a hostile value is
+    refused as a field error, and the request ends promptly."""
+    saved = await ticket_api.put("/v1/forms/refund", json=_form("[A-Z]-[0-9]{3}"), headers=identity_headers(ADMIN))
+    assert saved.status_code == 201, saved.text
+    engine = create_async_engine(ticket_api.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE forms SET fields = CAST(:fields AS jsonb) WHERE ticket_type = 'refund'"),
+                               {"fields": json.dumps([{**f, "pattern": "(a|aa)+$"} for f in saved.json()["fields"]])})
+    finally:
+        await engine.dispose()
+    from ticket_svc.forms import service as forms
+
+    forms.invalidate()
+    body = {"subject": "退款申请", "requester": {"email": "r@example.cn"}, "type": "refund",
+            "custom_fields": {"order_no": "a" * 40 + "!"}}
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        answer = await ticket_api.post("/v1/tickets", json=body, headers=identity_headers(CHANNEL))
+        times.append(time.perf_counter() - started)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["field"] == "custom_fields.order_no"
+    assert min(times) < BOUND_S * 3, times  # the whole request, including the match cut off at 20 ms
+    fine = await ticket_api.post("/v1/tickets", json={**body, "custom_fields": {"order_no": "aaa"}},
+                                 headers=identity_headers(CHANNEL))
+    assert fine.status_code == 201, fine.text
