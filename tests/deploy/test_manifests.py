@@ -169,10 +169,11 @@ def test_service_has_deployment_service_migrations_and_its_port(name):
     assert [p["port"] for p in svc_ports] == [port]
 
 
-def test_only_the_gateway_gets_the_jwt_secret():
+def test_only_the_gateway_app_gets_the_user_token_signing_keys():
     for name, dep in DEPLOYMENTS.items():
-        has_jwt = any("GATEWAY_JWT_SECRET" in _env(c) for c in containers(dep))
-        assert has_jwt == (name == "gateway"), name
+        for c in containers(dep):
+            signs = "GATEWAY_SIGNING_KEYS" in _env(c)
+            assert signs == (name == "gateway" and c["name"] == "app"), (name, c["name"])
 
 
 def test_only_the_gateway_app_can_sign_identities():

@@ -20,11 +20,17 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from gateway.auth.keys import SigningKeys, new_key_spec
 from helpdesk_common.devstack import free_port
+from helpdesk_common.pii_crypto import new_settings
 from helpdesk_common.identity import IDENTITY_HEADER, IdentityVerifier
 from helpdesk_common.testing import TEST_PUBLIC_KEY, service_env
 
-JWT_SECRET = "gateway-test-jwt-secret-" + uuid.uuid4().hex
+#: the gateway's signing keyring in these tests (auth/keys.py); SIGNING_KEYS.sign(claims) makes a token
+SIGNING_KEY_SPEC = new_key_spec("test-1")
+SIGNING_KEYS = SigningKeys.from_settings(SIGNING_KEY_SPEC)
+#: the gateway's keyring for secrets at rest (TOTP secrets)
+PII_KEYS = new_settings("GATEWAY_")["GATEWAY_PII_KEYS"]
 
 
 @contextlib.asynccontextmanager
@@ -143,7 +149,8 @@ def gateway_db(infra: Any) -> str:
 def gateway_env(infra: Any, gateway_db: str, ticket_svc: FakeTicketSvc, monkeypatch: pytest.MonkeyPatch) -> str:
     """Environment for gateway apps of this test; returns the topic prefix."""
     topics = service_env(monkeypatch, infra, "GATEWAY_", gateway_db)
-    monkeypatch.setenv("GATEWAY_JWT_SECRET", JWT_SECRET)
+    monkeypatch.setenv("GATEWAY_SIGNING_KEYS", SIGNING_KEY_SPEC)
+    monkeypatch.setenv("GATEWAY_PII_KEYS", PII_KEYS)
     monkeypatch.setenv("GATEWAY_TICKET_URL", ticket_svc.url)
     monkeypatch.setenv("GATEWAY_STREAM_KEEPALIVE_S", "1")
     # no analytics-svc here (nothing listens on the discard port): streams carry no KPI board
@@ -201,7 +208,7 @@ def user_token(role: str, user_id: str | None = None) -> tuple[str, dict[str, st
     uid = uuid.UUID(user_id) if user_id else uuid.uuid4()
     sid = uuid.uuid4()
     _register_user(uid, role, sid)
-    token = security.issue_access_token(secret=JWT_SECRET, issuer="helpdesk-local", ttl_s=3600, user_id=uid,
+    token = security.issue_access_token(keys=SIGNING_KEYS, issuer="helpdesk-local", ttl_s=3600, user_id=uid,
                                         role=role, email=f"{uid.hex[:8]}@example.com", session_id=sid)
     return str(uid), {"Authorization": f"Bearer {token}"}
 

@@ -10,13 +10,12 @@ import time
 import uuid
 
 import httpx
-import jwt
 import pytest
 from argon2 import PasswordHasher
 
 from gateway.clientaddr import client_address, parse_networks
 
-from .conftest import JWT_SECRET, new_gateway, serve, user_token
+from .conftest import SIGNING_KEYS, new_gateway, serve, user_token
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -87,15 +86,21 @@ async def test_forwarded_for_is_believed_from_a_configured_proxy_only(gateway_en
 
 
 async def test_failed_sign_ins_are_limited_per_account_from_any_address(gateway_env, monkeypatch):
-    monkeypatch.setenv("GATEWAY_LOGIN_FAILURES_PER_MINUTE_PER_ACCOUNT", "3")
+    monkeypatch.setenv("GATEWAY_LOGIN_FAILURES_PER_HOUR_PER_ACCOUNT", "3")
+    monkeypatch.setenv("GATEWAY_LOGIN_FAILURES_PER_MINUTE_PER_ACCOUNT", "2")
     _, admin = user_token("admin")
     async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
         user = await create_user(client, admin)
         codes = []
-        for i in range(5):
+        for i in range(5):  # all addresses together: the hourly account-wide bucket
             async with from_address(url, f"127.0.1.{i + 1}") as c:
                 codes.append((await login(c, user["email"], "wrong password")).status_code)
         assert codes == [401, 401, 401, 429, 429]
+        # one address against one account: the per-minute (account, address) bucket, before the hourly one
+        other = await create_user(client, admin)
+        async with from_address(url, "127.0.1.9") as c:
+            codes = [(await login(c, other["email"], "wrong password")).status_code for _ in range(3)]
+        assert codes == [401, 401, 429]
         # successful sign-ins never count: the same office address signs in many people
         for _ in range(5):
             other = await create_user(client, admin)
@@ -260,8 +265,8 @@ async def test_the_last_admin_cannot_be_demoted_deactivated_or_deleted(gateway_e
 @pytest.mark.parametrize("sub", ["not-a-uuid", "", "1; DROP TABLE users"])
 async def test_a_token_whose_subject_is_not_a_user_id_is_401(gateway_env, sub):
     now = int(time.time())
-    forged = jwt.encode({"sub": sub, "sid": str(uuid.uuid4()), "role": "admin", "iss": "helpdesk-local",
-                         "aud": "helpdesk-api", "iat": now, "exp": now + 60}, JWT_SECRET, algorithm="HS256")
+    forged = SIGNING_KEYS.sign({"sub": sub, "sid": str(uuid.uuid4()), "role": "admin", "iss": "helpdesk-local",
+                                "aud": "helpdesk-api", "iat": now, "exp": now + 60})
     async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
         r = await client.get("/v1/users", headers=bearer(forged))
         assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")

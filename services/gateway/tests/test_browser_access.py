@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from .conftest import JWT_SECRET, SseReader, new_gateway, serve
+from .conftest import SIGNING_KEYS, SseReader, new_gateway, serve
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,7 +50,7 @@ async def test_a_stream_ticket_opens_the_stream_without_authorization(gateway_en
         # expired or forged tickets are refused
         now = int(time.time())
         claims = jwt.decode(ticket, options={"verify_signature": False})
-        expired = jwt.encode({**claims, "iat": now - 120, "exp": now - 60}, JWT_SECRET, algorithm="HS256")
+        expired = SIGNING_KEYS.sign({**claims, "iat": now - 120, "exp": now - 60})
         assert (await client.get(f"/v1/stream?ticket={expired}")).status_code == 401
         forged = jwt.encode(claims, "another secret", algorithm="HS256")
         assert (await client.get(f"/v1/stream?ticket={forged}")).status_code == 401

@@ -405,6 +405,16 @@ class Stack:
             values["customer_pii_index_key"] = generated["CUSTOMER_PII_INDEX_KEY"]
             path.write_text(json.dumps(values))
             path.chmod(0o600)
+        if "gateway_signing_keys" not in values:  # the gateway's Ed25519 user-token keys and TOTP-secret keys (issue 15)
+            from gateway.auth.keys import new_key_spec
+
+            from .pii_crypto import new_settings
+
+            values.pop("gateway_jwt_secret", None)
+            values["gateway_signing_keys"] = new_key_spec()
+            values["gateway_pii_keys"] = new_settings("GATEWAY_")["GATEWAY_PII_KEYS"]
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         return values
 
     @property
@@ -431,7 +441,8 @@ class Stack:
         env.update(
             KAFKA_BOOTSTRAP_SERVERS=self.kafka,
             INTERNAL_AUTH_PUBLIC_KEY=self.secrets["internal_auth_public_key"],
-            GATEWAY_JWT_SECRET=self.secrets["gateway_jwt_secret"],
+            GATEWAY_SIGNING_KEYS=self.secrets["gateway_signing_keys"],
+            GATEWAY_PII_KEYS=self.secrets["gateway_pii_keys"],
             GATEWAY_TICKET_URL=self.url_of("ticket-svc"),
             GATEWAY_CUSTOMER_URL=self.url_of("customer-svc"),
             GATEWAY_SLA_URL=self.url_of("sla-svc"),

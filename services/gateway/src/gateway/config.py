@@ -11,12 +11,17 @@ class Settings(ServiceSettings):
 
     service_name: str = "gateway"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/gateway"
-    jwt_secret: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("GATEWAY_JWT_SECRET"))
+    #: Ed25519 keys user tokens are signed with, ``kid:base64url-key[,kid:key...]``, the first
+    #: current (auth/keys.py: rotation; ``python -m gateway.auth.keys`` prints one)
+    signing_keys: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("GATEWAY_SIGNING_KEYS"))
     jwt_issuer: str = "helpdesk-local"
     #: short-lived access tokens; a session's refresh token (rotated on use) gets new ones
     access_token_ttl_s: int = 900
     #: a session (login) ends this long after it started, refreshed or not
     session_ttl_s: int = 14 * 24 * 3600
+
+    #: the shortest password accepted for a user (auth/policy.py: also not a common password nor the e-mail)
+    password_min_length: int = Field(12, ge=8, le=128)
 
     # argon2id cost, OWASP's password storage guidance (m=19 MiB, t=2, p=1): a verification
     # costs ~19 MiB for ~20 ms; hashes made with other parameters are upgraded at the next login
@@ -76,9 +81,25 @@ class Settings(ServiceSettings):
     kb_public_address_rate_limit_burst: int = 100
     #: requests with a wrong, unknown or expired credential, per client address
     auth_failures_per_minute_per_address: int = 120
-    #: failed sign-ins (successful ones never count) per client address and per account
+    #: failed sign-ins (successful ones never count) per client address, and per account from one
+    #: address (so guesses from elsewhere never use up the owner's: docs/security.md, "Sign-in")
     login_failures_per_minute_per_address: int = 30
     login_failures_per_minute_per_account: int = 10
+    #: failed sign-ins per account from all addresses together, per hour: what a distributed
+    #: guessing loop gets; an address the account signed in from within login_known_address_days
+    #: is not held by it (the owner still gets in)
+    login_failures_per_hour_per_account: int = 60
+    login_known_address_days: int = 30
+
+    #: keys for secrets at rest (TOTP secrets), ``kid:base64key[,kid:key]`` (helpdesk_common.pii_crypto);
+    #: empty: nobody can enrol in two-factor sign-in
+    pii_keys: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("GATEWAY_PII_KEYS"))
+    #: the issuer name authenticator apps show next to the account
+    totp_issuer: str = "Help desk"
+    #: an admin without two-factor sign-in may only enrol (403 totp_enrolment_required elsewhere)
+    require_totp_for_admins: bool = False
+    #: live per-user API tokens one user may hold
+    user_api_tokens_max: int = Field(20, ge=1)
 
     #: browser origins allowed to call the API (CORS), comma-separated; empty: none
     cors_origins: str = ""

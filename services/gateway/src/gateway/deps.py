@@ -16,7 +16,8 @@ def client_address_of(request: Request) -> str:
 
 @authenticates
 async def authenticated(request: Request) -> Principal:
-    return await request.app.state.auth.authenticate(request.headers.get("authorization"), client_address_of(request))
+    return await request.app.state.auth.authenticate(request.headers.get("authorization"), client_address_of(request),
+                                                      request.url.path)
 
 
 @authenticates

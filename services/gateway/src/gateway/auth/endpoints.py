@@ -12,7 +12,7 @@ from helpdesk_common.problems import Problem
 
 from ..db import outbox
 from ..deps import Admin, Caller, ClientAddress
-from . import repository, users
+from . import policy, repository, users
 from .schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -39,9 +39,13 @@ def _read(row) -> dict:
 
 
 @router.post("/auth/login", response_model=TokenResponse, summary="Exchange e-mail and password for tokens",
-             responses=problem_responses(401, 429, 503, _401="wrong e-mail or password", _503=SIGN_IN_BUSY))
+             responses=problem_responses(401, 429, 503, _401="wrong e-mail or password, or a two-factor code missing "
+                                         "(`code`: `totp_required`) or wrong", _503=SIGN_IN_BUSY))
 async def login(request: Request, body: LoginRequest, client_address: ClientAddress) -> dict:
-    return await request.app.state.auth.login(email=body.email, password=body.password, client_address=client_address)
+    """With two-factor sign-in on, ``totp_code`` is the app's current code or a recovery code;
+    without it the answer is a 401 problem with ``"code": "totp_required"``."""
+    return await request.app.state.auth.login(email=body.email, password=body.password, client_address=client_address,
+                                              totp_code=body.totp_code)
 
 
 @router.post("/auth/refresh", response_model=TokenResponse, summary="Exchange a refresh token for new tokens",
@@ -99,6 +103,7 @@ async def create_user(request: Request, body: UserCreate, caller: Admin) -> dict
     teams, skills, capacity) exists when this answers with ``"agent_profile": "ready"`` (offline,
     no teams). ``"pending"``: ticket-svc did not answer in time; the ``user.created`` event
     creates the profile when ticket-svc is back, and ``PUT /v1/agents/{id}`` is a 404 until then."""
+    policy.enforce(body.password, email=body.email, min_length=request.app.state.auth.settings.password_min_length)
     password_hash = await request.app.state.auth.hash_password(body.password)
     async with request.app.state.runtime.transaction() as conn:
         row = await repository.insert_user(conn, email=body.email, password_hash=password_hash, role=body.role,
@@ -135,11 +140,13 @@ async def change_own_password(request: Request, body: PasswordChange, caller: Ca
     auth = request.app.state.auth
     async with request.app.state.runtime.engine.connect() as conn:
         row = await repository.user_by_id(conn, uuid.UUID(caller.id))
-    auth.check_login_limits(email=row.email, client_address=client_address)  # a stolen token must not guess
+    await auth.check_login_limits(email=row.email, client_address=client_address)  # a stolen token must not guess
     valid, _ = await auth.check_password(row.password_hash, body.current_password)
     if not valid:
         auth.record_login_failure(email=row.email, client_address=client_address)
         raise Problem(403, "wrong-password", "Wrong password", "The current password is not right.")
+    policy.enforce(body.new_password, email=row.email, min_length=auth.settings.password_min_length,
+                   field="body.new_password")
     new_hash = await auth.hash_password(body.new_password)
     keep = auth.session_of(request.headers.get("authorization"))
     async with request.app.state.runtime.engine.begin() as conn:
@@ -186,6 +193,11 @@ async def update_user(request: Request, user_id: uuid.UUID, body: UserPatch, cal
         raise Problem(422, "validation-error", "Invalid value", "Fields may be omitted, not set to null.")
     values = body.model_dump(exclude_unset=True, exclude={"password"})
     if body.password is not None:
+        async with request.app.state.runtime.engine.connect() as conn:
+            target = await repository.user_by_id(conn, user_id)
+        if target is None:
+            raise Problem(404, "not-found", "User not found", f"No user {user_id}.")
+        policy.enforce(body.password, email=target.email, min_length=request.app.state.auth.settings.password_min_length)
         values["password_hash"] = await request.app.state.auth.hash_password(body.password)
     if not values:
         raise Problem(422, "validation-error", "Nothing to change", "Send at least one field.")

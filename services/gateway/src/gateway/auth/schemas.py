@@ -9,9 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from helpdesk_common.validation import EMAIL_PATTERN, NOT_BLANK, StrictModel, not_null
 
 
+#: a new password: the rules past its bounds (at least GATEWAY_PASSWORD_MIN_LENGTH characters, not a
+#: common password, not the e-mail) are checked by auth/policy.py, each a 422 with its own code
+NewPassword = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
 class LoginRequest(StrictModel):
     email: Annotated[str, StringConstraints(min_length=3, max_length=254)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    #: the authenticator app's 6-digit code, or a recovery code, for users with two-factor sign-in
+    totp_code: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class TokenResponse(BaseModel):
@@ -33,7 +40,7 @@ class LogoutRequest(StrictModel):
 
 class PasswordChange(StrictModel):
     current_password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-    new_password: Annotated[str, StringConstraints(min_length=12, max_length=256)]
+    new_password: NewPassword
 
 
 class ApiKeyCreate(StrictModel):
@@ -63,7 +70,7 @@ class UserCreate(StrictModel):
                                             pattern=EMAIL_PATTERN)]
     name: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True, pattern=NOT_BLANK)] | None = None
     role: UserRole = "agent"
-    password: Annotated[str, StringConstraints(min_length=12, max_length=256)]
+    password: NewPassword
 
 
 class UserPatch(StrictModel):
@@ -75,7 +82,7 @@ class UserPatch(StrictModel):
         None, json_schema_extra=not_null)
     role: UserRole | None = Field(None, json_schema_extra=not_null)
     active: bool | None = Field(None, json_schema_extra=not_null)
-    password: Annotated[str, StringConstraints(min_length=12, max_length=256)] | None = Field(
+    password: NewPassword | None = Field(
         None, json_schema_extra=not_null)
 
 

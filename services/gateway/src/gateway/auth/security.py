@@ -1,5 +1,6 @@
-"""Credentials: API keys (random, SHA-256 at rest), argon2id passwords, local-issuer JWTs,
-refresh tokens (random, SHA-256 at rest)."""
+"""Credentials: channel API keys and per-user API tokens (random, SHA-256 at rest), argon2id
+passwords, local-issuer JWTs signed under the keyring of auth/keys.py, refresh tokens (random,
+SHA-256 at rest)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import secrets
 import time
 import uuid
 
-import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from .keys import SigningKeys
+
 API_KEY_PREFIX = "hdk_"
 REFRESH_TOKEN_PREFIX = "hdr_"
+USER_API_TOKEN_PREFIX = "hdu_"  # a person's API token: acts as that user with the user's current role
 AUDIENCE = "helpdesk-api"
 STREAM_AUDIENCE = "helpdesk-stream"  # a stream ticket opens the stream and is refused anywhere else
 
@@ -32,6 +35,13 @@ def new_refresh_token() -> str:
 
 
 hash_refresh_token = hash_api_key  # the same reasoning: 256 random bits
+
+
+def new_user_api_token() -> str:
+    return USER_API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+hash_user_api_token = hash_api_key  # 256 random bits again
 
 
 class Passwords:
@@ -60,21 +70,21 @@ class Passwords:
         return True, self._hasher.check_needs_rehash(password_hash)
 
 
-def issue_access_token(*, secret: str, issuer: str, ttl_s: int, user_id: uuid.UUID, role: str, email: str,
+def issue_access_token(*, keys: SigningKeys, issuer: str, ttl_s: int, user_id: uuid.UUID, role: str, email: str,
                        session_id: uuid.UUID) -> str:
     now = int(time.time())
     claims = {"sub": str(user_id), "sid": str(session_id), "role": role, "email": email, "iss": issuer,
               "aud": AUDIENCE, "iat": now, "exp": now + ttl_s, "jti": uuid.uuid4().hex}
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return keys.sign(claims)
 
 
-def decode_access_token(token: str, *, secret: str, issuer: str, audience: str = AUDIENCE) -> dict:
-    return jwt.decode(token, secret, algorithms=["HS256"], audience=audience, issuer=issuer,
-                      options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]})
+def decode_access_token(token: str, *, keys: SigningKeys, issuer: str, audience: str = AUDIENCE) -> dict:
+    return keys.verify(token, audience=audience, issuer=issuer,
+                       options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]})
 
 
-def issue_stream_ticket(*, secret: str, issuer: str, ttl_s: int, user_id: str, role: str, session_id: str) -> str:
+def issue_stream_ticket(*, keys: SigningKeys, issuer: str, ttl_s: int, user_id: str, role: str, session_id: str) -> str:
     now = int(time.time())
     claims = {"sub": user_id, "sid": session_id, "role": role, "iss": issuer, "aud": STREAM_AUDIENCE,
               "iat": now, "exp": now + ttl_s}
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return keys.sign(claims)
