@@ -2,7 +2,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import SLA_TOPIC, TICKETS_TOPIC
@@ -12,6 +11,7 @@ from .auth.endpoints import router as auth_router
 from .auth.service import Authenticator
 from .auth.users import Provisioner
 from .config import Settings, get_settings
+from .cors import install_cors
 from .db import inbox, outbox
 from .proxy.endpoints import build_router
 from .proxy.forwarding import new_session
@@ -87,16 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lifespan_hooks=[gateway_resources, visitor_resources(settings), live_stream],
         ),
     )
-    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
-    if origins:  # browsers elsewhere than these origins get no CORS headers (default: none at all)
-        app.add_middleware(
-            CORSMiddleware, allow_origins=origins, allow_credentials=False,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            # If-None-Match: a help-center page revalidating the knowledge base's public reads;
-            # X-KB-Voter: its anonymous reader's vote id
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match",
-                           "Last-Event-ID", "traceparent", "X-KB-Voter"],
-            expose_headers=["ETag", "Location", "Retry-After", "Idempotent-Replayed", "Content-Disposition"],
-            max_age=600,
-        )
+    # browsers elsewhere than these exact origins get no CORS headers (default: none at all)
+    install_cors(app, settings.cors_origins)
     return app
