@@ -94,14 +94,52 @@ def redact_json(value: Any, found: list[str]) -> Any:
     return value
 
 
+def _redacted_value(value: Any, kind: str, found: list[str]) -> Any:
+    if value is None:
+        return None
+    if kind == "json":
+        return redact_json(value, found)
+    if kind == "text[]":
+        return [redact(v, found) for v in value]
+    if kind == "drop[]":  # lists of addresses: a mention is the person's own entry
+        return [v for v in value if not mentions(v if isinstance(v, str) else str(v), found)]
+    if kind == "tsvector":
+        return ""
+    return redact(value, found)
+
+
+async def redact_rows(conn: Any, *, table: str, key: str, columns: dict[str, str], found: list[str],
+                      where: str = "TRUE", args: tuple[Any, ...] = ()) -> int:
+    """Redact every mention of a needle in ``columns`` (name -> ``text``, ``json``, ``text[]``,
+    ``drop[]`` (a list of addresses: the person's entries removed) or ``tsvector`` (emptied)) of
+    the rows of ``table`` (bare asyncpg connection, jsonb as Python values) that match ``where``
+    (its parameters ``args`` are ``$2``...) and mention one. A full scan of the table when
+    ``where`` does not narrow it: erasure is rare, and free text mentioning the person can be on
+    any row. Returns the rows changed."""
+    if not found or not columns:
+        return 0
+    names = list(columns)
+    mention = " OR ".join(f"position(lower(t.term) IN lower({c}::text)) > 0" for c in names)
+    selected = ", ".join(f"{c}::text AS {c}" if columns[c] == "tsvector" else c for c in names)
+    rows = await conn.fetch(
+        f"SELECT {key} AS _key, {selected} FROM {table} WHERE ({where}) AND EXISTS ("
+        f"SELECT 1 FROM unnest($1::text[]) AS t(term) WHERE {mention})", found, *args)
+    sets = ", ".join(f"{c} = ${i + 2}" + ("::tsvector" if columns[c] == "tsvector" else "") for i, c in enumerate(names))
+    for row in rows:
+        values = [_redacted_value(row[c], columns[c], found) for c in names]
+        await conn.execute(f"UPDATE {table} SET {sets} WHERE {key} = $1", row["_key"], *values)
+    return len(rows)
+
+
 async def purge_published_outbox(conn: Any, *, table: str, customer_id: uuid.UUID, found: list[str]) -> int:
     """Delete the published rows of an outbox (bare asyncpg connection) whose payload names the
     customer or any needle: once published, a row is only kept for audit and replay, and an
     erased person must not stay in it. Unpublished rows stay: they are published (and then
-    purged from the log like every other record, docs/security.md "Erasure"). Returns how many."""
+    purged from the log like every other record, docs/security.md "Erasure"), and so do the
+    privacy events themselves (ids only: they are the erasure's own record). Returns how many."""
     terms = [str(customer_id), *found]
     status = await conn.execute(
-        f"DELETE FROM {table} WHERE sent_at IS NOT NULL AND EXISTS ("
+        f"DELETE FROM {table} WHERE sent_at IS NOT NULL AND event_type NOT LIKE 'privacy.%' AND EXISTS ("
         "SELECT 1 FROM unnest($1::text[]) AS t(term) "
         "WHERE position(lower(t.term) IN lower(convert_from(payload, 'UTF8'))) > 0)", terms)
     return int(status.split()[-1])

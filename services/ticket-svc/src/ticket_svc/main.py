@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
-from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, INSIGHTS_TOPIC, SLA_TOPIC, USERS_TOPIC
+from helpdesk_common.events import (CUSTOMERS_TOPIC, DELIVERIES_TOPIC, INSIGHTS_TOPIC, PRIVACY_TOPIC, SLA_TOPIC,
+                                    USERS_TOPIC)
 
 from .automation.endpoints import automations_router, triggers_router
 from .automation.endpoints import router as automation_router
@@ -23,6 +24,8 @@ from .forms.endpoints import router as forms_router
 from .intake.endpoints import router as intake_router
 from .macros.endpoints import router as macros_router
 from .macros.kb import kb_snippets_hook
+from .privacy.endpoints import router as privacy_router
+from .privacy.handlers import PRIVACY_HANDLERS
 from .processes.endpoints import router as processes_router
 from .processes import runtime as process_runtime  # noqa: F401  (registers its lifecycle hooks and timer)
 from .automation import runner as trigger_runner  # noqa: F401, I001  (the trigger hooks, after the processes')
@@ -86,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                      forms_router, processes_router, process_runs_router, approvals_router, statuses_router,
                      macros_router, views_router, internal_router,
                      attachments_internal_router, visitor_router, visitor_token_router, confirmations_router,
-                     triggers_router, automations_router, automation_router, exports_router],
+                     triggers_router, automations_router, automation_router, exports_router, privacy_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
@@ -95,8 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # per reply, a group of its own would be one more idle consumer per replica; so do
                 # customer-svc's insights (care tickets), a few events per customer and day
                 ConsumerSpec(name="ticket-svc.projections",
-                             topics=[CUSTOMERS_TOPIC, SLA_TOPIC, DELIVERIES_TOPIC, INSIGHTS_TOPIC],
-                             handlers={**HANDLERS, **DELIVERY_HANDLERS, **CUSTOMER_LOOP_HANDLERS}, raw=True),
+                             topics=[CUSTOMERS_TOPIC, SLA_TOPIC, DELIVERIES_TOPIC, INSIGHTS_TOPIC, PRIVACY_TOPIC],
+                             handlers={**HANDLERS, **DELIVERY_HANDLERS, **CUSTOMER_LOOP_HANDLERS, **PRIVACY_HANDLERS},
+                             raw=True),
                 # the gateway's users (agent profiles): a group of its own, so a user is never
                 # queued behind a backlog of customer or SLA events
                 ConsumerSpec(name="ticket-svc.users", topics=[USERS_TOPIC], handlers=USER_HANDLERS, raw=True),

@@ -1,0 +1,2 @@
+"""ticket-svc's part of data subject requests: erasure and export of one customer's tickets
+(docs/security.md "Erasure")."""
