@@ -26,6 +26,8 @@ from .deliveries.webhook_sender import WebhookSender
 from .notifications.endpoints import router as notifications_router
 from .notifications.handlers import handlers as notification_handlers
 from .routing import EventRouting, compose
+from .privacy.endpoints import router as privacy_router
+from .privacy.handlers import PRIVACY_HANDLERS
 from .surveys.handlers import handlers as survey_handlers
 from .webhooks.endpoints import router as webhooks_router
 
@@ -95,12 +97,13 @@ def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapt
     settings = settings or get_settings()
     # one consumer group for everything notify-svc reads (routing.py says why)
     routing = EventRouting(compose(notification_handlers(settings), delivery_handlers(settings),
-                                   survey_handlers(settings), confirmation_handlers(settings)), WebhookRouting())
+                                   survey_handlers(settings), confirmation_handlers(settings), PRIVACY_HANDLERS),
+                           WebhookRouting())
     app = build_app(
         settings,
         ServiceParts(
             title="notify-svc",
-            routers=[webhooks_router, notifications_router, deliveries_router],
+            routers=[webhooks_router, notifications_router, deliveries_router, privacy_router],
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
