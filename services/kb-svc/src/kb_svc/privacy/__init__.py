@@ -1,0 +1,1 @@
+"""kb-svc's part of data subject requests (docs/security.md "Erasure")."""
