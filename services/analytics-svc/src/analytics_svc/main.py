@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.consumer import Handler, compose_handlers
-from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, KB_TOPIC, SLA_TOPIC, TICKETS_TOPIC
+from helpdesk_common.events import CUSTOMERS_TOPIC, DELIVERIES_TOPIC, KB_TOPIC, PRIVACY_TOPIC, SLA_TOPIC, TICKETS_TOPIC
 
 from .access import team_directory_hook
 from .config import Settings, get_settings
@@ -21,6 +21,8 @@ from .kpis.handlers import (
 )
 from .readmodel.handlers import HANDLERS as READMODEL_HANDLERS
 from .readmodel.handlers import begin_batch, end_batch
+from .privacy.handlers import GROUP as PRIVACY_GROUP
+from .privacy.handlers import PRIVACY_HANDLERS
 from .rebuild.repository import hold_fold_lock
 from .reports.endpoints import router as reports_router
 from .steps.endpoints import router as steps_router
@@ -80,7 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     # shared: a rebuild swaps tables under the same lock taken exclusively
                     on_begin=begin_fold,
                     before_commit=end_fold,
-                )
+                ),
+                # data subject requests: a group of its own (privacy.events is no fold topic, so a
+                # rebuild's replay never runs it), under the rebuild's shared swap lock
+                ConsumerSpec(name=PRIVACY_GROUP, topics=[PRIVACY_TOPIC], handlers=PRIVACY_HANDLERS, raw=True,
+                             on_begin=hold_fold_lock),
             ],
         ),
     )
