@@ -7,6 +7,7 @@ from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import SLA_TOPIC, TICKETS_TOPIC
 from helpdesk_common.identity import IdentitySigner
 
+from .auth.account import router as account_router
 from .auth.endpoints import router as auth_router
 from .auth.service import Authenticator
 from .auth.users import Provisioner
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             title="Help-desk API",
             # the visitor's, the survey and confirmation links' and the knowledge base's public routes before
             # the catch-all proxy of their prefixes
-            routers=[openapi_router, auth_router, stream_router, visitor_router, survey_router, confirmation_router,
+            routers=[openapi_router, auth_router, account_router, stream_router, visitor_router, survey_router, confirmation_router,
                      kb_router,
                      build_router()],
             # readiness is about the gateway's database only: intake (auth + forwarding) works
