@@ -64,7 +64,13 @@ def test_email_normalisation_is_idempotent(email):
 
 def test_mask_hides_most_of_the_value():
     assert mask("email", "lilei@example.com") == "l***@example.com"
-    assert mask("phone", "+8613800138000") == "+8**********00"
+    assert mask("phone", "+8613812345678") == "+86 138****5678"
+    assert mask("phone", "+14155550123") == "+1 415****0123"
+    assert mask("phone", "+85221234567") == "+852 21****67"  # 8 national digits: two at each end
+    assert mask("phone", "13800138000") == "13*******00"  # a legacy key without a country code
+    assert mask("wechat_openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o") == "oU" + "*" * 24 + "6o"
+    assert mask("email", "@example.com") == "***@example.com"
+    assert mask("external:crm", "abc") == "***"
 
 
 class Body(StrictModel):

@@ -1,7 +1,24 @@
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from helpdesk_common.pii_crypto import new_settings
 from helpdesk_common.testing import running_app, service_env
+
+#: this test session's personal-data keys (customer-svc does not start without them)
+PII_ENV = new_settings("CUSTOMER_")
+
+
+@pytest.fixture(autouse=True)
+def pii_keys(monkeypatch):
+    """Every test runs with the session's keys and the default masking rule, whatever an earlier
+    test configured (rotation tests install other keys)."""
+    from customer_svc.pii import access, codec
+
+    for name, value in PII_ENV.items():
+        monkeypatch.setenv(name, value)
+    codec.configure(PII_ENV["CUSTOMER_PII_KEYS"], PII_ENV["CUSTOMER_PII_INDEX_KEY"])
+    access.configure(unmasked_roles=("admin", "supervisor"), assignee_sees=True)
+    yield
 
 
 @pytest.fixture

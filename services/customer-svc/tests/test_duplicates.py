@@ -1,4 +1,4 @@
-"""Duplicate suggestions on the real database: each reason found (phone digits, WeChat unionid
+"""Duplicate suggestions on the real database, through the blind indexes: each reason found (phone digits, WeChat unionid
 under another kind, e-mail local part with a case/width-folded name, a name in one organisation),
 the confidence of several together, the list across the base paged with each pair once under its
 strongest reason, dismissals, who may ask; and the plans: each key query can use its index."""
@@ -30,11 +30,16 @@ async def organization(api, name: str) -> str:
 
 
 async def legacy_identity(db, customer_id: str, kind: str, value: str) -> None:
-    """An identity as stored before phones were keyed E.164 (migration 0005 kept such keys when
-    two customers held the same number)."""
+    """An identity keyed as before phones were keyed E.164 (migration 0005 kept such keys when
+    two customers held the same number), stored encrypted with its blind indexes as every row is
+    once ``python -m customer_svc.pii reencrypt`` has run."""
+    from customer_svc.pii.codec import codec
+
+    enc, bidx, phone_key, email_local = codec().identity_columns(kind, value)
     async with db.begin() as conn:
-        await conn.execute(text("INSERT INTO customer_identities (kind, value, customer_id) VALUES (:k, :v, :c)"),
-                           {"k": kind, "v": value, "c": customer_id})
+        await conn.execute(text("INSERT INTO customer_identities (kind, value_enc, value_bidx, phone_key, email_local, "
+                                "customer_id) VALUES (:k, :e, :b, :p, :l, :c)"),
+                           {"k": kind, "e": enc, "b": bidx, "p": phone_key, "l": email_local, "c": customer_id})
 
 
 async def duplicates(api, customer_id: str) -> dict[str, tuple[float, list[str]]]:
@@ -161,13 +166,13 @@ async def test_each_key_query_can_use_its_index(api, db, raw):
     customer = await create(api, [("email", "a@example.com"), ("phone", "+8613800138000")], name="王芳")
     await raw.execute("SET enable_seqscan = off")
     plan = "\n".join(r[0] for r in await raw.fetch("EXPLAIN " + repository._OF_CUSTOMER, uuid.UUID(customer), 50))
-    for index in ("ix_customer_identities_phone_digits", "ix_customer_identities_email_local",
-                  "ix_customers_org_name_key", "ix_customer_identities_value"):
+    for index in ("ix_customer_identities_phone_key", "ix_customer_identities_email_local_bidx",
+                  "ix_customers_org_name_bidx", "ix_customer_identities_bidx"):
         assert index in plan, plan
-    for reason, index in (("same_phone", "ix_customer_identities_phone_digits"),
-                          ("same_wechat_unionid", "pk_customer_identities"),
-                          ("same_email_local_part_and_name", "ix_customer_identities_email_local"),
-                          ("same_name_and_organization", "ix_customers_org_name_key")):
+    for reason, index in (("same_phone", "ix_customer_identities_phone_key"),
+                          ("same_wechat_unionid", "_customer_identities_bidx"),
+                          ("same_email_local_part_and_name", "ix_customer_identities_email_local_bidx"),
+                          ("same_name_and_organization", "ix_customers_org_name_bidx")):
         key = "00000000-0000-0000-0000-000000000000" if reason == "same_name_and_organization" else ""
         args = (key, 20, 25) if reason in repository._ONE_KEY else (key, "", 20, 25)
         plan = "\n".join(r[0] for r in await raw.fetch("EXPLAIN " + repository._GROUPS[reason], *args))

@@ -12,6 +12,7 @@ from helpdesk_common.identity import Principal
 from helpdesk_common.testing import identity_headers, produce, wait_for
 
 AGENT = identity_headers(Principal(kind="user", id="u1", role="agent"))
+SUPERVISOR = identity_headers(Principal(kind="user", id="u2", role="supervisor"))
 
 
 
@@ -92,7 +93,7 @@ async def test_requesters_resolve_to_one_customer_per_person(full, infra, db):
     assert (added.data.customer_id, added.data.identity.kind, added.data.identity.value) == (
         customer_id, "phone", "+8613900000000")
 
-    body = (await full.get(f"/v1/customers/{customer_id}", headers=AGENT)).json()
+    body = (await full.get(f"/v1/customers/{customer_id}", headers=SUPERVISOR)).json()
     assert body["name"] == "张伟"
     assert [(i["kind"], i["value"]) for i in body["identities"]] == [
         ("email", "zhang.wei@example.com"), ("phone", "+8613900000000")]

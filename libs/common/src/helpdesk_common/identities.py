@@ -135,10 +135,27 @@ def primary_identity(requester: dict) -> tuple[str, str] | None:
 
 
 def mask(kind: str, value: str) -> str:
-    """PII masking for roles that may not see contact details."""
+    """PII masking for roles that may not see contact details.
+
+    E-mail: the first character of the local part and the domain (``l***@example.com``). Phone:
+    the national number's first three and last four digits, the rest as four stars, as Chinese
+    services print it (``+86 138****5678``); a number of fewer than 9 national digits keeps two
+    at each end. Anything else: the first and last two characters.
+    """
     if kind == "email" and "@" in value:
         local, _, domain = value.partition("@")
         return (local[:1] + "***@" + domain) if local else "***@" + domain
+    if kind == PHONE and value.startswith("+"):
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is not None:
+            national = str(number.national_number)
+            if len(national) >= 9:
+                return f"+{number.country_code} {national[:3]}****{national[-4:]}"
+            if len(national) > 4:
+                return f"+{number.country_code} {national[:2]}{'*' * (len(national) - 4)}{national[-2:]}"
     if len(value) <= 4:
         return "***"
     return value[:2] + "*" * (len(value) - 4) + value[-2:]

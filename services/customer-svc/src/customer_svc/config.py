@@ -1,7 +1,8 @@
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from helpdesk_common.settings import ServiceSettings
 
@@ -37,6 +38,39 @@ class Settings(ServiceSettings):
     #: surveys sent per transaction of the worker, and how often it looks for due ones
     survey_batch: int = Field(50, ge=1, le=1000)
     survey_poll_interval_s: float = 1.0
+
+    # --- personal data at rest and its readers (pii/; docs/security.md, "Personal data at rest") ---
+    #: AES-256-GCM keys, ``kid:base64key[,kid:base64key...]``, the first one encrypts; required
+    pii_keys: SecretStr | None = None
+    #: the HMAC key of the blind indexes (base64, 32 bytes); required, and not rotated lightly
+    pii_index_key: SecretStr | None = None
+    #: roles that see identities (e-mail, phone, openid...) unmasked on every customer
+    pii_unmasked_roles: Annotated[list[str], NoDecode] = ["admin", "supervisor"]
+    #: an agent also sees a customer's identities unmasked while assigned one of the customer's
+    #: tickets that is not closed (ticket facts from ticket-svc's events; no call on the read path)
+    pii_unmask_assignee: bool = True
+    #: rows per transaction of ``python -m customer_svc.pii reencrypt``
+    pii_reencrypt_batch: int = Field(500, ge=1, le=10_000)
+
+    @property
+    def pii_keys_value(self) -> str | None:
+        return self.pii_keys.get_secret_value() if self.pii_keys is not None else None
+
+    @property
+    def pii_index_key_value(self) -> str | None:
+        return self.pii_index_key.get_secret_value() if self.pii_index_key is not None else None
+
+    @field_validator("pii_unmasked_roles", mode="before")
+    @classmethod
+    def _roles_list(cls, value: object) -> object:
+        if isinstance(value, str):  # ``admin,supervisor`` or a JSON list
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [role.strip() for role in text.split(",") if role.strip()]
+        return value
 
     @field_validator("survey_token_key")
     @classmethod

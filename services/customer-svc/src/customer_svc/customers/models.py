@@ -8,7 +8,10 @@ customers = Table(
     "customers",
     metadata,
     Column("id", Uuid, primary_key=True),
+    #: plaintext of rows written before migration 0008, NULL once re-encrypted (pii/codec.py)
     Column("name", Text, nullable=True),
+    Column("name_enc", Text, nullable=True),  # AES-GCM (customers.name)
+    Column("name_key", Text, nullable=True),  # blind index of the folded name (duplicates)
     #: commercial level (vip, gold, ...) routing rules and SLA policies match on; free text, set by supervisors
     Column("tier", Text, nullable=True),
     Column("organization_id", Uuid, ForeignKey("organizations.id"), nullable=True),
@@ -17,10 +20,11 @@ customers = Table(
     Column("language", Text, nullable=True),  # BCP 47, canonical case (zh-CN)
     Column("time_zone", Text, nullable=True),  # IANA name
     Column("tags", ARRAY(Text), nullable=False, server_default=text("'{}'")),
-    Column("notes", Text, nullable=True),
+    Column("notes", Text, nullable=True),  # legacy plaintext, as name
+    Column("notes_enc", Text, nullable=True),
     #: custom attribute values by key, validated against attribute_definitions (scope customer)
     Column("attributes", JSONB, nullable=False, server_default=text("'{}'")),
-    #: name lexemes computed by the application (customers/search.py): CJK bigrams, words
+    #: the name's search terms, HMAC'd (pii/codec.py; plaintext lexemes on rows not yet re-encrypted)
     Column("search", TSVECTOR, nullable=False, server_default=text("''")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -40,12 +44,19 @@ Index("ix_customers_attributes", customers.c.attributes, postgresql_using="gin")
 customer_identities = Table(
     "customer_identities",
     metadata,
-    Column("kind", Text, primary_key=True),
-    Column("value", Text, primary_key=True),  # normalised (helpdesk_common.identities)
-    Column("customer_id", Uuid, nullable=False, index=True),
     #: what DELETE /v1/customers/{id}/identities/{identity_id} names
-    Column("id", Uuid, nullable=False, unique=True, server_default=text("gen_random_uuid()")),
+    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("kind", Text, nullable=False),
+    #: plaintext of rows written before migration 0008 (normalised), NULL once re-encrypted
+    Column("value", Text, nullable=True),
+    Column("value_enc", Text, nullable=True),  # AES-GCM of the normalised value
+    Column("value_bidx", Text, nullable=True),  # its blind index: lookups and uniqueness
+    Column("phone_key", Text, nullable=True),  # blind index of a phone's last digits (duplicates)
+    Column("email_local", Text, nullable=True),  # blind index of an e-mail's local part (duplicates)
+    Column("customer_id", Uuid, nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
-#: search by any identity value without knowing its kind (?q=)
-Index("ix_customer_identities_value", customer_identities.c.value)
+Index("uq_customer_identities_bidx", customer_identities.c.kind, customer_identities.c.value_bidx, unique=True,
+      postgresql_where=text("value_bidx IS NOT NULL"))
+Index("uq_customer_identities_plain", customer_identities.c.kind, customer_identities.c.value, unique=True,
+      postgresql_where=text("value IS NOT NULL"))

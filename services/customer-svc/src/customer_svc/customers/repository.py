@@ -4,6 +4,10 @@ Requester resolution runs for every ticket customer-svc sees, and SQLAlchemy's s
 building cost more CPU than PostgreSQL's work (the same finding as ticket-svc's intake). The
 organisation a new customer joins by e-mail domain is looked up inside the insert itself, so a
 new requester costs no extra round trip.
+
+Names and notes are stored encrypted with the name's blind indexes beside them (``pii/codec.py``):
+writes here take plaintext and store only ciphertext; reads give rows (dicts) with ``name`` and
+``notes`` in plaintext, whichever form the row holds.
 """
 
 from __future__ import annotations
@@ -12,39 +16,62 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-COLUMNS = ("id, name, tier, organization_id, account_owner_id, language, time_zone, tags, notes, attributes, "
-           "created_at, updated_at, version, merged_into")
-#: columns an update may set (names never come from requests)
+from ..pii.codec import codec
+
+#: what a read selects; ``name``/``notes`` are the plaintext of rows not yet re-encrypted
+COLUMNS = ("id, name, name_enc, tier, organization_id, account_owner_id, language, time_zone, tags, notes, notes_enc, "
+           "attributes, created_at, updated_at, version, merged_into")
+#: columns an update may set (names never come from requests); ``name`` and ``notes`` are stored
+#: as their encrypted columns
 UPDATABLE = ("name", "search", "tier", "organization_id", "account_owner_id", "language", "time_zone", "tags",
              "notes", "attributes")
 _BY_DOMAIN = "(SELECT organization_id FROM organization_domains WHERE domain = {})"
 
 
-async def insert_customer(conn: Any, *, customer_id: uuid.UUID, name: str | None, search: str,
-                          join_domain: str | None) -> Any:
+def _stored(values: dict[str, Any]) -> dict[str, Any]:
+    """The columns to write for ``values``: a name becomes its ciphertext, duplicate key and search
+    terms (the plaintext column cleared), notes their ciphertext."""
+    out = {n: v for n, v in values.items() if n not in ("name", "notes", "search")}
+    box = codec()
+    if "name" in values:
+        name = values["name"]
+        out.update(name=None, name_enc=box.seal_name(name), name_key=box.name_key(name),
+                   search=box.search_document(name))
+    if "notes" in values:
+        out.update(notes=None, notes_enc=box.seal_notes(values["notes"]))
+    return out
+
+
+def _read(row: Any) -> dict[str, Any] | None:
+    return codec().customer_optional(row)
+
+
+async def insert_customer(conn: Any, *, customer_id: uuid.UUID, name: str | None, join_domain: str | None) -> Any:
     """A customer from a requester; it joins the organisation owning ``join_domain`` if any."""
-    return await conn.fetchrow(
-        "INSERT INTO customers (id, name, search, organization_id) "
-        f"VALUES ($1, $2, $3::text::tsvector, {_BY_DOMAIN.format('$4')}) RETURNING {COLUMNS}",
-        customer_id, name, search, join_domain,
-    )
+    box = codec()
+    return _read(await conn.fetchrow(
+        "INSERT INTO customers (id, name_enc, name_key, search, organization_id) "
+        f"VALUES ($1, $2, $3, $4::text::tsvector, {_BY_DOMAIN.format('$5')}) RETURNING {COLUMNS}",
+        customer_id, box.seal_name(name), box.name_key(name), box.search_document(name), join_domain,
+    ))
 
 
 async def insert_full(conn: Any, values: dict[str, Any], *, join_domain: str | None) -> Any:
     """A customer from the API; without an organisation it joins the one owning ``join_domain``."""
-    return await conn.fetchrow(
-        "INSERT INTO customers (id, name, search, tier, organization_id, account_owner_id, language, time_zone, "
-        "tags, notes, attributes) VALUES ($1, $2, $3::text::tsvector, $4, "
-        f"COALESCE($5, {_BY_DOMAIN.format('$11')}), $6, $7, $8, $9, $10, $12) RETURNING {COLUMNS}",
-        values["id"], values["name"], values["search"], values["tier"], values["organization_id"],
-        values["account_owner_id"], values["language"], values["time_zone"], values["tags"], values["notes"],
-        join_domain, values["attributes"],
-    )
+    stored = _stored(values)
+    return _read(await conn.fetchrow(
+        "INSERT INTO customers (id, name_enc, name_key, search, tier, organization_id, account_owner_id, language, "
+        "time_zone, tags, notes_enc, attributes) VALUES ($1, $2, $3, $4::text::tsvector, $5, "
+        f"COALESCE($6, {_BY_DOMAIN.format('$12')}), $7, $8, $9, $10, $11, $13) RETURNING {COLUMNS}",
+        stored["id"], stored["name_enc"], stored["name_key"], stored["search"], stored["tier"],
+        stored["organization_id"], stored["account_owner_id"], stored["language"], stored["time_zone"],
+        stored["tags"], stored["notes_enc"], join_domain, stored["attributes"],
+    ))
 
 
 async def get_customer(conn: Any, customer_id: uuid.UUID, *, lock: bool = False) -> Any:
-    return await conn.fetchrow(f"SELECT {COLUMNS} FROM customers WHERE id = $1" + (" FOR UPDATE" if lock else ""),
-                               customer_id)
+    return _read(await conn.fetchrow(f"SELECT {COLUMNS} FROM customers WHERE id = $1"
+                                     + (" FOR UPDATE" if lock else ""), customer_id))
 
 
 async def live_id(conn: Any, customer_id: uuid.UUID) -> uuid.UUID | None:
@@ -60,39 +87,41 @@ async def live_id(conn: Any, customer_id: uuid.UUID) -> uuid.UUID | None:
 
 async def update_customer(conn: Any, customer_id: uuid.UUID, values: dict[str, Any]) -> Any:
     """Write ``values`` and move the version on (the caller holds the row lock)."""
-    names = [n for n in UPDATABLE if n in values]
+    stored = _stored({n: values[n] for n in UPDATABLE if n in values})
+    names = list(stored)
     sets = ", ".join(f"{n} = ${i + 2}" + ("::text::tsvector" if n == "search" else "") for i, n in enumerate(names))
-    return await conn.fetchrow(
+    return _read(await conn.fetchrow(
         f"UPDATE customers SET {sets}{', ' if sets else ''}version = version + 1, updated_at = clock_timestamp() "
         f"WHERE id = $1 RETURNING {COLUMNS}",
-        customer_id, *(values[n] for n in names),
-    )
+        customer_id, *(stored[n] for n in names),
+    ))
 
 
 async def touch_joining(conn: Any, customer_id: uuid.UUID, *, join_domain: str | None) -> Any:
     """Move the version on after identities were added, joining the organisation of
     ``join_domain`` when the customer has none; the row with ``previous_organization_id``."""
-    return await conn.fetchrow(
+    return _read(await conn.fetchrow(
         f"WITH old AS (SELECT id, organization_id FROM customers WHERE id = $1 FOR UPDATE) "
         f"UPDATE customers c SET version = c.version + 1, updated_at = clock_timestamp(), "
         f"organization_id = COALESCE(c.organization_id, {_BY_DOMAIN.format('$2')}) FROM old WHERE c.id = old.id "
         f"RETURNING {', '.join('c.' + col for col in COLUMNS.split(', '))}, old.organization_id AS previous_organization_id",
         customer_id, join_domain,
-    )
+    ))
 
 
 async def search(
     conn: Any, *, limit: int, after: tuple[datetime, uuid.UUID] | None, identities: list[tuple[str, str]],
     tier: str | None = None, organization_id: uuid.UUID | None = None, account_owner_id: uuid.UUID | None = None,
     tags: list[str] | None = None, attributes: list[dict[str, Any]] | None = None,
-    name_query: str | None = None, identity_values: list[str] | None = None,
+    name_query: tuple[str, str | None] | None = None, identity_values: list[str] | None = None,
     segment: str | None = None, risk_band: str | None = None,
 ) -> list[Any]:
     """Newest first, keyset-paginated on (created_at, id); every filter must match.
 
-    ``name_query`` (a tsquery literal) and ``identity_values`` are one filter, ``?q=``: the name
-    matches (GIN on ``search``) or an identity of any kind has one of the values (index on
-    ``customer_identities.value``). Each side is its own ordered, limited query and the two are
+    ``name_query`` (tsquery literals over the opaque terms and, for rows not yet re-encrypted, the
+    plaintext lexemes) and ``identity_values`` are one filter, ``?q=``: the name matches (GIN on
+    ``search``) or an identity of any kind has one of the values (by blind index,
+    ``ix_customer_identities_bidx``, or legacy plaintext). Each side is its own ordered, limited query and the two are
     merged, so the planner can walk the newest customers for a common term (``王``) and use the
     GIN index for a rare one, rather than joining every match (measured at 1,000,000 customers:
     docs/customers.md, "Search"). Attribute filters are jsonb containment (GIN on
@@ -104,9 +133,10 @@ async def search(
         return f"${len(args)}"
 
     where = ["merged_into IS NULL"]  # a merged customer is a tombstone: found through its survivor only
+    box = codec()
     for kind, value in identities:
         where.append(f"id IN (SELECT customer_id FROM customer_identities WHERE kind = {arg(kind)} "
-                     f"AND value = {arg(value)})")
+                     f"AND (value_bidx = {arg(box.identity_index(value))} OR value = {arg(value)}))")
     if tier is not None:
         where.append(f"tier = {arg(tier)}")
     if organization_id is not None:
@@ -126,12 +156,20 @@ async def search(
         where.append(f"(created_at, id) < ({arg(after[0])}, {arg(after[1])})")
     order = f" ORDER BY created_at DESC, id DESC LIMIT {arg(limit)}"
     if name_query is None and not identity_values:
-        return await conn.fetch(f"SELECT {COLUMNS} FROM customers WHERE " + " AND ".join(where) + order, *args)
+        return [box.customer(r) for r in
+                await conn.fetch(f"SELECT {COLUMNS} FROM customers WHERE " + " AND ".join(where) + order, *args)]
     branches = []
     if name_query is not None:
-        branches.append([f"search @@ {arg(name_query)}::text::tsquery"])
+        opaque, plain = name_query
+        match = f"search @@ {arg(opaque)}::text::tsquery"
+        if plain is not None:  # a row not re-encrypted yet holds its plaintext name and lexemes
+            match = f"({match} OR (name IS NOT NULL AND search @@ {arg(plain)}::text::tsquery))"
+        branches.append([match])
     if identity_values:
-        branches.append([f"id IN (SELECT customer_id FROM customer_identities WHERE value = ANY({arg(identity_values)}::text[]))"])
+        indexes = [box.identity_index(v) for v in identity_values]
+        branches.append([f"id IN (SELECT customer_id FROM customer_identities WHERE value_bidx = "
+                         f"ANY({arg(indexes)}::text[]) OR value = ANY({arg(identity_values)}::text[]))"])
     parts = [f"(SELECT {COLUMNS} FROM customers WHERE {' AND '.join(branch + where)}{order})" for branch in branches]
-    return await conn.fetch(f"SELECT DISTINCT ON (created_at, id) * FROM ({' UNION ALL '.join(parts)}) AS found"
+    rows = await conn.fetch(f"SELECT DISTINCT ON (created_at, id) * FROM ({' UNION ALL '.join(parts)}) AS found"
                             + order, *args)
+    return [box.customer(r) for r in rows]

@@ -65,15 +65,27 @@ def document(name: str | None) -> str:
     return " ".join(_quote(lexeme) for lexeme in lexemes(name))
 
 
-def tsquery(query: str) -> str | None:
-    """A ``tsquery`` literal matching names that contain every term of ``query``; None when the
-    query has no term (punctuation only)."""
-    runs, words = _split(query[:200])
-    terms: list[str] = []
+def words(name: str | None) -> list[str]:
+    """The non-CJK words of a name, folded (what a prefix query can match)."""
+    return _split(name)[1] if name else []
+
+
+def query_parts(query: str) -> list[tuple[str, bool]]:
+    """The terms a name must contain to match ``query``, each with whether it is a prefix: CJK
+    runs as their bigrams (a single character: itself), words whole, the last word as a prefix
+    unless it is a number; at most ``MAX_TERMS``."""
+    runs, found = _split(query[:200])
+    terms: list[tuple[str, bool]] = []
     for run in runs:
         grams = [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
-        terms.extend(_quote(g) for g in dict.fromkeys(grams))
-    for index, word in enumerate(words):
-        last = index == len(words) - 1 and not word.isdigit()
-        terms.append(_quote(word) + (":*" if last else ""))
-    return " & ".join(terms[:MAX_TERMS]) or None
+        terms.extend((g, False) for g in dict.fromkeys(grams))
+    for index, word in enumerate(found):
+        terms.append((word, index == len(found) - 1 and not word.isdigit()))
+    return terms[:MAX_TERMS]
+
+
+def tsquery(query: str) -> str | None:
+    """A ``tsquery`` literal matching names that contain every term of ``query``; None when the
+    query has no term (punctuation only). Plaintext lexemes: what rows written before the
+    encryption of names hold (``pii/codec.py`` makes the opaque form)."""
+    return " & ".join(_quote(text) + (":*" if prefix else "") for text, prefix in query_parts(query)) or None

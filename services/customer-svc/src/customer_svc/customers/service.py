@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from helpdesk_common import concurrency, events
-from helpdesk_common.identities import InvalidIdentity, identities_of, mask, normalize, normalize_phone
+from helpdesk_common.identities import InvalidIdentity, identities_of, normalize, normalize_phone
 from helpdesk_common.identity import Principal
 from helpdesk_common.outbox import enqueue_raw
 from helpdesk_common.pagination import decode_cursor, page
@@ -27,6 +27,8 @@ from ..identities.repository import Pair
 from ..identities.rules import email_domain, strict_key
 from ..organizations import repository as organizations
 from ..organizations.domains import joinable
+from ..pii import access
+from ..pii.codec import codec
 from ..ticket_facts import service as ticket_facts
 from ..timeline import repository as timeline
 from . import profile, repository, search
@@ -36,7 +38,6 @@ log = logging.getLogger(__name__)
 
 SOURCE = "customer-svc"
 SCOPE = "customer"
-PII_ROLES = ("admin", "supervisor", "agent")
 #: who may change the profile beyond name and notes: the tier moves routing and SLA targets of
 #: every open ticket, the organisation and owner decide who looks after the customer
 WRITE_ROLES = ("admin", "supervisor")
@@ -98,7 +99,7 @@ async def resolve_requester(
     if existing is None:
         customer_id = uuid.uuid4()
         name = requester.get("name")
-        row = await repository.insert_customer(conn, customer_id=customer_id, name=name, search=search.document(name),
+        row = await repository.insert_customer(conn, customer_id=customer_id, name=name,
                                                join_domain=joinable(email_domain(found)))
         inserted = await identities.add_identities(conn, customer_id=customer_id, identities=found)
         if len(inserted) != len(found):
@@ -151,13 +152,9 @@ async def after_identities_added(conn: Any, customer_id: uuid.UUID, pairs: list[
 # --- reads --------------------------------------------------------------------------------------
 
 
-def can_see_pii(principal: Principal) -> bool:
-    """Who sees contact details unmasked; the one place to tighten it."""
-    return principal.has_role(*PII_ROLES)
-
-
-def to_read(row: Any, identity_rows: list[Any], *, unmasked: bool) -> dict[str, Any]:
-    """A customer as the API shows it (``schemas.CustomerRead``), rendered straight by orjson."""
+def to_read(row: Any, identities_shown: list[dict[str, Any]]) -> dict[str, Any]:
+    """A customer as the API shows it (``schemas.CustomerRead``), rendered straight by orjson; its
+    identities as ``pii.access.shown`` rendered them for the caller (masked or not)."""
     return {
         "id": row["id"],
         "name": row["name"],
@@ -169,8 +166,7 @@ def to_read(row: Any, identity_rows: list[Any], *, unmasked: bool) -> dict[str, 
         "tags": list(row["tags"]),
         "notes": row["notes"],
         "attributes": row["attributes"],
-        "identities": [{"id": i["id"], "kind": i["kind"], "value": i["value"] if unmasked else mask(i["kind"], i["value"])}
-                       for i in identity_rows],
+        "identities": identities_shown,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "version": row["version"],
@@ -198,9 +194,10 @@ def live(row: Any, customer_id: uuid.UUID) -> Any:
     return row
 
 
-async def read(conn: Any, row: Any, principal: Principal) -> dict[str, Any]:
-    identity_rows = (await identities.identities_of(conn, [row["id"]]))[row["id"]]
-    return to_read(row, identity_rows, unmasked=can_see_pii(principal))
+async def read(conn: Any, row: Any, principal: Principal, *, route: str = "customers.read") -> dict[str, Any]:
+    """One customer for ``principal``: identities masked or not, and audited (``pii.access``)."""
+    found = await identities.identities_of(conn, [row["id"]])
+    return to_read(row, (await access.shown(conn, principal, found, route=route))[row["id"]])
 
 
 async def get_customer(conn: Any, *, customer_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
@@ -273,7 +270,8 @@ async def list_customers(
     segment: str | None = None,
     risk_band: str | None = None,
 ) -> dict[str, Any]:
-    name_query = search.tsquery(q) if q is not None else None
+    opaque = codec().search_query(q) if q is not None else None
+    name_query = (opaque, search.tsquery(q)) if opaque is not None else None
     values = identity_candidates(q) if q is not None else None
     if q is not None and name_query is None and not values:
         return {"items": [], "next_cursor": None}
@@ -293,9 +291,9 @@ async def list_customers(
         identity_values=values,
     )
     rows, next_cursor = page(rows, limit)
-    found = await identities.identities_of(conn, [r["id"] for r in rows])
-    unmasked = can_see_pii(principal)
-    return {"items": [to_read(r, found[r["id"]], unmasked=unmasked) for r in rows], "next_cursor": next_cursor}
+    found = await access.shown(conn, principal, await identities.identities_of(conn, [r["id"] for r in rows]),
+                               route="customers.list")
+    return {"items": [to_read(r, found[r["id"]]) for r in rows], "next_cursor": next_cursor}
 
 
 # --- writes -------------------------------------------------------------------------------------
@@ -385,8 +383,6 @@ async def update_customer(
         await attributes.claim_uniques(conn, scope=SCOPE, owner_id=customer_id, values=values["attributes"])
     if values:
         before = row
-        if "name" in values:
-            values["search"] = search.document(values["name"])
         row = await repository.update_customer(conn, customer_id, values)
         await enqueue_raw(conn, outbox, updated_event(row, changes_of(before, values), actor=principal.ref))
         if "tier" in values:
@@ -432,7 +428,7 @@ async def create_customer(conn: Any, *, body: CustomerCreate, principal: Princip
     values = await attributes.for_create(conn, scope=SCOPE, given=body.attributes)
     tags = profile.normalise_tags(body.tags)
     row = await repository.insert_full(conn, {
-        "id": customer_id, "name": body.name, "search": search.document(body.name), "tier": body.tier,
+        "id": customer_id, "name": body.name, "tier": body.tier,
         "organization_id": body.organization_id, "account_owner_id": body.account_owner_id,
         "language": body.language, "time_zone": body.time_zone, "tags": tags, "notes": body.notes,
         "attributes": values,

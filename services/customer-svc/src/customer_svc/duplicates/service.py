@@ -10,12 +10,14 @@ from typing import Any
 
 import orjson
 
+from helpdesk_common.identities import mask
 from helpdesk_common.identity import Principal
 from helpdesk_common.problems import Problem
 
 from ..customers import repository as customer_rows
 from ..customers import service as customers
 from ..identities import repository as identities
+from ..pii import access
 from . import repository
 from .rules import REASONS, combined, ordered_pair, strongest
 
@@ -49,9 +51,17 @@ def reasons_read(reasons: dict[str, str | None]) -> list[dict[str, Any]]:
 
 
 async def _render(conn: Any, rows: dict[uuid.UUID, Any], principal: Principal) -> dict[uuid.UUID, dict[str, Any]]:
-    found = await identities.identities_of(conn, list(rows))
-    unmasked = customers.can_see_pii(principal)
-    return {cid: customers.to_read(row, found[cid], unmasked=unmasked) for cid, row in rows.items()}
+    found = await access.shown(conn, principal, await identities.identities_of(conn, list(rows)), route="duplicates")
+    return {cid: customers.to_read(row, found[cid]) for cid, row in rows.items()}
+
+
+def _shared_shown(reasons: dict[str, str | None], unmasked: bool) -> dict[str, str | None]:
+    """The shared identity values of a pair's reasons, masked like the other customer's identities."""
+    if unmasked:
+        return reasons
+    kinds = {"same_phone": "phone", "same_email_local_part_and_name": "email"}
+    return {name: None if value is None else mask(kinds.get(name, "wechat_unionid"), value)
+            for name, value in reasons.items()}
 
 
 async def candidates(conn: Any, *, customer_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
@@ -61,7 +71,9 @@ async def candidates(conn: Any, *, customer_id: uuid.UUID, principal: Principal)
     by_other = reasons_by_other(await repository.candidates_of(conn, customer_id, limit=CANDIDATES_PER_REASON))
     rows = await repository.live_customers(conn, list(by_other))
     rendered = await _render(conn, rows, principal)
-    items = [{"customer": rendered[other], "confidence": combined(reasons), "reasons": reasons_read(reasons)}
+    revealed = await access.reasons(conn, principal, list(rendered))
+    items = [{"customer": rendered[other], "confidence": combined(reasons),
+              "reasons": reasons_read(_shared_shown(reasons, other in revealed))}
              for other, reasons in by_other.items() if other in rendered]
     items.sort(key=lambda item: (-item["confidence"], str(item["customer"]["id"])))
     return {"items": items, "next_cursor": None}
@@ -125,8 +137,10 @@ async def pairs(conn: Any, *, limit: int, cursor: str | None, principal: Princip
             next_cursor = encode_cursor(index, after, skip)
     ids = list({cid for a, b, _ in found for cid in (a, b)})
     rendered = await _render(conn, await repository.live_customers(conn, ids), principal)
+    revealed = await access.reasons(conn, principal, list(rendered))
     items = [{"first": rendered[a], "second": rendered[b], "confidence": combined(reasons),
-              "reasons": reasons_read(reasons)} for a, b, reasons in found if a in rendered and b in rendered]
+              "reasons": reasons_read(_shared_shown(reasons, a in revealed and b in revealed))}
+             for a, b, reasons in found if a in rendered and b in rendered]
     return {"items": items, "next_cursor": next_cursor}
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import dumps
 
+from ..pii.codec import codec
 from . import repository
 
 IdempotencyKey = Annotated[
@@ -44,10 +45,23 @@ async def replay_or_claim(conn: Any, *, caller: str, key: str | None, scope: str
     if prior["request_hash"] != digest or prior["response"] is None:
         raise Problem(422, "idempotency-key-reused", "Idempotency key reused",
                       "This Idempotency-Key was used for a different request.")
-    return prior["response"]
+    return opened(prior["response"])
+
+
+#: the associated data of a stored answer's ciphertext
+RESPONSE_CONTEXT = "idempotency_keys.response"
+
+
+def opened(stored: Any) -> Any:
+    """A stored answer: ``{"sealed": token}`` decrypted (answers carry names and identities:
+    docs/security.md, "Personal data at rest"), anything else as it was stored before."""
+    if isinstance(stored, dict) and set(stored) == {"sealed"}:
+        return orjson.loads(codec().keyring.decrypt(stored["sealed"], context=RESPONSE_CONTEXT))
+    return stored
 
 
 async def remember(conn: Any, *, caller: str, key: str | None, response: Any) -> None:
-    """Store the answer (JSON-ready: UUIDs and datetimes as orjson renders them)."""
+    """Store the answer (JSON-ready: UUIDs and datetimes as orjson renders them), encrypted."""
     if key is not None:
-        await repository.store(conn, caller=caller, key=key, response=orjson.loads(dumps(response)))
+        sealed = codec().keyring.encrypt(dumps(response).decode(), context=RESPONSE_CONTEXT)
+        await repository.store(conn, caller=caller, key=key, response={"sealed": sealed})

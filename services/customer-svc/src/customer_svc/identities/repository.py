@@ -1,7 +1,8 @@
 """The only place with SQL for identities: plain SQL on a bare asyncpg connection.
 
 ``owners_of`` and ``add_identities`` are on the path of every ticket (requester resolution);
-they stay one statement each.
+they stay one statement each. Values are stored encrypted and found by their blind index
+(``pii/codec.py``); rows not yet re-encrypted are matched by their plaintext as well.
 """
 
 from __future__ import annotations
@@ -9,56 +10,75 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ..pii.codec import codec
+
 Pair = tuple[str, str]
+#: what a read of identities selects (the codec turns it into id, kind, value)
+READ = "id, kind, value, value_enc"
 
 
 async def owners_of(conn: Any, identities: list[Pair]) -> dict[Pair, uuid.UUID]:
     """The customer owning each of ``identities`` (kind, normalised value) that has one."""
     if not identities:
         return {}
+    box = codec()
+    indexes = [box.identity_index(v) for _, v in identities]
+    by_index = {(k, b): (k, v) for (k, v), b in zip(identities, indexes)}
     rows = await conn.fetch(
-        "SELECT c.kind, c.value, c.customer_id FROM customer_identities c "
-        "JOIN unnest($1::text[], $2::text[]) AS wanted(kind, value) USING (kind, value)",
-        [k for k, _ in identities], [v for _, v in identities],
+        "SELECT c.kind, c.value, c.value_bidx, c.customer_id FROM customer_identities c "
+        "JOIN unnest($1::text[], $2::text[], $3::text[]) AS wanted(kind, value, bidx) "
+        "ON c.kind = wanted.kind AND (c.value_bidx = wanted.bidx OR c.value = wanted.value)",
+        [k for k, _ in identities], [v for _, v in identities], indexes,
     )
-    return {(r["kind"], r["value"]): r["customer_id"] for r in rows}
+    out = {}
+    for r in rows:
+        pair = by_index.get((r["kind"], r["value_bidx"])) if r["value_bidx"] is not None else (r["kind"], r["value"])
+        if pair is not None:
+            out[pair] = r["customer_id"]
+    return out
 
 
 async def add_identities(conn: Any, *, customer_id: uuid.UUID, identities: list[Pair]) -> list[Pair]:
     """Insert identities for a customer; returns those actually inserted.
 
     ``ON CONFLICT DO NOTHING`` waits for a concurrent uncommitted insert of the same
-    (kind, value) and then skips it, so a missing pair means someone else owns it now.
+    (kind, blind index) and then skips it, so a missing pair means someone else owns it now.
     """
     if not identities:
         return []
+    box = codec()
+    sealed = [box.identity_columns(k, v) for k, v in identities]
+    by_index = {(k, s[1]): (k, v) for (k, v), s in zip(identities, sealed)}
     rows = await conn.fetch(
-        "INSERT INTO customer_identities (kind, value, customer_id) "
-        "SELECT kind, value, $3 FROM unnest($1::text[], $2::text[]) AS u(kind, value) "
-        "ON CONFLICT (kind, value) DO NOTHING RETURNING kind, value",
-        [k for k, _ in identities], [v for _, v in identities], customer_id,
+        "INSERT INTO customer_identities (kind, value_enc, value_bidx, phone_key, email_local, customer_id) "
+        "SELECT kind, enc, bidx, pk, el, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) "
+        "AS u(kind, enc, bidx, pk, el) ON CONFLICT DO NOTHING RETURNING kind, value_bidx",
+        [k for k, _ in identities], [s[0] for s in sealed], [s[1] for s in sealed], [s[2] for s in sealed],
+        [s[3] for s in sealed], customer_id,
     )
-    return [(r["kind"], r["value"]) for r in rows]
+    return [by_index[(r["kind"], r["value_bidx"])] for r in rows]
 
 
-async def identities_of(conn: Any, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-    """Each customer's identities (records with id, kind, value), oldest first."""
-    out: dict[uuid.UUID, list[Any]] = {cid: [] for cid in customer_ids}
+async def identities_of(conn: Any, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Each customer's identities (id, kind, value in plaintext), oldest first."""
+    out: dict[uuid.UUID, list[dict[str, Any]]] = {cid: [] for cid in customer_ids}
     if not customer_ids:
         return out
     rows = await conn.fetch(
-        "SELECT customer_id, id, kind, value FROM customer_identities WHERE customer_id = ANY($1::uuid[]) "
-        "ORDER BY customer_id, created_at, kind, value",
+        f"SELECT customer_id, {READ} FROM customer_identities WHERE customer_id = ANY($1::uuid[]) "
+        "ORDER BY customer_id, created_at, kind, id",
         customer_ids,
     )
+    box = codec()
     for r in rows:
-        out[r["customer_id"]].append(r)
+        out[r["customer_id"]].append(box.identity(r))
     return out
 
 
-async def delete_identity(conn: Any, *, customer_id: uuid.UUID, identity_id: uuid.UUID) -> Any:
+async def delete_identity(conn: Any, *, customer_id: uuid.UUID, identity_id: uuid.UUID) -> dict[str, Any] | None:
     """Remove one identity of the customer (the caller holds the customer's row lock); the row, or None."""
-    return await conn.fetchrow(
-        "DELETE FROM customer_identities WHERE id = $1 AND customer_id = $2 RETURNING id, kind, value",
+    row = await conn.fetchrow(
+        f"DELETE FROM customer_identities WHERE id = $1 AND customer_id = $2 RETURNING {READ}",
         identity_id, customer_id,
     )
+    return None if row is None else codec().identity(row)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ..pii.codec import codec
+
 #: tables whose rows simply change owner (the name is the audit's key in ``moved``)
 _MOVED_TABLES = ("orders", "surveys", "customer_timeline")
 
@@ -20,9 +22,11 @@ def _count(status: str) -> int:
 async def move_identities(conn: Any, *, merged_id: uuid.UUID, survivor_id: uuid.UUID) -> list[Any]:
     """Every identity of the merged customer becomes the survivor's. A (kind, value) belongs to one
     customer at most, so none can collide with the survivor's own."""
-    return await conn.fetch(
-        "UPDATE customer_identities SET customer_id = $2 WHERE customer_id = $1 RETURNING id, kind, value",
+    rows = await conn.fetch(
+        "UPDATE customer_identities SET customer_id = $2 WHERE customer_id = $1 RETURNING id, kind, value, value_enc",
         merged_id, survivor_id)
+    box = codec()
+    return [box.identity(r) for r in rows]
 
 
 async def move_rows(conn: Any, *, merged_id: uuid.UUID, survivor_id: uuid.UUID) -> dict[str, int]:
@@ -81,6 +85,7 @@ async def insert_audit(conn: Any, *, merge_id: uuid.UUID, survivor_id: uuid.UUID
 
 async def move_identity(conn: Any, *, identity_id: uuid.UUID, from_id: uuid.UUID, to_id: uuid.UUID) -> Any:
     """Hand one identity to another customer (the caller holds both rows' locks)."""
-    return await conn.fetchrow(
-        "UPDATE customer_identities SET customer_id = $3 WHERE id = $1 AND customer_id = $2 RETURNING id, kind, value",
-        identity_id, from_id, to_id)
+    row = await conn.fetchrow(
+        "UPDATE customer_identities SET customer_id = $3 WHERE id = $1 AND customer_id = $2 "
+        "RETURNING id, kind, value, value_enc", identity_id, from_id, to_id)
+    return None if row is None else codec().identity(row)

@@ -14,12 +14,12 @@ from helpdesk_common.problems import Problem
 
 from ..attributes import service as attributes
 from ..customers import repository as customer_rows
-from ..customers import search
 from ..customers import service as customers
 from ..db import outbox
 from ..identities import repository as identities
 from ..identities.rules import email_domain
 from ..organizations.domains import joinable
+from ..pii.codec import codec
 from ..scoring.repository import mark_dirty
 from ..timeline import repository as timeline
 from . import repository
@@ -99,8 +99,6 @@ async def merge(conn: Any, *, survivor_id: uuid.UUID, merged_id: uuid.UUID,
     await attributes.release(conn, scope=customers.SCOPE, owner_id=merged_id)
     if "attributes" in values:
         await attributes.claim_uniques(conn, scope=customers.SCOPE, owner_id=survivor_id, values=values["attributes"])
-    if "name" in values:
-        values["search"] = search.document(values["name"])
     await repository.mark_merged(conn, merged_id=merged_id, survivor_id=survivor_id)
     row = await customer_rows.update_customer(conn, survivor_id, values)  # the version moves even when no field does
     if "tier" in values:  # a tier taken from the merged customer is a tier change like any other
@@ -108,8 +106,11 @@ async def merge(conn: Any, *, survivor_id: uuid.UUID, merged_id: uuid.UUID,
 
     merge_id = uuid.uuid4()
     pairs = [{"kind": i["kind"], "value": i["value"]} for i in moved_identities]
+    box = codec()  # the merge audit keeps what moved, encrypted like the identities themselves
+    sealed = [{"id": str(i["id"]), "kind": i["kind"], "value_enc": box.seal_merge_identity(i["value"])}
+              for i in moved_identities]
     audit = await repository.insert_audit(conn, merge_id=merge_id, survivor_id=survivor_id, merged_id=merged_id,
-                                          actor=principal.ref, identities=pairs, moved=moved)
+                                          actor=principal.ref, identities=sealed, moved=moved)
     await timeline.record(conn, entry=timeline.entry_id(merge_id, MERGED_KIND), customer_id=survivor_id,
                           at=audit["at"], kind=MERGED_KIND, ref_id=merged_id,
                           summary={"merged_id": str(merged_id), "actor": principal.ref, "moved": moved})
@@ -176,7 +177,6 @@ async def split_identity(conn: Any, *, customer_id: uuid.UUID, identity_id: uuid
     if created:
         target_id = uuid.uuid4()
         target = await customer_rows.insert_customer(conn, customer_id=target_id, name=name,
-                                                     search=search.document(name),
                                                      join_domain=joinable(email_domain([(pair.kind, pair.value)])))
         emitted.append(events.CustomerCreated(
             source=customers.SOURCE, subject=str(target_id),

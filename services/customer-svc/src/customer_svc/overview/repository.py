@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ..customers.repository import COLUMNS
+from ..pii.codec import codec
 
 #: a ticket the system opened about the customer (care, follow-up: channel ``system``, as the churn
 #: score's contact rule says) rather than one they raised
@@ -24,12 +25,12 @@ _TASK = "(t.channel IS NOT DISTINCT FROM 'system' OR (t.type IS NOT NULL AND t.t
 async def customer(conn: Any, customer_id: uuid.UUID) -> Any:
     """The customer with its organisation (id, name, tier) and stored insight scores, or None."""
     columns = ", ".join(f"c.{name}" for name in COLUMNS.split(", "))
-    return await conn.fetchrow(
+    return codec().customer_optional(await conn.fetchrow(
         f"SELECT {columns}, o.name AS organization_name, o.tier AS organization_tier, "
         "i.r, i.f, i.m, i.segment, i.recency_days, i.frequency, i.monetary, i.rfm_at, "
         "i.churn_score, i.churn_band, i.churn_reasons, i.churn_at "
         "FROM customers c LEFT JOIN organizations o ON o.id = c.organization_id "
-        "LEFT JOIN customer_insights i ON i.customer_id = c.id WHERE c.id = $1", customer_id)
+        "LEFT JOIN customer_insights i ON i.customer_id = c.id WHERE c.id = $1", customer_id))
 
 
 async def ticket_figures(conn: Any, customer_id: uuid.UUID, *, since: datetime, task_types: list[str]) -> Any:

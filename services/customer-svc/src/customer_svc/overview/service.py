@@ -23,6 +23,7 @@ from helpdesk_common.identity import Principal
 from ..customers import service as customers
 from ..identities import repository as identities
 from ..insights.segments import SEGMENTS_BY_KEY
+from ..pii import access
 from ..orders.money import MINOR_UNITS, format_amount
 from ..ticket_facts.service import TASK_TYPES
 from . import repository
@@ -134,8 +135,10 @@ async def view(conn: Any, *, customer_id: uuid.UUID, principal: Principal, base_
         totals = await repository.order_totals(conn, customer_id, scan_limit=ORDER_SCAN_LIMIT,
                                                excluded=list(EXCLUDED_ORDER_STATUSES))
         last = await repository.last_order(conn, customer_id)
+        decided = await access.decide(conn, principal, {customer_id: identity_rows})
+    await access.record(conn, principal, decided.revealed, route="customers.overview")  # after the read-only part
     return {
-        "customer": customers.to_read(row, identity_rows, unmasked=customers.can_see_pii(principal)),
+        "customer": customers.to_read(row, decided.identities[customer_id]),
         "organization": None if row["organization_id"] is None else {
             "id": row["organization_id"], "name": row["organization_name"], "tier": row["organization_tier"]},
         "tier": row["tier"],

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from ..pii.codec import codec
+
 #: orders that count for RFM and churn (docs/customers.md, "Storage for RFM")
 _COUNTED = "o.status NOT IN ('cancelled', 'refunded')"
 #: tickets that are the customer's own contacts: care and follow-up tasks (channel ``system``)
@@ -244,14 +246,15 @@ async def segment_counts(conn: Any) -> list[Any]:
 
 async def at_risk(conn: Any, *, band: str | None, limit: int, after: tuple[int, uuid.UUID] | None) -> list[Any]:
     """Scored customers by churn score, highest first, keyset on (score, id)."""
-    return await conn.fetch(
-        "SELECT ci.customer_id, c.name, c.tier, c.account_owner_id, ci.churn_score, ci.churn_band, ci.churn_reasons, "
+    box = codec()
+    return [box.customer(r) for r in await conn.fetch(
+        "SELECT ci.customer_id, c.name, c.name_enc, c.tier, c.account_owner_id, ci.churn_score, ci.churn_band, ci.churn_reasons, "
         "  ci.churn_episode_active, ci.segment, ci.churn_at "
         "FROM customer_insights ci JOIN customers c ON c.id = ci.customer_id "
         "WHERE ci.churn_score IS NOT NULL AND c.merged_into IS NULL AND ($1::text IS NULL OR ci.churn_band = $1) "
         "  AND ($2::int IS NULL OR (ci.churn_score, ci.customer_id) < ($2, $3::uuid)) "
         "ORDER BY ci.churn_score DESC, ci.customer_id DESC LIMIT $4",
-        band, after[0] if after else None, after[1] if after else None, limit)
+        band, after[0] if after else None, after[1] if after else None, limit)]
 
 
 # --------------------------------------------------------------------------- settings and runs

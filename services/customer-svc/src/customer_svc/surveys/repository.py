@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from ..pii.codec import codec
+
 _SETTINGS = "csat_enabled, csat_delay_minutes, nps_enabled, nps_interval_days, version, updated_at"
 COLUMNS = ("id, kind, customer_id, ticket_id, team_id, channel, language, status, send_at, sent_at, expires_at, "
            "answered_at, rating, score, comment, created_at")
@@ -40,9 +42,10 @@ async def live_customer(conn: Any, customer_id: uuid.UUID) -> Any:
 
 
 async def identities(conn: Any, customer_id: uuid.UUID) -> list[tuple[str, str]]:
-    rows = await conn.fetch("SELECT kind, value FROM customer_identities WHERE customer_id = $1 ORDER BY created_at, id",
-                            customer_id)
-    return [(r["kind"], r["value"]) for r in rows]
+    rows = await conn.fetch("SELECT kind, value, value_enc FROM customer_identities WHERE customer_id = $1 "
+                            "ORDER BY created_at, id", customer_id)
+    box = codec()
+    return [(r["kind"], box.identity_value(r)) for r in rows]
 
 
 async def insert_csat(conn: Any, values: dict[str, Any]) -> Any:
