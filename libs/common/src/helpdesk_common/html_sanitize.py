@@ -59,16 +59,46 @@ def mail_image_source(src: str) -> bool:
     return False
 
 
+#: CSS properties a notification e-mail's ``style`` attributes may set (``sanitize_html(styles=...)``):
+#: type, colour, spacing and alignment, nothing that can load or position anything
+EMAIL_STYLE_PROPERTIES = frozenset({
+    "color", "background-color", "font-size", "font-weight", "font-style", "font-family", "text-align",
+    "text-decoration", "line-height", "margin", "margin-top", "margin-bottom", "margin-left", "margin-right",
+    "padding", "padding-top", "padding-bottom", "padding-left", "padding-right", "border", "border-top",
+    "border-bottom", "border-left", "border-right", "border-collapse", "border-radius", "width", "max-width",
+    "vertical-align", "white-space",
+})
+#: a declaration's value: words, numbers, units, colours, quotes, commas; ``rgb()``/``rgba()`` of
+#: numbers. No other function (``url()``, ``expression()``, ``var()``), no backslash escapes, no
+#: ``@``, ``:``, ``;``, ``<``, ``>`` or ``&``
+_STYLE_VALUE = re.compile(r"(?:[#\w\s.,%'\"+-]|rgba?\([\d\s.,%]*\))*")
+_STYLE_WORDS = re.compile(r"expression|javascript|vbscript|behavior|binding", re.IGNORECASE)
+
+
+def clean_style(value: str, allowed: frozenset[str]) -> str | None:
+    """The declarations of ``value`` whose property is in ``allowed`` and whose value is plain
+    (``_STYLE_VALUE``); None when none is left."""
+    kept = []
+    for declaration in value.split(";"):
+        name, colon, val = declaration.partition(":")
+        name, val = name.strip().lower(), val.strip()
+        if colon and name in allowed and val and _STYLE_VALUE.fullmatch(val) and not _STYLE_WORDS.search(val):
+            kept.append(f"{name}:{val}")
+    return ";".join(kept) or None
+
+
 def _link_allowed(value: str) -> bool:
     # a data: document is a page of the sender's making; cid: means nothing as a link
     return not value.strip()[:5].lower().startswith(("data:", "cid:"))
 
 
-def sanitize_html(html: str | None, *, image_source: Callable[[str], bool] = mail_image_source) -> str | None:
+def sanitize_html(html: str | None, *, image_source: Callable[[str], bool] = mail_image_source,
+                  styles: frozenset[str] = frozenset()) -> str | None:
     """The HTML with only the allow-list left; None for empty input.
 
     ``image_source(src)`` decides which ``<img src>`` stay (the ``<img>`` keeps its ``alt``
-    otherwise)."""
+    otherwise). ``styles``: CSS properties ``style`` attributes may keep (``clean_style``); none
+    by default (stored messages and articles keep no ``style``)."""
     if not html:
         return None
 
@@ -77,7 +107,10 @@ def sanitize_html(html: str | None, *, image_source: Callable[[str], bool] = mai
             return value if image_source(value) else None
         if attribute == "href" and not _link_allowed(value):
             return None
+        if attribute == "style":
+            return clean_style(value, styles)
         return value
 
-    return nh3.clean(html[:MAX_HTML], tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=_SCHEMES,
+    attributes = _ATTRIBUTES if not styles else {**_ATTRIBUTES, "*": _ATTRIBUTES["*"] | {"style"}}
+    return nh3.clean(html[:MAX_HTML], tags=_TAGS, attributes=attributes, url_schemes=_SCHEMES,
                      attribute_filter=attribute_filter, link_rel=LINK_REL, strip_comments=True)

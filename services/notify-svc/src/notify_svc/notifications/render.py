@@ -16,8 +16,12 @@ result is mailed out automatically, so a template must be unable to do three thi
   or ``**``, no ``{% autoescape false %}`` — so a render costs at most the template's size times
   the values' size; the source is bounded by the request schema and the output is bounded here.
 
-HTML bodies are autoescaped: a customer's ``<script>`` subject arrives as text. Subjects are made
-one line after rendering (``helpdesk_common.text.one_line``).
+HTML bodies are autoescaped: a customer's ``<script>`` subject arrives as text. The rendered HTML
+then passes the shared allow-list (``helpdesk_common.html_sanitize``, with the e-mail ``style``
+properties and https images allowed), so neither a template's own markup (an admin's
+``<script>``, ``onerror``, ``javascript:`` link) nor a value the escaping could not cover reaches a
+recipient or the preview. Subjects are made one line after rendering
+(``helpdesk_common.text.one_line``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
 from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from helpdesk_common.html_sanitize import EMAIL_STYLE_PROPERTIES, mail_image_source, sanitize_html
 from helpdesk_common.text import one_line
 
 from .catalogue import BUILTIN, BUILTIN_LANGUAGES, REPLY_HINTS, SAMPLE, VARIABLES, Template
@@ -264,7 +269,16 @@ def render(template: Template, context: Mapping[str, Any]) -> Rendered:
             problems.extend(exc.problems)
     if problems:
         raise RenderError(problems)
-    return Rendered(subject=out["subject"], body_text=out["body_text"], body_html=out.get("body_html"))
+    html = out.get("body_html")
+    if html is not None:
+        html = sanitize_html(html, image_source=notification_image_source, styles=EMAIL_STYLE_PROPERTIES) or ""
+    return Rendered(subject=out["subject"], body_text=out["body_text"], body_html=html)
+
+
+def notification_image_source(src: str) -> bool:
+    """A notification's images: https URLs (a logo) and the mail policy's inline ones."""
+    src = src.strip()
+    return (src[:8].lower() == "https://" and len(src) <= 2048) or mail_image_source(src)
 
 
 def validate(template: Template, *, language: str = "en") -> list[TemplateProblem]:
