@@ -170,7 +170,9 @@ async def purge_log(settings: Any, *, topics: list[str], point: dict[str, int] |
     await consumer.start()
     await admin.start()
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        existing = await consumer.topics()  # also loads the metadata partitions_for_topic reads
+        partitions = [TopicPartition(t, p) for t in topics if t in existing
+                      for p in (consumer.partitions_for_topic(t) or ())]
         if point is None:
             ends = await consumer.end_offsets(partitions)
             point = {f"{tp.topic}:{tp.partition}": offset for tp, offset in ends.items()}

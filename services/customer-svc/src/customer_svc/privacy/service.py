@@ -176,8 +176,8 @@ async def erase_here(conn: Any, *, customer_id: uuid.UUID) -> dict[str, int]:
 async def acknowledge(conn: Any, *, request_id: uuid.UUID, service: str, at: datetime,
                       expected: tuple[str, ...], log_mode: str) -> None:
     """One service's ``privacy.erasure_completed``; the last one completes the request (with the
-    ``retention`` log mode at once; with ``delete-records`` the worker completes it after the
-    purge)."""
+    ``retention`` log mode at once; with ``delete-records`` / ``auto`` the worker completes it
+    after the purge)."""
     row = await repository.get(conn, request_id, lock=True)
     if row is None or row["kind"] != "erase":
         log.warning("acknowledgement of an unknown erasure %s from %s", request_id, service)
@@ -186,7 +186,7 @@ async def acknowledge(conn: Any, *, request_id: uuid.UUID, service: str, at: dat
     state = rules.next_state_after_ack(state=row["state"], services=services, expected=expected)
     log_state = row["log_state"]
     if state == "completed" and row["state"] != "completed":
-        if log_mode == "delete-records":
+        if log_mode in ("delete-records", "auto"):
             state, log_state = row["state"], "pending"
         else:
             log_state = "retention"

@@ -18,9 +18,10 @@ class PrivacySettings(BaseSettings):
     #: the services that must acknowledge an erasure before it is complete (comma-separated)
     services: Annotated[list[str], NoDecode] = list(DEFAULT_SERVICES)
     #: how an erasure reaches the event log: ``delete-records`` (Kafka: once every consumer group
-    #: has committed past the erasure, records below are deleted) or ``retention`` (the topics'
-    #: KAFKA_TOPIC_RETENTION_MS bound only; the embedded broker, which has no DeleteRecords)
-    log_purge: Literal["delete-records", "retention"] = "delete-records"
+    #: has committed past the erasure, records below are deleted; retried until the broker does),
+    #: ``retention`` (the topics' KAFKA_TOPIC_RETENTION_MS bound only), or ``auto`` (delete-records;
+    #: a broker that cannot (the embedded tansu) leaves the request at ``retention-only``, logged)
+    log_purge: Literal["delete-records", "retention", "auto"] = "auto"
     #: a pending erasure waits this long before it starts (time to suspend it); 0 = next tick
     erase_grace_s: float = Field(0.0, ge=0)
     worker_enabled: bool = True

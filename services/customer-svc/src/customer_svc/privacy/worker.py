@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError, KafkaError, UnsupportedVersionError
 from fastapi import FastAPI
 
 from helpdesk_common import erasure, events
@@ -23,8 +24,10 @@ PERSONAL_TOPICS = (events.TICKETS_TOPIC, events.CUSTOMERS_TOPIC, events.DELIVERI
                    events.INSIGHTS_TOPIC)
 
 
-async def log_step(pool: Any, service_settings: Any) -> None:
-    """Erasures every service acknowledged, waiting for their event-log purge (delete-records)."""
+async def log_step(pool: Any, service_settings: Any, *, mode: str) -> None:
+    """Erasures every service acknowledged, waiting for their event-log purge (delete-records).
+    With ``auto``, a broker that refuses DeleteRecords (the embedded tansu closes the connection:
+    its storage does not implement it) completes the request as ``retention-only``."""
     async with pool.acquire() as conn:
         rows = await conn.fetch("SELECT id, services FROM privacy_requests WHERE state = 'in_progress' "
                                 "AND kind = 'erase' AND log_state = 'pending' ORDER BY created_at LIMIT 10")
@@ -32,14 +35,21 @@ async def log_step(pool: Any, service_settings: Any) -> None:
     for row in rows:
         services = dict(row["services"])
         point = (services.get("_log") or {}).get("point")
-        outcome, point = await erasure.purge_log(service_settings, topics=[prefix + t for t in PERSONAL_TOPICS],
-                                                 point=point)
+        try:
+            outcome, point = await erasure.purge_log(service_settings, topics=[prefix + t for t in PERSONAL_TOPICS],
+                                                     point=point)
+        except KafkaError as exc:
+            if mode != "auto" or not isinstance(exc, (KafkaConnectionError, UnsupportedVersionError)):
+                raise
+            log.warning("the broker did not delete records (%s): erasure %s relies on topic retention",
+                        type(exc).__name__, row["id"])
+            outcome = "retention-only"
         async with pool.acquire() as conn, conn.transaction():
             services["_log"] = {"point": point}
-            if outcome == "purged":
-                await repository.set_state(conn, row["id"], state="completed", services=services, log_state="purged")
+            if outcome in ("purged", "retention-only"):
+                await repository.set_state(conn, row["id"], state="completed", services=services, log_state=outcome)
                 await repository.audit(conn, request_id=row["id"], action="completed", actor="system:privacy",
-                                       detail={"log": "purged"})
+                                       detail={"log": outcome})
             else:
                 await repository.set_state(conn, row["id"], state="in_progress", services=services)
 
@@ -53,8 +63,8 @@ def privacy_worker_hook(service_settings: Any):  # type: ignore[no-untyped-def]
             await repository.drop_expired_bundles(conn)
         if started:
             runtime.notify_relay()
-        if settings.log_purge == "delete-records":
-            await log_step(runtime.raw_pool, service_settings)
+        if settings.log_purge in ("delete-records", "auto"):
+            await log_step(runtime.raw_pool, service_settings, mode=settings.log_purge)
 
     async def run(runtime: Any) -> None:
         while True:
