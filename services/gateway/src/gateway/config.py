@@ -98,6 +98,14 @@ class Settings(ServiceSettings):
     totp_issuer: str = "Help desk"
     #: an admin without two-factor sign-in may only enrol (403 totp_enrolment_required elsewhere)
     require_totp_for_admins: bool = False
+    #: external OIDC providers (auth/oidc.py), JSON: {"<name>": {"issuer", "client_id",
+    #: "client_secret", "scopes"?, "subjects"?: {"<sub>": "<e-mail of our user>"}}}; empty: none
+    oidc_providers: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("GATEWAY_OIDC_PROVIDERS"))
+    #: the gateway's public address, for the OIDC redirect URI (empty: the address the request came to)
+    public_url: str = ""
+    #: an OIDC sign-in must come back from the provider within this long
+    oidc_login_ttl_s: int = 600
+    oidc_timeout_s: float = 5.0
     #: live per-user API tokens one user may hold
     user_api_tokens_max: int = Field(20, ge=1)
 

@@ -17,8 +17,10 @@ from helpdesk_common.validation import NOT_BLANK, StrictModel
 
 from ..deps import Caller, ClientAddress
 from . import repository, security, totp
+from .oidc import router as oidc_router
 
 router = APIRouter(tags=["auth"])
+router.include_router(oidc_router)  # OIDC sign-in (oidc.py)
 
 #: the JWKS may be cached this long; a new signing key is published here before it signs (keep a
 #: rotation's new key second for this long, then move it first: docs/security.md, "Sign-in")

@@ -70,6 +70,9 @@ class Authenticator:
         pii_keys = settings.pii_keys.get_secret_value()
         self.secrets_at_rest = Keyring.from_settings(pii_keys, setting="GATEWAY_PII_KEYS") if pii_keys else None
         self._user_api_tokens: dict[str, tuple[Principal | None, float]] = {}  # token hash → (user, cached until)
+        from .oidc import parse_providers  # noqa: PLC0415 - oidc imports this module
+
+        self.oidc_providers = parse_providers(settings.oidc_providers.get_secret_value())
 
     # ---- authentication ------------------------------------------------------------
     async def authenticate(self, authorization: str | None, client_address: str = "unknown",
@@ -310,6 +313,17 @@ class Authenticator:
         async with self.engine.begin() as conn:
             if new_hash is not None:
                 await repository.set_password_hash(conn, user.id, new_hash)
+            session_id = await repository.insert_session(
+                conn, user_id=user.id, refresh_hash=security.hash_refresh_token(refresh),
+                ttl_s=self.settings.session_ttl_s, client_address=client_address)
+        LOGINS.labels("ok").inc()
+        return self._tokens_for(user_id=user.id, role=user.role, email=user.email, session_id=session_id,
+                                refresh=refresh)
+
+    async def session_for(self, user: Any, *, client_address: str) -> dict[str, Any]:
+        """A new session and its tokens for a user signed in some other way (OIDC: oidc.py)."""
+        refresh = security.new_refresh_token()
+        async with self.engine.begin() as conn:
             session_id = await repository.insert_session(
                 conn, user_id=user.id, refresh_hash=security.hash_refresh_token(refresh),
                 ttl_s=self.settings.session_ttl_s, client_address=client_address)
