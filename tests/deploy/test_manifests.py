@@ -289,7 +289,7 @@ def test_gateway_upstreams_point_at_the_services():
         assert data[f"GATEWAY_{prefix.rstrip('_')}_URL"] == f"http://{name}:{port}"
     # the services' own calls to each other
     for key, name in (("NOTIFY_TICKET_URL", "ticket-svc"), ("ANALYTICS_TICKET_URL", "ticket-svc"),
-                      ("TICKET_KB_URL", "kb-svc")):
+                      ("TICKET_KB_URL", "kb-svc"), ("SLA_TICKET_URL", "ticket-svc"), ("KB_TICKET_URL", "ticket-svc")):
         assert data[key] == f"http://{name}:{SERVICES[name][1]}", key
     assert data["KAFKA_IDEMPOTENT_PRODUCER"] == "true"
     assert data["KAFKA_BOOTSTRAP_SERVERS"]

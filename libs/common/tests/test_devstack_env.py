@@ -10,6 +10,7 @@ def test_service_urls_follow_the_port_block(tmp_path):
     assert env["TICKET_KB_URL"] == "http://127.0.0.1:9106"  # kb-svc: offset 6
     assert env["GATEWAY_KB_URL"] == env["TICKET_KB_URL"]
     assert env["ANALYTICS_TICKET_URL"] == env["NOTIFY_TICKET_URL"] == env["GATEWAY_TICKET_URL"] == "http://127.0.0.1:9102"
+    assert env["SLA_TICKET_URL"] == env["KB_TICKET_URL"] == env["GATEWAY_TICKET_URL"]
 
 
 def test_customer_pii_keys_are_generated_once_and_given_to_customer_svc_only(tmp_path):

@@ -39,7 +39,7 @@ async def test_ticket_created_starts_one_timer_and_emits_sla_applied_once(full, 
     await produce(infra.kafka_bootstrap, full.topics, urgent, urgent, *others, replayed)
 
     async def timers(ticket_id):
-        r = await full.get(f"/v1/sla/tickets/{ticket_id}/timers", headers=AGENT)
+        r = await full.get(f"/v1/sla/tickets/{ticket_id}/timers", headers=ADMIN)  # agents: test_ticket_access.py
         assert r.status_code == 200, r.text
         return r.json()["items"]
 

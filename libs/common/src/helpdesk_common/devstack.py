@@ -456,6 +456,10 @@ class Stack:
             ANALYTICS_TICKET_URL=self.url_of("ticket-svc"),
             # ticket-svc asks kb-svc for reply snippets (macros' kb.article placeholders)
             TICKET_KB_URL=self.url_of("kb-svc"),
+            # sla-svc and kb-svc ask ticket-svc whether an agent may read a ticket
+            # (helpdesk_common.ticket_access)
+            SLA_TICKET_URL=self.url_of("ticket-svc"),
+            KB_TICKET_URL=self.url_of("ticket-svc"),
         )
         # public links (survey answer links in e-mails) start with the gateway's URL unless the
         # deployment says where customers reach it

@@ -162,3 +162,92 @@ async def produce(bootstrap: str, topic_prefix: str, *evts: Any) -> None:
             )
     finally:
         await producer.stop()
+
+
+class serving:
+    """``async with serving(app) as url``: ``app`` served by uvicorn on 127.0.0.1 (a free port)
+    in this event loop, for a service that another one calls over HTTP in a test; stopped
+    (bounded) on exit."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._server: Any = None
+        self._task: Any = None
+
+    async def __aenter__(self) -> str:
+        import uvicorn
+
+        port = free_port()
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, lifespan="on",
+                                                     log_config=None, loop="asyncio", timeout_graceful_shutdown=3))
+        self._task = asyncio.create_task(self._server.serve())
+        async with asyncio.timeout(30):
+            while not self._server.started:
+                if self._task.done():
+                    self._task.result()
+                    raise RuntimeError("server exited during start-up")
+                await asyncio.sleep(0.05)
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._server.should_exit = True
+        async with asyncio.timeout(30):
+            await self._task
+
+
+class ticket_svc_with_two_teams:
+    """``async with ticket_svc_with_two_teams(infra, monkeypatch, agent_a=..., agent_b=...) as (url,
+    ticket_id)``: the real ticket-svc on 127.0.0.1 on a database of its own, with team A (agent A),
+    team B (agent B) and a ticket of team A that agent B may not read: for services that ask
+    ticket-svc whether a caller may read a ticket (helpdesk_common.ticket_access)."""
+
+    def __init__(self, infra: Infra, monkeypatch: pytest.MonkeyPatch, *, agent_a: str, agent_b: str) -> None:
+        self.infra, self.monkeypatch, self.agents = infra, monkeypatch, {"A": agent_a, "B": agent_b}
+        self._serving: serving | None = None
+
+    async def __aenter__(self) -> tuple[str, str]:
+        import httpx
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from .identity import Principal
+
+        database = self.infra.new_database("ticket_svc")
+        service_env(self.monkeypatch, self.infra, "TICKET_", database)
+        self.monkeypatch.setenv("TICKET_CONSUMERS_ENABLED", "false")
+        self.monkeypatch.setenv("TICKET_RELAY_ENABLED", "false")
+        engine = create_async_engine(database)
+        async with engine.begin() as conn:
+            for agent in self.agents.values():
+                await conn.execute(text("INSERT INTO user_projection (id, display_name, role, active, version) "
+                                        "VALUES (:id, :id, 'agent', true, 1)"), {"id": agent})
+        await engine.dispose()
+        from ticket_svc.config import Settings
+        from ticket_svc.main import create_app
+
+        self._serving = serving(create_app(Settings()))
+        url = await self._serving.__aenter__()
+        admin = identity_headers(Principal(kind="user", id=str(uuid.uuid4()), role="admin"))
+        async with httpx.AsyncClient(base_url=url) as tickets:
+            teams = {}
+            for name, agent in self.agents.items():
+                r = await tickets.put(f"/v1/agents/{agent}", json={"display_name": name}, headers=admin)
+                assert r.status_code == 200, r.text
+                r = await tickets.post("/v1/teams", json={"name": name, "strategy": "manual", "members": [agent]},
+                                       headers=admin)
+                assert r.status_code == 201, r.text
+                teams[name] = r.json()["id"]
+            channel = identity_headers(Principal(kind="channel", id=str(uuid.uuid4()), channel="api"))
+            r = await tickets.post("/v1/tickets", json={"subject": "团队 A 的工单", "requester": {"email": "a@example.com"}},
+                                   headers=channel)
+            assert r.status_code == 201, r.text
+            ticket_id = r.json()["id"]
+            r = await tickets.patch(f"/v1/tickets/{ticket_id}", json={"team_id": teams["A"]}, headers=admin)
+            assert r.status_code == 200, r.text
+            other = identity_headers(Principal(kind="user", id=self.agents["B"], role="agent"))
+            assert (await tickets.get(f"/v1/tickets/{ticket_id}", headers=other)).status_code == 404
+        return url, ticket_id
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._serving is not None:
+            await self._serving.__aexit__(*exc)

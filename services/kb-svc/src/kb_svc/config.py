@@ -10,6 +10,10 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KB_", extra="ignore")
 
     service_name: str = "kb-svc"
+    #: ticket-svc, asked whether an agent may read a ticket before its article links are shown
+    #: or changed (helpdesk_common.ticket_access), and how long to wait for its answer
+    ticket_url: str = "http://127.0.0.1:8082"
+    ticket_timeout_s: float = 2.0
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/kb"
 
     # --- signed-in customers (access.py; docs/kb.md, "Who sees what") ---

@@ -22,6 +22,10 @@ class Settings(ServiceSettings):
     recalc_batch_size: int = 200
     #: republish every team's ``sla.team_calendar_changed`` (unchanged versions) at start-up
     calendar_events_at_start: bool = True
+    #: ticket-svc, asked whether an agent may read a ticket before its SLA is shown
+    #: (helpdesk_common.ticket_access), and how long to wait for its answer
+    ticket_url: str = "http://127.0.0.1:8082"
+    ticket_timeout_s: float = 2.0
 
 
 @lru_cache

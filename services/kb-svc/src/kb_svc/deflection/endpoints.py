@@ -5,14 +5,16 @@ before a ticket exists), the deflection report, articles linked to tickets and t
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from helpdesk_common.app import runtime_of
+from helpdesk_common.identity import Principal
 from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
+from helpdesk_common.ticket_access import ticket_access_of
 from helpdesk_common.validation import AwareUtcDatetime
 
 from ..access import PUBLIC_ROUTE, CurrentViewer, StaffViewer, Viewer
@@ -103,10 +105,18 @@ async def deflection(request: Request, viewer: StaffViewer,
     return JSONBytesResponse(report)
 
 
+async def _require_ticket(request: Request, viewer: Any, ticket_id: uuid.UUID) -> None:
+    """The ticket's links are shown and changed only by whoever may read the ticket (ticket-svc's
+    rule, asked through helpdesk_common.ticket_access): another team's ticket is a 404."""
+    principal = Principal(kind="user", id=viewer.user_id or "", role=viewer.role)
+    await ticket_access_of(request).require_readable(request, principal, ticket_id)
+
+
 @router.post("/articles/{article_id}/links", response_model=TicketLink, status_code=201,
              summary="Link an article to a ticket (idempotent: 200 when already linked)",
-             responses=problem_responses(404, 422))
+             responses=problem_responses(404, 422, 503))
 async def link_article(request: Request, article_id: uuid.UUID, body: LinkCreate, viewer: StaffViewer) -> JSONBytesResponse:
+    await _require_ticket(request, viewer, body.ticket_id)
     async with runtime_of(request).engine.begin() as conn:
         link, created = await service.link(conn, article_id=article_id, ticket_id=body.ticket_id,
                                            by=viewer.user_id or "")
@@ -114,17 +124,19 @@ async def link_article(request: Request, article_id: uuid.UUID, body: LinkCreate
 
 
 @router.delete("/articles/{article_id}/links/{ticket_id}", status_code=204, response_class=Response,
-               summary="Unlink an article from a ticket (idempotent)", responses=problem_responses(422))
+               summary="Unlink an article from a ticket (idempotent)", responses=problem_responses(404, 422, 503))
 async def unlink_article(request: Request, article_id: uuid.UUID, ticket_id: uuid.UUID,
                          viewer: StaffViewer) -> Response:
+    await _require_ticket(request, viewer, ticket_id)
     async with runtime_of(request).engine.begin() as conn:
         await repository.unlink(conn, ticket_id=ticket_id, article_id=article_id)
     return Response(status_code=204)
 
 
 @router.get("/links", response_model=LinkedArticleList, summary="The articles linked to a ticket",
-            responses=problem_responses(422))
+            responses=problem_responses(404, 422, 503))
 async def ticket_links(request: Request, ticket_id: uuid.UUID, viewer: StaffViewer) -> JSONBytesResponse:
+    await _require_ticket(request, viewer, ticket_id)
     async with runtime_of(request).engine.connect() as conn:
         rows = await repository.links_of_ticket(conn, ticket_id, limit=MAX_LINKS)
     return JSONBytesResponse({"items": [dict(r._mapping) for r in rows], "next_cursor": None})
