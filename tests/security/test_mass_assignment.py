@@ -127,6 +127,16 @@ def _quiet() -> Iterator[None]:
     logging.disable(logging.NOTSET)
 
 
+@pytest.fixture(autouse=True)
+def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keys services refuse to start without (personal data at rest)."""
+    from helpdesk_common.pii_crypto import new_settings
+
+    for prefix in ("CUSTOMER_", "GATEWAY_"):
+        for name, value in new_settings(prefix).items():
+            monkeypatch.setenv(name, value)
+
+
 def test_every_write_model_forbids_unknown_fields() -> None:
     open_models: list[str] = []
     open_schemas: list[str] = []
@@ -204,6 +214,7 @@ VALID: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/v1/insights/tier-rules"): {"rules": []},
     ("PUT", "/v1/surveys/settings"): {"csat_enabled": True, "csat_delay_minutes": 10, "nps_enabled": False,
                                       "nps_interval_days": 90},
+    ("POST", "/v1/privacy/requests"): {"customer_id": U1, "kind": "export"},
     # ticket-svc
     ("POST", "/v1/tickets"): {"subject": "退款申请", "requester": {"email": "r@example.com"}},
     ("PATCH", "/v1/tickets/{ticket_id}"): {"priority": "high"},
