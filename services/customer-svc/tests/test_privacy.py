@@ -163,3 +163,28 @@ def test_acknowledgements_complete_only_when_all_expected_answered():
         == "completed"
     # a redelivered acknowledgement keeps the first time
     assert rules.acknowledge(both, service="ticket-svc", at="t3")["ticket-svc"]["at"] == "t2"
+
+
+async def test_a_restricted_customer_gets_no_survey(svc, customer_db):
+    """While an erasure is asked (or a request suspended) the customer's data is restricted: a due
+    survey is skipped, nothing is sent."""
+    from customer_svc.privacy import repository as privacy_repository
+    from customer_svc.surveys import service as surveys
+    from helpdesk_common.db import create_raw_pool
+
+    cid = uuid.UUID(await _person(svc))
+    pool = await create_raw_pool(customer_db, size=1)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await privacy_repository.set_restricted(conn, cid, True)
+            survey_id = uuid.uuid4()
+            await conn.execute("INSERT INTO surveys (id, kind, customer_id, status, send_at, channel) "
+                               "VALUES ($1, 'nps', $2, 'scheduled', now() - interval '1 minute', 'email')",
+                               survey_id, cid)
+            await surveys.send_due(conn, key=b"k" * 32, base_url="https://help.example.com", ttl_s=3600, limit=10)
+            status = await conn.fetchval("SELECT status FROM surveys WHERE id = $1", survey_id)
+            sent = await conn.fetchval("SELECT count(*) FROM outbox WHERE event_type = 'survey.delivery_requested' "
+                                       "AND key = $1", str(survey_id))
+    finally:
+        await pool.close()
+    assert (status, sent) == ("skipped", 0)

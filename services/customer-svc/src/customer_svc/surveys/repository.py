@@ -37,7 +37,7 @@ async def live_customer(conn: Any, customer_id: uuid.UUID) -> Any:
     """The customer a survey is for, following a merge to its survivor (one step: a survivor is
     never merged into its own victim); None when it does not exist."""
     return await conn.fetchrow(
-        "SELECT c.id, c.language FROM customers c "
+        "SELECT c.id, c.language, c.restricted FROM customers c "
         "WHERE c.id = COALESCE((SELECT merged_into FROM customers WHERE id = $1), $1)", customer_id)
 
 

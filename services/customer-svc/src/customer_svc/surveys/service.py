@@ -130,12 +130,14 @@ async def send_due(conn: Any, *, key: bytes, base_url: str, ttl_s: int, limit: i
     """Send up to ``limit`` due surveys in this transaction: each is marked sent with its link's
     expiry, and its delivery order (``survey.delivery_requested``), ``survey.sent`` and a timeline
     entry are written with it, so a survey is sent once or not at all. A customer who lost every
-    way to be reached since the survey was scheduled is skipped. Returns how many were handled."""
+    way to be reached since the survey was scheduled, or whose data is restricted (privacy/), is
+    skipped. Returns how many were handled."""
     rows = await repository.claim_due(conn, limit=limit)
     emitted: list[Any] = []
     for row in rows:
         customer = await repository.live_customer(conn, row["customer_id"])
-        delivery = None if customer is None else rules.delivery_for(
+        # a restricted customer (an erasure asked or suspended, PIPL Art. 47) gets no survey
+        delivery = None if customer is None or customer["restricted"] else rules.delivery_for(
             await repository.identities(conn, customer["id"]), preferred=row["channel"])
         if customer is None or delivery is None:
             await repository.mark_skipped(conn, row["id"])
