@@ -4,11 +4,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
-from helpdesk_common.events import SLA_TOPIC, TICKETS_TOPIC
+from helpdesk_common.events import PRIVACY_TOPIC, SLA_TOPIC, TICKETS_TOPIC
 from helpdesk_common.identity import IdentitySigner
 
 from .auth.account import router as account_router
 from .auth.endpoints import router as auth_router
+from .privacy.handlers import PRIVACY_HANDLERS
 from .auth.service import Authenticator
 from .auth.users import Provisioner
 from .config import Settings, get_settings
@@ -82,8 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             uses_broker=False,
             outbox=outbox,
             inbox=inbox,
-            consumers=[ConsumerSpec(name="gateway.stream", topics=[TICKETS_TOPIC, SLA_TOPIC],
-                                    handlers=make_handlers(settings))],
+            consumers=[ConsumerSpec(name="gateway.stream", topics=[TICKETS_TOPIC, SLA_TOPIC, PRIVACY_TOPIC],
+                                    handlers={**make_handlers(settings), **PRIVACY_HANDLERS})],
             openapi_url=None,
             lifespan_hooks=[gateway_resources, visitor_resources(settings), live_stream],
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from helpdesk_common.events import PRIVACY_TOPIC
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 
 from .config import Settings, get_settings
@@ -16,6 +17,8 @@ from .deflection.endpoints import router as deflection_router
 from .deflection.handlers import make_handlers as deflection_handlers
 from .deflection.sweep import sweep_loop
 from .feedback.endpoints import router as feedback_router
+from .privacy.endpoints import router as privacy_router
+from .privacy.handlers import PRIVACY_HANDLERS
 from .search.endpoints import router as search_router
 
 
@@ -23,11 +26,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # each domain package adds its router here (content, search, suggestions, feedback)
     routers: list = [content_router, content_public_router, customer_tokens_router, search_router,
-                     deflection_router, feedback_router]
+                     deflection_router, feedback_router, privacy_router]
     # and its event handlers (event type -> handler) to the one consumer
-    handlers: dict = {**deflection_handlers(settings)}
-    consumers = [ConsumerSpec(name="kb-svc.events", topics=["tickets.events"], handlers=handlers, raw=True)] \
-        if handlers else []
+    handlers: dict = {**deflection_handlers(settings), **PRIVACY_HANDLERS}
+    consumers = [ConsumerSpec(name="kb-svc.events", topics=["tickets.events", PRIVACY_TOPIC], handlers=handlers,
+                              raw=True)] if handlers else []
     return build_app(
         settings,
         ServiceParts(title="kb-svc", routers=routers, outbox=outbox, inbox=inbox, raw_pool=True, consumers=consumers,

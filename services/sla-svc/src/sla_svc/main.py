@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
-from helpdesk_common.events import TICKETS_TOPIC
+from helpdesk_common.events import PRIVACY_TOPIC, TICKETS_TOPIC
 
 from .calendars_api.endpoints import router as calendars_router
 from .calendars_api.endpoints import teams_router
@@ -19,6 +19,7 @@ from .config import Settings, get_settings
 from .db import inbox, outbox
 from .policies.endpoints import router as policies_router
 from .timers.endpoints import router as timers_router
+from .privacy.handlers import PRIVACY_HANDLERS
 from .timers.handlers import HANDLERS
 from .timers.scheduler import Scheduler
 
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             outbox=outbox,
             inbox=inbox,
             raw_pool=True,
-            consumers=[ConsumerSpec(name="sla-svc.timers", topics=[TICKETS_TOPIC], handlers=dict(HANDLERS))],
+            consumers=[ConsumerSpec(name="sla-svc.timers", topics=[TICKETS_TOPIC, PRIVACY_TOPIC],
+                                    handlers={**HANDLERS, **PRIVACY_HANDLERS})],
             lifespan_hooks=[_calendar_events_hook(settings), _scheduler_hook(settings)],
         ),
     )

@@ -83,7 +83,8 @@ async def redact_mentions(conn: Any, *, found: list[str]) -> dict[str, int]:
     counts = {
         "tickets": await erasure.redact_rows(conn, table="tickets", key="id", found=found, columns={
             "subject": "text", "description": "text", "custom_fields": "json", "cc": "drop[]",
-            "followers": "drop[]", "requester": "json", "search": "tsvector", "csat_comment": "text"}),
+            "followers": "drop[]", "requester": "json", "search": "tsvector", "csat_comment": "text",
+            "conversation_key": "text"}),
         "messages": await erasure.redact_rows(conn, table="messages", key="id", found=found, columns={
             "body_text": "text", "body_html": "text", "author_id": "text", "metadata": "json",
             "attachments": "json", "email_message_id": "text"}),
