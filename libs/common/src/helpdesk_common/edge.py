@@ -60,19 +60,19 @@ def security_headers(*, hsts_max_age_s: int = 0) -> tuple[tuple[bytes, bytes], .
     return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
 
 
+#: headers of an answer the edge replaces or removes
+_DROPPED = BANNER_HEADERS | {b"x-request-id"}
+
+
 def with_defaults(headers: Iterable[tuple[bytes, bytes]], defaults: tuple[tuple[bytes, bytes], ...],
                   request_id: bytes) -> list[tuple[bytes, bytes]]:
     """``headers`` (an answer's, raw ASGI pairs) without banners and with every default header
     whose name it does not set already, plus ``X-Request-ID`` (replacing one set inside)."""
-    out: list[tuple[bytes, bytes]] = []
-    present: set[bytes] = set()
-    for name, value in headers:
-        lower = name.lower()
-        if lower in BANNER_HEADERS or lower == b"x-request-id":
-            continue
-        present.add(lower)
-        out.append((name, value))
-    out.extend(pair for pair in defaults if pair[0] not in present)
+    out = list(headers)
+    present = {name.lower() for name, _ in out}
+    if not present.isdisjoint(_DROPPED):  # rare: nothing of ours sets them
+        out = [(name, value) for name, value in out if name.lower() not in _DROPPED]
+    out += [pair for pair in defaults if pair[0] not in present]
     out.append((b"x-request-id", request_id))
     return out
 
