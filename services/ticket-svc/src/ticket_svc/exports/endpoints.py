@@ -53,6 +53,7 @@ async def export_tickets(
     state = service.start_of(cursor=cursor, start_time=start_time, key=key)
     async with runtime.raw_connection() as conn:
         page = await service.change_page(conn, principal=principal, state=state, limit=limit, key=key)
+    service.audit_export(principal, route="export.tickets", rows=len(page.items))
     return JSONBytesResponse({"items": page.items, "next_cursor": page.next_cursor,
                               "end_of_stream": page.end_of_stream})
 
@@ -75,21 +76,31 @@ _XLSX_DOC = {200: {"description": "one sheet, header row first; columns in docs/
 async def download_csv(request: Request, principal: CurrentPrincipal, filters: ListFilters) -> StreamingResponse:
     service.check_may_export(principal)
     rows = service.download_rows(runtime_of(request), principal=principal, filters=filters)
-    return StreamingResponse(_csv_stream(rows), media_type=CSV_MEDIA_TYPE, headers=_download_headers("csv"))
+    return StreamingResponse(_csv_stream(rows, principal=principal, filters=filters), media_type=CSV_MEDIA_TYPE,
+                             headers=_download_headers("csv"))
 
 
-async def _csv_stream(tickets: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    """The BOM and header at once (a client sees the download start), then one chunk per batch."""
-    for chunk in csv_chunks(COLUMNS, ()):
-        yield chunk
-    batch: list[list[Any]] = []
-    async for ticket in tickets:
-        batch.append(row_of(ticket))
-        if len(batch) == service.DOWNLOAD_BATCH:
+async def _csv_stream(tickets: AsyncIterator[dict[str, Any]], *, principal: Any,
+                      filters: Any) -> AsyncIterator[bytes]:
+    """The BOM and header at once (a client sees the download start), then one chunk per batch;
+    the export is audited when the stream ends, with the rows sent (a client that went away early
+    got fewer)."""
+    sent = 0
+    try:
+        for chunk in csv_chunks(COLUMNS, ()):
+            yield chunk
+        batch: list[list[Any]] = []
+        async for ticket in tickets:
+            batch.append(row_of(ticket))
+            if len(batch) == service.DOWNLOAD_BATCH:
+                yield _rows_only(batch)
+                sent += len(batch)
+                batch = []
+        if batch:
             yield _rows_only(batch)
-            batch = []
-    if batch:
-        yield _rows_only(batch)
+            sent += len(batch)
+    finally:
+        service.audit_export(principal, route="export.tickets.csv", rows=sent, filters=filters)
 
 
 def _rows_only(rows: list[list[Any]]) -> bytes:
@@ -113,4 +124,5 @@ async def download_xlsx(request: Request, principal: CurrentPrincipal, filters: 
                       "status, team_id...) or download /v1/export/tickets.csv, which streams any number.",
                       max_rows=limit)
     content = await asyncio.to_thread(xlsx_bytes, COLUMNS, rows, sheet_title="tickets")
+    service.audit_export(principal, route="export.tickets.xlsx", rows=len(rows), filters=filters)
     return Response(content, media_type=XLSX_MEDIA_TYPE, headers=_download_headers("xlsx"))

@@ -53,6 +53,21 @@ def cursor_key(settings: Any) -> bytes:
     return configured.get_secret_value().encode() if configured is not None else _PROCESS_KEY.get()
 
 
+#: the audit trail of exports: one record per export request (ops route this logger to their
+#: audit store; docs/security.md, "Personal data at rest")
+audit_log = logging.getLogger("audit.pii_export")
+
+
+def audit_export(principal: Principal, *, route: str, rows: int, filters: Mapping[str, Any] | None = None) -> None:
+    """Record that ``principal`` exported ``rows`` tickets (with their requesters' names, e-mail
+    addresses and phone numbers) through ``route``; the filters by name only (a value may itself be
+    personal data, e.g. a requester's address)."""
+    audit_log.info("personal data exported", extra={
+        "actor": principal.ref, "actor_role": principal.role, "route": route, "rows": rows, "purpose": "export",
+        "filters": sorted(name for name, value in (filters or {}).items() if value not in (None, [], ())),
+    })
+
+
 def check_may_export(principal: Principal) -> None:
     """Users only (403 for channel keys and anything else); what each user sees is the list scope."""
     require_user(principal)
