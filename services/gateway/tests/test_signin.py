@@ -239,6 +239,18 @@ async def test_two_factor_sign_in(gateway_env):
         assert off.status_code == 204
         assert (await login(client, user["email"])).status_code == 200
 
+        # an admin can turn it off for someone who lost the phone: their sessions end too
+        secret = (await client.post("/v1/users/me/totp", headers=me)).json()["secret"]
+        code = totp.code_at_step(secret, totp.step_at(time.time()) + 1)
+        assert (await client.post("/v1/users/me/totp/confirm", json={"code": code}, headers=me)).status_code == 200
+        assert (await login(client, user["email"])).json()["code"] == "totp_required"
+        _, agent = user_token("agent")
+        assert (await client.delete(f"/v1/users/{user['id']}/totp", headers=agent)).status_code == 403
+        assert (await client.delete(f"/v1/users/{uuid.uuid4()}/totp", headers=admin)).status_code == 404
+        assert (await client.delete(f"/v1/users/{user['id']}/totp", headers=admin)).status_code == 204
+        assert (await client.get("/v1/users/me", headers=me)).status_code == 401
+        assert (await login(client, user["email"])).status_code == 200
+
 
 async def test_admins_must_enrol_when_required(gateway_env, monkeypatch):
     monkeypatch.setenv("GATEWAY_REQUIRE_TOTP_FOR_ADMINS", "true")

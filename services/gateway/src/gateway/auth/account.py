@@ -15,7 +15,7 @@ from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
 from helpdesk_common.validation import NOT_BLANK, StrictModel
 
-from ..deps import Caller, ClientAddress
+from ..deps import Admin, Caller, ClientAddress
 from . import repository, security, totp
 from .oidc import router as oidc_router
 
@@ -164,6 +164,20 @@ async def totp_disable(request: Request, body: TotpDisable, caller: Caller, clie
     async with request.app.state.runtime.transaction() as conn:
         await repository.clear_totp(conn, row.id)
     auth.forget_sessions(user_id=caller.id)
+    return Response(status_code=204)
+
+
+@router.delete("/v1/users/{user_id:uuid}/totp", status_code=204,
+               summary="Turn a user's two-factor sign-in off (admin: a lost phone and no recovery code left)",
+               responses=problem_responses(404))
+async def totp_reset(request: Request, user_id: uuid.UUID, caller: Admin) -> Response:
+    """The user's sessions end too: whoever holds one may have signed in with the lost phone."""
+    async with request.app.state.runtime.transaction() as conn:
+        if await repository.lock_user(conn, user_id) is None:
+            raise Problem(404, "not-found", "User not found", f"No user {user_id}.")
+        await repository.clear_totp(conn, user_id)
+        await repository.revoke_user_sessions(conn, user_id)
+    request.app.state.auth.forget_sessions(user_id=str(user_id))
     return Response(status_code=204)
 
 
