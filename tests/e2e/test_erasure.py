@@ -177,3 +177,34 @@ async def _first(items):
 
 async def _none(scan):
     return not await scan()
+
+
+async def test_an_export_bundles_what_every_service_holds(gw, admin_headers, key_headers):
+    token = uuid.uuid4().hex[:8]
+    address = f"export.{token}@example.cn"
+    created = await gw.post("/v1/customers", headers=admin_headers, json={
+        "name": f"Export {token}", "identities": [{"kind": "email", "value": address}]})
+    assert created.status_code == 201, created.text
+    customer_id = created.json()["id"]
+    ticket = await gw.post("/v1/tickets", headers=key_headers, json={
+        "subject": f"Export me {token}", "requester": {"name": f"Export {token}", "email": address}})
+    assert ticket.status_code == 201, ticket.text
+
+    async def linked():
+        found = (await gw.get(f"/v1/tickets/{ticket.json()['id']}", headers=admin_headers)).json()
+        return found.get("customer_id") == customer_id
+
+    await eventually(linked, timeout=60)
+    asked = await gw.post("/v1/privacy/requests", json={"customer_id": customer_id, "kind": "export"},
+                          headers=admin_headers)
+    assert asked.status_code == 202, asked.text
+    bundle = await gw.get(f"/v1/privacy/requests/{asked.json()['id']}/bundle", headers=admin_headers)
+    assert bundle.status_code == 200, bundle.text
+    assert bundle.headers["cache-control"] == "no-store"
+    services = bundle.json()["services"]
+    assert bundle.json()["complete"] is True, {k: v for k, v in services.items() if "error" in v}
+    assert services["customer-svc"]["identities"][0]["value"] == address
+    assert [t["subject"] for t in services["ticket-svc"]["tickets"]] == [f"Export me {token}"]
+    assert set(services) == {"customer-svc", "ticket-svc", "notify-svc", "kb-svc"}
+    detail = (await gw.get(f"/v1/privacy/requests/{asked.json()['id']}", headers=admin_headers)).json()
+    assert detail["state"] == "completed" and [a["action"] for a in detail["audit"]] == ["created", "exported"]

@@ -456,6 +456,10 @@ class Stack:
             ANALYTICS_TICKET_URL=self.url_of("ticket-svc"),
             # ticket-svc asks kb-svc for reply snippets (macros' kb.article placeholders)
             TICKET_KB_URL=self.url_of("kb-svc"),
+            # customer-svc's export bundle asks the services that hold a customer's data
+            # (docs/security.md "Erasure")
+            CUSTOMER_PRIVACY_EXPORT_URLS=",".join(f"{name}={self.url_of(name)}"
+                                                  for name in ("ticket-svc", "notify-svc", "kb-svc")),
             # sla-svc and kb-svc ask ticket-svc whether an agent may read a ticket
             # (helpdesk_common.ticket_access)
             SLA_TICKET_URL=self.url_of("ticket-svc"),
