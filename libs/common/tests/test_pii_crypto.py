@@ -1,4 +1,4 @@
-"""helpdesk_common.pii_crypto: the keyring, its tokens, blind indexes and name terms."""
+"""helpdesk_common.pii_crypto: the keyring, its tokens, blind indexes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from helpdesk_common.pii_crypto import (
     generate_key,
     key_id_of,
     looks_encrypted,
-    name_tokens,
     new_settings,
     parse_index_key,
 )
@@ -165,27 +164,6 @@ def test_round_trip_property(plain, context):
     token = keyring.encrypt(plain, context=context)
     assert looks_encrypted(token)
     assert keyring.decrypt(token, context=context) == plain
-
-
-@pytest.mark.parametrize("name,expected", [
-    ("Alice Smith", ["alice", "smith"]),
-    ("  ALICE   smith ", ["alice", "smith"]),
-    ("Ｌｉ Ｎａ", ["li", "na"]),
-    ("O'Brien, Pat", ["o", "brien", "pat"]),
-    ("张伟", ["张伟", "张", "伟"]),
-    ("王小明", ["王小明", "王", "小", "明", "王小", "小明"]),
-    ("李 娜", ["李", "娜"]),
-    ("Zhang 伟", ["zhang", "伟"]),
-    ("", []),
-    ("   ", []),
-])
-def test_name_tokens(name, expected):
-    assert name_tokens(name) == expected
-
-
-def test_name_tokens_are_bounded():
-    assert len(name_tokens(" ".join(f"w{i}" for i in range(100)))) == 32
-    assert len(name_tokens("".join(chr(0x4E00 + i) for i in range(40)))) == 32
 
 
 def test_new_settings_make_a_working_keyring():

@@ -16,8 +16,8 @@ not reveal who the customers are. Two pieces:
   and unique constraints without the plaintext: the same value always gives the same index, so
   ``WHERE value_bidx = :bidx`` finds a requester, and nobody without the key can test guesses
   against the column. The caller normalises first (``identities.normalize`` for identities,
-  ``name_tokens`` for names); this function only makes Unicode-equivalent spellings one (NFC) and
-  trims, so two values that differ in any other way keep different indexes (WeChat openids are
+  its own folding for names: customer-svc's ``pii/codec.py``); this function only makes
+  Unicode-equivalent spellings one (NFC) and trims, so two values that differ in any other way keep different indexes (WeChat openids are
   case-sensitive). The context separates the indexes of different columns.
 
 There are no built-in keys: a key derived from something in the code would be known to everyone
@@ -205,44 +205,6 @@ def blind_index(value: str, *, key: bytes, context: str) -> str:
     label = context.encode("utf-8")
     message = len(label).to_bytes(4, "big") + label + normalize_for_index(value).encode("utf-8")
     return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-_TOKEN_SPLIT = re.compile(r"[\s\u3000,.;:!?'\"()\[\]{}<>/\\|@#&*+=~`^%$，。、；：！？（）【】《》“”‘’·]+")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
-
-
-def name_tokens(name: str) -> list[str]:
-    """The search terms of a person's or an organisation's name, for a blind index per term.
-
-    NFKC (full-width letters are ASCII) and case-folded; words split on spaces and punctuation;
-    a word of Chinese, Japanese or Korean characters also gives each of its characters and each
-    pair of neighbours, so ``张伟`` is found by ``张伟``, ``张`` or ``伟``, and ``王小明`` by
-    ``小明``. Latin words are whole: ``Li`` finds ``Li Na`` but not ``Lina`` (an index of
-    prefixes would let anyone with the column count people by their initials). At most 32
-    distinct terms, in order of appearance.
-    """
-    text = unicodedata.normalize("NFKC", name).casefold()
-    terms: list[str] = []
-    seen: set[str] = set()
-
-    def add(term: str) -> None:
-        if term and term not in seen and len(terms) < 32:
-            seen.add(term)
-            terms.append(term)
-
-    for word in _TOKEN_SPLIT.split(text):
-        if not word:
-            continue
-        add(word)
-        if _CJK.search(word):
-            chars = [ch for ch in word]
-            for ch in chars:
-                if _CJK.fullmatch(ch):
-                    add(ch)
-            for left, right in zip(chars, chars[1:]):
-                if _CJK.fullmatch(left) and _CJK.fullmatch(right):
-                    add(left + right)
-    return terms
 
 
 def new_settings(prefix: str, *, kid: str = "k1") -> dict[str, str]:
