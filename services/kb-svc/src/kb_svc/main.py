@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from helpdesk_common.events import PRIVACY_TOPIC
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
+from helpdesk_common.ticket_access import ticket_access_hook
 
 from .config import Settings, get_settings
 from .content.endpoints import router as content_router
@@ -34,5 +35,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return build_app(
         settings,
         ServiceParts(title="kb-svc", routers=routers, outbox=outbox, inbox=inbox, raw_pool=True, consumers=consumers,
-                     lifespan_hooks=[sweep_loop(settings)]),
+                     lifespan_hooks=[sweep_loop(settings), ticket_access_hook(settings)]),
     )

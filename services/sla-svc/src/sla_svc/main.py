@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
+from helpdesk_common.ticket_access import ticket_access_hook
 from helpdesk_common.events import PRIVACY_TOPIC, TICKETS_TOPIC
 
 from .calendars_api.endpoints import router as calendars_router
@@ -77,6 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raw_pool=True,
             consumers=[ConsumerSpec(name="sla-svc.timers", topics=[TICKETS_TOPIC, PRIVACY_TOPIC],
                                     handlers={**HANDLERS, **PRIVACY_HANDLERS})],
-            lifespan_hooks=[_calendar_events_hook(settings), _scheduler_hook(settings)],
+            lifespan_hooks=[_calendar_events_hook(settings), _scheduler_hook(settings), ticket_access_hook(settings)],
         ),
     )
