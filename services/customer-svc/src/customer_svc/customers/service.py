@@ -408,7 +408,8 @@ def identity_taken(pairs: list[Pair], field: str) -> Problem:
     return Problem(409, "identity-taken", "Identity taken",
                    "Another customer has " + ", ".join(f"{k} {v}" for k, v in pairs)
                    + "; merge the customers instead.",
-                   errors=[{"field": field, "message": f"{k} {v} belongs to another customer", "code": "unique"}
+                   # the field errors name the kind only: an import keeps them as its row errors
+                   errors=[{"field": field, "message": f"this {k} belongs to another customer", "code": "unique"}
                            for k, v in pairs])
 
 
