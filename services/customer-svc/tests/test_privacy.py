@@ -103,7 +103,7 @@ async def _none_left(url, needles):
     return not await scan_database(url, needles)
 
 
-async def test_roles_suspend_resume_and_bad_input(svc):
+async def test_roles_suspend_resume_and_bad_input(svc, customer_db):
     cid = await _person(svc)
     assert (await svc.post("/v1/privacy/requests", json={"customer_id": cid, "kind": "erase"},
                            headers=SUPERVISOR)).status_code == 403
@@ -125,6 +125,18 @@ async def test_roles_suspend_resume_and_bad_input(svc):
     assert (await svc.post(f"/v1/privacy/requests/{rid}/suspend", headers=ADMIN)).status_code == 409
     resumed = await svc.post(f"/v1/privacy/requests/{rid}/resume", headers=ADMIN)
     assert resumed.status_code == 200 and resumed.json()["state"] == "pending"
+    # notify-svc is told: held while suspended, released on resume
+    from helpdesk_common import events as contracts
+    from helpdesk_common.db import create_raw_pool
+
+    pool = await create_raw_pool(customer_db, size=1)
+    try:
+        async with pool.acquire() as conn:
+            told = [contracts.decode(r["payload"]).data.restricted for r in await conn.fetch(
+                "SELECT payload FROM outbox WHERE event_type = 'customer.restricted' AND key = $1 ORDER BY seq", cid)]
+    finally:
+        await pool.close()
+    assert told == [True, False]
 
     bundle = await svc.get(f"/v1/privacy/requests/{rid}/bundle", headers=ADMIN)
     assert bundle.status_code == 200, bundle.text

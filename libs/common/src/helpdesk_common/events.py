@@ -1097,6 +1097,23 @@ class ErasureCompletedData(_Data):
     at: datetime
 
 
+class CustomerRestrictedData(_Data):
+    """Processing of the customer's data is stopped (``restricted``: an erasure was asked, or a
+    request is suspended: PIPL Art. 47) or allowed again. notify-svc holds every delivery about
+    the customer's tickets while it is restricted."""
+
+    customer_id: uuid.UUID
+    restricted: bool
+    at: datetime
+
+
+class CustomerRestricted(_Envelope):
+    """Keyed by the customer id, on ``customers.events``."""
+
+    type: Literal["customer.restricted"] = "customer.restricted"
+    data: CustomerRestrictedData
+
+
 class PrivacyErasureRequested(_Envelope):
     """Keyed by the customer id, on ``privacy.events``; every service consumes it."""
 
@@ -1167,6 +1184,7 @@ Event = Annotated[
         KbSuggestionOutcome,
         PrivacyErasureRequested,
         PrivacyErasureCompleted,
+        CustomerRestricted,
     ],
     Field(discriminator="type"),
 ]
@@ -1229,6 +1247,7 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "kb.suggestion_outcome": KB_TOPIC,
     "privacy.erasure_requested": PRIVACY_TOPIC,
     "privacy.erasure_completed": PRIVACY_TOPIC,
+    "customer.restricted": CUSTOMERS_TOPIC,
 }
 KNOWN_TYPES = frozenset(TOPIC_BY_TYPE)
 

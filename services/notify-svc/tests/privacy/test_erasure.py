@@ -89,3 +89,50 @@ async def test_erasure_scrubs_deliveries_and_projection(notify, notify_db):
 
 async def _sent(notify):
     return bool(notify.email.sent)
+
+
+async def test_a_restricted_customers_deliveries_wait(notify):
+    """customer.restricted (an erasure asked, a request suspended): deliveries about the customer's
+    tickets stay queued, and go once the restriction ends."""
+    import asyncio
+
+    cid, ticket_id, survey_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    created = events.TicketCreated(source="ticket-svc", subject=str(ticket_id), data=events.TicketCreatedData(
+        ticket_id=ticket_id, subject="Kettle", status="new", priority="normal", channel="email",
+        requester=events.Requester(name=NAME, email=EMAIL), customer_id=cid, created_by="channel:email",
+        created_at=now, number=8))
+
+    def restricted(flag):
+        return events.CustomerRestricted(source="customer-svc", subject=str(cid), data=events.CustomerRestrictedData(
+            customer_id=cid, restricted=flag, at=datetime.now(UTC)))
+
+    survey = events.SurveyDeliveryRequested(source="customer-svc", subject=str(survey_id),
+                                            data=events.SurveyDeliveryRequestedData(
+        survey_id=survey_id, kind="csat", customer_id=cid, ticket_id=ticket_id, number=8, subject="Kettle",
+        language="en", channel="email", recipient=events.Requester(name=NAME, email=EMAIL), route={"to": [EMAIL]},
+        link=f"https://help.example.com/v1/surveys/tok-{survey_id}", expires_at=now + timedelta(days=7), at=now))
+    await produce(notify.bootstrap, notify.topics, created, restricted(True))
+
+    async def held():
+        async with notify.app.state.runtime.raw_connection() as conn:
+            return await conn.fetchval("SELECT count(*) FROM restricted_customers WHERE customer_id = $1", cid)
+
+    await wait_for(held, timeout=60)
+    await produce(notify.bootstrap, notify.topics, survey)
+
+    async def queued():
+        async with notify.app.state.runtime.raw_connection() as conn:
+            return await conn.fetchval("SELECT status FROM deliveries WHERE ticket_id = $1 AND kind = 'survey'",
+                                       ticket_id)
+
+    assert await wait_for(queued, timeout=60) == "queued"
+    await asyncio.sleep(2)  # the dispatcher polls every 0.2 s: it would have sent it by now
+    assert await queued() == "queued" and not notify.email.sent
+    await produce(notify.bootstrap, notify.topics, restricted(False))
+    await wait_for(lambda: _sent(notify), timeout=60)
+
+    async def sent():
+        return await queued() == "sent"
+
+    await wait_for(sent, timeout=30)

@@ -121,9 +121,17 @@ async def identities(conn: Any, ids: list[uuid.UUID]) -> list[Any]:
                             "ORDER BY created_at, id", ids)
 
 
-async def set_restricted(conn: Any, customer_id: uuid.UUID, restricted: bool) -> None:
-    await conn.execute("UPDATE customers SET restricted = $2 WHERE id = $1 OR merged_into = $1",
-                       customer_id, restricted)
+async def restricting(conn: Any, customer_id: uuid.UUID) -> bool:
+    """Whether an open request keeps the customer restricted (rules.restricts, in SQL)."""
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM privacy_requests WHERE customer_id = $1 AND "
+                               "(state = 'suspended' OR (kind = 'erase' AND state <> 'completed')))", customer_id)
+
+
+async def set_restricted(conn: Any, customer_id: uuid.UUID, restricted: bool) -> bool:
+    """Whether the flag changed (on the customer or a customer merged into it)."""
+    status = await conn.execute("UPDATE customers SET restricted = $2 WHERE (id = $1 OR merged_into = $1) "
+                                "AND restricted <> $2", customer_id, restricted)
+    return int(status.split()[-1]) > 0
 
 
 async def export_rows(conn: Any, ids: list[uuid.UUID]) -> dict[str, list[Any]]:
@@ -158,7 +166,7 @@ async def erase(conn: Any, *, ids: list[uuid.UUID], erased_name: str, found: lis
     await run("attribute_values", "DELETE FROM attribute_unique_values WHERE owner_id = ANY($1::uuid[])", ids)
     await run("customers",
               "UPDATE customers SET name = $2, notes = NULL, attributes = '{}', tags = '{}', language = NULL, "
-              "time_zone = NULL, search = ''::tsvector, name_enc = NULL, notes_enc = NULL, name_key = NULL, restricted = false, erased_at = COALESCE(erased_at, now()), "
+              "time_zone = NULL, search = ''::tsvector, name_enc = NULL, notes_enc = NULL, name_key = NULL, erased_at = COALESCE(erased_at, now()), "
               "updated_at = now(), version = version + 1 "
               "WHERE id = ANY($1::uuid[]) AND (erased_at IS NULL OR name IS DISTINCT FROM $2 OR notes IS NOT NULL "
               "OR name_enc IS NOT NULL OR notes_enc IS NOT NULL OR attributes <> '{}' OR tags <> '{}')", ids, erased_name)

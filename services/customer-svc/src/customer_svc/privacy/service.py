@@ -30,6 +30,15 @@ log = logging.getLogger(__name__)
 SOURCE = "customer-svc"
 
 
+async def restrict(conn: Any, customer_id: uuid.UUID, restricted: bool) -> None:
+    """Mark the customer restricted (or not) and tell the services that send on its behalf
+    (``customer.restricted``: notify-svc holds its deliveries), when that changes."""
+    if await repository.set_restricted(conn, customer_id, restricted):
+        await enqueue_raw(conn, outbox, events.CustomerRestricted(
+            source=SOURCE, subject=str(customer_id),
+            data=events.CustomerRestrictedData(customer_id=customer_id, restricted=restricted, at=datetime.now(UTC))))
+
+
 def require_admin(principal: Principal) -> None:
     if not principal.is_user or principal.role != "admin":
         raise Problem(403, "forbidden", "Forbidden", "Only admins handle data subject requests.")
@@ -67,7 +76,7 @@ async def create(conn: Any, *, principal: Principal, customer_id: uuid.UUID, kin
         return view(await repository.open_request(conn, customer_id=customer_id, kind=kind)), False
     await repository.audit(conn, request_id=row["id"], action="created", actor=principal.ref, detail={"kind": kind})
     if rules.restricts(kind=kind, state=row["state"]):
-        await repository.set_restricted(conn, customer_id, True)
+        await restrict(conn, customer_id, True)
     return view(row), True
 
 
@@ -101,7 +110,7 @@ async def change(conn: Any, *, principal: Principal, request_id: uuid.UUID, acti
                                      suspended_reason=reason if state == "suspended" else None)
     await repository.audit(conn, request_id=request_id, action={"suspend": "suspended", "resume": "resumed"}[action], actor=principal.ref,
                            detail={"reason": reason} if reason else {})
-    await repository.set_restricted(conn, row["customer_id"], rules.restricts(kind=row["kind"], state=state))
+    await restrict(conn, row["customer_id"], await repository.restricting(conn, row["customer_id"]))
     return view(row)
 
 
@@ -193,8 +202,14 @@ async def acknowledge(conn: Any, *, request_id: uuid.UUID, service: str, at: dat
     await repository.set_state(conn, request_id, state=state, services=services, log_state=log_state,
                                suspended_reason=row["suspended_reason"])
     if state == "completed" and row["state"] != "completed":
-        await repository.audit(conn, request_id=request_id, action="completed", actor="system:privacy",
-                               detail={"log": log_state})
+        await complete(conn, request_id=request_id, customer_id=row["customer_id"], log_state=log_state)
+
+
+async def complete(conn: Any, *, request_id: uuid.UUID, customer_id: uuid.UUID, log_state: str | None) -> None:
+    """The audit row of a completed erasure, and the end of the restriction (the data is gone)."""
+    await repository.audit(conn, request_id=request_id, action="completed", actor="system:privacy",
+                           detail={"log": log_state})
+    await restrict(conn, customer_id, await repository.restricting(conn, customer_id))
 
 
 # --- export ----------------------------------------------------------------------------------

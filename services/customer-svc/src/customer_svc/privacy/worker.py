@@ -47,9 +47,9 @@ async def log_step(pool: Any, service_settings: Any, *, mode: str) -> None:
         async with pool.acquire() as conn, conn.transaction():
             services["_log"] = {"point": point}
             if outcome in ("purged", "retention-only"):
-                await repository.set_state(conn, row["id"], state="completed", services=services, log_state=outcome)
-                await repository.audit(conn, request_id=row["id"], action="completed", actor="system:privacy",
-                                       detail={"log": outcome})
+                done = await repository.set_state(conn, row["id"], state="completed", services=services,
+                                                  log_state=outcome)
+                await service.complete(conn, request_id=row["id"], customer_id=done["customer_id"], log_state=outcome)
             else:
                 await repository.set_state(conn, row["id"], state="in_progress", services=services)
 

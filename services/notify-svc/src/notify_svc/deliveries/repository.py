@@ -33,11 +33,14 @@ async def claim_due(conn: Any, *, limit: int, lease_s: float) -> list[Any]:
     lease expired (their dispatcher died between send and record). ``SKIP LOCKED``: replicas
     claiming at the same moment take different rows; the lease keeps them apart afterwards.
     The attempt is counted here, so a message that kills its dispatcher every time still runs
-    out of attempts."""
+    out of attempts. A delivery about a ticket of a restricted customer (privacy/) waits."""
     return await conn.fetch(
         "WITH due AS (SELECT id FROM deliveries "
-        "  WHERE (status = 'queued' AND next_attempt_at <= now()) "
-        "     OR (status = 'sending' AND lease_until < now()) "
+        "  WHERE ((status = 'queued' AND next_attempt_at <= now()) "
+        "     OR (status = 'sending' AND lease_until < now())) "
+        # held while the ticket's customer is restricted (privacy/: PIPL Art. 47)
+        "    AND NOT EXISTS (SELECT 1 FROM notification_tickets t JOIN restricted_customers r "
+        "      ON r.customer_id = t.customer_id WHERE t.ticket_id = deliveries.ticket_id) "
         "  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
         "UPDATE deliveries d SET status = 'sending', attempts = d.attempts + 1, "
         "  lease_until = now() + make_interval(secs => $2), updated_at = now() "

@@ -9,7 +9,7 @@ from helpdesk_common import erasure, events
 from helpdesk_common.outbox import enqueue_raw
 
 from ..db import outbox
-from . import service
+from . import repository, service
 
 
 async def handle_erasure_requested(conn: Any, event: events.PrivacyErasureRequested) -> None:
@@ -19,4 +19,11 @@ async def handle_erasure_requested(conn: Any, event: events.PrivacyErasureReques
                                                             service=service.SOURCE))
 
 
-PRIVACY_HANDLERS = {"privacy.erasure_requested": handle_erasure_requested}
+async def handle_customer_restricted(conn: Any, event: events.CustomerRestricted) -> None:
+    """Deliveries about a restricted customer's tickets are held (deliveries.repository.claim_due)."""
+    data = event.data
+    await repository.restrict(conn, customer_id=data.customer_id, restricted=data.restricted, at=data.at)
+
+
+PRIVACY_HANDLERS = {"privacy.erasure_requested": handle_erasure_requested,
+                    "customer.restricted": handle_customer_restricted}

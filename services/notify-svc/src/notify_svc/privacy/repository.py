@@ -64,3 +64,11 @@ async def erase(conn: Any, *, customer_id: uuid.UUID, ticket_ids: list[uuid.UUID
     counts["notification_tickets_mentions"] = await erasure.redact_rows(
         conn, table="notification_tickets", key="ticket_id", found=found, columns={"subject": "text", "requester": "json"})
     return counts
+
+
+async def restrict(conn: Any, *, customer_id: uuid.UUID, restricted: bool, at: Any) -> None:
+    if restricted:
+        await conn.execute("INSERT INTO restricted_customers (customer_id, since) VALUES ($1, $2) "
+                           "ON CONFLICT (customer_id) DO NOTHING", customer_id, at)
+    else:
+        await conn.execute("DELETE FROM restricted_customers WHERE customer_id = $1", customer_id)
