@@ -205,6 +205,6 @@ async def test_an_export_bundles_what_every_service_holds(gw, admin_headers, key
     assert bundle.json()["complete"] is True, {k: v for k, v in services.items() if "error" in v}
     assert services["customer-svc"]["identities"][0]["value"] == address
     assert [t["subject"] for t in services["ticket-svc"]["tickets"]] == [f"Export me {token}"]
-    assert set(services) == {"customer-svc", "ticket-svc", "notify-svc", "kb-svc"}
+    assert set(services) == {"customer-svc", "ticket-svc", "notify-svc", "kb-svc", "analytics-svc"}
     detail = (await gw.get(f"/v1/privacy/requests/{asked.json()['id']}", headers=admin_headers)).json()
     assert detail["state"] == "completed" and [a["action"] for a in detail["audit"]] == ["created", "exported"]

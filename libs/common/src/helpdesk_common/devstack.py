@@ -459,7 +459,7 @@ class Stack:
             # customer-svc's export bundle asks the services that hold a customer's data
             # (docs/security.md "Erasure")
             CUSTOMER_PRIVACY_EXPORT_URLS=",".join(f"{name}={self.url_of(name)}"
-                                                  for name in ("ticket-svc", "notify-svc", "kb-svc")),
+                                                  for name in ("ticket-svc", "notify-svc", "kb-svc", "analytics-svc")),
             # sla-svc and kb-svc ask ticket-svc whether an agent may read a ticket
             # (helpdesk_common.ticket_access)
             SLA_TICKET_URL=self.url_of("ticket-svc"),

@@ -21,6 +21,7 @@ from .kpis.handlers import (
 )
 from .readmodel.handlers import HANDLERS as READMODEL_HANDLERS
 from .readmodel.handlers import begin_batch, end_batch
+from .privacy.endpoints import router as privacy_router
 from .privacy.handlers import GROUP as PRIVACY_GROUP
 from .privacy.handlers import PRIVACY_HANDLERS
 from .rebuild.repository import hold_fold_lock
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         ServiceParts(
             title="analytics-svc",
-            routers=[kpis_router, steps_router, reports_router],
+            routers=[kpis_router, steps_router, reports_router, privacy_router],
             lifespan_hooks=[team_directory_hook(settings)],
             outbox=outbox,
             inbox=inbox,

@@ -30,6 +30,15 @@ async def test_erasure_keeps_numbers_and_drops_free_text(full, infra, raw, analy
                                    [mine, theirs])) == 2
 
     await wait_for(folded)
+    from helpdesk_common.identity import Principal
+    from helpdesk_common.testing import identity_headers
+
+    admin = identity_headers(Principal(kind="user", id="u-admin", role="admin"))
+    export = await full.get(f"/v1/privacy/customers/{me}/export", headers=admin)
+    assert export.status_code == 200, export.text
+    assert [t["ticket_id"] for t in export.json()["ticket_metrics"]] == [str(mine)]
+    assert (await full.get(f"/v1/privacy/customers/{me}/export", headers=identity_headers(
+        Principal(kind="user", id="u-agent", role="agent")))).status_code == 403
     assert await scan_database(analytics_db, ["acme"])  # the scanner sees what is kept
     assert await scan_database(analytics_db, ["13712345678", "Zhao Lili", "keep me"]) == []
     ask = events.PrivacyErasureRequested(source="customer-svc", subject=str(me), data=events.ErasureRequestedData(
