@@ -255,3 +255,36 @@ async def test_a_merge_keeps_its_audit_encrypted(raw, api):
     moved = (await raw.fetchrow("SELECT identities FROM customer_merges"))["identities"]
     assert [m["kind"] for m in moved] == ["phone"]
     assert codec.codec().open_merge_identity(moved[0]["value_enc"]) == "+8613700002222"
+
+
+async def test_the_reencrypt_command(raw, customer_db):
+    """``python -m customer_svc.pii reencrypt`` as an operator runs it: the service's settings from
+    the environment, a JSON report, exit 0 once nothing is left (1 before, 2 for a bad usage)."""
+    import asyncio
+    import json
+    import os
+    import sys
+
+    # the session's keys, which the autouse fixture put in the environment
+    PII_ENV = {name: os.environ[name] for name in ("CUSTOMER_PII_KEYS", "CUSTOMER_PII_INDEX_KEY")}
+    legacy = await legacy_customer(raw, name="赵六", email="zhaoliu@example.com", phone="+8613600003333")
+    env = {**os.environ, **PII_ENV, "CUSTOMER_DATABASE_URL": customer_db, "CUSTOMER_PII_REENCRYPT_BATCH": "1"}
+
+    async def command(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "customer_svc.pii", *args, env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, _ = await command("reencrypt")
+    assert code == 0, out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert (report["identities"], report["customers"], report["batches"]) == (2, 1, 3)
+    assert report["remaining"] == {"identities": 0, "customers": 0, "merges": 0}
+    assert "zhaoliu" not in await raw_text(raw) and "赵六" not in await raw_text(raw)
+    assert codec.codec().customer(await raw.fetchrow("SELECT * FROM customers WHERE id = $1", legacy))["name"] == "赵六"
+    code, out, err = await command("reencrypt", "--all")
+    assert code == 2 and "usage" in err
+    env.pop("CUSTOMER_PII_KEYS")
+    code, out, err = await command("reencrypt")
+    assert code != 0 and "CUSTOMER_PII_KEYS is not set" in err and PII_ENV["CUSTOMER_PII_INDEX_KEY"] not in err
