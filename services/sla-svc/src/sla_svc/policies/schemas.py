@@ -67,7 +67,8 @@ class Conditions(StrictModel):
     channel: list[Text] | None = Field(None, max_length=50)
     type: list[Text] | None = Field(None, max_length=50)
     tags: list[Text] | None = Field(None, max_length=50)
-    custom_fields: dict[Text, list[Scalar]] | None = Field(None, max_length=20)
+    #: 20 fields, 100 accepted values each (every ticket event is matched against them)
+    custom_fields: dict[Text, Annotated[list[Scalar], Field(max_length=100)]] | None = Field(None, max_length=20)
 
 
 class TargetIn(StrictModel):

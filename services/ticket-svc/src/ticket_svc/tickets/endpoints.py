@@ -82,7 +82,7 @@ async def patch_ticket(request: Request, ticket_id: uuid.UUID, patch: TicketPatc
 
 
 def list_filters(
-    status: Annotated[list[Status] | None, Query()] = None,
+    status: Annotated[list[Status] | None, Query(max_length=50)] = None,
     priority: Priority | None = None,
     customer_id: uuid.UUID | None = None,
     assignee_id: Annotated[SafeStr | None, Query(max_length=128, description='an agent id, or "none"')] = None,
