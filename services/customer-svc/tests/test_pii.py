@@ -240,6 +240,13 @@ async def test_the_audit_api_is_for_admins(raw, api):
     assert (await api.get("/v1/customers/pii-access", params={"purpose": "export"}, headers=ADMIN)).json()["items"] == []
     bad = await api.get("/v1/customers/pii-access", params={"cursor": "nonsense"}, headers=ADMIN)
     assert bad.status_code == 400 and bad.json()["type"].endswith("invalid-cursor")
+    for params in ({"since": "2026-01-01T00:00:00"}, {"limit": 0}, {"limit": 101}, {"purpose": "write"},
+                   {"actor": "x\u0000"}, {"unknown": "1"}):
+        r = await api.get("/v1/customers/pii-access", params=params, headers=ADMIN)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", (params, r.text)
+    later = (await api.get("/v1/customers/pii-access", params={"since": "2999-01-01T00:00:00+08:00"},
+                           headers=ADMIN)).json()
+    assert later["items"] == []
 
 
 async def test_a_merge_keeps_its_audit_encrypted(raw, api):

@@ -10,6 +10,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from helpdesk_common.validation import AwareUtcDatetime
 
 from ..fields import NO_NUL
 
@@ -44,7 +45,7 @@ class PiiAccessQuery(BaseModel):
     actor: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL,
                                        description="only this caller's reads (``user:<id>``)")] = None
     purpose: Literal["read", "export"] | None = None
-    since: Annotated[datetime | None, Query(description="RFC 3339 with offset")] = None
+    since: Annotated[AwareUtcDatetime | None, Query(description="only rows from this time: RFC 3339 with offset")] = None
 
 
 class CustomerPiiAccessQuery(PiiAccessQuery):
