@@ -216,3 +216,17 @@ def test_account_email(claims, code):
         with pytest.raises(Exception) as info:
             oidc.account_email({"sub": "1", **claims}, provider)
         assert info.value.extensions["code"] == code
+
+
+async def test_a_provider_key_rotation_is_followed(oidc_env):
+    """The key set is cached; an ID token naming a kid not in it fetches the set again once."""
+    issuer = oidc_env
+    _, admin = user_token("admin")
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        user = await create_user(client, admin)
+        issuer.email = user["email"]
+        assert (await _sign_in(client, issuer))[0].status_code == 200
+        issuer.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        issuer.kid = "issuer-key-2"
+        rotated, _ = await _sign_in(client, issuer)
+        assert rotated.status_code == 200, rotated.text
