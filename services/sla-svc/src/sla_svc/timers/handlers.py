@@ -35,7 +35,7 @@ async def handle_ticket_created(conn: AsyncConnection, event: events.TicketCreat
     await tickets.upsert_created(
         conn, ticket_id=d.ticket_id, status=d.status, priority=d.priority, type=d.type, channel=d.channel,
         tags=list(d.tags), customer_tier=d.customer_tier, custom_fields=d.custom_fields,
-        team_id=d.team_id, assignee_id=d.assignee_id, created_at=d.created_at,
+        team_id=d.team_id, assignee_id=d.assignee_id, created_at=d.created_at, customer_id=d.customer_id,
     )
     ticket = await tickets.get(conn, d.ticket_id)
     generation = await repository.current_generation(conn)  # before reading policies: see docs/sla.md
