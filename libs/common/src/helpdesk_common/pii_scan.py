@@ -29,13 +29,39 @@ def _sample(text: str, needle: str) -> str:
     return text[max(0, at - 40): at + len(needle) + 40] if at >= 0 else text[:80]
 
 
-async def scan_database(url: str, needles: list[str], *, label: str | None = None) -> list[Finding]:
-    """Every (table, column) of the ``public`` schema holding a needle (case-insensitive)."""
+def encoded_forms(needle: str) -> list[str]:
+    """The needle as it appears inside base64 text (a MIME part, a data URL, a token): for each of
+    the three alignments, the characters that encode only the needle's bytes (pure). Cores
+    shorter than 8 characters are left out (they would match by chance)."""
+    import base64
+
+    raw = needle.encode()
+    out = []
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + raw).decode().rstrip("=")
+        start = -(-pad * 4 // 3)  # characters touched by the padding bytes
+        whole = (pad + len(raw)) // 3 * 4  # characters of complete groups
+        core = encoded[start:whole]
+        if len(core) >= 8:
+            out.append(core)
+    return out
+
+
+async def scan_database(url: str, needles: list[str], *, label: str | None = None,
+                        encoded: bool = True) -> list[Finding]:
+    """Every (table, column) of the ``public`` schema holding a needle (case-insensitive), also
+    base64-encoded (``encoded``), as text or as raw bytes; one query per column."""
     import asyncpg
     from sqlalchemy.engine import make_url
 
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     label = label or make_url(url).database or "db"
+    terms: dict[str, str] = {}  # what is searched -> the needle it stands for
+    for needle in needles:
+        terms[needle] = needle
+        for form in encoded_forms(needle) if encoded else ():
+            terms.setdefault(form, needle)
+    searched = list(terms)
     conn = await asyncpg.connect(dsn)
     findings: list[Finding] = []
     try:
@@ -46,25 +72,21 @@ async def scan_database(url: str, needles: list[str], *, label: str | None = Non
         for col in columns:
             table, column, kind = col["table_name"], col["column_name"], col["data_type"]
             ident = f'"{table}"."{column}"'
-            for needle in needles:
-                if kind == "bytea":
-                    sql = (f'SELECT convert_from({ident}, \'SQL_ASCII\')::text AS v FROM "{table}" '
-                           f"WHERE position(convert_to($1, 'UTF8') IN {ident}) > 0 "
-                           f"OR position(convert_to(lower($1), 'UTF8') IN {ident}) > 0 LIMIT 1")
-                elif kind in _TEXTUAL:
-                    sql = (f'SELECT {ident}::text AS v FROM "{table}" '
-                           f"WHERE position(lower($1) IN lower({ident}::text)) > 0 LIMIT 1")
-                else:
-                    continue
-                try:
-                    row = await conn.fetchrow(sql, needle)
-                except asyncpg.PostgresError:
-                    row = await conn.fetchrow(
-                        f'SELECT encode({ident}, \'escape\') AS v FROM "{table}" '
-                        f"WHERE position(convert_to($1, 'UTF8') IN {ident}) > 0 LIMIT 1", needle) \
-                        if kind == "bytea" else None
-                if row is not None:
-                    findings.append(Finding(f"{label}.{table}.{column}", needle, _sample(str(row["v"]), needle)))
+            if kind == "bytea":
+                sql = (f"SELECT encode({ident}, 'escape') AS v FROM \"{table}\" WHERE EXISTS (SELECT 1 FROM "
+                       f"unnest($1::text[]) AS x(term) WHERE position(convert_to(x.term, 'UTF8') IN {ident}) > 0 "
+                       f"OR position(convert_to(lower(x.term), 'UTF8') IN {ident}) > 0) LIMIT 1")
+            elif kind in _TEXTUAL:
+                sql = (f"SELECT {ident}::text AS v FROM \"{table}\" WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) "
+                       f"AS x(term) WHERE position(lower(x.term) IN lower({ident}::text)) > 0) LIMIT 1")
+            else:
+                continue
+            row = await conn.fetchrow(sql, searched)
+            if row is None:
+                continue
+            value = str(row["v"])
+            hit = next((t for t in searched if t.lower() in value.lower()), searched[0])
+            findings.append(Finding(f"{label}.{table}.{column}", terms[hit], _sample(value, hit)))
     finally:
         await conn.close()
     return findings
