@@ -156,15 +156,20 @@ WEB = Principal(kind="channel", id=str(uuid.uuid4()), channel="web")
 MAIL = Principal(kind="channel", id=str(uuid.uuid4()), channel="email")
 
 
+def _api(module: str, prefix: str, infra: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``module``'s API alone (no consumers, no relay) on a fresh real database."""
+    import importlib
+
+    service_env(monkeypatch, infra, prefix, infra.new_database(module))
+    monkeypatch.setenv(f"{prefix}CONSUMERS_ENABLED", "false")
+    monkeypatch.setenv(f"{prefix}RELAY_ENABLED", "false")
+    settings = importlib.import_module(f"{module}.config").Settings()
+    return running_app(importlib.import_module(f"{module}.main").create_app(settings))
+
+
 @pytest.fixture
 async def ticket_api(infra: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    service_env(monkeypatch, infra, "TICKET_", infra.new_database("ticket_svc"))
-    monkeypatch.setenv("TICKET_CONSUMERS_ENABLED", "false")
-    monkeypatch.setenv("TICKET_RELAY_ENABLED", "false")
-    from ticket_svc.config import Settings
-    from ticket_svc.main import create_app
-
-    async with running_app(create_app(Settings())) as client:
+    async with _api("ticket_svc", "TICKET_", infra, monkeypatch) as client:
         yield client
 
 
@@ -231,13 +236,7 @@ EDITOR = identity_headers(Principal(kind="user", id=str(uuid.uuid4()), role="edi
 
 @pytest.fixture
 async def kb_api(infra: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    service_env(monkeypatch, infra, "KB_", infra.new_database("kb_svc"))
-    monkeypatch.setenv("KB_CONSUMERS_ENABLED", "false")
-    monkeypatch.setenv("KB_RELAY_ENABLED", "false")
-    from kb_svc.config import Settings
-    from kb_svc.main import create_app
-
-    async with running_app(create_app(Settings())) as client:
+    async with _api("kb_svc", "KB_", infra, monkeypatch) as client:
         yield client
 
 
@@ -282,14 +281,8 @@ ADMIN = identity_headers(Principal(kind="user", id=str(uuid.uuid4()), role="admi
 async def notify_api(infra: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     from notify_svc.webhooks.crypto import generate_key
 
-    service_env(monkeypatch, infra, "NOTIFY_", infra.new_database("notify_svc"))
-    monkeypatch.setenv("NOTIFY_CONSUMERS_ENABLED", "false")
-    monkeypatch.setenv("NOTIFY_RELAY_ENABLED", "false")
     monkeypatch.setenv("NOTIFY_SECRET_KEY", generate_key())
-    from notify_svc.config import Settings
-    from notify_svc.main import create_app
-
-    async with running_app(create_app(Settings())) as client:
+    async with _api("notify_svc", "NOTIFY_", infra, monkeypatch) as client:
         yield client
 
 
