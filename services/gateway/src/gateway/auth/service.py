@@ -6,11 +6,12 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jwt
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from helpdesk_common.identity import USER_ROLES, Principal
 from helpdesk_common.pii_crypto import Keyring, PiiDecryptError
@@ -125,38 +126,43 @@ class Authenticator:
         principal, session_id = self._user_token(token)
         return await self._current_user(principal, session_id)
 
-    async def _api_key(self, key: str) -> Principal:
-        digest = security.hash_api_key(key)
+    async def _cached_principal(self, cache: dict[str, tuple[Principal | None, float]], digest: str,
+                                load: Callable[[AsyncConnection], Awaitable[Principal | None]],
+                                refused: str) -> Principal:
+        """A secret's principal (None: unknown or revoked), cached ``api_key_cache_ttl_s``."""
         now = time.monotonic()
-        cached = self._keys.get(digest)
-        if cached is None or cached[1] < now:
-            async with self.engine.connect() as conn:
-                row = await repository.active_key_by_hash(conn, digest)
-            principal = None if row is None else Principal(kind="channel", id=str(row.id), channel=row.channel, name=row.name)
-            if len(self._keys) > 100_000:
-                self._keys.clear()
-            cached = (principal, now + self.settings.api_key_cache_ttl_s)
-            self._keys[digest] = cached
-        if cached[0] is None:
-            raise unauthorized("Unknown or revoked API key.")
-        return cached[0]
-
-    async def _user_api_token(self, token: str) -> Principal:
-        """A person's API token: the user as they are now (role, active), cached like API keys."""
-        digest = security.hash_user_api_token(token)
-        now = time.monotonic()
-        cached = self._user_api_tokens.get(digest)
+        cached = cache.get(digest)
         if cached is None or cached[1] < now:
             async with self.engine.begin() as conn:
-                row = await repository.user_of_api_token(conn, digest)
-            principal = None if row is None else Principal(kind="user", id=str(row.id), role=row.role)
-            if len(self._user_api_tokens) > 100_000:
-                self._user_api_tokens.clear()
+                principal = await load(conn)
+            if len(cache) > 100_000:
+                cache.clear()
             cached = (principal, now + self.settings.api_key_cache_ttl_s)
-            self._user_api_tokens[digest] = cached
+            cache[digest] = cached
         if cached[0] is None:
-            raise unauthorized("Unknown or revoked API token, or its user is deactivated.")
+            raise unauthorized(refused)
         return cached[0]
+
+    async def _api_key(self, key: str) -> Principal:
+        digest = security.hash_api_key(key)
+
+        async def load(conn: AsyncConnection) -> Principal | None:
+            row = await repository.active_key_by_hash(conn, digest)
+            return None if row is None else Principal(kind="channel", id=str(row.id), channel=row.channel, name=row.name)
+
+        return await self._cached_principal(self._keys, digest, load, "Unknown or revoked API key.")
+
+    async def _user_api_token(self, token: str) -> Principal:
+        """A person's API token: the user as they are now (role, active), cached like API keys.
+        (Issue 18's Basic ``email/token:TOKEN`` is this lookup plus comparing the row's e-mail.)"""
+        digest = security.hash_user_api_token(token)
+
+        async def load(conn: AsyncConnection) -> Principal | None:
+            row = await repository.user_of_api_token(conn, digest)
+            return None if row is None else Principal(kind="user", id=str(row.id), role=row.role)
+
+        return await self._cached_principal(self._user_api_tokens, digest, load,
+                                            "Unknown or revoked API token, or its user is deactivated.")
 
     def _user_token(self, token: str, audience: str = security.AUDIENCE) -> tuple[Principal, str]:
         """The user and session a token names. Only access tokens are cached: a stream ticket is
