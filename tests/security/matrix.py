@@ -279,8 +279,12 @@ async def _fresh_webhook(world: World, kind: str) -> Prepared:
     return {"params": {"subscription_id": hook["id"]}}
 
 
+#: one language per kind: the template cells run at once and must not race on one template
+_TEMPLATE_LANGUAGES = dict(zip(KINDS, ["fr", "es", "it", "ja", "ko", "ru", "pt", "nl"]))
+
+
 async def _fresh_template(world: World, kind: str) -> Prepared:
-    language = "fr"
+    language = _TEMPLATE_LANGUAGES[kind]
     key = world.ids["template_key"]
     r = await world.gw.put(f"/v1/notification-templates/{key}/{language}",
                            json={"subject": "matrix", "body_text": "matrix"}, headers=world.admin)

@@ -264,6 +264,12 @@ async def build_world(gw: httpx.AsyncClient, *, creds: dict[str, Any], secrets: 
     templates = expect(await gw.get("/v1/notification-templates", headers=admin), 200)["items"]
     ids["template_key"], ids["template_language"] = templates[0]["key"], templates[0]["language"]
     ids["template_language_de"] = "de"
+    # rows several cells write at once exist before they do (their first write is an insert)
+    expect(await gw.put(f"/v1/notification-preferences/customers/{ids['customer_id']}", json={"opted_out": False},
+                        headers=admin), 200, 201)
+    expect(await gw.put(f"/v1/notification-preferences/emails/{ids['customer_a_email']}", json={"opted_out": False},
+                        headers=admin), 200, 201)
+    expect(await gw.put(f"/v1/notification-contacts/{ids['agent_id']}", json={}, headers=admin), 200, 201)
     rules = expect(await gw.get("/v1/notification-rules", headers=admin), 200)["items"]
     ids["notification_rule"] = rules[0]["key"]
 
