@@ -64,6 +64,9 @@ async def test_erasure_leaves_nothing_and_keeps_the_audit(svc, customer_db):
     # before: the scanner finds the person (it can fail)
     assert await scan_database(customer_db, [EMAIL, OPENID, NAME])
 
+    # an export's bundle (the person's data, kept a day for download) goes with the erasure
+    export = await svc.post("/v1/privacy/requests", json={"customer_id": cid, "kind": "export"}, headers=ADMIN)
+    assert (await svc.get(f"/v1/privacy/requests/{export.json()['id']}/bundle", headers=ADMIN)).status_code == 200
     r = await svc.post("/v1/privacy/requests", json={"customer_id": cid, "kind": "erase"}, headers=ADMIN)
     assert r.status_code == 202, r.text
     request_id = r.json()["id"]
@@ -96,7 +99,7 @@ async def test_erasure_leaves_nothing_and_keeps_the_audit(svc, customer_db):
     assert (await svc.get(f"/v1/customers/{other.json()['id']}", headers=ADMIN)).json()["name"] == "李四"
     # a new request after completion is a new request
     listed = (await svc.get("/v1/privacy/requests", params={"state": "completed"}, headers=ADMIN)).json()
-    assert [i["id"] for i in listed["items"]] == [request_id]
+    assert {i["id"]: i["kind"] for i in listed["items"]} == {request_id: "erase", export.json()["id"]: "export"}
 
 
 async def _none_left(url, needles):

@@ -184,6 +184,9 @@ async def erase(conn: Any, *, ids: list[uuid.UUID], erased_name: str, found: lis
     await run("merges", "UPDATE customer_merges SET identities = '[]', moved = '{}' "
                         "WHERE (survivor_id = ANY($1::uuid[]) OR merged_id = ANY($1::uuid[])) "
                         "AND (identities <> '[]' OR moved <> '{}')", ids)
+    # an export's bundle assembled before the erasure
+    await run("bundles", "UPDATE privacy_requests SET bundle = NULL WHERE customer_id = ANY($1::uuid[]) "
+                         "AND bundle IS NOT NULL", ids)
     terms = [str(i) for i in ids] + found
     # stored answers of idempotent POSTs (a customer's record as it was answered)
     await run("idempotency_keys",
