@@ -570,9 +570,12 @@ RULES: list[Rule] = [
     Rule("GET /v1/customers", USERS),
     Rule("POST /v1/customers", STAFF, json=lambda w: {"identities": [{"kind": "email",
                                                                       "value": f"matrix-{_u()}@example.com"}]}),
-    Rule("GET /v1/customers/{customer_id}", USERS),
+    Rule("GET /v1/customers/{customer_id}", USERS,
+         note="customers are shared by every team (as Zendesk's end users are): an agent of another team may "
+              "serve the same customer tomorrow; what an agent sees of their identities is masked by role "
+              "(docs/security.md, 'Personal data at rest'); channel keys never read customers"),
     Rule("PATCH /v1/customers/{customer_id}", STAFF, json={"language": "zh-CN"}),
-    Rule("GET /v1/customers/{customer_id}/360", USERS),
+    Rule("GET /v1/customers/{customer_id}/360", USERS, note="as the customer (above)"),
     Rule("GET /v1/customers/{customer_id}/timeline", USERS),
     Rule("POST /v1/customers/{customer_id}/identities", STAFF,
          json=lambda w: {"kind": "email", "value": f"matrix-{_u()}@example.com"}),
