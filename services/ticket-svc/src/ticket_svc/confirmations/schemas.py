@@ -4,16 +4,16 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from helpdesk_common.events import STEP_COMMENT_MAX_CHARS
+from helpdesk_common.validation import StrictModel
 
 
-class ConfirmationAnswer(BaseModel):
+class ConfirmationAnswer(StrictModel):
     """The customer's answer: ``confirm`` (resolved: the ticket closes) or ``reject`` (not
-    resolved: it reopens), with an optional comment for the agent."""
-
-    model_config = ConfigDict(extra="forbid")
+    resolved: it reopens), with an optional comment for the agent. Strict: unknown fields, NUL
+    characters and lone surrogates are 422s, as in every other request body."""
 
     answer: Literal["confirm", "reject"]
     comment: str | None = Field(default=None, max_length=STEP_COMMENT_MAX_CHARS)
