@@ -24,7 +24,7 @@ async def svc(infra, customer_db, monkeypatch):
     topics = service_env(monkeypatch, infra, "CUSTOMER_", customer_db)
     from helpdesk_common.pii_crypto import new_settings
 
-    for key, value in new_settings("CUSTOMER").items():
+    for key, value in new_settings("CUSTOMER_").items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("CUSTOMER_CONSUMER_RETRY_BASE_S", "0.05")
     monkeypatch.setenv("CUSTOMER_PRIVACY_SERVICES", "customer-svc")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 
 from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import IDENTITY_HEADER, CurrentPrincipal, require_user
+from helpdesk_common.openapi import problem_responses
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
@@ -30,6 +31,7 @@ def _admin(principal) -> None:  # type: ignore[no-untyped-def]
 
 
 @router.post("/requests", response_model=PrivacyRequestRead, status_code=202,
+             responses=problem_responses(404, _404="No such customer."),
              summary="Ask for a customer's data export or erasure (admins); the open request of the same "
                      "customer and kind is answered again")
 async def create_request(request: Request, body: PrivacyRequestIn, principal: CurrentPrincipal,
@@ -95,7 +97,7 @@ async def _remote_export(client: httpx.AsyncClient, *, url: str, customer_id: uu
     return answer.json()
 
 
-@router.get("/requests/{request_id}/bundle",
+@router.get("/requests/{request_id}/bundle", responses=problem_responses(409),
             summary="The export's bundle (JSON): everything every service holds on the customer (admins); "
                     "assembled at the first download, kept for CUSTOMER_PRIVACY_BUNDLE_TTL_S, every download audited")
 async def download_bundle(request: Request, request_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
