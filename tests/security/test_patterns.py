@@ -11,7 +11,11 @@ ticket-svc's forms (rule conditions compare values and test substrings: no regex
   existed, or a shape it misjudges) refuses the value within 100 ms instead of holding the
   worker.
 
-Both are measured in wall time here, through the API on a real database.
+Both are measured here, also through the API on a real database, in CPU time of the thread that
+serves the request (what a worker spends: the event loop runs the match), under the 100 ms
+bound; wall time only loosely (under 2 s: an unbounded match of these runs for seconds to
+minutes), because the shared 2-core machines these tests run on reach load averages of 10+,
+where a match stopped after its 20 ms of work was measured at 200-460 ms of wall time.
 """
 
 from __future__ import annotations
@@ -47,6 +51,18 @@ PATHOLOGICAL = [
 ]
 
 BOUND_S = 0.1
+WALL_S = 2.0
+
+
+class _Clock:
+    """``with _Clock() as c``: ``c.cpu`` (this thread's CPU seconds) and ``c.wall``."""
+
+    def __enter__(self) -> "_Clock":
+        self._cpu, self._wall = time.thread_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cpu, self.wall = time.thread_time() - self._cpu, time.perf_counter() - self._wall
 
 
 @pytest.fixture
@@ -71,44 +87,35 @@ def _form(pattern: str) -> dict[str, Any]:
 def test_the_definition_check_refuses_pathological_patterns_quickly(pattern: str, _value: str) -> None:
     from ticket_svc.forms.fieldtypes import Invalid, check_pattern
 
-    started = time.perf_counter()
-    with pytest.raises(Invalid):
+    with _Clock() as clock, pytest.raises(Invalid):
         check_pattern(pattern)
-    assert time.perf_counter() - started < BOUND_S
+    assert clock.cpu < BOUND_S and clock.wall < WALL_S
 
 
 @pytest.mark.parametrize(("pattern", "value"), PATHOLOGICAL)
 def test_evaluation_is_cut_off_within_the_bound(pattern: str, value: str) -> None:
     """The engine itself, without the definition check (a pattern stored before it): each
-    hostile value is refused or decided within 100 ms. Best of three, so that a moment of
-    scheduler noise on a shared CI machine does not decide; a match the limit did not stop
-    would take seconds to minutes on every attempt."""
+    hostile value is refused or decided within 100 ms of CPU."""
     from ticket_svc.forms.fieldtypes import Invalid, pattern_matches
 
-    times = []
-    for _ in range(3):
-        started = time.perf_counter()
+    with _Clock() as clock:
         try:
             assert pattern_matches(pattern, value) is False
         except Invalid as refused:
             assert "in time" in str(refused)
-        times.append(time.perf_counter() - started)
-    assert min(times) < BOUND_S, times
-    assert max(times) < 1.0, times
+    assert clock.cpu < BOUND_S and clock.wall < WALL_S, (clock.cpu, clock.wall)
 
 
 def test_the_time_limit_is_what_stops_a_slow_match() -> None:
     """Without the limit this match takes far longer than the bound: the limit is doing the work."""
     from ticket_svc.forms.fieldtypes import Invalid, pattern_matches
 
-    started = time.perf_counter()
-    with pytest.raises(Invalid, match="in time"):
+    with _Clock() as clock, pytest.raises(Invalid, match="in time"):
         pattern_matches(r"(a|aa)+$", "a" * 60 + "!")
-    assert time.perf_counter() - started < 1.0
-    started = time.perf_counter()
-    with pytest.raises(Invalid):
+    assert clock.cpu < BOUND_S and clock.wall < WALL_S
+    with _Clock() as longer, pytest.raises(Invalid):
         pattern_matches(r"(a|aa)+$", "a" * 60 + "!", timeout_s=0.3)
-    assert time.perf_counter() - started >= 0.3  # it really was still running when stopped
+    assert longer.cpu >= 0.25  # it really was still working when the limit stopped it
 
 
 def test_ordinary_patterns_still_match() -> None:
@@ -125,15 +132,14 @@ async def test_saving_a_pathological_pattern_is_a_quick_422_and_stores_nothing(t
     assert (await ticket_api.get("/v1/forms/refund", headers=identity_headers(ADMIN))).status_code == 404
     slow = {}
     for pattern, _value in PATHOLOGICAL:
-        started = time.perf_counter()
-        answer = await ticket_api.put("/v1/forms/refund", json=_form(pattern), headers=identity_headers(ADMIN))
-        elapsed = time.perf_counter() - started
+        with _Clock() as clock:
+            answer = await ticket_api.put("/v1/forms/refund", json=_form(pattern), headers=identity_headers(ADMIN))
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert any("pattern" in e["message"] for e in answer.json()["errors"]), answer.text
-        if elapsed >= BOUND_S:
-            slow[pattern] = elapsed
-    assert not slow, slow  # whole requests, each answered within the bound
+        if clock.cpu >= BOUND_S or clock.wall >= WALL_S:
+            slow[pattern] = (clock.cpu, clock.wall)
+    assert not slow, slow  # whole requests, each within the bound
     assert (await ticket_api.get("/v1/forms/refund", headers=identity_headers(ADMIN))).status_code == 404
 
 
@@ -155,14 +161,12 @@ async def test_a_stored_pathological_pattern_refuses_the_value_within_the_bound(
     forms.invalidate()
     body = {"subject": "退款申请", "requester": {"email": "r@example.cn"}, "type": "refund",
             "custom_fields": {"order_no": "a" * 40 + "!"}}
-    times = []
-    for _ in range(3):
-        started = time.perf_counter()
+    with _Clock() as clock:
         answer = await ticket_api.post("/v1/tickets", json=body, headers=identity_headers(CHANNEL))
-        times.append(time.perf_counter() - started)
-        assert answer.status_code == 422, answer.text
-        assert answer.json()["errors"][0]["field"] == "custom_fields.order_no"
-    assert min(times) < BOUND_S * 3, times  # the whole request, including the match cut off at 20 ms
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "custom_fields.order_no"
+    assert "in time" in answer.json()["errors"][0]["message"]
+    assert clock.cpu < BOUND_S and clock.wall < WALL_S, (clock.cpu, clock.wall)  # the whole request
     fine = await ticket_api.post("/v1/tickets", json={**body, "custom_fields": {"order_no": "aaa"}},
                                  headers=identity_headers(CHANNEL))
     assert fine.status_code == 201, fine.text
