@@ -31,6 +31,8 @@ from typing import Any
 
 import httpx
 
+from helpdesk_common.testing import wait_for
+
 KINDS = ("admin", "supervisor", "agent", "agent_other", "key", "key_other", "customer", "anonymous")
 USER_KINDS = ("admin", "supervisor", "agent", "agent_other")
 
@@ -143,17 +145,6 @@ class World:
 
     async def post(self, path: str, body: Any, *, status: int = 201, key: str = "admin") -> dict[str, Any]:
         return expect(await self.gw.post(path, json=body, headers=self.headers[key]), status)
-
-
-async def _eventually(probe, *, timeout: float = 60.0, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"not ready within {timeout}s: {last!r}")
 
 
 async def build_world(gw: httpx.AsyncClient, *, creds: dict[str, Any], secrets: dict[str, str]) -> World:
@@ -293,13 +284,13 @@ async def build_world(gw: httpx.AsyncClient, *, creds: dict[str, Any], secrets: 
         items = expect(await gw.get(f"/v1/webhooks/{ids['subscription_id']}/deliveries", headers=admin), 200)["items"]
         return items[0]["id"] if items else None
 
-    ids["webhook_delivery_id"] = await _eventually(webhook_delivery)
+    ids["webhook_delivery_id"] = await wait_for(webhook_delivery, timeout=60, interval=0.3)
 
     async def reply_delivery():
         items = expect(await gw.get("/v1/deliveries", headers=admin), 200)["items"]
         return items[0]["id"] if items else None
 
-    ids["delivery_id"] = await _eventually(reply_delivery)
+    ids["delivery_id"] = await wait_for(reply_delivery, timeout=60, interval=0.3)
     return world
 
 
@@ -322,7 +313,7 @@ async def _confirmation(world: World) -> None:
         return next((step["id"] for step in process.get("steps", [])
                      if step["key"] == "confirm" and step["status"] == "active"), None)
 
-    step_id = await _eventually(step)
+    step_id = await wait_for(step, timeout=60, interval=0.3)
     key = world.secrets["ticket_confirmation_token_key"].encode()
     world.tokens["confirmation"] = ids["confirmation_token"] = tokens.mint(
         key, ticket_id=uuid.UUID(ticket), step_id=uuid.UUID(step_id), expires=int(time.time()) + 3600)
@@ -345,7 +336,7 @@ async def _survey(world: World) -> None:
         items = expect(await gw.get(f"/v1/customers/{ids['customer_id']}/surveys", headers=world.admin), 200)["items"]
         return next((item["id"] for item in items if item["ticket_id"] == ticket and item["status"] == "sent"), None)
 
-    survey_id = await _eventually(survey, timeout=90)
+    survey_id = await wait_for(survey, timeout=90, interval=0.3)
     key = world.secrets["customer_survey_token_key"].encode()
     world.tokens["survey"] = ids["survey_token"] = tokens.mint(key, survey_id=uuid.UUID(survey_id),
                                                                expires=int(time.time()) + 3600)
