@@ -15,7 +15,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import APIRouter, Request
+
 from . import events
+from .app import runtime_of
+from .identity import CurrentPrincipal, require_user
+from .responses import JSONBytesResponse
 
 #: the tombstone's display name, wherever a person's name was kept for display
 ERASED_NAME = "Erased customer"
@@ -196,3 +201,36 @@ async def purge_log(settings: Any, *, topics: list[str], point: dict[str, int] |
     finally:
         await admin.close()
         await consumer.stop()
+
+
+def raw_erasure_handler(*, service: str, outbox: Any,
+                        erase: Any) -> Any:
+    """The ``privacy.erasure_requested`` handler of a service on a bare asyncpg connection: its
+    ``erase(conn, customer_id)`` in the consumer's transaction, then the acknowledgement (a
+    redelivery finds nothing left and acknowledges again)."""
+    from .outbox import enqueue_raw
+
+    async def handle_erasure_requested(conn: Any, event: events.PrivacyErasureRequested) -> None:
+        data = event.data
+        await erase(conn, data.customer_id)
+        await enqueue_raw(conn, outbox, completed_event(request_id=data.request_id, customer_id=data.customer_id,
+                                                        service=service))
+
+    return handle_erasure_requested
+
+
+def export_router(*, service: str, export: Any) -> Any:
+    """``GET /v1/privacy/customers/{id}/export`` (admins): what ``service`` holds on a customer,
+    ``await export(conn, customer_id)`` on a bare asyncpg connection, for customer-svc's export
+    bundle. The gateway routes ``/v1/privacy`` to customer-svc only, so no client reaches it
+    through the gateway; customer-svc calls it with the downloading admin's signed identity."""
+    router = APIRouter(prefix="/v1/privacy", tags=["privacy"])
+
+    @router.get("/customers/{customer_id}/export", summary=f"What {service} holds on a customer (admins)")
+    async def export_customer(request: Request, customer_id: uuid.UUID,
+                              principal: CurrentPrincipal) -> JSONBytesResponse:
+        require_user(principal, "admin")
+        async with runtime_of(request).raw_transaction() as conn:
+            return JSONBytesResponse(await export(conn, customer_id))
+
+    return router

@@ -1,24 +1,18 @@
-"""``GET /v1/privacy/customers/{id}/export`` (admins): the read model's rows keyed to a customer,
-for customer-svc's export bundle. Outside the gateway's proxy table (``/v1/privacy`` is
-customer-svc's)."""
+"""``GET /v1/privacy/customers/{id}/export`` (admins): what analytics-svc holds on a customer, for
+customer-svc's export bundle (``helpdesk_common.erasure.export_router``)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from fastapi import APIRouter, Request
-
-from helpdesk_common.app import runtime_of
-from helpdesk_common.identity import CurrentPrincipal, require_user
-from helpdesk_common.responses import JSONBytesResponse
+from helpdesk_common.erasure import export_router
 
 from . import repository
 
-router = APIRouter(prefix="/v1/privacy", tags=["privacy"])
+
+async def _export(conn: Any, customer_id: uuid.UUID) -> dict[str, Any]:
+    return await repository.export(conn, customer_id)
 
 
-@router.get("/customers/{customer_id}/export", summary="What analytics-svc holds on a customer (admins)")
-async def export_customer(request: Request, customer_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
-    require_user(principal, "admin")
-    async with runtime_of(request).raw_transaction() as conn:
-        return JSONBytesResponse(await repository.export(conn, customer_id))
+router = export_router(service="analytics-svc", export=_export)

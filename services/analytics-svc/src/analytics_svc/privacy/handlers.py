@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpdesk_common import erasure, events
-from helpdesk_common.outbox import enqueue_raw
+from helpdesk_common import erasure
 
 from ..db import outbox
 
@@ -14,12 +13,11 @@ SOURCE = "analytics-svc"
 GROUP = "analytics-svc.privacy"
 
 
-async def handle_erasure_requested(conn: Any, event: events.PrivacyErasureRequested) -> None:
-    data = event.data
-    # nothing personal to anonymise (the package's docstring); the outbox holds no customer event
-    await erasure.purge_published_outbox(conn, table=outbox.name, customer_id=data.customer_id, found=[])
-    await enqueue_raw(conn, outbox, erasure.completed_event(request_id=data.request_id, customer_id=data.customer_id,
-                                                            service=SOURCE))
+async def _erase(conn: Any, customer_id: Any) -> None:
+    # nothing personal to anonymise (the package's docstring); its outbox holds no customer event
+    await erasure.purge_published_outbox(conn, table=outbox.name, customer_id=customer_id, found=[])
 
+
+handle_erasure_requested = erasure.raw_erasure_handler(service=SOURCE, outbox=outbox, erase=_erase)
 
 PRIVACY_HANDLERS = {"privacy.erasure_requested": handle_erasure_requested}

@@ -5,20 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from helpdesk_common import erasure, events
-from helpdesk_common.outbox import enqueue_raw
 
 from .settings import get_privacy_settings as get_settings
 from ..db import outbox
 from . import service
 
 
-async def handle_erasure_requested(conn: Any, event: events.PrivacyErasureRequested) -> None:
-    """customer-svc anonymises what it holds, then acknowledges like every other service (a
-    redelivery finds nothing left to change and acknowledges again)."""
-    data = event.data
-    await service.erase_here(conn, customer_id=data.customer_id)
-    await enqueue_raw(conn, outbox, erasure.completed_event(request_id=data.request_id, customer_id=data.customer_id,
-                                                            service=service.SOURCE))
+async def _erase(conn: Any, customer_id: Any) -> None:
+    """customer-svc anonymises what it holds, then acknowledges like every other service."""
+    await service.erase_here(conn, customer_id=customer_id)
+
+
+handle_erasure_requested = erasure.raw_erasure_handler(service=service.SOURCE, outbox=outbox, erase=_erase)
 
 
 async def handle_erasure_completed(conn: Any, event: events.PrivacyErasureCompleted) -> None:

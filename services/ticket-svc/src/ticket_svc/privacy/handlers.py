@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpdesk_common import erasure, events
-from helpdesk_common.outbox import enqueue_raw
+from helpdesk_common import erasure
 
 from ..db import outbox
 from . import service
 
 
-async def handle_erasure_requested(conn: Any, event: events.PrivacyErasureRequested) -> None:
-    data = event.data
-    await service.erase(conn, customer_id=data.customer_id)
-    await enqueue_raw(conn, outbox, erasure.completed_event(request_id=data.request_id, customer_id=data.customer_id,
-                                                            service=service.SOURCE))
+async def _erase(conn: Any, customer_id: Any) -> None:
+    await service.erase(conn, customer_id=customer_id)
+
+
+handle_erasure_requested = erasure.raw_erasure_handler(service=service.SOURCE, outbox=outbox, erase=_erase)
 
 
 PRIVACY_HANDLERS = {"privacy.erasure_requested": handle_erasure_requested}
