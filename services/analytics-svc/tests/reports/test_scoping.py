@@ -140,3 +140,16 @@ async def test_channels_get_403_and_anonymous_401(reports_api, path):
     r = await reports_api.get(path, headers=CHANNEL)
     assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
     assert (await reports_api.get(path)).status_code == 401
+
+
+def test_the_out_of_scope_404_is_in_the_api_document():
+    """Every report route that takes team_id / agent_id states the 404 (the agent's schemathesis run,
+    tests/e2e/test_schemathesis_roles.py, met it undocumented)."""
+    from analytics_svc.main import create_app
+
+    document = create_app().openapi()
+    scoped = [(path, item["get"]) for path, item in document["paths"].items()
+              if "get" in item and any(p["name"] in ("team_id", "agent_id") for p in item["get"].get("parameters", []))]
+    assert len(scoped) >= 5
+    for path, operation in scoped:
+        assert "application/problem+json" in operation["responses"]["404"]["content"], path

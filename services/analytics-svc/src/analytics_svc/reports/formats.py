@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi.responses import Response, StreamingResponse
 
 from helpdesk_common.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, csv_chunks, xlsx_bytes
+from helpdesk_common.openapi import problem_responses
 
 Format = Literal["json", "csv", "xlsx"]
 FORMATS: tuple[str, ...] = ("json", "csv", "xlsx")
@@ -32,4 +33,7 @@ DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}},
                       XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
           "description": "JSON, or with format=csv|xlsx the same rows as a download"},
+    # a team or agent outside the caller's scope (or none at all): access.py answers as if it did not
+    # exist (found by the agent's schemathesis run: tests/e2e/test_schemathesis_roles.py)
+    **problem_responses(404, _404="No such team or agent in the caller's scope"),
 }
