@@ -51,7 +51,10 @@ def _not_found() -> Problem:
 def view(row: Any) -> dict[str, Any]:
     return {
         "id": row["id"], "customer_id": row["customer_id"], "kind": row["kind"], "state": row["state"],
-        "requested_by": row["requested_by"], "services": row["services"], "log": row["log_state"],
+        # "_log" holds the worker's erasure point (offsets), not a service
+        "requested_by": row["requested_by"],
+        "services": {k: v for k, v in (row["services"] or {}).items() if not k.startswith("_")},
+        "log": row["log_state"],
         "suspended_reason": row["suspended_reason"], "bundle_ready": row["bundle_ready"],
         "bundle_expires_at": row["bundle_expires_at"], "created_at": row["created_at"],
         "updated_at": row["updated_at"], "completed_at": row["completed_at"],
