@@ -348,8 +348,8 @@ async def note_tier(conn: Any, row: Any, *, before: str | None, actor: str | Non
 
 async def update_customer(
     conn: Any, *, customer_id: uuid.UUID, update: CustomerUpdate, principal: Principal,
-    if_match: str | None,
-) -> dict[str, Any]:
+    if_match: str | None, answer: bool = True,
+) -> dict[str, Any] | None:
     """Change a customer's profile; emits one ``customer.updated`` when something changed.
 
     ticket-svc keeps the tier on every open ticket of the customer (routing, SLA re-targeting),
@@ -387,7 +387,7 @@ async def update_customer(
         await enqueue_raw(conn, outbox, updated_event(row, changes_of(before, values), actor=principal.ref))
         if "tier" in values:
             await note_tier(conn, row, before=before["tier"], actor=principal.ref)
-    return await read(conn, row, principal)
+    return await read(conn, row, principal) if answer else None
 
 
 def strict_identities(given: list[Any]) -> list[Pair]:
@@ -413,7 +413,8 @@ def identity_taken(pairs: list[Pair], field: str) -> Problem:
                            for k, v in pairs])
 
 
-async def create_customer(conn: Any, *, body: CustomerCreate, principal: Principal) -> dict[str, Any]:
+async def create_customer(conn: Any, *, body: CustomerCreate, principal: Principal,
+                          answer: bool = True) -> dict[str, Any] | None:
     """A customer entered by hand (or by an integration): identities checked strictly and unique,
     the organisation by ``organization_id`` or else the first e-mail's domain. Emits
     ``customer.created`` and, when the profile carries more than a name, ``customer.updated``
@@ -450,7 +451,8 @@ async def create_customer(conn: Any, *, body: CustomerCreate, principal: Princip
         blank = {name: None for name in profile_values}
         emitted.append(updated_event(row, changes_of(blank, profile_values), actor=principal.ref))
     await enqueue_raw(conn, outbox, *emitted)
-    return await read(conn, row, principal)
+    # ``answer=False``: nobody is shown the customer (an import's row), so nothing to render or audit
+    return await read(conn, row, principal) if answer else None
 
 
 async def lock_for_change(conn: Any, customer_id: uuid.UUID, *, if_match: str | None) -> Any:

@@ -38,20 +38,23 @@ def checked(kind: str, value: str) -> tuple[str, str]:
 
 
 async def add(conn: Any, *, customer_id: uuid.UUID, kind: str, value: str, principal: Principal,
-              if_match: str | None) -> tuple[dict[str, Any], bool]:
-    """The customer with the identity, and whether it was added now (False: it had it already)."""
+              if_match: str | None, answer: bool = True) -> tuple[dict[str, Any] | None, bool]:
+    """The customer with the identity (None when not ``answer``: an import's row, shown to nobody),
+    and whether it was added now (False: it had it already)."""
     require_writer(principal)
     pair = checked(kind, value)
     await customers.lock_for_change(conn, customer_id, if_match=if_match)
     owner = (await repository.owners_of(conn, [pair])).get(pair)
     if owner == customer_id:
-        return await customers.get_customer(conn, customer_id=customer_id, principal=principal), False
+        return (await customers.get_customer(conn, customer_id=customer_id, principal=principal) if answer
+                else None), False
     if owner is not None or not await repository.add_identities(conn, customer_id=customer_id, identities=[pair]):
         raise customers.identity_taken([pair], "body.value")
     emitted: list[Any] = customers.identity_added(customer_id, [pair])
     emitted += await customers.after_identities_added(conn, customer_id, [pair], actor=principal.ref)
     await enqueue_raw(conn, outbox, *emitted)
-    return await customers.get_customer(conn, customer_id=customer_id, principal=principal), True
+    return (await customers.get_customer(conn, customer_id=customer_id, principal=principal) if answer
+            else None), True
 
 
 async def remove(conn: Any, *, customer_id: uuid.UUID, identity_id: uuid.UUID, principal: Principal,

@@ -139,7 +139,7 @@ async def customer_row(conn: Any, ctx: Context, values: dict[str, str]) -> Outco
     try:
         if existing is None:
             body = body.model_copy(update={"organization_id": organization_id})
-            await customers.create_customer(conn, body=body, principal=ctx.principal)
+            await customers.create_customer(conn, body=body, principal=ctx.principal, answer=False)
             return "created"
         row = await customer_rows.get_customer(conn, existing)
         wanted = {**{k: getattr(body, k) for k in profile}, **({"organization_id": organization_id}
@@ -148,11 +148,11 @@ async def customer_row(conn: Any, ctx: Context, values: dict[str, str]) -> Outco
         if changed:
             update = CustomerUpdate(**{k: (str(v) if k == "organization_id" else v) for k, v in changed.items()})
             await customers.update_customer(conn, customer_id=existing, update=update,
-                                            principal=ctx.principal, if_match=None)
+                                            principal=ctx.principal, if_match=None, answer=False)
         new = [p for p in pairs if p not in owners]
         for kind, value in new:
             await identity_service.add(conn, customer_id=existing, kind=kind, value=value, principal=ctx.principal,
-                                       if_match=None)
+                                       if_match=None, answer=False)
         return "updated" if changed or new else "unchanged"
     except Problem as exc:
         if exc.status >= 500:
