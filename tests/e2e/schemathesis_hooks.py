@@ -85,6 +85,15 @@ STATE_CODES = {
     # a notification template that is text but not a template (``{{``), or uses what the sandbox
     # refuses (docs/notifications.md): the template language is not something a schema states
     "template_error": "a template the sandboxed renderer refuses",
+    # rules by the caller's kind, which the one document for every caller cannot state (found by
+    # the per-role runs, tests/e2e/test_schemathesis_roles.py): a field only the help desk's users
+    # may set (a suggestion's ticket_id from a channel key), and the X-KB-Voter id an anonymous
+    # reader (or a channel key acting for one) must send with a vote, which users do not need
+    "users_only": "a field only the help desk's users may set, sent by another kind of caller",
+    "voter_required": "a vote without the X-KB-Voter id its anonymous caller must send",
+    # one of several optional fields must be given (turning two-factor sign-in off takes the TOTP
+    # code or the password): a rule across values, like cross_field
+    "one_of": "one of several optional fields required",
 }
 
 
