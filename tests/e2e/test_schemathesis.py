@@ -39,8 +39,9 @@ MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"))
 #: "AST constructor recursion depth mismatch" (ast.parse is not thread-safe there)
 WORKERS = int(os.environ.get("SCHEMATHESIS_WORKERS", "1"))
 #: the hard bound: the run is stopped (and the test fails) past this many seconds. About 7 minutes
-#: on CI's 2 cores with the knowledge base's ~40 operations; the margin is for a loaded runner
-TIME_LIMIT_S = 900
+#: on CI's 2 cores with the knowledge base's ~40 operations; issue 15's routes (~35 more) took a
+#: run on a shared 2-core machine past 900 s, so the margin for a loaded runner is wider now
+TIME_LIMIT_S = 1500
 #: sessions minted for POST /v1/auth/logout, which ends the session it is called with
 LOGOUT_SESSIONS = 40
 
@@ -212,7 +213,10 @@ def summarize(report: dict[str, Any], events: Path, elapsed_s: float, accepted: 
     answered: dict[str, set[int]] = collections.defaultdict(set)
     if events.is_file():
         for line in events.read_text().splitlines():
-            event = json.loads(line)
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:  # the last line of a run stopped at TIME_LIMIT_S
+                continue
             finished = event.get("ScenarioFinished")
             if not finished:
                 continue
