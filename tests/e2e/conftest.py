@@ -6,6 +6,7 @@ import json
 import secrets
 import sys
 import time
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -182,6 +183,19 @@ async def admin_headers(gw, stack):
         cached = {"token": body["access_token"], "renew_at": time.monotonic() + body["expires_in"] / 2}
         stack.admin_token = cached
     return {"Authorization": f"Bearer {cached['token']}"}
+
+
+@pytest.fixture
+async def own_admin_headers(gw, admin_headers):
+    """A new admin of this test's own: requests are limited per user (20/s, a burst of 200), so
+    a test that sends hundreds of requests spends its own budget, not the shared admin's."""
+    email, password = f"admin-{uuid.uuid4().hex[:12]}@example.com", uuid.uuid4().hex
+    r = await gw.post("/v1/users", json={"email": email, "name": "Test admin", "role": "admin", "password": password},
+                      headers=admin_headers)
+    assert r.status_code == 201, r.text
+    r = await gw.post("/v1/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 @pytest.fixture

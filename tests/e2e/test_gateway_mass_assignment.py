@@ -75,7 +75,7 @@ async def _fingerprint(sql) -> dict[str, str]:
                                     f"ORDER BY t::text), '')) FROM \"{t}\" t") for t in tables}
 
 
-async def test_gateway_write_routes_refuse_server_owned_fields(gw, admin_headers, sql, monkeypatch):
+async def test_gateway_write_routes_refuse_server_owned_fields(gw, own_admin_headers, sql, monkeypatch):
     from helpdesk_common.pii_crypto import new_settings
 
     for name, value in {**new_settings("GATEWAY_"), **new_settings("CUSTOMER_")}.items():
@@ -84,7 +84,7 @@ async def test_gateway_write_routes_refuse_server_owned_fields(gw, admin_headers
     assert {(m, p) for m, p, _, _ in routes} <= set(VALID), "a gateway write route without a valid body here"
     email = f"target-{uuid.uuid4().hex[:8]}@example.com"
     target = await gw.post("/v1/users", json={"email": email, "password": PASSWORD, "role": "agent", "name": "目标"},
-                           headers=admin_headers)
+                           headers=own_admin_headers)
     assert target.status_code == 201, target.text
     before = await _fingerprint(sql)  # the target user's row is read back through this
     assert "users" in before, before
@@ -97,7 +97,7 @@ async def test_gateway_write_routes_refuse_server_owned_fields(gw, admin_headers
             if field in fields:
                 continue
             sent += 1
-            answer = await _send(gw, method, url, {**body, field: "1"}, admin_headers)
+            answer = await _send(gw, method, url, {**body, field: "1"}, own_admin_headers)
             named = [e for e in answer.json().get("errors", []) if e.get("field") in (f"body.{field}", field)] \
                 if answer.headers.get("content-type", "").startswith("application/problem+json") else []
             if answer.status_code != 422 or not named:

@@ -288,13 +288,20 @@ async def _callback_params(request: Request, query: dict[str, str | None]) -> di
     return {k: v[:4096] for k, v in params.items()}
 
 
-@router.api_route("/{provider}/callback", methods=["GET", "POST"], response_model=TokenResponse,
-                  summary="Finish an OIDC sign-in: our tokens for the user the provider vouches for",
-                  responses=problem_responses(400, 401, 403, 404, 429, 502,
-                                              _401="state unknown, expired or used (`oidc_state_invalid`), code "
-                                                   "refused, or the ID token wrong (issuer, audience, signature, nonce)",
-                                              _403="no active user for the verified identity (`oidc_no_account`), "
-                                                   "or the e-mail not verified"))
+_CALLBACK_ROUTE: dict[str, Any] = dict(
+    response_model=TokenResponse,
+    summary="Finish an OIDC sign-in: our tokens for the user the provider vouches for",
+    responses=problem_responses(400, 401, 403, 404, 429, 502,
+                                _401="state unknown, expired or used (`oidc_state_invalid`), code "
+                                     "refused, or the ID token wrong (issuer, audience, signature, nonce)",
+                                _403="no active user for the verified identity (`oidc_no_account`), "
+                                     "or the e-mail not verified"))
+
+
+# Two routes rather than one with two methods: each operation needs its own id, or generated
+# clients meet the same identifier twice.
+@router.get("/{provider}/callback", operation_id="oidc_callback_get", **_CALLBACK_ROUTE)
+@router.post("/{provider}/callback", operation_id="oidc_callback_post", **_CALLBACK_ROUTE)
 async def callback(request: Request, provider: str, client_address: ClientAddress, code: _Param = None,
                    state: _Param = None, error: _Param = None, error_description: _Param = None, iss: _Param = None,
                    session_state: _Param = None) -> dict:
