@@ -8,10 +8,11 @@ EDITABLES := -e 'libs/common[embedded]' $(foreach s,$(SERVICES),-e services/$(s)
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= .data
 
-.PHONY: install run test test-fast bench migrate clean help wrk chromium analytics-rebuild
+.PHONY: install run test test-fast bench migrate clean help wrk chromium analytics-rebuild kafka java
 
 help:
 	@echo "make run    - the whole stack on the embedded default (gateway http://127.0.0.1:8080)"
+	@echo "make kafka  - a 3-node Apache Kafka 4.4 cluster (KRaft, jars from Maven Central) on 127.0.0.1:9092,9094,9096 in the foreground (docs/kafka.md)"
 	@echo "make test   - unit, integration and end-to-end tests on real PostgreSQL + broker"
 	@echo "make bench  - wrk benchmarks with baselines, intake/search with 1M tickets stored, SLA firing at 1M timers, 100k automation timers' fire lag, customer 360/import/RFM (BENCH_CUSTOMERS=1000000 for the full size), the board's freshness, dashboards over 10M tickets' read model (BENCH_ANALYTICS_TICKETS), knowledge-base search/suggestions over 100k articles and search relevance (BENCH_KB_ARTICLES); bench/results/latest.json"
 	@echo "make analytics-rebuild - rebuild analytics-svc's read models from the topics and swap them in while the stack runs (REBUILD_ARGS=--dry-run compares only; docs/metrics.md 'Rebuild')"
@@ -32,10 +33,24 @@ run: install
 analytics-rebuild: install
 	$(PY) -m analytics_svc.rebuild $(REBUILD_ARGS)
 
+# Java and Maven (Apache Kafka for `make kafka` and the smoke test in tests/kafka) come from Debian
+java:
+	@command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else exit 0; fi; \
+	  echo "installing java and maven (apt-get install -y openjdk-17-jre-headless maven)"; \
+	  $$SUDO apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null 2>&1 || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jre-headless maven; }; }
+
+# Apache Kafka from Maven Central (tools/kafka/pom.xml; jars cached in ~/.cache/helpdesk), KAFKA_NODES
+# combined broker+controller nodes in the foreground; Ctrl-C stops them
+KAFKA_NODES ?= 3
+KAFKA_PORT ?= 9092
+kafka: install java
+	exec $(PY) -m helpdesk_common.apache_kafka --nodes $(KAFKA_NODES) --port $(KAFKA_PORT) --data-dir $(DATA_DIR)/kafka
+
 migrate: install
 	$(PY) -m helpdesk_common.devstack migrate --data-dir $(DATA_DIR)
 
-test: install chromium
+test: install chromium java
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Chromium comes from Debian too (the survey end-to-end test opens the e-mailed link in it, through
