@@ -241,7 +241,10 @@ async def test_one_fetch_per_second_per_scope_however_many_streams(infra, gatewa
             await asyncio.sleep(4.5)
             window_end = time.monotonic()
         # all streams closed: each poller ends at its next tick
-        await asyncio.sleep(2.5)
+        for _ in range(100):  # each poller ends at its next tick (1 s; up to 10 s on a loaded machine)
+            if not app.state.kpi_boards.pollers:
+                break
+            await asyncio.sleep(0.1)
         assert app.state.kpi_boards.pollers == {}
         quiet_since = len(analytics.requests)
         await asyncio.sleep(1.5)
@@ -254,7 +257,9 @@ async def test_one_fetch_per_second_per_scope_however_many_streams(infra, gatewa
     assert {who for _, who in analytics.requests if who != supervisor_id} <= {admin_1, admin_2}
     for times in (by_supervisor, sorted(by_admins)):
         gaps = [b - a for a, b in zip(times, times[1:])]
-        assert gaps and min(gaps) >= 0.95, gaps
+        # fetches start a second apart; seen at analytics, one delayed in transit on a loaded
+        # machine shortens the next gap, but five streams fetching each would give gaps near 0
+        assert gaps and min(gaps) >= 0.6, gaps
         in_window = [t for t in times if window_start <= t <= window_end]
         assert 2 <= len(in_window) <= 6, in_window  # ~4.5 fetches in 4.5 s, for 5 streams (or 2)
 
