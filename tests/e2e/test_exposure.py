@@ -216,3 +216,20 @@ async def test_the_dev_stack_serves_the_api_document(gw):
     assert document.status_code == 200 and document.json()["paths"]
     assert page.status_code == 200 and "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert (await gw.get("/redoc")).status_code == 404
+
+
+async def test_metrics_only_for_the_scraper_on_every_process(stack):
+    """Every process (the gateway's public port included) answers /metrics to a direct scrape from
+    the scraper's addresses (loopback here) and, to a request that came through a proxy it does not
+    trust (the dev stack trusts none), the 404 an absent route gets (metrics_access.py)."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        for svc in SERVICES:
+            base = stack.url_of(svc.name)
+            scrape = await call(client, "GET", base + "/metrics", {})
+            assert scrape[0].status_code == 200 and "http_requests" in scrape[1], svc.name
+            for proxied in ({"X-Forwarded-For": "203.0.113.5"}, {"Forwarded": "for=203.0.113.5"}):
+                refused = await call(client, "GET", base + "/metrics", proxied)
+                absent = await call(client, "GET", base + "/nowhere", proxied)
+                assert refused[0].status_code == absent[0].status_code == 404, (svc.name, refused[1])
+                assert "http_requests" not in refused[1]
+                assert not check(refused, f"{svc.name} /metrics"), check(refused, f"{svc.name} /metrics")

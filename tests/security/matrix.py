@@ -387,7 +387,9 @@ RULES: list[Rule] = [
     Rule("GET /readyz", EVERYONE, note="readiness: the gateway's database reachable, nothing more",
          tolerate={503: "not ready: the database check timed out under the matrix's own load (a probe's "
                         "designed answer, a problem naming the failing check)"}),
-    Rule("GET /metrics", EVERYONE),
+    Rule("GET /metrics", EVERYONE, note="the matrix calls from loopback, the scraper's allow-list; an internet "
+                                        "client behind the ingress gets 404 whoever it is (metrics_access.py, "
+                                        "libs/common/tests/test_metrics_access.py, tests/e2e/test_exposure.py)"),
     Rule("GET /docs", EVERYONE, note="on when API_DOCS_ENABLED (the dev stack's default); the document "
                                      "describes routes, never data"),
     Rule("GET /openapi.json", EVERYONE),

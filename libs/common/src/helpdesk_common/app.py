@@ -3,7 +3,7 @@
 Every service builds its FastAPI app here so they all behave alike: JSON logs with request
 id, HTTP metrics by route template, body-size limit, RFC 9457 errors, ``/healthz``,
 ``/readyz`` (database and broker) and ``/metrics`` outside ``/v1`` (the gateway only
-forwards ``/v1``), and a lifespan that starts and stops the outbox relay and consumers.
+forwards ``/v1``; only to the scraper's addresses, metrics_access.py), and a lifespan that starts and stops the outbox relay and consumers.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from .responses import JSONBytesResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .consumer import ConsumerRunner, Handler
 from .edge import EdgeMiddleware, security_headers
 from .db import create_engine, create_raw_pool
 from .identity import IdentityVerifier
 from .kafka import broker_reachable
+from .metrics_access import MetricsAccess
 from . import openapi
 from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, UrlNulMiddleware, configure_logging
 from .outbox import OutboxRelay, set_max_event_bytes
@@ -206,7 +208,10 @@ def _health_router() -> APIRouter:
                                 checks=checks, **extra)
 
     @router.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        # the cluster's scraper only (metrics_access.py); anyone else gets an absent route's 404
+        if not request.app.state.metrics_access.allows(request):
+            raise StarletteHTTPException(404)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
@@ -390,6 +395,7 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
                      openapi_url=parts.openapi_url if settings.api_docs_enabled else None,
                      docs_url=None, redoc_url=None)
     app.edge_defaults = security_headers(hsts_max_age_s=settings.hsts_max_age_s)
+    app.state.metrics_access = MetricsAccess.from_settings(settings)
     install_problem_handlers(app)
     app.include_router(_health_router())
     for router in parts.routers:

@@ -73,6 +73,17 @@ class ServiceSettings(BaseSettings):
     # Strict-Transport-Security max-age on every answer; 0 (default): none. Set it (e.g. 31536000)
     # only where clients reach the gateway over HTTPS
     hsts_max_age_s: int = Field(0, ge=0, validation_alias=_shared("HSTS_MAX_AGE_S"))
+    #: proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For is believed
+    #: (clientaddr.py); empty: the peer address is the client (uvicorn runs with
+    #: --no-proxy-headers). The gateway sets it to the ingress; services sit behind no proxy
+    trusted_proxies: str = ""
+    #: who may read /metrics (metrics_access.py): client addresses (after the trusted-proxy rule)
+    #: in these blocks, comma-separated; default loopback and the private ranges a cluster's
+    #: Prometheus scrapes from; empty: nobody by address (then only with metrics_token)
+    metrics_allowed_networks: str = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+    #: a bearer token that opens /metrics from any address (a scraper outside the allow-list);
+    #: empty: none
+    metrics_token: SecretStr = SecretStr("")
 
     relay_enabled: bool = True
     consumers_enabled: bool = True

@@ -47,9 +47,7 @@ class Settings(ServiceSettings):
     upstream_max_connections: int = 200
 
     api_key_cache_ttl_s: float = 30.0
-    #: proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For is believed;
-    #: empty: the peer address is the client (uvicorn runs with --no-proxy-headers)
-    trusted_proxies: str = ""
+    # GATEWAY_TRUSTED_PROXIES (whose X-Forwarded-For is believed) and GATEWAY_METRICS_*: ServiceSettings
     # per principal token buckets (requests per second, burst); rate 0 disables all request
     # limits (benchmarks). Users are people clicking; channel keys are bridges posting traffic.
     rate_limit_rps: float = 20.0
