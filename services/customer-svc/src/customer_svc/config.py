@@ -4,6 +4,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from helpdesk_common.pii_store import parse_roles
 from helpdesk_common.settings import ServiceSettings
 
 
@@ -63,14 +64,7 @@ class Settings(ServiceSettings):
     @field_validator("pii_unmasked_roles", mode="before")
     @classmethod
     def _roles_list(cls, value: object) -> object:
-        if isinstance(value, str):  # ``admin,supervisor`` or a JSON list
-            text = value.strip()
-            if text.startswith("["):
-                import json
-
-                return json.loads(text)
-            return [role.strip() for role in text.split(",") if role.strip()]
-        return value
+        return parse_roles(value)  # ``admin,supervisor`` or a JSON list
 
     @field_validator("survey_token_key")
     @classmethod

@@ -27,6 +27,7 @@ from typing import Any
 from helpdesk_common.identities import mask
 from helpdesk_common.identity import Principal
 from helpdesk_common.observability import request_id_var
+from helpdesk_common.pii_store import MaskPolicy
 
 from . import repository
 
@@ -34,16 +35,8 @@ ROLE, ASSIGNEE = "role", "assignee"
 PURPOSES = ("read", "export")
 
 
-@dataclass(frozen=True)
-class Policy:
-    unmasked_roles: frozenset[str] = frozenset({"admin", "supervisor"})
-    assignee_sees: bool = True
-
-    def by_role(self, principal: Principal) -> bool:
-        return principal.is_user and principal.role in self.unmasked_roles
-
-    def asks_tickets(self, principal: Principal) -> bool:
-        return principal.is_user and self.assignee_sees and not self.by_role(principal)
+#: the rule is shared with ticket-svc (``helpdesk_common.pii_store.MaskPolicy``)
+Policy = MaskPolicy
 
 
 _policy: Policy | None = None
@@ -51,7 +44,7 @@ _policy: Policy | None = None
 
 def configure(*, unmasked_roles: Iterable[str], assignee_sees: bool) -> Policy:
     global _policy
-    _policy = Policy(frozenset(unmasked_roles), assignee_sees)
+    _policy = MaskPolicy.of(unmasked_roles, assignee_sees)
     return _policy
 
 

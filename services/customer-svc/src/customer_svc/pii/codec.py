@@ -30,7 +30,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from helpdesk_common.identities import EMAIL, PHONE
-from helpdesk_common.pii_crypto import Keyring, PiiKeyError, blind_index, parse_index_key
+from helpdesk_common.pii_crypto import Keyring, blind_index
+from helpdesk_common.pii_store import load_keys
 
 from ..customers import search
 from ..duplicates.rules import PHONE_DIGITS, PHONE_MIN_DIGITS
@@ -62,13 +63,7 @@ class Codec:
 
     @classmethod
     def from_settings(cls, keys: str | None, index_key: str | None) -> Codec:
-        if not keys:
-            raise PiiKeyError("CUSTOMER_PII_KEYS is not set: customer-svc keeps personal data encrypted and does not "
-                              "start without its keys (python -m helpdesk_common.pii_crypto customer prints a pair)")
-        if not index_key:
-            raise PiiKeyError("CUSTOMER_PII_INDEX_KEY is not set (python -m helpdesk_common.pii_crypto customer)")
-        return cls(Keyring.from_settings(keys, setting="CUSTOMER_PII_KEYS"),
-                   parse_index_key(index_key, setting="CUSTOMER_PII_INDEX_KEY"))
+        return cls(*load_keys(service="customer-svc", prefix="CUSTOMER_", keys=keys, index_key=index_key))
 
     def index(self, value: str, context: str) -> str:
         return blind_index(value, key=self._index_key, context=context)

@@ -18,13 +18,13 @@ visited once per run. Prints what it did and what is left, as JSON.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+from helpdesk_common.pii_store import cli as reencrypt_cli
+from helpdesk_common.pii_store import walk
 
 from . import repository
 from .codec import Codec, configure
@@ -80,24 +80,15 @@ async def _merges(conn: Any, box: Codec, *, after: uuid.UUID | None, batch: int)
 
 async def run(conn: Any, box: Codec, *, batch: int) -> Report:
     """Walk the three tables on ``conn`` (a bare asyncpg connection with the service's JSON codecs)."""
-    report = Report()
-    for step, attr in ((_identities, "identities"), (_customers, "customers"), (_merges, "merges")):
-        after: uuid.UUID | None = None
-        while True:
-            done, after = await step(conn, box, after=after, batch=batch)
-            if done:
-                report.batches += 1
-                setattr(report, attr, getattr(report, attr) + done)
-            if done < batch:
-                break
-    report.remaining = await repository.remaining(conn, current_kid=box.keyring.current_kid)
-    return report
+    def step(fn: Any) -> Any:
+        return lambda c, after: fn(c, box, after=after, batch=batch)
+
+    done, batches = await walk(conn, [("identities", step(_identities)), ("customers", step(_customers)),
+                                      ("merges", step(_merges))], batch=batch)
+    return Report(**done, batches=batches, remaining=await repository.remaining(conn, current_kid=box.keyring.current_kid))
 
 
-async def main(argv: list[str]) -> int:
-    if argv[:1] != ["reencrypt"] or len(argv) > 1:
-        print("usage: python -m customer_svc.pii reencrypt", file=sys.stderr)
-        return 2
+async def _main() -> dict[str, Any]:
     from helpdesk_common.db import create_raw_pool
 
     from ..config import get_settings
@@ -110,11 +101,9 @@ async def main(argv: list[str]) -> int:
             report = await run(conn, box, batch=settings.pii_reencrypt_batch)
     finally:
         await pool.close()
-    print(orjson.dumps({"current_kid": box.keyring.current_kid, "identities": report.identities,
-                        "customers": report.customers, "merges": report.merges, "batches": report.batches,
-                        "remaining": report.remaining}).decode())
-    return 0 if not any(report.remaining.values()) else 1
+    return {"current_kid": box.keyring.current_kid, "identities": report.identities, "customers": report.customers,
+            "merges": report.merges, "batches": report.batches, "remaining": report.remaining}
 
 
 def cli() -> None:
-    sys.exit(asyncio.run(main(sys.argv[1:])))
+    sys.exit(reencrypt_cli(sys.argv[1:], module="customer_svc.pii", run=_main))
