@@ -461,8 +461,10 @@ RULES: list[Rule] = [
     Rule("POST /v1/tickets/{ticket_id}/merge", TICKET_USERS, fresh=_fresh_merge),
     Rule("POST /v1/tickets/{ticket_id}/messages", TICKET, json={"body": "matrix reply"}),
     Rule("GET /v1/tickets/{ticket_id}/messages", TICKET),
-    Rule("GET /v1/tickets/{ticket_id}/attachments/{attachment_id}", TICKET_NO_KEYS,
-         note="downloads are staff's; a channel shows its customer the public messages"),
+    Rule("GET /v1/tickets/{ticket_id}/attachments/{attachment_id}", TICKET,
+         note="a file of a public reply: the key that created the ticket downloads it (a bridge shows its "
+              "customer the replies, files included); another channel's key gets 404; a file of an internal "
+              "note is 404 to every key (ticket-svc, tests/tickets/test_conversation.py)"),
     Rule("GET /v1/tickets/{ticket_id}/process", TICKET_USERS, params={"ticket_id": "process_ticket"}),
     Rule("POST /v1/tickets/{ticket_id}/steps/{step_key}/decisions", TICKET_USERS, fresh=_fresh_approval,
          json={"decision": "approve"}, tolerate={403: "not an approver (403 not-an-approver): the ticket was "

@@ -24,6 +24,11 @@ pytestmark = pytest.mark.timeout(120)
         ("GET", "/v1/channels/email/inbound", "email", False),
         ("POST", "/v1/tickets/x/messages", "api", True),
         ("GET", "/v1/tickets/x/messages", "api", True),
+        ("GET", "/v1/tickets/x/attachments/y", "web", True),  # ticket-svc: own tickets, public messages' files
+        ("DELETE", "/v1/tickets/x/attachments/y", "web", False),
+        ("GET", "/v1/tickets/x/attachments", "web", False),
+        ("GET", "/v1/tickets/x/attachments/y/z", "web", False),
+        ("GET", "/v1/tickets/x/audit", "web", False),
         ("PATCH", "/v1/tickets/x", "email", False),
         ("POST", "/v1/tickets/x/assign", "api", False),
         ("GET", "/v1/agents/me", "api", False),

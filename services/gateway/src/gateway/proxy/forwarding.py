@@ -47,14 +47,17 @@ UPSTREAM_RETRIES = Counter("gateway_upstream_retries_total",
 #: failures that happen before any response byte arrived: the connection was dead on reuse
 _DEAD_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
-# channel API keys may create tickets, list and read their own, and read and add messages
-# on them (ticket-svc checks ownership): nothing else
+# channel API keys may create tickets, list and read their own, read and add messages on them
+# and download the files of those messages (ticket-svc checks ownership and answers 404 for a
+# file of an internal note): a bridge shows its customer the agents' public replies, files
+# included, and the message list already names them; nothing else
 _CHANNEL_ALLOWED = (
     ("POST", re.compile(r"^/v1/tickets/?$")),
     ("GET", re.compile(r"^/v1/tickets/?$")),
     ("GET", re.compile(r"^/v1/tickets/[^/]+/?$")),
     ("POST", re.compile(r"^/v1/tickets/[^/]+/messages/?$")),
     ("GET", re.compile(r"^/v1/tickets/[^/]+/messages/?$")),
+    ("GET", re.compile(r"^/v1/tickets/[^/]+/attachments/[^/]+/?$")),
     # ... and the knowledge base's public routes (a web form's backend suggesting articles before
     # its ticket, reading and voting): kb-svc treats a key as an anonymous reader
     ("GET", re.compile(r"^/v1/kb/public(/.*)?$")),
