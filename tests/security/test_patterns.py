@@ -6,21 +6,24 @@ ticket-svc's forms (rule conditions compare values and test substrings: no regex
 * at save time ``forms.fieldtypes.check_pattern`` refuses the shapes that backtrack
   exponentially (nested repetitions, repeated alternations, back-references) and sequences
   whose cost exceeds a budget: a 422 naming the field, answered quickly, nothing stored;
-* at evaluation every match runs in the ``regex`` engine with a time limit
-  (``PATTERN_MATCH_TIMEOUT_S``), so a pattern that got stored anyway (before the check
-  existed, or a shape it misjudges) refuses the value within 100 ms instead of holding the
-  worker.
+* at evaluation every match runs in the ``regex`` engine with a limit
+  (``PATTERN_MATCH_CPU_S``, 1 ms: the engine counts CPU time, not wall time), so a pattern that
+  got stored anyway (before the check existed, or a shape it misjudges) refuses the value
+  within 100 ms of wall time instead of holding the worker.
 
-Both are measured here, also through the API on a real database, in CPU time of the thread that
-serves the request (what a worker spends: the event loop runs the match), under the 100 ms
-bound; wall time only loosely (under 2 s: an unbounded match of these runs for seconds to
-minutes), because the shared 2-core machines these tests run on reach load averages of 10+,
-where a match stopped after its 20 ms of work was measured at 200-460 ms of wall time.
+The evaluation bound is measured in wall time while other processes keep every core busy
+(``cpu_burners``): a CPU limit is stretched by the wait for a core, and the old 20 ms limit took
+200-460 ms of wall time at load averages of 12-16. Whole requests through the API on a real
+database are measured in CPU time of the serving thread against the bound and in wall time only
+loosely (under 2 s: they also wait for the database on a machine other tests load).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -52,6 +55,10 @@ PATHOLOGICAL = [
 
 BOUND_S = 0.1
 WALL_S = 2.0
+#: processes that each spin on a core for the length of a test, one per core (bounded twice:
+#: they stop by themselves after BURN_S, and the fixture kills them when the test ends)
+BURNERS = os.cpu_count() or 2
+BURN_S = 60
 
 
 class _Clock:
@@ -63,6 +70,22 @@ class _Clock:
 
     def __exit__(self, *exc: Any) -> None:
         self.cpu, self.wall = time.thread_time() - self._cpu, time.perf_counter() - self._wall
+
+
+@pytest.fixture
+def cpu_burners() -> Any:
+    """Every core busy (a process spinning on each) while a test measures wall time: the match
+    then waits for a core with them, as under production load."""
+    code = f"import time\nend = time.monotonic() + {BURN_S}\nwhile time.monotonic() < end: pass\n"
+    burners = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(BURNERS)]
+    time.sleep(0.3)  # they are running
+    try:
+        yield burners
+    finally:
+        for burner in burners:
+            burner.kill()
+        for burner in burners:
+            burner.wait(timeout=10)
 
 
 @pytest.fixture
@@ -93,29 +116,35 @@ def test_the_definition_check_refuses_pathological_patterns_quickly(pattern: str
 
 
 @pytest.mark.parametrize(("pattern", "value"), PATHOLOGICAL)
-def test_evaluation_is_cut_off_within_the_bound(pattern: str, value: str) -> None:
-    """The engine itself, without the definition check (a pattern stored before it): each
-    hostile value is refused or decided within 100 ms of CPU."""
+def test_evaluation_is_cut_off_within_the_bound_in_wall_time_on_a_busy_machine(
+        pattern: str, value: str, cpu_burners: Any) -> None:
+    """The engine itself, without the definition check (a pattern stored before it), while
+    other processes keep every core busy: each hostile value is refused or decided within
+    100 ms of wall time, five times in a row."""
     from ticket_svc.forms.fieldtypes import Invalid, pattern_matches
 
-    with _Clock() as clock:
-        try:
-            assert pattern_matches(pattern, value) is False
-        except Invalid as refused:
-            assert "in time" in str(refused)
-    assert clock.cpu < BOUND_S and clock.wall < WALL_S, (clock.cpu, clock.wall)
+    walls = []
+    for _ in range(5):
+        with _Clock() as clock:
+            try:
+                assert pattern_matches(pattern, value) is False
+            except Invalid as refused:
+                assert "in time" in str(refused)
+        walls.append(round(clock.wall * 1000, 1))
+    assert max(walls) < BOUND_S * 1000, walls
+    print(f"{pattern}: {walls} ms of wall time, load average {os.getloadavg()[0]:.1f}")
 
 
 def test_the_time_limit_is_what_stops_a_slow_match() -> None:
-    """Without the limit this match takes far longer than the bound: the limit is doing the work."""
-    from ticket_svc.forms.fieldtypes import Invalid, pattern_matches
+    """Without the limit this match takes far longer than the bound: the limit does the work."""
+    from ticket_svc.forms.fieldtypes import Invalid, compiled, pattern_matches
 
     with _Clock() as clock, pytest.raises(Invalid, match="in time"):
         pattern_matches(r"(a|aa)+$", "a" * 60 + "!")
-    assert clock.cpu < BOUND_S and clock.wall < WALL_S
-    with _Clock() as longer, pytest.raises(Invalid):
-        pattern_matches(r"(a|aa)+$", "a" * 60 + "!", timeout_s=0.3)
-    assert longer.cpu >= 0.25  # it really was still working when the limit stopped it
+    assert clock.wall < BOUND_S
+    with _Clock() as engine, pytest.raises(TimeoutError):  # the engine given 300 ms of CPU instead
+        compiled(r"(a|aa)+$").fullmatch("a" * 60 + "!", timeout=0.3)
+    assert engine.cpu >= 0.25  # it really was still working when its limit stopped it
 
 
 def test_ordinary_patterns_still_match() -> None:
@@ -125,6 +154,9 @@ def test_ordinary_patterns_still_match() -> None:
     assert pattern_matches(r"[\u4e00-\u9fff]{2,4}", "张三丰")
     assert not pattern_matches(r"[A-Z]{2}-\d{4,8}", "xAB-12345")  # the whole value
     assert pattern_matches(r"^ORD\d+$", "ORD42")
+    # the costliest shape the definition check lets through, on the longest value (0.3 ms of CPU)
+    assert not pattern_matches(r".*foo.*bar", "foo" * 333)
+    assert pattern_matches(r".*foo.*bar", "foo" * 332 + "bar")
 
 
 async def test_saving_a_pathological_pattern_is_a_quick_422_and_stores_nothing(ticket_api: Any) -> None:
