@@ -1,9 +1,16 @@
-"""Kafka client construction shared by the relay and the consumers."""
+"""Kafka client construction shared by the relay and the consumers.
+
+The same code runs on the embedded broker (tansu: one node, memory only) and on an Apache Kafka
+cluster. What differs between them (replication, the idempotent producer, how long to wait for an
+acknowledgement) is decided from the broker itself (``BrokerProfile``), not asked of the user;
+every decision can be overridden by a setting (docs/kafka.md lists them).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Iterable
 
 from aiokafka import AIOKafkaProducer
@@ -38,14 +45,121 @@ def _disable_implicit_topic_creation() -> None:
 _disable_implicit_topic_creation()
 
 
-async def new_producer(settings: ServiceSettings) -> AIOKafkaProducer:
+#: InitProducerId, AddPartitionsToTxn, WriteTxnMarkers: a broker that advertises all three runs
+#: the transaction machinery idempotent producers need (WriteTxnMarkers is broker-to-broker, so
+#: only a real cluster implementation has it; tansu advertises InitProducerId and then rejects it)
+_TRANSACTION_APIS = frozenset({22, 24, 27})
+
+
+@dataclass(frozen=True)
+class BrokerProfile:
+    """What the cluster is: ``kind`` ("apache-kafka", "tansu" or "other") and live brokers."""
+
+    kind: str
+    brokers: int
+
+
+def classify_broker(cluster_id: str | None, api_keys: Iterable[int], brokers: int) -> BrokerProfile:
+    """The broker's kind from its DescribeCluster and ApiVersions answers (pure).
+
+    tansu names its cluster ``tansu_cluster``; a broker advertising the transaction APIs is taken
+    for Apache Kafka (or a broker as complete: Redpanda, a managed Kafka); anything else is
+    "other" and gets the cautious defaults of the embedded broker.
+    """
+    if (cluster_id or "").lower().startswith("tansu"):
+        return BrokerProfile("tansu", brokers)
+    if _TRANSACTION_APIS <= set(api_keys):
+        return BrokerProfile("apache-kafka", brokers)
+    return BrokerProfile("other", brokers)
+
+
+def replication_factor(settings: ServiceSettings, profile: BrokerProfile) -> int:
+    """KAFKA_REPLICATION_FACTOR if set, else min(3, brokers) (pure)."""
+    if settings.kafka_replication_factor is not None:
+        return settings.kafka_replication_factor
+    return max(1, min(3, profile.brokers))
+
+
+def min_insync_replicas(settings: ServiceSettings, rf: int) -> int:
+    """KAFKA_MIN_INSYNC_REPLICAS if set, else RF - 1 and at least 1 (pure): with RF 3, acks=all
+    writes go on while one broker is down, and every acknowledged record is on two brokers."""
+    if settings.kafka_min_insync_replicas is not None:
+        return settings.kafka_min_insync_replicas
+    return max(1, rf - 1)
+
+
+def idempotent_producer(settings: ServiceSettings, profile: BrokerProfile) -> bool:
+    """KAFKA_IDEMPOTENT_PRODUCER if set, else on for Apache Kafka only (pure)."""
+    if settings.kafka_idempotent_producer is not None:
+        return settings.kafka_idempotent_producer
+    return profile.kind == "apache-kafka"
+
+
+def request_timeout_ms(settings: ServiceSettings, profile: BrokerProfile) -> int:
+    """KAFKA_REQUEST_TIMEOUT_MS if set, else 30 s on Apache Kafka, 5 s elsewhere (pure).
+
+    A cluster needs ~9 s to fence a dead broker and move its partitions' leadership; a request
+    timeout shorter than that made the client give up during a failover and the relay re-send
+    the rows as new records (duplicates on the topic). The embedded broker has no failover.
+    """
+    if settings.kafka_request_timeout_ms is not None:
+        return settings.kafka_request_timeout_ms
+    return 30_000 if profile.kind == "apache-kafka" else 5_000
+
+
+def delivery_timeout_s(settings: ServiceSettings, profile: BrokerProfile) -> float:
+    """How long the relay waits for the acknowledgements of a batch it sent (pure).
+
+    Longer than the client can take to give up on a record (it waits up to one request timeout
+    for a leader, then one more for the in-flight request) so that the relay re-sends a row only
+    after the client gave up on it, never while the client is still retrying it, plus 5 s of
+    margin on Apache Kafka. 10 s on the embedded broker (its request timeout being 5 s), as before.
+    """
+    margin = 5.0 if profile.kind == "apache-kafka" else 0.0
+    return 2 * request_timeout_ms(settings, profile) / 1000 + margin
+
+
+#: bootstrap servers -> the broker kind found there (a cluster does not change kind; its
+#: number of brokers is read again each time topics are created)
+_KINDS: dict[str, str] = {}
+
+
+async def broker_profile(settings: ServiceSettings, admin: AIOKafkaAdminClient | None = None) -> BrokerProfile:
+    """Ask the cluster what it is (DescribeCluster, ApiVersions): one admin round trip."""
+    from aiokafka.protocol.admin import ApiVersionRequest
+
+    own = admin is None
+    if admin is None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=10_000)
+        await asyncio.wait_for(admin.start(), 15)
+    try:
+        cluster = await asyncio.wait_for(admin.describe_cluster(), 10)
+        brokers = len(cluster["brokers"])
+        kind = _KINDS.get(settings.kafka_bootstrap_servers)
+        if kind is None:
+            client = admin._client  # noqa: SLF001 - aiokafka's admin has no ApiVersions call of its own
+            answer = await asyncio.wait_for(client.send(client.get_random_node(), ApiVersionRequest()), 10)
+            profile = classify_broker(cluster.get("cluster_id"), (k for k, *_ in answer.api_versions), brokers)
+            _KINDS[settings.kafka_bootstrap_servers] = profile.kind
+            log.info("broker detected", extra={"kind": profile.kind, "brokers": brokers})
+            return profile
+        return BrokerProfile(kind, brokers)
+    finally:
+        if own:
+            await admin.close()
+
+
+async def new_producer(settings: ServiceSettings, profile: BrokerProfile | None = None) -> AIOKafkaProducer:
+    """acks=all, idempotent on Apache Kafka, timeouts longer than a failover (docs/kafka.md)."""
+    if profile is None:
+        profile = await broker_profile(settings)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
-        enable_idempotence=settings.kafka_idempotent_producer,
+        enable_idempotence=idempotent_producer(settings, profile),
         linger_ms=2,
         max_request_size=settings.kafka_max_request_bytes,
-        request_timeout_ms=5_000,
+        request_timeout_ms=request_timeout_ms(settings, profile),
         client_id=settings.service_name,
     )
     try:
@@ -56,11 +170,15 @@ async def new_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     return producer
 
 
-def topic_configs(settings: ServiceSettings) -> dict[str, str]:
-    """Configs of a topic we create (pure): the bounded retention of personal data in the log."""
+def topic_configs(settings: ServiceSettings, rf: int = 1) -> dict[str, str]:
+    """Configs of a topic we create (pure): the bounded retention of personal data in the log,
+    and on a replicated topic how many replicas must have a record before it is acknowledged."""
+    configs = {}
     if settings.kafka_topic_retention_ms:
-        return {"retention.ms": str(settings.kafka_topic_retention_ms)}
-    return {}
+        configs["retention.ms"] = str(settings.kafka_topic_retention_ms)
+    if rf > 1 or settings.kafka_min_insync_replicas is not None:
+        configs["min.insync.replicas"] = str(min_insync_replicas(settings, rf))
+    return configs
 
 
 async def ensure_topics(settings: ServiceSettings, topics: Iterable[str], *, with_dlq: bool = True) -> None:
@@ -79,12 +197,13 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str], *, wit
         missing = [t for t in wanted if t not in existing]
         if not missing:
             return
+        rf = replication_factor(settings, await broker_profile(settings, admin))
         new = [
             NewTopic(
                 name=t,
                 num_partitions=1 if t.endswith(".dlq") else settings.kafka_topic_partitions,
-                replication_factor=settings.kafka_replication_factor,
-                topic_configs=topic_configs(settings),
+                replication_factor=rf,
+                topic_configs=topic_configs(settings, rf),
             )
             for t in missing
         ]

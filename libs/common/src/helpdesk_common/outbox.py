@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import events
-from .kafka import ensure_topics, new_producer
+from .kafka import broker_profile, delivery_timeout_s, ensure_topics, new_producer
 from .problems import Problem
 from .settings import ServiceSettings
 
@@ -248,6 +248,9 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._stopping = False
         self._topics_verified_at = 0.0  # reset on every error, so a reconnect always verifies
+        #: how long a batch's acknowledgements are awaited: set with each producer from the broker
+        #: (kafka.delivery_timeout_s), longer than the client's own retries
+        self._ack_timeout_s = 10.0
         self._verify_interval_s = 1.0
         self.healthy = False
         #: last values read by the gauge loop (also what /readyz reports; no query per probe)
@@ -278,7 +281,9 @@ class OutboxRelay:
             try:
                 if self._producer is None:
                     await ensure_topics(self._settings, [self._settings.kafka_topic_prefix + t for t in events.ALL_TOPICS])
-                    self._producer = await new_producer(self._settings)
+                    profile = await broker_profile(self._settings)
+                    self._producer = await new_producer(self._settings, profile)
+                    self._ack_timeout_s = delivery_timeout_s(self._settings, profile)
                 published = await self.publish_once()
                 self.healthy = True
                 backoff = 0.2
@@ -420,7 +425,11 @@ class OutboxRelay:
                 continue
             pending.append((i, future))
         if pending:
-            acks = await asyncio.wait_for(asyncio.gather(*(f for _, f in pending), return_exceptions=True), timeout=10)
+            # until the client gave up on every record (kafka.delivery_timeout_s): a row is re-sent
+            # (by the next pass) only once the client stopped retrying it, so a broker failover
+            # does not turn one row into two records
+            acks = await asyncio.wait_for(asyncio.gather(*(f for _, f in pending), return_exceptions=True),
+                                          timeout=self._ack_timeout_s)
             for (i, _), ack in zip(pending, acks):
                 if isinstance(ack, BaseException):
                     outcomes[i] = ack

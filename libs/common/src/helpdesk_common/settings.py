@@ -33,15 +33,30 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:19092", validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS")
     )
-    # tansu (the embedded broker) rejects InitProducerId, so idempotence is opt-in.
-    kafka_idempotent_producer: bool = Field(
-        False, validation_alias=_shared("KAFKA_IDEMPOTENT_PRODUCER")
+    # None (unset) = decided from the broker (helpdesk_common.kafka.BrokerProfile, docs/kafka.md):
+    # on for Apache Kafka, off for the embedded broker, which advertises InitProducerId but
+    # rejects it; an explicit true/false wins
+    kafka_idempotent_producer: bool | None = Field(
+        None, validation_alias=_shared("KAFKA_IDEMPOTENT_PRODUCER")
     )
     # namespacing on a shared cluster (and isolation between test cases)
     kafka_topic_prefix: str = Field("", validation_alias=_shared("KAFKA_TOPIC_PREFIX"))
     kafka_topic_partitions: int = Field(12, validation_alias=_shared("KAFKA_TOPIC_PARTITIONS"))
-    kafka_replication_factor: int = Field(
-        1, validation_alias=_shared("KAFKA_REPLICATION_FACTOR")
+    # replication of the topics we create; None (unset) = min(3, brokers in the cluster)
+    kafka_replication_factor: int | None = Field(
+        None, ge=1, validation_alias=_shared("KAFKA_REPLICATION_FACTOR")
+    )
+    # min.insync.replicas of the topics we create; None (unset) = replication factor - 1, at
+    # least 1 (one broker may be down and acks=all writes still succeed)
+    kafka_min_insync_replicas: int | None = Field(
+        None, ge=1, validation_alias=_shared("KAFKA_MIN_INSYNC_REPLICAS")
+    )
+    # the producer's request timeout (and, without idempotence, how long a record may wait for a
+    # partition leader); None (unset) = 30 s on Apache Kafka (longer than the ~9 s a cluster needs
+    # to fence a dead broker, so the client retries instead of the relay re-sending), 5 s on the
+    # embedded broker (one node: nothing to fail over to)
+    kafka_request_timeout_ms: int | None = Field(
+        None, ge=1000, validation_alias=_shared("KAFKA_REQUEST_TIMEOUT_MS")
     )
     # how long the broker keeps an event topic's records (retention.ms, set when the topic is
     # created): the bound on how long personal data stays in the event log when no erasure purges
