@@ -336,6 +336,11 @@ class StackConfig:
     kafka_port: int = 19092
     database_url_base: str | None = None  # real cluster: postgresql+asyncpg://user:pw@host:port
     kafka_bootstrap: str | None = None  # real cluster
+    # without kafka_bootstrap: the broker the stack starts itself, "embedded" (tansu, the default)
+    # or "apache-kafka" (kafka_nodes KRaft nodes from helpdesk_common.apache_kafka, node i on
+    # kafka_port + 2(i-1)); docs/kafka.md
+    broker: str = "embedded"
+    kafka_nodes: int = 3
     extra_env: dict[str, str] = field(default_factory=dict)
     ephemeral: bool = False  # delete the database cluster on stop (tests, benchmarks)  # e.g. tuning for the benchmark
 
@@ -348,11 +353,18 @@ class Stack:
         self.pg = None if config.database_url_base else EmbeddedPostgres(
             self.data_dir / "postgres", config.pg_port, self.logs_dir / "postgres.log", ephemeral=config.ephemeral
         )
-        self.broker = None if config.kafka_bootstrap else EmbeddedBroker(
-            config.kafka_port, self.logs_dir / "broker.log"
-        )
+        self.broker = None if config.kafka_bootstrap else self._own_broker()
         self.procs: dict[str, subprocess.Popen] = {}
         self.secrets = self._load_secrets()
+
+    def _own_broker(self):  # noqa: ANN202 - EmbeddedBroker | ApacheKafkaCluster: start(), stop(), bootstrap
+        if self.config.broker == "apache-kafka":
+            from .apache_kafka import ApacheKafkaCluster
+
+            return ApacheKafkaCluster(self.data_dir / "kafka", self.config.kafka_nodes, base_port=self.config.kafka_port)
+        if self.config.broker != "embedded":
+            raise ValueError(f"unknown broker {self.config.broker!r}: embedded or apache-kafka")
+        return EmbeddedBroker(self.config.kafka_port, self.logs_dir / "broker.log")
 
     # ---- configuration -------------------------------------------------------------
     def _load_secrets(self) -> dict[str, str]:
@@ -601,6 +613,8 @@ def _config_from_env(args: argparse.Namespace) -> StackConfig:
         kafka_port=int(os.environ.get("EMBEDDED_KAFKA_PORT", "19092")),
         database_url_base=os.environ.get("DATABASE_URL_BASE") or None,
         kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        broker=os.environ.get("BROKER", "embedded"),
+        kafka_nodes=int(os.environ.get("KAFKA_NODES", "3")),
     )
 
 
@@ -636,6 +650,7 @@ def main() -> None:
         print(f"  channel API key: {creds['channel_api_key']}")
         print(f"  e-mail key:      {creds['email_api_key']}  (other channels' keys: channel_api_keys in the file)")
         print(f"  credentials:     {stack.data_dir / 'dev-credentials.json'}")
+        print(f"  broker:          {stack.kafka}")
         print(f"  logs:            {stack.logs_dir}/", flush=True)
         while True:
             for name, proc in list(stack.procs.items()):
