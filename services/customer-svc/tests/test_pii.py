@@ -131,7 +131,7 @@ async def test_legacy_rows_rotation_and_reencrypt(raw, api):
         assert (await api.get(f"/v1/customers/{cid}", headers=ADMIN)).json()["name"] == name
 
     report = await reencrypt(raw, codec.codec(), batch=2)  # small batches: several transactions
-    assert report.remaining == {"identities": 0, "customers": 0, "merges": 0}
+    assert report.remaining == {"identities": 0, "customers": 0, "merges": 0, "surveys": 0}
     assert report.identities == 3 and report.customers == 2 and report.batches >= 3  # legacy 2 + k1's 1; 2 customers
     rows = await raw.fetch("SELECT value, value_enc FROM customer_identities")
     assert all(r["value"] is None and key_id_of(r["value_enc"]) == "k2" for r in rows)
@@ -287,7 +287,7 @@ async def test_the_reencrypt_command(raw, customer_db):
     assert code == 0, out
     report = json.loads(out.strip().splitlines()[-1])
     assert (report["identities"], report["customers"], report["batches"]) == (2, 1, 3)
-    assert report["remaining"] == {"identities": 0, "customers": 0, "merges": 0}
+    assert report["remaining"] == {"identities": 0, "customers": 0, "merges": 0, "surveys": 0}
     assert "zhaoliu" not in await raw_text(raw) and "赵六" not in await raw_text(raw)
     assert codec.codec().customer(await raw.fetchrow("SELECT * FROM customers WHERE id = $1", legacy))["name"] == "赵六"
     code, out, err = await command("reencrypt", "--all")

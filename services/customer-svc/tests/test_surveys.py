@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from customer_svc.pii import codec
 from customer_svc.surveys import service, tokens
 from helpdesk_common import events
 from helpdesk_common.identity import Principal
@@ -190,8 +191,11 @@ async def test_a_solved_ticket_sends_one_csat_answered_once(svc, infra, db):
     assert again.status_code == 409 and again.json()["type"].endswith("/survey-answered")
     again_page = await svc.get(f"/v1/surveys/{token}", headers=HTML)
     assert again_page.status_code == 409 and "已经提交" in again_page.text
-    [answered] = await rows(db, "SELECT status, rating, score, comment FROM surveys")
-    assert dict(answered) == {"status": "answered", "rating": 1, "score": None, "comment": "太慢了"}
+    [answered] = await rows(db, "SELECT status, rating, score, comment, comment_enc FROM surveys")
+    # the comment is stored encrypted only (docs/security.md, "Personal data at rest")
+    assert codec.codec().comment_of(answered["comment"], answered["comment_enc"]) == "太慢了"
+    assert dict(answered) | {"comment_enc": None} == {"status": "answered", "rating": 1, "score": None,
+                                                      "comment": None, "comment_enc": None}
     [event] = await outbox(db, "survey.answered")
     assert (event.data.rating, event.data.comment, event.data.ticket_id, event.data.customer_id) == (
         1, "太慢了", created.data.ticket_id, survey["customer_id"])

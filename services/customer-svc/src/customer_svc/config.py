@@ -43,8 +43,11 @@ class Settings(ServiceSettings):
     # --- personal data at rest and its readers (pii/; docs/security.md, "Personal data at rest") ---
     #: AES-256-GCM keys, ``kid:base64key[,kid:base64key...]``, the first one encrypts; required
     pii_keys: SecretStr | None = None
-    #: the HMAC key of the blind indexes (base64, 32 bytes); required, and not rotated lightly
+    #: the HMAC key of the blind indexes (base64, 32 bytes); required. Rotated with
+    #: ``python -m customer_svc.pii reindex`` while the service is stopped (pii/reindex.py)
     pii_index_key: SecretStr | None = None
+    #: the key ``reindex`` moves the blind indexes to (only that command reads it)
+    pii_new_index_key: SecretStr | None = None
     #: roles that see identities (e-mail, phone, openid...) unmasked on every customer
     pii_unmasked_roles: Annotated[list[str], NoDecode] = ["admin", "supervisor"]
     #: an agent also sees a customer's identities unmasked while assigned one of the customer's

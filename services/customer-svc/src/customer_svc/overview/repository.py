@@ -75,17 +75,25 @@ async def recent_tickets(conn: Any, customer_id: uuid.UUID, *, each: int) -> lis
 
 
 async def survey_figures(conn: Any, customer_id: uuid.UUID, *, csat_since: datetime) -> Any:
-    """The CSAT average and count since ``csat_since``, the last CSAT answer and the last NPS answer."""
-    return await conn.fetchrow(
+    """The CSAT average and count since ``csat_since``, the last CSAT answer and the last NPS answer
+    (each a tuple whose second item is the comment, decrypted here)."""
+    row = await conn.fetchrow(
         "SELECT (SELECT avg(rating) FROM surveys WHERE customer_id = $1 AND kind = 'csat' AND status = 'answered' "
         "        AND answered_at >= $2) AS csat_average, "
         "       (SELECT count(*) FROM surveys WHERE customer_id = $1 AND kind = 'csat' AND status = 'answered' "
         "        AND answered_at >= $2) AS csat_count, "
-        "       (SELECT row(rating, comment, answered_at, ticket_id) FROM surveys WHERE customer_id = $1 "
+        "       (SELECT row(rating, comment, answered_at, ticket_id, comment_enc) FROM surveys WHERE customer_id = $1 "
         "        AND kind = 'csat' AND status = 'answered' ORDER BY answered_at DESC LIMIT 1) AS csat_last, "
-        "       (SELECT row(score, comment, answered_at) FROM surveys WHERE customer_id = $1 "
+        "       (SELECT row(score, comment, answered_at, comment_enc) FROM surveys WHERE customer_id = $1 "
         "        AND kind = 'nps' AND status = 'answered' ORDER BY answered_at DESC LIMIT 1) AS nps_last",
         customer_id, csat_since)
+    out = dict(row)
+    box = codec()
+    for name in ("csat_last", "nps_last"):
+        last = None if out[name] is None else tuple(out[name])
+        if last is not None:  # (..., comment, ..., comment_enc): the comment in plaintext, no comment_enc
+            out[name] = (last[0], box.comment_of(last[1], last[-1]), *last[2:-1])
+    return out
 
 
 async def order_totals(conn: Any, customer_id: uuid.UUID, *, scan_limit: int, excluded: list[str]) -> list[Any]:

@@ -5,6 +5,7 @@ Stored encrypted (AES-256-GCM, ``helpdesk_common.pii_crypto``, the column name a
 
 - ``customer_identities.value_enc``: the normalised identity (e-mail, phone, openid, ...);
 - ``customers.name_enc`` and ``customers.notes_enc``;
+- ``surveys.comment_enc``: what the customer wrote with a survey answer (migration 0010);
 - ``customer_merges.identities[].value_enc``: the identities a merge moved (the merge audit).
 
 Looked up through keyed blind indexes (HMAC-SHA256 under ``CUSTOMER_PII_INDEX_KEY``):
@@ -44,6 +45,7 @@ NOTES = "customers.notes"
 NAME_KEY = "customers.name_key"
 SEARCH = "customers.search"
 MERGE_IDENTITY = "customer_merges.identities"
+SURVEY_COMMENT = "surveys.comment"
 #: hex characters of a search term's HMAC kept in the tsvector (64 bits: no collisions that matter
 #: among one base's names, and a short lexeme)
 TERM_HEX = 16
@@ -132,6 +134,24 @@ class Codec:
 
     def customer_optional(self, row: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None if row is None else self.customer(row)
+
+    # --- survey answers -------------------------------------------------------------------------
+
+    def seal_comment(self, comment: str | None) -> str | None:
+        return self.keyring.encrypt_optional(comment, context=SURVEY_COMMENT)
+
+    def comment_of(self, comment: str | None, comment_enc: str | None) -> str | None:
+        """A survey's comment from either stored form (``comment_enc``, or a plaintext ``comment``
+        answered before migration 0010)."""
+        return self.keyring.decrypt(comment_enc, context=SURVEY_COMMENT) if comment_enc is not None else comment
+
+    def survey(self, row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """A surveys row with ``comment`` in plaintext and no ``comment_enc``."""
+        if row is None:
+            return None
+        out = dict(row)
+        out["comment"] = self.comment_of(out.get("comment"), out.pop("comment_enc", None))
+        return out
 
     # --- name search ----------------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ It moves, in batches of ``CUSTOMER_PII_REENCRYPT_BATCH`` rows (one transaction e
 before the next), every row that holds
 
 - plaintext written before migration 0008 (``customer_identities.value``, ``customers.name`` and
-  ``notes`` and their plaintext search lexemes, ``customer_merges.identities[].value``): it is
-  encrypted, its blind indexes computed and the plaintext cleared;
+  ``notes`` and their plaintext search lexemes, ``customer_merges.identities[].value``), or
+  before migration 0010 (``surveys.comment``): it is encrypted, its blind indexes computed and
+  the plaintext cleared;
 - ciphertext under another key than the first of ``CUSTOMER_PII_KEYS`` (after a rotation): it is
   decrypted with the key it names and encrypted again with the current one.
 
@@ -35,6 +36,7 @@ class Report:
     identities: int = 0
     customers: int = 0
     merges: int = 0
+    surveys: int = 0
     batches: int = 0
     remaining: dict[str, int] = field(default_factory=dict)
 
@@ -78,13 +80,21 @@ async def _merges(conn: Any, box: Codec, *, after: uuid.UUID | None, batch: int)
     return len(rows), (rows[-1]["id"] if rows else None)
 
 
+async def _surveys(conn: Any, box: Codec, *, after: uuid.UUID | None, batch: int) -> tuple[int, uuid.UUID | None]:
+    async with conn.transaction():
+        rows = await repository.surveys_to_seal(conn, after=after, current_kid=box.keyring.current_kid, limit=batch)
+        await repository.store_surveys(conn, [(r["id"], box.seal_comment(box.comment_of(r["comment"], r["comment_enc"])))
+                                              for r in rows])
+    return len(rows), (rows[-1]["id"] if rows else None)
+
+
 async def run(conn: Any, box: Codec, *, batch: int) -> Report:
-    """Walk the three tables on ``conn`` (a bare asyncpg connection with the service's JSON codecs)."""
+    """Walk the four tables on ``conn`` (a bare asyncpg connection with the service's JSON codecs)."""
     def step(fn: Any) -> Any:
         return lambda c, after: fn(c, box, after=after, batch=batch)
 
     done, batches = await walk(conn, [("identities", step(_identities)), ("customers", step(_customers)),
-                                      ("merges", step(_merges))], batch=batch)
+                                      ("merges", step(_merges)), ("surveys", step(_surveys))], batch=batch)
     return Report(**done, batches=batches, remaining=await repository.remaining(conn, current_kid=box.keyring.current_kid))
 
 
@@ -102,7 +112,7 @@ async def _main() -> dict[str, Any]:
     finally:
         await pool.close()
     return {"current_kid": box.keyring.current_kid, "identities": report.identities, "customers": report.customers,
-            "merges": report.merges, "batches": report.batches, "remaining": report.remaining}
+            "merges": report.merges, "surveys": report.surveys, "batches": report.batches, "remaining": report.remaining}
 
 
 def cli() -> None:

@@ -111,13 +111,77 @@ async def store_merge(conn: Any, merge_id: uuid.UUID, identities: list[dict[str,
     await conn.execute("UPDATE customer_merges SET identities = $2 WHERE id = $1", merge_id, identities)
 
 
+async def surveys_to_seal(conn: Any, *, after: uuid.UUID | None, current_kid: str, limit: int) -> list[Any]:
+    """Surveys with a plaintext comment (answered before migration 0010) or one under another key."""
+    return await conn.fetch(
+        "SELECT id, comment, comment_enc FROM surveys WHERE ($1::uuid IS NULL OR id > $1) "
+        "AND (comment IS NOT NULL OR split_part(comment_enc, '.', 2) <> $2) "
+        "ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
+        after, current_kid, limit)
+
+
+async def store_surveys(conn: Any, rows: list[tuple[uuid.UUID, str | None]]) -> None:
+    """(id, comment_enc) for each row; the plaintext cleared."""
+    if rows:
+        await conn.execute(
+            "UPDATE surveys s SET comment = NULL, comment_enc = u.enc "
+            "FROM unnest($1::uuid[], $2::text[]) AS u(id, enc) WHERE s.id = u.id",
+            [r[0] for r in rows], [r[1] for r in rows])
+
+
 async def remaining(conn: Any, *, current_kid: str) -> dict[str, int]:
-    """What is left to re-encrypt (the command's report; a full scan of both tables)."""
+    """What is left to re-encrypt (the command's report; a full scan of each table)."""
     row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM customer_identities WHERE value IS NOT NULL OR value_bidx IS NULL "
         "  OR split_part(value_enc, '.', 2) <> $1) AS identities, "
         "(SELECT count(*) FROM customers WHERE name IS NOT NULL OR notes IS NOT NULL "
         "  OR split_part(name_enc, '.', 2) <> $1 OR split_part(notes_enc, '.', 2) <> $1) AS customers, "
-        f"(SELECT count(*) FROM customer_merges WHERE {_MERGE_STALE.format(kid='$1')}) AS merges",
+        f"(SELECT count(*) FROM customer_merges WHERE {_MERGE_STALE.format(kid='$1')}) AS merges, "
+        "(SELECT count(*) FROM surveys WHERE comment IS NOT NULL OR split_part(comment_enc, '.', 2) <> $1) AS surveys",
         current_kid)
+    return dict(row)
+
+
+# --- the index-key rotation (pii/reindex.py) -----------------------------------------------------
+
+
+async def identities_to_reindex(conn: Any, *, after: uuid.UUID | None, limit: int) -> list[Any]:
+    """Encrypted identity rows after ``after``, by id, locked for the batch's transaction."""
+    return await conn.fetch(
+        "SELECT id, kind, value_enc, value_bidx, phone_key, email_local FROM customer_identities "
+        "WHERE ($1::uuid IS NULL OR id > $1) AND value_enc IS NOT NULL ORDER BY id LIMIT $2 FOR UPDATE",
+        after, limit)
+
+
+async def store_identity_indexes(conn: Any, rows: list[tuple[uuid.UUID, str, str | None, str | None]]) -> None:
+    """(id, value_bidx, phone_key, email_local) for each row; the ciphertext is not touched."""
+    if rows:
+        await conn.execute(
+            "UPDATE customer_identities c SET value_bidx = u.bidx, phone_key = u.pk, email_local = u.el "
+            "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(id, bidx, pk, el) WHERE c.id = u.id",
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
+
+
+async def customers_to_reindex(conn: Any, *, after: uuid.UUID | None, limit: int) -> list[Any]:
+    """Customers with an encrypted name after ``after``, by id, locked for the batch's transaction."""
+    return await conn.fetch(
+        "SELECT id, name_enc, name_key FROM customers WHERE ($1::uuid IS NULL OR id > $1) AND name_enc IS NOT NULL "
+        "ORDER BY id LIMIT $2 FOR UPDATE", after, limit)
+
+
+async def store_customer_indexes(conn: Any, rows: list[tuple[uuid.UUID, str | None, str]]) -> None:
+    """(id, name_key, search) for each row."""
+    if rows:
+        await conn.execute(
+            "UPDATE customers c SET name_key = u.nk, search = u.s::tsvector "
+            "FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, nk, s) WHERE c.id = u.id",
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+
+async def not_indexed(conn: Any) -> dict[str, int]:
+    """Rows still in plaintext (before migration 0008), which carry no blind index to rotate:
+    ``reencrypt`` first."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM customer_identities WHERE value_enc IS NULL) AS identities, "
+        "(SELECT count(*) FROM customers WHERE name IS NOT NULL) AS customers")
     return dict(row)

@@ -141,7 +141,7 @@ async def export_rows(conn: Any, ids: list[uuid.UUID]) -> dict[str, list[Any]]:
         "orders": "SELECT * FROM orders WHERE customer_id = ANY($1::uuid[]) ORDER BY ordered_at",
         "interactions": "SELECT * FROM interactions WHERE customer_id = ANY($1::uuid[]) ORDER BY occurred_at",
         "surveys": "SELECT id, kind, customer_id, ticket_id, channel, language, status, sent_at, answered_at, "
-                   "rating, score, comment, created_at FROM surveys WHERE customer_id = ANY($1::uuid[])",
+                   "rating, score, comment, comment_enc, created_at FROM surveys WHERE customer_id = ANY($1::uuid[])",
         "tickets": "SELECT * FROM customer_tickets WHERE customer_id = ANY($1::uuid[])",
         "timeline": "SELECT * FROM customer_timeline WHERE customer_id = ANY($1::uuid[]) ORDER BY at",
         "insights": "SELECT * FROM customer_insights WHERE customer_id = ANY($1::uuid[])",
@@ -175,8 +175,8 @@ async def erase(conn: Any, *, ids: list[uuid.UUID], erased_name: str, found: lis
     await run("interactions", "UPDATE interactions SET properties = '{}', external_id = NULL "
                               "WHERE customer_id = ANY($1::uuid[]) AND (properties <> '{}' OR external_id IS NOT NULL)",
               ids)
-    await run("surveys", "UPDATE surveys SET comment = NULL WHERE customer_id = ANY($1::uuid[]) AND comment IS NOT NULL",
-              ids)
+    await run("surveys", "UPDATE surveys SET comment = NULL, comment_enc = NULL WHERE customer_id = ANY($1::uuid[]) "
+                         "AND (comment IS NOT NULL OR comment_enc IS NOT NULL)", ids)
     await run("tickets", "UPDATE customer_tickets SET subject = NULL WHERE customer_id = ANY($1::uuid[]) "
                          "AND subject IS NOT NULL", ids)
     await run("timeline", "UPDATE customer_timeline SET summary = '{}' WHERE customer_id = ANY($1::uuid[]) "

@@ -220,6 +220,7 @@ async def complete(conn: Any, *, request_id: uuid.UUID, customer_id: uuid.UUID, 
 async def local_export(conn: Any, *, customer_id: uuid.UUID) -> dict[str, Any]:
     ids = await repository.customer_ids(conn, customer_id)
     out = await repository.export_rows(conn, ids)
+    out["surveys"] = [_codec().survey(r) for r in out["surveys"]]  # comment_enc opened (pii/codec.py)
     out["customers"] = [{k: v for k, v in plain_customer(r).items() if k not in ("search", "name_key")}
                         for r in await repository.profiles(conn, ids)]
     out["identities"] = [{k: v for k, v in plain_identity(r).items()

@@ -10,7 +10,7 @@ from ..pii.codec import codec
 
 _SETTINGS = "csat_enabled, csat_delay_minutes, nps_enabled, nps_interval_days, version, updated_at"
 COLUMNS = ("id, kind, customer_id, ticket_id, team_id, channel, language, status, send_at, sent_at, expires_at, "
-           "answered_at, rating, score, comment, created_at")
+           "answered_at, rating, score, comment, comment_enc, created_at")
 
 
 async def settings(conn: Any, *, lock: bool = False) -> Any:
@@ -51,12 +51,12 @@ async def identities(conn: Any, customer_id: uuid.UUID) -> list[tuple[str, str]]
 async def insert_csat(conn: Any, values: dict[str, Any]) -> Any:
     """The new survey, or None when the ticket has one already (``uq_surveys_csat_ticket``: a
     concurrent or repeated attempt waits for the first and then inserts nothing)."""
-    return await conn.fetchrow(
+    return codec().survey(await conn.fetchrow(
         "INSERT INTO surveys (id, kind, customer_id, ticket_id, team_id, channel, language, status, send_at) "
         "VALUES ($1, 'csat', $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (ticket_id) WHERE kind = 'csat' DO NOTHING "
         f"RETURNING {COLUMNS}",
         values["id"], values["customer_id"], values["ticket_id"], values["team_id"], values["channel"],
-        values["language"], values["status"], values["send_at"])
+        values["language"], values["status"], values["send_at"]))
 
 
 async def lock_customer_nps(conn: Any, customer_id: uuid.UUID) -> None:
@@ -73,11 +73,11 @@ async def nps_since(conn: Any, customer_id: uuid.UUID, since: datetime) -> bool:
 
 
 async def insert_nps(conn: Any, values: dict[str, Any]) -> Any:
-    return await conn.fetchrow(
+    return codec().survey(await conn.fetchrow(
         "INSERT INTO surveys (id, kind, customer_id, ticket_id, team_id, channel, language, status, send_at) "
         f"VALUES ($1, 'nps', $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}",
         values["id"], values["customer_id"], values["ticket_id"], values["team_id"], values["channel"],
-        values["language"], values["status"], values["send_at"])
+        values["language"], values["status"], values["send_at"]))
 
 
 async def skip_scheduled_of_ticket(conn: Any, ticket_id: uuid.UUID) -> int:
@@ -89,17 +89,18 @@ async def skip_scheduled_of_ticket(conn: Any, ticket_id: uuid.UUID) -> int:
 async def claim_due(conn: Any, *, limit: int) -> list[Any]:
     """Due surveys, locked for this transaction; a replica sending at the same time takes others
     (``SKIP LOCKED``), so no survey goes out twice."""
-    return await conn.fetch(
+    box = codec()
+    return [box.survey(r) for r in await conn.fetch(
         f"SELECT {COLUMNS} FROM surveys WHERE status = 'scheduled' AND send_at <= clock_timestamp() "
-        "ORDER BY send_at LIMIT $1 FOR UPDATE SKIP LOCKED", limit)
+        "ORDER BY send_at LIMIT $1 FOR UPDATE SKIP LOCKED", limit)]
 
 
 async def mark_sent(conn: Any, survey_id: uuid.UUID, *, customer_id: uuid.UUID, channel: str, sent_at: datetime,
                     expires_at: datetime) -> Any:
-    return await conn.fetchrow(
+    return codec().survey(await conn.fetchrow(
         "UPDATE surveys SET status = 'sent', customer_id = $2, channel = $3, sent_at = $4, expires_at = $5 "
         f"WHERE id = $1 AND status = 'scheduled' RETURNING {COLUMNS}",
-        survey_id, customer_id, channel, sent_at, expires_at)
+        survey_id, customer_id, channel, sent_at, expires_at))
 
 
 async def mark_skipped(conn: Any, survey_id: uuid.UUID) -> None:
@@ -107,17 +108,19 @@ async def mark_skipped(conn: Any, survey_id: uuid.UUID) -> None:
 
 
 async def get(conn: Any, survey_id: uuid.UUID) -> Any:
-    return await conn.fetchrow(f"SELECT {COLUMNS} FROM surveys WHERE id = $1", survey_id)
+    return codec().survey(await conn.fetchrow(f"SELECT {COLUMNS} FROM surveys WHERE id = $1", survey_id))
 
 
 async def answer(conn: Any, survey_id: uuid.UUID, *, rating: int | None, score: int | None,
                  comment: str | None) -> Any:
     """Record the answer once: only a sent, unexpired survey takes it, in this one statement, so
-    two answers at once cannot both win. None when it was not (or no longer) answerable."""
-    return await conn.fetchrow(
+    two answers at once cannot both win. None when it was not (or no longer) answerable. The
+    comment is stored encrypted only (``comment_enc``: pii/codec.py)."""
+    box = codec()
+    return box.survey(await conn.fetchrow(
         "UPDATE surveys SET status = 'answered', answered_at = clock_timestamp(), rating = $2, score = $3, "
-        "comment = $4 WHERE id = $1 AND status = 'sent' AND expires_at > clock_timestamp() "
-        f"RETURNING {COLUMNS}", survey_id, rating, score, comment)
+        "comment = NULL, comment_enc = $4 WHERE id = $1 AND status = 'sent' AND expires_at > clock_timestamp() "
+        f"RETURNING {COLUMNS}", survey_id, rating, score, box.seal_comment(comment)))
 
 
 async def ticket_title(conn: Any, ticket_id: uuid.UUID | None) -> Any:
@@ -146,8 +149,9 @@ async def page(conn: Any, *, customer_id: uuid.UUID | None, kind: str | None, st
         where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit)
     clause = ("WHERE " + " AND ".join(where)) if where else ""
-    return await conn.fetch(f"SELECT {COLUMNS} FROM surveys {clause} ORDER BY created_at DESC, id DESC "
-                            f"LIMIT ${len(args)}", *args)
+    box = codec()
+    return [box.survey(r) for r in await conn.fetch(
+        f"SELECT {COLUMNS} FROM surveys {clause} ORDER BY created_at DESC, id DESC LIMIT ${len(args)}", *args)]
 
 
 async def customer_exists(conn: Any, customer_id: uuid.UUID) -> bool:
