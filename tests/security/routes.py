@@ -75,6 +75,7 @@ def _app_env() -> dict[str, str]:
                  "TICKET_VISITOR_TOKEN_KEY": "ticket_visitor_token_key",
                  "TICKET_CONFIRMATION_TOKEN_KEY": "ticket_confirmation_token_key",
                  "TICKET_EXPORT_CURSOR_KEY": "ticket_export_cursor_key",
+                 "TICKET_PII_KEYS": "ticket_pii_keys", "TICKET_PII_INDEX_KEY": "ticket_pii_index_key",
                  "CUSTOMER_SURVEY_TOKEN_KEY": "customer_survey_token_key",
                  "CUSTOMER_PII_KEYS": "customer_pii_keys", "CUSTOMER_PII_INDEX_KEY": "customer_pii_index_key",
                  "KB_CUSTOMER_TOKEN_KEY": "kb_customer_token_key"}

@@ -2,10 +2,25 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from helpdesk_common.testing import running_app, service_env
+from helpdesk_common.testing import SESSION_PII_ENV, running_app, service_env
 
 #: the key of reply attachment links (conversation/outbound.py) in every test app
 ATTACHMENT_URL_KEY = "test-attachment-url-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def pii_keys(monkeypatch):
+    """Every test runs with the session's personal-data keys (ticket-svc does not start without
+    them) and the default masking rule, whatever an earlier test configured (rotation tests
+    install other keys)."""
+    from ticket_svc.pii import access, codec
+
+    env = SESSION_PII_ENV["TICKET_"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    codec.configure(env["TICKET_PII_KEYS"], env["TICKET_PII_INDEX_KEY"])
+    access.configure(unmasked_roles=("admin", "supervisor"), assignee_sees=True)
+    yield
 
 
 @pytest.fixture

@@ -417,6 +417,14 @@ class Stack:
             values["customer_pii_index_key"] = generated["CUSTOMER_PII_INDEX_KEY"]
             path.write_text(json.dumps(values))
             path.chmod(0o600)
+        if "ticket_pii_keys" not in values:  # ticket-svc's requesters at rest (issue 15)
+            from .pii_crypto import new_settings
+
+            generated = new_settings("TICKET_")
+            values["ticket_pii_keys"] = generated["TICKET_PII_KEYS"]
+            values["ticket_pii_index_key"] = generated["TICKET_PII_INDEX_KEY"]
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
         if "gateway_signing_keys" not in values:  # the gateway's Ed25519 user-token keys and TOTP-secret keys (issue 15)
             from gateway.auth.keys import new_key_spec
 
@@ -519,6 +527,9 @@ class Stack:
             env.setdefault("TICKET_CONFIRMATION_TOKEN_KEY", self.secrets["ticket_confirmation_token_key"])
             # one key for both workers: a cursor one signed must be good at the other
             env.setdefault("TICKET_EXPORT_CURSOR_KEY", self.secrets["ticket_export_cursor_key"])
+            # encrypts requesters at rest; no other process needs these keys
+            env.setdefault("TICKET_PII_KEYS", self.secrets["ticket_pii_keys"])
+            env.setdefault("TICKET_PII_INDEX_KEY", self.secrets["ticket_pii_index_key"])
         if name == "customer-svc":  # signs and alone verifies survey answer links
             env.setdefault("CUSTOMER_SURVEY_TOKEN_KEY", self.secrets["customer_survey_token_key"])
             # encrypts customers' personal data at rest; no other process needs these keys

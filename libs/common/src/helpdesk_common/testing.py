@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from .pii_crypto import new_settings as new_pii_settings
 
 if TYPE_CHECKING:
     from .identity import Principal
@@ -97,6 +98,11 @@ def identity_headers(principal: "Principal") -> dict[str, str]:
     return {IDENTITY_HEADER: IdentitySigner(TEST_PRIVATE_KEY, ttl_s=TEST_TOKEN_LIFETIME_S).token_for(principal)}
 
 
+#: this test session's personal-data keys of the services that keep a requester's or customer's
+#: data encrypted and do not start without them (one set per session: a process configures once)
+SESSION_PII_ENV: dict[str, dict[str, str]] = {"TICKET_": new_pii_settings("TICKET_")}
+
+
 def service_env(monkeypatch: pytest.MonkeyPatch, infra: Infra, prefix: str, database_url: str) -> str:
     """Point a service's settings at the test database and broker; returns the test's
     topic prefix (topics are per test case, so no test sees another's events)."""
@@ -109,6 +115,8 @@ def service_env(monkeypatch: pytest.MonkeyPatch, infra: Infra, prefix: str, data
     monkeypatch.setenv("INTERNAL_TOKEN_MAX_LIFETIME_S", str(TEST_TOKEN_LIFETIME_S))
     monkeypatch.setenv(f"{prefix}RELAY_POLL_INTERVAL_S", "0.2")
     monkeypatch.setenv("API_DOCS_ENABLED", "true")  # as in the dev stack: tests read the API document
+    for name, value in SESSION_PII_ENV.get(prefix, {}).items():  # services that do not start without keys
+        monkeypatch.setenv(name, value)
     return topic_prefix
 
 

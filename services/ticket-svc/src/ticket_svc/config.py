@@ -1,8 +1,10 @@
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from helpdesk_common.pii_store import parse_roles
 from helpdesk_common.settings import ServiceSettings
 
 
@@ -70,6 +72,31 @@ class Settings(ServiceSettings):
     #: the most rows an .xlsx download holds (a workbook is built whole in memory); beyond it 422
     #: and the caller narrows the filters or takes the streamed .csv
     export_xlsx_max_rows: int = Field(50_000, ge=1, le=1_000_000)
+
+    # --- the requester's personal data at rest (pii/; docs/security.md, "Personal data at rest") ---
+    #: AES-256-GCM keys, ``kid:base64key[,kid:base64key...]``, the first one encrypts; required
+    pii_keys: SecretStr | None = None
+    #: the HMAC key of the blind indexes (base64, 32 bytes); required, and not rotated lightly
+    pii_index_key: SecretStr | None = None
+    #: roles that see every ticket's requester (e-mail, phone, openid, external id) unmasked
+    pii_unmasked_roles: Annotated[list[str], NoDecode] = ["admin", "supervisor"]
+    #: an agent also sees the requester unmasked on a ticket assigned to them that is not closed
+    pii_unmask_assignee: bool = True
+    #: rows per transaction of ``python -m ticket_svc.pii reencrypt``
+    pii_reencrypt_batch: int = Field(500, ge=1, le=10_000)
+
+    @property
+    def pii_keys_value(self) -> str | None:
+        return self.pii_keys.get_secret_value() if self.pii_keys is not None else None
+
+    @property
+    def pii_index_key_value(self) -> str | None:
+        return self.pii_index_key.get_secret_value() if self.pii_index_key is not None else None
+
+    @field_validator("pii_unmasked_roles", mode="before")
+    @classmethod
+    def _roles_list(cls, value: object) -> object:
+        return parse_roles(value)
 
     @field_validator("attachment_url_key")
     @classmethod

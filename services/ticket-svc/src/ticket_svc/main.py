@@ -24,6 +24,8 @@ from .forms.endpoints import router as forms_router
 from .intake.endpoints import router as intake_router
 from .macros.endpoints import router as macros_router
 from .macros.kb import kb_snippets_hook
+from .pii import access as pii_access
+from .pii import codec as pii_codec
 from .privacy.endpoints import router as privacy_router
 from .privacy.handlers import PRIVACY_HANDLERS
 from .processes.endpoints import router as processes_router
@@ -77,6 +79,9 @@ def reoffer_loop(settings: Settings):  # type: ignore[no-untyped-def]
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # the requester's personal data at rest: no start without the keys (a clear error naming the setting)
+    pii_codec.configure(settings.pii_keys_value, settings.pii_index_key_value)
+    pii_access.configure(unmasked_roles=settings.pii_unmasked_roles, assignee_sees=settings.pii_unmask_assignee)
     confirmations.configure(settings)
     if settings.attachment_url_key is None:
         log.warning("TICKET_ATTACHMENT_URL_KEY is not set: replies' attachments go to notify-svc without a "

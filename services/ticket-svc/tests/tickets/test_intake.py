@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from helpdesk_common.identity import Principal
 from helpdesk_common.testing import identity_headers
+from ticket_svc.pii.codec import codec
 
 CHANNEL = Principal(kind="channel", id="key-1", channel="web")
 OTHER_CHANNEL = Principal(kind="channel", id="key-2", channel="web")
@@ -42,8 +43,9 @@ async def test_create_then_read(client, db):
                            "next_due_at": None}
     assert body["subject"] == BODY["subject"]
     async with db.connect() as conn:
-        row = (await conn.execute(text("SELECT requester_identity_kind, requester_identity_value FROM tickets"))).one()
-        assert tuple(row) == ("email", "xiaoming.wang@example.com")
+        row = (await conn.execute(text("SELECT requester_identity_kind, requester_identity_value, "
+                                       "requester_identity_bidx FROM tickets"))).one()
+        assert tuple(row) == ("email", None, codec().identity_index("xiaoming.wang@example.com"))
         assert await conn.scalar(text("SELECT event_type FROM outbox")) == "ticket.created"
 
 

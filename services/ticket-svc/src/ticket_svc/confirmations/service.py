@@ -30,6 +30,7 @@ from helpdesk_common.problems import Problem
 from ..conversation import service as conversation
 from ..customers.texts import language_of
 from ..db import outbox
+from ..pii.codec import requester_of
 from ..processes import runs_repository, runtime
 from ..tickets import changes, hooks
 from ..tickets import repository as tickets_repository
@@ -113,7 +114,7 @@ async def ask_customer(conn: Any, ticket: Mapping[str, Any], step: Mapping[str, 
                                                        "reason": reason})
         return
     token = tokens.mint(CONFIG.key, ticket_id=ticket["id"], step_id=step["id"], expires=int(deadline.timestamp()))
-    requester = {k: v for k, v in (ticket["requester"] or {}).items() if v is not None}
+    requester = {k: v for k, v in requester_of(ticket).items() if v is not None}
     now = datetime.now(UTC)
     await enqueue_raw(conn, outbox, events.TicketConfirmationRequested(
         source=changes.SOURCE, subject=str(ticket["id"]), time=now,

@@ -29,6 +29,8 @@ from urllib.parse import quote
 
 from helpdesk_common import events
 
+from ..pii.codec import requester_of
+
 #: channels answered on themselves
 OWN_CHANNELS = frozenset({"email", "wechat", "wecom", "dingtalk", "chat"})
 #: channels whose route ticket-svc records at intake in ``reply_routes`` (one primary-key read
@@ -64,7 +66,7 @@ def reply_channel(ticket: Mapping[str, Any]) -> tuple[str | None, str | None]:
     channel = ticket["channel"]
     if channel in OWN_CHANNELS:
         return channel, None
-    if (ticket["requester"] or {}).get("email"):
+    if requester_of(ticket).get("email"):
         return "email", None
     return None, f"no e-mail address for {_CHANNEL_WORDS.get(channel, f'a {channel}')} ticket"
 
@@ -96,7 +98,7 @@ def plan(ticket: Mapping[str, Any], *, stored_route: Mapping[str, Any] | None = 
     channel, reason = reply_channel(ticket)
     if channel is None:
         return Plan(None, reason=reason)
-    requester = ticket["requester"] or {}
+    requester = requester_of(ticket)
     stored = dict(stored_route or {})
     key = ticket["conversation_key"]
     if channel == "email":

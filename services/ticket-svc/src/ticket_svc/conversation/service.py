@@ -22,6 +22,7 @@ from helpdesk_common.problems import Problem
 
 from ..channels.inbound import InboundAttachment
 from ..db import outbox
+from ..pii.codec import requester_of
 from ..tickets import changes, hooks, lifecycle, search
 from ..tickets import repository as ticket_repository
 from . import attachments as attachment_rules
@@ -163,7 +164,7 @@ def reply_requested(ticket: Mapping[str, Any], row: Mapping[str, Any], message: 
         )
         for a in row["attachments"]
     ]
-    requester = {k: v for k, v in (ticket["requester"] or {}).items() if v is not None}
+    requester = {k: v for k, v in requester_of(ticket).items() if v is not None}
 
     def build(text: str, html: str | None) -> events.TicketReplyRequested:
         return events.TicketReplyRequested(
@@ -234,7 +235,7 @@ async def post(conn: Any, *, ticket: Mapping[str, Any], principal: Principal, bo
             new_id = uuid.uuid4()
             await intake.open_ticket(
                 conn, principal=principal, ticket_id=new_id, subject=ticket["subject"], description=body.body,
-                requester=dict(ticket["requester"]), priority=ticket["priority"], type_=ticket["type"],
+                requester=requester_of(ticket), priority=ticket["priority"], type_=ticket["type"],
                 tags=ticket["tags"], custom_fields={}, language=ticket["language"], cc=ticket["cc"],
                 channel=ticket["channel"] or "api", conversation_key=ticket["conversation_key"],
                 follow_up_of=ticket["id"], first_message=replace(message, initial=True),

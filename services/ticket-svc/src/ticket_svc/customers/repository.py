@@ -40,11 +40,13 @@ async def repoint_identities(conn: Any, *, merged_id: uuid.UUID, survivor_id: uu
     return int(done.split()[-1])
 
 
-async def drop_identity(conn: Any, *, customer_id: uuid.UUID, kind: str, value: str) -> bool:
-    """Forget that ``kind:value`` is ``customer_id``'s (not if it has moved to another customer since)."""
+async def drop_identity(conn: Any, *, customer_id: uuid.UUID, kind: str, value: str, value_bidx: str) -> bool:
+    """Forget that ``kind:value`` is ``customer_id``'s (not if it has moved to another customer
+    since): the row of its blind index, or its plaintext row written before 0018."""
     done = await conn.execute(
-        "DELETE FROM customer_identity_projection WHERE kind = $1 AND value = $2 AND customer_id = $3",
-        kind, value, customer_id,
+        "DELETE FROM customer_identity_projection WHERE kind = $1 AND customer_id = $3 "
+        "AND (value_bidx = $4 OR (value_bidx IS NULL AND value = $2))",
+        kind, value, customer_id, value_bidx,
     )
     return done != "DELETE 0"
 

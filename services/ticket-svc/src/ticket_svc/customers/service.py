@@ -23,6 +23,7 @@ from helpdesk_common.outbox import enqueue_raw
 
 from ..conversation import service as conversation
 from ..db import outbox
+from ..pii.codec import codec, sealed_identities
 from ..routing import repository as routing_repository
 from ..routing import service as routing
 from ..tickets import changes
@@ -63,7 +64,7 @@ async def on_customer_merged(conn: Any, *, merged_id: uuid.UUID, survivor_id: uu
         return 0
     who = actor or CUSTOMER_ACTOR
     await repository.repoint_identities(conn, merged_id=merged_id, survivor_id=survivor_id)
-    await tickets.upsert_identities(conn, customer_id=survivor_id, identities=identities)
+    await tickets.upsert_identities(conn, customer_id=survivor_id, identities=sealed_identities(identities))
     moved = await repository.repoint_tickets(conn, merged_id=merged_id, survivor_id=survivor_id, actor=who)
     if moved:
         await enqueue_raw(conn, outbox, *(events.TicketCustomerLinked(
@@ -79,7 +80,8 @@ async def on_customer_merged(conn: Any, *, merged_id: uuid.UUID, survivor_id: uu
 
 
 async def on_identity_removed(conn: Any, *, customer_id: uuid.UUID, kind: str, value: str) -> bool:
-    return await repository.drop_identity(conn, customer_id=customer_id, kind=kind, value=value)
+    return await repository.drop_identity(conn, customer_id=customer_id, kind=kind, value=value,
+                                          value_bidx=codec().identity_index(value))
 
 
 async def on_survey_answered(conn: Any, data: events.SurveyAnsweredData) -> uuid.UUID | None:

@@ -20,6 +20,7 @@ from helpdesk_common.exports import InvalidCursor
 from helpdesk_common.identity import Principal, require_user
 from helpdesk_common.problems import Problem
 
+from ..pii import access as pii_access
 from ..tickets import policy, repository as tickets_repository, service as tickets
 from . import position, repository
 
@@ -61,10 +62,15 @@ audit_log = logging.getLogger("audit.pii_export")
 def audit_export(principal: Principal, *, route: str, rows: int, filters: Mapping[str, Any] | None = None) -> None:
     """Record that ``principal`` exported ``rows`` tickets (with their requesters' names, e-mail
     addresses and phone numbers) through ``route``; the filters by name only (a value may itself be
-    personal data, e.g. a requester's address)."""
+    personal data, e.g. a requester's address: the ``requester`` filter is recorded as
+    ``requester_bidx``). ``unmasked``: ``role`` when the caller's role sees every requester
+    unmasked, ``assignee`` when only the tickets it works are (``pii.access``), ``none``."""
+    rule = pii_access.policy()
+    unmasked = "role" if rule.by_role(principal) else "assignee" if rule.asks_tickets(principal) else "none"
     audit_log.info("personal data exported", extra={
         "actor": principal.ref, "actor_role": principal.role, "route": route, "rows": rows, "purpose": "export",
         "filters": sorted(name for name, value in (filters or {}).items() if value not in (None, [], ())),
+        "unmasked": unmasked,
     })
 
 
@@ -125,7 +131,7 @@ async def change_page(conn: Any, *, principal: Principal, state: position.Export
     reached, end = position.next_cursor(after=after, last_row=last, more=more, horizon=horizon)
     public = tickets.public_view(principal)
     return ChangePage(
-        items=[tickets.to_read(row, public=public) for row in rows],
+        items=[tickets.to_read(row, viewer=principal, public=public) for row in rows],
         next_cursor=position.encode(position.ExportCursor(reached, start_time), key=key),
         end_of_stream=end,
     )
@@ -151,7 +157,7 @@ async def download_rows(runtime: Any, *, principal: Principal, filters: Mapping[
         async with runtime.raw_connection() as conn:
             rows = await tickets_repository.list_tickets_raw(conn, filters=scoped, limit=batch, after=after)
         for row in rows:
-            yield tickets.to_read(row, public=public)
+            yield tickets.to_read(row, viewer=principal, public=public)
         sent += len(rows)
         if len(rows) < batch:
             return

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from helpdesk_common import events
-from helpdesk_common.identities import primary_identity
 from helpdesk_common.identity import Principal
 from helpdesk_common.outbox import enqueue_raw
 from helpdesk_common.problems import Problem
@@ -32,6 +31,8 @@ from ..channels.inbound import InboundMessage, Sender
 from ..conversation import repository as conversation_repository
 from ..conversation import service as conversation
 from ..db import outbox
+from ..pii.codec import codec
+from ..pii.codec import requester_of as stored_requester
 from ..routing import service as routing
 from ..tickets import changes, hooks, search
 from ..tickets import repository as tickets
@@ -92,7 +93,7 @@ def sender_may_thread(ticket: Mapping[str, Any], sender: Sender) -> bool:
     if not sender.email:
         return False
     email = sender.email.lower()
-    requester_email = (ticket["requester"] or {}).get("email")
+    requester_email = stored_requester(ticket).get("email")
     return email == (requester_email or "").lower() or email in {str(c).lower() for c in ticket["cc"]}
 
 
@@ -126,7 +127,6 @@ async def open_ticket(
                                 subject=subject, custom_fields=custom_fields, requester=requester),
         explicit_team_id=team_id, explicit_assignee_id=assignee_id,
     )
-    identity = primary_identity(requester)
     now = datetime.now(UTC)
     if for_customer is not None:
         created_by = for_customer.actor
@@ -141,9 +141,7 @@ async def open_ticket(
     row = await tickets.insert_ticket(conn, {
         "id": ticket_id, "subject": subject, "description": description, "status": "new",
         "priority": decision.priority, "type": type_, "channel": channel, "tags": list(decision.tags),
-        "custom_fields": custom_fields, "requester": requester,
-        "requester_identity_kind": identity[0] if identity else None,
-        "requester_identity_value": identity[1] if identity else None,
+        "custom_fields": custom_fields, **codec().requester_columns(requester),
         "created_by": created_by, "created_at": now, "updated_at": now, "language": language, "cc": list(cc),
         "conversation_key": conversation_key, "follow_up_of": follow_up_of, "form_version": form_version,
         "search": search.document(subject=subject, public=[description, *(opening_text if opening.public else ())],

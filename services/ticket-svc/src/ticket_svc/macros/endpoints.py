@@ -15,6 +15,8 @@ from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 
 from ..conversation import service as conversation
+from ..pii import access as pii_access
+from ..pii.codec import requester_of
 from ..routing import repository as agents
 from ..tickets import service as tickets
 from ..tickets.schemas import TicketRead, TicketPatch
@@ -88,7 +90,9 @@ async def _kb_snippets(request: Request, reply: dict[str, Any] | None,
 async def _reply_text(conn: Any, principal: Principal, reply: dict[str, Any], ticket: Any,
                       snippets: dict[render.KbRef, Any]) -> tuple[str, list[dict[str, str]]]:
     agent = await agents.get_agent(conn, principal.id)
-    context = render.context_for(ticket, agent_id=principal.id,
+    # the requester as the caller may see it: a macro is no way round the masking rule
+    context = render.context_for({**ticket, "requester": pii_access.shown(principal, ticket, requester_of(ticket))},
+                                 agent_id=principal.id,
                                  agent_name=agent["display_name"] if agent else principal.name)
     return render.render_with_kb(reply["body"], context, snippets)
 
@@ -142,5 +146,5 @@ async def apply_macro(request: Request, ticket_id: uuid.UUID, macro_id: uuid.UUI
         actions = TicketPatch.model_validate(definition.get("actions") or {}).model_dump(exclude_unset=True)
         if actions:  # apply_patch applies the access rule to the actions, as for a PATCH
             row = await tickets.apply_patch(conn, row, actions, principal=principal, action=f"macro:{macro['name']}")
-    return JSONBytesResponse({**tickets.to_read(row), "warnings": warnings},
+    return JSONBytesResponse({**tickets.to_read(row, viewer=principal), "warnings": warnings},
                              headers={"ETag": f'W/"{row["version"]}"'})

@@ -8,17 +8,22 @@ from typing import Any
 from helpdesk_common import erasure
 
 
-async def identities(conn: Any, customer_id: uuid.UUID) -> list[tuple[str, str]]:
-    rows = await conn.fetch("SELECT kind, value FROM customer_identity_projection WHERE customer_id = $1", customer_id)
-    return [(r["kind"], r["value"]) for r in rows]
+async def identities(conn: Any, customer_id: uuid.UUID) -> list[Any]:
+    """The customer's projection rows (``value_enc``, or a plaintext ``value`` before 0018)."""
+    return await conn.fetch("SELECT kind, value, value_enc FROM customer_identity_projection WHERE customer_id = $1",
+                            customer_id)
 
 
-async def ticket_ids(conn: Any, *, customer_id: uuid.UUID, identities: list[tuple[str, str]]) -> list[uuid.UUID]:
-    """The person's tickets: linked to the customer, or raised by one of its identities."""
+async def ticket_ids(conn: Any, *, customer_id: uuid.UUID, indexes: list[str],
+                     identities: list[tuple[str, str]]) -> list[uuid.UUID]:
+    """The person's tickets: linked to the customer, or raised by one of its identities (any
+    identity of the requester through ``requester_bidx``; a row written before 0018 by its
+    plaintext primary identity)."""
     rows = await conn.fetch(
-        "SELECT id FROM tickets WHERE customer_id = $1 OR (requester_identity_kind, requester_identity_value) IN ("
+        "SELECT id FROM tickets WHERE customer_id = $1 OR requester_bidx && $4::text[] "
+        "OR (requester_identity_kind, requester_identity_value) IN ("
         "SELECT k, v FROM unnest($2::text[], $3::text[]) AS i(k, v))",
-        customer_id, [k for k, _ in identities], [v for _, v in identities])
+        customer_id, [k for k, _ in identities], [v for _, v in identities], indexes)
     return [r["id"] for r in rows]
 
 
@@ -51,10 +56,11 @@ async def erase_tickets(conn: Any, *, ids: list[uuid.UUID], customer_id: uuid.UU
         # customer-authored text: all of it (subject and description are the requester's words)
         await run("tickets",
                   "UPDATE tickets SET subject = $2, description = '', requester = $3::jsonb, "
-                  "requester_identity_value = NULL, customer_id = COALESCE(customer_id, $4), csat_comment = NULL, "
+                  "requester_identity_value = NULL, requester_identity_bidx = NULL, requester_bidx = '{}', "
+                  "customer_id = COALESCE(customer_id, $4), csat_comment = NULL, "
                   "search = ''::tsvector WHERE id = ANY($1::uuid[]) AND (subject <> $2 OR description <> '' "
-                  "OR requester_identity_value IS NOT NULL OR csat_comment IS NOT NULL "
-                  "OR requester <> $3::jsonb)",
+                  "OR requester_identity_value IS NOT NULL OR requester_identity_bidx IS NOT NULL "
+                  "OR requester_bidx <> '{}' OR csat_comment IS NOT NULL OR requester <> $3::jsonb)",
                   ids, erasure.REDACTED, {"name": erasure.ERASED_NAME}, customer_id)
         # files the customer sent: their rows (message metadata) now, blobs below when no one else refers
         files = await conn.fetch(

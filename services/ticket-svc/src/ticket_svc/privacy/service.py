@@ -8,18 +8,22 @@ from typing import Any
 from helpdesk_common import erasure
 
 from ..db import outbox
+from ..pii.codec import codec, requester_of
 from . import repository
 
 SOURCE = "ticket-svc"
 
 
 async def _person(conn: Any, customer_id: uuid.UUID) -> tuple[list[uuid.UUID], list[str]]:
-    """The person's tickets and needles (names and identities as ticket-svc knows them)."""
-    known = await repository.identities(conn, customer_id)
-    ids = await repository.ticket_ids(conn, customer_id=customer_id, identities=known)
+    """The person's tickets and needles (names and identities as ticket-svc knows them,
+    decrypted: the needles are what the plaintext columns are searched for)."""
+    box = codec()
+    known = [(r["kind"], box.identity_value(r)) for r in await repository.identities(conn, customer_id)]
+    ids = await repository.ticket_ids(conn, customer_id=customer_id, identities=known,
+                                      indexes=[box.identity_index(v) for _, v in known])
     found: set[str] = set(erasure.needles(name=None, identities=known))
     for row in await repository.requesters(conn, ids):
-        requester = row["requester"] or {}
+        requester = requester_of(row)
         found |= set(erasure.needles(
             name=requester.get("name"),
             identities=[(k, requester.get(f)) for k, f in (("email", "email"), ("phone", "phone"),
@@ -47,6 +51,8 @@ async def erase(conn: Any, *, customer_id: uuid.UUID) -> dict[str, Any]:
 async def export(conn: Any, *, customer_id: uuid.UUID) -> dict[str, Any]:
     ids, _ = await _person(conn, customer_id)
     out = await repository.export(conn, ids)
+    for ticket in out["tickets"]:  # the person's own bundle: the requester in plaintext
+        ticket["requester"] = requester_of(ticket)
     for message in out["messages"]:  # files: metadata here, the content through the ticket's attachment route
         for item in message["attachments"] or []:
             if isinstance(item, dict) and item.get("id"):

@@ -188,11 +188,14 @@ async def delete_rule(conn: Any, rule_id: uuid.UUID) -> bool:
     return bool(await conn.fetchval("DELETE FROM routing_rules WHERE id = $1 RETURNING true", rule_id))
 
 
-async def customer_tier(conn: Any, *, kind: str, value: str) -> str | None:
+async def customer_tier(conn: Any, *, kind: str, value: str, value_bidx: str) -> str | None:
+    """The tier of the customer an identity belongs to: by its blind index (``pii.codec``), or by
+    the plaintext of a projection row written before migration 0018 (compared, never stored)."""
     return await conn.fetchval(
         "SELECT t.tier FROM customer_identity_projection p JOIN customer_tier_projection t "
-        "ON t.customer_id = p.customer_id WHERE p.kind = $1 AND p.value = $2",
-        kind, value,
+        "ON t.customer_id = p.customer_id WHERE p.kind = $1 "
+        "AND (p.value_bidx = $3 OR (p.value_bidx IS NULL AND p.value = $2))",
+        kind, value, value_bidx,
     )
 
 

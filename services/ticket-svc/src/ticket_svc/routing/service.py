@@ -19,6 +19,7 @@ from typing import Any
 from helpdesk_common.identities import primary_identity
 from helpdesk_common.problems import Problem
 
+from ..pii.codec import codec
 from ..tickets import changes
 from ..tickets import repository as tickets
 from . import repository, rules, strategies
@@ -85,7 +86,8 @@ async def route_new(conn: Any, *, facts: PendingFacts, explicit_team_id: uuid.UU
     active_rules = await RULES.get(conn)
     base = facts.facts
     if active_rules:
-        tier = await repository.customer_tier(conn, kind=facts.identity[0], value=facts.identity[1]) \
+        tier = await repository.customer_tier(conn, kind=facts.identity[0], value=facts.identity[1],
+                                              value_bidx=codec().identity_index(facts.identity[1])) \
             if facts.identity else None
         outcome = rules.evaluate(active_rules, rules.replace_facts(base, customer_tier=tier))
         priority, tags = outcome.priority, tuple(outcome.tags)

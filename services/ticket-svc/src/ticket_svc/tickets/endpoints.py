@@ -20,6 +20,7 @@ from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
 from helpdesk_common.validation import Int64Digits, SafeStr, UtcDatetime, fold_key
 
+from ..pii.codec import codec
 from . import merge, repository, service
 from .schemas import (
     AssignIn,
@@ -61,15 +62,16 @@ async def create_ticket(
     headers = {"Location": f"/v1/tickets/{result.ticket['id']}", **_etag(result.ticket)}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONBytesResponse(service.to_read(result.ticket, public=service.public_view(principal)), status_code=201,
-                             headers=headers)
+    return JSONBytesResponse(service.to_read(result.ticket, viewer=principal, public=service.public_view(principal)),
+                             status_code=201, headers=headers)
 
 
 @router.get("/{ticket_id}", response_model=TicketRead, summary="Read a ticket")
 async def get_ticket(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
     async with runtime_of(request).raw_connection() as conn:
         row = await service.get_visible(conn, principal=principal, ticket_id=ticket_id)
-    return JSONBytesResponse(service.to_read(row, public=service.public_view(principal)), headers=_etag(row))
+    return JSONBytesResponse(service.to_read(row, viewer=principal, public=service.public_view(principal)),
+                             headers=_etag(row))
 
 
 @router.patch("/{ticket_id}", response_model=TicketRead, summary="Change status, priority, assignment, fields")
@@ -78,7 +80,7 @@ async def patch_ticket(request: Request, ticket_id: uuid.UUID, patch: TicketPatc
     async with runtime_of(request).raw_transaction() as conn:
         row = await service.update_ticket(conn, principal=principal, ticket_id=ticket_id, patch=patch,
                                           if_match=if_match)
-    return JSONBytesResponse(service.to_read(row), headers=_etag(row))
+    return JSONBytesResponse(service.to_read(row, viewer=principal), headers=_etag(row))
 
 
 def list_filters(
@@ -97,6 +99,10 @@ def list_filters(
     sla_state: SlaState | None = None,
     customer_tier: Annotated[SafeStr | None, Query(min_length=1, max_length=50,
                                                description="the customer's tier, compared case-folded")] = None,
+    requester: Annotated[SafeStr | None, Query(
+        min_length=1, max_length=256,
+        description="the requester's e-mail address, phone number, openid or external id (exact; matched "
+                    "through blind indexes, docs/security.md \"Personal data at rest\")")] = None,
 ) -> dict[str, Any]:
     """The list's filters as ``repository.list_tickets_raw`` takes them; a dependency so the
     ticket list and the report downloads (``/v1/export/tickets.csv``, ``.xlsx``) accept exactly
@@ -106,6 +112,7 @@ def list_filters(
         "team_id": team_id, "tags": tag, "channel": channel, "type": type, "created_after": created_after,
         "created_before": created_before, "updated_after": updated_after, "updated_before": updated_before,
         "sla_state": sla_state, "customer_tier": fold_key(customer_tier) if customer_tier is not None else None,
+        "requester_bidx": codec().query_indexes(requester) if requester is not None else None,
     }
 
 
@@ -135,7 +142,8 @@ async def list_tickets(
             conn, principal=principal, limit=limit, cursor=cursor, filters=filters, q=q, sort=sort,
         )
     public = service.public_view(principal)
-    return JSONBytesResponse({"items": [service.to_read(r, public=public) for r in rows], "next_cursor": next_cursor})
+    return JSONBytesResponse({"items": [service.to_read(r, viewer=principal, public=public) for r in rows],
+                              "next_cursor": next_cursor})
 
 
 @router.get("/{ticket_id}/audit", response_model=AuditPage, summary="Every change: actor, time, before/after")
@@ -173,7 +181,7 @@ async def assign(request: Request, ticket_id: uuid.UUID, body: AssignIn, princip
             await routing.check_team(conn, team_id)
         row = await routing.assign(conn, row, team_id=team_id, assignee_id=body.assignee_id, reason="manual",
                                    actor=principal.ref, offered=False)
-    return JSONBytesResponse(service.to_read(row), headers=_etag(row))
+    return JSONBytesResponse(service.to_read(row, viewer=principal), headers=_etag(row))
 
 
 @router.post("/{ticket_id}/accept", response_model=TicketRead, summary="Accept a ticket offered to me")
@@ -190,7 +198,7 @@ async def accept(request: Request, ticket_id: uuid.UUID, principal: CurrentPrinc
 
             row = await changes.apply(conn, row, {"assignment_state": "accepted", "offered_at": None},
                                       actor=principal.ref, force=True)
-    return JSONBytesResponse(service.to_read(row), headers=_etag(row))
+    return JSONBytesResponse(service.to_read(row, viewer=principal), headers=_etag(row))
 
 
 @router.get("/{ticket_id}/links", response_model=list[LinkRead], summary="Related, parent/child, follow-up links")
@@ -226,4 +234,4 @@ async def merge_into(request: Request, ticket_id: uuid.UUID, body: MergeIn, prin
     async with runtime_of(request).raw_transaction() as conn:
         target = await merge.merge(conn, principal=principal, source_id=ticket_id, target_id=body.target_id,
                                    if_match=if_match)
-    return JSONBytesResponse(service.to_read(target), headers=_etag(target))
+    return JSONBytesResponse(service.to_read(target, viewer=principal), headers=_etag(target))

@@ -7,20 +7,21 @@ from typing import Any
 
 from helpdesk_common import events
 
+from ..pii.codec import sealed_identities
 from ..sla.handlers import SLA_HANDLERS
 from . import repository, service
 
 
 async def handle_customer_created(conn: Any, event: events.CustomerCreated) -> None:
     await repository.upsert_identities(
-        conn, customer_id=event.data.customer_id, identities=[(i.kind, i.value) for i in event.data.identities]
+        conn, customer_id=event.data.customer_id, identities=sealed_identities([(i.kind, i.value) for i in event.data.identities])
     )
 
 
 async def handle_identity_added(conn: Any, event: events.CustomerIdentityAdded) -> None:
     identity = event.data.identity
     await repository.upsert_identities(conn, customer_id=event.data.customer_id,
-                                       identities=[(identity.kind, identity.value)])
+                                       identities=sealed_identities([(identity.kind, identity.value)]))
 
 
 async def handle_customer_updated(conn: Any, event: events.CustomerUpdated) -> None:

@@ -31,9 +31,15 @@ tickets = Table(
     Column("channel", Text, nullable=True),
     Column("tags", ARRAY(Text), nullable=False, server_default="{}"),
     Column("custom_fields", JSONB, nullable=False, server_default="{}"),
+    # the requester as {"sealed": token} (AES-GCM, pii/codec.py; a plaintext object on rows written
+    # before migration 0018 until the re-encrypt command moves them)
     Column("requester", JSONB, nullable=False),
     Column("requester_identity_kind", Text, nullable=True),
+    # plaintext primary identity of rows written before 0018 (new rows: NULL, the index below)
     Column("requester_identity_value", Text, nullable=True),
+    # blind indexes (pii/codec.py): the primary identity, and every identity of the requester
+    Column("requester_identity_bidx", Text, nullable=True),
+    Column("requester_bidx", ARRAY(Text), nullable=False, server_default="{}"),
     Column("customer_id", Uuid, nullable=True),
     Column("created_by", Text, nullable=False),
     Column("first_response_due_at", DateTime(timezone=True), nullable=True),
@@ -86,6 +92,9 @@ Index(
     tickets.c.requester_identity_value,
     postgresql_where=tickets.c.customer_id.is_(None),
 )
+Index("ix_tickets_unlinked_identity_bidx", tickets.c.requester_identity_kind, tickets.c.requester_identity_bidx,
+      postgresql_where=tickets.c.requester_identity_bidx.isnot(None))
+Index("ix_tickets_requester_bidx", tickets.c.requester_bidx, postgresql_using="gin")
 Index("ix_tickets_customer_id", tickets.c.customer_id)
 Index("ux_tickets_open_care", tickets.c.care_of, unique=True, postgresql_where=tickets.c.care_of.isnot(None))
 
@@ -113,12 +122,16 @@ idempotency_keys = Table(
 customer_identities = Table(
     "customer_identity_projection",
     metadata,
-    Column("kind", Text, primary_key=True),
-    Column("value", Text, primary_key=True),
+    # unique on (kind, value_bidx) since migration 0018; ``value`` is the plaintext of older rows
+    Column("kind", Text, nullable=False),
+    Column("value", Text, nullable=True),
+    Column("value_enc", Text, nullable=True),
+    Column("value_bidx", Text, nullable=True),
     Column("customer_id", Uuid, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 Index("ix_customer_identity_projection_customer", customer_identities.c.customer_id)
+Index("uq_customer_identity_projection_bidx", customer_identities.c.kind, customer_identities.c.value_bidx, unique=True)
 
 
 custom_statuses = Table(

@@ -12,37 +12,42 @@ from .models import tickets
 # Everything request-facing runs on a bare asyncpg connection (runtime.raw_transaction):
 # per statement, SQLAlchemy's async layer cost more CPU than the database work
 # (docs/ARCHITECTURE.md). Event handlers below still use SQLAlchemy Core.
-_TICKET_COLUMNS = ", ".join(c.name for c in tickets.c if c.name != "search")
-_T_COLUMNS = ", ".join(f"t.{c.name}" for c in tickets.c if c.name != "search")
+#: columns no read needs: the search vector and the requester's blind indexes (pii/codec.py)
+_NOT_READ = frozenset({"search", "requester_identity_bidx", "requester_bidx"})
+_TICKET_COLUMNS = ", ".join(c.name for c in tickets.c if c.name not in _NOT_READ)
+_T_COLUMNS = ", ".join(f"t.{c.name}" for c in tickets.c if c.name not in _NOT_READ)
 _CLAIM_KEY = (
     "INSERT INTO idempotency_keys (principal, key, request_hash, ticket_id, scope) VALUES ($1, $2, $3, $4, $5) "
     "ON CONFLICT DO NOTHING RETURNING ticket_id, request_hash, response"
 )
 _KEY_OWNER = "SELECT ticket_id, request_hash, response, scope FROM idempotency_keys WHERE principal = $1 AND key = $2"
+#: the projection row of the requester's primary identity: its blind index ($12), or the plaintext
+#: ($26, only compared) of a row written before migration 0018
+_IDENTITY_IS = "kind = $11 AND (value_bidx = $12 OR (value_bidx IS NULL AND value = $26))"
 _INSERT_TICKET = (
     "INSERT INTO tickets (id, subject, description, status, priority, type, channel, tags, custom_fields, requester, "
-    "requester_identity_kind, requester_identity_value, created_by, created_at, updated_at, language, cc, "
+    "requester_identity_kind, requester_identity_bidx, created_by, created_at, updated_at, language, cc, "
     "conversation_key, follow_up_of, form_version, search, status_changed_at, awaiting_agent_since, message_count, "
-    "public_message_count, customer_id, customer_tier) "
+    "public_message_count, requester_bidx, customer_id, customer_tier) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
-    "$21::text::tsvector, $14, $22, $23, $24, "
-    "(SELECT customer_id FROM customer_identity_projection WHERE kind = $11 AND value = $12), "
+    "$21::text::tsvector, $14, $22, $23, $24, $25, "
+    f"(SELECT customer_id FROM customer_identity_projection WHERE {_IDENTITY_IS}), "
     "(SELECT t.tier FROM customer_identity_projection p JOIN customer_tier_projection t "
-    "ON t.customer_id = p.customer_id WHERE p.kind = $11 AND p.value = $12)) "
+    f"ON t.customer_id = p.customer_id WHERE {_IDENTITY_IS})) "
     f"RETURNING {_TICKET_COLUMNS}"
 )
 #: a ticket ticket-svc opens for a known customer (care, follow-up): the customer is given, not
 #: looked up by the requester's identity; ``care_of`` claims the customer's one open care ticket
 _INSERT_TICKET_FOR_CUSTOMER = (
     _INSERT_TICKET
-    .replace("public_message_count, customer_id, customer_tier)",
-             "public_message_count, customer_id, customer_tier, care_of)")
-    .replace("(SELECT customer_id FROM customer_identity_projection WHERE kind = $11 AND value = $12), "
+    .replace("requester_bidx, customer_id, customer_tier)",
+             "requester_bidx, customer_id, customer_tier, care_of)")
+    .replace(f"(SELECT customer_id FROM customer_identity_projection WHERE {_IDENTITY_IS}), "
              "(SELECT t.tier FROM customer_identity_projection p JOIN customer_tier_projection t "
-             "ON t.customer_id = p.customer_id WHERE p.kind = $11 AND p.value = $12))",
-             "$25::uuid, (SELECT tier FROM customer_tier_projection WHERE customer_id = $25::uuid), $26::uuid)")
+             f"ON t.customer_id = p.customer_id WHERE {_IDENTITY_IS}))",
+             "$26::uuid, (SELECT tier FROM customer_tier_projection WHERE customer_id = $26::uuid), $27::uuid)")
 )
-assert "$26::uuid" in _INSERT_TICKET_FOR_CUSTOMER, "the intake insert changed: rewrite this variant"
+assert "$27::uuid" in _INSERT_TICKET_FOR_CUSTOMER, "the intake insert changed: rewrite this variant"
 _GET_TICKET = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1"
 _GET_TICKET_FOR_UPDATE = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1 FOR UPDATE"
 _GET_BY_NUMBER = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = $1"
@@ -84,16 +89,18 @@ async def store_idempotent_response(conn: Any, *, principal: str, key: str, resp
 
 async def insert_ticket(conn: Any, v: dict[str, Any]) -> Any:
     """Insert and link to a known customer, with its tier, in the same statement (projection
-    lookups); with ``customer_id`` in ``v`` that customer instead (and ``care_of``)."""
+    lookups by the primary identity's blind index); with ``customer_id`` in ``v`` that customer
+    instead (and ``care_of``). ``v`` holds the requester as ``pii.codec.requester_columns`` made it."""
     known = "customer_id" in v
-    extra = (v["customer_id"], v.get("care_of")) if known else ()
+    extra = (v["customer_id"], v.get("care_of")) if known else (v.get("requester_identity_plain"),)
     return await conn.fetchrow(
         _INSERT_TICKET_FOR_CUSTOMER if known else _INSERT_TICKET,
         v["id"], v["subject"], v["description"], v["status"], v["priority"], v["type"], v["channel"], v["tags"],
-        v["custom_fields"], v["requester"], v["requester_identity_kind"], v["requester_identity_value"],
+        v["custom_fields"], v["requester"], v["requester_identity_kind"], v["requester_identity_bidx"],
         v["created_by"], v["created_at"], v["updated_at"], v.get("language"), v.get("cc", []),
         v.get("conversation_key"), v.get("follow_up_of"), v.get("form_version"), v.get("search", ""),
-        v.get("awaiting_agent_since"), v.get("message_count", 0), v.get("public_message_count", 0), *extra,
+        v.get("awaiting_agent_since"), v.get("message_count", 0), v.get("public_message_count", 0),
+        v.get("requester_bidx", []), *extra,
     )
 
 
@@ -229,6 +236,8 @@ def _list_where(f: dict[str, Any], args: list[Any]) -> list[str]:
         where.append("sla_state IS NULL")
     elif sla is not None:
         where.append(f"sla_state = {arg(sla)}")
+    if f.get("requester_bidx"):  # any identity of the requester (pii.codec.query_indexes; GIN)
+        where.append(f"requester_bidx && {arg(list(f['requester_bidx']))}::text[]")
     if f.get("tsquery"):
         where.append(f"search @@ {arg(f['tsquery'])}::tsquery")
     if f.get("visible_to_agent") is not None:
@@ -282,12 +291,21 @@ async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
         return await conn.fetch(sql, *args)
 
 
-async def upsert_identities(conn: Any, *, customer_id: uuid.UUID, identities: list[tuple[str, str]]) -> None:
+async def upsert_identities(conn: Any, *, customer_id: uuid.UUID,
+                            identities: list[tuple[str, str, str, str]]) -> None:
+    """(kind, plaintext value, value_enc, value_bidx) of each identity (``pii.codec``): stored as
+    the ciphertext and the index; a plaintext row of the same identity written before 0018 goes
+    (the plaintext is only matched, never stored)."""
     if identities:
+        await conn.execute(
+            "DELETE FROM customer_identity_projection p USING unnest($1::text[], $2::text[]) AS i(kind, value) "
+            "WHERE p.value_bidx IS NULL AND p.kind = i.kind AND p.value = i.value",
+            [i[0] for i in identities], [i[1] for i in identities])
         await conn.executemany(
-            "INSERT INTO customer_identity_projection (kind, value, customer_id) VALUES ($1, $2, $3) "
-            "ON CONFLICT (kind, value) DO UPDATE SET customer_id = EXCLUDED.customer_id, updated_at = now()",
-            [(kind, value, customer_id) for kind, value in identities],
+            "INSERT INTO customer_identity_projection (kind, value_enc, value_bidx, customer_id) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (kind, value_bidx) DO UPDATE "
+            "SET customer_id = EXCLUDED.customer_id, value_enc = EXCLUDED.value_enc, updated_at = now()",
+            [(kind, enc, bidx, customer_id) for kind, _, enc, bidx in identities],
         )
 
 

@@ -21,6 +21,8 @@ from helpdesk_common.pagination import decode_cursor, encode_cursor
 from helpdesk_common.problems import Problem
 
 from ..db import outbox
+from ..pii import access as pii_access
+from ..pii.codec import requester_of
 from ..routing import repository as routing_repository
 from . import changes, lifecycle, policy, repository, search
 from .schemas import TicketCreate, TicketPatch
@@ -292,9 +294,11 @@ def public_view(principal: Principal) -> bool:
 
 
 def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = None, *,
-            public: bool = False) -> dict[str, Any]:
+            viewer: Principal | None, public: bool = False) -> dict[str, Any]:
     """API shape of a ticket row (an asyncpg Record or a SQLAlchemy row mapping); ``public``
-    (``public_view``) for the customer's side: ``message_count`` counts public messages only."""
+    (``public_view``) for the customer's side: ``message_count`` counts public messages only.
+    The requester is decrypted and shown as ``viewer`` may see it (``pii.access``: masked for an
+    agent not working the ticket); ``viewer`` is required so that no answer forgets the rule."""
     return {
         "id": row["id"],
         "number": row["number"],
@@ -309,7 +313,7 @@ def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = No
         "tags": row["tags"],
         "custom_fields": row["custom_fields"],
         "form_version": row["form_version"],
-        "requester": row["requester"],
+        "requester": pii_access.shown(viewer, row, requester_of(row)),
         "customer_id": row["customer_id"],
         "customer_tier": row["customer_tier"],
         "cc": row["cc"],

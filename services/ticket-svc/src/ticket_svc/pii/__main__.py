@@ -1,0 +1,3 @@
+from .reencrypt import cli
+
+cli()

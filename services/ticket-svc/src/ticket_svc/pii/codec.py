@@ -1,0 +1,128 @@
+"""How ticket-svc stores a requester: which columns hold ciphertext, which hold blind indexes, and
+how a stored row becomes plaintext again (no SQL here; repositories and services call it).
+
+Stored encrypted (AES-256-GCM, ``helpdesk_common.pii_crypto``, the column name as the context):
+
+- ``tickets.requester``: the whole requester object (name, e-mail, phone, openid, external id) as
+  ``{"sealed": token}`` (``helpdesk_common.pii_store.seal_json``: one AES-GCM operation per ticket);
+- ``customer_identity_projection.value_enc``: an identity customer-svc announced (the erasure
+  reads it back to know what to look for).
+
+Looked up through keyed blind indexes (HMAC-SHA256 under ``TICKET_PII_INDEX_KEY``), all in one
+context (``IDENTITY``) so that an identity of a ticket meets the same identity of the projection:
+
+- ``tickets.requester_identity_bidx``: the requester's primary identity (the intake's link to a
+  known customer, the erasure's "tickets raised by this identity");
+- ``tickets.requester_bidx``: every identity of the requester (``GET /v1/tickets?requester=``);
+- ``customer_identity_projection.value_bidx``: the projection's key.
+
+Rows written before migration 0018 keep their plaintext (a ``requester`` object,
+``requester_identity_value``, the projection's ``value``) until ``python -m ticket_svc.pii
+reencrypt`` has moved them; every read here takes both forms, every write writes only the new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from helpdesk_common.identities import EMAIL, PHONE, identities_of, normalize, primary_identity
+from helpdesk_common.pii_crypto import Keyring, blind_index
+from helpdesk_common.pii_store import is_sealed, load_keys, open_json, seal_json
+
+REQUESTER = "tickets.requester"
+PROJECTION_VALUE = "customer_identity_projection.value"
+#: the blind-index context of every identity (tickets and projection alike)
+IDENTITY = "ticket_svc.identity"
+
+
+class Codec:
+    """The keys of one process and what they make of each column."""
+
+    __slots__ = ("keyring", "_index_key")
+
+    def __init__(self, keyring: Keyring, index_key: bytes) -> None:
+        self.keyring = keyring
+        self._index_key = index_key
+
+    @classmethod
+    def from_settings(cls, keys: str | None, index_key: str | None) -> Codec:
+        return cls(*load_keys(service="ticket-svc", prefix="TICKET_", keys=keys, index_key=index_key))
+
+    def identity_index(self, value: str) -> str:
+        """The blind index of a normalised identity (any kind: one context)."""
+        return blind_index(value, key=self._index_key, context=IDENTITY)
+
+    # --- the requester on a ticket -------------------------------------------------------------
+
+    def requester_columns(self, requester: Mapping[str, Any]) -> dict[str, Any]:
+        """What an insert stores of ``requester``: the sealed object, the primary identity's kind
+        and index, every identity's index; the plaintext ``requester_identity_value`` stays NULL."""
+        identity = primary_identity(dict(requester))
+        return {
+            # an empty requester (a task ticket-svc opens about a customer, not from them) holds nothing
+            "requester": seal_json(self.keyring, dict(requester), context=REQUESTER) if requester else {},
+            "requester_identity_kind": identity[0] if identity else None,
+            "requester_identity_value": None,
+            "requester_identity_bidx": self.identity_index(identity[1]) if identity else None,
+            # only compared with the projection's plaintext rows written before 0018, never stored
+            "requester_identity_plain": identity[1] if identity else None,
+            "requester_bidx": list(dict.fromkeys(self.identity_index(v) for _, v in identities_of(dict(requester)))),
+        }
+
+    def requester(self, stored: Any) -> dict[str, Any]:
+        """The plaintext requester of a ``tickets.requester`` value (sealed, or a legacy object)."""
+        return dict(open_json(self.keyring, stored, context=REQUESTER) or {})
+
+    def query_indexes(self, text: str) -> list[str]:
+        """The indexes ``GET /v1/tickets?requester=`` matches: the text as each kind would
+        normalise it (an address lower-cased, a number in E.164, an id as given)."""
+        text = text.strip()
+        candidates = {text, normalize(EMAIL, text)}
+        phone = normalize(PHONE, text)
+        if phone:
+            candidates.add(phone)
+        return [self.identity_index(v) for v in sorted(c for c in candidates if c)]
+
+    # --- the identity projection -----------------------------------------------------------------
+
+    def seal_identity(self, value: str) -> str:
+        return self.keyring.encrypt(value, context=PROJECTION_VALUE)
+
+    def identity_value(self, row: Mapping[str, Any]) -> str:
+        """The plaintext of a projection row (``value_enc``, or a legacy ``value``)."""
+        token = row["value_enc"]
+        return self.keyring.decrypt(token, context=PROJECTION_VALUE) if token is not None else row["value"]
+
+
+_codec: Codec | None = None
+
+
+def configure(keys: str | None, index_key: str | None) -> Codec:
+    """Install the process's codec (app start-up, the re-encrypt command, tests)."""
+    global _codec
+    _codec = Codec.from_settings(keys, index_key)
+    return _codec
+
+
+def codec() -> Codec:
+    """The process's codec; configured from the settings on first use."""
+    if _codec is None:
+        from ..config import get_settings
+
+        settings = get_settings()
+        return configure(settings.pii_keys_value, settings.pii_index_key_value)
+    return _codec
+
+
+def requester_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The plaintext requester of a tickets row (what every reader of ``row["requester"]`` uses);
+    a plaintext one (written before 0018, or built in memory) needs no key."""
+    stored = row["requester"]
+    return codec().requester(stored) if is_sealed(stored) else dict(stored or {})
+
+
+def sealed_identities(identities: list[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
+    """(kind, value, value_enc, value_bidx) of each (kind, value): what the projection stores."""
+    box = codec()
+    return [(kind, value, box.seal_identity(value), box.identity_index(value)) for kind, value in identities]

@@ -1,0 +1,75 @@
+"""``python -m ticket_svc.pii reencrypt``: every stored requester under the current key.
+
+Moves, in batches of ``TICKET_PII_REENCRYPT_BATCH`` rows (one transaction each, committed before
+the next), every row that holds
+
+- plaintext written before migration 0018 (``tickets.requester`` as an object and
+  ``requester_identity_value``; the projection's ``value``): it is encrypted, its blind indexes
+  computed and the plaintext cleared;
+- ciphertext under another key than the first of ``TICKET_PII_KEYS`` (after a rotation): it is
+  decrypted with the key it names and encrypted again with the current one.
+
+customer-svc's command does the same for its tables; the loop, the report and the exit code are
+``helpdesk_common.pii_store``'s. Idempotent, resumable, ``SKIP LOCKED`` (docs/security.md,
+"Personal data at rest", "Keys and rotation").
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from typing import Any
+
+from helpdesk_common.pii_store import cli as reencrypt_cli
+from helpdesk_common.pii_store import walk
+
+from . import repository
+from .codec import Codec, configure
+
+
+async def _tickets(conn: Any, box: Codec, after: uuid.UUID | None, batch: int) -> tuple[int, uuid.UUID | None]:
+    async with conn.transaction():
+        rows = await repository.tickets_to_seal(conn, after=after, current_kid=box.keyring.current_kid, limit=batch)
+        await repository.store_tickets(conn, [(r["id"], box.requester_columns(box.requester(r["requester"])))
+                                              for r in rows])
+    return len(rows), (rows[-1]["id"] if rows else None)
+
+
+async def _identities(conn: Any, box: Codec, batch: int) -> tuple[int, None]:
+    async with conn.transaction():
+        rows = await repository.identities_to_seal(conn, current_kid=box.keyring.current_kid, limit=batch)
+        sealed = []
+        for r in rows:
+            value = box.identity_value(r)
+            sealed.append((r["at"], r["kind"], box.seal_identity(value), box.identity_index(value)))
+        await repository.store_identities(conn, sealed)
+    return len(rows), None
+
+
+async def run(conn: Any, box: Codec, *, batch: int) -> dict[str, Any]:
+    """Walk both tables on ``conn`` (a bare asyncpg connection with the service's JSON codecs)."""
+    done, batches = await walk(conn, [
+        ("tickets", lambda c, after: _tickets(c, box, after, batch)),
+        ("identities", lambda c, _after: _identities(c, box, batch)),
+    ], batch=batch)
+    return {"current_kid": box.keyring.current_kid, **done, "batches": batches,
+            "remaining": await repository.remaining(conn, current_kid=box.keyring.current_kid)}
+
+
+async def _main() -> dict[str, Any]:
+    from helpdesk_common.db import create_raw_pool
+
+    from ..config import get_settings
+
+    settings = get_settings()
+    box = configure(settings.pii_keys_value, settings.pii_index_key_value)
+    pool = await create_raw_pool(settings.database_url, size=1)
+    try:
+        async with pool.acquire() as conn:
+            return await run(conn, box, batch=settings.pii_reencrypt_batch)
+    finally:
+        await pool.close()
+
+
+def cli() -> None:
+    sys.exit(reencrypt_cli(sys.argv[1:], module="ticket_svc.pii", run=_main))

@@ -1,0 +1,72 @@
+"""The only place with SQL for the re-encryption walk of ticket-svc's personal data (bare asyncpg)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+#: a tickets row still to move: a plaintext requester or primary identity, or another key's ciphertext
+_TICKET_STALE = ("((NOT requester ? 'sealed' AND requester <> '{{}}') OR requester_identity_value IS NOT NULL "
+                 "OR split_part(requester->>'sealed', '.', 2) <> {kid})")
+#: a projection row still to move: plaintext, no index yet, or another key's ciphertext
+_IDENTITY_STALE = "(value IS NOT NULL OR value_bidx IS NULL OR split_part(value_enc, '.', 2) <> {kid})"
+
+
+async def tickets_to_seal(conn: Any, *, after: uuid.UUID | None, current_kid: str, limit: int) -> list[Any]:
+    """Tickets whose requester is plaintext or under another key than ``current_kid``, by id,
+    locked (SKIP LOCKED: the service and another run never wait on the walk)."""
+    return await conn.fetch(
+        "SELECT id, requester FROM tickets WHERE ($1::uuid IS NULL OR id > $1) "
+        f"AND {_TICKET_STALE.format(kid='$2')} ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
+        after, current_kid, limit)
+
+
+async def store_tickets(conn: Any, rows: list[tuple[uuid.UUID, dict[str, Any]]]) -> None:
+    """(id, ``codec.requester_columns``) for each row: the sealed requester and its indexes, the
+    plaintext identity cleared. ``updated_at`` and ``version`` stay: nothing a reader sees changed."""
+    if rows:
+        await conn.execute(
+            "UPDATE tickets t SET requester = u.r::jsonb, requester_identity_kind = u.k, "
+            "requester_identity_value = NULL, requester_identity_bidx = u.b, requester_bidx = string_to_array(u.bs, ',') "
+            "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(id, r, k, b, bs) "
+            "WHERE t.id = u.id",
+            [r[0] for r in rows], [orjson.dumps(r[1]["requester"]).decode() for r in rows],
+            [r[1]["requester_identity_kind"] for r in rows], [r[1]["requester_identity_bidx"] for r in rows],
+            [",".join(r[1]["requester_bidx"]) for r in rows])  # hex indexes: a comma never occurs in one
+
+
+async def identities_to_seal(conn: Any, *, current_kid: str, limit: int) -> list[Any]:
+    """Projection rows still to move, locked; each batch moves what it selects, so the next
+    batch starts over (the table has no key to walk: ``at`` is the row's ctid, stable while locked)."""
+    return await conn.fetch(
+        "SELECT ctid::text AS at, kind, value, value_enc FROM customer_identity_projection "
+        f"WHERE {_IDENTITY_STALE.format(kid='$1')} LIMIT $2 FOR UPDATE SKIP LOCKED",
+        current_kid, limit)
+
+
+async def store_identities(conn: Any, rows: list[tuple[str, str, str, str]]) -> None:
+    """(ctid, kind, value_enc, value_bidx) for each row. A plaintext row whose identity already has
+    an indexed row (written by the consumer since 0018) is the older copy: it goes."""
+    if not rows:
+        return
+    ats, kinds, encs, bidxs = ([r[i] for r in rows] for i in range(4))
+    await conn.execute(
+        "DELETE FROM customer_identity_projection p USING unnest($1::text[], $2::text[], $3::text[]) AS u(at, kind, b) "
+        "WHERE p.ctid = u.at::tid AND p.value_bidx IS NULL AND EXISTS (SELECT 1 FROM customer_identity_projection q "
+        "WHERE q.kind = u.kind AND q.value_bidx = u.b)",
+        ats, kinds, bidxs)
+    await conn.execute(
+        "UPDATE customer_identity_projection p SET value = NULL, value_enc = u.enc, value_bidx = u.b "
+        "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(at, enc, b) WHERE p.ctid = u.at::tid",
+        ats, encs, bidxs)
+
+
+async def remaining(conn: Any, *, current_kid: str) -> dict[str, int]:
+    """What is left to re-encrypt (the command's report; a full scan of both tables)."""
+    row = await conn.fetchrow(
+        f"SELECT (SELECT count(*) FROM tickets WHERE {_TICKET_STALE.format(kid='$1')}) AS tickets, "
+        f"(SELECT count(*) FROM customer_identity_projection WHERE {_IDENTITY_STALE.format(kid='$1')}) AS identities",
+        current_kid)
+    return dict(row)
