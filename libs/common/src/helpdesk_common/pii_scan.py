@@ -8,6 +8,7 @@ found, so an erasure test asserts an empty list and prints where the leak is.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,10 +48,32 @@ def encoded_forms(needle: str) -> list[str]:
     return out
 
 
+#: a ``pii_crypto`` token inside a column's text (a plain column, a ``{"sealed": …}`` object, a JSON array)
+_TOKEN = re.compile(r"v1\.[A-Za-z0-9_-]{1,32}\.[A-Za-z0-9_-]{22,}")
+
+
+def _opened(keyring: Any, table: str, column: str, text: str) -> list[str]:
+    """The plaintexts of the tokens in ``text`` that ``keyring`` opens under the column's context
+    (``<table>.<column>``, ``_enc`` dropped: the services' convention); others are left out."""
+    from .pii_crypto import PiiDecryptError
+
+    context = f"{table}.{column.removesuffix('_enc')}"
+    out = []
+    for token in _TOKEN.findall(text):
+        try:
+            out.append(keyring.decrypt(token, context=context))
+        except PiiDecryptError:
+            continue
+    return out
+
+
 async def scan_database(url: str, needles: list[str], *, label: str | None = None,
-                        encoded: bool = True) -> list[Finding]:
+                        encoded: bool = True, keyring: Any = None) -> list[Finding]:
     """Every (table, column) of the ``public`` schema holding a needle (case-insensitive), also
-    base64-encoded (``encoded``), as text or as raw bytes; one query per column."""
+    base64-encoded (``encoded``), as text or as raw bytes; one query per column. With the
+    service's ``keyring`` (``pii_crypto.Keyring``) the ciphertext is scanned too: every token in a
+    column is opened and its plaintext searched, so data that is encrypted but not erased is found
+    (the finding's column is suffixed ``(decrypted)``)."""
     import asyncpg
     from sqlalchemy.engine import make_url
 
@@ -81,6 +104,14 @@ async def scan_database(url: str, needles: list[str], *, label: str | None = Non
                        f"AS x(term) WHERE position(lower(x.term) IN lower({ident}::text)) > 0) LIMIT 1")
             else:
                 continue
+            if keyring is not None and kind in _TEXTUAL:
+                for (value,) in await conn.fetch(
+                        f"SELECT {ident}::text FROM \"{table}\" WHERE {ident}::text ~ 'v1\\.[A-Za-z0-9_-]+\\.'"):
+                    plain = "\n".join(_opened(keyring, table, column, value))
+                    hit = next((n for n in needles if n.lower() in plain.lower()), None)
+                    if hit is not None:
+                        findings.append(Finding(f"{label}.{table}.{column} (decrypted)", hit, _sample(plain, hit)))
+                        break
             row = await conn.fetchrow(sql, searched)
             if row is None:
                 continue
