@@ -67,15 +67,14 @@ async def _measure(url: str, n: int) -> dict:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--code", type=Path, default=None, help="a checkout whose customer-svc and common to import")
-    args = parser.parse_args()
-    if args.code is not None:
-        sys.path[:0] = [str(args.code / "services/customer-svc/src"), str(args.code / "libs/common/src")]
+def embedded_run(*, code: Path | None, sources: list[str], package: str, database: str, measure, n: int) -> dict:
+    """``measure(url, n)`` on a fresh embedded PostgreSQL migrated for ``package``; with ``code``
+    the service and helpdesk_common are imported from that checkout (``sources``: its src dirs).
+    Shared with bench/ticket_intake_pii.py (ticket-svc's twin of this script)."""
+    if code is not None:
+        sys.path[:0] = [str(code / source) for source in sources]
         for name in list(sys.modules):
-            if name.startswith(("customer_svc", "helpdesk_common")):
+            if name.startswith((package, "helpdesk_common")):
                 del sys.modules[name]
     from helpdesk_common.devstack import EmbeddedPostgres, free_port
     from helpdesk_common.migrate import ensure_database, upgrade
@@ -84,15 +83,24 @@ def main() -> None:
         pg = EmbeddedPostgres(Path(tmp) / "pg", free_port(), Path(tmp) / "pg.log", ephemeral=True)
         pg.start()
         try:
-            url = f"{pg.url}/bench_pii"
+            url = f"{pg.url}/{database}"
             asyncio.run(ensure_database(url))
-            upgrade("customer_svc", url)
-            result = asyncio.run(_measure(url, args.n))
+            upgrade(package, url)
+            result = asyncio.run(measure(url, n))
         finally:
             pg.stop()
-    result["code"] = str(args.code or "working tree")
+    result["code"] = str(code or "working tree")
     result["pid"] = os.getpid()
-    print(json.dumps(result))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--code", type=Path, default=None, help="a checkout whose customer-svc and common to import")
+    args = parser.parse_args()
+    print(json.dumps(embedded_run(code=args.code, sources=["services/customer-svc/src", "libs/common/src"],
+                                  package="customer_svc", database="bench_pii", measure=_measure, n=args.n)))
 
 
 if __name__ == "__main__":
