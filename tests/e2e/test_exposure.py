@@ -54,7 +54,7 @@ def route_table(stack: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[t
     with the stack's own settings (as the running processes were)."""
     env = stack.env()
     env["INTERNAL_AUTH_PRIVATE_KEY"] = stack.secrets["internal_auth_private_key"]
-    for name in ("customer_pii_keys", "customer_pii_index_key"):
+    for name in ("customer_pii_keys", "customer_pii_index_key", "ticket_pii_keys", "ticket_pii_index_key"):
         if name in stack.secrets:
             env[name.upper()] = stack.secrets[name]
     for key, value in env.items():
