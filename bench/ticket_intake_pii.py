@@ -13,6 +13,7 @@ before and after are measured by one script (bench/pii_resolve.py is customer-sv
     mkdir -p /tmp/ticket_pii_before && git archive 32e90bc services/ticket-svc/src libs/common/src \\
         | tar -x -C /tmp/ticket_pii_before
     .venv/bin/python bench/ticket_intake_pii.py --n 2000 --code /tmp/ticket_pii_before
+    .venv/bin/python bench/ticket_intake_pii.py --micro --n 20000   # the codec alone, no database
 
 Prints one JSON line. Not part of ``make bench`` (the lead's); a micro-benchmark of one path.
 """
@@ -87,13 +88,43 @@ async def _measure(url: str, n: int) -> dict:
     return out
 
 
+def _micro(n: int) -> dict:
+    """The encryption's own share, without the database: CPU per call of what a create adds
+    (``requester_columns``: one AES-GCM, the HMACs) and what a read adds (decryption, and the
+    masking decision shown unmasked to an admin or masked to an agent)."""
+    from helpdesk_common.identity import Principal
+    from helpdesk_common.pii_crypto import new_settings
+    from ticket_svc.pii import access, codec
+
+    keys = new_settings("TICKET_")
+    box = codec.configure(keys["TICKET_PII_KEYS"], keys["TICKET_PII_INDEX_KEY"])
+    access.configure(unmasked_roles=("admin", "supervisor"), assignee_sees=True)
+    requester = _requester(1)
+    row = {"requester": box.requester_columns(requester)["requester"], "assignee_id": None, "status": "new"}
+    admin, agent = Principal(kind="user", id="a", role="admin"), Principal(kind="user", id="b", role="agent")
+    out: dict = {"micro": True, "n": n}
+    for name, call in (("seal_us", lambda: box.requester_columns(requester)),
+                       ("open_us", lambda: codec.requester_of(row)),
+                       ("open_unmasked_us", lambda: access.shown(admin, row, codec.requester_of(row))),
+                       ("open_masked_us", lambda: access.shown(agent, row, codec.requester_of(row)))):
+        started = time.process_time()
+        for _ in range(n):
+            call()
+        out[name] = round((time.process_time() - started) / n * 1e6, 1)
+    return out
+
+
 def main() -> None:
     from pii_resolve import embedded_run  # bench/ is the script's directory
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--code", type=Path, default=None, help="a checkout whose ticket-svc and common to import")
+    parser.add_argument("--micro", action="store_true", help="the codec's CPU per call alone, no database")
     args = parser.parse_args()
+    if args.micro:
+        print(json.dumps({**_micro(args.n), "load_average_1m": round(os.getloadavg()[0], 1)}))
+        return
     result = embedded_run(code=args.code, sources=["services/ticket-svc/src", "libs/common/src"], package="ticket_svc",
                           database="bench_ticket_pii", measure=_measure, n=args.n)
     result["load_average_1m"] = round(os.getloadavg()[0], 1)
