@@ -6,6 +6,7 @@ the rest of a ``make test`` session on a 2-core machine.
 """
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -16,39 +17,56 @@ from helpdesk_common.devstack import PORT_BLOCK, Stack, StackConfig, free_block,
 
 
 @pytest.fixture(scope="module")
-def kafka_cluster(tmp_path_factory):
-    cluster = ApacheKafkaCluster(Path(tmp_path_factory.mktemp("kafka")), nodes=3)
-    started = time.monotonic()
-    try:
-        cluster.start(timeout=180)
-        cluster.ready_s = time.monotonic() - started
-        print(f"\n3-node Apache Kafka ready in {cluster.ready_s:.1f} s (jars resolved and storage formatted "
-              f"included): {cluster.bootstrap}")
-        yield cluster
-    finally:
-        cluster.stop()
+def kafka_cluster(kafka_env):
+    return kafka_env[0]
 
 
 @pytest.fixture(scope="module")
-def kafka_stack(tmp_path_factory, kafka_cluster):
-    """The services on the cluster with nothing but KAFKA_BOOTSTRAP_SERVERS set, as the README
-    tells a user: replication, idempotence and timeouts are the defaults they get."""
+def kafka_stack(kafka_env):
+    return kafka_env[1]
+
+
+@pytest.fixture(scope="module")
+def kafka_env(tmp_path_factory):
+    """The cluster and the services on it, with nothing but KAFKA_BOOTSTRAP_SERVERS set, as the
+    README tells a user: replication, idempotence and timeouts are the defaults they get.
+
+    The cluster's addresses are known before it runs, so its storage is formatted while
+    PostgreSQL starts and its nodes boot while the services' databases are migrated; the services
+    start once both are ready. Processes are started from this (the main) thread only: children
+    get SIGTERM when the thread that started them ends (PR_SET_PDEATHSIG).
+    """
+    cluster = ApacheKafkaCluster(Path(tmp_path_factory.mktemp("kafka")), nodes=3)
     base = free_block(PORT_BLOCK)
-    config = StackConfig(
+    stack = Stack(StackConfig(
         data_dir=Path(tmp_path_factory.mktemp("kafka-stack")),
         gateway_port=base,
         service_base_port=base,
         pg_port=free_port(),
-        kafka_bootstrap=kafka_cluster.bootstrap,
+        kafka_bootstrap=cluster.bootstrap,
         ephemeral=True,
         extra_env={"PUBLIC_BASE_URL": f"http://127.0.0.1:{base}"},
-    )
-    stack = Stack(config)
+    ))
+    started = time.monotonic()
     try:
-        stack.creds = stack.up()
-        yield stack
+        with ThreadPoolExecutor(1) as pool:
+            formatted = pool.submit(cluster.prepare)
+            stack.start_infra()
+            formatted.result()
+            cluster.spawn()
+            ready = pool.submit(cluster.wait_ready, 180)
+            stack.migrate()
+            ready.result()
+        cluster.ready_s = time.monotonic() - started
+        print(f"\n3-node Apache Kafka ready in {cluster.ready_s:.1f} s (jars resolved and storage formatted "
+              f"included, beside PostgreSQL and the migrations): {cluster.bootstrap}")
+        stack.start_services()
+        stack.creds = stack.bootstrap()
+        print(f"stack up on it {time.monotonic() - started:.1f} s after the start")
+        yield cluster, stack
     finally:
         stack.stop_all()
+        cluster.stop()
 
 
 @pytest.fixture

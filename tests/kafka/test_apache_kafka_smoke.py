@@ -23,20 +23,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpdesk_common import events
+from helpdesk_common.testing import wait_for
 
 TICKETS = 200
 pytestmark = pytest.mark.timeout(420)
-
-
-async def _eventually(predicate, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await predicate()
-        if last is True:
-            return
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last={last!r})")
 
 
 class Sql:
@@ -143,7 +133,7 @@ async def test_one_broker_down_200_tickets_complete_once(kafka_cluster, kafka_st
             return await sql("analytics-svc", "SELECT count(*) FROM ticket_facts WHERE ticket_id = :id "
                              "AND customer_id IS NOT NULL AND first_response_due_at IS NOT NULL", id=warm[0]) == 1
 
-        await _eventually(warm_done, 120)
+        await wait_for(warm_done, 120, 0.5)
 
         topics = sorted([*events.ALL_TOPICS, *(f"{t}.dlq" for t in events.ALL_TOPICS)])
         described, configs = await _describe(cluster.bootstrap, topics)
@@ -172,9 +162,14 @@ async def test_one_broker_down_200_tickets_complete_once(kafka_cluster, kafka_st
                               "AND customer_id IS NOT NULL AND first_response_due_at IS NOT NULL", ids=ids)
             counted = await sql("analytics-svc", "SELECT coalesce(sum(created), 0) FROM metric_rollups "
                                 "WHERE dim = 'all'") - rollups_before
-            return True if (linked, timers, facts, counted) == (TICKETS,) * 4 else (linked, timers, facts, counted)
+            progress["linked, timed, facts, counted"] = (linked, timers, facts, counted)
+            return (linked, timers, facts, counted) == (TICKETS,) * 4
 
-        await _eventually(all_linked_timed_counted, 150)
+        progress: dict = {}
+        try:
+            await wait_for(all_linked_timed_counted, 150, 0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {progress}") from None
         done_s = time.monotonic() - killed_at
         assert not cluster.node(victim).alive, "the broker came back before the tickets completed"
 

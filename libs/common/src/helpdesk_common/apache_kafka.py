@@ -199,16 +199,32 @@ class ApacheKafkaCluster:
     # ---- lifecycle -----------------------------------------------------------------
     def start(self, timeout: float = 120) -> None:
         """Resolve, format (once per data directory), start every node, wait until all are brokers."""
+        self.prepare()
+        self.spawn()
+        self.wait_ready(timeout)
+
+    def prepare(self) -> None:
+        """Resolve the jars and format each node's storage (once per data directory); runs no
+        node, so it may run in a worker thread while the caller does something else."""
         self.lib = resolve_jars()
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         (self.root / "log4j2.properties").write_text(LOG4J2.format(level=self.log_level))
+        self._format()
+
+    def spawn(self) -> None:
+        """Start every node without waiting for it (``wait_ready`` does).
+
+        Call it (and ``restart``) from a thread that lives as long as the cluster, e.g. the main
+        thread: the nodes get SIGTERM when the thread that started them ends (PR_SET_PDEATHSIG
+        follows the thread, not the process).
+        """
+        if self.lib is None:
+            self.prepare()
         if not self._atexit:
             atexit.register(self.stop)
             self._atexit = True
-        self._format()
         for node in self.nodes:
             self._spawn(node)
-        self.wait_ready(timeout)
 
     def _format(self) -> None:
         id_file = self.root / "cluster.id"
