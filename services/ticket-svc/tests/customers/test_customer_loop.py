@@ -60,9 +60,12 @@ async def rows(db, sql, **params):
 
 
 async def known(db, kind, value):
-    """The customer the identity projection links ``kind:value`` to (None if none)."""
-    found = await rows(db, "SELECT customer_id FROM customer_identity_projection WHERE kind = :k AND value = :v",
-                       k=kind, v=value)
+    """The customer the identity projection links ``kind:value`` to (None if none): by its blind
+    index (the projection stores no plaintext, docs/security.md "ticket-svc: the requester on a ticket")."""
+    from ticket_svc.pii.codec import codec
+
+    found = await rows(db, "SELECT customer_id FROM customer_identity_projection WHERE kind = :k AND value_bidx = :v",
+                       k=kind, v=codec().identity_index(value))
     return found[0]["customer_id"] if found else None
 
 
