@@ -219,3 +219,24 @@ async def test_the_erasure_scan_sees_through_the_ciphertext(client, ticket_db, r
     opened = await scan_database(ticket_db, needles, label="ticket", keyring=pii_codec.codec().keyring)
     assert {f.where for f in opened} >= {"ticket.tickets.requester (decrypted)",
                                           "ticket.customer_identity_projection.value_enc (decrypted)"}, opened
+
+
+async def test_the_reencrypt_command(client, ticket_db, raw):
+    """``python -m ticket_svc.pii reencrypt`` as ops run it: the service's environment, a JSON report,
+    exit 0 once nothing is left."""
+    import asyncio
+    import json
+    import os
+    import sys
+
+    ticket = await create(client, "command")
+    await raw.execute("UPDATE tickets SET requester = $2 WHERE id = $1::uuid", ticket["id"], {"email": "cmd@example.com"})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ticket_svc.pii", "reencrypt", env={**os.environ, "TICKET_DATABASE_URL": ticket_db},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    report = json.loads(out.decode().strip().splitlines()[-1])
+    assert report["tickets"] == 1 and report["remaining"] == {"tickets": 0, "identities": 0}
+    assert (await client.get(f"/v1/tickets/{ticket['id']}", headers=ADMIN)).json()["requester"] == {
+        "email": "cmd@example.com"}
