@@ -94,6 +94,15 @@ STATE_CODES = {
     # one of several optional fields must be given (turning two-factor sign-in off takes the TOTP
     # code or the password): a rule across values, like cross_field
     "one_of": "one of several optional fields required",
+    # the password policy (docs/security.md "Sign-in"): the minimum length is the deployment's
+    # GATEWAY_PASSWORD_MIN_LENGTH (8-128, 12 by default) and the common-password list and the
+    # "not the e-mail" rule are data, so the document states only the hard bounds (1-256)
+    "password_too_short": "a password shorter than the deployment's minimum length",
+    "password_common": "a password in the bundled list of common passwords",
+    "password_is_email": "a password equal to the account's e-mail address or its name part",
+    # a two-factor code is checked against the user's secret and the clock: a well-formed code
+    # that is wrong is the state's answer, like a wrong password
+    "totp_invalid": "a well-formed two-factor code that is wrong, expired or used",
 }
 
 

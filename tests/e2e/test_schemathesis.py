@@ -265,7 +265,10 @@ ROBOT_LIMITS = {"GATEWAY_RATE_LIMIT_RPS": "1000", "GATEWAY_RATE_LIMIT_BURST": "2
                 # the knowledge base's anonymous readers (a case sent without credentials, e.g. by
                 # the ignored_auth check, counts there)
                 "GATEWAY_KB_PUBLIC_ADDRESS_RATE_LIMIT_RPS": "1000",
-                "GATEWAY_KB_PUBLIC_ADDRESS_RATE_LIMIT_BURST": "2000"}
+                "GATEWAY_KB_PUBLIC_ADDRESS_RATE_LIMIT_BURST": "2000",
+                # the run's one access token outlives the run (15 min by default: a run slowed down
+                # by a loaded machine went on past it with every later request answered 401)
+                "GATEWAY_ACCESS_TOKEN_TTL_S": str(TIME_LIMIT_S + 600)}
 
 
 @pytest.fixture
