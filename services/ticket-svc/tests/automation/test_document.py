@@ -11,6 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from helpdesk_common.testing import SESSION_PII_ENV
 from ticket_svc.automation.schemas import AutomationWrite, DryRunIn, TriggerWrite
 from ticket_svc.config import Settings
 from ticket_svc.main import create_app
@@ -21,7 +22,9 @@ EXAMPLES = int(os.environ.get("AUTOMATION_PROPERTY_EXAMPLES", "150"))
 
 @pytest.fixture(scope="module")
 def document() -> Any:
-    return schemathesis.openapi.from_dict(create_app(Settings()).openapi())
+    keys = SESSION_PII_ENV["TICKET_"]  # module scope: before the per-test fixture sets them in the environment
+    app = create_app(Settings(pii_keys=keys["TICKET_PII_KEYS"], pii_index_key=keys["TICKET_PII_INDEX_KEY"]))
+    return schemathesis.openapi.from_dict(app.openapi())
 
 
 @pytest.mark.parametrize(("path", "model"), [("/v1/triggers", TriggerWrite), ("/v1/automations", AutomationWrite),
