@@ -132,7 +132,7 @@ def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """The keys services refuse to start without (personal data at rest)."""
     from helpdesk_common.pii_crypto import new_settings
 
-    for prefix in ("CUSTOMER_", "GATEWAY_"):
+    for prefix in ("CUSTOMER_", "GATEWAY_", "TICKET_"):
         for name, value in new_settings(prefix).items():
             monkeypatch.setenv(name, value)
 
