@@ -33,7 +33,7 @@ API_KEY = Principal(kind="channel", id=str(uuid.uuid4()), channel="api")
 def _keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from helpdesk_common.pii_crypto import new_settings
 
-    for prefix in ("CUSTOMER_", "GATEWAY_"):
+    for prefix in ("CUSTOMER_", "GATEWAY_", "TICKET_"):
         for name, value in new_settings(prefix).items():
             monkeypatch.setenv(name, value)
     logging.disable(logging.WARNING)
