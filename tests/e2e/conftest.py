@@ -3,6 +3,7 @@
 import asyncio
 import importlib.util
 import json
+import os
 import secrets
 import sys
 import time
@@ -114,6 +115,12 @@ def smtp_sink():
         controller.stop()
 
 
+#: the broker the session's stack runs on: ``embedded`` (tansu, the default) or ``apache-kafka``
+#: (one KRaft node, helpdesk_common.apache_kafka): ``make test`` runs tests/e2e/test_erasure.py once
+#: more with E2E_BROKER=apache-kafka, where the event log's purge (DeleteRecords) is proven
+E2E_BROKER = os.environ.get("E2E_BROKER", "embedded")
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, smtp_sink, chat_fakes):
     base = _free_block()
@@ -122,7 +129,10 @@ def stack(tmp_path_factory, smtp_sink, chat_fakes):
         gateway_port=base,
         service_base_port=base,
         pg_port=free_port(),
-        kafka_port=free_port(),
+        # a Kafka node listens on two consecutive ports (clients, controller)
+        kafka_port=free_block(2) if E2E_BROKER == "apache-kafka" else free_port(),
+        broker=E2E_BROKER,
+        kafka_nodes=1,
         ephemeral=True,
         # notify-svc answers from the address customers write to in the tests, and never calls out:
         # webhooks reach only allow-listed literal addresses, and only WEBHOOK_RECEIVER_HOST is

@@ -170,14 +170,15 @@ async def purge_log(settings: Any, *, topics: list[str], point: dict[str, int] |
     from aiokafka.admin.records_to_delete import RecordsToDelete
     from aiokafka.consumer import AIOKafkaConsumer
 
+    from .kafka import topic_partitions
+
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=10_000)
     await consumer.start()
     await admin.start()
     try:
-        existing = await consumer.topics()  # also loads the metadata partitions_for_topic reads
-        partitions = [TopicPartition(t, p) for t in topics if t in existing
-                      for p in (consumer.partitions_for_topic(t) or ())]
+        existing = await topic_partitions(admin)
+        partitions = [TopicPartition(t, p) for t in topics for p in existing.get(t, ())]
         if point is None:
             ends = await consumer.end_offsets(partitions)
             point = {f"{tp.topic}:{tp.partition}": offset for tp, offset in ends.items()}

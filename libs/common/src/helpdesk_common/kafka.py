@@ -228,3 +228,12 @@ async def broker_reachable(settings: ServiceSettings, timeout: float = 2.0) -> b
             await admin.close()
         except Exception:
             pass
+
+
+async def topic_partitions(admin: AIOKafkaAdminClient) -> dict[str, list[int]]:
+    """Every topic the broker holds (its internal ones included) -> its partitions, from one
+    metadata request of ``admin``. Not ``AIOKafkaConsumer.topics()`` + ``partitions_for_topic``:
+    the consumer's own metadata tracks only its assigned topics, so on Apache Kafka that pair
+    answers None for every other topic (and a scan or a purge built on it sees nothing)."""
+    return {t["topic"]: sorted(p["partition"] for p in t["partitions"])
+            for t in await admin.describe_topics() if not t.get("error_code")}

@@ -123,18 +123,37 @@ async def scan_database(url: str, needles: list[str], *, label: str | None = Non
     return findings
 
 
-async def scan_broker(bootstrap: str, needles: list[str], *, topic_prefix: str = "") -> list[Finding]:
-    """Every record still held on every topic (whose name starts with ``topic_prefix``) that
-    holds a needle in its key, value or headers (UTF-8, case-insensitive)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+#: the broker's own topics a scan reads too when they exist (Apache Kafka: the consumer groups'
+#: offsets and metadata, the transactions' state); the embedded broker has none
+INTERNAL_TOPICS = ("__consumer_offsets", "__transaction_state")
 
+
+async def scan_broker(bootstrap: str, needles: list[str], *, topic_prefix: str = "",
+                      counts: dict[str, int] | None = None) -> list[Finding]:
+    """Every record still held on every topic (whose name starts with ``topic_prefix``, and the
+    broker's ``INTERNAL_TOPICS``) that holds a needle in its key, value or headers (UTF-8,
+    case-insensitive). ``counts``, when given, receives the records read per topic, so that a
+    clean scan can show it read something."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from .kafka import topic_partitions
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        held = await topic_partitions(admin)
+    finally:
+        await admin.close()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     findings: list[Finding] = []
     lowered = [n.lower() for n in needles]
+    counts = {} if counts is None else counts
     try:
-        topics = [t for t in await consumer.topics() if t.startswith(topic_prefix) and not t.startswith("__")]
-        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        topics = [t for t in held if t.startswith(topic_prefix) and not t.startswith("__")]
+        topics += [t for t in INTERNAL_TOPICS if t in held]
+        partitions = [TopicPartition(t, p) for t in topics for p in held[t]]
         if not partitions:
             return findings
         consumer.assign(partitions)
@@ -148,6 +167,7 @@ async def scan_broker(bootstrap: str, needles: list[str], *, topic_prefix: str =
             if not batch:
                 break
             for tp, records in batch.items():
+                counts[tp.topic] = counts.get(tp.topic, 0) + len(records)
                 for record in records:
                     parts: list[Any] = [record.key or b"", record.value or b""]
                     parts += [v or b"" for _, v in (record.headers or ())]

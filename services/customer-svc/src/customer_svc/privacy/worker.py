@@ -24,6 +24,14 @@ PERSONAL_TOPICS = (events.TICKETS_TOPIC, events.CUSTOMERS_TOPIC, events.DELIVERI
                    events.INSIGHTS_TOPIC)
 
 
+def purged_topics(prefix: str) -> list[str]:
+    """The personal topics and their dead-letter topics (a dead letter is a copy of the record's
+    value, e.g. an event naming the person that a consumer could not handle): nobody consumes a
+    DLQ, so its records below the erasure point are deleted with the rest (pure)."""
+    topics = [prefix + t for t in PERSONAL_TOPICS]
+    return topics + [events.dlq_topic(t) for t in topics]
+
+
 async def log_step(pool: Any, service_settings: Any, *, mode: str) -> None:
     """Erasures every service acknowledged, waiting for their event-log purge (delete-records).
     With ``auto``, a broker that refuses DeleteRecords (the embedded tansu closes the connection:
@@ -36,7 +44,7 @@ async def log_step(pool: Any, service_settings: Any, *, mode: str) -> None:
         services = dict(row["services"])
         point = (services.get("_log") or {}).get("point")
         try:
-            outcome, point = await erasure.purge_log(service_settings, topics=[prefix + t for t in PERSONAL_TOPICS],
+            outcome, point = await erasure.purge_log(service_settings, topics=purged_topics(prefix),
                                                      point=point)
         except KafkaError as exc:
             if mode != "auto" or not isinstance(exc, (KafkaConnectionError, UnsupportedVersionError)):
