@@ -50,8 +50,13 @@ kafka: install java
 migrate: install
 	$(PY) -m helpdesk_common.devstack migrate --data-dir $(DATA_DIR)
 
+# then the erasure test once more on a 1-node Apache Kafka (E2E_BROKER, tests/e2e/conftest.py): there
+# the event log's purge (DeleteRecords) must leave no record naming the person (docs/security.md
+# "Erasure"; the embedded broker cannot delete records, so the first run xfails it); about 80 s
 test: install chromium java
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; \
+	E2E_BROKER=apache-kafka $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_erasure.py; rc2=$$?; \
+	[ $$rc -eq 0 ] && [ $$rc2 -eq 0 ] || { echo "test exit codes: suite=$$rc erasure-on-kafka=$$rc2"; exit 1; }
 
 # Chromium comes from Debian too (the survey end-to-end test opens the e-mailed link in it, through
 # Playwright with executable_path=/usr/bin/chromium: Playwright never downloads a browser here);
