@@ -1,4 +1,5 @@
-"""End-to-end: the real six processes, embedded PostgreSQL and tansu, driven through the gateway."""
+"""End-to-end: the real six processes, embedded PostgreSQL and tansu (Apache Kafka with
+E2E_BROKER=apache-kafka), driven through the gateway."""
 
 import asyncio
 import importlib.util
