@@ -20,9 +20,10 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from helpdesk_common import events
-from helpdesk_common.kafka import ensure_topics
+from helpdesk_common.kafka import ensure_topics, topic_partitions
 from helpdesk_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,16 @@ class TopicReplay:
         await consumer.start()
         self._consumer = consumer
         try:
-            await consumer.topics()  # loads the metadata of every topic
+            # from an admin's metadata: the consumer's topics() + partitions_for_topic answer None
+            # on Apache Kafka for topics it is not assigned (helpdesk_common.kafka.topic_partitions)
+            admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
+            await admin.start()
+            try:
+                held = await topic_partitions(admin)
+            finally:
+                await admin.close()
             for topic in self._topics:
-                for partition in sorted(consumer.partitions_for_topic(topic) or ()):
+                for partition in held.get(topic, ()):
                     self.partitions.append(TopicPartition(topic, partition))
             consumer.assign(self.partitions)
             self.earliest = dict(await consumer.beginning_offsets(self.partitions)) if self.partitions else {}
