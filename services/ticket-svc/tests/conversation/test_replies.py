@@ -16,6 +16,7 @@ from helpdesk_common import events
 from helpdesk_common.identity import Principal
 from helpdesk_common.testing import identity_headers, produce, running_app, service_env, wait_for
 from ticket_svc.conversation import outbound
+from ticket_svc.pii.codec import codec
 
 #: the key the conftest's apps use (tests/conftest.py)
 ATTACHMENT_URL_KEY = "test-attachment-url-key-0123456789abcdef"
@@ -179,6 +180,9 @@ async def test_dingtalk_session_webhook_is_in_the_event_and_reply_routes_only(re
         other_events = await conn.scalar(text(
             "SELECT count(*) FROM outbox WHERE payload::text LIKE '%bearer-token%' "
             "AND event_type <> 'ticket.reply_requested'"))
+    # stored sealed (docs/security.md): the webhook only comes back through the service's key
+    assert list(stored) == ["sealed"] and "bearer-token" not in stored["sealed"]
+    stored = codec().route(stored)
     assert stored["session_webhook"] == SECRET_HOOK and "evil" not in json.dumps(stored)
     assert (leaks, other_events) == (0, 0)
 

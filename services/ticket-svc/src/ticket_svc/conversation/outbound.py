@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from helpdesk_common import events
 
-from ..pii.codec import requester_of
+from ..pii.codec import is_indexed_conversation, requester_of
 
 #: channels answered on themselves
 OWN_CHANNELS = frozenset({"email", "wechat", "wecom", "dingtalk", "chat"})
@@ -76,7 +76,11 @@ def needs_thread(channel: str | None) -> bool:
 
 
 def _after(prefix: str, value: str | None) -> str | None:
-    return value[len(prefix):] or None if value and value.startswith(prefix) else None
+    """The id after ``prefix`` in ``value``; None for a conversation key that holds an index
+    (``pii.codec``: a WeChat or WeCom sender is not stored in it, the stored route names them)."""
+    if not value or not value.startswith(prefix) or is_indexed_conversation(value):
+        return None
+    return value[len(prefix):] or None
 
 
 def _first_address(addresses: Any) -> str | None:

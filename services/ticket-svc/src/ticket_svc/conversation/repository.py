@@ -75,13 +75,12 @@ async def move_messages(conn: Any, *, source_id: uuid.UUID, target_id: uuid.UUID
 
 # --- replies: the customer's side of the conversation, and what became of each delivery ----------
 
-async def upsert_reply_route(conn: Any, *, ticket_id: uuid.UUID, channel: str, route: dict[str, Any]) -> None:
-    """Keep the newest way to answer: the new route's keys win, keys it lacks keep their older
-    value (a callback without a session webhook leaves the last valid one in place)."""
+async def store_reply_route(conn: Any, *, ticket_id: uuid.UUID, channel: str, route: dict[str, Any]) -> None:
+    """Write the ticket's route for ``channel`` (sealed: ``pii.codec``; the merge with the older
+    route happens in ``service.remember_reply_route``, which read it locked)."""
     await conn.execute(
         "INSERT INTO reply_routes (ticket_id, channel, route, updated_at) VALUES ($1, $2, $3, now()) "
-        "ON CONFLICT (ticket_id, channel) DO UPDATE SET route = reply_routes.route || EXCLUDED.route, "
-        "updated_at = EXCLUDED.updated_at",
+        "ON CONFLICT (ticket_id, channel) DO UPDATE SET route = EXCLUDED.route, updated_at = EXCLUDED.updated_at",
         ticket_id, channel, route,
     )
 
@@ -95,9 +94,10 @@ async def copy_reply_routes(conn: Any, *, source_id: uuid.UUID, target_id: uuid.
     )
 
 
-async def reply_route(conn: Any, *, ticket_id: uuid.UUID, channel: str) -> dict[str, Any] | None:
-    return await conn.fetchval("SELECT route FROM reply_routes WHERE ticket_id = $1 AND channel = $2",
-                               ticket_id, channel)
+async def reply_route(conn: Any, *, ticket_id: uuid.UUID, channel: str, lock: bool = False) -> Any:
+    """The stored route (sealed, or a plaintext object from before 0019), or None."""
+    return await conn.fetchval("SELECT route FROM reply_routes WHERE ticket_id = $1 AND channel = $2"
+                               + (" FOR UPDATE" if lock else ""), ticket_id, channel)
 
 
 async def email_thread(conn: Any, *, ticket_id: uuid.UUID, limit: int) -> list[Any]:

@@ -22,7 +22,7 @@ from helpdesk_common.problems import Problem
 
 from ..channels.inbound import InboundAttachment
 from ..db import outbox
-from ..pii.codec import requester_of
+from ..pii.codec import codec, requester_of
 from ..tickets import changes, hooks, lifecycle, search
 from ..tickets import repository as ticket_repository
 from . import attachments as attachment_rules
@@ -192,9 +192,19 @@ async def plan_reply(conn: Any, ticket: Mapping[str, Any], *, settings: Any = No
     if outbound.needs_thread(channel):
         thread = await repository.email_thread(conn, ticket_id=ticket["id"], limit=outbound.REFERENCES_MAX)
     elif channel in outbound.ROUTED_CHANNELS:
-        stored = await repository.reply_route(conn, ticket_id=ticket["id"], channel=channel)
+        stored = codec().route(await repository.reply_route(conn, ticket_id=ticket["id"], channel=channel))
     return outbound.plan(ticket, stored_route=stored, thread=thread,
                          wechat_app_ids=getattr(settings, "wechat_app_ids", None))
+
+
+async def remember_reply_route(conn: Any, *, ticket_id: uuid.UUID, channel: str, route: Mapping[str, Any]) -> None:
+    """Keep the newest way to answer: the new route's keys win, keys it lacks keep their older
+    value (a callback without a session webhook leaves the last valid one in place). The route is
+    stored sealed, so the merge is done here on the plaintext, the older row read locked."""
+    box = codec()
+    older = box.route(await repository.reply_route(conn, ticket_id=ticket_id, channel=channel, lock=True)) or {}
+    await repository.store_reply_route(conn, ticket_id=ticket_id, channel=channel,
+                                       route=box.seal_route({**older, **route}))
 
 
 def reply_request(plan: outbound.Plan, *, principal: Principal, settings: Any = None) -> ReplyRequest:

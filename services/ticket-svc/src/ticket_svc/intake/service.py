@@ -28,7 +28,6 @@ from helpdesk_common.problems import Problem
 from helpdesk_common.text import one_line
 
 from ..channels.inbound import InboundMessage, Sender
-from ..conversation import repository as conversation_repository
 from ..conversation import service as conversation
 from ..db import outbox
 from ..pii.codec import codec
@@ -143,7 +142,8 @@ async def open_ticket(
         "priority": decision.priority, "type": type_, "channel": channel, "tags": list(decision.tags),
         "custom_fields": custom_fields, **codec().requester_columns(requester),
         "created_by": created_by, "created_at": now, "updated_at": now, "language": language, "cc": list(cc),
-        "conversation_key": conversation_key, "follow_up_of": follow_up_of, "form_version": form_version,
+        "conversation_key": codec().conversation_key(conversation_key), "follow_up_of": follow_up_of,
+        "form_version": form_version,
         "search": search.document(subject=subject, public=[description, *(opening_text if opening.public else ())],
                                   internal=() if opening.public else opening_text),
         "awaiting_agent_since": now if opening.author_kind == "customer" else None, "message_count": 1,
@@ -232,8 +232,8 @@ async def _finish(conn: Any, message: InboundMessage, result: IntakeResult) -> N
     if message.reply_route:
         # the newest way to answer this customer (only channels whose parser gives one: WeChat,
         # WeCom, DingTalk; e-mail threading and chat keys live on messages and tickets already)
-        await conversation_repository.upsert_reply_route(conn, ticket_id=result.ticket_id, channel=message.channel,
-                                                         route=message.reply_route)
+        await conversation.remember_reply_route(conn, ticket_id=result.ticket_id, channel=message.channel,
+                                                route=message.reply_route)
     if message.external_id is not None:
         await repository.complete_delivery(conn, channel=message.channel, external_id=message.external_id,
                                            ticket_id=result.ticket_id, message_id=result.message_id,
@@ -265,7 +265,8 @@ async def find_thread(conn: Any, message: InboundMessage) -> Any:
             if found is not None and sender_may_thread(found, message.sender):
                 candidate = found
     elif message.conversation_key:
-        candidate = await tickets.newest_open_in_conversation(conn, message.conversation_key)
+        candidate = await tickets.newest_open_in_conversation(
+            conn, codec().conversation_lookup(message.conversation_key))
     if candidate is None:
         return None
     return await tickets.lock_ticket(conn, candidate["id"])

@@ -6,7 +6,9 @@ Stored encrypted (AES-256-GCM, ``helpdesk_common.pii_crypto``, the column name a
 - ``tickets.requester``: the whole requester object (name, e-mail, phone, openid, external id) as
   ``{"sealed": token}`` (``helpdesk_common.pii_store.seal_json``: one AES-GCM operation per ticket);
 - ``customer_identity_projection.value_enc``: an identity customer-svc announced (the erasure
-  reads it back to know what to look for).
+  reads it back to know what to look for);
+- ``reply_routes.route``: how to answer a WeChat, WeCom or DingTalk customer (openid, external
+  user id, session webhook) as ``{"sealed": token}``: the outbound reply needs it back.
 
 Looked up through keyed blind indexes (HMAC-SHA256 under ``TICKET_PII_INDEX_KEY``), all in one
 context (``IDENTITY``) so that an identity of a ticket meets the same identity of the projection:
@@ -14,11 +16,15 @@ context (``IDENTITY``) so that an identity of a ticket meets the same identity o
 - ``tickets.requester_identity_bidx``: the requester's primary identity (the intake's link to a
   known customer, the erasure's "tickets raised by this identity");
 - ``tickets.requester_bidx``: every identity of the requester (``GET /v1/tickets?requester=``);
-- ``customer_identity_projection.value_bidx``: the projection's key.
+- ``customer_identity_projection.value_bidx``: the projection's key;
+- ``tickets.conversation_key`` of a WeChat or WeCom ticket: ``<channel>:#<index of the sender>``
+  instead of ``<channel>:<openid | userid>`` (threading compares it by equality; the index is the
+  sender's identity index, the one ``requester_bidx`` holds, so the erasure finds it too).
 
-Rows written before migration 0018 keep their plaintext (a ``requester`` object,
-``requester_identity_value``, the projection's ``value``) until ``python -m ticket_svc.pii
-reencrypt`` has moved them; every read here takes both forms, every write writes only the new one.
+Rows written before migration 0018 (0019 for conversation keys and reply routes) keep their
+plaintext (a ``requester`` object, ``requester_identity_value``, the projection's ``value``, a
+``wechat:<openid>`` key, a route object) until ``python -m ticket_svc.pii reencrypt`` has moved
+them; every read here takes both forms, every write writes only the new one.
 """
 
 from __future__ import annotations
@@ -32,6 +38,17 @@ from helpdesk_common.pii_store import is_sealed, load_keys, open_json, seal_json
 
 REQUESTER = "tickets.requester"
 PROJECTION_VALUE = "customer_identity_projection.value"
+REPLY_ROUTE = "reply_routes.route"
+#: channels whose conversation key names a person (``<channel>:<openid | userid>``)
+PERSON_CONVERSATIONS = ("wechat", "wecom")
+#: what follows ``<channel>:`` in a conversation key that holds an index (no openid or userid starts so)
+INDEXED = "#"
+
+
+def is_indexed_conversation(key: str | None) -> bool:
+    """True for a stored ``<channel>:#<index>`` key (its person part is not recoverable)."""
+    channel, sep, rest = (key or "").partition(":")
+    return bool(sep) and channel in PERSON_CONVERSATIONS and rest.startswith(INDEXED)
 #: the blind-index context of every identity (tickets and projection alike)
 IDENTITY = "ticket_svc.identity"
 
@@ -83,6 +100,34 @@ class Codec:
         if phone:
             candidates.add(phone)
         return [self.identity_index(v) for v in sorted(c for c in candidates if c)]
+
+    # --- conversations and reply routes -------------------------------------------------------
+
+    def conversation_key(self, key: str | None) -> str | None:
+        """What a ticket stores as its conversation key: a WeChat or WeCom sender as its identity
+        index, anything else (chat, DingTalk conversation ids) as it is. Idempotent: a stored key
+        (a follow-up copies its predecessor's) is kept, a plaintext one from before 0019 indexed."""
+        channel, sep, person = (key or "").partition(":")
+        if not sep or channel not in PERSON_CONVERSATIONS or not person or person.startswith(INDEXED):
+            return key
+        return f"{channel}:{INDEXED}{self.identity_index(person)}"
+
+    def conversation_lookup(self, key: str) -> list[str]:
+        """The stored keys threading compares with: the indexed form, and the plaintext one of a
+        ticket written before 0019 (a query value, never stored) until the command has moved it."""
+        stored = self.conversation_key(key)
+        return [stored, key] if stored != key else [key]
+
+    def person_conversations(self, indexes: list[str]) -> list[str]:
+        """Every stored conversation key of a person with these identity indexes (the erasure)."""
+        return [f"{channel}:{INDEXED}{index}" for index in indexes for channel in PERSON_CONVERSATIONS]
+
+    def seal_route(self, route: Mapping[str, Any]) -> dict[str, str]:
+        return seal_json(self.keyring, dict(route), context=REPLY_ROUTE)
+
+    def route(self, stored: Any) -> dict[str, Any] | None:
+        """The plaintext of a ``reply_routes.route`` (sealed, or an object from before 0019)."""
+        return None if stored is None else dict(open_json(self.keyring, stored, context=REPLY_ROUTE) or {})
 
     # --- the identity projection -----------------------------------------------------------------
 

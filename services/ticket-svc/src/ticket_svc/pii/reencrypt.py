@@ -4,8 +4,9 @@ Moves, in batches of ``TICKET_PII_REENCRYPT_BATCH`` rows (one transaction each, 
 the next), every row that holds
 
 - plaintext written before migration 0018 (``tickets.requester`` as an object and
-  ``requester_identity_value``; the projection's ``value``): it is encrypted, its blind indexes
-  computed and the plaintext cleared;
+  ``requester_identity_value``; the projection's ``value``) or 0019 (a WeChat / WeCom
+  ``tickets.conversation_key`` naming its sender, a ``reply_routes.route`` object): it is
+  encrypted or indexed and the plaintext cleared;
 - ciphertext under another key than the first of ``TICKET_PII_KEYS`` (after a rotation): it is
   decrypted with the key it names and encrypted again with the current one.
 
@@ -30,8 +31,9 @@ from .codec import Codec, configure
 async def _tickets(conn: Any, box: Codec, after: uuid.UUID | None, batch: int) -> tuple[int, uuid.UUID | None]:
     async with conn.transaction():
         rows = await repository.tickets_to_seal(conn, after=after, current_kid=box.keyring.current_kid, limit=batch)
-        await repository.store_tickets(conn, [(r["id"], box.requester_columns(box.requester(r["requester"])))
-                                              for r in rows])
+        await repository.store_tickets(conn, [
+            (r["id"], {**box.requester_columns(box.requester(r["requester"])),
+                       "conversation_key": box.conversation_key(r["conversation_key"])}) for r in rows])
     return len(rows), (rows[-1]["id"] if rows else None)
 
 
@@ -46,11 +48,21 @@ async def _identities(conn: Any, box: Codec, batch: int) -> tuple[int, None]:
     return len(rows), None
 
 
+async def _routes(conn: Any, box: Codec, after: tuple[uuid.UUID, str] | None,
+                  batch: int) -> tuple[int, tuple[uuid.UUID, str] | None]:
+    async with conn.transaction():
+        rows = await repository.routes_to_seal(conn, after=after, current_kid=box.keyring.current_kid, limit=batch)
+        await repository.store_routes(conn, [(r["ticket_id"], r["channel"], box.seal_route(box.route(r["route"]) or {}))
+                                             for r in rows])
+    return len(rows), ((rows[-1]["ticket_id"], rows[-1]["channel"]) if rows else None)
+
+
 async def run(conn: Any, box: Codec, *, batch: int) -> dict[str, Any]:
-    """Walk both tables on ``conn`` (a bare asyncpg connection with the service's JSON codecs)."""
+    """Walk the three tables on ``conn`` (a bare asyncpg connection with the service's JSON codecs)."""
     done, batches = await walk(conn, [
         ("tickets", lambda c, after: _tickets(c, box, after, batch)),
         ("identities", lambda c, _after: _identities(c, box, batch)),
+        ("reply_routes", lambda c, after: _routes(c, box, after, batch)),
     ], batch=batch)
     return {"current_kid": box.keyring.current_kid, **done, "batches": batches,
             "remaining": await repository.remaining(conn, current_kid=box.keyring.current_kid)}

@@ -7,9 +7,13 @@ from typing import Any
 
 import orjson
 
-#: a tickets row still to move: a plaintext requester or primary identity, or another key's ciphertext
+#: a tickets row still to move: a plaintext requester or primary identity, another key's
+#: ciphertext, or a WeChat / WeCom conversation key naming its sender (before 0019)
 _TICKET_STALE = ("((NOT requester ? 'sealed' AND requester <> '{{}}') OR requester_identity_value IS NOT NULL "
-                 "OR split_part(requester->>'sealed', '.', 2) <> {kid})")
+                 "OR split_part(requester->>'sealed', '.', 2) <> {kid} "
+                 "OR (conversation_key ~ '^(wechat|wecom):' AND conversation_key !~ '^(wechat|wecom):#'))")
+#: a reply route still to move: a plaintext object (before 0019) or another key's ciphertext
+_ROUTE_STALE = "(NOT route ? 'sealed' OR split_part(route->>'sealed', '.', 2) <> {kid})"
 #: a projection row still to move: plaintext, no index yet, or another key's ciphertext
 _IDENTITY_STALE = "(value IS NOT NULL OR value_bidx IS NULL OR split_part(value_enc, '.', 2) <> {kid})"
 
@@ -18,23 +22,27 @@ async def tickets_to_seal(conn: Any, *, after: uuid.UUID | None, current_kid: st
     """Tickets whose requester is plaintext or under another key than ``current_kid``, by id,
     locked (SKIP LOCKED: the service and another run never wait on the walk)."""
     return await conn.fetch(
-        "SELECT id, requester FROM tickets WHERE ($1::uuid IS NULL OR id > $1) "
+        "SELECT id, requester, conversation_key FROM tickets WHERE ($1::uuid IS NULL OR id > $1) "
         f"AND {_TICKET_STALE.format(kid='$2')} ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
         after, current_kid, limit)
 
 
 async def store_tickets(conn: Any, rows: list[tuple[uuid.UUID, dict[str, Any]]]) -> None:
-    """(id, ``codec.requester_columns``) for each row: the sealed requester and its indexes, the
-    plaintext identity cleared. ``updated_at`` and ``version`` stay: nothing a reader sees changed."""
+    """(id, ``codec.requester_columns`` and ``conversation_key``) for each row: the sealed requester
+    and its indexes, the plaintext identity cleared, the conversation key in its stored form.
+    ``updated_at`` and ``version`` stay: nothing a reader sees changed."""
     if rows:
         await conn.execute(
             "UPDATE tickets t SET requester = u.r::jsonb, requester_identity_kind = u.k, "
-            "requester_identity_value = NULL, requester_identity_bidx = u.b, requester_bidx = string_to_array(u.bs, ',') "
-            "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(id, r, k, b, bs) "
-            "WHERE t.id = u.id",
+            "requester_identity_value = NULL, requester_identity_bidx = u.b, "
+            "requester_bidx = string_to_array(u.bs, ','), "
+            "conversation_key = u.ck "
+            "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "
+            "AS u(id, r, k, b, bs, ck) WHERE t.id = u.id",
             [r[0] for r in rows], [orjson.dumps(r[1]["requester"]).decode() for r in rows],
             [r[1]["requester_identity_kind"] for r in rows], [r[1]["requester_identity_bidx"] for r in rows],
-            [",".join(r[1]["requester_bidx"]) for r in rows])  # hex indexes: a comma never occurs in one
+            [",".join(r[1]["requester_bidx"]) for r in rows],  # hex indexes: a comma never occurs in one
+            [r[1]["conversation_key"] for r in rows])
 
 
 async def identities_to_seal(conn: Any, *, current_kid: str, limit: int) -> list[Any]:
@@ -63,10 +71,31 @@ async def store_identities(conn: Any, rows: list[tuple[str, str, str, str]]) -> 
         ats, encs, bidxs)
 
 
+async def routes_to_seal(conn: Any, *, after: tuple[uuid.UUID, str] | None, current_kid: str,
+                         limit: int) -> list[Any]:
+    """Reply routes in plaintext or under another key, by primary key, locked."""
+    return await conn.fetch(
+        "SELECT ticket_id, channel, route FROM reply_routes "
+        "WHERE ($1::uuid IS NULL OR (ticket_id, channel) > ($1, $2)) "
+        f"AND {_ROUTE_STALE.format(kid='$3')} ORDER BY ticket_id, channel LIMIT $4 FOR UPDATE SKIP LOCKED",
+        after[0] if after else None, after[1] if after else "", current_kid, limit)
+
+
+async def store_routes(conn: Any, rows: list[tuple[uuid.UUID, str, dict[str, str]]]) -> None:
+    """(ticket_id, channel, sealed route) for each row; ``updated_at`` stays (the route did not change)."""
+    if rows:
+        await conn.execute(
+            "UPDATE reply_routes r SET route = u.route::jsonb "
+            "FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(t, c, route) "
+            "WHERE r.ticket_id = u.t AND r.channel = u.c",
+            [r[0] for r in rows], [r[1] for r in rows], [orjson.dumps(r[2]).decode() for r in rows])
+
+
 async def remaining(conn: Any, *, current_kid: str) -> dict[str, int]:
-    """What is left to re-encrypt (the command's report; a full scan of both tables)."""
+    """What is left to re-encrypt (the command's report; a full scan of the three tables)."""
     row = await conn.fetchrow(
         f"SELECT (SELECT count(*) FROM tickets WHERE {_TICKET_STALE.format(kid='$1')}) AS tickets, "
-        f"(SELECT count(*) FROM customer_identity_projection WHERE {_IDENTITY_STALE.format(kid='$1')}) AS identities",
+        f"(SELECT count(*) FROM customer_identity_projection WHERE {_IDENTITY_STALE.format(kid='$1')}) AS identities, "
+        f"(SELECT count(*) FROM reply_routes WHERE {_ROUTE_STALE.format(kid='$1')}) AS reply_routes",
         current_kid)
     return dict(row)

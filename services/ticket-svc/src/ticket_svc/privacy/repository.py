@@ -15,15 +15,17 @@ async def identities(conn: Any, customer_id: uuid.UUID) -> list[Any]:
 
 
 async def ticket_ids(conn: Any, *, customer_id: uuid.UUID, indexes: list[str],
-                     identities: list[tuple[str, str]]) -> list[uuid.UUID]:
+                     identities: list[tuple[str, str]], conversations: list[str]) -> list[uuid.UUID]:
     """The person's tickets: linked to the customer, or raised by one of its identities (any
     identity of the requester through ``requester_bidx``; a row written before 0018 by its
-    plaintext primary identity)."""
+    plaintext primary identity), or in one of its WeChat / WeCom conversations (the stored keys
+    ``codec.person_conversations`` gives, and the plaintext ones of rows from before 0019)."""
     rows = await conn.fetch(
         "SELECT id FROM tickets WHERE customer_id = $1 OR requester_bidx && $4::text[] "
+        "OR conversation_key = ANY($5::text[]) "
         "OR (requester_identity_kind, requester_identity_value) IN ("
         "SELECT k, v FROM unnest($2::text[], $3::text[]) AS i(k, v))",
-        customer_id, [k for k, _ in identities], [v for _, v in identities], indexes)
+        customer_id, [k for k, _ in identities], [v for _, v in identities], indexes, conversations)
     return [r["id"] for r in rows]
 
 
@@ -57,8 +59,12 @@ async def erase_tickets(conn: Any, *, ids: list[uuid.UUID], customer_id: uuid.UU
         await run("tickets",
                   "UPDATE tickets SET subject = $2, description = '', requester = $3::jsonb, "
                   "requester_identity_value = NULL, requester_identity_bidx = NULL, requester_bidx = '{}', "
-                  "customer_id = COALESCE(customer_id, $4), csat_comment = NULL, "
-                  "search = ''::tsvector WHERE id = ANY($1::uuid[]) AND (subject <> $2 OR description <> '' "
+                  "customer_id = COALESCE(customer_id, $4), csat_comment = NULL, search = ''::tsvector, "
+                  # a WeChat / WeCom conversation key names (or indexes) the person: no thread continues
+                  "conversation_key = CASE WHEN conversation_key ~ '^(wechat|wecom):' THEN NULL "
+                  "ELSE conversation_key END "
+                  "WHERE id = ANY($1::uuid[]) AND (subject <> $2 OR description <> '' "
+                  "OR conversation_key ~ '^(wechat|wecom):' "
                   "OR requester_identity_value IS NOT NULL OR requester_identity_bidx IS NOT NULL "
                   "OR requester_bidx <> '{}' OR csat_comment IS NOT NULL OR requester <> $3::jsonb)",
                   ids, erasure.REDACTED, {"name": erasure.ERASED_NAME}, customer_id)

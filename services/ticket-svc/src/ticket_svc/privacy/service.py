@@ -12,6 +12,8 @@ from ..pii.codec import codec, requester_of
 from . import repository
 
 SOURCE = "ticket-svc"
+#: the identity kinds a WeChat / WeCom conversation key was made of before 0019 (``wechat:<openid>``)
+_CONVERSATION_KINDS = (("wechat", "wechat_openid"), ("wecom", "wecom_external_userid"))
 
 
 async def _person(conn: Any, customer_id: uuid.UUID) -> tuple[list[uuid.UUID], list[str]]:
@@ -19,8 +21,10 @@ async def _person(conn: Any, customer_id: uuid.UUID) -> tuple[list[uuid.UUID], l
     decrypted: the needles are what the plaintext columns are searched for)."""
     box = codec()
     known = [(r["kind"], box.identity_value(r)) for r in await repository.identities(conn, customer_id)]
-    ids = await repository.ticket_ids(conn, customer_id=customer_id, identities=known,
-                                      indexes=[box.identity_index(v) for _, v in known])
+    indexes = [box.identity_index(v) for _, v in known]
+    legacy = [f"{channel}:{v}" for k, v in known for channel, kind in _CONVERSATION_KINDS if k == kind]
+    ids = await repository.ticket_ids(conn, customer_id=customer_id, identities=known, indexes=indexes,
+                                      conversations=box.person_conversations(indexes) + legacy)
     found: set[str] = set(erasure.needles(name=None, identities=known))
     for row in await repository.requesters(conn, ids):
         requester = requester_of(row)

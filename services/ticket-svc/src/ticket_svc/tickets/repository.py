@@ -150,11 +150,12 @@ async def update_ticket(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any],
     )
 
 
-async def newest_open_in_conversation(conn: Any, conversation_key: str) -> Any:
+async def newest_open_in_conversation(conn: Any, conversation_keys: list[str]) -> Any:
+    """The newest open ticket of a conversation, under any of its stored keys (``codec.conversation_lookup``)."""
     return await conn.fetchrow(
-        f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE conversation_key = $1 AND status <> 'closed' "
+        f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE conversation_key = ANY($1::text[]) AND status <> 'closed' "
         "ORDER BY created_at DESC LIMIT 1",
-        conversation_key,
+        conversation_keys,
     )
 
 
