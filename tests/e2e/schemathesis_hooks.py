@@ -152,7 +152,9 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     elif operation == "POST /v1/auth/logout" and ours:
         # a minted session when one is left; otherwise a token that names no session (401)
         case.headers["Authorization"] = f"Bearer {_LOGOUT_TOKENS.pop() if _LOGOUT_TOKENS else 'spent'}"
-    elif operation in ("PATCH /v1/users/{user_id}", "DELETE /v1/users/{user_id}"):
+    elif operation in ("PATCH /v1/users/{user_id}", "DELETE /v1/users/{user_id}", "DELETE /v1/users/{user_id}/totp"):
+        # (resetting a user's two-factor sign-in ends their sessions: the run's own admin would be
+        # signed out and every later request answered 401)
         if str(case.path_parameters.get("user_id")) in SETTINGS.get("protected_users", []):
             case.path_parameters["user_id"] = SETTINGS["stand_in_user"]
     elif operation == "DELETE /v1/api-keys/{key_id}":
