@@ -1,5 +1,7 @@
 # One image recipe for every service (PORT only sets the default port and EXPOSE; Kubernetes sets env PORT):
 #   docker build --build-arg SERVICE=ticket-svc --build-arg PACKAGE=ticket_svc --build-arg PORT=8082 -t helpdesk/ticket-svc .
+# SERVICE=all installs every service in one image (deploy/compose.yaml runs them all from it,
+# choosing each with APP_PACKAGE and PORT, and runs every migration from it)
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
@@ -8,8 +10,9 @@ RUN test -n "$SERVICE" || (echo "--build-arg SERVICE=<dir under services/> is re
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 COPY libs/common /src/libs/common
-COPY services/${SERVICE} /src/services/${SERVICE}
-RUN /opt/venv/bin/pip install /src/libs/common /src/services/${SERVICE}
+COPY services /src/services
+RUN if [ "$SERVICE" = all ]; then set -- /src/services/*/; else set -- "/src/services/${SERVICE}"; fi \
+    && /opt/venv/bin/pip install /src/libs/common "$@"
 
 FROM ${PYTHON_IMAGE}
 ARG SERVICE

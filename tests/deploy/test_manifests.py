@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -23,6 +24,8 @@ K8S = ROOT / "k8s"
 K8S_VERSION = "1.30"
 SECRET_NAME = "helpdesk-secrets"
 UID = 10001
+#: every process's ops listener (<PREFIX>OPS_PORT): /metrics, /healthz, /readyz
+OPS_PORT = 9180
 
 # directory name -> (python package, port, env prefix)
 SERVICES: dict[str, tuple[str, int, str]] = {
@@ -42,7 +45,7 @@ SENSITIVE = ("SECRET", "PASSWORD", "TOKEN", "DATABASE_URL", "PRIVATE_KEY", "API_
 
 # --- a tiny Kustomize ------------------------------------------------------------------
 
-SUPPORTED_KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "namespace", "images", "labels"}
+SUPPORTED_KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "namespace", "images", "labels", "patches"}
 
 
 def load_yaml_docs(path: Path) -> list[dict]:
@@ -66,6 +69,39 @@ def containers(doc: dict) -> list[dict]:
         return []
     pod = doc["spec"]["template"]["spec"]
     return pod.get("initContainers", []) + pod["containers"]
+
+
+def _pointer(path: str) -> list[str]:
+    return [part.replace("~1", "/").replace("~0", "~") for part in path.lstrip("/").split("/")]
+
+
+def apply_json_patch(doc: dict, ops: list[dict]) -> None:
+    """RFC 6902 ``add``, ``remove`` and ``replace`` (what the overlays use); anything else fails
+    the render, as does a path that does not exist (kustomize fails on those too)."""
+    for op in ops:
+        *parents, last = _pointer(op["path"])
+        node: Any = doc
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if op["op"] == "remove":
+            assert (int(last) < len(node)) if isinstance(node, list) else last in node, f"no {op['path']} to remove"
+            del node[int(last) if isinstance(node, list) else last]
+        elif op["op"] in ("add", "replace"):
+            if op["op"] == "replace":
+                assert last in node, f"no {op['path']} to replace"
+            if isinstance(node, list):
+                node.insert(len(node) if last == "-" else int(last), copy.deepcopy(op["value"]))
+            else:
+                node[last] = copy.deepcopy(op["value"])
+        else:
+            raise AssertionError(f"the test renderer supports add, remove and replace, not {op['op']}")
+
+
+def _targets(doc: dict, target: dict) -> bool:
+    unsupported = set(target) - {"kind", "name"}
+    assert not unsupported, f"patch targets by {unsupported} are not supported by the test renderer"
+    return all(doc.get("kind") == target["kind"] if key == "kind" else doc["metadata"]["name"] == target["name"]
+               for key in target)
 
 
 def render(directory: Path) -> list[dict]:
@@ -99,6 +135,19 @@ def render(directory: Path) -> list[dict]:
                 if "digest" in image:
                     new_ref = f"@{image['digest']}"
                 container["image"] = image.get("newName", name) + new_ref
+        if doc.get("kind") == "Job":  # images: kustomize sets them in Jobs too
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                name, ref = _split_image(container["image"])
+                for image in kust.get("images", []):
+                    if image["name"] == name and "newTag" in image:
+                        container["image"] = f"{name}:{image['newTag']}"
+    for entry in kust.get("patches", []):
+        ops = yaml.load(entry["patch"], Loader=LOADER)
+        assert isinstance(ops, list), "only JSON 6902 patches (a list of operations) are supported"
+        matched = [doc for doc in docs if _targets(doc, entry["target"])]
+        assert matched, f"{directory}: a patch targets nothing: {entry['target']}"
+        for doc in matched:
+            apply_json_patch(doc, ops)
     return docs
 
 
@@ -150,12 +199,18 @@ def test_service_has_deployment_service_migrations_and_its_port(name):
     pod = pod_template["spec"]
     app = pod["containers"][0]
     assert app["image"].split(":")[0] == f"helpdesk/{name}"
-    assert [p["containerPort"] for p in app["ports"]] == [port]
+    assert [(p["name"], p["containerPort"]) for p in app["ports"]] == [("http", port), ("ops", OPS_PORT)]
     assert _env(app)["PORT"]["value"] == str(port)
+    # /metrics and the probes on the ops listener (helpdesk_common/ops_listener.py), on every
+    # interface of the pod: the gateway's public port never answers /metrics (issue 17)
+    assert _env(app)[f"{prefix}OPS_PORT"]["value"] == str(OPS_PORT)
+    assert _env(app)[f"{prefix}OPS_HOST"]["value"] == "0.0.0.0"
     annotations = pod_template["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/port"] == str(OPS_PORT)
     assert annotations["prometheus.io/path"] == "/metrics"
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert app[probe]["httpGet"]["port"] == "ops", probe
     migrate = [c for c in pod.get("initContainers", []) if c["command"][:3] == ["python", "-m", "helpdesk_common.migrate"]]
     assert len(migrate) == 1, "one init container running the migrations"
     assert migrate[0]["command"][3:] == [package]
@@ -166,7 +221,7 @@ def test_service_has_deployment_service_migrations_and_its_port(name):
         for var in needed:
             assert env[var]["valueFrom"]["secretKeyRef"]["name"] == SECRET_NAME, (container["name"], var)
     svc_ports = K8S_SERVICES[name]["spec"]["ports"]
-    assert [p["port"] for p in svc_ports] == [port]
+    assert [(p["name"], p["port"]) for p in svc_ports] == [("http", port), ("ops", OPS_PORT)]
 
 
 def test_only_the_gateway_app_gets_the_user_token_signing_keys():

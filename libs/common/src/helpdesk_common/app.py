@@ -3,7 +3,9 @@
 Every service builds its FastAPI app here so they all behave alike: JSON logs with request
 id, HTTP metrics by route template, body-size limit, RFC 9457 errors, ``/healthz``,
 ``/readyz`` (database and broker) and ``/metrics`` outside ``/v1`` (the gateway only
-forwards ``/v1``; only to the scraper's addresses, metrics_access.py), and a lifespan that starts and stops the outbox relay and consumers.
+forwards ``/v1``; only to the scraper's addresses, metrics_access.py; never on the gateway's
+public port, whose figures are on its ops listener: ops_listener.py), and a lifespan that starts
+and stops the outbox relay and consumers.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response, routing
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from .responses import JSONBytesResponse
@@ -32,7 +34,8 @@ from .db import create_engine, create_raw_pool
 from .identity import IdentityVerifier
 from .kafka import broker_reachable
 from .metrics_access import MetricsAccess
-from . import openapi
+from .ops_listener import OpsListener
+from . import openapi, tracing
 from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, UrlNulMiddleware, configure_logging
 from .outbox import OutboxRelay, set_max_event_bytes
 from .problems import install_problem_handlers, problem_response
@@ -69,6 +72,9 @@ class ServiceParts:
     openapi_url: str | None = "/openapi.json"
     raw_pool: bool = False  # an asyncpg pool for hot write paths (runtime.raw_transaction)
     lifespan_hooks: Sequence[Any] = field(default_factory=list)  # async (app) -> async context manager
+    #: the main listener faces the internet (the gateway): /metrics is served by the ops listener
+    #: only (<PREFIX>OPS_PORT), never here, whatever the caller's address
+    public: bool = False
 
 
 class Runtime:
@@ -167,7 +173,7 @@ class Runtime:
         return ok
 
 
-def _health_router() -> APIRouter:
+def _health_router(*, metrics: bool = True) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
@@ -207,12 +213,13 @@ def _health_router() -> APIRouter:
         return problem_response(503, "not-ready", "Not ready", f"Failing: {', '.join(failing)}.",
                                 checks=checks, **extra)
 
-    @router.get("/metrics")
-    async def metrics(request: Request) -> Response:
-        # the cluster's scraper only (metrics_access.py); anyone else gets an absent route's 404
-        if not request.app.state.metrics_access.allows(request):
-            raise StarletteHTTPException(404)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if metrics:
+        @router.get("/metrics")
+        async def metrics_page(request: Request) -> Response:
+            # the cluster's scraper only (metrics_access.py); anyone else gets an absent route's 404
+            if not request.app.state.metrics_access.allows(request):
+                raise StarletteHTTPException(404)
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 
@@ -329,6 +336,56 @@ def install_query_rule(app: FastAPI) -> None:
         setattr(route, _ROUTE_RULE, True)
 
 
+# --- concrete paths before templated ones ---------------------------------------------------------
+#
+# OpenAPI matches a concrete path (``/v1/tickets/pii-access``) before a templated one that would
+# also match it (``/v1/tickets/{ticket_id}``); Starlette tries routes in order, so a method the
+# concrete path does not serve fell through to the templated route: ``PATCH
+# /v1/tickets/pii-access`` was a 422 about a malformed ticket id, and the 405 for ``OPTIONS``
+# advertised ``Allow: GET, PATCH``. Schemathesis found both. The fix is a check before routing,
+# only for the concrete paths some documented templated route shadows (the gateway's catch-all
+# proxy is undocumented and keeps serving what the gateway does not).
+
+
+def shadowed_concrete_paths(app: FastAPI) -> dict[str, frozenset[str]]:
+    """Concrete path -> the methods its own routes serve, for every concrete path that a
+    documented templated route with other methods would also match."""
+    concrete: dict[str, set[str]] = {}
+    templated: list[tuple[Any, set[str]]] = []
+    for route in routing.iter_route_contexts(app.routes):
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if not path or not methods:
+            continue
+        if "{" not in path:
+            concrete.setdefault(path, set()).update(methods)
+        elif getattr(route, "include_in_schema", False):
+            templated.append((route.path_regex, set(methods)))
+    shadowed: dict[str, frozenset[str]] = {}
+    for path, methods in concrete.items():
+        if any(regex.match(path) and other - methods for regex, other in templated):
+            shadowed[path] = frozenset(methods)
+    return shadowed
+
+
+class ConcretePathsFirstMiddleware:
+    """405 (with the concrete path's ``Allow``) for a method a shadowed concrete path does not
+    serve, before a templated route can take it. One dict lookup per request."""
+
+    def __init__(self, app: Any, shadowed: dict[str, frozenset[str]]) -> None:
+        self.app = app
+        self.shadowed = shadowed
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.shadowed:
+            methods = self.shadowed.get(scope.get("path", ""))
+            if methods is not None and scope["method"] not in methods:
+                response = problem_response(405, "method-not-allowed", "Method not allowed", "Method Not Allowed",
+                                            headers={"Allow": ", ".join(sorted(methods))})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class ServiceApp(FastAPI):
     """FastAPI with ``EdgeMiddleware`` outside its whole stack, that keeps the connection open
     after an unexpected error it already answered.
@@ -345,9 +402,14 @@ class ServiceApp(FastAPI):
 
     #: the default response headers (``edge.security_headers``), set by ``build_app``
     edge_defaults: tuple[tuple[bytes, bytes], ...] = security_headers()
+    #: continue a caller's trace (services behind the gateway); the public gateway only behind a
+    #: trusted proxy (tracing.py)
+    trace_trust_incoming: bool = True
 
     def build_middleware_stack(self) -> Any:
-        return EdgeMiddleware(super().build_middleware_stack(), defaults=self.edge_defaults)
+        # the request id and response headers outside the trace span, the span outside the rest
+        traced = tracing.wrap_asgi(super().build_middleware_stack(), trust_incoming=self.trace_trust_incoming)
+        return EdgeMiddleware(traced, defaults=self.edge_defaults)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -370,6 +432,9 @@ class ServiceApp(FastAPI):
 
 def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
+    if settings.tracing_enabled or (settings.tracing_enabled is None and settings.otlp_endpoint):
+        tracing.setup(settings.service_name, endpoint=settings.otlp_endpoint or None,
+                      ratio=settings.trace_sample_ratio)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -382,11 +447,16 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
         async with contextlib.AsyncExitStack() as hooks:
             for hook in parts.lifespan_hooks:
                 await hooks.enter_async_context(hook(app))
+            if settings.ops_port:
+                ops = OpsListener(app=_ops_app(app), host=settings.ops_host, port=settings.ops_port)
+                await ops.start()
+                hooks.push_async_callback(ops.stop)
             log.info("service started")
             try:
                 yield
             finally:
                 await runtime.stop()
+                tracing.shutdown()
             log.info("service stopped")
 
     # the API document only when the deployment enables it; a service's Swagger UI and ReDoc pages
@@ -395,19 +465,33 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
                      openapi_url=parts.openapi_url if settings.api_docs_enabled else None,
                      docs_url=None, redoc_url=None)
     app.edge_defaults = security_headers(hsts_max_age_s=settings.hsts_max_age_s)
+    app.trace_trust_incoming = not parts.public or settings.trace_trust_incoming
     app.state.metrics_access = MetricsAccess.from_settings(settings)
     install_problem_handlers(app)
-    app.include_router(_health_router())
+    app.include_router(_health_router(metrics=not parts.public))
     for router in parts.routers:
         app.include_router(router)
     install_query_rule(app)  # undeclared query parameters are a 422, in every service
     openapi.install(app)  # every operation declares its error answers (problem+json)
     # innermost first: NUL in the URL is refused before routing, inside the metrics; the request id
     # and the response headers are outside everything (ServiceApp.build_middleware_stack)
+    app.state.shadowed_concrete_paths = shadowed_concrete_paths(app)
+    app.add_middleware(ConcretePathsFirstMiddleware, shadowed=app.state.shadowed_concrete_paths)
     app.add_middleware(UrlNulMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _ops_app(main: FastAPI) -> FastAPI:
+    """The ops listener's app: the probes and /metrics over the main app's state (its runtime and
+    metrics access rule), answering like every other port (problem+json, security headers)."""
+    ops = ServiceApp(openapi_url=None, docs_url=None, redoc_url=None)
+    ops.edge_defaults = main.edge_defaults
+    ops.state = main.state
+    install_problem_handlers(ops)
+    ops.include_router(_health_router())
+    return ops
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 from prometheus_client import Counter, Histogram
 
+from . import tracing
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
@@ -52,6 +54,9 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             doc["request_id"] = rid
+        ids = tracing.log_ids()
+        if ids is not None:
+            doc["trace_id"], doc["span_id"] = ids
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 doc[key] = value

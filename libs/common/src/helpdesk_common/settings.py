@@ -99,6 +99,26 @@ class ServiceSettings(BaseSettings):
     #: a bearer token that opens /metrics from any address (a scraper outside the allow-list);
     #: empty: none
     metrics_token: SecretStr = SecretStr("")
+    #: a second listener for /metrics, /healthz and /readyz only (ops_listener.py), what Prometheus
+    #: and the kubelet use; 0 (default): none. The gateway never answers /metrics on its main,
+    #: public port, so it is scraped here (the manifests set 9180 on every pod)
+    ops_port: int = Field(0, ge=0, le=65535)
+    #: the ops listener's address: loopback by default; 0.0.0.0 in a pod, where the NetworkPolicy
+    #: lets only the monitoring namespace and the kubelet reach the port
+    ops_host: str = "127.0.0.1"
+
+    #: OpenTelemetry (tracing.py): spans, traceparent through the outbox and Kafka headers, trace
+    #: ids in the logs. None (unset): on exactly when an OTLP endpoint is set. It costs CPU even for
+    #: unrecorded traces (measured in make bench: pipeline CPU per ticket 75.1 ms on, 58.3 ms off),
+    #: so a deployment that exports nothing pays nothing
+    tracing_enabled: bool | None = Field(None, validation_alias=_shared("TRACING_ENABLED"))
+    #: an OTLP/HTTP collector (e.g. http://otel-collector:4318); empty (default): nothing exported
+    otlp_endpoint: str = Field("", validation_alias=_shared("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    #: the share of new traces recorded and exported; unset: all with an endpoint, none without
+    trace_sample_ratio: float | None = Field(None, ge=0, le=1, validation_alias=_shared("OTEL_TRACES_SAMPLER_ARG"))
+    #: the gateway continues a caller's traceparent (and honours its sampled flag) only when its
+    #: callers are a trusted proxy that starts traces; otherwise every request starts a new trace
+    trace_trust_incoming: bool = False
 
     relay_enabled: bool = True
     consumers_enabled: bool = True
@@ -117,3 +137,7 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_fetch_max_wait_ms: int = 50
     consumer_retry_base_s: float = 0.2
+    #: a consumer with an assigned partition whose fetch position stays unknown this long is
+    #: restarted (aiokafka can loop on an offset lookup at a partition's former leader without
+    #: refreshing its metadata: seen for 4.5 minutes in the fault suite); 0 turns the check off
+    consumer_stall_s: float = 60.0

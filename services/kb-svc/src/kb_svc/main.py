@@ -3,6 +3,10 @@ to tell deflected visits from those a ticket followed."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from helpdesk_common.events import PRIVACY_TOPIC
@@ -21,6 +25,17 @@ from .feedback.endpoints import router as feedback_router
 from .privacy.endpoints import router as privacy_router
 from .privacy.handlers import PRIVACY_HANDLERS
 from .search.endpoints import router as search_router
+from .search.text import segmenter
+
+
+@contextlib.asynccontextmanager
+async def segmenter_loaded(app: FastAPI) -> AsyncIterator[None]:
+    """jieba's model loaded before the service answers, in a worker thread: loaded on first use it
+    stalled the event loop of whichever request came first (a publish, a search) for its load, about
+    a second on an idle core and past the gateway's 10 s upstream timeout on a loaded one (CI saw
+    504s on a publish)."""
+    await asyncio.to_thread(segmenter)
+    yield
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,5 +50,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return build_app(
         settings,
         ServiceParts(title="kb-svc", routers=routers, outbox=outbox, inbox=inbox, raw_pool=True, consumers=consumers,
-                     lifespan_hooks=[sweep_loop(settings), ticket_access_hook(settings)]),
+                     lifespan_hooks=[segmenter_loaded, sweep_loop(settings), ticket_access_hook(settings)]),
     )
