@@ -116,6 +116,72 @@ def smtp_sink():
         controller.stop()
 
 
+class OtlpSink:
+    """An OTLP/HTTP trace receiver on 127.0.0.1 keeping every span it gets in memory: the stack's
+    processes export to it (tests/e2e/test_tracing.py reads one trace across the services)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest, ExportTraceServiceResponse)
+
+        self.spans: list[dict] = []
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                sink.add(request)
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def add(self, request) -> None:
+        rows = []
+        for resource_spans in request.resource_spans:
+            service = next((a.value.string_value for a in resource_spans.resource.attributes
+                            if a.key == "service.name"), "")
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    rows.append({"service": service, "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(),
+                                 "parent_span_id": span.parent_span_id.hex(), "name": span.name, "kind": span.kind,
+                                 "attributes": {a.key: a.value.string_value for a in span.attributes}})
+        with self._lock:
+            self.spans.extend(rows)
+
+    def trace(self, trace_id: str) -> list[dict]:
+        with self._lock:
+            return [s for s in self.spans if s["trace_id"] == trace_id]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def tracing_env(sink: OtlpSink) -> dict[str, str]:
+    """Every process exports to the sink, records no trace of its own choosing (ratio 0) and follows
+    a sampled traceparent, which the gateway takes from its caller here (a trusted proxy in
+    production); batches leave every 200 ms."""
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_TRACES_SAMPLER_ARG": "0",
+            "GATEWAY_TRACE_TRUST_INCOMING": "true", "OTEL_BSP_SCHEDULE_DELAY": "200"}
+
+
 #: the broker the session's stack runs on: ``embedded`` (tansu, the default) or ``apache-kafka``
 #: (one KRaft node, helpdesk_common.apache_kafka): ``make test`` runs tests/e2e/test_erasure.py once
 #: more with E2E_BROKER=apache-kafka, where the event log's purge (DeleteRecords) is proven
@@ -135,6 +201,9 @@ def stack(tmp_path_factory, smtp_sink, chat_fakes):
         broker=E2E_BROKER,
         kafka_nodes=1,
         ephemeral=True,
+        # tansu answers an idle fetch only when the wait is over: 50 ms (the services' default)
+        # kept the broker at half a core for the whole session; 200 ms costs about 100 ms per hop
+        consumer_fetch_max_wait_ms=200,
         # notify-svc answers from the address customers write to in the tests, and never calls out:
         # webhooks reach only allow-listed literal addresses, and only WEBHOOK_RECEIVER_HOST is
         # allowed, where nothing listens but tests/e2e/test_webhooks.py's receivers (schemathesis

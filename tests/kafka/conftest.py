@@ -1,8 +1,11 @@
 """A real 3-node Apache Kafka cluster (helpdesk_common.apache_kafka) with the service stack on it.
 
-Module-scoped, not session-scoped: the cluster's three JVMs and the stack's processes are
-stopped as soon as this directory's tests are done, so they never run beside the e2e stack for
-the rest of a ``make test`` session on a 2-core machine.
+Package-scoped (``tests/kafka/__init__.py`` makes this directory a package), not session-scoped:
+every test file here shares the one cluster and stack, and the cluster's three JVMs and the
+stack's processes are stopped as soon as this directory's tests are done, so they never run
+beside the e2e stack for the rest of a ``make test`` session on a 2-core machine. A test that
+changes the cluster or the stack leaves it as it found it (or as the next test can use it: a
+test that needs every node alive restarts the ones an earlier test left down).
 """
 
 import time
@@ -16,17 +19,17 @@ from helpdesk_common.apache_kafka import ApacheKafkaCluster
 from helpdesk_common.devstack import PORT_BLOCK, Stack, StackConfig, free_block, free_port
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def kafka_cluster(kafka_env):
     return kafka_env[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def kafka_stack(kafka_env):
     return kafka_env[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def kafka_env(tmp_path_factory):
     """The cluster and the services on it, with nothing but KAFKA_BOOTSTRAP_SERVERS set, as the
     README tells a user: replication, idempotence and timeouts are the defaults they get.

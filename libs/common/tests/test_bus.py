@@ -6,7 +6,14 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, RequestTimedOutError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    RequestTimedOutError,
+    UnknownProducerId,
+)
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from sqlalchemy import Column, Integer, Table, Text, Uuid, func, insert, select, text, update
@@ -128,6 +135,55 @@ async def test_killed_after_db_commit_before_offset_commit_has_no_second_effect(
         task.cancel()
     assert [r.offset for r in redelivered[0]] == [r.offset for r in seen_batches[0]]  # same record again
     assert await count_effects(engine) == 1  # ... with no second effect
+
+
+async def test_an_offset_commit_refused_after_a_rebalance_does_not_restart_the_consumer(engine, settings, infra):
+    """A member paused past its session (or any rebalance between fetch and commit) gets its commit
+    refused: the batch is applied and in the inbox, so the consumer drops those offsets and carries
+    on as the same member instead of restarting (a new member: one more rebalance for the group)."""
+    from aiokafka.errors import CommitFailedError
+
+    from helpdesk_common.consumer import OFFSETS_NOT_COMMITTED
+
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    consumers = []
+
+    def refuse_first_commit(records):
+        consumer = runner._consumer
+        consumers.append(consumer)
+        if len(consumers) == 1:
+            real = consumer.commit
+
+            async def refused(offsets=None):
+                consumer.commit = real
+                raise CommitFailedError("the group has already rebalanced")
+
+            consumer.commit = refused
+
+    runner = ConsumerRunner(name=group, topics=[topic], handlers={"ticket.customer_linked": record_effect},
+                            engine=engine, inbox=inbox, settings=settings, after_db_commit=refuse_first_commit)
+    dropped = OFFSETS_NOT_COMMITTED.labels(group)._value.get()
+    task = asyncio.create_task(runner.run())
+    try:
+        await asyncio.sleep(0.5)
+        await produce(infra.kafka_bootstrap, topic, events.encode(linked_event()))
+
+        async def one_effect():
+            return await count_effects(engine) == 1 and len(consumers) == 1
+        await eventually(one_effect)
+        await produce(infra.kafka_bootstrap, topic, events.encode(linked_event()))
+
+        async def two_effects():
+            return await count_effects(engine) == 2
+        await eventually(two_effects)
+        assert OFFSETS_NOT_COMMITTED.labels(group)._value.get() == dropped + 1
+        assert len(consumers) == 2 and consumers[0] is consumers[1] is runner._consumer  # never restarted
+        # the second batch's commit covers the first one's records (same key, same partition)
+        committed = [await runner._consumer.committed(tp) for tp in runner._consumer.assignment()]
+        assert max(c or 0 for c in committed) == 2
+    finally:
+        await runner.stop()
+        task.cancel()
 
 
 async def test_poison_record_goes_to_dlq_and_consumer_moves_on(engine, settings, infra):
@@ -363,6 +419,27 @@ async def test_failure_classification_record_errors_isolated_failures_and_outage
         assert big.failed_at is not None and big.attempts == 1
 
 
+@pytest.mark.parametrize("error", [OutOfOrderSequenceNumber, UnknownProducerId, ProducerFenced])
+async def test_a_lost_producer_state_is_an_outage_not_a_row_failure(engine, settings, error):
+    """Fault-suite run 6: after a broker kill the new leaders answered OutOfOrderSequenceNumber,
+    and rows counted it as their own failure until dead-lettered. Now the pass is abandoned (the
+    producer is rebuilt), whatever else was acknowledged, and no row is charged an attempt."""
+    evts = [linked_event() for _ in range(2)]
+    async with engine.begin() as conn:
+        await enqueue(conn, outbox, *evts)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.payload, outbox.c.event_type)
+            .order_by(outbox.c.seq))).all()
+    relay = OutboxRelay(engine=engine, table=outbox, settings=settings.model_copy(update={"relay_max_attempts": 1}))
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="producer's state"):
+            async with engine.begin() as conn:
+                await relay._settle_failures(conn, rows, [None, error()])
+    state = await outbox_rows(engine, [e.id for e in evts])
+    assert all(row.attempts == 0 and row.failed_at is None for row in state.values())
+
+
 async def test_readyz_reports_a_stuck_outbox_and_fails_only_when_configured(engine, settings):
     """A stuck outbox is reported in /readyz's body (the pod stays in the load balancer:
     intake works and the outbox buffers) unless READYZ_FAIL_ON_STUCK_OUTBOX says otherwise."""
@@ -394,3 +471,170 @@ async def test_readyz_reports_a_stuck_outbox_and_fails_only_when_configured(engi
             assert r.status_code == 503 and r.json()["checks"]["outbox"] == "stuck"
     finally:
         await holder.close()
+
+
+async def test_an_unavailable_database_is_waited_out_not_dead_lettered(engine, settings, infra):
+    """The fault suite stopped PostgreSQL for seconds and every event in flight went to the DLQ after
+    its attempts: an error saying the database is away (here asyncpg's admin shutdown and a lost
+    connection, more times than consumer_max_attempts) is waited out; a real failure still goes,
+    also when it is raised while the batch's own failure is being handled."""
+    import asyncpg
+
+    from helpdesk_common.consumer import DATABASE_WAITS
+
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    waited, poison = linked_event(), linked_event()
+    failures = [asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+                asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+                asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+                ConnectionRefusedError(111, "Connect call failed")]
+
+    async def handler(conn, event):
+        if event.id == waited.id and failures:
+            raise failures.pop(0)
+        if event.id == poison.id:
+            raise asyncpg.exceptions.CheckViolationError("a row the code did not expect")
+        await record_effect(conn, event)
+
+    before = DATABASE_WAITS.labels(group)._value.get()  # noqa: SLF001
+    runner = ConsumerRunner(name=group, topics=[topic], handlers={"ticket.customer_linked": handler},
+                            engine=engine, inbox=inbox, settings=settings)
+    task = asyncio.create_task(runner.run())
+    try:
+        await asyncio.sleep(0.5)
+        await produce(infra.kafka_bootstrap, topic, events.encode(waited), events.encode(poison))
+
+        async def waited_applied():
+            return await count_effects(engine) == 1
+        await eventually(waited_applied)
+        dlq = AIOKafkaConsumer(f"{topic}.dlq", bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest")
+        await dlq.start()
+        try:  # the poison event's attempts end after the waited one is applied (same batch)
+            records = []
+            deadline = time.monotonic() + 20
+            while len(records) < 1 and time.monotonic() < deadline:
+                for recs in (await dlq.getmany(timeout_ms=500)).values():
+                    records += recs
+        finally:
+            await dlq.stop()
+    finally:
+        await runner.stop()
+        task.cancel()
+    # the batch's attempt took the first failure, the one-by-one retries the other three
+    assert not failures and DATABASE_WAITS.labels(group)._value.get() - before == 3  # noqa: SLF001
+    assert [dict(r.headers)["dlq.error.type"] for r in records] == [b"CheckViolationError"]
+    assert events.decode(records[0].value).id == poison.id
+
+
+async def id_counts(bootstrap, topic, wanted, timeout=20.0) -> dict:
+    """How many records of each wanted event id the topic holds (read from its beginning)."""
+    from collections import Counter
+
+    reader = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await reader.start()
+    counts: Counter = Counter()
+    try:
+        deadline = time.monotonic() + timeout
+        quiet_since = None
+        while time.monotonic() < deadline:
+            batch = await reader.getmany(timeout_ms=500)
+            for recs in batch.values():
+                counts.update(i for i in (events.decode(r.value).id for r in recs) if i in wanted)
+            if set(counts) >= wanted and not batch:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 1.0:  # everything read and nothing more coming
+                    break
+    finally:
+        await reader.stop()
+    return dict(counts)
+
+
+class KilledAfterPublishing(OutboxRelay):
+    """Publishes a pass, then dies before the rows are marked sent (SIGKILL between the
+    acknowledgements and the commit: the transaction that locked the rows rolls back)."""
+
+    async def _publish(self, rows):
+        outcomes = await super()._publish(rows)
+        raise Killed()
+
+
+def skipped_total() -> float:
+    return REGISTRY.get_sample_value("outbox_republish_skipped_total", {"topic": events.TICKETS_TOPIC}) or 0.0
+
+
+async def test_a_pass_killed_between_publish_and_mark_puts_no_second_record_on_the_topic(engine, settings, infra):
+    """Issue 16: the fault suite counted 66 duplicate records, each a row the killed relay had
+    published and not yet marked sent, published again by the next pass. The next pass now sees
+    that the row was locked by a pass that never finished (its xmax), reads the topic's tail,
+    finds the event and only marks the row sent; rows no pass touched are published as before."""
+    published_first = [linked_event() for _ in range(20)]
+    async with engine.begin() as conn:
+        await enqueue(conn, outbox, *published_first)
+    doomed = KilledAfterPublishing(engine=engine, table=outbox, settings=settings)
+    with pytest.raises(Killed):
+        await asyncio.wait_for(doomed.run(), 60)
+    await doomed.stop()
+    assert len(await outbox_rows(engine, {e.id for e in published_first})) == 20
+    async with engine.connect() as conn:  # still pending: the killed pass's marks rolled back
+        assert await conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))) == 20
+    later = [linked_event() for _ in range(5)]
+    async with engine.begin() as conn:
+        await enqueue(conn, outbox, *later)
+
+    before = skipped_total()
+    relay = OutboxRelay(engine=engine, table=outbox, settings=settings)
+    task = await running(relay)
+    try:
+        async def drained():
+            async with engine.connect() as conn:
+                return await conn.scalar(select(func.count()).select_from(outbox)
+                                         .where(outbox.c.sent_at.is_(None))) == 0
+        await eventually(drained)
+    finally:
+        await stopped(relay, task)
+    wanted = {e.id for e in published_first + later}
+    counts = await id_counts(infra.kafka_bootstrap, events.TICKETS_TOPIC, wanted)
+    assert set(counts) == wanted and set(counts.values()) == {1}, counts
+    assert skipped_total() - before == 20
+
+
+def stall_restarts(name: str) -> float:
+    return REGISTRY.get_sample_value("consumer_stall_restarts_total", {"consumer": name}) or 0.0
+
+
+async def test_a_partition_stuck_without_a_position_restarts_the_consumer(engine, settings, infra, monkeypatch):
+    """Issue 16, the fault suite's run 4: after broker kills aiokafka looked up one partition's start
+    offset at its former leader for 4.5 minutes (stale metadata), and the consumer's loop waited on
+    that partition's position. The lookup that never ends is injected here (the one thing not
+    real: the broker, the group and the records are); the consumer is restarted after
+    ``consumer_stall_s`` and the new one, whose lookup works, applies every record."""
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    stuck = {"on": True}
+    real_position = AIOKafkaConsumer.position
+
+    async def position(self, tp):
+        if stuck["on"] and tp.partition == 0:
+            await asyncio.Event().wait()  # the lookup that never ends
+        return await real_position(self, tp)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "position", position)
+    runner = ConsumerRunner(name=group, topics=[topic], handlers={"ticket.customer_linked": record_effect},
+                            engine=engine, inbox=inbox, settings=settings.model_copy(update={"consumer_stall_s": 2.0}))
+    before = stall_restarts(group)
+    task = asyncio.create_task(runner.run())
+    try:
+        await asyncio.sleep(0.5)
+        await produce(infra.kafka_bootstrap, topic, *(events.encode(linked_event()) for _ in range(3)))
+
+        async def restarted():
+            return stall_restarts(group) > before
+        await eventually(restarted, timeout=60)
+        stuck["on"] = False  # the new consumer's metadata is fresh: its lookups answer
+
+        async def applied():
+            return await count_effects(engine) == 3
+        await eventually(applied)
+    finally:
+        await runner.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

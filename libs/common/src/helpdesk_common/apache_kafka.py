@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .devstack import _die_with_parent, free_block, wait_tcp
+from .devstack import _die_with_parent, free_block, free_port, wait_tcp
 
 KAFKA_VERSION = "4.4.0"
 #: the pom listing the broker's jars (kafka_2.13, kafka-tools without Kafka Connect, slf4j 2 + log4j 2)
@@ -113,6 +113,11 @@ class KafkaNode:
     data_dir: Path
     log_path: Path
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    #: an optional third listener (``PROXIED``) on ``proxied_port`` whose metadata advertises
+    #: ``proxy_port`` instead: a client bootstrapped there reaches every node through whatever
+    #: listens on the proxy ports (the fault suite's connection-dropping TCP proxy)
+    proxied_port: int | None = None
+    proxy_port: int | None = None
 
     @property
     def address(self) -> str:
@@ -135,15 +140,19 @@ def node_properties(node: KafkaNode, voters: str, nodes: int) -> str:
     theirs, with the replication factor they decide, helpdesk_common.kafka).
     """
     rf = min(3, nodes)
+    proxied = node.proxied_port is not None and node.proxy_port is not None
     return "\n".join([
         "process.roles=broker,controller",
         f"node.id={node.node_id}",
         f"controller.quorum.voters={voters}",
-        f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
+        + (f",PROXIED://127.0.0.1:{node.proxied_port}" if proxied else ""),
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}"
+        + (f",PROXIED://127.0.0.1:{node.proxy_port}" if proxied else ""),
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        + (",PROXIED:PLAINTEXT" if proxied else ""),
         f"log.dirs={node.data_dir / 'log'}",
         "auto.create.topics.enable=false",
         "num.partitions=1",
@@ -171,9 +180,12 @@ class ApacheKafkaCluster:
     ``Stack`` can run on either broker, plus ``kill``/``restart`` of one node.
     """
 
-    def __init__(self, root: Path, nodes: int = 3, *, base_port: int | None = None, log_level: str = "INFO") -> None:
+    def __init__(self, root: Path, nodes: int = 3, *, base_port: int | None = None, log_level: str = "INFO",
+                 proxied: bool = False) -> None:
         """Node i listens on base + 2(i-1) (clients) and the next port (controller); without
-        ``base_port``, on a free block below the ephemeral range."""
+        ``base_port``, on a free block below the ephemeral range. ``proxied``: every node also
+        gets a ``PROXIED`` listener advertising a proxy port (``proxied_bootstrap``; nothing
+        listens there until the caller runs a proxy from each ``proxy_port`` to ``proxied_port``)."""
         if nodes < 1:
             raise ValueError("a cluster has at least one node")
         self.root = Path(root)
@@ -184,6 +196,9 @@ class ApacheKafkaCluster:
                       self.root / "logs" / f"kafka-{i + 1}.log")
             for i in range(nodes)
         ]
+        if proxied:
+            for node in self.nodes:
+                node.proxied_port, node.proxy_port = free_port(), free_port()
         self.voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         self.cluster_id: str | None = None
         self.lib: Path | None = None
@@ -192,6 +207,11 @@ class ApacheKafkaCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(n.address for n in self.nodes)
+
+    @property
+    def proxied_bootstrap(self) -> str:
+        """The proxy ports of a ``proxied`` cluster: a client bootstrapped here only ever meets them."""
+        return ",".join(f"127.0.0.1:{n.proxy_port}" for n in self.nodes if n.proxy_port)
 
     def node(self, node_id: int) -> KafkaNode:
         return self.nodes[node_id - 1]

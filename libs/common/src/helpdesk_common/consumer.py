@@ -19,13 +19,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, Uuid, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import events
-from .kafka import ensure_topics, new_producer
+from . import db_errors, events, tracing
+from .assignor import own_sticky_assignor, partition_assignors
+from .kafka import broker_profile, ensure_topics, new_producer
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,24 @@ CONSUMED = Counter(
     "consumer_events_total", "Events seen by consumers", ["consumer", "type", "outcome"]
 )
 CONSUMER_LAG = Gauge("consumer_lag", "Records behind the high watermark", ["consumer", "topic"])
+OFFSETS_NOT_COMMITTED = Counter(
+    "consumer_offset_commits_dropped_total",
+    "Batches applied whose offset commit the group refused after a rebalance (records read again, "
+    "skipped by the inbox)", ["consumer"],
+)
+CONSUMER_STALLS = Counter(
+    "consumer_stall_restarts_total",
+    "Consumers restarted because an assigned partition had no fetch position for consumer_stall_s",
+    ["consumer"],
+)
+#: how long the lag loop waits for one partition's position before counting it as missing
+POSITION_WAIT_S = 1.0
 BATCH_SECONDS = Histogram("consumer_batch_seconds", "Time to apply one fetched batch", ["consumer"])
+DATABASE_WAITS = Counter(
+    "consumer_database_waits_total",
+    "Attempts to apply an event that failed because the database was unavailable (retried without "
+    "limit, never dead-lettered)", ["consumer"],
+)
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -101,6 +120,10 @@ def _ce_type(record: ConsumerRecord) -> str | None:
     return None
 
 
+class ConsumerStalled(Exception):
+    """An assigned partition has had no fetch position for ``consumer_stall_s``."""
+
+
 class ConsumerRunner:
     def __init__(
         self,
@@ -134,9 +157,14 @@ class ConsumerRunner:
         # of every ticket the batch touched, once per batch)
         self._before_commit = before_commit
         self._consumer: AIOKafkaConsumer | None = None
+        # the member's last assignment and generation survive a restart of the consumer (a new
+        # member id), so the group gives it back the same partitions where it can
+        self._sticky = own_sticky_assignor(self._generation)
         self._dlq_producer: AIOKafkaProducer | None = None
         self._stopping = False
         self.healthy = False
+        #: assigned partitions without a fetch position: since when (monotonic), for the stall check
+        self._no_position_since: dict[TopicPartition, float] = {}
 
     async def run(self) -> None:
         backoff = 0.2
@@ -154,8 +182,13 @@ class ConsumerRunner:
             else:
                 backoff = 0.2
 
+    def _generation(self) -> int | None:
+        coordinator = getattr(self._consumer, "_coordinator", None)  # aiokafka has no public accessor
+        return getattr(coordinator, "generation", None)
+
     async def _run_consumer(self) -> None:
         await ensure_topics(self._settings, self._topics)
+        profile = await broker_profile(self._settings)
         consumer = AIOKafkaConsumer(
             *self._topics,
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
@@ -168,6 +201,7 @@ class ConsumerRunner:
             fetch_max_wait_ms=self._settings.consumer_fetch_max_wait_ms,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
+            partition_assignment_strategy=partition_assignors(profile.kind, self._sticky),
         )
         self._consumer = consumer
         try:
@@ -191,12 +225,42 @@ class ConsumerRunner:
             await self._close()
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Set the lag gauges, and restart a consumer stuck without a position (``ConsumerStalled``).
+
+        ``position()`` waits while a partition's fetch position is being looked up; a lookup that
+        never ends (aiokafka retrying ``ListOffsets`` at a partition's former leader with stale
+        metadata: 1,663 ``NotLeaderForPartitionError`` over 4.5 minutes in the fault suite's run 4)
+        held this loop, and the group fell 6,664 records behind. Each partition now gets
+        ``POSITION_WAIT_S``; one still without a position after ``consumer_stall_s`` raises, and
+        ``run`` starts a new consumer, which joins with fresh metadata."""
         per_topic: dict[str, int] = {}
-        for tp in consumer.assignment():
+        now = time.monotonic()
+        assigned = consumer.assignment()
+        for tp in list(self._no_position_since):
+            if tp not in assigned:
+                del self._no_position_since[tp]
+        lookups = {tp: asyncio.ensure_future(consumer.position(tp)) for tp in assigned}
+        if lookups:  # one wait for all of them: a missing position costs the loop one second at most
+            _, waiting = await asyncio.wait(lookups.values(), timeout=POSITION_WAIT_S)
+            for lookup in waiting:
+                lookup.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+        for tp, lookup in lookups.items():
+            if not lookup.done() or lookup.cancelled():
+                since = self._no_position_since.setdefault(tp, now)
+                stall = self._settings.consumer_stall_s
+                if stall and now - since >= stall:
+                    CONSUMER_STALLS.labels(self.name).inc()
+                    raise ConsumerStalled(f"{tp.topic}-{tp.partition} has had no fetch position for "
+                                          f"{now - since:.0f} s")
+                continue
+            if lookup.exception() is not None:  # IllegalStateError: unassigned meanwhile (a rebalance)
+                continue
+            position = lookup.result()
+            self._no_position_since.pop(tp, None)
             high = consumer.highwater(tp)
             if high is None:
                 continue
-            position = await consumer.position(tp)
             per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(0, high - position)
         for topic, lag in per_topic.items():
             CONSUMER_LAG.labels(self.name, topic).set(lag)
@@ -216,10 +280,37 @@ class ConsumerRunner:
                 wrote_events |= await self._apply_with_retries(item)
         if self._after_db_commit is not None:
             self._after_db_commit(records)
-        await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+        await self._commit(consumer, {tp: recs[-1].offset + 1 for tp, recs in batches.items()})
         BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         if wrote_events and self._on_events_written is not None:
             self._on_events_written()
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commit an applied batch's offsets, unless the group moved on since it was fetched.
+
+        A rebalance between the fetch and the commit (this member was paused past its session and
+        expelled, or a member joined or left meanwhile) makes the commit fail: the partitions may
+        be someone else's now. The batch is already in the database with its inbox rows, so its
+        offsets are dropped and the consumer carries on; aiokafka rejoins the group by itself, and
+        whoever owns those partitions reads the records again from the last committed offset and
+        its inbox skips them. Restarting the consumer instead (as any other error does) made a new
+        member: one more rebalance for the whole group, while the old member, if its leave did not
+        get through, lingered in the group until its session ended (measured: a replica resumed
+        after a SIGSTOP took 25 s to hold partitions again, its healthy peer restarted too)."""
+        assigned = consumer.assignment()
+        owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        error: Exception | None = None
+        if len(owned) < len(offsets):
+            error = IllegalStateError(f"{len(offsets) - len(owned)} of the batch's partitions were reassigned")
+        if owned:
+            try:
+                await consumer.commit(owned)
+            except (CommitFailedError, IllegalStateError) as exc:
+                error = exc
+        if error is not None:
+            OFFSETS_NOT_COMMITTED.labels(self.name).inc()
+            log.info("offsets not committed after a rebalance; the batch is in the inbox",
+                     extra={"consumer": self.name, "error": repr(error)})
 
     def _decode(self, record: ConsumerRecord) -> Decoded:
         # the relay names the type in the ce_type header: an event this consumer has no
@@ -315,7 +406,8 @@ class ConsumerRunner:
         if fresh is None:
             CONSUMED.labels(self.name, event.type, "duplicate").inc()
             return False
-        await handler(conn, event)
+        with tracing.consuming(self.name, item.record.topic, event.type, item.record.headers):
+            await handler(conn, event)
         CONSUMED.labels(self.name, event.type, "processed").inc()
         return True
 
@@ -325,12 +417,27 @@ class ConsumerRunner:
             return False
         max_attempts = self._settings.consumer_max_attempts
         error: Exception | None = None
-        for attempt in range(1, max_attempts + 1):
+        attempt = waits = 0
+        while attempt < max_attempts:
             try:
                 async with self._begin() as conn:
-                    return await self._apply_one(conn, item)
+                    applied = await self._apply_one(conn, item)
+                self.healthy = True
+                return applied
             except Exception as exc:
                 error = exc
+                if db_errors.unavailable(exc):
+                    # the database is restarting or unreachable: not this event's fault, so it
+                    # waits (unhealthy meanwhile) and never counts towards the dead-letter topic
+                    waits += 1
+                    self.healthy = False
+                    DATABASE_WAITS.labels(self.name).inc()
+                    if waits == 1:
+                        log.warning("database unavailable: waiting to apply the event",
+                                    extra={"consumer": self.name, "error": repr(exc)})
+                    await asyncio.sleep(min(5.0, self._settings.consumer_retry_base_s * 2 ** min(waits, 5)))
+                    continue
+                attempt += 1
                 if attempt < max_attempts:
                     await asyncio.sleep(self._settings.consumer_retry_base_s * 2 ** (attempt - 1))
         await self._dead_letter(item, error, attempts=max_attempts)

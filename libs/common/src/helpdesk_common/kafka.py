@@ -13,7 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import Iterable
 
-from aiokafka import AIOKafkaProducer
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -228,6 +229,47 @@ async def broker_reachable(settings: ServiceSettings, timeout: float = 2.0) -> b
             await admin.close()
         except Exception:
             pass
+
+
+def _event_id(value: bytes | None) -> str | None:
+    try:
+        return str(orjson.loads(value or b"{}").get("id"))
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+
+
+async def recent_event_ids(settings: ServiceSettings, partitions: dict[str, list[int]],
+                           tails: dict[str, int]) -> set[str]:
+    """The event ids among the last ``tails[topic]`` records of every partition of each topic
+    (``partitions``: topic -> partition numbers). One short-lived consumer without a group reads
+    from that far before each partition's end up to the end (the outbox relay, after a pass that
+    may have published without marking its rows sent). The caller bounds the time."""
+    tps = [TopicPartition(topic, p) for topic, numbers in partitions.items() for p in numbers]
+    if not tps:
+        return set()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
+                                client_id=f"{settings.service_name}-outbox-check")
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        left = {}
+        for tp in tps:
+            first = max(starts[tp], ends[tp] - tails[tp.topic])
+            if first < ends[tp]:
+                consumer.seek(tp, first)
+                left[tp] = ends[tp]
+        found: set[str] = set()
+        while left:
+            for records in (await consumer.getmany(*left, timeout_ms=500)).values():
+                found.update(i for i in (_event_id(r.value) for r in records) if i)
+            for tp in list(left):  # the position, not the last offset: a gap (a control record) ends too
+                if await consumer.position(tp) >= left[tp]:
+                    del left[tp]
+        return found
+    finally:
+        await consumer.stop()
 
 
 async def topic_partitions(admin: AIOKafkaAdminClient) -> dict[str, list[int]]:

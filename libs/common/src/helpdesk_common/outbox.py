@@ -21,11 +21,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter as Tally
 from datetime import UTC, datetime
 from typing import Any, Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import CorruptRecordException, MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    RecordTooLargeError,
+    UnknownProducerId,
+)
 from pydantic import BaseModel
 from prometheus_client import Counter, Gauge
 from sqlalchemy import (
@@ -43,14 +53,15 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    literal_column,
     select,
     text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import events
-from .kafka import broker_profile, delivery_timeout_s, ensure_topics, new_producer
+from . import events, tracing
+from .kafka import broker_profile, delivery_timeout_s, ensure_topics, new_producer, recent_event_ids
 from .problems import Problem
 from .settings import ServiceSettings
 
@@ -65,7 +76,14 @@ OUTBOX_DEAD_LETTERED = Counter(
     "outbox_dead_lettered_total", "Outbox rows set aside after a per-record publish failure", ["topic", "reason"]
 )
 OUTBOX_DEAD = Gauge("outbox_dead_letters", "Dead-lettered outbox rows present (waiting for a replay)")
+OUTBOX_REPUBLISH_SKIPPED = Counter(
+    "outbox_republish_skipped_total",
+    "Outbox rows an interrupted relay pass had published, found on the topic and marked sent instead of sent twice",
+    ["topic"],
+)
 
+#: records read beyond the uncertain rows' count at the end of each partition (``_skip_published``)
+TAIL_MARGIN = 500
 _RELAY_LOCK_ID = 0x6F7574626F78  # "outbox"; one database per service, so one id suffices
 
 #: Errors that are about the record, not the broker: retrying cannot help, so the row is
@@ -80,6 +98,20 @@ RECORD_ERRORS: tuple[type[BaseException], ...] = (
     CorruptRecordException,
     TypeError,
     ValueError,
+)
+
+#: Errors about the idempotent producer's state on the broker, not about a row: after a broker
+#: is killed, its partitions' new leaders may answer OUT_OF_ORDER_SEQUENCE_NUMBER (or an unknown
+#: producer id) for every batch that producer sends them. Only a new producer (a new producer id)
+#: gets past it, so the pass is abandoned like an outage: the producer is rebuilt and the rows are
+#: sent again, none counted against. Counted as row failures, they dead-lettered 379 ticket.created
+#: rows in fault-suite run 6 (docs/kafka.md), whose tickets were never linked to their customers.
+PRODUCER_STATE_ERRORS: tuple[type[BaseException], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
 )
 
 #: Hard cap on one encoded event (``EVENT_MAX_BYTES``); the Runtime sets it from the settings.
@@ -167,7 +199,11 @@ def downgrade_outbox_dead_letters(op: Any, table: str = "outbox") -> None:
 
 
 def outbox_row(event: BaseModel, *, traceparent: str | None = None) -> dict[str, Any]:
+    """The outbox row of ``event``; its ``traceparent`` is the current span's unless given, so
+    the relay publishes it in the trace of the request or event that wrote it (tracing.py)."""
     event_type = event.type  # type: ignore[attr-defined]
+    if traceparent is None:
+        traceparent = tracing.current_traceparent()
     return {
         "event_id": event.id,  # type: ignore[attr-defined]
         "event_type": event_type,
@@ -310,13 +346,22 @@ class OutboxRelay:
             locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(_RELAY_LOCK_ID)))
             if not locked:
                 return 0
+            # the pending rows with each one's xmax as it was before this statement locks it
+            # (the subquery reads the row before the lock above it marks the row as ours)
+            pending = (
+                select(t.c.seq, literal_column("xmax::text::bigint").label("prior_xmax"))
+                .where(t.c.sent_at.is_(None), t.c.failed_at.is_(None))
+                .order_by(t.c.seq)
+                .limit(self._batch_size)
+                .subquery()
+            )
             rows = (
                 await conn.execute(
-                    select(t.c.seq, t.c.topic, t.c.key, t.c.payload, t.c.traceparent, t.c.event_type)
-                    .where(t.c.sent_at.is_(None), t.c.failed_at.is_(None))
+                    select(t.c.seq, t.c.topic, t.c.key, t.c.payload, t.c.traceparent, t.c.event_type, t.c.event_id,
+                           pending.c.prior_xmax)
+                    .join_from(t, pending, t.c.seq == pending.c.seq)
                     .order_by(t.c.seq)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
+                    .with_for_update(of=t, skip_locked=True)
                 )
             ).all()
             if not rows:
@@ -324,6 +369,11 @@ class OutboxRelay:
             if time.monotonic() - self._topics_verified_at > self._verify_interval_s:
                 await self._verify_topics({r.topic for r in rows})
                 self._topics_verified_at = time.monotonic()
+            claimed = len(rows)
+            if any(r.prior_xmax for r in rows):
+                rows = await self._skip_published(conn, rows)
+                if not rows:
+                    return claimed
             outcomes = await self._publish(rows)
             if any(o is not None for o in outcomes):
                 sent = await self._settle_failures(conn, rows, outcomes)
@@ -335,7 +385,40 @@ class OutboxRelay:
                 )
         for r in sent:
             OUTBOX_PUBLISHED.labels(r.topic).inc()  # label: the logical topic
-        return len(rows)
+        return claimed
+
+    async def _skip_published(self, conn: AsyncConnection, rows: Sequence[Any]) -> list[Any]:
+        """Mark sent the rows an earlier pass already published; return the others.
+
+        A row whose ``xmax`` was set before this pass locked it was locked by a pass that ended
+        without marking it sent or failed: killed, or rolled back (database gone, an error after
+        the acknowledgements), by this replica or another one. That pass may have published it,
+        and publishing again would put a second record on the topic (the inboxes would absorb it,
+        but the log would carry it forever). So only then, the topics' tails are read: one relay
+        pass of a service runs at a time (the advisory lock) and the uncertain rows are the oldest
+        pending ones, so whatever that pass published is among the last records of each
+        partition: as many as the uncertain rows, plus ``TAIL_MARGIN`` for records other services
+        put on a shared topic since. Rows whose event id is there are marked sent without a new
+        record; a normal pass (every row's ``xmax`` 0) reads nothing. A row lock lost with the
+        database's own crash (never written to disk) cannot be told apart: such a row is
+        published again, as before, and the consumers' inboxes absorb it."""
+        uncertain = [r for r in rows if r.prior_xmax]
+        tails = Tally(self._settings.kafka_topic_prefix + r.topic for r in uncertain)
+        tails = Tally({topic: n + TAIL_MARGIN for topic, n in tails.items()})
+        assert self._producer is not None
+        cluster = await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 5)
+        partitions = {topic: sorted(cluster.partitions_for_topic(topic) or ()) for topic in tails}
+        found = await asyncio.wait_for(recent_event_ids(self._settings, partitions, tails), self._ack_timeout_s)
+        published = [r for r in uncertain if str(r.event_id) in found]
+        if published:
+            t = self._table
+            await conn.execute(update(t).where(t.c.seq.in_([r.seq for r in published])).values(sent_at=func.now()))
+            for r in published:
+                OUTBOX_REPUBLISH_SKIPPED.labels(r.topic).inc()
+            log.info("outbox rows already on the topics marked sent", extra={
+                "rows": len(published), "uncertain": len(uncertain)})
+        done = {r.seq for r in published}
+        return [r for r in rows if r.seq not in done]
 
     async def _settle_failures(
         self, conn: AsyncConnection, rows: Sequence[Any], outcomes: Sequence[BaseException | None]
@@ -348,10 +431,16 @@ class OutboxRelay:
           (or its partition): it counts an attempt, and the row is dead-lettered after
           ``relay_max_attempts``;
         * any other failure with nothing acknowledged is the broker: raise, so the whole pass
-          is retried with backoff and nothing is counted against the rows.
+          is retried with backoff and nothing is counted against the rows;
+        * a producer-state error (``PRODUCER_STATE_ERRORS``) on any row: raise too, whatever was
+          acknowledged (the loop rebuilds the producer; rows already on the topic are found by
+          the next pass's reconciliation, ``_skip_published``, and not sent twice).
         """
         sent = [r for r, o in zip(rows, outcomes) if o is None]
         failed = [(r, o) for r, o in zip(rows, outcomes) if o is not None]
+        broken = [o for _, o in failed if isinstance(o, PRODUCER_STATE_ERRORS)]
+        if broken:  # the producer's state, not the rows: rebuilt by the loop, the pass retried
+            raise RuntimeError(f"the producer's state was lost on the broker: {broken[0]!r}") from broken[0]
         transient = [o for _, o in failed if not isinstance(o, RECORD_ERRORS)]
         if transient and not sent:
             exc = transient[0]
@@ -417,9 +506,15 @@ class OutboxRelay:
         for i, r in enumerate(rows):
             try:
                 headers = [("ce_type", r.event_type.encode())]
-                if r.traceparent:
-                    headers.append(("traceparent", r.traceparent.encode()))
-                future = await self._producer.send(prefix + r.topic, value=r.payload, key=r.key.encode(), headers=headers)
+                if not tracing.enabled():
+                    if r.traceparent:  # the writer's context, passed on as it is
+                        headers.append(("traceparent", r.traceparent.encode()))
+                    future = await self._producer.send(prefix + r.topic, value=r.payload, key=r.key.encode(),
+                                                       headers=headers)
+                else:  # the producer span, child of the writer's, puts its own traceparent in
+                    with tracing.publishing(r.traceparent):
+                        future = await self._producer.send(prefix + r.topic, value=r.payload, key=r.key.encode(),
+                                                           headers=headers)
             except RECORD_ERRORS as exc:
                 outcomes[i] = exc
                 continue

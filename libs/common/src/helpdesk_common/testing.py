@@ -14,9 +14,9 @@ import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
@@ -33,20 +33,77 @@ class Infra:
     kafka_bootstrap: str
     pg: EmbeddedPostgres | None
     broker: EmbeddedBroker | None
+    #: every database ``new_database`` made, in order; the per-test fixture drops a test's own
+    created: list[str] = field(default_factory=list)
+    #: package -> name of the session's migrated template of it
+    templates: dict[str, str] = field(default_factory=dict)
+    session_tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    #: the session's infras; a list rather than the fixture so the cleanup fixture never starts one
+    live: ClassVar[list["Infra"]] = []
 
     def new_database(self, package: str) -> str:
-        """A fresh database migrated with ``package``'s history; returns its URL."""
-        from .migrate import ensure_database, upgrade
+        """A fresh database migrated with ``package``'s history; returns its URL.
 
-        url = f"{self.db_base}/t_{package}_{uuid.uuid4().hex[:10]}"
+        The first call per package migrates a template; every later one copies it with
+        ``CREATE DATABASE ... TEMPLATE``, a file copy of tens of milliseconds instead of a whole
+        Alembic history per test (twenty-odd migrations for ticket-svc)."""
+        name = f"t_{package}_{uuid.uuid4().hex[:10]}"
 
         def create() -> None:  # own thread: callable from sync and async tests alike
-            asyncio.run(ensure_database(url))
-            upgrade(package, url)
+            template = self.templates.get(package)
+            if template is None:
+                template = f"tmpl_{package}_{self.session_tag}"
+                template_url = f"{self.db_base}/{template}"
+                asyncio.run(ensure_database(template_url))
+                upgrade(package, template_url)
+                self.templates[package] = template
+            asyncio.run(_admin(self.db_base, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+
+        from .migrate import ensure_database, upgrade
 
         with ThreadPoolExecutor(1) as pool:
             pool.submit(create).result()
-        return url
+        self.created.append(name)
+        return f"{self.db_base}/{name}"
+
+    def drop_databases_since(self, mark: int) -> None:
+        """Drop the databases made after ``created[mark]``: a run makes thousands, and kept they
+        filled a CI disk (several GB per worker). FORCE ends a connection a test left open."""
+        doomed, self.created[mark:] = self.created[mark:], []
+        if not doomed:
+            return
+
+        async def drop() -> None:
+            for name in doomed:
+                await _admin(self.db_base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, drop()).result()
+
+
+async def _admin(db_base: str, statement: str) -> None:
+    """One statement on the cluster's ``postgres`` database, outside a transaction."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(f"{db_base}/postgres")
+    conn = await asyncpg.connect(host=url.host, port=url.port, user=url.username, password=url.password,
+                                 database="postgres")
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """Drops the databases a test made once all its fixtures are torn down (autouse fixtures of
+    a scope are set up first, so torn down last)."""
+    marks = {id(infra): len(infra.created) for infra in Infra.live}
+    yield
+    for infra in Infra.live:
+        infra.drop_databases_since(marks.get(id(infra), 0))
 
 
 @pytest.fixture(scope="session")
@@ -56,22 +113,110 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     root: Path = tmp_path_factory.mktemp("infra")
     pg = None if db_base else EmbeddedPostgres(root / "pg", free_port(), root / "pg.log", ephemeral=True)
     broker = None if kafka else EmbeddedBroker(free_port(), root / "broker.log")
+    made: Infra | None = None
     try:
         if pg:
             pg.start()
         if broker:
             broker.start()
-        yield Infra(
+        made = Infra(
             db_base=db_base or pg.url,  # type: ignore[union-attr]
             kafka_bootstrap=kafka or broker.bootstrap,  # type: ignore[union-attr]
             pg=pg,
             broker=broker,
         )
+        Infra.live.append(made)
+        yield made
     finally:
+        if made is not None:
+            Infra.live.remove(made)
+            if not pg:  # a shared cluster outlives the session: leave nothing behind on it
+                made.drop_databases_since(0)
+                made.created.extend(made.templates.values())
+                made.drop_databases_since(0)
         if broker:
             broker.stop()
         if pg:
             pg.stop()
+
+
+def _hypothesis_profile() -> None:
+    """No per-example deadline and no "too slow" health check for property tests: on a 2-core
+    runner shared by two test workers, PostgreSQL and a broker, one example can take longer than
+    Hypothesis' default 200 ms for reasons that have nothing to do with the code (a property
+    test then fails as flaky). Hangs are caught by pytest-timeout instead."""
+    try:
+        from hypothesis import HealthCheck, settings
+    except ImportError:  # pragma: no cover - hypothesis is in requirements-dev.txt
+        return
+    settings.register_profile("helpdesk", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("helpdesk")
+
+
+_hypothesis_profile()
+
+#: ``user_properties`` name of the lines the ``report`` fixture leaves for the terminal summary
+_REPORT = "helpdesk_report"
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Any:
+    """``report(line, section=...)``: a measured line for the end of the run's output (a matrix's
+    cell count, a fire lag, a precision@5). Carried in the test's own report (``user_properties``),
+    so it reaches the terminal from pytest-xdist's workers too, where ``print`` and a module-level
+    list would stay in the worker."""
+
+    def add(line: str, section: str = "measured in this run") -> None:
+        request.node.user_properties.append((_REPORT, (section, line)))
+
+    return add
+
+
+#: test directories whose files share one worker: tests/e2e starts the whole stack once per worker
+#: session (tests/e2e/conftest.py), so one worker runs all of it on one stack
+STACK_TEST_DIRS = ("tests/e2e/",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` with the end-to-end files as one unit, sent first.
+
+    Plain loadfile sends files biggest-first by test count, so the end-to-end files (a few tests
+    each, every one waiting on the stack for seconds) came late, to both workers, and each started
+    a stack of its own: fourteen service processes and two brokers on 2 cores, where the tests'
+    waits timed out. As one unit, first, they run on one worker and one stack from the start while
+    the other worker takes the per-service files."""
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class StackFirstScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "stack" if nodeid.startswith(STACK_TEST_DIRS) else super()._split_scope(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if "stack" in self.workqueue:
+                self.workqueue.move_to_end("stack", last=False)
+            super()._assign_work_unit(node)
+
+    return StackFirstScheduling(config, log)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Every ``report`` line of the run, grouped by section, in the order the tests finished."""
+    sections: dict[str, list[str]] = {}
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            if getattr(rep, "when", None) != "call":  # the setup and teardown reports repeat the lines
+                continue
+            for name, value in getattr(rep, "user_properties", ()):
+                if name == _REPORT:
+                    section, line = value
+                    sections.setdefault(section, []).append(line)
+    for section, lines in sections.items():
+        terminalreporter.write_sep("-", section)
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def _test_keypair() -> tuple[str, str]:
@@ -187,7 +332,8 @@ class serving:
 
         port = free_port()
         self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, lifespan="on",
-                                                     log_config=None, loop="asyncio", timeout_graceful_shutdown=3))
+                                                     log_config=None, loop="asyncio", timeout_graceful_shutdown=3,
+                                                     timeout_keep_alive=120))  # see gateway tests' serve
         self._task = asyncio.create_task(self._server.serve())
         async with asyncio.timeout(30):
             while not self._server.started:

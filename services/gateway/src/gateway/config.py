@@ -1,6 +1,6 @@
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from helpdesk_common.settings import ServiceSettings
@@ -40,6 +40,15 @@ class Settings(ServiceSettings):
     analytics_url: str = "http://127.0.0.1:8084"
     notify_url: str = "http://127.0.0.1:8085"
     kb_url: str = "http://127.0.0.1:8086"
+
+    @field_validator("ticket_url", "customer_url", "sla_url", "analytics_url", "notify_url", "kb_url")
+    @classmethod
+    def _replicas(cls, value: str) -> str:
+        """One base URL, or several comma-separated (a service's replicas: requests go to each in
+        turn, proxy/upstreams.py); refused at start when one is not an http(s) URL."""
+        from .proxy.upstreams import parse_urls
+
+        return ",".join(parse_urls(value))
     upstream_timeout_s: float = 10.0
     #: creating or changing a user waits this long for ticket-svc to apply it to the agent
     #: profile; then the answer says "pending" and the user event applies it (gateway/auth/users.py)

@@ -32,6 +32,8 @@ from helpdesk_common import events
 from helpdesk_common.identity import IDENTITY_HEADER, IdentitySigner, Principal
 from helpdesk_common.observability import request_id_var
 
+from ..proxy.upstreams import base_url
+
 log = logging.getLogger(__name__)
 
 SOURCE = "gateway"
@@ -70,7 +72,7 @@ class Provisioner:
 
     def __init__(self, *, ticket_url: str, signer: IdentitySigner, session: Callable[[], aiohttp.ClientSession],
                  timeout_s: float) -> None:
-        self._base = ticket_url.rstrip("/") + "/internal/users/"
+        self._ticket_url = ticket_url  # one or more replicas (proxy/upstreams.py)
         self._signer = signer
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -82,7 +84,7 @@ class Provisioner:
         if rid:
             headers["x-request-id"] = rid
         try:
-            async with self._session().put(self._base + event.subject, data=events.encode(event), headers=headers,
+            async with self._session().put(base_url(self._ticket_url) + "/internal/users/" + event.subject, data=events.encode(event), headers=headers,
                                            timeout=self._timeout) as response:
                 await response.read()
                 if response.status == 200:

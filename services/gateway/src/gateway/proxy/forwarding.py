@@ -21,8 +21,11 @@ from prometheus_client import Counter
 
 from helpdesk_common.channels import CHANNEL_KINDS, CHANNEL_SIGNATURE_HEADERS
 from helpdesk_common.identity import AGENT_ROLES, IDENTITY_HEADER, IdentitySigner, Principal
+from helpdesk_common import tracing
 from helpdesk_common.observability import request_id_var
 from helpdesk_common.problems import Problem
+
+from .upstreams import UPSTREAM_FAILOVERS, upstream_of
 
 FORWARD_REQUEST_HEADERS = (
     "content-type", "accept", "accept-language", "idempotency-key", "if-match", "if-none-match",
@@ -46,6 +49,8 @@ UPSTREAM_RETRIES = Counter("gateway_upstream_retries_total",
                            "Requests re-sent once because a pooled upstream connection was dead", ["service"])
 #: failures that happen before any response byte arrived: the connection was dead on reuse
 _DEAD_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+#: failures before the request was sent: the connection was refused, or not accepted in time
+_NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 # channel API keys may create tickets, list and read their own, read and add messages on them
 # and download the files of those messages (ticket-svc checks ownership and answers 404 for a
@@ -145,18 +150,25 @@ async def forward(
     rid = request_id_var.get()
     if rid:
         headers["x-request-id"] = rid
+    tracing.inject_into(headers)  # the upstream's span is a child of the gateway's
     raw_path = request.scope.get("raw_path") or path.encode()
     query = request.scope.get("query_string") or b""
-    target = URL(upstream + raw_path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else ""), encoded=True)
+    rest = raw_path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")
     body = await request.body()
     streamed = request.method == "GET" and _STREAMED_DOWNLOAD.match(path) is not None
     if streamed and timeout is None:
         timeout = aiohttp.ClientTimeout(total=None, connect=2, sock_read=session.timeout.total)
-    for attempt in (1, 2):
+    replicas = upstream_of(upstream)
+    candidates = replicas.order()
+    tried, resent = 0, False
+    while True:
+        base = candidates[tried]
         try:
-            upstream_response = await session.request(request.method, target, data=body or None, headers=headers,
-                                                      allow_redirects=False,
+            upstream_response = await session.request(request.method, URL(base + rest, encoded=True),
+                                                      data=body or None, headers=headers, allow_redirects=False,
                                                       **({"timeout": timeout} if timeout else {}))
+            if not replicas.single:
+                replicas.up(base)
             out_headers = {
                 name: value for name in RETURN_RESPONSE_HEADERS
                 if (value := upstream_response.headers.get(name)) is not None
@@ -168,16 +180,25 @@ async def forward(
             finally:
                 upstream_response.release()
             return Response(content, status_code=upstream_response.status, headers=out_headers)
+        except _NOT_CONNECTED as exc:
+            # the replica refused the connection or never accepted it: it saw nothing of this
+            # request, so the next replica gets it (any method); with one replica, a 502
+            replicas.down(base)
+            tried += 1
+            if tried < len(candidates):
+                UPSTREAM_FAILOVERS.labels(service_name).inc()
+                continue
+            raise Problem(502, "bad-gateway", "Upstream unavailable", f"The {service_name} is unavailable.") from exc
         except asyncio.TimeoutError as exc:
             raise Problem(504, "gateway-timeout", "Upstream timeout", f"The {service_name} did not answer in time.") from exc
         except _DEAD_CONNECTION as exc:
             # a pooled keep-alive connection the upstream had closed (after answering someone
             # else, or on restart): nothing of this request was answered, so it is sent once
             # more on a fresh connection rather than failed; a second failure is real
-            if attempt == 1:
+            if not resent:
+                resent = True
                 UPSTREAM_RETRIES.labels(service_name).inc()
                 continue
             raise Problem(502, "bad-gateway", "Upstream unavailable", f"The {service_name} is unavailable.") from exc
         except aiohttp.ClientError as exc:
             raise Problem(502, "bad-gateway", "Upstream unavailable", f"The {service_name} is unavailable.") from exc
-    raise AssertionError("unreachable")  # pragma: no cover

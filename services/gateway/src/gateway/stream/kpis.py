@@ -39,6 +39,8 @@ from prometheus_client import Counter, Gauge
 from helpdesk_common.identity import IDENTITY_HEADER, IdentitySigner, Principal
 from helpdesk_common.problems import Problem
 
+from ..proxy.upstreams import base_url
+
 log = logging.getLogger(__name__)
 
 KPI_EVENT = "kpis"
@@ -207,7 +209,7 @@ class KpiBoards:
 
     def __init__(self, *, analytics_url: str, signer: IdentitySigner, session: Callable[[], aiohttp.ClientSession],
                  interval_s: float, timeout_s: float, roles: frozenset[str]) -> None:
-        self._url = analytics_url.rstrip("/") + KPIS_PATH
+        self._analytics_url = analytics_url  # one or more replicas (proxy/upstreams.py)
         self._signer = signer
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -242,7 +244,7 @@ class KpiBoards:
 
     async def fetch(self, principal: Principal, tz: str) -> dict[str, Any]:
         headers = {IDENTITY_HEADER: self._signer.token_for(principal), "accept": "application/json"}
-        async with self._session().get(self._url, params={"tz": tz}, headers=headers, timeout=self._timeout) as r:
+        async with self._session().get(base_url(self._analytics_url) + KPIS_PATH, params={"tz": tz}, headers=headers, timeout=self._timeout) as r:
             body = await r.read()
             if r.status != 200:
                 raise RuntimeError(f"analytics-svc answered {r.status}")

@@ -45,6 +45,7 @@ from helpdesk_common.identity import IDENTITY_HEADER, IdentitySigner, Principal
 from helpdesk_common.observability import request_id_var
 
 from ..config import Settings
+from ..proxy.upstreams import base_url
 from . import repository
 from .kpis import KPI_FRAMES_SENT, KpiBoards, KpiSubscription
 
@@ -144,7 +145,7 @@ class TeamDirectory:
 
     def __init__(self, *, ticket_url: str, signer: IdentitySigner, session: Callable[[], aiohttp.ClientSession],
                  ttl_s: float, timeout_s: float) -> None:
-        self._url = ticket_url.rstrip("/") + "/v1/agents/me"
+        self._ticket_url = ticket_url  # one or more replicas (proxy/upstreams.py)
         self._signer = signer
         self._session = session
         self._ttl_s = ttl_s
@@ -176,7 +177,7 @@ class TeamDirectory:
             headers["x-request-id"] = rid
         ttl = self._ttl_s
         try:
-            async with self._session().get(self._url, headers=headers, timeout=self._timeout) as r:
+            async with self._session().get(base_url(self._ticket_url) + "/v1/agents/me", headers=headers, timeout=self._timeout) as r:
                 if r.status == 200:
                     body = await r.json(content_type=None)
                     teams = frozenset(str(t) for t in (body.get("team_ids") or []))
