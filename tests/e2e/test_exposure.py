@@ -117,6 +117,16 @@ def check(answer: tuple[httpx.Response, str], where: str, *, page: bool = False)
         if not headers.get("content-type", "").startswith("text/html") or headers.get("cache-control") != "no-store" \
                 or "default-src 'none'" not in csp:
             wrong.append(f"page as {headers.get('content-type')}, {headers.get('cache-control')}, {csp!r}")
+    elif response.status_code >= 400 and response.status_code != 304 and response.url.path.startswith("/api/v2/"):
+        # the Zendesk-compatible surface answers errors in Zendesk's envelope, as its clients parse them
+        try:
+            body = json.loads(text)
+            if headers.get("content-type") != "application/json" or not {"error", "description"} <= body.keys():
+                wrong.append(f"Zendesk error as {headers.get('content-type')}: {text[:120]}")
+            elif body.get("request_id") != rid:
+                wrong.append(f"request_id {body.get('request_id')!r} != header {rid!r}")
+        except ValueError:
+            wrong.append("Zendesk error that is not JSON")
     elif response.status_code >= 400 and response.status_code != 304:
         if headers.get("content-type") != "application/problem+json":
             wrong.append(f"error as {headers.get('content-type')}")
@@ -129,7 +139,7 @@ def check(answer: tuple[httpx.Response, str], where: str, *, page: bool = False)
     return [f"{where} -> {response.status_code}: {w}" for w in wrong]
 
 
-async def test_every_route_of_every_process_answers_with_the_edge_headers(stack, admin_headers, monkeypatch, capsys):
+async def test_every_route_of_every_process_answers_with_the_edge_headers(stack, admin_headers, monkeypatch, report):
     table = route_table(stack, monkeypatch)
     problems: list[str] = []
     statuses: Counter[int] = Counter()
@@ -186,9 +196,8 @@ async def test_every_route_of_every_process_answers_with_the_edge_headers(stack,
             answer = await call(reader, "GET", path, admin_headers)
             assert answer[0].status_code == 200, (path, answer[0].status_code, answer[1][:300])
             problems += check(answer, f"gateway GET {path} (streamed)")
-    with capsys.disabled():
-        print(f"\nedge headers: {calls} answers from {sum(len(r) for r in table.values())} routes of "
-              f"{len(table)} processes; statuses {dict(sorted(statuses.items()))}")
+    report(f"edge headers: {calls} answers from {sum(len(r) for r in table.values())} routes of "
+          f"{len(table)} processes; statuses {dict(sorted(statuses.items()))}")
     assert not problems, "\n".join(problems[:60]) + (f"\n... and {len(problems) - 60} more" if len(problems) > 60 else "")
     assert {200, 401, 404, 405, 413, 422, 429} <= statuses.keys(), statuses
 
@@ -219,12 +228,13 @@ async def test_the_dev_stack_serves_the_api_document(gw):
 
 
 async def test_metrics_only_for_the_scraper_on_every_process(stack):
-    """Every process (the gateway's public port included) answers /metrics to a direct scrape from
-    the scraper's addresses (loopback here) and, to a request that came through a proxy it does not
-    trust (the dev stack trusts none), the 404 an absent route gets (metrics_access.py)."""
+    """Every process (the gateway on its ops listener: its public port never answers /metrics,
+    tests/e2e/test_metrics.py) answers /metrics to a direct scrape from the scraper's addresses
+    (loopback here) and, to a request that came through a proxy it does not trust (the dev stack
+    trusts none), the 404 an absent route gets (metrics_access.py)."""
     async with httpx.AsyncClient(timeout=30) as client:
         for svc in SERVICES:
-            base = stack.url_of(svc.name)
+            base = stack.metrics_url(svc.name).removesuffix("/metrics")
             scrape = await call(client, "GET", base + "/metrics", {})
             assert scrape[0].status_code == 200 and "http_requests" in scrape[1], svc.name
             for proxied in ({"X-Forwarded-For": "203.0.113.5"}, {"Forwarded": "for=203.0.113.5"}):

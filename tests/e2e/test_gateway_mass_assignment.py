@@ -46,7 +46,9 @@ def _gateway_routes() -> list[tuple[str, str, object, set[str]]]:
 
     out = []
     for route in mass._routes(create_app().routes):
-        if route.body_field is not None:
+        # /api/v2 takes Zendesk's bodies, which ignore unknown fields by design (test_mass_assignment's
+        # OPEN_BODIES): what it forwards goes through the services' strict models
+        if route.body_field is not None and not route.path.startswith("/api/v2/"):
             annotation = route.body_field.field_info.annotation
             models = [a for a in (annotation, *typing.get_args(annotation))
                       if isinstance(a, type) and issubclass(a, BaseModel)]

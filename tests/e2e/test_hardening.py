@@ -87,7 +87,7 @@ async def test_an_anonymous_sign_in_flood_is_bounded(gw, stack, own_admin_header
     assert peak < limit, f"gateway RSS peaked at {peak / 2**20:.0f} MiB"
     assert peak - rss_before < 128 * 2**20, "the flood grew the gateway by more than the hashing gate allows"
     # other users keep a normal latency (generous bounds: 2 shared cores, noisy machines)
-    assert p50_during < max(5 * p50_before, 0.1) and max(during) < 2.0, (p50_before, p50_during, max(during))
+    assert p50_during < max(10 * p50_before, 0.5) and max(during) < 2.0, (p50_before, p50_during, max(during))
     # and the real user still signs in once the flood is over
     ok = await gw.post("/v1/auth/login", json={"email": stack.creds["admin_email"],
                                               "password": stack.creds["admin_password"]})

@@ -33,8 +33,10 @@ HERE = Path(__file__).parent
 SOURCE_ADDRESS = "127.0.9.1"
 SEED = 20261129
 #: generated test cases per operation in the fuzzing phase (the coverage phase derives its own from
-#: the schemas); the whole run is about 3.5 minutes on 2 cores
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"))
+#: the schemas, whatever this is). 6 in `make test`: with 15 the run took over 20 minutes beside the
+#: other test worker on CI's 2 cores, the longest part of the suite; a deeper run sets
+#: SCHEMATHESIS_MAX_EXAMPLES (15 was the default until 2026-12-01)
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "6"))
 #: one worker: with two, hypothesis describing its strategies in threads hits CPython 3.11's
 #: "AST constructor recursion depth mismatch" (ast.parse is not thread-safe there)
 WORKERS = int(os.environ.get("SCHEMATHESIS_WORKERS", "1"))
@@ -77,18 +79,29 @@ COVERAGE_MODE = {
     ("GET", "/v1/analytics/sla"): "negative",
     ("POST", "/v1/sla/calendars"): "negative",  # timezone and holiday_country enums
     ("PUT", "/v1/sla/calendars/{calendar_id}"): "negative",
+    ("POST", "/v1/customers"): "negative",  # time_zone: the same enum (~600 positive cases)
+    ("PATCH", "/v1/customers/{customer_id}"): "negative",
     ("POST", "/v1/routing/rules"): "positive",  # conditions: one alternative per field and op
     ("PUT", "/v1/routing/rules/{rule_id}"): "positive",
     ("PUT", "/v1/forms/{ticket_type}"): "positive",  # fields: one alternative per field type
-    # conditions: one alternative per field and op of each rule kind (about 150 for a trigger)
-    ("POST", "/v1/triggers"): "positive",
-    ("PUT", "/v1/triggers/{rule_id}"): "positive",
-    ("POST", "/v1/automations"): "positive",
-    ("PUT", "/v1/automations/{rule_id}"): "positive",
+    # a step's `when` condition, one wrong alternative per field and op: 7,456 of its 7,808 cases
+    ("PUT", "/v1/processes/{ticket_type}"): "positive",
     # custom_fields: free-form values, one schema per nesting level (JsonValue... JsonValue8)
     ("POST", "/v1/tickets"): "negative",
     ("PATCH", "/v1/tickets/{ticket_id}"): "negative",
     ("POST", "/v1/macros"): "negative",
+    # an interaction's free-form properties, the same nesting levels: 4,600 of its 4,693 cases
+    ("POST", "/v1/customers/{customer_id}/interactions"): "negative",
+}
+#: Operations without the coverage phase, whose schema the owning service walks in a test of its
+#: own: a trigger's or an automation's conditions and actions give about 2,360 positive cases per
+#: operation (one per field, op and action alternative), some 400 s of a CI run for the four of
+#: them. services/ticket-svc/tests/automation/test_document.py checks that every body their schema
+#: allows is accepted (hypothesis, 150 bodies each); the examples, fuzzing and stateful phases of
+#: this run still send them theirs.
+COVERAGE_OFF = {
+    ("POST", "/v1/triggers"), ("PUT", "/v1/triggers/{rule_id}"),
+    ("POST", "/v1/automations"), ("PUT", "/v1/automations/{rule_id}"),
 }
 
 
@@ -119,6 +132,10 @@ def config_toml(*, base_url: str, token: str, report_dir: Path, max_examples: in
         if operation_ids and operation in operation_ids:
             lines += ["[[operations]]", f"include-operation-id = {_toml(operation_ids[operation])}",
                       f"phases.coverage.generation.mode = {_toml(mode)}"]
+    for operation in sorted(COVERAGE_OFF):
+        if operation_ids and operation in operation_ids:
+            lines += ["[[operations]]", f"include-operation-id = {_toml(operation_ids[operation])}",
+                      "phases.coverage.enabled = false"]
     return "\n".join(lines) + "\n"
 
 
@@ -286,14 +303,13 @@ def robot_limits(stack):
 
 @pytest.mark.run_last
 @pytest.mark.timeout(TIME_LIMIT_S + 120)
-async def test_the_composed_document_is_true(robot_limits, gw, stack, tmp_path, capsys):
+async def test_the_composed_document_is_true(robot_limits, gw, stack, tmp_path, report):
     settings = await prepare(gw, stack.creds)
     started = time.monotonic()
-    code, output, report, events = run(base_url=stack.creds["gateway_url"], settings=settings, workdir=tmp_path)
-    summary = summarize(report, events, time.monotonic() - started, tmp_path / "accepted.tsv")
+    code, output, result, events = run(base_url=stack.creds["gateway_url"], settings=settings, workdir=tmp_path)
+    summary = summarize(result, events, time.monotonic() - started, tmp_path / "accepted.tsv")
     (tmp_path / "summary.txt").write_text(summary + "\n")
     (tmp_path / "output.txt").write_text(output)
-    with capsys.disabled():
-        print("\n" + summary)
-    assert code == 0 and report.get("failures") == [] and report.get("errors") == [], (
+    report(summary)
+    assert code == 0 and result.get("failures") == [] and result.get("errors") == [], (
         f"schemathesis found problems (exit {code}):\n{output[-20000:]}")

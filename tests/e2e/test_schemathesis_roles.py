@@ -229,7 +229,7 @@ def role_robot_limits(stack):
 
 @pytest.mark.run_last
 @pytest.mark.timeout(len(ROLES) * (ROLE_TIME_LIMIT_S + 120) + 300)  # + the stack's start when run alone
-async def test_the_composed_document_is_true_for_every_role(role_robot_limits, gw, stack, tmp_path, capsys):
+async def test_the_composed_document_is_true_for_every_role(role_robot_limits, gw, stack, tmp_path, report):
     base_url = stack.creds["gateway_url"]
     document = (await gw.get("/openapi.json")).json()
     admin_answers = await probe_all(gw, document, (await prepare(gw, stack.creds))["admin_token"])
@@ -247,9 +247,9 @@ async def test_the_composed_document_is_true_for_every_role(role_robot_limits, g
         workdir = tmp_path / role
         workdir.mkdir()
         started = time.monotonic()
-        code, output, report, events = run_role(base_url=base_url, settings=settings,
+        code, output, result, events = run_role(base_url=base_url, settings=settings,
                                                 operation_ids=sorted(reachable), workdir=workdir)
-        summary = summarize(report, events, time.monotonic() - started, workdir / "accepted.tsv")
+        summary = summarize(result, events, time.monotonic() - started, workdir / "accepted.tsv")
         line = (f"role {role}: {public} operations without credentials left to the admin run, "
                 f"{len(refused)} refused (one request each), {len(reachable)} fuzzed "
                 f"(max {ROLE_OPERATIONS or 'all'}), {ROLE_MAX_EXAMPLES} examples per operation\n" + summary)
@@ -258,10 +258,9 @@ async def test_the_composed_document_is_true_for_every_role(role_robot_limits, g
         (workdir / "output.txt").write_text(output)
         if KEEP_DIR:
             shutil.copytree(workdir, Path(KEEP_DIR) / role, dirs_exist_ok=True)
-        with capsys.disabled():
-            print("\n" + line)
-        results.append((role, code, report, output, wrong))
-    failed = [(role, code, output) for role, code, report, output, wrong in results
-              if code != 0 or report.get("failures") != [] or report.get("errors") != []]
+        report(line)
+        results.append((role, code, result, output, wrong))
+    failed = [(role, code, output) for role, code, result, output, wrong in results
+              if code != 0 or result.get("failures") != [] or result.get("errors") != []]
     assert not failed, "\n\n".join(f"{role} (exit {code}):\n{output[-8000:]}" for role, code, output in failed)
     assert not [w for *_, wrong in results for w in wrong], [w for *_, wrong in results for w in wrong]

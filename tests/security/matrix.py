@@ -91,6 +91,9 @@ class Rule:
     customer_token: str | None = None
     #: runs after the concurrent cells, one at a time (it names every object of a kind)
     serial: bool = False
+    #: the error body a 4xx must have: "problem" (RFC 9457) or "zendesk" ({"error", "description"}:
+    #: the /api/v2 surface, docs/zendesk-api.md)
+    envelope: str = "problem"
 
     @property
     def method(self) -> str:
@@ -118,6 +121,14 @@ def _u() -> str:
 
 async def _fresh_ticket(world: World, kind: str) -> Prepared:
     return {"params": {"ticket_id": await world.ticket()}}
+
+
+async def _fresh_deleted_ticket(world: World, kind: str) -> Prepared:
+    ticket = await world.ticket()
+    number = await world.ticket_number(ticket)
+    expect_status = (await world.gw.delete(f"/v1/tickets/{ticket}", headers=world.admin)).status_code
+    assert expect_status == 204, expect_status
+    return {"params": {"ticket_id": ticket, "number": str(number)}}
 
 
 async def _fresh_merge(world: World, kind: str) -> Prepared:
@@ -381,15 +392,66 @@ def _b64(data: bytes) -> str:
 CSV = b"email,name\nimport-matrix@example.com,Import Matrix\n"
 
 
+#: /api/v2: the help desk's users only (keys 403 by kind; the kb customer token is no credential here)
+ZD_USERS = override(USERS)
+#: a Zendesk path that is not an endpoint: 404 InvalidEndpoint to its users, 403 to keys
+ZD_UNKNOWN = profile("404   404 404   404         403 403       401      401")
+
+
+def _zd(route: str, expect: dict[str, str], **kwargs: Any) -> Rule:
+    return Rule(route, expect, envelope="zendesk", **kwargs)
+
+
+async def _fresh_zd_ticket(world: World, kind: str) -> Prepared:
+    return {"params": {"number": str(await world.ticket_number(await world.ticket()))}}
+
+
+ZENDESK_RULES: list[Rule] = [
+    # --- the Zendesk-compatible surface (gateway/zendesk; each call is the services' own, as the caller)
+    _zd("POST /api/v2/tickets.json", ZD_USERS, json=lambda w: {"ticket": {
+        "subject": "matrix zendesk", "comment": {"body": "x"}, "requester": {"email": w.ids["customer_a_email"]}}}),
+    _zd("POST /api/v2/tickets", ZD_USERS, json=lambda w: {"ticket": {
+        "subject": "matrix zendesk", "comment": {"body": "x"}, "requester": {"email": w.ids["customer_a_email"]}}}),
+    _zd("GET /api/v2/tickets.json", ZD_USERS, note="scoped like GET /v1/tickets"),
+    _zd("GET /api/v2/tickets/show_many.json", ZD_USERS, query=lambda w: {"ids": w.ids["ticket_number"]},
+        note="those the caller may see: the other team's agent gets an empty list"),
+    _zd("GET /api/v2/tickets/{number}.json", TICKET_USERS, params={"number": "ticket_number"}),
+    _zd("PUT /api/v2/tickets/{number}.json", TICKET_USERS, fresh=_fresh_zd_ticket,
+        json={"ticket": {"priority": "high"}}),
+    _zd("GET /api/v2/tickets/{number}/comments.json", TICKET_USERS, params={"number": "ticket_number"}),
+    _zd("DELETE /api/v2/tickets/{number}.json", TICKET_STAFF, fresh=_fresh_zd_ticket,
+        note="as DELETE /v1/tickets/{ticket_id}: a soft delete, admins and supervisors"),
+    _zd("GET /api/v2/deleted_tickets.json", STAFF),
+    _zd("PUT /api/v2/deleted_tickets/{number}/restore.json", STAFF, fresh=_fresh_deleted_ticket,
+        note="the deleted tickets' list is staff's: an agent is refused by role whichever the ticket"),
+    _zd("GET /api/v2/groups.json", ZD_USERS),
+    _zd("GET /api/v2/ticket_fields.json", ZD_USERS),
+    _zd("GET /api/v2/users/me.json", ZD_USERS),
+    _zd("GET /api/v2/users/search.json", ZD_USERS, query=lambda w: {"query": w.ids["customer_a_email"]}),
+    _zd("GET /api/v2/users/{user_id}.json", ZD_USERS, params={"user_id": "zendesk_customer_id"}),
+    _zd("PUT /api/v2/users/{user_id}.json", ZD_USERS, params={"user_id": "zendesk_customer_id"},
+        json={"user": {"name": "矩阵 Customer A"}}, note="agents change a customer's name, as on PATCH /v1/customers"),
+    _zd("GET /api/v2/users/{user_id}/identities.json", ZD_USERS, params={"user_id": "zendesk_customer_id"}),
+    _zd("POST /api/v2/users.json", STAFF, json=lambda w: {"user": {"name": "matrix", "email": f"zd-{_u()}@example.com"}}),
+    _zd("POST /api/v2/organizations.json", STAFF, json=lambda w: {"organization": {"name": f"matrix zd {_u()}"}}),
+    _zd("GET /api/v2/organizations.json", ZD_USERS),
+    _zd("GET /api/v2/organizations/{organization_id}.json", ZD_USERS,
+        params={"organization_id": "zendesk_organization_id"}),
+    _zd("GET /api/v2/search.json", ZD_USERS, query={"query": "type:ticket status<solved"}),
+    _zd("GET /api/v2/incremental/tickets/cursor.json", ZD_USERS, query={"start_time": "946684800", "per_page": "10"},
+        note="as GET /v1/export/tickets: agents export what their list shows"),
+    *[_zd(f"{method} /api/v2/{{rest}}", ZD_UNKNOWN, params={"rest": "=macros.json"}, json={} if method != "GET" else None,
+          note="not an endpoint of the surface: Zendesk's InvalidEndpoint, to its users only")
+      for method in ("GET", "POST", "PUT", "PATCH", "DELETE")],
+]
+
+
 RULES: list[Rule] = [
     # --- the gateway's own routes ------------------------------------------------------------
     Rule("GET /healthz", EVERYONE, note="a liveness probe: says nothing but 'alive'"),
     Rule("GET /readyz", EVERYONE, note="readiness: the gateway's database reachable, nothing more",
          tolerate={503: "not ready: the database check timed out under the matrix's own load (a probe's "
                         "designed answer, a problem naming the failing check)"}),
-    Rule("GET /metrics", EVERYONE, note="the matrix calls from loopback, the scraper's allow-list; an internet "
-                                        "client behind the ingress gets 404 whoever it is (metrics_access.py, "
-                                        "libs/common/tests/test_metrics_access.py, tests/e2e/test_exposure.py)"),
     Rule("GET /docs", EVERYONE, note="on when API_DOCS_ENABLED (the dev stack's default); the document "
                                      "describes routes, never data"),
     Rule("GET /openapi.json", EVERYONE),
@@ -447,7 +509,15 @@ RULES: list[Rule] = [
     Rule("GET /v1/tickets/{ticket_id}", TICKET),
     Rule("PATCH /v1/tickets/{ticket_id}", override(TICKET, key="403", key_other="403"), json={"priority": "high"},
          note="a channel key changes no field: 403 by kind, whatever the ticket"),
+    Rule("DELETE /v1/tickets/{ticket_id}", TICKET_STAFF, fresh=_fresh_ticket,
+         note="a soft delete: admins and supervisors; an agent of the ticket's team is refused by role, the "
+              "other team's agent never learns it exists"),
+    Rule("POST /v1/tickets/{ticket_id}/restore", TICKET_STAFF, fresh=_fresh_deleted_ticket),
+    Rule("GET /v1/tickets/deleted", STAFF, note="the deleted tickets' list: the ones who delete"),
     Rule("GET /v1/tickets/{ticket_id}/audit", TICKET_NO_KEYS, note="the audit is staff's: keys read public messages"),
+    Rule("GET /v1/tickets/pii-access", ADMIN, note="the audit of unmasked requester reads and exports"),
+    Rule("GET /v1/tickets/{ticket_id}/pii-access", ADMIN,
+         note="admins see every ticket: no object check beyond the role (ids only in the rows)"),
     Rule("POST /v1/tickets/{ticket_id}/assign", override(TICKET_STAFF, agent_other="403"),
          json=lambda w: {"team_id": w.ids["team_a"]},
          note="the supervisors' route: agents are refused by role before any ticket is looked up (the same "
@@ -504,7 +574,9 @@ RULES: list[Rule] = [
          note="the capability is the link: whoever holds it (the customer's mail) opens it; the "
               "Authorization header is not read"),
     Rule("POST /v1/confirmations/{token}", EVERYONE, params={"token": "confirmation_token"},
-         json={"answer": "confirm"}, tolerate={409: "answered already by an earlier cell (single use)"}),
+         json={"answer": "confirm"}, tolerate={409: "answered already by an earlier cell (single use)"},
+         serial=True, note="after every concurrent cell: the GET cells must find the step still open (an "
+                           "answer racing them turned one into the 409 page)"),
 
     # --- agents, teams, routing ---------------------------------------------------------------
     Rule("GET /v1/agents", USERS),
@@ -782,6 +854,7 @@ RULES: list[Rule] = [
          json={"helpful": True}, headers={"X-KB-Voter": "matrix-voter-0000000001"}),
     Rule("GET /v1/kb/articles/{article_id}/feedback", USERS, params={"article_id": "public_article_id"}),
     Rule("GET /v1/kb/review-queue", KB_EDIT),
+    *ZENDESK_RULES,
 ]
 
 #: service routes the gateway must not forward: never reached through the gateway (404, or the

@@ -127,6 +127,9 @@ class World:
                                        headers=self.admin), 200)
         return created["id"]
 
+    async def ticket_number(self, ticket_id: str) -> int:
+        return expect(await self.gw.get(f"/v1/tickets/{ticket_id}", headers=self.admin), 200)["number"]
+
     async def team(self) -> str:
         return expect(await self.gw.post("/v1/teams", json={"name": f"throwaway {uuid.uuid4().hex[:10]}",
                                                            "strategy": "manual", "members": []},
@@ -176,6 +179,13 @@ async def build_world(gw: httpx.AsyncClient, *, creds: dict[str, Any], secrets: 
     ids["ticket_id"] = await world.ticket(subject="矩阵 ticket A")
     ids["ticket_c"] = await world.ticket(subject="matrix ticket A2")
     ids["ticket_b"] = await world.ticket(team="team_b", key="key_other", subject="matrix ticket B")
+    # the Zendesk-compatible surface's integer ids of ticket A, customer A and an organisation
+    ids["ticket_number"] = str(await world.ticket_number(ids["ticket_id"]))
+    found = expect(await gw.get("/api/v2/users/search.json", params={"query": ids["customer_a_email"]},
+                                headers=admin), 200)["users"]
+    ids["zendesk_customer_id"] = str(found[0]["id"])
+    ids["zendesk_organization_id"] = str(expect(await gw.post("/api/v2/organizations.json", json={
+        "organization": {"name": f"matrix zendesk org {world.suffix}"}}, headers=admin), 201)["organization"]["id"])
     message = await world.post(f"/v1/tickets/{ids['ticket_id']}/messages", {
         "body": "public reply with a file", "attachments": [
             {"filename": "receipt.png", "content_type": "image/png", "content_base64": base64.b64encode(PNG).decode()}]})

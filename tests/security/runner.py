@@ -43,7 +43,10 @@ def verdict(rule: Rule | None, expected: str, response_status: int, content_type
     tolerated = rule.tolerate if rule is not None else {}
     if response_status >= 500 and response_status not in tolerated:
         return f"server error: {body[:300]}"
-    if response_status >= 400 and not content_type.startswith("application/problem+json"):
+    if response_status >= 400 and rule is not None and rule.envelope == "zendesk":
+        if not (content_type.startswith("application/json") and '"error"' in body and '"description"' in body):
+            return f"a {response_status} that is not Zendesk's error envelope ({content_type}): {body[:200]}"
+    elif response_status >= 400 and not content_type.startswith("application/problem+json"):
         return f"a {response_status} that is not problem+json ({content_type})"
     if expected == "ok":
         return "" if response_status < 400 or response_status in tolerated else f"refused: {body[:300]}"

@@ -50,6 +50,10 @@ OPEN_BODIES = {
     ("ticket_svc", "_Content"), ("ticket_svc", "_At"), ("ticket_svc", "_AtUser"),
     # multipart upload: FastAPI's generated form model (the file and its kind)
     ("customer_svc", "Body_create_import_v1_imports_post"),
+    # the Zendesk-compatible surface (gateway/zendesk): Zendesk ignores fields it does not know
+    # (a script PUTs back a whole ticket it read); only the fields it translates are read, so
+    # nothing unknown reaches a service, whose own models stay strict
+    ("gateway", "TicketEnvelope"), ("gateway", "UserEnvelope"), ("gateway", "OrganizationEnvelope"),
 }
 
 #: names the server decides; sent wherever an operation does not declare them

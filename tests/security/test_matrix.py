@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from . import conftest
 from .matrix import RULES, Rule
 from .principals import KINDS, build_world
 from .routes import public_routes, unreachable_routes
@@ -74,7 +73,7 @@ def matrix_stack(tmp_path_factory):
         stack.stop_all()
 
 
-async def test_authorization_matrix(matrix_stack):
+async def test_authorization_matrix(matrix_stack, report):
     shadowed = {route.key for route in public_routes() if route.owner == "gateway"}
     unreachable = [route for route in unreachable_routes() if route.key not in shadowed]
     async with httpx.AsyncClient(base_url=matrix_stack.creds["gateway_url"], timeout=60) as gw:
@@ -84,7 +83,6 @@ async def test_authorization_matrix(matrix_stack):
         cells = await run_matrix(world, unreachable)
         ran = time.monotonic()
     line = f"{summary(cells)}; set-up {built - started:.0f} s, cells {ran - built:.0f} s"
-    conftest.SUMMARY.append(line)
-    print("\n" + line)
+    report(line, section="authorization matrix")
     failed = failures(cells)
     assert not failed, f"{len(failed)} cells failed:\n" + "\n".join(failed)

@@ -87,6 +87,17 @@ def _app(**settings):  # type: ignore[no-untyped-def]
     async def boom() -> None:
         raise RuntimeError(SECRET)
 
+    @router.get("/v1/database-away/{how}")
+    async def database_away(how: str) -> None:
+        import asyncpg
+        import sqlalchemy.exc
+
+        if how == "restarting":
+            raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+        if how == "reset":
+            raise ConnectionResetError(104, "Connection reset by peer")
+        raise sqlalchemy.exc.DBAPIError("SELECT 1", {}, asyncpg.exceptions.AdminShutdownError("terminating"))
+
     @router.get("/v1/items/{item_id}")
     async def item(item_id: int) -> dict:
         if item_id == 429:
@@ -165,6 +176,24 @@ async def test_an_unexpected_error_is_a_generic_problem_with_the_request_id(caps
     logged = [line for line in lines if line["msg"] == "unhandled error"]
     assert [line["request_id"] for line in logged] == [r.json()["request_id"] for r in (given_id, fresh, forged)]
     assert all("Traceback" in line["exc"] and "hunter2" in line["exc"] for line in logged)
+
+
+async def test_an_unavailable_database_is_a_503_to_retry_not_a_500(capsys):
+    """The fault suite stopped PostgreSQL under load and every request answered 500 (the stack
+    logged as an unhandled error); a lost or refused database connection is a 503 with Retry-After."""
+    async with _client(_app()) as client:
+        answers = [await client.get(f"/v1/database-away/{how}") for how in ("restarting", "reset", "wrapped")]
+        boom = await client.get("/v1/boom")
+    for response in answers:
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "1"
+        _assert_edge_headers(response, **{"retry-after": "1"})
+        assert response.json()["type"] == "https://helpdesk.dev/problems/service-unavailable"
+        assert "starting up" not in response.text and "Connection reset" not in response.text
+    assert boom.status_code == 500  # anything else is still a 500
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["msg"] for line in lines if line["level"] in ("warning", "error")] == [
+        "database unavailable"] * 3 + ["unhandled error"]
 
 
 async def test_no_server_banner_from_uvicorn_started_as_the_stack_starts_it():

@@ -120,7 +120,8 @@ def test_standard_and_urlsafe_base64_keys_are_the_same_key():
     (f"k1:{K1},k1:{K2}", "listed twice"),
     (f"k.1:{K1}", "1-32 characters"),
     (f"{'k' * 33}:{K1}", "1-32 characters"),
-])
+], ids=["empty", "blank", "no-kid", "trailing-comma", "no-key", "empty-kid", "not-base64", "16-bytes", "kid-twice",
+        "dotted-kid", "long-kid"])  # named: the keys are random, and pytest-xdist's workers must collect the same ids
 def test_a_bad_spec_is_refused_with_a_clear_error(spec, message):
     with pytest.raises(PiiKeyError, match=message) as info:
         Keyring.from_settings(spec, setting="CUSTOMER_PII_KEYS")

@@ -75,7 +75,8 @@ def test_no_key_is_tried_blindly_and_no_algorithm_is_confused():
 
 
 @pytest.mark.parametrize("spec", ["", "nokey", "a:not-base64!", "a:" + "A" * 10, "bad kid:" + "A" * 43,
-                                  new_key_spec("a") + "," + new_key_spec("a")])
+                                  new_key_spec("a") + "," + new_key_spec("a")],
+                         ids=["empty", "no-colon", "not-base64", "short", "bad-kid", "kid-twice"])  # keys are random
 def test_bad_key_settings_are_refused(spec):
     with pytest.raises(SigningKeyError):
         SigningKeys.from_settings(spec)
@@ -301,6 +302,38 @@ async def test_personal_api_tokens(gateway_env):
         assert (await client.delete(f"/v1/users/{user['id']}", headers=admin)).status_code == 204
         assert (await client.get("/v1/users/me", headers=bearer(second))).status_code == 401
         assert (await client.get("/v1/users/me", headers=bearer("hdu_" + "x" * 43))).status_code == 401
+
+
+def basic(email: str, secret: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{email}:{secret}".encode()).decode()}
+
+
+async def test_a_personal_api_token_in_zendesk_basic_form(gateway_env):
+    """``Authorization: Basic base64(email/token:TOKEN)``, as zenpy and Zendesk scripts send it:
+    the token's own user's e-mail (any case) or nothing; a password is never taken this way."""
+    _, admin = user_token("admin")
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        user = await create_user(client, admin, role="agent")
+        other = await create_user(client, admin, role="agent")
+        me = bearer((await login(client, user["email"])).json()["access_token"])
+        created = await client.post("/v1/users/me/api-tokens", json={"name": "zendesk script"}, headers=me)
+        token = created.json()["token"]
+        as_basic = basic(f"{user['email'].upper()}/token", token)
+        answer = await client.get("/v1/users/me", headers=as_basic)
+        assert answer.status_code == 200 and answer.json()["id"] == user["id"], answer.text
+        for refused in (basic(f"{other['email']}/token", token),  # someone else's e-mail
+                        basic(user["email"], PASSWORD),  # a password: sign in instead
+                        basic(f"{user['email']}/token", PASSWORD),
+                        basic(f"{user['email']}/token", "hdu_" + "x" * 43),
+                        basic("/token", token),
+                        {"Authorization": "Basic %%%"}, {"Authorization": "Basic " + "\u00e9".encode().hex()}):
+            r = await client.get("/v1/users/me", headers=refused)
+            assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json", (refused, r.text)
+        # revoked: refused at once in the Basic form too
+        assert (await client.delete(f"/v1/users/me/api-tokens/{created.json()['id']}", headers=me)).status_code == 204
+        assert (await client.get("/v1/users/me", headers=as_basic)).status_code == 401
 
 
 def _gateway_db() -> str:

@@ -37,3 +37,22 @@ def page(rows: list, limit: int) -> tuple[list, str | None]:
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None
+
+
+def encode_id_cursor(prefix: str, row_id: int) -> str:
+    """An opaque cursor for a list ordered by a bigint id, newest first (audit logs): ``prefix``
+    names the list, so one list's cursor is refused by another."""
+    return base64.urlsafe_b64encode(f"{prefix}:{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_id_cursor(prefix: str, cursor: str) -> int:
+    """``encode_id_cursor``'s id; 400 invalid-cursor for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        named, _, number = text.partition(":")
+        value = int(number)
+        if named != prefix or not 0 < value < 2**63:
+            raise ValueError(cursor)
+        return value
+    except Exception as exc:
+        raise Problem(400, "invalid-cursor", "Invalid cursor", "The cursor is malformed.") from exc

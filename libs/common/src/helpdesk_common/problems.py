@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from .responses import JSONBytesResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import db_errors
 from .observability import PROBLEM_BASE, request_id_var
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,12 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """A validation error's ``errors`` as every 422 of the API lists them (``field``, ``message``,
+    ``code``); for surfaces with an envelope of their own (the gateway's Zendesk API)."""
+    return _field_errors(exc)
+
+
 async def _on_problem(_: Request, exc: Problem) -> JSONBytesResponse:
     return problem_response(exc.status, exc.kind, exc.title, exc.detail, headers=exc.headers, **exc.extensions)
 
@@ -102,6 +109,9 @@ def allowed_methods(request: Request) -> str:
     Starlette names only the first route whose path matched, but a path is often served by
     several routes, one per method (``GET`` and ``POST /v1/tickets``)."""
     path = request.scope.get("path", "")
+    concrete = getattr(request.app.state, "shadowed_concrete_paths", {}).get(path)
+    if concrete is not None:  # a concrete path's methods, not those of templated routes it shadows
+        return ", ".join(sorted(concrete))
     methods: set[str] = set()
     for route in routing.iter_route_contexts(request.app.routes):
         regex = getattr(route, "path_regex", None)
@@ -129,7 +139,15 @@ async def _on_validation(_: Request, exc: RequestValidationError) -> JSONBytesRe
     )
 
 
-async def _on_unexpected(_: Request, exc: Exception) -> JSONBytesResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> JSONBytesResponse:
+    if db_errors.unavailable(exc):
+        # the database is restarting or unreachable (found by the fault suite: PostgreSQL stopped
+        # under load answered every request with a 500): a 503 the client may retry, no stack
+        route = getattr(request.scope.get("route"), "path", None) or request.url.path
+        log.warning("database unavailable", extra={"route": route, "method": request.method,
+                                                   "error_class": type(exc).__name__})
+        return problem_response(503, "service-unavailable", "Service unavailable",
+                                "The service's database is unavailable; retry shortly.", headers={"Retry-After": "1"})
     log.exception("unhandled error", exc_info=exc)
     return problem_response(500, "internal-error", "Internal error", "An unexpected error occurred.")
 

@@ -193,10 +193,18 @@ _KIND_CHECKS: dict[tuple[type, str | None], tuple[Check, str] | None] = {}
 #: Rust regex and in ECMA-262 (the API document's dialect), and one pattern is both the check
 #: and what the document states
 WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-#: "contains something besides whitespace": a value that is not empty once stripped
-NOT_BLANK = f"[^{WHITESPACE}]"
+#: one character that is not whitespace (a fragment of larger patterns)
+NOT_BLANK_CHAR = f"[^{WHITESPACE}]"
+#: text that is not empty once stripped, without U+0000 (which no text the API takes may hold):
+#: anchored and naming U+0000 so that the API document needs no second pattern for the NUL rule
+#: beside it (openapi.pattern_excludes_nul; generators pay dearly for two patterns on one string)
+NOT_BLANK = f"^[^\\x00]*[^{WHITESPACE}\\x00][^\\x00]*$"
+_EMAIL_PARTS = f"[^@{WHITESPACE}\\x00]+@[^@{WHITESPACE}\\x00]+\\.[^@{WHITESPACE}\\x00]+"  # (U+0000: see NOT_BLANK)
 #: an e-mail address, with the whitespace around it that stripping removes
-EMAIL_PATTERN = f"^[{WHITESPACE}]*[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\\.[^@{WHITESPACE}]+[{WHITESPACE}]*$"
+EMAIL_PATTERN = f"^[{WHITESPACE}]*{_EMAIL_PARTS}[{WHITESPACE}]*$"
+#: an e-mail address as it stands, in a path (not ``\\s``: U+0085 is whitespace to pydantic's
+#: regex and not to ECMA-262's, and schemathesis found the API refusing what its document allowed)
+BARE_EMAIL_PATTERN = f"^{_EMAIL_PARTS}$"
 
 
 def not_null(schema: dict[str, Any]) -> None:

@@ -76,13 +76,17 @@ class Settings(ServiceSettings):
     # --- the requester's personal data at rest (pii/; docs/security.md, "Personal data at rest") ---
     #: AES-256-GCM keys, ``kid:base64key[,kid:base64key...]``, the first one encrypts; required
     pii_keys: SecretStr | None = None
-    #: the HMAC key of the blind indexes (base64, 32 bytes); required, and not rotated lightly
+    #: the HMAC key of the blind indexes (base64, 32 bytes); required. Rotated with
+    #: ``python -m ticket_svc.pii reindex`` (pii/reindex.py; docs/security.md, "Keys and rotation")
     pii_index_key: SecretStr | None = None
+    #: the key ``reindex`` moves the blind indexes to (only that command reads it; the service
+    #: looks up with ``pii_index_key`` alone)
+    pii_new_index_key: SecretStr | None = None
     #: roles that see every ticket's requester (e-mail, phone, openid, external id) unmasked
     pii_unmasked_roles: Annotated[list[str], NoDecode] = ["admin", "supervisor"]
     #: an agent also sees the requester unmasked on a ticket assigned to them that is not closed
     pii_unmask_assignee: bool = True
-    #: rows per transaction of ``python -m ticket_svc.pii reencrypt``
+    #: rows per transaction of ``python -m ticket_svc.pii reencrypt`` and ``reindex``
     pii_reencrypt_batch: int = Field(500, ge=1, le=10_000)
 
     @property

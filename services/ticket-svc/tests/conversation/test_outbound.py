@@ -48,9 +48,9 @@ def test_the_channel_to_answer_on(channel, requester, key, expected_channel, rea
 def test_email_route_and_threading():
     thread = [  # newest first, as repository.email_thread answers
         {"email_message_id": "ticket-7-b@helpdesk.invalid", "author_kind": "agent", "sent_to": None},
-        {"email_message_id": "c2@mail.example", "author_kind": "customer", "sent_to": ["help@shop.example", "x@y.z"]},
-        {"email_message_id": "x" * 300, "author_kind": "customer", "sent_to": ["other@shop.example"]},
-        {"email_message_id": "c1@mail.example", "author_kind": "customer", "sent_to": ["first@shop.example"]},
+        {"email_message_id": "c2@mail.example", "author_kind": "customer", "sent_to": {"to": ["help@shop.example", "x@y.z"]}},
+        {"email_message_id": "x" * 300, "author_kind": "customer", "sent_to": {"to": ["other@shop.example"]}},
+        {"email_message_id": "c1@mail.example", "author_kind": "customer", "sent_to": {"to": ["first@shop.example"]}},
     ]
     plan = outbound.plan(ticket("email", {"email": "buyer@example.com"}, cc=["boss@example.com"]), thread=thread)
     assert plan.route == {"to": "buyer@example.com", "cc": ["boss@example.com"], "from": "help@shop.example"}

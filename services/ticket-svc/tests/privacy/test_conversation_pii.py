@@ -22,10 +22,12 @@ from .test_requester_pii import raw, row_texts  # noqa: F401 (raw: the fixture)
 AGENT = Principal(kind="user", id="u-agent", role="agent", name="李雷 Lei")
 
 
-def wechat(openid: str, msg_id: str | None = None) -> bytes:
+def wechat(openid: str, msg_id: str | None = None, *, without_msg_id: bool = False,
+           create_time: int = 1763861400) -> bytes:
+    msg = "" if without_msg_id else f"<MsgId>{msg_id or uuid.uuid4().hex[:12]}</MsgId>"
     return (f"<xml><ToUserName><![CDATA[gh_service]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>1763861400</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[我的快递丢了]]></Content><MsgId>{msg_id or uuid.uuid4().hex[:12]}</MsgId></xml>").encode()
+            f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[我的快递丢了]]></Content>{msg}</xml>").encode()
 
 
 def wecom(userid: str) -> bytes:
@@ -79,6 +81,28 @@ async def test_no_sender_in_the_tables_and_threading_and_replies_work(client, db
                                                                 "agent_id": "1000002"}
 
 
+async def test_a_delivery_id_naming_the_sender_is_stored_indexed_and_still_dedupes(client, db):
+    """A WeChat message without a MsgId is known by <openid>:<CreateTime>: stored with the openid
+    indexed, a retry of it is still the same delivery, another second is another message."""
+    openid = f"oNoMsgId{uuid.uuid4().hex[:16]}"
+    first = await inbound(client, "wechat", wechat(openid, without_msg_id=True))
+    retried = await inbound(client, "wechat", wechat(openid, without_msg_id=True))
+    later = await inbound(client, "wechat", wechat(openid, without_msg_id=True, create_time=1763861401))
+    assert retried["message_id"] == first["message_id"] != later["message_id"]
+    assert later["ticket_id"] == first["ticket_id"]
+    index = pii_codec.codec().identity_index(openid)
+    async with db.connect() as conn:
+        deliveries = (await conn.execute(text(
+            "SELECT external_id FROM channel_deliveries WHERE channel = 'wechat' AND ticket_id = :t "
+            "ORDER BY external_id"), {"t": first["ticket_id"]})).scalars().all()
+        messages = (await conn.execute(text("SELECT external_id FROM messages WHERE ticket_id = :t ORDER BY created_at"),
+                                       {"t": first["ticket_id"]})).scalars().all()
+    assert deliveries == [f"#{index}:1763861400", f"#{index}:1763861401"] == messages
+    for table in ("channel_deliveries", "messages"):
+        for row in await row_texts(db, table):
+            assert openid not in row, (table, row)
+
+
 async def test_rows_from_before_0019_thread_reply_and_are_moved_by_reencrypt(client, db, raw):
     openid = f"oLegacy{uuid.uuid4().hex[:16]}"
     old = await inbound(client, "wechat", wechat(openid))
@@ -97,7 +121,7 @@ async def test_rows_from_before_0019_thread_reply_and_are_moved_by_reencrypt(cli
 
     report = await reencrypt(raw, pii_codec.codec(), batch=1)
     assert (report["tickets"], report["reply_routes"]) == (1, 1)
-    assert report["remaining"] == {"tickets": 0, "identities": 0, "reply_routes": 0}
+    assert report["remaining"] == {"tickets": 0, "identities": 0, "reply_routes": 0, "ticket_fields": 0, "messages": 0}
     assert (await reencrypt(raw, pii_codec.codec(), batch=1))["reply_routes"] == 0  # idempotent
     for table in ("tickets", "reply_routes"):
         for row in await row_texts(db, table):
@@ -145,6 +169,12 @@ async def test_the_erasure_finds_the_conversation_by_index_and_scrubs_it(client,
         routes = (await conn.execute(text("SELECT ticket_id::text FROM reply_routes"))).scalars().all()
     assert rows[mine["ticket_id"]] is None and rows[kept["ticket_id"]].startswith("wechat:#")
     assert routes == [kept["ticket_id"]] and requester == {"name": erasure.ERASED_NAME}
+    # the channel's ids of the person's messages and their dedupe rows go too; the other ticket's stay
+    async with db.connect() as conn:
+        delivered = (await conn.execute(text("SELECT ticket_id::text FROM channel_deliveries"))).scalars().all()
+        ids = dict((await conn.execute(text("SELECT ticket_id::text, external_id FROM messages"))).all())
+    assert delivered == [kept["ticket_id"]] and counts["channel_deliveries"] == 1
+    assert ids[mine["ticket_id"]] is None and ids[kept["ticket_id"]] is not None
 
 
 async def test_migration_0019_goes_down_only_without_indexed_keys_or_sealed_routes(infra):

@@ -173,7 +173,7 @@ async def test_rotation_old_key_reads_new_key_writes_reencrypt_moves(client, db,
 
     report = await reencrypt(raw, pii_codec.codec(), batch=1)
     assert report["tickets"] == 1 and report["identities"] == 1 and report["current_kid"] == "k2"
-    assert report["remaining"] == {"tickets": 0, "identities": 0, "reply_routes": 0}
+    assert report["remaining"] == {"tickets": 0, "identities": 0, "reply_routes": 0, "ticket_fields": 0, "messages": 0}
     assert (await reencrypt(raw, pii_codec.codec(), batch=1))["tickets"] == 0  # idempotent
     async with db.connect() as conn:
         kids = [key_id_of(r[0]) for r in (await conn.execute(text("SELECT requester->>'sealed' FROM tickets"))).all()]
@@ -237,6 +237,6 @@ async def test_the_reencrypt_command(client, ticket_db, raw):
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, err.decode()
     report = json.loads(out.decode().strip().splitlines()[-1])
-    assert report["tickets"] == 1 and report["remaining"] == {"tickets": 0, "identities": 0, "reply_routes": 0}
+    assert report["tickets"] == 1 and report["remaining"] == {"tickets": 0, "identities": 0, "reply_routes": 0, "ticket_fields": 0, "messages": 0}
     assert (await client.get(f"/v1/tickets/{ticket['id']}", headers=ADMIN)).json()["requester"] == {
         "email": "cmd@example.com"}

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from helpdesk_common.identities import KIND_PATTERN
 from helpdesk_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from helpdesk_common.text import OneLine
-from helpdesk_common.validation import NOT_BLANK, StrictModel
+from helpdesk_common.validation import NOT_BLANK, NOT_BLANK_CHAR, StrictModel
 
 from ..fields import NO_NUL, Attributes, Notes, Tier
 from .profile import LANGUAGE_PATTERN, MAX_TAGS, TAG_MAX_LENGTH, canonical_language, check_time_zone, zone_names
@@ -23,7 +23,7 @@ Language = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2,
                                             pattern=LANGUAGE_PATTERN)]
 TimeZone = Annotated[str, Field(json_schema_extra=lambda schema: schema.update(enum=zone_names()))]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=TAG_MAX_LENGTH,
-                                       pattern=f"^[^\\x00-\\x1f\\x7f]*{NOT_BLANK}[^\\x00-\\x1f\\x7f]*$")]
+                                       pattern=f"^[^\\x00-\\x1f\\x7f]*{NOT_BLANK_CHAR}[^\\x00-\\x1f\\x7f]*$")]
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
 MAX_IDENTITIES = 20
 

@@ -4,7 +4,6 @@ rows are written by ``access.shown`` / ``access.exported`` and never changed thr
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 
 from helpdesk_common.app import runtime_of
 from helpdesk_common.identity import CurrentPrincipal, require_user
-from helpdesk_common.problems import Problem
+from helpdesk_common.pagination import decode_id_cursor, encode_id_cursor
 from helpdesk_common.responses import JSONBytesResponse
 
 from . import repository
@@ -23,19 +22,11 @@ ADMIN = "admin"
 
 
 def _encode(row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"pa:{row_id}".encode()).decode().rstrip("=")
+    return encode_id_cursor("pa", row_id)
 
 
 def _decode(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, number = text.partition(":")
-        value = int(number)
-        if prefix != "pa" or not 0 < value < 2**63:
-            raise ValueError(cursor)
-        return value
-    except Exception as exc:
-        raise Problem(400, "invalid-cursor", "Invalid cursor", "The cursor is malformed.") from exc
+    return decode_id_cursor("pa", cursor)
 
 
 async def _page(request: Request, query: PiiAccessQuery, customer_id: uuid.UUID | None) -> dict[str, Any]:

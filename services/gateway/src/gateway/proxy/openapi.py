@@ -19,6 +19,7 @@ from helpdesk_common.openapi import problem
 from helpdesk_common.problems import Problem
 
 from .endpoints import UPSTREAMS
+from .upstreams import base_url
 
 router = APIRouter(include_in_schema=False)
 _CACHE_S = 60.0
@@ -155,7 +156,7 @@ async def openapi(request: Request) -> dict[str, Any]:
     upstreams: dict[str, tuple[str, set[str]]] = {}
     for prefix, (setting, service_name) in UPSTREAMS.items():
         upstreams.setdefault(getattr(settings, setting), (service_name, set()))[1].add(prefix)
-    fetched = await asyncio.gather(*(_fetch(state.http, url) for url in upstreams))
+    fetched = await asyncio.gather(*(_fetch(state.http, base_url(url)) for url in upstreams))
     doc = merge(request.app.openapi(), [(name, up, prefixes)
                                         for (name, prefixes), up in zip(upstreams.values(), fetched) if up])
     if all(up is not None for up in fetched):

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from helpdesk_common import events
 
-from ..pii.codec import is_indexed_conversation, requester_of
+from ..pii.codec import cc_of, is_indexed_conversation, message_metadata_of, requester_of
 
 #: channels answered on themselves
 OWN_CHANNELS = frozenset({"email", "wechat", "wecom", "dingtalk", "chat"})
@@ -112,8 +112,8 @@ def plan(ticket: Mapping[str, Any], *, stored_route: Mapping[str, Any] | None = 
         ids = [r["email_message_id"] for r in thread if len(r["email_message_id"]) <= MESSAGE_ID_MAX]
         customer = next((r for r in thread if r["author_kind"] == "customer"
                          and len(r["email_message_id"]) <= MESSAGE_ID_MAX), None)
-        route: dict[str, Any] = {"to": to, "cc": [str(c) for c in ticket["cc"] or ()]}
-        sender = _first_address(customer["sent_to"]) if customer is not None else None
+        route: dict[str, Any] = {"to": to, "cc": [str(c) for c in cc_of(ticket)]}
+        sender = _first_address(message_metadata_of(customer["sent_to"]).get("to")) if customer is not None else None
         if sender and len(sender) <= 254:  # a header address (RFC 5321's limit); else notify-svc's default
             route["from"] = sender
         return Plan("email", route, in_reply_to=customer["email_message_id"] if customer is not None else None,

@@ -106,7 +106,9 @@ async def email_thread(conn: Any, *, ticket_id: uuid.UUID, limit: int) -> list[A
     without a Message-ID got a synthetic one at intake: never a threading reference."""
     return await conn.fetch(
         "SELECT email_message_id, author_kind, "
-        "CASE WHEN author_kind = 'customer' THEN metadata->'to' END AS sent_to FROM messages "
+        # the metadata's ``to`` (written before 0021) or its sealed personal entries: pii.codec opens them
+        "CASE WHEN author_kind = 'customer' THEN jsonb_strip_nulls(jsonb_build_object("
+        "'to', metadata->'to', 'personal', metadata->'personal')) END AS sent_to FROM messages "
         "WHERE ticket_id = $1 AND public AND email_message_id IS NOT NULL "
         "AND NOT coalesce((metadata->>'synthetic_message_id')::boolean, false) "
         "ORDER BY created_at DESC, id DESC LIMIT $2",

@@ -22,7 +22,7 @@ from helpdesk_common.problems import Problem
 
 from ..channels.inbound import InboundAttachment
 from ..db import outbox
-from ..pii.codec import codec, requester_of
+from ..pii.codec import cc_of, codec, requester_of
 from ..tickets import changes, hooks, lifecycle, search
 from ..tickets import repository as ticket_repository
 from . import attachments as attachment_rules
@@ -80,7 +80,7 @@ async def insert(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: d
         "external_id": message.external_id,
         "email_message_id": message.email_message_id,
         "attachments": await store_attachments(conn, message.attachments),
-        "metadata": dict(message.metadata or {}),
+        "metadata": codec().seal_metadata(message.metadata),
         "created_at": now,
         "delivery_status": None if reply is None else "queued" if reply.plan.deliverable else "undeliverable",
         "delivery_reason": None if reply is None else reply.plan.reason,
@@ -246,7 +246,7 @@ async def post(conn: Any, *, ticket: Mapping[str, Any], principal: Principal, bo
             await intake.open_ticket(
                 conn, principal=principal, ticket_id=new_id, subject=ticket["subject"], description=body.body,
                 requester=requester_of(ticket), priority=ticket["priority"], type_=ticket["type"],
-                tags=ticket["tags"], custom_fields={}, language=ticket["language"], cc=ticket["cc"],
+                tags=ticket["tags"], custom_fields={}, language=ticket["language"], cc=cc_of(ticket),
                 channel=ticket["channel"] or "api", conversation_key=ticket["conversation_key"],
                 follow_up_of=ticket["id"], first_message=replace(message, initial=True),
             )

@@ -92,7 +92,8 @@ async def on_survey_answered(conn: Any, data: events.SurveyAnsweredData) -> uuid
     if data.kind != "csat" or data.ticket_id is None or data.rating is None:
         return None
     ticket = await repository.store_csat(conn, ticket_id=data.ticket_id, survey_id=data.survey_id,
-                                         rating=data.rating, comment=data.comment, answered_at=data.at)
+                                         rating=data.rating, comment=codec().seal_comment(data.comment),
+                                         answered_at=data.at)
     if ticket is not None:
         await tickets.insert_audit(conn, ticket_id=data.ticket_id, actor=SURVEY_ACTOR, action="csat_answered",
                                    changes={"csat": {"rating": data.rating, "survey_id": str(data.survey_id)}})

@@ -22,6 +22,8 @@ from helpdesk_common.identities import mask
 from helpdesk_common.identity import Principal
 from helpdesk_common.pii_store import MaskPolicy
 
+from . import audit
+
 #: requester field -> the kind ``mask`` formats it as
 MASKED_FIELDS = {"email": "email", "phone": "phone", "wechat_openid": "wechat_openid", "external_id": "external"}
 DONE_STATUSES = frozenset({"closed"})
@@ -49,10 +51,7 @@ def unmasked_for(principal: Principal | None, row: Mapping[str, Any]) -> bool:
     ticket-svc itself (events, replies, the erasure), never a caller."""
     if principal is None or not principal.is_user:
         return True
-    rule = policy()
-    if rule.by_role(principal):
-        return True
-    return rule.asks_tickets(principal) and row["assignee_id"] == principal.id and row["status"] not in DONE_STATUSES
+    return reason_for(principal, row) is not None
 
 
 def masked(requester: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,5 +60,24 @@ def masked(requester: Mapping[str, Any]) -> dict[str, Any]:
             for k, v in requester.items()}
 
 
+def reason_for(principal: Principal, row: Mapping[str, Any]) -> str | None:
+    """Why ``principal`` (a user) sees the requester of ``row`` unmasked (``role``, ``assignee``),
+    or ``None`` when it does not: the audit's ``reason``."""
+    rule = policy()
+    if rule.by_role(principal):
+        return audit.ROLE
+    if rule.asks_tickets(principal) and row["assignee_id"] == principal.id and row["status"] not in DONE_STATUSES:
+        return audit.ASSIGNEE
+    return None
+
+
 def shown(principal: Principal | None, row: Mapping[str, Any], requester: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(requester) if unmasked_for(principal, row) else masked(requester)
+    """The requester as ``principal`` may see it; a user shown it unmasked is noted for the
+    request's audit row (``pii.audit``)."""
+    if principal is None or not principal.is_user:
+        return dict(requester)
+    reason = reason_for(principal, row)
+    if reason is None:
+        return masked(requester)
+    audit.note(principal, row["id"], audit.revealed_fields(requester, tuple(MASKED_FIELDS)), reason)
+    return dict(requester)

@@ -8,7 +8,12 @@ Stored encrypted (AES-256-GCM, ``helpdesk_common.pii_crypto``, the column name a
 - ``customer_identity_projection.value_enc``: an identity customer-svc announced (the erasure
   reads it back to know what to look for);
 - ``reply_routes.route``: how to answer a WeChat, WeCom or DingTalk customer (openid, external
-  user id, session webhook) as ``{"sealed": token}``: the outbound reply needs it back.
+  user id, session webhook) as ``{"sealed": token}``: the outbound reply needs it back;
+- ``tickets.cc`` (other people's addresses) as ``{"sealed": token}`` (``[]`` when empty),
+  ``tickets.csat_comment`` (the customer's words) as a token, and a message's personal metadata
+  (an e-mail's ``to`` / ``cc`` / ``reply_to``, a call's transcript and recording link, a group
+  chat's title) under ``messages.metadata.personal`` (migration 0021: no index; the erasure opens
+  them to look for the person).
 
 Looked up through keyed blind indexes (HMAC-SHA256 under ``TICKET_PII_INDEX_KEY``), all in one
 context (``IDENTITY``) so that an identity of a ticket meets the same identity of the projection:
@@ -33,12 +38,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from helpdesk_common.identities import EMAIL, PHONE, identities_of, normalize, primary_identity
-from helpdesk_common.pii_crypto import Keyring, blind_index
+from helpdesk_common.pii_crypto import Keyring, blind_index, looks_encrypted
 from helpdesk_common.pii_store import is_sealed, load_keys, open_json, seal_json
 
 REQUESTER = "tickets.requester"
 PROJECTION_VALUE = "customer_identity_projection.value"
 REPLY_ROUTE = "reply_routes.route"
+CC = "tickets.cc"
+CSAT_COMMENT = "tickets.csat_comment"
+MESSAGE_METADATA = "messages.metadata"
+#: a message's metadata entries that name or quote people (an e-mail's other recipients, a call's
+#: transcript and recording, a DingTalk group's title): sealed together under ``PERSONAL``; the
+#: rest (message type, flags, ids of our own accounts) stays readable for queries and support
+PERSONAL_METADATA = ("to", "cc", "reply_to", "transcript", "recording_url", "conversation_title")
+PERSONAL = "personal"
 #: channels whose conversation key names a person (``<channel>:<openid | userid>``)
 PERSON_CONVERSATIONS = ("wechat", "wecom")
 #: what follows ``<channel>:`` in a conversation key that holds an index (no openid or userid starts so)
@@ -112,6 +125,17 @@ class Codec:
             return key
         return f"{channel}:{INDEXED}{self.identity_index(person)}"
 
+    def delivery_id(self, external_id: str | None, conversation_key: str | None) -> str | None:
+        """What ``channel_deliveries`` and ``messages.external_id`` store of a message's own id: a
+        WeChat message without a MsgId is known by ``<openid>:<CreateTime>`` (WeChat's retry key),
+        stored as ``#<index of the openid>:<CreateTime>``; every other id as it is. Deterministic,
+        so a retried delivery still finds its first one."""
+        channel, sep, person = (conversation_key or "").partition(":")
+        if (external_id is None or not sep or channel not in PERSON_CONVERSATIONS or not person
+                or person.startswith(INDEXED) or not external_id.startswith(person + ":")):
+            return external_id
+        return f"{INDEXED}{self.identity_index(person)}{external_id[len(person):]}"
+
     def conversation_lookup(self, key: str) -> list[str]:
         """The stored keys threading compares with: the indexed form, and the plaintext one of a
         ticket written before 0019 (a query value, never stored) until the command has moved it."""
@@ -128,6 +152,45 @@ class Codec:
     def route(self, stored: Any) -> dict[str, Any] | None:
         """The plaintext of a ``reply_routes.route`` (sealed, or an object from before 0019)."""
         return None if stored is None else dict(open_json(self.keyring, stored, context=REPLY_ROUTE) or {})
+
+    # --- other people's addresses, the customer's comment, a message's personal metadata --------
+
+    def seal_cc(self, cc: Any) -> Any:
+        """What ``tickets.cc`` stores: the list sealed, or ``[]`` when there is none."""
+        return seal_json(self.keyring, [str(c) for c in cc], context=CC) if cc else []
+
+    def cc(self, stored: Any) -> list[str]:
+        """The plaintext list of a ``tickets.cc`` value (sealed, or a list written before 0021)."""
+        return list(open_json(self.keyring, stored, context=CC) or [])
+
+    def seal_comment(self, comment: str | None) -> str | None:
+        return None if comment is None else self.keyring.encrypt(comment, context=CSAT_COMMENT)
+
+    def comment(self, stored: str | None) -> str | None:
+        """The plaintext of ``tickets.csat_comment`` (a token, or text written before 0021)."""
+        if stored is None or not looks_encrypted(stored):
+            return stored
+        return self.keyring.decrypt(stored, context=CSAT_COMMENT)
+
+    def seal_metadata(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        """What ``messages.metadata`` stores: the ``PERSONAL_METADATA`` entries that hold something
+        sealed together under ``personal``, everything else as it is. Idempotent."""
+        out = dict(metadata or {})
+        personal = {k: out.pop(k) for k in PERSONAL_METADATA if k in out}
+        if is_sealed(out.get(PERSONAL)):  # already stored form (a copy of a stored row)
+            personal = {**self.metadata({PERSONAL: out[PERSONAL]}), **personal}
+        out.pop(PERSONAL, None)
+        personal = {k: v for k, v in personal.items() if v not in (None, "", [], {})}
+        if personal:
+            out[PERSONAL] = seal_json(self.keyring, personal, context=MESSAGE_METADATA)
+        return out
+
+    def metadata(self, stored: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The plaintext of a ``messages.metadata`` value (sealed entries opened and put back)."""
+        out = dict(stored or {})
+        if is_sealed(out.get(PERSONAL)):
+            out.update(open_json(self.keyring, out.pop(PERSONAL), context=MESSAGE_METADATA) or {})
+        return out
 
     # --- the identity projection -----------------------------------------------------------------
 
@@ -165,6 +228,22 @@ def requester_of(row: Mapping[str, Any]) -> dict[str, Any]:
     a plaintext one (written before 0018, or built in memory) needs no key."""
     stored = row["requester"]
     return codec().requester(stored) if is_sealed(stored) else dict(stored or {})
+
+
+def cc_of(row: Mapping[str, Any]) -> list[str]:
+    """The plaintext CC list of a tickets row (what every reader of ``row["cc"]`` uses)."""
+    stored = row["cc"]
+    return codec().cc(stored) if is_sealed(stored) else list(stored or [])
+
+
+def csat_comment_of(row: Mapping[str, Any]) -> str | None:
+    stored = row["csat_comment"]
+    return codec().comment(stored) if stored is not None and looks_encrypted(stored) else stored
+
+
+def message_metadata_of(stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The plaintext of a ``messages.metadata`` value; one without sealed entries needs no key."""
+    return codec().metadata(stored) if stored and PERSONAL in stored else dict(stored or {})
 
 
 def sealed_identities(identities: list[tuple[str, str]]) -> list[tuple[str, str, str, str]]:

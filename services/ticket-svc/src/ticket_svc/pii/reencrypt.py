@@ -7,6 +7,8 @@ the next), every row that holds
   ``requester_identity_value``; the projection's ``value``) or 0019 (a WeChat / WeCom
   ``tickets.conversation_key`` naming its sender, a ``reply_routes.route`` object): it is
   encrypted or indexed and the plaintext cleared;
+- plaintext written before migration 0021 (a ticket's CC list and CSAT comment, a message's
+  personal metadata): it is sealed;
 - ciphertext under another key than the first of ``TICKET_PII_KEYS`` (after a rotation): it is
   decrypted with the key it names and encrypted again with the current one.
 
@@ -57,12 +59,33 @@ async def _routes(conn: Any, box: Codec, after: tuple[uuid.UUID, str] | None,
     return len(rows), ((rows[-1]["ticket_id"], rows[-1]["channel"]) if rows else None)
 
 
+async def _ticket_fields(conn: Any, box: Codec, after: uuid.UUID | None,
+                         batch: int) -> tuple[int, uuid.UUID | None]:
+    async with conn.transaction():
+        rows = await repository.ticket_fields_to_seal(conn, after=after, current_kid=box.keyring.current_kid,
+                                                      limit=batch)
+        await repository.store_ticket_fields(conn, [
+            (r["id"], box.seal_cc(box.cc(r["cc"])), box.seal_comment(box.comment(r["csat_comment"])))
+            for r in rows])
+    return len(rows), (rows[-1]["id"] if rows else None)
+
+
+async def _messages(conn: Any, box: Codec, after: uuid.UUID | None, batch: int) -> tuple[int, uuid.UUID | None]:
+    async with conn.transaction():
+        rows = await repository.messages_to_seal(conn, after=after, current_kid=box.keyring.current_kid, limit=batch)
+        await repository.store_messages(conn, [(r["id"], box.seal_metadata(box.metadata(r["metadata"])))
+                                               for r in rows])
+    return len(rows), (rows[-1]["id"] if rows else None)
+
+
 async def run(conn: Any, box: Codec, *, batch: int) -> dict[str, Any]:
-    """Walk the three tables on ``conn`` (a bare asyncpg connection with the service's JSON codecs)."""
+    """Walk the tables on ``conn`` (a bare asyncpg connection with the service's JSON codecs)."""
     done, batches = await walk(conn, [
         ("tickets", lambda c, after: _tickets(c, box, after, batch)),
         ("identities", lambda c, _after: _identities(c, box, batch)),
         ("reply_routes", lambda c, after: _routes(c, box, after, batch)),
+        ("ticket_fields", lambda c, after: _ticket_fields(c, box, after, batch)),
+        ("messages", lambda c, after: _messages(c, box, after, batch)),
     ], batch=batch)
     return {"current_kid": box.keyring.current_kid, **done, "batches": batches,
             "remaining": await repository.remaining(conn, current_kid=box.keyring.current_kid)}

@@ -72,12 +72,16 @@ async def erase_tickets(conn: Any, *, ids: list[uuid.UUID], customer_id: uuid.UU
         files = await conn.fetch(
             "SELECT DISTINCT a->>'sha256' AS sha256 FROM messages m, jsonb_array_elements(m.attachments) a "
             "WHERE m.ticket_id = ANY($1::uuid[]) AND m.author_kind = 'customer'", ids)
+        # the channel's id of a message may name its sender (a WeChat message without a MsgId was
+        # known by <openid>:<CreateTime> before delivery ids were indexed; an e-mail Message-ID
+        # may carry the address): gone with the rest, and so are the deliveries' dedupe rows
         await run("messages",
                   "UPDATE messages SET body_text = $2, body_html = NULL, attachments = '[]', metadata = '{}', "
-                  "author_id = NULL, email_message_id = NULL "
+                  "author_id = NULL, email_message_id = NULL, external_id = NULL "
                   "WHERE ticket_id = ANY($1::uuid[]) AND author_kind = 'customer' "
                   "AND (body_text <> $2 OR body_html IS NOT NULL OR attachments <> '[]' OR metadata <> '{}' "
-                  "OR author_id IS NOT NULL)", ids, erasure.REDACTED)
+                  "OR author_id IS NOT NULL OR external_id IS NOT NULL)", ids, erasure.REDACTED)
+        await run("channel_deliveries", "DELETE FROM channel_deliveries WHERE ticket_id = ANY($1::uuid[])", ids)
         shas = [r["sha256"] for r in files if r["sha256"]]
         if shas:
             await run("attachment_blobs",
@@ -89,9 +93,35 @@ async def erase_tickets(conn: Any, *, ids: list[uuid.UUID], customer_id: uuid.UU
     return counts
 
 
+#: columns sealed at rest (pii.codec) that may mention someone else than their ticket's requester,
+#: by name: (table, column, which rows hold a sealed value). SQL cannot look inside them, so the
+#: erasure reads them in batches and opens them (pii.codec has no index of their contents)
+SEALED = {
+    "tickets.cc": ("tickets", "cc", "jsonb_typeof(cc) = 'object'"),
+    "tickets.csat_comment": ("tickets", "csat_comment", "csat_comment ~ '^v1[.][^.]+[.][A-Za-z0-9_-]+$'"),
+    "messages.metadata": ("messages", "metadata", "metadata ? 'personal'"),
+}
+
+
+async def sealed_batch(conn: Any, name: str, *, after: uuid.UUID | None, limit: int) -> list[Any]:
+    """The next ``limit`` rows after ``after`` (by id) holding a sealed ``name``: (id, value)."""
+    table, column, holds = SEALED[name]
+    return await conn.fetch(
+        f"SELECT id, {column} AS value FROM {table} WHERE {holds} AND ($1::uuid IS NULL OR id > $1) "
+        "ORDER BY id LIMIT $2", after, limit)
+
+
+async def store_sealed(conn: Any, name: str, rows: list[tuple[uuid.UUID, Any]]) -> None:
+    table, column, _ = SEALED[name]
+    if rows:
+        await conn.executemany(f"UPDATE {table} SET {column} = $2 WHERE id = $1", rows)
+
+
 async def redact_mentions(conn: Any, *, found: list[str]) -> dict[str, int]:
     """Every other place that may mention the person: agents' text on any ticket, audits,
-    addresses in copies, steps' parties, stored idempotent answers."""
+    addresses in copies, steps' parties, stored idempotent answers (the plaintext columns, and
+    the CC lists, CSAT comments and message metadata written before they were sealed; the
+    sealed ones: ``service.redact_sealed``)."""
     counts = {
         "tickets": await erasure.redact_rows(conn, table="tickets", key="id", found=found, columns={
             "subject": "text", "description": "text", "custom_fields": "json", "cc": "drop[]",

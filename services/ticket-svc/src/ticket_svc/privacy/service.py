@@ -8,7 +8,7 @@ from typing import Any
 from helpdesk_common import erasure
 
 from ..db import outbox
-from ..pii.codec import codec, requester_of
+from ..pii.codec import cc_of, codec, csat_comment_of, requester_of
 from . import repository
 
 SOURCE = "ticket-svc"
@@ -38,10 +38,63 @@ async def _person(conn: Any, customer_id: uuid.UUID) -> tuple[list[uuid.UUID], l
     return ids, sorted(found, key=lambda n: (-len(n), n))
 
 
+#: rows read per batch when the erasure opens sealed columns
+SEALED_BATCH = 500
+
+
+def _redacted_cc(stored: Any, found: list[str]) -> Any | None:
+    box = codec()
+    cc = box.cc(stored)
+    kept = [c for c in cc if not erasure.mentions(c, found)]
+    return box.seal_cc(kept) if kept != cc else None
+
+
+def _redacted_comment(stored: str, found: list[str]) -> str | None:
+    box = codec()
+    comment = box.comment(stored)
+    redacted = erasure.redact(comment, found)
+    return box.seal_comment(redacted) if redacted != comment else None
+
+
+def _redacted_metadata(stored: Any, found: list[str]) -> Any | None:
+    box = codec()
+    metadata = box.metadata(stored)
+    redacted = erasure.redact_json(metadata, found)
+    return box.seal_metadata(redacted) if redacted != metadata else None
+
+
+_SEALED_REDACTIONS = {
+    "tickets.cc": _redacted_cc,  # a CC list: the person's own entries go
+    "tickets.csat_comment": _redacted_comment,
+    "messages.metadata": _redacted_metadata,
+}
+
+
+async def redact_sealed(conn: Any, *, found: list[str]) -> dict[str, int]:
+    """The person's mentions inside sealed columns (other people's tickets CC'ing them, comments
+    and e-mails naming them): every row holding one is opened in batches, redacted as its
+    plaintext column would be and sealed again. A full read of those rows: erasure is rare, and
+    an index of their contents would be a lookup of the very addresses they hide."""
+    counts: dict[str, int] = {}
+    for name, redacted_of in _SEALED_REDACTIONS.items():
+        counts[name] = 0
+        after = None
+        while found:
+            rows = await repository.sealed_batch(conn, name, after=after, limit=SEALED_BATCH)
+            changed = [(r["id"], new) for r in rows if (new := redacted_of(r["value"], found)) is not None]
+            await repository.store_sealed(conn, name, changed)
+            counts[name] += len(changed)
+            if len(rows) < SEALED_BATCH:
+                break
+            after = rows[-1]["id"]
+    return counts
+
+
 async def erase(conn: Any, *, customer_id: uuid.UUID) -> dict[str, Any]:
     ids, found = await _person(conn, customer_id)
     counts: dict[str, Any] = await repository.erase_tickets(conn, ids=ids, customer_id=customer_id, found=found)
     counts.update(await repository.redact_mentions(conn, found=found))
+    counts.update(await redact_sealed(conn, found=found))
     counts["outbox"] = await erasure.purge_published_outbox(conn, table=outbox.name, customer_id=customer_id,
                                                             found=found)
     if ids:  # events keyed by the person's tickets name the requester
@@ -55,8 +108,10 @@ async def erase(conn: Any, *, customer_id: uuid.UUID) -> dict[str, Any]:
 async def export(conn: Any, *, customer_id: uuid.UUID) -> dict[str, Any]:
     ids, _ = await _person(conn, customer_id)
     out = await repository.export(conn, ids)
-    for ticket in out["tickets"]:  # the person's own bundle: the requester in plaintext
+    for ticket in out["tickets"]:  # the person's own bundle: the requester, CCs and comment in plaintext
         ticket["requester"] = requester_of(ticket)
+        ticket["cc"] = cc_of(ticket)
+        ticket["csat_comment"] = csat_comment_of(ticket)
     for message in out["messages"]:  # files: metadata here, the content through the ticket's attachment route
         for item in message["attachments"] or []:
             if isinstance(item, dict) and item.get("id"):
