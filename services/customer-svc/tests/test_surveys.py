@@ -91,10 +91,11 @@ def ticket_created(requester: dict, *, number: int = 42, subject: str = "打印�
 
 
 def status_changed(ticket: events.TicketCreated, from_status: str, to_status: str, version: int,
-                   at: datetime | None = None) -> events.TicketStatusChanged:
+                   at: datetime | None = None, reason: str | None = None) -> events.TicketStatusChanged:
     return events.TicketStatusChanged(source="test", subject=ticket.subject, data=events.TicketStatusChangedData(
         ticket_id=ticket.data.ticket_id, number=ticket.data.number, status=to_status, team_id=ticket.data.team_id,
-        version=version, from_status=from_status, to_status=to_status, changed_at=at or datetime.now(UTC)))
+        version=version, from_status=from_status, to_status=to_status, changed_at=at or datetime.now(UTC),
+        reason=reason))
 
 
 async def consumed(db, *evts, timeout: float = 30.0) -> None:
@@ -257,6 +258,22 @@ async def test_scheduling_rules(svc, infra, db):
     await produce(infra.kafka_bootstrap, svc.topics, off, off_solved)
     await consumed(db, off, off_solved)
     assert await scalar(db, "SELECT count(*) FROM surveys WHERE ticket_id = :t", t=off.data.ticket_id) == 0
+
+
+async def test_a_deleted_ticket_asks_nothing_and_forgets_what_was_pending(svc, infra, db):
+    """A deletion closes the ticket (spam, a mistake): no survey, and the CSAT an earlier solve
+    scheduled is skipped; a restore (back to solved) asks nothing new either."""
+    await put_settings(svc, csat_delay_minutes=90, nps_enabled=False)
+    spam = ticket_created({"email": "spam@example.com"}, number=7)
+    solved = ticket_created({"email": "solved-then-deleted@example.com"}, number=8)
+    evts = [spam, solved, status_changed(spam, "open", "closed", 2, reason="deleted"),
+            status_changed(solved, "open", "solved", 2), status_changed(solved, "solved", "closed", 3, reason="deleted"),
+            status_changed(solved, "closed", "solved", 4, reason="restored")]
+    await produce(infra.kafka_bootstrap, svc.topics, *evts)
+    await consumed(db, *evts)
+    assert await scalar(db, "SELECT count(*) FROM surveys WHERE ticket_id = :t", t=spam.data.ticket_id) == 0
+    found = await rows(db, "SELECT kind, status FROM surveys WHERE ticket_id = :t", t=solved.data.ticket_id)
+    assert [(r["kind"], r["status"]) for r in found] == [("csat", "skipped")]
 
 
 async def test_concurrent_resolutions_schedule_one_csat_and_one_nps(quiet, customer_db, db):

@@ -374,3 +374,22 @@ async def test_workflow_steps_have_their_own_targets(api, make, handle, timers, 
                       headers=AGENT)
     assert r.status_code == 200
     assert r.json()["metrics"]["step:approval"] == {"fulfilled_on_time": 1, "breached": 0, "compliance_pct": 100.0}
+
+
+async def test_a_deleted_ticket_restored_starts_resolution_afresh(api, make, handle, timers, sla_events):
+    """Deleting closes the ticket (every live timer cancelled); a restore is the one way out of
+    closed: a fresh resolution cycle, paused at once when the status it gets back pauses."""
+    await create_policy(api, targets={"first_response": {"minutes": 30}, "resolution": {"minutes": 120}})
+    t = now_s()
+    for restored_to, expected in (("open", "running"), ("pending", "paused")):
+        created = make.created(at=t)
+        tid = created.data.ticket_id
+        await handle(created, make.status(tid, "new", restored_to, t + M))
+        await handle(make.status(tid, restored_to, "closed", t + 10 * M))  # the deletion
+        assert {r["status"] for r in (await timers(tid)).values()} == {"cancelled"}
+        await handle(make.status(tid, "closed", restored_to, t + 20 * M))  # the restore
+        rows = await timers(tid)
+        assert (rows["resolution"]["status"], rows["resolution"]["cycle"]) == (expected, 2), restored_to
+        if expected == "running":
+            assert rows["resolution"]["due_at"] == t + 140 * M  # the full 120 minutes from the restore
+        assert rows["first_response"]["status"] == "cancelled"  # not asked again

@@ -103,6 +103,10 @@ class TicketStatusChangedData(TicketRefData):
     #: the admin-defined status shown to people, when one is set
     custom_status: str | None = None
     changed_at: datetime
+    #: "deleted" (a soft delete closes the ticket) or "restored" (its restore); None for every
+    #: other change. Neither is a resolution or a reopening: no survey, no customer notification,
+    #: no trigger (docs/ARCHITECTURE.md "Soft deletion")
+    reason: Literal["deleted", "restored"] | None = None
 
 
 class TicketAssignedData(TicketRefData):

@@ -26,6 +26,7 @@ from .proxy.visitor import visitor_resources
 from .stream.endpoints import router as stream_router
 from .stream.handlers import make_handlers
 from .stream.kpis import KpiBoards, kpi_roles
+from .zendesk.endpoints import router as zendesk_router
 from .stream.service import StreamHub, TeamDirectory, close_streams_on_exit_signals
 
 
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # the visitor's, the survey and confirmation links' and the knowledge base's public routes before
             # the catch-all proxy of their prefixes
             routers=[openapi_router, auth_router, account_router, stream_router, visitor_router, survey_router, confirmation_router,
-                     kb_router,
+                     kb_router, zendesk_router,
                      build_router()],
             # readiness is about the gateway's database only: intake (auth + forwarding) works
             # without Kafka, the stream's consumer catches up once the broker is back, and the
@@ -87,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     handlers={**make_handlers(settings), **PRIVACY_HANDLERS})],
             openapi_url=None,
             lifespan_hooks=[gateway_resources, visitor_resources(settings), live_stream],
+            # the public port: Prometheus scrapes GATEWAY_OPS_PORT (helpdesk_common/ops_listener.py)
+            public=True,
         ),
     )
     # browsers elsewhere than these exact origins get no CORS headers (default: none at all)

@@ -126,6 +126,9 @@ def test_which_events_notify() -> None:
                       to_status="open", changed_at=NOW)
     assert occurrence_of(solved).key == "ticket_solved"
     assert occurrence_of(reopened) is None
+    restored = _event(events.TicketStatusChanged, events.TicketStatusChangedData, ticket_id=tid, from_status="closed",
+                      to_status="solved", changed_at=NOW, reason="restored")
+    assert occurrence_of(restored) is None  # a deleted ticket restored to solved was not solved again
     breach = _event(events.SlaBreached, events.SlaAlertData, ticket_id=tid, metric="first_response", due_at=NOW)
     assert occurrence_of(breach).key == "sla_breached" and occurrence_of(breach).sla["due_at"] == NOW
     esc = _event(events.SlaEscalationRequested, events.SlaEscalationRequestedData, ticket_id=tid, metric="resolution",

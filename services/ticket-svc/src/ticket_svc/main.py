@@ -26,6 +26,8 @@ from .macros.endpoints import router as macros_router
 from .macros.kb import kb_snippets_hook
 from .pii import access as pii_access
 from .pii import codec as pii_codec
+from .pii.audit import PiiReadAudit
+from .pii.endpoints import router as pii_access_router
 from .privacy.endpoints import router as privacy_router
 from .privacy.handlers import PRIVACY_HANDLERS
 from .processes.endpoints import router as processes_router
@@ -86,11 +88,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.attachment_url_key is None:
         log.warning("TICKET_ATTACHMENT_URL_KEY is not set: replies' attachments go to notify-svc without a "
                     "download URL, so they cannot be sent with the reply")
-    return build_app(
+    app = build_app(
         settings,
         ServiceParts(
             title="ticket-svc",
-            routers=[tickets_router, conversation_router, intake_router, agents_router, teams_router, rules_router,
+            # the audit's /v1/tickets/pii-access before /v1/tickets/{ticket_id}, which would take it as an id
+            routers=[pii_access_router, tickets_router, conversation_router, intake_router, agents_router, teams_router, rules_router,
                      forms_router, processes_router, process_runs_router, approvals_router, statuses_router,
                      macros_router, views_router, internal_router,
                      attachments_internal_router, visitor_router, visitor_token_router, confirmations_router,
@@ -114,3 +117,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             kb_snippets_hook(settings)],
         ),
     )
+    # every answer that shows a user a requester unmasked leaves its audit row (pii/audit.py)
+    app.add_middleware(PiiReadAudit)
+    return app

@@ -154,3 +154,21 @@ def test_an_allowed_change_never_hands_work_to_someone_else_nor_loses_sight_of_i
     assert new_team == team or team is None
     after = ticket(new_team, new_assignee)
     assert policy.may_read(viewer, after) or (assignee == "a1" and new_assignee is None)
+
+
+@pytest.mark.parametrize("viewer", [ADMIN, SUP, A1, AC, LONER, ROLELESS, KEY, OTHER_KEY])
+def test_a_deleted_ticket_is_nobodys_to_read_or_write(viewer):
+    deleted = {**TRIAGE, "deleted_at": "2026-12-02T00:00:00Z"}
+    assert policy.may_read(viewer, deleted) is False
+    assert policy.check_write(viewer, deleted) is policy.NOT_FOUND
+
+
+@pytest.mark.parametrize(("viewer", "row", "answer"), [
+    (ADMIN, T_B, None), (SUP, T_B, None), (SUP, {**T_B, "deleted_at": "x"}, None),  # restore reaches it
+    (A1, T_A, policy.DELETE_FORBIDDEN), (A1, TRIAGE, policy.DELETE_FORBIDDEN),  # may work it, not delete it
+    (A1, {**T_A, "deleted_at": "x"}, policy.NOT_FOUND),  # once deleted: absent, like an id that names nothing
+    (A1, T_B, policy.NOT_FOUND), (A1, {**T_B, "deleted_at": "x"}, policy.NOT_FOUND),  # existence stays private
+    (ROLELESS, T_A, policy.DELETE_FORBIDDEN), (KEY, T_B, policy.DELETE_FORBIDDEN), (OTHER_KEY, T_B, policy.NOT_FOUND),
+])
+def test_who_deletes_and_restores(viewer, row, answer):
+    assert policy.check_delete(viewer, row) is answer

@@ -32,3 +32,18 @@ async def test_declared_parameters_still_work(client):
     assert r.status_code == 200, r.text
     r = await client.get(f"/v1/tickets/{created.json()['id']}/messages?limit=10", headers=AGENT)
     assert r.status_code == 200, r.text
+
+
+async def test_tickets_by_number(client):
+    """``?number=`` (repeatable, what a Zendesk-style integer id resolves through): those tickets
+    and no others; a number out of the 64-bit range or below 1 is a 422."""
+    made = [(await client.post("/v1/tickets", json={"subject": f"Printer {n}", "requester": {"email": "a@example.com"}},
+                               headers=CHANNEL)).json() for n in range(3)]
+    numbers = [t["number"] for t in made]
+    r = await client.get(f"/v1/tickets?number={numbers[0]}&number={numbers[2]}", headers=AGENT)
+    assert r.status_code == 200, r.text
+    assert sorted(t["number"] for t in r.json()["items"]) == [numbers[0], numbers[2]]
+    assert (await client.get(f"/v1/tickets?number={max(numbers) + 1000}", headers=AGENT)).json()["items"] == []
+    for bad in ("0", "-1", str(2**63), "x"):
+        r = await client.get(f"/v1/tickets?number={bad}", headers=AGENT)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("query.number"), (bad, r.text)

@@ -12,6 +12,11 @@ from . import rules, service
 
 async def handle_status_changed(conn: Any, event: events.TicketStatusChanged) -> None:
     data = event.data
+    if data.reason == "deleted":  # closed by a deletion (spam, a mistake): no survey, and none pending
+        await service.forget_merged_ticket(conn, ticket_id=data.ticket_id)
+        return
+    if data.reason == "restored":  # back from a deletion: nothing was resolved
+        return
     if rules.triggers_survey(data.from_status, data.to_status):
         await service.schedule_for_ticket(conn, ticket_id=data.ticket_id, team_id=data.team_id,
                                           resolved_at=data.changed_at)

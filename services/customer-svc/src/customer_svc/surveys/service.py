@@ -114,8 +114,8 @@ async def schedule_for_ticket(conn: Any, *, ticket_id: uuid.UUID, team_id: uuid.
 
 
 async def forget_merged_ticket(conn: Any, *, ticket_id: uuid.UUID) -> None:
-    """A ticket merged into another is closed by the merge, not resolved: its surveys that have
-    not gone out yet are skipped (the surviving ticket's resolution asks)."""
+    """A ticket merged into another (or deleted) is closed by that, not resolved: its surveys
+    that have not gone out yet are skipped (the surviving ticket's resolution asks)."""
     await repository.skip_scheduled_of_ticket(conn, ticket_id)
 
 

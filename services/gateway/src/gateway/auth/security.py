@@ -4,6 +4,8 @@ SHA-256 at rest)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import secrets
 import time
@@ -42,6 +44,25 @@ def new_user_api_token() -> str:
 
 
 hash_user_api_token = hash_api_key  # 256 random bits again
+
+#: the user name suffix of Zendesk's API-token Basic credentials (``email/token:API_TOKEN``)
+BASIC_TOKEN_SUFFIX = "/token"
+
+
+def basic_api_token(credentials: str) -> tuple[str, str] | None:
+    """``(email, token)`` from the base64 part of ``Authorization: Basic``, when it is Zendesk's
+    API-token form ``email/token:API_TOKEN`` (what zenpy and Zendesk scripts send); None for
+    anything else, a password included: an account's password is only ever taken by the
+    sign-in, behind its guessing limits and two-factor step."""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    user, colon, token = decoded.partition(":")
+    if not colon or not token or not user.endswith(BASIC_TOKEN_SUFFIX):
+        return None
+    email = user[:-len(BASIC_TOKEN_SUFFIX)].strip().lower()
+    return (email, token) if email else None
 
 
 class Passwords:

@@ -117,6 +117,12 @@ class Authenticator:
             raise unauthorized("Missing bearer token.")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
+        if scheme.lower() == "basic" and token:
+            basic = security.basic_api_token(token)
+            if basic is None:
+                raise unauthorized("Basic credentials are 'email/token:API_TOKEN' with a personal API token "
+                                   "(POST /v1/users/me/api-tokens); or use 'Authorization: Bearer <token>'.")
+            return await self._user_api_token(basic[1], email=basic[0])
         if scheme.lower() != "bearer" or not token:
             raise unauthorized("Use 'Authorization: Bearer <token>'.")
         if token.startswith(security.API_KEY_PREFIX):
@@ -152,17 +158,21 @@ class Authenticator:
 
         return await self._cached_principal(self._keys, digest, load, "Unknown or revoked API key.")
 
-    async def _user_api_token(self, token: str) -> Principal:
+    async def _user_api_token(self, token: str, email: str | None = None) -> Principal:
         """A person's API token: the user as they are now (role, active), cached like API keys.
-        (Issue 18's Basic ``email/token:TOKEN`` is this lookup plus comparing the row's e-mail.)"""
+        Sent as Zendesk's Basic ``email/token:TOKEN``, the e-mail must be its user's (cached
+        under the pair, so a wrong e-mail never finds the token's entry)."""
         digest = security.hash_user_api_token(token)
 
         async def load(conn: AsyncConnection) -> Principal | None:
             row = await repository.user_of_api_token(conn, digest)
-            return None if row is None else Principal(kind="user", id=str(row.id), role=row.role)
+            if row is None or (email is not None and row.email != email):
+                return None
+            return Principal(kind="user", id=str(row.id), role=row.role)
 
-        return await self._cached_principal(self._user_api_tokens, digest, load,
-                                            "Unknown or revoked API token, or its user is deactivated.")
+        return await self._cached_principal(self._user_api_tokens, digest if email is None else f"{digest} {email}",
+                                            load, "Unknown or revoked API token, or its user is deactivated"
+                                            + (" (or not the token of that e-mail address)." if email else "."))
 
     def _user_token(self, token: str, audience: str = security.AUDIENCE) -> tuple[Principal, str]:
         """The user and session a token names. Only access tokens are cached: a stream ticket is
@@ -248,7 +258,8 @@ class Authenticator:
                 self._user_api_tokens.pop(digest, None)
 
     def forget_user_api_token(self, token_hash: str) -> None:
-        self._user_api_tokens.pop(token_hash, None)
+        for key in [k for k in self._user_api_tokens if k == token_hash or k.startswith(token_hash + " ")]:
+            self._user_api_tokens.pop(key, None)
 
     def forget_key(self, key_hash: str) -> None:
         self._keys.pop(key_hash, None)

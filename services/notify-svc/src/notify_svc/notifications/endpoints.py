@@ -15,6 +15,7 @@ from helpdesk_common.identity import CurrentPrincipal, Principal, require_user
 from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
+from helpdesk_common.validation import BARE_EMAIL_PATTERN
 
 from . import repository, service
 from .schemas import (ContactIn, ContactRead, LogList, PreferenceIn, PreferenceRead, PreviewIn, PreviewRead, RuleList,
@@ -26,7 +27,7 @@ KeyPath = Annotated[str, Path(max_length=64, pattern=r"^[a-z_]+$", description="
                               "ticket_solved, ticket_assigned, sla_warning, sla_breached, escalation")]
 LanguagePath = Annotated[str, Path(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$",
                                    description="a language tag: zh-CN, en, ...")]
-EmailPath = Annotated[str, Path(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+EmailPath = Annotated[str, Path(max_length=254, pattern=BARE_EMAIL_PATTERN,
                                 description="the customer's e-mail address (case does not matter)")]
 _TEMPLATE_422 = problem_responses(422, _422="The template does not render: `errors` names each part and line.")
 

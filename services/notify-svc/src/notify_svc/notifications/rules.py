@@ -136,7 +136,8 @@ def occurrence_of(event: Any) -> Occurrence | None:
         return Occurrence("ticket_received", **common, team_id=_s(data.team_id), assignee_id=data.assignee_id,
                           created_by=data.created_by)
     if event.type == "ticket.status_changed":
-        if data.to_status != "solved" or data.from_status == "solved":
+        # a restore back to solved is no new resolution
+        if data.to_status != "solved" or data.from_status == "solved" or data.reason is not None:
             return None
         return Occurrence("ticket_solved", **common, team_id=_s(data.team_id), assignee_id=data.assignee_id,
                           actor=data.actor)

@@ -66,7 +66,7 @@ async def handle_status_changed(conn: AsyncConnection, event: events.TicketStatu
         if resolution is not None and resolution.status == "breached" and resolution.fulfilled_at is None:
             await service.fulfil(conn, resolution, at=at)  # solved late: recorded, still a breach
         return
-    if d.from_status == "solved":
+    if d.from_status in ("solved", "closed"):  # reopened, or restored after a deletion (closed is final otherwise)
         ticket = await tickets.get(conn, d.ticket_id)
         if ticket is not None:
             generation = await repository.current_generation(conn)

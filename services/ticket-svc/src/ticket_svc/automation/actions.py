@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from helpdesk_common.openapi import JSON_VALUE_REF, NO_NUL_PATTERN
 from helpdesk_common.text import OneLine
-from helpdesk_common.validation import NOT_BLANK, StrictModel
+from helpdesk_common.validation import NOT_BLANK, NOT_BLANK_CHAR, StrictModel
 
 from ..forms.limits import value_problem
 from ..routing import rules as routing
@@ -187,7 +187,7 @@ class Notify(_Action):
     type: Literal["notify"]
     to: Annotated[list[Annotated[str, StringConstraints(max_length=140), WithJsonSchema({"anyOf": [
         {"type": "string", "enum": list(RECIPIENTS)},
-        {"type": "string", "maxLength": len(USER_PREFIX) + 128, "pattern": f"^{USER_PREFIX}[\\s\\S]*{NOT_BLANK}"}]})]],
+        {"type": "string", "maxLength": len(USER_PREFIX) + 128, "pattern": f"^{USER_PREFIX}[\\s\\S]*{NOT_BLANK_CHAR}"}]})]],
         Field(min_length=1, max_length=20)]
     subject: OneLine(200)
     body: Body

@@ -125,6 +125,8 @@ async def _on_change(conn: Any, before: Mapping[str, Any], row: Mapping[str, Any
                      actor: str) -> None:
     if executor.running() or row["message_count"] != before["message_count"]:
         return  # the rules' own writes; or a message's change, which after_message runs
+    if row["deleted_at"] is not None or before["deleted_at"] is not None:
+        return  # a deletion or a restore is no update a trigger answers (Zendesk's do not either)
     rules = await service.active_triggers(conn)
     if not rules:
         return

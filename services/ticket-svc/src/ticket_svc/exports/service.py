@@ -114,6 +114,13 @@ def start_of(*, cursor: str | None, start_time: int | datetime | None, key: byte
     return None
 
 
+def export_scope(principal: Principal) -> dict[str, Any]:
+    """The caller's list scope; staff's export also shows tickets deleted since (their
+    ``deleted_at`` set), so a copy kept from it learns of a deletion as of any other change."""
+    scope = policy.list_scope(principal)
+    return {**scope, "deleted": "any"} if policy.viewer_of(principal).is_staff else scope
+
+
 async def change_page(conn: Any, *, principal: Principal, state: position.ExportCursor | None, limit: int,
                       key: bytes) -> ChangePage:
     """One page of the incremental export: the tickets written after ``state``, oldest change
@@ -123,7 +130,7 @@ async def change_page(conn: Any, *, principal: Principal, state: position.Export
     after = state.position if state is not None and state.position is not None else position.START
     horizon, rows = await repository.change_page(
         conn, after_xid=None if from_start_time else after.xid, after_id=after.ticket_id, start_time=start_time,
-        scope=policy.list_scope(principal), limit=limit + 1,
+        scope=export_scope(principal), limit=limit + 1,
     )
     more = len(rows) > limit
     rows = rows[:limit]

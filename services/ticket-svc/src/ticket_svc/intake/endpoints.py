@@ -60,6 +60,9 @@ def may_post(principal: Principal, kind: str) -> bool:
 _FORM_TEXT = {"type": "string", "maxLength": 65_536}
 
 
+#: what the form parser strips (str.strip), spelled out: ``\s`` is another set in ECMA-262 (the
+#: document's dialect: U+FEFF but not U+0085 or U+001C-U+001F)
+_SPACES = f"[{WHITESPACE}]*"
 #: one tag of a comma-separated list, as the form parser reads it: at most 64 characters once
 #: stripped, or blank
 _TAG = f"[{WHITESPACE}]*(?:[^,{WHITESPACE}](?:[^,]{{0,62}}[^,{WHITESPACE}])?)?[{WHITESPACE}]*"
@@ -73,16 +76,16 @@ def _web_form(files: bool) -> dict[str, Any]:
         # left empty, these are left out (as a browser sends an empty input)
         "email": {"type": "string", "maxLength": 65_536, "pattern": f"{EMAIL_PATTERN}|^[{WHITESPACE}]*$"},
         "phone": {"type": "string", "maxLength": 65_536, "pattern": f"{PHONE_PATTERN}|^[{WHITESPACE}]*$"},
-        "priority": {"type": "string", "pattern": r"^\s*(?:[lL][oO][wW]|[nN][oO][rR][mM][aA][lL]|[hH][iI][gG][hH]"
-                                                  r"|[uU][rR][gG][eE][nN][tT])?\s*$"},
+        "priority": {"type": "string", "pattern": f"^{_SPACES}(?:[lL][oO][wW]|[nN][oO][rR][mM][aA][lL]|[hH][iI][gG][hH]"
+                                                  f"|[uU][rR][gG][eE][nN][tT])?{_SPACES}$"},
         "type": {"type": "string", "maxLength": 64},
         "tags": {"type": "string", "maxLength": 65_536, "pattern": f"^{_TAG}(?:,{_TAG})*$",
                  "description": "comma-separated, at most 50 of 1-64 characters (blank ones are left out)"},
-        "language": {"type": "string", "pattern": r"^\s*(?:[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*)?\s*$"},
+        "language": {"type": "string", "pattern": f"^{_SPACES}(?:[A-Za-z]{{2,3}}(-[A-Za-z0-9]{{2,8}})*)?{_SPACES}$"},
         "form_submission_id": {"type": "string", "maxLength": 128,
                                "description": "the dedupe key of a double submit"},
-        "kb_suggestion_id": {"type": "string", "pattern": r"^\s*(?:[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?"
-                                                          r"[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12})?\s*$",
+        "kb_suggestion_id": {"type": "string", "pattern": f"^{_SPACES}(?:[0-9A-Fa-f]{{8}}-?[0-9A-Fa-f]{{4}}-?[0-9A-Fa-f]{{4}}-?"
+                                                          f"[0-9A-Fa-f]{{4}}-?[0-9A-Fa-f]{{12}})?{_SPACES}$",
                              "description": "the knowledge-base suggestion shown before submitting "
                                             "(POST /v1/kb/suggestions' suggestion_id)"},
     }

@@ -15,11 +15,14 @@ until the first transaction commits and then answers with the original ids. Thre
 
 from __future__ import annotations
 
+
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from prometheus_client import Counter
 
 from helpdesk_common import events
 from helpdesk_common.identity import Principal
@@ -30,7 +33,7 @@ from helpdesk_common.text import one_line
 from ..channels.inbound import InboundMessage, Sender
 from ..conversation import service as conversation
 from ..db import outbox
-from ..pii.codec import codec
+from ..pii.codec import cc_of, codec
 from ..pii.codec import requester_of as stored_requester
 from ..routing import service as routing
 from ..tickets import changes, hooks, search
@@ -93,7 +96,12 @@ def sender_may_thread(ticket: Mapping[str, Any], sender: Sender) -> bool:
         return False
     email = sender.email.lower()
     requester_email = stored_requester(ticket).get("email")
-    return email == (requester_email or "").lower() or email in {str(c).lower() for c in ticket["cc"]}
+    return email == (requester_email or "").lower() or email in {str(c).lower() for c in cc_of(ticket)}
+
+
+#: intake by channel, for the dashboards and the intake alerts (deploy/prometheus); counted when the
+#: ticket's row is written, so a transaction rolled back after it (an error answer) counts once too
+TICKETS_OPENED = Counter("tickets_opened_total", "Tickets opened, by channel", ["channel"])
 
 
 async def open_ticket(
@@ -141,7 +149,7 @@ async def open_ticket(
         "id": ticket_id, "subject": subject, "description": description, "status": "new",
         "priority": decision.priority, "type": type_, "channel": channel, "tags": list(decision.tags),
         "custom_fields": custom_fields, **codec().requester_columns(requester),
-        "created_by": created_by, "created_at": now, "updated_at": now, "language": language, "cc": list(cc),
+        "created_by": created_by, "created_at": now, "updated_at": now, "language": language, "cc": codec().seal_cc(cc),
         "conversation_key": codec().conversation_key(conversation_key), "follow_up_of": follow_up_of,
         "form_version": form_version,
         "search": search.document(subject=subject, public=[description, *(opening_text if opening.public else ())],
@@ -151,6 +159,7 @@ async def open_ticket(
         **({"customer_id": for_customer.customer_id, "care_of": for_customer.care_of} if for_customer else {}),
     })
     message = await conversation.insert(conn, ticket_id, opening, now=now)
+    TICKETS_OPENED.labels(channel).inc()
     if decision.team_id is not None or decision.assignee_id is not None:
         row = await routing.assign(conn, row, team_id=decision.team_id, assignee_id=decision.assignee_id,
                                    reason=decision.reason, actor="system:routing", offered=decision.offered,
@@ -182,6 +191,10 @@ async def open_ticket(
 
 async def receive(conn: Any, *, principal: Principal, message: InboundMessage) -> IntakeResult:
     """Take one channel message exactly once: dedupe, thread or open, route."""
+    # a delivery id naming the sender (WeChat without a MsgId) is stored with the sender indexed
+    stored_id = codec().delivery_id(message.external_id, message.conversation_key)
+    if stored_id != message.external_id:
+        message = replace(message, external_id=stored_id)
     delivery_key = message.external_id
     if delivery_key is not None:
         original = await repository.claim_delivery(conn, channel=message.channel, external_id=delivery_key)

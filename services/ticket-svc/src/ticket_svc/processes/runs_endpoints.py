@@ -46,7 +46,7 @@ async def _load(conn: Any, principal: Principal, ticket_id: uuid.UUID, *, lock: 
     """(ticket, viewer, newest process) when the caller may see the ticket or decides on its
     process; 404 otherwise."""
     row, viewer = await tickets.load_with_viewer(conn, principal=principal, ticket_id=ticket_id, lock=lock)
-    if row is None:
+    if row is None or row["deleted_at"] is not None:  # a deleted ticket: not even its approvers'
         raise tickets.not_found(ticket_id)
     process = await repository.latest_process(conn, ticket_id)
     if policy.may_read(viewer, row):

@@ -203,7 +203,7 @@ async def due_offers(conn: Any, *, limit: int) -> list[Any]:
     """Offered tickets whose team's accept timeout has passed, locked, skipping ones in use."""
     return await conn.fetch(
         "SELECT t.id FROM tickets t JOIN teams tm ON tm.id = t.team_id "
-        "WHERE t.assignment_state = 'offered' AND tm.accept_timeout_s IS NOT NULL "
+        "WHERE t.assignment_state = 'offered' AND t.deleted_at IS NULL AND tm.accept_timeout_s IS NOT NULL "
         "AND t.offered_at + make_interval(secs => tm.accept_timeout_s) <= clock_timestamp() "
         "ORDER BY t.offered_at LIMIT $1 FOR UPDATE OF t SKIP LOCKED",
         limit,

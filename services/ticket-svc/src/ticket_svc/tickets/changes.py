@@ -18,13 +18,14 @@ from helpdesk_common import events
 from helpdesk_common.outbox import enqueue_raw
 
 from ..db import outbox
+from ..pii.codec import cc_of, codec
 from . import hooks, repository
 
 SOURCE = "ticket-svc"
 #: fields whose change is worth an audit entry and a ticket.updated event
 AUDITED = (
     "subject", "status", "custom_status_id", "priority", "type", "tags", "custom_fields", "language", "team_id",
-    "assignee_id", "cc", "followers", "merged_into", "customer_id", "customer_tier",
+    "assignee_id", "cc", "followers", "merged_into", "customer_id", "customer_tier", "deleted_at",
 )
 _STATUS_FIELDS = frozenset({"status", "custom_status_id"})
 _ASSIGN_FIELDS = frozenset({"assignee_id", "team_id"})
@@ -42,11 +43,21 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def current(row: Mapping[str, Any], name: str) -> Any:
+    """A field's value as the service layer knows it (``cc`` is sealed at rest: opened here)."""
+    return cc_of(row) if name == "cc" else row[name]
+
+
+def stored(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` as the row stores them (the CC list sealed)."""
+    return {**values, "cc": codec().seal_cc(values["cc"])} if "cc" in values else dict(values)
+
+
 def diff(before: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {
-        name: {"before": jsonable(before[name]), "after": jsonable(value)}
+        name: {"before": jsonable(current(before, name)), "after": jsonable(value)}
         for name, value in values.items()
-        if name in AUDITED and before[name] != value
+        if name in AUDITED and current(before, name) != value
     }
 
 
@@ -83,7 +94,7 @@ async def apply(
     replaces the subject's lexemes (``repository.update_ticket``). ``force`` writes even
     without a visible change (e.g. a message bumps the version).
     """
-    values = {k: v for k, v in values.items() if before[k] != v}
+    values = {k: v for k, v in values.items() if current(before, k) != v}
     if not values and not search and subject_search is None and not force:
         return before
     if before.get("care_of") is not None and ends_care(values):
@@ -102,7 +113,8 @@ async def apply(
             values.setdefault("closed_at", now)
         if values["status"] == "open" and before["status"] == "solved":
             values.setdefault("solved_at", None)
-    row = await repository.update_ticket(conn, before["id"], values, search=search, subject_search=subject_search)
+    row = await repository.update_ticket(conn, before["id"], stored(values), search=search,
+                                         subject_search=subject_search)
     hooks.wrote()
     if changes:
         await repository.insert_audit(conn, ticket_id=row["id"], actor=actor, action=action, changes=changes)
@@ -113,6 +125,7 @@ async def apply(
             data=events.TicketStatusChangedData(
                 **ref(row, actor), from_status=before["status"], to_status=row["status"],
                 custom_status=custom_status_key, changed_at=now,
+                reason=action if action in ("deleted", "restored") else None,
             ),
         ))
     if changes.keys() & _ASSIGN_FIELDS:

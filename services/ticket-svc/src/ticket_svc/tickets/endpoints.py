@@ -10,6 +10,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import Field
 from starlette.responses import Response
 
 from helpdesk_common import concurrency
@@ -18,13 +19,14 @@ from helpdesk_common.identity import CurrentPrincipal, require_user
 from helpdesk_common.openapi import problem_responses
 from helpdesk_common.problems import Problem
 from helpdesk_common.responses import JSONBytesResponse
-from helpdesk_common.validation import Int64Digits, SafeStr, UtcDatetime, fold_key
+from helpdesk_common.validation import Int64, Int64Digits, SafeStr, UtcDatetime, fold_key
 
 from ..pii.codec import codec
-from . import merge, repository, service
+from . import deletion, merge, repository, service
 from .schemas import (
     AssignIn,
     AuditPage,
+    DeletedTicketPage,
     LinkIn,
     LinkRead,
     MergeIn,
@@ -66,6 +68,21 @@ async def create_ticket(
                              status_code=201, headers=headers)
 
 
+@router.get("/deleted", response_model=DeletedTicketPage,
+            summary="Deleted tickets, most recently deleted first (admins, supervisors)")
+async def list_deleted(request: Request, principal: CurrentPrincipal,
+                       limit: Annotated[int, Query(ge=1, le=100)] = 25,
+                       cursor: Annotated[str | None, Query(max_length=512)] = None,
+                       number: Annotated[list[Annotated[Int64, Field(ge=1)]] | None, Query(
+                           max_length=100, description="only these ticket numbers; repeat for several")] = None,
+                       ) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_connection() as conn:
+        rows, next_cursor = await deletion.list_deleted(conn, principal=principal, limit=limit, cursor=cursor,
+                                                        numbers=number)
+    return JSONBytesResponse({"items": [deletion.to_deleted_read(r) for r in rows], "next_cursor": next_cursor})
+
+
 @router.get("/{ticket_id}", response_model=TicketRead, summary="Read a ticket")
 async def get_ticket(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
     async with runtime_of(request).raw_connection() as conn:
@@ -80,6 +97,25 @@ async def patch_ticket(request: Request, ticket_id: uuid.UUID, patch: TicketPatc
     async with runtime_of(request).raw_transaction() as conn:
         row = await service.update_ticket(conn, principal=principal, ticket_id=ticket_id, patch=patch,
                                           if_match=if_match)
+    return JSONBytesResponse(service.to_read(row, viewer=principal), headers=_etag(row))
+
+
+@router.delete("/{ticket_id}", status_code=204,
+               summary="Delete a ticket (soft: closed, hidden, restorable; admins, supervisors)")
+async def delete_ticket(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal,
+                        if_match: IfMatch = None) -> Response:
+    require_user(principal)
+    async with runtime_of(request).raw_transaction() as conn:
+        await deletion.delete(conn, principal=principal, ticket_id=ticket_id, if_match=if_match)
+    return Response(status_code=204)
+
+
+@router.post("/{ticket_id}/restore", response_model=TicketRead,
+             summary="Restore a deleted ticket with the status it had (admins, supervisors)")
+async def restore_ticket(request: Request, ticket_id: uuid.UUID, principal: CurrentPrincipal) -> JSONBytesResponse:
+    require_user(principal)
+    async with runtime_of(request).raw_transaction() as conn:
+        row = await deletion.restore(conn, principal=principal, ticket_id=ticket_id)
     return JSONBytesResponse(service.to_read(row, viewer=principal), headers=_etag(row))
 
 
@@ -99,6 +135,9 @@ def list_filters(
     sla_state: SlaState | None = None,
     customer_tier: Annotated[SafeStr | None, Query(min_length=1, max_length=50,
                                                description="the customer's tier, compared case-folded")] = None,
+    number: Annotated[list[Annotated[Int64, Field(ge=1)]] | None, Query(
+        max_length=100, description="ticket numbers (the number people and Zendesk-style ids use); repeat "
+                                    "for several")] = None,
     requester: Annotated[SafeStr | None, Query(
         min_length=1, max_length=256,
         description="the requester's e-mail address, phone number, openid or external id (exact; matched "
@@ -113,6 +152,7 @@ def list_filters(
         "created_before": created_before, "updated_after": updated_after, "updated_before": updated_before,
         "sla_state": sla_state, "customer_tier": fold_key(customer_tier) if customer_tier is not None else None,
         "requester_bidx": codec().query_indexes(requester) if requester is not None else None,
+        "numbers": number,
     }
 
 

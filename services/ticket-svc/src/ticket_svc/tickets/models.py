@@ -83,6 +83,10 @@ tickets = Table(
     # a care ticket's customer while the ticket is not solved or closed (unique: one open care
     # ticket per customer; migration 0010)
     Column("care_of", Uuid),
+    # soft deletion (migration 0022): closed and hidden from every read until restored
+    Column("deleted_at", DateTime(timezone=True)),
+    Column("deleted_by", Text),
+    Column("status_before_delete", Text),
 )
 Index("ix_tickets_created_at_id", tickets.c.created_at.desc(), tickets.c.id.desc())
 Index("ix_tickets_created_by_created_at", tickets.c.created_by, tickets.c.created_at.desc(), tickets.c.id.desc())
@@ -97,6 +101,8 @@ Index("ix_tickets_unlinked_identity_bidx", tickets.c.requester_identity_kind, ti
 Index("ix_tickets_requester_bidx", tickets.c.requester_bidx, postgresql_using="gin")
 Index("ix_tickets_customer_id", tickets.c.customer_id)
 Index("ux_tickets_open_care", tickets.c.care_of, unique=True, postgresql_where=tickets.c.care_of.isnot(None))
+Index("ix_tickets_deleted", tickets.c.deleted_at.desc(), tickets.c.id.desc(),
+      postgresql_where=tickets.c.deleted_at.isnot(None))
 
 # what opened a system task (``survey:<id>``), claimed with it: never a second for one origin
 task_origins = Table(

@@ -80,7 +80,15 @@ def _text(value: Any) -> str | None:
 
 
 def may_read(viewer: Viewer, ticket: Mapping[str, Any]) -> bool:
-    """``ticket`` needs ``created_by``, ``team_id`` and ``assignee_id``."""
+    """``ticket`` needs ``created_by``, ``team_id`` and ``assignee_id``. A soft-deleted ticket
+    is nobody's to read or write on these paths (``deleted_at``; a row without the column, such
+    as a link's other side, is not deleted): only its restore and the deleted list see it."""
+    if ticket.get("deleted_at") is not None:
+        return False
+    return _may_see(viewer, ticket)
+
+
+def _may_see(viewer: Viewer, ticket: Mapping[str, Any]) -> bool:
     if viewer.kind == "channel":
         return ticket["created_by"] == viewer.ref
     if viewer.kind != "user":
@@ -171,6 +179,20 @@ def check_create(viewer: Viewer, *, team_id: Any, assignee_id: str | None) -> Re
         return CHANNEL_ASSIGN
     triage = {"created_by": viewer.ref, "team_id": None, "assignee_id": None}
     return check_change(viewer, triage, {"team_id": team_id, "assignee_id": assignee_id})
+
+
+DELETE_FORBIDDEN = Refusal(403, "forbidden", "Forbidden", "Only admins and supervisors delete and restore tickets.")
+
+
+def check_delete(viewer: Viewer, ticket: Mapping[str, Any]) -> Refusal | None:
+    """Deleting (and restoring) a ticket: admins and supervisors, as Zendesk's default roles; an
+    agent who may read the ticket learns 403, one who may not 404 (as for every other write)."""
+    if not _may_see(viewer, ticket):
+        return NOT_FOUND
+    if viewer.is_staff:
+        return None
+    # a deleted ticket is absent to everyone else: the same 404 as an id that names nothing
+    return NOT_FOUND if ticket.get("deleted_at") is not None else DELETE_FORBIDDEN
 
 
 def check_merge(viewer: Viewer, source: Mapping[str, Any], target: Mapping[str, Any]) -> Refusal | None:

@@ -50,7 +50,8 @@ _INSERT_TICKET_FOR_CUSTOMER = (
 assert "$27::uuid" in _INSERT_TICKET_FOR_CUSTOMER, "the intake insert changed: rewrite this variant"
 _GET_TICKET = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1"
 _GET_TICKET_FOR_UPDATE = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1 FOR UPDATE"
-_GET_BY_NUMBER = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = $1"
+#: a reply quoting a deleted ticket's number opens a new ticket (as Zendesk's do): not found here
+_GET_BY_NUMBER = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = $1 AND deleted_at IS NULL"
 #: the ticket plus the caller's teams in the same statement (agents' reads: no second round trip)
 _AGENT_TEAMS = "ARRAY(SELECT m.team_id FROM team_members m WHERE m.agent_id = $2) AS viewer_team_ids"
 _GET_TICKET_AS_AGENT = f"SELECT {_TICKET_COLUMNS}, {_AGENT_TEAMS} FROM tickets WHERE id = $1"
@@ -62,6 +63,7 @@ UPDATABLE = frozenset({
     "assignee_id", "assignment_state", "offered_at", "offered_to", "cc", "followers", "form_version", "merged_into",
     "first_response_at", "awaiting_agent_since", "status_changed_at", "solved_at", "closed_at", "updated_by",
     "message_count", "public_message_count", "customer_id", "customer_tier", "care_of",
+    "deleted_at", "deleted_by", "status_before_delete",
 })
 
 
@@ -150,6 +152,22 @@ async def update_ticket(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any],
     )
 
 
+async def list_deleted(conn: Any, *, limit: int, after: tuple[datetime, uuid.UUID] | None,
+                       numbers: list[int] | None = None) -> list[Any]:
+    """Soft-deleted tickets, most recently deleted first (the partial index ``ix_tickets_deleted``)."""
+    args: list[Any] = [limit]
+    where = ["deleted_at IS NOT NULL"]
+    if after is not None:
+        args += [after[0], after[1]]
+        where.append("(deleted_at, id) < ($2, $3)")
+    if numbers:
+        args.append(numbers)
+        where.append(f"number = ANY(${len(args)}::bigint[])")
+    return await conn.fetch(
+        "SELECT id, number, subject, status_before_delete, deleted_at, deleted_by, created_at FROM tickets "
+        f"WHERE {' AND '.join(where)} ORDER BY deleted_at DESC, id DESC LIMIT $1", *args)
+
+
 async def newest_open_in_conversation(conn: Any, conversation_keys: list[str]) -> Any:
     """The newest open ticket of a conversation, under any of its stored keys (``codec.conversation_lookup``)."""
     return await conn.fetchrow(
@@ -163,7 +181,7 @@ async def ticket_by_email_refs(conn: Any, refs: list[str]) -> Any:
     """The ticket of the newest message whose e-mail Message-ID is among ``refs``."""
     return await conn.fetchrow(
         f"SELECT {_T_COLUMNS} FROM messages m JOIN tickets t ON t.id = m.ticket_id "
-        "WHERE m.email_message_id = ANY($1::text[]) ORDER BY m.created_at DESC LIMIT 1",
+        "WHERE m.email_message_id = ANY($1::text[]) AND t.deleted_at IS NULL ORDER BY m.created_at DESC LIMIT 1",
         refs,
     )
 
@@ -203,7 +221,7 @@ async def delete_link(conn: Any, *, ticket_id: uuid.UUID, other_id: uuid.UUID, k
 async def list_links(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
     return await conn.fetch(
         "SELECT l.ticket_id, l.other_id, l.kind, l.created_at, o.number AS other_number, o.subject AS other_subject, "
-        "o.status AS other_status, o.team_id, o.assignee_id, o.created_by "
+        "o.status AS other_status, o.team_id, o.assignee_id, o.created_by, o.deleted_at "
         "FROM ticket_links l JOIN tickets o ON o.id = l.other_id WHERE l.ticket_id = $1 ORDER BY l.created_at",
         ticket_id,
     )
@@ -216,12 +234,21 @@ def _list_where(f: dict[str, Any], args: list[Any]) -> list[str]:
         return f"${len(args)}"
 
     where: list[str] = []
+    # soft-deleted tickets: hidden unless asked for ("only": the deleted tickets' list; "any": the
+    # incremental export, which shows a deletion as a change)
+    deleted = f.get("deleted")
+    if deleted == "only":
+        where.append("deleted_at IS NOT NULL")
+    elif deleted != "any":
+        where.append("deleted_at IS NULL")
     simple = {"created_by": "created_by", "status": "status", "priority": "priority", "customer_id": "customer_id",
               "customer_tier": "customer_tier",
               "team_id": "team_id", "channel": "channel", "type": "type", "custom_status_id": "custom_status_id"}
     for key, column in simple.items():
         if f.get(key) is not None:
             where.append(f"{column} = {arg(f[key])}")
+    if f.get("numbers"):
+        where.append(f"number = ANY({arg(list(f['numbers']))}::bigint[])")
     if f.get("statuses"):
         where.append(f"status = ANY({arg(list(f['statuses']))}::text[])")
     if f.get("assignee_id") is not None:

@@ -166,6 +166,28 @@ class TicketRead(BaseModel):
     version: int
     #: the customer's answer to the CSAT survey about this ticket; null until they answer
     csat: CsatRead | None = None
+    #: when the ticket was deleted: only admins' and supervisors' incremental export shows a
+    #: deleted ticket (every other read answers 404); null otherwise
+    deleted_at: datetime | None = None
+
+
+class DeletedTicketRead(BaseModel):
+    """A ticket in the deleted tickets' list (``DELETE /v1/tickets/{id}``; restorable)."""
+
+    id: uuid.UUID
+    number: int
+    subject: str
+    #: the status a restore gives back
+    previous_status: Status | None
+    deleted_at: datetime
+    #: who deleted it (``user:<id>``)
+    deleted_by: str | None
+    created_at: datetime
+
+
+class DeletedTicketPage(BaseModel):
+    items: list[DeletedTicketRead]
+    next_cursor: str | None
 
 
 class TicketPage(BaseModel):

@@ -22,7 +22,7 @@ from helpdesk_common.problems import Problem
 
 from ..db import outbox
 from ..pii import access as pii_access
-from ..pii.codec import requester_of
+from ..pii.codec import cc_of, csat_comment_of, requester_of
 from ..routing import repository as routing_repository
 from . import changes, lifecycle, policy, repository, search
 from .schemas import TicketCreate, TicketPatch
@@ -316,7 +316,7 @@ def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = No
         "requester": pii_access.shown(viewer, row, requester_of(row)),
         "customer_id": row["customer_id"],
         "customer_tier": row["customer_tier"],
-        "cc": row["cc"],
+        "cc": cc_of(row),
         "followers": row["followers"],
         "team_id": row["team_id"],
         "assignee_id": row["assignee_id"],
@@ -336,6 +336,7 @@ def to_read(row: Mapping[str, Any], custom_status: Mapping[str, Any] | None = No
         "closed_at": row["closed_at"],
         "version": row["version"],
         "csat": csat_of(row),
+        "deleted_at": row.get("deleted_at"),  # only ever set in staff's incremental export
     }
 
 
@@ -343,7 +344,7 @@ def csat_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
     """The customer's answer to the ticket's CSAT survey (customer-svc's ``survey.answered``)."""
     if row["csat_answered_at"] is None:
         return None
-    return {"rating": row["csat_rating"], "comment": row["csat_comment"], "answered_at": row["csat_answered_at"]}
+    return {"rating": row["csat_rating"], "comment": csat_comment_of(row), "answered_at": row["csat_answered_at"]}
 
 
 # ---- projections fed by other services' events ------------------------------------------

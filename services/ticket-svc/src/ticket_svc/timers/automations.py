@@ -128,8 +128,9 @@ async def plan(conn: Any, ticket_id: uuid.UUID, *, automations: Sequence[Automat
     ticket = await tickets_repository.get_ticket_raw(conn, ticket_id)  # the newest row: hooks nest
     if ticket is None:
         return
-    state = await _state(conn, ticket, automations)
-    rows = plan_rows(automations, state, await business_time_fn_for(conn, ticket, automations))
+    # a deleted ticket is nobody's to act on: its plan is emptied (a restore plans it afresh)
+    rows = [] if ticket["deleted_at"] is not None else plan_rows(
+        automations, await _state(conn, ticket, automations), await business_time_fn_for(conn, ticket, automations))
     await repository.replace_plan(conn, kind=KIND, ticket_id=ticket_id, plan=rows)
     soonest = min((due for _, _, due in rows), default=None)
     if soonest is not None and service.needs_wake(soonest):
@@ -162,7 +163,7 @@ async def fire(conn: Any, timer: service.Timer) -> None:
         RUNS.labels("gone").inc()
         return  # deleted or deactivated since it was planned
     ticket = await tickets_repository.lock_ticket(conn, timer.ticket_id)
-    if ticket is None:
+    if ticket is None or ticket["deleted_at"] is not None:
         return
     state = await _state(conn, ticket, [automation])
     btf = await business_time_fn_for(conn, ticket, [automation])

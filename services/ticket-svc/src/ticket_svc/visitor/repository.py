@@ -9,7 +9,8 @@ from typing import Any
 
 async def conversation_exists(conn: Any, conversation_key: str) -> bool:
     return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM tickets WHERE conversation_key = $1 AND conversation_key LIKE 'chat:%')",
+        "SELECT EXISTS (SELECT 1 FROM tickets WHERE conversation_key = $1 AND conversation_key LIKE 'chat:%' "
+        "AND deleted_at IS NULL)",
         conversation_key))
 
 
@@ -29,7 +30,7 @@ async def public_messages(conn: Any, *, conversation_key: str, after: tuple[date
         "CASE WHEN m.author_kind = 'agent' THEN u.display_name END AS author_name "
         "FROM tickets t JOIN messages m ON m.ticket_id = t.id "
         "LEFT JOIN user_projection u ON u.id = m.author_id "
-        "WHERE t.conversation_key = $1 AND t.conversation_key LIKE 'chat:%' "
+        "WHERE t.conversation_key = $1 AND t.conversation_key LIKE 'chat:%' AND t.deleted_at IS NULL "
         "AND m.public AND m.author_kind IN ('customer', 'agent') "
         f"{keyset}ORDER BY m.created_at, m.id LIMIT $2",
         *args,
