@@ -8,11 +8,12 @@ EDITABLES := -e 'libs/common[embedded]' $(foreach s,$(SERVICES),-e services/$(s)
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= .data
 
-.PHONY: install run test test-fast bench migrate clean help wrk chromium analytics-rebuild kafka java
+.PHONY: install run test test-fast bench migrate clean help wrk chromium analytics-rebuild kafka java chaos prometheus compose-schema
 
 help:
 	@echo "make run    - the whole stack on the embedded default (gateway http://127.0.0.1:8080)"
 	@echo "make kafka  - a 3-node Apache Kafka 4.4 cluster (KRaft, jars from Maven Central) on 127.0.0.1:9092,9094,9096 in the foreground (docs/kafka.md)"
+	@echo "make chaos  - the fault suite: 2 replicas of every service on 3-node Apache Kafka, brokers, replicas and PostgreSQL killed under load (<= 20 min; .data/chaos/report.json)"
 	@echo "make test   - unit, integration and end-to-end tests on real PostgreSQL + broker"
 	@echo "make bench  - wrk benchmarks with baselines, intake/search with 1M tickets stored, SLA firing at 1M timers, 100k automation timers' fire lag, customer 360/import/RFM (BENCH_CUSTOMERS=1000000 for the full size), the board's freshness, dashboards over 10M tickets' read model (BENCH_ANALYTICS_TICKETS), knowledge-base search/suggestions over 100k articles and search relevance (BENCH_KB_ARTICLES); bench/results/latest.json"
 	@echo "make analytics-rebuild - rebuild analytics-svc's read models from the topics and swap them in while the stack runs (REBUILD_ARGS=--dry-run compares only; docs/metrics.md 'Rebuild')"
@@ -47,14 +48,29 @@ KAFKA_PORT ?= 9092
 kafka: install java
 	exec $(PY) -m helpdesk_common.apache_kafka --nodes $(KAFKA_NODES) --port $(KAFKA_PORT) --data-dir $(DATA_DIR)/kafka
 
+# the fault suite (tools/chaos.py, docs/kafka.md "The fault suite"): two replicas of every service on a
+# 3-node Apache Kafka, CHAOS_TICKETS tickets at CHAOS_RATE per second through both gateways while brokers,
+# replicas and PostgreSQL are killed in turn; bounded by CHAOS_DEADLINE_S (20 minutes); report in
+# .data/chaos/report.json
+chaos: install java
+	$(PY) tools/chaos.py
+
 migrate: install
 	$(PY) -m helpdesk_common.devstack migrate --data-dir $(DATA_DIR)
+
+# pytest-xdist: TEST_WORKERS processes (2 by default, one per core of the CI machine), a test file
+# never split between them (its module fixtures: databases, apps, stacks); every worker starts its
+# own PostgreSQL, broker and, for tests/e2e and tests/security, its own stack on free ports.
+# Most tests wait on I/O, so two workers finish in about half the time of one even on 2 cores.
+# TEST_WORKERS=0 runs everything in one process, in file order.
+TEST_WORKERS ?= 2
+TEST_PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # then the erasure test once more on a 1-node Apache Kafka (E2E_BROKER, tests/e2e/conftest.py): there
 # the event log's purge (DeleteRecords) must leave no record naming the person (docs/security.md
 # "Erasure"; the embedded broker cannot delete records, so the first run xfails it); about 80 s
-test: install chromium java
-	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; \
+test: install chromium java prometheus compose-schema
+	$(PY) -m pytest -q -p no:cacheprovider $(TEST_PARALLEL); rc=$$?; \
 	E2E_BROKER=apache-kafka $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_erasure.py; rc2=$$?; \
 	[ $$rc -eq 0 ] && [ $$rc2 -eq 0 ] || { echo "test exit codes: suite=$$rc erasure-on-kafka=$$rc2"; exit 1; }
 
@@ -66,6 +82,29 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else exit 0; fi; \
 	  echo "installing chromium (apt-get install -y chromium)"; \
 	  $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }; }
+
+# Prometheus and promtool from Debian (tests/deploy/test_prometheus_config.py runs promtool's checks
+# and rule tests, tests/e2e/test_prometheus.py a real Prometheus against the stack); installed here
+# when missing, as root or through sudo; without either the tests fail naming this target
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else exit 0; fi; \
+	  echo "installing prometheus (apt-get install -y prometheus)"; \
+	  $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }; \
+	  $$SUDO pkill -x prometheus >/dev/null 2>&1 || true; }
+
+# The Compose Specification's JSON schema, as Debian's docker-compose package ships it (2021; nothing
+# is installed: the package is downloaded and the one file taken) for tests/deploy/test_compose.py
+COMPOSE_SCHEMA := .cache/compose-spec/compose_spec.json
+compose-schema: $(COMPOSE_SCHEMA)
+$(COMPOSE_SCHEMA):
+	@mkdir -p .cache/compose-spec/deb
+	@cd .cache/compose-spec/deb && { apt-get download docker-compose >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq; elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq; fi; \
+	  apt-get download docker-compose; }; }
+	@dpkg-deb -x .cache/compose-spec/deb/docker-compose_*.deb .cache/compose-spec/deb/x
+	@cp .cache/compose-spec/deb/x/usr/lib/python3/dist-packages/compose/config/compose_spec.json $@
+	@rm -rf .cache/compose-spec/deb
 
 # wrk comes from Debian like every other system dependency: installed here when missing (as
 # root, or through sudo); without either, bench/run.py exits 2 with the command to run
