@@ -62,7 +62,7 @@ def _automation(name: str, tag: str, seconds: float, marker: str) -> dict:
                         {"type": "add_tags", "tags": [f"fired-{marker}"]}]}
 
 
-async def test_an_automation_fires_on_time_and_once_across_a_restart(gw, stack, key_headers, admin_headers, sql, capsys):
+async def test_an_automation_fires_on_time_and_once_across_a_restart(gw, stack, key_headers, admin_headers, sql, report):
     run = uuid.uuid4().hex[:8]
     on_time_tag, restart_tag = f"auto-2s-{run}", f"auto-8s-{run}"
     on_time = await _create_rule(gw, admin_headers, "automations",
@@ -113,9 +113,8 @@ async def test_an_automation_fires_on_time_and_once_across_a_restart(gw, stack, 
             assert await sql("ticket-svc", "SELECT count(*) FROM ticket_timers WHERE ticket_id = :t AND kind = 'automation' "
                                            "AND ref = :r AND fired_at IS NOT NULL",
                              t=uuid.UUID(ticket["id"]), r=str(automation["id"])) == 1
-        with capsys.disabled():
-            print(f"\n[automation due in 2 s] fired {lag * 1000:.0f} ms after its due time; "
-                  f"[due during a restart of ticket-svc, down {down_s:.1f} s] fired once after it")
+        report(f"[automation due in 2 s] fired {lag * 1000:.0f} ms after its due time; "
+              f"[due during a restart of ticket-svc, down {down_s:.1f} s] fired once after it")
     finally:
         for automation in (on_time, across):
             await _delete_rule(gw, admin_headers, "automations", automation)

@@ -68,7 +68,7 @@ def _received(sink, senders: set[str]) -> list[str]:
 
 
 async def test_sigkill_mid_burst_delivers_every_reply_with_duplicates_of_the_same_id(
-        gw, stack, smtp_sink, email_key_headers, admin_headers, sql, capsys, short_lease_notify):
+        gw, stack, smtp_sink, email_key_headers, admin_headers, sql, report, short_lease_notify):
     started = time.monotonic()
     run = uuid.uuid4().hex[:8]
     senders = [f"crash.{run}.{i}@example.com" for i in range(TICKETS)]
@@ -147,8 +147,7 @@ async def test_sigkill_mid_burst_delivers_every_reply_with_duplicates_of_the_sam
     reclaimed = await sql("notify-svc", "SELECT count(*) FROM deliveries WHERE kind = 'reply' "
                                         "AND message_id::text = ANY(:ids) AND attempts > 1", ids=message_ids)
 
-    with capsys.disabled():
-        print(f"\n[notify-svc SIGKILL after {killed_at} replies arrived] delivered {len(counts)}/{REPLIES}, "
-              f"duplicates {duplicates} ({sum(1 for c in counts.values() if c > 1)} replies sent twice or more; "
-              f"{reclaimed} claims of the killed process re-sent after the lease), "
-              f"{time.monotonic() - started:.1f} s")
+    report(f"[notify-svc SIGKILL after {killed_at} replies arrived] delivered {len(counts)}/{REPLIES}, "
+          f"duplicates {duplicates} ({sum(1 for c in counts.values() if c > 1)} replies sent twice or more; "
+          f"{reclaimed} claims of the killed process re-sent after the lease), "
+          f"{time.monotonic() - started:.1f} s")

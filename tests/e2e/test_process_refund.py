@@ -275,7 +275,7 @@ async def refund_type(gw, admin_headers):
 
 
 async def test_refund_process_end_to_end(gw, stack, smtp_sink, key_headers, email_key_headers, admin_headers, sql,
-                                         capsys, refund_type):
+                                         report, refund_type):
     started = time.monotonic()
     run = uuid.uuid4().hex[:8]
     supervisor_id, supervisor_address, supervisor = await _signed_in(gw, admin_headers, "supervisor", run)
@@ -439,6 +439,5 @@ async def test_refund_process_end_to_end(gw, stack, smtp_sink, key_headers, emai
     stats = await eventually(step_stats, timeout=30)
     assert stats["approval"]["kind"] == "approval" and stats["approval"]["decisions"] >= 2, stats
 
-    with capsys.disabled():
-        print(f"\n[refund process e2e] approval, e-mail and link confirmations, timeout close after "
-              f"{quiet_closed_after:.1f} s; {time.monotonic() - started:.1f} s in all")
+    report(f"[refund process e2e] approval, e-mail and link confirmations, timeout close after "
+          f"{quiet_closed_after:.1f} s; {time.monotonic() - started:.1f} s in all")

@@ -569,7 +569,11 @@ async def test_the_swap_waits_for_a_long_reader_and_retries(full, infra, analyti
         await reader.fetchval("SELECT count(*) FROM metric_rollups")  # ACCESS SHARE until the end
 
         async def finish() -> None:
-            await asyncio.sleep(1.5)
+            # held until the swap's first attempt gave up (a fixed 1.5 s hold ended before that
+            # attempt on a loaded runner, which then swapped at once); bounded all the same
+            deadline = asyncio.get_running_loop().time() + 60
+            while rebuilder.outcome.swap_attempts < 2 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
             await tx.rollback()
             released.set()
 

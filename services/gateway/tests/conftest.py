@@ -39,7 +39,10 @@ async def serve(app: Any, *, lifespan: str = "on", port: int | None = None) -> A
     where its clients expect it; else a free one); stopped (bounded) on exit."""
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_config=None,
-                            loop="asyncio", timeout_graceful_shutdown=3)
+                            loop="asyncio", timeout_graceful_shutdown=3,
+                            # a test's client may hold a pooled connection idle for seconds on a loaded
+                            # runner: uvicorn's 5 s default closed it under the client (a ReadError)
+                            timeout_keep_alive=120)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

@@ -88,6 +88,10 @@ async def test_each_address_has_its_rate(gateway_env, link_owner, monkeypatch):
     monkeypatch.setenv("GATEWAY_CONFIRMATION_ADDRESS_RATE_LIMIT_BURST", "2")
     async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
         codes = [(await client.get(f"/v1/confirmations/{TOKEN}")).status_code for _ in range(3)]
-        assert codes == [200, 200, 429]
+        # the limit is the claim: two pass it (to the link's owner), the third does not. A first
+        # hop that failed on a loaded runner (CI: a 502 after 2.4 s, the stand-in never reached)
+        # still spent its token, as it should
+        assert [code == 429 for code in codes] == [False, False, True], codes
+        assert set(codes[:2]) <= {200, 502} and 200 in codes[:2], codes
         # the survey link keeps a bucket of its own (its upstream is not running here: 502/503, not 429)
         assert (await client.get("/v1/surveys/hsv1.x.1.y")).status_code != 429

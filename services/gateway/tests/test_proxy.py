@@ -206,13 +206,15 @@ async def test_a_csv_download_is_relayed_as_it_comes(gateway_env, ticket_svc, mo
         async def rows():
             yield "\ufeffid,subject\r\n".encode()
             await release.wait()  # the rest only once the client has the header
-            for i in range(3):
-                await asyncio.sleep(0.8)  # 2.4 s in all: longer than the 2 s upstream timeout
+            for i in range(6):
+                # 3.6 s in all, longer than the 3 s upstream timeout; each gap a fifth of it (0.8 s of
+                # 2 s was cut on a loaded runner, where a gap stretched past the per-read bound)
+                await asyncio.sleep(0.6)
                 yield f"{i},退款 {i}\r\n".encode()
         return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": 'attachment; filename="tickets.csv"'})
 
-    monkeypatch.setenv("GATEWAY_UPSTREAM_TIMEOUT_S", "2")
+    monkeypatch.setenv("GATEWAY_UPSTREAM_TIMEOUT_S", "3")
     _, admin = user_token("admin")
     async with serve(app, lifespan="off") as (upstream, _):
         monkeypatch.setenv("GATEWAY_TICKET_URL", upstream)
@@ -226,4 +228,4 @@ async def test_a_csv_download_is_relayed_as_it_comes(gateway_env, ticket_svc, mo
                 assert first.startswith("\ufeffid,subject".encode())
                 release.set()
                 rest = b"".join([chunk async for chunk in chunks])
-            assert (first + rest).decode().splitlines()[1:] == ["0,退款 0", "1,退款 1", "2,退款 2"]
+            assert (first + rest).decode().splitlines()[1:] == [f"{i},退款 {i}" for i in range(6)]

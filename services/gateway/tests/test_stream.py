@@ -67,7 +67,10 @@ def ids(frames: list[dict[str, Any]]) -> list[str]:
     return [f["json"]["data"].get("message_id") or f["json"]["ticket_id"] for f in frames]
 
 
-async def test_agents_see_their_teams_and_assignments_admins_see_all(infra, gateway_env, gateway_db, ticket_svc):
+async def test_agents_see_their_teams_and_assignments_admins_see_all(infra, gateway_env, gateway_db, ticket_svc,
+                                                                  monkeypatch):
+    # the teams cache outlives the test (30 s by default: a loaded runner took 53 s and asked twice)
+    monkeypatch.setenv("GATEWAY_AGENT_TEAMS_CACHE_TTL_S", "600")
     team_a, team_b, team_c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     agent_id, agent = user_token("agent")
     loner_id, loner = user_token("agent")  # no agent profile (404): sees only own assignments

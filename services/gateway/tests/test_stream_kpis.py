@@ -258,10 +258,15 @@ async def test_one_fetch_per_second_per_scope_however_many_streams(infra, gatewa
     for times in (by_supervisor, sorted(by_admins)):
         gaps = [b - a for a, b in zip(times, times[1:])]
         # fetches start a second apart; seen at analytics, one delayed in transit on a loaded
-        # machine shortens the next gap, but five streams fetching each would give gaps near 0
-        assert gaps and min(gaps) >= 0.6, gaps
+        # machine shortens the gap after it (measured in CI: 2.47 s then 0.10 s), but never two
+        # gaps in a row, whereas five streams fetching each would give four gaps near 0 a second
+        short = [gap < 0.6 for gap in gaps]
+        assert gaps and not any(a and b for a, b in zip(short, short[1:])), gaps
+        assert sum(short) <= max(1, len(gaps) // 3), gaps
         in_window = [t for t in times if window_start <= t <= window_end]
-        assert 2 <= len(in_window) <= 6, in_window  # ~4.5 fetches in 4.5 s, for 5 streams (or 2)
+        # ~4.5 fetches in 4.5 s, for 5 streams (or 2): the ceiling is the claim; a loaded runner
+        # where a fetch times out (the poller then backs off) sees fewer, never none
+        assert 1 <= len(in_window) <= 6, in_window
 
 
 async def test_the_stream_outlives_analytics_and_the_board_comes_back(infra, gateway_env, ticket_svc, analytics):
@@ -278,7 +283,9 @@ async def test_the_stream_outlives_analytics_and_the_board_comes_back(infra, gat
         async with Frames(client, "/v1/stream?tz=Asia/Shanghai", supervisor) as sup:
             async with serve_analytics(analytics):
                 assert await sup.next(10) == {"retry": "3000"}
-                first = await sup.until(is_board, 15)
+                # a fetch slower than the 2 s timeout backs off (up to 5 s): a loaded runner may
+                # need several (CI: two fetches, 6 s apart, no board within 15 s)
+                first = await sup.until(is_board, 60)
                 assert first["json"]["tz"] == "Asia/Shanghai"
                 base = first["json"]["tickets_created_today"]
                 warm_up = created(team=team)

@@ -104,14 +104,21 @@ async def test_parked_visitors_have_their_own_bounded_connections(gateway_env, c
     monkeypatch.setenv("GATEWAY_VISITOR_MAX_CONNECTIONS", "2")
     _, admin = user_token("admin")
     async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
-        parked = [asyncio.create_task(client.get(PATH, params={"wait": "3"}, headers=visitor(f"t-{i}")))
+        # parked for 8 s: ample time, on a loaded runner, for the checks below while both wait
+        parked = [asyncio.create_task(client.get(PATH, params={"wait": "8"}, headers=visitor(f"t-{i}")))
                   for i in range(2)]
-        await asyncio.sleep(0.5)
+        for _ in range(100):  # both visitors' requests reached the upstream and hold its connections
+            if len(chat_svc) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(chat_svc) == 2
         # a third visitor is told to come back; an agent's request does not wait behind the visitors
-        busy = await client.get(PATH, params={"wait": "3"}, headers=visitor("t-3"))
+        busy = await client.get(PATH, params={"wait": "0"}, headers=visitor("t-3"))
         assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
-        r = await asyncio.wait_for(client.get("/v1/tickets", headers=admin), 2)
+        assert len(chat_svc) == 2  # refused at the gateway, never forwarded
+        r = await asyncio.wait_for(client.get("/v1/tickets", headers=admin), 5)
         assert r.status_code == 200
+        assert not any(task.done() for task in parked)  # the agent went past visitors still parked
         assert [(await task).status_code for task in parked] == [200, 200]
 
 

@@ -41,7 +41,7 @@ def _load_fakes():
 
 
 fakes = _load_fakes()
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(120)  # a hang guard: property tests of 300 examples take 30 s and more on a loaded 2-core runner
 
 NOW = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 CHINESE = "您好，您的工单已处理：打印机已修好。如有问题请直接回复。"

@@ -3,6 +3,7 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
@@ -14,8 +15,16 @@ from sla_svc.timers import service
 ADMIN = identity_headers(Principal(kind="user", id="u1", role="admin"))
 AGENT = identity_headers(Principal(kind="user", id="u2", role="agent"))
 CHANNEL = identity_headers(Principal(kind="channel", id="k", channel="api"))
-# recent enough that no target (>= 1 h) has passed: the scheduler must not breach these timers
+# recent enough that no target (>= 1 h) has passed: the scheduler must not breach these timers;
+# set again as each test starts (read once at collection, a test that ran an hour later in a long
+# session saw its timer breached)
 CREATED_AT = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _created_now():
+    global CREATED_AT
+    CREATED_AT = datetime.now(UTC).replace(microsecond=0)
 
 
 

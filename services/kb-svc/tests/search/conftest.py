@@ -58,26 +58,3 @@ class Library:
 @pytest.fixture
 async def library(db):
     return Library(db)
-
-
-#: the relevance test leaves its scores here for the terminal summary
-RELEVANCE_KEY = pytest.StashKey[list]()
-
-
-def pytest_configure(config):
-    config.stash[RELEVANCE_KEY] = []
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    """Print the labelled set's precision@5 in every run's output (``make test`` included)."""
-    lines = config.stash.get(RELEVANCE_KEY, [])
-    if lines:
-        terminalreporter.write_sep("-", "kb-svc search relevance (tests/search/relevance_set.json)")
-        for line in lines:
-            terminalreporter.write_line(line)
-
-
-@pytest.fixture
-def relevance_report(request):
-    """Lines to print in the terminal summary."""
-    return request.config.stash[RELEVANCE_KEY]

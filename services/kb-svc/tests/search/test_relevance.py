@@ -36,15 +36,16 @@ async def indexed(library):
     return keys
 
 
-async def test_precision_at_5_on_the_labelled_set(db, indexed, relevance_report):
+async def test_precision_at_5_on_the_labelled_set(db, indexed, report):
     results = {}
     async with db.connect() as conn:
         for query in SET["queries"]:
             page = await service.search(conn, service.SearchRequest(q=query["q"], visibilities=("public",), limit=5))
             results[query["q"]] = [indexed[item["id"]] for item in page["items"]]
     scores = relevance.evaluate(results, {q["q"]: q["relevant"] for q in SET["queries"]})
-    relevance_report.append(scores.line())
-    relevance_report.append(f"misses: {list(scores.misses)}")
+    section = "kb-svc search relevance (tests/search/relevance_set.json)"  # in the run's summary
+    report(scores.line(), section=section)
+    report(f"misses: {list(scores.misses)}", section=section)
     assert scores.precision_ratio >= PRECISION_RATIO_FLOOR, scores
     assert scores.mrr >= MRR_FLOOR, scores
     # the issue's own examples, first place

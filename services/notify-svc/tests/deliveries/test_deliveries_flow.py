@@ -122,10 +122,10 @@ async def _outbox_types(db, delivery_id: str) -> list[str]:
 
 async def test_a_reply_is_delivered_once_and_reported(notify, db) -> None:
     event = reply_event()
-    started = asyncio.get_running_loop().time()
     await produce(notify.bootstrap, notify.topics, event)
-    delivery = await wait_for(lambda: _delivery_of(notify, event.data.message_id, "sent"), timeout=30)
-    assert asyncio.get_running_loop().time() - started < 15
+    # bounded, not timed: how fast a reply leaves is make bench's figure (the first join of a new
+    # consumer group took 20 s once on a loaded CI runner)
+    delivery = await wait_for(lambda: _delivery_of(notify, event.data.message_id, "sent"), timeout=45)
     [sent] = notify.email.sent
     assert sent.delivery_id == uuid.UUID(delivery["id"])
     assert sent.email_message_id == f"<{event.data.message_id}@support.test>"
