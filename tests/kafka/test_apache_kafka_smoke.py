@@ -78,7 +78,8 @@ def _producer_ids(cluster, topic: str) -> set[int]:
 
 async def _duplicates(bootstrap: str, topics: list[str]) -> tuple[int, int]:
     """(records, records whose event id was already read on the same topic) over every topic."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                isolation_level="read_committed")  # what consumers see (transactional relays)
     await consumer.start()
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or set())]

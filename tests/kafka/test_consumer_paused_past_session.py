@@ -126,7 +126,8 @@ async def test_a_consumer_paused_past_its_session_applies_nothing_twice(kafka_cl
     tag = f"pause-{uuid.uuid4().hex[:8]}"
     sql = Sql(stack)
     admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=10_000)
-    ends = AIOKafkaConsumer(bootstrap_servers=cluster.bootstrap, enable_auto_commit=False, group_id=None)
+    ends = AIOKafkaConsumer(bootstrap_servers=cluster.bootstrap, enable_auto_commit=False, group_id=None,
+                            isolation_level="read_committed")
     await admin.start()
     await ends.start()
     replica = None

@@ -32,6 +32,7 @@ from helpdesk_common.outbox import (
     OUTBOX_OLDEST_AGE,
     EventTooLarge,
     OutboxRelay,
+    TransactionAborted,
     enqueue,
     outbox_row,
     outbox_table,
@@ -417,6 +418,31 @@ async def test_failure_classification_record_errors_isolated_failures_and_outage
         assert flaky.attempts == attempt and flaky.error.startswith("RequestTimedOutError")
         assert (flaky.failed_at is not None) == (attempt == 2)  # dead after relay_max_attempts
         assert big.failed_at is not None and big.attempts == 1
+
+
+async def test_rows_of_an_aborted_transaction_are_not_marked_and_count_no_attempt(engine, settings):
+    """A transactional pass (Apache Kafka) with one failed acknowledgement is aborted whole: the
+    rows acknowledged in it are not on the topic for any consumer, so they stay pending without
+    an attempt, and the failed row is charged one (the broker took the others, so it is that
+    row, not an outage)."""
+    evts = [linked_event() for _ in range(3)]
+    async with engine.begin() as conn:
+        await enqueue(conn, outbox, *evts)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.payload, outbox.c.event_type)
+            .order_by(outbox.c.seq))).all()
+    relay = OutboxRelay(engine=engine, table=outbox, settings=settings.model_copy(update={"relay_max_attempts": 3}))
+    async with engine.begin() as conn:
+        sent = await relay._settle_failures(conn, rows, [TransactionAborted(), RequestTimedOutError(),
+                                                         TransactionAborted()])
+    assert sent == []
+    state = await outbox_rows(engine, [e.id for e in evts])
+    assert [state[e.id].attempts for e in evts] == [0, 1, 0]
+    assert all(row.sent_at is None and row.failed_at is None for row in state.values())
+    async with engine.begin() as conn:  # nothing acknowledged at all: an outage, nobody charged
+        with pytest.raises(RequestTimedOutError):
+            await relay._settle_failures(conn, rows, [RequestTimedOutError()] * 3)
 
 
 @pytest.mark.parametrize("error", [OutOfOrderSequenceNumber, UnknownProducerId, ProducerFenced])

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import db_errors, events, tracing
 from .assignor import own_sticky_assignor, partition_assignors
-from .kafka import broker_profile, ensure_topics, new_producer
+from .kafka import broker_profile, ensure_topics, isolation_level, new_producer
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,8 @@ class ConsumerRunner:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             partition_assignment_strategy=partition_assignors(profile.kind, self._sticky),
+            # never a record of an aborted relay pass (kafka.transactional_relay)
+            isolation_level=isolation_level(self._settings, profile),
         )
         self._consumer = consumer
         try:

@@ -619,6 +619,9 @@ class Stack:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.logs_dir / (f"{name}.log" if replica == 1 else f"{name}.{replica}.log"), "ab")
         env = self.env()
+        # the replica's own transactional id for its outbox relay, the same after a restart
+        # (kafka.relay_transactional_id): all processes here share one host name
+        env["KAFKA_RELAY_INSTANCE"] = key
         if name == "gateway":  # the one process that signs identities for the others
             env["INTERNAL_AUTH_PRIVATE_KEY"] = self.secrets["internal_auth_private_key"]
             env["GATEWAY_OPS_PORT"] = str(self.ops_port_of(key))

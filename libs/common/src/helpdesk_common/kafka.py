@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -120,6 +121,28 @@ def delivery_timeout_s(settings: ServiceSettings, profile: BrokerProfile) -> flo
     return 2 * request_timeout_ms(settings, profile) / 1000 + margin
 
 
+def transactional_relay(settings: ServiceSettings, profile: BrokerProfile) -> bool:
+    """KAFKA_TRANSACTIONAL_RELAY if set, else on for Apache Kafka only (pure)."""
+    if settings.kafka_transactional_relay is not None:
+        return settings.kafka_transactional_relay
+    return profile.kind == "apache-kafka"
+
+
+def isolation_level(settings: ServiceSettings, profile: BrokerProfile) -> str:
+    """What the consumers read (pure): committed records only wherever relays write in
+    transactions, so a record of an aborted pass is never applied; everything elsewhere (the
+    embedded broker has no transactions and no last stable offset to wait for)."""
+    return "read_committed" if transactional_relay(settings, profile) else "read_uncommitted"
+
+
+def relay_transactional_id(settings: ServiceSettings) -> str:
+    """The outbox relay's transactional id (pure but for the host name): one per replica and
+    stable across its restarts, so the restarted replica's producer fences its killed
+    predecessor and the broker aborts that one's open transaction at once."""
+    instance = settings.kafka_relay_instance or socket.gethostname()
+    return f"{settings.kafka_topic_prefix}{settings.service_name}.outbox.{instance}"
+
+
 #: bootstrap servers -> the broker kind found there (a cluster does not change kind; its
 #: number of brokers is read again each time topics are created)
 _KINDS: dict[str, str] = {}
@@ -150,14 +173,21 @@ async def broker_profile(settings: ServiceSettings, admin: AIOKafkaAdminClient |
             await admin.close()
 
 
-async def new_producer(settings: ServiceSettings, profile: BrokerProfile | None = None) -> AIOKafkaProducer:
-    """acks=all, idempotent on Apache Kafka, timeouts longer than a failover (docs/kafka.md)."""
+async def new_producer(settings: ServiceSettings, profile: BrokerProfile | None = None, *,
+                       transactional_id: str | None = None) -> AIOKafkaProducer:
+    """acks=all, idempotent on Apache Kafka, timeouts longer than a failover (docs/kafka.md);
+    transactional (hence idempotent) with ``transactional_id`` (the outbox relay)."""
     if profile is None:
         profile = await broker_profile(settings)
+    extra: dict[str, object] = {}
+    if transactional_id is not None:
+        extra = {"transactional_id": transactional_id,
+                 "transaction_timeout_ms": settings.kafka_transaction_timeout_ms}
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
-        enable_idempotence=idempotent_producer(settings, profile),
+        enable_idempotence=transactional_id is not None or idempotent_producer(settings, profile),
+        **extra,
         linger_ms=2,
         max_request_size=settings.kafka_max_request_bytes,
         request_timeout_ms=request_timeout_ms(settings, profile),
@@ -239,16 +269,18 @@ def _event_id(value: bytes | None) -> str | None:
 
 
 async def recent_event_ids(settings: ServiceSettings, partitions: dict[str, list[int]],
-                           tails: dict[str, int]) -> set[str]:
+                           tails: dict[str, int], *, isolation: str = "read_uncommitted") -> set[str]:
     """The event ids among the last ``tails[topic]`` records of every partition of each topic
     (``partitions``: topic -> partition numbers). One short-lived consumer without a group reads
     from that far before each partition's end up to the end (the outbox relay, after a pass that
-    may have published without marking its rows sent). The caller bounds the time."""
+    may have published without marking its rows sent). ``isolation`` "read_committed" reads up to
+    the last stable offset and skips aborted records: what the consumers will apply. The caller
+    bounds the time."""
     tps = [TopicPartition(topic, p) for topic, numbers in partitions.items() for p in numbers]
     if not tps:
         return set()
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
-                                client_id=f"{settings.service_name}-outbox-check")
+                                client_id=f"{settings.service_name}-outbox-check", isolation_level=isolation)
     await consumer.start()
     try:
         consumer.assign(tps)

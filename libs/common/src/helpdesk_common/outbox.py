@@ -2,9 +2,12 @@
 
 The relay publishes unsent rows in sequence order with acks=all, marks them sent in the same
 database transaction that claimed them, and re-scans from the oldest unsent row on every
-start, so a crash between publish and mark only causes a re-publish (consumers dedupe by
-event id through their inbox). One relay per database is active at a time (advisory lock),
-which keeps the per-key order of the log.
+start, so a crash between publish and mark never loses a row. Such a row is not published twice
+either: the next pass finds it on the topic (``_skip_published``), and on Apache Kafka each pass
+is one Kafka transaction that the replica's next producer aborts if it was left open, while the
+consumers read committed records only (docs/kafka.md "Exactly one record per row"); the
+consumers' inboxes dedupe by event id all the same. One relay per database is active at a time
+(advisory lock), which keeps the per-key order of the log.
 
 A row that cannot be published because of the row itself (too large for the producer or the
 broker, not serialisable), or that keeps failing while the rows around it are acknowledged, is
@@ -61,7 +64,16 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import events, tracing
-from .kafka import broker_profile, delivery_timeout_s, ensure_topics, new_producer, recent_event_ids
+from .kafka import (
+    broker_profile,
+    delivery_timeout_s,
+    ensure_topics,
+    isolation_level,
+    new_producer,
+    recent_event_ids,
+    relay_transactional_id,
+    transactional_relay,
+)
 from .problems import Problem
 from .settings import ServiceSettings
 
@@ -113,6 +125,14 @@ PRODUCER_STATE_ERRORS: tuple[type[BaseException], ...] = (
     InvalidProducerIdMapping,
     ProducerFenced,
 )
+
+
+
+class TransactionAborted(Exception):
+    """A row acknowledged inside a relay transaction that was then aborted (another row of the
+    pass failed): it is not on the topic for any consumer and goes out again with the next pass,
+    without an attempt counted against it."""
+
 
 #: Hard cap on one encoded event (``EVENT_MAX_BYTES``); the Runtime sets it from the settings.
 _max_event_bytes = ServiceSettings.model_fields["event_max_bytes"].default
@@ -287,6 +307,9 @@ class OutboxRelay:
         #: how long a batch's acknowledgements are awaited: set with each producer from the broker
         #: (kafka.delivery_timeout_s), longer than the client's own retries
         self._ack_timeout_s = 10.0
+        #: each pass is one Kafka transaction (kafka.transactional_relay): set with each producer
+        self._transactional = False
+        self._isolation = "read_uncommitted"
         self._verify_interval_s = 1.0
         self.healthy = False
         #: last values read by the gauge loop (also what /readyz reports; no query per probe)
@@ -318,7 +341,11 @@ class OutboxRelay:
                 if self._producer is None:
                     await ensure_topics(self._settings, [self._settings.kafka_topic_prefix + t for t in events.ALL_TOPICS])
                     profile = await broker_profile(self._settings)
-                    self._producer = await new_producer(self._settings, profile)
+                    self._transactional = transactional_relay(self._settings, profile)
+                    self._isolation = isolation_level(self._settings, profile)
+                    self._producer = await new_producer(
+                        self._settings, profile,
+                        transactional_id=relay_transactional_id(self._settings) if self._transactional else None)
                     self._ack_timeout_s = delivery_timeout_s(self._settings, profile)
                 published = await self.publish_once()
                 self.healthy = True
@@ -370,9 +397,16 @@ class OutboxRelay:
                 await self._verify_topics({r.topic for r in rows})
                 self._topics_verified_at = time.monotonic()
             claimed = len(rows)
+            if self._transactional:
+                # waits for the producer id, so a transaction the previous incarnation of this
+                # replica left open (a timed-out pass, a kill) is aborted or completed before
+                # the tails are read below
+                await self._begin_transaction()
             if any(r.prior_xmax for r in rows):
                 rows = await self._skip_published(conn, rows)
                 if not rows:
+                    if self._transactional:
+                        await self._end_transaction(commit=True)  # empty: nothing leaves the client
                     return claimed
             outcomes = await self._publish(rows)
             if any(o is not None for o in outcomes):
@@ -408,7 +442,8 @@ class OutboxRelay:
         assert self._producer is not None
         cluster = await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 5)
         partitions = {topic: sorted(cluster.partitions_for_topic(topic) or ()) for topic in tails}
-        found = await asyncio.wait_for(recent_event_ids(self._settings, partitions, tails), self._ack_timeout_s)
+        found = await asyncio.wait_for(recent_event_ids(self._settings, partitions, tails, isolation=self._isolation),
+                                       self._ack_timeout_s)
         published = [r for r in uncertain if str(r.event_id) in found]
         if published:
             t = self._table
@@ -437,12 +472,15 @@ class OutboxRelay:
           the next pass's reconciliation, ``_skip_published``, and not sent twice).
         """
         sent = [r for r, o in zip(rows, outcomes) if o is None]
-        failed = [(r, o) for r, o in zip(rows, outcomes) if o is not None]
+        # acknowledged, then aborted with their transaction: like sent rows they show that the
+        # broker took records, so a row failing beside them counts an attempt; none is marked
+        aborted = [r for r, o in zip(rows, outcomes) if isinstance(o, TransactionAborted)]
+        failed = [(r, o) for r, o in zip(rows, outcomes) if o is not None and not isinstance(o, TransactionAborted)]
         broken = [o for _, o in failed if isinstance(o, PRODUCER_STATE_ERRORS)]
         if broken:  # the producer's state, not the rows: rebuilt by the loop, the pass retried
             raise RuntimeError(f"the producer's state was lost on the broker: {broken[0]!r}") from broken[0]
         transient = [o for _, o in failed if not isinstance(o, RECORD_ERRORS)]
-        if transient and not sent:
+        if transient and not sent and not aborted:
             exc = transient[0]
             if not isinstance(exc, Exception):  # a cancelled ack must not cancel the relay itself
                 raise RuntimeError(f"publish failed: {exc!r}")
@@ -528,7 +566,25 @@ class OutboxRelay:
             for (i, _), ack in zip(pending, acks):
                 if isinstance(ack, BaseException):
                     outcomes[i] = ack
+        if self._transactional:
+            # a row ``send`` refused never joined the transaction; a failed acknowledgement did
+            if any(outcomes[i] is not None for i, _ in pending):
+                # a transaction commits whole or not at all: the acknowledged rows go out again
+                await self._end_transaction(commit=False)
+                return [TransactionAborted() if o is None else o for o in outcomes]
+            # raises when the commit fails or times out: the loop rebuilds the producer, whose
+            # start resolves this transaction, and the next pass finds its rows if it committed
+            await self._end_transaction(commit=True)
         return outcomes
+
+    async def _begin_transaction(self) -> None:
+        assert self._producer is not None
+        await asyncio.wait_for(self._producer.begin_transaction(), self._ack_timeout_s)
+
+    async def _end_transaction(self, *, commit: bool) -> None:
+        assert self._producer is not None
+        end = self._producer.commit_transaction() if commit else self._producer.abort_transaction()
+        await asyncio.wait_for(end, self._ack_timeout_s)
 
     async def _gauge_loop(self) -> None:
         """Read the backlog and dead-letter gauges from the database on their own clock.

@@ -58,6 +58,22 @@ class ServiceSettings(BaseSettings):
     kafka_request_timeout_ms: int | None = Field(
         None, ge=1000, validation_alias=_shared("KAFKA_REQUEST_TIMEOUT_MS")
     )
+    # the outbox relay publishes each pass in one Kafka transaction and consumers read committed
+    # records only; None (unset) = on for Apache Kafka, off for the embedded broker (which has no
+    # transactions). A pass that timed out or was killed is aborted by the next one, so a row is
+    # never on a topic twice (docs/kafka.md "Exactly one record per row")
+    kafka_transactional_relay: bool | None = Field(
+        None, validation_alias=_shared("KAFKA_TRANSACTIONAL_RELAY")
+    )
+    # this process's name in the relay's transactional id (<prefix><service>.outbox.<instance>);
+    # stable across restarts of the same replica, so a restarted replica fences and aborts what
+    # its killed predecessor left open at once. Empty (default): the host name (a pod's name)
+    kafka_relay_instance: str = Field("", validation_alias=_shared("KAFKA_RELAY_INSTANCE"))
+    # how long the broker lets a relay transaction stay open before aborting it: the longest a
+    # killed replica that never comes back holds read_committed consumers behind its open records
+    kafka_transaction_timeout_ms: int = Field(
+        30_000, ge=1000, validation_alias=_shared("KAFKA_TRANSACTION_TIMEOUT_MS")
+    )
     # how long the broker keeps an event topic's records (retention.ms, set when the topic is
     # created): the bound on how long personal data stays in the event log when no erasure purges
     # it sooner (docs/security.md "Erasure"); 0 = the broker's default. DLQs get the same bound.

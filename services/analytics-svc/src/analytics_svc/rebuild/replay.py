@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from helpdesk_common import events
-from helpdesk_common.kafka import ensure_topics, topic_partitions
+from helpdesk_common.kafka import broker_profile, ensure_topics, isolation_level, topic_partitions
 from helpdesk_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class TopicReplay:
 
     async def __aenter__(self) -> TopicReplay:
         await ensure_topics(self._settings, self._topics)
+        profile = await broker_profile(self._settings)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
             group_id=None,  # no group: no offsets committed, nothing seen by the live group
@@ -90,6 +91,8 @@ class TopicReplay:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self._settings.consumer_fetch_max_wait_ms,
+            # what the live consumers fold: never a record of an aborted relay pass
+            isolation_level=isolation_level(self._settings, profile),
         )
         await consumer.start()
         self._consumer = consumer
