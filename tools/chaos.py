@@ -11,8 +11,9 @@ What runs (docs/kafka.md, "The fault suite"):
   fault has recovered), alternating between the two gateways; a request that fails (connection refused, 5xx, timeout) is sent again with the
   same ``Idempotency-Key`` (to the other gateway) until it is acknowledged; every tenth ticket is
   then opened and solved by an admin (events that must be applied in order);
-- while that runs, in turn: each broker SIGKILLed and restarted (the active controller once), one
-  replica of each service SIGKILLed and restarted, PostgreSQL stopped in immediate mode and
+- while that runs, in turn: each broker SIGKILLed and restarted (the active controller once), every
+  replica of every service SIGKILLed and restarted three times (six rounds, each losing one replica
+  of every service at once), PostgreSQL stopped in immediate mode and
   restarted, a customer-svc replica SIGSTOPped past its consumer session and resumed, and one
   ticket-svc replica's broker connections (all through ``DroppingProxy``) cut repeatedly, then
   refused, then restored. After each
@@ -64,6 +65,8 @@ SERVICE_NAMES = [s.name for s in SERVICES]
 SESSION_S = 10.0
 #: how long after a fault every ticket acknowledged by the time the component was back must be complete
 CATCH_UP_S = 240.0
+#: rounds of service kills: in each, replica 1 and then replica 2 of every service is SIGKILLed
+KILL_ROUNDS = 3
 #: the replica whose every broker connection goes through ``DroppingProxy`` (ticket-svc: it
 #: produces the most and consumes; the service-kill fault kills its other replica)
 PROXIED = replica_key("ticket-svc", 2)
@@ -374,6 +377,7 @@ class Injector:
         self.cluster, self.stack, self.db, self.load, self.proxy = cluster, stack, db, load, proxy
         self.faults: list[Fault] = []
         self.catch_ups: list[asyncio.Task[None]] = []
+        self.kills: Counter = Counter()  # replica key -> SIGKILLs
 
     async def _finish(self, fault: Fault, started: float, back: bool) -> None:
         """Record when the component was back; the catch-up (every ticket acknowledged by then
@@ -402,15 +406,22 @@ class Injector:
         self.cluster._spawn(self.cluster.node(node_id))  # noqa: SLF001 - from the main thread, no blocking wait
         await self._finish(fault, started, await brokers_ready(self.cluster, 120))
 
-    async def service(self, key: str) -> None:
-        fault = Fault("service SIGKILL", key)
-        proc = self.stack.procs[key]
+    async def replicas_lost(self, replica: int, round_no: int) -> None:
+        """One replica of every service SIGKILLed at once (a node lost with one process of each),
+        then all restarted under the same keys (the same relay transactional ids)."""
+        keys = [replica_key(name, replica) for name in SERVICE_NAMES]
+        fault = Fault("service SIGKILL", f"replica {replica} of every service (round {round_no})")
         started = time.monotonic()
-        proc.kill()
-        proc.wait()
-        name, _, replica = key.partition("#")
-        self.stack.start_service(name, replica=int(replica or 1))
-        await self._finish(fault, started, await healthy(self.stack.url_of(key), 90))
+        procs = [self.stack.procs[key] for key in keys]
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+        self.kills.update(keys)
+        for name in SERVICE_NAMES:
+            self.stack.start_service(name, replica=replica)
+        back = all([await healthy(self.stack.url_of(key), 90) for key in keys])
+        await self._finish(fault, started, back)
 
     async def postgres(self, down_s: float = 5.0) -> None:
         fault = Fault("PostgreSQL immediate stop", "postgres", down_s)
@@ -458,8 +469,11 @@ class Injector:
             lambda: self.broker(controller, label="active controller"),
             lambda: self.broker(others[1], label="broker"),
         ]
-        for i, name in enumerate(SERVICE_NAMES):
-            plan.append(lambda key=replica_key(name, 1 + i % 2): self.service(key))
+        # every replica of every service SIGKILLed three times: six rounds, each losing one
+        # replica of every service at once, replica 1 and replica 2 in turn
+        for round_no in range(1, KILL_ROUNDS + 1):
+            for replica in (1, 2):
+                plan.append(lambda replica=replica, round_no=round_no: self.replicas_lost(replica, round_no))
         plan.append(lambda: self.postgres())
         plan.append(lambda: self.pause(replica_key("customer-svc", 2)))
         if self.proxy is not None:
@@ -478,7 +492,8 @@ class Injector:
 
 async def consumer_lag(bootstrap: str, prefix: str) -> dict[str, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                isolation_level="read_committed")
     await admin.start()
     await consumer.start()
     try:
@@ -496,7 +511,10 @@ async def consumer_lag(bootstrap: str, prefix: str) -> dict[str, int]:
 
 async def topic_records(bootstrap: str, topics: list[str]) -> tuple[Counter, Counter]:
     """(records per topic, duplicate records per topic: the same event id read again)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    # what consumers see: committed records only (the relays write in transactions; a record of an
+    # aborted pass stays in the log, skipped by every reader, and is no record "on the topic")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                isolation_level="read_committed")
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # noqa: SLF001
@@ -615,7 +633,9 @@ async def scenario(cluster: ApacheKafkaCluster, stack: Stack, args: argparse.Nam
         checks = await final_checks(db, load, cluster.bootstrap)
     finally:
         await db.close()
-    every_fault_ran = len(injector.faults) == 3 + len(SERVICE_NAMES) + 2 + (proxy is not None)
+    every_fault_ran = len(injector.faults) == 3 + 2 * KILL_ROUNDS + 2 + (proxy is not None)
+    every_replica = [replica_key(name, r) for name in SERVICE_NAMES for r in (1, 2)]
+    every_replica_killed = all(injector.kills[key] == KILL_ROUNDS for key in every_replica)
     return {
         "kafka_proxy": {"replica": PROXIED, **proxy.counts()} if proxy is not None else None,
         "tickets": {"planned": load.total, "posted": load.posted, "acknowledged": len(load.acknowledged),
@@ -624,8 +644,10 @@ async def scenario(cluster: ApacheKafkaCluster, stack: Stack, args: argparse.Nam
                     "status_changed": len(load.solved)},
         "faults": [fault.__dict__ for fault in injector.faults],
         "every_fault_ran": every_fault_ran,
+        "service_kills": {key: injector.kills[key] for key in every_replica},
         "checks": checks,
-        "ok": every_fault_ran and all(f.ok for f in injector.faults) and all(c["ok"] for c in checks.values()),
+        "ok": every_fault_ran and every_replica_killed and all(f.ok for f in injector.faults)
+        and all(c["ok"] for c in checks.values()),
     }
 
 
