@@ -333,3 +333,41 @@ def test_each_target_attribute_comes_from_the_newest_event_carrying_it():
     assert row == {"state": "paused", "colour": "red", "policy": "p", "target_minutes": 60, "started_at": T0,
                    "due_at": T0 + 60 * M, "event_at": T0 + 10 * M}
     assert target_row([]) is None
+
+
+# --------------------------------------------------------------------------- soft deletion
+
+
+def test_a_deleted_ticket_counts_nowhere_and_its_restore_brings_its_figures_back():
+    """A deletion closes the ticket with reason "deleted": no resolution, no open backlog, no
+    created count; the restore (back to the status it had, reason "restored") is no reopening, and
+    the ticket's contributions are what they were before the deletion."""
+    lived = [Created(at=T0), Message(at=T0 + 5 * M, author="agent", public=True),
+             StatusChanged(at=T0 + 10 * M, to_status="open")]
+    before = contributions(created_at=T0, metrics=fold(lived), dims=DIMS)
+    assert before.metric[h(T0)]["created"] == 1 and before.open  # open, in the backlog
+    deleted = lived + [StatusChanged(at=T0 + 60 * M, to_status="closed", reason="deleted")]
+    gone = fold(deleted)
+    assert gone.deleted and not gone.resolved and gone.full_resolution is None and gone.reopens == 0
+    assert contributions(created_at=T0, metrics=gone, dims=DIMS) == Contributions()
+    restored = fold(deleted + [StatusChanged(at=T0 + 90 * M, to_status="open", reason="restored")])
+    assert not restored.deleted and not restored.resolved and restored.reopens == 0
+    back = contributions(created_at=T0, metrics=restored, dims=DIMS)
+    assert back.metric == before.metric and back.open == before.open
+
+
+def test_a_solved_ticket_deleted_and_restored_is_solved_again_not_reopened():
+    lived = [Created(at=T0), Message(at=T0 + 5 * M, author="agent", public=True),
+             StatusChanged(at=T0 + 10 * M, to_status="solved")]
+    solved = fold(lived)
+    gone = fold(lived + [StatusChanged(at=T0 + 60 * M, to_status="closed", reason="deleted")])
+    assert gone.deleted and not gone.resolved
+    again = fold(lived + [StatusChanged(at=T0 + 60 * M, to_status="closed", reason="deleted"),
+                          StatusChanged(at=T0 + 70 * M, to_status="solved", reason="restored")])
+    assert again.resolved and again.reopens == 0 and again.full_resolution == solved.full_resolution
+
+
+def test_the_deletion_reason_survives_the_stored_fact_and_old_bodies_read_without_it():
+    fact = StatusChanged(at=T0, to_status="closed", reason="deleted")
+    assert from_body(kind_of(fact), to_body(fact)) == fact
+    assert from_body("status", {"at": T0.isoformat(), "to_status": "open"}) == StatusChanged(at=T0, to_status="open")

@@ -46,8 +46,12 @@ class Created:
 
 @dataclass(frozen=True, slots=True)
 class StatusChanged:
+    """``reason`` "deleted" (a soft delete closes the ticket) or "restored" (its restore): neither
+    is a resolution nor a reopening, and a deleted ticket is in no figure until restored."""
+
     at: datetime
     to_status: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +137,7 @@ def facts_from_event(event: Any) -> tuple[Fact, ...]:
             return (Created(at=data.created_at, status=data.status, by_agent=data.created_by.startswith("user:"),
                             assignee_id=data.assignee_id, team_id=_str(data.team_id)),)
         case "ticket.status_changed":
-            return (StatusChanged(at=data.changed_at, to_status=data.to_status),)
+            return (StatusChanged(at=data.changed_at, to_status=data.to_status, reason=data.reason),)
         case "ticket.assigned":
             return (Assigned(at=data.assigned_at, assignee_id=data.assignee_id, team_id=_str(data.team_id)),)
         case "ticket.message_added":
@@ -215,6 +219,8 @@ class TicketMetrics:
     csat_at: datetime | None = None
     nps_at: datetime | None = None
     """the instants of the answers kept in ``csat`` / ``nps``"""
+    deleted: bool = False
+    """soft-deleted and not restored: the read model counts the ticket nowhere"""
 
 
 # --------------------------------------------------------------------------- fold
@@ -273,6 +279,7 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
     resolved_at: datetime | None = start if status in RESOLVED else None
     reopens = 0
     merged_at: datetime | None = None
+    deleted = False
     sla: dict[str, bool] = {}
     cycles: list[tuple[str, bool]] = []
     cycle_at: list[datetime] = []
@@ -286,14 +293,17 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
         if merged_at is not None and not isinstance(fact, SlaOutcome | SurveyAnswer):
             continue  # a merged-away ticket's clocks have stopped
         match fact:
-            case StatusChanged(to_status=new_status):
+            case StatusChanged(to_status=new_status, reason=reason):
+                if reason is not None:
+                    deleted = reason == "deleted"
                 if new_status == status:
                     continue
                 spells.setdefault(status, []).append((spell_start, at))
                 if status in RESOLVED and new_status in ACTIVE:
-                    reopens += 1
+                    if reason != "restored":  # a restore gives back the status, it reopens nothing
+                        reopens += 1
                     resolved_at = None
-                if new_status in RESOLVED and status not in RESOLVED:
+                if new_status in RESOLVED and status not in RESOLVED and reason != "deleted":
                     resolved_at = at
                 status, spell_start = new_status, at
             case Assigned(assignee_id=new_assignee, team_id=new_team):
@@ -341,7 +351,7 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
     stop = merged_at if merged_at is not None else end
     if stop > spell_start:
         spells.setdefault(status, []).append((spell_start, stop))
-    resolved = merged_at is None and resolved_at is not None and status in RESOLVED
+    resolved = merged_at is None and not deleted and resolved_at is not None and status in RESOLVED
 
     def in_statuses(names: frozenset[str]) -> Duration:
         return _total((s for name in sorted(names) for s in spells.get(name, ())), calendar)
@@ -371,6 +381,7 @@ def fold(history: Iterable[Fact], *, calendar: BusinessCalendar | None = None,
         sla_outcome_at=tuple(cycle_at),
         csat_at=csat_at,
         nps_at=nps_at,
+        deleted=deleted,
     )
 
 

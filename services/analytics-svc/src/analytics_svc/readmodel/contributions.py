@@ -213,8 +213,9 @@ def contributions(*, created_at: datetime | None, metrics: TicketMetrics | None,
     backlog at creation, as unassigned unless ``assigned``, and in the overdue / at-risk clocks at
     the hours of ``sla_clock`` (``targets.sla_clock``). A ticket whose creation is not folded yet
     contributes nothing.
-    Business sums without a calendar are the calendar ones (24x7)."""
-    if created_at is None or metrics is None:
+    Business sums without a calendar are the calendar ones (24x7). A soft-deleted ticket
+    contributes nothing until it is restored (deleted tickets are in no report, as in Zendesk)."""
+    if created_at is None or metrics is None or metrics.deleted:
         return Contributions()
     buckets: dict[str, Counter[str]] = {}
 
