@@ -24,10 +24,11 @@ def created(ticket_id: uuid.UUID, *, customer_id: uuid.UUID | None = None, ticke
         customer_id=customer_id, created_by="channel:k", created_at=at, number=42, language="zh-CN"))
 
 
-def status(ticket_id: uuid.UUID, before: str, after: str, *, version: int | None, at: datetime) -> events.TicketStatusChanged:
+def status(ticket_id: uuid.UUID, before: str, after: str, *, version: int | None, at: datetime,
+           reason: str | None = None) -> events.TicketStatusChanged:
     return events.TicketStatusChanged(source="test", subject=str(ticket_id), data=events.TicketStatusChangedData(
         ticket_id=ticket_id, number=42, status=after, version=version, from_status=before, to_status=after,
-        changed_at=at))
+        changed_at=at, reason=reason))
 
 
 def message(ticket_id: uuid.UUID, author: str, *, public: bool = True, channel: str | None = None,
@@ -203,6 +204,31 @@ def test_status_rules():
     values, kind = facts.status_values({**row, "version": None}, from_status="open", to_status="pending", at=T0,
                                        version=None)
     assert (values, kind) == ({"version": 0, "status": "pending"}, None)
+
+
+async def test_a_deleted_ticket_leaves_the_360_until_it_is_restored(raw, db):
+    """A soft deletion is no closing: the timeline says "deleted", the ticket leaves the figures
+    and the lists (as a merged one does), and its restore is no reopening."""
+    from customer_svc.overview import repository as overview
+
+    customer_id = await insert_customer(raw)
+    kept, spam = uuid.uuid4(), uuid.uuid4()
+    await apply(raw, created(kept, customer_id=customer_id), created(spam, customer_id=customer_id),
+                status(spam, "new", "closed", version=2, at=T0 + timedelta(minutes=5), reason="deleted"))
+    row = await projected(db, spam)
+    assert (row["status"], row["deleted_at"], row["closed_at"], row["reopened"]) == (
+        "closed", T0 + timedelta(minutes=5), None, 0)
+    figures = await overview.ticket_figures(raw, customer_id, since=T0 - timedelta(days=1), task_types=["care"])
+    assert (figures["total"], figures["open"], figures["solved_recent"]) == (1, 1, 0)
+    assert [r["ticket_id"] for r in await overview.recent_tickets(raw, customer_id, each=5)] == [kept]
+
+    await apply(raw, status(spam, "closed", "new", version=3, at=T0 + timedelta(minutes=9), reason="restored"))
+    row = await projected(db, spam)
+    assert (row["status"], row["deleted_at"], row["reopened"]) == ("new", None, 0)
+    figures = await overview.ticket_figures(raw, customer_id, since=T0 - timedelta(days=1), task_types=["care"])
+    assert (figures["total"], figures["open"]) == (2, 2)
+    assert await timeline_kinds(db, customer_id) == ["ticket.created", "ticket.created", "ticket.deleted",
+                                                     "ticket.restored"]
 
 
 def test_message_rules():

@@ -35,11 +35,11 @@ async def customer(conn: Any, customer_id: uuid.UUID) -> Any:
 
 async def ticket_figures(conn: Any, customer_id: uuid.UUID, *, since: datetime, task_types: list[str]) -> Any:
     """Counts, timings over ``since`` and the last contact over the customer's tickets (merged
-    tickets left out; system tasks counted apart). Minutes as doubles; the median is continuous."""
+    and soft-deleted tickets left out; system tasks counted apart). Minutes as doubles; the median is continuous."""
     return await conn.fetchrow(
         "WITH t AS (SELECT t.*, NOT " + _TASK + " AS own, COALESCE(t.solved_at, t.closed_at) AS resolved_at, "
         "GREATEST(t.last_customer_message_at, CASE WHEN NOT " + _TASK + " THEN t.created_at END) AS contact_at "
-        "FROM customer_tickets t WHERE t.customer_id = $1 AND t.merged_into IS NULL) "
+        "FROM customer_tickets t WHERE t.customer_id = $1 AND t.merged_into IS NULL AND t.deleted_at IS NULL) "
         "SELECT count(*) FILTER (WHERE own) AS total, "
         "count(*) FILTER (WHERE own AND status NOT IN ('solved', 'closed')) AS open, "
         "count(*) FILTER (WHERE own AND status IN ('solved', 'closed') AND resolved_at >= $2) AS solved_recent, "
@@ -67,10 +67,10 @@ async def recent_tickets(conn: Any, customer_id: uuid.UUID, *, each: int) -> lis
     last solved or closed ones, by when they were solved or closed."""
     return await conn.fetch(
         f"(SELECT {_TICKET_COLUMNS}, true AS open FROM customer_tickets WHERE customer_id = $1 "
-        "AND status NOT IN ('solved', 'closed') AND merged_into IS NULL ORDER BY created_at DESC, ticket_id DESC "
+        "AND status NOT IN ('solved', 'closed') AND merged_into IS NULL AND deleted_at IS NULL ORDER BY created_at DESC, ticket_id DESC "
         "LIMIT $2) UNION ALL "
         f"(SELECT {_TICKET_COLUMNS}, false AS open FROM customer_tickets WHERE customer_id = $1 "
-        "AND status IN ('solved', 'closed') AND merged_into IS NULL "
+        "AND status IN ('solved', 'closed') AND merged_into IS NULL AND deleted_at IS NULL "
         "ORDER BY COALESCE(closed_at, solved_at, created_at) DESC, ticket_id DESC LIMIT $2)", customer_id, each)
 
 

@@ -21,7 +21,7 @@ from ..pii.codec import codec
 _COUNTED = "o.status NOT IN ('cancelled', 'refunded')"
 #: tickets that are the customer's own contacts: care and follow-up tasks (channel ``system``)
 #: are about the customer, and an open care ticket must not raise the score that opened it
-_CONTACT = "t.merged_into IS NULL AND t.channel IS DISTINCT FROM 'system'"
+_CONTACT = "t.merged_into IS NULL AND t.deleted_at IS NULL AND t.channel IS DISTINCT FROM 'system'"
 
 
 # --------------------------------------------------------------------------- the dirty set

@@ -10,7 +10,7 @@ from typing import Any
 UPDATABLE = ("customer_id", "number", "subject", "status", "priority", "type", "channel", "tags", "team_id",
              "assignee_id", "language", "created_at", "first_response_at", "solved_at", "closed_at", "reopened",
              "breaches", "first_breached_at", "last_breached_at", "last_customer_message_at",
-             "last_customer_channel", "last_message_at", "merged_into", "version")
+             "last_customer_channel", "last_message_at", "merged_into", "deleted_at", "version")
 
 
 async def lock_or_placeholder(conn: Any, ticket_id: uuid.UUID, *, at: datetime) -> tuple[Any, bool]:

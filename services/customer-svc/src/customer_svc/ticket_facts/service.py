@@ -82,13 +82,18 @@ def created_values(row: Mapping[str, Any], data: events.TicketCreatedData, *, in
 
 
 def status_values(row: Mapping[str, Any], *, from_status: str, to_status: str, at: datetime,
-                  version: int | None) -> tuple[dict[str, Any], str | None]:
+                  version: int | None, reason: str | None = None) -> tuple[dict[str, Any], str | None]:
     """The columns a status change sets and the timeline kind it makes (solved, closed, reopened:
-    from solved or closed back to where work is owed), or None."""
-    reopened = from_status in DONE and to_status in ACTIVE
+    from solved or closed back to where work is owed; deleted and restored for a soft deletion
+    and its restore, which are neither a closing nor a reopening), or None."""
+    reopened = from_status in DONE and to_status in ACTIVE and reason != "restored"
     values: dict[str, Any] = {"version": bumped(row["version"], version)}
     if reopened:
         values["reopened"] = row["reopened"] + 1
+    if reason is not None and is_fresh(row["version"], version):
+        values["deleted_at"] = at if reason == "deleted" else None
+        values["status"] = to_status
+        return values, f"ticket.{reason}"
     if is_fresh(row["version"], version):
         values["status"] = to_status
         if to_status == "solved":
@@ -226,7 +231,7 @@ async def status_changed(conn: Any, event: events.TicketStatusChanged) -> None:
     data = event.data
     row, _ = await repository.lock_or_placeholder(conn, data.ticket_id, at=data.changed_at)
     values, kind = status_values(row, from_status=data.from_status, to_status=data.to_status, at=data.changed_at,
-                                 version=data.version)
+                                 version=data.version, reason=data.reason)
     if row["number"] is None and data.number is not None:
         values["number"] = data.number
     row = await _apply(conn, row, values)
