@@ -61,9 +61,10 @@ def _created(ticket_id=None, *, priority="normal", at=None, status="new", type=N
         requester=ev.Requester(email="a@b.co"), created_by="channel:k", created_at=at or datetime.now(UTC), **extra))
 
 
-def _status(ticket_id, from_status, to_status, at):
+def _status(ticket_id, from_status, to_status, at, *, reason=None):
     return ev.TicketStatusChanged(source="test", subject=str(ticket_id), data=ev.TicketStatusChangedData(
-        ticket_id=ticket_id, status=to_status, from_status=from_status, to_status=to_status, changed_at=at))
+        ticket_id=ticket_id, status=to_status, from_status=from_status, to_status=to_status, changed_at=at,
+        reason=reason))
 
 
 def _message(ticket_id, at, *, author="customer", public=True, first_response=False, response=False):

@@ -378,18 +378,33 @@ async def test_workflow_steps_have_their_own_targets(api, make, handle, timers, 
 
 async def test_a_deleted_ticket_restored_starts_resolution_afresh(api, make, handle, timers, sla_events):
     """Deleting closes the ticket (every live timer cancelled); a restore is the one way out of
-    closed: a fresh resolution cycle, paused at once when the status it gets back pauses."""
+    closed: a fresh resolution cycle, paused at once when the status it gets back pauses, and a
+    first response still owed when the ticket was deleted is owed again from the restore."""
     await create_policy(api, targets={"first_response": {"minutes": 30}, "resolution": {"minutes": 120}})
     t = now_s()
     for restored_to, expected in (("open", "running"), ("pending", "paused")):
         created = make.created(at=t)
         tid = created.data.ticket_id
         await handle(created, make.status(tid, "new", restored_to, t + M))
-        await handle(make.status(tid, restored_to, "closed", t + 10 * M))  # the deletion
+        await handle(make.status(tid, restored_to, "closed", t + 10 * M, reason="deleted"))  # the deletion
         assert {r["status"] for r in (await timers(tid)).values()} == {"cancelled"}
-        await handle(make.status(tid, "closed", restored_to, t + 20 * M))  # the restore
+        await handle(make.status(tid, "closed", restored_to, t + 20 * M, reason="restored"))  # the restore
         rows = await timers(tid)
         assert (rows["resolution"]["status"], rows["resolution"]["cycle"]) == (expected, 2), restored_to
+        assert rows["first_response"]["status"] == expected, restored_to
         if expected == "running":
             assert rows["resolution"]["due_at"] == t + 140 * M  # the full 120 minutes from the restore
-        assert rows["first_response"]["status"] == "cancelled"  # not asked again
+            assert rows["first_response"]["due_at"] == t + 50 * M  # the full 30 minutes from the restore
+
+
+async def test_a_restored_ticket_already_answered_is_not_asked_for_a_first_response_again(
+        api, make, handle, timers):
+    await create_policy(api, targets={"first_response": {"minutes": 30}, "resolution": {"minutes": 120}})
+    t = now_s()
+    created = make.created(at=t)
+    tid = created.data.ticket_id
+    await handle(created, make.message(tid, t + 5 * M, author="agent", first_response=True),
+                 make.status(tid, "new", "closed", t + 10 * M, reason="deleted"),
+                 make.status(tid, "closed", "open", t + 20 * M, reason="restored"))
+    rows = await timers(tid)
+    assert rows["first_response"]["status"] == "fulfilled" and rows["resolution"]["status"] == "running"

@@ -73,6 +73,12 @@ async def handle_status_changed(conn: AsyncConnection, event: events.TicketStatu
             policy = await service.policy_for(conn, ticket, generation)
             await service.start(conn, ticket=ticket, policy=policy, metric="resolution", started_at=at,
                                 generation=generation, restart=True)
+            if d.reason == "restored":
+                # the deletion cancelled a first response still owed: it is owed again, from now
+                first = await repository.get(conn, d.ticket_id, "first_response", lock=True)
+                if first is not None and first.status == "cancelled":
+                    await service.start(conn, ticket=ticket, policy=policy, metric="first_response", started_at=at,
+                                        generation=generation, restart=True)
         return
     for timer in live:
         pausing = d.to_status in (timer.pause_statuses or ())
