@@ -223,6 +223,25 @@ async def test_bad_links_and_callers(client, db):
     assert await ticket_status(client, ticket) == "solved"
 
 
+async def test_a_deleted_tickets_link_is_invalid_until_it_is_restored(client, db):
+    """The link of a soft-deleted ticket shows nothing of it (no number, no subject) and takes no
+    answer; the deletion closed the ticket and so ended the step, which the link says once the
+    ticket is restored."""
+    ticket = await solved_ticket(client)
+    token = token_of(await request_of(db, ticket))
+    assert (await client.delete(f"/v1/tickets/{ticket['id']}", headers=as_(ADMIN))).status_code == 204
+    r = await client.get(f"/v1/confirmations/{token}", headers=visitor(token, Accept="application/json"))
+    assert r.status_code == 404 and "退款" not in r.text
+    r = await client.get(f"/v1/confirmations/{token}", headers=visitor(token, Accept="text/html"))
+    assert r.status_code == 404 and "退款" not in r.text
+    r = await client.post(f"/v1/confirmations/{token}", json={"answer": "confirm"}, headers=visitor(token))
+    assert r.status_code == 404
+    restored = await client.post(f"/v1/tickets/{ticket['id']}/restore", headers=as_(ADMIN))
+    assert restored.status_code == 200, restored.text
+    r = await client.get(f"/v1/confirmations/{token}", headers=visitor(token, Accept="application/json"))
+    assert r.status_code == 409 and r.json()["code"] == "step_finished"
+
+
 # --- answers by reply ---------------------------------------------------------------------------
 
 

@@ -267,6 +267,11 @@ async def test_the_approvals_queue_lists_what_waits_for_the_caller(client: Any, 
     assert theirs.status_code == 200 and len(theirs.json()["items"]) == 2
     refused = await client.get(f"/v1/approvals?user_id={SUP_A.id}", headers=as_(AGENT))
     assert refused.status_code == 403
+    # a soft-deleted ticket leaves both queues (its process answers 404 until it is restored)
+    assert (await client.delete(f"/v1/tickets/{tickets[0]['id']}", headers=as_(ADMIN))).status_code == 204
+    assert (await client.get("/v1/approvals?state=decided", headers=as_(SUP_A))).json()["items"] == []
+    assert (await client.delete(f"/v1/tickets/{tickets[1]['id']}", headers=as_(ADMIN))).status_code == 204
+    assert len((await client.get("/v1/approvals", headers=as_(SUP_A))).json()["items"]) == 1
 
 
 async def test_closing_by_hand_cancels_the_running_step(client: Any, known_users: Any, db: Any) -> None:

@@ -172,7 +172,9 @@ def grant_of(token: str, *, now: float | None = None) -> tuple[tokens.Confirmati
 async def _load(conn: Any, grant: tokens.ConfirmationGrant, *, lock: bool) -> tuple[Any, Any]:
     ticket = await (tickets_repository.lock_ticket if lock else tickets_repository.get_ticket_raw)(conn, grant.ticket_id)
     step = await runs_repository.get_step(conn, grant.step_id)
-    if ticket is None or step is None or step["ticket_id"] != ticket["id"] or step["kind"] != KIND:
+    if ticket is None or ticket["deleted_at"] is not None:
+        raise LinkClosed("invalid")  # a soft-deleted ticket: not even its number and subject
+    if step is None or step["ticket_id"] != ticket["id"] or step["kind"] != KIND:
         raise LinkClosed("invalid")  # pragma: no cover - a genuine token names a confirmation of its ticket
     return ticket, step
 

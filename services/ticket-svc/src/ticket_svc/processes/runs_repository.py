@@ -136,7 +136,8 @@ async def queue(conn: Any, *, user_id: str, decided: bool, after: tuple[datetime
                 limit: int) -> list[Any]:
     """The steps waiting for ``user_id`` (active, in ``waiting_for``: only approvals and
     countersigns have anyone there), or the approvals and countersigns they decided, newest
-    first, keyset-paginated on (created_at, id)."""
+    first, keyset-paginated on (created_at, id). A soft-deleted ticket's steps are in neither
+    list (its process answers 404 to everyone until it is restored)."""
     # ``@>`` (not ``= ANY``) so the GIN indexes on the arrays answer it
     where = ("s.decided_by @> ARRAY[$1::text] AND s.kind IN ('approval', 'countersign')" if decided
              else "s.status = 'active' AND s.waiting_for @> ARRAY[$1::text]")
@@ -145,7 +146,7 @@ async def queue(conn: Any, *, user_id: str, decided: bool, after: tuple[datetime
         "s.parties, s.settings, s.state, s.waiting_for, s.decided_by, s.target_minutes, s.deadline, s.created_at, "
         "s.started_at, s.finished_at, t.number, t.subject, t.status AS ticket_status, t.priority, p.version "
         "FROM ticket_steps s JOIN tickets t ON t.id = s.ticket_id JOIN ticket_processes p ON p.id = s.process_id "
-        f"WHERE {where} AND ($2::timestamptz IS NULL OR (s.created_at, s.id) < ($2, $3::uuid)) "
+        f"WHERE {where} AND t.deleted_at IS NULL AND ($2::timestamptz IS NULL OR (s.created_at, s.id) < ($2, $3::uuid)) "
         "ORDER BY s.created_at DESC, s.id DESC LIMIT $4",
         user_id, after[0] if after else None, after[1] if after else None, limit))
 
