@@ -69,9 +69,11 @@ TEST_PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loa
 # then the erasure test once more on a 1-node Apache Kafka (E2E_BROKER, tests/e2e/conftest.py): there
 # the event log's purge (DeleteRecords) must leave no record naming the person (docs/security.md
 # "Erasure"; the embedded broker cannot delete records, so the first run xfails it); about 80 s
+# -rfE: the names and tracebacks of failures and errors in the final summary (a CI log is often
+# all there is of a failed run); --durations=25: where the time went
 test: install chromium java prometheus compose-schema
-	$(PY) -m pytest -q -p no:cacheprovider $(TEST_PARALLEL); rc=$$?; \
-	E2E_BROKER=apache-kafka $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_erasure.py; rc2=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider -rfE --durations=25 $(TEST_PARALLEL); rc=$$?; \
+	E2E_BROKER=apache-kafka $(PY) -m pytest -q -p no:cacheprovider -rfE tests/e2e/test_erasure.py; rc2=$$?; \
 	[ $$rc -eq 0 ] && [ $$rc2 -eq 0 ] || { echo "test exit codes: suite=$$rc erasure-on-kafka=$$rc2"; exit 1; }
 
 # Chromium comes from Debian too (the survey end-to-end test opens the e-mailed link in it, through
