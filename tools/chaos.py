@@ -68,7 +68,7 @@ CATCH_UP_S = 240.0
 #: rounds of service kills: in each, replica 1 and then replica 2 of every service is SIGKILLed
 KILL_ROUNDS = 3
 #: the replica whose every broker connection goes through ``DroppingProxy`` (ticket-svc: it
-#: produces the most and consumes; the service-kill fault kills its other replica)
+#: produces the most and consumes; the kill rounds kill it too and restart it behind the proxy)
 PROXIED = replica_key("ticket-svc", 2)
 
 

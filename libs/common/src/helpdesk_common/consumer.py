@@ -124,6 +124,17 @@ class ConsumerStalled(Exception):
     """An assigned partition has had no fetch position for ``consumer_stall_s``."""
 
 
+def consumed_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The offset after what ``getmany`` has returned for ``tp`` (and the control or aborted
+    batches the fetch stepped over), without waiting: None when the partition has no position
+    (unassigned, or its offset still being looked up). aiokafka's ``position()`` may wait for a
+    lookup, and has no synchronous form."""
+    subscription = consumer._subscription.subscription  # noqa: SLF001
+    assignment = None if subscription is None else subscription.assignment
+    state = None if assignment is None else assignment.state_value(tp)
+    return state.position if state is not None and state.has_valid_position else None
+
+
 class ConsumerRunner:
     def __init__(
         self,
@@ -165,6 +176,8 @@ class ConsumerRunner:
         self.healthy = False
         #: assigned partitions without a fetch position: since when (monotonic), for the stall check
         self._no_position_since: dict[TopicPartition, float] = {}
+        #: the offset this consumer last committed per partition (``_commit_skipped``)
+        self._committed: dict[TopicPartition, int] = {}
 
     async def run(self) -> None:
         backoff = 0.2
@@ -213,12 +226,16 @@ class ConsumerRunner:
             await consumer.stop()
             raise
         self.healthy = True
-        last_lag_update = 0.0
+        self._committed.clear()
+        last_lag_update = last_skip_check = 0.0
         try:
             while not self._stopping:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 if batches:
                     await self._handle_batches(consumer, batches)
+                elif time.monotonic() - last_skip_check > 1:
+                    last_skip_check = time.monotonic()
+                    await self._commit_skipped(consumer)
                 now = time.monotonic()
                 if now - last_lag_update > 5:
                     last_lag_update = now
@@ -282,7 +299,11 @@ class ConsumerRunner:
                 wrote_events |= await self._apply_with_retries(item)
         if self._after_db_commit is not None:
             self._after_db_commit(records)
-        await self._commit(consumer, {tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+        # the position, not the last record's offset + 1: reading committed records, the fetch
+        # steps over the transaction markers (and aborted records) behind them, and committing the
+        # last record's offset + 1 left every group one marker short of the end for good
+        await self._commit(consumer, {tp: max(recs[-1].offset + 1, consumed_position(consumer, tp) or 0)
+                                      for tp, recs in batches.items()})
         BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         if wrote_events and self._on_events_written is not None:
             self._on_events_written()
@@ -307,12 +328,26 @@ class ConsumerRunner:
         if owned:
             try:
                 await consumer.commit(owned)
+                self._committed.update(owned)
             except (CommitFailedError, IllegalStateError) as exc:
                 error = exc
         if error is not None:
             OFFSETS_NOT_COMMITTED.labels(self.name).inc()
             log.info("offsets not committed after a rebalance; the batch is in the inbox",
                      extra={"consumer": self.name, "error": repr(error)})
+
+    async def _commit_skipped(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit a position the fetch moved without returning a record: past a transaction's
+        marker or an aborted pass's records (read_committed). Only beyond an offset this consumer
+        committed itself, so nothing fetched and not yet applied is ever skipped (every record
+        ``getmany`` returned was applied before this runs)."""
+        moved = {}
+        for tp in consumer.assignment():
+            position, done = consumed_position(consumer, tp), self._committed.get(tp)
+            if position is not None and done is not None and position > done:
+                moved[tp] = position
+        if moved:
+            await self._commit(consumer, moved)
 
     def _decode(self, record: ConsumerRecord) -> Decoded:
         # the relay names the type in the ce_type header: an event this consumer has no

@@ -284,7 +284,13 @@ async def recent_event_ids(settings: ServiceSettings, partitions: dict[str, list
     await consumer.start()
     try:
         consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
+        # the high watermarks, whatever the isolation: a committed record can sit behind another
+        # producer's open transaction (a replica killed mid-pass), beyond the last stable offset
+        # a read_committed reader is given as the end. Reading committed records up to the high
+        # watermark waits until every transaction open now has ended (committed or aborted: at
+        # the latest after KAFKA_TRANSACTION_TIMEOUT_MS); the caller's bound turns a longer wait
+        # into a retried pass, never into a row published again on a guess
+        ends = await _high_watermarks(settings, tps) if isolation == "read_committed" else await consumer.end_offsets(tps)
         starts = await consumer.beginning_offsets(tps)
         left = {}
         for tp in tps:
@@ -302,6 +308,16 @@ async def recent_event_ids(settings: ServiceSettings, partitions: dict[str, list
         return found
     finally:
         await consumer.stop()
+
+
+async def _high_watermarks(settings: ServiceSettings, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
+                              client_id=f"{settings.service_name}-outbox-check")
+    await reader.start()
+    try:
+        return await reader.end_offsets(tps)
+    finally:
+        await reader.stop()
 
 
 async def topic_partitions(admin: AIOKafkaAdminClient) -> dict[str, list[int]]:

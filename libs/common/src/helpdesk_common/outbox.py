@@ -94,8 +94,9 @@ OUTBOX_REPUBLISH_SKIPPED = Counter(
     ["topic"],
 )
 
-#: records read beyond the uncertain rows' count at the end of each partition (``_skip_published``)
-TAIL_MARGIN = 500
+#: records read beyond the uncertain rows' count at the end of each partition (``_skip_published``);
+#: with transactions, markers and aborted passes' records take offsets too (a pass's worth: 500)
+TAIL_MARGIN = 1000
 _RELAY_LOCK_ID = 0x6F7574626F78  # "outbox"; one database per service, so one id suffices
 
 #: Errors that are about the record, not the broker: retrying cannot help, so the row is
@@ -347,6 +348,9 @@ class OutboxRelay:
                         self._settings, profile,
                         transactional_id=relay_transactional_id(self._settings) if self._transactional else None)
                     self._ack_timeout_s = delivery_timeout_s(self._settings, profile)
+                    if self._transactional:  # the broker aborts a transaction open longer than this anyway
+                        self._ack_timeout_s = min(self._ack_timeout_s,
+                                                  self._settings.kafka_transaction_timeout_ms / 1000)
                 published = await self.publish_once()
                 self.healthy = True
                 backoff = 0.2
@@ -438,7 +442,7 @@ class OutboxRelay:
         published again, as before, and the consumers' inboxes absorb it."""
         uncertain = [r for r in rows if r.prior_xmax]
         tails = Tally(self._settings.kafka_topic_prefix + r.topic for r in uncertain)
-        tails = Tally({topic: n + TAIL_MARGIN for topic, n in tails.items()})
+        tails = Tally({topic: 2 * n + TAIL_MARGIN for topic, n in tails.items()})
         assert self._producer is not None
         cluster = await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 5)
         partitions = {topic: sorted(cluster.partitions_for_topic(topic) or ()) for topic in tails}
@@ -634,6 +638,14 @@ class OutboxRelay:
     async def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
+            if self._transactional:
+                # a transaction left open holds read_committed readers of its partitions until the
+                # broker's timeout (unless this replica restarts under the same name): end it
+                try:
+                    if producer._txn_manager is not None and producer._txn_manager.is_in_transaction():  # noqa: SLF001
+                        await asyncio.wait_for(producer.abort_transaction(), 5)
+                except Exception:  # fenced or broken: the broker aborts it
+                    pass
             try:
                 await asyncio.wait_for(producer.stop(), 5)
             except Exception:  # already broken; nothing else to release
