@@ -56,6 +56,8 @@ TICKET_USERS = profile("ok  ok  ok    404         403 403       401      401")
 #: ticket A, staff only (assignment by supervisors): an agent of its team is refused by role,
 #: the other team's agent never learns it exists
 TICKET_STAFF = profile("ok  ok  403   404         403 403       401      401")
+#: a deleted ticket, staff only: it exists for nobody else, its team's agent included (404, not 403)
+DELETED_STAFF = profile("ok ok  404   404         403 403       401      401")
 #: one channel's intake: that channel's key only (key_other is the web channel's key)
 #: admins may post any channel's payload (testing a channel's set-up)
 WEB_INTAKE = profile("ok    403 403   403         403 ok        401      401")
@@ -512,7 +514,7 @@ RULES: list[Rule] = [
     Rule("DELETE /v1/tickets/{ticket_id}", TICKET_STAFF, fresh=_fresh_ticket,
          note="a soft delete: admins and supervisors; an agent of the ticket's team is refused by role, the "
               "other team's agent never learns it exists"),
-    Rule("POST /v1/tickets/{ticket_id}/restore", TICKET_STAFF, fresh=_fresh_deleted_ticket),
+    Rule("POST /v1/tickets/{ticket_id}/restore", DELETED_STAFF, fresh=_fresh_deleted_ticket),
     Rule("GET /v1/tickets/deleted", STAFF, note="the deleted tickets' list: the ones who delete"),
     Rule("GET /v1/tickets/{ticket_id}/audit", TICKET_NO_KEYS, note="the audit is staff's: keys read public messages"),
     Rule("GET /v1/tickets/pii-access", ADMIN, note="the audit of unmasked requester reads and exports"),

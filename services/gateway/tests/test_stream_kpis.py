@@ -264,9 +264,10 @@ async def test_one_fetch_per_second_per_scope_however_many_streams(infra, gatewa
         assert gaps and not any(a and b for a, b in zip(short, short[1:])), gaps
         assert sum(short) <= max(1, len(gaps) // 3), gaps
         in_window = [t for t in times if window_start <= t <= window_end]
-        # ~4.5 fetches in 4.5 s, for 5 streams (or 2): the ceiling is the claim; a loaded runner
-        # where a fetch times out (the poller then backs off) sees fewer, never none
-        assert 1 <= len(in_window) <= 6, in_window
+        # ~4.5 fetches in 4.5 s, for 5 streams (or 2): the ceiling is the claim. A loaded runner
+        # where a fetch times out (2 s) sees fewer: the poller then backs off up to 5 s, so a
+        # 4.5 s window may hold none (CI saw that once); that it polls at all is ``gaps`` above
+        assert len(in_window) <= 6, in_window
 
 
 async def test_the_stream_outlives_analytics_and_the_board_comes_back(infra, gateway_env, ticket_svc, analytics):
