@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka.errors import KafkaConnectionError, KafkaError, UnsupportedVersionError
 from fastapi import FastAPI
 
-from helpdesk_common import erasure, events
+from helpdesk_common import erasure, events, kafka
 
 from . import repository, service
 from .settings import get_privacy_settings
@@ -34,24 +34,32 @@ def purged_topics(prefix: str) -> list[str]:
 
 async def log_step(pool: Any, service_settings: Any, *, mode: str) -> None:
     """Erasures every service acknowledged, waiting for their event-log purge (delete-records).
-    With ``auto``, a broker that refuses DeleteRecords (the embedded tansu closes the connection:
-    its storage does not implement it) completes the request as ``retention-only``."""
+    With ``auto``, the embedded tansu is not asked at all (its storage does not implement
+    DeleteRecords: the request panics a broker thread and drops the connection), and a broker that
+    refuses it completes the request as ``retention-only``."""
     async with pool.acquire() as conn:
         rows = await conn.fetch("SELECT id, services FROM privacy_requests WHERE state = 'in_progress' "
                                 "AND kind = 'erase' AND log_state = 'pending' ORDER BY created_at LIMIT 10")
+    if not rows:
+        return
     prefix = service_settings.kafka_topic_prefix
+    tansu = mode == "auto" and (await kafka.broker_profile(service_settings)).kind == "tansu"
     for row in rows:
         services = dict(row["services"])
         point = (services.get("_log") or {}).get("point")
-        try:
-            outcome, point = await erasure.purge_log(service_settings, topics=purged_topics(prefix),
-                                                     point=point)
-        except KafkaError as exc:
-            if mode != "auto" or not isinstance(exc, (KafkaConnectionError, UnsupportedVersionError)):
-                raise
-            log.warning("the broker did not delete records (%s): erasure %s relies on topic retention",
-                        type(exc).__name__, row["id"])
+        if tansu:
+            log.warning("the embedded broker has no DeleteRecords: erasure %s relies on topic retention", row["id"])
             outcome = "retention-only"
+        else:
+            try:
+                outcome, point = await erasure.purge_log(service_settings, topics=purged_topics(prefix),
+                                                         point=point)
+            except KafkaError as exc:
+                if mode != "auto" or not isinstance(exc, (KafkaConnectionError, UnsupportedVersionError)):
+                    raise
+                log.warning("the broker did not delete records (%s): erasure %s relies on topic retention",
+                            type(exc).__name__, row["id"])
+                outcome = "retention-only"
         async with pool.acquire() as conn, conn.transaction():
             services["_log"] = {"point": point}
             if outcome in ("purged", "retention-only"):
