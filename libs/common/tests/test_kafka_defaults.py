@@ -12,6 +12,7 @@ from helpdesk_common.kafka import (
     replication_factor,
     request_timeout_ms,
     topic_configs,
+    topic_partition_count,
 )
 from helpdesk_common.settings import ServiceSettings
 
@@ -27,7 +28,7 @@ TANSU = BrokerProfile("tansu", 1)
 
 def _settings(monkeypatch, **env) -> ServiceSettings:
     for name in ("KAFKA_REPLICATION_FACTOR", "KAFKA_IDEMPOTENT_PRODUCER", "KAFKA_MIN_INSYNC_REPLICAS",
-                 "KAFKA_REQUEST_TIMEOUT_MS", "KAFKA_TOPIC_RETENTION_MS"):
+                 "KAFKA_REQUEST_TIMEOUT_MS", "KAFKA_TOPIC_RETENTION_MS", "KAFKA_TOPIC_PARTITIONS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -87,3 +88,11 @@ def test_timeouts_outlast_a_failover_on_apache_kafka(monkeypatch):
     explicit = _settings(monkeypatch, KAFKA_REQUEST_TIMEOUT_MS="12000")
     assert request_timeout_ms(explicit, TANSU) == 12_000
     assert delivery_timeout_s(explicit, KAFKA3) == 29.0
+
+
+def test_partitions_default_to_four_on_the_embedded_broker_and_twelve_on_a_cluster(monkeypatch):
+    settings = _settings(monkeypatch)
+    assert topic_partition_count(settings, TANSU) == 4
+    assert topic_partition_count(settings, KAFKA3) == 12
+    assert topic_partition_count(settings, BrokerProfile("other", 1)) == 12
+    assert topic_partition_count(_settings(monkeypatch, KAFKA_TOPIC_PARTITIONS="7"), TANSU) == 7

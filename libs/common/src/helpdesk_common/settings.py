@@ -41,7 +41,8 @@ class ServiceSettings(BaseSettings):
     )
     # namespacing on a shared cluster (and isolation between test cases)
     kafka_topic_prefix: str = Field("", validation_alias=_shared("KAFKA_TOPIC_PREFIX"))
-    kafka_topic_partitions: int = Field(12, validation_alias=_shared("KAFKA_TOPIC_PARTITIONS"))
+    #: None: 12 on Apache Kafka, 4 on the embedded tansu (kafka.topic_partition_count)
+    kafka_topic_partitions: int | None = Field(None, ge=1, validation_alias=_shared("KAFKA_TOPIC_PARTITIONS"))
     # replication of the topics we create; None (unset) = min(3, brokers in the cluster)
     kafka_replication_factor: int | None = Field(
         None, ge=1, validation_alias=_shared("KAFKA_REPLICATION_FACTOR")
