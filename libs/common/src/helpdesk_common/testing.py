@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,27 @@ class Infra:
 
     #: the session's infras; a list rather than the fixture so the cleanup fixture never starts one
     live: ClassVar[list["Infra"]] = []
+
+    def revive_broker(self) -> str | None:
+        """Start the session's embedded broker again, on the same port, if it has exited; what
+        happened, for the test report (None when it is alive or not ours).
+
+        A CI run lost one worker's tansu ~50 minutes in (connections refused, then a broker
+        without topics on its port), and every later test of that worker failed on it. A third-
+        party binary's death is not the code under test: a fresh broker (topics are created again
+        by whoever uses them) lets the remaining tests test the code, and the warning keeps the
+        exit code and the log's tail in the report."""
+        broker = self.broker
+        if broker is None or broker.proc is None or broker.proc.poll() is None:
+            return None
+        code = broker.proc.returncode
+        try:
+            tail = broker.log_path.read_text(errors="replace")[-1500:]
+        except OSError:
+            tail = ""
+        broker.proc = None
+        broker.start()
+        return f"the session's embedded broker had exited (code {code}) and was restarted; its log ended: {tail}"
 
     def new_database(self, package: str) -> str:
         """A fresh database migrated with ``package``'s history; returns its URL.
@@ -100,6 +122,10 @@ async def _admin(db_base: str, statement: str) -> None:
 def _drop_test_databases() -> Iterator[None]:
     """Drops the databases a test made once all its fixtures are torn down (autouse fixtures of
     a scope are set up first, so torn down last)."""
+    for infra in Infra.live:
+        revived = infra.revive_broker()
+        if revived:
+            warnings.warn(revived, RuntimeWarning, stacklevel=1)
     marks = {id(infra): len(infra.created) for infra in Infra.live}
     yield
     for infra in Infra.live:
