@@ -42,3 +42,39 @@ async def test_erasure_forgets_the_persons_stream_rows(gateway_env, gateway_db):
         await engine.dispose()
     assert [(r.ticket_id, r.payload) for r in left] == [(other, {"ticket_id": str(other), "status": "open"})]
     assert [events.decode(a.payload).data.service for a in acks] == ["gateway", "gateway"]
+
+
+async def test_an_erasure_in_the_same_batch_as_the_persons_events_leaves_none_of_them(gateway_env, gateway_db):
+    """The stream's rows are written at the end of a consumer transaction (StreamBatch); an
+    erasure fetched in the same batch after the person's events writes them first, then forgets
+    them, so none escapes it; another ticket's event after the erasure is kept."""
+    from gateway.config import get_settings
+    from gateway.main import PRIVACY_HANDLERS
+    from gateway.stream.handlers import StreamBatch, make_handlers
+
+    me, mine, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+
+    def created(ticket_id, customer_id=None):
+        return events.TicketCreated(source="ticket-svc", subject=str(ticket_id), data=events.TicketCreatedData(
+            ticket_id=ticket_id, subject="s", status="new", priority="normal", customer_id=customer_id,
+            requester=events.Requester(name="Sun Li", email="sun.li@example.cn" if customer_id else "x@y.co"),
+            created_by="channel:k", created_at=now))
+
+    batch = StreamBatch(get_settings().stream_notify_channel)
+    handlers = {**make_handlers(get_settings(), batch),
+                **{t: batch.flushing_first(h) for t, h in PRIVACY_HANDLERS.items()}}
+    ask = events.PrivacyErasureRequested(source="customer-svc", subject=str(me), data=events.ErasureRequestedData(
+        request_id=uuid.uuid4(), customer_id=me, requested_at=now))
+    engine = create_async_engine(gateway_db)
+    try:
+        async with engine.begin() as conn:  # one consumer transaction: begin, the batch's events, flush
+            await batch.begin(conn)
+            for event in (created(mine, me), ask, created(other)):
+                await handlers[event.type](conn, event)
+            await batch.flush(conn)
+        async with engine.connect() as conn:
+            left = (await conn.execute(text("SELECT ticket_id FROM stream_events"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert left == [other]

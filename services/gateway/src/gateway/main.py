@@ -24,7 +24,7 @@ from .proxy.survey import router as survey_router
 from .proxy.visitor import router as visitor_router
 from .proxy.visitor import visitor_resources
 from .stream.endpoints import router as stream_router
-from .stream.handlers import make_handlers
+from .stream.handlers import StreamBatch, make_handlers
 from .stream.kpis import KpiBoards, kpi_roles
 from .zendesk.endpoints import router as zendesk_router
 from .stream.service import StreamHub, TeamDirectory, close_streams_on_exit_signals
@@ -32,6 +32,7 @@ from .stream.service import StreamHub, TeamDirectory, close_streams_on_exit_sign
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    stream_batch = StreamBatch(settings.stream_notify_channel)
 
     @contextlib.asynccontextmanager
     async def gateway_resources(app: FastAPI) -> AsyncIterator[None]:
@@ -85,7 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             outbox=outbox,
             inbox=inbox,
             consumers=[ConsumerSpec(name="gateway.stream", topics=[TICKETS_TOPIC, SLA_TOPIC, PRIVACY_TOPIC],
-                                    handlers={**make_handlers(settings), **PRIVACY_HANDLERS})],
+                                    handlers={**make_handlers(settings, stream_batch),
+                                              **{t: stream_batch.flushing_first(h) for t, h in PRIVACY_HANDLERS.items()}},
+                                    on_begin=stream_batch.begin, before_commit=stream_batch.flush)],
             openapi_url=None,
             lifespan_hooks=[gateway_resources, visitor_resources(settings), live_stream],
             # the public port: Prometheus scrapes GATEWAY_OPS_PORT (helpdesk_common/ops_listener.py)

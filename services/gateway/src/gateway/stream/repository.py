@@ -45,6 +45,13 @@ async def append(
     )
 
 
+async def append_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """``rows`` (``append``'s keyword arguments each) in one statement, in their order (the
+    caller holds ``lock_for_append``: seq follows that order)."""
+    await conn.execute(pg_insert(stream_events).values(list(rows))
+                       .on_conflict_do_nothing(index_elements=[stream_events.c.event_id]))
+
+
 async def notify(conn: AsyncConnection, channel: str) -> None:
     """Delivered by PostgreSQL only when the transaction commits (identical ones fold into one)."""
     await conn.execute(text("SELECT pg_notify(:c, '')"), {"c": channel})
