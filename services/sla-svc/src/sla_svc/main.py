@@ -21,6 +21,7 @@ from .db import inbox, outbox
 from .policies.endpoints import router as policies_router
 from .timers.endpoints import router as timers_router
 from .privacy.handlers import PRIVACY_HANDLERS
+from .timers import repository as timer_repository
 from .timers.handlers import HANDLERS
 from .timers.scheduler import Scheduler
 
@@ -77,7 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             inbox=inbox,
             raw_pool=True,
             consumers=[ConsumerSpec(name="sla-svc.timers", topics=[TICKETS_TOPIC, PRIVACY_TOPIC],
-                                    handlers={**HANDLERS, **PRIVACY_HANDLERS})],
+                                    handlers={**HANDLERS, **PRIVACY_HANDLERS},
+                                    # one scheduler wake-up per batch, not one per started timer
+                                    on_begin=timer_repository.defer_wakeups,
+                                    before_commit=timer_repository.send_deferred_wakeups)],
             lifespan_hooks=[_calendar_events_hook(settings), _scheduler_hook(settings), ticket_access_hook(settings)],
         ),
     )

@@ -16,16 +16,20 @@ _COLUMNS = ("status", "priority", "type", "channel", "tags", "customer_tier", "c
 async def upsert_created(conn: AsyncConnection, *, ticket_id: uuid.UUID, status: str, priority: str,
                          type: str | None, channel: str | None, tags: list[str], customer_tier: str | None,
                          custom_fields: dict[str, Any], team_id: uuid.UUID | None, assignee_id: str | None,
-                         created_at: datetime, customer_id: uuid.UUID | None = None) -> None:
-    """First sight of a ticket; a replayed ticket.created keeps what later events changed."""
-    await conn.execute(
+                         created_at: datetime, customer_id: uuid.UUID | None = None) -> Any:
+    """First sight of a ticket; a replayed ticket.created keeps what later events changed.
+    Returns the ticket's row either way (the new one from the INSERT itself: one round trip
+    for the usual case)."""
+    row = (await conn.execute(
         text("INSERT INTO sla_tickets (ticket_id, status, priority, type, channel, tags, customer_tier, custom_fields,"
              " team_id, assignee_id, created_at, customer_id) VALUES (:id, :status, :priority, :type, :channel, :tags,"
-             " :tier, CAST(:cf AS jsonb), :team, :assignee, :created, :customer) ON CONFLICT (ticket_id) DO NOTHING"),
+             " :tier, CAST(:cf AS jsonb), :team, :assignee, :created, :customer) ON CONFLICT (ticket_id) DO NOTHING"
+             " RETURNING *"),
         {"id": ticket_id, "status": status, "priority": priority, "type": type, "channel": channel, "tags": tags,
          "tier": customer_tier, "cf": orjson.dumps(custom_fields).decode(), "team": team_id, "assignee": assignee_id,
          "created": created_at, "customer": customer_id},
-    )
+    )).first()
+    return row if row is not None else await get(conn, ticket_id)
 
 
 async def get(conn: AsyncConnection, ticket_id: uuid.UUID) -> Any:
