@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
@@ -47,9 +48,22 @@ async def append(
 
 async def append_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """``rows`` (``append``'s keyword arguments each) in one statement, in their order (the
-    caller holds ``lock_for_append``: seq follows that order)."""
-    await conn.execute(pg_insert(stream_events).values(list(rows))
-                       .on_conflict_do_nothing(index_elements=[stream_events.c.event_id]))
+    caller holds ``lock_for_append``: seq follows that order). One SQL text whatever the row
+    count (arrays, ``unnest ... WITH ORDINALITY``), so it stays one prepared statement instead of
+    one per batch size."""
+    columns = ("event_id", "type", "ticket_id", "team_id", "assignee_id", "previous_team_id",
+               "previous_assignee_id", "payload", "occurred_at")
+    params = {c: [r[c] for r in rows] for c in columns}
+    params["payload"] = [orjson.dumps(p).decode() for p in params["payload"]]
+    await conn.execute(text(
+        "INSERT INTO stream_events (event_id, type, ticket_id, team_id, assignee_id, previous_team_id, "
+        "previous_assignee_id, payload, occurred_at) "
+        "SELECT u.e, u.t, u.ti, u.te, u.a, u.pt, u.pa, CAST(u.p AS jsonb), u.o FROM unnest("
+        "CAST(:event_id AS uuid[]), CAST(:type AS text[]), CAST(:ticket_id AS uuid[]), CAST(:team_id AS uuid[]), "
+        "CAST(:assignee_id AS text[]), CAST(:previous_team_id AS uuid[]), CAST(:previous_assignee_id AS text[]), "
+        "CAST(:payload AS text[]), CAST(:occurred_at AS timestamptz[])) WITH ORDINALITY "
+        "AS u(e, t, ti, te, a, pt, pa, p, o, n) ORDER BY u.n "
+        "ON CONFLICT (event_id) DO NOTHING"), params)
 
 
 async def notify(conn: AsyncConnection, channel: str) -> None:
