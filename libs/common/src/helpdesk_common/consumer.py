@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, Uuid, func
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, Uuid, func, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -388,26 +388,34 @@ class ConsumerRunner:
             raise ValueError("batch contains undecodable records")
         wrote = False
         async with self._begin() as conn:
-            fresh = await self._record_batch(conn, items) if self._raw_pool is not None else None
+            fresh = await self._record_batch(conn, items)
             for item in items:
                 wrote |= await self._apply_one(conn, item, fresh)
         return wrote
 
     async def _record_batch(self, conn: Any, items: list[Decoded]) -> set[Any]:
-        """Raw consumers: record every handled event of the batch in the inbox with one statement
-        (one round trip per batch instead of one per event); the ids that were new. An id twice in
-        the batch is new at most once (``_apply_one`` takes it out of the set)."""
+        """Record every handled event of the batch in the inbox with one statement (one round
+        trip per batch instead of one per event; one SQL text, so one prepared statement, for any
+        batch size); the ids that were new. An id twice in the batch is new at most once
+        (``_apply_one`` takes it out of the set)."""
         handled = [i.event for i in items
                    if i.ignored_type is None and i.event is not None and i.event.type in self._handlers]
         if not handled:
             return set()
-        rows = await conn.fetch(
+        ids, types = [e.id for e in handled], [e.type for e in handled]
+        if self._raw_pool is not None:
+            rows = await conn.fetch(
+                f"INSERT INTO {self._inbox.name} (consumer, event_id, event_type) "
+                "SELECT $1, u.id, u.type FROM unnest($2::uuid[], $3::text[]) AS u(id, type) "
+                "ON CONFLICT DO NOTHING RETURNING event_id",
+                self.name, ids, types,
+            )
+            return {r["event_id"] for r in rows}
+        result = await conn.execute(text(
             f"INSERT INTO {self._inbox.name} (consumer, event_id, event_type) "
-            "SELECT $1, u.id, u.type FROM unnest($2::uuid[], $3::text[]) AS u(id, type) "
-            "ON CONFLICT DO NOTHING RETURNING event_id",
-            self.name, [e.id for e in handled], [e.type for e in handled],
-        )
-        return {r["event_id"] for r in rows}
+            "SELECT :consumer, u.id, u.type FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[])) AS u(id, type) "
+            "ON CONFLICT DO NOTHING RETURNING event_id"), {"consumer": self.name, "ids": ids, "types": types})
+        return {row[0] for row in result}
 
     async def _apply_one(self, conn: AsyncConnection, item: Decoded, recorded: set[Any] | None = None) -> bool:
         """Apply one event unless the inbox has it; ``recorded``: the batch's ids already
