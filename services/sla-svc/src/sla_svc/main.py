@@ -21,7 +21,7 @@ from .db import inbox, outbox
 from .policies.endpoints import router as policies_router
 from .timers.endpoints import router as timers_router
 from .privacy.handlers import PRIVACY_HANDLERS
-from .timers import repository as timer_repository
+from .timers import service as timer_service
 from .timers.handlers import HANDLERS
 from .timers.scheduler import Scheduler
 
@@ -79,9 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raw_pool=True,
             consumers=[ConsumerSpec(name="sla-svc.timers", topics=[TICKETS_TOPIC, PRIVACY_TOPIC],
                                     handlers={**HANDLERS, **PRIVACY_HANDLERS},
-                                    # one scheduler wake-up per batch, not one per started timer
-                                    on_begin=timer_repository.defer_wakeups,
-                                    before_commit=timer_repository.send_deferred_wakeups)],
+                                    # a batch's sla.* events in one INSERT and one scheduler
+                                    # wake-up, not one of each per timer (timers/deferral.py)
+                                    on_begin=timer_service.begin_consumer_batch,
+                                    before_commit=timer_service.end_consumer_batch)],
             lifespan_hooks=[_calendar_events_hook(settings), _scheduler_hook(settings), ticket_access_hook(settings)],
         ),
     )

@@ -4,7 +4,6 @@ the caller's transaction). The scheduler's hot path is in ``firing.py`` on bare 
 from __future__ import annotations
 
 import uuid
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +11,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from . import deferral
 
 TIMERS_CHANNEL = "sla_timers"
 RECALC_CHANNEL = "sla_recalc"
@@ -90,36 +91,14 @@ async def record_outcome(conn: AsyncConnection, *, ticket_id: uuid.UUID, metric:
     )
 
 
-#: inside a consumer transaction (``defer_wakeups``): the fire times its timers asked to be woken
-#: for, sent as one NOTIFY of the earliest just before the commit (``send_deferred_wakeups``)
-#: instead of one per started timer. A context variable, so only the consumer's own task defers:
-#: an API request's transaction (another task) notifies at once, as before.
-_DEFERRED: ContextVar[list[datetime] | None] = ContextVar("sla_deferred_wakeups", default=None)
-
-
 async def notify_timers(conn: AsyncConnection, earliest: datetime) -> None:
-    """Wake the schedulers (delivered at commit) when a timer may fire sooner than they sleep."""
-    deferred = _DEFERRED.get()
+    """Wake the schedulers (delivered at commit) when a timer may fire sooner than they sleep;
+    inside a consumer transaction, once at its end for the earliest (``deferral``)."""
+    deferred = deferral.current()
     if deferred is not None:
-        deferred.append(earliest)
+        deferred.wakeups.append(earliest)
         return
     await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": TIMERS_CHANNEL, "p": repr(earliest.timestamp())})
-
-
-async def defer_wakeups(conn: AsyncConnection) -> None:
-    """First in every consumer transaction (its ``on_begin``): collect wake-ups from here on
-    (and forget what a rolled-back one collected)."""
-    _DEFERRED.set([])
-
-
-async def send_deferred_wakeups(conn: AsyncConnection) -> None:
-    """Last before the consumer transaction commits (its ``before_commit``): one NOTIFY of the
-    earliest fire time the transaction's timers asked for (the schedulers sleep until the
-    earliest one anyway), delivered at commit like the ones it replaces."""
-    pending = _DEFERRED.get()
-    _DEFERRED.set(None)
-    if pending:
-        await notify_timers(conn, min(pending))
 
 
 async def current_generation(conn: AsyncConnection) -> int:

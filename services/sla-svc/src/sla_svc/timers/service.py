@@ -35,7 +35,7 @@ from ..policies import matching
 from ..policies.service import active_policies
 from ..tickets import repository as tickets
 from . import plan as plans
-from . import repository
+from . import deferral, repository
 from .clock import CALENDAR_TIME, Clock
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,28 @@ def _plan(clock: Clock, **kwargs: Any) -> tuple[plans.Plan, Clock]:
 
 
 async def _emit(conn: AsyncConnection, *evts: Any) -> None:
+    deferred = deferral.current()
+    if deferred is not None:  # a consumer transaction: written once, at its end
+        deferred.events.extend(evts)
+        return
     await enqueue(conn, outbox, *evts)
+
+
+async def begin_consumer_batch(conn: AsyncConnection) -> None:
+    """The consumer's ``on_begin``: collect events and wake-ups from here on (``deferral``)."""
+    deferral.start()
+
+
+async def end_consumer_batch(conn: AsyncConnection) -> None:
+    """The consumer's ``before_commit``: the transaction's ``sla.*`` events in one INSERT, in
+    the order they were emitted, and one scheduler wake-up for the earliest fire time."""
+    deferred = deferral.take()
+    if deferred is None:
+        return
+    if deferred.events:
+        await enqueue(conn, outbox, *deferred.events)
+    if deferred.wakeups:
+        await repository.notify_timers(conn, min(deferred.wakeups))
 
 
 def _ev(cls: type, data_cls: type, ticket_id: uuid.UUID, **data: Any) -> Any:
