@@ -60,3 +60,39 @@ async def test_a_consumer_transaction_writes_its_events_and_one_wakeup_at_its_en
     finally:
         await listener.close()
         await engine.dispose()
+
+
+async def test_a_deferred_event_keeps_the_trace_of_the_handler_that_emitted_it(sla_db):
+    """Written at the end of the transaction, after the handler's span has closed, a deferred
+    ``sla.*`` row still carries that span's traceparent (made when the event was emitted)."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from helpdesk_common import tracing
+    from sla_svc.timers import service
+
+    tracing.setup("sla-svc-test", endpoint=None, ratio=None, processors=(SimpleSpanProcessor(InMemorySpanExporter()),))
+    engine = create_async_engine(sla_db)
+    ticket = uuid.uuid4()
+    trace_id = "ab" * 16
+    parent = f"00-{trace_id}-{'cd' * 8}-01"
+    event = events.SlaPaused(source="sla-svc", subject=str(ticket), data=events.SlaPausedData(
+        ticket_id=ticket, metric="resolution", paused_at=datetime.now(UTC), remaining_seconds=60.0))
+
+    async def consumer_transaction() -> None:
+        async with engine.begin() as conn:
+            await service.begin_consumer_batch(conn)
+            with tracing.consuming("sla-svc.timers", "tickets.events", "ticket.status_changed",
+                                   [("ce_type", b"ticket.status_changed"), ("traceparent", parent.encode())]):
+                await service._emit(conn, event)
+            await service.end_consumer_batch(conn)  # after the span, as the consumer's before_commit
+
+    try:
+        await asyncio.create_task(consumer_transaction())
+        async with engine.connect() as conn:
+            written = (await conn.execute(text("SELECT traceparent FROM outbox WHERE event_id = :e"),
+                                          {"e": event.id})).scalar_one()
+    finally:
+        tracing.uninstall()
+        await engine.dispose()
+    assert written is not None and written.startswith(f"00-{trace_id}-")

@@ -265,7 +265,17 @@ def _checked_rows(evts: Sequence[BaseModel]) -> list[dict[str, Any]]:
 async def enqueue(conn: AsyncConnection, table: Table, *evts: BaseModel) -> None:
     """Add events to the outbox inside the caller's transaction; EventTooLarge (422) if one
     is above ``EVENT_MAX_BYTES``."""
-    rows = _checked_rows(evts)
+    await insert_rows(conn, table, outbox_rows(*evts))
+
+
+def outbox_rows(*evts: BaseModel) -> list[dict[str, Any]]:
+    """The outbox rows of ``evts`` as of now (the current span's trace context, the size
+    check), for a caller that writes them later in the same transaction (``insert_rows``)."""
+    return _checked_rows(evts)
+
+
+async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Write rows made by ``outbox_rows``, in their order."""
     if len(rows) == 1:
         await conn.execute(_insert_statement(table), rows[0])
     elif rows:

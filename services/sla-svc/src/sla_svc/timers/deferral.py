@@ -3,9 +3,10 @@
 sla-svc's consumer applies a fetched batch of ticket events in one transaction (helpdesk_common.
 consumer). Each started, paused or stopped timer emits an ``sla.*`` event and may wake the
 schedulers; done per timer, that is two statements per timer. Inside a consumer transaction they
-are collected here instead, and ``service.end_consumer_batch`` writes the events with one INSERT
-(in the order they were emitted, so per-ticket order holds) and sends one wake-up for the earliest
-fire time, just before the commit. A context variable, so only the consumer's own task defers: an
+are collected here instead (each event as its outbox row, made when it was emitted, so it keeps
+the trace context of the handler's span), and ``service.end_consumer_batch`` writes the rows in
+one pipelined statement (in the order they were emitted, so per-ticket order holds) and sends
+one wake-up for the earliest fire time, just before the commit. A context variable, so only the consumer's own task defers: an
 API request's transaction (another task) writes and notifies at once, as before.
 """
 
@@ -19,7 +20,8 @@ from typing import Any
 
 @dataclass
 class Deferred:
-    events: list[Any] = field(default_factory=list)
+    #: outbox rows, made when the event was emitted (its trace context, its size check)
+    rows: list[dict[str, Any]] = field(default_factory=list)
     wakeups: list[datetime] = field(default_factory=list)
 
 

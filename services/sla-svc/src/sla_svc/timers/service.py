@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpdesk_common import events
-from helpdesk_common.outbox import enqueue
+from helpdesk_common.outbox import enqueue, insert_rows, outbox_rows
 
 from ..calendars.business_time import NoWorkingTime
 from ..calendars_api.service import clock_for, team_calendar_id
@@ -84,7 +84,7 @@ def _plan(clock: Clock, **kwargs: Any) -> tuple[plans.Plan, Clock]:
 async def _emit(conn: AsyncConnection, *evts: Any) -> None:
     deferred = deferral.current()
     if deferred is not None:  # a consumer transaction: written once, at its end
-        deferred.events.extend(evts)
+        deferred.rows.extend(outbox_rows(*evts))  # now: the handler's span is the trace parent
         return
     await enqueue(conn, outbox, *evts)
 
@@ -95,13 +95,14 @@ async def begin_consumer_batch(conn: AsyncConnection) -> None:
 
 
 async def end_consumer_batch(conn: AsyncConnection) -> None:
-    """The consumer's ``before_commit``: the transaction's ``sla.*`` events in one INSERT, in
-    the order they were emitted, and one scheduler wake-up for the earliest fire time."""
+    """The consumer's ``before_commit``: the transaction's ``sla.*`` events in one pipelined
+    statement, in the order they were emitted, and one scheduler wake-up for the earliest fire
+    time."""
     deferred = deferral.take()
     if deferred is None:
         return
-    if deferred.events:
-        await enqueue(conn, outbox, *deferred.events)
+    if deferred.rows:
+        await insert_rows(conn, outbox, deferred.rows)
     if deferred.wakeups:
         await repository.notify_timers(conn, min(deferred.wakeups))
 
