@@ -515,7 +515,7 @@ async def consumer_lag(bootstrap: str, prefix: str) -> dict[str, int]:
         await admin.close()
 
 
-async def topic_records(bootstrap: str, topics: list[str]) -> tuple[Counter, Counter]:
+async def topic_records(bootstrap: str, topics: list[str], *, until: float) -> tuple[Counter, Counter]:
     """(records per topic, duplicate records per topic: the same event id read again)."""
     # what consumers see: committed records only (the relays write in transactions; a record of an
     # aborted pass stays in the log, skipped by every reader, and is no record "on the topic")
@@ -531,7 +531,7 @@ async def topic_records(bootstrap: str, topics: list[str]) -> tuple[Counter, Cou
         seen: Counter = Counter()
         per_topic: Counter = Counter()
         remaining = {tp for tp in partitions if ends[tp] > 0}
-        deadline = time.monotonic() + 180
+        deadline = min(time.monotonic() + 180, until)
         while remaining and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=1000, max_records=10000)
             for tp, records in batch.items():
@@ -550,10 +550,13 @@ async def topic_records(bootstrap: str, topics: list[str]) -> tuple[Counter, Cou
         await consumer.stop()
 
 
-async def final_checks(db: Databases, load: Load, bootstrap: str) -> dict[str, Any]:
+async def final_checks(db: Databases, load: Load, bootstrap: str, *, until: float) -> dict[str, Any]:
+    """Every check, within ``until`` (time.monotonic()): each wait takes at most its own bound
+    and what the run has left, keeping time for the ones after it, so a check that cannot pass
+    is reported as failed rather than lost to the run's overall timeout."""
     ids = [ticket_id for ticket_id, _ in load.acknowledged.values()]
     checks: dict[str, Any] = {}
-    done, state = await wait_complete(db, ids, 180)
+    done, state = await wait_complete(db, ids, max(5.0, min(180.0, until - time.monotonic() - 90)))
     checks["all linked, timed, counted"] = {"ok": done, **state, "acknowledged": len(ids),
                                             **({} if done else {"stuck": await stuck(db, ids)})}
     stored = await db.value("ticket-svc", "SELECT count(*) FROM tickets WHERE $1 = ANY(tags)", load.tag)
@@ -584,7 +587,7 @@ async def final_checks(db: Databases, load: Load, bootstrap: str) -> dict[str, A
         "ok": all(v == len(solved) for v in in_order.values()), "solved": len(solved), **in_order}
     pending = {name: await db.value(name, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") for name in SERVICE_NAMES}
     checks["outboxes drained"] = {"ok": not any(pending.values()), **pending}
-    deadline = time.monotonic() + 60
+    deadline = min(time.monotonic() + 60, until - 45)
     while True:
         lag = await consumer_lag(bootstrap, "")
         if not any(lag.values()) or time.monotonic() > deadline:
@@ -592,7 +595,7 @@ async def final_checks(db: Databases, load: Load, bootstrap: str) -> dict[str, A
         await asyncio.sleep(2)
     checks["consumer lag 0"] = {"ok": not any(lag.values()), "lagging": {g: n for g, n in lag.items() if n}}
     topics = sorted({*events.ALL_TOPICS})
-    per_topic, duplicates = await topic_records(bootstrap, [*topics, *(f"{t}.dlq" for t in topics)])
+    per_topic, duplicates = await topic_records(bootstrap, [*topics, *(f"{t}.dlq" for t in topics)], until=until)
     dead = {t: n for t, n in per_topic.items() if t.endswith(".dlq")}
     checks["no dead letters"] = {"ok": not dead, **dead}
     checks["duplicate records on the topics"] = {
@@ -636,7 +639,8 @@ async def scenario(cluster: ApacheKafkaCluster, stack: Stack, args: argparse.Nam
         load_s = time.monotonic() - started
         log(f"load done: {len(load.acknowledged)} of {load.total} acknowledged in {load_s:.0f} s; retries "
             f"{dict(load.retries)}; checking")
-        checks = await final_checks(db, load, cluster.bootstrap)
+        checks = await final_checks(db, load, cluster.bootstrap,
+                                    until=args.catch_up_until + FINAL_CHECKS_RESERVE_S - 15)
     finally:
         await db.close()
     every_fault_ran = len(injector.faults) == 3 + 2 * KILL_ROUNDS + 2 + (proxy is not None)
