@@ -3,7 +3,7 @@
 Runs inside the inbox consumer's transaction (helpdesk_common.consumer), so a redelivered
 event has no second row; the NOTIFY is delivered by PostgreSQL only when that transaction
 commits, so a woken stream always finds the row. A fetched batch's rows are collected by the
-handlers and written at the end of its transaction (``end_stream_batch``): one append lock, one
+handlers and written at the end of its transaction (``StreamBatch.flush``): one append lock, one
 INSERT and one NOTIFY per batch instead of three statements per event.
 """
 
