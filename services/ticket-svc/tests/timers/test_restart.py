@@ -24,7 +24,7 @@ from helpdesk_common.testing import identity_headers, running_app, service_env
 
 CHANNEL = Principal(kind="channel", id="key-1", channel="web")
 TICKETS = 120
-SPREAD_S = 6.0
+SPREAD_S = 10.0
 
 
 @pytest.fixture
@@ -79,25 +79,29 @@ async def test_automation_fires_once_per_ticket_across_a_killed_ticket_svc(api, 
             "requester": {"name": "Wang", "email": f"w{i}@example.com"}})
         assert created.status_code == 201, created.text
         ids.append(created.json()["id"])
-    start = datetime.now(UTC) + timedelta(seconds=8)
-    async with pool.acquire() as conn:  # each ticket's nudge instant, one after another over SPREAD_S
-        await conn.execute(
-            "UPDATE tickets t SET custom_fields = t.custom_fields || jsonb_build_object('nudge_at', "
-            "to_char(($2::timestamptz + (x.i * $3::float8) * interval '1 second') AT TIME ZONE 'UTC', "
-            "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')) "
-            "FROM unnest($1::uuid[]) WITH ORDINALITY AS x(id, i) WHERE t.id = x.id",
-            ids, start, SPREAD_S / TICKETS)
-    body = AutomationWrite.model_validate({
-        "name": "nudge", "conditions": {"all": [{"field": "hours_since.custom_fields.nudge_at", "op": "gte",
-                                                 "value": 0}]},
-        "actions": [{"type": "add_tags", "tags": ["nudged"]}]})
-    async with pool.acquire() as conn, conn.transaction():
-        ref = str((await rules.create(conn, rules.AUTOMATION, body, actor="user:u-admin"))["id"])
-
     port = free_port()
-    proc = start_service(port)  # plans every open ticket at start (the sweep), then fires
+    # The service starts first and the timeline is set once it answers: the timers are due some
+    # seconds from then whatever the runner's start-up time (on a slow CI runner the process took
+    # longer than a fixed lead, and every timer was due, and fired, before the kill could land).
+    # The automation is created last: its NOTIFY, or the start-up sweep if that runs later
+    # (the plan fingerprint is then stale), plans every open ticket under it.
+    proc = start_service(port)
     try:
         await wait_healthy(port, proc)
+        start = datetime.now(UTC) + timedelta(seconds=3)
+        async with pool.acquire() as conn:  # each ticket's nudge instant, one after another over SPREAD_S
+            await conn.execute(
+                "UPDATE tickets t SET custom_fields = t.custom_fields || jsonb_build_object('nudge_at', "
+                "to_char(($2::timestamptz + (x.i * $3::float8) * interval '1 second') AT TIME ZONE 'UTC', "
+                "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')) "
+                "FROM unnest($1::uuid[]) WITH ORDINALITY AS x(id, i) WHERE t.id = x.id",
+                ids, start, SPREAD_S / TICKETS)
+        body = AutomationWrite.model_validate({
+            "name": "nudge", "conditions": {"all": [{"field": "hours_since.custom_fields.nudge_at", "op": "gte",
+                                                     "value": 0}]},
+            "actions": [{"type": "add_tags", "tags": ["nudged"]}]})
+        async with pool.acquire() as conn, conn.transaction():
+            ref = str((await rules.create(conn, rules.AUTOMATION, body, actor="user:u-admin"))["id"])
         deadline = time.monotonic() + 60
         while (n := await applied(pool, ref)) < TICKETS // 5:
             assert time.monotonic() < deadline, f"only {n} fired"
