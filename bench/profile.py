@@ -3,6 +3,7 @@ py-spy at once, the hottest frames per process (docs/performance.md, "Profile").
 
     .venv/bin/python bench/profile.py                 # 30 s of samples, 8 connections
     .venv/bin/python bench/profile.py --seconds 60 --connections 16 --keep /tmp/prof
+    .venv/bin/python bench/profile.py --statements    # also SQL statements per ticket, per database
 
 It needs wrk (``make wrk``) and py-spy (requirements-dev.txt). py-spy attaches to processes of
 this user with ptrace; where that is not allowed (containers without CAP_SYS_PTRACE) it exits
@@ -57,12 +58,62 @@ def summarise(path: Path, *, top: int = 12, inclusive: int = 25) -> str:
     return "\n".join(lines)
 
 
+#: one row per database and statement over the sampling window (pg_stat_statements, loaded with --statements)
+_STATEMENTS_SQL = """
+SELECT d.datname AS db, s.calls, s.total_exec_time AS ms, s.query
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+WHERE s.calls > 0 AND s.query NOT LIKE '%pg_stat_statements%'
+"""
+
+
+def statements_table(rows: list[dict], tickets: int, *, top: int = 20) -> str:
+    """Statements per ticket and their server time, per database, and each database's most
+    frequent statements (pure: ``rows`` as ``_STATEMENTS_SQL`` returns them)."""
+    by_db: dict[str, list[dict]] = collections.defaultdict(list)
+    for row in rows:
+        by_db[row["db"]].append(row)
+    lines = [f"SQL statements per ticket ({tickets} tickets; calls include BEGIN/COMMIT):",
+             f"  {'database':<14} {'calls/ticket':>12} {'exec ms/ticket':>15}"]
+    ranked = sorted(by_db.items(), key=lambda kv: -sum(r["calls"] for r in kv[1]))
+    for db, entries in ranked:
+        lines.append(f"  {db:<14} {sum(r['calls'] for r in entries) / tickets:12.2f} "
+                     f"{sum(r['ms'] for r in entries) / tickets:15.3f}")
+    lines.append(f"  {'all':<14} {sum(r['calls'] for r in rows) / tickets:12.2f} "
+                 f"{sum(r['ms'] for r in rows) / tickets:15.3f}")
+    for db, entries in ranked:
+        lines.append(f"  {db}: most frequent")
+        for r in sorted(entries, key=lambda r: -r["calls"])[:top]:
+            query = " ".join(r["query"].split())
+            lines.append(f"    {r['calls'] / tickets:6.2f}/ticket {r['ms'] / max(r['calls'], 1):7.3f} ms  {query[:110]}")
+    return "\n".join(lines)
+
+
+async def _statements(pg_port: int, *, reset: bool) -> tuple[int, list[dict]]:
+    """Reset (or read) pg_stat_statements; with it, how many tickets ticket-svc has stored."""
+    import asyncpg
+
+    admin = await asyncpg.connect(host="127.0.0.1", port=pg_port, user="postgres", database="postgres")
+    ticket = await asyncpg.connect(host="127.0.0.1", port=pg_port, user="postgres", database="ticket")
+    try:
+        await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        tickets = await ticket.fetchval("SELECT count(*) FROM tickets")
+        if reset:
+            await admin.execute("SELECT pg_stat_statements_reset()")
+            return tickets, []
+        return tickets, [dict(r) for r in await admin.fetch(_STATEMENTS_SQL)]
+    finally:
+        await admin.close()
+        await ticket.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=30, help="sampling window (after a 8 s warm-up)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rate", type=int, default=50, help="py-spy samples per second and process")
     parser.add_argument("--keep", type=Path, help="keep the raw samples in this directory")
+    parser.add_argument("--statements", action="store_true",
+                        help="load pg_stat_statements and print SQL statements per ticket, per database")
     args = parser.parse_args()
     spy = shutil.which("py-spy", path=str(ROOT / ".venv" / "bin")) or shutil.which("py-spy")
     if not spy or not shutil.which("wrk"):
@@ -76,6 +127,8 @@ def main() -> int:
     base = free_block(PORT_BLOCK)
     stack = Stack(StackConfig(data_dir=data, gateway_port=base, service_base_port=base, pg_port=free_port(),
                               kafka_port=free_port(), ephemeral=True,
+                              pg_settings=("shared_preload_libraries=pg_stat_statements",
+                                           "pg_stat_statements.track=top") if args.statements else (),
                               extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "WARNING"}))
     try:
         creds = stack.up()
@@ -85,6 +138,10 @@ def main() -> int:
                                  str(ROOT / "bench" / "post.lua"), f"{creds['gateway_url']}/v1/tickets"],
                                 env=env, cwd=ROOT / "bench", stdout=subprocess.PIPE, text=True)
         time.sleep(8)
+        if args.statements:
+            import asyncio
+
+            start_tickets = asyncio.run(_statements(stack.config.pg_port, reset=True))[0]
         spies = {name: subprocess.Popen([spy, "record", "-p", str(proc.pid), "-d", str(args.seconds), "-r", str(args.rate),
                                          "-f", "raw", "-o", str(out_dir / f"{name}.txt"), "--nonblocking"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -92,11 +149,18 @@ def main() -> int:
         for name, proc in spies.items():
             if proc.wait() != 0:
                 print(f"py-spy on {name} failed: {proc.stderr.read().strip()[-300:]}", file=sys.stderr)
+        if args.statements:
+            end_tickets, rows = asyncio.run(_statements(stack.config.pg_port, reset=False))
+            # read at the window's end while the load still runs: the consumers' share of the
+            # window's tickets lags by their propagation delay, a few per cent of a 30 s window
+            statements = statements_table(rows, max(end_tickets - start_tickets, 1))
         result = load.communicate(timeout=args.seconds + 60)[0]
         print(next((l for l in result.splitlines() if l.startswith("Requests/sec")), "").strip())
         for name in stack.procs:
             if (out_dir / f"{name}.txt").exists():
                 print(summarise(out_dir / f"{name}.txt"))
+        if args.statements:
+            print(statements)
         if args.keep:
             print(f"raw samples: {out_dir}")
     finally:

@@ -21,3 +21,22 @@ def test_self_and_inclusive_shares_of_collapsed_stacks(tmp_path):
     # inclusive: a frame counted once per sample however often it appears; only named libraries
     assert "   90.0%  _apply (helpdesk_common/consumer.py)" in text
     assert not any("selectors" in line for line in lines[lines.index("  inclusive:"):])
+
+
+def test_statements_per_ticket_by_database():
+    from bench.profile import statements_table
+
+    rows = [{"db": "ticket", "calls": 200, "ms": 50.0, "query": "INSERT INTO tickets\n  (id) VALUES ($1)"},
+            {"db": "ticket", "calls": 100, "ms": 1.0, "query": "BEGIN"},
+            {"db": "sla", "calls": 100, "ms": 10.0, "query": "SELECT generation FROM sla_state"}]
+    text = statements_table(rows, 100, top=1)
+    lines = text.splitlines()
+    assert lines[0].startswith("SQL statements per ticket (100 tickets")
+    # per database: calls and server time per ticket, the busiest database first
+    assert lines[2].split() == ["ticket", "3.00", "0.510"]
+    assert lines[3].split() == ["sla", "1.00", "0.100"]
+    assert lines[4].split() == ["all", "4.00", "0.610"]
+    # each database's most frequent statement, on one line, with its mean time per call
+    assert lines[5] == "  ticket: most frequent"
+    assert lines[6] == "      2.00/ticket   0.250 ms  INSERT INTO tickets (id) VALUES ($1)"
+    assert not any(line.endswith("BEGIN") for line in lines)  # top=1

