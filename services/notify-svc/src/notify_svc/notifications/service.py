@@ -195,10 +195,10 @@ async def delete_team_override(conn: Any, *, key: str, team_id: uuid.UUID, if_ma
 
 
 async def load_rule(conn: Any, key: str) -> rules.Rule | None:
-    row = await repository.rule(conn, key)
+    row = await repository.rule_with_teams(conn, key)
     if row is None:
         return None
-    teams = {str(o["team_id"]): o["enabled"] for o in await repository.team_overrides(conn, key)}
+    teams = {str(team_id): enabled for team_id, enabled in zip(row["team_ids"], row["team_enabled"])}
     return rules.Rule(key=key, enabled=row["enabled"], recipients=tuple(row["recipients"]),
                       user_ids=tuple(row["user_ids"]), agent_channel=row["agent_channel"], teams=teams)
 
@@ -379,12 +379,13 @@ async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None =
 async def _enqueue(conn: Any, *, intent: rules.Intent, occ: rules.Occurrence, ticket: rules.TicketView,
                    agent_name: str | None, settings: Any, decider_name: str | None = None) -> None:
     default_language = getattr(settings, "notification_default_language", "en")
-    available = sorted({lang for k, lang in BUILTIN if k == occ.key}
-                       | set(await repository.template_languages(conn, occ.key)))
+    stored = {r["language"]: Template(r["subject"], r["body_text"], r["body_html"])
+              for r in await repository.templates_of(conn, occ.key)}
+    available = sorted({lang for k, lang in BUILTIN if k == occ.key} | set(stored))
     language = render.choose_language(intent.language, available, default_language) or BUILTIN_LANGUAGES[-1]
     context = context_for(intent, ticket=ticket, occ=occ, language=language, agent_name=agent_name,
                           settings=settings, decider_name=decider_name)
-    template = await template_for(conn, key=occ.key, language=language)
+    template = stored.get(language) or BUILTIN.get((occ.key, language))  # as template_for, from the rows read
     note = None
     try:
         rendered = render.render(template, context)  # type: ignore[arg-type]
