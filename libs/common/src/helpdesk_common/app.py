@@ -38,6 +38,7 @@ from .ops_listener import OpsListener
 from . import openapi, tracing
 from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, UrlNulMiddleware, configure_logging
 from .outbox import OutboxRelay, set_max_event_bytes
+from .outbox import watching_writes as outbox_writes
 from .problems import install_problem_handlers, problem_response
 from .settings import ServiceSettings
 
@@ -118,19 +119,23 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One request, one transaction; wakes the relay after a commit."""
-        async with self.engine.begin() as conn:
-            yield conn
-        self.notify_relay()
+        """One request, one transaction; wakes the relay after a commit that wrote outbox rows."""
+        with outbox_writes() as writes:
+            async with self.engine.begin() as conn:
+                yield conn
+        if writes.wrote:
+            self.notify_relay()
 
     @contextlib.asynccontextmanager
     async def raw_transaction(self) -> AsyncIterator[Any]:
         """A transaction on a bare asyncpg connection, for hot paths (intake): SQLAlchemy's
         async layer costs more CPU per statement than the database round trip."""
         assert self.raw_pool is not None, "ServiceParts(raw_pool=True) is required"
-        async with self.raw_pool.acquire() as conn, conn.transaction():
-            yield conn
-        self.notify_relay()
+        with outbox_writes() as writes:
+            async with self.raw_pool.acquire() as conn, conn.transaction():
+                yield conn
+        if writes.wrote:
+            self.notify_relay()
 
     @contextlib.asynccontextmanager
     async def raw_connection(self) -> AsyncIterator[Any]:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from . import db_errors, events, tracing
 from .assignor import own_sticky_assignor, partition_assignors
 from .kafka import broker_profile, ensure_topics, isolation_level, new_producer
+from .outbox import watching_writes as outbox_writes
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -290,13 +291,14 @@ class ConsumerRunner:
         started = time.perf_counter()
         records = [r for recs in batches.values() for r in recs]
         decoded = [self._decode(r) for r in records]
-        wrote_events = False
-        try:
-            wrote_events = await self._apply(decoded)
-        except Exception as exc:
-            log.info("batch failed, retrying records one by one", extra={"consumer": self.name, "error": repr(exc)})
-            for item in decoded:
-                wrote_events |= await self._apply_with_retries(item)
+        with outbox_writes() as writes:  # the relay is woken only for a batch that wrote outbox rows
+            try:
+                await self._apply(decoded)
+            except Exception as exc:
+                log.info("batch failed, retrying records one by one",
+                         extra={"consumer": self.name, "error": repr(exc)})
+                for item in decoded:
+                    await self._apply_with_retries(item)
         if self._after_db_commit is not None:
             self._after_db_commit(records)
         # the position, not the last record's offset + 1: reading committed records, the fetch
@@ -305,7 +307,7 @@ class ConsumerRunner:
         await self._commit(consumer, {tp: max(recs[-1].offset + 1, consumed_position(consumer, tp) or 0)
                                       for tp, recs in batches.items()})
         BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
-        if wrote_events and self._on_events_written is not None:
+        if writes.wrote and self._on_events_written is not None:
             self._on_events_written()
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:

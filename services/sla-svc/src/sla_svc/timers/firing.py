@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpdesk_common import outbox
+
 #: Advance each due timer to the *latest* fire point that has passed. A timer reaching its
 #: due time breaches; warnings skipped over (downtime, a re-target) are not sent late.
 FIRE_SQL = """
@@ -62,6 +64,7 @@ async def fire_batch(conn: Any, limit: int) -> list[Any]:
 
 async def insert_outbox(conn: Any, rows: list[tuple[Any, str, str, str, bytes]]) -> None:
     if rows:
+        outbox.note_write()  # the relay is woken after the commit
         ids, types, topics, keys, payloads = (list(col) for col in zip(*rows))
         await conn.execute(OUTBOX_SQL, ids, types, topics, keys, payloads)
 
