@@ -412,11 +412,14 @@ class OutboxRelay:
                     if self._transactional:  # the broker aborts a transaction open longer than this anyway
                         self._ack_timeout_s = min(self._ack_timeout_s,
                                                   self._settings.kafka_transaction_timeout_ms / 1000)
+                # cleared before the pass, not after it: a commit landing while the pass runs
+                # (after its pending-rows query) sets it again and is published by the next pass
+                # at once, instead of waiting for the poll (found in review)
+                self._wake.clear()
                 published = await self.publish_once()
                 self.healthy = True
                 backoff = 0.2
                 if published < self._batch_size:
-                    self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), self._settings.relay_poll_interval_s)
                     except TimeoutError:

@@ -249,3 +249,33 @@ def test_only_timers_due_within_the_longest_sleep_notify() -> None:
     base = 1_000_000.0
     assert service.needs_wake(datetime.fromtimestamp(base + 1, UTC), now=base)
     assert not service.needs_wake(datetime.fromtimestamp(base + service.MAX_SLEEP_S + 1, UTC), now=base)
+
+
+async def emit_an_event(conn, timer) -> None:  # type: ignore[no-untyped-def]
+    from helpdesk_common import events
+    from helpdesk_common.outbox import enqueue_raw
+    from ticket_svc.db import outbox
+
+    await enqueue_raw(conn, outbox, events.CustomerCreated(
+        source="ticket-svc-test", subject=str(timer.ticket_id),
+        data=events.CustomerCreatedData(customer_id=timer.ticket_id, name=None, created_at=now(), identities=[])))
+
+
+service.register("test_emit", emit_an_event)
+
+
+async def test_a_batch_whose_handlers_wrote_events_wakes_the_outbox_relay(pool, make_tickets) -> None:
+    """The loop commits on its own connection, outside Runtime's transactions: it wakes the relay
+    itself, and only after a batch that wrote outbox rows (found in review: automation events
+    waited for the relay's poll)."""
+    quiet, loud = await make_tickets(2)
+    wakes: list[str] = []
+    sched = scheduler.TimerScheduler(pool, "unused", wake_relay=lambda: wakes.append("wake"))
+    async with pool.acquire() as conn, conn.transaction():
+        await service.schedule(conn, kind="test_write", ticket_id=quiet, ref="q", due_at=now() - timedelta(seconds=1))
+    assert (await sched.fire_once())[0] == 1
+    assert wakes == []
+    async with pool.acquire() as conn, conn.transaction():
+        await service.schedule(conn, kind="test_emit", ticket_id=loud, ref="l", due_at=now() - timedelta(seconds=1))
+    assert (await sched.fire_once())[0] == 1
+    assert wakes == ["wake"]

@@ -42,7 +42,8 @@ def timers_loop(settings: Any):  # type: ignore[no-untyped-def]
         pool = app.state.runtime.raw_pool
         sched = scheduler.TimerScheduler(pool, scheduler.asyncpg_dsn(settings.database_url),
                                          batch_size=timer_settings.timer_batch_size,
-                                         workers=timer_settings.timer_workers)
+                                         workers=timer_settings.timer_workers,
+                                         wake_relay=app.state.runtime.notify_relay)
         sweeper = automations.Sweeper(pool, batch_size=timer_settings.automation_sweep_batch_size)
         sched.listen(repository.AUTOMATIONS_CHANNEL, sweeper.on_notify)
         async with scheduler.running(sched, sweeper.run()):

@@ -32,6 +32,8 @@ import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import make_url
 
+from helpdesk_common import outbox
+
 from . import repository, service
 
 log = logging.getLogger(__name__)
@@ -70,8 +72,12 @@ class TimerScheduler:
 
     def __init__(self, pool: Any, dsn: str, *, batch_size: int = 100, workers: int = 3,
                  max_sleep_s: float = service.MAX_SLEEP_S,
-                 on_fired: Callable[[list[service.Timer], float], None] | None = None) -> None:
+                 on_fired: Callable[[list[service.Timer], float], None] | None = None,
+                 wake_relay: Callable[[], None] | None = None) -> None:
         self._pool = pool
+        #: the outbox relay's wake-up (Runtime.notify_relay), after a batch whose handlers wrote
+        #: events: this loop commits on its own pool connection, outside Runtime's transactions
+        self._wake_relay = wake_relay
         self._dsn = dsn
         self._batch = batch_size
         self._workers = max(1, workers)
@@ -181,6 +187,13 @@ class TimerScheduler:
             return await self._fire_batch(careful=True)
 
     async def _fire_batch(self, *, careful: bool) -> tuple[int, bool]:
+        with outbox.watching_writes() as writes:
+            result = await self._claim_and_fire(careful=careful)
+        if writes.wrote and self._wake_relay is not None:
+            self._wake_relay()
+        return result
+
+    async def _claim_and_fire(self, *, careful: bool) -> tuple[int, bool]:
         fired: list[service.Timer] = []
         busy = False
         async with self._pool.acquire() as conn, conn.transaction():
