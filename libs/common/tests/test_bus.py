@@ -664,3 +664,33 @@ async def test_a_partition_stuck_without_a_position_restarts_the_consumer(engine
         await runner.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_several_events_are_written_in_one_statement_and_in_their_order(engine):
+    """``enqueue`` and ``enqueue_raw`` write several events as one INSERT from arrays; the rows'
+    ``seq`` must follow the order given (the relay publishes by ``seq``) and each row must be
+    what ``outbox_row`` makes of its event, byte for byte."""
+    import asyncpg
+    from sqlalchemy import make_url
+
+    from helpdesk_common.outbox import enqueue_raw
+
+    first = [linked_event() for _ in range(5)]
+    async with engine.begin() as conn:
+        await enqueue(conn, outbox, *first)
+    second = [linked_event() for _ in range(7)]
+    dsn = make_url(str(engine.url)).set(drivername="postgresql").render_as_string(hide_password=False)
+    raw = await asyncpg.connect(dsn)
+    try:
+        async with raw.transaction():
+            await enqueue_raw(raw, outbox, *second)
+            await enqueue_raw(raw, outbox, linked_event())  # and one alone, after them
+    finally:
+        await raw.close()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(outbox).order_by(outbox.c.seq))).mappings().all()
+    assert [r["event_id"] for r in rows[:12]] == [e.id for e in first + second]
+    assert len(rows) == 13
+    for row, event in zip(rows, first + second):
+        expected = outbox_row(event, traceparent=row["traceparent"])
+        assert {k: bytes(row[k]) if k == "payload" else row[k] for k in expected} == expected
