@@ -49,6 +49,8 @@ async def test_warnings_and_breach_colour_the_ticket_and_filter_the_list(full_cl
 
     body = await wait_for(lambda: state("yellow"))
     assert datetime.fromisoformat(body["sla"]["next_due_at"]) == first_due
+    # sla.applied of the first response sets its due time in the same statement as the colour
+    assert datetime.fromisoformat(body["sla"]["first_response_due_at"]) == first_due
     await produce(infra.kafka_bootstrap, full_client.topics, alert("warning", tid, "first_response", first_due, 0.9))
     await wait_for(lambda: state("red"))
     await produce(infra.kafka_bootstrap, full_client.topics, alert("breached", tid, "first_response", first_due))

@@ -7,32 +7,33 @@ from datetime import datetime
 from typing import Any
 
 
-async def set_metric(conn: Any, *, ticket_id: uuid.UUID, metric: str, state: str, due_at: datetime | None) -> None:
-    await conn.execute(
-        "INSERT INTO sla_projection (ticket_id, metric, state, due_at) VALUES ($1, $2, $3, $4) "
+async def set_metric(conn: Any, *, ticket_id: uuid.UUID, metric: str, state: str, due_at: datetime | None) -> list[Any]:
+    """Record one metric's state; every metric of the ticket as they now stand (``metric``,
+    ``state``, ``due_at``), read in the same statement: the upserted row from its RETURNING,
+    the others from the table (a data-modifying CTE's own change is not visible to the query
+    around it, so the upserted metric is excluded there)."""
+    return await conn.fetch(
+        "WITH up AS (INSERT INTO sla_projection (ticket_id, metric, state, due_at) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (ticket_id, metric) DO UPDATE SET state = EXCLUDED.state, "
-        "due_at = coalesce(EXCLUDED.due_at, sla_projection.due_at), updated_at = now()",
+        "due_at = coalesce(EXCLUDED.due_at, sla_projection.due_at), updated_at = now() "
+        "RETURNING metric, state, due_at) "
+        "SELECT metric, state, due_at FROM up "
+        "UNION ALL SELECT metric, state, due_at FROM sla_projection WHERE ticket_id = $1 AND metric <> $2",
         ticket_id, metric, state, due_at,
     )
 
 
-async def metrics_of(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
-    return await conn.fetch("SELECT metric, state, due_at FROM sla_projection WHERE ticket_id = $1", ticket_id)
-
-
-async def set_ticket_colour(conn: Any, *, ticket_id: uuid.UUID, state: str | None, due_at: datetime | None) -> None:
-    """Not a ticket change (no version bump, no audit): a read-side projection of sla-svc."""
+async def set_ticket_colour(conn: Any, *, ticket_id: uuid.UUID, state: str | None, due_at: datetime | None,
+                            first_response_due: bool = False, first_response_due_at: datetime | None = None) -> None:
+    """Not a ticket change (no version bump, no audit): a read-side projection of sla-svc. With
+    ``first_response_due`` the ticket's first-response due time is set too (``sla.applied``),
+    in the same statement."""
     await conn.execute(
-        "UPDATE tickets SET sla_state = $2, sla_due_at = $3 WHERE id = $1 "
-        "AND (sla_state IS DISTINCT FROM $2 OR sla_due_at IS DISTINCT FROM $3)",
-        ticket_id, state, due_at,
-    )
-
-
-async def set_first_response_due(conn: Any, *, ticket_id: uuid.UUID, due_at: datetime) -> None:
-    await conn.execute(
-        "UPDATE tickets SET first_response_due_at = $2 WHERE id = $1 AND first_response_due_at IS DISTINCT FROM $2",
-        ticket_id, due_at,
+        "UPDATE tickets SET sla_state = $2, sla_due_at = $3, "
+        "first_response_due_at = CASE WHEN $4 THEN $5::timestamptz ELSE first_response_due_at END "
+        "WHERE id = $1 AND (sla_state IS DISTINCT FROM $2 OR sla_due_at IS DISTINCT FROM $3 "
+        "OR ($4 AND first_response_due_at IS DISTINCT FROM $5::timestamptz))",
+        ticket_id, state, due_at, first_response_due, first_response_due_at,
     )
 
 
