@@ -179,8 +179,9 @@ async def handle_sla_event(conn: Any, event: Any) -> None:
     pairs = facts.ticket_facts(event)
     ticket_id, metric = event.data.ticket_id, event.data.metric
     rows = [(key, facts.kind_of(fact), fact.at, facts.to_body(fact)) for key, fact in pairs]
-    if await repository.record_facts(conn, ticket_id, rows):
-        states = [facts.from_body(r["kind"], r["body"]) for r in await repository.sla_states(conn, ticket_id, metric)]
+    recorded = await repository.record_sla_facts(conn, ticket_id, metric, rows)
+    if recorded is not None:
+        states = [facts.from_body(r["kind"], r["body"]) for r in recorded]
         row = targets.target_row(s for s in states if isinstance(s, facts.SlaState))
         if row is not None:
             await repository.store_sla_target(conn, ticket_id=ticket_id, metric=metric, row=row)

@@ -245,11 +245,28 @@ async def apply_delta(conn: Any, delta: Delta) -> None:
 
 # --------------------------------------------------------------------------- projections
 
-async def sla_states(conn: Any, ticket_id: uuid.UUID, metric: str) -> list[Any]:
-    """The recorded ``sla.*`` events of one target (facts of kind ``sla_state``)."""
-    return await conn.fetch(
-        "SELECT kind, body FROM ticket_history WHERE ticket_id = $1 AND kind = 'sla_state' AND body->>'metric' = $2",
-        ticket_id, metric)
+_RECORD_SLA_FACTS = (
+    "WITH new AS (INSERT INTO ticket_history (ticket_id, fact_key, kind, at, body) "
+    "SELECT $1, u.k, u.kind, u.at, u.body::jsonb FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[]) "
+    "AS u(k, kind, at, body) ON CONFLICT (ticket_id, fact_key) DO NOTHING RETURNING kind, body) "
+    "SELECT true AS new, kind, body FROM new "
+    "UNION ALL SELECT false, kind, body FROM ticket_history "
+    "WHERE ticket_id = $1 AND kind = 'sla_state' AND body->>'metric' = $6"
+)
+
+
+async def record_sla_facts(conn: Any, ticket_id: uuid.UUID, metric: str,
+                           rows: Sequence[tuple[str, str, datetime, dict[str, Any]]]) -> list[Any] | None:
+    """``record_facts`` for an ``sla.*`` event, and in the same statement the recorded events of
+    its target (facts of kind ``sla_state``, the new ones included); None when none of ``rows``
+    was new (a redelivery: nothing to fold). The table part reads the statement's snapshot, which
+    does not hold the rows the statement inserts; those come from its RETURNING."""
+    found = await conn.fetch(_RECORD_SLA_FACTS, ticket_id, [r[0] for r in rows], [r[1] for r in rows],
+                             [r[2] for r in rows], [orjson.dumps(r[3]).decode() for r in rows], metric)
+    if not any(r["new"] for r in found):
+        return None
+    return [r for r in found if not r["new"]
+            or (r["kind"] == "sla_state" and isinstance(r["body"], dict) and r["body"].get("metric") == metric)]
 
 
 async def store_sla_target(conn: Any, *, ticket_id: uuid.UUID, metric: str, row: dict[str, Any]) -> None:
