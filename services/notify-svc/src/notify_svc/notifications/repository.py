@@ -190,17 +190,18 @@ async def active_supervisors(conn: Any) -> list[uuid.UUID]:
 async def insert_ticket(conn: Any, *, ticket_id: uuid.UUID, number: int | None, subject: str, status: str,
                         priority: str, channel: str | None, language: str | None, requester: dict[str, Any],
                         customer_id: uuid.UUID | None, team_id: uuid.UUID | None, assignee_id: str | None,
-                        created_by: str) -> None:
+                        created_by: str) -> Any:
     """The creation fills everything; a later event that arrived first (a replay, another
-    partition) has only set what it knew, which the creation does not overwrite."""
-    await conn.execute(
+    partition) has only set what it knew, which the creation does not overwrite. Returns the
+    row as ``ticket`` reads it (the consumer notifies from it without reading it again)."""
+    return await conn.fetchrow(
         "INSERT INTO notification_tickets (ticket_id, number, subject, status, priority, channel, language, requester, "
         "customer_id, team_id, assignee_id, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
         "ON CONFLICT (ticket_id) DO UPDATE SET number = COALESCE(notification_tickets.number, EXCLUDED.number), "
         "subject = COALESCE(notification_tickets.subject, EXCLUDED.subject), channel = EXCLUDED.channel, "
         "language = COALESCE(notification_tickets.language, EXCLUDED.language), requester = EXCLUDED.requester, "
         "customer_id = COALESCE(notification_tickets.customer_id, EXCLUDED.customer_id), "
-        "created_by = EXCLUDED.created_by, updated_at = now()",
+        f"created_by = EXCLUDED.created_by, updated_at = now() RETURNING {_TICKET}",
         ticket_id, number, subject, status, priority, channel, language, requester, customer_id, team_id,
         assignee_id, created_by)
 
@@ -234,10 +235,12 @@ async def link_customer(conn: Any, ticket_id: uuid.UUID, customer_id: uuid.UUID)
         ticket_id, customer_id)
 
 
+_TICKET = ("ticket_id, number, subject, status, priority, channel, language, requester, customer_id, team_id, "
+           "assignee_id, created_by")
+
+
 async def ticket(conn: Any, ticket_id: uuid.UUID) -> Any:
-    return await conn.fetchrow(
-        "SELECT ticket_id, number, subject, status, priority, channel, language, requester, customer_id, team_id, "
-        "assignee_id, created_by FROM notification_tickets WHERE ticket_id = $1", ticket_id)
+    return await conn.fetchrow(f"SELECT {_TICKET} FROM notification_tickets WHERE ticket_id = $1", ticket_id)
 
 
 # ---- the log -----------------------------------------------------------------------------------------

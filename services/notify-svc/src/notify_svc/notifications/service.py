@@ -336,15 +336,19 @@ async def _users(conn: Any, ids: set[str]) -> dict[str, rules.UserView]:
         for r in await repository.users_with_contacts(conn, wanted)}
 
 
-async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None = None) -> list[rules.Intent]:
-    """Evaluate, render and enqueue the notifications of one event, in the caller's transaction."""
+async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None = None,
+                 ticket_row: Any = None) -> list[rules.Intent]:
+    """Evaluate, render and enqueue the notifications of one event, in the caller's transaction;
+    ``ticket_row``: the ticket's projection row when the caller has just written it (else read)."""
     occ = rules.occurrence_of(event)
     if occ is None:
         return []
     rule = await load_rule(conn, occ.key)
     if rule is None:
         return []
-    ticket = ticket_view(await repository.ticket(conn, uuid.UUID(occ.ticket_id)), occ)
+    if ticket_row is None:
+        ticket_row = await repository.ticket(conn, uuid.UUID(occ.ticket_id))
+    ticket = ticket_view(ticket_row, occ)
     audience = KEYS[occ.key].audience
     supervisors: list[str] = []
     if audience == "agent" and ("team_supervisors" in rule.recipients
