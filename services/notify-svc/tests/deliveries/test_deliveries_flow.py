@@ -294,6 +294,20 @@ async def test_concurrent_claims_take_disjoint_rows_and_an_expired_lease_is_take
         # the dead dispatcher's late record does not overwrite the new claim
         assert await repository.finish(conns[0], victim, attempt=1, status="sent", next_attempt_at=None,
                                        reason=None, code=None, provider_id=None) is None
+        # ... and written with its attempt's record (one statement), the record is kept all the same
+        late = repository.Attempt(started_at=datetime.now(UTC), duration_ms=12.5, outcome="sent", code="250",
+                                  error=None)
+        assert await repository.finish(conns[0], victim, attempt=1, status="sent", next_attempt_at=None,
+                                       reason=None, code="250", provider_id=None, logged=late) is None
+        kept = await conns[0].fetchrow("SELECT outcome, code, duration_ms FROM delivery_attempts "
+                                       "WHERE delivery_id = $1 AND number = 1", victim)
+        assert tuple(kept) == ("sent", "250", 12.5)
+        # the current claim's own record finishes the row
+        mine = repository.Attempt(started_at=datetime.now(UTC), duration_ms=3.0, outcome="sent", code="250", error=None)
+        done = await repository.finish(conns[1], victim, attempt=2, status="sent", next_attempt_at=None,
+                                       reason=None, code="250", provider_id=None, logged=mine)
+        assert done["status"] == "sent" and done["attempts"] == 2
+        assert await conns[1].fetchval("SELECT count(*) FROM delivery_attempts WHERE delivery_id = $1", victim) == 2
     finally:
         for c in conns:
             await c.close()

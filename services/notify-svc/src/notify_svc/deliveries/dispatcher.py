@@ -314,13 +314,12 @@ class Dispatcher:
                                                               verdict=verdict, at=started_at, now=now, outbox=outbox)
                 status, next_at, reason = service.settle_for_subscription(status, next_at, reason,
                                                                           subscription_enabled=enabled)
-            await repository.record_attempt(
-                conn, delivery_id=row["id"], number=row["attempts"], started_at=started_at, duration_ms=duration_ms,
-                outcome=result.outcome, code=result.code, error=(result.reason or "")[:_MAX_ERROR] or None,
-                trigger=row["next_trigger"])
             updated = await repository.finish(
                 conn, row["id"], attempt=row["attempts"], status=status, next_attempt_at=next_at,
-                reason=None if status == "sent" else reason, code=result.code, provider_id=result.provider_id)
+                reason=None if status == "sent" else reason, code=result.code, provider_id=result.provider_id,
+                logged=repository.Attempt(started_at=started_at, duration_ms=duration_ms, outcome=result.outcome,
+                                          code=result.code, error=(result.reason or "")[:_MAX_ERROR] or None,
+                                          trigger=row["next_trigger"]))
             if updated is not None and service.reports_status(updated["kind"]):
                 await enqueue_raw(conn, outbox, service.status_event(updated))
         if updated is None:

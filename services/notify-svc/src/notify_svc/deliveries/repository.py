@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 _COLUMNS = ("id, kind, channel, destination, ticket_id, message_id, subscription_id, event_id, status, attempts, "
             "max_attempts, next_attempt_at, lease_until, reason, last_code, provider_id, created_at, updated_at, sent_at, "
@@ -58,27 +58,42 @@ async def release(conn: Any, delivery_id: uuid.UUID, *, attempt: int, not_before
         delivery_id, attempt, not_before)
 
 
-async def record_attempt(conn: Any, *, delivery_id: uuid.UUID, number: int, started_at: datetime,
-                         duration_ms: float, outcome: str, code: str | None, error: str | None,
-                         trigger: str = "schedule") -> None:
-    await conn.execute(
-        "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, code, error, trigger) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id, number) DO UPDATE SET "
-        "started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms, outcome = EXCLUDED.outcome, "
-        "code = EXCLUDED.code, error = EXCLUDED.error, trigger = EXCLUDED.trigger",
-        delivery_id, number, started_at, duration_ms, outcome, code, error, trigger)
+class Attempt(NamedTuple):
+    """One attempt's record (``delivery_attempts``), written with the row's outcome (``finish``)."""
+
+    started_at: datetime
+    duration_ms: float
+    outcome: str
+    code: str | None
+    error: str | None
+    trigger: str = "schedule"
+
+
+_FINISH = (
+    "UPDATE deliveries SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at), lease_until = NULL, "
+    "reason = $5, last_code = $6, provider_id = COALESCE($7, provider_id), updated_at = now(), "
+    "sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END, next_trigger = 'schedule' "
+    f"WHERE id = $1 AND status = 'sending' AND attempts = $2 RETURNING {_COLUMNS}"
+)
+#: the attempt's record and the row's outcome in one statement (a data-modifying CTE runs
+#: whether or not the UPDATE around it matches: a late record of a taken-over claim is kept)
+_RECORD_AND_FINISH = (
+    "WITH logged AS (INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome, code, "
+    "error, trigger) VALUES ($1, $2, $8, $9, $10, $11, $12, $13) ON CONFLICT (delivery_id, number) DO UPDATE SET "
+    "started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms, outcome = EXCLUDED.outcome, "
+    "code = EXCLUDED.code, error = EXCLUDED.error, trigger = EXCLUDED.trigger) " + _FINISH
+)
 
 
 async def finish(conn: Any, delivery_id: uuid.UUID, *, attempt: int, status: str, next_attempt_at: datetime | None,
-                 reason: str | None, code: str | None, provider_id: str | None) -> Any:
+                 reason: str | None, code: str | None, provider_id: str | None, logged: Attempt | None = None) -> Any:
     """The row after an attempt, if it is still this attempt's claim (None: another dispatcher
-    took it over after our lease expired, and its record wins)."""
-    return await conn.fetchrow(
-        f"UPDATE deliveries SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at), lease_until = NULL, "
-        f"reason = $5, last_code = $6, provider_id = COALESCE($7, provider_id), updated_at = now(), "
-        f"sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END, next_trigger = 'schedule' "
-        f"WHERE id = $1 AND status = 'sending' AND attempts = $2 RETURNING {_COLUMNS}",
-        delivery_id, attempt, status, next_attempt_at, reason, code, provider_id)
+    took it over after our lease expired, and its record wins). ``logged``: the attempt's record,
+    written in the same statement (number ``attempt``)."""
+    if logged is None:
+        return await conn.fetchrow(_FINISH, delivery_id, attempt, status, next_attempt_at, reason, code, provider_id)
+    return await conn.fetchrow(_RECORD_AND_FINISH, delivery_id, attempt, status, next_attempt_at, reason, code,
+                               provider_id, *logged)
 
 
 async def get(conn: Any, delivery_id: uuid.UUID, *, for_update: bool = False) -> Any:
