@@ -21,14 +21,19 @@ async def rule(conn: Any, key: str, *, for_update: bool = False) -> Any:
 
 
 async def rule_with_teams(conn: Any, key: str) -> Any:
-    """The rule with its team overrides (``team_ids``, ``team_enabled``: parallel arrays), one
-    round trip: what the consumer reads for every event it notifies about."""
+    """The rule with its team overrides (``team_ids``, ``team_enabled``: parallel arrays) and
+    every stored language of its template (``templates``: a list of objects with ``language``,
+    ``subject``, ``body_text``, ``body_html``; empty when only the built-ins exist), one round
+    trip: what the consumer reads for every event it notifies about."""
     return await conn.fetchrow(
         f"SELECT {_RULE}, "
         "ARRAY(SELECT t.team_id FROM notification_rule_teams t WHERE t.rule_key = r.key ORDER BY t.team_id) "
         "AS team_ids, "
         "ARRAY(SELECT t.enabled FROM notification_rule_teams t WHERE t.rule_key = r.key ORDER BY t.team_id) "
-        "AS team_enabled FROM notification_rules r WHERE r.key = $1", key)
+        "AS team_enabled, "
+        "COALESCE((SELECT jsonb_agg(jsonb_build_object('language', m.language, 'subject', m.subject, "
+        "'body_text', m.body_text, 'body_html', m.body_html)) FROM notification_templates m WHERE m.key = r.key), "
+        "'[]'::jsonb) AS templates FROM notification_rules r WHERE r.key = $1", key)
 
 
 async def update_rule(conn: Any, key: str, *, enabled: bool, recipients: list[str], user_ids: list[str],
@@ -78,13 +83,6 @@ async def template(conn: Any, key: str, language: str, *, for_update: bool = Fal
     lock = " FOR UPDATE" if for_update else ""
     return await conn.fetchrow(
         f"SELECT {_TEMPLATE} FROM notification_templates WHERE key = $1 AND language = $2{lock}", key, language)
-
-
-async def templates_of(conn: Any, key: str) -> list[Any]:
-    """Every stored language of one template (a handful of rows), one round trip: the consumer
-    picks the language and its text from them."""
-    return list(await conn.fetch(
-        "SELECT language, subject, body_text, body_html FROM notification_templates WHERE key = $1", key))
 
 
 async def insert_template(conn: Any, *, key: str, language: str, subject: str, body_text: str, body_html: str,

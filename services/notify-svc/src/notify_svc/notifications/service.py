@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from helpdesk_common.concurrency import check_version, conflict
 from helpdesk_common.problems import Problem
 
@@ -194,13 +196,19 @@ async def delete_team_override(conn: Any, *, key: str, team_id: uuid.UUID, if_ma
     return await get_rule(conn, key=key)
 
 
-async def load_rule(conn: Any, key: str) -> rules.Rule | None:
+async def load_rule(conn: Any, key: str) -> tuple[rules.Rule, dict[str, Template]] | None:
+    """The rule of ``key`` and its stored templates by language (one round trip)."""
     row = await repository.rule_with_teams(conn, key)
     if row is None:
         return None
     teams = {str(team_id): enabled for team_id, enabled in zip(row["team_ids"], row["team_enabled"])}
-    return rules.Rule(key=key, enabled=row["enabled"], recipients=tuple(row["recipients"]),
+    rule = rules.Rule(key=key, enabled=row["enabled"], recipients=tuple(row["recipients"]),
                       user_ids=tuple(row["user_ids"]), agent_channel=row["agent_channel"], teams=teams)
+    found = row["templates"]
+    if isinstance(found, str):  # a connection without the pool's jsonb codec
+        found = orjson.loads(found)
+    stored = {t["language"]: Template(t["subject"], t["body_text"], t["body_html"]) for t in found}
+    return rule, stored
 
 
 # ---- preferences and contacts ---------------------------------------------------------------------------
@@ -343,9 +351,10 @@ async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None =
     occ = rules.occurrence_of(event)
     if occ is None:
         return []
-    rule = await load_rule(conn, occ.key)
-    if rule is None:
+    loaded = await load_rule(conn, occ.key)
+    if loaded is None:
         return []
+    rule, stored = loaded
     if ticket_row is None:
         ticket_row = await repository.ticket(conn, uuid.UUID(occ.ticket_id))
     ticket = ticket_view(ticket_row, occ)
@@ -376,15 +385,15 @@ async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None =
                                  delivery_id=None)
             continue
         await _enqueue(conn, intent=intent, occ=occ, ticket=ticket, agent_name=agent_name, settings=settings,
-                       decider_name=decider_name)
+                       decider_name=decider_name, stored=stored)
     return intents
 
 
 async def _enqueue(conn: Any, *, intent: rules.Intent, occ: rules.Occurrence, ticket: rules.TicketView,
-                   agent_name: str | None, settings: Any, decider_name: str | None = None) -> None:
+                   agent_name: str | None, settings: Any, stored: dict[str, Template],
+                   decider_name: str | None = None) -> None:
+    """``stored``: the key's stored templates by language (``load_rule``)."""
     default_language = getattr(settings, "notification_default_language", "en")
-    stored = {r["language"]: Template(r["subject"], r["body_text"], r["body_html"])
-              for r in await repository.templates_of(conn, occ.key)}
     available = sorted({lang for k, lang in BUILTIN if k == occ.key} | set(stored))
     language = render.choose_language(intent.language, available, default_language) or BUILTIN_LANGUAGES[-1]
     context = context_for(intent, ticket=ticket, occ=occ, language=language, agent_name=agent_name,
