@@ -25,6 +25,18 @@ async def lock_or_placeholder(conn: Any, ticket_id: uuid.UUID, *, at: datetime) 
     return row, row["inserted"]
 
 
+async def insert_new(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any]) -> Any:
+    """The ticket's row made whole in one statement when no event of it was seen here before
+    (the usual ``ticket.created``); None when a row exists (the caller locks and merges into it)."""
+    names = [n for n in UPDATABLE if n in values]
+    columns = "".join(f", {n}" for n in names)
+    params = "".join(f", ${i + 2}" for i in range(len(names)))
+    return await conn.fetchrow(
+        f"INSERT INTO customer_tickets (ticket_id{columns}, updated_at) VALUES ($1{params}, clock_timestamp()) "
+        "ON CONFLICT (ticket_id) DO NOTHING RETURNING *",
+        ticket_id, *(values[n] for n in names))
+
+
 async def update(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any]) -> Any:
     names = [n for n in UPDATABLE if n in values]
     sets = "".join(f"{n} = ${i + 2}, " for i, n in enumerate(names))

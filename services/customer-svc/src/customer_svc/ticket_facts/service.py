@@ -198,8 +198,11 @@ async def _note_creation(conn: Any, row: Any) -> None:
 
 
 async def ticket_created(conn: Any, data: events.TicketCreatedData) -> None:
-    row, inserted = await repository.lock_or_placeholder(conn, data.ticket_id, at=data.created_at)
-    row = await _apply(conn, row, created_values(row, data, inserted=inserted))
+    # first sight of the ticket (the usual case): the whole row in one statement
+    row = await repository.insert_new(conn, data.ticket_id, created_values({}, data, inserted=True))
+    if row is None:  # later events came first: merge into what they made
+        row, inserted = await repository.lock_or_placeholder(conn, data.ticket_id, at=data.created_at)
+        row = await _apply(conn, row, created_values(row, data, inserted=inserted))
     await _note_creation(conn, row)
 
 
