@@ -12,19 +12,33 @@ _COLUMNS = ("id, ticket_id, author_kind, author_id, public, body_text, body_html
             "delivery_attempts, delivery_updated_at")
 
 
+def insert_message_sql(first: int, *, ticket_id: str | None = None) -> str:
+    """The message INSERT with its parameters numbered from ``first`` (``message_args`` gives
+    them in order); ``ticket_id``: an SQL expression for the ticket instead of a parameter (the
+    ticket's own INSERT in the same statement, ``tickets.repository.insert_ticket``)."""
+    numbers = iter(range(first, first + 17))
+    values = [ticket_id if i == 1 and ticket_id is not None else f"${next(numbers)}" for i in range(17)]
+    return ("INSERT INTO messages (id, ticket_id, author_kind, author_id, public, body_text, body_html, channel, "
+            "external_id, email_message_id, attachments, metadata, created_at, delivery_status, delivery_reason, "
+            f"delivery_attempts, delivery_updated_at) VALUES ({', '.join(values)})")
+
+
+def message_args(v: dict[str, Any], *, with_ticket: bool = True) -> list[Any]:
+    args = [v["id"], v["ticket_id"], v["author_kind"], v.get("author_id"), v["public"], v["body_text"],
+            v.get("body_html"), v.get("channel"), v.get("external_id"), v.get("email_message_id"),
+            v.get("attachments", []), v.get("metadata", {}), v["created_at"], v.get("delivery_status"),
+            v.get("delivery_reason"), 0 if v.get("delivery_status") else None,
+            v["created_at"] if v.get("delivery_status") else None]
+    if not with_ticket:
+        del args[1]
+    return args
+
+
+_INSERT_MESSAGE = insert_message_sql(1) + f" RETURNING {_COLUMNS}"
+
+
 async def insert_message(conn: Any, v: dict[str, Any]) -> Any:
-    return await conn.fetchrow(
-        "INSERT INTO messages (id, ticket_id, author_kind, author_id, public, body_text, body_html, channel, "
-        "external_id, email_message_id, attachments, metadata, created_at, delivery_status, delivery_reason, "
-        "delivery_attempts, delivery_updated_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
-        f"RETURNING {_COLUMNS}",
-        v["id"], v["ticket_id"], v["author_kind"], v.get("author_id"), v["public"], v["body_text"],
-        v.get("body_html"), v.get("channel"), v.get("external_id"), v.get("email_message_id"),
-        v.get("attachments", []), v.get("metadata", {}), v["created_at"], v.get("delivery_status"),
-        v.get("delivery_reason"), 0 if v.get("delivery_status") else None,
-        v["created_at"] if v.get("delivery_status") else None,
-    )
+    return await conn.fetchrow(_INSERT_MESSAGE, *message_args(v))
 
 
 async def store_blobs(conn: Any, blobs: Sequence[tuple[str, bytes]]) -> None:

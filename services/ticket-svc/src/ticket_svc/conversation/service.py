@@ -67,8 +67,14 @@ async def store_attachments(conn: Any, items: Sequence[InboundAttachment]) -> li
 
 async def insert(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: datetime) -> Any:
     """Insert the message row only (the ticket is updated by ``add``)."""
+    return await repository.insert_message(conn, await row_values(conn, ticket_id, message, now=now))
+
+
+async def row_values(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: datetime) -> dict[str, Any]:
+    """The message's row as ``repository.insert_message`` writes it (its attachments' contents
+    stored first), for a caller that writes it in a statement of its own (a ticket's opening)."""
     reply = message.reply
-    return await repository.insert_message(conn, {
+    return {
         "id": uuid.uuid4(),
         "ticket_id": ticket_id,
         "author_kind": message.author_kind,
@@ -84,7 +90,7 @@ async def insert(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: d
         "created_at": now,
         "delivery_status": None if reply is None else "queued" if reply.plan.deliverable else "undeliverable",
         "delivery_reason": None if reply is None else reply.plan.reason,
-    })
+    }
 
 
 def ticket_effects(ticket: Mapping[str, Any], message: NewMessage, *, now: datetime,

@@ -145,6 +145,15 @@ async def open_ticket(
         public=True, body_text=description, channel=channel, initial=True,
     )
     opening_text = [opening.body_text, *(a.filename for a in opening.attachments)]
+    message = await conversation.row_values(conn, ticket_id, opening, now=now)
+    assigning = decision.team_id is not None or decision.assignee_id is not None
+    rules_matched = [str(r) for r in decision.matched_rule_ids]
+    # the ticket, its opening message and (unless routing assigns it first) its audit entry: one
+    # statement; the entry then records what the insert wrote (no team, no assignee)
+    audit = None if assigning else (created_by, "created", {
+        "channel": channel, "status": "new", "priority": decision.priority, "team_id": None, "assignee_id": None,
+        "rules": rules_matched,
+    })
     row = await tickets.insert_ticket(conn, {
         "id": ticket_id, "subject": subject, "description": description, "status": "new",
         "priority": decision.priority, "type": type_, "channel": channel, "tags": list(decision.tags),
@@ -157,17 +166,16 @@ async def open_ticket(
         "awaiting_agent_since": now if opening.author_kind == "customer" else None, "message_count": 1,
         "public_message_count": 1 if opening.public else 0,
         **({"customer_id": for_customer.customer_id, "care_of": for_customer.care_of} if for_customer else {}),
-    })
-    message = await conversation.insert(conn, ticket_id, opening, now=now)
+    }, message=message, audit=audit)
     TICKETS_OPENED.labels(channel).inc()
-    if decision.team_id is not None or decision.assignee_id is not None:
+    if assigning:
         row = await routing.assign(conn, row, team_id=decision.team_id, assignee_id=decision.assignee_id,
                                    reason=decision.reason, actor="system:routing", offered=decision.offered,
                                    emit=False)
-    await tickets.insert_audit(conn, ticket_id=ticket_id, actor=created_by, action="created", changes={
-        "channel": channel, "status": "new", "priority": row["priority"], "team_id": changes.jsonable(row["team_id"]),
-        "assignee_id": row["assignee_id"], "rules": [str(r) for r in decision.matched_rule_ids],
-    })
+        await tickets.insert_audit(conn, ticket_id=ticket_id, actor=created_by, action="created", changes={
+            "channel": channel, "status": "new", "priority": row["priority"],
+            "team_id": changes.jsonable(row["team_id"]), "assignee_id": row["assignee_id"], "rules": rules_matched,
+        })
     evts: list[Any] = [events.TicketCreated(
         source=changes.SOURCE, subject=str(ticket_id), time=now,
         data=events.TicketCreatedData(

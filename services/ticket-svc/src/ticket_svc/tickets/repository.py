@@ -89,21 +89,60 @@ async def store_idempotent_response(conn: Any, *, principal: str, key: str, resp
                        principal, key, response)
 
 
-async def insert_ticket(conn: Any, v: dict[str, Any]) -> Any:
-    """Insert and link to a known customer, with its tier, in the same statement (projection
-    lookups by the primary identity's blind index); with ``customer_id`` in ``v`` that customer
-    instead (and ``care_of``). ``v`` holds the requester as ``pii.codec.requester_columns`` made it."""
+_OPENING_SQL: dict[tuple[bool, bool], str] = {}
+
+
+def _opening_sql(known: bool, audited: bool) -> str:
+    """The ticket's INSERT (``_INSERT_TICKET``/``_FOR_CUSTOMER``) with its opening message and,
+    when given, its creation audit row as data-modifying CTEs of one statement: one round trip
+    where there were three. Both take the ticket's id from its RETURNING, so they run after it
+    (and its foreign keys are checked at the end of the statement, when all three exist)."""
+    sql = _OPENING_SQL.get((known, audited))
+    if sql is None:
+        from ..conversation.repository import insert_message_sql
+
+        ticket = _INSERT_TICKET_FOR_CUSTOMER if known else _INSERT_TICKET
+        first = 28 if known else 27
+        sql = f"WITH t AS ({ticket}), m AS ({insert_message_sql(first, ticket_id='(SELECT id FROM t)')}) "
+        if audited:
+            a = first + 16
+            sql += (f", a AS (INSERT INTO ticket_audit (ticket_id, actor, action, changes, at) "
+                    f"VALUES ((SELECT id FROM t), ${a}, ${a + 1}, ${a + 2}, clock_timestamp())) ")
+        sql += "SELECT * FROM t"
+        _OPENING_SQL[(known, audited)] = sql
+    return sql
+
+
+def _ticket_args(v: dict[str, Any]) -> list[Any]:
     known = "customer_id" in v
     extra = (v["customer_id"], v.get("care_of")) if known else (v.get("requester_identity_plain"),)
-    return await conn.fetchrow(
-        _INSERT_TICKET_FOR_CUSTOMER if known else _INSERT_TICKET,
+    return [
         v["id"], v["subject"], v["description"], v["status"], v["priority"], v["type"], v["channel"], v["tags"],
         v["custom_fields"], v["requester"], v["requester_identity_kind"], v["requester_identity_bidx"],
         v["created_by"], v["created_at"], v["updated_at"], v.get("language"), v.get("cc", []),
         v.get("conversation_key"), v.get("follow_up_of"), v.get("form_version"), v.get("search", ""),
         v.get("awaiting_agent_since"), v.get("message_count", 0), v.get("public_message_count", 0),
         v.get("requester_bidx", []), *extra,
-    )
+    ]
+
+
+async def insert_ticket(conn: Any, v: dict[str, Any], *, message: dict[str, Any] | None = None,
+                        audit: tuple[str, str, dict[str, Any]] | None = None) -> Any:
+    """Insert and link to a known customer, with its tier, in the same statement (projection
+    lookups by the primary identity's blind index); with ``customer_id`` in ``v`` that customer
+    instead (and ``care_of``). ``v`` holds the requester as ``pii.codec.requester_columns`` made it.
+
+    ``message``: the opening message's row (``conversation.service.row_values``), and ``audit``:
+    the creation's audit entry (actor, action, changes), written in the same statement."""
+    known = "customer_id" in v
+    args = _ticket_args(v)
+    if message is None:
+        return await conn.fetchrow(_INSERT_TICKET_FOR_CUSTOMER if known else _INSERT_TICKET, *args)
+    from ..conversation.repository import message_args
+
+    assert len(args) == (27 if known else 26)
+    return await conn.fetchrow(_opening_sql(known, audit is not None), *args,
+                               *message_args(message, with_ticket=False), *(audit or ()))
 
 
 async def get_ticket_raw(conn: Any, ticket_id: uuid.UUID) -> Any:
