@@ -265,8 +265,12 @@ async def record_sla_facts(conn: Any, ticket_id: uuid.UUID, metric: str,
                              [r[2] for r in rows], [orjson.dumps(r[3]).decode() for r in rows], metric)
     if not any(r["new"] for r in found):
         return None
-    return [r for r in found if not r["new"]
-            or (r["kind"] == "sla_state" and isinstance(r["body"], dict) and r["body"].get("metric") == metric)]
+    states = []
+    for r in found:
+        body = orjson.loads(r["body"]) if isinstance(r["body"], str) else r["body"]  # without the pool's codec
+        if not r["new"] or (r["kind"] == "sla_state" and body.get("metric") == metric):
+            states.append({"kind": r["kind"], "body": body})
+    return states
 
 
 async def store_sla_target(conn: Any, *, ticket_id: uuid.UUID, metric: str, row: dict[str, Any]) -> None:
