@@ -22,6 +22,17 @@ class Settings(ServiceSettings):
     #: how often offered-but-not-accepted tickets are checked for re-offer
     reoffer_interval_s: float = 1.0
 
+    # --- search: time-ordered postings of common keys (tickets/search_index.py) ---
+    #: how often the kept keys are compared with the search column's statistics, new ones
+    #: filled and old postings trimmed; 0 turns the passes off
+    search_index_interval_s: float = 60.0
+    #: postings kept per key: a common search finds its page among them and only reads further
+    #: back (with the date index) for the tickets older than them
+    search_postings_per_key: int = 1000
+    #: at most this many keys (the most common lexemes' first; PostgreSQL's statistics list
+    #: about a thousand lexemes)
+    search_index_max_keys: int = 2000
+
     # --- replies (docs/channels/outbound.md, "What ticket-svc sends") ---
     #: HMAC key of the attachment capability URLs in ``ticket.reply_requested``
     #: (``/internal/attachments/{sha256}?type=&exp=&sig=``); at least 32 characters. Without

@@ -40,6 +40,7 @@ from .routing.handlers import USER_HANDLERS
 from .statuses.endpoints import router as statuses_router
 from .tickets.endpoints import router as tickets_router
 from .tickets.handlers import HANDLERS
+from .tickets.search_index import search_index_loop
 from .timers.runner import timers_loop  # also registers the automation planning hooks and timer handler
 from .views.endpoints import router as views_router
 from .visitor.endpoints import channel_router as visitor_token_router
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ConsumerSpec(name="ticket-svc.users", topics=[USERS_TOPIC], handlers=USER_HANDLERS, raw=True),
             ],
             lifespan_hooks=[reoffer_loop(settings), visitor_waiters(settings), timers_loop(settings),
-                            kb_snippets_hook(settings)],
+                            kb_snippets_hook(settings), search_index_loop(settings)],
         ),
     )
     # every answer that shows a user a requester unmasked leaves its audit row (pii/audit.py)

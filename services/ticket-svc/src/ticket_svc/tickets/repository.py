@@ -333,7 +333,7 @@ async def lexeme_frequencies(conn: Any) -> dict[str, float]:
 
 async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
                            after: tuple[datetime, uuid.UUID] | None, sort: str = "created",
-                           search_share: float | None = None) -> list[Any]:
+                           search_share: float | None = None, walk_key: str | None = None) -> list[Any]:
     """A page of tickets, newest first.
 
     With a full-text query the plan is chosen here, from ``search_share`` (see
@@ -353,9 +353,124 @@ async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
     if filters.get("tsquery") is None:
         return await conn.fetch(sql, *args)
     common = (search_share or 0.0) >= COMMON_SHARE
+    if common and walk_key is not None and sort == "created":
+        rows = await _list_by_postings(conn, key=walk_key, filters=filters, limit=limit, after=after)
+        if rows is not None:
+            return rows
     async with conn.transaction():
         await conn.execute("SET LOCAL enable_bitmapscan = off" if common else "SET LOCAL enable_indexscan = off")
         return await conn.fetch(sql, *args)
+
+
+async def _list_by_postings(conn: Any, *, key: str, filters: dict[str, Any], limit: int,
+                            after: tuple[datetime, uuid.UUID] | None) -> list[Any] | None:
+    """A page of a common search from the key's time-ordered postings (migration 0023): the
+    newest tickets containing the key, each checked against the whole query and the filters,
+    until a page is full. Below the postings' ``covered_since`` (older tickets, trimmed away)
+    the page goes on with the date-index plan. None when the key is not ready.
+
+    The cover is read after the walk, and it only ever moves forward, so the two parts overlap
+    rather than leave a gap; the overlap is merged away by id.
+    """
+    args: list[Any] = []
+    where = _list_where(filters, args)  # unqualified names resolve to tickets, inside the LATERAL
+    args.append(key)
+    k = f"${len(args)}"
+    bounds = [f"p.key = {k}", "p.created_at >= c.since"]
+    if filters.get("created_before") is not None:
+        args.append(filters["created_before"])
+        bounds.append(f"p.created_at < ${len(args)}")
+    if after is not None:
+        args += [after[0], after[1]]
+        bounds.append(f"(p.created_at, p.ticket_id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    rows = await conn.fetch(
+        "WITH c AS MATERIALIZED (SELECT coalesce(covered_since, '-infinity') AS since FROM ticket_search_keys "
+        f"WHERE key = {k} AND state = 'ready') "
+        "SELECT t.* FROM c, ticket_search_postings p "
+        f"CROSS JOIN LATERAL (SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = p.ticket_id AND "
+        + " AND ".join(where or ["true"]) + ") t "
+        f"WHERE {' AND '.join(bounds)} ORDER BY p.created_at DESC, p.ticket_id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    if len(rows) >= limit:
+        return list(rows)
+    cover = await conn.fetchrow("SELECT state, covered_since FROM ticket_search_keys WHERE key = $1", key)
+    if cover is None or cover["state"] != "ready":
+        return None
+    if cover["covered_since"] is None:
+        return list(rows)
+    before = filters.get("created_before")
+    older = {**filters, "created_before": min(before, cover["covered_since"]) if before else cover["covered_since"]}
+    rest = await list_tickets_raw(conn, filters=older, limit=limit, after=after, search_share=COMMON_SHARE)
+    merged = {row["id"]: row for row in [*rows, *rest]}
+    return sorted(merged.values(), key=lambda row: (row["created_at"], row["id"]), reverse=True)[:limit]
+
+
+async def ready_search_keys(conn: Any) -> frozenset[str]:
+    return frozenset(r["key"] for r in await conn.fetch("SELECT key FROM ticket_search_keys WHERE state = 'ready'"))
+
+
+async def add_search_keys(conn: Any, keys: list[str]) -> list[str]:
+    """Add posting keys (state ``filling``); the ones added. Call inside a transaction.
+
+    ``SHARE`` waits for every transaction writing tickets to end and holds new writers until
+    this one commits, so each ticket is either written before (the fill finds it) or after
+    (its trigger sees the key): none falls between. ``lock_timeout`` bounds that hold; a busy
+    moment raises ``LockNotAvailableError`` and the next pass tries again.
+    """
+    missing = await conn.fetchval(
+        "SELECT coalesce(array_agg(k), '{}') FROM unnest($1::text[]) AS k "
+        "WHERE NOT EXISTS (SELECT 1 FROM ticket_search_keys s WHERE s.key = k)", keys)
+    if not missing:
+        return []
+    await conn.execute("SET LOCAL lock_timeout = '500ms'")
+    await conn.execute("LOCK TABLE tickets IN SHARE MODE")
+    return [r["key"] for r in await conn.fetch(
+        "INSERT INTO ticket_search_keys (key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING key",
+        missing)]
+
+
+async def filling_search_keys(conn: Any) -> list[str]:
+    return [r["key"] for r in await conn.fetch(
+        "SELECT key FROM ticket_search_keys WHERE state = 'filling' ORDER BY added_at, key")]
+
+
+async def fill_search_key(conn: Any, key: str, query: str, *, per_key: int) -> bool:
+    """Write the postings of the newest ``per_key`` tickets matching ``query`` (``search.key_query``)
+    and mark the key ready; True if it was filling. When ``per_key`` were found, the cover starts
+    one microsecond after the oldest of them, so tickets created at that same instant and left
+    out stay below it (the date-index plan finds them)."""
+    return await conn.fetchval(
+        "WITH found AS MATERIALIZED (SELECT created_at, id FROM tickets WHERE search @@ $2::tsquery "
+        "  ORDER BY created_at DESC, id DESC LIMIT $3), "
+        "ins AS (INSERT INTO ticket_search_postings (key, created_at, ticket_id) SELECT $1, created_at, id FROM found "
+        "  ON CONFLICT DO NOTHING) "
+        "UPDATE ticket_search_keys SET state = 'ready', covered_since = CASE WHEN (SELECT count(*) FROM found) >= $3 "
+        "  THEN (SELECT min(created_at) FROM found) + interval '1 microsecond' END "
+        "WHERE key = $1 AND state = 'filling' RETURNING true",
+        key, query, per_key,
+    ) or False
+
+
+async def trim_search_postings(conn: Any, *, per_key: int) -> int:
+    """Keep about ``per_key`` postings per ready key: the cover moves up to the ``per_key``-th
+    newest and the postings below it go (with any an update of an old ticket left there).
+    Returns the postings removed."""
+    return int(await conn.fetchval(
+        "WITH cut AS ("
+        "  SELECT k.key, greatest(k.covered_since, (SELECT p.created_at FROM ticket_search_postings p WHERE p.key = k.key "
+        "    ORDER BY p.created_at DESC, p.ticket_id DESC OFFSET $1 - 1 LIMIT 1)) AS since "
+        "  FROM ticket_search_keys k WHERE k.state = 'ready'), "
+        "moved AS (UPDATE ticket_search_keys k SET covered_since = cut.since FROM cut "
+        "  WHERE k.key = cut.key AND cut.since IS NOT NULL AND EXISTS "
+        "    (SELECT 1 FROM ticket_search_postings p WHERE p.key = cut.key AND p.created_at < cut.since) "
+        "  RETURNING k.key, k.covered_since), "
+        "gone AS (DELETE FROM ticket_search_postings p USING moved "
+        "  WHERE p.key = moved.key AND p.created_at < moved.covered_since RETURNING 1) "
+        "SELECT count(*) FROM gone",
+        per_key,
+    ))
 
 
 async def upsert_identities(conn: Any, *, customer_id: uuid.UUID,

@@ -159,3 +159,49 @@ def estimated_share(query: str, frequencies: dict[str, float]) -> float:
             freq = frequencies.get(lexeme, 0.0)
         share = min(share, freq)
     return share
+
+
+#: characters of a lexeme that make its posting key: the SQL ``left(lexeme, 4)`` of migration
+#: 0023's ``ticket_search_keys_of``. A CJK unigram or bigram is its own key; an English word
+#: shares the key of its first four letters, so one key serves the word and every prefix of it
+#: from four letters on.
+KEY_LENGTH = 4
+
+
+def posting_key(lexeme: str) -> str:
+    return lexeme[:KEY_LENGTH]
+
+
+def key_query(key: str) -> str:
+    """The tsquery literal of the tickets a key's postings list: those with a lexeme whose
+    first four characters are ``key`` (a prefix match), or exactly ``key`` when it is shorter."""
+    return _quote(key) + (":*" if len(key) >= KEY_LENGTH else "")
+
+
+def wanted_keys(frequencies: dict[str, float], *, min_share: float, limit: int) -> list[str]:
+    """The posting keys worth keeping: those of the lexemes that at least ``min_share`` of the
+    tickets contain (the searches that walk the date index), most common first."""
+    keys: dict[str, None] = {}
+    for lexeme, freq in sorted(frequencies.items(), key=lambda item: -item[1]):
+        if freq >= min_share and len(keys) < limit:
+            keys.setdefault(posting_key(lexeme), None)
+    return list(keys)
+
+
+def walk_key(query: str, ready: set[str] | frozenset[str], frequencies: dict[str, float]) -> str | None:
+    """The posting key whose tickets, newest first, a search for ``query`` can walk: one that
+    every match contains (an exact term, or a prefix term of four characters or more), among
+    the ``ready`` keys; the rarest such term's, so the walk rejects the fewest. None when no
+    term has one (a short prefix such as ``ab``, or keys not built yet)."""
+    best: tuple[float, str] | None = None
+    for lexeme, prefix in terms(query):
+        if prefix and len(lexeme) < KEY_LENGTH:
+            continue
+        key = posting_key(lexeme)
+        if key not in ready:
+            continue
+        freq = (max((f for word, f in frequencies.items() if word.startswith(lexeme)), default=0.0)
+                if prefix else frequencies.get(lexeme, 0.0))
+        if best is None or freq < best[0]:
+            best = (freq, key)
+    return best[1] if best else None

@@ -234,18 +234,24 @@ async def apply_patch(conn: Any, row: Mapping[str, Any], fields: dict[str, Any],
 
 
 class _LexemeStats:
-    """The search column's lexeme frequencies, re-read every 30 s (they move with ANALYZE; one
-    small catalog read per process and interval)."""
+    """The search column's lexeme frequencies and the ready posting keys, re-read every 30 s
+    (they move with ANALYZE and the search index's passes; two small reads per process and
+    interval). ``forget`` makes the next search re-read them."""
 
     def __init__(self) -> None:
         self.loaded_at = -1e9
         self.frequencies: dict[str, float] = {}
+        self.ready_keys: frozenset[str] = frozenset()
 
     async def get(self, conn: Any) -> dict[str, float]:
         if time.monotonic() - self.loaded_at > 30:
             self.frequencies = await repository.lexeme_frequencies(conn)
+            self.ready_keys = await repository.ready_search_keys(conn)
             self.loaded_at = time.monotonic()
         return self.frequencies
+
+    def forget(self) -> None:
+        self.loaded_at = -1e9
 
 
 LEXEME_STATS = _LexemeStats()
@@ -263,16 +269,18 @@ def _page(rows: list[Any], limit: int, sort: str) -> tuple[list[Any], str | None
 async def list_visible(conn: Any, *, principal: Principal, limit: int, cursor: str | None,
                        filters: dict[str, Any], q: str | None, sort: str = "created") -> tuple[list[Any], str | None]:
     filters = {**filters, **policy.list_scope(principal)}  # last: a request cannot widen its scope
-    share = None
+    share = walk_key = None
     if q:
         query = search.tsquery(q, public_only=public_view(principal))
         if query is None:
             return [], None
         filters["tsquery"] = query
-        share = search.estimated_share(q, await LEXEME_STATS.get(conn))
+        frequencies = await LEXEME_STATS.get(conn)
+        share = search.estimated_share(q, frequencies)
+        walk_key = search.walk_key(q, LEXEME_STATS.ready_keys, frequencies)
     rows = await repository.list_tickets_raw(
         conn, filters=filters, limit=limit + 1, after=decode_cursor(cursor) if cursor else None, sort=sort,
-        search_share=share,
+        search_share=share, walk_key=walk_key,
     )
     return _page(list(rows), limit, sort)
 

@@ -1,0 +1,112 @@
+"""time-ordered postings of common search keys (issue 19)
+
+Revision ID: 0023
+Revises: 0022
+Create Date: 2026-12-14 10:00:00
+
+A search for a common term walks the tickets newest first and stops after a page; when the
+newest matches sit behind thousands of newer tickets that do not match, that walk reads them
+all (40 ms at a million tickets), and the GIN index, the other plan, decodes every match before
+it can sort them (250 ms). These tables are the missing index: for each *common* search key, the
+newest tickets containing it, in time order, so such a search reads its page and stops.
+
+- A key is a lexeme's first four characters (``left(lexeme, 4)``): a CJK unigram or bigram is
+  its own key, an English word shares the key of its first four letters, so one key serves
+  both an exact word and a prefix (``refun`` and ``refund`` walk ``refu``). The walk rechecks
+  the full query on each ticket, so a key's extra words cost a probe, never a wrong answer.
+- ``ticket_search_keys``: the keys kept, chosen by ticket-svc from the search column's
+  statistics (``tickets.search_index``). ``filling`` while ticket-svc writes the postings of
+  the tickets that existed when the key was added; ``ready`` after. ``covered_since``: the
+  postings are complete for tickets created at or after it (NULL: for all tickets); older
+  postings are trimmed so each key keeps about ``TICKET_SEARCH_POSTINGS_PER_KEY`` of them.
+- ``ticket_search_postings``: (key, created_at, ticket_id). Triggers keep it exact for every
+  key in the set whatever the write path: insert (statement trigger, one statement for a bulk
+  insert), a change of the search column (a message, a subject change, a merge, an erasure;
+  keys gone from the ticket lose its posting) and a hard delete.
+"""
+from alembic import op
+
+revision = "0023"
+down_revision = "0022"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("""
+CREATE TABLE ticket_search_keys (
+    key text PRIMARY KEY,
+    state text NOT NULL DEFAULT 'filling' CHECK (state IN ('filling', 'ready')),
+    covered_since timestamptz,
+    added_at timestamptz NOT NULL DEFAULT now()
+)""")
+    op.execute("""
+CREATE TABLE ticket_search_postings (
+    key text NOT NULL,
+    created_at timestamptz NOT NULL,
+    ticket_id uuid NOT NULL,
+    PRIMARY KEY (key, created_at, ticket_id)
+)""")
+    op.execute("""
+CREATE FUNCTION ticket_search_keys_of(doc tsvector) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(array_agg(DISTINCT left(lexeme, 4)), '{}') FROM unnest(tsvector_to_array(doc)) AS lexeme
+$$""")
+    op.execute("""
+CREATE FUNCTION ticket_search_postings_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ticket_search_postings (key, created_at, ticket_id)
+    SELECT k.key, n.created_at, n.id
+    FROM new_tickets n
+    CROSS JOIN LATERAL unnest(ticket_search_keys_of(n.search)) AS own(key)
+    JOIN ticket_search_keys k ON k.key = own.key
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$""")
+    op.execute("""
+CREATE FUNCTION ticket_search_postings_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    old_keys text[] := ticket_search_keys_of(OLD.search);
+    new_keys text[];
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM ticket_search_postings
+        WHERE key = ANY(old_keys) AND created_at = OLD.created_at AND ticket_id = OLD.id;
+        RETURN NULL;
+    END IF;
+    new_keys := ticket_search_keys_of(NEW.search);
+    IF OLD.created_at IS DISTINCT FROM NEW.created_at THEN
+        -- every posting moves to the new time
+        DELETE FROM ticket_search_postings
+        WHERE key = ANY(old_keys) AND created_at = OLD.created_at AND ticket_id = OLD.id;
+        old_keys := '{}';
+    ELSE
+        DELETE FROM ticket_search_postings
+        WHERE key = ANY(old_keys) AND NOT key = ANY(new_keys) AND created_at = OLD.created_at
+          AND ticket_id = OLD.id;
+    END IF;
+    INSERT INTO ticket_search_postings (key, created_at, ticket_id)
+    SELECT k.key, NEW.created_at, NEW.id FROM ticket_search_keys k
+    WHERE k.key = ANY(new_keys) AND NOT k.key = ANY(old_keys)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$""")
+    op.execute("CREATE TRIGGER tickets_search_postings_added AFTER INSERT ON tickets "
+               "REFERENCING NEW TABLE AS new_tickets FOR EACH STATEMENT EXECUTE FUNCTION ticket_search_postings_added()")
+    op.execute("CREATE TRIGGER tickets_search_postings_changed AFTER UPDATE OF search, created_at ON tickets "
+               "FOR EACH ROW WHEN (OLD.search IS DISTINCT FROM NEW.search OR OLD.created_at IS DISTINCT FROM NEW.created_at) "
+               "EXECUTE FUNCTION ticket_search_postings_changed()")
+    op.execute("CREATE TRIGGER tickets_search_postings_deleted AFTER DELETE ON tickets "
+               "FOR EACH ROW EXECUTE FUNCTION ticket_search_postings_changed()")
+
+
+def downgrade() -> None:
+    op.execute("DROP TRIGGER tickets_search_postings_deleted ON tickets")
+    op.execute("DROP TRIGGER tickets_search_postings_changed ON tickets")
+    op.execute("DROP TRIGGER tickets_search_postings_added ON tickets")
+    op.execute("DROP FUNCTION ticket_search_postings_changed()")
+    op.execute("DROP FUNCTION ticket_search_postings_added()")
+    op.execute("DROP FUNCTION ticket_search_keys_of(tsvector)")
+    op.execute("DROP TABLE ticket_search_postings")
+    op.execute("DROP TABLE ticket_search_keys")

@@ -1,0 +1,216 @@
+"""Time-ordered postings of common search keys (migration 0023, tickets/search_index.py): the
+triggers keep them exact through every kind of write, and a search that walks them returns
+exactly what the date-index and GIN plans return, page by page, across trims of old postings."""
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from helpdesk_common.identity import Principal
+from helpdesk_common.testing import identity_headers
+from ticket_svc.tickets import repository, search, search_index, service
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PHRASES = ["申请退款", "打印机无法连接", "退款到账了吗", "printer offline", "refund request", "refunded twice",
+           "invoice title wrong", "发票抬头错误", "login failed", "登录失败", "printing is slow", "物流信息不更新"]
+
+
+def dsn(ticket_db: str) -> str:
+    return ticket_db.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def insert(conn, texts: list[str], start: datetime, *, step_s: float = 1.0) -> list[uuid.UUID]:
+    """Tickets with these subjects, one ``step_s`` apart from ``start``, in ONE statement (the
+    insert trigger sees them all in its transition table)."""
+    ids = [uuid.uuid4() for _ in texts]
+    times = [start + timedelta(seconds=i * step_s) for i in range(len(texts))]
+    statuses = ["open" if i % 3 else "pending" for i in range(len(texts))]
+    await conn.execute(
+        "INSERT INTO tickets (id, subject, status, priority, requester, created_by, created_at, updated_at, search) "
+        "SELECT i, s, st, 'normal', '{}'::jsonb, 'test', c, c, d::tsvector "
+        "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS x(i, s, st, c, d)",
+        ids, texts, statuses, times, [search.document(subject=t) for t in texts])
+    return ids
+
+
+async def postings(conn) -> set[tuple]:
+    """The postings within each key's cover."""
+    rows = await conn.fetch(
+        "SELECT p.key, p.created_at, p.ticket_id FROM ticket_search_postings p JOIN ticket_search_keys k USING (key) "
+        "WHERE p.created_at >= coalesce(k.covered_since, '-infinity')")
+    return {tuple(r) for r in rows}
+
+
+async def expected(conn) -> set[tuple]:
+    """What the postings must be, computed from the tickets themselves."""
+    rows = await conn.fetch(
+        "SELECT k.key, t.created_at, t.id FROM tickets t "
+        "CROSS JOIN LATERAL unnest(ticket_search_keys_of(t.search)) AS own(key) "
+        "JOIN ticket_search_keys k ON k.key = own.key WHERE t.created_at >= coalesce(k.covered_since, '-infinity')")
+    return {tuple(r) for r in rows}
+
+
+async def add_and_fill(conn, keys: list[str], *, per_key: int) -> None:
+    async with conn.transaction():
+        assert sorted(await repository.add_search_keys(conn, keys)) == sorted(keys)
+    for key in keys:
+        assert await repository.fill_search_key(conn, key, search.key_query(key), per_key=per_key)
+
+
+def test_keys_walks_and_wanted_keys():
+    assert search.posting_key("printer") == "prin" and search.posting_key("退款") == "退款"
+    assert search.key_query("prin") == "'prin':*" and search.key_query("退款") == "'退款'"
+    ready = frozenset({"prin", "退款", "申请", "请退", "refu"})
+    freqs = {"申请": 0.09, "请退": 0.04, "退款": 0.09, "printer": 0.2, "refund": 0.05}
+    assert search.walk_key("申请退款", ready, freqs) == "请退"  # the rarest term's key
+    assert search.walk_key("printer", ready, freqs) == "prin"  # a prefix term of 4+ letters
+    assert search.walk_key("refun", ready, freqs) == "refu"
+    assert search.walk_key("pr", ready, freqs) is None  # a short prefix has no single key
+    assert search.walk_key("printer pr", ready, freqs) == "prin"  # but another term may
+    assert search.walk_key("打印机", ready, freqs) is None  # keys not built
+    assert search.wanted_keys({"printer": 0.2, "printing": 0.1, "rare": 0.0001, "退款": 0.05},
+                              min_share=0.002, limit=10) == ["prin", "退款"]
+    assert search.wanted_keys({"a": 0.5, "b": 0.4, "c": 0.3}, min_share=0.002, limit=2) == ["a", "b"]
+
+
+async def test_triggers_keep_postings_exact_through_every_write(ticket_db):
+    conn = await asyncpg.connect(dsn(ticket_db))
+    try:
+        ids = await insert(conn, PHRASES * 3, T0)
+        await add_and_fill(conn, ["退款", "打印", "prin", "refu", "invo"], per_key=1000)
+        assert (await conn.fetchval("SELECT count(*) FROM ticket_search_keys WHERE state = 'ready' "
+                                    "AND covered_since IS NULL")) == 5
+        assert await postings(conn) == await expected(conn) != set()
+        # a bulk insert after the keys exist
+        ids += await insert(conn, PHRASES, T0 + timedelta(hours=1))
+        assert await postings(conn) == await expected(conn)
+        # a message appends lexemes; a subject change drops some (the PATCH path's SQL)
+        await conn.execute("UPDATE tickets SET search = search || $2::tsvector WHERE id = $1",
+                           ids[10], search.document(public=["我想退款 refund please"]))
+        await conn.execute("UPDATE tickets SET search = ts_filter(search, '{b,c,d}') || $2::tsvector WHERE id = $1",
+                           ids[3], search.document(subject="nothing common here"))
+        assert await postings(conn) == await expected(conn)
+        assert not await conn.fetchval("SELECT count(*) FROM ticket_search_postings WHERE ticket_id = $1", ids[3])
+        # other updates do not touch them; a moved creation time moves every posting
+        await conn.execute("UPDATE tickets SET status = 'solved' WHERE id = ANY($1::uuid[])", ids[:5])
+        await conn.execute("UPDATE tickets SET created_at = created_at - interval '1 day' WHERE id = $1", ids[0])
+        assert await postings(conn) == await expected(conn)
+        # an erasure empties the vector; a hard delete removes the ticket
+        await conn.execute("UPDATE tickets SET search = ''::tsvector WHERE id = $1", ids[1])
+        await conn.execute("DELETE FROM tickets WHERE id = ANY($1::uuid[])", ids[20:24])
+        assert await postings(conn) == await expected(conn)
+        assert not await conn.fetchval("SELECT count(*) FROM ticket_search_postings WHERE ticket_id = ANY($1::uuid[])",
+                                       [ids[1], *ids[20:24]])
+    finally:
+        await conn.close()
+
+
+QUERIES = ["退款", "申请退款", "打印机", "printer", "prin", "refund", "refu", "printer offline", "打印机 refund",
+           "invoice", "发票"]
+
+
+async def all_pages(conn, query: str, filters: dict, *, walk_key: str | None, share: float, limit: int = 4) -> list:
+    """Every page of a search, following the cursor; the ids in order."""
+    tsq = search.tsquery(query)
+    found, after = [], None
+    for _ in range(200):
+        rows = await repository.list_tickets_raw(conn, filters={**filters, "tsquery": tsq}, limit=limit + 1,
+                                                 after=after, search_share=share, walk_key=walk_key)
+        found += [r["id"] for r in rows[:limit]]
+        if len(rows) <= limit:
+            return found
+        after = (rows[limit - 1]["created_at"], rows[limit - 1]["id"])
+    raise AssertionError("no end of pages")
+
+
+async def test_walking_postings_returns_what_the_other_plans_return(ticket_db):
+    """Small ``per_key`` so that every search crosses the cover into the trimmed past, and pages
+    that straddle it; filters that reject most of the walk; ties in creation time."""
+    rnd = random.Random(19)
+    conn = await asyncpg.connect(dsn(ticket_db))
+    try:
+        texts = [" ".join(rnd.sample(PHRASES, rnd.randint(1, 3))) + f" B-{i}" for i in range(150)]
+        await insert(conn, texts[:100], T0)
+        # forty at one instant, newest at the fill: its sixth-newest of a key ties with others
+        await insert(conn, texts[100:140], T0 + timedelta(seconds=300), step_s=0)
+        keys = ["退款", "申请", "请退", "打印", "prin", "refu", "invo", "发票"]
+        await add_and_fill(conn, keys, per_key=6)
+        await insert(conn, texts[140:], T0 + timedelta(hours=1))  # after the fill: written by the trigger
+        assert await repository.trim_search_postings(conn, per_key=6) > 0
+        await conn.execute("UPDATE tickets SET deleted_at = now() WHERE subject LIKE '%B-13%'")
+        assert await postings(conn) == await expected(conn)
+        ready = await repository.ready_search_keys(conn)
+        filter_sets = [{}, {"status": "pending"}, {"created_before": T0 + timedelta(seconds=50)},
+                       {"created_after": T0 + timedelta(seconds=20)}, {"deleted": "only"}]
+        checked = 0
+        for query in QUERIES:
+            key = search.walk_key(query, ready, {})
+            assert key is not None, query
+            for filters in filter_sets:
+                walked = await all_pages(conn, query, filters, walk_key=key, share=1.0)
+                dated = await all_pages(conn, query, filters, walk_key=None, share=1.0)
+                gin = await all_pages(conn, query, filters, walk_key=None, share=0.0)
+                assert walked == dated == gin, (query, filters)
+                checked += len(walked)
+        assert checked > 300
+    finally:
+        await conn.close()
+
+
+async def test_a_pass_keeps_the_keys_that_statistics_call_common(ticket_db):
+    conn = await asyncpg.connect(dsn(ticket_db))
+    pool = await asyncpg.create_pool(dsn(ticket_db), min_size=1, max_size=2)
+    try:
+        await insert(conn, PHRASES * 30, T0)
+        await conn.execute("ANALYZE tickets")
+        done = await search_index.run_pass(pool, per_key=10, max_keys=500)
+        assert done["added"] == done["filled"] > 10
+        assert "退款" in await repository.ready_search_keys(conn)
+        assert await postings(conn) == await expected(conn)
+        await insert(conn, PHRASES * 2, T0 + timedelta(days=1))
+        again = await search_index.run_pass(pool, per_key=10, max_keys=500)
+        assert again["added"] == 0 and again["trimmed"] > 0
+        assert await conn.fetchval("SELECT max(n) FROM (SELECT count(*) AS n FROM ticket_search_postings "
+                                   "GROUP BY key) c") <= 24  # ten kept, plus this pass's own ticket ties
+        assert await postings(conn) == await expected(conn)
+    finally:
+        await pool.close()
+        await conn.close()
+
+
+async def test_search_through_the_api_walks_the_postings(client, ticket_db, monkeypatch):
+    """The API's search picks the walk when the statistics call a term common and its key is
+    ready, and answers what it answered before."""
+    conn = await asyncpg.connect(dsn(ticket_db))
+    try:
+        await insert(conn, PHRASES * 20, T0)
+        await conn.execute("ANALYZE tickets")
+        await add_and_fill(conn, ["退款", "请退", "申请", "refu"], per_key=5)
+    finally:
+        await conn.close()
+    agent = identity_headers(Principal(kind="user", id="s1", role="supervisor"))
+    walked: list[str] = []
+    real = repository._list_by_postings
+
+    async def spy(conn, **kw):
+        walked.append(kw["key"])
+        return await real(conn, **kw)
+
+    service.LEXEME_STATS.forget()
+    monkeypatch.setattr(repository, "_list_by_postings", spy)
+    pages = []
+    cursor = None
+    while True:
+        r = await client.get("/v1/tickets", params={"q": "申请退款", "limit": 7, **({"cursor": cursor} if cursor else {})},
+                             headers=agent)
+        assert r.status_code == 200, r.text
+        pages += [t["id"] for t in r.json()["items"]]
+        cursor = r.json().get("next_cursor")
+        if not cursor:
+            break
+    assert walked and set(walked) <= {"请退", "申请", "退款"}
+    assert len(pages) == len(set(pages)) == 20  # every ticket with 申请退款, once
+    service.LEXEME_STATS.forget()
