@@ -24,14 +24,15 @@ class Settings(ServiceSettings):
 
     # --- search: time-ordered postings of common keys (tickets/search_index.py) ---
     #: how often the kept keys are compared with the search column's statistics, new ones
-    #: filled and old postings trimmed; 0 turns the passes off
+    #: filled and old postings trimmed; 0 turns the passes off (the keys already kept stay
+    #: maintained by the triggers and are no longer trimmed: delete them to stop the postings)
     search_index_interval_s: float = 60.0
     #: postings kept per key: a common search finds its page among them and only reads further
     #: back (with the date index) for the tickets older than them
-    search_postings_per_key: int = 1000
+    search_postings_per_key: int = Field(default=1000, ge=1)
     #: at most this many keys (the most common lexemes' first; PostgreSQL's statistics list
     #: about a thousand lexemes)
-    search_index_max_keys: int = 2000
+    search_index_max_keys: int = Field(default=2000, ge=0)
 
     # --- replies (docs/channels/outbound.md, "What ticket-svc sends") ---
     #: HMAC key of the attachment capability URLs in ``ticket.reply_requested``

@@ -214,3 +214,53 @@ async def test_search_through_the_api_walks_the_postings(client, ticket_db, monk
     assert walked and set(walked) <= {"请退", "申请", "退款"}
     assert len(pages) == len(set(pages)) == 20  # every ticket with 申请退款, once
     service.LEXEME_STATS.forget()
+
+
+async def test_a_fill_waits_for_writers_that_could_not_see_the_key(ticket_db):
+    """A transaction that wrote a ticket before the key existed, and commits after, is in no
+    trigger's view and in no earlier fill's snapshot: the key stays filling until it ends, and
+    the fill then finds its ticket. No table lock: the writer is never held up."""
+    conn = await asyncpg.connect(dsn(ticket_db))
+    writer = await asyncpg.connect(dsn(ticket_db))
+    pool = await asyncpg.create_pool(dsn(ticket_db), min_size=1, max_size=2)
+    try:
+        await insert(conn, PHRASES * 30, T0)
+        await conn.execute("ANALYZE tickets")
+        slow = writer.transaction()
+        await slow.start()
+        late = await insert(writer, ["申请退款 late writer"], T0 + timedelta(days=2))
+        done = await search_index.run_pass(pool, per_key=1000, max_keys=500)
+        assert done["added"] > 10 and done["filled"] == 0  # every new key waits for the writer
+        assert await repository.ready_search_keys(conn) == frozenset()
+        await insert(conn, ["退款 while filling"], T0 + timedelta(days=3))  # its trigger sees the keys
+        await slow.commit()
+        again = await search_index.run_pass(pool, per_key=1000, max_keys=500)
+        assert again["filled"] == done["added"]
+        assert await conn.fetchval("SELECT count(*) FROM ticket_search_postings WHERE ticket_id = $1 "
+                                   "AND key = '退款'", late[0]) == 1
+        assert await postings(conn) == await expected(conn)
+    finally:
+        await pool.close()
+        await writer.close()
+        await conn.close()
+
+
+async def test_narrow_filters_and_bad_sizes_keep_the_other_plans(ticket_db):
+    conn = await asyncpg.connect(dsn(ticket_db))
+    try:
+        ids = await insert(conn, PHRASES * 3, T0)
+        await add_and_fill(conn, ["退款"], per_key=10)
+        tsq = search.tsquery("退款")
+        for narrow in ({"created_by": "test"}, {"customer_id": uuid.uuid4()}, {"numbers": [1, 2]},
+                       {"assignee_id": "a1"}):
+            assert await repository._list_by_postings(conn, key="退款", filters={"tsquery": tsq, **narrow},
+                                                      limit=5, after=None) is None
+        assert len(await repository._list_by_postings(conn, key="退款", filters={"tsquery": tsq},
+                                                      limit=5, after=None)) == 5
+        assert await repository._list_by_postings(conn, key="不在", filters={"tsquery": tsq},
+                                                  limit=5, after=None) is None  # not a key
+        with pytest.raises(ValueError):
+            await repository.fill_search_key(conn, "退款", search.key_query("退款"), per_key=0)
+        assert ids
+    finally:
+        await conn.close()

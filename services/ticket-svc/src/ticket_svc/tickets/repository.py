@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
 from .models import tickets
 
 
@@ -362,80 +364,96 @@ async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
         return await conn.fetch(sql, *args)
 
 
+#: filters that leave few tickets: a common search under one of them reads its own index (by
+#: channel key, customer, requester, number or assignee) rather than walk postings it would reject
+_NARROW_FILTERS = ("created_by", "customer_id", "requester_bidx", "numbers", "assignee_id")
+
+
 async def _list_by_postings(conn: Any, *, key: str, filters: dict[str, Any], limit: int,
                             after: tuple[datetime, uuid.UUID] | None) -> list[Any] | None:
     """A page of a common search from the key's time-ordered postings (migration 0023): the
     newest tickets containing the key, each checked against the whole query and the filters,
     until a page is full. Below the postings' ``covered_since`` (older tickets, trimmed away)
-    the page goes on with the date-index plan. None when the key is not ready.
+    the page goes on with the date-index plan. None when the key is not ready, or a narrow
+    filter makes the date-ordered indexes the better plan.
 
-    The cover is read after the walk, and it only ever moves forward, so the two parts overlap
-    rather than leave a gap; the overlap is merged away by id.
+    The cover comes from the walk's own statement (``_cover`` on every row, and on one row of
+    NULLs when the walk found nothing), so the two parts meet exactly, in one snapshot's terms.
     """
+    if any(filters.get(name) is not None for name in _NARROW_FILTERS):
+        return None
     args: list[Any] = []
     where = _list_where(filters, args)  # unqualified names resolve to tickets, inside the LATERAL
     args.append(key)
     k = f"${len(args)}"
     bounds = [f"p.key = {k}", "p.created_at >= c.since"]
-    if filters.get("created_before") is not None:
-        args.append(filters["created_before"])
-        bounds.append(f"p.created_at < ${len(args)}")
+    for name, op in (("created_before", "<"), ("created_after", ">=")):
+        if filters.get(name) is not None:
+            args.append(filters[name])
+            bounds.append(f"p.created_at {op} ${len(args)}")
     if after is not None:
         args += [after[0], after[1]]
         bounds.append(f"(p.created_at, p.ticket_id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit)
-    rows = await conn.fetch(
-        "WITH c AS MATERIALIZED (SELECT coalesce(covered_since, '-infinity') AS since FROM ticket_search_keys "
-        f"WHERE key = {k} AND state = 'ready') "
-        "SELECT t.* FROM c, ticket_search_postings p "
-        f"CROSS JOIN LATERAL (SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = p.ticket_id AND "
+    found = await conn.fetch(
+        "WITH c AS MATERIALIZED (SELECT covered_since, coalesce(covered_since, '-infinity') AS since "
+        f"FROM ticket_search_keys WHERE key = {k} AND state = 'ready') "
+        "SELECT w.*, c.covered_since AS _cover FROM c LEFT JOIN LATERAL ("
+        "  SELECT t.* FROM ticket_search_postings p "
+        f"  CROSS JOIN LATERAL (SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = p.ticket_id AND "
         # OFFSET 0 keeps the subquery a per-posting probe by primary key: flattened, PostgreSQL
         # believes ANDed CJK bigrams rare and joins all their GIN matches instead (400 ms)
         + " AND ".join(where or ["true"]) + " OFFSET 0) t "
-        f"WHERE {' AND '.join(bounds)} ORDER BY p.created_at DESC, p.ticket_id DESC LIMIT ${len(args)}",
+        f"  WHERE {' AND '.join(bounds)} ORDER BY p.created_at DESC, p.ticket_id DESC LIMIT ${len(args)}"
+        ") w ON true",
         *args,
     )
-    if len(rows) >= limit:
-        return list(rows)
-    cover = await conn.fetchrow("SELECT state, covered_since FROM ticket_search_keys WHERE key = $1", key)
-    if cover is None or cover["state"] != "ready":
-        return None
-    if cover["covered_since"] is None:
-        return list(rows)
+    if not found:
+        return None  # not ready in this snapshot
+    cover = found[0]["_cover"]
+    rows = [row for row in found if row["id"] is not None]
+    if len(rows) >= limit or cover is None:
+        return rows
     before = filters.get("created_before")
-    older = {**filters, "created_before": min(before, cover["covered_since"]) if before else cover["covered_since"]}
-    rest = await list_tickets_raw(conn, filters=older, limit=limit, after=after, search_share=COMMON_SHARE)
-    merged = {row["id"]: row for row in [*rows, *rest]}
-    return sorted(merged.values(), key=lambda row: (row["created_at"], row["id"]), reverse=True)[:limit]
+    older = {**filters, "created_before": min(before, cover) if before else cover}
+    rest = await list_tickets_raw(conn, filters=older, limit=limit - len(rows), after=after,
+                                  search_share=COMMON_SHARE)
+    return [*rows, *rest]
 
 
 async def ready_search_keys(conn: Any) -> frozenset[str]:
-    return frozenset(r["key"] for r in await conn.fetch("SELECT key FROM ticket_search_keys WHERE state = 'ready'"))
+    """The posting keys a search may walk; none on a database not yet migrated to 0023 (a
+    rolling deploy: searches keep the older plans until the migration runs)."""
+    try:
+        rows = await conn.fetch("SELECT key FROM ticket_search_keys WHERE state = 'ready'")
+    except asyncpg.UndefinedTableError:
+        return frozenset()
+    return frozenset(r["key"] for r in rows)
 
 
 async def add_search_keys(conn: Any, keys: list[str]) -> list[str]:
-    """Add posting keys (state ``filling``); the ones added. Call inside a transaction.
-
-    ``SHARE`` waits for every transaction writing tickets to end and holds new writers until
-    this one commits, so each ticket is either written before (the fill finds it) or after
-    (its trigger sees the key): none falls between. ``lock_timeout`` bounds that hold; a busy
-    moment raises ``LockNotAvailableError`` and the next pass tries again.
-    """
-    missing = await conn.fetchval(
-        "SELECT coalesce(array_agg(k), '{}') FROM unnest($1::text[]) AS k "
-        "WHERE NOT EXISTS (SELECT 1 FROM ticket_search_keys s WHERE s.key = k)", keys)
-    if not missing:
-        return []
-    await conn.execute("SET LOCAL lock_timeout = '500ms'")
-    await conn.execute("LOCK TABLE tickets IN SHARE MODE")
+    """Add posting keys (state ``filling``, no horizon yet); the ones added. Their fill waits
+    for ``mark_search_key_horizons``, which must run after this commits."""
     return [r["key"] for r in await conn.fetch(
-        "INSERT INTO ticket_search_keys (key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING key",
-        missing)]
+        "INSERT INTO ticket_search_keys (key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING key", keys)]
 
 
-async def filling_search_keys(conn: Any) -> list[str]:
+async def mark_search_key_horizons(conn: Any) -> None:
+    """Give each new key the first transaction id not yet assigned. Run in a transaction that
+    starts after the keys' own committed: a transaction that wrote a ticket without seeing a
+    key has an id below it (a write takes its id before its trigger runs), and one that writes
+    later sees the key (each statement of a READ COMMITTED trigger takes a fresh snapshot)."""
+    await conn.execute(
+        "UPDATE ticket_search_keys SET horizon = pg_snapshot_xmax(pg_current_snapshot()) "
+        "WHERE state = 'filling' AND horizon IS NULL")
+
+
+async def fillable_search_keys(conn: Any) -> list[str]:
+    """Filling keys whose horizon every older transaction has passed: a fill now sees every
+    ticket the triggers did not give a posting."""
     return [r["key"] for r in await conn.fetch(
-        "SELECT key FROM ticket_search_keys WHERE state = 'filling' ORDER BY added_at, key")]
+        "SELECT key FROM ticket_search_keys WHERE state = 'filling' AND horizon IS NOT NULL "
+        "AND horizon <= pg_snapshot_xmin(pg_current_snapshot()) ORDER BY added_at, key")]
 
 
 async def fill_search_key(conn: Any, key: str, query: str, *, per_key: int) -> bool:
@@ -443,6 +461,8 @@ async def fill_search_key(conn: Any, key: str, query: str, *, per_key: int) -> b
     and mark the key ready; True if it was filling. When ``per_key`` were found, the cover starts
     one microsecond after the oldest of them, so tickets created at that same instant and left
     out stay below it (the date-index plan finds them)."""
+    if per_key < 1:
+        raise ValueError("per_key must be at least 1")
     return await conn.fetchval(
         "WITH found AS MATERIALIZED (SELECT created_at, id FROM tickets WHERE search @@ $2::tsquery "
         "  ORDER BY created_at DESC, id DESC LIMIT $3), "

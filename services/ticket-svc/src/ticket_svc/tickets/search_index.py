@@ -2,12 +2,15 @@
 
 A search for a common term walks the tickets newest first; the postings let it skip the newer
 tickets that do not contain the term. Triggers keep the postings exact as tickets change; this
-module decides *which* keys have postings and bounds their number. Each pass, on any replica
-(the passes are idempotent; an advisory lock keeps two from doing the same work at once):
+module decides *which* keys have postings and bounds their number. Each pass runs on one
+replica at a time (a session advisory lock; the others skip it):
 
 1. the lexemes PostgreSQL's statistics count as common (``pg_stats``, refreshed by ANALYZE)
-   give the keys wanted; missing ones are added (``repository.add_search_keys``);
-2. each key still filling gets the postings of the newest tickets that contain it, then is ready;
+   give the keys wanted; missing ones are added, then given a transaction-id horizon
+   (``repository.mark_search_key_horizons``: no table lock, no writer waits);
+2. each key still filling whose horizon every older transaction has passed gets the postings
+   of the newest tickets that contain it, then is ready (a key whose horizon a long
+   transaction holds back waits for a later pass);
 3. each ready key keeps about ``search_postings_per_key`` postings; older ones are trimmed and
    the key's cover moves up, so searches read the rest of a long result with the date index.
 
@@ -34,26 +37,31 @@ PASS_LOCK = 0x5EA7C4_0023
 
 
 async def run_pass(pool: Any, *, per_key: int, max_keys: int, min_share: float = repository.COMMON_SHARE) -> dict[str, int]:
-    """One pass; counts of keys added and filled and postings trimmed. A step that finds another
-    replica's pass running, or tickets too busy to hold, is left to the next pass."""
+    """One pass; counts of keys added and filled and postings trimmed. Nothing when another
+    replica's pass holds the lock; a trim that meets a busy writer gives way (200 ms) and is
+    left to the next pass."""
     done = {"added": 0, "filled": 0, "trimmed": 0}
     async with pool.acquire() as conn:
-        async with conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PASS_LOCK):
-                return done
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", PASS_LOCK):
+            return done
+        try:
             wanted = search.wanted_keys(await repository.lexeme_frequencies(conn), min_share=min_share, limit=max_keys)
-            try:
-                async with conn.transaction():  # a savepoint: a lock timeout leaves the pass going
-                    done["added"] = len(await repository.add_search_keys(conn, wanted))
-            except asyncpg.LockNotAvailableError:
-                log.info("search keys not added this pass: tickets were busy for 500 ms")
-        for key in await repository.filling_search_keys(conn):
             async with conn.transaction():
-                if await repository.fill_search_key(conn, key, search.key_query(key), per_key=per_key):
-                    done["filled"] += 1
-        async with conn.transaction():
-            if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PASS_LOCK):
-                done["trimmed"] = await repository.trim_search_postings(conn, per_key=per_key)
+                done["added"] = len(await repository.add_search_keys(conn, wanted))
+            await repository.mark_search_key_horizons(conn)  # its own statement: after the keys commit
+            for key in await repository.fillable_search_keys(conn):
+                async with conn.transaction():
+                    if await repository.fill_search_key(conn, key, search.key_query(key), per_key=per_key):
+                        done["filled"] += 1
+            try:
+                async with conn.transaction():
+                    # a trim waits for no writer: it would otherwise be the one a deadlock check picks
+                    await conn.execute("SET LOCAL lock_timeout = '200ms'")
+                    done["trimmed"] = await repository.trim_search_postings(conn, per_key=per_key)
+            except asyncpg.LockNotAvailableError:
+                log.info("search postings not trimmed this pass: a writer held them for 200 ms")
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", PASS_LOCK)
     return done
 
 

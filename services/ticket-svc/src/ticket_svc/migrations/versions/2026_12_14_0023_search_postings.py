@@ -15,10 +15,14 @@ newest tickets containing it, in time order, so such a search reads its page and
   both an exact word and a prefix (``refun`` and ``refund`` walk ``refu``). The walk rechecks
   the full query on each ticket, so a key's extra words cost a probe, never a wrong answer.
 - ``ticket_search_keys``: the keys kept, chosen by ticket-svc from the search column's
-  statistics (``tickets.search_index``). ``filling`` while ticket-svc writes the postings of
-  the tickets that existed when the key was added; ``ready`` after. ``covered_since``: the
-  postings are complete for tickets created at or after it (NULL: for all tickets); older
-  postings are trimmed so each key keeps about ``TICKET_SEARCH_POSTINGS_PER_KEY`` of them.
+  statistics (``tickets.search_index``). ``filling`` until ticket-svc has written the postings
+  of the tickets that existed when the key was added; ``ready`` after. ``horizon``: the first
+  transaction id not yet assigned just after the key was committed; the fill waits until every
+  transaction below it has ended, so a ticket written by one that did not see the key yet is
+  in the fill's snapshot (no table lock, no stalled writer). ``covered_since``: the postings
+  are complete for tickets created at or after it (NULL: for all tickets); older postings are
+  trimmed so each key keeps about ``TICKET_SEARCH_POSTINGS_PER_KEY`` of them, and no trigger
+  writes one below it (the cover only moves forward).
 - ``ticket_search_postings``: (key, created_at, ticket_id). Triggers keep it exact for every
   key in the set whatever the write path: insert (statement trigger, one statement for a bulk
   insert), a change of the search column (a message, a subject change, a merge, an erasure;
@@ -38,6 +42,7 @@ CREATE TABLE ticket_search_keys (
     key text PRIMARY KEY,
     state text NOT NULL DEFAULT 'filling' CHECK (state IN ('filling', 'ready')),
     covered_since timestamptz,
+    horizon xid8,
     added_at timestamptz NOT NULL DEFAULT now()
 )""")
     op.execute("""
@@ -59,6 +64,7 @@ BEGIN
     FROM new_tickets n
     CROSS JOIN LATERAL unnest(ticket_search_keys_of(n.search)) AS own(key)
     JOIN ticket_search_keys k ON k.key = own.key
+    WHERE n.created_at >= coalesce(k.covered_since, '-infinity')
     ON CONFLICT DO NOTHING;
     RETURN NULL;
 END
@@ -68,6 +74,7 @@ CREATE FUNCTION ticket_search_postings_changed() RETURNS trigger LANGUAGE plpgsq
 DECLARE
     old_keys text[] := ticket_search_keys_of(OLD.search);
     new_keys text[];
+    removed text[];
 BEGIN
     IF TG_OP = 'DELETE' THEN
         DELETE FROM ticket_search_postings
@@ -76,19 +83,23 @@ BEGIN
     END IF;
     new_keys := ticket_search_keys_of(NEW.search);
     IF OLD.created_at IS DISTINCT FROM NEW.created_at THEN
-        -- every posting moves to the new time
-        DELETE FROM ticket_search_postings
-        WHERE key = ANY(old_keys) AND created_at = OLD.created_at AND ticket_id = OLD.id;
+        removed := old_keys;  -- every posting moves to the new time
         old_keys := '{}';
     ELSE
-        DELETE FROM ticket_search_postings
-        WHERE key = ANY(old_keys) AND NOT key = ANY(new_keys) AND created_at = OLD.created_at
-          AND ticket_id = OLD.id;
+        -- a message only adds lexemes: usually nothing is removed and one set difference says so
+        removed := ARRAY(SELECT unnest(old_keys) EXCEPT SELECT unnest(new_keys));
+        new_keys := ARRAY(SELECT unnest(new_keys) EXCEPT SELECT unnest(old_keys));
     END IF;
-    INSERT INTO ticket_search_postings (key, created_at, ticket_id)
-    SELECT k.key, NEW.created_at, NEW.id FROM ticket_search_keys k
-    WHERE k.key = ANY(new_keys) AND NOT k.key = ANY(old_keys)
-    ON CONFLICT DO NOTHING;
+    IF cardinality(removed) > 0 THEN
+        DELETE FROM ticket_search_postings
+        WHERE key = ANY(removed) AND created_at = OLD.created_at AND ticket_id = OLD.id;
+    END IF;
+    IF cardinality(new_keys) > 0 THEN
+        INSERT INTO ticket_search_postings (key, created_at, ticket_id)
+        SELECT k.key, NEW.created_at, NEW.id FROM ticket_search_keys k
+        WHERE k.key = ANY(new_keys) AND NEW.created_at >= coalesce(k.covered_since, '-infinity')
+        ON CONFLICT DO NOTHING;
+    END IF;
     RETURN NULL;
 END
 $$""")
