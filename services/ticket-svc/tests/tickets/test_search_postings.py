@@ -54,13 +54,13 @@ async def expected(conn) -> set[tuple]:
 
 
 async def add_and_fill(conn, keys: list[str], *, per_key: int) -> None:
-    async with conn.transaction():
-        assert sorted(await repository.add_search_keys(conn, keys)) == sorted(keys)
+    for key in keys:
+        assert await repository.request_search_key(conn, key, max_keys=100)
     for key in keys:
         assert await repository.fill_search_key(conn, key, search.key_query(key), per_key=per_key)
 
 
-def test_keys_walks_and_wanted_keys():
+def test_keys_and_walks():
     assert search.posting_key("printer") == "prin" and search.posting_key("退款") == "退款"
     assert search.key_query("prin") == "'prin':*" and search.key_query("退款") == "'退款'"
     ready = frozenset({"prin", "退款", "申请", "请退", "refu"})
@@ -71,9 +71,7 @@ def test_keys_walks_and_wanted_keys():
     assert search.walk_key("pr", ready, freqs) is None  # a short prefix has no single key
     assert search.walk_key("printer pr", ready, freqs) == "prin"  # but another term may
     assert search.walk_key("打印机", ready, freqs) is None  # keys not built
-    assert search.wanted_keys({"printer": 0.2, "printing": 0.1, "rare": 0.0001, "退款": 0.05},
-                              min_share=0.002, limit=10) == ["prin", "退款"]
-    assert search.wanted_keys({"a": 0.5, "b": 0.4, "c": 0.3}, min_share=0.002, limit=2) == ["a", "b"]
+    assert search.walk_key("打印机 refund", None, freqs) == "打印"  # None: the key to ask for (打印 unknown: rarest)
 
 
 async def test_triggers_keep_postings_exact_through_every_write(ticket_db):
@@ -160,60 +158,73 @@ async def test_walking_postings_returns_what_the_other_plans_return(ticket_db):
         await conn.close()
 
 
-async def test_a_pass_keeps_the_keys_that_statistics_call_common(ticket_db):
+async def test_a_pass_fills_the_keys_asked_for_and_trims_them(ticket_db):
     conn = await asyncpg.connect(dsn(ticket_db))
     pool = await asyncpg.create_pool(dsn(ticket_db), min_size=1, max_size=2)
     try:
         await insert(conn, PHRASES * 30, T0)
-        await conn.execute("ANALYZE tickets")
-        done = await search_index.run_pass(pool, per_key=10, max_keys=500)
-        assert done["added"] == done["filled"] > 10
-        assert "退款" in await repository.ready_search_keys(conn)
+        for key in ("退款", "refu", "打印"):
+            assert await repository.request_search_key(conn, key, max_keys=3)
+        assert not await repository.request_search_key(conn, "发票", max_keys=3)  # the cap
+        assert not await repository.request_search_key(conn, "退款", max_keys=30)  # already there
+        done = await search_index.run_pass(pool, per_key=10)
+        assert done["filled"] == 3
+        assert await repository.ready_search_keys(conn) == {"退款", "refu", "打印"}
         assert await postings(conn) == await expected(conn)
         await insert(conn, PHRASES * 2, T0 + timedelta(days=1))
-        again = await search_index.run_pass(pool, per_key=10, max_keys=500)
-        assert again["added"] == 0 and again["trimmed"] > 0
+        again = await search_index.run_pass(pool, per_key=10)
+        assert again["filled"] == 0 and again["trimmed"] > 0
         assert await conn.fetchval("SELECT max(n) FROM (SELECT count(*) AS n FROM ticket_search_postings "
-                                   "GROUP BY key) c") <= 24  # ten kept, plus this pass's own ticket ties
+                                   "GROUP BY key) c") <= 10
         assert await postings(conn) == await expected(conn)
     finally:
         await pool.close()
         await conn.close()
 
 
-async def test_search_through_the_api_walks_the_postings(client, ticket_db, monkeypatch):
-    """The API's search picks the walk when the statistics call a term common and its key is
-    ready, and answers what it answered before."""
+async def test_search_through_the_api_asks_for_a_key_then_walks_it(client, ticket_db, monkeypatch):
+    """A common search with no ready key asks for one and takes the older plan; after a pass it
+    walks the key's postings, and answers what it answered before, page by page."""
     conn = await asyncpg.connect(dsn(ticket_db))
+    pool = await asyncpg.create_pool(dsn(ticket_db), min_size=1, max_size=1)
     try:
         await insert(conn, PHRASES * 20, T0)
         await conn.execute("ANALYZE tickets")
-        await add_and_fill(conn, ["退款", "请退", "申请", "refu"], per_key=5)
+        agent = identity_headers(Principal(kind="user", id="s1", role="supervisor"))
+        walked: list[str] = []
+        real = repository._list_by_postings
+
+        async def spy(conn, **kw):
+            walked.append(kw["key"])
+            return await real(conn, **kw)
+
+        async def all_pages() -> list[str]:
+            ids, cursor = [], None
+            while True:
+                r = await client.get("/v1/tickets", params={"q": "申请退款", "limit": 7,
+                                                            **({"cursor": cursor} if cursor else {})}, headers=agent)
+                assert r.status_code == 200, r.text
+                ids += [t["id"] for t in r.json()["items"]]
+                cursor = r.json().get("next_cursor")
+                if not cursor:
+                    return ids
+
+        service.LEXEME_STATS.forget()
+        monkeypatch.setattr(repository, "_list_by_postings", spy)
+        before = await all_pages()
+        assert not walked
+        asked = await conn.fetch("SELECT key, state FROM ticket_search_keys")
+        assert len(asked) == 1 and asked[0]["state"] == "filling"  # asked once, for a rarest bigram
+        assert asked[0]["key"] in {"申请", "请退"}  # (both only in 申请退款 here; 退款 is in more)
+        assert (await search_index.run_pass(pool, per_key=5))["filled"] == 1
+        service.LEXEME_STATS.forget()
+        after = await all_pages()
+        assert walked and set(walked) == {asked[0]["key"]}
+        assert after == before and len(after) == len(set(after)) == 20  # every ticket with 申请退款, once
     finally:
+        service.LEXEME_STATS.forget()
+        await pool.close()
         await conn.close()
-    agent = identity_headers(Principal(kind="user", id="s1", role="supervisor"))
-    walked: list[str] = []
-    real = repository._list_by_postings
-
-    async def spy(conn, **kw):
-        walked.append(kw["key"])
-        return await real(conn, **kw)
-
-    service.LEXEME_STATS.forget()
-    monkeypatch.setattr(repository, "_list_by_postings", spy)
-    pages = []
-    cursor = None
-    while True:
-        r = await client.get("/v1/tickets", params={"q": "申请退款", "limit": 7, **({"cursor": cursor} if cursor else {})},
-                             headers=agent)
-        assert r.status_code == 200, r.text
-        pages += [t["id"] for t in r.json()["items"]]
-        cursor = r.json().get("next_cursor")
-        if not cursor:
-            break
-    assert walked and set(walked) <= {"请退", "申请", "退款"}
-    assert len(pages) == len(set(pages)) == 20  # every ticket with 申请退款, once
-    service.LEXEME_STATS.forget()
 
 
 async def test_a_fill_waits_for_writers_that_could_not_see_the_key(ticket_db):
@@ -225,17 +236,17 @@ async def test_a_fill_waits_for_writers_that_could_not_see_the_key(ticket_db):
     pool = await asyncpg.create_pool(dsn(ticket_db), min_size=1, max_size=2)
     try:
         await insert(conn, PHRASES * 30, T0)
-        await conn.execute("ANALYZE tickets")
         slow = writer.transaction()
         await slow.start()
         late = await insert(writer, ["申请退款 late writer"], T0 + timedelta(days=2))
-        done = await search_index.run_pass(pool, per_key=1000, max_keys=500)
-        assert done["added"] > 10 and done["filled"] == 0  # every new key waits for the writer
+        assert await repository.request_search_key(conn, "退款", max_keys=10)
+        done = await search_index.run_pass(pool, per_key=1000)
+        assert done["filled"] == 0  # the key waits for the writer
         assert await repository.ready_search_keys(conn) == frozenset()
-        await insert(conn, ["退款 while filling"], T0 + timedelta(days=3))  # its trigger sees the keys
+        await insert(conn, ["退款 while filling"], T0 + timedelta(days=3))  # its trigger sees the key
         await slow.commit()
-        again = await search_index.run_pass(pool, per_key=1000, max_keys=500)
-        assert again["filled"] == done["added"]
+        again = await search_index.run_pass(pool, per_key=1000)
+        assert again["filled"] == 1
         assert await conn.fetchval("SELECT count(*) FROM ticket_search_postings WHERE ticket_id = $1 "
                                    "AND key = '退款'", late[0]) == 1
         assert await postings(conn) == await expected(conn)

@@ -431,16 +431,20 @@ async def ready_search_keys(conn: Any) -> frozenset[str]:
     return frozenset(r["key"] for r in rows)
 
 
-async def add_search_keys(conn: Any, keys: list[str]) -> list[str]:
-    """Add posting keys (state ``filling``, no horizon yet); the ones added. Their fill waits
-    for ``mark_search_key_horizons``, which must run after this commits."""
-    return [r["key"] for r in await conn.fetch(
-        "INSERT INTO ticket_search_keys (key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING key", keys)]
+async def request_search_key(conn: Any, key: str, *, max_keys: int) -> bool:
+    """Ask for postings of ``key`` (state ``filling``, no horizon yet) unless ``max_keys`` keys
+    exist; True when added. The next pass gives it a horizon and fills it."""
+    try:
+        return bool(await conn.fetchval(
+            "INSERT INTO ticket_search_keys (key) SELECT $1 WHERE (SELECT count(*) FROM ticket_search_keys) < $2 "
+            "ON CONFLICT DO NOTHING RETURNING true", key, max_keys))
+    except asyncpg.UndefinedTableError:  # before migration 0023 (see ready_search_keys)
+        return False
 
 
 async def mark_search_key_horizons(conn: Any) -> None:
     """Give each new key the first transaction id not yet assigned. Run in a transaction that
-    starts after the keys' own committed: a transaction that wrote a ticket without seeing a
+    starts after the keys' own committed (a later pass's, for a key a search asked for): a transaction that wrote a ticket without seeing a
     key has an id below it (a write takes its id before its trigger runs), and one that writes
     later sees the key (each statement of a READ COMMITTED trigger takes a fresh snapshot)."""
     await conn.execute(

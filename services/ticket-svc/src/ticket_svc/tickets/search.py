@@ -178,27 +178,17 @@ def key_query(key: str) -> str:
     return _quote(key) + (":*" if len(key) >= KEY_LENGTH else "")
 
 
-def wanted_keys(frequencies: dict[str, float], *, min_share: float, limit: int) -> list[str]:
-    """The posting keys worth keeping: those of the lexemes that at least ``min_share`` of the
-    tickets contain (the searches that walk the date index), most common first."""
-    keys: dict[str, None] = {}
-    for lexeme, freq in sorted(frequencies.items(), key=lambda item: -item[1]):
-        if freq >= min_share and len(keys) < limit:
-            keys.setdefault(posting_key(lexeme), None)
-    return list(keys)
-
-
-def walk_key(query: str, ready: set[str] | frozenset[str], frequencies: dict[str, float]) -> str | None:
+def walk_key(query: str, ready: set[str] | frozenset[str] | None, frequencies: dict[str, float]) -> str | None:
     """The posting key whose tickets, newest first, a search for ``query`` can walk: one that
     every match contains (an exact term, or a prefix term of four characters or more), among
-    the ``ready`` keys; the rarest such term's, so the walk rejects the fewest. None when no
-    term has one (a short prefix such as ``ab``, or keys not built yet)."""
+    the ``ready`` keys (None: any key, the one to ask for); the rarest such term's, so the walk
+    rejects the fewest. None when no term has one (a short prefix such as ``ab``)."""
     best: tuple[float, str] | None = None
     for lexeme, prefix in terms(query):
         if prefix and len(lexeme) < KEY_LENGTH:
             continue
         key = posting_key(lexeme)
-        if key not in ready:
+        if ready is not None and key not in ready:
             continue
         freq = (max((f for word, f in frequencies.items() if word.startswith(lexeme)), default=0.0)
                 if prefix else frequencies.get(lexeme, 0.0))

@@ -1,21 +1,23 @@
 """Keeps the time-ordered postings of common search keys (migration 0023) in step with the data.
 
 A search for a common term walks the tickets newest first; the postings let it skip the newer
-tickets that do not contain the term. Triggers keep the postings exact as tickets change; this
-module decides *which* keys have postings and bounds their number. Each pass runs on one
-replica at a time (a session advisory lock; the others skip it):
+tickets that do not contain the term. Triggers keep them exact as tickets change, and every
+posting costs intake a write, so keys are kept only for what agents search: a common search
+with no ready key asks for its key (``service.list_visible``, ``repository.request_search_key``;
+at most ``search_index_max_keys``), and that search and the next ones until the key is ready
+take the older plans. Each pass runs on one replica at a time (a session advisory lock; the
+others skip it):
 
-1. the lexemes PostgreSQL's statistics count as common (``pg_stats``, refreshed by ANALYZE)
-   give the keys wanted; missing ones are added, then given a transaction-id horizon
-   (``repository.mark_search_key_horizons``: no table lock, no writer waits);
-2. each key still filling whose horizon every older transaction has passed gets the postings
-   of the newest tickets that contain it, then is ready (a key whose horizon a long
-   transaction holds back waits for a later pass);
+1. each key asked for gets a transaction-id horizon (``repository.mark_search_key_horizons``:
+   no table lock, no writer waits);
+2. each key whose horizon every older transaction has passed gets the postings of the newest
+   tickets that contain it, then is ready (one that a long transaction holds back waits for a
+   later pass);
 3. each ready key keeps about ``search_postings_per_key`` postings; older ones are trimmed and
    the key's cover moves up, so searches read the rest of a long result with the date index.
 
-Keys are never dropped: a lexeme that stops being common keeps a bounded list, and searches
-for it stay correct whatever the plan.
+Keys are never dropped: a key no longer searched keeps a bounded list, and its searches stay
+correct whatever the plan; deleting its row and its postings stops them.
 """
 
 from __future__ import annotations
@@ -36,19 +38,16 @@ log = logging.getLogger(__name__)
 PASS_LOCK = 0x5EA7C4_0023
 
 
-async def run_pass(pool: Any, *, per_key: int, max_keys: int, min_share: float = repository.COMMON_SHARE) -> dict[str, int]:
-    """One pass; counts of keys added and filled and postings trimmed. Nothing when another
-    replica's pass holds the lock; a trim that meets a busy writer gives way (200 ms) and is
-    left to the next pass."""
-    done = {"added": 0, "filled": 0, "trimmed": 0}
+async def run_pass(pool: Any, *, per_key: int) -> dict[str, int]:
+    """One pass; counts of keys filled and postings trimmed. Nothing when another replica's
+    pass holds the lock; a trim that meets a busy writer gives way (200 ms) and is left to the
+    next pass."""
+    done = {"filled": 0, "trimmed": 0}
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", PASS_LOCK):
             return done
         try:
-            wanted = search.wanted_keys(await repository.lexeme_frequencies(conn), min_share=min_share, limit=max_keys)
-            async with conn.transaction():
-                done["added"] = len(await repository.add_search_keys(conn, wanted))
-            await repository.mark_search_key_horizons(conn)  # its own statement: after the keys commit
+            await repository.mark_search_key_horizons(conn)
             for key in await repository.fillable_search_keys(conn):
                 async with conn.transaction():
                     if await repository.fill_search_key(conn, key, search.key_query(key), per_key=per_key):
@@ -80,11 +79,9 @@ def search_index_loop(settings: Any):  # type: ignore[no-untyped-def]
             while True:
                 await asyncio.sleep(interval)
                 try:
-                    done = await run_pass(pool, per_key=settings.search_postings_per_key,
-                                          max_keys=settings.search_index_max_keys)
-                    if done["added"] or done["filled"]:
-                        log.info("search index pass: %(added)d keys added, %(filled)d filled, "
-                                 "%(trimmed)d postings trimmed", done)
+                    done = await run_pass(pool, per_key=settings.search_postings_per_key)
+                    if done["filled"]:
+                        log.info("search index pass: %(filled)d keys filled, %(trimmed)d postings trimmed", done)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # keep the loop alive across database hiccups

@@ -234,17 +234,21 @@ async def apply_patch(conn: Any, row: Mapping[str, Any], fields: dict[str, Any],
 
 
 class _LexemeStats:
-    """The search column's lexeme frequencies and the ready posting keys, re-read every 30 s
-    (they move with ANALYZE and the search index's passes; two small reads per process and
-    interval). ``forget`` makes the next search re-read them."""
+    """The search column's lexeme frequencies and the ready posting keys, re-read every
+    ``REFRESH_S`` (they move with ANALYZE and the search index's passes; two small reads per
+    process and interval). ``forget`` makes the next search re-read them."""
+
+    REFRESH_S = 10.0
 
     def __init__(self) -> None:
         self.loaded_at = -1e9
         self.frequencies: dict[str, float] = {}
         self.ready_keys: frozenset[str] = frozenset()
+        #: keys this process asked for (``_ask_for_key``), so a search asks once
+        self.asked: set[str] = set()
 
     async def get(self, conn: Any) -> dict[str, float]:
-        if time.monotonic() - self.loaded_at > 30:
+        if time.monotonic() - self.loaded_at > self.REFRESH_S:
             self.frequencies = await repository.lexeme_frequencies(conn)
             self.ready_keys = await repository.ready_search_keys(conn)
             self.loaded_at = time.monotonic()
@@ -252,9 +256,21 @@ class _LexemeStats:
 
     def forget(self) -> None:
         self.loaded_at = -1e9
+        self.asked.clear()
 
 
 LEXEME_STATS = _LexemeStats()
+
+
+async def _ask_for_key(conn: Any, key: str | None) -> None:
+    """A common search with no ready key: ask for its postings, once per process and key (the
+    search index's next pass fills them; this search takes the older plans)."""
+    if key is None or key in LEXEME_STATS.asked:
+        return
+    from ..config import get_settings
+
+    LEXEME_STATS.asked.add(key)
+    await repository.request_search_key(conn, key, max_keys=get_settings().search_index_max_keys)
 
 
 def _page(rows: list[Any], limit: int, sort: str) -> tuple[list[Any], str | None]:
@@ -278,6 +294,8 @@ async def list_visible(conn: Any, *, principal: Principal, limit: int, cursor: s
         frequencies = await LEXEME_STATS.get(conn)
         share = search.estimated_share(q, frequencies)
         walk_key = search.walk_key(q, LEXEME_STATS.ready_keys, frequencies)
+        if walk_key is None and share >= repository.COMMON_SHARE:
+            await _ask_for_key(conn, search.walk_key(q, None, frequencies))
     rows = await repository.list_tickets_raw(
         conn, filters=filters, limit=limit + 1, after=decode_cursor(cursor) if cursor else None, sort=sort,
         search_share=share, walk_key=walk_key,

@@ -14,8 +14,9 @@ newest tickets containing it, in time order, so such a search reads its page and
   its own key, an English word shares the key of its first four letters, so one key serves
   both an exact word and a prefix (``refun`` and ``refund`` walk ``refu``). The walk rechecks
   the full query on each ticket, so a key's extra words cost a probe, never a wrong answer.
-- ``ticket_search_keys``: the keys kept, chosen by ticket-svc from the search column's
-  statistics (``tickets.search_index``). ``filling`` until ticket-svc has written the postings
+- ``ticket_search_keys``: the keys kept: those of common searches agents ran
+  (``tickets.search_index``; every posting costs intake a write, so only searched keys have
+  them). ``filling`` until ticket-svc has written the postings
   of the tickets that existed when the key was added; ``ready`` after. ``horizon``: the first
   transaction id not yet assigned just after the key was committed; the fill waits until every
   transaction below it has ended, so a ticket written by one that did not see the key yet is
