@@ -10,7 +10,8 @@ so only ticket-svc and PostgreSQL share the cores):
 first on an empty database, then again after bulk-loading N tickets (default 1,000,000, each
 with its opening message and search lexemes) straight into PostgreSQL. Before each search
 phase the tickets are ANALYZEd and ticket-svc's search index is brought in line with the fresh
-statistics (``settle_search``), so both phases search in the steady state. The ratios
+statistics and the bench's search terms (``settle_search``), so both phases search in the
+steady state. The ratios
 loaded / empty are the point; absolute numbers move with the machine.
 
 Merges its keys (``scale_*``) into bench/results/latest.json and prints a short table.
@@ -26,7 +27,9 @@ import os
 import shutil
 import signal
 import sys
+import re
 import time
+import urllib.parse
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,14 +38,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
+import httpx  # noqa: E402
 
 from bench.run import (  # noqa: E402
     RESULTS, WRK_INSTALL_HINT, CpuSampler, Phase, free_block, free_port_outside, log, raw_dsn, remove_data_dir, wrk,
 )
 from helpdesk_common.devstack import PORT_BLOCK, Stack, StackConfig  # noqa: E402
 from helpdesk_common.identity import IdentitySigner, Principal  # noqa: E402
-from ticket_svc.tickets import repository as ticket_repository  # noqa: E402
-from ticket_svc.tickets import search, search_index  # noqa: E402
+from ticket_svc.tickets import search_index, service  # noqa: E402
 from ticket_svc.tickets.search import lexemes  # noqa: E402
 
 PRODUCTS = [("打印机", "printer"), ("笔记本电脑", "laptop"), ("路由器", "router"), ("会员账户", "membership account"),
@@ -111,25 +114,38 @@ async def bulk_load(dsn: str, total: int, *, batch: int = 100_000) -> float:
     return time.monotonic() - started
 
 
-async def settle_search(dsn: str, *, timeout_s: float = 900) -> tuple[float, int]:
-    """ANALYZE the tickets and bring ticket-svc's search index (tickets/search_index.py) in line
-    with the fresh statistics: every key they call common added and filled. (seconds, keys
-    ready). Both phases search on fresh statistics and a settled index, as a deployment does
-    once autovacuum and the index's minute-by-minute passes have caught up; a bulk import in
-    production waits the same, and until then its common searches take the older plans."""
+def search_terms() -> list[str]:
+    """The terms bench/search.lua cycles through, decoded."""
+    block = re.search(r"local terms = \{(.*?)\}", (ROOT / "bench" / "search.lua").read_text(), re.S)
+    assert block, "bench/search.lua: no terms table"
+    return [urllib.parse.unquote_plus(t) for t in re.findall(r'"([^"]+)"', block.group(1))]
+
+
+async def settle_search(dsn: str, url: str, agent_token: str, *, timeout_s: float = 900) -> tuple[float, int]:
+    """ANALYZE the tickets, search each bench term once as the agent (a common term with no
+    postings asks for its key, tickets/search_index.py) and run the search index's passes until
+    every key asked for is filled. (seconds, keys ready). Both phases then search in the steady
+    state of a desk whose agents searched these terms before; the first search of a new common
+    term in production takes the older plans until the next pass (a minute) fills its key."""
     started = time.monotonic()
     conn = await asyncpg.connect(dsn)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
     try:
         await conn.execute("ANALYZE tickets")
-        wanted = search.wanted_keys(await ticket_repository.lexeme_frequencies(conn),
-                                    min_share=ticket_repository.COMMON_SHARE, limit=2000)
+        refresh = service.LEXEME_STATS.REFRESH_S + 1  # ticket-svc's cache of statistics and ready keys
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            await asyncio.sleep(refresh)  # fresh statistics in ticket-svc
+            for term in search_terms():
+                r = await client.get("/v1/tickets", params={"q": term, "limit": 25},
+                                     headers={"X-Internal-Identity": agent_token})
+                r.raise_for_status()
         while time.monotonic() - started < timeout_s:
-            await search_index.run_pass(pool, per_key=1000, max_keys=2000)  # skips if ticket-svc's own runs
-            ready = await conn.fetchval("SELECT count(*) FROM ticket_search_keys WHERE state = 'ready' "
-                                        "AND key = ANY($1::text[])", wanted)
-            if ready == len(wanted):
-                return time.monotonic() - started, ready
+            await search_index.run_pass(pool, per_key=1000)  # skips while ticket-svc's own pass runs
+            row = await conn.fetchrow("SELECT count(*) FILTER (WHERE state = 'ready') AS ready, "
+                                      "count(*) FILTER (WHERE state = 'filling') AS filling FROM ticket_search_keys")
+            if not row["filling"]:
+                await asyncio.sleep(refresh)  # ticket-svc sees the keys ready
+                return time.monotonic() - started, row["ready"]
             await asyncio.sleep(1)
         raise RuntimeError(f"the search index did not settle within {timeout_s:.0f} s")
     finally:
@@ -147,7 +163,7 @@ def measure(label: str, url: str, dsn: str, tokens: dict[str, str], wrk_args: di
     phases["email"] = wrk(f"email-{label}", f"{url}/v1/channels/email/inbound", script="email.lua",
                           env={"BENCH_AUTH_HEADER": "X-Internal-Identity", "BENCH_AUTH_VALUE": tokens["email"],
                                "BENCH_TAG": f"mail-{label}-{run_id}"}, **wrk_args)
-    settled_s, keys = asyncio.run(settle_search(dsn))
+    settled_s, keys = asyncio.run(settle_search(dsn, url, tokens["agent"]))
     log(f"[{label}] search ({keys} common keys ready; ANALYZE and index {settled_s:.0f} s) ...")
     phases["search"] = wrk(f"search-{label}", url, script="search.lua",
                            env={"BENCH_AUTH_HEADER": "X-Internal-Identity", "BENCH_AUTH_VALUE": tokens["agent"]},
@@ -209,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         empty = measure("empty", url, raw_dsn(stack.database_url("ticket-svc")), tokens, wrk_args, run_id)
         log(f"bulk-loading {args.tickets:,} tickets with their messages ...")
         load_s = asyncio.run(bulk_load(raw_dsn(stack.database_url("ticket-svc")), args.tickets))
-        log("bringing the search index in line with the loaded tickets' statistics ...")
-        index_s, keys = asyncio.run(settle_search(raw_dsn(stack.database_url("ticket-svc"))))
+        log("settling the search index on the loaded tickets ...")
+        index_s, keys = asyncio.run(settle_search(raw_dsn(stack.database_url("ticket-svc")), url, tokens["agent"]))
         log(f"  {keys} keys ready after {index_s:.0f} s")
         loaded = measure("loaded", url, raw_dsn(stack.database_url("ticket-svc")), tokens, wrk_args, run_id)
         results = {
