@@ -65,6 +65,9 @@ $$""")
     op.execute("""
 CREATE FUNCTION ticket_search_postings_added() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ticket_search_keys) THEN
+        RETURN NULL;  -- no key searched yet: not even the vector's keys are worth computing
+    END IF;
     INSERT INTO ticket_search_postings (key, created_at, ticket_id)
     SELECT k.key, n.created_at, n.id
     FROM new_tickets n
@@ -78,10 +81,14 @@ $$""")
     op.execute("""
 CREATE FUNCTION ticket_search_postings_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    old_keys text[] := ticket_search_keys_of(OLD.search);
+    old_keys text[];
     new_keys text[];
     removed text[];
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ticket_search_keys) THEN
+        RETURN NULL;  -- no key, so no posting to keep (a key's removal took its postings)
+    END IF;
+    old_keys := ticket_search_keys_of(OLD.search);
     IF TG_OP = 'DELETE' THEN
         DELETE FROM ticket_search_postings
         WHERE key = ANY(old_keys) AND created_at = OLD.created_at AND ticket_id = OLD.id;
