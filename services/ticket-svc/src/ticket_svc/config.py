@@ -22,17 +22,17 @@ class Settings(ServiceSettings):
     #: how often offered-but-not-accepted tickets are checked for re-offer
     reoffer_interval_s: float = 1.0
 
-    # --- search: time-ordered postings of common keys (tickets/search_index.py) ---
-    #: how often the kept keys are compared with the search column's statistics, new ones
-    #: filled and old postings trimmed; 0 turns the passes off (the keys already kept stay
+    # --- search: time-ordered postings of searched keys (tickets/search_index.py) ---
+    #: how often keys that agents' searches asked for are filled and old postings trimmed; 0
+    #: turns the passes off, and then searches ask for no key (the keys already kept stay
     #: maintained by the triggers and are no longer trimmed: delete them to stop the postings)
     search_index_interval_s: float = 60.0
     #: postings kept per key: a common search finds its page among them and only reads further
     #: back (with the date index) for the tickets older than them
     search_postings_per_key: int = Field(default=1000, ge=1)
-    #: at most this many keys (the most common lexemes' first; PostgreSQL's statistics list
-    #: about a thousand lexemes)
-    search_index_max_keys: int = Field(default=2000, ge=0)
+    #: at most this many keys: every intake ticket writes a posting per kept key it contains, so
+    #: the cap bounds what searches can add to intake's cost
+    search_index_max_keys: int = Field(default=200, ge=0)
 
     # --- replies (docs/channels/outbound.md, "What ticket-svc sends") ---
     #: HMAC key of the attachment capability URLs in ``ticket.reply_requested``

@@ -275,3 +275,58 @@ async def test_narrow_filters_and_bad_sizes_keep_the_other_plans(ticket_db):
         assert ids
     finally:
         await conn.close()
+
+
+async def test_a_writer_with_a_newer_id_than_the_key_is_waited_for_too(ticket_db):
+    """The key's transaction takes its id first, a writer the next one, its trigger runs before
+    the key commits, and it commits last. The horizon must be above the writer's id (the mark's
+    own id), not one past the newest completed (which would be the writer's, still running)."""
+    conn = await asyncpg.connect(dsn(ticket_db))
+    asker = await asyncpg.connect(dsn(ticket_db))
+    writer = await asyncpg.connect(dsn(ticket_db))
+    pool = await asyncpg.create_pool(dsn(ticket_db), min_size=1, max_size=2)
+    try:
+        await insert(conn, PHRASES * 3, T0)
+        ask = asker.transaction()
+        await ask.start()
+        assert await repository.request_search_key(asker, "退款", max_keys=10)
+        await asker.fetchval("SELECT pg_current_xact_id()")
+        slow = writer.transaction()
+        await slow.start()
+        late = await insert(writer, ["退款 from a writer younger than the key"], T0 + timedelta(days=2))
+        await ask.commit()  # the key is visible now; the writer's trigger ran before
+        assert (await search_index.run_pass(pool, per_key=1000))["filled"] == 0
+        await slow.commit()
+        assert (await search_index.run_pass(pool, per_key=1000))["filled"] == 1
+        assert await conn.fetchval("SELECT count(*) FROM ticket_search_postings WHERE ticket_id = $1", late[0]) == 1
+        assert await postings(conn) == await expected(conn)
+    finally:
+        await pool.close()
+        await writer.close()
+        await asker.close()
+        await conn.close()
+
+
+async def test_only_agents_common_walkable_searches_ask_for_keys(client, ticket_db, monkeypatch):
+    conn = await asyncpg.connect(dsn(ticket_db))
+    try:
+        await insert(conn, PHRASES * 20, T0)
+        await conn.execute("ANALYZE tickets")
+        service.LEXEME_STATS.forget()
+        channel = identity_headers(Principal(kind="channel", id="key-1", channel="web"))
+        agent = identity_headers(Principal(kind="user", id="s1", role="supervisor"))
+        for params, headers in (({"q": "退款"}, channel), ({"q": "退款", "sort": "updated"}, agent),
+                                ({"q": "退款", "assignee_id": "a1"}, agent), ({"q": "zzz"}, agent)):
+            r = await client.get("/v1/tickets", params=params, headers=headers)
+            assert r.status_code == 200, r.text
+        assert await conn.fetchval("SELECT count(*) FROM ticket_search_keys") == 0
+        from ticket_svc.config import get_settings
+        monkeypatch.setattr(get_settings(), "search_index_interval_s", 0.0)
+        assert (await client.get("/v1/tickets", params={"q": "退款"}, headers=agent)).status_code == 200
+        assert await conn.fetchval("SELECT count(*) FROM ticket_search_keys") == 0  # passes off: no ask
+        monkeypatch.setattr(get_settings(), "search_index_interval_s", 60.0)
+        assert (await client.get("/v1/tickets", params={"q": "退款"}, headers=agent)).status_code == 200
+        assert await conn.fetchval("SELECT key FROM ticket_search_keys") == "退款"
+    finally:
+        service.LEXEME_STATS.forget()
+        await conn.close()

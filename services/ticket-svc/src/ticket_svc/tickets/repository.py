@@ -369,6 +369,11 @@ async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
 _NARROW_FILTERS = ("created_by", "customer_id", "requester_bidx", "numbers", "assignee_id")
 
 
+def narrow(filters: dict[str, Any]) -> bool:
+    """Does a filter leave so few tickets that their own index beats walking postings?"""
+    return any(filters.get(name) is not None for name in _NARROW_FILTERS)
+
+
 async def _list_by_postings(conn: Any, *, key: str, filters: dict[str, Any], limit: int,
                             after: tuple[datetime, uuid.UUID] | None) -> list[Any] | None:
     """A page of a common search from the key's time-ordered postings (migration 0023): the
@@ -380,7 +385,7 @@ async def _list_by_postings(conn: Any, *, key: str, filters: dict[str, Any], lim
     The cover comes from the walk's own statement (``_cover`` on every row, and on one row of
     NULLs when the walk found nothing), so the two parts meet exactly, in one snapshot's terms.
     """
-    if any(filters.get(name) is not None for name in _NARROW_FILTERS):
+    if narrow(filters):
         return None
     args: list[Any] = []
     where = _list_where(filters, args)  # unqualified names resolve to tickets, inside the LATERAL
@@ -443,21 +448,23 @@ async def request_search_key(conn: Any, key: str, *, max_keys: int) -> bool:
 
 
 async def mark_search_key_horizons(conn: Any) -> None:
-    """Give each new key the first transaction id not yet assigned. Run in a transaction that
-    starts after the keys' own committed (a later pass's, for a key a search asked for): a transaction that wrote a ticket without seeing a
-    key has an id below it (a write takes its id before its trigger runs), and one that writes
-    later sees the key (each statement of a READ COMMITTED trigger takes a fresh snapshot)."""
+    """Give each new key a horizon: this statement's own transaction id. Run after the keys
+    committed (a later pass's statement, for a key a search asked for): ids are handed out in
+    order, and a transaction that wrote a ticket without seeing a key took its id before (a
+    write takes its id before its trigger runs), so it is below; one that writes later sees
+    the key (each statement of a READ COMMITTED trigger takes a fresh snapshot; ticket-svc
+    writes tickets in READ COMMITTED only). Not ``pg_snapshot_xmax``: that is one past the
+    newest *completed* id, and a running writer may hold an id at or above it."""
     await conn.execute(
-        "UPDATE ticket_search_keys SET horizon = pg_snapshot_xmax(pg_current_snapshot()) "
-        "WHERE state = 'filling' AND horizon IS NULL")
+        "UPDATE ticket_search_keys SET horizon = pg_current_xact_id() WHERE state = 'filling' AND horizon IS NULL")
 
 
 async def fillable_search_keys(conn: Any) -> list[str]:
-    """Filling keys whose horizon every older transaction has passed: a fill now sees every
-    ticket the triggers did not give a posting."""
+    """Filling keys whose horizon's transaction and every older one have ended: a fill now sees
+    every ticket the triggers did not give a posting."""
     return [r["key"] for r in await conn.fetch(
         "SELECT key FROM ticket_search_keys WHERE state = 'filling' AND horizon IS NOT NULL "
-        "AND horizon <= pg_snapshot_xmin(pg_current_snapshot()) ORDER BY added_at, key")]
+        "AND horizon < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY added_at, key")]
 
 
 async def fill_search_key(conn: Any, key: str, query: str, *, per_key: int) -> bool:

@@ -5,6 +5,7 @@ and change what is ``policy`` (pure), applied here to every read and write."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 
 from helpdesk_common import concurrency, events
@@ -260,17 +262,25 @@ class _LexemeStats:
 
 
 LEXEME_STATS = _LexemeStats()
+log = logging.getLogger(__name__)
 
 
 async def _ask_for_key(conn: Any, key: str | None) -> None:
-    """A common search with no ready key: ask for its postings, once per process and key (the
-    search index's next pass fills them; this search takes the older plans)."""
-    if key is None or key in LEXEME_STATS.asked:
-        return
+    """An agent's common search that would walk postings but has no ready key: ask for its
+    key, once per process and key (the search index's next pass fills it; until then searches
+    take the older plans). Not when the passes are off, nor for a channel key's searches (keys
+    cost intake, and they follow what agents look for). A failure is logged, never the search's."""
     from ..config import get_settings
 
+    settings = get_settings()
+    if key is None or key in LEXEME_STATS.asked or settings.search_index_interval_s <= 0:
+        return
     LEXEME_STATS.asked.add(key)
-    await repository.request_search_key(conn, key, max_keys=get_settings().search_index_max_keys)
+    try:
+        await repository.request_search_key(conn, key, max_keys=settings.search_index_max_keys)
+    except asyncpg.PostgresError:
+        LEXEME_STATS.asked.discard(key)
+        log.warning("search key %r not requested", key, exc_info=True)
 
 
 def _page(rows: list[Any], limit: int, sort: str) -> tuple[list[Any], str | None]:
@@ -294,7 +304,8 @@ async def list_visible(conn: Any, *, principal: Principal, limit: int, cursor: s
         frequencies = await LEXEME_STATS.get(conn)
         share = search.estimated_share(q, frequencies)
         walk_key = search.walk_key(q, LEXEME_STATS.ready_keys, frequencies)
-        if walk_key is None and share >= repository.COMMON_SHARE:
+        if walk_key is None and share >= repository.COMMON_SHARE and principal.is_user and sort == "created" \
+                and not repository.narrow(filters):
             await _ask_for_key(conn, search.walk_key(q, None, frequencies))
     rows = await repository.list_tickets_raw(
         conn, filters=filters, limit=limit + 1, after=decode_cursor(cursor) if cursor else None, sort=sort,

@@ -17,10 +17,10 @@ newest tickets containing it, in time order, so such a search reads its page and
 - ``ticket_search_keys``: the keys kept: those of common searches agents ran
   (``tickets.search_index``; every posting costs intake a write, so only searched keys have
   them). ``filling`` until ticket-svc has written the postings
-  of the tickets that existed when the key was added; ``ready`` after. ``horizon``: the first
-  transaction id not yet assigned just after the key was committed; the fill waits until every
-  transaction below it has ended, so a ticket written by one that did not see the key yet is
-  in the fill's snapshot (no table lock, no stalled writer). ``covered_since``: the postings
+  of the tickets that existed when the key was added; ``ready`` after. ``horizon``: the id of a
+  transaction that ran after the key was committed; the fill waits until every transaction
+  up to it has ended, so a ticket written by one that did not see the key yet is in the fill's
+  snapshot (no table lock, no stalled writer; ticket-svc writes tickets in READ COMMITTED). ``covered_since``: the postings
   are complete for tickets created at or after it (NULL: for all tickets); older postings are
   trimmed so each key keeps about ``TICKET_SEARCH_POSTINGS_PER_KEY`` of them, and no trigger
   writes one below it (the cover only moves forward).
