@@ -1,13 +1,11 @@
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
 from helpdesk_common.app import ConsumerSpec, ServiceParts, build_app
 from helpdesk_common.events import (CUSTOMERS_TOPIC, DELIVERIES_TOPIC, INSIGHTS_TOPIC, PRIVACY_TOPIC, SLA_TOPIC,
                                     USERS_TOPIC)
+from helpdesk_common.periodic import periodic
 
 from .automation.endpoints import automations_router, triggers_router
 from .automation.endpoints import router as automation_router
@@ -54,30 +52,11 @@ def reoffer_loop(settings: Settings):  # type: ignore[no-untyped-def]
     """Background re-offer of tickets not accepted within their team's timeout (every replica
     may run it: rows are taken with SKIP LOCKED, so none is offered twice)."""
 
-    @contextlib.asynccontextmanager
-    async def hook(app: FastAPI) -> AsyncIterator[None]:
-        runtime = app.state.runtime
+    async def step(app: FastAPI) -> None:
+        async with app.state.runtime.raw_transaction() as conn:
+            await routing.reoffer_due(conn)
 
-        async def run() -> None:
-            while True:
-                await asyncio.sleep(settings.reoffer_interval_s)
-                try:
-                    async with runtime.raw_transaction() as conn:
-                        await routing.reoffer_due(conn)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # keep the loop alive across database hiccups
-                    log.exception("re-offer pass failed")
-
-        task = asyncio.create_task(run(), name="reoffer")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return hook
+    return periodic("re-offer pass", settings.reoffer_interval_s, step)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -5,14 +5,13 @@ then deletes the decided suggestions older than the retention (``KB_SUGGESTIONS_
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
+
+from helpdesk_common.periodic import periodic
 
 from . import service
 from .handlers import window
@@ -41,26 +40,7 @@ async def sweep_once(runtime: Any, settings: Any) -> int:
 
 
 def sweep_loop(settings: Any):  # type: ignore[no-untyped-def]
-    @contextlib.asynccontextmanager
-    async def hook(app: FastAPI) -> AsyncIterator[None]:
-        runtime = app.state.runtime
+    async def step(app: FastAPI) -> None:
+        await sweep_once(app.state.runtime, settings)
 
-        async def run() -> None:
-            while True:
-                await asyncio.sleep(settings.deflection_sweep_interval_s)
-                try:
-                    await sweep_once(runtime, settings)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # keep the loop alive across database hiccups
-                    log.exception("deflection sweep failed")
-
-        task = asyncio.create_task(run(), name="kb-deflection-sweep")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return hook
+    return periodic("kb-deflection-sweep", settings.deflection_sweep_interval_s, step)

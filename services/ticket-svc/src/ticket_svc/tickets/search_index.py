@@ -22,13 +22,12 @@ correct whatever the plan; deleting its row and its postings stops them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+
+from helpdesk_common.periodic import periodic
 
 from . import repository, search
 
@@ -67,32 +66,9 @@ async def run_pass(pool: Any, *, per_key: int) -> dict[str, int]:
 def search_index_loop(settings: Any):  # type: ignore[no-untyped-def]
     """Lifespan hook: a pass every ``search_index_interval_s`` (the first after one interval)."""
 
-    @contextlib.asynccontextmanager
-    async def hook(app: Any) -> AsyncIterator[None]:
-        interval = settings.search_index_interval_s
-        if interval <= 0:
-            yield
-            return
-        pool = app.state.runtime.raw_pool
+    async def step(app: Any) -> None:
+        done = await run_pass(app.state.runtime.raw_pool, per_key=settings.search_postings_per_key)
+        if done["filled"]:
+            log.info("search index pass: %(filled)d keys filled, %(trimmed)d postings trimmed", done)
 
-        async def run() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    done = await run_pass(pool, per_key=settings.search_postings_per_key)
-                    if done["filled"]:
-                        log.info("search index pass: %(filled)d keys filled, %(trimmed)d postings trimmed", done)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # keep the loop alive across database hiccups
-                    log.exception("search index pass failed")
-
-        task = asyncio.create_task(run(), name="search-index")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return hook
+    return periodic("search index pass", settings.search_index_interval_s, step)
