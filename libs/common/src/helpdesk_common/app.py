@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .consumer import ConsumerRunner, Handler
 from .edge import EdgeMiddleware, security_headers
+from .gc_tuning import settled_heap
 from .db import create_engine, create_raw_pool
 from .identity import IdentityVerifier
 from .kafka import broker_reachable
@@ -456,7 +457,8 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
                 ops = OpsListener(app=_ops_app(app), host=settings.ops_host, port=settings.ops_port)
                 await ops.start()
                 hooks.push_async_callback(ops.stop)
-            log.info("service started")
+            frozen = hooks.enter_context(settled_heap(settings.gc_young_threshold))
+            log.info("service started", extra={"gc_frozen_objects": frozen})
             try:
                 yield
             finally:

@@ -286,6 +286,7 @@ def service_env(monkeypatch: pytest.MonkeyPatch, infra: Infra, prefix: str, data
     monkeypatch.setenv("INTERNAL_TOKEN_MAX_LIFETIME_S", str(TEST_TOKEN_LIFETIME_S))
     monkeypatch.setenv(f"{prefix}RELAY_POLL_INTERVAL_S", "0.2")
     monkeypatch.setenv("API_DOCS_ENABLED", "true")  # as in the dev stack: tests read the API document
+    monkeypatch.setenv("GC_YOUNG_THRESHOLD", "0")  # thousands of app starts in one process (gc_tuning.py)
     for name, value in SESSION_PII_ENV.get(prefix, {}).items():  # services that do not start without keys
         monkeypatch.setenv(name, value)
     return topic_prefix
