@@ -6,6 +6,9 @@ committed at the boundary); the ORM is left for places where its convenience is 
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import orjson
 from sqlalchemy import MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -41,6 +44,32 @@ async def _init_raw_connection(conn) -> None:  # type: ignore[no-untyped-def]
         )
 
 
+#: raw-pool connections whose session holds state beyond a transaction (``holds_session_state``)
+_SESSION_STATE: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def holds_session_state(conn: Any) -> None:
+    """Mark a connection of a raw pool whose session is about to hold state that outlives a
+    transaction: a session-level advisory lock (``pg_advisory_lock``, ``pg_try_advisory_lock``),
+    ``LISTEN``, a ``SET`` without ``LOCAL``. It then gets asyncpg's full reset when it goes back
+    to the pool (``_reset_if_marked``). Call it *before* the statement: a task cancelled right
+    after it still leaves the lock for the reset to drop. The rule is checked by
+    libs/common/tests/test_raw_pool_reset.py, which fails on such a statement in a module that
+    never calls this."""
+    _SESSION_STATE.add(getattr(conn, "_con", None) or conn)  # a pool's proxy, or the connection
+
+
+async def _reset_if_marked(conn: Any) -> None:
+    """The raw pools' reset. asyncpg's default sends ``pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`` on every release: one more round trip per request, 7 % of
+    ticket-svc's samples under search (docs/performance.md, round 5) for state no request
+    leaves. Before calling this, the pool has already rolled back an open transaction and
+    dropped the connection's client-side listeners; only a marked connection needs the rest."""
+    if conn in _SESSION_STATE:
+        _SESSION_STATE.discard(conn)
+        await conn.execute(conn.get_reset_query())
+
+
 async def create_raw_pool(url: str, *, size: int, server_settings: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     """An asyncpg pool on the same database as the engine (jsonb as Python values);
     ``server_settings`` adds session settings (e.g. a read-model rebuild's ``search_path``)."""
@@ -48,6 +77,6 @@ async def create_raw_pool(url: str, *, size: int, server_settings: dict[str, str
 
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     return await asyncpg.create_pool(
-        dsn, min_size=size, max_size=size, init=_init_raw_connection,
+        dsn, min_size=size, max_size=size, init=_init_raw_connection, reset=_reset_if_marked,
         server_settings={"timezone": "UTC", **(server_settings or {})},
     )

@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from helpdesk_common.db import holds_session_state
+
 #: the advisory-lock key the live consumer takes shared in every batch transaction and the
 #: rebuild takes exclusively to swap tables: no batch can straddle the swap (a constant, so every
 #: replica and the rebuild command agree: the bytes 'an-fold!' as a signed 64-bit integer)
@@ -50,6 +52,7 @@ async def take_fold_lock(conn: Any) -> None:
 
 
 async def try_rebuild_lock(conn: Any) -> bool:
+    holds_session_state(conn)  # a session lock: the pool's reset drops it should the rebuild die holding it
     return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_RUNNING_KEY))
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from helpdesk_common.db import holds_session_state
 from helpdesk_common.periodic import periodic
 
 from . import repository, search
@@ -43,6 +44,7 @@ async def run_pass(pool: Any, *, per_key: int) -> dict[str, int]:
     next pass."""
     done = {"filled": 0, "trimmed": 0}
     async with pool.acquire() as conn:
+        holds_session_state(conn)  # the lock is the session's: the pool drops it if this is cancelled
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", PASS_LOCK):
             return done
         try:
