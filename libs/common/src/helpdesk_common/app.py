@@ -36,7 +36,7 @@ from .identity import IdentityVerifier
 from .kafka import broker_reachable
 from .metrics_access import MetricsAccess
 from .ops_listener import OpsListener
-from . import openapi, tracing
+from . import fastapi_memo, openapi, tracing
 from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, UrlNulMiddleware, configure_logging
 from .outbox import OutboxRelay, set_max_event_bytes
 from .outbox import watching_writes as outbox_writes
@@ -437,6 +437,7 @@ class ServiceApp(FastAPI):
 
 
 def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
+    fastapi_memo.install()  # once per process: FastAPI's per-request parameter questions, cached
     configure_logging(settings.service_name, settings.log_level)
     if settings.tracing_enabled or (settings.tracing_enabled is None and settings.otlp_endpoint):
         tracing.setup(settings.service_name, endpoint=settings.otlp_endpoint or None,
