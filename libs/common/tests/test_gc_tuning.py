@@ -40,3 +40,13 @@ def test_cycles_made_after_start_up_are_still_collected() -> None:
         del a, b
         gc.collect()
         assert gone() is None
+
+
+def test_overlapping_apps_settle_once_and_the_last_one_out_restores() -> None:
+    before = gc.get_threshold()
+    with settled_heap(50_000):
+        with settled_heap(50_000):
+            assert gc.get_threshold()[0] == 50_000
+        assert gc.get_threshold()[0] == 50_000 and gc.get_freeze_count() > 0  # the first app still runs
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -63,7 +63,8 @@ async def test_an_unmarked_connection_is_not_reset_but_its_transaction_is_rolled
 #: statements that leave state on the session, past the transaction
 _SESSION_STATEMENTS = re.compile(
     r"pg_(try_)?advisory_lock(_shared)?\s*\(|set_config\([^)]*,\s*false\s*\)"
-    r"|execute\(\s*f?[\"'](LISTEN\s|SET\s+(SESSION\s+)?(?!LOCAL\b)[a-z_.]+\s*(=|TO\b))", re.I)
+    r"|(execute|fetch|fetchval|fetchrow|executemany|text)\(\s*f?[\"'](LISTEN\s|SET\s+(SESSION\s+)?(?!LOCAL\b)"
+    r"[a-z_.]+\s*(=|TO\b))", re.I)
 
 
 def test_every_module_with_session_state_marks_its_connection() -> None:
@@ -82,7 +83,8 @@ def test_every_module_with_session_state_marks_its_connection() -> None:
 def test_the_rule_sees_the_statements_it_is_about() -> None:
     for sql in ('fetchval("SELECT pg_try_advisory_lock($1)"', '"SELECT pg_advisory_lock(1)"',
                 "execute('LISTEN ticket_events')", 'execute("SET statement_timeout = 0")',
-                'execute(f"SET search_path TO {schema}")', "\"SELECT set_config('x.y', '1', false)\""):
+                'execute(f"SET search_path TO {schema}")', 'text("SET statement_timeout = 0")',
+                'fetchval("SET work_mem = \'64MB\'")', "func.pg_advisory_lock(1)", "\"SELECT set_config('x.y', '1', false)\""):
         assert _SESSION_STATEMENTS.search(sql), sql
     for sql in ('"SELECT pg_advisory_xact_lock($1)"', 'execute("SET LOCAL lock_timeout = 0")',
                 '"ON CONFLICT DO UPDATE "\n "SET a = 1"', "# while the LISTEN connection is down",

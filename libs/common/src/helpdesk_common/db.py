@@ -67,7 +67,8 @@ async def _reset_if_marked(conn: Any) -> None:
     dropped the connection's client-side listeners; only a marked connection needs the rest."""
     if conn in _SESSION_STATE:
         _SESSION_STATE.discard(conn)
-        await conn.execute(conn.get_reset_query())
+        if query := conn.get_reset_query():  # empty on a server without these features
+            await conn.execute(query)
 
 
 async def create_raw_pool(url: str, *, size: int, server_settings: dict[str, str] | None = None):  # type: ignore[no-untyped-def]

@@ -203,6 +203,13 @@ def report(request: pytest.FixtureRequest) -> Any:
 STACK_TEST_DIRS = ("tests/e2e/",)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Apps built in the test process leave the garbage collector as Python has it: the suite
+    starts thousands of them, and a full collection of its heap at each start would cost more
+    than it saves (gc_tuning.py). A test that measures the setting sets it itself."""
+    os.environ.setdefault("GC_YOUNG_THRESHOLD", "0")
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadfile`` with the end-to-end files as one unit, sent first.
@@ -286,7 +293,6 @@ def service_env(monkeypatch: pytest.MonkeyPatch, infra: Infra, prefix: str, data
     monkeypatch.setenv("INTERNAL_TOKEN_MAX_LIFETIME_S", str(TEST_TOKEN_LIFETIME_S))
     monkeypatch.setenv(f"{prefix}RELAY_POLL_INTERVAL_S", "0.2")
     monkeypatch.setenv("API_DOCS_ENABLED", "true")  # as in the dev stack: tests read the API document
-    monkeypatch.setenv("GC_YOUNG_THRESHOLD", "0")  # thousands of app starts in one process (gc_tuning.py)
     for name, value in SESSION_PII_ENV.get(prefix, {}).items():  # services that do not start without keys
         monkeypatch.setenv(name, value)
     return topic_prefix
