@@ -18,6 +18,19 @@ from .models import tickets
 _NOT_READ = frozenset({"search", "requester_identity_bidx", "requester_bidx"})
 _TICKET_COLUMNS = ", ".join(c.name for c in tickets.c if c.name not in _NOT_READ)
 _T_COLUMNS = ", ".join(f"t.{c.name}" for c in tickets.c if c.name not in _NOT_READ)
+#: what a page of the list reads: the columns ``service.to_read`` shows and the cursor's. A page
+#: of full rows decoded 14 more columns per ticket that no list answer shows (routing's offer, the
+#: conversation key, the deletion's bookkeeping...); tests/tickets/test_list_columns.py keeps the
+#: two in step
+LIST_COLUMNS = (
+    "id", "number", "subject", "description", "status", "custom_status_id", "priority", "type", "channel",
+    "language", "tags", "custom_fields", "form_version", "requester", "customer_id", "customer_tier", "cc",
+    "followers", "team_id", "assignee_id", "assignment_state", "follow_up_of", "merged_into", "message_count",
+    "public_message_count", "first_response_due_at", "first_response_at", "sla_state", "sla_due_at", "created_at",
+    "updated_at", "solved_at", "closed_at", "version", "csat_rating", "csat_comment", "csat_answered_at",
+    "deleted_at",
+)
+_LIST_COLUMNS = ", ".join(LIST_COLUMNS)
 _CLAIM_KEY = (
     "INSERT INTO idempotency_keys (principal, key, request_hash, ticket_id, scope) VALUES ($1, $2, $3, $4, $5) "
     "ON CONFLICT DO NOTHING RETURNING ticket_id, request_hash, response"
@@ -352,7 +365,7 @@ async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
     args.append(limit)
 
     def select(order_by: str) -> str:
-        return (f"SELECT {_TICKET_COLUMNS} FROM tickets" + (" WHERE " + " AND ".join(where) if where else "")
+        return (f"SELECT {_LIST_COLUMNS} FROM tickets" + (" WHERE " + " AND ".join(where) if where else "")
                 + f" ORDER BY {order_by} DESC, id DESC LIMIT ${len(args)}")
 
     if filters.get("tsquery") is None:
@@ -414,7 +427,7 @@ async def _list_by_postings(conn: Any, *, key: str, filters: dict[str, Any], lim
         f"FROM ticket_search_keys WHERE key = {k} AND state = 'ready') "
         "SELECT w.*, c.covered_since AS _cover FROM c LEFT JOIN LATERAL ("
         "  SELECT t.* FROM ticket_search_postings p "
-        f"  CROSS JOIN LATERAL (SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = p.ticket_id AND "
+        f"  CROSS JOIN LATERAL (SELECT {_LIST_COLUMNS} FROM tickets WHERE id = p.ticket_id AND "
         # OFFSET 0 keeps the subquery a per-posting probe by primary key: flattened, PostgreSQL
         # believes ANDed CJK bigrams rare and joins all their GIN matches instead (400 ms)
         + " AND ".join(where or ["true"]) + " OFFSET 0) t "
