@@ -71,6 +71,8 @@ def test_mask_hides_most_of_the_value():
     assert mask("wechat_openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o") == "oU" + "*" * 24 + "6o"
     assert mask("email", "@example.com") == "***@example.com"
     assert mask("external:crm", "abc") == "***"
+    # an international form that does not parse is masked like any other value, every time (cached)
+    assert mask("phone", "+0012345678") == mask("phone", "+0012345678") == "+0*******78"
 
 
 class Body(StrictModel):
