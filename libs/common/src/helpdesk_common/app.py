@@ -36,7 +36,7 @@ from .identity import IdentityVerifier
 from .kafka import broker_reachable
 from .metrics_access import MetricsAccess
 from .ops_listener import OpsListener
-from . import fastapi_memo, openapi, tracing
+from . import fastapi_memo, openapi, route_index, tracing
 from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, UrlNulMiddleware, configure_logging
 from .outbox import OutboxRelay, set_max_event_bytes
 from .outbox import watching_writes as outbox_writes
@@ -458,6 +458,7 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
                 ops = OpsListener(app=_ops_app(app), host=settings.ops_host, port=settings.ops_port)
                 await ops.start()
                 hooks.push_async_callback(ops.stop)
+            route_index.install(app)  # the routes are final now
             frozen = hooks.enter_context(settled_heap(settings.gc_young_threshold))
             log.info("service started", extra={"gc_frozen_objects": frozen})
             try:
