@@ -15,7 +15,7 @@ from .auth.users import Provisioner
 from .config import Settings, get_settings
 from .cors import install_cors
 from .db import inbox, outbox
-from .proxy.endpoints import build_router
+from .proxy.endpoints import build_routers
 from .proxy.forwarding import new_session
 from .proxy.openapi import router as openapi_router
 from .proxy.confirmation import router as confirmation_router
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # the catch-all proxy of their prefixes
             routers=[openapi_router, auth_router, account_router, stream_router, visitor_router, survey_router, confirmation_router,
                      kb_router, zendesk_router,
-                     build_router()],
+                     *build_routers()],
             # readiness is about the gateway's database only: intake (auth + forwarding) works
             # without Kafka, the stream's consumer catches up once the broker is back, and the
             # outbox (users.events) holds user events until then
