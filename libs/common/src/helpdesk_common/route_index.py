@@ -12,7 +12,9 @@ request on a busy 2-core machine, more than its authentication.
 path has another key, without walking it. The answer is the one the router would give: a route
 whose first two path segments are literal matches only paths that begin with them. A router
 holding any route it cannot key that way (a parameter in the first two segments, a mount, a
-host route, a frontend) is left as it is. The order in which routers are asked, partial matches
+host route, a websocket route) is left as it is. A path with a line feed is not judged either:
+a route's pattern ends in ``$``, which also matches before a final ``\n`` (``/v1/agents%0A`` is
+the agents list to Starlette), and such paths are left to the routes themselves. The order in which routers are asked, partial matches
 (a 405) and the trailing-slash redirect are Starlette's, unchanged.
 
 Installed at start-up, when the routes are final: a route added to an already included router
@@ -35,6 +37,10 @@ except ImportError:  # pragma: no cover - an older Starlette
 
 #: set on an app once installed
 _INSTALLED = "helpdesk_route_index"
+#: the scope entry holding (path, key) of the request, computed once for all the guards; the
+#: trailing-slash redirect asks again with a copy whose path is another string, so the path is
+#: compared by identity before the key is reused
+_SCOPE_KEY = "helpdesk.route_key"
 
 
 def path_key(path: str) -> tuple[str, ...]:
@@ -57,9 +63,23 @@ def route_keys(contexts: Iterable[Any]) -> frozenset[tuple[str, ...]] | None:
     return frozenset(keys)
 
 
+def request_key(scope: Any) -> tuple[str, ...] | None:
+    """The key of an HTTP request's path, or None when it is not judged (not HTTP, a line feed)."""
+    if scope["type"] != "http":
+        return None
+    path = get_route_path(scope)
+    cached = scope.get(_SCOPE_KEY)
+    if cached is not None and cached[0] is path:
+        return cached[1]
+    key = None if "\n" in path else path_key(path)
+    scope[_SCOPE_KEY] = (path, key)
+    return key
+
+
 def _guarded(matches: Any, keys: frozenset[tuple[str, ...]]) -> Any:
     def guarded_matches(scope: Any) -> tuple[Match, Any]:
-        if scope["type"] == "http" and path_key(get_route_path(scope)) not in keys:
+        key = request_key(scope)
+        if key is not None and key not in keys:
             return Match.NONE, {}
         return matches(scope)
 
