@@ -1,0 +1,64 @@
+"""``db.driver_of``: statements on the driver connection belong to the SQLAlchemy connection's
+transaction (also as its first statement), and values go in and come out as ``text()``'s do."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from helpdesk_common.db import RecordRow, create_engine, driver_of
+from helpdesk_common.migrate import ensure_database
+
+
+@pytest.fixture
+async def engine(infra):  # type: ignore[no-untyped-def]
+    url = f"{infra.db_base}/t_driver_{uuid.uuid4().hex[:8]}"
+    await ensure_database(url)
+    engine = create_engine(url, pool_size=1)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id uuid PRIMARY KEY, tags text[], doc jsonb, at timestamptz)"))
+    yield engine
+    await engine.dispose()
+
+
+async def count(engine) -> int:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM t")))
+
+
+async def test_a_first_statement_on_the_driver_is_in_the_transaction(engine) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(RuntimeError):
+        async with engine.begin() as conn:
+            # nothing ran through SQLAlchemy yet: its transaction has not begun on the driver
+            driver = await driver_of(conn)
+            assert driver.is_in_transaction()
+            await driver.execute("INSERT INTO t (id) VALUES ($1)", uuid.uuid4())
+            raise RuntimeError("roll back")
+    assert await count(engine) == 0
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT 1"))
+        await (await driver_of(conn)).execute("INSERT INTO t (id) VALUES ($1)", uuid.uuid4())
+    assert await count(engine) == 1
+
+
+async def test_values_go_in_and_come_out_as_through_text(engine) -> None:  # type: ignore[no-untyped-def]
+    at = datetime(2026, 12, 3, 8, 30, tzinfo=UTC)
+    doc = {"名": "张三", "n": [1, 2]}
+    import orjson
+
+    async with engine.begin() as conn:
+        one, two = uuid.uuid4(), uuid.uuid4()
+        await conn.execute(text("INSERT INTO t VALUES (:id, :tags, CAST(:doc AS jsonb), :at)"),
+                           {"id": one, "tags": ["a", "票"], "doc": orjson.dumps(doc).decode(), "at": at})
+        raw = await (await driver_of(conn)).fetchrow(
+            "INSERT INTO t VALUES ($1, $2, CAST($3 AS jsonb), $4) RETURNING *", two, ["a", "票"],
+            orjson.dumps(doc).decode(), at)
+        row = RecordRow(raw)
+        via_text = (await conn.execute(text("SELECT * FROM t WHERE id = :id"), {"id": one})).first()
+    assert (row.tags, row.doc, row.at) == (via_text.tags, via_text.doc, via_text.at) == (["a", "票"], doc, at)
+    assert row["id"] == row[0] == two and row._mapping["tags"] == ["a", "票"] and len(row) == 4
+    with pytest.raises(AttributeError):
+        row.missing  # noqa: B018
