@@ -10,6 +10,14 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from helpdesk_common.db import RecordRow, driver_of
+
+#: every ticket.created runs it: on the driver connection (``helpdesk_common.db.driver_of``)
+_UPSERT_CREATED = (
+    "INSERT INTO sla_tickets (ticket_id, status, priority, type, channel, tags, customer_tier, custom_fields, team_id, "
+    "assignee_id, created_at, customer_id) VALUES ($1, $2, $3, $4, $5, $6, $7, CAST($8 AS jsonb), $9, $10, $11, $12) "
+    "ON CONFLICT (ticket_id) DO NOTHING RETURNING *"
+)
 _COLUMNS = ("status", "priority", "type", "channel", "tags", "customer_tier", "custom_fields", "team_id", "assignee_id")
 
 
@@ -20,16 +28,11 @@ async def upsert_created(conn: AsyncConnection, *, ticket_id: uuid.UUID, status:
     """First sight of a ticket; a replayed ticket.created keeps what later events changed.
     Returns the ticket's row either way (the new one from the INSERT itself: one round trip
     for the usual case)."""
-    row = (await conn.execute(
-        text("INSERT INTO sla_tickets (ticket_id, status, priority, type, channel, tags, customer_tier, custom_fields,"
-             " team_id, assignee_id, created_at, customer_id) VALUES (:id, :status, :priority, :type, :channel, :tags,"
-             " :tier, CAST(:cf AS jsonb), :team, :assignee, :created, :customer) ON CONFLICT (ticket_id) DO NOTHING"
-             " RETURNING *"),
-        {"id": ticket_id, "status": status, "priority": priority, "type": type, "channel": channel, "tags": tags,
-         "tier": customer_tier, "cf": orjson.dumps(custom_fields).decode(), "team": team_id, "assignee": assignee_id,
-         "created": created_at, "customer": customer_id},
-    )).first()
-    return row if row is not None else await get(conn, ticket_id)
+    row = await (await driver_of(conn)).fetchrow(
+        _UPSERT_CREATED, ticket_id, status, priority, type, channel, tags, customer_tier,
+        orjson.dumps(custom_fields).decode(), team_id, assignee_id, created_at, customer_id,
+    )
+    return RecordRow(row) if row is not None else await get(conn, ticket_id)
 
 
 async def get(conn: AsyncConnection, ticket_id: uuid.UUID) -> Any:

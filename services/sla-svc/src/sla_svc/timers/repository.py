@@ -3,6 +3,7 @@ the caller's transaction). The scheduler's hot path is in ``firing.py`` on bare 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from helpdesk_common.db import RecordRow, driver_of
 
 from . import deferral
 
@@ -33,22 +36,29 @@ def _value_sql(name: str) -> str:
     return f"CAST(:{name} AS jsonb)" if name == "escalation" else f":{name}"
 
 
-async def start(conn: AsyncConnection, values: dict[str, Any], *, restart: bool) -> Row | None:
-    """Insert the (ticket, metric) timer. ``restart`` turns an existing row into a fresh cycle
-    (cycle + 1); without it an existing row wins and None is returned (a replayed start)."""
-    names = ["ticket_id", "metric", *[k for k in values if k in _WRITABLE]]
-    cols = ", ".join(names)
-    vals = ", ".join(_value_sql(n) for n in names)
+@functools.lru_cache(maxsize=64)
+def _start_sql(names: tuple[str, ...], restart: bool) -> str:
+    """The INSERT of a timer with these columns (``$n`` in their order; pure, cached: a start
+    always passes the same columns)."""
+    vals = ", ".join(f"CAST(${i} AS jsonb)" if n == "escalation" else f"${i}" for i, n in enumerate(names, 1))
     if restart:
         sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in names[2:])
         # the caller passes every column of a fresh timer (the *_at markers as None)
         conflict = f"DO UPDATE SET {sets}, cycle = sla_timers.cycle + 1, updated_at = now()"
     else:
         conflict = "DO NOTHING"
-    return (await conn.execute(
-        text(f"INSERT INTO sla_timers ({cols}) VALUES ({vals}) ON CONFLICT (ticket_id, metric) {conflict} RETURNING *"),
-        _params(values),
-    )).first()
+    return (f"INSERT INTO sla_timers ({', '.join(names)}) VALUES ({vals}) "
+            f"ON CONFLICT (ticket_id, metric) {conflict} RETURNING *")
+
+
+async def start(conn: AsyncConnection, values: dict[str, Any], *, restart: bool) -> Any:
+    """Insert the (ticket, metric) timer. ``restart`` turns an existing row into a fresh cycle
+    (cycle + 1); without it an existing row wins and None is returned (a replayed start).
+    Every ticket.created runs it twice: on the driver connection (``db.driver_of``)."""
+    names = ("ticket_id", "metric", *[k for k in values if k in _WRITABLE])
+    params = _params(values)
+    row = await (await driver_of(conn)).fetchrow(_start_sql(names, restart), *[params[n] for n in names])
+    return RecordRow(row) if row is not None else None
 
 
 async def get(conn: AsyncConnection, ticket_id: uuid.UUID, metric: str, *, lock: bool = False) -> Row | None:
@@ -102,7 +112,7 @@ async def notify_timers(conn: AsyncConnection, earliest: datetime) -> None:
 
 
 async def current_generation(conn: AsyncConnection) -> int:
-    return int(await conn.scalar(text("SELECT generation FROM sla_state WHERE id = 1")))
+    return int(await (await driver_of(conn)).fetchval("SELECT generation FROM sla_state WHERE id = 1"))
 
 
 async def bump_generation(conn: AsyncConnection) -> int:
