@@ -42,6 +42,10 @@ async def test_a_first_statement_on_the_driver_is_in_the_transaction(engine) -> 
         await conn.execute(text("SELECT 1"))
         await (await driver_of(conn)).execute("INSERT INTO t (id) VALUES ($1)", uuid.uuid4())
     assert await count(engine) == 1
+    async with engine.connect() as conn:  # a lone read asks for no transaction
+        driver = await driver_of(conn, begin=False)
+        assert not driver.is_in_transaction()
+        assert await driver.fetchval("SELECT count(*) FROM t") == 1
 
 
 async def test_values_go_in_and_come_out_as_through_text(engine) -> None:  # type: ignore[no-untyped-def]

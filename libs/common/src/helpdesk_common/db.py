@@ -26,7 +26,7 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-async def driver_of(conn: AsyncConnection) -> Any:
+async def driver_of(conn: AsyncConnection, *, begin: bool = True) -> Any:
     """The asyncpg connection under ``conn``, in ``conn``'s transaction, for a hot statement
     without SQLAlchemy's per-statement work: compiling the text, adapting every parameter and
     wrapping every row cost sla-svc more CPU than the statements themselves (a profile under
@@ -36,9 +36,10 @@ async def driver_of(conn: AsyncConnection) -> Any:
     ``RecordRow`` (read by attribute, as SQLAlchemy's rows are). Errors are asyncpg's.
 
     SQLAlchemy begins the driver's transaction lazily, at its first statement; when none has
-    run yet, a trivial one begins it here, so nothing ever runs outside the transaction."""
+    run yet, a trivial one begins it here, so nothing ever runs outside the transaction.
+    ``begin=False``: a lone read that needs no transaction (its own snapshot) skips that."""
     driver = (await conn.get_raw_connection()).driver_connection
-    if not driver.is_in_transaction():
+    if begin and not driver.is_in_transaction():
         await conn.exec_driver_sql("SELECT 1")
     return driver
 
