@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -42,10 +43,39 @@ async def test_a_first_statement_on_the_driver_is_in_the_transaction(engine) -> 
         await conn.execute(text("SELECT 1"))
         await (await driver_of(conn)).execute("INSERT INTO t (id) VALUES ($1)", uuid.uuid4())
     assert await count(engine) == 1
-    async with engine.connect() as conn:  # a lone read asks for no transaction
-        driver = await driver_of(conn, begin=False)
-        assert not driver.is_in_transaction()
-        assert await driver.fetchval("SELECT count(*) FROM t") == 1
+    async with engine.begin() as conn:  # a driver error mid-transaction: it rolls back, whole
+        await conn.execute(text("INSERT INTO t (id) VALUES (:id)"), {"id": uuid.uuid4()})
+        driver = await driver_of(conn)
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await driver.execute("INSERT INTO t (id) SELECT id FROM t LIMIT 1")
+        await conn.rollback()
+    assert await count(engine) == 1
+
+
+async def test_a_dead_connection_is_invalidated_not_pooled_again(engine) -> None:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        pid = (await conn.get_raw_connection()).driver_connection.get_server_pid()
+    killer = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        await killer.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await killer.close()
+    with pytest.raises(Exception):
+        async with engine.connect() as conn:  # the pool's only connection: the dead one
+            await (await driver_of(conn)).fetchval("SELECT 1")
+    async with engine.connect() as conn:  # a fresh one
+        assert await (await driver_of(conn)).fetchval("SELECT 1") == 1
+        assert (await conn.get_raw_connection()).driver_connection.get_server_pid() != pid
+
+
+def test_record_rows_copy_pickle_compare() -> None:
+    import copy
+    import pickle
+
+    row = RecordRow({"a": 1, "b": "票"})
+    assert copy.copy(row) == copy.deepcopy(row) == pickle.loads(pickle.dumps(row)) == row == (1, "票")
+    assert hash(row) == hash((1, "票")) and row._asdict() == {"a": 1, "b": "票"} and row._fields == ("a", "b")
+    assert row.a == 1 and row["b"] == "票"
 
 
 async def test_values_go_in_and_come_out_as_through_text(engine) -> None:  # type: ignore[no-untyped-def]

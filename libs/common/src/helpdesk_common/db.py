@@ -26,7 +26,7 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-async def driver_of(conn: AsyncConnection, *, begin: bool = True) -> Any:
+async def driver_of(conn: AsyncConnection | Any) -> Any:
     """The asyncpg connection under ``conn``, in ``conn``'s transaction, for a hot statement
     without SQLAlchemy's per-statement work: compiling the text, adapting every parameter and
     wrapping every row cost sla-svc more CPU than the statements themselves (a profile under
@@ -36,10 +36,14 @@ async def driver_of(conn: AsyncConnection, *, begin: bool = True) -> Any:
     ``RecordRow`` (read by attribute, as SQLAlchemy's rows are). Errors are asyncpg's.
 
     SQLAlchemy begins the driver's transaction lazily, at its first statement; when none has
-    run yet, a trivial one begins it here, so nothing ever runs outside the transaction.
-    ``begin=False``: a lone read that needs no transaction (its own snapshot) skips that."""
+    run yet, a trivial one begins it here, so nothing runs outside the transaction, and a dead
+    pooled connection fails in SQLAlchemy's hands, which invalidates it (a failure later in the
+    transaction does too: the rollback meets the closed connection). A connection that is
+    already asyncpg's (a raw consumer's) is returned as it is."""
+    if not isinstance(conn, AsyncConnection):
+        return conn
     driver = (await conn.get_raw_connection()).driver_connection
-    if begin and not driver.is_in_transaction():
+    if not driver.is_in_transaction():
         await conn.exec_driver_sql("SELECT 1")
     return driver
 
@@ -54,10 +58,28 @@ class RecordRow:
         self._record = record
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_record":  # copy/pickle probing an empty instance
+            raise AttributeError(name)
         try:
             return self._record[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def __reduce__(self) -> Any:
+        return RecordRow, (dict(self._record.items()),)
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, (RecordRow, tuple)) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def _asdict(self) -> dict[str, Any]:
+        return dict(self._record.items())
+
+    @property
+    def _fields(self) -> tuple[str, ...]:
+        return tuple(self._record.keys())
 
     def __getitem__(self, key: Any) -> Any:
         return self._record[key]

@@ -83,10 +83,8 @@ async def notify(conn: AsyncConnection, channel: str) -> None:
 
 
 async def rows_after(conn: AsyncConnection, *, after: int, limit: int) -> list[Any]:
-    """Every row after ``after`` in seq order (the per-process tail, unfiltered). Each read is
-    its own snapshot (no transaction needed: appends commit in seq order, ``lock_for_append``)."""
-    driver = await driver_of(conn, begin=False)
-    return [RecordRow(r) for r in await driver.fetch(_ROWS_AFTER, after, limit)]
+    """Every row after ``after`` in seq order (the per-process tail, unfiltered)."""
+    return [RecordRow(r) for r in await (await driver_of(conn)).fetch(_ROWS_AFTER, after, limit)]
 
 
 def _visible(*, sees_all: bool, user_id: str, team_ids: Sequence[uuid.UUID]) -> Any:

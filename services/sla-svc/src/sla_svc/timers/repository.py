@@ -1,5 +1,7 @@
-"""The only place with SQL for timers on the event-handler and API side (SQLAlchemy Core on
-the caller's transaction). The scheduler's hot path is in ``firing.py`` on bare asyncpg."""
+"""The only place with SQL for timers on the event-handler and API side, on the caller's
+transaction: SQLAlchemy Core, except what every ticket.created runs (``start``,
+``current_generation``), which goes to the asyncpg connection under it (``db.driver_of``). The
+scheduler's hot path is in ``firing.py`` on bare asyncpg."""
 
 from __future__ import annotations
 
