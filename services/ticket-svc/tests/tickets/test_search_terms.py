@@ -1,5 +1,8 @@
 """Search lexemes and queries, Chinese and English (pure)."""
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ticket_svc.tickets import search
 
 
@@ -76,3 +79,25 @@ def test_public_only_queries_are_restricted_to_subject_and_public_text():
     assert search.tsquery("jam printer", public_only=True) == "'jam':AB & 'printer':*AB"
     assert search.tsquery("退款", public_only=True) == "'退款':AB"
     assert search.tsquery("jam printer") == "'jam' & 'printer':*"
+
+
+@given(st.dictionaries(st.text(alphabet="abcpr退款申请", min_size=1, max_size=5), st.floats(0, 1), max_size=40),
+       st.lists(st.text(alphabet="abcpr退款申请 ", max_size=8), min_size=1, max_size=6))
+def test_remembered_prefix_frequencies_answer_like_the_plain_statistics(plain, queries):
+    """The memo of ``LexemeFrequencies`` changes no answer: the share and the walk key of every
+    query, asked twice, are the plain mapping's, with the memo cleared when full."""
+    remembered = search.LexemeFrequencies(plain)
+    remembered.MEMO = 3
+    for query in queries * 2:
+        assert search.estimated_share(query, remembered) == search.estimated_share(query, plain)
+        assert search.walk_key(query, None, remembered) == search.walk_key(query, None, plain)
+        assert len(remembered._prefix_max) <= 3
+    assert remembered == plain
+
+
+def test_a_prefix_term_takes_its_most_common_word():
+    freqs = search.LexemeFrequencies({"printer": 0.2, "print": 0.3, "prism": 0.01, "refund": 0.05})
+    assert search.frequency(freqs, "pri", prefix=True) == 0.3
+    assert search.frequency(freqs, "pri", prefix=False) == 0.0
+    assert search.frequency(freqs, "zzz", prefix=True) == 0.0
+    assert search.estimated_share("refund printe", freqs) == 0.05

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from . import search
 from .models import tickets
 
 
@@ -335,15 +336,15 @@ def _list_where(f: dict[str, Any], args: list[Any]) -> list[str]:
 COMMON_SHARE = 0.002
 
 
-async def lexeme_frequencies(conn: Any) -> dict[str, float]:
+async def lexeme_frequencies(conn: Any) -> search.LexemeFrequencies:
     """The search column's most common lexemes and their document frequencies (ANALYZE stats)."""
     row = await conn.fetchrow(
         "SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs FROM pg_stats "
         "WHERE schemaname = current_schema() AND tablename = 'tickets' AND attname = 'search'"
     )
     if row is None or row["elems"] is None:
-        return {}
-    return dict(zip(row["elems"], row["freqs"]))
+        return search.LexemeFrequencies()
+    return search.LexemeFrequencies(zip(row["elems"], row["freqs"]))
 
 
 async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,

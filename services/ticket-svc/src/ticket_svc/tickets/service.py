@@ -244,12 +244,12 @@ class _LexemeStats:
 
     def __init__(self) -> None:
         self.loaded_at = -1e9
-        self.frequencies: dict[str, float] = {}
+        self.frequencies: search.LexemeFrequencies = search.LexemeFrequencies()
         self.ready_keys: frozenset[str] = frozenset()
         #: keys this process asked for (``_ask_for_key``), so a search asks once
         self.asked: set[str] = set()
 
-    async def get(self, conn: Any) -> dict[str, float]:
+    async def get(self, conn: Any) -> search.LexemeFrequencies:
         if time.monotonic() - self.loaded_at > self.REFRESH_S:
             self.frequencies = await repository.lexeme_frequencies(conn)
             self.ready_keys = await repository.ready_search_keys(conn)
