@@ -38,7 +38,8 @@ def summarise(path: Path, *, top: int = 12, inclusive: int = 25) -> str:
     own: collections.Counter[str] = collections.Counter()
     anywhere: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in path.read_text().splitlines():
+    # py-spy writes frame names byte for byte: a truncated UTF-8 name must not end the summary
+    for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
