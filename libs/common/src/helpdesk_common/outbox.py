@@ -59,7 +59,6 @@ from sqlalchemy import (
     case,
     delete,
     func,
-    literal_column,
     select,
     text,
     update,
@@ -77,6 +76,7 @@ from .kafka import (
     relay_transactional_id,
     transactional_relay,
 )
+from .db import RecordRow, driver_of
 from .problems import Problem
 from .settings import ServiceSettings
 
@@ -395,6 +395,15 @@ class OutboxRelay:
         self._settings = settings
         self._batch_size = batch_size
         self._retention_s = retention_s
+        name = table.name
+        #: the pending rows with each one's xmax as it was before this statement locks it (the
+        #: subquery reads the row before the lock above it marks the row as ours)
+        self._claim_sql = (
+            f"SELECT o.seq, o.topic, o.key, o.payload, o.traceparent, o.event_type, o.event_id, p.prior_xmax "
+            f"FROM {name} o JOIN (SELECT seq, xmax::text::bigint AS prior_xmax FROM {name} "
+            "WHERE sent_at IS NULL AND failed_at IS NULL ORDER BY seq LIMIT $1) p ON o.seq = p.seq "
+            "ORDER BY o.seq FOR UPDATE OF o SKIP LOCKED"
+        )
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._stopping = False
@@ -469,29 +478,16 @@ class OutboxRelay:
 
     async def publish_once(self) -> int:
         """Publish one batch; returns how many rows it settled (sent or dead-lettered)."""
-        t = self._table
         async with self._engine.begin() as conn:
-            locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(_RELAY_LOCK_ID)))
+            # the pass's hot statements run on the driver connection (``db.driver_of``): through
+            # SQLAlchemy they cost every service's relay more CPU than the statements themselves.
+            # The lock goes through SQLAlchemy, so it begins the transaction (and a dead pooled
+            # connection fails in SQLAlchemy's hands, which invalidates it)
+            locked = (await conn.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({_RELAY_LOCK_ID})")).scalar()
             if not locked:
                 return 0
-            # the pending rows with each one's xmax as it was before this statement locks it
-            # (the subquery reads the row before the lock above it marks the row as ours)
-            pending = (
-                select(t.c.seq, literal_column("xmax::text::bigint").label("prior_xmax"))
-                .where(t.c.sent_at.is_(None), t.c.failed_at.is_(None))
-                .order_by(t.c.seq)
-                .limit(self._batch_size)
-                .subquery()
-            )
-            rows = (
-                await conn.execute(
-                    select(t.c.seq, t.c.topic, t.c.key, t.c.payload, t.c.traceparent, t.c.event_type, t.c.event_id,
-                           pending.c.prior_xmax)
-                    .join_from(t, pending, t.c.seq == pending.c.seq)
-                    .order_by(t.c.seq)
-                    .with_for_update(of=t, skip_locked=True)
-                )
-            ).all()
+            driver = await driver_of(conn)
+            rows = [RecordRow(r) for r in await driver.fetch(self._claim_sql, self._batch_size)]
             if not rows:
                 return 0
             if time.monotonic() - self._topics_verified_at > self._verify_interval_s:
@@ -515,9 +511,8 @@ class OutboxRelay:
             else:
                 sent = rows
             if sent:
-                await conn.execute(
-                    update(t).where(t.c.seq.in_([r.seq for r in sent])).values(sent_at=func.now())
-                )
+                await driver.execute(f"UPDATE {self._table.name} SET sent_at = now() WHERE seq = ANY($1::bigint[])",
+                                     [r.seq for r in sent])
         for r in sent:
             OUTBOX_PUBLISHED.labels(r.topic).inc()  # label: the logical topic
         return claimed
