@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..deps import Caller
+from ..deps import authenticated
 from .forwarding import forward
 
 #: every method is forwarded: the service answers one it does not take with a 405 naming those
@@ -62,14 +62,22 @@ UPSTREAMS = {
 
 
 def _handler(setting: str, service_name: str):
-    async def proxy(request: Request, principal: Caller) -> Response:
+    """The forwarding endpoint of one upstream: a plain Starlette endpoint that authenticates
+    the caller itself (``deps.authenticated``, what the ``Caller`` dependency runs). As a FastAPI
+    route its dependency solving (parameters, the exit stack, the endpoint call) was 6 % of the
+    gateway's CPU on every forwarded request; errors still reach the app's problem+json handlers."""
+    async def proxy(request: Request) -> Response:
         state = request.app.state
         return await forward(
             request, upstream=getattr(state.settings, setting), service_name=service_name,
-            principal=principal, session=state.http, signer=state.signer,
+            principal=await authenticated(request), session=state.http, signer=state.signer,
         )
 
     return proxy
+
+
+def add_proxy_route(router: APIRouter, path: str, setting: str, service_name: str, *, name: str) -> None:
+    router.add_route(path, _handler(setting, service_name), methods=METHODS, name=name, include_in_schema=False)
 
 
 def build_routers() -> list[APIRouter]:
@@ -79,8 +87,7 @@ def build_routers() -> list[APIRouter]:
     routers = []
     for prefix, (setting, service_name) in UPSTREAMS.items():
         router = APIRouter(include_in_schema=False)
-        handler = _handler(setting, service_name)
-        router.add_api_route(f"/v1/{prefix}", handler, methods=METHODS, name=f"proxy-{prefix}")
-        router.add_api_route(f"/v1/{prefix}/{{rest:path}}", handler, methods=METHODS, name=f"proxy-{prefix}-sub")
+        add_proxy_route(router, f"/v1/{prefix}", setting, service_name, name=f"proxy-{prefix}")
+        add_proxy_route(router, f"/v1/{prefix}/{{rest:path}}", setting, service_name, name=f"proxy-{prefix}-sub")
         routers.append(router)
     return routers

@@ -21,15 +21,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from .endpoints import METHODS, _handler
+from .endpoints import METHODS, add_proxy_route
 from .links import address_limits, forward_link
 
 PATH = "/v1/surveys/{token}"
 
 router = APIRouter(include_in_schema=False)
 # the settings are an admin's resource: authenticated, before the public route matches them
-router.add_api_route("/v1/surveys/settings", _handler("customer_url", "customer service"), methods=METHODS,
-                     name="proxy-survey-settings")
+add_proxy_route(router, "/v1/surveys/settings", "customer_url", "customer service", name="proxy-survey-settings")
 
 
 # every method: customer-svc answers the ones the link does not take with 405 and its Allow
