@@ -70,6 +70,30 @@ async def test_channel_key_is_scoped_to_its_channel(gateway_env, ticket_svc):
             assert r.status_code == 299 and r.json()["path"] == f"/v1/{prefix}/probe", prefix
 
 
+async def test_forwarded_requests_are_counted_by_route_template_and_head_is_not_forwarded(gateway_env, ticket_svc):
+    """The forwarding routes are plain Starlette routes (proxy/endpoints.py): the request still
+    carries its route, so the metrics (and the intake SLO rules on them) count it by template,
+    401s and 405s included; HEAD is the gateway's 405 and never reaches a service."""
+    from prometheus_client import REGISTRY
+
+    def counted(method: str, route: str, status: str) -> float:
+        return REGISTRY.get_sample_value("http_requests_total", {"method": method, "route": route, "status": status}) or 0
+
+    _, admin = user_token("admin")
+    async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+        before = [counted("GET", "/v1/tickets/{rest:path}", "299"), counted("GET", "/v1/tickets", "401"),
+                  counted("HEAD", "/v1/teams/{rest:path}", "405"), counted("GET", "<unmatched>", "299")]
+        assert (await client.get("/v1/tickets/x/messages", headers=admin)).status_code == 299
+        assert (await client.get("/v1/tickets")).status_code == 401
+        forwarded = len(ticket_svc.forwarded)
+        head = await client.head("/v1/teams/probe", headers=admin)
+        assert head.status_code == 405 and "HEAD" not in head.headers["allow"]
+        assert len(ticket_svc.forwarded) == forwarded
+        after = [counted("GET", "/v1/tickets/{rest:path}", "299"), counted("GET", "/v1/tickets", "401"),
+                 counted("HEAD", "/v1/teams/{rest:path}", "405"), counted("GET", "<unmatched>", "299")]
+        assert [a - b for a, b in zip(after, before)] == [1, 1, 1, 0]
+
+
 async def test_intake_paths_get_the_larger_body_limit(gateway_env, ticket_svc, monkeypatch):
     monkeypatch.setenv("MAX_BODY_BYTES", "1000")
     monkeypatch.setenv("MAX_INTAKE_BODY_BYTES", "5000")

@@ -69,6 +69,9 @@ async def test_the_link_is_forwarded_without_a_login(gateway_env, customer_svc):
         for method in ("PUT", "DELETE", "PATCH", "TRACE"):
             r = await client.request(method, f"/v1/surveys/{TOKEN}")
             assert r.status_code == 405 and set(r.headers["allow"].split(", ")) >= {"GET", "POST"}, method
+        # HEAD is not a request for a login either (nor a failed one counted against the address)
+        head = await client.head(f"/v1/surveys/{TOKEN}")
+        assert head.status_code == 405, head.status_code
         # other paths under /v1/surveys are the ordinary proxy's: a login is needed
         assert (await client.get("/v1/surveys")).status_code == 401
 
