@@ -38,6 +38,7 @@ import urllib.parse
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,6 +51,7 @@ from bench.run import (  # noqa: E402
 )
 from helpdesk_common.devstack import PORT_BLOCK, Stack, StackConfig  # noqa: E402
 from helpdesk_common.identity import IdentitySigner, Principal  # noqa: E402
+from ticket_svc.pii import codec as pii_codec  # noqa: E402
 from ticket_svc.tickets import repository as ticket_repository  # noqa: E402
 from ticket_svc.tickets import search, search_index, service  # noqa: E402
 from ticket_svc.tickets.search import lexemes  # noqa: E402
@@ -81,36 +83,57 @@ def templates() -> list[tuple[int, str, str, list[str]]]:
     return rows
 
 
-async def bulk_load(dsn: str, total: int, *, start: int = 1, batch: int = 100_000) -> float:
-    """Insert tickets ``start`` .. ``total`` with their opening messages, in batches; returns seconds."""
+#: distinct requesters of the bulk-loaded tickets, each sealed as ticket-svc stores one
+REQUESTERS = 10_000
+
+
+def sealed_requesters(codec: Any, count: int = REQUESTERS) -> list[tuple[int, str, str, list[str], uuid.UUID]]:
+    """(n, sealed requester JSON, identity index, all indexes, customer id) of ``count``
+    requesters, as ticket-svc stores them since migration 0018 (``pii.codec.requester_columns``):
+    the requester encrypted, no plaintext identity, and linked to its customer as customer-svc's
+    answer links every ticket shortly after intake. A bulk ticket then costs a page what a real one
+    does (the requester decrypted and masked) and sits in the indexes where a real one sits."""
+    rows = []
+    for n in range(count):
+        columns = codec.requester_columns({"name": f"客户 {n}", "email": f"bulk-{n}@example.com"})
+        rows.append((n, json.dumps(columns["requester"]), columns["requester_identity_bidx"], columns["requester_bidx"],
+                     uuid.uuid5(uuid.NAMESPACE_URL, f"bench-customer-{n}")))
+    return rows
+
+
+async def bulk_load(dsn: str, total: int, *, codec: Any, start: int = 1, batch: int = 100_000) -> float:
+    """Insert tickets ``start`` .. ``total`` with their opening messages, in batches; returns
+    seconds. ``codec``: ticket-svc's PII codec under the stack's keys (``pii.codec.configure``)."""
     started = time.monotonic()
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("CREATE TEMP TABLE tpl (n int PRIMARY KEY, subject text, description text, tsv tsvector)")
         await conn.executemany(
             "INSERT INTO tpl VALUES ($1, $2, $3, array_to_tsvector($4::text[]))", templates())
+        await conn.execute("CREATE TEMP TABLE req (n int PRIMARY KEY, sealed jsonb, bidx text, bidxs text[], customer uuid)")
+        await conn.executemany("INSERT INTO req VALUES ($1, $2::jsonb, $3, $4, $5)", sealed_requesters(codec))
         for first in range(start, total + 1, batch):
             last = min(first + batch - 1, total)
             await conn.execute(
                 """
                 WITH new AS (
                   INSERT INTO tickets (id, subject, description, status, priority, type, channel, tags, custom_fields,
-                    requester, requester_identity_kind, requester_identity_value, created_by, created_at, updated_at,
-                    search, message_count, language)
+                    requester, requester_identity_kind, requester_identity_bidx, requester_bidx, customer_id,
+                    created_by, created_at, updated_at, search, message_count, language)
                   SELECT gen_random_uuid(), t.subject || ' B-' || g, t.description,
                     (ARRAY['new','open','pending','on_hold','solved','closed'])[1 + abs(hashint4(g)) % 6],
                     (ARRAY['low','normal','normal','high','urgent'])[1 + abs(hashint4(g + 1)) % 5], 'complaint',
                     (ARRAY['email','api','chat','wechat','web'])[1 + g % 5], ARRAY['bulk'], '{}'::jsonb,
-                    jsonb_build_object('email', 'bulk-' || g || '@example.com'), 'email', 'bulk-' || g || '@example.com',
-                    'channel:bulk', now() - make_interval(secs => $2 - g + 60), now() - make_interval(secs => $2 - g + 60),
+                    r.sealed, 'email', r.bidx, r.bidxs, r.customer, 'channel:bulk',
+                    now() - make_interval(secs => $2 - g + 60), now() - make_interval(secs => $2 - g + 60),
                     t.tsv || array_to_tsvector(ARRAY['b', g::text]), 1, 'zh'
-                  FROM generate_series($1::int, $2::int) g JOIN tpl t ON t.n = g % $3
+                  FROM generate_series($1::int, $2::int) g JOIN tpl t ON t.n = g % $3 JOIN req r ON r.n = g % $4
                   RETURNING id, description, channel, created_at
                 )
                 INSERT INTO messages (id, ticket_id, author_kind, public, body_text, channel, created_at)
                 SELECT gen_random_uuid(), id, 'customer', true, description, channel, created_at FROM new
                 """,
-                first, last, TEMPLATES,
+                first, last, TEMPLATES, REQUESTERS,
             )
             log(f"  loaded {last:,} / {total:,} tickets ({time.monotonic() - started:.0f} s)")
         await conn.execute("VACUUM ANALYZE tickets")
@@ -267,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.wait_service("ticket-svc")
         url = stack.url_of("ticket-svc")
         signer = IdentitySigner(stack.secrets["internal_auth_private_key"])
+        codec = pii_codec.configure(stack.secrets["ticket_pii_keys"], stack.secrets["ticket_pii_index_key"])
         tokens = Tokens(signer, {
             "api": Principal(kind="channel", id=str(uuid.uuid4()), channel="api", name="bench"),
             "email": Principal(kind="channel", id=str(uuid.uuid4()), channel="email", name="bench"),
@@ -290,11 +314,12 @@ def main(argv: list[str] | None = None) -> int:
             # page the loaded phase fills: against this baseline the ratio shows what a million
             # tickets add, not what 25 rows read, decrypted and encoded cost
             log(f"bulk-loading {full_pages:,} tickets for the full-page search baseline ...")
-            load_s += asyncio.run(bulk_load(raw_dsn(stack.database_url("ticket-svc")), full_pages))
+            load_s += asyncio.run(bulk_load(raw_dsn(stack.database_url("ticket-svc")), full_pages, codec=codec))
             full = search_phase(f"{full_pages // 1000}k", url, raw_dsn(stack.database_url("ticket-svc")), tokens,
                                 wrk_args)
         log(f"bulk-loading {args.tickets - full_pages:,} tickets with their messages ...")
-        load_s += asyncio.run(bulk_load(raw_dsn(stack.database_url("ticket-svc")), args.tickets, start=full_pages + 1))
+        load_s += asyncio.run(bulk_load(raw_dsn(stack.database_url("ticket-svc")), args.tickets, codec=codec,
+                                        start=full_pages + 1))
         log("settling the search index on the loaded tickets ...")
         index_s, keys = asyncio.run(settle_search(raw_dsn(stack.database_url("ticket-svc")), url, tokens["agent"]))
         log(f"  {keys} keys ready after {index_s:.0f} s")
