@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import email
+import email.errors
 import email.policy
+import email.utils
+import re
 import socket
 import uuid
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from helpdesk_common.devstack import free_port
 from notify_svc.channels.base import Attachment, OutboundMessage
-from notify_svc.channels.email import (EmailAdapter, SmtpConfigError, build_message, choose_from, parse_smtp_url,
-                                       reply_subject)
+from notify_svc.channels.email import (WIRE_POLICY, EmailAdapter, SmtpConfigError, _one_line, build_message,
+                                       choose_from, compose, parse_smtp_url, reply_subject)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -342,25 +347,186 @@ async def test_a_connection_the_server_dropped_is_replaced_not_failed() -> None:
 
 
 def test_the_cached_header_classes_write_the_same_bytes_as_the_standard_policy(monkeypatch):
-    """notify-svc's policy caches the header registry's classes (a tenth of an e-mail's build
-    time); what it writes must be byte for byte what the stock SMTP policy writes."""
+    """A message to a non-ASCII local part is built by the modern policy with the header
+    registry's classes cached; what it writes must be byte for byte what the stock SMTP policy
+    writes."""
     import re
     from datetime import UTC, datetime
 
     import notify_svc.channels.email as adapter
 
     message = OutboundMessage(
-        delivery_id=uuid.uuid4(), channel="email", route={"to": "张伟 <wei@example.cn>", "cc": "Ann <ann@example.com>"},
+        delivery_id=uuid.uuid4(), channel="email", route={"to": "张伟 <张伟@example.cn>", "cc": "Ann <ann@example.com>"},
         subject="Order 123 arrived damaged / 包裹破损" * 3, body_text="我们已收到您的请求。\nThanks, we got it.",
         language="zh-CN", automatic=True, extra={"number": 1234}, in_reply_to="<a@b.cn>", references=["<r@b.cn>"],
         attachments=[Attachment(filename="发票 2026.pdf", content_type="application/pdf", content=b"%PDF-1.4 x")])
     now = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 
     def written() -> bytes:
-        raw = bytes(build_message(message, from_address="support@example.com", from_name="客服 Support", now=now))
+        outgoing = compose(message, from_address="support@example.com", from_name="客服 Support", now=now)
+        assert outgoing.international
+        raw = outgoing.mime.as_bytes(policy=email.policy.SMTPUTF8)
         return re.sub(rb"===============\d+==", b"BOUNDARY", raw)
 
     ours = written()
     monkeypatch.setattr(adapter, "SMTP_POLICY", email.policy.SMTP)
     assert written() == ours
-    assert b"=?utf-8?" in ours  # the non-ASCII names and subject are encoded words, as before
+    assert "张伟@example.cn".encode() in ours
+
+
+# ---- the wire form ------------------------------------------------------------------------------
+
+def _display_name(raw: bytes, header: str) -> str:
+    """The first display name of an address header, decoded as RFC 2047 says: whitespace between
+    two encoded words is not part of the text (the modern parser keeps it in a phrase)."""
+    value = email.message_from_bytes(raw, policy=email.policy.compat32)[header]
+    [(name, _)] = email.utils.getaddresses([value])[:1]
+    return str(make_header(decode_header(name)))
+
+
+_ENCODED_WORD = re.compile(rb"=\?utf-8\?b\?[A-Za-z0-9+/=]*\?=", re.IGNORECASE)
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=st.sampled_from(["Subject", "To", "Message-ID", "References", "Content-Language"]),
+       value=st.text(st.characters(max_codepoint=127), max_size=120))
+def test_the_wire_policy_folds_as_compat32_does(name, value) -> None:
+    """Its shortcut (a printable ASCII header that fits, written as it is) must give what
+    ``compat32`` itself writes, and every other header goes to ``compat32``."""
+    stock = email.policy.compat32.clone(linesep="\r\n", max_line_length=76)
+    try:
+        expected = stock.fold(name, value), stock.fold_binary(name, value)
+    except email.errors.HeaderParseError:  # a value with an embedded header: refused by both
+        with pytest.raises(email.errors.HeaderParseError):
+            WIRE_POLICY.fold(name, value)
+        return
+    assert (WIRE_POLICY.fold(name, value), WIRE_POLICY.fold_binary(name, value)) == expected
+
+
+_header_words = st.text(st.characters(blacklist_categories=("Cs",), max_codepoint=0x1FFFF), max_size=90)
+
+
+@settings(max_examples=150, deadline=None)
+@given(subject=_header_words, name=_header_words, body=st.text(max_size=400), automatic=st.booleans())
+def test_any_subject_name_and_body_reach_the_reader_intact_on_7bit_lines(subject, name, body, automatic) -> None:
+    """Chinese, English, emoji, control characters, long words: the modern parser reads back
+    what was meant, the message is ASCII, no line is longer than SMTP allows, no encoded word
+    is longer than RFC 2047 allows."""
+    message = reply(subject=subject, route={"to": "li@example.com"}, body_text=body, automatic=automatic)
+    outgoing = compose(message, from_address="support@acme.test", from_name=name)
+    raw = outgoing.mime.as_bytes()
+    raw.decode("ascii")
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF line ends only
+    assert all(len(word) <= 75 for word in _ENCODED_WORD.findall(raw))
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == reply_subject(subject, 42, automatic=automatic)
+    assert msg["From"].addresses[0].addr_spec == "support@acme.test"
+    assert _display_name(raw, "From") == _one_line(name)
+    expected_body = body.replace("\r\n", "\n").replace("\r", "\n")
+    assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") in (expected_body, expected_body + "\n")
+    assert outgoing.sender == "support@acme.test" and outgoing.recipients == ("li@example.com",)
+
+
+def test_long_chinese_names_and_subjects_are_folded_into_short_encoded_words() -> None:
+    name = "上海某某国际贸易有限公司客户服务中心华东区售后支持部"
+    subject = "关于订单 #123 的问题：包裹在运输途中破损，请尽快安排补发或者退款，谢谢" * 2
+    outgoing = compose(reply(subject=subject, route={"to": f"{name} <li@example.com>"}),
+                       from_address="support@acme.test", from_name=name)
+    raw = outgoing.mime.as_bytes()
+    header_block = raw.split(b"\r\n\r\n")[0]
+    assert all(len(line) <= 76 for line in header_block.split(b"\r\n"))
+    assert all(len(word) <= 75 for word in _ENCODED_WORD.findall(raw))
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == reply_subject(subject, 42)
+    assert _display_name(raw, "To") == _display_name(raw, "From") == name
+
+
+@pytest.mark.parametrize("subject", ["=?utf-8?b?5L2g5aW9?=", "Invoice =?x?q?y?= please"])
+def test_ascii_that_looks_like_an_encoded_word_is_encoded_so_it_reads_as_written(subject) -> None:
+    msg = parsed(reply(subject=subject, automatic=True, extra={}))
+    assert msg["Subject"] == subject
+
+
+def test_an_internationalised_domain_is_written_in_its_ascii_form() -> None:
+    outgoing = compose(reply(route={"to": "张三 <zhang@例子.中国>", "cc": "han@例え.jp"}), from_address="support@acme.test")
+    assert outgoing.recipients == ("zhang@xn--fsqu00a.xn--fiqs8s", "han@xn--r8jz45g.jp")
+    assert not outgoing.international
+    msg = email.message_from_bytes(outgoing.mime.as_bytes(), policy=email.policy.default)
+    assert msg["To"].addresses[0].addr_spec == "zhang@xn--fsqu00a.xn--fiqs8s"
+    assert msg["To"].addresses[0].display_name == "张三"
+
+
+def test_a_domain_without_an_ascii_form_cannot_be_built() -> None:
+    with pytest.raises(ValueError):
+        compose(reply(route={"to": "li@例子..中国"}), from_address="support@acme.test")
+
+
+def test_attachments_make_a_mixed_message_around_the_alternatives() -> None:
+    message = reply(attachments=[Attachment(filename="a.txt", content_type="text/plain", content="第一行\n".encode()),
+                                 Attachment(filename="x", content_type="multipart/mixed", content=b"\x00\x01")])
+    msg = parsed(message)
+    assert msg.get_content_type() == "multipart/mixed"
+    first, *attachments = msg.iter_parts()
+    assert first.get_content_type() == "multipart/alternative"
+    assert [(a.get_filename(), a.get_content_type(), a.get_payload(decode=True)) for a in attachments] == [
+        ("a.txt", "text/plain", "第一行\n".encode()), ("x", "application/octet-stream", b"\x00\x01")]
+
+
+def test_ascii_text_stays_readable_and_a_long_line_is_encoded() -> None:
+    short = parsed(reply(body_text="Hello,\n\nwe fixed it.")).get_body(("plain",))
+    assert short["Content-Transfer-Encoding"] == "7bit"
+    long = parsed(reply(body_text="x" * 1200)).get_body(("plain",))
+    assert long["Content-Transfer-Encoding"] == "base64"
+    assert long.get_content().strip() == "x" * 1200
+
+
+@pytest.fixture
+def ascii_only_server() -> Iterator[tuple[Controller, Recorder]]:
+    """A server without SMTPUTF8 (aiosmtpd's controller offers it unless told not to)."""
+    recorder = Recorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        yield controller, recorder
+    finally:
+        controller.stop()
+
+
+async def test_the_envelope_holds_every_recipient_and_our_address(smtp_server) -> None:
+    controller, recorder = smtp_server
+    adapter = EmailAdapter(smtp_url=f"smtp://127.0.0.1:{_port(controller)}", support_address="support@acme.test",
+                           timeout_s=5)
+    try:
+        message = reply(route={"to": ["李雷 <li@example.com>", "lucy@example.com"], "cc": "韩梅梅 <han@例子.中国>",
+                               "bcc": "never@example.com"})
+        assert (await adapter.send(message)).outcome == "sent"
+    finally:
+        await adapter.close()
+    [(mail_from, rcpts, raw)] = recorder.messages
+    assert mail_from == "support@acme.test"
+    assert rcpts == ["li@example.com", "lucy@example.com", "han@xn--fsqu00a.xn--fiqs8s"]
+    assert b"never@" not in raw and b"Bcc" not in raw
+    raw.decode("ascii")
+
+
+async def test_a_non_ascii_mailbox_goes_out_with_smtputf8_or_fails_permanently(smtp_server, ascii_only_server) -> None:
+    controller, recorder = smtp_server
+    adapter = EmailAdapter(smtp_url=f"smtp://127.0.0.1:{_port(controller)}", timeout_s=5)
+    try:
+        assert (await adapter.send(reply(route={"to": "张伟 <张伟@example.cn>"}))).outcome == "sent"
+    finally:
+        await adapter.close()
+    [(_, rcpts, raw)] = recorder.messages
+    assert rcpts == ["张伟@example.cn"]
+    assert email.message_from_string(raw.decode(), policy=email.policy.default)["To"].addresses[0].addr_spec == "张伟@example.cn"
+    plain, refused = ascii_only_server
+    adapter = EmailAdapter(smtp_url=f"smtp://127.0.0.1:{_port(plain)}", timeout_s=5)
+    try:
+        result = await adapter.send(reply(route={"to": "张伟@example.cn"}))
+        assert result.outcome == "permanent" and "does not support" in (result.reason or ""), result
+        assert (await adapter.send(reply(route={"to": "zhang@例子.中国"}))).outcome == "sent"  # IDNA needs no SMTPUTF8
+    finally:
+        await adapter.close()
+    [(_, rcpts, _)] = refused.messages
+    assert rcpts == ["zhang@xn--fsqu00a.xn--fiqs8s"]
