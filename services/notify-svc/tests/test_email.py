@@ -403,7 +403,7 @@ def test_the_wire_policy_folds_as_compat32_does(name, value) -> None:
     assert (WIRE_POLICY.fold(name, value), WIRE_POLICY.fold_binary(name, value)) == expected
 
 
-_header_words = st.text(st.characters(blacklist_categories=("Cs",), max_codepoint=0x1FFFF), max_size=90)
+_header_words = st.text(st.characters(blacklist_categories=("Cs",), max_codepoint=0x1FFFF), max_size=300)
 
 
 @settings(max_examples=150, deadline=None)
@@ -530,3 +530,79 @@ async def test_a_non_ascii_mailbox_goes_out_with_smtputf8_or_fails_permanently(s
         await adapter.close()
     [(_, rcpts, _)] = refused.messages
     assert rcpts == ["zhang@xn--fsqu00a.xn--fiqs8s"]
+
+
+# ---- what a sender's fields cannot do to the wire -----------------------------------------------
+
+
+@pytest.mark.parametrize("content_type", ["text/plain\r\nBcc: evil@example.com", "text/html\r\n\r\n<h1>Pay here</h1>",
+                                          "text/plain\nfoo bar", "text/", "multipart/mixed", 'text/"x"'])
+def test_an_attachment_content_type_is_a_token_pair_or_octet_stream(content_type) -> None:
+    outgoing = compose(reply(attachments=[Attachment(filename="a.bin", content_type=content_type, content=b"\x01")]),
+                       from_address="support@acme.test")
+    raw = outgoing.mime.as_bytes()
+    assert b"Bcc" not in raw and b"<h1>" not in raw and b"foo bar" not in raw
+    [attachment] = list(email.message_from_bytes(raw, policy=email.policy.default).iter_attachments())
+    assert attachment.get_content_type() == "application/octet-stream"
+    assert attachment.get_filename() == "a.bin" and attachment.get_payload(decode=True) == b"\x01"
+
+
+@pytest.mark.parametrize("filename", ["发票" * 60 + ".pdf", "x" * 1500 + ".txt", 'a "quoted" \\ name.pdf',
+                                      "line\r\nBcc: evil@example.com.pdf", "100% sure; (really).pdf"])
+def test_any_file_name_is_carried_intact_on_short_lines(filename) -> None:
+    raw = compose(reply(attachments=[Attachment(filename=filename, content_type="application/pdf", content=b"%PDF")]),
+                  from_address="support@acme.test").mime.as_bytes()
+    raw.decode("ascii")
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    disposition = raw.split(b"Content-Disposition:")[1].split(b"\r\n\r\n")[0]
+    assert all(len(line) <= 78 for line in disposition.split(b"\r\n"))
+    assert b"\r\nBcc" not in raw
+    [attachment] = list(email.message_from_bytes(raw, policy=email.policy.default).iter_attachments())
+    assert attachment.get_filename() == _one_line(filename)
+
+
+def test_a_subject_without_spaces_is_folded_as_encoded_words() -> None:
+    subject = "x" * 1200
+    raw = compose(reply(subject=subject), from_address="support@acme.test").mime.as_bytes()
+    assert all(len(line) <= 76 for line in raw.split(b"\r\n\r\n")[0].split(b"\r\n"))
+    assert email.message_from_bytes(raw, policy=email.policy.default)["Subject"] == f"Re: {subject} [#42]"
+
+
+def test_idna_2008_keeps_a_sharp_s_domain_its_own() -> None:
+    assert compose(reply(route={"to": "hans@straße.de"}), from_address="support@acme.test").recipients == (
+        "hans@xn--strae-oqa.de",)
+
+
+def test_a_cc_that_cannot_be_encoded_is_left_out_not_the_whole_reply() -> None:
+    outgoing = compose(reply(route={"to": "li@example.com", "cc": ["x@例子..中国", "han@example.com"]}),
+                       from_address="support@acme.test")
+    assert outgoing.recipients == ("li@example.com", "han@example.com")
+    assert outgoing.dropped == ("x@例子..中国",)
+    assert email.message_from_bytes(outgoing.mime.as_bytes(), policy=email.policy.default)["Cc"] == "han@example.com"
+    with pytest.raises(ValueError):
+        compose(reply(route={"to": "x@例子..中国"}), from_address="support@acme.test")
+
+
+@pytest.mark.parametrize("bad_id", ["<é@x>", "<a\udcff@x>", "<a b@x>", "<" + "a" * 300 + "@x>"])
+def test_an_id_that_cannot_be_a_message_id_is_left_out(bad_id) -> None:
+    outgoing = compose(reply(email_message_id=bad_id, in_reply_to=bad_id, references=[bad_id, "<ok@example.com>"]),
+                       from_address="support@acme.test")
+    raw = outgoing.mime.as_bytes()
+    raw.decode("ascii")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Message-ID"] == f"<{DELIVERY_ID}@acme.test>"
+    assert msg["In-Reply-To"] is None and msg["References"] == "<ok@example.com>"
+
+
+async def test_a_reply_with_an_unencodable_cc_is_sent_and_says_who_was_left_out(smtp_server) -> None:
+    controller, recorder = smtp_server
+    adapter = EmailAdapter(smtp_url=f"smtp://127.0.0.1:{_port(controller)}", timeout_s=5)
+    try:
+        result = await adapter.send(reply(route={"to": "li@example.com", "cc": "x@例子..中国"}))
+        broken = await adapter.send(reply(attachments=[Attachment(filename="a", content_type="text/plain",
+                                                                  content=b"x")], subject="\udcff"))
+    finally:
+        await adapter.close()
+    assert result.outcome == "sent" and "x@例子..中国: the domain cannot be encoded" in (result.reason or ""), result
+    assert broken.outcome == "permanent", broken
+    assert adapter.pool.opened == 1 and len(recorder.messages) == 1  # the unwritable message took no connection

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email import encoders
+from email.errors import MessageError
 from email.header import Header
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage, Message
@@ -39,9 +40,10 @@ from email.policy import SMTP, Compat32
 from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import aiosmtplib
+import idna
 
 from .base import Attachment, OutboundMessage, SendResult
 
@@ -89,6 +91,13 @@ class _WirePolicy(Compat32):
 #: word on a continuation line is at most the 75 characters RFC 2047 allows
 WIRE_POLICY = _WirePolicy(linesep="\r\n", max_line_length=76)
 _UTF8 = "utf-8"
+#: an ASCII word longer than this is written as encoded words, which fold anywhere
+_MAX_PLAIN_WORD = 70
+#: RFC 2231 continuation length of an attachment's file name
+_RFC2231_CHUNK = 50
+_MAX_MSG_ID = 250
+#: RFC 2045 token (a content type's type and subtype)
+_MIME_TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}")
 #: RFC 5321's limit on a line, without its CRLF
 _MAX_7BIT_LINE = 998
 
@@ -207,10 +216,12 @@ def reply_subject(subject: str | None, number: int | None, *, automatic: bool = 
 
 
 def _msg_id(value: str | None) -> str | None:
+    """``<id>``, or None for what cannot be a message id on the wire (RFC 5322 allows neither
+    encoded words nor spaces in one; a customer's malformed id is left out of the threading)."""
     if not value:
         return None
     value = _one_line(value)
-    if not value:
+    if not value or not value.isascii() or not value.isprintable() or " " in value or len(value) > _MAX_MSG_ID:
         return None
     return value if value.startswith("<") else f"<{value.strip('<>')}>"
 
@@ -265,6 +276,8 @@ class Outgoing:
     sender: str
     recipients: tuple[str, ...]
     mime: Message
+    #: addresses left out because no server could route them (a domain without an ASCII form)
+    dropped: tuple[str, ...] = ()
 
     @property
     def international(self) -> bool:
@@ -274,21 +287,35 @@ class Outgoing:
 
 
 def _wire_domain(addr: str) -> tuple[str, str]:
-    """(local part, domain) with an internationalised domain in its ASCII form (IDNA), which every
-    server routes; raises ValueError for a domain that has none."""
+    """(local part, domain) with an internationalised domain in its ASCII form, which every server
+    routes: IDNA 2008 with UTS 46 mapping (``idna``), not Python's IDNA 2003 codec, which maps
+    ``straße.de`` to a different domain, ``strasse.de``. ValueError for a domain without one."""
     local, _, domain = addr.rpartition("@")
     if not domain.isascii():
         try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError as exc:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
             raise ValueError(f"the address domain {domain!r} cannot be encoded") from exc
     return local, domain
 
 
+def _routable(pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(name, local part, ASCII domain) of each address a server can route, and the others."""
+    routable: list[tuple[str, str, str]] = []
+    dropped: list[str] = []
+    for name, addr in pairs:
+        try:
+            routable.append((name, *_wire_domain(addr)))
+        except ValueError:
+            dropped.append(addr)
+    return routable, dropped
+
+
 def _plain_ascii(value: str) -> bool:
     """Header text that can be written as it is: ASCII that a reader would not take for an
-    encoded word (``=?``)."""
-    return value.isascii() and "=?" not in value
+    encoded word (``=?``), without a word too long to fold onto a line of its own (encoded
+    words are cut anywhere)."""
+    return value.isascii() and "=?" not in value and all(len(word) <= _MAX_PLAIN_WORD for word in value.split())
 
 
 def _header_text(value: str, name: str) -> str | Header:
@@ -327,17 +354,35 @@ def _text_part(text: str, subtype: str) -> MIMEText:
     return MIMEText(text, subtype, _UTF8)
 
 
+def _disposition(filename: str) -> str:
+    """``Content-Disposition`` of an attachment: a short plain ASCII name quoted, any other as
+    RFC 2231 percent-encoded UTF-8 in continuations of at most 50 characters, so that no line
+    of a long name exceeds what SMTP carries (``email.utils.encode_rfc2231`` does not split)."""
+    if filename.isascii() and filename.isprintable() and len(filename) <= _RFC2231_CHUNK \
+            and '"' not in filename and "\\" not in filename:
+        return f'attachment; filename="{filename}"'
+    encoded = quote(filename, safe="", errors="strict")
+    chunks: list[str] = []
+    while encoded:
+        cut = min(len(encoded), _RFC2231_CHUNK)
+        if "%" in encoded[max(0, cut - 2):cut]:  # never split a %XX escape
+            cut = encoded.rindex("%", 0, cut)
+        chunks.append(encoded[:cut])
+        encoded = encoded[cut:]
+    if len(chunks) == 1:
+        return f"attachment; filename*=utf-8''{chunks[0]}"
+    return "attachment; " + "; ".join(
+        f"filename*{i}*={'utf-8' + chr(39) * 2 if i == 0 else ''}{chunk}" for i, chunk in enumerate(chunks))
+
+
 def _attachment_part(attachment: Attachment) -> MIMEBase:
     maintype, _, subtype = (attachment.content_type or "").partition("/")
-    if not maintype or not subtype or maintype == "multipart":
-        maintype, subtype = "application", "octet-stream"
+    if not _MIME_TOKEN.fullmatch(maintype) or not _MIME_TOKEN.fullmatch(subtype) or maintype.lower() == "multipart":
+        maintype, subtype = "application", "octet-stream"  # never a header line the sender wrote
     part = MIMEBase(maintype, subtype)
     part.set_payload(attachment.content)
     encoders.encode_base64(part)
-    filename = _one_line(attachment.filename) or "attachment"
-    # RFC 2231 for a name that is not ASCII, as mail clients expect for file names
-    part.add_header("Content-Disposition", "attachment",
-                    filename=filename if filename.isascii() else ("utf-8", "", filename))
+    part["Content-Disposition"] = _disposition(_one_line(attachment.filename) or "attachment")
     return part
 
 
@@ -362,8 +407,10 @@ def compose(message: OutboundMessage, *, from_address: str, from_name: str = "",
         mime = _build_international(message, to, cc, from_address=from_address, from_name=from_name, now=now)
         return Outgoing(sender=from_address, recipients=tuple(a for _, a in everyone), mime=mime)
     sender_local, sender_domain = _wire_domain(from_address)
-    wire_to = [(n, *_wire_domain(a)) for n, a in to]
-    wire_cc = [(n, *_wire_domain(a)) for n, a in cc]
+    wire_to, dropped_to = _routable(to)
+    wire_cc, dropped_cc = _routable(cc)
+    if not wire_to:
+        raise ValueError(f"no recipient address has a domain that can be encoded: {', '.join(dropped_to)}")
 
     body = MIMEMultipart("alternative", _subparts=(
         _text_part(message.body_text, "plain"),
@@ -390,7 +437,8 @@ def compose(message: OutboundMessage, *, from_address: str, from_name: str = "",
     if message.language:
         msg["Content-Language"] = _header_text(_one_line(message.language), "Content-Language")
     recipients = tuple(f"{local}@{domain}" for _, local, domain in (*wire_to, *wire_cc))
-    return Outgoing(sender=f"{sender_local}@{sender_domain}", recipients=recipients, mime=msg)
+    return Outgoing(sender=f"{sender_local}@{sender_domain}", recipients=recipients, mime=msg,
+                    dropped=(*dropped_to, *dropped_cc))
 
 
 def build_message(message: OutboundMessage, *, from_address: str, from_name: str = "",
@@ -601,7 +649,7 @@ class EmailAdapter:
             raise
         return client
 
-    async def _transmit(self, outgoing: Outgoing) -> dict[str, Any]:
+    async def _transmit(self, outgoing: Outgoing, data: bytes | None) -> dict[str, Any]:
         """One message on a pooled connection: the recipients the server refused while accepting
         the message (aiosmtplib's exceptions propagate; the connection is then dropped). The
         envelope is the one ``compose`` built; only an internationalised message goes through
@@ -613,7 +661,7 @@ class EmailAdapter:
                     outgoing.mime, sender=outgoing.sender, recipients=list(outgoing.recipients))
             else:
                 errors, _response = await connection.client.sendmail(
-                    outgoing.sender, list(outgoing.recipients), outgoing.mime.as_bytes())
+                    outgoing.sender, list(outgoing.recipients), data)
         except BaseException:
             await self.pool.discard(connection)
             raise
@@ -633,7 +681,9 @@ class EmailAdapter:
         try:
             outgoing = compose(message, from_address=self.from_address(message.route), from_name=self._support_name,
                                fallback_to=fallback if isinstance(fallback, str) else None)
-        except ValueError as exc:
+            # serialised before a connection is taken: a message that cannot be written costs none
+            data = None if outgoing.international else outgoing.mime.as_bytes()
+        except (ValueError, UnicodeError, MessageError) as exc:
             if not recipients_of(message, fallback=fallback if isinstance(fallback, str) else None):
                 return SendResult("undeliverable", reason="no e-mail address for the recipient")
             return SendResult("permanent", reason=f"the message cannot be built: {_reason(exc)}")
@@ -641,7 +691,7 @@ class EmailAdapter:
             return SendResult("permanent", reason=self._config_error)
         server = self.server
         try:
-            errors = await self._transmit(outgoing)
+            errors = await self._transmit(outgoing, data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients
             codes = [r.code for r in refused]
@@ -669,7 +719,8 @@ class EmailAdapter:
             return SendResult("transient", reason=f"SMTP error: {type(exc).__name__}")
         except (UnicodeError, ValueError) as exc:
             return SendResult("permanent", reason=f"the message cannot be sent: {_reason(exc)}")
-        refused = "; ".join(f"{addr}: {r.code} {_reason(r.message)}" for addr, r in errors.items())
+        refused = "; ".join([*(f"{addr}: {r.code} {_reason(r.message)}" for addr, r in errors.items()),
+                             *(f"{_reason(addr)}: the domain cannot be encoded" for addr in outgoing.dropped)])
         return SendResult("sent", provider_id=str(outgoing.mime["Message-ID"]),
                           reason=f"some recipients refused: {refused}"[:_MAX_REASON] if refused else None)
 
