@@ -172,3 +172,28 @@ def test_new_settings_make_a_working_keyring():
     keyring = Keyring.from_settings(values["CUSTOMER_PII_KEYS"])
     assert keyring.current_kid == "k1"
     assert len(parse_index_key(values["CUSTOMER_PII_INDEX_KEY"])) == 32
+
+
+def _b64decode_by_regex(text: str) -> bytes:
+    """What ``_b64decode`` did before it used ``a2b_base64``'s strict mode (the reference)."""
+    text = text.strip()
+    padded = text + "=" * (-len(text) % 4)
+    return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=80).map(lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")),
+    st.binary(max_size=80).map(lambda b: base64.b64encode(b).decode()),
+    st.text(alphabet="AZaz09+/-_= \n.\u00e9", max_size=40),
+))
+def test_the_strict_base64_decoder_accepts_and_refuses_what_the_regex_one_did(text) -> None:
+    from helpdesk_common.pii_crypto import _b64decode
+
+    try:
+        expected = _b64decode_by_regex(text)
+    except ValueError:  # binascii.Error is a ValueError
+        with pytest.raises(ValueError):
+            _b64decode(text)
+        return
+    assert _b64decode(text) == expected

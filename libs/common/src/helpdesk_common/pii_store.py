@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,8 +89,14 @@ def open_json(keyring: Keyring, stored: Any, *, context: str) -> Any:
     """The value of a ``seal_json`` form; anything else is a plaintext row written before the
     service encrypted (returned as it is)."""
     if is_sealed(stored):
-        return orjson.loads(keyring.decrypt(stored[SEALED], context=context))
+        return open_sealed(keyring, stored, context=context)
     return stored
+
+
+def open_sealed(keyring: Keyring, stored: Mapping[str, str], *, context: str) -> Any:
+    """The value of a ``seal_json`` form the caller has seen ``is_sealed`` (a page of tickets
+    checks each requester once, not twice); a token that is not one raises ``PiiDecryptError``."""
+    return orjson.loads(keyring.decrypt(stored[SEALED], context=context))
 
 
 def sealed_kid(stored: Any) -> str | None:

@@ -39,7 +39,7 @@ from typing import Any
 
 from helpdesk_common.identities import EMAIL, PHONE, identities_of, normalize, primary_identity
 from helpdesk_common.pii_crypto import Keyring, blind_index, looks_encrypted
-from helpdesk_common.pii_store import is_sealed, load_keys, open_json, seal_json
+from helpdesk_common.pii_store import is_sealed, load_keys, open_json, open_sealed, seal_json
 
 REQUESTER = "tickets.requester"
 PROJECTION_VALUE = "customer_identity_projection.value"
@@ -227,7 +227,8 @@ def requester_of(row: Mapping[str, Any]) -> dict[str, Any]:
     """The plaintext requester of a tickets row (what every reader of ``row["requester"]`` uses);
     a plaintext one (written before 0018, or built in memory) needs no key."""
     stored = row["requester"]
-    return codec().requester(stored) if is_sealed(stored) else dict(stored or {})
+    return dict(open_sealed(codec().keyring, stored, context=REQUESTER) or {}) if is_sealed(stored) \
+        else dict(stored or {})
 
 
 def cc_of(row: Mapping[str, Any]) -> list[str]:
