@@ -694,3 +694,56 @@ async def test_several_events_are_written_in_one_statement_and_in_their_order(en
     for row, event in zip(rows, first + second):
         expected = outbox_row(event, traceparent=row["traceparent"])
         assert {k: bytes(row[k]) if k == "payload" else row[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("raw", [False, True])
+async def test_the_after_transaction_hook_hears_whether_the_transaction_committed(engine, settings, raw):
+    """notify-svc starts sending the deliveries it claimed only once their transaction committed:
+    the hook runs after every consumer transaction, told whether it committed (a failing handler
+    and a failing ``before_commit`` roll back), on the connection the transaction ran on."""
+    import asyncpg
+
+    heard: list[tuple[int, bool]] = []
+    began: list[int] = []
+
+    async def on_begin(conn):
+        began.append(id(conn))
+
+    failing_commit = {"on": False}
+
+    async def before_commit(conn):
+        if failing_commit["on"]:
+            raise RuntimeError("the batch's last statement failed")
+
+    pool = await asyncpg.create_pool(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                                     min_size=1, max_size=1) if raw else None
+    try:
+        runner = ConsumerRunner(name="hook-test", topics=["t"], handlers={}, engine=engine, inbox=inbox,
+                                settings=settings, raw_pool=(lambda: pool) if raw else None, on_begin=on_begin,
+                                before_commit=before_commit,
+                                after_transaction=lambda conn, committed: heard.append((id(conn), committed)))
+
+        async def add(conn, note):
+            if raw:
+                await conn.execute("INSERT INTO effects (note) VALUES ($1)", note)
+            else:
+                await conn.execute(insert(effects).values(note=note))
+
+        async with runner._begin() as conn:
+            await add(conn, "kept")
+        with pytest.raises(RuntimeError):
+            async with runner._begin() as conn:
+                await add(conn, "handler failed")
+                raise RuntimeError("a handler failed")
+        failing_commit["on"] = True
+        with pytest.raises(RuntimeError):
+            async with runner._begin() as conn:
+                await add(conn, "before_commit failed")
+    finally:
+        if pool is not None:
+            await pool.close()
+    assert [committed for _, committed in heard] == [True, False, False]
+    assert [conn_id for conn_id, _ in heard] == began
+    async with engine.connect() as conn:
+        notes = (await conn.execute(select(effects.c.note))).scalars().all()
+    assert notes == ["kept"]

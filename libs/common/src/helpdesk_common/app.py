@@ -59,6 +59,10 @@ class ConsumerSpec:
     #: awaited last in every consumer transaction, after the batch's (or a retried single
     #: event's) handlers and before the commit (e.g. work a read model does once per batch)
     before_commit: Callable[[Any], Awaitable[None]] | None = None
+    #: called (synchronously) after every consumer transaction ends, with the connection it ran
+    #: on and whether it committed: work that may only start once the transaction's rows are
+    #: durable (notify-svc hands the deliveries it claimed to its dispatcher)
+    after_transaction: Callable[[Any, bool], None] | None = None
 
 
 @dataclass
@@ -108,6 +112,7 @@ class Runtime:
                         raw_pool=(lambda: self.raw_pool) if spec.raw else None,
                         on_begin=spec.on_begin,
                         before_commit=spec.before_commit,
+                        after_transaction=spec.after_transaction,
                     )
                 )
         self.raw_pool: Any = None

@@ -152,6 +152,7 @@ class ConsumerRunner:
         raw_pool: Callable[[], Any] | None = None,
         on_begin: Callable[[Any], Awaitable[None]] | None = None,
         before_commit: Callable[[Any], Awaitable[None]] | None = None,
+        after_transaction: Callable[[Any, bool], None] | None = None,
     ) -> None:
         self.name = name
         self._topics = topics
@@ -169,6 +170,8 @@ class ConsumerRunner:
         # last statement(s) of every transaction, after the handlers (analytics-svc: the fold
         # of every ticket the batch touched, once per batch)
         self._before_commit = before_commit
+        # after every transaction, committed or not (notify-svc: claimed deliveries to its dispatcher)
+        self._after_transaction = after_transaction
         self._consumer: AIOKafkaConsumer | None = None
         # the member's last assignment and generation survive a restart of the consumer (a new
         # member id), so the group gives it back the same partitions where it can
@@ -369,21 +372,35 @@ class ConsumerRunner:
     @contextlib.asynccontextmanager
     async def _begin(self) -> AsyncIterator[Any]:
         """One transaction: SQLAlchemy's by default, a bare asyncpg one for raw consumers;
-        ``on_begin`` first, ``before_commit`` after the body (not when it raised)."""
-        if self._raw_pool is None:
-            async with self._engine.begin() as conn:
-                if self._on_begin is not None:
-                    await self._on_begin(conn)
-                yield conn
-                if self._before_commit is not None:
-                    await self._before_commit(conn)
-        else:
-            async with self._raw_pool().acquire() as conn, conn.transaction():
-                if self._on_begin is not None:
-                    await self._on_begin(conn)
-                yield conn
-                if self._before_commit is not None:
-                    await self._before_commit(conn)
+        ``on_begin`` first, ``before_commit`` after the body (not when it raised), and
+        ``after_transaction`` once it has ended, told whether it committed. A commit whose
+        outcome is unknown (the connection broke during it) counts as not committed."""
+        opened: Any = None
+        committed = False
+        try:
+            if self._raw_pool is None:
+                async with self._engine.begin() as conn:
+                    opened = conn
+                    if self._on_begin is not None:
+                        await self._on_begin(conn)
+                    yield conn
+                    if self._before_commit is not None:
+                        await self._before_commit(conn)
+            else:
+                async with self._raw_pool().acquire() as conn, conn.transaction():
+                    opened = conn
+                    if self._on_begin is not None:
+                        await self._on_begin(conn)
+                    yield conn
+                    if self._before_commit is not None:
+                        await self._before_commit(conn)
+            committed = True
+        finally:
+            if self._after_transaction is not None and opened is not None:
+                try:
+                    self._after_transaction(opened, committed)
+                except Exception:  # the transaction's outcome stands; the hook's own failure is logged
+                    log.exception("after-transaction hook failed", extra={"consumer": self.name})
 
     async def _apply(self, items: list[Decoded]) -> bool:
         """Apply every decodable, handled, not-yet-seen event in one transaction."""

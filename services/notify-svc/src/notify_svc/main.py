@@ -20,6 +20,7 @@ from .confirmations.handlers import handlers as confirmation_handlers
 from .db import inbox, outbox
 from .deliveries.dispatcher import Dispatcher, ticket_attachment_fetcher
 from .deliveries.endpoints import router as deliveries_router
+from .deliveries.handoff import Handoff
 from .deliveries.handlers import handlers as delivery_handlers
 from .deliveries.handlers import WebhookRouting
 from .deliveries.webhook_sender import WebhookSender
@@ -54,9 +55,10 @@ async def _refresh_webhook_types(app: FastAPI, settings: Settings, routing: Even
 
 
 def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Adapter] | None,
-                     webhook_routing: EventRouting) -> None:
+                     webhook_routing: EventRouting, handoff: Handoff) -> None:
     """Run the dispatcher inside the shared lifespan: it starts after the database pools and
-    stops (finishing and recording the sends in flight) before they close."""
+    stops (finishing and recording the sends in flight) before they close. While it runs, the
+    consumer hands it the rows it claims as it queues them (``handoff``)."""
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
@@ -74,12 +76,14 @@ def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Ad
             dispatcher = Dispatcher(runtime=app.state.runtime, settings=settings, adapters=channel_adapters,
                                     fetch_attachment=fetch)
             app.state.dispatcher = dispatcher
+            handoff.receiver = dispatcher
             task = asyncio.create_task(dispatcher.run(), name="notify-dispatcher")
             refresher = asyncio.create_task(_refresh_webhook_types(app, settings, webhook_routing),
                                             name="notify-webhook-types")
             try:
                 yield
             finally:
+                handoff.receiver = None
                 refresher.cancel()
                 await dispatcher.stop()
                 task.cancel()
@@ -95,6 +99,7 @@ def _with_dispatcher(app: FastAPI, settings: Settings, adapters: Mapping[str, Ad
 def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapter] | None = None) -> FastAPI:
     """``adapters``: tests replace the channels (the default builds them from the settings)."""
     settings = settings or get_settings()
+    handoff = Handoff()
     # one consumer group for everything notify-svc reads (routing.py says why)
     routing = EventRouting(compose(notification_handlers(settings), delivery_handlers(settings),
                                    survey_handlers(settings), confirmation_handlers(settings), PRIVACY_HANDLERS),
@@ -108,8 +113,8 @@ def create_app(settings: Settings | None = None, *, adapters: Mapping[str, Adapt
             inbox=inbox,
             raw_pool=True,
             consumers=[ConsumerSpec(name="notify-svc.events", topics=list(ALL_TOPICS), handlers=routing.handlers,
-                                    raw=True)],
+                                    raw=True, on_begin=handoff.begin, after_transaction=handoff.end)],
         ),
     )
-    _with_dispatcher(app, settings, adapters, routing)
+    _with_dispatcher(app, settings, adapters, routing, handoff)
     return app

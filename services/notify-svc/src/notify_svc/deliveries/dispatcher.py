@@ -20,9 +20,13 @@ token bucket per destination (``NOTIFY_DESTINATION_RATE_PER_S``, ``NOTIFY_DESTIN
 row whose destination is over its rate for more than a couple of seconds is given back (no
 attempt counted) with ``next_attempt_at`` at the time a token will be there.
 
-A queued row is sent within about a second: the consumer wakes the dispatcher of its process
-right after it queued one (``wake_all``), and every dispatcher also polls
-(``NOTIFY_DISPATCHER_POLL_INTERVAL_S``) for rows queued by other replicas and for due retries.
+Most rows are never claimed here: while this dispatcher has room, the consumer of its process
+inserts the rows it queues already claimed and hands them over once its transaction has
+committed (handoff.py), which spares each delivery the claim's transaction. A row inserted
+``queued`` (no room, held for a restricted customer, queued by the API or another replica, a due
+retry) is sent within about a second: the consumer wakes the dispatcher of its process right
+after it queued one (``wake_all``), a dispatcher that was full looks again as its sends finish,
+and every dispatcher also polls (``NOTIFY_DISPATCHER_POLL_INTERVAL_S``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from helpdesk_common.outbox import enqueue_raw
 
 from ..channels.base import Adapter, Attachment, OutboundMessage, SendResult
 from . import repository, service
+from .handoff import RUNNING, wake_all  # noqa: F401  (wake_all: the API wakes the dispatchers after a retry)
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +60,7 @@ _MAX_RATE_WAIT_S = 2.0
 _BACKLOG_EVERY_S = 5.0
 _MAX_ERROR = 500
 
-#: the dispatchers running in this process, woken by the consumer after it queued a delivery
-_RUNNING: set[Dispatcher] = set()
-
 AttachmentFetcher = Callable[[Mapping[str, Any]], Awaitable[Attachment]]
-
-
-def wake_all() -> None:
-    """Wake this process's dispatchers (a delivery was just queued). Called from the consumer's
-    handler, before its transaction commits: a wake now may find nothing, so each dispatcher
-    also looks again a little later (``Dispatcher.wake``)."""
-    for dispatcher in list(_RUNNING):
-        dispatcher.wake()
 
 
 class TokenBucket:
@@ -178,9 +172,14 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task] = set()
         self._destinations: dict[str, Destination] = {}
         self._backlog_at = 0.0
+        #: slots promised to rows a consumer transaction is claiming (handoff.py)
+        self._reserved = 0
+        #: due rows may be waiting for room: look again as soon as a send finishes
+        self._behind = False
 
     # ---- control ---------------------------------------------------------------------------------
     def wake(self) -> None:
+        self._behind = True
         self._wakeup.set()
         loop = asyncio.get_running_loop()
         # the row may not be committed yet: look again shortly after
@@ -188,7 +187,7 @@ class Dispatcher:
         loop.call_later(0.3, self._wakeup.set)
 
     async def run(self) -> None:
-        _RUNNING.add(self)
+        RUNNING.add(self)
         try:
             while not self._stopping:
                 try:
@@ -200,13 +199,13 @@ class Dispatcher:
                     claimed = 0
                     await asyncio.sleep(1.0)
                 await self._update_backlog()
-                if claimed and len(self._in_flight) < self._settings.dispatcher_concurrency:
+                if claimed and self._room() > 0 and self._behind:
                     continue  # there may be more due rows
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._settings.dispatcher_poll_interval_s)
                 self._wakeup.clear()
         finally:
-            _RUNNING.discard(self)
+            RUNNING.discard(self)
 
     async def stop(self, *, grace_s: float = 10.0) -> None:
         """Stop claiming; let the sends in flight finish and record (their leases would otherwise
@@ -219,24 +218,63 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
 
+    # ---- rows claimed by the consumer (handoff.py) ------------------------------------------------
+    def _room(self) -> int:
+        return self._settings.dispatcher_concurrency - len(self._in_flight) - self._reserved
+
+    def reserve(self) -> float | None:
+        """A slot for a row the consumer is about to insert claimed: the lease to give it, or
+        None when there is no room (the row is queued and claimed later)."""
+        if self._stopping or self._room() <= 0:
+            self._behind = True
+            return None
+        self._reserved += 1
+        return self._settings.dispatcher_lease_s
+
+    def unreserve(self) -> None:
+        self._reserved = max(0, self._reserved - 1)
+
+    def start(self, row: Any) -> None:
+        """Send a row the consumer claimed (its transaction has committed) in its reserved slot;
+        once stopping, give it back instead (queued, due now) for whichever dispatcher runs next."""
+        self.unreserve()
+        if self._stopping:
+            task = asyncio.create_task(self._give_back(row), name=f"delivery-back-{row['id']}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            return
+        self._launch(row)
+
+    async def _give_back(self, row: Any) -> None:
+        """Best effort: if the pool is closing, the row's lease expires and it is claimed then."""
+        with contextlib.suppress(Exception):
+            async with self._runtime.raw_transaction() as conn:
+                await repository.release(conn, row["id"], attempt=row["attempts"], not_before=datetime.now(UTC))
+
     # ---- one turn --------------------------------------------------------------------------------
     async def _turn(self) -> int:
-        room = self._settings.dispatcher_concurrency - len(self._in_flight)
+        room = self._room()
         if room <= 0:
             return 0
         async with self._runtime.raw_transaction() as conn:
             rows = await repository.claim_due(conn, limit=room, lease_s=self._settings.dispatcher_lease_s)
+        # a full claim may have left due rows behind; a partial one took every due row there was
+        self._behind = len(rows) >= room
         for row in rows:
-            task = asyncio.create_task(self._deliver(row), name=f"delivery-{row['id']}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._done)
+            self._launch(row)
         return len(rows)
+
+    def _launch(self, row: Any) -> None:
+        task = asyncio.create_task(self._deliver(row), name=f"delivery-{row['id']}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task) -> None:
         self._in_flight.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", extra={"error": repr(task.exception())})
-        self._wakeup.set()  # room for another claim
+        if self._behind or self._stopping:
+            self._wakeup.set()  # room for another claim
 
     def _destination(self, key: str) -> Destination:
         found = self._destinations.get(key)

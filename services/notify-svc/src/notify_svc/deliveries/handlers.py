@@ -8,20 +8,17 @@ from typing import Any
 
 from helpdesk_common import events
 
-from . import dispatcher, repository, service
+from . import repository, service
 
 
 def handlers(settings: Any) -> dict[str, Any]:
     """The handlers, bound to the app's settings (attempt budgets, destination keys)."""
 
     async def handle_reply_requested(conn: Any, event: events.TicketReplyRequested) -> None:
-        created = await service.queue_reply(conn, event=event, settings=settings)
-        if created is not None:
-            dispatcher.wake_all()
+        await service.queue_reply(conn, event=event, settings=settings)
 
     async def handle_webhook_requested(conn: Any, event: events.TicketWebhookRequested) -> None:
-        if await service.queue_requested_webhook(conn, event=event) is not None:
-            dispatcher.wake_all()
+        await service.queue_requested_webhook(conn, event=event)
 
     return {"ticket.reply_requested": handle_reply_requested, "ticket.webhook_requested": handle_webhook_requested}
 
@@ -40,8 +37,7 @@ class WebhookRouting:
 
     def __init__(self) -> None:
         async def fan_out(conn: Any, event: Any) -> None:
-            if await service.queue_webhooks(conn, event=event):
-                dispatcher.wake_all()
+            await service.queue_webhooks(conn, event=event)
 
         self._all = {event_type: fan_out for event_type in events.TOPIC_BY_TYPE
                      if event_type not in service.WEBHOOK_EXCLUDED_TYPES}

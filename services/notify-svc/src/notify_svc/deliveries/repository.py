@@ -28,6 +28,35 @@ async def insert(conn: Any, *, delivery_id: uuid.UUID, kind: str, channel: str, 
         subscription_id, event_id, status, reason)
 
 
+#: what a dispatcher needs of a claimed row (``claim_due``, ``insert_claimed``)
+_CLAIMED = ("id, kind, channel, destination, ticket_id, message_id, subscription_id, event_id, payload, attempts, "
+            "max_attempts, created_at, next_trigger")
+#: a delivery about a ticket of a restricted customer (privacy/: PIPL Art. 47) waits
+_HELD = ("EXISTS (SELECT 1 FROM notification_tickets t JOIN restricted_customers r ON r.customer_id = t.customer_id "
+         "WHERE t.ticket_id = {ticket})")
+_INSERT_CLAIMED = (
+    "INSERT INTO deliveries (id, kind, channel, destination, dedupe_key, payload, max_attempts, ticket_id, "
+    "message_id, subscription_id, event_id, status, attempts, lease_until) "
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+    "  CASE WHEN h.held THEN 'queued' ELSE 'sending' END, CASE WHEN h.held THEN 0 ELSE 1 END, "
+    "  CASE WHEN h.held THEN NULL ELSE now() + make_interval(secs => $12) END "
+    f"FROM (SELECT {_HELD.format(ticket='$8')} AS held) h "
+    f"ON CONFLICT (dedupe_key) DO NOTHING RETURNING status, {_CLAIMED}"
+)
+
+
+async def insert_claimed(conn: Any, *, delivery_id: uuid.UUID, kind: str, channel: str, destination: str,
+                         dedupe_key: str, payload: dict[str, Any], max_attempts: int, lease_s: float,
+                         ticket_id: uuid.UUID | None = None, message_id: uuid.UUID | None = None,
+                         subscription_id: uuid.UUID | None = None, event_id: uuid.UUID | None = None) -> Any:
+    """``insert`` of a queued row, claimed in the same statement as ``claim_due`` would claim it
+    (``sending``, its first attempt counted, a lease of ``lease_s``) unless it is held for a
+    restricted customer (then ``queued``); the row (with its ``status``), or None when
+    ``dedupe_key`` already has a delivery."""
+    return await conn.fetchrow(_INSERT_CLAIMED, delivery_id, kind, channel, destination, dedupe_key, payload,
+                               max_attempts, ticket_id, message_id, subscription_id, event_id, lease_s)
+
+
 async def claim_due(conn: Any, *, limit: int, lease_s: float) -> list[Any]:
     """Take up to ``limit`` due rows: queued ones whose time has come, and ``sending`` ones whose
     lease expired (their dispatcher died between send and record). ``SKIP LOCKED``: replicas
@@ -38,15 +67,12 @@ async def claim_due(conn: Any, *, limit: int, lease_s: float) -> list[Any]:
         "WITH due AS (SELECT id FROM deliveries "
         "  WHERE ((status = 'queued' AND next_attempt_at <= now()) "
         "     OR (status = 'sending' AND lease_until < now())) "
-        # held while the ticket's customer is restricted (privacy/: PIPL Art. 47)
-        "    AND NOT EXISTS (SELECT 1 FROM notification_tickets t JOIN restricted_customers r "
-        "      ON r.customer_id = t.customer_id WHERE t.ticket_id = deliveries.ticket_id) "
+        f"    AND NOT {_HELD.format(ticket='deliveries.ticket_id')} "
         "  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
         "UPDATE deliveries d SET status = 'sending', attempts = d.attempts + 1, "
         "  lease_until = now() + make_interval(secs => $2), updated_at = now() "
         "FROM due WHERE d.id = due.id "
-        "RETURNING d.id, d.kind, d.channel, d.destination, d.ticket_id, d.message_id, d.subscription_id, "
-        "  d.event_id, d.payload, d.attempts, d.max_attempts, d.created_at, d.next_trigger",
+        f"RETURNING {', '.join('d.' + c for c in _CLAIMED.split(', '))}",
         limit, lease_s)
 
 

@@ -17,7 +17,7 @@ from helpdesk_common.problems import Problem
 from ..webhooks import schedule as webhook_schedule
 from ..webhooks import service as webhooks
 from ..webhooks.schemas import NOT_FOR_WEBHOOKS
-from . import repository
+from . import handoff, repository
 
 SOURCE = "notify-svc"
 #: channels a reply can go out on; web-form and phone requesters are answered by e-mail
@@ -65,7 +65,7 @@ async def queue_reply(conn: Any, *, event: events.TicketReplyRequested, settings
     when the same message already has its delivery on that channel."""
     data = event.data
     channel = answer_channel(data.channel, recipient_email=data.recipient.email, route=data.route)
-    return await repository.insert(
+    return await handoff.queue(
         conn, delivery_id=uuid.uuid4(), kind="reply", channel=channel,
         destination=destination_of(channel, data.route, settings=settings),
         dedupe_key=reply_dedupe_key(data.message_id, channel), payload=data.model_dump(mode="json"),
@@ -103,7 +103,7 @@ async def queue_webhooks(conn: Any, *, event: Any) -> int:
     body = events.encode(event).decode()
     queued = 0
     for subscription in subscriptions:
-        created = await repository.insert(
+        created = await handoff.queue(
             conn, delivery_id=uuid.uuid4(), kind="webhook", channel="webhook",
             destination=webhook_destination(subscription["url"]),
             dedupe_key=webhook_dedupe_key(event.id, subscription["id"]),
@@ -144,7 +144,7 @@ async def queue_requested_webhook(conn: Any, *, event: events.TicketWebhookReque
         destination = webhook_destination(subscription["url"])
         if not subscription["enabled"]:
             status, reason = "undeliverable", webhooks.DISABLED_UNDELIVERABLE
-    created = await repository.insert(
+    created = await handoff.queue(
         conn, delivery_id=uuid.uuid4(), kind="webhook", channel="webhook", destination=destination,
         dedupe_key=webhook_dedupe_key(event.id, data.webhook_id),
         payload={"event_type": REQUESTED_WEBHOOK_TYPE, "body": requested_webhook_body(event),

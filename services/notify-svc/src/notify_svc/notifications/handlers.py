@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..deliveries import dispatcher
 from . import repository, service
 
 Handler = Callable[[Any, Any], Awaitable[None]]
@@ -54,8 +53,7 @@ def handlers(settings: Any) -> dict[str, Handler]:
         await service.notify(conn, event=event, settings=settings)
 
     async def notification_requested(conn: Any, event: Any) -> None:
-        if await service.notify_requested(conn, event=event, settings=settings):
-            dispatcher.wake_all()
+        await service.notify_requested(conn, event=event, settings=settings)
 
     async def user_event(conn: Any, event: Any) -> None:
         d = event.data

@@ -13,7 +13,7 @@ import orjson
 from helpdesk_common.concurrency import check_version, conflict
 from helpdesk_common.problems import Problem
 
-from ..deliveries import repository as deliveries
+from ..deliveries import handoff as deliveries
 from ..deliveries.service import destination_of
 from . import render, repository, rules
 from .catalogue import BUILTIN, BUILTIN_LANGUAGES, KEYS, Template, allowed_recipients
@@ -324,7 +324,7 @@ async def enqueue_notification(conn: Any, *, delivery_id: uuid.UUID, channel: st
     """A queued delivery of kind ``notification``, through the deliveries module, in the caller's
     transaction; None when ``dedupe_key`` has one already. The dispatcher sends it as it sends a
     reply: its payload has the same fields (route, subject, bodies, language, number, recipient)."""
-    return await deliveries.insert(conn, delivery_id=delivery_id, kind="notification", channel=channel,
+    return await deliveries.queue(conn, delivery_id=delivery_id, kind="notification", channel=channel,
                                    destination=destination, dedupe_key=dedupe_key, payload=payload,
                                    max_attempts=max_attempts, ticket_id=ticket_id, event_id=event_id)
 

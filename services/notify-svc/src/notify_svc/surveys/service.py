@@ -14,7 +14,7 @@ from typing import Any
 
 from helpdesk_common import events
 
-from ..deliveries import repository as deliveries
+from ..deliveries import handoff as deliveries
 from ..deliveries.service import destination_of
 from ..notifications import repository as notifications
 from . import texts
@@ -115,7 +115,7 @@ async def record(conn: Any, *, kind: str, target: Plan, dedupe_key: str, payload
     ``dedupe_key`` has its delivery already."""
     if reason is not None:
         payload = {**payload, "body_text": "", "body_html": ""}
-    delivery_id = await deliveries.insert(
+    delivery_id = await deliveries.queue(
         conn, delivery_id=uuid.uuid4(), kind=kind, channel=target.channel,
         destination=destination_of(target.channel, target.route, settings=settings), dedupe_key=dedupe_key,
         payload=payload, max_attempts=settings.reply_max_attempts, ticket_id=ticket_id, event_id=event_id,

@@ -1,0 +1,182 @@
+"""Deliveries claimed as the consumer queues them (deliveries/handoff.py), on the real database:
+what is inserted claimed and what queued, what reaches the dispatcher after a commit and what
+goes back after a rollback; and end to end, that a reply the consumer queued is sent without the
+dispatcher's claim ever taking it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from notify_svc.deliveries import handoff, repository
+
+from .test_deliveries_flow import _delivery_of, _raw, notify, reply_event  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Receiver:
+    """A dispatcher's side of the hand-off: ``room`` slots, and what it was given."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.reserved = 0
+        self.started: list = []
+        self.woken = 0
+
+    def reserve(self) -> float | None:
+        if self.reserved + len(self.started) >= self.room:
+            return None
+        self.reserved += 1
+        return 90.0
+
+    def unreserve(self) -> None:
+        self.reserved -= 1
+
+    def start(self, row) -> None:
+        self.reserved -= 1
+        self.started.append(row)
+
+    def wake(self) -> None:
+        self.woken += 1
+
+
+async def _queue(conn, key: str, *, ticket_id: uuid.UUID | None = None, status: str = "queued"):
+    return await handoff.queue(conn, delivery_id=uuid.uuid4(), kind="reply", channel="email", destination="smtp",
+                               dedupe_key=key, payload={"route": {"to": ["li@example.com"]}, "subject": "主题"},
+                               max_attempts=5, ticket_id=ticket_id, status=status,
+                               reason=None if status == "queued" else "no address")
+
+
+@pytest.fixture
+async def conn(notify_db, db):
+    from alembic import command
+
+    from helpdesk_common.migrate import alembic_config
+
+    import asyncio
+
+    await asyncio.to_thread(command.upgrade, alembic_config("notify_svc", notify_db), "head")
+    connection = await _raw(notify_db)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def _row(conn, delivery_id):
+    return await conn.fetchrow("SELECT status, attempts, lease_until, next_attempt_at FROM deliveries WHERE id = $1",
+                               delivery_id)
+
+
+async def test_rows_are_claimed_while_there_is_room_and_handed_over_after_the_commit(conn) -> None:
+    box, receiver = handoff.Handoff(), Receiver(room=2)
+    box.receiver = receiver
+    await box.begin(conn)
+    async with conn.transaction():
+        ids = [await _queue(conn, f"h{i}") for i in range(3)]
+        assert receiver.started == []  # nothing before the commit
+        assert receiver.reserved == 2
+    box.end(conn, True)
+    assert [r["id"] for r in receiver.started] == ids[:2]
+    assert receiver.reserved == 0
+    for delivery_id in ids[:2]:
+        row = await _row(conn, delivery_id)
+        assert (row["status"], row["attempts"]) == ("sending", 1)
+        assert row["lease_until"] > datetime.now(UTC)
+    # the third found no room: queued, for the dispatcher's claim, unclaimed and uncounted
+    row = await _row(conn, ids[2])
+    assert (row["status"], row["attempts"], row["lease_until"]) == ("queued", 0, None)
+    # what was handed over carries what the claim returns (the dispatcher sends from it)
+    claimed = {k for k in receiver.started[0].keys()}
+    assert {"id", "kind", "channel", "destination", "payload", "attempts", "max_attempts", "next_trigger"} <= claimed
+    assert receiver.started[0]["payload"]["subject"] == "主题"
+    # ... and the claim leaves the handed-over rows alone (their lease runs), takes the queued one
+    async with conn.transaction():
+        taken = await repository.claim_due(conn, limit=10, lease_s=60)
+    assert [r["id"] for r in taken] == [ids[2]]
+
+
+async def test_a_rolled_back_transaction_hands_nothing_over_and_gives_its_slots_back(conn) -> None:
+    box, receiver = handoff.Handoff(), Receiver(room=4)
+    box.receiver = receiver
+    await box.begin(conn)
+    with pytest.raises(RuntimeError):
+        async with conn.transaction():
+            await _queue(conn, "r1")
+            await _queue(conn, "r2")
+            assert receiver.reserved == 2
+            raise RuntimeError("a later handler failed")
+    box.end(conn, False)
+    assert (receiver.started, receiver.reserved) == ([], 0)
+    assert await conn.fetchval("SELECT count(*) FROM deliveries WHERE dedupe_key IN ('r1', 'r2')") == 0
+    # a transaction that never reported its end gives its slots back when the connection's next one begins
+    await box.begin(conn)
+    async with conn.transaction():
+        await _queue(conn, "r3")
+    await box.begin(conn)
+    assert (receiver.started, receiver.reserved) == ([], 0)
+
+
+async def test_held_duplicate_and_undeliverable_rows_are_not_handed_over(conn) -> None:
+    box, receiver = handoff.Handoff(), Receiver(room=8)
+    box.receiver = receiver
+    held_ticket, customer = uuid.uuid4(), uuid.uuid4()
+    await conn.execute("INSERT INTO notification_tickets (ticket_id, customer_id) VALUES ($1, $2)", held_ticket,
+                       customer)
+    await conn.execute("INSERT INTO restricted_customers (customer_id, since) VALUES ($1, now())", customer)
+    await box.begin(conn)
+    async with conn.transaction():
+        held = await _queue(conn, "d-held", ticket_id=held_ticket)
+        first = await _queue(conn, "d-once")
+        again = await _queue(conn, "d-once")
+        undeliverable = await _queue(conn, "d-undeliverable", status="undeliverable")
+    box.end(conn, True)
+    assert again is None
+    assert [r["id"] for r in receiver.started] == [first]
+    assert receiver.reserved == 0
+    row = await _row(conn, held)
+    assert (row["status"], row["attempts"], row["lease_until"]) == ("queued", 0, None)
+    assert (await _row(conn, undeliverable))["status"] == "undeliverable"
+    # held, the claim does not take it either
+    async with conn.transaction():
+        assert await repository.claim_due(conn, limit=10, lease_s=60) == []
+
+
+async def test_outside_a_consumer_transaction_rows_are_queued_and_the_dispatchers_woken(conn) -> None:
+    receiver = Receiver(room=8)
+    handoff.RUNNING.add(receiver)
+    try:
+        async with conn.transaction():
+            delivery_id = await _queue(conn, "api-1")
+    finally:
+        handoff.RUNNING.discard(receiver)
+    row = await _row(conn, delivery_id)
+    assert (row["status"], row["attempts"], row["lease_until"]) == ("queued", 0, None)
+    # at least once: a consumer of another app of this process may queue (and wake) meanwhile
+    assert receiver.woken >= 1, receiver.woken
+    assert receiver.started == []
+
+
+async def test_replies_the_consumer_queues_are_sent_without_being_claimed(notify, monkeypatch) -> None:
+    """End to end: the consumer's rows go straight to the dispatcher; its claim (which still runs
+    on every poll) never returns one of them."""
+    taken: list[uuid.UUID] = []
+    claim_due = repository.claim_due
+
+    async def watched(conn, **kwargs):
+        rows = await claim_due(conn, **kwargs)
+        taken.extend(r["id"] for r in rows)
+        return rows
+
+    monkeypatch.setattr(repository, "claim_due", watched)
+    evts = [reply_event(to=f"h{i}@example.com") for i in range(6)]
+    from helpdesk_common.testing import produce, wait_for
+
+    await produce(notify.bootstrap, notify.topics, *evts)
+    sent = [await wait_for(lambda e=e: _delivery_of(notify, e.data.message_id, "sent"), timeout=45) for e in evts]
+    assert len(notify.email.sent) == 6
+    assert all(d["attempts"] == 1 for d in sent)
+    assert taken == []
