@@ -247,3 +247,26 @@ def test_message_rules():
     assert facts.message_kind("system", True) is None
     assert facts.message_kind("agent", False) is None
     assert facts.is_fresh(None, 1) and facts.is_fresh(3, None) and facts.is_fresh(3, 3) and not facts.is_fresh(3, 2)
+
+
+async def test_a_new_requesters_ticket_is_projected_with_its_customer_in_one_write(raw, db):
+    """ticket.created resolves the requester first and writes the projected row with its customer:
+    one insert, no second write linking it (pg_stat_xact_user_tables counts this transaction's own
+    row operations)."""
+    ticket_id = uuid.uuid4()
+    handlers = compose_handlers(fact_handlers, requester_handlers)
+    event = created(ticket_id, email="wang.fang@example.cn")
+    async with raw.transaction():
+        await handlers[event.type](raw, event)
+        ins, upd = await raw.fetchrow("SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables "
+                                      "WHERE relname = 'customer_tickets'")
+    assert (ins, upd) == (1, 0)
+    row = await projected(db, ticket_id)
+    [customer] = await rows(db, "SELECT id FROM customers")
+    assert row["customer_id"] == customer["id"]
+    assert await timeline_kinds(db, customer["id"]) == ["ticket.created"]
+    # the same event again changes nothing (the requester is known, the row and its entry exist)
+    async with raw.transaction():
+        await handlers[event.type](raw, event)
+    assert len(await rows(db, "SELECT 1 FROM customers")) == 1
+    assert await timeline_kinds(db, customer["id"]) == ["ticket.created"]

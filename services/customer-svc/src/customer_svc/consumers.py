@@ -21,7 +21,7 @@ TOPICS = [TICKETS_TOPIC, SLA_TOPIC, PRIVACY_TOPIC]
 
 
 def consumer_spec() -> ConsumerSpec:
-    # the ticket projection first: its ticket.created row exists when requester resolution links it
+    # ticket.created: requester resolution's handler projects the ticket too (with its customer)
     return ConsumerSpec(name=GROUP, topics=list(TOPICS), handlers=compose_handlers(ticket_fact_handlers, requester_handlers,
                                                                                         survey_handlers, privacy_handlers),
                         raw=True)

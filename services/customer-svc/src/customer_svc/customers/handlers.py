@@ -7,13 +7,17 @@ from typing import Any
 
 from helpdesk_common import events
 
+from ..ticket_facts import service as ticket_facts
 from . import service
 
 
 async def handle_ticket_created(conn: Any, event: events.TicketCreated) -> None:
-    await service.resolve_requester(
-        conn, ticket_id=event.data.ticket_id, requester=event.data.requester.model_dump(exclude_none=True)
-    )
+    """Resolve the requester, then project the ticket with its customer: one row written whole,
+    where projecting first and linking afterwards wrote it twice."""
+    resolved = await service.resolve_requester(
+        conn, ticket_id=event.data.ticket_id, requester=event.data.requester.model_dump(exclude_none=True),
+        link=False)
+    await ticket_facts.ticket_created(conn, event.data, resolved=None if resolved is None else resolved[0])
 
 
 HANDLERS = {"ticket.created": handle_ticket_created}

@@ -80,9 +80,11 @@ def updated_event(row: Any, changes: dict[str, Any], *, actor: str | None) -> ev
 
 
 async def resolve_requester(
-    conn: Any, *, ticket_id: uuid.UUID, requester: dict[str, Any]
+    conn: Any, *, ticket_id: uuid.UUID, requester: dict[str, Any], link: bool = True
 ) -> tuple[uuid.UUID, bool] | None:
     """Find or create the requester's customer; emits customer.* and customer.requester_resolved.
+    ``link``: also give the projected ticket that customer (``ticket_facts.customer_resolved``);
+    the ``ticket.created`` handler projects the ticket afterwards, with the customer, instead.
 
     Returns ``(customer_id, created)``, or None when the requester carries no identity at all
     (ticket-svc never sends one; there is nothing to resolve by). A new customer whose e-mail
@@ -122,7 +124,8 @@ async def resolve_requester(
         if inserted:  # rare: a known person writing from a new address or number
             emitted += await after_identities_added(conn, customer_id, inserted, actor="system:requester")
     created = existing is None
-    await ticket_facts.customer_resolved(conn, ticket_id=ticket_id, customer_id=customer_id)
+    if link:
+        await ticket_facts.customer_resolved(conn, ticket_id=ticket_id, customer_id=customer_id)
     emitted.append(events.CustomerRequesterResolved(
         source=SOURCE,
         subject=str(ticket_id),  # keyed by the ticket: ordered with the ticket's own events

@@ -10,10 +10,6 @@ from helpdesk_common import events
 from . import service
 
 
-async def handle_ticket_created(conn: Any, event: events.TicketCreated) -> None:
-    await service.ticket_created(conn, event.data)
-
-
 async def handle_customer_linked(conn: Any, event: events.TicketCustomerLinked) -> None:
     await service.customer_linked(conn, event.data, at=event.time)
 
@@ -42,10 +38,9 @@ async def handle_sla_breached(conn: Any, event: events.SlaBreached) -> None:
     await service.sla_breached(conn, event.data, at=event.time)
 
 
-#: ``ticket.created`` must run before requester resolution in the composed chain (consumers.py):
-#: the row then exists with its real creation time when the resolution links the customer
+#: ``ticket.created`` is projected by requester resolution's handler (customers/handlers.py),
+#: which resolves the customer first and writes the row with it
 HANDLERS = {
-    "ticket.created": handle_ticket_created,
     "ticket.customer_linked": handle_customer_linked,
     "ticket.status_changed": handle_status_changed,
     "ticket.message_added": handle_message_added,

@@ -197,12 +197,22 @@ async def _note_creation(conn: Any, row: Any) -> None:
     await scoring.mark_dirty(conn, row["customer_id"])
 
 
-async def ticket_created(conn: Any, data: events.TicketCreatedData) -> None:
-    # first sight of the ticket (the usual case): the whole row in one statement
-    row = await repository.insert_new(conn, data.ticket_id, created_values({}, data, inserted=True))
-    if row is None:  # later events came first: merge into what they made
+async def ticket_created(conn: Any, data: events.TicketCreatedData, *, resolved: uuid.UUID | None = None) -> None:
+    """Project ``ticket.created``. ``resolved``: the customer requester resolution found for it
+    in this transaction (customers/handlers.py), the ticket's unless the event names one
+    (ticket-svc's link wins), as ``customer_resolved`` would link it afterwards."""
+    values = created_values({}, data, inserted=True)
+    if values["customer_id"] is None and resolved is not None:
+        values["customer_id"] = resolved
+    # first sight of the ticket (the usual case): the whole row, its customer included, in one statement
+    row = await repository.insert_new(conn, data.ticket_id, values)
+    if row is None:  # later events came first: merge into what they made, then link
         row, inserted = await repository.lock_or_placeholder(conn, data.ticket_id, at=data.created_at)
         row = await _apply(conn, row, created_values(row, data, inserted=inserted))
+        await _note_creation(conn, row)
+        if resolved is not None:
+            await customer_resolved(conn, ticket_id=data.ticket_id, customer_id=resolved)
+        return
     await _note_creation(conn, row)
 
 
