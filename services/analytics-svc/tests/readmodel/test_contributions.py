@@ -16,7 +16,7 @@ from analytics_svc.metrics.rules import (
 )
 from analytics_svc.readmodel import histogram
 from analytics_svc.readmodel.contributions import (
-    Contributions, Dimensions, contributions, cycle_policies, delta, expand, hist_arrays, hour, quantize, ticket_state,
+    Contributions, Delta, Dimensions, contributions, cycle_policies, delta, expand, hist_arrays, hour, quantize, ticket_state,
 )
 from analytics_svc.readmodel.facts import (
     DeliveryFailure, Dims, Linked, SlaState, SlaTarget, from_body, kind_of, ticket_facts, to_body,
@@ -371,3 +371,38 @@ def test_the_deletion_reason_survives_the_stored_fact_and_old_bodies_read_withou
     fact = StatusChanged(at=T0, to_status="closed", reason="deleted")
     assert from_body(kind_of(fact), to_body(fact)) == fact
     assert from_body("status", {"at": T0.isoformat(), "to_status": "open"}) == StatusChanged(at=T0, to_status="open")
+
+
+def delta_by_expansion(old: Contributions, new: Contributions) -> Delta:
+    """The definition ``delta`` computes without expanding: every row of both states, diffed."""
+    from analytics_svc.readmodel.contributions import _diff_rows, expand_open
+
+    old_m, old_s = expand(old)
+    new_m, new_s = expand(new)
+    sla = []
+    for key in sorted(old_s.keys() | new_s.keys()):
+        a0, b0 = old_s.get(key, (0, 0))
+        a1, b1 = new_s.get(key, (0, 0))
+        if (a1 - a0, b1 - b0) != (0, 0):
+            sla.append((key, (a1 - a0, b1 - b0)))
+    return Delta(metric=_diff_rows(old_m, new_m), sla=tuple(sla),
+                 open=_diff_rows(expand_open(old), expand_open(new)))
+
+
+open_st = st.dictionaries(st.sampled_from([h(T0), h(T0 + 60 * M), h(T0 + 180 * M)]),
+                          st.dictionaries(st.sampled_from(["open", "unassigned", "overdue_from", "at_risk_from"]),
+                                          st.integers(0, 2), min_size=1), max_size=3)
+
+
+@given(contrib_st, contrib_st, open_st, open_st, st.floats(-3, 3, allow_nan=False))
+@settings(max_examples=400, deadline=None)
+def test_delta_is_the_difference_of_the_expanded_rows(a, b, open_a, open_b, amount):
+    """``delta`` works per pair case instead of per expanded row: the same rows, columns and
+    order as diffing the expansions, for any two states (open buckets and float sums included)."""
+    a = Contributions(pairs=a.pairs, metric={**a.metric, h(T0 + 240 * M): {"first_reply_sum": amount}},
+                      sla=a.sla, open=open_a)
+    b = Contributions(pairs=b.pairs, metric=b.metric, sla=b.sla, open=open_b)
+    for old, new in ((a, b), (b, a), (a, a), (Contributions(), b), (a, Contributions())):
+        got, want = delta(old, new), delta_by_expansion(old, new)
+        assert got == want
+        assert [list(cols) for _, cols in got.metric] == [list(cols) for _, cols in want.metric]
