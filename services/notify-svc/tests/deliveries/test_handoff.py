@@ -5,6 +5,7 @@ dispatcher's claim ever taking it."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -112,12 +113,6 @@ async def test_a_rolled_back_transaction_hands_nothing_over_and_gives_its_slots_
     box.end(conn, False)
     assert (receiver.started, receiver.reserved) == ([], 0)
     assert await conn.fetchval("SELECT count(*) FROM deliveries WHERE dedupe_key IN ('r1', 'r2')") == 0
-    # a transaction that never reported its end gives its slots back when the connection's next one begins
-    await box.begin(conn)
-    async with conn.transaction():
-        await _queue(conn, "r3")
-    await box.begin(conn)
-    assert (receiver.started, receiver.reserved) == ([], 0)
 
 
 async def test_held_duplicate_and_undeliverable_rows_are_not_handed_over(conn) -> None:
@@ -180,3 +175,119 @@ async def test_replies_the_consumer_queues_are_sent_without_being_claimed(notify
     assert len(notify.email.sent) == 6
     assert all(d["attempts"] == 1 for d in sent)
     assert taken == []
+
+
+async def _consumer_transaction(conn, box, *steps):
+    """Run ``steps`` (async callables of the connection) in one transaction as the consumer
+    does: the hand-off's begin, the transaction, its end with the outcome."""
+    await box.begin(conn)
+    committed = False
+    try:
+        async with conn.transaction():
+            results = [await step(conn) for step in steps]
+        committed = True
+    finally:
+        box.end(conn, committed)
+    return results
+
+
+async def test_a_restriction_later_in_the_transaction_holds_what_it_had_claimed(conn) -> None:
+    """A reply claimed as it was queued, then the customer restricted in the same consumer
+    transaction: nothing is handed over, and the row waits, held, with no attempt counted."""
+    from helpdesk_common import events
+
+    from notify_svc.privacy.handlers import handle_customer_restricted
+
+    box, receiver = handoff.Handoff(), Receiver(room=8)
+    box.receiver = receiver
+    ticket_id, customer = uuid.uuid4(), uuid.uuid4()
+    await conn.execute("INSERT INTO notification_tickets (ticket_id, customer_id) VALUES ($1, $2)", ticket_id,
+                       customer)
+    restricted = events.CustomerRestricted(source="customer-svc", subject=str(customer),
+                                           data=events.CustomerRestrictedData(customer_id=customer, restricted=True,
+                                                                              at=datetime.now(UTC)))
+    other = uuid.uuid4()
+    [mine, unrelated, _] = await _consumer_transaction(
+        conn, box, lambda c: _queue(c, "p-mine", ticket_id=ticket_id), lambda c: _queue(c, "p-other", ticket_id=other),
+        lambda c: handle_customer_restricted(c, restricted))
+    assert receiver.started == [] and receiver.reserved == 0
+    row = await _row(conn, mine)
+    assert (row["status"], row["attempts"], row["lease_until"]) == ("queued", 0, None)
+    # the claim holds the restricted customer's row and takes the other one, put back with it
+    async with conn.transaction():
+        taken = await repository.claim_due(conn, limit=10, lease_s=60)
+    assert [r["id"] for r in taken] == [unrelated] and taken[0]["attempts"] == 1
+
+
+async def test_an_erasure_later_in_the_transaction_leaves_what_it_had_claimed_unsent(conn) -> None:
+    from notify_svc.privacy.handlers import _erase
+
+    box, receiver = handoff.Handoff(), Receiver(room=8)
+    box.receiver = receiver
+    ticket_id, customer = uuid.uuid4(), uuid.uuid4()
+    await conn.execute("INSERT INTO notification_tickets (ticket_id, customer_id) VALUES ($1, $2)", ticket_id,
+                       customer)
+    [mine, _] = await _consumer_transaction(conn, box, lambda c: _queue(c, "e-mine", ticket_id=ticket_id),
+                                            lambda c: _erase(c, customer))
+    assert receiver.started == [] and receiver.reserved == 0
+    row = await conn.fetchrow("SELECT status, attempts, payload FROM deliveries WHERE id = $1", mine)
+    assert (row["status"], row["attempts"], row["payload"]) == ("undeliverable", 0, {})
+
+
+def test_the_dispatcher_reserves_its_free_slots_and_none_while_rows_wait_or_it_stops() -> None:
+    from types import SimpleNamespace
+
+    from notify_svc.deliveries.dispatcher import Dispatcher
+
+    settings = SimpleNamespace(dispatcher_concurrency=2, dispatcher_lease_s=60.0)
+    dispatcher = Dispatcher(runtime=None, settings=settings, adapters={})
+    assert [dispatcher.reserve(), dispatcher.reserve()] == [60.0, 60.0]
+    assert dispatcher.reserve() is None  # full: the row is queued, and the dispatcher knows rows wait
+    dispatcher.unreserve()
+    assert dispatcher.reserve() is None  # a queued row waits: its claim goes first
+    dispatcher._behind = False  # (a claim that found fewer rows than its room clears it)
+    assert dispatcher.reserve() == 60.0
+    dispatcher.unreserve()
+    dispatcher.unreserve()
+    dispatcher._stopping = True
+    assert dispatcher.reserve() is None
+
+
+async def test_a_row_whose_lease_ran_short_in_the_transaction_is_given_back_not_sent(conn, notify_db) -> None:
+    """The consumer's transaction outlived half the lease: the row goes back to ``queued`` (its
+    attempt uncounted) for a claim with a whole lease, rather than be sent close to its expiry
+    where another claim could take it meanwhile."""
+    from types import SimpleNamespace
+
+    from helpdesk_common.db import create_raw_pool
+
+    from notify_svc.deliveries.dispatcher import Dispatcher
+
+    pool = await create_raw_pool(notify_db, size=1)
+
+    class Runtime:
+        def raw_transaction(self):
+            import contextlib
+
+            @contextlib.asynccontextmanager
+            async def tx():
+                async with pool.acquire() as c, c.transaction():
+                    yield c
+            return tx()
+
+    try:
+        settings = SimpleNamespace(dispatcher_concurrency=4, dispatcher_lease_s=10.0)
+        dispatcher = Dispatcher(runtime=Runtime(), settings=settings, adapters={})
+        # claimed with 2 s left of a 10 s lease: the transaction took most of it
+        row = await repository.insert_claimed(conn, delivery_id=uuid.uuid4(), kind="reply", channel="email",
+                                              destination="smtp", dedupe_key="short", payload={}, max_attempts=5,
+                                              lease_s=2.0)
+        delivery_id = row["id"]
+        assert dispatcher.reserve() == 10.0
+        dispatcher.start(row)
+        await asyncio.gather(*dispatcher._in_flight, return_exceptions=True)
+        assert dispatcher._reserved == 0
+        back = await _row(conn, delivery_id)
+        assert (back["status"], back["attempts"], back["lease_until"]) == ("queued", 0, None)
+    finally:
+        await pool.close()

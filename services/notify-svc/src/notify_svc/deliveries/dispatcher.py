@@ -212,8 +212,14 @@ class Dispatcher:
         have to expire before anyone resent them), within ``grace_s``."""
         self._stopping = True
         self._wakeup.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        # rows a consumer transaction is still claiming come to ``start`` (and are given back)
+        # when it ends, a moment from now; no new slot is reserved once stopping
+        while self._reserved and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         if self._in_flight:
-            await asyncio.wait(list(self._in_flight), timeout=grace_s)
+            await asyncio.wait(list(self._in_flight), timeout=max(0.0, deadline - loop.time()))
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
@@ -224,8 +230,10 @@ class Dispatcher:
 
     def reserve(self) -> float | None:
         """A slot for a row the consumer is about to insert claimed: the lease to give it, or
-        None when there is no room (the row is queued and claimed later)."""
-        if self._stopping or self._room() <= 0:
+        None when there is no room (the row is queued and claimed later). While rows queued
+        earlier may be waiting (``_behind``), new ones queue behind them rather than take the
+        slots their claim needs."""
+        if self._stopping or self._behind or self._room() <= 0:
             self._behind = True
             return None
         self._reserved += 1
@@ -236,9 +244,14 @@ class Dispatcher:
 
     def start(self, row: Any) -> None:
         """Send a row the consumer claimed (its transaction has committed) in its reserved slot;
-        once stopping, give it back instead (queued, due now) for whichever dispatcher runs next."""
+        once stopping, or when the transaction took so long that less than half the lease is
+        left (the attempt must end before the lease does, or another claim would send it too),
+        give it back instead (queued, due now) for whichever dispatcher claims next."""
         self.unreserve()
-        if self._stopping:
+        lease_until = row.get("lease_until")
+        short = lease_until is not None and (
+            (lease_until - datetime.now(UTC)).total_seconds() < self._settings.dispatcher_lease_s / 2)
+        if self._stopping or short:
             task = asyncio.create_task(self._give_back(row), name=f"delivery-back-{row['id']}")
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
@@ -250,6 +263,8 @@ class Dispatcher:
         with contextlib.suppress(Exception):
             async with self._runtime.raw_transaction() as conn:
                 await repository.release(conn, row["id"], attempt=row["attempts"], not_before=datetime.now(UTC))
+            if not self._stopping:
+                self.wake()
 
     # ---- one turn --------------------------------------------------------------------------------
     async def _turn(self) -> int:

@@ -17,6 +17,7 @@ a consumer transaction (the API) queues rows as before.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Protocol
 
@@ -34,6 +35,8 @@ class Receiver(Protocol):
 
     def wake(self) -> None: ...  # a row was queued: claim soon
 
+
+log = logging.getLogger(__name__)
 
 #: the dispatchers running in this process (``Dispatcher.run``), woken after a row was queued
 RUNNING: set[Any] = set()
@@ -93,7 +96,8 @@ class Handoff:
 
     async def begin(self, conn: Any) -> None:
         """The consumer's ``on_begin``."""
-        self._settle(id(conn), committed=False)  # a transaction that never reported its end
+        # defensive: the consumer reports every transaction's end, so there is nothing here
+        self._settle(id(conn), committed=False)
         _OPEN[id(conn)] = self
 
     def end(self, conn: Any, committed: bool) -> None:
@@ -118,12 +122,38 @@ class Handoff:
         not at all; the slot goes back at the end of the transaction)."""
         self._slots[id(conn)][slot][1] = row
 
+    def take_back(self, conn: Any) -> list[uuid.UUID]:
+        """The ids of the rows this transaction claimed so far, no longer to be handed over
+        (their slots go back at its end): ``forfeit``."""
+        ids = []
+        for slot in self._slots.get(id(conn), ()):
+            if slot[1] is not None:
+                ids.append(slot[1]["id"])
+                slot[1] = None
+        return ids
+
     def _settle(self, key: int, *, committed: bool) -> None:
         slots = self._slots.pop(key, None)
         if not slots:
             return
         for receiver, row in slots:
-            if committed and row is not None:
-                receiver.start(row)
-            else:
-                receiver.unreserve()
+            try:
+                if committed and row is not None:
+                    receiver.start(row)
+                else:
+                    receiver.unreserve()
+            except Exception:  # one slot's failure must not strand the others
+                log.exception("delivery hand-off failed", extra={"delivery_id": str(row["id"]) if row else None})
+
+
+async def forfeit(conn: Any) -> int:
+    """Put the rows the open consumer transaction on ``conn`` claimed back to ``queued`` (their
+    first attempt uncounted), not to be handed over: a privacy event later in the same
+    transaction (a restriction, an erasure) must find them as it would find any row not yet
+    sent, held or made undeliverable, rather than have them sent from memory after the commit.
+    The number put back."""
+    handoff = of(conn)
+    ids = handoff.take_back(conn) if handoff is not None else []
+    if ids:
+        await repository.unclaim(conn, ids)
+    return len(ids)

@@ -39,9 +39,10 @@ _INSERT_CLAIMED = (
     "message_id, subscription_id, event_id, status, attempts, lease_until) "
     "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
     "  CASE WHEN h.held THEN 'queued' ELSE 'sending' END, CASE WHEN h.held THEN 0 ELSE 1 END, "
-    "  CASE WHEN h.held THEN NULL ELSE now() + make_interval(secs => $12) END "
+    # the lease runs from the insert, not from the start of the consumer's transaction
+    "  CASE WHEN h.held THEN NULL ELSE clock_timestamp() + make_interval(secs => $12) END "
     f"FROM (SELECT {_HELD.format(ticket='$8')} AS held) h "
-    f"ON CONFLICT (dedupe_key) DO NOTHING RETURNING status, {_CLAIMED}"
+    f"ON CONFLICT (dedupe_key) DO NOTHING RETURNING status, lease_until, {_CLAIMED}"
 )
 
 
@@ -55,6 +56,15 @@ async def insert_claimed(conn: Any, *, delivery_id: uuid.UUID, kind: str, channe
     ``dedupe_key`` already has a delivery."""
     return await conn.fetchrow(_INSERT_CLAIMED, delivery_id, kind, channel, destination, dedupe_key, payload,
                                max_attempts, ticket_id, message_id, subscription_id, event_id, lease_s)
+
+
+async def unclaim(conn: Any, delivery_ids: list[uuid.UUID]) -> None:
+    """Rows claimed by ``insert_claimed`` in this transaction back to ``queued``, due now, their
+    attempt uncounted (``handoff.forfeit``)."""
+    await conn.execute(
+        "UPDATE deliveries SET status = 'queued', attempts = attempts - 1, lease_until = NULL, "
+        "next_attempt_at = now(), updated_at = now() WHERE id = ANY($1::uuid[]) AND status = 'sending'",
+        delivery_ids)
 
 
 async def claim_due(conn: Any, *, limit: int, lease_s: float) -> list[Any]:
