@@ -36,7 +36,7 @@ class Receiver:
     def unreserve(self) -> None:
         self.reserved -= 1
 
-    def start(self, row) -> None:
+    def start(self, row, *, held_s: float = 0.0) -> None:
         self.reserved -= 1
         self.started.append(row)
 
@@ -253,10 +253,10 @@ def test_the_dispatcher_reserves_its_free_slots_and_none_while_rows_wait_or_it_s
     assert dispatcher.reserve() is None
 
 
-async def test_a_row_whose_lease_ran_short_in_the_transaction_is_given_back_not_sent(conn, notify_db) -> None:
-    """The consumer's transaction outlived half the lease: the row goes back to ``queued`` (its
-    attempt uncounted) for a claim with a whole lease, rather than be sent close to its expiry
-    where another claim could take it meanwhile."""
+async def test_a_row_the_transaction_held_too_long_is_given_back_not_sent(conn, notify_db) -> None:
+    """The consumer's transaction held a claimed row for more than a tenth of its lease: the row
+    goes back to ``queued`` (its attempt uncounted) for a claim with a whole lease, rather than be
+    sent with an attempt that could outlast the lease (another claim would send it too)."""
     from types import SimpleNamespace
 
     from helpdesk_common.db import create_raw_pool
@@ -278,16 +278,48 @@ async def test_a_row_whose_lease_ran_short_in_the_transaction_is_given_back_not_
     try:
         settings = SimpleNamespace(dispatcher_concurrency=4, dispatcher_lease_s=10.0)
         dispatcher = Dispatcher(runtime=Runtime(), settings=settings, adapters={})
-        # claimed with 2 s left of a 10 s lease: the transaction took most of it
         row = await repository.insert_claimed(conn, delivery_id=uuid.uuid4(), kind="reply", channel="email",
-                                              destination="smtp", dedupe_key="short", payload={}, max_attempts=5,
-                                              lease_s=2.0)
-        delivery_id = row["id"]
+                                              destination="smtp", dedupe_key="held-long", payload={}, max_attempts=5,
+                                              lease_s=10.0)
         assert dispatcher.reserve() == 10.0
-        dispatcher.start(row)
+        dispatcher.start(row, held_s=1.5)  # 15 % of the lease
         await asyncio.gather(*dispatcher._in_flight, return_exceptions=True)
         assert dispatcher._reserved == 0
-        back = await _row(conn, delivery_id)
+        back = await _row(conn, row["id"])
         assert (back["status"], back["attempts"], back["lease_until"]) == ("queued", 0, None)
     finally:
         await pool.close()
+
+
+async def test_a_link_to_a_restricted_customer_later_in_the_transaction_holds_what_it_had_claimed(conn) -> None:
+    """The ticket's customer becomes known (``ticket.customer_linked``) after a reply about it
+    was claimed in the same transaction, and that customer is restricted: nothing is handed
+    over; the claim holds the row as it holds any row of a restricted customer."""
+    from types import SimpleNamespace
+
+    from helpdesk_common import events
+
+    from notify_svc.notifications.handlers import handlers
+
+    box, receiver = handoff.Handoff(), Receiver(room=8)
+    box.receiver = receiver
+    ticket_id, customer = uuid.uuid4(), uuid.uuid4()
+    await conn.execute("INSERT INTO restricted_customers (customer_id, since) VALUES ($1, now())", customer)
+    linked = events.TicketCustomerLinked(source="ticket-svc", subject=str(ticket_id),
+                                         data=events.TicketCustomerLinkedData(ticket_id=ticket_id, customer_id=customer))
+    handle = handlers(SimpleNamespace())["ticket.customer_linked"]
+    [mine, _] = await _consumer_transaction(conn, box, lambda c: _queue(c, "l-mine", ticket_id=ticket_id),
+                                            lambda c: handle(c, linked))
+    assert receiver.started == [] and receiver.reserved == 0
+    row = await _row(conn, mine)
+    assert (row["status"], row["attempts"], row["lease_until"]) == ("queued", 0, None)
+    async with conn.transaction():
+        assert await repository.claim_due(conn, limit=10, lease_s=60) == []
+    # a link to a customer who is not restricted takes nothing back
+    other_ticket = uuid.uuid4()
+    free = events.TicketCustomerLinked(source="ticket-svc", subject=str(other_ticket),
+                                       data=events.TicketCustomerLinkedData(ticket_id=other_ticket,
+                                                                            customer_id=uuid.uuid4()))
+    [sent, _] = await _consumer_transaction(conn, box, lambda c: _queue(c, "l-free", ticket_id=other_ticket),
+                                            lambda c: handle(c, free))
+    assert [r["id"] for r in receiver.started] == [sent]

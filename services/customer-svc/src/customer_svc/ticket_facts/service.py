@@ -218,7 +218,7 @@ async def ticket_created(conn: Any, data: events.TicketCreatedData, *, resolved:
 
 async def customer_resolved(conn: Any, *, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
     """customer-svc resolved the ticket's requester (in the transaction of ``ticket.created``,
-    after the projection's own handler made the row): the ticket is that customer's unless it
+    for a row later events made before it: ``ticket_created``): the ticket is that customer's unless it
     already names one (ticket-svc's link wins). Without a projected ticket (a resolution outside
     the consumer) nothing is made up: a placeholder here would be an open ticket nobody has."""
     row = await repository.link_if_unknown(conn, ticket_id, customer_id)

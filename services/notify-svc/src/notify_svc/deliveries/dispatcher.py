@@ -55,6 +55,8 @@ ATTEMPT_SECONDS = Histogram("notify_delivery_attempt_seconds", "Time of one deli
                             ["channel"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 BACKLOG = Gauge("notify_delivery_backlog", "Deliveries queued or in flight (all replicas)")
 
+#: a row the consumer's transaction held for more than this share of its lease is given back
+_MAX_HELD_SHARE = 0.1
 #: a destination this far over its rate gives the row back instead of holding its lease
 _MAX_RATE_WAIT_S = 2.0
 _BACKLOG_EVERY_S = 5.0
@@ -242,16 +244,14 @@ class Dispatcher:
     def unreserve(self) -> None:
         self._reserved = max(0, self._reserved - 1)
 
-    def start(self, row: Any) -> None:
-        """Send a row the consumer claimed (its transaction has committed) in its reserved slot;
-        once stopping, or when the transaction took so long that less than half the lease is
-        left (the attempt must end before the lease does, or another claim would send it too),
-        give it back instead (queued, due now) for whichever dispatcher claims next."""
+    def start(self, row: Any, *, held_s: float = 0.0) -> None:
+        """Send a row the consumer claimed ``held_s`` seconds ago (its transaction has committed)
+        in its reserved slot; once stopping, or when the transaction held it for more than a
+        tenth of its lease, give it back instead (queued, due now) for whichever dispatcher claims
+        next: an attempt may take 0.8 of a lease (``_send``), and must end before the lease does,
+        or another claim would send the message too. Measured on this process's clock."""
         self.unreserve()
-        lease_until = row.get("lease_until")
-        short = lease_until is not None and (
-            (lease_until - datetime.now(UTC)).total_seconds() < self._settings.dispatcher_lease_s / 2)
-        if self._stopping or short:
+        if self._stopping or held_s > self._settings.dispatcher_lease_s * _MAX_HELD_SHARE:
             task = asyncio.create_task(self._give_back(row), name=f"delivery-back-{row['id']}")
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)

@@ -18,6 +18,7 @@ a consumer transaction (the API) queues rows as before.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any, Protocol
 
@@ -31,7 +32,7 @@ class Receiver(Protocol):
 
     def unreserve(self) -> None: ...
 
-    def start(self, row: Any) -> None: ...  # send a claimed row (its slot was reserved)
+    def start(self, row: Any, *, held_s: float = 0.0) -> None: ...  # send a row claimed held_s ago
 
     def wake(self) -> None: ...  # a row was queued: claim soon
 
@@ -114,13 +115,14 @@ class Handoff:
         if lease is None:
             return None
         slots = self._slots.setdefault(id(conn), [])
-        slots.append([receiver, None])
+        slots.append([receiver, None, 0.0])
         return len(slots) - 1, lease
 
     def claimed(self, conn: Any, slot: int, row: Any) -> None:
         """The row inserted in ``slot``'s reservation, claimed (``None``: inserted queued, or
         not at all; the slot goes back at the end of the transaction)."""
-        self._slots[id(conn)][slot][1] = row
+        entry = self._slots[id(conn)][slot]
+        entry[1], entry[2] = row, time.monotonic()
 
     def take_back(self, conn: Any) -> list[uuid.UUID]:
         """The ids of the rows this transaction claimed so far, no longer to be handed over
@@ -136,10 +138,11 @@ class Handoff:
         slots = self._slots.pop(key, None)
         if not slots:
             return
-        for receiver, row in slots:
+        now = time.monotonic()
+        for receiver, row, claimed_at in slots:
             try:
                 if committed and row is not None:
-                    receiver.start(row)
+                    receiver.start(row, held_s=now - claimed_at)
                 else:
                     receiver.unreserve()
             except Exception:  # one slot's failure must not strand the others
@@ -156,4 +159,5 @@ async def forfeit(conn: Any) -> int:
     ids = handoff.take_back(conn) if handoff is not None else []
     if ids:
         await repository.unclaim(conn, ids)
+        wake_all()  # the rows of other customers among them are due now
     return len(ids)

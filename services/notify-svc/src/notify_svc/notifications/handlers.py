@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..deliveries import handoff
 from . import repository, service
 
 Handler = Callable[[Any, Any], Awaitable[None]]
@@ -42,7 +43,10 @@ def handlers(settings: Any) -> dict[str, Handler]:
         await _ref(conn, event.data)
 
     async def customer_linked(conn: Any, event: Any) -> None:
-        await repository.link_customer(conn, event.data.ticket_id, event.data.customer_id)
+        if await repository.link_customer(conn, event.data.ticket_id, event.data.customer_id):
+            # the ticket is a restricted customer's now: what this transaction claimed for sending
+            # (perhaps about it) waits for the claim, which holds it (deliveries/handoff.py)
+            await handoff.forfeit(conn)
 
     async def sla_event(conn: Any, event: Any) -> None:
         await service.notify(conn, event=event, settings=settings)

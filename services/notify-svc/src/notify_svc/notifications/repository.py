@@ -226,11 +226,14 @@ async def update_ticket_ref(conn: Any, *, ticket_id: uuid.UUID, version: int | N
         ticket_id, number, status, priority, team_id, assignee_id, version, subject, language, set_team)
 
 
-async def link_customer(conn: Any, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
-    await conn.execute(
-        "INSERT INTO notification_tickets (ticket_id, customer_id) VALUES ($1, $2) "
-        "ON CONFLICT (ticket_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, updated_at = now()",
-        ticket_id, customer_id)
+async def link_customer(conn: Any, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
+    """Link the ticket to its customer; whether that customer is restricted (privacy/), in the
+    same round trip."""
+    return bool(await conn.fetchval(
+        "WITH linked AS (INSERT INTO notification_tickets (ticket_id, customer_id) VALUES ($1, $2) "
+        "ON CONFLICT (ticket_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, updated_at = now()) "
+        "SELECT EXISTS (SELECT 1 FROM restricted_customers WHERE customer_id = $2)",
+        ticket_id, customer_id))
 
 
 _TICKET = ("ticket_id, number, subject, status, priority, channel, language, requester, customer_id, team_id, "
