@@ -167,12 +167,23 @@ async def test_replies_the_consumer_queues_are_sent_without_being_claimed(notify
         return rows
 
     monkeypatch.setattr(repository, "claim_due", watched)
-    evts = [reply_event(to=f"h{i}@example.com") for i in range(6)]
+    # more than the dispatcher's 16 send slots: one fetched batch's rows wait in it for a slot
+    evts = [reply_event(to=f"h{i}@example.com") for i in range(40)]
     from helpdesk_common.testing import produce, wait_for
 
     await produce(notify.bootstrap, notify.topics, *evts)
-    sent = [await wait_for(lambda e=e: _delivery_of(notify, e.data.message_id, "sent"), timeout=45) for e in evts]
-    assert len(notify.email.sent) == 6
+    from .test_deliveries_flow import ADMIN
+
+    wanted = {str(e.data.message_id) for e in evts}
+
+    async def all_sent():
+        items = (await notify.get("/v1/deliveries", params={"limit": 100, "status": "sent"},
+                                  headers=ADMIN)).json()["items"]
+        mine = [i for i in items if i["message_id"] in wanted]
+        return mine if len(mine) == len(wanted) else None
+
+    sent = await wait_for(all_sent, timeout=45)
+    assert len(notify.email.sent) == 40
     assert all(d["attempts"] == 1 for d in sent)
     assert taken == []
 
@@ -234,21 +245,21 @@ async def test_an_erasure_later_in_the_transaction_leaves_what_it_had_claimed_un
     assert (row["status"], row["attempts"], row["payload"]) == ("undeliverable", 0, {})
 
 
-def test_the_dispatcher_reserves_its_free_slots_and_none_while_rows_wait_or_it_stops() -> None:
+def test_the_dispatcher_takes_up_to_four_times_its_concurrency_and_nothing_once_stopping() -> None:
     from types import SimpleNamespace
 
     from notify_svc.deliveries.dispatcher import Dispatcher
 
     settings = SimpleNamespace(dispatcher_concurrency=2, dispatcher_lease_s=60.0)
     dispatcher = Dispatcher(runtime=None, settings=settings, adapters={})
-    assert [dispatcher.reserve(), dispatcher.reserve()] == [60.0, 60.0]
-    assert dispatcher.reserve() is None  # full: the row is queued, and the dispatcher knows rows wait
+    assert [dispatcher.reserve() for _ in range(8)] == [60.0] * 8
+    assert dispatcher.reserve() is None  # the row is queued, and the dispatcher knows rows wait
+    assert dispatcher._behind
+    assert dispatcher._room() < 0  # the claim takes nothing while handed-over rows hold the slots
     dispatcher.unreserve()
-    assert dispatcher.reserve() is None  # a queued row waits: its claim goes first
-    dispatcher._behind = False  # (a claim that found fewer rows than its room clears it)
     assert dispatcher.reserve() == 60.0
-    dispatcher.unreserve()
-    dispatcher.unreserve()
+    for _ in range(8):
+        dispatcher.unreserve()
     dispatcher._stopping = True
     assert dispatcher.reserve() is None
 

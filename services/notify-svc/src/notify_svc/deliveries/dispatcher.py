@@ -32,6 +32,7 @@ and every dispatcher also polls (``NOTIFY_DISPATCHER_POLL_INTERVAL_S``).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -57,6 +58,9 @@ BACKLOG = Gauge("notify_delivery_backlog", "Deliveries queued or in flight (all 
 
 #: a row the consumer's transaction held for more than this share of its lease is given back
 _MAX_HELD_SHARE = 0.1
+#: rows a dispatcher takes from its consumer: this many times its concurrency (sends, rows
+#: waiting for a send slot, reservations)
+_HANDOFF_FACTOR = 4
 #: a destination this far over its rate gives the row back instead of holding its lease
 _MAX_RATE_WAIT_S = 2.0
 _BACKLOG_EVERY_S = 5.0
@@ -176,6 +180,8 @@ class Dispatcher:
         self._backlog_at = 0.0
         #: slots promised to rows a consumer transaction is claiming (handoff.py)
         self._reserved = 0
+        #: rows handed over while every send slot was taken: (row, when claimed, monotonic)
+        self._waiting: collections.deque[tuple[Any, float]] = collections.deque()
         #: due rows may be waiting for room: look again as soon as a send finishes
         self._behind = False
 
@@ -220,6 +226,8 @@ class Dispatcher:
         # when it ends, a moment from now; no new slot is reserved once stopping
         while self._reserved and loop.time() < deadline:
             await asyncio.sleep(0.01)
+        while self._waiting:  # handed over, not started: back to the queue
+            self._give_back_later(self._waiting.popleft()[0])
         if self._in_flight:
             await asyncio.wait(list(self._in_flight), timeout=max(0.0, deadline - loop.time()))
         for task in list(self._in_flight):
@@ -228,14 +236,18 @@ class Dispatcher:
 
     # ---- rows claimed by the consumer (handoff.py) ------------------------------------------------
     def _room(self) -> int:
-        return self._settings.dispatcher_concurrency - len(self._in_flight) - self._reserved
+        """Send slots free for the claim: what handed-over rows hold or will hold is taken."""
+        return (self._settings.dispatcher_concurrency - len(self._in_flight) - self._reserved
+                - len(self._waiting))
 
     def reserve(self) -> float | None:
         """A slot for a row the consumer is about to insert claimed: the lease to give it, or
-        None when there is no room (the row is queued and claimed later). While rows queued
-        earlier may be waiting (``_behind``), new ones queue behind them rather than take the
-        slots their claim needs."""
-        if self._stopping or self._behind or self._room() <= 0:
+        None when this dispatcher already holds ``_HANDOFF_FACTOR`` times its concurrency in
+        sends, rows waiting for a send slot and reservations (the row is queued and claimed
+        later). A consumer transaction folds a whole fetched batch, often more events than the
+        dispatcher has send slots: rows beyond them wait here, in order, for a slot."""
+        held = len(self._in_flight) + self._reserved + len(self._waiting)
+        if self._stopping or held >= self._settings.dispatcher_concurrency * _HANDOFF_FACTOR:
             self._behind = True
             return None
         self._reserved += 1
@@ -252,11 +264,27 @@ class Dispatcher:
         or another claim would send the message too. Measured on this process's clock."""
         self.unreserve()
         if self._stopping or held_s > self._settings.dispatcher_lease_s * _MAX_HELD_SHARE:
-            task = asyncio.create_task(self._give_back(row), name=f"delivery-back-{row['id']}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-            return
-        self._launch(row)
+            self._give_back_later(row)
+        elif len(self._in_flight) < self._settings.dispatcher_concurrency and not self._waiting:
+            self._launch(row)
+        else:
+            self._waiting.append((row, time.monotonic() - held_s))
+
+    def _give_back_later(self, row: Any) -> None:
+        task = asyncio.create_task(self._give_back(row), name=f"delivery-back-{row['id']}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    def _start_waiting(self) -> None:
+        """Start handed-over rows as send slots free up; one held past a tenth of its lease goes
+        back to the queue (``start``)."""
+        limit = self._settings.dispatcher_lease_s * _MAX_HELD_SHARE
+        while self._waiting and len(self._in_flight) < self._settings.dispatcher_concurrency:
+            row, claimed_at = self._waiting.popleft()
+            if self._stopping or time.monotonic() - claimed_at > limit:
+                self._give_back_later(row)
+            else:
+                self._launch(row)
 
     async def _give_back(self, row: Any) -> None:
         """Best effort: if the pool is closing, the row's lease expires and it is claimed then."""
@@ -288,6 +316,7 @@ class Dispatcher:
         self._in_flight.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", extra={"error": repr(task.exception())})
+        self._start_waiting()
         if self._behind or self._stopping:
             self._wakeup.set()  # room for another claim
 
