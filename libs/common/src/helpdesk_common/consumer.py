@@ -380,26 +380,16 @@ class ConsumerRunner:
         try:
             # ``committed`` is set as the transaction block exits, before the connection goes
             # back to its pool: a failure of that release does not make a commit a rollback
-            if self._raw_pool is None:
-                async with self._engine.connect() as conn:
-                    async with conn.begin():
-                        opened = conn
-                        if self._on_begin is not None:
-                            await self._on_begin(conn)
-                        yield conn
-                        if self._before_commit is not None:
-                            await self._before_commit(conn)
-                    committed = True
-            else:
-                async with self._raw_pool().acquire() as conn:
-                    async with conn.transaction():
-                        opened = conn
-                        if self._on_begin is not None:
-                            await self._on_begin(conn)
-                        yield conn
-                        if self._before_commit is not None:
-                            await self._before_commit(conn)
-                    committed = True
+            raw = self._raw_pool is not None
+            async with (self._raw_pool().acquire() if raw else self._engine.connect()) as conn:
+                async with (conn.transaction() if raw else conn.begin()):
+                    opened = conn
+                    if self._on_begin is not None:
+                        await self._on_begin(conn)
+                    yield conn
+                    if self._before_commit is not None:
+                        await self._before_commit(conn)
+                committed = True
         finally:
             if self._after_transaction is not None and opened is not None:
                 try:
