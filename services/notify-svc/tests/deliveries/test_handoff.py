@@ -44,6 +44,18 @@ class Receiver:
         self.woken += 1
 
 
+def _handoff(*, room: int) -> tuple[handoff.Handoff, Receiver]:
+    """A hand-off whose dispatcher has ``room`` slots."""
+    box, receiver = handoff.Handoff(), Receiver(room=room)
+    box.receiver = receiver
+    return box, receiver
+
+
+async def _ticket_of(conn, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
+    await conn.execute("INSERT INTO notification_tickets (ticket_id, customer_id) VALUES ($1, $2)", ticket_id,
+                       customer_id)
+
+
 async def _queue(conn, key: str, *, ticket_id: uuid.UUID | None = None, status: str = "queued"):
     return await handoff.queue(conn, delivery_id=uuid.uuid4(), kind="reply", channel="email", destination="smtp",
                                dedupe_key=key, payload={"route": {"to": ["li@example.com"]}, "subject": "主题"},
@@ -73,8 +85,7 @@ async def _row(conn, delivery_id):
 
 
 async def test_rows_are_claimed_while_there_is_room_and_handed_over_after_the_commit(conn) -> None:
-    box, receiver = handoff.Handoff(), Receiver(room=2)
-    box.receiver = receiver
+    box, receiver = _handoff(room=2)
     await box.begin(conn)
     async with conn.transaction():
         ids = [await _queue(conn, f"h{i}") for i in range(3)]
@@ -101,8 +112,7 @@ async def test_rows_are_claimed_while_there_is_room_and_handed_over_after_the_co
 
 
 async def test_a_rolled_back_transaction_hands_nothing_over_and_gives_its_slots_back(conn) -> None:
-    box, receiver = handoff.Handoff(), Receiver(room=4)
-    box.receiver = receiver
+    box, receiver = _handoff(room=4)
     await box.begin(conn)
     with pytest.raises(RuntimeError):
         async with conn.transaction():
@@ -116,11 +126,9 @@ async def test_a_rolled_back_transaction_hands_nothing_over_and_gives_its_slots_
 
 
 async def test_held_duplicate_and_undeliverable_rows_are_not_handed_over(conn) -> None:
-    box, receiver = handoff.Handoff(), Receiver(room=8)
-    box.receiver = receiver
+    box, receiver = _handoff(room=8)
     held_ticket, customer = uuid.uuid4(), uuid.uuid4()
-    await conn.execute("INSERT INTO notification_tickets (ticket_id, customer_id) VALUES ($1, $2)", held_ticket,
-                       customer)
+    await _ticket_of(conn, held_ticket, customer)
     await conn.execute("INSERT INTO restricted_customers (customer_id, since) VALUES ($1, now())", customer)
     await box.begin(conn)
     async with conn.transaction():
@@ -209,11 +217,9 @@ async def test_a_restriction_later_in_the_transaction_holds_what_it_had_claimed(
 
     from notify_svc.privacy.handlers import handle_customer_restricted
 
-    box, receiver = handoff.Handoff(), Receiver(room=8)
-    box.receiver = receiver
+    box, receiver = _handoff(room=8)
     ticket_id, customer = uuid.uuid4(), uuid.uuid4()
-    await conn.execute("INSERT INTO notification_tickets (ticket_id, customer_id) VALUES ($1, $2)", ticket_id,
-                       customer)
+    await _ticket_of(conn, ticket_id, customer)
     restricted = events.CustomerRestricted(source="customer-svc", subject=str(customer),
                                            data=events.CustomerRestrictedData(customer_id=customer, restricted=True,
                                                                               at=datetime.now(UTC)))
@@ -233,11 +239,9 @@ async def test_a_restriction_later_in_the_transaction_holds_what_it_had_claimed(
 async def test_an_erasure_later_in_the_transaction_leaves_what_it_had_claimed_unsent(conn) -> None:
     from notify_svc.privacy.handlers import _erase
 
-    box, receiver = handoff.Handoff(), Receiver(room=8)
-    box.receiver = receiver
+    box, receiver = _handoff(room=8)
     ticket_id, customer = uuid.uuid4(), uuid.uuid4()
-    await conn.execute("INSERT INTO notification_tickets (ticket_id, customer_id) VALUES ($1, $2)", ticket_id,
-                       customer)
+    await _ticket_of(conn, ticket_id, customer)
     [mine, _] = await _consumer_transaction(conn, box, lambda c: _queue(c, "e-mine", ticket_id=ticket_id),
                                             lambda c: _erase(c, customer))
     assert receiver.started == [] and receiver.reserved == 0
@@ -312,8 +316,7 @@ async def test_a_link_to_a_restricted_customer_later_in_the_transaction_holds_wh
 
     from notify_svc.notifications.handlers import handlers
 
-    box, receiver = handoff.Handoff(), Receiver(room=8)
-    box.receiver = receiver
+    box, receiver = _handoff(room=8)
     ticket_id, customer = uuid.uuid4(), uuid.uuid4()
     await conn.execute("INSERT INTO restricted_customers (customer_id, since) VALUES ($1, now())", customer)
     linked = events.TicketCustomerLinked(source="ticket-svc", subject=str(ticket_id),
