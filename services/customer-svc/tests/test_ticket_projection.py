@@ -252,21 +252,52 @@ def test_message_rules():
 async def test_a_new_requesters_ticket_is_projected_with_its_customer_in_one_write(raw, db):
     """ticket.created resolves the requester first and writes the projected row with its customer:
     one insert, no second write linking it (pg_stat_xact_user_tables counts this transaction's own
-    row operations)."""
+    row operations). A new requester costs four statements: the identity lookup, the customer with
+    its identities, the projected row with its timeline entry and dirty mark, the outbox rows."""
     ticket_id = uuid.uuid4()
     handlers = compose_handlers(fact_handlers, requester_handlers)
     event = created(ticket_id, email="wang.fang@example.cn")
-    async with raw.transaction():
-        await handlers[event.type](raw, event)
-        ins, upd = await raw.fetchrow("SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables "
-                                      "WHERE relname = 'customer_tickets'")
-    assert (ins, upd) == (1, 0)
+    statements: list[str] = []
+
+    def log(record) -> None:
+        statements.append(record.query)
+
+    raw.add_query_logger(log)
+    try:
+        async with raw.transaction():
+            await handlers[event.type](raw, event)
+            counts = {r["relname"]: (r["n_tup_ins"], r["n_tup_upd"]) for r in await raw.fetch(
+                "SELECT relname, n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables")}
+    finally:
+        raw.remove_query_logger(log)
+    # the handler's own statements (the logger is called soon after each one, so read them once
+    # the transaction is over), not asyncpg's introspection of a type new to the connection
+    sent = [q for q in statements if "typeinfo_tree" not in q and not q[:1].isspace()
+            and "pg_stat_xact_user_tables" not in q and q != "COMMIT;"]
+    assert len(sent) == 5 and sent[0] == "BEGIN;", sent
+    assert counts["customer_tickets"] == (1, 0)
+    assert {name: counts[name] for name in ("customers", "customer_identities", "customer_timeline", "insight_dirty",
+                                            "outbox")} == {
+        "customers": (1, 0), "customer_identities": (1, 0), "customer_timeline": (1, 0), "insight_dirty": (1, 0),
+        "outbox": (2, 0)}  # customer.created and customer.requester_resolved
     row = await projected(db, ticket_id)
     [customer] = await rows(db, "SELECT id FROM customers")
     assert row["customer_id"] == customer["id"]
     assert await timeline_kinds(db, customer["id"]) == ["ticket.created"]
+    [entry] = await rows(db, "SELECT id, at, ref_id, summary FROM customer_timeline WHERE customer_id = :c",
+                         c=customer["id"])
+    assert (entry["at"], entry["ref_id"]) == (T0, ticket_id)
+    assert entry["summary"] == facts.ticket_summary(row)
+    assert len(await rows(db, "SELECT 1 FROM insight_dirty WHERE customer_id = :c", c=customer["id"])) == 1
     # the same event again changes nothing (the requester is known, the row and its entry exist)
     async with raw.transaction():
         await handlers[event.type](raw, event)
     assert len(await rows(db, "SELECT 1 FROM customers")) == 1
     assert await timeline_kinds(db, customer["id"]) == ["ticket.created"]
+    # a requester without any identity: the row without a customer, no entry, no mark
+    anonymous = uuid.uuid4()
+    async with raw.transaction():
+        await handlers["ticket.created"](raw, created(anonymous))
+    assert (await projected(db, anonymous))["customer_id"] is None
+    assert len(await rows(db, "SELECT 1 FROM customer_timeline")) == 1
+    assert len(await rows(db, "SELECT 1 FROM insight_dirty")) == 1

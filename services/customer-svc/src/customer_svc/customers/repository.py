@@ -16,6 +16,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from ..identities import repository as identity_store
+from ..identities.repository import Pair
 from ..pii.codec import codec
 
 #: what a read selects; ``name``/``notes`` are the plaintext of rows not yet re-encrypted
@@ -54,6 +56,25 @@ async def insert_customer(conn: Any, *, customer_id: uuid.UUID, name: str | None
         f"VALUES ($1, $2, $3, $4::text::tsvector, {_BY_DOMAIN.format('$5')}) RETURNING {COLUMNS}",
         customer_id, box.seal_name(name), box.name_key(name), box.search_document(name), join_domain,
     ))
+
+
+async def insert_with_identities(conn: Any, *, customer_id: uuid.UUID, name: str | None, join_domain: str | None,
+                                 identities: list[Pair]) -> tuple[Any, list[Pair]]:
+    """A customer from a requester, with its identities, in one statement: the customer (it joins
+    the organisation owning ``join_domain`` if any) and the identities actually inserted (one
+    missing is someone else's now: ``identities.repository.ADD``)."""
+    box = codec()
+    arrays, by_index = identity_store.sealed(identities)
+    row = await conn.fetchrow(
+        f"WITH i AS ({identity_store.ADD}), c AS (INSERT INTO customers (id, name_enc, name_key, search, "
+        f"organization_id) VALUES ($6, $7, $8, $9::text::tsvector, {_BY_DOMAIN.format('$10')}) RETURNING {COLUMNS}) "
+        "SELECT c.*, a.added_kinds, a.added_bidx FROM c, LATERAL (SELECT array_agg(i.kind) AS added_kinds, "
+        "array_agg(i.value_bidx) AS added_bidx FROM i) AS a",
+        *arrays, customer_id, box.seal_name(name), box.name_key(name), box.search_document(name), join_domain,
+    )
+    customer = box.customer(row)
+    pairs = zip(customer.pop("added_kinds") or (), customer.pop("added_bidx") or ())
+    return customer, [by_index[pair] for pair in pairs]
 
 
 async def insert_full(conn: Any, values: dict[str, Any], *, join_domain: str | None) -> Any:

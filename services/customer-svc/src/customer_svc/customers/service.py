@@ -101,9 +101,8 @@ async def resolve_requester(
     if existing is None:
         customer_id = uuid.uuid4()
         name = requester.get("name")
-        row = await repository.insert_customer(conn, customer_id=customer_id, name=name,
-                                               join_domain=joinable(email_domain(found)))
-        inserted = await identities.add_identities(conn, customer_id=customer_id, identities=found)
+        row, inserted = await repository.insert_with_identities(
+            conn, customer_id=customer_id, name=name, join_domain=joinable(email_domain(found)), identities=found)
         if len(inserted) != len(found):
             raise IdentityTakenConcurrently(f"identities {set(found) - set(inserted)} were claimed concurrently")
         emitted.append(events.CustomerCreated(

@@ -1,7 +1,8 @@
 """The only place with SQL for identities: plain SQL on a bare asyncpg connection.
 
 ``owners_of`` and ``add_identities`` are on the path of every ticket (requester resolution);
-they stay one statement each. Values are stored encrypted and found by their blind index
+they stay one statement each, and a new requester's identities are inserted by the customer's
+own insert (``customers.repository.insert_with_identities``). Values are stored encrypted and found by their blind index
 (``pii/codec.py``); rows not yet re-encrypted are matched by their plaintext as well.
 """
 
@@ -47,24 +48,31 @@ async def owners_of(conn: Any, identities: list[Pair]) -> dict[Pair, uuid.UUID]:
     return out
 
 
-async def add_identities(conn: Any, *, customer_id: uuid.UUID, identities: list[Pair]) -> list[Pair]:
-    """Insert identities for a customer; returns those actually inserted.
+#: the identities' insert: ``sealed``'s five arrays, then the owner (``$6``); also the second part
+#: of a new customer's insert (``customers.repository.insert_with_identities``).
+#: ``ON CONFLICT DO NOTHING`` waits for a concurrent uncommitted insert of the same (kind, blind
+#: index) and then skips it, so a pair missing from what it returns is someone else's now.
+ADD = ("INSERT INTO customer_identities (kind, value_enc, value_bidx, phone_key, email_local, customer_id) "
+       "SELECT kind, enc, bidx, pk, el, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) "
+       "AS u(kind, enc, bidx, pk, el) ON CONFLICT DO NOTHING RETURNING kind, value_bidx")
 
-    ``ON CONFLICT DO NOTHING`` waits for a concurrent uncommitted insert of the same
-    (kind, blind index) and then skips it, so a missing pair means someone else owns it now.
-    """
+
+def sealed(identities: list[Pair]) -> tuple[list[list[str | None]], dict[tuple[str, str], Pair]]:
+    """The five arrays of ``ADD``'s parameters (values sealed), and each pair by the (kind, blind
+    index) the insert returns for it."""
+    box = codec()
+    rows = [box.identity_columns(k, v) for k, v in identities]
+    by_index = {(k, s[1]): (k, v) for (k, v), s in zip(identities, rows)}
+    return [[k for k, _ in identities], *([s[i] for s in rows] for i in range(4))], by_index
+
+
+async def add_identities(conn: Any, *, customer_id: uuid.UUID, identities: list[Pair]) -> list[Pair]:
+    """Insert identities for a customer; returns those actually inserted (a missing pair means
+    someone else owns it now)."""
     if not identities:
         return []
-    box = codec()
-    sealed = [box.identity_columns(k, v) for k, v in identities]
-    by_index = {(k, s[1]): (k, v) for (k, v), s in zip(identities, sealed)}
-    rows = await conn.fetch(
-        "INSERT INTO customer_identities (kind, value_enc, value_bidx, phone_key, email_local, customer_id) "
-        "SELECT kind, enc, bidx, pk, el, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) "
-        "AS u(kind, enc, bidx, pk, el) ON CONFLICT DO NOTHING RETURNING kind, value_bidx",
-        [k for k, _ in identities], [s[0] for s in sealed], [s[1] for s in sealed], [s[2] for s in sealed],
-        [s[3] for s in sealed], customer_id,
-    )
+    arrays, by_index = sealed(identities)
+    rows = await conn.fetch(ADD, *arrays, customer_id)
     return [by_index[(r["kind"], r["value_bidx"])] for r in rows]
 
 

@@ -26,6 +26,11 @@ _CONTACT = "t.merged_into IS NULL AND t.deleted_at IS NULL AND t.channel IS DIST
 
 # --------------------------------------------------------------------------- the dirty set
 
+#: a customer's dirty mark and its renewal; also written by another table's repository in the
+#: statement of the change (``ticket_facts.repository.insert_new``)
+MARK = "INSERT INTO insight_dirty (customer_id)"
+MARK_AGAIN = "ON CONFLICT (customer_id) DO UPDATE SET since = clock_timestamp(), leased_until = NULL"
+
 
 async def mark_dirty(conn: Any, customer_id: uuid.UUID) -> None:
     """Note that a customer's facts changed (an order, a ticket, a survey answer...), in the
@@ -33,15 +38,11 @@ async def mark_dirty(conn: Any, customer_id: uuid.UUID) -> None:
     one customer coalesce into one row, so a burst costs one rescoring; ``since`` moves on, so a
     worker scoring the customer right now keeps the row for another pass (it deletes only the
     ``since`` it leased)."""
-    await conn.execute(
-        "INSERT INTO insight_dirty (customer_id) VALUES ($1) ON CONFLICT (customer_id) "
-        "DO UPDATE SET since = clock_timestamp(), leased_until = NULL", customer_id)
+    await conn.execute(f"{MARK} VALUES ($1) {MARK_AGAIN}", customer_id)
 
 
 async def mark_many_dirty(conn: Any, customer_ids: Sequence[uuid.UUID]) -> None:
-    await conn.execute(
-        "INSERT INTO insight_dirty (customer_id) SELECT DISTINCT unnest($1::uuid[]) ORDER BY 1 "
-        "ON CONFLICT (customer_id) DO UPDATE SET since = clock_timestamp(), leased_until = NULL", list(customer_ids))
+    await conn.execute(f"{MARK} SELECT DISTINCT unnest($1::uuid[]) ORDER BY 1 {MARK_AGAIN}", list(customer_ids))
 
 
 async def lease_dirty(conn: Any, *, limit: int, lease_s: float) -> list[Any]:

@@ -204,8 +204,11 @@ async def ticket_created(conn: Any, data: events.TicketCreatedData, *, resolved:
     values = created_values({}, data, inserted=True)
     if values["customer_id"] is None and resolved is not None:
         values["customer_id"] = resolved
-    # first sight of the ticket (the usual case): the whole row, its customer included, in one statement
-    row = await repository.insert_new(conn, data.ticket_id, values)
+    # first sight of the ticket (the usual case): the whole row, its customer included, and the
+    # creation's timeline entry and dirty mark (as _note_creation writes them), in one statement
+    kind = creation_kind(values["type"])
+    creation = (timeline.entry_id(data.ticket_id, kind), kind, ticket_summary({**values, "ticket_id": data.ticket_id}))
+    row = await repository.insert_new(conn, data.ticket_id, values, creation=creation)
     if row is None:  # later events came first: merge into what they made, then link
         row, inserted = await repository.lock_or_placeholder(conn, data.ticket_id, at=data.created_at)
         row = await _apply(conn, row, created_values(row, data, inserted=inserted))
@@ -213,7 +216,6 @@ async def ticket_created(conn: Any, data: events.TicketCreatedData, *, resolved:
         if resolved is not None:
             await customer_resolved(conn, ticket_id=data.ticket_id, customer_id=resolved)
         return
-    await _note_creation(conn, row)
 
 
 async def customer_resolved(conn: Any, *, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:

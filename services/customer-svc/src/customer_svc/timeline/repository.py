@@ -10,6 +10,10 @@ import orjson
 
 #: the namespace of timeline row ids (uuid5 of the causing event or row and the entry kind)
 _NAMESPACE = uuid.UUID("6d1f6a52-3c1e-4c57-9a55-0e6f3c1b7d21")
+#: an entry's insert and its idempotence (the id is ``entry_id``'s), also for a statement of
+#: another table's repository that writes an entry with its own row (``ticket_facts.repository``)
+INSERT = "INSERT INTO customer_timeline (id, customer_id, at, kind, ref_id, summary)"
+ONCE = "ON CONFLICT (id) DO NOTHING"
 
 
 def entry_id(cause: uuid.UUID | str, kind: str) -> uuid.UUID:
@@ -23,8 +27,7 @@ async def record(conn: Any, *, entry: uuid.UUID, customer_id: uuid.UUID, at: dat
     """Append one entry; False when it was already there. ``summary`` is what a reader shows
     (small: ids, numbers, a subject), never a message body. jsonb values go as Python values (the pool's codec encodes them)."""
     status = await conn.execute(
-        "INSERT INTO customer_timeline (id, customer_id, at, kind, ref_id, summary) VALUES ($1, $2, $3, $4, $5, $6) "
-        "ON CONFLICT (id) DO NOTHING",
+        f"{INSERT} VALUES ($1, $2, $3, $4, $5, $6) {ONCE}",
         entry, customer_id, at, kind, ref_id, summary or {})
     return status.endswith(" 1")
 
@@ -35,10 +38,9 @@ async def record_many(conn: Any, entries: list[dict[str, Any]]) -> None:
     if not entries:
         return
     await conn.execute(
-        "INSERT INTO customer_timeline (id, customer_id, at, kind, ref_id, summary) "
-        "SELECT id, customer_id, at, kind, ref_id, summary::jsonb FROM unnest($1::uuid[], $2::uuid[], "
+        f"{INSERT} SELECT id, customer_id, at, kind, ref_id, summary::jsonb FROM unnest($1::uuid[], $2::uuid[], "
         "$3::timestamptz[], $4::text[], $5::uuid[], $6::text[]) AS e(id, customer_id, at, kind, ref_id, summary) "
-        "ON CONFLICT (id) DO NOTHING",
+        f"{ONCE}",
         [e["entry"] for e in entries], [e["customer_id"] for e in entries], [e["at"] for e in entries],
         [e["kind"] for e in entries], [e.get("ref_id") for e in entries],
         [orjson.dumps(e.get("summary") or {}).decode() for e in entries])
