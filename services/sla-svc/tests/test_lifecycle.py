@@ -408,3 +408,26 @@ async def test_a_restored_ticket_already_answered_is_not_asked_for_a_first_respo
                  make.status(tid, "closed", "open", t + 20 * M, reason="restored"))
     rows = await timers(tid)
     assert rows["first_response"]["status"] == "fulfilled" and rows["resolution"]["status"] == "running"
+
+
+async def test_a_new_tickets_timers_carry_the_generation_read_with_its_projection(make, handle, timers, db):
+    """ticket.created reads the recalculation generation in the projection's own statement: timers
+    started after a policy or calendar write carry the new generation (the sweep leaves them
+    alone), and a replayed event, which inserts nothing, reads it on its own."""
+    from sla_svc.tickets import repository as tickets
+    from sla_svc.timers import repository
+
+    async with db.begin() as conn:
+        before = await repository.current_generation(conn)
+        bumped = await repository.bump_generation(conn)
+    assert bumped == before + 1
+    created = make.created()
+    await handle(created)
+    started = await timers(created.data.ticket_id)
+    assert started and {row["generation"] for row in started.values()} == {bumped}
+    d = created.data
+    async with db.begin() as conn:
+        row, generation = await tickets.upsert_created(
+            conn, ticket_id=d.ticket_id, status="open", priority="urgent", type=None, channel="api", tags=[],
+            customer_tier=None, custom_fields={}, team_id=None, assignee_id=None, created_at=d.created_at)
+    assert (row.status, row.priority, generation) == ("new", "normal", bumped)

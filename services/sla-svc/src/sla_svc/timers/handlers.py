@@ -32,12 +32,12 @@ def _ref_values(data: Any) -> dict[str, Any]:
 
 async def handle_ticket_created(conn: AsyncConnection, event: events.TicketCreated) -> None:
     d = event.data
-    ticket = await tickets.upsert_created(
+    # the generation is read with the projection, before the policies: see docs/sla.md
+    ticket, generation = await tickets.upsert_created(
         conn, ticket_id=d.ticket_id, status=d.status, priority=d.priority, type=d.type, channel=d.channel,
         tags=list(d.tags), customer_tier=d.customer_tier, custom_fields=d.custom_fields,
         team_id=d.team_id, assignee_id=d.assignee_id, created_at=d.created_at, customer_id=d.customer_id,
     )
-    generation = await repository.current_generation(conn)  # before reading policies: see docs/sla.md
     policy = await service.policy_for(conn, ticket, generation)
     for metric in ("first_response", "resolution"):
         await service.start(conn, ticket=ticket, policy=policy, metric=metric, started_at=d.created_at,

@@ -113,8 +113,13 @@ async def notify_timers(conn: AsyncConnection, earliest: datetime) -> None:
     await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": TIMERS_CHANNEL, "p": repr(earliest.timestamp())})
 
 
+#: the recalculation generation (docs/sla.md, "Recalculation"); also read by the statement that
+#: projects a new ticket (``tickets.repository.upsert_created``), before its handler reads policies
+GENERATION = "SELECT generation FROM sla_state WHERE id = 1"
+
+
 async def current_generation(conn: AsyncConnection) -> int:
-    return int(await (await driver_of(conn)).fetchval("SELECT generation FROM sla_state WHERE id = 1"))
+    return int(await (await driver_of(conn)).fetchval(GENERATION))
 
 
 async def bump_generation(conn: AsyncConnection) -> int:
