@@ -70,12 +70,14 @@ async def insert(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: d
     return await repository.insert_message(conn, await row_values(conn, ticket_id, message, now=now))
 
 
-async def row_values(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: datetime) -> dict[str, Any]:
+async def row_values(conn: Any, ticket_id: uuid.UUID, message: NewMessage, *, now: datetime,
+                     message_id: uuid.UUID | None = None) -> dict[str, Any]:
     """The message's row as ``repository.insert_message`` writes it (its attachments' contents
-    stored first), for a caller that writes it in a statement of its own (a ticket's opening)."""
+    stored first), for a caller that writes it in a statement of its own (a ticket's opening);
+    ``message_id``: its id when the caller chose it (else a new one)."""
     reply = message.reply
     return {
-        "id": uuid.uuid4(),
+        "id": message_id or uuid.uuid4(),
         "ticket_id": ticket_id,
         "author_kind": message.author_kind,
         "author_id": message.author_id,

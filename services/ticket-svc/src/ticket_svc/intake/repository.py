@@ -33,8 +33,3 @@ async def complete_delivery(conn: Any, *, channel: str, external_id: str, ticket
         channel, external_id, ticket_id, message_id, created_ticket,
     )
 
-
-async def first_message_id(conn: Any, ticket_id: uuid.UUID) -> uuid.UUID | None:
-    return await conn.fetchval(
-        "SELECT id FROM messages WHERE ticket_id = $1 ORDER BY created_at, id LIMIT 1", ticket_id
-    )

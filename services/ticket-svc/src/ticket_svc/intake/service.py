@@ -110,7 +110,7 @@ async def open_ticket(
     language: str | None, cc: Sequence[str], channel: str, assignee_id: str | None = None,
     team_id: uuid.UUID | None = None, conversation_key: str | None = None, follow_up_of: uuid.UUID | None = None,
     first_message: conversation.NewMessage | None = None, for_customer: SystemTask | None = None,
-    kb_suggestion_id: uuid.UUID | None = None,
+    kb_suggestion_id: uuid.UUID | None = None, opening_id: uuid.UUID | None = None,
 ) -> Any:
     """Insert a routed ticket (and its opening message) with its events; returns the row.
 
@@ -119,7 +119,9 @@ async def open_ticket(
 
     ``for_customer``: a task ticket-svc opens itself (care, follow-up) for a known customer; its
     form's required fields cannot be asked of anyone, so an unsatisfiable form leaves the custom
-    fields empty instead of refusing the event that asked for the task."""
+    fields empty instead of refusing the event that asked for the task.
+
+    ``opening_id``: the opening message's id, chosen by a caller that answers with it."""
     from ..forms import service as forms
 
     try:
@@ -145,7 +147,7 @@ async def open_ticket(
         public=True, body_text=description, channel=channel, initial=True,
     )
     opening_text = [opening.body_text, *(a.filename for a in opening.attachments)]
-    message = await conversation.row_values(conn, ticket_id, opening, now=now)
+    message = await conversation.row_values(conn, ticket_id, opening, now=now, message_id=opening_id)
     assigning = decision.team_id is not None or decision.assignee_id is not None
     rules_matched = [str(r) for r in decision.matched_rule_ids]
     # the ticket, its opening message and (unless routing assigns it first) its audit entry: one
@@ -223,7 +225,7 @@ async def receive(conn: Any, *, principal: Principal, message: InboundMessage) -
                 result = IntakeResult(target["id"], row["id"], created=False)
                 await _finish(conn, message, result)
                 return result
-        new_id = uuid.uuid4()
+        new_id, opening_id = uuid.uuid4(), uuid.uuid4()
         opening = customer_message(message, initial=True)
         created = await open_ticket(
             conn, principal=principal, ticket_id=new_id, subject=subject_of(message), description=message.body_text,
@@ -232,13 +234,12 @@ async def receive(conn: Any, *, principal: Principal, message: InboundMessage) -
             type_=message.metadata.get("type"), tags=message.metadata.get("tags", ()),
             custom_fields=message.metadata.get("custom_fields", {}), language=message.language, cc=(),
             channel=message.channel, conversation_key=message.conversation_key, follow_up_of=follow_up_of,
-            first_message=opening, kb_suggestion_id=_suggestion_of(message),
+            first_message=opening, kb_suggestion_id=_suggestion_of(message), opening_id=opening_id,
         )
         if follow_up_of is not None:
             await tickets.insert_link(conn, ticket_id=new_id, other_id=follow_up_of, kind="follow_up_of",
                                       actor=principal.ref)
-        first = await repository.first_message_id(conn, new_id)
-        result = IntakeResult(created["id"], first, created=True)
+        result = IntakeResult(created["id"], opening_id, created=True)
     await _finish(conn, message, result)
     return result
 
