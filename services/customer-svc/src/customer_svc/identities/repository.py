@@ -48,7 +48,7 @@ async def owners_of(conn: Any, identities: list[Pair]) -> dict[Pair, uuid.UUID]:
     return out
 
 
-#: the identities' insert: ``sealed``'s five arrays, then the owner (``$6``); also the second part
+#: the identities' insert: ``sealed``'s five arrays, then the owner (``$6``); also the first part
 #: of a new customer's insert (``customers.repository.insert_with_identities``).
 #: ``ON CONFLICT DO NOTHING`` waits for a concurrent uncommitted insert of the same (kind, blind
 #: index) and then skips it, so a pair missing from what it returns is someone else's now.

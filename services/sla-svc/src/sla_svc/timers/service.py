@@ -329,9 +329,8 @@ async def compliance(conn: AsyncConnection, *, start: datetime, end: datetime) -
 async def apply_first_response(conn: AsyncConnection, *, ticket_id: uuid.UUID, priority: str,
                                created_at: datetime) -> bool:
     """The first API's entry point (kept for its tests): the ticket under the default policy."""
-    await tickets.upsert_created(conn, ticket_id=ticket_id, status="new", priority=priority, type=None, channel=None,
-                                 tags=[], customer_tier=None, custom_fields={}, team_id=None, assignee_id=None,
-                                 created_at=created_at)
-    ticket = await tickets.get(conn, ticket_id)
+    ticket, generation = await tickets.upsert_created(
+        conn, ticket_id=ticket_id, status="new", priority=priority, type=None, channel=None, tags=[],
+        customer_tier=None, custom_fields={}, team_id=None, assignee_id=None, created_at=created_at)
     return await start(conn, ticket=ticket, policy=matching.default_policy(priority), metric="first_response",
-                       started_at=created_at, generation=await repository.current_generation(conn))
+                       started_at=created_at, generation=generation)
