@@ -19,8 +19,9 @@ from .kpis.handlers import (
     handle_ticket_created,
     handle_ticket_updated,
 )
+from . import fold
+from .kpis import batch as kpis_batch
 from .readmodel.handlers import HANDLERS as READMODEL_HANDLERS
-from .readmodel.handlers import begin_batch, end_batch
 from .privacy.endpoints import router as privacy_router
 from .privacy.handlers import GROUP as PRIVACY_GROUP
 from .privacy.handlers import PRIVACY_HANDLERS
@@ -47,20 +48,30 @@ def fold_handlers() -> dict[str, Handler]:
         "ticket.message_added": handle_message_added,
         "survey.answered": handle_survey_answered,
         "ticket.updated": handle_ticket_updated,
-        **STEP_HANDLERS,
+        **{event_type: _after_ticket_facts(handler) for event_type, handler in STEP_HANDLERS.items()},
     }, READMODEL_HANDLERS)
 
 
+def _after_ticket_facts(handler: Handler) -> Handler:
+    """A process step reads its ticket's type from ``ticket_facts``: the upserts its transaction
+    collected so far (``kpis.batch``) are written first."""
+    async def run(conn: Any, event: Any) -> None:
+        await kpis_batch.flush(conn)
+        await handler(conn, event)
+
+    return run
+
+
 async def begin_fold(conn: Any) -> None:
-    """First in every fold transaction: the rebuild's shared swap lock, and an empty set of
-    tickets to re-fold."""
+    """First in every fold transaction: the rebuild's shared swap lock, and nothing collected yet
+    (``fold``)."""
     await hold_fold_lock(conn)
-    await begin_batch(conn)
+    await fold.begin(conn)
 
 
-#: last in every fold transaction (the live consumer's and the rebuild's): re-fold, once, every
-#: ticket the transaction's events recorded a new fact of
-end_fold = end_batch
+#: last in every fold transaction (the live consumer's and the rebuild's): write what the
+#: handlers collected and re-fold, once, every ticket the transaction's events recorded a new fact of
+end_fold = fold.end
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -83,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     # shared: a rebuild swaps tables under the same lock taken exclusively
                     on_begin=begin_fold,
                     before_commit=end_fold,
+                    after_transaction=fold.close,
                 ),
                 # data subject requests: a group of its own (privacy.events is no fold topic, so a
                 # rebuild's replay never runs it), under the rebuild's shared swap lock

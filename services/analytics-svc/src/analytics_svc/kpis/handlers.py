@@ -1,5 +1,5 @@
 """Fold events into ticket_facts and survey_answers; each handler runs inside the consumer's transaction, on its
-bare asyncpg connection."""
+bare asyncpg connection (``ticket_facts``' upserts are written at its end: ``batch``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prometheus_client import Histogram
 
 from helpdesk_common import events
 
-from . import repository
+from . import batch, repository
 
 EVENT_PROPAGATION = Histogram(
     "event_propagation_seconds",
@@ -21,10 +21,7 @@ EVENT_PROPAGATION = Histogram(
 
 async def handle_ticket_created(conn: Any, event: events.TicketCreated) -> None:
     d = event.data
-    await repository.upsert_created(
-        conn, ticket_id=d.ticket_id, created_at=d.created_at, priority=d.priority, status=d.status, channel=d.channel,
-        ticket_type=d.type,
-    )
+    await batch.created(conn, (d.ticket_id, d.created_at, d.priority, d.status, d.channel, d.type))
     EVENT_PROPAGATION.observe(max(0.0, (datetime.now(UTC) - d.created_at).total_seconds()))
 
 
@@ -32,16 +29,16 @@ async def handle_ticket_updated(conn: Any, event: events.TicketUpdated) -> None:
     """Only a change of type matters here (the steps' figures are per ticket type)."""
     change = event.data.changes.get("type")
     if change is not None:
-        await repository.upsert_partial(conn, ticket_id=event.data.ticket_id, ticket_type=change.get("after"))
+        await batch.partial(conn, event.data.ticket_id, ticket_type=change.get("after"))
 
 
 async def handle_customer_linked(conn: Any, event: events.TicketCustomerLinked) -> None:
-    await repository.upsert_partial(conn, ticket_id=event.data.ticket_id, customer_id=event.data.customer_id)
+    await batch.partial(conn, event.data.ticket_id, customer_id=event.data.customer_id)
 
 
 async def handle_sla_applied(conn: Any, event: events.SlaApplied) -> None:
     if event.data.metric == "first_response":
-        await repository.upsert_partial(conn, ticket_id=event.data.ticket_id, first_response_due_at=event.data.due_at)
+        await batch.partial(conn, event.data.ticket_id, first_response_due_at=event.data.due_at)
 
 
 async def handle_status_changed(conn: Any, event: events.TicketStatusChanged) -> None:
@@ -51,7 +48,7 @@ async def handle_status_changed(conn: Any, event: events.TicketStatusChanged) ->
 
 async def handle_message_added(conn: Any, event: events.TicketMessageAdded) -> None:
     if event.data.first_response:
-        await repository.upsert_partial(conn, ticket_id=event.data.ticket_id, first_response_at=event.data.created_at)
+        await batch.partial(conn, event.data.ticket_id, first_response_at=event.data.created_at)
 
 
 async def handle_survey_answered(conn: Any, event: events.SurveyAnswered) -> None:

@@ -7,7 +7,9 @@ ticket's events, and SQLAlchemy's statement building cost more CPU than PostgreS
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,14 +17,22 @@ CLOSED_STATUSES = ("solved", "closed")
 #: the columns a later event may fill (names never come from events)
 PARTIAL_COLUMNS = frozenset({"customer_id", "first_response_due_at", "first_response_at", "ticket_type"})
 
-_UPSERT_CREATED = (
-    "INSERT INTO ticket_facts (ticket_id, created_at, priority, status, channel, ticket_type, ingested_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp()) "
+_CREATED_CONFLICT = (
     "ON CONFLICT (ticket_id) DO UPDATE SET created_at = EXCLUDED.created_at, priority = EXCLUDED.priority, "
     "channel = EXCLUDED.channel, ticket_type = coalesce(ticket_facts.ticket_type, EXCLUDED.ticket_type), "
     # a status folded from ticket.status_changed (versioned) outranks the creation's
     "status = CASE WHEN ticket_facts.status_version IS NULL THEN EXCLUDED.status ELSE ticket_facts.status END, "
     "ingested_at = coalesce(ticket_facts.ingested_at, EXCLUDED.ingested_at), updated_at = clock_timestamp()"
+)
+_UPSERT_CREATED = (
+    "INSERT INTO ticket_facts (ticket_id, created_at, priority, status, channel, ticket_type, ingested_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp()) " + _CREATED_CONFLICT
+)
+#: ``_UPSERT_CREATED`` of many tickets (each at most once: ``rounds``), in ticket id order
+_UPSERT_CREATED_MANY = (
+    "INSERT INTO ticket_facts (ticket_id, created_at, priority, status, channel, ticket_type, ingested_at) "
+    "SELECT u.t, u.c, u.p, u.s, u.ch, u.ty, clock_timestamp() FROM unnest($1::uuid[], $2::timestamptz[], "
+    "$3::text[], $4::text[], $5::text[], $6::text[]) AS u(t, c, p, s, ch, ty) ORDER BY u.t " + _CREATED_CONFLICT
 )
 _UPSERT_STATUS = (
     "INSERT INTO ticket_facts (ticket_id, status, status_version, ingested_at) VALUES ($1, $2, $3, NULL) "
@@ -63,19 +73,55 @@ async def upsert_created(
     await conn.execute(_UPSERT_CREATED, ticket_id, created_at, priority, status, channel, ticket_type)
 
 
-async def upsert_partial(conn: Any, *, ticket_id: uuid.UUID, **values: Any) -> None:
-    """Columns from a later event (link, SLA); creates a partial row if the ticket is not known yet."""
-    unknown = values.keys() - PARTIAL_COLUMNS
+#: ``upsert_created_many``'s row: ticket id, created_at, priority, status, channel, ticket type
+CreatedRow = tuple[uuid.UUID, datetime, str, str, str | None, str | None]
+
+
+async def upsert_created_many(conn: Any, rows: Sequence[CreatedRow]) -> None:
+    """``upsert_created`` of every row, in one statement (each ticket once: ``rounds``)."""
+    await conn.execute(_UPSERT_CREATED_MANY, *(list(column) for column in zip(*rows)))
+
+
+def _checked(names: Iterable[str]) -> tuple[str, ...]:
+    names = tuple(names)
+    unknown = set(names) - PARTIAL_COLUMNS
     if unknown:
         raise ValueError(f"not a partial column: {sorted(unknown)}")
-    names = list(values)
-    placeholders = ", ".join(f"${i + 2}" for i in range(len(names)))
+    return names
+
+
+_PARTIAL_TYPES = {"customer_id": "uuid", "first_response_due_at": "timestamptz", "first_response_at": "timestamptz",
+                  "ticket_type": "text"}
+
+
+def _partial_conflict(names: Sequence[str]) -> str:
     sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in names)
+    return f"ON CONFLICT (ticket_id) DO UPDATE SET {sets}, updated_at = clock_timestamp()"
+
+
+@functools.cache
+def _partial_many_sql(names: tuple[str, ...]) -> str:
+    arrays = ", ".join(f"${i + 2}::{_PARTIAL_TYPES[n]}[]" for i, n in enumerate(names))
+    return (f"INSERT INTO ticket_facts (ticket_id, ingested_at, {', '.join(names)}) "
+            f"SELECT u.t, NULL, {', '.join(f'u.{n}' for n in names)} FROM unnest($1::uuid[], {arrays}) "
+            f"AS u(t, {', '.join(names)}) ORDER BY u.t " + _partial_conflict(names))
+
+
+async def upsert_partial(conn: Any, *, ticket_id: uuid.UUID, **values: Any) -> None:
+    """Columns from a later event (link, SLA); creates a partial row if the ticket is not known yet."""
+    names = _checked(values)
+    placeholders = ", ".join(f"${i + 2}" for i in range(len(names)))
     await conn.execute(
         f"INSERT INTO ticket_facts (ticket_id, ingested_at, {', '.join(names)}) VALUES ($1, NULL, {placeholders}) "
-        f"ON CONFLICT (ticket_id) DO UPDATE SET {sets}, updated_at = clock_timestamp()",
-        ticket_id, *values.values(),
+        + _partial_conflict(names), ticket_id, *values.values(),
     )
+
+
+async def upsert_partial_many(conn: Any, names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """``upsert_partial`` of the same ``names`` for every ``(ticket_id, *values)`` row, in one
+    statement (each ticket once: ``rounds``)."""
+    names = _checked(names)
+    await conn.execute(_partial_many_sql(names), *(list(column) for column in zip(*rows)))
 
 
 async def upsert_status(conn: Any, *, ticket_id: uuid.UUID, status: str, version: int) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..metrics import rules
+from ..rounds import rounds
 from . import calendars, facts, ops, repository, targets
 from .contributions import (
     Contributions, DeltaSum, Dimensions, contributions, cycle_policies, delta, hour, survey_amounts, ticket_state,
@@ -40,11 +41,13 @@ async def fold_ticket_event(conn: Any, event: Any) -> None:
 
 # --------------------------------------------------------------------------- the per-batch fold
 #
-# Ticket-event handlers only collect facts (``sla.*`` ones record theirs and mark the ticket);
-# ``end_batch`` (the consumer's ``before_commit``, the rebuild's end of each batch transaction)
-# inserts them and re-folds every ticket with a new fact once, in a constant number of statements
-# per batch. The pending facts and marks belong to the connection's open transaction:
-# ``begin_batch`` (``on_begin``) starts them empty, ``end_batch`` takes them.
+# Ticket-event handlers only collect facts; in a fold transaction (begun with ``begin_batch``)
+# so do the ``sla.*`` ones and the customers' dimensions; ``end_batch`` (the consumer's
+# ``before_commit``, the rebuild's end of each batch transaction) writes them and re-folds every
+# ticket with a new fact once, in a constant number of statements per batch. The pending facts
+# and marks belong to the connection's open transaction: ``begin_batch`` (``on_begin``) starts
+# them empty, ``end_batch`` takes them. A handler that reads ``customer_dims`` writes the
+# collected dimensions first (``_flush_dims``).
 
 
 @dataclasses.dataclass
@@ -53,6 +56,13 @@ class _Batch:
     dirty: set[uuid.UUID] = dataclasses.field(default_factory=set)
     #: ticket facts of the batch's events, inserted together by ``end_batch``
     facts: list[tuple[uuid.UUID, str, str, Any, Any]] = dataclasses.field(default_factory=list)
+    #: begun with ``begin_batch`` (a fold transaction): the ``sla.*`` events' facts and targets
+    #: and the customers' dimensions are written by ``end_batch`` too, else each at once
+    deferring: bool = False
+    #: (ticket id, metric, fact rows) of the batch's ``sla.*`` events, in event order
+    sla: list[tuple[uuid.UUID, str, list[repository.FactRow]]] = dataclasses.field(default_factory=list)
+    #: ``repository.upsert_customer_dims_many`` rows, in event order
+    dims: list[repository.DimsRow] = dataclasses.field(default_factory=list)
 
 
 _BATCHES: dict[int, _Batch] = {}
@@ -62,26 +72,73 @@ def _batch(conn: Any) -> _Batch:
     return _BATCHES.setdefault(id(conn), _Batch())
 
 
+def _deferring(conn: Any) -> _Batch | None:
+    batch = _BATCHES.get(id(conn))
+    return batch if batch is not None and batch.deferring else None
+
+
 def mark_dirty(conn: Any, ticket_id: uuid.UUID) -> None:
     _batch(conn).dirty.add(ticket_id)
 
 
 async def begin_batch(conn: Any) -> None:
-    """Forget what a failed transaction on this connection left pending (it rolled back)."""
+    """A fold transaction starts on ``conn``: what a failed one left pending is forgotten (it
+    rolled back)."""
+    _BATCHES[id(conn)] = _Batch(deferring=True)
+
+
+def discard_batch(conn: Any) -> None:
+    """Forget what a transaction on ``conn`` collected (it ended without ``end_batch``)."""
     _BATCHES.pop(id(conn), None)
 
 
 async def end_batch(conn: Any) -> None:
-    """Insert the batch's ticket facts (one statement) and re-fold every ticket the transaction
-    recorded a new fact of (before it commits)."""
+    """Write the batch's customer dimensions, its ``sla.*`` events' facts and targets and its
+    ticket facts (one statement each), and re-fold every ticket the transaction recorded a new
+    fact of (before it commits)."""
     batch = _BATCHES.pop(id(conn), None)
     if batch is None:
         return
+    await _write_dims(conn, batch)
     dirty = set(batch.dirty)
+    if batch.sla:
+        dirty |= await _record_sla(conn, batch.sla)
     if batch.facts:
         dirty |= await repository.record_ticket_facts(conn, sorted(batch.facts, key=lambda r: (r[0], r[1])))
     if dirty:
         await refold_many(conn, dirty)
+
+
+async def _write_dims(conn: Any, batch: _Batch) -> None:
+    """The customer dimensions collected so far (a reader of ``customer_dims`` calls this first)."""
+    rows, batch.dims = batch.dims, []
+    for part in rounds(rows, key=lambda r: r[0]):
+        await repository.upsert_customer_dims_many(conn, part)
+
+
+async def _flush_dims(conn: Any) -> None:
+    batch = _deferring(conn)
+    if batch is not None:
+        await _write_dims(conn, batch)
+
+
+async def _record_sla(conn: Any, pending: list[tuple[uuid.UUID, str, list[repository.FactRow]]]) -> set[uuid.UUID]:
+    """``handle_sla_event``'s writes for a batch of events: their facts in one statement, and
+    the row of every target that got a new one, folded from all its events, in another; the
+    tickets to re-fold."""
+    rows = [(ticket_id, *row) for ticket_id, _, event_rows in pending for row in event_rows]
+    new_keys, recorded = await repository.record_sla_facts_many(conn, rows, sorted({t for t, _, _ in pending}))
+    changed = sorted({(ticket_id, metric) for ticket_id, metric, event_rows in pending
+                      if any((ticket_id, r[0]) in new_keys for r in event_rows)})
+    targets_rows = []
+    for ticket_id, metric in changed:
+        states = [facts.from_body(kind, body) for kind, body in recorded.get((ticket_id, metric), ())]
+        row = targets.target_row(s for s in states if isinstance(s, facts.SlaState))
+        if row is not None:
+            targets_rows.append((ticket_id, metric, row))
+    if targets_rows:
+        await repository.store_sla_targets(conn, targets_rows)
+    return {ticket_id for ticket_id, _ in changed}
 
 
 async def refold(conn: Any, ticket_id: uuid.UUID) -> None:
@@ -175,10 +232,16 @@ async def handle_sla_event(conn: Any, event: Any) -> None:
     """Record the event; if it is new, re-fold the target's row from all its events (order-
     tolerant, ``targets.target_row``) and the ticket: applied gives the policy of later outcomes,
     breached and fulfilled are outcomes, and every one of them may move the instants the ticket
-    becomes overdue or at risk (``targets.sla_clock``)."""
+    becomes overdue or at risk (``targets.sla_clock``). In a fold transaction the batch's events
+    are recorded and their targets written together by ``end_batch`` (``_record_sla``)."""
     pairs = facts.ticket_facts(event)
     ticket_id, metric = event.data.ticket_id, event.data.metric
     rows = [(key, facts.kind_of(fact), fact.at, facts.to_body(fact)) for key, fact in pairs]
+    batch = _deferring(conn)
+    if batch is not None:  # in a fold transaction: ``end_batch`` records the batch's together
+        batch.sla.append((ticket_id, metric, rows))
+        ops.folded(event.type, event.time)
+        return
     recorded = await repository.record_sla_facts(conn, ticket_id, metric, rows)
     if recorded is not None:
         states = [facts.from_body(r["kind"], r["body"]) for r in recorded]
@@ -203,10 +266,20 @@ async def handle_team_calendar(conn: Any, event: Any) -> None:
 async def handle_customer_created(conn: Any, event: Any) -> None:
     d = event.data
     fields = {"organization_id"} | ({"tier"} if "tier" in (d.model_extra or {}) else set())
-    await repository.upsert_customer_dims(
-        conn, customer_id=d.customer_id, event_at=d.created_at, tier=(d.model_extra or {}).get("tier"),
-        organization_id=d.organization_id, fields=frozenset(fields))
+    await _customer_dims(conn, customer_id=d.customer_id, event_at=d.created_at, tier=(d.model_extra or {}).get("tier"),
+                         organization_id=d.organization_id, fields=frozenset(fields))
     ops.folded(event.type, event.time)
+
+
+async def _customer_dims(conn: Any, *, customer_id: uuid.UUID, event_at: Any, tier: str | None,
+                         organization_id: uuid.UUID | None, fields: frozenset[str]) -> None:
+    """``repository.upsert_customer_dims``, at the end of a fold transaction (``end_batch``)."""
+    batch = _deferring(conn)
+    if batch is None:
+        await repository.upsert_customer_dims(conn, customer_id=customer_id, event_at=event_at, tier=tier,
+                                              organization_id=organization_id, fields=fields)
+        return
+    batch.dims.append((customer_id, tier, organization_id, event_at, "tier" in fields, "organization_id" in fields))
 
 
 async def handle_customer_updated(conn: Any, event: Any) -> None:
@@ -216,13 +289,14 @@ async def handle_customer_updated(conn: Any, event: Any) -> None:
     fields = {"tier"}
     if "organization_id" in d.model_fields_set or "organization_id" in d.changes:
         fields.add("organization_id")
-    await repository.upsert_customer_dims(conn, customer_id=d.customer_id, event_at=d.updated_at, tier=d.tier,
-                                          organization_id=d.organization_id, fields=frozenset(fields))
+    await _customer_dims(conn, customer_id=d.customer_id, event_at=d.updated_at, tier=d.tier,
+                         organization_id=d.organization_id, fields=frozenset(fields))
     ops.folded(event.type, event.time)
 
 
 async def handle_customer_merged(conn: Any, event: Any) -> None:
     d = event.data
+    await _flush_dims(conn)
     await repository.copy_customer_dims(conn, survivor_id=d.survivor_id, merged_id=d.merged_id, event_at=d.at)
     ops.folded(event.type, event.time)
 
@@ -232,6 +306,7 @@ async def _customer_rollup(conn: Any, customer_id: uuid.UUID, at: Any, amounts: 
     """Add figures that belong to no ticket: under ``all``, the customer's tier and organisation
     as known now, and ``extra_pairs``."""
     pairs = [("all", "")]
+    await _flush_dims(conn)
     row = await repository.customer_dims(conn, customer_id) if customer_id is not None else None
     if row is not None:
         if row["tier"]:

@@ -273,6 +273,60 @@ async def record_sla_facts(conn: Any, ticket_id: uuid.UUID, metric: str,
     return states
 
 
+#: a fact to record: (fact key, kind, at, body)
+FactRow = tuple[str, str, datetime, dict[str, Any]]
+
+_RECORD_SLA_FACTS_MANY = (
+    "WITH new AS (INSERT INTO ticket_history (ticket_id, fact_key, kind, at, body) "
+    "SELECT u.t, u.k, u.kind, u.at, u.body::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[], "
+    "$4::timestamptz[], $5::text[]) WITH ORDINALITY AS u(t, k, kind, at, body, ord) ORDER BY u.ord "
+    "ON CONFLICT (ticket_id, fact_key) DO NOTHING RETURNING ticket_id, fact_key, kind, body) "
+    "SELECT true AS new, ticket_id, fact_key, kind, body FROM new "
+    "UNION ALL SELECT false, ticket_id, fact_key, kind, body FROM ticket_history "
+    "WHERE ticket_id = ANY($6::uuid[]) AND kind = 'sla_state'"
+)
+
+
+async def record_sla_facts_many(
+    conn: Any, rows: Sequence[tuple[uuid.UUID, str, str, datetime, dict[str, Any]]], ticket_ids: Sequence[uuid.UUID],
+) -> tuple[set[tuple[uuid.UUID, str]], dict[tuple[uuid.UUID, str], list[tuple[str, Any]]]]:
+    """``record_sla_facts`` of many events in one statement: ``rows`` are ``(ticket_id, fact
+    key, kind, at, body)`` in event order, ``ticket_ids`` their tickets. Returns the (ticket id,
+    fact key) pairs that were new, and per (ticket id, metric) the ``(kind, body)`` of its
+    recorded target events (facts of kind ``sla_state``, the new ones included)."""
+    found = await conn.fetch(_RECORD_SLA_FACTS_MANY, [r[0] for r in rows], [r[1] for r in rows],
+                             [r[2] for r in rows], [r[3] for r in rows], [orjson.dumps(r[4]).decode() for r in rows],
+                             list(ticket_ids))
+    new: set[tuple[uuid.UUID, str]] = set()
+    states: dict[tuple[uuid.UUID, str], list[tuple[str, Any]]] = {}
+    for r in found:
+        if r["new"]:
+            new.add((r["ticket_id"], r["fact_key"]))
+        if r["kind"] != "sla_state":
+            continue
+        body = orjson.loads(r["body"]) if isinstance(r["body"], str) else r["body"]  # without the pool's codec
+        states.setdefault((r["ticket_id"], body.get("metric")), []).append((r["kind"], body))
+    return new, states
+
+
+_STORE_SLA_TARGETS = (
+    "INSERT INTO sla_targets (ticket_id, metric, policy, target_minutes, started_at, due_at, state, colour, "
+    "event_at) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int4[], $5::timestamptz[], "
+    "$6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[]) "
+    "ON CONFLICT (ticket_id, metric) DO UPDATE SET "
+    "policy = EXCLUDED.policy, target_minutes = EXCLUDED.target_minutes, started_at = EXCLUDED.started_at, "
+    "due_at = EXCLUDED.due_at, state = EXCLUDED.state, colour = EXCLUDED.colour, event_at = EXCLUDED.event_at"
+)
+
+
+async def store_sla_targets(conn: Any, rows: Sequence[tuple[uuid.UUID, str, dict[str, Any]]]) -> None:
+    """``store_sla_target`` of ``(ticket_id, metric, row)`` rows, each target once, in key order."""
+    rows = sorted(rows, key=lambda r: (r[0], r[1]))
+    await conn.execute(_STORE_SLA_TARGETS, [r[0] for r in rows], [r[1] for r in rows],
+                       *([r[2][c] for r in rows] for c in ("policy", "target_minutes", "started_at", "due_at",
+                                                            "state", "colour", "event_at")))
+
+
 async def store_sla_target(conn: Any, *, ticket_id: uuid.UUID, metric: str, row: dict[str, Any]) -> None:
     """Write the target's row as folded from all its events (``targets.target_row``)."""
     await conn.execute(
@@ -301,14 +355,32 @@ async def upsert_customer_dims(conn: Any, *, customer_id: uuid.UUID, event_at: d
     """A customer's tier / organisation as of ``event_at``: a newer event sets the ``fields`` it
     carries; an older one is ignored (customer-svc's events of one customer are in order, this
     guards against replays of old ones)."""
-    await conn.execute(
-        "INSERT INTO customer_dims AS c (customer_id, tier, organization_id, event_at) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (customer_id) DO UPDATE SET "
-        "tier = CASE WHEN $5::boolean THEN EXCLUDED.tier ELSE c.tier END, "
-        "organization_id = CASE WHEN $6::boolean THEN EXCLUDED.organization_id ELSE c.organization_id END, "
-        "event_at = EXCLUDED.event_at WHERE c.event_at <= EXCLUDED.event_at",
-        customer_id, tier, organization_id, event_at, "tier" in fields, "organization_id" in fields,
-    )
+    await upsert_customer_dims_many(
+        conn, [(customer_id, tier, organization_id, event_at, "tier" in fields, "organization_id" in fields)])
+
+
+#: (customer id, tier, organization id, event_at, sets the tier, sets the organization)
+DimsRow = tuple[uuid.UUID, str | None, uuid.UUID | None, datetime, bool, bool]
+
+# the set flags travel as a column of the inserted row's source, read back in the update through
+# a join on the key: EXCLUDED holds only the table's columns
+_UPSERT_CUSTOMER_DIMS = (
+    "WITH u AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], $5::bool[], $6::bool[]) "
+    "AS u(customer_id, tier, organization_id, event_at, set_tier, set_organization)) "
+    "INSERT INTO customer_dims AS c (customer_id, tier, organization_id, event_at) "
+    "SELECT customer_id, tier, organization_id, event_at FROM u ORDER BY customer_id "
+    "ON CONFLICT (customer_id) DO UPDATE SET "
+    "tier = CASE WHEN (SELECT set_tier FROM u WHERE u.customer_id = EXCLUDED.customer_id) "
+    "  THEN EXCLUDED.tier ELSE c.tier END, "
+    "organization_id = CASE WHEN (SELECT set_organization FROM u WHERE u.customer_id = EXCLUDED.customer_id) "
+    "  THEN EXCLUDED.organization_id ELSE c.organization_id END, "
+    "event_at = EXCLUDED.event_at WHERE c.event_at <= EXCLUDED.event_at"
+)
+
+
+async def upsert_customer_dims_many(conn: Any, rows: Sequence[DimsRow]) -> None:
+    """``upsert_customer_dims`` of every row in one statement (each customer once: ``rounds``)."""
+    await conn.execute(_UPSERT_CUSTOMER_DIMS, *(list(column) for column in zip(*rows)))
 
 
 async def copy_customer_dims(conn: Any, *, survivor_id: uuid.UUID, merged_id: uuid.UUID, event_at: datetime) -> None:

@@ -28,7 +28,9 @@ from helpdesk_common.consumer import Handler
 from helpdesk_common.db import create_raw_pool
 from helpdesk_common.migrate import alembic_config
 
-from ..readmodel.handlers import begin_batch, end_batch
+from ..fold import begin as begin_batch
+from ..fold import close as close_batch
+from ..fold import end as end_batch
 from . import repository
 from .replay import Offsets, Replayed, TopicReplay, committed_offsets, remaining
 
@@ -161,6 +163,7 @@ class Rebuilder:
                     await self._fold_one(conn, item)
                 await end_batch(conn)
         except Exception as exc:
+            close_batch(conn)
             log.info("rebuild batch failed, folding its events one by one", extra={"error": repr(exc)})
             for item in batch:
                 try:
@@ -169,6 +172,7 @@ class Rebuilder:
                         await self._fold_one(conn, item)
                         await end_batch(conn)
                 except Exception as one:
+                    close_batch(conn)
                     self.outcome.events_failed += 1
                     log.error("rebuild could not fold an event", extra={
                         "topic": item.tp.topic, "partition": item.tp.partition, "offset": item.offset,
