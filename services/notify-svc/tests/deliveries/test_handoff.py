@@ -337,3 +337,26 @@ async def test_a_link_to_a_restricted_customer_later_in_the_transaction_holds_wh
     [sent, _] = await _consumer_transaction(conn, box, lambda c: _queue(c, "l-free", ticket_id=other_ticket),
                                             lambda c: handle(c, free))
     assert [r["id"] for r in receiver.started] == [sent]
+
+
+async def test_a_notification_claimed_as_it_is_queued_writes_its_log_entry_in_the_same_statement(conn) -> None:
+    """The claimed insert carries the notification's log entry (repository.LogEntry): one entry
+    with the delivery's id; the same event again claims nothing and logs nothing more."""
+    box, receiver = _handoff(room=4)
+    ticket_id, event_id = uuid.uuid4(), uuid.uuid4()
+    entry = repository.LogEntry(event_id=event_id, key="ticket_received", recipient="customer", ticket_id=ticket_id,
+                                reason=None, channel="email")
+    ids = []
+    for _ in range(2):
+        await box.begin(conn)
+        async with conn.transaction():
+            ids.append(await handoff.queue(conn, delivery_id=uuid.uuid4(), kind="notification", channel="email",
+                                           destination="smtp", dedupe_key=f"notification:{event_id}", max_attempts=5,
+                                           payload={"route": {"to": ["li@example.com"]}}, ticket_id=ticket_id,
+                                           event_id=event_id, log=entry))
+        box.end(conn, True)
+    assert ids[0] is not None and ids[1] is None
+    assert [r["id"] for r in receiver.started] == [ids[0]]
+    assert [tuple(r) for r in await conn.fetch(
+        "SELECT key, recipient, status, channel, delivery_id FROM notification_log WHERE event_id = $1", event_id)] == [
+        ("ticket_received", "customer", "queued", "email", ids[0])]

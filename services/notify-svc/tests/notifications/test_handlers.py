@@ -112,6 +112,43 @@ async def test_agent_created_tickets_and_opted_out_customers(raw) -> None:
         ("ticket_solved", "customer", "skipped", "the customer opted out of notifications")]
 
 
+async def test_an_opt_out_of_a_customer_linked_before_the_creation_arrived_applies_to_it(raw) -> None:
+    """The creation's insert reads the opt-out of the row it leaves (its customer may come from a
+    link that arrived first, on another partition)."""
+    event, customer_id = created(email="linked.first@example.com"), uuid.uuid4()
+    await raw.execute("INSERT INTO notification_opt_outs (kind, value, opted_out) VALUES ('customer', $1, true)",
+                      str(customer_id))
+    await _apply(raw, events.TicketCustomerLinked(source="customer-svc", subject=str(event.data.ticket_id),
+                                                  data=events.TicketCustomerLinkedData(
+                                                      ticket_id=event.data.ticket_id, customer_id=customer_id)))
+    await _apply(raw, event)
+    assert await deliveries(raw, event.data.ticket_id) == []
+    assert await log(raw, event.data.ticket_id) == [
+        ("ticket_received", "customer", "skipped", "the customer opted out of notifications")]
+
+
+async def test_an_acknowledgement_takes_three_statements_with_its_log_entry(raw) -> None:
+    """The projection row with the opt-out that applies, the rule with its templates, and the
+    delivery with its log entry: three round trips (and BEGIN) per new ticket."""
+    await _apply(raw, created())  # the first use of each statement loads its types
+    event, sent = created(), []
+
+    def record(entry) -> None:
+        sent.append(entry.query)
+
+    raw.add_query_logger(record)
+    try:
+        await _apply(raw, event)
+    finally:
+        raw.remove_query_logger(record)
+    statements = [q for q in sent if "typeinfo_tree" not in q and not q[:1].isspace() and q != "COMMIT;"]
+    assert len(statements) == 4 and statements[0] == "BEGIN;", statements
+    [row] = await deliveries(raw, event.data.ticket_id)
+    [entry] = await raw.fetch("SELECT status, channel, delivery_id FROM notification_log WHERE ticket_id = $1",
+                              event.data.ticket_id)
+    assert tuple(entry) == ("queued", "email", row["id"])
+
+
 async def test_team_override_switches_the_rule_off_for_that_team(raw) -> None:
     team = uuid.uuid4()
     await raw.execute("INSERT INTO notification_rule_teams (rule_key, team_id, enabled) VALUES ('ticket_received', $1, false)",

@@ -58,14 +58,15 @@ async def queue(conn: Any, *, delivery_id: uuid.UUID, kind: str, channel: str, d
                 dedupe_key: str, payload: dict[str, Any], max_attempts: int, ticket_id: uuid.UUID | None = None,
                 message_id: uuid.UUID | None = None, subscription_id: uuid.UUID | None = None,
                 event_id: uuid.UUID | None = None, status: str = "queued",
-                reason: str | None = None) -> uuid.UUID | None:
+                reason: str | None = None, log: repository.LogEntry | None = None) -> uuid.UUID | None:
     """Insert a delivery (``repository.insert``'s arguments and answer: None when ``dedupe_key``
-    has one already). A queued row inserted in a consumer transaction whose dispatcher has room
+    has one already), with a notification's ``log`` entry in the same statement. A queued row
+    inserted in a consumer transaction whose dispatcher has room
     is inserted claimed and sent once the transaction commits; any other queued row wakes the
     dispatchers of this process."""
     fields = dict(delivery_id=delivery_id, kind=kind, channel=channel, destination=destination,
                   dedupe_key=dedupe_key, payload=payload, max_attempts=max_attempts, ticket_id=ticket_id,
-                  message_id=message_id, subscription_id=subscription_id, event_id=event_id)
+                  message_id=message_id, subscription_id=subscription_id, event_id=event_id, log=log)
     handoff = of(conn) if status == "queued" else None
     reserved = handoff.reserve(conn) if handoff is not None else None
     if handoff is None or reserved is None:

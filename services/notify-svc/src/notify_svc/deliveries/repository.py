@@ -12,20 +12,52 @@ _COLUMNS = ("id, kind, channel, destination, ticket_id, message_id, subscription
             "next_trigger, replays")
 
 
+class LogEntry(NamedTuple):
+    """A notification's log entry (notifications/: ``notification_log``, status ``queued``),
+    written in the statement that inserts its delivery, with the delivery's id, or none when
+    the dedupe key had one already: one round trip per notification instead of two."""
+
+    event_id: uuid.UUID
+    key: str
+    recipient: str
+    ticket_id: uuid.UUID | None
+    reason: str | None
+    channel: str | None
+    rule: str | None = None
+
+
+def _logged(insert: str, first: int) -> str:
+    """``insert`` (an ``INSERT INTO deliveries ... RETURNING``, answered as it is) writing a
+    ``LogEntry`` from parameters ``$first`` on in the same statement."""
+    return (
+        f"WITH d AS ({insert}), logged AS (INSERT INTO notification_log (event_id, key, recipient, ticket_id, "
+        f"status, reason, channel, delivery_id, rule) SELECT ${first}::uuid, ${first + 1}::text, ${first + 2}::text, "
+        f"${first + 3}::uuid, 'queued', ${first + 4}::text, ${first + 5}::text, (SELECT id FROM d), "
+        f"${first + 6}::text ON CONFLICT DO NOTHING) SELECT * FROM d"
+    )
+
+
+_INSERT = (
+    "INSERT INTO deliveries (id, kind, channel, destination, dedupe_key, payload, max_attempts, ticket_id, "
+    "message_id, subscription_id, event_id, status, reason) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+)
+_INSERT_LOGGED = _logged(_INSERT, 14)
+
+
 async def insert(conn: Any, *, delivery_id: uuid.UUID, kind: str, channel: str, destination: str,
                  dedupe_key: str, payload: dict[str, Any], max_attempts: int, ticket_id: uuid.UUID | None = None,
                  message_id: uuid.UUID | None = None, subscription_id: uuid.UUID | None = None,
                  event_id: uuid.UUID | None = None, status: str = "queued",
-                 reason: str | None = None) -> uuid.UUID | None:
+                 reason: str | None = None, log: LogEntry | None = None) -> uuid.UUID | None:
     """The new row's id, or None when ``dedupe_key`` already has a delivery (a redelivered event).
     ``status`` ``undeliverable`` (with its ``reason``) records one that can never be attempted."""
-    return await conn.fetchval(
-        "INSERT INTO deliveries (id, kind, channel, destination, dedupe_key, payload, max_attempts, ticket_id, "
-        "message_id, subscription_id, event_id, status, reason) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
-        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        delivery_id, kind, channel, destination, dedupe_key, payload, max_attempts, ticket_id, message_id,
-        subscription_id, event_id, status, reason)
+    args = (delivery_id, kind, channel, destination, dedupe_key, payload, max_attempts, ticket_id, message_id,
+            subscription_id, event_id, status, reason)
+    if log is not None:
+        return await conn.fetchval(_INSERT_LOGGED, *args, *log)
+    return await conn.fetchval(_INSERT, *args)
 
 
 #: what a dispatcher needs of a claimed row (``claim_due``, ``insert_claimed``)
@@ -44,18 +76,23 @@ _INSERT_CLAIMED = (
     f"FROM (SELECT {_HELD.format(ticket='$8')} AS held) h "
     f"ON CONFLICT (dedupe_key) DO NOTHING RETURNING status, lease_until, {_CLAIMED}"
 )
+_INSERT_CLAIMED_LOGGED = _logged(_INSERT_CLAIMED, 13)
 
 
 async def insert_claimed(conn: Any, *, delivery_id: uuid.UUID, kind: str, channel: str, destination: str,
                          dedupe_key: str, payload: dict[str, Any], max_attempts: int, lease_s: float,
                          ticket_id: uuid.UUID | None = None, message_id: uuid.UUID | None = None,
-                         subscription_id: uuid.UUID | None = None, event_id: uuid.UUID | None = None) -> Any:
+                         subscription_id: uuid.UUID | None = None, event_id: uuid.UUID | None = None,
+                         log: LogEntry | None = None) -> Any:
     """``insert`` of a queued row, claimed in the same statement as ``claim_due`` would claim it
     (``sending``, its first attempt counted, a lease of ``lease_s``) unless it is held for a
     restricted customer (then ``queued``); the row (with its ``status``), or None when
     ``dedupe_key`` already has a delivery."""
-    return await conn.fetchrow(_INSERT_CLAIMED, delivery_id, kind, channel, destination, dedupe_key, payload,
-                               max_attempts, ticket_id, message_id, subscription_id, event_id, lease_s)
+    args = (delivery_id, kind, channel, destination, dedupe_key, payload, max_attempts, ticket_id, message_id,
+            subscription_id, event_id, lease_s)
+    if log is not None:
+        return await conn.fetchrow(_INSERT_CLAIMED_LOGGED, *args, *log)
+    return await conn.fetchrow(_INSERT_CLAIMED, *args)
 
 
 async def unclaim(conn: Any, delivery_ids: list[uuid.UUID]) -> None:

@@ -26,7 +26,7 @@ def handlers(settings: Any) -> dict[str, Handler]:
             conn, ticket_id=d.ticket_id, number=d.number, subject=d.subject, status=d.status, priority=d.priority,
             channel=d.channel, language=d.language, requester=d.requester.model_dump(mode="json", exclude_none=True),
             customer_id=d.customer_id, team_id=d.team_id, assignee_id=d.assignee_id, created_by=d.created_by)
-        await service.notify(conn, event=event, settings=settings, ticket_row=row)
+        await service.notify(conn, event=event, settings=settings, ticket_row=row, opted_out_by=row["opted_out_by"])
 
     async def ticket_updated(conn: Any, event: Any) -> None:
         changes = event.data.changes

@@ -125,12 +125,14 @@ async def put_opt_out(conn: Any, kind: str, value: str, *, opted_out: bool, upda
         kind, value, opted_out, updated_by)
 
 
+_OPTED_OUT = ("SELECT kind FROM notification_opt_outs WHERE opted_out AND ((kind = 'customer' AND value = {customer}) "
+              "OR (kind = 'email' AND value = {email})) ORDER BY kind LIMIT 1")
+
+
 async def is_opted_out(conn: Any, *, customer_id: uuid.UUID | None, email: str | None) -> str | None:
     """Which opt-out applies (``customer`` or ``email``), or None. Either one is enough."""
-    return await conn.fetchval(
-        "SELECT kind FROM notification_opt_outs WHERE opted_out AND ((kind = 'customer' AND value = $1) "
-        "OR (kind = 'email' AND value = $2)) ORDER BY kind LIMIT 1",
-        str(customer_id) if customer_id else None, email.lower() if email else None)
+    return await conn.fetchval(_OPTED_OUT.format(customer="$1", email="$2"),
+                               str(customer_id) if customer_id else None, email.lower() if email else None)
 
 
 _CONTACT = "user_id, wecom_userid, dingtalk_userid, version, updated_by, updated_at"
@@ -191,7 +193,9 @@ async def insert_ticket(conn: Any, *, ticket_id: uuid.UUID, number: int | None, 
                         created_by: str) -> Any:
     """The creation fills everything; a later event that arrived first (a replay, another
     partition) has only set what it knew, which the creation does not overwrite. Returns the
-    row as ``ticket`` reads it (the consumer notifies from it without reading it again)."""
+    row as ``ticket`` reads it (the consumer notifies from it without reading it again), with
+    ``opted_out_by``: ``is_opted_out`` of its customer and requester, in the same round trip."""
+    email = requester.get("email")
     return await conn.fetchrow(
         "INSERT INTO notification_tickets (ticket_id, number, subject, status, priority, channel, language, requester, "
         "customer_id, team_id, assignee_id, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
@@ -199,9 +203,10 @@ async def insert_ticket(conn: Any, *, ticket_id: uuid.UUID, number: int | None, 
         "subject = COALESCE(notification_tickets.subject, EXCLUDED.subject), channel = EXCLUDED.channel, "
         "language = COALESCE(notification_tickets.language, EXCLUDED.language), requester = EXCLUDED.requester, "
         "customer_id = COALESCE(notification_tickets.customer_id, EXCLUDED.customer_id), "
-        f"created_by = EXCLUDED.created_by, updated_at = now() RETURNING {_TICKET}",
+        f"created_by = EXCLUDED.created_by, updated_at = now() RETURNING {_TICKET}, "
+        f"({_OPTED_OUT.format(customer='notification_tickets.customer_id::text', email='$13')}) AS opted_out_by",
         ticket_id, number, subject, status, priority, channel, language, requester, customer_id, team_id,
-        assignee_id, created_by)
+        assignee_id, created_by, email.lower() if email else None)
 
 
 async def update_ticket_ref(conn: Any, *, ticket_id: uuid.UUID, version: int | None, number: int | None,

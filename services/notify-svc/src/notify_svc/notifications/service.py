@@ -14,6 +14,7 @@ from helpdesk_common.concurrency import check_version, conflict
 from helpdesk_common.problems import Problem
 
 from ..deliveries import handoff as deliveries
+from ..deliveries.repository import LogEntry
 from ..deliveries.service import destination_of
 from . import render, repository, rules
 from .catalogue import BUILTIN, BUILTIN_LANGUAGES, KEYS, Template, allowed_recipients
@@ -320,13 +321,15 @@ def ticket_view(row: Mapping[str, Any] | None, occ: rules.Occurrence) -> rules.T
 
 async def enqueue_notification(conn: Any, *, delivery_id: uuid.UUID, channel: str, destination: str,
                                dedupe_key: str, payload: dict[str, Any], max_attempts: int, ticket_id: uuid.UUID,
-                               event_id: uuid.UUID) -> uuid.UUID | None:
+                               event_id: uuid.UUID, log: LogEntry) -> uuid.UUID | None:
     """A queued delivery of kind ``notification``, through the deliveries module, in the caller's
-    transaction; None when ``dedupe_key`` has one already. The dispatcher sends it as it sends a
+    transaction, and its ``log`` entry (``queued``, with the delivery's id) in the same statement;
+    None when ``dedupe_key`` has one already (a new entry then has no delivery id). The
+    dispatcher sends it as it sends a
     reply: its payload has the same fields (route, subject, bodies, language, number, recipient)."""
     return await deliveries.queue(conn, delivery_id=delivery_id, kind="notification", channel=channel,
                                    destination=destination, dedupe_key=dedupe_key, payload=payload,
-                                   max_attempts=max_attempts, ticket_id=ticket_id, event_id=event_id)
+                                   max_attempts=max_attempts, ticket_id=ticket_id, event_id=event_id, log=log)
 
 
 def dedupe_key(event_id: uuid.UUID, key: str, recipient: str) -> str:
@@ -344,10 +347,19 @@ async def _users(conn: Any, ids: set[str]) -> dict[str, rules.UserView]:
         for r in await repository.users_with_contacts(conn, wanted)}
 
 
+class _Unread:
+    """``notify``'s ``opted_out_by`` when the caller did not read it."""
+
+
+UNREAD = _Unread()
+
+
 async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None = None,
-                 ticket_row: Any = None) -> list[rules.Intent]:
+                 ticket_row: Any = None, opted_out_by: str | None | _Unread = UNREAD) -> list[rules.Intent]:
     """Evaluate, render and enqueue the notifications of one event, in the caller's transaction;
-    ``ticket_row``: the ticket's projection row when the caller has just written it (else read)."""
+    ``ticket_row``: the ticket's projection row when the caller has just written it (else read);
+    ``opted_out_by``: the opt-out that applies to its customer (``repository.is_opted_out``)
+    when the caller read it with the row (else read here if the key's audience needs it)."""
     occ = rules.occurrence_of(event)
     if occ is None:
         return []
@@ -371,8 +383,10 @@ async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None =
     users = await _users(conn, ids)
     opted_out = False
     if audience == "customer":
-        opted_out = await repository.is_opted_out(
-            conn, customer_id=_uuid(ticket.customer_id), email=(ticket.requester or {}).get("email")) is not None
+        if isinstance(opted_out_by, _Unread):
+            opted_out_by = await repository.is_opted_out(
+                conn, customer_id=_uuid(ticket.customer_id), email=(ticket.requester or {}).get("email"))
+        opted_out = opted_out_by is not None
     intents = rules.evaluate(occ, rule=rule, ticket=ticket, users=users, supervisors=supervisors,
                              customer_opted_out=opted_out, now=now or datetime.now(UTC))
     agent_name = users[assignee].name if assignee and assignee in users else None
@@ -415,15 +429,15 @@ async def _enqueue(conn: Any, *, intent: rules.Intent, occ: rules.Occurrence, ti
         "body_text": rendered.body_text, "body_html": rendered.body_html, "language": language,
         "recipient": {"name": intent.name, "email": intent.email}, "automatic": True,
     }
-    inserted = await enqueue_notification(
+    ticket_id = uuid.UUID(occ.ticket_id)
+    await enqueue_notification(
         conn, delivery_id=delivery_id, channel=intent.channel or "email",
         destination=destination_of(intent.channel or "email", intent.route, settings=settings),
         dedupe_key=dedupe_key(occ.event_id, occ.key, intent.recipient), payload=payload,
         max_attempts=getattr(settings, "reply_max_attempts", DEFAULT_MAX_ATTEMPTS),
-        ticket_id=uuid.UUID(occ.ticket_id), event_id=occ.event_id)
-    await repository.log(conn, event_id=occ.event_id, key=occ.key, recipient=intent.recipient,
-                         ticket_id=uuid.UUID(occ.ticket_id), status="queued", reason=note, channel=intent.channel,
-                         delivery_id=inserted)
+        ticket_id=ticket_id, event_id=occ.event_id,
+        log=LogEntry(event_id=occ.event_id, key=occ.key, recipient=intent.recipient, ticket_id=ticket_id,
+                     reason=note, channel=intent.channel))
 
 
 # ---- a trigger's or an automation's notify action ---------------------------------------------------------
@@ -481,10 +495,9 @@ async def notify_requested(conn: Any, *, event: Any, settings: Any, now: datetim
             dedupe_key=dedupe_key(event.id, rules.REQUESTED_KEY, intent.recipient),
             payload=requested_payload(intent, data=data, ticket=ticket, language=language),
             max_attempts=getattr(settings, "reply_max_attempts", DEFAULT_MAX_ATTEMPTS), ticket_id=ticket_uuid,
-            event_id=event.id)
-        await repository.log(conn, event_id=event.id, key=rules.REQUESTED_KEY, recipient=intent.recipient,
-                             ticket_id=ticket_uuid, status="queued", reason=None, channel=intent.channel,
-                             delivery_id=inserted, rule=data.rule)
+            event_id=event.id,
+            log=LogEntry(event_id=event.id, key=rules.REQUESTED_KEY, recipient=intent.recipient,
+                         ticket_id=ticket_uuid, reason=None, channel=intent.channel, rule=data.rule))
         queued += inserted is not None
     return queued
 
