@@ -197,3 +197,19 @@ async def test_a_batch_takes_the_same_statements_for_two_tickets_as_for_eight(ra
     # BEGIN, ticket_facts (creations, links, first-response targets), customer_dims, the SLA facts
     # and their targets, the ticket facts, the fold's lock, history, context, three rollups, the rows
     assert len(eight) <= 15, eight
+
+
+async def test_upserts_of_one_ticket_whose_columns_overlap_keep_their_order_in_a_batch(raw):
+    """A creation keeps a stored type and a retype replaces it: a type cleared and then a
+    re-published creation in one batch leave the creation's type, as one by one."""
+    tid = uuid.uuid4()
+    first = created(tid, ticket_type="refund")
+    evts = [first, retyped(tid, "refund", None), first.model_copy(update={"id": uuid.uuid4()}),
+            linked(tid, uuid.uuid4())]
+    await reset(raw)
+    await one_by_one(raw, evts)
+    expected = await snapshot(raw)
+    assert [r["ticket_type"] for r in expected["ticket_facts"]] == ["refund"]
+    await reset(raw)
+    await in_batches(raw, evts, len(evts))
+    assert await snapshot(raw) == expected

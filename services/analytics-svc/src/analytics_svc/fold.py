@@ -22,7 +22,8 @@ async def end(conn: Any) -> None:
 
 
 def close(conn: Any, committed: bool = False) -> None:
-    """After the transaction, whatever its outcome: nothing stays collected for ``conn`` (a
-    failed one left its collections behind; a later connection may reuse the object's id)."""
+    """After the transaction, whatever its outcome (``committed``, the consumer's
+    ``after_transaction`` argument, makes no difference): nothing stays collected for ``conn``
+    (a failed one left its collections behind; a later connection may reuse the object's id)."""
     kpis_batch.discard(conn)
     discard_batch(conn)

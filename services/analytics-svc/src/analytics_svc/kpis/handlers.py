@@ -29,16 +29,16 @@ async def handle_ticket_updated(conn: Any, event: events.TicketUpdated) -> None:
     """Only a change of type matters here (the steps' figures are per ticket type)."""
     change = event.data.changes.get("type")
     if change is not None:
-        await batch.partial(conn, event.data.ticket_id, ticket_type=change.get("after"))
+        await batch.partial(conn, event.data.ticket_id, "ticket_type", change.get("after"))
 
 
 async def handle_customer_linked(conn: Any, event: events.TicketCustomerLinked) -> None:
-    await batch.partial(conn, event.data.ticket_id, customer_id=event.data.customer_id)
+    await batch.partial(conn, event.data.ticket_id, "customer_id", event.data.customer_id)
 
 
 async def handle_sla_applied(conn: Any, event: events.SlaApplied) -> None:
     if event.data.metric == "first_response":
-        await batch.partial(conn, event.data.ticket_id, first_response_due_at=event.data.due_at)
+        await batch.partial(conn, event.data.ticket_id, "first_response_due_at", event.data.due_at)
 
 
 async def handle_status_changed(conn: Any, event: events.TicketStatusChanged) -> None:
@@ -48,7 +48,7 @@ async def handle_status_changed(conn: Any, event: events.TicketStatusChanged) ->
 
 async def handle_message_added(conn: Any, event: events.TicketMessageAdded) -> None:
     if event.data.first_response:
-        await batch.partial(conn, event.data.ticket_id, first_response_at=event.data.created_at)
+        await batch.partial(conn, event.data.ticket_id, "first_response_at", event.data.created_at)
 
 
 async def handle_survey_answered(conn: Any, event: events.SurveyAnswered) -> None:

@@ -20,7 +20,8 @@ ticket_facts = Table(
     Column("first_response_due_at", DateTime(timezone=True), nullable=True),
     # ticket.created's type, then ticket.updated's changes of it (process steps are per type)
     Column("ticket_type", Text, nullable=True),
-    # wall clock (not transaction start) when ticket.created was folded in: ingested_at -
+    # wall clock (not transaction start) when ticket.created was folded in (the end of its fold
+    # transaction's batch, kpis/batch.py): ingested_at -
     # created_at is the propagation lag. Null while only later events have arrived.
     Column("ingested_at", DateTime(timezone=True), nullable=True, server_default=text("clock_timestamp()")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),

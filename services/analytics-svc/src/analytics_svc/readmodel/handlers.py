@@ -126,7 +126,9 @@ async def _record_sla(conn: Any, pending: list[tuple[uuid.UUID, str, list[reposi
     """``handle_sla_event``'s writes for a batch of events: their facts in one statement, and
     the row of every target that got a new one, folded from all its events, in another; the
     tickets to re-fold."""
-    rows = [(ticket_id, *row) for ticket_id, _, event_rows in pending for row in event_rows]
+    # in (ticket, key) order, as the ticket facts: transactions take the rows' locks in one order
+    rows = sorted(((ticket_id, *row) for ticket_id, _, event_rows in pending for row in event_rows),
+                  key=lambda r: (r[0], r[1]))
     new_keys, recorded = await repository.record_sla_facts_many(conn, rows, sorted({t for t, _, _ in pending}))
     changed = sorted({(ticket_id, metric) for ticket_id, metric, event_rows in pending
                       if any((ticket_id, r[0]) in new_keys for r in event_rows)})
