@@ -115,6 +115,9 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="keep the raw samples in this directory")
     parser.add_argument("--statements", action="store_true",
                         help="load pg_stat_statements and print SQL statements per ticket, per database")
+    parser.add_argument("--gil", action="store_true",
+                        help="keep only samples that hold the GIL (py-spy --gil): the processes' Python CPU, "
+                             "without the event loop's waits that a container's thread states do not tell apart")
     args = parser.parse_args()
     spy = shutil.which("py-spy", path=str(ROOT / ".venv" / "bin")) or shutil.which("py-spy")
     if not spy or not shutil.which("wrk"):
@@ -144,7 +147,8 @@ def main() -> int:
 
             start_tickets = asyncio.run(_statements(stack.config.pg_port, reset=True))[0]
         spies = {name: subprocess.Popen([spy, "record", "-p", str(proc.pid), "-d", str(args.seconds), "-r", str(args.rate),
-                                         "-f", "raw", "-o", str(out_dir / f"{name}.txt"), "--nonblocking"],
+                                         "-f", "raw", "-o", str(out_dir / f"{name}.txt"), "--nonblocking",
+                                         *(["--gil"] if args.gil else [])],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                  for name, proc in stack.procs.items()}
         for name, proc in spies.items():

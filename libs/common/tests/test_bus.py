@@ -187,6 +187,57 @@ async def test_an_offset_commit_refused_after_a_rebalance_does_not_restart_the_c
         task.cancel()
 
 
+async def test_records_within_the_batch_interval_gather_into_one_batch_and_a_lone_one_goes_at_once(
+        engine, settings, infra):
+    """``min_batch_interval_s``: records that arrive (on any partition) sooner than the interval
+    after a batch started wait and go in one next batch, in their order, each applied once;
+    a record after a quiet spell is applied at once, not an interval later."""
+    interval_s = 3.0
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    batches: list[tuple[float, list]] = []
+    runner = ConsumerRunner(name=group, topics=[topic], handlers={"ticket.customer_linked": record_effect},
+                            engine=engine, inbox=inbox, settings=settings, min_batch_interval_s=interval_s,
+                            after_db_commit=lambda records: batches.append((time.monotonic(), records)))
+    task = asyncio.create_task(runner.run())
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await asyncio.sleep(0.5)  # let the topic exist before producing
+
+        async def applied(n):
+            async def check():
+                return sum(len(records) for _, records in batches) == n
+            await eventually(check)
+
+        await producer.send_and_wait(topic, events.encode(linked_event()), key=b"first")
+        await applied(1)
+        first_at = batches[0][0]
+        # five records 100 ms apart on several partitions, all within the interval after the first
+        sent = []
+        for i in range(5):
+            event = linked_event()
+            sent.append(event.id)
+            await producer.send_and_wait(topic, events.encode(event), key=f"key-{i}".encode())
+            await asyncio.sleep(0.1)
+        assert time.monotonic() - first_at < interval_s - 1.0  # the test sent them in time
+        await applied(6)
+        assert len(batches) == 2, [len(records) for _, records in batches]  # one batch, not five
+        gathered_at, gathered = batches[1]
+        assert gathered_at - first_at >= interval_s - 0.05
+        assert sorted(events.decode(r.value).id for r in gathered) == sorted(sent)
+        # a quiet spell, then a lone record: applied without waiting for an interval
+        await asyncio.sleep(interval_s + 0.5)
+        sent_at = time.monotonic()
+        await producer.send_and_wait(topic, events.encode(linked_event()), key=b"lone")
+        await applied(7)
+        assert batches[2][0] - sent_at < interval_s - 1.0
+        assert await count_effects(engine) == 7
+    finally:
+        await producer.stop()
+        await runner.stop()
+        task.cancel()
+
+
 async def test_poison_record_goes_to_dlq_and_consumer_moves_on(engine, settings, infra):
     topic, group = f"t-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     bad, good = linked_event(), linked_event()

@@ -63,6 +63,10 @@ class ConsumerSpec:
     #: on and whether it committed: work that may only start once the transaction's rows are
     #: durable (notify-svc hands the deliveries it claimed to its dispatcher)
     after_transaction: Callable[[Any, bool], None] | None = None
+    #: the least time between the starts of two batches (seconds, 0: none): records that arrive
+    #: sooner join the next batch instead of starting one, for a consumer whose cost is per batch
+    #: more than per event (analytics-svc's fold). A batch after a quiet spell starts at once.
+    min_batch_interval_s: float = 0.0
 
 
 @dataclass
@@ -113,6 +117,7 @@ class Runtime:
                         on_begin=spec.on_begin,
                         before_commit=spec.before_commit,
                         after_transaction=spec.after_transaction,
+                        min_batch_interval_s=spec.min_batch_interval_s,
                     )
                 )
         self.raw_pool: Any = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -73,6 +74,8 @@ CONSUMER_STALLS = Counter(
 )
 #: how long the lag loop waits for one partition's position before counting it as missing
 POSITION_WAIT_S = 1.0
+#: the most records one batch (one transaction) applies
+MAX_BATCH_RECORDS = 500
 BATCH_SECONDS = Histogram("consumer_batch_seconds", "Time to apply one fetched batch", ["consumer"])
 DATABASE_WAITS = Counter(
     "consumer_database_waits_total",
@@ -153,6 +156,7 @@ class ConsumerRunner:
         on_begin: Callable[[Any], Awaitable[None]] | None = None,
         before_commit: Callable[[Any], Awaitable[None]] | None = None,
         after_transaction: Callable[[Any, bool], None] | None = None,
+        min_batch_interval_s: float = 0.0,
     ) -> None:
         self.name = name
         self._topics = topics
@@ -172,6 +176,9 @@ class ConsumerRunner:
         self._before_commit = before_commit
         # after every transaction, committed or not (notify-svc: claimed deliveries to its dispatcher)
         self._after_transaction = after_transaction
+        # records arriving within this of the last batch's start gather into the next batch
+        # (``_gather``): a consumer whose work is per batch does it once for all of them
+        self._min_batch_interval_s = min_batch_interval_s
         self._consumer: AIOKafkaConsumer | None = None
         # the member's last assignment and generation survive a restart of the consumer (a new
         # member id), so the group gives it back the same partitions where it can
@@ -200,6 +207,24 @@ class ConsumerRunner:
             else:
                 backoff = 0.2
 
+    async def _gather(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]], *,
+                      until: float) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """``batches`` with what else arrives before ``until`` (monotonic), up to
+        ``MAX_BATCH_RECORDS`` in all, each partition's records in their order. Each ``getmany``
+        drains aiokafka's buffer, so its fetcher keeps fetching meanwhile (it does not fetch a
+        partition whose records wait in the buffer: sleeping instead would gather one fetch's worth)."""
+        count = sum(len(records) for records in batches.values())
+        while count < MAX_BATCH_RECORDS and not self._stopping:
+            wait_s = until - time.monotonic()
+            if wait_s <= 0:
+                break
+            more = await consumer.getmany(timeout_ms=max(1, int(wait_s * 1000)),
+                                          max_records=MAX_BATCH_RECORDS - count)
+            for tp, records in more.items():
+                batches[tp] = [*batches.get(tp, ()), *records]
+                count += len(records)
+        return batches
+
     def _generation(self) -> int | None:
         coordinator = getattr(self._consumer, "_coordinator", None)  # aiokafka has no public accessor
         return getattr(coordinator, "generation", None)
@@ -214,7 +239,7 @@ class ConsumerRunner:
             client_id=f"{self._settings.service_name}-{self.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=500,
+            max_poll_records=MAX_BATCH_RECORDS,
             # tansu holds a fetch for the full max wait even when data is there: keep it short
             fetch_max_wait_ms=self._settings.consumer_fetch_max_wait_ms,
             session_timeout_ms=10_000,
@@ -233,10 +258,15 @@ class ConsumerRunner:
         self.healthy = True
         self._committed.clear()
         last_lag_update = last_skip_check = 0.0
+        last_batch_at = -math.inf
         try:
             while not self._stopping:
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                batches = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH_RECORDS)
                 if batches:
+                    if self._min_batch_interval_s > 0:
+                        batches = await self._gather(consumer, batches,
+                                                     until=last_batch_at + self._min_batch_interval_s)
+                        last_batch_at = time.monotonic()
                     await self._handle_batches(consumer, batches)
                 elif time.monotonic() - last_skip_check > 1:
                     last_skip_check = time.monotonic()

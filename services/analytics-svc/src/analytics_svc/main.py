@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     on_begin=begin_fold,
                     before_commit=end_fold,
                     after_transaction=fold.close,
+                    min_batch_interval_s=settings.fold_min_batch_interval_ms / 1000,
                 ),
                 # data subject requests: a group of its own (privacy.events is no fold topic, so a
                 # rebuild's replay never runs it), under the rebuild's shared swap lock
