@@ -364,6 +364,33 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
                            dict(zip((name for name, _ in _ARRAYS), _columns(rows))))
 
 
+def insert_from_sql(table: Table, *, source: str, first: int, data_from: Sequence[str] = ()) -> str:
+    """An INSERT of one outbox row for each row of ``source`` (a CTE of the caller's statement),
+    its columns the parameters ``$first`` .. ``$first + 5`` (``insert_from_params``): the event
+    goes in the statement whose change it announces, and only when that statement changed a row.
+    The caller calls ``note_write`` when it did.
+
+    ``data_from``: fields of the event's ``data`` that the statement decides (a number from a
+    sequence, a link found by a lookup), each set from the ``source`` column of that name (the
+    payload then goes through ``jsonb``: the same JSON, its keys in jsonb's order)."""
+    payload = f"${first + 4}::bytea"
+    if data_from:
+        patched = f"convert_from({payload}, 'UTF8')::jsonb"
+        for name in data_from:
+            patched = f"jsonb_set({patched}, '{{data,{name}}}', coalesce(to_jsonb({source}.{name}), 'null'::jsonb))"
+        payload = f"convert_to(({patched})::text, 'UTF8')"
+    return (f"INSERT INTO {table.name} (event_id, event_type, topic, key, payload, traceparent) "
+            f"SELECT ${first}::uuid, ${first + 1}::text, ${first + 2}::text, ${first + 3}::text, "
+            f"{payload}, ${first + 5}::text FROM {source}")
+
+
+def insert_from_params(event: BaseModel) -> list[Any]:
+    """The parameters of ``insert_from_sql`` for ``event`` as of now (the current span's trace
+    context; EventTooLarge above ``EVENT_MAX_BYTES``)."""
+    row = _checked_rows([event])[0]
+    return [row["event_id"], row["event_type"], row["topic"], row["key"], row["payload"], row["traceparent"]]
+
+
 async def enqueue_raw(conn: Any, table: Table, *evts: BaseModel) -> None:
     """``enqueue`` for a bare asyncpg connection (hot paths using ``raw_transaction``)."""
     rows = _checked_rows(evts)

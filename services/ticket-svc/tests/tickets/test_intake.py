@@ -6,6 +6,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
+from helpdesk_common import events
 from helpdesk_common.identity import Principal
 from helpdesk_common.testing import identity_headers
 from ticket_svc.pii.codec import codec
@@ -47,6 +48,30 @@ async def test_create_then_read(client, db):
                                        "requester_identity_bidx FROM tickets"))).one()
         assert tuple(row) == ("email", None, codec().identity_index("xiaoming.wang@example.com"))
         assert await conn.scalar(text("SELECT event_type FROM outbox")) == "ticket.created"
+
+
+async def test_ticket_created_is_written_with_the_rows_number_and_what_was_asked(client, db):
+    """The opening statement writes ``ticket.created`` itself: the number (and the customer and
+    tier, None here, a known customer's in test_customer_tier.py) from the row it inserts."""
+    opened = []
+    for _ in range(2):
+        created = await client.post("/v1/tickets", json=BODY, headers=identity_headers(CHANNEL))
+        assert created.status_code == 201, created.text
+        opened.append(created.json())
+    async with db.connect() as conn:
+        payloads = (await conn.execute(text(
+            "SELECT payload FROM outbox WHERE event_type = 'ticket.created' ORDER BY seq"))).scalars().all()
+    found = [events.decode(p) for p in payloads]
+    assert [str(e.data.ticket_id) for e in found] == [t["id"] for t in opened]
+    for event, ticket in zip(found, opened):
+        d = event.data
+        assert d.number == ticket["number"] and isinstance(d.number, int)
+        assert (d.subject, d.status, d.priority, d.tags) == (BODY["subject"], "new", "high", ticket["tags"])
+        assert d.custom_fields == {"floor": 3} and d.requester.name == "王小明"
+        assert d.requester.email == BODY["requester"]["email"]
+        assert (d.customer_id, d.customer_tier, d.team_id, d.assignee_id) == (None, None, None, None)
+        assert event.subject == ticket["id"] and d.created_by == CHANNEL.ref
+    assert found[0].data.number != found[1].data.number
 
 
 async def test_channel_sees_only_its_own_tickets(client):

@@ -26,7 +26,7 @@ from prometheus_client import Counter
 
 from helpdesk_common import events
 from helpdesk_common.identity import Principal
-from helpdesk_common.outbox import enqueue_raw
+from helpdesk_common.outbox import enqueue_raw, insert_from_params, note_write
 from helpdesk_common.problems import Problem
 from helpdesk_common.text import one_line
 
@@ -104,6 +104,23 @@ def sender_may_thread(ticket: Mapping[str, Any], sender: Sender) -> bool:
 TICKETS_OPENED = Counter("tickets_opened_total", "Tickets opened, by channel", ["channel"])
 
 
+def _created(ticket_id: uuid.UUID, now: datetime, row: Mapping[str, Any], *, requester: dict[str, Any],
+             created_by: str, language: str | None, message_id: uuid.UUID, follow_up_of: uuid.UUID | None,
+             kb_suggestion_id: uuid.UUID | None) -> events.TicketCreated:
+    """``ticket.created`` of the ticket ``row`` holds (or will hold: ``open_ticket``)."""
+    return events.TicketCreated(
+        source=changes.SOURCE, subject=str(ticket_id), time=now,
+        data=events.TicketCreatedData(
+            ticket_id=ticket_id, number=row["number"], subject=row["subject"], status=row["status"],
+            priority=row["priority"], type=row["type"], channel=row["channel"], tags=row["tags"],
+            requester=events.Requester(**requester), customer_id=row["customer_id"], created_by=created_by,
+            created_at=now, language=language, team_id=row["team_id"], assignee_id=row["assignee_id"],
+            customer_tier=row["customer_tier"], custom_fields=row["custom_fields"],
+            message_id=message_id, follow_up_of=follow_up_of, kb_suggestion_id=kb_suggestion_id,
+        ),
+    )
+
+
 async def open_ticket(
     conn: Any, *, principal: Principal | None, ticket_id: uuid.UUID, subject: str, description: str,
     requester: dict[str, Any], priority: str, type_: str | None, tags: Sequence[str], custom_fields: dict[str, Any],
@@ -156,6 +173,15 @@ async def open_ticket(
         "channel": channel, "status": "new", "priority": decision.priority, "team_id": None, "assignee_id": None,
         "rules": rules_matched,
     })
+    created = None
+    if not assigning:
+        # its number, customer and tier are the row's: the statement sets them (CREATED_FROM_ROW)
+        created = _created(ticket_id, now, {
+            "number": None, "subject": subject, "status": "new", "priority": decision.priority, "type": type_,
+            "channel": channel, "tags": list(decision.tags), "customer_id": None, "customer_tier": None,
+            "team_id": None, "assignee_id": None, "custom_fields": custom_fields,
+        }, requester=requester, created_by=created_by, language=language, message_id=message["id"],
+            follow_up_of=follow_up_of, kb_suggestion_id=kb_suggestion_id)
     row = await tickets.insert_ticket(conn, {
         "id": ticket_id, "subject": subject, "description": description, "status": "new",
         "priority": decision.priority, "type": type_, "channel": channel, "tags": list(decision.tags),
@@ -168,8 +194,11 @@ async def open_ticket(
         "awaiting_agent_since": now if opening.author_kind == "customer" else None, "message_count": 1,
         "public_message_count": 1 if opening.public else 0,
         **({"customer_id": for_customer.customer_id, "care_of": for_customer.care_of} if for_customer else {}),
-    }, message=message, audit=audit)
+    }, message=message, audit=audit, created=None if created is None else insert_from_params(created))
     TICKETS_OPENED.labels(channel).inc()
+    if created is not None:
+        note_write()
+        return await hooks.run_after_create(conn, row, created_by)
     if assigning:
         row = await routing.assign(conn, row, team_id=decision.team_id, assignee_id=decision.assignee_id,
                                    reason=decision.reason, actor="system:routing", offered=decision.offered,
@@ -178,17 +207,9 @@ async def open_ticket(
             "channel": channel, "status": "new", "priority": row["priority"],
             "team_id": changes.jsonable(row["team_id"]), "assignee_id": row["assignee_id"], "rules": rules_matched,
         })
-    evts: list[Any] = [events.TicketCreated(
-        source=changes.SOURCE, subject=str(ticket_id), time=now,
-        data=events.TicketCreatedData(
-            ticket_id=ticket_id, number=row["number"], subject=row["subject"], status=row["status"],
-            priority=row["priority"], type=row["type"], channel=row["channel"], tags=row["tags"],
-            requester=events.Requester(**requester), customer_id=row["customer_id"], created_by=created_by,
-            created_at=now, language=language, team_id=row["team_id"], assignee_id=row["assignee_id"],
-            customer_tier=row["customer_tier"], custom_fields=row["custom_fields"],
-            message_id=message["id"], follow_up_of=follow_up_of, kb_suggestion_id=kb_suggestion_id,
-        ),
-    )]
+    evts: list[Any] = [_created(ticket_id, now, row, requester=requester, created_by=created_by, language=language,
+                                message_id=message["id"], follow_up_of=follow_up_of,
+                                kb_suggestion_id=kb_suggestion_id)]
     if row["assignee_id"] is not None or row["team_id"] is not None:
         evts.append(events.TicketAssigned(
             source=changes.SOURCE, subject=str(ticket_id),

@@ -8,6 +8,9 @@ from typing import Any
 
 import asyncpg
 
+from helpdesk_common.outbox import insert_from_sql
+
+from ..db import outbox
 from . import search
 from .models import tickets
 
@@ -105,27 +108,34 @@ async def store_idempotent_response(conn: Any, *, principal: str, key: str, resp
                        principal, key, response)
 
 
-_OPENING_SQL: dict[tuple[bool, bool], str] = {}
+_OPENING_SQL: dict[tuple[bool, bool, bool], str] = {}
+#: what the opening statement decides of ``ticket.created``: the number (a sequence), and the
+#: customer and tier (the projections' lookup by the requester's identity)
+CREATED_FROM_ROW = ("number", "customer_id", "customer_tier")
 
 
-def _opening_sql(known: bool, audited: bool) -> str:
+def _opening_sql(known: bool, audited: bool, announced: bool) -> str:
     """The ticket's INSERT (``_INSERT_TICKET``/``_FOR_CUSTOMER``) with its opening message and,
-    when given, its creation audit row as data-modifying CTEs of one statement: one round trip
-    where there were three. Both take the ticket's id from its RETURNING, so they run after it
-    (and its foreign keys are checked at the end of the statement, when all three exist)."""
-    sql = _OPENING_SQL.get((known, audited))
+    when given, its creation audit row and its ``ticket.created`` outbox row as data-modifying
+    CTEs of one statement: one round trip where there were four. They take the ticket's id (and
+    the event its ``CREATED_FROM_ROW``) from its RETURNING, so they run after it (and the
+    foreign keys are checked at the end of the statement, when all of them exist)."""
+    sql = _OPENING_SQL.get((known, audited, announced))
     if sql is None:
         from ..conversation.repository import insert_message_sql
 
         ticket = _INSERT_TICKET_FOR_CUSTOMER if known else _INSERT_TICKET
         first = 28 if known else 27
         sql = f"WITH t AS ({ticket}), m AS ({insert_message_sql(first, ticket_id='(SELECT id FROM t)')}) "
+        after = first + 16
         if audited:
-            a = first + 16
             sql += (f", a AS (INSERT INTO ticket_audit (ticket_id, actor, action, changes, at) "
-                    f"VALUES ((SELECT id FROM t), ${a}, ${a + 1}, ${a + 2}, clock_timestamp())) ")
+                    f"VALUES ((SELECT id FROM t), ${after}, ${after + 1}, ${after + 2}, clock_timestamp())) ")
+            after += 3
+        if announced:
+            sql += f", o AS ({insert_from_sql(outbox, source='t', first=after, data_from=CREATED_FROM_ROW)}) "
         sql += "SELECT * FROM t"
-        _OPENING_SQL[(known, audited)] = sql
+        _OPENING_SQL[(known, audited, announced)] = sql
     return sql
 
 
@@ -143,22 +153,25 @@ def _ticket_args(v: dict[str, Any]) -> list[Any]:
 
 
 async def insert_ticket(conn: Any, v: dict[str, Any], *, message: dict[str, Any] | None = None,
-                        audit: tuple[str, str, dict[str, Any]] | None = None) -> Any:
+                        audit: tuple[str, str, dict[str, Any]] | None = None, created: list[Any] | None = None) -> Any:
     """Insert and link to a known customer, with its tier, in the same statement (projection
     lookups by the primary identity's blind index); with ``customer_id`` in ``v`` that customer
     instead (and ``care_of``). ``v`` holds the requester as ``pii.codec.requester_columns`` made it.
 
-    ``message``: the opening message's row (``conversation.service.row_values``), and ``audit``:
-    the creation's audit entry (actor, action, changes), written in the same statement."""
+    ``message``: the opening message's row (``conversation.service.row_values``), ``audit``:
+    the creation's audit entry (actor, action, changes), and ``created``: the
+    ``outbox.insert_from_params`` of its ``ticket.created`` (``CREATED_FROM_ROW`` taken from
+    the row), written in the same statement (``created`` needs ``message``)."""
     known = "customer_id" in v
     args = _ticket_args(v)
     if message is None:
+        assert created is None, "the event is written with the opening message"
         return await conn.fetchrow(_INSERT_TICKET_FOR_CUSTOMER if known else _INSERT_TICKET, *args)
     from ..conversation.repository import message_args
 
     assert len(args) == (27 if known else 26)
-    return await conn.fetchrow(_opening_sql(known, audit is not None), *args,
-                               *message_args(message, with_ticket=False), *(audit or ()))
+    return await conn.fetchrow(_opening_sql(known, audit is not None, created is not None), *args,
+                               *message_args(message, with_ticket=False), *(audit or ()), *(created or ()))
 
 
 async def get_ticket_raw(conn: Any, ticket_id: uuid.UUID) -> Any:
@@ -547,13 +560,25 @@ async def upsert_identities(conn: Any, *, customer_id: uuid.UUID,
         )
 
 
-async def link_customer(conn: Any, *, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> Any:
-    """Set the ticket's customer; the new row if it changed, else None."""
-    return await conn.fetchrow(
-        "UPDATE tickets SET customer_id = $2, updated_at = clock_timestamp(), version = version + 1 "
-        f"WHERE id = $1 AND customer_id IS DISTINCT FROM $2 RETURNING {_TICKET_COLUMNS}",
-        ticket_id, customer_id,
-    )
+_LINK_CUSTOMER = (
+    "WITH t AS (UPDATE tickets SET customer_id = $2, updated_at = clock_timestamp(), version = version + 1 "
+    f"WHERE id = $1 AND customer_id IS DISTINCT FROM $2 RETURNING {_TICKET_COLUMNS}), "
+    f"o AS ({insert_from_sql(outbox, source='t', first=3)}) "
+    "SELECT t.*, (SELECT tier FROM customer_tier_projection WHERE customer_id = $2) AS known_tier FROM t"
+)
+
+
+async def link_customer(conn: Any, *, ticket_id: uuid.UUID, customer_id: uuid.UUID,
+                        linked: list[Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """Set the ticket's customer and, when that changed the row, write ``linked`` (the
+    ``outbox.insert_from_params`` of its ``ticket.customer_linked``) in the same statement:
+    (the new row, the customer's tier as the projection knows it), or (None, None) when the
+    ticket already had that customer. One round trip where there were three."""
+    found = await conn.fetchrow(_LINK_CUSTOMER, ticket_id, customer_id, *linked)
+    if found is None:
+        return None, None
+    row = dict(found)
+    return row, row.pop("known_tier")
 
 
 async def upsert_customer_tier(conn: Any, *, customer_id: uuid.UUID, tier: str | None, version: int) -> bool:
@@ -564,10 +589,6 @@ async def upsert_customer_tier(conn: Any, *, customer_id: uuid.UUID, tier: str |
         "WHERE customer_tier_projection.version < EXCLUDED.version RETURNING true",
         customer_id, tier, version,
     ))
-
-
-async def customer_tier_of(conn: Any, customer_id: uuid.UUID) -> str | None:
-    return await conn.fetchval("SELECT tier FROM customer_tier_projection WHERE customer_id = $1", customer_id)
 
 
 async def lock_tickets_with_stale_tier(conn: Any, *, customer_id: uuid.UUID, tier: str | None) -> list[Any]:

@@ -18,7 +18,7 @@ import orjson
 
 from helpdesk_common import concurrency, events
 from helpdesk_common.identity import Principal
-from helpdesk_common.outbox import enqueue_raw
+from helpdesk_common.outbox import enqueue_raw, insert_from_params, note_write
 from helpdesk_common.pagination import decode_cursor, encode_cursor
 from helpdesk_common.problems import Problem
 
@@ -390,13 +390,13 @@ def csat_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
 async def on_requester_resolved(conn: Any, *, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
     """Link the ticket to its customer and take the customer's tier (a ticket opened before
     customer-svc knew the requester gets its tier here, and its SLA re-targets on the change)."""
-    row = await repository.link_customer(conn, ticket_id=ticket_id, customer_id=customer_id)
+    linked = insert_from_params(events.TicketCustomerLinked(
+        source=SOURCE, subject=str(ticket_id),
+        data=events.TicketCustomerLinkedData(ticket_id=ticket_id, customer_id=customer_id),
+    ))
+    row, tier = await repository.link_customer(conn, ticket_id=ticket_id, customer_id=customer_id, linked=linked)
     if row is not None:
-        await enqueue_raw(conn, outbox, events.TicketCustomerLinked(
-            source=SOURCE, subject=str(ticket_id),
-            data=events.TicketCustomerLinkedData(ticket_id=ticket_id, customer_id=customer_id),
-        ))
-        tier = await repository.customer_tier_of(conn, customer_id)
+        note_write()
         if row["status"] != "closed" and row["customer_tier"] != tier:
             await changes.apply(conn, row, {"customer_tier": tier}, actor=CUSTOMER_ACTOR, action="customer_tier_changed")
 
