@@ -29,4 +29,4 @@ COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
 EXPOSE ${PORT}
 # migrations are a separate step: `python -m helpdesk_common.migrate $APP_PACKAGE` (init container / Job)
-CMD ["sh", "-c", "exec uvicorn --factory ${APP_PACKAGE}.main:create_app --host 0.0.0.0 --port ${PORT} --loop uvloop --http httptools --no-access-log --no-proxy-headers --no-server-header"]
+CMD ["sh", "-c", "exec uvicorn --factory ${APP_PACKAGE}.main:create_app --host 0.0.0.0 --port ${PORT} --loop uvloop --http httptools --no-access-log --no-proxy-headers --no-server-header --timeout-keep-alive 75"]

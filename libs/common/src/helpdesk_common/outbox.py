@@ -42,6 +42,7 @@ from aiokafka.errors import (
     RecordTooLargeError,
     UnknownProducerId,
 )
+import orjson
 from pydantic import BaseModel
 from prometheus_client import Counter, Gauge
 from sqlalchemy import (
@@ -364,6 +365,12 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
                            dict(zip((name for name, _ in _ARRAYS), _columns(rows))))
 
 
+#: the most bytes the fields a statement splices into an event (``insert_from_sql``'s
+#: ``data_from``) can add to it, counted in its size check: each is a number, a uuid or a
+#: short text of the row
+SPLICED_FIELD_MAX_BYTES = 256
+
+
 def insert_from_sql(table: Table, *, source: str, first: int, data_from: Sequence[str] = ()) -> str:
     """An INSERT of one outbox row for each row of ``source`` (a CTE of the caller's statement),
     its columns the parameters ``$first`` .. ``$first + 5`` (``insert_from_params``): the event
@@ -371,24 +378,43 @@ def insert_from_sql(table: Table, *, source: str, first: int, data_from: Sequenc
     The caller calls ``note_write`` when it did.
 
     ``data_from``: fields of the event's ``data`` that the statement decides (a number from a
-    sequence, a link found by a lookup), each set from the ``source`` column of that name (the
-    payload then goes through ``jsonb``: the same JSON, its keys in jsonb's order)."""
+    sequence, a link found by a lookup): the payload parameter is the event's JSON up to the end
+    of its ``data`` object's other fields, and each of these follows as PostgreSQL's JSON of the
+    ``source`` column of that name (``to_json``), then the two closing braces. The payload's own
+    bytes stay orjson's: a ``jsonb`` round trip writes numbers without exponents (``5e-324`` in
+    326 characters), past the size check the event passed."""
     payload = f"${first + 4}::bytea"
     if data_from:
-        patched = f"convert_from({payload}, 'UTF8')::jsonb"
-        for name in data_from:
-            patched = f"jsonb_set({patched}, '{{data,{name}}}', coalesce(to_jsonb({source}.{name}), 'null'::jsonb))"
-        payload = f"convert_to(({patched})::text, 'UTF8')"
+        assert all(name.isidentifier() for name in data_from), data_from
+        fields = " || ".join(f"',\"{name}\":' || coalesce(to_json({source}.{name})::text, 'null')"
+                             for name in data_from)
+        payload = f"{payload} || convert_to({fields} || '}}}}', 'UTF8')"
     return (f"INSERT INTO {table.name} (event_id, event_type, topic, key, payload, traceparent) "
             f"SELECT ${first}::uuid, ${first + 1}::text, ${first + 2}::text, ${first + 3}::text, "
             f"{payload}, ${first + 5}::text FROM {source}")
 
 
-def insert_from_params(event: BaseModel) -> list[Any]:
+def insert_from_params(event: BaseModel, *, data_from: Sequence[str] = ()) -> list[Any]:
     """The parameters of ``insert_from_sql`` for ``event`` as of now (the current span's trace
-    context; EventTooLarge above ``EVENT_MAX_BYTES``)."""
-    row = _checked_rows([event])[0]
-    return [row["event_id"], row["event_type"], row["topic"], row["key"], row["payload"], row["traceparent"]]
+    context; EventTooLarge above ``EVENT_MAX_BYTES``). With ``data_from`` (the same names as the
+    statement's), the payload leaves those fields of ``data`` and its closing braces to the
+    statement: ``data`` goes last in the envelope, and its other fields before them."""
+    if not data_from:
+        row = _checked_rows([event])[0]
+        return [row["event_id"], row["event_type"], row["topic"], row["key"], row["payload"], row["traceparent"]]
+    document = event.model_dump(mode="json")
+    data = document.pop("data")
+    for name in data_from:
+        data.pop(name, None)
+    assert data, "the spliced fields follow at least one of the event's own"
+    document["data"] = data
+    payload = orjson.dumps(document)
+    event_type = event.type  # type: ignore[attr-defined]
+    size = len(payload) + len(data_from) * SPLICED_FIELD_MAX_BYTES
+    if size > _max_event_bytes:
+        raise EventTooLarge(event_type, size, _max_event_bytes)
+    return [event.id, event_type, events.TOPIC_BY_TYPE[event_type], event.subject,  # type: ignore[attr-defined]
+            payload[:-2], tracing.current_traceparent()]
 
 
 async def enqueue_raw(conn: Any, table: Table, *evts: BaseModel) -> None:

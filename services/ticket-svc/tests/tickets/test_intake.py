@@ -74,6 +74,21 @@ async def test_ticket_created_is_written_with_the_rows_number_and_what_was_asked
     assert found[0].data.number != found[1].data.number
 
 
+async def test_ticket_created_keeps_the_size_its_check_saw(client, db):
+    """The fields the statement writes into ``ticket.created`` are spliced into orjson's bytes:
+    a custom field's tiny floats stay ``5e-324`` (a jsonb round trip writes 326 digits each, a
+    payload many times the size it was checked at)."""
+    tiny = [5e-324] * 2000
+    created = await client.post("/v1/tickets", headers=identity_headers(CHANNEL), json={
+        **BODY, "custom_fields": {"readings": tiny}})
+    assert created.status_code == 201, created.text
+    async with db.connect() as conn:
+        payload = await conn.scalar(text("SELECT payload FROM outbox WHERE event_type = 'ticket.created'"))
+    assert len(payload) < 20_000, len(payload)
+    event = events.decode(payload)
+    assert event.data.custom_fields == {"readings": tiny} and event.data.number == created.json()["number"]
+
+
 async def test_channel_sees_only_its_own_tickets(client):
     mine = (await client.post("/v1/tickets", json=BODY, headers=identity_headers(CHANNEL))).json()
     other = await client.get(f"/v1/tickets/{mine['id']}", headers=identity_headers(OTHER_CHANNEL))

@@ -116,6 +116,10 @@ def safe_path(path: str) -> bool:
 
 
 def new_session(*, max_connections: int, timeout_s: float) -> aiohttp.ClientSession:
+    # an idle upstream connection is closed here after 30 s, before the upstream would close it
+    # (its keep-alive: 75 s, helpdesk_common.devstack.UPSTREAM_KEEP_ALIVE_S and the Dockerfile);
+    # with uvicorn's default of 5 s, a connection reused as the upstream closed it failed the
+    # request after two re-sends (the likely cause of a 502 seen once in bench/run.py's light phase)
     connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300, keepalive_timeout=30)
     return aiohttp.ClientSession(
         connector=connector,

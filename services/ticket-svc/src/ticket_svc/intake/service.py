@@ -194,7 +194,8 @@ async def open_ticket(
         "awaiting_agent_since": now if opening.author_kind == "customer" else None, "message_count": 1,
         "public_message_count": 1 if opening.public else 0,
         **({"customer_id": for_customer.customer_id, "care_of": for_customer.care_of} if for_customer else {}),
-    }, message=message, audit=audit, created=None if created is None else insert_from_params(created))
+    }, message=message, audit=audit,
+       created=None if created is None else insert_from_params(created, data_from=tickets.CREATED_FROM_ROW))
     TICKETS_OPENED.labels(channel).inc()
     if created is not None:
         note_write()
