@@ -1,12 +1,14 @@
 """sla-svc events through the real broker into the ticket's SLA colour and list filter."""
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from helpdesk_common import events
+from helpdesk_common.db import create_raw_pool
 from helpdesk_common.identity import Principal
 from helpdesk_common.testing import identity_headers, produce, wait_for
-from ticket_svc.sla import colour
+from ticket_svc.sla import colour, repository
 
 CHANNEL = Principal(kind="channel", id="key-1", channel="web")
 AGENT = Principal(kind="user", id="u-agent", role="agent")
@@ -96,3 +98,38 @@ async def test_escalation_raises_priority_moves_team_and_notes(full_client, infr
 def test_the_colour_sla_svc_names_wins():
     assert colour.state_after("sla.warning", fraction=0.75, colour="yellow") == "yellow"
     assert colour.state_after("sla.warning", fraction=0.5, colour="red") == "red"
+
+
+async def test_the_statement_colours_as_ticket_colour_does(client, ticket_db):
+    """``repository.SET_METRIC`` computes the colour in SQL: over random sets of metrics (a new
+    one or one replacing its earlier state, a due time kept when the event has none) the ticket
+    ends with what ``colour.ticket_colour`` says, in one statement."""
+    opened = await client.post("/v1/tickets", headers=identity_headers(CHANNEL),
+                               json={"subject": "颜色 colour", "requester": {"email": "colour@example.com"}})
+    ticket_id = uuid.UUID(opened.json()["id"])
+    states = [*colour.RANK, *colour.INACTIVE]
+    metrics = ["first_response", "next_response", "resolution", "periodic_update"]
+    rng = random.Random(19)
+    pool = await create_raw_pool(ticket_db, size=1)
+    try:
+        async with pool.acquire() as conn:
+            sent: list[str] = []
+            conn.add_query_logger(lambda entry: sent.append(entry.query))
+            for _ in range(300):
+                await conn.execute("DELETE FROM sla_projection WHERE ticket_id = $1", ticket_id)
+                stored = {}
+                for name in rng.sample(metrics, rng.randint(0, 3)):
+                    due = rng.choice([None, NOW + timedelta(minutes=rng.randint(-60, 600))])
+                    stored[name] = (rng.choice(states), due)
+                    await conn.execute("INSERT INTO sla_projection (ticket_id, metric, state, due_at) "
+                                       "VALUES ($1, $2, $3, $4)", ticket_id, name, *stored[name])
+                name, state = rng.choice(metrics), rng.choice(states)
+                due = rng.choice([None, NOW + timedelta(minutes=rng.randint(-60, 600))])
+                stored[name] = (state, due if due is not None or name not in stored else stored[name][1])
+                sent.clear()
+                await repository.set_metric(conn, ticket_id=ticket_id, metric=name, state=state, due_at=due)
+                assert len(sent) == 1
+                row = await conn.fetchrow("SELECT sla_state, sla_due_at FROM tickets WHERE id = $1", ticket_id)
+                assert (row["sla_state"], row["sla_due_at"]) == colour.ticket_colour(stored.values()), stored
+    finally:
+        await pool.close()

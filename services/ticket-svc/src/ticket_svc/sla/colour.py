@@ -35,6 +35,20 @@ def state_after(event_type: str, *, fraction: float | None = None, colour: str |
     return None
 
 
+def _sql_list(states: Iterable[str]) -> str:
+    return ", ".join(f"'{s}'" for s in sorted(states))
+
+
+#: ``ticket_colour`` in SQL over a relation ``m(state, due_at)`` (``repository.SET_METRIC``
+#: folds it into the statement that records the metric): one definition, two forms, checked
+#: against each other by tests/tickets/test_sla_projection.py
+WORST_SQL = (
+    "(array_agg(state ORDER BY CASE state " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in RANK.items())
+    + f" END DESC NULLS LAST) FILTER (WHERE state NOT IN ({_sql_list(INACTIVE)})))[1]"
+)
+NEAREST_SQL = f"min(due_at) FILTER (WHERE state NOT IN ({_sql_list(INACTIVE | {'breached'})}))"
+
+
 def ticket_colour(metrics: Iterable[tuple[str, datetime | None]]) -> tuple[str | None, datetime | None]:
     """(worst state, nearest due time of the still-running metrics) over (state, due_at) pairs."""
     worst: str | None = None

@@ -23,13 +23,10 @@ async def handle_timer_event(conn: Any, event: Any) -> None:
     if state is None:
         return
     due_at = getattr(data, "due_at", None)
-    # two statements: the metric (returning them all), then the ticket's colour and due time
-    rows = await repository.set_metric(conn, ticket_id=data.ticket_id, metric=data.metric, state=state, due_at=due_at)
-    worst, nearest = colour.ticket_colour((r["state"], r["due_at"]) for r in rows)
     applied_first = event.type == "sla.applied" and data.metric == "first_response"
-    await repository.set_ticket_colour(conn, ticket_id=data.ticket_id, state=worst, due_at=nearest,
-                                       first_response_due=applied_first,
-                                       first_response_due_at=data.due_at if applied_first else None)
+    await repository.set_metric(conn, ticket_id=data.ticket_id, metric=data.metric, state=state, due_at=due_at,
+                                first_response_due=applied_first,
+                                first_response_due_at=data.due_at if applied_first else None)
 
 
 async def handle_escalation(conn: Any, event: Any) -> None:

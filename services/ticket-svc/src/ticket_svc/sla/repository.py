@@ -6,35 +6,34 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-
-async def set_metric(conn: Any, *, ticket_id: uuid.UUID, metric: str, state: str, due_at: datetime | None) -> list[Any]:
-    """Record one metric's state; every metric of the ticket as they now stand (``metric``,
-    ``state``, ``due_at``), read in the same statement: the upserted row from its RETURNING,
-    the others from the table (a data-modifying CTE's own change is not visible to the query
-    around it, so the upserted metric is excluded there)."""
-    return await conn.fetch(
-        "WITH up AS (INSERT INTO sla_projection (ticket_id, metric, state, due_at) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (ticket_id, metric) DO UPDATE SET state = EXCLUDED.state, "
-        "due_at = coalesce(EXCLUDED.due_at, sla_projection.due_at), updated_at = now() "
-        "RETURNING metric, state, due_at) "
-        "SELECT metric, state, due_at FROM up "
-        "UNION ALL SELECT metric, state, due_at FROM sla_projection WHERE ticket_id = $1 AND metric <> $2",
-        ticket_id, metric, state, due_at,
-    )
+from . import colour
 
 
-async def set_ticket_colour(conn: Any, *, ticket_id: uuid.UUID, state: str | None, due_at: datetime | None,
-                            first_response_due: bool = False, first_response_due_at: datetime | None = None) -> None:
-    """Not a ticket change (no version bump, no audit): a read-side projection of sla-svc. With
-    ``first_response_due`` the ticket's first-response due time is set too (``sla.applied``),
-    in the same statement."""
-    await conn.execute(
-        "UPDATE tickets SET sla_state = $2, sla_due_at = $3, "
-        "first_response_due_at = CASE WHEN $4 THEN $5::timestamptz ELSE first_response_due_at END "
-        "WHERE id = $1 AND (sla_state IS DISTINCT FROM $2 OR sla_due_at IS DISTINCT FROM $3 "
-        "OR ($4 AND first_response_due_at IS DISTINCT FROM $5::timestamptz))",
-        ticket_id, state, due_at, first_response_due, first_response_due_at,
-    )
+#: one ``sla.*`` event in one statement: the metric's state upserted, the ticket's colour and
+#: nearest due time computed over all its metrics (``colour.WORST_SQL`` / ``NEAREST_SQL``: the
+#: upserted row from the CTE's RETURNING, the others from the table, since a data-modifying
+#: CTE's change is not visible to the rest of its statement), and the ticket updated only when
+#: one of them moved. Two round trips before (the metrics read back, the colour in Python).
+#: Not a ticket change (no version bump, no audit): a read-side projection of sla-svc. With
+#: ``$5`` the ticket's first-response due time is set too (``sla.applied``).
+SET_METRIC = (
+    "WITH up AS (INSERT INTO sla_projection (ticket_id, metric, state, due_at) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (ticket_id, metric) DO UPDATE SET state = EXCLUDED.state, "
+    "due_at = coalesce(EXCLUDED.due_at, sla_projection.due_at), updated_at = now() RETURNING state, due_at), "
+    "m AS (SELECT state, due_at FROM up "
+    "UNION ALL SELECT state, due_at FROM sla_projection WHERE ticket_id = $1 AND metric <> $2), "
+    f"c AS (SELECT {colour.WORST_SQL} AS state, {colour.NEAREST_SQL} AS due_at FROM m) "
+    "UPDATE tickets t SET sla_state = c.state, sla_due_at = c.due_at, "
+    "first_response_due_at = CASE WHEN $5 THEN $6::timestamptz ELSE t.first_response_due_at END "
+    "FROM c WHERE t.id = $1 AND (t.sla_state IS DISTINCT FROM c.state OR t.sla_due_at IS DISTINCT FROM c.due_at "
+    "OR ($5 AND t.first_response_due_at IS DISTINCT FROM $6::timestamptz))"
+)
+
+
+async def set_metric(conn: Any, *, ticket_id: uuid.UUID, metric: str, state: str, due_at: datetime | None,
+                     first_response_due: bool = False, first_response_due_at: datetime | None = None) -> None:
+    """Record one metric's state and colour the ticket by all of them (``SET_METRIC``)."""
+    await conn.execute(SET_METRIC, ticket_id, metric, state, due_at, first_response_due, first_response_due_at)
 
 
 async def upsert_team_calendar(conn: Any, *, team_key: str, team_id: uuid.UUID | None, calendar_id: uuid.UUID | None,
