@@ -417,6 +417,20 @@ def insert_from_params(event: BaseModel, *, data_from: Sequence[str] = ()) -> li
             payload[:-2], tracing.current_traceparent()]
 
 
+def insert_many_sql(table: Table, *, first: int) -> str:
+    """An INSERT of the rows of ``insert_many_params``, its six arrays the parameters ``$first``
+    .. ``$first + 5``, in their order: for a CTE of the statement that writes the change these
+    events announce, whose fields are all known before it runs (``insert_from_sql`` for those the
+    statement decides). The caller calls ``note_write``."""
+    return _unnest_sql(table.name, lambda i, _name, kind: f"${first + i - 1}::{kind}[]")
+
+
+def insert_many_params(*evts: BaseModel) -> list[list[Any]]:
+    """The parameters of ``insert_many_sql`` for ``evts`` as of now (the current span's trace
+    context; EventTooLarge above ``EVENT_MAX_BYTES``)."""
+    return _columns(_checked_rows(evts))
+
+
 async def enqueue_raw(conn: Any, table: Table, *evts: BaseModel) -> None:
     """``enqueue`` for a bare asyncpg connection (hot paths using ``raw_transaction``)."""
     rows = _checked_rows(evts)

@@ -13,11 +13,14 @@ from . import service
 
 async def handle_ticket_created(conn: Any, event: events.TicketCreated) -> None:
     """Resolve the requester, then project the ticket with its customer: one row written whole,
-    where projecting first and linking afterwards wrote it twice."""
+    where projecting first and linking afterwards wrote it twice; the resolution's events go in
+    the projection's statement (a statement of their own before)."""
+    emitted: list[Any] = []
     resolved = await service.resolve_requester(
         conn, ticket_id=event.data.ticket_id, requester=event.data.requester.model_dump(exclude_none=True),
-        link=False)
-    await ticket_facts.ticket_created(conn, event.data, resolved=None if resolved is None else resolved[0])
+        link=False, emit=emitted)
+    await ticket_facts.ticket_created(conn, event.data, resolved=None if resolved is None else resolved[0],
+                                      announce=emitted)
 
 
 HANDLERS = {"ticket.created": handle_ticket_created}

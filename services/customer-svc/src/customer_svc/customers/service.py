@@ -80,11 +80,14 @@ def updated_event(row: Any, changes: dict[str, Any], *, actor: str | None) -> ev
 
 
 async def resolve_requester(
-    conn: Any, *, ticket_id: uuid.UUID, requester: dict[str, Any], link: bool = True
+    conn: Any, *, ticket_id: uuid.UUID, requester: dict[str, Any], link: bool = True,
+    emit: list[Any] | None = None,
 ) -> tuple[uuid.UUID, bool] | None:
     """Find or create the requester's customer; emits customer.* and customer.requester_resolved.
     ``link``: also give the projected ticket that customer (``ticket_facts.customer_resolved``);
     the ``ticket.created`` handler projects the ticket afterwards, with the customer, instead.
+    ``emit``: the events are appended to it for the caller to write in its transaction (the
+    handler's projection statement) instead of written here.
 
     Returns ``(customer_id, created)``, or None when the requester carries no identity at all
     (ticket-svc never sends one; there is nothing to resolve by). A new customer whose e-mail
@@ -130,7 +133,10 @@ async def resolve_requester(
         subject=str(ticket_id),  # keyed by the ticket: ordered with the ticket's own events
         data=events.CustomerRequesterResolvedData(ticket_id=ticket_id, customer_id=customer_id, created=created),
     ))
-    await enqueue_raw(conn, outbox, *emitted)
+    if emit is not None:
+        emit.extend(emitted)
+    else:
+        await enqueue_raw(conn, outbox, *emitted)
     return customer_id, created
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from helpdesk_common import outbox as outbox_rows
+
+from ..db import outbox
 from ..scoring import repository as scoring
 from ..timeline import repository as timeline
 
@@ -29,26 +33,35 @@ async def lock_or_placeholder(conn: Any, ticket_id: uuid.UUID, *, at: datetime) 
 
 
 async def insert_new(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any], *,
-                     creation: tuple[uuid.UUID, str, dict[str, Any]]) -> Any:
+                     creation: tuple[uuid.UUID, str, dict[str, Any]], announce: Sequence[Any] = ()) -> Any:
     """The ticket's row made whole in one statement when no event of it was seen here before
     (the usual ``ticket.created``); None when a row exists (the caller locks and merges into it).
 
     ``creation``: the timeline entry of the ticket's creation (its id, kind and summary), written
     by the same statement with its customer's dirty mark when the row is inserted with a customer
-    and a subject (``service._note_creation``'s effects, without two more round trips)."""
+    and a subject (``service._note_creation``'s effects, without two more round trips).
+
+    ``announce``: events of the transaction to write to the outbox in this statement whatever it
+    inserts (the requester's resolution: ``customers.service.resolve_requester``'s ``emit``),
+    where they were a statement of their own."""
     names = [n for n in UPDATABLE if n in values]
     columns = "".join(f", {n}" for n in names)
     params = "".join(f", ${i + 2}" for i in range(len(names)))
     entry = len(names) + 2
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"WITH t AS (INSERT INTO customer_tickets (ticket_id{columns}, updated_at) "
         f"VALUES ($1{params}, clock_timestamp()) ON CONFLICT (ticket_id) DO NOTHING RETURNING *), "
         "noted AS (SELECT t.* FROM t WHERE t.customer_id IS NOT NULL AND t.subject IS NOT NULL), "
         f"e AS ({timeline.INSERT} SELECT ${entry}::uuid, noted.customer_id, noted.created_at, ${entry + 1}::text, "
         f"noted.ticket_id, ${entry + 2}::jsonb FROM noted {timeline.ONCE}), "
         f"d AS ({scoring.MARK} SELECT noted.customer_id FROM noted {scoring.MARK_AGAIN}) "
-        "SELECT * FROM t",
-        ticket_id, *(values[n] for n in names), *creation)
+        + (f", o AS ({outbox_rows.insert_many_sql(outbox, first=entry + 3)}) " if announce else "")
+        + "SELECT * FROM t",
+        ticket_id, *(values[n] for n in names), *creation,
+        *(outbox_rows.insert_many_params(*announce) if announce else ()))
+    if announce:
+        outbox_rows.note_write()
+    return row
 
 
 async def update(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any]) -> Any:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -197,10 +197,12 @@ async def _note_creation(conn: Any, row: Any) -> None:
     await scoring.mark_dirty(conn, row["customer_id"])
 
 
-async def ticket_created(conn: Any, data: events.TicketCreatedData, *, resolved: uuid.UUID | None = None) -> None:
+async def ticket_created(conn: Any, data: events.TicketCreatedData, *, resolved: uuid.UUID | None = None,
+                         announce: Sequence[Any] = ()) -> None:
     """Project ``ticket.created``. ``resolved``: the customer requester resolution found for it
     in this transaction (customers/handlers.py), the ticket's unless the event names one
-    (ticket-svc's link wins), as ``customer_resolved`` would link it afterwards."""
+    (ticket-svc's link wins), as ``customer_resolved`` would link it afterwards. ``announce``:
+    that resolution's events, written to the outbox by the projection's statement."""
     values = created_values({}, data, inserted=True)
     if values["customer_id"] is None and resolved is not None:
         values["customer_id"] = resolved
@@ -208,7 +210,7 @@ async def ticket_created(conn: Any, data: events.TicketCreatedData, *, resolved:
     # creation's timeline entry and dirty mark (as _note_creation writes them), in one statement
     kind = creation_kind(values["type"])
     creation = (timeline.entry_id(data.ticket_id, kind), kind, ticket_summary({**values, "ticket_id": data.ticket_id}))
-    row = await repository.insert_new(conn, data.ticket_id, values, creation=creation)
+    row = await repository.insert_new(conn, data.ticket_id, values, creation=creation, announce=announce)
     if row is None:  # later events came first: merge into what they made, then link
         row, inserted = await repository.lock_or_placeholder(conn, data.ticket_id, at=data.created_at)
         row = await _apply(conn, row, created_values(row, data, inserted=inserted))
