@@ -127,9 +127,9 @@ async def test_an_opt_out_of_a_customer_linked_before_the_creation_arrived_appli
         ("ticket_received", "customer", "skipped", "the customer opted out of notifications")]
 
 
-async def test_an_acknowledgement_takes_three_statements_with_its_log_entry(raw) -> None:
-    """The projection row with the opt-out that applies, the rule with its templates, and the
-    delivery with its log entry: three round trips (and BEGIN) per new ticket."""
+async def test_an_acknowledgement_takes_two_statements_with_its_log_entry(raw) -> None:
+    """The projection row with the opt-out that applies and the rule with its templates, then the
+    delivery with its log entry: two round trips (and BEGIN) per new ticket."""
     await _apply(raw, created())  # the first use of each statement loads its types
     event, sent = created(), []
 
@@ -142,7 +142,7 @@ async def test_an_acknowledgement_takes_three_statements_with_its_log_entry(raw)
     finally:
         raw.remove_query_logger(record)
     statements = [q for q in sent if "typeinfo_tree" not in q and not q[:1].isspace() and q != "COMMIT;"]
-    assert len(statements) == 4 and statements[0] == "BEGIN;", statements
+    assert len(statements) == 3 and statements[0] == "BEGIN;", statements
     [row] = await deliveries(raw, event.data.ticket_id)
     [entry] = await raw.fetch("SELECT status, channel, delivery_id FROM notification_log WHERE ticket_id = $1",
                               event.data.ticket_id)
@@ -212,3 +212,18 @@ async def test_the_user_projection_keeps_the_newest_version_and_takes_an_address
     assert await state() == (2, "New", "agent", "li.na@example.com")
     await _apply(raw, user(uid, "admin", version=3, name="Newer"))  # a newer event without one keeps it
     assert await state() == (3, "Newer", "admin", "li.na@example.com")
+
+
+async def test_the_creation_reads_its_rule_and_stored_template_with_the_ticket(raw) -> None:
+    """``ticket.created`` takes the rule from the statement that projects the ticket: a stored
+    template in the ticket's language is what is sent, and the rule switched off sends nothing."""
+    await raw.execute("INSERT INTO notification_templates (key, language, subject, body_text, body_html) "
+                      "VALUES ('ticket_received', 'zh-CN', '已收到 {{ ticket.number }}', '正文', '')")
+    event = created(language="zh-CN")
+    await _apply(raw, event)
+    [row] = await deliveries(raw, event.data.ticket_id)
+    assert row["payload"]["subject"] == "已收到 42", row["payload"]
+    await raw.execute("UPDATE notification_rules SET enabled = false WHERE key = 'ticket_received'")
+    quiet = created(language="zh-CN")
+    await _apply(raw, quiet)
+    assert await deliveries(raw, quiet.data.ticket_id) == []

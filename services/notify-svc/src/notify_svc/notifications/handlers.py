@@ -11,6 +11,9 @@ from ..deliveries import handoff
 from . import repository, service
 
 Handler = Callable[[Any, Any], Awaitable[None]]
+#: the notification ``ticket.created`` triggers (``rules.occurrence_of``): its rule is read by the
+#: statement that projects the ticket
+RECEIVED = "ticket_received"
 
 
 async def _ref(conn: Any, data: Any, **extra: Any) -> None:
@@ -25,8 +28,10 @@ def handlers(settings: Any) -> dict[str, Handler]:
         row = await repository.insert_ticket(
             conn, ticket_id=d.ticket_id, number=d.number, subject=d.subject, status=d.status, priority=d.priority,
             channel=d.channel, language=d.language, requester=d.requester.model_dump(mode="json", exclude_none=True),
-            customer_id=d.customer_id, team_id=d.team_id, assignee_id=d.assignee_id, created_by=d.created_by)
-        await service.notify(conn, event=event, settings=settings, ticket_row=row, opted_out_by=row["opted_out_by"])
+            customer_id=d.customer_id, team_id=d.team_id, assignee_id=d.assignee_id, created_by=d.created_by,
+            rule_key=RECEIVED)
+        await service.notify(conn, event=event, settings=settings, ticket_row=row, opted_out_by=row["opted_out_by"],
+                             rule_key=RECEIVED)
 
     async def ticket_updated(conn: Any, event: Any) -> None:
         changes = event.data.changes

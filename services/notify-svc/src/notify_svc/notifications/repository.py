@@ -20,12 +20,8 @@ async def rule(conn: Any, key: str, *, for_update: bool = False) -> Any:
     return await conn.fetchrow(f"SELECT {_RULE} FROM notification_rules WHERE key = $1{lock}", key)
 
 
-async def rule_with_teams(conn: Any, key: str) -> Any:
-    """The rule with its team overrides (``team_ids``, ``team_enabled``: parallel arrays) and
-    every stored language of its template (``templates``: a list of objects with ``language``,
-    ``subject``, ``body_text``, ``body_html``; empty when only the built-ins exist), one round
-    trip: what the consumer reads for every event it notifies about."""
-    return await conn.fetchrow(
+def _rule_with_teams_sql(key: str) -> str:
+    return (
         f"SELECT {_RULE}, "
         "ARRAY(SELECT t.team_id FROM notification_rule_teams t WHERE t.rule_key = r.key ORDER BY t.team_id) "
         "AS team_ids, "
@@ -33,7 +29,16 @@ async def rule_with_teams(conn: Any, key: str) -> Any:
         "AS team_enabled, "
         "COALESCE((SELECT jsonb_agg(jsonb_build_object('language', m.language, 'subject', m.subject, "
         "'body_text', m.body_text, 'body_html', m.body_html)) FROM notification_templates m WHERE m.key = r.key), "
-        "'[]'::jsonb) AS templates FROM notification_rules r WHERE r.key = $1", key)
+        f"'[]'::jsonb) AS templates FROM notification_rules r WHERE r.key = {key}")
+
+
+async def rule_with_teams(conn: Any, key: str) -> Any:
+    """The rule with its team overrides (``team_ids``, ``team_enabled``: parallel arrays) and
+    every stored language of its template (``templates``: a list of objects with ``language``,
+    ``subject``, ``body_text``, ``body_html``; empty when only the built-ins exist), one round
+    trip: what the consumer reads for every event it notifies about (``insert_ticket`` reads it
+    with the ticket for ``ticket.created``)."""
+    return await conn.fetchrow(_rule_with_teams_sql("$1"), key)
 
 
 async def update_rule(conn: Any, key: str, *, enabled: bool, recipients: list[str], user_ids: list[str],
@@ -190,13 +195,15 @@ async def active_supervisors(conn: Any) -> list[uuid.UUID]:
 async def insert_ticket(conn: Any, *, ticket_id: uuid.UUID, number: int | None, subject: str, status: str,
                         priority: str, channel: str | None, language: str | None, requester: dict[str, Any],
                         customer_id: uuid.UUID | None, team_id: uuid.UUID | None, assignee_id: str | None,
-                        created_by: str) -> Any:
+                        created_by: str, rule_key: str | None = None) -> Any:
     """The creation fills everything; a later event that arrived first (a replay, another
     partition) has only set what it knew, which the creation does not overwrite. Returns the
     row as ``ticket`` reads it (the consumer notifies from it without reading it again), with
-    ``opted_out_by``: ``is_opted_out`` of its customer and requester, in the same round trip."""
+    ``opted_out_by``: ``is_opted_out`` of its customer and requester, in the same round trip;
+    with ``rule_key``, the columns of ``rule_with_teams`` for that key too (all None when there
+    is no such rule: a round trip fewer for the notification the creation triggers)."""
     email = requester.get("email")
-    return await conn.fetchrow(
+    sql = (
         "INSERT INTO notification_tickets (ticket_id, number, subject, status, priority, channel, language, requester, "
         "customer_id, team_id, assignee_id, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
         "ON CONFLICT (ticket_id) DO UPDATE SET number = COALESCE(notification_tickets.number, EXCLUDED.number), "
@@ -204,9 +211,13 @@ async def insert_ticket(conn: Any, *, ticket_id: uuid.UUID, number: int | None, 
         "language = COALESCE(notification_tickets.language, EXCLUDED.language), requester = EXCLUDED.requester, "
         "customer_id = COALESCE(notification_tickets.customer_id, EXCLUDED.customer_id), "
         f"created_by = EXCLUDED.created_by, updated_at = now() RETURNING {_TICKET}, "
-        f"({_OPTED_OUT.format(customer='notification_tickets.customer_id::text', email='$13')}) AS opted_out_by",
-        ticket_id, number, subject, status, priority, channel, language, requester, customer_id, team_id,
-        assignee_id, created_by, email.lower() if email else None)
+        f"({_OPTED_OUT.format(customer='notification_tickets.customer_id::text', email='$13')}) AS opted_out_by")
+    args = [ticket_id, number, subject, status, priority, channel, language, requester, customer_id, team_id,
+            assignee_id, created_by, email.lower() if email else None]
+    if rule_key is not None:
+        sql = f"WITH t AS ({sql}) SELECT t.*, r.* FROM t LEFT JOIN LATERAL ({_rule_with_teams_sql('$14')}) r ON true"
+        args.append(rule_key)
+    return await conn.fetchrow(sql, *args)
 
 
 async def update_ticket_ref(conn: Any, *, ticket_id: uuid.UUID, version: int | None, number: int | None,

@@ -199,8 +199,13 @@ async def delete_team_override(conn: Any, *, key: str, team_id: uuid.UUID, if_ma
 
 async def load_rule(conn: Any, key: str) -> tuple[rules.Rule, dict[str, Template]] | None:
     """The rule of ``key`` and its stored templates by language (one round trip)."""
-    row = await repository.rule_with_teams(conn, key)
-    if row is None:
+    return rule_of(await repository.rule_with_teams(conn, key), key)
+
+
+def rule_of(row: Mapping[str, Any] | None, key: str) -> tuple[rules.Rule, dict[str, Template]] | None:
+    """The rule and its stored templates from the columns of ``repository.rule_with_teams``
+    (None: no rule of that key)."""
+    if row is None or row["key"] is None:
         return None
     teams = {str(team_id): enabled for team_id, enabled in zip(row["team_ids"], row["team_enabled"])}
     rule = rules.Rule(key=key, enabled=row["enabled"], recipients=tuple(row["recipients"]),
@@ -355,15 +360,20 @@ UNREAD = _Unread()
 
 
 async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None = None,
-                 ticket_row: Any = None, opted_out_by: str | None | _Unread = UNREAD) -> list[rules.Intent]:
+                 ticket_row: Any = None, opted_out_by: str | None | _Unread = UNREAD,
+                 rule_key: str | None = None) -> list[rules.Intent]:
     """Evaluate, render and enqueue the notifications of one event, in the caller's transaction;
     ``ticket_row``: the ticket's projection row when the caller has just written it (else read);
     ``opted_out_by``: the opt-out that applies to its customer (``repository.is_opted_out``)
-    when the caller read it with the row (else read here if the key's audience needs it)."""
+    when the caller read it with the row (else read here if the key's audience needs it);
+    ``rule_key``: the key whose rule ``ticket_row`` carries (``repository.insert_ticket``)."""
     occ = rules.occurrence_of(event)
     if occ is None:
         return []
-    loaded = await load_rule(conn, occ.key)
+    if rule_key is not None and rule_key == occ.key:
+        loaded = rule_of(ticket_row, occ.key)
+    else:
+        loaded = await load_rule(conn, occ.key)
     if loaded is None:
         return []
     rule, stored = loaded
