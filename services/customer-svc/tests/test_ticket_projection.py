@@ -11,6 +11,7 @@ from customer_svc.ticket_facts import service as facts
 from customer_svc.ticket_facts.handlers import HANDLERS as fact_handlers
 from helpdesk_common.consumer import compose_handlers
 from helpdesk_common import events
+from helpdesk_common.outbox import watching_writes
 from helpdesk_common.testing import produce, wait_for
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -264,12 +265,14 @@ async def test_a_new_requesters_ticket_is_projected_with_its_customer_in_one_wri
 
     raw.add_query_logger(log)
     try:
-        async with raw.transaction():
-            await handlers[event.type](raw, event)
-            counts = {r["relname"]: (r["n_tup_ins"], r["n_tup_upd"]) for r in await raw.fetch(
-                "SELECT relname, n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables")}
+        with watching_writes() as writes:
+            async with raw.transaction():
+                await handlers[event.type](raw, event)
+                counts = {r["relname"]: (r["n_tup_ins"], r["n_tup_upd"]) for r in await raw.fetch(
+                    "SELECT relname, n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables")}
     finally:
         raw.remove_query_logger(log)
+    assert writes.wrote  # the relay is woken for the events
     # the handler's own statements (the logger is called soon after each one, so read them once
     # the transaction is over), not asyncpg's introspection of a type new to the connection
     sent = [q for q in statements if "typeinfo_tree" not in q and not q[:1].isspace()

@@ -227,3 +227,31 @@ async def test_the_creation_reads_its_rule_and_stored_template_with_the_ticket(r
     quiet = created(language="zh-CN")
     await _apply(raw, quiet)
     assert await deliveries(raw, quiet.data.ticket_id) == []
+
+
+async def test_a_creation_without_its_rule_sends_nothing(raw) -> None:
+    """No ``ticket_received`` rule (the join finds none): the ticket is projected, nothing is queued."""
+    event = created()
+
+    class Undo(Exception):
+        pass
+
+    try:
+        async with raw.transaction():
+            await raw.execute("DELETE FROM notification_rules WHERE key = 'ticket_received'")
+            await _apply(raw, event)
+            assert await raw.fetchval("SELECT count(*) FROM notification_tickets WHERE ticket_id = $1",
+                                      event.data.ticket_id) == 1
+            assert await deliveries(raw, event.data.ticket_id) == []
+            raise Undo
+    except Undo:
+        pass  # the seeded rule is back for the other tests
+
+
+def test_the_projection_and_the_rule_share_no_column_name() -> None:
+    """``insert_ticket`` returns ``t.*, r.*``: a name in both would hide one of them in the row."""
+    from notify_svc.notifications import repository
+
+    ticket = {c.strip() for c in repository._TICKET.split(",")} | {"opted_out_by"}
+    rule = {c.strip() for c in repository._RULE.split(",")} | {"team_ids", "team_enabled", "templates"}
+    assert not ticket & rule, ticket & rule

@@ -131,5 +131,16 @@ async def test_the_statement_colours_as_ticket_colour_does(client, ticket_db):
                 assert len(sent) == 1
                 row = await conn.fetchrow("SELECT sla_state, sla_due_at FROM tickets WHERE id = $1", ticket_id)
                 assert (row["sla_state"], row["sla_due_at"]) == colour.ticket_colour(stored.values()), stored
+            # the same event again moves nothing, so the ticket is not written (no new change
+            # position for the export); the first response's due time rides on its sla.applied
+            xid = await conn.fetchval("SELECT change_xid::text FROM tickets WHERE id = $1", ticket_id)
+            await repository.set_metric(conn, ticket_id=ticket_id, metric=name, state=state, due_at=due)
+            assert await conn.fetchval("SELECT change_xid::text FROM tickets WHERE id = $1", ticket_id) == xid
+            due = NOW + timedelta(minutes=42)
+            await repository.set_metric(conn, ticket_id=ticket_id, metric="first_response", state="green", due_at=due,
+                                        first_response_due=True, first_response_due_at=due)
+            row = await conn.fetchrow("SELECT first_response_due_at, change_xid::text AS xid FROM tickets "
+                                      "WHERE id = $1", ticket_id)
+            assert row["first_response_due_at"] == due and row["xid"] != xid
     finally:
         await pool.close()

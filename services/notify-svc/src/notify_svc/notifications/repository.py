@@ -215,7 +215,9 @@ async def insert_ticket(conn: Any, *, ticket_id: uuid.UUID, number: int | None, 
     args = [ticket_id, number, subject, status, priority, channel, language, requester, customer_id, team_id,
             assignee_id, created_by, email.lower() if email else None]
     if rule_key is not None:
-        sql = f"WITH t AS ({sql}) SELECT t.*, r.* FROM t LEFT JOIN LATERAL ({_rule_with_teams_sql('$14')}) r ON true"
+        # no column name in both halves (a test checks _TICKET against _RULE's)
+        sql = (f"WITH projected AS ({sql}) SELECT projected.*, rule.* FROM projected "
+               f"LEFT JOIN LATERAL ({_rule_with_teams_sql('$14')}) rule ON true")
         args.append(rule_key)
     return await conn.fetchrow(sql, *args)
 

@@ -416,7 +416,7 @@ async def notify(conn: Any, *, event: Any, settings: Any, now: datetime | None =
 async def _enqueue(conn: Any, *, intent: rules.Intent, occ: rules.Occurrence, ticket: rules.TicketView,
                    agent_name: str | None, settings: Any, stored: dict[str, Template],
                    decider_name: str | None = None) -> None:
-    """``stored``: the key's stored templates by language (``load_rule``)."""
+    """``stored``: the key's stored templates by language (``load_rule`` / ``rule_of``)."""
     default_language = getattr(settings, "notification_default_language", "en")
     available = sorted({lang for k, lang in BUILTIN if k == occ.key} | set(stored))
     language = render.choose_language(intent.language, available, default_language) or BUILTIN_LANGUAGES[-1]

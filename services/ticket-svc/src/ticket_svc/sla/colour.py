@@ -41,7 +41,9 @@ def _sql_list(states: Iterable[str]) -> str:
 
 #: ``ticket_colour`` in SQL over a relation ``m(state, due_at)`` (``repository.SET_METRIC``
 #: folds it into the statement that records the metric): one definition, two forms, checked
-#: against each other by tests/tickets/test_sla_projection.py
+#: against each other by tests/tickets/test_sla_projection.py. They agree on every state
+#: ``state_after`` gives; a state outside ``RANK`` and ``INACTIVE`` (none is ever stored) would
+#: rank below green here where ``ticket_colour`` raises.
 WORST_SQL = (
     "(array_agg(state ORDER BY CASE state " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in RANK.items())
     + f" END DESC NULLS LAST) FILTER (WHERE state NOT IN ({_sql_list(INACTIVE)})))[1]"
