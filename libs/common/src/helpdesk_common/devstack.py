@@ -399,10 +399,9 @@ class StackConfig:
     kafka_nodes: int = 3
     extra_env: dict[str, str] = field(default_factory=dict)
     #: every service's consumer fetch wait (<PREFIX>CONSUMER_FETCH_MAX_WAIT_MS), None: the services'
-    #: default. tansu answers an empty fetch only when the wait is over, so the wait is both the
-    #: latency of an event hop and the rate of idle fetches: 50 ms (the default, for `make run`)
-    #: costs an idle stack's broker about half a core; the test stacks on a 2-core runner trade
-    #: about 100 ms per hop for a quarter of that
+    #: default (200 ms). tansu answers an empty fetch only when the wait is over, so the wait is
+    #: both the latency of an event hop and the rate of idle fetches: 50 ms cost an idle stack's
+    #: broker about half a core and, under intake, twice the broker CPU per ticket of 200 ms
     consumer_fetch_max_wait_ms: int | None = None
     #: the gateway's ops listener (/metrics, probes: helpdesk_common/ops_listener.py), never its
     #: public port; 0: a free port, picked once per gateway process and kept across restarts
