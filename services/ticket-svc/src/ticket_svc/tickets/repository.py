@@ -542,22 +542,28 @@ async def trim_search_postings(conn: Any, *, per_key: int) -> int:
     ))
 
 
+#: a plaintext row of the same identity written before 0018 goes (the plaintext is only matched,
+#: never stored) in the statement that upserts the sealed rows: one round trip per event (two
+#: before, and one more per identity past the first)
+_UPSERT_IDENTITIES = (
+    "WITH legacy AS (DELETE FROM customer_identity_projection p USING unnest($1::text[], $2::text[]) AS i(kind, value) "
+    "WHERE p.value_bidx IS NULL AND p.kind = i.kind AND p.value = i.value) "
+    "INSERT INTO customer_identity_projection (kind, value_enc, value_bidx, customer_id) "
+    "SELECT u.kind, u.enc, u.bidx, $5 FROM unnest($1::text[], $3::text[], $4::text[]) AS u(kind, enc, bidx) "
+    "ON CONFLICT (kind, value_bidx) DO UPDATE "
+    "SET customer_id = EXCLUDED.customer_id, value_enc = EXCLUDED.value_enc, updated_at = now()"
+)
+
+
 async def upsert_identities(conn: Any, *, customer_id: uuid.UUID,
                             identities: list[tuple[str, str, str, str]]) -> None:
     """(kind, plaintext value, value_enc, value_bidx) of each identity (``pii.codec``): stored as
-    the ciphertext and the index; a plaintext row of the same identity written before 0018 goes
-    (the plaintext is only matched, never stored)."""
-    if identities:
-        await conn.execute(
-            "DELETE FROM customer_identity_projection p USING unnest($1::text[], $2::text[]) AS i(kind, value) "
-            "WHERE p.value_bidx IS NULL AND p.kind = i.kind AND p.value = i.value",
-            [i[0] for i in identities], [i[1] for i in identities])
-        await conn.executemany(
-            "INSERT INTO customer_identity_projection (kind, value_enc, value_bidx, customer_id) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (kind, value_bidx) DO UPDATE "
-            "SET customer_id = EXCLUDED.customer_id, value_enc = EXCLUDED.value_enc, updated_at = now()",
-            [(kind, enc, bidx, customer_id) for kind, _, enc, bidx in identities],
-        )
+    the ciphertext and the index, the customer's now, in one statement (``_UPSERT_IDENTITIES``).
+    An identity listed twice is written once (one INSERT cannot update a row twice)."""
+    unique = list({(kind, bidx): (kind, value, enc, bidx) for kind, value, enc, bidx in identities}.values())
+    if unique:
+        await conn.execute(_UPSERT_IDENTITIES, [i[0] for i in unique], [i[1] for i in unique],
+                           [i[2] for i in unique], [i[3] for i in unique], customer_id)
 
 
 _LINK_CUSTOMER = (
