@@ -94,3 +94,10 @@ async def active_policies(conn: AsyncConnection, *, generation: int | None = Non
     if generation is not None:
         _ACTIVE[engine] = (generation, policies)
     return policies
+
+
+def cached_active(conn: AsyncConnection) -> tuple[int, list[matching.Policy]] | None:
+    """The generation and enabled policies the last read cached for this database, without a
+    read. Whoever times a ticket with them checks, in the statement that writes the timers,
+    that the generation is still current (``tickets.repository.insert_created``)."""
+    return _ACTIVE.get(conn.sync_engine)

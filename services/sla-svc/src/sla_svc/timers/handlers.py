@@ -7,12 +7,16 @@ ride along on every ticket event), then applies the transition rules of ``servic
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpdesk_common import events
 
+from ..policies import matching
+from ..policies import service as policy_service
 from ..tickets import repository as tickets
 from . import plan as plans
 from . import repository, service
@@ -30,16 +34,62 @@ def _ref_values(data: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None or k in ("team_id", "assignee_id")}
 
 
+#: the metrics a new ticket starts, in the order their timers are written and announced
+CREATED_METRICS = ("first_response", "resolution")
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    """A ticket.created's ticket as the projection will hold it: what matching, the calendar
+    choice and the pause check read (``facts_of``, ``calendar_for``)."""
+
+    ticket_id: uuid.UUID
+    status: str
+    priority: str
+    type: str | None
+    channel: str | None
+    tags: tuple[str, ...]
+    customer_tier: str | None
+    custom_fields: dict[str, Any]
+    team_id: uuid.UUID | None
+
+
 async def handle_ticket_created(conn: AsyncConnection, event: events.TicketCreated) -> None:
+    """The projection and the timers in one statement when the process has the policies of a
+    generation cached (every ticket but the first after a start or a policy change): the
+    statement writes the timers only if that generation is still current, else the handler
+    reads the ticket and the current policies and starts the timers as before."""
     d = event.data
-    # the generation is read with the projection, before the policies: see docs/sla.md
-    ticket, generation = await tickets.upsert_created(
-        conn, ticket_id=d.ticket_id, status=d.status, priority=d.priority, type=d.type, channel=d.channel,
+    projection = dict(
+        ticket_id=d.ticket_id, status=d.status, priority=d.priority, type=d.type, channel=d.channel,
         tags=list(d.tags), customer_tier=d.customer_tier, custom_fields=d.custom_fields,
         team_id=d.team_id, assignee_id=d.assignee_id, created_at=d.created_at, customer_id=d.customer_id,
     )
+    cached = policy_service.cached_active(conn)
+    if cached is not None:
+        generation, policies = cached
+        new = NewTicket(ticket_id=d.ticket_id, status=d.status, priority=d.priority, type=d.type, channel=d.channel,
+                        tags=tuple(d.tags), customer_tier=d.customer_tier, custom_fields=d.custom_fields or {},
+                        team_id=d.team_id)
+        policy = matching.select(policies, service.facts_of(new))
+        planned = [v for v in [await service.timer_values(conn, ticket=new, policy=policy, metric=metric,
+                                                          started_at=d.created_at, generation=generation)
+                               for metric in CREATED_METRICS] if v is not None]
+        projected, current, rows = await tickets.insert_created(conn, **projection, timers_values=planned,
+                                                                generation=generation)
+        if projected and current == generation:
+            rows.sort(key=lambda r: CREATED_METRICS.index(r.metric))
+            for row in rows:
+                await service.started(conn, row, policy=policy, status=d.status, at=d.created_at)
+            return
+        # a replay (the projection was there: later events may have changed it) or a policy
+        # or calendar write since the cache: only the projection was written
+        ticket, generation = await tickets.get(conn, d.ticket_id), current
+    else:
+        # the generation is read with the projection, before the policies: see docs/sla.md
+        ticket, generation = await tickets.upsert_created(conn, **projection)
     policy = await service.policy_for(conn, ticket, generation)
-    for metric in ("first_response", "resolution"):
+    for metric in CREATED_METRICS:
         await service.start(conn, ticket=ticket, policy=policy, metric=metric, started_at=d.created_at,
                             generation=generation)
 

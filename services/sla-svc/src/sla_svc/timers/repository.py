@@ -53,13 +53,36 @@ def _start_sql(names: tuple[str, ...], restart: bool) -> str:
             f"ON CONFLICT (ticket_id, metric) {conflict} RETURNING *")
 
 
+#: the SQL types of the columns a fresh timer is inserted with, for statements whose
+#: parameters PostgreSQL cannot type from the target columns (``INSERT ... SELECT``);
+#: ``tests/test_timers.py`` compares them with the table
+COLUMN_TYPES = {
+    "ticket_id": "uuid", "metric": "text", "policy": "text", "policy_id": "uuid", "target_minutes": "integer",
+    "calendar_id": "uuid", "started_at": "timestamptz", "running_since": "timestamptz",
+    "consumed_s": "double precision", "due_at": "timestamptz", "fire_at": "timestamptz[]",
+    "fractions": "double precision[]", "fired_count": "integer", "next_fire_at": "timestamptz", "status": "text",
+    "pause_statuses": "text[]", "escalation": "jsonb", "generation": "bigint", "paused_at": "timestamptz",
+    "fulfilled_at": "timestamptz", "breached_at": "timestamptz", "cancelled_at": "timestamptz",
+    "target_from": "text",
+}
+
+
+def start_columns(values: dict[str, Any]) -> tuple[str, ...]:
+    """The columns ``start`` writes for these values, in order."""
+    return ("ticket_id", "metric", *[k for k in values if k in _WRITABLE])
+
+
+def start_params(values: dict[str, Any], names: tuple[str, ...]) -> list[Any]:
+    params = _params(values)
+    return [params[n] for n in names]
+
+
 async def start(conn: AsyncConnection, values: dict[str, Any], *, restart: bool) -> Any:
     """Insert the (ticket, metric) timer. ``restart`` turns an existing row into a fresh cycle
     (cycle + 1); without it an existing row wins and None is returned (a replayed start).
     Every ticket.created runs it twice: on the driver connection (``db.driver_of``)."""
-    names = ("ticket_id", "metric", *[k for k in values if k in _WRITABLE])
-    params = _params(values)
-    row = await (await driver_of(conn)).fetchrow(_start_sql(names, restart), *[params[n] for n in names])
+    names = start_columns(values)
+    row = await (await driver_of(conn)).fetchrow(_start_sql(names, restart), *start_params(values, names))
     return RecordRow(row) if row is not None else None
 
 

@@ -127,19 +127,36 @@ async def start(conn: AsyncConnection, *, ticket: Any, policy: matching.Policy, 
     """Start ``metric`` for the ticket under ``policy``; False when the policy has no target
     for it (nor the step its own ``step_target_minutes``), or (without ``restart``) when the
     timer already exists. The policy's target wins over the step's own."""
+    values = await timer_values(conn, ticket=ticket, policy=policy, metric=metric, started_at=started_at,
+                                generation=generation, step_target_minutes=step_target_minutes)
+    if values is None:
+        return False
+    row = await repository.start(conn, values, restart=restart)
+    if row is None:
+        return False
+    await started(conn, row, policy=policy, status=ticket.status, at=started_at)
+    return True
+
+
+async def timer_values(conn: AsyncConnection, *, ticket: Any, policy: matching.Policy, metric: str,
+                       started_at: datetime, generation: int, step_target_minutes: int | None = None
+                       ) -> dict[str, Any] | None:
+    """The columns of a fresh ``metric`` timer for the ticket under ``policy`` (None: no target).
+    Reads the target's calendar; writes nothing, so a caller can insert the timer in the
+    statement of its choice (``ticket.created`` inserts it with the projection) and then call
+    ``started``. ``ticket`` needs ``ticket_id`` and ``team_id``."""
     target = policy.targets.get(metric)
     target_from = "policy"
     if target is None and step_target_minutes:
         target, target_from = matching.step_target(policy, step_target_minutes), "step"
     if target is None:
-        return False
+        return None
     calendar_id = await calendar_for(conn, target, ticket)
     clock = await _clock(conn, calendar_id)
     p, clock = _plan(clock, anchor=started_at, target_s=target.minutes * 60.0, consumed_s=0.0,
                      warning_fractions=list(policy.warning_fractions))
     escalation = policy.escalations.get(metric)
-    paused = ticket.status in policy.pause_statuses
-    values = {
+    return {
         "ticket_id": ticket.ticket_id, "metric": metric, "policy": policy.name, "policy_id": policy.id,
         "target_minutes": target.minutes, "calendar_id": calendar_id if clock is not CALENDAR_TIME else None,
         "started_at": started_at, "running_since": started_at, "consumed_s": 0.0, "due_at": p.due_at,
@@ -149,13 +166,14 @@ async def start(conn: AsyncConnection, *, ticket: Any, policy: matching.Policy, 
         "paused_at": None, "fulfilled_at": None, "breached_at": None, "cancelled_at": None,
         "target_from": target_from,
     }
-    row = await repository.start(conn, values, restart=restart)
-    if row is None:
-        return False
+
+
+async def started(conn: AsyncConnection, row: Any, *, policy: matching.Policy, status: str, at: datetime) -> None:
+    """What follows a timer's insert: its ``sla.applied`` and the schedulers' wake-up, and the
+    pause when the ticket already is in one of the policy's pause statuses."""
     await _applied(conn, row)
-    if paused:
-        await pause(conn, row, at=started_at)
-    return True
+    if status in policy.pause_statuses:
+        await pause(conn, row, at=at)
 
 
 async def pause(conn: AsyncConnection, timer: Any, *, at: datetime) -> None:
