@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,6 +43,16 @@ def test_every_dimension_value_gets_a_row_and_missing_ones_none():
                             ("organization", "o1"), ("tag", "vip"), ("tag", "退款")]
     assert Dimensions().pairs() == [("all", "")]
     assert Dimensions(brand="", tags=("",)).pairs() == [("all", "")]
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9998, 12, 31),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=5, minutes=30)),
+                                               timezone(timedelta(hours=-3, minutes=-30))])))
+def test_an_instants_hour_is_its_utc_hour_truncated(at):
+    assert hour(at) == at.astimezone(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
+    edge = at.astimezone(UTC).replace(minute=59, second=59, microsecond=999999)
+    assert hour(edge) == hour(edge - timedelta(minutes=59, seconds=59, microseconds=999999))
+    assert hour(edge + timedelta(microseconds=1)) != hour(edge)
 
 
 def test_figures_land_in_the_hour_of_their_instant():
