@@ -74,7 +74,8 @@ async def test_the_timer_columns_types_are_the_tables(db):
 
 
 async def test_a_new_ticket_is_one_statement_once_the_policies_are_cached(make, handle, timers, sla_events, db):
-    await _policy(db, "p", {"first_response": {"minutes": 30}, "resolution": {"minutes": 120}})
+    await _policy(db, "p", {"first_response": {"minutes": 30}, "resolution": {"minutes": 120}},
+                  escalations={"first_response": {"set_priority": "urgent", "notify": ["supervisor"]}})
     t = _now()
     first = make.created(at=t)
     slow = await _handle_counting(db, first)  # nothing cached yet: the projection, the policies, each timer
@@ -90,6 +91,7 @@ async def test_a_new_ticket_is_one_statement_once_the_policies_are_cached(make, 
         assert a == b and a["policy"] == "p"
         assert one[metric]["due_at"] == two[metric]["due_at"] == t + one[metric]["target_minutes"] * M
         assert one[metric]["fire_at"] == two[metric]["fire_at"]
+    assert one["first_response"]["escalation"] == two["first_response"]["escalation"] is not None
     for ticket in (first, second):
         applied = [e for e in await sla_events(ticket.data.ticket_id) if e.type == "sla.applied"]
         assert [e.data.metric for e in applied] == ["first_response", "resolution"]

@@ -55,7 +55,7 @@ def _start_sql(names: tuple[str, ...], restart: bool) -> str:
 
 #: the SQL types of the columns a fresh timer is inserted with, for statements whose
 #: parameters PostgreSQL cannot type from the target columns (``INSERT ... SELECT``);
-#: ``tests/test_timers.py`` compares them with the table
+#: ``tests/test_created_statement.py`` compares them with the table
 COLUMN_TYPES = {
     "ticket_id": "uuid", "metric": "text", "policy": "text", "policy_id": "uuid", "target_minutes": "integer",
     "calendar_id": "uuid", "started_at": "timestamptz", "running_since": "timestamptz",
