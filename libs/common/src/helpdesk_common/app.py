@@ -149,6 +149,18 @@ class Runtime:
             self.notify_relay()
 
     @contextlib.asynccontextmanager
+    async def raw_session(self) -> AsyncIterator[Any]:
+        """A bare asyncpg connection with no transaction begun, for a write path that begins one
+        only when it writes more than one statement (a single statement is atomic by itself and
+        needs neither BEGIN nor COMMIT); wakes the relay after it as ``raw_transaction`` does."""
+        assert self.raw_pool is not None, "ServiceParts(raw_pool=True) is required"
+        with outbox_writes() as writes:
+            async with self.raw_pool.acquire() as conn:
+                yield conn
+        if writes.wrote:
+            self.notify_relay()
+
+    @contextlib.asynccontextmanager
     async def raw_connection(self) -> AsyncIterator[Any]:
         """A bare asyncpg connection without a transaction, for reads on the raw pool."""
         assert self.raw_pool is not None, "ServiceParts(raw_pool=True) is required"

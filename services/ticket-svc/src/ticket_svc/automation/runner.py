@@ -120,6 +120,13 @@ async def _on_create(conn: Any, row: Mapping[str, Any], actor: str) -> None:
     await run_on(conn, rules, before=None, row=row, context=context)
 
 
+async def _create_quiet(conn: Any, ticket_type: str | None) -> bool:
+    return executor.running() or not await service.active_triggers(conn)
+
+
+hooks.quiet_when(_on_create, _create_quiet)
+
+
 @hooks.after_change
 async def _on_change(conn: Any, before: Mapping[str, Any], row: Mapping[str, Any], audited: Mapping[str, Any],
                      actor: str) -> None:

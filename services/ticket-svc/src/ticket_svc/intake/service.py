@@ -127,7 +127,7 @@ async def open_ticket(
     language: str | None, cc: Sequence[str], channel: str, assignee_id: str | None = None,
     team_id: uuid.UUID | None = None, conversation_key: str | None = None, follow_up_of: uuid.UUID | None = None,
     first_message: conversation.NewMessage | None = None, for_customer: SystemTask | None = None,
-    kb_suggestion_id: uuid.UUID | None = None, opening_id: uuid.UUID | None = None,
+    kb_suggestion_id: uuid.UUID | None = None, opening_id: uuid.UUID | None = None, in_transaction: bool = True,
 ) -> Any:
     """Insert a routed ticket (and its opening message) with its events; returns the row.
 
@@ -138,8 +138,31 @@ async def open_ticket(
     form's required fields cannot be asked of anyone, so an unsatisfiable form leaves the custom
     fields empty instead of refusing the event that asked for the task.
 
-    ``opening_id``: the opening message's id, chosen by a caller that answers with it."""
+    ``opening_id``: the opening message's id, chosen by a caller that answers with it.
+
+    ``in_transaction`` False: the caller holds no transaction (the API's ``POST /v1/tickets``
+    without an Idempotency-Key). When nothing but the ticket's own statement is to be written
+    (no routing rule, team or assignee to apply, no attachment, no after-create hook with
+    anything configured: ``hooks.after_create_quiet``) that statement runs alone: it writes the
+    ticket, its message, its audit entry and ``ticket.created`` atomically by itself, and the
+    BEGIN and COMMIT around it were two of the intake's three round trips. Otherwise the
+    ticket is opened in a transaction begun here, as for any other caller."""
     from ..forms import service as forms
+
+    if not in_transaction:
+        # the call's own arguments, to start it over in a transaction
+        arguments = dict(
+            principal=principal, ticket_id=ticket_id, subject=subject, description=description,
+            requester=requester, priority=priority, type_=type_, tags=tags, custom_fields=custom_fields,
+            language=language, cc=cc, channel=channel, assignee_id=assignee_id, team_id=team_id,
+            conversation_key=conversation_key, follow_up_of=follow_up_of, first_message=first_message,
+            for_customer=for_customer, kb_suggestion_id=kb_suggestion_id, opening_id=opening_id)
+        rules = await routing.RULES.get(conn)
+        quiet = (not rules and team_id is None and assignee_id is None
+                 and not (first_message is not None and first_message.attachments)
+                 and await hooks.after_create_quiet(conn, type_))
+        if not quiet:
+            return await _open_in_transaction(conn, **arguments)
 
     try:
         custom_fields, form_version = await forms.validate_new(conn, ticket_type=type_, values=custom_fields)
@@ -151,7 +174,7 @@ async def open_ticket(
         conn,
         facts=routing.facts_for(channel=channel, type_=type_, priority=priority, language=language, tags=tags,
                                 subject=subject, custom_fields=custom_fields, requester=requester),
-        explicit_team_id=team_id, explicit_assignee_id=assignee_id,
+        explicit_team_id=team_id, explicit_assignee_id=assignee_id, active=None if in_transaction else (),
     )
     now = datetime.now(UTC)
     if for_customer is not None:
@@ -166,6 +189,8 @@ async def open_ticket(
     opening_text = [opening.body_text, *(a.filename for a in opening.attachments)]
     message = await conversation.row_values(conn, ticket_id, opening, now=now, message_id=opening_id)
     assigning = decision.team_id is not None or decision.assignee_id is not None
+    if assigning and not in_transaction:  # not reached today (no rule, nothing named): start over
+        return await _open_in_transaction(conn, **arguments)
     rules_matched = [str(r) for r in decision.matched_rule_ids]
     # the ticket, its opening message and (unless routing assigns it first) its audit entry: one
     # statement; the entry then records what the insert wrote (no team, no assignee)
@@ -199,6 +224,8 @@ async def open_ticket(
     TICKETS_OPENED.labels(channel).inc()
     if created is not None:
         note_write()
+        if not in_transaction:
+            return row  # the hooks have nothing to do (checked above): the statement was all of it
         return await hooks.run_after_create(conn, row, created_by)
     if assigning:
         row = await routing.assign(conn, row, team_id=decision.team_id, assignee_id=decision.assignee_id,
@@ -219,6 +246,12 @@ async def open_ticket(
         ))
     await enqueue_raw(conn, outbox, *evts)
     return await hooks.run_after_create(conn, row, created_by)
+
+
+async def _open_in_transaction(conn: Any, **kwargs: Any) -> Any:
+    """``open_ticket`` in a transaction begun here, for a caller that holds none."""
+    async with conn.transaction():
+        return await open_ticket(conn, **kwargs, in_transaction=True)
 
 
 async def receive(conn: Any, *, principal: Principal, message: InboundMessage) -> IntakeResult:

@@ -620,6 +620,13 @@ async def _start_on_create(conn: Any, row: Mapping[str, Any], actor: str) -> Non
                                                                "code": exc.extensions.get("code")})
 
 
+async def _create_quiet(conn: Any, ticket_type: str | None) -> bool:
+    return not ticket_type or not await DEFINED.get(conn)
+
+
+hooks.quiet_when(_start_on_create, _create_quiet)
+
+
 @hooks.before_change
 async def _refuse_solve_while_pending(conn: Any, before: Mapping[str, Any], values: Mapping[str, Any],
                                       actor: str) -> None:

@@ -82,8 +82,10 @@ def facts_for(*, channel: str, type_: str | None, priority: str, language: str |
 
 
 async def route_new(conn: Any, *, facts: PendingFacts, explicit_team_id: uuid.UUID | None,
-                    explicit_assignee_id: str | None) -> Decision:
-    active_rules = await RULES.get(conn)
+                    explicit_assignee_id: str | None, active: Sequence[Any] | None = None) -> Decision:
+    """``active``: the active rules the caller already read (``RULES.get``), so that one request
+    decides on one list; None reads them here."""
+    active_rules = await RULES.get(conn) if active is None else active
     base = facts.facts
     if active_rules:
         tier = await repository.customer_tier(conn, kind=facts.identity[0], value=facts.identity[1],

@@ -57,9 +57,10 @@ def _etag(row) -> dict[str, str]:  # type: ignore[no-untyped-def]
 async def create_ticket(
     request: Request, payload: TicketCreate, principal: CurrentPrincipal, idempotency_key: IdempotencyKey = None
 ) -> JSONBytesResponse:
-    async with runtime_of(request).raw_transaction() as conn:
+    # no transaction yet: the service begins one when the creation is more than one statement
+    async with runtime_of(request).raw_session() as conn:
         result = await service.create_ticket(
-            conn, principal=principal, payload=payload, idempotency_key=idempotency_key
+            conn, principal=principal, payload=payload, idempotency_key=idempotency_key, in_transaction=False,
         )
     headers = {"Location": f"/v1/tickets/{result.ticket['id']}", **_etag(result.ticket)}
     if result.replayed:

@@ -42,7 +42,11 @@ AfterMessage = Callable[[Any, Mapping[str, Any], Mapping[str, Any], Mapping[str,
 #: reopen the ticket itself, because the answer's own hook decides what becomes of it
 HoldsStatus = Callable[[Any, Mapping[str, Any], Any], Awaitable[bool]]
 
+#: (conn, the new ticket's type) -> True when an after-create hook has nothing configured that
+#: could act on such a ticket (from the package's cache, as the hook itself would decide)
+CreateQuiet = Callable[[Any, "str | None"], Awaitable[bool]]
 _after_create: list[AfterCreate] = []
+_create_quiet: dict[AfterCreate, CreateQuiet] = {}
 _before_change: list[BeforeChange] = []
 _after_change: list[AfterChange] = []
 _after_message: list[AfterMessage] = []
@@ -90,6 +94,24 @@ def after_message(hook: AfterMessage) -> AfterMessage:
 
 def holds_status(hook: HoldsStatus) -> HoldsStatus:
     return _register(_holds_status, hook)
+
+
+def quiet_when(hook: AfterCreate, check: CreateQuiet) -> None:
+    """Say when ``hook`` (an after-create hook) would do nothing: ``after_create_quiet``."""
+    _create_quiet[hook] = check
+
+
+async def after_create_quiet(conn: Any, ticket_type: str | None) -> bool:
+    """True when no after-create hook would act on a new ticket of ``ticket_type``: its insert is
+    then the whole of its creation, one statement that needs no transaction around it
+    (``intake.service.open_ticket``). A hook registered without a check counts as one that acts.
+    The checks read the same caches the hooks read (refreshed every few seconds), so a rule
+    saved an instant before is missed here exactly as the hook itself could have missed it."""
+    for hook in _after_create:
+        check = _create_quiet.get(hook)
+        if check is None or not await check(conn, ticket_type):
+            return False
+    return True
 
 
 async def run_after_create(conn: Any, row: Mapping[str, Any], actor: str) -> Mapping[str, Any]:

@@ -89,7 +89,14 @@ async def claim_key(conn: Any, *, principal: Principal, key: str | None, digest:
 
 async def create_ticket(
     conn: Any, *, principal: Principal, payload: TicketCreate, idempotency_key: str | None,
+    in_transaction: bool = True,
 ) -> CreateResult:
+    """``in_transaction`` False: ``conn`` holds no transaction; one is begun here when the
+    creation writes more than the ticket's own statement (an Idempotency-Key's claim and the
+    ticket commit together), else ``intake.open_ticket`` decides."""
+    if not in_transaction and idempotency_key is not None:
+        async with conn.transaction():
+            return await create_ticket(conn, principal=principal, payload=payload, idempotency_key=idempotency_key)
     ticket_id = uuid.uuid4()
     original = await claim_key(conn, principal=principal, key=idempotency_key, digest=request_hash(payload),
                                scope="ticket.create", ticket_id=ticket_id)
@@ -110,6 +117,7 @@ async def create_ticket(
         requester=payload.requester.model_dump(exclude_none=True), priority=payload.priority, type_=payload.type,
         tags=payload.tags, custom_fields=payload.custom_fields, language=payload.language, cc=payload.cc,
         channel=channel_of(principal), assignee_id=payload.assignee_id, team_id=payload.team_id,
+        in_transaction=in_transaction,
     )
     return CreateResult(row, replayed=False)
 

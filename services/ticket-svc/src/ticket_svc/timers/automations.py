@@ -142,6 +142,13 @@ async def _plan_created(conn: Any, row: Mapping[str, Any], actor: str) -> None:
     await plan(conn, row["id"])
 
 
+async def _create_quiet(conn: Any, ticket_type: str | None) -> bool:
+    return not await active_automations(conn)
+
+
+hooks.quiet_when(_plan_created, _create_quiet)
+
+
 @hooks.after_change
 async def _plan_changed(conn: Any, before: Mapping[str, Any], row: Mapping[str, Any],
                         changes: Mapping[str, Any], actor: str) -> None:
