@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from contextvars import ContextVar
 from typing import Any
 
 import pytest
@@ -22,13 +23,18 @@ BODY = {"subject": "打印机坏了 / printer broken", "description": "Since thi
         "requester": {"name": "王小明", "email": "xiaoming@example.com"}, "type": "incident"}
 
 
+#: set while a request is being counted; a task started before (the relay, the schedulers)
+#: does not see it, so their statements are not the request's
+_COUNTING: ContextVar[bool] = ContextVar("counting", default=False)
+
+
 class _LoggedPool:
-    """The runtime's raw pool, logging every statement its connections run while ``on``."""
+    """The runtime's raw pool, logging the statements of the connections the counted request
+    acquires (``statements``)."""
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
         self.sent: list[str] = []
-        self.on = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pool, name)
@@ -36,14 +42,17 @@ class _LoggedPool:
     @contextlib.asynccontextmanager
     async def acquire(self, *args: Any, **kwargs: Any):
         def log(entry: Any) -> None:
-            if self.on:
-                self.sent.append(entry.query)
+            self.sent.append(entry.query)
 
         async with self._pool.acquire(*args, **kwargs) as conn:
+            if not _COUNTING.get():
+                yield conn
+                return
             conn.add_query_logger(log)
             try:
                 yield conn
             finally:
+                await asyncio.sleep(0.05)  # a logger runs after its statement, on the next loop pass
                 conn.remove_query_logger(log)
 
     async def statements(self, request) -> list[str]:
@@ -51,12 +60,11 @@ class _LoggedPool:
         (routing rules, triggers, automations, forms, process definitions: refreshed every few
         seconds, outside any transaction or in it) left out; a locking read stays in."""
         self.sent.clear()
-        self.on = True
+        token = _COUNTING.set(True)
         try:
             response = await request
-            await asyncio.sleep(0.05)  # a logger runs after its statement
         finally:
-            self.on = False
+            _COUNTING.reset(token)
         assert response.status_code in (200, 201), response.text
         return [q for q in self.sent if "typeinfo_tree" not in q and not _cache_read(q)]
 
