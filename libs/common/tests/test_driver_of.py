@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from helpdesk_common.db import RecordRow, create_engine, driver_of
 from helpdesk_common.migrate import ensure_database
@@ -96,3 +96,91 @@ async def test_values_go_in_and_come_out_as_through_text(engine) -> None:  # typ
     assert row["id"] == row[0] == two and row._mapping["tags"] == ["a", "票"] and len(row) == 4
     with pytest.raises(AttributeError):
         row.missing  # noqa: B018
+
+
+async def test_the_transaction_is_begun_with_one_round_trip_and_its_settings(engine) -> None:  # type: ignore[no-untyped-def]
+    """The driver's transaction begins with the BEGIN alone (a trivial first statement through
+    SQLAlchemy cost a second round trip), at the isolation level the connection was given, and
+    SQLAlchemy's commit ends it."""
+    import asyncio
+
+    async with engine.connect() as probe:
+        driver = (await probe.get_raw_connection()).driver_connection
+    seen: list[str] = []
+
+    def log(record) -> None:  # type: ignore[no-untyped-def]
+        seen.append(record.query)
+
+    through_sqlalchemy: list[str] = []
+
+    def before(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        through_sqlalchemy.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    driver.add_query_logger(log)
+    try:
+        async with engine.connect() as conn:  # not begun: SQLAlchemy's "commit as you go"
+            assert (await driver_of(conn)) is driver and driver.is_in_transaction()
+            await asyncio.sleep(0.05)  # query loggers run just after the statement
+            assert [q.split()[0].rstrip(";") for q in seen] == ["BEGIN"], seen
+            assert through_sqlalchemy == [], through_sqlalchemy  # the old trivial first statement
+            await driver.execute("INSERT INTO t (id) VALUES ($1)", uuid.uuid4())
+            await conn.commit()
+            assert not driver.is_in_transaction()
+    finally:
+        driver.remove_query_logger(log)
+        event.remove(engine.sync_engine, "before_cursor_execute", before)
+    assert await count(engine) == 1
+    serializable = engine.execution_options(isolation_level="SERIALIZABLE")
+    async with serializable.begin() as conn:
+        assert await (await driver_of(conn)).fetchval("SHOW transaction_isolation") == "serializable"
+    with pytest.raises(RuntimeError):
+        async with engine.begin() as conn:
+            await (await driver_of(conn)).execute("INSERT INTO t (id) VALUES ($1)", uuid.uuid4())
+            raise RuntimeError("roll back")
+    assert await count(engine) == 1
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with autocommit.connect() as conn:
+        driver = await driver_of(conn)
+        assert not driver.is_in_transaction()
+        await driver.execute("INSERT INTO t (id) VALUES ($1)", uuid.uuid4())
+    assert await count(engine) == 2
+
+
+async def test_a_read_outside_a_transaction_begins_none(engine) -> None:  # type: ignore[no-untyped-def]
+    from helpdesk_common.db import driver_read
+
+    import asyncio
+
+    seen: list[str] = []
+
+    def log(record) -> None:  # type: ignore[no-untyped-def]
+        seen.append(record.query)
+
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        driver.add_query_logger(log)
+        try:
+            rows = await driver_read(conn, "SELECT 7 AS seven")
+            await asyncio.sleep(0.05)  # query loggers run just after the statement
+        finally:
+            driver.remove_query_logger(log)
+        assert rows[0]["seven"] == 7 and seen == ["SELECT 7 AS seven"], seen
+        assert not driver.is_in_transaction() and not conn.in_transaction()
+    async with engine.begin() as conn:  # inside an open transaction it reads in that transaction
+        await (await driver_of(conn)).execute("INSERT INTO t (id) VALUES ($1)", uuid.uuid4())
+        assert len(await driver_read(conn, "SELECT id FROM t")) == 1
+        await conn.rollback()
+    async with engine.connect() as conn:
+        pid = (await conn.get_raw_connection()).driver_connection.get_server_pid()
+    killer = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        await killer.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await killer.close()
+    with pytest.raises(Exception):
+        async with engine.connect() as conn:  # the pool's only connection: the dead one
+            await driver_read(conn, "SELECT 1")
+    async with engine.connect() as conn:  # invalidated: a fresh one
+        assert (await driver_read(conn, "SELECT 1 AS one"))[0]["one"] == 1
+        assert (await conn.get_raw_connection()).driver_connection.get_server_pid() != pid

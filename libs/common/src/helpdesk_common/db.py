@@ -36,16 +36,53 @@ async def driver_of(conn: AsyncConnection | Any) -> Any:
     ``RecordRow`` (read by attribute, as SQLAlchemy's rows are). Errors are asyncpg's.
 
     SQLAlchemy begins the driver's transaction lazily, at its first statement; when none has
-    run yet, a trivial one begins it here, so nothing runs outside the transaction, and a dead
-    pooled connection fails in SQLAlchemy's hands, which invalidates it (a failure later in the
-    transaction does too: the rollback meets the closed connection). A connection that is
-    already asyncpg's (a raw consumer's) is returned as it is."""
+    run yet, it is begun here with the BEGIN that statement would have sent (SQLAlchemy's own
+    transaction first, so its commit or rollback ends the driver's): one round trip where a
+    trivial first statement cost two, once per consumer batch. If that BEGIN fails, the trivial
+    statement runs through SQLAlchemy after all, so the error is SQLAlchemy's and a dead pooled
+    connection is invalidated (a failure later in the transaction is too: the rollback meets the
+    closed connection). A connection that is already asyncpg's (a raw consumer's) is returned
+    as it is."""
     if not isinstance(conn, AsyncConnection):
         return conn
-    driver = (await conn.get_raw_connection()).driver_connection
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
     if not driver.is_in_transaction():
-        await conn.exec_driver_sql("SELECT 1")
+        await _begin_on_driver(conn, raw.dbapi_connection)
     return driver
+
+
+async def _begin_on_driver(conn: AsyncConnection, adapted: Any) -> None:
+    """Begin ``conn``'s transaction on the driver as SQLAlchemy's asyncpg adapter does before its
+    first statement (its ``_start_transaction``: the isolation level and read-only setting the
+    connection was given; nothing under autocommit). A private method of SQLAlchemy's, pinned
+    with it (``test_driver_of.py`` fails if it changes); without it, the trivial statement."""
+    start = getattr(adapted, "_start_transaction", None)
+    if start is not None and getattr(adapted, "_transaction", False) is None:
+        if not conn.in_transaction():
+            await conn.begin()  # SQLAlchemy's transaction; the asyncpg dialect's do_begin sends nothing
+        try:
+            await start()
+            return
+        except Exception:  # noqa: BLE001 - the statement below raises SQLAlchemy's error for it
+            pass
+    await conn.exec_driver_sql("SELECT 1")
+
+
+async def driver_read(conn: AsyncConnection | Any, query: str, *args: Any) -> list[Any]:
+    """One read statement on the driver connection, in autocommit when ``conn`` has no
+    transaction open (a single statement reads one snapshot either way): no BEGIN, trivial
+    first statement and ROLLBACK around it. A connection that died under it is invalidated,
+    as SQLAlchemy would, so the pool does not hand it out again."""
+    if not isinstance(conn, AsyncConnection):
+        return await conn.fetch(query, *args)
+    driver = (await conn.get_raw_connection()).driver_connection
+    try:
+        return await driver.fetch(query, *args)
+    except Exception:
+        if driver.is_closed():
+            await conn.invalidate()
+        raise
 
 
 class RecordRow:
