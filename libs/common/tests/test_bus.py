@@ -303,6 +303,45 @@ async def test_relay_publishes_backlog_in_order_and_marks_sent(engine, settings,
     assert OUTBOX_BACKLOG._value.get() == 0
 
 
+
+async def test_a_relay_pass_is_begin_claim_mark_commit(engine, settings):
+    """A pass's statements: BEGIN, the claim (which takes the relay's advisory lock), the mark
+    and COMMIT, all on the driver (the lock and a trivial first statement went through
+    SQLAlchemy before, two more round trips)."""
+    from sqlalchemy import event as sa_event
+
+    single = create_async_engine(engine.url, pool_size=1, max_overflow=0)
+    through_sqlalchemy: list[str] = []
+    on_driver: list[str] = []
+
+    def before(_conn, _cursor, statement, *_args) -> None:
+        through_sqlalchemy.append(statement)
+
+    sa_event.listen(single.sync_engine, "before_cursor_execute", before)
+    async with single.connect() as probe:
+        driver = (await probe.get_raw_connection()).driver_connection
+    driver.add_query_logger(lambda record: on_driver.append(record.query))
+    evts = [linked_event() for _ in range(5)]
+    async with engine.begin() as conn:
+        await enqueue(conn, outbox, *evts)
+    relay = OutboxRelay(engine=single, table=outbox, settings=settings.model_copy(update={"relay_gauge_interval_s": 3600}))
+    task = await running(relay)
+    try:
+        async def drained():
+            async with engine.connect() as conn:
+                return await conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))) == 0
+        await eventually(drained)
+    finally:
+        await stopped(relay, task)
+        await single.dispose()
+    await asyncio.sleep(0.05)  # query loggers run just after the statement
+    passes = [q for q in on_driver if not any(w in q for w in ("count(", "typeinfo", "jit"))]  # gauges, asyncpg's introspection
+    words = [q.split()[0].rstrip(";") for q in passes]
+    first = words.index("UPDATE")
+    assert words[first - 2:first + 2] == ["BEGIN", "SELECT", "UPDATE", "COMMIT"], passes
+    assert "pg_try_advisory_xact_lock" in passes[first - 1] and "FOR UPDATE OF o SKIP LOCKED" in passes[first - 1]
+    assert not [q for q in through_sqlalchemy if "advisory" in q or q.strip() == "SELECT 1"], through_sqlalchemy
+
 def oversized_linked_event(padding: int) -> events.TicketCustomerLinked:
     """A valid event whose encoding is ``padding`` bytes bigger than usual (the contract allows
     extra data fields, as the incident's custom field was)."""

@@ -464,11 +464,16 @@ class OutboxRelay:
         self._retention_s = retention_s
         name = table.name
         #: the pending rows with each one's xmax as it was before this statement locks it (the
-        #: subquery reads the row before the lock above it marks the row as ours)
+        #: subquery reads the row before the lock above it marks the row as ours), claimed only
+        #: by the pass that holds the relay's advisory lock: an uncorrelated condition, so
+        #: PostgreSQL takes the lock once, before the scan yields a row (a one-time filter), and
+        #: a pass without it finds nothing and locks no row. One round trip where the lock was
+        #: a statement of its own.
         self._claim_sql = (
             f"SELECT o.seq, o.topic, o.key, o.payload, o.traceparent, o.event_type, o.event_id, p.prior_xmax "
             f"FROM {name} o JOIN (SELECT seq, xmax::text::bigint AS prior_xmax FROM {name} "
-            "WHERE sent_at IS NULL AND failed_at IS NULL ORDER BY seq LIMIT $1) p ON o.seq = p.seq "
+            f"WHERE sent_at IS NULL AND failed_at IS NULL AND (SELECT pg_try_advisory_xact_lock({_RELAY_LOCK_ID})) "
+            "ORDER BY seq LIMIT $1) p ON o.seq = p.seq "
             "ORDER BY o.seq FOR UPDATE OF o SKIP LOCKED"
         )
         self._wake = asyncio.Event()
@@ -546,13 +551,10 @@ class OutboxRelay:
     async def publish_once(self) -> int:
         """Publish one batch; returns how many rows it settled (sent or dead-lettered)."""
         async with self._engine.begin() as conn:
-            # the pass's hot statements run on the driver connection (``db.driver_of``): through
-            # SQLAlchemy they cost every service's relay more CPU than the statements themselves.
-            # The lock goes through SQLAlchemy, so it begins the transaction (and a dead pooled
-            # connection fails in SQLAlchemy's hands, which invalidates it)
-            locked = (await conn.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({_RELAY_LOCK_ID})")).scalar()
-            if not locked:
-                return 0
+            # the pass's hot statements run on the driver connection (``db.driver_of``, which
+            # begins the transaction): through SQLAlchemy they cost every service's relay more
+            # CPU than the statements themselves. The claim takes the relay's lock: a pass that
+            # does not get it (another replica's is running) claims nothing
             driver = await driver_of(conn)
             rows = [RecordRow(r) for r in await driver.fetch(self._claim_sql, self._batch_size)]
             if not rows:
