@@ -3,8 +3,8 @@
 Runs inside the inbox consumer's transaction (helpdesk_common.consumer), so a redelivered
 event has no second row; the NOTIFY is delivered by PostgreSQL only when that transaction
 commits, so a woken stream always finds the row. A fetched batch's rows are collected by the
-handlers and written at the end of its transaction (``StreamBatch.flush``): one append lock, one
-INSERT and one NOTIFY per batch instead of three statements per event.
+handlers and written at the end of its transaction (``StreamBatch.flush``): one statement per
+batch (the append lock, the rows and the NOTIFY) instead of three statements per event.
 """
 
 from __future__ import annotations
@@ -51,9 +51,7 @@ class StreamBatch:
         rows = self._pending.pop(id(conn), None)
         if not rows:
             return
-        await repository.lock_for_append(conn)
-        await repository.append_many(conn, rows)
-        await repository.notify(conn, self.channel)
+        await repository.append_many(conn, rows, channel=self.channel)
 
     def flushing_first(self, handler: Handler) -> Handler:
         """``handler`` after the rows collected so far are written (for the erasure handler)."""

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import delete, func, or_, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from helpdesk_common.db import RecordRow, driver_of
+from helpdesk_common.db import RecordRow, driver_of, driver_read
 
 from ..db import inbox
 from .models import stream_events
@@ -30,16 +28,24 @@ _COLUMNS = (
 )
 
 
-#: the consumer's flush (lock, append, notify: once per batch) and the tail's read (once per
-#: NOTIFY) run on the driver connection (``helpdesk_common.db.driver_of``): SQLAlchemy's
-#: per-statement work was a fifth of the gateway's CPU under intake
+#: the consumer's flush (once per batch) and the tail's read (once per NOTIFY) run on the driver
+#: connection (``helpdesk_common.db.driver_of``): SQLAlchemy's per-statement work was a fifth
+#: of the gateway's CPU under intake.
+#:
+#: The flush is one statement: the append lock, the rows and the NOTIFY (three round trips
+#: before). The lock is an uncorrelated condition, so PostgreSQL evaluates it once, before the
+#: scan yields its first row (a one-time filter): no ``seq`` is drawn before the lock is held.
+#: The NOTIFY is delivered at commit, so its place in the statement does not matter. One SQL
+#: text whatever the row count (arrays, ``unnest ... WITH ORDINALITY``): one prepared statement.
 _APPEND_MANY = (
-    "INSERT INTO stream_events (event_id, type, ticket_id, team_id, assignee_id, previous_team_id, "
-    "previous_assignee_id, payload, occurred_at) "
+    "WITH appended AS (INSERT INTO stream_events (event_id, type, ticket_id, team_id, assignee_id, "
+    "previous_team_id, previous_assignee_id, payload, occurred_at) "
     "SELECT u.e, u.t, u.ti, u.te, u.a, u.pt, u.pa, CAST(u.p AS jsonb), u.o FROM unnest("
     "$1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::text[], $8::text[], "
-    "$9::timestamptz[]) WITH ORDINALITY AS u(e, t, ti, te, a, pt, pa, p, o, n) ORDER BY u.n "
-    "ON CONFLICT (event_id) DO NOTHING"
+    "$9::timestamptz[]) WITH ORDINALITY AS u(e, t, ti, te, a, pt, pa, p, o, n) "
+    "WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock($10)) AS held) = 1 "
+    "ORDER BY u.n ON CONFLICT (event_id) DO NOTHING) "
+    "SELECT pg_notify($11, '')"
 )
 _ROWS_AFTER = (
     "SELECT seq, type, ticket_id, team_id, assignee_id, previous_team_id, previous_assignee_id, payload, occurred_at "
@@ -47,44 +53,21 @@ _ROWS_AFTER = (
 )
 
 
-async def lock_for_append(conn: AsyncConnection) -> None:
-    await (await driver_of(conn)).execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK_KEY)
-
-
-async def append(
-    conn: AsyncConnection, *, event_id: uuid.UUID, type: str, ticket_id: uuid.UUID, team_id: uuid.UUID | None,
-    assignee_id: str | None, previous_team_id: uuid.UUID | None, previous_assignee_id: str | None,
-    payload: dict[str, Any], occurred_at: datetime,
-) -> None:
-    await conn.execute(
-        pg_insert(stream_events).values(
-            event_id=event_id, type=type, ticket_id=ticket_id, team_id=team_id, assignee_id=assignee_id,
-            previous_team_id=previous_team_id, previous_assignee_id=previous_assignee_id, payload=payload,
-            occurred_at=occurred_at,
-        ).on_conflict_do_nothing(index_elements=[stream_events.c.event_id])
-    )
-
-
-async def append_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """``rows`` (``append``'s keyword arguments each) in one statement, in their order (the
-    caller holds ``lock_for_append``: seq follows that order). One SQL text whatever the row
-    count (arrays, ``unnest ... WITH ORDINALITY``), so it stays one prepared statement instead of
-    one per batch size."""
+async def append_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, channel: str) -> None:
+    """``rows`` (one dict of stream columns each) in one statement, in their order, under the
+    append lock (``seq`` follows that order), and NOTIFY ``channel`` at commit."""
     columns = ("event_id", "type", "ticket_id", "team_id", "assignee_id", "previous_team_id",
                "previous_assignee_id", "payload", "occurred_at")
     params = {c: [r[c] for r in rows] for c in columns}
     params["payload"] = [orjson.dumps(p).decode() for p in params["payload"]]
-    await (await driver_of(conn)).execute(_APPEND_MANY, *[params[c] for c in columns])
-
-
-async def notify(conn: AsyncConnection, channel: str) -> None:
-    """Delivered by PostgreSQL only when the transaction commits (identical ones fold into one)."""
-    await (await driver_of(conn)).execute("SELECT pg_notify($1, '')", channel)
+    await (await driver_of(conn)).execute(_APPEND_MANY, *[params[c] for c in columns], APPEND_LOCK_KEY, channel)
 
 
 async def rows_after(conn: AsyncConnection, *, after: int, limit: int) -> list[Any]:
-    """Every row after ``after`` in seq order (the per-process tail, unfiltered)."""
-    return [RecordRow(r) for r in await (await driver_of(conn)).fetch(_ROWS_AFTER, after, limit)]
+    """Every row after ``after`` in seq order (the per-process tail, unfiltered). One statement
+    in autocommit: a single SELECT reads one snapshot either way, and a transaction around it
+    cost a BEGIN, SQLAlchemy's first statement and a ROLLBACK per NOTIFY."""
+    return [RecordRow(r) for r in await driver_read(conn, _ROWS_AFTER, after, limit)]
 
 
 def _visible(*, sees_all: bool, user_id: str, team_ids: Sequence[uuid.UUID]) -> Any:
