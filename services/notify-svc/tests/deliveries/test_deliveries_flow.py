@@ -213,6 +213,40 @@ async def test_only_replies_report_their_outcome(notify, db, notify_db) -> None:
     assert await _outbox_types(db, retried.json()["id"]) == []
 
 
+
+async def test_a_notifications_attempt_is_recorded_without_a_transaction(notify, notify_db, monkeypatch) -> None:
+    """The delivery's row and its log entry are one statement: a notification's attempt runs it
+    alone (no BEGIN and COMMIT around it); a reply's, which writes its status event too, in a
+    transaction."""
+    seen: dict[str, bool] = {}
+    finish = repository.finish
+
+    async def watched(conn, delivery_id, **kwargs):  # type: ignore[no-untyped-def]
+        seen[str(delivery_id)] = conn.is_in_transaction()
+        return await finish(conn, delivery_id, **kwargs)
+
+    monkeypatch.setattr(repository, "finish", watched)
+    reply = reply_event()
+    await produce(notify.bootstrap, notify.topics, reply)
+    conn = await _raw(notify_db)
+    try:
+        notified = await repository.insert(
+            conn, delivery_id=uuid.uuid4(), kind="notification", channel="email", destination="smtp",
+            dedupe_key="notification:alone@example.com", payload={"route": {"to": ["alone@example.com"]},
+                                                                  "subject": "New ticket", "body_text": "Ticket #7"},
+            max_attempts=3, ticket_id=reply.data.ticket_id)
+    finally:
+        await conn.close()
+    sent = await wait_for(lambda: _delivery_of(notify, reply.data.message_id, "sent"), timeout=30)
+
+    async def notification_sent() -> dict | None:
+        found = (await notify.get(f"/v1/deliveries/{notified}", headers=ADMIN)).json()
+        return found if found["status"] == "sent" else None
+
+    detail = await wait_for(notification_sent, timeout=30)
+    assert [(a["number"], a["outcome"]) for a in detail["attempts_log"]] == [(1, "sent")]
+    assert seen == {str(notified): False, sent["id"]: True}
+
 async def test_unknown_channels_and_missing_addresses_are_undeliverable(notify) -> None:
     chat = reply_event(channel="chat", to="visitor-1")
     phone = reply_event(channel="phone", to="no-address")
