@@ -303,7 +303,6 @@ async def test_relay_publishes_backlog_in_order_and_marks_sent(engine, settings,
     assert OUTBOX_BACKLOG._value.get() == 0
 
 
-
 async def test_a_relay_pass_is_begin_claim_mark_commit(engine, settings):
     """A pass's statements: BEGIN, the claim (which takes the relay's advisory lock), the mark
     and COMMIT, all on the driver (the lock and a trivial first statement went through
@@ -341,6 +340,7 @@ async def test_a_relay_pass_is_begin_claim_mark_commit(engine, settings):
     assert words[first - 2:first + 2] == ["BEGIN", "SELECT", "UPDATE", "COMMIT"], passes
     assert "pg_try_advisory_xact_lock" in passes[first - 1] and "FOR UPDATE OF o SKIP LOCKED" in passes[first - 1]
     assert not [q for q in through_sqlalchemy if "advisory" in q or q.strip() == "SELECT 1"], through_sqlalchemy
+
 
 def oversized_linked_event(padding: int) -> events.TicketCustomerLinked:
     """A valid event whose encoding is ``padding`` bytes bigger than usual (the contract allows

@@ -3,6 +3,7 @@ transaction (also as its first statement), and values go in and come out as ``te
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -10,7 +11,7 @@ import asyncpg
 import pytest
 from sqlalchemy import event, text
 
-from helpdesk_common.db import RecordRow, create_engine, driver_of
+from helpdesk_common.db import RecordRow, create_engine, driver_of, driver_read
 from helpdesk_common.migrate import ensure_database
 
 
@@ -57,7 +58,7 @@ async def test_a_dead_connection_is_invalidated_not_pooled_again(engine) -> None
         pid = (await conn.get_raw_connection()).driver_connection.get_server_pid()
     killer = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
     try:
-        await killer.execute("SELECT pg_terminate_backend($1)", pid)
+        await killer.execute("SELECT pg_terminate_backend($1, 5000)", pid)  # returns once it is gone
     finally:
         await killer.close()
     with pytest.raises(Exception):
@@ -102,8 +103,6 @@ async def test_the_transaction_is_begun_with_one_round_trip_and_its_settings(eng
     """The driver's transaction begins with the BEGIN alone (a trivial first statement through
     SQLAlchemy cost a second round trip), at the isolation level the connection was given, and
     SQLAlchemy's commit ends it."""
-    import asyncio
-
     async with engine.connect() as probe:
         driver = (await probe.get_raw_connection()).driver_connection
     seen: list[str] = []
@@ -148,10 +147,6 @@ async def test_the_transaction_is_begun_with_one_round_trip_and_its_settings(eng
 
 
 async def test_a_read_outside_a_transaction_begins_none(engine) -> None:  # type: ignore[no-untyped-def]
-    from helpdesk_common.db import driver_read
-
-    import asyncio
-
     seen: list[str] = []
 
     def log(record) -> None:  # type: ignore[no-untyped-def]
@@ -171,11 +166,16 @@ async def test_a_read_outside_a_transaction_begins_none(engine) -> None:  # type
         await (await driver_of(conn)).execute("INSERT INTO t (id) VALUES ($1)", uuid.uuid4())
         assert len(await driver_read(conn, "SELECT id FROM t")) == 1
         await conn.rollback()
+    async with engine.execution_options(isolation_level="REPEATABLE READ").begin() as conn:
+        # begun by SQLAlchemy, nothing sent yet: the read begins the driver's transaction (its snapshot)
+        await driver_read(conn, "SELECT 1")
+        assert (await conn.get_raw_connection()).driver_connection.is_in_transaction()
+        assert (await driver_read(conn, "SHOW transaction_isolation"))[0][0] == "repeatable read"
     async with engine.connect() as conn:
         pid = (await conn.get_raw_connection()).driver_connection.get_server_pid()
     killer = await asyncpg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
     try:
-        await killer.execute("SELECT pg_terminate_backend($1)", pid)
+        await killer.execute("SELECT pg_terminate_backend($1, 5000)", pid)  # returns once it is gone
     finally:
         await killer.close()
     with pytest.raises(Exception):
@@ -184,3 +184,28 @@ async def test_a_read_outside_a_transaction_begins_none(engine) -> None:  # type
     async with engine.connect() as conn:  # invalidated: a fresh one
         assert (await driver_read(conn, "SELECT 1 AS one"))[0]["one"] == 1
         assert (await conn.get_raw_connection()).driver_connection.get_server_pid() != pid
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("after the BEGIN"), asyncio.CancelledError()])
+async def test_a_begin_that_fails_on_a_live_connection_invalidates_it(engine, failure) -> None:  # type: ignore[no-untyped-def]
+    """asyncpg may then believe a transaction open that SQLAlchemy's adapter does not know, whose
+    commit would end nothing: the connection must never be pooled again."""
+    async with engine.connect() as conn:
+        first = await conn.get_raw_connection()
+        pid = first.driver_connection.get_server_pid()
+        adapter = type(first.dbapi_connection)
+        real = adapter._start_transaction
+
+        async def begun_then_failed(self) -> None:  # type: ignore[no-untyped-def]
+            await real(self)
+            raise failure
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(adapter, "_start_transaction", begun_then_failed)
+            with pytest.raises(type(failure)):
+                await driver_of(conn)
+    async with engine.begin() as conn:  # a fresh connection, whose commit commits
+        driver = await driver_of(conn)
+        assert driver.get_server_pid() != pid
+        await driver.execute("INSERT INTO t (id) VALUES ($1)", uuid.uuid4())
+    assert await count(engine) == 1

@@ -48,34 +48,47 @@ async def driver_of(conn: AsyncConnection | Any) -> Any:
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     if not driver.is_in_transaction():
-        await _begin_on_driver(conn, raw.dbapi_connection)
+        await _begin_on_driver(conn, raw.dbapi_connection, driver)
     return driver
 
 
-async def _begin_on_driver(conn: AsyncConnection, adapted: Any) -> None:
+async def _begin_on_driver(conn: AsyncConnection, adapted: Any, driver: Any) -> None:
     """Begin ``conn``'s transaction on the driver as SQLAlchemy's asyncpg adapter does before its
     first statement (its ``_start_transaction``: the isolation level and read-only setting the
     connection was given; nothing under autocommit). A private method of SQLAlchemy's, pinned
-    with it (``test_driver_of.py`` fails if it changes); without it, the trivial statement."""
-    start = getattr(adapted, "_start_transaction", None)
-    if start is not None and getattr(adapted, "_transaction", False) is None:
-        if not conn.in_transaction():
-            await conn.begin()  # SQLAlchemy's transaction; the asyncpg dialect's do_begin sends nothing
-        try:
-            await start()
+    with it (``test_driver_of.py`` fails if it changes); without it, the trivial statement.
+
+    A BEGIN that fails or is cancelled on a live connection may leave asyncpg believing a
+    transaction is open that SQLAlchemy's adapter does not know (its commit and the pool's reset
+    would then end nothing): that connection is invalidated, never pooled again. On a closed
+    one the trivial statement raises SQLAlchemy's error for it, which invalidates it too."""
+    start = getattr(adapted, "_transaction", False) is None and getattr(adapted, "_start_transaction", None)
+    if not start:
+        await conn.exec_driver_sql("SELECT 1")
+        return
+    if not conn.in_transaction():
+        await conn.begin()  # SQLAlchemy's transaction; the asyncpg dialect's do_begin sends nothing
+        if adapted._transaction is not None:  # a listener of SQLAlchemy's begin ran a statement
             return
-        except Exception:  # noqa: BLE001 - the statement below raises SQLAlchemy's error for it
-            pass
-    await conn.exec_driver_sql("SELECT 1")
+    try:
+        await start()
+    except Exception:
+        if driver.is_closed():
+            await conn.exec_driver_sql("SELECT 1")  # raises SQLAlchemy's error for it, invalidating it
+        await conn.invalidate()
+        raise
+    except BaseException:  # cancelled mid-BEGIN
+        await conn.invalidate()
+        raise
 
 
 async def driver_read(conn: AsyncConnection | Any, query: str, *args: Any) -> list[Any]:
-    """One read statement on the driver connection, in autocommit when ``conn`` has no
-    transaction open (a single statement reads one snapshot either way): no BEGIN, trivial
-    first statement and ROLLBACK around it. A connection that died under it is invalidated,
-    as SQLAlchemy would, so the pool does not hand it out again."""
-    if not isinstance(conn, AsyncConnection):
-        return await conn.fetch(query, *args)
+    """One read statement on the driver connection: in ``conn``'s transaction when SQLAlchemy
+    has begun one, else in autocommit (a single statement reads one snapshot either way) with
+    no BEGIN, trivial first statement and ROLLBACK around it. A connection that died under it
+    is invalidated, as SQLAlchemy would, so the pool does not hand it out again."""
+    if not isinstance(conn, AsyncConnection) or conn.in_transaction():
+        return await (await driver_of(conn)).fetch(query, *args)
     driver = (await conn.get_raw_connection()).driver_connection
     try:
         return await driver.fetch(query, *args)

@@ -468,12 +468,16 @@ class OutboxRelay:
         #: by the pass that holds the relay's advisory lock: an uncorrelated condition, so
         #: PostgreSQL takes the lock once, before the scan yields a row (a one-time filter), and
         #: a pass without it finds nothing and locks no row. One round trip where the lock was
-        #: a statement of its own.
+        #: a statement of its own. The statement's snapshot is taken before that lock, so it
+        #: may still show rows pending that the pass which held the lock last settled just
+        #: before releasing it: the outer condition drops them, since locking a row re-reads
+        #: its newest version and tests the row's own conditions again (READ COMMITTED's
+        #: recheck); a separate lock statement gave the claim a snapshot taken after the lock.
         self._claim_sql = (
             f"SELECT o.seq, o.topic, o.key, o.payload, o.traceparent, o.event_type, o.event_id, p.prior_xmax "
             f"FROM {name} o JOIN (SELECT seq, xmax::text::bigint AS prior_xmax FROM {name} "
             f"WHERE sent_at IS NULL AND failed_at IS NULL AND (SELECT pg_try_advisory_xact_lock({_RELAY_LOCK_ID})) "
-            "ORDER BY seq LIMIT $1) p ON o.seq = p.seq "
+            "ORDER BY seq LIMIT $1) p ON o.seq = p.seq WHERE o.sent_at IS NULL AND o.failed_at IS NULL "
             "ORDER BY o.seq FOR UPDATE OF o SKIP LOCKED"
         )
         self._wake = asyncio.Event()

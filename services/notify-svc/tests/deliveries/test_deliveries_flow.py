@@ -213,7 +213,6 @@ async def test_only_replies_report_their_outcome(notify, db, notify_db) -> None:
     assert await _outbox_types(db, retried.json()["id"]) == []
 
 
-
 async def test_a_notifications_attempt_is_recorded_without_a_transaction(notify, notify_db, monkeypatch) -> None:
     """The delivery's row and its log entry are one statement: a notification's attempt runs it
     alone (no BEGIN and COMMIT around it); a reply's, which writes its status event too, in a
@@ -246,6 +245,7 @@ async def test_a_notifications_attempt_is_recorded_without_a_transaction(notify,
     detail = await wait_for(notification_sent, timeout=30)
     assert [(a["number"], a["outcome"]) for a in detail["attempts_log"]] == [(1, "sent")]
     assert seen == {str(notified): False, sent["id"]: True}
+
 
 async def test_unknown_channels_and_missing_addresses_are_undeliverable(notify) -> None:
     chat = reply_event(channel="chat", to="visitor-1")

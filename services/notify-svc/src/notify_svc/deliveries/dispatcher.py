@@ -390,12 +390,13 @@ class Dispatcher:
         verdict = service.endpoint_verdict(kind=row["kind"], outcome=result.outcome, code=result.code)
         outbox = self._runtime.parts.outbox
         endpoint = verdict is not None and row["subscription_id"] is not None
+        reports = service.reports_status(row["kind"])  # the kind never changes
         async with self._runtime.raw_session() as conn:
             # the delivery's row and its attempt's log entry are one statement: alone, it needs
             # no transaction (a notification's attempt, the common case: BEGIN and COMMIT were
             # two of its three round trips); a webhook's endpoint record or a reply's status
             # event is written with it in one
-            async with conn.transaction() if endpoint or service.reports_status(row["kind"]) else contextlib.nullcontext():
+            async with conn.transaction() if endpoint or reports else contextlib.nullcontext():
                 if endpoint:
                     # the subscription before the delivery row: the lock order of every writer of both
                     enabled = await service.note_endpoint_attempt(conn, subscription_id=row["subscription_id"],
@@ -408,7 +409,7 @@ class Dispatcher:
                     logged=repository.Attempt(started_at=started_at, duration_ms=duration_ms, outcome=result.outcome,
                                               code=result.code, error=(result.reason or "")[:_MAX_ERROR] or None,
                                               trigger=row["next_trigger"]))
-                if updated is not None and service.reports_status(updated["kind"]):
+                if updated is not None and reports:
                     await enqueue_raw(conn, outbox, service.status_event(updated))
         if updated is None:
             log.warning("a delivery's claim was taken over before its attempt was recorded",
