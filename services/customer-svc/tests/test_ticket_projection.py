@@ -253,8 +253,9 @@ def test_message_rules():
 async def test_a_new_requesters_ticket_is_projected_with_its_customer_in_one_write(raw, db):
     """ticket.created resolves the requester first and writes the projected row with its customer:
     one insert, no second write linking it (pg_stat_xact_user_tables counts this transaction's own
-    row operations). A new requester costs three statements: the identity lookup, the customer with
-    its identities, the projected row with its timeline entry, dirty mark and the outbox rows."""
+    row operations). A new requester costs two statements: the identity lookup, then the customer
+    with its identities and ``customer.created``, the projected row with its timeline entry, dirty
+    mark and the resolution's outbox row (three before: the customer was a statement of its own)."""
     ticket_id = uuid.uuid4()
     handlers = compose_handlers(fact_handlers, requester_handlers)
     event = created(ticket_id, email="wang.fang@example.cn")
@@ -277,7 +278,7 @@ async def test_a_new_requesters_ticket_is_projected_with_its_customer_in_one_wri
     # the transaction is over), not asyncpg's introspection of a type new to the connection
     sent = [q for q in statements if "typeinfo_tree" not in q and not q[:1].isspace()
             and "pg_stat_xact_user_tables" not in q and q != "COMMIT;"]
-    assert len(sent) == 4 and sent[0] == "BEGIN;", sent
+    assert len(sent) == 3 and sent[0] == "BEGIN;", sent
     assert counts["customer_tickets"] == (1, 0)
     assert {name: counts[name] for name in ("customers", "customer_identities", "customer_timeline", "insight_dirty",
                                             "outbox")} == {
@@ -316,3 +317,89 @@ async def test_a_new_requesters_ticket_is_projected_with_its_customer_in_one_wri
     announced = await raw.fetch("SELECT event_type FROM outbox WHERE key <> $1 AND key <> $2 ORDER BY seq",
                                 str(ticket_id), str(customer["id"]))
     assert [r["event_type"] for r in announced] == ["customer.created", "customer.requester_resolved"]
+
+
+async def test_a_new_requesters_customer_in_the_projections_statement_is_the_one_it_made_alone(raw, db):
+    """The customer written by the projection's statement (a new requester's, through the
+    handler) and the one requester resolution writes by itself (``resolve_requester`` without
+    ``defer_new``) are alike: the organisation of the address's domain joined,
+    ``customer.created`` carrying the row's own creation time and organisation and the
+    requester's name, the identities sealed and found again."""
+    from customer_svc.customers import service as customers
+
+    org = uuid.uuid4()
+    await raw.execute("INSERT INTO organizations (id, name, name_key) VALUES ($1, 'Acme 科技', 'acme 科技')", org)
+    await raw.execute("INSERT INTO organization_domains (domain, organization_id) VALUES ('acme.cn', $1)", org)
+    handlers = compose_handlers(fact_handlers, requester_handlers)
+    by_handler = created(uuid.uuid4(), email="Zhang.Wei@ACME.cn")
+    by_handler = by_handler.model_copy(update={"data": by_handler.data.model_copy(update={
+        "requester": events.Requester(email="Zhang.Wei@ACME.cn", name="张伟 Zhang")})})
+    async with raw.transaction():
+        await handlers[by_handler.type](raw, by_handler)
+    async with raw.transaction():
+        alone, made = await customers.resolve_requester(raw, ticket_id=uuid.uuid4(),
+                                                        requester={"email": "li.na@acme.cn"})
+    assert made
+    first = await raw.fetchval("SELECT customer_id FROM customer_tickets WHERE ticket_id = $1",
+                               by_handler.data.ticket_id)
+    customer_rows = {r["id"]: r for r in await raw.fetch("SELECT id, organization_id, created_at FROM customers")}
+    published = [events.decode(bytes(r["payload"])) for r in await raw.fetch(
+        "SELECT payload FROM outbox WHERE event_type = 'customer.created' ORDER BY seq")]
+    assert [e.data.customer_id for e in published] == [first, alone]
+    for event in published:
+        row = customer_rows[event.data.customer_id]
+        assert (event.data.organization_id, event.data.created_at) == (row["organization_id"], row["created_at"]) \
+            and row["organization_id"] == org
+        assert len(event.data.identities) == 1
+    assert [e.data.name for e in published] == ["张伟 Zhang", None]
+    assert published[0].data.identities[0].value == "zhang.wei@acme.cn"
+    named = await raw.fetchrow("SELECT name, name_enc FROM customers WHERE id = $1", first)
+    assert named["name"] is None and named["name_enc"]  # sealed, as resolution alone stores it
+    # the identity is found again: the next ticket of the same person resolves to that customer
+    again = created(uuid.uuid4(), email="zhang.wei@acme.cn")
+    async with raw.transaction():
+        await handlers[again.type](raw, again)
+    assert len(await raw.fetch("SELECT 1 FROM customers")) == 2
+    assert (await projected(db, again.data.ticket_id))["customer_id"] == first
+
+
+async def test_a_new_requesters_identity_claimed_first_by_another_rolls_the_statement_back(raw, db, customer_db):
+    """The projection's statement inserts the customer whatever its identities' insert found; one
+    claimed and committed by another transaction between the lookup and that statement makes
+    the handler raise, and the rollback leaves nothing of ours: only the other customer (the
+    consumer's retry then resolves to it: test_resolution.py)."""
+    import pytest
+
+    from customer_svc.customers import service as customers
+    from customer_svc.identities import repository as identities
+    from helpdesk_common.db import create_raw_pool
+
+    handlers = compose_handlers(fact_handlers, requester_handlers)
+    event = created(uuid.uuid4(), email="race.fang@example.cn")
+    lookup = identities.owners_of
+    pool = await create_raw_pool(customer_db, size=1)
+
+    async def claimed_meanwhile(conn, pairs):  # the lookup sees no owner; then another commits one
+        found = await lookup(conn, pairs)
+        async with pool.acquire() as other, other.transaction():
+            winner = await insert_customer(other)
+            await identities.add_identities(other, customer_id=winner, identities=pairs)
+        return found
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(identities, "owners_of", claimed_meanwhile)
+            with pytest.raises(customers.IdentityTakenConcurrently):
+                async with raw.transaction():
+                    await handlers[event.type](raw, event)
+    finally:
+        await pool.close()
+    assert await raw.fetchval("SELECT count(*) FROM customers") == 1  # the other one
+    assert await raw.fetchval("SELECT count(*) FROM customer_identities") == 1
+    assert await raw.fetchval("SELECT count(*) FROM customer_tickets") == 0
+    assert await raw.fetchval("SELECT count(*) FROM outbox") == 0
+    # the retry resolves to the other customer
+    async with raw.transaction():
+        await handlers[event.type](raw, event)
+    winner = await raw.fetchval("SELECT id FROM customers")
+    assert (await projected(db, event.data.ticket_id))["customer_id"] == winner

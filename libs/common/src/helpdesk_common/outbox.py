@@ -417,12 +417,20 @@ def insert_from_params(event: BaseModel, *, data_from: Sequence[str] = ()) -> li
             payload[:-2], tracing.current_traceparent()]
 
 
-def insert_many_sql(table: Table, *, first: int) -> str:
+def insert_many_sql(table: Table, *, first: int, after: str | None = None) -> str:
     """An INSERT of the rows of ``insert_many_params``, its six arrays the parameters ``$first``
     .. ``$first + 5``, in their order: for a CTE of the statement that writes the change these
     events announce, whose fields are all known before it runs (``insert_from_sql`` for those the
-    statement decides). The caller calls ``note_write``."""
-    return _unnest_sql(table.name, lambda i, _name, kind: f"${first + i - 1}::{kind}[]")
+    statement decides). The caller calls ``note_write``.
+
+    ``after``: another outbox-writing CTE of the statement whose rows go first (PostgreSQL runs
+    sibling CTEs in no promised order; reading that one, here once before the first row, runs it
+    to completion first, so its ``seq`` values are the lower ones)."""
+    sql = _unnest_sql(table.name, lambda i, _name, kind: f"${first + i - 1}::{kind}[]")
+    if after is not None:
+        assert after.isidentifier(), after
+        sql = sql.replace(" ORDER BY u.n", f" WHERE (SELECT count(*) FROM {after}) >= 0 ORDER BY u.n")
+    return sql
 
 
 def insert_many_params(*evts: BaseModel) -> list[list[Any]]:

@@ -12,10 +12,14 @@ writes here take plaintext and store only ciphertext; reads give rows (dicts) wi
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any
 
+from helpdesk_common.outbox import insert_from_sql
+
+from ..db import outbox
 from ..identities import repository as identity_store
 from ..identities.repository import Pair
 from ..pii.codec import codec
@@ -194,3 +198,57 @@ async def search(
     rows = await conn.fetch(f"SELECT DISTINCT ON (created_at, id) * FROM ({' UNION ALL '.join(parts)}) AS found"
                             + order, *args)
     return [box.customer(r) for r in rows]
+
+
+#: what a new customer's own statement decides of its ``customer.created``: when it was made
+#: (the insert's clock) and the organisation it joined by its e-mail domain (the insert's lookup)
+CREATED_FROM_ROW = ("created_at", "organization_id")
+
+
+class NewCustomer:
+    """A requester's new customer written by another statement (the ticket projection's, on
+    every ``ticket.created`` of a new requester: one round trip where the customer with its
+    identities was a statement of its own): CTEs for that statement's WITH, their parameters,
+    and the identities the statement actually inserted.
+
+    The CTEs insert the identities (``identities.repository.ADD``), the customer (joining the
+    organisation owning ``join_domain``, as ``insert_with_identities`` does) and its
+    ``customer.created``, whose ``created_at`` and ``organization_id`` come from the row
+    (``CREATED_FROM_ROW``). The statement returns the identities it inserted (``ADDED``, read
+    whatever else it did): fewer than asked means another transaction claimed one first, and
+    the caller must roll back."""
+
+    def __init__(self, *, customer_id: uuid.UUID, name: str | None, join_domain: str | None,
+                 identities: list[Pair], created: list[Any]) -> None:
+        box = codec()
+        self.customer_id = customer_id
+        self.identities = identities
+        arrays, self._by_index = identity_store.sealed(identities)
+        self._params = [*arrays, customer_id, box.seal_name(name), box.name_key(name), box.search_document(name),
+                        join_domain, *created]
+
+    def params(self) -> list[Any]:
+        return self._params
+
+    def ctes(self, first: int) -> str:
+        """``new_identities``, ``new_customer`` and ``new_customer_created``, parameters from
+        ``$first``; the statement's other outbox rows go after ``CREATED`` (``insert_many_sql``'s
+        ``after``): the customer's creation is announced before what follows from it."""
+        add = re.sub(r"\$(\d+)", lambda m: f"${first + int(m.group(1)) - 1}", identity_store.ADD)
+        p = first + 5  # ADD's owner parameter is the customer's id
+        return (f"new_identities AS ({add}), new_customer AS (INSERT INTO customers (id, name_enc, name_key, "
+                f"search, organization_id) VALUES (${p}, ${p + 1}, ${p + 2}, ${p + 3}::text::tsvector, "
+                f"{_BY_DOMAIN.format(f'${p + 4}::text')}) RETURNING created_at, organization_id), "
+                f"new_customer_created AS ({insert_from_sql(outbox, source='new_customer', first=p + 5, data_from=CREATED_FROM_ROW)}"
+                " RETURNING seq)")
+
+    #: the CTE of the customer's ``customer.created``
+    CREATED = "new_customer_created"
+    #: a one-row relation of the statement's result with ``added``'s two columns
+    ADDED = ("(SELECT array_agg(n.kind) AS new_added_kinds, array_agg(n.value_bidx) AS new_added_bidx "
+             "FROM new_identities n) AS added")
+
+    def added(self, row: Any) -> list[Pair]:
+        """The identities the statement inserted (one missing is someone else's now)."""
+        pairs = zip(row["new_added_kinds"] or (), row["new_added_bidx"] or ())
+        return [self._by_index[pair] for pair in pairs]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from helpdesk_common import concurrency, events
 from helpdesk_common.identities import InvalidIdentity, identities_of, normalize, normalize_phone
 from helpdesk_common.identity import Principal
-from helpdesk_common.outbox import enqueue_raw
+from helpdesk_common.outbox import enqueue_raw, insert_from_params
 from helpdesk_common.pagination import decode_cursor, page
 from helpdesk_common.problems import Problem
 from helpdesk_common.validation import fold_key
@@ -81,19 +82,25 @@ def updated_event(row: Any, changes: dict[str, Any], *, actor: str | None) -> ev
 
 async def resolve_requester(
     conn: Any, *, ticket_id: uuid.UUID, requester: dict[str, Any], link: bool = True,
-    emit: list[Any] | None = None,
+    emit: list[Any] | None = None, defer_new: list[repository.NewCustomer] | None = None,
 ) -> tuple[uuid.UUID, bool] | None:
     """Find or create the requester's customer; emits customer.* and customer.requester_resolved.
     ``link``: also give the projected ticket that customer (``ticket_facts.customer_resolved``);
     the ``ticket.created`` handler projects the ticket afterwards, with the customer, instead.
     ``emit``: the events are appended to it for the caller to write in its transaction (the
-    handler's projection statement) instead of written here.
+    handler's projection statement) instead of written here. ``defer_new``: a new customer is not
+    written here either but appended to it (``repository.NewCustomer``, its ``customer.created``
+    with it) for that statement to write; the caller then passes what it inserted to
+    ``confirm_new``.
 
     Returns ``(customer_id, created)``, or None when the requester carries no identity at all
     (ticket-svc never sends one; there is nothing to resolve by). A new customer whose e-mail
     domain belongs to an organisation joins it (in the insert); an existing one without an
     organisation joins when a new address of such a domain is added.
     """
+    # a deferred customer exists only once the caller's statement ran: nothing may be written
+    # before it that names it (the resolution's events, a link)
+    assert defer_new is None or (emit is not None and not link), "defer_new needs emit and link=False"
     found = identities_of(requester)
     if not found:
         log.warning("requester without identity, not resolved", extra={"ticket_id": str(ticket_id)})
@@ -101,7 +108,21 @@ async def resolve_requester(
     owners = await identities.owners_of(conn, found)
     existing = pick_existing(found, owners)
     emitted: list[Any] = []
-    if existing is None:
+    if existing is None and defer_new is not None:
+        customer_id = uuid.uuid4()
+        name = requester.get("name")
+        created = events.CustomerCreated(
+            source=SOURCE, subject=str(customer_id),
+            # created_at is a placeholder: it and organization_id are the insert's (CREATED_FROM_ROW)
+            data=events.CustomerCreatedData(
+                customer_id=customer_id, name=name, created_at=datetime.now(UTC),
+                identities=[_identity(k, v) for k, v in found],
+            ),
+        )
+        defer_new.append(repository.NewCustomer(
+            customer_id=customer_id, name=name, join_domain=joinable(email_domain(found)), identities=found,
+            created=insert_from_params(created, data_from=repository.CREATED_FROM_ROW)))
+    elif existing is None:
         customer_id = uuid.uuid4()
         name = requester.get("name")
         row, inserted = await repository.insert_with_identities(
@@ -138,6 +159,14 @@ async def resolve_requester(
     else:
         await enqueue_raw(conn, outbox, *emitted)
     return customer_id, created
+
+
+def confirm_new(new: repository.NewCustomer, inserted: list[Pair]) -> None:
+    """After the statement that wrote a deferred new customer: every identity must be its own,
+    else another transaction claimed one first and this one must roll back (its retry resolves
+    to that customer)."""
+    if len(inserted) != len(new.identities):
+        raise IdentityTakenConcurrently(f"identities {set(new.identities) - set(inserted)} were claimed concurrently")
 
 
 def identity_added(customer_id: uuid.UUID, pairs: list[Pair]) -> list[events.CustomerIdentityAdded]:

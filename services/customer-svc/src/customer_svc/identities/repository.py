@@ -2,7 +2,8 @@
 
 ``owners_of`` and ``add_identities`` are on the path of every ticket (requester resolution);
 they stay one statement each, and a new requester's identities are inserted by the customer's
-own insert (``customers.repository.insert_with_identities``). Values are stored encrypted and found by their blind index
+own insert (``customers.repository.NewCustomer``, in the ticket projection's statement, or
+``insert_with_identities``). Values are stored encrypted and found by their blind index
 (``pii/codec.py``); rows not yet re-encrypted are matched by their plaintext as well.
 """
 

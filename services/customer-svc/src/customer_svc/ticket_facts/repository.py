@@ -33,7 +33,8 @@ async def lock_or_placeholder(conn: Any, ticket_id: uuid.UUID, *, at: datetime) 
 
 
 async def insert_new(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any], *,
-                     creation: tuple[uuid.UUID, str, dict[str, Any]], announce: Sequence[Any] = ()) -> Any:
+                     creation: tuple[uuid.UUID, str, dict[str, Any]], announce: Sequence[Any] = (),
+                     new_customer: Any = None) -> Any:
     """The ticket's row made whole in one statement when no event of it was seen here before
     (the usual ``ticket.created``); None when a row exists (the caller locks and merges into it).
 
@@ -43,25 +44,36 @@ async def insert_new(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any], *,
 
     ``announce``: events of the transaction to write to the outbox in this statement whatever it
     inserts (the requester's resolution: ``customers.service.resolve_requester``'s ``emit``),
-    where they were a statement of their own."""
+    where they were a statement of their own.
+
+    ``new_customer``: the requester's new customer (``customers.repository.NewCustomer``), written
+    by this statement too whatever it inserts; then the result is (the row or None, the
+    identities the statement inserted)."""
     names = [n for n in UPDATABLE if n in values]
     columns = "".join(f", {n}" for n in names)
     params = "".join(f", ${i + 2}" for i in range(len(names)))
     entry = len(names) + 2
+    arguments = [ticket_id, *(values[n] for n in names), *creation,
+                 *(outbox_rows.insert_many_params(*announce) if announce else ())]
+    customer = f"{new_customer.ctes(len(arguments) + 1)}, " if new_customer is not None else ""
     row = await conn.fetchrow(
-        f"WITH t AS (INSERT INTO customer_tickets (ticket_id{columns}, updated_at) "
+        f"WITH {customer}t AS (INSERT INTO customer_tickets (ticket_id{columns}, updated_at) "
         f"VALUES ($1{params}, clock_timestamp()) ON CONFLICT (ticket_id) DO NOTHING RETURNING *), "
         "noted AS (SELECT t.* FROM t WHERE t.customer_id IS NOT NULL AND t.subject IS NOT NULL), "
         f"e AS ({timeline.INSERT} SELECT ${entry}::uuid, noted.customer_id, noted.created_at, ${entry + 1}::text, "
         f"noted.ticket_id, ${entry + 2}::jsonb FROM noted {timeline.ONCE}), "
         f"d AS ({scoring.MARK} SELECT noted.customer_id FROM noted {scoring.MARK_AGAIN}) "
-        + (f", o AS ({outbox_rows.insert_many_sql(outbox, first=entry + 3)}) " if announce else "")
-        + "SELECT * FROM t",
-        ticket_id, *(values[n] for n in names), *creation,
-        *(outbox_rows.insert_many_params(*announce) if announce else ()))
-    if announce:
+        + (f", o AS ({outbox_rows.insert_many_sql(outbox, first=entry + 3, after=new_customer and new_customer.CREATED)}) "
+           if announce else "")
+        + ("SELECT * FROM t" if new_customer is None
+           # one row whatever the insert did: the new customer's identities are read either way
+           else f"SELECT t.*, added.* FROM {new_customer.ADDED} LEFT JOIN t ON true"),
+        *arguments, *(new_customer.params() if new_customer is not None else ()))
+    if announce or new_customer is not None:
         outbox_rows.note_write()
-    return row
+    if new_customer is None:
+        return row
+    return (None if row["ticket_id"] is None else row), new_customer.added(row)
 
 
 async def update(conn: Any, ticket_id: uuid.UUID, values: dict[str, Any]) -> Any:

@@ -198,11 +198,13 @@ async def _note_creation(conn: Any, row: Any) -> None:
 
 
 async def ticket_created(conn: Any, data: events.TicketCreatedData, *, resolved: uuid.UUID | None = None,
-                         announce: Sequence[Any] = ()) -> None:
+                         announce: Sequence[Any] = (), new_customer: Any = None) -> list[Any] | None:
     """Project ``ticket.created``. ``resolved``: the customer requester resolution found for it
     in this transaction (customers/handlers.py), the ticket's unless the event names one
     (ticket-svc's link wins), as ``customer_resolved`` would link it afterwards. ``announce``:
-    that resolution's events, written to the outbox by the projection's statement."""
+    that resolution's events, written to the outbox by the projection's statement;
+    ``new_customer``: the customer it made (``customers.repository.NewCustomer``), written by that
+    statement too. Returns the identities that statement inserted for it (None without one)."""
     values = created_values({}, data, inserted=True)
     if values["customer_id"] is None and resolved is not None:
         values["customer_id"] = resolved
@@ -210,14 +212,20 @@ async def ticket_created(conn: Any, data: events.TicketCreatedData, *, resolved:
     # creation's timeline entry and dirty mark (as _note_creation writes them), in one statement
     kind = creation_kind(values["type"])
     creation = (timeline.entry_id(data.ticket_id, kind), kind, ticket_summary({**values, "ticket_id": data.ticket_id}))
-    row = await repository.insert_new(conn, data.ticket_id, values, creation=creation, announce=announce)
+    added = None
+    row = await repository.insert_new(conn, data.ticket_id, values, creation=creation, announce=announce,
+                                      new_customer=new_customer)
+    if new_customer is not None:
+        row, added = row
+        if len(added) != len(new_customer.identities):
+            return added  # one was claimed meanwhile: the caller rolls the transaction back
     if row is None:  # later events came first: merge into what they made, then link
         row, inserted = await repository.lock_or_placeholder(conn, data.ticket_id, at=data.created_at)
         row = await _apply(conn, row, created_values(row, data, inserted=inserted))
         await _note_creation(conn, row)
         if resolved is not None:
             await customer_resolved(conn, ticket_id=data.ticket_id, customer_id=resolved)
-        return
+    return added
 
 
 async def customer_resolved(conn: Any, *, ticket_id: uuid.UUID, customer_id: uuid.UUID) -> None:
