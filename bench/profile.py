@@ -61,7 +61,7 @@ def summarise(path: Path, *, top: int = 12, inclusive: int = 25) -> str:
 
 #: one row per database and statement over the sampling window (pg_stat_statements, loaded with --statements)
 _STATEMENTS_SQL = """
-SELECT d.datname AS db, s.calls, s.total_exec_time AS ms, s.query
+SELECT d.datname AS db, s.calls, s.total_exec_time AS ms, s.plans, s.total_plan_time AS plan_ms, s.query
 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 WHERE s.calls > 0 AND s.query NOT LIKE '%pg_stat_statements%'
 """
@@ -69,23 +69,28 @@ WHERE s.calls > 0 AND s.query NOT LIKE '%pg_stat_statements%'
 
 def statements_table(rows: list[dict], tickets: int, *, top: int = 20) -> str:
     """Statements per ticket and their server time, per database, and each database's most
-    frequent statements (pure: ``rows`` as ``_STATEMENTS_SQL`` returns them)."""
+    frequent statements (pure: ``rows`` as ``_STATEMENTS_SQL`` returns them). Planning is its
+    own column: a prepared statement PostgreSQL replans at every execution (a custom plan) pays it
+    each time, one on a generic plan once per connection."""
     by_db: dict[str, list[dict]] = collections.defaultdict(list)
     for row in rows:
         by_db[row["db"]].append(row)
-    lines = [f"SQL statements per ticket ({tickets} tickets; calls include BEGIN/COMMIT):",
-             f"  {'database':<14} {'calls/ticket':>12} {'exec ms/ticket':>15}"]
+    lines = [f"SQL statements per ticket ({tickets} tickets; calls include BEGIN/COMMIT; per statement: "
+             "exec ms per call, plans per call, plan ms per plan):",
+             f"  {'database':<14} {'calls/ticket':>12} {'exec ms/ticket':>15} {'plan ms/ticket':>15}"]
     ranked = sorted(by_db.items(), key=lambda kv: -sum(r["calls"] for r in kv[1]))
     for db, entries in ranked:
         lines.append(f"  {db:<14} {sum(r['calls'] for r in entries) / tickets:12.2f} "
-                     f"{sum(r['ms'] for r in entries) / tickets:15.3f}")
+                     f"{sum(r['ms'] for r in entries) / tickets:15.3f} {sum(r['plan_ms'] for r in entries) / tickets:15.3f}")
     lines.append(f"  {'all':<14} {sum(r['calls'] for r in rows) / tickets:12.2f} "
-                 f"{sum(r['ms'] for r in rows) / tickets:15.3f}")
+                 f"{sum(r['ms'] for r in rows) / tickets:15.3f} {sum(r['plan_ms'] for r in rows) / tickets:15.3f}")
     for db, entries in ranked:
         lines.append(f"  {db}: most frequent")
         for r in sorted(entries, key=lambda r: -r["calls"])[:top]:
             query = " ".join(r["query"].split())
-            lines.append(f"    {r['calls'] / tickets:6.2f}/ticket {r['ms'] / max(r['calls'], 1):7.3f} ms  {query[:110]}")
+            lines.append(f"    {r['calls'] / tickets:6.2f}/ticket {r['ms'] / max(r['calls'], 1):7.3f} ms "
+                         f"{r['plans'] / max(r['calls'], 1):5.2f} plans {r['plan_ms'] / max(r['plans'], 1):6.3f} ms  "
+                         f"{query[:100]}")
     return "\n".join(lines)
 
 
@@ -118,6 +123,9 @@ def main() -> int:
     parser.add_argument("--gil", action="store_true",
                         help="keep only samples that hold the GIL (py-spy --gil): the processes' Python CPU, "
                              "without the event loop's waits that a container's thread states do not tell apart")
+    parser.add_argument("--native", action="store_true",
+                        help="C frames too (py-spy --native; it pauses each process per sample): where a "
+                             "driver's or the event loop's compiled code spends its time")
     args = parser.parse_args()
     spy = shutil.which("py-spy", path=str(ROOT / ".venv" / "bin")) or shutil.which("py-spy")
     if not spy or not shutil.which("wrk"):
@@ -132,7 +140,8 @@ def main() -> int:
     stack = Stack(StackConfig(data_dir=data, gateway_port=base, service_base_port=base, pg_port=free_port(),
                               kafka_port=free_port(), ephemeral=True,
                               pg_settings=("shared_preload_libraries=pg_stat_statements",
-                                           "pg_stat_statements.track=top") if args.statements else (),
+                                           "pg_stat_statements.track=top",
+                                           "pg_stat_statements.track_planning=on") if args.statements else (),
                               extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "WARNING"}))
     try:
         creds = stack.up()
@@ -147,7 +156,8 @@ def main() -> int:
 
             start_tickets = asyncio.run(_statements(stack.config.pg_port, reset=True))[0]
         spies = {name: subprocess.Popen([spy, "record", "-p", str(proc.pid), "-d", str(args.seconds), "-r", str(args.rate),
-                                         "-f", "raw", "-o", str(out_dir / f"{name}.txt"), "--nonblocking",
+                                         "-f", "raw", "-o", str(out_dir / f"{name}.txt"),
+                                         *(["--native"] if args.native else ["--nonblocking"]),
                                          *(["--gil"] if args.gil else [])],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                  for name, proc in stack.procs.items()}

@@ -26,17 +26,19 @@ def test_self_and_inclusive_shares_of_collapsed_stacks(tmp_path):
 def test_statements_per_ticket_by_database():
     from bench.profile import statements_table
 
-    rows = [{"db": "ticket", "calls": 200, "ms": 50.0, "query": "INSERT INTO tickets\n  (id) VALUES ($1)"},
-            {"db": "ticket", "calls": 100, "ms": 1.0, "query": "BEGIN"},
-            {"db": "sla", "calls": 100, "ms": 10.0, "query": "SELECT generation FROM sla_state"}]
+    rows = [{"db": "ticket", "calls": 200, "ms": 50.0, "plans": 200, "plan_ms": 20.0,
+             "query": "INSERT INTO tickets\n  (id) VALUES ($1)"},
+            {"db": "ticket", "calls": 100, "ms": 1.0, "plans": 0, "plan_ms": 0.0, "query": "BEGIN"},
+            {"db": "sla", "calls": 100, "ms": 10.0, "plans": 1, "plan_ms": 0.5, "query": "SELECT generation FROM sla_state"}]
     text = statements_table(rows, 100, top=1)
     lines = text.splitlines()
     assert lines[0].startswith("SQL statements per ticket (100 tickets")
-    # per database: calls and server time per ticket, the busiest database first
-    assert lines[2].split() == ["ticket", "3.00", "0.510"]
-    assert lines[3].split() == ["sla", "1.00", "0.100"]
-    assert lines[4].split() == ["all", "4.00", "0.610"]
-    # each database's most frequent statement, on one line, with its mean time per call
+    # per database: calls, execution and planning time per ticket, the busiest database first
+    assert lines[2].split() == ["ticket", "3.00", "0.510", "0.200"]
+    assert lines[3].split() == ["sla", "1.00", "0.100", "0.005"]
+    assert lines[4].split() == ["all", "4.00", "0.610", "0.205"]
+    # each database's most frequent statement, on one line, with its mean time per call, how
+    # often it was planned per call and the mean time of a plan
     assert lines[5] == "  ticket: most frequent"
-    assert lines[6] == "      2.00/ticket   0.250 ms  INSERT INTO tickets (id) VALUES ($1)"
+    assert lines[6] == "      2.00/ticket   0.250 ms  1.00 plans  0.100 ms  INSERT INTO tickets (id) VALUES ($1)"
     assert not any(line.endswith("BEGIN") for line in lines)  # top=1
