@@ -1,5 +1,6 @@
 """The customer-identity projection's upsert (``tickets.repository.upsert_identities``): one
-statement per event, a legacy plaintext row replaced, an identity listed twice written once."""
+statement per event, a legacy plaintext row replaced, an identity listed twice written once; and
+the intake's lookup of the requester's customer in it."""
 
 import asyncio
 import uuid
@@ -35,3 +36,52 @@ async def test_an_events_identities_are_one_statement_and_replace_a_plaintext_ro
             assert [(r["kind"], r["customer_id"]) for r in owners] == [("email", second), ("phone", first)]
     finally:
         await pool.close()
+
+
+async def test_the_intake_finds_the_requesters_customer_by_index_probes_whatever_the_statistics(client, ticket_db):
+    """The plan of the intake's insert may have been made before the projection had statistics:
+    the lookup must still probe the unique indexes, not read every identity of the kind."""
+    from datetime import UTC, datetime
+
+    from ticket_svc.pii.codec import codec
+
+    pool = await create_raw_pool(ticket_db, size=1)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            # a projection not analyzed yet (a young deployment's, before autovacuum's first pass):
+            # the planner takes a default selectivity for each condition, and the plan made now,
+            # with few rows, is the one the connection keeps (inserts do not invalidate it)
+            await conn.execute("DELETE FROM pg_statistic WHERE starelid = 'customer_identity_projection'::regclass")
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")  # the plan a pool keeps
+            opening = await conn.prepare(repository._INSERT_TICKET)
+            now = datetime.now(UTC)
+
+            async def open_one() -> None:
+                email = f"probe.{uuid.uuid4().hex[:8]}@example.cn"
+                values = {"id": uuid.uuid4(), "subject": "s", "description": "d", "status": "new",
+                          "priority": "normal", "type": "question", "channel": "api", "tags": [], "custom_fields": {},
+                          "created_by": "api:test", "created_at": now, "updated_at": now,
+                          **codec().requester_columns({"email": email})}
+                await opening.fetchrow(*repository._ticket_args(values))
+
+            async def fetched() -> int:  # this transaction's reads of the projection (not flushed yet)
+                return await conn.fetchval(
+                    "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables "
+                    "WHERE relname = 'customer_identity_projection'")
+
+            await open_one()
+            await conn.execute("INSERT INTO customer_identity_projection (kind, value_enc, value_bidx, customer_id) "
+                               "SELECT 'email', 'x', 'scan-test-' || g, gen_random_uuid() FROM generate_series(1, 3000) g")
+            before = await fetched()
+            await open_one()
+            # no row matches: probes of the unique indexes fetch none, a read of the kind 3,000
+            assert await fetched() - before == 0
+            raise _RollBack
+    except _RollBack:
+        pass
+    finally:
+        await pool.close()
+
+
+class _RollBack(Exception):
+    pass

@@ -40,33 +40,43 @@ _CLAIM_KEY = (
     "ON CONFLICT DO NOTHING RETURNING ticket_id, request_hash, response"
 )
 _KEY_OWNER = "SELECT ticket_id, request_hash, response, scope FROM idempotency_keys WHERE principal = $1 AND key = $2"
-#: the projection row of the requester's primary identity: its blind index ($12), or the plaintext
-#: ($26, only compared) of a row written before migration 0018
-_IDENTITY_IS = "kind = $11 AND (value_bidx = $12 OR (value_bidx IS NULL AND value = $26))"
-_INSERT_TICKET = (
+#: the customer of the requester's primary identity, from the projection row of its blind index
+#: ($12), else of its plaintext ($26, only compared) in a row written before migration 0018: one
+#: probe of each unique index at most, whatever the statistics say. As one condition with an OR
+#: (``value_bidx = $12 OR (value_bidx IS NULL AND value = $26)``) a plan made while the
+#: statistics still described a small table (a young deployment's first minutes, before
+#: autovacuum's next analyze) read every row of the identity's kind and filtered them, twice per
+#: ticket (customer and tier): 0.44 ms of a 0.9 ms insert at a thousand customers (auto_explain
+#: under bench/post.lua).
+_REQUESTER_CUSTOMER = (
+    "requester_customer AS (SELECT (SELECT customer_id FROM ("
+    "SELECT customer_id FROM customer_identity_projection WHERE kind = $11 AND value_bidx = $12 "
+    "UNION ALL SELECT customer_id FROM customer_identity_projection "
+    "WHERE kind = $11 AND value_bidx IS NULL AND value = $26) AS found LIMIT 1) AS id)"
+)
+_INSERT_COLUMNS = (
     "INSERT INTO tickets (id, subject, description, status, priority, type, channel, tags, custom_fields, requester, "
     "requester_identity_kind, requester_identity_bidx, created_by, created_at, updated_at, language, cc, "
     "conversation_key, follow_up_of, form_version, search, status_changed_at, awaiting_agent_since, message_count, "
-    "public_message_count, requester_bidx, customer_id, customer_tier) "
+    "public_message_count, requester_bidx, customer_id, customer_tier{care}) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
     "$21::text::tsvector, $14, $22, $23, $24, $25, "
-    f"(SELECT customer_id FROM customer_identity_projection WHERE {_IDENTITY_IS}), "
-    "(SELECT t.tier FROM customer_identity_projection p JOIN customer_tier_projection t "
-    f"ON t.customer_id = p.customer_id WHERE {_IDENTITY_IS})) "
+)
+#: the insert for a requester to look up, without its ``WITH`` (``_opening_sql`` adds its own CTEs)
+_INSERT_TICKET_BODY = (
+    _INSERT_COLUMNS.format(care="")
+    + "(SELECT id FROM requester_customer), "
+    "(SELECT t.tier FROM requester_customer r JOIN customer_tier_projection t ON t.customer_id = r.id)) "
     f"RETURNING {_TICKET_COLUMNS}"
 )
+_INSERT_TICKET = f"WITH {_REQUESTER_CUSTOMER} {_INSERT_TICKET_BODY}"
 #: a ticket ticket-svc opens for a known customer (care, follow-up): the customer is given, not
 #: looked up by the requester's identity; ``care_of`` claims the customer's one open care ticket
 _INSERT_TICKET_FOR_CUSTOMER = (
-    _INSERT_TICKET
-    .replace("requester_bidx, customer_id, customer_tier)",
-             "requester_bidx, customer_id, customer_tier, care_of)")
-    .replace(f"(SELECT customer_id FROM customer_identity_projection WHERE {_IDENTITY_IS}), "
-             "(SELECT t.tier FROM customer_identity_projection p JOIN customer_tier_projection t "
-             f"ON t.customer_id = p.customer_id WHERE {_IDENTITY_IS}))",
-             "$26::uuid, (SELECT tier FROM customer_tier_projection WHERE customer_id = $26::uuid), $27::uuid)")
+    _INSERT_COLUMNS.format(care=", care_of")
+    + "$26::uuid, (SELECT tier FROM customer_tier_projection WHERE customer_id = $26::uuid), $27::uuid) "
+    f"RETURNING {_TICKET_COLUMNS}"
 )
-assert "$27::uuid" in _INSERT_TICKET_FOR_CUSTOMER, "the intake insert changed: rewrite this variant"
 _GET_TICKET = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1"
 _GET_TICKET_FOR_UPDATE = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = $1 FOR UPDATE"
 #: a reply quoting a deleted ticket's number opens a new ticket (as Zendesk's do): not found here
@@ -124,9 +134,10 @@ def _opening_sql(known: bool, audited: bool, announced: bool) -> str:
     if sql is None:
         from ..conversation.repository import insert_message_sql
 
-        ticket = _INSERT_TICKET_FOR_CUSTOMER if known else _INSERT_TICKET
+        ticket = _INSERT_TICKET_FOR_CUSTOMER if known else _INSERT_TICKET_BODY
         first = 28 if known else 27
-        sql = f"WITH t AS ({ticket}), m AS ({insert_message_sql(first, ticket_id='(SELECT id FROM t)')}) "
+        sql = (f"WITH {'' if known else _REQUESTER_CUSTOMER + ', '}t AS ({ticket}), "
+               f"m AS ({insert_message_sql(first, ticket_id='(SELECT id FROM t)')}) ")
         after = first + 16
         if audited:
             sql += (f", a AS (INSERT INTO ticket_audit (ticket_id, actor, action, changes, at) "
