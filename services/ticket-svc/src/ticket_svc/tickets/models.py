@@ -90,14 +90,6 @@ tickets = Table(
 )
 Index("ix_tickets_created_at_id", tickets.c.created_at.desc(), tickets.c.id.desc())
 Index("ix_tickets_created_by_created_at", tickets.c.created_by, tickets.c.created_at.desc(), tickets.c.id.desc())
-Index(
-    "ix_tickets_unlinked_identity",
-    tickets.c.requester_identity_kind,
-    tickets.c.requester_identity_value,
-    postgresql_where=tickets.c.customer_id.is_(None),
-)
-Index("ix_tickets_unlinked_identity_bidx", tickets.c.requester_identity_kind, tickets.c.requester_identity_bidx,
-      postgresql_where=tickets.c.requester_identity_bidx.isnot(None))
 Index("ix_tickets_requester_bidx", tickets.c.requester_bidx, postgresql_using="gin")
 Index("ix_tickets_customer_id", tickets.c.customer_id)
 Index("ux_tickets_open_care", tickets.c.care_of, unique=True, postgresql_where=tickets.c.care_of.isnot(None))
