@@ -76,6 +76,8 @@ async def test_the_intake_finds_the_requesters_customer_by_index_probes_whatever
             await open_one()
             # no row matches: probes of the unique indexes fetch none, a read of the kind 3,000
             assert await fetched() - before == 0
+            # the intake's statement (with its message, audit entry and event) looks up the same way
+            assert repository._opening_sql(False, True, True).startswith(f"WITH {repository._REQUESTER_CUSTOMER}, ")
             raise _RollBack
     except _RollBack:
         pass

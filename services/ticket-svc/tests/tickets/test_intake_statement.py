@@ -112,7 +112,7 @@ async def _rows(db, ticket_id: str) -> tuple[int, int, int]:
 async def test_a_plain_creation_is_one_statement_without_a_transaction(api, db):
     await api.post("/v1/tickets", json=BODY, headers=WEB)  # the caches' first reads
     sent = await api.logged.statements(api.post("/v1/tickets", json=BODY, headers=WEB))
-    assert len(sent) == 1 and sent[0].startswith("WITH requester_customer AS (")
+    assert len(sent) == 1 and sent[0].startswith("WITH requester_customer AS ("), sent
     assert "t AS (INSERT INTO tickets" in sent[0], sent
     created = (await api.post("/v1/tickets", json=BODY, headers=WEB)).json()
     assert await _rows(db, created["id"]) == (1, 1, 1)  # its message, its audit entry, ticket.created

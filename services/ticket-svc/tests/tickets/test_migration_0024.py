@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from helpdesk_common.migrate import alembic_config, ensure_database
 
 DROPPED = {"ix_tickets_unlinked_identity", "ix_tickets_unlinked_identity_bidx"}
-INDEXES = text("SELECT indexname FROM pg_indexes WHERE tablename = 'tickets'")
+INDEXES = text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tickets'")
 
 
 def migrate(url: str, revision: str, *, down: bool = False) -> None:
@@ -29,14 +29,14 @@ async def test_unread_identity_indexes_are_dropped_and_come_back_on_downgrade(in
     try:
         migrate(url, "0023")
         async with engine.connect() as conn:
-            before = set((await conn.execute(INDEXES)).scalars())
-        assert DROPPED <= before
-        migrate(url, "head")
+            before = dict((await conn.execute(INDEXES)).all())
+        assert DROPPED <= before.keys()
+        migrate(url, "0024")
         async with engine.connect() as conn:
-            assert set((await conn.execute(INDEXES)).scalars()) == before - DROPPED
+            assert dict((await conn.execute(INDEXES)).all()) == {n: d for n, d in before.items() if n not in DROPPED}
         migrate(url, "0023", down=True)
-        async with engine.connect() as conn:
-            assert set((await conn.execute(INDEXES)).scalars()) == before
+        async with engine.connect() as conn:  # the same definitions back, not only the names
+            assert dict((await conn.execute(INDEXES)).all()) == before
         migrate(url, "head")
     finally:
         await engine.dispose()

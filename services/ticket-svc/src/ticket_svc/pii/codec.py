@@ -18,8 +18,9 @@ Stored encrypted (AES-256-GCM, ``helpdesk_common.pii_crypto``, the column name a
 Looked up through keyed blind indexes (HMAC-SHA256 under ``TICKET_PII_INDEX_KEY``), all in one
 context (``IDENTITY``) so that an identity of a ticket meets the same identity of the projection:
 
-- ``tickets.requester_identity_bidx``: the requester's primary identity (the intake's link to a
-  known customer, the erasure's "tickets raised by this identity");
+- ``tickets.requester_identity_bidx``: the requester's primary identity, as the intake looked it
+  up in the projection to link a known customer (stored, and rewritten by the index key's
+  rotation; no query finds tickets by it since migration 0024);
 - ``tickets.requester_bidx``: every identity of the requester (``GET /v1/tickets?requester=``);
 - ``customer_identity_projection.value_bidx``: the projection's key;
 - ``tickets.conversation_key`` of a WeChat or WeCom ticket: ``<channel>:#<index of the sender>``
