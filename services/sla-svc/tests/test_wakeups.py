@@ -7,10 +7,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpdesk_common import events
+from helpdesk_common.db import driver_of
 
 
 async def test_a_consumer_transaction_writes_its_events_and_one_wakeup_at_its_end(sla_db):
@@ -40,7 +41,23 @@ async def test_a_consumer_transaction_writes_its_events_and_one_wakeup_at_its_en
             written_before_end = (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar()
             if as_consumer:
                 assert written_before_end == 0  # collected, not yet written
+                driver = await driver_of(conn)
+                sent: list[str] = []
+
+                def log(entry) -> None:
+                    sent.append(entry.query)
+
+                def log_sqlalchemy(_conn, _cursor, statement, *_args) -> None:
+                    sent.append(statement)  # SQLAlchemy's statements do not reach the driver's logger
+
+                driver.add_query_logger(log)
+                event.listen(engine.sync_engine, "before_cursor_execute", log_sqlalchemy)
                 await service.end_consumer_batch(conn)
+                await asyncio.sleep(0.05)  # a logger runs after its statement, on the next loop pass
+                driver.remove_query_logger(log)
+                event.remove(engine.sync_engine, "before_cursor_execute", log_sqlalchemy)
+                # the rows and the wake-up in one statement (the driver's type introspection aside)
+                assert len([q for q in sent if "typeinfo_tree" not in q and "'jit'" not in q]) == 1, sent
         async with engine.connect() as conn:
             rows = (await conn.execute(text("SELECT payload FROM outbox ORDER BY seq"))).scalars().all()
             await conn.execute(text("DELETE FROM outbox"))

@@ -439,6 +439,12 @@ def insert_many_params(*evts: BaseModel) -> list[list[Any]]:
     return _columns(_checked_rows(evts))
 
 
+def insert_rows_params(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """The parameters of ``insert_many_sql`` for rows made earlier by ``outbox_rows`` (their trace
+    context is the one of when they were made)."""
+    return _columns(rows)
+
+
 async def enqueue_raw(conn: Any, table: Table, *evts: BaseModel) -> None:
     """``enqueue`` for a bare asyncpg connection (hot paths using ``raw_transaction``)."""
     rows = _checked_rows(evts)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpdesk_common.db import RecordRow, driver_of
+from helpdesk_common.outbox import insert_many_sql, insert_rows_params, note_write
 
 from . import deferral
 
@@ -134,6 +135,21 @@ async def notify_timers(conn: AsyncConnection, earliest: datetime) -> None:
         deferred.wakeups.append(earliest)
         return
     await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": TIMERS_CHANNEL, "p": repr(earliest.timestamp())})
+
+
+async def write_events_and_wake(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]],
+                                earliest: datetime) -> None:
+    """A consumer transaction's ``sla.*`` rows (``outbox_rows``, in their order) and the
+    schedulers' wake-up for ``earliest`` in one statement on the driver connection: two
+    SQLAlchemy round trips before, at the end of nearly every batch that started timers."""
+    note_write()
+    await (await driver_of(conn)).execute(_events_and_wakeup_sql(table), *insert_rows_params(rows),
+                                          TIMERS_CHANNEL, repr(earliest.timestamp()))
+
+
+@functools.lru_cache(maxsize=4)
+def _events_and_wakeup_sql(table: Any) -> str:
+    return f"WITH written AS ({insert_many_sql(table, first=1)}) SELECT pg_notify($7, $8)"
 
 
 #: the recalculation generation (docs/sla.md, "Recalculation"); also read by the statement that

@@ -101,6 +101,9 @@ async def end_consumer_batch(conn: AsyncConnection) -> None:
     deferred = deferral.take()
     if deferred is None:
         return
+    if deferred.rows and deferred.wakeups:  # a batch that started timers: one statement
+        await repository.write_events_and_wake(conn, outbox, deferred.rows, min(deferred.wakeups))
+        return
     if deferred.rows:
         await insert_rows(conn, outbox, deferred.rows)
     if deferred.wakeups:
