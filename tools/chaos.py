@@ -373,6 +373,9 @@ class Fault:
     tickets_checked: int = 0
     ok: bool = False
     note: str = ""
+    #: wall clock (ms since the epoch) at the injection: lines a duplicate record's timestamp up
+    #: with the fault that produced it
+    at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
 
 class Injector:
@@ -515,8 +518,10 @@ async def consumer_lag(bootstrap: str, prefix: str) -> dict[str, int]:
         await admin.close()
 
 
-async def topic_records(bootstrap: str, topics: list[str], *, until: float) -> tuple[Counter, Counter]:
-    """(records per topic, duplicate records per topic: the same event id read again)."""
+async def topic_records(bootstrap: str, topics: list[str], *, until: float) -> tuple[Counter, Counter, list[dict]]:
+    """(records per topic, duplicate records per topic: the same event id read again, and where
+    each duplicated event sits: its type, partition, offsets and record timestamps, which say
+    which fault and which writer produced it)."""
     # what consumers see: committed records only (the relays write in transactions; a record of an
     # aborted pass stays in the log, skipped by every reader, and is no record "on the topic")
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
@@ -529,6 +534,8 @@ async def topic_records(bootstrap: str, topics: list[str], *, until: float) -> t
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         seen: Counter = Counter()
+        where: dict[tuple[str, Any], list[tuple[int, int, int]]] = {}
+        types: dict[tuple[str, Any], str] = {}
         per_topic: Counter = Counter()
         remaining = {tp for tp in partitions if ends[tp] > 0}
         deadline = min(time.monotonic() + 180, until)
@@ -537,15 +544,23 @@ async def topic_records(bootstrap: str, topics: list[str], *, until: float) -> t
             for tp, records in batch.items():
                 for record in records:
                     per_topic[tp.topic] += 1
-                    seen[(tp.topic, orjson.loads(record.value).get("id"))] += 1
+                    event = orjson.loads(record.value)
+                    key = (tp.topic, event.get("id"))
+                    seen[key] += 1
+                    where.setdefault(key, []).append((tp.partition, record.offset, record.timestamp))
+                    types.setdefault(key, str(event.get("type")))
             remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
         if remaining:
             raise RuntimeError(f"could not read the topics to their end: {sorted(map(str, remaining))[:5]}")
         duplicates: Counter = Counter()
-        for (topic, _), n in seen.items():
+        detail: list[dict] = []
+        for (topic, event_id), n in seen.items():
             if n > 1:
                 duplicates[topic] += n - 1
-        return per_topic, duplicates
+                detail.append({"topic": topic, "id": event_id, "type": types[(topic, event_id)],
+                               "records": [{"partition": p, "offset": o, "timestamp_ms": t}
+                                           for p, o, t in where[(topic, event_id)]]})
+        return per_topic, duplicates, detail[:50]
     finally:
         await consumer.stop()
 
@@ -595,12 +610,12 @@ async def final_checks(db: Databases, load: Load, bootstrap: str, *, until: floa
         await asyncio.sleep(2)
     checks["consumer lag 0"] = {"ok": not any(lag.values()), "lagging": {g: n for g, n in lag.items() if n}}
     topics = sorted({*events.ALL_TOPICS})
-    per_topic, duplicates = await topic_records(bootstrap, [*topics, *(f"{t}.dlq" for t in topics)], until=until)
+    per_topic, duplicates, duplicated = await topic_records(bootstrap, [*topics, *(f"{t}.dlq" for t in topics)], until=until)
     dead = {t: n for t, n in per_topic.items() if t.endswith(".dlq")}
     checks["no dead letters"] = {"ok": not dead, **dead}
     checks["duplicate records on the topics"] = {
         "ok": not duplicates, "records": sum(n for t, n in per_topic.items() if not t.endswith(".dlq")),
-        "duplicates": sum(duplicates.values()), "by_topic": dict(duplicates)}
+        "duplicates": sum(duplicates.values()), "by_topic": dict(duplicates), "duplicated": duplicated}
     return checks
 
 
@@ -755,7 +770,11 @@ def summary(report: dict[str, Any]) -> str:
         lines.append(f"  {'ok ' if fault['ok'] else 'BAD'} {fault['kind']:<26} {fault['target']:<26} back "
                      f"{fault['back_s']} s, caught up {fault['caught_up_s']} s {fault['note']}")
     for name, check in report.get("checks", {}).items():
-        details = {k: v for k, v in check.items() if k != "ok"}
+        details = {k: v for k, v in check.items() if k not in ("ok", "duplicated")}
+        if check.get("duplicated"):  # the event types and offsets; the whole list is in the report
+            details["duplicated"] = [f"{d['type']}@{d['topic']}[{d['records'][0]['partition']}]:"
+                                     f"{','.join(str(r['offset']) for r in d['records'])}"
+                                     for d in check["duplicated"][:10]]
         lines.append(f"  {'ok ' if check['ok'] else 'BAD'} {name}: {details}")
     if "error" in report:
         lines.append(f"  error: {report['error']}")
