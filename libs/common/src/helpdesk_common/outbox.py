@@ -477,8 +477,14 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._retention_s = retention_s
         name = table.name
-        #: the pending rows with each one's xmax as it was before this statement locks it (the
-        #: subquery reads the row before the lock above it marks the row as ours), claimed only
+        #: the pending rows, each one ``uncertain`` when an earlier pass may have published it:
+        #: its xmax as it was before this statement locks it is set (the subquery reads the row
+        #: before the lock above it marks the row as ours: a pass locked it and never settled
+        #: it), or it was written before the server last started. A row lock reaches the WAL
+        #: buffers only, written out by the next commit of any session: a server killed before
+        #: that (``-m immediate``, a crash) comes back with the row as no pass had touched it,
+        #: while the relay, which needs no database to publish, went on (the fault suite's 8
+        #: duplicate records in one CI run; ``test_bus.py`` reproduces it). Claimed only
         #: by the pass that holds the relay's advisory lock: an uncorrelated condition, so
         #: PostgreSQL takes the lock once, before the scan yields a row (a one-time filter), and
         #: a pass without it finds nothing and locks no row. One round trip where the lock was
@@ -490,9 +496,10 @@ class OutboxRelay:
         #: as much under intake, ``bench/profile.py --statements``.) A separate lock statement
         #: gave the claim a snapshot taken after the lock.
         self._claim_sql = (
-            f"SELECT o.seq, o.topic, o.key, o.payload, o.traceparent, o.event_type, o.event_id, p.prior_xmax, "
+            f"SELECT o.seq, o.topic, o.key, o.payload, o.traceparent, o.event_type, o.event_id, p.uncertain, "
             "o.sent_at IS NULL AND o.failed_at IS NULL AS pending "
-            f"FROM {name} o JOIN (SELECT seq, xmax::text::bigint AS prior_xmax FROM {name} "
+            f"FROM {name} o JOIN (SELECT seq, xmax::text::bigint <> 0 OR created_at < pg_postmaster_start_time() "
+            f"AS uncertain FROM {name} "
             f"WHERE sent_at IS NULL AND failed_at IS NULL AND (SELECT pg_try_advisory_xact_lock({_RELAY_LOCK_ID})) "
             "ORDER BY seq LIMIT $1) p ON o.seq = p.seq "
             "ORDER BY o.seq FOR UPDATE OF o SKIP LOCKED"
@@ -589,7 +596,7 @@ class OutboxRelay:
                 # replica left open (a timed-out pass, a kill) is aborted or completed before
                 # the tails are read below
                 await self._begin_transaction()
-            if any(r.prior_xmax for r in rows):
+            if any(r.uncertain for r in rows):
                 rows = await self._skip_published(conn, rows)
                 if not rows:
                     if self._transactional:
@@ -620,9 +627,12 @@ class OutboxRelay:
         partition: as many as the uncertain rows, plus ``TAIL_MARGIN`` for records other services
         put on a shared topic since. Rows whose event id is there are marked sent without a new
         record; a normal pass (every row's ``xmax`` 0) reads nothing. A row lock lost with the
-        database's own crash (never written to disk) cannot be told apart: such a row is
-        published again, as before, and the consumers' inboxes absorb it."""
-        uncertain = [r for r in rows if r.prior_xmax]
+        database's crash (never written out) cannot be seen, so a row written before the server
+        last started is uncertain too: after a restart, the passes that drain what was pending
+        then read the tails. Left: a server that reinitialises after a backend's crash without
+        restarting (``restart_after_crash``) or a standby promoted with the lock not yet
+        replicated; such a row is published again and the consumers' inboxes absorb it."""
+        uncertain = [r for r in rows if r.uncertain]
         tails = Tally(self._settings.kafka_topic_prefix + r.topic for r in uncertain)
         tails = Tally({topic: 2 * n + TAIL_MARGIN for topic, n in tails.items()})
         assert self._producer is not None
