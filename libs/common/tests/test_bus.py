@@ -865,20 +865,21 @@ def postgres(tmp_path):
 
 
 class DatabaseCrashesAfterTheClaim(OutboxRelay):
-    """The first pass's server dies (immediate stop: no checkpoint, WAL buffers lost) between
-    the claim and the publish; the relay process lives on."""
+    """The first pass's server dies (immediate stop: no checkpoint, WAL buffers lost) right after
+    the claim (the topics' check is the pass's next step), before the publish; the relay
+    process lives on."""
 
     def __init__(self, *, postgres: EmbeddedPostgres, **kwargs) -> None:
         super().__init__(**kwargs)
         self._postgres = postgres
         self.crashed = asyncio.Event()
 
-    async def _publish(self, rows):
+    async def _verify_topics(self, topics):
         if not self.crashed.is_set():
             self._postgres.proc.send_signal(signal.SIGQUIT)
             await asyncio.to_thread(self._postgres.proc.wait, 30)
             self.crashed.set()
-        return await super()._publish(rows)
+        await super()._verify_topics(topics)
 
 
 async def test_rows_published_by_a_pass_whose_database_crashed_are_found_not_sent_again(postgres, infra):
