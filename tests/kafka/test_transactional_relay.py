@@ -22,12 +22,15 @@ consumer group reading behind such a relay:
 """
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections import Counter
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -35,6 +38,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from helpdesk_common import events
 from helpdesk_common.consumer import ConsumerRunner, inbox_table
 from helpdesk_common.db import new_metadata
+from helpdesk_common.devstack import EmbeddedPostgres, free_port
 from helpdesk_common.kafka import ensure_topics, topic_partitions
 from helpdesk_common.migrate import ensure_database
 from helpdesk_common.outbox import OutboxRelay, enqueue, outbox_table
@@ -63,12 +67,13 @@ class KilledBeforeCommit(OutboxRelay):
 
 
 class KilledAfterCommit(OutboxRelay):
-    """Commits a pass and dies before the rows are marked sent (the database transaction that
-    locked them rolls back)."""
+    """Commits a pass's Kafka transaction and dies before the database transaction that marked
+    its rows sent commits (it rolls back: the rows are pending again)."""
 
-    async def _publish(self, rows):
-        await super()._publish(rows)
-        raise Killed()
+    async def _end_transaction(self, *, commit: bool) -> None:
+        await super()._end_transaction(commit=commit)
+        if commit:
+            raise Killed()
 
 
 def linked_event() -> events.TicketCustomerLinked:
@@ -259,3 +264,103 @@ async def test_rows_committed_behind_another_replicas_open_transaction_are_found
               f"each on the topic once")
     finally:
         await other.stop()
+
+
+@pytest.fixture
+def own_postgres(tmp_path):
+    """A server of the test's own: one of its processes is killed."""
+    pg = EmbeddedPostgres(tmp_path / "pg", free_port(), tmp_path / "pg.log", ephemeral=True, durable_commits=True)
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+class BackendKilledAfterTheClaim(OutboxRelay):
+    """The server process of the relay's session is SIGKILLed right after the claim (the topics'
+    check is the pass's next step). PostgreSQL then ends every session and recovers from its WAL
+    without a new postmaster (``restart_after_crash``): the claim's row locks, never written
+    out, are gone, and ``pg_postmaster_start_time()`` has not moved. The relay goes on: its
+    next passes wait for ``resume``."""
+
+    def __init__(self, *, dsn: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._dsn = dsn
+        self.crashed = asyncio.Event()
+        self.failed = asyncio.Event()
+        self.resume = asyncio.Event()
+
+    async def publish_once(self) -> int:
+        if self.crashed.is_set():
+            await self.resume.wait()
+        try:
+            return await super().publish_once()
+        except BaseException:
+            self.failed.set()
+            raise
+
+    async def _verify_topics(self, topics):
+        if not self.crashed.is_set():
+            conn = await asyncpg.connect(self._dsn)
+            try:
+                pid = await conn.fetchval("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                          "AND state = 'idle in transaction'")
+            finally:
+                await conn.close()
+            os.kill(pid, signal.SIGKILL)
+            self.crashed.set()
+        await super()._verify_topics(topics)
+
+
+async def test_a_pass_whose_database_crashed_before_the_mark_commits_nothing_on_the_topic(own_postgres, settings):
+    """The pass marks its rows sent before it commits its Kafka transaction: a database gone
+    meanwhile (here a crash that keeps the postmaster, so nothing shows the next pass that the
+    rows were claimed) fails the mark, and the transaction is aborted instead of committed. On
+    the old order (commit, then mark) each of the 12 rows was read twice by read_committed
+    readers."""
+    url = f"{own_postgres.url}/relay_crash"
+    await ensure_database(url)
+    engine = create_async_engine(url, pool_pre_ping=True)  # the test's reads outlive the crash
+    dsn = f"postgresql://postgres@127.0.0.1:{own_postgres.port}/relay_crash"
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        evts = [linked_event() for _ in range(12)]
+        async with engine.begin() as conn:
+            await enqueue(conn, outbox, *evts)
+        async with engine.connect() as conn:
+            started = await conn.scalar(select(func.pg_postmaster_start_time()))
+        relay = BackendKilledAfterTheClaim(dsn=dsn, engine=engine, table=outbox, settings=settings)
+        task = asyncio.create_task(relay.run())
+        try:
+            await asyncio.wait_for(relay.failed.wait(), 90)
+
+            async def recovered():
+                try:
+                    conn = await asyncpg.connect(dsn)
+                except (OSError, asyncpg.PostgresError):
+                    return False
+                await conn.close()
+                return True
+            await wait_for(recovered, 60, 0.2)
+            conn = await asyncpg.connect(dsn)
+            try:  # the premise: recovered, not restarted, and the claim's locks lost
+                assert await conn.fetchval("SELECT pg_postmaster_start_time()") == started
+                assert set(await conn.fetchval("SELECT array_agg(xmax::text::bigint) FROM outbox")) == {0}
+            finally:
+                await conn.close()
+            relay.resume.set()
+
+            async def drained():
+                return await unsent(engine) == 0
+            await wait_for(drained, 90, 0.1)
+        finally:
+            await relay.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        wanted = {e.id for e in evts}
+        committed = await counts(settings, wanted, "read_committed")
+        assert set(committed) == wanted and set(committed.values()) == {1}, committed
+        in_log = await counts(settings, wanted, "read_uncommitted")
+        assert set(in_log.values()) == {2}, in_log  # the crashed pass's copies: published, then aborted
+    finally:
+        await engine.dispose()

@@ -5,6 +5,7 @@ import signal
 import time
 import uuid
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import (
@@ -873,6 +874,17 @@ class DatabaseCrashesAfterTheClaim(OutboxRelay):
         super().__init__(**kwargs)
         self._postgres = postgres
         self.crashed = asyncio.Event()
+        self.failed = asyncio.Event()
+        self.resume = asyncio.Event()  # the passes after the crashed one wait for it
+
+    async def publish_once(self) -> int:
+        if self.crashed.is_set():
+            await self.resume.wait()
+        try:
+            return await super().publish_once()
+        except BaseException:
+            self.failed.set()
+            raise
 
     async def _verify_topics(self, topics):
         if not self.crashed.is_set():
@@ -885,7 +897,7 @@ class DatabaseCrashesAfterTheClaim(OutboxRelay):
 async def test_rows_published_by_a_pass_whose_database_crashed_are_found_not_sent_again(postgres, infra):
     url = f"{postgres.url}/relay_crash"
     await ensure_database(url)
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, pool_pre_ping=True)  # the test's reads outlive the crash
     settings = ServiceSettings(service_name="relay-crash-test", KAFKA_BOOTSTRAP_SERVERS=infra.kafka_bootstrap,
                                KAFKA_TOPIC_PREFIX=f"crash{uuid.uuid4().hex[:6]}.", KAFKA_TOPIC_PARTITIONS=3,
                                relay_poll_interval_s=0.1, relay_gauge_interval_s=60)
@@ -899,12 +911,15 @@ async def test_rows_published_by_a_pass_whose_database_crashed_are_found_not_sen
         before = skipped_total()
         task = await running(relay)
         try:
-            await asyncio.wait_for(relay.crashed.wait(), 60)
-            await asyncio.sleep(1.0)  # the pass publishes, fails to mark and backs off
-            await asyncio.to_thread(postgres.start)
-            async with engine.connect() as conn:  # the server came back without the pass's lock
-                xmaxes = (await conn.execute(text("SELECT xmax::text::bigint FROM outbox"))).scalars().all()
+            await asyncio.wait_for(relay.failed.wait(), 60)  # published, then the mark failed
+            postgres.start()  # from this (the main) thread: the server dies with the thread that starts it
+            conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{postgres.port}/relay_crash")
+            try:  # the server came back without the pass's lock (the pool's connections died with it)
+                xmaxes = await conn.fetchval("SELECT array_agg(xmax::text::bigint) FROM outbox")
+            finally:
+                await conn.close()
             assert set(xmaxes) == {0}, xmaxes
+            relay.resume.set()
 
             async def drained():
                 async with engine.connect() as conn:

@@ -513,6 +513,9 @@ class OutboxRelay:
         self._ack_timeout_s = 10.0
         #: each pass is one Kafka transaction (kafka.transactional_relay): set with each producer
         self._transactional = False
+        #: this pass's Kafka transaction is begun and not yet ended (committed by
+        #: ``publish_once`` after the mark, aborted by ``_publish`` after a failed ack)
+        self._txn_open = False
         self._isolation = "read_uncommitted"
         self._verify_interval_s = 1.0
         self.healthy = False
@@ -584,6 +587,10 @@ class OutboxRelay:
             # CPU than the statements themselves. The claim takes the relay's lock: a pass that
             # does not get it (another replica's is running) claims nothing
             driver = await driver_of(conn)
+            if not driver.is_in_transaction():
+                # outside a transaction the claim's advisory lock and row locks would end with
+                # the statement, and another replica's pass could publish the same rows
+                raise RuntimeError("the relay's connection is not in a transaction")
             rows = [RecordRow(r) for r in await driver.fetch(self._claim_sql, self._batch_size) if r["pending"]]
             if not rows:
                 return 0
@@ -610,6 +617,15 @@ class OutboxRelay:
             if sent:
                 await driver.execute(f"UPDATE {self._table.name} SET sent_at = now() WHERE seq = ANY($1::bigint[])",
                                      [r.seq for r in sent])
+            if self._txn_open:
+                # committed only once the rows are marked in the database transaction: a pass
+                # whose database went away meanwhile fails above, and its Kafka transaction is
+                # aborted (``_close_producer``) instead of committed. Left: the database's
+                # COMMIT after this one, whose loss the next pass's reconciliation covers.
+                # Raises when the commit fails or times out: the database transaction rolls back,
+                # the loop rebuilds the producer, whose start resolves this transaction, and the
+                # next pass finds its rows if it committed
+                await self._end_transaction(commit=True)
         for r in sent:
             OUTBOX_PUBLISHED.labels(r.topic).inc()  # label: the logical topic
         return claimed
@@ -626,12 +642,14 @@ class OutboxRelay:
         pending ones, so whatever that pass published is among the last records of each
         partition: as many as the uncertain rows, plus ``TAIL_MARGIN`` for records other services
         put on a shared topic since. Rows whose event id is there are marked sent without a new
-        record; a normal pass (every row's ``xmax`` 0) reads nothing. A row lock lost with the
-        database's crash (never written out) cannot be seen, so a row written before the server
-        last started is uncertain too: after a restart, the passes that drain what was pending
-        then read the tails. Left: a server that reinitialises after a backend's crash without
-        restarting (``restart_after_crash``) or a standby promoted with the lock not yet
-        replicated; such a row is published again and the consumers' inboxes absorb it."""
+        record; a normal pass (every row's ``xmax`` 0, written since the server started) reads
+        nothing. A row lock lost with the database's crash (never written out) cannot be seen,
+        so a row written before the server last started is uncertain too: after a restart, the
+        passes that drain what was pending then read the tails. What a restart does not show (a
+        backend's crash that keeps the postmaster, a promoted standby) is covered on Apache Kafka
+        by the order of a pass: the Kafka transaction is committed after the mark, so a pass
+        whose database went away is aborted. On a broker without transactions such a row is
+        published again and the consumers' inboxes absorb it."""
         uncertain = [r for r in rows if r.uncertain]
         tails = Tally(self._settings.kafka_topic_prefix + r.topic for r in uncertain)
         tails = Tally({topic: 2 * n + TAIL_MARGIN for topic, n in tails.items()})
@@ -768,17 +786,17 @@ class OutboxRelay:
                 # a transaction commits whole or not at all: the acknowledged rows go out again
                 await self._end_transaction(commit=False)
                 return [TransactionAborted() if o is None else o for o in outcomes]
-            # raises when the commit fails or times out: the loop rebuilds the producer, whose
-            # start resolves this transaction, and the next pass finds its rows if it committed
-            await self._end_transaction(commit=True)
+            # left open: ``publish_once`` commits it after marking the rows sent
         return outcomes
 
     async def _begin_transaction(self) -> None:
         assert self._producer is not None
         await asyncio.wait_for(self._producer.begin_transaction(), self._ack_timeout_s)
+        self._txn_open = True
 
     async def _end_transaction(self, *, commit: bool) -> None:
         assert self._producer is not None
+        self._txn_open = False  # ended, or left to ``_close_producer`` and the broker if this fails
         end = self._producer.commit_transaction() if commit else self._producer.abort_transaction()
         await asyncio.wait_for(end, self._ack_timeout_s)
 
@@ -829,6 +847,7 @@ class OutboxRelay:
 
     async def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
+        self._txn_open = False
         if producer is not None:
             if self._transactional:
                 # a transaction left open holds read_committed readers of its partitions until the
