@@ -266,6 +266,43 @@ async def test_rows_committed_behind_another_replicas_open_transaction_are_found
         await other.stop()
 
 
+class ProducerClosedBeforeTheCommit(OutboxRelay):
+    """The first pass's producer is closed (``stop()`` from another task: its transaction
+    aborted) after every record was acknowledged, while the pass goes on to mark its rows."""
+
+    closed = False
+
+    async def _publish(self, rows):
+        outcomes = await super()._publish(rows)
+        if not self.closed:
+            self.closed = True
+            await self._close_producer()
+        return outcomes
+
+
+async def test_a_pass_whose_producer_was_closed_before_its_commit_marks_nothing(engine, settings):
+    """Found in review: with the commit decided by a flag that closing the producer cleared, the
+    pass skipped the commit and its database transaction marked sent 20 rows whose records had
+    been aborted (lost). The pass now fails, its mark rolls back and the next pass publishes."""
+    evts = [linked_event() for _ in range(20)]
+    async with engine.begin() as conn:
+        await enqueue(conn, outbox, *evts)
+    relay = ProducerClosedBeforeTheCommit(engine=engine, table=outbox, settings=settings)
+    task = asyncio.create_task(relay.run())
+    try:
+        async def drained():
+            return await unsent(engine) == 0
+        await wait_for(drained, 90, 0.1)
+    finally:
+        await relay.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert relay.closed
+    wanted = {e.id for e in evts}
+    committed = await counts(settings, wanted, "read_committed")
+    assert set(committed) == wanted and set(committed.values()) == {1}, committed
+
+
 @pytest.fixture
 def own_postgres(tmp_path):
     """A server of the test's own: one of its processes is killed."""

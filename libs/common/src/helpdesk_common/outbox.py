@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.producer.transaction_manager import TransactionState
 from aiokafka.errors import (
     CorruptRecordException,
     InvalidProducerEpoch,
@@ -513,9 +514,12 @@ class OutboxRelay:
         self._ack_timeout_s = 10.0
         #: each pass is one Kafka transaction (kafka.transactional_relay): set with each producer
         self._transactional = False
-        #: this pass's Kafka transaction is begun and not yet ended (committed by
-        #: ``publish_once`` after the mark, aborted by ``_publish`` after a failed ack)
-        self._txn_open = False
+        #: the producer whose Kafka transaction this pass began and has not ended (committed by
+        #: ``publish_once`` after the mark, aborted by ``_publish`` after a failed ack). Kept
+        #: when ``_close_producer`` (``stop()`` during a pass) aborts it, so the pass's commit
+        #: finds a different producer, raises and rolls the mark back instead of skipping the
+        #: commit and marking rows whose records were aborted (found in review)
+        self._txn_producer: AIOKafkaProducer | None = None
         self._isolation = "read_uncommitted"
         self._verify_interval_s = 1.0
         self.healthy = False
@@ -581,6 +585,7 @@ class OutboxRelay:
 
     async def publish_once(self) -> int:
         """Publish one batch; returns how many rows it settled (sent or dead-lettered)."""
+        self._txn_producer = None  # whatever the last pass left, it ended (or its producer was closed)
         async with self._engine.begin() as conn:
             # the pass's hot statements run on the driver connection (``db.driver_of``, which
             # begins the transaction): through SQLAlchemy they cost every service's relay more
@@ -617,14 +622,15 @@ class OutboxRelay:
             if sent:
                 await driver.execute(f"UPDATE {self._table.name} SET sent_at = now() WHERE seq = ANY($1::bigint[])",
                                      [r.seq for r in sent])
-            if self._txn_open:
+            if self._txn_producer is not None:
                 # committed only once the rows are marked in the database transaction: a pass
                 # whose database went away meanwhile fails above, and its Kafka transaction is
-                # aborted (``_close_producer``) instead of committed. Left: the database's
-                # COMMIT after this one, whose loss the next pass's reconciliation covers.
-                # Raises when the commit fails or times out: the database transaction rolls back,
-                # the loop rebuilds the producer, whose start resolves this transaction, and the
-                # next pass finds its rows if it committed
+                # aborted (``_close_producer``) instead of committed. Left: a database lost
+                # between this commit's request and its own COMMIT (the mark is durable only
+                # then); the next pass's reconciliation covers a restarted server. Raises when
+                # the commit fails or times out: the database transaction rolls back, the loop
+                # rebuilds the producer, whose start resolves this transaction, and the next
+                # pass finds its rows if it committed
                 await self._end_transaction(commit=True)
         for r in sent:
             OUTBOX_PUBLISHED.labels(r.topic).inc()  # label: the logical topic
@@ -792,12 +798,14 @@ class OutboxRelay:
     async def _begin_transaction(self) -> None:
         assert self._producer is not None
         await asyncio.wait_for(self._producer.begin_transaction(), self._ack_timeout_s)
-        self._txn_open = True
+        self._txn_producer = self._producer
 
     async def _end_transaction(self, *, commit: bool) -> None:
-        assert self._producer is not None
-        self._txn_open = False  # ended, or left to ``_close_producer`` and the broker if this fails
-        end = self._producer.commit_transaction() if commit else self._producer.abort_transaction()
+        producer, self._txn_producer = self._txn_producer, None
+        if producer is None or producer is not self._producer:
+            # closed under the pass (``stop()``), its transaction aborted: nothing to commit
+            raise RuntimeError("the pass's producer was closed; its transaction did not commit")
+        end = producer.commit_transaction() if commit else producer.abort_transaction()
         await asyncio.wait_for(end, self._ack_timeout_s)
 
     async def _gauge_loop(self) -> None:
@@ -847,13 +855,15 @@ class OutboxRelay:
 
     async def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
-        self._txn_open = False
         if producer is not None:
             if self._transactional:
                 # a transaction left open holds read_committed readers of its partitions until the
-                # broker's timeout (unless this replica restarts under the same name): end it
+                # broker's timeout (unless this replica restarts under the same name): end it,
+                # also when a failed request left it abortable only
                 try:
-                    if producer._txn_manager is not None and producer._txn_manager.is_in_transaction():  # noqa: SLF001
+                    txn = producer._txn_manager  # noqa: SLF001
+                    if txn is not None and txn.state in (TransactionState.IN_TRANSACTION,
+                                                         TransactionState.ABORTABLE_ERROR):
                         await asyncio.wait_for(producer.abort_transaction(), 5)
                 except Exception:  # fenced or broken: the broker aborts it
                     pass
