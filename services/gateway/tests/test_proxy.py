@@ -6,7 +6,10 @@ import asyncio
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
+from helpdesk_common.identity import IDENTITY_HEADER
 from helpdesk_common.testing import running_app
 
 from .conftest import new_gateway, serve, user_token
@@ -253,3 +256,55 @@ async def test_a_csv_download_is_relayed_as_it_comes(gateway_env, ticket_svc, mo
                 release.set()
                 rest = b"".join([chunk async for chunk in chunks])
             assert (first + rest).decode().splitlines()[1:] == [f"{i},退款 {i}" for i in range(6)]
+
+
+async def test_a_forwarded_answer_is_relayed_as_the_upstream_gave_it(gateway_env, monkeypatch):
+    """The forwarding route answers in plain ASGI (proxy/endpoints.py, ``ForwardingRoute``): what
+    reaches the service and what the client gets back are what the Request / Response path gave.
+    The upstream gets the method, the raw path and query as sent (an escaped backslash
+    included), the body's bytes, the first of a repeated header and the signed identity; the
+    client gets the status, the body, a Content-Length (none on a 204 or 304), the headers the
+    gateway relays and no others, the security headers and the request id."""
+    from fastapi import FastAPI
+
+    seen: list[dict] = []
+    app = FastAPI()
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    async def upstream(path: str, request: Request) -> Response:
+        seen.append({"method": request.method, "raw_path": request.scope["raw_path"],
+                     "query": request.scope["query_string"], "body": await request.body(),
+                     "language": request.headers.getlist("accept-language"),
+                     "identity": IDENTITY_HEADER in request.headers,
+                     "request_id": request.headers.get("x-request-id")})
+        if path.endswith("empty"):
+            return Response(status_code=204, headers={"etag": '"7"'})
+        if path.endswith("unchanged"):
+            return Response(status_code=304, headers={"etag": '"7"'})
+        return Response("工单 已创建".encode(), status_code=201, media_type="application/json",
+                        headers={"etag": '"8"', "location": "/v1/tickets/1", "set-cookie": "a=b",
+                                 "x-internal": "secret"})
+
+    _, admin = user_token("admin")
+    async with serve(app, lifespan="off") as (upstream_url, _):
+        monkeypatch.setenv("GATEWAY_TICKET_URL", upstream_url)
+        async with serve(new_gateway()) as (url, _), httpx.AsyncClient(base_url=url, timeout=30) as client:
+            body = "退款 refund".encode()
+            r = await client.post("/v1/tickets/a%5Cb/messages?x=1&y=%E4%B8%AD", content=body,
+                                  headers=[*admin.items(), ("accept-language", "zh-CN"), ("accept-language", "en"),
+                                           ("x-request-id", "req-42"), ("cookie", "c=d")])
+            assert r.status_code == 201 and r.content == "工单 已创建".encode(), r.text
+            assert r.headers["content-length"] == str(len(r.content))
+            assert r.headers["content-type"] == "application/json"
+            assert r.headers["etag"] == '"8"' and r.headers["location"] == "/v1/tickets/1"
+            assert "set-cookie" not in r.headers and "x-internal" not in r.headers
+            assert r.headers["x-request-id"] == "req-42" and r.headers["x-content-type-options"] == "nosniff"
+            assert r.headers["cache-control"] == "no-store"
+            assert seen[-1] == {"method": "POST", "raw_path": b"/v1/tickets/a%5Cb/messages", "query": b"x=1&y=%E4%B8%AD",
+                                "body": body, "language": ["zh-CN"], "identity": True, "request_id": "req-42"}
+            for path, status in (("/v1/tickets/empty", 204), ("/v1/tickets/unchanged", 304)):
+                r = await client.delete(path, headers=admin)
+                assert r.status_code == status and r.content == b"" and r.headers["etag"] == '"7"'
+                assert "content-length" not in r.headers, path
+            r = await client.options("/v1/tickets/x", headers=admin)  # OPTIONS is forwarded too
+            assert r.status_code == 201 and seen[-1]["method"] == "OPTIONS" and seen[-1]["body"] == b""

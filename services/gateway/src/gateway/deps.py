@@ -1,4 +1,5 @@
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -18,6 +19,16 @@ def client_address_of(request: Request) -> str:
 async def authenticated(request: Request) -> Principal:
     return await request.app.state.auth.authenticate(request.headers.get("authorization"), client_address_of(request),
                                                       request.url.path)
+
+
+async def authenticated_scope(scope: Any, header: Callable[[str], str | None], path: str) -> Principal:
+    """``authenticated`` for a route that answers in plain ASGI (proxy/endpoints.py): the same
+    checks from the request's scope, ``header`` (by lower-case name) and ``path`` (as
+    ``Request.url.path``)."""
+    auth = scope["app"].state.auth
+    client = scope.get("client")
+    address = client_address(client[0] if client else None, header("x-forwarded-for"), auth.trusted_proxies)
+    return await auth.authenticate(header("authorization"), address, path)
 
 
 @authenticates

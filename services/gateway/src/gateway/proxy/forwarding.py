@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from starlette.requests import Request
@@ -95,7 +98,7 @@ def channel_may(method: str, path: str, channel: str | None) -> bool:
     return any(method == m and pattern.match(path) for m, pattern in _CHANNEL_ALLOWED)
 
 
-async def _relay(upstream_response: aiohttp.ClientResponse):
+async def relay_chunks(upstream_response: aiohttp.ClientResponse):
     """The upstream's chunks as they come. A failure half-way ends the chunked answer without its
     last chunk, so the client sees an incomplete download rather than a short file that looks
     whole; the connection is released (closed, if the body was not read to the end) either way,
@@ -137,19 +140,44 @@ async def forward(
 ) -> Response:
     """``extra_headers`` and ``timeout``: for the chat visitor's route (proxy/visitor.py), which
     hands its token to ticket-svc and long-polls past the usual upstream timeout."""
-    path = request.url.path
+    answer = await exchange(
+        request.method, request.url.path, request.scope, request.headers.get, request.body,
+        upstream=upstream, service_name=service_name, principal=principal, session=session, signer=signer,
+        extra_headers=extra_headers, timeout=timeout,
+    )
+    if answer.stream is not None:
+        return StreamingResponse(relay_chunks(answer.stream), status_code=200, headers=answer.headers)
+    return Response(answer.content, status_code=answer.status, headers=answer.headers)
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the upstream answered: its status, the headers the gateway returns, and its body
+    (``content``), or for a download relayed as it arrives the upstream response (``stream``)."""
+
+    status: int
+    headers: dict[str, str]
+    content: bytes = b""
+    stream: aiohttp.ClientResponse | None = None
+
+
+def forwarded_headers(method: str, path: str, header: Callable[[str], str | None], principal: Principal,
+                      signer: IdentitySigner, extra_headers: dict[str, str] | None) -> dict[str, str]:
+    """The checks of who may be forwarded where, and the headers the upstream gets: the caller's
+    (``header``: a request header by lower-case name) that it needs, the signed identity, the
+    request id and the trace context. A Problem when the caller may not go there."""
     if not safe_path(path):
         raise Problem(404, "not-found", "Not found", "No such resource.")
-    if principal.kind == "channel" and not channel_may(request.method, path, principal.channel):
+    if principal.kind == "channel" and not channel_may(method, path, principal.channel):
         raise Problem(403, "forbidden", "Forbidden",
                       "Channel API keys may only post their own channel's messages and create and read their own tickets.")
     if principal.kind == "user" and principal.role not in AGENT_ROLES and not _KB_PATH.match(path):
         raise Problem(403, "forbidden", "Forbidden", "Editors may only use the knowledge base (/v1/kb).")
-    headers = {name: value for name in FORWARD_REQUEST_HEADERS if (value := request.headers.get(name)) is not None}
+    headers = {name: value for name in FORWARD_REQUEST_HEADERS if (value := header(name)) is not None}
     if principal.kind == "channel" and (inbound := _CHANNEL_INBOUND.match(path)):
         # the platform's signature travels in headers of its own (DingTalk: timestamp, sign)
         for name in CHANNEL_SIGNATURE_HEADERS.get(inbound.group(1), ()):
-            if (value := request.headers.get(name)) is not None:
+            if (value := header(name)) is not None:
                 headers[name] = value
     headers.update(extra_headers or {})
     headers[IDENTITY_HEADER] = signer.token_for(principal)
@@ -157,11 +185,26 @@ async def forward(
     if rid:
         headers["x-request-id"] = rid
     tracing.inject_into(headers)  # the upstream's span is a child of the gateway's
-    raw_path = request.scope.get("raw_path") or path.encode()
-    query = request.scope.get("query_string") or b""
+    return headers
+
+
+async def exchange(
+    method: str, path: str, scope: Mapping[str, Any], header: Callable[[str], str | None],
+    read_body: Callable[[], Awaitable[bytes]], *,
+    upstream: str, service_name: str, principal: Principal, session: aiohttp.ClientSession,
+    signer: IdentitySigner, extra_headers: dict[str, str] | None = None,
+    timeout: aiohttp.ClientTimeout | None = None,
+) -> Answer:
+    """One request sent on to ``upstream`` (a replica that refuses the connection: the next one;
+    a pooled connection found dead: sent again) and its answer. ``path`` is the decoded path the
+    checks judge; the raw one and the query string (``scope``) are sent as they came. The body
+    (``read_body``) is read once the caller may go there."""
+    headers = forwarded_headers(method, path, header, principal, signer, extra_headers)
+    body = await read_body()
+    raw_path = scope.get("raw_path") or path.encode()
+    query = scope.get("query_string") or b""
     rest = raw_path.decode("latin-1") + (("?" + query.decode("latin-1")) if query else "")
-    body = await request.body()
-    streamed = request.method == "GET" and _STREAMED_DOWNLOAD.match(path) is not None
+    streamed = method == "GET" and _STREAMED_DOWNLOAD.match(path) is not None
     if streamed and timeout is None:
         timeout = aiohttp.ClientTimeout(total=None, connect=2, sock_read=session.timeout.total)
     replicas = upstream_of(upstream)
@@ -170,7 +213,7 @@ async def forward(
     while True:
         base = candidates[tried]
         try:
-            upstream_response = await session.request(request.method, URL(base + rest, encoded=True),
+            upstream_response = await session.request(method, URL(base + rest, encoded=True),
                                                       data=body or None, headers=headers, allow_redirects=False,
                                                       **({"timeout": timeout} if timeout else {}))
             if not replicas.single:
@@ -180,12 +223,12 @@ async def forward(
                 if (value := upstream_response.headers.get(name)) is not None
             }
             if streamed and upstream_response.status == 200 and upstream_response.content_length is None:
-                return StreamingResponse(_relay(upstream_response), status_code=200, headers=out_headers)
+                return Answer(200, out_headers, stream=upstream_response)
             try:
                 content = await upstream_response.read()
             finally:
                 upstream_response.release()
-            return Response(content, status_code=upstream_response.status, headers=out_headers)
+            return Answer(upstream_response.status, out_headers, content)
         except _NOT_CONNECTED as exc:
             # the replica refused the connection or never accepted it: it saw nothing of this
             # request, so the next replica gets it (any method); with one replica, a 502
