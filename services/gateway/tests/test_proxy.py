@@ -74,7 +74,7 @@ async def test_channel_key_is_scoped_to_its_channel(gateway_env, ticket_svc):
 
 
 async def test_forwarded_requests_are_counted_by_route_template_and_head_is_not_forwarded(gateway_env, ticket_svc):
-    """The forwarding routes are plain Starlette routes (proxy/endpoints.py): the request still
+    """The forwarding routes answer in plain ASGI (proxy/endpoints.py): the request still
     carries its route, so the metrics (and the intake SLO rules on them) count it by template,
     401s and 405s included; HEAD is the gateway's 405 and never reaches a service."""
     from prometheus_client import REGISTRY
@@ -308,3 +308,10 @@ async def test_a_forwarded_answer_is_relayed_as_the_upstream_gave_it(gateway_env
                 assert "content-length" not in r.headers, path
             r = await client.options("/v1/tickets/x", headers=admin)  # OPTIONS is forwarded too
             assert r.status_code == 201 and seen[-1]["method"] == "OPTIONS" and seen[-1]["body"] == b""
+            # the checks judge the path as Starlette's URL gives it: a tab or carriage return is
+            # dropped, so this is a dot segment, refused before any upstream sees it
+            forwarded = len(seen)
+            for sneaky in ("/v1/tickets/.%09./x", "/v1/tickets/.%0D./x"):
+                r = await client.get(sneaky, headers=admin)
+                assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json", sneaky
+            assert len(seen) == forwarded

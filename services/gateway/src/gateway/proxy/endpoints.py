@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
+from starlette.datastructures import URL
 from starlette.responses import Response, StreamingResponse
 
 from ..deps import authenticated, authenticated_scope
@@ -83,21 +86,29 @@ def _handler(setting: str, service_name: str):
     return proxy
 
 
+#: what Starlette's ``URL`` changes in a decoded path: ``?``, ``#`` and ``\\`` escaped again, and
+#: tab, carriage return and line feed dropped (``urlsplit``)
+_URL_REWRITTEN = re.compile(r"[?#\\\t\r\n]")
+
+
 def url_path(scope: dict) -> str:
-    """The path as ``Request.url.path`` gives it (the checks and the login's rules see the same
-    string as on every other route): the decoded path with ``?``, ``#`` and ``\\`` escaped again."""
+    """The path exactly as ``Request.url.path`` gives it, so the checks (dot segments, a channel
+    key's paths, the streamed downloads) and the login's rules judge the same string as on every
+    other route: the decoded path itself, unless it holds a character Starlette's ``URL``
+    rewrites (``/v1/tickets/.%09./x`` is ``/v1/tickets/../x`` to it, a dot segment)."""
     path = scope["path"]
-    if "?" in path or "#" in path or "\\" in path:
-        path = path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    if _URL_REWRITTEN.search(path):
+        return URL(scope=scope).path
     return path
 
 
-def header_lookup(scope: dict):
-    """A request header by lower-case name (the first of its name, as ``Request.headers.get``)."""
+def header_lookup(scope: dict) -> Callable[[str], str | None]:
+    """A request header by name, any case (the first of its name, as ``Request.headers.get``)."""
     headers: dict[str, str] = {}
     for name, value in scope["headers"]:
-        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-    return headers.get
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    get = headers.get
+    return lambda name: get(name.lower())
 
 
 async def read_body(receive: Any) -> bytes:
@@ -120,7 +131,10 @@ class ForwardingRoute(APIRoute):
     CPU per forwarded request: docs/performance.md, round 18). Everything around the route is
     unchanged: the route is matched, ordered and recorded on the request like any other (the
     metrics' route label), and a Problem it raises is answered by the app's problem handlers.
-    A method the route does not take gets Starlette's 405 as before."""
+    A method the route does not take gets Starlette's 405 as before. What FastAPI would add
+    around an endpoint when the router is included (dependencies, a ``max_body_size``) is not
+    applied: the proxy routers are included without any (the body-size middleware bounds the
+    body)."""
 
     setting: str = ""
     service_name: str = ""
