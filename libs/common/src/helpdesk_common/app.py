@@ -37,7 +37,7 @@ from .kafka import broker_reachable
 from .metrics_access import MetricsAccess
 from .ops_listener import OpsListener
 from . import fastapi_memo, openapi, route_index, tracing
-from .observability import BodySizeLimitMiddleware, RequestContextMiddleware, UrlNulMiddleware, configure_logging
+from .observability import RequestChecksMiddleware, configure_logging
 from .outbox import OutboxRelay, set_max_event_bytes
 from .outbox import watching_writes as outbox_writes
 from .problems import install_problem_handlers, problem_response
@@ -395,41 +395,19 @@ def shadowed_concrete_paths(app: FastAPI) -> dict[str, frozenset[str]]:
     return shadowed
 
 
-class ConcretePathsFirstMiddleware:
-    """405 (with the concrete path's ``Allow``) for a method a shadowed concrete path does not
-    serve, before a templated route can take it. One dict lookup per request."""
-
-    def __init__(self, app: Any, shadowed: dict[str, frozenset[str]]) -> None:
-        self.app = app
-        self.shadowed = shadowed
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.shadowed:
-            methods = self.shadowed.get(scope.get("path", ""))
-            if methods is not None and scope["method"] not in methods:
-                response = problem_response(405, "method-not-allowed", "Method not allowed", "Method Not Allowed",
-                                            headers={"Allow": ", ".join(sorted(methods))})
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 class ServiceApp(FastAPI):
-    """FastAPI with ``EdgeMiddleware`` outside its whole stack, that keeps the connection open
-    after an unexpected error it already answered.
+    """FastAPI with ``EdgeMiddleware`` outside its whole stack.
 
-    The edge layer (request id, security headers, no banners: helpdesk_common/edge.py) wraps
-    Starlette's ``ServerErrorMiddleware`` and any middleware added after ``build_app`` (the
-    gateway's CORS), so the 500 problem and a CORS preflight carry them too.
-
-    Starlette answers an unhandled exception with the 500 problem and then re-raises it, and
-    uvicorn closes the connection when an exception reaches it after the response. The
-    gateway's pool would then hand that dead connection to the next request, someone else's
-    (it retries once, but the close is needless). The error is logged by the problem handler.
+    The edge layer (request id, security headers, no banners, the HTTP metrics, the connection
+    kept open after an error it already answered: helpdesk_common/edge.py) wraps Starlette's
+    ``ServerErrorMiddleware`` and any middleware added after ``build_app`` (the gateway's CORS),
+    so the 500 problem and a CORS preflight carry them too.
     """
 
     #: the default response headers (``edge.security_headers``), set by ``build_app``
     edge_defaults: tuple[tuple[bytes, bytes], ...] = security_headers()
+    #: count the app's requests in the HTTP metrics (not the ops listener's probes and scrapes)
+    count_requests: bool = True
     #: continue a caller's trace (services behind the gateway); the public gateway only behind a
     #: trusted proxy (tracing.py)
     trace_trust_incoming: bool = True
@@ -445,25 +423,7 @@ class ServiceApp(FastAPI):
     def build_middleware_stack(self) -> Any:
         # the request id and response headers outside the trace span, the span outside the rest
         traced = tracing.wrap_asgi(super().build_middleware_stack(), trust_incoming=self.trace_trust_incoming)
-        return EdgeMiddleware(traced, defaults=self.edge_defaults)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        answered = False
-
-        async def send_tracking(message: Any) -> None:
-            nonlocal answered
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                answered = True
-            await send(message)
-
-        try:
-            await super().__call__(scope, receive, send_tracking)
-        except Exception:
-            if not answered:
-                raise
+        return EdgeMiddleware(traced, defaults=self.edge_defaults, count=self.count_requests)
 
 
 def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
@@ -512,13 +472,12 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
         app.include_router(router)
     install_query_rule(app)  # undeclared query parameters are a 422, in every service
     openapi.install(app)  # every operation declares its error answers (problem+json)
-    # innermost first: NUL in the URL is refused before routing, inside the metrics; the request id
-    # and the response headers are outside everything (ServiceApp.build_middleware_stack)
+    # the body limit, NUL in the URL and shadowed concrete paths are refused before routing; the
+    # request id, the response headers and the metrics are outside everything
+    # (ServiceApp.build_middleware_stack)
     app.state.shadowed_concrete_paths = shadowed_concrete_paths(app)
-    app.add_middleware(ConcretePathsFirstMiddleware, shadowed=app.state.shadowed_concrete_paths)
-    app.add_middleware(UrlNulMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestChecksMiddleware, max_bytes=settings.max_body_bytes,
+                       shadowed=app.state.shadowed_concrete_paths)
     return app
 
 
@@ -527,6 +486,7 @@ def _ops_app(main: FastAPI) -> FastAPI:
     metrics access rule), answering like every other port (problem+json, security headers)."""
     ops = ServiceApp(openapi_url=None, docs_url=None, redoc_url=None)
     ops.edge_defaults = main.edge_defaults
+    ops.count_requests = False
     ops.state = main.state
     install_problem_handlers(ops)
     ops.include_router(_health_router())

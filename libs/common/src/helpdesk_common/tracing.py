@@ -135,7 +135,10 @@ def wrap_asgi(app: Any, *, trust_incoming: bool) -> Any:
 
 
 class _WithoutCallerTraceContext:
-    """Drops ``traceparent`` / ``tracestate`` from the request, so the trace starts here."""
+    """Drops ``traceparent`` / ``tracestate`` from the request, so the trace starts here.
+
+    The scope is changed in place, not copied: the edge layer outside reads the route the router
+    puts in it (the metrics' label)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -144,7 +147,7 @@ class _WithoutCallerTraceContext:
         if scope["type"] == "http":
             headers = scope["headers"]
             if any(name in TRACE_HEADERS for name, _ in headers):
-                scope = {**scope, "headers": [(n, v) for n, v in headers if n not in TRACE_HEADERS]}
+                scope["headers"] = [(n, v) for n, v in headers if n not in TRACE_HEADERS]
         await self.app(scope, receive, send)
 
 
