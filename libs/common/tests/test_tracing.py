@@ -17,6 +17,7 @@ from fastapi import APIRouter
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import REGISTRY
 
 from helpdesk_common import events, tracing
 from helpdesk_common.app import ServiceApp
@@ -105,14 +106,21 @@ def app_seeing_its_trace(trust_incoming: bool) -> ServiceApp:
     return app
 
 
+LABELS = {"method": "GET", "route": "/v1/where", "status": "200"}
+
+
 @pytest.mark.parametrize("trusted", [True, False])
 async def test_a_caller_traceparent_is_continued_only_when_trusted(exported, trusted):
     exported.clear()
     trace_id, span_id, traceparent = sampled_parent()
     app = app_seeing_its_trace(trusted)
+    before = REGISTRY.get_sample_value("http_requests_total", LABELS) or 0
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         body = (await client.get("/v1/where", headers={"traceparent": traceparent})).json()
     assert body["forwarded"] == body["traceparent"]  # what goes upstream is this span, not the caller's
+    # counted under its route either way: dropping the caller's trace headers keeps the scope the
+    # edge layer reads the route from
+    assert REGISTRY.get_sample_value("http_requests_total", LABELS) == before + 1
     spans = exported.get_finished_spans()
     if trusted:
         (server,) = spans

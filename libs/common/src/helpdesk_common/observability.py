@@ -86,11 +86,14 @@ def _header(scope: dict, name: bytes) -> str | None:
 
 #: the methods counted under their own name; any other (a client may send any token) is OTHER,
 #: so that callers cannot grow the metrics' label sets
-COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+                             "QUERY"})
 
 #: the labelled children of HTTP_REQUESTS and HTTP_DURATION, by their labels: ``labels()`` checks
 #: and joins its arguments and takes the metric's lock on every call (about 4 µs a request of the
-#: two, round 19); the label sets are bounded (methods, route templates, statuses)
+#: two, round 19); the label sets are bounded (methods, route templates, statuses). A child
+#: removed from its metric (``remove``, ``clear``: nothing here calls them) would no longer be
+#: exported while this cache kept counting on it
 _REQUEST_COUNTERS: dict[tuple[str, str, int], Any] = {}
 _REQUEST_TIMERS: dict[tuple[str, str], Any] = {}
 
@@ -185,7 +188,7 @@ class RequestChecksMiddleware:
         self.app = app
         self.max_bytes = max_bytes
         self.intake_max_bytes = intake_max_bytes
-        self.shadowed = shadowed or {}
+        self.shadowed = shadowed if shadowed is not None else {}
 
     def _limit(self, scope: dict) -> int:
         if not is_intake_request(scope):
@@ -202,7 +205,8 @@ class RequestChecksMiddleware:
             return
         max_bytes = self._limit(scope)
         declared, encoded = body_framing(scope)
-        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        if declared is not None and not (declared.isascii() and declared.isdigit() and len(declared) <= 18
+                                         and int(declared) <= max_bytes):
             await send_problem(send, 413, "payload-too-large", "Payload too large",
                                f"The request body exceeds {max_bytes} bytes.")
             return
