@@ -1,5 +1,8 @@
 """Search lexemes and queries, Chinese and English (pure)."""
 
+import re
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -101,3 +104,40 @@ def test_a_prefix_term_takes_its_most_common_word():
     assert search.frequency(freqs, "pri", prefix=False) == 0.0
     assert search.frequency(freqs, "zzz", prefix=True) == 0.0
     assert search.estimated_share("refund printe", freqs) == 0.05
+
+
+def _document_one_lexeme_at_a_time(subject, public, internal, cap):  # type: ignore[no-untyped-def]
+    """The document's definition, one lexeme at a time: each part's lexemes in order, a lexeme
+    seen in an earlier part gains this part's weight, a new one is kept while fewer than ``cap``
+    are (the reference for ``document``'s dict operations)."""
+    weights: dict[str, list[str]] = {}
+    for weight, position, texts in (("A", 1, [subject]), ("B", 2, public), ("C", 3, internal)):
+        seen: dict[str, None] = {}
+        for text in texts:
+            if not text:
+                continue
+            folded = search.fold(text)
+            cjk = f"[{search._CJK}]+"
+            for run in re.findall(cjk, folded):
+                seen.update(dict.fromkeys([*run, *(run[i:i + 2] for i in range(len(run) - 1))]))
+            seen.update(dict.fromkeys(w[:search.MAX_WORD] for w in re.findall(r"[^\W_]+", re.sub(cjk, " ", folded))))
+            if len(seen) >= cap:
+                break
+        for lexeme in list(seen)[:cap]:
+            if lexeme in weights:
+                weights[lexeme].append(f"{position}{weight}")
+            elif len(weights) < cap:
+                weights[lexeme] = [f"{position}{weight}"]
+    return " ".join("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "':" + ",".join(found)
+                    for lexeme, found in weights.items())
+
+
+_TEXT = st.one_of(st.none(), st.text(max_size=60), st.text(alphabet="ab退款申请 ｐ１'\\_-，。ﾌﾟ²あ한", max_size=60))
+
+
+@given(_TEXT, st.lists(_TEXT, max_size=3), st.lists(_TEXT, max_size=3), st.sampled_from([3, 10, 4000]))
+def test_the_document_is_its_definition_under_the_cap(subject, public, internal, cap):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(search, "MAX_LEXEMES", cap)
+        assert search.document(subject=subject, public=public, internal=internal) == \
+            _document_one_lexeme_at_a_time(subject, public, internal, cap)
