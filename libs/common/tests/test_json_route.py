@@ -156,3 +156,70 @@ def test_a_route_of_another_shape_always_takes_fastapis_way():
         assert plan_of(router.routes[-1]) is None, endpoint.__name__
     router.add_api_route("/y", create, methods=["POST"], route_class_override=JsonBodyRoute)
     assert plan_of(router.routes[-1]) is not None
+
+
+async def _post(app, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        r = await client.post(path, content=body, headers=headers)
+    return r.status_code, r.text
+
+
+async def test_an_include_s_dependencies_and_the_app_s_overrides_apply_as_on_fastapi_s_way():
+    """A router included with dependencies, and an app with dependency overrides: FastAPI keeps
+    them on the include's effective route, which the short way reads too."""
+    async def gate(request: Request) -> None:
+        raise Problem(403, "forbidden", "Forbidden", "Closed.")
+
+    router = APIRouter()
+    router.add_api_route("/v1/short", create, methods=["POST"], status_code=201, route_class_override=CountingRoute)
+    app = build_app(ServiceSettings(service_name="json-route-gated"), ServiceParts(title="t", routers=[]))
+    app.include_router(router, dependencies=[Depends(gate)])
+    body = b'{"subject": "x"}'
+    assert (await _post(app, "/v1/short", body, JSON))[0] == 403
+
+    open_app = build_app(ServiceSettings(service_name="json-route-overridden"), ServiceParts(title="t", routers=[router]))
+
+    async def someone_else(request: Request) -> str:
+        return "override"
+
+    assert '"who":"agent-7"' in (await _post(open_app, "/v1/short", body, JSON))[1]
+    open_app.dependency_overrides[caller] = someone_else
+    assert '"who":"override"' in (await _post(open_app, "/v1/short", body, JSON))[1]
+
+
+async def test_a_chunked_body_over_the_limit_is_answered_as_fastapi_answers_it():
+    """The body limit's refusal while the body is read (a body without a Content-Length) is
+    FastAPI's answer on both ways."""
+    router = APIRouter()
+    router.add_api_route("/v1/plain", create, methods=["POST"], status_code=201)
+    router.add_api_route("/v1/short", create, methods=["POST"], status_code=201, route_class_override=CountingRoute)
+    app = build_app(ServiceSettings(service_name="json-route-small", max_body_bytes=100),
+                    ServiceParts(title="t", routers=[router]))
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"subject": "'
+        yield b"x" * 200
+        yield b'"}'
+
+    answers = []
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        for path in ("/v1/plain", "/v1/short"):
+            r = await client.post(path, content=chunks(), headers={**JSON, "x-request-id": "same-id"})
+            answers.append((r.status_code, r.text))
+    assert answers[0] == answers[1] and answers[0][0] in (400, 413)
+
+
+async def test_a_header_parameter_not_sent_gets_its_default_as_on_fastapi_s_way():
+    async def with_factory(payload: Item, who: Annotated[str, Depends(caller)],
+                           marks: Annotated[list[str], Header(default_factory=lambda: ["none"])],
+                           ) -> JSONBytesResponse:
+        return JSONBytesResponse({"marks": marks})
+
+    router = APIRouter()
+    router.add_api_route("/v1/plain", with_factory, methods=["POST"])
+    router.add_api_route("/v1/short", with_factory, methods=["POST"], route_class_override=CountingRoute)
+    app = build_app(ServiceSettings(service_name="json-route-factory"), ServiceParts(title="t", routers=[router]))
+    SHORT_WAYS.clear()
+    plain = await _post(app, "/v1/plain", b'{"subject": "x"}', JSON)
+    fast = await _post(app, "/v1/short", b'{"subject": "x"}', JSON)
+    assert plain == fast == (200, '{"marks":["none"]}') and SHORT_WAYS

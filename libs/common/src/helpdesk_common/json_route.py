@@ -27,44 +27,55 @@ sub-dependencies. A route of any other shape always takes FastAPI's way.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 from typing import Any
 
 from fastapi import params
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, _get_scope_effective_route_context
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-#: content types the short way parses (FastAPI parses these and every other ``*/json``, ``*+json``)
+#: content types the short way parses (FastAPI parses these, other ``application/json`` spellings and
+#: ``application/*+json``)
 JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"})
 
 
 class _Plan:
     """What the short way needs of a route, worked out once: None when it cannot take it."""
 
-    __slots__ = ("request_name", "body_name", "header_names", "dependencies")
+    __slots__ = ("request_name", "body_name", "body_field", "header_names", "header_defaults", "dependencies")
 
-    def __init__(self, request_name: str | None, body_name: str, header_names: frozenset[bytes],
-                 dependencies: tuple[tuple[str, Any, str], ...]) -> None:
+    def __init__(self, request_name: str | None, body_name: str, body_field: Any, header_names: frozenset[bytes],
+                 header_defaults: tuple[tuple[str, Any], ...], dependencies: tuple[tuple[str, Any, str], ...]) -> None:
         self.request_name = request_name
         self.body_name = body_name
+        self.body_field = body_field
         self.header_names = header_names
+        self.header_defaults = header_defaults
         self.dependencies = dependencies
 
 
-def plan_of(route: APIRoute) -> _Plan | None:
-    """The short way's plan for ``route``, or None when its endpoint has another shape."""
+def plan_of(route: Any) -> _Plan | None:
+    """The short way's plan for ``route`` (an ``APIRoute``, or the effective route FastAPI made
+    of it when its router was included: with the include's dependencies), or None when its
+    endpoint has another shape."""
     dependant = route.dependant
-    if (len(dependant.body_params) != 1 or route.body_field is None or route._embed_body_fields
-            or isinstance(route.body_field.field_info, params.Form)
+    if (dependant is None or len(dependant.body_params) != 1 or route.body_field is None or route._embed_body_fields
+            or isinstance(route.body_field.field_info, params.Form) or route.max_body_size is not None
             or dependant.path_params or dependant.query_params or dependant.cookie_params
             or dependant.websocket_param_name or dependant.http_connection_param_name
             or dependant.response_param_name or dependant.background_tasks_param_name
             or dependant.security_scopes_param_name):
         return None
-    if any(field.field_info.is_required() for field in dependant.header_params):
-        return None
+    for field in dependant.header_params:
+        info = field.field_info
+        if (info.is_required() or not isinstance(field.alias, str) or info.validation_alias is not None
+                and not isinstance(info.validation_alias, str) or isinstance(info.annotation, type)
+                and issubclass(info.annotation, BaseModel)):
+            return None
     dependencies = []
     for sub in dependant.dependencies:
         call = sub.call
@@ -74,13 +85,18 @@ def plan_of(route: APIRoute) -> _Plan | None:
                 or sub.background_tasks_param_name or sub.http_connection_param_name):
             return None
         dependencies.append((sub.name, call, sub.request_param_name))
+    # every name a header parameter answers to, as sent and with FastAPI's underscore conversion:
+    # one too many only sends more requests FastAPI's way
+    names = {name for field in dependant.header_params
+             for name in (field.alias, field.name, field.field_info.validation_alias) if isinstance(name, str)}
     return _Plan(
         request_name=dependant.request_param_name,
         body_name=dependant.body_params[0].name,
-        # as sent, and with FastAPI's underscore conversion: one too many only sends more
-        # requests FastAPI's way
-        header_names=frozenset(name.encode("latin-1") for field in dependant.header_params
-                               for name in (field.alias.lower(), field.alias.lower().replace("_", "-"))),
+        body_field=route.body_field,
+        header_names=frozenset(form.encode("latin-1") for name in names
+                               for form in (name.lower(), name.lower().replace("_", "-"))),
+        # what FastAPI passes for a header not sent: a copy of the default (a factory's included)
+        header_defaults=tuple((field.name, field) for field in dependant.header_params),
         dependencies=tuple(dependencies),
     )
 
@@ -88,15 +104,29 @@ def plan_of(route: APIRoute) -> _Plan | None:
 class JsonBodyRoute(APIRoute):
     """``APIRoute`` with the short way described in the module's docstring."""
 
-    _plan: _Plan | None | bool = False  # False: not worked out yet
+    #: route (this one, or the effective route of an include of it) → its plan; strong
+    #: references to the routes keep their ids from being reused
+    _plans: dict[int, tuple[Any, _Plan | None]]
+
+    def _plan_for(self, scope: Any) -> tuple[Any, _Plan | None]:
+        """The route FastAPI would answer with (its include's, when the router was included:
+        dependencies, methods and overrides as included) and its plan."""
+        context = _get_scope_effective_route_context(scope)
+        target = context if context is not None and context.original_route is self else self
+        plans = self.__dict__.setdefault("_plans", {})
+        found = plans.get(id(target))
+        if found is None or found[0] is not target:
+            found = plans[id(target)] = (target, plan_of(target))
+        return target, found[1]
 
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
-        plan = self._plan
-        if plan is False:
-            plan = self._plan = plan_of(self)
-        if plan is None or scope["type"] != "http" or scope["method"] not in self.methods \
-                or self.dependency_overrides_provider is not None and getattr(
-                    self.dependency_overrides_provider, "dependency_overrides", None):
+        if scope["type"] != "http":
+            await super().handle(scope, receive, send)
+            return
+        target, plan = self._plan_for(scope)
+        provider = target.dependency_overrides_provider
+        if plan is None or scope["method"] not in target.methods or (
+                provider is not None and getattr(provider, "dependency_overrides", None)):
             await super().handle(scope, receive, send)
             return
         content_type = None
@@ -110,23 +140,31 @@ class JsonBodyRoute(APIRoute):
         if content_type is None or content_type.lower() not in JSON_TYPES:
             await super().handle(scope, receive, send)
             return
-        received: list[dict] = []
+        received: list[Any] = []
         chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            received.append(message)
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        values = self._values(b"".join(chunks), plan) if received[-1]["type"] == "http.request" else None
+        try:
+            while True:
+                message = await receive()
+                received.append(message)
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+        except Exception as exc:  # noqa: BLE001 - e.g. the body limit's: FastAPI's way answers it
+            received.append(exc)
+        body = b"".join(chunks)
+        last = received[-1]
+        values = self._values(body, plan) if isinstance(last, dict) and last["type"] == "http.request" else None
         if values is None:
             await super().handle(scope, _replaying(received, receive), send)
             return
         request = Request(scope, receive)
+        request._body = body  # as Request.body() would have kept it, for an endpoint that reads it
         for name, call, request_name in plan.dependencies:
             values[name] = await call(**{request_name: request})
+        for name, field in plan.header_defaults:
+            values[name] = copy.deepcopy(field.default)
         if plan.request_name is not None:
             values[plan.request_name] = request
         response = await self.endpoint(**values)
@@ -134,7 +172,8 @@ class JsonBodyRoute(APIRoute):
             raise TypeError(f"{self.name}: a JsonBodyRoute's endpoint returns a Response")
         await response(scope, receive, send)
 
-    def _values(self, body: bytes, plan: _Plan) -> dict[str, Any] | None:
+    @staticmethod
+    def _values(body: bytes, plan: _Plan) -> dict[str, Any] | None:
         """The endpoint's body argument from ``body`` as FastAPI would make it, or None when
         FastAPI would answer with an error (its way then answers it)."""
         if not body:
@@ -143,20 +182,23 @@ class JsonBodyRoute(APIRoute):
             data = json.loads(body)
         except Exception:  # noqa: BLE001 - FastAPI's way reports it exactly (422 or 400)
             return None
-        assert self.body_field is not None
-        value, errors = self.body_field.validate(data, {}, loc=("body",))
+        value, errors = plan.body_field.validate(data, {}, loc=("body",))
         if errors:
             return None
         return {plan.body_name: value}
 
 
-def _replaying(received: list[dict], receive: Any) -> Any:
-    """A ``receive`` that gives ``received`` again, then the server's."""
+def _replaying(received: list[Any], receive: Any) -> Any:
+    """A ``receive`` that gives ``received`` again (raising an exception where reading raised
+    one), then the server's."""
     pending = list(received)
 
     async def replay() -> dict:
         if pending:
-            return pending.pop(0)
+            item = pending.pop(0)
+            if isinstance(item, BaseException):
+                raise item
+            return item
         return await receive()
 
     return replay
