@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import db_errors, events, tracing
 from .db import driver_of
+from .observability import Children
 from .assignor import own_sticky_assignor, partition_assignors
 from .kafka import broker_profile, ensure_topics, isolation_level, new_producer
 from .outbox import watching_writes as outbox_writes
@@ -61,6 +62,7 @@ def _chained(chain: tuple[Handler, ...]) -> Handler:
 CONSUMED = Counter(
     "consumer_events_total", "Events seen by consumers", ["consumer", "type", "outcome"]
 )
+CONSUMED_BY = Children(CONSUMED)  # per event: its children looked up once
 CONSUMER_LAG = Gauge("consumer_lag", "Records behind the high watermark", ["consumer", "topic"])
 OFFSETS_NOT_COMMITTED = Counter(
     "consumer_offset_commits_dropped_total",
@@ -480,14 +482,14 @@ class ConsumerRunner:
         event = item.event
         if item.ignored_type is not None:
             label = item.ignored_type if item.ignored_type in events.KNOWN_TYPES else "unknown"
-            CONSUMED.labels(self.name, label, "ignored").inc()
+            CONSUMED_BY(self.name, label, "ignored").inc()
             return False
         if event is None:
-            CONSUMED.labels(self.name, "unknown", "skipped").inc()
+            CONSUMED_BY(self.name, "unknown", "skipped").inc()
             return False
         handler = self._handlers.get(event.type)
         if handler is None:
-            CONSUMED.labels(self.name, event.type, "ignored").inc()
+            CONSUMED_BY(self.name, event.type, "ignored").inc()
             return False
         if recorded is not None:
             fresh = event.id if event.id in recorded else None
@@ -506,11 +508,11 @@ class ConsumerRunner:
                 .returning(self._inbox.c.event_id)
             )
         if fresh is None:
-            CONSUMED.labels(self.name, event.type, "duplicate").inc()
+            CONSUMED_BY(self.name, event.type, "duplicate").inc()
             return False
         with tracing.consuming(self.name, item.record.topic, event.type, item.record.headers):
             await handler(conn, event)
-        CONSUMED.labels(self.name, event.type, "processed").inc()
+        CONSUMED_BY(self.name, event.type, "processed").inc()
         return True
 
     async def _apply_with_retries(self, item: Decoded) -> bool:

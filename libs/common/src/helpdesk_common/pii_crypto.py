@@ -33,6 +33,7 @@ import hmac
 import os
 import re
 import unicodedata
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -202,11 +203,25 @@ def normalize_for_index(value: str) -> str:
     return unicodedata.normalize("NFC", value).strip()
 
 
+#: (key, context) → an HMAC that has taken the context's prefix: ``blind_index`` copies it and
+#: adds the value, instead of keying a new HMAC each time (1.8 → 1.1 µs; a new requester's
+#: identities and name terms take about 25 in customer-svc, round 19). A process has a handful
+#: of keys and contexts; past ``_KEYED_MAX`` nothing more is kept.
+_KEYED: dict[tuple[bytes, str], Any] = {}
+_KEYED_MAX = 64
+
+
 def blind_index(value: str, *, key: bytes, context: str) -> str:
     """HMAC-SHA256 hex of the normalised value, separated by context (64 hex characters)."""
-    label = context.encode("utf-8")
-    message = len(label).to_bytes(4, "big") + label + normalize_for_index(value).encode("utf-8")
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    keyed = _KEYED.get((key, context))
+    if keyed is None:
+        label = context.encode("utf-8")
+        keyed = hmac.new(key, len(label).to_bytes(4, "big") + label, hashlib.sha256)
+        if len(_KEYED) < _KEYED_MAX:
+            _KEYED[(key, context)] = keyed
+    mac = keyed.copy()
+    mac.update(normalize_for_index(value).encode("utf-8"))
+    return mac.hexdigest()
 
 
 def new_settings(prefix: str, *, kid: str = "k1") -> dict[str, str]:
