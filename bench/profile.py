@@ -4,6 +4,7 @@ py-spy at once, the hottest frames per process (docs/performance.md, "Profile").
     .venv/bin/python bench/profile.py                 # 30 s of samples, 8 connections
     .venv/bin/python bench/profile.py --seconds 60 --connections 16 --keep /tmp/prof
     .venv/bin/python bench/profile.py --statements    # also SQL statements per ticket, per database
+    .venv/bin/python bench/profile.py --cpu-clock     # cProfile on each thread's CPU clock, not py-spy
 
 It needs wrk (``make wrk``) and py-spy (requirements-dev.txt). py-spy attaches to processes of
 this user with ptrace; where that is not allowed (containers without CAP_SYS_PTRACE) it exits
@@ -112,6 +113,54 @@ async def _statements(pg_port: int, *, reset: bool) -> tuple[int, list[dict]]:
         await ticket.close()
 
 
+def _cpu_clock_env(out_dir: Path) -> dict[str, str]:
+    """The services' environment for ``--cpu-clock``: the bench's sitecustomize on their path."""
+    path = os.pathsep.join(p for p in (str(ROOT / "bench" / "cpu_clock"), os.environ.get("PYTHONPATH")) if p)
+    return {"PYTHONPATH": path, "HELPDESK_CPU_PROFILE_DIR": str(out_dir)}
+
+
+def _cpu_clock_window(procs: dict[str, subprocess.Popen], seconds: int, out_dir: Path) -> None:
+    """Profile every service for ``seconds`` (SIGUSR1 starts, SIGUSR2 writes ``<package>.prof``),
+    then name each file after its service, as py-spy's are."""
+    import signal
+
+    for proc in procs.values():
+        proc.send_signal(signal.SIGUSR1)
+    time.sleep(seconds)
+    for proc in procs.values():
+        proc.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 30
+    for name in procs:
+        written = out_dir / (name.replace("-", "_") + ".prof")
+        while not written.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if written.exists():
+            written.rename(out_dir / f"{name}.prof")
+
+
+def summarise_cpu_clock(path: Path, name: str, *, top: int = 12, inclusive: int = 25) -> str:
+    """The hottest functions of one service's CPU-clock profile: own time and inclusive time as
+    shares of the CPU the process's main thread used in the window."""
+    import pstats
+
+    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    total = sum(tt for _cc, _nc, tt, _ct, _callers in stats.values()) or 1.0
+
+    def label(func: tuple[str, int, str]) -> str:
+        file, _line, fn = func
+        short = re.sub(r"^.*/(site-packages|src)/", "", file)
+        return f"{fn} ({short})"
+
+    lines = [f"{name}: {total:.2f} s of CPU (main thread, cProfile's own cost included)", "  self:"]
+    by_self = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    lines += [f"    {100 * tt / total:5.1f}%  {label(func)[:140]}" for func, (_cc, _nc, tt, _ct, _c) in by_self]
+    lines.append("  inclusive:")
+    by_cumulative = sorted(stats.items(), key=lambda item: item[1][3], reverse=True)
+    shown = [(func, ct) for func, (_cc, _nc, _tt, ct, _c) in by_cumulative if _INTERESTING.search(func[0])][:inclusive]
+    lines += [f"    {100 * ct / total:5.1f}%  {label(func)[:140]}" for func, ct in shown]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=30, help="sampling window (after a 8 s warm-up)")
@@ -123,12 +172,16 @@ def main() -> int:
     parser.add_argument("--gil", action="store_true",
                         help="keep only samples that hold the GIL (py-spy --gil): the processes' Python CPU, "
                              "without the event loop's waits that a container's thread states do not tell apart")
+    parser.add_argument("--cpu-clock", action="store_true",
+                        help="instead of py-spy, cProfile in each service on the thread's CPU clock "
+                             "(bench/cpu_clock/sitecustomize.py): what each function cost in CPU, not in "
+                             "samples of a runnable thread (py-spy charges a preempted writer with its peer's CPU)")
     parser.add_argument("--native", action="store_true",
                         help="C frames too (py-spy --native; it pauses each process per sample): where a "
                              "driver's or the event loop's compiled code spends its time")
     args = parser.parse_args()
     spy = shutil.which("py-spy", path=str(ROOT / ".venv" / "bin")) or shutil.which("py-spy")
-    if not spy or not shutil.which("wrk"):
+    if not (spy or args.cpu_clock) or not shutil.which("wrk"):
         print("needs py-spy (requirements-dev.txt) and wrk (make wrk)", file=sys.stderr)
         return 2
     out_dir = args.keep or Path(tempfile.mkdtemp(prefix="helpdesk-profile-"))
@@ -142,7 +195,8 @@ def main() -> int:
                               pg_settings=("shared_preload_libraries=pg_stat_statements",
                                            "pg_stat_statements.track=top",
                                            "pg_stat_statements.track_planning=on") if args.statements else (),
-                              extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "WARNING"}))
+                              extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "WARNING",
+                                         **(_cpu_clock_env(out_dir) if args.cpu_clock else {})}))
     try:
         creds = stack.up()
         env = os.environ | {"BENCH_AUTH_HEADER": "Authorization", "BENCH_AUTH_VALUE": f"Bearer {creds['channel_api_key']}",
@@ -155,7 +209,9 @@ def main() -> int:
             import asyncio
 
             start_tickets = asyncio.run(_statements(stack.config.pg_port, reset=True))[0]
-        spies = {name: subprocess.Popen([spy, "record", "-p", str(proc.pid), "-d", str(args.seconds), "-r", str(args.rate),
+        if args.cpu_clock:
+            _cpu_clock_window(stack.procs, args.seconds, out_dir)
+        spies = {} if args.cpu_clock else {name: subprocess.Popen([spy, "record", "-p", str(proc.pid), "-d", str(args.seconds), "-r", str(args.rate),
                                          "-f", "raw", "-o", str(out_dir / f"{name}.txt"),
                                          *(["--native"] if args.native else ["--nonblocking"]),
                                          *(["--gil"] if args.gil else [])],
@@ -174,6 +230,8 @@ def main() -> int:
         for name in stack.procs:
             if (out_dir / f"{name}.txt").exists():
                 print(summarise(out_dir / f"{name}.txt"))
+            if (out_dir / f"{name}.prof").exists():
+                print(summarise_cpu_clock(out_dir / f"{name}.prof", name))
         if args.statements:
             print(statements)
         if args.keep:
