@@ -163,6 +163,11 @@ class ConsumerRunner:
         min_batch_interval_s: float = 0.0,
     ) -> None:
         self.name = name
+        # the consumer's counters and its batch histogram exist at 0 from the start, not from their
+        # first event: a rate or an alert over them has a series to read, and a scrape shows every
+        # consumer of the process before its first batch
+        for metric in (OFFSETS_NOT_COMMITTED, CONSUMER_STALLS, DATABASE_WAITS, BATCH_SECONDS):
+            metric.labels(name)
         self._topics = topics
         self._handlers = handlers
         self._engine = engine
