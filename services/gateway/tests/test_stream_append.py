@@ -1,6 +1,7 @@
-"""The stream consumer's flush is one statement that takes the append lock before it draws any
-``seq`` (so seq order stays commit order across replicas) and notifies at commit; the tail
-reads its rows without a transaction around the read."""
+"""The stream consumer's flush (on a bare asyncpg connection, as the consumer's) is one
+statement that takes the append lock before it draws any ``seq`` (so seq order stays commit
+order across replicas) and notifies at commit; the tail reads its rows without a transaction
+around the read."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy import event
 
 from gateway.stream import repository
 from gateway.stream.handlers import StreamBatch
-from helpdesk_common.db import create_engine
+from helpdesk_common.db import create_engine, create_raw_pool
 from helpdesk_common.migrate import ensure_database, upgrade
 
 
@@ -29,10 +30,18 @@ async def engine(infra):  # type: ignore[no-untyped-def]
     await engine.dispose()
 
 
+@pytest.fixture
+async def raw_pool(engine):  # type: ignore[no-untyped-def]
+    """The consumer's kind of connection (``ConsumerSpec(raw=True)``), on the same database."""
+    pool = await create_raw_pool(engine.url.render_as_string(hide_password=False), size=1)
+    yield pool
+    await pool.close()
+
+
 def row(n: int) -> dict:
     return dict(event_id=uuid.uuid4(), type="ticket.created", ticket_id=uuid.uuid4(), team_id=None,
                 assignee_id=None, previous_team_id=None, previous_assignee_id=None,
-                payload={"n": n, "subject": "打印机"}, occurred_at=datetime.now(UTC))
+                payload=f'{{"n": {n}, "subject": "打印机"}}', occurred_at=datetime.now(UTC))
 
 
 def plain_url(engine) -> str:  # type: ignore[no-untyped-def]
@@ -43,7 +52,7 @@ async def last_seq(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM stream_events_seq_seq"))
 
 
-async def test_the_flush_draws_no_seq_before_it_holds_the_append_lock(engine) -> None:  # type: ignore[no-untyped-def]
+async def test_the_flush_draws_no_seq_before_it_holds_the_append_lock(engine, raw_pool) -> None:  # type: ignore[no-untyped-def]
     """A replica holding the lock makes the flush wait with no sequence value drawn; the rows
     then take consecutive seq values in the batch's order, and listeners are woken once."""
     holder = await asyncpg.connect(plain_url(engine))
@@ -58,7 +67,7 @@ async def test_the_flush_draws_no_seq_before_it_holds_the_append_lock(engine) ->
         rows = [row(n) for n in range(5)]
 
         async def flush() -> None:
-            async with engine.begin() as conn:
+            async with raw_pool.acquire() as conn, conn.transaction():
                 await batch.begin(conn)
                 for r in rows:
                     batch.add(conn, r)
@@ -83,11 +92,8 @@ async def test_the_flush_draws_no_seq_before_it_holds_the_append_lock(engine) ->
         await listener.close()
 
 
-async def test_the_flush_is_one_statement_and_a_redelivery_adds_nothing(engine) -> None:  # type: ignore[no-untyped-def]
+async def test_the_flush_is_one_statement_and_a_redelivery_adds_nothing(engine, raw_pool) -> None:  # type: ignore[no-untyped-def]
     statements: list[str] = []
-
-    async with engine.connect() as probe:
-        driver = (await probe.get_raw_connection()).driver_connection
 
     def log(record) -> None:  # type: ignore[no-untyped-def]
         statements.append(record.query)
@@ -97,10 +103,9 @@ async def test_the_flush_is_one_statement_and_a_redelivery_adds_nothing(engine) 
     # the first pass prepares the statement (asyncpg reads the types it has not met yet); the
     # next ones are the same events delivered again
     for attempt in range(3):
-        async with engine.begin() as conn:
-            assert (await conn.get_raw_connection()).driver_connection is driver  # the pool's one idle connection
+        async with raw_pool.acquire() as conn, conn.transaction():
             if attempt:
-                driver.add_query_logger(log)
+                conn.add_query_logger(log)
             try:
                 await batch.begin(conn)
                 for r in rows:
@@ -108,21 +113,27 @@ async def test_the_flush_is_one_statement_and_a_redelivery_adds_nothing(engine) 
                 await batch.flush(conn)
                 await asyncio.sleep(0.05)  # query loggers run just after the statement
             finally:
-                driver.remove_query_logger(log)
-        appended = [s for s in statements if not s.rstrip(";").startswith("BEGIN")]
-        assert not attempt or len(appended) == 1, appended
-        assert not attempt or ("pg_advisory_xact_lock" in appended[0] and "pg_notify" in appended[0])
+                conn.remove_query_logger(log)
+        assert not attempt or len(statements) == 1, statements
+        assert not attempt or ("pg_advisory_xact_lock" in statements[0] and "pg_notify" in statements[0])
         statements.clear()
     async with engine.connect() as conn:
         assert len(await repository.rows_after(conn, after=0, limit=10)) == 3
 
 
-async def test_the_tails_read_begins_no_transaction(engine) -> None:  # type: ignore[no-untyped-def]
-    async with engine.begin() as conn:
+async def test_the_tails_read_begins_no_transaction(engine, raw_pool) -> None:  # type: ignore[no-untyped-def]
+    """The hub reads the tail on the raw pool (once per NOTIFY); the same reads work on a
+    SQLAlchemy connection without sending anything through SQLAlchemy."""
+    async with raw_pool.acquire() as conn, conn.transaction():
         batch = StreamBatch("stream_t")
         await batch.begin(conn)
         batch.add(conn, row(1))
         await batch.flush(conn)
+    async with raw_pool.acquire() as conn:
+        found = await repository.rows_after(conn, after=0, limit=10)
+        newest = await repository.newest_seq(conn)
+        assert not conn.is_in_transaction()
+    assert [r.payload for r in found] == [{"n": 1, "subject": "打印机"}] and newest == found[0].seq
     through_sqlalchemy: list[str] = []
 
     def before(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
@@ -131,9 +142,10 @@ async def test_the_tails_read_begins_no_transaction(engine) -> None:  # type: ig
     event.listen(engine.sync_engine, "before_cursor_execute", before)
     try:
         async with engine.connect() as conn:
-            found = await repository.rows_after(conn, after=0, limit=10)
+            again = await repository.rows_after(conn, after=0, limit=10)
+            assert await repository.newest_seq(conn) == newest
             driver = (await conn.get_raw_connection()).driver_connection
             assert not driver.is_in_transaction() and not conn.in_transaction()
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", before)
-    assert [r.payload for r in found] == [{"n": 1, "subject": "打印机"}] and through_sqlalchemy == []
+    assert [r.payload for r in again] == [{"n": 1, "subject": "打印机"}] and through_sqlalchemy == []

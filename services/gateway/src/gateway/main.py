@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def live_stream(app: FastAPI) -> AsyncIterator[None]:
         """The per-process stream hub (LISTEN, tail, pruning), the agent-teams cache and the KPI pollers."""
-        hub = StreamHub(settings=settings, engine=app.state.runtime.engine)
+        hub = StreamHub(settings=settings, engine=app.state.runtime.engine,
+                        raw_connection=app.state.runtime.raw_connection)
         app.state.stream_hub = hub
         app.state.team_directory = TeamDirectory(
             ticket_url=settings.ticket_url, signer=app.state.signer, session=lambda: app.state.http,
@@ -83,12 +84,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # without Kafka, the stream's consumer catches up once the broker is back, and the
             # outbox (users.events) holds user events until then
             uses_broker=False,
+            # the stream's consumer on bare asyncpg connections (a SQLAlchemy connection and
+            # transaction per batch were half of its CPU, docs/performance.md round 20)
+            raw_pool=True,
             outbox=outbox,
             inbox=inbox,
             consumers=[ConsumerSpec(name="gateway.stream", topics=[TICKETS_TOPIC, SLA_TOPIC, PRIVACY_TOPIC],
                                     handlers={**make_handlers(settings, stream_batch),
                                               **{t: stream_batch.flushing_first(h) for t, h in PRIVACY_HANDLERS.items()}},
-                                    on_begin=stream_batch.begin, before_commit=stream_batch.flush)],
+                                    on_begin=stream_batch.begin, before_commit=stream_batch.flush, raw=True)],
             openapi_url=None,
             lifespan_hooks=[gateway_resources, visitor_resources(settings), live_stream],
             # the public port: Prometheus scrapes GATEWAY_OPS_PORT (helpdesk_common/ops_listener.py)

@@ -1,6 +1,7 @@
 """Consumer handlers: ticket and SLA events into ``stream_events``, then NOTIFY.
 
-Runs inside the inbox consumer's transaction (helpdesk_common.consumer), so a redelivered
+Runs inside the inbox consumer's transaction (helpdesk_common.consumer, on a bare asyncpg
+connection: ``ConsumerSpec(raw=True)``), so a redelivered
 event has no second row; the NOTIFY is delivered by PostgreSQL only when that transaction
 commits, so a woken stream always finds the row. A fetched batch's rows are collected by the
 handlers and written at the end of its transaction (``StreamBatch.flush``): one statement per
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpdesk_common.consumer import Handler
 
@@ -31,27 +30,35 @@ STREAM_TYPES = (
 
 
 class StreamBatch:
-    """The rows a consumer transaction will append, per connection (as analytics-svc's fold
-    batches: the consumer's ``on_begin`` / ``before_commit`` hooks bracket one transaction)."""
+    """The rows and ticket links a consumer transaction will write, per connection (as
+    analytics-svc's fold batches: the consumer's ``on_begin`` / ``before_commit`` hooks bracket
+    one transaction)."""
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
         self._pending: dict[int, list[dict[str, Any]]] = {}
+        self._links: dict[int, list[tuple[Any, Any]]] = {}
 
     def add(self, conn: Any, row: dict[str, Any]) -> None:
         self._pending.setdefault(id(conn), []).append(row)
 
+    def link(self, conn: Any, ticket_id: Any, customer_id: Any) -> None:
+        """Whose the ticket is (``ticket.customer_linked``), for an erasure of that customer."""
+        self._links.setdefault(id(conn), []).append((ticket_id, customer_id))
+
     async def begin(self, conn: Any) -> None:
         """First in every consumer transaction: forget what a rolled-back one left pending."""
         self._pending.pop(id(conn), None)
+        self._links.pop(id(conn), None)
 
     async def flush(self, conn: Any) -> None:
         """Last before the commit, and before an erasure deletes rows (so that none of the batch's
-        earlier events escapes it): the pending rows, in event order, under the append lock."""
-        rows = self._pending.pop(id(conn), None)
-        if not rows:
-            return
-        await repository.append_many(conn, rows, channel=self.channel)
+        earlier events escapes it): the pending rows, in event order, under the append lock, and
+        the links, in the same statement."""
+        rows = self._pending.pop(id(conn), None) or []
+        links = self._links.pop(id(conn), None) or []
+        if rows or links:
+            await repository.append_many(conn, rows, links=links, channel=self.channel)
 
     def flushing_first(self, handler: Handler) -> Handler:
         """``handler`` after the rows collected so far are written (for the erasure handler)."""
@@ -65,7 +72,7 @@ def make_handlers(settings: Settings, batch: StreamBatch) -> dict[str, Handler]:
     """The stream's handlers; they add rows to ``batch``, whose hooks the consumer runs."""
     retention = timedelta(seconds=settings.stream_retention_s)
 
-    async def record(conn: AsyncConnection, event: Any) -> None:
+    async def record(conn: Any, event: Any) -> None:
         # a replay from the start of the topics (a new consumer group, a rebuilt broker) must
         # not resurface old events as live ones: nothing older than the retention is stored
         occurred_at = event.time if event.time.tzinfo is not None else event.time.replace(tzinfo=UTC)
@@ -77,7 +84,12 @@ def make_handlers(settings: Settings, batch: StreamBatch) -> dict[str, Handler]:
             team_id=getattr(data, "team_id", None), assignee_id=getattr(data, "assignee_id", None),
             previous_team_id=getattr(data, "previous_team_id", None),
             previous_assignee_id=getattr(data, "previous_assignee_id", None),
-            payload=data.model_dump(mode="json"), occurred_at=occurred_at,
+            payload=data.model_dump_json(), occurred_at=occurred_at,
         ))
 
-    return {event_type: record for event_type in STREAM_TYPES}
+    async def link(conn: Any, event: Any) -> None:
+        # not a stream event (it carries no change an agent sees), but the erasure of the
+        # customer must find the ticket's rows, whose customer_id was null at intake
+        batch.link(conn, event.data.ticket_id, event.data.customer_id)
+
+    return {**{event_type: record for event_type in STREAM_TYPES}, "ticket.customer_linked": link}

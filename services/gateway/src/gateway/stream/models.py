@@ -27,3 +27,16 @@ stream_events = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_stream_events_created_at", "created_at"),
 )
+
+#: whose each recent ticket is, from ``ticket.customer_linked`` (a requester resolved after
+#: intake leaves ``customer_id`` null in the ticket's stream rows): what an erasure of that
+#: customer needs to find them. Pruned with the stream's rows.
+stream_ticket_customers = Table(
+    "stream_ticket_customers",
+    metadata,
+    Column("ticket_id", Uuid, primary_key=True),
+    Column("customer_id", Uuid, nullable=False),
+    Column("linked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_stream_ticket_customers_customer_id", "customer_id"),
+    Index("ix_stream_ticket_customers_linked_at", "linked_at"),
+)

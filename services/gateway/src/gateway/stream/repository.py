@@ -6,15 +6,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from helpdesk_common.db import RecordRow, driver_of, driver_read
+from helpdesk_common.db import RecordRow, driver_read
 
 from ..db import inbox
-from .models import stream_events
+from .models import stream_events, stream_ticket_customers
 
 #: serialises appends across replicas (pg_advisory_xact_lock key): ``seq`` values are taken
 #: at insert time, so without it a transaction could commit seq 11 before another commits seq
@@ -28,9 +27,9 @@ _COLUMNS = (
 )
 
 
-#: the consumer's flush (once per batch) and the tail's read (once per NOTIFY) run on the driver
-#: connection (``helpdesk_common.db.driver_of``): SQLAlchemy's per-statement work was a fifth
-#: of the gateway's CPU under intake.
+#: the consumer's flush (once per batch) runs on its bare asyncpg connection and the tail's read
+#: (once per NOTIFY) on the driver connection (``helpdesk_common.db.driver_read``): SQLAlchemy's
+#: per-statement work was a fifth of the gateway's CPU under intake.
 #:
 #: The flush is one statement: the append lock, the rows and the NOTIFY (three round trips
 #: before). The lock is an uncorrelated condition, so PostgreSQL evaluates it once, before the
@@ -44,7 +43,12 @@ _APPEND_MANY = (
     "$1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::text[], $8::text[], "
     "$9::timestamptz[]) WITH ORDINALITY AS u(e, t, ti, te, a, pt, pa, p, o, n) "
     "WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock($10)) AS held) = 1 "
-    "ORDER BY u.n ON CONFLICT (event_id) DO NOTHING) "
+    "ORDER BY u.n ON CONFLICT (event_id) DO NOTHING), "
+    # a ticket linked twice in a batch: its last link (one row may not be updated twice)
+    "linked AS (INSERT INTO stream_ticket_customers (ticket_id, customer_id) "
+    "SELECT DISTINCT ON (l.t) l.t, l.c FROM unnest($12::uuid[], $13::uuid[]) WITH ORDINALITY AS l(t, c, n) "
+    "ORDER BY l.t, l.n DESC "
+    "ON CONFLICT (ticket_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, linked_at = now()) "
     "SELECT pg_notify($11, '')"
 )
 _ROWS_AFTER = (
@@ -53,20 +57,26 @@ _ROWS_AFTER = (
 )
 
 
-async def append_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, channel: str) -> None:
-    """``rows`` (one dict of stream columns each) in one statement, in their order, under the
-    append lock (``seq`` follows that order), and NOTIFY ``channel`` at commit."""
-    columns = ("event_id", "type", "ticket_id", "team_id", "assignee_id", "previous_team_id",
-               "previous_assignee_id", "payload", "occurred_at")
-    params = {c: [r[c] for r in rows] for c in columns}
-    params["payload"] = [orjson.dumps(p).decode() for p in params["payload"]]
-    await (await driver_of(conn)).execute(_APPEND_MANY, *[params[c] for c in columns], APPEND_LOCK_KEY, channel)
+#: a stream row's columns as ``append_many`` takes them (``payload`` as JSON text)
+APPEND_COLUMNS = ("event_id", "type", "ticket_id", "team_id", "assignee_id", "previous_team_id",
+                  "previous_assignee_id", "payload", "occurred_at")
 
 
-async def rows_after(conn: AsyncConnection, *, after: int, limit: int) -> list[Any]:
-    """Every row after ``after`` in seq order (the per-process tail, unfiltered). One statement
-    in autocommit: a single SELECT reads one snapshot either way, and a transaction around it
-    cost a BEGIN, SQLAlchemy's first statement and a ROLLBACK per NOTIFY."""
+async def append_many(conn: Any, rows: Sequence[dict[str, Any]], *, channel: str,
+                      links: Sequence[tuple[uuid.UUID, uuid.UUID]] = ()) -> None:
+    """``rows`` (one dict of ``APPEND_COLUMNS`` each) in one statement on a bare asyncpg
+    connection (the stream consumer's), in their order, under the append lock (``seq`` follows
+    that order), with ``links`` ((ticket id, customer id), the last one of a ticket wins), and
+    NOTIFY ``channel`` at commit."""
+    await conn.execute(_APPEND_MANY, *[[r[c] for r in rows] for c in APPEND_COLUMNS], APPEND_LOCK_KEY, channel,
+                       [t for t, _ in links], [c for _, c in links])
+
+
+async def rows_after(conn: Any, *, after: int, limit: int) -> list[Any]:
+    """Every row after ``after`` in seq order (the per-process tail, unfiltered), on a bare
+    asyncpg connection or a SQLAlchemy one. One statement in autocommit: a single SELECT reads
+    one snapshot either way, and a transaction around it cost a BEGIN, SQLAlchemy's first
+    statement and a ROLLBACK per NOTIFY."""
     return [RecordRow(r) for r in await driver_read(conn, _ROWS_AFTER, after, limit)]
 
 
@@ -106,14 +116,20 @@ async def bounds(conn: AsyncConnection) -> tuple[int | None, int | None, int]:
     return oldest, newest, int(last_value or 0)
 
 
-async def newest_seq(conn: AsyncConnection) -> int:
-    return int(await conn.scalar(select(func.coalesce(func.max(stream_events.c.seq), 0))) or 0)
+async def newest_seq(conn: Any) -> int:
+    """The newest stored seq (0: none), on a bare asyncpg connection or a SQLAlchemy one."""
+    rows = await driver_read(conn, "SELECT coalesce(max(seq), 0) AS seq FROM stream_events")
+    return int(rows[0]["seq"])
 
 
 async def prune(conn: AsyncConnection, *, older_than_s: float, inbox_older_than_s: float) -> int:
     """Delete rows past retention; returns how many stream rows went."""
     gone = await conn.execute(
         delete(stream_events).where(stream_events.c.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s))
+    )
+    await conn.execute(
+        delete(stream_ticket_customers).where(
+            stream_ticket_customers.c.linked_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s))
     )
     await conn.execute(
         delete(inbox).where(inbox.c.processed_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, inbox_older_than_s))

@@ -203,9 +203,13 @@ def asyncpg_dsn(database_url: str) -> str:
 class StreamHub:
     """LISTEN connection, shared tail of recent rows, open streams, pruning."""
 
-    def __init__(self, *, settings: Settings, engine: AsyncEngine) -> None:
+    def __init__(self, *, settings: Settings, engine: AsyncEngine,
+                 raw_connection: Callable[[], contextlib.AbstractAsyncContextManager[Any]]) -> None:
         self.settings = settings
         self.engine = engine
+        #: a bare asyncpg connection of the runtime's raw pool, for the tail's read (once per
+        #: NOTIFY: a SQLAlchemy connection's checkout and return cost more than the read)
+        self._raw_connection = raw_connection
         self.streams: set[Stream] = set()
         #: every row with seq > floor and <= tail is in ``ring`` (None until first loaded)
         self.tail: int | None = None
@@ -271,7 +275,7 @@ class StreamHub:
     async def refresh(self) -> None:
         """Load rows after ``tail`` into the ring (all of them, in bounded queries), then wake."""
         async with self._refresh_lock:
-            async with self.engine.connect() as conn:
+            async with self._raw_connection() as conn:
                 if self.tail is None:
                     self.tail = self.floor = await repository.newest_seq(conn)
                 else:
