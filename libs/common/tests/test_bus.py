@@ -1,6 +1,7 @@
 """Outbox relay and inbox consumer against the real PostgreSQL and broker."""
 
 import asyncio
+import contextlib
 import signal
 import time
 import uuid
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpdesk_common import events
 from helpdesk_common.consumer import ConsumerRunner, inbox_table
-from helpdesk_common.db import new_metadata
+from helpdesk_common.db import create_raw_pool, new_metadata
 from helpdesk_common.migrate import ensure_database
 from helpdesk_common import outbox_admin
 from helpdesk_common.app import ServiceParts, build_app
@@ -97,6 +98,20 @@ async def eventually(predicate, timeout=40.0):
             return
         await asyncio.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+@contextlib.asynccontextmanager
+async def relay_pool(engine, raw: bool):
+    """The ``raw_pool`` argument of a relay: a one-connection asyncpg pool on the engine's
+    database (a service with ``ServiceParts(raw_pool=True)``), or None (the engine's)."""
+    if not raw:
+        yield None
+        return
+    pool = await create_raw_pool(engine.url.render_as_string(hide_password=False), size=1)
+    try:
+        yield lambda: pool
+    finally:
+        await pool.close()
 
 
 async def count_effects(engine) -> int:
@@ -282,11 +297,20 @@ async def test_poison_record_goes_to_dlq_and_consumer_moves_on(engine, settings,
         assert await conn.scalar(select(func.count()).select_from(inbox).where(inbox.c.event_id == bad.id)) == 0
 
 
-async def test_relay_publishes_backlog_in_order_and_marks_sent(engine, settings, infra):
+@pytest.mark.parametrize("raw", [False, True])
+async def test_relay_publishes_backlog_in_order_and_marks_sent(engine, settings, infra, raw):
     evts = [linked_event() for _ in range(30)]
     async with engine.begin() as conn:  # written while no relay runs: a backlog, as after a crash
         await enqueue(conn, outbox, *evts)
-    relay = OutboxRelay(engine=engine, table=outbox, settings=settings)
+    async with relay_pool(engine, raw) as pool:
+        relay = OutboxRelay(engine=engine, table=outbox, settings=settings, raw_pool=pool)
+        await _drain_with(relay, engine)
+    wanted = {e.id for e in evts}
+    assert wanted <= await read_ids(infra.kafka_bootstrap, events.TICKETS_TOPIC, wanted)
+    assert OUTBOX_BACKLOG._value.get() == 0
+
+
+async def _drain_with(relay, engine) -> None:
     task = asyncio.create_task(relay.run())
     try:
         async def drained():
@@ -300,9 +324,7 @@ async def test_relay_publishes_backlog_in_order_and_marks_sent(engine, settings,
     finally:
         await relay.stop()
         task.cancel()
-    wanted = {e.id for e in evts}
-    assert wanted <= await read_ids(infra.kafka_bootstrap, events.TICKETS_TOPIC, wanted)
-    assert OUTBOX_BACKLOG._value.get() == 0
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_relay_pass_is_begin_claim_mark_commit(engine, settings):
@@ -342,6 +364,34 @@ async def test_a_relay_pass_is_begin_claim_mark_commit(engine, settings):
     assert words[first - 2:first + 2] == ["BEGIN", "SELECT", "UPDATE", "COMMIT"], passes
     assert "pg_try_advisory_xact_lock" in passes[first - 1] and "FOR UPDATE OF o SKIP LOCKED" in passes[first - 1]
     assert not [q for q in through_sqlalchemy if "advisory" in q or q.strip() == "SELECT 1"], through_sqlalchemy
+
+
+async def test_a_relay_pass_on_the_raw_pool_is_begin_claim_mark_commit(engine, settings):
+    """On a service's raw pool a pass is the same four statements, on one of its connections."""
+    on_driver: list[str] = []
+    evts = [linked_event() for _ in range(5)]
+    async with engine.begin() as conn:
+        await enqueue(conn, outbox, *evts)
+    async with relay_pool(engine, raw=True) as pool:
+        async with pool().acquire() as conn:  # the pool's one connection
+            conn.add_query_logger(lambda record: on_driver.append(record.query))
+        relay = OutboxRelay(engine=engine, table=outbox, raw_pool=pool,
+                            settings=settings.model_copy(update={"relay_gauge_interval_s": 3600}))
+        task = await running(relay)
+        try:
+            async def drained():
+                async with engine.connect() as conn:
+                    return await conn.scalar(select(func.count()).select_from(outbox)
+                                             .where(outbox.c.sent_at.is_(None))) == 0
+            await eventually(drained)
+        finally:
+            await stopped(relay, task)
+        await asyncio.sleep(0.05)  # query loggers run just after the statement
+    passes = [q for q in on_driver if not any(w in q for w in ("typeinfo", "jit"))]
+    words = [q.split()[0].rstrip(";") for q in passes]
+    first = words.index("UPDATE")
+    assert words[first - 2:first + 2] == ["BEGIN", "SELECT", "UPDATE", "COMMIT"], passes
+    assert "pg_try_advisory_xact_lock" in passes[first - 1] and "FOR UPDATE OF o SKIP LOCKED" in passes[first - 1]
 
 
 def oversized_linked_event(padding: int) -> events.TicketCustomerLinked:
@@ -681,7 +731,8 @@ def skipped_total() -> float:
     return REGISTRY.get_sample_value("outbox_republish_skipped_total", {"topic": events.TICKETS_TOPIC}) or 0.0
 
 
-async def test_a_pass_killed_between_publish_and_mark_puts_no_second_record_on_the_topic(engine, settings, infra):
+@pytest.mark.parametrize("raw", [False, True])
+async def test_a_pass_killed_between_publish_and_mark_puts_no_second_record_on_the_topic(engine, settings, infra, raw):
     """Issue 16: the fault suite counted 66 duplicate records, each a row the killed relay had
     published and not yet marked sent, published again by the next pass. The next pass now sees
     that the row was locked by a pass that never finished (its xmax), reads the topic's tail,
@@ -689,10 +740,11 @@ async def test_a_pass_killed_between_publish_and_mark_puts_no_second_record_on_t
     published_first = [linked_event() for _ in range(20)]
     async with engine.begin() as conn:
         await enqueue(conn, outbox, *published_first)
-    doomed = KilledAfterPublishing(engine=engine, table=outbox, settings=settings)
-    with pytest.raises(Killed):
-        await asyncio.wait_for(doomed.run(), 60)
-    await doomed.stop()
+    async with relay_pool(engine, raw) as pool:
+        doomed = KilledAfterPublishing(engine=engine, table=outbox, settings=settings, raw_pool=pool)
+        with pytest.raises(Killed):
+            await asyncio.wait_for(doomed.run(), 60)
+        await doomed.stop()
     assert len(await outbox_rows(engine, {e.id for e in published_first})) == 20
     async with engine.connect() as conn:  # still pending: the killed pass's marks rolled back
         assert await conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))) == 20
@@ -701,16 +753,17 @@ async def test_a_pass_killed_between_publish_and_mark_puts_no_second_record_on_t
         await enqueue(conn, outbox, *later)
 
     before = skipped_total()
-    relay = OutboxRelay(engine=engine, table=outbox, settings=settings)
-    task = await running(relay)
-    try:
-        async def drained():
-            async with engine.connect() as conn:
-                return await conn.scalar(select(func.count()).select_from(outbox)
-                                         .where(outbox.c.sent_at.is_(None))) == 0
-        await eventually(drained)
-    finally:
-        await stopped(relay, task)
+    async with relay_pool(engine, raw) as pool:
+        relay = OutboxRelay(engine=engine, table=outbox, settings=settings, raw_pool=pool)
+        task = await running(relay)
+        try:
+            async def drained():
+                async with engine.connect() as conn:
+                    return await conn.scalar(select(func.count()).select_from(outbox)
+                                             .where(outbox.c.sent_at.is_(None))) == 0
+            await eventually(drained)
+        finally:
+            await stopped(relay, task)
     wanted = {e.id for e in published_first + later}
     counts = await id_counts(infra.kafka_bootstrap, events.TICKETS_TOPIC, wanted)
     assert set(counts) == wanted and set(counts.values()) == {1}, counts
@@ -894,7 +947,8 @@ class DatabaseCrashesAfterTheClaim(OutboxRelay):
         await super()._verify_topics(topics)
 
 
-async def test_rows_published_by_a_pass_whose_database_crashed_are_found_not_sent_again(postgres, infra):
+@pytest.mark.parametrize("raw", [False, True])
+async def test_rows_published_by_a_pass_whose_database_crashed_are_found_not_sent_again(postgres, infra, raw):
     url = f"{postgres.url}/relay_crash"
     await ensure_database(url)
     engine = create_async_engine(url, pool_pre_ping=True)  # the test's reads outlive the crash
@@ -910,7 +964,9 @@ async def test_rows_published_by_a_pass_whose_database_crashed_are_found_not_sen
         evts = [linked_event() for _ in range(8)]
         async with engine.begin() as conn:
             await enqueue(conn, outbox, *evts)
-        relay = DatabaseCrashesAfterTheClaim(postgres=postgres, engine=engine, table=outbox, settings=settings)
+        pool = await create_raw_pool(url, size=1) if raw else None
+        relay = DatabaseCrashesAfterTheClaim(postgres=postgres, engine=engine, table=outbox, settings=settings,
+                                             raw_pool=(lambda: pool) if raw else None)
         before = skipped_total()
         task = await running(relay)
         try:
@@ -931,6 +987,8 @@ async def test_rows_published_by_a_pass_whose_database_crashed_are_found_not_sen
             await wait_for(drained, 60, 0.1)
         finally:
             await stopped(relay, task)
+            if pool is not None:
+                await pool.close()
         wanted = {e.id for e in evts}
         counts = await id_counts(infra.kafka_bootstrap, settings.kafka_topic_prefix + events.TICKETS_TOPIC, wanted)
         assert set(counts) == wanted and set(counts.values()) == {1}, counts

@@ -100,7 +100,8 @@ class Runtime:
         set_max_event_bytes(settings.event_max_bytes)
         self.relay: OutboxRelay | None = None
         if parts.outbox is not None and settings.relay_enabled:
-            self.relay = OutboxRelay(engine=self.engine, table=parts.outbox, settings=settings)
+            self.relay = OutboxRelay(engine=self.engine, table=parts.outbox, settings=settings,
+                                     raw_pool=(lambda: self.raw_pool) if parts.raw_pool else None)
         self.consumers: list[ConsumerRunner] = []
         if parts.inbox is not None and settings.consumers_enabled:
             for spec in parts.consumers:

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Sequence
@@ -58,7 +58,6 @@ from sqlalchemy import (
     Text,
     Uuid,
     bindparam,
-    case,
     delete,
     func,
     select,
@@ -473,8 +472,13 @@ class OutboxRelay:
         settings: ServiceSettings,
         batch_size: int = 500,
         retention_s: float = 86_400.0,
+        raw_pool: Any = None,
     ) -> None:
         self._engine = engine
+        #: a callable returning the service's asyncpg pool (``ServiceParts(raw_pool=True)``): a
+        #: pass then runs on one of its connections, without SQLAlchemy's checkout, greenlet and
+        #: transaction per pass (a pass per commit under intake); None: on the engine
+        self._raw_pool = raw_pool
         self._table = table
         self._settings = settings
         self._batch_size = batch_size
@@ -588,12 +592,10 @@ class OutboxRelay:
     async def publish_once(self) -> int:
         """Publish one batch; returns how many rows it settled (sent or dead-lettered)."""
         self._txn_producer = None  # whatever the last pass left, it ended (or its producer was closed)
-        async with self._engine.begin() as conn:
-            # the pass's hot statements run on the driver connection (``db.driver_of``, which
-            # begins the transaction): through SQLAlchemy they cost every service's relay more
-            # CPU than the statements themselves. The claim takes the relay's lock: a pass that
-            # does not get it (another replica's is running) claims nothing
-            driver = await driver_of(conn)
+        async with self._transaction() as driver:
+            # the pass's statements run on the driver connection: through SQLAlchemy they cost
+            # every service's relay more CPU than the statements themselves. The claim takes the
+            # relay's lock: a pass that does not get it (another replica's is running) claims nothing
             if not driver.is_in_transaction():
                 # outside a transaction the claim's advisory lock and row locks would end with
                 # the statement, and another replica's pass could publish the same rows
@@ -611,14 +613,14 @@ class OutboxRelay:
                 # the tails are read below
                 await self._begin_transaction()
             if any(r.uncertain for r in rows):
-                rows = await self._skip_published(conn, rows)
+                rows = await self._skip_published(driver, rows)
                 if not rows:
                     if self._transactional:
                         await self._end_transaction(commit=True)  # empty: nothing leaves the client
                     return claimed
             outcomes = await self._publish(rows)
             if any(o is not None for o in outcomes):
-                sent = await self._settle_failures(conn, rows, outcomes)
+                sent = await self._settle_failures(driver, rows, outcomes)
             else:
                 sent = rows
             if sent:
@@ -638,7 +640,18 @@ class OutboxRelay:
             OUTBOX_PUBLISHED_BY(r.topic).inc()  # label: the logical topic
         return claimed
 
-    async def _skip_published(self, conn: AsyncConnection, rows: Sequence[Any]) -> list[Any]:
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        """A pass's transaction, yielding its asyncpg connection: on the raw pool when the
+        service has one, else on the engine (``db.driver_of`` begins it with the BEGIN alone)."""
+        if self._raw_pool is not None:
+            async with self._raw_pool().acquire() as conn, conn.transaction():
+                yield conn
+        else:
+            async with self._engine.begin() as conn:
+                yield await driver_of(conn)
+
+    async def _skip_published(self, conn: Any, rows: Sequence[Any]) -> list[Any]:
         """Mark sent the rows an earlier pass already published; return the others.
 
         A row whose ``xmax`` was set before this pass locked it was locked by a pass that ended
@@ -668,8 +681,9 @@ class OutboxRelay:
                                        self._ack_timeout_s)
         published = [r for r in uncertain if str(r.event_id) in found]
         if published:
-            t = self._table
-            await conn.execute(update(t).where(t.c.seq.in_([r.seq for r in published])).values(sent_at=func.now()))
+            driver = await driver_of(conn)
+            await driver.execute(f"UPDATE {self._table.name} SET sent_at = now() WHERE seq = ANY($1::bigint[])",
+                                 [r.seq for r in published])
             for r in published:
                 OUTBOX_REPUBLISH_SKIPPED.labels(r.topic).inc()
             log.info("outbox rows already on the topics marked sent", extra={
@@ -678,7 +692,7 @@ class OutboxRelay:
         return [r for r in rows if r.seq not in done]
 
     async def _settle_failures(
-        self, conn: AsyncConnection, rows: Sequence[Any], outcomes: Sequence[BaseException | None]
+        self, conn: Any, rows: Sequence[Any], outcomes: Sequence[BaseException | None]
     ) -> list[Any]:
         """Sort a pass with failures: returns the acknowledged rows (to mark sent), records the
         failed ones, dead-letters those that cannot succeed, or raises for a broker outage.
@@ -707,22 +721,18 @@ class OutboxRelay:
             if not isinstance(exc, Exception):  # a cancelled ack must not cancel the relay itself
                 raise RuntimeError(f"publish failed: {exc!r}")
             raise exc
-        t = self._table
         max_attempts = self._settings.relay_max_attempts
+        driver = await driver_of(conn)  # a SQLAlchemy connection (tests) or the pass's asyncpg one
+        # (the SET's ``attempts`` is the row's value before this update)
+        count_attempt = (
+            f"UPDATE {self._table.name} SET attempts = attempts + 1, error = $2, "
+            "failed_at = CASE WHEN $3 OR attempts + 1 >= $4 THEN now() END "
+            "WHERE seq = $1 RETURNING failed_at IS NOT NULL"
+        )
         for r, exc in failed:
             permanent = isinstance(exc, RECORD_ERRORS)
             error = f"{type(exc).__name__}: {exc}"[:2000]
-            dead = await conn.scalar(
-                update(t)
-                .where(t.c.seq == r.seq)
-                .values(
-                    attempts=t.c.attempts + 1,
-                    error=error,
-                    failed_at=func.now() if permanent else
-                    case((t.c.attempts + 1 >= max_attempts, func.now()), else_=None),
-                )
-                .returning(t.c.failed_at.is_not(None))
-            )
+            dead = await driver.fetchval(count_attempt, r.seq, error, permanent, max_attempts)
             if dead:
                 OUTBOX_DEAD_LETTERED.labels(r.topic, type(exc).__name__).inc()
                 log.error("outbox row dead-lettered", extra={
