@@ -97,12 +97,12 @@ async def test_an_erasure_finds_the_tickets_linked_to_the_person_after_intake(ga
     from gateway.main import PRIVACY_HANDLERS
     from gateway.stream.handlers import StreamBatch, make_handlers
 
-    me, someone, mine, other, moved = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    me, someone, mine, other, moved, naming = (uuid.uuid4() for _ in range(6))
     now = datetime.now(UTC)
 
-    def created(ticket_id, name, address):
+    def created(ticket_id, name, address, subject=None):
         return events.TicketCreated(source="ticket-svc", subject=str(ticket_id), data=events.TicketCreatedData(
-            ticket_id=ticket_id, subject=f"订单 {name}", status="new", priority="normal", customer_id=None,
+            ticket_id=ticket_id, subject=subject or f"订单 {name}", status="new", priority="normal", customer_id=None,
             requester=events.Requester(name=name, email=address), created_by="channel:k", created_at=now))
 
     def linked(ticket_id, customer_id):
@@ -119,12 +119,13 @@ async def test_an_erasure_finds_the_tickets_linked_to_the_person_after_intake(ga
         async with pool.acquire() as conn, conn.transaction():
             await batch.begin(conn)
             for event in (created(mine, "欧阳 Lan", "lan@example.cn"), created(other, "Other One", "o@example.cn"),
-                          created(moved, "Moved One", "m@example.cn"),
+                          created(moved, "Moved One", "m@example.cn"), created(naming, "Someone", "s@example.cn",
+                                                                                 subject="转告 lan@example.cn"),
                           linked(mine, me), linked(moved, me), linked(moved, someone), linked(other, someone)):
                 await handlers[event.type](conn, event)
             await batch.flush(conn)
         async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM stream_events") == 3  # a link is no stream row
+            assert await conn.fetchval("SELECT count(*) FROM stream_events") == 4  # a link is no stream row
             assert dict(await conn.fetch("SELECT ticket_id, customer_id FROM stream_ticket_customers")) == {
                 mine: me, moved: someone, other: someone}
         ask = events.PrivacyErasureRequested(source="customer-svc", subject=str(me), data=events.ErasureRequestedData(
@@ -142,3 +143,47 @@ async def test_an_erasure_finds_the_tickets_linked_to_the_person_after_intake(ga
         await pool.close()
         await engine.dispose()
     assert left == {other, moved} and links == {other, moved} and named == 0
+
+
+
+async def test_a_link_that_arrives_after_the_erasure_drops_the_tickets_rows(gateway_env, gateway_db):
+    """``ticket.customer_linked`` comes on the tickets topic and the erasure on the privacy topic,
+    so the link can come second: a link to an erased customer drops the ticket's stored rows, and
+    in a batch after the erasure the ticket's rows are not stored at all; other tickets stay."""
+    from gateway.config import get_settings
+    from gateway.main import PRIVACY_HANDLERS
+    from gateway.stream.handlers import StreamBatch, make_handlers
+
+    me, stored, late, other = (uuid.uuid4() for _ in range(4))
+    now = datetime.now(UTC)
+
+    def created(ticket_id):
+        return events.TicketCreated(source="ticket-svc", subject=str(ticket_id), data=events.TicketCreatedData(
+            ticket_id=ticket_id, subject="发票", status="new", priority="normal", customer_id=None,
+            requester=events.Requester(name="Late Link", email="late.link@example.cn"),
+            created_by="channel:k", created_at=now))
+
+    def linked(ticket_id, customer_id):
+        return events.TicketCustomerLinked(source="ticket-svc", subject=str(ticket_id),
+                                           data=events.TicketCustomerLinkedData(ticket_id=ticket_id,
+                                                                                customer_id=customer_id))
+
+    ask = events.PrivacyErasureRequested(source="customer-svc", subject=str(me), data=events.ErasureRequestedData(
+        request_id=uuid.uuid4(), customer_id=me, requested_at=now))
+    batch = StreamBatch(get_settings().stream_notify_channel)
+    handlers = {**make_handlers(get_settings(), batch),
+                **{t: batch.flushing_first(h) for t, h in PRIVACY_HANDLERS.items()}}
+    pool = await create_raw_pool(gateway_db, size=1)
+    try:
+        for batch_events in ([created(stored)], [ask], [linked(stored, me), created(late), linked(late, me),
+                                                         created(other)]):
+            async with pool.acquire() as conn, conn.transaction():
+                await batch.begin(conn)
+                for event in batch_events:
+                    await handlers[event.type](conn, event)
+                await batch.flush(conn)
+        async with pool.acquire() as conn:
+            left = [r["ticket_id"] for r in await conn.fetch("SELECT ticket_id FROM stream_events")]
+    finally:
+        await pool.close()
+    assert left == [other]

@@ -281,7 +281,26 @@ async def test_old_events_are_not_stored_and_rows_past_retention_are_pruned(infr
             assert await conn.scalar(text("SELECT count(*) FROM inbox")) == 2  # both consumed ...
             assert await conn.scalar(text("SELECT event_id FROM stream_events")) == fresh.id  # ... one kept
             await conn.execute(text("UPDATE stream_events SET created_at = now() - interval '25 hours'"))
+            # links past the retention: one whose ticket has a row left stays (an erasure must
+            # still find that row), one without goes; so does an erasure older than two retentions
+            kept, gone = fresh.data.ticket_id, uuid.uuid4()
+            await conn.execute(text(
+                "INSERT INTO stream_ticket_customers (ticket_id, customer_id, linked_at) "
+                "VALUES (:k, :c, now() - interval '25 hours'), (:g, :c, now() - interval '25 hours')"),
+                {"k": kept, "g": gone, "c": uuid.uuid4()})
+            await conn.execute(text(
+                "INSERT INTO stream_erased_customers (customer_id, erased_at) "
+                "VALUES (:a, now() - interval '49 hours'), (:b, now() - interval '25 hours')"),
+                {"a": uuid.uuid4(), "b": (recent := uuid.uuid4())})
+            await conn.execute(text("UPDATE stream_events SET created_at = now() - interval '23 hours'"))
+        assert await app.state.stream_hub.prune_once() == 0
+        async with engine.begin() as conn:
+            assert (await conn.execute(text("SELECT ticket_id FROM stream_ticket_customers"))).scalars().all() == [kept]
+            assert (await conn.execute(text("SELECT customer_id FROM stream_erased_customers"))).scalars().all() == [recent]
+            await conn.execute(text("UPDATE stream_events SET created_at = now() - interval '25 hours'"))
         assert await app.state.stream_hub.prune_once() == 1
+        async with engine.begin() as conn:  # the ticket's last row went: its link with it
+            assert await conn.scalar(text("SELECT count(*) FROM stream_ticket_customers")) == 0
         await engine.dispose()
     assert await stored(gateway_db) == 0
 

@@ -121,9 +121,10 @@ async def test_the_flush_is_one_statement_and_a_redelivery_adds_nothing(engine, 
         assert len(await repository.rows_after(conn, after=0, limit=10)) == 3
 
 
-async def test_the_tails_read_begins_no_transaction(engine, raw_pool) -> None:  # type: ignore[no-untyped-def]
+async def test_the_tails_read_runs_on_either_connection_without_sqlalchemy(engine, raw_pool) -> None:  # type: ignore[no-untyped-def]
     """The hub reads the tail on the raw pool (once per NOTIFY); the same reads work on a
-    SQLAlchemy connection without sending anything through SQLAlchemy."""
+    SQLAlchemy connection (``current_tail``) without a transaction and without sending anything
+    through SQLAlchemy."""
     async with raw_pool.acquire() as conn, conn.transaction():
         batch = StreamBatch("stream_t")
         await batch.begin(conn)
@@ -132,7 +133,6 @@ async def test_the_tails_read_begins_no_transaction(engine, raw_pool) -> None:  
     async with raw_pool.acquire() as conn:
         found = await repository.rows_after(conn, after=0, limit=10)
         newest = await repository.newest_seq(conn)
-        assert not conn.is_in_transaction()
     assert [r.payload for r in found] == [{"n": 1, "subject": "打印机"}] and newest == found[0].seq
     through_sqlalchemy: list[str] = []
 
@@ -149,3 +149,31 @@ async def test_the_tails_read_begins_no_transaction(engine, raw_pool) -> None:  
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", before)
     assert [r.payload for r in again] == [{"n": 1, "subject": "打印机"}] and through_sqlalchemy == []
+
+
+async def test_a_batch_of_links_alone_wakes_no_stream(engine, raw_pool) -> None:  # type: ignore[no-untyped-def]
+    """``ticket.customer_linked`` is no stream event: a batch with links only writes them and
+    sends no NOTIFY (every replica's hub would read the tail for nothing)."""
+    listener = await asyncpg.connect(plain_url(engine))
+    woken: list[str] = []
+    await listener.add_listener("stream_t", lambda *_args: woken.append(_args[3]))
+    try:
+        batch = StreamBatch("stream_t")
+        ticket, customer = uuid.uuid4(), uuid.uuid4()
+        async with raw_pool.acquire() as conn, conn.transaction():
+            await batch.begin(conn)
+            batch.link(conn, ticket, customer)
+            await batch.flush(conn)
+        assert dict(await listener.fetch("SELECT ticket_id, customer_id FROM stream_ticket_customers")) == {
+            ticket: customer}
+        async with raw_pool.acquire() as conn, conn.transaction():
+            await batch.begin(conn)
+            batch.add(conn, row(1))
+            await batch.flush(conn)
+        async with asyncio.timeout(5):
+            while not woken:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert woken == [""]  # the batch with a row only
+    finally:
+        await listener.close()

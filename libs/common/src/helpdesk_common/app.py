@@ -190,6 +190,10 @@ class Runtime:
             *([self.relay.stop()] if self.relay is not None else []),
             return_exceptions=True,
         )
+
+    async def close(self) -> None:
+        """Close the pools, once the lifespan hooks have stopped (a hook's loop may still read
+        through them until then, as the gateway's stream hub does)."""
         if self.raw_pool is not None:
             await self.raw_pool.close()
         await self.engine.dispose()
@@ -442,22 +446,25 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
         app.state.identity_verifier = IdentityVerifier(settings.internal_auth_public_key,
                                                        max_lifetime_s=settings.internal_token_max_lifetime_s)
         await runtime.start()
-        async with contextlib.AsyncExitStack() as hooks:
-            for hook in parts.lifespan_hooks:
-                await hooks.enter_async_context(hook(app))
-            if settings.ops_port:
-                ops = OpsListener(app=_ops_app(app), host=settings.ops_host, port=settings.ops_port)
-                await ops.start()
-                hooks.push_async_callback(ops.stop)
-            route_index.install(app)  # the routes are final now
-            frozen = hooks.enter_context(settled_heap(settings.gc_young_threshold))
-            log.info("service started", extra={"gc_frozen_objects": frozen})
-            try:
-                yield
-            finally:
-                await runtime.stop()
-                tracing.shutdown()
-            log.info("service stopped")
+        try:
+            async with contextlib.AsyncExitStack() as hooks:
+                for hook in parts.lifespan_hooks:
+                    await hooks.enter_async_context(hook(app))
+                if settings.ops_port:
+                    ops = OpsListener(app=_ops_app(app), host=settings.ops_host, port=settings.ops_port)
+                    await ops.start()
+                    hooks.push_async_callback(ops.stop)
+                route_index.install(app)  # the routes are final now
+                frozen = hooks.enter_context(settled_heap(settings.gc_young_threshold))
+                log.info("service started", extra={"gc_frozen_objects": frozen})
+                try:
+                    yield
+                finally:
+                    await runtime.stop()
+                    tracing.shutdown()
+        finally:
+            await runtime.close()  # after the hooks: their loops may read until they stop
+        log.info("service stopped")
 
     # the API document only when the deployment enables it; a service's Swagger UI and ReDoc pages
     # never (the gateway's /docs shows the composed document)

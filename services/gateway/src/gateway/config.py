@@ -11,7 +11,8 @@ class Settings(ServiceSettings):
 
     service_name: str = "gateway"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/gateway"
-    #: the raw pool serves the stream's consumer only (one transaction at a time)
+    #: the raw pool serves the stream's consumer (one transaction at a time) and the stream
+    #: hub's tail read (one at a time)
     db_raw_pool_size: int = 2
     #: Ed25519 keys user tokens are signed with, ``kid:base64url-key[,kid:key...]``, the first
     #: current (auth/keys.py: rotation; ``python -m gateway.auth.keys`` prints one)

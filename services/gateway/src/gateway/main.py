@@ -84,8 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # without Kafka, the stream's consumer catches up once the broker is back, and the
             # outbox (users.events) holds user events until then
             uses_broker=False,
-            # the stream's consumer on bare asyncpg connections (a SQLAlchemy connection and
-            # transaction per batch were half of its CPU, docs/performance.md round 20)
+            # the stream's consumer and the hub's tail read on bare asyncpg connections (a
+            # SQLAlchemy connection and transaction per batch were half of the consumer's CPU)
             raw_pool=True,
             outbox=outbox,
             inbox=inbox,

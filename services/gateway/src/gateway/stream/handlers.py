@@ -72,11 +72,15 @@ def make_handlers(settings: Settings, batch: StreamBatch) -> dict[str, Handler]:
     """The stream's handlers; they add rows to ``batch``, whose hooks the consumer runs."""
     retention = timedelta(seconds=settings.stream_retention_s)
 
-    async def record(conn: Any, event: Any) -> None:
-        # a replay from the start of the topics (a new consumer group, a rebuilt broker) must
-        # not resurface old events as live ones: nothing older than the retention is stored
+    def recent(event: Any) -> datetime | None:
+        """The event's time, or None past the retention: a replay from the start of the topics
+        (a new consumer group, a rebuilt broker) must not resurface old events as live ones."""
         occurred_at = event.time if event.time.tzinfo is not None else event.time.replace(tzinfo=UTC)
-        if occurred_at < datetime.now(UTC) - retention:
+        return None if occurred_at < datetime.now(UTC) - retention else occurred_at
+
+    async def record(conn: Any, event: Any) -> None:
+        occurred_at = recent(event)
+        if occurred_at is None:
             return
         data = event.data
         batch.add(conn, dict(
@@ -90,6 +94,7 @@ def make_handlers(settings: Settings, batch: StreamBatch) -> dict[str, Handler]:
     async def link(conn: Any, event: Any) -> None:
         # not a stream event (it carries no change an agent sees), but the erasure of the
         # customer must find the ticket's rows, whose customer_id was null at intake
-        batch.link(conn, event.data.ticket_id, event.data.customer_id)
+        if recent(event) is not None:
+            batch.link(conn, event.data.ticket_id, event.data.customer_id)
 
     return {**{event_type: record for event_type in STREAM_TYPES}, "ticket.customer_linked": link}

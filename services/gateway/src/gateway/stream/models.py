@@ -30,7 +30,7 @@ stream_events = Table(
 
 #: whose each recent ticket is, from ``ticket.customer_linked`` (a requester resolved after
 #: intake leaves ``customer_id`` null in the ticket's stream rows): what an erasure of that
-#: customer needs to find them. Pruned with the stream's rows.
+#: customer needs to find them. Pruned once past the retention and without rows.
 stream_ticket_customers = Table(
     "stream_ticket_customers",
     metadata,
@@ -39,4 +39,14 @@ stream_ticket_customers = Table(
     Column("linked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_stream_ticket_customers_customer_id", "customer_id"),
     Index("ix_stream_ticket_customers_linked_at", "linked_at"),
+)
+
+#: customers erased within the stream's retention: a link to one of them that arrives after the
+#: erasure (another topic, so no order between them) drops the ticket's rows instead of keeping
+#: them for the retention
+stream_erased_customers = Table(
+    "stream_erased_customers",
+    metadata,
+    Column("customer_id", Uuid, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from helpdesk_common.db import RecordRow, driver_read
 
 from ..db import inbox
-from .models import stream_events, stream_ticket_customers
+from .models import stream_events
 
 #: serialises appends across replicas (pg_advisory_xact_lock key): ``seq`` values are taken
 #: at insert time, so without it a transaction could commit seq 11 before another commits seq
@@ -27,29 +27,38 @@ _COLUMNS = (
 )
 
 
-#: the consumer's flush (once per batch) runs on its bare asyncpg connection and the tail's read
-#: (once per NOTIFY) on the driver connection (``helpdesk_common.db.driver_read``): SQLAlchemy's
-#: per-statement work was a fifth of the gateway's CPU under intake.
+#: the consumer's flush (once per batch) and the tail's read (once per NOTIFY) run on bare
+#: asyncpg connections of the gateway's raw pool: SQLAlchemy's per-statement work was a fifth of
+#: the gateway's CPU under intake, its connection and transaction per batch half of what was
+#: left of the stream consumer's.
 #:
-#: The flush is one statement: the append lock, the rows and the NOTIFY (three round trips
-#: before). The lock is an uncorrelated condition, so PostgreSQL evaluates it once, before the
-#: scan yields its first row (a one-time filter): no ``seq`` is drawn before the lock is held.
-#: The NOTIFY is delivered at commit, so its place in the statement does not matter. One SQL
-#: text whatever the row count (arrays, ``unnest ... WITH ORDINALITY``): one prepared statement.
+#: The flush is one statement: the append lock, the rows, the batch's ticket links and the
+#: NOTIFY (three round trips before). ``held`` takes the lock; it is read by an uncorrelated
+#: condition of every write, which PostgreSQL evaluates once, before that write's scan yields
+#: its first row (a one-time filter): no ``seq`` is drawn and no row locked before the lock is
+#: held, whichever write runs first (their order is not defined). A link to a customer erased
+#: before it arrived drops the ticket's rows, stored and in this batch. The NOTIFY, sent only
+#: when the batch has rows, is delivered at commit. One SQL text whatever the counts (arrays,
+#: ``unnest ... WITH ORDINALITY``): one prepared statement.
 _APPEND_MANY = (
-    "WITH appended AS (INSERT INTO stream_events (event_id, type, ticket_id, team_id, assignee_id, "
+    "WITH held AS (SELECT pg_advisory_xact_lock($10)), "
+    "erased AS (SELECT l.t FROM unnest($12::uuid[], $13::uuid[]) AS l(t, c) "
+    "JOIN stream_erased_customers x ON x.customer_id = l.c), "
+    "appended AS (INSERT INTO stream_events (event_id, type, ticket_id, team_id, assignee_id, "
     "previous_team_id, previous_assignee_id, payload, occurred_at) "
     "SELECT u.e, u.t, u.ti, u.te, u.a, u.pt, u.pa, CAST(u.p AS jsonb), u.o FROM unnest("
     "$1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::text[], $8::text[], "
     "$9::timestamptz[]) WITH ORDINALITY AS u(e, t, ti, te, a, pt, pa, p, o, n) "
-    "WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock($10)) AS held) = 1 "
+    "WHERE (SELECT count(*) FROM held) = 1 AND u.ti NOT IN (SELECT t FROM erased) "
     "ORDER BY u.n ON CONFLICT (event_id) DO NOTHING), "
     # a ticket linked twice in a batch: its last link (one row may not be updated twice)
     "linked AS (INSERT INTO stream_ticket_customers (ticket_id, customer_id) "
     "SELECT DISTINCT ON (l.t) l.t, l.c FROM unnest($12::uuid[], $13::uuid[]) WITH ORDINALITY AS l(t, c, n) "
-    "ORDER BY l.t, l.n DESC "
-    "ON CONFLICT (ticket_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, linked_at = now()) "
-    "SELECT pg_notify($11, '')"
+    "WHERE (SELECT count(*) FROM held) = 1 ORDER BY l.t, l.n DESC "
+    "ON CONFLICT (ticket_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, linked_at = now()), "
+    "dropped AS (DELETE FROM stream_events WHERE (SELECT count(*) FROM held) = 1 "
+    "AND ticket_id IN (SELECT t FROM erased)) "
+    "SELECT pg_notify($11, '') WHERE cardinality($1::uuid[]) > 0"
 )
 _ROWS_AFTER = (
     "SELECT seq, type, ticket_id, team_id, assignee_id, previous_team_id, previous_assignee_id, payload, occurred_at "
@@ -127,10 +136,15 @@ async def prune(conn: AsyncConnection, *, older_than_s: float, inbox_older_than_
     gone = await conn.execute(
         delete(stream_events).where(stream_events.c.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s))
     )
-    await conn.execute(
-        delete(stream_ticket_customers).where(
-            stream_ticket_customers.c.linked_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s))
-    )
+    # a link goes once it is past the retention and its ticket has no row left (a ticket's later
+    # rows can outlive its link's age: its erasure must still find them)
+    await conn.execute(text(
+        "DELETE FROM stream_ticket_customers l WHERE l.linked_at < now() - make_interval(secs => :s) "
+        "AND NOT EXISTS (SELECT 1 FROM stream_events e WHERE e.ticket_id = l.ticket_id)"), {"s": older_than_s})
+    # an erased customer is kept for as long as a row stored before the erasure can be
+    await conn.execute(text(
+        "DELETE FROM stream_erased_customers WHERE erased_at < now() - make_interval(secs => :s)"),
+        {"s": 2 * older_than_s})
     await conn.execute(
         delete(inbox).where(inbox.c.processed_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, inbox_older_than_s))
     )

@@ -1,4 +1,4 @@
-"""the live stream's ticket -> customer links (erasure)
+"""the live stream's ticket -> customer links and erased customers (erasure)
 
 Revision ID: 0009
 Revises: 0008
@@ -7,7 +7,9 @@ Create Date: 2026-12-05 20:40:00
 A ticket whose requester is resolved after intake has ``customer_id`` null in its stream rows;
 ``ticket.customer_linked`` (not a stream event) says whose it is. The erasure of that customer
 needs to know, or the ticket's ``ticket.created`` row keeps the person's name and address for
-the stream's retention. Ids only; pruned with the stream's rows.
+the stream's retention. A link can reach the gateway after the customer's erasure (it comes on
+the tickets topic, the erasure on the privacy topic): the erased customers are kept as long as
+the stream's rows, and a link to one of them drops the ticket's rows. Ids only.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -28,7 +30,13 @@ def upgrade() -> None:
     )
     op.create_index('ix_stream_ticket_customers_customer_id', 'stream_ticket_customers', ['customer_id'], unique=False)
     op.create_index('ix_stream_ticket_customers_linked_at', 'stream_ticket_customers', ['linked_at'], unique=False)
+    op.create_table('stream_erased_customers',
+    sa.Column('customer_id', sa.Uuid(), nullable=False),
+    sa.Column('erased_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_stream_erased_customers'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('stream_erased_customers')
     op.drop_table('stream_ticket_customers')
