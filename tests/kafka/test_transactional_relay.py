@@ -22,6 +22,7 @@ consumer group reading behind such a relay:
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -37,7 +38,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpdesk_common import events
 from helpdesk_common.consumer import ConsumerRunner, inbox_table
-from helpdesk_common.db import new_metadata
+from helpdesk_common.db import create_raw_pool, new_metadata
 from helpdesk_common.devstack import EmbeddedPostgres, free_port
 from helpdesk_common.kafka import ensure_topics, topic_partitions
 from helpdesk_common.migrate import ensure_database
@@ -143,8 +144,28 @@ async def die(relay: OutboxRelay):
     return producer
 
 
-async def drain(engine, settings) -> None:
-    relay = OutboxRelay(engine=engine, table=outbox, settings=settings)
+@contextlib.asynccontextmanager
+async def raw_pool(engine, raw: bool):
+    """The ``raw_pool`` argument of a relay: a service's asyncpg pool (``ServiceParts(raw_pool=
+    True)``, every service's relay in production) counting the passes that ask for it, or None."""
+    if not raw:
+        yield None
+        return
+    pool = await create_raw_pool(engine.url.render_as_string(hide_password=False), size=1)
+
+    def the_pool():
+        the_pool.asked += 1
+        return pool
+
+    the_pool.asked = 0
+    try:
+        yield the_pool
+    finally:
+        await pool.close()
+
+
+async def drain(engine, settings, pool=None) -> None:
+    relay = OutboxRelay(engine=engine, table=outbox, settings=settings, raw_pool=pool)
     task = asyncio.create_task(relay.run())
     try:
         async def drained():
@@ -156,15 +177,18 @@ async def drain(engine, settings) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_a_pass_killed_with_its_transaction_open_is_aborted_and_published_once(engine, settings):
+@pytest.mark.parametrize("raw", [False, True])
+async def test_a_pass_killed_with_its_transaction_open_is_aborted_and_published_once(engine, settings, raw):
     evts = [linked_event() for _ in range(30)]
     async with engine.begin() as conn:
         await enqueue(conn, outbox, *evts)
-    corpse = await die(KilledBeforeCommit(engine=engine, table=outbox, settings=settings))
-    assert await unsent(engine) == 30
+    async with raw_pool(engine, raw) as pool:
+        corpse = await die(KilledBeforeCommit(engine=engine, table=outbox, settings=settings, raw_pool=pool))
+        assert await unsent(engine) == 30
+        # the next relay of the same replica: its producer's start aborts the open transaction
+        await drain(engine, settings, pool)
+        assert not raw or pool.asked > 1
     wanted = {e.id for e in evts}
-    # the next relay of the same replica: its producer's start aborts the open transaction
-    await drain(engine, settings)
     await corpse.stop()  # fenced by now
     committed = await counts(settings, wanted, "read_committed")
     assert set(committed) == wanted and set(committed.values()) == {1}, committed
@@ -174,13 +198,16 @@ async def test_a_pass_killed_with_its_transaction_open_is_aborted_and_published_
           f"readers, {sum(in_log.values()) - 30} aborted copies in the log")
 
 
-async def test_a_pass_killed_after_its_commit_is_marked_sent_not_published_again(engine, settings):
+@pytest.mark.parametrize("raw", [False, True])
+async def test_a_pass_killed_after_its_commit_is_marked_sent_not_published_again(engine, settings, raw):
     evts = [linked_event() for _ in range(30)]
     async with engine.begin() as conn:
         await enqueue(conn, outbox, *evts)
-    corpse = await die(KilledAfterCommit(engine=engine, table=outbox, settings=settings))
-    assert await unsent(engine) == 30
-    await drain(engine, settings)
+    async with raw_pool(engine, raw) as pool:
+        corpse = await die(KilledAfterCommit(engine=engine, table=outbox, settings=settings, raw_pool=pool))
+        assert await unsent(engine) == 30
+        await drain(engine, settings, pool)
+        assert not raw or pool.asked > 1
     await corpse.stop()
     wanted = {e.id for e in evts}
     in_log = await counts(settings, wanted, "read_uncommitted")

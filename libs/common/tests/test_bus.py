@@ -108,8 +108,14 @@ async def relay_pool(engine, raw: bool):
         yield None
         return
     pool = await create_raw_pool(engine.url.render_as_string(hide_password=False), size=1)
+
+    def the_pool():
+        the_pool.asked += 1  # the relay asks once per pass: proof that the raw path ran
+        return pool
+
+    the_pool.asked = 0
     try:
-        yield lambda: pool
+        yield the_pool
     finally:
         await pool.close()
 
@@ -305,6 +311,7 @@ async def test_relay_publishes_backlog_in_order_and_marks_sent(engine, settings,
     async with relay_pool(engine, raw) as pool:
         relay = OutboxRelay(engine=engine, table=outbox, settings=settings, raw_pool=pool)
         await _drain_with(relay, engine)
+        assert not raw or pool.asked > 0
     wanted = {e.id for e in evts}
     assert wanted <= await read_ids(infra.kafka_bootstrap, events.TICKETS_TOPIC, wanted)
     assert OUTBOX_BACKLOG._value.get() == 0
@@ -745,6 +752,7 @@ async def test_a_pass_killed_between_publish_and_mark_puts_no_second_record_on_t
         with pytest.raises(Killed):
             await asyncio.wait_for(doomed.run(), 60)
         await doomed.stop()
+        assert not raw or pool.asked > 0
     assert len(await outbox_rows(engine, {e.id for e in published_first})) == 20
     async with engine.connect() as conn:  # still pending: the killed pass's marks rolled back
         assert await conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))) == 20
@@ -764,6 +772,7 @@ async def test_a_pass_killed_between_publish_and_mark_puts_no_second_record_on_t
             await eventually(drained)
         finally:
             await stopped(relay, task)
+        assert not raw or pool.asked > 1  # the killed pass's and the next ones
     wanted = {e.id for e in published_first + later}
     counts = await id_counts(infra.kafka_bootstrap, events.TICKETS_TOPIC, wanted)
     assert set(counts) == wanted and set(counts.values()) == {1}, counts
@@ -965,8 +974,9 @@ async def test_rows_published_by_a_pass_whose_database_crashed_are_found_not_sen
         async with engine.begin() as conn:
             await enqueue(conn, outbox, *evts)
         pool = await create_raw_pool(url, size=1) if raw else None
+        asked: list[int] = []
         relay = DatabaseCrashesAfterTheClaim(postgres=postgres, engine=engine, table=outbox, settings=settings,
-                                             raw_pool=(lambda: pool) if raw else None)
+                                             raw_pool=(lambda: asked.append(1) or pool) if raw else None)
         before = skipped_total()
         task = await running(relay)
         try:
@@ -993,5 +1003,6 @@ async def test_rows_published_by_a_pass_whose_database_crashed_are_found_not_sen
         counts = await id_counts(infra.kafka_bootstrap, settings.kafka_topic_prefix + events.TICKETS_TOPIC, wanted)
         assert set(counts) == wanted and set(counts.values()) == {1}, counts
         assert skipped_total() - before == 8
+        assert not raw or len(asked) > 1  # the crashed pass and the ones after it ran on the pool
     finally:
         await engine.dispose()

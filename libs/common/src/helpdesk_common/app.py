@@ -122,6 +122,7 @@ class Runtime:
                     )
                 )
         self.raw_pool: Any = None
+        self._stopped = False
         self._tasks: list[asyncio.Task] = []
         self._broker_ok: tuple[bool, float] = (False, 0.0)
 
@@ -177,7 +178,11 @@ class Runtime:
             self._tasks.append(asyncio.create_task(runner.run(), name=f"consumer-{runner.name}"))
 
     async def stop(self) -> None:
-        """Cancel the loops first (a consumer may be mid-rebalance), then release clients."""
+        """Cancel the loops first (a consumer may be mid-rebalance), then release clients. Once:
+        the lifespan calls it again before ``close`` on every way out, a failed start included."""
+        if self._stopped:
+            return
+        self._stopped = True
         for runner in self.consumers:
             runner.request_stop()
         if self.relay is not None:
@@ -194,9 +199,11 @@ class Runtime:
     async def close(self) -> None:
         """Close the pools, once the lifespan hooks have stopped (a hook's loop may still read
         through them until then, as the gateway's stream hub does)."""
-        if self.raw_pool is not None:
-            await self.raw_pool.close()
-        await self.engine.dispose()
+        try:
+            if self.raw_pool is not None:
+                await self.raw_pool.close()
+        finally:
+            await self.engine.dispose()
 
     async def broker_ok(self) -> bool:
         ok, checked_at = self._broker_ok
@@ -445,8 +452,8 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
         app.state.settings = settings
         app.state.identity_verifier = IdentityVerifier(settings.internal_auth_public_key,
                                                        max_lifetime_s=settings.internal_token_max_lifetime_s)
-        await runtime.start()
         try:
+            await runtime.start()
             async with contextlib.AsyncExitStack() as hooks:
                 for hook in parts.lifespan_hooks:
                     await hooks.enter_async_context(hook(app))
@@ -463,7 +470,10 @@ def build_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
                     await runtime.stop()
                     tracing.shutdown()
         finally:
-            await runtime.close()  # after the hooks: their loops may read until they stop
+            try:
+                await runtime.stop()  # a no-op after the one above; the loops' stop when the start failed
+            finally:
+                await runtime.close()  # after the hooks: their loops may read until they stop
         log.info("service stopped")
 
     # the API document only when the deployment enables it; a service's Swagger UI and ReDoc pages

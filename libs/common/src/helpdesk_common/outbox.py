@@ -584,7 +584,11 @@ class OutboxRelay:
             except Exception as exc:  # broker or database unavailable: back off, rebuild producer
                 self.healthy = False
                 self._topics_verified_at = 0.0
-                log.warning("outbox relay error, retrying", extra={"error": repr(exc), "backoff_s": backoff})
+                # a broken connection's transaction block raises "connection is closed" over
+                # the error that broke it: both are logged
+                log.warning("outbox relay error, retrying", extra={
+                    "error": repr(exc), "cause": repr(exc.__context__) if exc.__context__ else None,
+                    "backoff_s": backoff})
                 await self._close_producer()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
