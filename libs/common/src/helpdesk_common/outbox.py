@@ -475,8 +475,8 @@ class OutboxRelay:
         raw_pool: Any = None,
     ) -> None:
         self._engine = engine
-        #: a callable returning the service's asyncpg pool (``ServiceParts(raw_pool=True)``): a
-        #: pass then runs on one of its connections, without SQLAlchemy's checkout, greenlet and
+        #: a callable returning an asyncpg pool (the runtime's one-connection relay pool): a pass
+        #: then runs on one of its connections, without SQLAlchemy's checkout, greenlet and
         #: transaction per pass (a pass per commit under intake); None: on the engine
         self._raw_pool = raw_pool
         self._table = table
@@ -646,8 +646,8 @@ class OutboxRelay:
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Any]:
-        """A pass's transaction, yielding its asyncpg connection: on the raw pool when the
-        service has one, else on the engine (``db.driver_of`` begins it with the BEGIN alone)."""
+        """A pass's transaction, yielding its asyncpg connection: on ``raw_pool`` when given,
+        else on the engine (``db.driver_of`` begins it with the BEGIN alone)."""
         if self._raw_pool is not None:
             async with self._raw_pool().acquire() as conn, conn.transaction():
                 yield conn

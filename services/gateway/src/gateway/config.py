@@ -11,9 +11,9 @@ class Settings(ServiceSettings):
 
     service_name: str = "gateway"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/gateway"
-    #: the raw pool serves the stream's consumer (one transaction at a time), the stream hub's
-    #: tail read (one at a time) and the outbox relay's pass (one at a time)
-    db_raw_pool_size: int = 3
+    #: the raw pool serves the stream's consumer (one transaction at a time) and the stream
+    #: hub's tail read (one at a time); the relay has a connection of its own
+    db_raw_pool_size: int = 2
     #: Ed25519 keys user tokens are signed with, ``kid:base64url-key[,kid:key...]``, the first
     #: current (auth/keys.py: rotation; ``python -m gateway.auth.keys`` prints one)
     signing_keys: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("GATEWAY_SIGNING_KEYS"))

@@ -56,8 +56,10 @@ _APPEND_MANY = (
     "SELECT DISTINCT ON (l.t) l.t, l.c FROM unnest($12::uuid[], $13::uuid[]) WITH ORDINALITY AS l(t, c, n) "
     "WHERE (SELECT count(*) FROM held) = 1 ORDER BY l.t, l.n DESC "
     "ON CONFLICT (ticket_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, linked_at = now()), "
+    # stream_events has no index on ticket_id: the uncorrelated EXISTS is a one-time filter too,
+    # so a batch without a link to an erased customer (every batch but a rare few) scans nothing
     "dropped AS (DELETE FROM stream_events WHERE (SELECT count(*) FROM held) = 1 "
-    "AND ticket_id IN (SELECT t FROM erased)) "
+    "AND EXISTS (SELECT 1 FROM erased) AND ticket_id IN (SELECT t FROM erased)) "
     "SELECT pg_notify($11, '') WHERE cardinality($1::uuid[]) > 0"
 )
 _ROWS_AFTER = (

@@ -29,7 +29,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('ticket_id', name=op.f('pk_stream_ticket_customers'))
     )
     op.create_index('ix_stream_ticket_customers_customer_id', 'stream_ticket_customers', ['customer_id'], unique=False)
-    op.create_index('ix_stream_ticket_customers_linked_at', 'stream_ticket_customers', ['linked_at'], unique=False)
     op.create_table('stream_erased_customers',
     sa.Column('customer_id', sa.Uuid(), nullable=False),
     sa.Column('erased_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
