@@ -38,13 +38,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from helpdesk_common import events
 from helpdesk_common.consumer import ConsumerRunner, inbox_table
-from helpdesk_common.db import create_raw_pool, new_metadata
+from helpdesk_common.db import new_metadata
 from helpdesk_common.devstack import EmbeddedPostgres, free_port
 from helpdesk_common.kafka import ensure_topics, topic_partitions
 from helpdesk_common.migrate import ensure_database
 from helpdesk_common.outbox import OutboxRelay, enqueue, outbox_table
 from helpdesk_common.settings import ServiceSettings
-from helpdesk_common.testing import wait_for
+from helpdesk_common.testing import counting_raw_pool, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -146,22 +146,13 @@ async def die(relay: OutboxRelay):
 
 @contextlib.asynccontextmanager
 async def raw_pool(engine, raw: bool):
-    """The ``raw_pool`` argument of a relay: a service's asyncpg pool (``ServiceParts(raw_pool=
-    True)``, every service's relay in production) counting the passes that ask for it, or None."""
+    """The ``raw_pool`` argument of a relay: a one-connection pool as the runtime gives every
+    relay in production, counting the passes that ask for it, or None (the engine's)."""
     if not raw:
         yield None
         return
-    pool = await create_raw_pool(engine.url.render_as_string(hide_password=False), size=1)
-
-    def the_pool():
-        the_pool.asked += 1
-        return pool
-
-    the_pool.asked = 0
-    try:
-        yield the_pool
-    finally:
-        await pool.close()
+    async with counting_raw_pool(engine.url.render_as_string(hide_password=False)) as pool:
+        yield pool
 
 
 async def drain(engine, settings, pool=None) -> None:

@@ -40,7 +40,7 @@ from helpdesk_common.outbox import (
     outbox_row,
     outbox_table,
 )
-from helpdesk_common.testing import TEST_PUBLIC_KEY, running_app, wait_for
+from helpdesk_common.testing import TEST_PUBLIC_KEY, counting_raw_pool, running_app, wait_for
 from helpdesk_common.settings import ServiceSettings
 
 metadata = new_metadata()
@@ -103,21 +103,18 @@ async def eventually(predicate, timeout=40.0):
 @contextlib.asynccontextmanager
 async def relay_pool(engine, raw: bool):
     """The ``raw_pool`` argument of a relay: a one-connection asyncpg pool on the engine's
-    database (a service with ``ServiceParts(raw_pool=True)``), or None (the engine's)."""
+    database that counts the passes asking for it (as the runtime's relay pool), or None (the
+    engine's)."""
     if not raw:
         yield None
         return
-    pool = await create_raw_pool(engine.url.render_as_string(hide_password=False), size=1)
+    async with counting_raw_pool(engine.url.render_as_string(hide_password=False)) as pool:
+        yield pool
 
-    def the_pool():
-        the_pool.asked += 1  # the relay asks once per pass: proof that the raw path ran
-        return pool
 
-    the_pool.asked = 0
-    try:
-        yield the_pool
-    finally:
-        await pool.close()
+async def outbox_drained(engine) -> bool:
+    async with engine.connect() as conn:
+        return await conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))) == 0
 
 
 async def count_effects(engine) -> int:
@@ -320,10 +317,7 @@ async def test_relay_publishes_backlog_in_order_and_marks_sent(engine, settings,
 async def _drain_with(relay, engine) -> None:
     task = asyncio.create_task(relay.run())
     try:
-        async def drained():
-            async with engine.connect() as conn:
-                return await conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))) == 0
-        await eventually(drained)
+        await eventually(lambda: outbox_drained(engine))
 
         async def gauge_drained():  # read on the gauge loop's own clock
             return OUTBOX_BACKLOG._value.get() == 0
@@ -357,10 +351,7 @@ async def test_a_relay_pass_is_begin_claim_mark_commit(engine, settings):
     relay = OutboxRelay(engine=single, table=outbox, settings=settings.model_copy(update={"relay_gauge_interval_s": 3600}))
     task = await running(relay)
     try:
-        async def drained():
-            async with engine.connect() as conn:
-                return await conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))) == 0
-        await eventually(drained)
+        await eventually(lambda: outbox_drained(engine))
     finally:
         await stopped(relay, task)
         await single.dispose()
@@ -386,11 +377,7 @@ async def test_a_relay_pass_on_the_raw_pool_is_begin_claim_mark_commit(engine, s
                             settings=settings.model_copy(update={"relay_gauge_interval_s": 3600}))
         task = await running(relay)
         try:
-            async def drained():
-                async with engine.connect() as conn:
-                    return await conn.scalar(select(func.count()).select_from(outbox)
-                                             .where(outbox.c.sent_at.is_(None))) == 0
-            await eventually(drained)
+            await eventually(lambda: outbox_drained(engine))
         finally:
             await stopped(relay, task)
         await asyncio.sleep(0.05)  # query loggers run just after the statement
@@ -765,11 +752,7 @@ async def test_a_pass_killed_between_publish_and_mark_puts_no_second_record_on_t
         relay = OutboxRelay(engine=engine, table=outbox, settings=settings, raw_pool=pool)
         task = await running(relay)
         try:
-            async def drained():
-                async with engine.connect() as conn:
-                    return await conn.scalar(select(func.count()).select_from(outbox)
-                                             .where(outbox.c.sent_at.is_(None))) == 0
-            await eventually(drained)
+            await eventually(lambda: outbox_drained(engine))
         finally:
             await stopped(relay, task)
         assert not raw or pool.asked > 0

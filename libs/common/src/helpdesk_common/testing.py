@@ -10,11 +10,12 @@ other's rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -438,3 +439,23 @@ class ticket_svc_with_two_teams:
     async def __aexit__(self, *exc: Any) -> None:
         if self._serving is not None:
             await self._serving.__aexit__(*exc)
+
+
+@contextlib.asynccontextmanager
+async def counting_raw_pool(url: str, *, size: int = 1) -> AsyncIterator[Any]:
+    """A raw asyncpg pool on ``url`` (``db.create_raw_pool``) behind the getter an
+    ``OutboxRelay(raw_pool=...)`` takes; ``getter.asked`` counts the passes that asked for it
+    (proof that a test ran the raw path)."""
+    from .db import create_raw_pool
+
+    pool = await create_raw_pool(url, size=size)
+
+    def getter() -> Any:
+        getter.asked += 1  # type: ignore[attr-defined]
+        return pool
+
+    getter.asked = 0  # type: ignore[attr-defined]
+    try:
+        yield getter
+    finally:
+        await pool.close()
