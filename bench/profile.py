@@ -5,6 +5,7 @@ py-spy at once, the hottest frames per process (docs/performance.md, "Profile").
     .venv/bin/python bench/profile.py --seconds 60 --connections 16 --keep /tmp/prof
     .venv/bin/python bench/profile.py --statements    # also SQL statements per ticket, per database
     .venv/bin/python bench/profile.py --cpu-clock     # cProfile on each thread's CPU clock, not py-spy
+    .venv/bin/python bench/profile.py --perf          # Linux perf over the whole machine, C and kernel
 
 It needs wrk (``make wrk``) and py-spy (requirements-dev.txt). py-spy attaches to processes of
 this user with ptrace; where that is not allowed (containers without CAP_SYS_PTRACE) it exits
@@ -161,6 +162,45 @@ def summarise_cpu_clock(path: Path, name: str, *, top: int = 12, inclusive: int 
     return "\n".join(lines)
 
 
+PERF_RATE_HZ = 499
+
+
+def _perf_report(path: Path, *args: str) -> list[tuple[float, str]]:
+    """(percent, rest of the line) of ``perf report --stdio`` rows, call chains left out."""
+    out = subprocess.run(["perf", "report", "-i", str(path), "--stdio", "--no-children", "-g", "none", *args],
+                         capture_output=True, text=True).stdout
+    rows = []
+    for line in out.splitlines():
+        match = re.match(r"\s*([\d.]+)%\s+(.*\S)", line)
+        if match and not line.lstrip().startswith("#"):
+            rows.append((float(match.group(1)), match.group(2)))
+    return rows
+
+
+def summarise_perf(path: Path, names: dict[int, str], *, top: int = 15) -> str:
+    """The machine's CPU by process group (every service, PostgreSQL's backends, the broker,
+    idle), the Python processes' CPU by library (the interpreter, each C extension, the kernel),
+    and PostgreSQL's hottest functions: sampled on the CPU clock of every CPU at once, so no
+    process is charged with another's time and compiled code is seen (what py-spy and cProfile
+    cannot show)."""
+    groups: collections.Counter[str] = collections.Counter()
+    for pct, rest in _perf_report(path, "--sort", "pid"):
+        pid_text, _, comm = rest.partition(":")
+        pid = int(pid_text) if pid_text.strip().isdigit() else -1
+        comm = comm.strip()
+        groups[names.get(pid) or ("postgres" if comm == "postgres" else "idle" if comm == "swapper" else
+                                  "broker" if comm.startswith("tokio") else f"other ({comm})")] += pct
+    lines = ["perf, whole machine (share of all CPUs' samples):"]
+    lines += [f"  {pct:6.2f}%  {group}" for group, pct in groups.most_common()]
+    lines.append("  Python processes by library (share of all samples):")
+    libraries = [(pct, rest.split(None, 1)[1]) for pct, rest in _perf_report(path, "--sort", "comm,dso")
+                 if rest.split(None, 1)[0] == "python" and len(rest.split(None, 1)) == 2]
+    lines += [f"  {pct:6.2f}%  {dso}" for pct, dso in libraries[:top]]
+    lines.append("  PostgreSQL's functions (self, share of all samples):")
+    lines += [f"  {pct:6.2f}%  {sym}" for pct, sym in _perf_report(path, "--comm", "postgres", "--sort", "sym")[:top]]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=30, help="sampling window (after a 8 s warm-up)")
@@ -179,9 +219,17 @@ def main() -> int:
     parser.add_argument("--native", action="store_true",
                         help="C frames too (py-spy --native; it pauses each process per sample): where a "
                              "driver's or the event loop's compiled code spends its time")
+    parser.add_argument("--perf", action="store_true",
+                        help="instead of py-spy, Linux perf over the whole machine (perf record -a, every "
+                             "CPU's clock): each process's share, the Python processes' CPU by library "
+                             "(interpreter, C extensions, kernel) and PostgreSQL's hottest functions; needs "
+                             "perf and a perf_event_paranoid that allows it")
     args = parser.parse_args()
     spy = shutil.which("py-spy", path=str(ROOT / ".venv" / "bin")) or shutil.which("py-spy")
-    if not (spy or args.cpu_clock) or not shutil.which("wrk"):
+    if args.perf and not shutil.which("perf"):
+        print("--perf needs perf (the linux-perf package)", file=sys.stderr)
+        return 2
+    if not (spy or args.cpu_clock or args.perf) or not shutil.which("wrk"):
         print("needs py-spy (requirements-dev.txt) and wrk (make wrk)", file=sys.stderr)
         return 2
     out_dir = args.keep or Path(tempfile.mkdtemp(prefix="helpdesk-profile-"))
@@ -211,7 +259,13 @@ def main() -> int:
             start_tickets = asyncio.run(_statements(stack.config.pg_port, reset=True))[0]
         if args.cpu_clock:
             _cpu_clock_window(stack.procs, args.seconds, out_dir)
-        spies = {} if args.cpu_clock else {name: subprocess.Popen([spy, "record", "-p", str(proc.pid), "-d", str(args.seconds), "-r", str(args.rate),
+        if args.perf:
+            recorded = subprocess.run(["perf", "record", "-a", "-g", "-F", str(PERF_RATE_HZ), "-o",
+                                       str(out_dir / "perf.data"), "--", "sleep", str(args.seconds)],
+                                      capture_output=True, text=True)
+            if recorded.returncode != 0:
+                print(f"perf record failed: {recorded.stderr.strip()[-300:]}", file=sys.stderr)
+        spies = {} if args.cpu_clock or args.perf else {name: subprocess.Popen([spy, "record", "-p", str(proc.pid), "-d", str(args.seconds), "-r", str(args.rate),
                                          "-f", "raw", "-o", str(out_dir / f"{name}.txt"),
                                          *(["--native"] if args.native else ["--nonblocking"]),
                                          *(["--gil"] if args.gil else [])],
@@ -232,6 +286,11 @@ def main() -> int:
                 print(summarise(out_dir / f"{name}.txt"))
             if (out_dir / f"{name}.prof").exists():
                 print(summarise_cpu_clock(out_dir / f"{name}.prof", name))
+        if args.perf and (out_dir / "perf.data").exists():
+            names = {proc.pid: name for name, proc in stack.procs.items()}
+            if stack.broker and stack.broker.proc:
+                names[stack.broker.proc.pid] = "broker"
+            print(summarise_perf(out_dir / "perf.data", names))
         if args.statements:
             print(statements)
         if args.keep:
