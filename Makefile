@@ -1,10 +1,13 @@
 # One command to run the stack, one to test it. Everything lands in .venv and .data.
-# The venv's interpreter: the distribution's python3.11 where there is one that can make venvs
-# (Debian's and Ubuntu's are built with profile-guided and link-time optimisation, as the official
-# images the Dockerfile starts from are; a default pyenv build is neither, and ran the services'
-# Python 5-11 % slower per ticket: docs/performance.md, round 21), else python3.
-# `make install PYTHON=...` chooses another; a venv made by another interpreter is made anew.
-PYTHON ?= $(or $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 && echo /usr/bin/python3.11),python3)
+# The venv's interpreter: the one that made .venv, when there is one and PYTHON is not given;
+# else the distribution's python3.11 where there is one that can make venvs (Debian's and
+# Ubuntu's are built with profile-guided and link-time optimisation, as the official images the
+# Dockerfile starts from are; a default pyenv build is neither, and ran the services' Python 4-10 %
+# slower per ticket: docs/performance.md, round 21); else python3. `make install PYTHON=...`
+# remakes the venv with another one.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(or $(shell sed -n 's/^executable = //p' .venv/pyvenv.cfg 2>/dev/null),$(shell /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 && echo /usr/bin/python3.11),python3)
+endif
 PYTHON_REAL := $(shell $(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))' 2>/dev/null)
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -12,8 +15,8 @@ UV     := $(VENV)/bin/uv
 SERVICES := gateway customer-svc ticket-svc sla-svc analytics-svc notify-svc kb-svc
 EDITABLES := -e 'libs/common[embedded]' $(foreach s,$(SERVICES),-e services/$(s))
 STAMP  := $(VENV)/.installed
-#: which interpreter made the venv: absent when it was another one (or none), so the venv is remade
-VENV_MADE_BY := $(VENV)/.made-by$(subst /,-,$(PYTHON_REAL))
+#: the interpreter that made the venv (empty without one)
+VENV_PYTHON := $(realpath $(shell sed -n 's/^executable = //p' $(VENV)/pyvenv.cfg 2>/dev/null))
 DATA_DIR ?= .data
 
 .PHONY: install run test test-fast bench migrate clean help wrk chromium analytics-rebuild kafka java chaos prometheus compose-schema
@@ -26,16 +29,24 @@ help:
 	@echo "make bench  - wrk benchmarks with baselines, intake/search with 1M tickets stored, SLA firing at 1M timers, 100k automation timers' fire lag, customer 360/import/RFM (BENCH_CUSTOMERS=1000000 for the full size), the board's freshness, dashboards over 10M tickets' read model (BENCH_ANALYTICS_TICKETS), knowledge-base search/suggestions over 100k articles and search relevance (BENCH_KB_ARTICLES); bench/results/latest.json"
 	@echo "make analytics-rebuild - rebuild analytics-svc's read models from the topics and swap them in while the stack runs (REBUILD_ARGS=--dry-run compares only; docs/metrics.md 'Rebuild')"
 
-$(STAMP): libs/common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt \
-		$(VENV_MADE_BY)
-	@if [ ! -e '$(VENV_MADE_BY)' ] && [ -d $(VENV) ]; then echo "remaking $(VENV) with $(PYTHON_REAL)"; rm -rf $(VENV); fi
-	$(PYTHON) -m venv $(VENV)
+$(STAMP): libs/common/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements-dev.txt
+	@test -n "$(PYTHON_REAL)" && "$(PYTHON_REAL)" -c 'import ensurepip, venv' 2>/dev/null \
+	  || { echo "PYTHON=$(PYTHON) is not a Python that can make venvs (on Debian: apt-get install python3-venv)"; exit 1; }
+	@if [ -d $(VENV) ] && [ "$(VENV_PYTHON)" != "$(PYTHON_REAL)" ]; then echo "remaking $(VENV) with $(PYTHON_REAL)"; rm -rf $(VENV); fi
+	@echo "$(VENV) on $(PYTHON_REAL) ($$("$(PYTHON_REAL)" --version 2>&1))"
+	"$(PYTHON_REAL)" -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
 	$(UV) pip install -q --python $(PY) $(EDITABLES) -r requirements-dev.txt
-	touch '$(VENV_MADE_BY)' $(STAMP)
+	touch $(STAMP)
 
-# no recipe: a missing marker (another interpreter made the venv) only makes the stamp out of date
-$(VENV_MADE_BY):
+# an interpreter other than the venv's asked for (PYTHON=...): the venv is made anew
+ifneq ($(VENV_PYTHON),)
+ifneq ($(VENV_PYTHON),$(PYTHON_REAL))
+$(STAMP): venv-python-changed
+.PHONY: venv-python-changed
+venv-python-changed:
+endif
+endif
 
 install: $(STAMP)
 

@@ -165,39 +165,75 @@ def summarise_cpu_clock(path: Path, name: str, *, top: int = 12, inclusive: int 
 PERF_RATE_HZ = 499
 
 
-def _perf_report(path: Path, *args: str) -> list[tuple[float, str]]:
-    """(percent, rest of the line) of ``perf report --stdio`` rows, call chains left out."""
-    out = subprocess.run(["perf", "report", "-i", str(path), "--stdio", "--no-children", "-g", "none", *args],
-                         capture_output=True, text=True).stdout
+def parse_perf_rows(text: str) -> list[tuple[float, int, str, str]]:
+    """(percent, thread id, command, the other sort key) of ``perf report --stdio --sort
+    pid,<key> -g none`` rows (headers and anything else skipped)."""
     rows = []
-    for line in out.splitlines():
-        match = re.match(r"\s*([\d.]+)%\s+(.*\S)", line)
-        if match and not line.lstrip().startswith("#"):
-            rows.append((float(match.group(1)), match.group(2)))
+    for line in text.splitlines():
+        match = re.match(r"\s*([\d.]+)%\s+(\d+):(\S+)\s+(.*\S)", line)
+        if match:
+            rows.append((float(match.group(1)), int(match.group(2)), match.group(3), match.group(4)))
     return rows
 
 
-def summarise_perf(path: Path, names: dict[int, str], *, top: int = 15) -> str:
-    """The machine's CPU by process group (every service, PostgreSQL's backends, the broker,
-    idle), the Python processes' CPU by library (the interpreter, each C extension, the kernel),
-    and PostgreSQL's hottest functions: sampled on the CPU clock of every CPU at once, so no
+def _perf_report(path: Path, sort: str) -> list[tuple[float, int, str, str]]:
+    """``perf report`` by thread and ``sort``. No ``--pid``/``--comm`` filter: perf drops the
+    kernel's samples under one."""
+    done = subprocess.run(["perf", "report", "-i", str(path), "--stdio", "--no-children", "-g", "none",
+                           "--sort", f"pid,{sort}"], capture_output=True, text=True)
+    rows = parse_perf_rows(done.stdout)
+    if not rows:
+        print(f"perf report --sort pid,{sort} gave nothing: {done.stderr.strip()[-300:]}", file=sys.stderr)
+    return rows
+
+
+def thread_groups(roots: dict[str, int]) -> dict[int, str]:
+    """Thread id → group for each root process, its threads and its children's (PostgreSQL's
+    backends): perf's ``pid`` key is the thread's id."""
+    import psutil
+
+    groups: dict[int, str] = {}
+    for group, pid in roots.items():
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in procs:
+            try:
+                groups.update({thread.id: group for thread in proc.threads()})
+            except psutil.Error:
+                groups[proc.pid] = group
+    return groups
+
+
+def summarise_perf(by_dso: list[tuple[float, int, str, str]], by_symbol: list[tuple[float, int, str, str]],
+                   groups: dict[int, str], python_groups: set[str], *, top: int = 15) -> str:
+    """The machine's CPU by process group (each service, PostgreSQL, the broker, idle, anything
+    else on the machine), the services' CPU by library (the interpreter, each C extension, the
+    kernel) and PostgreSQL's hottest functions: sampled on every CPU's clock at once, so no
     process is charged with another's time and compiled code is seen (what py-spy and cProfile
     cannot show)."""
-    groups: collections.Counter[str] = collections.Counter()
-    for pct, rest in _perf_report(path, "--sort", "pid"):
-        pid_text, _, comm = rest.partition(":")
-        pid = int(pid_text) if pid_text.strip().isdigit() else -1
-        comm = comm.strip()
-        groups[names.get(pid) or ("postgres" if comm == "postgres" else "idle" if comm == "swapper" else
-                                  "broker" if comm.startswith("tokio") else f"other ({comm})")] += pct
+    def group_of(tid: int, comm: str) -> str:
+        return groups.get(tid) or ("idle" if comm == "swapper" else f"other on the machine: {comm}")
+
+    shares: collections.Counter[str] = collections.Counter()
+    libraries: collections.Counter[str] = collections.Counter()
+    for pct, tid, comm, dso in by_dso:
+        group = group_of(tid, comm)
+        shares[group] += pct
+        if group in python_groups:
+            libraries[dso] += pct
+    functions: collections.Counter[str] = collections.Counter()
+    for pct, tid, comm, sym in by_symbol:
+        if group_of(tid, comm) == "postgres":
+            functions[sym] += pct
     lines = ["perf, whole machine (share of all CPUs' samples):"]
-    lines += [f"  {pct:6.2f}%  {group}" for group, pct in groups.most_common()]
-    lines.append("  Python processes by library (share of all samples):")
-    libraries = [(pct, rest.split(None, 1)[1]) for pct, rest in _perf_report(path, "--sort", "comm,dso")
-                 if rest.split(None, 1)[0] == "python" and len(rest.split(None, 1)) == 2]
-    lines += [f"  {pct:6.2f}%  {dso}" for pct, dso in libraries[:top]]
+    lines += [f"  {pct:6.2f}%  {group}" for group, pct in shares.most_common() if pct >= 0.05]
+    lines.append("  the services' processes by library (share of all samples):")
+    lines += [f"  {pct:6.2f}%  {dso}" for dso, pct in libraries.most_common(top)]
     lines.append("  PostgreSQL's functions (self, share of all samples):")
-    lines += [f"  {pct:6.2f}%  {sym}" for pct, sym in _perf_report(path, "--comm", "postgres", "--sort", "sym")[:top]]
+    lines += [f"  {pct:6.2f}%  {sym}" for sym, pct in functions.most_common(top)]
     return "\n".join(lines)
 
 
@@ -225,6 +261,8 @@ def main() -> int:
                              "(interpreter, C extensions, kernel) and PostgreSQL's hottest functions; needs "
                              "perf and a perf_event_paranoid that allows it")
     args = parser.parse_args()
+    if args.perf and (args.cpu_clock or args.native or args.gil):
+        parser.error("--perf samples the machine itself: not with --cpu-clock, --native or --gil")
     spy = shutil.which("py-spy", path=str(ROOT / ".venv" / "bin")) or shutil.which("py-spy")
     if args.perf and not shutil.which("perf"):
         print("--perf needs perf (the linux-perf package)", file=sys.stderr)
@@ -259,12 +297,21 @@ def main() -> int:
             start_tickets = asyncio.run(_statements(stack.config.pg_port, reset=True))[0]
         if args.cpu_clock:
             _cpu_clock_window(stack.procs, args.seconds, out_dir)
+        perf_groups: dict[int, str] = {}
         if args.perf:
-            recorded = subprocess.run(["perf", "record", "-a", "-g", "-F", str(PERF_RATE_HZ), "-o",
-                                       str(out_dir / "perf.data"), "--", "sleep", str(args.seconds)],
+            # the CPU clock, not the default ``cycles``: an idle (halted) CPU makes no cycles
+            recorded = subprocess.run(["perf", "record", "-a", "-g", "-e", "cpu-clock", "-F", str(PERF_RATE_HZ),
+                                       "-o", str(out_dir / "perf.data"), "--", "sleep", str(args.seconds)],
                                       capture_output=True, text=True)
             if recorded.returncode != 0:
                 print(f"perf record failed: {recorded.stderr.strip()[-300:]}", file=sys.stderr)
+                return 1
+            roots = {name: proc.pid for name, proc in stack.procs.items()}
+            if stack.pg and stack.pg.proc:
+                roots["postgres"] = stack.pg.proc.pid
+            if stack.broker and stack.broker.proc:
+                roots["broker"] = stack.broker.proc.pid
+            perf_groups = thread_groups(roots)  # while the load runs: every backend still there
         spies = {} if args.cpu_clock or args.perf else {name: subprocess.Popen([spy, "record", "-p", str(proc.pid), "-d", str(args.seconds), "-r", str(args.rate),
                                          "-f", "raw", "-o", str(out_dir / f"{name}.txt"),
                                          *(["--native"] if args.native else ["--nonblocking"]),
@@ -286,11 +333,9 @@ def main() -> int:
                 print(summarise(out_dir / f"{name}.txt"))
             if (out_dir / f"{name}.prof").exists():
                 print(summarise_cpu_clock(out_dir / f"{name}.prof", name))
-        if args.perf and (out_dir / "perf.data").exists():
-            names = {proc.pid: name for name, proc in stack.procs.items()}
-            if stack.broker and stack.broker.proc:
-                names[stack.broker.proc.pid] = "broker"
-            print(summarise_perf(out_dir / "perf.data", names))
+        if args.perf:
+            data = out_dir / "perf.data"
+            print(summarise_perf(_perf_report(data, "dso"), _perf_report(data, "sym"), perf_groups, set(stack.procs)))
         if args.statements:
             print(statements)
         if args.keep:

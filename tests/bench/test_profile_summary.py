@@ -42,3 +42,32 @@ def test_statements_per_ticket_by_database():
     assert lines[5] == "  ticket: most frequent"
     assert lines[6] == "      2.00/ticket   0.250 ms  1.00 plans  0.100 ms  INSERT INTO tickets (id) VALUES ($1)"
     assert not any(line.endswith("BEGIN") for line in lines)  # top=1
+
+
+def test_perf_rows_by_process_group_library_and_postgres_function():
+    from bench.profile import parse_perf_rows, summarise_perf
+
+    by_dso = parse_perf_rows(
+        "# Overhead  Pid:Command  Shared Object\n"
+        "#\n"
+        "    40.00%    101:python           libpython3.11.so.1.0\n"
+        "    10.00%    102:python           [kernel.kallsyms]\n"  # a thread of the same service
+        "    20.00%    201:postgres         postgres\n"
+        "     5.00%    301:tokio-rt-worker  tansu\n"
+        "     5.00%    999:python           libpython3.11.so.1.0\n"  # another Python on the machine
+        "    20.00%      0:swapper          [kernel.kallsyms]\n")
+    by_symbol = parse_perf_rows(
+        "    15.00%    201:postgres         [.] ExecInsert\n"
+        "     5.00%    888:postgres         [.] ExecInsert\n"  # another stack's backend
+        "     5.00%    201:postgres         [k] tcp_sendmsg\n")
+    assert by_dso[0] == (40.0, 101, "python", "libpython3.11.so.1.0")
+    text = summarise_perf(by_dso, by_symbol, {101: "ticket-svc", 102: "ticket-svc", 201: "postgres", 301: "broker"},
+                          {"ticket-svc"})
+    lines = text.splitlines()
+    # each group's share, thread ids folded into their process's group; the rest named as such
+    assert lines[1:6] == ["   50.00%  ticket-svc", "   20.00%  postgres", "   20.00%  idle", "    5.00%  broker",
+                          "    5.00%  other on the machine: python"]
+    # the services' CPU by library, the kernel's samples included; not the other Python's
+    assert "   40.00%  libpython3.11.so.1.0" in text and "   10.00%  [kernel.kallsyms]" in text
+    # PostgreSQL's functions: the stack's own backends only
+    assert text.endswith("   15.00%  [.] ExecInsert\n    5.00%  [k] tcp_sendmsg")
