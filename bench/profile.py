@@ -29,6 +29,8 @@ from pathlib import Path
 from helpdesk_common.devstack import PORT_BLOCK, Stack, StackConfig, free_block, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.proctree import process_tree  # noqa: E402
 #: frames worth naming in the inclusive table: the project's and the libraries on the hot path
 _INTERESTING = re.compile(r"(helpdesk_common|_svc/|gateway/|fastapi|starlette|asyncpg|aiokafka|pydantic|sqlalchemy|"
                           r"aiohttp|orjson|email/|jieba)")
@@ -194,12 +196,7 @@ def thread_groups(roots: dict[str, int]) -> dict[int, str]:
 
     groups: dict[int, str] = {}
     for group, pid in roots.items():
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            continue
-        for proc in procs:
+        for proc in process_tree(pid):
             try:
                 groups.update({thread.id: group for thread in proc.threads()})
             except psutil.Error:

@@ -64,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 from bench.baselines import SCHEMA  # noqa: E402
 from bench.analytics_freshness import FreshnessSampler, admin_token, print_freshness  # noqa: E402
 from bench.outbound import NotifyDb, OutboundSinks, per_second, verify_samples  # noqa: E402
+from bench.proctree import process_tree  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # platformdirs noise on headless boxes
 
@@ -187,12 +188,7 @@ class CpuSampler(threading.Thread):
     def sample(self) -> None:
         with self._lock:
             for group, pid in self.roots.items():
-                try:
-                    root = psutil.Process(pid)
-                    procs = [root, *root.children(recursive=True)]
-                except psutil.NoSuchProcess:
-                    continue
-                for p in procs:
+                for p in process_tree(pid):
                     try:
                         with p.oneshot():
                             t = p.cpu_times()
