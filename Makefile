@@ -2,8 +2,8 @@
 # The venv's interpreter: the one that made .venv, when there is one and PYTHON is not given;
 # else the distribution's python3.11 where there is one that can make venvs (Debian's and
 # Ubuntu's are built with profile-guided and link-time optimisation, as the official images the
-# Dockerfile starts from are; a default pyenv build is neither, and ran the services' Python 4-10 %
-# slower per ticket: docs/performance.md, round 21); else python3. `make install PYTHON=...`
+# Dockerfile starts from are; a default pyenv build is neither: the services used 4-10 % less CPU
+# per ticket on the distribution's: docs/performance.md, round 21); else python3. `make install PYTHON=...`
 # remakes the venv with another one.
 ifeq ($(origin PYTHON),undefined)
 PYTHON := $(or $(shell sed -n 's/^executable = //p' .venv/pyvenv.cfg 2>/dev/null),$(shell /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 && echo /usr/bin/python3.11),python3)

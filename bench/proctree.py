@@ -7,9 +7,9 @@ import psutil
 
 
 def process_tree(pid: int) -> list[psutil.Process]:
-    """The process and all its descendants now; [] when it is gone."""
+    """The process and all its descendants now; [] when it is gone or cannot be read."""
     try:
         root = psutil.Process(pid)
         return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
+    except psutil.Error:  # gone, or not ours to read
         return []
