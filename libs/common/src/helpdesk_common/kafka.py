@@ -306,7 +306,7 @@ async def recent_event_ids(settings: ServiceSettings, partitions: dict[str, list
         # watermark waits until every transaction open now has ended (committed or aborted: at
         # the latest after KAFKA_TRANSACTION_TIMEOUT_MS); the caller's bound turns a longer wait
         # into a retried pass, never into a row published again on a guess
-        ends = await _high_watermarks(settings, tps) if isolation == "read_committed" else await consumer.end_offsets(tps)
+        ends = await high_watermarks(settings, tps) if isolation == "read_committed" else await consumer.end_offsets(tps)
         starts = await consumer.beginning_offsets(tps)
         left = {}
         for tp in tps:
@@ -326,7 +326,12 @@ async def recent_event_ids(settings: ServiceSettings, partitions: dict[str, list
         await consumer.stop()
 
 
-async def _high_watermarks(settings: ServiceSettings, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+async def high_watermarks(settings: ServiceSettings, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Each partition's high watermark (a read_uncommitted reader's end): past the records of
+    transactions still open and past the markers of ended ones. A read_committed reader's end
+    is the last stable offset instead, which stops short of a committed transaction whose
+    markers the coordinator has not written yet (they land after ``commit_transaction``
+    returns); reading to the high watermarks waits for them."""
     reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
                               client_id=f"{settings.service_name}-outbox-check")
     await reader.start()
