@@ -58,6 +58,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from helpdesk_common import events
 from helpdesk_common.apache_kafka import ApacheKafkaCluster
 from helpdesk_common.devstack import PORT_BLOCK, SERVICES, Stack, StackConfig, free_block, free_port, replica_key
+from helpdesk_common.kafka import high_watermarks
 
 SERVICE_NAMES = [s.name for s in SERVICES]
 #: the consumer session timeout (helpdesk_common/consumer.py): a SIGSTOP longer than this moves
@@ -532,7 +533,10 @@ async def topic_records(bootstrap: str, topics: list[str], *, until: float) -> t
         partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or set())]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+        # to the high watermarks, not this reader's own end (the last stable offset): that stops
+        # in front of a transaction committed a moment ago whose markers are still on their way,
+        # and its records would go uncounted (docs/kafka.md)
+        ends = await high_watermarks(bootstrap, partitions)
         seen: Counter = Counter()
         where: dict[tuple[str, Any], list[tuple[int, int, int]]] = {}
         types: dict[tuple[str, Any], str] = {}

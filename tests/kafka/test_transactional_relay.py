@@ -120,7 +120,7 @@ async def counts(settings: ServiceSettings, wanted: set[uuid.UUID], isolation: s
     try:
         reader.assign(tps)
         await reader.seek_to_beginning(*tps)
-        ends = await high_watermarks(settings, tps)
+        ends = await high_watermarks(settings.kafka_bootstrap_servers, tps)
         deadline = time.monotonic() + 30
         left = {tp for tp in tps if ends[tp] > 0}
         while left:

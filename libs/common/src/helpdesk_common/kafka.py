@@ -289,9 +289,9 @@ async def recent_event_ids(settings: ServiceSettings, partitions: dict[str, list
     """The event ids among the last ``tails[topic]`` records of every partition of each topic
     (``partitions``: topic -> partition numbers). One short-lived consumer without a group reads
     from that far before each partition's end up to the end (the outbox relay, after a pass that
-    may have published without marking its rows sent). ``isolation`` "read_committed" reads up to
-    the last stable offset and skips aborted records: what the consumers will apply. The caller
-    bounds the time."""
+    may have published without marking its rows sent). ``isolation`` "read_committed" skips
+    aborted records (what the consumers will apply) and reads up to the high watermarks, waiting
+    for every transaction open now to end; the caller bounds the time."""
     tps = [TopicPartition(topic, p) for topic, numbers in partitions.items() for p in numbers]
     if not tps:
         return set()
@@ -306,7 +306,11 @@ async def recent_event_ids(settings: ServiceSettings, partitions: dict[str, list
         # watermark waits until every transaction open now has ended (committed or aborted: at
         # the latest after KAFKA_TRANSACTION_TIMEOUT_MS); the caller's bound turns a longer wait
         # into a retried pass, never into a row published again on a guess
-        ends = await high_watermarks(settings, tps) if isolation == "read_committed" else await consumer.end_offsets(tps)
+        if isolation == "read_committed":
+            ends = await high_watermarks(settings.kafka_bootstrap_servers, tps,
+                                         client_id=f"{settings.service_name}-outbox-check")
+        else:
+            ends = await consumer.end_offsets(tps)
         starts = await consumer.beginning_offsets(tps)
         left = {}
         for tp in tps:
@@ -326,14 +330,14 @@ async def recent_event_ids(settings: ServiceSettings, partitions: dict[str, list
         await consumer.stop()
 
 
-async def high_watermarks(settings: ServiceSettings, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+async def high_watermarks(bootstrap: str, tps: list[TopicPartition], *,
+                          client_id: str = "helpdesk-high-watermarks") -> dict[TopicPartition, int]:
     """Each partition's high watermark (a read_uncommitted reader's end): past the records of
     transactions still open and past the markers of ended ones. A read_committed reader's end
     is the last stable offset instead, which stops short of a committed transaction whose
     markers the coordinator has not written yet (they land after ``commit_transaction``
     returns); reading to the high watermarks waits for them."""
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
-                              client_id=f"{settings.service_name}-outbox-check")
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id=client_id)
     await reader.start()
     try:
         return await reader.end_offsets(tps)

@@ -125,7 +125,9 @@ class TopicReplay:
             await consumer.stop()
 
     async def end_offsets(self) -> Offsets:
-        """The high watermarks now: what the live consumer may have folded at most."""
+        """Each partition's end for this reader now: what the live consumer may have folded at most
+        (reading committed records on Apache Kafka, that is the last stable offset, which the live
+        group cannot pass either)."""
         assert self._consumer is not None
         if not self.partitions:
             return {}
