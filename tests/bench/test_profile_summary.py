@@ -34,14 +34,28 @@ def test_statements_per_ticket_by_database():
     lines = text.splitlines()
     assert lines[0].startswith("SQL statements per ticket (100 tickets")
     # per database: calls, execution and planning time per ticket, the busiest database first
-    assert lines[2].split() == ["ticket", "3.00", "0.510", "0.200"]
-    assert lines[3].split() == ["sla", "1.00", "0.100", "0.005"]
+    assert lines[2].split() == ["ticket", "3.00", "0.510", "0.200", "100"]
+    assert lines[3].split() == ["sla", "1.00", "0.100", "0.005", "100"]
     assert lines[4].split() == ["all", "4.00", "0.610", "0.205"]
     # each database's most frequent statement, on one line, with its mean time per call, how
     # often it was planned per call and the mean time of a plan
     assert lines[5] == "  ticket: most frequent"
     assert lines[6] == "      2.00/ticket   0.250 ms  1.00 plans  0.100 ms  INSERT INTO tickets (id) VALUES ($1)"
     assert not any(line.endswith("BEGIN") for line in lines)  # top=1
+
+
+def test_statements_per_ticket_a_consumer_took_in():
+    """A consumer behind when the window opened works off more tickets in it than were created:
+    its database's statements are divided by the tickets its inbox took in (round 22)."""
+    from bench.profile import statements_table
+
+    rows = [{"db": "ticket", "calls": 100, "ms": 10.0, "plans": 0, "plan_ms": 0.0, "query": "INSERT INTO tickets"},
+            {"db": "customer", "calls": 300, "ms": 30.0, "plans": 0, "plan_ms": 0.0, "query": "SELECT owners"}]
+    lines = statements_table(rows, 100, top=1, taken_in={"customer": 150}).splitlines()
+    assert lines[2].split() == ["customer", "2.00", "0.200", "0.000", "150"]
+    assert lines[3].split() == ["ticket", "1.00", "0.100", "0.000", "100"]  # no inbox: the tickets created
+    assert lines[4].split() == ["all", "3.00", "0.300", "0.000"]
+    assert lines[6] == "      2.00/ticket   0.100 ms  0.00 plans  0.000 ms  SELECT owners"
 
 
 def test_perf_rows_by_process_group_library_and_postgres_function():
