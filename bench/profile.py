@@ -138,7 +138,6 @@ async def _statements(pg_port: int, *, reset: bool) -> tuple[int, dict[str, int]
         return tickets, taken_in, [dict(r) for r in await admin.fetch(_STATEMENTS_SQL)]
     finally:
         await admin.close()
-        await ticket.close()
 
 
 def _cpu_clock_env(out_dir: Path) -> dict[str, str]:
