@@ -82,8 +82,11 @@ def statements_table(rows: list[dict], tickets: int, *, top: int = 20,
     ``taken_in``: per database, the tickets its service's consumer took in over the window (its
     inbox's ``ticket.created`` rows), which divide that database's statements instead of the
     ``tickets`` created. A consumer still working off the warm-up's tickets when the window
-    opens runs more statements in it than the window created tickets (round 22: customer-svc read
-    6.32 statements per ticket on the tickets created, 4.57 once the stack had settled)."""
+    opens runs more statements in it than the window created tickets (round 22, under
+    ``--cpu-clock``: customer-svc's identity lookup read 1.92 per ticket on the tickets created,
+    1.01 on those it took in; ``bench/statements.py`` counts 1.00 on a stack that settles).
+    Statements of other events (the echo of the customer link, a batch's BEGIN) still lag by
+    their own delay: ``bench/statements.py`` gives the exact counts."""
     by_db: dict[str, list[dict]] = collections.defaultdict(list)
     for row in rows:
         by_db[row["db"]].append(row)
