@@ -143,6 +143,26 @@ async def _statements(pg_port: int, *, reset: bool) -> tuple[int, dict[str, int]
         await admin.close()
 
 
+#: PostgreSQL's settings for counting statements: pg_stat_statements, top-level statements, planning
+STATEMENTS_PG_SETTINGS = ("shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=top",
+                          "pg_stat_statements.track_planning=on")
+
+
+def private_stack(name: str, *, pg_settings: tuple[str, ...] = (),
+                  extra_env: dict[str, str] | None = None) -> tuple[Stack, Path]:
+    """A stack of the tool's own (every server on 127.0.0.1, the gateway without a rate limit, the
+    services logging warnings only) and its data directory, ``.data/<name>/<pid>`` under the
+    checkout, where PostgreSQL's user can reach it; the caller stops the stack and removes it."""
+    data = ROOT / ".data" / name / str(os.getpid())
+    data.mkdir(parents=True)
+    os.chmod(data, 0o755)
+    base = free_block(PORT_BLOCK)
+    stack = Stack(StackConfig(data_dir=data, gateway_port=base, service_base_port=base, pg_port=free_port(),
+                              kafka_port=free_port(), ephemeral=True, pg_settings=pg_settings,
+                              extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "WARNING", **(extra_env or {})}))
+    return stack, data
+
+
 def _cpu_clock_env(out_dir: Path) -> dict[str, str]:
     """The services' environment for ``--cpu-clock``: the bench's sitecustomize on their path."""
     path = os.pathsep.join(p for p in (str(ROOT / "bench" / "cpu_clock"), os.environ.get("PYTHONPATH")) if p)
@@ -296,17 +316,8 @@ def main() -> int:
         return 2
     out_dir = args.keep or Path(tempfile.mkdtemp(prefix="helpdesk-profile-"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = ROOT / ".data" / "profile" / str(os.getpid())  # under the checkout: PostgreSQL's user must reach it
-    data.mkdir(parents=True)
-    os.chmod(data, 0o755)
-    base = free_block(PORT_BLOCK)
-    stack = Stack(StackConfig(data_dir=data, gateway_port=base, service_base_port=base, pg_port=free_port(),
-                              kafka_port=free_port(), ephemeral=True,
-                              pg_settings=("shared_preload_libraries=pg_stat_statements",
-                                           "pg_stat_statements.track=top",
-                                           "pg_stat_statements.track_planning=on") if args.statements else (),
-                              extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "WARNING",
-                                         **(_cpu_clock_env(out_dir) if args.cpu_clock else {})}))
+    stack, data = private_stack("profile", pg_settings=STATEMENTS_PG_SETTINGS if args.statements else (),
+                                extra_env=_cpu_clock_env(out_dir) if args.cpu_clock else None)
     try:
         creds = stack.up()
         env = os.environ | {"BENCH_AUTH_HEADER": "Authorization", "BENCH_AUTH_VALUE": f"Bearer {creds['channel_api_key']}",

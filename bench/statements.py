@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import sys
 import time
@@ -30,11 +29,11 @@ from typing import Any
 import asyncpg
 import httpx
 
-from helpdesk_common.devstack import PORT_BLOCK, Stack, StackConfig, free_block, free_port
+from helpdesk_common.devstack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.profile import _STATEMENTS_SQL, statements_table  # noqa: E402
+from bench.profile import _STATEMENTS_SQL, STATEMENTS_PG_SETTINGS, private_stack, statements_table  # noqa: E402
 
 #: how long after the last consumer took in the last ticket the counting goes on
 TRAILING_S = 5.0
@@ -115,15 +114,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="tickets posted at once")
     parser.add_argument("--top", type=int, default=10, help="statements listed per database")
     args = parser.parse_args()
-    data = ROOT / ".data" / "statements" / str(os.getpid())  # under the checkout: PostgreSQL's user must reach it
-    data.mkdir(parents=True)
-    os.chmod(data, 0o755)
-    base = free_block(PORT_BLOCK)
-    stack = Stack(StackConfig(data_dir=data, gateway_port=base, service_base_port=base, pg_port=free_port(),
-                              kafka_port=free_port(), ephemeral=True,
-                              pg_settings=("shared_preload_libraries=pg_stat_statements",
-                                           "pg_stat_statements.track=top"),
-                              extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "WARNING"}))
+    stack, data = private_stack("statements", pg_settings=STATEMENTS_PG_SETTINGS)
     try:
         creds = stack.up()
         print(asyncio.run(count(stack, creds, args.tickets, args.concurrency, args.top)))
