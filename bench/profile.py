@@ -72,6 +72,11 @@ WHERE s.calls > 0 AND s.query NOT LIKE '%pg_stat_statements%'
 """
 
 
+#: a comment naming the extension: the tools' own queries of the counted window are left out by
+#: ``_STATEMENTS_SQL``'s filter
+_UNCOUNTED = " /* the bench's own query, not pg_stat_statements' subject */"
+
+
 def statements_table(rows: list[dict], tickets: int, *, top: int = 20,
                      taken_in: dict[str, int] | None = None) -> str:
     """Statements per ticket and their server time, per database, and each database's most
@@ -125,14 +130,14 @@ async def _statements(pg_port: int, *, reset: bool) -> tuple[int, dict[str, int]
         taken_in: dict[str, int] = {}
         tickets = 0
         for name in [r["datname"] for r in await admin.fetch(
-                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'")]:
+                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'" + _UNCOUNTED)]:
             conn = await connect(name)
             try:
                 if name == "ticket":
-                    tickets = await conn.fetchval("SELECT count(*) FROM tickets")
-                if await conn.fetchval("SELECT to_regclass('inbox') IS NOT NULL"):
+                    tickets = await conn.fetchval("SELECT count(*) FROM tickets" + _UNCOUNTED)
+                if await conn.fetchval("SELECT to_regclass('inbox') IS NOT NULL" + _UNCOUNTED):
                     taken_in[name] = await conn.fetchval(
-                        "SELECT count(*) FROM inbox WHERE event_type = 'ticket.created'")
+                        "SELECT count(*) FROM inbox WHERE event_type = 'ticket.created'" + _UNCOUNTED)
             finally:
                 await conn.close()
         if reset:
@@ -151,15 +156,17 @@ STATEMENTS_PG_SETTINGS = ("shared_preload_libraries=pg_stat_statements", "pg_sta
 def private_stack(name: str, *, pg_settings: tuple[str, ...] = (),
                   extra_env: dict[str, str] | None = None) -> tuple[Stack, Path]:
     """A stack of the tool's own (every server on 127.0.0.1, the gateway without a rate limit, the
-    services logging warnings only) and its data directory, ``.data/<name>/<pid>`` under the
-    checkout, where PostgreSQL's user can reach it; the caller stops the stack and removes it."""
+    services logging warnings only, no SMTP server unless ``extra_env`` names one: never the
+    caller's ``SMTP_URL``) and its data directory, ``.data/<name>/<pid>`` under the checkout,
+    where PostgreSQL's user can reach it; the caller stops the stack and removes it."""
     data = ROOT / ".data" / name / str(os.getpid())
     data.mkdir(parents=True)
     os.chmod(data, 0o755)
     base = free_block(PORT_BLOCK)
     stack = Stack(StackConfig(data_dir=data, gateway_port=base, service_base_port=base, pg_port=free_port(),
                               kafka_port=free_port(), ephemeral=True, pg_settings=pg_settings,
-                              extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "WARNING", **(extra_env or {})}))
+                              extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "WARNING", "SMTP_URL": "",
+                                         "NOTIFY_SMTP_URL": "", **(extra_env or {})}))
     return stack, data
 
 

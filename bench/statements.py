@@ -9,8 +9,9 @@ statements for tickets of the warm-up, or for tickets it had not reached when th
 blur its figures. Here a private stack (``helpdesk_common.devstack``, every server on 127.0.0.1)
 is left to settle, pg_stat_statements is reset, ``--tickets`` tickets with distinct requesters
 are posted through the gateway, and the statements are read once every consumer has taken in each
-ticket (its inbox's ``ticket.created`` rows) and a few seconds more for the events that follow
-(the customer link, the SLA colour, the acknowledgement's delivery). The background loops'
+ticket (its inbox's ``ticket.created`` rows), every outbox is published and every
+acknowledgement sent (to the bench's SMTP sink on 127.0.0.1, ``bench/outbound.py``), and a few
+seconds more for the events that follow (the customer link's echo, the SLA colour). The background loops'
 statements (gauges, pruning, the scheduler's polls) count too; a larger ``--tickets`` makes
 their share smaller.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import time
@@ -29,11 +31,13 @@ from typing import Any
 import asyncpg
 import httpx
 
-from helpdesk_common.devstack import Stack
+from helpdesk_common.devstack import Stack, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.profile import _STATEMENTS_SQL, STATEMENTS_PG_SETTINGS, private_stack, statements_table  # noqa: E402
+from bench.outbound import OutboundSinks  # noqa: E402
+from bench.profile import (  # noqa: E402
+    _STATEMENTS_SQL, _UNCOUNTED, STATEMENTS_PG_SETTINGS, private_stack, statements_table)
 
 #: how long after the last consumer took in the last ticket the counting goes on
 TRAILING_S = 5.0
@@ -49,6 +53,10 @@ def ticket_body(tag: str, i: int) -> dict[str, Any]:
             "priority": "normal", "type": "complaint", "tags": ["bench", "damaged"]}
 
 
+#: databases whose inbox takes in no ``ticket.created``: the service that writes them
+WRITERS = frozenset({"ticket"})
+
+
 async def count(stack: Stack, creds: dict[str, str], tickets: int, concurrency: int, top: int) -> str:
     port = stack.config.pg_port
 
@@ -56,23 +64,32 @@ async def count(stack: Stack, creds: dict[str, str], tickets: int, concurrency: 
         return await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database=database)
 
     admin = await connect("postgres")
+    opened: dict[str, Any] = {}
     try:
         await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        names = [r["datname"] for r in await admin.fetch(
-            "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'")]
-        consumers = {}
-        for name in names:
-            conn = await connect(name)
-            if await conn.fetchval("SELECT to_regclass('inbox') IS NOT NULL"):
-                consumers[name] = conn
-            else:
-                await conn.close()
+        for name in [r["datname"] for r in await admin.fetch(
+                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'")]:
+            opened[name] = await connect(name)
+        consumers = {name: conn for name, conn in opened.items() if name not in WRITERS
+                     and await conn.fetchval("SELECT to_regclass('inbox') IS NOT NULL" + _UNCOUNTED)}
+        outboxes = {name: conn for name, conn in opened.items()
+                    if await conn.fetchval("SELECT to_regclass('outbox') IS NOT NULL" + _UNCOUNTED)}
 
         async def taken_in() -> dict[str, int]:
-            # the comment names the extension, so _STATEMENTS_SQL leaves this poll out of the counts
-            return {name: await conn.fetchval("SELECT count(*) FROM inbox WHERE event_type = 'ticket.created' "
-                                              "/* the bench's poll, not pg_stat_statements' subject */")
-                    for name, conn in consumers.items()}
+            return {name: await conn.fetchval("SELECT count(*) FROM inbox WHERE event_type = 'ticket.created'"
+                                              + _UNCOUNTED) for name, conn in consumers.items()}
+
+        async def unsent() -> int:
+            """Outbox rows not yet published, and notify-svc's deliveries due or in flight."""
+            total = 0
+            for name, conn in outboxes.items():
+                total += await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+                                             + _UNCOUNTED)
+            if "notify" in opened:
+                total += await opened["notify"].fetchval(
+                    "SELECT count(*) FROM deliveries WHERE status IN ('queued', 'sending') AND next_attempt_at <= now()"
+                    + _UNCOUNTED)
+            return total
 
         await asyncio.sleep(TRAILING_S)  # the start-up's own work done
         before = await taken_in()
@@ -87,23 +104,21 @@ async def count(stack: Stack, creds: dict[str, str], tickets: int, concurrency: 
 
             for start in range(0, tickets, concurrency):
                 await asyncio.gather(*(post(i) for i in range(start, min(tickets, start + concurrency))))
-        posted = time.monotonic()
-        deadline = posted + 120
+        deadline = time.monotonic() + 120
         while True:
-            # a database whose inbox takes in no ticket.created (ticket-svc's: it writes them) is
-            # not waited for; every other one's consumer has moved within the first seconds
             now = await taken_in()
-            behind = {n: tickets - (now[n] - before.get(n, 0)) for n in now}
-            if time.monotonic() - posted > TRAILING_S and not any(0 < v < tickets for v in behind.values()):
+            behind = {n: tickets - (now[n] - before.get(n, 0)) for n in now if now[n] - before.get(n, 0) < tickets}
+            left = await unsent()
+            if not behind and not left:
                 break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"consumers did not take in every ticket within 120 s: {behind}")
+                raise RuntimeError(f"not done within 120 s: tickets not taken in {behind}, unsent {left}")
             await asyncio.sleep(0.5)
-        await asyncio.sleep(TRAILING_S)
+        await asyncio.sleep(TRAILING_S)  # the events after the last one (a link's echo, a colour)
         rows = [dict(r) for r in await admin.fetch(_STATEMENTS_SQL)]
-        for conn in consumers.values():
-            await conn.close()
     finally:
+        for conn in opened.values():
+            await conn.close()
         await admin.close()
     return statements_table(rows, tickets, top=top)
 
@@ -114,13 +129,24 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="tickets posted at once")
     parser.add_argument("--top", type=int, default=10, help="statements listed per database")
     args = parser.parse_args()
-    stack, data = private_stack("statements", pg_settings=STATEMENTS_PG_SETTINGS)
+    smtp_port, http_port = free_port(), free_port()
+    while http_port == smtp_port:
+        http_port = free_port()
+    sinks = OutboundSinks(smtp_port=smtp_port, http_port=http_port, cwd=ROOT,
+                          log_path=ROOT / ".data" / "statements" / f"{os.getpid()}-sinks.log")
+    # the acknowledgements go to the bench's SMTP sink on 127.0.0.1, as in bench/run.py, at a
+    # destination rate that does not hold them back
+    stack, data = private_stack("statements", pg_settings=STATEMENTS_PG_SETTINGS, extra_env={
+        "SMTP_URL": sinks.smtp_url, "NOTIFY_DESTINATION_RATE_PER_S": "1000", "NOTIFY_DESTINATION_BURST": "1000"})
     try:
+        sinks.start()  # before the stack: notify-svc reads the SMTP address when it starts
         creds = stack.up()
         print(asyncio.run(count(stack, creds, args.tickets, args.concurrency, args.top)))
     finally:
         stack.stop_all()
+        sinks.stop()
         shutil.rmtree(data, ignore_errors=True)
+        sinks.log_path.unlink(missing_ok=True)
     return 0
 
 

@@ -90,8 +90,8 @@ def main() -> int:
     os.chmod(data, 0o755)
     port = free_port()
     pg = EmbeddedPostgres(data / "pg", port, data / "pg.log", ephemeral=True)
-    pg.start()
     try:
+        pg.start()
         lines = asyncio.run(measure(port, args.statements, args.rounds))
     finally:
         pg.stop()

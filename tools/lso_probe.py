@@ -41,12 +41,12 @@ async def probe(bootstrap: str, transactions: int, records: int) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"lso-probe-{uuid.uuid4().hex[:8]}",
                                 enable_idempotence=True)
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
-    await producer.start()
-    await reader.start()
     partitions = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
-    await reader.end_offsets(partitions)  # the topic's metadata fetched before the first timed question
     short = 0
     try:
+        await producer.start()
+        await reader.start()
+        await reader.end_offsets(partitions)  # the topic's metadata fetched before the first timed question
         for _ in range(transactions):
             async with producer.transaction():
                 sent = [await producer.send(TOPIC, b"x", key=uuid.uuid4().bytes) for _ in range(records)]
