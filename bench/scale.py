@@ -270,6 +270,11 @@ def search_phase(label: str, url: str, dsn: str, tokens: Tokens, wrk_args: dict)
         env={"BENCH_AUTH_HEADER": "X-Internal-Identity", "BENCH_AUTH_VALUE": tokens["agent"]}, **wrk_args))
 
 
+#: the processes whose CPU per search request the report shows: a search's cost is ticket-svc's
+#: Python (parsing, rendering the page) and PostgreSQL's plan, and the p95 ratio follows their sum
+CPU_GROUPS = ("ticket-svc", "postgres")
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
 
@@ -320,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_service("ticket-svc", {"TICKET_CONSUMERS_ENABLED": "false"})
         stack.wait_service("ticket-svc")
         url = stack.url_of("ticket-svc")
+        sampler.watch("ticket-svc", stack.procs["ticket-svc"].pid)
+        sampler.watch("postgres", stack.pg.proc.pid)
         signer = IdentitySigner(stack.secrets["internal_auth_private_key"])
         codec = pii_codec.configure(stack.secrets["ticket_pii_keys"], stack.secrets["ticket_pii_index_key"])
         tokens = Tokens(signer, {
@@ -372,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             results[f"scale_search_rps_{label}"] = round(phases["search"].rps, 1)
             results[f"scale_search_p50_ms_{label}"] = round(phases["search"].p50_ms, 2)
             results[f"scale_search_p95_ms_{label}"] = round(phases["search"].p95_ms or 0, 2)
+            for group in CPU_GROUPS:
+                results[f"scale_search_{group}_cpu_ms_per_req_{label}"] = phases["search"].cpu_ms_per_req(group)
         results["scale_search_p95_ratio"] = ratio(results["scale_search_p95_ms_loaded"],
                                                   results["scale_search_p95_ms_empty"])
         if full is not None:
@@ -380,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
             results["scale_search_p95_ms_full_pages"] = round(full.p95_ms or 0, 2)
             results["scale_search_p95_ratio_full_pages"] = ratio(results["scale_search_p95_ms_loaded"],
                                                                  results["scale_search_p95_ms_full_pages"])
+            for group in CPU_GROUPS:
+                results[f"scale_search_{group}_cpu_ms_per_req_full_pages"] = full.cpu_ms_per_req(group)
         errors = {f"{label}-{k}": p.errors for label, ph in (("empty", empty), ("loaded", loaded)) for k, p in ph.items()}
         if full is not None:
             errors["full-pages-search"] = full.errors
@@ -420,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{results['scale_search_p95_ms_loaded']:>12,.1f}{results['scale_search_p95_ratio_full_pages'] or 0:>8.2f}"
               f"   (baseline: {results['scale_full_pages_tickets']:,} tickets, pages as full as loaded; "
               f"{results['scale_search_rps_full_pages']:,.1f} req/s)")
+    labels = ("empty", "full_pages", "loaded") if "scale_search_p95_ms_full_pages" in results else ("empty", "loaded")
+    for group in CPU_GROUPS:
+        print(f"{group + ' CPU ms per search':<30}" + "  ".join(
+            f"{label} {results[f'scale_search_{group}_cpu_ms_per_req_{label}']:.3f}" for label in labels))
     print(f"autovacuum during measured phases: {results['scale_autovacuum_in_phases']}")
     print(f"errors: {results['scale_errors_by_phase']}   (run took {time.monotonic() - started:.0f} s)")
     return 3 if results["scale_errors"] else 0
