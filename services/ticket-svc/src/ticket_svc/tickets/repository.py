@@ -306,8 +306,15 @@ async def list_links(conn: Any, ticket_id: uuid.UUID) -> list[Any]:
     )
 
 
-def _list_where(f: dict[str, Any], args: list[Any]) -> list[str]:
-    """WHERE clauses for the list filters; every value goes in as a bind parameter."""
+def _list_where(f: dict[str, Any], args: list[Any], *, opaque_tsquery: bool = False) -> list[str]:
+    """WHERE clauses for the list filters; every value goes in as a bind parameter.
+
+    ``opaque_tsquery``: the query as a sub-select, whose value no plan sees (an InitPlan), for a
+    rare search's GIN plan. PostgreSQL plans such a statement for each query's own estimate and
+    keeps that custom plan, since a generic plan's default estimate costs more than a rare
+    query's; it was planned at every execution, 0.07 ms of planning for 0.02 of executing.
+    Opaque, every plan is the generic one and is kept after five. A common search's walk keeps
+    the query in sight: its recheck per posting costs more through the sub-select."""
     def arg(value: Any) -> str:
         args.append(value)
         return f"${len(args)}"
@@ -346,7 +353,8 @@ def _list_where(f: dict[str, Any], args: list[Any]) -> list[str]:
     if f.get("requester_bidx"):  # any identity of the requester (pii.codec.query_indexes; GIN)
         where.append(f"requester_bidx && {arg(list(f['requester_bidx']))}::text[]")
     if f.get("tsquery"):
-        where.append(f"search @@ {arg(f['tsquery'])}::tsquery")
+        query = f"{arg(f['tsquery'])}::tsquery"
+        where.append(f"search @@ (SELECT {query})" if opaque_tsquery else f"search @@ {query}")
     if f.get("visible_to_agent") is not None:
         # policy.may_read for an agent, as SQL: triage, theirs, or one of their teams (read fresh)
         agent = arg(f["visible_to_agent"])
@@ -394,7 +402,8 @@ async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
     """
     args: list[Any] = []
     column = "updated_at" if sort == "updated" else "created_at"
-    where = _list_where(filters, args)
+    common = (search_share or 0.0) >= COMMON_SHARE
+    where = _list_where(filters, args, opaque_tsquery=not common)
     if after is not None:
         args += [after[0], after[1]]
         where.append(f"({column}, id) < (${len(args) - 1}, ${len(args)})")
@@ -405,7 +414,6 @@ async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
 
     if filters.get("tsquery") is None:
         return await conn.fetch(select(column), *args)
-    common = (search_share or 0.0) >= COMMON_SHARE
     if not common:
         # a rare query: its few GIN matches, sorted. Ordering by an expression of the date (the
         # same order) keeps PostgreSQL off the date index, which it would otherwise walk in hope
