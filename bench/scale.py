@@ -270,8 +270,10 @@ def search_phase(label: str, url: str, dsn: str, tokens: Tokens, wrk_args: dict)
         env={"BENCH_AUTH_HEADER": "X-Internal-Identity", "BENCH_AUTH_VALUE": tokens["agent"]}, **wrk_args))
 
 
-#: the processes whose CPU per search request the report shows: a search's cost is ticket-svc's
-#: Python (parsing, rendering the page) and PostgreSQL's plan, and the p95 ratio follows their sum
+#: the processes whose CPU per search request the report shows: ticket-svc's Python (the request,
+#: rendering the page) and PostgreSQL's planning and execution. PostgreSQL's group is every child
+#: of the postmaster, autovacuum's workers included: the report names any autovacuum seen at a
+#: phase's start or end
 CPU_GROUPS = ("ticket-svc", "postgres")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import uuid
 from datetime import datetime
 from typing import Any
@@ -310,11 +311,12 @@ def _list_where(f: dict[str, Any], args: list[Any], *, opaque_tsquery: bool = Fa
     """WHERE clauses for the list filters; every value goes in as a bind parameter.
 
     ``opaque_tsquery``: the query as a sub-select, whose value no plan sees (an InitPlan), for a
-    rare search's GIN plan. PostgreSQL plans such a statement for each query's own estimate and
-    keeps that custom plan, since a generic plan's default estimate costs more than a rare
-    query's; it was planned at every execution, 0.07 ms of planning for 0.02 of executing.
-    Opaque, every plan is the generic one and is kept after five. A common search's walk keeps
-    the query in sight: its recheck per posting costs more through the sub-select."""
+    rare search that nothing else narrows (``fixed_plan_search``). PostgreSQL planned such a
+    statement for each query's own estimate and kept that custom plan, since a generic plan's
+    default estimate costs more than a rare query's: at every execution, 0.07 ms of planning for
+    0.02 of executing. Opaque, the custom plans cost what the generic one does, which is kept
+    after five. A common search's walk keeps the query in sight: its recheck per posting costs
+    more through the sub-select."""
     def arg(value: Any) -> str:
         args.append(value)
         return f"${len(args)}"
@@ -364,14 +366,33 @@ def _list_where(f: dict[str, Any], args: list[Any], *, opaque_tsquery: bool = Fa
 
 
 def page_limit(limit: int) -> str:
-    """A page's LIMIT written into the statement, not passed as a parameter. PostgreSQL plans a
-    prepared statement for its parameters' values five times, then keeps one generic plan
-    when that plan costs no more than theirs did; a generic plan cannot know a parameter's LIMIT
-    and costs it as a tenth of the rows, so a search's walk over postings was planned again at
-    every execution (0.18 ms of planning against 0.16 of executing, at a million tickets). With
-    the number in the text its generic plan costs what the custom ones did and is kept: one
-    statement per page size (a client asks for a few), each planned once per connection."""
-    return f"LIMIT {int(limit)}"
+    """A page's LIMIT written into the statement's text, for the two search statements whose
+    plan does not depend on their parameters' values: the walk over a key's postings (its shape
+    fixed by the statement) and a rare search's GIN plan when nothing but the search narrows it
+    (``fixed_plan_search``). PostgreSQL plans a prepared statement for its parameters' values five
+    times, then keeps one generic plan if that costs no more than they did; a generic plan
+    cannot know a LIMIT parameter and costs it as a tenth of the rows, so the walk was planned
+    again at every execution (0.18 ms of planning against 0.16 of executing, at a million
+    tickets). With the number in the text its generic plan costs what the custom ones did and is
+    kept until asyncpg prepares the statement again (``max_cached_statement_lifetime``, 300 s).
+    Every other list statement keeps its LIMIT parameter: a generic plan there could keep a
+    date-index walk chosen for a common value and run it for a rare one."""
+    return f"LIMIT {operator.index(limit)}"
+
+
+#: filters that leave a search's plan to the search alone: the soft-deletion switch (a constant)
+#: and an agent's visibility (an OR no index serves)
+_PLAN_NEUTRAL_FILTERS = frozenset({"tsquery", "deleted", "visible_to_agent"})
+
+
+def fixed_plan_search(filters: dict[str, Any]) -> bool:
+    """Is this a search that no filter but the search itself narrows? Then its rare-term plan is
+    the GIN index's whatever the terms, and may be kept as one generic plan (``page_limit``,
+    ``_list_where``'s ``opaque_tsquery``). With another filter (a channel's own tickets, a team,
+    a customer, a tag) the filter's value decides between its index and the GIN index, and each
+    execution keeps its own plan."""
+    return filters.get("tsquery") is not None and all(
+        value is None or value == [] for name, value in filters.items() if name not in _PLAN_NEUTRAL_FILTERS)
 
 
 #: a search whose terms may match at least this share of tickets walks the date index
@@ -403,14 +424,20 @@ async def list_tickets_raw(conn: Any, *, filters: dict[str, Any], limit: int,
     args: list[Any] = []
     column = "updated_at" if sort == "updated" else "created_at"
     common = (search_share or 0.0) >= COMMON_SHARE
-    where = _list_where(filters, args, opaque_tsquery=not common)
+    fixed = not common and fixed_plan_search(filters)
+    where = _list_where(filters, args, opaque_tsquery=fixed)
     if after is not None:
         args += [after[0], after[1]]
         where.append(f"({column}, id) < (${len(args) - 1}, ${len(args)})")
+    if fixed:
+        limit_sql = page_limit(limit)
+    else:
+        args.append(limit)
+        limit_sql = f"LIMIT ${len(args)}"
 
     def select(order_by: str) -> str:
         return (f"SELECT {_LIST_COLUMNS} FROM tickets" + (" WHERE " + " AND ".join(where) if where else "")
-                + f" ORDER BY {order_by} DESC, id DESC {page_limit(limit)}")
+                + f" ORDER BY {order_by} DESC, id DESC {limit_sql}")
 
     if filters.get("tsquery") is None:
         return await conn.fetch(select(column), *args)
